@@ -1,0 +1,200 @@
+"""Catalogs shipped with the package (GPUs, models), user overrides, and HF config import."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from planner.catalog.schema import Gpu, ModelSpec
+from planner.errors import InputError, unknown_name
+from planner.yamlio import Document, load_yaml, parse_yaml
+
+__all__ = ["Catalog", "Gpu", "ModelSpec", "model_from_hf_config", "SUPPORTED_HF_ARCHITECTURES"]
+
+
+class _CatalogFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    schema_version: int = 1
+    gpus: dict[str, dict[str, Any]] = {}
+    models: dict[str, dict[str, Any]] = {}
+
+
+@dataclass(frozen=True)
+class Catalog:
+    gpus: dict[str, Gpu]
+    models: dict[str, ModelSpec]
+
+    @staticmethod
+    @functools.cache
+    def default() -> "Catalog":
+        return Catalog.load(())
+
+    @staticmethod
+    def load(overrides: tuple[str, ...] | list[str] = ()) -> "Catalog":
+        """The shipped catalog, with each override file merged in order.
+
+        An override entry with a known id replaces only the fields it names; a new id adds
+        an entry (and must then be complete).
+        """
+        raw_gpus: dict[str, tuple[dict, Document]] = {}
+        raw_models: dict[str, tuple[dict, Document]] = {}
+        base = resources.files("planner.catalog") / "data"
+        docs = [parse_yaml((base / name).read_text(encoding="utf-8"), f"planner/catalog/data/{name}")
+                for name in ("gpus.yaml", "models.yaml")]
+        docs += [load_yaml(path) for path in overrides]
+        for doc in docs:
+            parsed = doc.validate(_CatalogFile)
+            if parsed.schema_version != 1:
+                raise doc.error("unsupported schema_version", ("schema_version",),
+                                parsed.schema_version, "1")
+            for key, store in (("gpus", raw_gpus), ("models", raw_models)):
+                for ident, fields in getattr(parsed, key).items():
+                    if not isinstance(fields, dict):
+                        raise doc.error("expected a mapping of fields", (key, ident), fields)
+                    merged = _deep_merge(store[ident][0], fields) if ident in store else copy.deepcopy(fields)
+                    store[ident] = (merged, doc)
+        gpus = {i: _validate(Gpu, f, doc, ("gpus", i), i) for i, (f, doc) in raw_gpus.items()}
+        models = {i: _validate(ModelSpec, f, doc, ("models", i), i) for i, (f, doc) in raw_models.items()}
+        return Catalog(gpus=gpus, models=models)
+
+    def extended(self, gpus: dict[str, dict], models: dict[str, dict], doc: Document, prefix: tuple) -> "Catalog":
+        """This catalog with entries written inline in an input file merged in."""
+        new_gpus, new_models = dict(self.gpus), dict(self.models)
+        for key, cls, store, extra in (("gpus", Gpu, new_gpus, gpus), ("models", ModelSpec, new_models, models)):
+            for ident, fields in extra.items():
+                if not isinstance(fields, dict):
+                    raise doc.error("expected a mapping of fields", prefix + (key, ident), fields)
+                base = store[ident].model_dump(exclude={"id"}, exclude_none=True) if ident in store else {}
+                store[ident] = _validate(cls, _deep_merge(base, fields), doc, prefix + (key, ident), ident)
+        return Catalog(gpus=new_gpus, models=new_models)
+
+    def gpu(self, ident: str, **where: object) -> Gpu:
+        if ident not in self.gpus:
+            raise unknown_name("GPU", ident, self.gpus, **where)
+        return self.gpus[ident]
+
+    def model(self, ident: str, **where: object) -> ModelSpec:
+        if ident not in self.models:
+            raise unknown_name("model", ident, self.models, **where)
+        return self.models[ident]
+
+
+def _validate(cls: type[BaseModel], fields: dict, doc: Document, path: tuple, ident: str) -> Any:
+    data = dict(fields)
+    data["id"] = ident
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        raise doc.from_validation(exc, cls, path) from None
+
+
+def _deep_merge(base: dict, extra: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+# --- Hugging Face config.json -------------------------------------------------------
+
+SUPPORTED_HF_ARCHITECTURES = ("llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe", "deepseek_v3")
+
+
+def model_from_hf_config(path: str | Path, *, where: dict | None = None) -> ModelSpec:
+    """Build a ModelSpec from a Hugging Face ``config.json`` on disk (no network)."""
+    where = where or {}
+    p = Path(path)
+    name = str(path)
+    if not p.is_file():
+        raise InputError("hf_config file not found", file=name, **where)
+    try:
+        cfg = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"not a valid JSON config: {exc}", file=name) from None
+    if not isinstance(cfg, dict):
+        raise InputError("config.json must hold a JSON object", file=name)
+    arch = cfg.get("model_type")
+    if arch not in SUPPORTED_HF_ARCHITECTURES:
+        raise InputError(
+            "unsupported architecture in config.json", file=name, path="model_type",
+            value=arch, accepted=", ".join(SUPPORTED_HF_ARCHITECTURES),
+        )
+
+    def need(key: str) -> Any:
+        if key not in cfg:
+            raise InputError(f"config.json lacks {key!r}, needed for model_type {arch!r}", file=name, path=key)
+        return cfg[key]
+
+    heads = need("num_attention_heads")
+    hidden = need("hidden_size")
+    fields: dict[str, Any] = {
+        "name": cfg.get("_name_or_path") or p.parent.name or arch,
+        "source": f"hf_config {name}",
+        "hidden_size": hidden,
+        "num_layers": need("num_hidden_layers"),
+        "num_attention_heads": heads,
+        "num_kv_heads": cfg.get("num_key_value_heads") or heads,
+        "head_dim": cfg.get("head_dim") or (hidden // heads if isinstance(hidden, int) and isinstance(heads, int) and heads else None),
+        "intermediate_size": need("intermediate_size"),
+        "vocab_size": need("vocab_size"),
+        "max_context_tokens": need("max_position_embeddings"),
+        "tie_embeddings": bool(cfg.get("tie_word_embeddings", False)),
+    }
+    if arch == "qwen2":
+        fields["attention_bias"] = True
+    if arch in ("qwen3", "qwen3_moe"):
+        fields["qk_norm"] = True
+        fields["attention_bias"] = bool(cfg.get("attention_bias", False))
+    if arch == "mixtral":
+        fields["moe"] = {
+            "num_experts": need("num_local_experts"),
+            "experts_per_token": need("num_experts_per_tok"),
+            "expert_intermediate_size": need("intermediate_size"),
+        }
+    if arch == "qwen3_moe":
+        if cfg.get("decoder_sparse_step", 1) != 1 or cfg.get("mlp_only_layers"):
+            raise InputError("only qwen3_moe configs with every layer MoE are supported",
+                             file=name, path="decoder_sparse_step",
+                             value=cfg.get("decoder_sparse_step"), accepted="1 with mlp_only_layers empty")
+        fields["moe"] = {
+            "num_experts": need("num_experts"),
+            "experts_per_token": need("num_experts_per_tok"),
+            "expert_intermediate_size": need("moe_intermediate_size"),
+        }
+    if arch == "deepseek_v3":
+        if cfg.get("moe_layer_freq", 1) != 1:
+            raise InputError("only moe_layer_freq 1 is supported", file=name, path="moe_layer_freq",
+                             value=cfg.get("moe_layer_freq"), accepted="1")
+        fields["attention"] = "mla"
+        fields["head_dim"] = need("v_head_dim")
+        fields["mla"] = {
+            "q_lora_rank": cfg.get("q_lora_rank") or 0,
+            "kv_lora_rank": need("kv_lora_rank"),
+            "qk_nope_head_dim": need("qk_nope_head_dim"),
+            "qk_rope_head_dim": need("qk_rope_head_dim"),
+            "v_head_dim": need("v_head_dim"),
+        }
+        fields["moe"] = {
+            "num_experts": need("n_routed_experts"),
+            "experts_per_token": need("num_experts_per_tok"),
+            "expert_intermediate_size": need("moe_intermediate_size"),
+            "num_shared_experts": cfg.get("n_shared_experts") or 0,
+            "first_dense_layers": cfg.get("first_k_dense_replace", 0),
+            "router_bias": cfg.get("topk_method") == "noaux_tc",
+        }
+    try:
+        return ModelSpec.model_validate(fields)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise InputError(f"config.json gives an invalid architecture: {err['msg']}", file=name,
+                         path=".".join(str(x) for x in err["loc"]), value=err.get("input")) from None

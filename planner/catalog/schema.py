@@ -1,0 +1,142 @@
+"""Strict schemas for catalog entries: GPUs and model architectures.
+
+Units are in the key names. Unknown keys, NaN, infinities, zeros and negatives are
+refused where meaningless. A missing optional datum stays None and is reported by the
+physics when (and only when) a computation needs it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+PositiveInt = Annotated[int, Field(gt=0, le=10**9)]
+NonNegativeInt = Annotated[int, Field(ge=0, le=10**9)]
+
+MathFormat = Literal["bf16", "fp16", "fp8", "int8", "fp4"]
+MATH_FORMATS: tuple[str, ...] = ("bf16", "fp16", "fp8", "int8", "fp4")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IntraNodeLink(Strict):
+    kind: str
+    bandwidth_bytes_per_s: Positive = Field(description="one-way bandwidth per GPU")
+    latency_s: NonNegative = Field(description="fixed cost of one collective (alpha)")
+    peer_to_peer: bool = True
+    per_peer_bandwidth_bytes_per_s: Positive | None = Field(
+        default=None,
+        description="full-mesh fabrics (xGMI): a collective among n GPUs uses n-1 peer links",
+    )
+
+
+class InterNodeLink(Strict):
+    kind: str
+    bandwidth_bytes_per_s: Positive = Field(description="one-way bandwidth per GPU")
+    latency_s: NonNegative
+
+
+class Gpu(Strict):
+    id: str = ""
+    name: str
+    vendor: str
+    peak_dense_flops_per_s: dict[MathFormat, Positive]
+    memory_bytes: Positive
+    memory_bandwidth_bytes_per_s: Positive
+    intra_node: IntraNodeLink
+    gpus_per_node: PositiveInt
+    scaleup_domain_gpus: PositiveInt | None = None
+    inter_node: InterNodeLink
+    power_w: Positive | None = None
+    price_usd_per_gpu_hour: NonNegative | None = None
+    price_source: str | None = None
+    source: str
+    assumptions: str | None = None
+
+    @property
+    def domain_gpus(self) -> int:
+        """GPUs reachable over the fast intra-node link (NVLink domain)."""
+        return self.scaleup_domain_gpus or self.gpus_per_node
+
+
+class Moe(Strict):
+    num_experts: PositiveInt
+    experts_per_token: PositiveInt
+    expert_intermediate_size: PositiveInt
+    num_shared_experts: NonNegativeInt = 0
+    shared_expert_intermediate_size: PositiveInt | None = None
+    first_dense_layers: NonNegativeInt = 0
+    router_bias: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> "Moe":
+        if self.experts_per_token > self.num_experts:
+            raise ValueError(
+                f"experts_per_token ({self.experts_per_token}) exceeds num_experts ({self.num_experts})"
+            )
+        return self
+
+
+class Mla(Strict):
+    q_lora_rank: NonNegativeInt = Field(description="0: queries are not compressed")
+    kv_lora_rank: PositiveInt
+    qk_nope_head_dim: PositiveInt
+    qk_rope_head_dim: PositiveInt
+    v_head_dim: PositiveInt
+
+
+class ModelSpec(Strict):
+    id: str = ""
+    name: str
+    source: str = "inline"
+    hidden_size: PositiveInt
+    num_layers: PositiveInt
+    num_attention_heads: PositiveInt
+    num_kv_heads: PositiveInt
+    head_dim: PositiveInt
+    intermediate_size: PositiveInt
+    vocab_size: PositiveInt
+    max_context_tokens: PositiveInt
+    tie_embeddings: bool = False
+    mlp: Literal["gated", "plain"] = "gated"
+    attention: Literal["gqa", "mla"] = "gqa"
+    mla: Mla | None = None
+    moe: Moe | None = None
+    norm: Literal["rms", "layernorm"] = "rms"
+    norms_per_layer: Annotated[int, Field(ge=0, le=4)] = 2
+    qk_norm: bool = False
+    attention_bias: bool = False
+    mlp_bias: bool = False
+    lm_head_bias: bool = False
+    parameter_count: Positive | None = Field(
+        default=None,
+        description=(
+            "a dense model known only by its parameter count: every parameter is treated as a "
+            "layer weight (no separate embeddings); the architecture fields still give the KV "
+            "cache, attention and communication sizes"
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> "ModelSpec":
+        if self.attention == "mla" and self.mla is None:
+            raise ValueError("attention 'mla' needs an 'mla' block (kv_lora_rank, ...)")
+        if self.attention == "gqa" and self.num_attention_heads % self.num_kv_heads:
+            raise ValueError(
+                f"num_attention_heads ({self.num_attention_heads}) must be a multiple of "
+                f"num_kv_heads ({self.num_kv_heads})"
+            )
+        if self.moe and self.moe.first_dense_layers > self.num_layers:
+            raise ValueError("moe.first_dense_layers exceeds num_layers")
+        if self.parameter_count is not None and self.moe is not None:
+            raise ValueError("parameter_count describes a dense model; it cannot be combined with 'moe'")
+        return self
+
+    @property
+    def is_moe(self) -> bool:
+        return self.moe is not None

@@ -1,0 +1,27 @@
+"""Command-line interface: parses, calls the library, renders. Nothing else."""
+
+from __future__ import annotations
+
+import typer
+
+from planner.cli import estimate_cmd
+
+app = typer.Typer(
+    name="planner",
+    help="Plan LLM inference deployments: GPUs, parallelism, precision and batch, with costs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Plan LLM inference deployments: GPUs, parallelism, precision and batch, with costs."""
+
+
+app.command("estimate", epilog=estimate_cmd.EPILOG)(estimate_cmd.estimate)
+
+
+def main() -> None:
+    app()

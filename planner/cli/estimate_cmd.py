@@ -1,0 +1,61 @@
+"""`planner estimate`: one configuration, by flags or from a YAML file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from planner.cli.common import dump_json, emit, guarded
+from planner.cli.render import render_estimate
+from planner.estimate import EstimateSpec, estimate_from_spec, load_estimate_spec
+from planner.yamlio import Document
+
+EPILOG = (
+    "Example: planner estimate --model llama-2-70b --gpu h100-sxm --tp 8 --batch 64 "
+    "--input-tokens 1024 --output-tokens 256\n\n"
+    "Example: planner estimate instances/estimate_llama70b_h100.yaml --json"
+)
+
+
+def estimate(
+    file: Annotated[Optional[Path], typer.Argument(help="YAML file with the configuration; flags override it")] = None,
+    model: Annotated[Optional[str], typer.Option(help="catalog model id, e.g. llama-2-70b")] = None,
+    gpu: Annotated[Optional[str], typer.Option(help="catalog GPU id, e.g. h100-sxm")] = None,
+    tp: Annotated[Optional[int], typer.Option(help="tensor-parallel degree")] = None,
+    pp: Annotated[Optional[int], typer.Option(help="pipeline-parallel degree")] = None,
+    ep: Annotated[Optional[int], typer.Option(help="expert-parallel degree (MoE)")] = None,
+    quantization: Annotated[Optional[str], typer.Option(help="w16a16, w8a16, w8a8-fp8, w8a8-int8, w4a16, w4a8, fp4")] = None,
+    kv_dtype: Annotated[Optional[str], typer.Option("--kv-dtype", help="bf16, fp16, fp8, int8")] = None,
+    batch: Annotated[Optional[int], typer.Option(help="sequences per decode step per GPU (micro-batch)")] = None,
+    input_tokens: Annotated[Optional[int], typer.Option("--input-tokens", help="prompt tokens per request")] = None,
+    output_tokens: Annotated[Optional[int], typer.Option("--output-tokens", help="generated tokens per request")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="realistic, seed-article, rule-of-thumb")] = None,
+    price: Annotated[Optional[float], typer.Option("--price", help="$/GPU-hour, overriding the catalog")] = None,
+    catalog: Annotated[Optional[list[Path]], typer.Option("--catalog", help="catalog override file (repeatable)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Evaluate one fixed configuration: memory, step time, regime, TTFT, TPOT, throughput, cost."""
+
+    def run() -> None:
+        spec, doc = _spec(file, dict(
+            model=model, gpu=gpu, tp=tp, pp=pp, ep=ep, quantization=quantization, kv_dtype=kv_dtype,
+            batch=batch, input_tokens=input_tokens, output_tokens=output_tokens, preset=preset,
+            price_usd_per_gpu_hour=price, catalog=[str(c.resolve()) for c in catalog] if catalog else None))
+        result = estimate_from_spec(spec, doc)
+        emit(dump_json(result.to_dict()) if as_json else render_estimate(result))
+
+    guarded(run)
+
+
+def _spec(file: Optional[Path], flags: dict) -> tuple[EstimateSpec, Document | None]:
+    given = {k: v for k, v in flags.items() if v is not None}
+    if file is None:
+        doc = Document(data=given, file="<command line>")
+        return doc.validate(EstimateSpec), None
+    spec, doc = load_estimate_spec(str(file))
+    if not given:
+        return spec, doc
+    merged = spec.model_dump(exclude_unset=True) | given
+    return doc.validate(EstimateSpec, merged), doc

@@ -1,0 +1,76 @@
+"""Tables for people. Every number carries its unit; the JSON output holds the same data."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+from rich.table import Table
+
+from planner.estimate import Estimate
+from planner.units import GB, GiB
+
+
+def to_text(*renderables: object) -> str:
+    buf = io.StringIO()
+    console = Console(file=buf, width=110, no_color=True, highlight=False, force_terminal=False)
+    for r in renderables:
+        console.print(r)
+    return buf.getvalue()
+
+
+def money(x: float | None, digits: int = 2) -> str:
+    return "n/a (no price)" if x is None else f"${x:,.{digits}f}"
+
+
+def render_estimate(e: Estimate) -> str:
+    head = (f"{e.model} on {e.gpus} x {e.gpu}  (TP {e.tp}, PP {e.pp}, EP {e.ep}; {e.quantization}, "
+            f"KV {e.kv_dtype}; batch {e.batch} per GPU step, {e.concurrency} sequences in flight; "
+            f"{e.input_tokens} in / {e.output_tokens} out; preset {e.preset})")
+    m = e.memory
+    mem = Table(title="Memory per GPU", title_justify="left")
+    mem.add_column("component")
+    mem.add_column("GB", justify="right")
+    mem.add_column("GiB", justify="right")
+    for label, key in (("weights", "weights_bytes"), ("KV cache", "kv_cache_bytes"),
+                       ("activations", "activation_bytes"), ("framework reserve", "reserve_bytes"),
+                       ("total", "total_bytes"), ("usable (engine limit)", "usable_bytes"),
+                       ("capacity", "capacity_bytes")):
+        mem.add_row(label, f"{m[key] / GB:.2f}", f"{m[key] / GiB:.2f}")
+    fit = "fits" if e.fits else "DOES NOT FIT"
+    step = Table(title="Decode: time per output token (one pipeline cycle)", title_justify="left")
+    step.add_column("component")
+    step.add_column("ms per token", justify="right")
+    step.add_column("share", justify="right")
+    d, s = e.decode_ms, e.regime_shares
+    rows = (
+        ("weight reads", d["t_weights"] * e.pp, s["weights"]),
+        ("linear-layer compute", d["t_linear_compute"] * e.pp, None),
+        ("KV-cache reads", d["t_kv"] * e.pp, s["kv_cache"]),
+        ("attention compute", d["t_attn_compute"] * e.pp, None),
+        ("tensor-parallel all-reduces", d["t_tp_comm"] * e.pp, None),
+        ("expert-parallel all-to-all", d["t_ep_comm"] * e.pp, None),
+        ("pipeline hops", d["t_pp_comm_per_token"], None),
+        ("fixed overheads", d["t_overhead_per_token"], s["overhead"]),
+    )
+    for label, ms, share in rows:
+        step.add_row(label, f"{ms:.3f}", "" if share is None else f"{share:.0%}")
+    step.add_row("compute-bound share", "", f"{s['compute']:.0%}")
+    step.add_row("communication share", "", f"{s['communication']:.0%}")
+    step.add_row("TPOT", f"{e.tpot_ms:.3f}", "")
+    summary = Table(title="Summary", title_justify="left", show_header=False)
+    summary.add_column("quantity")
+    summary.add_column("value", justify="right")
+    summary.add_row("regime", e.regime)
+    summary.add_row("memory", f"{fit}: {m['total_bytes'] / GB:.1f} of {m['usable_bytes'] / GB:.1f} GB usable; "
+                              f"max batch {int(m['max_batch'])} per GPU step")
+    summary.add_row("TTFT (one request, idle replica)", f"{e.ttft_ms:.1f} ms")
+    summary.add_row("TPOT", f"{e.tpot_ms:.2f} ms ({1000 / e.tpot_ms:.1f} tokens/s per sequence)")
+    summary.add_row("throughput per replica", f"{e.throughput_tokens_per_s:,.0f} output tokens/s "
+                                              f"({e.throughput_tokens_per_s_per_gpu:,.0f} per GPU)")
+    summary.add_row("decode-only throughput", f"{e.decode_tokens_per_s:,.0f} tokens/s")
+    summary.add_row("MBU / MFU", f"{e.mbu:.0%} / {e.mfu:.1%}")
+    summary.add_row("power", "n/a" if e.power_w is None else f"{e.power_w / 1000:.1f} kW (TDP)")
+    summary.add_row("cost per hour", money(e.cost_per_hour) + f"  ({e.price_source})")
+    summary.add_row("cost per million output tokens", money(e.cost_per_million_tokens, 3))
+    return to_text(head, "", mem, step, summary)

@@ -1,0 +1,217 @@
+"""`planner estimate`: evaluate one fixed configuration and explain where time and memory go."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from planner.catalog import Catalog, ModelSpec
+from planner.catalog.schema import Gpu, NonNegative, PositiveInt
+from planner.errors import InputError, MissingDataError
+from planner.physics.options import Assumptions
+from planner.physics.perf import INVALID_REASONS, evaluate
+from planner.physics.quant import KV_DTYPES, SCHEMES
+from planner.physics.space import Configs, GpuTable
+from planner.spec import (
+    CatalogExtras, ModelRef, Strict, Tco, resolve_assumptions, resolve_catalog, resolve_model,
+)
+from planner.units import MS
+from planner.yamlio import Document, load_yaml
+
+Count = Annotated[int, Field(ge=1, le=100_000)]
+Tokens = Annotated[int, Field(ge=1, le=100_000_000)]
+
+
+class EstimateSpec(Strict):
+    """An estimate file: one configuration (docs/instances.md)."""
+
+    schema_version: int = 1
+    model: ModelRef | None = None
+    gpu: str | None = None
+    tp: Count = 1
+    pp: Count = 1
+    ep: Count = 1
+    quantization: str = "w16a16"
+    kv_dtype: str = "bf16"
+    batch: Count = 1
+    input_tokens: Tokens = 1024
+    output_tokens: Tokens = 256
+    preset: str = "realistic"
+    assumptions: dict[str, Any] = {}
+    catalog: list[str] = []
+    extra_catalog: CatalogExtras | None = Field(None, description="GPUs/models defined inline")
+    price_usd_per_gpu_hour: NonNegative | None = None
+    tco: Tco | None = None
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One configuration's physics, with units in every key (JSON-ready via to_dict)."""
+
+    model: str
+    gpu: str
+    tp: int
+    pp: int
+    ep: int
+    quantization: str
+    kv_dtype: str
+    batch: int
+    input_tokens: int
+    output_tokens: int
+    preset: str
+    gpus: int
+    concurrency: int
+    fits: bool
+    memory: dict[str, float]
+    decode_ms: dict[str, float]
+    prefill_ms: dict[str, float]
+    tpot_ms: float
+    ttft_ms: float
+    throughput_tokens_per_s: float
+    decode_tokens_per_s: float
+    throughput_tokens_per_s_per_gpu: float
+    mbu: float
+    mfu: float
+    power_w: float | None
+    cost_per_hour: float | None
+    cost_per_million_tokens: float | None
+    price_usd_per_gpu_hour: float | None
+    price_source: str
+    regime: str
+    regime_shares: dict[str, float]
+    assumptions: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def regime_of(shares: dict[str, float]) -> str:
+    """Name the term that dominates the decode step."""
+    groups = {
+        "bandwidth-bound": shares["weights"] + shares["kv_cache"],
+        "compute-bound": shares["compute"],
+        "communication-bound": shares["communication"],
+        "overhead-bound": shares["overhead"],
+    }
+    return max(groups, key=groups.get)  # type: ignore[arg-type]
+
+
+def _none_if_nan(x: float) -> float | None:
+    return None if x != x else x
+
+
+def run_estimate(
+    model: ModelSpec, gpu: Gpu, *, tp: int, pp: int, ep: int, quantization: str, kv_dtype: str,
+    batch: int, input_tokens: int, output_tokens: int, assumptions: Assumptions, preset: str = "custom",
+    price_usd_per_gpu_hour: float | None = None, price_source: str | None = None,
+) -> Estimate:
+    """Evaluate one configuration. Raises InputError for configurations that cannot exist."""
+    if quantization not in SCHEMES:
+        raise InputError("unknown quantization", path="quantization", value=quantization, accepted=", ".join(SCHEMES))
+    if kv_dtype not in KV_DTYPES:
+        raise InputError("unknown KV dtype", path="kv_dtype", value=kv_dtype, accepted=", ".join(KV_DTYPES))
+    if input_tokens + output_tokens > model.max_context_tokens:
+        raise InputError(
+            f"input + output tokens ({input_tokens + output_tokens}) exceed {model.name}'s context of "
+            f"{model.max_context_tokens} tokens", path="input_tokens", value=input_tokens,
+            accepted=f"input_tokens + output_tokens <= {model.max_context_tokens}")
+    prices = {gpu.id: price_usd_per_gpu_hour} if price_usd_per_gpu_hour is not None else None
+    table = GpuTable.build([gpu], prices)
+    cfg = Configs.single(0, quantization, kv_dtype, tp, pp, ep, batch, input_tokens, output_tokens)
+    ev = evaluate(model, table, cfg, assumptions)
+    r = ev.row(0)
+    if not r["valid"]:
+        _explain_invalid(int(r["invalid_reason"]), model, gpu, quantization, tp, pp, ep)
+    shares = {"weights": r["share_weights"], "kv_cache": r["share_kv"], "compute": r["share_compute"],
+              "communication": r["share_comm"], "overhead": r["share_overhead"]}
+    price = _none_if_nan(float(table.price[0]))
+    return Estimate(
+        model=model.id or model.name, gpu=gpu.id, tp=tp, pp=pp, ep=ep, quantization=quantization,
+        kv_dtype=kv_dtype, batch=batch, input_tokens=input_tokens, output_tokens=output_tokens,
+        preset=preset, gpus=int(r["gpus"]), concurrency=int(r["concurrency"]), fits=bool(r["fits"]),
+        memory={k: r[k] for k in ("weights_bytes", "kv_cache_bytes", "activation_bytes", "reserve_bytes",
+                                  "total_bytes", "usable_bytes", "capacity_bytes", "kv_bytes_per_sequence")}
+        | {"max_batch": r["max_batch"]},
+        decode_ms={k: r[k] / MS for k in ("t_weights", "t_linear_compute", "t_kv", "t_attn_compute",
+                                          "t_tp_comm", "t_ep_comm")}
+        | {"t_pp_comm_per_token": r["t_pp_comm"] / MS, "t_overhead_per_token": r["t_overhead"] / MS},
+        prefill_ms={"compute": r["ttft_compute"] / MS, "communication": r["ttft_comm"] / MS},
+        tpot_ms=r["tpot"] / MS, ttft_ms=r["ttft"] / MS,
+        throughput_tokens_per_s=r["throughput_tokens_per_s"], decode_tokens_per_s=r["decode_tokens_per_s"],
+        throughput_tokens_per_s_per_gpu=r["throughput_tokens_per_s"] / r["gpus"],
+        mbu=r["mbu"], mfu=r["mfu"], power_w=_none_if_nan(r["power_w"]),
+        cost_per_hour=_none_if_nan(r["cost_per_hour"]),
+        cost_per_million_tokens=_none_if_nan(r["cost_per_million_tokens"]),
+        price_usd_per_gpu_hour=price,
+        price_source=price_source or (gpu.price_source or "catalog") if price is not None
+        else "no price: give price_usd_per_gpu_hour or tco",
+        regime=regime_of(shares), regime_shares=shares, assumptions=assumptions.model_dump(),
+    )
+
+
+def _explain_invalid(code: int, model: ModelSpec, gpu: Gpu, quantization: str, tp: int, pp: int, ep: int) -> None:
+    if code == 1:
+        usable = [s for s, sc in SCHEMES.items()
+                  if sc.math_format in gpu.peak_dense_flops_per_s
+                  or (sc.fallback_format and sc.fallback_format in gpu.peak_dense_flops_per_s)]
+        if not usable:
+            raise MissingDataError(
+                f"GPU {gpu.id!r} has no peak FLOP/s in the catalog ({gpu.assumptions or 'not published'})",
+                path="gpu", value=gpu.id,
+                accepted=f"add gpus.{gpu.id}.peak_dense_flops_per_s.bf16 in a catalog override file")
+        raise InputError(f"{gpu.id} cannot run {quantization}: it has no "
+                         f"{SCHEMES[quantization].math_format} math", path="quantization",
+                         value=quantization, accepted=", ".join(usable))
+    heads = model.num_attention_heads
+    if code == 2:
+        ok = [d for d in range(1, heads + 1) if heads % d == 0]
+        raise InputError(f"TP must divide the {heads} attention heads", path="tp", value=tp,
+                         accepted=", ".join(map(str, ok)))
+    if code == 3:
+        raise InputError("PP cannot exceed the number of layers", path="pp", value=pp,
+                         accepted=f"1..{model.num_layers}")
+    raise InputError(INVALID_REASONS[code], path="ep", value=ep,
+                     accepted="1, or a divisor of the expert count that divides or is a multiple of TP"
+                     if model.moe else "1 (dense model)")
+
+
+def estimate_from_spec(spec: EstimateSpec, doc: Document | None = None, catalog: Catalog | None = None) -> Estimate:
+    base = Path(doc.file).parent if doc else None
+    if catalog is None:
+        catalog = resolve_catalog(spec.catalog, base)
+    if spec.extra_catalog and (spec.extra_catalog.gpus or spec.extra_catalog.models):
+        catalog = catalog.extended(spec.extra_catalog.gpus, spec.extra_catalog.models,
+                                   doc or Document(None, "<input>"), ("extra_catalog",))
+    where = {"file": doc.file if doc else None}
+    if spec.model is None:
+        raise InputError("no model given", path="model", accepted="a catalog id (--model), {hf_config: path} or an inline architecture", **where)
+    if spec.gpu is None:
+        raise InputError("no GPU given", path="gpu", accepted=", ".join(sorted(catalog.gpus)), **where)
+    try:
+        model = resolve_model(spec.model, catalog, doc, ("model",))
+        gpu = catalog.gpu(spec.gpu, path="gpu", **where)
+        assumptions = resolve_assumptions(spec.preset, spec.assumptions, doc, ("assumptions",))
+        price, source = spec.price_usd_per_gpu_hour, None
+        if price is not None:
+            source = "price_usd_per_gpu_hour in the input"
+        elif spec.tco is not None:
+            price, source = spec.tco.usd_per_gpu_hour(gpu), "TCO in the input"
+        return run_estimate(
+            model, gpu, tp=spec.tp, pp=spec.pp, ep=spec.ep, quantization=spec.quantization,
+            kv_dtype=spec.kv_dtype, batch=spec.batch, input_tokens=spec.input_tokens,
+            output_tokens=spec.output_tokens, assumptions=assumptions, preset=spec.preset,
+            price_usd_per_gpu_hour=price, price_source=source)
+    except InputError as exc:
+        if exc.file is None and doc is not None:
+            raise exc.located(file=doc.file) from None
+        raise
+
+
+def load_estimate_spec(path: str) -> tuple[EstimateSpec, Document]:
+    doc = load_yaml(path)
+    if not isinstance(doc.data, dict):
+        raise InputError("an estimate file must be a YAML mapping", file=path)
+    return doc.validate(EstimateSpec), doc

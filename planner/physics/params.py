@@ -1,0 +1,146 @@
+"""Parameter counts, total and active, from an architecture (docs/model.md section 1).
+
+Notation: h hidden, L layers, n_q query heads, n_kv KV heads, d head dim, I FFN width,
+V vocab, g = 3 for a gated MLP (gate, up, down) else 2; MoE: E experts, k routed per
+token, E_s shared experts of width I_s, I_e expert width.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from planner.catalog.schema import ModelSpec
+
+
+@dataclass(frozen=True)
+class ParamCounts:
+    """Parameters by role. 'always' weights are read on every decode step; an expert's
+    weights only when some token in the step is routed to it."""
+
+    attention_per_layer: float
+    norms_per_layer: float
+    dense_mlp_per_layer: float
+    expert_per_layer: float       # one routed expert, one layer
+    shared_per_layer: float       # shared experts plus router, one MoE layer
+    kv_projection_per_layer: float  # Wk + Wv (replicated when TP exceeds the KV heads)
+    dense_layers: int
+    moe_layers: int
+    num_experts: int
+    experts_per_token: int
+    embedding: float              # input embedding table
+    lm_head: float                # output projection (0 if tied to the input embedding)
+    final_norm: float
+
+    @property
+    def layers_always(self) -> float:
+        """Non-embedding weights read on every step, whatever the routing."""
+        per_layer = self.attention_per_layer + self.norms_per_layer
+        return (
+            (self.dense_layers + self.moe_layers) * per_layer
+            + self.dense_layers * self.dense_mlp_per_layer
+            + self.moe_layers * self.shared_per_layer
+            + self.final_norm
+        )
+
+    @property
+    def experts_total(self) -> float:
+        return self.moe_layers * self.num_experts * self.expert_per_layer
+
+    @property
+    def experts_active(self) -> float:
+        return self.moe_layers * self.experts_per_token * self.expert_per_layer
+
+    @property
+    def embeddings(self) -> float:
+        """Input embedding and LM head as stored (the head counted once when tied)."""
+        return self.embedding + self.lm_head
+
+    @property
+    def total(self) -> float:
+        return self.layers_always + self.experts_total + self.embeddings
+
+    @property
+    def active(self) -> float:
+        """Parameters touched by one token (the LM head included; MTP modules excluded)."""
+        return self.layers_always + self.experts_active + self.embeddings
+
+    @property
+    def active_nonembedding(self) -> float:
+        return self.layers_always + self.experts_active
+
+
+def attention_params(m: ModelSpec) -> tuple[float, float]:
+    """(attention parameters per layer, of which Wk+Wv) for GQA/MHA/MQA or MLA."""
+    h, nq = m.hidden_size, m.num_attention_heads
+    if m.attention == "mla":
+        a = m.mla
+        if a is None:  # ModelSpec validation rules this out; keep the type checker honest
+            raise ValueError(f"model {m.id!r} has attention 'mla' but no mla block")
+        dqk = a.qk_nope_head_dim + a.qk_rope_head_dim
+        if a.q_lora_rank:
+            wq = h * a.q_lora_rank + a.q_lora_rank + a.q_lora_rank * nq * dqk  # down, norm, up
+        else:
+            wq = h * nq * dqk
+        wkv_down = h * (a.kv_lora_rank + a.qk_rope_head_dim) + a.kv_lora_rank  # plus its norm
+        wkv_up = a.kv_lora_rank * nq * (a.qk_nope_head_dim + a.v_head_dim)
+        wo = nq * a.v_head_dim * h
+        return float(wq + wkv_down + wkv_up + wo), float(wkv_down + wkv_up)
+    d, nkv = m.head_dim, m.num_kv_heads
+    wq = h * nq * d
+    wkv = 2 * h * nkv * d
+    wo = nq * d * h
+    extra = 0
+    if m.attention_bias:
+        extra += (nq + 2 * nkv) * d
+    if m.qk_norm:
+        extra += 2 * d
+    return float(wq + wkv + wo + extra), float(wkv)
+
+
+def count_parameters(m: ModelSpec) -> ParamCounts:
+    h, V = m.hidden_size, m.vocab_size
+    g = 3 if m.mlp == "gated" else 2
+    if m.parameter_count is not None:
+        # Known only by its count: every parameter is a layer weight read every step.
+        return ParamCounts(
+            attention_per_layer=m.parameter_count / m.num_layers, norms_per_layer=0.0,
+            dense_mlp_per_layer=0.0, expert_per_layer=0.0, shared_per_layer=0.0,
+            kv_projection_per_layer=0.0, dense_layers=m.num_layers, moe_layers=0,
+            num_experts=0, experts_per_token=0, embedding=0.0, lm_head=0.0, final_norm=0.0,
+        )
+    attn, wkv = attention_params(m)
+    norm_width = 2 if m.norm == "layernorm" else 1
+    norms = float(m.norms_per_layer * norm_width * h)
+
+    def mlp(width: int) -> float:
+        bias = (g - 1) * width + h if m.mlp_bias else 0
+        return float(g * h * width + bias)
+
+    if m.moe is None:
+        dense_layers, moe_layers = m.num_layers, 0
+        expert = shared = 0.0
+        n_exp = k = 0
+    else:
+        e = m.moe
+        dense_layers = e.first_dense_layers
+        moe_layers = m.num_layers - dense_layers
+        expert = mlp(e.expert_intermediate_size)
+        shared_width = e.shared_expert_intermediate_size or e.expert_intermediate_size
+        router = h * e.num_experts + (e.num_experts if e.router_bias else 0)
+        shared = e.num_shared_experts * mlp(shared_width) + router
+        n_exp, k = e.num_experts, e.experts_per_token
+    return ParamCounts(
+        attention_per_layer=attn,
+        norms_per_layer=norms,
+        dense_mlp_per_layer=mlp(m.intermediate_size),
+        expert_per_layer=expert,
+        shared_per_layer=shared,
+        kv_projection_per_layer=wkv,
+        dense_layers=dense_layers,
+        moe_layers=moe_layers,
+        num_experts=n_exp,
+        experts_per_token=k,
+        embedding=float(V * h),
+        lm_head=0.0 if m.tie_embeddings else float(V * h + (V if m.lm_head_bias else 0)),
+        final_norm=float(norm_width * h),
+    )

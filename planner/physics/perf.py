@@ -1,0 +1,384 @@
+"""The analytic performance and memory model, vectorised over configurations.
+
+Every formula here is derived in docs/model.md (section numbers in comments). Units:
+bytes, seconds, FLOP, bytes/s, FLOP/s. Nothing here imports a solver.
+
+Conventions:
+- ``batch`` B is the number of sequences one GPU decodes per step (the micro-batch of a
+  pipeline stage). A replica of TP x PP GPUs keeps PP micro-batches in flight, so it holds
+  B x PP concurrent sequences (x the attention-data-parallel groups when EP > TP).
+- A replica is max(TP, EP) x PP GPUs. With EP > TP, EP/TP attention groups of TP GPUs
+  share one pool of experts spread over EP GPUs (DeepSeek-style attention DP + EP).
+- TPOT is one full cycle of the pipeline: PP stage steps plus the hops between stages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from planner.catalog.schema import MATH_FORMATS, ModelSpec
+from planner.physics.options import Assumptions
+from planner.physics.params import ParamCounts, count_parameters
+from planner.physics.quant import ACTIVATION_BYTES, EMBEDDING_BYTES, KV_DTYPES, SCHEMES
+from planner.physics.space import SCHEME_NAMES, Configs, GpuTable
+
+_BITS = np.array([SCHEMES[s].bits_per_weight for s in SCHEME_NAMES])
+_MATH = np.array([MATH_FORMATS.index(SCHEMES[s].math_format) for s in SCHEME_NAMES])
+_FALLBACK = np.array([
+    MATH_FORMATS.index(SCHEMES[s].fallback_format) if SCHEMES[s].fallback_format else -1
+    for s in SCHEME_NAMES
+])
+_KV_BYTES = np.array(list(KV_DTYPES.values()))
+
+INVALID_REASONS: tuple[str, ...] = (
+    "",
+    "the GPU has no peak FLOP/s for the scheme's math format",
+    "TP must divide the number of attention heads",
+    "PP cannot exceed the number of layers",
+    "EP needs a mixture-of-experts model and must divide its expert count",
+    "EP and TP must divide one another",
+)
+
+
+@dataclass(frozen=True)
+class Arch:
+    """Per-token, per-layer sizes of one model that the array formulas need."""
+
+    params: ParamCounts
+    layers: int
+    hidden: int
+    vocab: int
+    heads: int
+    kv_heads: int
+    kv_elements: float          # KV-cache elements per token per layer (section 3)
+    kv_replicates: bool         # GQA heads split by TP (replicated past n_kv); MLA latent not split
+    attn_decode_flops: float    # FLOPs per layer per new token per cached token
+    attn_prefill_flops: float   # FLOPs per layer per S^2 (causal mask halves the square)
+    q_width: int
+    mlp_width: float
+    gated: bool
+
+    @staticmethod
+    def of(m: ModelSpec) -> "Arch":
+        p = count_parameters(m)
+        nq = m.num_attention_heads
+        if m.attention == "mla" and m.mla is not None:
+            a = m.mla
+            kv_el = float(a.kv_lora_rank + a.qk_rope_head_dim)          # one latent serves K and V
+            dqk, dv = a.qk_nope_head_dim + a.qk_rope_head_dim, a.v_head_dim
+            decode = 2.0 * nq * (2 * a.kv_lora_rank + a.qk_rope_head_dim)  # absorbed form
+            q_width = nq * dqk
+        else:
+            kv_el = 2.0 * m.num_kv_heads * m.head_dim
+            dqk = dv = m.head_dim
+            decode = 2.0 * nq * (dqk + dv)                                # QK^T and PV
+            q_width = nq * m.head_dim
+        if m.moe is not None:
+            e = m.moe
+            width = e.experts_per_token * e.expert_intermediate_size + e.num_shared_experts * (
+                e.shared_expert_intermediate_size or e.expert_intermediate_size)
+            if e.first_dense_layers:
+                width = max(width, m.intermediate_size)
+        else:
+            width = m.intermediate_size
+        return Arch(
+            params=p, layers=m.num_layers, hidden=m.hidden_size, vocab=m.vocab_size, heads=nq,
+            kv_heads=m.num_kv_heads, kv_elements=kv_el, kv_replicates=m.attention != "mla",
+            attn_decode_flops=decode, attn_prefill_flops=float(nq * (dqk + dv)), q_width=q_width,
+            mlp_width=float(width), gated=m.mlp == "gated",
+        )
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Physics of every configuration; each field an array (per GPU unless stated)."""
+
+    valid: np.ndarray
+    invalid_reason: np.ndarray
+    gpus: np.ndarray                 # GPUs in one replica
+    concurrency: np.ndarray          # sequences in flight per replica
+    # memory, bytes per GPU
+    weights_bytes: np.ndarray
+    kv_cache_bytes: np.ndarray
+    activation_bytes: np.ndarray
+    reserve_bytes: np.ndarray
+    total_bytes: np.ndarray
+    usable_bytes: np.ndarray
+    capacity_bytes: np.ndarray
+    kv_bytes_per_sequence: np.ndarray
+    max_batch: np.ndarray            # largest micro-batch that fits (0 if the weights do not)
+    fits: np.ndarray
+    # decode, seconds per pipeline stage step unless stated
+    t_weights: np.ndarray            # weight reads at achieved bandwidth
+    t_linear_compute: np.ndarray     # linear-layer FLOPs at achieved FLOP/s
+    t_kv: np.ndarray                 # KV reads
+    t_attn_compute: np.ndarray
+    t_tp_comm: np.ndarray
+    t_ep_comm: np.ndarray
+    t_pp_comm: np.ndarray            # all hops of one token cycle
+    t_overhead: np.ndarray           # per step, all stages
+    tpot: np.ndarray                 # seconds per output token (one pipeline cycle)
+    share_weights: np.ndarray
+    share_compute: np.ndarray
+    share_kv: np.ndarray
+    share_comm: np.ndarray
+    share_overhead: np.ndarray
+    # prefill of one request (seconds)
+    ttft: np.ndarray
+    ttft_compute: np.ndarray
+    ttft_comm: np.ndarray
+    # throughput, utilisation, cost
+    decode_tokens_per_s: np.ndarray  # per replica, decode steps only
+    throughput_tokens_per_s: np.ndarray  # output tokens/s per replica (prefill paid if enabled)
+    mbu: np.ndarray
+    mfu: np.ndarray
+    bytes_per_step: np.ndarray       # per GPU per token cycle
+    flops_per_step: np.ndarray
+    peak_flops: np.ndarray
+    power_w: np.ndarray              # per replica
+    cost_per_hour: np.ndarray        # per replica, NaN where no price
+    cost_per_million_tokens: np.ndarray
+
+    def row(self, i: int) -> dict[str, float]:
+        return {f.name: getattr(self, f.name)[i].item() for f in fields(self)}
+
+
+def _link(table: GpuTable, gi: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(bandwidth, latency) of a collective among n GPUs: intra-node inside the fast domain."""
+    intra = n <= table.domain[gi]
+    peer = table.intra_peer_bw[gi]
+    intra_bw = np.where(np.isnan(peer), table.intra_bw[gi], np.minimum(table.intra_bw[gi], peer * np.maximum(n - 1, 1)))
+    bw = np.where(intra, intra_bw, table.inter_bw[gi])
+    lat = np.where(intra, table.intra_latency[gi], table.inter_latency[gi])
+    return bw, lat
+
+
+def _transfer(latency: np.ndarray, nbytes: np.ndarray, bw: np.ndarray, o: Assumptions) -> np.ndarray:
+    """Alpha-beta cost of one transfer (section 5)."""
+    beta = nbytes / (bw * o.comm_efficiency)
+    return np.maximum(latency, beta) if o.comm_latency == "max" else latency + beta
+
+
+def _allreduce_factor(n: np.ndarray, o: Assumptions) -> np.ndarray:
+    if o.allreduce == "ring":
+        return 2.0 * (n - 1) / n
+    if o.allreduce == "all-gather":
+        return (n - 1) / n
+    return np.ones_like(n)
+
+
+def _experts_touched(arch: Arch, tokens: np.ndarray, o: Assumptions) -> np.ndarray:
+    """Expected distinct experts per MoE layer hit by ``tokens`` routed tokens (section 2)."""
+    E, k = arch.params.num_experts, arch.params.experts_per_token
+    if E == 0:
+        return np.zeros_like(tokens)
+    if o.moe_expert_reads == "all":
+        return np.full_like(tokens, float(E))
+    if o.moe_expert_reads == "routed-only":
+        return np.full_like(tokens, float(k))
+    return E * (1.0 - (1.0 - k / E) ** np.maximum(tokens, 1.0))
+
+
+def evaluate(model: ModelSpec, table: GpuTable, c: Configs, o: Assumptions) -> Evaluation:
+    arch = Arch.of(model)
+    p = arch.params
+    gi = c.gpu
+    tp, pp, ep, B = c.tp, c.pp, c.ep, c.batch
+    group = np.maximum(tp, ep)
+    dp_attn = np.maximum(1.0, ep / tp)
+    gpus = group * pp
+
+    # Peak FLOP/s for the scheme's math format on this GPU (fallback: fp16 for bf16).
+    peak = table.flops[gi, _MATH[c.scheme]]
+    fb = _FALLBACK[c.scheme]
+    peak = np.where(np.isnan(peak) & (fb >= 0), table.flops[gi, np.maximum(fb, 0)], peak)
+    reason = np.zeros(len(c), dtype=np.int64)
+    reason = np.where(np.isnan(peak), 1, reason)
+    reason = np.where(arch.heads % tp != 0, 2, reason)
+    reason = np.where(pp > arch.layers, 3, reason)
+    bad_ep = (ep > 1) & ((p.num_experts == 0) | (np.mod(p.num_experts, ep) != 0))
+    reason = np.where(bad_ep, 4, reason)
+    reason = np.where((np.mod(ep, tp) != 0) & (np.mod(tp, ep) != 0), 5, reason)
+    valid = reason == 0
+
+    b_w = _BITS[c.scheme] / 8.0
+    b_e = b_w if o.quantize_embeddings else np.full_like(b_w, EMBEDDING_BYTES)
+    b_kv = _KV_BYTES[c.kv]
+
+    # Section 3: share of KV heads (and of Wk, Wv) each GPU holds.
+    if arch.kv_replicates:
+        kv_frac = np.ceil(arch.kv_heads / tp) / arch.kv_heads
+    else:
+        kv_frac = np.ones_like(tp)
+    kv_frac_w = np.maximum(kv_frac, 1.0 / tp) if arch.kv_replicates else 1.0 / tp
+
+    mem = _memory(arch, o, table, c, tp, pp, group, gpus, b_w, b_e, b_kv, kv_frac, kv_frac_w)
+    dec = _decode(arch, o, table, c, tp, pp, ep, group, dp_attn, b_w, b_e, b_kv, kv_frac, kv_frac_w, peak)
+    pre = _prefill(arch, o, table, c, tp, pp, ep, group, b_w, b_e, peak)
+
+    concurrency = B * pp * dp_attn
+    decode_tps = concurrency / dec["tpot"]
+    if o.include_prefill_in_throughput:
+        out = c.output_tokens
+        throughput = concurrency * out / (out * dec["tpot"] + B * pre["ttft"])
+    else:
+        throughput = decode_tps
+    bw_peak = table.bandwidth[gi]
+    mbu = dec["bytes_per_step"] / dec["tpot"] / bw_peak
+    mfu = dec["flops_per_step"] / dec["tpot"] / peak
+    cost_h = gpus * table.price[gi]
+    return Evaluation(
+        valid=valid, invalid_reason=reason, gpus=gpus, concurrency=concurrency, **mem, **dec, **pre,
+        decode_tokens_per_s=decode_tps, throughput_tokens_per_s=throughput, mbu=mbu, mfu=mfu,
+        peak_flops=peak, power_w=gpus * table.power[gi], cost_per_hour=cost_h,
+        cost_per_million_tokens=cost_h / (throughput * 3600.0) * 1e6,
+    )
+
+
+def _memory(arch, o, table, c, tp, pp, group, gpus, b_w, b_e, b_kv, kv_frac, kv_frac_w) -> dict:
+    """Section 3: per-GPU memory by component, and the largest batch that fits."""
+    p = arch.params
+    L_all = p.dense_layers + p.moe_layers
+    kvproj = L_all * p.kv_projection_per_layer
+    layers = (p.layers_always - kvproj) / tp + kvproj * kv_frac_w
+    experts = p.experts_total / group
+    emb = np.where(pp == 1, p.embeddings, max(p.embedding, p.lm_head or p.embedding))
+    weights = (layers + experts) * b_w / pp + emb * b_e / tp
+    context = c.input_tokens + c.output_tokens
+    kv_per_seq = context * arch.layers * arch.kv_elements * b_kv * kv_frac
+    kv = c.batch * kv_per_seq
+    g = 3.0 if arch.gated else 2.0
+    width = 2.0 * arch.hidden + (arch.q_width + arch.kv_elements) / tp + g * arch.mlp_width / tp
+    act = o.max_batched_tokens * ACTIVATION_BYTES * width + o.activation_allowance_of_weights * weights
+    reserve = o.framework_reserve_bytes + np.where(gpus > 1, o.nccl_reserve_bytes, 0.0)
+    usable = o.memory_utilization * table.memory[c.gpu]
+    total = weights + kv + act + reserve
+    room = usable - weights - act - reserve
+    max_batch = np.where(room > 0, np.floor(room / kv_per_seq), 0.0)
+    return dict(
+        weights_bytes=weights, kv_cache_bytes=kv, activation_bytes=act, reserve_bytes=reserve,
+        total_bytes=total, usable_bytes=usable, capacity_bytes=table.memory[c.gpu],
+        kv_bytes_per_sequence=kv_per_seq, max_batch=max_batch, fits=total <= usable,
+    )
+
+
+def _roofline(flops, nbytes, peak, bw, o: Assumptions) -> tuple[np.ndarray, np.ndarray]:
+    t_bytes = nbytes / (bw * o.memory_bandwidth_efficiency)
+    t_flops = flops / (peak * o.compute_efficiency) if o.include_compute else np.zeros_like(flops)
+    return t_bytes, t_flops
+
+
+def _weight_bytes_read(arch, o, tp, group, kv_frac_w, b_w, b_e, routed_tokens) -> np.ndarray:
+    """Weight bytes one GPU reads for one forward pass over all layers (section 2)."""
+    p = arch.params
+    L_all = p.dense_layers + p.moe_layers
+    kvproj = L_all * p.kv_projection_per_layer
+    always = (p.layers_always - kvproj) / tp + kvproj * kv_frac_w
+    touched = _experts_touched(arch, routed_tokens, o)
+    experts = p.moe_layers * touched * p.expert_per_layer / group * o.expert_imbalance
+    head = (p.lm_head or p.embedding) / tp
+    return (always + experts) * b_w + head * b_e
+
+
+def _decode(arch, o, table, c, tp, pp, ep, group, dp_attn, b_w, b_e, b_kv, kv_frac, kv_frac_w, peak) -> dict:
+    """Sections 4-5: one decode step per stage, summed over the pipeline cycle."""
+    p = arch.params
+    gi, B = c.gpu, c.batch
+    L, h = float(arch.layers), float(arch.hidden)
+    bw = table.bandwidth[gi]
+    ctx = c.input_tokens + c.output_tokens / 2.0          # mean context over the decode
+    w_bytes = _weight_bytes_read(arch, o, tp, group, kv_frac_w, b_w, b_e, B * dp_attn) / pp
+    lin_flops = 2.0 * B * (p.active_nonembedding + (p.lm_head or p.embedding)) / tp / pp
+    t_w, t_lin = _roofline(lin_flops, w_bytes, peak, bw, o)
+    if o.include_kv_reads:
+        kv_bytes = B * ctx * L * arch.kv_elements * b_kv * kv_frac / pp
+        attn_flops = B * ctx * L * arch.attn_decode_flops / tp / pp
+    else:
+        kv_bytes = attn_flops = np.zeros_like(B)
+    t_kv, t_attn = _roofline(attn_flops, kv_bytes, peak, bw, o)
+
+    tp_bw, tp_lat = _link(table, gi, tp)
+    n_ar = (2.0 * p.dense_layers + np.where(ep > 1, 1.0, 2.0) * p.moe_layers) / pp
+    msg = B * h * ACTIVATION_BYTES
+    t_ar = _transfer(tp_lat, _allreduce_factor(tp, o) * msg, tp_bw, o)
+    t_tp = np.where(tp > 1, n_ar * t_ar, 0.0)
+    t_ep = _alltoall(arch, o, table, gi, tp, ep, B) * p.moe_layers / pp
+    t_pp = _pipeline_hops(o, table, gi, tp, pp, msg, wraparound=True)
+
+    compute = np.maximum(t_w, t_lin) + np.maximum(t_kv, t_attn)
+    comm = t_tp + t_ep
+    overhead = o.per_layer_overhead_s * L + o.step_overhead_s
+    if o.overlap_comm:
+        tpot = np.maximum(pp * compute, pp * comm + t_pp) + overhead
+    else:
+        tpot = pp * (compute + comm) + t_pp + overhead
+    lin_mem = t_w >= t_lin
+    kv_mem = t_kv >= t_attn
+    share = lambda t: pp * t / tpot  # noqa: E731
+    return dict(
+        t_weights=t_w, t_linear_compute=t_lin, t_kv=t_kv, t_attn_compute=t_attn,
+        t_tp_comm=t_tp, t_ep_comm=t_ep, t_pp_comm=t_pp, t_overhead=np.broadcast_to(overhead, B.shape).copy(),
+        tpot=tpot,
+        share_weights=share(np.where(lin_mem, t_w, 0.0)),
+        share_compute=share(np.where(lin_mem, 0.0, t_lin) + np.where(kv_mem, 0.0, t_attn)),
+        share_kv=share(np.where(kv_mem, t_kv, 0.0)),
+        share_comm=(pp * comm + t_pp) / tpot,
+        share_overhead=overhead / tpot,
+        bytes_per_step=pp * (w_bytes + kv_bytes),
+        flops_per_step=pp * (lin_flops + attn_flops),
+    )
+
+
+def _alltoall(arch, o, table, gi, tp, ep, tokens) -> np.ndarray:
+    """Dispatch + combine all-to-all of one MoE layer with expert parallelism (section 5)."""
+    k = arch.params.experts_per_token
+    bw, lat = _link(table, gi, ep)
+    per_gpu = tokens / tp * k * arch.hidden * ACTIVATION_BYTES * (ep - 1) / ep * o.expert_imbalance
+    return np.where(ep > 1, 2.0 * _transfer(lat, per_gpu, bw, o), 0.0)
+
+
+def _pipeline_hops(o, table, gi, tp, pp, msg, *, wraparound: bool) -> np.ndarray:
+    """Stage-to-stage hops, intra- or inter-node (section 5): the PP-1 forward hops, plus,
+    for a decode cycle, the hop from the last stage back to the first."""
+    per_gpu_msg = msg / tp if o.pp_hop_message == "shard" else msg
+    stages_per_domain = np.maximum(1.0, np.floor(table.domain[gi] / tp))
+    domains = np.ceil(pp / stages_per_domain)
+    cross = domains - 1.0
+    intra_hops = np.maximum(pp - 1.0 - cross, 0.0)
+    peer = table.intra_peer_bw[gi]
+    intra_bw = np.where(np.isnan(peer), table.intra_bw[gi], peer)
+    t_intra = _transfer(table.intra_latency[gi], per_gpu_msg, intra_bw, o)
+    t_inter = _transfer(table.inter_latency[gi], per_gpu_msg, table.inter_bw[gi], o)
+    if not wraparound:
+        wrap = 0.0
+    elif o.pp_wraparound_hop == "activation":
+        wrap = np.where(domains > 1, t_inter, t_intra)
+    else:
+        wrap = np.where(domains > 1, table.inter_latency[gi], table.intra_latency[gi])
+    total = intra_hops * t_intra + cross * t_inter + wrap
+    return np.where(pp > 1, total, 0.0)
+
+
+def _prefill(arch, o, table, c, tp, pp, ep, group, b_w, b_e, peak) -> dict:
+    """Section 4: TTFT of one request of S prompt tokens on an idle replica (no queueing)."""
+    p = arch.params
+    gi, S = c.gpu, c.input_tokens
+    L, h = float(arch.layers), float(arch.hidden)
+    kv_frac_w = 1.0 / tp
+    w_bytes = _weight_bytes_read(arch, o, tp, group, kv_frac_w, b_w, b_e, S)
+    flops = (2.0 * S * p.active_nonembedding + 2.0 * (p.lm_head or p.embedding)
+             + L * arch.attn_prefill_flops * S * S) / tp
+    t_bytes, t_flops = _roofline(flops, w_bytes, peak, table.bandwidth[gi], o)
+    compute = np.maximum(t_bytes, t_flops)
+    tp_bw, tp_lat = _link(table, gi, tp)
+    msg = S * h * ACTIVATION_BYTES
+    n_ar = 2.0 * p.dense_layers + np.where(ep > 1, 1.0, 2.0) * p.moe_layers
+    t_tp = np.where(tp > 1, n_ar * _transfer(tp_lat, _allreduce_factor(tp, o) * msg, tp_bw, o), 0.0)
+    t_ep = _alltoall(arch, o, table, gi, tp, ep, S) * p.moe_layers
+    hops = _pipeline_hops(o, table, gi, tp, pp, msg, wraparound=False)
+    comm = t_tp + t_ep + hops
+    overhead = o.per_layer_overhead_s * L + o.step_overhead_s
+    ttft = (np.maximum(compute, comm) if o.overlap_comm else compute + comm) + overhead
+    return dict(ttft=ttft, ttft_compute=compute, ttft_comm=comm)

@@ -1,0 +1,49 @@
+"""Quantization schemes: bytes per weight and which peak FLOP/s the math runs at.
+
+Weight-only schemes (W8A16, W4A16) dequantize in the kernel and run the math in 16-bit,
+so they cut weight-read time but not the compute ceiling; W8A8/W4A8/FP4 run the math in
+the low-precision format (docs/model.md section 2). Group-wise scales add to the bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Scheme:
+    name: str
+    bits_per_weight: float
+    math_format: str          # key of Gpu.peak_dense_flops_per_s the GEMMs run at
+    fallback_format: str | None
+    description: str
+
+    @property
+    def bytes_per_weight(self) -> float:
+        return self.bits_per_weight / 8.0
+
+
+# W4A16: 4-bit weights in groups of 128 with one fp16 scale and one packed 4-bit zero point
+# per group (GPTQ/AWQ layout): 4 + (16 + 4) / 128 = 4.156 bits.
+# NVFP4: 4-bit values with one fp8 scale per 16 values: 4 + 8 / 16 = 4.5 bits.
+SCHEMES: dict[str, Scheme] = {
+    s.name: s
+    for s in (
+        Scheme("w16a16", 16.0, "bf16", "fp16", "16-bit weights and math (bf16, fp16 where bf16 is absent)"),
+        Scheme("w8a16", 8.0, "bf16", "fp16", "8-bit weights (int8/fp8, per-channel scales), 16-bit math"),
+        Scheme("w8a8-fp8", 8.0, "fp8", None, "fp8 weights and activations, fp8 math (Ada/Hopper and later)"),
+        Scheme("w8a8-int8", 8.0, "int8", None, "int8 weights and activations (SmoothQuant), int8 math"),
+        Scheme("w4a16", 4.0 + 20.0 / 128.0, "bf16", "fp16", "4-bit weights, group 128 (GPTQ/AWQ), 16-bit math"),
+        Scheme("w4a8", 4.0 + 20.0 / 128.0, "fp8", None, "4-bit weights, group 128, fp8 activations and math"),
+        Scheme("fp4", 4.5, "fp4", None, "NVFP4 weights and activations (fp8 scale per 16), fp4 math (Blackwell)"),
+    )
+}
+
+KV_DTYPES: dict[str, float] = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0}
+"""Bytes per KV-cache element."""
+
+EMBEDDING_BYTES = 2.0
+"""Embedding table and LM head stay in 16-bit under every scheme (vLLM, TRT-LLM default)."""
+
+ACTIVATION_BYTES = 2.0
+"""Activations exchanged between GPUs (all-reduce, pipeline hops, all-to-all) in 16-bit."""
