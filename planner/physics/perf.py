@@ -129,6 +129,7 @@ class Evaluation:
     ttft: np.ndarray
     ttft_compute: np.ndarray
     ttft_comm: np.ndarray
+    prefill_flops: np.ndarray        # per GPU, all stages
     # throughput, utilisation, cost
     decode_tokens_per_s: np.ndarray  # per replica, decode steps only
     throughput_tokens_per_s: np.ndarray  # output tokens/s per replica (prefill paid if enabled)
@@ -182,6 +183,13 @@ def _experts_touched(arch: Arch, tokens: np.ndarray, o: Assumptions) -> np.ndarr
 
 
 def evaluate(model: ModelSpec, table: GpuTable, c: Configs, o: Assumptions) -> Evaluation:
+    """Evaluate every configuration in ``c``. Rows with batch 0 or an invalid combination
+    carry inf/NaN in the time fields; ``valid`` and ``invalid_reason`` say which."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _evaluate(model, table, c, o)
+
+
+def _evaluate(model: ModelSpec, table: GpuTable, c: Configs, o: Assumptions) -> Evaluation:
     arch = Arch.of(model)
     p = arch.params
     gi = c.gpu
@@ -381,4 +389,23 @@ def _prefill(arch, o, table, c, tp, pp, ep, group, b_w, b_e, peak) -> dict:
     comm = t_tp + t_ep + hops
     overhead = o.per_layer_overhead_s * L + o.step_overhead_s
     ttft = (np.maximum(compute, comm) if o.overlap_comm else compute + comm) + overhead
-    return dict(ttft=ttft, ttft_compute=compute, ttft_comm=comm)
+    return dict(ttft=ttft, ttft_compute=compute, ttft_comm=comm, prefill_flops=flops)
+
+
+def critical_batch(peak_flops: np.ndarray | float, bandwidth: np.ndarray | float,
+                   bytes_per_weight: np.ndarray | float) -> np.ndarray | float:
+    """Batch at which a decode GEMM turns compute-bound: 2B FLOPs per weight of b_w bytes
+    take as long as reading it, B_crit = F * b_w / (2 * BW) (section 4)."""
+    return peak_flops * bytes_per_weight / (2.0 * bandwidth)
+
+
+def minimum_gpus(ev: Evaluation, o: Assumptions) -> np.ndarray:
+    """Fewest GPUs whose usable memory holds the model, from an evaluation made at
+    TP = PP = 1 (seed 002 rows 3-4; seed 004's rule of thumb). Weights, their activation
+    allowance and the KV cache split across GPUs; the framework reserve and the activations
+    of one forward pass are paid on every GPU."""
+    allowance = o.activation_allowance_of_weights * ev.weights_bytes
+    shared = ev.weights_bytes + allowance + ev.kv_cache_bytes
+    room = ev.usable_bytes - ev.reserve_bytes - (ev.activation_bytes - allowance)
+    safe_room = np.where(room > 0, room, 1.0)
+    return np.where(room > 0, np.ceil(shared / safe_room - 1e-9), np.inf)

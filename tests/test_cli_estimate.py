@@ -1,0 +1,93 @@
+"""`planner estimate` through the CLI: JSON contract, exit codes, CLI/API agreement."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from planner.catalog import Catalog
+from planner.cli import app
+from planner.estimate import estimate_from_spec, load_estimate_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNNER = CliRunner()
+FLAGS = ["--model", "llama-2-70b", "--gpu", "h100-sxm", "--tp", "8", "--batch", "64",
+         "--input-tokens", "1024", "--output-tokens", "256"]
+
+
+def run(*args):
+    return RUNNER.invoke(app, ["estimate", *args])
+
+
+def test_json_contract():
+    r = run(*FLAGS, "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    for key in ("weights_bytes", "kv_cache_bytes", "total_bytes", "capacity_bytes"):
+        assert d["memory"][key] > 0
+    for key in ("fits", "tpot_ms", "ttft_ms", "throughput_tokens_per_s", "cost_per_hour",
+                "cost_per_million_tokens", "regime"):
+        assert key in d
+    assert d["fits"] is True and d["regime"] == "bandwidth-bound"
+    assert d["cost_per_hour"] == pytest.approx(8 * 2.95)
+
+
+def test_human_output_has_breakdown():
+    r = run(*FLAGS)
+    assert r.exit_code == 0
+    for needle in ("Memory per GPU", "KV cache", "TPOT", "regime", "cost per million output tokens"):
+        assert needle in r.stdout
+
+
+@pytest.mark.parametrize("instance", sorted((ROOT / "instances").glob("estimate_*.yaml")))
+def test_cli_and_api_agree_on_shipped_files(instance):
+    r = run(str(instance), "--json")
+    assert r.exit_code == 0, r.output
+    spec, doc = load_estimate_spec(str(instance))
+    api = estimate_from_spec(spec, doc).to_dict()
+    assert json.loads(r.stdout) == json.loads(json.dumps(api))
+
+
+def test_flags_override_file():
+    inst = ROOT / "instances" / "estimate_llama70b_h100.yaml"
+    d = json.loads(run(str(inst), "--batch", "8", "--json").stdout)
+    assert d["batch"] == 8 and d["quantization"] == "w8a8-fp8"
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--model", "llama-2-70bx", "--gpu", "h100-sxm"], "did you mean llama-2-70b"),
+    (["--model", "llama-2-70b", "--gpu", "h100"], "h100-sxm"),
+    (["--model", "llama-2-70b", "--gpu", "a100-80gb", "--quantization", "w8a8-fp8"], "no fp8 math"),
+    (["--model", "llama-2-70b", "--gpu", "h100-sxm", "--tp", "3"], "accepted: 1, 2, 4, 8"),
+    (["--model", "llama-2-70b", "--gpu", "h100-sxm", "--quantization", "int3"], "accepted: w16a16"),
+    (["--model", "llama-2-70b", "--gpu", "h100-sxm", "--input-tokens", "5000"], "context"),
+    (["--model", "llama-2-70b", "--gpu", "h100-sxm", "--batch", "0"], "batch"),
+    (["--model", "llama-2-70b", "--gpu", "a10g"], "no peak FLOP/s"),
+    (["--model", "llama-2-70b", "--gpu", "h100-sxm", "--preset", "fast"], "accepted: realistic"),
+])
+def test_bad_input_exits_2_with_a_located_message(args, needle):
+    r = run(*args)
+    assert r.exit_code == 2
+    assert needle in r.stderr and "Traceback" not in r.output
+
+
+def test_bad_file_names_path_and_line(tmp_path):
+    f = tmp_path / "e.yaml"
+    f.write_text("model: llama-2-70b\ngpu: h100-sxm\ntpp: 2\n")
+    r = run(str(f))
+    assert r.exit_code == 2 and f"{f}:3: tpp: unknown key" in r.stderr and "accepted: schema_version" in r.stderr
+
+
+def test_does_not_fit_is_reported_not_an_error():
+    r = run("--model", "llama-3.1-405b", "--gpu", "l4", "--json")
+    assert r.exit_code == 0
+    assert json.loads(r.stdout)["fits"] is False
+
+
+def test_catalog_override_flag(tmp_path):
+    f = tmp_path / "prices.yaml"
+    f.write_text("gpus:\n  h100-sxm:\n    price_usd_per_gpu_hour: 2.0\n")
+    d = json.loads(run(*FLAGS, "--catalog", str(f), "--json").stdout)
+    assert d["cost_per_hour"] == pytest.approx(16.0)
+    assert Catalog.default().gpu("h100-sxm").price_usd_per_gpu_hour == 2.95
