@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from planner.cli import estimate_cmd
+from planner.cli import estimate_cmd, plan_cmd
 
 app = typer.Typer(
     name="planner",
@@ -25,3 +25,5 @@ app.command("estimate", epilog=estimate_cmd.EPILOG)(estimate_cmd.estimate)
 
 def main() -> None:
     app()
+app.command("plan", epilog=plan_cmd.EPILOG)(plan_cmd.plan_command)
+app.command("schema")(plan_cmd.schema_command)

@@ -13,7 +13,7 @@ from planner.units import GB, GiB
 
 def to_text(*renderables: object) -> str:
     buf = io.StringIO()
-    console = Console(file=buf, width=110, no_color=True, highlight=False, force_terminal=False)
+    console = Console(file=buf, width=150, no_color=True, highlight=False, force_terminal=False)
     for r in renderables:
         console.print(r)
     return buf.getvalue()
@@ -74,3 +74,36 @@ def render_estimate(e: Estimate) -> str:
     summary.add_row("cost per hour", money(e.cost_per_hour) + f"  ({e.price_source})")
     summary.add_row("cost per million output tokens", money(e.cost_per_million_tokens, 3))
     return to_text(head, "", mem, step, summary)
+
+
+def render_plans(r) -> str:
+    from planner.units import GB
+    head = (f"status {r.status}; objective {r.objective}; backend {r.backend}; "
+            f"{r.searched_configurations:,} configurations x batch levels searched in {r.solve_seconds:.2f} s")
+    if not r.plans:
+        lines = [head, "", "No feasible plan."] + [f"  - {n}" for n in r.notes]
+        return "\n".join(lines) + "\n"
+    t = Table(title="Ranked plans", title_justify="left")
+    for col in ("#", "GPUs", "TP/PP/EP", "x replicas", "precision (w / kv)", "batch", "TTFT ms", "TPOT ms",
+                "tokens/s", "$/hour", "$/M tokens", "regime"):
+        t.add_column(col, justify="right" if col not in ("GPUs", "precision (w / kv)", "regime") else "left")
+    for p in r.plans:
+        t.add_row(str(p.rank), f"{p.gpus} x {p.gpu}", f"{p.tp}/{p.pp}/{p.ep}", str(p.replicas),
+                  f"{p.quantization} / {p.kv_dtype}", str(p.batch), f"{p.ttft_ms:.0f}", f"{p.tpot_ms:.1f}",
+                  f"{p.throughput_tokens_per_s:,.0f}", money(p.cost_per_hour),
+                  money(p.cost_per_million_tokens, 3), p.regime.replace("-bound", ""))
+    out = [head, "", t]
+    for p in r.plans:
+        e = p.explanation
+        lines = [f"#{p.rank} {p.gpus} x {p.gpu}, TP {p.tp} PP {p.pp} EP {p.ep}, {p.quantization}, batch {p.batch}",
+                 f"   batch limited by {e['batch_limit']['binding']}: {e['batch_limit']['detail']}",
+                 f"   count: {e['count_limit']['detail']}",
+                 f"   {e['regime']}",
+                 f"   memory per GPU: {p.memory['weights_bytes'] / GB:.1f} GB weights + "
+                 f"{p.memory['kv_cache_bytes'] / GB:.1f} GB KV of {p.memory['usable_bytes'] / GB:.1f} GB usable; "
+                 f"MBU {p.mbu:.0%}, MFU {p.mfu:.0%}"]
+        if "versus_next" in e:
+            lines.append(f"   ranks above #{p.rank + 1}: {e['versus_next']}")
+        out.append("\n".join(lines))
+    out += [f"note: {n}" for n in r.notes]
+    return to_text(*out)

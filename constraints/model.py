@@ -1,0 +1,66 @@
+"""A solver-neutral linear/integer model: variables, named rows, one objective.
+
+Each quantity has a dimension; the integer unit of each dimension is chosen once, here,
+for solvers that need integers (CP-SAT). Float solvers ignore the units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Sense = Literal["<=", ">=", "=="]
+
+UNITS: dict[str, float] = {
+    "count": 1.0,           # binaries, replicas, GPUs
+    "bytes": 1.0,
+    "seconds": 1e-12,       # picoseconds: a 20 ms TPOT is 2e10 units
+    "usd_per_hour": 1e-6,
+    "usd_per_million_tokens": 1e-9,
+    "tokens_per_s": 1e-6,
+    "watts": 1e-3,
+    "nodes": 1.0,
+}
+"""Integer unit of each dimension (CP-SAT). Rounding is conservative (docs/formulation.md)."""
+
+
+@dataclass
+class Var:
+    name: str
+    lb: float
+    ub: float
+    integer: bool
+    dimension: str = "count"
+
+
+@dataclass
+class Row:
+    name: str
+    family: str
+    coeffs: dict[int, float]
+    sense: Sense
+    rhs: float
+    dimension: str
+
+
+@dataclass
+class LinearModel:
+    vars: list[Var] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
+    objective: dict[int, float] = field(default_factory=dict)
+    objective_sense: Literal["min", "max"] = "min"
+    objective_dimension: str = "count"
+    objective_name: str = ""
+
+    def var(self, name: str, lb: float, ub: float, *, integer: bool, dimension: str = "count") -> int:
+        if not (ub < float("inf")):
+            raise ValueError(f"variable {name} has no finite upper bound")
+        self.vars.append(Var(name, float(lb), float(ub), integer, dimension))
+        return len(self.vars) - 1
+
+    def row(self, name: str, family: str, coeffs: dict[int, float], sense: Sense, rhs: float, dimension: str) -> None:
+        self.rows.append(Row(name, family, {k: float(v) for k, v in coeffs.items() if v != 0.0}, sense, float(rhs),
+                             dimension))
+
+    def families(self) -> list[str]:
+        return sorted({r.family for r in self.rows})

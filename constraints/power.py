@@ -1,0 +1,13 @@
+"""Power: the plan's GPUs draw at most the cap at TDP.
+
+    sum_j P_j y_j <= cap      (watts; P_j = GPUs_j x TDP)"""
+
+from __future__ import annotations
+
+
+def add(f) -> None:
+    cap = f.problem.spec.limits.power_cap_w
+    if cap is None:
+        return
+    pw = f.cands.ev.power_w
+    f.model.row("power", "power", {int(f.y[j]): float(pw[j]) for j in f.alive}, "<=", cap, "watts")

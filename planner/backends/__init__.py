@@ -1,0 +1,56 @@
+"""Solver backends with one status vocabulary and capabilities declared as data."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import numpy as np
+
+from planner.errors import InputError
+
+
+class Status(str, enum.Enum):
+    OPTIMAL = "optimal"
+    FEASIBLE = "feasible"          # a solution, optimality not proven (gap reported)
+    INFEASIBLE = "infeasible"
+    TIME_LIMIT = "time_limit"      # no solution found within the limit
+    UNKNOWN = "unknown"
+
+
+HAS_SOLUTION = frozenset({Status.OPTIMAL, Status.FEASIBLE})
+
+
+class Feature(str, enum.Enum):
+    LINEAR_MODEL = "solves the linear/integer model of constraints/"
+    INTEGER = "integer and binary variables"
+    TIME_LIMIT = "honours a time limit"
+    PROVEN_GAP = "reports a proven optimality gap"
+    INDEPENDENT_ORACLE = "evaluates the physics directly, no constraint model"
+
+
+@dataclass(frozen=True)
+class Solution:
+    status: Status
+    values: np.ndarray | None      # one value per model variable (None for the oracle)
+    pick: int | None = None        # chosen candidate row (the oracle sets it directly)
+    replicas: int | None = None
+    gap: float | None = None       # relative, proven (0 when optimal)
+    seconds: float = 0.0
+
+
+def get_backend(name: str, requires: frozenset[Feature] = frozenset()):
+    from planner.backends.cpsat import CpSatBackend
+    from planner.backends.exhaustive import ExhaustiveBackend
+    from planner.backends.milp import MilpBackend
+
+    backends = {b.name: b for b in (CpSatBackend(), MilpBackend(), ExhaustiveBackend())}
+    if name not in backends:
+        raise InputError("unknown backend", path="--backend", value=name, accepted=", ".join(backends))
+    b = backends[name]
+    missing = requires - b.features
+    if missing:
+        able = [n for n, other in backends.items() if requires <= other.features]
+        raise InputError(f"backend {name} cannot {', '.join(sorted(f.value for f in missing))}",
+                         path="--backend", value=name, accepted=", ".join(able))
+    return b

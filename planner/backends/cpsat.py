@@ -1,0 +1,97 @@
+"""OR-Tools CP-SAT. Integer coefficients in the units of constraints.model.UNITS, rounded
+conservatively: a <= row rounds coefficients up and the bound down, so a CP-SAT plan is
+always feasible for the real-valued model (docs/formulation.md section 5)."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+from ortools.sat.python import cp_model
+
+from constraints.model import UNITS, LinearModel
+from planner.backends import Feature, Solution, Status
+
+
+class CpSatBackend:
+    name = "cpsat"
+    features = frozenset({Feature.LINEAR_MODEL, Feature.INTEGER, Feature.TIME_LIMIT, Feature.PROVEN_GAP})
+
+    def solve(self, f, time_limit: float, seed: int = 0) -> Solution:
+        t0 = time.perf_counter()
+        cache = f.__dict__.setdefault("_cpsat", {})
+        if "model" not in cache:
+            cache["model"], cache["vars"] = translate(f.model)
+            cache["rows"] = len(f.model.rows)
+        cp, vs = cache["model"], cache["vars"]
+        for r in f.model.rows[cache["rows"]:]:          # rows added since (ranking cuts)
+            _add_row(cp, vs, f.model, r)
+        cache["rows"] = len(f.model.rows)
+        solver = cp_model.CpSolver()
+        solver.parameters.max_time_in_seconds = float(time_limit)
+        solver.parameters.num_workers = 1          # deterministic: same input, same answer
+        solver.parameters.random_seed = seed
+        code = solver.Solve(cp)
+        status = {cp_model.OPTIMAL: Status.OPTIMAL, cp_model.FEASIBLE: Status.FEASIBLE,
+                  cp_model.INFEASIBLE: Status.INFEASIBLE}.get(code, Status.TIME_LIMIT)
+        if code == cp_model.MODEL_INVALID:
+            raise RuntimeError(f"CP-SAT rejected the model: {cp.Validate()}")
+        values = None
+        gap = None
+        if status in (Status.OPTIMAL, Status.FEASIBLE):
+            units = [UNITS[v.dimension] if not v.integer else 1.0 for v in f.model.vars]
+            values = np.array([solver.Value(x) * u for x, u in zip(vs, units)], dtype=float)
+            obj, bound = solver.ObjectiveValue(), solver.BestObjectiveBound()
+            gap = 0.0 if status == Status.OPTIMAL else abs(obj - bound) / max(abs(obj), 1e-12)
+        return Solution(status, values, gap=gap, seconds=time.perf_counter() - t0)
+
+
+def _scaled(coef: float, var_dim: str, var_integer: bool, row_dim: str) -> float:
+    if not var_integer and var_dim == row_dim:
+        return coef                      # a continuous variable already counts row units
+    return coef / UNITS[row_dim]
+
+
+def translate(m: LinearModel) -> tuple[cp_model.CpModel, list]:
+    cp = cp_model.CpModel()
+    vs = []
+    for v in m.vars:
+        if v.integer:
+            lo, hi = math.ceil(v.lb - 1e-9), math.floor(v.ub + 1e-9)
+            vs.append(cp.NewBoolVar(v.name) if (lo, hi) == (0, 1) else cp.NewIntVar(lo, hi, v.name))
+        else:
+            u = UNITS[v.dimension]
+            vs.append(cp.NewIntVar(math.floor(v.lb / u), math.ceil(v.ub / u), v.name))
+    for r in m.rows:
+        _add_row(cp, vs, m, r)
+    idx, ks = [], []
+    for i, a in m.objective.items():
+        v = m.vars[i]
+        k = round(_scaled(a, v.dimension, v.integer, m.objective_dimension))
+        if k:
+            idx.append(vs[i])
+            ks.append(k)
+    total = cp_model.LinearExpr.WeightedSum(idx, ks)
+    cp.Minimize(total) if m.objective_sense == "min" else cp.Maximize(total)
+    return cp, vs
+
+
+def _add_row(cp: cp_model.CpModel, vs: list, m: LinearModel, r) -> None:
+    """One row, coefficients rounded conservatively: <= rounds up, >= rounds down."""
+    idx, ks = [], []
+    for i, a in r.coeffs.items():
+        v = m.vars[i]
+        s = _scaled(a, v.dimension, v.integer, r.dimension)
+        k = math.ceil(s - 1e-9) if r.sense == "<=" else math.floor(s + 1e-9) if r.sense == ">=" else round(s)
+        if k:
+            idx.append(vs[i])
+            ks.append(k)
+    expr = cp_model.LinearExpr.WeightedSum(idx, ks)
+    rhs = r.rhs / UNITS[r.dimension]
+    if r.sense == "<=":
+        cp.Add(expr <= math.floor(rhs + 1e-9)).WithName(r.name)
+    elif r.sense == ">=":
+        cp.Add(expr >= math.ceil(rhs - 1e-9)).WithName(r.name)
+    else:
+        cp.Add(expr == round(rhs)).WithName(r.name)

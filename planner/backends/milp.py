@@ -1,0 +1,76 @@
+"""MILP through PuLP, solved by CBC (shipped with PuLP). Rows are scaled per dimension for
+numerical conditioning (milliseconds, gigabytes, dollars), not rounded."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pulp
+
+from constraints.model import LinearModel
+from planner.backends import Feature, Solution, Status
+
+CONDITIONING = {"count": 1.0, "bytes": 1e9, "seconds": 1e-3, "usd_per_hour": 1.0, "usd_per_million_tokens": 1.0,
+                "tokens_per_s": 1e3, "watts": 1e3, "nodes": 1.0}
+
+
+class MilpBackend:
+    name = "milp"
+    features = frozenset({Feature.LINEAR_MODEL, Feature.INTEGER, Feature.TIME_LIMIT})
+
+    def solve(self, f, time_limit: float, seed: int = 0) -> Solution:
+        t0 = time.perf_counter()
+        cache = f.__dict__.setdefault("_milp", {})
+        if "model" not in cache:
+            cache["model"], cache["vars"] = translate(f.model)
+            cache["rows"] = len(f.model.rows)
+        prob, vs = cache["model"], cache["vars"]
+        for k in range(cache["rows"], len(f.model.rows)):   # rows added since (ranking cuts)
+            _add_row(prob, vs, f.model, k)
+        cache["rows"] = len(f.model.rows)
+        solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=max(1, int(time_limit)), gapRel=0.0, threads=1,
+                                   options=[f"randomSeed {seed + 1}", f"randomCbcSeed {seed + 1}"])
+        prob.solve(solver)
+        sol = getattr(prob, "sol_status", None)
+        if prob.status == pulp.LpStatusInfeasible or sol == pulp.LpSolutionInfeasible:
+            return Solution(Status.INFEASIBLE, None, seconds=time.perf_counter() - t0)
+        if sol == pulp.LpSolutionOptimal and prob.status == pulp.LpStatusOptimal:
+            status = Status.OPTIMAL
+        elif sol == pulp.LpSolutionIntegerFeasible:
+            status = Status.FEASIBLE
+        else:
+            return Solution(Status.TIME_LIMIT, None, seconds=time.perf_counter() - t0)
+        scale = [CONDITIONING[v.dimension] if not v.integer else 1.0 for v in f.model.vars]
+        values = np.array([(x.value() or 0.0) * s for x, s in zip(vs, scale)], dtype=float)
+        return Solution(status, values, gap=0.0 if status == Status.OPTIMAL else None,
+                        seconds=time.perf_counter() - t0)
+
+
+def translate(m: LinearModel) -> tuple[pulp.LpProblem, list]:
+    prob = pulp.LpProblem("plan", pulp.LpMinimize if m.objective_sense == "min" else pulp.LpMaximize)
+    vs = []
+    for v in m.vars:
+        if v.integer:
+            cat = pulp.LpBinary if (v.lb, v.ub) == (0.0, 1.0) else pulp.LpInteger
+            vs.append(pulp.LpVariable(f"v{len(vs)}", v.lb, v.ub, cat))
+        else:
+            s = CONDITIONING[v.dimension]
+            vs.append(pulp.LpVariable(f"v{len(vs)}", v.lb / s, v.ub / s, pulp.LpContinuous))
+
+    for k in range(len(m.rows)):
+        _add_row(prob, vs, m, k)
+    prob += _expr(vs, m, m.objective, m.objective_dimension)
+    return prob, vs
+
+
+def _expr(vs: list, m: LinearModel, coeffs: dict[int, float], dim: str) -> pulp.LpAffineExpression:
+    s = CONDITIONING[dim]
+    return pulp.LpAffineExpression(
+        [(vs[i], a if (not m.vars[i].integer and m.vars[i].dimension == dim) else a / s) for i, a in coeffs.items()])
+
+
+def _add_row(prob: pulp.LpProblem, vs: list, m: LinearModel, k: int) -> None:
+    r = m.rows[k]
+    e, rhs = _expr(vs, m, r.coeffs, r.dimension), r.rhs / CONDITIONING[r.dimension]
+    prob += (e <= rhs if r.sense == "<=" else e >= rhs if r.sense == ">=" else e == rhs), f"r{k}"

@@ -1,0 +1,229 @@
+"""From a plan spec to the candidate table: every configuration x batch level, with the
+physics coefficients the constraint families need (docs/formulation.md section 2).
+
+Only what cannot exist is filtered here (an invalid parallel layout, a GPU without the
+scheme's math format or without a price for a cost objective, TP across nodes when not
+allowed). Memory, latency, demand, inventory, budget and power stay constraints of the
+model, so the solvers see them and the diagnosis can name them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from planner.catalog import Catalog, ModelSpec
+from planner.catalog.schema import Gpu
+from planner.errors import InputError, unknown_name
+from planner.physics.options import Assumptions
+from planner.physics.perf import Evaluation, evaluate
+from planner.physics.quant import KV_DTYPES, SCHEMES
+from planner.physics.space import KV_NAMES, SCHEME_NAMES, Configs, GpuTable
+from planner.plan.spec import MAX_CANDIDATES, PlanSpec
+from planner.spec import price_overrides, resolve_assumptions, resolve_catalog, resolve_model
+from planner.yamlio import Document
+
+COST_OBJECTIVES = ("cost_per_million_tokens", "cost_per_hour")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A resolved instance: the spec with names turned into catalog objects."""
+
+    spec: PlanSpec
+    model: ModelSpec
+    gpus: tuple[Gpu, ...]
+    table: GpuTable
+    assumptions: Assumptions
+    excluded: dict[str, str] = field(default_factory=dict)   # GPU id -> why it is not searched
+    file: str | None = None
+
+    @property
+    def demand_tokens_per_s(self) -> float | None:
+        d = self.spec.workload.demand
+        if d is None:
+            return None
+        if d.output_tokens_per_s is not None:
+            return d.output_tokens_per_s
+        return d.requests_per_s * self.spec.workload.output_tokens  # type: ignore[operator]
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """One row per (configuration, batch level); ``config`` indexes distinct configurations."""
+
+    configs: Configs
+    ev: Evaluation
+    config: np.ndarray          # configuration id of each row (same id = differs only in batch)
+    e2e: np.ndarray             # seconds: TTFT + TPOT x (output - 1)
+    nodes_per_replica: np.ndarray  # coefficient for node packing (fraction of a node, or whole nodes)
+    replica_cap: np.ndarray     # upper bound on replicas of this row
+    searched: int               # configurations x batch levels evaluated
+
+    def __len__(self) -> int:
+        return len(self.configs)
+
+    def describe(self, i: int, table: GpuTable) -> dict:
+        c = self.configs
+        return {"gpu": table.ids[int(c.gpu[i])], "tp": int(c.tp[i]), "pp": int(c.pp[i]), "ep": int(c.ep[i]),
+                "quantization": SCHEME_NAMES[int(c.scheme[i])], "kv_dtype": KV_NAMES[int(c.kv[i])],
+                "batch": int(c.batch[i])}
+
+    def label(self, i: int, table: GpuTable, *, batch: bool = True) -> str:
+        d = self.describe(i, table)
+        text = f"gpu={d['gpu']},tp={d['tp']},pp={d['pp']},ep={d['ep']},q={d['quantization']},kv={d['kv_dtype']}"
+        return text + (f",batch={d['batch']}" if batch else "")
+
+
+def resolve(spec: PlanSpec, doc: Document | None = None) -> Problem:
+    base = Path(doc.file).parent if doc else None
+    where = {"file": doc.file if doc else None}
+    catalog = resolve_catalog(spec.catalog, base)
+    if spec.extra_catalog and (spec.extra_catalog.gpus or spec.extra_catalog.models):
+        catalog = catalog.extended(spec.extra_catalog.gpus, spec.extra_catalog.models,
+                                   doc or Document(None, "<input>"), ("extra_catalog",))
+    model = resolve_model(spec.model, catalog, doc, ("model",))
+    assumptions = resolve_assumptions(spec.preset, spec.assumptions, doc, ("assumptions",))
+    s = spec.search
+    names = s.gpus if s.gpus is not None else sorted(catalog.gpus)
+    for i, name in enumerate(names):
+        if name not in catalog.gpus:
+            raise unknown_name("GPU", name, catalog.gpus, path=f"search.gpus[{i}]", **where)
+    for key in list(spec.limits.inventory) + list(spec.prices.usd_per_gpu_hour):
+        if key not in catalog.gpus:
+            raise unknown_name("GPU", key, catalog.gpus, path="limits.inventory / prices.usd_per_gpu_hour", **where)
+    for i, q in enumerate(s.quantizations or []):
+        if q not in SCHEMES:
+            raise InputError("unknown quantization", path=f"search.quantizations[{i}]", value=q,
+                             accepted=", ".join(SCHEMES), **where)
+    for i, k in enumerate(s.kv_dtypes):
+        if k not in KV_DTYPES:
+            raise InputError("unknown KV dtype", path=f"search.kv_dtypes[{i}]", value=k,
+                             accepted=", ".join(KV_DTYPES), **where)
+    w = spec.workload
+    if w.input_tokens + w.output_tokens > model.max_context_tokens:
+        raise InputError(f"input + output tokens exceed {model.name}'s context of {model.max_context_tokens}",
+                         path="workload.input_tokens", value=w.input_tokens + w.output_tokens,
+                         accepted=f"<= {model.max_context_tokens} in total", **where)
+    prices = price_overrides(catalog, list(names), spec.prices.tco, spec.prices.usd_per_gpu_hour)
+    excluded: dict[str, str] = {}
+    gpus: list[Gpu] = []
+    for name in names:
+        g = catalog.gpus[name]
+        if not g.peak_dense_flops_per_s:
+            excluded[name] = "no peak FLOP/s in the catalog (give one in a catalog override)"
+        elif spec.objective in COST_OBJECTIVES and prices.get(name, g.price_usd_per_gpu_hour) is None:
+            excluded[name] = f"no price (give prices.usd_per_gpu_hour.{name} or prices.tco)"
+        else:
+            gpus.append(g)
+    if not gpus:
+        raise InputError("no GPU left to search: " + "; ".join(f"{k}: {v}" for k, v in excluded.items()),
+                         path="search.gpus", **where)
+    return Problem(spec=spec, model=model, gpus=tuple(gpus), table=GpuTable.build(gpus, prices),
+                   assumptions=assumptions, excluded=excluded, file=doc.file if doc else None)
+
+
+def _levels(max_batch: int) -> list[int]:
+    out, b = [], 1
+    while b <= max_batch:
+        out.append(b)
+        b *= 2
+    return out
+
+
+def _ep_degrees(p: Problem) -> list[int]:
+    s = p.spec.search
+    if s.ep is not None:
+        return sorted(set(s.ep))
+    if p.model.moe is None:
+        return [1]
+    return sorted({1, *[e for e in (2, 4, 8, 16, 32, 64) if p.model.moe.num_experts % e == 0]})
+
+
+def build_candidates(p: Problem) -> Candidates:
+    s, w, o = p.spec.search, p.spec.workload, p.assumptions
+    schemes = [SCHEME_NAMES.index(q) for q in (s.quantizations or SCHEME_NAMES)]
+    kvs = [KV_NAMES.index(k) for k in s.kv_dtypes]
+    base = Configs.grid(range(len(p.gpus)), schemes, kvs, sorted(set(s.tp)), sorted(set(s.pp)), _ep_degrees(p),
+                        [1], [w.input_tokens], [w.output_tokens])
+    probe = evaluate(p.model, p.table, base, o)
+    keep = probe.valid.copy()
+    if not s.allow_cross_node_tp:
+        keep &= base.tp <= p.table.domain[base.gpu]
+    base = base.take(np.nonzero(keep)[0])
+    levels = sorted(set(s.batch_levels or _levels(s.max_batch)))
+    n = len(base)
+    if n * (len(levels) + 1) > MAX_CANDIDATES:
+        raise InputError(f"the search space has {n * (len(levels) + 1):,} candidates, above the limit of "
+                         f"{MAX_CANDIDATES:,}; narrow search.gpus, quantizations, tp, pp or batch_levels",
+                         path="search", file=p.file)
+    best = _largest_feasible_batch(p, base, min(s.max_batch, max(levels)))
+    rows = np.repeat(np.arange(n), len(levels))
+    batch = np.tile(np.asarray(levels, dtype=float), n)
+    extra = np.nonzero((best >= 1) & ~np.isin(best, levels))[0]
+    rows = np.concatenate([rows, extra])
+    batch = np.concatenate([batch, best[extra]])
+    order = np.lexsort((batch, rows))
+    rows, batch = rows[order], batch[order]
+    configs = base.take(rows)
+    configs = Configs(**{**{k: getattr(configs, k) for k in configs.__dataclass_fields__}, "batch": batch})
+    ev = evaluate(p.model, p.table, configs, o)
+    e2e = ev.ttft + ev.tpot * (w.output_tokens - 1)
+    per_node = p.table.per_node[configs.gpu]
+    nodes = np.where(ev.gpus <= per_node, ev.gpus / per_node, np.ceil(ev.gpus / per_node))
+    return Candidates(configs=configs, ev=ev, config=rows, e2e=e2e, nodes_per_replica=nodes,
+                      replica_cap=_replica_cap(p, ev, configs), searched=len(configs))
+
+
+def _latency_ok(p: Problem, ev: Evaluation, w) -> np.ndarray:
+    slo = p.spec.slo
+    ok = ev.fits.copy()
+    if slo.tpot_ms is not None:
+        ok &= ev.tpot <= slo.tpot_ms * 1e-3
+    if slo.ttft_ms is not None:
+        ok &= ev.ttft <= slo.ttft_ms * 1e-3
+    if slo.e2e_latency_ms is not None:
+        ok &= ev.ttft + ev.tpot * (w.output_tokens - 1) <= slo.e2e_latency_ms * 1e-3
+    return ok
+
+
+def _largest_feasible_batch(p: Problem, base: Configs, cap: int) -> np.ndarray:
+    """Per configuration, the largest batch <= cap meeting memory and the latency SLOs
+    (0 if none): bisection, vectorised over configurations (all are monotone in batch)."""
+    w = p.spec.workload
+    lo = np.zeros(len(base))
+    hi = np.full(len(base), float(cap) + 1)
+    fields_ = {k: getattr(base, k) for k in base.__dataclass_fields__}
+    while True:
+        active = hi - lo > 1
+        if not active.any():
+            return lo
+        mid = np.floor((lo + hi) / 2)
+        ev = evaluate(p.model, p.table, Configs(**{**fields_, "batch": np.where(active, mid, 1.0)}), p.assumptions)
+        ok = _latency_ok(p, ev, w) & active
+        lo = np.where(ok, mid, lo)
+        hi = np.where(active & ~ok, mid, hi)
+
+
+def _replica_cap(p: Problem, ev: Evaluation, configs: Configs) -> np.ndarray:
+    """An upper bound on useful replicas per row, from the limits and the demand."""
+    cap = np.full(len(ev.gpus), 100_000.0)
+    lim, s = p.spec.limits, p.spec.search
+    if s.max_gpus is not None:
+        cap = np.minimum(cap, np.floor(s.max_gpus / ev.gpus))
+    for gid, count in lim.inventory.items():
+        if gid in p.table.ids:
+            mine = configs.gpu == p.table.ids.index(gid)
+            cap = np.where(mine, np.minimum(cap, np.floor(count / ev.gpus)), cap)
+    if lim.budget_usd_per_hour is not None:
+        cost = np.nan_to_num(ev.cost_per_hour, nan=0.0)
+        cap = np.minimum(cap, np.floor(lim.budget_usd_per_hour / np.maximum(cost, 1e-12)))
+    if lim.power_cap_w is not None:
+        power = np.nan_to_num(ev.power_w, nan=0.0)
+        cap = np.minimum(cap, np.floor(lim.power_cap_w / np.maximum(power, 1e-12)))
+    demand = p.demand_tokens_per_s
+    if demand is not None and p.spec.objective != "throughput":
+        cap = np.minimum(cap, np.ceil(demand / ev.throughput_tokens_per_s))
+    return np.maximum(cap, 1.0)
