@@ -81,7 +81,9 @@ def render_plans(r) -> str:
     head = (f"status {r.status}; objective {r.objective}; backend {r.backend}; "
             f"{r.searched_configurations:,} configurations x batch levels searched in {r.solve_seconds:.2f} s")
     if not r.plans:
-        lines = [head, "", "No feasible plan."] + [f"  - {n}" for n in r.notes]
+        lines = [head, "", "No feasible plan. What rules out each GPU type:"]
+        lines += [f"  - {d['gpu']}: {d['constraint']}: {d['detail']}" for d in r.diagnosis]
+        lines += [f"  - {n}" for n in r.notes]
         return "\n".join(lines) + "\n"
     t = Table(title="Ranked plans", title_justify="left")
     for col in ("#", "GPUs", "TP/PP/EP", "x replicas", "precision (w / kv)", "batch", "TTFT ms", "TPOT ms",

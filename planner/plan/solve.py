@@ -13,6 +13,7 @@ import numpy as np
 import constraints
 from planner.backends import HAS_SOLUTION, Feature, Status, get_backend
 from planner.plan.candidates import Candidates, Problem, build_candidates, resolve
+from planner.plan.diagnose import diagnose
 from planner.plan.explain import explain_plans
 from planner.plan.spec import PlanSpec
 from planner.units import MS
@@ -63,6 +64,7 @@ class PlanResult:
     excluded_gpus: dict[str, str]
     notes: list[str] = field(default_factory=list)
     model_size: dict[str, int] = field(default_factory=dict)
+    diagnosis: list[dict] = field(default_factory=list)   # when infeasible: per GPU, what rules it out
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -154,9 +156,10 @@ def plan(spec: PlanSpec, doc: Document | None = None, *, backend: str = "cpsat",
     if isinstance(f, constraints.Formulation):
         size = {"variables": len(f.model.vars), "rows": len(f.model.rows),
                 "candidates_fixed_by_screening": int(len(cands) - len(f.alive))}
+    diagnosis = diagnose(problem, cands) if not plans and status == Status.INFEASIBLE else []
     return PlanResult(status=status.value, objective=spec.objective, backend=backend, plans=plans,
                       searched_configurations=cands.searched, solve_seconds=time.perf_counter() - t0, gap=gap,
-                      excluded_gpus=dict(problem.excluded), notes=notes, model_size=size)
+                      excluded_gpus=dict(problem.excluded), notes=notes, model_size=size, diagnosis=diagnosis)
 
 
 def _decode(f, sol) -> tuple[int, int]:
