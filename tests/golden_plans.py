@@ -1,0 +1,50 @@
+"""Golden summaries of the shipped instances: regenerate with `python tests/golden_plans.py`.
+
+The script prints, per instance, whether the new top objective is a gain, a regression or
+drift against the stored one, then rewrites tests/golden/plan_summaries.json."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = ROOT / "tests" / "golden" / "plan_summaries.json"
+FIELDS = ("gpu", "gpus", "tp", "pp", "ep", "replicas", "quantization", "kv_dtype", "batch")
+
+
+def summarise(result: dict) -> dict:
+    return {"status": result["status"], "objective": result["objective"], "plans": len(result["plans"]),
+            "top": {k: result["plans"][0][k] for k in FIELDS} if result["plans"] else None,
+            "top_objective_value": result["plans"][0]["objective_value"] if result["plans"] else None,
+            "diagnosed_gpus": sorted(d["gpu"] for d in result.get("diagnosis", []))}
+
+
+def instances() -> list[Path]:
+    return sorted(p for p in (ROOT / "instances").glob("*.yaml") if not p.name.startswith("estimate_"))
+
+
+def main() -> None:
+    sys.path.insert(0, str(ROOT))
+    from planner.plan.solve import plan
+    from planner.plan.spec import load_plan_spec
+
+    old = json.loads(GOLDEN.read_text()) if GOLDEN.exists() else {}
+    new = {}
+    for path in instances():
+        spec, doc = load_plan_spec(str(path))
+        new[path.name] = summarise(plan(spec, doc).to_dict())
+        before, after = old.get(path.name, {}).get("top_objective_value"), new[path.name]["top_objective_value"]
+        if before is None or after is None:
+            verdict = "new" if before is None else "lost"
+        else:
+            sense = -1 if new[path.name]["objective"] == "throughput" else 1
+            delta = sense * (after - before) / abs(before)
+            verdict = "drift" if abs(delta) < 1e-6 else ("regression" if delta > 0 else "gain")
+        print(f"{path.name}: {verdict} ({before} -> {after})")
+    GOLDEN.write_text(json.dumps(new, indent=2, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    main()

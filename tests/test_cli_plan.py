@@ -1,0 +1,86 @@
+"""`planner plan` through the CLI: golden summaries, exit codes, determinism, outputs."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from golden_plans import GOLDEN, instances, summarise
+from planner.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNNER = CliRunner()
+
+
+@pytest.mark.parametrize("path", instances(), ids=lambda p: p.stem)
+def test_shipped_instance_matches_golden(path):
+    r = RUNNER.invoke(app, ["plan", str(path), "--json"])
+    golden = json.loads(GOLDEN.read_text())[path.name]
+    got = summarise(json.loads(r.stdout))
+    assert r.exit_code == (0 if golden["plans"] else 1), r.output
+    assert {k: v for k, v in got.items() if k != "top_objective_value"} == \
+        {k: v for k, v in golden.items() if k != "top_objective_value"}
+    if golden["top_objective_value"] is not None:
+        assert got["top_objective_value"] == pytest.approx(golden["top_objective_value"], rel=1e-6)
+
+
+def test_json_has_the_documented_fields():
+    d = json.loads(RUNNER.invoke(app, ["plan", str(ROOT / "instances" / "seed_4090_vs_h100.yaml"), "--json"]).stdout)
+    for key in ("status", "objective", "plans", "searched_configurations", "solve_seconds"):
+        assert key in d
+    p = d["plans"][0]
+    for key in ("gpu", "gpus", "nodes", "tp", "pp", "ep", "replicas", "quantization", "kv_dtype", "batch", "ttft_ms",
+                "tpot_ms", "throughput_tokens_per_s", "cost_per_hour", "cost_per_million_tokens", "memory", "mbu",
+                "mfu", "explanation", "regime"):
+        assert key in p
+    assert {"batch_limit", "count_limit", "regime", "versus_next"} <= set(p["explanation"])
+
+
+def test_same_input_gives_identical_json_apart_from_timing():
+    args = ["plan", str(ROOT / "instances" / "latency_llama8b.yaml"), "--json"]
+    a, b = (json.loads(RUNNER.invoke(app, args).stdout) for _ in range(2))
+    a.pop("solve_seconds"), b.pop("solve_seconds")
+    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def test_infeasible_instance_explains_itself():
+    r = RUNNER.invoke(app, ["plan", str(ROOT / "instances" / "infeasible_405b.yaml")])
+    assert r.exit_code == 1
+    assert "No feasible plan" in r.stdout and "falls short by" in r.stdout and "812 GB of weights" in r.stdout
+
+
+def test_output_file_written_and_input_never_overwritten(tmp_path):
+    src = tmp_path / "i.yaml"
+    src.write_text((ROOT / "instances" / "latency_llama8b.yaml").read_text())
+    out = tmp_path / "plans.yaml"
+    assert RUNNER.invoke(app, ["plan", str(src), "--output", str(out)]).exit_code == 0
+    assert "plans:" in out.read_text()
+    before = src.read_text()
+    r = RUNNER.invoke(app, ["plan", str(src), "--output", str(src)])
+    assert r.exit_code == 2 and src.read_text() == before
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("model: llama-3.1-8b\n", "workload"),
+    ("model: llama-3.1-8b\nworkload: {input_tokens: 10, output_tokens: 10}\nobjectve: tpot\n", "unknown key 'objectve'"),
+    ("model: llama-3.1-8b\nworkload: {input_tokens: 10, output_tokens: 10}\nsearch: {gpus: [h100]}\n", "h100-sxm"),
+    ("model: llama-3.1-8b\nworkload: {input_tokens: 10, output_tokens: 10}\nobjective: cost_per_hour\n", "demand"),
+    ("model: llama-3.1-8b\nworkload: {input_tokens: -1, output_tokens: 10}\n", "workload.input_tokens"),
+    ("model: llama-3.1-8b\nworkload: {input_tokens: .nan, output_tokens: 10}\n", "workload.input_tokens"),
+])
+def test_bad_instances_exit_2_with_location(tmp_path, text, needle):
+    f = tmp_path / "bad.yaml"
+    f.write_text(text)
+    r = RUNNER.invoke(app, ["plan", str(f)])
+    assert r.exit_code == 2 and needle in r.stderr and "Traceback" not in r.output
+
+
+def test_unknown_backend():
+    r = RUNNER.invoke(app, ["plan", str(ROOT / "instances" / "latency_llama8b.yaml"), "--backend", "gurobi"])
+    assert r.exit_code == 2 and "accepted: cpsat, milp, exhaustive" in r.stderr
+
+
+def test_schema_is_exported():
+    d = json.loads(RUNNER.invoke(app, ["schema"]).stdout)
+    assert d["additionalProperties"] is False and "workload" in d["properties"]
