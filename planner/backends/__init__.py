@@ -39,6 +39,19 @@ class Solution:
     seconds: float = 0.0
 
 
+def incremental(f, key: str, translate, add_row):
+    """The solver model of formulation ``f``, translated once and then extended with the
+    rows added since (the ranking's no-good cuts): ``add_row(model, vars, linear_model, k)``."""
+    cache = f.__dict__.setdefault(key, {})
+    if "model" not in cache:
+        cache["model"], cache["vars"] = translate(f.model)
+        cache["rows"] = len(f.model.rows)
+    for k in range(cache["rows"], len(f.model.rows)):
+        add_row(cache["model"], cache["vars"], f.model, k)
+    cache["rows"] = len(f.model.rows)
+    return cache["model"], cache["vars"]
+
+
 def get_backend(name: str, requires: frozenset[Feature] = frozenset()):
     from planner.backends.cpsat import CpSatBackend
     from planner.backends.exhaustive import ExhaustiveBackend

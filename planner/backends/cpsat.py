@@ -11,7 +11,7 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from constraints.model import UNITS, LinearModel
-from planner.backends import Feature, Solution, Status
+from planner.backends import Feature, Solution, Status, incremental
 
 
 class CpSatBackend:
@@ -20,14 +20,7 @@ class CpSatBackend:
 
     def solve(self, f, time_limit: float, seed: int = 0) -> Solution:
         t0 = time.perf_counter()
-        cache = f.__dict__.setdefault("_cpsat", {})
-        if "model" not in cache:
-            cache["model"], cache["vars"] = translate(f.model)
-            cache["rows"] = len(f.model.rows)
-        cp, vs = cache["model"], cache["vars"]
-        for r in f.model.rows[cache["rows"]:]:          # rows added since (ranking cuts)
-            _add_row(cp, vs, f.model, r)
-        cache["rows"] = len(f.model.rows)
+        cp, vs = incremental(f, "_cpsat", translate, _add_row)
         solver = cp_model.CpSolver()
         solver.parameters.max_time_in_seconds = float(time_limit)
         solver.parameters.num_workers = 1          # deterministic: same input, same answer
@@ -66,8 +59,8 @@ def translate(m: LinearModel) -> tuple[cp_model.CpModel, list]:
         else:
             u = UNITS[v.dimension]
             vs.append(cp.NewIntVar(math.floor(v.lb / u), math.ceil(v.ub / u), v.name))
-    for r in m.rows:
-        _add_row(cp, vs, m, r)
+    for k in range(len(m.rows)):
+        _add_row(cp, vs, m, k)
     idx, ks = [], []
     for i, a in m.objective.items():
         v = m.vars[i]
@@ -80,8 +73,9 @@ def translate(m: LinearModel) -> tuple[cp_model.CpModel, list]:
     return cp, vs
 
 
-def _add_row(cp: cp_model.CpModel, vs: list, m: LinearModel, r) -> None:
+def _add_row(cp: cp_model.CpModel, vs: list, m: LinearModel, k: int) -> None:
     """One row, coefficients rounded conservatively: <= rounds up, >= rounds down."""
+    r = m.rows[k]
     idx, ks = [], []
     for i, a in r.coeffs.items():
         v = m.vars[i]

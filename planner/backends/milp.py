@@ -9,7 +9,7 @@ import numpy as np
 import pulp
 
 from constraints.model import LinearModel
-from planner.backends import Feature, Solution, Status
+from planner.backends import Feature, Solution, Status, incremental
 
 CONDITIONING = {"count": 1.0, "bytes": 1e9, "seconds": 1e-3, "usd_per_hour": 1.0, "usd_per_million_tokens": 1.0,
                 "tokens_per_s": 1e3, "watts": 1e3, "nodes": 1.0}
@@ -21,14 +21,7 @@ class MilpBackend:
 
     def solve(self, f, time_limit: float, seed: int = 0) -> Solution:
         t0 = time.perf_counter()
-        cache = f.__dict__.setdefault("_milp", {})
-        if "model" not in cache:
-            cache["model"], cache["vars"] = translate(f.model)
-            cache["rows"] = len(f.model.rows)
-        prob, vs = cache["model"], cache["vars"]
-        for k in range(cache["rows"], len(f.model.rows)):   # rows added since (ranking cuts)
-            _add_row(prob, vs, f.model, k)
-        cache["rows"] = len(f.model.rows)
+        prob, vs = incremental(f, "_milp", translate, _add_row)
         solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=max(1, int(time_limit)), gapRel=0.0, threads=1,
                                    options=[f"randomSeed {seed + 1}", f"randomCbcSeed {seed + 1}"])
         prob.solve(solver)

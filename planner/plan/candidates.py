@@ -208,7 +208,10 @@ def _largest_feasible_batch(p: Problem, base: Configs, cap: int) -> np.ndarray:
 
 
 def _replica_cap(p: Problem, ev: Evaluation, configs: Configs) -> np.ndarray:
-    """An upper bound on useful replicas per row, from the limits and the demand."""
+    """An upper bound on useful replicas per row, from the limits and the demand: the
+    domain of the replica variables. The exhaustive oracle computes its own bounds
+    (planner/backends/exhaustive.py) on purpose: code shared by the model and the oracle
+    that checks it could make both agree on a wrong answer."""
     cap = np.full(len(ev.gpus), 100_000.0)
     lim, s = p.spec.limits, p.spec.search
     if s.max_gpus is not None:
