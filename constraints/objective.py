@@ -22,6 +22,9 @@ def add(f) -> None:
         m.objective, m.objective_dimension, m.objective_sense = {f.scalars["tpot"]: 1.0}, "seconds", "min"
     elif obj == "ttft":
         m.objective, m.objective_dimension, m.objective_sense = {f.scalars["ttft"]: 1.0}, "seconds", "min"
+    elif obj == "gpus":
+        m.objective = {int(f.y[j]): float(ev.gpus[j]) for j in f.alive}
+        m.objective_dimension, m.objective_sense = "count", "min"
     else:
         thr = ev.throughput_tokens_per_s
         m.objective = {int(f.y[j]): float(thr[j]) for j in f.alive}

@@ -43,6 +43,19 @@ class CpSatBackend:
         return Solution(status, values, gap=gap, seconds=time.perf_counter() - t0)
 
 
+REL_EPS = 1e-9
+"""Values within a relative 1e-9 of an integer are that integer: 23.6 $/h / 1e-6 is
+23599999.999999996 in floating point, and must not round below 23,600,000."""
+
+
+def _floor(x: float) -> int:
+    return math.floor(x + REL_EPS * max(1.0, abs(x)))
+
+
+def _ceil(x: float) -> int:
+    return math.ceil(x - REL_EPS * max(1.0, abs(x)))
+
+
 def _scaled(coef: float, var_dim: str, var_integer: bool, row_dim: str) -> float:
     if not var_integer and var_dim == row_dim:
         return coef                      # a continuous variable already counts row units
@@ -54,11 +67,11 @@ def translate(m: LinearModel) -> tuple[cp_model.CpModel, list]:
     vs = []
     for v in m.vars:
         if v.integer:
-            lo, hi = math.ceil(v.lb - 1e-9), math.floor(v.ub + 1e-9)
+            lo, hi = _ceil(v.lb), _floor(v.ub)
             vs.append(cp.NewBoolVar(v.name) if (lo, hi) == (0, 1) else cp.NewIntVar(lo, hi, v.name))
         else:
             u = UNITS[v.dimension]
-            vs.append(cp.NewIntVar(math.floor(v.lb / u), math.ceil(v.ub / u), v.name))
+            vs.append(cp.NewIntVar(_floor(v.lb / u), _ceil(v.ub / u) + 1, v.name))
     for k in range(len(m.rows)):
         _add_row(cp, vs, m, k)
     idx, ks = [], []
@@ -80,15 +93,15 @@ def _add_row(cp: cp_model.CpModel, vs: list, m: LinearModel, k: int) -> None:
     for i, a in r.coeffs.items():
         v = m.vars[i]
         s = _scaled(a, v.dimension, v.integer, r.dimension)
-        k = math.ceil(s - 1e-9) if r.sense == "<=" else math.floor(s + 1e-9) if r.sense == ">=" else round(s)
+        k = _ceil(s) if r.sense == "<=" else _floor(s) if r.sense == ">=" else round(s)
         if k:
             idx.append(vs[i])
             ks.append(k)
     expr = cp_model.LinearExpr.WeightedSum(idx, ks)
     rhs = r.rhs / UNITS[r.dimension]
     if r.sense == "<=":
-        cp.Add(expr <= math.floor(rhs + 1e-9)).WithName(r.name)
+        cp.Add(expr <= _floor(rhs)).WithName(r.name)
     elif r.sense == ">=":
-        cp.Add(expr >= math.ceil(rhs - 1e-9)).WithName(r.name)
+        cp.Add(expr >= _ceil(rhs)).WithName(r.name)
     else:
         cp.Add(expr == round(rhs)).WithName(r.name)

@@ -77,6 +77,8 @@ def evaluate_all(p, cands, excluded: set[int]) -> tuple[np.ndarray, np.ndarray, 
         value = ev.tpot
     elif obj == "ttft":
         value = ev.ttft
+    elif obj == "gpus":
+        value = ev.gpus * replicas
     else:
         value = ev.throughput_tokens_per_s * replicas
     ok &= np.isfinite(value)

@@ -30,10 +30,12 @@ def plan_command(
     time_limit: Annotated[float, typer.Option("--time-limit", help="seconds for all solves together")] = 60.0,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", help="also write the result to FILE.json or FILE.yaml")] = None,
+    reproducible: Annotated[bool, typer.Option("--reproducible", help="omit timings: the same input gives byte-identical output")] = False,
 ) -> None:
     """Search GPU type, count, TP/PP/EP, precision and batch; print ranked plans that explain themselves.
 
-    Exit 0 with a plan, 1 when no plan is feasible (with the reason), 2 for bad input."""
+    Exit 0 with a plan, 1 when no plan is feasible (with the reason and the smallest relaxations) or the
+    time limit passed before one was found, 2 for bad input, 130 on Ctrl-C (the plans found so far are printed)."""
 
     def run() -> int:
         if time_limit <= 0:
@@ -44,12 +46,16 @@ def plan_command(
             raise InputError("output file must end in .json or .yaml", path="--output", value=str(output))
         spec, doc = load_plan_spec(str(instance))
         result = plan(spec, doc, backend=backend, top_k=top, time_limit=time_limit, objective=objective)
+        if reproducible:
+            result.solve_seconds = None
         data = result.to_dict()
         if output is not None:
             text = dump_json(data) if output.suffix == ".json" else yaml.safe_dump(json.loads(dump_json(data)),
                                                                                       sort_keys=True)
             write_atomically(output, text, protected=(instance,))
         emit(dump_json(data) if as_json else render_plans(result))
+        if result.interrupted:
+            return 130
         return 0 if result.plans else 1
 
     code = guarded(run)

@@ -79,11 +79,17 @@ def render_estimate(e: Estimate) -> str:
 def render_plans(r) -> str:
     from planner.units import GB
     head = (f"status {r.status}; objective {r.objective}; backend {r.backend}; "
-            f"{r.searched_configurations:,} configurations x batch levels searched in {r.solve_seconds:.2f} s")
+            f"{r.searched_configurations:,} configurations x batch levels searched"
+            + ("" if r.solve_seconds is None else f" in {r.solve_seconds:.2f} s")
+            + ("" if r.gap in (None, 0.0) else f"; proven gap {r.gap:.2%}"))
     if not r.plans:
-        lines = [head, "", "No feasible plan. What rules out each GPU type:"]
-        lines += [f"  - {d['gpu']}: {d['constraint']}: {d['detail']}" for d in r.diagnosis]
+        title = "Interrupted before a plan was found." if r.interrupted else "No feasible plan."
+        lines = [head, "", f"{title} What rules out each family of options:"]
+        lines += [f"  - {d['family']} {d[d['family']]}: {d['constraint']}: {d['detail']}" for d in r.diagnosis]
         lines += [f"  - {n}" for n in r.notes]
+        if r.relaxations:
+            lines += ["", "Smallest change to each limit that makes it feasible (others unchanged):"]
+            lines += [f"  - {x['change']}" for x in r.relaxations]
         return "\n".join(lines) + "\n"
     t = Table(title="Ranked plans", title_justify="left")
     for col in ("#", "GPUs", "TP/PP/EP", "x replicas", "precision (w / kv)", "batch", "TTFT ms", "TPOT ms",
@@ -108,4 +114,6 @@ def render_plans(r) -> str:
             lines.append(f"   ranks above #{p.rank + 1}: {e['versus_next']}")
         out.append("\n".join(lines))
     out += [f"note: {n}" for n in r.notes]
+    if r.interrupted:
+        out.append(f"interrupted: {len(r.plans)} plan(s) found before Ctrl-C")
     return to_text(*out)

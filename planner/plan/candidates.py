@@ -160,11 +160,14 @@ def build_candidates(p: Problem) -> Candidates:
                          f"{MAX_CANDIDATES:,}; narrow search.gpus, quantizations, tp, pp or batch_levels",
                          path="search", file=p.file)
     best = _largest_feasible_batch(p, base, min(s.max_batch, max(levels)))
+    fewest = _smallest_batch_for_demand(p, base, best)
     rows = np.repeat(np.arange(n), len(levels))
     batch = np.tile(np.asarray(levels, dtype=float), n)
-    extra = np.nonzero((best >= 1) & ~np.isin(best, levels))[0]
-    rows = np.concatenate([rows, extra])
-    batch = np.concatenate([batch, best[extra]])
+    for extra_batch in (best, fewest):
+        extra = np.nonzero((extra_batch >= 1) & ~np.isin(extra_batch, levels))[0]
+        rows = np.concatenate([rows, extra])
+        batch = np.concatenate([batch, extra_batch[extra]])
+    rows, batch = _unique_rows(rows, batch)
     order = np.lexsort((batch, rows))
     rows, batch = rows[order], batch[order]
     configs = base.take(rows)
@@ -175,6 +178,11 @@ def build_candidates(p: Problem) -> Candidates:
     nodes = np.where(ev.gpus <= per_node, ev.gpus / per_node, np.ceil(ev.gpus / per_node))
     return Candidates(configs=configs, ev=ev, config=rows, e2e=e2e, nodes_per_replica=nodes,
                       replica_cap=_replica_cap(p, ev, configs), searched=len(configs))
+
+
+def _unique_rows(rows: np.ndarray, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pairs = np.unique(np.stack([rows.astype(float), batch]), axis=1)
+    return pairs[0].astype(np.int64), pairs[1]
 
 
 def _latency_ok(p: Problem, ev: Evaluation, w) -> np.ndarray:
@@ -189,25 +197,51 @@ def _latency_ok(p: Problem, ev: Evaluation, w) -> np.ndarray:
     return ok
 
 
-def _largest_feasible_batch(p: Problem, base: Configs, cap: int) -> np.ndarray:
-    """Per configuration, the largest batch <= cap meeting memory and the latency SLOs
-    (0 if none): bisection, vectorised over configurations (all are monotone in batch)."""
-    w = p.spec.workload
-    lo = np.zeros(len(base))
-    hi = np.full(len(base), float(cap) + 1)
+def _bisect(p: Problem, base: Configs, ok, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Per configuration, the boundary of a predicate monotone in the batch: ``ok`` is true
+    at ``lo`` side and false at ``hi`` side; returns the last batch on the ``lo`` side.
+    Vectorised over configurations (docs/formulation.md section 2)."""
     fields_ = {k: getattr(base, k) for k in base.__dataclass_fields__}
+    lo, hi = lo.astype(float).copy(), hi.astype(float).copy()
     while True:
-        active = hi - lo > 1
+        active = np.abs(hi - lo) > 1
         if not active.any():
             return lo
         mid = np.floor((lo + hi) / 2)
-        ev = evaluate(p.model, p.table, Configs(**{**fields_, "batch": np.where(active, mid, 1.0)}), p.assumptions)
-        ok = _latency_ok(p, ev, w) & active
-        lo = np.where(ok, mid, lo)
-        hi = np.where(active & ~ok, mid, hi)
+        ev = evaluate(p.model, p.table, Configs(**{**fields_, "batch": np.where(active, np.maximum(mid, 1.0), 1.0)}),
+                      p.assumptions)
+        good = ok(ev) & active
+        lo = np.where(good, mid, lo)
+        hi = np.where(active & ~good, mid, hi)
 
 
-def _replica_cap(p: Problem, ev: Evaluation, configs: Configs) -> np.ndarray:
+def _largest_feasible_batch(p: Problem, base: Configs, cap: int) -> np.ndarray:
+    """Per configuration, the largest batch <= cap meeting memory and the latency SLOs
+    (0 if none): all are monotone in the batch."""
+    n = len(base)
+    return _bisect(p, base, lambda ev: _latency_ok(p, ev, p.spec.workload), np.zeros(n), np.full(n, cap + 1.0))
+
+
+def _smallest_batch_for_demand(p: Problem, base: Configs, largest: np.ndarray) -> np.ndarray:
+    """Per configuration, the smallest batch whose replicas, as many as the limits allow,
+    still meet the demand (0 if none). Throughput per replica grows with the batch and the
+    replica cap does not depend on it; a smaller batch has a shorter TPOT, so this is the
+    TPOT-optimal batch of the configuration under a demand."""
+    demand = p.demand_tokens_per_s
+    if demand is None:
+        return np.zeros(len(base))
+    at1 = evaluate(p.model, p.table, base, p.assumptions)
+    r_max = _replica_cap(p, at1, base, with_demand=False)
+
+    def meets(ev: Evaluation) -> np.ndarray:
+        return ev.throughput_tokens_per_s * r_max < demand  # true below the boundary
+
+    below = _bisect(p, base, meets, np.zeros(len(base)), largest + 1.0)
+    smallest = below + 1.0
+    return np.where((largest >= 1) & (smallest <= largest), smallest, 0.0)
+
+
+def _replica_cap(p: Problem, ev: Evaluation, configs: Configs, *, with_demand: bool = True) -> np.ndarray:
     """An upper bound on useful replicas per row, from the limits and the demand: the
     domain of the replica variables. The exhaustive oracle computes its own bounds
     (planner/backends/exhaustive.py) on purpose: code shared by the model and the oracle
@@ -226,7 +260,11 @@ def _replica_cap(p: Problem, ev: Evaluation, configs: Configs) -> np.ndarray:
     if lim.power_cap_w is not None:
         power = np.nan_to_num(ev.power_w, nan=0.0)
         cap = np.minimum(cap, np.floor(lim.power_cap_w / np.maximum(power, 1e-12)))
+    if s.max_nodes is not None:
+        per_node = p.table.per_node[configs.gpu]
+        slots = np.where(ev.gpus <= per_node, ev.gpus, np.ceil(ev.gpus / per_node) * per_node)
+        cap = np.minimum(cap, np.floor(s.max_nodes * per_node / slots))
     demand = p.demand_tokens_per_s
-    if demand is not None and p.spec.objective != "throughput":
+    if with_demand and demand is not None and p.spec.objective != "throughput":
         cap = np.minimum(cap, np.ceil(demand / ev.throughput_tokens_per_s))
-    return np.maximum(cap, 1.0)
+    return np.maximum(cap, 1.0) if with_demand else np.maximum(cap, 0.0)

@@ -9,45 +9,49 @@ from __future__ import annotations
 import numpy as np
 
 from planner.backends.exhaustive import replica_bounds
+from planner.physics.space import SCHEME_NAMES
 from planner.units import GB, MS
 
 
 def diagnose(p, cands) -> list[dict]:
-    ev, gpu = cands.ev, cands.configs.gpu
-    slo, out = p.spec.slo, p.spec.workload.output_tokens
+    """Per family of options (each GPU type, each quantization searched), the first
+    constraint that rules the whole family out, in figures."""
+    gpu, scheme = cands.configs.gpu, cands.configs.scheme
+    families = [("gpu", g.id, gpu == i) for i, g in enumerate(p.gpus)]
+    schemes = sorted(set(scheme.tolist()))
+    if len(schemes) > 1:
+        families += [("quantization", SCHEME_NAMES[q], scheme == q) for q in schemes]
     lo, hi = replica_bounds(p, cands)
-    reasons = []
-    for g, g_obj in enumerate(p.gpus):
-        mine = gpu == g
-        if not mine.any():
-            reasons.append({"gpu": g_obj.id, "constraint": "search",
-                            "detail": "no valid layout in the search space (TP, PP, EP or precision)"})
-            continue
-        fits = mine & ev.fits
-        if not fits.any():
-            reasons.append({"gpu": g_obj.id, "constraint": "memory", "detail": _memory(p, cands, mine)})
-            continue
-        ok, constraint, detail = fits, None, ""
-        for name, target, value in (("tpot", slo.tpot_ms, ev.tpot), ("ttft", slo.ttft_ms, ev.ttft),
-                                    ("e2e_latency", slo.e2e_latency_ms, ev.ttft + ev.tpot * (out - 1))):
-            if target is None:
-                continue
-            passing = ok & (value <= target * MS)
-            if not passing.any():
-                best = float(np.min(value[ok]))
-                constraint = name
-                detail = (f"the fastest layout that fits reaches {best / MS:,.1f} ms, above the {target:g} ms "
-                          f"target by {best / MS - target:,.1f} ms")
-                break
-            ok = passing
-        if constraint is None:
-            need, allow = float(np.min(lo[ok])), float(np.max(hi[ok]))
-            if need > allow or not (lo[ok] <= hi[ok]).any():
-                constraint = "limits"
-                detail = _limits(p, cands, ok, lo, hi)
+    out = []
+    for kind, name, mask in families:
+        constraint, detail = _first_violation(p, cands, mask, lo, hi)
         if constraint is not None:
-            reasons.append({"gpu": g_obj.id, "constraint": constraint, "detail": detail})
-    return reasons
+            out.append({"family": kind, kind: name, "gpu": name if kind == "gpu" else None,
+                        "constraint": constraint, "detail": detail})
+    return out
+
+
+def _first_violation(p, cands, mine, lo, hi) -> tuple[str | None, str]:
+    ev = cands.ev
+    slo, out = p.spec.slo, p.spec.workload.output_tokens
+    if not mine.any():
+        return "search", "no valid layout in the search space (TP, PP, EP or precision)"
+    ok = mine & ev.fits
+    if not ok.any():
+        return "memory", _memory(p, cands, mine)
+    for name, target, value in (("tpot", slo.tpot_ms, ev.tpot), ("ttft", slo.ttft_ms, ev.ttft),
+                                ("e2e_latency", slo.e2e_latency_ms, ev.ttft + ev.tpot * (out - 1))):
+        if target is None:
+            continue
+        passing = ok & (value <= target * MS)
+        if not passing.any():
+            best = float(np.min(value[ok]))
+            return name, (f"the fastest layout that fits reaches {best / MS:,.1f} ms, above the {target:g} ms "
+                          f"target by {best / MS - target:,.1f} ms")
+        ok = passing
+    if not (lo[ok] <= hi[ok]).any():
+        return "limits", _limits(p, cands, ok, lo, hi)
+    return None, ""
 
 
 def _memory(p, cands, mine) -> str:

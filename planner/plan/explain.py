@@ -12,7 +12,7 @@ from planner.units import GB, MS
 
 OBJECTIVE_UNITS = {"cost_per_million_tokens": ("$ per million output tokens", 1.0),
                    "cost_per_hour": ("$/hour", 1.0), "tpot": ("ms TPOT", 1 / MS), "ttft": ("ms TTFT", 1 / MS),
-                   "throughput": ("output tokens/s", 1.0)}
+                   "throughput": ("output tokens/s", 1.0), "gpus": ("GPUs", 1.0)}
 
 
 def explain_plans(p, cands, plans) -> None:
@@ -61,7 +61,8 @@ def _batch_limit(p, cands, j: int) -> dict:
     if not reasons:
         why = {"tpot": "a smaller batch gives a shorter TPOT", "ttft": "TTFT does not depend on the batch here",
                "cost_per_hour": "a larger batch would not save a replica",
-               "throughput": "a larger batch would not add throughput within the limits"}
+               "throughput": "a larger batch would not add throughput within the limits",
+               "gpus": "a larger batch would not save a replica"}
         reasons.append(("objective", why.get(p.spec.objective, "the next batch level is not better")))
     binding, detail = reasons[0]
     return {"binding": binding, "detail": detail, "others": [r[1] for r in reasons[1:]],

@@ -15,6 +15,7 @@ from planner.backends import HAS_SOLUTION, Feature, Status, get_backend
 from planner.plan.candidates import Candidates, Problem, build_candidates, resolve
 from planner.plan.diagnose import diagnose
 from planner.plan.explain import explain_plans
+from planner.plan.relax import relaxations
 from planner.plan.spec import PlanSpec
 from planner.units import MS
 from planner.yamlio import Document
@@ -59,12 +60,14 @@ class PlanResult:
     backend: str
     plans: list[Plan]
     searched_configurations: int
-    solve_seconds: float
+    solve_seconds: float | None
     gap: float | None
     excluded_gpus: dict[str, str]
     notes: list[str] = field(default_factory=list)
     model_size: dict[str, int] = field(default_factory=dict)
-    diagnosis: list[dict] = field(default_factory=list)   # when infeasible: per GPU, what rules it out
+    diagnosis: list[dict] = field(default_factory=list)   # when infeasible: per family, what rules it out
+    relaxations: list[dict] = field(default_factory=list)  # when infeasible: smallest change per limit
+    interrupted: bool = False                              # Ctrl-C: the plans found so far
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -87,6 +90,8 @@ def objective_value(p: Problem, c: Candidates, j: int, replicas: int) -> float:
         return float(ev.tpot[j])
     if obj == "ttft":
         return float(ev.ttft[j])
+    if obj == "gpus":
+        return float(ev.gpus[j] * replicas)
     return float(ev.throughput_tokens_per_s[j] * replicas)
 
 
@@ -124,7 +129,7 @@ def make_plan(p: Problem, c: Candidates, j: int, replicas: int, rank: int) -> Pl
 
 
 def plan(spec: PlanSpec, doc: Document | None = None, *, backend: str = "cpsat", top_k: int | None = None,
-         time_limit: float = 60.0, objective: str | None = None) -> PlanResult:
+         time_limit: float = 60.0, objective: str | None = None, relax: bool = True) -> PlanResult:
     t0 = time.perf_counter()
     if objective is not None and objective != spec.objective:
         spec = PlanSpec.model_validate(spec.model_dump() | {"objective": objective})
@@ -136,30 +141,38 @@ def plan(spec: PlanSpec, doc: Document | None = None, *, backend: str = "cpsat",
     plans: list[Plan] = []
     status, gap = Status.INFEASIBLE, None
     deadline = time.perf_counter() + time_limit
-    for rank in range(1, k + 1):
-        remaining = deadline - time.perf_counter()
-        if remaining <= 0:
-            break
-        sol = engine.solve(f, remaining)
-        if sol.status not in HAS_SOLUTION:
+    interrupted = False
+    try:
+        for rank in range(1, k + 1):
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                break
+            sol = engine.solve(f, remaining)
+            if sol.status not in HAS_SOLUTION:
+                if rank == 1:
+                    status = sol.status
+                break
+            j, r = _decode(f, sol)
             if rank == 1:
-                status = sol.status
-            break
-        j, r = _decode(f, sol)
-        if rank == 1:
-            status, gap = sol.status, sol.gap
-        plans.append(make_plan(problem, cands, j, r, rank))
-        f.exclude_configuration(int(cands.config[j]), cands.label(j, problem.table, batch=False))
+                status, gap = sol.status, sol.gap
+            plans.append(make_plan(problem, cands, j, r, rank))
+            f.exclude_configuration(int(cands.config[j]), cands.label(j, problem.table, batch=False))
+    except KeyboardInterrupt:
+        interrupted = True     # keep what was found; the CLI exits 130
     explain_plans(problem, cands, plans)
     notes = [f"{gid} not searched: {why}" for gid, why in problem.excluded.items()]
     size = {}
     if isinstance(f, constraints.Formulation):
         size = {"variables": len(f.model.vars), "rows": len(f.model.rows),
                 "candidates_fixed_by_screening": int(len(cands) - len(f.alive))}
-    diagnosis = diagnose(problem, cands) if not plans and status == Status.INFEASIBLE else []
+    infeasible = not plans and status == Status.INFEASIBLE and not interrupted
+    diagnosis = diagnose(problem, cands) if infeasible else []
+    relaxed = [r.to_dict() for r in relaxations(spec, doc, backend=backend, time_limit=time_limit)] \
+        if infeasible and relax else []
     return PlanResult(status=status.value, objective=spec.objective, backend=backend, plans=plans,
                       searched_configurations=cands.searched, solve_seconds=time.perf_counter() - t0, gap=gap,
-                      excluded_gpus=dict(problem.excluded), notes=notes, model_size=size, diagnosis=diagnosis)
+                      excluded_gpus=dict(problem.excluded), notes=notes, model_size=size, diagnosis=diagnosis,
+                      relaxations=relaxed, interrupted=interrupted)
 
 
 def _decode(f, sol) -> tuple[int, int]:

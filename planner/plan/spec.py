@@ -14,7 +14,7 @@ from planner.yamlio import Document, load_yaml
 SCHEMA_VERSION = 1
 Tokens = Annotated[int, Field(ge=1, le=10_000_000)]
 Degree = Annotated[int, Field(ge=1, le=1024)]
-Objective = Literal["cost_per_million_tokens", "cost_per_hour", "tpot", "ttft", "throughput"]
+Objective = Literal["cost_per_million_tokens", "cost_per_hour", "tpot", "ttft", "throughput", "gpus"]
 MAX_CANDIDATES = 2_000_000
 """Largest search space (configurations x batch levels) accepted; a bigger one is refused."""
 

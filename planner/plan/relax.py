@@ -1,0 +1,113 @@
+"""Minimal relaxation of an infeasible instance (issue 4).
+
+For each limit the instance sets, drop that one limit and re-solve with the objective set
+to the limit's own quantity (TPOT, TTFT, $/hour, GPUs): the optimum is the smallest value
+of the limit that makes the problem feasible, with the plan it gives. For the allowed
+quantizations, try each scheme not yet allowed. Every other limit stays as written, so the
+change reported is the only one needed, and applying the patch to the file gives a plan.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from planner.physics.quant import SCHEMES
+
+
+@dataclass
+class Relaxation:
+    limit: str            # YAML path of the limit
+    current: Any
+    needed: Any           # the smallest value that makes the instance feasible (None: no value does)
+    patch: dict | None    # merge into the instance file to apply it
+    change: str           # one sentence
+    plan: dict | None     # the plan the relaxed instance gives (None if still infeasible)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _up(x: float, step: float) -> float:
+    """Round up to a multiple of ``step`` (a limit slightly above what is needed)."""
+    return math.ceil(x / step - 1e-9) * step
+
+
+def _summary(p) -> dict:
+    return {k: getattr(p, k) for k in ("gpu", "gpus", "tp", "pp", "ep", "replicas", "quantization", "kv_dtype",
+                                      "batch", "ttft_ms", "tpot_ms", "throughput_tokens_per_s", "cost_per_hour",
+                                      "cost_per_million_tokens")}
+
+
+def relaxations(spec, doc, *, backend: str, time_limit: float) -> list[Relaxation]:
+    from planner.plan.solve import plan  # the solve loop calls us only when infeasible
+
+    def solve(**update):
+        relaxed = spec.model_copy(update=update)   # not re-validated: objectives here are internal
+        return plan(relaxed, doc, backend=backend, top_k=1, time_limit=time_limit, relax=False)
+
+    out: list[Relaxation] = []
+    slo, lim, s = spec.slo, spec.limits, spec.search
+    for field, unit, objective in (("tpot_ms", 0.01, "tpot"), ("ttft_ms", 1.0, "ttft")):
+        current = getattr(slo, field)
+        if current is None:
+            continue
+        r = solve(slo=slo.model_copy(update={field: None}), objective=objective)
+        value = getattr(r.plans[0], field) if r.plans else None
+        needed = _up(value, unit) if value is not None else None
+        out.append(_make(f"slo.{field}", current, needed, {"slo": {field: needed}}, r))
+    if lim.budget_usd_per_hour is not None:
+        r = solve(limits=lim.model_copy(update={"budget_usd_per_hour": None}), objective="cost_per_hour")
+        needed = _up(r.plans[0].cost_per_hour, 0.01) if r.plans and r.plans[0].cost_per_hour else None
+        out.append(_make("limits.budget_usd_per_hour", lim.budget_usd_per_hour, needed,
+                         {"limits": {"budget_usd_per_hour": needed}}, r))
+    for gid, count in sorted(lim.inventory.items()):
+        rest = {k: v for k, v in lim.inventory.items() if k != gid}
+        r = solve(limits=lim.model_copy(update={"inventory": rest}), objective="gpus")
+        ok = r.plans and r.plans[0].gpu == gid
+        needed = r.plans[0].gpus if ok else None
+        out.append(_make(f"limits.inventory.{gid}", count, needed,
+                         {"limits": {"inventory": {gid: needed}}} if ok else None, r if ok else None))
+    if s.max_gpus is not None:
+        r = solve(search=s.model_copy(update={"max_gpus": None}), objective="gpus")
+        needed = r.plans[0].gpus if r.plans else None
+        out.append(_make("search.max_gpus", s.max_gpus, needed, {"search": {"max_gpus": needed}}, r))
+    if s.quantizations is not None:
+        best = None
+        for scheme in SCHEMES:
+            if scheme in s.quantizations:
+                continue
+            r = solve(search=s.model_copy(update={"quantizations": [*s.quantizations, scheme]}))
+            if r.plans and (best is None or _better(spec, r.plans[0], best[1].plans[0])):
+                best = (scheme, r)
+        if best is None:
+            out.append(_make("search.quantizations", s.quantizations, None, None, None))
+        else:
+            scheme, r = best
+            out.append(_make("search.quantizations", s.quantizations, [*s.quantizations, scheme],
+                             {"search": {"quantizations": [*s.quantizations, scheme]}}, r))
+    return out
+
+
+def _better(spec, a, b) -> bool:
+    return a.objective_value > b.objective_value if spec.objective == "throughput" else \
+        a.objective_value < b.objective_value
+
+
+def _make(limit: str, current, needed, patch, result) -> Relaxation:
+    if needed is None or result is None or not result.plans:
+        return Relaxation(limit, current, None, None, f"relaxing {limit} alone does not make the instance feasible",
+                          None)
+    p = result.plans[0]
+    return Relaxation(limit, current, needed, patch,
+                      f"{limit}: {current} -> {needed} gives {p.gpus} x {p.gpu} (TP {p.tp}, PP {p.pp}, "
+                      f"{p.quantization}, batch {p.batch})", _summary(p))
+
+
+def apply_patch(data: dict, patch: dict) -> dict:
+    """Merge a relaxation patch into instance data (a new dict)."""
+    out = dict(data)
+    for key, value in patch.items():
+        out[key] = apply_patch(out.get(key) or {}, value) if isinstance(value, dict) else value
+    return out
