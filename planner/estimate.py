@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from planner.catalog import Catalog, ModelSpec
-from planner.catalog.schema import Gpu, NonNegative, PositiveInt
+from planner.catalog.schema import Gpu, NonNegative, NotBool, PositiveInt
 from planner.errors import InputError, MissingDataError
 from planner.physics.options import Assumptions
 from planner.physics.perf import INVALID_REASONS, evaluate
@@ -21,8 +21,8 @@ from planner.spec import (
 from planner.units import MS
 from planner.yamlio import Document, load_yaml
 
-Count = Annotated[int, Field(ge=1, le=100_000)]
-Tokens = Annotated[int, Field(ge=1, le=100_000_000)]
+Count = Annotated[int, Field(ge=1, le=100_000), NotBool]
+Tokens = Annotated[int, Field(ge=1, le=100_000_000), NotBool]
 
 
 class EstimateSpec(Strict):

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from planner.catalog import Catalog, ModelSpec, model_from_hf_config
-from planner.catalog.schema import Gpu, NonNegative, Positive, PositiveInt
+from planner.catalog.schema import Gpu, NonNegative, NotBool, Positive, PositiveInt
 from planner.errors import InputError, MissingDataError
 from planner.physics.options import PRESETS, Assumptions
 from planner.units import HOURS_PER_MONTH, HOURS_PER_YEAR
@@ -35,10 +35,10 @@ class Tco(Strict):
     """Total cost of ownership of one node, turned into $/GPU-hour."""
 
     capex_usd_per_node: Positive
-    years: Annotated[float, Field(gt=0, le=50, allow_inf_nan=False)]
+    years: Annotated[float, Field(gt=0, le=50, allow_inf_nan=False), NotBool]
     node_power_kw: Positive | None = Field(None, description="default: GPUs per node x GPU TDP")
     usd_per_kwh: NonNegative
-    pue: Annotated[float, Field(ge=1, le=5, allow_inf_nan=False)] = 1.0
+    pue: Annotated[float, Field(ge=1, le=5, allow_inf_nan=False), NotBool] = 1.0
     hosting_usd_per_node_month: NonNegative = 0.0
     gpus_per_node: PositiveInt | None = Field(None, description="default: the GPU's catalog node size")
 
@@ -84,7 +84,11 @@ def resolve_model(ref: ModelRef, catalog: Catalog, doc: Document | None, path: t
     if isinstance(ref, HfConfigRef):
         base = Path(doc.file).parent if doc else Path.cwd()
         target = Path(ref.hf_config)
-        return model_from_hf_config(target if target.is_absolute() else base / target)
+        target = target if target.is_absolute() else base / target
+        if not target.is_file():
+            raise InputError("hf_config file not found", file=where["file"], path=f"{where['path']}.hf_config",
+                             value=str(target), accepted="a path to a config.json, relative to this file")
+        return model_from_hf_config(target)
     return ref
 
 

@@ -37,8 +37,12 @@ def main() -> None:
         spec, doc = load_plan_spec(str(path))
         new[path.name] = summarise(plan(spec, doc).to_dict())
         before, after = old.get(path.name, {}).get("top_objective_value"), new[path.name]["top_objective_value"]
-        if before is None or after is None:
-            verdict = "new" if before is None else "lost"
+        if path.name not in old:
+            verdict = "new"
+        elif before is None and after is None:
+            verdict = "drift (still infeasible)"
+        elif before is None or after is None:
+            verdict = "gain (now feasible)" if before is None else "regression (now infeasible)"
         else:
             sense = -1 if new[path.name]["objective"] == "throughput" else 1
             delta = sense * (after - before) / abs(before)

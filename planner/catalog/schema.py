@@ -9,12 +9,21 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-PositiveInt = Annotated[int, Field(gt=0, le=10**9)]
-NonNegativeInt = Annotated[int, Field(ge=0, le=10**9)]
+
+def _not_bool(value: object) -> object:
+    """A boolean is never a quantity (pydantic's lax mode would read true as 1)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not a boolean")
+    return value
+
+
+NotBool = BeforeValidator(_not_bool)
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False), NotBool]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False), NotBool]
+PositiveInt = Annotated[int, Field(gt=0, le=10**9), NotBool]
+NonNegativeInt = Annotated[int, Field(ge=0, le=10**9), NotBool]
 
 MathFormat = Literal["bf16", "fp16", "fp8", "int8", "fp4"]
 MATH_FORMATS: tuple[str, ...] = ("bf16", "fp16", "fp8", "int8", "fp4")

@@ -11,10 +11,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from planner.catalog.schema import NotBool
 from planner.units import GiB, MiB
 
-Fraction = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
-Seconds = Annotated[float, Field(ge=0, le=10, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False), NotBool]
+Seconds = Annotated[float, Field(ge=0, le=10, allow_inf_nan=False), NotBool]
 
 
 class Assumptions(BaseModel):
@@ -42,20 +43,20 @@ class Assumptions(BaseModel):
     moe_expert_reads: Literal["expected", "all", "routed-only"] = Field(
         "expected", description="experts read per MoE layer per step: the expected number touched "
         "by the batch E(1-(1-k/E)^tokens), every expert, or only k (GenZ, too low for batch > 1)")
-    expert_imbalance: Annotated[float, Field(ge=1, le=100, allow_inf_nan=False)] = Field(
+    expert_imbalance: Annotated[float, Field(ge=1, le=100, allow_inf_nan=False), NotBool] = Field(
         1.0, description="busiest expert-parallel rank's load / mean load")
     per_layer_overhead_s: Seconds = Field(
         20e-6, description="non-GEMM kernels per layer and step (AIC: ~3 us per memory-bound op, ~7 per layer)")
     step_overhead_s: Seconds = Field(0.0, description="fixed cost per decode step (scheduling, sampling)")
     memory_utilization: Fraction = Field(
         0.9, description="share of GPU memory the engine may use (vLLM gpu_memory_utilization)")
-    framework_reserve_bytes: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
+    framework_reserve_bytes: Annotated[float, Field(ge=0, allow_inf_nan=False), NotBool] = Field(
         3.5 * GiB, description="CUDA context, cuBLAS workspaces, graphs (AIC 'other' 3.5 GiB)")
-    nccl_reserve_bytes: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
+    nccl_reserve_bytes: Annotated[float, Field(ge=0, allow_inf_nan=False), NotBool] = Field(
         384 * MiB, description="communicator buffers when TP, PP or EP > 1 (AIC: 342-392 MiB)")
-    max_batched_tokens: Annotated[int, Field(ge=0, le=10**7)] = Field(
+    max_batched_tokens: Annotated[int, Field(ge=0, le=10**7), NotBool] = Field(
         8192, description="tokens in the largest forward pass, sizing peak activations (vLLM chunk)")
-    activation_allowance_of_weights: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False)] = Field(
+    activation_allowance_of_weights: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False), NotBool] = Field(
         0.0, description="extra memory as a fraction of weights (seed 004's 1.25 factor is 0.25)")
     pp_wraparound_hop: Literal["token", "activation"] = Field(
         "token", description="the hop from last stage back to the first carries the sampled token "

@@ -6,14 +6,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from planner.catalog.schema import NonNegative, Positive, PositiveInt
+from planner.catalog.schema import NonNegative, NotBool, Positive, PositiveInt
 from planner.errors import InputError
 from planner.spec import CatalogExtras, ModelRef, Strict, Tco
 from planner.yamlio import Document, load_yaml
 
 SCHEMA_VERSION = 1
-Tokens = Annotated[int, Field(ge=1, le=10_000_000)]
-Degree = Annotated[int, Field(ge=1, le=1024)]
+Tokens = Annotated[int, Field(ge=1, le=10_000_000), NotBool]
+Degree = Annotated[int, Field(ge=1, le=1024), NotBool]
 Objective = Literal["cost_per_million_tokens", "cost_per_hour", "tpot", "ttft", "throughput", "gpus"]
 MAX_CANDIDATES = 2_000_000
 """Largest search space (configurations x batch levels) accepted; a bigger one is refused."""
@@ -49,9 +49,9 @@ class Search(Strict):
     tp: list[Degree] = [1, 2, 4, 8]
     pp: list[Degree] = [1, 2, 4]
     ep: list[Degree] | None = Field(None, description="default: 1, and for MoE models each TP degree")
-    batch_levels: list[Annotated[int, Field(ge=1, le=65536)]] | None = Field(
+    batch_levels: list[Annotated[int, Field(ge=1, le=65536), NotBool]] | None = Field(
         None, description="default: 1, 2, 4, ... up to max_batch, plus each configuration's largest feasible batch")
-    max_batch: Annotated[int, Field(ge=1, le=65536)] = 1024
+    max_batch: Annotated[int, Field(ge=1, le=65536), NotBool] = 1024
     max_gpus: PositiveInt | None = None
     max_nodes: PositiveInt | None = None
     allow_cross_node_tp: bool = False
@@ -59,7 +59,7 @@ class Search(Strict):
 
 class Limits(Strict):
     budget_usd_per_hour: NonNegative | None = None
-    inventory: dict[str, Annotated[int, Field(ge=0, le=10**7)]] = {}
+    inventory: dict[str, Annotated[int, Field(ge=0, le=10**7), NotBool]] = {}
     power_cap_w: Positive | None = None
 
 
@@ -77,7 +77,7 @@ class PlanSpec(Strict):
     limits: Limits = Limits()
     prices: Prices = Prices()
     objective: Objective = "cost_per_million_tokens"
-    top_k: Annotated[int, Field(ge=1, le=50)] = 5
+    top_k: Annotated[int, Field(ge=1, le=50), NotBool] = 5
     preset: str = "realistic"
     assumptions: dict[str, Any] = {}
     catalog: list[str] = []
