@@ -30,8 +30,9 @@ class Relaxation:
 
 
 def _up(x: float, step: float) -> float:
-    """Round up to a multiple of ``step`` (a limit slightly above what is needed)."""
-    return math.ceil(x / step - 1e-9) * step
+    """Round up to a multiple of ``step`` (a limit slightly above what is needed); the final
+    round() only removes floating-point noise (9.120000000000001), never below ``x``."""
+    return round(math.ceil(x / step - 1e-9) * step, 9)
 
 
 def _summary(p) -> dict:
