@@ -17,6 +17,7 @@ import numpy as np
 from planner.catalog import Catalog
 from planner.physics.options import PRESETS
 from planner.physics.perf import evaluate
+from planner.physics.quant import DEFAULT_SCHEMES
 from planner.physics.space import KV_NAMES, SCHEME_NAMES, Configs, GpuTable
 
 TP = [1, 2, 4, 8, 16, 32, 64]
@@ -32,7 +33,8 @@ def main() -> None:
     cat = Catalog.default()
     model = cat.model(args.model)
     table = GpuTable.build(list(cat.gpus.values()))
-    configs = Configs.grid(range(len(table.gpus)), range(len(SCHEME_NAMES)), range(len(KV_NAMES)), TP, PP, [1],
+    schemes = [SCHEME_NAMES.index(s) for s in DEFAULT_SCHEMES]
+    configs = Configs.grid(range(len(table.gpus)), schemes, range(len(KV_NAMES)), TP, PP, [1],
                            BATCH, [2048], [512])
     o = PRESETS["realistic"]
     evaluate(model, table, configs.take(np.arange(10)), o)  # warm-up
@@ -44,7 +46,7 @@ def main() -> None:
     best = min(times)
     n = len(configs)
     feasible = int(np.sum(ev.valid & ev.fits))
-    print(f"model {args.model}: {len(table.gpus)} GPUs x {len(SCHEME_NAMES)} schemes x {len(KV_NAMES)} KV dtypes "
+    print(f"model {args.model}: {len(table.gpus)} GPUs x {len(schemes)} schemes x {len(KV_NAMES)} KV dtypes "
           f"x {len(TP)} TP x {len(PP)} PP x {len(BATCH)} batches = {n:,} configurations")
     print(f"valid and fitting in memory: {feasible:,}")
     print(f"best of {args.repeats}: {best * 1e3:.1f} ms for the whole space "

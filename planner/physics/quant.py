@@ -17,6 +17,7 @@ class Scheme:
     math_format: str          # key of Gpu.peak_dense_flops_per_s the GEMMs run at
     fallback_format: str | None
     description: str
+    searched_by_default: bool = True   # engine-specific formats are planned only when named
 
     @property
     def bytes_per_weight(self) -> float:
@@ -36,8 +37,14 @@ SCHEMES: dict[str, Scheme] = {
         Scheme("w4a16", 4.0 + 20.0 / 128.0, "bf16", "fp16", "4-bit weights, group 128 (GPTQ/AWQ), 16-bit math"),
         Scheme("w4a8", 4.0 + 20.0 / 128.0, "fp8", None, "4-bit weights, group 128, fp8 activations and math"),
         Scheme("fp4", 4.5, "fp4", None, "NVFP4 weights and activations (fp8 scale per 16), fp4 math (Blackwell)"),
+        # llama.cpp GGUF blocks of 32 weights: Q8_0 = 32 int8 + one fp16 scale (34 bytes),
+        # Q4_0 = 32 4-bit + one fp16 scale (18 bytes); dequantized to fp16 math.
+        Scheme("gguf-q8_0", 34 * 8 / 32, "fp16", "bf16", "llama.cpp Q8_0 (8.5 bits per weight), fp16 math", False),
+        Scheme("gguf-q4_0", 18 * 8 / 32, "fp16", "bf16", "llama.cpp Q4_0 (4.5 bits per weight), fp16 math", False),
     )
 }
+
+DEFAULT_SCHEMES: tuple[str, ...] = tuple(n for n, sc in SCHEMES.items() if sc.searched_by_default)
 
 KV_DTYPES: dict[str, float] = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0}
 """Bytes per KV-cache element."""

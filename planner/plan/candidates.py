@@ -19,7 +19,7 @@ from planner.catalog.schema import Gpu
 from planner.errors import InputError, unknown_name
 from planner.physics.options import Assumptions
 from planner.physics.perf import Evaluation, evaluate
-from planner.physics.quant import KV_DTYPES, SCHEMES
+from planner.physics.quant import DEFAULT_SCHEMES, KV_DTYPES, SCHEMES
 from planner.physics.space import KV_NAMES, SCHEME_NAMES, Configs, GpuTable
 from planner.plan.spec import MAX_CANDIDATES, PlanSpec
 from planner.spec import price_overrides, resolve_assumptions, resolve_catalog, resolve_model
@@ -144,7 +144,7 @@ def _ep_degrees(p: Problem) -> list[int]:
 
 def build_candidates(p: Problem) -> Candidates:
     s, w, o = p.spec.search, p.spec.workload, p.assumptions
-    schemes = [SCHEME_NAMES.index(q) for q in (s.quantizations or SCHEME_NAMES)]
+    schemes = [SCHEME_NAMES.index(q) for q in (s.quantizations or DEFAULT_SCHEMES)]
     kvs = [KV_NAMES.index(k) for k in s.kv_dtypes]
     base = Configs.grid(range(len(p.gpus)), schemes, kvs, sorted(set(s.tp)), sorted(set(s.pp)), _ep_degrees(p),
                         [1], [w.input_tokens], [w.output_tokens])

@@ -13,7 +13,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from planner.physics.quant import SCHEMES
+from planner.physics.quant import DEFAULT_SCHEMES as SCHEMES
 
 
 @dataclass

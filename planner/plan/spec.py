@@ -44,7 +44,7 @@ class Slo(Strict):
 
 class Search(Strict):
     gpus: list[str] | None = Field(None, description="default: every GPU in the catalog")
-    quantizations: list[str] | None = Field(None, description="default: every scheme")
+    quantizations: list[str] | None = Field(None, description="default: every serving scheme (llama.cpp GGUF formats only when named)")
     kv_dtypes: list[str] = ["bf16", "fp8"]
     tp: list[Degree] = [1, 2, 4, 8]
     pp: list[Degree] = [1, 2, 4]
