@@ -107,6 +107,7 @@ def run_estimate(
     model: ModelSpec, gpu: Gpu, *, tp: int, pp: int, ep: int, quantization: str, kv_dtype: str,
     batch: int, input_tokens: int, output_tokens: int, assumptions: Assumptions, preset: str = "custom",
     price_usd_per_gpu_hour: float | None = None, price_source: str | None = None,
+    efficiency_scale: dict[str, tuple[float, float, float]] | None = None,
 ) -> Estimate:
     """Evaluate one configuration. Raises InputError for configurations that cannot exist."""
     if quantization not in SCHEMES:
@@ -119,7 +120,7 @@ def run_estimate(
             f"{model.max_context_tokens} tokens", path="input_tokens", value=input_tokens,
             accepted=f"input_tokens + output_tokens <= {model.max_context_tokens}")
     prices = {gpu.id: price_usd_per_gpu_hour} if price_usd_per_gpu_hour is not None else None
-    table = GpuTable.build([gpu], prices)
+    table = GpuTable.build([gpu], prices, efficiency_scale)
     cfg = Configs.single(0, quantization, kv_dtype, tp, pp, ep, batch, input_tokens, output_tokens)
     ev = evaluate(model, table, cfg, assumptions)
     r = ev.row(0)
@@ -178,7 +179,8 @@ def _explain_invalid(code: int, model: ModelSpec, gpu: Gpu, quantization: str, t
                      if model.moe else "1 (dense model)")
 
 
-def estimate_from_spec(spec: EstimateSpec, doc: Document | None = None, catalog: Catalog | None = None) -> Estimate:
+def estimate_from_spec(spec: EstimateSpec, doc: Document | None = None, catalog: Catalog | None = None,
+                       calibration: str | None = None) -> Estimate:
     base = Path(doc.file).parent if doc else None
     if catalog is None:
         catalog = resolve_catalog(spec.catalog, base)
@@ -194,6 +196,7 @@ def estimate_from_spec(spec: EstimateSpec, doc: Document | None = None, catalog:
         model = resolve_model(spec.model, catalog, doc, ("model",))
         gpu = catalog.gpu(spec.gpu, path="gpu", **where)
         assumptions = resolve_assumptions(spec.preset, spec.assumptions, doc, ("assumptions",))
+        assumptions, scales = calibrated(assumptions, spec.assumptions, calibration, [gpu.id])
         price, source = spec.price_usd_per_gpu_hour, None
         if price is not None:
             source = "price_usd_per_gpu_hour in the input"
@@ -203,11 +206,20 @@ def estimate_from_spec(spec: EstimateSpec, doc: Document | None = None, catalog:
             model, gpu, tp=spec.tp, pp=spec.pp, ep=spec.ep, quantization=spec.quantization,
             kv_dtype=spec.kv_dtype, batch=spec.batch, input_tokens=spec.input_tokens,
             output_tokens=spec.output_tokens, assumptions=assumptions, preset=spec.preset,
-            price_usd_per_gpu_hour=price, price_source=source)
+            price_usd_per_gpu_hour=price, price_source=source, efficiency_scale=scales)
     except InputError as exc:
         if exc.file is None and doc is not None:
             raise exc.located(file=doc.file) from None
         raise
+
+
+def calibrated(assumptions: Assumptions, user: dict[str, Any], calibration: str | None, gpu_ids: list[str]
+               ) -> tuple[Assumptions, dict[str, tuple[float, float, float]]]:
+    """Preset, then the calibration's fitted values, then what the input file sets itself."""
+    from planner.calibrate import apply, load_calibration
+
+    o, scales = apply(load_calibration(calibration), assumptions, gpu_ids)
+    return (o.model_copy(update=user) if user else o), scales
 
 
 def load_estimate_spec(path: str) -> tuple[EstimateSpec, Document]:

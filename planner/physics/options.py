@@ -25,6 +25,9 @@ class Assumptions(BaseModel):
         0.8, description="achieved / peak HBM bandwidth for weight and KV reads (AIC: 0.8)")
     compute_efficiency: Fraction = Field(
         0.6, description="achieved / peak dense FLOP/s for GEMMs and attention (formula sheet prior)")
+    prefill_compute_efficiency: Fraction = Field(
+        0.6, description="achieved / peak FLOP/s in prefill (large GEMMs and causal attention; KP measured "
+        "54-72 % on A100)")
     comm_efficiency: Fraction = Field(
         0.8, description="achieved / nominal link bandwidth (seed 004: expect at most ~80 %)")
     allreduce: Literal["ring", "all-gather", "full-message"] = Field(
@@ -50,6 +53,10 @@ class Assumptions(BaseModel):
     step_overhead_s: Seconds = Field(0.0, description="fixed cost per decode step (scheduling, sampling)")
     memory_utilization: Fraction = Field(
         0.9, description="share of GPU memory the engine may use (vLLM gpu_memory_utilization)")
+    kv_budget: Literal["total", "free"] = Field(
+        "total", description="'total': the engine uses memory_utilization of all memory (vLLM); 'free': the KV "
+        "cache gets memory_utilization of what weights, activations and reserve leave (TensorRT-LLM "
+        "kv_cache_free_gpu_mem_fraction)")
     framework_reserve_bytes: Annotated[float, Field(ge=0, allow_inf_nan=False), NotBool] = Field(
         3.5 * GiB, description="CUDA context, cuBLAS workspaces, graphs (AIC 'other' 3.5 GiB)")
     nccl_reserve_bytes: Annotated[float, Field(ge=0, allow_inf_nan=False), NotBool] = Field(
@@ -70,7 +77,7 @@ class Assumptions(BaseModel):
 PRESETS: dict[str, Assumptions] = {
     "realistic": Assumptions(),
     "seed-article": Assumptions(
-        memory_bandwidth_efficiency=1.0, compute_efficiency=1.0, comm_efficiency=1.0,
+        memory_bandwidth_efficiency=1.0, compute_efficiency=1.0, prefill_compute_efficiency=1.0, comm_efficiency=1.0,
         allreduce="full-message", comm_latency="max", overlap_comm=False,
         include_kv_reads=False, include_prefill_in_throughput=False,
         per_layer_overhead_s=0.0, step_overhead_s=0.0, memory_utilization=1.0,

@@ -228,9 +228,10 @@ def _evaluate(model: ModelSpec, table: GpuTable, c: Configs, o: Assumptions) -> 
 
     concurrency = B * pp * dp_attn
     decode_tps = concurrency / dec["tpot"]
+    prefill_busy = pre.pop("prefill_busy")
     if o.include_prefill_in_throughput:
         out = c.output_tokens
-        throughput = concurrency * out / (out * dec["tpot"] + B * pre["ttft"])
+        throughput = concurrency * out / (out * dec["tpot"] + B * prefill_busy)
     else:
         throughput = decode_tps
     bw_peak = table.bandwidth[gi]
@@ -261,7 +262,13 @@ def _memory(arch, o, table, c, tp, pp, group, gpus, b_w, b_e, b_kv, kv_frac, kv_
     width = 2.0 * arch.hidden + (arch.q_width + arch.kv_elements) / tp + g * arch.mlp_width / tp
     act = o.max_batched_tokens * ACTIVATION_BYTES * width + o.activation_allowance_of_weights * weights
     reserve = o.framework_reserve_bytes + np.where(gpus > 1, o.nccl_reserve_bytes, 0.0)
-    usable = o.memory_utilization * table.memory[c.gpu]
+    capacity = table.memory[c.gpu]
+    if o.kv_budget == "free":   # TensorRT-LLM: a fraction of the memory left after everything but KV
+        non_kv = weights + act + reserve
+        usable = non_kv + o.memory_utilization * np.maximum(capacity - non_kv, 0.0)
+        usable = np.where(non_kv > capacity, capacity, usable)
+    else:                       # vLLM: a fraction of all memory
+        usable = o.memory_utilization * capacity
     total = weights + kv + act + reserve
     room = usable - weights - act - reserve
     max_batch = np.where(room > 0, np.floor(room / kv_per_seq), 0.0)
@@ -295,7 +302,8 @@ def _decode(arch, o, table, c, tp, pp, ep, group, dp_attn, b_w, b_e, b_kv, kv_fr
     p = arch.params
     gi, B = c.gpu, c.batch
     L, h = float(arch.layers), float(arch.hidden)
-    bw = table.bandwidth[gi]
+    bw = table.bandwidth[gi] * table.eff_memory[gi]       # calibrated per family (x 1 by default)
+    peak = peak * table.eff_compute[gi]
     ctx = c.input_tokens + c.output_tokens / 2.0          # mean context over the decode
     w_bytes = _weight_bytes_read(arch, o, tp, group, kv_frac_w, b_w, b_e, B * dp_attn) / pp
     lin_flops = 2.0 * B * (p.active_nonembedding + (p.lm_head or p.embedding)) / tp / pp
@@ -378,7 +386,9 @@ def _prefill(arch, o, table, c, tp, pp, ep, group, b_w, b_e, peak) -> dict:
     w_bytes = _weight_bytes_read(arch, o, tp, group, kv_frac_w, b_w, b_e, S)
     flops = (2.0 * S * p.active_nonembedding + 2.0 * (p.lm_head or p.embedding)
              + L * arch.attn_prefill_flops * S * S) / tp
-    t_bytes, t_flops = _roofline(flops, w_bytes, peak, table.bandwidth[gi], o)
+    t_bytes, t_flops = _roofline(flops, w_bytes, peak * table.eff_prefill[gi],
+                                 table.bandwidth[gi] * table.eff_memory[gi],
+                                 o.model_copy(update={"compute_efficiency": o.prefill_compute_efficiency}))
     compute = np.maximum(t_bytes, t_flops)
     tp_bw, tp_lat = _link(table, gi, tp)
     msg = S * h * ACTIVATION_BYTES
@@ -389,7 +399,13 @@ def _prefill(arch, o, table, c, tp, pp, ep, group, b_w, b_e, peak) -> dict:
     comm = t_tp + t_ep + hops
     overhead = o.per_layer_overhead_s * L + o.step_overhead_s
     ttft = (np.maximum(compute, comm) if o.overlap_comm else compute + comm) + overhead
-    return dict(ttft=ttft, ttft_compute=compute, ttft_comm=comm, prefill_flops=flops)
+    # Under load, prefills run in chunks of max_batched_tokens: a request's share of a chunk
+    # pays its own FLOPs and collectives but only its share of the weight reads and of the
+    # per-step overheads (section 4).
+    share = S / np.maximum(float(o.max_batched_tokens), S)
+    busy_compute = np.maximum(t_flops, t_bytes * share)
+    busy = (np.maximum(busy_compute, comm) if o.overlap_comm else busy_compute + comm) + overhead * share
+    return dict(ttft=ttft, ttft_compute=compute, ttft_comm=comm, prefill_flops=flops, prefill_busy=busy)
 
 
 def critical_batch(peak_flops: np.ndarray | float, bandwidth: np.ndarray | float,

@@ -40,10 +40,17 @@ class GpuTable:
     inter_latency: np.ndarray
     power: np.ndarray            # NaN where unknown
     price: np.ndarray            # $/GPU-hour, NaN where unknown
+    eff_memory: np.ndarray       # calibration multipliers of the assumptions' efficiencies (1 = none)
+    eff_compute: np.ndarray
+    eff_prefill: np.ndarray
 
     @staticmethod
-    def build(gpus: Sequence[Gpu], price_override: dict[str, float] | None = None) -> "GpuTable":
+    def build(gpus: Sequence[Gpu], price_override: dict[str, float] | None = None,
+              efficiency_scale: dict[str, tuple[float, float, float]] | None = None) -> "GpuTable":
+        """``efficiency_scale``: per GPU id, multipliers of the memory, decode-compute and
+        prefill-compute efficiencies (a per-family calibration, planner/calibrate.py)."""
         price_override = price_override or {}
+        scale = efficiency_scale or {}
         gs = tuple(gpus)
         flops = np.array([[_nan(g.peak_dense_flops_per_s.get(f)) for f in MATH_FORMATS] for g in gs], dtype=float)
         flops = flops.reshape(len(gs), len(MATH_FORMATS))
@@ -65,6 +72,9 @@ class GpuTable:
             inter_latency=col(lambda g: g.inter_node.latency_s),
             power=col(lambda g: _nan(g.power_w)),
             price=col(lambda g: _nan(price_override.get(g.id, g.price_usd_per_gpu_hour))),
+            eff_memory=col(lambda g: scale.get(g.id, (1.0, 1.0, 1.0))[0]),
+            eff_compute=col(lambda g: scale.get(g.id, (1.0, 1.0, 1.0))[1]),
+            eff_prefill=col(lambda g: scale.get(g.id, (1.0, 1.0, 1.0))[2]),
         )
 
     @property

@@ -77,7 +77,7 @@ class Candidates:
         return text + (f",batch={d['batch']}" if batch else "")
 
 
-def resolve(spec: PlanSpec, doc: Document | None = None) -> Problem:
+def resolve(spec: PlanSpec, doc: Document | None = None, calibration: str | None = None) -> Problem:
     base = Path(doc.file).parent if doc else None
     where = {"file": doc.file if doc else None}
     catalog = resolve_catalog(spec.catalog, base)
@@ -121,7 +121,9 @@ def resolve(spec: PlanSpec, doc: Document | None = None) -> Problem:
     if not gpus:
         raise InputError("no GPU left to search: " + "; ".join(f"{k}: {v}" for k, v in excluded.items()),
                          path="search.gpus", **where)
-    return Problem(spec=spec, model=model, gpus=tuple(gpus), table=GpuTable.build(gpus, prices),
+    from planner.estimate import calibrated
+    assumptions, scales = calibrated(assumptions, spec.assumptions, calibration, [g.id for g in gpus])
+    return Problem(spec=spec, model=model, gpus=tuple(gpus), table=GpuTable.build(gpus, prices, scales),
                    assumptions=assumptions, excluded=excluded, file=doc.file if doc else None)
 
 

@@ -41,12 +41,13 @@ def _summary(p) -> dict:
                                       "cost_per_million_tokens")}
 
 
-def relaxations(spec, doc, *, backend: str, time_limit: float) -> list[Relaxation]:
+def relaxations(spec, doc, *, backend: str, time_limit: float, calibration: str | None = None) -> list[Relaxation]:
     from planner.plan.solve import plan  # the solve loop calls us only when infeasible
 
     def solve(**update):
         relaxed = spec.model_copy(update=update)   # not re-validated: objectives here are internal
-        return plan(relaxed, doc, backend=backend, top_k=1, time_limit=time_limit, relax=False)
+        return plan(relaxed, doc, backend=backend, top_k=1, time_limit=time_limit, relax=False,
+                    calibration=calibration)
 
     out: list[Relaxation] = []
     slo, lim, s = spec.slo, spec.limits, spec.search

@@ -129,11 +129,12 @@ def make_plan(p: Problem, c: Candidates, j: int, replicas: int, rank: int) -> Pl
 
 
 def plan(spec: PlanSpec, doc: Document | None = None, *, backend: str = "cpsat", top_k: int | None = None,
-         time_limit: float = 60.0, objective: str | None = None, relax: bool = True) -> PlanResult:
+         time_limit: float = 60.0, objective: str | None = None, relax: bool = True,
+         calibration: str | None = None) -> PlanResult:
     t0 = time.perf_counter()
     if objective is not None and objective != spec.objective:
         spec = PlanSpec.model_validate(spec.model_dump() | {"objective": objective})
-    problem = resolve(spec, doc)
+    problem = resolve(spec, doc, calibration)
     cands = build_candidates(problem)
     engine = get_backend(backend)
     k = top_k or spec.top_k
@@ -167,7 +168,8 @@ def plan(spec: PlanSpec, doc: Document | None = None, *, backend: str = "cpsat",
                 "candidates_fixed_by_screening": int(len(cands) - len(f.alive))}
     infeasible = not plans and status == Status.INFEASIBLE and not interrupted
     diagnosis = diagnose(problem, cands) if infeasible else []
-    relaxed = [r.to_dict() for r in relaxations(spec, doc, backend=backend, time_limit=time_limit)] \
+    relaxed = [r.to_dict() for r in relaxations(spec, doc, backend=backend, time_limit=time_limit,
+                                                calibration=calibration)] \
         if infeasible and relax else []
     return PlanResult(status=status.value, objective=spec.objective, backend=backend, plans=plans,
                       searched_configurations=cands.searched, solve_seconds=time.perf_counter() - t0, gap=gap,

@@ -1,0 +1,234 @@
+"""`planner calibrate`: fit the model's efficiency parameters to published measurements.
+
+Least squares on log errors would let one odd row dominate; we minimise the mean absolute
+log error (a robust least-absolute-deviations fit, which targets the median error the
+validation reports) over bounded parameters with Nelder-Mead. Cross-validation leaves one
+source out at a time: the held-out error is what a user should expect on a new system.
+Parameters are global, plus per GPU family where the data allow (>= 4 rows from >= 2
+sources): a family's rows otherwise come from too few experiments to separate its
+efficiency from the framework's (docs/validation.md).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from planner.catalog import Catalog
+from planner.errors import InputError
+from planner.physics.options import Assumptions
+from planner.validate import FAMILY, GROUP, Case, load_measurements, map_row, predict_all
+from planner.yamlio import load_yaml, parse_yaml
+
+PARAMS: tuple[tuple[str, float, float], ...] = (
+    ("memory_bandwidth_efficiency", 0.3, 1.0),
+    ("compute_efficiency", 0.2, 1.0),
+    ("prefill_compute_efficiency", 0.2, 1.0),
+    ("comm_efficiency", 0.2, 1.0),
+    ("per_layer_overhead_s", 0.0, 300e-6),
+    ("step_overhead_s", 0.0, 0.02),
+)
+FAMILY_PARAMS = ("memory_bandwidth_efficiency", "compute_efficiency", "prefill_compute_efficiency")
+
+
+def _decode(z: np.ndarray, names=PARAMS) -> dict[str, float]:
+    return {n: lo + (hi - lo) / (1.0 + math.exp(-float(v))) for (n, lo, hi), v in zip(names, z)}
+
+
+def _encode(values: dict[str, float], names=PARAMS) -> np.ndarray:
+    out = []
+    for n, lo, hi in names:
+        t = min(max((values[n] - lo) / (hi - lo), 1e-4), 1 - 1e-4)
+        out.append(math.log(t / (1 - t)))
+    return np.array(out)
+
+
+def nelder_mead(f, x0: np.ndarray, *, iters: int = 300, step: float = 0.8, tol: float = 1e-6) -> np.ndarray:
+    """Minimise f from x0 (standard reflection/expansion/contraction/shrink, deterministic)."""
+    n = len(x0)
+    simplex = [x0] + [x0 + step * np.eye(n)[i] for i in range(n)]
+    values = [f(x) for x in simplex]
+    for _ in range(iters):
+        order = np.argsort(values)
+        simplex = [simplex[i] for i in order]
+        values = [values[i] for i in order]
+        if abs(values[-1] - values[0]) < tol:
+            break
+        centroid = np.mean(simplex[:-1], axis=0)
+        xr = centroid + (centroid - simplex[-1])
+        fr = f(xr)
+        if fr < values[0]:
+            xe = centroid + 2.0 * (centroid - simplex[-1])
+            fe = f(xe)
+            simplex[-1], values[-1] = (xe, fe) if fe < fr else (xr, fr)
+        elif fr < values[-2]:
+            simplex[-1], values[-1] = xr, fr
+        else:
+            xc = centroid + 0.5 * (simplex[-1] - centroid)
+            fc = f(xc)
+            if fc < values[-1]:
+                simplex[-1], values[-1] = xc, fc
+            else:
+                simplex = [simplex[0] + 0.5 * (x - simplex[0]) for x in simplex]
+                values = [f(x) for x in simplex]
+    return simplex[int(np.argmin(values))]
+
+
+@dataclass
+class Dataset:
+    cases: list[Case]
+    measured: np.ndarray
+    sources: list[str]
+    families: list[str]
+    groups: list[str]
+    rows: list[int]
+
+
+def dataset(path: str, catalog: Catalog) -> Dataset:
+    cases, measured, sources, families, groups, rows = [], [], [], [], [], []
+    for i, r in enumerate(load_measurements(path)):
+        case = map_row(i, r, catalog)
+        if isinstance(case, str):
+            continue
+        cases.append(case)
+        measured.append(float(r["value"]))
+        sources.append(source_of(r["source"]))
+        families.append(FAMILY[case.gpu])
+        groups.append(GROUP[r["metric"]])
+        rows.append(i + 2)
+    return Dataset(cases, np.array(measured), sources, families, groups, rows)
+
+
+def source_of(text: str) -> str:
+    """One experiment: a repository at a commit, or a page."""
+    text = text.strip()
+    if text.startswith("github:"):
+        return text.split(":")[1]
+    return text.split(" (")[0]
+
+
+@dataclass
+class Calibration:
+    assumptions: dict[str, float]
+    per_family: dict[str, dict[str, float]] = field(default_factory=dict)
+    fitted_on: str = ""
+    rows: int = 0
+    sources: int = 0
+
+    def for_family(self, base: Assumptions, family: str | None) -> Assumptions:
+        extra = self.per_family.get(family or "", {})
+        return base.model_copy(update={**self.assumptions, **extra})
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump({"schema_version": 1, "fitted_on": self.fitted_on, "rows": self.rows,
+                               "sources": self.sources, "assumptions": self.assumptions,
+                               "per_family": self.per_family}, sort_keys=True)
+
+
+def predict_with(ds: Dataset, idx: np.ndarray, cal: Calibration, base: Assumptions, catalog: Catalog) -> np.ndarray:
+    out = np.empty(len(idx))
+    fams = np.array(ds.families)[idx]
+    for fam in sorted(set(fams.tolist())):
+        sel = np.nonzero(fams == fam)[0]
+        out[sel] = predict_all([ds.cases[idx[k]] for k in sel], catalog, cal.for_family(base, fam))
+    return out
+
+
+def _loss(pred: np.ndarray, meas: np.ndarray) -> float:
+    ratio = np.where(np.isfinite(pred) & (pred > 0), pred / meas, 1e6)
+    return float(np.mean(np.abs(np.log(ratio))))
+
+
+def fit(ds: Dataset, idx: np.ndarray, base: Assumptions, catalog: Catalog, *, iters: int = 300) -> Calibration:
+    """Global parameters, then per-family efficiencies where the data allow."""
+    x0 = _encode(base.model_dump())
+
+    def f(z: np.ndarray) -> float:
+        o = base.model_copy(update=_decode(z))
+        return _loss(predict_all([ds.cases[i] for i in idx], catalog, o), ds.measured[idx])
+
+    cal = Calibration(assumptions=_decode(nelder_mead(f, x0, iters=iters)), rows=len(idx),
+                      sources=len({ds.sources[i] for i in idx}))
+    fam_names = tuple(p for p in PARAMS if p[0] in FAMILY_PARAMS)
+    for fam in sorted(set(ds.families[i] for i in idx)):
+        mine = np.array([i for i in idx if ds.families[i] == fam])
+        if len(mine) < 4 or len({ds.sources[i] for i in mine}) < 2:
+            continue
+        start = _encode(cal.assumptions, fam_names)
+
+        def g(z: np.ndarray, mine=mine) -> float:
+            o = base.model_copy(update={**cal.assumptions, **_decode(z, fam_names)})
+            return _loss(predict_all([ds.cases[i] for i in mine], catalog, o), ds.measured[mine])
+
+        cal.per_family[fam] = _decode(nelder_mead(g, start, iters=iters // 2), fam_names)
+    return cal
+
+
+def cross_validate(ds: Dataset, base: Assumptions, catalog: Catalog, *, iters: int = 300) -> np.ndarray:
+    """Held-out predictions: each source predicted by a calibration fitted without it."""
+    out = np.empty(len(ds.cases))
+    for src in sorted(set(ds.sources)):
+        held = np.array([i for i, s in enumerate(ds.sources) if s == src])
+        train = np.array([i for i, s in enumerate(ds.sources) if s != src])
+        cal = fit(ds, train, base, catalog, iters=iters)
+        out[held] = predict_with(ds, held, cal, base, catalog)
+    return out
+
+
+def errors_by_group(ds: Dataset, pred: np.ndarray) -> dict[str, dict[str, float]]:
+    err = np.abs(pred - ds.measured) / ds.measured * 100.0
+    out = {}
+    for g in sorted(set(ds.groups)):
+        e = err[np.array(ds.groups) == g]
+        out[g] = {"rows": int(len(e)), "median_abs_pct_error": float(np.median(e)),
+                  "mean_abs_pct_error": float(np.mean(e))}
+    return out
+
+
+def load_calibration(name: str | None) -> Calibration | None:
+    """'default' (the shipped fit), 'none', or a path to a calibration YAML file."""
+    if name in (None, "none"):
+        return None
+    if name == "default":
+        text = (resources.files("planner.catalog") / "data" / "calibration.yaml").read_text(encoding="utf-8")
+        doc = parse_yaml(text, "planner/catalog/data/calibration.yaml")
+    else:
+        if not Path(name).is_file():
+            raise InputError("calibration file not found", file=name, path="--calibration", value=name,
+                             accepted="default, none, or a path written by planner calibrate")
+        doc = load_yaml(name)
+    data: Any = doc.data
+    if not isinstance(data, dict) or not isinstance(data.get("assumptions"), dict):
+        raise doc.error("a calibration file needs an 'assumptions' mapping", ("assumptions",))
+    allowed = {p[0] for p in PARAMS}
+    for section, mapping in [("assumptions", data["assumptions"])] + [
+            (f"per_family.{k}", v) for k, v in (data.get("per_family") or {}).items()]:
+        for key, value in mapping.items():
+            if key not in allowed:
+                raise doc.error("unknown calibration parameter", (*section.split("."), key), key, ", ".join(sorted(allowed)))
+            if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+                raise doc.error("expected a finite number", (*section.split("."), key), value)
+    Assumptions.model_validate(Assumptions().model_dump() | data["assumptions"])   # bounds
+    return Calibration(assumptions=data["assumptions"], per_family=data.get("per_family") or {},
+                       fitted_on=str(data.get("fitted_on", "")), rows=int(data.get("rows", 0)),
+                       sources=int(data.get("sources", 0)))
+
+
+def apply(cal: Calibration | None, base: Assumptions, gpu_ids: list[str]
+          ) -> tuple[Assumptions, dict[str, tuple[float, float, float]]]:
+    """Assumptions with the global fit, and per-GPU multipliers for the per-family fits."""
+    if cal is None:
+        return base, {}
+    o = base.model_copy(update=cal.assumptions)
+    scales = {}
+    for gid in gpu_ids:
+        fam = cal.per_family.get(FAMILY.get(gid, ""), {})
+        if fam:
+            scales[gid] = tuple(fam.get(k, getattr(o, k)) / getattr(o, k) for k in FAMILY_PARAMS)
+    return o, scales

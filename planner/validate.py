@@ -1,0 +1,289 @@
+"""`planner validate`: predict published measurements and report the errors (docs/validation.md).
+
+Each CSV row becomes a configuration and a prediction rule, or a stated reason why the
+model cannot express it; no row is dropped silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from planner.catalog import Catalog
+from planner.errors import InputError
+from planner.physics.options import Assumptions
+from planner.physics.perf import evaluate
+from planner.physics.space import KV_NAMES, SCHEME_NAMES, Configs, GpuTable
+
+COLUMNS = ("source", "model", "precision", "gpu", "gpu_count", "tp", "pp", "framework", "input_len", "output_len",
+           "batch_or_concurrency", "metric", "value", "notes")
+
+MODELS = {  # measurement name (before any parenthesis, lowercase) -> catalog id
+    "llama-2-70b-chat": "llama-2-70b", "llama-2-70b": "llama-2-70b",
+    "llama-3.3-70b-instruct": "llama-3.1-70b",      # same architecture as Llama-3.1-70B
+    "llama-3.1-70b-instruct": "llama-3.1-70b", "llama-3.1-405b-instruct": "llama-3.1-405b",
+    "llama-3.1-8b-instruct": "llama-3.1-8b", "llama-2-7b": "llama-2-7b",
+    "codellama-7b": "llama-2-7b",                    # llama 7B architecture (vocab 32,016 vs 32,000)
+    "llama-7b": "llama-2-7b",                        # LLaMA-1 7B: the same dimensions
+    "gpt-j-6b": "gpt-j-6b", "mixtral-8x7b-instruct": "mixtral-8x7b", "qwen3-235b-a22b": "qwen3-235b-a22b",
+}
+GPUS = {"h100 sxm 80gb": "h100-sxm", "h200 sxm 141gb": "h200", "mi300x 192gb": "mi300x", "b200 sxm 180gb": "b200",
+        "a100 sxm 80gb": "a100-80gb", "l40s 48gb": "l40s", "rtx 4090 24gb": "rtx-4090", "rtx 3090 24gb": "rtx-3090",
+        "h100 pcie 80gb": "h100-pcie", "gb200 (per gpu)": "gb200"}
+FAMILY = {"h100-sxm": "nvidia-hopper", "h100-pcie": "nvidia-hopper", "h200": "nvidia-hopper",
+          "b200": "nvidia-blackwell", "gb200": "nvidia-blackwell", "a100-80gb": "nvidia-ampere",
+          "a100-40gb": "nvidia-ampere", "rtx-3090": "nvidia-ampere", "l40s": "nvidia-ada", "rtx-4090": "nvidia-ada",
+          "l4": "nvidia-ada", "mi300x": "amd-cdna3", "mi325x": "amd-cdna3", "gaudi3": "intel-gaudi"}
+GROUP = {"output_tokens_per_s_total": "throughput", "output_tokens_per_s_per_gpu": "throughput",
+         "ttft_ms": "ttft", "prefill_tokens_per_s": "ttft", "decode_tokens_per_s": "tpot",
+         "e2e_latency_s_mean": "tpot"}
+def engine_memory(framework: str, notes: str) -> tuple[tuple[str, object], ...]:
+    """The engine's KV-cache budget: TensorRT-LLM gives the KV cache a fraction of the memory
+    left after weights (default 0.9, 0.95 where the source says so); vLLM a fraction of all
+    memory (0.9). Framework facts, not fitted parameters (docs/validation.md)."""
+    f = framework.lower()
+    if "tensorrt" in f:
+        frac = 0.95 if "kv_cache_free_gpu_mem_frac often 0.95" in notes else 0.9
+        return (("kv_budget", "free"), ("memory_utilization", frac))
+    if "vllm" in f:
+        return (("kv_budget", "total"), ("memory_utilization", 0.9))
+    return ()
+
+
+CUDA_GRAPH_BATCH_CAP = 8192
+"""Largest batch the max-throughput rows allow (TensorRT-LLM notes: CUDA-graph batches up to 8192)."""
+
+
+@dataclass
+class Case:
+    """A measurement the model can express: a configuration and a prediction rule."""
+
+    row: int
+    model: str
+    gpu: str
+    scheme: str
+    kv: str
+    tp: int
+    pp: int
+    replicas: float
+    rule: str              # max_throughput | static_throughput | ttft | e2e | decode_rate | prefill_rate
+    batch: int
+    input_tokens: int
+    output_tokens: int
+    per_gpu: bool
+    gpu_count: int
+    engine: tuple[tuple[str, object], ...] = ()   # the engine's memory convention (not fitted)
+
+
+@dataclass
+class RowResult:
+    row: int
+    source: str
+    model: str
+    gpu: str
+    metric: str
+    measured: float
+    predicted: float | None = None
+    abs_pct_error: float | None = None
+    skipped_reason: str | None = None
+    family: str | None = None
+    group: str | None = None
+    rule: str | None = None
+
+
+@dataclass
+class Validation:
+    rows: list[RowResult]
+    summary: dict[str, dict[str, float]] = field(default_factory=dict)
+    by_family: dict[str, dict[str, float]] = field(default_factory=dict)
+    by_group: dict[str, dict[str, float]] = field(default_factory=dict)
+    calibration: str = "none"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def load_measurements(path: str) -> list[dict]:
+    p = Path(path)
+    if not p.is_file():
+        raise InputError("measurements file not found", file=path)
+    try:
+        with p.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise InputError("missing columns", file=path, path="header", value=", ".join(missing),
+                                 accepted=", ".join(COLUMNS))
+            return list(reader)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text ({exc.reason})", file=path) from None
+
+
+def _int(text: str) -> int | None:
+    text = text.strip()
+    return int(text) if text.isdigit() else None
+
+
+def _scheme(precision: str) -> tuple[str, str] | str:
+    p = precision.lower()
+    kv = "fp8" if "kv=fp8" in p else "fp16" if "kv=fp16" in p else "bf16"
+    if "kv=unstated" in p and "modelopt" in p:
+        kv = "fp8"   # ModelOpt FP8/NVFP4 checkpoints carry FP8 KV-cache scales (docs/validation.md)
+    if "selected" in p:
+        return "mixed per-layer precision (fp4 for some layers, fp8 elsewhere) is not expressible"
+    if "q8_0" in p:
+        return "gguf-q8_0", "fp16"
+    if "q4_0" in p:
+        return "gguf-q4_0", "fp16"
+    if "nvfp4" in p:
+        return "fp4", kv
+    if "w=fp8" in p:
+        return "w8a8-fp8", kv
+    if "fp16" in p or "f16" in p or "bf16" in p:
+        return "w16a16", kv
+    return f"precision {precision!r} is not mapped to a scheme"
+
+
+def map_row(i: int, r: dict, catalog: Catalog) -> Case | str:
+    """A measurement row as a Case, or the reason it cannot be expressed."""
+    name = r["model"].split(" (")[0].strip().lower()
+    model = MODELS.get(name)
+    if model is None:
+        return f"model {r['model']!r} is not in the catalog"
+    gpu = GPUS.get(r["gpu"].strip().lower())
+    if gpu is None:
+        return f"GPU {r['gpu']!r} is not in the catalog"
+    tp, pp, count = _int(r["tp"]), _int(r["pp"]), _int(r["gpu_count"])
+    if tp is None or pp is None or count is None:
+        return "TP, PP or GPU count not stated"
+    metric, batch_text = r["metric"], r["batch_or_concurrency"].lower()
+    if metric not in GROUP:
+        return f"metric {metric!r} is not predicted (units ambiguous, or measured under load with queueing)"
+    if r["input_len"].strip() == "variable" or r["output_len"].strip() == "variable":
+        return "variable lengths without a stated mean input length"
+    scheme = _scheme(r["precision"])
+    if isinstance(scheme, str):
+        return scheme
+    s_in, s_out = max(_int(r["input_len"]) or 0, 1), max(_int(r["output_len"]) or 0, 1)
+    m = re.search(r"batch (\d+)", batch_text)
+    batch = int(m.group(1)) if m else 1
+    if metric.startswith("output_tokens_per_s"):
+        if batch_text.startswith("offline max-throughput"):
+            rule = "max_throughput"
+        elif batch_text.startswith("static batch"):
+            rule = "static_throughput"
+        else:
+            return f"throughput at {r['batch_or_concurrency']!r} is not a fixed batch or maximum throughput"
+    else:
+        rule = {"ttft_ms": "ttft", "prefill_tokens_per_s": "prefill_rate", "decode_tokens_per_s": "decode_rate",
+                "e2e_latency_s_mean": "e2e"}[metric]
+    return Case(row=i, model=model, gpu=gpu, scheme=scheme[0], kv=scheme[1], tp=tp, pp=pp,
+                replicas=count / (tp * pp), rule=rule, batch=batch, input_tokens=s_in, output_tokens=s_out,
+                per_gpu=metric.endswith("per_gpu"), gpu_count=count,
+                engine=engine_memory(r["framework"], r["notes"]))
+
+
+def predict(case: Case, catalog: Catalog, o: Assumptions) -> float:
+    return float(predict_all([case], catalog, o)[0])
+
+
+def predict_all(cases: list[Case], catalog: Catalog, o: Assumptions) -> np.ndarray:
+    """Predictions for many cases: one vectorised evaluation per model and pass."""
+    out = np.full(len(cases), np.nan)
+    gpu_ids = sorted({c.gpu for c in cases})
+    table = GpuTable.build([catalog.gpu(g) for g in gpu_ids])
+    by_model: dict[tuple, list[int]] = {}
+    for i, c in enumerate(cases):
+        by_model.setdefault((c.model, c.engine), []).append(i)
+    for (name, engine), idx in by_model.items():
+        cs = [cases[i] for i in idx]
+        o_engine = o.model_copy(update=dict(engine))
+
+        def grid(batch: np.ndarray):
+            cfg = Configs(gpu=np.array([gpu_ids.index(c.gpu) for c in cs]),
+                          scheme=np.array([SCHEME_NAMES.index(c.scheme) for c in cs]),
+                          kv=np.array([KV_NAMES.index(c.kv) for c in cs]),
+                          tp=np.array([c.tp for c in cs], float), pp=np.array([c.pp for c in cs], float),
+                          ep=np.ones(len(cs)), batch=batch.astype(float),
+                          input_tokens=np.array([c.input_tokens for c in cs], float),
+                          output_tokens=np.array([c.output_tokens for c in cs], float))
+            return evaluate(catalog.model(name), table, cfg, o_engine)
+
+        fixed = np.array([c.batch for c in cs], float)
+        probe = grid(np.ones(len(cs)))
+        largest = np.clip(probe.max_batch, 1.0, CUDA_GRAPH_BATCH_CAP)
+        rule = np.array([c.rule for c in cs])
+        ev = grid(np.where(rule == "max_throughput", largest, fixed))
+        for k, c in enumerate(cs):
+            out[idx[k]] = _rule(c, ev, k, o)
+    return out
+
+
+def _rule(c: Case, ev, k: int, o: Assumptions) -> float:
+    if c.rule == "max_throughput":
+        total = ev.throughput_tokens_per_s[k] * c.replicas
+        return total / c.gpu_count if c.per_gpu else total
+    if c.rule in ("static_throughput", "e2e"):
+        r = {f: float(getattr(ev, f)[k]) for f in ("prefill_flops", "peak_flops", "ttft", "ttft_compute", "ttft_comm")}
+        e2e = _static_batch_ttft(r, c.batch, o) + (c.output_tokens - 1) * float(ev.tpot[k])
+        if c.rule == "e2e":
+            return e2e
+        per_replica = float(ev.concurrency[k]) * c.output_tokens / e2e
+        return per_replica / (c.tp * c.pp) if c.per_gpu else per_replica * c.replicas
+    if c.rule == "ttft":
+        return float(ev.ttft[k]) * 1e3
+    if c.rule == "prefill_rate":
+        return c.input_tokens / float(ev.ttft[k])
+    return 1.0 / float(ev.tpot[k])   # decode_rate
+
+
+def _static_batch_ttft(r: dict, batch: int, o: Assumptions) -> float:
+    """Prefill of ``batch`` prompts together: FLOPs and collectives scale with the batch,
+    the weights are read once (docs/validation.md)."""
+    t_flops = r["prefill_flops"] / (r["peak_flops"] * o.prefill_compute_efficiency)
+    overhead = r["ttft"] - r["ttft_compute"] - r["ttft_comm"]
+    return max(batch * t_flops, r["ttft_compute"]) + batch * r["ttft_comm"] + overhead
+
+
+def _stats(errors: list[float]) -> dict[str, float]:
+    return {"rows": len(errors), "median_abs_pct_error": float(np.median(errors)),
+            "mean_abs_pct_error": float(np.mean(errors))}
+
+
+def validate(path: str, o: Assumptions, *, calibration_name: str = "none", catalog: Catalog | None = None
+             ) -> Validation:
+    catalog = catalog or Catalog.default()
+    rows = load_measurements(path)
+    out: list[RowResult] = []
+    cases: list[tuple[RowResult, Case]] = []
+    for i, r in enumerate(rows):
+        try:
+            measured = float(r["value"])
+        except ValueError:
+            raise InputError("value is not a number", file=path, path=f"row {i + 2}.value", value=r["value"]) from None
+        res = RowResult(row=i + 2, source=r["source"], model=r["model"], gpu=r["gpu"], metric=r["metric"],
+                        measured=measured)
+        case = map_row(i, r, catalog)
+        if isinstance(case, str):
+            res.skipped_reason = case
+        else:
+            res.family, res.group, res.rule = FAMILY[case.gpu], GROUP[r["metric"]], case.rule
+            cases.append((res, case))
+        out.append(res)
+    preds = predict_all([c for _, c in cases], catalog, o) if cases else []
+    for (res, _), pred in zip(cases, preds):
+        res.predicted = float(pred)
+        res.abs_pct_error = abs(pred - res.measured) / res.measured * 100.0 if math.isfinite(pred) else float("inf")
+    v = Validation(rows=out, calibration=calibration_name)
+    done = [x for x in out if x.abs_pct_error is not None]
+    for key, attr in (("summary", "metric"), ("by_family", "family"), ("by_group", "group")):
+        groups: dict[str, list[float]] = {}
+        for x in done:
+            groups.setdefault(getattr(x, attr), []).append(x.abs_pct_error)
+        setattr(v, key, {k: _stats(e) for k, e in sorted(groups.items())})
+    return v
