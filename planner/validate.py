@@ -255,8 +255,10 @@ def _stats(errors: list[float]) -> dict[str, float]:
             "mean_abs_pct_error": float(np.mean(errors))}
 
 
-def validate(path: str, o: Assumptions, *, calibration_name: str = "none", catalog: Catalog | None = None
-             ) -> Validation:
+def validate(path: str, o: Assumptions, *, calibration=None, calibration_name: str = "none",
+             catalog: Catalog | None = None) -> Validation:
+    """Predict every row the model can express, with an optional calibration (global values
+    and per-family efficiencies, planner/calibrate.py)."""
     catalog = catalog or Catalog.default()
     rows = load_measurements(path)
     out: list[RowResult] = []
@@ -275,7 +277,12 @@ def validate(path: str, o: Assumptions, *, calibration_name: str = "none", catal
             res.family, res.group, res.rule = FAMILY[case.gpu], GROUP[r["metric"]], case.rule
             cases.append((res, case))
         out.append(res)
-    preds = predict_all([c for _, c in cases], catalog, o) if cases else []
+    preds = np.full(len(cases), np.nan)
+    fams = [FAMILY[c.gpu] for _, c in cases]
+    for fam in sorted(set(fams)):
+        idx = [k for k, f in enumerate(fams) if f == fam]
+        o_fam = calibration.for_family(o, fam) if calibration is not None else o
+        preds[idx] = predict_all([cases[k][1] for k in idx], catalog, o_fam)
     for (res, _), pred in zip(cases, preds):
         res.predicted = float(pred)
         res.abs_pct_error = abs(pred - res.measured) / res.measured * 100.0 if math.isfinite(pred) else float("inf")

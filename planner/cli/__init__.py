@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from planner.cli import estimate_cmd, plan_cmd
+from planner.cli import estimate_cmd, fidelity_cmd, plan_cmd
 
 app = typer.Typer(
     name="planner",
@@ -27,3 +27,5 @@ def main() -> None:
     app()
 app.command("plan", epilog=plan_cmd.EPILOG)(plan_cmd.plan_command)
 app.command("schema")(plan_cmd.schema_command)
+app.command("validate", epilog=fidelity_cmd.VALIDATE_EPILOG)(fidelity_cmd.validate_command)
+app.command("calibrate", epilog=fidelity_cmd.CALIBRATE_EPILOG)(fidelity_cmd.calibrate_command)

@@ -34,6 +34,7 @@ def estimate(
     preset: Annotated[Optional[str], typer.Option(help="realistic, seed-article, rule-of-thumb")] = None,
     price: Annotated[Optional[float], typer.Option("--price", help="$/GPU-hour, overriding the catalog")] = None,
     catalog: Annotated[Optional[list[Path]], typer.Option("--catalog", help="catalog override file (repeatable)")] = None,
+    calibration: Annotated[str, typer.Option(help="none, default (the shipped fit) or a calibration file")] = "none",
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Evaluate one fixed configuration: memory, step time, regime, TTFT, TPOT, throughput, cost."""
@@ -43,7 +44,7 @@ def estimate(
             model=model, gpu=gpu, tp=tp, pp=pp, ep=ep, quantization=quantization, kv_dtype=kv_dtype,
             batch=batch, input_tokens=input_tokens, output_tokens=output_tokens, preset=preset,
             price_usd_per_gpu_hour=price, catalog=[str(c.resolve()) for c in catalog] if catalog else None))
-        result = estimate_from_spec(spec, doc)
+        result = estimate_from_spec(spec, doc, calibration=calibration)
         emit(dump_json(result.to_dict()) if as_json else render_estimate(result))
 
     guarded(run)

@@ -30,6 +30,7 @@ def plan_command(
     time_limit: Annotated[float, typer.Option("--time-limit", help="seconds for all solves together")] = 60.0,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", help="also write the result to FILE.json or FILE.yaml")] = None,
+    calibration: Annotated[str, typer.Option(help="none, default (the shipped fit) or a calibration file")] = "none",
     reproducible: Annotated[bool, typer.Option("--reproducible", help="omit timings: the same input gives byte-identical output")] = False,
 ) -> None:
     """Search GPU type, count, TP/PP/EP, precision and batch; print ranked plans that explain themselves.
@@ -45,7 +46,8 @@ def plan_command(
         if output is not None and output.suffix not in (".json", ".yaml", ".yml"):
             raise InputError("output file must end in .json or .yaml", path="--output", value=str(output))
         spec, doc = load_plan_spec(str(instance))
-        result = plan(spec, doc, backend=backend, top_k=top, time_limit=time_limit, objective=objective)
+        result = plan(spec, doc, backend=backend, top_k=top, time_limit=time_limit, objective=objective,
+                      calibration=calibration)
         if reproducible:
             result.solve_seconds = None
         data = result.to_dict()

@@ -1,0 +1,144 @@
+"""`planner validate` and `planner calibrate`: how accurate is the model, and fitting it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from planner.catalog import Catalog
+from planner.cli.common import dump_json, emit, guarded
+from planner.cli.render import to_text
+from planner.errors import InputError
+from planner.physics.options import PRESETS
+from planner.yamlio import write_atomically
+
+VALIDATE_EPILOG = "Example: planner validate ../shared/reference/measured-public.csv --calibration default"
+CALIBRATE_EPILOG = "Example: planner calibrate ../shared/reference/measured-public.csv --out calibration.yaml"
+
+
+def validate_command(
+    measurements: Annotated[Path, typer.Argument(help="CSV of published measurements (docs/validation.md)")],
+    calibration: Annotated[str, typer.Option(help="none, default (the shipped fit) or a calibration file")] = "none",
+    as_json: Annotated[bool, typer.Option("--json", help="rows and summary as JSON")] = False,
+    plot: Annotated[Optional[Path], typer.Option(help="write a log-log predicted-vs-measured plot (PNG)")] = None,
+) -> None:
+    """Predict every measurement the model can express; report errors per row, metric and GPU family."""
+
+    def run() -> None:
+        from planner.calibrate import load_calibration
+        from planner.validate import validate
+
+        cal = load_calibration(calibration)
+        result = validate(str(measurements), PRESETS["realistic"], calibration=cal,
+                          calibration_name=calibration)
+        if plot is not None:
+            write_plot(result, plot, protected=(measurements,))
+        emit(dump_json(result.to_dict()) if as_json else render_validation(result))
+
+    guarded(run)
+
+
+def calibrate_command(
+    measurements: Annotated[Path, typer.Argument(help="CSV of published measurements")],
+    out: Annotated[Path, typer.Option("--out", help="calibration YAML to write")],
+    iters: Annotated[int, typer.Option(help="Nelder-Mead iterations per fit")] = 300,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Fit efficiencies and overheads; report fitted and leave-one-source-out errors."""
+
+    def run() -> None:
+        from planner.calibrate import cross_validate, dataset, errors_by_group, fit, predict_with
+        from planner.validate import predict_all
+
+        if out.suffix not in (".yaml", ".yml"):
+            raise InputError("the calibration is written as YAML", path="--out", value=str(out),
+                             accepted="a path ending in .yaml")
+        if not 10 <= iters <= 10_000:
+            raise InputError("iterations out of range", path="--iters", value=iters, accepted="10..10000")
+        catalog, base = Catalog.default(), PRESETS["realistic"]
+        ds = dataset(str(measurements), catalog)
+        if len(set(ds.sources)) < 2:
+            raise InputError("cross-validation needs rows from at least two sources", file=str(measurements))
+        every = np.arange(len(ds.cases))
+        cal = fit(ds, every, base, catalog, iters=iters)
+        cal.fitted_on = f"{measurements.name}: {len(ds.cases)} rows from {len(set(ds.sources))} sources"
+        report = {
+            "uncalibrated": errors_by_group(ds, predict_all(ds.cases, catalog, base)),
+            "fitted": errors_by_group(ds, predict_with(ds, every, cal, base, catalog)),
+            "held_out": errors_by_group(ds, cross_validate(ds, base, catalog, iters=iters)),
+            "calibration": {"assumptions": cal.assumptions, "per_family": cal.per_family},
+        }
+        write_atomically(out, cal.to_yaml(), protected=(measurements,))
+        emit(dump_json(report) if as_json else render_calibration(report, out))
+
+    guarded(run)
+
+
+def render_validation(v) -> str:
+    t = Table(title=f"Median / mean absolute error (%), calibration: {v.calibration}", title_justify="left")
+    for col in ("group", "name", "rows", "median %", "mean %"):
+        t.add_column(col, justify="left" if col in ("group", "name") else "right")
+    for label, table in (("metric group", v.by_group), ("metric", v.summary), ("GPU family", v.by_family)):
+        for name, s in table.items():
+            t.add_row(label, name, str(s["rows"]), f"{s['median_abs_pct_error']:.1f}", f"{s['mean_abs_pct_error']:.1f}")
+    rows = Table(title="Rows", title_justify="left")
+    for col in ("row", "model", "GPU", "metric", "measured", "predicted", "error %"):
+        rows.add_column(col)
+    skipped = []
+    for r in v.rows:
+        if r.skipped_reason:
+            skipped.append(f"  row {r.row} ({r.model}, {r.gpu}, {r.metric}): {r.skipped_reason}")
+        else:
+            rows.add_row(str(r.row), r.model[:24], r.gpu[:16], r.metric, f"{r.measured:,.4g}", f"{r.predicted:,.4g}",
+                         f"{r.abs_pct_error:.1f}")
+    return to_text(t, rows, f"Skipped {len(skipped)} rows the model cannot express:", *skipped)
+
+
+def render_calibration(report: dict, out: Path) -> str:
+    t = Table(title="Median absolute error (%) by metric group", title_justify="left")
+    t.add_column("group")
+    for col in ("rows", "uncalibrated", "fitted", "held out (leave one source out)"):
+        t.add_column(col, justify="right")
+    for g, s in report["uncalibrated"].items():
+        t.add_row(g, str(s["rows"]), f"{s['median_abs_pct_error']:.1f}",
+                  f"{report['fitted'][g]['median_abs_pct_error']:.1f}",
+                  f"{report['held_out'][g]['median_abs_pct_error']:.1f}")
+    fitted = ", ".join(f"{k} {v:.3g}" for k, v in report["calibration"]["assumptions"].items())
+    return to_text(t, f"fitted: {fitted}", f"per GPU family: {report['calibration']['per_family']}",
+                   f"written to {out}")
+
+
+def write_plot(v, path: Path, protected=()) -> None:
+    import io
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [r for r in v.rows if r.predicted is not None]
+    fig, ax = plt.subplots(figsize=(6, 6))
+    for group in sorted({r.group for r in done}):
+        pts = [(r.measured, r.predicted) for r in done if r.group == group]
+        ax.scatter(*zip(*pts), label=group, s=18)
+    lo = min(min(r.measured, r.predicted) for r in done) / 2
+    hi = max(max(r.measured, r.predicted) for r in done) * 2
+    ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+    ax.fill_between([lo, hi], [lo * 0.8, hi * 0.8], [lo * 1.2, hi * 1.2], color="grey", alpha=0.15, label="+/- 20 %")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("measured (row's unit)")
+    ax.set_ylabel("predicted")
+    ax.set_title(f"Predicted vs measured, calibration: {v.calibration}")
+    ax.legend()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    target = Path(path)
+    for other in protected:
+        if Path(other).resolve() == target.resolve():
+            raise InputError("refusing to overwrite an input file with output", file=str(path))
+    target.write_bytes(buf.getvalue())
