@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from planner.catalog import Catalog, ModelSpec
-from planner.catalog.schema import Gpu, NonNegative, NotBool, PositiveInt
+from planner.catalog.schema import Gpu, NonNegative, NotBool
 from planner.errors import InputError, MissingDataError
 from planner.physics.options import Assumptions
 from planner.physics.perf import INVALID_REASONS, evaluate

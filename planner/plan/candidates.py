@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from planner.catalog import Catalog, ModelSpec
+from planner.catalog import ModelSpec
 from planner.catalog.schema import Gpu
 from planner.errors import InputError, unknown_name
 from planner.physics.options import Assumptions

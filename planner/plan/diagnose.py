@@ -55,7 +55,7 @@ def _first_violation(p, cands, mine, lo, hi) -> tuple[str | None, str]:
 
 
 def _memory(p, cands, mine) -> str:
-    ev, c = cands.ev, cands.configs
+    ev = cands.ev
     room = np.where(mine, ev.usable_bytes * ev.gpus, -np.inf)
     k = int(np.argmax(room))
     need_w = ev.weights_bytes[k] * ev.gpus[k]
