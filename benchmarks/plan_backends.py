@@ -32,7 +32,7 @@ def main() -> None:
         spec, doc = load_plan_spec(str(path))
         problem = resolve(spec, doc)
         cands = build_candidates(problem)
-        for name in ("cpsat", "milp", "exhaustive"):
+        for name in ("cpsat", "milp", "highs", "exhaustive"):
             f = constraints.build(problem, cands)
             sol = get_backend(name).solve(f, 600.0)
             t0 = time.perf_counter()

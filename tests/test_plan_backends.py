@@ -12,7 +12,7 @@ from plan_checks import violations
 ROOT = Path(__file__).resolve().parents[1]
 INSTANCES = sorted((ROOT / "instances").glob("*.yaml"))
 PLAN_INSTANCES = [p for p in INSTANCES if not p.name.startswith("estimate_")]
-BACKENDS = ("cpsat", "milp", "exhaustive")
+BACKENDS = ("cpsat", "milp", "highs", "exhaustive")
 RTOL = 1e-6   # docs/formulation.md section 5: integer rounding and solver tolerances
 
 

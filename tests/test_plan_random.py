@@ -53,7 +53,7 @@ def instances(draw):
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(instances())
 def test_backends_agree_on_random_instances(spec):
-    results = {b: plan(spec, backend=b, top_k=2, time_limit=60) for b in ("exhaustive", "cpsat", "milp")}
+    results = {b: plan(spec, backend=b, top_k=2, time_limit=60) for b in ("exhaustive", "cpsat", "milp", "highs")}
     oracle = results["exhaustive"]
     problem = resolve(spec)
     for name, r in results.items():

@@ -55,9 +55,10 @@ def incremental(f, key: str, translate, add_row):
 def get_backend(name: str, requires: frozenset[Feature] = frozenset()):
     from planner.backends.cpsat import CpSatBackend
     from planner.backends.exhaustive import ExhaustiveBackend
+    from planner.backends.highs import HighsBackend
     from planner.backends.milp import MilpBackend
 
-    backends = {b.name: b for b in (CpSatBackend(), MilpBackend(), ExhaustiveBackend())}
+    backends = {b.name: b for b in (CpSatBackend(), MilpBackend(), HighsBackend(), ExhaustiveBackend())}
     if name not in backends:
         raise InputError("unknown backend", path="--backend", value=name, accepted=", ".join(backends))
     b = backends[name]

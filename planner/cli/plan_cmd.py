@@ -18,7 +18,7 @@ from planner.yamlio import write_atomically
 
 EPILOG = ("Example: planner plan instances/chat_llama70b.yaml --top 3\n\n"
           "Example: planner plan instances/deepseek_v3.yaml --backend milp --json --output plans.json")
-BACKENDS = ("cpsat", "milp", "exhaustive")
+BACKENDS = ("cpsat", "milp", "highs", "exhaustive")
 
 
 def plan_command(
@@ -26,7 +26,7 @@ def plan_command(
     top: Annotated[Optional[int], typer.Option("--top", help="how many distinct plans (default: the file's top_k)")] = None,
     objective: Annotated[Optional[str], typer.Option(
         help="cost_per_million_tokens, cost_per_hour, tpot, ttft, throughput (default: the file's)")] = None,
-    backend: Annotated[str, typer.Option(help="cpsat (default), milp (PuLP + CBC), exhaustive (oracle)")] = "cpsat",
+    backend: Annotated[str, typer.Option(help="cpsat (default), milp (PuLP + CBC), highs (HiGHS via OR-Tools), exhaustive (oracle)")] = "cpsat",
     time_limit: Annotated[float, typer.Option("--time-limit", help="seconds for all solves together")] = 60.0,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", help="also write the result to FILE.json or FILE.yaml")] = None,

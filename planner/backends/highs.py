@@ -1,0 +1,73 @@
+"""MILP solved by HiGHS through OR-Tools' bundled copy (model_builder): no highspy, which
+cannot share a process with OR-Tools on this platform. The model is the same conditioned
+float model the CBC backend builds (milp.CONDITIONING)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from ortools.linear_solver.python import model_builder as mb
+
+from constraints.model import LinearModel
+from planner.backends import Feature, Solution, Status, incremental
+from planner.backends.milp import CONDITIONING
+
+OPTIONS = "output_flag=false\nmip_rel_gap=0\nrandom_seed=0\nthreads=1"
+"""Quiet (the banner would corrupt --json on stdout), exact, deterministic."""
+
+
+class HighsBackend:
+    name = "highs"
+    features = frozenset({Feature.LINEAR_MODEL, Feature.INTEGER, Feature.TIME_LIMIT, Feature.PROVEN_GAP})
+
+    def solve(self, f, time_limit: float, seed: int = 0) -> Solution:
+        t0 = time.perf_counter()
+        model, vs = incremental(f, "_highs", translate, _add_row)
+        solver = mb.Solver("highs")
+        solver.enable_output(False)
+        solver.set_solver_specific_parameters(OPTIONS)
+        solver.set_time_limit_in_seconds(max(float(time_limit), 0.01))
+        code = solver.solve(model)
+        if code == mb.SolveStatus.INFEASIBLE:
+            return Solution(Status.INFEASIBLE, None, seconds=time.perf_counter() - t0)
+        if code not in (mb.SolveStatus.OPTIMAL, mb.SolveStatus.FEASIBLE):
+            return Solution(Status.TIME_LIMIT, None, seconds=time.perf_counter() - t0)
+        status = Status.OPTIMAL if code == mb.SolveStatus.OPTIMAL else Status.FEASIBLE
+        scale = [CONDITIONING[v.dimension] if not v.integer else 1.0 for v in f.model.vars]
+        values = np.array([solver.value(x) * s for x, s in zip(vs, scale)], dtype=float)
+        gap = 0.0
+        if status == Status.FEASIBLE:
+            obj, bound = solver.objective_value, solver.best_objective_bound
+            gap = abs(obj - bound) / max(abs(obj), 1e-12)
+        return Solution(status, values, gap=gap, seconds=time.perf_counter() - t0)
+
+
+def _coeffs(m: LinearModel, coeffs: dict[int, float], dim: str) -> dict[int, float]:
+    s = CONDITIONING[dim]
+    return {i: (a if (not m.vars[i].integer and m.vars[i].dimension == dim) else a / s) for i, a in coeffs.items()}
+
+
+def translate(m: LinearModel) -> tuple[mb.Model, list]:
+    model = mb.Model()
+    vs = []
+    for v in m.vars:
+        if v.integer:
+            vs.append(model.new_int_var(v.lb, v.ub, f"v{len(vs)}"))
+        else:
+            s = CONDITIONING[v.dimension]
+            vs.append(model.new_num_var(v.lb / s, v.ub / s, f"v{len(vs)}"))
+    for k in range(len(m.rows)):
+        _add_row(model, vs, m, k)
+    obj = _coeffs(m, m.objective, m.objective_dimension)
+    expr = mb.LinearExpr.weighted_sum([vs[i] for i in obj], list(obj.values()))
+    model.minimize(expr) if m.objective_sense == "min" else model.maximize(expr)
+    return model, vs
+
+
+def _add_row(model: mb.Model, vs: list, m: LinearModel, k: int) -> None:
+    r = m.rows[k]
+    c = _coeffs(m, r.coeffs, r.dimension)
+    expr = mb.LinearExpr.weighted_sum([vs[i] for i in c], list(c.values()))
+    rhs = r.rhs / CONDITIONING[r.dimension]
+    model.add(expr <= rhs if r.sense == "<=" else expr >= rhs if r.sense == ">=" else expr == rhs)
