@@ -62,5 +62,13 @@ class LinearModel:
         self.rows.append(Row(name, family, {k: float(v) for k, v in coeffs.items() if v != 0.0}, sense, float(rhs),
                              dimension))
 
+    def in_units(self, coeffs: dict[int, float], dimension: str, units: dict[str, float]) -> dict[int, float]:
+        """Coefficients of a row (or the objective) of ``dimension`` counted in ``units``: a
+        continuous variable of the row's own dimension already counts in those units; every
+        other term is divided by the dimension's unit. Backends round or condition from here."""
+        unit = units[dimension]
+        return {i: (a if (not self.vars[i].integer and self.vars[i].dimension == dimension) else a / unit)
+                for i, a in coeffs.items()}
+
     def families(self) -> list[str]:
         return sorted({r.family for r in self.rows})

@@ -56,12 +56,6 @@ def _ceil(x: float) -> int:
     return math.ceil(x - REL_EPS * max(1.0, abs(x)))
 
 
-def _scaled(coef: float, var_dim: str, var_integer: bool, row_dim: str) -> float:
-    if not var_integer and var_dim == row_dim:
-        return coef                      # a continuous variable already counts row units
-    return coef / UNITS[row_dim]
-
-
 def translate(m: LinearModel) -> tuple[cp_model.CpModel, list]:
     cp = cp_model.CpModel()
     vs = []
@@ -75,9 +69,8 @@ def translate(m: LinearModel) -> tuple[cp_model.CpModel, list]:
     for k in range(len(m.rows)):
         _add_row(cp, vs, m, k)
     idx, ks = [], []
-    for i, a in m.objective.items():
-        v = m.vars[i]
-        k = round(_scaled(a, v.dimension, v.integer, m.objective_dimension))
+    for i, s in m.in_units(m.objective, m.objective_dimension, UNITS).items():
+        k = round(s)
         if k:
             idx.append(vs[i])
             ks.append(k)
@@ -90,9 +83,7 @@ def _add_row(cp: cp_model.CpModel, vs: list, m: LinearModel, k: int) -> None:
     """One row, coefficients rounded conservatively: <= rounds up, >= rounds down."""
     r = m.rows[k]
     idx, ks = [], []
-    for i, a in r.coeffs.items():
-        v = m.vars[i]
-        s = _scaled(a, v.dimension, v.integer, r.dimension)
+    for i, s in m.in_units(r.coeffs, r.dimension, UNITS).items():
         k = _ceil(s) if r.sense == "<=" else _floor(s) if r.sense == ">=" else round(s)
         if k:
             idx.append(vs[i])

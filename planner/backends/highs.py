@@ -43,11 +43,6 @@ class HighsBackend:
         return Solution(status, values, gap=gap, seconds=time.perf_counter() - t0)
 
 
-def _coeffs(m: LinearModel, coeffs: dict[int, float], dim: str) -> dict[int, float]:
-    s = CONDITIONING[dim]
-    return {i: (a if (not m.vars[i].integer and m.vars[i].dimension == dim) else a / s) for i, a in coeffs.items()}
-
-
 def translate(m: LinearModel) -> tuple[mb.Model, list]:
     model = mb.Model()
     vs = []
@@ -59,7 +54,7 @@ def translate(m: LinearModel) -> tuple[mb.Model, list]:
             vs.append(model.new_num_var(v.lb / s, v.ub / s, f"v{len(vs)}"))
     for k in range(len(m.rows)):
         _add_row(model, vs, m, k)
-    obj = _coeffs(m, m.objective, m.objective_dimension)
+    obj = m.in_units(m.objective, m.objective_dimension, CONDITIONING)
     expr = mb.LinearExpr.weighted_sum([vs[i] for i in obj], list(obj.values()))
     model.minimize(expr) if m.objective_sense == "min" else model.maximize(expr)
     return model, vs
@@ -67,7 +62,7 @@ def translate(m: LinearModel) -> tuple[mb.Model, list]:
 
 def _add_row(model: mb.Model, vs: list, m: LinearModel, k: int) -> None:
     r = m.rows[k]
-    c = _coeffs(m, r.coeffs, r.dimension)
+    c = m.in_units(r.coeffs, r.dimension, CONDITIONING)
     expr = mb.LinearExpr.weighted_sum([vs[i] for i in c], list(c.values()))
     rhs = r.rhs / CONDITIONING[r.dimension]
     model.add(expr <= rhs if r.sense == "<=" else expr >= rhs if r.sense == ">=" else expr == rhs)

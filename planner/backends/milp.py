@@ -58,9 +58,7 @@ def translate(m: LinearModel) -> tuple[pulp.LpProblem, list]:
 
 
 def _expr(vs: list, m: LinearModel, coeffs: dict[int, float], dim: str) -> pulp.LpAffineExpression:
-    s = CONDITIONING[dim]
-    return pulp.LpAffineExpression(
-        [(vs[i], a if (not m.vars[i].integer and m.vars[i].dimension == dim) else a / s) for i, a in coeffs.items()])
+    return pulp.LpAffineExpression([(vs[i], a) for i, a in m.in_units(coeffs, dim, CONDITIONING).items()])
 
 
 def _add_row(prob: pulp.LpProblem, vs: list, m: LinearModel, k: int) -> None:

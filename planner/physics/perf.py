@@ -279,9 +279,12 @@ def _memory(arch, o, table, c, tp, pp, group, gpus, b_w, b_e, b_kv, kv_frac, kv_
     )
 
 
-def _roofline(flops, nbytes, peak, bw, o: Assumptions) -> tuple[np.ndarray, np.ndarray]:
+def _roofline(flops, nbytes, peak, bw, o: Assumptions, compute_efficiency: float | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """(bytes time, FLOPs time); prefill passes its own compute efficiency."""
+    eta_f = o.compute_efficiency if compute_efficiency is None else compute_efficiency
     t_bytes = nbytes / (bw * o.memory_bandwidth_efficiency)
-    t_flops = flops / (peak * o.compute_efficiency) if o.include_compute else np.zeros_like(flops)
+    t_flops = flops / (peak * eta_f) if o.include_compute else np.zeros_like(flops)
     return t_bytes, t_flops
 
 
@@ -387,8 +390,7 @@ def _prefill(arch, o, table, c, tp, pp, ep, group, b_w, b_e, peak) -> dict:
     flops = (2.0 * S * p.active_nonembedding + 2.0 * (p.lm_head or p.embedding)
              + L * arch.attn_prefill_flops * S * S) / tp
     t_bytes, t_flops = _roofline(flops, w_bytes, peak * table.eff_prefill[gi],
-                                 table.bandwidth[gi] * table.eff_memory[gi],
-                                 o.model_copy(update={"compute_efficiency": o.prefill_compute_efficiency}))
+                                 table.bandwidth[gi] * table.eff_memory[gi], o, o.prefill_compute_efficiency)
     compute = np.maximum(t_bytes, t_flops)
     tp_bw, tp_lat = _link(table, gi, tp)
     msg = S * h * ACTIVATION_BYTES
