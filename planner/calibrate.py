@@ -232,3 +232,10 @@ def apply(cal: Calibration | None, base: Assumptions, gpu_ids: list[str]
         if fam:
             scales[gid] = tuple(fam.get(k, getattr(o, k)) / getattr(o, k) for k in FAMILY_PARAMS)
     return o, scales
+
+
+def calibrated(assumptions: Assumptions, user: dict[str, Any], calibration: str | None, gpu_ids: list[str]
+               ) -> tuple[Assumptions, dict[str, tuple[float, float, float]]]:
+    """Preset, then the calibration's fitted values, then what the input file sets itself."""
+    o, scales = apply(load_calibration(calibration), assumptions, gpu_ids)
+    return (o.model_copy(update=user) if user else o), scales

@@ -12,7 +12,8 @@ from planner.catalog import Catalog, ModelSpec
 from planner.catalog.schema import Gpu, NonNegative, NotBool
 from planner.errors import InputError, MissingDataError
 from planner.physics.options import Assumptions
-from planner.physics.perf import INVALID_REASONS, evaluate
+from planner.calibrate import calibrated
+from planner.physics.perf import INVALID_REASONS, evaluate, regime_of
 from planner.physics.quant import KV_DTYPES, SCHEMES
 from planner.physics.space import Configs, GpuTable
 from planner.spec import (
@@ -86,17 +87,6 @@ class Estimate:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def regime_of(shares: dict[str, float]) -> str:
-    """Name the term that dominates the decode step."""
-    groups = {
-        "bandwidth-bound": shares["weights"] + shares["kv_cache"],
-        "compute-bound": shares["compute"],
-        "communication-bound": shares["communication"],
-        "overhead-bound": shares["overhead"],
-    }
-    return max(groups, key=groups.get)  # type: ignore[arg-type]
 
 
 def _none_if_nan(x: float) -> float | None:
@@ -211,15 +201,6 @@ def estimate_from_spec(spec: EstimateSpec, doc: Document | None = None, catalog:
         if exc.file is None and doc is not None:
             raise exc.located(file=doc.file) from None
         raise
-
-
-def calibrated(assumptions: Assumptions, user: dict[str, Any], calibration: str | None, gpu_ids: list[str]
-               ) -> tuple[Assumptions, dict[str, tuple[float, float, float]]]:
-    """Preset, then the calibration's fitted values, then what the input file sets itself."""
-    from planner.calibrate import apply, load_calibration
-
-    o, scales = apply(load_calibration(calibration), assumptions, gpu_ids)
-    return (o.model_copy(update=user) if user else o), scales
 
 
 def load_estimate_spec(path: str) -> tuple[EstimateSpec, Document]:

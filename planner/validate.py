@@ -188,10 +188,6 @@ def map_row(i: int, r: dict, catalog: Catalog) -> Case | str:
                 engine=engine_memory(r["framework"], r["notes"]))
 
 
-def predict(case: Case, catalog: Catalog, o: Assumptions) -> float:
-    return float(predict_all([case], catalog, o)[0])
-
-
 def predict_all(cases: list[Case], catalog: Catalog, o: Assumptions) -> np.ndarray:
     """Predictions for many cases: one vectorised evaluation per model and pass."""
     out = np.full(len(cases), np.nan)

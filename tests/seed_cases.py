@@ -73,11 +73,14 @@ LLAMA70_ARTICLE = Catalog.default().model("llama-2-70b").model_copy(
     update={"id": "llama-2-70b-article", "num_kv_heads": 64, "parameter_count": 70e9})
 
 
-def run(model: ModelSpec, gpu: Gpu, o: Assumptions = SEED, *, tp=1, pp=1, batch=1, scheme="w16a16",
-        kv="fp16", input_tokens=4095, output_tokens=1) -> dict[str, float]:
-    ev = evaluate(model, GpuTable.build([gpu]), Configs.single(0, scheme, kv, tp, pp, 1, batch, input_tokens,
-                                                                output_tokens), o)
-    return ev.row(0)
+def evaluation(model: ModelSpec, gpu: Gpu, o: Assumptions = SEED, *, tp=1, pp=1, batch=1, scheme="w16a16",
+               kv="fp16", input_tokens=4095, output_tokens=1):
+    return evaluate(model, GpuTable.build([gpu]), Configs.single(0, scheme, kv, tp, pp, 1, batch, input_tokens,
+                                                                  output_tokens), o)
+
+
+def run(model: ModelSpec, gpu: Gpu, o: Assumptions = SEED, **config) -> dict[str, float]:
+    return evaluation(model, gpu, o, **config).row(0)
 
 
 def _eth(bits_per_s: float, *, latency_s: float, gpus_per_node: int = 1) -> dict:
@@ -100,12 +103,12 @@ def _seed002() -> list[Case]:
                     note="the article's 'about 5 GB per prompt' (and 160 GB at batch 32) is the cache at "
                          "half the context, 2048 tokens: 10 GiB per sequence at 4096"))
     h100 = run(LLAMA70_ARTICLE, H100_ARTICLE, batch=8)
-    n = minimum_gpus(_ev(LLAMA70_ARTICLE, H100_ARTICLE, batch=8), SEED)
+    n = minimum_gpus(evaluation(LLAMA70_ARTICLE, H100_ARTICLE, batch=8), SEED)
     out.append(Case("002-3", "minimum H100s, weights + batch-8 KV", float(n[0]), 3, "GPUs",
                     "seed-article: no framework memory"))
     out.append(Case("002-3b", "KV room left on 2 x H100", (2 * h100["usable_bytes"] - h100["weights_bytes"]) / GB,
                     20, "GB", "2 x 80 GB - 140 GB"))
-    n = minimum_gpus(_ev(LLAMA70_ARTICLE, RTX4090_ARTICLE, batch=4), SEED)
+    n = minimum_gpus(evaluation(LLAMA70_ARTICLE, RTX4090_ARTICLE, batch=4), SEED)
     out.append(Case("002-4", "minimum 4090s, 140 GB + 40 GiB KV (batch 4)", float(n[0]), 8, "GPUs",
                     "seed-article"))
     out.append(Case("002-5a", "B_crit 4090", critical_batch(330e12, 1e12, 2.0), 330, "seqs", "F/BW, 2 B/weight"))
@@ -130,13 +133,6 @@ def _seed002() -> list[Case]:
     out += _seed002_tensor_parallel()
     out += _seed002_cost()
     return out
-
-
-def _ev(model, gpu, **kw):
-    kw = {"tp": 1, "pp": 1, "batch": 1, "scheme": "w16a16", "kv": "fp16", "input_tokens": 4095,
-          "output_tokens": 1} | kw
-    return evaluate(model, GpuTable.build([gpu]), Configs.single(0, kw["scheme"], kw["kv"], kw["tp"], kw["pp"], 1,
-                    kw["batch"], kw["input_tokens"], kw["output_tokens"]), SEED)
 
 
 def _seed002_ethernet() -> list[Case]:

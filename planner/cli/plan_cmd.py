@@ -18,7 +18,6 @@ from planner.yamlio import write_atomically
 
 EPILOG = ("Example: planner plan instances/chat_llama70b.yaml --top 3\n\n"
           "Example: planner plan instances/deepseek_v3.yaml --backend milp --json --output plans.json")
-BACKENDS = ("cpsat", "milp", "highs", "exhaustive")
 
 
 def plan_command(

@@ -410,6 +410,17 @@ def _prefill(arch, o, table, c, tp, pp, ep, group, b_w, b_e, peak) -> dict:
     return dict(ttft=ttft, ttft_compute=compute, ttft_comm=comm, prefill_flops=flops, prefill_busy=busy)
 
 
+def regime_of(shares: dict[str, float]) -> str:
+    """Name the term that dominates the decode step (shares of TPOT from ``evaluate``)."""
+    groups = {
+        "bandwidth-bound": shares["weights"] + shares["kv_cache"],
+        "compute-bound": shares["compute"],
+        "communication-bound": shares["communication"],
+        "overhead-bound": shares["overhead"],
+    }
+    return max(groups, key=groups.get)  # type: ignore[arg-type]
+
+
 def critical_batch(peak_flops: np.ndarray | float, bandwidth: np.ndarray | float,
                    bytes_per_weight: np.ndarray | float) -> np.ndarray | float:
     """Batch at which a decode GEMM turns compute-bound: 2B FLOPs per weight of b_w bytes

@@ -16,6 +16,7 @@ import numpy as np
 
 from planner.catalog import ModelSpec
 from planner.catalog.schema import Gpu
+from planner.calibrate import calibrated
 from planner.errors import InputError, unknown_name
 from planner.physics.options import Assumptions
 from planner.physics.perf import Evaluation, evaluate
@@ -121,7 +122,6 @@ def resolve(spec: PlanSpec, doc: Document | None = None, calibration: str | None
     if not gpus:
         raise InputError("no GPU left to search: " + "; ".join(f"{k}: {v}" for k, v in excluded.items()),
                          path="search.gpus", **where)
-    from planner.estimate import calibrated
     assumptions, scales = calibrated(assumptions, spec.assumptions, calibration, [g.id for g in gpus])
     return Problem(spec=spec, model=model, gpus=tuple(gpus), table=GpuTable.build(gpus, prices, scales),
                    assumptions=assumptions, excluded=excluded, file=doc.file if doc else None)

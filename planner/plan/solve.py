@@ -12,6 +12,7 @@ import numpy as np
 
 import constraints
 from planner.backends import HAS_SOLUTION, Feature, Status, get_backend
+from planner.physics.perf import regime_of
 from planner.plan.candidates import Candidates, Problem, build_candidates, resolve
 from planner.plan.diagnose import diagnose
 from planner.plan.explain import explain_plans
@@ -109,7 +110,6 @@ def make_plan(p: Problem, c: Candidates, j: int, replicas: int, rank: int) -> Pl
     shares = {"weights": float(ev.share_weights[j]), "kv_cache": float(ev.share_kv[j]),
               "compute": float(ev.share_compute[j]), "communication": float(ev.share_comm[j]),
               "overhead": float(ev.share_overhead[j])}
-    from planner.estimate import regime_of
     return Plan(
         rank=rank, gpu=d["gpu"], gpus=gpus_per_replica * replicas, nodes=nodes, tp=d["tp"], pp=d["pp"], ep=d["ep"],
         replicas=replicas, quantization=d["quantization"], kv_dtype=d["kv_dtype"], batch=d["batch"],
