@@ -22,7 +22,7 @@ from planner.physics.options import PRESETS, Assumptions
 from planner.physics.params import count_parameters
 from planner.physics.perf import critical_batch, evaluate, minimum_gpus
 from planner.physics.space import Configs, GpuTable
-from planner.spec import Tco
+from planner.schemas.common import Tco
 from planner.units import GB, GiB, KiB, MS, US
 
 

@@ -8,7 +8,8 @@ from typer.testing import CliRunner
 
 from planner.catalog import Catalog
 from planner.cli import app
-from planner.estimate import estimate_from_spec, load_estimate_spec
+from planner.estimate import estimate_from_spec
+from planner.schemas.estimate import load_estimate_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNNER = CliRunner()

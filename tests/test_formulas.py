@@ -8,7 +8,7 @@ from planner.physics.options import PRESETS, Assumptions
 from planner.physics.perf import Arch, _allreduce_factor, _experts_touched, critical_batch, evaluate
 from planner.physics.quant import SCHEMES
 from planner.physics.space import Configs, GpuTable
-from planner.spec import Tco
+from planner.schemas.common import Tco
 
 CAT = Catalog.default()
 TABLE = GpuTable.build(list(CAT.gpus.values()))

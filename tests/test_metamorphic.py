@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from planner.catalog import Catalog
 from planner.plan.solve import plan
-from planner.plan.spec import PlanSpec
+from planner.schemas.plan import PlanSpec
 
 CAT = Catalog.default()
 PRICED = ["h100-sxm", "a100-80gb", "l40s", "rtx-4090", "l4", "mi300x", "h200", "a100-40gb"]
@@ -36,7 +36,7 @@ def base(draw, demand=True):
 
 
 def solve(d, backend="cpsat"):
-    r = plan(PlanSpec.model_validate(d), backend=backend, top_k=1, relax=False)
+    r = plan(PlanSpec.model_validate(d), backend=backend, top_k=1)
     return r.plans[0] if r.plans else None
 
 

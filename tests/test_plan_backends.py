@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from planner.plan.candidates import resolve
+from planner.resolve import resolve
 from planner.plan.solve import plan
-from planner.plan.spec import load_plan_spec
+from planner.schemas.plan import load_plan_spec
 from plan_checks import violations
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,9 +5,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from planner.plan.candidates import resolve
+from planner.resolve import resolve
 from planner.plan.solve import plan
-from planner.plan.spec import PlanSpec
+from planner.schemas.plan import PlanSpec
 from plan_checks import violations
 
 MODELS = ["llama-3.1-8b", "llama-2-7b", "mixtral-8x7b", "qwen3-32b", "llama-2-70b"]

@@ -9,7 +9,8 @@ import typer
 
 from planner.cli.common import dump_json, emit, guarded
 from planner.cli.render import render_estimate
-from planner.estimate import EstimateSpec, estimate_from_spec, load_estimate_spec
+from planner.estimate import estimate_from_spec
+from planner.schemas.estimate import EstimateSpec, load_estimate_spec
 from planner.yamlio import Document
 
 EPILOG = (

@@ -29,8 +29,8 @@ def validate_command(
     """Predict every measurement the model can express; report errors per row, metric and GPU family."""
 
     def run() -> None:
-        from planner.calibrate import load_calibration
-        from planner.validate import validate
+        from planner.resolve.calibration import load_calibration
+        from planner.fidelity.validate import validate
 
         cal = load_calibration(calibration)
         result = validate(str(measurements), PRESETS["realistic"], calibration=cal,
@@ -51,8 +51,8 @@ def calibrate_command(
     """Fit efficiencies and overheads; report fitted and leave-one-source-out errors."""
 
     def run() -> None:
-        from planner.calibrate import cross_validate, dataset, errors_by_group, fit, predict_with
-        from planner.validate import predict_all
+        from planner.fidelity.calibrate import cross_validate, dataset, errors_by_group, fit, predict_with
+        from planner.fidelity.validate import predict_all
 
         if out.suffix not in (".yaml", ".yml"):
             raise InputError("the calibration is written as YAML", path="--out", value=str(out),

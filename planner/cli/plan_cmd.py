@@ -12,8 +12,8 @@ import yaml
 from planner.cli.common import dump_json, emit, guarded
 from planner.cli.render import render_plans
 from planner.errors import InputError
-from planner.plan.solve import plan
-from planner.plan.spec import PlanSpec, load_plan_spec
+from planner.schemas.plan import PlanSpec, load_plan_spec
+from planner.whatif.relax import plan_and_relax
 from planner.yamlio import write_atomically
 
 EPILOG = ("Example: planner plan instances/chat_llama70b.yaml --top 3\n\n"
@@ -45,7 +45,7 @@ def plan_command(
         if output is not None and output.suffix not in (".json", ".yaml", ".yml"):
             raise InputError("output file must end in .json or .yaml", path="--output", value=str(output))
         spec, doc = load_plan_spec(str(instance))
-        result = plan(spec, doc, backend=backend, top_k=top, time_limit=time_limit, objective=objective,
+        result = plan_and_relax(spec, doc, backend=backend, top_k=top, time_limit=time_limit, objective=objective,
                       calibration=calibration)
         if reproducible:
             result.solve_seconds = None

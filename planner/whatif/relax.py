@@ -13,7 +13,10 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from planner.backends import Status
 from planner.physics.quant import DEFAULT_SCHEMES as SCHEMES
+from planner.plan.result import PlanResult
+from planner.plan.solve import plan
 
 
 @dataclass
@@ -41,12 +44,24 @@ def _summary(p) -> dict:
                                       "cost_per_million_tokens")}
 
 
-def relaxations(spec, doc, *, backend: str, time_limit: float, calibration: str | None = None) -> list[Relaxation]:
-    from planner.plan.solve import plan  # the solve loop calls us only when infeasible
+def plan_and_relax(spec, doc=None, *, backend: str = "cpsat", top_k: int | None = None, time_limit: float = 60.0,
+                   objective: str | None = None, calibration: str | None = None) -> PlanResult:
+    """`plan()`, and when nothing is feasible (and the run was not interrupted), the smallest
+    change to each limit that alone makes the instance feasible."""
+    result = plan(spec, doc, backend=backend, top_k=top_k, time_limit=time_limit, objective=objective,
+                  calibration=calibration)
+    if result.status == Status.INFEASIBLE.value and not result.plans and not result.interrupted:
+        if objective is not None and objective != spec.objective:
+            spec = spec.model_copy(update={"objective": objective})
+        result.relaxations = [r.to_dict() for r in relaxations(spec, doc, backend=backend, time_limit=time_limit,
+                                                               calibration=calibration)]
+    return result
 
+
+def relaxations(spec, doc, *, backend: str, time_limit: float, calibration: str | None = None) -> list[Relaxation]:
     def solve(**update):
         relaxed = spec.model_copy(update=update)   # not re-validated: objectives here are internal
-        return plan(relaxed, doc, backend=backend, top_k=1, time_limit=time_limit, relax=False,
+        return plan(relaxed, doc, backend=backend, top_k=1, time_limit=time_limit,
                     calibration=calibration)
 
     out: list[Relaxation] = []

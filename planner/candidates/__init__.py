@@ -1,4 +1,4 @@
-"""From a plan spec to the candidate table: every configuration x batch level, with the
+"""From a resolved problem to the candidate table: every configuration x batch level, with the
 physics coefficients the constraint families need (docs/formulation.md section 2).
 
 Only what cannot exist is filtered here (an invalid parallel layout, a GPU without the
@@ -9,47 +9,16 @@ model, so the solvers see them and the diagnosis can name them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
-from planner.catalog import ModelSpec
-from planner.catalog.schema import Gpu
-from planner.calibrate import calibrated
-from planner.errors import InputError, unknown_name
-from planner.physics.options import Assumptions
+from planner.errors import InputError
 from planner.physics.perf import Evaluation, evaluate
-from planner.physics.quant import DEFAULT_SCHEMES, KV_DTYPES, SCHEMES
+from planner.physics.quant import DEFAULT_SCHEMES
 from planner.physics.space import KV_NAMES, SCHEME_NAMES, Configs, GpuTable
-from planner.plan.spec import MAX_CANDIDATES, PlanSpec
-from planner.spec import price_overrides, resolve_assumptions, resolve_catalog, resolve_model
-from planner.yamlio import Document
-
-COST_OBJECTIVES = ("cost_per_million_tokens", "cost_per_hour")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A resolved instance: the spec with names turned into catalog objects."""
-
-    spec: PlanSpec
-    model: ModelSpec
-    gpus: tuple[Gpu, ...]
-    table: GpuTable
-    assumptions: Assumptions
-    excluded: dict[str, str] = field(default_factory=dict)   # GPU id -> why it is not searched
-    file: str | None = None
-
-    @property
-    def demand_tokens_per_s(self) -> float | None:
-        d = self.spec.workload.demand
-        if d is None:
-            return None
-        if d.output_tokens_per_s is not None:
-            return d.output_tokens_per_s
-        return d.requests_per_s * self.spec.workload.output_tokens  # type: ignore[operator]
-
+from planner.resolve import Problem
+from planner.schemas.plan import MAX_CANDIDATES
 
 @dataclass(frozen=True)
 class Candidates:
@@ -76,55 +45,6 @@ class Candidates:
         d = self.describe(i, table)
         text = f"gpu={d['gpu']},tp={d['tp']},pp={d['pp']},ep={d['ep']},q={d['quantization']},kv={d['kv_dtype']}"
         return text + (f",batch={d['batch']}" if batch else "")
-
-
-def resolve(spec: PlanSpec, doc: Document | None = None, calibration: str | None = None) -> Problem:
-    base = Path(doc.file).parent if doc else None
-    where = {"file": doc.file if doc else None}
-    catalog = resolve_catalog(spec.catalog, base)
-    if spec.extra_catalog and (spec.extra_catalog.gpus or spec.extra_catalog.models):
-        catalog = catalog.extended(spec.extra_catalog.gpus, spec.extra_catalog.models,
-                                   doc or Document(None, "<input>"), ("extra_catalog",))
-    model = resolve_model(spec.model, catalog, doc, ("model",))
-    assumptions = resolve_assumptions(spec.preset, spec.assumptions, doc, ("assumptions",))
-    s = spec.search
-    names = s.gpus if s.gpus is not None else sorted(catalog.gpus)
-    for i, name in enumerate(names):
-        if name not in catalog.gpus:
-            raise unknown_name("GPU", name, catalog.gpus, path=f"search.gpus[{i}]", **where)
-    for key in list(spec.limits.inventory) + list(spec.prices.usd_per_gpu_hour):
-        if key not in catalog.gpus:
-            raise unknown_name("GPU", key, catalog.gpus, path="limits.inventory / prices.usd_per_gpu_hour", **where)
-    for i, q in enumerate(s.quantizations or []):
-        if q not in SCHEMES:
-            raise InputError("unknown quantization", path=f"search.quantizations[{i}]", value=q,
-                             accepted=", ".join(SCHEMES), **where)
-    for i, k in enumerate(s.kv_dtypes):
-        if k not in KV_DTYPES:
-            raise InputError("unknown KV dtype", path=f"search.kv_dtypes[{i}]", value=k,
-                             accepted=", ".join(KV_DTYPES), **where)
-    w = spec.workload
-    if w.input_tokens + w.output_tokens > model.max_context_tokens:
-        raise InputError(f"input + output tokens exceed {model.name}'s context of {model.max_context_tokens}",
-                         path="workload.input_tokens", value=w.input_tokens + w.output_tokens,
-                         accepted=f"<= {model.max_context_tokens} in total", **where)
-    prices = price_overrides(catalog, list(names), spec.prices.tco, spec.prices.usd_per_gpu_hour)
-    excluded: dict[str, str] = {}
-    gpus: list[Gpu] = []
-    for name in names:
-        g = catalog.gpus[name]
-        if not g.peak_dense_flops_per_s:
-            excluded[name] = "no peak FLOP/s in the catalog (give one in a catalog override)"
-        elif spec.objective in COST_OBJECTIVES and prices.get(name, g.price_usd_per_gpu_hour) is None:
-            excluded[name] = f"no price (give prices.usd_per_gpu_hour.{name} or prices.tco)"
-        else:
-            gpus.append(g)
-    if not gpus:
-        raise InputError("no GPU left to search: " + "; ".join(f"{k}: {v}" for k, v in excluded.items()),
-                         path="search.gpus", **where)
-    assumptions, scales = calibrated(assumptions, spec.assumptions, calibration, [g.id for g in gpus])
-    return Problem(spec=spec, model=model, gpus=tuple(gpus), table=GpuTable.build(gpus, prices, scales),
-                   assumptions=assumptions, excluded=excluded, file=doc.file if doc else None)
 
 
 def _levels(max_batch: int) -> list[int]:

@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 from planner.catalog.schema import NonNegative, NotBool, Positive, PositiveInt
 from planner.errors import InputError
-from planner.spec import CatalogExtras, ModelRef, Strict, Tco
+from planner.schemas.common import CatalogExtras, ModelRef, Strict, Tco
 from planner.yamlio import Document, load_yaml
 
 SCHEMA_VERSION = 1

@@ -19,6 +19,7 @@ from planner.errors import InputError
 from planner.physics.options import Assumptions
 from planner.physics.perf import evaluate
 from planner.physics.space import KV_NAMES, SCHEME_NAMES, Configs, GpuTable
+from planner.resolve.calibration import FAMILY
 
 COLUMNS = ("source", "model", "precision", "gpu", "gpu_count", "tp", "pp", "framework", "input_len", "output_len",
            "batch_or_concurrency", "metric", "value", "notes")
@@ -35,10 +36,6 @@ MODELS = {  # measurement name (before any parenthesis, lowercase) -> catalog id
 GPUS = {"h100 sxm 80gb": "h100-sxm", "h200 sxm 141gb": "h200", "mi300x 192gb": "mi300x", "b200 sxm 180gb": "b200",
         "a100 sxm 80gb": "a100-80gb", "l40s 48gb": "l40s", "rtx 4090 24gb": "rtx-4090", "rtx 3090 24gb": "rtx-3090",
         "h100 pcie 80gb": "h100-pcie", "gb200 (per gpu)": "gb200"}
-FAMILY = {"h100-sxm": "nvidia-hopper", "h100-pcie": "nvidia-hopper", "h200": "nvidia-hopper",
-          "b200": "nvidia-blackwell", "gb200": "nvidia-blackwell", "a100-80gb": "nvidia-ampere",
-          "a100-40gb": "nvidia-ampere", "rtx-3090": "nvidia-ampere", "l40s": "nvidia-ada", "rtx-4090": "nvidia-ada",
-          "l4": "nvidia-ada", "mi300x": "amd-cdna3", "mi325x": "amd-cdna3", "gaudi3": "intel-gaudi"}
 GROUP = {"output_tokens_per_s_total": "throughput", "output_tokens_per_s_per_gpu": "throughput",
          "ttft_ms": "ttft", "prefill_tokens_per_s": "ttft", "decode_tokens_per_s": "tpot",
          "e2e_latency_s_mean": "tpot"}

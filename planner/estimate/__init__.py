@@ -3,50 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Annotated, Any
-
-from pydantic import Field
+from typing import Any
 
 from planner.catalog import Catalog, ModelSpec
-from planner.catalog.schema import Gpu, NonNegative, NotBool
+from planner.catalog.schema import Gpu
 from planner.errors import InputError, MissingDataError
 from planner.physics.options import Assumptions
-from planner.calibrate import calibrated
 from planner.physics.perf import INVALID_REASONS, evaluate, regime_of
 from planner.physics.quant import KV_DTYPES, SCHEMES
 from planner.physics.space import Configs, GpuTable
-from planner.spec import (
-    CatalogExtras, ModelRef, Strict, Tco, resolve_assumptions, resolve_catalog, resolve_model,
-)
+from planner.resolve import resolve_estimate
+from planner.schemas.estimate import EstimateSpec
 from planner.units import MS
-from planner.yamlio import Document, load_yaml
-
-Count = Annotated[int, Field(ge=1, le=100_000), NotBool]
-Tokens = Annotated[int, Field(ge=1, le=100_000_000), NotBool]
-
-
-class EstimateSpec(Strict):
-    """An estimate file: one configuration (docs/instances.md)."""
-
-    schema_version: int = 1
-    model: ModelRef | None = None
-    gpu: str | None = None
-    tp: Count = 1
-    pp: Count = 1
-    ep: Count = 1
-    quantization: str = "w16a16"
-    kv_dtype: str = "bf16"
-    batch: Count = 1
-    input_tokens: Tokens = 1024
-    output_tokens: Tokens = 256
-    preset: str = "realistic"
-    assumptions: dict[str, Any] = {}
-    catalog: list[str] = []
-    extra_catalog: CatalogExtras | None = Field(None, description="GPUs/models defined inline")
-    price_usd_per_gpu_hour: NonNegative | None = None
-    tco: Tco | None = None
-
+from planner.yamlio import Document
 
 @dataclass(frozen=True)
 class Estimate:
@@ -171,40 +140,15 @@ def _explain_invalid(code: int, model: ModelSpec, gpu: Gpu, quantization: str, t
 
 def estimate_from_spec(spec: EstimateSpec, doc: Document | None = None, catalog: Catalog | None = None,
                        calibration: str | None = None) -> Estimate:
-    base = Path(doc.file).parent if doc else None
-    if catalog is None:
-        catalog = resolve_catalog(spec.catalog, base)
-    if spec.extra_catalog and (spec.extra_catalog.gpus or spec.extra_catalog.models):
-        catalog = catalog.extended(spec.extra_catalog.gpus, spec.extra_catalog.models,
-                                   doc or Document(None, "<input>"), ("extra_catalog",))
-    where = {"file": doc.file if doc else None}
-    if spec.model is None:
-        raise InputError("no model given", path="model", accepted="a catalog id (--model), {hf_config: path} or an inline architecture", **where)
-    if spec.gpu is None:
-        raise InputError("no GPU given", path="gpu", accepted=", ".join(sorted(catalog.gpus)), **where)
     try:
-        model = resolve_model(spec.model, catalog, doc, ("model",))
-        gpu = catalog.gpu(spec.gpu, path="gpu", **where)
-        assumptions = resolve_assumptions(spec.preset, spec.assumptions, doc, ("assumptions",))
-        assumptions, scales = calibrated(assumptions, spec.assumptions, calibration, [gpu.id])
-        price, source = spec.price_usd_per_gpu_hour, None
-        if price is not None:
-            source = "price_usd_per_gpu_hour in the input"
-        elif spec.tco is not None:
-            price, source = spec.tco.usd_per_gpu_hour(gpu), "TCO in the input"
+        r = resolve_estimate(spec, doc, catalog, calibration)
         return run_estimate(
-            model, gpu, tp=spec.tp, pp=spec.pp, ep=spec.ep, quantization=spec.quantization,
+            r.model, r.gpu, tp=spec.tp, pp=spec.pp, ep=spec.ep, quantization=spec.quantization,
             kv_dtype=spec.kv_dtype, batch=spec.batch, input_tokens=spec.input_tokens,
-            output_tokens=spec.output_tokens, assumptions=assumptions, preset=spec.preset,
-            price_usd_per_gpu_hour=price, price_source=source, efficiency_scale=scales)
+            output_tokens=spec.output_tokens, assumptions=r.assumptions, preset=spec.preset,
+            price_usd_per_gpu_hour=r.price_usd_per_gpu_hour, price_source=r.price_source,
+            efficiency_scale=r.efficiency_scale)
     except InputError as exc:
         if exc.file is None and doc is not None:
             raise exc.located(file=doc.file) from None
         raise
-
-
-def load_estimate_spec(path: str) -> tuple[EstimateSpec, Document]:
-    doc = load_yaml(path)
-    if not isinstance(doc.data, dict):
-        raise InputError("an estimate file must be a YAML mapping", file=path)
-    return doc.validate(EstimateSpec), doc

@@ -1,4 +1,4 @@
-"""Spec pieces shared by every input file: model references, catalog overrides, prices.
+"""Schema pieces shared by every input file: model references, catalog overrides, prices.
 
 A model is a catalog id, ``{hf_config: path}`` (relative to the YAML file), or an
 inline architecture. Prices come from the catalog, a per-GPU override, or a total cost
@@ -7,17 +7,14 @@ of ownership (docs/model.md section 8).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from planner.catalog import Catalog, ModelSpec, model_from_hf_config
+from planner.catalog import ModelSpec
 from planner.catalog.schema import Gpu, NonNegative, NotBool, Positive, PositiveInt
-from planner.errors import InputError, MissingDataError
-from planner.physics.options import PRESETS, Assumptions
+from planner.errors import MissingDataError
 from planner.units import HOURS_PER_MONTH, HOURS_PER_YEAR
-from planner.yamlio import Document
 
 
 class Strict(BaseModel):
@@ -68,50 +65,3 @@ class CatalogExtras(Strict):
 
     gpus: dict[str, dict[str, Any]] = {}
     models: dict[str, dict[str, Any]] = {}
-
-
-def resolve_catalog(files: list[str], base: Path | None) -> Catalog:
-    if not files:
-        return Catalog.default()
-    paths = [str((base / f) if base and not Path(f).is_absolute() else f) for f in files]
-    return Catalog.load(tuple(paths))
-
-
-def resolve_model(ref: ModelRef, catalog: Catalog, doc: Document | None, path: tuple) -> ModelSpec:
-    where = {"file": doc.file if doc else None, "path": ".".join(map(str, path)) or None}
-    if isinstance(ref, str):
-        return catalog.model(ref, **where)
-    if isinstance(ref, HfConfigRef):
-        base = Path(doc.file).parent if doc else Path.cwd()
-        target = Path(ref.hf_config)
-        target = target if target.is_absolute() else base / target
-        if not target.is_file():
-            raise InputError("hf_config file not found", file=where["file"], path=f"{where['path']}.hf_config",
-                             value=str(target), accepted="a path to a config.json, relative to this file")
-        return model_from_hf_config(target)
-    return ref
-
-
-def resolve_assumptions(preset: str, overrides: dict[str, Any] | None, doc: Document | None, path: tuple) -> Assumptions:
-    if preset not in PRESETS:
-        raise InputError("unknown preset", file=doc.file if doc else None, path=".".join(path[:-1] + ("preset",)) or "preset",
-                         value=preset, accepted=", ".join(PRESETS))
-    base = PRESETS[preset]
-    if not overrides:
-        return base
-    merged = base.model_dump() | overrides
-    if doc is not None:
-        return doc.validate(Assumptions, merged, path)
-    return Assumptions.model_validate(merged)
-
-
-def price_overrides(catalog: Catalog, gpu_ids: list[str], tco: Tco | None,
-                    per_gpu: dict[str, float] | None) -> dict[str, float]:
-    """$/GPU-hour per GPU id: explicit override, else TCO, else the catalog's price."""
-    out: dict[str, float] = {}
-    for gid in gpu_ids:
-        if per_gpu and gid in per_gpu:
-            out[gid] = per_gpu[gid]
-        elif tco is not None:
-            out[gid] = tco.usd_per_gpu_hour(catalog.gpus[gid])
-    return out

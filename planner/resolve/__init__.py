@@ -1,0 +1,183 @@
+"""Resolution: from a validated schema to catalog objects. One resolver for `plan` and
+`estimate`: the catalog (with the file's overrides), the model, the assumptions (preset,
+calibration, the file's own values, in that order) and the prices, each resolved once.
+Nothing here evaluates physics or knows a solver."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from planner.catalog import Catalog, ModelSpec, model_from_hf_config
+from planner.catalog.schema import Gpu
+from planner.errors import InputError, unknown_name
+from planner.physics.options import PRESETS, Assumptions
+from planner.physics.quant import KV_DTYPES, SCHEMES
+from planner.physics.space import GpuTable
+from planner.resolve.calibration import calibrated
+from planner.schemas.common import CatalogExtras, HfConfigRef, ModelRef, Tco
+from planner.schemas.estimate import EstimateSpec
+from planner.schemas.plan import PlanSpec
+from planner.yamlio import Document
+
+COST_OBJECTIVES = ("cost_per_million_tokens", "cost_per_hour")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A resolved instance: the spec with names turned into catalog objects."""
+
+    spec: PlanSpec
+    model: ModelSpec
+    gpus: tuple[Gpu, ...]
+    table: GpuTable
+    assumptions: Assumptions
+    excluded: dict[str, str] = field(default_factory=dict)   # GPU id -> why it is not searched
+    file: str | None = None
+
+    @property
+    def demand_tokens_per_s(self) -> float | None:
+        d = self.spec.workload.demand
+        if d is None:
+            return None
+        if d.output_tokens_per_s is not None:
+            return d.output_tokens_per_s
+        return d.requests_per_s * self.spec.workload.output_tokens  # type: ignore[operator]
+
+
+def resolve(spec: PlanSpec, doc: Document | None = None, calibration: str | None = None) -> Problem:
+    """A plan spec with every name turned into catalog objects and every assumption fixed."""
+    where = {"file": doc.file if doc else None}
+    catalog = resolve_catalog_with_extras(spec.catalog, spec.extra_catalog, doc)
+    model = resolve_model(spec.model, catalog, doc, ("model",))
+    assumptions = resolve_assumptions(spec.preset, spec.assumptions, doc, ("assumptions",))
+    s = spec.search
+    names = s.gpus if s.gpus is not None else sorted(catalog.gpus)
+    for i, name in enumerate(names):
+        if name not in catalog.gpus:
+            raise unknown_name("GPU", name, catalog.gpus, path=f"search.gpus[{i}]", **where)
+    for key in list(spec.limits.inventory) + list(spec.prices.usd_per_gpu_hour):
+        if key not in catalog.gpus:
+            raise unknown_name("GPU", key, catalog.gpus, path="limits.inventory / prices.usd_per_gpu_hour", **where)
+    for i, q in enumerate(s.quantizations or []):
+        if q not in SCHEMES:
+            raise InputError("unknown quantization", path=f"search.quantizations[{i}]", value=q,
+                             accepted=", ".join(SCHEMES), **where)
+    for i, k in enumerate(s.kv_dtypes):
+        if k not in KV_DTYPES:
+            raise InputError("unknown KV dtype", path=f"search.kv_dtypes[{i}]", value=k,
+                             accepted=", ".join(KV_DTYPES), **where)
+    w = spec.workload
+    if w.input_tokens + w.output_tokens > model.max_context_tokens:
+        raise InputError(f"input + output tokens exceed {model.name}'s context of {model.max_context_tokens}",
+                         path="workload.input_tokens", value=w.input_tokens + w.output_tokens,
+                         accepted=f"<= {model.max_context_tokens} in total", **where)
+    prices = price_overrides(catalog, list(names), spec.prices.tco, spec.prices.usd_per_gpu_hour)
+    excluded: dict[str, str] = {}
+    gpus: list[Gpu] = []
+    for name in names:
+        g = catalog.gpus[name]
+        if not g.peak_dense_flops_per_s:
+            excluded[name] = "no peak FLOP/s in the catalog (give one in a catalog override)"
+        elif spec.objective in COST_OBJECTIVES and prices.get(name, g.price_usd_per_gpu_hour) is None:
+            excluded[name] = f"no price (give prices.usd_per_gpu_hour.{name} or prices.tco)"
+        else:
+            gpus.append(g)
+    if not gpus:
+        raise InputError("no GPU left to search: " + "; ".join(f"{k}: {v}" for k, v in excluded.items()),
+                         path="search.gpus", **where)
+    assumptions, scales = calibrated(assumptions, spec.assumptions, calibration, [g.id for g in gpus])
+    return Problem(spec=spec, model=model, gpus=tuple(gpus), table=GpuTable.build(gpus, prices, scales),
+                   assumptions=assumptions, excluded=excluded, file=doc.file if doc else None)
+
+
+
+def resolve_catalog_with_extras(files: list[str], extras: CatalogExtras | None, doc: Document | None,
+                                catalog: Catalog | None = None) -> Catalog:
+    """The catalog an input file names (default: the shipped one), plus its inline additions."""
+    if catalog is None:
+        catalog = resolve_catalog(files, Path(doc.file).parent if doc and doc.file else None)
+    if extras and (extras.gpus or extras.models):
+        catalog = catalog.extended(extras.gpus, extras.models, doc or Document(None, "<input>"), ("extra_catalog",))
+    return catalog
+
+
+@dataclass(frozen=True)
+class EstimateInputs:
+    """What one `estimate` needs, resolved: model, GPU, assumptions, calibration, price."""
+
+    model: ModelSpec
+    gpu: Gpu
+    assumptions: Assumptions
+    efficiency_scale: dict[str, tuple[float, float, float]]
+    price_usd_per_gpu_hour: float | None
+    price_source: str | None
+
+
+def resolve_estimate(spec: EstimateSpec, doc: Document | None = None, catalog: Catalog | None = None,
+                     calibration: str | None = None) -> EstimateInputs:
+    where = {"file": doc.file if doc else None}
+    catalog = resolve_catalog_with_extras(spec.catalog, spec.extra_catalog, doc, catalog)
+    if spec.model is None:
+        raise InputError("no model given", path="model",
+                         accepted="a catalog id (--model), {hf_config: path} or an inline architecture", **where)
+    if spec.gpu is None:
+        raise InputError("no GPU given", path="gpu", accepted=", ".join(sorted(catalog.gpus)), **where)
+    model = resolve_model(spec.model, catalog, doc, ("model",))
+    gpu = catalog.gpu(spec.gpu, path="gpu", **where)
+    assumptions = resolve_assumptions(spec.preset, spec.assumptions, doc, ("assumptions",))
+    assumptions, scales = calibrated(assumptions, spec.assumptions, calibration, [gpu.id])
+    price, source = spec.price_usd_per_gpu_hour, None
+    if price is not None:
+        source = "price_usd_per_gpu_hour in the input"
+    elif spec.tco is not None:
+        price, source = spec.tco.usd_per_gpu_hour(gpu), "TCO in the input"
+    return EstimateInputs(model, gpu, assumptions, scales, price, source)
+
+
+def resolve_catalog(files: list[str], base: Path | None) -> Catalog:
+    if not files:
+        return Catalog.default()
+    paths = [str((base / f) if base and not Path(f).is_absolute() else f) for f in files]
+    return Catalog.load(tuple(paths))
+
+
+def resolve_model(ref: ModelRef, catalog: Catalog, doc: Document | None, path: tuple) -> ModelSpec:
+    where = {"file": doc.file if doc else None, "path": ".".join(map(str, path)) or None}
+    if isinstance(ref, str):
+        return catalog.model(ref, **where)
+    if isinstance(ref, HfConfigRef):
+        base = Path(doc.file).parent if doc else Path.cwd()
+        target = Path(ref.hf_config)
+        target = target if target.is_absolute() else base / target
+        if not target.is_file():
+            raise InputError("hf_config file not found", file=where["file"], path=f"{where['path']}.hf_config",
+                             value=str(target), accepted="a path to a config.json, relative to this file")
+        return model_from_hf_config(target)
+    return ref
+
+
+def resolve_assumptions(preset: str, overrides: dict[str, Any] | None, doc: Document | None, path: tuple) -> Assumptions:
+    if preset not in PRESETS:
+        raise InputError("unknown preset", file=doc.file if doc else None, path=".".join(path[:-1] + ("preset",)) or "preset",
+                         value=preset, accepted=", ".join(PRESETS))
+    base = PRESETS[preset]
+    if not overrides:
+        return base
+    merged = base.model_dump() | overrides
+    if doc is not None:
+        return doc.validate(Assumptions, merged, path)
+    return Assumptions.model_validate(merged)
+
+
+def price_overrides(catalog: Catalog, gpu_ids: list[str], tco: Tco | None,
+                    per_gpu: dict[str, float] | None) -> dict[str, float]:
+    """$/GPU-hour per GPU id: explicit override, else TCO, else the catalog's price."""
+    out: dict[str, float] = {}
+    for gid in gpu_ids:
+        if per_gpu and gid in per_gpu:
+            out[gid] = per_gpu[gid]
+        elif tco is not None:
+            out[gid] = tco.usd_per_gpu_hour(catalog.gpus[gid])
+    return out
