@@ -34,7 +34,7 @@ def main() -> None:
         problem = resolve(spec, doc)
         cands = build_candidates(problem)
         for name in ("cpsat", "milp", "highs", "exhaustive"):
-            f = constraints.build(problem, cands)
+            f = constraints.build(cands)
             sol = get_backend(name).solve(f, 600.0)
             t0 = time.perf_counter()
             r = plan(spec, doc, backend=name, top_k=args.top)

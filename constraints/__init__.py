@@ -1,5 +1,10 @@
 """The formulation: one module per constraint family, each adding named linear rows to a
-solver-neutral model (docs/formulation.md). Families know nothing of the CLI or solvers."""
+solver-neutral model (docs/formulation.md). Families read the candidate table
+(planner/candidates) and nothing else: no spec, no CLI, no solver.
+
+The slot axis: every family works per slot (one deployment to choose per workload, later
+per role) where its quantity is per slot (choice, latency, demand), and across all slots
+where the limit is shared (inventory, budget, power). A single-model instance is one slot."""
 
 from __future__ import annotations
 
@@ -8,9 +13,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from constraints import (
-    budget, choice, communication, demand, inventory, latency, memory, objective, power, roofline,
+    budget,
+    choice,
+    communication,
+    demand,
+    inventory,
+    latency,
+    memory,
+    objective,
+    power,
+    roofline,
 )
 from constraints.model import LinearModel
+from planner.candidates import Candidates
 
 SCREENING = (memory, latency)          # rows that involve one configuration's candidates only
 FAMILIES = (roofline, communication, latency, demand, inventory, budget, power)
@@ -20,32 +35,36 @@ FAMILIES = (roofline, communication, latency, demand, inventory, budget, power)
 class Formulation:
     """The model plus the map back from variables to candidates (to invert a solution)."""
 
-    problem: object        # planner.plan.candidates.Problem
-    cands: object          # planner.plan.candidates.Candidates
+    cands: Candidates
     model: LinearModel = field(default_factory=LinearModel)
     x: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))   # var index per candidate
     y: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))   # replicas var per candidate
-    replicas: bool = False   # False: one replica (y is x)
+    replicas: bool = False   # False: one replica per slot (y is x)
     scalars: dict[str, int] = field(default_factory=dict)   # named continuous variables
-    excluded: set[int] = field(default_factory=set)         # configuration ids cut by ranking
+    excluded: list[tuple[int, ...]] = field(default_factory=list)  # configuration ids cut by ranking, per plan
     alive: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # candidates not fixed to 0
 
-    def config_groups(self) -> list[np.ndarray]:
-        """Candidate rows grouped by configuration (same layout, different batch)."""
-        cfg = self.cands.config  # type: ignore[attr-defined]
-        order = np.argsort(cfg, kind="stable")
-        _, starts = np.unique(cfg[order], return_index=True)
-        return np.split(order, starts[1:])
+    def scalar_name(self, base: str, s: int) -> str:
+        """Name of a per-slot scalar: ``tpot`` for one slot, ``tpot[slot=chat]`` for several."""
+        return base if self.cands.n_slots == 1 else f"{base}[slot={self.cands.slot_names[s]}]"
 
-    def exclude_configuration(self, config_id: int, label: str) -> None:
-        """A no-good cut: the next plan must differ in GPU, layout or precision."""
-        self.excluded.add(config_id)
-        rows = np.nonzero(self.cands.config == config_id)[0]  # type: ignore[attr-defined]
-        self.model.row(f"exclude[{label}]", "ranking", {int(self.x[j]): 1.0 for j in rows}, "<=", 0.0, "count")
+    def alive_in(self, s: int) -> np.ndarray:
+        return self.alive[self.cands.slot[self.alive] == s]
+
+    def exclude(self, rows: list[int]) -> None:
+        """A no-good cut on a plan (one chosen row per slot): the next plan must differ in
+        some slot's GPU, layout or precision."""
+        c = self.cands
+        ids = tuple(int(c.config[j]) for j in rows)
+        self.excluded.append(ids)
+        cut = np.nonzero(np.isin(c.config, ids))[0]
+        label = "; ".join(c.label(j, batch=False) for j in rows)
+        self.model.row(f"exclude[{label}]", "ranking", {int(self.x[j]): 1.0 for j in cut}, "<=",
+                       float(len(rows) - 1), "count")
 
 
-def build(problem, cands) -> Formulation:
-    f = Formulation(problem=problem, cands=cands)
+def build(cands: Candidates) -> Formulation:
+    f = Formulation(cands=cands)
     choice.add(f)
     for family in SCREENING:
         family.add_screening(f)

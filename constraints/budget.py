@@ -4,12 +4,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+if TYPE_CHECKING:
+    from constraints import Formulation
 
-def add(f) -> None:
-    b = f.problem.spec.limits.budget_usd_per_hour
+
+def add(f: Formulation) -> None:
+    b = f.cands.limits.budget_usd_per_hour
     if b is None:
         return
-    cost = np.nan_to_num(f.cands.ev.cost_per_hour, nan=0.0)
+    cost = np.nan_to_num(f.cands.cost_per_hour, nan=0.0)
     f.model.row("budget", "budget", {int(f.y[j]): float(cost[j]) for j in f.alive}, "<=", b, "usd_per_hour")

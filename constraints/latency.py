@@ -1,5 +1,5 @@
 """Latency: TPOT from the roofline and communication terms, TTFT from the prefill, and the
-SLOs on them (seconds):
+SLOs on them (seconds), per slot:
 
     tpot >= t_linear + t_attention + t_comm + sum_j x_j T_overhead,j
            (with overlapped communication: tpot - overhead >= t_linear + t_attention and >= t_comm)
@@ -9,52 +9,60 @@ SLOs on them (seconds):
 Strengthening: the same SLOs per configuration, sum_b (TPOT_cb - TPOT_slo) x_cb <= 0. They
 are implied by the rows above (exactly one candidate is chosen) but let presolve drop every
 candidate that misses a target, which the aggregated rows alone only do in the LP's
-fractional mix (docs/formulation.md section 3)."""
+fractional mix (docs/formulation.md section 3). Targets and values come from the
+candidate table's SLO checks (planner/candidates), the one home of the ms -> s conversion."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-
-def add(f) -> None:
-    p, c, m = f.problem, f.cands, f.model
-    ev, alive = c.ev, f.alive
-    s = f.scalars
-    top = float(np.nanmax(ev.tpot[alive], initial=0.0)) * 4 + 1
-    s["tpot"] = m.var("tpot", 0, top, integer=False, dimension="seconds")
-    s["ttft"] = m.var("ttft", 0, float(np.nanmax(ev.ttft[alive], initial=0.0)) * 2 + 1, integer=False,
-                      dimension="seconds")
-    overhead = {int(f.x[j]): float(ev.t_overhead[j]) for j in alive}
-    parts = [[s["t_linear"], s["t_attention"]], [s["t_comm"]]] if p.assumptions.overlap_comm else \
-        [[s["t_linear"], s["t_attention"], s["t_comm"]]]
-    for i, group in enumerate(parts):
-        coeffs = dict(overhead) | {v: 1.0 for v in group}
-        coeffs[s["tpot"]] = -1.0
-        m.row(f"latency.tpot_definition[{i}]", "latency", coeffs, "<=", 0.0, "seconds")
-    coeffs = {int(f.x[j]): float(ev.ttft[j]) for j in alive}
-    coeffs[s["ttft"]] = -1.0
-    m.row("latency.ttft_definition", "latency", coeffs, "<=", 0.0, "seconds")
-    slo = p.spec.slo
-    if slo.tpot_ms is not None:
-        m.row("latency.tpot_slo", "latency", {s["tpot"]: 1.0}, "<=", slo.tpot_ms * 1e-3, "seconds")
-    if slo.ttft_ms is not None:
-        m.row("latency.ttft_slo", "latency", {s["ttft"]: 1.0}, "<=", slo.ttft_ms * 1e-3, "seconds")
-    if slo.e2e_latency_ms is not None:
-        out = p.spec.workload.output_tokens
-        m.row("latency.e2e_slo", "latency", {s["ttft"]: 1.0, s["tpot"]: float(out - 1)}, "<=",
-              slo.e2e_latency_ms * 1e-3, "seconds")
+if TYPE_CHECKING:
+    from constraints import Formulation
 
 
-def add_screening(f) -> None:
-    """The SLOs per configuration: sum_b (value_cb - target) x_cb <= 0."""
-    p, c, m = f.problem, f.cands, f.model
-    ev, slo, out = c.ev, p.spec.slo, p.spec.workload.output_tokens
-    per_config = [("tpot", slo.tpot_ms, ev.tpot), ("ttft", slo.ttft_ms, ev.ttft),
-                  ("e2e_latency", slo.e2e_latency_ms, ev.ttft + ev.tpot * (out - 1))]
-    for name, target, value in per_config:
-        if target is None:
+def add(f: Formulation) -> None:
+    c, m = f.cands, f.model
+    ev = c.ev
+    for s in range(c.n_slots):
+        rows = f.alive_in(s)
+        tpot, ttft = f.scalar_name("tpot", s), f.scalar_name("ttft", s)
+        f.scalars[tpot] = m.var(tpot, 0, float(np.nanmax(ev.tpot[rows], initial=0.0)) * 4 + 1, integer=False,
+                                dimension="seconds")
+        f.scalars[ttft] = m.var(ttft, 0, float(np.nanmax(ev.ttft[rows], initial=0.0)) * 2 + 1, integer=False,
+                                dimension="seconds")
+        lin, att, comm = (f.scalars[f.scalar_name(n, s)] for n in ("t_linear", "t_attention", "t_comm"))
+        overhead = {int(f.x[j]): float(ev.t_overhead[j]) for j in rows}
+        parts = [[lin, att], [comm]] if c.overlap_comm else [[lin, att, comm]]
+        suffix = "" if c.n_slots == 1 else f"[slot={c.slot_names[s]}]"
+        for i, group in enumerate(parts):
+            coeffs = dict(overhead) | {v: 1.0 for v in group}
+            coeffs[f.scalars[tpot]] = -1.0
+            m.row(f"latency.tpot_definition[{i}]{suffix}", "latency", coeffs, "<=", 0.0, "seconds")
+        coeffs = {int(f.x[j]): float(ev.ttft[j]) for j in rows}
+        coeffs[f.scalars[ttft]] = -1.0
+        m.row(f"latency.ttft_definition{suffix}", "latency", coeffs, "<=", 0.0, "seconds")
+        mine = c.slot_rows(s)
+        if not len(mine):
             continue
-        for rows in f.config_groups():
-            label = c.label(int(rows[0]), p.table, batch=False)
-            coeffs = {int(f.x[j]): float(value[j] - target * 1e-3) for j in rows}
-            m.row(f"{name}[{label}]", "latency", coeffs, "<=", 0.0, "seconds")
+        out = float(c.output_tokens[mine[0]])
+        for check in c.slo:
+            target = float(check.target_s[mine[0]])
+            if not np.isfinite(target):
+                continue
+            lhs = {"tpot": {f.scalars[tpot]: 1.0}, "ttft": {f.scalars[ttft]: 1.0},
+                   "e2e_latency": {f.scalars[ttft]: 1.0, f.scalars[tpot]: out - 1.0}}[check.name]
+            m.row(f"latency.{check.name}_slo{suffix}", "latency", lhs, "<=", target, "seconds")
+
+
+def add_screening(f: Formulation) -> None:
+    """The SLOs per configuration: sum_b (value_cb - target) x_cb <= 0."""
+    c, m = f.cands, f.model
+    for check in c.slo:
+        for rows in c.config_groups():
+            if not np.isfinite(check.target_s[rows[0]]):
+                continue
+            label = c.label(int(rows[0]), batch=False)
+            coeffs = {int(f.x[j]): float(check.value_s[j] - check.target_s[j]) for j in rows}
+            m.row(f"{check.name}[{label}]", "latency", coeffs, "<=", 0.0, "seconds")

@@ -8,11 +8,16 @@ coefficient (M - U) keeps its sign under any integer rounding (docs/formulation.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
-def add_screening(f) -> None:
-    p, c, m = f.problem, f.cands, f.model
+if TYPE_CHECKING:
+    from constraints import Formulation
+
+
+def add_screening(f: Formulation) -> None:
+    c, m = f.cands, f.model
     ev = c.ev
-    for rows in f.config_groups():
-        label = c.label(int(rows[0]), p.table, batch=False)
+    for rows in c.config_groups():
+        label = c.label(int(rows[0]), batch=False)
         coeffs = {int(f.x[j]): float(ev.total_bytes[j] - ev.usable_bytes[j]) for j in rows}
         m.row(f"memory[{label}]", "memory", coeffs, "<=", 0.0, "bytes")

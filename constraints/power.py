@@ -4,9 +4,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
-def add(f) -> None:
-    cap = f.problem.spec.limits.power_cap_w
+if TYPE_CHECKING:
+    from constraints import Formulation
+
+
+def add(f: Formulation) -> None:
+    cap = f.cands.limits.power_cap_w
     if cap is None:
         return
     pw = f.cands.ev.power_w

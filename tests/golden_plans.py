@@ -18,7 +18,7 @@ def summarise(result: dict) -> dict:
     return {"status": result["status"], "objective": result["objective"], "plans": len(result["plans"]),
             "top": {k: result["plans"][0][k] for k in FIELDS} if result["plans"] else None,
             "top_objective_value": result["plans"][0]["objective_value"] if result["plans"] else None,
-            "diagnosed": sorted(f"{d['family']}:{d[d['family']]}:{d['constraint']}" for d in result.get("diagnosis", [])),
+            "diagnosed": sorted(f"{d['family']}:{d['name']}:{d['fact']['constraint']}" for d in result.get("diagnosis", [])),
             "relaxed_limits": sorted(x["limit"] for x in result.get("relaxations", []) if x["patch"])}
 
 

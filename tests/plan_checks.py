@@ -10,9 +10,11 @@ from planner.physics.space import Configs
 
 
 def violations(problem, plan) -> list[str]:
+    """The checker's own copy of every limit (deliberately independent of planner/candidates)."""
     s, t = problem.spec, problem.table
     gi = t.ids.index(plan.gpu)
-    ev = evaluate(problem.model, t, Configs.single(gi, plan.quantization, plan.kv_dtype, plan.tp, plan.pp, plan.ep,
+    slot = next(x for x in problem.slots if x.name == plan.workload)
+    ev = evaluate(slot.model, t, Configs.single(gi, plan.quantization, plan.kv_dtype, plan.tp, plan.pp, plan.ep,
                                                   plan.batch, s.workload.input_tokens, s.workload.output_tokens),
                   problem.assumptions).row(0)
     out = []
@@ -28,14 +30,15 @@ def violations(problem, plan) -> list[str]:
     if s.slo.e2e_latency_ms is not None and e2e > s.slo.e2e_latency_ms * 1e-3:
         out.append("e2e")
     r = plan.replicas
-    if problem.demand_tokens_per_s is not None and r * ev["throughput_tokens_per_s"] < problem.demand_tokens_per_s * (1 - 1e-9):
+    demand = slot.demand_tokens_per_s
+    if demand is not None and r * ev["throughput_tokens_per_s"] < demand * (1 - 1e-9):
         out.append("demand")
     gpus = r * ev["gpus"]
     if plan.gpu in s.limits.inventory and gpus > s.limits.inventory[plan.gpu]:
         out.append("inventory")
     if s.search.max_gpus is not None and gpus > s.search.max_gpus:
         out.append("max_gpus")
-    if s.limits.budget_usd_per_hour is not None and r * ev["cost_per_hour"] > s.limits.budget_usd_per_hour * (1 + 1e-9):
+    if s.limits.budget_usd_per_hour is not None and r * ev["gpus"] * problem.prices[gi] > s.limits.budget_usd_per_hour * (1 + 1e-9):
         out.append("budget")
     if s.limits.power_cap_w is not None and r * ev["power_w"] > s.limits.power_cap_w * (1 + 1e-9):
         out.append("power")

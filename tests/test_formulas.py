@@ -8,6 +8,7 @@ from planner.physics.options import PRESETS, Assumptions
 from planner.physics.perf import Arch, _allreduce_factor, _experts_touched, critical_batch, evaluate
 from planner.physics.quant import SCHEMES
 from planner.physics.space import Configs, GpuTable
+from planner.pricing import cost_per_hour, cost_per_million_tokens
 from planner.schemas.common import Tco
 
 CAT = Catalog.default()
@@ -86,7 +87,10 @@ def test_tco_per_gpu_hour():
 
 def test_cost_per_million_tokens_identity():
     r = one("llama-3.1-8b", "h100-sxm", batch=32)
-    assert r["cost_per_million_tokens"] == pytest.approx(2.95 / (r["throughput_tokens_per_s"] * 3600) * 1e6)
+    cost_h = cost_per_hour(r["gpus"], 2.95)
+    assert cost_h == pytest.approx(2.95)
+    assert cost_per_million_tokens(cost_h, r["throughput_tokens_per_s"]) == pytest.approx(
+        2.95 / (r["throughput_tokens_per_s"] * 3600) * 1e6)
 
 
 def test_mla_attention_not_split_and_ep_spans_replicas():

@@ -8,7 +8,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from planner.cli import app
+from planner.cli import app, wording
+from planner.plan.result import PlanResult
 from planner.plan import solve as solve_module  # make_plan is looked up there
 from planner.whatif.relax import apply_patch
 
@@ -32,9 +33,10 @@ def infeasible(request):
 def test_diagnosis_names_each_family_in_figures(infeasible):
     _, result = infeasible
     assert result["diagnosis"], "no diagnosis"
-    for d in result["diagnosis"]:
-        assert d["constraint"] in {"memory", "tpot", "ttft", "e2e_latency", "limits", "search"}
-        assert any(ch.isdigit() for ch in d["detail"])
+    for d in PlanResult.from_dict(result).diagnosis:
+        assert d.fact.constraint in {"memory", "tpot", "ttft", "e2e_latency", "limits", "search"}
+        assert d.fact.value is not None and d.fact.limit is not None     # a fact carries its figures
+        assert any(ch.isdigit() for ch in wording.diagnosis(d))
 
 
 def test_some_relaxation_makes_it_feasible(infeasible):

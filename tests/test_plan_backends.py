@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from planner.backends import BACKENDS
 from planner.resolve import resolve
 from planner.plan.solve import plan
 from planner.schemas.plan import load_plan_spec
@@ -12,7 +13,6 @@ from plan_checks import violations
 ROOT = Path(__file__).resolve().parents[1]
 INSTANCES = sorted((ROOT / "instances").glob("*.yaml"))
 PLAN_INSTANCES = [p for p in INSTANCES if not p.name.startswith("estimate_")]
-BACKENDS = ("cpsat", "milp", "highs", "exhaustive")
 RTOL = 1e-6   # docs/formulation.md section 5: integer rounding and solver tolerances
 
 

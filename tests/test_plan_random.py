@@ -5,6 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from planner.backends import BACKENDS
 from planner.resolve import resolve
 from planner.plan.solve import plan
 from planner.schemas.plan import PlanSpec
@@ -53,7 +54,7 @@ def instances(draw):
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(instances())
 def test_backends_agree_on_random_instances(spec):
-    results = {b: plan(spec, backend=b, top_k=2, time_limit=60) for b in ("exhaustive", "cpsat", "milp", "highs")}
+    results = {b: plan(spec, backend=b, top_k=2, time_limit=60) for b in BACKENDS}
     oracle = results["exhaustive"]
     problem = resolve(spec)
     for name, r in results.items():

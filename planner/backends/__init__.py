@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from planner.errors import InputError
+
+if TYPE_CHECKING:
+    from constraints.model import LinearModel
 
 
 class Status(str, enum.Enum):
@@ -33,13 +38,21 @@ class Feature(str, enum.Enum):
 class Solution:
     status: Status
     values: np.ndarray | None      # one value per model variable (None for the oracle)
-    pick: int | None = None        # chosen candidate row (the oracle sets it directly)
-    replicas: int | None = None
+    picks: tuple[int, ...] | None = None     # chosen candidate row per slot (the oracle sets them directly)
+    replicas: tuple[int, ...] | None = None
     gap: float | None = None       # relative, proven (0 when optimal)
     seconds: float = 0.0
 
 
-def incremental(f, key: str, translate, add_row):
+class Backend(Protocol):
+    name: str
+    features: frozenset[Feature]
+
+    def solve(self, f: Any, time_limit: float, seed: int = 0) -> Solution: ...
+
+
+def incremental(f: Any, key: str, translate: Callable[[LinearModel], tuple[Any, list]],
+                add_row: Callable[[Any, list, LinearModel, int], None]) -> tuple[Any, list]:
     """The solver model of formulation ``f``, translated once and then extended with the
     rows added since (the ranking's no-good cuts): ``add_row(model, vars, linear_model, k)``."""
     cache = f.__dict__.setdefault(key, {})
@@ -52,19 +65,31 @@ def incremental(f, key: str, translate, add_row):
     return cache["model"], cache["vars"]
 
 
-def get_backend(name: str, requires: frozenset[Feature] = frozenset()):
-    from planner.backends.cpsat import CpSatBackend
-    from planner.backends.exhaustive import ExhaustiveBackend
-    from planner.backends.highs import HighsBackend
-    from planner.backends.milp import MilpBackend
+BACKENDS: tuple[str, ...] = ("cpsat", "milp", "highs", "exhaustive")
+"""The registry: every backend by name (the tests run each against the oracle)."""
 
-    backends = {b.name: b for b in (CpSatBackend(), MilpBackend(), HighsBackend(), ExhaustiveBackend())}
-    if name not in backends:
-        raise InputError("unknown backend", path="--backend", value=name, accepted=", ".join(backends))
-    b = backends[name]
+
+def _make(name: str) -> Backend:
+    if name == "cpsat":
+        from planner.backends.cpsat import CpSatBackend
+        return CpSatBackend()
+    if name == "milp":
+        from planner.backends.milp import MilpBackend
+        return MilpBackend()
+    if name == "highs":
+        from planner.backends.highs import HighsBackend
+        return HighsBackend()
+    from planner.backends.exhaustive import ExhaustiveBackend
+    return ExhaustiveBackend()
+
+
+def get_backend(name: str, requires: frozenset[Feature] = frozenset()) -> Backend:
+    if name not in BACKENDS:
+        raise InputError("unknown backend", path="--backend", value=name, accepted=", ".join(BACKENDS))
+    b = _make(name)
     missing = requires - b.features
     if missing:
-        able = [n for n, other in backends.items() if requires <= other.features]
+        able = [n for n in BACKENDS if requires <= _make(n).features]
         raise InputError(f"backend {name} cannot {', '.join(sorted(f.value for f in missing))}",
                          path="--backend", value=name, accepted=", ".join(able))
     return b

@@ -1,78 +1,162 @@
 """The independent oracle: enumerate every candidate and evaluate the spec's limits on the
 physics directly, with no constraint model. Replicas: the fewest that meet the demand
 (every other limit caps them from above), or for the throughput objective the most the
-limits allow."""
+limits allow.
+
+Deliberately independent: the SLO conversion, replica bounds, costs and objective values
+below restate, in their own words, what planner/candidates and its objective registry
+compute for the model. Code shared by the model and the oracle that checks it could make
+both agree on a wrong answer. With several slots sharing a limit, the oracle enumerates
+the product of the slots' feasible rows (small instances only)."""
 
 from __future__ import annotations
 
+import itertools
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from planner.backends import Feature, Solution, Status
+
+if TYPE_CHECKING:
+    from constraints import Formulation
+    from planner.candidates import Candidates
+
+MAX_COMBINATIONS = 2_000_000
+ORACLE_REPLICA_CAP = 100_000.0   # the oracle's own copy of the replica domain bound
 
 
 class ExhaustiveBackend:
     name = "exhaustive"
     features = frozenset({Feature.INDEPENDENT_ORACLE, Feature.INTEGER, Feature.TIME_LIMIT})
 
-    def solve(self, f, time_limit: float, seed: int = 0) -> Solution:
+    def solve(self, f: Formulation, time_limit: float, seed: int = 0) -> Solution:
         t0 = time.perf_counter()
-        value, replicas, ok = evaluate_all(f.problem, f.cands, f.excluded)
-        if not ok.any():
-            return Solution(Status.INFEASIBLE, None, seconds=time.perf_counter() - t0)
-        sense = -1.0 if f.problem.spec.objective == "throughput" else 1.0
+        c = f.cands
+        value, replicas, ok = evaluate_all(c, f.excluded if c.n_slots == 1 else [])
+        sense = -1.0 if c.objective == "throughput" else 1.0
         score = np.where(ok, sense * value, np.inf)
-        pick = int(np.argmin(score))           # ties: the first candidate (stable, deterministic)
-        return Solution(Status.OPTIMAL, None, pick=pick, replicas=int(replicas[pick]), gap=0.0,
+        if c.n_slots == 1:
+            if not ok.any():
+                return Solution(Status.INFEASIBLE, None, seconds=time.perf_counter() - t0)
+            pick = int(np.argmin(score))           # ties: the first candidate (stable, deterministic)
+            return Solution(Status.OPTIMAL, None, picks=(pick,), replicas=(int(replicas[pick]),), gap=0.0,
+                            seconds=time.perf_counter() - t0)
+        best = _best_combination(c, f.excluded, score, replicas, ok)
+        if best is None:
+            return Solution(Status.INFEASIBLE, None, seconds=time.perf_counter() - t0)
+        return Solution(Status.OPTIMAL, None, picks=best, replicas=tuple(int(replicas[j]) for j in best), gap=0.0,
                         seconds=time.perf_counter() - t0)
 
 
-def replica_bounds(p, cands) -> tuple[np.ndarray, np.ndarray]:
-    """(fewest replicas the demand needs, most the limits allow) per candidate."""
-    ev, gpu = cands.ev, cands.configs.gpu
-    lim, s = p.spec.limits, p.spec.search
-    hi = np.full(len(cands), 100_000.0)
-    if s.max_gpus is not None:
-        hi = np.minimum(hi, np.floor(s.max_gpus / ev.gpus))
+def _shared_limits(c: Candidates) -> bool:
+    lim = c.limits
+    return bool(lim.inventory) or any(v is not None for v in (lim.max_gpus, lim.max_nodes,
+                                                              lim.budget_usd_per_hour, lim.power_cap_w))
+
+
+def _best_combination(c: Candidates, excluded: list[tuple[int, ...]], score: np.ndarray, replicas: np.ndarray,
+                      ok: np.ndarray) -> tuple[int, ...] | None:
+    """One row per slot minimising the summed score under the shared limits."""
+    if c.objective == "throughput":
+        raise ValueError("the exhaustive oracle maximises throughput for one slot only")
+    options = [np.nonzero(ok & (c.slot == s))[0] for s in range(c.n_slots)]
+    if any(not len(o) for o in options):
+        return None
+    if not _shared_limits(c) and not excluded:
+        return tuple(int(o[np.argmin(score[o])]) for o in options)
+    if int(np.prod([len(o) for o in options], dtype=float)) > MAX_COMBINATIONS:
+        raise ValueError("too many combinations for the exhaustive oracle; use a solver backend")
+    cut = {tuple(sorted(e)) for e in excluded}
+    best, best_score = None, np.inf
+    for combo in itertools.product(*options):
+        total = float(sum(score[j] for j in combo))
+        if total >= best_score or tuple(sorted(int(c.config[j]) for j in combo)) in cut:
+            continue
+        if _within_limits(c, combo, replicas):
+            best, best_score = tuple(int(j) for j in combo), total
+    return best
+
+
+def _within_limits(c: Candidates, combo: tuple, replicas: np.ndarray) -> bool:
+    lim, ev = c.limits, c.ev
+    r = np.array([replicas[j] for j in combo])
+    g = np.array([ev.gpus[j] for j in combo])
+    gpu = np.array([c.configs.gpu[j] for j in combo])
+    if lim.max_gpus is not None and (r * g).sum() > lim.max_gpus:
+        return False
     for gid, count in lim.inventory.items():
-        if gid in p.table.ids:
-            hi = np.where(gpu == p.table.ids.index(gid), np.minimum(hi, np.floor(count / ev.gpus)), hi)
+        if gid in c.gpu_ids and (r * g)[gpu == c.gpu_ids.index(gid)].sum() > count:
+            return False
+    price = np.array([c.price[j] for j in combo])
+    if lim.budget_usd_per_hour is not None and np.nansum(r * g * price) > lim.budget_usd_per_hour * (1 + 1e-12):
+        return False
+    power = np.array([ev.power_w[j] for j in combo])
+    if lim.power_cap_w is not None and np.nansum(r * power) > lim.power_cap_w * (1 + 1e-12):
+        return False
+    if lim.max_nodes is not None:
+        nodes = 0.0
+        for t in set(gpu.tolist()):
+            per_node = c.per_node[[j for j in combo if c.configs.gpu[j] == t][0]]
+            whole = sum(rr * np.ceil(gg / per_node) for rr, gg, tt in zip(r, g, gpu) if tt == t and gg > per_node)
+            shared = sum(rr * gg for rr, gg, tt in zip(r, g, gpu) if tt == t and gg <= per_node)
+            nodes += whole + np.ceil(shared / per_node - 1e-12)
+        if nodes > lim.max_nodes:
+            return False
+    return True
+
+
+def replica_bounds(c: Candidates) -> tuple[np.ndarray, np.ndarray]:
+    """(fewest replicas the demand needs, most the limits allow) per candidate: the oracle's
+    own copy (planner/candidates computes the model's)."""
+    ev, gpu, lim = c.ev, c.configs.gpu, c.limits
+    hi = np.full(len(c), ORACLE_REPLICA_CAP)
+    if lim.max_gpus is not None:
+        hi = np.minimum(hi, np.floor(lim.max_gpus / ev.gpus))
+    for gid, count in lim.inventory.items():
+        if gid in c.gpu_ids:
+            hi = np.where(gpu == c.gpu_ids.index(gid), np.minimum(hi, np.floor(count / ev.gpus)), hi)
     if lim.budget_usd_per_hour is not None:
-        hi = np.minimum(hi, np.floor(lim.budget_usd_per_hour / np.maximum(np.nan_to_num(ev.cost_per_hour), 1e-300)))
+        cost = np.nan_to_num(ev.gpus * c.price)
+        hi = np.minimum(hi, np.floor(lim.budget_usd_per_hour / np.maximum(cost, 1e-300)))
     if lim.power_cap_w is not None:
         hi = np.minimum(hi, np.floor(lim.power_cap_w / np.maximum(np.nan_to_num(ev.power_w), 1e-300)))
-    if s.max_nodes is not None:
-        per_node = p.table.per_node[gpu]
+    if lim.max_nodes is not None:
+        per_node = c.per_node
         slots = np.where(ev.gpus <= per_node, ev.gpus, np.ceil(ev.gpus / per_node) * per_node)
-        hi = np.minimum(hi, np.floor(s.max_nodes * per_node / slots))
-    demand = p.demand_tokens_per_s
-    lo = np.ones(len(cands)) if demand is None else np.maximum(1.0, np.ceil(demand / ev.throughput_tokens_per_s))
+        hi = np.minimum(hi, np.floor(lim.max_nodes * per_node / slots))
+    demand = np.array([np.nan if s.demand_tokens_per_s is None else s.demand_tokens_per_s for s in c.slots])[c.slot]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lo = np.where(np.isnan(demand), 1.0, np.maximum(1.0, np.ceil(demand / ev.throughput_tokens_per_s)))
     return lo, hi
 
 
-def evaluate_all(p, cands, excluded: set[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def evaluate_all(c: Candidates, excluded: list[tuple[int, ...]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Objective value, replicas and feasibility of every candidate, from the physics."""
-    ev, slo, out = cands.ev, p.spec.slo, p.spec.workload.output_tokens
+    ev = c.ev
     ok = ev.fits.copy()
-    if slo.tpot_ms is not None:
-        ok &= ev.tpot <= slo.tpot_ms * 1e-3
-    if slo.ttft_ms is not None:
-        ok &= ev.ttft <= slo.ttft_ms * 1e-3
-    if slo.e2e_latency_ms is not None:
-        ok &= ev.ttft + ev.tpot * (out - 1) <= slo.e2e_latency_ms * 1e-3
-    if excluded:
-        ok &= ~np.isin(cands.config, list(excluded))
-    lo, hi = replica_bounds(p, cands)
+    for k, s in enumerate(c.slots):
+        mine = c.slot == k
+        out = s.output_tokens
+        if s.slo.tpot_ms is not None:
+            ok &= ~mine | (ev.tpot <= s.slo.tpot_ms * 1e-3)
+        if s.slo.ttft_ms is not None:
+            ok &= ~mine | (ev.ttft <= s.slo.ttft_ms * 1e-3)
+        if s.slo.e2e_latency_ms is not None:
+            ok &= ~mine | (ev.ttft + ev.tpot * (out - 1) <= s.slo.e2e_latency_ms * 1e-3)
+    for cut in excluded:
+        ok &= ~np.isin(c.config, list(cut))
+    lo, hi = replica_bounds(c)
     ok &= lo <= hi
-    obj = p.spec.objective
-    replicas = hi if obj == "throughput" else lo
-    if p.demand_tokens_per_s is None and obj != "throughput":
-        replicas = np.ones(len(cands))
-    if obj == "cost_per_million_tokens" and p.demand_tokens_per_s is None:
-        value = ev.cost_per_million_tokens
-    elif obj in ("cost_per_million_tokens", "cost_per_hour"):
-        value = ev.cost_per_hour * replicas
+    obj = c.objective
+    has_demand = np.array([s.demand_tokens_per_s is not None for s in c.slots])[c.slot]
+    replicas = hi if obj == "throughput" else np.where(has_demand, lo, 1.0)
+    cost_h = ev.gpus * c.price
+    if obj == "cost_per_million_tokens":
+        value = np.where(has_demand, cost_h * replicas, cost_h / (ev.throughput_tokens_per_s * 3600.0) * 1e6)
+    elif obj == "cost_per_hour":
+        value = cost_h * replicas
     elif obj == "tpot":
         value = ev.tpot
     elif obj == "ttft":

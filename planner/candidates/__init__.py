@@ -1,5 +1,10 @@
-"""From a resolved problem to the candidate table: every configuration x batch level, with the
-physics coefficients the constraint families need (docs/formulation.md section 2).
+"""From a resolved problem to the candidate table: every (slot, configuration, batch level)
+row with the physics the constraint families need, and every quantity derived from it
+computed once, here: SLO checks and margins, end-to-end latency, GPU slots and nodes per
+replica, prices and costs, the fewest replicas a demand needs and the most the limits allow
+(docs/formulation.md section 2). Constraint families, explanations and the diagnosis read
+them from here; the exhaustive oracle and the tests' checker keep their own, deliberately
+independent copies.
 
 Only what cannot exist is filtered here (an invalid parallel layout, a GPU without the
 scheme's math format or without a price for a cost objective, TP across nodes when not
@@ -9,42 +14,167 @@ model, so the solvers see them and the diagnosis can name them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import TypeVar
 
 import numpy as np
 
 from planner.errors import InputError
 from planner.physics.perf import Evaluation, evaluate
 from planner.physics.quant import DEFAULT_SCHEMES
-from planner.physics.space import KV_NAMES, SCHEME_NAMES, Configs, GpuTable
-from planner.resolve import Problem
+from planner.physics.space import KV_NAMES, SCHEME_NAMES, Configs
+from planner.pricing import cost_per_hour, cost_per_million_tokens
+from planner.resolve import Problem, Slot
 from planner.schemas.plan import MAX_CANDIDATES
+from planner.units import MS
+
+MAX_REPLICAS = 100_000
+"""Replicas of one configuration in one plan, at most: the domain of the replica variables
+when no limit given bounds them (docs/instances.md)."""
+
+
+@dataclass(frozen=True)
+class SloCheck:
+    """One latency target over the candidate rows: its spec path, the target and each row's
+    value, in seconds (target +inf on rows whose slot sets no such target)."""
+
+    name: str                # tpot | ttft | e2e_latency
+    path: str                # YAML path of the target, e.g. slo.tpot_ms
+    target_s: np.ndarray
+    value_s: np.ndarray
+
+    @property
+    def ok(self) -> np.ndarray:
+        return self.value_s <= self.target_s
+
+    @property
+    def margin_s(self) -> np.ndarray:
+        return self.target_s - self.value_s
+
+
+def e2e_seconds(ev: Evaluation, output_tokens: np.ndarray | float) -> np.ndarray:
+    """End-to-end latency of one request: TTFT + TPOT x (output tokens - 1)."""
+    return ev.ttft + ev.tpot * (np.asarray(output_tokens, dtype=float) - 1.0)
+
+
+SLO_TARGETS: tuple[tuple[str, str], ...] = (("tpot", "tpot_ms"), ("ttft", "ttft_ms"), ("e2e_latency", "e2e_latency_ms"))
+
+
+def slo_checks(ev: Evaluation, slots: tuple[Slot, ...], slot_of_row: np.ndarray) -> tuple[SloCheck, ...]:
+    """The SLO targets the slots set, against ``ev`` (rows of ``slot_of_row``): the one place
+    a target in ms becomes seconds and end-to-end latency is composed."""
+    values = {"tpot": ev.tpot, "ttft": ev.ttft,
+              "e2e_latency": e2e_seconds(ev, np.array([s.output_tokens for s in slots], dtype=float)[slot_of_row])}
+    out = []
+    for name, key in SLO_TARGETS:
+        per_slot = np.array([np.inf if getattr(s.slo, key) is None else getattr(s.slo, key) * MS for s in slots])
+        if np.isfinite(per_slot).any():
+            out.append(SloCheck(name, f"slo.{key}", per_slot[slot_of_row], values[name]))
+    return tuple(out)
+
+
+def meets_slo(ev: Evaluation, checks: tuple[SloCheck, ...]) -> np.ndarray:
+    ok = ev.fits.copy()
+    for c in checks:
+        ok &= c.ok
+    return ok
+
+
+def node_slots(gpus: np.ndarray, per_node: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(GPU slots, nodes) one replica takes: its GPUs and a fraction of a node when it fits
+    in one node (replicas share nodes); whole nodes when it spans several."""
+    inside = gpus <= per_node
+    slots = np.where(inside, gpus, np.ceil(gpus / per_node) * per_node)
+    nodes = np.where(inside, gpus / per_node, np.ceil(gpus / per_node))
+    return slots, nodes
+
+
+def nodes_for(replicas: int, gpus: int, per_node: int) -> int:
+    """Nodes that ``replicas`` replicas of ``gpus`` GPUs occupy on one GPU type: shared nodes
+    when a replica fits in one, whole nodes each when it spans several."""
+    if gpus <= per_node:
+        return math.ceil(replicas * gpus / per_node)
+    return replicas * math.ceil(gpus / per_node)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The plan-wide limits of the spec, as the constraint families read them."""
+
+    budget_usd_per_hour: float | None
+    power_cap_w: float | None
+    max_gpus: int | None
+    max_nodes: int | None
+    inventory: Mapping[str, int]
+
 
 @dataclass(frozen=True)
 class Candidates:
-    """One row per (configuration, batch level); ``config`` indexes distinct configurations."""
+    """One row per (slot, configuration, batch level); ``config`` indexes distinct
+    configurations (same id = same slot and layout, another batch). Per-row arrays are per
+    replica unless their name says otherwise."""
 
     configs: Configs
     ev: Evaluation
-    config: np.ndarray          # configuration id of each row (same id = differs only in batch)
-    e2e: np.ndarray             # seconds: TTFT + TPOT x (output - 1)
-    nodes_per_replica: np.ndarray  # coefficient for node packing (fraction of a node, or whole nodes)
-    replica_cap: np.ndarray     # upper bound on replicas of this row
-    searched: int               # configurations x batch levels evaluated
+    config: np.ndarray             # configuration id of each row
+    slot: np.ndarray               # slot index of each row
+    slot_names: tuple[str, ...]
+    slots: tuple[Slot, ...]        # the resolved slots (raw targets and demands, for the oracle)
+    gpu_ids: tuple[str, ...]       # GPU id of each value of configs.gpu
+    per_node: np.ndarray           # GPUs per node of each row's GPU
+    output_tokens: np.ndarray      # per row (its slot's)
+    demand: np.ndarray             # output tokens/s the row's slot must serve (NaN: none)
+    e2e: np.ndarray                # seconds
+    slo: tuple[SloCheck, ...]
+    meets_slo: np.ndarray          # fits in memory and meets every target of its slot
+    slots_per_replica: np.ndarray  # GPU slots (whole nodes when the replica spans several)
+    nodes_per_replica: np.ndarray  # fraction of a node, or whole nodes
+    price: np.ndarray              # $/GPU-hour (NaN: none)
+    cost_per_hour: np.ndarray      # $/hour per replica (NaN: no price)
+    cost_per_million_tokens: np.ndarray  # $ per million output tokens of one replica at full throughput
+    replicas_needed: np.ndarray    # fewest replicas meeting the slot's demand (1 without one)
+    replicas_allowed: np.ndarray   # most replicas the limits allow (MAX_REPLICAS when none bounds them)
+    replica_cap: np.ndarray        # the domain of the replica variables (>= 1)
+    limits: Limits
+    objective: str
+    overlap_comm: bool
+    searched: int                  # rows evaluated
 
     def __len__(self) -> int:
         return len(self.configs)
 
-    def describe(self, i: int, table: GpuTable) -> dict:
+    @property
+    def n_slots(self) -> int:
+        return len(self.slot_names)
+
+    @property
+    def has_demand(self) -> np.ndarray:
+        return ~np.isnan(self.demand)
+
+    def describe(self, i: int) -> dict:
         c = self.configs
-        return {"gpu": table.ids[int(c.gpu[i])], "tp": int(c.tp[i]), "pp": int(c.pp[i]), "ep": int(c.ep[i]),
+        return {"gpu": self.gpu_ids[int(c.gpu[i])], "tp": int(c.tp[i]), "pp": int(c.pp[i]), "ep": int(c.ep[i]),
                 "quantization": SCHEME_NAMES[int(c.scheme[i])], "kv_dtype": KV_NAMES[int(c.kv[i])],
                 "batch": int(c.batch[i])}
 
-    def label(self, i: int, table: GpuTable, *, batch: bool = True) -> str:
-        d = self.describe(i, table)
-        text = f"gpu={d['gpu']},tp={d['tp']},pp={d['pp']},ep={d['ep']},q={d['quantization']},kv={d['kv_dtype']}"
+    def label(self, i: int, *, batch: bool = True) -> str:
+        d = self.describe(i)
+        slot = f"slot={self.slot_names[int(self.slot[i])]}," if self.n_slots > 1 else ""
+        text = f"{slot}gpu={d['gpu']},tp={d['tp']},pp={d['pp']},ep={d['ep']},q={d['quantization']},kv={d['kv_dtype']}"
         return text + (f",batch={d['batch']}" if batch else "")
+
+    def config_groups(self) -> list[np.ndarray]:
+        """Rows grouped by configuration (same slot and layout, different batch)."""
+        if not len(self.config):
+            return []
+        order = np.argsort(self.config, kind="stable")
+        _, starts = np.unique(self.config[order], return_index=True)
+        return np.split(order, starts[1:])
+
+    def slot_rows(self, s: int) -> np.ndarray:
+        return np.nonzero(self.slot == s)[0]
 
 
 def _levels(max_batch: int) -> list[int]:
@@ -55,22 +185,96 @@ def _levels(max_batch: int) -> list[int]:
     return out
 
 
-def _ep_degrees(p: Problem) -> list[int]:
+def _ep_degrees(p: Problem, slot: Slot) -> list[int]:
     s = p.spec.search
     if s.ep is not None:
         return sorted(set(s.ep))
-    if p.model.moe is None:
+    if slot.model.moe is None:
         return [1]
-    return sorted({1, *[e for e in (2, 4, 8, 16, 32, 64) if p.model.moe.num_experts % e == 0]})
+    return sorted({1, *[e for e in (2, 4, 8, 16, 32, 64) if slot.model.moe.num_experts % e == 0]})
 
 
 def build_candidates(p: Problem) -> Candidates:
-    s, w, o = p.spec.search, p.spec.workload, p.assumptions
+    """The candidate table of every slot, with the derived quantities of each row."""
+    parts = [_slot_rows(p, k, slot) for k, slot in enumerate(p.slots)]
+    n_cfg = np.cumsum([0] + [int(r.max(initial=-1)) + 1 for _, _, r in parts])
+    configs = _concat([c for c, _, _ in parts], Configs)
+    ev = _concat([e for _, e, _ in parts], Evaluation)
+    config = np.concatenate([r + n_cfg[k] for k, (_, _, r) in enumerate(parts)])
+    slot = np.concatenate([np.full(len(r), k, dtype=np.int64) for k, (_, _, r) in enumerate(parts)])
+    return _derive(p, configs, ev, config, slot)
+
+
+def _derive(p: Problem, configs: Configs, ev: Evaluation, config: np.ndarray, slot: np.ndarray) -> Candidates:
+    out_tokens = np.array([s.output_tokens for s in p.slots], dtype=float)[slot]
+    demand = np.array([np.nan if s.demand_tokens_per_s is None else s.demand_tokens_per_s for s in p.slots])[slot]
+    checks = slo_checks(ev, p.slots, slot)
+    per_node = p.table.per_node[configs.gpu]
+    slots_per_replica, nodes = node_slots(ev.gpus, per_node)
+    price = p.prices[configs.gpu]
+    cost_h = cost_per_hour(ev.gpus, price)
+    lim, s = p.spec.limits, p.spec.search
+    limits = Limits(budget_usd_per_hour=lim.budget_usd_per_hour, power_cap_w=lim.power_cap_w, max_gpus=s.max_gpus,
+                    max_nodes=s.max_nodes, inventory=dict(lim.inventory))
+    allowed = replicas_allowed(limits, p.table.ids, configs.gpu, ev.gpus, cost_h, ev.power_w, slots_per_replica,
+                               per_node)
+    needed = replicas_needed(demand, ev.throughput_tokens_per_s)
+    cap = allowed.copy()
+    if p.spec.objective != "throughput":
+        cap = np.where(np.isnan(demand), cap, np.minimum(cap, needed))
+    return Candidates(
+        configs=configs, ev=ev, config=config, slot=slot, slot_names=tuple(x.name for x in p.slots), slots=p.slots,
+        gpu_ids=p.table.ids, per_node=per_node, output_tokens=out_tokens, demand=demand,
+        e2e=e2e_seconds(ev, out_tokens), slo=checks, meets_slo=meets_slo(ev, checks),
+        slots_per_replica=slots_per_replica, nodes_per_replica=nodes, price=price, cost_per_hour=cost_h,
+        cost_per_million_tokens=cost_per_million_tokens(cost_h, ev.throughput_tokens_per_s),
+        replicas_needed=needed, replicas_allowed=allowed, replica_cap=np.maximum(cap, 1.0), limits=limits,
+        objective=p.spec.objective, overlap_comm=p.assumptions.overlap_comm, searched=len(configs))
+
+
+def replicas_needed(demand: np.ndarray, tokens_per_s: np.ndarray) -> np.ndarray:
+    """Fewest replicas whose throughput covers the demand (1 where there is none)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        need = np.ceil(demand / tokens_per_s)
+    return np.where(np.isnan(demand), 1.0, np.maximum(need, 1.0))
+
+
+def replicas_allowed(limits: Limits, gpu_ids: tuple[str, ...], gpu: np.ndarray, gpus: np.ndarray,
+                     cost_h: np.ndarray, power_w: np.ndarray, slots: np.ndarray, per_node: np.ndarray) -> np.ndarray:
+    """Most replicas of each row that the plan-wide limits allow on their own (0 if none)."""
+    cap = np.full(len(gpus), float(MAX_REPLICAS))
+    if limits.max_gpus is not None:
+        cap = np.minimum(cap, np.floor(limits.max_gpus / gpus))
+    for gid, count in limits.inventory.items():
+        if gid in gpu_ids:
+            mine = gpu == gpu_ids.index(gid)
+            cap = np.where(mine, np.minimum(cap, np.floor(count / gpus)), cap)
+    if limits.budget_usd_per_hour is not None:
+        cost = np.nan_to_num(cost_h, nan=0.0)
+        cap = np.minimum(cap, np.floor(limits.budget_usd_per_hour / np.maximum(cost, 1e-12)))
+    if limits.power_cap_w is not None:
+        power = np.nan_to_num(power_w, nan=0.0)
+        cap = np.minimum(cap, np.floor(limits.power_cap_w / np.maximum(power, 1e-12)))
+    if limits.max_nodes is not None:
+        cap = np.minimum(cap, np.floor(limits.max_nodes * per_node / slots))
+    return np.maximum(cap, 0.0)
+
+
+T = TypeVar("T", Configs, Evaluation)
+
+
+def _concat(parts: list[T], cls: type[T]) -> T:
+    return cls(**{f.name: np.concatenate([getattr(x, f.name) for x in parts]) for f in fields(cls)})
+
+
+def _slot_rows(p: Problem, k: int, slot: Slot) -> tuple[Configs, Evaluation, np.ndarray]:
+    """(configurations, their physics, configuration id of each row) of one slot."""
+    s, o = p.spec.search, p.assumptions
     schemes = [SCHEME_NAMES.index(q) for q in (s.quantizations or DEFAULT_SCHEMES)]
     kvs = [KV_NAMES.index(k) for k in s.kv_dtypes]
-    base = Configs.grid(range(len(p.gpus)), schemes, kvs, sorted(set(s.tp)), sorted(set(s.pp)), _ep_degrees(p),
-                        [1], [w.input_tokens], [w.output_tokens])
-    probe = evaluate(p.model, p.table, base, o)
+    base = Configs.grid(range(len(p.gpus)), schemes, kvs, sorted(set(s.tp)), sorted(set(s.pp)),
+                        _ep_degrees(p, slot), [1], [slot.input_tokens], [slot.output_tokens])
+    probe = evaluate(slot.model, p.table, base, o)
     keep = probe.valid.copy()
     if not s.allow_cross_node_tp:
         keep &= base.tp <= p.table.domain[base.gpu]
@@ -81,8 +285,8 @@ def build_candidates(p: Problem) -> Candidates:
         raise InputError(f"the search space has {n * (len(levels) + 1):,} candidates, above the limit of "
                          f"{MAX_CANDIDATES:,}; narrow search.gpus, quantizations, tp, pp or batch_levels",
                          path="search", file=p.file)
-    best = _largest_feasible_batch(p, base, min(s.max_batch, max(levels)))
-    fewest = _smallest_batch_for_demand(p, base, best)
+    best = _largest_feasible_batch(p, k, slot, base, min(s.max_batch, max(levels)))
+    fewest = _smallest_batch_for_demand(p, k, slot, base, best)
     rows = np.repeat(np.arange(n), len(levels))
     batch = np.tile(np.asarray(levels, dtype=float), n)
     for extra_batch in (best, fewest):
@@ -92,14 +296,12 @@ def build_candidates(p: Problem) -> Candidates:
     rows, batch = _unique_rows(rows, batch)
     order = np.lexsort((batch, rows))
     rows, batch = rows[order], batch[order]
-    configs = base.take(rows)
-    configs = Configs(**{**{k: getattr(configs, k) for k in configs.__dataclass_fields__}, "batch": batch})
-    ev = evaluate(p.model, p.table, configs, o)
-    e2e = ev.ttft + ev.tpot * (w.output_tokens - 1)
-    per_node = p.table.per_node[configs.gpu]
-    nodes = np.where(ev.gpus <= per_node, ev.gpus / per_node, np.ceil(ev.gpus / per_node))
-    return Candidates(configs=configs, ev=ev, config=rows, e2e=e2e, nodes_per_replica=nodes,
-                      replica_cap=_replica_cap(p, ev, configs), searched=len(configs))
+    configs = _with_batch(base.take(rows), batch)
+    return configs, evaluate(slot.model, p.table, configs, o), rows
+
+
+def _with_batch(c: Configs, batch: np.ndarray) -> Configs:
+    return Configs(**{**{f.name: getattr(c, f.name) for f in fields(c)}, "batch": batch})
 
 
 def _unique_rows(rows: np.ndarray, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -107,86 +309,51 @@ def _unique_rows(rows: np.ndarray, batch: np.ndarray) -> tuple[np.ndarray, np.nd
     return pairs[0].astype(np.int64), pairs[1]
 
 
-def _latency_ok(p: Problem, ev: Evaluation, w) -> np.ndarray:
-    slo = p.spec.slo
-    ok = ev.fits.copy()
-    if slo.tpot_ms is not None:
-        ok &= ev.tpot <= slo.tpot_ms * 1e-3
-    if slo.ttft_ms is not None:
-        ok &= ev.ttft <= slo.ttft_ms * 1e-3
-    if slo.e2e_latency_ms is not None:
-        ok &= ev.ttft + ev.tpot * (w.output_tokens - 1) <= slo.e2e_latency_ms * 1e-3
-    return ok
-
-
-def _bisect(p: Problem, base: Configs, ok, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+def _bisect(p: Problem, slot: Slot, base: Configs, ok: Callable[[Evaluation], np.ndarray], lo: np.ndarray,
+            hi: np.ndarray) -> np.ndarray:
     """Per configuration, the boundary of a predicate monotone in the batch: ``ok`` is true
     at ``lo`` side and false at ``hi`` side; returns the last batch on the ``lo`` side.
     Vectorised over configurations (docs/formulation.md section 2)."""
-    fields_ = {k: getattr(base, k) for k in base.__dataclass_fields__}
     lo, hi = lo.astype(float).copy(), hi.astype(float).copy()
     while True:
         active = np.abs(hi - lo) > 1
         if not active.any():
             return lo
         mid = np.floor((lo + hi) / 2)
-        ev = evaluate(p.model, p.table, Configs(**{**fields_, "batch": np.where(active, np.maximum(mid, 1.0), 1.0)}),
+        ev = evaluate(slot.model, p.table, _with_batch(base, np.where(active, np.maximum(mid, 1.0), 1.0)),
                       p.assumptions)
         good = ok(ev) & active
         lo = np.where(good, mid, lo)
         hi = np.where(active & ~good, mid, hi)
 
 
-def _largest_feasible_batch(p: Problem, base: Configs, cap: int) -> np.ndarray:
+def _largest_feasible_batch(p: Problem, k: int, slot: Slot, base: Configs, cap: int) -> np.ndarray:
     """Per configuration, the largest batch <= cap meeting memory and the latency SLOs
     (0 if none): all are monotone in the batch."""
     n = len(base)
-    return _bisect(p, base, lambda ev: _latency_ok(p, ev, p.spec.workload), np.zeros(n), np.full(n, cap + 1.0))
+    rows = np.full(n, k, dtype=np.int64)
+
+    def ok(ev: Evaluation) -> np.ndarray:
+        return meets_slo(ev, slo_checks(ev, p.slots, rows))
+
+    return _bisect(p, slot, base, ok, np.zeros(n), np.full(n, cap + 1.0))
 
 
-def _smallest_batch_for_demand(p: Problem, base: Configs, largest: np.ndarray) -> np.ndarray:
+def _smallest_batch_for_demand(p: Problem, k: int, slot: Slot, base: Configs, largest: np.ndarray) -> np.ndarray:
     """Per configuration, the smallest batch whose replicas, as many as the limits allow,
     still meet the demand (0 if none). Throughput per replica grows with the batch and the
     replica cap does not depend on it; a smaller batch has a shorter TPOT, so this is the
     TPOT-optimal batch of the configuration under a demand."""
-    demand = p.demand_tokens_per_s
+    demand = slot.demand_tokens_per_s
     if demand is None:
         return np.zeros(len(base))
-    at1 = evaluate(p.model, p.table, base, p.assumptions)
-    r_max = _replica_cap(p, at1, base, with_demand=False)
+    at1 = evaluate(slot.model, p.table, base, p.assumptions)
+    rows = np.full(len(base), k, dtype=np.int64)
+    r_max = _derive(p, base, at1, np.arange(len(base)), rows).replicas_allowed
 
     def meets(ev: Evaluation) -> np.ndarray:
         return ev.throughput_tokens_per_s * r_max < demand  # true below the boundary
 
-    below = _bisect(p, base, meets, np.zeros(len(base)), largest + 1.0)
+    below = _bisect(p, slot, base, meets, np.zeros(len(base)), largest + 1.0)
     smallest = below + 1.0
     return np.where((largest >= 1) & (smallest <= largest), smallest, 0.0)
-
-
-def _replica_cap(p: Problem, ev: Evaluation, configs: Configs, *, with_demand: bool = True) -> np.ndarray:
-    """An upper bound on useful replicas per row, from the limits and the demand: the
-    domain of the replica variables. The exhaustive oracle computes its own bounds
-    (planner/backends/exhaustive.py) on purpose: code shared by the model and the oracle
-    that checks it could make both agree on a wrong answer."""
-    cap = np.full(len(ev.gpus), 100_000.0)
-    lim, s = p.spec.limits, p.spec.search
-    if s.max_gpus is not None:
-        cap = np.minimum(cap, np.floor(s.max_gpus / ev.gpus))
-    for gid, count in lim.inventory.items():
-        if gid in p.table.ids:
-            mine = configs.gpu == p.table.ids.index(gid)
-            cap = np.where(mine, np.minimum(cap, np.floor(count / ev.gpus)), cap)
-    if lim.budget_usd_per_hour is not None:
-        cost = np.nan_to_num(ev.cost_per_hour, nan=0.0)
-        cap = np.minimum(cap, np.floor(lim.budget_usd_per_hour / np.maximum(cost, 1e-12)))
-    if lim.power_cap_w is not None:
-        power = np.nan_to_num(ev.power_w, nan=0.0)
-        cap = np.minimum(cap, np.floor(lim.power_cap_w / np.maximum(power, 1e-12)))
-    if s.max_nodes is not None:
-        per_node = p.table.per_node[configs.gpu]
-        slots = np.where(ev.gpus <= per_node, ev.gpus, np.ceil(ev.gpus / per_node) * per_node)
-        cap = np.minimum(cap, np.floor(s.max_nodes * per_node / slots))
-    demand = p.demand_tokens_per_s
-    if with_demand and demand is not None and p.spec.objective != "throughput":
-        cap = np.minimum(cap, np.ceil(demand / ev.throughput_tokens_per_s))
-    return np.maximum(cap, 1.0) if with_demand else np.maximum(cap, 0.0)

@@ -7,6 +7,7 @@ import io
 from rich.console import Console
 from rich.table import Table
 
+from planner.cli import wording
 from planner.estimate import Estimate
 from planner.units import GB, GiB
 
@@ -85,11 +86,11 @@ def render_plans(r) -> str:
     if not r.plans:
         title = "Interrupted before a plan was found." if r.interrupted else "No feasible plan."
         lines = [head, "", f"{title} What rules out each family of options:"]
-        lines += [f"  - {d['family']} {d[d['family']]}: {d['constraint']}: {d['detail']}" for d in r.diagnosis]
+        lines += [f"  - {d.family} {d.name}: {d.fact.constraint}: {wording.diagnosis(d)}" for d in r.diagnosis]
         lines += [f"  - {n}" for n in r.notes]
         if r.relaxations:
             lines += ["", "Smallest change to each limit that makes it feasible (others unchanged):"]
-            lines += [f"  - {x['change']}" for x in r.relaxations]
+            lines += [f"  - {wording.relaxation(x)}" for x in r.relaxations]
         return "\n".join(lines) + "\n"
     t = Table(title="Ranked plans", title_justify="left")
     for col in ("#", "GPUs", "TP/PP/EP", "x replicas", "precision (w / kv)", "batch", "TTFT ms", "TPOT ms",
@@ -102,16 +103,14 @@ def render_plans(r) -> str:
                   money(p.cost_per_million_tokens, 3), p.regime.replace("-bound", ""))
     out = [head, "", t]
     for p in r.plans:
-        e = p.explanation
-        lines = [f"#{p.rank} {p.gpus} x {p.gpu}, TP {p.tp} PP {p.pp} EP {p.ep}, {p.quantization}, batch {p.batch}",
-                 f"   batch limited by {e['batch_limit']['binding']}: {e['batch_limit']['detail']}",
-                 f"   count: {e['count_limit']['detail']}",
-                 f"   {e['regime']}",
-                 f"   memory per GPU: {p.memory['weights_bytes'] / GB:.1f} GB weights + "
+        lines = [f"#{p.rank} {p.gpus} x {p.gpu}, TP {p.tp} PP {p.pp} EP {p.ep}, {p.quantization}, batch {p.batch}"]
+        explained = wording.plan_lines(p)
+        versus = [x for x in explained if x.startswith("   ranks above")]
+        lines += [x for x in explained if x not in versus]
+        lines += [f"   memory per GPU: {p.memory['weights_bytes'] / GB:.1f} GB weights + "
                  f"{p.memory['kv_cache_bytes'] / GB:.1f} GB KV of {p.memory['usable_bytes'] / GB:.1f} GB usable; "
                  f"MBU {p.mbu:.0%}, MFU {p.mfu:.0%}"]
-        if "versus_next" in e:
-            lines.append(f"   ranks above #{p.rank + 1}: {e['versus_next']}")
+        lines += versus
         out.append("\n".join(lines))
     out += [f"note: {n}" for n in r.notes]
     if r.interrupted:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
 from planner.catalog import Catalog, ModelSpec
 from planner.catalog.schema import Gpu
 from planner.errors import InputError, MissingDataError
@@ -12,10 +14,12 @@ from planner.physics.options import Assumptions
 from planner.physics.perf import INVALID_REASONS, evaluate, regime_of
 from planner.physics.quant import KV_DTYPES, SCHEMES
 from planner.physics.space import Configs, GpuTable
+from planner.pricing import cost_per_hour, cost_per_million_tokens
 from planner.resolve import resolve_estimate
 from planner.schemas.estimate import EstimateSpec
 from planner.units import MS
 from planner.yamlio import Document
+
 
 @dataclass(frozen=True)
 class Estimate:
@@ -78,8 +82,7 @@ def run_estimate(
             f"input + output tokens ({input_tokens + output_tokens}) exceed {model.name}'s context of "
             f"{model.max_context_tokens} tokens", path="input_tokens", value=input_tokens,
             accepted=f"input_tokens + output_tokens <= {model.max_context_tokens}")
-    prices = {gpu.id: price_usd_per_gpu_hour} if price_usd_per_gpu_hour is not None else None
-    table = GpuTable.build([gpu], prices, efficiency_scale)
+    table = GpuTable.build([gpu], efficiency_scale)
     cfg = Configs.single(0, quantization, kv_dtype, tp, pp, ep, batch, input_tokens, output_tokens)
     ev = evaluate(model, table, cfg, assumptions)
     r = ev.row(0)
@@ -87,7 +90,9 @@ def run_estimate(
         _explain_invalid(int(r["invalid_reason"]), model, gpu, quantization, tp, pp, ep)
     shares = {"weights": r["share_weights"], "kv_cache": r["share_kv"], "compute": r["share_compute"],
               "communication": r["share_comm"], "overhead": r["share_overhead"]}
-    price = _none_if_nan(float(table.price[0]))
+    price = price_usd_per_gpu_hour if price_usd_per_gpu_hour is not None else gpu.price_usd_per_gpu_hour
+    cost_h = float(cost_per_hour(r["gpus"], np.nan if price is None else price))
+    cost_m = float(cost_per_million_tokens(cost_h, r["throughput_tokens_per_s"]))
     return Estimate(
         model=model.id or model.name, gpu=gpu.id, tp=tp, pp=pp, ep=ep, quantization=quantization,
         kv_dtype=kv_dtype, batch=batch, input_tokens=input_tokens, output_tokens=output_tokens,
@@ -103,8 +108,7 @@ def run_estimate(
         throughput_tokens_per_s=r["throughput_tokens_per_s"], decode_tokens_per_s=r["decode_tokens_per_s"],
         throughput_tokens_per_s_per_gpu=r["throughput_tokens_per_s"] / r["gpus"],
         mbu=r["mbu"], mfu=r["mfu"], power_w=_none_if_nan(r["power_w"]),
-        cost_per_hour=_none_if_nan(r["cost_per_hour"]),
-        cost_per_million_tokens=_none_if_nan(r["cost_per_million_tokens"]),
+        cost_per_hour=_none_if_nan(cost_h), cost_per_million_tokens=_none_if_nan(cost_m),
         price_usd_per_gpu_hour=price,
         price_source=price_source or (gpu.price_source or "catalog") if price is not None
         else "no price: give price_usd_per_gpu_hour or tco",

@@ -61,7 +61,7 @@ class Arch:
     gated: bool
 
     @staticmethod
-    def of(m: ModelSpec) -> "Arch":
+    def of(m: ModelSpec) -> Arch:
         p = count_parameters(m)
         nq = m.num_attention_heads
         if m.attention == "mla" and m.mla is not None:
@@ -130,7 +130,7 @@ class Evaluation:
     ttft_compute: np.ndarray
     ttft_comm: np.ndarray
     prefill_flops: np.ndarray        # per GPU, all stages
-    # throughput, utilisation, cost
+    # throughput, utilisation, power
     decode_tokens_per_s: np.ndarray  # per replica, decode steps only
     throughput_tokens_per_s: np.ndarray  # output tokens/s per replica (prefill paid if enabled)
     mbu: np.ndarray
@@ -138,9 +138,7 @@ class Evaluation:
     bytes_per_step: np.ndarray       # per GPU per token cycle
     flops_per_step: np.ndarray
     peak_flops: np.ndarray
-    power_w: np.ndarray              # per replica
-    cost_per_hour: np.ndarray        # per replica, NaN where no price
-    cost_per_million_tokens: np.ndarray
+    power_w: np.ndarray              # per replica (prices are applied after the physics: planner/pricing.py)
 
     def row(self, i: int) -> dict[str, float]:
         return {f.name: getattr(self, f.name)[i].item() for f in fields(self)}
@@ -237,12 +235,10 @@ def _evaluate(model: ModelSpec, table: GpuTable, c: Configs, o: Assumptions) -> 
     bw_peak = table.bandwidth[gi]
     mbu = dec["bytes_per_step"] / dec["tpot"] / bw_peak
     mfu = dec["flops_per_step"] / dec["tpot"] / peak
-    cost_h = gpus * table.price[gi]
     return Evaluation(
         valid=valid, invalid_reason=reason, gpus=gpus, concurrency=concurrency, **mem, **dec, **pre,
         decode_tokens_per_s=decode_tps, throughput_tokens_per_s=throughput, mbu=mbu, mfu=mfu,
-        peak_flops=peak, power_w=gpus * table.power[gi], cost_per_hour=cost_h,
-        cost_per_million_tokens=cost_h / (throughput * 3600.0) * 1e6,
+        peak_flops=peak, power_w=gpus * table.power[gi],
     )
 
 
@@ -370,6 +366,7 @@ def _pipeline_hops(o, table, gi, tp, pp, msg, *, wraparound: bool) -> np.ndarray
     intra_bw = np.where(np.isnan(peer), table.intra_bw[gi], peer)
     t_intra = _transfer(table.intra_latency[gi], per_gpu_msg, intra_bw, o)
     t_inter = _transfer(table.inter_latency[gi], per_gpu_msg, table.inter_bw[gi], o)
+    wrap: np.ndarray | float
     if not wraparound:
         wrap = 0.0
     elif o.pp_wraparound_hop == "activation":

@@ -39,20 +39,19 @@ class GpuTable:
     inter_bw: np.ndarray
     inter_latency: np.ndarray
     power: np.ndarray            # NaN where unknown
-    price: np.ndarray            # $/GPU-hour, NaN where unknown
     eff_memory: np.ndarray       # calibration multipliers of the assumptions' efficiencies (1 = none)
     eff_compute: np.ndarray
     eff_prefill: np.ndarray
 
     @staticmethod
-    def build(gpus: Sequence[Gpu], price_override: dict[str, float] | None = None,
-              efficiency_scale: dict[str, tuple[float, float, float]] | None = None) -> "GpuTable":
+    def build(gpus: Sequence[Gpu],
+              efficiency_scale: dict[str, tuple[float, float, float]] | None = None) -> GpuTable:
         """``efficiency_scale``: per GPU id, multipliers of the memory, decode-compute and
         prefill-compute efficiencies (a per-family calibration, planner/calibrate.py)."""
-        price_override = price_override or {}
         scale = efficiency_scale or {}
         gs = tuple(gpus)
-        flops = np.array([[_nan(g.peak_dense_flops_per_s.get(f)) for f in MATH_FORMATS] for g in gs], dtype=float)
+        peaks = [{str(k): v for k, v in g.peak_dense_flops_per_s.items()} for g in gs]
+        flops = np.array([[_nan(p.get(f)) for f in MATH_FORMATS] for p in peaks], dtype=np.float64)
         flops = flops.reshape(len(gs), len(MATH_FORMATS))
 
         def col(fn) -> np.ndarray:
@@ -71,7 +70,6 @@ class GpuTable:
             inter_bw=col(lambda g: g.inter_node.bandwidth_bytes_per_s),
             inter_latency=col(lambda g: g.inter_node.latency_s),
             power=col(lambda g: _nan(g.power_w)),
-            price=col(lambda g: _nan(price_override.get(g.id, g.price_usd_per_gpu_hour))),
             eff_memory=col(lambda g: scale.get(g.id, (1.0, 1.0, 1.0))[0]),
             eff_compute=col(lambda g: scale.get(g.id, (1.0, 1.0, 1.0))[1]),
             eff_prefill=col(lambda g: scale.get(g.id, (1.0, 1.0, 1.0))[2]),
@@ -104,7 +102,7 @@ class Configs:
         gpu: Sequence[int], scheme: Sequence[int], kv: Sequence[int], tp: Sequence[int],
         pp: Sequence[int], ep: Sequence[int], batch: Sequence[float],
         input_tokens: Sequence[float], output_tokens: Sequence[float],
-    ) -> "Configs":
+    ) -> Configs:
         """The Cartesian product of the given values, flattened."""
         axes = [np.asarray(a) for a in (gpu, scheme, kv, tp, pp, ep, batch, input_tokens, output_tokens)]
         mesh = np.meshgrid(*axes, indexing="ij")
@@ -117,11 +115,11 @@ class Configs:
 
     @staticmethod
     def single(gpu: int, scheme: str, kv: str, tp: int, pp: int, ep: int, batch: float,
-               input_tokens: float, output_tokens: float) -> "Configs":
+               input_tokens: float, output_tokens: float) -> Configs:
         return Configs.grid([gpu], [SCHEME_NAMES.index(scheme)], [KV_NAMES.index(kv)], [tp], [pp], [ep],
                             [batch], [input_tokens], [output_tokens])
 
-    def take(self, index: np.ndarray) -> "Configs":
+    def take(self, index: np.ndarray) -> Configs:
         return Configs(**{k: getattr(self, k)[index] for k in self.__dataclass_fields__})
 
 

@@ -1,20 +1,48 @@
-"""Plans and plan results: what a solve returns, JSON-ready."""
+"""Plans and plan results: what a solve returns, as data. Explanations, diagnoses and
+relaxations are facts (the constraint, the value used, the limit, its unit and spec path);
+the CLI and reports word them (planner/cli/wording.py). A result records its inputs and
+round-trips through JSON (``PlanResult.from_dict``)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from planner.candidates import Candidates
+from planner.candidates import Candidates, nodes_for
+from planner.candidates.objectives import OBJECTIVES
 from planner.physics.perf import regime_of
-from planner.resolve import Problem
 from planner.units import MS
+
+
+@dataclass
+class Fact:
+    """One reason, as data. ``constraint`` names what binds or rules out (memory, tpot,
+    demand, budget, ...); ``value`` is the figure used against ``limit``, both in ``unit``;
+    ``path`` is the spec path of the limit when the input sets it; ``context`` holds the other
+    figures a sentence needs (named with their units)."""
+
+    constraint: str
+    value: float | None = None
+    limit: float | None = None
+    unit: str = ""
+    path: str | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Explanation:
+    batch_limit: list[Fact]            # the first binds; the others would bind too
+    count_limit: Fact
+    regime: Fact
+    headroom: list[Fact]               # memory and each latency target at the chosen batch
+    versus_next: Fact | None = None
 
 
 @dataclass
 class Plan:
     rank: int
+    workload: str
     gpu: str
     gpus: int
     nodes: int
@@ -31,6 +59,7 @@ class Plan:
     e2e_latency_ms: float
     throughput_tokens_per_s: float
     throughput_tokens_per_s_per_gpu: float
+    price_usd_per_gpu_hour: float | None
     cost_per_hour: float | None
     cost_per_million_tokens: float | None
     power_w: float | None
@@ -40,8 +69,26 @@ class Plan:
     regime: str
     regime_shares: dict[str, float]
     objective_value: float
-    explanation: dict[str, Any] = field(default_factory=dict)
+    explanation: Explanation | None = None
     candidate: int = -1
+
+
+@dataclass
+class Diagnosis:
+    """Why a family of options (a GPU type, a quantization) is ruled out, as a fact."""
+
+    family: str                 # gpu | quantization
+    name: str
+    fact: Fact
+
+
+@dataclass
+class Relaxation:
+    limit: str            # YAML path of the limit
+    current: Any
+    needed: Any           # the smallest value that makes the instance feasible (None: no value does)
+    patch: dict | None    # merge into the instance file to apply it
+    plan: dict | None     # the plan the relaxed instance gives (None if still infeasible)
 
 
 @dataclass
@@ -54,11 +101,12 @@ class PlanResult:
     solve_seconds: float | None
     gap: float | None
     excluded_gpus: dict[str, str]
+    inputs: dict[str, Any] = field(default_factory=dict)     # models, assumptions, calibration, prices, catalog
     notes: list[str] = field(default_factory=list)
     model_size: dict[str, int] = field(default_factory=dict)
-    diagnosis: list[dict] = field(default_factory=list)   # when infeasible: per family, what rules it out
-    relaxations: list[dict] = field(default_factory=list)  # when infeasible: smallest change per limit
-    interrupted: bool = False                              # Ctrl-C: the plans found so far
+    diagnosis: list[Diagnosis] = field(default_factory=list)      # when infeasible: per family
+    relaxations: list[Relaxation] = field(default_factory=list)   # when infeasible: smallest change per limit
+    interrupted: bool = False                                     # Ctrl-C: the plans found so far
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -66,55 +114,55 @@ class PlanResult:
             plan.pop("candidate", None)
         return d
 
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> PlanResult:
+        """The inverse of ``to_dict`` (a report rebuilt from a plan's JSON)."""
+        def fact(x: dict) -> Fact:
+            return Fact(**x)
+
+        def explanation(e: dict | None) -> Explanation | None:
+            if e is None:
+                return None
+            return Explanation(batch_limit=[fact(x) for x in e["batch_limit"]], count_limit=fact(e["count_limit"]),
+                               regime=fact(e["regime"]), headroom=[fact(x) for x in e["headroom"]],
+                               versus_next=None if e.get("versus_next") is None else fact(e["versus_next"]))
+
+        plans = [Plan(**{**p, "explanation": explanation(p.get("explanation"))}) for p in d["plans"]]
+        rest = {f.name: d[f.name] for f in fields(PlanResult) if f.name in d and f.name not in
+                ("plans", "diagnosis", "relaxations")}
+        return PlanResult(**rest, plans=plans,
+                          diagnosis=[Diagnosis(x["family"], x["name"], fact(x["fact"]))
+                                     for x in d.get("diagnosis", [])],
+                          relaxations=[Relaxation(**x) for x in d.get("relaxations", [])])
+
 
 def _nan_none(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
-def objective_value(p: Problem, c: Candidates, j: int, replicas: int) -> float:
-    ev, obj = c.ev, p.spec.objective
-    if obj == "cost_per_million_tokens" and p.demand_tokens_per_s is None:
-        return float(ev.cost_per_million_tokens[j])
-    if obj in ("cost_per_million_tokens", "cost_per_hour"):
-        return float(ev.cost_per_hour[j] * replicas)
-    if obj == "tpot":
-        return float(ev.tpot[j])
-    if obj == "ttft":
-        return float(ev.ttft[j])
-    if obj == "gpus":
-        return float(ev.gpus[j] * replicas)
-    return float(ev.throughput_tokens_per_s[j] * replicas)
-
-
-def make_plan(p: Problem, c: Candidates, j: int, replicas: int, rank: int) -> Plan:
-    ev, d = c.ev, c.describe(j, p.table)
+def make_plan(c: Candidates, j: int, replicas: int, rank: int) -> Plan:
+    ev, d = c.ev, c.describe(j)
     gpus_per_replica = int(ev.gpus[j])
-    per_node = int(p.table.per_node[c.configs.gpu[j]])
-    if gpus_per_replica <= per_node:
-        nodes = math.ceil(replicas * gpus_per_replica / per_node)
-    else:
-        nodes = replicas * math.ceil(gpus_per_replica / per_node)
     capacity = float(ev.throughput_tokens_per_s[j] * replicas)
-    served = min(capacity, p.demand_tokens_per_s) if p.demand_tokens_per_s else capacity
-    cost_h = _nan_none(float(ev.cost_per_hour[j] * replicas))
+    demand = float(c.demand[j])
+    served = min(capacity, demand) if c.has_demand[j] else capacity
+    cost_h = _nan_none(float(c.cost_per_hour[j] * replicas))
     shares = {"weights": float(ev.share_weights[j]), "kv_cache": float(ev.share_kv[j]),
               "compute": float(ev.share_compute[j]), "communication": float(ev.share_comm[j]),
               "overhead": float(ev.share_overhead[j])}
     return Plan(
-        rank=rank, gpu=d["gpu"], gpus=gpus_per_replica * replicas, nodes=nodes, tp=d["tp"], pp=d["pp"], ep=d["ep"],
+        rank=rank, workload=c.slot_names[int(c.slot[j])], gpu=d["gpu"], gpus=gpus_per_replica * replicas,
+        nodes=nodes_for(replicas, gpus_per_replica, int(c.per_node[j])), tp=d["tp"], pp=d["pp"], ep=d["ep"],
         replicas=replicas, quantization=d["quantization"], kv_dtype=d["kv_dtype"], batch=d["batch"],
         concurrency=int(ev.concurrency[j]) * replicas,
-        ttft_ms=float(ev.ttft[j] / MS), tpot_ms=float(ev.tpot[j] / MS),
-        e2e_latency_ms=float((ev.ttft[j] + ev.tpot[j] * (p.spec.workload.output_tokens - 1)) / MS),
+        ttft_ms=float(ev.ttft[j] / MS), tpot_ms=float(ev.tpot[j] / MS), e2e_latency_ms=float(c.e2e[j] / MS),
         throughput_tokens_per_s=capacity, throughput_tokens_per_s_per_gpu=capacity / (gpus_per_replica * replicas),
-        cost_per_hour=cost_h,
+        price_usd_per_gpu_hour=_nan_none(float(c.price[j])), cost_per_hour=cost_h,
         cost_per_million_tokens=None if cost_h is None else cost_h / (served * 3600.0) * 1e6,
         power_w=_nan_none(float(ev.power_w[j] * replicas)),
         memory={k: float(getattr(ev, k)[j]) for k in ("weights_bytes", "kv_cache_bytes", "activation_bytes",
                                                       "reserve_bytes", "total_bytes", "usable_bytes",
                                                       "capacity_bytes")},
         mbu=float(ev.mbu[j]), mfu=float(ev.mfu[j]), regime=regime_of(shares), regime_shares=shares,
-        objective_value=objective_value(p, c, j, replicas), candidate=j,
+        objective_value=OBJECTIVES[c.objective].value(c, j, replicas), candidate=j,
     )
-
-

@@ -8,12 +8,12 @@ import time
 import numpy as np
 
 import constraints
-from planner.backends import HAS_SOLUTION, Feature, Status, get_backend
+from planner.backends import HAS_SOLUTION, Feature, Solution, Status, get_backend
 from planner.candidates import Candidates, build_candidates
-from planner.plan.result import Plan, PlanResult, make_plan
-from planner.resolve import Problem, resolve
 from planner.plan.diagnose import diagnose
 from planner.plan.explain import explain_plans
+from planner.plan.result import Plan, PlanResult, make_plan
+from planner.resolve import Problem, resolve
 from planner.schemas.plan import PlanSpec
 from planner.yamlio import Document
 
@@ -28,16 +28,28 @@ def plan(spec: PlanSpec, doc: Document | None = None, *, backend: str = "cpsat",
     if objective is not None and objective != spec.objective:
         spec = PlanSpec.model_validate(spec.model_dump() | {"objective": objective})
     problem = resolve(spec, doc, calibration)
-    cands = build_candidates(problem)
+    return solve(problem, build_candidates(problem), backend=backend, top_k=top_k or spec.top_k,
+                 time_limit=time_limit, started=t0)
+
+
+def solve(problem: Problem, cands: Candidates, *, backend: str = "cpsat", top_k: int = 5, time_limit: float = 60.0,
+          started: float | None = None) -> PlanResult:
+    """Rank up to ``top_k`` distinct plans of a resolved problem's candidate table."""
+    t0 = time.perf_counter() if started is None else started
     engine = get_backend(backend)
-    k = top_k or spec.top_k
-    f = constraints.build(problem, cands) if Feature.LINEAR_MODEL in engine.features else _OracleOnly(problem, cands)
+    f: constraints.Formulation | OracleInput
+    if not len(cands):
+        f = OracleInput(cands)          # an empty search space: nothing to solve, the diagnosis says why
+    elif Feature.LINEAR_MODEL in engine.features:
+        f = constraints.build(cands)
+    else:
+        f = OracleInput(cands)
     plans: list[Plan] = []
     status, gap = Status.INFEASIBLE, None
     deadline = time.perf_counter() + time_limit
     interrupted = False
     try:
-        for rank in range(1, k + 1):
+        for rank in range(1, top_k + 1 if len(cands) else 1):
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 break
@@ -46,11 +58,11 @@ def plan(spec: PlanSpec, doc: Document | None = None, *, backend: str = "cpsat",
                 if rank == 1:
                     status = sol.status
                 break
-            j, r = _decode(f, sol)
+            picks = _decode(f, sol)
             if rank == 1:
                 status, gap = sol.status, sol.gap
-            plans.append(make_plan(problem, cands, j, r, rank))
-            f.exclude_configuration(int(cands.config[j]), cands.label(j, problem.table, batch=False))
+            plans += [make_plan(cands, j, r, rank) for j, r in picks]
+            f.exclude([j for j, _ in picks])
     except KeyboardInterrupt:
         interrupted = True     # keep what was found; the CLI exits 130
     explain_plans(problem, cands, plans)
@@ -61,26 +73,32 @@ def plan(spec: PlanSpec, doc: Document | None = None, *, backend: str = "cpsat",
                 "candidates_fixed_by_screening": int(len(cands) - len(f.alive))}
     infeasible = not plans and status == Status.INFEASIBLE and not interrupted
     diagnosis = diagnose(problem, cands) if infeasible else []
-    return PlanResult(status=status.value, objective=spec.objective, backend=backend, plans=plans,
+    return PlanResult(status=status.value, objective=cands.objective, backend=backend, plans=plans,
                       searched_configurations=cands.searched, solve_seconds=time.perf_counter() - t0, gap=gap,
-                      excluded_gpus=dict(problem.excluded), notes=notes, model_size=size, diagnosis=diagnosis,
-                      interrupted=interrupted)
+                      excluded_gpus=dict(problem.excluded), inputs=problem.inputs(), notes=notes, model_size=size,
+                      diagnosis=diagnosis, interrupted=interrupted)
 
 
-def _decode(f, sol) -> tuple[int, int]:
-    if sol.pick is not None:
-        return sol.pick, int(sol.replicas or 1)
-    xs = sol.values[f.x]
-    j = int(np.argmax(xs))
-    r = int(round(sol.values[f.y[j]])) if f.replicas else 1
-    return j, max(r, 1)
+def _decode(f: constraints.Formulation | OracleInput, sol: Solution) -> list[tuple[int, int]]:
+    """(row, replicas) chosen in each slot."""
+    if sol.picks is not None:
+        return [(j, max(int(r), 1)) for j, r in zip(sol.picks, sol.replicas or [1] * len(sol.picks))]
+    assert isinstance(f, constraints.Formulation) and sol.values is not None
+    out = []
+    for s in range(f.cands.n_slots):
+        rows = f.cands.slot_rows(s)
+        j = int(rows[np.argmax(sol.values[f.x[rows]])])
+        r = int(round(sol.values[f.y[j]])) if f.replicas else 1
+        out.append((j, max(r, 1)))
+    return out
 
 
-class _OracleOnly:
-    """What the oracle needs from a formulation: the problem, candidates and exclusions."""
+class OracleInput:
+    """What the oracle needs from a formulation: the candidate table and the ranking's cuts."""
 
-    def __init__(self, problem: Problem, cands: Candidates) -> None:
-        self.problem, self.cands, self.excluded = problem, cands, set()
+    def __init__(self, cands: Candidates) -> None:
+        self.cands = cands
+        self.excluded: list[tuple[int, ...]] = []
 
-    def exclude_configuration(self, config_id: int, label: str) -> None:
-        self.excluded.add(config_id)
+    def exclude(self, rows: list[int]) -> None:
+        self.excluded.append(tuple(int(self.cands.config[j]) for j in rows))

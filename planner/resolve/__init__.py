@@ -5,9 +5,13 @@ Nothing here evaluates physics or knows a solver."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from planner.catalog import Catalog, ModelSpec, model_from_hf_config
 from planner.catalog.schema import Gpu
@@ -18,37 +22,72 @@ from planner.physics.space import GpuTable
 from planner.resolve.calibration import calibrated
 from planner.schemas.common import CatalogExtras, HfConfigRef, ModelRef, Tco
 from planner.schemas.estimate import EstimateSpec
-from planner.schemas.plan import PlanSpec
+from planner.schemas.plan import PlanSpec, Prices, Slo
 from planner.yamlio import Document
 
 COST_OBJECTIVES = ("cost_per_million_tokens", "cost_per_hour")
 
 
 @dataclass(frozen=True)
+class Slot:
+    """One deployment the plan chooses: a workload on a model. A single-model instance has
+    one slot; a fleet (later) has one per workload, and disaggregation one per role."""
+
+    name: str
+    model: ModelSpec
+    input_tokens: int
+    output_tokens: int
+    slo: Slo
+    demand_tokens_per_s: float | None   # output tokens/s the slot must serve (None: priced per replica)
+    path: str = "workload"              # YAML path of the slot's workload, for located facts
+
+
+@dataclass(frozen=True)
 class Problem:
-    """A resolved instance: the spec with names turned into catalog objects."""
+    """A resolved instance: the spec with names turned into catalog objects, one slot per
+    deployment to choose, and prices kept apart from the physics (a price change re-runs no
+    physics: planner/candidates applies them to the evaluated table)."""
 
     spec: PlanSpec
-    model: ModelSpec
+    slots: tuple[Slot, ...]
     gpus: tuple[Gpu, ...]
     table: GpuTable
+    prices: np.ndarray                  # $/GPU-hour per GPU of ``table`` (NaN: no price)
+    price_sources: tuple[str, ...]      # where each price came from
     assumptions: Assumptions
+    calibration: str = "none"
     excluded: dict[str, str] = field(default_factory=dict)   # GPU id -> why it is not searched
     file: str | None = None
 
-    @property
-    def demand_tokens_per_s(self) -> float | None:
-        d = self.spec.workload.demand
-        if d is None:
-            return None
-        if d.output_tokens_per_s is not None:
-            return d.output_tokens_per_s
-        return d.requests_per_s * self.spec.workload.output_tokens  # type: ignore[operator]
+    def with_prices(self, usd_per_gpu_hour: dict[str, float]) -> Problem:
+        """The same problem with some prices changed: the what-if a price sweep needs."""
+        prices = self.prices.copy()
+        sources = list(self.price_sources)
+        for gid, usd in usd_per_gpu_hour.items():
+            i = self.table.ids.index(gid)
+            prices[i], sources[i] = usd, "what-if"
+        return replace(self, prices=prices, price_sources=tuple(sources))
+
+    def inputs(self) -> dict[str, Any]:
+        """What the result must record to be rebuilt: models, assumptions, calibration, prices
+        and the catalog's digest."""
+        return {"models": {s.name: s.model.id or s.model.name for s in self.slots},
+                "assumptions": self.assumptions.model_dump(), "calibration": self.calibration,
+                "prices_usd_per_gpu_hour": {gid: (None if np.isnan(p) else float(p))
+                                            for gid, p in zip(self.table.ids, self.prices)},
+                "price_sources": dict(zip(self.table.ids, self.price_sources)),
+                "catalog_digest": catalog_digest(self.gpus)}
+
+
+def catalog_digest(gpus: tuple[Gpu, ...]) -> str:
+    """sha256 of the searched GPUs' catalog entries (a plan names the data it used)."""
+    text = json.dumps([g.model_dump(mode="json") for g in gpus], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def resolve(spec: PlanSpec, doc: Document | None = None, calibration: str | None = None) -> Problem:
     """A plan spec with every name turned into catalog objects and every assumption fixed."""
-    where = {"file": doc.file if doc else None}
+    where: dict[str, Any] = {"file": doc.file if doc else None}
     catalog = resolve_catalog_with_extras(spec.catalog, spec.extra_catalog, doc)
     model = resolve_model(spec.model, catalog, doc, ("model",))
     assumptions = resolve_assumptions(spec.preset, spec.assumptions, doc, ("assumptions",))
@@ -73,14 +112,14 @@ def resolve(spec: PlanSpec, doc: Document | None = None, calibration: str | None
         raise InputError(f"input + output tokens exceed {model.name}'s context of {model.max_context_tokens}",
                          path="workload.input_tokens", value=w.input_tokens + w.output_tokens,
                          accepted=f"<= {model.max_context_tokens} in total", **where)
-    prices = price_overrides(catalog, list(names), spec.prices.tco, spec.prices.usd_per_gpu_hour)
+    overrides = price_overrides(catalog, list(names), spec.prices.tco, spec.prices.usd_per_gpu_hour)
     excluded: dict[str, str] = {}
     gpus: list[Gpu] = []
     for name in names:
         g = catalog.gpus[name]
         if not g.peak_dense_flops_per_s:
             excluded[name] = "no peak FLOP/s in the catalog (give one in a catalog override)"
-        elif spec.objective in COST_OBJECTIVES and prices.get(name, g.price_usd_per_gpu_hour) is None:
+        elif spec.objective in COST_OBJECTIVES and overrides.get(name, g.price_usd_per_gpu_hour) is None:
             excluded[name] = f"no price (give prices.usd_per_gpu_hour.{name} or prices.tco)"
         else:
             gpus.append(g)
@@ -88,8 +127,22 @@ def resolve(spec: PlanSpec, doc: Document | None = None, calibration: str | None
         raise InputError("no GPU left to search: " + "; ".join(f"{k}: {v}" for k, v in excluded.items()),
                          path="search.gpus", **where)
     assumptions, scales = calibrated(assumptions, spec.assumptions, calibration, [g.id for g in gpus])
-    return Problem(spec=spec, model=model, gpus=tuple(gpus), table=GpuTable.build(gpus, prices, scales),
-                   assumptions=assumptions, excluded=excluded, file=doc.file if doc else None)
+    prices = np.array([overrides.get(g.id, g.price_usd_per_gpu_hour) or np.nan for g in gpus], dtype=float)
+    sources = tuple(_price_source(g, g.id in overrides, spec.prices) for g in gpus)
+    d = w.demand
+    demand = None if d is None else (d.output_tokens_per_s if d.output_tokens_per_s is not None
+                                     else d.requests_per_s * w.output_tokens)  # type: ignore[operator]
+    slot = Slot(name="main", model=model, input_tokens=w.input_tokens, output_tokens=w.output_tokens,
+                slo=spec.slo, demand_tokens_per_s=demand)
+    return Problem(spec=spec, slots=(slot,), gpus=tuple(gpus), table=GpuTable.build(gpus, scales), prices=prices,
+                   price_sources=sources, assumptions=assumptions, calibration=calibration or "none",
+                   excluded=excluded, file=doc.file if doc else None)
+
+
+def _price_source(g: Gpu, overridden: bool, prices: Prices) -> str:
+    if overridden:
+        return "prices.usd_per_gpu_hour" if g.id in prices.usd_per_gpu_hour else "prices.tco"
+    return g.price_source or "catalog"
 
 
 
@@ -117,7 +170,7 @@ class EstimateInputs:
 
 def resolve_estimate(spec: EstimateSpec, doc: Document | None = None, catalog: Catalog | None = None,
                      calibration: str | None = None) -> EstimateInputs:
-    where = {"file": doc.file if doc else None}
+    where: dict[str, Any] = {"file": doc.file if doc else None}
     catalog = resolve_catalog_with_extras(spec.catalog, spec.extra_catalog, doc, catalog)
     if spec.model is None:
         raise InputError("no model given", path="model",
@@ -144,7 +197,7 @@ def resolve_catalog(files: list[str], base: Path | None) -> Catalog:
 
 
 def resolve_model(ref: ModelRef, catalog: Catalog, doc: Document | None, path: tuple) -> ModelSpec:
-    where = {"file": doc.file if doc else None, "path": ".".join(map(str, path)) or None}
+    where: dict[str, Any] = {"file": doc.file if doc else None, "path": ".".join(map(str, path)) or None}
     if isinstance(ref, str):
         return catalog.model(ref, **where)
     if isinstance(ref, HfConfigRef):
@@ -158,9 +211,11 @@ def resolve_model(ref: ModelRef, catalog: Catalog, doc: Document | None, path: t
     return ref
 
 
-def resolve_assumptions(preset: str, overrides: dict[str, Any] | None, doc: Document | None, path: tuple) -> Assumptions:
+def resolve_assumptions(preset: str, overrides: dict[str, Any] | None, doc: Document | None,
+                        path: tuple) -> Assumptions:
     if preset not in PRESETS:
-        raise InputError("unknown preset", file=doc.file if doc else None, path=".".join(path[:-1] + ("preset",)) or "preset",
+        raise InputError("unknown preset", file=doc.file if doc else None,
+                         path=".".join(path[:-1] + ("preset",)) or "preset",
                          value=preset, accepted=", ".join(PRESETS))
     base = PRESETS[preset]
     if not overrides:

@@ -10,26 +10,14 @@ change reported is the only one needed, and applying the patch to the file gives
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from planner.backends import Status
 from planner.physics.quant import DEFAULT_SCHEMES as SCHEMES
-from planner.plan.result import PlanResult
+from planner.plan.result import Plan, PlanResult, Relaxation
 from planner.plan.solve import plan
-
-
-@dataclass
-class Relaxation:
-    limit: str            # YAML path of the limit
-    current: Any
-    needed: Any           # the smallest value that makes the instance feasible (None: no value does)
-    patch: dict | None    # merge into the instance file to apply it
-    change: str           # one sentence
-    plan: dict | None     # the plan the relaxed instance gives (None if still infeasible)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from planner.schemas.plan import PlanSpec
+from planner.yamlio import Document
 
 
 def _up(x: float, step: float) -> float:
@@ -38,13 +26,14 @@ def _up(x: float, step: float) -> float:
     return round(math.ceil(x / step - 1e-9) * step, 9)
 
 
-def _summary(p) -> dict:
+def _summary(p: Plan) -> dict:
     return {k: getattr(p, k) for k in ("gpu", "gpus", "tp", "pp", "ep", "replicas", "quantization", "kv_dtype",
                                       "batch", "ttft_ms", "tpot_ms", "throughput_tokens_per_s", "cost_per_hour",
                                       "cost_per_million_tokens")}
 
 
-def plan_and_relax(spec, doc=None, *, backend: str = "cpsat", top_k: int | None = None, time_limit: float = 60.0,
+def plan_and_relax(spec: PlanSpec, doc: Document | None = None, *, backend: str = "cpsat", top_k: int | None = None,
+                   time_limit: float = 60.0,
                    objective: str | None = None, calibration: str | None = None) -> PlanResult:
     """`plan()`, and when nothing is feasible (and the run was not interrupted), the smallest
     change to each limit that alone makes the instance feasible."""
@@ -53,13 +42,13 @@ def plan_and_relax(spec, doc=None, *, backend: str = "cpsat", top_k: int | None 
     if result.status == Status.INFEASIBLE.value and not result.plans and not result.interrupted:
         if objective is not None and objective != spec.objective:
             spec = spec.model_copy(update={"objective": objective})
-        result.relaxations = [r.to_dict() for r in relaxations(spec, doc, backend=backend, time_limit=time_limit,
-                                                               calibration=calibration)]
+        result.relaxations = relaxations(spec, doc, backend=backend, time_limit=time_limit, calibration=calibration)
     return result
 
 
-def relaxations(spec, doc, *, backend: str, time_limit: float, calibration: str | None = None) -> list[Relaxation]:
-    def solve(**update):
+def relaxations(spec: PlanSpec, doc: Document | None, *, backend: str, time_limit: float,
+                calibration: str | None = None) -> list[Relaxation]:
+    def solve(**update: Any) -> PlanResult:
         relaxed = spec.model_copy(update=update)   # not re-validated: objectives here are internal
         return plan(relaxed, doc, backend=backend, top_k=1, time_limit=time_limit,
                     calibration=calibration)
@@ -107,19 +96,15 @@ def relaxations(spec, doc, *, backend: str, time_limit: float, calibration: str 
     return out
 
 
-def _better(spec, a, b) -> bool:
+def _better(spec: PlanSpec, a: Plan, b: Plan) -> bool:
     return a.objective_value > b.objective_value if spec.objective == "throughput" else \
         a.objective_value < b.objective_value
 
 
-def _make(limit: str, current, needed, patch, result) -> Relaxation:
+def _make(limit: str, current: Any, needed: Any, patch: dict | None, result: PlanResult | None) -> Relaxation:
     if needed is None or result is None or not result.plans:
-        return Relaxation(limit, current, None, None, f"relaxing {limit} alone does not make the instance feasible",
-                          None)
-    p = result.plans[0]
-    return Relaxation(limit, current, needed, patch,
-                      f"{limit}: {current} -> {needed} gives {p.gpus} x {p.gpu} (TP {p.tp}, PP {p.pp}, "
-                      f"{p.quantization}, batch {p.batch})", _summary(p))
+        return Relaxation(limit, current, None, None, None)
+    return Relaxation(limit, current, needed, patch, _summary(result.plans[0]))
 
 
 def apply_patch(data: dict, patch: dict) -> dict:

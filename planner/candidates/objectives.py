@@ -1,0 +1,84 @@
+"""The objective registry: each objective's sense, unit, label and how a plan's value and
+the model's coefficients are computed, in one place (docs/formulation.md section 4).
+
+The constraint families read ``coefficients``; results and explanations read ``value``,
+``unit`` and ``scale``. The exhaustive oracle keeps its own, deliberately independent copy
+(planner/backends/exhaustive.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from planner.candidates import Candidates
+from planner.units import MS
+
+
+@dataclass(frozen=True)
+class Terms:
+    """Objective coefficients: per chosen candidate (x), per replica (y) and per named
+    scalar variable of the model, in ``dimension`` units."""
+
+    x: np.ndarray
+    y: np.ndarray
+    scalars: dict[str, float]
+    dimension: str
+
+
+@dataclass(frozen=True)
+class Objective:
+    name: str
+    sense: Literal["min", "max"]
+    unit: str                      # what a person reads, e.g. "$ per million output tokens"
+    scale: float                   # value x scale is in ``unit``
+    batch_note: str                # why the batch is not larger when no constraint binds it
+    per_replica: Callable[[Candidates], np.ndarray]   # value of one replica of each row
+    scales_with_replicas: bool     # the plan's value is per_replica x replicas
+    scalar: str | None = None      # the model's scalar variable this objective reads, if any
+    dimension: str = "count"
+
+    def value(self, c: Candidates, j: int, replicas: int) -> float:
+        """The plan's objective value (in SI units) for ``replicas`` replicas of row j."""
+        v = float(self.per_replica(c)[j])
+        return v * replicas if self.scales_with_replicas and self._replicated(c, j) else v
+
+    def _replicated(self, c: Candidates, j: int) -> bool:
+        return self.name != "cost_per_million_tokens" or bool(c.has_demand[j])
+
+    def terms(self, c: Candidates) -> Terms:
+        zero = np.zeros(len(c))
+        if self.scalar is not None:
+            return Terms(zero, zero, {self.scalar: 1.0}, self.dimension)
+        v = np.nan_to_num(self.per_replica(c), nan=0.0, posinf=0.0)
+        if self.name == "cost_per_million_tokens":
+            # with a demand, $/token is $/hour over a fixed served rate: minimise $/hour
+            # (per replica); without one, one replica is the plan and its $/token is exact
+            on_y = c.has_demand
+            return Terms(np.where(on_y, 0.0, v), np.where(on_y, np.nan_to_num(c.cost_per_hour, nan=0.0), 0.0), {},
+                         "usd_per_hour" if on_y.any() else "usd_per_million_tokens")
+        return Terms(zero, v, {}, self.dimension)
+
+
+def _cost_per_million(c: Candidates) -> np.ndarray:
+    return np.where(c.has_demand, c.cost_per_hour, c.cost_per_million_tokens)
+
+
+OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
+    Objective("cost_per_million_tokens", "min", "$ per million output tokens", 1.0,
+              "a larger batch is not cheaper per token within the targets", _cost_per_million, True,
+              dimension="usd_per_million_tokens"),
+    Objective("cost_per_hour", "min", "$/hour", 1.0, "a larger batch would not save a replica",
+              lambda c: c.cost_per_hour, True, dimension="usd_per_hour"),
+    Objective("tpot", "min", "ms TPOT", 1 / MS, "a smaller batch gives a shorter TPOT",
+              lambda c: c.ev.tpot, False, scalar="tpot", dimension="seconds"),
+    Objective("ttft", "min", "ms TTFT", 1 / MS, "TTFT does not depend on the batch here",
+              lambda c: c.ev.ttft, False, scalar="ttft", dimension="seconds"),
+    Objective("throughput", "max", "output tokens/s", 1.0,
+              "a larger batch would not add throughput within the limits",
+              lambda c: c.ev.throughput_tokens_per_s, True, dimension="tokens_per_s"),
+    Objective("gpus", "min", "GPUs", 1.0, "a larger batch would not save a replica",
+              lambda c: c.ev.gpus, True, dimension="count"),
+)}
