@@ -45,12 +45,14 @@ class Lengths:
 class Arrivals:
     """'poisson' at ``rate``; 'gamma' at ``rate`` with inter-arrival coefficient of
     variation ``cv`` (bursty when > 1); 'closed': ``clients`` each sending the next request
-    when the last completes (no think time)."""
+    when the last completes, after an exponential client delay of mean ``think_s`` (0: at
+    once, in step with the engine; a real client's tokenizer and network make it > 0)."""
 
     kind: str = "poisson"
     rate: float | None = None
     cv: float = 1.0
     clients: int | None = None
+    think_s: float = 0.0        # closed loop: mean (exponential) client delay before the next request
 
 
 @dataclass(frozen=True)
@@ -94,10 +96,12 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
         raise ValueError("no sequence fits: max_seqs < 1 or a request exceeds the KV pool")
     arr = np.full(n_requests, np.inf)
     closed = arrivals.kind == "closed"
+    think = float(arrivals.think_s)
     if closed:
         n_clients = min(int(arrivals.clients), n_requests)
         arr[:n_clients] = 0.0
         issued = n_clients
+        pend = [(0.0, i) for i in range(n_clients)]     # (arrival time, rid) not yet queued
     else:
         if arrivals.kind == "poisson":
             gaps = rng.exponential(1.0 / arrivals.rate, n_requests)
@@ -108,6 +112,7 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
             raise ValueError(f"unknown arrival process {arrivals.kind!r}")
         arr = np.cumsum(gaps)
         issued = n_requests
+        pend = []
     arr_l = arr.tolist()
     S_l, O_l = S.tolist(), O.tolist()
     first = [0.0] * n_requests
@@ -129,16 +134,20 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
     done = 0
     while done < n_requests:
         if closed:
-            while nxt < issued and arr_l[nxt] <= t:
-                waiting.append(nxt)
-                nxt += 1
+            while pend and pend[0][0] <= t:
+                waiting.append(heapq.heappop(pend)[1])
         else:
             while nxt < n_requests and arr_l[nxt] <= t:
                 waiting.append(nxt)
                 nxt += 1
         if n_dec == 0 and not prefilling and (not waiting or running >= cap):
-            if nxt >= n_requests or (closed and nxt >= issued):
-                raise RuntimeError("simulator stalled")        # cannot happen with valid inputs
+            if closed:
+                if not pend:
+                    raise RuntimeError("simulator stalled")    # cannot happen with valid inputs
+                t = max(t, pend[0][0])
+                continue
+            if nxt >= n_requests:
+                raise RuntimeError("simulator stalled")
             t = arr_l[nxt]
             continue
         budget = T - n_dec
@@ -191,7 +200,8 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
                 running -= 1
                 kv_used -= S_l[rid] + O_l[rid]
                 if closed and issued < n_requests:
-                    arr_l[issued] = t
+                    arr_l[issued] = t + (rng.exponential(think) if think > 0 else 0.0)
+                    heapq.heappush(pend, (arr_l[issued], issued))
                     issued += 1
             else:
                 heapq.heappush(heap, (k + O_l[rid] - 1, rid))
@@ -207,7 +217,8 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
             ctx -= need
             kv_used -= need
             if closed and issued < n_requests:
-                arr_l[issued] = t
+                arr_l[issued] = t + (rng.exponential(think) if think > 0 else 0.0)
+                heapq.heappush(pend, (arr_l[issued], issued))
                 issued += 1
         k += 1
     return _summarise(np.array(arr_l), np.array(first), np.array(fin), S, O, np.array(step_dt),
@@ -261,7 +272,7 @@ def simulate_config(phys: StepPhysics, eng: Engine, i: int, arrivals: Arrivals, 
     cap = int(eng.max_seqs[i])
     fn = scalar_step_fn(phys, i, T + cap + 1)
     if arrivals.kind == "closed":
-        a = Arrivals("closed", clients=max(1, int(round(arrivals.clients / lanes))))
+        a = Arrivals("closed", clients=max(1, int(round(arrivals.clients / lanes))), think_s=arrivals.think_s)
     else:
         a = Arrivals(arrivals.kind, rate=arrivals.rate / lanes, cv=arrivals.cv)
     r = simulate(fn, a, isl, osl, token_budget=T, max_seqs=cap,

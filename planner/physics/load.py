@@ -295,7 +295,7 @@ def _saturation(phys: StepPhysics, eng: Engine, S, O):
     return phys.lanes * n / (np.maximum(O - 1.0, 1e-9) * tau), tau
 
 
-def _steady(phys: StepPhysics, eng: Engine, rate, S, O, iters: int = 48):
+def _steady(phys: StepPhysics, eng: Engine, rate, S, O, iters: int = 36):
     """Section 3: the mean step by the fluid fixed point tau = F(tau) (bisection)."""
     lam = rate / phys.lanes
     T = eng.token_budget
@@ -379,7 +379,7 @@ def load_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate=None, client
         return _open(phys, eng, wl, lo, S, O, closed=N)
 
 
-def _open(phys, eng, wl, lam, S, O, closed, quantiles=True) -> LoadResult:
+def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None) -> LoadResult:
     G = phys.lanes
     ca2 = np.broadcast_to(np.asarray(wl.arrival_cv2, dtype=float), lam.shape)
     cs2_isl = np.broadcast_to(np.asarray(wl.isl_cv2, dtype=float), lam.shape)
@@ -389,56 +389,87 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True) -> LoadResult:
     st = _steady(phys, eng, lam, S, O)
     tau, n, c, q, t0, t1, Ta, c1 = st["tau"], st["n"], st["c"], st["q"], st["t0"], st["t1"], st["Ta"], st["c1"]
     lam_l = lam / G
-    # Section 4: TTFT = residual of the step in progress + prefill queue wait + own chunks.
-    D = S / c * t1                                   # prefill work of one prompt
-    rho_p = np.minimum(lam_l * D, 1.0)
-    own_steps = np.ceil(S / Ta)
-    D_own = own_steps * t1
-    w_p = rho_p / (1.0 - rho_p) * (ca2 + cs2_isl) / 2.0 * D      # Kingman
-    resid = (1.0 - rho_p) * t0 / 2.0 if closed is None else np.zeros_like(t0)
-    residence = w_p + D_own + (O - 1.0) * tau                     # KV slot held (reserved at admission)
+    # Section 4: TTFT = residual of the step in progress + backlog beyond one chunk + own steps.
+    ctx_n = n * (S + O / 2.0)
+    qq = np.minimum(q, 1.0)
+    D = S / c * t1                                   # time in carrying steps per prompt
+    rho_p = np.minimum(lam_l * D, 1.0)               # share of time in carrying steps
+    # residual of the step in progress (length-biased); closed-loop clients are taken to
+    # arrive unsynchronised with steps as well (network, tokenizer), section 5
+    # (time shares of decode, one-prompt and full-chunk steps; the carrying steps carry c1 or
+    # Ta tokens, mixed to give the mean chunk c)
+    c2 = np.minimum(Ta, c1 + S)
+    pi = np.clip((c - c1) / np.maximum(c2 - c1, 1e-9), 0.0, 1.0)
+    t_one = step_time(phys, n, n * (S + O / 2.0), c1, c1 * S, c1 / S)
+    t_two = step_time(phys, n, n * (S + O / 2.0), c2, c2 * S, c2 / S)
+    t_full = step_time(phys, n, n * (S + O / 2.0), Ta, Ta * S, Ta / S)
+    kinds = (t0, t_one, t_two)
+    counts = (1.0 - qq, qq * (1.0 - pi), qq * pi)
+    span = sum(k * t for k, t in zip(counts, kinds))
+    shares = [k * t / span for k, t in zip(counts, kinds)]
+    resid = sum(f * t / 2.0 for f, t in zip(shares, kinds))
+    # prompt-token backlog as an M/G/1 on work (Kingman) at full-chunk speed Ta / t_full;
+    # only the part beyond the Ta - S tokens that still fit the next step delays it
+    rho_T = np.minimum(lam_l * S * t_full / Ta, 1.0)
+    w_work = rho_p / (1.0 - rho_p) * (ca2 + cs2_isl) / 2.0 * D
+    m_tok = w_work / np.maximum(rho_p, 1e-12) * c / t1              # mean backlog when busy, tokens
+    k_own = np.ceil(S / Ta)
+    slack = np.maximum(k_own * Ta - S, 0.0)
+    fit = np.exp(-slack / np.maximum(m_tok, 1e-12))
+    w_extra = w_work * fit
+    pw_extra = rho_p * fit
+    # own steps: k - 1 full chunks, then the last piece plus the prompts that joined it
+    last = S - (k_own - 1.0) * Ta
+    c_own = np.minimum(Ta, last + lam_l * S * (resid + w_extra))
+    t_own = step_time(phys, n, ctx_n, c_own, c_own * S, c_own / S)
+    D_own = (k_own - 1.0) * t_full + t_own
+    residence = w_extra + resid + D_own + (O - 1.0) * tau          # KV slot held (reserved at admission)
     rho_kv = lam_l * residence / eng.max_seqs
     w_kv = _slot_wait(rho_kv, eng.max_seqs, (ca2 + 0.0) / 2.0, residence)
-    ttft = resid + w_p + w_kv + D_own
+    ttft = resid + w_extra + w_kv + D_own
     tpot = tau
-    stable = st["converged"] & (rho_kv < 1.0) & (rho_p < 1.0) & (lam < sat)
+    stable = st["converged"] & (rho_kv < 1.0) & (rho_p < 1.0) & (rho_T < 1.0) & (lam < sat)
     e2e = ttft + (O - 1.0) * tpot
     stats = {("ttft", "mean"): ttft, ("tpot", "mean"): tpot, ("itl", "mean"): tau, ("e2e", "mean"): e2e}
     if quantiles:
         # Section 5: percentiles.
-        pw_p = rho_p                                          # P(wait) ~ utilisation (heavy traffic)
         pw_kv = np.clip(rho_kv, 0.0, 1.0) ** (np.sqrt(2.0 * (eng.max_seqs + 1.0)) - 1.0)
-        # fluctuation of the decode batch: Poisson (M/D/inf) scaled by peakedness (1 + ca2)/2;
-        # closed loop: binomial over N clients.
+        # fluctuation of the decode batch: Poisson (M/D/inf) scaled by the peakedness
+        # (1 + ca2)/2; closed loop: binomial over N clients.
         if closed is None:
-            var_n = n * (1.0 + ca2) / 2.0
+            zpk = (1.0 + ca2) / 2.0
         else:
-            var_n = n * np.clip(1.0 - n * G / np.maximum(closed, 1e-9), 0.0, 1.0)
+            zpk = np.clip(1.0 - n * G / np.maximum(closed, 1e-9), 0.0, 1.0)
+        var_n = n * zpk
         dn = np.maximum(n * 1e-3, 1e-3)
-        d0 = (step_time(phys, n + dn, (n + dn) * (S + O / 2.0)) - step_time(phys, np.maximum(n - dn, 0), np.maximum(n - dn, 0) * (S + O / 2.0))) / (2 * dn)
+        nm = np.maximum(n - dn, 0.0)
+        d0 = (step_time(phys, n + dn, (n + dn) * (S + O / 2.0)) - step_time(phys, nm, nm * (S + O / 2.0))) / (n + dn - nm)
         sd0 = np.abs(d0) * np.sqrt(var_n)
-        # carrying steps: chunk c1 (one prompt) or full (Ta), mixed to give the mean c
-        pi = np.clip((c - c1) / np.maximum(Ta - c1, 1e-9), 0.0, 1.0)
-        t_full = step_time(phys, n, n * (S + O / 2.0), Ta, Ta * S, Ta / S)
-        t_one = step_time(phys, n, n * (S + O / 2.0), c1, c1 * S, c1 / S)
-        qq = np.minimum(q, 1.0)
-        # per-request TPOT: life average of n (variance 2/3 var_n: M/D/inf window) and K
-        # prompts arriving during the decode phase, each adding S/c carrying steps.
+        # per-request TPOT: the life average of n (variance 2/3 n, M/D/inf window), K prompts
+        # prefilled during the decode phase (variance m_k), covariance m_k / 2 (section 5).
         m_k = lam_l * (O - 1.0) * tau
-        var_tpot = (d0 ** 2) * var_n * 2.0 / 3.0 + ((t1 - t0) * S / c) ** 2 * ca2 * m_k / np.maximum(O - 1.0, 1.0) ** 2
-        sd_tpot = np.sqrt(var_tpot)
+        e = (t1 - t0) * S / c / np.maximum(O - 1.0, 1.0)
+        var_tpot = zpk * (d0 * d0 * n * 2.0 / 3.0 + e * e * m_k + d0 * e * m_k)
+        sd_tpot = np.sqrt(np.maximum(var_tpot, 0.0))
         for key, p in _P.items():
+            if needed is not None and not any(st_ == key for _, st_ in needed):
+                continue
             z = _Z[key]
-            wq = _exp_tail_quantile(w_p, pw_p, p) + _exp_tail_quantile(w_kv, pw_kv, p)
-            stats[("ttft", key)] = D_own + resid + wq
+            tail = 1.0 - p
+            # residual of the step in progress: uniform over a length-biased step
+            hi = np.max(np.stack(kinds), axis=0)
+            _, r_p = _bisect(lambda x: sum(f * np.clip(1.0 - x / t, 0.0, 1.0) for f, t in zip(shares, kinds)) > tail,
+                             np.zeros_like(hi), hi, 30)
+            wq = np.maximum(r_p, resid + _exp_tail_quantile(w_extra, pw_extra, p)) + _exp_tail_quantile(w_kv, pw_kv, p)
+            stats[("ttft", key)] = D_own + wq
             stats[("itl", key)] = _mixture_quantile(
-                [t0, t_one, t_full], [sd0, sd0, sd0], [1.0 - qq, qq * (1.0 - pi), qq * pi], p)
+                [t0, t_one, t_two], [sd0, sd0, sd0], [1.0 - qq, qq * (1.0 - pi), qq * pi], p)
             stats[("tpot", key)] = tpot + z * sd_tpot
             stats[("e2e", key)] = stats[("ttft", key)] + (O - 1.0) * stats[("tpot", key)]
     conc = lam * e2e
     return LoadResult(
         rate=lam, throughput_tokens_per_s=lam * O, concurrency=conc, running=n, step_decode=t0,
-        step_prefill=t1, chunk_tokens=c, prefill_step_fraction=q, rho=lam / sat, rho_prefill=rho_p,
+        step_prefill=t1, chunk_tokens=c, prefill_step_fraction=q, rho=np.maximum(lam / sat, rho_kv), rho_prefill=rho_p,
         rho_kv=rho_kv, saturation_rate=sat, stable=stable, stats=stats,
     )
 
@@ -468,7 +499,7 @@ class Capacity:
 
 
 def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Sequence[Target],
-                    iters: int = 40) -> Capacity:
+                    iters: int = 32) -> Capacity:
     """Highest request rate per replica at which each configuration meets every target
     (vectorised bisection over the rate, section 6). A configuration that misses a target
     even at a vanishing rate gets capacity 0 with that target binding."""
@@ -480,8 +511,10 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
         sat, _ = _saturation(phys, eng, S, O)
         sat = np.where(np.isfinite(sat) & (sat > 0), sat, 0.0)
 
+        needed = {(t.metric, t.statistic) for t in targets}
+
         def ratios(x):
-            r = _open(phys, eng, wl, x, S, O, closed=None)
+            r = _open(phys, eng, wl, x, S, O, closed=None, needed=needed)
             vals = np.stack([r.get(t.metric, t.statistic) for t in targets]) if len(targets) else np.zeros((0, n_cfg))
             return r, vals / limits[:, None]
 
@@ -494,9 +527,9 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
         hi = sat * (1.0 - 1e-9)
         lo_, hi_ = _bisect(ok, lo, np.maximum(hi, lo), iters, geometric=True)
         rate = np.where(feasible0, lo_, 0.0)
-        r_at, _ = ratios(np.maximum(rate, lo))
+        r_at = _open(phys, eng, wl, np.maximum(rate, lo), S, O, closed=None)
         _, rt_hi = ratios(hi_)
-        r_hi_stable = _open(phys, eng, wl, hi_, S, O, closed=None).stable
+        r_hi_stable = _open(phys, eng, wl, hi_, S, O, closed=None, quantiles=False).stable
         bind_hi = np.where(len(targets) and True, np.argmax(rt_hi, axis=0) if len(targets) else -1, -1)
         binding = np.where(r_hi_stable & (np.max(rt_hi, axis=0) > 1.0 if len(targets) else False), bind_hi, -1)
         binding = np.where(feasible0, binding, np.argmax(rt0, axis=0) if len(targets) else -1)
