@@ -295,7 +295,7 @@ def _saturation(phys: StepPhysics, eng: Engine, S, O):
     return phys.lanes * n / (np.maximum(O - 1.0, 1e-9) * tau), tau
 
 
-def _steady(phys: StepPhysics, eng: Engine, rate, S, O, iters: int = 36):
+def _steady(phys: StepPhysics, eng: Engine, rate, S, O, iters: int = 30):
     """Section 3: the mean step by the fluid fixed point tau = F(tau) (bisection)."""
     lam = rate / phys.lanes
     T = eng.token_budget
@@ -375,7 +375,7 @@ def load_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate=None, client
             r = _open(phys, eng, wl, x, S, O, closed=N, quantiles=False)
             resid = r.get("ttft", "mean") + (O - 1.0) * r.get("tpot", "mean")
             return r.stable & (x * resid < N)
-        lo, hi = _bisect(under, lo, hi, 50)
+        lo, hi = _bisect(under, lo, hi, 36)
         return _open(phys, eng, wl, lo, S, O, closed=N)
 
 
@@ -499,7 +499,7 @@ class Capacity:
 
 
 def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Sequence[Target],
-                    iters: int = 32) -> Capacity:
+                    iters: int = 26) -> Capacity:
     """Highest request rate per replica at which each configuration meets every target
     (vectorised bisection over the rate, section 6). A configuration that misses a target
     even at a vanishing rate gets capacity 0 with that target binding."""
