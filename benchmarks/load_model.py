@@ -1,0 +1,105 @@
+"""Cost of the load model (planner/physics/load.py) and of the simulator (planner/simulate.py).
+
+Times the closed forms at a rate, the closed loop at N clients and capacity at SLO over
+~10,000 configurations of one model, and one simulation of 5,000 requests; with
+--agreement, prints closed forms vs simulation at utilisation 0.3 / 0.6 / 0.8.
+
+    python benchmarks/load_model.py [--model llama-3.1-70b] [--agreement]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from planner.catalog import Catalog
+from planner.physics import load as L
+from planner.physics.options import PRESETS
+from planner.physics.space import KV_NAMES, SCHEME_NAMES, Configs, GpuTable
+from planner.simulate import Arrivals, Lengths, simulate_config
+
+CASES = [
+    ("llama-3.1-8b", "h100-sxm", "w16a16", "bf16", 1, 64, 1024, 256),
+    ("llama-3.1-70b", "h100-sxm", "w8a8-fp8", "fp8", 2, 128, 2000, 300),
+    ("mixtral-8x7b", "h100-sxm", "w16a16", "bf16", 2, 64, 3000, 200),
+    ("llama-3.1-70b", "h100-sxm", "w8a8-fp8", "fp8", 2, 256, 5000, 500),
+]
+
+
+def best(fn, repeats=3):
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        ts.append(time.perf_counter() - t0)
+    return min(ts), out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="llama-3.1-70b")
+    ap.add_argument("--agreement", action="store_true")
+    args = ap.parse_args()
+    cat = Catalog.default()
+    o = PRESETS["realistic"]
+    model = cat.model(args.model)
+    table = GpuTable.build(list(cat.gpus.values()))
+    c = Configs.grid(range(len(table.gpus)), [SCHEME_NAMES.index(s) for s in ("w16a16", "w8a8-fp8", "w4a16")],
+                     range(len(KV_NAMES)), [1, 2, 4, 8], [1, 2, 4], [1], [16, 32, 64, 128, 256], [2048], [256])
+    t_phys, ph = best(lambda: L.step_physics(model, table, c, o))
+    eng = L.engine(ph)
+    keep = np.flatnonzero(eng.max_seqs >= 1)
+    c = c.take(keep)
+    ph = L.step_physics(model, table, c, o)
+    eng = L.engine(ph)
+    n = len(c)
+    wl = L.Workload(2048.0, 256.0)
+    sat, _ = L._saturation(ph, eng, np.full(n, 2048.0), np.full(n, 256.0))
+    t_rate, _ = best(lambda: L.load_metrics(ph, eng, wl, rate=0.5 * sat))
+    t_closed, _ = best(lambda: L.load_metrics(ph, eng, wl, clients=32))
+    targets = [L.Target("ttft", "p99", 2.0), L.Target("tpot", "p90", 0.05)]
+    t_cap, cap = best(lambda: L.capacity_at_slo(ph, eng, wl, targets), repeats=1)
+    print(f"{args.model}: {n:,} feasible configurations (step physics {t_phys * 1e3:.0f} ms for {len(keep):,}+ rows)")
+    print(f"  closed forms at a rate:     {t_rate * 1e3:8.1f} ms  ({t_rate / n * 1e6:.2f} us/config)")
+    print(f"  closed loop, 32 clients:    {t_closed * 1e3:8.1f} ms  ({t_closed / n * 1e6:.2f} us/config)")
+    print(f"  capacity at SLO (2 targets):{t_cap * 1e3:8.1f} ms  ({t_cap / n * 1e6:.2f} us/config); "
+          f"{int(np.sum(cap.rate > 0)):,} configurations meet both")
+
+    m, g, sch, kv, tp, b, S, Ou = CASES[3]
+    t1 = GpuTable.build([cat.gpus[g]])
+    ph1 = L.step_physics(cat.model(m), t1, Configs.single(0, sch, kv, tp, 1, 1, b, S, Ou), o)
+    eng1 = L.engine(ph1)
+    for arr in (Arrivals("poisson", rate=1.2), Arrivals("closed", clients=25, think_s=0.005)):
+        ts, r = best(lambda: simulate_config(ph1, eng1, 0, arr, Lengths(S), Lengths(Ou), n_requests=5000))
+        print(f"  simulation, 5,000 requests of {S}/{Ou} ({arr.kind}): {ts * 1e3:.0f} ms, {r.steps:,} steps")
+    m, g, sch, kv, tp, b, S, Ou = CASES[0]
+    t1 = GpuTable.build([cat.gpus[g]])
+    ph1 = L.step_physics(cat.model(m), t1, Configs.single(0, sch, kv, tp, 1, 1, b, S, Ou), o)
+    eng1 = L.engine(ph1)
+    ts, r = best(lambda: simulate_config(ph1, eng1, 0, Arrivals("poisson", rate=10.0), Lengths(S), Lengths(Ou), n_requests=5000))
+    print(f"  simulation, 5,000 requests of {S}/{Ou} (poisson, 8B): {ts * 1e3:.0f} ms, {r.steps:,} steps")
+
+    if args.agreement:
+        print("\nclosed form / simulation - 1 (5,000 Poisson requests, seed 1)")
+        print(f"{'case':28s} {'rho':>4s} {'TTFT':>6s} {'p99':>6s} {'TPOT':>6s} {'p99':>6s} {'ITLp50':>6s} {'ITLp99':>6s}")
+        for case in CASES:
+            m, g, sch, kv, tp, b, S, Ou = case
+            t1 = GpuTable.build([cat.gpus[g]])
+            ph1 = L.step_physics(cat.model(m), t1, Configs.single(0, sch, kv, tp, 1, 1, b, S, Ou), o)
+            eng1 = L.engine(ph1)
+            sat1, _ = L._saturation(ph1, eng1, np.array([float(S)]), np.array([float(Ou)]))
+            for frac in (0.3, 0.6, 0.8):
+                lam = frac * float(sat1[0])
+                cf = L.load_metrics(ph1, eng1, L.Workload(S, Ou), rate=lam)
+                sim = simulate_config(ph1, eng1, 0, Arrivals("poisson", rate=lam), Lengths(S), Lengths(Ou),
+                                      n_requests=5000, seed=1).summary
+                cols = [float(cf.get(k, s)[0]) / sim[f"{k}_{s}"] - 1 for k, s in
+                        (("ttft", "mean"), ("ttft", "p99"), ("tpot", "mean"), ("tpot", "p99"), ("itl", "p50"), ("itl", "p99"))]
+                tag = "" if cf.stable[0] else "  (closed form: unstable)"
+                print(f"{m + ' ' + str(S) + '/' + str(Ou):28s} {float(cf.rho[0]):4.2f} " + " ".join(f"{x:+6.0%}" for x in cols) + tag)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,538 @@
+"""Latency under load for an aggregated engine (continuous batching, chunked prefill).
+
+Vectorised over configurations, pure numpy, no solver imports. Derivations, names of the
+approximations and their sources: docs/load.md (section numbers in comments).
+
+Conventions follow planner/physics/perf.py: ``n_decode`` and ``prefill_tokens`` are per
+pipeline micro-batch and attention group (per *lane*); a replica has
+``lanes = PP x max(1, EP/TP)`` lanes, each serving 1/lanes of the requests. A *step* is one
+full pipeline cycle (perf.py's TPOT), in which every running sequence of the lane gains
+one token. Rates are per replica, per second.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from planner.catalog.schema import ModelSpec
+from planner.physics.options import Assumptions
+from planner.physics.perf import (
+    _BITS, _FALLBACK, _KV_BYTES, _MATH, Arch, _allreduce_factor, _alltoall, _link, _pipeline_hops,
+    _transfer, _weight_bytes_read, evaluate,
+)
+from planner.physics.quant import ACTIVATION_BYTES, EMBEDDING_BYTES
+from planner.physics.space import Configs, GpuTable
+
+METRICS: tuple[str, ...] = ("ttft", "tpot", "itl", "e2e")
+STATISTICS: tuple[str, ...] = ("mean", "p50", "p90", "p95", "p99")
+_Z = {"p50": 0.0, "p90": 1.2815515655446004, "p95": 1.6448536269514722, "p99": 2.3263478740408408}
+_P = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
+DEFAULT_TOKEN_BUDGET = 8192  # vLLM's chunked-prefill max_num_batched_tokens
+
+
+# ----------------------------------------------------------------------------------------
+# Section 1: the mixed step
+# ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StepPhysics:
+    """Per-configuration coefficients of the mixed-step time (docs/load.md section 1).
+
+    Times are per pipeline cycle (all PP stages). Linear coefficients are seconds per
+    token (or per cached token, per attention unit); weight reads and collectives depend
+    on the step's token count only and are evaluated by ``weights_time``/``comm_time``."""
+
+    arch: Arch
+    o: Assumptions
+    table: GpuTable
+    configs: Configs
+    lanes: np.ndarray            # PP x attention-DP groups: independent batches per replica
+    lin_decode: np.ndarray       # s per decode token (linear layers + LM head), FLOP side
+    lin_prefill: np.ndarray      # s per prompt token (linear layers, no LM head), FLOP side
+    lin_head: np.ndarray         # s per prompt that completes in the step (its one logit row)
+    attn_prefill: np.ndarray     # s per unit of c^2 + 2 c p (chunk of c after p cached tokens)
+    kv_read: np.ndarray          # s per cached token read by decode (bytes side)
+    attn_decode: np.ndarray      # s per cached token attended by decode (FLOP side)
+    overhead: np.ndarray         # per-layer and per-step overheads of one step
+    max_batch: np.ndarray        # sequences per lane the KV cache holds at S + O tokens each
+    kv_pool_tokens: np.ndarray   # KV tokens per lane
+    _w: dict = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.configs)
+
+    # -- token-count-only terms -------------------------------------------------------
+    def weights_time(self, tokens: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
+        """Seconds of weight reads in one cycle (all stages) for ``tokens`` per lane."""
+        w = self._w
+        sl = slice(None) if idx is None else idx
+        routed = np.asarray(tokens, dtype=float) * w["dp_attn"][sl]
+        nbytes = _weight_bytes_read(self.arch, self.o, w["tp"][sl], w["group"][sl], w["kv_frac_w"][sl],
+                                    w["b_w"][sl], w["b_e"][sl], routed)
+        return nbytes / (w["bw"][sl] * self.o.memory_bandwidth_efficiency)
+
+    def comm_time(self, tokens: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
+        """Seconds of TP/EP collectives (all stages) plus pipeline hops, for ``tokens``."""
+        w, o, p = self._w, self.o, self.arch.params
+        sl = slice(None) if idx is None else idx
+        tp, pp, ep, gi = w["tp"][sl], w["pp"][sl], w["ep"][sl], self.configs.gpu[sl]
+        tokens = np.asarray(tokens, dtype=float)
+        msg = tokens * self.arch.hidden * ACTIVATION_BYTES
+        tp_bw, tp_lat = _link(self.table, gi, tp)
+        n_ar = (2.0 * p.dense_layers + np.where(ep > 1, 1.0, 2.0) * p.moe_layers) / pp
+        t_tp = np.where(tp > 1, n_ar * _transfer(tp_lat, _allreduce_factor(tp, o) * msg, tp_bw, o), 0.0)
+        t_ep = _alltoall(self.arch, o, self.table, gi, tp, ep, tokens) * p.moe_layers / pp
+        t_pp = _pipeline_hops(o, self.table, gi, tp, pp, msg, wraparound=True)
+        return pp * (t_tp + t_ep), t_pp
+
+
+def step_physics(model: ModelSpec, table: GpuTable, configs: Configs, o: Assumptions) -> StepPhysics:
+    """Coefficients of the mixed-step time for every configuration (section 1)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        arch = Arch.of(model)
+        p = arch.params
+        gi = configs.gpu
+        tp, pp, ep = configs.tp, configs.pp, configs.ep
+        group = np.maximum(tp, ep)
+        dp_attn = np.maximum(1.0, ep / tp)
+        peak = table.flops[gi, _MATH[configs.scheme]]
+        fb = _FALLBACK[configs.scheme]
+        peak = np.where(np.isnan(peak) & (fb >= 0), table.flops[gi, np.maximum(fb, 0)], peak)
+        b_w = _BITS[configs.scheme] / 8.0
+        b_e = b_w if o.quantize_embeddings else np.full_like(b_w, EMBEDDING_BYTES)
+        b_kv = _KV_BYTES[configs.kv]
+        if arch.kv_replicates:
+            kv_frac = np.ceil(arch.kv_heads / tp) / arch.kv_heads
+            kv_frac_w = np.maximum(kv_frac, 1.0 / tp)
+        else:
+            kv_frac = np.ones_like(tp)
+            kv_frac_w = 1.0 / tp
+        bw = table.bandwidth[gi] * table.eff_memory[gi]
+        f_dec = peak * table.eff_compute[gi] * o.compute_efficiency
+        f_pre = peak * table.eff_prefill[gi] * o.prefill_compute_efficiency
+        on = 1.0 if o.include_compute else 0.0
+        head = float(p.lm_head or p.embedding)
+        L = float(arch.layers)
+        kv_on = 1.0 if o.include_kv_reads else 0.0
+        ev = evaluate(model, table, configs, o)
+        per_token_kv = ev.kv_bytes_per_sequence / (configs.input_tokens + configs.output_tokens)
+        room = np.maximum(ev.usable_bytes - ev.weights_bytes - ev.activation_bytes - ev.reserve_bytes, 0.0)
+        # Every cycle term is a per-stage term x PP: the per-stage coefficients carry /PP.
+        return StepPhysics(
+            arch=arch, o=o, table=table, configs=configs, lanes=pp * dp_attn,
+            lin_decode=on * 2.0 * (p.active_nonembedding + head) / tp / f_dec,
+            lin_prefill=on * 2.0 * p.active_nonembedding / tp / f_pre,
+            lin_head=on * 2.0 * head / tp / f_pre,
+            attn_prefill=on * L * arch.attn_prefill_flops / tp / f_pre,
+            kv_read=kv_on * L * arch.kv_elements * b_kv * kv_frac / (bw * o.memory_bandwidth_efficiency),
+            attn_decode=kv_on * on * L * arch.attn_decode_flops / tp / f_dec,
+            overhead=np.full(len(configs), o.per_layer_overhead_s * L + o.step_overhead_s),
+            max_batch=ev.max_batch, kv_pool_tokens=np.floor(room / per_token_kv),
+            _w=dict(tp=tp, pp=pp, ep=ep, group=group, dp_attn=dp_attn, kv_frac_w=kv_frac_w,
+                    b_w=b_w, b_e=b_e, bw=bw),
+        )
+
+
+def step_time(phys: StepPhysics, n_decode, context_tokens, prefill_tokens=0.0,
+              prefill_attention=None, prefill_completions=None) -> np.ndarray:
+    """Seconds of one mixed step (a full pipeline cycle), vectorised over configurations.
+
+    n_decode: decode sequences per lane; context_tokens: their *total* cached tokens
+    (n_decode x mean context); prefill_tokens: prompt tokens in the step's chunk;
+    prefill_attention: sum over the chunk's pieces of c^2 + 2 c p (a piece of c tokens
+    after p cached ones; default prefill_tokens^2, one prompt from its start);
+    prefill_completions: prompts whose last chunk is in the step (LM-head rows; default 1
+    if prefill_tokens > 0). docs/load.md section 1."""
+    o = phys.o
+    n = np.asarray(n_decode, dtype=float)
+    ctx = np.asarray(context_tokens, dtype=float)
+    c = np.asarray(prefill_tokens, dtype=float)
+    A = c * c if prefill_attention is None else np.asarray(prefill_attention, dtype=float)
+    heads = (c > 0).astype(float) if prefill_completions is None else np.asarray(prefill_completions, dtype=float)
+    tokens = n + c
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_w = phys.weights_time(tokens)
+        flops = n * phys.lin_decode + c * phys.lin_prefill + heads * phys.lin_head + A * phys.attn_prefill
+        compute = np.maximum(t_w, flops) + np.maximum(ctx * phys.kv_read, ctx * phys.attn_decode)
+        comm, hops = phys.comm_time(tokens)
+        if o.overlap_comm:
+            return np.maximum(compute, comm + hops) + phys.overhead
+        return compute + comm + hops + phys.overhead
+
+
+def scalar_step_fn(phys: StepPhysics, i: int, max_tokens: int):
+    """A pure-Python step-time function of configuration ``i`` for the simulator: the same
+    formula as ``step_time``, with the token-count-only terms tabulated for 0..max_tokens."""
+    idx = np.full(max_tokens + 1, i)
+    grid = np.arange(max_tokens + 1, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tw = phys.weights_time(grid, idx).tolist()
+        comm, hops = phys.comm_time(grid, idx)
+    cm = (comm + hops).tolist()
+    overlap = phys.o.overlap_comm
+    a_n, a_c, a_h, a_A = (float(phys.lin_decode[i]), float(phys.lin_prefill[i]),
+                          float(phys.lin_head[i]), float(phys.attn_prefill[i]))
+    kvr, kva = float(phys.kv_read[i]), float(phys.attn_decode[i])
+    kv = max(kvr, kva)        # both terms are proportional to the cached tokens
+    ovh = float(phys.overhead[i])
+    comm_only = (comm).tolist()
+    hops_only = hops.tolist()
+
+    def f(n: int, ctx: float, c: int = 0, A: float = 0.0, heads: int = 0) -> float:
+        tok = n + c
+        lin = n * a_n + c * a_c + heads * a_h + A * a_A
+        w = tw[tok]
+        comp = (w if w > lin else lin) + ctx * kv
+        if overlap:
+            x = comm_only[tok] + hops_only[tok]
+            return (comp if comp > x else x) + ovh
+        return comp + cm[tok] + ovh
+    return f
+
+
+# ----------------------------------------------------------------------------------------
+# Section 2: engine (scheduler) parameters
+# ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Engine:
+    """Scheduler parameters per configuration and lane: plan outputs (section 2)."""
+
+    token_budget: np.ndarray     # tokens per step (decode first, then prefill chunks)
+    max_seqs: np.ndarray         # running sequences per lane (max-num-seqs, KV capacity)
+    kv_pool_tokens: np.ndarray   # KV-cache tokens per lane
+
+
+def engine(phys: StepPhysics, token_budget=None, max_seqs=None) -> Engine:
+    """Defaults: the assumptions' max_batched_tokens (8192 if 0), and max sequences = the
+    configuration's batch capped by what the KV cache holds at S + O tokens a sequence."""
+    n = len(phys)
+    T = token_budget if token_budget is not None else (phys.o.max_batched_tokens or DEFAULT_TOKEN_BUDGET)
+    cap = phys.configs.batch if max_seqs is None else max_seqs
+    cap = np.minimum(np.broadcast_to(np.asarray(cap, dtype=float), (n,)), phys.max_batch)
+    return Engine(token_budget=np.broadcast_to(np.asarray(T, dtype=float), (n,)).copy(),
+                  max_seqs=cap, kv_pool_tokens=phys.kv_pool_tokens.copy())
+
+
+# ----------------------------------------------------------------------------------------
+# Section 3-5: closed forms under load
+# ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Workload:
+    """Request shape per configuration (broadcastable arrays). ``arrival_cv2``: squared
+    coefficient of variation of inter-arrival times (1 Poisson, > 1 bursty Gamma);
+    ``isl_cv2``: squared CV of prompt lengths (0 fixed)."""
+
+    isl: np.ndarray | float
+    osl: np.ndarray | float
+    arrival_cv2: np.ndarray | float = 1.0
+    isl_cv2: np.ndarray | float = 0.0
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """Steady state of each configuration at its rate; times in seconds, rates per replica."""
+
+    rate: np.ndarray                  # requests/s
+    throughput_tokens_per_s: np.ndarray  # output tokens/s
+    concurrency: np.ndarray           # requests in the replica (Little: rate x mean e2e)
+    running: np.ndarray               # decode sequences per lane (mean)
+    step_decode: np.ndarray           # a step with no prefill
+    step_prefill: np.ndarray          # a step carrying a chunk of the mean size
+    chunk_tokens: np.ndarray          # mean chunk of a prefill-carrying step
+    prefill_step_fraction: np.ndarray  # share of steps that carry prefill
+    rho: np.ndarray                   # utilisation: rate / saturation rate
+    rho_prefill: np.ndarray           # share of time in prefill-carrying steps
+    rho_kv: np.ndarray                # sequences holding KV / max sequences
+    saturation_rate: np.ndarray       # requests/s at which the engine saturates
+    stable: np.ndarray
+    stats: dict[tuple[str, str], np.ndarray]
+
+    def get(self, metric: str, statistic: str) -> np.ndarray:
+        return self.stats[(metric, statistic)]
+
+
+def _ncdf(x: np.ndarray) -> np.ndarray:
+    """Standard normal CDF (Abramowitz & Stegun 7.1.26 for erf, |error| < 1.5e-7)."""
+    z = np.abs(x) / np.sqrt(2.0)
+    t = 1.0 / (1.0 + 0.3275911 * z)
+    y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t
+               + 0.254829592) * t * np.exp(-z * z)
+    return 0.5 * (1.0 + np.sign(x) * y)
+
+
+def _bisect(fn, lo: np.ndarray, hi: np.ndarray, iters: int, geometric: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised bisection for the boundary of ``fn(x) True`` (assumed True at lo, False at hi)."""
+    lo, hi = lo.copy(), hi.copy()
+    for _ in range(iters):
+        mid = np.sqrt(lo * hi) if geometric else 0.5 * (lo + hi)
+        ok = fn(mid)
+        lo = np.where(ok, mid, lo)
+        hi = np.where(ok, hi, mid)
+    return lo, hi
+
+
+def _chunk(c1, Ta, u):
+    """Mean chunk of a prefill-carrying step (section 3, 'chunk fill'): c = c1 + (Ta - c1) q
+    with q = u / c, solved for c; u = mean prompt tokens per step."""
+    d = np.maximum(Ta - c1, 0.0)
+    c = 0.5 * (c1 + np.sqrt(c1 * c1 + 4.0 * d * u))
+    return np.minimum(c, np.maximum(Ta, c1))
+
+
+def _saturation(phys: StepPhysics, eng: Engine, S, O):
+    """Section 3: the rate at which every step is full: n decode + c prompt tokens = budget,
+    in the ratio (O-1) : S, n capped by max sequences."""
+    T, cap = eng.token_budget, eng.max_seqs
+    n = np.minimum(T * (O - 1.0) / (S + O - 1.0), cap)
+    n = np.maximum(n, 1e-9)
+    c = n * S / np.maximum(O - 1.0, 1e-9)
+    tau = step_time(phys, n, n * (S + O / 2.0), c, c * S, c / S)
+    return phys.lanes * n / (np.maximum(O - 1.0, 1e-9) * tau), tau
+
+
+def _steady(phys: StepPhysics, eng: Engine, rate, S, O, iters: int = 30):
+    """Section 3: the mean step by the fluid fixed point tau = F(tau) (bisection)."""
+    lam = rate / phys.lanes
+    T = eng.token_budget
+
+    def parts(tau):
+        n = lam * (O - 1.0) * tau
+        Ta = np.maximum(T - n, 1.0)
+        c1 = S / np.ceil(S / Ta)
+        u = lam * S * tau
+        c = _chunk(c1, Ta, u)
+        q = u / c
+        t0 = step_time(phys, n, n * (S + O / 2.0), 0.0, 0.0, 0.0)
+        t1 = step_time(phys, n, n * (S + O / 2.0), c, c * S, c / S)
+        return n, Ta, c1, c, q, t0, t1
+
+    def F(tau):
+        _, _, _, _, q, t0, t1 = parts(tau)
+        return (1.0 - np.minimum(q, 1.0)) * t0 + np.minimum(q, 1.0) * t1
+
+    _, tau_sat = _saturation(phys, eng, S, O)
+    lo = step_time(phys, 0.0, 0.0, 0.0, 0.0, 0.0) * 0.5
+    hi = 4.0 * np.maximum(tau_sat, lo * 4.0)
+    lo_, hi_ = _bisect(lambda t: F(t) > t, lo, hi, iters, geometric=True)
+    tau = hi_
+    n, Ta, c1, c, q, t0, t1 = parts(tau)
+    converged = np.abs(F(tau) - tau) <= 1e-6 * tau + 1e-12
+    return dict(tau=tau, n=n, Ta=Ta, c1=c1, c=c, q=q, t0=t0, t1=t1, converged=converged & (q < 1.0))
+
+
+def _slot_wait(rho, c, cv2, service):
+    """Section 4: G/G/c mean wait, Allen-Cunneen with Sakasegawa's probability of waiting."""
+    c = np.maximum(c, 1.0)
+    r = np.clip(rho, 0.0, 1.0 - 1e-12)
+    pw = r ** (np.sqrt(2.0 * (c + 1.0)) - 1.0)
+    return pw / (c * (1.0 - r)) * cv2 * service
+
+
+def _exp_tail_quantile(mean, prob_wait, p):
+    """p-quantile of a wait with P(W > t) = a exp(-t a / mean), a = P(wait) (section 4)."""
+    a = np.clip(prob_wait, 1e-12, 1.0)
+    tail = 1.0 - p
+    return np.where(a > tail, mean / a * np.log(a / tail), 0.0)
+
+
+def _mixture_quantile(means, sds, weights, p, iters=40):
+    """p-quantile of a mixture of normals (lists of arrays), by bisection."""
+    lo = np.min([m - 6 * s for m, s in zip(means, sds)], axis=0)
+    hi = np.max([m + 6 * s for m, s in zip(means, sds)], axis=0)
+
+    def below(t):
+        cdf = sum(w * _ncdf((t - m) / np.maximum(s, 1e-15)) for m, s, w in zip(means, sds, weights))
+        return cdf < p
+    _, hi = _bisect(below, lo, hi, iters)
+    return hi
+
+
+def load_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate=None, clients=None) -> LoadResult:
+    """Closed forms under load (sections 3-5), vectorised over configurations.
+
+    Give ``rate`` (requests/s per replica, open loop) or ``clients`` (closed loop, N
+    clients per replica sending their next request when the last completes): the closed
+    loop solves N = X (TTFT + (OSL - 1) TPOT) for the throughput X by bisection."""
+    n_cfg = len(phys)
+    S = np.broadcast_to(np.asarray(wl.isl, dtype=float), (n_cfg,))
+    O = np.broadcast_to(np.asarray(wl.osl, dtype=float), (n_cfg,))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if clients is None:
+            lam = np.broadcast_to(np.asarray(rate, dtype=float), (n_cfg,))
+            return _open(phys, eng, wl, lam, S, O, closed=None)
+        N = np.broadcast_to(np.asarray(clients, dtype=float), (n_cfg,))
+        sat, _ = _saturation(phys, eng, S, O)
+        # Largest rate a lane can carry with N clients: N / (their minimum residence).
+        lo = np.zeros(n_cfg) + 1e-12 * sat
+        hi = sat * (1.0 - 1e-9)
+
+        def under(x):
+            r = _open(phys, eng, wl, x, S, O, closed=N, quantiles=False)
+            resid = r.get("ttft", "mean") + (O - 1.0) * r.get("tpot", "mean")
+            return r.stable & (x * resid < N)
+        lo, hi = _bisect(under, lo, hi, 36)
+        return _open(phys, eng, wl, lo, S, O, closed=N)
+
+
+def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None) -> LoadResult:
+    G = phys.lanes
+    ca2 = np.broadcast_to(np.asarray(wl.arrival_cv2, dtype=float), lam.shape)
+    cs2_isl = np.broadcast_to(np.asarray(wl.isl_cv2, dtype=float), lam.shape)
+    if closed is not None:
+        ca2 = np.ones_like(lam)   # finite-source arrivals taken as Poisson (section 5)
+    sat, _ = _saturation(phys, eng, S, O)
+    st = _steady(phys, eng, lam, S, O)
+    tau, n, c, q, t0, t1, Ta, c1 = st["tau"], st["n"], st["c"], st["q"], st["t0"], st["t1"], st["Ta"], st["c1"]
+    lam_l = lam / G
+    # Section 4: TTFT = residual of the step in progress + backlog beyond one chunk + own steps.
+    ctx_n = n * (S + O / 2.0)
+    qq = np.minimum(q, 1.0)
+    D = S / c * t1                                   # time in carrying steps per prompt
+    rho_p = np.minimum(lam_l * D, 1.0)               # share of time in carrying steps
+    # residual of the step in progress (length-biased); closed-loop clients are taken to
+    # arrive unsynchronised with steps as well (network, tokenizer), section 5
+    # (time shares of decode, one-prompt and full-chunk steps; the carrying steps carry c1 or
+    # Ta tokens, mixed to give the mean chunk c)
+    c2 = np.minimum(Ta, c1 + S)
+    pi = np.clip((c - c1) / np.maximum(c2 - c1, 1e-9), 0.0, 1.0)
+    t_one = step_time(phys, n, n * (S + O / 2.0), c1, c1 * S, c1 / S)
+    t_two = step_time(phys, n, n * (S + O / 2.0), c2, c2 * S, c2 / S)
+    t_full = step_time(phys, n, n * (S + O / 2.0), Ta, Ta * S, Ta / S)
+    kinds = (t0, t_one, t_two)
+    counts = (1.0 - qq, qq * (1.0 - pi), qq * pi)
+    span = sum(k * t for k, t in zip(counts, kinds))
+    shares = [k * t / span for k, t in zip(counts, kinds)]
+    resid = sum(f * t / 2.0 for f, t in zip(shares, kinds))
+    # prompt-token backlog as an M/G/1 on work (Kingman) at full-chunk speed Ta / t_full;
+    # only the part beyond the Ta - S tokens that still fit the next step delays it
+    rho_T = np.minimum(lam_l * S * t_full / Ta, 1.0)
+    w_work = rho_p / (1.0 - rho_p) * (ca2 + cs2_isl) / 2.0 * D
+    m_tok = w_work / np.maximum(rho_p, 1e-12) * c / t1              # mean backlog when busy, tokens
+    k_own = np.ceil(S / Ta)
+    slack = np.maximum(k_own * Ta - S, 0.0)
+    fit = np.exp(-slack / np.maximum(m_tok, 1e-12))
+    w_extra = w_work * fit
+    pw_extra = rho_p * fit
+    # own steps: k - 1 full chunks, then the last piece plus the prompts that joined it
+    last = S - (k_own - 1.0) * Ta
+    c_own = np.minimum(Ta, last + lam_l * S * (resid + w_extra))
+    t_own = step_time(phys, n, ctx_n, c_own, c_own * S, c_own / S)
+    D_own = (k_own - 1.0) * t_full + t_own
+    residence = w_extra + resid + D_own + (O - 1.0) * tau          # KV slot held (reserved at admission)
+    rho_kv = lam_l * residence / eng.max_seqs
+    w_kv = _slot_wait(rho_kv, eng.max_seqs, (ca2 + 0.0) / 2.0, residence)
+    ttft = resid + w_extra + w_kv + D_own
+    tpot = tau
+    stable = st["converged"] & (rho_kv < 1.0) & (rho_p < 1.0) & (rho_T < 1.0) & (lam < sat)
+    e2e = ttft + (O - 1.0) * tpot
+    stats = {("ttft", "mean"): ttft, ("tpot", "mean"): tpot, ("itl", "mean"): tau, ("e2e", "mean"): e2e}
+    if quantiles:
+        # Section 5: percentiles.
+        pw_kv = np.clip(rho_kv, 0.0, 1.0) ** (np.sqrt(2.0 * (eng.max_seqs + 1.0)) - 1.0)
+        # fluctuation of the decode batch: Poisson (M/D/inf) scaled by the peakedness
+        # (1 + ca2)/2; closed loop: binomial over N clients.
+        if closed is None:
+            zpk = (1.0 + ca2) / 2.0
+        else:
+            zpk = np.clip(1.0 - n * G / np.maximum(closed, 1e-9), 0.0, 1.0)
+        var_n = n * zpk
+        dn = np.maximum(n * 1e-3, 1e-3)
+        nm = np.maximum(n - dn, 0.0)
+        d0 = (step_time(phys, n + dn, (n + dn) * (S + O / 2.0)) - step_time(phys, nm, nm * (S + O / 2.0))) / (n + dn - nm)
+        sd0 = np.abs(d0) * np.sqrt(var_n)
+        # per-request TPOT: the life average of n (variance 2/3 n, M/D/inf window), K prompts
+        # prefilled during the decode phase (variance m_k), covariance m_k / 2 (section 5).
+        m_k = lam_l * (O - 1.0) * tau
+        e = (t1 - t0) * S / c / np.maximum(O - 1.0, 1.0)
+        var_tpot = zpk * (d0 * d0 * n * 2.0 / 3.0 + e * e * m_k + d0 * e * m_k)
+        sd_tpot = np.sqrt(np.maximum(var_tpot, 0.0))
+        for key, p in _P.items():
+            if needed is not None and not any(st_ == key for _, st_ in needed):
+                continue
+            z = _Z[key]
+            tail = 1.0 - p
+            # residual of the step in progress: uniform over a length-biased step
+            hi = np.max(np.stack(kinds), axis=0)
+            _, r_p = _bisect(lambda x: sum(f * np.clip(1.0 - x / t, 0.0, 1.0) for f, t in zip(shares, kinds)) > tail,
+                             np.zeros_like(hi), hi, 30)
+            wq = np.maximum(r_p, resid + _exp_tail_quantile(w_extra, pw_extra, p)) + _exp_tail_quantile(w_kv, pw_kv, p)
+            stats[("ttft", key)] = D_own + wq
+            stats[("itl", key)] = _mixture_quantile(
+                [t0, t_one, t_two], [sd0, sd0, sd0], [1.0 - qq, qq * (1.0 - pi), qq * pi], p)
+            stats[("tpot", key)] = tpot + z * sd_tpot
+            stats[("e2e", key)] = stats[("ttft", key)] + (O - 1.0) * stats[("tpot", key)]
+    conc = lam * e2e
+    return LoadResult(
+        rate=lam, throughput_tokens_per_s=lam * O, concurrency=conc, running=n, step_decode=t0,
+        step_prefill=t1, chunk_tokens=c, prefill_step_fraction=q, rho=np.maximum(lam / sat, rho_kv), rho_prefill=rho_p,
+        rho_kv=rho_kv, saturation_rate=sat, stable=stable, stats=stats,
+    )
+
+
+# ----------------------------------------------------------------------------------------
+# Section 6: capacity at SLO
+# ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Target:
+    metric: str       # ttft | tpot | itl | e2e
+    statistic: str    # mean | p50 | p90 | p95 | p99
+    seconds: float
+
+    def __post_init__(self):
+        if self.metric not in METRICS or self.statistic not in STATISTICS:
+            raise ValueError(f"unknown target {self.metric}/{self.statistic}")
+
+
+@dataclass(frozen=True)
+class Capacity:
+    rate: np.ndarray                  # highest requests/s per replica meeting every target
+    throughput_tokens_per_s: np.ndarray
+    rho: np.ndarray
+    binding: np.ndarray               # index of the binding target; -1: saturation binds
+    result: LoadResult                # the load model at that rate
+
+
+def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Sequence[Target],
+                    iters: int = 26) -> Capacity:
+    """Highest request rate per replica at which each configuration meets every target
+    (vectorised bisection over the rate, section 6). A configuration that misses a target
+    even at a vanishing rate gets capacity 0 with that target binding."""
+    n_cfg = len(phys)
+    S = np.broadcast_to(np.asarray(wl.isl, dtype=float), (n_cfg,))
+    O = np.broadcast_to(np.asarray(wl.osl, dtype=float), (n_cfg,))
+    limits = np.array([t.seconds for t in targets], dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        sat, _ = _saturation(phys, eng, S, O)
+        sat = np.where(np.isfinite(sat) & (sat > 0), sat, 0.0)
+
+        needed = {(t.metric, t.statistic) for t in targets}
+
+        def ratios(x):
+            r = _open(phys, eng, wl, x, S, O, closed=None, needed=needed)
+            vals = np.stack([r.get(t.metric, t.statistic) for t in targets]) if len(targets) else np.zeros((0, n_cfg))
+            return r, vals / limits[:, None]
+
+        def ok(x):
+            r, rt = ratios(x)
+            return r.stable & np.all(rt <= 1.0, axis=0)
+        lo = np.maximum(sat * 1e-6, 1e-300)
+        r0, rt0 = ratios(lo)
+        feasible0 = ok(lo)
+        hi = sat * (1.0 - 1e-9)
+        lo_, hi_ = _bisect(ok, lo, np.maximum(hi, lo), iters, geometric=True)
+        rate = np.where(feasible0, lo_, 0.0)
+        r_at = _open(phys, eng, wl, np.maximum(rate, lo), S, O, closed=None)
+        _, rt_hi = ratios(hi_)
+        r_hi_stable = _open(phys, eng, wl, hi_, S, O, closed=None, quantiles=False).stable
+        bind_hi = np.where(len(targets) and True, np.argmax(rt_hi, axis=0) if len(targets) else -1, -1)
+        binding = np.where(r_hi_stable & (np.max(rt_hi, axis=0) > 1.0 if len(targets) else False), bind_hi, -1)
+        binding = np.where(feasible0, binding, np.argmax(rt0, axis=0) if len(targets) else -1)
+        binding = np.where(sat > 0, binding, -1)
+    return Capacity(rate=rate, throughput_tokens_per_s=rate * O, rho=rate / np.where(sat > 0, sat, np.nan),
+                    binding=binding.astype(np.int64), result=r_at)

@@ -1,0 +1,287 @@
+"""Discrete-event simulator of a continuous-batching engine with chunked prefill.
+
+An independent check of the closed forms in planner/physics/load.py: it shares only the
+step-time physics (``scalar_step_fn``), never the queueing formulas. Steps are the events:
+each step runs the decode token of every running sequence, then prompt chunks FIFO up to
+the token budget (decode first, as vLLM V1 and SGLang schedule); a request is admitted when
+a sequence slot is free and the KV pool can reserve its S + O tokens (TensorRT-LLM's
+guaranteed-no-evict policy). Seeded, deterministic. docs/load.md section 7.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from planner.physics.load import Engine, StepPhysics, scalar_step_fn
+
+StepFn = Callable[..., float]   # f(n_decode, context_tokens, chunk, attention_units, completions)
+
+
+@dataclass(frozen=True)
+class Lengths:
+    """Fixed length (``values`` one number) or a histogram (values with probabilities)."""
+
+    values: Sequence[int] | int
+    probabilities: Sequence[float] | None = None
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        v = np.atleast_1d(np.asarray(self.values, dtype=np.int64))
+        if v.size == 1:
+            return np.full(n, int(v[0]), dtype=np.int64)
+        p = None if self.probabilities is None else np.asarray(self.probabilities, dtype=float)
+        return rng.choice(v, size=n, p=None if p is None else p / p.sum())
+
+    @property
+    def max(self) -> int:
+        return int(np.max(np.atleast_1d(self.values)))
+
+
+@dataclass(frozen=True)
+class Arrivals:
+    """'poisson' at ``rate``; 'gamma' at ``rate`` with inter-arrival coefficient of
+    variation ``cv`` (bursty when > 1); 'closed': ``clients`` each sending the next request
+    when the last completes, after an exponential client delay of mean ``think_s`` (0: at
+    once, in step with the engine; a real client's tokenizer and network make it > 0)."""
+
+    kind: str = "poisson"
+    rate: float | None = None
+    cv: float = 1.0
+    clients: int | None = None
+    think_s: float = 0.0        # closed loop: mean (exponential) client delay before the next request
+
+
+@dataclass(frozen=True)
+class SimResult:
+    ttft: np.ndarray        # per measured request, seconds
+    tpot: np.ndarray        # per measured request: mean ITL over its decode (NaN if O = 1)
+    e2e: np.ndarray
+    itl: np.ndarray         # step times of the measured window, one per decode token...
+    itl_weight: np.ndarray  # ...with the number of sequences that decoded in the step
+    throughput_rps: float
+    throughput_tokens_per_s: float
+    concurrency: float      # time-average requests in the system in the measured window
+    steps: int
+    summary: dict[str, float]
+
+
+def _wq(x: np.ndarray, w: np.ndarray, q: float) -> float:
+    """Weighted quantile (inverse of the weighted empirical CDF)."""
+    if x.size == 0:
+        return float("nan")
+    o = np.argsort(x, kind="stable")
+    cw = np.cumsum(w[o])
+    return float(x[o][min(np.searchsorted(cw, q * cw[-1]), x.size - 1)])
+
+
+def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, token_budget: int,
+             max_seqs: int, kv_pool_tokens: float = float("inf"), n_requests: int = 5000,
+             warmup: float = 0.1, seed: int = 0,
+             targets: Sequence[tuple[str, str, float]] = ()) -> SimResult:
+    """Simulate one lane of one configuration. ``warmup``: share of requests discarded at
+    the start, and the same share at the end (the drain). ``targets``: (metric, statistic,
+    seconds) triples; the summary gets the share of measured requests meeting each."""
+    rng = np.random.default_rng(seed)
+    S = isl.sample(rng, n_requests)
+    O = osl.sample(rng, n_requests)
+    if np.any(S < 1) or np.any(O < 1):
+        raise ValueError("lengths must be at least 1")
+    T = int(token_budget)
+    cap = int(max_seqs)
+    if cap < 1 or np.any(S + O > kv_pool_tokens):
+        raise ValueError("no sequence fits: max_seqs < 1 or a request exceeds the KV pool")
+    arr = np.full(n_requests, np.inf)
+    closed = arrivals.kind == "closed"
+    think = float(arrivals.think_s)
+    if closed:
+        n_clients = min(int(arrivals.clients), n_requests)
+        arr[:n_clients] = 0.0
+        issued = n_clients
+        pend = [(0.0, i) for i in range(n_clients)]     # (arrival time, rid) not yet queued
+    else:
+        if arrivals.kind == "poisson":
+            gaps = rng.exponential(1.0 / arrivals.rate, n_requests)
+        elif arrivals.kind == "gamma":
+            k = 1.0 / arrivals.cv ** 2
+            gaps = rng.gamma(k, 1.0 / (arrivals.rate * k), n_requests)
+        else:
+            raise ValueError(f"unknown arrival process {arrivals.kind!r}")
+        arr = np.cumsum(gaps)
+        issued = n_requests
+        pend = []
+    arr_l = arr.tolist()
+    S_l, O_l = S.tolist(), O.tolist()
+    first = [0.0] * n_requests
+    fin = [0.0] * n_requests
+    step_dt: list[float] = []
+    step_n: list[int] = []
+    step_end: list[float] = []
+
+    waiting: deque[int] = deque()
+    prefilling: deque[list[int]] = deque()    # [rid, prompt tokens done]
+    heap: list[tuple[int, int]] = []          # (finish step, rid)
+    nxt = 0                                   # next open-loop arrival to enqueue
+    t = 0.0
+    k = 0
+    n_dec = 0
+    ctx = 0.0
+    running = 0
+    kv_used = 0
+    done = 0
+    while done < n_requests:
+        if closed:
+            while pend and pend[0][0] <= t:
+                waiting.append(heapq.heappop(pend)[1])
+        else:
+            while nxt < n_requests and arr_l[nxt] <= t:
+                waiting.append(nxt)
+                nxt += 1
+        if n_dec == 0 and not prefilling and (not waiting or running >= cap):
+            if closed:
+                if not pend:
+                    raise RuntimeError("simulator stalled")    # cannot happen with valid inputs
+                t = max(t, pend[0][0])
+                continue
+            if nxt >= n_requests:
+                raise RuntimeError("simulator stalled")
+            t = arr_l[nxt]
+            continue
+        budget = T - n_dec
+        chunk = 0
+        att = 0.0
+        heads = 0
+        completed: list[int] = []
+        for item in prefilling:
+            if budget <= 0:
+                break
+            rid, d = item
+            take = min(budget, S_l[rid] - d)
+            att += take * take + 2.0 * take * d
+            chunk += take
+            budget -= take
+            item[1] = d + take
+            if item[1] == S_l[rid]:
+                heads += 1
+                completed.append(rid)
+        while budget > 0 and waiting and running < cap:
+            rid = waiting[0]
+            need = S_l[rid] + O_l[rid]
+            if kv_used + need > kv_pool_tokens:
+                break
+            waiting.popleft()
+            running += 1
+            kv_used += need
+            take = min(budget, S_l[rid])
+            att += take * take
+            chunk += take
+            budget -= take
+            if take == S_l[rid]:
+                heads += 1
+                completed.append(rid)
+            else:
+                prefilling.append([rid, take])
+        dt = step(n_dec, ctx, chunk, att, heads)
+        t += dt
+        step_dt.append(dt)
+        step_n.append(n_dec)
+        step_end.append(t)
+        ctx += n_dec
+        while prefilling and prefilling[0][1] == S_l[prefilling[0][0]]:
+            prefilling.popleft()
+        for rid in completed:
+            first[rid] = t
+            if O_l[rid] == 1:
+                fin[rid] = t
+                done += 1
+                running -= 1
+                kv_used -= S_l[rid] + O_l[rid]
+                if closed and issued < n_requests:
+                    arr_l[issued] = t + (rng.exponential(think) if think > 0 else 0.0)
+                    heapq.heappush(pend, (arr_l[issued], issued))
+                    issued += 1
+            else:
+                heapq.heappush(heap, (k + O_l[rid] - 1, rid))
+                n_dec += 1
+                ctx += S_l[rid] + 1
+        while heap and heap[0][0] == k:
+            _, rid = heapq.heappop(heap)
+            fin[rid] = t
+            done += 1
+            n_dec -= 1
+            running -= 1
+            need = S_l[rid] + O_l[rid]
+            ctx -= need
+            kv_used -= need
+            if closed and issued < n_requests:
+                arr_l[issued] = t + (rng.exponential(think) if think > 0 else 0.0)
+                heapq.heappush(pend, (arr_l[issued], issued))
+                issued += 1
+        k += 1
+    return _summarise(np.array(arr_l), np.array(first), np.array(fin), S, O, np.array(step_dt),
+                      np.array(step_n, dtype=float), np.array(step_end), warmup, targets)
+
+
+def _summarise(arr, first, fin, S, O, dt, n, end, warmup, targets) -> SimResult:
+    N = arr.size
+    order = np.argsort(arr, kind="stable")
+    skip = int(round(warmup * N))
+    keep = order[skip:N - skip] if N - 2 * skip > 0 else order
+    t_a, t_b = arr[keep].min(), arr[keep].max()
+    ttft = first[keep] - arr[keep]
+    e2e = fin[keep] - arr[keep]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpot = np.where(O[keep] > 1, (fin[keep] - first[keep]) / (O[keep] - 1), np.nan)
+    span = max(t_b - t_a, 1e-12)
+    in_win = (fin >= t_a) & (fin <= t_b)
+    x = float(in_win.sum() / span)
+    x_tok = float(O[in_win].sum() / span)
+    overlap = np.clip(np.minimum(fin, t_b) - np.maximum(arr, t_a), 0.0, None)
+    conc = float(overlap.sum() / span)
+    w = (end - dt >= t_a) & (end <= t_b) & (n > 0)
+    itl, iw = dt[w], n[w]
+    summ: dict[str, float] = {"throughput_rps": x, "throughput_tokens_per_s": x_tok, "concurrency": conc,
+                              "requests": float(keep.size)}
+    for name, v in (("ttft", ttft), ("tpot", tpot[np.isfinite(tpot)]), ("e2e", e2e)):
+        summ[f"{name}_mean"] = float(np.mean(v)) if v.size else float("nan")
+        for q in (50, 90, 95, 99):
+            summ[f"{name}_p{q}"] = float(np.percentile(v, q)) if v.size else float("nan")
+    summ["itl_mean"] = float(np.sum(itl * iw) / np.sum(iw)) if iw.sum() else float("nan")
+    for q in (50, 90, 95, 99):
+        summ[f"itl_p{q}"] = _wq(itl, iw, q / 100.0)
+    per_req = {"ttft": ttft, "tpot": tpot, "e2e": e2e}
+    for metric, stat, limit in targets:
+        if metric in per_req:
+            v = per_req[metric]
+            summ[f"attain_{metric}_{stat}"] = float(np.mean(np.nan_to_num(v, nan=0.0) <= limit))
+        summ[f"met_{metric}_{stat}"] = float(summ[f"{metric}_{stat}"] <= limit)
+    return SimResult(ttft=ttft, tpot=tpot, e2e=e2e, itl=itl, itl_weight=iw, throughput_rps=x,
+                     throughput_tokens_per_s=x_tok, concurrency=conc, steps=int(dt.size), summary=summ)
+
+
+def simulate_config(phys: StepPhysics, eng: Engine, i: int, arrivals: Arrivals, isl: Lengths,
+                    osl: Lengths, **kw) -> SimResult:
+    """Simulate configuration ``i`` of a vectorised evaluation: one lane (a pipeline
+    micro-batch / attention group), fed 1/lanes of the replica's rate or clients; rates and
+    throughputs in the result are scaled back to the replica."""
+    lanes = float(phys.lanes[i])
+    T = int(eng.token_budget[i])
+    cap = int(eng.max_seqs[i])
+    fn = scalar_step_fn(phys, i, T + cap + 1)
+    if arrivals.kind == "closed":
+        a = Arrivals("closed", clients=max(1, int(round(arrivals.clients / lanes))), think_s=arrivals.think_s)
+    else:
+        a = Arrivals(arrivals.kind, rate=arrivals.rate / lanes, cv=arrivals.cv)
+    r = simulate(fn, a, isl, osl, token_budget=T, max_seqs=cap,
+                 kv_pool_tokens=float(eng.kv_pool_tokens[i]), **kw)
+    if lanes == 1.0:
+        return r
+    s = dict(r.summary)
+    for key in ("throughput_rps", "throughput_tokens_per_s", "concurrency"):
+        s[key] *= lanes
+    return SimResult(ttft=r.ttft, tpot=r.tpot, e2e=r.e2e, itl=r.itl, itl_weight=r.itl_weight,
+                     throughput_rps=r.throughput_rps * lanes, throughput_tokens_per_s=r.throughput_tokens_per_s * lanes,
+                     concurrency=r.concurrency * lanes, steps=r.steps, summary=s)

@@ -1,0 +1,154 @@
+"""Latency under load (planner/physics/load.py): the mixed step, Little's law, the NIM
+reference point, capacity at SLO. docs/load.md."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from planner.catalog import Catalog
+from planner.physics import load as L
+from planner.physics.options import PRESETS
+from planner.physics.perf import evaluate
+from planner.physics.space import Configs, GpuTable
+
+CAT = Catalog.default()
+O = PRESETS["realistic"]
+
+
+def _grid(model: str):
+    m = CAT.model(model)
+    t = GpuTable.build(list(CAT.gpus.values()))
+    c = Configs.grid(range(len(t.gpus)), [0, 2, 4], [0, 2], [1, 2, 8], [1, 2, 4], [1, 8], [1, 16, 64],
+                     [1000, 5000], [200])
+    return m, t, c
+
+
+@pytest.mark.parametrize("model", ["llama-3.1-70b", "deepseek-v3", "mixtral-8x7b"])
+@pytest.mark.parametrize("preset", ["realistic", "seed-article"])
+def test_pure_decode_step_is_perf_tpot(model, preset):
+    m, t, c = _grid(model)
+    o = PRESETS[preset]
+    ev = evaluate(m, t, c, o)
+    ph = L.step_physics(m, t, c, o)
+    st_ = L.step_time(ph, c.batch, c.batch * (c.input_tokens + c.output_tokens / 2.0))
+    ok = ev.valid & np.isfinite(ev.tpot)
+    assert ok.sum() > 100
+    np.testing.assert_allclose(st_[ok], ev.tpot[ok], rtol=1e-9)
+    # a prefill-only step is the idle TTFT, but for PP > 1 the step also pays the
+    # wrap-around hop of a cycle (docs/load.md section 1)
+    pf = L.step_time(ph, 0.0, 0.0, c.input_tokens)
+    p1 = ok & (c.pp == 1)
+    np.testing.assert_allclose(pf[p1], ev.ttft[p1], rtol=1e-9)
+    assert np.all(pf[ok] >= ev.ttft[ok] * (1 - 1e-12))
+
+
+def _nim(budget="free", gpu_memory=None):
+    g = CAT.gpus["h100-sxm"]
+    if gpu_memory is not None:
+        g = g.model_copy(update={"memory_bytes": gpu_memory})
+    t = GpuTable.build([g])
+    o = O.model_copy(update={"kv_budget": budget})
+    c = Configs.single(0, "w8a8-fp8", "fp8", 2, 1, 1, 256, 5000, 500)
+    ph = L.step_physics(CAT.model("llama-3.1-70b"), t, c, o)
+    return ph, L.engine(ph)
+
+
+def test_mixed_step_by_hand():
+    """Llama-3.1-70B, TP2 H100, fp8: the mixed step from the roofline terms by hand."""
+    ph, _ = _nim()
+    m = CAT.model("llama-3.1-70b")
+    from planner.physics.perf import Arch
+    a = Arch.of(m)
+    p = a.params
+    f = 1979e12 * 0.6
+    n, ctx, chunk = 25.0, 25.0 * 5250.0, 5000.0
+    lin = (2 * n * (p.active_nonembedding + p.lm_head) + 2 * chunk * p.active_nonembedding + 2 * p.lm_head
+           + 80 * a.attn_prefill_flops * chunk ** 2) / 2 / f
+    w_bytes = (p.layers_always / 2 * 1.0) + p.lm_head / 2 * 2.0      # fp8 layers, bf16 head
+    t_w = w_bytes / (3.35e12 * 0.8)
+    kv = ctx * 80 * 2 * 8 * 128 * 1.0 * 0.5 / (3.35e12 * 0.8)
+    ar = 160 * (10e-6 + (n + chunk) * 8192 * 2 * 1.0 / (450e9 * 0.8))
+    hand = max(t_w, lin) + kv + ar + 80 * 20e-6
+    assert float(L.step_time(ph, n, ctx, chunk)[0]) == pytest.approx(hand, rel=1e-3)
+
+
+# ---------------------------------------------------------------- Little's law, NIM point
+
+WL = L.Workload(2000.0, 300.0)
+
+
+def _small_grid():
+    m = CAT.model("llama-3.1-70b")
+    t = GpuTable.build([CAT.gpus["h100-sxm"], CAT.gpus["h200"]] if "h200" in CAT.gpus else [CAT.gpus["h100-sxm"]])
+    c = Configs.grid(range(len(t.gpus)), [0, 2], [0, 2], [2, 4, 8], [1, 2], [1], [256], [2000], [300])
+    ph = L.step_physics(m, t, c, O)
+    eng = L.engine(ph)
+    ok = eng.max_seqs >= 1
+    return ph, eng, ok
+
+
+def test_littles_law_open_and_closed():
+    ph, eng, ok = _small_grid()
+    sat, _ = L._saturation(ph, eng, np.full(len(ph), 2000.0), np.full(len(ph), 300.0))
+    for frac in (0.2, 0.5, 0.8):
+        r = L.load_metrics(ph, eng, WL, rate=frac * sat)
+        life = r.get("ttft", "mean") + (300 - 1) * r.get("tpot", "mean")
+        s = ok & r.stable
+        assert s.sum() >= 4
+        np.testing.assert_allclose(r.concurrency[s], r.rate[s] * life[s], rtol=1e-9)
+    for n in (4, 32, 200):
+        r = L.load_metrics(ph, eng, WL, clients=n)
+        life = r.get("ttft", "mean") + (300 - 1) * r.get("tpot", "mean")
+        err = np.abs(r.rate * life / n - 1.0)
+        assert np.all(err[ok] < 0.05), err[ok].max()
+
+
+def test_nim_reference_point_closed_form():
+    """Llama-3.3-70B FP8 (architecture of llama-3.1-70b), TP2 H100, fp8 KV, 5000 in / 500 out,
+    closed loop. NIM runs TensorRT-LLM: KV budget = 0.9 of the memory left ('free'), and
+    the card's physical 80 GiB (the catalog's 80e9 is conservative by 7 %, docs/load.md 8)."""
+    ph, eng = _nim("free", 80 * 2**30)
+    r25 = L.load_metrics(ph, eng, L.Workload(5000, 500), clients=25)
+    r100 = L.load_metrics(ph, eng, L.Workload(5000, 500), clients=100)
+    assert float(r25.get("itl", "mean")[0]) == pytest.approx(38.75e-3, rel=0.15)
+    assert float(r25.get("ttft", "mean")[0]) == pytest.approx(0.689, rel=0.30)
+    assert float(r25.throughput_tokens_per_s[0]) == pytest.approx(623, rel=0.15)
+    growth = float(r100.get("ttft", "mean")[0] / r25.get("ttft", "mean")[0])
+    assert 10 ** 0.5 <= growth <= 10 ** 1.5          # roughly an order of magnitude (measured 11.6)
+    assert float(r100.get("ttft", "mean")[0]) == pytest.approx(8.0, rel=0.30)
+
+
+# ---------------------------------------------------------------- capacity at SLO
+
+def test_capacity_zero_when_idle_misses_and_binding_named():
+    ph, eng, ok = _small_grid()
+    tight = [L.Target("tpot", "mean", 1.0), L.Target("ttft", "p99", 1e-4)]
+    cap = L.capacity_at_slo(ph, eng, WL, tight)
+    assert np.all(cap.rate[ok] == 0.0) and np.all(cap.binding[ok] == 1)
+    loose = [L.Target("tpot", "p90", 0.05), L.Target("ttft", "p99", 2.0)]
+    cap = L.capacity_at_slo(ph, eng, WL, loose)
+    good = ok & (cap.rate > 0)
+    assert good.sum() >= 4
+    r = cap.result
+    for i, t in enumerate(loose):
+        assert np.all(r.get(t.metric, t.statistic)[good] <= t.seconds * (1 + 1e-6))
+    # just above the capacity the binding target (or stability, -1) is missed
+    above = L.load_metrics(ph, eng, WL, rate=cap.rate * 1.02)
+    for i in np.flatnonzero(good):
+        b = cap.binding[i]
+        if b >= 0:
+            assert above.get(loose[b].metric, loose[b].statistic)[i] > loose[b].seconds * 0.999
+    np.testing.assert_allclose(cap.throughput_tokens_per_s, cap.rate * 300.0)
+
+
+@settings(max_examples=8, deadline=None)
+@given(metric=st.sampled_from(["ttft", "tpot", "itl", "e2e"]),
+       stat=st.sampled_from(["mean", "p50", "p90", "p99"]),
+       base=st.floats(0.02, 30.0), loosen=st.floats(1.0, 4.0))
+def test_capacity_monotone_in_target(metric, stat, base, loosen):
+    ph, eng, ok = _small_grid()
+    a = L.capacity_at_slo(ph, eng, WL, [L.Target(metric, stat, base)])
+    b = L.capacity_at_slo(ph, eng, WL, [L.Target(metric, stat, base * loosen)])
+    assert np.all(b.rate[ok] >= a.rate[ok] * (1 - 1e-6))

@@ -1,0 +1,113 @@
+"""The discrete-event simulator (planner/simulate.py) as an independent check of the closed
+forms: same step physics, no shared queueing formulas. docs/load.md section 7."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from planner.catalog import Catalog
+from planner.physics import load as L
+from planner.physics.options import PRESETS
+from planner.physics.space import Configs, GpuTable
+from planner.simulate import Arrivals, Lengths, simulate, simulate_config
+
+CAT = Catalog.default()
+O = PRESETS["realistic"]
+
+# (model, gpu, scheme, kv, tp, batch cap, ISL, OSL): generated from the catalog, spanning
+# small prompts sharing steps (8B), prompts of a quarter chunk, MoE, and 5000-token prompts.
+CASES = [
+    ("llama-3.1-8b", "h100-sxm", "w16a16", "bf16", 1, 64, 1024, 256),
+    ("llama-3.1-70b", "h100-sxm", "w8a8-fp8", "fp8", 2, 128, 2000, 300),
+    ("mixtral-8x7b", "h100-sxm", "w16a16", "bf16", 2, 64, 3000, 200),
+    ("llama-3.1-70b", "h100-sxm", "w8a8-fp8", "fp8", 2, 256, 5000, 500),
+]
+
+
+def _one(model, gpu, scheme, kv, tp, batch, S, Ou, o=O, gpu_memory=None):
+    g = CAT.gpus[gpu]
+    if gpu_memory is not None:
+        g = g.model_copy(update={"memory_bytes": gpu_memory})
+    t = GpuTable.build([g])
+    c = Configs.single(0, scheme, kv, tp, 1, 1, batch, S, Ou)
+    ph = L.step_physics(CAT.model(model), t, c, o)
+    return ph, L.engine(ph)
+
+
+def test_scalar_step_matches_vectorised():
+    ph, eng = _one(*CASES[2])
+    f = L.scalar_step_fn(ph, 0, 9000)
+    for n, ctx, ch, A, h in [(0, 0, 3000, 9e6, 1), (40, 40 * 3100, 0, 0, 0), (17, 5e4, 2500, 2500 ** 2 + 2 * 2500 * 500, 1)]:
+        v = L.step_time(ph, n, ctx, ch, A, h)[0]
+        assert f(n, ctx, ch, A, h) == pytest.approx(float(v), rel=1e-12)
+
+
+def test_deterministic_and_fast():
+    ph, eng = _one(*CASES[1])
+    sat, _ = L._saturation(ph, eng, np.array([2000.0]), np.array([300.0]))
+    a = Arrivals("poisson", rate=0.6 * float(sat[0]))
+    t0 = time.perf_counter()
+    r1 = simulate_config(ph, eng, 0, a, Lengths(2000), Lengths(300), n_requests=5000, seed=3)
+    el = time.perf_counter() - t0
+    r2 = simulate_config(ph, eng, 0, a, Lengths(2000), Lengths(300), n_requests=5000, seed=3)
+    assert r1.summary == r2.summary
+    assert el < 3.0          # ~0.1 s on a laptop core; generous for CI
+    # Little's law inside the simulation: time-average in system = X x mean e2e
+    assert r1.concurrency == pytest.approx(r1.throughput_rps * float(np.mean(r1.e2e)), rel=0.05)
+
+
+def test_gamma_bursts_and_histogram_lengths():
+    ph, eng = _one(*CASES[0])
+    kw = dict(n_requests=3000, seed=1)
+    isl = Lengths([512, 1024, 2048], [0.3, 0.5, 0.2])
+    p = simulate_config(ph, eng, 0, Arrivals("poisson", rate=6.0), isl, Lengths(256), **kw)
+    g = simulate_config(ph, eng, 0, Arrivals("gamma", rate=6.0, cv=3.0), isl, Lengths(256), **kw)
+    assert g.summary["ttft_p99"] > p.summary["ttft_p99"]
+    r = simulate_config(ph, eng, 0, Arrivals("poisson", rate=6.0), isl, Lengths(256),
+                        targets=[("ttft", "p99", 0.2), ("tpot", "mean", 0.001)], **kw)
+    assert r.summary["met_tpot_mean"] == 0.0 and 0.0 <= r.summary["attain_ttft_p99"] <= 1.0
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c[0]}-{c[6]}" for c in CASES])
+@pytest.mark.parametrize("frac", [0.3, 0.6])
+def test_closed_forms_agree_with_simulator(case, frac):
+    """Mean TTFT and TPOT within 10 %, TPOT p99 within 20 %, TTFT p99 within 20 % at
+    rho <= 0.3 and within 45 % at 0.6 (docs/load.md section 9: the closed-form TTFT tail is
+    optimistic under load)."""
+    ph, eng = _one(*case)
+    S, Ou = case[6], case[7]
+    sat, _ = L._saturation(ph, eng, np.array([float(S)]), np.array([float(Ou)]))
+    lam = frac * float(sat[0])
+    cf = L.load_metrics(ph, eng, L.Workload(S, Ou), rate=lam)
+    if float(cf.rho[0]) > 0.8:
+        pytest.skip("KV-bound: utilisation above 0.8")
+    sim = simulate_config(ph, eng, 0, Arrivals("poisson", rate=lam), Lengths(S), Lengths(Ou),
+                          n_requests=5000, seed=1).summary
+    rel = lambda m, s: float(cf.get(m, s)[0]) / sim[f"{m}_{s}"] - 1.0  # noqa: E731
+    assert abs(rel("ttft", "mean")) < 0.10
+    assert abs(rel("tpot", "mean")) < 0.10
+    assert abs(rel("tpot", "p99")) < 0.20
+    assert abs(rel("ttft", "p99")) < (0.20 if frac <= 0.3 else 0.45)
+
+
+def test_nim_reference_point_simulated():
+    """The NIM point through the simulator: closed loop, fixed 5000 / 500, a 5 ms client
+    delay (tokenizer + HTTP; with 0 the fixed lengths never let prefills clump)."""
+    ph, eng = _one("llama-3.1-70b", "h100-sxm", "w8a8-fp8", "fp8", 2, 256, 5000, 500,
+                   o=O.model_copy(update={"kv_budget": "free"}), gpu_memory=80 * 2**30)
+    kw = dict(n_requests=3000, seed=0)
+    r25 = simulate_config(ph, eng, 0, Arrivals("closed", clients=25, think_s=0.005), Lengths(5000), Lengths(500), **kw)
+    r100 = simulate_config(ph, eng, 0, Arrivals("closed", clients=100, think_s=0.005), Lengths(5000), Lengths(500), **kw)
+    assert r25.summary["itl_mean"] == pytest.approx(38.75e-3, rel=0.15)
+    assert r25.summary["ttft_mean"] == pytest.approx(0.689, rel=0.30)
+    growth = r100.summary["ttft_mean"] / r25.summary["ttft_mean"]
+    assert 10 ** 0.5 <= growth <= 10 ** 1.5
+
+
+def test_raw_simulate_validates():
+    with pytest.raises(ValueError):
+        simulate(lambda *a: 0.01, Arrivals("poisson", rate=1.0), Lengths(100), Lengths(10),
+                 token_budget=512, max_seqs=4, kv_pool_tokens=50)
