@@ -1,16 +1,16 @@
-"""Latency: TPOT from the roofline and communication terms, TTFT from the prefill, and the
-SLOs on them (seconds), per slot:
+"""Latency under load, per slot (seconds): the mean TPOT and TTFT at the chosen row's
+capacity, bounded below by the idle step's roofline and communication terms, and every
+latency target (a statistic of TTFT, TPOT, ITL or end-to-end latency) per configuration:
 
-    tpot >= t_linear + t_attention + t_comm + sum_j x_j T_overhead,j
+    tpot >= t_linear + t_attention + t_comm + sum_j x_j T_overhead,j     (the idle step)
            (with overlapped communication: tpot - overhead >= t_linear + t_attention and >= t_comm)
-    ttft >= sum_j x_j TTFT_j
-    tpot <= TPOT_slo,  ttft <= TTFT_slo,  ttft + (O - 1) tpot <= E2E_slo
+    tpot >= sum_j x_j TPOT_j,   ttft >= sum_j x_j TTFT_j                 (means under load)
+    sum_b (V_cb - target) x_cb <= 0     for every target, V its statistic at capacity
 
-Strengthening: the same SLOs per configuration, sum_b (TPOT_cb - TPOT_slo) x_cb <= 0. They
-are implied by the rows above (exactly one candidate is chosen) but let presolve drop every
-candidate that misses a target, which the aggregated rows alone only do in the LP's
-fractional mix (docs/formulation.md section 3). Targets and values come from the
-candidate table's SLO checks (planner/candidates), the one home of the ms -> s conversion."""
+With one candidate chosen the per-configuration rows are exact; they let presolve drop
+every candidate that misses a target (docs/formulation.md section 3). Targets and values
+come from the candidate table's SLO checks (planner/candidates), the one home of the ms -> s
+conversion; the statistics come from the load model (docs/load.md)."""
 
 from __future__ import annotations
 
@@ -28,10 +28,10 @@ def add(f: Formulation) -> None:
     for s in range(c.n_slots):
         rows = f.alive_in(s)
         tpot, ttft = f.scalar_name("tpot", s), f.scalar_name("ttft", s)
-        f.scalars[tpot] = m.var(tpot, 0, float(np.nanmax(ev.tpot[rows], initial=0.0)) * 4 + 1, integer=False,
-                                dimension="seconds")
-        f.scalars[ttft] = m.var(ttft, 0, float(np.nanmax(ev.ttft[rows], initial=0.0)) * 2 + 1, integer=False,
-                                dimension="seconds")
+        top_tpot = float(np.nanmax(np.maximum(ev.tpot[rows], _finite(c.tpot[rows])), initial=0.0))
+        f.scalars[tpot] = m.var(tpot, 0, top_tpot * 4 + 1, integer=False, dimension="seconds")
+        f.scalars[ttft] = m.var(ttft, 0, float(np.nanmax(_finite(c.ttft[rows]), initial=0.0)) * 2 + 1,
+                                integer=False, dimension="seconds")
         lin, att, comm = (f.scalars[f.scalar_name(n, s)] for n in ("t_linear", "t_attention", "t_comm"))
         overhead = {int(f.x[j]): float(ev.t_overhead[j]) for j in rows}
         parts = [[lin, att], [comm]] if c.overlap_comm else [[lin, att, comm]]
@@ -40,29 +40,36 @@ def add(f: Formulation) -> None:
             coeffs = dict(overhead) | {v: 1.0 for v in group}
             coeffs[f.scalars[tpot]] = -1.0
             m.row(f"latency.tpot_definition[{i}]{suffix}", "latency", coeffs, "<=", 0.0, "seconds")
-        coeffs = {int(f.x[j]): float(ev.ttft[j]) for j in rows}
+        coeffs = {int(f.x[j]): float(c.tpot[j]) for j in rows}
+        coeffs[f.scalars[tpot]] = -1.0
+        m.row(f"latency.tpot_under_load{suffix}", "latency", coeffs, "<=", 0.0, "seconds")
+        coeffs = {int(f.x[j]): float(c.ttft[j]) for j in rows}
         coeffs[f.scalars[ttft]] = -1.0
         m.row(f"latency.ttft_definition{suffix}", "latency", coeffs, "<=", 0.0, "seconds")
-        mine = c.slot_rows(s)
-        if not len(mine):
-            continue
-        out = float(c.output_tokens[mine[0]])
-        for check in c.slo:
-            target = float(check.target_s[mine[0]])
-            if not np.isfinite(target):
-                continue
-            lhs = {"tpot": {f.scalars[tpot]: 1.0}, "ttft": {f.scalars[ttft]: 1.0},
-                   "e2e_latency": {f.scalars[ttft]: 1.0, f.scalars[tpot]: out - 1.0}}[check.name]
-            m.row(f"latency.{check.name}_slo{suffix}", "latency", lhs, "<=", target, "seconds")
+
+
+def _finite(x: np.ndarray) -> np.ndarray:
+    return np.where(np.isfinite(x), x, 0.0)
 
 
 def add_screening(f: Formulation) -> None:
     """The SLOs per configuration: sum_b (value_cb - target) x_cb <= 0."""
     c, m = f.cands, f.model
+    if c.load is not None:
+        for rows in c.config_groups():
+            unserved = [j for j in rows if c.ev.fits[j] and not c.load.rate[j] > 0]
+            if unserved:
+                label = c.label(int(rows[0]), batch=False)
+                m.row(f"served[{label}]", "latency", {int(f.x[j]): 1.0 for j in unserved}, "<=", 0.0, "count")
     for check in c.slo:
         for rows in c.config_groups():
             if not np.isfinite(check.target_s[rows[0]]):
                 continue
             label = c.label(int(rows[0]), batch=False)
-            coeffs = {int(f.x[j]): float(check.value_s[j] - check.target_s[j]) for j in rows}
+            coeffs = {int(f.x[j]): _excess(check.value_s[j], check.target_s[j]) for j in rows}
             m.row(f"{check.name}[{label}]", "latency", coeffs, "<=", 0.0, "seconds")
+
+
+def _excess(value: float, target: float) -> float:
+    """value - target, with a row that no rate serves (value +inf) a plain violation."""
+    return float(value - target) if np.isfinite(value) else float(target)

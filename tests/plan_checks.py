@@ -1,12 +1,16 @@
-"""An independent check of a returned plan: re-evaluate its configuration with the physics
-and test every limit of the spec directly (no constraint model involved)."""
+"""An independent check of a returned plan: re-evaluate its configuration with the physics,
+idle and under load at the plan's own operating point, and test every limit of the spec
+directly (no constraint model, no candidate table involved)."""
 
 from __future__ import annotations
 
 import math
 
+from planner.physics.load import Workload, engine, load_metrics, step_physics
 from planner.physics.perf import evaluate
 from planner.physics.space import Configs
+
+REL = 1e-6
 
 
 def violations(problem, plan) -> list[str]:
@@ -14,31 +18,48 @@ def violations(problem, plan) -> list[str]:
     s, t = problem.spec, problem.table
     gi = t.ids.index(plan.gpu)
     slot = next(x for x in problem.slots if x.name == plan.workload)
-    ev = evaluate(slot.model, t, Configs.single(gi, plan.quantization, plan.kv_dtype, plan.tp, plan.pp, plan.ep,
-                                                  plan.batch, s.workload.input_tokens, s.workload.output_tokens),
-                  problem.assumptions).row(0)
+    cfg = Configs.single(gi, plan.quantization, plan.kv_dtype, plan.tp, plan.pp, plan.ep, plan.batch,
+                         slot.input.mean, slot.output.mean)
+    ev = evaluate(slot.model, t, cfg, problem.assumptions).row(0)
     out = []
     if not ev["valid"]:
         out.append("invalid layout")
     if not ev["fits"]:
         out.append(f"memory {ev['total_bytes']} > {ev['usable_bytes']}")
-    if s.slo.tpot_ms is not None and ev["tpot"] > s.slo.tpot_ms * 1e-3:
-        out.append("tpot")
-    if s.slo.ttft_ms is not None and ev["ttft"] > s.slo.ttft_ms * 1e-3:
-        out.append("ttft")
-    e2e = ev["ttft"] + ev["tpot"] * (s.workload.output_tokens - 1)
-    if s.slo.e2e_latency_ms is not None and e2e > s.slo.e2e_latency_ms * 1e-3:
-        out.append("e2e")
     r = plan.replicas
-    demand = slot.demand_tokens_per_s
-    if demand is not None and r * ev["throughput_tokens_per_s"] < demand * (1 - 1e-9):
+    phys = step_physics(slot.model, t, cfg, problem.assumptions)
+    wl = Workload(isl=slot.input.mean, osl=slot.output.mean, isl_cv2=slot.input.cv2,
+                  arrival_cv2=1.0 if slot.demand is None else slot.demand.arrival_cv2)
+    d = slot.demand
+    if d is not None and d.kind == "clients":
+        at = load_metrics(phys, engine(phys), wl, clients=d.value / r)
+    else:
+        rate = d.requests_per_s / r if d is not None else plan.load["requests_per_s_per_replica"]
+        at = load_metrics(phys, engine(phys), wl, rate=rate)
+    if not bool(at.stable[0]):
+        out.append("unstable at the operating point")
+    if d is None or d.kind != "clients":
+        if float(at.rho[0]) > s.slo.max_utilization * (1 + REL):
+            out.append(f"utilization {float(at.rho[0]):.3f} > {s.slo.max_utilization}")
+    for target in slot.targets:
+        metric = "e2e" if target.metric == "e2e_latency" else target.metric
+        value = float(at.get(metric, target.statistic)[0])
+        if value > target.seconds * (1 + 1e-3):
+            out.append(f"{target.path}: {value * 1e3:.2f} ms > {target.seconds * 1e3:g} ms")
+    O = slot.output.mean
+    x = plan.throughput_tokens_per_s / O
+    little = x * (plan.ttft_ms + (O - 1) * plan.tpot_ms) / 1e3
+    if not math.isclose(little, plan.concurrency, rel_tol=0.05):
+        out.append(f"Little's law: concurrency {plan.concurrency:.1f} vs throughput x latency {little:.1f}")
+    if d is not None and d.kind == "tokens_per_s" and plan.throughput_tokens_per_s < d.value * (1 - 1e-6):
         out.append("demand")
     gpus = r * ev["gpus"]
     if plan.gpu in s.limits.inventory and gpus > s.limits.inventory[plan.gpu]:
         out.append("inventory")
     if s.search.max_gpus is not None and gpus > s.search.max_gpus:
         out.append("max_gpus")
-    if s.limits.budget_usd_per_hour is not None and r * ev["gpus"] * problem.prices[gi] > s.limits.budget_usd_per_hour * (1 + 1e-9):
+    if s.limits.budget_usd_per_hour is not None and \
+            r * ev["gpus"] * problem.prices[gi] > s.limits.budget_usd_per_hour * (1 + 1e-9):
         out.append("budget")
     if s.limits.power_cap_w is not None and r * ev["power_w"] > s.limits.power_cap_w * (1 + 1e-9):
         out.append("power")

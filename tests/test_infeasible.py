@@ -63,10 +63,12 @@ def test_each_relaxation_applied_gives_a_plan_and_is_minimal(infeasible, tmp_pat
 
 def _just_below(x, data):
     plan, limit = x["plan"], x["limit"]
-    if limit == "slo.tpot_ms":
-        return {"slo": {"tpot_ms": plan["tpot_ms"] * (1 - 1e-6)}}
-    if limit == "slo.ttft_ms":
-        return {"slo": {"ttft_ms": plan["ttft_ms"] * (1 - 1e-6)}}
+    if limit.startswith("slo."):          # needed is rounded up to 0.01 ms (TPOT, ITL) or 1 ms: one unit less
+        key = limit.split(".")[1]
+        less = x["needed"] - (0.01 if key in ("tpot_ms", "itl_ms") else 1.0)
+        if less <= 0:
+            return None
+        return {"slo": {key: less}} if limit.count(".") == 1 else {"slo": {key: {limit.split(".")[2]: less}}}
     if limit == "limits.budget_usd_per_hour":
         return {"limits": {"budget_usd_per_hour": plan["cost_per_hour"] * (1 - 1e-6)}}
     if limit.startswith("limits.inventory."):

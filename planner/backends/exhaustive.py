@@ -1,9 +1,10 @@
 """The independent oracle: enumerate every candidate and evaluate the spec's limits on the
 physics directly, with no constraint model. Replicas: the fewest that meet the demand
 (every other limit caps them from above), or for the throughput objective the most the
-limits allow.
+limits allow. It reads the physics, idle and under load (the capacity at SLO and the
+statistics there, planner/candidates/load.py), as given: they are the model's inputs.
 
-Deliberately independent: the SLO conversion, replica bounds, costs and objective values
+Deliberately independent: the SLO comparisons, replica bounds, costs and objective values
 below restate, in their own words, what planner/candidates and its objective registry
 compute for the model. Code shared by the model and the oracle that checks it could make
 both agree on a wrong answer. With several slots sharing a limit, the oracle enumerates
@@ -126,25 +127,24 @@ def replica_bounds(c: Candidates) -> tuple[np.ndarray, np.ndarray]:
         per_node = c.per_node
         slots = np.where(ev.gpus <= per_node, ev.gpus, np.ceil(ev.gpus / per_node) * per_node)
         hi = np.minimum(hi, np.floor(lim.max_nodes * per_node / slots))
-    demand = np.array([np.nan if s.demand_tokens_per_s is None else s.demand_tokens_per_s for s in c.slots])[c.slot]
+    assert c.load is not None
+    demand = np.array([np.nan if s.demand is None else s.demand.value for s in c.slots])[c.slot]
+    closed = np.array([s.demand is not None and s.demand.kind == "clients" for s in c.slots])[c.slot]
+    per_replica = np.where(closed, c.load.clients, c.load.tokens_per_s)
     with np.errstate(divide="ignore", invalid="ignore"):
-        lo = np.where(np.isnan(demand), 1.0, np.maximum(1.0, np.ceil(demand / ev.throughput_tokens_per_s)))
+        lo = np.where(np.isnan(demand), 1.0, np.maximum(1.0, np.ceil(demand / per_replica)))
     return lo, hi
 
 
 def evaluate_all(c: Candidates, excluded: list[tuple[int, ...]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Objective value, replicas and feasibility of every candidate, from the physics."""
-    ev = c.ev
-    ok = ev.fits.copy()
+    ev, load = c.ev, c.load
+    assert load is not None
+    ok = ev.fits & (load.rate > 0)
     for k, s in enumerate(c.slots):
         mine = c.slot == k
-        out = s.output_tokens
-        if s.slo.tpot_ms is not None:
-            ok &= ~mine | (ev.tpot <= s.slo.tpot_ms * 1e-3)
-        if s.slo.ttft_ms is not None:
-            ok &= ~mine | (ev.ttft <= s.slo.ttft_ms * 1e-3)
-        if s.slo.e2e_latency_ms is not None:
-            ok &= ~mine | (ev.ttft + ev.tpot * (out - 1) <= s.slo.e2e_latency_ms * 1e-3)
+        for t in s.targets:
+            ok &= ~mine | (load.get(t.metric, t.statistic) <= t.seconds)
     for cut in excluded:
         ok &= ~np.isin(c.config, list(cut))
     lo, hi = replica_bounds(c)
@@ -153,17 +153,18 @@ def evaluate_all(c: Candidates, excluded: list[tuple[int, ...]]) -> tuple[np.nda
     has_demand = np.array([s.demand_tokens_per_s is not None for s in c.slots])[c.slot]
     replicas = hi if obj == "throughput" else np.where(has_demand, lo, 1.0)
     cost_h = ev.gpus * c.price
-    if obj == "cost_per_million_tokens":
-        value = np.where(has_demand, cost_h * replicas, cost_h / (ev.throughput_tokens_per_s * 3600.0) * 1e6)
-    elif obj == "cost_per_hour":
-        value = cost_h * replicas
-    elif obj == "tpot":
-        value = ev.tpot
-    elif obj == "ttft":
-        value = ev.ttft
-    elif obj == "gpus":
-        value = ev.gpus * replicas
-    else:
-        value = ev.throughput_tokens_per_s * replicas
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if obj == "cost_per_million_tokens":
+            value = np.where(has_demand, cost_h * replicas, cost_h / (load.tokens_per_s * 3600.0) * 1e6)
+        elif obj == "cost_per_hour":
+            value = cost_h * replicas
+        elif obj == "tpot":
+            value = load.get("tpot", "mean")
+        elif obj == "ttft":
+            value = load.get("ttft", "mean")
+        elif obj == "gpus":
+            value = ev.gpus * replicas
+        else:
+            value = load.tokens_per_s * replicas
     ok &= np.isfinite(value)
     return value, replicas, ok

@@ -26,7 +26,9 @@ from planner.physics.perf import Evaluation, evaluate
 from planner.physics.quant import DEFAULT_SCHEMES
 from planner.physics.space import KV_NAMES, SCHEME_NAMES, Configs
 from planner.pricing import cost_per_hour, cost_per_million_tokens
+from planner.candidates.load import RowLoad, row_load
 from planner.resolve import Problem, Slot
+from planner.resolve.workload import LatencyTarget
 from planner.schemas.plan import MAX_CANDIDATES
 from planner.units import MS
 
@@ -59,24 +61,30 @@ def e2e_seconds(ev: Evaluation, output_tokens: np.ndarray | float) -> np.ndarray
     return ev.ttft + ev.tpot * (np.asarray(output_tokens, dtype=float) - 1.0)
 
 
-SLO_TARGETS: tuple[tuple[str, str], ...] = (("tpot", "tpot_ms"), ("ttft", "ttft_ms"), ("e2e_latency", "e2e_latency_ms"))
-
-
-def slo_checks(ev: Evaluation, slots: tuple[Slot, ...], slot_of_row: np.ndarray) -> tuple[SloCheck, ...]:
-    """The SLO targets the slots set, against ``ev`` (rows of ``slot_of_row``): the one place
-    a target in ms becomes seconds and end-to-end latency is composed."""
-    values = {"tpot": ev.tpot, "ttft": ev.ttft,
-              "e2e_latency": e2e_seconds(ev, np.array([s.output_tokens for s in slots], dtype=float)[slot_of_row])}
+def slo_checks(slots: tuple[Slot, ...], slot_of_row: np.ndarray,
+               value: Callable[[int, LatencyTarget], np.ndarray]) -> tuple[SloCheck, ...]:
+    """One check per distinct latency target (metric, statistic) the slots set: the target in
+    seconds on each row of a slot that sets it (+inf elsewhere) and ``value(k, target)`` on
+    the rows of slot k. The one place targets meet values."""
+    keys: list[tuple[str, str]] = []
+    for s in slots:
+        keys += [(t.metric, t.statistic) for t in s.targets if (t.metric, t.statistic) not in keys]
     out = []
-    for name, key in SLO_TARGETS:
-        per_slot = np.array([np.inf if getattr(s.slo, key) is None else getattr(s.slo, key) * MS for s in slots])
-        if np.isfinite(per_slot).any():
-            out.append(SloCheck(name, f"slo.{key}", per_slot[slot_of_row], values[name]))
+    for metric, stat in keys:
+        target = np.full(len(slot_of_row), np.inf)
+        values = np.full(len(slot_of_row), np.inf)
+        path = ""
+        for k, s in enumerate(slots):
+            mine = slot_of_row == k
+            for t in s.targets:
+                if (t.metric, t.statistic) == (metric, stat):
+                    target[mine], values[mine], path = t.seconds, value(k, t)[mine], t.path
+        out.append(SloCheck(f"{metric}" if stat == "mean" else f"{metric}_{stat}", path, target, values))
     return tuple(out)
 
 
-def meets_slo(ev: Evaluation, checks: tuple[SloCheck, ...]) -> np.ndarray:
-    ok = ev.fits.copy()
+def meets_slo(fits: np.ndarray, checks: tuple[SloCheck, ...]) -> np.ndarray:
+    ok = fits.copy()
     for c in checks:
         ok &= c.ok
     return ok
@@ -117,7 +125,8 @@ class Candidates:
     replica unless their name says otherwise."""
 
     configs: Configs
-    ev: Evaluation
+    ev: Evaluation                 # the idle physics (memory, step terms, power)
+    load: RowLoad | None           # each row under load at its capacity at SLO (planner/candidates/load.py)
     config: np.ndarray             # configuration id of each row
     slot: np.ndarray               # slot index of each row
     slot_names: tuple[str, ...]
@@ -125,15 +134,19 @@ class Candidates:
     gpu_ids: tuple[str, ...]       # GPU id of each value of configs.gpu
     per_node: np.ndarray           # GPUs per node of each row's GPU
     output_tokens: np.ndarray      # per row (its slot's)
-    demand: np.ndarray             # output tokens/s the row's slot must serve (NaN: none)
-    e2e: np.ndarray                # seconds
+    demand: np.ndarray             # what the row's slot must serve, in ``capacity``'s unit (NaN: none)
+    capacity: np.ndarray           # per replica at SLO: output tokens/s (open loop) or clients (closed loop)
+    tokens_per_s: np.ndarray       # output tokens/s per replica at capacity
+    ttft: np.ndarray               # mean seconds at capacity
+    tpot: np.ndarray               # mean seconds at capacity
+    e2e: np.ndarray                # mean seconds at capacity
     slo: tuple[SloCheck, ...]
     meets_slo: np.ndarray          # fits in memory and meets every target of its slot
     slots_per_replica: np.ndarray  # GPU slots (whole nodes when the replica spans several)
     nodes_per_replica: np.ndarray  # fraction of a node, or whole nodes
     price: np.ndarray              # $/GPU-hour (NaN: none)
     cost_per_hour: np.ndarray      # $/hour per replica (NaN: no price)
-    cost_per_million_tokens: np.ndarray  # $ per million output tokens of one replica at full throughput
+    cost_per_million_tokens: np.ndarray  # $ per million output tokens of one replica at capacity
     replicas_needed: np.ndarray    # fewest replicas meeting the slot's demand (1 without one)
     replicas_allowed: np.ndarray   # most replicas the limits allow (MAX_REPLICAS when none bounds them)
     replica_cap: np.ndarray        # the domain of the replica variables (>= 1)
@@ -205,10 +218,20 @@ def build_candidates(p: Problem) -> Candidates:
     return _derive(p, configs, ev, config, slot)
 
 
-def _derive(p: Problem, configs: Configs, ev: Evaluation, config: np.ndarray, slot: np.ndarray) -> Candidates:
+def _derive(p: Problem, configs: Configs, ev: Evaluation, config: np.ndarray, slot: np.ndarray,
+            with_load: bool = True) -> Candidates:
     out_tokens = np.array([s.output_tokens for s in p.slots], dtype=float)[slot]
-    demand = np.array([np.nan if s.demand_tokens_per_s is None else s.demand_tokens_per_s for s in p.slots])[slot]
-    checks = slo_checks(ev, p.slots, slot)
+    load = _load(p, configs, ev, slot) if with_load else None
+    demand = np.array([np.nan if s.demand is None else s.demand.value for s in p.slots])[slot]
+    clients = np.array([s.demand is not None and s.demand.kind == "clients" for s in p.slots])[slot]
+    if load is not None:
+        tokens_per_s = load.tokens_per_s
+        capacity = np.where(clients, load.clients, load.tokens_per_s)
+        checks = slo_checks(p.slots, slot, lambda k, t: load.get(t.metric, t.statistic))
+        ok = meets_slo(ev.fits & (load.rate > 0), checks)
+    else:                      # the batch-level generator's bound: idle figures, no load
+        tokens_per_s = capacity = ev.throughput_tokens_per_s
+        checks, ok = (), ev.fits.copy()
     per_node = p.table.per_node[configs.gpu]
     slots_per_replica, nodes = node_slots(ev.gpus, per_node)
     price = p.prices[configs.gpu]
@@ -218,18 +241,41 @@ def _derive(p: Problem, configs: Configs, ev: Evaluation, config: np.ndarray, sl
                     max_nodes=s.max_nodes, inventory=dict(lim.inventory))
     allowed = replicas_allowed(limits, p.table.ids, configs.gpu, ev.gpus, cost_h, ev.power_w, slots_per_replica,
                                per_node)
-    needed = replicas_needed(demand, ev.throughput_tokens_per_s)
+    needed = replicas_needed(demand, capacity)
     cap = allowed.copy()
     if p.spec.objective != "throughput":
         cap = np.where(np.isnan(demand), cap, np.minimum(cap, needed))
+    e2e = load.get("e2e", "mean") if load is not None else e2e_seconds(ev, out_tokens)
     return Candidates(
-        configs=configs, ev=ev, config=config, slot=slot, slot_names=tuple(x.name for x in p.slots), slots=p.slots,
-        gpu_ids=p.table.ids, per_node=per_node, output_tokens=out_tokens, demand=demand,
-        e2e=e2e_seconds(ev, out_tokens), slo=checks, meets_slo=meets_slo(ev, checks),
+        configs=configs, ev=ev, load=load, config=config, slot=slot, slot_names=tuple(x.name for x in p.slots),
+        slots=p.slots, gpu_ids=p.table.ids, per_node=per_node, output_tokens=out_tokens, demand=demand,
+        capacity=capacity, tokens_per_s=tokens_per_s,
+        ttft=load.get("ttft", "mean") if load is not None else ev.ttft,
+        tpot=load.get("tpot", "mean") if load is not None else ev.tpot,
+        e2e=e2e, slo=checks, meets_slo=ok,
         slots_per_replica=slots_per_replica, nodes_per_replica=nodes, price=price, cost_per_hour=cost_h,
-        cost_per_million_tokens=cost_per_million_tokens(cost_h, ev.throughput_tokens_per_s),
+        cost_per_million_tokens=cost_per_million_tokens(cost_h, tokens_per_s),
         replicas_needed=needed, replicas_allowed=allowed, replica_cap=np.maximum(cap, 1.0), limits=limits,
         objective=p.spec.objective, overlap_comm=p.assumptions.overlap_comm, searched=len(configs))
+
+
+def _load(p: Problem, configs: Configs, ev: Evaluation, slot: np.ndarray) -> RowLoad:
+    parts = []
+    for k, sl in enumerate(p.slots):
+        mine = np.nonzero(slot == k)[0]
+        parts.append((mine, row_load(sl, p.table, configs.take(mine), p.assumptions, ev.fits[mine])))
+    n = len(configs)
+    first = parts[0][1]
+    merged = {f.name: (np.zeros(n, dtype=getattr(first, f.name).dtype) if f.name != "stats" else {})
+              for f in fields(RowLoad)}
+    for mine, part in parts:
+        for f in fields(RowLoad):
+            if f.name == "stats":
+                for key, arr in part.stats.items():
+                    merged["stats"].setdefault(key, np.full(n, np.inf))[mine] = arr
+            else:
+                merged[f.name][mine] = getattr(part, f.name)
+    return RowLoad(**merged)
 
 
 def replicas_needed(demand: np.ndarray, tokens_per_s: np.ndarray) -> np.ndarray:
@@ -328,13 +374,21 @@ def _bisect(p: Problem, slot: Slot, base: Configs, ok: Callable[[Evaluation], np
 
 
 def _largest_feasible_batch(p: Problem, k: int, slot: Slot, base: Configs, cap: int) -> np.ndarray:
-    """Per configuration, the largest batch <= cap meeting memory and the latency SLOs
-    (0 if none): all are monotone in the batch."""
+    """Per configuration, the largest batch <= cap that fits in memory and whose idle step
+    meets the slot's mean TPOT/ITL and TTFT targets (0 if none): a batch level worth
+    offering the solver (all are monotone in the batch). Under load the running batch is
+    smaller than this cap (docs/load.md section 2); the load stage prices every level."""
     n = len(base)
-    rows = np.full(n, k, dtype=np.int64)
+    bounds = [(t.metric, t.seconds) for t in slot.targets if t.statistic == "mean"]
 
     def ok(ev: Evaluation) -> np.ndarray:
-        return meets_slo(ev, slo_checks(ev, p.slots, rows))
+        good = ev.fits.copy()
+        for metric, seconds in bounds:
+            if metric in ("tpot", "itl"):
+                good &= ev.tpot <= seconds
+            elif metric == "ttft":
+                good &= ev.ttft <= seconds
+        return good
 
     return _bisect(p, slot, base, ok, np.zeros(n), np.full(n, cap + 1.0))
 
@@ -349,7 +403,7 @@ def _smallest_batch_for_demand(p: Problem, k: int, slot: Slot, base: Configs, la
         return np.zeros(len(base))
     at1 = evaluate(slot.model, p.table, base, p.assumptions)
     rows = np.full(len(base), k, dtype=np.int64)
-    r_max = _derive(p, base, at1, np.arange(len(base)), rows).replicas_allowed
+    r_max = _derive(p, base, at1, np.arange(len(base)), rows, with_load=False).replicas_allowed
 
     def meets(ev: Evaluation) -> np.ndarray:
         return ev.throughput_tokens_per_s * r_max < demand  # true below the boundary

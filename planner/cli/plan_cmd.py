@@ -31,6 +31,7 @@ def plan_command(
     output: Annotated[Optional[Path], typer.Option("--output", help="also write the result to FILE.json or FILE.yaml")] = None,
     calibration: Annotated[str, typer.Option(help="none, default (the shipped fit) or a calibration file")] = "none",
     reproducible: Annotated[bool, typer.Option("--reproducible", help="omit timings: the same input gives byte-identical output")] = False,
+    simulate: Annotated[bool, typer.Option("--simulate/--no-simulate", help="re-score each plan with the discrete-event simulator (5,000 requests, seeded)")] = True,
 ) -> None:
     """Search GPU type, count, TP/PP/EP, precision and batch; print ranked plans that explain themselves.
 
@@ -46,7 +47,7 @@ def plan_command(
             raise InputError("output file must end in .json or .yaml", path="--output", value=str(output))
         spec, doc = load_plan_spec(str(instance))
         result = plan_and_relax(spec, doc, backend=backend, top_k=top, time_limit=time_limit, objective=objective,
-                      calibration=calibration)
+                      calibration=calibration, simulate=simulate)
         if reproducible:
             result.solve_seconds = None
         data = result.to_dict()

@@ -93,15 +93,20 @@ def render_plans(r) -> str:
             lines += [f"  - {wording.relaxation(x)}" for x in r.relaxations]
         return "\n".join(lines) + "\n"
     t = Table(title="Ranked plans", title_justify="left")
-    for col in ("#", "GPUs", "TP/PP/EP", "x replicas", "precision (w / kv)", "batch", "TTFT ms", "TPOT ms",
-                "tokens/s", "$/hour", "$/M tokens", "regime"):
+    for col in ("#", "GPUs", "TP/PP/EP", "x replicas", "precision (w / kv)", "max seqs", "req/s per replica",
+                "TTFT ms mean/p99", "TPOT ms", "tokens/s", "$/hour", "$/M tokens", "regime"):
         t.add_column(col, justify="right" if col not in ("GPUs", "precision (w / kv)", "regime") else "left")
     for p in r.plans:
+        pct = p.load.get("percentiles_ms", {})
         t.add_row(str(p.rank), f"{p.gpus} x {p.gpu}", f"{p.tp}/{p.pp}/{p.ep}", str(p.replicas),
-                  f"{p.quantization} / {p.kv_dtype}", str(p.batch), f"{p.ttft_ms:.0f}", f"{p.tpot_ms:.1f}",
+                  f"{p.quantization} / {p.kv_dtype}", str(p.batch),
+                  f"{p.load.get('requests_per_s_per_replica', 0):,.2f} ({p.load.get('utilization', 0):.0%})",
+                  f"{p.ttft_ms:,.0f} / {pct.get('ttft_p99', float('nan')):,.0f}", f"{p.tpot_ms:.1f}",
                   f"{p.throughput_tokens_per_s:,.0f}", money(p.cost_per_hour),
                   money(p.cost_per_million_tokens, 3), p.regime.replace("-bound", ""))
-    out = [head, "", t]
+    out = [head, "Latencies are under load, at each plan's operating point: the demand shared by its replicas, "
+                 "or without a demand each replica at its capacity at SLO (req/s per replica, utilisation of "
+                 "saturation).", "", t]
     for p in r.plans:
         lines = [f"#{p.rank} {p.gpus} x {p.gpu}, TP {p.tp} PP {p.pp} EP {p.ep}, {p.quantization}, batch {p.batch}"]
         explained = wording.plan_lines(p)

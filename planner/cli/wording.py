@@ -22,6 +22,9 @@ def batch_limit(f: Fact) -> str:
         return f"batch {b} would take {_ms(f.value):.0f} ms end to end, over {_ms(f.limit):g} ms"
     if f.constraint == "max_batch":
         return f"search.max_batch is {int(f.limit or 0)}"
+    if f.constraint == "running_batch":
+        return (f"a larger max-num-seqs adds no capacity: at capacity a lane runs {f.value:,.0f} sequences on "
+                f"average, below the cap of {f.limit:,.0f}")
     return str(f.context.get("reason", "the next batch level is not better"))
 
 
@@ -53,7 +56,28 @@ def count_limit(f: Fact) -> str:
 def regime(f: Fact) -> str:
     shares = f.context["shares"]
     parts = ", ".join(f"{k.replace('_', ' ')} {v:.0%}" for k, v in shares.items() if v >= 0.005)
-    return f"{f.context['regime']}: of the {f.value:.2f} ms per token, {parts}"
+    return f"{f.context['regime']}: of the {f.value:.2f} ms of a full decode step, {parts}"
+
+
+STAT = {"mean": "mean", "p50": "p50", "p90": "p90", "p95": "p95", "p99": "p99"}
+
+
+def capacity(f: Fact) -> str:
+    c = f.context
+    rate, sat = c["capacity_requests_per_s"], c["saturation_requests_per_s"]
+    share = rate / sat if sat else 0.0
+    if f.constraint == "max_utilization":
+        return (f"no latency target binds first: slo.max_utilization {f.limit:g} caps this replica at "
+                f"{rate:,.2f} req/s (utilisation {f.value:.2f}; {share:.2f} of the {sat:,.2f} req/s at which "
+                f"its steps saturate)")
+    name = {"ttft": "TTFT", "tpot": "TPOT", "itl": "ITL", "e2e_latency": "end-to-end"}.get(f.constraint, f.constraint)
+    return (f"{name} {c['statistic']} <= {_ms(f.limit):g} ms caps this replica at {share:.2f} of saturation, "
+            f"{rate:,.2f} req/s ({_ms(f.value):,.1f} ms there)")
+
+
+def target_headroom(f: Fact) -> str:
+    name = {"ttft": "TTFT", "tpot": "TPOT", "itl": "ITL", "e2e_latency": "end-to-end"}.get(f.constraint, f.constraint)
+    return f"{name} {f.context.get('statistic', 'mean')} {_ms(f.value):,.1f} of {_ms(f.limit):g} ms"
 
 
 def versus(f: Fact) -> str:
@@ -122,9 +146,38 @@ def plan_lines(p: Plan) -> list[str]:
     if e is None:
         return []
     first = e.batch_limit[0]
-    lines = [f"   batch limited by {first.constraint}: {batch_limit(first)}",
-             f"   count: {count_limit(e.count_limit)}",
-             f"   {regime(e.regime)}"]
+    load = p.load
+    lines = [f"   load: {load['requests_per_s_per_replica']:,.2f} req/s per replica ({load['utilization']:.0%} of "
+             f"saturation), {p.concurrency:,.0f} requests in flight; scheduler max-num-seqs "
+             f"{load['scheduler']['max_num_seqs']}, max-num-batched-tokens {load['scheduler']['max_num_batched_tokens']}"]
+    if e.capacity is not None:
+        lines.append(f"   capacity: {capacity(e.capacity)}")
+    targets = [target_headroom(h) for h in e.headroom if h.constraint != "memory"]
+    if targets:
+        lines.append(f"   at this load: {'; '.join(targets)}")
+    lines += [f"   batch limited by {first.constraint}: {batch_limit(first)}",
+              f"   count: {count_limit(e.count_limit)}",
+              f"   {regime(e.regime)}"]
+    lines += simulation(p)
     if e.versus_next is not None:
         lines.append(f"   ranks above #{p.rank + 1}: {versus(e.versus_next)}")
     return lines
+
+
+def simulation(p: Plan) -> list[str]:
+    sim = p.simulation
+    if not sim:
+        return []
+    if "error" in sim:
+        return [f"   simulated: not run ({sim['error']})"]
+    s, cf = sim["simulated_ms"], sim["closed_form_ms"]
+
+    def pair(k: str) -> str:
+        return f"{s[k]:,.1f}" + (f" ({cf[k]:,.1f})" if k in cf else "")
+
+    text = (f"   simulated, {sim['requests']:,} requests (closed form in brackets): TTFT mean {pair('ttft_mean')}, "
+            f"p99 {pair('ttft_p99')} ms; TPOT mean {pair('tpot_mean')}, p99 {pair('tpot_p99')} ms; "
+            f"ITL p99 {pair('itl_p99')} ms")
+    met = [f"{t['path']} {'met' if t['met'] else 'MISSED'} ({t['simulated_ms']:,.1f} of {t['target_ms']:g} ms)"
+           for t in sim["targets"]]
+    return [text] + ([f"   simulated targets: {'; '.join(met)}"] if met else [])

@@ -74,19 +74,51 @@ class StepPhysics:
                                     w["b_w"][sl], w["b_e"][sl], routed)
         return nbytes / (w["bw"][sl] * self.o.memory_bandwidth_efficiency)
 
-    def comm_time(self, tokens: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
-        """Seconds of TP/EP collectives (all stages) plus pipeline hops, for ``tokens``."""
-        w, o, p = self._w, self.o, self.arch.params
+    def comm_time(self, tokens: np.ndarray, idx: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Seconds of TP/EP collectives (all stages) plus pipeline hops, for ``tokens``.
+        The links of each configuration are looked up once (``_links``); the formulas are
+        perf.py's (_link, _transfer, _alltoall, _pipeline_hops)."""
+        o, p = self.o, self.arch.params
+        k = self._links()
         sl = slice(None) if idx is None else idx
-        tp, pp, ep, gi = w["tp"][sl], w["pp"][sl], w["ep"][sl], self.configs.gpu[sl]
+        tp, pp, ep = k["tp"][sl], k["pp"][sl], k["ep"][sl]
         tokens = np.asarray(tokens, dtype=float)
         msg = tokens * self.arch.hidden * ACTIVATION_BYTES
-        tp_bw, tp_lat = _link(self.table, gi, tp)
-        n_ar = (2.0 * p.dense_layers + np.where(ep > 1, 1.0, 2.0) * p.moe_layers) / pp
-        t_tp = np.where(tp > 1, n_ar * _transfer(tp_lat, _allreduce_factor(tp, o) * msg, tp_bw, o), 0.0)
-        t_ep = _alltoall(self.arch, o, self.table, gi, tp, ep, tokens) * p.moe_layers / pp
-        t_pp = _pipeline_hops(o, self.table, gi, tp, pp, msg, wraparound=True)
+        t_tp = np.where(tp > 1, k["n_ar"][sl] * _transfer(k["tp_lat"][sl], k["ar"][sl] * msg, k["tp_bw"][sl], o), 0.0)
+        per_gpu = tokens / tp * p.experts_per_token * self.arch.hidden * ACTIVATION_BYTES * (ep - 1) / ep \
+            * o.expert_imbalance
+        t_ep = np.where(ep > 1, 2.0 * _transfer(k["ep_lat"][sl], per_gpu, k["ep_bw"][sl], o), 0.0) * p.moe_layers / pp
+        hop_msg = msg / tp if o.pp_hop_message == "shard" else msg
+        t_intra = _transfer(k["intra_lat"][sl], hop_msg, k["intra_bw"][sl], o)
+        t_inter = _transfer(k["inter_lat"][sl], hop_msg, k["inter_bw"][sl], o)
+        if o.pp_wraparound_hop == "activation":
+            wrap = np.where(k["domains"][sl] > 1, t_inter, t_intra)
+        else:
+            wrap = np.where(k["domains"][sl] > 1, k["inter_lat"][sl], k["intra_lat"][sl])
+        t_pp = np.where(pp > 1, k["intra_hops"][sl] * t_intra + k["cross"][sl] * t_inter + wrap, 0.0)
         return pp * (t_tp + t_ep), t_pp
+
+    def _links(self) -> dict[str, np.ndarray]:
+        """Per configuration: link bandwidths and latencies of its TP and EP groups and of its
+        pipeline hops, the all-reduce count and factor (token-count independent)."""
+        if "links" in self._w:
+            return self._w["links"]
+        w, o, p, t = self._w, self.o, self.arch.params, self.table
+        tp, pp, ep, gi = w["tp"], w["pp"], w["ep"], self.configs.gpu
+        tp_bw, tp_lat = _link(t, gi, tp)
+        ep_bw, ep_lat = _link(t, gi, ep)
+        stages_per_domain = np.maximum(1.0, np.floor(t.domain[gi] / tp))
+        domains = np.ceil(pp / stages_per_domain)
+        cross = domains - 1.0
+        peer = t.intra_peer_bw[gi]
+        links = dict(tp=tp, pp=pp, ep=ep, tp_bw=tp_bw, tp_lat=tp_lat, ep_bw=ep_bw, ep_lat=ep_lat,
+                     ar=_allreduce_factor(tp, o),
+                     n_ar=(2.0 * p.dense_layers + np.where(ep > 1, 1.0, 2.0) * p.moe_layers) / pp,
+                     domains=domains, cross=cross, intra_hops=np.maximum(pp - 1.0 - cross, 0.0),
+                     intra_bw=np.where(np.isnan(peer), t.intra_bw[gi], peer), intra_lat=t.intra_latency[gi],
+                     inter_bw=t.inter_bw[gi], inter_lat=t.inter_latency[gi])
+        w["links"] = links
+        return links
 
 
 def step_physics(model: ModelSpec, table: GpuTable, configs: Configs, o: Assumptions) -> StepPhysics:

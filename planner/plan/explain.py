@@ -8,63 +8,88 @@ from dataclasses import fields
 
 import numpy as np
 
-from planner.candidates import Candidates, nodes_for, slo_checks
+from planner.candidates import Candidates, nodes_for
 from planner.candidates.objectives import OBJECTIVES
 from planner.physics.perf import evaluate
 from planner.physics.space import Configs
 from planner.plan.result import Explanation, Fact, Plan
 from planner.resolve import Problem
+from planner.units import MS
 
 
 def explain_plans(p: Problem, c: Candidates, plans: list[Plan]) -> None:
     for i, plan in enumerate(plans):
         j = plan.candidate
-        batch, headroom = _batch_limit(p, c, j)
         plan.explanation = Explanation(
-            batch_limit=batch, count_limit=_count_limit(c, j, plan.replicas),
-            regime=Fact("regime", value=plan.tpot_ms, unit="ms", context={"regime": plan.regime,
-                                                                           "shares": dict(plan.regime_shares)}),
-            headroom=headroom)
+            batch_limit=_batch_limit(p, c, j), count_limit=_count_limit(c, j, plan.replicas),
+            regime=Fact("regime", value=plan.load["idle"]["tpot_ms"], unit="ms",
+                        context={"regime": plan.regime, "shares": dict(plan.regime_shares)}),
+            headroom=_headroom(c, j, plan), capacity=_capacity(c, j))
         if i + 1 < len(plans):
             plan.explanation.versus_next = _versus(c, plan, plans[i + 1])
 
 
-def _batch_limit(p: Problem, c: Candidates, j: int) -> tuple[list[Fact], list[Fact]]:
-    """Why the batch is not one larger (facts at batch + 1), and the headroom at the batch."""
+def _capacity(c: Candidates, j: int) -> Fact:
+    """What caps a replica's request rate: the binding latency target, or the utilisation ceiling."""
+    assert c.load is not None
+    slot = c.slots[int(c.slot[j])]
+    k = int(c.load.binding[j])
+    ctx = {"capacity_requests_per_s": float(c.load.rate[j]), "saturation_requests_per_s":
+           float(c.load.saturation_rate[j]), "utilization": float(c.load.utilization[j])}
+    if k < 0:
+        return Fact("max_utilization", value=float(c.load.utilization[j]), limit=slot.slo.max_utilization,
+                    unit="share of saturation", path="slo.max_utilization", context=ctx)
+    t = slot.targets[k]
+    return Fact(t.metric, value=float(c.load.get(t.metric, t.statistic)[j]), limit=t.seconds, unit="s", path=t.path,
+                context=ctx | {"statistic": t.statistic})
+
+
+def _batch_limit(p: Problem, c: Candidates, j: int) -> list[Fact]:
+    """Why the batch (max sequences per lane) is not one larger."""
+    assert c.load is not None
     cfg = c.configs
     b = float(cfg.batch[j])
     k = int(c.slot[j])
     two = Configs(**{f.name: getattr(cfg, f.name)[[j, j]] for f in fields(cfg)} | {"batch": np.array([b, b + 1])})
     ev = evaluate(p.slots[k].model, p.table, two, p.assumptions)
-    rows = np.array([k, k])
-    checks = slo_checks(ev, p.slots, rows)
     facts = []
     if not ev.fits[1]:
         facts.append(Fact("memory", value=float(ev.total_bytes[1]), limit=float(ev.usable_bytes[1]), unit="bytes",
                           context={"batch": int(b) + 1}))
-    for check in checks:
-        if check.name in ("tpot", "e2e_latency") and not check.ok[1]:
-            facts.append(Fact(check.name, value=float(check.value_s[1]), limit=float(check.target_s[1]), unit="s",
-                              path=check.path, context={"batch": int(b) + 1}))
     if b >= p.spec.search.max_batch:
         facts.append(Fact("max_batch", value=b, limit=float(p.spec.search.max_batch), unit="sequences",
                           path="search.max_batch"))
+    running = float(c.load.running[j])
+    if not facts and running < b - 1:
+        facts.append(Fact("running_batch", value=running, limit=b, unit="sequences per lane",
+                          context={"batch": int(b) + 1}))
     if not facts:
         facts.append(Fact("objective", context={"objective": c.objective,
-                                                "reason": OBJECTIVES[c.objective].batch_note}))
-    headroom = [Fact("memory", value=float(ev.total_bytes[0]), limit=float(ev.usable_bytes[0]), unit="bytes")]
-    headroom += [Fact(ch.name, value=float(ch.value_s[0]), limit=float(ch.target_s[0]), unit="s", path=ch.path)
-                 for ch in checks if ch.name in ("tpot", "ttft")]
-    return facts, headroom
+                                                "reason": OBJECTIVES[c.objective].batch_note, "running": running}))
+    return facts
+
+
+def _headroom(c: Candidates, j: int, plan: Plan) -> list[Fact]:
+    """Memory, and each latency target at the plan's operating point."""
+    ev = c.ev
+    out = [Fact("memory", value=float(ev.total_bytes[j]), limit=float(ev.usable_bytes[j]), unit="bytes")]
+    slot = c.slots[int(c.slot[j])]
+    pct = plan.load.get("percentiles_ms", {})
+    for t in slot.targets:
+        key = f"{t.metric.replace('_latency', '')}_{t.statistic}"
+        if key in pct:
+            out.append(Fact(t.metric, value=pct[key] * MS, limit=t.seconds, unit="s", path=t.path,
+                            context={"statistic": t.statistic}))
+    return out
 
 
 def _count_limit(c: Candidates, j: int, replicas: int) -> Fact:
-    ev = c.ev
-    thr = float(ev.throughput_tokens_per_s[j])
+    thr = float(c.capacity[j])
     if c.objective == "throughput":
         return _upper_limit(c, j, replicas + 1)
     if c.has_demand[j]:
-        return Fact("demand", value=replicas * thr, limit=float(c.demand[j]), unit="tokens/s", path="workload.demand",
+        unit = "tokens/s" if c.slots[int(c.slot[j])].demand_tokens_per_s is not None else "clients"
+        return Fact("demand", value=replicas * thr, limit=float(c.demand[j]), unit=unit, path="workload.demand",
                     context={"replicas": replicas, "tokens_per_s_per_replica": thr,
                              "spare_replicas_within_limits": int(c.replicas_allowed[j] - replicas)})
     return Fact("none", context={"replicas": replicas})

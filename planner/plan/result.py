@@ -9,9 +9,13 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+import numpy as np
+
 from planner.candidates import Candidates, nodes_for
+from planner.candidates.load import operating_point
 from planner.candidates.objectives import OBJECTIVES
 from planner.physics.perf import regime_of
+from planner.resolve import Problem
 from planner.units import MS
 
 
@@ -35,7 +39,8 @@ class Explanation:
     batch_limit: list[Fact]            # the first binds; the others would bind too
     count_limit: Fact
     regime: Fact
-    headroom: list[Fact]               # memory and each latency target at the chosen batch
+    headroom: list[Fact]               # memory, and each latency target at the operating point
+    capacity: Fact | None = None       # what caps a replica's request rate (a target, or the utilisation ceiling)
     versus_next: Fact | None = None
 
 
@@ -69,6 +74,8 @@ class Plan:
     regime: str
     regime_shares: dict[str, float]
     objective_value: float
+    load: dict[str, Any] = field(default_factory=dict)   # the operating point: rate, utilisation, percentiles
+    simulation: dict[str, Any] | None = None             # the simulator's re-score (planner/plan/rescore.py)
     explanation: Explanation | None = None
     candidate: int = -1
 
@@ -125,6 +132,7 @@ class PlanResult:
                 return None
             return Explanation(batch_limit=[fact(x) for x in e["batch_limit"]], count_limit=fact(e["count_limit"]),
                                regime=fact(e["regime"]), headroom=[fact(x) for x in e["headroom"]],
+                               capacity=None if e.get("capacity") is None else fact(e["capacity"]),
                                versus_next=None if e.get("versus_next") is None else fact(e["versus_next"]))
 
         plans = [Plan(**{**p, "explanation": explanation(p.get("explanation"))}) for p in d["plans"]]
@@ -140,29 +148,48 @@ def _nan_none(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
-def make_plan(c: Candidates, j: int, replicas: int, rank: int) -> Plan:
+def make_plan(p: Problem, c: Candidates, j: int, replicas: int, rank: int) -> Plan:
+    """Row j with ``replicas`` replicas, its figures at the load it is priced at: the slot's
+    demand shared by the replicas, or (without a demand) each replica at its capacity."""
     ev, d = c.ev, c.describe(j)
+    slot = c.slots[int(c.slot[j])]
+    assert c.load is not None
+    one = c.configs.take(np.array([j]))
+    if slot.demand is not None and slot.demand.kind == "clients":
+        at = operating_point(slot, p.table, one, p.assumptions, clients=slot.demand.value / replicas)
+    elif slot.demand is not None:
+        at = operating_point(slot, p.table, one, p.assumptions, rate=float(slot.demand.requests_per_s) / replicas)
+    else:
+        at = operating_point(slot, p.table, one, p.assumptions, rate=float(c.load.rate[j]))
     gpus_per_replica = int(ev.gpus[j])
-    capacity = float(ev.throughput_tokens_per_s[j] * replicas)
-    demand = float(c.demand[j])
-    served = min(capacity, demand) if c.has_demand[j] else capacity
+    served = at["tokens_per_s"] * replicas
     cost_h = _nan_none(float(c.cost_per_hour[j] * replicas))
     shares = {"weights": float(ev.share_weights[j]), "kv_cache": float(ev.share_kv[j]),
               "compute": float(ev.share_compute[j]), "communication": float(ev.share_comm[j]),
               "overhead": float(ev.share_overhead[j])}
+    binding = int(c.load.binding[j])
+    load = {"requests_per_s_per_replica": at["rate"], "utilization": at["utilization"],
+            "capacity_requests_per_s_per_replica": float(c.load.rate[j]),
+            "capacity_tokens_per_s_per_replica": float(c.load.tokens_per_s[j]),
+            "capacity_utilization": float(c.load.utilization[j]),
+            "binding": slot.targets[binding].path if binding >= 0 else "slo.max_utilization",
+            "running_per_lane": at["running_per_lane"],
+            "percentiles_ms": {k: at[k] / MS for k in at if k.split("_")[0] in ("ttft", "tpot", "itl", "e2e")},
+            "scheduler": {"max_num_seqs": int(at["max_seqs"]), "max_num_batched_tokens": int(at["token_budget"])},
+            "idle": {"ttft_ms": float(ev.ttft[j] / MS), "tpot_ms": float(ev.tpot[j] / MS)}}
     return Plan(
         rank=rank, workload=c.slot_names[int(c.slot[j])], gpu=d["gpu"], gpus=gpus_per_replica * replicas,
         nodes=nodes_for(replicas, gpus_per_replica, int(c.per_node[j])), tp=d["tp"], pp=d["pp"], ep=d["ep"],
         replicas=replicas, quantization=d["quantization"], kv_dtype=d["kv_dtype"], batch=d["batch"],
-        concurrency=int(ev.concurrency[j]) * replicas,
-        ttft_ms=float(ev.ttft[j] / MS), tpot_ms=float(ev.tpot[j] / MS), e2e_latency_ms=float(c.e2e[j] / MS),
-        throughput_tokens_per_s=capacity, throughput_tokens_per_s_per_gpu=capacity / (gpus_per_replica * replicas),
+        concurrency=at["concurrency"] * replicas,
+        ttft_ms=at["ttft_mean"] / MS, tpot_ms=at["tpot_mean"] / MS, e2e_latency_ms=at["e2e_mean"] / MS,
+        throughput_tokens_per_s=served, throughput_tokens_per_s_per_gpu=served / (gpus_per_replica * replicas),
         price_usd_per_gpu_hour=_nan_none(float(c.price[j])), cost_per_hour=cost_h,
-        cost_per_million_tokens=None if cost_h is None else cost_h / (served * 3600.0) * 1e6,
+        cost_per_million_tokens=None if cost_h is None or served <= 0 else cost_h / (served * 3600.0) * 1e6,
         power_w=_nan_none(float(ev.power_w[j] * replicas)),
         memory={k: float(getattr(ev, k)[j]) for k in ("weights_bytes", "kv_cache_bytes", "activation_bytes",
                                                       "reserve_bytes", "total_bytes", "usable_bytes",
                                                       "capacity_bytes")},
         mbu=float(ev.mbu[j]), mfu=float(ev.mfu[j]), regime=regime_of(shares), regime_shares=shares,
-        objective_value=OBJECTIVES[c.objective].value(c, j, replicas), candidate=j,
+        objective_value=OBJECTIVES[c.objective].value(c, j, replicas), load=load, candidate=j,
     )

@@ -12,6 +12,7 @@ from planner.backends import HAS_SOLUTION, Feature, Solution, Status, get_backen
 from planner.candidates import Candidates, build_candidates
 from planner.plan.diagnose import diagnose
 from planner.plan.explain import explain_plans
+from planner.plan.rescore import simulate_plans
 from planner.plan.result import Plan, PlanResult, make_plan
 from planner.resolve import Problem, resolve
 from planner.schemas.plan import PlanSpec
@@ -20,7 +21,7 @@ from planner.yamlio import Document
 
 def plan(spec: PlanSpec, doc: Document | None = None, *, backend: str = "cpsat", top_k: int | None = None,
          time_limit: float = 60.0, objective: str | None = None,
-         calibration: str | None = None) -> PlanResult:
+         calibration: str | None = None, simulate: bool = False) -> PlanResult:
     """Solve the instance ``top_k`` times for distinct plans. When nothing is feasible the
     result carries the per-family diagnosis; the smallest relaxations are a what-if above
     this function (planner/whatif/relax.py)."""
@@ -28,8 +29,11 @@ def plan(spec: PlanSpec, doc: Document | None = None, *, backend: str = "cpsat",
     if objective is not None and objective != spec.objective:
         spec = PlanSpec.model_validate(spec.model_dump() | {"objective": objective})
     problem = resolve(spec, doc, calibration)
-    return solve(problem, build_candidates(problem), backend=backend, top_k=top_k or spec.top_k,
-                 time_limit=time_limit, started=t0)
+    cands = build_candidates(problem)
+    result = solve(problem, cands, backend=backend, top_k=top_k or spec.top_k, time_limit=time_limit, started=t0)
+    if simulate and result.plans:
+        simulate_plans(problem, cands, result.plans)
+    return result
 
 
 def solve(problem: Problem, cands: Candidates, *, backend: str = "cpsat", top_k: int = 5, time_limit: float = 60.0,
@@ -61,7 +65,7 @@ def solve(problem: Problem, cands: Candidates, *, backend: str = "cpsat", top_k:
             picks = _decode(f, sol)
             if rank == 1:
                 status, gap = sol.status, sol.gap
-            plans += [make_plan(cands, j, r, rank) for j, r in picks]
+            plans += [make_plan(problem, cands, j, r, rank) for j, r in picks]
             f.exclude([j for j, _ in picks])
     except KeyboardInterrupt:
         interrupted = True     # keep what was found; the CLI exits 130

@@ -20,6 +20,7 @@ from planner.physics.options import PRESETS, Assumptions
 from planner.physics.quant import KV_DTYPES, SCHEMES
 from planner.physics.space import GpuTable
 from planner.resolve.calibration import calibrated
+from planner.resolve.workload import DemandSpec, LatencyTarget, Lengths, demand, lengths, targets
 from planner.schemas.common import CatalogExtras, HfConfigRef, ModelRef, Tco
 from planner.schemas.estimate import EstimateSpec
 from planner.schemas.plan import PlanSpec, Prices, Slo
@@ -35,11 +36,25 @@ class Slot:
 
     name: str
     model: ModelSpec
-    input_tokens: int
-    output_tokens: int
+    input: Lengths
+    output: Lengths
     slo: Slo
-    demand_tokens_per_s: float | None   # output tokens/s the slot must serve (None: priced per replica)
+    targets: tuple[LatencyTarget, ...]  # latency targets under load (docs/load.md)
+    demand: DemandSpec | None           # what the slot must serve (None: priced per replica)
     path: str = "workload"              # YAML path of the slot's workload, for located facts
+
+    @property
+    def input_tokens(self) -> float:
+        return self.input.mean
+
+    @property
+    def output_tokens(self) -> float:
+        return self.output.mean
+
+    @property
+    def demand_tokens_per_s(self) -> float | None:
+        """Output tokens/s of an open-loop demand (None for none or a closed loop)."""
+        return self.demand.value if self.demand is not None and self.demand.kind == "tokens_per_s" else None
 
 
 @dataclass(frozen=True)
@@ -108,9 +123,13 @@ def resolve(spec: PlanSpec, doc: Document | None = None, calibration: str | None
             raise InputError("unknown KV dtype", path=f"search.kv_dtypes[{i}]", value=k,
                              accepted=", ".join(KV_DTYPES), **where)
     w = spec.workload
-    if w.input_tokens + w.output_tokens > model.max_context_tokens:
+    try:
+        isl, osl = lengths(w.input_tokens, "workload.input_tokens"), lengths(w.output_tokens, "workload.output_tokens")
+    except ValueError as exc:
+        raise InputError(str(exc).split(": ", 1)[1], path=str(exc).split(": ", 1)[0], **where) from None
+    if isl.max + osl.max > model.max_context_tokens:
         raise InputError(f"input + output tokens exceed {model.name}'s context of {model.max_context_tokens}",
-                         path="workload.input_tokens", value=w.input_tokens + w.output_tokens,
+                         path="workload.input_tokens", value=isl.max + osl.max,
                          accepted=f"<= {model.max_context_tokens} in total", **where)
     overrides = price_overrides(catalog, list(names), spec.prices.tco, spec.prices.usd_per_gpu_hour)
     excluded: dict[str, str] = {}
@@ -129,11 +148,8 @@ def resolve(spec: PlanSpec, doc: Document | None = None, calibration: str | None
     assumptions, scales = calibrated(assumptions, spec.assumptions, calibration, [g.id for g in gpus])
     prices = np.array([overrides.get(g.id, g.price_usd_per_gpu_hour) or np.nan for g in gpus], dtype=float)
     sources = tuple(_price_source(g, g.id in overrides, spec.prices) for g in gpus)
-    d = w.demand
-    demand = None if d is None else (d.output_tokens_per_s if d.output_tokens_per_s is not None
-                                     else d.requests_per_s * w.output_tokens)  # type: ignore[operator]
-    slot = Slot(name="main", model=model, input_tokens=w.input_tokens, output_tokens=w.output_tokens,
-                slo=spec.slo, demand_tokens_per_s=demand)
+    slot = Slot(name="main", model=model, input=isl, output=osl, slo=spec.slo, targets=targets(spec.slo),
+                demand=demand(w.demand, osl))
     return Problem(spec=spec, slots=(slot,), gpus=tuple(gpus), table=GpuTable.build(gpus, scales), prices=prices,
                    price_sources=sources, assumptions=assumptions, calibration=calibration or "none",
                    excluded=excluded, file=doc.file if doc else None)

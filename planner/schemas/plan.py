@@ -19,27 +19,109 @@ MAX_CANDIDATES = 2_000_000
 """Largest search space (configurations x batch levels) accepted; a bigger one is refused."""
 
 
-class Demand(Strict):
-    requests_per_s: Positive | None = None
-    output_tokens_per_s: Positive | None = None
+STATISTICS = ("mean", "p50", "p90", "p95", "p99")
+
+
+class Arrival(Strict):
+    """How requests arrive: Poisson (cv 1), or bursty Gamma inter-arrival times with a
+    coefficient of variation cv > 1 (docs/load.md)."""
+
+    process: Literal["poisson", "gamma"] = "poisson"
+    cv: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False), NotBool] = 1.0
 
     @model_validator(mode="after")
-    def _one(self) -> "Demand":
-        if (self.requests_per_s is None) == (self.output_tokens_per_s is None):
-            raise ValueError("give exactly one of requests_per_s, output_tokens_per_s")
+    def _poisson_cv(self) -> "Arrival":
+        if self.process == "poisson" and self.cv != 1.0:
+            raise ValueError("a Poisson process has cv 1; use process: gamma for another cv")
         return self
 
 
+class Demand(Strict):
+    """Exactly one of: a request rate, an output-token rate (open loop, arriving as
+    ``arrival`` says), or N concurrent clients (closed loop: each sends its next request
+    when the last completes)."""
+
+    requests_per_s: Positive | None = None
+    output_tokens_per_s: Positive | None = None
+    concurrency: Annotated[int, Field(ge=1, le=10_000_000), NotBool] | None = Field(
+        None, description="closed loop: clients with one request in flight each")
+    arrival: Arrival = Arrival()
+
+    @model_validator(mode="after")
+    def _one(self) -> "Demand":
+        given = [x for x in (self.requests_per_s, self.output_tokens_per_s, self.concurrency) if x is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of requests_per_s, output_tokens_per_s, concurrency")
+        if self.concurrency is not None and self.arrival != Arrival():
+            raise ValueError("a closed loop (concurrency) has no arrival process")
+        return self
+
+
+class LengthDistribution(Strict):
+    """Request lengths that vary: a histogram of (tokens, weight) buckets, or a mean with a
+    coefficient of variation or one percentile (a lognormal with that mean, docs/load.md)."""
+
+    histogram: list[tuple[Tokens, Positive]] | None = Field(None, description="[[tokens, weight], ...]")
+    mean: Tokens | None = None
+    cv: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False), NotBool] | None = None
+    p50: Tokens | None = None
+    p90: Tokens | None = None
+    p99: Tokens | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> "LengthDistribution":
+        pcts = [p for p in (self.p50, self.p90, self.p99) if p is not None]
+        if self.histogram is not None:
+            if self.mean is not None or self.cv is not None or pcts:
+                raise ValueError("give a histogram, or a mean with cv or one percentile, not both")
+            if not self.histogram:
+                raise ValueError("a histogram needs at least one bucket")
+            return self
+        if self.mean is None:
+            raise ValueError("give histogram, or mean (with cv or one of p50, p90, p99)")
+        if self.cv is not None and pcts or len(pcts) > 1:
+            raise ValueError("give the spread once: cv, or one of p50, p90, p99")
+        return self
+
+
+Lengths = Tokens | LengthDistribution
+
+
 class Workload(Strict):
-    input_tokens: Tokens
-    output_tokens: Tokens
+    input_tokens: Lengths = Field(description="prompt tokens per request: a number or a distribution")
+    output_tokens: Lengths = Field(description="generated tokens per request: a number or a distribution")
     demand: Demand | None = None
 
 
+class Percentiles(Strict):
+    """A latency target as one or more statistics under load, e.g. {p99: 1000} (ms)."""
+
+    mean: Positive | None = None
+    p50: Positive | None = None
+    p90: Positive | None = None
+    p95: Positive | None = None
+    p99: Positive | None = None
+
+    @model_validator(mode="after")
+    def _some(self) -> "Percentiles":
+        if all(getattr(self, k) is None for k in STATISTICS):
+            raise ValueError("give at least one of mean, p50, p90, p95, p99")
+        return self
+
+
+LatencyTarget = Positive | Percentiles
+"""A bare number is the mean under load (docs/instances.md); a mapping names statistics."""
+
+
 class Slo(Strict):
-    ttft_ms: Positive | None = None
-    tpot_ms: Positive | None = None
-    e2e_latency_ms: Positive | None = Field(None, description="TTFT + TPOT x (output tokens - 1)")
+    ttft_ms: LatencyTarget | None = Field(None, description="time to first token under load (bare number: mean)")
+    tpot_ms: LatencyTarget | None = Field(
+        None, description="time per output token over a request's life, under load (bare number: mean)")
+    itl_ms: LatencyTarget | None = Field(None, description="inter-token latency, per token (bare number: mean)")
+    e2e_latency_ms: LatencyTarget | None = Field(None, description="TTFT + TPOT x (output tokens - 1), under load")
+    max_utilization: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False), NotBool] = Field(
+        0.9, description="plan each replica at most at this share of its saturation rate (queues grow without "
+        "bound as it nears 1)")
 
 
 class Search(Strict):

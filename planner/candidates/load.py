@@ -1,0 +1,127 @@
+"""Each candidate row under load: its capacity at SLO (the highest request rate at which it
+meets every latency target of its slot, and at most ``max_utilization`` of saturation) and
+the latency statistics at that rate (docs/load.md sections 3-6). This is the quantity the
+demand rows, the prices per token and the fleet planner consume."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from planner.physics.load import Target, Workload, capacity_at_slo, engine, load_metrics, step_physics
+from planner.physics.options import Assumptions
+from planner.physics.space import Configs, GpuTable
+from planner.resolve import Slot
+
+LOAD_METRIC = {"ttft": "ttft", "tpot": "tpot", "itl": "itl", "e2e_latency": "e2e"}
+REPORTED = (("ttft", "mean"), ("tpot", "mean"), ("itl", "mean"), ("e2e", "mean"), ("ttft", "p50"),
+            ("ttft", "p90"), ("ttft", "p99"), ("tpot", "p50"), ("tpot", "p90"), ("tpot", "p99"),
+            ("itl", "p99"), ("e2e", "p99"))
+
+
+@dataclass(frozen=True)
+class RowLoad:
+    """Per row, at its capacity (or, where no rate meets the targets, at a vanishing rate)."""
+
+    rate: np.ndarray                 # requests/s per replica at capacity (0: no rate meets the targets)
+    tokens_per_s: np.ndarray         # output tokens/s per replica at capacity
+    clients: np.ndarray              # requests in flight per replica at capacity (Little's law)
+    utilization: np.ndarray          # rate / saturation rate
+    running: np.ndarray              # decode sequences per lane at capacity (mean)
+    saturation_rate: np.ndarray      # requests/s at which the engine saturates
+    binding: np.ndarray              # index into the slot's targets; -1: max_utilization binds
+    token_budget: np.ndarray         # scheduler: tokens per step (plan output)
+    max_seqs: np.ndarray             # scheduler: running sequences per lane (plan output)
+    stats: dict[tuple[str, str], np.ndarray]   # (metric, statistic) -> seconds
+
+    def get(self, metric: str, statistic: str) -> np.ndarray:
+        return self.stats[(LOAD_METRIC.get(metric, metric), statistic)]
+
+
+def workload_of(slot: Slot) -> Workload:
+    cv2 = 1.0 if slot.demand is None else slot.demand.arrival_cv2
+    return Workload(isl=slot.input.mean, osl=slot.output.mean, arrival_cv2=cv2, isl_cv2=slot.input.cv2)
+
+
+def load_targets(slot: Slot) -> list[Target]:
+    return [Target(LOAD_METRIC[t.metric], t.statistic, t.seconds) for t in slot.targets]
+
+
+def row_load(slot: Slot, table: GpuTable, configs: Configs, o: Assumptions, fits: np.ndarray) -> RowLoad:
+    """Capacity at SLO of every row of one slot; rows that do not fit in memory get 0."""
+    n = len(configs)
+    rate = np.zeros(n)
+    binding = np.full(n, -1, dtype=np.int64)
+    stats = {k: np.full(n, np.inf) for k in REPORTED}
+    for t in slot.targets:
+        stats.setdefault((LOAD_METRIC[t.metric], t.statistic), np.full(n, np.inf))
+    out = RowLoad(rate=rate, tokens_per_s=np.zeros(n), clients=np.zeros(n), utilization=np.zeros(n),
+                  running=np.zeros(n),
+                  saturation_rate=np.zeros(n), binding=binding, token_budget=np.zeros(n), max_seqs=np.zeros(n),
+                  stats=stats)
+    rows = np.nonzero(fits)[0]
+    if not len(rows):
+        return out
+    phys = step_physics(slot.model, table, configs.take(rows), o)
+    eng = engine(phys)
+    wl = workload_of(slot)
+    targets = load_targets(slot)
+    if targets:
+        cap = capacity_at_slo(phys, eng, wl, targets)
+        sat, found, found_binding = cap.result.saturation_rate, cap.rate, cap.binding
+    else:                    # no latency target: only the utilisation ceiling limits the rate
+        sat = load_metrics(phys, eng, wl, rate=np.zeros(len(rows))).saturation_rate
+        found, found_binding = np.full(len(rows), np.inf), np.full(len(rows), -1)
+    sat = np.where(np.isfinite(sat) & (sat > 0), sat, 0.0)
+    ceiling = slot.slo.max_utilization * sat
+    r = np.minimum(found, ceiling)
+    bind = np.where(found > ceiling, -1, found_binding)
+    at = load_metrics(phys, eng, wl, rate=np.where(r > 0, r, np.maximum(sat, 1e-300) * 1e-6))
+    over = np.nonzero((r > 0) & (at.rho > slot.slo.max_utilization))[0]
+    if len(over):      # the KV pool, not the step budget, sets the utilisation: lower the rate to the ceiling
+        r[over] = _rate_at_utilization(slot, table, configs.take(rows[over]), o, r[over], slot.slo.max_utilization)
+        bind[over] = -1
+        at = load_metrics(phys, eng, wl, rate=np.where(r > 0, r, np.maximum(sat, 1e-300) * 1e-6))
+    rate[rows] = r
+    binding[rows] = bind
+    out.tokens_per_s[rows] = r * slot.output.mean
+    out.clients[rows] = np.where(r > 0, at.concurrency, 0.0)
+    out.utilization[rows] = np.where(r > 0, at.rho, 0.0)
+    out.running[rows] = np.where(r > 0, at.running, 0.0)
+    out.saturation_rate[rows] = sat
+    out.token_budget[rows] = eng.token_budget
+    out.max_seqs[rows] = eng.max_seqs
+    for key, arr in stats.items():
+        arr[rows] = at.get(*key)
+    return out
+
+
+def operating_point(slot: Slot, table: GpuTable, configs: Configs, o: Assumptions, *, rate: float | None = None,
+                    clients: float | None = None) -> dict[str, float]:
+    """One configuration (``configs`` of length 1) at a given per-replica load: the figures
+    a plan reports (seconds, requests/s, output tokens/s), Little's law holding among them."""
+    phys = step_physics(slot.model, table, configs, o)
+    eng = engine(phys)
+    r = load_metrics(phys, eng, workload_of(slot), rate=rate, clients=clients)
+    out = {f"{m}_{s}": float(r.get(m, s)[0]) for m, s in REPORTED}
+    out |= {"rate": float(r.rate[0]), "tokens_per_s": float(r.throughput_tokens_per_s[0]),
+            "concurrency": float(r.concurrency[0]), "utilization": float(r.rho[0]),
+            "running_per_lane": float(r.running[0]), "token_budget": float(eng.token_budget[0]),
+            "max_seqs": float(eng.max_seqs[0]), "stable": bool(r.stable[0])}
+    return out
+
+
+def _rate_at_utilization(slot: Slot, table: GpuTable, configs: Configs, o: Assumptions, hi: np.ndarray,
+                         ceiling: float, iters: int = 30) -> np.ndarray:
+    """The highest rate below ``hi`` at which the utilisation (rate and KV pool together,
+    docs/load.md section 3) is at most ``ceiling``, for each configuration."""
+    phys = step_physics(slot.model, table, configs, o)
+    eng, wl = engine(phys), workload_of(slot)
+    lo = np.zeros(len(configs))
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        ok = load_metrics(phys, eng, wl, rate=mid).rho <= ceiling
+        lo = np.where(ok, mid, lo)
+        hi = np.where(ok, hi, mid)
+    return lo

@@ -1,0 +1,145 @@
+"""A workload as the load model reads it: length distributions (mean, squared coefficient
+of variation, and a discrete support for the simulator), latency targets as (metric,
+statistic, seconds) with their spec paths, and the demand in one unit (docs/load.md,
+docs/instances.md)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from planner.schemas.plan import STATISTICS, Demand, LengthDistribution, Slo
+from planner.units import MS
+
+_Z = {"p50": 0.0, "p90": 1.2815515655446004, "p99": 2.3263478740408408}
+BUCKETS = 32
+"""Quantile buckets of a lognormal length distribution, for the simulator."""
+
+
+@dataclass(frozen=True)
+class Lengths:
+    """Tokens per request: mean, squared CV, and a discrete distribution (values, weights)."""
+
+    mean: float
+    cv2: float
+    values: tuple[float, ...]
+    probabilities: tuple[float, ...]
+
+    @property
+    def max(self) -> float:
+        return max(self.values)
+
+
+def lengths(x: int | LengthDistribution, path: str) -> Lengths:
+    """A fixed length, a histogram, or a lognormal from a mean and a CV or one percentile."""
+    if isinstance(x, int):
+        return Lengths(float(x), 0.0, (float(x),), (1.0,))
+    if x.histogram is not None:
+        v = np.array([t for t, _ in x.histogram], dtype=float)
+        w = np.array([q for _, q in x.histogram], dtype=float)
+        w = w / w.sum()
+        mean = float(v @ w)
+        return Lengths(mean, float(((v - mean) ** 2) @ w) / mean**2, tuple(v.tolist()), tuple(w.tolist()))
+    mean = float(x.mean or 1)
+    sigma = _lognormal_sigma(x, mean, path)
+    if sigma == 0.0:
+        return Lengths(mean, 0.0, (mean,), (1.0,))
+    mu = math.log(mean) - sigma**2 / 2
+    qs = (np.arange(BUCKETS) + 0.5) / BUCKETS
+    values = np.maximum(1.0, np.round(np.exp(mu + sigma * _probit(qs))))
+    return Lengths(mean, math.exp(sigma**2) - 1.0, tuple(values.tolist()), tuple([1.0 / BUCKETS] * BUCKETS))
+
+
+def _lognormal_sigma(x: LengthDistribution, mean: float, path: str) -> float:
+    if x.cv is not None:
+        return math.sqrt(math.log1p(x.cv**2))
+    for name in ("p50", "p90", "p99"):
+        q = getattr(x, name)
+        if q is None:
+            continue
+        z, r = _Z[name], math.log(q / mean)
+        # ln q = ln mean - s^2/2 + z s  ->  s^2/2 - z s + r = 0, the smaller root
+        disc = z * z - 2.0 * r
+        if disc < 0 or (z == 0 and r > 0):
+            raise ValueError(f"{path}: no lognormal has mean {mean:g} and {name} {q:g} "
+                             f"({name} must be at most {mean * math.exp(z * z / 2):,.0f})")
+        return z - math.sqrt(disc) if z > 0 else math.sqrt(-2.0 * r)
+    return 0.0
+
+
+def _probit(q: np.ndarray) -> np.ndarray:
+    """Inverse standard normal CDF (Acklam's rational approximation, |error| < 1.2e-9)."""
+    a = [-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02, 1.383577518672690e02,
+         -3.066479806614716e01, 2.506628277459239e00]
+    b = [-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02, 6.680131188771972e01,
+         -1.328068155288572e01]
+    c = [-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e00, -2.549732539343734e00,
+         4.374664141464968e00, 2.938163982698783e00]
+    d = [7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00, 3.754408661907416e00]
+    out = np.empty_like(q)
+    lo, hi = q < 0.02425, q > 1 - 0.02425
+    mid = ~(lo | hi)
+    r = q[mid] - 0.5
+    t = r * r
+    out[mid] = ((((((a[0] * t + a[1]) * t + a[2]) * t + a[3]) * t + a[4]) * t + a[5]) * r /
+                (((((b[0] * t + b[1]) * t + b[2]) * t + b[3]) * t + b[4]) * t + 1))
+    for mask, sign in ((lo, 1.0), (hi, -1.0)):
+        qq = q[mask] if sign > 0 else 1 - q[mask]
+        u = np.sqrt(-2 * np.log(qq))
+        out[mask] = sign * (((((c[0] * u + c[1]) * u + c[2]) * u + c[3]) * u + c[4]) * u + c[5]) / \
+            ((((d[0] * u + d[1]) * u + d[2]) * u + d[3]) * u + 1)
+    return out
+
+
+METRIC_OF = {"ttft_ms": "ttft", "tpot_ms": "tpot", "itl_ms": "itl", "e2e_latency_ms": "e2e_latency"}
+
+
+@dataclass(frozen=True)
+class LatencyTarget:
+    metric: str        # ttft | tpot | itl | e2e_latency
+    statistic: str     # mean | p50 | p90 | p95 | p99
+    seconds: float
+    path: str          # YAML path, e.g. slo.ttft_ms.p99 (slo.ttft_ms for a bare number: the mean)
+
+    @property
+    def label(self) -> str:
+        return f"{self.metric.replace('_latency', '').upper()} {self.statistic}"
+
+
+def targets(slo: Slo) -> tuple[LatencyTarget, ...]:
+    """Every latency target the SLO sets; a bare number is the mean under load."""
+    out = []
+    for key, metric in METRIC_OF.items():
+        value = getattr(slo, key)
+        if value is None:
+            continue
+        if isinstance(value, (int, float)):
+            out.append(LatencyTarget(metric, "mean", float(value) * MS, f"slo.{key}"))
+            continue
+        for stat in STATISTICS:
+            v = getattr(value, stat)
+            if v is not None:
+                out.append(LatencyTarget(metric, stat, float(v) * MS, f"slo.{key}.{stat}"))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class DemandSpec:
+    """The demand in the unit the capacity is measured in: output tokens/s (open loop) or
+    clients (closed loop)."""
+
+    kind: str                 # tokens_per_s | clients
+    value: float
+    requests_per_s: float | None
+    arrival_cv2: float
+
+
+def demand(d: Demand | None, output: Lengths) -> DemandSpec | None:
+    if d is None:
+        return None
+    if d.concurrency is not None:
+        return DemandSpec("clients", float(d.concurrency), None, 1.0)
+    rps = d.requests_per_s if d.requests_per_s is not None else d.output_tokens_per_s / output.mean  # type: ignore
+    return DemandSpec("tokens_per_s", rps * output.mean, rps, d.arrival.cv**2)
