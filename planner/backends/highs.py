@@ -32,7 +32,10 @@ class HighsBackend:
         if code == mb.SolveStatus.INFEASIBLE:
             return Solution(Status.INFEASIBLE, None, seconds=time.perf_counter() - t0)
         if code not in (mb.SolveStatus.OPTIMAL, mb.SolveStatus.FEASIBLE):
-            return Solution(Status.TIME_LIMIT, None, seconds=time.perf_counter() - t0)
+            # out of time only when the time was used; any other status is not an answer
+            elapsed = time.perf_counter() - t0
+            status = Status.TIME_LIMIT if elapsed >= 0.95 * time_limit else Status.UNKNOWN
+            return Solution(status, None, seconds=elapsed)
         status = Status.OPTIMAL if code == mb.SolveStatus.OPTIMAL else Status.FEASIBLE
         scale = [CONDITIONING[v.dimension] if not v.integer else 1.0 for v in f.model.vars]
         values = np.array([solver.value(x) * s for x, s in zip(vs, scale)], dtype=float)

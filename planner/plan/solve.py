@@ -33,7 +33,7 @@ def plan(spec: PlanSpec, doc: Document | None = None, *, backend: str = "cpsat",
     k = top_k or spec.top_k
     f = constraints.build(problem, cands) if Feature.LINEAR_MODEL in engine.features else _OracleOnly(problem, cands)
     plans: list[Plan] = []
-    status, gap = Status.INFEASIBLE, None
+    status, gap = Status.TIME_LIMIT, None     # until a solve says otherwise: no time left is no answer
     deadline = time.perf_counter() + time_limit
     interrupted = False
     try:
@@ -53,6 +53,7 @@ def plan(spec: PlanSpec, doc: Document | None = None, *, backend: str = "cpsat",
             f.exclude_configuration(int(cands.config[j]), cands.label(j, problem.table, batch=False))
     except KeyboardInterrupt:
         interrupted = True     # keep what was found; the CLI exits 130
+        status = status if plans else Status.INTERRUPTED
     explain_plans(problem, cands, plans)
     notes = [f"{gid} not searched: {why}" for gid, why in problem.excluded.items()]
     size = {}
