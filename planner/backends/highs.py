@@ -11,7 +11,7 @@ from ortools.linear_solver.python import model_builder as mb
 
 from constraints.model import LinearModel
 from planner.backends import Feature, Solution, Status, incremental
-from planner.backends.milp import CONDITIONING
+from planner.backends.milp import CONDITIONING, objective_scaled
 
 OPTIONS = "output_flag=false\nmip_rel_gap=0\nrandom_seed=0\nthreads=1"
 """Quiet (the banner would corrupt --json on stdout), exact, deterministic."""
@@ -57,7 +57,7 @@ def translate(m: LinearModel) -> tuple[mb.Model, list]:
             vs.append(model.new_num_var(v.lb / s, v.ub / s, f"v{len(vs)}"))
     for k in range(len(m.rows)):
         _add_row(model, vs, m, k)
-    obj = m.in_units(m.objective, m.objective_dimension, CONDITIONING)
+    obj = objective_scaled(m.in_units(m.objective, m.objective_dimension, CONDITIONING))
     expr = mb.LinearExpr.weighted_sum([vs[i] for i in obj], list(obj.values()))
     model.minimize(expr) if m.objective_sense == "min" else model.maximize(expr)
     return model, vs

@@ -3,6 +3,7 @@ numerical conditioning (milliseconds, gigabytes, dollars), not rounded."""
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -56,8 +57,20 @@ def translate(m: LinearModel) -> tuple[pulp.LpProblem, list]:
 
     for k in range(len(m.rows)):
         _add_row(prob, vs, m, k)
-    prob += _expr(vs, m, m.objective, m.objective_dimension)
+    obj = objective_scaled(m.in_units(m.objective, m.objective_dimension, CONDITIONING))
+    prob += pulp.LpAffineExpression([(vs[i], a) for i, a in obj.items()])
     return prob, vs
+
+
+def objective_scaled(coeffs: dict[int, float]) -> dict[int, float]:
+    """The objective divided by a power of two that brings its largest coefficient to [1, 2):
+    the same optimum, but a $1e-6/GPU-hour price no longer falls below the solver's
+    optimality tolerance (HiGHS returned a plan 73 % dearer than the optimum)."""
+    top = max((abs(a) for a in coeffs.values() if math.isfinite(a)), default=0.0)
+    if top == 0.0:
+        return coeffs
+    scale = 2.0 ** math.floor(math.log2(top))
+    return {i: a / scale for i, a in coeffs.items()}
 
 
 def _expr(vs: list, m: LinearModel, coeffs: dict[int, float], dim: str) -> pulp.LpAffineExpression:
