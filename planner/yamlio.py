@@ -352,6 +352,10 @@ def write_atomically(path: str | os.PathLike, data: str | bytes, *, protected: t
     tmp = None
     try:
         real = os.path.realpath(path)
+        try:
+            os.stat(real)                           # a symlink loop or an unreadable path fails here
+        except FileNotFoundError:
+            pass
         if was_read(path) or any(os.path.realpath(p) == real for p in protected):
             raise InputError("refusing to overwrite a file this run read as input", **where)
         if os.path.isdir(real):

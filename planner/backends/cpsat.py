@@ -67,21 +67,26 @@ def status_of(code: int, elapsed: float, time_limit: float) -> Status:
 
 def _solve_interruptibly(solver: cp_model.CpSolver, cp: cp_model.CpModel) -> int:
     """Solve in a worker thread (CP-SAT releases the GIL) so that Ctrl-C reaches Python in
-    the main thread: stop the search, wait for it, and raise KeyboardInterrupt."""
+    the main thread: stop the search, wait for the worker to end, and raise KeyboardInterrupt.
+    The wait is on an Event, not Thread.join: an interrupted join can report a live thread
+    as finished (CPython < 3.13), and exiting under a running solve aborts the process."""
     out: dict = {}
+    done = threading.Event()
 
     def work() -> None:
         try:
             out["code"] = solver.Solve(cp)
         except BaseException as exc:      # re-raised in the caller's thread
             out["error"] = exc
+        finally:
+            done.set()
 
     worker = threading.Thread(target=work, name="cpsat-solve", daemon=True)
     worker.start()
     interrupted = False
-    while worker.is_alive():
+    while not done.is_set():
         try:
-            worker.join(0.05)
+            done.wait(0.05)
         except KeyboardInterrupt:
             interrupted = True
             solver.StopSearch()
