@@ -13,7 +13,7 @@ from constraints.model import LinearModel
 from planner.backends import Feature, Solution, Status, incremental
 from planner.backends.milp import CONDITIONING, objective_scaled
 
-OPTIONS = "output_flag=false\nmip_rel_gap=0\nrandom_seed=0\nthreads=1"
+OPTIONS = "output_flag=false\nmip_rel_gap=0\nmip_abs_gap=0\nrandom_seed=0\nthreads=1"
 """Quiet (the banner would corrupt --json on stdout), exact, deterministic."""
 
 
