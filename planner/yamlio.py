@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -66,6 +65,9 @@ class Document:
             accepted = allowed
         elif "expected" in ctx:
             accepted = str(ctx["expected"])
+        elif any(k in ctx for k in ("gt", "ge", "lt", "le")):
+            accepted = " and ".join(f"{op} {ctx[k]}" for k, op in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="))
+                                    if k in ctx)
         value = first.get("input")
         if isinstance(value, dict | list):
             value = None
@@ -130,41 +132,139 @@ def format_path(path: tuple) -> str:
     return out or "(document root)"
 
 
+MAX_DEPTH = 64
+"""Deepest nesting accepted: real instances nest 4 levels; recursion never depends on input."""
+
+MAX_INT_DIGITS = 100
+"""Longest integer literal accepted: no quantity needs more, and Python refuses 4,300+."""
+
+_RESOLVER = yaml.resolver.Resolver()
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml when present: linear and fast
+
+
+# --- Files read in this run: an output never replaces one of them ---------------------
+
+_READ: set = set()
+
+
+def record_read(path: str | os.PathLike) -> None:
+    """Remember that this run read ``path`` (by real path and by inode, so links count)."""
+    _READ.add(os.path.realpath(path))
+    try:
+        st = os.stat(path)
+        _READ.add((st.st_dev, st.st_ino))
+    except OSError:
+        pass
+
+
+def reset_reads() -> None:
+    """Forget the files read (each CLI command starts a new run)."""
+    _READ.clear()
+
+
+def was_read(path: str | os.PathLike) -> bool:
+    if os.path.realpath(path) in _READ:
+        return True
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) in _READ
+
+
+def read_text_bounded(path: str | os.PathLike, max_bytes: int, what: str = "file") -> str:
+    """Read a user's text file: regular file, at most ``max_bytes``, UTF-8 (a BOM is allowed).
+    Every failure is an InputError naming the file; the file is recorded as read."""
+    name = str(path)
+    try:
+        if not os.path.exists(path):
+            raise InputError(f"{what} not found", file=name)
+        if os.path.isdir(path):
+            raise InputError(f"{what} is a directory, not a file", file=name)
+        if not os.path.isfile(path):
+            raise InputError("not a regular file", file=name)
+        size = os.path.getsize(path)
+        if size > max_bytes:
+            raise InputError(f"file is {size} bytes, above the limit of {max_bytes} bytes", file=name)
+        with open(path, "rb") as fh:
+            raw = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read {what}: {exc.strerror or exc}", file=name) from None
+    if len(raw) > max_bytes:
+        raise InputError(f"file is above the limit of {max_bytes} bytes", file=name)
+    record_read(path)
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=name) from None
+
+
 def load_yaml(path: str | os.PathLike, *, max_bytes: int = MAX_YAML_BYTES) -> Document:
     """Load one YAML file strictly. Raises InputError with the file named."""
     name = str(path)
-    p = Path(path)
-    if not p.exists():
-        raise InputError("file not found", file=name)
-    if not p.is_file():
-        raise InputError("not a regular file", file=name)
-    size = p.stat().st_size
-    if size > max_bytes:
+    try:
+        size = os.path.getsize(path) if os.path.isfile(path) else None
+    except OSError:
+        size = None
+    if size is not None and size > max_bytes:
         raise InputError(
             f"file is {size} bytes, above the limit of {max_bytes} bytes for one YAML document",
             file=name,
         )
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=name) from None
-    return parse_yaml(text, name)
+    return parse_yaml(read_text_bounded(path, max_bytes), name)
 
 
 def parse_yaml(text: str, name: str = "<string>") -> Document:
+    """Parse one YAML document from events, without recursion: the depth, the size of
+    integers, tags, anchors, aliases, merge keys and duplicate keys are checked as read."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    doc = Document(data=None, file=name)
+    stack: list[list] = []        # [container, path, pending key or _NO_KEY, key line]
+    root: list = []
+    documents = 0
     try:
-        for token in yaml.scan(text, Loader=yaml.SafeLoader):
-            if isinstance(token, yaml.TagToken):
-                raise InputError(
-                    "explicit YAML tags are not accepted", file=name,
-                    line=token.start_mark.line + 1, value=token.value[1] if token.value else None,
-                )
-            if isinstance(token, yaml.AnchorToken | yaml.AliasToken):
-                raise InputError(
-                    "YAML anchors and aliases are not accepted; write the values out",
-                    file=name, line=token.start_mark.line + 1,
-                )
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        for ev in yaml.parse(text, Loader=_LOADER):
+            line = ev.start_mark.line + 1 if ev.start_mark is not None else None
+            if isinstance(ev, yaml.DocumentStartEvent):
+                documents += 1
+                if documents > 1:
+                    raise InputError("only one YAML document per file is accepted", file=name, line=line)
+                continue
+            if isinstance(ev, yaml.AliasEvent) or getattr(ev, "anchor", None):
+                raise InputError("YAML anchors and aliases are not accepted; write the values out",
+                                 file=name, line=line)
+            if isinstance(ev, yaml.ScalarEvent | yaml.CollectionStartEvent) and ev.tag is not None:
+                raise InputError("explicit YAML tags are not accepted", file=name, line=line, value=ev.tag)
+            if isinstance(ev, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+                stack.pop()
+                continue
+            if isinstance(ev, yaml.ScalarEvent):
+                parent = stack[-1] if stack else None
+                if parent is not None and isinstance(parent[0], dict) and parent[2] is _NO_KEY:
+                    key = _scalar(ev, doc, parent[1], line)
+                    if key == "<<" and ev.implicit[0]:
+                        raise doc_error(doc, "YAML merge keys ('<<') are not accepted; write the keys out",
+                                        parent[1], line)
+                    if key in parent[0]:
+                        doc.lines[parent[1] + (key,)] = line
+                        raise doc.error(f"duplicate key {key!r} (first given above, again on line {line})",
+                                        parent[1] + (key,))
+                    parent[2], parent[3] = key, line
+                    continue
+                path = _child_path(stack)
+                _attach(stack, root, _scalar(ev, doc, path, line), path, doc, line)
+                continue
+            if isinstance(ev, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+                parent = stack[-1] if stack else None
+                if parent is not None and isinstance(parent[0], dict) and parent[2] is _NO_KEY:
+                    raise doc_error(doc, "mapping keys must be plain scalars", parent[1], line)
+                path = _child_path(stack)
+                if len(path) >= MAX_DEPTH:
+                    raise doc_error(doc, f"nesting deeper than {MAX_DEPTH} levels", path[:3] + ("...",), line)
+                container: Any = {} if isinstance(ev, yaml.MappingStartEvent) else []
+                _attach(stack, root, container, path, doc, line)
+                stack.append([container, path, _NO_KEY, None])
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
@@ -172,48 +272,110 @@ def parse_yaml(text: str, name: str = "<string>") -> Document:
             f"not valid YAML: {problem}", file=name,
             line=mark.line + 1 if mark else None,
         ) from None
-    doc = Document(data=None, file=name)
-    if node is None:
-        doc.data = {}
-        return doc
-    doc.data = _build(node, (), doc)
+    doc.data = root[0] if root else {}
+    if not root:
+        doc.lines[()] = 1
     return doc
 
 
-def _build(node: yaml.Node, path: tuple, doc: Document) -> Any:
-    doc.lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise doc.error("mapping keys must be plain scalars", path)
-            key = _CONSTRUCTOR.construct_object(key_node)
-            if key in out:
-                doc.lines[path + (key,)] = key_node.start_mark.line + 1
-                raise doc.error(
-                    f"duplicate key {key!r} (first given above, again on line "
-                    f"{key_node.start_mark.line + 1})", path + (key,),
-                )
-            out[key] = _build(value_node, path + (key,), doc)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(item, path + (i,), doc) for i, item in enumerate(node.value)]
-    return _CONSTRUCTOR.construct_object(node)
+class _NoKey:
+    def __repr__(self) -> str:
+        return "<no key>"
 
 
-def write_atomically(path: str | os.PathLike, text: str, *, protected: tuple[str | os.PathLike, ...] = ()) -> None:
-    """Write ``text`` to ``path`` atomically (temp file + rename), never over an input."""
-    target = Path(path).resolve()
-    for other in protected:
-        if Path(other).resolve() == target:
-            raise InputError("refusing to overwrite an input file with output", file=str(path))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+_NO_KEY = _NoKey()
+
+
+def doc_error(doc: Document, message: str, path: tuple, line: int | None) -> InputError:
+    return InputError(message, file=doc.file, path=format_path(path) if path else None, line=line)
+
+
+def _child_path(stack: list) -> tuple:
+    if not stack:
+        return ()
+    container, path, key, _ = stack[-1]
+    return path + ((len(container),) if isinstance(container, list) else (key,))
+
+
+def _attach(stack: list, root: list, value: Any, path: tuple, doc: Document, line: int | None) -> None:
+    doc.lines[path] = line
+    if not stack:
+        root.append(value)
+        return
+    parent = stack[-1]
+    if isinstance(parent[0], list):
+        parent[0].append(value)
+    else:
+        parent[0][parent[2]] = value
+        parent[2] = _NO_KEY
+
+
+def _scalar(ev: yaml.ScalarEvent, doc: Document, path: tuple, line: int | None) -> Any:
+    """A scalar as SafeLoader would type it, with its failures turned into located errors."""
+    tag = _RESOLVER.resolve(yaml.ScalarNode, ev.value, ev.implicit) if ev.tag in (None, "!") else ev.tag
+    if tag in ("tag:yaml.org,2002:merge", "tag:yaml.org,2002:value"):
+        return ev.value                                   # '<<' and '=' as plain text
+    if tag == "tag:yaml.org,2002:int" and sum(c.isdigit() for c in ev.value) > MAX_INT_DIGITS:
+        raise InputError(f"integer with more than {MAX_INT_DIGITS} digits", file=doc.file,
+                         path=format_path(path) if path else None, line=line,
+                         value=ev.value[:20] + "...", accepted="a number of physical size")
+    node = yaml.ScalarNode(tag, ev.value, ev.start_mark, ev.end_mark, ev.style)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        return _CONSTRUCTOR.yaml_constructors.get(tag, type(_CONSTRUCTOR).construct_undefined)(_CONSTRUCTOR, node)
+    except (ValueError, OverflowError, yaml.YAMLError) as exc:
+        raise InputError(f"cannot read this value: {exc}".split("\n")[0], file=doc.file,
+                         path=format_path(path) if path else None, line=line, value=ev.value[:40]) from None
+
+
+def _umask() -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for row in fh:
+                if row.startswith("Umask:"):
+                    return int(row.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def write_atomically(path: str | os.PathLike, data: str | bytes, *, protected: tuple[str | os.PathLike, ...] = (),
+                     option: str | None = None) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder + rename).
+
+    Never over a file this run read (``record_read``) or one named in ``protected``. A new
+    file gets mode 0666 & ~umask; a replaced file keeps its mode. Every OSError becomes an
+    InputError naming the path (exit 2)."""
+    name = str(path)
+    where = {"file": name, "path": option}
+    tmp = None
+    try:
+        real = os.path.realpath(path)
+        try:
+            os.stat(real)                           # a symlink loop or an unreadable path fails here
+        except FileNotFoundError:
+            pass
+        if was_read(path) or any(os.path.realpath(p) == real for p in protected):
+            raise InputError("refusing to overwrite a file this run read as input", **where)
+        if os.path.isdir(real):
+            raise InputError("the output path is a directory", **where)
+        if os.path.exists(real) and not os.path.isfile(real):
+            raise InputError("the output path exists and is not a regular file", **where)
+        parent = os.path.dirname(real) or "."
+        os.makedirs(parent, exist_ok=True)
+        mode = (os.stat(real).st_mode & 0o7777) if os.path.exists(real) else (0o666 & ~_umask())
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{os.path.basename(real)}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), mode)
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, real)
+        tmp = None
+    except OSError as exc:
+        raise InputError(f"cannot write output: {exc.strerror or exc}", **where) from None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass

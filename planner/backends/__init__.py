@@ -19,8 +19,9 @@ class Status(str, enum.Enum):
     OPTIMAL = "optimal"
     FEASIBLE = "feasible"          # a solution, optimality not proven (gap reported)
     INFEASIBLE = "infeasible"
-    TIME_LIMIT = "time_limit"      # no solution found within the limit
-    UNKNOWN = "unknown"
+    TIME_LIMIT = "time_limit"      # no solution found within the limit; feasibility not decided
+    INTERRUPTED = "interrupted"    # Ctrl-C before a solution; nothing proven
+    UNKNOWN = "unknown"            # the solver ended without an answer (any status we do not map)
 
 
 HAS_SOLUTION = frozenset({Status.OPTIMAL, Status.FEASIBLE})

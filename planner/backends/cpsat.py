@@ -5,6 +5,7 @@ always feasible for the real-valued model (docs/formulation.md section 5)."""
 from __future__ import annotations
 
 import math
+import threading
 import time
 
 import numpy as np
@@ -12,6 +13,12 @@ from ortools.sat.python import cp_model
 
 from constraints.model import UNITS, LinearModel
 from planner.backends import Feature, Solution, Status, incremental
+from planner.errors import InputError
+
+
+SAFE = 2 ** 61
+"""Largest magnitude of an integer variable bound, and of a row's largest possible activity
+(sum of |coefficient| x |bound|), kept below CP-SAT's int64 overflow checks with margin."""
 
 
 class CpSatBackend:
@@ -25,14 +32,16 @@ class CpSatBackend:
         solver.parameters.max_time_in_seconds = float(time_limit)
         solver.parameters.num_workers = 1          # deterministic: same input, same answer
         solver.parameters.random_seed = seed
+        # Ctrl-C is ours, not CP-SAT's: its own handler would end the search as if out of time.
+        solver.parameters.catch_sigint_signal = False
         # Presolve stays at its defaults: with cp_model_probing_level = 0, CP-SAT 9.15 proved a
         # wrong optimum on a generated instance (16.8 ms TPOT "optimal" while a 6.2 ms plan
         # was feasible), caught by the exhaustive oracle (docs/formulation.md section 5).
-        code = solver.Solve(cp)
-        status = {cp_model.OPTIMAL: Status.OPTIMAL, cp_model.FEASIBLE: Status.FEASIBLE,
-                  cp_model.INFEASIBLE: Status.INFEASIBLE}.get(code, Status.TIME_LIMIT)
+        code = _solve_interruptibly(solver, cp)
+        elapsed = time.perf_counter() - t0
         if code == cp_model.MODEL_INVALID:
             raise RuntimeError(f"CP-SAT rejected the model: {cp.Validate()}")
+        status = status_of(code, elapsed, time_limit)
         values = None
         gap = None
         if status in (Status.OPTIMAL, Status.FEASIBLE):
@@ -41,6 +50,51 @@ class CpSatBackend:
             obj, bound = solver.ObjectiveValue(), solver.BestObjectiveBound()
             gap = 0.0 if status == Status.OPTIMAL else abs(obj - bound) / max(abs(obj), 1e-12)
         return Solution(status, values, gap=gap, seconds=time.perf_counter() - t0)
+
+
+def status_of(code: int, elapsed: float, time_limit: float) -> Status:
+    """CP-SAT's status in ours. UNKNOWN is a time limit only when the limit was reached."""
+    if code == cp_model.OPTIMAL:
+        return Status.OPTIMAL
+    if code == cp_model.FEASIBLE:
+        return Status.FEASIBLE
+    if code == cp_model.INFEASIBLE:
+        return Status.INFEASIBLE
+    if code == cp_model.UNKNOWN and elapsed >= 0.95 * time_limit:
+        return Status.TIME_LIMIT
+    return Status.UNKNOWN
+
+
+def _solve_interruptibly(solver: cp_model.CpSolver, cp: cp_model.CpModel) -> int:
+    """Solve in a worker thread (CP-SAT releases the GIL) so that Ctrl-C reaches Python in
+    the main thread: stop the search, wait for the worker to end, and raise KeyboardInterrupt.
+    The wait is on an Event, not Thread.join: an interrupted join can report a live thread
+    as finished (CPython < 3.13), and exiting under a running solve aborts the process."""
+    out: dict = {}
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            out["code"] = solver.Solve(cp)
+        except BaseException as exc:      # re-raised in the caller's thread
+            out["error"] = exc
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=work, name="cpsat-solve", daemon=True)
+    worker.start()
+    interrupted = False
+    while not done.is_set():
+        try:
+            done.wait(0.05)
+        except KeyboardInterrupt:
+            interrupted = True
+            solver.StopSearch()
+    if interrupted:
+        raise KeyboardInterrupt
+    if "error" in out:
+        raise out["error"]
+    return out["code"]
 
 
 REL_EPS = 1e-9
@@ -56,43 +110,132 @@ def _ceil(x: float) -> int:
     return math.ceil(x - REL_EPS * max(1.0, abs(x)))
 
 
+def _clamp(x: int) -> int:
+    return max(-SAFE, min(SAFE, x))
+
+
 def translate(m: LinearModel) -> tuple[cp_model.CpModel, list]:
     cp = cp_model.CpModel()
     vs = []
     for v in m.vars:
-        if v.integer:
-            lo, hi = _ceil(v.lb), _floor(v.ub)
-            vs.append(cp.NewBoolVar(v.name) if (lo, hi) == (0, 1) else cp.NewIntVar(lo, hi, v.name))
-        else:
-            u = UNITS[v.dimension]
-            vs.append(cp.NewIntVar(_floor(v.lb / u), _ceil(v.ub / u) + 1, v.name))
+        lo, hi = _domain(v)
+        vs.append(cp.NewBoolVar(v.name) if v.integer and (lo, hi) == (0, 1) else cp.NewIntVar(lo, hi, v.name))
     for k in range(len(m.rows)):
         _add_row(cp, vs, m, k)
-    idx, ks = [], []
+    idx, ks, ids = [], [], []
     for i, s in m.in_units(m.objective, m.objective_dimension, UNITS).items():
+        if not math.isfinite(s):
+            raise _too_large(f"the objective ({m.objective_name})")
         k = round(s)
         if k:
             idx.append(vs[i])
             ks.append(k)
+            ids.append(i)
+    if sum(abs(k) * _reach(m.vars[i]) for i, k in zip(ids, ks)) > SAFE:
+        raise _too_large(f"the objective ({m.objective_name})")
     total = cp_model.LinearExpr.WeightedSum(idx, ks)
     cp.Minimize(total) if m.objective_sense == "min" else cp.Maximize(total)
     return cp, vs
 
 
+def _domain(v) -> tuple[int, int]:
+    """The integer domain of a model variable in CP-SAT (continuous ones in UNITS), clamped
+    to +-2**61: 27 days in picoseconds, 2.3e12 $/hour in micro-dollars."""
+    if v.integer:
+        lo, hi = _ceil(v.lb), _floor(v.ub)
+    else:
+        u = UNITS[v.dimension]
+        lo, hi = v.lb / u, v.ub / u
+        lo = -SAFE if lo < -SAFE else _floor(lo)
+        hi = SAFE if hi > SAFE else _ceil(hi) + 1
+    return _clamp(lo), _clamp(hi)
+
+
+def _reach(v) -> int:
+    lo, hi = _domain(v)
+    return max(abs(lo), abs(hi))
+
+
+def _too_large(what: str) -> InputError:
+    return InputError(f"{what} needs integers beyond the 64-bit range of the cpsat backend",
+                      path="--backend", value="cpsat",
+                      accepted="smaller limits or prices, or --backend highs / milp / exhaustive")
+
+
 def _add_row(cp: cp_model.CpModel, vs: list, m: LinearModel, k: int) -> None:
-    """One row, coefficients rounded conservatively: <= rounds up, >= rounds down."""
+    """One row, coefficients rounded conservatively: <= rounds up, >= rounds down.
+
+    Each row is then made exact in 64-bit integers: a row no assignment can violate is
+    dropped (an SLO of 1e7 ms on a 20 ms plan), a row no assignment can meet becomes a
+    false constraint, and a coefficient of a variable that can only be 0 (any step up
+    already breaks the row) is cut to the smallest value that still breaks it. A row still
+    beyond the range is refused with an error, never rounded into a different problem."""
     r = m.rows[k]
     idx, ks = [], []
     for i, s in m.in_units(r.coeffs, r.dimension, UNITS).items():
-        k = _ceil(s) if r.sense == "<=" else _floor(s) if r.sense == ">=" else round(s)
-        if k:
-            idx.append(vs[i])
-            ks.append(k)
-    expr = cp_model.LinearExpr.WeightedSum(idx, ks)
+        if not math.isfinite(s):
+            raise _too_large(f"row {r.name}")
+        c = _ceil(s) if r.sense == "<=" else _floor(s) if r.sense == ">=" else round(s)
+        if c:
+            idx.append(i)
+            ks.append(c)
     rhs = r.rhs / UNITS[r.dimension]
-    if r.sense == "<=":
-        cp.Add(expr <= _floor(rhs)).WithName(r.name)
-    elif r.sense == ">=":
-        cp.Add(expr >= _ceil(rhs)).WithName(r.name)
-    else:
-        cp.Add(expr == round(rhs)).WithName(r.name)
+    if r.sense == "==":
+        if not math.isfinite(rhs):
+            _false(cp, r.name)
+            return
+        terms = list(zip(idx, ks))
+        lo_act, hi_act = _activity(m, terms)
+        target = round(rhs)
+        if not lo_act <= target <= hi_act:
+            _false(cp, r.name)
+            return
+        _check_reach(m, terms, target, r.name)
+        cp.Add(cp_model.LinearExpr.WeightedSum([vs[i] for i in idx], ks) == target).WithName(r.name)
+        return
+    # as "a.x <= b"
+    sign = 1 if r.sense == "<=" else -1
+    if math.isnan(rhs):
+        raise _too_large(f"row {r.name}")
+    if math.isinf(rhs):
+        if (rhs > 0) == (sign > 0):
+            return                                  # no bound at all
+        _false(cp, r.name)
+        return
+    b = _floor(rhs) if sign > 0 else -_ceil(rhs)
+    terms = [(i, sign * c) for i, c in zip(idx, ks)]
+    lo_act, hi_act = _activity(m, terms)
+    if hi_act <= b:
+        return                                      # redundant: every assignment meets it
+    if lo_act > b:
+        _false(cp, r.name)
+        return
+    clipped = []
+    for i, c in terms:
+        lo, hi = _domain(m.vars[i])
+        if c > 0 and lo == 0:
+            others = lo_act - min(c * lo, c * hi)
+            c = min(c, b - others + 1)              # x >= 1 breaks the row with either coefficient
+        clipped.append((i, c))
+    _check_reach(m, clipped, b, r.name)
+    expr = cp_model.LinearExpr.WeightedSum([vs[i] for i, _ in clipped], [c for _, c in clipped])
+    cp.Add(expr <= b).WithName(r.name)
+
+
+def _activity(m: LinearModel, terms: list) -> tuple[int, int]:
+    lo = hi = 0
+    for i, c in terms:
+        a, z = _domain(m.vars[i])
+        lo += min(c * a, c * z)
+        hi += max(c * a, c * z)
+    return lo, hi
+
+
+def _check_reach(m: LinearModel, terms: list, rhs: int, name: str) -> None:
+    if abs(rhs) > SAFE or sum(abs(c) * _reach(m.vars[i]) for i, c in terms) > SAFE:
+        raise _too_large(f"row {name}")
+
+
+def _false(cp: cp_model.CpModel, name: str) -> None:
+    zero = cp.NewConstant(0)
+    cp.Add(zero >= 1).WithName(name)

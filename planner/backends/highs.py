@@ -11,9 +11,9 @@ from ortools.linear_solver.python import model_builder as mb
 
 from constraints.model import LinearModel
 from planner.backends import Feature, Solution, Status, incremental
-from planner.backends.milp import CONDITIONING
+from planner.backends.milp import CONDITIONING, objective_scaled
 
-OPTIONS = "output_flag=false\nmip_rel_gap=0\nrandom_seed=0\nthreads=1"
+OPTIONS = "output_flag=false\nmip_rel_gap=0\nmip_abs_gap=0\nrandom_seed=0\nthreads=1"
 """Quiet (the banner would corrupt --json on stdout), exact, deterministic."""
 
 
@@ -32,7 +32,10 @@ class HighsBackend:
         if code == mb.SolveStatus.INFEASIBLE:
             return Solution(Status.INFEASIBLE, None, seconds=time.perf_counter() - t0)
         if code not in (mb.SolveStatus.OPTIMAL, mb.SolveStatus.FEASIBLE):
-            return Solution(Status.TIME_LIMIT, None, seconds=time.perf_counter() - t0)
+            # out of time only when the time was used; any other status is not an answer
+            elapsed = time.perf_counter() - t0
+            status = Status.TIME_LIMIT if elapsed >= 0.95 * time_limit else Status.UNKNOWN
+            return Solution(status, None, seconds=elapsed)
         status = Status.OPTIMAL if code == mb.SolveStatus.OPTIMAL else Status.FEASIBLE
         scale = [CONDITIONING[v.dimension] if not v.integer else 1.0 for v in f.model.vars]
         values = np.array([solver.value(x) * s for x, s in zip(vs, scale)], dtype=float)
@@ -54,7 +57,7 @@ def translate(m: LinearModel) -> tuple[mb.Model, list]:
             vs.append(model.new_num_var(v.lb / s, v.ub / s, f"v{len(vs)}"))
     for k in range(len(m.rows)):
         _add_row(model, vs, m, k)
-    obj = m.in_units(m.objective, m.objective_dimension, CONDITIONING)
+    obj = objective_scaled(m.in_units(m.objective, m.objective_dimension, CONDITIONING))
     expr = mb.LinearExpr.weighted_sum([vs[i] for i in obj], list(obj.values()))
     model.minimize(expr) if m.objective_sense == "min" else model.maximize(expr)
     return model, vs

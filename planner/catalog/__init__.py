@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from planner.catalog.schema import Gpu, ModelSpec
 from planner.errors import InputError, unknown_name
-from planner.yamlio import Document, load_yaml, parse_yaml
+from planner.yamlio import Document, load_yaml, parse_yaml, read_text_bounded
 
 __all__ = ["Catalog", "Gpu", "ModelSpec", "model_from_hf_config", "SUPPORTED_HF_ARCHITECTURES"]
 
@@ -107,6 +107,14 @@ def _deep_merge(base: dict, extra: dict) -> dict:
 
 # --- Hugging Face config.json -------------------------------------------------------
 
+MAX_HF_CONFIG_BYTES = 4 * 1024 * 1024
+"""Largest config.json read (4 MiB); real ones are a few kilobytes."""
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number a config may hold")
+
+
 SUPPORTED_HF_ARCHITECTURES = ("llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe", "deepseek_v3")
 
 
@@ -115,12 +123,13 @@ def model_from_hf_config(path: str | Path, *, where: dict | None = None) -> Mode
     where = where or {}
     p = Path(path)
     name = str(path)
-    if not p.is_file():
-        raise InputError("hf_config file not found", file=name, **where)
+    text = read_text_bounded(p, MAX_HF_CONFIG_BYTES, "hf_config file")
     try:
-        cfg = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"not a valid JSON config: {exc}", file=name) from None
+        cfg = json.loads(text, parse_constant=_no_constant)
+    except ValueError as exc:          # JSONDecodeError, and integers over Python's digit limit
+        raise InputError(f"not a valid JSON config: {str(exc)[:200]}", file=name) from None
+    except RecursionError:
+        raise InputError("not a valid JSON config: nested too deeply", file=name) from None
     if not isinstance(cfg, dict):
         raise InputError("config.json must hold a JSON object", file=name)
     arch = cfg.get("model_type")

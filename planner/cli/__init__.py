@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-from planner.cli import estimate_cmd, fidelity_cmd, plan_cmd
+from planner.cli import common, estimate_cmd, fidelity_cmd, plan_cmd
 
 app = typer.Typer(
     name="planner",
@@ -16,8 +18,13 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root() -> None:
-    """Plan LLM inference deployments: GPUs, parallelism, precision and batch, with costs."""
+def _root(debug: Annotated[bool, typer.Option(
+        "--debug", help="show the traceback of an unexpected error (exit 3) instead of one line")] = False) -> None:
+    """Plan LLM inference deployments: GPUs, parallelism, precision and batch, with costs.
+
+    Exit codes (docs/exit-codes.md): 0 a result, 1 no plan (infeasible, out of time or unknown),
+    2 bad input or an unusable path, 3 a bug, 130 Ctrl-C."""
+    common.DEBUG = debug
 
 
 app.command("estimate", epilog=estimate_cmd.EPILOG)(estimate_cmd.estimate)

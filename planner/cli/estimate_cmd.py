@@ -44,7 +44,7 @@ def estimate(
         spec, doc = _spec(file, dict(
             model=model, gpu=gpu, tp=tp, pp=pp, ep=ep, quantization=quantization, kv_dtype=kv_dtype,
             batch=batch, input_tokens=input_tokens, output_tokens=output_tokens, preset=preset,
-            price_usd_per_gpu_hour=price, catalog=[str(c.resolve()) for c in catalog] if catalog else None))
+            price_usd_per_gpu_hour=price, catalog=[str(c.absolute()) for c in catalog] if catalog else None))
         result = estimate_from_spec(spec, doc, calibration=calibration)
         emit(dump_json(result.to_dict()) if as_json else render_estimate(result))
 

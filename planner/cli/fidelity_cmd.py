@@ -32,6 +32,9 @@ def validate_command(
         from planner.resolve.calibration import load_calibration
         from planner.fidelity.validate import validate
 
+        if plot is not None and plot.suffix.lower() != ".png":
+            raise InputError("the plot is written as PNG", path="--plot", value=str(plot),
+                             accepted="a path ending in .png")
         cal = load_calibration(calibration)
         result = validate(str(measurements), PRESETS["realistic"], calibration=cal,
                           calibration_name=calibration)
@@ -72,7 +75,7 @@ def calibrate_command(
             "held_out": errors_by_group(ds, cross_validate(ds, base, catalog, iters=iters)),
             "calibration": {"assumptions": cal.assumptions, "per_family": cal.per_family},
         }
-        write_atomically(out, cal.to_yaml(), protected=(measurements,))
+        write_atomically(out, cal.to_yaml(), protected=(measurements,), option="--out")
         emit(dump_json(report) if as_json else render_calibration(report, out))
 
     guarded(run)
@@ -119,7 +122,9 @@ def write_plot(v, path: Path, protected=()) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    done = [r for r in v.rows if r.predicted is not None]
+    done = [r for r in v.rows if r.predicted is not None and np.isfinite(r.predicted) and r.predicted > 0]
+    if not done:
+        raise InputError("no row could be predicted: nothing to plot", path="--plot", value=str(path))
     fig, ax = plt.subplots(figsize=(6, 6))
     for group in sorted({r.group for r in done}):
         pts = [(r.measured, r.predicted) for r in done if r.group == group]
@@ -137,8 +142,4 @@ def write_plot(v, path: Path, protected=()) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
-    target = Path(path)
-    for other in protected:
-        if Path(other).resolve() == target.resolve():
-            raise InputError("refusing to overwrite an input file with output", file=str(path))
-    target.write_bytes(buf.getvalue())
+    write_atomically(path, buf.getvalue(), protected=protected, option="--plot")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import enum
 import json
+import math
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Optional, get_args
 
 import typer
 import yaml
@@ -12,9 +14,23 @@ import yaml
 from planner.cli.common import dump_json, emit, guarded
 from planner.cli.render import render_plans
 from planner.errors import InputError
-from planner.schemas.plan import PlanSpec, load_plan_spec
+from planner.schemas.plan import Objective, PlanSpec, load_plan_spec
 from planner.whatif.relax import plan_and_relax
 from planner.yamlio import write_atomically
+
+ObjectiveChoice = enum.Enum("ObjectiveChoice", {name: name for name in get_args(Objective)}, type=str)
+BackendChoice = enum.Enum("BackendChoice", {name: name for name in ("cpsat", "milp", "highs", "exhaustive")}, type=str)
+MAX_TIME_LIMIT = 86_400.0
+
+STATUS_TEXT = {
+    "optimal": "optimal: the first plan is proven best for the objective",
+    "feasible": "feasible: plans found, the first is not proven best (the gap says how far it may be)",
+    "time_limit": "time_limit: the time limit passed before any plan was found; feasibility is not decided",
+    "infeasible": "infeasible: proven that no plan meets every limit",
+    "interrupted": "interrupted: Ctrl-C before any plan was found; nothing is proven",
+    "unknown": "unknown: the solver ended without an answer; nothing is proven",
+}
+"""What each status promises (docs/exit-codes.md); `status_detail` in the JSON output."""
 
 EPILOG = ("Example: planner plan instances/chat_llama70b.yaml --top 3\n\n"
           "Example: planner plan instances/deepseek_v3.yaml --backend milp --json --output plans.json")
@@ -23,9 +39,9 @@ EPILOG = ("Example: planner plan instances/chat_llama70b.yaml --top 3\n\n"
 def plan_command(
     instance: Annotated[Path, typer.Argument(help="instance YAML file (docs/instances.md)")],
     top: Annotated[Optional[int], typer.Option("--top", help="how many distinct plans (default: the file's top_k)")] = None,
-    objective: Annotated[Optional[str], typer.Option(
-        help="cost_per_million_tokens, cost_per_hour, tpot, ttft, throughput (default: the file's)")] = None,
-    backend: Annotated[str, typer.Option(help="cpsat (default), milp (PuLP + CBC), highs (HiGHS via OR-Tools), exhaustive (oracle)")] = "cpsat",
+    objective: Annotated[Optional[ObjectiveChoice], typer.Option(
+        help="what to optimise (default: the file's); gpus = fewest GPUs")] = None,
+    backend: Annotated[BackendChoice, typer.Option(help="cpsat (default), milp (PuLP + CBC), highs (HiGHS via OR-Tools), exhaustive (oracle)")] = BackendChoice.cpsat,
     time_limit: Annotated[float, typer.Option("--time-limit", help="seconds for all solves together")] = 60.0,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", help="also write the result to FILE.json or FILE.yaml")] = None,
@@ -35,26 +51,35 @@ def plan_command(
 ) -> None:
     """Search GPU type, count, TP/PP/EP, precision and batch; print ranked plans that explain themselves.
 
-    Exit 0 with a plan, 1 when no plan is feasible (with the reason and the smallest relaxations) or the
-    time limit passed before one was found, 2 for bad input, 130 on Ctrl-C (the plans found so far are printed)."""
+    Exit 0 with a plan, 1 when no plan was found (proven infeasible, with the reason and the smallest
+    relaxations; or out of time; or unknown), 2 for bad input, 3 for a bug, 130 on Ctrl-C (the plans found
+    so far are printed). docs/exit-codes.md says what each status promises."""
 
     def run() -> int:
-        if time_limit <= 0:
-            raise InputError("the time limit must be positive", path="--time-limit", value=time_limit)
+        if not math.isfinite(time_limit) or not 0 < time_limit <= MAX_TIME_LIMIT:
+            raise InputError("time limit out of range", path="--time-limit", value=time_limit,
+                             accepted=f"seconds, 0 < S <= {MAX_TIME_LIMIT:.0f}")
         if top is not None and not 1 <= top <= 50:
             raise InputError("--top must be between 1 and 50", path="--top", value=top)
         if output is not None and output.suffix not in (".json", ".yaml", ".yml"):
             raise InputError("output file must end in .json or .yaml", path="--output", value=str(output))
         spec, doc = load_plan_spec(str(instance))
-        result = plan_and_relax(spec, doc, backend=backend, top_k=top, time_limit=time_limit, objective=objective,
-                      calibration=calibration, simulate=simulate)
+        if objective is not None and objective.value != spec.objective:
+            try:
+                spec = doc.validate(PlanSpec, {**doc.data, "objective": objective.value})
+            except InputError as exc:
+                raise InputError(exc.message, file=doc.file, path="--objective", value=objective.value,
+                                 accepted="an objective the instance can bound") from None
+        result = plan_and_relax(spec, doc, backend=backend.value, top_k=top, time_limit=time_limit,
+                                calibration=calibration, simulate=simulate)
         if reproducible:
             result.solve_seconds = None
         data = result.to_dict()
+        data["status_detail"] = STATUS_TEXT.get(result.status, result.status)
         if output is not None:
             text = dump_json(data) if output.suffix == ".json" else yaml.safe_dump(json.loads(dump_json(data)),
                                                                                       sort_keys=True)
-            write_atomically(output, text, protected=(instance,))
+            write_atomically(output, text, protected=(instance,), option="--output")
         emit(dump_json(data) if as_json else render_plans(result))
         if result.interrupted:
             return 130

@@ -84,8 +84,10 @@ def render_plans(r) -> str:
             + ("" if r.solve_seconds is None else f" in {r.solve_seconds:.2f} s")
             + ("" if r.gap in (None, 0.0) else f"; proven gap {r.gap:.2%}"))
     if not r.plans:
-        title = "Interrupted before a plan was found." if r.interrupted else "No feasible plan."
-        lines = [head, "", f"{title} What rules out each family of options:"]
+        status = "interrupted" if r.interrupted else r.status
+        lines = [head, "", NO_PLAN.get(status, NO_PLAN["unknown"])]
+        if r.diagnosis:
+            lines += ["What rules out each family of options:"]
         lines += [f"  - {d.family} {d.name}: {d.fact.constraint}: {wording.diagnosis(d)}" for d in r.diagnosis]
         lines += [f"  - {n}" for n in r.notes]
         if r.relaxations:
@@ -118,6 +120,21 @@ def render_plans(r) -> str:
         lines += versus
         out.append("\n".join(lines))
     out += [f"note: {n}" for n in r.notes]
+    out.append(WITH_PLAN.get(r.status, WITH_PLAN["feasible"]))
     if r.interrupted:
-        out.append(f"interrupted: {len(r.plans)} plan(s) found before Ctrl-C")
+        out.append(f"interrupted: {len(r.plans)} plan(s) found before Ctrl-C; later ranks were not searched")
     return to_text(*out)
+
+
+NO_PLAN = {
+    "infeasible": "No feasible plan: proven that no configuration meets every limit.",
+    "time_limit": ("Time limit reached before any plan was found: feasibility is not decided "
+                   "(raise --time-limit; a plan may exist)."),
+    "interrupted": "Interrupted (Ctrl-C) before any plan was found: nothing is proven.",
+    "unknown": "The solver ended without an answer (status unknown): nothing is proven; try another --backend.",
+}
+WITH_PLAN = {
+    "optimal": "status optimal: plan #1 is proven best for the objective.",
+    "feasible": "status feasible: plan #1 is the best found, not proven best (see the gap).",
+}
+"""How each status reads for people (docs/exit-codes.md); the JSON has `status` and `status_detail`."""

@@ -7,6 +7,7 @@ model cannot express it; no row is dropped silently.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import re
 from dataclasses import asdict, dataclass, field
@@ -20,6 +21,7 @@ from planner.physics.options import Assumptions
 from planner.physics.perf import evaluate
 from planner.physics.space import KV_NAMES, SCHEME_NAMES, Configs, GpuTable
 from planner.resolve.calibration import FAMILY
+from planner.yamlio import read_text_bounded
 
 COLUMNS = ("source", "model", "precision", "gpu", "gpu_count", "tp", "pp", "framework", "input_len", "output_len",
            "batch_or_concurrency", "metric", "value", "notes")
@@ -105,25 +107,67 @@ class Validation:
         return asdict(self)
 
 
+MAX_CSV_BYTES = 16 * 1024 * 1024
+MAX_FIELD_CHARS = 4096
+COUNT_COLUMNS = {"tp": (1, 100_000), "pp": (1, 100_000), "gpu_count": (1, 1_000_000),
+                 "input_len": (0, 100_000_000), "output_len": (0, 100_000_000)}
+"""Columns that hold a count when stated as digits, with their largest accepted value."""
+
+
 def load_measurements(path: str) -> list[dict]:
-    p = Path(path)
-    if not p.is_file():
-        raise InputError("measurements file not found", file=path)
+    """The rows of a measurements CSV, every one checked: as many fields as the header,
+    no field over 4096 characters, counts >= 1, a finite positive value. Errors name the
+    file, the row (its line in the file), the column, the value and what is accepted."""
+    text = read_text_bounded(path, MAX_CSV_BYTES, "measurements file")
+    reader = csv.reader(io.StringIO(text, newline=""))
     try:
-        with p.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise InputError("missing columns", file=path, path="header", value=", ".join(missing),
-                                 accepted=", ".join(COLUMNS))
-            return list(reader)
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 text ({exc.reason})", file=path) from None
+        header = next(reader, None)
+        missing = [c for c in COLUMNS if c not in (header or [])]
+        if missing:
+            raise InputError("missing columns", file=path, path="header", value=", ".join(missing),
+                             accepted=", ".join(COLUMNS))
+        rows = []
+        for fields in reader:
+            if not fields:
+                continue                                   # a blank line, as csv.DictReader skips it
+            where = f"row {len(rows) + 2}"
+            if len(fields) != len(header):
+                raise InputError("wrong number of fields", file=path, path=where, value=len(fields),
+                                 accepted=f"{len(header)} fields, as in the header")
+            r = dict(zip(header, fields))
+            for col, value in r.items():
+                if len(value) > MAX_FIELD_CHARS:
+                    raise InputError("field too long", file=path, path=f"{where}.{col}", value=len(value),
+                                     accepted=f"at most {MAX_FIELD_CHARS} characters")
+            _check_row(path, where, r)
+            rows.append(r)
+        return rows
+    except csv.Error as exc:
+        raise InputError(f"not a valid CSV file: {exc}", file=path, line=reader.line_num) from None
+
+
+def _check_row(path: str, where: str, r: dict) -> None:
+    try:
+        value = float(r["value"])
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or value <= 0:
+        raise InputError("value is not a finite positive number", file=path, path=f"{where}.value",
+                         value=r["value"], accepted="a number > 0 in the metric's unit")
+    for col, (low, top) in COUNT_COLUMNS.items():
+        text = r[col].strip()
+        if text.isascii() and text.isdigit() and not low <= int(text) <= top:
+            raise InputError("count out of range", file=path, path=f"{where}.{col}", value=text,
+                             accepted=f"{low}..{top}, or text saying it is not stated")
+    m = re.search(r"batch (\d+)", r["batch_or_concurrency"].lower())
+    if m and not 1 <= int(m.group(1)) <= 1_000_000:
+        raise InputError("batch out of range", file=path, path=f"{where}.batch_or_concurrency",
+                         value=m.group(1), accepted="batch 1..1000000")
 
 
 def _int(text: str) -> int | None:
     text = text.strip()
-    return int(text) if text.isdigit() else None
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def _scheme(precision: str) -> tuple[str, str] | str:
@@ -257,10 +301,7 @@ def validate(path: str, o: Assumptions, *, calibration=None, calibration_name: s
     out: list[RowResult] = []
     cases: list[tuple[RowResult, Case]] = []
     for i, r in enumerate(rows):
-        try:
-            measured = float(r["value"])
-        except ValueError:
-            raise InputError("value is not a number", file=path, path=f"row {i + 2}.value", value=r["value"]) from None
+        measured = float(r["value"])       # checked finite and positive by load_measurements
         res = RowResult(row=i + 2, source=r["source"], model=r["model"], gpu=r["gpu"], metric=r["metric"],
                         measured=measured)
         case = map_row(i, r, catalog)

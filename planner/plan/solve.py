@@ -49,7 +49,8 @@ def solve(problem: Problem, cands: Candidates, *, backend: str = "cpsat", top_k:
     else:
         f = OracleInput(cands)
     plans: list[Plan] = []
-    status, gap = Status.INFEASIBLE, None
+    # until a solve says otherwise, no time left is no answer; an empty search space is proven infeasible
+    status, gap = (Status.TIME_LIMIT if len(cands) else Status.INFEASIBLE), None
     deadline = time.perf_counter() + time_limit
     interrupted = False
     try:
@@ -69,6 +70,7 @@ def solve(problem: Problem, cands: Candidates, *, backend: str = "cpsat", top_k:
             f.exclude([j for j, _ in picks])
     except KeyboardInterrupt:
         interrupted = True     # keep what was found; the CLI exits 130
+        status = status if plans else Status.INTERRUPTED
     explain_plans(problem, cands, plans)
     notes = [f"{gid} not searched: {why}" for gid, why in problem.excluded.items()]
     size = {}

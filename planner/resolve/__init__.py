@@ -220,7 +220,7 @@ def resolve_model(ref: ModelRef, catalog: Catalog, doc: Document | None, path: t
         base = Path(doc.file).parent if doc else Path.cwd()
         target = Path(ref.hf_config)
         target = target if target.is_absolute() else base / target
-        if not target.is_file():
+        if not target.exists():
             raise InputError("hf_config file not found", file=where["file"], path=f"{where['path']}.hf_config",
                              value=str(target), accepted="a path to a config.json, relative to this file")
         return model_from_hf_config(target)

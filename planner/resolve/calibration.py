@@ -65,18 +65,54 @@ def load_calibration(name: str | None) -> Calibration | None:
     data: Any = doc.data
     if not isinstance(data, dict) or not isinstance(data.get("assumptions"), dict):
         raise doc.error("a calibration file needs an 'assumptions' mapping", ("assumptions",))
-    allowed = {p[0] for p in PARAMS}
-    for section, mapping in [("assumptions", data["assumptions"])] + [
-            (f"per_family.{k}", v) for k, v in (data.get("per_family") or {}).items()]:
+    known = {"schema_version", "fitted_on", "rows", "sources", "assumptions", "per_family"}
+    for key in data:
+        if key not in known:
+            raise doc.error("unknown key", (key,), key, ", ".join(sorted(known)))
+    per_family = data.get("per_family") or {}
+    if not isinstance(per_family, dict):
+        raise doc.error("per_family must map a GPU family to its parameters", ("per_family",))
+    sections: list[tuple[tuple, Any]] = [(("assumptions",), data["assumptions"])]
+    for fam, mapping in per_family.items():
+        if fam not in FAMILIES:
+            raise doc.error("unknown GPU family", ("per_family", fam), fam, ", ".join(sorted(FAMILIES)))
+        if not isinstance(mapping, dict):
+            raise doc.error("expected a mapping of parameters", ("per_family", fam))
+        sections.append((("per_family", fam), mapping))
+    for section, mapping in sections:
         for key, value in mapping.items():
-            if key not in allowed:
-                raise doc.error("unknown calibration parameter", (*section.split("."), key), key, ", ".join(sorted(allowed)))
-            if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
-                raise doc.error("expected a finite number", (*section.split("."), key), value)
-    Assumptions.model_validate(Assumptions().model_dump() | data["assumptions"])   # bounds
-    return Calibration(assumptions=data["assumptions"], per_family=data.get("per_family") or {},
-                       fitted_on=str(data.get("fitted_on", "")), rows=int(data.get("rows", 0)),
-                       sources=int(data.get("sources", 0)))
+            check_parameter(doc, section + (key,), key, value)
+    for key in ("rows", "sources"):
+        value = data.get(key, 0)
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 10**9:
+            raise doc.error("expected a count", (key,), value, "an integer 0..1e9")
+    return Calibration(assumptions=dict(data["assumptions"]), per_family={k: dict(v) for k, v in per_family.items()},
+                       fitted_on=str(data.get("fitted_on", "")), rows=data.get("rows", 0),
+                       sources=data.get("sources", 0))
+
+
+RANGES: dict[str, tuple[float, float, bool, str]] = {
+    # name: (low, high, low is exclusive, as written in errors)
+    "memory_bandwidth_efficiency": (0.0, 1.0, True, "0 < value <= 1 (a fraction of the peak)"),
+    "compute_efficiency": (0.0, 1.0, True, "0 < value <= 1 (a fraction of the peak)"),
+    "prefill_compute_efficiency": (0.0, 1.0, True, "0 < value <= 1 (a fraction of the peak)"),
+    "comm_efficiency": (0.0, 1.0, True, "0 < value <= 1 (a fraction of the peak)"),
+    "per_layer_overhead_s": (0.0, 0.01, False, "0 <= value <= 0.01 (seconds per layer)"),
+    "step_overhead_s": (0.0, 1.0, False, "0 <= value <= 1 (seconds per step)"),
+}
+"""What a calibrated value may be: an efficiency is a fraction of a peak, in (0, 1]."""
+
+FAMILIES = frozenset(FAMILY.values())
+
+
+def check_parameter(doc, path: tuple, key: object, value: object) -> None:
+    if key not in RANGES:
+        raise doc.error("unknown calibration parameter", path, key, ", ".join(sorted(RANGES)))
+    lo, hi, open_low, accepted = RANGES[key]
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        raise doc.error("expected a finite number", path, value, accepted)
+    if value > hi or value < lo or (open_low and value == lo):
+        raise doc.error("calibrated value out of range", path, value, accepted)
 
 
 def apply(cal: Calibration | None, base: Assumptions, gpu_ids: list[str]

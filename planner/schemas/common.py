@@ -9,16 +9,43 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from planner.catalog import ModelSpec
-from planner.catalog.schema import Gpu, NonNegative, NotBool, Positive, PositiveInt
+from planner.catalog.schema import Gpu, NotBool
 from planner.errors import MissingDataError
 from planner.units import HOURS_PER_MONTH, HOURS_PER_YEAR
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _distinct(values: list | None) -> list | None:
+    """A list field names each entry once: a GPU listed twice would count its inventory twice
+    and every plan would be listed twice."""
+    if values is None:
+        return values
+    seen: dict = {}
+    for i, v in enumerate(values):
+        if v in seen:
+            raise ValueError(f"entry [{i}] ({v!r}) repeats entry [{seen[v]}]; list each value once")
+        seen[v] = i
+    return values
+
+
+Distinct = AfterValidator(_distinct)
+
+
+def bounded(low: float, high: float, *, low_open: bool = False):
+    """A finite number in a physically meaningful range (the range is part of the error)."""
+    return Annotated[float, Field(gt=low, le=high, allow_inf_nan=False) if low_open
+                     else Field(ge=low, le=high, allow_inf_nan=False), NotBool]
+
+
+PRICE_MAX = 1e4
+"""$/GPU-hour: 100x the dearest GPU on the market; keeps every cost exact in 64-bit integers."""
+Price = bounded(0, PRICE_MAX)
 
 
 class HfConfigRef(Strict):
@@ -31,13 +58,14 @@ ModelRef = str | HfConfigRef | ModelSpec
 class Tco(Strict):
     """Total cost of ownership of one node, turned into $/GPU-hour."""
 
-    capex_usd_per_node: Positive
-    years: Annotated[float, Field(gt=0, le=50, allow_inf_nan=False), NotBool]
-    node_power_kw: Positive | None = Field(None, description="default: GPUs per node x GPU TDP")
-    usd_per_kwh: NonNegative
+    capex_usd_per_node: bounded(0, 1e8, low_open=True)
+    years: Annotated[float, Field(ge=0.25, le=50, allow_inf_nan=False), NotBool]
+    node_power_kw: bounded(0, 1000, low_open=True) | None = Field(None, description="default: GPUs per node x GPU TDP")
+    usd_per_kwh: bounded(0, 10)
     pue: Annotated[float, Field(ge=1, le=5, allow_inf_nan=False), NotBool] = 1.0
-    hosting_usd_per_node_month: NonNegative = 0.0
-    gpus_per_node: PositiveInt | None = Field(None, description="default: the GPU's catalog node size")
+    hosting_usd_per_node_month: bounded(0, 1e6) = 0.0
+    gpus_per_node: Annotated[int, Field(ge=1, le=1024), NotBool] | None = Field(
+        None, description="default: the GPU's catalog node size")
 
     def usd_per_gpu_hour(self, gpu: Gpu) -> float:
         return self.breakdown(gpu)["usd_per_gpu_hour"]

@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from planner.catalog.schema import NonNegative, NotBool
+from planner.catalog.schema import NotBool
 from planner.errors import InputError
-from planner.schemas.common import CatalogExtras, ModelRef, Strict, Tco
+from planner.schemas.common import CatalogExtras, Distinct, ModelRef, Price, Strict, Tco
 from planner.yamlio import Document, load_yaml
 
 Count = Annotated[int, Field(ge=1, le=100_000), NotBool]
@@ -31,9 +31,9 @@ class EstimateSpec(Strict):
     output_tokens: Tokens = 256
     preset: str = "realistic"
     assumptions: dict[str, Any] = {}
-    catalog: list[str] = []
+    catalog: Annotated[list[str], Distinct] = []
     extra_catalog: CatalogExtras | None = Field(None, description="GPUs/models defined inline")
-    price_usd_per_gpu_hour: NonNegative | None = None
+    price_usd_per_gpu_hour: Price | None = Field(None, description="at most 1e4 $/GPU-hour")
     tco: Tco | None = None
 
 

@@ -6,15 +6,19 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from planner.catalog.schema import NonNegative, NotBool, Positive, PositiveInt
 from planner.errors import InputError
-from planner.schemas.common import CatalogExtras, ModelRef, Strict, Tco
+from planner.catalog.schema import NotBool
+from planner.schemas.common import CatalogExtras, Distinct, ModelRef, Price, Strict, Tco, bounded
 from planner.yamlio import Document, load_yaml
 
 SCHEMA_VERSION = 1
 Tokens = Annotated[int, Field(ge=1, le=10_000_000), NotBool]
 Degree = Annotated[int, Field(ge=1, le=1024), NotBool]
 Objective = Literal["cost_per_million_tokens", "cost_per_hour", "tpot", "ttft", "throughput", "gpus"]
+Ms = bounded(0, 1e7, low_open=True)              # <= 2.8 hours: beyond is "no limit", so leave it out
+TokensPerS = bounded(0, 1e9, low_open=True)      # a billion output tokens per second
+Usd = bounded(0, 1e9)                            # $/hour
+MAX_DEMAND_TOKENS_PER_S = 1e9
 MAX_CANDIDATES = 2_000_000
 """Largest search space (configurations x batch levels) accepted; a bigger one is refused."""
 
@@ -41,8 +45,8 @@ class Demand(Strict):
     ``arrival`` says), or N concurrent clients (closed loop: each sends its next request
     when the last completes)."""
 
-    requests_per_s: Positive | None = None
-    output_tokens_per_s: Positive | None = None
+    requests_per_s: bounded(0, 1e7, low_open=True) | None = None
+    output_tokens_per_s: TokensPerS | None = None
     concurrency: Annotated[int, Field(ge=1, le=10_000_000), NotBool] | None = Field(
         None, description="closed loop: clients with one request in flight each")
     arrival: Arrival = Arrival()
@@ -61,7 +65,7 @@ class LengthDistribution(Strict):
     """Request lengths that vary: a histogram of (tokens, weight) buckets, or a mean with a
     coefficient of variation or one percentile (a lognormal with that mean, docs/load.md)."""
 
-    histogram: list[tuple[Tokens, Positive]] | None = Field(None, description="[[tokens, weight], ...]")
+    histogram: list[tuple[Tokens, bounded(0, 1e9, low_open=True)]] | None = Field(None, description="[[tokens, weight], ...]")
     mean: Tokens | None = None
     cv: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False), NotBool] | None = None
     p50: Tokens | None = None
@@ -92,15 +96,30 @@ class Workload(Strict):
     output_tokens: Lengths = Field(description="generated tokens per request: a number or a distribution")
     demand: Demand | None = None
 
+    @model_validator(mode="after")
+    def _demand_in_range(self) -> "Workload":
+        d = self.demand
+        out = self.output_tokens if isinstance(self.output_tokens, int) else _largest(self.output_tokens)
+        if d is not None and d.requests_per_s is not None and d.requests_per_s * out > MAX_DEMAND_TOKENS_PER_S:
+            raise ValueError(f"demand.requests_per_s x output_tokens is {d.requests_per_s * out:.3g} "
+                             f"output tokens/s, above the limit of {MAX_DEMAND_TOKENS_PER_S:.0e}")
+        return self
+
+
+def _largest(x: LengthDistribution) -> int:
+    if x.histogram is not None:
+        return max(t for t, _ in x.histogram)
+    return max(v for v in (x.mean, x.p50, x.p90, x.p99) if v is not None)
+
 
 class Percentiles(Strict):
     """A latency target as one or more statistics under load, e.g. {p99: 1000} (ms)."""
 
-    mean: Positive | None = None
-    p50: Positive | None = None
-    p90: Positive | None = None
-    p95: Positive | None = None
-    p99: Positive | None = None
+    mean: Ms | None = None
+    p50: Ms | None = None
+    p90: Ms | None = None
+    p95: Ms | None = None
+    p99: Ms | None = None
 
     @model_validator(mode="after")
     def _some(self) -> "Percentiles":
@@ -109,7 +128,7 @@ class Percentiles(Strict):
         return self
 
 
-LatencyTarget = Positive | Percentiles
+LatencyTarget = Ms | Percentiles
 """A bare number is the mean under load (docs/instances.md); a mapping names statistics."""
 
 
@@ -125,28 +144,29 @@ class Slo(Strict):
 
 
 class Search(Strict):
-    gpus: list[str] | None = Field(None, description="default: every GPU in the catalog")
-    quantizations: list[str] | None = Field(None, description="default: every serving scheme (llama.cpp GGUF formats only when named)")
-    kv_dtypes: list[str] = ["bf16", "fp8"]
-    tp: list[Degree] = [1, 2, 4, 8]
-    pp: list[Degree] = [1, 2, 4]
-    ep: list[Degree] | None = Field(None, description="default: 1, and for MoE models each TP degree")
-    batch_levels: list[Annotated[int, Field(ge=1, le=65536), NotBool]] | None = Field(
+    gpus: Annotated[list[str], Distinct] | None = Field(None, description="default: every GPU in the catalog")
+    quantizations: Annotated[list[str], Distinct] | None = Field(
+        None, description="default: every serving scheme (llama.cpp GGUF formats only when named)")
+    kv_dtypes: Annotated[list[str], Distinct] = ["bf16", "fp8"]
+    tp: Annotated[list[Degree], Distinct] = [1, 2, 4, 8]
+    pp: Annotated[list[Degree], Distinct] = [1, 2, 4]
+    ep: Annotated[list[Degree], Distinct] | None = Field(None, description="default: 1, and for MoE models each TP degree")
+    batch_levels: Annotated[list[Annotated[int, Field(ge=1, le=65536), NotBool]], Distinct] | None = Field(
         None, description="default: 1, 2, 4, ... up to max_batch, plus each configuration's largest feasible batch")
     max_batch: Annotated[int, Field(ge=1, le=65536), NotBool] = 1024
-    max_gpus: PositiveInt | None = None
-    max_nodes: PositiveInt | None = None
+    max_gpus: Annotated[int, Field(ge=1, le=10**7), NotBool] | None = None
+    max_nodes: Annotated[int, Field(ge=1, le=10**6), NotBool] | None = None
     allow_cross_node_tp: bool = False
 
 
 class Limits(Strict):
-    budget_usd_per_hour: NonNegative | None = None
+    budget_usd_per_hour: Usd | None = Field(None, description="at most 1e9 $/hour")
     inventory: dict[str, Annotated[int, Field(ge=0, le=10**7), NotBool]] = {}
-    power_cap_w: Positive | None = None
+    power_cap_w: bounded(0, 1e10, low_open=True) | None = Field(None, description="at most 1e10 W")
 
 
 class Prices(Strict):
-    usd_per_gpu_hour: dict[str, NonNegative] = {}
+    usd_per_gpu_hour: dict[str, Price] = Field({}, description="at most 1e4 $/GPU-hour")
     tco: Tco | None = None
 
 
@@ -162,7 +182,7 @@ class PlanSpec(Strict):
     top_k: Annotated[int, Field(ge=1, le=50), NotBool] = 5
     preset: str = "realistic"
     assumptions: dict[str, Any] = {}
-    catalog: list[str] = []
+    catalog: Annotated[list[str], Distinct] = []
     extra_catalog: CatalogExtras | None = None
 
     @model_validator(mode="after")
