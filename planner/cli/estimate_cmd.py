@@ -36,6 +36,10 @@ def estimate(
     price: Annotated[Optional[float], typer.Option("--price", help="$/GPU-hour, overriding the catalog")] = None,
     catalog: Annotated[Optional[list[Path]], typer.Option("--catalog", help="catalog override file (repeatable)")] = None,
     calibration: Annotated[str, typer.Option(help="none, default (the shipped fit) or a calibration file")] = "none",
+    concurrency: Annotated[Optional[int], typer.Option(
+        help="figures under load: N clients in a closed loop per replica (the batch is max-num-seqs)")] = None,
+    rate: Annotated[Optional[float], typer.Option(
+        "--requests-per-s", help="figures under load: Poisson arrivals at this rate per replica")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Evaluate one fixed configuration: memory, step time, regime, TTFT, TPOT, throughput, cost."""
@@ -44,7 +48,7 @@ def estimate(
         spec, doc = _spec(file, dict(
             model=model, gpu=gpu, tp=tp, pp=pp, ep=ep, quantization=quantization, kv_dtype=kv_dtype,
             batch=batch, input_tokens=input_tokens, output_tokens=output_tokens, preset=preset,
-            price_usd_per_gpu_hour=price, catalog=[str(c.absolute()) for c in catalog] if catalog else None))
+            price_usd_per_gpu_hour=price, concurrency=concurrency, requests_per_s=rate, catalog=[str(c.absolute()) for c in catalog] if catalog else None))
         result = estimate_from_spec(spec, doc, calibration=calibration)
         emit(dump_json(result.to_dict()) if as_json else render_estimate(result))
 

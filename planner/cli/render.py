@@ -66,7 +66,8 @@ def render_estimate(e: Estimate) -> str:
     summary.add_row("memory", f"{fit}: {m['total_bytes'] / GB:.1f} of {m['usable_bytes'] / GB:.1f} GB usable; "
                               f"max batch {int(m['max_batch'])} per GPU step")
     summary.add_row("TTFT (one request, idle replica)", f"{e.ttft_ms:.1f} ms")
-    summary.add_row("TPOT", f"{e.tpot_ms:.2f} ms ({1000 / e.tpot_ms:.1f} tokens/s per sequence)")
+    summary.add_row("TPOT (a full decode step at this batch)", f"{e.tpot_ms:.2f} ms ({1000 / e.tpot_ms:.1f} tokens/s "
+                                                                f"per sequence)")
     summary.add_row("throughput per replica", f"{e.throughput_tokens_per_s:,.0f} output tokens/s "
                                               f"({e.throughput_tokens_per_s_per_gpu:,.0f} per GPU)")
     summary.add_row("decode-only throughput", f"{e.decode_tokens_per_s:,.0f} tokens/s")
@@ -74,7 +75,22 @@ def render_estimate(e: Estimate) -> str:
     summary.add_row("power", "n/a" if e.power_w is None else f"{e.power_w / 1000:.1f} kW (TDP)")
     summary.add_row("cost per hour", money(e.cost_per_hour) + f"  ({e.price_source})")
     summary.add_row("cost per million output tokens", money(e.cost_per_million_tokens, 3))
-    return to_text(head, "", mem, step, summary)
+    out: list[object] = [head, "", mem, step, summary]
+    u = e.under_load
+    if u is not None:
+        load = Table(title=("Under load: " + (f"{u['concurrency']:,.0f} clients in a closed loop" if u["closed_loop"]
+                                              else f"Poisson arrivals at {u['requests_per_s']:,.2f} req/s")
+                            + f" (continuous batching, max-num-seqs {u['max_num_seqs']}, "
+                              f"{u['max_num_batched_tokens']} tokens per step; docs/load.md)"), title_justify="left")
+        for col in ("metric", "mean", "p50", "p90", "p99"):
+            load.add_column(col, justify="left" if col == "metric" else "right")
+        for m, name in (("ttft", "TTFT ms"), ("tpot", "TPOT ms"), ("itl", "ITL ms"), ("e2e", "end-to-end ms")):
+            load.add_row(name, *(f"{u[f'{m}_{q}_ms']:,.1f}" for q in ("mean", "p50", "p90", "p99")))
+        load.add_row("throughput", f"{u['throughput_tokens_per_s']:,.0f} output tokens/s", "", "",
+                     f"{u['requests_per_s']:,.2f} req/s")
+        load.add_row("utilisation", f"{u['utilization']:.0%}", "", "", "stable" if u["stable"] else "UNSTABLE")
+        out += ["", load]
+    return to_text(*out)
 
 
 def render_plans(r) -> str:

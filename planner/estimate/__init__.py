@@ -11,6 +11,7 @@ from planner.catalog import Catalog, ModelSpec
 from planner.catalog.schema import Gpu
 from planner.errors import InputError, MissingDataError
 from planner.physics.options import Assumptions
+from planner.physics.load import Workload, engine, load_metrics, step_physics
 from planner.physics.perf import INVALID_REASONS, evaluate, regime_of
 from planner.physics.quant import KV_DTYPES, SCHEMES
 from planner.physics.space import Configs, GpuTable
@@ -57,6 +58,7 @@ class Estimate:
     regime: str
     regime_shares: dict[str, float]
     assumptions: dict[str, Any] = field(default_factory=dict)
+    under_load: dict[str, Any] | None = None     # figures at a stated concurrency or rate (docs/load.md)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,6 +73,7 @@ def run_estimate(
     batch: int, input_tokens: int, output_tokens: int, assumptions: Assumptions, preset: str = "custom",
     price_usd_per_gpu_hour: float | None = None, price_source: str | None = None,
     efficiency_scale: dict[str, tuple[float, float, float]] | None = None,
+    concurrency: int | None = None, requests_per_s: float | None = None,
 ) -> Estimate:
     """Evaluate one configuration. Raises InputError for configurations that cannot exist."""
     if quantization not in SCHEMES:
@@ -113,7 +116,27 @@ def run_estimate(
         price_source=price_source or (gpu.price_source or "catalog") if price is not None
         else "no price: give price_usd_per_gpu_hour or tco",
         regime=regime_of(shares), regime_shares=shares, assumptions=assumptions.model_dump(),
+        under_load=_under_load(model, table, cfg, assumptions, concurrency, requests_per_s)
+        if (concurrency or requests_per_s) and r["max_batch"] >= 1 else None,
     )
+
+
+def _under_load(model: ModelSpec, table: GpuTable, cfg: Configs, o: Assumptions, concurrency: int | None,
+                requests_per_s: float | None) -> dict[str, Any]:
+    """The configuration as an engine with continuous batching and chunked prefill (the batch is
+    max-num-seqs), under a closed loop of ``concurrency`` clients or Poisson arrivals at
+    ``requests_per_s``: TTFT, TPOT, ITL and end-to-end statistics, throughput, utilisation."""
+    phys = step_physics(model, table, cfg, o)
+    eng = engine(phys)
+    wl = Workload(isl=float(cfg.input_tokens[0]), osl=float(cfg.output_tokens[0]))
+    r = load_metrics(phys, eng, wl, rate=requests_per_s, clients=concurrency)
+    stats = {f"{m}_{s}_ms": float(r.get(m, s)[0]) / MS for m in ("ttft", "tpot", "itl", "e2e")
+             for s in ("mean", "p50", "p90", "p99")}
+    return {"concurrency": float(r.concurrency[0]), "requests_per_s": float(r.rate[0]),
+            "throughput_tokens_per_s": float(r.throughput_tokens_per_s[0]), "utilization": float(r.rho[0]),
+            "stable": bool(r.stable[0]), "running_per_lane": float(r.running[0]),
+            "max_num_seqs": int(eng.max_seqs[0]), "max_num_batched_tokens": int(eng.token_budget[0]),
+            "closed_loop": concurrency is not None} | stats
 
 
 def _explain_invalid(code: int, model: ModelSpec, gpu: Gpu, quantization: str, tp: int, pp: int, ep: int) -> None:
@@ -151,7 +174,7 @@ def estimate_from_spec(spec: EstimateSpec, doc: Document | None = None, catalog:
             kv_dtype=spec.kv_dtype, batch=spec.batch, input_tokens=spec.input_tokens,
             output_tokens=spec.output_tokens, assumptions=r.assumptions, preset=spec.preset,
             price_usd_per_gpu_hour=r.price_usd_per_gpu_hour, price_source=r.price_source,
-            efficiency_scale=r.efficiency_scale)
+            efficiency_scale=r.efficiency_scale, concurrency=spec.concurrency, requests_per_s=spec.requests_per_s)
     except InputError as exc:
         if exc.file is None and doc is not None:
             raise exc.located(file=doc.file) from None

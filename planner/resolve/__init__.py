@@ -140,6 +140,12 @@ def resolve(spec: PlanSpec, doc: Document | None = None, calibration: str | None
             excluded[name] = "no peak FLOP/s in the catalog (give one in a catalog override)"
         elif spec.objective in COST_OBJECTIVES and overrides.get(name, g.price_usd_per_gpu_hour) is None:
             excluded[name] = f"no price (give prices.usd_per_gpu_hour.{name} or prices.tco)"
+        elif spec.limits.power_cap_w is not None and g.power_w is None:
+            excluded[name] = "no power_w in the catalog, so limits.power_cap_w cannot be checked (give one in a " \
+                             "catalog override)"
+        elif spec.limits.inventory and name not in spec.limits.inventory and not spec.limits.rent_outside_inventory:
+            excluded[name] = "not in limits.inventory (an inventory lists the GPUs owned; set " \
+                             "limits.rent_outside_inventory: true to rent others)"
         else:
             gpus.append(g)
     if not gpus:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from planner.catalog.schema import NotBool
 from planner.errors import InputError
@@ -35,6 +35,16 @@ class EstimateSpec(Strict):
     extra_catalog: CatalogExtras | None = Field(None, description="GPUs/models defined inline")
     price_usd_per_gpu_hour: Price | None = Field(None, description="at most 1e4 $/GPU-hour")
     tco: Tco | None = None
+    concurrency: Annotated[int, Field(ge=1, le=1_000_000), NotBool] | None = Field(
+        None, description="closed loop: figures under load with N clients per replica (docs/load.md)")
+    requests_per_s: Annotated[float, Field(gt=0, le=1e7, allow_inf_nan=False), NotBool] | None = Field(
+        None, description="open loop (Poisson): figures under load at this rate per replica")
+
+    @model_validator(mode="after")
+    def _one_load(self) -> "EstimateSpec":
+        if self.concurrency is not None and self.requests_per_s is not None:
+            raise ValueError("give concurrency or requests_per_s, not both")
+        return self
 
 
 def load_estimate_spec(path: str) -> tuple[EstimateSpec, Document]:

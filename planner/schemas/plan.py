@@ -161,7 +161,10 @@ class Search(Strict):
 
 class Limits(Strict):
     budget_usd_per_hour: Usd | None = Field(None, description="at most 1e9 $/hour")
-    inventory: dict[str, Annotated[int, Field(ge=0, le=10**7), NotBool]] = {}
+    inventory: dict[str, Annotated[int, Field(ge=0, le=10**7), NotBool]] = Field(
+        {}, description="GPUs owned per type; with an inventory, other types are not used unless "
+        "rent_outside_inventory is true")
+    rent_outside_inventory: bool = Field(False, description="with an inventory, also rent GPU types it does not list")
     power_cap_w: bounded(0, 1e10, low_open=True) | None = Field(None, description="at most 1e10 W")
 
 
@@ -189,10 +192,11 @@ class PlanSpec(Strict):
     def _objective_is_bounded(self) -> "PlanSpec":
         if self.objective == "cost_per_hour" and self.workload.demand is None:
             raise ValueError("objective cost_per_hour needs workload.demand (otherwise one cheapest replica wins)")
+        owned = bool(self.limits.inventory) and not self.limits.rent_outside_inventory
         if self.objective == "throughput" and not (
-                self.limits.budget_usd_per_hour is not None or self.limits.inventory or self.search.max_gpus):
-            raise ValueError("objective throughput needs a limit: limits.budget_usd_per_hour, limits.inventory "
-                             "or search.max_gpus")
+                self.limits.budget_usd_per_hour is not None or owned or self.search.max_gpus):
+            raise ValueError("objective throughput needs a limit on every GPU type: limits.budget_usd_per_hour, "
+                             "search.max_gpus, or limits.inventory without rent_outside_inventory")
         return self
 
 
