@@ -54,8 +54,10 @@ def test_override_errors_are_located(tmp_path):
 
 
 def test_unknown_gpu_suggests_nearest():
+    # "h100" itself now resolves (issue 11: names as people type them, tests/test_aliases.py)
+    assert CAT.gpu("h100").id == "h100-sxm"
     with pytest.raises(InputError) as err:
-        CAT.gpu("h100")
+        CAT.gpu("h10")
     assert "h100-sxm" in str(err.value)
 
 

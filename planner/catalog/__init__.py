@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from planner.catalog.aliases import gpu_id_of, model_key
 from planner.catalog.schema import Gpu, ModelSpec
 from planner.errors import InputError, unknown_name
 from planner.yamlio import Document, load_yaml, parse_yaml
@@ -76,14 +77,33 @@ class Catalog:
         return Catalog(gpus=new_gpus, models=new_models)
 
     def gpu(self, ident: str, **where: object) -> Gpu:
-        if ident not in self.gpus:
-            raise unknown_name("GPU", ident, self.gpus, **where)
-        return self.gpus[ident]
+        """A GPU by catalog id or as people type it (H100-SXM5-80GB, a100 80gb, RTX 4090)."""
+        return self.gpus[self.gpu_id(ident, **where)]
+
+    def gpu_id(self, ident: str, **where: object) -> str:
+        """The catalog id a GPU name means (planner/catalog/aliases.py); InputError with the
+        nearest names first when unknown or ambiguous."""
+        return gpu_id_of(ident, self.gpus, **where)
 
     def model(self, ident: str, **where: object) -> ModelSpec:
-        if ident not in self.models:
-            raise unknown_name("model", ident, self.models, **where)
-        return self.models[ident]
+        """A model by catalog id, Hugging Face id, alias or name (case-insensitive)."""
+        return self.models[self.model_id(ident, **where)]
+
+    def model_id(self, ident: str, **where: object) -> str:
+        if ident in self.models:
+            return ident
+        key = model_key(ident)
+        hits = [i for i, m in self.models.items()
+                if key in {model_key(i), model_key(m.name), model_key(m.hf_id or ""), *map(model_key, m.aliases)}]
+        if not hits and "/" in ident:   # "org/Name" typed without the org, or the reverse
+            key = model_key(ident.rsplit("/", 1)[1])
+            hits = [i for i, m in self.models.items() if key in {model_key(i), model_key(m.name)}]
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            raise InputError(f"model name {ident!r} is ambiguous: say which of {', '.join(hits)}",
+                             value=ident, accepted=", ".join(hits), **where)  # type: ignore[arg-type]
+        raise unknown_name("model", ident, self.models, **where)
 
 
 def _validate(cls: type[BaseModel], fields: dict, doc: Document, path: tuple, ident: str) -> Any:

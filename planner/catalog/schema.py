@@ -103,6 +103,8 @@ class ModelSpec(Strict):
     id: str = ""
     name: str
     source: str = "inline"
+    hf_id: str | None = Field(default=None, description="Hugging Face repository id, e.g. meta-llama/Llama-3.1-70B")
+    aliases: tuple[str, ...] = Field(default=(), description="other names Catalog.model() accepts")
     hidden_size: PositiveInt
     num_layers: PositiveInt
     num_attention_heads: PositiveInt
