@@ -50,10 +50,15 @@ class InterNodeLink(Strict):
     latency_s: NonNegative
 
 
+Architecture = Literal["ampere", "ada", "hopper", "blackwell", "cdna3", "gaudi3", "other"]
+
+
 class Gpu(Strict):
     id: str = ""
     name: str
     vendor: str
+    architecture: Architecture | None = Field(
+        default=None, description="GPU generation, the key of the engine support matrix (support.yaml)")
     peak_dense_flops_per_s: dict[MathFormat, Positive]
     memory_bytes: Positive
     memory_bandwidth_bytes_per_s: Positive
