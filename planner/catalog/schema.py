@@ -50,6 +50,7 @@ class InterNodeLink(Strict):
     latency_s: NonNegative
 
 
+PriceKind = Literal["on-demand", "reserved", "spot", "serverless", "estimate", "none"]
 Architecture = Literal["ampere", "ada", "hopper", "blackwell", "cdna3", "gaudi3", "other"]
 
 
@@ -69,6 +70,11 @@ class Gpu(Strict):
     power_w: Positive | None = None
     price_usd_per_gpu_hour: NonNegative | None = None
     price_source: str | None = None
+    price_kind: PriceKind | None = Field(
+        default=None, description="on-demand, reserved, spot, serverless (per-second platforms), estimate "
+        "(midpoint of a published range) or none (no price found)")
+    price_date: Annotated[str, Field(pattern=r"^\d{4}-\d{2}(-\d{2})?$")] | None = Field(
+        default=None, description="when the price was read, YYYY-MM or YYYY-MM-DD")
     source: str
     assumptions: str | None = None
 
