@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from planner.catalog.aliases import gpu_id_of, model_key
+from planner.catalog.hf import SUPPORTED_HF_ARCHITECTURES, fields_from_config
 from planner.catalog.schema import Gpu, ModelSpec
 from planner.errors import InputError, unknown_name
 from planner.yamlio import Document, load_yaml, parse_yaml
@@ -127,11 +128,9 @@ def _deep_merge(base: dict, extra: dict) -> dict:
 
 # --- Hugging Face config.json -------------------------------------------------------
 
-SUPPORTED_HF_ARCHITECTURES = ("llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe", "deepseek_v3")
-
-
 def model_from_hf_config(path: str | Path, *, where: dict | None = None) -> ModelSpec:
-    """Build a ModelSpec from a Hugging Face ``config.json`` on disk (no network)."""
+    """Build a ModelSpec from a Hugging Face ``config.json`` on disk (no network); the
+    architecture mapping is planner/catalog/hf.py."""
     where = where or {}
     p = Path(path)
     name = str(path)
@@ -143,75 +142,7 @@ def model_from_hf_config(path: str | Path, *, where: dict | None = None) -> Mode
         raise InputError(f"not a valid JSON config: {exc}", file=name) from None
     if not isinstance(cfg, dict):
         raise InputError("config.json must hold a JSON object", file=name)
-    arch = cfg.get("model_type")
-    if arch not in SUPPORTED_HF_ARCHITECTURES:
-        raise InputError(
-            "unsupported architecture in config.json", file=name, path="model_type",
-            value=arch, accepted=", ".join(SUPPORTED_HF_ARCHITECTURES),
-        )
-
-    def need(key: str) -> Any:
-        if key not in cfg:
-            raise InputError(f"config.json lacks {key!r}, needed for model_type {arch!r}", file=name, path=key)
-        return cfg[key]
-
-    heads = need("num_attention_heads")
-    hidden = need("hidden_size")
-    fields: dict[str, Any] = {
-        "name": cfg.get("_name_or_path") or p.parent.name or arch,
-        "source": f"hf_config {name}",
-        "hidden_size": hidden,
-        "num_layers": need("num_hidden_layers"),
-        "num_attention_heads": heads,
-        "num_kv_heads": cfg.get("num_key_value_heads") or heads,
-        "head_dim": cfg.get("head_dim") or (hidden // heads if isinstance(hidden, int) and isinstance(heads, int) and heads else None),
-        "intermediate_size": need("intermediate_size"),
-        "vocab_size": need("vocab_size"),
-        "max_context_tokens": need("max_position_embeddings"),
-        "tie_embeddings": bool(cfg.get("tie_word_embeddings", False)),
-    }
-    if arch == "qwen2":
-        fields["attention_bias"] = True
-    if arch in ("qwen3", "qwen3_moe"):
-        fields["qk_norm"] = True
-        fields["attention_bias"] = bool(cfg.get("attention_bias", False))
-    if arch == "mixtral":
-        fields["moe"] = {
-            "num_experts": need("num_local_experts"),
-            "experts_per_token": need("num_experts_per_tok"),
-            "expert_intermediate_size": need("intermediate_size"),
-        }
-    if arch == "qwen3_moe":
-        if cfg.get("decoder_sparse_step", 1) != 1 or cfg.get("mlp_only_layers"):
-            raise InputError("only qwen3_moe configs with every layer MoE are supported",
-                             file=name, path="decoder_sparse_step",
-                             value=cfg.get("decoder_sparse_step"), accepted="1 with mlp_only_layers empty")
-        fields["moe"] = {
-            "num_experts": need("num_experts"),
-            "experts_per_token": need("num_experts_per_tok"),
-            "expert_intermediate_size": need("moe_intermediate_size"),
-        }
-    if arch == "deepseek_v3":
-        if cfg.get("moe_layer_freq", 1) != 1:
-            raise InputError("only moe_layer_freq 1 is supported", file=name, path="moe_layer_freq",
-                             value=cfg.get("moe_layer_freq"), accepted="1")
-        fields["attention"] = "mla"
-        fields["head_dim"] = need("v_head_dim")
-        fields["mla"] = {
-            "q_lora_rank": cfg.get("q_lora_rank") or 0,
-            "kv_lora_rank": need("kv_lora_rank"),
-            "qk_nope_head_dim": need("qk_nope_head_dim"),
-            "qk_rope_head_dim": need("qk_rope_head_dim"),
-            "v_head_dim": need("v_head_dim"),
-        }
-        fields["moe"] = {
-            "num_experts": need("n_routed_experts"),
-            "experts_per_token": need("num_experts_per_tok"),
-            "expert_intermediate_size": need("moe_intermediate_size"),
-            "num_shared_experts": cfg.get("n_shared_experts") or 0,
-            "first_dense_layers": cfg.get("first_k_dense_replace", 0),
-            "router_bias": cfg.get("topk_method") == "noaux_tc",
-        }
+    fields = fields_from_config(cfg, name, p.parent.name)
     try:
         return ModelSpec.model_validate(fields)
     except ValidationError as exc:
