@@ -54,8 +54,10 @@ def test_override_errors_are_located(tmp_path):
 
 
 def test_unknown_gpu_suggests_nearest():
+    # "h100" itself now resolves (issue 11: names as people type them, tests/test_aliases.py)
+    assert CAT.gpu("h100").id == "h100-sxm"
     with pytest.raises(InputError) as err:
-        CAT.gpu("h100")
+        CAT.gpu("h10")
     assert "h100-sxm" in str(err.value)
 
 
@@ -73,3 +75,19 @@ def test_unsupported_architecture_names_supported_ones():
     with pytest.raises(InputError) as err:
         model_from_hf_config(DATA / "gpt2_config.json")
     assert "gpt2" in str(err.value) and "deepseek_v3" in str(err.value)
+
+
+def test_every_gpu_price_has_a_kind_and_a_date():
+    for g in CAT.gpus.values():
+        assert g.price_kind is not None, g.id
+        assert (g.price_usd_per_gpu_hour is None) == (g.price_kind == "none"), g.id
+        assert (g.price_date is None) == (g.price_kind == "none"), g.id
+    # L40S and L4 carry serverless (per-second platform) prices: marked as such, not on-demand
+    assert CAT.gpus["l40s"].price_kind == CAT.gpus["l4"].price_kind == "serverless"
+
+
+def test_catalog_corrections_issue_11():
+    gaudi = CAT.gpus["gaudi3"].intra_node
+    assert gaudi.per_peer_bandwidth_bytes_per_s == 75e9      # 3 x 200 GbE per pair of cards, full mesh
+    assert gaudi.bandwidth_bytes_per_s == 7 * 75e9           # 21 ports to 7 peers
+    assert CAT.gpus["b200"].inter_node.bandwidth_bytes_per_s == 50e9   # one 400 Gb/s ConnectX-7 per GPU

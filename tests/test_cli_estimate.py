@@ -58,7 +58,7 @@ def test_flags_override_file():
 
 @pytest.mark.parametrize("args,needle", [
     (["--model", "llama-2-70bx", "--gpu", "h100-sxm"], "did you mean llama-2-70b"),
-    (["--model", "llama-2-70b", "--gpu", "h100"], "h100-sxm"),
+    (["--model", "llama-2-70b", "--gpu", "h10"], "h100-sxm"),  # "h100" itself resolves (aliases)
     (["--model", "llama-2-70b", "--gpu", "a100-80gb", "--quantization", "w8a8-fp8"], "no fp8 math"),
     (["--model", "llama-2-70b", "--gpu", "h100-sxm", "--tp", "3"], "accepted: 1, 2, 4, 8"),
     (["--model", "llama-2-70b", "--gpu", "h100-sxm", "--quantization", "int3"], "accepted: w16a16"),

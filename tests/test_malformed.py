@@ -41,7 +41,7 @@ SCALARS = {
     ("search", "tp"): [[0], [-2], ["x"], "eight", [math.nan], 3],
     ("search", "pp"): [[0], ["x"], [10**9]],
     ("search", "gpus"): [["h100"], ["nonexistent-gpu"], "h100-sxm", [1]],
-    ("search", "quantizations"): [["int3"], ["fp8"], "w16a16"],
+    ("search", "quantizations"): [["int3"], ["fp9"], "w16a16"],  # "fp8" is now an alias of w8a8-fp8
     ("search", "kv_dtypes"): [["fp32"], ["int4"], "bf16"],
     ("limits", "budget_usd_per_hour"): [-1, math.nan, math.inf, "cheap"],
     ("limits", "power_cap_w"): NUMBER,

@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from planner.catalog.aliases import gpu_id_of, model_key
+from planner.catalog.hf import SUPPORTED_HF_ARCHITECTURES, fields_from_config
 from planner.catalog.schema import Gpu, ModelSpec
 from planner.errors import InputError, unknown_name
 from planner.yamlio import Document, load_yaml, parse_yaml, read_text_bounded
@@ -76,14 +78,33 @@ class Catalog:
         return Catalog(gpus=new_gpus, models=new_models)
 
     def gpu(self, ident: str, **where: object) -> Gpu:
-        if ident not in self.gpus:
-            raise unknown_name("GPU", ident, self.gpus, **where)
-        return self.gpus[ident]
+        """A GPU by catalog id or as people type it (H100-SXM5-80GB, a100 80gb, RTX 4090)."""
+        return self.gpus[self.gpu_id(ident, **where)]
+
+    def gpu_id(self, ident: str, **where: object) -> str:
+        """The catalog id a GPU name means (planner/catalog/aliases.py); InputError with the
+        nearest names first when unknown or ambiguous."""
+        return gpu_id_of(ident, self.gpus, **where)
 
     def model(self, ident: str, **where: object) -> ModelSpec:
-        if ident not in self.models:
-            raise unknown_name("model", ident, self.models, **where)
-        return self.models[ident]
+        """A model by catalog id, Hugging Face id, alias or name (case-insensitive)."""
+        return self.models[self.model_id(ident, **where)]
+
+    def model_id(self, ident: str, **where: object) -> str:
+        if ident in self.models:
+            return ident
+        key = model_key(ident)
+        hits = [i for i, m in self.models.items()
+                if key in {model_key(i), model_key(m.name), model_key(m.hf_id or ""), *map(model_key, m.aliases)}]
+        if not hits and "/" in ident:   # "org/Name" typed without the org, or the reverse
+            key = model_key(ident.rsplit("/", 1)[1])
+            hits = [i for i, m in self.models.items() if key in {model_key(i), model_key(m.name)}]
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            raise InputError(f"model name {ident!r} is ambiguous: say which of {', '.join(hits)}",
+                             value=ident, accepted=", ".join(hits), **where)  # type: ignore[arg-type]
+        raise unknown_name("model", ident, self.models, **where)
 
 
 def _validate(cls: type[BaseModel], fields: dict, doc: Document, path: tuple, ident: str) -> Any:
@@ -115,11 +136,9 @@ def _no_constant(name: str) -> float:
     raise ValueError(f"{name} is not a number a config may hold")
 
 
-SUPPORTED_HF_ARCHITECTURES = ("llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe", "deepseek_v3")
-
-
 def model_from_hf_config(path: str | Path, *, where: dict | None = None) -> ModelSpec:
-    """Build a ModelSpec from a Hugging Face ``config.json`` on disk (no network)."""
+    """Build a ModelSpec from a Hugging Face ``config.json`` on disk (no network); the
+    architecture mapping is planner/catalog/hf.py."""
     where = where or {}
     p = Path(path)
     name = str(path)
@@ -132,75 +151,7 @@ def model_from_hf_config(path: str | Path, *, where: dict | None = None) -> Mode
         raise InputError("not a valid JSON config: nested too deeply", file=name) from None
     if not isinstance(cfg, dict):
         raise InputError("config.json must hold a JSON object", file=name)
-    arch = cfg.get("model_type")
-    if arch not in SUPPORTED_HF_ARCHITECTURES:
-        raise InputError(
-            "unsupported architecture in config.json", file=name, path="model_type",
-            value=arch, accepted=", ".join(SUPPORTED_HF_ARCHITECTURES),
-        )
-
-    def need(key: str) -> Any:
-        if key not in cfg:
-            raise InputError(f"config.json lacks {key!r}, needed for model_type {arch!r}", file=name, path=key)
-        return cfg[key]
-
-    heads = need("num_attention_heads")
-    hidden = need("hidden_size")
-    fields: dict[str, Any] = {
-        "name": cfg.get("_name_or_path") or p.parent.name or arch,
-        "source": f"hf_config {name}",
-        "hidden_size": hidden,
-        "num_layers": need("num_hidden_layers"),
-        "num_attention_heads": heads,
-        "num_kv_heads": cfg.get("num_key_value_heads") or heads,
-        "head_dim": cfg.get("head_dim") or (hidden // heads if isinstance(hidden, int) and isinstance(heads, int) and heads else None),
-        "intermediate_size": need("intermediate_size"),
-        "vocab_size": need("vocab_size"),
-        "max_context_tokens": need("max_position_embeddings"),
-        "tie_embeddings": bool(cfg.get("tie_word_embeddings", False)),
-    }
-    if arch == "qwen2":
-        fields["attention_bias"] = True
-    if arch in ("qwen3", "qwen3_moe"):
-        fields["qk_norm"] = True
-        fields["attention_bias"] = bool(cfg.get("attention_bias", False))
-    if arch == "mixtral":
-        fields["moe"] = {
-            "num_experts": need("num_local_experts"),
-            "experts_per_token": need("num_experts_per_tok"),
-            "expert_intermediate_size": need("intermediate_size"),
-        }
-    if arch == "qwen3_moe":
-        if cfg.get("decoder_sparse_step", 1) != 1 or cfg.get("mlp_only_layers"):
-            raise InputError("only qwen3_moe configs with every layer MoE are supported",
-                             file=name, path="decoder_sparse_step",
-                             value=cfg.get("decoder_sparse_step"), accepted="1 with mlp_only_layers empty")
-        fields["moe"] = {
-            "num_experts": need("num_experts"),
-            "experts_per_token": need("num_experts_per_tok"),
-            "expert_intermediate_size": need("moe_intermediate_size"),
-        }
-    if arch == "deepseek_v3":
-        if cfg.get("moe_layer_freq", 1) != 1:
-            raise InputError("only moe_layer_freq 1 is supported", file=name, path="moe_layer_freq",
-                             value=cfg.get("moe_layer_freq"), accepted="1")
-        fields["attention"] = "mla"
-        fields["head_dim"] = need("v_head_dim")
-        fields["mla"] = {
-            "q_lora_rank": cfg.get("q_lora_rank") or 0,
-            "kv_lora_rank": need("kv_lora_rank"),
-            "qk_nope_head_dim": need("qk_nope_head_dim"),
-            "qk_rope_head_dim": need("qk_rope_head_dim"),
-            "v_head_dim": need("v_head_dim"),
-        }
-        fields["moe"] = {
-            "num_experts": need("n_routed_experts"),
-            "experts_per_token": need("num_experts_per_tok"),
-            "expert_intermediate_size": need("moe_intermediate_size"),
-            "num_shared_experts": cfg.get("n_shared_experts") or 0,
-            "first_dense_layers": cfg.get("first_k_dense_replace", 0),
-            "router_bias": cfg.get("topk_method") == "noaux_tc",
-        }
+    fields = fields_from_config(cfg, name, p.parent.name)
     try:
         return ModelSpec.model_validate(fields)
     except ValidationError as exc:

@@ -50,10 +50,16 @@ class InterNodeLink(Strict):
     latency_s: NonNegative
 
 
+PriceKind = Literal["on-demand", "reserved", "spot", "serverless", "estimate", "none"]
+Architecture = Literal["ampere", "ada", "hopper", "blackwell", "cdna3", "gaudi3", "other"]
+
+
 class Gpu(Strict):
     id: str = ""
     name: str
     vendor: str
+    architecture: Architecture | None = Field(
+        default=None, description="GPU generation, the key of the engine support matrix (support.yaml)")
     peak_dense_flops_per_s: dict[MathFormat, Positive]
     memory_bytes: Positive
     memory_bandwidth_bytes_per_s: Positive
@@ -64,6 +70,11 @@ class Gpu(Strict):
     power_w: Positive | None = None
     price_usd_per_gpu_hour: NonNegative | None = None
     price_source: str | None = None
+    price_kind: PriceKind | None = Field(
+        default=None, description="on-demand, reserved, spot, serverless (per-second platforms), estimate "
+        "(midpoint of a published range) or none (no price found)")
+    price_date: Annotated[str, Field(pattern=r"^\d{4}-\d{2}(-\d{2})?$")] | None = Field(
+        default=None, description="when the price was read, YYYY-MM or YYYY-MM-DD")
     source: str
     assumptions: str | None = None
 
@@ -80,6 +91,9 @@ class Moe(Strict):
     num_shared_experts: NonNegativeInt = 0
     shared_expert_intermediate_size: PositiveInt | None = None
     first_dense_layers: NonNegativeInt = 0
+    moe_layer_step: PositiveInt = Field(
+        default=1, description="after the first dense layers, every n-th layer with an FFN is MoE, the others dense "
+        "(Llama 4 Maverick: 2); only the counts matter to the physics")
     router_bias: bool = False
 
     @model_validator(mode="after")
@@ -99,10 +113,53 @@ class Mla(Strict):
     v_head_dim: PositiveInt
 
 
+class LayerGroup(Strict):
+    """Layers of one kind (docs/model.md, attention kinds). Order does not matter to the
+    physics, only counts: a pattern like gpt-oss's alternation is two groups."""
+
+    kind: Literal["full", "sliding", "chunked", "state_space"] = Field(
+        description="full attention; sliding window (caches the last window_tokens); chunked local attention "
+        "(caches the current chunk of window_tokens); state_space (Mamba / linear attention: a fixed state "
+        "per sequence, no KV)")
+    count: PositiveInt
+    window_tokens: PositiveInt | None = Field(default=None, description="sliding window W or chunk size C")
+    num_kv_heads: PositiveInt | None = Field(default=None, description="default: the model's")
+    head_dim: PositiveInt | None = Field(default=None, description="default: the model's")
+    k_eq_v: bool = Field(default=False, description="one projected and cached tensor serves as K and V (Gemma 4 "
+                         "global layers)")
+    output_gate: bool = Field(default=False, description="a sigmoid gate on the attention output, projected with "
+                              "the queries (Qwen3.5): doubles Wq")
+    ffn: bool = Field(default=True, description="False: these layers have no MLP (Nemotron-H attention/Mamba "
+                      "blocks)")
+    state_bytes_per_sequence: NonNegative | None = Field(
+        default=None, description="state_space: recurrent + convolution state per sequence per layer, bytes")
+    mixer_params: NonNegative | None = Field(
+        default=None, description="state_space: parameters of the token mixer per layer (replaces attention)")
+
+    @model_validator(mode="after")
+    def _check(self) -> LayerGroup:
+        if self.kind in ("sliding", "chunked") and self.window_tokens is None:
+            raise ValueError(f"a {self.kind} layer group needs window_tokens")
+        if self.kind == "state_space" and (self.state_bytes_per_sequence is None or self.mixer_params is None):
+            raise ValueError("a state_space layer group needs state_bytes_per_sequence and mixer_params")
+        return self
+
+
+class SparseAttention(Strict):
+    """DeepSeek Sparse Attention (DSA): a lightning indexer scores every cached token with
+    its own small keys, and the main attention reads only the top-k tokens."""
+
+    top_k_tokens: PositiveInt
+    indexer_heads: PositiveInt
+    indexer_head_dim: PositiveInt
+
+
 class ModelSpec(Strict):
     id: str = ""
     name: str
     source: str = "inline"
+    hf_id: str | None = Field(default=None, description="Hugging Face repository id, e.g. meta-llama/Llama-3.1-70B")
+    aliases: tuple[str, ...] = Field(default=(), description="other names Catalog.model() accepts")
     hidden_size: PositiveInt
     num_layers: PositiveInt
     num_attention_heads: PositiveInt
@@ -122,6 +179,13 @@ class ModelSpec(Strict):
     attention_bias: bool = False
     mlp_bias: bool = False
     lm_head_bias: bool = False
+    layer_groups: tuple[LayerGroup, ...] = Field(
+        default=(), description="attention kinds by layer count; empty: every layer full attention")
+    attention_sinks: bool = Field(default=False, description="a learned sink logit per head (gpt-oss): "
+                                  "parameters only, no KV")
+    sink_tokens: NonNegativeInt = Field(default=0, description="tokens a windowed layer keeps beyond its window "
+                                        "(StreamingLLM-style sinks): extra KV tokens")
+    sparse_attention: SparseAttention | None = None
     parameter_count: Positive | None = Field(
         default=None,
         description=(
@@ -142,6 +206,13 @@ class ModelSpec(Strict):
             )
         if self.moe and self.moe.first_dense_layers > self.num_layers:
             raise ValueError("moe.first_dense_layers exceeds num_layers")
+        if self.layer_groups and sum(g.count for g in self.layer_groups) != self.num_layers:
+            raise ValueError(f"layer_groups count {sum(g.count for g in self.layer_groups)} layers; "
+                             f"num_layers is {self.num_layers}")
+        if self.layer_groups and self.attention == "mla":
+            raise ValueError("layer_groups are not modelled with attention 'mla'")
+        if self.sparse_attention is not None and not (self.attention == "mla" and self.mla and self.mla.q_lora_rank):
+            raise ValueError("sparse_attention is modelled for MLA with compressed queries (q_lora_rank > 0)")
         if self.parameter_count is not None and self.moe is not None:
             raise ValueError("parameter_count describes a dense model; it cannot be combined with 'moe'")
         return self

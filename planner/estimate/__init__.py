@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from planner.catalog import Catalog, ModelSpec
+from planner.catalog.aliases import scheme_of
 from planner.catalog.schema import Gpu
 from planner.errors import InputError, MissingDataError
 from planner.physics.options import Assumptions
@@ -76,6 +77,7 @@ def run_estimate(
     concurrency: int | None = None, requests_per_s: float | None = None,
 ) -> Estimate:
     """Evaluate one configuration. Raises InputError for configurations that cannot exist."""
+    quantization = scheme_of(quantization, path="quantization")  # awq, fp8, nvfp4... -> scheme (docs/support.md)
     if quantization not in SCHEMES:
         raise InputError("unknown quantization", path="quantization", value=quantization, accepted=", ".join(SCHEMES))
     if kv_dtype not in KV_DTYPES:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from planner.catalog.schema import ModelSpec
+from planner.catalog.schema import LayerGroup, ModelSpec
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,10 @@ class ParamCounts:
         return self.layers_always + self.experts_active
 
 
-def attention_params(m: ModelSpec) -> tuple[float, float]:
-    """(attention parameters per layer, of which Wk+Wv) for GQA/MHA/MQA or MLA."""
+def attention_params(m: ModelSpec, group: LayerGroup | None = None) -> tuple[float, float]:
+    """(attention parameters per layer, of which Wk+Wv) for GQA/MHA/MQA or MLA; with
+    ``group``, for that layer group's heads (Gemma 4's global layers, Qwen3.5's gated
+    attention) or its state-space mixer."""
     h, nq = m.hidden_size, m.num_attention_heads
     if m.attention == "mla":
         a = m.mla
@@ -84,17 +86,37 @@ def attention_params(m: ModelSpec) -> tuple[float, float]:
         wkv_down = h * (a.kv_lora_rank + a.qk_rope_head_dim) + a.kv_lora_rank  # plus its norm
         wkv_up = a.kv_lora_rank * nq * (a.qk_nope_head_dim + a.v_head_dim)
         wo = nq * a.v_head_dim * h
-        return float(wq + wkv_down + wkv_up + wo), float(wkv_down + wkv_up)
-    d, nkv = m.head_dim, m.num_kv_heads
-    wq = h * nq * d
-    wkv = 2 * h * nkv * d
+        extra = 0
+        if m.sparse_attention is not None:   # DSA lightning indexer: q up, k, k norm, head weights
+            x = m.sparse_attention
+            extra = (a.q_lora_rank * x.indexer_heads * x.indexer_head_dim + h * x.indexer_head_dim
+                     + 2 * x.indexer_head_dim + h * x.indexer_heads)
+        return float(wq + wkv_down + wkv_up + wo + extra), float(wkv_down + wkv_up)
+    if group is not None and group.kind == "state_space":
+        return float(group.mixer_params or 0.0), 0.0
+    d = group.head_dim if group and group.head_dim else m.head_dim
+    nkv = group.num_kv_heads if group and group.num_kv_heads else m.num_kv_heads
+    kv_tensors = 1 if group and group.k_eq_v else 2
+    wq = h * nq * d * (2 if group and group.output_gate else 1)
+    wkv = kv_tensors * h * nkv * d
     wo = nq * d * h
     extra = 0
     if m.attention_bias:
-        extra += (nq + 2 * nkv) * d
+        extra += (nq + kv_tensors * nkv) * d
     if m.qk_norm:
         extra += 2 * d
+    if m.attention_sinks:
+        extra += nq
     return float(wq + wkv + wo + extra), float(wkv)
+
+
+def mixer_params(m: ModelSpec) -> tuple[float, float]:
+    """(attention or state-space mixer parameters summed over all layers, of which Wk+Wv)."""
+    if not m.layer_groups:
+        a, kv = attention_params(m)
+        return a * m.num_layers, kv * m.num_layers
+    per = [(g.count, *attention_params(m, g)) for g in m.layer_groups]
+    return float(sum(n * a for n, a, _ in per)), float(sum(n * kv for n, _, kv in per))
 
 
 def count_parameters(m: ModelSpec) -> ParamCounts:
@@ -109,6 +131,10 @@ def count_parameters(m: ModelSpec) -> ParamCounts:
             num_experts=0, experts_per_token=0, embedding=0.0, lm_head=0.0, final_norm=0.0,
         )
     attn, wkv = attention_params(m)
+    if m.layer_groups:   # per-layer means: every use multiplies them by a layer count
+        total_attn, total_kv = mixer_params(m)
+        attn, wkv = total_attn / m.num_layers, total_kv / m.num_layers
+    ffn_free = sum(g.count for g in m.layer_groups if not g.ffn)
     norm_width = 2 if m.norm == "layernorm" else 1
     norms = float(m.norms_per_layer * norm_width * h)
 
@@ -122,8 +148,8 @@ def count_parameters(m: ModelSpec) -> ParamCounts:
         n_exp = k = 0
     else:
         e = m.moe
-        dense_layers = e.first_dense_layers
-        moe_layers = m.num_layers - dense_layers
+        moe_layers = (m.num_layers - ffn_free - e.first_dense_layers) // e.moe_layer_step
+        dense_layers = m.num_layers - moe_layers
         expert = mlp(e.expert_intermediate_size)
         shared_width = e.shared_expert_intermediate_size or e.expert_intermediate_size
         router = h * e.num_experts + (e.num_experts if e.router_bias else 0)
@@ -132,7 +158,9 @@ def count_parameters(m: ModelSpec) -> ParamCounts:
     return ParamCounts(
         attention_per_layer=attn,
         norms_per_layer=norms,
-        dense_mlp_per_layer=mlp(m.intermediate_size),
+        # layers without an FFN count as dense layers with none: the mean keeps totals exact
+        dense_mlp_per_layer=(mlp(m.intermediate_size) if not ffn_free else
+                             mlp(m.intermediate_size) * (dense_layers - ffn_free) / max(dense_layers, 1)),
         expert_per_layer=expert,
         shared_per_layer=shared,
         kv_projection_per_layer=wkv,

@@ -19,6 +19,10 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from planner.catalog.schema import MATH_FORMATS, ModelSpec
+from planner.physics.attention import (
+    AttentionLayout, attention_layout, decode_attention_flops, kv_bytes_per_sequence, kv_read_bytes,
+    prefill_attention_flops,
+)
 from planner.physics.options import Assumptions
 from planner.physics.params import ParamCounts, count_parameters
 from planner.physics.quant import ACTIVATION_BYTES, EMBEDDING_BYTES, KV_DTYPES, SCHEMES
@@ -59,6 +63,7 @@ class Arch:
     q_width: int
     mlp_width: float
     gated: bool
+    attention: AttentionLayout  # per layer kind: what is cached and attended (planner/physics/attention.py)
 
     @staticmethod
     def of(m: ModelSpec) -> Arch:
@@ -87,7 +92,7 @@ class Arch:
             params=p, layers=m.num_layers, hidden=m.hidden_size, vocab=m.vocab_size, heads=nq,
             kv_heads=m.num_kv_heads, kv_elements=kv_el, kv_replicates=m.attention != "mla",
             attn_decode_flops=decode, attn_prefill_flops=float(nq * (dqk + dv)), q_width=q_width,
-            mlp_width=float(width), gated=m.mlp == "gated",
+            mlp_width=float(width), gated=m.mlp == "gated", attention=attention_layout(m),
         )
 
 
@@ -252,7 +257,7 @@ def _memory(arch, o, table, c, tp, pp, group, gpus, b_w, b_e, b_kv, kv_frac, kv_
     emb = np.where(pp == 1, p.embeddings, max(p.embedding, p.lm_head or p.embedding))
     weights = (layers + experts) * b_w / pp + emb * b_e / tp
     context = c.input_tokens + c.output_tokens
-    kv_per_seq = context * arch.layers * arch.kv_elements * b_kv * kv_frac
+    kv_per_seq = kv_bytes_per_sequence(arch.attention, context, b_kv) * kv_frac
     kv = c.batch * kv_per_seq
     g = 3.0 if arch.gated else 2.0
     width = 2.0 * arch.hidden + (arch.q_width + arch.kv_elements) / tp + g * arch.mlp_width / tp
@@ -308,8 +313,8 @@ def _decode(arch, o, table, c, tp, pp, ep, group, dp_attn, b_w, b_e, b_kv, kv_fr
     lin_flops = 2.0 * B * (p.active_nonembedding + (p.lm_head or p.embedding)) / tp / pp
     t_w, t_lin = _roofline(lin_flops, w_bytes, peak, bw, o)
     if o.include_kv_reads:
-        kv_bytes = B * ctx * L * arch.kv_elements * b_kv * kv_frac / pp
-        attn_flops = B * ctx * L * arch.attn_decode_flops / tp / pp
+        kv_bytes = B * kv_read_bytes(arch.attention, ctx, b_kv) * kv_frac / pp
+        attn_flops = B * decode_attention_flops(arch.attention, ctx) / tp / pp
     else:
         kv_bytes = attn_flops = np.zeros_like(B)
     t_kv, t_attn = _roofline(attn_flops, kv_bytes, peak, bw, o)
@@ -385,7 +390,7 @@ def _prefill(arch, o, table, c, tp, pp, ep, group, b_w, b_e, peak) -> dict:
     kv_frac_w = 1.0 / tp
     w_bytes = _weight_bytes_read(arch, o, tp, group, kv_frac_w, b_w, b_e, S)
     flops = (2.0 * S * p.active_nonembedding + 2.0 * (p.lm_head or p.embedding)
-             + L * arch.attn_prefill_flops * S * S) / tp
+             + prefill_attention_flops(arch.attention, S)) / tp
     t_bytes, t_flops = _roofline(flops, w_bytes, peak * table.eff_prefill[gi],
                                  table.bandwidth[gi] * table.eff_memory[gi], o, o.prefill_compute_efficiency)
     compute = np.maximum(t_bytes, t_flops)

@@ -41,6 +41,11 @@ SCHEMES: dict[str, Scheme] = {
         # Q4_0 = 32 4-bit + one fp16 scale (18 bytes); dequantized to fp16 math.
         Scheme("gguf-q8_0", 34 * 8 / 32, "fp16", "bf16", "llama.cpp Q8_0 (8.5 bits per weight), fp16 math", False),
         Scheme("gguf-q4_0", 18 * 8 / 32, "fp16", "bf16", "llama.cpp Q4_0 (4.5 bits per weight), fp16 math", False),
+        # MXFP4 (OCP microscaling; gpt-oss checkpoints): blocks of 32 FP4 (e2m1) values with
+        # one shared 8-bit power-of-two scale (e8m0): 4 + 8 / 32 = 4.25 bits. Native fp4 math
+        # on Blackwell; elsewhere weight-only (dequantized in the kernel, 16-bit math).
+        Scheme("mxfp4", 4.0 + 8.0 / 32.0, "fp4", "bf16",
+               "MXFP4 weights (e8m0 scale per 32), fp4 math on Blackwell, else weight-only 16-bit math", False),
     )
 }
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from planner.catalog import Catalog, ModelSpec, model_from_hf_config
+from planner.catalog.aliases import scheme_of
 from planner.catalog.schema import Gpu
 from planner.errors import InputError, unknown_name
 from planner.physics.options import PRESETS, Assumptions
@@ -114,6 +115,10 @@ def resolve(spec: PlanSpec, doc: Document | None = None, calibration: str | None
     for key in list(spec.limits.inventory) + list(spec.prices.usd_per_gpu_hour):
         if key not in catalog.gpus:
             raise unknown_name("GPU", key, catalog.gpus, path="limits.inventory / prices.usd_per_gpu_hour", **where)
+    if s.quantizations:  # names as people type them (awq, fp8-dynamic, nvfp4) -> schemes (docs/support.md)
+        s = s.model_copy(update={"quantizations": [
+            scheme_of(q, path=f"search.quantizations[{i}]", **where) for i, q in enumerate(s.quantizations)]})
+        spec = spec.model_copy(update={"search": s})
     for i, q in enumerate(s.quantizations or []):
         if q not in SCHEMES:
             raise InputError("unknown quantization", path=f"search.quantizations[{i}]", value=q,

@@ -1,0 +1,195 @@
+"""Names as people type them: precision aliases -> schemes, GPU spellings -> catalog ids.
+
+Pure functions over strings; no physics import (the catalog is shared infrastructure).
+The mapping is documented in docs/support.md; tests/test_aliases.py covers every spelling.
+
+- ``scheme_of("awq") == "w4a16"``: every common precision or quantization-method name
+  maps to the scheme whose bytes and math the physics models (planner/physics/quant.py).
+- ``gpu_id_of("H100-SXM5-80GB", gpus) == "h100-sxm"``: names are split into tokens,
+  vendor words dropped, ``sxm5``/``sxm4`` read as ``sxm``, a memory token (``80gb``)
+  used to choose between sizes of one family; a family with several sizes and no memory
+  given (``A100``) is refused as ambiguous rather than guessed.
+- ``suggest(name, candidates)``: nearest names first, by similarity of normalised keys
+  plus a bonus for the same family prefix, so ``B20`` suggests ``b200`` before ``h200``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from planner.errors import InputError
+
+# --- precision / quantization names ------------------------------------------------
+
+SCHEME_ALIASES: dict[str, str] = {
+    # 16-bit: no quantization
+    "w16a16": "w16a16", "bf16": "w16a16", "bfloat16": "w16a16", "fp16": "w16a16",
+    "float16": "w16a16", "half": "w16a16", "16bit": "w16a16", "none": "w16a16", "unquantized": "w16a16",
+    # 8-bit weights, 16-bit math (int8 or fp8 weight-only; FP8 checkpoints on Ampere via Marlin)
+    "w8a16": "w8a16", "int8-weight-only": "w8a16", "fp8-weight-only": "w8a16", "fp8-marlin": "w8a16",
+    "w8a16-int8": "w8a16", "w8a16-fp8": "w8a16",
+    # FP8 weights and activations (vLLM `fp8`, llm-compressor FP8_DYNAMIC, ModelOpt FP8)
+    "w8a8-fp8": "w8a8-fp8", "fp8": "w8a8-fp8", "fp8-dynamic": "w8a8-fp8", "fp8-static": "w8a8-fp8",
+    "fp8-e4m3": "w8a8-fp8", "e4m3": "w8a8-fp8", "modelopt-fp8": "w8a8-fp8", "fbgemm-fp8": "w8a8-fp8",
+    "w8a8fp8": "w8a8-fp8",
+    # INT8 weights and activations (SmoothQuant, llm-compressor W8A8)
+    "w8a8-int8": "w8a8-int8", "int8": "w8a8-int8", "w8a8": "w8a8-int8", "smoothquant": "w8a8-int8",
+    "int8-w8a8": "w8a8-int8", "w8a8int8": "w8a8-int8",
+    # 4-bit weights, 16-bit math (GPTQ, AWQ, their Marlin kernels, compressed-tensors W4A16)
+    "w4a16": "w4a16", "int4": "w4a16", "awq": "w4a16", "gptq": "w4a16", "int4-awq": "w4a16",
+    "int4-gptq": "w4a16", "awq-marlin": "w4a16", "gptq-marlin": "w4a16", "marlin": "w4a16",
+    "int4-weight-only": "w4a16", "gptq-int4": "w4a16", "awq-int4": "w4a16",
+    # 4-bit weights, FP8 activations (ModelOpt W4A8 AWQ)
+    "w4a8": "w4a8", "w4a8-awq": "w4a8", "int4-fp8": "w4a8", "w4afp8": "w4a8",
+    # NVFP4 (W4A4, Blackwell)
+    "fp4": "fp4", "nvfp4": "fp4", "w4a4": "fp4", "modelopt-fp4": "fp4", "nvfp4-w4a4": "fp4",
+    # MXFP4 (gpt-oss checkpoints): 4-bit values, one 8-bit scale per 32
+    "mxfp4": "mxfp4", "mx-fp4": "mxfp4",
+    # llama.cpp GGUF
+    "gguf-q8-0": "gguf-q8_0", "q8-0": "gguf-q8_0", "q8": "gguf-q8_0",
+    "gguf-q4-0": "gguf-q4_0", "q4-0": "gguf-q4_0",
+}
+"""Keys are normalised by ``_norm_scheme`` (lower case, ``_``/space/``.`` read as ``-``)."""
+
+
+def _norm_scheme(name: str) -> str:
+    return re.sub(r"[\s_.]+", "-", name.strip().lower())
+
+
+def scheme_of(name: str, **where: Any) -> str:
+    """The planner scheme a precision or quantization name means; InputError (with the
+    nearest names first) for an unknown one."""
+    key = _norm_scheme(name)
+    if key in SCHEME_ALIASES:
+        return SCHEME_ALIASES[key]
+    near = suggest(name, SCHEME_ALIASES, n=3)
+    hint = f"did you mean {', '.join(near)}? " if near else ""
+    raise InputError(f"unknown quantization {name!r}; {hint}see docs/support.md for the names accepted",
+                     value=name, accepted=", ".join(dict.fromkeys(SCHEME_ALIASES.values())), **where)
+
+
+# --- GPU names ---------------------------------------------------------------------
+
+_VENDOR_WORDS = frozenset({"nvidia", "amd", "intel", "habana", "geforce", "instinct", "tesla", "radeon", "gpu"})
+_MEMORY = re.compile(r"^(\d+)g(?:b|ib)?$")
+
+# Family keys (normalised, memory stripped) -> catalog ids, ordered by memory where a
+# family has several sizes; ``None`` default means "ambiguous without a memory size".
+GPU_FAMILIES: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "h100": (("h100-sxm", "h100-pcie"), "h100-sxm"),      # bare "H100" is the SXM part in common use
+    "h100sxm": (("h100-sxm",), "h100-sxm"),
+    "h100pcie": (("h100-pcie",), "h100-pcie"),
+    "h200": (("h200",), "h200"), "h200sxm": (("h200",), "h200"),
+    "b200": (("b200",), "b200"), "b200sxm": (("b200",), "b200"), "dgxb200": (("b200",), "b200"),
+    "gb200": (("gb200",), "gb200"), "gb200nvl72": (("gb200",), "gb200"), "gb200nvl": (("gb200",), "gb200"),
+    "a100": (("a100-80gb", "a100-40gb"), None),
+    "a100sxm": (("a100-80gb", "a100-40gb"), None),
+    "l40s": (("l40s",), "l40s"), "l4": (("l4",), "l4"), "a10g": (("a10g",), "a10g"),
+    "rtx4090": (("rtx-4090",), "rtx-4090"), "4090": (("rtx-4090",), "rtx-4090"),
+    "rtx3090": (("rtx-3090",), "rtx-3090"), "3090": (("rtx-3090",), "rtx-3090"),
+    "mi300x": (("mi300x",), "mi300x"), "mi325x": (("mi325x",), "mi325x"),
+    "gaudi3": (("gaudi3",), "gaudi3"), "hl325l": (("gaudi3",), "gaudi3"),
+}
+
+
+def _tokens(name: str) -> tuple[list[str], float | None]:
+    """Lower-case alphanumeric tokens without vendor words, and a memory size in GB if named."""
+    raw = [t for t in re.split(r"[^0-9a-z]+", name.lower()) if t]
+    out: list[str] = []
+    memory: float | None = None
+    for t in raw:
+        if t in _VENDOR_WORDS:
+            continue
+        m = _MEMORY.match(t)
+        if m and out:                       # "80gb" after a family name; "4090" alone is not memory
+            memory = float(m.group(1))
+            continue
+        t = re.sub(r"^sxm\d$", "sxm", t)
+        out.append(t)
+    return out, memory
+
+
+def gpu_key(name: str) -> str:
+    """The normalised key of a GPU name (tokens joined, vendor words and memory dropped)."""
+    return "".join(_tokens(name)[0])
+
+
+def gpu_id_of(name: str, gpus: Mapping[str, Any], **where: Any) -> str:
+    """The catalog id a GPU name means. ``gpus`` maps ids to entries with ``memory_bytes``
+    and ``name`` (the catalog's ``Gpu``); ids and catalog names of user-added GPUs
+    resolve too. InputError with the nearest names first when unknown or ambiguous."""
+    if name in gpus:
+        return name
+    tokens, memory = _tokens(name)
+    key = "".join(tokens)
+    candidates: list[str] = []
+    default: str | None = None
+    if key in GPU_FAMILIES:
+        ids, default = GPU_FAMILIES[key]
+        candidates = [i for i in ids if i in gpus]
+    for ident, g in gpus.items():          # user entries: their id or catalog name, normalised
+        if ident not in candidates and key in (gpu_key(ident), gpu_key(getattr(g, "name", "") or "")):
+            candidates.append(ident)
+    if memory is not None and candidates:
+        sized = [i for i in candidates
+                 if abs(getattr(gpus[i], "memory_bytes", 0.0) / 1e9 - memory) < 0.5 + 0.1 * memory]
+        if len(sized) == 1:
+            return sized[0]
+        candidates = sized or []
+        default = default if default in sized else None
+    if len(candidates) == 1:
+        return candidates[0]
+    if candidates and default in candidates:
+        return default  # type: ignore[return-value]
+    if candidates:
+        raise InputError(f"GPU name {name!r} is ambiguous: say which of {', '.join(candidates)}",
+                         value=name, accepted=", ".join(candidates), **where)
+    near = suggest(name, list(gpus), n=3, extra=_family_names(gpus))
+    hint = f"did you mean {', '.join(near)}? " if near else ""
+    raise InputError(f"unknown GPU {name!r}; {hint}known GPUs are listed after 'accepted'",
+                     value=name, accepted=", ".join(sorted(gpus)), **where)
+
+
+def _family_names(gpus: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Spellings to compare an unknown name against, per catalog id."""
+    out: dict[str, list[str]] = {i: [i, getattr(g, "name", "") or ""] for i, g in gpus.items()}
+    for fam, (ids, _) in GPU_FAMILIES.items():
+        for i in ids:
+            if i in out:
+                out[i].append(fam)
+    return out
+
+
+def _prefix(key: str) -> str:
+    m = re.match(r"[a-z]*", key)
+    return m.group(0) if m else ""
+
+
+def _score(query: str, candidate: str) -> float:
+    q, c = gpu_key(query) or query.lower(), gpu_key(candidate) or candidate.lower()
+    ratio = difflib.SequenceMatcher(None, q, c).ratio()
+    same_family = bool(_prefix(q)) and _prefix(q) == _prefix(c)
+    digits_q, digits_c = re.sub(r"\D", "", q), re.sub(r"\D", "", c)
+    same_number = bool(digits_q) and (digits_q.startswith(digits_c) or digits_c.startswith(digits_q))
+    return ratio + 0.15 * same_family + 0.05 * same_number
+
+
+def suggest(name: str, known: Iterable[str], *, n: int = 3, extra: Mapping[str, list[str]] | None = None,
+            cutoff: float = 0.45) -> list[str]:
+    """Known names ranked by closeness to ``name``, nearest first (normalised-token
+    similarity with a bonus for the same letter prefix: ``B20`` -> ``b200``)."""
+    scored = []
+    for k in known:
+        spellings = (extra or {}).get(k, [k])
+        best = max(_score(name, s) for s in spellings if s)
+        scored.append((best, -len(k), k))
+    scored.sort(reverse=True)
+    return [k for s, _, k in scored if s >= cutoff][:n]
+
+
+def model_key(name: str) -> str:
+    """Case- and punctuation-insensitive key of a model name or Hugging Face id."""
+    return re.sub(r"[^0-9a-z]+", "", name.lower())
