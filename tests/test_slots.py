@@ -29,7 +29,8 @@ def _two_slots(limits: dict | None = None):
     spec = PlanSpec.model_validate(BASE | {"limits": limits or {}})
     p = resolve(spec)
     chat = p.slots[0]
-    qwen = replace(chat, name="qwen", model=Catalog.default().model("qwen3-32b"), demand_tokens_per_s=5000.0,
+    qwen = replace(chat, name="qwen", model=Catalog.default().model("qwen3-32b"),
+                   demand=replace(chat.demand, value=5000.0, requests_per_s=5000.0 / chat.output.mean),
                    path="workloads[1]")
     return p, replace(p, slots=(replace(chat, name="llama"), qwen))
 
@@ -56,7 +57,7 @@ def test_a_shared_inventory_couples_the_slots_and_backends_agree_with_the_oracle
     for x in alone.plans:
         used[x.gpu] += x.gpus
     gid = max(used, key=used.get)        # the GPU the independent optimum uses most: make it scarce
-    _, p = _two_slots({"inventory": {gid: max(used[gid] - 1, 0)}})
+    _, p = _two_slots({"inventory": {gid: max(used[gid] - 1, 0)}, "rent_outside_inventory": True})
     c = build_candidates(p)
     results = {b: solve(p, c, backend=b, top_k=2) for b in BACKENDS}
     oracle = results["exhaustive"]

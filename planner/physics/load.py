@@ -327,7 +327,7 @@ def _saturation(phys: StepPhysics, eng: Engine, S, O):
     return phys.lanes * n / (np.maximum(O - 1.0, 1e-9) * tau), tau
 
 
-def _steady(phys: StepPhysics, eng: Engine, rate, S, O, iters: int = 30):
+def _steady(phys: StepPhysics, eng: Engine, rate, S, O, iters: int = 24):
     """Section 3: the mean step by the fluid fixed point tau = F(tau) (bisection)."""
     lam = rate / phys.lanes
     T = eng.token_budget
@@ -372,7 +372,7 @@ def _exp_tail_quantile(mean, prob_wait, p):
     return np.where(a > tail, mean / a * np.log(a / tail), 0.0)
 
 
-def _mixture_quantile(means, sds, weights, p, iters=40):
+def _mixture_quantile(means, sds, weights, p, iters=30):
     """p-quantile of a mixture of normals (lists of arrays), by bisection."""
     lo = np.min([m - 6 * s for m, s in zip(means, sds)], axis=0)
     hi = np.max([m + 6 * s for m, s in zip(means, sds)], axis=0)
@@ -531,7 +531,7 @@ class Capacity:
 
 
 def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Sequence[Target],
-                    iters: int = 26) -> Capacity:
+                    iters: int = 20) -> Capacity:
     """Highest request rate per replica at which each configuration meets every target
     (vectorised bisection over the rate, section 6). A configuration that misses a target
     even at a vanishing rate gets capacity 0 with that target binding."""
