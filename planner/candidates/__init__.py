@@ -316,10 +316,15 @@ def _concat(parts: list[T], cls: type[T]) -> T:
 def _slot_rows(p: Problem, k: int, slot: Slot) -> tuple[Configs, Evaluation, np.ndarray]:
     """(configurations, their physics, configuration id of each row) of one slot."""
     s, o = p.spec.search, p.assumptions
-    schemes = [SCHEME_NAMES.index(q) for q in (s.quantizations or DEFAULT_SCHEMES)]
+    schemes = [SCHEME_NAMES.index(q) for q in (s.quantizations if s.quantizations is not None else DEFAULT_SCHEMES)]
     kvs = [KV_NAMES.index(k) for k in s.kv_dtypes]
     base = Configs.grid(range(len(p.gpus)), schemes, kvs, sorted(set(s.tp)), sorted(set(s.pp)),
                         _ep_degrees(p, slot), [1], [slot.input_tokens], [slot.output_tokens])
+    if p.support is not None:      # only what the engine runs on that GPU, as it runs it (docs/support.md)
+        ok = p.support.ok[base.gpu, base.scheme, base.kv]
+        runs_as = p.support.runs_as[base.gpu, base.scheme, base.kv]
+        base = base.take(np.nonzero(ok)[0])
+        base = _dedupe(_with_scheme(base, np.where(runs_as[ok] >= 0, runs_as[ok], base.scheme)))
     probe = evaluate(slot.model, p.table, base, o)
     keep = probe.valid.copy()
     if not s.allow_cross_node_tp:
@@ -344,6 +349,19 @@ def _slot_rows(p: Problem, k: int, slot: Slot) -> tuple[Configs, Evaluation, np.
     rows, batch = rows[order], batch[order]
     configs = _with_batch(base.take(rows), batch)
     return configs, evaluate(slot.model, p.table, configs, o), rows
+
+
+def _with_scheme(c: Configs, scheme: np.ndarray) -> Configs:
+    return Configs(**{**{f.name: getattr(c, f.name) for f in fields(c)}, "scheme": scheme.astype(np.int64)})
+
+
+def _dedupe(c: Configs) -> Configs:
+    """One row per distinct configuration (a degraded mode can map two schemes onto one)."""
+    if not len(c):
+        return c
+    key = np.stack([c.gpu, c.scheme, c.kv, c.tp, c.pp, c.ep]).T
+    _, first = np.unique(key, axis=0, return_index=True)
+    return c.take(np.sort(first))
 
 
 def _with_batch(c: Configs, batch: np.ndarray) -> Configs:

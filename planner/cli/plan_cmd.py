@@ -47,6 +47,7 @@ def plan_command(
     output: Annotated[Optional[Path], typer.Option("--output", help="also write the result to FILE.json or FILE.yaml")] = None,
     calibration: Annotated[str, typer.Option(help="none, default (the shipped fit) or a calibration file")] = "none",
     reproducible: Annotated[bool, typer.Option("--reproducible", help="omit timings: the same input gives byte-identical output")] = False,
+    explain_support: Annotated[bool, typer.Option("--explain-support", help="list the searched GPU x quantization x KV dtype combinations the engine does not run, and why")] = False,
     simulate: Annotated[bool, typer.Option("--simulate/--no-simulate", help="re-score each plan with the discrete-event simulator (5,000 requests, seeded)")] = True,
 ) -> None:
     """Search GPU type, count, TP/PP/EP, precision and batch; print ranked plans that explain themselves.
@@ -80,7 +81,7 @@ def plan_command(
             text = dump_json(data) if output.suffix == ".json" else yaml.safe_dump(json.loads(dump_json(data)),
                                                                                       sort_keys=True)
             write_atomically(output, text, protected=(instance,), option="--output")
-        emit(dump_json(data) if as_json else render_plans(result))
+        emit(dump_json(data) if as_json else render_plans(result, explain_support=explain_support))
         if result.interrupted:
             return 130
         return 0 if result.plans else 1

@@ -93,7 +93,15 @@ def render_estimate(e: Estimate) -> str:
     return to_text(*out)
 
 
-def render_plans(r) -> str:
+def render_support(r) -> list[str]:
+    if not r.unsupported:
+        return ["Every searched GPU x quantization x KV dtype runs on the engine."]
+    lines = [f"Not searched, the engine ({r.unsupported[0]['engine']}) does not run them (docs/support.md):"]
+    lines += [f"  - {u['gpu']} {u['quantization']} / KV {u['kv_dtype']}: {u['reason']}" for u in r.unsupported]
+    return lines
+
+
+def render_plans(r, explain_support: bool = False) -> str:
     from planner.units import GB
     head = (f"status {r.status}; objective {r.objective}; backend {r.backend}; "
             f"{r.searched_configurations:,} configurations x batch levels searched"
@@ -109,6 +117,8 @@ def render_plans(r) -> str:
         if r.relaxations:
             lines += ["", "Smallest change to each limit that makes it feasible (others unchanged):"]
             lines += [f"  - {wording.relaxation(x)}" for x in r.relaxations]
+        if explain_support or any(d.fact.constraint == "search" for d in r.diagnosis):
+            lines += [""] + render_support(r)
         return "\n".join(lines) + "\n"
     t = Table(title="Ranked plans", title_justify="left")
     for col in ("#", "GPUs", "TP/PP/EP", "x replicas", "precision (w / kv)", "max seqs", "req/s per replica",
@@ -117,10 +127,12 @@ def render_plans(r) -> str:
     for p in r.plans:
         pct = p.load.get("percentiles_ms", {})
         t.add_row(str(p.rank), f"{p.gpus} x {p.gpu}", f"{p.tp}/{p.pp}/{p.ep}", str(p.replicas),
-                  f"{p.quantization} / {p.kv_dtype}", str(p.batch),
+                  f"{p.quantization} / {p.kv_dtype}" + (" (lossy)" if p.quality.startswith("LOSSY") else ""),
+                  str(p.batch),
                   f"{p.load.get('requests_per_s_per_replica', 0):,.2f} ({p.load.get('utilization', 0):.0%})",
                   f"{p.ttft_ms:,.0f} / {pct.get('ttft_p99', float('nan')):,.0f}", f"{p.tpot_ms:.1f}",
-                  f"{p.throughput_tokens_per_s:,.0f}", money(p.cost_per_hour),
+                  f"{p.throughput_tokens_per_s:,.0f}",
+                  money(p.cost_per_hour) + ("*" if p.price_kind in ("estimate", "serverless") else ""),
                   money(p.cost_per_million_tokens, 3), p.regime.replace("-bound", ""))
     out = [head, "Latencies are under load, at each plan's operating point: the demand shared by its replicas, "
                  "or without a demand each replica at its capacity at SLO (req/s per replica, utilisation of "
@@ -135,10 +147,16 @@ def render_plans(r) -> str:
                  f"MBU {p.mbu:.0%}, MFU {p.mfu:.0%}"]
         lines += versus
         out.append("\n".join(lines))
+    kinds = {p.price_kind for p in r.plans} & {"estimate", "serverless"}
+    if kinds:
+        out.append(f"* a {' or '.join(sorted(kinds))} price, not an on-demand list price (inputs.price_sources "
+                   f"in --json says where each price came from)")
     out += [f"note: {n}" for n in r.notes]
     out.append(WITH_PLAN.get(r.status, WITH_PLAN["feasible"]))
     if r.interrupted:
         out.append(f"interrupted: {len(r.plans)} plan(s) found before Ctrl-C; later ranks were not searched")
+    if explain_support:
+        out += ["\n".join(render_support(r))]
     return to_text(*out)
 
 

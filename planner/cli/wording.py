@@ -147,7 +147,9 @@ def plan_lines(p: Plan) -> list[str]:
         return []
     first = e.batch_limit[0]
     load = p.load
-    lines = [f"   load: {load['requests_per_s_per_replica']:,.2f} req/s per replica ({load['utilization']:.0%} of "
+    lines = [f"   quality: {p.quality}; price ${p.price_usd_per_gpu_hour or 0:,.2f}/GPU-hour "
+             f"({p.price_kind or 'kind unknown'}{', ' + p.price_date if p.price_date else ''})",
+             f"   load: {load['requests_per_s_per_replica']:,.2f} req/s per replica ({load['utilization']:.0%} of "
              f"saturation), {p.concurrency:,.0f} requests in flight; scheduler max-num-seqs "
              f"{load['scheduler']['max_num_seqs']}, max-num-batched-tokens {load['scheduler']['max_num_batched_tokens']}"]
     if e.capacity is not None:

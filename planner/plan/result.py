@@ -15,6 +15,7 @@ from planner.candidates import Candidates, nodes_for
 from planner.candidates.load import operating_point
 from planner.candidates.objectives import OBJECTIVES
 from planner.physics.perf import regime_of
+from planner.physics.quant import SCHEMES
 from planner.resolve import Problem
 from planner.units import MS
 
@@ -65,6 +66,9 @@ class Plan:
     throughput_tokens_per_s: float
     throughput_tokens_per_s_per_gpu: float
     price_usd_per_gpu_hour: float | None
+    price_kind: str | None            # on-demand, reserved, serverless, estimate (planner/catalog/data/gpus.yaml)
+    price_date: str | None
+    quality: str                      # what the weight format costs in accuracy (docs/support.md)
     cost_per_hour: float | None
     cost_per_million_tokens: float | None
     power_w: float | None
@@ -114,6 +118,7 @@ class PlanResult:
     diagnosis: list[Diagnosis] = field(default_factory=list)      # when infeasible: per family
     relaxations: list[Relaxation] = field(default_factory=list)   # when infeasible: smallest change per limit
     interrupted: bool = False                                     # Ctrl-C: the plans found so far
+    unsupported: list[dict[str, str]] = field(default_factory=list)  # searched combinations the engine does not run
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -142,6 +147,23 @@ class PlanResult:
                           diagnosis=[Diagnosis(x["family"], x["name"], fact(x["fact"]))
                                      for x in d.get("diagnosis", [])],
                           relaxations=[Relaxation(**x) for x in d.get("relaxations", [])])
+
+
+def quality_of(scheme: str) -> str:
+    """The accuracy cost of a weight format, in words the plan carries (docs/support.md)."""
+    bits = SCHEMES[scheme].bits_per_weight
+    if bits >= 16:
+        return "16-bit weights: the reference"
+    if bits >= 8:
+        return "8-bit weights: near-lossless for most models (check your task)"
+    return "LOSSY: 4-bit weights; validate accuracy on your task before serving"
+
+
+def _price_kind(p: Problem, g: int) -> str | None:
+    source = p.price_sources[g]
+    if source.startswith("prices.") or source == "what-if":
+        return "given in the instance" if source != "what-if" else "what-if"
+    return p.gpus[g].price_kind
 
 
 def _nan_none(x: float) -> float | None:
@@ -185,6 +207,8 @@ def make_plan(p: Problem, c: Candidates, j: int, replicas: int, rank: int) -> Pl
         ttft_ms=at["ttft_mean"] / MS, tpot_ms=at["tpot_mean"] / MS, e2e_latency_ms=at["e2e_mean"] / MS,
         throughput_tokens_per_s=served, throughput_tokens_per_s_per_gpu=served / (gpus_per_replica * replicas),
         price_usd_per_gpu_hour=_nan_none(float(c.price[j])), cost_per_hour=cost_h,
+        price_kind=_price_kind(p, int(c.configs.gpu[j])), price_date=p.gpus[int(c.configs.gpu[j])].price_date,
+        quality=quality_of(d["quantization"]),
         cost_per_million_tokens=None if cost_h is None or served <= 0 else cost_h / (served * 3600.0) * 1e6,
         power_w=_nan_none(float(ev.power_w[j] * replicas)),
         memory={k: float(getattr(ev, k)[j]) for k in ("weights_bytes", "kv_cache_bytes", "activation_bytes",

@@ -82,7 +82,7 @@ def solve(problem: Problem, cands: Candidates, *, backend: str = "cpsat", top_k:
     return PlanResult(status=status.value, objective=cands.objective, backend=backend, plans=plans,
                       searched_configurations=cands.searched, solve_seconds=time.perf_counter() - t0, gap=gap,
                       excluded_gpus=dict(problem.excluded), inputs=problem.inputs(), notes=notes, model_size=size,
-                      diagnosis=diagnosis, interrupted=interrupted)
+                      diagnosis=diagnosis, interrupted=interrupted, unsupported=problem.unsupported())
 
 
 def _decode(f: constraints.Formulation | OracleInput, sol: Solution) -> list[tuple[int, int]]:

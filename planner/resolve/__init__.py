@@ -16,10 +16,11 @@ import numpy as np
 from planner.catalog import Catalog, ModelSpec, model_from_hf_config
 from planner.catalog.aliases import scheme_of
 from planner.catalog.schema import Gpu
+from planner.catalog.support import SupportTable, support_table
 from planner.errors import InputError, unknown_name
 from planner.physics.options import PRESETS, Assumptions
-from planner.physics.quant import KV_DTYPES, SCHEMES
-from planner.physics.space import GpuTable
+from planner.physics.quant import DEFAULT_SCHEMES, KV_DTYPES, SCHEMES
+from planner.physics.space import KV_NAMES, SCHEME_NAMES, GpuTable
 from planner.resolve.calibration import calibrated
 from planner.resolve.workload import DemandSpec, LatencyTarget, Lengths, demand, lengths, targets
 from planner.schemas.common import CatalogExtras, HfConfigRef, ModelRef, Tco
@@ -71,6 +72,7 @@ class Problem:
     prices: np.ndarray                  # $/GPU-hour per GPU of ``table`` (NaN: no price)
     price_sources: tuple[str, ...]      # where each price came from
     assumptions: Assumptions
+    support: SupportTable | None = None     # [gpu, scheme, kv] over SCHEME_NAMES x KV_NAMES for the search's engine
     calibration: str = "none"
     excluded: dict[str, str] = field(default_factory=dict)   # GPU id -> why it is not searched
     file: str | None = None
@@ -84,6 +86,21 @@ class Problem:
             prices[i], sources[i] = usd, "what-if"
         return replace(self, prices=prices, price_sources=tuple(sources))
 
+    def unsupported(self) -> list[dict[str, str]]:
+        """The searched (GPU, quantization, KV dtype) combinations the engine does not run, with why."""
+        if self.support is None:
+            return []
+        s = self.spec.search
+        out = []
+        for g, gpu in enumerate(self.gpus):
+            for q in s.quantizations or []:
+                for kv in s.kv_dtypes:
+                    i, k = SCHEME_NAMES.index(q), KV_NAMES.index(kv)
+                    if not self.support.ok[g, i, k]:
+                        out.append({"gpu": gpu.id, "quantization": q, "kv_dtype": kv, "engine": s.engine,
+                                    "reason": self.support.reasons[int(self.support.reason[g, i, k])]})
+        return out
+
     def inputs(self) -> dict[str, Any]:
         """What the result must record to be rebuilt: models, assumptions, calibration, prices
         and the catalog's digest."""
@@ -92,6 +109,9 @@ class Problem:
                 "prices_usd_per_gpu_hour": {gid: (None if np.isnan(p) else float(p))
                                             for gid, p in zip(self.table.ids, self.prices)},
                 "price_sources": dict(zip(self.table.ids, self.price_sources)),
+                "price_kinds": {g.id: g.price_kind for g in self.gpus},
+                "price_dates": {g.id: g.price_date for g in self.gpus},
+                "engine": self.spec.search.engine,
                 "catalog_digest": catalog_digest(self.gpus)}
 
 
@@ -108,17 +128,31 @@ def resolve(spec: PlanSpec, doc: Document | None = None, calibration: str | None
     model = resolve_model(spec.model, catalog, doc, ("model",))
     assumptions = resolve_assumptions(spec.preset, spec.assumptions, doc, ("assumptions",))
     s = spec.search
-    names = s.gpus if s.gpus is not None else sorted(catalog.gpus)
-    for i, name in enumerate(names):
-        if name not in catalog.gpus:
-            raise unknown_name("GPU", name, catalog.gpus, path=f"search.gpus[{i}]", **where)
-    for key in list(spec.limits.inventory) + list(spec.prices.usd_per_gpu_hour):
-        if key not in catalog.gpus:
-            raise unknown_name("GPU", key, catalog.gpus, path="limits.inventory / prices.usd_per_gpu_hour", **where)
-    if s.quantizations:  # names as people type them (awq, fp8-dynamic, nvfp4) -> schemes (docs/support.md)
+    # GPU names as people type them (H100, A100-80GB, MI300X) -> catalog ids (planner/catalog/aliases.py)
+    names = [catalog.gpu_id(n, path=f"search.gpus[{i}]", **where) for i, n in enumerate(s.gpus)] \
+        if s.gpus is not None else sorted(catalog.gpus)
+    if len(set(names)) < len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise InputError("a GPU is listed twice (under two spellings)", path="search.gpus", value=dup, **where)
+    inventory = {catalog.gpu_id(k, path=f"limits.inventory.{k}", **where): v for k, v in spec.limits.inventory.items()}
+    usd = {catalog.gpu_id(k, path=f"prices.usd_per_gpu_hour.{k}", **where): v
+           for k, v in spec.prices.usd_per_gpu_hour.items()}
+    if inventory != spec.limits.inventory or usd != spec.prices.usd_per_gpu_hour:
+        spec = spec.model_copy(update={"limits": spec.limits.model_copy(update={"inventory": inventory}),
+                                       "prices": spec.prices.model_copy(update={"usd_per_gpu_hour": usd})})
+    if s.quantizations is not None:  # names as people type them (awq, fp8-dynamic, nvfp4) -> schemes (docs/support.md)
         s = s.model_copy(update={"quantizations": [
             scheme_of(q, path=f"search.quantizations[{i}]", **where) for i, q in enumerate(s.quantizations)]})
-        spec = spec.model_copy(update={"search": s})
+    else:                # the default list: weights of 8 bits or more unless the instance opts in (quality floor)
+        floor = s.min_weight_bits if s.min_weight_bits is not None else 8
+        s = s.model_copy(update={"quantizations": [q for q in DEFAULT_SCHEMES if SCHEMES[q].bits_per_weight >= floor]})
+    if s.min_weight_bits is not None:
+        low = [q for q in s.quantizations or [] if SCHEMES.get(q) and SCHEMES[q].bits_per_weight < s.min_weight_bits]
+        if low:
+            raise InputError(f"{low[0]} has weights below search.min_weight_bits", path="search.quantizations",
+                             value=low[0], accepted=f"schemes of at least {s.min_weight_bits} bits per weight",
+                             **where)
+    spec = spec.model_copy(update={"search": s})
     for i, q in enumerate(s.quantizations or []):
         if q not in SCHEMES:
             raise InputError("unknown quantization", path=f"search.quantizations[{i}]", value=q,
@@ -161,8 +195,9 @@ def resolve(spec: PlanSpec, doc: Document | None = None, calibration: str | None
     sources = tuple(_price_source(g, g.id in overrides, spec.prices) for g in gpus)
     slot = Slot(name="main", model=model, input=isl, output=osl, slo=spec.slo, targets=targets(spec.slo),
                 demand=demand(w.demand, osl))
+    table = support_table(gpus, SCHEME_NAMES, KV_NAMES, s.engine)
     return Problem(spec=spec, slots=(slot,), gpus=tuple(gpus), table=GpuTable.build(gpus, scales), prices=prices,
-                   price_sources=sources, assumptions=assumptions, calibration=calibration or "none",
+                   price_sources=sources, assumptions=assumptions, support=table, calibration=calibration or "none",
                    excluded=excluded, file=doc.file if doc else None)
 
 

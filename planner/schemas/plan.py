@@ -146,7 +146,13 @@ class Slo(Strict):
 class Search(Strict):
     gpus: Annotated[list[str], Distinct] | None = Field(None, description="default: every GPU in the catalog")
     quantizations: Annotated[list[str], Distinct] | None = Field(
-        None, description="default: every serving scheme (llama.cpp GGUF formats only when named)")
+        None, description="default: every serving scheme with weights of min_weight_bits or more (llama.cpp GGUF "
+        "formats only when named); names as people type them (bf16, fp8, awq, nvfp4, ...: docs/support.md)")
+    min_weight_bits: Literal[4, 8, 16] | None = Field(
+        None, description="quality floor: weights of at least this many bits. Default: 8 for the default list of "
+        "quantizations (4-bit and FP4 formats are opt-in), none for a list you give")
+    engine: Literal["vllm", "sglang", "trtllm"] = Field(
+        "vllm", description="the serving engine whose support matrix applies (docs/support.md)")
     kv_dtypes: Annotated[list[str], Distinct] = ["bf16", "fp8"]
     tp: Annotated[list[Degree], Distinct] = [1, 2, 4, 8]
     pp: Annotated[list[Degree], Distinct] = [1, 2, 4]
