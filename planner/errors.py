@@ -51,7 +51,7 @@ class InputError(PlannerError):
             text += f"; accepted: {self.accepted}"
         return text
 
-    def located(self, *, file: str | None = None, prefix: str | None = None) -> "InputError":
+    def located(self, *, file: str | None = None, prefix: str | None = None) -> InputError:
         """Return a copy placed inside a file and under a YAML path prefix."""
         path = self.path
         if prefix:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -98,11 +98,13 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
     closed = arrivals.kind == "closed"
     think = float(arrivals.think_s)
     if closed:
+        assert arrivals.clients is not None
         n_clients = min(int(arrivals.clients), n_requests)
         arr[:n_clients] = 0.0
         issued = n_clients
         pend = [(0.0, i) for i in range(n_clients)]     # (arrival time, rid) not yet queued
     else:
+        assert arrivals.rate is not None
         if arrivals.kind == "poisson":
             gaps = rng.exponential(1.0 / arrivals.rate, n_requests)
         elif arrivals.kind == "gamma":
@@ -272,8 +274,10 @@ def simulate_config(phys: StepPhysics, eng: Engine, i: int, arrivals: Arrivals, 
     cap = int(eng.max_seqs[i])
     fn = scalar_step_fn(phys, i, T + cap + 1)
     if arrivals.kind == "closed":
+        assert arrivals.clients is not None
         a = Arrivals("closed", clients=max(1, int(round(arrivals.clients / lanes))), think_s=arrivals.think_s)
     else:
+        assert arrivals.rate is not None
         a = Arrivals(arrivals.kind, rate=arrivals.rate / lanes, cv=arrivals.cv)
     r = simulate(fn, a, isl, osl, token_budget=T, max_seqs=cap,
                  kv_pool_tokens=float(eng.kv_pool_tokens[i]), **kw)

@@ -31,7 +31,7 @@ class Document:
 
     data: Any
     file: str
-    lines: dict[tuple, int] = field(default_factory=dict)
+    lines: dict[tuple, int | None] = field(default_factory=dict)
 
     def line_of(self, path: tuple) -> int | None:
         while path:
@@ -319,7 +319,7 @@ def _scalar(ev: yaml.ScalarEvent, doc: Document, path: tuple, line: int | None) 
         raise InputError(f"integer with more than {MAX_INT_DIGITS} digits", file=doc.file,
                          path=format_path(path) if path else None, line=line,
                          value=ev.value[:20] + "...", accepted="a number of physical size")
-    node = yaml.ScalarNode(tag, ev.value, ev.start_mark, ev.end_mark, ev.style)
+    node = yaml.ScalarNode(tag, ev.value, ev.start_mark, ev.end_mark, ev.style)  # type: ignore[arg-type]
     try:
         return _CONSTRUCTOR.yaml_constructors.get(tag, type(_CONSTRUCTOR).construct_undefined)(_CONSTRUCTOR, node)
     except (ValueError, OverflowError, yaml.YAMLError) as exc:
@@ -348,7 +348,7 @@ def write_atomically(path: str | os.PathLike, data: str | bytes, *, protected: t
     file gets mode 0666 & ~umask; a replaced file keeps its mode. Every OSError becomes an
     InputError naming the path (exit 2)."""
     name = str(path)
-    where = {"file": name, "path": option}
+    where: dict[str, Any] = {"file": name, "path": option}
     tmp = None
     try:
         real = os.path.realpath(path)

@@ -32,10 +32,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from planner.candidates import build_candidates
 from planner.catalog import Catalog
 from planner.cli import app
 from planner.errors import InputError
-from planner.candidates import build_candidates
 from planner.plan.solve import plan, solve
 from planner.resolve import resolve
 from planner.schemas.plan import PlanSpec
@@ -46,7 +46,8 @@ COUNTS: collections.Counter = collections.Counter()
 
 BACKENDS = ("exhaustive", "cpsat", "milp", "highs")
 MODELS = ["llama-3.1-8b", "llama-2-7b", "mixtral-8x7b", "gpt-j-6b"]
-GPUS = ["h100-sxm", "l40s", "l4", "a100-80gb", "rtx-4090", "mi300x", "a10g", "gb200"]   # a10g: no power_w; gb200: no price
+# a10g: no power_w; gb200: no price
+GPUS = ["h100-sxm", "l40s", "l4", "a100-80gb", "rtx-4090", "mi300x", "a10g", "gb200"]
 SCHEMES = ["w16a16", "w8a16", "w4a16", "w8a8-fp8", "fp4"]
 EXAMPLES = int(os.environ.get("PLANNER_FUZZ_EXAMPLES", "1500"))
 CLI_EXAMPLES = int(os.environ.get("PLANNER_FUZZ_CLI_EXAMPLES", "40"))

@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
+from plan_checks import violations
 from typer.testing import CliRunner
 
-from plan_checks import violations
 from planner.cli import app
 from planner.plan.solve import plan
 from planner.resolve import resolve

@@ -35,11 +35,11 @@ class Catalog:
 
     @staticmethod
     @functools.cache
-    def default() -> "Catalog":
+    def default() -> Catalog:
         return Catalog.load(())
 
     @staticmethod
-    def load(overrides: tuple[str, ...] | list[str] = ()) -> "Catalog":
+    def load(overrides: tuple[str, ...] | list[str] = ()) -> Catalog:
         """The shipped catalog, with each override file merged in order.
 
         An override entry with a known id replaces only the fields it names; a new id adds
@@ -66,7 +66,7 @@ class Catalog:
         models = {i: _validate(ModelSpec, f, doc, ("models", i), i) for i, (f, doc) in raw_models.items()}
         return Catalog(gpus=gpus, models=models)
 
-    def extended(self, gpus: dict[str, dict], models: dict[str, dict], doc: Document, prefix: tuple) -> "Catalog":
+    def extended(self, gpus: dict[str, dict], models: dict[str, dict], doc: Document, prefix: tuple) -> Catalog:
         """This catalog with entries written inline in an input file merged in."""
         new_gpus, new_models = dict(self.gpus), dict(self.models)
         for key, cls, store, extra in (("gpus", Gpu, new_gpus, gpus), ("models", ModelSpec, new_models, models)):

@@ -143,7 +143,7 @@ def gpu_id_of(name: str, gpus: Mapping[str, Any], **where: Any) -> str:
     if len(candidates) == 1:
         return candidates[0]
     if candidates and default in candidates:
-        return default  # type: ignore[return-value]
+        return default
     if candidates:
         raise InputError(f"GPU name {name!r} is ambiguous: say which of {', '.join(candidates)}",
                          value=name, accepted=", ".join(candidates), **where)

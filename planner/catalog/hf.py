@@ -27,7 +27,7 @@ def fields_from_config(cfg: dict, name: str, fallback_name: str) -> dict[str, An
     if arch not in SUPPORTED_HF_ARCHITECTURES:
         raise InputError("unsupported architecture in config.json", file=name, path="model_type",
                          value=arch, accepted=", ".join(SUPPORTED_HF_ARCHITECTURES))
-    text = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else cfg
+    text: dict[str, Any] = cfg["text_config"] if isinstance(cfg.get("text_config"), dict) else cfg
 
     def need(key: str) -> Any:
         if key not in text:

@@ -97,7 +97,7 @@ class Moe(Strict):
     router_bias: bool = False
 
     @model_validator(mode="after")
-    def _check(self) -> "Moe":
+    def _check(self) -> Moe:
         if self.experts_per_token > self.num_experts:
             raise ValueError(
                 f"experts_per_token ({self.experts_per_token}) exceeds num_experts ({self.num_experts})"
@@ -196,7 +196,7 @@ class ModelSpec(Strict):
     )
 
     @model_validator(mode="after")
-    def _check(self) -> "ModelSpec":
+    def _check(self) -> ModelSpec:
         if self.attention == "mla" and self.mla is None:
             raise ValueError("attention 'mla' needs an 'mla' block (kv_lora_rank, ...)")
         if self.attention == "gqa" and self.num_attention_heads % self.num_kv_heads:

@@ -11,8 +11,8 @@ from planner.catalog import Catalog, ModelSpec
 from planner.catalog.aliases import scheme_of
 from planner.catalog.schema import Gpu
 from planner.errors import InputError, MissingDataError
-from planner.physics.options import Assumptions
 from planner.physics.load import Workload, engine, load_metrics, step_physics
+from planner.physics.options import Assumptions
 from planner.physics.perf import INVALID_REASONS, evaluate, regime_of
 from planner.physics.quant import KV_DTYPES, SCHEMES
 from planner.physics.space import Configs, GpuTable

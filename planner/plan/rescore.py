@@ -11,6 +11,7 @@ from planner.candidates import Candidates
 from planner.physics.load import engine, step_physics
 from planner.plan.result import Plan
 from planner.resolve import Problem
+from planner.resolve.workload import Lengths as ResolvedLengths
 from planner.simulate import Arrivals, Lengths, simulate_config
 
 REQUESTS = 5000
@@ -61,7 +62,7 @@ def simulate_plans(p: Problem, c: Candidates, plans: list[Plan], *, requests: in
         }
 
 
-def _lengths(x) -> Lengths:
+def _lengths(x: ResolvedLengths) -> Lengths:
     values = np.round(np.asarray(x.values)).astype(np.int64)
     return Lengths(values.tolist() if len(values) > 1 else int(values[0]),
                    list(x.probabilities) if len(values) > 1 else None)

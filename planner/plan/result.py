@@ -59,7 +59,7 @@ class Plan:
     quantization: str
     kv_dtype: str
     batch: int
-    concurrency: int
+    concurrency: float                # requests in flight, all replicas (Little's law at the operating point)
     ttft_ms: float
     tpot_ms: float
     e2e_latency_ms: float
@@ -180,6 +180,7 @@ def make_plan(p: Problem, c: Candidates, j: int, replicas: int, rank: int) -> Pl
     if slot.demand is not None and slot.demand.kind == "clients":
         at = operating_point(slot, p.table, one, p.assumptions, clients=slot.demand.value / replicas)
     elif slot.demand is not None:
+        assert slot.demand.requests_per_s is not None
         at = operating_point(slot, p.table, one, p.assumptions, rate=float(slot.demand.requests_per_s) / replicas)
     else:
         at = operating_point(slot, p.table, one, p.assumptions, rate=float(c.load.rate[j]))

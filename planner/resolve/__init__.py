@@ -17,7 +17,7 @@ from planner.catalog import Catalog, ModelSpec, model_from_hf_config
 from planner.catalog.aliases import scheme_of
 from planner.catalog.schema import Gpu
 from planner.catalog.support import SupportTable, support_table
-from planner.errors import InputError, unknown_name
+from planner.errors import InputError
 from planner.physics.options import PRESETS, Assumptions
 from planner.physics.quant import DEFAULT_SCHEMES, KV_DTYPES, SCHEMES
 from planner.physics.space import KV_NAMES, SCHEME_NAMES, GpuTable

@@ -14,7 +14,7 @@ import yaml
 
 from planner.errors import InputError
 from planner.physics.options import Assumptions
-from planner.yamlio import load_yaml, parse_yaml
+from planner.yamlio import Document, load_yaml, parse_yaml
 
 PARAMS: tuple[tuple[str, float, float], ...] = (
     ("memory_bandwidth_efficiency", 0.3, 1.0),
@@ -105,7 +105,7 @@ RANGES: dict[str, tuple[float, float, bool, str]] = {
 FAMILIES = frozenset(FAMILY.values())
 
 
-def check_parameter(doc, path: tuple, key: object, value: object) -> None:
+def check_parameter(doc: Document, path: tuple, key: object, value: object) -> None:
     if key not in RANGES:
         raise doc.error("unknown calibration parameter", path, key, ", ".join(sorted(RANGES)))
     lo, hi, open_low, accepted = RANGES[key]

@@ -45,7 +45,7 @@ def bounded(low: float, high: float, *, low_open: bool = False):
 
 PRICE_MAX = 1e4
 """$/GPU-hour: 100x the dearest GPU on the market; keeps every cost exact in 64-bit integers."""
-Price = bounded(0, PRICE_MAX)
+Price = Annotated[float, Field(ge=0, le=PRICE_MAX, allow_inf_nan=False), NotBool]
 
 
 class HfConfigRef(Strict):
@@ -58,12 +58,13 @@ ModelRef = str | HfConfigRef | ModelSpec
 class Tco(Strict):
     """Total cost of ownership of one node, turned into $/GPU-hour."""
 
-    capex_usd_per_node: bounded(0, 1e8, low_open=True)
+    capex_usd_per_node: Annotated[float, Field(gt=0, le=1e8, allow_inf_nan=False), NotBool]
     years: Annotated[float, Field(ge=0.25, le=50, allow_inf_nan=False), NotBool]
-    node_power_kw: bounded(0, 1000, low_open=True) | None = Field(None, description="default: GPUs per node x GPU TDP")
-    usd_per_kwh: bounded(0, 10)
+    node_power_kw: Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False), NotBool] | None = Field(
+        None, description="default: GPUs per node x GPU TDP")
+    usd_per_kwh: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False), NotBool]
     pue: Annotated[float, Field(ge=1, le=5, allow_inf_nan=False), NotBool] = 1.0
-    hosting_usd_per_node_month: bounded(0, 1e6) = 0.0
+    hosting_usd_per_node_month: Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False), NotBool] = 0.0
     gpus_per_node: Annotated[int, Field(ge=1, le=1024), NotBool] | None = Field(
         None, description="default: the GPU's catalog node size")
 

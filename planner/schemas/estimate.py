@@ -41,7 +41,7 @@ class EstimateSpec(Strict):
         None, description="open loop (Poisson): figures under load at this rate per replica")
 
     @model_validator(mode="after")
-    def _one_load(self) -> "EstimateSpec":
+    def _one_load(self) -> EstimateSpec:
         if self.concurrency is not None and self.requests_per_s is not None:
             raise ValueError("give concurrency or requests_per_s, not both")
         return self

@@ -6,18 +6,22 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from planner.errors import InputError
 from planner.catalog.schema import NotBool
-from planner.schemas.common import CatalogExtras, Distinct, ModelRef, Price, Strict, Tco, bounded
+from planner.errors import InputError
+from planner.schemas.common import CatalogExtras, Distinct, ModelRef, Price, Strict, Tco
 from planner.yamlio import Document, load_yaml
 
 SCHEMA_VERSION = 1
 Tokens = Annotated[int, Field(ge=1, le=10_000_000), NotBool]
 Degree = Annotated[int, Field(ge=1, le=1024), NotBool]
 Objective = Literal["cost_per_million_tokens", "cost_per_hour", "tpot", "ttft", "throughput", "gpus"]
-Ms = bounded(0, 1e7, low_open=True)              # <= 2.8 hours: beyond is "no limit", so leave it out
-TokensPerS = bounded(0, 1e9, low_open=True)      # a billion output tokens per second
-Usd = bounded(0, 1e9)                            # $/hour
+# Every number bounded to a physical range (the range is part of the error; planner/schemas/common.bounded)
+Ms = Annotated[float, Field(gt=0, le=1e7, allow_inf_nan=False), NotBool]   # <= 2.8 hours: beyond is "no limit"
+TokensPerS = Annotated[float, Field(gt=0, le=1e9, allow_inf_nan=False), NotBool]   # a billion output tokens/s
+Usd = Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False), NotBool]   # $/hour
+Rps = Annotated[float, Field(gt=0, le=1e7, allow_inf_nan=False), NotBool]
+Weight = Annotated[float, Field(gt=0, le=1e9, allow_inf_nan=False), NotBool]
+Watts = Annotated[float, Field(gt=0, le=1e10, allow_inf_nan=False), NotBool]
 MAX_DEMAND_TOKENS_PER_S = 1e9
 MAX_CANDIDATES = 2_000_000
 """Largest search space (configurations x batch levels) accepted; a bigger one is refused."""
@@ -34,7 +38,7 @@ class Arrival(Strict):
     cv: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False), NotBool] = 1.0
 
     @model_validator(mode="after")
-    def _poisson_cv(self) -> "Arrival":
+    def _poisson_cv(self) -> Arrival:
         if self.process == "poisson" and self.cv != 1.0:
             raise ValueError("a Poisson process has cv 1; use process: gamma for another cv")
         return self
@@ -45,14 +49,14 @@ class Demand(Strict):
     ``arrival`` says), or N concurrent clients (closed loop: each sends its next request
     when the last completes)."""
 
-    requests_per_s: bounded(0, 1e7, low_open=True) | None = None
+    requests_per_s: Rps | None = None
     output_tokens_per_s: TokensPerS | None = None
     concurrency: Annotated[int, Field(ge=1, le=10_000_000), NotBool] | None = Field(
         None, description="closed loop: clients with one request in flight each")
     arrival: Arrival = Arrival()
 
     @model_validator(mode="after")
-    def _one(self) -> "Demand":
+    def _one(self) -> Demand:
         given = [x for x in (self.requests_per_s, self.output_tokens_per_s, self.concurrency) if x is not None]
         if len(given) != 1:
             raise ValueError("give exactly one of requests_per_s, output_tokens_per_s, concurrency")
@@ -65,7 +69,8 @@ class LengthDistribution(Strict):
     """Request lengths that vary: a histogram of (tokens, weight) buckets, or a mean with a
     coefficient of variation or one percentile (a lognormal with that mean, docs/load.md)."""
 
-    histogram: list[tuple[Tokens, bounded(0, 1e9, low_open=True)]] | None = Field(None, description="[[tokens, weight], ...]")
+    histogram: list[tuple[Tokens, Weight]] | None = Field(
+        None, description="[[tokens, weight], ...]")
     mean: Tokens | None = None
     cv: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False), NotBool] | None = None
     p50: Tokens | None = None
@@ -73,7 +78,7 @@ class LengthDistribution(Strict):
     p99: Tokens | None = None
 
     @model_validator(mode="after")
-    def _shape(self) -> "LengthDistribution":
+    def _shape(self) -> LengthDistribution:
         pcts = [p for p in (self.p50, self.p90, self.p99) if p is not None]
         if self.histogram is not None:
             if self.mean is not None or self.cv is not None or pcts:
@@ -97,7 +102,7 @@ class Workload(Strict):
     demand: Demand | None = None
 
     @model_validator(mode="after")
-    def _demand_in_range(self) -> "Workload":
+    def _demand_in_range(self) -> Workload:
         d = self.demand
         out = self.output_tokens if isinstance(self.output_tokens, int) else _largest(self.output_tokens)
         if d is not None and d.requests_per_s is not None and d.requests_per_s * out > MAX_DEMAND_TOKENS_PER_S:
@@ -122,7 +127,7 @@ class Percentiles(Strict):
     p99: Ms | None = None
 
     @model_validator(mode="after")
-    def _some(self) -> "Percentiles":
+    def _some(self) -> Percentiles:
         if all(getattr(self, k) is None for k in STATISTICS):
             raise ValueError("give at least one of mean, p50, p90, p95, p99")
         return self
@@ -156,7 +161,8 @@ class Search(Strict):
     kv_dtypes: Annotated[list[str], Distinct] = ["bf16", "fp8"]
     tp: Annotated[list[Degree], Distinct] = [1, 2, 4, 8]
     pp: Annotated[list[Degree], Distinct] = [1, 2, 4]
-    ep: Annotated[list[Degree], Distinct] | None = Field(None, description="default: 1, and for MoE models each TP degree")
+    ep: Annotated[list[Degree], Distinct] | None = Field(
+        None, description="default: 1, and for MoE models each TP degree")
     batch_levels: Annotated[list[Annotated[int, Field(ge=1, le=65536), NotBool]], Distinct] | None = Field(
         None, description="default: 1, 2, 4, ... up to max_batch, plus each configuration's largest feasible batch")
     max_batch: Annotated[int, Field(ge=1, le=65536), NotBool] = 1024
@@ -171,7 +177,7 @@ class Limits(Strict):
         {}, description="GPUs owned per type; with an inventory, other types are not used unless "
         "rent_outside_inventory is true")
     rent_outside_inventory: bool = Field(False, description="with an inventory, also rent GPU types it does not list")
-    power_cap_w: bounded(0, 1e10, low_open=True) | None = Field(None, description="at most 1e10 W")
+    power_cap_w: Watts | None = Field(None, description="at most 1e10 W")
 
 
 class Prices(Strict):
@@ -195,7 +201,7 @@ class PlanSpec(Strict):
     extra_catalog: CatalogExtras | None = None
 
     @model_validator(mode="after")
-    def _objective_is_bounded(self) -> "PlanSpec":
+    def _objective_is_bounded(self) -> PlanSpec:
         if self.objective == "cost_per_hour" and self.workload.demand is None:
             raise ValueError("objective cost_per_hour needs workload.demand (otherwise one cheapest replica wins)")
         owned = bool(self.limits.inventory) and not self.limits.rent_outside_inventory

@@ -70,11 +70,11 @@ def relaxations(spec: PlanSpec, doc: Document | None, *, backend: str, time_limi
         key = t.path.split(".")[1]
         unit = 0.01 if t.metric in ("tpot", "itl") else 1.0
         loose = _without(slo, key, t.statistic)
-        best = _smallest_target(spec.model_copy(update={"slo": loose}), doc, t, calibration)
-        if best is None:
+        smallest = _smallest_target(spec.model_copy(update={"slo": loose}), doc, t, calibration)
+        if smallest is None:
             out.append(_make(t.path, t.seconds / MS, None, None, None))
             continue
-        needed = _up(best / MS, unit)
+        needed: Any = _up(smallest / MS, unit)
         patch = {"slo": {key: needed}} if t.path.count(".") == 1 else {"slo": {key: {t.statistic: needed}}}
         r = solve(slo=_with(loose, key, t.statistic, needed, bare=t.path.count(".") == 1))
         out.append(_make(t.path, t.seconds / MS, needed, patch, r))
@@ -86,16 +86,16 @@ def relaxations(spec: PlanSpec, doc: Document | None, *, backend: str, time_limi
     for gid, count in sorted(lim.inventory.items()):
         rest = {k: v for k, v in lim.inventory.items() if k != gid}
         r = solve(limits=lim.model_copy(update={"inventory": rest}), objective="gpus")
-        ok = r.plans and r.plans[0].gpu == gid
-        needed = r.plans[0].gpus if ok else None
-        out.append(_make(f"limits.inventory.{gid}", count, needed,
-                         {"limits": {"inventory": {gid: needed}}} if ok else None, r if ok else None))
+        ok = bool(r.plans) and r.plans[0].gpu == gid
+        gpus_needed = r.plans[0].gpus if ok else None
+        out.append(_make(f"limits.inventory.{gid}", count, gpus_needed,
+                         {"limits": {"inventory": {gid: gpus_needed}}} if ok else None, r if ok else None))
     if s.max_gpus is not None:
         r = solve(search=s.model_copy(update={"max_gpus": None}), objective="gpus")
-        needed = r.plans[0].gpus if r.plans else None
-        out.append(_make("search.max_gpus", s.max_gpus, needed, {"search": {"max_gpus": needed}}, r))
+        max_needed = r.plans[0].gpus if r.plans else None
+        out.append(_make("search.max_gpus", s.max_gpus, max_needed, {"search": {"max_gpus": max_needed}}, r))
     if s.quantizations is not None:
-        best = None
+        best: tuple[str, PlanResult] | None = None
         for scheme in SCHEMES:
             if scheme in s.quantizations:
                 continue
