@@ -64,7 +64,7 @@ def test_output_file_written_and_input_never_overwritten(tmp_path):
 @pytest.mark.parametrize("text,needle", [
     ("model: llama-3.1-8b\n", "workload"),
     ("model: llama-3.1-8b\nworkload: {input_tokens: 10, output_tokens: 10}\nobjectve: tpot\n", "unknown key 'objectve'"),
-    ("model: llama-3.1-8b\nworkload: {input_tokens: 10, output_tokens: 10}\nsearch: {gpus: [h100]}\n", "h100-sxm"),
+    ("model: llama-3.1-8b\nworkload: {input_tokens: 10, output_tokens: 10}\nsearch: {gpus: [h10]}\n", "h100-sxm"),
     ("model: llama-3.1-8b\nworkload: {input_tokens: 10, output_tokens: 10}\nobjective: cost_per_hour\n", "demand"),
     ("model: llama-3.1-8b\nworkload: {input_tokens: -1, output_tokens: 10}\n", "workload.input_tokens"),
     ("model: llama-3.1-8b\nworkload: {input_tokens: .nan, output_tokens: 10}\n", "workload.input_tokens"),
