@@ -71,7 +71,7 @@ def row_load(slot: Slot, table: GpuTable, configs: Configs, o: Assumptions, fits
         cap = capacity_at_slo(phys, eng, wl, targets)
         sat, found, found_binding = cap.result.saturation_rate, cap.rate, cap.binding
     else:                    # no latency target: only the utilisation ceiling limits the rate
-        sat = load_metrics(phys, eng, wl, rate=np.zeros(len(rows))).saturation_rate
+        sat = load_metrics(phys, eng, wl, rate=np.zeros(len(rows)), quantiles=False).saturation_rate
         found, found_binding = np.full(len(rows), np.inf), np.full(len(rows), -1)
     sat = np.where(np.isfinite(sat) & (sat > 0), sat, 0.0)
     ceiling = slot.slo.max_utilization * sat
@@ -113,7 +113,7 @@ def operating_point(slot: Slot, table: GpuTable, configs: Configs, o: Assumption
 
 
 def _rate_at_utilization(slot: Slot, table: GpuTable, configs: Configs, o: Assumptions, hi: np.ndarray,
-                         ceiling: float, iters: int = 30) -> np.ndarray:
+                         ceiling: float, iters: int = 16) -> np.ndarray:
     """The highest rate below ``hi`` at which the utilisation (rate and KV pool together,
     docs/load.md section 3) is at most ``ceiling``, for each configuration."""
     phys = step_physics(slot.model, table, configs, o)
@@ -121,7 +121,7 @@ def _rate_at_utilization(slot: Slot, table: GpuTable, configs: Configs, o: Assum
     lo = np.zeros(len(configs))
     for _ in range(iters):
         mid = 0.5 * (lo + hi)
-        ok = load_metrics(phys, eng, wl, rate=mid).rho <= ceiling
+        ok = load_metrics(phys, eng, wl, rate=mid, quantiles=False).rho <= ceiling
         lo = np.where(ok, mid, lo)
         hi = np.where(ok, hi, mid)
     return lo

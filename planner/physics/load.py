@@ -384,7 +384,8 @@ def _mixture_quantile(means, sds, weights, p, iters=30):
     return hi
 
 
-def load_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate=None, clients=None) -> LoadResult:
+def load_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate=None, clients=None,
+                 quantiles: bool = True) -> LoadResult:
     """Closed forms under load (sections 3-5), vectorised over configurations.
 
     Give ``rate`` (requests/s per replica, open loop) or ``clients`` (closed loop, N
@@ -396,7 +397,7 @@ def load_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate=None, client
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if clients is None:
             lam = np.broadcast_to(np.asarray(rate, dtype=float), (n_cfg,))
-            return _open(phys, eng, wl, lam, S, O, closed=None)
+            return _open(phys, eng, wl, lam, S, O, closed=None, quantiles=quantiles)
         N = np.broadcast_to(np.asarray(clients, dtype=float), (n_cfg,))
         sat, _ = _saturation(phys, eng, S, O)
         # Largest rate a lane can carry with N clients: N / (their minimum residence).
@@ -531,7 +532,7 @@ class Capacity:
 
 
 def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Sequence[Target],
-                    iters: int = 20) -> Capacity:
+                    iters: int = 16) -> Capacity:
     """Highest request rate per replica at which each configuration meets every target
     (vectorised bisection over the rate, section 6). A configuration that misses a target
     even at a vanishing rate gets capacity 0 with that target binding."""
@@ -553,9 +554,9 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
         def ok(x):
             r, rt = ratios(x)
             return r.stable & np.all(rt <= 1.0, axis=0)
-        lo = np.maximum(sat * 1e-6, 1e-300)
+        lo = np.maximum(sat * 1e-4, 1e-300)
         r0, rt0 = ratios(lo)
-        feasible0 = ok(lo)
+        feasible0 = r0.stable & np.all(rt0 <= 1.0, axis=0)
         hi = sat * (1.0 - 1e-9)
         lo_, hi_ = _bisect(ok, lo, np.maximum(hi, lo), iters, geometric=True)
         rate = np.where(feasible0, lo_, 0.0)
