@@ -10,15 +10,15 @@ from pydantic import Field, model_validator
 
 from planner.catalog.schema import NotBool
 from planner.errors import InputError
-from planner.schemas.common import Distinct, Price, Strict, bounded
+from planner.schemas.common import Distinct, Price, Strict
 from planner.schemas.plan import LatencyTarget
 from planner.yamlio import Document, load_yaml
 
 MAX_SCENARIOS = 10_000
 """Scenarios in one sweep, at most (grid product plus list)."""
 
-Multiplier = bounded(0, 1e6, low_open=True)
-Budget = bounded(0, 1e9)
+Multiplier = Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False), NotBool]
+Budget = Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False), NotBool]
 Count = Annotated[int, Field(ge=0, le=10**7), NotBool]
 ScenarioId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 SloKey = Literal["ttft_ms", "tpot_ms", "itl_ms", "e2e_latency_ms"]
@@ -65,7 +65,7 @@ class Grid(Strict):
         return out
 
     @model_validator(mode="after")
-    def _no_empty_axis(self) -> "Grid":
+    def _no_empty_axis(self) -> Grid:
         for name, values in self.axes():
             if not values:
                 raise ValueError(f"grid axis {name} lists no value")
@@ -85,7 +85,7 @@ class SweepSpec(Strict):
         None, description="scenarios per task sent to a worker (default: about 4 tasks per worker)")
 
     @model_validator(mode="after")
-    def _some_scenario(self) -> "SweepSpec":
+    def _some_scenario(self) -> SweepSpec:
         if self.grid is None and not self.scenarios:
             raise ValueError("give a grid, scenarios, or both")
         seen: dict[str, int] = {}

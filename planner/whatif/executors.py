@@ -45,7 +45,8 @@ class SerialExecutor:
     name = "serial"
     workers = 1
 
-    def run(self, fn, shared, tasks, sizes, progress=None):
+    def run(self, fn: Callable[[Any, Any], Any], shared: Any, tasks: Sequence[Any], sizes: Sequence[int],
+            progress: Progress | None = None) -> list[Any]:
         out = []
         for task, size in zip(tasks, sizes):
             out.append(fn(shared, task))
@@ -72,7 +73,8 @@ class ProcessExecutor:
     def __init__(self, workers: int) -> None:
         self.workers = workers
 
-    def run(self, fn, shared, tasks, sizes, progress=None):
+    def run(self, fn: Callable[[Any, Any], Any], shared: Any, tasks: Sequence[Any], sizes: Sequence[int],
+            progress: Progress | None = None) -> list[Any]:
         results: list[Any] = [None] * len(tasks)
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_init,
@@ -126,7 +128,8 @@ class RayExecutor:
             raise InputError(f"cannot start or reach Ray: {exc}", path="--address",
                              value=self.address or "(a local Ray)") from None
 
-    def run(self, fn, shared, tasks, sizes, progress=None):
+    def run(self, fn: Callable[[Any, Any], Any], shared: Any, tasks: Sequence[Any], sizes: Sequence[int],
+            progress: Progress | None = None) -> list[Any]:
         ray = self.ray
         self._connect()
         remote = ray.remote(num_cpus=1)(_ray_call)

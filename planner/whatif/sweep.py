@@ -17,9 +17,9 @@ import copy
 import itertools
 import json
 import math
-from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
