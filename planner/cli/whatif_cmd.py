@@ -205,7 +205,7 @@ def pareto_command(
     statistic: Annotated[StatisticChoice, typer.Option(help="its statistic under load")] = StatisticChoice.p99,
     points: Annotated[int, typer.Option("--points", help="solves at most (2..100)")] = 8,
     backend: Annotated[BackendChoice, typer.Option(
-        help="cpsat (default), milp, highs, exhaustive")] = BackendChoice.cpsat,
+        help="cpsat (default), milp, highs, exhaustive")] = BackendChoice.cpsat,  # type: ignore[attr-defined]
     time_limit: Annotated[float, typer.Option("--time-limit", help="seconds per solve")] = 60.0,
     calibration: Annotated[str, typer.Option(help="none, default (the shipped fit) or a calibration file")] = "none",
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")] = False,

@@ -60,12 +60,14 @@ class Grid(Strict):
             value = getattr(self, name)
             if isinstance(value, dict):
                 out += [(f"{name}.{key}", list(v)) for key, v in value.items()]
-            elif value:
+            elif name in self.model_fields_set:
                 out.append((name, list(value)))
         return out
 
     @model_validator(mode="after")
     def _no_empty_axis(self) -> Grid:
+        if not self.axes():
+            raise ValueError("a grid lists at least one axis")
         for name, values in self.axes():
             if not values:
                 raise ValueError(f"grid axis {name} lists no value")
@@ -100,7 +102,7 @@ class SweepSpec(Strict):
             size = 1
             for _, values in self.grid.axes():
                 size *= len(values)
-            n += size if self.grid.axes() else 0
+            n += size
         if n > MAX_SCENARIOS:
             raise ValueError(f"{n} scenarios, above the limit of {MAX_SCENARIOS}")
         return self

@@ -3,11 +3,11 @@ base instance, each solved for its cheapest (or otherwise best) plan, one row pe
 
 The driver expands the grid and the list, applies each scenario to the base instance and
 validates and resolves it (so a bad scenario is a located error before anything runs).
-Scenarios are then grouped by their physics (everything but prices and the budget) and cut
-into tasks of a few scenarios; a task resolves each scenario from the base instance and its
-changes inside the worker, builds the candidate table once per physics group, and only
-re-prices it for the next scenario of the group (prices and budget enter after the physics:
-``repriced``). Results are sorted by scenario id, carry no timing, and do not depend on the
+Scenarios are then grouped by their physics (everything but the prices, when no budget is
+set) and cut into tasks of a few scenarios; a task resolves each scenario from the base
+instance and its changes inside the worker, builds the candidate table once per physics
+group, and only re-prices it for the next scenario of the group (``repriced``: prices enter
+after the physics, as ``Problem.with_prices`` intends). Results are sorted by scenario id, carry no timing, and do not depend on the
 engine, the number of workers or the batching.
 """
 
@@ -153,16 +153,19 @@ def apply(base: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
 
 
 def physics_key(spec: PlanSpec, p: Problem) -> str:
-    """Equal for two scenarios whose candidate tables differ only in prices and the budget."""
+    """Equal for two scenarios whose candidate tables differ only in their prices: the same
+    instance but for ``prices.usd_per_gpu_hour``, the same GPUs searched, and no budget (with a
+    budget, the batch levels offered depend on how many replicas it buys, so on the prices:
+    ``_smallest_batch_for_demand`` in planner/candidates)."""
     data = spec.model_dump(mode="json")
-    data["prices"] = {k: v for k, v in data["prices"].items() if k != "usd_per_gpu_hour"}
-    data["limits"] = {k: v for k, v in data["limits"].items() if k != "budget_usd_per_hour"}
+    if data["limits"].get("budget_usd_per_hour") is None:
+        data["prices"] = {k: v for k, v in data["prices"].items() if k != "usd_per_gpu_hour"}
     return json.dumps([data, list(p.table.ids), p.calibration], sort_keys=True)
 
 
 def repriced(c: Candidates, p: Problem) -> Candidates:
-    """The candidate table ``c`` with the prices and budget of ``p``, a problem with the same
-    physics (``physics_key``): no physics is re-run. Equal, field by field, to
+    """The candidate table ``c`` with the prices of ``p``, a problem with the same physics
+    (``physics_key``): no physics is re-run. Equal, field by field, to
     ``build_candidates(p)`` (tests/test_sweep.py checks it)."""
     price = p.prices[c.configs.gpu]
     cost_h = cost_per_hour(c.ev.gpus, price)
