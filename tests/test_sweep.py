@@ -29,8 +29,8 @@ from planner.whatif.sweep import apply, physics_key, repriced, sweep
 from planner.yamlio import load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ROOT / "instances" / "sweep_demand_prices.yaml"
-BASE = ROOT / "instances" / "sweep_base_llama8b.yaml"
+SHIPPED = ROOT / "instances" / "sweeps" / "demand_prices.yaml"
+BASE = ROOT / "instances" / "sweeps" / "llama8b_base.yaml"
 runner = CliRunner()
 
 

@@ -46,10 +46,10 @@ class StatisticChoice(str, enum.Enum):       # PARETO_STATISTICS
 
 MAX_WORKERS = 1024
 
-SWEEP_EPILOG = ("Example: planner sweep instances/sweep_demand_prices.yaml --out sweep-out/\n\n"
-                "Example: planner sweep instances/sweep_demand_prices.yaml --workers 2 --json > sweep.json\n\n"
-                "Example: RAY_ADDRESS=ray://head:10001 planner sweep instances/sweep_demand_prices.yaml --engine ray")
-PARETO_EPILOG = ("Example: planner pareto instances/sweep_base_llama8b.yaml --x tpot --statistic p99 --points 8 "
+SWEEP_EPILOG = ("Example: planner sweep instances/sweeps/demand_prices.yaml --out sweep-out/\n\n"
+                "Example: planner sweep instances/sweeps/demand_prices.yaml --workers 2 --json > sweep.json\n\n"
+                "Example: RAY_ADDRESS=ray://head:10001 planner sweep instances/sweeps/demand_prices.yaml --engine ray")
+PARETO_EPILOG = ("Example: planner pareto instances/sweeps/llama8b_base.yaml --x tpot --points 8 "
                  "--plot pareto.png")
 
 

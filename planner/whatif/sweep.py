@@ -7,8 +7,8 @@ Scenarios are then grouped by their physics (everything but the prices, when no 
 set) and cut into tasks of a few scenarios; a task resolves each scenario from the base
 instance and its changes inside the worker, builds the candidate table once per physics
 group, and only re-prices it for the next scenario of the group (``repriced``: prices enter
-after the physics, as ``Problem.with_prices`` intends). Results are sorted by scenario id, carry no timing, and do not depend on the
-engine, the number of workers or the batching.
+after the physics, as ``Problem.with_prices`` intends). Results are sorted by scenario id,
+carry no timing, and do not depend on the engine, the number of workers or the batching.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ class Shared:
     backend: str
     time_limit: float
     calibration: str
+    reuse: bool = True          # re-price a physics group's table (False: rebuild it, to measure)
 
 
 @dataclass
@@ -193,7 +194,10 @@ def run_batch(shared: Shared, task: list[tuple[str, dict[str, Any]]]) -> list[di
         spec = PlanSpec.model_validate(apply(shared.base, values))
         p = resolve(spec, None, shared.calibration, shared.catalog)
         key = physics_key(spec, p)
-        c = repriced(tables[key], p) if key in tables else tables.setdefault(key, build_candidates(p))
+        if shared.reuse and key in tables:
+            c = repriced(tables[key], p)
+        else:
+            c = tables[key] = build_candidates(p)
         r = solve(p, c, backend=shared.backend, top_k=1, time_limit=shared.time_limit)
         rows.append(row(sid, values, p, r))
     return rows
@@ -276,9 +280,11 @@ def tasks_of(scenarios: list[tuple[str, dict, tuple]], keys: dict[str, str],
 
 def sweep(spec: SweepSpec, doc: Document, base_doc: Document, executor: Executor | None = None,
           progress: Callable[[int], None] | None = None,
-          on_start: Callable[[int], None] | None = None) -> SweepResult:
-    """Solve every scenario of a sweep with ``executor`` (serial by default)."""
+          on_start: Callable[[int], None] | None = None, *, reuse: bool = True) -> SweepResult:
+    """Solve every scenario of a sweep with ``executor`` (serial by default); ``reuse=False``
+    rebuilds every candidate table (the fast path's benchmark)."""
     shared, scenarios, keys = prepare(spec, doc, base_doc)
+    shared = replace(shared, reuse=reuse)
     tasks = tasks_of(scenarios, keys, spec.batch_size)
     if on_start:
         on_start(len(scenarios))
