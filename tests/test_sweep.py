@@ -86,6 +86,16 @@ def test_the_grid_expands_in_order_with_padded_ids():
     assert [s[0] for s in scenarios[125:]] == ["h100-shortage", "budget-cap", "tight-ttft"]
 
 
+def test_the_documented_sweep_file_is_valid():
+    import yaml
+
+    from planner.schemas.sweep import SweepSpec
+    from planner.whatif.sweep import expand
+    text = (ROOT / "docs" / "whatif.md").read_text().split("### The sweep file")[1]
+    spec = SweepSpec.model_validate(yaml.safe_load(text.split("```yaml")[1].split("```")[0]))
+    assert len(expand(spec)) == 4 * 3 * 3 * 3 * 2 * 2 + 1
+
+
 # -- the fast path ---------------------------------------------------------------------------------
 
 def _eq(x, y) -> bool:

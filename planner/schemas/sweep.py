@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from planner.catalog.schema import NotBool
 from planner.errors import InputError
@@ -22,6 +22,21 @@ Budget = Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False), NotBool]
 Count = Annotated[int, Field(ge=0, le=10**7), NotBool]
 ScenarioId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 SloKey = Literal["ttft_ms", "tpot_ms", "itl_ms", "e2e_latency_ms"]
+
+
+def _distinct_values(values: list) -> list:
+    """A grid axis lists each value once (values may be lists or targets, so compared by
+    their JSON form): a repeated value would solve the same scenarios twice."""
+    seen: dict[str, int] = {}
+    for i, v in enumerate(values):
+        key = repr(v.model_dump() if isinstance(v, BaseModel) else v)
+        if key in seen:
+            raise ValueError(f"entry [{i}] ({v!r}) repeats entry [{seen[key]}]; list each value once")
+        seen[key] = i
+    return values
+
+
+Axis = AfterValidator(_distinct_values)
 
 
 class Change(Strict):
@@ -46,12 +61,12 @@ class Grid(Strict):
     per key). Scenario ids are ``grid-0001``, ... in expansion order: the first axis
     slowest, in the order written here."""
 
-    demand_multiplier: Annotated[list[Multiplier], Distinct] = []
-    budget_usd_per_hour: Annotated[list[Budget | None], Distinct] = []
-    prices: dict[str, Annotated[list[Price], Distinct]] = {}
-    inventory: dict[str, Annotated[list[Count], Distinct]] = {}
-    gpus: Annotated[list[Annotated[list[str], Distinct]], Distinct] = []
-    slo: dict[SloKey, Annotated[list[LatencyTarget], Distinct]] = {}
+    demand_multiplier: Annotated[list[Multiplier], Axis] = []
+    budget_usd_per_hour: Annotated[list[Budget | None], Axis] = []
+    prices: dict[str, Annotated[list[Price], Axis]] = {}
+    inventory: dict[str, Annotated[list[Count], Axis]] = {}
+    gpus: Annotated[list[Annotated[list[str], Distinct]], Axis] = []
+    slo: dict[SloKey, Annotated[list[LatencyTarget], Axis]] = {}
 
     def axes(self) -> list[tuple[str, list[Any]]]:
         """(axis name, values): ``prices.h100-sxm``, ``slo.ttft_ms``, ..."""
