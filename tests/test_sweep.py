@@ -203,6 +203,23 @@ def test_batching_does_not_change_results(tmp_path):
     assert {r["gpu"] for r in one.rows} == {"h100-sxm", "l40s"}     # the prices do move the choice
 
 
+def test_workers_read_no_file(tmp_path):
+    """The driver resolves the base's model (hf_config) and catalog; a task needs neither file."""
+    import shutil
+
+    from planner.whatif.sweep import Shared, prepare, run_batch
+    shutil.copy(ROOT / "tests" / "data" / "hf" / "llama_config.json", tmp_path / "config.json")
+    p = _write(tmp_path, SMALL)
+    (tmp_path / "base.yaml").write_text(BASE.read_text().replace("model: llama-3.1-8b",
+                                                                 "model: {hf_config: config.json}"))
+    spec, doc = load_sweep_spec(str(p))
+    shared, scenarios, _ = prepare(spec, doc, load_yaml(str(tmp_path / "base.yaml")))
+    (tmp_path / "config.json").unlink()
+    assert isinstance(shared, Shared) and shared.base["catalog"] == []
+    rows = run_batch(shared, [(sid, values) for sid, values, _ in scenarios[:1]])
+    assert rows[0]["id"] == "a" and rows[0]["status"] in ("optimal", "infeasible")
+
+
 def test_ray_missing_is_exit_2(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(InputError, match="optional extra"):

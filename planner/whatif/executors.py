@@ -77,21 +77,20 @@ class ProcessExecutor:
             progress: Progress | None = None) -> list[Any]:
         results: list[Any] = [None] * len(tasks)
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_init,
-                                 initargs=(shared,)) as pool:
+        pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_init, initargs=(shared,))
+        try:
             pending = {pool.submit(_call, fn, t): i for i, t in enumerate(tasks)}
-            try:
-                while pending:
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        i = pending.pop(fut)
-                        results[i] = fut.result()
-                        if progress:
-                            progress(sizes[i])
-            except BaseException:
-                for fut in pending:
-                    fut.cancel()
-                raise
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    i = pending.pop(fut)
+                    results[i] = fut.result()
+                    if progress:
+                        progress(sizes[i])
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)     # Ctrl-C or a failed task: stop now
+            raise
+        pool.shutdown(wait=True)
         return results
 
 
