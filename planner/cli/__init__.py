@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from planner.cli import common, estimate_cmd, fidelity_cmd, plan_cmd
+from planner.cli import common, estimate_cmd, fidelity_cmd, plan_cmd, whatif_cmd
 
 app = typer.Typer(
     name="planner",
@@ -36,3 +36,5 @@ app.command("plan", epilog=plan_cmd.EPILOG)(plan_cmd.plan_command)
 app.command("schema")(plan_cmd.schema_command)
 app.command("validate", epilog=fidelity_cmd.VALIDATE_EPILOG)(fidelity_cmd.validate_command)
 app.command("calibrate", epilog=fidelity_cmd.CALIBRATE_EPILOG)(fidelity_cmd.calibrate_command)
+app.command("sweep", epilog=whatif_cmd.SWEEP_EPILOG)(whatif_cmd.sweep_command)
+app.command("pareto", epilog=whatif_cmd.PARETO_EPILOG)(whatif_cmd.pareto_command)

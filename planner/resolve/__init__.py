@@ -121,10 +121,12 @@ def catalog_digest(gpus: tuple[Gpu, ...]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def resolve(spec: PlanSpec, doc: Document | None = None, calibration: str | None = None) -> Problem:
-    """A plan spec with every name turned into catalog objects and every assumption fixed."""
+def resolve(spec: PlanSpec, doc: Document | None = None, calibration: str | None = None,
+            catalog: Catalog | None = None) -> Problem:
+    """A plan spec with every name turned into catalog objects and every assumption fixed.
+    ``catalog``: the resolved catalog files (a sweep ships it to its workers once)."""
     where: dict[str, Any] = {"file": doc.file if doc else None}
-    catalog = resolve_catalog_with_extras(spec.catalog, spec.extra_catalog, doc)
+    catalog = resolve_catalog_with_extras(spec.catalog, spec.extra_catalog, doc, catalog)
     model = resolve_model(spec.model, catalog, doc, ("model",))
     assumptions = resolve_assumptions(spec.preset, spec.assumptions, doc, ("assumptions",))
     s = spec.search

@@ -1,0 +1,276 @@
+"""`planner sweep` (what-if scenarios over a base instance) and `planner pareto` (cost
+against a latency percentile): parse, call planner/whatif, render (docs/whatif.md)."""
+
+from __future__ import annotations
+
+import enum
+import io
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.table import Table
+
+from planner.cli.common import dump_json, emit, guarded
+from planner.cli.plan_cmd import MAX_TIME_LIMIT, BackendChoice
+from planner.cli.render import money, to_text
+from planner.errors import InputError
+from planner.schemas.plan import load_plan_spec
+from planner.schemas.sweep import load_sweep_spec
+from planner.whatif.executors import get_executor
+from planner.whatif.pareto import ParetoResult, pareto
+from planner.whatif.sweep import SweepResult, sweep
+from planner.yamlio import load_yaml, write_atomically
+
+
+class EngineChoice(str, enum.Enum):
+    serial = "serial"
+    process = "process"
+    ray = "ray"
+
+
+class MetricChoice(str, enum.Enum):
+    ttft = "ttft"
+    tpot = "tpot"
+
+
+class StatisticChoice(str, enum.Enum):       # PARETO_STATISTICS
+    mean = "mean"
+    p50 = "p50"
+    p90 = "p90"
+    p99 = "p99"
+
+
+MAX_WORKERS = 1024
+
+SWEEP_EPILOG = ("Example: planner sweep instances/sweeps/demand_prices.yaml --out sweep-out/\n\n"
+                "Example: planner sweep instances/sweeps/demand_prices.yaml --workers 2 --json > sweep.json\n\n"
+                "Example: RAY_ADDRESS=ray://head:10001 planner sweep instances/sweeps/demand_prices.yaml --engine ray")
+PARETO_EPILOG = ("Example: planner pareto instances/sweeps/llama8b_base.yaml --x tpot --points 8 "
+                 "--plot pareto.png")
+
+
+def sweep_command(
+    sweep_file: Annotated[Path, typer.Argument(help="sweep YAML file (docs/whatif.md)")],
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", help="folder for sweep.csv, sweep.json, cost_vs_demand.png, cost_vs_latency.png")] = None,
+    engine: Annotated[Optional[EngineChoice], typer.Option(
+        help="serial, process (default with --workers > 1) or ray (optional extra: pip install -e '.[ray]')")] = None,
+    workers: Annotated[int, typer.Option("--workers", help="worker processes (process), or CPUs of a local Ray")] = 1,
+    address: Annotated[Optional[str], typer.Option(
+        "--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")] = None,
+    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="write the PNG plots into --out")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="the results as JSON on stdout")] = False,
+) -> None:
+    """Solve every scenario of a sweep file (a grid and/or a list of changes to a base instance): one row per
+    scenario with its cheapest plan, as a table (or --json), plus CSV, JSON and plots with --out.
+
+    Results are sorted by scenario id and identical whatever the engine and the number of workers. A
+    progress bar goes to stderr when it is a terminal. Exit 0 when the sweep ran (scenarios without a
+    plan are rows with their status), 2 for bad input, 130 on Ctrl-C."""
+
+    def run() -> int:
+        if not 1 <= workers <= MAX_WORKERS:
+            raise InputError("--workers out of range", path="--workers", value=workers, accepted=f"1..{MAX_WORKERS}")
+        name = engine.value if engine is not None else ("process" if workers > 1 else "serial")
+        if address is not None and name != "ray":
+            raise InputError("--address is for --engine ray", path="--address", value=address)
+        spec, doc = load_sweep_spec(str(sweep_file))
+        base_path = Path(spec.base) if Path(spec.base).is_absolute() else sweep_file.parent / spec.base
+        if not base_path.is_file():
+            raise doc.error("base instance not found", ("base",), str(base_path),
+                            "an instance file, relative to the sweep file")
+        base_doc = load_yaml(str(base_path))
+        if not isinstance(base_doc.data, dict):
+            raise InputError("an instance file must be a YAML mapping", file=str(base_path))
+        if out is not None and out.exists() and not out.is_dir():
+            raise InputError("--out must be a folder", path="--out", value=str(out))
+        executor = get_executor(name, workers, address)
+        t0 = time.perf_counter()
+        result = _with_progress(lambda progress, start: sweep(spec, doc, base_doc, executor, progress, start))
+        seconds = time.perf_counter() - t0
+        typer.echo(f"{len(result.rows)} scenarios in {seconds:.1f} s ({name}, {executor.workers} "
+                   f"worker{'s' if executor.workers > 1 else ''})", err=True)
+        if out is not None:
+            protected = (sweep_file, base_path)
+            write_atomically(out / "sweep.csv", result.to_csv(), protected=protected, option="--out")
+            write_atomically(out / "sweep.json", result.to_json(), protected=protected, option="--out")
+            if plots:
+                _sweep_plots(result, out, protected)
+        emit(result.to_json() if as_json else render_sweep(result))
+        return 0
+
+    code = guarded(run)
+    if code:
+        raise typer.Exit(code)
+
+
+def _with_progress(fn: Any) -> SweepResult:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    with Progress(TextColumn("scenarios"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True, disable=not sys.stderr.isatty()) as bar:
+        task = bar.add_task("sweep", total=None)
+        return fn(lambda n: bar.advance(task, n), lambda total: bar.update(task, total=total))
+
+
+def render_sweep(r: SweepResult) -> str:
+    t = Table(title=f"{r.sweep}: {len(r.rows)} scenarios over {r.base} ({r.backend})", title_justify="left")
+    for col in ("scenario", "changes", "status", "plan", "$/hour", "TTFT p99 ms", "TPOT p99 ms"):
+        t.add_column(col, justify="left" if col in ("scenario", "changes", "status", "plan") else "right")
+    for row in r.rows:
+        plan = (f"{row['replicas']} x {row['gpu']} TP{row['tp']} PP{row['pp']} {row['quantization']} "
+                f"b{row['batch']}") if row["gpu"] else "-"
+        changes = "; ".join(f"{a} {_show(v)}" for a, v in row["scenario"].items())
+        t.add_row(row["id"], changes, row["status"], plan,
+                  money(row["cost_per_hour"]) if row["gpu"] else "-", _num(row["ttft_p99_ms"]),
+                  _num(row["tpot_p99_ms"]))
+    with_plan = sum(1 for row in r.rows if row["gpu"])
+    return to_text(t, f"{with_plan} of {len(r.rows)} scenarios have a plan.")
+
+
+def _show(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, list):
+        return ",".join(map(str, v))
+    if isinstance(v, dict):
+        return ",".join(f"{k} {x}" for k, x in v.items())
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:,.2f}"
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(plt: Any, fig: Any, path: Path, protected: tuple, option: str) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    write_atomically(path, buf.getvalue(), protected=protected, option=option)
+
+
+def _sweep_plots(r: SweepResult, out: Path, protected: tuple) -> None:
+    plt = _pyplot()
+    if plt is None:
+        typer.echo("note: matplotlib is not installed, no plots written (pip install matplotlib)", err=True)
+        return
+    done = [row for row in r.rows if row["cost_per_hour"] is not None]
+    if not done:
+        typer.echo("note: no scenario has a plan, no plots written", err=True)
+        return
+    unit = next((row["demand_unit"] for row in done if row["demand_unit"]), None)
+    fig, ax = plt.subplots(figsize=(7, 5))
+    if unit is not None:
+        pts = sorted((row["demand"], row["cost_per_hour"]) for row in done if row["demand"] is not None)
+        ax.scatter(*zip(*pts), s=14, alpha=0.6, label="scenario")
+        low: dict[float, float] = {}
+        for d, c in pts:
+            low[d] = min(c, low.get(d, math.inf))
+        ax.plot(list(low), list(low.values()), "k-", lw=1, label="cheapest at this demand")
+        ax.set_xlabel(f"demand ({unit.replace('_', ' ')})")
+        ax.legend()
+    ax.set_ylabel("cost ($/hour)")
+    ax.set_title(f"{r.sweep}: cost vs demand")
+    _save(plt, fig, out / "cost_vs_demand.png", protected, "--out")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    for ax, key, label in ((axes[0], "ttft_p99_ms", "TTFT p99 (ms)"), (axes[1], "tpot_p99_ms", "TPOT p99 (ms)")):
+        pts = [(row[key], row["cost_per_hour"]) for row in done if row[key] is not None]
+        if pts:
+            ax.scatter(*zip(*pts), s=14, alpha=0.6)
+        ax.set_xlabel(label + " at the plan's operating point")
+        ax.set_ylabel("cost ($/hour)")
+    fig.suptitle(f"{r.sweep}: cost vs latency")
+    _save(plt, fig, out / "cost_vs_latency.png", protected, "--out")
+
+
+def pareto_command(
+    instance: Annotated[Path, typer.Argument(help="instance YAML file (docs/instances.md)")],
+    x: Annotated[MetricChoice, typer.Option("--x", help="the latency on the x axis")] = MetricChoice.ttft,
+    statistic: Annotated[StatisticChoice, typer.Option(help="its statistic under load")] = StatisticChoice.p99,
+    points: Annotated[int, typer.Option("--points", help="solves at most (2..100)")] = 8,
+    backend: Annotated[BackendChoice, typer.Option(
+        help="cpsat (default), milp, highs, exhaustive")] = BackendChoice.cpsat,  # type: ignore[attr-defined]
+    time_limit: Annotated[float, typer.Option("--time-limit", help="seconds per solve")] = 60.0,
+    calibration: Annotated[str, typer.Option(help="none, default (the shipped fit) or a calibration file")] = "none",
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")] = False,
+    output: Annotated[Optional[Path], typer.Option("--output", help="also write the JSON to FILE.json")] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="write the frontier to FILE.png")] = None,
+) -> None:
+    """Cost against a latency statistic (TTFT or TPOT under load): epsilon-constraint re-solves, each minimising
+    cost under a tighter latency target; the non-dominated points as a table (or --json), JSON and a plot.
+
+    Exit 0 with at least one point, 1 when the instance has no plan, 2 for bad input, 130 on Ctrl-C."""
+
+    def run() -> int:
+        if not 2 <= points <= 100:
+            raise InputError("--points out of range", path="--points", value=points, accepted="2..100")
+        if not math.isfinite(time_limit) or not 0 < time_limit <= MAX_TIME_LIMIT:
+            raise InputError("time limit out of range", path="--time-limit", value=time_limit,
+                             accepted=f"seconds, 0 < S <= {MAX_TIME_LIMIT:.0f}")
+        if output is not None and output.suffix != ".json":
+            raise InputError("output file must end in .json", path="--output", value=str(output))
+        if plot is not None and plot.suffix != ".png":
+            raise InputError("plot file must end in .png", path="--plot", value=str(plot))
+        spec, doc = load_plan_spec(str(instance))
+        r = pareto(spec, doc, x=x.value, statistic=statistic.value, points=points, backend=backend.value,
+                   time_limit=time_limit, calibration=calibration)
+        data = r.to_dict()
+        if output is not None:
+            write_atomically(output, dump_json(data), protected=(instance,), option="--output")
+        if plot is not None:
+            _pareto_plot(r, plot, instance)
+        emit(dump_json(data) if as_json else render_pareto(r, instance.name))
+        return 0 if r.frontier else 1
+
+    code = guarded(run)
+    if code:
+        raise typer.Exit(code)
+
+
+def render_pareto(r: ParetoResult, name: str) -> str:
+    label = f"{r.x.upper()} {r.statistic}"
+    t = Table(title=f"{name}: cost vs {label} (Pareto frontier, {r.unit})", title_justify="left")
+    for col in (f"{label} ms", "cost", "target ms", "plan"):
+        t.add_column(col, justify="left" if col == "plan" else "right")
+    for p in r.frontier:
+        plan = p.plan or {}
+        t.add_row(_num(p.latency_ms), f"{p.cost:,.4g}", "as written" if p.target_ms is None else f"{p.target_ms:g}",
+                  f"{plan['replicas']} x {plan['gpu']} TP{plan['tp']} PP{plan['pp']} {plan['quantization']} "
+                  f"b{plan['batch']}")
+    if not r.frontier:
+        status = r.points[0].status if r.points else "unknown"
+        return to_text(t, f"No plan for the instance as written ({status}): no frontier. "
+                          "planner plan says why and what to relax.")
+    dominated = len(r.points) - len(r.frontier)
+    return to_text(t, f"{len(r.points)} solves; {dominated} gave a dominated, repeated or no plan and are left out.")
+
+
+def _pareto_plot(r: ParetoResult, path: Path, instance: Path) -> None:
+    plt = _pyplot()
+    if plt is None:
+        raise InputError("--plot needs matplotlib", path="--plot", accepted="pip install matplotlib")
+    fig, ax = plt.subplots(figsize=(7, 5))
+    front = r.frontier
+    if front:
+        ax.step([p.latency_ms for p in front], [p.cost for p in front], where="post", color="k", lw=1)
+        ax.scatter([p.latency_ms for p in front], [p.cost for p in front], s=24, zorder=3)
+    ax.set_xlabel(f"{r.x.upper()} {r.statistic} (ms) at the plan's operating point")
+    ax.set_ylabel(f"cost ({r.unit})")
+    ax.set_title(f"{instance.name}: Pareto frontier")
+    _save(plt, fig, path, (instance,), "--plot")

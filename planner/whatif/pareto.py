@@ -1,0 +1,134 @@
+"""The cost-latency Pareto frontier of one instance (issue 13, item 5; docs/whatif.md), by
+epsilon-constraint re-solves.
+
+1. Minimise cost with the instance as written: the cheapest plan and its latency statistic
+   (TTFT or TPOT, mean or a percentile, at the plan's operating point): the slow end.
+2. Minimise the latency itself (objective ``ttft`` or ``tpot``): the fast end.
+3. Tighten the latency target step by step from the slow end to the fast end, each time
+   minimising cost under the tighter target, with every other limit of the instance as
+   written: the next target is the next geometric step between the two ends, or just below
+   the last plan's own figure when that is lower (else the same plan comes back); at most
+   ``points`` solves in all, stopping at the fast end or at the first target nothing meets.
+4. Keep the non-dominated points: no other point is at most as dear and at most as slow,
+   and strictly better in one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from planner.plan.result import Plan, PlanResult
+from planner.plan.solve import plan
+from planner.schemas.plan import STATISTICS, Percentiles, PlanSpec, Slo
+from planner.yamlio import Document
+
+METRICS = ("ttft", "tpot")
+PARETO_STATISTICS = ("mean", "p50", "p90", "p99")
+"""The statistics every plan reports at its operating point (``Plan.load['percentiles_ms']``)."""
+
+
+@dataclass
+class ParetoPoint:
+    target_ms: float | None      # the latency target of this solve (None: the instance as written)
+    status: str
+    latency_ms: float | None     # the plan's statistic at its operating point
+    cost: float | None           # the objective's value ($/hour, or $ per million tokens)
+    plan: dict[str, Any] | None
+    on_frontier: bool = False
+
+
+@dataclass
+class ParetoResult:
+    x: str
+    statistic: str
+    objective: str
+    unit: str
+    points: list[ParetoPoint] = field(default_factory=list)   # every solve, loosest target first
+
+    @property
+    def frontier(self) -> list[ParetoPoint]:
+        return sorted((p for p in self.points if p.on_frontier), key=lambda p: (p.latency_ms or 0.0, p.cost or 0.0))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"x": self.x, "statistic": self.statistic, "objective": self.objective, "unit": self.unit,
+                "frontier": [asdict(p) for p in self.frontier], "solves": [asdict(p) for p in self.points]}
+
+
+def statistic_of(p: Plan, x: str, statistic: str) -> float | None:
+    value = p.load.get("percentiles_ms", {}).get(f"{x}_{statistic}")
+    return None if value is None else float(value)
+
+
+def _summary(p: Plan) -> dict[str, Any]:
+    return {k: getattr(p, k) for k in ("gpu", "gpus", "replicas", "tp", "pp", "ep", "quantization", "kv_dtype",
+                                      "batch", "ttft_ms", "tpot_ms", "cost_per_hour", "cost_per_million_tokens")}
+
+
+def tightened(slo: Slo, x: str, statistic: str, ms: float) -> Slo:
+    """``slo`` with the target on ``x``'s ``statistic`` at most ``ms`` (a tighter existing
+    target stays)."""
+    key = f"{x}_ms"
+    value = getattr(slo, key)
+    if isinstance(value, Percentiles):
+        old = getattr(value, statistic)
+        return slo.model_copy(update={key: value.model_copy(update={statistic: ms if old is None else min(old, ms)})})
+    if value is None:
+        return slo.model_copy(update={key: Percentiles(**{statistic: ms})})
+    if statistic == "mean":                         # a bare number is the mean
+        return slo.model_copy(update={key: min(float(value), ms)})
+    return slo.model_copy(update={key: Percentiles(**{"mean": float(value), statistic: ms})})
+
+
+def pareto(spec: PlanSpec, doc: Document | None = None, *, x: str = "ttft", statistic: str = "p99",
+           points: int = 8, backend: str = "cpsat", time_limit: float = 60.0,
+           calibration: str | None = None) -> ParetoResult:
+    """Cost against the latency ``statistic`` of ``x``, ``points`` epsilon-constraint solves."""
+    if x not in METRICS or statistic not in PARETO_STATISTICS or statistic not in STATISTICS:
+        raise ValueError(f"x must be one of {METRICS} and statistic one of {PARETO_STATISTICS}")
+    objective = "cost_per_hour" if spec.workload.demand is not None else "cost_per_million_tokens"
+    unit = "$/hour" if objective == "cost_per_hour" else "$ per million output tokens"
+    out = ParetoResult(x=x, statistic=statistic, objective=objective, unit=unit)
+
+    def run(s: PlanSpec, target: float | None) -> tuple[ParetoPoint, PlanResult]:
+        r = plan(s, doc, backend=backend, top_k=1, time_limit=time_limit, calibration=calibration)
+        best = r.plans[0] if r.plans else None
+        return ParetoPoint(target, r.status, statistic_of(best, x, statistic) if best else None,
+                           best.objective_value if best else None, _summary(best) if best else None), r
+
+    cheapest = spec.model_copy(update={"objective": objective, "top_k": 1})
+    first, _ = run(cheapest, None)
+    out.points.append(first)
+    if first.latency_ms is None:
+        return out
+    fast, _ = run(spec.model_copy(update={"objective": x, "top_k": 1}), None)
+    slow_ms = first.latency_ms
+    fast_ms = fast.latency_ms if fast.latency_ms is not None else slow_ms
+    steps = max(points - 1, 0)
+    last = slow_ms
+    for i in range(1, steps + 1):
+        if fast_ms >= last:
+            break
+        grid = slow_ms * (fast_ms / slow_ms) ** (i / steps)
+        # a step tightens below the last plan's own figure (else it returns the same plan)
+        t = min(grid, last * (1 - 1e-6))
+        t = round(max(t, fast_ms * (1 + 1e-6)), 6)
+        s = cheapest.model_copy(update={"slo": tightened(spec.slo, x, statistic, t)})
+        point, _ = run(s, t)
+        out.points.append(point)
+        if point.latency_ms is None:
+            break
+        last = point.latency_ms
+    _mark_frontier(out.points)
+    return out
+
+
+def _mark_frontier(points: list[ParetoPoint]) -> None:
+    """On the frontier: feasible, and no other point at most as slow and as dear, better in one
+    (of points at the same figures, the first)."""
+    done = [(p.latency_ms, p.cost, i) for i, p in enumerate(points) if p.latency_ms is not None and p.cost is not None]
+    best_cost = None
+    for _, cost, i in sorted(done):
+        if best_cost is None or cost < best_cost:
+            points[i].on_frontier = True
+            best_cost = cost

@@ -1,0 +1,313 @@
+"""What-if sweeps and Pareto fronts (issue 13, items 4-6; docs/whatif.md): the sweep file's
+schema and located errors, the price-only fast path against a full rebuild, the three
+engines' byte-identical results on the shipped 128-scenario sweep, the CLI's outputs
+(atomic, never over an input, no progress in --json), and the frontier's dominance."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from planner.candidates import Candidates, build_candidates
+from planner.cli import app
+from planner.errors import InputError
+from planner.plan.solve import solve
+from planner.resolve import resolve
+from planner.schemas.plan import PlanSpec, load_plan_spec
+from planner.schemas.sweep import load_sweep_spec
+from planner.whatif.executors import ProcessExecutor, RayExecutor, SerialExecutor, get_executor
+from planner.whatif.pareto import pareto
+from planner.whatif.sweep import apply, physics_key, repriced, sweep
+from planner.yamlio import load_yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "instances" / "sweeps" / "demand_prices.yaml"
+BASE = ROOT / "instances" / "sweeps" / "llama8b_base.yaml"
+runner = CliRunner()
+
+
+def _run(path: Path, executor=None):
+    spec, doc = load_sweep_spec(str(path))
+    base_doc = load_yaml(str(Path(doc.file).parent / spec.base))
+    return sweep(spec, doc, base_doc, executor)
+
+
+def _write(tmp_path: Path, text: str, name: str = "sweep.yaml") -> Path:
+    (tmp_path / "base.yaml").write_text(BASE.read_text())
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+# -- the schema ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, path, words", [
+    ("base: base.yaml\ngrid: {demand_multipler: [1, 2]}\n", "grid.demand_multipler", "unknown key"),
+    ("base: base.yaml\nscenarios: [{id: a, demand_multiplier: 2}, {id: a, budget_usd_per_hour: 5}]\n",
+     "scenarios", "repeats"),
+    ("base: base.yaml\ngrid: {demand_multiplier: []}\n", "grid", "no value"),
+    ("base: base.yaml\ngrid: {demand_multiplier: [-1]}\n", "grid.demand_multiplier[0]", "greater than 0"),
+    ("base: base.yaml\n", "", "give a grid"),
+    ("base: base.yaml\nscenarios: [{id: x, inventory: {h100: 2}}]\n", "scenarios[0]", "unknown GPU"),
+    ("base: base.yaml\nscenarios: [{id: x, slo: {ttft_ms: {p98: 3}}}]\n", "scenarios[0].slo.ttft_ms", ""),
+])
+def test_a_bad_sweep_file_is_a_located_error(tmp_path, text, path, words):
+    p = _write(tmp_path, "schema_version: 1\n" + text)
+    r = runner.invoke(app, ["sweep", str(p)])
+    assert r.exit_code == 2, r.output
+    assert str(p) in r.output and path in r.output and words in r.output
+
+
+def test_a_scenario_the_base_cannot_take_names_the_scenario(tmp_path):
+    (tmp_path / "base.yaml").write_text(BASE.read_text().replace("  demand: {requests_per_s: 20}\n", "")
+                                        .replace("objective: cost_per_hour", "objective: cost_per_million_tokens"))
+    p = tmp_path / "s.yaml"
+    p.write_text("base: base.yaml\nscenarios:\n  - id: double\n    demand_multiplier: 2\n")
+    r = runner.invoke(app, ["sweep", str(p)])
+    assert r.exit_code == 2 and "scenario double" in r.output and "scenarios[0]" in r.output
+    assert f"{p}:3" in r.output                     # the line of the scenario
+
+
+def test_the_grid_expands_in_order_with_padded_ids():
+    spec, _ = load_sweep_spec(str(SHIPPED))
+    from planner.whatif.sweep import expand
+    scenarios = expand(spec)
+    assert len(scenarios) == 128
+    assert scenarios[0][:2] == ("grid-0001", {"demand_multiplier": 0.5, "prices.h100-sxm": 1.5, "prices.l40s": 0.6})
+    assert scenarios[124][0] == "grid-0125" and scenarios[124][1]["demand_multiplier"] == 8
+    assert [s[0] for s in scenarios[125:]] == ["h100-shortage", "budget-cap", "tight-ttft"]
+
+
+def test_the_documented_sweep_file_is_valid():
+    import yaml
+
+    from planner.schemas.sweep import SweepSpec
+    from planner.whatif.sweep import expand
+    text = (ROOT / "docs" / "whatif.md").read_text().split("### The sweep file")[1]
+    spec = SweepSpec.model_validate(yaml.safe_load(text.split("```yaml")[1].split("```")[0]))
+    assert len(expand(spec)) == 4 * 3 * 3 * 3 * 2 * 2 + 1
+
+
+# -- the fast path ---------------------------------------------------------------------------------
+
+def _eq(x, y) -> bool:
+    if isinstance(x, np.ndarray):
+        nan = x.dtype.kind == "f"
+        return isinstance(y, np.ndarray) and x.shape == y.shape and bool(np.array_equal(x, y, equal_nan=nan))
+    if is_dataclass(x):
+        return type(x) is type(y) and all(_eq(getattr(x, f.name), getattr(y, f.name)) for f in fields(x))
+    if isinstance(x, (tuple, list)):
+        return len(x) == len(y) and all(_eq(a, b) for a, b in zip(x, y))
+    if isinstance(x, dict):
+        return x.keys() == y.keys() and all(_eq(x[k], y[k]) for k in x)
+    return x == y
+
+
+def _same(a: Candidates, b: Candidates) -> None:
+    for f in fields(Candidates):
+        assert _eq(getattr(a, f.name), getattr(b, f.name)), f.name
+
+
+@pytest.mark.parametrize("change", [{"prices.h100-sxm": 9.0, "prices.l40s": 0.1}, {"prices.a100-80gb": 0.5}])
+def test_repricing_equals_a_rebuild(change):
+    base_doc = load_yaml(str(BASE))
+    spec = PlanSpec.model_validate(base_doc.data)
+    p = resolve(spec)
+    c = build_candidates(p)
+    spec2 = PlanSpec.model_validate(apply(base_doc.data, change))
+    p2 = resolve(spec2)
+    assert physics_key(spec2, p2) == physics_key(spec, p)
+    fast, full = repriced(c, p2), build_candidates(p2)
+    _same(fast, full)
+    a, b = solve(p2, fast, top_k=2).to_dict(), solve(p2, full, top_k=2).to_dict()
+    a.pop("solve_seconds"), b.pop("solve_seconds")
+    assert a == b
+
+
+@pytest.mark.parametrize("base_change, change", [
+    ({}, {"demand_multiplier": 2}),
+    ({}, {"budget_usd_per_hour": 30.0}),             # a budget changes the batch levels offered
+    ({"budget_usd_per_hour": 30.0}, {"prices.h100-sxm": 1.0}),   # ... and, with one, so do prices
+])
+def test_what_changes_the_physics_key(base_change, change):
+    data = apply(load_yaml(str(BASE)).data, base_change)
+    spec = PlanSpec.model_validate(data)
+    spec2 = PlanSpec.model_validate(apply(data, change))
+    assert physics_key(spec, resolve(spec)) != physics_key(spec2, resolve(spec2))
+
+
+def test_with_a_budget_prices_change_the_rows():
+    """Why prices share a table only without a budget: the rows themselves differ."""
+    data = apply(load_yaml(str(BASE)).data, {"budget_usd_per_hour": 3.0})
+    a = build_candidates(resolve(PlanSpec.model_validate(data)))
+    b = build_candidates(resolve(PlanSpec.model_validate(apply(data, {"prices.h100-sxm": 0.5}))))
+    assert len(a) != len(b) or not np.array_equal(a.configs.batch, b.configs.batch)
+
+
+# -- the engines -----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def serial_result():
+    return _run(SHIPPED, SerialExecutor())
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """One local Ray with 2 CPUs for the whole session."""
+    ray = pytest.importorskip("ray", reason="Ray cannot be installed here (pip install 'ray>=2.9')")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield ray
+    ray.shutdown()
+
+
+def test_the_shipped_sweep_runs(serial_result):
+    r = serial_result
+    assert len(r.rows) == 128 and [x["id"] for x in r.rows] == sorted(x["id"] for x in r.rows)
+    with_plan = [x for x in r.rows if x["gpu"] is not None]
+    assert len(with_plan) >= 120
+    by = {x["id"]: x for x in r.rows}
+    # more demand never costs less at the same prices
+    for n in range(1, 26):
+        costs = [by[f"grid-{n + 25 * k:04d}"]["cost_per_hour"] for k in range(5)]
+        assert costs == sorted(costs)
+    assert by["budget-cap"]["cost_per_hour"] <= 20
+    csv_rows = list(csv.DictReader(io.StringIO(r.to_csv())))
+    assert len(csv_rows) == 128 and csv_rows[0]["id"] == r.rows[0]["id"]
+
+
+def test_process_engine_is_byte_identical(serial_result):
+    r = _run(SHIPPED, ProcessExecutor(2))
+    assert r.to_json() == serial_result.to_json() and r.to_csv() == serial_result.to_csv()
+
+
+def test_ray_engine_is_byte_identical(serial_result, local_ray):
+    r = _run(SHIPPED, RayExecutor(2))
+    assert r.to_json() == serial_result.to_json() and r.to_csv() == serial_result.to_csv()
+
+
+def test_batching_does_not_change_results(tmp_path):
+    """One scenario per task (a table built for each) or one task for all (re-priced)."""
+    text = ("schema_version: 1\nbase: base.yaml\ngrid:\n"
+            "  prices: {h100-sxm: [1.5, 3.5], l40s: [0.5, 1.5]}\nbatch_size: BATCH\n")
+    one = _run(_write(tmp_path, text.replace("BATCH", "1"), "one.yaml"))
+    many = _run(_write(tmp_path, text.replace("BATCH", "8"), "many.yaml"))
+    assert one.to_dict()["results"] == many.to_dict()["results"] and len(one.rows) == 4
+    assert {r["gpu"] for r in one.rows} == {"h100-sxm", "l40s"}     # the prices do move the choice
+
+
+def test_workers_read_no_file(tmp_path):
+    """The driver resolves the base's model (hf_config) and catalog; a task needs neither file."""
+    import shutil
+
+    from planner.whatif.sweep import Shared, prepare, run_batch
+    shutil.copy(ROOT / "tests" / "data" / "hf" / "llama_config.json", tmp_path / "config.json")
+    p = _write(tmp_path, SMALL)
+    (tmp_path / "base.yaml").write_text(BASE.read_text().replace("model: llama-3.1-8b",
+                                                                 "model: {hf_config: config.json}"))
+    spec, doc = load_sweep_spec(str(p))
+    shared, scenarios, _ = prepare(spec, doc, load_yaml(str(tmp_path / "base.yaml")))
+    (tmp_path / "config.json").unlink()
+    assert isinstance(shared, Shared) and shared.base["catalog"] == []
+    rows = run_batch(shared, [(sid, values) for sid, values, _ in scenarios[:1]])
+    assert rows[0]["id"] == "a" and rows[0]["status"] in ("optimal", "infeasible")
+
+
+def test_ray_missing_is_exit_2(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(InputError, match="optional extra"):
+        get_executor("ray", 2)
+    r = runner.invoke(app, ["sweep", str(SHIPPED), "--engine", "ray"])
+    assert r.exit_code == 2 and "pip install" in r.output
+
+
+def test_ray_address_comes_from_the_environment(monkeypatch):
+    pytest.importorskip("ray")
+    monkeypatch.setenv("RAY_ADDRESS", "ray://nowhere:10001")
+    assert RayExecutor(2).address == "ray://nowhere:10001"
+    assert RayExecutor(2, "auto").address == "auto"
+
+
+# -- the command -----------------------------------------------------------------------------------
+
+SMALL = """schema_version: 1
+base: base.yaml
+scenarios:
+  - {id: a, demand_multiplier: 2}
+  - {id: b, prices: {h100-sxm: 9.0}}
+  - {id: c, gpus: [l40s]}
+"""
+
+
+def test_sweep_command_writes_csv_json_and_plots(tmp_path):
+    p = _write(tmp_path, SMALL)
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["sweep", str(p), "--out", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)                      # no progress bar or note in the JSON
+    assert [x["id"] for x in data["results"]] == ["a", "b", "c"]
+    assert (out / "sweep.json").read_text() == r.stdout
+    assert (out / "sweep.csv").read_text().splitlines()[0].startswith("id,demand_multiplier,prices.h100-sxm,gpus,")
+    for png in ("cost_vs_demand.png", "cost_vs_latency.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    assert data["results"][2]["gpu"] == "l40s"
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_sweep_never_writes_over_an_input(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "sweep.json").write_text(json.dumps(load_yaml(str(BASE)).data))   # the base, as JSON
+    p = tmp_path / "s.yaml"
+    p.write_text(SMALL.replace("base: base.yaml", "base: out/sweep.json"))
+    before = (out / "sweep.json").read_text()
+    r = runner.invoke(app, ["sweep", str(p), "--out", str(out)])
+    assert r.exit_code == 2 and "refusing to overwrite" in r.output
+    assert (out / "sweep.json").read_text() == before
+
+
+@pytest.mark.parametrize("args, words", [(["--workers", "0"], "--workers"),
+                                         (["--address", "auto"], "--engine ray")])
+def test_sweep_bad_options(tmp_path, args, words):
+    p = _write(tmp_path, SMALL)
+    r = runner.invoke(app, ["sweep", str(p), *args])
+    assert r.exit_code == 2 and words in r.output
+
+
+# -- Pareto ----------------------------------------------------------------------------------------
+
+def test_pareto_frontier_is_non_dominated():
+    spec, doc = load_plan_spec(str(BASE))
+    r = pareto(spec, doc, x="tpot", statistic="p99", points=5)
+    front = r.frontier
+    assert len(front) >= 3
+    lat = [p.latency_ms for p in front]
+    cost = [p.cost for p in front]
+    assert lat == sorted(lat) and cost == sorted(cost, reverse=True) and len(set(cost)) == len(cost)
+    for p in r.points:          # every solve met its own target, and nothing off the front beats it
+        if p.target_ms is not None and p.latency_ms is not None:
+            assert p.latency_ms <= p.target_ms * (1 + 1e-9)
+        if p.latency_ms is not None and not p.on_frontier:
+            assert any(f.latency_ms <= p.latency_ms and f.cost <= p.cost for f in front)
+    assert front[-1].target_ms is None          # the cheapest is the instance as written
+
+
+def test_pareto_command(tmp_path):
+    out, png = tmp_path / "p.json", tmp_path / "p.png"
+    r = runner.invoke(app, ["pareto", str(BASE), "--x", "tpot", "--points", "3", "--json", "--output", str(out),
+                            "--plot", str(png)])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["x"] == "tpot" and data["statistic"] == "p99" and data["frontier"]
+    assert json.loads(out.read_text()) == data and png.read_bytes()[:4] == b"\x89PNG"
+    r = runner.invoke(app, ["pareto", str(BASE), "--output", str(BASE)])
+    assert r.exit_code == 2
+    r = runner.invoke(app, ["pareto", str(BASE), "--points", "1"])
+    assert r.exit_code == 2 and "--points" in r.output
