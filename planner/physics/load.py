@@ -145,7 +145,7 @@ def step_physics(model: ModelSpec, table: GpuTable, configs: Configs, o: Assumpt
             kv_frac = np.ones_like(tp)
             kv_frac_w = 1.0 / tp
         bw = table.bandwidth[gi] * table.eff_memory[gi]
-        R = rates(table, gi, configs.scheme, o)
+        R = rates(table, gi, configs.scheme, configs.kv, o)
         s_body, s_head = stage_factors(arch, pp, o)
         act = busiest_active(p, o)
         on = 1.0 if o.include_compute else 0.0

@@ -236,14 +236,16 @@ class Rates:
     attn_pre: np.ndarray
 
 
-def rates(table: GpuTable, gi: np.ndarray, scheme: np.ndarray, o: Assumptions) -> Rates:
+def rates(table: GpuTable, gi: np.ndarray, scheme: np.ndarray, kv: np.ndarray, o: Assumptions) -> Rates:
+    """``attention_format: fp8`` applies where the KV cache is 8-bit (an FP8 attention kernel
+    reads an FP8 cache); a 16-bit cache keeps 16-bit attention."""
     fmt = _scheme_format(table, gi, scheme)
     f16 = _format_or(table, gi, _BF16, _format_or(table, gi, _FP16, fmt))
     head_fmt = fmt if o.quantize_embeddings else f16
     if o.attention_format == "weights":
         attn_fmt = fmt
     elif o.attention_format == "fp8":
-        attn_fmt = _format_or(table, gi, _FP8, f16)
+        attn_fmt = np.where(_KV_BYTES[kv] <= 1.0, _format_or(table, gi, _FP8, f16), f16)
     else:
         attn_fmt = f16
     lin, head, attn = (_ceiling(table, gi, f, o) for f in (fmt, head_fmt, attn_fmt))
@@ -405,7 +407,7 @@ def _decode(arch, o, table, c, tp, pp, ep, group, dp_attn, b_w, b_e, b_kv, kv_fr
     gi, B = c.gpu, c.batch
     L, h = float(arch.layers), float(arch.hidden)
     bw = table.bandwidth[gi] * table.eff_memory[gi] * o.memory_bandwidth_efficiency  # calibrated per family
-    R = rates(table, gi, c.scheme, o)
+    R = rates(table, gi, c.scheme, c.kv, o)
     s_body, s_head = stage_factors(arch, pp, o)
     on = 1.0 if o.include_compute else 0.0
     head = float(p.lm_head or p.embedding)
@@ -497,7 +499,7 @@ def _prefill(arch, o, table, c, tp, pp, ep, group, b_w, b_e, peak) -> dict:
     head = float(p.lm_head or p.embedding)
     attn = prefill_attention_flops(arch.attention, S)
     flops = (2.0 * S * p.active_nonembedding + 2.0 * head + attn) / tp
-    R = rates(table, gi, c.scheme, o)
+    R = rates(table, gi, c.scheme, c.kv, o)
     on = 1.0 if o.include_compute else 0.0
     t_bytes = w_bytes / (table.bandwidth[gi] * table.eff_memory[gi] * o.memory_bandwidth_efficiency)
     t_flops = on * (2.0 * S * busiest_active(p, o) / R.lin_pre + 2.0 * head / R.head_pre + attn / R.attn_pre) / tp
