@@ -121,3 +121,13 @@ def test_seed_article_keeps_the_pure_roofline():
     o = PRESETS["seed-article"]
     assert (o.roofline_sharpness, o.efficiency_basis, o.attention_format, o.pp_stage_model) == (
         0.0, "peak", "weights", "even")
+
+
+def test_tie_band_from_validation():
+    """The band is the validation median error of the (family, format), else the family's,
+    else all rows'; regenerating it from the shipped CSV reproduces the table."""
+    from planner.fidelity.tie import BANDS, OVERALL, tie_band
+    assert tie_band("nvidia-hopper", "fp8") == BANDS[("nvidia-hopper", "fp8")][1]
+    assert tie_band("nvidia-ada", "fp16") == BANDS[("nvidia-ada", "*")][1]     # 1 row: the family's
+    assert tie_band("intel-gaudi", "bf16") == OVERALL[1]
+    assert all(0 < e < 1 for _, e in BANDS.values())
