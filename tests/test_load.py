@@ -26,7 +26,7 @@ def _grid(model: str):
 
 
 @pytest.mark.parametrize("model", ["llama-3.1-70b", "deepseek-v3", "mixtral-8x7b"])
-@pytest.mark.parametrize("preset", ["realistic", "seed-article"])
+@pytest.mark.parametrize("preset", ["realistic", "seed-article", "sglang", "trtllm"])
 def test_pure_decode_step_is_perf_tpot(model, preset):
     m, t, c = _grid(model)
     o = PRESETS[preset]

@@ -131,3 +131,17 @@ def test_tie_band_from_validation():
     assert tie_band("nvidia-ada", "fp16") == BANDS[("nvidia-ada", "*")][1]     # 1 row: the family's
     assert tie_band("intel-gaudi", "bf16") == OVERALL[1]
     assert all(0 < e < 1 for _, e in BANDS.values())
+
+
+def test_two_batch_overlap_hides_the_alltoall_under_compute():
+    """DeepSeek-V3 EP 8 on H100: with two-batch overlap only max(t_EP - compute, 0) stays."""
+    base = O
+    tbo = O.model_copy(update={"ep_overlap": "two-batch"})
+    r1, _ = _one("deepseek-v3", "h100-sxm", "w8a8-fp8", "fp8", 8, 1, 8, 64, o=base)
+    r2, _ = _one("deepseek-v3", "h100-sxm", "w8a8-fp8", "fp8", 8, 1, 8, 64, o=tbo)
+    k = 3.0
+    compute = ((r1["t_weights"] ** k + r1["t_linear_compute"] ** k) ** (1 / k)
+               + (r1["t_kv"] ** k + r1["t_attn_compute"] ** k) ** (1 / k))
+    hidden = min(r1["t_ep_comm"], compute)
+    assert r2["tpot"] == pytest.approx(r1["tpot"] - hidden)
+    assert r2["share_comm"] > 0      # the all-to-all is still reported, as it is

@@ -21,7 +21,8 @@ from planner.catalog.schema import ModelSpec
 from planner.physics.options import Assumptions
 from planner.physics.perf import (
     _BITS, _FALLBACK, _KV_BYTES, _MATH, Arch, _allreduce_factor, _alltoall, _cycle_weight_bytes, _link,
-    _pipeline_hops, _smax, _smax_scalar, _transfer, busiest_active, cycle_overhead, evaluate, rates, stage_factors,
+    _pipeline_hops, _smax, _smax_scalar, _transfer, busiest_active, cycle_overhead, evaluate, exposed_alltoall,
+    rates, stage_factors,
 )
 from planner.physics.quant import ACTIVATION_BYTES, EMBEDDING_BYTES
 from planner.physics.space import Configs, GpuTable
@@ -74,7 +75,7 @@ class StepPhysics:
                                      w["b_w"][sl], w["b_e"][sl], routed, w["s_body"][sl], w["s_head"][sl])
         return nbytes / (w["bw"][sl] * self.o.memory_bandwidth_efficiency)
 
-    def comm_time(self, tokens: np.ndarray, idx: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def comm_time(self, tokens: np.ndarray, idx: np.ndarray | None = None, split: bool = False) -> tuple:
         """Seconds of TP/EP collectives (all stages) plus pipeline hops, for ``tokens``.
         The links of each configuration are looked up once (``_links``); the formulas are
         perf.py's (_link, _transfer, _alltoall, _pipeline_hops)."""
@@ -97,6 +98,8 @@ class StepPhysics:
         else:
             wrap = np.where(k["domains"][sl] > 1, k["inter_lat"][sl], k["intra_lat"][sl])
         t_pp = np.where(pp > 1, k["intra_hops"][sl] * t_intra + k["cross"][sl] * t_inter + wrap, 0.0)
+        if split:       # the expert all-to-all apart, for two-batch overlap (step_time)
+            return pp * t_tp, pp * t_ep, t_pp
         return pp * (t_tp + t_ep), t_pp
 
     def _links(self) -> dict[str, np.ndarray]:
@@ -193,7 +196,8 @@ def step_time(phys: StepPhysics, n_decode, context_tokens, prefill_tokens=0.0,
         flops = n * phys.lin_decode + c * phys.lin_prefill + heads * phys.lin_head + A * phys.attn_prefill
         k = o.roofline_sharpness
         compute = _smax(t_w, flops, k) + _smax(ctx * phys.kv_read, ctx * phys.attn_decode, k)
-        comm, hops = phys.comm_time(tokens)
+        t_tp, t_ep, hops = phys.comm_time(tokens, split=True)
+        comm = t_tp + exposed_alltoall(t_ep, compute, tokens, o)
         if o.overlap_comm:
             return np.maximum(compute, comm + hops) + phys.overhead
         return compute + comm + hops + phys.overhead
@@ -206,7 +210,8 @@ def scalar_step_fn(phys: StepPhysics, i: int, max_tokens: int):
     grid = np.arange(max_tokens + 1, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         tw = phys.weights_time(grid, idx).tolist()
-        comm, hops = phys.comm_time(grid, idx)
+        t_tp, t_ep, hops = phys.comm_time(grid, idx, split=True)
+        comm = t_tp + t_ep
     cm = (comm + hops).tolist()
     overlap = phys.o.overlap_comm
     a_n, a_c, a_h, a_A = (float(phys.lin_decode[i]), float(phys.lin_prefill[i]),
@@ -215,6 +220,7 @@ def scalar_step_fn(phys: StepPhysics, i: int, max_tokens: int):
     k = phys.o.roofline_sharpness
     kv = _smax_scalar(kvr, kva, k)  # both terms are proportional to the cached tokens (smax is homogeneous)
     ovh = float(phys.overhead[i])
+    ep_cyc = t_ep.tolist() if phys.o.ep_overlap != "none" else None
     comm_only = (comm).tolist()
     hops_only = hops.tolist()
 
@@ -223,6 +229,13 @@ def scalar_step_fn(phys: StepPhysics, i: int, max_tokens: int):
         lin = n * a_n + c * a_c + heads * a_h + A * a_A
         w = tw[tok]
         comp = _smax_scalar(w, lin, k) + ctx * kv
+        if ep_cyc is not None and tok >= 2:
+            e = ep_cyc[tok]
+            hidden = e if e < comp else comp
+            if overlap:
+                x = comm_only[tok] - hidden + hops_only[tok]
+                return (comp if comp > x else x) + ovh
+            return comp + cm[tok] - hidden + ovh
         if overlap:
             x = comm_only[tok] + hops_only[tok]
             return (comp if comp > x else x) + ovh

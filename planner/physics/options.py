@@ -57,6 +57,10 @@ class Assumptions(BaseModel):
         1.0, description="share of a prefill chunk's stage time that the other PP-1 micro-batches wait for: "
         "the cycle is PP x the slowest micro-batch, so a chunk carried by one micro-batch costs PP times "
         "its stage time (1) instead of once (0, chunks spread evenly)")
+    ep_overlap: Literal["none", "two-batch"] = Field(
+        "none", description="expert all-to-all overlap: 'two-batch' splits each step into two halves so one "
+        "half's dispatch/combine runs under the other's compute (DeepSeek, SGLang --enable-two-batch-overlap); "
+        "needs EP > 1 and at least 2 sequences; only the all-to-all time beyond the compute stays exposed")
     engine: Literal["vllm", "sglang", "trtllm"] = Field(
         "vllm", description="the engine whose conventions these figures assume (docs/model.md section 7)")
     comm_efficiency: Fraction = Field(
@@ -120,7 +124,7 @@ PRESETS: dict[str, Assumptions] = {
     # Engine profiles (docs/model.md section 7): the engine's documented memory conventions and
     # what it fuses; the rest are the realistic priors. "realistic" is vLLM's profile.
     "sglang": Assumptions(
-        engine="sglang", memory_utilization=0.88, kv_budget="total",
+        engine="sglang", memory_utilization=0.88, kv_budget="total", ep_overlap="two-batch",
         per_layer_overhead_s=15e-6,
     ),
     "trtllm": Assumptions(
@@ -137,7 +141,7 @@ PRESET_NOTES: dict[str, str] = {
                  "measured MAMF, smooth roofline, KV reads, ring all-reduce, slowest PP stage",
     "seed-article": "seed 002's simplifications: peak rates, no KV reads, full-message all-reduce, "
                     "latency maxed with transfer, no framework memory",
-    "sglang": "SGLang profile: mem_fraction_static ~0.88 of all memory, 15 us per layer (a prior, not fitted: fused "
+    "sglang": "SGLang profile: mem_fraction_static ~0.88 of all memory, two-batch overlap of the expert all-to-all, 15 us per layer (a prior, not fitted: fused "
               "norm/rope kernels, CUDA graphs); otherwise the realistic priors",
     "trtllm": "TensorRT-LLM profile: KV cache gets kv_cache_free_gpu_mem_fraction 0.9 of the memory left "
               "after weights, 10 us per layer (a prior, not fitted: fused engine), FP8 attention kernel (FP8 FMHA) where the GPU "

@@ -277,6 +277,14 @@ def cycle_overhead(arch: Arch, pp: np.ndarray, o: Assumptions) -> np.ndarray:
             + np.where(pp > 1, pp * o.pp_microbatch_overhead_s, 0.0))
 
 
+def exposed_alltoall(t_ep, compute, tokens, o: Assumptions):
+    """Expert all-to-all time left exposed (section 5): all of it, or with two-batch overlap
+    (>= 2 sequences) only what exceeds the step's compute."""
+    if o.ep_overlap == "none":
+        return t_ep
+    return np.where(np.asarray(tokens) >= 2, np.maximum(t_ep - compute, 0.0), t_ep)
+
+
 def busiest_active(p: ParamCounts, o: Assumptions) -> float:
     """Non-embedding parameters the busiest expert-parallel rank multiplies per token
     (section 2): the routed experts' share scaled by expert_imbalance (tokens, not bytes)."""
@@ -435,7 +443,7 @@ def _decode(arch, o, table, c, tp, pp, ep, group, dp_attn, b_w, b_e, b_kv, kv_fr
 
     k = o.roofline_sharpness
     compute = _smax(t_w, t_lin, k) + _smax(t_kv, t_attn, k)
-    comm = t_tp + t_ep
+    comm = t_tp + exposed_alltoall(t_ep, compute, B, o)
     overhead = cycle_overhead(arch, pp, o)
     if o.overlap_comm:
         tpot = np.maximum(pp * compute, pp * comm + t_pp) + overhead
@@ -451,7 +459,7 @@ def _decode(arch, o, table, c, tp, pp, ep, group, dp_attn, b_w, b_e, b_kv, kv_fr
         share_weights=share(t_w),
         share_compute=share(t_lin + t_attn),
         share_kv=share(t_kv),
-        share_comm=(pp * comm + t_pp) / tpot,
+        share_comm=(pp * (t_tp + t_ep) + t_pp) / tpot,
         share_overhead=overhead / tpot,
         bytes_per_step=_weight_bytes_read(arch, o, tp, group, kv_frac_w, b_w, b_e, B * dp_attn) + pp * kv_bytes,
         flops_per_step=pp * (lin_flops + attn_flops),
@@ -511,7 +519,7 @@ def _prefill(arch, o, table, c, tp, pp, ep, group, b_w, b_e, peak) -> dict:
     t_tp = np.where(tp > 1, n_ar * _transfer(tp_lat, _allreduce_factor(tp, o) * msg, tp_bw, o), 0.0)
     t_ep = _alltoall(arch, o, table, gi, tp, ep, S) * p.moe_layers
     hops = _pipeline_hops(o, table, gi, tp, pp, msg, wraparound=False)
-    comm = t_tp + t_ep + hops
+    comm = t_tp + exposed_alltoall(t_ep, compute, S, o) + hops
     overhead = o.per_layer_overhead_s * L + o.step_overhead_s
     ttft = (np.maximum(compute, comm) if o.overlap_comm else compute + comm) + overhead
     # Under load, prefills run in chunks of max_batched_tokens: a request's share of a chunk
