@@ -151,6 +151,9 @@ def step_physics(model: ModelSpec, table: GpuTable, configs: Configs, o: Assumpt
         R = rates(table, gi, configs.scheme, configs.kv, o)
         s_body, s_head = stage_factors(arch, pp, o)
         act = busiest_active(p, o)
+        # perf.py section 5's prefill bubble: a prompt's chunk rides on one micro-batch and the
+        # cycle is PP x the slowest, so prefill work costs 1 + (PP-1) x pp_prefill_bubble.
+        bub = 1.0 + (pp - 1.0) * o.pp_prefill_bubble
         on = 1.0 if o.include_compute else 0.0
         head = float(p.lm_head or p.embedding)
         L = float(arch.layers)
@@ -162,9 +165,9 @@ def step_physics(model: ModelSpec, table: GpuTable, configs: Configs, o: Assumpt
         return StepPhysics(
             arch=arch, o=o, table=table, configs=configs, lanes=pp * dp_attn,
             lin_decode=on * 2.0 * (act * s_body / R.lin_dec + head * s_head / R.head_dec) / tp,
-            lin_prefill=on * 2.0 * act * s_body / tp / R.lin_pre,
-            lin_head=on * 2.0 * head * s_head / tp / R.head_pre,
-            attn_prefill=on * L * arch.attn_prefill_flops * s_body / tp / R.attn_pre,
+            lin_prefill=on * 2.0 * act * s_body * bub / tp / R.lin_pre,
+            lin_head=on * 2.0 * head * s_head * bub / tp / R.head_pre,
+            attn_prefill=on * L * arch.attn_prefill_flops * s_body * bub / tp / R.attn_pre,
             kv_read=kv_on * L * arch.kv_elements * b_kv * kv_frac * s_body / (bw * o.memory_bandwidth_efficiency),
             attn_decode=kv_on * on * L * arch.attn_decode_flops * s_body / tp / R.attn_dec,
             overhead=cycle_overhead(arch, pp, o).astype(float),
