@@ -61,6 +61,8 @@ class Gpu(Strict):
     architecture: Architecture | None = Field(
         default=None, description="GPU generation, the key of the engine support matrix (support.yaml)")
     peak_dense_flops_per_s: dict[MathFormat, Positive]
+    measured_mamf_flops_per_s: dict[MathFormat, Positive] = Field(
+        default_factory=dict, description="measured maximum achievable matmul FLOP/s per format (MAMF)")
     memory_bytes: Positive
     memory_bandwidth_bytes_per_s: Positive
     intra_node: IntraNodeLink

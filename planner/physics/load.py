@@ -20,8 +20,9 @@ import numpy as np
 from planner.catalog.schema import ModelSpec
 from planner.physics.options import Assumptions
 from planner.physics.perf import (
-    _BITS, _FALLBACK, _KV_BYTES, _MATH, Arch, _allreduce_factor, _alltoall, _link, _pipeline_hops,
-    _transfer, _weight_bytes_read, evaluate,
+    _BITS, _FALLBACK, _KV_BYTES, _MATH, Arch, _allreduce_factor, _alltoall, _cycle_weight_bytes, _link,
+    _pipeline_hops, _smax, _smax_scalar, _transfer, busiest_active, cycle_overhead, evaluate, exposed_alltoall,
+    rates, stage_factors,
 )
 from planner.physics.quant import ACTIVATION_BYTES, EMBEDDING_BYTES
 from planner.physics.space import Configs, GpuTable
@@ -70,11 +71,11 @@ class StepPhysics:
         w = self._w
         sl = slice(None) if idx is None else idx
         routed = np.asarray(tokens, dtype=float) * w["dp_attn"][sl]
-        nbytes = _weight_bytes_read(self.arch, self.o, w["tp"][sl], w["group"][sl], w["kv_frac_w"][sl],
-                                    w["b_w"][sl], w["b_e"][sl], routed)
+        nbytes = _cycle_weight_bytes(self.arch, self.o, w["tp"][sl], w["group"][sl], w["kv_frac_w"][sl],
+                                     w["b_w"][sl], w["b_e"][sl], routed, w["s_body"][sl], w["s_head"][sl])
         return nbytes / (w["bw"][sl] * self.o.memory_bandwidth_efficiency)
 
-    def comm_time(self, tokens: np.ndarray, idx: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def comm_time(self, tokens: np.ndarray, idx: np.ndarray | None = None, split: bool = False) -> tuple:
         """Seconds of TP/EP collectives (all stages) plus pipeline hops, for ``tokens``.
         The links of each configuration are looked up once (``_links``); the formulas are
         perf.py's (_link, _transfer, _alltoall, _pipeline_hops)."""
@@ -87,7 +88,8 @@ class StepPhysics:
         t_tp = np.where(tp > 1, k["n_ar"][sl] * _transfer(k["tp_lat"][sl], k["ar"][sl] * msg, k["tp_bw"][sl], o), 0.0)
         per_gpu = tokens / tp * p.experts_per_token * self.arch.hidden * ACTIVATION_BYTES * (ep - 1) / ep \
             * o.expert_imbalance
-        t_ep = np.where(ep > 1, 2.0 * _transfer(k["ep_lat"][sl], per_gpu, k["ep_bw"][sl], o), 0.0) * p.moe_layers / pp
+        t_ep = np.where(ep > 1, 2.0 * _transfer(k["ep_lat"][sl], per_gpu, k["ep_bw"][sl], o), 0.0) * p.moe_layers / pp \
+            * k["s_body"][sl]
         hop_msg = msg / tp if o.pp_hop_message == "shard" else msg
         t_intra = _transfer(k["intra_lat"][sl], hop_msg, k["intra_bw"][sl], o)
         t_inter = _transfer(k["inter_lat"][sl], hop_msg, k["inter_bw"][sl], o)
@@ -96,6 +98,8 @@ class StepPhysics:
         else:
             wrap = np.where(k["domains"][sl] > 1, k["inter_lat"][sl], k["intra_lat"][sl])
         t_pp = np.where(pp > 1, k["intra_hops"][sl] * t_intra + k["cross"][sl] * t_inter + wrap, 0.0)
+        if split:       # the expert all-to-all apart, for two-batch overlap (step_time)
+            return pp * t_tp, pp * t_ep, t_pp
         return pp * (t_tp + t_ep), t_pp
 
     def _links(self) -> dict[str, np.ndarray]:
@@ -113,7 +117,8 @@ class StepPhysics:
         peer = t.intra_peer_bw[gi]
         links = dict(tp=tp, pp=pp, ep=ep, tp_bw=tp_bw, tp_lat=tp_lat, ep_bw=ep_bw, ep_lat=ep_lat,
                      ar=_allreduce_factor(tp, o),
-                     n_ar=(2.0 * p.dense_layers + np.where(ep > 1, 1.0, 2.0) * p.moe_layers) / pp,
+                     n_ar=(2.0 * p.dense_layers + np.where(ep > 1, 1.0, 2.0) * p.moe_layers) / pp * w["s_body"],
+                     s_body=w["s_body"],
                      domains=domains, cross=cross, intra_hops=np.maximum(pp - 1.0 - cross, 0.0),
                      intra_bw=np.where(np.isnan(peer), t.intra_bw[gi], peer), intra_lat=t.intra_latency[gi],
                      inter_bw=t.inter_bw[gi], inter_lat=t.inter_latency[gi])
@@ -143,8 +148,12 @@ def step_physics(model: ModelSpec, table: GpuTable, configs: Configs, o: Assumpt
             kv_frac = np.ones_like(tp)
             kv_frac_w = 1.0 / tp
         bw = table.bandwidth[gi] * table.eff_memory[gi]
-        f_dec = peak * table.eff_compute[gi] * o.compute_efficiency
-        f_pre = peak * table.eff_prefill[gi] * o.prefill_compute_efficiency
+        R = rates(table, gi, configs.scheme, configs.kv, o)
+        s_body, s_head = stage_factors(arch, pp, o)
+        act = busiest_active(p, o)
+        # perf.py section 5's prefill bubble: a prompt's chunk rides on one micro-batch and the
+        # cycle is PP x the slowest, so prefill work costs 1 + (PP-1) x pp_prefill_bubble.
+        bub = 1.0 + (pp - 1.0) * o.pp_prefill_bubble
         on = 1.0 if o.include_compute else 0.0
         head = float(p.lm_head or p.embedding)
         L = float(arch.layers)
@@ -155,16 +164,16 @@ def step_physics(model: ModelSpec, table: GpuTable, configs: Configs, o: Assumpt
         # Every cycle term is a per-stage term x PP: the per-stage coefficients carry /PP.
         return StepPhysics(
             arch=arch, o=o, table=table, configs=configs, lanes=pp * dp_attn,
-            lin_decode=on * 2.0 * (p.active_nonembedding + head) / tp / f_dec,
-            lin_prefill=on * 2.0 * p.active_nonembedding / tp / f_pre,
-            lin_head=on * 2.0 * head / tp / f_pre,
-            attn_prefill=on * L * arch.attn_prefill_flops / tp / f_pre,
-            kv_read=kv_on * L * arch.kv_elements * b_kv * kv_frac / (bw * o.memory_bandwidth_efficiency),
-            attn_decode=kv_on * on * L * arch.attn_decode_flops / tp / f_dec,
-            overhead=np.full(len(configs), o.per_layer_overhead_s * L + o.step_overhead_s),
+            lin_decode=on * 2.0 * (act * s_body / R.lin_dec + head * s_head / R.head_dec) / tp,
+            lin_prefill=on * 2.0 * act * s_body * bub / tp / R.lin_pre,
+            lin_head=on * 2.0 * head * s_head * bub / tp / R.head_pre,
+            attn_prefill=on * L * arch.attn_prefill_flops * s_body * bub / tp / R.attn_pre,
+            kv_read=kv_on * L * arch.kv_elements * b_kv * kv_frac * s_body / (bw * o.memory_bandwidth_efficiency),
+            attn_decode=kv_on * on * L * arch.attn_decode_flops * s_body / tp / R.attn_dec,
+            overhead=cycle_overhead(arch, pp, o).astype(float),
             max_batch=ev.max_batch, kv_pool_tokens=np.floor(room / per_token_kv),
             _w=dict(tp=tp, pp=pp, ep=ep, group=group, dp_attn=dp_attn, kv_frac_w=kv_frac_w,
-                    b_w=b_w, b_e=b_e, bw=bw),
+                    b_w=b_w, b_e=b_e, bw=bw, s_body=s_body, s_head=s_head),
         )
 
 
@@ -188,8 +197,10 @@ def step_time(phys: StepPhysics, n_decode, context_tokens, prefill_tokens=0.0,
     with np.errstate(divide="ignore", invalid="ignore"):
         t_w = phys.weights_time(tokens)
         flops = n * phys.lin_decode + c * phys.lin_prefill + heads * phys.lin_head + A * phys.attn_prefill
-        compute = np.maximum(t_w, flops) + np.maximum(ctx * phys.kv_read, ctx * phys.attn_decode)
-        comm, hops = phys.comm_time(tokens)
+        k = o.roofline_sharpness
+        compute = _smax(t_w, flops, k) + _smax(ctx * phys.kv_read, ctx * phys.attn_decode, k)
+        t_tp, t_ep, hops = phys.comm_time(tokens, split=True)
+        comm = t_tp + exposed_alltoall(t_ep, compute, tokens, o)
         if o.overlap_comm:
             return np.maximum(compute, comm + hops) + phys.overhead
         return compute + comm + hops + phys.overhead
@@ -202,14 +213,17 @@ def scalar_step_fn(phys: StepPhysics, i: int, max_tokens: int):
     grid = np.arange(max_tokens + 1, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         tw = phys.weights_time(grid, idx).tolist()
-        comm, hops = phys.comm_time(grid, idx)
+        t_tp, t_ep, hops = phys.comm_time(grid, idx, split=True)
+        comm = t_tp + t_ep
     cm = (comm + hops).tolist()
     overlap = phys.o.overlap_comm
     a_n, a_c, a_h, a_A = (float(phys.lin_decode[i]), float(phys.lin_prefill[i]),
                           float(phys.lin_head[i]), float(phys.attn_prefill[i]))
     kvr, kva = float(phys.kv_read[i]), float(phys.attn_decode[i])
-    kv = max(kvr, kva)        # both terms are proportional to the cached tokens
+    k = phys.o.roofline_sharpness
+    kv = _smax_scalar(kvr, kva, k)  # both terms are proportional to the cached tokens (smax is homogeneous)
     ovh = float(phys.overhead[i])
+    ep_cyc = t_ep.tolist() if phys.o.ep_overlap != "none" else None
     comm_only = (comm).tolist()
     hops_only = hops.tolist()
 
@@ -217,7 +231,14 @@ def scalar_step_fn(phys: StepPhysics, i: int, max_tokens: int):
         tok = n + c
         lin = n * a_n + c * a_c + heads * a_h + A * a_A
         w = tw[tok]
-        comp = (w if w > lin else lin) + ctx * kv
+        comp = _smax_scalar(w, lin, k) + ctx * kv
+        if ep_cyc is not None and tok >= 2:
+            e = ep_cyc[tok]
+            hidden = e if e < comp else comp
+            if overlap:
+                x = comm_only[tok] - hidden + hops_only[tok]
+                return (comp if comp > x else x) + ovh
+            return comp + cm[tok] - hidden + ovh
         if overlap:
             x = comm_only[tok] + hops_only[tok]
             return (comp if comp > x else x) + ovh

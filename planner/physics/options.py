@@ -23,11 +23,46 @@ class Assumptions(BaseModel):
 
     memory_bandwidth_efficiency: Fraction = Field(
         0.8, description="achieved / peak HBM bandwidth for weight and KV reads (AIC: 0.8)")
+    efficiency_basis: Literal["mamf", "peak"] = Field(
+        "mamf", description="what the compute efficiencies are fractions of: 'mamf' = the GPU's measured "
+        "maximum achievable matmul FLOP/s for the format (catalog measured_mamf_flops_per_s; a format "
+        "without a measurement takes the GPU's fp8 or bf16 MAMF/peak ratio, a GPU without any takes "
+        "unmeasured_mamf_fraction), 'peak' = the spec sheet's dense peak (seed articles)")
+    unmeasured_mamf_fraction: Fraction = Field(
+        0.75, description="MAMF / peak assumed for a GPU with no MAMF measurement (measured: H100 0.80, "
+        "B200 0.78, GB200 0.73, A100 0.87, MI300X 0.51, MI325X 0.60; the NVIDIA ones set this prior)")
     compute_efficiency: Fraction = Field(
-        0.6, description="achieved / peak dense FLOP/s for GEMMs and attention (formula sheet prior)")
+        0.8, description="achieved / ceiling FLOP/s of decode GEMMs at large M (ceiling per efficiency_basis; "
+        "0.8 x 0.75 = the formula sheet's 60 % of peak on a typical NVIDIA GPU)")
     prefill_compute_efficiency: Fraction = Field(
-        0.6, description="achieved / peak FLOP/s in prefill (large GEMMs and causal attention; KP measured "
-        "54-72 % on A100)")
+        0.8, description="achieved / ceiling FLOP/s of prefill GEMMs (KP measured 54-72 % of peak on A100)")
+    attention_format: Literal["bf16", "fp8", "weights"] = Field(
+        "bf16", description="math format of the attention kernel: bf16 (FlashAttention/FlashMLA default), "
+        "fp8 (an FP8 attention kernel, e.g. FA3 FP8 or TRT-LLM FP8 FMHA; needs fp8 on the GPU) or the "
+        "weights' GEMM format (seed articles)")
+    attention_efficiency: Fraction = Field(
+        0.78, description="achieved / ceiling FLOP/s of attention kernels (FlashMLA 580-660 TFLOP/s BF16 on "
+        "H800 = 0.73-0.83 of its 794 TFLOP/s BF16 MAMF)")
+    roofline_sharpness: Annotated[float, Field(ge=0, le=64, allow_inf_nan=False), NotBool] = Field(
+        3.0, description="k of the smooth roofline t = (t_mem^k + t_flop^k)^(1/k): near the ridge neither "
+        "the weight stream nor the GEMM runs at its own ceiling (tile and wave quantization at small M). "
+        "k = 3 puts the ridge at 79 % of the pure roofline; 0 = pure max (seed articles)")
+    pp_stage_model: Literal["slowest", "even"] = Field(
+        "slowest", description="pipeline cycle = PP x the slowest stage (ceil(L/PP) layers plus the LM head "
+        "on the last), or PP x an even 1/PP share of everything (seed articles)")
+    pp_microbatch_overhead_s: Seconds = Field(
+        100e-6, description="scheduling cost per pipeline micro-batch and step when PP > 1 (a prior: no "
+        "validation row has PP; vLLM schedules each virtual engine separately)")
+    pp_prefill_bubble: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False), NotBool] = Field(
+        1.0, description="share of a prefill chunk's stage time that the other PP-1 micro-batches wait for: "
+        "the cycle is PP x the slowest micro-batch, so a chunk carried by one micro-batch costs PP times "
+        "its stage time (1) instead of once (0, chunks spread evenly)")
+    ep_overlap: Literal["none", "two-batch"] = Field(
+        "none", description="expert all-to-all overlap: 'two-batch' splits each step into two halves so one "
+        "half's dispatch/combine runs under the other's compute (DeepSeek, SGLang --enable-two-batch-overlap); "
+        "needs EP > 1 and at least 2 sequences; only the all-to-all time beyond the compute stays exposed")
+    engine: Literal["vllm", "sglang", "trtllm"] = Field(
+        "vllm", description="the engine whose conventions these figures assume (docs/model.md section 7)")
     comm_efficiency: Fraction = Field(
         0.8, description="achieved / nominal link bandwidth (seed 004: expect at most ~80 %)")
     allreduce: Literal["ring", "all-gather", "full-message"] = Field(
@@ -78,11 +113,23 @@ PRESETS: dict[str, Assumptions] = {
     "realistic": Assumptions(),
     "seed-article": Assumptions(
         memory_bandwidth_efficiency=1.0, compute_efficiency=1.0, prefill_compute_efficiency=1.0, comm_efficiency=1.0,
+        efficiency_basis="peak", attention_format="weights", attention_efficiency=1.0, roofline_sharpness=0.0,
+        pp_stage_model="even", pp_microbatch_overhead_s=0.0, pp_prefill_bubble=0.0,
         allreduce="full-message", comm_latency="max", overlap_comm=False,
         include_kv_reads=False, include_prefill_in_throughput=False,
         per_layer_overhead_s=0.0, step_overhead_s=0.0, memory_utilization=1.0,
         framework_reserve_bytes=0.0, nccl_reserve_bytes=0.0, max_batched_tokens=0,
         pp_wraparound_hop="activation", pp_hop_message="full", quantize_embeddings=True,
+    ),
+    # Engine profiles (docs/model.md section 7): the engine's documented memory conventions and
+    # what it fuses; the rest are the realistic priors. "realistic" is vLLM's profile.
+    "sglang": Assumptions(
+        engine="sglang", memory_utilization=0.88, kv_budget="total", ep_overlap="two-batch",
+        per_layer_overhead_s=15e-6,
+    ),
+    "trtllm": Assumptions(
+        engine="trtllm", memory_utilization=0.9, kv_budget="free",
+        per_layer_overhead_s=10e-6, attention_format="fp8",
     ),
     "rule-of-thumb": Assumptions(
         memory_utilization=1.0, framework_reserve_bytes=0.0, nccl_reserve_bytes=0.0,
@@ -90,8 +137,14 @@ PRESETS: dict[str, Assumptions] = {
     ),
 }
 PRESET_NOTES: dict[str, str] = {
-    "realistic": "priors from the field's tools; efficiencies below peak, KV reads, ring all-reduce",
+    "realistic": "priors from the field's tools (vLLM's conventions: engine vllm); efficiencies tied to "
+                 "measured MAMF, smooth roofline, KV reads, ring all-reduce, slowest PP stage",
     "seed-article": "seed 002's simplifications: peak rates, no KV reads, full-message all-reduce, "
                     "latency maxed with transfer, no framework memory",
+    "sglang": "SGLang profile: mem_fraction_static ~0.88 of all memory, two-batch overlap of the expert all-to-all, 15 us per layer (a prior, not fitted: fused "
+              "norm/rope kernels, CUDA graphs); otherwise the realistic priors",
+    "trtllm": "TensorRT-LLM profile: KV cache gets kv_cache_free_gpu_mem_fraction 0.9 of the memory left "
+              "after weights, 10 us per layer (a prior, not fitted: fused engine), FP8 attention kernel (FP8 FMHA) where the GPU "
+              "has fp8; otherwise the realistic priors",
     "rule-of-thumb": "seed 004: memory = weights x 1.25, nothing else reserved",
 }

@@ -35,6 +35,7 @@ _FALLBACK = np.array([
     for s in SCHEME_NAMES
 ])
 _KV_BYTES = np.array(list(KV_DTYPES.values()))
+_BF16, _FP16, _FP8 = (MATH_FORMATS.index(f) for f in ("bf16", "fp16", "fp8"))
 
 INVALID_REASONS: tuple[str, ...] = (
     "",
@@ -185,6 +186,111 @@ def _experts_touched(arch: Arch, tokens: np.ndarray, o: Assumptions) -> np.ndarr
     return E * (1.0 - (1.0 - k / E) ** np.maximum(tokens, 1.0))
 
 
+def _smax(a, b, k: float):
+    """Smooth roofline (section 4): (a^k + b^k)^(1/k); k = 0 is the pure max(a, b). Equal
+    terms cost 2^(1/k) x either (k = 3: 1.26, the ridge runs at 79 % of the pure roofline)."""
+    if k <= 0:
+        return np.maximum(a, b)
+    m = np.maximum(a, b)
+    ok = np.isfinite(m) & (m > 0)
+    safe = np.where(ok, m, 1.0)
+    return np.where(ok, safe * ((a / safe) ** k + (b / safe) ** k) ** (1.0 / k), m)
+
+
+def _smax_scalar(a: float, b: float, k: float) -> float:
+    m = a if a > b else b
+    if k <= 0 or not (0.0 < m < float("inf")):
+        return m
+    return m * ((a / m) ** k + (b / m) ** k) ** (1.0 / k)
+
+
+def _scheme_format(table: GpuTable, gi: np.ndarray, scheme: np.ndarray) -> np.ndarray:
+    """Index of the math format a scheme's GEMMs run at on each GPU (fallback where absent)."""
+    f, fb = _MATH[scheme], _FALLBACK[scheme]
+    return np.where(np.isnan(table.flops[gi, f]) & (fb >= 0), np.maximum(fb, 0), f)
+
+
+def _format_or(table: GpuTable, gi: np.ndarray, first: int, fallback: np.ndarray) -> np.ndarray:
+    return np.where(np.isnan(table.flops[gi, first]), fallback, first)
+
+
+def _ceiling(table: GpuTable, gi: np.ndarray, fmt: np.ndarray, o: Assumptions) -> np.ndarray:
+    """FLOP/s ceiling of format ``fmt``: the measured MAMF (section 4), or the spec peak."""
+    peak = table.flops[gi, fmt]
+    if o.efficiency_basis == "peak":
+        return peak
+    frac = table.mamf_frac[gi, fmt]
+    return peak * np.where(np.isnan(frac), o.unmeasured_mamf_fraction, frac)
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Achieved FLOP/s per kind of work (section 4): GEMMs in the scheme's format, the LM
+    head in 16 bit (unless embeddings are quantized), attention in its kernel's format."""
+
+    lin_dec: np.ndarray
+    lin_pre: np.ndarray
+    head_dec: np.ndarray
+    head_pre: np.ndarray
+    attn_dec: np.ndarray
+    attn_pre: np.ndarray
+
+
+def rates(table: GpuTable, gi: np.ndarray, scheme: np.ndarray, kv: np.ndarray, o: Assumptions) -> Rates:
+    """``attention_format: fp8`` applies where the KV cache is 8-bit (an FP8 attention kernel
+    reads an FP8 cache); a 16-bit cache keeps 16-bit attention."""
+    fmt = _scheme_format(table, gi, scheme)
+    f16 = _format_or(table, gi, _BF16, _format_or(table, gi, _FP16, fmt))
+    head_fmt = fmt if o.quantize_embeddings else f16
+    if o.attention_format == "weights":
+        attn_fmt = fmt
+    elif o.attention_format == "fp8":
+        attn_fmt = np.where(_KV_BYTES[kv] <= 1.0, _format_or(table, gi, _FP8, f16), f16)
+    else:
+        attn_fmt = f16
+    lin, head, attn = (_ceiling(table, gi, f, o) for f in (fmt, head_fmt, attn_fmt))
+    ed, ep = table.eff_compute[gi], table.eff_prefill[gi]
+    return Rates(
+        lin_dec=lin * o.compute_efficiency * ed, lin_pre=lin * o.prefill_compute_efficiency * ep,
+        head_dec=head * o.compute_efficiency * ed, head_pre=head * o.prefill_compute_efficiency * ep,
+        attn_dec=attn * o.attention_efficiency * ed, attn_pre=attn * o.attention_efficiency * ep,
+    )
+
+
+def stage_factors(arch: Arch, pp: np.ndarray, o: Assumptions) -> tuple[np.ndarray, np.ndarray]:
+    """(s_body, s_head): a pipeline cycle costs PP x the slowest stage (section 5). The
+    slowest is the last: ceil(L/PP) layers and the LM head, so per cycle the layer terms
+    count PP ceil(L/PP)/L times their whole-model total and the head PP times. 'even': 1, 1."""
+    if o.pp_stage_model == "even":
+        return np.ones_like(pp), np.ones_like(pp)
+    L = float(arch.layers)
+    return pp * np.ceil(L / pp) / L, pp.astype(float)
+
+
+def cycle_overhead(arch: Arch, pp: np.ndarray, o: Assumptions) -> np.ndarray:
+    """Fixed costs of one decode cycle: per-layer kernels of the slowest stage x PP, and per
+    micro-batch the step overhead plus, with PP > 1, the micro-batch scheduling cost."""
+    L = float(arch.layers)
+    if o.pp_stage_model == "even":
+        return np.broadcast_to(o.per_layer_overhead_s * L + o.step_overhead_s, pp.shape).astype(float)
+    return (o.per_layer_overhead_s * pp * np.ceil(L / pp) + o.step_overhead_s * pp
+            + np.where(pp > 1, pp * o.pp_microbatch_overhead_s, 0.0))
+
+
+def exposed_alltoall(t_ep, compute, tokens, o: Assumptions):
+    """Expert all-to-all time left exposed (section 5): all of it, or with two-batch overlap
+    (>= 2 sequences) only what exceeds the step's compute."""
+    if o.ep_overlap == "none":
+        return t_ep
+    return np.where(np.asarray(tokens) >= 2, np.maximum(t_ep - compute, 0.0), t_ep)
+
+
+def busiest_active(p: ParamCounts, o: Assumptions) -> float:
+    """Non-embedding parameters the busiest expert-parallel rank multiplies per token
+    (section 2): the routed experts' share scaled by expert_imbalance (tokens, not bytes)."""
+    return p.active_nonembedding + (o.expert_imbalance - 1.0) * p.moe_layers * p.experts_per_token * p.expert_per_layer
+
+
 def evaluate(model: ModelSpec, table: GpuTable, c: Configs, o: Assumptions) -> Evaluation:
     """Evaluate every configuration in ``c``. Rows with batch 0 or an invalid combination
     carry inf/NaN in the time fields; ``valid`` and ``invalid_reason`` say which."""
@@ -234,7 +340,10 @@ def _evaluate(model: ModelSpec, table: GpuTable, c: Configs, o: Assumptions) -> 
     prefill_busy = pre.pop("prefill_busy")
     if o.include_prefill_in_throughput:
         out = c.output_tokens
-        throughput = concurrency * out / (out * dec["tpot"] + B * prefill_busy)
+        # Section 5: a prompt's chunk rides on one micro-batch; the cycle is PP x the slowest
+        # micro-batch, so the other PP - 1 wait for its stage time (pp_prefill_bubble).
+        bubble = 1.0 + (pp - 1.0) * o.pp_prefill_bubble
+        throughput = concurrency * out / (out * dec["tpot"] + B * prefill_busy * bubble)
     else:
         throughput = decode_tps
     bw_peak = table.bandwidth[gi]
@@ -280,15 +389,6 @@ def _memory(arch, o, table, c, tp, pp, group, gpus, b_w, b_e, b_kv, kv_frac, kv_
     )
 
 
-def _roofline(flops, nbytes, peak, bw, o: Assumptions, compute_efficiency: float | None = None
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """(bytes time, FLOPs time); prefill passes its own compute efficiency."""
-    eta_f = o.compute_efficiency if compute_efficiency is None else compute_efficiency
-    t_bytes = nbytes / (bw * o.memory_bandwidth_efficiency)
-    t_flops = flops / (peak * eta_f) if o.include_compute else np.zeros_like(flops)
-    return t_bytes, t_flops
-
-
 def _weight_bytes_read(arch, o, tp, group, kv_frac_w, b_w, b_e, routed_tokens) -> np.ndarray:
     """Weight bytes one GPU reads for one forward pass over all layers (section 2)."""
     p = arch.params
@@ -296,9 +396,17 @@ def _weight_bytes_read(arch, o, tp, group, kv_frac_w, b_w, b_e, routed_tokens) -
     kvproj = L_all * p.kv_projection_per_layer
     always = (p.layers_always - kvproj) / tp + kvproj * kv_frac_w
     touched = _experts_touched(arch, routed_tokens, o)
-    experts = p.moe_layers * touched * p.expert_per_layer / group * o.expert_imbalance
+    experts = p.moe_layers * touched * p.expert_per_layer / group
     head = (p.lm_head or p.embedding) / tp
     return (always + experts) * b_w + head * b_e
+
+
+def _cycle_weight_bytes(arch, o, tp, group, kv_frac_w, b_w, b_e, routed_tokens, s_body, s_head) -> np.ndarray:
+    """Weight bytes of one decode cycle counted at the slowest stage (x PP): the layers'
+    bytes x s_body plus the LM head's x s_head (``stage_factors``)."""
+    head = (arch.params.lm_head or arch.params.embedding) / tp * b_e
+    body = _weight_bytes_read(arch, o, tp, group, kv_frac_w, b_w, b_e, routed_tokens) - head
+    return body * s_body + head * s_head
 
 
 def _decode(arch, o, table, c, tp, pp, ep, group, dp_attn, b_w, b_e, b_kv, kv_frac, kv_frac_w, peak) -> dict:
@@ -306,47 +414,54 @@ def _decode(arch, o, table, c, tp, pp, ep, group, dp_attn, b_w, b_e, b_kv, kv_fr
     p = arch.params
     gi, B = c.gpu, c.batch
     L, h = float(arch.layers), float(arch.hidden)
-    bw = table.bandwidth[gi] * table.eff_memory[gi]       # calibrated per family (x 1 by default)
-    peak = peak * table.eff_compute[gi]
+    bw = table.bandwidth[gi] * table.eff_memory[gi] * o.memory_bandwidth_efficiency  # calibrated per family
+    R = rates(table, gi, c.scheme, c.kv, o)
+    s_body, s_head = stage_factors(arch, pp, o)
+    on = 1.0 if o.include_compute else 0.0
+    head = float(p.lm_head or p.embedding)
     ctx = c.input_tokens + c.output_tokens / 2.0          # mean context over the decode
-    w_bytes = _weight_bytes_read(arch, o, tp, group, kv_frac_w, b_w, b_e, B * dp_attn) / pp
-    lin_flops = 2.0 * B * (p.active_nonembedding + (p.lm_head or p.embedding)) / tp / pp
-    t_w, t_lin = _roofline(lin_flops, w_bytes, peak, bw, o)
+    # Every term below is the slowest stage's (section 5): layer terms x s_body / PP, head x s_head / PP.
+    w_bytes = _cycle_weight_bytes(arch, o, tp, group, kv_frac_w, b_w, b_e, B * dp_attn, s_body, s_head) / pp
+    lin_flops = 2.0 * B * (p.active_nonembedding + head) / tp / pp
+    t_w = w_bytes / bw
+    t_lin = on * 2.0 * B * (busiest_active(p, o) * s_body / R.lin_dec + head * s_head / R.head_dec) / tp / pp
     if o.include_kv_reads:
         kv_bytes = B * kv_read_bytes(arch.attention, ctx, b_kv) * kv_frac / pp
         attn_flops = B * decode_attention_flops(arch.attention, ctx) / tp / pp
     else:
         kv_bytes = attn_flops = np.zeros_like(B)
-    t_kv, t_attn = _roofline(attn_flops, kv_bytes, peak, bw, o)
+    t_kv = kv_bytes * s_body / bw
+    t_attn = on * attn_flops * s_body / R.attn_dec
 
     tp_bw, tp_lat = _link(table, gi, tp)
-    n_ar = (2.0 * p.dense_layers + np.where(ep > 1, 1.0, 2.0) * p.moe_layers) / pp
+    n_ar = (2.0 * p.dense_layers + np.where(ep > 1, 1.0, 2.0) * p.moe_layers) / pp * s_body
     msg = B * h * ACTIVATION_BYTES
     t_ar = _transfer(tp_lat, _allreduce_factor(tp, o) * msg, tp_bw, o)
     t_tp = np.where(tp > 1, n_ar * t_ar, 0.0)
-    t_ep = _alltoall(arch, o, table, gi, tp, ep, B) * p.moe_layers / pp
+    t_ep = _alltoall(arch, o, table, gi, tp, ep, B) * p.moe_layers / pp * s_body
     t_pp = _pipeline_hops(o, table, gi, tp, pp, msg, wraparound=True)
 
-    compute = np.maximum(t_w, t_lin) + np.maximum(t_kv, t_attn)
-    comm = t_tp + t_ep
-    overhead = o.per_layer_overhead_s * L + o.step_overhead_s
+    k = o.roofline_sharpness
+    compute = _smax(t_w, t_lin, k) + _smax(t_kv, t_attn, k)
+    comm = t_tp + exposed_alltoall(t_ep, compute, B, o)
+    overhead = cycle_overhead(arch, pp, o)
     if o.overlap_comm:
         tpot = np.maximum(pp * compute, pp * comm + t_pp) + overhead
     else:
         tpot = pp * (compute + comm) + t_pp + overhead
-    lin_mem = t_w >= t_lin
-    kv_mem = t_kv >= t_attn
+    # Shares are each term's own time over TPOT, as it is (section 4): weight reads and
+    # GEMMs overlap, so the shares can sum past 1; none is zeroed by the roofline.
     share = lambda t: pp * t / tpot  # noqa: E731
     return dict(
         t_weights=t_w, t_linear_compute=t_lin, t_kv=t_kv, t_attn_compute=t_attn,
         t_tp_comm=t_tp, t_ep_comm=t_ep, t_pp_comm=t_pp, t_overhead=np.broadcast_to(overhead, B.shape).copy(),
         tpot=tpot,
-        share_weights=share(np.where(lin_mem, t_w, 0.0)),
-        share_compute=share(np.where(lin_mem, 0.0, t_lin) + np.where(kv_mem, 0.0, t_attn)),
-        share_kv=share(np.where(kv_mem, t_kv, 0.0)),
-        share_comm=(pp * comm + t_pp) / tpot,
+        share_weights=share(t_w),
+        share_compute=share(t_lin + t_attn),
+        share_kv=share(t_kv),
+        share_comm=(pp * (t_tp + t_ep) + t_pp) / tpot,
         share_overhead=overhead / tpot,
-        bytes_per_step=pp * (w_bytes + kv_bytes),
+        bytes_per_step=_weight_bytes_read(arch, o, tp, group, kv_frac_w, b_w, b_e, B * dp_attn) + pp * kv_bytes,
         flops_per_step=pp * (lin_flops + attn_flops),
     )
 
@@ -389,25 +504,29 @@ def _prefill(arch, o, table, c, tp, pp, ep, group, b_w, b_e, peak) -> dict:
     L, h = float(arch.layers), float(arch.hidden)
     kv_frac_w = 1.0 / tp
     w_bytes = _weight_bytes_read(arch, o, tp, group, kv_frac_w, b_w, b_e, S)
-    flops = (2.0 * S * p.active_nonembedding + 2.0 * (p.lm_head or p.embedding)
-             + prefill_attention_flops(arch.attention, S)) / tp
-    t_bytes, t_flops = _roofline(flops, w_bytes, peak * table.eff_prefill[gi],
-                                 table.bandwidth[gi] * table.eff_memory[gi], o, o.prefill_compute_efficiency)
-    compute = np.maximum(t_bytes, t_flops)
+    head = float(p.lm_head or p.embedding)
+    attn = prefill_attention_flops(arch.attention, S)
+    flops = (2.0 * S * p.active_nonembedding + 2.0 * head + attn) / tp
+    R = rates(table, gi, c.scheme, c.kv, o)
+    on = 1.0 if o.include_compute else 0.0
+    t_bytes = w_bytes / (table.bandwidth[gi] * table.eff_memory[gi] * o.memory_bandwidth_efficiency)
+    t_flops = on * (2.0 * S * busiest_active(p, o) / R.lin_pre + 2.0 * head / R.head_pre + attn / R.attn_pre) / tp
+    k = o.roofline_sharpness
+    compute = _smax(t_bytes, t_flops, k)
     tp_bw, tp_lat = _link(table, gi, tp)
     msg = S * h * ACTIVATION_BYTES
     n_ar = 2.0 * p.dense_layers + np.where(ep > 1, 1.0, 2.0) * p.moe_layers
     t_tp = np.where(tp > 1, n_ar * _transfer(tp_lat, _allreduce_factor(tp, o) * msg, tp_bw, o), 0.0)
     t_ep = _alltoall(arch, o, table, gi, tp, ep, S) * p.moe_layers
     hops = _pipeline_hops(o, table, gi, tp, pp, msg, wraparound=False)
-    comm = t_tp + t_ep + hops
+    comm = t_tp + exposed_alltoall(t_ep, compute, S, o) + hops
     overhead = o.per_layer_overhead_s * L + o.step_overhead_s
     ttft = (np.maximum(compute, comm) if o.overlap_comm else compute + comm) + overhead
     # Under load, prefills run in chunks of max_batched_tokens: a request's share of a chunk
     # pays its own FLOPs and collectives but only its share of the weight reads and of the
     # per-step overheads (section 4).
     share = S / np.maximum(float(o.max_batched_tokens), S)
-    busy_compute = np.maximum(t_flops, t_bytes * share)
+    busy_compute = _smax(t_flops, t_bytes * share, k)
     busy = (np.maximum(busy_compute, comm) if o.overlap_comm else busy_compute + comm) + overhead * share
     return dict(ttft=ttft, ttft_compute=compute, ttft_comm=comm, prefill_flops=flops, prefill_busy=busy)
 

@@ -42,6 +42,7 @@ class GpuTable:
     eff_memory: np.ndarray       # calibration multipliers of the assumptions' efficiencies (1 = none)
     eff_compute: np.ndarray
     eff_prefill: np.ndarray
+    mamf_frac: np.ndarray        # [gpu, format] measured MAMF / peak, filled from the GPU's other formats; NaN if none
 
     @staticmethod
     def build(gpus: Sequence[Gpu],
@@ -53,6 +54,14 @@ class GpuTable:
         peaks = [{str(k): v for k, v in g.peak_dense_flops_per_s.items()} for g in gs]
         flops = np.array([[_nan(p.get(f)) for f in MATH_FORMATS] for p in peaks], dtype=np.float64)
         flops = flops.reshape(len(gs), len(MATH_FORMATS))
+
+        mamf = np.full_like(flops, np.nan)
+        for i, g in enumerate(gs):
+            known = {str(k): v / flops[i, MATH_FORMATS.index(str(k))] for k, v in g.measured_mamf_flops_per_s.items()
+                     if not np.isnan(flops[i, MATH_FORMATS.index(str(k))])}
+            for j, f in enumerate(MATH_FORMATS):
+                order = (f, "fp16", "bf16", "fp8") if f in ("bf16", "fp16") else (f, "fp8", "bf16", "fp16")
+                mamf[i, j] = next((known[x] for x in order if x in known), np.nan)
 
         def col(fn) -> np.ndarray:
             return np.array([fn(g) for g in gs], dtype=float)
@@ -73,6 +82,7 @@ class GpuTable:
             eff_memory=col(lambda g: scale.get(g.id, (1.0, 1.0, 1.0))[0]),
             eff_compute=col(lambda g: scale.get(g.id, (1.0, 1.0, 1.0))[1]),
             eff_prefill=col(lambda g: scale.get(g.id, (1.0, 1.0, 1.0))[2]),
+            mamf_frac=mamf,
         )
 
     @property

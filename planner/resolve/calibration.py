@@ -17,7 +17,7 @@ from planner.physics.options import Assumptions
 from planner.yamlio import Document, load_yaml, parse_yaml
 
 PARAMS: tuple[tuple[str, float, float], ...] = (
-    ("memory_bandwidth_efficiency", 0.3, 1.0),
+    ("memory_bandwidth_efficiency", 0.3, 0.92),  # fit bound: no HBM or GDDR6X sustains more (issue 10)
     ("compute_efficiency", 0.2, 1.0),
     ("prefill_compute_efficiency", 0.2, 1.0),
     ("comm_efficiency", 0.2, 1.0),

@@ -1,0 +1,82 @@
+"""Tie bands: how close two plans' figures may be before the model cannot rank them.
+
+``tie_band(family, fmt)`` is the model's median absolute relative error on published
+measurements (`planner validate ../shared/reference/measured-public.csv`, the realistic
+preset, no calibration: the shipped default, docs/validation.md) for that GPU family and
+math format; where the validation set has fewer than ``MIN_ROWS`` rows of that pair, the
+family's figure; where the family has fewer, the median over all rows. Two plans whose
+objectives differ by less than the larger of their bands (or of their GPUs' price
+uncertainty) are a tie. Pure: the table below is data; regenerate it with
+``python -m planner.fidelity.tie ../shared/reference/measured-public.csv``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+MIN_ROWS = 3
+
+# (family, math format) -> (rows, median |error| as a fraction); format "*" = all formats.
+BANDS: dict[tuple[str, str], tuple[int, float]] = {
+    ('amd-cdna3', '*'): (6, 0.3635),
+    ('amd-cdna3', 'fp8'): (6, 0.3635),
+    ('nvidia-ada', '*'): (5, 0.0929),
+    ('nvidia-ada', 'bf16'): (2, 0.1823),
+    ('nvidia-ada', 'fp16'): (1, 0.0682),
+    ('nvidia-ada', 'fp8'): (2, 0.1494),
+    ('nvidia-ampere', '*'): (7, 0.1242),
+    ('nvidia-ampere', 'bf16'): (6, 0.0805),
+    ('nvidia-ampere', 'fp16'): (1, 0.3911),
+    ('nvidia-blackwell', '*'): (4, 0.455),
+    ('nvidia-blackwell', 'fp4'): (4, 0.455),
+    ('nvidia-hopper', '*'): (25, 0.1327),
+    ('nvidia-hopper', 'fp8'): (25, 0.1327),
+}
+OVERALL: tuple[int, float] = (47, 0.2205)
+
+
+def tie_band(family: str | None, fmt: str | None) -> float:
+    """Relative error below which two plans on ``family`` GPUs in ``fmt`` math tie."""
+    for key in ((family, fmt), (family, "*")):
+        rows, err = BANDS.get(key, (0, 0.0))  # type: ignore[arg-type]
+        if rows >= MIN_ROWS:
+            return err
+    return OVERALL[1]
+
+
+def derive(path: str) -> tuple[dict[tuple[str, str], tuple[int, float]], tuple[int, float]]:
+    """The table from a validation run (imports the physics; not used at plan time)."""
+    import numpy as np
+
+    from planner.catalog import Catalog
+    from planner.fidelity.validate import load_measurements, map_row, validate
+    from planner.physics.options import PRESETS
+    from planner.physics.quant import SCHEMES
+
+    cat = Catalog.default()
+    v = validate(path, PRESETS["realistic"], catalog=cat)
+    fmt_of = {}
+    for i, r in enumerate(load_measurements(path)):
+        case = map_row(i, r, cat)
+        if not isinstance(case, str):
+            fmt_of[i + 2] = SCHEMES[case.scheme].math_format
+    groups: dict[tuple[str, str], list[float]] = {}
+    every: list[float] = []
+    for x in v.rows:
+        if x.abs_pct_error is None or x.family is None:
+            continue
+        e = x.abs_pct_error / 100.0
+        every.append(e)
+        groups.setdefault((x.family, fmt_of.get(x.row, "?")), []).append(e)
+        groups.setdefault((x.family, "*"), []).append(e)
+    bands = {k: (len(e), round(float(np.median(e)), 4)) for k, e in sorted(groups.items())}
+    return bands, (len(every), round(float(np.median(every)), 4))
+
+
+if __name__ == "__main__":
+    b, overall = derive(sys.argv[1])
+    print("BANDS: dict[tuple[str, str], tuple[int, float]] = {")
+    for k, val in b.items():
+        print(f"    {k!r}: {val!r},")
+    print("}")
+    print(f"OVERALL: tuple[int, float] = {overall!r}")

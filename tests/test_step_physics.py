@@ -1,0 +1,147 @@
+"""Issue 10's physics, each against a hand calculation (docs/model.md sections 4-5):
+MAMF-tied efficiencies, the smooth roofline, attention and LM head in their own formats,
+the slowest pipeline stage and its bubbles, the busiest expert-parallel rank."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from planner.catalog import Catalog
+from planner.physics.options import PRESETS
+from planner.physics.perf import Arch, _smax, evaluate
+from planner.physics.attention import decode_attention_flops, kv_read_bytes
+from planner.physics.space import Configs, GpuTable
+
+CAT = Catalog.default()
+O = PRESETS["realistic"]
+H100_BF16_MAMF, H100_FP8_MAMF = 794.5e12, 1402.6e12
+BW = 3.35e12 * 0.8
+
+
+def _one(model: str, gpu: str, scheme: str, kv: str, tp: int, pp: int, ep: int, batch: float,
+         s: float = 1000, out: float = 200, o=O):
+    t = GpuTable.build([CAT.gpus[gpu]])
+    c = Configs.single(0, scheme, kv, tp, pp, ep, batch, s, out)
+    return evaluate(CAT.model(model), t, c, o).row(0), Arch.of(CAT.model(model))
+
+
+def test_smooth_roofline_by_hand():
+    """k = 3: equal terms cost 2^(1/3) x either; a term 10x smaller adds 0.03 %."""
+    assert float(_smax(np.array(1.0), np.array(1.0), 3.0)) == pytest.approx(2 ** (1 / 3))
+    assert float(_smax(np.array(1.0), np.array(0.1), 3.0)) == pytest.approx((1 + 1e-3) ** (1 / 3))
+    assert float(_smax(np.array(2.0), np.array(1.0), 0.0)) == 2.0
+    # Llama-3.1-8B bf16 on one H100 without KV reads: TPOT = smooth(weights, GEMMs) + overheads.
+    o = O.model_copy(update={"include_kv_reads": False})
+    r, a = _one("llama-3.1-8b", "h100-sxm", "w16a16", "bf16", 1, 1, 1, 256, o=o)
+    p = a.params
+    t_w = (p.layers_always + p.lm_head) * 2.0 / BW
+    t_f = 2 * 256 * (p.active_nonembedding + p.lm_head) / (H100_BF16_MAMF * 0.8)
+    assert r["t_weights"] == pytest.approx(t_w)
+    assert r["t_linear_compute"] == pytest.approx(t_f)
+    assert r["tpot"] == pytest.approx((t_w ** 3 + t_f ** 3) ** (1 / 3) + 32 * 20e-6)
+    # Shares as they are: both the weight reads and the GEMMs show, and they overlap.
+    assert r["share_weights"] == pytest.approx(t_w / r["tpot"])
+    assert r["share_compute"] == pytest.approx(t_f / r["tpot"])
+    assert r["share_weights"] > 0.3 and r["share_compute"] > 0.3
+
+
+def test_mamf_ceilings_per_vendor_and_format():
+    """H100 fp8 GEMMs at 0.8 x 1402.6 TFLOP/s; MI300X fp8 borrows its bf16 MAMF/peak (0.514)."""
+    r, a = _one("llama-3.1-8b", "h100-sxm", "w8a8-fp8", "fp8", 1, 1, 1, 64)
+    p = a.params
+    hand = 2 * 64 * (p.active_nonembedding / (H100_FP8_MAMF * 0.8) + p.lm_head / (H100_BF16_MAMF * 0.8))
+    assert r["t_linear_compute"] == pytest.approx(hand)
+    r, _ = _one("llama-3.1-8b", "mi300x", "w8a8-fp8", "fp8", 1, 1, 1, 64)
+    mi_fp8 = 2610e12 * (668.4 / 1300) * 0.8
+    mi_bf16 = 668.4e12 * 0.8
+    hand = 2 * 64 * (p.active_nonembedding / mi_fp8 + p.lm_head / mi_bf16)
+    assert r["t_linear_compute"] == pytest.approx(hand)
+
+
+def test_attention_in_its_kernels_format():
+    """fp8 weights, bf16 attention: decode attention at 0.78 x the bf16 MAMF, not at fp8;
+    with an FP8 attention kernel at 0.78 x the fp8 MAMF."""
+    m = CAT.model("llama-3.1-8b")
+    r, a = _one("llama-3.1-8b", "h100-sxm", "w8a8-fp8", "fp8", 1, 1, 1, 64, s=4000, out=200)
+    flops = 64 * decode_attention_flops(a.attention, 4100.0)
+    assert r["t_attn_compute"] == pytest.approx(flops / (H100_BF16_MAMF * 0.78))
+    o8 = O.model_copy(update={"attention_format": "fp8"})
+    r8, _ = _one("llama-3.1-8b", "h100-sxm", "w8a8-fp8", "fp8", 1, 1, 1, 64, s=4000, out=200, o=o8)
+    assert r8["t_attn_compute"] == pytest.approx(flops / (H100_FP8_MAMF * 0.78))
+    assert m.num_layers == 32
+
+
+def test_pipeline_slowest_stage_by_hand():
+    """Llama-3.1-70B (80 layers), PP 3 on H100 fp8: the last stage has ceil(80/3) = 27 layers
+    and the LM head; TPOT = 3 x that stage + hops + overheads per micro-batch."""
+    o = O.model_copy(update={"include_kv_reads": False, "include_compute": False})
+    r, a = _one("llama-3.1-70b", "h100-sxm", "w8a8-fp8", "fp8", 1, 3, 1, 8, o=o)
+    p = a.params
+    stage_bytes = p.layers_always * 1.0 * 27 / 80 + p.lm_head * 2.0
+    assert r["t_weights"] == pytest.approx(stage_bytes / BW)
+    hop = 10e-6 + 8 * 8192 * 2 / (450e9 * 0.8)        # two forward hops over NVLink
+    wrap = 10e-6                                        # the sampled token back to stage 1
+    overhead = 20e-6 * 27 * 3 + 3 * 100e-6
+    assert r["t_pp_comm"] == pytest.approx(2 * hop + wrap)
+    assert r["tpot"] == pytest.approx(3 * stage_bytes / BW + 2 * hop + wrap + overhead)
+    # The even split (seed articles) is cheaper: 1/3 of everything per stage.
+    even = o.model_copy(update={"pp_stage_model": "even", "pp_microbatch_overhead_s": 0.0})
+    re, _ = _one("llama-3.1-70b", "h100-sxm", "w8a8-fp8", "fp8", 1, 3, 1, 8, o=even)
+    assert re["tpot"] < r["tpot"]
+
+
+def test_pipeline_prefill_bubble_by_hand():
+    """Throughput pays each prompt's prefill PP times when its chunk rides one micro-batch."""
+    r1, _ = _one("llama-3.1-70b", "h100-sxm", "w8a8-fp8", "fp8", 1, 2, 1, 32)
+    o0 = O.model_copy(update={"pp_prefill_bubble": 0.0})
+    r0, _ = _one("llama-3.1-70b", "h100-sxm", "w8a8-fp8", "fp8", 1, 2, 1, 32, o=o0)
+    conc, out, tpot = 64.0, 200.0, r1["tpot"]
+    busy0 = (conc * out / r0["throughput_tokens_per_s"] - out * tpot) / 32
+    busy1 = (conc * out / r1["throughput_tokens_per_s"] - out * tpot) / 32
+    assert busy1 == pytest.approx(2 * busy0)
+
+
+def test_moe_busiest_rank_scales_tokens_not_bytes():
+    """Mixtral-8x7B, EP 8: imbalance 1.5 adds half the routed experts' FLOPs and all-to-all
+    bytes on the busiest rank; the expert weight bytes read do not change."""
+    base = O.model_copy(update={"include_kv_reads": False})
+    hot = base.model_copy(update={"expert_imbalance": 1.5})
+    r1, a = _one("mixtral-8x7b", "h100-sxm", "w16a16", "bf16", 8, 1, 8, 64, o=base)
+    r2, _ = _one("mixtral-8x7b", "h100-sxm", "w16a16", "bf16", 8, 1, 8, 64, o=hot)
+    p = a.params
+    routed = p.moe_layers * p.experts_per_token * p.expert_per_layer
+    extra = 2 * 64 * 0.5 * routed / 8 / (H100_BF16_MAMF * 0.8)
+    assert r2["t_weights"] == pytest.approx(r1["t_weights"])
+    assert r2["t_linear_compute"] - r1["t_linear_compute"] == pytest.approx(extra)
+    assert r2["t_ep_comm"] > r1["t_ep_comm"]
+
+
+def test_seed_article_keeps_the_pure_roofline():
+    o = PRESETS["seed-article"]
+    assert (o.roofline_sharpness, o.efficiency_basis, o.attention_format, o.pp_stage_model) == (
+        0.0, "peak", "weights", "even")
+
+
+def test_tie_band_from_validation():
+    """The band is the validation median error of the (family, format), else the family's,
+    else all rows'; regenerating it from the shipped CSV reproduces the table."""
+    from planner.fidelity.tie import BANDS, OVERALL, tie_band
+    assert tie_band("nvidia-hopper", "fp8") == BANDS[("nvidia-hopper", "fp8")][1]
+    assert tie_band("nvidia-ada", "fp16") == BANDS[("nvidia-ada", "*")][1]     # 1 row: the family's
+    assert tie_band("intel-gaudi", "bf16") == OVERALL[1]
+    assert all(0 < e < 1 for _, e in BANDS.values())
+
+
+def test_two_batch_overlap_hides_the_alltoall_under_compute():
+    """DeepSeek-V3 EP 8 on H100: with two-batch overlap only max(t_EP - compute, 0) stays."""
+    base = O
+    tbo = O.model_copy(update={"ep_overlap": "two-batch"})
+    r1, _ = _one("deepseek-v3", "h100-sxm", "w8a8-fp8", "fp8", 8, 1, 8, 64, o=base)
+    r2, _ = _one("deepseek-v3", "h100-sxm", "w8a8-fp8", "fp8", 8, 1, 8, 64, o=tbo)
+    k = 3.0
+    compute = ((r1["t_weights"] ** k + r1["t_linear_compute"] ** k) ** (1 / k)
+               + (r1["t_kv"] ** k + r1["t_attn_compute"] ** k) ** (1 / k))
+    hidden = min(r1["t_ep_comm"], compute)
+    assert r2["tpot"] == pytest.approx(r1["tpot"] - hidden)
+    assert r2["share_comm"] > 0      # the all-to-all is still reported, as it is
