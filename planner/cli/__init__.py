@@ -49,8 +49,38 @@ def _root(debug: Annotated[bool, typer.Option(
 app.command("estimate", epilog=estimate_cmd.EPILOG)(estimate_cmd.estimate)
 
 
-def main() -> None:
-    app()
+def main(argv: list[str] | None = None) -> None:
+    """The console script: as ``app()``, and a usage error (an unknown option, a value not among
+    the choices) is also a JSON object on stdout when --json is among the arguments."""
+    import sys
+
+    try:
+        import click
+    except ImportError:          # typer >= 0.16 vendors click
+        from typer import _click as click  # type: ignore[no-redef]
+
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        rv = app(args=args, prog_name="planner", standalone_mode=False)
+    except click.exceptions.UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            exc.show()
+            sys.exit(exc.exit_code)
+        human = f"error: {exc.format_message()}"
+        typer.echo((exc.ctx.get_usage() + "\n" if exc.ctx else "") + human, err=True)
+        if "--json" in args:
+            sys.stdout.write(common.dump_json({"error": type(exc).__name__, "exit_code": exc.exit_code,
+                                               "message": exc.format_message(), "text": human,
+                                               "path": getattr(getattr(exc, "param", None), "opts", [None])[0],
+                                               "file": None, "line": None, "value": None, "accepted": None}))
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    sys.exit(rv if isinstance(rv, int) else 0)
 app.command("plan", epilog=plan_cmd.EPILOG)(plan_cmd.plan_command)
 app.command("schema")(plan_cmd.schema_command)
 app.command("validate", epilog=fidelity_cmd.VALIDATE_EPILOG)(fidelity_cmd.validate_command)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import sys
 import threading
@@ -24,6 +25,11 @@ EXIT_INTERNAL = 3
 
 DEBUG = False
 """Set by the global --debug flag: unexpected exceptions keep their traceback."""
+
+
+def choices(name: str, values: tuple[str, ...]) -> type[enum.Enum]:
+    """A str enum for a typed option: the help lists the choices and completion offers them."""
+    return enum.Enum(name, {v: v for v in values}, type=str)  # type: ignore[return-value]
 
 
 def error_fields(exc: BaseException, exit_code: int) -> dict[str, Any]:
