@@ -10,9 +10,9 @@ import math
 from dataclasses import replace
 
 import pytest
+from golden_plans import instances
 from typer.testing import CliRunner
 
-from golden_plans import instances
 from planner.catalog import Catalog
 from planner.catalog.support import support
 from planner.cli import app

@@ -298,14 +298,15 @@ def benchmark(result: PlanResult, plan: Plan) -> Benchmark:
                      concurrency=concurrency)
 
 
+def _array(name: str, args: list[Arg]) -> list[str]:
+    """A bash array of flags, one per line, each with its source as a comment."""
+    texts = [a.flag if a.value is None else f"{a.flag} {shlex.quote(str(a.value))}" for a in args]
+    width = max(map(len, texts), default=0)
+    return [f"{name}=(", *(f"  {t:<{width}}  # {a.why}" for t, a in zip(texts, args)), ")"]
+
+
 def _block(program: str, model: str, args: list[Arg]) -> list[str]:
-    width = max((len(a.flag) + (0 if a.value is None else len(str(a.value)) + 1) for a in args), default=0)
-    lines = ["args=("]
-    for a in args:
-        text = a.flag if a.value is None else f"{a.flag} {shlex.quote(str(a.value))}"
-        lines.append(f"  {text:<{width}}  # {a.why}")
-    lines += [")", f"{program} {shlex.quote(model)} \"${{args[@]}}\""]
-    return lines
+    return [*_array("args", args), f"{program} {shlex.quote(model)} \"${{args[@]}}\""]
 
 
 def _yaml(d: dict[str, Any], indent: int = 0) -> list[str]:
@@ -335,8 +336,7 @@ def script(result: PlanResult, plan: Plan, engine: str, catalog: Catalog | None 
     lines += _block(ENGINES[engine].program, ln.model, ln.args)
     b = benchmark(result, plan)
     lines += ["", "# check the prediction from another shell once the server is up (one replica):"]
-    lines += ["bench=("] + [f"  {a.flag if a.value is None else a.flag + ' ' + shlex.quote(str(a.value))}  # {a.why}"
-                            for a in b.args] + [")", f"{BENCHMARK['program']} \"${{bench[@]}}\""]
+    lines += [*_array("bench", b.args), f"{BENCHMARK['program']} \"${{bench[@]}}\""]
     lines.append("# it should report (ms, closed-form prediction under load):")
     for metric in ("ttft", "tpot", "itl", "e2e"):
         got = [f"{q} {b.expected_ms[f'{metric}_{q}']:,.1f}" for q in ("mean", "p50", "p90", "p99")
