@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         import click
     except ImportError:          # typer >= 0.16 vendors click
-        from typer import _click as click  # type: ignore[no-redef]
+        from typer import _click as click
 
     args = sys.argv[1:] if argv is None else argv
     try:

@@ -78,21 +78,21 @@ def guarded(fn: Callable[[], T], as_json: bool = False) -> T:
 
 def read_result(path: Path) -> PlanResult:
     """A plan result from the JSON (or YAML) that 'planner plan --output' wrote."""
-    where = {"file": str(path)}
+    name = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise InputError(f"cannot read the plan file: {exc.strerror or exc}", **where) from None
+        raise InputError(f"cannot read the plan file: {exc.strerror or exc}", file=name) from None
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
-        raise InputError(f"not a plan file: {' '.join(str(exc).split())[:200]}", **where) from None
+        raise InputError(f"not a plan file: {' '.join(str(exc).split())[:200]}", file=name) from None
     if not isinstance(data, dict) or "plans" not in data:
-        raise InputError("not a plan file: no 'plans' (write one with 'planner plan --output FILE.json')", **where)
+        raise InputError("not a plan file: no 'plans' (write one with 'planner plan --output FILE.json')", file=name)
     try:
         return PlanResult.from_dict(data)
     except (TypeError, KeyError, ValueError) as exc:
-        raise InputError(f"not a plan file of this planner version: {exc}", **where) from None
+        raise InputError(f"not a plan file of this planner version: {exc}", file=name) from None
 
 
 def dump_json(data: Any) -> str:

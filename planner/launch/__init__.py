@@ -67,7 +67,7 @@ class Benchmark:
     concurrency: float | None
 
     def command(self) -> str:
-        parts = BENCHMARK["program"].split()
+        parts = str(BENCHMARK["program"]).split()
         for a in self.args:
             parts += [a.flag] if a.value is None else [a.flag, str(a.value)]
         return " ".join(shlex.quote(p) for p in parts)

@@ -60,7 +60,8 @@ def roofline_points(result: PlanResult, catalog: Catalog | None = None) -> tuple
         except Exception:
             continue
         fmt = ACTIVATION.get(p.quantization, "bf16")
-        peak = g.peak_dense_flops_per_s.get(fmt) or g.peak_dense_flops_per_s.get("bf16")
+        peaks: dict[str, float] = dict(g.peak_dense_flops_per_s)
+        peak = peaks.get(fmt) or peaks.get("bf16")
         if not peak:
             continue
         bw = g.memory_bandwidth_bytes_per_s
@@ -173,7 +174,7 @@ def _bars(c: Chart, name: str) -> str:
     for i, cat in enumerate(c.categories):
         x0 = ML + slot * i + slot * 0.15
         if c.kind == "stacked":
-            y = H - MB
+            y = float(H - MB)
             for k, s in enumerate(names):
                 h = finite(c.series[s][i]) * scale
                 y -= h
