@@ -60,7 +60,7 @@ def roofline_points(result: PlanResult, catalog: Catalog | None = None) -> tuple
         except Exception:
             continue
         fmt = ACTIVATION.get(p.quantization, "bf16")
-        peaks: dict[str, float] = dict(g.peak_dense_flops_per_s)
+        peaks: dict[str, float] = {str(k): v for k, v in g.peak_dense_flops_per_s.items()}
         peak = peaks.get(fmt) or peaks.get("bf16")
         if not peak:
             continue
