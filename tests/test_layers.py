@@ -17,6 +17,7 @@ STAGES: tuple[tuple[str, int], ...] = (
     ("planner.catalog", 0),
     ("planner.physics", 1), ("planner.schemas", 2), ("planner.resolve", 3), ("planner.candidates", 4),
     ("constraints", 5), ("planner.backends", 6), ("planner.simulate", 7), ("planner.plan", 7), ("planner.whatif", 8),
+    ("planner.launch", 8), ("planner.report", 8),
     ("planner.estimate", 9), ("planner.fidelity", 10), ("planner.cli", 11), ("planner.__main__", 11),
     ("planner", 0),
 )

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import sys
+import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
+import yaml
 
-from planner.errors import PlannerError
+from planner.errors import InputError, PlannerError
+from planner.plan.result import PlanResult
 from planner.yamlio import reset_reads
 
 T = TypeVar("T")
@@ -21,28 +27,72 @@ DEBUG = False
 """Set by the global --debug flag: unexpected exceptions keep their traceback."""
 
 
-def guarded(fn: Callable[[], T]) -> T:
+def choices(name: str, values: tuple[str, ...]) -> type[enum.Enum]:
+    """A str enum for a typed option: the help lists the choices and completion offers them."""
+    return enum.Enum(name, {v: v for v in values}, type=str)  # type: ignore[return-value]
+
+
+def error_fields(exc: BaseException, exit_code: int) -> dict[str, Any]:
+    """The fields of an error message, for the JSON form of it (--json): the same as the
+    human line, which is ``message`` rendered with its place, value and what is accepted."""
+    out: dict[str, Any] = {"error": type(exc).__name__, "exit_code": exit_code}
+    if isinstance(exc, InputError):
+        out.update(message=exc.message, file=exc.file, line=exc.line, path=exc.path,
+                   value=exc.value if isinstance(exc.value, (str, int, float, bool)) or exc.value is None
+                   else repr(exc.value), accepted=exc.accepted)
+    else:
+        out["message"] = " ".join(str(exc).split())[:300]
+    return out
+
+
+def _fail(exc: BaseException, human: str, exit_code: int, as_json: bool) -> typer.Exit:
+    typer.echo(human, err=True)
+    if as_json:
+        fields = error_fields(exc, exit_code)
+        fields["text"] = human
+        sys.stdout.write(json.dumps(fields, indent=2, sort_keys=True, default=str) + "\n")
+    return typer.Exit(exit_code)
+
+
+def guarded(fn: Callable[[], T], as_json: bool = False) -> T:
     """Run ``fn`` as one run of the planner: user errors print one located message on
     stderr and exit 2; Ctrl-C exits 130; any other exception is a bug, reported on one line
-    with exit 3 (its traceback with --debug)."""
+    with exit 3 (its traceback with --debug). With ``as_json`` the error is also written to
+    stdout as a JSON object with the message's fields (file, line, path, value, accepted)."""
     reset_reads()
     try:
         return fn()
     except PlannerError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        raise typer.Exit(130) from None
+        raise _fail(exc, f"error: {exc}", exc.exit_code, as_json) from None
+    except KeyboardInterrupt as exc:
+        raise _fail(exc, "interrupted", 130, as_json) from None
     except (typer.Exit, typer.Abort):
         raise
     except Exception as exc:
         if DEBUG:
             raise
         text = " ".join(str(exc).split())[:300]
-        typer.echo(f"internal error (a bug in the planner): {type(exc).__name__}: {text}; "
-                   "rerun with 'planner --debug ...' for the traceback", err=True)
-        raise typer.Exit(EXIT_INTERNAL) from None
+        raise _fail(exc, f"internal error (a bug in the planner): {type(exc).__name__}: {text}; "
+                         "rerun with 'planner --debug ...' for the traceback", EXIT_INTERNAL, as_json) from None
+
+
+def read_result(path: Path) -> PlanResult:
+    """A plan result from the JSON (or YAML) that 'planner plan --output' wrote."""
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read the plan file: {exc.strerror or exc}", file=name) from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise InputError(f"not a plan file: {' '.join(str(exc).split())[:200]}", file=name) from None
+    if not isinstance(data, dict) or "plans" not in data:
+        raise InputError("not a plan file: no 'plans' (write one with 'planner plan --output FILE.json')", file=name)
+    try:
+        return PlanResult.from_dict(data)
+    except (TypeError, KeyError, ValueError) as exc:
+        raise InputError(f"not a plan file of this planner version: {exc}", file=name) from None
 
 
 def dump_json(data: Any) -> str:
@@ -57,3 +107,41 @@ def _default(obj: Any) -> Any:
 
 def emit(text: str) -> None:
     sys.stdout.write(text)
+
+
+class Progress:
+    """A progress line on stderr for work that lasts more than ``after`` seconds: the label and
+    the seconds elapsed, redrawn twice a second, erased at the end. Only on a terminal and
+    never with --json (the caller passes ``enabled=False``): stdout is never touched."""
+
+    def __init__(self, label: str, enabled: bool = True, after: float = 1.0, stream: Any = None) -> None:
+        self.label, self.after = label, after
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = enabled and (stream is not None or self.stream.isatty())
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.shown = False
+
+    def _run(self) -> None:
+        start = time.monotonic()
+        if self._done.wait(self.after):
+            return
+        while not self._done.is_set():
+            self.stream.write(f"\r{self.label}... {time.monotonic() - start:.0f} s")
+            self.stream.flush()
+            self.shown = True
+            self._done.wait(0.5)
+
+    def __enter__(self) -> Progress:
+        if self.enabled:
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+            if self.shown:
+                self.stream.write("\r" + " " * (len(self.label) + 12) + "\r")
+                self.stream.flush()

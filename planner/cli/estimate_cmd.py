@@ -7,9 +7,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from planner.cli.common import dump_json, emit, guarded
+from planner.cli.common import choices, dump_json, emit, guarded
 from planner.cli.render import render_estimate
 from planner.estimate import estimate_from_spec
+from planner.physics.options import PRESETS
+from planner.physics.space import KV_NAMES, SCHEME_NAMES
 from planner.schemas.estimate import EstimateSpec, load_estimate_spec
 from planner.yamlio import Document
 
@@ -20,6 +22,11 @@ EPILOG = (
 )
 
 
+SchemeChoice = choices("SchemeChoice", SCHEME_NAMES)
+KvChoice = choices("KvChoice", KV_NAMES)
+PresetChoice = choices("PresetChoice", tuple(PRESETS))
+
+
 def estimate(
     file: Annotated[Optional[Path], typer.Argument(help="YAML file with the configuration; flags override it")] = None,
     model: Annotated[Optional[str], typer.Option(help="catalog model id, e.g. llama-2-70b")] = None,
@@ -27,12 +34,12 @@ def estimate(
     tp: Annotated[Optional[int], typer.Option(help="tensor-parallel degree")] = None,
     pp: Annotated[Optional[int], typer.Option(help="pipeline-parallel degree")] = None,
     ep: Annotated[Optional[int], typer.Option(help="expert-parallel degree (MoE)")] = None,
-    quantization: Annotated[Optional[str], typer.Option(help="w16a16, w8a16, w8a8-fp8, w8a8-int8, w4a16, w4a8, fp4")] = None,
-    kv_dtype: Annotated[Optional[str], typer.Option("--kv-dtype", help="bf16, fp16, fp8, int8")] = None,
+    quantization: Annotated[Optional[SchemeChoice], typer.Option(help="weight scheme")] = None,
+    kv_dtype: Annotated[Optional[KvChoice], typer.Option("--kv-dtype", help="KV-cache dtype")] = None,
     batch: Annotated[Optional[int], typer.Option(help="sequences per decode step per GPU (micro-batch)")] = None,
     input_tokens: Annotated[Optional[int], typer.Option("--input-tokens", help="prompt tokens per request")] = None,
     output_tokens: Annotated[Optional[int], typer.Option("--output-tokens", help="generated tokens per request")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="realistic, seed-article, rule-of-thumb")] = None,
+    preset: Annotated[Optional[PresetChoice], typer.Option(help="assumption preset (docs/model.md)")] = None,
     price: Annotated[Optional[float], typer.Option("--price", help="$/GPU-hour, overriding the catalog")] = None,
     catalog: Annotated[Optional[list[Path]], typer.Option("--catalog", help="catalog override file (repeatable)")] = None,
     calibration: Annotated[str, typer.Option(help="none, default (the shipped fit) or a calibration file")] = "none",
@@ -46,13 +53,14 @@ def estimate(
 
     def run() -> None:
         spec, doc = _spec(file, dict(
-            model=model, gpu=gpu, tp=tp, pp=pp, ep=ep, quantization=quantization, kv_dtype=kv_dtype,
-            batch=batch, input_tokens=input_tokens, output_tokens=output_tokens, preset=preset,
+            model=model, gpu=gpu, tp=tp, pp=pp, ep=ep, quantization=quantization and quantization.value,
+            kv_dtype=kv_dtype and kv_dtype.value,
+            batch=batch, input_tokens=input_tokens, output_tokens=output_tokens, preset=preset and preset.value,
             price_usd_per_gpu_hour=price, concurrency=concurrency, requests_per_s=rate, catalog=[str(c.absolute()) for c in catalog] if catalog else None))
         result = estimate_from_spec(spec, doc, calibration=calibration)
         emit(dump_json(result.to_dict()) if as_json else render_estimate(result))
 
-    guarded(run)
+    guarded(run, as_json=as_json)
 
 
 def _spec(file: Optional[Path], flags: dict) -> tuple[EstimateSpec, Document | None]:

@@ -42,14 +42,14 @@ def validate_command(
             write_plot(result, plot, protected=(measurements,))
         emit(dump_json(result.to_dict()) if as_json else render_validation(result))
 
-    guarded(run)
+    guarded(run, as_json=as_json)
 
 
 def calibrate_command(
     measurements: Annotated[Path, typer.Argument(help="CSV of published measurements")],
     out: Annotated[Path, typer.Option("--out", help="calibration YAML to write")],
     iters: Annotated[int, typer.Option(help="Nelder-Mead iterations per fit")] = 300,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")] = False,
 ) -> None:
     """Fit efficiencies and overheads; report fitted and leave-one-source-out errors."""
 
@@ -78,7 +78,7 @@ def calibrate_command(
         write_atomically(out, cal.to_yaml(), protected=(measurements,), option="--out")
         emit(dump_json(report) if as_json else render_calibration(report, out))
 
-    guarded(run)
+    guarded(run, as_json=as_json)
 
 
 def render_validation(v) -> str:

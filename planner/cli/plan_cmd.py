@@ -11,9 +11,11 @@ from typing import Annotated, Optional, get_args
 import typer
 import yaml
 
-from planner.cli.common import dump_json, emit, guarded
+from planner.cli.common import Progress, dump_json, emit, guarded
 from planner.cli.render import render_plans
 from planner.errors import InputError
+from planner.plan.result import PlanResult
+from planner.report import render_report
 from planner.schemas.plan import Objective, PlanSpec, load_plan_spec
 from planner.whatif.relax import plan_and_relax
 from planner.yamlio import write_atomically
@@ -49,6 +51,8 @@ def plan_command(
     reproducible: Annotated[bool, typer.Option("--reproducible", help="omit timings: the same input gives byte-identical output")] = False,
     explain_support: Annotated[bool, typer.Option("--explain-support", help="list the searched GPU x quantization x KV dtype combinations the engine does not run, and why")] = False,
     simulate: Annotated[bool, typer.Option("--simulate/--no-simulate", help="re-score each plan with the discrete-event simulator (5,000 requests, seeded)")] = True,
+    report: Annotated[Optional[Path], typer.Option(
+        "--report", help="also write a self-contained HTML report to FILE.html (planner report)")] = None,
 ) -> None:
     """Search GPU type, count, TP/PP/EP, precision and batch; print ranked plans that explain themselves.
 
@@ -64,6 +68,8 @@ def plan_command(
             raise InputError("--top must be between 1 and 50", path="--top", value=top)
         if output is not None and output.suffix not in (".json", ".yaml", ".yml"):
             raise InputError("output file must end in .json or .yaml", path="--output", value=str(output))
+        if report is not None and report.suffix not in (".html", ".htm"):
+            raise InputError("report file must end in .html", path="--report", value=str(report))
         spec, doc = load_plan_spec(str(instance))
         if objective is not None and objective.value != spec.objective:
             try:
@@ -71,8 +77,9 @@ def plan_command(
             except InputError as exc:
                 raise InputError(exc.message, file=doc.file, path="--objective", value=objective.value,
                                  accepted="an objective the instance can bound") from None
-        result = plan_and_relax(spec, doc, backend=backend.value, top_k=top, time_limit=time_limit,
-                                calibration=calibration, simulate=simulate)
+        with Progress(f"solving {instance.name} ({backend.value}, at most {time_limit:g} s)", enabled=not as_json):
+            result = plan_and_relax(spec, doc, backend=backend.value, top_k=top, time_limit=time_limit,
+                                    calibration=calibration, simulate=simulate)
         if reproducible:
             result.solve_seconds = None
         data = result.to_dict()
@@ -81,12 +88,15 @@ def plan_command(
             text = dump_json(data) if output.suffix == ".json" else yaml.safe_dump(json.loads(dump_json(data)),
                                                                                       sort_keys=True)
             write_atomically(output, text, protected=(instance,), option="--output")
+        if report is not None:
+            write_atomically(report, render_report(PlanResult.from_dict(result.to_dict()), title=instance.name),
+                             protected=(instance,), option="--report")
         emit(dump_json(data) if as_json else render_plans(result, explain_support=explain_support))
         if result.interrupted:
             return 130
         return 0 if result.plans else 1
 
-    code = guarded(run)
+    code = guarded(run, as_json=as_json)
     if code:
         raise typer.Exit(code)
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import shutil
+import sys
 
 from rich.console import Console
 from rich.table import Table
@@ -12,9 +15,26 @@ from planner.estimate import Estimate
 from planner.units import GB, GiB
 
 
+def width() -> int:
+    """The terminal's width (COLUMNS, else the terminal), at least 80; 150 when not a terminal
+    and COLUMNS is unset (files and pipes keep the full table)."""
+    cols = os.environ.get("COLUMNS", "")
+    if cols.isdigit() and int(cols) > 0:
+        return max(80, int(cols))
+    if sys.stdout.isatty():
+        return max(80, shutil.get_terminal_size((150, 24)).columns)
+    return 150
+
+
+def colour() -> bool:
+    """Colour only on a terminal, never with NO_COLOR set (https://no-color.org) or TERM=dumb."""
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
 def to_text(*renderables: object) -> str:
     buf = io.StringIO()
-    console = Console(file=buf, width=150, no_color=True, highlight=False, force_terminal=False)
+    color = colour()
+    console = Console(file=buf, width=width(), no_color=not color, highlight=False, force_terminal=color)
     for r in renderables:
         console.print(r)
     return buf.getvalue()

@@ -112,7 +112,18 @@ class Problem:
                 "price_kinds": {g.id: g.price_kind for g in self.gpus},
                 "price_dates": {g.id: g.price_date for g in self.gpus},
                 "engine": self.spec.search.engine,
-                "catalog_digest": catalog_digest(self.gpus)}
+                "catalog_digest": catalog_digest(self.gpus),
+                "workloads": {s.name: _workload(s) for s in self.slots}}
+
+
+def _workload(s: Slot) -> dict[str, Any]:
+    """What a launch command and a benchmark need of a slot (planner/launch/)."""
+    m, d = s.model, s.demand
+    return {"model": m.id or m.name, "hf_id": m.hf_id, "num_attention_heads": m.num_attention_heads,
+            "num_kv_heads": m.num_kv_heads, "num_experts": m.moe.num_experts if m.moe else 0,
+            "max_context_tokens": m.max_context_tokens, "input_tokens_mean": s.input.mean,
+            "input_tokens_max": s.input.max, "output_tokens_mean": s.output.mean, "output_tokens_max": s.output.max,
+            "demand": None if d is None else {"kind": d.kind, "value": d.value, "requests_per_s": d.requests_per_s}}
 
 
 def catalog_digest(gpus: tuple[Gpu, ...]) -> str:

@@ -1,0 +1,71 @@
+"""`planner launch PLAN.json`: engine launch commands and the benchmark check for each plan."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+import yaml
+
+from planner.cli.common import dump_json, emit, guarded, read_result
+from planner.launch import ENGINES, benchmark, launch, script
+from planner.yamlio import write_atomically
+
+EngineChoice = enum.Enum("EngineChoice", {name: name for name in (*ENGINES, "all")}, type=str)
+
+EPILOG = ("Example: planner plan instances/chat_llama70b.yaml --output plan.json && planner launch plan.json "
+          "--engine vllm --out launch/")
+
+
+def launch_command(
+    plan_file: Annotated[Path, typer.Argument(help="a plan written by 'planner plan --output FILE.json'")],
+    engine: Annotated[EngineChoice, typer.Option("--engine", "-e", help="the serving engine, or all three")]
+    = EngineChoice.all,
+    rank: Annotated[Optional[int], typer.Option("--rank", help="only the plan of this rank (default: every plan)")]
+    = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="write one script per plan and engine "
+                                                "(planN-ENGINE.sh, and TensorRT-LLM's YAML) into DIR")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")] = False,
+) -> None:
+    """Launch commands (vllm serve, python -m sglang.launch_server, trtllm-serve + YAML) from a plan, each flag
+    saying where its value came from; then the vllm bench serve command that checks the prediction.
+
+    A command is given only where the engine runs the plan's weight format and KV dtype on its GPU
+    (docs/support.md); otherwise the reason. Exit 0, 2 for a bad file, 3 for a bug."""
+
+    def run() -> int:
+        result = read_result(plan_file)
+        engines = list(ENGINES) if engine.value == "all" else [engine.value]
+        plans = [p for p in result.plans if rank is None or p.rank == rank]
+        if rank is not None and not plans:
+            from planner.errors import InputError
+            raise InputError("no plan of that rank in the file", path="--rank", value=rank,
+                             accepted=", ".join(str(p.rank) for p in result.plans) or "none (no plan)")
+        texts, data = [], []
+        for p in plans:
+            for e in engines:
+                text = script(result, p, e)
+                ln = launch(result, p, e)
+                item = {"rank": p.rank, "engine": e, "version": ln.version, "ok": ln.ok, "reason": ln.reason,
+                        "command": ln.command() if ln.ok else None,
+                        "args": [{"flag": a.flag, "value": a.value, "why": a.why} for a in ln.args],
+                        "yaml": ln.yaml or None, "checks": ln.checks, "notes": ln.notes, "support": ln.support}
+                if ln.ok:
+                    b = benchmark(result, p)
+                    item["benchmark"] = {"command": b.command(), "expected_ms": b.expected_ms}
+                data.append(item)
+                texts.append(text)
+                if out is not None:
+                    out.mkdir(parents=True, exist_ok=True)
+                    write_atomically(out / f"plan{p.rank}-{e}.sh", text, protected=(plan_file,), option="--out")
+                    if ln.ok and ln.yaml:
+                        write_atomically(out / f"plan{p.rank}-{e}.yaml", yaml.safe_dump(ln.yaml, sort_keys=False),
+                                         protected=(plan_file,), option="--out")
+        emit(dump_json({"plan_file": str(plan_file), "launches": data}) if as_json else "\n".join(texts))
+        return 0
+
+    code = guarded(run, as_json=as_json)
+    if code:
+        raise typer.Exit(code)

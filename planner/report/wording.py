@@ -1,0 +1,185 @@
+"""Facts into sentences: the one place where explanations, diagnoses and relaxations become
+English (the CLI tables and the HTML report, planner/report/). The library returns facts
+(planner/plan/result.py); nothing below computes a figure that is not in the fact."""
+
+from __future__ import annotations
+
+from planner.plan.result import Diagnosis, Fact, Plan, Relaxation
+from planner.units import GB, MS
+
+
+def _ms(seconds: float | None) -> float:
+    return (seconds or 0.0) / MS
+
+
+def batch_limit(f: Fact) -> str:
+    b = f.context.get("batch")
+    if f.constraint == "memory":
+        return f"batch {b} would need {(f.value or 0) / GB:.2f} GB per GPU of {(f.limit or 0) / GB:.2f} GB usable"
+    if f.constraint == "tpot":
+        return f"batch {b} would take {_ms(f.value):.2f} ms per token, over the {_ms(f.limit):g} ms TPOT target"
+    if f.constraint == "e2e_latency":
+        return f"batch {b} would take {_ms(f.value):.0f} ms end to end, over {_ms(f.limit):g} ms"
+    if f.constraint == "max_batch":
+        return f"search.max_batch is {int(f.limit or 0)}"
+    if f.constraint == "running_batch":
+        return (f"a larger max-num-seqs adds no capacity: at capacity a lane runs {f.value:,.0f} sequences on "
+                f"average, below the cap of {f.limit:,.0f}")
+    return str(f.context.get("reason", "the next batch level is not better"))
+
+
+def headroom(f: Fact) -> str:
+    if f.constraint == "memory":
+        return (f"memory {(f.value or 0) / GB:.1f} of {(f.limit or 0) / GB:.1f} GB usable per GPU "
+                f"({(f.value or 0) / (f.limit or 1):.0%})")
+    return f"{f.constraint} {_ms(f.value):.1f} of {_ms(f.limit):g} ms ({(f.value or 0) / (f.limit or 1):.0%})"
+
+
+def count_limit(f: Fact) -> str:
+    c = f.context
+    if f.constraint == "demand":
+        r, thr = c["replicas"], c["tokens_per_s_per_replica"]
+        return (f"{r} replicas x {thr:,.0f} tokens/s = {r * thr:,.0f} >= {f.limit:,.0f} tokens/s demanded; "
+                f"{r - 1} would give {(r - 1) * thr:,.0f}")
+    if f.constraint == "none":
+        return "one replica: no demand given, so the plan is priced per replica"
+    r = c.get("replicas", 0)
+    what = {"budget": f"the ${f.limit:,.2f}/h budget (${f.value:,.2f}/h)",
+            "inventory": f"the inventory of {f.limit:g} {f.path.rsplit('.', 1)[-1] if f.path else ''} "
+                         f"({f.value:g} GPUs)",
+            "max_gpus": f"max_gpus {f.limit:g} ({f.value:g})",
+            "power": f"the {(f.limit or 0) / 1e3:g} kW power cap ({(f.value or 0) / 1e3:.1f} kW)",
+            "max_nodes": f"max_nodes {f.limit:g} ({f.value:g} nodes)"}.get(f.constraint, "the search's replica cap")
+    return f"{r} replicas; {r + 1} would exceed {what}"
+
+
+def regime(f: Fact) -> str:
+    shares = f.context["shares"]
+    parts = ", ".join(f"{k.replace('_', ' ')} {v:.0%}" for k, v in shares.items() if v >= 0.005)
+    return f"{f.context['regime']}: of the {f.value:.2f} ms of a full decode step, {parts}"
+
+
+STAT = {"mean": "mean", "p50": "p50", "p90": "p90", "p95": "p95", "p99": "p99"}
+
+
+def capacity(f: Fact) -> str:
+    c = f.context
+    rate, sat = c["capacity_requests_per_s"], c["saturation_requests_per_s"]
+    share = rate / sat if sat else 0.0
+    if f.constraint == "max_utilization":
+        return (f"no latency target binds first: slo.max_utilization {f.limit:g} caps this replica at "
+                f"{rate:,.2f} req/s (utilisation {f.value:.2f}; {share:.2f} of the {sat:,.2f} req/s at which "
+                f"its steps saturate)")
+    name = {"ttft": "TTFT", "tpot": "TPOT", "itl": "ITL", "e2e_latency": "end-to-end"}.get(f.constraint, f.constraint)
+    return (f"{name} {c['statistic']} <= {_ms(f.limit):g} ms caps this replica at {share:.2f} of saturation, "
+            f"{rate:,.2f} req/s ({_ms(f.value):,.1f} ms there)")
+
+
+def target_headroom(f: Fact) -> str:
+    name = {"ttft": "TTFT", "tpot": "TPOT", "itl": "ITL", "e2e_latency": "end-to-end"}.get(f.constraint, f.constraint)
+    return f"{name} {f.context.get('statistic', 'mean')} {_ms(f.value):,.1f} of {_ms(f.limit):g} ms"
+
+
+def versus(f: Fact) -> str:
+    c = f.context
+    a, b = c["this"], c["next"]
+    better = "higher" if c["sense"] == "max" else "lower"
+    text = f"{f.value:,.4g} vs {f.limit:,.4g} {f.unit} ({c['relative']:+.1%}, {better} is better)"
+    drivers = []
+    if any(a[k] != b[k] for k in ("gpu", "quantization", "tp", "pp")):
+        drivers.append(f"{a['gpus']} x {a['gpu']} {a['quantization']} TP{a['tp']}/PP{a['pp']} vs "
+                       f"{b['gpus']} x {b['gpu']} {b['quantization']} TP{b['tp']}/PP{b['pp']}")
+    if "usd_per_gpu_hour" in a and "usd_per_gpu_hour" in b:
+        drivers.append(f"${a['usd_per_gpu_hour']:.2f} vs ${b['usd_per_gpu_hour']:.2f} per GPU-hour")
+        drivers.append(f"{a['throughput_tokens_per_s_per_gpu']:,.0f} vs {b['throughput_tokens_per_s_per_gpu']:,.0f} "
+                       f"tokens/s per GPU (batch {a['batch']} vs {b['batch']})")
+    else:
+        drivers.append(f"TPOT {a['tpot_ms']:.2f} vs {b['tpot_ms']:.2f} ms, TTFT {a['ttft_ms']:.0f} vs "
+                       f"{b['ttft_ms']:.0f} ms")
+    return text + ": " + "; ".join(drivers)
+
+
+def diagnosis(d: Diagnosis) -> str:
+    f, c = d.fact, d.fact.context
+    if f.constraint == "search":
+        return str(c["reason"])
+    if f.constraint == "memory":
+        short = (f.value or 0) - (f.limit or 0)
+        return (f"{c['model']} in {c['quantization']} needs {c['weights_bytes'] / GB:,.0f} GB of weights (as split "
+                f"over {c['gpus']} GPUs) plus {c['framework_bytes'] / GB:,.1f} GB of framework memory and "
+                f"{c['kv_one_sequence_bytes'] / GB:,.2f} GB of KV cache for one sequence; the largest configuration "
+                f"allowed, {c['gpus']} x {c['gpu']} (TP {c['tp']}, PP {c['pp']}) with {(f.limit or 0) / GB:,.0f} GB "
+                f"usable, falls short by {short / GB:,.0f} GB")
+    if f.constraint in ("tpot", "ttft", "e2e_latency"):
+        v, t = _ms(f.value), _ms(f.limit)
+        return f"{c['best']} reaches {v:,.1f} ms, above the {t:g} ms target by {v - t:,.1f} ms"
+    need = int(f.value or 0)
+    first = (f"meeting {c['demand_tokens_per_s']:,.0f} tokens/s" if c["demand_tokens_per_s"] else "one replica")
+    text = (f"{first} needs at least {need} replica(s) of {c['gpus_per_replica']} x {c['gpu']} "
+            f"({need * c['gpus_per_replica']} GPUs, ${c['usd_per_hour']:,.2f}/h) but the limits allow "
+            f"{int(f.limit or 0)}")
+    caps = [_cap(path, v) for path, v in c["caps"].items()]
+    return text + (f" ({', '.join(caps)})" if caps else "")
+
+
+def _cap(path: str, v: float) -> str:
+    if path.startswith("limits.inventory."):
+        return f"inventory {v:g} GPUs"
+    if path == "limits.budget_usd_per_hour":
+        return f"budget ${v:,.2f}/h"
+    if path == "limits.power_cap_w":
+        return f"power cap {v / 1e3:g} kW"
+    return f"{path.rsplit('.', 1)[-1]} {v:g}"
+
+
+def relaxation(r: Relaxation) -> str:
+    if r.needed is None or r.plan is None:
+        return f"relaxing {r.limit} alone does not make the instance feasible"
+    p = r.plan
+    return (f"{r.limit}: {r.current} -> {r.needed} gives {p['gpus']} x {p['gpu']} (TP {p['tp']}, PP {p['pp']}, "
+            f"{p['quantization']}, batch {p['batch']})")
+
+
+def plan_lines(p: Plan) -> list[str]:
+    """The explanation block of one plan."""
+    e = p.explanation
+    if e is None:
+        return []
+    first = e.batch_limit[0]
+    load = p.load
+    lines = [f"   quality: {p.quality}; price ${p.price_usd_per_gpu_hour or 0:,.2f}/GPU-hour "
+             f"({p.price_kind or 'kind unknown'}{', ' + p.price_date if p.price_date else ''})",
+             f"   load: {load['requests_per_s_per_replica']:,.2f} req/s per replica ({load['utilization']:.0%} of "
+             f"saturation), {p.concurrency:,.0f} requests in flight; scheduler max-num-seqs "
+             f"{load['scheduler']['max_num_seqs']}, max-num-batched-tokens {load['scheduler']['max_num_batched_tokens']}"]
+    if e.capacity is not None:
+        lines.append(f"   capacity: {capacity(e.capacity)}")
+    targets = [target_headroom(h) for h in e.headroom if h.constraint != "memory"]
+    if targets:
+        lines.append(f"   at this load: {'; '.join(targets)}")
+    lines += [f"   batch limited by {first.constraint}: {batch_limit(first)}",
+              f"   count: {count_limit(e.count_limit)}",
+              f"   {regime(e.regime)}"]
+    lines += simulation(p)
+    if e.versus_next is not None:
+        lines.append(f"   ranks above #{p.rank + 1}: {versus(e.versus_next)}")
+    return lines
+
+
+def simulation(p: Plan) -> list[str]:
+    sim = p.simulation
+    if not sim:
+        return []
+    if "error" in sim:
+        return [f"   simulated: not run ({sim['error']})"]
+    s, cf = sim["simulated_ms"], sim["closed_form_ms"]
+
+    def pair(k: str) -> str:
+        return f"{s[k]:,.1f}" + (f" ({cf[k]:,.1f})" if k in cf else "")
+
+    text = (f"   simulated, {sim['requests']:,} requests (closed form in brackets): TTFT mean {pair('ttft_mean')}, "
+            f"p99 {pair('ttft_p99')} ms; TPOT mean {pair('tpot_mean')}, p99 {pair('tpot_p99')} ms; "
+            f"ITL p99 {pair('itl_p99')} ms")
+    met = [f"{t['path']} {'met' if t['met'] else 'MISSED'} ({t['simulated_ms']:,.1f} of {t['target_ms']:g} ms)"
+           for t in sim["targets"]]
+    return [text] + ([f"   simulated targets: {'; '.join(met)}"] if met else [])
