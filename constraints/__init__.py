@@ -25,7 +25,7 @@ from constraints import (
     prune,
     roofline,
 )
-from constraints.incumbent import Incumbent, incumbent
+from constraints.incumbent import Incumbent as Incumbent, incumbent as incumbent
 from constraints.model import LinearModel
 from planner.candidates import Candidates
 

@@ -97,21 +97,41 @@ def pruned(f: Formulation, ranks: int) -> np.ndarray:
 
 
 def _dominated(v: np.ndarray, cfg: np.ndarray, ranks: int) -> np.ndarray:
-    """Rows of one group (sorted by configuration) that are dominated as the module says."""
+    """Rows of one group dropped as the module says, counting only dominating rows that are
+    themselves kept (an alive dominator then survives any ``ranks`` - 1 cuts directly).
+
+    Sort-filter: in lexicographic order of the criteria (ties by position) every dominator
+    of a row comes before it, so each row is compared with the rows kept so far only: a
+    block at a time against the kept set, then the block's survivors one by one."""
     m = len(v)
     out = np.zeros(m, dtype=bool)
     if m < 2:
         return out
-    starts = np.flatnonzero(np.r_[True, cfg[1:] != cfg[:-1]])
-    idx = np.arange(m)
+    order = np.lexsort(tuple(v[:, k] for k in range(v.shape[1] - 1, -1, -1)))
+    kept: list[int] = []
     for a in range(0, m, CHUNK):
-        b = min(a + CHUNK, m)
-        vj = v[None, a:b, :]
-        le = np.all(v[:, None, :] <= vj, axis=2)
-        lt = np.any(v[:, None, :] < vj, axis=2)
-        dom = le & (lt | (idx[:, None] < idx[None, a:b]))
-        same = cfg[:, None] == cfg[None, a:b]
-        by_own = (dom & same).any(axis=0)
-        others = np.logical_or.reduceat(dom & ~same, starts, axis=0).sum(axis=0)
-        out[a:b] = by_own | (others >= ranks)
+        block = order[a:a + CHUNK]
+        if kept:
+            drop = _beaten(v, cfg, np.asarray(kept), block, ranks)
+            out[block[drop]] = True
+            block = block[~drop]
+        for j in block:                  # survivors of the block: against the kept set, in order
+            if kept and _beaten(v, cfg, np.asarray(kept), np.array([j]), ranks)[0]:
+                out[j] = True
+            else:
+                kept.append(int(j))
     return out
+
+
+def _beaten(v: np.ndarray, cfg: np.ndarray, kept: np.ndarray, rows: np.ndarray, ranks: int) -> np.ndarray:
+    """For each of ``rows``: dominated by a kept row of its own configuration, or by kept
+    rows of at least ``ranks`` other configurations (kept rows precede ``rows`` in order)."""
+    vk, vj = v[kept][:, None, :], v[rows][None, :, :]
+    dom = np.all(vk <= vj, axis=2) & (np.any(vk < vj, axis=2) | (kept[:, None] < rows[None, :]))
+    same = cfg[kept][:, None] == cfg[rows][None, :]
+    own = (dom & same).any(axis=0)
+    if ranks == 1:
+        return own | (dom & ~same).any(axis=0)
+    ids = np.sort(np.where(dom & ~same, cfg[kept][:, None], -1), axis=0)
+    distinct = ((ids >= 0) & np.vstack([np.ones((1, len(rows)), bool), ids[1:] != ids[:-1]])).sum(axis=0)
+    return own | (distinct >= ranks)
