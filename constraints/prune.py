@@ -102,36 +102,49 @@ def _dominated(v: np.ndarray, cfg: np.ndarray, ranks: int) -> np.ndarray:
 
     Sort-filter: in lexicographic order of the criteria (ties by position) every dominator
     of a row comes before it, so each row is compared with the rows kept so far only: a
-    block at a time against the kept set, then the block's survivors one by one."""
+    block at a time against the kept set (vectorised), then the block's survivors in order
+    against each other (one matrix, then sets of configurations)."""
     m = len(v)
     out = np.zeros(m, dtype=bool)
     if m < 2:
         return out
     order = np.lexsort(tuple(v[:, k] for k in range(v.shape[1] - 1, -1, -1)))
-    kept: list[int] = []
+    kept = np.zeros(0, dtype=np.int64)
     for a in range(0, m, CHUNK):
         block = order[a:a + CHUNK]
-        if kept:
-            drop = _beaten(v, cfg, np.asarray(kept), block, ranks)
-            out[block[drop]] = True
-            block = block[~drop]
-        for j in block:                  # survivors of the block: against the kept set, in order
-            if kept and _beaten(v, cfg, np.asarray(kept), np.array([j]), ranks)[0]:
+        dom_k = _dominates(v, kept, block)
+        same_k = cfg[kept][:, None] == cfg[block][None, :]
+        own = (dom_k & same_k).any(axis=0)
+        by_other = dom_k & ~same_k
+        ids = np.sort(np.where(by_other, cfg[kept][:, None], -1), axis=0)
+        first = np.vstack([np.ones((1, len(block)), dtype=bool), ids[1:] != ids[:-1]]) if len(kept) else ids >= 0
+        drop = own | (((ids >= 0) & first).sum(axis=0) >= ranks)
+        out[block[drop]] = True
+        idx = np.nonzero(~drop)[0]
+        rows = block[idx]
+        other = [set(cfg[kept][by_other[:, i]].tolist()) if ranks > 1 else set() for i in idx]
+        dom_s = _dominates(v, rows, rows)
+        new: list[int] = []
+        for i, j in enumerate(rows):
+            beaten = own_cfgs = False
+            configs = other[i]
+            for k in new:
+                if dom_s[k, i]:
+                    if cfg[rows[k]] == cfg[j]:
+                        own_cfgs = True
+                        break
+                    configs = configs | {int(cfg[rows[k]])}
+            beaten = own_cfgs or len(configs) >= ranks
+            if beaten:
                 out[j] = True
             else:
-                kept.append(int(j))
+                new.append(i)
+        kept = np.concatenate([kept, rows[new]])
     return out
 
 
-def _beaten(v: np.ndarray, cfg: np.ndarray, kept: np.ndarray, rows: np.ndarray, ranks: int) -> np.ndarray:
-    """For each of ``rows``: dominated by a kept row of its own configuration, or by kept
-    rows of at least ``ranks`` other configurations (kept rows precede ``rows`` in order)."""
-    vk, vj = v[kept][:, None, :], v[rows][None, :, :]
-    dom = np.all(vk <= vj, axis=2) & (np.any(vk < vj, axis=2) | (kept[:, None] < rows[None, :]))
-    same = cfg[kept][:, None] == cfg[rows][None, :]
-    own = (dom & same).any(axis=0)
-    if ranks == 1:
-        return own | (dom & ~same).any(axis=0)
-    ids = np.sort(np.where(dom & ~same, cfg[kept][:, None], -1), axis=0)
-    distinct = ((ids >= 0) & np.vstack([np.ones((1, len(rows)), bool), ids[1:] != ids[:-1]])).sum(axis=0)
-    return own | (distinct >= ranks)
+def _dominates(v: np.ndarray, rows_k: np.ndarray, rows_j: np.ndarray) -> np.ndarray:
+    """[k, j]: row rows_k[k] dominates row rows_j[j] (no worse everywhere; strictly better
+    somewhere, or all equal and first in the table)."""
+    vk, vj = v[rows_k][:, None, :], v[rows_j][None, :, :]
+    return np.all(vk <= vj, axis=2) & (np.any(vk < vj, axis=2) | (rows_k[:, None] < rows_j[None, :]))
