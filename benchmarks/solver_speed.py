@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OBJECTIVES = ("cost_per_million_tokens", "cost_per_hour", "gpus", "throughput", "tpot", "ttft")
 BACKENDS = ("cpsat", "highs", "milp")
 DEMAND = {"requests_per_s": 100.0}
+THROUGHPUT_LIMIT = {"max_gpus": 64}   # throughput needs a limit on every GPU type
 
 
 def grown(p: Problem, size: int, seed: int = 0) -> Problem:
@@ -72,6 +73,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="15,60,240")
     ap.add_argument("--objectives", default=",".join(OBJECTIVES))
     ap.add_argument("--backends", default=",".join(BACKENDS))
+    ap.add_argument("--demands", default="no,yes", help="without and/or with a demand")
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument("--repeat", type=int, default=1, help="median of this many solves (fresh model each)")
     args = ap.parse_args()
@@ -82,24 +84,27 @@ def main() -> None:
           + " | ".join(f"{b}: build+translate+solve s, status | {b} x oracle (solve / wall)" for b in backends) + " |")
     print("|" + "---|" * (8 + 2 * len(backends)))
     for size in [int(x) for x in args.sizes.split(",")]:
-        for demand in (False, True):
+        for demand in [x == "yes" for x in args.demands.split(",")]:
             d = spec0.model_dump()
             d["workload"] = d["workload"] | ({"demand": DEMAND} if demand else {})
-            tables: dict[bool, tuple] = {}   # priced GPUs only for a cost objective, as resolve does
+            tables: dict[tuple, tuple] = {}   # priced GPUs only for a cost objective, as resolve does
             for obj in args.objectives.split(","):
+                d_obj = d | {"objective": obj}
+                if obj == "throughput":
+                    d_obj = d_obj | {"search": d["search"] | THROUGHPUT_LIMIT}
                 try:
-                    PlanSpec.model_validate(d | {"objective": obj})
+                    PlanSpec.model_validate(d_obj)
                 except Exception:
                     print(f"| {size} | {demand} | {obj} | (the spec refuses this objective "
                           f"{'with' if demand else 'without'} a demand) |")
                     continue
-                priced = obj.startswith("cost")
-                if priced not in tables:
-                    problem = resolve(PlanSpec.model_validate(d | {"objective": obj}), doc)
+                key = (obj.startswith("cost"), obj == "throughput")
+                if key not in tables:
+                    problem = resolve(PlanSpec.model_validate(d_obj), doc)
                     if size > len(problem.gpus):
                         problem = grown(problem, size)
-                    tables[priced] = (problem, *timed(lambda: build_candidates(problem), 1))
-                problem, base, t_table = tables[priced]
+                    tables[key] = (problem, *timed(lambda: build_candidates(problem), 1))
+                problem, base, t_table = tables[key]
                 cands = with_objective(base, obj)
                 oracle, t_oracle = timed(lambda: get_backend("exhaustive").solve(OracleInput(cands), 600.0), 3)
                 cells = []
