@@ -25,7 +25,8 @@ from constraints import (
     prune,
     roofline,
 )
-from constraints.incumbent import Incumbent as Incumbent, incumbent as incumbent
+from constraints.incumbent import Incumbent as Incumbent
+from constraints.incumbent import incumbent as incumbent
 from constraints.model import LinearModel
 from planner.candidates import Candidates
 
