@@ -60,7 +60,7 @@ def solve(problem: Problem, cands: Candidates, *, backend: str = "cpsat", top_k:
             if remaining <= 0:
                 break
             start = constraints.incumbent(f) if isinstance(f, constraints.Formulation) else None
-            if start is not None:
+            if start is not None and isinstance(f, constraints.Formulation):
                 f.hint = start.values
             sol = engine.solve(f, remaining)
             if sol.status not in HAS_SOLUTION and start is not None and sol.status in (Status.TIME_LIMIT,
