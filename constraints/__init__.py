@@ -22,8 +22,11 @@ from constraints import (
     memory,
     objective,
     power,
+    prune,
     roofline,
 )
+from constraints.incumbent import Incumbent as Incumbent
+from constraints.incumbent import incumbent as incumbent
 from constraints.model import LinearModel
 from planner.candidates import Candidates
 
@@ -42,7 +45,10 @@ class Formulation:
     replicas: bool = False   # False: one replica per slot (y is x)
     scalars: dict[str, int] = field(default_factory=dict)   # named continuous variables
     excluded: list[tuple[int, ...]] = field(default_factory=list)  # configuration ids cut by ranking, per plan
-    alive: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # candidates not fixed to 0
+    alive: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # candidates with a variable
+    nodes: dict[int, int] = field(default_factory=dict)    # node variable per GPU index (max_nodes)
+    hint: dict[int, float] | None = None   # a starting assignment for the next solve (constraints.incumbent)
+    size: dict[str, int] = field(default_factory=dict)     # candidates and columns before/after each reduction
 
     def scalar_name(self, base: str, s: int) -> str:
         """Name of a per-slot scalar: ``tpot`` for one slot, ``tpot[slot=chat]`` for several."""
@@ -57,43 +63,40 @@ class Formulation:
         c = self.cands
         ids = tuple(int(c.config[j]) for j in rows)
         self.excluded.append(ids)
-        cut = np.nonzero(np.isin(c.config, ids))[0]
+        cut = self.alive[np.isin(c.config[self.alive], ids)]
         label = "; ".join(c.label(j, batch=False) for j in rows)
         self.model.row(f"exclude[{label}]", "ranking", {int(self.x[j]): 1.0 for j in cut}, "<=",
                        float(len(rows) - 1), "count")
 
 
-def build(cands: Candidates) -> Formulation:
+def build(cands: Candidates, ranks: int = 1) -> Formulation:
+    """The model of a candidate table, reduced before any variable is made: screening fixes
+    the candidates that break a single-configuration row on their own, pruning drops the
+    dominated ones (safe for ``ranks`` ranked plans, constraints/prune.py)."""
     f = Formulation(cands=cands)
-    choice.add(f)
-    for family in SCREENING:
-        family.add_screening(f)
+    f.replicas = choice.needs_replicas(cands)
     screen(f)
-    choice.add_replicas(f)
+    screened = len(f.alive)
+    f.alive = f.alive[~prune.pruned(f, max(int(ranks), 1))[f.alive]]
+    choice.add(f)
     for family in FAMILIES:
         family.add(f)
     objective.add(f)
+    f.size = {"candidates": len(cands), "after_screening": screened, "after_pruning": len(f.alive),
+              "variables": len(f.model.vars), "rows": len(f.model.rows),
+              "nonzeros": sum(len(r.coeffs) for r in f.model.rows)}
     return f
 
 
 def screen(f: Formulation) -> None:
-    """Fix to 0 every x that violates a single-configuration row on its own.
+    """Keep the candidates that meet every single-configuration row on its own.
 
-    Those rows read sum_b (value_cb - limit) x_cb <= 0: with one candidate chosen, x_j = 1
-    is feasible only if its coefficient is <= 0. Solver presolve makes the same deduction;
-    doing it here keeps the aggregated rows to the surviving candidates
-    (docs/formulation.md section 3)."""
-    xs = {int(v): j for j, v in enumerate(f.x)}
-    dead = np.zeros(len(f.x), dtype=bool)
-    for r in f.model.rows:
-        if r.family in ("memory", "latency") and r.sense == "<=" and r.rhs == 0.0 and set(r.coeffs) <= xs.keys():
-            for i, a in r.coeffs.items():
-                if a > 0:
-                    dead[xs[i]] = True
-    for j in np.nonzero(dead)[0]:
-        f.model.vars[int(f.x[j])].ub = 0.0
-    fixed = {int(f.x[j]) for j in np.nonzero(dead)[0]}
-    for r in f.model.rows:          # a variable fixed to 0 contributes nothing: drop its terms
-        if fixed & r.coeffs.keys():
-            r.coeffs = {i: a for i, a in r.coeffs.items() if i not in fixed}
+    Those rows (memory per configuration, each SLO per configuration, docs/formulation.md
+    section 3) read sum_b (value_cb - limit) x_cb <= 0: with one candidate chosen, x_j = 1
+    is feasible only if its coefficient is <= 0. The others are fixed to 0, so they get no
+    variable, and then no such row can bind: the rows are not built. Solver presolve would
+    make the same deduction, after paying to read them."""
+    dead = np.zeros(len(f.cands), dtype=bool)
+    for family in SCREENING:
+        dead |= family.screened(f.cands)
     f.alive = np.nonzero(~dead)[0]

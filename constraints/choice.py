@@ -10,19 +10,25 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from planner.candidates import Candidates
+
 if TYPE_CHECKING:
     from constraints import Formulation
 
 
+def needs_replicas(c: Candidates) -> bool:
+    return bool(c.has_demand.any()) or c.objective == "throughput"
+
+
 def add(f: Formulation) -> None:
+    """After screening and pruning: a choice variable per surviving candidate (none for the
+    others, which are fixed to 0: ``f.x`` is -1 there), one deployment per slot and, if
+    needed, replica counts."""
     c, m = f.cands, f.model
-    f.replicas = bool(c.has_demand.any()) or c.objective == "throughput"
-    f.x = np.array([m.var(f"x[{c.label(j)}]", 0, 1, integer=True) for j in range(len(c))], dtype=np.int64)
-
-
-def add_replicas(f: Formulation) -> None:
-    """After screening: one deployment per slot and, if needed, replica counts for the survivors."""
-    c, m = f.cands, f.model
+    f.replicas = needs_replicas(c)
+    f.x = np.full(len(c), -1, dtype=np.int64)
+    for j in f.alive:
+        f.x[j] = m.var(f"x[{c.label(int(j))}]", 0, 1, integer=True)
     for s in range(c.n_slots):
         name = "one_deployment" if c.n_slots == 1 else f"one_deployment[slot={c.slot_names[s]}]"
         m.row(name, "choice", {int(f.x[j]): 1.0 for j in f.alive_in(s)}, "==", 1.0, "count")

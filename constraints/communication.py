@@ -10,19 +10,26 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from planner.candidates import Candidates
+
 if TYPE_CHECKING:
     from constraints import Formulation
 
 
+def per_token(c: Candidates) -> np.ndarray:
+    ev, pp = c.ev, c.configs.pp
+    return pp * (ev.t_tp_comm + ev.t_ep_comm) + ev.t_pp_comm
+
+
 def add(f: Formulation) -> None:
-    ev, pp, m = f.cands.ev, f.cands.configs.pp, f.model
-    per_token = pp * (ev.t_tp_comm + ev.t_ep_comm) + ev.t_pp_comm
+    m = f.model
+    values = per_token(f.cands)
     for s in range(f.cands.n_slots):
         rows = f.alive_in(s)
         name = f.scalar_name("t_comm", s)
-        f.scalars[name] = m.var(name, 0, float(np.nanmax(per_token[rows], initial=0.0)) * 2 + 1, integer=False,
+        f.scalars[name] = m.var(name, 0, float(np.nanmax(values[rows], initial=0.0)) * 2 + 1, integer=False,
                                 dimension="seconds")
-        coeffs = {int(f.x[j]): float(per_token[j]) for j in rows}
+        coeffs = {int(f.x[j]): float(values[j]) for j in rows}
         coeffs[f.scalars[name]] = -1.0
         suffix = "" if f.cands.n_slots == 1 else f"[slot={f.cands.slot_names[s]}]"
         m.row("communication.per_token" + suffix, "communication", coeffs, "<=", 0.0, "seconds")

@@ -31,7 +31,8 @@ def add(f: Formulation) -> None:
         node_vars = {}
         for g in sorted(set(gpu[f.alive].tolist())):
             gid = c.gpu_ids[g]
-            node_vars[g] = m.var(f"nodes[gpu={gid}]", 0, float(lim.max_nodes), integer=True, dimension="count")
+            node_vars[g] = f.nodes[g] = m.var(f"nodes[gpu={gid}]", 0, float(lim.max_nodes), integer=True,
+                                              dimension="count")
             mine = f.alive[gpu[f.alive] == g]
             coeffs = {int(f.y[j]): float(c.slots_per_replica[j]) for j in mine}
             coeffs[node_vars[g]] = -float(c.per_node[mine[0]])

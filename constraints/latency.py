@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from constraints import communication, roofline
+from planner.candidates import Candidates
+
 if TYPE_CHECKING:
     from constraints import Formulation
 
@@ -52,24 +55,27 @@ def _finite(x: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(x), x, 0.0)
 
 
-def add_screening(f: Formulation) -> None:
-    """The SLOs per configuration: sum_b (value_cb - target) x_cb <= 0."""
-    c, m = f.cands, f.model
+def screened(c: Candidates) -> np.ndarray:
+    """The SLO rows per configuration, sum_b (value_cb - target) x_cb <= 0, and the rows that
+    no rate serves (sum x <= 0), as the mask of candidates they fix to 0: those with a
+    positive coefficient (a value above the target, or +inf: a plain violation). The rows
+    themselves never bind once those are fixed, so they are not built (constraints.screen)."""
+    dead = np.zeros(len(c), dtype=bool)
     if c.load is not None:
-        for rows in c.config_groups():
-            unserved = [j for j in rows if c.ev.fits[j] and not c.load.rate[j] > 0]
-            if unserved:
-                label = c.label(int(rows[0]), batch=False)
-                m.row(f"served[{label}]", "latency", {int(f.x[j]): 1.0 for j in unserved}, "<=", 0.0, "count")
+        dead |= c.ev.fits & ~(c.load.rate > 0)
     for check in c.slo:
-        for rows in c.config_groups():
-            if not np.isfinite(check.target_s[rows[0]]):
-                continue
-            label = c.label(int(rows[0]), batch=False)
-            coeffs = {int(f.x[j]): _excess(check.value_s[j], check.target_s[j]) for j in rows}
-            m.row(f"{check.name}[{label}]", "latency", coeffs, "<=", 0.0, "seconds")
+        target, value = check.target_s, check.value_s
+        with np.errstate(invalid="ignore"):
+            excess = np.where(np.isfinite(value), value - target, target)
+            dead |= np.isfinite(target) & (excess > 0)
+    return dead
 
 
-def _excess(value: float, target: float) -> float:
-    """value - target, with a row that no rate serves (value +inf) a plain violation."""
-    return float(value - target) if np.isfinite(value) else float(target)
+def per_row(c: Candidates) -> tuple[np.ndarray, np.ndarray]:
+    """(tpot, ttft) each row alone gives the slot's scalars: the rows above with one
+    candidate chosen (the values pruning and the incumbent read)."""
+    lin, att = roofline.per_row(c)
+    comm = communication.per_token(c)
+    over = c.ev.t_overhead
+    idle = over + np.maximum(lin + att, comm) if c.overlap_comm else over + lin + att + comm
+    return np.maximum(idle, c.tpot), c.ttft

@@ -8,16 +8,14 @@ coefficient (M - U) keeps its sign under any integer rounding (docs/formulation.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import numpy as np
 
-if TYPE_CHECKING:
-    from constraints import Formulation
+from planner.candidates import Candidates
 
 
-def add_screening(f: Formulation) -> None:
-    c, m = f.cands, f.model
-    ev = c.ev
-    for rows in c.config_groups():
-        label = c.label(int(rows[0]), batch=False)
-        coeffs = {int(f.x[j]): float(ev.total_bytes[j] - ev.usable_bytes[j]) for j in rows}
-        m.row(f"memory[{label}]", "memory", coeffs, "<=", 0.0, "bytes")
+def screened(c: Candidates) -> np.ndarray:
+    """Rows whose coefficient (M - U) is positive: with one candidate chosen, x_j = 1 breaks
+    the row on its own, so x_j is fixed to 0 and the row (whose other terms are <= 0) can
+    never bind. Vectorised; the row itself is not built (constraints.screen)."""
+    with np.errstate(invalid="ignore"):
+        return (c.ev.total_bytes - c.ev.usable_bytes) > 0

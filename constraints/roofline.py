@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from planner.candidates import Candidates
+
 if TYPE_CHECKING:
     from constraints import Formulation
 
@@ -21,6 +23,12 @@ def _lower_bound(f: Formulation, rows: np.ndarray, var: int, name: str, values: 
     coeffs = {int(f.x[j]): float(values[j]) for j in rows}
     coeffs[var] = -1.0
     f.model.row(name, "roofline", coeffs, "<=", 0.0, "seconds")
+
+
+def per_row(c: Candidates) -> tuple[np.ndarray, np.ndarray]:
+    """(t_linear, t_attention) that each row alone sets: the larger of each pair below."""
+    ev, pp = c.ev, c.configs.pp
+    return pp * np.maximum(ev.t_weights, ev.t_linear_compute), pp * np.maximum(ev.t_kv, ev.t_attn_compute)
 
 
 def add(f: Formulation) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -58,8 +59,10 @@ def incremental(f: Any, key: str, translate: Callable[[LinearModel], tuple[Any, 
     rows added since (the ranking's no-good cuts): ``add_row(model, vars, linear_model, k)``."""
     cache = f.__dict__.setdefault(key, {})
     if "model" not in cache:
+        t0 = time.perf_counter()
         cache["model"], cache["vars"] = translate(f.model)
         cache["rows"] = len(f.model.rows)
+        cache["translate_seconds"] = time.perf_counter() - t0     # read by benchmarks/solver_speed.py
     for k in range(cache["rows"], len(f.model.rows)):
         add_row(cache["model"], cache["vars"], f.model, k)
     cache["rows"] = len(f.model.rows)

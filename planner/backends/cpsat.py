@@ -28,6 +28,7 @@ class CpSatBackend:
     def solve(self, f, time_limit: float, seed: int = 0) -> Solution:
         t0 = time.perf_counter()
         cp, vs = incremental(f, "_cpsat", translate, _add_row)
+        add_hints(cp, vs, f.model, getattr(f, "hint", None))
         solver = cp_model.CpSolver()
         solver.parameters.max_time_in_seconds = float(time_limit)
         solver.parameters.num_workers = 1          # deterministic: same input, same answer
@@ -50,6 +51,19 @@ class CpSatBackend:
             obj, bound = solver.ObjectiveValue(), solver.BestObjectiveBound()
             gap = 0.0 if status == Status.OPTIMAL else abs(obj - bound) / max(abs(obj), 1e-12)
         return Solution(status, values, gap=gap, seconds=time.perf_counter() - t0)
+
+
+def add_hints(cp: cp_model.CpModel, vs: list, m: LinearModel, hint: dict[int, float] | None) -> None:
+    """A starting assignment (constraints.incumbent) as CP-SAT hints: every variable, those not
+    listed at 0, in the model's integer units and inside each domain."""
+    cp.clear_hints()
+    if not hint:
+        return
+    for i, v in enumerate(m.vars):
+        lo, hi = _domain(v)
+        val = hint.get(i, 0.0)
+        k = round(val) if v.integer else _ceil(val / UNITS[v.dimension])
+        cp.add_hint(vs[i], min(max(k, lo), hi))
 
 
 def status_of(code: int, elapsed: float, time_limit: float) -> Status:

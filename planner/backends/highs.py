@@ -27,6 +27,9 @@ class HighsBackend:
     def solve(self, f, time_limit: float, seed: int = 0) -> Solution:
         t0 = time.perf_counter()
         model, vs = incremental(f, "_highs", translate, _add_row)
+        # No hint: OR-Tools 9.15's HiGHS wrapper segfaults on a model with hints (add_hint on a
+        # two-variable model crashes the process). The solve loop still falls back on the
+        # starting plan (constraints.incumbent) when HiGHS returns none (planner/plan/solve.py).
         solver = mb.Solver("highs")
         solver.enable_output(False)
         solver.set_solver_specific_parameters(OPTIONS)

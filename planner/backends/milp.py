@@ -23,7 +23,13 @@ class MilpBackend:
     def solve(self, f, time_limit: float, seed: int = 0) -> Solution:
         t0 = time.perf_counter()
         prob, vs = incremental(f, "_milp", translate, _add_row)
+        hint = getattr(f, "hint", None) or {}
+        for i, (x, var) in enumerate(zip(vs, f.model.vars) if hint else ()):   # a starting plan (constraints.incumbent)
+            v = hint.get(i, 0.0)
+            v = v if var.integer else v / CONDITIONING[var.dimension]
+            x.setInitialValue(min(max(v, x.lowBound), x.upBound))
         solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=max(1, int(time_limit)), gapRel=0.0, threads=1,
+                                   warmStart=bool(hint),
                                    options=[f"randomSeed {seed + 1}", f"randomCbcSeed {seed + 1}"])
         prob.solve(solver)
         sol = getattr(prob, "sol_status", None)

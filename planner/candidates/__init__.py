@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import TypeVar
 
 import numpy as np
@@ -242,9 +242,7 @@ def _derive(p: Problem, configs: Configs, ev: Evaluation, config: np.ndarray, sl
     allowed = replicas_allowed(limits, p.table.ids, configs.gpu, ev.gpus, cost_h, ev.power_w, slots_per_replica,
                                per_node)
     needed = replicas_needed(demand, capacity)
-    cap = allowed.copy()
-    if p.spec.objective != "throughput":
-        cap = np.where(np.isnan(demand), cap, np.minimum(cap, needed))
+    cap = replica_domain(p.spec.objective, demand, needed, allowed)
     e2e = load.get("e2e", "mean") if load is not None else e2e_seconds(ev, out_tokens)
     return Candidates(
         configs=configs, ev=ev, load=load, config=config, slot=slot, slot_names=tuple(x.name for x in p.slots),
@@ -255,8 +253,21 @@ def _derive(p: Problem, configs: Configs, ev: Evaluation, config: np.ndarray, sl
         e2e=e2e, slo=checks, meets_slo=ok,
         slots_per_replica=slots_per_replica, nodes_per_replica=nodes, price=price, cost_per_hour=cost_h,
         cost_per_million_tokens=cost_per_million_tokens(cost_h, tokens_per_s),
-        replicas_needed=needed, replicas_allowed=allowed, replica_cap=np.maximum(cap, 1.0), limits=limits,
+        replicas_needed=needed, replicas_allowed=allowed, replica_cap=cap, limits=limits,
         objective=p.spec.objective, overlap_comm=p.assumptions.overlap_comm, searched=len(configs))
+
+
+def replica_domain(objective: str, demand: np.ndarray, needed: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """The upper bound of each row's replica variable (>= 1): what the limits allow, and with a
+    demand and any objective but throughput no more than the demand needs."""
+    cap = allowed if objective == "throughput" else np.where(np.isnan(demand), allowed, np.minimum(allowed, needed))
+    return np.maximum(cap, 1.0)
+
+
+def with_objective(c: Candidates, objective: str) -> Candidates:
+    """The same table under another objective: no physics re-run (the benchmarks' sweep)."""
+    return replace(c, objective=objective,
+                   replica_cap=replica_domain(objective, c.demand, c.replicas_needed, c.replicas_allowed))
 
 
 def _load(p: Problem, configs: Configs, ev: Evaluation, slot: np.ndarray) -> RowLoad:

@@ -45,7 +45,7 @@ def solve(problem: Problem, cands: Candidates, *, backend: str = "cpsat", top_k:
     if not len(cands):
         f = OracleInput(cands)          # an empty search space: nothing to solve, the diagnosis says why
     elif Feature.LINEAR_MODEL in engine.features:
-        f = constraints.build(cands)
+        f = constraints.build(cands, ranks=top_k)
     else:
         f = OracleInput(cands)
     plans: list[Plan] = []
@@ -53,12 +53,23 @@ def solve(problem: Problem, cands: Candidates, *, backend: str = "cpsat", top_k:
     status, gap = (Status.TIME_LIMIT if len(cands) else Status.INFEASIBLE), None
     deadline = time.perf_counter() + time_limit
     interrupted = False
+    notes: list[str] = []
     try:
         for rank in range(1, top_k + 1 if len(cands) else 1):
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 break
+            start = constraints.incumbent(f) if isinstance(f, constraints.Formulation) else None
+            if start is not None and isinstance(f, constraints.Formulation):
+                f.hint = start.values
             sol = engine.solve(f, remaining)
+            if sol.status not in HAS_SOLUTION and start is not None and sol.status in (Status.TIME_LIMIT,
+                                                                                          Status.UNKNOWN):
+                # the solver ended without a plan: the starting plan is feasible, optimality unproven
+                notes.append(f"plan {rank} is the starting plan (enumerated incumbent): {backend} found none "
+                             f"and proved no bound within the time limit ({sol.status.value})")
+                sol = Solution(Status.FEASIBLE, None, picks=(start.row,), replicas=(start.replicas,), gap=None,
+                               seconds=sol.seconds)
             if sol.status not in HAS_SOLUTION:
                 if rank == 1:
                     status = sol.status
@@ -72,11 +83,11 @@ def solve(problem: Problem, cands: Candidates, *, backend: str = "cpsat", top_k:
         interrupted = True     # keep what was found; the CLI exits 130
         status = status if plans else Status.INTERRUPTED
     explain_plans(problem, cands, plans)
-    notes = [f"{gid} not searched: {why}" for gid, why in problem.excluded.items()]
+    notes = [f"{gid} not searched: {why}" for gid, why in problem.excluded.items()] + notes
     size = {}
     if isinstance(f, constraints.Formulation):
-        size = {"variables": len(f.model.vars), "rows": len(f.model.rows),
-                "candidates_fixed_by_screening": int(len(cands) - len(f.alive))}
+        size = dict(f.size) | {"candidates_fixed_by_screening": int(len(cands) - f.size["after_screening"]),
+                               "candidates_pruned_as_dominated": int(f.size["after_screening"] - len(f.alive))}
     infeasible = not plans and status == Status.INFEASIBLE and not interrupted
     diagnosis = diagnose(problem, cands) if infeasible else []
     return PlanResult(status=status.value, objective=cands.objective, backend=backend, plans=plans,
@@ -92,7 +103,7 @@ def _decode(f: constraints.Formulation | OracleInput, sol: Solution) -> list[tup
     assert isinstance(f, constraints.Formulation) and sol.values is not None
     out = []
     for s in range(f.cands.n_slots):
-        rows = f.cands.slot_rows(s)
+        rows = f.alive_in(s)
         j = int(rows[np.argmax(sol.values[f.x[rows]])])
         r = int(round(sol.values[f.y[j]])) if f.replicas else 1
         out.append((j, max(r, 1)))

@@ -1,0 +1,150 @@
+"""Dominance pruning: drop, before the solver sees them, the candidates that another one of
+the same slot and GPU type beats or ties on everything the model can ask of it
+(docs/formulation.md section 3b).
+
+Row k dominates row j when, in every criterion below (each "smaller is better"), k is no
+worse, and k is strictly better in one or, all equal, comes first:
+
+- the objective: its coefficients on x and y (and, for a TPOT/TTFT objective, the value of
+  the slot's latency scalar that the row alone sets, constraints.latency.per_row);
+- every limit that is active: GPUs (max_gpus, inventory), GPU slots (max_nodes), $/hour
+  (budget), watts (power cap);
+- the replica variable's domain (larger is better) and the capacity at SLO (larger is
+  better) when replicas are free.
+
+Two cases of replicas. With a demand in the slot and an objective other than throughput,
+the replica domain is [1, needed] and the demand row forces y_j = needed: every quantity is
+compared as a plan total (per replica x needed) and a row whose replicas cannot meet the
+demand is dropped outright. Otherwise y is free (or is x): the same y on row k is feasible
+wherever it is on row j, so per-replica figures are compared.
+
+Ranking. The solve loop cuts whole configurations (all batch levels of a layout) after each
+plan, so a row is dropped only if a row of its own configuration dominates it, or rows of at
+least ``ranks`` other configurations do: whatever the first ``ranks`` - 1 cuts remove, a
+dominating row survives, and by transitivity an optimal row always stays in the model."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from constraints import latency
+from planner.candidates.objectives import OBJECTIVES
+
+if TYPE_CHECKING:
+    from constraints import Formulation
+
+CHUNK = 256
+"""Dominated rows compared per block (memory: group size x CHUNK x criteria booleans)."""
+
+
+def criteria(f: Formulation) -> tuple[np.ndarray, np.ndarray]:
+    """(criteria per candidate, shape (n, d), smaller is better; rows that cannot meet their
+    slot's demand). NaN criteria never dominate nor are dominated."""
+    c = f.cands
+    obj = OBJECTIVES[c.objective]
+    t = obj.terms(c)
+    sign = -1.0 if obj.sense == "max" else 1.0
+    n = len(c)
+    fixed = c.has_demand & f.replicas & (c.objective != "throughput")
+    reps = np.where(fixed, c.replica_cap, 1.0)
+    cols = []
+    ox, oy = sign * t.x, sign * t.y
+    if not f.replicas:                      # y is x: one coefficient
+        cols.append(ox + oy)
+    else:
+        cols += [np.where(fixed, ox + oy * reps, ox), np.where(fixed, 0.0, oy)]
+    if t.scalars:
+        tpot, ttft = latency.per_row(c)
+        for name in t.scalars:
+            cols.append({"tpot": tpot, "ttft": ttft}.get(name, np.full(n, np.nan)))
+    lim = c.limits
+    if lim.max_gpus is not None or lim.inventory:
+        cols.append(c.ev.gpus * reps)
+    if lim.max_nodes is not None:
+        cols.append(c.slots_per_replica * reps)
+    if lim.budget_usd_per_hour is not None:
+        cols.append(np.nan_to_num(c.cost_per_hour, nan=0.0) * reps)
+    if lim.power_cap_w is not None:
+        cols.append(c.ev.power_w * reps)
+    if f.replicas:                           # free replicas: a wider domain, more capacity per replica
+        cols.append(np.where(fixed, 0.0, -c.replica_cap))
+        cols.append(np.where(fixed | ~c.has_demand, 0.0, -c.capacity))
+    with np.errstate(invalid="ignore"):
+        short = c.has_demand & ~(c.capacity * c.replica_cap >= c.demand)
+        short |= c.replicas_allowed < 1     # one replica already breaks a limit on its own
+    return np.stack(cols, axis=1).astype(float), short
+
+
+def pruned(f: Formulation, ranks: int) -> np.ndarray:
+    """Mask over candidates: the alive rows dropped (dominated, or unable to meet the demand)."""
+    c = f.cands
+    out = np.zeros(len(c), dtype=bool)
+    alive = f.alive
+    if not len(alive):
+        return out
+    crit, short = criteria(f)
+    out[alive[short[alive]]] = True
+    alive = alive[~short[alive]]
+    key = c.slot[alive] * (len(c.gpu_ids) + 1) + c.configs.gpu[alive]
+    order = np.lexsort((c.config[alive], key))
+    rows, key = alive[order], key[order]
+    bounds = np.flatnonzero(np.diff(key)) + 1
+    for group in np.split(rows, bounds):
+        out[group[_dominated(crit[group], c.config[group], ranks)]] = True
+    return out
+
+
+def _dominated(v: np.ndarray, cfg: np.ndarray, ranks: int) -> np.ndarray:
+    """Rows of one group dropped as the module says, counting only dominating rows that are
+    themselves kept (an alive dominator then survives any ``ranks`` - 1 cuts directly).
+
+    Sort-filter: in lexicographic order of the criteria (ties by position) every dominator
+    of a row comes before it, so each row is compared with the rows kept so far only: a
+    block at a time against the kept set (vectorised), then the block's survivors in order
+    against each other (one matrix, then sets of configurations)."""
+    m = len(v)
+    out = np.zeros(m, dtype=bool)
+    if m < 2:
+        return out
+    order = np.lexsort(tuple(v[:, k] for k in range(v.shape[1] - 1, -1, -1)))
+    kept = np.zeros(0, dtype=np.int64)
+    for a in range(0, m, CHUNK):
+        block = order[a:a + CHUNK]
+        dom_k = _dominates(v, kept, block)
+        same_k = cfg[kept][:, None] == cfg[block][None, :]
+        own = (dom_k & same_k).any(axis=0)
+        by_other = dom_k & ~same_k
+        ids = np.sort(np.where(by_other, cfg[kept][:, None], -1), axis=0)
+        first = np.vstack([np.ones((1, len(block)), dtype=bool), ids[1:] != ids[:-1]]) if len(kept) else ids >= 0
+        drop = own | (((ids >= 0) & first).sum(axis=0) >= ranks)
+        out[block[drop]] = True
+        idx = np.nonzero(~drop)[0]
+        rows = block[idx]
+        other = [set(cfg[kept][by_other[:, i]].tolist()) if ranks > 1 else set() for i in idx]
+        dom_s = _dominates(v, rows, rows)
+        new: list[int] = []
+        for i, j in enumerate(rows):
+            beaten = own_cfgs = False
+            configs = other[i]
+            for k in new:
+                if dom_s[k, i]:
+                    if cfg[rows[k]] == cfg[j]:
+                        own_cfgs = True
+                        break
+                    configs = configs | {int(cfg[rows[k]])}
+            beaten = own_cfgs or len(configs) >= ranks
+            if beaten:
+                out[j] = True
+            else:
+                new.append(i)
+        kept = np.concatenate([kept, rows[new]])
+    return out
+
+
+def _dominates(v: np.ndarray, rows_k: np.ndarray, rows_j: np.ndarray) -> np.ndarray:
+    """[k, j]: row rows_k[k] dominates row rows_j[j] (no worse everywhere; strictly better
+    somewhere, or all equal and first in the table)."""
+    vk, vj = v[rows_k][:, None, :], v[rows_j][None, :, :]
+    return np.all(vk <= vj, axis=2) & (np.any(vk < vj, axis=2) | (rows_k[:, None] < rows_j[None, :]))
