@@ -144,7 +144,7 @@ class Slo(Strict):
     itl_ms: LatencyTarget | None = Field(None, description="inter-token latency, per token (bare number: mean)")
     e2e_latency_ms: LatencyTarget | None = Field(None, description="TTFT + TPOT x (output tokens - 1), under load")
     max_utilization: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False), NotBool] = Field(
-        0.9, description="plan each replica at most at this share of its saturation rate (queues grow without "
+        0.8, description="plan each replica at most at this share of its saturation rate (queues grow without "
         "bound as it nears 1)")
 
 
