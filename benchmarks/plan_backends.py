@@ -13,8 +13,8 @@ from pathlib import Path
 import constraints
 from planner.backends import get_backend
 from planner.candidates import build_candidates
-from planner.resolve import resolve
 from planner.plan.solve import plan
+from planner.resolve import resolve
 from planner.schemas.plan import load_plan_spec
 
 ROOT = Path(__file__).resolve().parents[1]

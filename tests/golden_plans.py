@@ -28,8 +28,8 @@ def instances() -> list[Path]:
 
 def main() -> None:
     sys.path.insert(0, str(ROOT))
-    from planner.whatif.relax import plan_and_relax
     from planner.schemas.plan import load_plan_spec
+    from planner.whatif.relax import plan_and_relax
 
     old = json.loads(GOLDEN.read_text()) if GOLDEN.exists() else {}
     new = {}

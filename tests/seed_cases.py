@@ -23,7 +23,7 @@ from planner.physics.params import count_parameters
 from planner.physics.perf import critical_batch, evaluate, minimum_gpus
 from planner.physics.space import Configs, GpuTable
 from planner.schemas.common import Tco
-from planner.units import GB, GiB, KiB, MS, US
+from planner.units import GB, MS, US, GiB, KiB
 
 
 @dataclass(frozen=True)

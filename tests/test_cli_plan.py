@@ -4,9 +4,9 @@ import json
 from pathlib import Path
 
 import pytest
+from golden_plans import GOLDEN, instances, summarise
 from typer.testing import CliRunner
 
-from golden_plans import GOLDEN, instances, summarise
 from planner.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,8 +9,8 @@ import yaml
 from typer.testing import CliRunner
 
 from planner.cli import app, wording
-from planner.plan.result import PlanResult
 from planner.plan import solve as solve_module  # make_plan is looked up there
+from planner.plan.result import PlanResult
 from planner.whatif.relax import apply_patch
 
 ROOT = Path(__file__).resolve().parents[1]

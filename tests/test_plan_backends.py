@@ -3,12 +3,12 @@
 from pathlib import Path
 
 import pytest
+from plan_checks import violations
 
 from planner.backends import BACKENDS
-from planner.resolve import resolve
 from planner.plan.solve import plan
+from planner.resolve import resolve
 from planner.schemas.plan import load_plan_spec
-from plan_checks import violations
 
 ROOT = Path(__file__).resolve().parents[1]
 INSTANCES = sorted((ROOT / "instances").glob("*.yaml"))

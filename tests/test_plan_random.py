@@ -4,12 +4,12 @@ every returned plan passes the independent check (issue 5)."""
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from plan_checks import violations
 
 from planner.backends import BACKENDS
-from planner.resolve import resolve
 from planner.plan.solve import plan
+from planner.resolve import resolve
 from planner.schemas.plan import PlanSpec
-from plan_checks import violations
 
 MODELS = ["llama-3.1-8b", "llama-2-7b", "mixtral-8x7b", "qwen3-32b", "llama-2-70b"]
 GPUS = ["h100-sxm", "a100-80gb", "l40s", "rtx-4090", "l4", "mi300x", "h200"]

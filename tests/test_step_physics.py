@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from planner.catalog import Catalog
+from planner.physics.attention import decode_attention_flops
 from planner.physics.options import PRESETS
 from planner.physics.perf import Arch, _smax, evaluate
-from planner.physics.attention import decode_attention_flops, kv_read_bytes
 from planner.physics.space import Configs, GpuTable
 
 CAT = Catalog.default()

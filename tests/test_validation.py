@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from planner.fidelity.calibrate import cross_validate, dataset
-from planner.resolve.calibration import load_calibration
 from planner.catalog import Catalog
 from planner.cli import app
-from planner.physics.options import PRESETS
+from planner.fidelity.calibrate import cross_validate, dataset
 from planner.fidelity.validate import predict_all
+from planner.physics.options import PRESETS
+from planner.resolve.calibration import load_calibration
 
 RUNNER = CliRunner()
 MEASURED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "measured-public.csv"  # ../shared

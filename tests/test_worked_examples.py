@@ -2,7 +2,6 @@
 assumptions (stated per case in seed_cases.py; ../shared/worked-examples.md)."""
 
 import pytest
-
 from seed_cases import cases
 
 TOLERANCE = 0.02

@@ -7,14 +7,14 @@ from __future__ import annotations
 import math
 import threading
 import time
+from typing import Any
 
 import numpy as np
 from ortools.sat.python import cp_model
 
-from constraints.model import UNITS, LinearModel
+from constraints.model import UNITS, LinearModel, Var
 from planner.backends import Feature, Solution, Status, incremental
 from planner.errors import InputError
-
 
 SAFE = 2 ** 61
 """Largest magnitude of an integer variable bound, and of a row's largest possible activity
@@ -25,7 +25,7 @@ class CpSatBackend:
     name = "cpsat"
     features = frozenset({Feature.LINEAR_MODEL, Feature.INTEGER, Feature.TIME_LIMIT, Feature.PROVEN_GAP})
 
-    def solve(self, f, time_limit: float, seed: int = 0) -> Solution:
+    def solve(self, f: Any, time_limit: float, seed: int = 0) -> Solution:
         t0 = time.perf_counter()
         cp, vs = incremental(f, "_cpsat", translate, _add_row)
         add_hints(cp, vs, f.model, getattr(f, "hint", None))
@@ -133,7 +133,7 @@ def translate(m: LinearModel) -> tuple[cp_model.CpModel, list]:
     vs = []
     for v in m.vars:
         lo, hi = _domain(v)
-        vs.append(cp.NewBoolVar(v.name) if v.integer and (lo, hi) == (0, 1) else cp.NewIntVar(lo, hi, v.name))
+        vs.append(cp.new_bool_var(v.name) if v.integer and (lo, hi) == (0, 1) else cp.new_int_var(lo, hi, v.name))
     for k in range(len(m.rows)):
         _add_row(cp, vs, m, k)
     idx, ks, ids = [], [], []
@@ -148,24 +148,24 @@ def translate(m: LinearModel) -> tuple[cp_model.CpModel, list]:
     if sum(abs(k) * _reach(m.vars[i]) for i, k in zip(ids, ks)) > SAFE:
         raise _too_large(f"the objective ({m.objective_name})")
     total = cp_model.LinearExpr.WeightedSum(idx, ks)
-    cp.Minimize(total) if m.objective_sense == "min" else cp.Maximize(total)
+    cp.minimize(total) if m.objective_sense == "min" else cp.maximize(total)
     return cp, vs
 
 
-def _domain(v) -> tuple[int, int]:
+def _domain(v: Var) -> tuple[int, int]:
     """The integer domain of a model variable in CP-SAT (continuous ones in UNITS), clamped
     to +-2**61: 27 days in picoseconds, 2.3e12 $/hour in micro-dollars."""
     if v.integer:
         lo, hi = _ceil(v.lb), _floor(v.ub)
     else:
         u = UNITS[v.dimension]
-        lo, hi = v.lb / u, v.ub / u
-        lo = -SAFE if lo < -SAFE else _floor(lo)
-        hi = SAFE if hi > SAFE else _ceil(hi) + 1
+        flo, fhi = v.lb / u, v.ub / u
+        lo = -SAFE if flo < -SAFE else _floor(flo)
+        hi = SAFE if fhi > SAFE else _ceil(fhi) + 1
     return _clamp(lo), _clamp(hi)
 
 
-def _reach(v) -> int:
+def _reach(v: Var) -> int:
     lo, hi = _domain(v)
     return max(abs(lo), abs(hi))
 
@@ -205,7 +205,7 @@ def _add_row(cp: cp_model.CpModel, vs: list, m: LinearModel, k: int) -> None:
             _false(cp, r.name)
             return
         _check_reach(m, terms, target, r.name)
-        cp.Add(cp_model.LinearExpr.WeightedSum([vs[i] for i in idx], ks) == target).WithName(r.name)
+        cp.add(cp_model.LinearExpr.WeightedSum([vs[i] for i in idx], ks) == target).with_name(r.name)
         return
     # as "a.x <= b"
     sign = 1 if r.sense == "<=" else -1
@@ -233,7 +233,7 @@ def _add_row(cp: cp_model.CpModel, vs: list, m: LinearModel, k: int) -> None:
         clipped.append((i, c))
     _check_reach(m, clipped, b, r.name)
     expr = cp_model.LinearExpr.WeightedSum([vs[i] for i, _ in clipped], [c for _, c in clipped])
-    cp.Add(expr <= b).WithName(r.name)
+    cp.add(expr <= b).with_name(r.name)
 
 
 def _activity(m: LinearModel, terms: list) -> tuple[int, int]:
@@ -251,5 +251,5 @@ def _check_reach(m: LinearModel, terms: list, rhs: int, name: str) -> None:
 
 
 def _false(cp: cp_model.CpModel, name: str) -> None:
-    zero = cp.NewConstant(0)
-    cp.Add(zero >= 1).WithName(name)
+    zero = cp.new_constant(0)
+    cp.add(zero >= 1).with_name(name)

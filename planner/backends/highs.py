@@ -5,6 +5,7 @@ float model the CBC backend builds (milp.CONDITIONING)."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 from ortools.linear_solver.python import model_builder as mb
@@ -24,7 +25,7 @@ class HighsBackend:
     name = "highs"
     features = frozenset({Feature.LINEAR_MODEL, Feature.INTEGER, Feature.TIME_LIMIT, Feature.PROVEN_GAP})
 
-    def solve(self, f, time_limit: float, seed: int = 0) -> Solution:
+    def solve(self, f: Any, time_limit: float, seed: int = 0) -> Solution:
         t0 = time.perf_counter()
         model, vs = incremental(f, "_highs", translate, _add_row)
         # No hint: OR-Tools 9.15's HiGHS wrapper segfaults on a model with hints (add_hint on a
@@ -54,7 +55,7 @@ class HighsBackend:
 
 def translate(m: LinearModel) -> tuple[mb.Model, list]:
     model = mb.Model()
-    vs = []
+    vs: list[Any] = []
     for v in m.vars:
         if v.integer:
             vs.append(model.new_int_var(v.lb, v.ub, f"v{len(vs)}"))

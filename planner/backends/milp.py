@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 import numpy as np
 import pulp
@@ -20,7 +21,7 @@ class MilpBackend:
     name = "milp"
     features = frozenset({Feature.LINEAR_MODEL, Feature.INTEGER, Feature.TIME_LIMIT})
 
-    def solve(self, f, time_limit: float, seed: int = 0) -> Solution:
+    def solve(self, f: Any, time_limit: float, seed: int = 0) -> Solution:
         t0 = time.perf_counter()
         prob, vs = incremental(f, "_milp", translate, _add_row)
         hint = getattr(f, "hint", None) or {}
@@ -52,7 +53,7 @@ class MilpBackend:
 
 def translate(m: LinearModel) -> tuple[pulp.LpProblem, list]:
     prob = pulp.LpProblem("plan", pulp.LpMinimize if m.objective_sense == "min" else pulp.LpMaximize)
-    vs = []
+    vs: list[Any] = []
     for v in m.vars:
         if v.integer:
             cat = pulp.LpBinary if (v.lb, v.ub) == (0.0, 1.0) else pulp.LpInteger

@@ -17,20 +17,19 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
+from planner.candidates.load import RowLoad, row_load
 from planner.errors import InputError
 from planner.physics.perf import Evaluation, evaluate
 from planner.physics.quant import DEFAULT_SCHEMES
 from planner.physics.space import KV_NAMES, SCHEME_NAMES, Configs
 from planner.pricing import cost_per_hour, cost_per_million_tokens
-from planner.candidates.load import RowLoad, row_load
 from planner.resolve import Problem, Slot
 from planner.resolve.workload import LatencyTarget
 from planner.schemas.plan import MAX_CANDIDATES
-from planner.units import MS
 
 MAX_REPLICAS = 100_000
 """Replicas of one configuration in one plan, at most: the domain of the replica variables
@@ -277,7 +276,7 @@ def _load(p: Problem, configs: Configs, ev: Evaluation, slot: np.ndarray) -> Row
         parts.append((mine, row_load(sl, p.table, configs.take(mine), p.assumptions, ev.fits[mine])))
     n = len(configs)
     first = parts[0][1]
-    merged = {f.name: (np.zeros(n, dtype=getattr(first, f.name).dtype) if f.name != "stats" else {})
+    merged: dict[str, Any] = {f.name: (np.zeros(n, dtype=getattr(first, f.name).dtype) if f.name != "stats" else {})
               for f in fields(RowLoad)}
     for mine, part in parts:
         for f in fields(RowLoad):

@@ -29,8 +29,8 @@ def validate_command(
     """Predict every measurement the model can express; report errors per row, metric and GPU family."""
 
     def run() -> None:
-        from planner.resolve.calibration import load_calibration
         from planner.fidelity.validate import validate
+        from planner.resolve.calibration import load_calibration
 
         if plot is not None and plot.suffix.lower() != ".png":
             raise InputError("the plot is written as PNG", path="--plot", value=str(plot),
@@ -128,7 +128,8 @@ def write_plot(v, path: Path, protected=()) -> None:
     fig, ax = plt.subplots(figsize=(6, 6))
     for group in sorted({r.group for r in done}):
         pts = [(r.measured, r.predicted) for r in done if r.group == group]
-        ax.scatter(*zip(*pts), label=group, s=18)
+        xs, ys = zip(*pts)
+        ax.scatter(xs, ys, label=group, s=18)
     lo = min(min(r.measured, r.predicted) for r in done) / 2
     hi = max(max(r.measured, r.predicted) for r in done) * 2
     ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)

@@ -104,8 +104,8 @@ def render_estimate(e: Estimate) -> str:
                               f"{u['max_num_batched_tokens']} tokens per step; docs/load.md)"), title_justify="left")
         for col in ("metric", "mean", "p50", "p90", "p99"):
             load.add_column(col, justify="left" if col == "metric" else "right")
-        for m, name in (("ttft", "TTFT ms"), ("tpot", "TPOT ms"), ("itl", "ITL ms"), ("e2e", "end-to-end ms")):
-            load.add_row(name, *(f"{u[f'{m}_{q}_ms']:,.1f}" for q in ("mean", "p50", "p90", "p99")))
+        for metric, label in (("ttft", "TTFT ms"), ("tpot", "TPOT ms"), ("itl", "ITL ms"), ("e2e", "end-to-end ms")):
+            load.add_row(label, *(f"{u[f'{metric}_{q}_ms']:,.1f}" for q in ("mean", "p50", "p90", "p99")))
         load.add_row("throughput", f"{u['throughput_tokens_per_s']:,.0f} output tokens/s", "", "",
                      f"{u['requests_per_s']:,.2f} req/s")
         load.add_row("utilisation", f"{u['utilization']:.0%}", "", "", "stable" if u["stable"] else "UNSTABLE")

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from planner.catalog import Catalog
-from planner.physics.options import Assumptions
 from planner.fidelity.validate import GROUP, Case, load_measurements, map_row, predict_all
+from planner.physics.options import Assumptions
 from planner.resolve.calibration import FAMILY, FAMILY_PARAMS, PARAMS, Calibration
+
 
 def _decode(z: np.ndarray, names=PARAMS) -> dict[str, float]:
     return {n: lo + (hi - lo) / (1.0 + math.exp(-float(v))) for (n, lo, hi), v in zip(names, z)}

@@ -11,7 +11,6 @@ import io
 import math
 import re
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -126,7 +125,8 @@ def load_measurements(path: str) -> list[dict]:
         if missing:
             raise InputError("missing columns", file=path, path="header", value=", ".join(missing),
                              accepted=", ".join(COLUMNS))
-        rows = []
+        rows: list[dict[str, str]] = []
+        assert header is not None
         for fields in reader:
             if not fields:
                 continue                                   # a blank line, as csv.DictReader skips it
@@ -325,6 +325,7 @@ def validate(path: str, o: Assumptions, *, calibration=None, calibration_name: s
     for key, attr in (("summary", "metric"), ("by_family", "family"), ("by_group", "group")):
         groups: dict[str, list[float]] = {}
         for x in done:
-            groups.setdefault(getattr(x, attr), []).append(x.abs_pct_error)
+            if x.abs_pct_error is not None:
+                groups.setdefault(getattr(x, attr), []).append(x.abs_pct_error)
         setattr(v, key, {k: _stats(e) for k, e in sorted(groups.items())})
     return v

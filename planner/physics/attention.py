@@ -108,7 +108,7 @@ def kv_bytes_per_sequence(layout: AttentionLayout, context: np.ndarray, kv_bytes
             total = total + g.count * g.state_bytes
     if layout.indexer_elements:
         total = total + context * layout.num_layers * layout.indexer_elements * kv_bytes
-    return np.broadcast_to(total, np.shape(context)) if np.ndim(total) == 0 else total
+    return np.broadcast_to(total, np.shape(context)) if np.ndim(total) == 0 else np.asarray(total)
 
 
 def kv_read_bytes(layout: AttentionLayout, context: np.ndarray, kv_bytes: np.ndarray | float) -> np.ndarray:

@@ -12,17 +12,31 @@ one token. Rates are per replica, per second.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
 from planner.catalog.schema import ModelSpec
 from planner.physics.options import Assumptions
 from planner.physics.perf import (
-    _BITS, _FALLBACK, _KV_BYTES, _MATH, Arch, _allreduce_factor, _alltoall, _cycle_weight_bytes, _link,
-    _pipeline_hops, _smax, _smax_scalar, _transfer, busiest_active, cycle_overhead, evaluate, exposed_alltoall,
-    rates, stage_factors,
+    _BITS,
+    _FALLBACK,
+    _KV_BYTES,
+    _MATH,
+    Arch,
+    _allreduce_factor,
+    _cycle_weight_bytes,
+    _link,
+    _smax,
+    _smax_scalar,
+    _transfer,
+    busiest_active,
+    cycle_overhead,
+    evaluate,
+    exposed_alltoall,
+    rates,
+    stage_factors,
 )
 from planner.physics.quant import ACTIVATION_BYTES, EMBEDDING_BYTES
 from planner.physics.space import Configs, GpuTable
@@ -497,7 +511,8 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None) -> Load
         var_n = n * zpk
         dn = np.maximum(n * 1e-3, 1e-3)
         nm = np.maximum(n - dn, 0.0)
-        d0 = (step_time(phys, n + dn, (n + dn) * (S + O / 2.0)) - step_time(phys, nm, nm * (S + O / 2.0))) / (n + dn - nm)
+        d0 = (step_time(phys, n + dn, (n + dn) * (S + O / 2.0))
+              - step_time(phys, nm, nm * (S + O / 2.0))) / (n + dn - nm)
         sd0 = np.abs(d0) * np.sqrt(var_n)
         # per-request TPOT: the life average of n (variance 2/3 n, M/D/inf window), K prompts
         # prefilled during the decode phase (variance m_k), covariance m_k / 2 (section 5).

@@ -141,10 +141,12 @@ PRESET_NOTES: dict[str, str] = {
                  "measured MAMF, smooth roofline, KV reads, ring all-reduce, slowest PP stage",
     "seed-article": "seed 002's simplifications: peak rates, no KV reads, full-message all-reduce, "
                     "latency maxed with transfer, no framework memory",
-    "sglang": "SGLang profile: mem_fraction_static ~0.88 of all memory, two-batch overlap of the expert all-to-all, 15 us per layer (a prior, not fitted: fused "
-              "norm/rope kernels, CUDA graphs); otherwise the realistic priors",
+    "sglang": "SGLang profile: mem_fraction_static ~0.88 of all memory, two-batch overlap of the expert "
+              "all-to-all, 15 us per layer (a prior, not fitted: fused norm/rope kernels, CUDA graphs); "
+              "otherwise the realistic priors",
     "trtllm": "TensorRT-LLM profile: KV cache gets kv_cache_free_gpu_mem_fraction 0.9 of the memory left "
-              "after weights, 10 us per layer (a prior, not fitted: fused engine), FP8 attention kernel (FP8 FMHA) where the GPU "
+              "after weights, 10 us per layer (a prior, not fitted: fused engine), FP8 attention kernel "
+              "(FP8 FMHA) where the GPU "
               "has fp8; otherwise the realistic priors",
     "rule-of-thumb": "seed 004: memory = weights x 1.25, nothing else reserved",
 }

@@ -20,7 +20,11 @@ import numpy as np
 
 from planner.catalog.schema import MATH_FORMATS, ModelSpec
 from planner.physics.attention import (
-    AttentionLayout, attention_layout, decode_attention_flops, kv_bytes_per_sequence, kv_read_bytes,
+    AttentionLayout,
+    attention_layout,
+    decode_attention_flops,
+    kv_bytes_per_sequence,
+    kv_read_bytes,
     prefill_attention_flops,
 )
 from planner.physics.options import Assumptions
@@ -413,7 +417,7 @@ def _decode(arch, o, table, c, tp, pp, ep, group, dp_attn, b_w, b_e, b_kv, kv_fr
     """Sections 4-5: one decode step per stage, summed over the pipeline cycle."""
     p = arch.params
     gi, B = c.gpu, c.batch
-    L, h = float(arch.layers), float(arch.hidden)
+    h = float(arch.hidden)
     bw = table.bandwidth[gi] * table.eff_memory[gi] * o.memory_bandwidth_efficiency  # calibrated per family
     R = rates(table, gi, c.scheme, c.kv, o)
     s_body, s_head = stage_factors(arch, pp, o)

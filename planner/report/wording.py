@@ -151,7 +151,8 @@ def plan_lines(p: Plan) -> list[str]:
              f"({p.price_kind or 'kind unknown'}{', ' + p.price_date if p.price_date else ''})",
              f"   load: {load['requests_per_s_per_replica']:,.2f} req/s per replica ({load['utilization']:.0%} of "
              f"saturation), {p.concurrency:,.0f} requests in flight; scheduler max-num-seqs "
-             f"{load['scheduler']['max_num_seqs']}, max-num-batched-tokens {load['scheduler']['max_num_batched_tokens']}"]
+             f"{load['scheduler']['max_num_seqs']}, max-num-batched-tokens "
+             f"{load['scheduler']['max_num_batched_tokens']}"]
     if e.capacity is not None:
         lines.append(f"   capacity: {capacity(e.capacity)}")
     targets = [target_headroom(h) for h in e.headroom if h.constraint != "memory"]
