@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import sys
 import threading
 import time
@@ -96,7 +97,21 @@ def read_result(path: Path) -> PlanResult:
 
 
 def dump_json(data: Any) -> str:
-    return json.dumps(data, indent=2, sort_keys=True, allow_nan=False, default=_default) + "\n"
+    """Strict JSON: a figure that is not a number (TPOT of a one-token answer, a rate no load
+    reaches) is null, never NaN or Infinity."""
+    return json.dumps(_finite(data), indent=2, sort_keys=True, allow_nan=False, default=_default) + "\n"
+
+
+def _finite(x: Any) -> Any:
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    if hasattr(x, "item") and not isinstance(x, (str, bytes)):
+        return _finite(x.item())
+    return x
 
 
 def _default(obj: Any) -> Any:
