@@ -110,3 +110,23 @@ def test_every_plan_carries_its_price_kind_and_date():
     assert p.price_kind == CAT.gpus["h100-sxm"].price_kind and p.price_date == CAT.gpus["h100-sxm"].price_date
     assert r.inputs["price_kinds"]["h100-sxm"] == p.price_kind
     assert np.isfinite(p.price_usd_per_gpu_hour)
+
+
+def test_class6_throughput_with_one_owned_gpu_type_stays_within_what_is_owned():
+    """Issue 12 class 6: `objective: throughput` with an inventory of one type returned 200,000
+    L40S from an undocumented replica cap. An inventory is ownership: only owned GPUs are used."""
+    spec = _spec(search={"gpus": ["l40s", "h100-sxm"]}, limits={"inventory": {"l40s": 8}}, objective="throughput")
+    r = plan(spec, backend="exhaustive")
+    assert r.plans and all(p.gpu == "l40s" for p in r.plans) and sum(p.gpus for p in r.plans[:1]) <= 8
+    with pytest.raises(Exception, match="every GPU type"):
+        _spec(search={"gpus": ["l40s", "h100-sxm"]}, objective="throughput",
+              limits={"inventory": {"l40s": 8}, "rent_outside_inventory": True})
+
+
+def test_class6_a_demand_beyond_the_replica_cap_names_the_cap():
+    spec = _spec(search={"gpus": ["l4"]}, workload={"demand": {"output_tokens_per_s": 1e9}}, objective="cost_per_hour")
+    r = plan(spec, backend="exhaustive")
+    assert r.status == "infeasible"
+    from planner.report.wording import diagnosis
+    text = " ".join(diagnosis(d) for d in r.diagnosis)
+    assert "planner's cap of 100,000 replicas" in text

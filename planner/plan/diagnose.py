@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from planner.candidates import Candidates
+from planner.candidates import MAX_REPLICAS, Candidates
 from planner.physics.space import SCHEME_NAMES
 from planner.plan.result import Diagnosis, Fact
 from planner.resolve import Problem
@@ -78,6 +78,8 @@ def _limits(c: Candidates, ok: np.ndarray) -> Fact:
                     ("limits.budget_usd_per_hour", lim.budget_usd_per_hour), ("limits.power_cap_w", lim.power_cap_w)):
         if v is not None:
             caps[path] = v
+    if not caps or hi[k] >= MAX_REPLICAS:     # no limit of the file binds: the planner's own replica domain
+        caps["planner: at most MAX_REPLICAS replicas of one configuration"] = float(MAX_REPLICAS)
     return Fact("limits", value=float(need), limit=float(max(hi[k], 0)), unit="replicas",
                 context={"demand_tokens_per_s": None if not c.has_demand[k] else float(c.demand[k]),
                          "gpus_per_replica": int(ev.gpus[k]), "gpu": d["gpu"],

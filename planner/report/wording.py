@@ -129,6 +129,8 @@ def _cap(path: str, v: float) -> str:
         return f"budget ${v:,.2f}/h"
     if path == "limits.power_cap_w":
         return f"power cap {v / 1e3:g} kW"
+    if path.startswith("planner:"):
+        return f"the planner's cap of {v:,.0f} replicas per configuration (docs/instances.md)"
     return f"{path.rsplit('.', 1)[-1]} {v:g}"
 
 
