@@ -52,7 +52,7 @@ def _flat(text: str) -> str:
 def test_class1_ctrl_c_on_cpsat_exits_130_with_the_plans_so_far(tmp_path):
     out = tmp_path / "x.json"
     proc = subprocess.Popen([sys.executable, "-m", "planner", "plan", str(ROOT / "instances" / "deepseek_v3.yaml"),
-                             "--json", "--output", str(out), "--backend", "cpsat"],
+                             "--json", "--output", str(out), "--backend", "cpsat", "--top", "50"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
     time.sleep(4)
     proc.send_signal(signal.SIGINT)
@@ -337,18 +337,19 @@ def test_class11_calibrated_efficiency_must_be_a_fraction(tmp_path, section):
 
 # --- class 12: status honesty -----------------------------------------------------------
 
-@pytest.mark.parametrize("status,needle", [("time_limit", "Time limit reached before any plan"),
-                                           ("unknown", "status unknown")])
-def test_class12_no_plan_says_why(tmp_path, monkeypatch, status, needle):
+@pytest.mark.parametrize("status", ["time_limit", "unknown"])
+def test_class12_a_solver_without_an_answer_falls_back_to_the_incumbent_unproven(tmp_path, monkeypatch, status):
+    """A solver that ends without an answer no longer leaves the run planless (issue 16): the
+    enumerated incumbent is returned, and the output says it is not proven best."""
     from planner.backends import Solution, Status
     from planner.backends.cpsat import CpSatBackend
 
     monkeypatch.setattr(CpSatBackend, "solve", lambda self, f, t, seed=0: Solution(Status(status), None))
     inst = _instance(tmp_path, TINY)
-    r = _run("plan", inst)
-    assert r.exit_code == 1 and needle in r.stdout and "No feasible plan" not in r.stdout, r.stdout
-    data = json.loads(_run("plan", inst, "--json").stdout)
-    assert data["status"] == status and data["status_detail"].startswith(status)
+    r = _run("plan", inst, "--no-simulate")
+    assert r.exit_code == 0 and "not proven" in r.stdout and "No feasible plan" not in r.stdout, r.stdout
+    data = json.loads(_run("plan", inst, "--json", "--no-simulate").stdout)
+    assert data["status"] == "feasible" and data["plans"]
 
 
 def test_class12_unmapped_solver_status_is_unknown_not_time_limit():

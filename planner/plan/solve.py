@@ -32,7 +32,10 @@ def plan(spec: PlanSpec, doc: Document | None = None, *, backend: str = "cpsat",
     cands = build_candidates(problem)
     result = solve(problem, cands, backend=backend, top_k=top_k or spec.top_k, time_limit=time_limit, started=t0)
     if simulate and result.plans:
-        simulate_plans(problem, cands, result.plans)
+        try:
+            simulate_plans(problem, cands, result.plans)
+        except KeyboardInterrupt:       # Ctrl-C while re-scoring: the plans stand, some unsimulated
+            result.interrupted = True
     return result
 
 
