@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 from plan_checks import violations
 
 from planner.backends import BACKENDS
-from planner.plan.solve import plan
+from planner.candidates import build_candidates
+from planner.plan.solve import solve
 from planner.resolve import resolve
 from planner.schemas.plan import PlanSpec
 
@@ -54,9 +55,10 @@ def instances(draw):
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(instances())
 def test_backends_agree_on_random_instances(spec):
-    results = {b: plan(spec, backend=b, top_k=2, time_limit=60) for b in BACKENDS}
+    problem = resolve(spec)                 # one candidate table (and load model) for the four backends
+    cands = build_candidates(problem)
+    results = {b: solve(problem, cands, backend=b, top_k=2, time_limit=60) for b in BACKENDS}
     oracle = results["exhaustive"]
-    problem = resolve(spec)
     for name, r in results.items():
         assert r.status == oracle.status, (name, r.status, oracle.status)
         assert len(r.plans) == len(oracle.plans), name
