@@ -35,14 +35,7 @@ def add(f: Formulation) -> None:
         f.scalars[tpot] = m.var(tpot, 0, top_tpot * 4 + 1, integer=False, dimension="seconds")
         f.scalars[ttft] = m.var(ttft, 0, float(np.nanmax(_finite(c.ttft[rows]), initial=0.0)) * 2 + 1,
                                 integer=False, dimension="seconds")
-        lin, att, comm = (f.scalars[f.scalar_name(n, s)] for n in ("t_linear", "t_attention", "t_comm"))
-        overhead = {int(f.x[j]): float(ev.t_overhead[j]) for j in rows}
-        parts = [[lin, att], [comm]] if c.overlap_comm else [[lin, att, comm]]
         suffix = "" if c.n_slots == 1 else f"[slot={c.slot_names[s]}]"
-        for i, group in enumerate(parts):
-            coeffs = dict(overhead) | {v: 1.0 for v in group}
-            coeffs[f.scalars[tpot]] = -1.0
-            m.row(f"latency.tpot_definition[{i}]{suffix}", "latency", coeffs, "<=", 0.0, "seconds")
         coeffs = {int(f.x[j]): float(c.tpot[j]) for j in rows}
         coeffs[f.scalars[tpot]] = -1.0
         m.row(f"latency.tpot_under_load{suffix}", "latency", coeffs, "<=", 0.0, "seconds")

@@ -45,15 +45,17 @@ def test_every_row_is_predicted_or_skipped_with_a_reason():
 
 
 @needs_data
-def test_calibration_improves_held_out_error():
+def test_the_default_calibration_follows_the_held_out_evidence():
+    """The default is the priors exactly when a leave-one-source-out calibration does not beat
+    them (README, docs/validation.md): with issue 10's physics it does not (mean |log error|
+    0.28 held out vs 0.26 uncalibrated), so `--calibration none` stays the default. If a change
+    makes the fit win held out, this fails: make `default` the default then."""
     cat, base = Catalog.default(), PRESETS["realistic"]
     ds = dataset(str(MEASURED), cat)
     uncalibrated = predict_all(ds.cases, cat, base)
     held_out = cross_validate(ds, base, cat, iters=100)
     err = lambda p: float(np.mean(np.abs(np.log(p / ds.measured))))  # noqa: E731
-    assert err(held_out) < err(uncalibrated)
-    assert np.median(np.abs(held_out - ds.measured) / ds.measured) < np.median(
-        np.abs(uncalibrated - ds.measured) / ds.measured)
+    assert err(held_out) >= err(uncalibrated)
 
 
 @needs_data
