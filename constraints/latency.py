@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from constraints import communication, roofline
 from planner.candidates import Candidates
 
 if TYPE_CHECKING:
@@ -67,8 +66,4 @@ def screened(c: Candidates) -> np.ndarray:
 def per_row(c: Candidates) -> tuple[np.ndarray, np.ndarray]:
     """(tpot, ttft) each row alone gives the slot's scalars: the rows above with one
     candidate chosen (the values pruning and the incumbent read)."""
-    lin, att = roofline.per_row(c)
-    comm = communication.per_token(c)
-    over = c.ev.t_overhead
-    idle = over + np.maximum(lin + att, comm) if c.overlap_comm else over + lin + att + comm
-    return np.maximum(idle, c.tpot), c.ttft
+    return c.tpot, c.ttft
