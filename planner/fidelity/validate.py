@@ -120,13 +120,12 @@ def load_measurements(path: str) -> list[dict]:
     text = read_text_bounded(path, MAX_CSV_BYTES, "measurements file")
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
-        header = next(reader, None)
-        missing = [c for c in COLUMNS if c not in (header or [])]
+        header: list[str] = next(reader, None) or []      # an empty file: every column missing, below
+        missing = [c for c in COLUMNS if c not in header]
         if missing:
             raise InputError("missing columns", file=path, path="header", value=", ".join(missing),
                              accepted=", ".join(COLUMNS))
         rows: list[dict[str, str]] = []
-        assert header is not None
         for fields in reader:
             if not fields:
                 continue                                   # a blank line, as csv.DictReader skips it
