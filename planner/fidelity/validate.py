@@ -120,7 +120,7 @@ def load_measurements(path: str) -> list[dict]:
     text = read_text_bounded(path, MAX_CSV_BYTES, "measurements file")
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
-        header: list[str] = next(reader, None) or []      # an empty file: every column missing, below
+        header: list[str] = next(reader, [])      # an empty file: every column missing, below
         missing = [c for c in COLUMNS if c not in header]
         if missing:
             raise InputError("missing columns", file=path, path="header", value=", ".join(missing),
