@@ -14,6 +14,7 @@ import numpy as np
 
 from constraints import (
     budget,
+    change,
     choice,
     communication,
     demand,
@@ -31,7 +32,10 @@ from constraints.model import LinearModel
 from planner.candidates import Candidates
 
 SCREENING = (memory, latency)          # rows that involve one configuration's candidates only
-FAMILIES = (roofline, communication, latency, demand, inventory, budget, power)
+FAMILIES = (roofline, communication, latency, demand, inventory, budget, power, change)
+PER_DEPLOYMENT = (roofline, communication, latency)
+"""Families whose scalars are the one chosen deployment's latency terms: a slot that splits
+its traffic over several deployments has no one latency, and no objective reads them."""
 
 
 @dataclass
@@ -80,8 +84,10 @@ def build(cands: Candidates, ranks: int = 1) -> Formulation:
     f.alive = f.alive[~prune.pruned(f, max(int(ranks), 1))[f.alive]]
     choice.add(f)
     for family in FAMILIES:
-        family.add(f)
+        if not (cands.split and family in PER_DEPLOYMENT):
+            family.add(f)
     objective.add(f)
+    objective.add_bounds(f)
     f.size = {"candidates": len(cands), "after_screening": screened, "after_pruning": len(f.alive),
               "variables": len(f.model.vars), "rows": len(f.model.rows),
               "nonzeros": sum(len(r.coeffs) for r in f.model.rows)}

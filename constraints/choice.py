@@ -2,7 +2,11 @@
 
 x_j in {0,1} picks candidate j; y_j in {0..R_j} counts its replicas, linked by
 x_j <= y_j <= R_j x_j. Without a demand or a throughput objective one replica is the
-plan and y_j is x_j itself."""
+plan and y_j is x_j itself.
+
+A fleet splits a slot's traffic (docs/fleet.md): 1 <= sum_j x_j <= K configurations per
+slot (0 <= when the slot may go unserved, objective served_demand); the demand rows then
+split the traffic in proportion to capacity."""
 
 from __future__ import annotations
 
@@ -30,8 +34,15 @@ def add(f: Formulation) -> None:
     for j in f.alive:
         f.x[j] = m.var(f"x[{c.label(int(j))}]", 0, 1, integer=True)
     for s in range(c.n_slots):
-        name = "one_deployment" if c.n_slots == 1 else f"one_deployment[slot={c.slot_names[s]}]"
-        m.row(name, "choice", {int(f.x[j]): 1.0 for j in f.alive_in(s)}, "==", 1.0, "count")
+        coeffs = {int(f.x[j]): 1.0 for j in f.alive_in(s)}
+        if not c.split:
+            name = "one_deployment" if c.n_slots == 1 else f"one_deployment[slot={c.slot_names[s]}]"
+            m.row(name, "choice", coeffs, "==", 1.0, "count")
+            continue
+        suffix = "" if c.n_slots == 1 else f"[slot={c.slot_names[s]}]"
+        m.row("max_configurations" + suffix, "choice", coeffs, "<=", float(c.max_configs), "count")
+        if not c.partial:
+            m.row("at_least_one_deployment" + suffix, "choice", coeffs, ">=", 1.0, "count")
     if not f.replicas:
         f.y = f.x
         return

@@ -34,7 +34,7 @@ class Incumbent:
 
 def incumbent(f: Formulation) -> Incumbent | None:
     c = f.cands
-    if c.n_slots != 1 or not len(f.alive):
+    if c.n_slots != 1 or not len(f.alive) or c.split or c.current is not None or c.bounds:
         return None
     obj = OBJECTIVES[c.objective]
     t = obj.terms(c)

@@ -20,6 +20,7 @@ UNITS: dict[str, float] = {
     "tokens_per_s": 1e-6,
     "watts": 1e-3,
     "nodes": 1.0,
+    "share": 1e-9,          # a share of a demand served (objective served_demand)
 }
 """Integer unit of each dimension (CP-SAT). Rounding is conservative (docs/formulation.md)."""
 

@@ -47,7 +47,7 @@ def criteria(f: Formulation) -> tuple[np.ndarray, np.ndarray]:
     t = obj.terms(c)
     sign = -1.0 if obj.sense == "max" else 1.0
     n = len(c)
-    fixed = c.has_demand & f.replicas & (c.objective != "throughput")
+    fixed = c.has_demand & f.replicas & (c.objective != "throughput") & (not c.split)
     reps = np.where(fixed, c.replica_cap, 1.0)
     cols = []
     ox, oy = sign * t.x, sign * t.y
@@ -55,16 +55,20 @@ def criteria(f: Formulation) -> tuple[np.ndarray, np.ndarray]:
         cols.append(ox + oy)
     else:
         cols += [np.where(fixed, ox + oy * reps, ox), np.where(fixed, 0.0, oy)]
+    kept = {c.objective, *(name for name, _ in c.bounds)}
     if t.scalars:
         tpot, ttft = latency.per_row(c)
         for name in t.scalars:
-            cols.append({"tpot": tpot, "ttft": ttft}.get(name, np.full(n, np.nan)))
+            if name not in ("served", "change"):       # served: the capacity column below compares it
+                cols.append({"tpot": tpot, "ttft": ttft}.get(name, np.full(n, np.nan)))
+    if "change" in kept:     # GPUs started per replica; rows run today are never dropped (pruned())
+        cols.append(c.ev.gpus * reps)
     lim = c.limits
     if lim.max_gpus is not None or lim.inventory:
         cols.append(c.ev.gpus * reps)
     if lim.max_nodes is not None:
         cols.append(c.slots_per_replica * reps)
-    if lim.budget_usd_per_hour is not None:
+    if lim.budget_usd_per_hour is not None or "cost_per_hour" in kept - {c.objective}:
         cols.append(np.nan_to_num(c.cost_per_hour, nan=0.0) * reps)
     if lim.power_cap_w is not None:
         cols.append(c.ev.power_w * reps)
@@ -72,7 +76,7 @@ def criteria(f: Formulation) -> tuple[np.ndarray, np.ndarray]:
         cols.append(np.where(fixed, 0.0, -c.replica_cap))
         cols.append(np.where(fixed | ~c.has_demand, 0.0, -c.capacity))
     with np.errstate(invalid="ignore"):
-        short = c.has_demand & ~(c.capacity * c.replica_cap >= c.demand)
+        short = c.has_demand & ~(c.capacity * c.replica_cap >= c.demand) & (not c.split)
         short |= c.replicas_allowed < 1     # one replica already breaks a limit on its own
     return np.stack(cols, axis=1).astype(float), short
 
@@ -93,6 +97,8 @@ def pruned(f: Formulation, ranks: int) -> np.ndarray:
     bounds = np.flatnonzero(np.diff(key)) + 1
     for group in np.split(rows, bounds):
         out[group[_dominated(crit[group], c.config[group], ranks)]] = True
+    if c.current is not None:
+        out &= c.current == 0         # a configuration run today carries its own change term
     return out
 
 

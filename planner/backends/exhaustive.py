@@ -32,6 +32,10 @@ class ExhaustiveBackend:
     name = "exhaustive"
     features = frozenset({Feature.INDEPENDENT_ORACLE, Feature.INTEGER, Feature.TIME_LIMIT})
 
+    def solve_fleet(self, c: Candidates, phases: tuple[str, ...], slack: dict[str, float]) -> tuple[
+            Status, list[tuple[int, int]], np.ndarray, dict[str, float]]:
+        return solve_fleet(c, phases, slack)
+
     def solve(self, f: Formulation, time_limit: float, seed: int = 0) -> Solution:
         t0 = time.perf_counter()
         c = f.cands
@@ -168,3 +172,128 @@ def evaluate_all(c: Candidates, excluded: list[tuple[int, ...]]) -> tuple[np.nda
             value = load.tokens_per_s * replicas
     ok &= np.isfinite(value)
     return value, replicas, ok
+
+
+MAX_FLEET_STATES = 3_000_000
+
+
+def solve_fleet(c: Candidates, phases: tuple[str, ...], slack: dict[str, float]) -> tuple[
+        Status, list[tuple[int, int]], np.ndarray, dict[str, float]]:
+    """A fleet by enumeration, in its own terms (docs/fleet.md): per workload every set of at
+    most K rows with every replica count from 1 to the most its demand alone needs (or runs
+    today), then every combination of the workloads' options under the shared limits, ranked
+    lexicographically by ``phases`` (an earlier phase kept within ``slack`` of its optimum).
+    Small instances only. Returns status, (row, replicas) chosen, served share per slot and
+    each phase's value."""
+    ev, load = c.ev, c.load
+    assert load is not None
+    ok = ev.fits & (load.rate > 0)
+    for k, s in enumerate(c.slots):
+        for t in s.targets:
+            ok &= (c.slot != k) | (load.get(t.metric, t.statistic) <= t.seconds)
+    lo, hi = replica_bounds(c)
+    closed = np.array([s.demand is not None and s.demand.kind == "clients" for s in c.slots])[c.slot]
+    per_replica = np.where(closed, load.clients, load.tokens_per_s)
+    need = np.ceil(np.array([s.demand.value for s in c.slots])[c.slot] / per_replica)   # type: ignore[union-attr]
+    today = np.zeros(len(c)) if c.current is None else c.current
+    top = np.minimum(hi, np.maximum(need, today))
+    partial = "served_demand" in phases
+    types = list(c.gpu_ids)
+    n_t = len(types)
+    weights = np.array([s.weight for s in c.slots], dtype=float)
+    # state: picks, cost, gpus per type, GPUs on shared nodes per type, whole nodes per type, power, served, change
+    states: list[tuple] = [((), 0.0, np.zeros(n_t), np.zeros(n_t), np.zeros(n_t), 0.0, 0.0, 0.0)]
+    for k, s in enumerate(c.slots):
+        rows = [int(j) for j in np.nonzero(ok & (c.slot == k))[0] if top[j] >= 1]
+        d = float(s.demand.value)   # type: ignore[union-attr]
+        options = []
+        for m in range(0 if partial else 1, c.max_configs + 1):
+            for subset in itertools.combinations(rows, m):
+                for reps in itertools.product(*[range(1, int(top[j]) + 1) for j in subset]):
+                    capacity = sum(per_replica[j] * r for j, r in zip(subset, reps))
+                    if capacity < d * (1 - 1e-12) and not partial:
+                        continue
+                    options.append(_option(c, k, subset, reps, min(1.0, capacity / d), today, n_t))
+        options += [_option(c, k, (), (), 0.0, today, n_t)] if partial and not options else []
+        states = [_join(a, b, weights[k]) for a in states for b in options]
+        states = [x for x in states if _fits(c, x)]
+        if len(states) > MAX_FLEET_STATES:
+            raise ValueError("too many fleets for the exhaustive oracle; use a solver backend")
+    if not states:
+        return Status.INFEASIBLE, [], np.zeros(c.n_slots), {}
+    served_total = weights.sum()
+    values = {"cost_per_hour": np.array([x[1] for x in states]),
+              "served_demand": np.array([x[6] for x in states]) / served_total,
+              "change": np.array([x[7] for x in states])}
+    keep = np.ones(len(states), dtype=bool)
+    reached = {}
+    for name in phases:
+        v = values[name]
+        best = v[keep].max() if name == "served_demand" else v[keep].min()
+        reached[name] = float(best)
+        tol = slack.get(name, 1e-9)
+        keep &= (v >= best * (1 - tol) - 1e-9) if name == "served_demand" else (v <= best * (1 + tol) + 1e-9)
+    last = phases[-1]
+    idx = np.nonzero(keep)[0]
+    pick = int(idx[np.argmax(values[last][idx])] if last == "served_demand" else idx[np.argmin(values[last][idx])])
+    picks = list(states[pick][0])
+    served = np.zeros(c.n_slots)
+    for k, s in enumerate(c.slots):
+        capacity = sum(per_replica[j] * r for j, r in picks if c.slot[j] == k)
+        served[k] = min(1.0, capacity / float(s.demand.value))   # type: ignore[union-attr]
+    return Status.OPTIMAL, picks, served, reached
+
+
+def _option(c: Candidates, k: int, rows: tuple, reps: tuple, served: float, today: np.ndarray, n_t: int) -> tuple:
+    ev = c.ev
+    gpus, shared, whole = np.zeros(n_t), np.zeros(n_t), np.zeros(n_t)
+    cost = power = started = 0.0
+    for j, r in zip(rows, reps):
+        t = int(c.configs.gpu[j])
+        g = float(ev.gpus[j])
+        gpus[t] += g * r
+        if g <= c.per_node[j]:
+            shared[t] += g * r
+        else:
+            whole[t] += r * np.ceil(g / c.per_node[j])
+        cost += g * float(c.price[j]) * r
+        power += float(ev.power_w[j]) * r
+    # change, in GPUs: replicas of configurations run today count |new - today|, others all of theirs
+    by_config: dict[int, float] = {}
+    for j, r in zip(rows, reps):
+        by_config[int(c.config[j])] = by_config.get(int(c.config[j]), 0.0) + r
+    running = {} if c.current is None else {int(c.config[j]): (float(today[j]), float(ev.gpus[j]))
+                                              for j in np.nonzero((c.slot == k) & (today > 0))[0]}
+    for cfg, n in by_config.items():
+        was, g = running.get(cfg, (0.0, float(ev.gpus[np.nonzero(c.config == cfg)[0][0]])))
+        started += abs(n - was) * g
+    for cfg, (was, g) in running.items():
+        if cfg not in by_config:
+            started += was * g
+    started += sum(g * n for s, g, n in c.unmatched if s == k)
+    return (tuple(zip(rows, reps)), cost, gpus, shared, whole, power, served, started)
+
+
+def _join(a: tuple, b: tuple, weight: float) -> tuple:
+    return (a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3], a[4] + b[4], a[5] + b[5], a[6] + weight * b[6],
+            a[7] + b[7])
+
+
+def _fits(c: Candidates, x: tuple) -> bool:
+    lim = c.limits
+    _, cost, gpus, shared, whole, power, _, _ = x
+    for gid, count in lim.inventory.items():
+        if gid in c.gpu_ids and gpus[c.gpu_ids.index(gid)] > count:
+            return False
+    if lim.max_gpus is not None and gpus.sum() > lim.max_gpus:
+        return False
+    if lim.budget_usd_per_hour is not None and cost > lim.budget_usd_per_hour * (1 + 1e-12):
+        return False
+    if lim.power_cap_w is not None and power > lim.power_cap_w * (1 + 1e-12):
+        return False
+    if lim.max_nodes is not None:
+        per_node = np.array([c.per_node[np.nonzero(c.configs.gpu == t)[0][0]] if (c.configs.gpu == t).any() else 1
+                             for t in range(len(gpus))], dtype=float)
+        if (whole + np.ceil(shared / per_node - 1e-12)).sum() > lim.max_nodes:
+            return False
+    return True

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
 
 import numpy as np
@@ -153,6 +153,18 @@ class Candidates:
     objective: str
     overlap_comm: bool
     searched: int                  # rows evaluated
+    max_configs: int = 1           # configurations a slot may split its traffic over (1: one deployment)
+    weight: np.ndarray = field(default_factory=lambda: np.ones(1))   # per slot: priority (served_demand)
+    current: np.ndarray | None = None   # per row: replicas of its configuration running today (a fleet's)
+    unmatched: tuple[tuple[int, float, float], ...] = ()   # (slot, GPUs, replicas) run today, no row matches
+    partial: bool = False          # a slot may serve less than its demand (objective served_demand)
+    bounds: tuple[tuple[str, float], ...] = ()   # earlier lexicographic objectives and the values they keep
+
+    @property
+    def split(self) -> bool:
+        """Replicas are not forced to the demand's count: a slot splits its traffic over several
+        configurations, or serves part of it."""
+        return self.max_configs > 1 or self.partial
 
     def __len__(self) -> int:
         return len(self.configs)
@@ -241,7 +253,8 @@ def _derive(p: Problem, configs: Configs, ev: Evaluation, config: np.ndarray, sl
     allowed = replicas_allowed(limits, p.table.ids, configs.gpu, ev.gpus, cost_h, ev.power_w, slots_per_replica,
                                per_node)
     needed = replicas_needed(demand, capacity)
-    cap = replica_domain(p.spec.objective, demand, needed, allowed)
+    current, unmatched = running_replicas(p, configs, slot)
+    cap = replica_domain(p.objective, demand, needed, allowed, current)
     e2e = load.get("e2e", "mean") if load is not None else e2e_seconds(ev, out_tokens)
     return Candidates(
         configs=configs, ev=ev, load=load, config=config, slot=slot, slot_names=tuple(x.name for x in p.slots),
@@ -253,20 +266,57 @@ def _derive(p: Problem, configs: Configs, ev: Evaluation, config: np.ndarray, sl
         slots_per_replica=slots_per_replica, nodes_per_replica=nodes, price=price, cost_per_hour=cost_h,
         cost_per_million_tokens=cost_per_million_tokens(cost_h, tokens_per_s),
         replicas_needed=needed, replicas_allowed=allowed, replica_cap=cap, limits=limits,
-        objective=p.spec.objective, overlap_comm=p.assumptions.overlap_comm, searched=len(configs))
+        objective=p.objective, overlap_comm=p.assumptions.overlap_comm, searched=len(configs),
+        max_configs=p.max_configs, weight=np.array([x.weight for x in p.slots], dtype=float), current=current,
+        unmatched=unmatched)
 
 
-def replica_domain(objective: str, demand: np.ndarray, needed: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+def replica_domain(objective: str, demand: np.ndarray, needed: np.ndarray, allowed: np.ndarray,
+                   current: np.ndarray | None = None) -> np.ndarray:
     """The upper bound of each row's replica variable (>= 1): what the limits allow, and with a
-    demand and any objective but throughput no more than the demand needs."""
-    cap = allowed if objective == "throughput" else np.where(np.isnan(demand), allowed, np.minimum(allowed, needed))
+    demand and any objective but throughput no more than the demand needs (or, minimising
+    change, than run today: keeping a spare replica may be the smaller change)."""
+    need = needed if current is None else np.maximum(needed, current)
+    cap = allowed if objective == "throughput" else np.where(np.isnan(demand), allowed, np.minimum(allowed, need))
     return np.maximum(cap, 1.0)
 
 
 def with_objective(c: Candidates, objective: str) -> Candidates:
-    """The same table under another objective: no physics re-run (the benchmarks' sweep)."""
+    """The same table under another objective: no physics re-run (the benchmarks' sweep, a
+    fleet's lexicographic phases)."""
     return replace(c, objective=objective,
-                   replica_cap=replica_domain(objective, c.demand, c.replicas_needed, c.replicas_allowed))
+                   replica_cap=replica_domain(objective, c.demand, c.replicas_needed, c.replicas_allowed, c.current))
+
+
+def with_limits(c: Candidates, limits: Limits) -> Candidates:
+    """The same table under other plan-wide limits (one more GPU, a larger budget): the
+    replica bounds follow, no physics re-run (a fleet's marginal values, planner/fleet)."""
+    allowed = replicas_allowed(limits, c.gpu_ids, c.configs.gpu, c.ev.gpus, c.cost_per_hour, c.ev.power_w,
+                               c.slots_per_replica, c.per_node)
+    return replace(c, limits=limits, replicas_allowed=allowed,
+                   replica_cap=replica_domain(c.objective, c.demand, c.replicas_needed, allowed, c.current))
+
+
+def running_replicas(p: Problem, configs: Configs, slot: np.ndarray
+                     ) -> tuple[np.ndarray | None, tuple[tuple[int, float, float], ...]]:
+    """Per row: the replicas of its configuration (slot, GPU, layout, precision; any batch)
+    running today, from a fleet's ``current`` (None without one); and the deployments no row
+    matches, as (slot, GPUs per replica, replicas)."""
+    if not p.current:
+        return None, ()
+    out = np.zeros(len(configs))
+    unmatched = []
+    for r in p.current:
+        mine = np.zeros(len(configs), dtype=bool)
+        if r.gpu in p.table.ids and r.scheme in SCHEME_NAMES and r.kv in KV_NAMES:
+            mine = ((slot == r.slot) & (configs.gpu == p.table.ids.index(r.gpu)) & (configs.tp == r.tp)
+                    & (configs.pp == r.pp) & (configs.ep == r.ep) & (configs.scheme == SCHEME_NAMES.index(r.scheme))
+                    & (configs.kv == KV_NAMES.index(r.kv)))
+        if mine.any():
+            out[mine] += r.replicas
+        else:
+            unmatched.append((r.slot, float(r.tp * r.pp), float(r.replicas)))
+    return out, tuple(unmatched)
 
 
 def _load(p: Problem, configs: Configs, ev: Evaluation, slot: np.ndarray) -> RowLoad:

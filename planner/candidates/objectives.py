@@ -24,7 +24,7 @@ class Terms:
 
     x: np.ndarray
     y: np.ndarray
-    scalars: dict[str, float]
+    scalars: dict[str, float | np.ndarray]   # one coefficient for every slot's scalar, or one per slot
     dimension: str
 
 
@@ -50,6 +50,8 @@ class Objective:
 
     def terms(self, c: Candidates) -> Terms:
         zero = np.zeros(len(c))
+        if self.name == "served_demand":
+            return Terms(zero, zero, {"served": served_weights(c)}, self.dimension)
         if self.scalar is not None:
             return Terms(zero, zero, {self.scalar: 1.0}, self.dimension)
         v = np.nan_to_num(self.per_replica(c), nan=0.0, posinf=0.0)
@@ -60,6 +62,17 @@ class Objective:
             return Terms(np.where(on_y, 0.0, v), np.where(on_y, np.nan_to_num(c.cost_per_hour, nan=0.0), 0.0), {},
                          "usd_per_hour" if on_y.any() else "usd_per_million_tokens")
         return Terms(zero, v, {}, self.dimension)
+
+
+SERVED_SCALE = 1000.0
+"""The smallest workload weight counts 1000 per share served: CP-SAT rounds objective
+coefficients to integers, and weights are then kept to 0.05 % (docs/fleet.md)."""
+
+
+def served_weights(c: Candidates) -> np.ndarray:
+    """Objective served_demand: per slot, its weight per share of its demand served, scaled."""
+    w = np.asarray(c.weight, dtype=float)
+    return SERVED_SCALE * w / w.min()
 
 
 def _cost_per_million(c: Candidates) -> np.ndarray:
@@ -81,4 +94,11 @@ OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
               lambda c: c.tokens_per_s, True, dimension="tokens_per_s"),
     Objective("gpus", "min", "GPUs", 1.0, "a larger batch would not save a replica",
               lambda c: c.ev.gpus, True, dimension="count"),
+    # fleet objectives (planner/fleet, docs/fleet.md): values of scalar variables per slot
+    Objective("served_demand", "max", "weighted share of demand served", 1.0,
+              "a larger batch would not serve more within the limits", lambda c: np.full(len(c), np.nan), False,
+              scalar="served", dimension="share"),
+    Objective("change", "min", "GPUs started or stopped against the current fleet", 1.0,
+              "a larger batch would not save a change", lambda c: np.full(len(c), np.nan), False,
+              scalar="change", dimension="count"),
 )}

@@ -170,18 +170,20 @@ def _nan_none(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
-def make_plan(p: Problem, c: Candidates, j: int, replicas: int, rank: int) -> Plan:
+def make_plan(p: Problem, c: Candidates, j: int, replicas: int, rank: int, share: float = 1.0) -> Plan:
     """Row j with ``replicas`` replicas, its figures at the load it is priced at: the slot's
-    demand shared by the replicas, or (without a demand) each replica at its capacity."""
+    demand (``share`` of it, when a fleet splits the traffic) shared by the replicas, or
+    (without a demand) each replica at its capacity."""
     ev, d = c.ev, c.describe(j)
     slot = c.slots[int(c.slot[j])]
     assert c.load is not None
     one = c.configs.take(np.array([j]))
     if slot.demand is not None and slot.demand.kind == "clients":
-        at = operating_point(slot, p.table, one, p.assumptions, clients=slot.demand.value / replicas)
+        at = operating_point(slot, p.table, one, p.assumptions, clients=share * slot.demand.value / replicas)
     elif slot.demand is not None:
         assert slot.demand.requests_per_s is not None
-        at = operating_point(slot, p.table, one, p.assumptions, rate=float(slot.demand.requests_per_s) / replicas)
+        at = operating_point(slot, p.table, one, p.assumptions,
+                             rate=share * float(slot.demand.requests_per_s) / replicas)
     else:
         at = operating_point(slot, p.table, one, p.assumptions, rate=float(c.load.rate[j]))
     gpus_per_replica = int(ev.gpus[j])

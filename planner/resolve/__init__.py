@@ -25,6 +25,7 @@ from planner.resolve.calibration import calibrated
 from planner.resolve.workload import DemandSpec, LatencyTarget, Lengths, demand, lengths, targets
 from planner.schemas.common import CatalogExtras, HfConfigRef, ModelRef, Tco
 from planner.schemas.estimate import EstimateSpec
+from planner.schemas.fleet import FleetSpec
 from planner.schemas.plan import PlanSpec, Prices, Slo
 from planner.yamlio import Document
 
@@ -44,6 +45,7 @@ class Slot:
     targets: tuple[LatencyTarget, ...]  # latency targets under load (docs/load.md)
     demand: DemandSpec | None           # what the slot must serve (None: priced per replica)
     path: str = "workload"              # YAML path of the slot's workload, for located facts
+    weight: float = 1.0                 # a fleet's priority of this workload (objective served_demand)
 
     @property
     def input_tokens(self) -> float:
@@ -60,12 +62,28 @@ class Slot:
 
 
 @dataclass(frozen=True)
+class Running:
+    """A deployment running today (a fleet's ``current``): replicas of one configuration of
+    one slot, with catalog names."""
+
+    slot: int
+    gpu: str
+    scheme: str
+    kv: str
+    tp: int
+    pp: int
+    ep: int
+    replicas: int
+    path: str
+
+
+@dataclass(frozen=True)
 class Problem:
     """A resolved instance: the spec with names turned into catalog objects, one slot per
     deployment to choose, and prices kept apart from the physics (a price change re-runs no
     physics: planner/candidates applies them to the evaluated table)."""
 
-    spec: PlanSpec
+    spec: PlanSpec | FleetSpec
     slots: tuple[Slot, ...]
     gpus: tuple[Gpu, ...]
     table: GpuTable
@@ -76,6 +94,14 @@ class Problem:
     calibration: str = "none"
     excluded: dict[str, str] = field(default_factory=dict)   # GPU id -> why it is not searched
     file: str | None = None
+    max_configs: int = 1                # configurations one slot may split its traffic over (a fleet: >= 1)
+    current: tuple[Running, ...] = ()   # a fleet's deployments running today
+
+    @property
+    def objective(self) -> str:
+        """The objective the candidate table is built for (a fleet's first phase)."""
+        phases = getattr(self.spec, "phases", None)
+        return phases[0] if phases else str(self.spec.objective)
 
     def with_prices(self, usd_per_gpu_hour: dict[str, float]) -> Problem:
         """The same problem with some prices changed: the what-if a price sweep needs."""
@@ -139,6 +165,65 @@ def resolve(spec: PlanSpec, doc: Document | None = None, calibration: str | None
     where: dict[str, Any] = {"file": doc.file if doc else None}
     catalog = resolve_catalog_with_extras(spec.catalog, spec.extra_catalog, doc, catalog)
     model = resolve_model(spec.model, catalog, doc, ("model",))
+    w = spec.workload
+    slot = _slot("main", model, w.input_tokens, w.output_tokens, w.demand, spec.slo, "workload", where)
+    return _resolve_shared(spec, doc, calibration, catalog, (slot,), spec.objective in COST_OBJECTIVES)
+
+
+def resolve_fleet(spec: FleetSpec, doc: Document | None = None, calibration: str | None = None,
+                  catalog: Catalog | None = None) -> Problem:
+    """A fleet spec: one slot per workload (its model, lengths, SLOs, demand and weight), the
+    shared search, limits and prices resolved as for one model, the current fleet matched
+    to catalog names. Every fleet objective is priced, so every searched GPU needs a price."""
+    where: dict[str, Any] = {"file": doc.file if doc else None}
+    catalog = resolve_catalog_with_extras(spec.catalog, spec.extra_catalog, doc, catalog)
+    slots = []
+    for i, w in enumerate(spec.workloads):
+        model = resolve_model(w.model, catalog, doc, ("workloads", i, "model"))
+        slot = _slot(w.name, model, w.input_tokens, w.output_tokens, w.demand, w.slo, f"workloads[{i}]", where)
+        slots.append(replace(slot, weight=w.weight))
+    problem = _resolve_shared(spec, doc, calibration, catalog, tuple(slots), True)
+    current = []
+    names = [w.name for w in spec.workloads]
+    for i, d in enumerate(spec.current):
+        gid = catalog.gpu_id(d.gpu, path=f"current[{i}].gpu", **where)
+        q = scheme_of(d.quantization, path=f"current[{i}].quantization", **where)
+        if q not in SCHEMES:
+            raise InputError("unknown quantization", path=f"current[{i}].quantization", value=d.quantization,
+                             accepted=", ".join(SCHEMES), **where)
+        if d.kv_dtype not in KV_DTYPES:
+            raise InputError("unknown KV dtype", path=f"current[{i}].kv_dtype", value=d.kv_dtype,
+                             accepted=", ".join(KV_DTYPES), **where)
+        current.append(Running(slot=names.index(d.workload), gpu=gid, scheme=q, kv=d.kv_dtype, tp=d.tp, pp=d.pp,
+                               ep=d.ep, replicas=d.replicas, path=f"current[{i}]"))
+    return replace(problem, max_configs=spec.max_configurations_per_workload, current=tuple(current))
+
+
+def _slot(name: str, model: ModelSpec, input_tokens: Any, output_tokens: Any, demand_spec: Any, slo: Slo,
+          path: str, where: dict[str, Any]) -> Slot:
+    try:
+        isl = lengths(input_tokens, f"{path}.input_tokens")
+        osl = lengths(output_tokens, f"{path}.output_tokens")
+    except ValueError as exc:
+        raise InputError(str(exc).split(": ", 1)[1], path=str(exc).split(": ", 1)[0], **where) from None
+    if isl.max + osl.max > model.max_context_tokens:
+        raise InputError(f"input + output tokens exceed {model.name}'s context of {model.max_context_tokens}",
+                         path=f"{path}.input_tokens", value=isl.max + osl.max,
+                         accepted=f"<= {model.max_context_tokens} in total", **where)
+    return Slot(name=name, model=model, input=isl, output=osl, slo=slo, targets=targets(slo, _slo_path(path)),
+                demand=demand(demand_spec, osl), path=path)
+
+
+def _slo_path(path: str) -> str:
+    return "slo" if path == "workload" else f"{path}.slo"
+
+
+def _resolve_shared(spec: Any, doc: Document | None, calibration: str | None, catalog: Catalog,
+                    slots: tuple[Slot, ...], priced: bool) -> Problem:
+    """What a plan and a fleet share: the searched GPUs (names as people type them), the
+    inventory and prices keyed by catalog id, the quantizations (quality floor), the
+    assumptions with the calibration, and the support table of the search's engine."""
+    where: dict[str, Any] = {"file": doc.file if doc else None}
     assumptions = resolve_assumptions(spec.preset, spec.assumptions, doc, ("assumptions",))
     s = spec.search
     # GPU names as people type them (H100, A100-80GB, MI300X) -> catalog ids (planner/catalog/aliases.py)
@@ -174,15 +259,6 @@ def resolve(spec: PlanSpec, doc: Document | None = None, calibration: str | None
         if k not in KV_DTYPES:
             raise InputError("unknown KV dtype", path=f"search.kv_dtypes[{i}]", value=k,
                              accepted=", ".join(KV_DTYPES), **where)
-    w = spec.workload
-    try:
-        isl, osl = lengths(w.input_tokens, "workload.input_tokens"), lengths(w.output_tokens, "workload.output_tokens")
-    except ValueError as exc:
-        raise InputError(str(exc).split(": ", 1)[1], path=str(exc).split(": ", 1)[0], **where) from None
-    if isl.max + osl.max > model.max_context_tokens:
-        raise InputError(f"input + output tokens exceed {model.name}'s context of {model.max_context_tokens}",
-                         path="workload.input_tokens", value=isl.max + osl.max,
-                         accepted=f"<= {model.max_context_tokens} in total", **where)
     overrides = price_overrides(catalog, list(names), spec.prices.tco, spec.prices.usd_per_gpu_hour)
     excluded: dict[str, str] = {}
     gpus: list[Gpu] = []
@@ -190,7 +266,7 @@ def resolve(spec: PlanSpec, doc: Document | None = None, calibration: str | None
         g = catalog.gpus[name]
         if not g.peak_dense_flops_per_s:
             excluded[name] = "no peak FLOP/s in the catalog (give one in a catalog override)"
-        elif spec.objective in COST_OBJECTIVES and overrides.get(name, g.price_usd_per_gpu_hour) is None:
+        elif priced and overrides.get(name, g.price_usd_per_gpu_hour) is None:
             excluded[name] = f"no price (give prices.usd_per_gpu_hour.{name} or prices.tco)"
         elif spec.limits.power_cap_w is not None and g.power_w is None:
             excluded[name] = "no power_w in the catalog, so limits.power_cap_w cannot be checked (give one in a " \
@@ -206,10 +282,8 @@ def resolve(spec: PlanSpec, doc: Document | None = None, calibration: str | None
     assumptions, scales = calibrated(assumptions, spec.assumptions, calibration, [g.id for g in gpus])
     prices = np.array([overrides.get(g.id, g.price_usd_per_gpu_hour) or np.nan for g in gpus], dtype=float)
     sources = tuple(_price_source(g, g.id in overrides, spec.prices) for g in gpus)
-    slot = Slot(name="main", model=model, input=isl, output=osl, slo=spec.slo, targets=targets(spec.slo),
-                demand=demand(w.demand, osl))
     table = support_table(gpus, SCHEME_NAMES, KV_NAMES, s.engine)
-    return Problem(spec=spec, slots=(slot,), gpus=tuple(gpus), table=GpuTable.build(gpus, scales), prices=prices,
+    return Problem(spec=spec, slots=slots, gpus=tuple(gpus), table=GpuTable.build(gpus, scales), prices=prices,
                    price_sources=sources, assumptions=assumptions, support=table, calibration=calibration or "none",
                    excluded=excluded, file=doc.file if doc else None)
 

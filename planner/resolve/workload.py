@@ -108,20 +108,21 @@ class LatencyTarget:
         return f"{self.metric.replace('_latency', '').upper()} {self.statistic}"
 
 
-def targets(slo: Slo) -> tuple[LatencyTarget, ...]:
-    """Every latency target the SLO sets; a bare number is the mean under load."""
+def targets(slo: Slo, prefix: str = "slo") -> tuple[LatencyTarget, ...]:
+    """Every latency target the SLO sets; a bare number is the mean under load. ``prefix``:
+    the YAML path of the SLO (``slo``, or ``workloads[2].slo`` in a fleet)."""
     out = []
     for key, metric in METRIC_OF.items():
         value = getattr(slo, key)
         if value is None:
             continue
         if isinstance(value, (int, float)):
-            out.append(LatencyTarget(metric, "mean", float(value) * MS, f"slo.{key}"))
+            out.append(LatencyTarget(metric, "mean", float(value) * MS, f"{prefix}.{key}"))
             continue
         for stat in STATISTICS:
             v = getattr(value, stat)
             if v is not None:
-                out.append(LatencyTarget(metric, stat, float(v) * MS, f"slo.{key}.{stat}"))
+                out.append(LatencyTarget(metric, stat, float(v) * MS, f"{prefix}.{key}.{stat}"))
     return tuple(out)
 
 

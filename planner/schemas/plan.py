@@ -103,12 +103,16 @@ class Workload(Strict):
 
     @model_validator(mode="after")
     def _demand_in_range(self) -> Workload:
-        d = self.demand
-        out = self.output_tokens if isinstance(self.output_tokens, int) else _largest(self.output_tokens)
-        if d is not None and d.requests_per_s is not None and d.requests_per_s * out > MAX_DEMAND_TOKENS_PER_S:
-            raise ValueError(f"demand.requests_per_s x output_tokens is {d.requests_per_s * out:.3g} "
-                             f"output tokens/s, above the limit of {MAX_DEMAND_TOKENS_PER_S:.0e}")
+        demand_in_range(self.demand, self.output_tokens)
         return self
+
+
+def demand_in_range(d: Demand | None, output_tokens: Lengths) -> None:
+    """A request rate whose output-token rate is beyond any fleet is refused (ValueError)."""
+    out = output_tokens if isinstance(output_tokens, int) else _largest(output_tokens)
+    if d is not None and d.requests_per_s is not None and d.requests_per_s * out > MAX_DEMAND_TOKENS_PER_S:
+        raise ValueError(f"demand.requests_per_s x output_tokens is {d.requests_per_s * out:.3g} "
+                         f"output tokens/s, above the limit of {MAX_DEMAND_TOKENS_PER_S:.0e}")
 
 
 def _largest(x: LengthDistribution) -> int:

@@ -1,0 +1,327 @@
+"""`planner fleet`: one joint optimisation of several workloads over a shared inventory,
+budget and power cap (docs/fleet.md).
+
+Each workload is a slot of the candidate table; a slot may split its traffic over up to K
+configurations (possibly on different GPU types), each with integer replicas, and the
+traffic goes to them in proportion to their capacity at SLO, so every replica runs at or
+below the load its latency targets hold at. The objectives are solved lexicographically
+(FleetSpec.phases): each later phase keeps the earlier ones at the value they reached.
+The result is a fleet: per workload its deployments, per GPU type its use against the
+inventory, what binds, what one more unit of each scarce resource is worth (re-solves), and
+the saving over the baselines (planner/fleet/baselines.py)."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+import constraints
+from planner.backends import HAS_SOLUTION, Feature, Status, get_backend
+from planner.candidates import Candidates, build_candidates, nodes_for, with_limits, with_objective
+from planner.candidates.objectives import OBJECTIVES
+from planner.errors import InputError
+from planner.plan.result import Plan, make_plan
+from planner.resolve import Problem, resolve_fleet
+from planner.schemas.fleet import FleetSpec
+from planner.yamlio import Document
+
+KEEP_TOLERANCE = 1e-6
+"""Relative slack on an earlier phase's optimum kept by a later phase: CP-SAT rounds the
+row's coefficients conservatively, and an exact bound could cut off the optimum itself."""
+
+
+@dataclass
+class Deployment:
+    """Replicas of one configuration serving a share of one workload's traffic."""
+
+    workload: str
+    share: float                        # of the workload's demand this deployment carries
+    plan: Plan                          # the configuration, its figures at that load (planner/plan/result.py)
+    slo_margins_ms: dict[str, float]    # target - value at the replica's capacity (>= 0), per target path
+
+
+@dataclass
+class FleetResult:
+    status: str                          # optimal | feasible | infeasible | time_limit | unknown
+    backend: str
+    phases: list[dict[str, Any]]         # per objective: name, value, unit, status, gap, seconds
+    deployments: list[Deployment]
+    workloads: list[dict[str, Any]]      # per workload: demand, served share, $/h, GPUs, configurations
+    gpus: list[dict[str, Any]]           # per GPU type: used, inventory, nodes, $/h
+    totals: dict[str, Any]               # $/h, GPUs, nodes, power, served share
+    binding: list[dict[str, Any]]        # limits used to within one unit
+    marginal: list[dict[str, Any]] = field(default_factory=list)    # value of one more unit (re-solves)
+    baselines: list[dict[str, Any]] = field(default_factory=list)   # planner/fleet/baselines.py
+    notes: list[str] = field(default_factory=list)
+    model_size: dict[str, int] = field(default_factory=dict)
+    solve_seconds: float = 0.0
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for dep in d["deployments"]:
+            dep["plan"].pop("candidate", None)
+        return d
+
+
+@dataclass(frozen=True)
+class Solved:
+    """A fleet solve's raw answer: status, (row, replicas) chosen, served share per slot."""
+
+    status: Status
+    picks: list[tuple[int, int]]
+    served: np.ndarray
+    phases: list[dict[str, Any]]
+    size: dict[str, int]
+
+
+def fleet(spec: FleetSpec, doc: Document | None = None, *, backend: str = "cpsat", time_limit: float = 60.0,
+          calibration: str | None = None, marginal: bool = True, baselines: bool = True) -> FleetResult:
+    t0 = time.perf_counter()
+    problem = resolve_fleet(spec, doc, calibration)
+    cands = build_candidates(problem)
+    return solve_fleet(problem, cands, backend=backend, time_limit=time_limit, marginal=marginal,
+                       baselines=baselines, started=t0)
+
+
+def fleet_candidates(problem: Problem, cands: Candidates) -> Candidates:
+    """The table as the fleet's first phase reads it: served share free if served_demand is
+    an objective."""
+    phases = _phases(problem)
+    return replace(with_objective(cands, phases[0]), partial="served_demand" in phases)
+
+
+def _phases(problem: Problem) -> tuple[str, ...]:
+    phases = getattr(problem.spec, "phases", None)
+    if not phases:
+        raise InputError("a fleet solve needs a fleet instance (workloads:)", path="workloads")
+    return tuple(phases)
+
+
+def solve_lexicographic(problem: Problem, cands: Candidates, backend: str, time_limit: float) -> Solved:
+    """Every phase in turn; each later phase keeps the earlier objectives (constraints/objective.py
+    add_bounds). The status is the weakest of the phases' (optimal only if every phase is)."""
+    engine = get_backend(backend)
+    spec = problem.spec
+    assert isinstance(spec, FleetSpec)
+    phases = _phases(problem)
+    slack = {name: _slack(spec, phases, k) for k, name in enumerate(phases)}
+    if Feature.LINEAR_MODEL not in engine.features:      # the independent oracle: enumeration, no model
+        t0 = time.perf_counter()
+        st, chosen, shares, reached = engine.solve_fleet(fleet_candidates(problem, cands), phases,  # type: ignore
+                                                         slack)
+        done = [{"objective": n, "value": v, "unit": OBJECTIVES[n].unit, "status": st.value, "gap": 0.0,
+                 "seconds": time.perf_counter() - t0} for n, v in reached.items()]
+        return Solved(st, chosen, shares, done, {})
+    base = fleet_candidates(problem, cands)
+    deadline = time.perf_counter() + time_limit
+    bounds: list[tuple[str, float]] = []
+    picks: list[tuple[int, int]] = []
+    served = np.zeros(cands.n_slots)
+    log: list[dict[str, Any]] = []
+    status = Status.OPTIMAL
+    size: dict[str, int] = {}
+    for k, name in enumerate(phases):
+        c = replace(with_objective(base, name), partial=base.partial, bounds=tuple(bounds))
+        f = constraints.build(c, ranks=1)
+        size = dict(f.size)
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            log.append({"objective": name, "status": Status.TIME_LIMIT.value})
+            status = Status.FEASIBLE if picks else Status.TIME_LIMIT
+            break
+        sol = engine.solve(f, remaining)
+        if sol.status not in HAS_SOLUTION:
+            log.append({"objective": name, "status": sol.status.value, "seconds": sol.seconds})
+            # a later phase without an answer leaves the earlier phase's fleet standing, unproven
+            status = sol.status if not picks else Status.FEASIBLE
+            break
+        assert sol.values is not None
+        value = float(sum(a * sol.values[i] for i, a in constraints.objective.coefficients(f, name).items()))
+        obj = OBJECTIVES[name]
+        log.append({"objective": name, "value": _reported(c, name, value), "unit": obj.unit,
+                    "status": sol.status.value, "gap": sol.gap, "seconds": sol.seconds})
+        if sol.status != Status.OPTIMAL:
+            status = Status.FEASIBLE
+        picks = _decode(f, sol.values)
+        served = np.array([sol.values[f.scalars[f.scalar_name("served", s)]]
+                           if f.scalar_name("served", s) in f.scalars else 1.0 for s in range(c.n_slots)])
+        tol = slack[name]
+        keep = value * (1 + tol) + KEEP_TOLERANCE if obj.sense == "min" else value * (1 - tol) - KEEP_TOLERANCE
+        bounds.append((name, keep))
+    return Solved(status, picks, served, log, size)
+
+
+def _slack(spec: FleetSpec, phases: tuple[str, ...], k: int) -> float:
+    """How far from its optimum a phase may be kept by the later ones: the change options'
+    extra cost for the cost phase before change, the solver's tolerance otherwise."""
+    if phases[k] == "cost_per_hour" and k + 1 < len(phases) and phases[k + 1] == "change":
+        return spec.change.max_extra_cost
+    return KEEP_TOLERANCE
+
+
+def _reported(c: Candidates, name: str, value: float) -> float:
+    """A phase's value as a person reads it: served_demand as the weighted share served (0..1)."""
+    if name == "served_demand":
+        from planner.candidates.objectives import served_weights
+        return value / float(served_weights(c).sum())
+    return value
+
+
+def _decode(f: constraints.Formulation, values: np.ndarray) -> list[tuple[int, int]]:
+    out = []
+    for j in f.alive:
+        if values[f.x[j]] > 0.5:
+            r = int(round(values[f.y[j]])) if f.replicas else 1
+            if r >= 1:
+                out.append((int(j), r))
+    return out
+
+
+def solve_fleet(problem: Problem, cands: Candidates, *, backend: str = "cpsat", time_limit: float = 60.0,
+                marginal: bool = True, baselines: bool = True, started: float | None = None) -> FleetResult:
+    t0 = time.perf_counter() if started is None else started
+    solved = solve_lexicographic(problem, cands, backend, time_limit)
+    result = describe(problem, fleet_candidates(problem, cands), solved, backend)
+    if marginal and solved.picks:
+        result.marginal = marginal_values(problem, cands, result, backend, time_limit)
+    if baselines:
+        from planner.fleet.baselines import baselines as compute_baselines
+        result.baselines = compute_baselines(problem, fleet_candidates(problem, cands), result)
+    result.notes = [f"{gid} not searched: {why}" for gid, why in problem.excluded.items()] + result.notes
+    result.solve_seconds = time.perf_counter() - t0
+    return result
+
+
+def describe(problem: Problem, c: Candidates, solved: Solved, backend: str) -> FleetResult:
+    """The chosen fleet in figures: deployments, per-workload and per-GPU tables, totals, what binds."""
+    deployments: list[Deployment] = []
+    workloads: list[dict[str, Any]] = []
+    for s, slot in enumerate(c.slots):
+        mine = [(j, r) for j, r in solved.picks if int(c.slot[j]) == s]
+        total_cap = sum(float(c.capacity[j]) * r for j, r in mine)
+        served = float(min(1.0, solved.served[s]))
+        for j, r in mine:
+            share = served * float(c.capacity[j]) * r / total_cap if total_cap > 0 else 0.0
+            plan = make_plan(problem, c, j, r, rank=1, share=share)
+            margins = {chk.path: float(chk.target_s[j] - chk.value_s[j]) * 1e3 for chk in c.slo
+                       if math.isfinite(chk.target_s[j])}
+            deployments.append(Deployment(slot.name, share, plan, margins))
+        d = slot.demand
+        assert d is not None
+        cost = sum(float(c.cost_per_hour[j]) * r for j, r in mine)
+        workloads.append({
+            "workload": slot.name, "model": slot.model.id or slot.model.name, "weight": slot.weight,
+            "demand": {"kind": d.kind, "value": d.value, "requests_per_s": d.requests_per_s},
+            "served_share": served, "configurations": len(mine), "replicas": sum(r for _, r in mine),
+            "gpus": int(sum(float(c.ev.gpus[j]) * r for j, r in mine)), "cost_per_hour": cost,
+            "capacity": total_cap, "load_vs_capacity": served * d.value / total_cap if total_cap > 0 else None})
+    total_cost = sum(w["cost_per_hour"] for w in workloads)
+    for w in workloads:
+        w["cost_share"] = w["cost_per_hour"] / total_cost if total_cost > 0 else 0.0
+    gpus = gpu_use(c, solved.picks)
+    power = float(sum(float(c.ev.power_w[j]) * r for j, r in solved.picks))
+    weights = np.array([s.weight for s in c.slots])
+    totals: dict[str, Any] = {"cost_per_hour": total_cost, "gpus": sum(g["used"] for g in gpus),
+              "nodes": sum(g["nodes"] for g in gpus), "power_w": power, "configurations": len(solved.picks),
+              "served_share_weighted": float((weights * np.minimum(1.0, solved.served)).sum() / weights.sum())}
+    return FleetResult(status=solved.status.value, backend=backend, phases=solved.phases, deployments=deployments,
+                       workloads=workloads, gpus=gpus, totals=totals, binding=binding(c, gpus, totals),
+                       model_size=solved.size, inputs=problem.inputs())
+
+
+def gpu_use(c: Candidates, picks: list[tuple[int, int]]) -> list[dict[str, Any]]:
+    """Per GPU type used or owned: GPUs used, the inventory, nodes (replicas packed: several
+    per node when a replica fits in one, whole nodes otherwise), $/h."""
+    out = []
+    for g, gid in enumerate(c.gpu_ids):
+        mine = [(j, r) for j, r in picks if int(c.configs.gpu[j]) == g]
+        owned = c.limits.inventory.get(gid)
+        if not mine and owned is None:
+            continue
+        used = int(sum(float(c.ev.gpus[j]) * r for j, r in mine))
+        per_node = int(c.per_node[mine[0][0]]) if mine else None
+        shared = sum(float(c.ev.gpus[j]) * r for j, r in mine if c.ev.gpus[j] <= c.per_node[j])
+        whole = sum(nodes_for(r, int(c.ev.gpus[j]), int(c.per_node[j])) for j, r in mine
+                    if c.ev.gpus[j] > c.per_node[j])
+        nodes = whole + (math.ceil(shared / per_node - 1e-9) if per_node else 0)
+        out.append({"gpu": gid, "used": used, "inventory": owned, "nodes": int(nodes),
+                    "cost_per_hour": float(sum(float(c.cost_per_hour[j]) * r for j, r in mine))})
+    return out
+
+
+def binding(c: Candidates, gpus: list[dict[str, Any]], totals: dict[str, Any]) -> list[dict[str, Any]]:
+    """The shared limits the fleet uses to within what one more replica of its smallest
+    deployment would need: those that bind or nearly do."""
+    lim = c.limits
+    out = []
+    for g in gpus:
+        if g["inventory"] is not None and g["inventory"] - g["used"] < _smallest(c, "gpus", g["gpu"]):
+            out.append({"limit": f"limits.inventory.{g['gpu']}", "used": g["used"], "available": g["inventory"],
+                        "unit": "GPUs"})
+    if lim.budget_usd_per_hour is not None and \
+            lim.budget_usd_per_hour - totals["cost_per_hour"] < _smallest(c, "cost", None):
+        out.append({"limit": "limits.budget_usd_per_hour", "used": totals["cost_per_hour"],
+                    "available": lim.budget_usd_per_hour, "unit": "$/hour"})
+    if lim.power_cap_w is not None and lim.power_cap_w - totals["power_w"] < _smallest(c, "power", None):
+        out.append({"limit": "limits.power_cap_w", "used": totals["power_w"], "available": lim.power_cap_w,
+                    "unit": "W"})
+    if lim.max_nodes is not None and lim.max_nodes - totals["nodes"] < 1:
+        out.append({"limit": "search.max_nodes", "used": totals["nodes"], "available": lim.max_nodes,
+                    "unit": "nodes"})
+    if lim.max_gpus is not None and lim.max_gpus - totals["gpus"] < _smallest(c, "gpus", None):
+        out.append({"limit": "search.max_gpus", "used": totals["gpus"], "available": lim.max_gpus, "unit": "GPUs"})
+    return out
+
+
+def _smallest(c: Candidates, what: str, gid: str | None) -> float:
+    """What one replica of the smallest SLO-meeting configuration takes (on GPU type ``gid``)."""
+    ok = c.meets_slo.copy()
+    if gid is not None:
+        ok &= c.configs.gpu == c.gpu_ids.index(gid)
+    if not ok.any():
+        return 1.0
+    v = {"gpus": c.ev.gpus, "cost": np.nan_to_num(c.cost_per_hour, nan=np.inf), "power": c.ev.power_w}[what]
+    return float(np.nanmin(v[ok]))
+
+
+def marginal_values(problem: Problem, cands: Candidates, result: FleetResult, backend: str,
+                    time_limit: float) -> list[dict[str, Any]]:
+    """What one more unit of each binding limit is worth, by re-solving with it: one more GPU
+    of a type, $1/hour more budget, 1 kW more power. Re-solves, not LP duals: the model is
+    integer, and its duals price nothing."""
+    out: list[dict[str, Any]] = []
+    base_value = result.phases[0].get("value") if result.phases else None
+    first = result.phases[0]["objective"] if result.phases else None
+    if base_value is None or first is None:
+        return out
+    lim = cands.limits
+    for b in result.binding:
+        path = b["limit"]
+        if path.startswith("limits.inventory."):
+            gid = path.split(".", 2)[2]
+            more = replace(lim, inventory={**lim.inventory, gid: lim.inventory[gid] + 1})
+            unit = f"one more {gid}"
+        elif path == "limits.budget_usd_per_hour":
+            assert lim.budget_usd_per_hour is not None
+            more = replace(lim, budget_usd_per_hour=lim.budget_usd_per_hour + 1.0)
+            unit = "$1/hour more budget"
+        elif path == "limits.power_cap_w":
+            assert lim.power_cap_w is not None
+            more = replace(lim, power_cap_w=lim.power_cap_w + 1000.0)
+            unit = "1 kW more power"
+        else:
+            continue
+        c = with_limits(cands, more)
+        solved = solve_lexicographic(problem, c, backend, time_limit)
+        if not solved.phases or solved.phases[0].get("value") is None:
+            continue
+        v = float(solved.phases[0]["value"])
+        out.append({"limit": path, "unit": unit, "objective": first, "value": v,
+                    "improvement": (base_value - v) if OBJECTIVES[first].sense == "min" else (v - base_value),
+                    "status": solved.status.value})
+    return out

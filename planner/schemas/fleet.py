@@ -1,0 +1,125 @@
+"""The fleet instance of `planner fleet` (docs/fleet.md): several workloads, each a model
+with its demand, lengths, SLOs and weight, sharing one GPU inventory (per type, optionally
+per pool), a budget and a power cap; optionally the fleet running today. The same schema
+family as the single-model instance (planner/schemas/plan.py): its search, limits, prices,
+preset and catalog sections are the same objects."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from planner.catalog.schema import NotBool
+from planner.errors import InputError
+from planner.schemas.common import CatalogExtras, Distinct, ModelRef, Strict
+from planner.schemas.plan import Degree, Demand, Lengths, Limits, Prices, Search, Slo, Weight, demand_in_range
+from planner.yamlio import Document, load_yaml
+
+FleetObjective = Literal["cost_per_hour", "served_demand", "change"]
+FLEET_OBJECTIVES: tuple[str, ...] = ("cost_per_hour", "served_demand", "change")
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+MAX_WORKLOADS = 1000
+
+
+class FleetWorkload(Strict):
+    """One workload: a model serving a demand at its lengths and latency targets."""
+
+    name: Name = Field(description="unique; names the workload in the report")
+    model: ModelRef
+    input_tokens: Lengths = Field(description="prompt tokens per request: a number or a distribution")
+    output_tokens: Lengths = Field(description="generated tokens per request: a number or a distribution")
+    demand: Demand = Field(description="what the fleet must serve: requests_per_s, output_tokens_per_s or "
+                           "concurrency")
+    slo: Slo = Slo()
+    weight: Weight = Field(1.0, description="priority when not every demand can be served (objective "
+                           "served_demand): the served share of this workload counts weight times")
+
+    @model_validator(mode="after")
+    def _demand_in_range(self) -> FleetWorkload:
+        demand_in_range(self.demand, self.output_tokens)
+        return self
+
+
+class CurrentDeployment(Strict):
+    """Replicas running today: one configuration of one workload."""
+
+    workload: Name
+    gpu: str
+    quantization: str
+    kv_dtype: str = "bf16"
+    tp: Degree = 1
+    pp: Degree = 1
+    ep: Degree = 1
+    replicas: Annotated[int, Field(ge=1, le=100_000), NotBool]
+
+
+class ChangeOptions(Strict):
+    max_extra_cost: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False), NotBool] = Field(
+        0.05, description="objective change: the re-plan may cost at most this share more per hour than the "
+        "cheapest fleet (0.05: 5 %)")
+
+
+class FleetSpec(Strict):
+    schema_version: Literal[1] = 1
+    workloads: Annotated[list[FleetWorkload], Field(min_length=1, max_length=MAX_WORKLOADS)]
+    search: Search = Search()
+    limits: Limits = Limits()
+    prices: Prices = Prices()
+    objective: FleetObjective | Annotated[list[FleetObjective], Field(min_length=1), Distinct] = Field(
+        "cost_per_hour", description="one objective, or a list solved lexicographically (each later one "
+        "keeps the earlier ones at their optimum)")
+    max_configurations_per_workload: Annotated[int, Field(ge=1, le=8), NotBool] = Field(
+        2, description="a workload's traffic may be split over up to this many configurations (GPU types, "
+        "layouts, precisions), each with integer replicas")
+    current: list[CurrentDeployment] = Field([], description="the fleet running today (objective change)")
+    change: ChangeOptions = ChangeOptions()
+    preset: str = "realistic"
+    assumptions: dict[str, Any] = {}
+    catalog: Annotated[list[str], Distinct] = []
+    extra_catalog: CatalogExtras | None = None
+    top_k: Literal[1] = 1
+
+    @property
+    def phases(self) -> tuple[str, ...]:
+        """The objectives in the order they are solved: served demand first when asked (cost
+        then breaks its ties), cost before change (change is minimised at bounded cost)."""
+        asked = [self.objective] if isinstance(self.objective, str) else list(self.objective)
+        out = list(asked)
+        if "change" in out and "cost_per_hour" not in out[:out.index("change")]:
+            out.insert(out.index("change"), "cost_per_hour")
+        if "cost_per_hour" not in out:
+            out.append("cost_per_hour")
+        return tuple(out)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FleetSpec:
+        names = [w.name for w in self.workloads]
+        for i, n in enumerate(names):
+            if n in names[:i]:
+                raise ValueError(f"workloads[{i}].name {n!r} repeats workloads[{names.index(n)}].name")
+        for i, d in enumerate(self.current):
+            if d.workload not in names:
+                raise ValueError(f"current[{i}].workload {d.workload!r} is not a workload ({', '.join(names)})")
+        if "change" in self.phases and not self.current:
+            raise ValueError("objective change needs current: the fleet running today")
+        if "served_demand" in self.phases and self.limits.budget_usd_per_hour is None and not (
+                self.limits.inventory and not self.limits.rent_outside_inventory) and self.limits.power_cap_w is None:
+            raise ValueError("objective served_demand needs a limit that can bind: limits.budget_usd_per_hour, "
+                             "limits.power_cap_w, or limits.inventory without rent_outside_inventory")
+        return self
+
+
+def is_fleet(data: Any) -> bool:
+    return isinstance(data, dict) and "workloads" in data
+
+
+def load_fleet_spec(path: str) -> tuple[FleetSpec, Document]:
+    doc = load_yaml(path)
+    if not isinstance(doc.data, dict):
+        raise InputError("a fleet file must be a YAML mapping", file=path)
+    if not is_fleet(doc.data):
+        raise InputError("a fleet file lists its workloads", file=path, path="workloads",
+                         accepted="workloads: [{name, model, input_tokens, output_tokens, demand, slo}, ...] "
+                         "(a single-model instance goes to `planner plan`)")
+    return doc.validate(FleetSpec), doc
