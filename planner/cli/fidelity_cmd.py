@@ -25,6 +25,7 @@ def validate_command(
     calibration: Annotated[str, typer.Option(help="none, default (the shipped fit) or a calibration file")] = "none",
     as_json: Annotated[bool, typer.Option("--json", help="rows and summary as JSON")] = False,
     plot: Annotated[Optional[Path], typer.Option(help="write a log-log predicted-vs-measured plot (PNG)")] = None,
+    catalog: Annotated[Optional[list[Path]], typer.Option("--catalog", help="catalog override file (repeatable)")] = None,
 ) -> None:
     """Predict every measurement the model can express; report errors per row, metric and GPU family."""
 
@@ -37,7 +38,7 @@ def validate_command(
                              accepted="a path ending in .png")
         cal = load_calibration(calibration)
         result = validate(str(measurements), PRESETS["realistic"], calibration=cal,
-                          calibration_name=calibration)
+                          calibration_name=calibration, catalog=Catalog.load([str(c) for c in catalog or ()]))
         if plot is not None:
             write_plot(result, plot, protected=(measurements,))
         emit(dump_json(result.to_dict()) if as_json else render_validation(result))
@@ -88,17 +89,31 @@ def render_validation(v) -> str:
     for label, table in (("metric group", v.by_group), ("metric", v.summary), ("GPU family", v.by_family)):
         for name, s in table.items():
             t.add_row(label, name, str(s["rows"]), f"{s['median_abs_pct_error']:.1f}", f"{s['mean_abs_pct_error']:.1f}")
-    rows = Table(title="Rows", title_justify="left")
-    for col in ("row", "model", "GPU", "metric", "measured", "predicted", "error %"):
-        rows.add_column(col)
+    rows = Table(title="Rows (idle or saturated: batch 1, static batch, maximum throughput)", title_justify="left")
+    loaded = Table(title="Rows under load (docs/load.md closed forms at the stated concurrency or rate)",
+                   title_justify="left")
+    for table, cols in ((rows, ("row", "model", "GPU", "metric")), (loaded, ("row", "model", "GPU", "load", "metric"))):
+        for col in cols + ("measured", "predicted", "error %"):
+            table.add_column(col, justify="right" if col in ("measured", "predicted", "error %") else "left")
     skipped = []
     for r in v.rows:
         if r.skipped_reason:
             skipped.append(f"  row {r.row} ({r.model}, {r.gpu}, {r.metric}): {r.skipped_reason}")
+            continue
+        figures = (r.metric, f"{r.measured:,.4g}", f"{r.predicted:,.4g}", f"{r.abs_pct_error:.1f}")
+        if r.load is None:
+            rows.add_row(str(r.row), r.model[:24], r.gpu[:16], *figures)
         else:
-            rows.add_row(str(r.row), r.model[:24], r.gpu[:16], r.metric, f"{r.measured:,.4g}", f"{r.predicted:,.4g}",
-                         f"{r.abs_pct_error:.1f}")
-    return to_text(t, rows, f"Skipped {len(skipped)} rows the model cannot express:", *skipped)
+            loaded.add_row(str(r.row), r.model[:24], r.gpu[:16], r.load, *figures)
+    parts: list = [t, rows] if v.summary else []
+    if v.under_load:
+        lt = Table(title="Under load: median / mean absolute error (%)", title_justify="left")
+        for col in ("group", "rows", "median %", "mean %"):
+            lt.add_column(col, justify="left" if col == "group" else "right")
+        for name, s in v.under_load.items():
+            lt.add_row(name, str(s["rows"]), f"{s['median_abs_pct_error']:.1f}", f"{s['mean_abs_pct_error']:.1f}")
+        parts += [lt, loaded]
+    return to_text(*parts, f"Skipped {len(skipped)} rows the model cannot express:", *skipped)
 
 
 def render_calibration(report: dict, out: Path) -> str:

@@ -63,8 +63,8 @@ def derive(path: str) -> tuple[dict[tuple[str, str], tuple[int, float]], tuple[i
     groups: dict[tuple[str, str], list[float]] = {}
     every: list[float] = []
     for x in v.rows:
-        if x.abs_pct_error is None or x.family is None:
-            continue
+        if x.abs_pct_error is None or x.family is None or x.load is not None:
+            continue                 # bands of the step physics; rows under load are reported apart
         e = x.abs_pct_error / 100.0
         every.append(e)
         groups.setdefault((x.family, fmt_of.get(x.row, "?")), []).append(e)

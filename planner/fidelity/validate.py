@@ -16,6 +16,8 @@ import numpy as np
 
 from planner.catalog import Catalog
 from planner.errors import InputError
+from planner.physics.load import Workload, load_metrics, step_physics
+from planner.physics.load import engine as scheduler
 from planner.physics.options import Assumptions
 from planner.physics.perf import evaluate
 from planner.physics.space import KV_NAMES, SCHEME_NAMES, Configs, GpuTable
@@ -40,6 +42,40 @@ GPUS = {"h100 sxm 80gb": "h100-sxm", "h200 sxm 141gb": "h200", "mi300x 192gb": "
 GROUP = {"output_tokens_per_s_total": "throughput", "output_tokens_per_s_per_gpu": "throughput",
          "ttft_ms": "ttft", "prefill_tokens_per_s": "ttft", "decode_tokens_per_s": "tpot",
          "e2e_latency_s_mean": "tpot"}
+LOAD_GROUP = {"throughput": "throughput_load", "ttft": "ttft_load", "tpot": "tpot_load", "itl": "tpot_load",
+              "e2e": "tpot_load"}
+"""Groups of the rows measured under load (a stated concurrency or request rate), reported apart."""
+LOAD_METRIC = re.compile(r"^(ttft|tpot|itl|e2e)_ms_(mean|p50|p90|p95|p99)$")
+_NUMBER = r"(\d+(?:\.\d+)?)"
+_CLIENTS = (re.compile(r"concurren\w*\s*(?:of\s*|=\s*)?" + _NUMBER),
+            re.compile(_NUMBER + r"\s+(?:concurrent\s+)?(?:clients|users)"))
+_RATE = (re.compile(_NUMBER + r"\s*(?:qps|req/s|requests/s)"), re.compile(r"request rate\s*(?:of\s*|=\s*)?" + _NUMBER))
+_SERVER_QPS = re.compile(r"target_qps\s*[= ]\s*" + _NUMBER)
+MAX_LOAD = 1_000_000.0
+"""Largest accepted concurrency (clients) or request rate (requests/s) of a row."""
+
+
+def load_of(r: dict) -> tuple[str, float] | None:
+    """The load a row was measured at: ("clients", N) for a closed loop of N concurrent clients,
+    ("rate", requests/s) for arrivals at a rate (MLPerf Server: Poisson at its target QPS), or
+    None for an idle or saturated row (static batch, batch 1, offline maximum throughput)."""
+    text = r["batch_or_concurrency"].lower()
+    for kind, patterns in (("clients", _CLIENTS), ("rate", _RATE)):
+        for pat in patterns:
+            m = pat.search(text)
+            if m:
+                return kind, float(m.group(1))
+    if text.startswith("server"):
+        m = _SERVER_QPS.search(text) or _SERVER_QPS.search(r["notes"].lower())
+        if m:
+            return "rate", float(m.group(1))
+    return None
+
+
+def describe_load(kind: str, value: float) -> str:
+    return f"{value:g} clients (closed loop)" if kind == "clients" else f"{value:g} requests/s (Poisson)"
+
+
 def engine_memory(framework: str, notes: str) -> tuple[tuple[str, object], ...]:
     """The engine's KV-cache budget: TensorRT-LLM gives the KV cache a fraction of the memory
     left after weights (default 0.9, 0.95 where the source says so); vLLM a fraction of all
@@ -76,6 +112,13 @@ class Case:
     per_gpu: bool
     gpu_count: int
     engine: tuple[tuple[str, object], ...] = ()   # the engine's memory convention (not fitted)
+    load: tuple[str, float] | None = None        # ("clients", N) or ("rate", requests/s), all replicas
+    statistic: str = "mean"                       # of a latency measured under load
+    scale: float = 1.0                            # seconds -> the row's unit (1e3 for *_ms_*)
+
+    @property
+    def under_load(self) -> bool:
+        return self.load is not None
 
 
 @dataclass
@@ -92,6 +135,7 @@ class RowResult:
     family: str | None = None
     group: str | None = None
     rule: str | None = None
+    load: str | None = None            # the stated concurrency or request rate, in words
 
 
 @dataclass
@@ -100,6 +144,7 @@ class Validation:
     summary: dict[str, dict[str, float]] = field(default_factory=dict)
     by_family: dict[str, dict[str, float]] = field(default_factory=dict)
     by_group: dict[str, dict[str, float]] = field(default_factory=dict)
+    under_load: dict[str, dict[str, float]] = field(default_factory=dict)   # by group, apart from the rest
     calibration: str = "none"
 
     def to_dict(self) -> dict:
@@ -162,6 +207,11 @@ def _check_row(path: str, where: str, r: dict) -> None:
     if m and not 1 <= int(m.group(1)) <= 1_000_000:
         raise InputError("batch out of range", file=path, path=f"{where}.batch_or_concurrency",
                          value=m.group(1), accepted="batch 1..1000000")
+    load = load_of(r)
+    if load is not None and not 0 < load[1] <= MAX_LOAD:
+        raise InputError("load out of range", file=path, path=f"{where}.batch_or_concurrency",
+                         value=r["batch_or_concurrency"],
+                         accepted=f"a concurrency or request rate > 0 and <= {MAX_LOAD:,.0f}")
 
 
 def _int(text: str) -> int | None:
@@ -190,7 +240,16 @@ def _scheme(precision: str) -> tuple[str, str] | str:
 
 
 def map_row(i: int, r: dict, catalog: Catalog) -> Case | str:
-    """A measurement row as a Case, or the reason it cannot be expressed."""
+    """A measurement row as a Case, or the reason it cannot be expressed; a row measured under
+    load says so in its reason, so none is skipped as if it were an idle row."""
+    load = load_of(r)
+    case = _map_row(i, r, catalog, load)
+    if isinstance(case, str) and load is not None:
+        return f"under load, {describe_load(*load)}: {case}"
+    return case
+
+
+def _map_row(i: int, r: dict, catalog: Catalog, load: tuple[str, float] | None) -> Case | str:
     name = r["model"].split(" (")[0].strip().lower()
     model = MODELS.get(name)
     if model is None:
@@ -202,8 +261,10 @@ def map_row(i: int, r: dict, catalog: Catalog) -> Case | str:
     if tp is None or pp is None or count is None:
         return "TP, PP or GPU count not stated"
     metric, batch_text = r["metric"], r["batch_or_concurrency"].lower()
+    if load is not None:
+        return _load_case(i, r, model, gpu, tp, pp, count, load)
     if metric not in GROUP:
-        return f"metric {metric!r} is not predicted (units ambiguous, or measured under load with queueing)"
+        return f"metric {metric!r} is not predicted (units ambiguous)"
     if r["input_len"].strip() == "variable" or r["output_len"].strip() == "variable":
         return "variable lengths without a stated mean input length"
     scheme = _scheme(r["precision"])
@@ -228,9 +289,55 @@ def map_row(i: int, r: dict, catalog: Catalog) -> Case | str:
                 engine=engine_memory(r["framework"], r["notes"]))
 
 
+def _load_case(i: int, r: dict, model: str, gpu: str, tp: int, pp: int, count: int,
+               load: tuple[str, float]) -> Case | str:
+    """A row measured at a stated concurrency or request rate: the load model's statistic
+    (docs/load.md) for its metric; the engine's max-num-seqs is the stated batch, else the
+    CUDA-graph cap, and the KV cache bounds it (physics/load.py's engine)."""
+    metric = r["metric"]
+    m = LOAD_METRIC.match(metric)
+    if m:
+        rule, statistic, scale = f"load_{m.group(1)}", m.group(2), 1e3
+    elif metric == "e2e_latency_s_mean":
+        rule, statistic, scale = "load_e2e", "mean", 1.0
+    elif metric.startswith("output_tokens_per_s"):
+        rule, statistic, scale = "load_throughput", "mean", 1.0
+    else:
+        return f"metric {metric!r} is not predicted under load (units ambiguous, or no statistic stated)"
+    if r["input_len"].strip() == "variable" or r["output_len"].strip() == "variable":
+        return "variable lengths without a stated mean input length"
+    scheme = _scheme(r["precision"])
+    if isinstance(scheme, str):
+        return scheme
+    stated = re.search(r"(?:batch|max_num_seqs|gpu_batch_size)[ =]+(\d+)", r["batch_or_concurrency"].lower())
+    return Case(row=i, model=model, gpu=gpu, scheme=scheme[0], kv=scheme[1], tp=tp, pp=pp,
+                replicas=count / (tp * pp), rule=rule,
+                batch=int(stated.group(1)) if stated else CUDA_GRAPH_BATCH_CAP,
+                input_tokens=max(_int(r["input_len"]) or 0, 1), output_tokens=max(_int(r["output_len"]) or 0, 1),
+                per_gpu=metric.endswith("per_gpu"), gpu_count=count, engine=engine_memory(r["framework"], r["notes"]),
+                load=load, statistic=statistic, scale=scale)
+
+
+def _configs(cs: list[Case], gpu_ids: list[str], batch: np.ndarray) -> Configs:
+    return Configs(gpu=np.array([gpu_ids.index(c.gpu) for c in cs]),
+                   scheme=np.array([SCHEME_NAMES.index(c.scheme) for c in cs]),
+                   kv=np.array([KV_NAMES.index(c.kv) for c in cs]),
+                   tp=np.array([c.tp for c in cs], float), pp=np.array([c.pp for c in cs], float),
+                   ep=np.ones(len(cs)), batch=batch.astype(float),
+                   input_tokens=np.array([c.input_tokens for c in cs], float),
+                   output_tokens=np.array([c.output_tokens for c in cs], float))
+
+
 def predict_all(cases: list[Case], catalog: Catalog, o: Assumptions) -> np.ndarray:
-    """Predictions for many cases: one vectorised evaluation per model and pass."""
+    """Predictions for many cases: one vectorised evaluation per model and pass; the rows
+    measured under load through the load model (``predict_load``)."""
     out = np.full(len(cases), np.nan)
+    loaded = [i for i, c in enumerate(cases) if c.under_load]
+    if loaded:
+        out[loaded] = predict_load([cases[i] for i in loaded], catalog, o)
+        idle = [i for i, c in enumerate(cases) if not c.under_load]
+        out[idle] = predict_all([cases[i] for i in idle], catalog, o)
+        return out
     gpu_ids = sorted({c.gpu for c in cases})
     table = GpuTable.build([catalog.gpu(g) for g in gpu_ids])
     by_model: dict[tuple, list[int]] = {}
@@ -241,14 +348,7 @@ def predict_all(cases: list[Case], catalog: Catalog, o: Assumptions) -> np.ndarr
         o_engine = o.model_copy(update=dict(engine))
 
         def grid(batch: np.ndarray):
-            cfg = Configs(gpu=np.array([gpu_ids.index(c.gpu) for c in cs]),
-                          scheme=np.array([SCHEME_NAMES.index(c.scheme) for c in cs]),
-                          kv=np.array([KV_NAMES.index(c.kv) for c in cs]),
-                          tp=np.array([c.tp for c in cs], float), pp=np.array([c.pp for c in cs], float),
-                          ep=np.ones(len(cs)), batch=batch.astype(float),
-                          input_tokens=np.array([c.input_tokens for c in cs], float),
-                          output_tokens=np.array([c.output_tokens for c in cs], float))
-            return evaluate(catalog.model(name), table, cfg, o_engine)
+            return evaluate(catalog.model(name), table, _configs(cs, gpu_ids, batch), o_engine)
 
         fixed = np.array([c.batch for c in cs], float)
         probe = grid(np.ones(len(cs)))
@@ -257,6 +357,38 @@ def predict_all(cases: list[Case], catalog: Catalog, o: Assumptions) -> np.ndarr
         ev = grid(np.where(rule == "max_throughput", largest, fixed))
         for k, c in enumerate(cs):
             out[idx[k]] = _rule(c, ev, k, o)
+    return out
+
+
+def predict_load(cases: list[Case], catalog: Catalog, o: Assumptions) -> np.ndarray:
+    """Rows measured under load: the closed forms of docs/load.md (physics/load.py's
+    load_metrics) per replica, at the row's clients or rate divided over its replicas,
+    Poisson arrivals and the row's fixed lengths; throughput summed over the replicas."""
+    out = np.full(len(cases), np.nan)
+    gpu_ids = sorted({c.gpu for c in cases})
+    table = GpuTable.build([catalog.gpu(g) for g in gpu_ids])
+    groups: dict[tuple, list[int]] = {}
+    for i, c in enumerate(cases):
+        groups.setdefault((c.model, c.engine, c.load[0] if c.load else ""), []).append(i)
+    for (name, eng_mem, kind), idx in groups.items():
+        cs = [cases[i] for i in idx]
+        phys = step_physics(catalog.model(name), table, _configs(cs, gpu_ids, np.array([c.batch for c in cs])),
+                            o.model_copy(update=dict(eng_mem)))
+        per_replica = np.array([c.load[1] / c.replicas if c.load else np.nan for c in cs])
+        wl = Workload(isl=np.array([c.input_tokens for c in cs], float),
+                      osl=np.array([c.output_tokens for c in cs], float))
+        r = (load_metrics(phys, scheduler(phys), wl, clients=per_replica) if kind == "clients"
+             else load_metrics(phys, scheduler(phys), wl, rate=per_replica))
+        for k, c in enumerate(cs):
+            if phys.max_batch[k] < 1:
+                continue                       # no sequence fits: no prediction (infinite error)
+            if c.rule == "load_throughput":
+                # an unstable open loop is served at saturation; a closed loop is always stable
+                x = r.throughput_tokens_per_s[k] if r.stable[k] else r.saturation_rate[k] * c.output_tokens
+                out[idx[k]] = x * c.replicas / (c.gpu_count if c.per_gpu else 1.0)
+            else:
+                value = r.get(c.rule.removeprefix("load_"), c.statistic)[k]
+                out[idx[k]] = value * c.scale if r.stable[k] else np.inf
     return out
 
 
@@ -304,10 +436,12 @@ def validate(path: str, o: Assumptions, *, calibration=None, calibration_name: s
         res = RowResult(row=i + 2, source=r["source"], model=r["model"], gpu=r["gpu"], metric=r["metric"],
                         measured=measured)
         case = map_row(i, r, catalog)
+        load = load_of(r)
+        res.load = describe_load(*load) if load else None
         if isinstance(case, str):
             res.skipped_reason = case
         else:
-            res.family, res.group, res.rule = FAMILY[case.gpu], GROUP[r["metric"]], case.rule
+            res.family, res.group, res.rule = FAMILY[case.gpu], group_of(case, r["metric"]), case.rule
             cases.append((res, case))
         out.append(res)
     preds = np.full(len(cases), np.nan)
@@ -320,11 +454,20 @@ def validate(path: str, o: Assumptions, *, calibration=None, calibration_name: s
         res.predicted = float(pred)
         res.abs_pct_error = abs(pred - res.measured) / res.measured * 100.0 if math.isfinite(pred) else float("inf")
     v = Validation(rows=out, calibration=calibration_name)
-    done = [x for x in out if x.abs_pct_error is not None]
-    for key, attr in (("summary", "metric"), ("by_family", "family"), ("by_group", "group")):
+    done = [x for x in out if x.abs_pct_error is not None and x.load is None]
+    loaded = [x for x in out if x.abs_pct_error is not None and x.load is not None]
+    for key, attr, these in (("summary", "metric", done), ("by_family", "family", done), ("by_group", "group", done),
+                             ("under_load", "group", loaded)):
         groups: dict[str, list[float]] = {}
-        for x in done:
+        for x in these:
             if x.abs_pct_error is not None:
                 groups.setdefault(getattr(x, attr), []).append(x.abs_pct_error)
         setattr(v, key, {k: _stats(e) for k, e in sorted(groups.items())})
     return v
+
+
+def group_of(case: Case, metric: str) -> str:
+    """The metric group a row's error is reported in; rows under load in groups of their own."""
+    if case.under_load:
+        return LOAD_GROUP[case.rule.removeprefix("load_")]
+    return GROUP[metric]
