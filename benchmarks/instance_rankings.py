@@ -28,7 +28,7 @@ def rankings(root: Path, top: int) -> dict[str, list[dict]]:
 
     out = {}
     for path in sorted((root / "instances").glob("*.yaml")):
-        if path.name.startswith("estimate_"):
+        if path.name.startswith(("estimate_", "fleet_")):
             continue
         spec, doc = load_plan_spec(str(path))
         res = plan_and_relax(spec, doc).to_dict()

@@ -28,7 +28,7 @@ def main() -> None:
           f"top {args.top}: wall s | top objective |")
     print("|---|---|---|---|---|---|---|---|")
     for path in sorted((ROOT / "instances").glob("*.yaml")):
-        if path.name.startswith("estimate_"):
+        if path.name.startswith(("estimate_", "fleet_")):
             continue
         spec, doc = load_plan_spec(str(path))
         problem = resolve(spec, doc)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from planner.cli import common, estimate_cmd, fidelity_cmd, launch_cmd, plan_cmd, report_cmd, whatif_cmd
+from planner.cli import common, estimate_cmd, fidelity_cmd, fleet_cmd, launch_cmd, plan_cmd, report_cmd, whatif_cmd
 
 app = typer.Typer(
     name="planner",
@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     sys.exit(rv if isinstance(rv, int) else 0)
 app.command("plan", epilog=plan_cmd.EPILOG)(plan_cmd.plan_command)
+app.command("fleet", epilog=fleet_cmd.EPILOG)(fleet_cmd.fleet_command)
 app.command("schema")(plan_cmd.schema_command)
 app.command("validate", epilog=fidelity_cmd.VALIDATE_EPILOG)(fidelity_cmd.validate_command)
 app.command("calibrate", epilog=fidelity_cmd.CALIBRATE_EPILOG)(fidelity_cmd.calibrate_command)

@@ -57,6 +57,7 @@ class FleetResult:
     marginal: list[dict[str, Any]] = field(default_factory=list)    # value of one more unit (re-solves)
     baselines: list[dict[str, Any]] = field(default_factory=list)   # planner/fleet/baselines.py
     notes: list[str] = field(default_factory=list)
+    diagnosis: list[dict[str, Any]] = field(default_factory=list)    # when infeasible: why, per workload
     model_size: dict[str, int] = field(default_factory=dict)
     solve_seconds: float = 0.0
     inputs: dict[str, Any] = field(default_factory=dict)
@@ -134,6 +135,12 @@ def solve_lexicographic(problem: Problem, cands: Candidates, backend: str, time_
             log.append({"objective": name, "status": Status.TIME_LIMIT.value})
             status = Status.FEASIBLE if picks else Status.TIME_LIMIT
             break
+        empty = [c.slot_names[s] for s in range(c.n_slots) if not len(f.alive_in(s))]
+        if empty and not c.partial:       # a workload no configuration can serve: proven, no solver needed
+            log.append({"objective": name, "status": Status.INFEASIBLE.value, "seconds": 0.0,
+                        "unserved": empty})
+            status = Status.INFEASIBLE if not picks else Status.FEASIBLE
+            break
         sol = engine.solve(f, remaining)
         if sol.status not in HAS_SOLUTION:
             log.append({"objective": name, "status": sol.status.value, "seconds": sol.seconds})
@@ -189,12 +196,66 @@ def solve_fleet(problem: Problem, cands: Candidates, *, backend: str = "cpsat", 
     result = describe(problem, fleet_candidates(problem, cands), solved, backend)
     if marginal and solved.picks:
         result.marginal = marginal_values(problem, cands, result, backend, time_limit)
+    if not solved.picks and solved.status == Status.INFEASIBLE:
+        result.diagnosis = diagnose(fleet_candidates(problem, cands))
     if baselines:
         from planner.fleet.baselines import baselines as compute_baselines
         result.baselines = compute_baselines(problem, fleet_candidates(problem, cands), result)
-    result.notes = [f"{gid} not searched: {why}" for gid, why in problem.excluded.items()] + result.notes
+    result.notes = _excluded_notes(problem.excluded) + result.notes
     result.solve_seconds = time.perf_counter() - t0
     return result
+
+
+def diagnose(c: Candidates) -> list[dict[str, Any]]:
+    """Why no fleet exists, as facts: per workload, whether any configuration meets its targets
+    and fits the limits on its own, and the fewest GPUs and $/hour it needs alone; then, if
+    every workload can be served alone, what the workloads together need against each shared
+    limit (the cheapest of each alone, summed)."""
+    out: list[dict[str, Any]] = []
+    need_cost = 0.0
+    need_gpus: dict[str, float] = {}
+    alone_ok = True
+    for s, slot in enumerate(c.slots):
+        rows = c.slot_rows(s)
+        meets = rows[c.meets_slo[rows]]
+        usable = meets[(c.replicas_allowed[meets] >= 1)
+                       & (c.capacity[meets] * c.replicas_allowed[meets] * c.max_configs >= c.demand[meets])]
+        fact: dict[str, Any] = {"workload": slot.name, "path": slot.path, "configurations": int(len(rows)),
+                                "meet_targets": int(len(meets)), "fit_limits_alone": int(len(usable))}
+        if not len(meets):
+            fact["why"] = "no configuration meets this workload's latency targets and fits in memory"
+        elif not len(usable):
+            fact["why"] = "every configuration meeting the targets needs more than the shared limits allow"
+        if len(usable):
+            cost = c.cost_per_hour[usable] * c.replicas_needed[usable]
+            j = int(usable[np.argmin(cost)])
+            fact["cheapest_alone"] = {"configuration": c.label(j), "replicas": int(c.replicas_needed[j]),
+                                      "cost_per_hour": float(cost.min()),
+                                      "gpus": int(c.ev.gpus[j] * c.replicas_needed[j])}
+            need_cost += float(cost.min())
+            gid = c.gpu_ids[int(c.configs.gpu[j])]
+            need_gpus[gid] = need_gpus.get(gid, 0.0) + float(c.ev.gpus[j] * c.replicas_needed[j])
+        else:
+            alone_ok = False
+        out.append(fact)
+    if alone_ok:
+        lim = c.limits
+        together: dict[str, Any] = {"workload": None, "why": "each workload can be served alone, not all together "
+                                    "within the shared limits (objective served_demand serves the most they allow)",
+                                    "cheapest_alone_total_cost_per_hour": need_cost, "gpus": need_gpus}
+        if lim.budget_usd_per_hour is not None:
+            together["budget_usd_per_hour"] = lim.budget_usd_per_hour
+        together["inventory"] = dict(lim.inventory)
+        out.append(together)
+    return out
+
+
+def _excluded_notes(excluded: dict[str, str]) -> list[str]:
+    """One line per reason a GPU is not searched, naming the GPUs."""
+    by_reason: dict[str, list[str]] = {}
+    for gid, why in excluded.items():
+        by_reason.setdefault(why, []).append(gid)
+    return [f"not searched ({why}): {', '.join(gids)}" for why, gids in by_reason.items()]
 
 
 def describe(problem: Problem, c: Candidates, solved: Solved, backend: str) -> FleetResult:
@@ -208,8 +269,7 @@ def describe(problem: Problem, c: Candidates, solved: Solved, backend: str) -> F
         for j, r in mine:
             share = served * float(c.capacity[j]) * r / total_cap if total_cap > 0 else 0.0
             plan = make_plan(problem, c, j, r, rank=1, share=share)
-            margins = {chk.path: float(chk.target_s[j] - chk.value_s[j]) * 1e3 for chk in c.slo
-                       if math.isfinite(chk.target_s[j])}
+            margins = slo_margins_ms(c, j)
             deployments.append(Deployment(slot.name, share, plan, margins))
         d = slot.demand
         assert d is not None
@@ -232,6 +292,18 @@ def describe(problem: Problem, c: Candidates, solved: Solved, backend: str) -> F
     return FleetResult(status=solved.status.value, backend=backend, phases=solved.phases, deployments=deployments,
                        workloads=workloads, gpus=gpus, totals=totals, binding=binding(c, gpus, totals),
                        model_size=solved.size, inputs=problem.inputs())
+
+
+def slo_margins_ms(c: Candidates, j: int) -> dict[str, float]:
+    """Per latency target of row j's workload (by its own YAML path): target minus the value at
+    the replica's capacity at SLO, in ms (the load the replica runs at is at most that)."""
+    slot = c.slots[int(c.slot[j])]
+    out = {}
+    for t in slot.targets:
+        name = t.metric if t.statistic == "mean" else f"{t.metric}_{t.statistic}"
+        chk = next(x for x in c.slo if x.name == name)
+        out[t.path] = float(t.seconds - chk.value_s[j]) * 1e3
+    return out
 
 
 def gpu_use(c: Candidates, picks: list[tuple[int, int]]) -> list[dict[str, Any]]:

@@ -175,6 +175,7 @@ def resolve_fleet(spec: FleetSpec, doc: Document | None = None, calibration: str
     """A fleet spec: one slot per workload (its model, lengths, SLOs, demand and weight), the
     shared search, limits and prices resolved as for one model, the current fleet matched
     to catalog names. Every fleet objective is priced, so every searched GPU needs a price."""
+    spec = spec.checked(doc)
     where: dict[str, Any] = {"file": doc.file if doc else None}
     catalog = resolve_catalog_with_extras(spec.catalog, spec.extra_catalog, doc, catalog)
     slots = []

@@ -92,21 +92,34 @@ class FleetSpec(Strict):
             out.append("cost_per_hour")
         return tuple(out)
 
-    @model_validator(mode="after")
-    def _consistent(self) -> FleetSpec:
+    def problems(self) -> list[tuple[tuple, Any, str, str | None]]:
+        """What the schema cannot say field by field, as (YAML path, value, message, accepted)."""
+        out: list[tuple[tuple, Any, str, str | None]] = []
         names = [w.name for w in self.workloads]
         for i, n in enumerate(names):
             if n in names[:i]:
-                raise ValueError(f"workloads[{i}].name {n!r} repeats workloads[{names.index(n)}].name")
+                out.append((("workloads", i, "name"), n, f"repeats workloads[{names.index(n)}].name",
+                            "a name used once"))
         for i, d in enumerate(self.current):
             if d.workload not in names:
-                raise ValueError(f"current[{i}].workload {d.workload!r} is not a workload ({', '.join(names)})")
+                out.append((("current", i, "workload"), d.workload, "not a workload of this fleet", ", ".join(names)))
         if "change" in self.phases and not self.current:
-            raise ValueError("objective change needs current: the fleet running today")
-        if "served_demand" in self.phases and self.limits.budget_usd_per_hour is None and not (
-                self.limits.inventory and not self.limits.rent_outside_inventory) and self.limits.power_cap_w is None:
-            raise ValueError("objective served_demand needs a limit that can bind: limits.budget_usd_per_hour, "
-                             "limits.power_cap_w, or limits.inventory without rent_outside_inventory")
+            out.append((("objective",), "change", "objective change needs current: the fleet running today",
+                        "current: [{workload, gpu, quantization, kv_dtype, tp, pp, ep, replicas}, ...]"))
+        lim = self.limits
+        if "served_demand" in self.phases and lim.budget_usd_per_hour is None and lim.power_cap_w is None and not (
+                lim.inventory and not lim.rent_outside_inventory):
+            out.append((("objective",), "served_demand", "objective served_demand needs a limit that can bind",
+                        "limits.budget_usd_per_hour, limits.power_cap_w, or limits.inventory without "
+                        "rent_outside_inventory"))
+        return out
+
+    def checked(self, doc: Document | None = None) -> FleetSpec:
+        """This spec, or the first of its problems as a located input error."""
+        for path, value, message, accepted in self.problems():
+            if doc is not None:
+                raise doc.error(message, path, value, accepted)
+            raise InputError(message, path=".".join(str(p) for p in path), value=value, accepted=accepted)
         return self
 
 
@@ -122,4 +135,4 @@ def load_fleet_spec(path: str) -> tuple[FleetSpec, Document]:
         raise InputError("a fleet file lists its workloads", file=path, path="workloads",
                          accepted="workloads: [{name, model, input_tokens, output_tokens, demand, slo}, ...] "
                          "(a single-model instance goes to `planner plan`)")
-    return doc.validate(FleetSpec), doc
+    return doc.validate(FleetSpec).checked(doc), doc

@@ -220,4 +220,7 @@ def load_plan_spec(path: str) -> tuple[PlanSpec, Document]:
     doc = load_yaml(path)
     if not isinstance(doc.data, dict):
         raise InputError("an instance file must be a YAML mapping", file=path)
+    if "workloads" in doc.data and "model" not in doc.data:
+        raise InputError("this is a fleet instance (it lists workloads)", file=path, path="workloads",
+                         accepted="planner fleet FILE for a fleet; planner plan takes one model and workload")
     return doc.validate(PlanSpec), doc
