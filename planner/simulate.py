@@ -81,10 +81,13 @@ def _wq(x: np.ndarray, w: np.ndarray, q: float) -> float:
 def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, token_budget: int,
              max_seqs: int, kv_pool_tokens: float = float("inf"), n_requests: int = 5000,
              warmup: float = 0.1, seed: int = 0,
-             targets: Sequence[tuple[str, str, float]] = ()) -> SimResult:
+             targets: Sequence[tuple[str, str, float]] = (), transfer_s: float = 0.0) -> SimResult:
     """Simulate one lane of one configuration. ``warmup``: share of requests discarded at
     the start, and the same share at the end (the drain). ``targets``: (metric, statistic,
-    seconds) triples; the summary gets the share of measured requests meeting each."""
+    seconds) triples; the summary gets the share of measured requests meeting each.
+    ``transfer_s``: a prefill pool (one output token): each finished prompt's KV then
+    crosses one FIFO link taking ``transfer_s`` seconds, and its first token counts from
+    the transfer's end (docs/disaggregation.md section 5)."""
     rng = np.random.default_rng(seed)
     S = isl.sample(rng, n_requests)
     O = osl.sample(rng, n_requests)
@@ -134,6 +137,7 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
     running = 0
     kv_used = 0
     done = 0
+    link_free = 0.0
     while done < n_requests:
         if closed:
             while pend and pend[0][0] <= t:
@@ -197,7 +201,10 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
         for rid in completed:
             first[rid] = t
             if O_l[rid] == 1:
-                fin[rid] = t
+                if transfer_s > 0.0:
+                    link_free = max(link_free, t) + transfer_s
+                    first[rid] = link_free
+                fin[rid] = first[rid]
                 done += 1
                 running -= 1
                 kv_used -= S_l[rid] + O_l[rid]
@@ -289,3 +296,37 @@ def simulate_config(phys: StepPhysics, eng: Engine, i: int, arrivals: Arrivals, 
     return SimResult(ttft=r.ttft, tpot=r.tpot, e2e=r.e2e, itl=r.itl, itl_weight=r.itl_weight,
                      throughput_rps=r.throughput_rps * lanes, throughput_tokens_per_s=r.throughput_tokens_per_s * lanes,
                      concurrency=r.concurrency * lanes, steps=r.steps, summary=s)
+
+
+def simulate_prefill_pool(phys: StepPhysics, eng: Engine, i: int, arrivals: Arrivals, isl: Lengths,
+                          transfer_s: float = 0.0, **kw) -> SimResult:
+    """A prefill replica of configuration ``i`` (one lane, PP = 1 and no attention DP):
+    prompt-only steps packing waiting prompts FIFO up to the token budget, idle when none
+    waits, then the KV over one FIFO link (``transfer_s`` per request). TTFT is measured at
+    the transfer's end. docs/disaggregation.md section 5."""
+    if float(phys.lanes[i]) != 1.0:
+        raise ValueError("the pool simulators take one-lane configurations")
+    T = int(eng.token_budget[i])
+    pool = float(eng.kv_pool_tokens[i])
+    cap = max(1, int(pool // isl.max))
+    fn = scalar_step_fn(phys, i, T + 1)
+    return simulate(fn, arrivals, isl, Lengths(1), token_budget=T, max_seqs=cap, kv_pool_tokens=pool + isl.max,
+                    transfer_s=transfer_s, **kw)
+
+
+def simulate_decode_pool(phys: StepPhysics, eng: Engine, i: int, arrivals: Arrivals, isl: Lengths,
+                         osl: Lengths, **kw) -> SimResult:
+    """A decode replica of configuration ``i`` (one lane): requests arrive with their KV
+    (no prefill work: a step costs the decode of its running sequences only), wait for a
+    sequence slot and KV room at S + O tokens, and decode O - 1 tokens after the step that
+    admits them. TPOT and ITL are the pool's; its TTFT is the admission wait plus one step."""
+    if float(phys.lanes[i]) != 1.0:
+        raise ValueError("the pool simulators take one-lane configurations")
+    cap = int(eng.max_seqs[i])
+    fn = scalar_step_fn(phys, i, cap + 1)
+
+    def decode_only(n: int, ctx: float, c: int = 0, A: float = 0.0, heads: int = 0) -> float:
+        return fn(n, ctx)
+    budget = cap + cap * isl.max          # admission never limited by a prefill token budget
+    return simulate(decode_only, arrivals, isl, osl, token_budget=budget, max_seqs=cap,
+                    kv_pool_tokens=float(eng.kv_pool_tokens[i]), **kw)

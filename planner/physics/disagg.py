@@ -1,0 +1,457 @@
+"""Prefill/decode disaggregation: a prefill pool and a decode pool, each per replica.
+
+Vectorised over configurations, pure numpy, no solver, price or spec. Derivations, the
+names of the approximations and their sources: docs/disaggregation.md (section numbers in
+comments). The step-time physics and the queueing approximations are load.py's
+(docs/load.md); this module only changes which steps run:
+
+- a **prefill replica** runs prompt-only steps (batched prefill: FIFO, whole prompts packed
+  and long prompts chunked up to the token budget T per step, as vLLM's and SGLang's
+  schedulers do on a prefill instance) and idles when no prompt waits; its TTFT is
+  queueing + own prefill steps + the KV transfer (and its queue at the sending link);
+- a **decode replica** runs decode-only steps (no prefill chunk mixed in) over a batch the
+  KV cache bounds; its KV pool also holds the transferred caches.
+
+Each pool's capacity at SLO (requests/s per replica) depends only on that replica's
+configuration, the workload and the pool's own targets, so a formulation can write
+``sum_p CAP_p y_p >= u`` and ``sum_d CAP_d y_d >= u`` for the same disaggregated rate u.
+Rates are per replica, times in seconds, bytes in bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from planner.physics.attention import kv_bytes_per_sequence
+from planner.physics.load import (
+    _P,
+    _Z,
+    Engine,
+    StepPhysics,
+    Target,
+    Workload,
+    _bisect,
+    _exp_tail_quantile,
+    _slot_wait,
+    step_time,
+)
+from planner.physics.perf import _KV_BYTES, _transfer
+
+LinkKind = Literal["intra", "inter"]
+PREFILL_METRICS: tuple[str, ...] = ("ttft",)
+DECODE_METRICS: tuple[str, ...] = ("tpot", "itl")
+
+
+def _arr(x, n: int) -> np.ndarray:
+    return np.broadcast_to(np.asarray(x, dtype=float), (n,))
+
+
+# ----------------------------------------------------------------------------------------
+# Section 3: the KV transfer and the link that carries it
+# ----------------------------------------------------------------------------------------
+
+def kv_bytes_per_request(phys: StepPhysics, isl) -> np.ndarray:
+    """Bytes of one request's KV cache after its prompt (S tokens, all layers, all KV heads,
+    each head once): perf.py's per-sequence KV formula (attention.py) at context S, in the
+    configuration's KV format. This is what the prefill replica must ship."""
+    n = len(phys)
+    S = _arr(isl, n)
+    return kv_bytes_per_sequence(phys.arch.attention, S, _KV_BYTES[phys.configs.kv]) * np.ones(n)
+
+
+def senders(phys: StepPhysics) -> np.ndarray:
+    """GPUs holding one request's KV in a replica: its attention group (TP) times its
+    pipeline stages (each stage holds its layers). They send their shares in parallel."""
+    return phys.configs.tp.astype(float) * phys.configs.pp.astype(float)
+
+
+def link_parameters(phys: StepPhysics, link: LinkKind | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(one-way bytes/s per GPU, latency s) of the KV link from the catalog's GPU table:
+    ``intra``: the node's scale-up fabric (NVLink, xGMI; pools in one node), ``inter``: the
+    inter-node network (pools on different nodes). ``link`` may be an array of kinds."""
+    t, gi = phys.table, phys.configs.gpu
+    intra = np.broadcast_to(np.asarray(link) == "intra", (len(phys),))
+    bw = np.where(intra, t.intra_bw[gi], t.inter_bw[gi])
+    lat = np.where(intra, t.intra_latency[gi], t.inter_latency[gi])
+    return bw, lat
+
+
+def kv_link_bandwidth(phys: StepPhysics, link: LinkKind | np.ndarray) -> np.ndarray:
+    """Bytes/s one replica can move over the KV link (send or receive): its KV-holding GPUs
+    x the per-GPU one-way bandwidth x the assumptions' comm_efficiency. The bound a
+    link-bandwidth constraint uses: rate x kv_bytes_per_request <= this, per replica."""
+    bw, _ = link_parameters(phys, link)
+    return senders(phys) * bw * phys.o.comm_efficiency
+
+
+def kv_transfer_time(phys: StepPhysics, isl, link: LinkKind | np.ndarray) -> np.ndarray:
+    """Seconds to move one request's KV from this replica: the alpha-beta cost of perf.py's
+    ``_transfer`` (latency + bytes / bandwidth, or their max under ``comm_latency: max``),
+    the bytes split evenly over the replica's KV-holding GPUs, all sending at once."""
+    bw, lat = link_parameters(phys, link)
+    per_gpu = kv_bytes_per_request(phys, isl) / senders(phys)
+    return _transfer(lat, per_gpu, bw, phys.o)
+
+
+def kv_transfer_rate(phys: StepPhysics, isl, rate) -> np.ndarray:
+    """Bytes/s a pool sends (prefill) or receives (decode) at ``rate`` requests/s."""
+    return _arr(rate, len(phys)) * kv_bytes_per_request(phys, isl)
+
+
+def pair_transfer_time(pre: StepPhysics, dec: StepPhysics, isl, link: LinkKind | np.ndarray) -> np.ndarray:
+    """Transfer time of a (prefill, decode) pair, element-wise: the slower of the sending
+    and the receiving side (each side's GPUs in parallel at its own link). When the decode
+    replica has at least as many KV-holding GPUs on an equal link, this is the prefill
+    side's ``kv_transfer_time``."""
+    return np.maximum(kv_transfer_time(pre, isl, link), kv_transfer_time(dec, isl, link))
+
+
+# ----------------------------------------------------------------------------------------
+# Section 1: the prefill pool
+# ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PrefillResult:
+    """A prefill replica at ``rate`` requests/s; times in seconds."""
+
+    rate: np.ndarray
+    chunk_tokens: np.ndarray          # mean prompt tokens of a step (batched prefill)
+    step: np.ndarray                  # mean step time
+    service: np.ndarray               # prefill of one prompt on an idle replica (own steps)
+    rho: np.ndarray                   # busy share of the prefill engine (per lane)
+    rho_link: np.ndarray              # busy share of the KV link
+    rho_kv: np.ndarray                # KV pool occupancy (prompts held until their KV is sent)
+    saturation_rate: np.ndarray       # requests/s at which every step is full
+    transfer: np.ndarray              # one request's KV transfer
+    wait: np.ndarray                  # mean queueing before the own steps (residual + backlog + KV slot)
+    prefill: np.ndarray               # mean own prefill steps
+    link_wait: np.ndarray             # mean wait for the link
+    stable: np.ndarray
+    stats: dict[tuple[str, str], np.ndarray]
+
+    def get(self, metric: str, statistic: str) -> np.ndarray:
+        return self.stats[(metric, statistic)]
+
+
+def _prefill_step(phys: StepPhysics, c, S) -> np.ndarray:
+    """A prompt-only step of c tokens from prompts of S tokens: causal attention sums to
+    c x S units per step on average (docs/load.md section 1), c / S LM-head rows."""
+    return step_time(phys, 0.0, 0.0, c, c * S, c / S)
+
+
+def prefill_saturation(phys: StepPhysics, eng: Engine, isl) -> np.ndarray:
+    """Requests/s per replica at which every step carries T prompt tokens:
+    lanes x T / (S x t(T)) (section 1)."""
+    n = len(phys)
+    S = _arr(isl, n)
+    T = np.maximum(eng.token_budget, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return phys.lanes * T / (S * _prefill_step(phys, T, S))
+
+
+def _pieces(m, K, terms: int = 256):
+    """Mean, variance and d(mean)/dm of N = min(max(1, A), K), A ~ Poisson(m): the pieces a
+    busy step carries when m arrived during the previous one and K fit the token budget
+    (section 1). The Poisson sum runs to ``terms`` (K beyond it is taken as unbounded)."""
+    K = np.minimum(np.maximum(np.floor(K), 1.0), float(terms))
+    pmf = np.exp(-m)                  # P(A = 0)
+    cdf = pmf.copy()
+    e1 = pmf * 1.0                    # A = 0 counts as N = 1
+    e2 = pmf * 1.0
+    below = cdf.copy()                # P(A <= K - 1), K >= 1
+    for j in range(1, terms + 1):
+        pmf = pmf * m / j
+        cdf = cdf + pmf
+        inside = j < K
+        e1 = e1 + np.where(inside, pmf * j, 0.0)
+        e2 = e2 + np.where(inside, pmf * j * j, 0.0)
+        below = np.where(j <= K - 1.0, cdf, below)
+    tail = np.maximum(1.0 - below, 0.0)                                        # P(A >= K)
+    e1 = np.where(K > 1.0, e1 + tail * K, 1.0)                                 # K = 1: N = 1 always
+    e2 = np.where(K > 1.0, e2 + tail * K * K, 1.0)
+    slope = np.where(K > 1.0, below - np.exp(-m), 0.0)
+    return e1, np.maximum(e2 - e1 * e1, 0.0), np.maximum(slope, 0.0)
+
+
+def _prefill_chunk(phys: StepPhysics, lam_l, S, T, iters: int = 40):
+    """Mean chunk of a busy step (section 1, gated batch service): a step carries what
+    arrived during the one before, at least the piece c1 = S / ceil(S/T) of the prompt that
+    starts a busy period and at most the K = T / c1 pieces the budget holds. With
+    m = lam S t(c) / c1 pieces arriving per step (Poisson), N = min(max(1, A), K):
+    c = c1 E[N], solved for c by bisection (t(c) the mean step at the mean chunk)."""
+    c1 = S / np.ceil(S / T)
+    Tm = np.maximum(T, c1)
+    K = np.floor(Tm / c1)
+
+    def m_of(c):
+        return lam_l * S * _prefill_step(phys, c, S) / c1
+
+    def above(c):       # the root lies above c
+        return c1 * _pieces(m_of(c), K)[0] > c
+    _, hi = _bisect(above, c1.copy(), K * c1, iters)
+    c = np.where(above(K * c1), K * c1, hi)
+    m = m_of(c)
+    return c, c1, m, K
+
+
+def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
+                    link: LinkKind | np.ndarray = "inter", quantiles: bool = True,
+                    needed: set | None = None) -> PrefillResult:
+    """TTFT of a prefill replica at ``rate`` requests/s (section 1):
+    TTFT = residual + backlog + KV-slot wait + own steps + link wait + transfer."""
+    n = len(phys)
+    G = phys.lanes
+    S, T = _arr(wl.isl, n), np.maximum(eng.token_budget, 1.0)
+    lam = _arr(rate, n)
+    ca2, cs2 = _arr(wl.arrival_cv2, n), _arr(wl.isl_cv2, n)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        lam_l = lam / G
+        c, c1, m, K = _prefill_chunk(phys, lam_l, S, T)
+        t_c = _prefill_step(phys, c, S)
+        D = S / c * t_c                                   # engine time per prompt
+        rho = np.minimum(lam_l * D, 1.0)
+        sat = prefill_saturation(phys, eng, S)
+        # residual of the step in progress, found busy with probability rho (PASTA). The
+        # step lengths: N = min(max(1, A), K) pieces (``_pieces``); a step's length drives
+        # the next one's arrivals (slope beta = a c1 lam S / c1 dE[N]/dm), so the stationary
+        # variance is V = (a c1)^2 Var N / (1 - beta^2), a = dt/dc; steps are taken as two
+        # atoms mu +- sqrt(V) (mean and variance kept)
+        Tm = np.maximum(T, c1)
+        dc = np.maximum(c * 1e-3, 1e-3)
+        slope = (_prefill_step(phys, c + dc, S) - _prefill_step(phys, np.maximum(c - dc, 1e-9), S)) \
+            / (c + dc - np.maximum(c - dc, 1e-9))
+        _, var_n, dn_dm = _pieces(m, K)
+        beta = np.minimum(slope * lam_l * S * dn_dm, 1.0 - 1e-6)
+        var_t = (slope * c1) ** 2 * var_n / (1.0 - beta * beta)
+        sd_t = np.sqrt(var_t)
+        t_one = np.maximum(t_c - sd_t, _prefill_step(phys, c1, S))
+        t_full = t_c + sd_t
+        kinds, counts = (t_one, t_full), (0.5, 0.5)
+        span = sum(k * t for k, t in zip(counts, kinds))
+        shares = [k * t / span for k, t in zip(counts, kinds)]
+        resid_busy = sum(f * t / 2.0 for f, t in zip(shares, kinds))
+        resid = rho * resid_busy
+        # prompt-token backlog: Kingman's G/G/1 mean wait on work, only the part beyond the
+        # k T - S tokens that still fit the prompt's own steps delays it (docs/load.md s. 4)
+        w_work = rho / (1.0 - rho) * (ca2 + cs2) / 2.0 * D
+        m_tok = w_work / np.maximum(rho, 1e-12) * c / t_c
+        k_own = np.ceil(S / T)
+        slack = np.maximum(k_own * T - S, 0.0)
+        fit = np.exp(-slack / np.maximum(m_tok, 1e-12))
+        w_extra = w_work * fit
+        last = S - (k_own - 1.0) * T
+        # own steps: k - 1 full chunks, then the last piece with the prompts that share its
+        # step. Arriving at an idle engine (1 - rho) it is alone; arriving in a busy step it
+        # shares the next one with every arrival of that step (a length-biased step: mean
+        # 2 R_busy) and of its backlog wait
+        a_own = last * last + 2.0 * last * (S - last)
+
+        def own(c_own):
+            return step_time(phys, 0.0, 0.0, c_own, a_own + (c_own - last) * S, 1.0 + (c_own - last) / S)
+        c_busy = np.minimum(Tm, last + lam_l * S * (2.0 * resid_busy + w_extra))
+        t_own = (1.0 - rho) * own(last) + rho * own(c_busy)
+        d_own = (k_own - 1.0) * _prefill_step(phys, T, S) + t_own
+        t_alone = (k_own - 1.0) * _prefill_step(phys, T, S) + own(last)
+        # the KV link, a second station in tandem (Kingman), its arrivals the prefill
+        # departures with Whitt's QNA linking cv_d^2 = rho^2 cs^2 + (1 - rho^2) ca^2
+        xfer = kv_transfer_time(phys, S, link)
+        dp = np.maximum(1.0, phys.configs.ep / phys.configs.tp)       # independent KV groups
+        rho_x = np.minimum(lam / dp * xfer, 1.0)
+        cd2 = rho * rho * cs2 + (1.0 - rho * rho) * ca2
+        w_link = rho_x / (1.0 - rho_x) * (cd2 + cs2) / 2.0 * xfer
+        # KV slots: a prompt holds S tokens from admission until its KV is sent
+        M = np.maximum(np.floor(eng.kv_pool_tokens / S), 0.0)
+        residence = resid + w_extra + d_own + w_link + xfer
+        rho_kv = lam_l * residence / np.maximum(M, 1e-9)
+        w_kv = _slot_wait(rho_kv, M, ca2 / 2.0, residence)
+        wait = resid + w_extra + w_kv
+        ttft = wait + d_own + w_link + xfer
+        stable = (rho < 1.0) & (rho_x < 1.0) & (rho_kv < 1.0) & (lam < sat) & (M >= 1) & np.isfinite(ttft)
+        stats = {("ttft", "mean"): ttft}
+        if quantiles:
+            pw_kv = np.clip(rho_kv, 0.0, 1.0) ** (np.sqrt(2.0 * (np.maximum(M, 1.0) + 1.0)) - 1.0)
+            hi = np.maximum(t_one, t_full)
+            for key, p in _P.items():
+                if needed is not None and ("ttft", key) not in needed:
+                    continue
+                tail = 1.0 - p
+                # residual: P(R > x) = rho sum_k f_k (1 - x / t_k)+ (busy with probability rho)
+                _, r_p = _bisect(lambda x: rho * sum(f * np.clip(1.0 - x / t, 0.0, 1.0)
+                                                     for f, t in zip(shares, kinds)) > tail,
+                                 np.zeros_like(hi), hi, 30)
+                # the tail is the work ahead, whole: Kingman's exponential tail of the prompt
+                # work queue, P(W > t) = rho exp(-t rho / W) (a batched step finishes every
+                # prompt it carries at its end, so the work ahead delays the prompt even
+                # when it fits the same step)
+                wq = np.maximum(np.maximum(r_p, resid + _exp_tail_quantile(w_extra, rho * fit, p)),
+                                _exp_tail_quantile(w_work, rho, p)) \
+                    + _exp_tail_quantile(w_kv, pw_kv, p)
+                stats[("ttft", key)] = wq + d_own + _exp_tail_quantile(w_link, rho_x, p) + xfer
+    return PrefillResult(rate=lam, chunk_tokens=c, step=t_c, service=t_alone, rho=rho, rho_link=rho_x,
+                         rho_kv=rho_kv, saturation_rate=sat, transfer=xfer, wait=wait, prefill=d_own,
+                         link_wait=w_link, stable=stable, stats=stats)
+
+
+# ----------------------------------------------------------------------------------------
+# Section 2: the decode pool
+# ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DecodeResult:
+    """A decode replica at ``rate`` requests/s; times in seconds."""
+
+    rate: np.ndarray
+    running: np.ndarray               # decode sequences per lane (mean)
+    step: np.ndarray                  # mean decode step (= mean TPOT = mean ITL)
+    rho: np.ndarray                   # max(rate / saturation, KV occupancy)
+    rho_kv: np.ndarray
+    saturation_rate: np.ndarray       # requests/s with every lane at its max sequences
+    max_seqs: np.ndarray              # per lane: the batch cap and what the KV cache holds at S + O
+    kv_wait: np.ndarray               # mean wait for a KV slot before the transfer can land
+    kv_held_bytes: np.ndarray         # mean KV bytes reserved per replica (transferred + generated)
+    throughput_tokens_per_s: np.ndarray
+    stable: np.ndarray
+    stats: dict[tuple[str, str], np.ndarray]
+
+    def get(self, metric: str, statistic: str) -> np.ndarray:
+        return self.stats[(metric, statistic)]
+
+
+def decode_saturation(phys: StepPhysics, eng: Engine, isl, osl) -> np.ndarray:
+    """Requests/s per replica with every lane at n = min(M, T) sequences:
+    lanes x n / ((O - 1) t_dec(n)) (section 2)."""
+    n = len(phys)
+    S, O = _arr(isl, n), _arr(osl, n)
+    m = np.maximum(np.minimum(eng.max_seqs, eng.token_budget), 1e-9)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = step_time(phys, m, m * (S + O / 2.0))
+        return np.where(eng.max_seqs >= 1, phys.lanes * m / (np.maximum(O - 1.0, 1e-9) * t), 0.0)
+
+
+def decode_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate, transfer=0.0,
+                   quantiles: bool = True, needed: set | None = None) -> DecodeResult:
+    """TPOT and ITL of a decode replica at ``rate`` requests/s (section 2). ``transfer``:
+    seconds a request's KV spends arriving (its slot is reserved when the transfer starts)."""
+    n_cfg = len(phys)
+    G = phys.lanes
+    S, O = _arr(wl.isl, n_cfg), _arr(wl.osl, n_cfg)
+    lam = _arr(rate, n_cfg)
+    ca2 = _arr(wl.arrival_cv2, n_cfg)
+    xfer = _arr(transfer, n_cfg)
+    M = eng.max_seqs
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        lam_l = lam / G
+        ctx = S + O / 2.0
+        sat = decode_saturation(phys, eng, S, O)
+
+        # Little on the decode phase: n = lam (O - 1) tau; tau = t_dec(n) (fixed point)
+        def F(tau):
+            nn = lam_l * (O - 1.0) * tau
+            return step_time(phys, nn, nn * ctx)
+        lo = step_time(phys, 0.0, 0.0) * 0.5
+        hi = 4.0 * np.maximum(step_time(phys, np.maximum(M, 1.0), np.maximum(M, 1.0) * ctx), lo * 4.0)
+        _, tau = _bisect(lambda t: F(t) > t, lo, hi, 40, geometric=True)
+        converged = np.abs(F(tau) - tau) <= 1e-6 * tau + 1e-12
+        n = lam_l * (O - 1.0) * tau
+        residence = xfer + (O - 1.0) * tau
+        rho_kv = lam_l * residence / np.maximum(M, 1e-9)
+        w_kv = _slot_wait(rho_kv, M, ca2 / 2.0, residence)
+        rho = np.maximum(lam / np.where(sat > 0, sat, np.nan), rho_kv)
+        stable = converged & (rho_kv < 1.0) & (lam < sat) & (M >= 1) & (n <= eng.token_budget)
+        kv_bytes = kv_bytes_per_sequence(phys.arch.attention, S + O, _KV_BYTES[phys.configs.kv])
+        stats = {("tpot", "mean"): tau, ("itl", "mean"): tau}
+        if quantiles:
+            # decode-batch fluctuation: Poisson (M/D/inf) times the peakedness (1 + ca^2)/2;
+            # per-request TPOT sees the life average of n (variance 2/3 n): docs/load.md s. 5
+            zpk = (1.0 + ca2) / 2.0
+            dn = np.maximum(n * 1e-3, 1e-3)
+            nm = np.maximum(n - dn, 0.0)
+            d0 = (step_time(phys, n + dn, (n + dn) * ctx) - step_time(phys, nm, nm * ctx)) / (n + dn - nm)
+            sd_itl = np.abs(d0) * np.sqrt(n * zpk)
+            sd_tpot = np.abs(d0) * np.sqrt(zpk * n * 2.0 / 3.0)
+            for key in _P:
+                if needed is not None and not any(s == key for _, s in needed):
+                    continue
+                stats[("itl", key)] = tau + _Z[key] * sd_itl
+                stats[("tpot", key)] = tau + _Z[key] * sd_tpot
+    return DecodeResult(rate=lam, running=n, step=tau, rho=rho, rho_kv=rho_kv, saturation_rate=sat, max_seqs=M,
+                        kv_wait=w_kv, kv_held_bytes=lam * residence * kv_bytes,
+                        throughput_tokens_per_s=lam * O, stable=stable, stats=stats)
+
+
+# ----------------------------------------------------------------------------------------
+# Section 4: capacity at SLO per pool
+# ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PoolCapacity:
+    rate: np.ndarray          # highest requests/s per replica meeting the pool's targets
+    rho: np.ndarray           # utilisation there
+    binding: np.ndarray       # index of the binding target; -1: the utilisation ceiling or saturation
+    saturation_rate: np.ndarray
+
+
+def _capacity(metrics, sat: np.ndarray, targets: Sequence[Target], max_utilization: float,
+              iters: int) -> PoolCapacity:
+    n = sat.shape[0]
+    limits = np.array([t.seconds for t in targets], dtype=float)
+    sat = np.where(np.isfinite(sat) & (sat > 0), sat, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        def ratios(x):
+            r = metrics(x)
+            vals = np.stack([r.get(t.metric, t.statistic) for t in targets]) if targets else np.zeros((0, n))
+            return r, vals / limits[:, None]
+
+        def ok(x):
+            r, rt = ratios(x)
+            return r.stable & (r.rho <= max_utilization) & np.all(rt <= 1.0, axis=0)
+        lo = np.maximum(sat * 1e-4, 1e-300)
+        r0, rt0 = ratios(lo)
+        feasible0 = r0.stable & (r0.rho <= max_utilization) & np.all(rt0 <= 1.0, axis=0)
+        hi = np.maximum(sat * max_utilization * (1.0 + 1e-9), lo)
+        lo_, hi_ = _bisect(ok, lo, hi, iters, geometric=True)
+        top_ok = ok(hi)
+        rate = np.where(feasible0, np.where(top_ok, hi, lo_), 0.0)
+        rate = np.where(sat > 0, rate, 0.0)
+        r_hi, rt_hi = ratios(hi_)
+        over = np.max(rt_hi, axis=0) > 1.0 if targets else np.zeros(n, dtype=bool)
+        binding = np.where(over & r_hi.stable & (r_hi.rho <= max_utilization),
+                           np.argmax(rt_hi, axis=0) if targets else -1, -1)
+        binding = np.where(feasible0 | (sat <= 0), binding, np.argmax(rt0, axis=0) if targets else -1)
+        binding = np.where(top_ok & feasible0, -1, binding)
+        r_at = metrics(np.maximum(rate, lo))
+    return PoolCapacity(rate=rate, rho=np.where(rate > 0, r_at.rho, 0.0), binding=np.asarray(binding, dtype=np.int64),
+                        saturation_rate=sat)
+
+
+def _check(targets: Sequence[Target], allowed: tuple[str, ...], pool: str) -> None:
+    for t in targets:
+        if t.metric not in allowed:
+            raise ValueError(f"a {pool} pool has no {t.metric} target (its metrics: {', '.join(allowed)})")
+
+
+def prefill_capacity(phys: StepPhysics, eng: Engine, wl: Workload, targets: Sequence[Target],
+                     link: LinkKind | np.ndarray = "inter", max_utilization: float = 0.8,
+                     iters: int = 24) -> PoolCapacity:
+    """Highest request rate per prefill replica at which every TTFT target holds (TTFT =
+    queueing + prefill + KV transfer) and the busy share is at most ``max_utilization``."""
+    _check(targets, PREFILL_METRICS, "prefill")
+    needed = {(t.metric, t.statistic) for t in targets}
+    sat = prefill_saturation(phys, eng, wl.isl)
+    return _capacity(lambda x: prefill_metrics(phys, eng, wl, x, link, needed=needed), sat, targets,
+                     max_utilization, iters)
+
+
+def decode_capacity(phys: StepPhysics, eng: Engine, wl: Workload, targets: Sequence[Target],
+                    transfer=0.0, max_utilization: float = 0.8, iters: int = 24) -> PoolCapacity:
+    """Highest request rate per decode replica at which every TPOT/ITL target holds with
+    decode-only steps, at most ``max_utilization`` of saturation and of the KV pool."""
+    _check(targets, DECODE_METRICS, "decode")
+    needed = {(t.metric, t.statistic) for t in targets}
+    sat = decode_saturation(phys, eng, wl.isl, wl.osl)
+    return _capacity(lambda x: decode_metrics(phys, eng, wl, x, transfer, needed=needed), sat, targets,
+                     max_utilization, iters)
