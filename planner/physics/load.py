@@ -13,7 +13,7 @@ one token. Rates are per replica, per second.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
@@ -79,6 +79,14 @@ class StepPhysics:
     def __len__(self) -> int:
         return len(self.configs)
 
+    def take(self, index: np.ndarray) -> StepPhysics:
+        """The coefficients of the configurations ``index`` (every term is per configuration)."""
+        n = len(self)
+        return replace(self, configs=self.configs.take(index),
+                       **{f.name: getattr(self, f.name)[index] for f in fields(self)
+                          if isinstance(getattr(self, f.name), np.ndarray)},
+                       _w={k: _take(v, index, n) for k, v in self._w.items() if k != "links"})
+
     # -- token-count-only terms -------------------------------------------------------
     def weights_time(self, tokens: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
         """Seconds of weight reads in one cycle (all stages) for ``tokens`` per lane."""
@@ -138,6 +146,11 @@ class StepPhysics:
                      inter_bw=t.inter_bw[gi], inter_lat=t.inter_latency[gi])
         w["links"] = links
         return links
+
+
+def _take(v, index: np.ndarray, n: int):
+    """``v[index]`` for a per-configuration array of length ``n``; anything else as it is."""
+    return v[index] if isinstance(v, np.ndarray) and v.ndim >= 1 and len(v) == n else v
 
 
 def step_physics(model: ModelSpec, table: GpuTable, configs: Configs, o: Assumptions) -> StepPhysics:
@@ -272,6 +285,10 @@ class Engine:
     max_seqs: np.ndarray         # running sequences per lane (max-num-seqs, KV capacity)
     kv_pool_tokens: np.ndarray   # KV-cache tokens per lane
 
+    def take(self, index: np.ndarray) -> Engine:
+        return Engine(token_budget=self.token_budget[index], max_seqs=self.max_seqs[index],
+                      kv_pool_tokens=self.kv_pool_tokens[index])
+
 
 def engine(phys: StepPhysics, token_budget=None, max_seqs=None) -> Engine:
     """Defaults: the assumptions' max_batched_tokens (8192 if 0), and max sequences = the
@@ -299,6 +316,10 @@ class Workload:
     arrival_cv2: np.ndarray | float = 1.0
     isl_cv2: np.ndarray | float = 0.0
 
+    def take(self, index: np.ndarray, n: int) -> Workload:
+        """The workload of configurations ``index`` of ``n`` (per-configuration arrays indexed)."""
+        return Workload(*(_take(getattr(self, f.name), index, n) for f in fields(self)))
+
 
 @dataclass(frozen=True)
 class LoadResult:
@@ -321,6 +342,10 @@ class LoadResult:
 
     def get(self, metric: str, statistic: str) -> np.ndarray:
         return self.stats[(metric, statistic)]
+
+    def take(self, index: np.ndarray) -> LoadResult:
+        return LoadResult(**{f.name: getattr(self, f.name)[index] for f in fields(self) if f.name != "stats"},
+                          stats={k: v[index] for k, v in self.stats.items()})
 
 
 def _ncdf(x: np.ndarray) -> np.ndarray:
@@ -571,37 +596,71 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
                     iters: int = 16) -> Capacity:
     """Highest request rate per replica at which each configuration meets every target
     (vectorised bisection over the rate, section 6). A configuration that misses a target
-    even at a vanishing rate gets capacity 0 with that target binding."""
+    even at a vanishing rate gets capacity 0 with that target binding: every statistic grows
+    with the load, so that one evaluation settles it and the bisection runs on the others
+    only (each configuration's result is its own: the same as computed alone)."""
     n_cfg = len(phys)
     S = np.broadcast_to(np.asarray(wl.isl, dtype=float), (n_cfg,))
     O = np.broadcast_to(np.asarray(wl.osl, dtype=float), (n_cfg,))
     limits = np.array([t.seconds for t in targets], dtype=float)
+    needed = {(t.metric, t.statistic) for t in targets}
+
+    def ratios(ph, en, w, x, S, O):
+        r = _open(ph, en, w, x, S, O, closed=None, needed=needed)
+        vals = np.stack([r.get(t.metric, t.statistic) for t in targets]) if len(targets) else np.zeros((0, len(x)))
+        return r, vals / limits[:, None]
+
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         sat, _ = _saturation(phys, eng, S, O)
         sat = np.where(np.isfinite(sat) & (sat > 0), sat, 0.0)
-
-        needed = {(t.metric, t.statistic) for t in targets}
-
-        def ratios(x):
-            r = _open(phys, eng, wl, x, S, O, closed=None, needed=needed)
-            vals = np.stack([r.get(t.metric, t.statistic) for t in targets]) if len(targets) else np.zeros((0, n_cfg))
-            return r, vals / limits[:, None]
-
-        def ok(x):
-            r, rt = ratios(x)
-            return r.stable & np.all(rt <= 1.0, axis=0)
         lo = np.maximum(sat * 1e-4, 1e-300)
-        r0, rt0 = ratios(lo)
+        r0, rt0 = ratios(phys, eng, wl, lo, S, O)
         feasible0 = r0.stable & np.all(rt0 <= 1.0, axis=0)
-        hi = sat * (1.0 - 1e-9)
-        lo_, hi_ = _bisect(ok, lo, np.maximum(hi, lo), iters, geometric=True)
-        rate = np.where(feasible0, lo_, 0.0)
-        r_at = _open(phys, eng, wl, np.maximum(rate, lo), S, O, closed=None)
-        _, rt_hi = ratios(hi_)
-        r_hi_stable = _open(phys, eng, wl, hi_, S, O, closed=None, quantiles=False).stable
-        bind_hi = np.where(len(targets) and True, np.argmax(rt_hi, axis=0) if len(targets) else -1, -1)
-        binding = np.where(r_hi_stable & (np.max(rt_hi, axis=0) > 1.0 if len(targets) else False), bind_hi, -1)
-        binding = np.where(feasible0, binding, np.argmax(rt0, axis=0) if len(targets) else -1)
+        rate = np.zeros(n_cfg)
+        binding = np.argmax(rt0, axis=0) if len(targets) else np.full(n_cfg, -1)
+        parts = []
+        live, settled = np.flatnonzero(feasible0), np.flatnonzero(~feasible0)
+        if len(live):
+            ph, en, w = phys.take(live), eng.take(live), wl.take(live, n_cfg)
+            S_, O_, lo_l = S[live], O[live], lo[live]
+
+            def ok(x):
+                r, rt = ratios(ph, en, w, x, S_, O_)
+                return r.stable & np.all(rt <= 1.0, axis=0)
+            hi = sat[live] * (1.0 - 1e-9)
+            lo_, hi_ = _bisect(ok, lo_l, np.maximum(hi, lo_l), iters, geometric=True)
+            rate[live] = lo_
+            parts.append((live, _open(ph, en, w, np.maximum(lo_, lo_l), S_, O_, closed=None)))
+            _, rt_hi = ratios(ph, en, w, hi_, S_, O_)
+            r_hi_stable = _open(ph, en, w, hi_, S_, O_, closed=None, quantiles=False).stable
+            if len(targets):
+                binding[live] = np.where(r_hi_stable & (np.max(rt_hi, axis=0) > 1.0), np.argmax(rt_hi, axis=0), -1)
+            else:
+                binding[live] = -1
+        if len(settled):     # no bisection: the load model at the vanishing rate itself
+            parts.append((settled, _open(phys.take(settled), eng.take(settled), wl.take(settled, n_cfg),
+                                         lo[settled], S[settled], O[settled], closed=None)))
         binding = np.where(sat > 0, binding, -1)
     return Capacity(rate=rate, throughput_tokens_per_s=rate * O, rho=rate / np.where(sat > 0, sat, np.nan),
-                    binding=binding.astype(np.int64), result=r_at)
+                    binding=binding.astype(np.int64), result=merge_results(n_cfg, parts))
+
+
+def merge_results(n: int, parts: list[tuple[np.ndarray, LoadResult]]) -> LoadResult:
+    """One LoadResult of ``n`` configurations from results on disjoint index sets (a
+    statistic missing from a part is +inf on its configurations)."""
+    out: dict = {}
+    for f in fields(LoadResult):
+        if f.name == "stats":
+            continue
+        arr = None
+        for idx, r in parts:
+            v = getattr(r, f.name)
+            if arr is None:
+                arr = np.zeros(n, dtype=v.dtype)
+            arr[idx] = v
+        out[f.name] = arr if arr is not None else np.zeros(n)
+    stats: dict[tuple[str, str], np.ndarray] = {}
+    for idx, r in parts:
+        for key, v in r.stats.items():
+            stats.setdefault(key, np.full(n, np.inf))[idx] = v
+    return LoadResult(**out, stats=stats)
