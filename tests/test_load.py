@@ -190,3 +190,20 @@ def test_capacity_of_each_row_is_its_own():
         for key, v in alone.result.stats.items():
             np.testing.assert_array_equal(v, cap.result.get(*key)[rows])
         np.testing.assert_array_equal(alone.result.saturation_rate, cap.result.saturation_rate[rows])
+
+
+def test_mean_step_is_a_fixed_point_to_1e9():
+    """The fluid fixed point (docs/load.md section 3): the mean step tau that the root finder
+    returns is the mixture of the decode and carrying steps it implies, to 1e-9 (the
+    convergence test asks 1e-6), at light to heavy load."""
+    ph, eng, ok = _small_grid()
+    n = len(ph)
+    S, O_ = np.full(n, 2000.0), np.full(n, 300.0)
+    sat, _ = L._saturation(ph, eng, S, O_)
+    for frac in (1e-4, 0.2, 0.5, 0.8, 0.95):
+        st_ = L._steady(ph, eng, frac * sat, S, O_)
+        q = np.minimum(st_["q"], 1.0)
+        mean = (1.0 - q) * st_["t0"] + q * st_["t1"]
+        good = ok & st_["converged"]
+        assert good.sum() >= 4
+        np.testing.assert_allclose(mean[good], st_["tau"][good], rtol=1e-9)
