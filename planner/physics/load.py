@@ -72,6 +72,7 @@ class StepPhysics:
     kv_read: np.ndarray          # s per cached token read by decode (bytes side)
     attn_decode: np.ndarray      # s per cached token attended by decode (FLOP side)
     overhead: np.ndarray         # per-layer and per-step overheads of one step
+    kv_per_token: np.ndarray     # smax(kv_read, attn_decode): s per cached token of decode, the step's KV term
     max_batch: np.ndarray        # sequences per lane the KV cache holds at S + O tokens each
     kv_pool_tokens: np.ndarray   # KV tokens per lane
     _w: dict = field(default_factory=dict, repr=False)
@@ -188,6 +189,8 @@ def step_physics(model: ModelSpec, table: GpuTable, configs: Configs, o: Assumpt
         ev = evaluate(model, table, configs, o)
         per_token_kv = ev.kv_bytes_per_sequence / (configs.input_tokens + configs.output_tokens)
         room = np.maximum(ev.usable_bytes - ev.weights_bytes - ev.activation_bytes - ev.reserve_bytes, 0.0)
+        kv_read = kv_on * L * arch.kv_elements * b_kv * kv_frac * s_body / (bw * o.memory_bandwidth_efficiency)
+        attn_decode = kv_on * on * L * arch.attn_decode_flops * s_body / tp / R.attn_dec
         # Every cycle term is a per-stage term x PP: the per-stage coefficients carry /PP.
         return StepPhysics(
             arch=arch, o=o, table=table, configs=configs, lanes=pp * dp_attn,
@@ -195,9 +198,9 @@ def step_physics(model: ModelSpec, table: GpuTable, configs: Configs, o: Assumpt
             lin_prefill=on * 2.0 * act * s_body * bub / tp / R.lin_pre,
             lin_head=on * 2.0 * head * s_head * bub / tp / R.head_pre,
             attn_prefill=on * L * arch.attn_prefill_flops * s_body * bub / tp / R.attn_pre,
-            kv_read=kv_on * L * arch.kv_elements * b_kv * kv_frac * s_body / (bw * o.memory_bandwidth_efficiency),
-            attn_decode=kv_on * on * L * arch.attn_decode_flops * s_body / tp / R.attn_dec,
+            kv_read=kv_read, attn_decode=attn_decode,
             overhead=cycle_overhead(arch, pp, o).astype(float),
+            kv_per_token=_smax(kv_read, attn_decode, o.roofline_sharpness),
             max_batch=ev.max_batch, kv_pool_tokens=np.floor(room / per_token_kv),
             _w=dict(tp=tp, pp=pp, ep=ep, group=group, dp_attn=dp_attn, kv_frac_w=kv_frac_w,
                     b_w=b_w, b_e=b_e, bw=bw, s_body=s_body, s_head=s_head),
@@ -225,7 +228,9 @@ def step_time(phys: StepPhysics, n_decode, context_tokens, prefill_tokens=0.0,
         t_w = phys.weights_time(tokens)
         flops = n * phys.lin_decode + c * phys.lin_prefill + heads * phys.lin_head + A * phys.attn_prefill
         k = o.roofline_sharpness
-        compute = _smax(t_w, flops, k) + _smax(ctx * phys.kv_read, ctx * phys.attn_decode, k)
+        # both cached-token terms are proportional to ctx and smax is homogeneous: the per-token
+        # smax is taken once per configuration (kv_per_token), as scalar_step_fn does
+        compute = _smax(t_w, flops, k) + ctx * phys.kv_per_token
         t_tp, t_ep, hops = phys.comm_time(tokens, split=True)
         comm = t_tp + exposed_alltoall(t_ep, compute, tokens, o)
         if o.overlap_comm:
@@ -246,9 +251,8 @@ def scalar_step_fn(phys: StepPhysics, i: int, max_tokens: int):
     overlap = phys.o.overlap_comm
     a_n, a_c, a_h, a_A = (float(phys.lin_decode[i]), float(phys.lin_prefill[i]),
                           float(phys.lin_head[i]), float(phys.attn_prefill[i]))
-    kvr, kva = float(phys.kv_read[i]), float(phys.attn_decode[i])
     k = phys.o.roofline_sharpness
-    kv = _smax_scalar(kvr, kva, k)  # both terms are proportional to the cached tokens (smax is homogeneous)
+    kv = float(phys.kv_per_token[i])   # both terms are proportional to the cached tokens (smax is homogeneous)
     ovh = float(phys.overhead[i])
     ep_cyc = t_ep.tolist() if phys.o.ep_overlap != "none" else None
     comm_only = (comm).tolist()
