@@ -41,6 +41,7 @@ def grown(p: Problem, size: int, seed: int = 0) -> Problem:
     with price x U(0.6, 1.4), bandwidth and FLOP/s x U(0.8, 1.2), memory x U(0.75, 1.25)."""
     rng = np.random.default_rng(seed)
     gpus, prices, sources = list(p.gpus), list(p.prices), list(p.price_sources)
+    source = list(range(len(p.gpus)))     # each variant runs what its original runs (support table)
     k = 0
     while len(gpus) < size:
         i = k % len(p.gpus)
@@ -53,9 +54,14 @@ def grown(p: Problem, size: int, seed: int = 0) -> Problem:
             "peak_dense_flops_per_s": {m: v * f for m, v in g.peak_dense_flops_per_s.items()}}))
         prices.append(p.prices[i] * rng.uniform(0.6, 1.4))
         sources.append("benchmark variant")
+        source.append(i)
         k += 1
+    support = p.support
+    if support is not None:
+        support = replace(support, ok=support.ok[source], runs_as=support.runs_as[source],
+                          reason=support.reason[source], degraded=support.degraded[source])
     return replace(p, gpus=tuple(gpus), table=GpuTable.build(gpus), prices=np.array(prices, dtype=float),
-                   price_sources=tuple(sources))
+                   price_sources=tuple(sources), support=support)
 
 
 def timed(fn, repeat: int):

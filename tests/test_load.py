@@ -157,3 +157,53 @@ def test_capacity_monotone_in_target(metric, stat, base, loosen):
     a = L.capacity_at_slo(ph, eng, WL, [L.Target(metric, stat, base)])
     b = L.capacity_at_slo(ph, eng, WL, [L.Target(metric, stat, base * loosen)])
     assert np.all(b.rate[ok] >= a.rate[ok] * (1 - 1e-6))
+
+
+def test_capacity_of_each_row_is_its_own():
+    """Capacity at SLO is per configuration: the rows that miss a target at a vanishing rate
+    (settled by that one evaluation, no bisection) and those that meet them give, in one
+    call, exactly what each gives alone; the settled rows report the load model at the
+    vanishing rate itself (docs/load.md section 6)."""
+    m = CAT.model("llama-3.1-70b")
+    t = GpuTable.build([CAT.gpus["h100-sxm"], CAT.gpus["h200"]] if "h200" in CAT.gpus else [CAT.gpus["h100-sxm"]])
+    c = Configs.grid(range(len(t.gpus)), [0, 2], [0, 2], [2, 4, 8], [1, 2], [1], [16, 256], [2000], [300])
+    ph = L.step_physics(m, t, c, O)
+    eng = L.engine(ph)
+    sat, _ = L._saturation(ph, eng, np.full(len(ph), 2000.0), np.full(len(ph), 300.0))
+    idle = L.load_metrics(ph, eng, WL, rate=np.maximum(np.where(np.isfinite(sat) & (sat > 0), sat, 0.0) * 1e-4,
+                                                       1e-300))
+    ok = eng.max_seqs >= 1
+    cut = float(np.median(idle.get("ttft", "p99")[ok]))
+    targets = [L.Target("tpot", "p90", 0.05), L.Target("ttft", "p99", cut)]
+    cap = L.capacity_at_slo(ph, eng, WL, targets)
+    settled = ok & (cap.rate == 0)
+    assert settled.sum() >= 4 and (ok & (cap.rate > 0)).sum() >= 4
+    for key in L.STATISTICS[1:]:
+        for metric in ("ttft", "tpot", "itl", "e2e"):
+            if (metric, key) in idle.stats:
+                np.testing.assert_array_equal(cap.result.get(metric, key)[settled], idle.get(metric, key)[settled])
+    for rows in (np.flatnonzero(settled), np.flatnonzero(~settled), np.arange(0, len(c), 3)):
+        sub = L.step_physics(m, t, c.take(rows), O)
+        alone = L.capacity_at_slo(sub, L.engine(sub), WL, targets)
+        np.testing.assert_array_equal(alone.rate, cap.rate[rows])
+        np.testing.assert_array_equal(alone.binding, cap.binding[rows])
+        for key, v in alone.result.stats.items():
+            np.testing.assert_array_equal(v, cap.result.get(*key)[rows])
+        np.testing.assert_array_equal(alone.result.saturation_rate, cap.result.saturation_rate[rows])
+
+
+def test_mean_step_is_a_fixed_point_to_1e9():
+    """The fluid fixed point (docs/load.md section 3): the mean step tau that the root finder
+    returns is the mixture of the decode and carrying steps it implies, to 1e-9 (the
+    convergence test asks 1e-6), at light to heavy load."""
+    ph, eng, ok = _small_grid()
+    n = len(ph)
+    S, O_ = np.full(n, 2000.0), np.full(n, 300.0)
+    sat, _ = L._saturation(ph, eng, S, O_)
+    for frac in (1e-4, 0.2, 0.5, 0.8, 0.95):
+        st_ = L._steady(ph, eng, frac * sat, S, O_)
+        q = np.minimum(st_["q"], 1.0)
+        mean = (1.0 - q) * st_["t0"] + q * st_["t1"]
+        good = ok & st_["converged"]
+        assert good.sum() >= 4
+        np.testing.assert_allclose(mean[good], st_["tau"][good], rtol=1e-9)

@@ -15,6 +15,7 @@ model, so the solvers see them and the diagnosis can name them.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
@@ -218,21 +219,33 @@ def _ep_degrees(p: Problem, slot: Slot) -> list[int]:
     return sorted({1, *[e for e in (2, 4, 8, 16, 32, 64) if slot.model.moe.num_experts % e == 0]})
 
 
-def build_candidates(p: Problem) -> Candidates:
-    """The candidate table of every slot, with the derived quantities of each row."""
+def build_candidates(p: Problem, timings: dict[str, float] | None = None) -> Candidates:
+    """The candidate table of every slot, with the derived quantities of each row.
+    ``timings``, if given, receives the seconds spent in each stage of the build: ``physics``
+    (rows and their idle physics), ``load`` (capacity at SLO, planner/candidates/load.py)
+    and ``derive`` (every other derived quantity); benchmarks/candidate_table.py reads it."""
+    t0 = time.perf_counter()
     parts = [_slot_rows(p, k, slot) for k, slot in enumerate(p.slots)]
     n_cfg = np.cumsum([0] + [int(r.max(initial=-1)) + 1 for _, _, r in parts])
     configs = _concat([c for c, _, _ in parts], Configs)
     ev = _concat([e for _, e, _ in parts], Evaluation)
     config = np.concatenate([r + n_cfg[k] for k, (_, _, r) in enumerate(parts)])
     slot = np.concatenate([np.full(len(r), k, dtype=np.int64) for k, (_, _, r) in enumerate(parts)])
-    return _derive(p, configs, ev, config, slot)
+    t1 = time.perf_counter()
+    out = _derive(p, configs, ev, config, slot, timings=timings)
+    if timings is not None:
+        timings["physics"] = t1 - t0
+        timings["derive"] = time.perf_counter() - t1 - timings["load"]
+    return out
 
 
 def _derive(p: Problem, configs: Configs, ev: Evaluation, config: np.ndarray, slot: np.ndarray,
-            with_load: bool = True) -> Candidates:
+            with_load: bool = True, timings: dict[str, float] | None = None) -> Candidates:
     out_tokens = np.array([s.output_tokens for s in p.slots], dtype=float)[slot]
+    t0 = time.perf_counter()
     load = _load(p, configs, ev, slot) if with_load else None
+    if timings is not None:
+        timings["load"] = time.perf_counter() - t0
     demand = np.array([np.nan if s.demand is None else s.demand.value for s in p.slots])[slot]
     clients = np.array([s.demand is not None and s.demand.kind == "clients" for s in p.slots])[slot]
     if load is not None:

@@ -9,7 +9,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planner.physics.load import Target, Workload, capacity_at_slo, engine, load_metrics, step_physics
+from planner.physics.load import (
+    Engine,
+    LoadResult,
+    StepPhysics,
+    Target,
+    Workload,
+    capacity_at_slo,
+    engine,
+    load_metrics,
+    merge_results,
+    step_physics,
+)
 from planner.physics.options import Assumptions
 from planner.physics.space import Configs, GpuTable
 from planner.resolve import Slot
@@ -69,20 +80,26 @@ def row_load(slot: Slot, table: GpuTable, configs: Configs, o: Assumptions, fits
     targets = load_targets(slot)
     if targets:
         cap = capacity_at_slo(phys, eng, wl, targets)
-        sat, found, found_binding = cap.result.saturation_rate, cap.rate, cap.binding
+        sat, found, found_binding, known = cap.result.saturation_rate, cap.rate, cap.binding, cap.result
     else:                    # no latency target: only the utilisation ceiling limits the rate
         sat = load_metrics(phys, eng, wl, rate=np.zeros(len(rows)), quantiles=False).saturation_rate
-        found, found_binding = np.full(len(rows), np.inf), np.full(len(rows), -1)
+        found, found_binding, known = np.full(len(rows), np.inf), np.full(len(rows), -1), None
     sat = np.where(np.isfinite(sat) & (sat > 0), sat, 0.0)
     ceiling = slot.slo.max_utilization * sat
     r = np.minimum(found, ceiling)
     bind = np.where(found > ceiling, -1, found_binding)
-    at = load_metrics(phys, eng, wl, rate=np.where(r > 0, r, np.maximum(sat, 1e-300) * 1e-6))
+    # the load model at r: capacity_at_slo's own result where r is its rate, evaluated elsewhere
+    # (at the ceiling, or at a vanishing rate where no rate serves)
+    same = (r > 0) & (r == found)
+    at = _at(phys, eng, wl, r, sat, np.flatnonzero(~same), [] if known is None else [(np.flatnonzero(same), known)])
     over = np.nonzero((r > 0) & (at.rho > slot.slo.max_utilization))[0]
     if len(over):      # the KV pool, not the step budget, sets the utilisation: lower the rate to the ceiling
-        r[over] = _rate_at_utilization(slot, table, configs.take(rows[over]), o, r[over], slot.slo.max_utilization)
+        r[over] = _rate_at_utilization(phys.take(over), eng.take(over), wl.take(over, len(rows)), r[over],
+                                       slot.slo.max_utilization)
         bind[over] = -1
-        at = load_metrics(phys, eng, wl, rate=np.where(r > 0, r, np.maximum(sat, 1e-300) * 1e-6))
+        rest = np.ones(len(rows), dtype=bool)
+        rest[over] = False
+        at = _at(phys, eng, wl, r, sat, over, [(np.flatnonzero(rest), at)])
     rate[rows] = r
     binding[rows] = bind
     out.tokens_per_s[rows] = r * slot.output.mean
@@ -112,13 +129,23 @@ def operating_point(slot: Slot, table: GpuTable, configs: Configs, o: Assumption
     return out
 
 
-def _rate_at_utilization(slot: Slot, table: GpuTable, configs: Configs, o: Assumptions, hi: np.ndarray,
-                         ceiling: float, iters: int = 16) -> np.ndarray:
+def _at(phys: StepPhysics, eng: Engine, wl: Workload, r: np.ndarray, sat: np.ndarray, idx: np.ndarray,
+        known: list[tuple[np.ndarray, LoadResult]]) -> LoadResult:
+    """The load model of every configuration: at rate ``r`` (a vanishing rate where r is 0)
+    on ``idx``, taken from the results already ``known`` (index set, result over all) elsewhere."""
+    n = len(phys)
+    parts = [(i, res.take(i)) for i, res in known if len(i)]
+    if len(idx):
+        rate = np.where(r[idx] > 0, r[idx], np.maximum(sat[idx], 1e-300) * 1e-6)
+        parts.append((idx, load_metrics(phys.take(idx), eng.take(idx), wl.take(idx, n), rate=rate)))
+    return merge_results(n, parts)
+
+
+def _rate_at_utilization(phys: StepPhysics, eng: Engine, wl: Workload, hi: np.ndarray, ceiling: float,
+                         iters: int = 16) -> np.ndarray:
     """The highest rate below ``hi`` at which the utilisation (rate and KV pool together,
     docs/load.md section 3) is at most ``ceiling``, for each configuration."""
-    phys = step_physics(slot.model, table, configs, o)
-    eng, wl = engine(phys), workload_of(slot)
-    lo = np.zeros(len(configs))
+    lo = np.zeros(len(phys))
     for _ in range(iters):
         mid = 0.5 * (lo + hi)
         ok = load_metrics(phys, eng, wl, rate=mid, quantiles=False).rho <= ceiling
