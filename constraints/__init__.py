@@ -53,6 +53,7 @@ class Formulation:
     nodes: dict[int, int] = field(default_factory=dict)    # node variable per GPU index (max_nodes)
     hint: dict[int, float] | None = None   # a starting assignment for the next solve (constraints.incumbent)
     size: dict[str, int] = field(default_factory=dict)     # candidates and columns before/after each reduction
+    covering: bool = False   # a fleet: integer replicas covering demands (CP-SAT then keeps the full LP relaxation)
 
     def scalar_name(self, base: str, s: int) -> str:
         """Name of a per-slot scalar: ``tpot`` for one slot, ``tpot[slot=chat]`` for several."""
@@ -77,7 +78,7 @@ def build(cands: Candidates, ranks: int = 1) -> Formulation:
     """The model of a candidate table, reduced before any variable is made: screening fixes
     the candidates that break a single-configuration row on their own, pruning drops the
     dominated ones (safe for ``ranks`` ranked plans, constraints/prune.py)."""
-    f = Formulation(cands=cands)
+    f = Formulation(cands=cands, covering=cands.split)
     f.replicas = choice.needs_replicas(cands)
     screen(f)
     screened = len(f.alive)

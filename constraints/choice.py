@@ -27,13 +27,22 @@ def needs_replicas(c: Candidates) -> bool:
 def add(f: Formulation) -> None:
     """After screening and pruning: a choice variable per surviving candidate (none for the
     others, which are fixed to 0: ``f.x`` is -1 there), one deployment per slot and, if
-    needed, replica counts."""
+    needed, replica counts.
+
+    A fleet slot whose configuration count is not enforced (``Candidates.limited``; the fleet
+    driver enforces it lazily, on the slots whose optimum uses more than K) needs no choice
+    binary: its replica variable alone is the decision, and ``f.x`` points at it (y >= 1 is
+    "chosen"; no objective puts a coefficient on x in a fleet)."""
     c, m = f.cands, f.model
     f.replicas = needs_replicas(c)
+    free = free_slots(c)
     f.x = np.full(len(c), -1, dtype=np.int64)
     for j in f.alive:
-        f.x[j] = m.var(f"x[{c.label(int(j))}]", 0, 1, integer=True)
+        if int(c.slot[j]) not in free:
+            f.x[j] = m.var(f"x[{c.label(int(j))}]", 0, 1, integer=True)
     for s in range(c.n_slots):
+        if s in free:
+            continue
         coeffs = {int(f.x[j]): 1.0 for j in f.alive_in(s)}
         if not c.split:
             name = "one_deployment" if c.n_slots == 1 else f"one_deployment[slot={c.slot_names[s]}]"
@@ -50,7 +59,17 @@ def add(f: Formulation) -> None:
     f.y = np.full(len(c), -1, dtype=np.int64)
     for j in f.alive:
         label = c.label(int(j))
+        if int(c.slot[j]) in free:
+            f.y[j] = f.x[j] = m.var(f"replicas[{label}]", 0, caps[j], integer=True)
+            continue
         xi = int(f.x[j])
         yi = f.y[j] = m.var(f"replicas[{label}]", 0, caps[j], integer=True)
         m.row(f"replicas_at_least_one[{label}]", "choice", {xi: 1.0, yi: -1.0}, "<=", 0.0, "count")
         m.row(f"replicas_only_if_chosen[{label}]", "choice", {yi: 1.0, xi: -float(caps[j])}, "<=", 0.0, "count")
+
+
+def free_slots(c: Candidates) -> frozenset[int]:
+    """Slots with no configuration limit in this model (split fleets, lazily limited)."""
+    if not c.split or c.limited is None:
+        return frozenset()
+    return frozenset(range(c.n_slots)) - frozenset(c.limited)

@@ -160,6 +160,7 @@ class Candidates:
     unmatched: tuple[tuple[int, float, float], ...] = ()   # (slot, GPUs, replicas) run today, no row matches
     partial: bool = False          # a slot may serve less than its demand (objective served_demand)
     bounds: tuple[tuple[str, float], ...] = ()   # earlier lexicographic objectives and the values they keep
+    limited: tuple[int, ...] | None = None   # split slots whose configuration count is enforced (None: all)
 
     @property
     def split(self) -> bool:

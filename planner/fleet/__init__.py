@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 
 import constraints
-from planner.backends import HAS_SOLUTION, Feature, Status, get_backend
+from planner.backends import HAS_SOLUTION, Feature, Solution, Status, get_backend
 from planner.candidates import Candidates, build_candidates, nodes_for, with_limits, with_objective
 from planner.candidates.objectives import OBJECTIVES
 from planner.errors import InputError
+from planner.fleet.baselines import greedy_picks
 from planner.plan.result import Plan, make_plan
 from planner.resolve import Problem, resolve_fleet
 from planner.schemas.fleet import FleetSpec
@@ -80,7 +81,7 @@ class Solved:
     size: dict[str, int]
 
 
-def fleet(spec: FleetSpec, doc: Document | None = None, *, backend: str = "cpsat", time_limit: float = 60.0,
+def fleet(spec: FleetSpec, doc: Document | None = None, *, backend: str = "milp", time_limit: float = 60.0,
           calibration: str | None = None, marginal: bool = True, baselines: bool = True) -> FleetResult:
     t0 = time.perf_counter()
     problem = resolve_fleet(spec, doc, calibration)
@@ -126,24 +127,43 @@ def solve_lexicographic(problem: Problem, cands: Candidates, backend: str, time_
     log: list[dict[str, Any]] = []
     status = Status.OPTIMAL
     size: dict[str, int] = {}
+    limited: tuple[int, ...] = ()
+    rounds = 0
+    empty: list[str] = []
+    start, _ = greedy_picks(base)     # the first phase starts from the greedy fleet
     for k, name in enumerate(phases):
-        c = replace(with_objective(base, name), partial=base.partial, bounds=tuple(bounds))
-        f = constraints.build(c, ranks=1)
-        size = dict(f.size)
-        remaining = deadline - time.perf_counter()
-        if remaining <= 0:
+        while True:       # configuration limits enforced lazily: only on slots whose optimum breaks them
+            c = replace(with_objective(base, name), partial=base.partial, bounds=tuple(bounds), limited=limited)
+            f = constraints.build(c, ranks=1)
+            size = dict(f.size)
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                sol = None
+                break
+            empty = [c.slot_names[s] for s in range(c.n_slots) if not len(f.alive_in(s))]
+            if empty and not c.partial:       # a workload no configuration can serve: proven, no solver needed
+                sol = Solution(Status.INFEASIBLE, None)
+                break
+            f.hint = _hint(f, start)
+            sol = engine.solve(f, remaining)
+            rounds += 1
+            if sol.status not in HAS_SOLUTION or sol.values is None:
+                break
+            over = _over_limit(c, _decode(f, sol.values))
+            if not over:
+                break
+            limited = tuple(sorted(set(limited) | over))
+        size["configuration_limit_rounds"] = rounds
+        size["slots_with_enforced_limit"] = len(limited)
+        if sol is None:
             log.append({"objective": name, "status": Status.TIME_LIMIT.value})
             status = Status.FEASIBLE if picks else Status.TIME_LIMIT
             break
-        empty = [c.slot_names[s] for s in range(c.n_slots) if not len(f.alive_in(s))]
-        if empty and not c.partial:       # a workload no configuration can serve: proven, no solver needed
-            log.append({"objective": name, "status": Status.INFEASIBLE.value, "seconds": 0.0,
-                        "unserved": empty})
-            status = Status.INFEASIBLE if not picks else Status.FEASIBLE
-            break
-        sol = engine.solve(f, remaining)
         if sol.status not in HAS_SOLUTION:
-            log.append({"objective": name, "status": sol.status.value, "seconds": sol.seconds})
+            entry: dict[str, Any] = {"objective": name, "status": sol.status.value, "seconds": sol.seconds}
+            if empty and not c.partial:
+                entry["unserved"] = empty
+            log.append(entry)
             # a later phase without an answer leaves the earlier phase's fleet standing, unproven
             status = sol.status if not picks else Status.FEASIBLE
             break
@@ -154,13 +174,40 @@ def solve_lexicographic(problem: Problem, cands: Candidates, backend: str, time_
                     "status": sol.status.value, "gap": sol.gap, "seconds": sol.seconds})
         if sol.status != Status.OPTIMAL:
             status = Status.FEASIBLE
-        picks = _decode(f, sol.values)
+        picks = start = _decode(f, sol.values)        # each later phase starts from this answer
         served = np.array([sol.values[f.scalars[f.scalar_name("served", s)]]
                            if f.scalar_name("served", s) in f.scalars else 1.0 for s in range(c.n_slots)])
         tol = slack[name]
         keep = value * (1 + tol) + KEEP_TOLERANCE if obj.sense == "min" else value * (1 - tol) - KEEP_TOLERANCE
         bounds.append((name, keep))
     return Solved(status, picks, served, log, size)
+
+
+def _hint(f: constraints.Formulation, picks: list[tuple[int, int]]) -> dict[int, float]:
+    """A starting assignment from a fleet: its replicas (and choices) on the rows the model kept,
+    every served share at what they cover. A hint: a backend may find it infeasible (a row
+    pruned, a limit) and then starts from nothing."""
+    c = f.cands
+    vals: dict[int, float] = {}
+    cover = np.zeros(c.n_slots)
+    for j, n in picks:
+        if f.y[j] < 0:
+            continue
+        vals[int(f.y[j])] = float(n)
+        vals[int(f.x[j])] = 1.0 if f.x[j] != f.y[j] else float(n)
+        cover[int(c.slot[j])] += float(c.capacity[j]) * n
+    for s in range(c.n_slots):
+        key = f.scalar_name("served", s)
+        if key in f.scalars:
+            rows = c.slot_rows(s)
+            vals[f.scalars[key]] = float(min(1.0, cover[s] / float(c.demand[rows[0]]))) if len(rows) else 0.0
+    return vals
+
+
+def _over_limit(c: Candidates, picks: list[tuple[int, int]]) -> set[int]:
+    """Slots whose answer uses more configurations than the fleet allows."""
+    count = np.bincount([int(c.slot[j]) for j, _ in picks], minlength=c.n_slots)
+    return {int(s) for s in np.nonzero(count > c.max_configs)[0]}
 
 
 def _slack(spec: FleetSpec, phases: tuple[str, ...], k: int) -> float:
@@ -189,7 +236,7 @@ def _decode(f: constraints.Formulation, values: np.ndarray) -> list[tuple[int, i
     return out
 
 
-def solve_fleet(problem: Problem, cands: Candidates, *, backend: str = "cpsat", time_limit: float = 60.0,
+def solve_fleet(problem: Problem, cands: Candidates, *, backend: str = "milp", time_limit: float = 60.0,
                 marginal: bool = True, baselines: bool = True, started: float | None = None) -> FleetResult:
     t0 = time.perf_counter() if started is None else started
     solved = solve_lexicographic(problem, cands, backend, time_limit)

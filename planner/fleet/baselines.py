@@ -58,7 +58,9 @@ def _alone(c: Candidates) -> dict[str, Any]:
                     "ignored", picks, served)
 
 
-def _greedy(c: Candidates) -> dict[str, Any]:
+def greedy_picks(c: Candidates) -> tuple[list[tuple[int, int]], list[float]]:
+    """The greedy baseline's fleet: (row, replicas) chosen and the share served per slot. Also
+    the fleet driver's starting point (a hint to every backend)."""
     ok = _usable(c)
     with np.errstate(divide="ignore", invalid="ignore"):
         per_token = c.cost_per_hour / c.capacity
@@ -92,6 +94,11 @@ def _greedy(c: Candidates) -> dict[str, Any]:
             budget -= n * cost
             power -= n * watts
         served[s] = min(1.0, covered / d) if d > 0 else 0.0
+    return picks, served
+
+
+def _greedy(c: Candidates) -> dict[str, Any]:
+    picks, served = greedy_picks(c)
     return _summary(c, "greedy", "cheapest $/token first, dearest workloads first, repaired with the next "
                     "cheapest when a resource runs out", picks, served)
 
