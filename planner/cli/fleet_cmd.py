@@ -27,8 +27,9 @@ EPILOG = ("Example: planner fleet instances/fleet_three_models.yaml\n\n"
 def fleet_command(
     instance: Annotated[Path, typer.Argument(help="fleet YAML file (docs/fleet.md)")],
     backend: Annotated[BackendChoice, typer.Option(
-        help="cpsat (default), milp (PuLP + CBC), highs, exhaustive (enumeration: small fleets only)")]
-        = BackendChoice.cpsat,  # type: ignore[attr-defined]
+        help="milp (PuLP + CBC, the default: fastest on fleets, benchmarks/fleet_scale.py), cpsat, highs, "
+             "exhaustive (enumeration: small fleets only)")]
+        = BackendChoice.milp,  # type: ignore[attr-defined]
     time_limit: Annotated[float, typer.Option("--time-limit", help="seconds for each solve (phase)")] = 60.0,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", help="also write the result to FILE.json or FILE.yaml")]
