@@ -208,3 +208,48 @@ def test_a_fleet_file_given_to_plan_says_so(tmp_path, capsys):
         main(["plan", str(f)])
     assert e.value.code == 2
     assert "planner fleet" in capsys.readouterr().err
+
+
+def _fleet_sweep(tmp_path: Path) -> Path:
+    base = {"workloads": [CHAT, QWEN], "search": SEARCH, "objective": ["served_demand", "cost_per_hour"],
+            "limits": {"budget_usd_per_hour": 10, "inventory": {"h100-sxm": 3, "l40s": 8}}}
+    (tmp_path / "fleet.yaml").write_text(json.dumps(base))
+    (tmp_path / "sweep.yaml").write_text(json.dumps({
+        "base": "fleet.yaml", "grid": {"budget_usd_per_hour": [5, 10, 40], "demand_multiplier": [0.5, 1]},
+        "scenarios": [{"id": "dear-h100", "prices": {"h100-sxm": 6.0}}]}))
+    return tmp_path / "sweep.yaml"
+
+
+def test_a_sweep_over_a_fleet_serves_more_with_more_budget_and_engines_agree(tmp_path):
+    from planner.schemas.sweep import load_sweep_spec
+    from planner.whatif.executors import ProcessExecutor, SerialExecutor
+    from planner.whatif.sweep import sweep
+    from planner.yamlio import load_yaml
+
+    path = _fleet_sweep(tmp_path)
+    spec, doc = load_sweep_spec(str(path))
+    base = load_yaml(str(tmp_path / "fleet.yaml"))
+    serial = sweep(spec, doc, base, SerialExecutor())
+    assert serial.fleet and serial.backend == "milp" and len(serial.rows) == 7
+    for m in (0.5, 1):
+        rows = sorted((r for r in serial.rows if r["scenario"].get("demand_multiplier") == m),
+                      key=lambda r: r["scenario"]["budget_usd_per_hour"])
+        shares = [r["served_share"] for r in rows]
+        assert len(shares) == 3 and shares == sorted(shares), shares      # more budget never serves less
+    for r in serial.rows:
+        budget = r["scenario"].get("budget_usd_per_hour", 10)
+        assert r["cost_per_hour"] is None or r["cost_per_hour"] <= budget * (1 + 1e-9)
+    assert "served_share" in serial.to_csv().splitlines()[0]
+    assert sweep(spec, doc, base, ProcessExecutor(2)).to_json() == serial.to_json()
+
+
+def test_repricing_a_fleet_table_equals_a_rebuild():
+    import numpy as np
+
+    from planner.candidates import repriced
+
+    p1 = resolve_fleet(_fleet())
+    p2 = resolve_fleet(_fleet(prices={"usd_per_gpu_hour": {"h100-sxm": 5.5, "l40s": 0.9}}))
+    fast, full = repriced(build_candidates(p1), p2), build_candidates(p2)
+    for name in ("price", "cost_per_hour", "cost_per_million_tokens", "replicas_allowed", "replica_cap"):
+        assert np.array_equal(getattr(fast, name), getattr(full, name), equal_nan=True), name

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from planner.candidates import Candidates, build_candidates
+from planner.candidates import Candidates, build_candidates, repriced
 from planner.cli import app
 from planner.errors import InputError
 from planner.plan.solve import solve
@@ -25,7 +25,7 @@ from planner.schemas.plan import PlanSpec, load_plan_spec
 from planner.schemas.sweep import load_sweep_spec
 from planner.whatif.executors import ProcessExecutor, RayExecutor, SerialExecutor, get_executor
 from planner.whatif.pareto import pareto
-from planner.whatif.sweep import apply, physics_key, repriced, sweep
+from planner.whatif.sweep import apply, physics_key, sweep
 from planner.yamlio import load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -311,6 +311,24 @@ def with_limits(c: Candidates, limits: Limits) -> Candidates:
                    replica_cap=replica_domain(c.objective, c.demand, c.replicas_needed, allowed, c.current))
 
 
+def repriced(c: Candidates, p: Problem) -> Candidates:
+    """The candidate table ``c`` with the prices and limits of ``p``, a problem with the same
+    physics (a sweep's scenario that changes only prices, planner/whatif/sweep.py
+    ``physics_key``): no physics is re-run. Equal, field by field, to ``build_candidates(p)``
+    (tests/test_sweep.py checks it)."""
+    price = p.prices[c.configs.gpu]
+    cost_h = cost_per_hour(c.ev.gpus, price)
+    lim, s = p.spec.limits, p.spec.search
+    limits = Limits(budget_usd_per_hour=lim.budget_usd_per_hour, power_cap_w=lim.power_cap_w, max_gpus=s.max_gpus,
+                    max_nodes=s.max_nodes, inventory=dict(lim.inventory))
+    allowed = replicas_allowed(limits, p.table.ids, c.configs.gpu, c.ev.gpus, cost_h, c.ev.power_w,
+                               c.slots_per_replica, c.per_node)
+    return replace(c, slots=p.slots, price=price, cost_per_hour=cost_h,
+                   cost_per_million_tokens=cost_per_million_tokens(cost_h, c.tokens_per_s),
+                   replicas_allowed=allowed, limits=limits,
+                   replica_cap=replica_domain(p.objective, c.demand, c.replicas_needed, allowed, c.current))
+
+
 def running_replicas(p: Problem, configs: Configs, slot: np.ndarray
                      ) -> tuple[np.ndarray | None, tuple[tuple[int, float, float], ...]]:
     """Per row: the replicas of its configuration (slot, GPU, layout, precision; any batch)

@@ -120,6 +120,8 @@ def _with_progress(fn: Any) -> SweepResult:
 
 
 def render_sweep(r: SweepResult) -> str:
+    if r.fleet:
+        return _render_fleet_sweep(r)
     t = Table(title=f"{r.sweep}: {len(r.rows)} scenarios over {r.base} ({r.backend})", title_justify="left")
     for col in ("scenario", "changes", "status", "plan", "$/hour", "TTFT p99 ms", "TPOT p99 ms"):
         t.add_column(col, justify="left" if col in ("scenario", "changes", "status", "plan") else "right")
@@ -132,6 +134,22 @@ def render_sweep(r: SweepResult) -> str:
                   _num(row["tpot_p99_ms"]))
     with_plan = sum(1 for row in r.rows if row["gpu"])
     return to_text(t, f"{with_plan} of {len(r.rows)} scenarios have a plan.")
+
+
+def _render_fleet_sweep(r: SweepResult) -> str:
+    t = Table(title=f"{r.sweep}: {len(r.rows)} scenarios over the fleet {r.base} ({r.backend})",
+              title_justify="left")
+    for col in ("scenario", "changes", "status", "GPUs used", "$/hour", "served", "binds"):
+        t.add_column(col, justify="left" if col in ("scenario", "changes", "status", "GPUs used", "binds")
+                     else "right")
+    for row in r.rows:
+        changes = "; ".join(f"{a} {_show(v)}" for a, v in row["scenario"].items())
+        ok = row["cost_per_hour"] is not None
+        t.add_row(row["id"], changes, row["status"], row["gpu_mix"] or "-",
+                  money(row["cost_per_hour"]) if ok else "-",
+                  f"{row['served_share']:.0%}" if row["served_share"] is not None else "-", row["binding"] or "-")
+    with_fleet = sum(1 for row in r.rows if row["cost_per_hour"] is not None)
+    return to_text(t, f"{with_fleet} of {len(r.rows)} scenarios have a fleet.")
 
 
 def _show(v: Any) -> str:
@@ -174,10 +192,14 @@ def _sweep_plots(r: SweepResult, out: Path, protected: tuple) -> None:
     if not done:
         typer.echo("note: no scenario has a plan, no plots written", err=True)
         return
-    unit = next((row["demand_unit"] for row in done if row["demand_unit"]), None)
-    fig, ax = plt.subplots(figsize=(7, 5))
-    if unit is not None:
+    unit: str | None = "requests_per_s"
+    if r.fleet:        # a fleet's demand: its total request rate
+        pts = sorted((row["demand_requests_per_s"], row["cost_per_hour"]) for row in done)
+    else:
+        unit = next((row["demand_unit"] for row in done if row["demand_unit"]), None)
         pts = sorted((row["demand"], row["cost_per_hour"]) for row in done if row["demand"] is not None)
+    fig, ax = plt.subplots(figsize=(7, 5))
+    if unit is not None and pts:
         ax.scatter(*zip(*pts), s=14, alpha=0.6, label="scenario")
         low: dict[float, float] = {}
         for d, c in pts:
@@ -188,6 +210,14 @@ def _sweep_plots(r: SweepResult, out: Path, protected: tuple) -> None:
     ax.set_ylabel("cost ($/hour)")
     ax.set_title(f"{r.sweep}: cost vs demand")
     _save(plt, fig, out / "cost_vs_demand.png", protected, "--out")
+    if r.fleet:        # a fleet has no one latency: its served share against cost instead
+        fig, ax = plt.subplots(figsize=(7, 5))
+        ax.scatter([row["cost_per_hour"] for row in done], [row["served_share"] for row in done], s=14, alpha=0.6)
+        ax.set_xlabel("cost ($/hour)")
+        ax.set_ylabel("weighted share of demand served")
+        fig.suptitle(f"{r.sweep}: served demand vs cost")
+        _save(plt, fig, out / "served_vs_cost.png", protected, "--out")
+        return
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     for ax, key, label in ((axes[0], "ttft_p99_ms", "TTFT p99 (ms)"), (axes[1], "tpot_p99_ms", "TPOT p99 (ms)")):
         pts = [(row[key], row["cost_per_hour"]) for row in done if row[key] is not None]

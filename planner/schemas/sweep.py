@@ -91,10 +91,12 @@ class Grid(Strict):
 
 class SweepSpec(Strict):
     schema_version: Literal[1] = 1
-    base: str = Field(description="the base instance file (docs/instances.md), relative to this file")
+    base: str = Field(description="the base instance or fleet file (docs/instances.md, docs/fleet.md), relative "
+                      "to this file")
     grid: Grid | None = None
     scenarios: list[Scenario] = []
-    backend: Literal["cpsat", "milp", "highs", "exhaustive"] = "cpsat"
+    backend: Literal["cpsat", "milp", "highs", "exhaustive"] | None = Field(
+        None, description="default: cpsat for a plan instance, milp for a fleet (docs/fleet.md)")
     time_limit_s: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False), NotBool] = Field(
         30.0, description="seconds per scenario")
     calibration: str = "none"

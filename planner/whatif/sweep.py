@@ -1,5 +1,6 @@
 """What-if sweeps (issue 13, item 4; docs/whatif.md): the scenarios of a sweep file over a
-base instance, each solved for its cheapest (or otherwise best) plan, one row per scenario.
+base instance or a fleet (docs/fleet.md), each solved for its cheapest (or otherwise best)
+plan or fleet, one row per scenario.
 
 The driver expands the grid and the list, applies each scenario to the base instance and
 validates and resolves it (so a bad scenario is a located error before anything runs).
@@ -25,13 +26,14 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
-from planner.candidates import Candidates, Limits, build_candidates, replicas_allowed
+from planner.candidates import Candidates, build_candidates, repriced
 from planner.catalog import Catalog
 from planner.errors import InputError, PlannerError
+from planner.fleet import FleetResult, solve_fleet
 from planner.plan.result import PlanResult
 from planner.plan.solve import solve
-from planner.pricing import cost_per_hour, cost_per_million_tokens
-from planner.resolve import Problem, resolve, resolve_catalog, resolve_model
+from planner.resolve import Problem, resolve, resolve_catalog, resolve_fleet, resolve_model
+from planner.schemas.fleet import FleetSpec, is_fleet
 from planner.schemas.plan import PlanSpec
 from planner.schemas.sweep import Change, SweepSpec
 from planner.whatif.executors import Executor, SerialExecutor
@@ -41,6 +43,9 @@ COLUMNS = ("status", "gpu", "gpus", "replicas", "tp", "pp", "ep", "quantization"
            "cost_per_hour", "cost_per_million_tokens", "demand", "demand_unit", "throughput_tokens_per_s",
            "ttft_ms", "tpot_ms", "ttft_p99_ms", "tpot_p99_ms", "power_w", "binding", "gap")
 """Result columns of each scenario, after its id and its axis values."""
+FLEET_COLUMNS = ("status", "cost_per_hour", "gpus", "replicas", "configurations", "gpu_mix", "served_share",
+                 "demand_requests_per_s", "power_w", "binding", "gap")
+"""Result columns of each scenario of a fleet sweep (the base is a fleet instance, docs/fleet.md)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,7 @@ class Shared:
     time_limit: float
     calibration: str
     reuse: bool = True          # re-price a physics group's table (False: rebuild it, to measure)
+    fleet: bool = False         # the base is a fleet instance (planner fleet)
 
 
 @dataclass
@@ -63,20 +69,26 @@ class SweepResult:
     backend: str
     axes: list[str]
     rows: list[dict[str, Any]]      # sorted by id
+    fleet: bool = False
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return FLEET_COLUMNS if self.fleet else COLUMNS
 
     def to_dict(self) -> dict[str, Any]:
-        feasible = sum(1 for r in self.rows if r["gpu"] is not None)
+        feasible = sum(1 for r in self.rows if r["cost_per_hour"] is not None)
         return {"sweep": self.sweep, "base": self.base, "backend": self.backend, "axes": self.axes,
-                "scenarios": len(self.rows), "with_a_plan": feasible, "results": self.rows}
+                "kind": "fleet" if self.fleet else "plan", "scenarios": len(self.rows), "with_a_plan": feasible,
+                "results": self.rows}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True, allow_nan=False) + "\n"
 
     def to_csv(self) -> str:
-        head = ["id", *self.axes, *COLUMNS]
+        head = ["id", *self.axes, *self.columns]
         lines = [",".join(head)]
         for r in self.rows:
-            cells = [r["id"], *(r["scenario"].get(a) for a in self.axes), *(r[c] for c in COLUMNS)]
+            cells = [r["id"], *(r["scenario"].get(a) for a in self.axes), *(r[c] for c in self.columns)]
             lines.append(",".join(_cell(x) for x in cells))
         return "\n".join(lines) + "\n"
 
@@ -126,14 +138,17 @@ def apply(base: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     for axis, v in values.items():
         name, _, key = axis.partition(".")
         if name == "demand_multiplier":
-            demand = (data.get("workload") or {}).get("demand")
-            if not isinstance(demand, dict):
-                raise ValueError("demand_multiplier needs a workload.demand in the base instance")
-            for k in ("requests_per_s", "output_tokens_per_s"):
-                if demand.get(k) is not None:
-                    demand[k] = demand[k] * v
-            if demand.get("concurrency") is not None:
-                demand["concurrency"] = max(1, round(demand["concurrency"] * v))
+            fleet = isinstance(data.get("workloads"), list)
+            demands = [w.get("demand") for w in data["workloads"] if isinstance(w, dict)] if fleet else \
+                [(data.get("workload") or {}).get("demand")]
+            for demand in demands:
+                if not isinstance(demand, dict):
+                    raise ValueError("demand_multiplier needs a workload.demand in the base instance")
+                for k in ("requests_per_s", "output_tokens_per_s"):
+                    if demand.get(k) is not None:
+                        demand[k] = demand[k] * v
+                if demand.get("concurrency") is not None:
+                    demand["concurrency"] = max(1, round(demand["concurrency"] * v))
         elif name == "budget_usd_per_hour":
             limits = data.setdefault("limits", {})
             if v is None:
@@ -146,14 +161,15 @@ def apply(base: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
             data.setdefault("limits", {}).setdefault("inventory", {})[key] = v
         elif name == "gpus":
             data.setdefault("search", {})["gpus"] = list(v)
-        elif name == "slo":
-            data.setdefault("slo", {})[key] = v
+        elif name == "slo":        # a fleet: every workload's target
+            for holder in (data["workloads"] if isinstance(data.get("workloads"), list) else [data]):
+                holder.setdefault("slo", {})[key] = v
         else:  # pragma: no cover - the schema lists every axis
             raise ValueError(f"unknown axis {axis}")
     return data
 
 
-def physics_key(spec: PlanSpec, p: Problem) -> str:
+def physics_key(spec: PlanSpec | FleetSpec, p: Problem) -> str:
     """Equal for two scenarios whose candidate tables differ only in their prices: the same
     instance but for ``prices.usd_per_gpu_hour``, the same GPUs searched, and no budget (with a
     budget, the batch levels offered depend on how many replicas it buys, so on the prices:
@@ -164,25 +180,6 @@ def physics_key(spec: PlanSpec, p: Problem) -> str:
     return json.dumps([data, list(p.table.ids), p.calibration], sort_keys=True)
 
 
-def repriced(c: Candidates, p: Problem) -> Candidates:
-    """The candidate table ``c`` with the prices of ``p``, a problem with the same physics
-    (``physics_key``): no physics is re-run. Equal, field by field, to
-    ``build_candidates(p)`` (tests/test_sweep.py checks it)."""
-    price = p.prices[c.configs.gpu]
-    cost_h = cost_per_hour(c.ev.gpus, price)
-    lim, s = p.spec.limits, p.spec.search
-    limits = Limits(budget_usd_per_hour=lim.budget_usd_per_hour, power_cap_w=lim.power_cap_w, max_gpus=s.max_gpus,
-                    max_nodes=s.max_nodes, inventory=dict(lim.inventory))
-    allowed = replicas_allowed(limits, p.table.ids, c.configs.gpu, c.ev.gpus, cost_h, c.ev.power_w,
-                               c.slots_per_replica, c.per_node)
-    cap = allowed.copy()
-    if p.spec.objective != "throughput":
-        cap = np.where(np.isnan(c.demand), cap, np.minimum(cap, c.replicas_needed))
-    return replace(c, slots=p.slots, price=price, cost_per_hour=cost_h,
-                   cost_per_million_tokens=cost_per_million_tokens(cost_h, c.tokens_per_s),
-                   replicas_allowed=allowed, replica_cap=np.maximum(cap, 1.0), limits=limits)
-
-
 # -- the worker's side -----------------------------------------------------------------------------
 
 def run_batch(shared: Shared, task: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -191,16 +188,48 @@ def run_batch(shared: Shared, task: list[tuple[str, dict[str, Any]]]) -> list[di
     tables: dict[str, Candidates] = {}
     rows = []
     for sid, values in task:
-        spec = PlanSpec.model_validate(apply(shared.base, values))
-        p = resolve(spec, None, shared.calibration, shared.catalog)
+        p, spec = _resolved(shared.base, values, shared.calibration, shared.catalog, shared.fleet)
         key = physics_key(spec, p)
         if shared.reuse and key in tables:
             c = repriced(tables[key], p)
         else:
             c = tables[key] = build_candidates(p)
+        if shared.fleet:
+            f = solve_fleet(p, c, backend=shared.backend, time_limit=shared.time_limit, marginal=False,
+                            baselines=False)
+            rows.append(fleet_row(sid, values, p, f))
+            continue
         r = solve(p, c, backend=shared.backend, top_k=1, time_limit=shared.time_limit)
         rows.append(row(sid, values, p, r))
     return rows
+
+
+def _resolved(base: dict[str, Any], values: dict[str, Any], calibration: str, catalog: Catalog,
+              fleet: bool) -> tuple[Problem, PlanSpec | FleetSpec]:
+    data = apply(base, values)
+    if fleet:
+        fspec = FleetSpec.model_validate(data)
+        return resolve_fleet(fspec, None, calibration, catalog), fspec
+    spec = PlanSpec.model_validate(data)
+    return resolve(spec, None, calibration, catalog), spec
+
+
+def fleet_row(sid: str, values: dict[str, Any], p: Problem, r: FleetResult) -> dict[str, Any]:
+    """One fleet scenario: its cost, GPUs per type, configurations, served share, what binds."""
+    ok = bool(r.deployments)
+    out: dict[str, Any] = {"id": sid, "scenario": values, "status": r.status,
+                           "gap": max((ph.get("gap") or 0.0 for ph in r.phases), default=None) if ok else None}
+    t = r.totals if ok else {}
+    out["cost_per_hour"] = t.get("cost_per_hour")
+    out["gpus"], out["power_w"] = t.get("gpus"), t.get("power_w")
+    out["replicas"] = sum(w["replicas"] for w in r.workloads) if ok else None
+    out["configurations"] = t.get("configurations")
+    out["gpu_mix"] = ";".join(f"{g['gpu']}:{g['used']}" for g in r.gpus if g["used"]) if ok else None
+    out["served_share"] = t.get("served_share_weighted")
+    out["demand_requests_per_s"] = sum(float(s.demand.requests_per_s or 0.0) for s in p.slots
+                                       if s.demand is not None)
+    out["binding"] = ";".join(b["limit"] for b in r.binding) if ok else None
+    return {k: _finite(v) for k, v in out.items()}
 
 
 def row(sid: str, values: dict[str, Any], p: Problem, r: PlanResult) -> dict[str, Any]:
@@ -233,27 +262,37 @@ def prepare(spec: SweepSpec, doc: Document, base_doc: Document) -> tuple[Shared,
     """Resolve the base once (its catalog files and model, so workers read no file), then
     apply, validate and resolve every scenario here: a bad one is a located error before any
     solve. Returns the shared data, the scenarios and each scenario's physics key."""
-    base = base_doc.validate(PlanSpec)
+    fleet = is_fleet(base_doc.data)
+    kind: type[PlanSpec] | type[FleetSpec] = FleetSpec if fleet else PlanSpec
+    base = base_doc.validate(kind)
+    if isinstance(base, FleetSpec):
+        base.checked(base_doc)
     base_dir = None
     if base_doc.file:
         base_dir = Path(base_doc.file).parent
     catalog = resolve_catalog(base.catalog, base_dir)
     data = copy.deepcopy(base_doc.data)
-    if not isinstance(base.model, str):
+    if isinstance(base, FleetSpec):
+        for i, w in enumerate(base.workloads):
+            if not isinstance(w.model, str):
+                model = resolve_model(w.model, catalog, base_doc, ("workloads", i, "model"))
+                data["workloads"][i]["model"] = model.model_dump(mode="json", exclude_none=True)
+    elif not isinstance(base.model, str):
         model = resolve_model(base.model, catalog, base_doc, ("model",))
         data["model"] = model.model_dump(mode="json", exclude_none=True)
     data["catalog"] = []            # resolved above: the workers get the catalog itself
-    data["top_k"] = 1
-    shared = Shared(base=data, catalog=catalog, backend=spec.backend, time_limit=spec.time_limit_s,
-                    calibration=spec.calibration)
+    if not fleet:
+        data["top_k"] = 1
+    backend = spec.backend or ("milp" if fleet else "cpsat")
+    shared = Shared(base=data, catalog=catalog, backend=backend, time_limit=spec.time_limit_s,
+                    calibration=spec.calibration, fleet=fleet)
     scenarios = expand(spec)
     keys: dict[str, str] = {}
     for sid, values, where in scenarios:
         try:
-            s = PlanSpec.model_validate(apply(data, values))
-            p = resolve(s, None, spec.calibration, catalog)
+            p, s = _resolved(data, values, spec.calibration, catalog, fleet)
         except ValidationError as exc:
-            e = base_doc.from_validation(exc, PlanSpec)
+            e = base_doc.from_validation(exc, kind)
             raise doc.error(f"scenario {sid}: {e.message} (at {e.path} of the base instance)", where,
                             values) from None
         except (ValueError, PlannerError) as exc:
@@ -293,7 +332,8 @@ def sweep(spec: SweepSpec, doc: Document, base_doc: Document, executor: Executor
     axes: list[str] = []
     for _, values, _ in scenarios:
         axes += [a for a in values if a not in axes]
-    return SweepResult(sweep=_name(doc), base=spec.base, backend=spec.backend, axes=axes, rows=rows)
+    return SweepResult(sweep=_name(doc), base=spec.base, backend=shared.backend, axes=axes, rows=rows,
+                       fleet=shared.fleet)
 
 
 def _name(doc: Document) -> str:
