@@ -253,3 +253,14 @@ def test_repricing_a_fleet_table_equals_a_rebuild():
     fast, full = repriced(build_candidates(p1), p2), build_candidates(p2)
     for name in ("price", "cost_per_hour", "cost_per_million_tokens", "replicas_allowed", "replica_cap"):
         assert np.array_equal(getattr(fast, name), getattr(full, name), equal_nan=True), name
+
+
+@pytest.mark.parametrize("backend", ["cpsat", "milp", "highs"])
+def test_out_of_time_the_greedy_fleet_stands_and_says_it_is_not_proven(backend):
+    spec = _fleet(limits={"inventory": {"h100-sxm": 8, "l40s": 8}})      # room for the greedy fleet
+    p = resolve_fleet(spec)
+    r = solve_fleet(p, build_candidates(p), backend=backend, time_limit=1e-9, marginal=False, baselines=False)
+    assert r.status == "feasible" and r.deployments
+    assert r.phases[0]["start"] == "greedy" and r.phases[0]["gap"] is None
+    assert any("not proven" in n for n in r.notes)
+    _check(spec, r)

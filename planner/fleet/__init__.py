@@ -79,6 +79,7 @@ class Solved:
     served: np.ndarray
     phases: list[dict[str, Any]]
     size: dict[str, int]
+    notes: list[str] = field(default_factory=list)
 
 
 def fleet(spec: FleetSpec, doc: Document | None = None, *, backend: str = "milp", time_limit: float = 60.0,
@@ -130,7 +131,8 @@ def solve_lexicographic(problem: Problem, cands: Candidates, backend: str, time_
     limited: tuple[int, ...] = ()
     rounds = 0
     empty: list[str] = []
-    start, _ = greedy_picks(base)     # the first phase starts from the greedy fleet
+    start, start_served = greedy_picks(base)     # the first phase starts from the greedy fleet
+    notes: list[str] = []
     for k, name in enumerate(phases):
         while True:       # configuration limits enforced lazily: only on slots whose optimum breaks them
             c = replace(with_objective(base, name), partial=base.partial, bounds=tuple(bounds), limited=limited)
@@ -155,6 +157,16 @@ def solve_lexicographic(problem: Problem, cands: Candidates, backend: str, time_
             limited = tuple(sorted(set(limited) | over))
         size["configuration_limit_rounds"] = rounds
         size["slots_with_enforced_limit"] = len(limited)
+        no_time = sol is None or sol.status in (Status.TIME_LIMIT, Status.UNKNOWN)
+        if k == 0 and no_time and _greedy_is_a_fleet(base, start, start_served):
+            # no answer within the time: the greedy fleet meets every limit; optimality unproven
+            cost = float(sum(float(base.cost_per_hour[j]) * n for j, n in start))
+            log.append({"objective": name, "status": Status.FEASIBLE.value, "gap": None, "start": "greedy",
+                        "value": cost if name == "cost_per_hour" else None, "unit": OBJECTIVES[name].unit})
+            notes.append(f"the fleet is the greedy starting fleet: {backend} found none within the time limit "
+                         f"({'time_limit' if sol is None else sol.status.value}); optimality is not proven")
+            picks, served, status = list(start), np.asarray(start_served, dtype=float), Status.FEASIBLE
+            break
         if sol is None:
             log.append({"objective": name, "status": Status.TIME_LIMIT.value})
             status = Status.FEASIBLE if picks else Status.TIME_LIMIT
@@ -180,7 +192,7 @@ def solve_lexicographic(problem: Problem, cands: Candidates, backend: str, time_
         tol = slack[name]
         keep = value * (1 + tol) + KEEP_TOLERANCE if obj.sense == "min" else value * (1 - tol) - KEEP_TOLERANCE
         bounds.append((name, keep))
-    return Solved(status, picks, served, log, size)
+    return Solved(status, picks, served, log, size, notes)
 
 
 def _hint(f: constraints.Formulation, picks: list[tuple[int, int]]) -> dict[int, float]:
@@ -202,6 +214,20 @@ def _hint(f: constraints.Formulation, picks: list[tuple[int, int]]) -> dict[int,
             rows = c.slot_rows(s)
             vals[f.scalars[key]] = float(min(1.0, cover[s] / float(c.demand[rows[0]]))) if len(rows) else 0.0
     return vals
+
+
+def _greedy_is_a_fleet(c: Candidates, picks: list[tuple[int, int]], served: list[float]) -> bool:
+    """The greedy fleet stands as an answer when it serves what the objective requires and
+    keeps the limits the greedy does not check itself (it keeps inventory, budget and power)."""
+    if not picks or _over_limit(c, picks):
+        return False
+    if not c.partial and min(served) < 1.0 - 1e-12:
+        return False
+    lim = c.limits
+    if lim.max_nodes is not None:
+        return False
+    gpus = sum(float(c.ev.gpus[j]) * n for j, n in picks)
+    return lim.max_gpus is None or gpus <= lim.max_gpus
 
 
 def _over_limit(c: Candidates, picks: list[tuple[int, int]]) -> set[int]:
@@ -241,6 +267,7 @@ def solve_fleet(problem: Problem, cands: Candidates, *, backend: str = "milp", t
     t0 = time.perf_counter() if started is None else started
     solved = solve_lexicographic(problem, cands, backend, time_limit)
     result = describe(problem, fleet_candidates(problem, cands), solved, backend)
+    result.notes += solved.notes
     if marginal and solved.picks:
         result.marginal = marginal_values(problem, cands, result, backend, time_limit)
     if not solved.picks and solved.status == Status.INFEASIBLE:
