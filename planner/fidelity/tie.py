@@ -6,42 +6,19 @@ preset, no calibration: the shipped default, docs/validation.md) for that GPU fa
 math format; where the validation set has fewer than ``MIN_ROWS`` rows of that pair, the
 family's figure; where the family has fewer, the median over all rows. Two plans whose
 objectives differ by less than the larger of their bands (or of their GPUs' price
-uncertainty) are a tie. Pure: the table below is data; regenerate it with
-``python -m planner.fidelity.tie ../shared/reference/measured-public.csv``.
+uncertainty) are a tie. The table is data in planner/resolve/uncertainty.py (the plan path
+reads it); this module regenerates it: ``python -m planner.fidelity.tie
+../shared/reference/measured-public.csv``.
 """
 
 from __future__ import annotations
 
 import sys
 
-MIN_ROWS = 3
-
-# (family, math format) -> (rows, median |error| as a fraction); format "*" = all formats.
-BANDS: dict[tuple[str, str], tuple[int, float]] = {
-    ('amd-cdna3', '*'): (6, 0.3635),
-    ('amd-cdna3', 'fp8'): (6, 0.3635),
-    ('nvidia-ada', '*'): (5, 0.0929),
-    ('nvidia-ada', 'bf16'): (2, 0.1823),
-    ('nvidia-ada', 'fp16'): (1, 0.0682),
-    ('nvidia-ada', 'fp8'): (2, 0.1494),
-    ('nvidia-ampere', '*'): (7, 0.1242),
-    ('nvidia-ampere', 'bf16'): (6, 0.0805),
-    ('nvidia-ampere', 'fp16'): (1, 0.3911),
-    ('nvidia-blackwell', '*'): (4, 0.455),
-    ('nvidia-blackwell', 'fp4'): (4, 0.455),
-    ('nvidia-hopper', '*'): (25, 0.1327),
-    ('nvidia-hopper', 'fp8'): (25, 0.1327),
-}
-OVERALL: tuple[int, float] = (47, 0.2205)
-
-
-def tie_band(family: str | None, fmt: str | None) -> float:
-    """Relative error below which two plans on ``family`` GPUs in ``fmt`` math tie."""
-    for key in ((family, fmt), (family, "*")):
-        rows, err = BANDS.get(key, (0, 0.0))  # type: ignore[arg-type]
-        if rows >= MIN_ROWS:
-            return err
-    return OVERALL[1]
+from planner.resolve.uncertainty import BANDS as BANDS
+from planner.resolve.uncertainty import MIN_ROWS as MIN_ROWS
+from planner.resolve.uncertainty import OVERALL as OVERALL
+from planner.resolve.uncertainty import tie_band as tie_band
 
 
 def derive(path: str) -> tuple[dict[tuple[str, str], tuple[int, float]], tuple[int, float]]:

@@ -11,9 +11,12 @@ import numpy as np
 from planner.candidates import Candidates, nodes_for
 from planner.candidates.objectives import OBJECTIVES
 from planner.physics.perf import evaluate
+from planner.physics.quant import SCHEMES
 from planner.physics.space import Configs
 from planner.plan.result import Explanation, Fact, Plan
 from planner.resolve import Problem
+from planner.resolve.calibration import FAMILY
+from planner.resolve.uncertainty import band_of
 from planner.units import MS
 
 
@@ -124,4 +127,14 @@ def _versus(c: Candidates, a: Plan, b: Plan) -> Fact:
     if c.objective in ("cost_per_million_tokens", "cost_per_hour") and a.cost_per_hour and b.cost_per_hour:
         ctx["this"]["usd_per_gpu_hour"] = a.cost_per_hour / a.gpus
         ctx["next"]["usd_per_gpu_hour"] = b.cost_per_hour / b.gpus
+    # a tie: the two differ by less than the model's own error on either plan's GPU family and
+    # math format (planner/resolve/uncertainty.py, from published measurements), when they differ
+    # in family or
+    # math format; on the same family and format the error is largely common to both and cancels)
+    fmt = [SCHEMES[p.quantization].math_format for p in (a, b)]
+    (band_a, why_a), (band_b, why_b) = band_of(a.gpu, fmt[0]), band_of(b.gpu, fmt[1])
+    band, why = (band_a, why_a) if band_a >= band_b else (band_b, why_b)
+    ctx["tie_band"], ctx["tie_band_source"] = band, why
+    independent = FAMILY.get(a.gpu) != FAMILY.get(b.gpu) or fmt[0] != fmt[1]
+    ctx["tie"] = bool(independent and abs(ctx["relative"]) <= band)
     return Fact("objective", value=va, limit=vb, unit=obj.unit, context=ctx)

@@ -96,7 +96,11 @@ def versus(f: Fact) -> str:
     else:
         drivers.append(f"TPOT {a['tpot_ms']:.2f} vs {b['tpot_ms']:.2f} ms, TTFT {a['ttft_ms']:.0f} vs "
                        f"{b['ttft_ms']:.0f} ms")
-    return text + ": " + "; ".join(drivers)
+    out = text + ": " + "; ".join(drivers)
+    if c.get("tie"):
+        out += (f". A TIE within the model's uncertainty: the difference is below its median error of "
+                f"{c['tie_band']:.0%} ({c['tie_band_source']}); choose between them on other grounds")
+    return out
 
 
 def diagnosis(d: Diagnosis) -> str:

@@ -1,0 +1,57 @@
+"""The model's own uncertainty, per GPU family and math format: how close two plans' figures
+may be before the model cannot rank them (a tie).
+
+``tie_band(family, fmt)`` is the model's median absolute relative error on published
+measurements (`planner validate ../shared/reference/measured-public.csv`, the realistic
+preset, no calibration: the shipped default, docs/validation.md) for that GPU family and
+math format; where the validation set has fewer than ``MIN_ROWS`` rows of that pair, the
+family's figure; where the family has fewer, the median over all rows. Two plans whose
+objectives differ by less than the larger of their bands are a tie (planner/plan/explain.py).
+Data: regenerate it with ``python -m planner.fidelity.tie ../shared/reference/measured-public.csv``
+(planner/fidelity/tie.py, which reads the validation and so stays off the plan path).
+"""
+
+from __future__ import annotations
+
+from planner.resolve.calibration import FAMILY
+
+MIN_ROWS = 3
+
+# (family, math format) -> (rows, median |error| as a fraction); format "*" = all formats.
+BANDS: dict[tuple[str, str], tuple[int, float]] = {
+    ('amd-cdna3', '*'): (6, 0.3635),
+    ('amd-cdna3', 'fp8'): (6, 0.3635),
+    ('nvidia-ada', '*'): (5, 0.0929),
+    ('nvidia-ada', 'bf16'): (2, 0.1823),
+    ('nvidia-ada', 'fp16'): (1, 0.0682),
+    ('nvidia-ada', 'fp8'): (2, 0.1494),
+    ('nvidia-ampere', '*'): (7, 0.1242),
+    ('nvidia-ampere', 'bf16'): (6, 0.0805),
+    ('nvidia-ampere', 'fp16'): (1, 0.3911),
+    ('nvidia-blackwell', '*'): (4, 0.455),
+    ('nvidia-blackwell', 'fp4'): (4, 0.455),
+    ('nvidia-hopper', '*'): (25, 0.1327),
+    ('nvidia-hopper', 'fp8'): (25, 0.1327),
+}
+OVERALL: tuple[int, float] = (47, 0.2205)
+
+
+def tie_band(family: str | None, fmt: str | None) -> float:
+    """Relative error below which two plans on ``family`` GPUs in ``fmt`` math tie."""
+    for key in ((family, fmt), (family, "*")):
+        rows, err = BANDS.get(key, (0, 0.0))  # type: ignore[arg-type]
+        if rows >= MIN_ROWS:
+            return err
+    return OVERALL[1]
+
+
+
+
+def band_of(gpu_id: str, math_format: str) -> tuple[float, str]:
+    """(tie band, what it is) of a plan on catalog GPU ``gpu_id`` in ``math_format``."""
+    family = FAMILY.get(gpu_id)
+    for key in ((family, math_format), (family, "*")):
+        rows, err = BANDS.get(key, (0, 0.0))  # type: ignore[arg-type]
+        if rows >= MIN_ROWS:
+            return err, f"{key[0]} {key[1] if key[1] != '*' else 'all formats'}, {rows} published measurements"
+    return OVERALL[1], f"all GPUs, {OVERALL[0]} published measurements"
