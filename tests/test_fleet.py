@@ -192,13 +192,18 @@ def test_shipped_fleets_run(name, capsys):
     ({"workloads": [{**CHAT, "demand": None}]}, "workloads[0].demand"),
 ])
 def test_bad_fleets_are_located_errors(tmp_path, capsys, doc, path):
+    err = _refused(tmp_path, capsys, doc)
+    assert err["file"] == str(tmp_path / "fleet.yaml") and (err["path"] or "").startswith(path.split("[")[0]), err
+
+
+def _refused(tmp_path: Path, capsys, doc: dict) -> dict:
+    """`planner fleet --json` on ``doc``: exit 2 and the error object."""
     f = tmp_path / "fleet.yaml"
     f.write_text(json.dumps(doc))
     with pytest.raises(SystemExit) as e:
         main(["fleet", str(f), "--json"])
     assert e.value.code == 2
-    err = json.loads(capsys.readouterr().out)
-    assert err["file"] == str(f) and (err["path"] or "").startswith(path.split("[")[0]), err
+    return json.loads(capsys.readouterr().out)
 
 
 def test_a_fleet_file_given_to_plan_says_so(tmp_path, capsys):
@@ -264,3 +269,39 @@ def test_out_of_time_the_greedy_fleet_stands_and_says_it_is_not_proven(backend):
     assert r.phases[0]["start"] == "greedy" and r.phases[0]["gap"] is None
     assert any("not proven" in n for n in r.notes)
     _check(spec, r)
+
+
+POOLED = {"workloads": [{**CHAT, "demand": {"requests_per_s": 60}, "pools": ["eu"]}, QWEN], "search": SEARCH,
+          "pools": {"eu": {"H100": 1, "l40s": 4}, "us": {"h100-sxm": 4}}}
+
+
+def test_pools_keep_each_replica_in_one_pool_and_workloads_where_they_may_run():
+    spec = FleetSpec.model_validate(POOLED)
+    results = _solve_all(spec)
+    oracle = results["exhaustive"]
+    assert oracle.status == "optimal"
+    for name, r in results.items():
+        assert _values(r) == pytest.approx(_values(oracle), rel=1e-5), name
+        used: dict[str, int] = {}
+        for d in r.deployments:
+            gid, _, pool = d.plan.gpu.partition("@")
+            assert pool in ("eu", "us"), d.plan.gpu
+            if d.workload == "chat":
+                assert pool == "eu"
+            used[d.plan.gpu] = used.get(d.plan.gpu, 0) + d.plan.gpus
+        owned = resolve_fleet(spec).spec.limits.inventory        # one row per pool copy: h100-sxm@eu, ...
+        assert set(owned) == {"h100-sxm@eu", "l40s@eu", "h100-sxm@us"}
+        for g, n in used.items():
+            assert n <= owned[g], (g, n)
+    assert any(b["limit"] == "pools.eu.h100-sxm" for b in results["milp"].binding)
+
+
+@pytest.mark.parametrize("doc, path", [
+    ({**POOLED, "limits": {"inventory": {"l40s": 2}}}, "pools"),
+    ({**POOLED, "workloads": [{**CHAT, "pools": ["mars"]}]}, "workloads[0].pools[0]"),
+    ({**POOLED, "objective": "change", "current": [{"workload": "qwen", "gpu": "h100", "quantization": "fp8",
+                                                    "replicas": 1}]}, "current[0].pool"),
+])
+def test_bad_pools_are_located_errors(tmp_path, capsys, doc, path):
+    err = _refused(tmp_path, capsys, doc)
+    assert err["path"] == path, err

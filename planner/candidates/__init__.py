@@ -417,6 +417,9 @@ def _slot_rows(p: Problem, k: int, slot: Slot) -> tuple[Configs, Evaluation, np.
         runs_as = p.support.runs_as[base.gpu, base.scheme, base.kv]
         base = base.take(np.nonzero(ok)[0])
         base = _dedupe(_with_scheme(base, np.where(runs_as[ok] >= 0, runs_as[ok], base.scheme)))
+    if slot.pools is not None:     # a fleet workload kept to some pools (docs/fleet.md)
+        inside = np.array([gid.partition("@")[2] in slot.pools for gid in p.table.ids])
+        base = base.take(np.nonzero(inside[base.gpu])[0])
     probe = evaluate(slot.model, p.table, base, o)
     keep = probe.valid.copy()
     if not s.allow_cross_node_tp:

@@ -407,7 +407,9 @@ def binding(c: Candidates, gpus: list[dict[str, Any]], totals: dict[str, Any]) -
     out = []
     for g in gpus:
         if g["inventory"] is not None and g["inventory"] - g["used"] < _smallest(c, "gpus", g["gpu"]):
-            out.append({"limit": f"limits.inventory.{g['gpu']}", "used": g["used"], "available": g["inventory"],
+            gid, _, pool = g["gpu"].partition("@")
+            path = f"pools.{pool}.{gid}" if pool else f"limits.inventory.{gid}"
+            out.append({"limit": path, "gpu": g["gpu"], "used": g["used"], "available": g["inventory"],
                         "unit": "GPUs"})
     if lim.budget_usd_per_hour is not None and \
             lim.budget_usd_per_hour - totals["cost_per_hour"] < _smallest(c, "cost", None):
@@ -448,10 +450,10 @@ def marginal_values(problem: Problem, cands: Candidates, result: FleetResult, ba
     lim = cands.limits
     for b in result.binding:
         path = b["limit"]
-        if path.startswith("limits.inventory."):
-            gid = path.split(".", 2)[2]
+        if "gpu" in b:
+            gid = b["gpu"]
             more = replace(lim, inventory={**lim.inventory, gid: lim.inventory[gid] + 1})
-            unit = f"one more {gid}"
+            unit = f"one more {gid.replace('@', ' in ')}"
         elif path == "limits.budget_usd_per_hour":
             assert lim.budget_usd_per_hour is not None
             more = replace(lim, budget_usd_per_hour=lim.budget_usd_per_hour + 1.0)

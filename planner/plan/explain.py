@@ -15,7 +15,7 @@ from planner.physics.quant import SCHEMES
 from planner.physics.space import Configs
 from planner.plan.result import Explanation, Fact, Plan
 from planner.resolve import Problem
-from planner.resolve.calibration import FAMILY
+from planner.resolve.calibration import family_of
 from planner.resolve.uncertainty import band_of
 from planner.units import MS
 
@@ -135,6 +135,6 @@ def _versus(c: Candidates, a: Plan, b: Plan) -> Fact:
     (band_a, why_a), (band_b, why_b) = band_of(a.gpu, fmt[0]), band_of(b.gpu, fmt[1])
     band, why = (band_a, why_a) if band_a >= band_b else (band_b, why_b)
     ctx["tie_band"], ctx["tie_band_source"] = band, why
-    independent = FAMILY.get(a.gpu) != FAMILY.get(b.gpu) or fmt[0] != fmt[1]
+    independent = family_of(a.gpu) != family_of(b.gpu) or fmt[0] != fmt[1]
     ctx["tie"] = bool(independent and abs(ctx["relative"]) <= band)
     return Fact("objective", value=va, limit=vb, unit=obj.unit, context=ctx)

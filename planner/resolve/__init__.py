@@ -46,6 +46,7 @@ class Slot:
     demand: DemandSpec | None           # what the slot must serve (None: priced per replica)
     path: str = "workload"              # YAML path of the slot's workload, for located facts
     weight: float = 1.0                 # a fleet's priority of this workload (objective served_demand)
+    pools: tuple[str, ...] | None = None   # the pools a fleet workload may run in (None: any)
 
     @property
     def input_tokens(self) -> float:
@@ -178,16 +179,18 @@ def resolve_fleet(spec: FleetSpec, doc: Document | None = None, calibration: str
     spec = spec.checked(doc)
     where: dict[str, Any] = {"file": doc.file if doc else None}
     catalog = resolve_catalog_with_extras(spec.catalog, spec.extra_catalog, doc, catalog)
+    spec, catalog = _with_pools(spec, catalog, where)
     slots = []
     for i, w in enumerate(spec.workloads):
         model = resolve_model(w.model, catalog, doc, ("workloads", i, "model"))
         slot = _slot(w.name, model, w.input_tokens, w.output_tokens, w.demand, w.slo, f"workloads[{i}]", where)
-        slots.append(replace(slot, weight=w.weight))
+        slots.append(replace(slot, weight=w.weight, pools=tuple(w.pools) if w.pools else None))
     problem = _resolve_shared(spec, doc, calibration, catalog, tuple(slots), True)
     current = []
     names = [w.name for w in spec.workloads]
     for i, d in enumerate(spec.current):
         gid = catalog.gpu_id(d.gpu, path=f"current[{i}].gpu", **where)
+        gid = f"{gid}@{d.pool}" if d.pool else gid
         q = scheme_of(d.quantization, path=f"current[{i}].quantization", **where)
         if q not in SCHEMES:
             raise InputError("unknown quantization", path=f"current[{i}].quantization", value=d.quantization,
@@ -198,6 +201,38 @@ def resolve_fleet(spec: FleetSpec, doc: Document | None = None, calibration: str
         current.append(Running(slot=names.index(d.workload), gpu=gid, scheme=q, kv=d.kv_dtype, tp=d.tp, pp=d.pp,
                                ep=d.ep, replicas=d.replicas, path=f"current[{i}]"))
     return replace(problem, max_configs=spec.max_configurations_per_workload, current=tuple(current))
+
+
+def _with_pools(spec: FleetSpec, catalog: Catalog, where: dict[str, Any]) -> tuple[FleetSpec, Catalog]:
+    """A fleet with pools (regions), as one inventory over pool copies of the GPUs: each owned
+    GPU type of a pool becomes the catalog entry ``gpu@pool`` (the same hardware and price;
+    a price given for the GPU applies in every pool unless one is given for ``gpu@pool``), so
+    every replica lies in one pool and each pool's count is an inventory row. Searched: the
+    pool copies of the GPUs ``search.gpus`` names (all, by default), and with
+    ``rent_outside_inventory`` the rentable GPUs themselves."""
+    if not spec.pools:
+        return spec, catalog
+    gpus = dict(catalog.gpus)
+    inventory: dict[str, int] = {}
+    usd = {catalog.gpu_id(k, path=f"prices.usd_per_gpu_hour.{k}", **where): v
+           for k, v in spec.prices.usd_per_gpu_hour.items()}
+    for pool, owned in spec.pools.items():
+        for name, n in owned.items():
+            gid = catalog.gpu_id(name, path=f"pools.{pool}.{name}", **where)
+            copy_id = f"{gid}@{pool}"
+            gpus[copy_id] = catalog.gpus[gid].model_copy(update={"id": copy_id})
+            inventory[copy_id] = n
+            if gid in usd:
+                usd.setdefault(copy_id, usd[gid])
+    s, lim = spec.search, spec.limits
+    wanted = sorted(catalog.gpus) if s.gpus is None else \
+        [catalog.gpu_id(n, path=f"search.gpus[{i}]", **where) for i, n in enumerate(s.gpus)]
+    names = [g for g in inventory if g.split("@", 1)[0] in wanted]
+    names += wanted if lim.rent_outside_inventory else []
+    spec = spec.model_copy(update={"search": s.model_copy(update={"gpus": names}),
+                                   "limits": lim.model_copy(update={"inventory": inventory}),
+                                   "prices": spec.prices.model_copy(update={"usd_per_gpu_hour": usd})})
+    return spec, Catalog(gpus=gpus, models=catalog.models)
 
 
 def _slot(name: str, model: ModelSpec, input_tokens: Any, output_tokens: Any, demand_spec: Any, slo: Slo,

@@ -27,6 +27,11 @@ PARAMS: tuple[tuple[str, float, float], ...] = (
 FAMILY_PARAMS = ("memory_bandwidth_efficiency", "compute_efficiency", "prefill_compute_efficiency")
 
 
+def family_of(gpu_id: str) -> str | None:
+    """The GPU family of a catalog id (a fleet pool's copy ``h100-sxm@us-east`` is its GPU's)."""
+    return FAMILY.get(gpu_id.split("@", 1)[0])
+
+
 FAMILY = {"h100-sxm": "nvidia-hopper", "h100-pcie": "nvidia-hopper", "h200": "nvidia-hopper",
           "b200": "nvidia-blackwell", "gb200": "nvidia-blackwell", "a100-80gb": "nvidia-ampere",
           "a100-40gb": "nvidia-ampere", "rtx-3090": "nvidia-ampere", "l40s": "nvidia-ada", "rtx-4090": "nvidia-ada",
@@ -123,7 +128,7 @@ def apply(cal: Calibration | None, base: Assumptions, gpu_ids: list[str]
     o = base.model_copy(update=cal.assumptions)
     scales = {}
     for gid in gpu_ids:
-        fam = cal.per_family.get(FAMILY.get(gid, ""), {})
+        fam = cal.per_family.get(family_of(gid) or "", {})
         if fam:
             scales[gid] = tuple(fam.get(k, getattr(o, k)) / getattr(o, k) for k in FAMILY_PARAMS)
     return o, scales

@@ -13,7 +13,7 @@ Data: regenerate it with ``python -m planner.fidelity.tie ../shared/reference/me
 
 from __future__ import annotations
 
-from planner.resolve.calibration import FAMILY
+from planner.resolve.calibration import family_of
 
 MIN_ROWS = 3
 
@@ -49,7 +49,7 @@ def tie_band(family: str | None, fmt: str | None) -> float:
 
 def band_of(gpu_id: str, math_format: str) -> tuple[float, str]:
     """(tie band, what it is) of a plan on catalog GPU ``gpu_id`` in ``math_format``."""
-    family = FAMILY.get(gpu_id)
+    family = family_of(gpu_id)
     for key in ((family, math_format), (family, "*")):
         rows, err = BANDS.get(key, (0, 0.0))  # type: ignore[arg-type]
         if rows >= MIN_ROWS:

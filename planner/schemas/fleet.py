@@ -34,6 +34,8 @@ class FleetWorkload(Strict):
     slo: Slo = Slo()
     weight: Weight = Field(1.0, description="priority when not every demand can be served (objective "
                            "served_demand): the served share of this workload counts weight times")
+    pools: Annotated[list[Name], Field(min_length=1), Distinct] | None = Field(
+        None, description="the pools (regions) this workload may run in (default: any)")
 
     @model_validator(mode="after")
     def _demand_in_range(self) -> FleetWorkload:
@@ -46,6 +48,7 @@ class CurrentDeployment(Strict):
 
     workload: Name
     gpu: str
+    pool: Name | None = Field(None, description="the pool it runs in (required when the fleet has pools)")
     quantization: str
     kv_dtype: str = "bf16"
     tp: Degree = 1
@@ -65,6 +68,9 @@ class FleetSpec(Strict):
     workloads: Annotated[list[FleetWorkload], Field(min_length=1, max_length=MAX_WORKLOADS)]
     search: Search = Search()
     limits: Limits = Limits()
+    pools: dict[Name, dict[str, Annotated[int, Field(ge=0, le=10**7), NotBool]]] = Field(
+        {}, description="GPUs owned per pool (region): {pool: {gpu: count}}; instead of limits.inventory. A "
+        "replica runs inside one pool; a workload may be kept to some pools (workloads[].pools)")
     prices: Prices = Prices()
     objective: FleetObjective | Annotated[list[FleetObjective], Field(min_length=1), Distinct] = Field(
         "cost_per_hour", description="one objective, or a list solved lexicographically (each later one "
@@ -103,12 +109,24 @@ class FleetSpec(Strict):
         for i, d in enumerate(self.current):
             if d.workload not in names:
                 out.append((("current", i, "workload"), d.workload, "not a workload of this fleet", ", ".join(names)))
+        if self.pools and self.limits.inventory:
+            out.append((("pools",), None, "give GPUs owned per pool or limits.inventory, not both",
+                        "pools: {pool: {gpu: count}}"))
+        for i, w in enumerate(self.workloads):
+            for k, pool in enumerate(w.pools or []):
+                if pool not in self.pools:
+                    out.append((("workloads", i, "pools", k), pool, "not a pool of this fleet",
+                                ", ".join(self.pools) or "no pools are defined (pools:)"))
+        for i, d in enumerate(self.current):
+            if self.pools and d.pool not in self.pools:
+                out.append((("current", i, "pool"), d.pool, "a fleet with pools needs the pool of each "
+                            "deployment running today", ", ".join(self.pools)))
         if "change" in self.phases and not self.current:
             out.append((("objective",), "change", "objective change needs current: the fleet running today",
                         "current: [{workload, gpu, quantization, kv_dtype, tp, pp, ep, replicas}, ...]"))
         lim = self.limits
         if "served_demand" in self.phases and lim.budget_usd_per_hour is None and lim.power_cap_w is None and not (
-                lim.inventory and not lim.rent_outside_inventory):
+                (lim.inventory or self.pools) and not lim.rent_outside_inventory):
             out.append((("objective",), "served_demand", "objective served_demand needs a limit that can bind",
                         "limits.budget_usd_per_hour, limits.power_cap_w, or limits.inventory without "
                         "rent_outside_inventory"))
