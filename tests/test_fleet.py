@@ -305,3 +305,17 @@ def test_pools_keep_each_replica_in_one_pool_and_workloads_where_they_may_run():
 def test_bad_pools_are_located_errors(tmp_path, capsys, doc, path):
     err = _refused(tmp_path, capsys, doc)
     assert err["path"] == path, err
+
+
+def test_a_fleets_pareto_front_trades_one_workloads_latency_for_fleet_cost():
+    from planner.whatif.pareto import pareto_fleet
+
+    r = pareto_fleet(_fleet(), workload="chat", x="tpot", statistic="mean", points=4)
+    front = r.frontier
+    assert len(front) >= 2 and front[0].target_ms is not None         # at least one tightened point
+    for a, b in zip(front, front[1:]):                                  # faster costs more
+        assert a.latency_ms < b.latency_ms and a.cost > b.cost
+    for p in r.points:
+        assert p.target_ms is None or p.latency_ms is None or p.latency_ms <= p.target_ms * (1 + 1e-9)
+    with pytest.raises(InputError):
+        pareto_fleet(_fleet(), workload=None)                           # two workloads: name one

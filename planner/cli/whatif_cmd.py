@@ -18,10 +18,11 @@ from planner.cli.common import dump_json, emit, guarded
 from planner.cli.plan_cmd import MAX_TIME_LIMIT, BackendChoice
 from planner.cli.render import money, to_text
 from planner.errors import InputError
+from planner.schemas.fleet import is_fleet, load_fleet_spec
 from planner.schemas.plan import load_plan_spec
 from planner.schemas.sweep import load_sweep_spec
 from planner.whatif.executors import get_executor
-from planner.whatif.pareto import ParetoResult, pareto
+from planner.whatif.pareto import ParetoResult, pareto, pareto_fleet
 from planner.whatif.sweep import SweepResult, sweep
 from planner.yamlio import load_yaml, write_atomically
 
@@ -230,20 +231,23 @@ def _sweep_plots(r: SweepResult, out: Path, protected: tuple) -> None:
 
 
 def pareto_command(
-    instance: Annotated[Path, typer.Argument(help="instance YAML file (docs/instances.md)")],
+    instance: Annotated[Path, typer.Argument(help="instance or fleet YAML file (docs/instances.md, docs/fleet.md)")],
     x: Annotated[MetricChoice, typer.Option("--x", help="the latency on the x axis")] = MetricChoice.ttft,
     statistic: Annotated[StatisticChoice, typer.Option(help="its statistic under load")] = StatisticChoice.p99,
     points: Annotated[int, typer.Option("--points", help="solves at most (2..100)")] = 8,
-    backend: Annotated[BackendChoice, typer.Option(
-        help="cpsat (default), milp, highs, exhaustive")] = BackendChoice.cpsat,  # type: ignore[attr-defined]
+    backend: Annotated[Optional[BackendChoice], typer.Option(
+        help="cpsat (default for an instance), milp (default for a fleet), highs, exhaustive")] = None,
     time_limit: Annotated[float, typer.Option("--time-limit", help="seconds per solve")] = 60.0,
     calibration: Annotated[str, typer.Option(help="none, default (the shipped fit) or a calibration file")] = "none",
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", help="also write the JSON to FILE.json")] = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="write the frontier to FILE.png")] = None,
+    workload: Annotated[Optional[str], typer.Option(
+        "--workload", help="a fleet: the workload whose latency is traded against the fleet's $/hour")] = None,
 ) -> None:
     """Cost against a latency statistic (TTFT or TPOT under load): epsilon-constraint re-solves, each minimising
     cost under a tighter latency target; the non-dominated points as a table (or --json), JSON and a plot.
+    On a fleet (docs/fleet.md), the fleet's $/hour against one workload's latency (--workload).
 
     Exit 0 with at least one point, 1 when the instance has no plan, 2 for bad input, 130 on Ctrl-C."""
 
@@ -257,9 +261,18 @@ def pareto_command(
             raise InputError("output file must end in .json", path="--output", value=str(output))
         if plot is not None and plot.suffix != ".png":
             raise InputError("plot file must end in .png", path="--plot", value=str(plot))
-        spec, doc = load_plan_spec(str(instance))
-        r = pareto(spec, doc, x=x.value, statistic=statistic.value, points=points, backend=backend.value,
-                   time_limit=time_limit, calibration=calibration)
+        doc0 = load_yaml(str(instance))
+        if is_fleet(doc0.data):
+            fspec, doc = load_fleet_spec(str(instance))
+            r = pareto_fleet(fspec, doc, workload=workload, x=x.value, statistic=statistic.value, points=points,
+                             backend=backend.value if backend else "milp", time_limit=time_limit,
+                             calibration=calibration)
+        else:
+            if workload is not None:
+                raise InputError("--workload is for a fleet instance", path="--workload", value=workload)
+            spec, doc = load_plan_spec(str(instance))
+            r = pareto(spec, doc, x=x.value, statistic=statistic.value, points=points,
+                       backend=backend.value if backend else "cpsat", time_limit=time_limit, calibration=calibration)
         data = r.to_dict()
         if output is not None:
             write_atomically(output, dump_json(data), protected=(instance,), option="--output")
@@ -280,9 +293,10 @@ def render_pareto(r: ParetoResult, name: str) -> str:
         t.add_column(col, justify="left" if col == "plan" else "right")
     for p in r.frontier:
         plan = p.plan or {}
+        what = "; ".join(plan["deployments"]) if "deployments" in plan else \
+            f"{plan['replicas']} x {plan['gpu']} TP{plan['tp']} PP{plan['pp']} {plan['quantization']} b{plan['batch']}"
         t.add_row(_num(p.latency_ms), f"{p.cost:,.4g}", "as written" if p.target_ms is None else f"{p.target_ms:g}",
-                  f"{plan['replicas']} x {plan['gpu']} TP{plan['tp']} PP{plan['pp']} {plan['quantization']} "
-                  f"b{plan['batch']}")
+                  what)
     if not r.frontier:
         status = r.points[0].status if r.points else "unknown"
         return to_text(t, f"No plan for the instance as written ({status}): no frontier. "

@@ -18,8 +18,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
+from planner.candidates import Candidates, build_candidates
+from planner.errors import InputError
+from planner.fleet import FleetResult, fleet_candidates, solve_fleet
 from planner.plan.result import Plan, PlanResult
 from planner.plan.solve import plan
+from planner.resolve import resolve_fleet
+from planner.schemas.fleet import FleetSpec
 from planner.schemas.plan import STATISTICS, Percentiles, PlanSpec, Slo
 from planner.yamlio import Document
 
@@ -121,6 +128,76 @@ def pareto(spec: PlanSpec, doc: Document | None = None, *, x: str = "ttft", stat
         last = point.latency_ms
     _mark_frontier(out.points)
     return out
+
+
+def pareto_fleet(spec: FleetSpec, doc: Document | None = None, *, workload: str | None = None, x: str = "ttft",
+                 statistic: str = "p99", points: int = 8, backend: str = "milp", time_limit: float = 60.0,
+                 calibration: str | None = None) -> ParetoResult:
+    """A fleet's $/hour against one workload's latency ``statistic`` (docs/fleet.md): the
+    cheapest fleet as written, then that workload's target tightened geometrically toward the
+    tightest any of its configurations meets at its capacity, each time the cheapest fleet
+    again (every other workload and limit as written). The latency of a point is the worst
+    of the workload's deployments at the load each runs at."""
+    if x not in METRICS or statistic not in PARETO_STATISTICS:
+        raise ValueError(f"x must be one of {METRICS} and statistic one of {PARETO_STATISTICS}")
+    names = [w.name for w in spec.workloads]
+    if workload is None and len(names) == 1:
+        workload = names[0]
+    if workload not in names:
+        raise InputError("name the workload whose latency the frontier trades against cost", path="--workload",
+                         value=workload, accepted=", ".join(names))
+    k = names.index(workload)
+    out = ParetoResult(x=x, statistic=statistic, objective="cost_per_hour", unit="$/hour")
+    spec = spec.model_copy(update={"objective": "cost_per_hour"})
+
+    def run(s: FleetSpec, target: float | None) -> tuple[ParetoPoint, float | None]:
+        problem = resolve_fleet(s, doc, calibration)
+        cands = build_candidates(problem)
+        r = solve_fleet(problem, cands, backend=backend, time_limit=time_limit, marginal=False, baselines=False)
+        mine = [d for d in r.deployments if d.workload == workload]
+        lat = max((statistic_of(d.plan, x, statistic) or 0.0 for d in mine), default=None) if mine else None
+        point = ParetoPoint(target, r.status, lat, r.totals.get("cost_per_hour") if r.deployments else None,
+                            _fleet_summary(r, workload) if r.deployments else None)
+        return point, _tightest(fleet_candidates(problem, cands), k, x, statistic)
+
+    first, fast_ms = run(spec, None)
+    out.points.append(first)
+    if first.latency_ms is None or fast_ms is None:
+        return out
+    slow_ms, last = first.latency_ms, first.latency_ms
+    steps = max(points - 1, 0)
+    for i in range(1, steps + 1):
+        if fast_ms >= last:
+            break
+        t = min(slow_ms * (fast_ms / slow_ms) ** (i / steps), last * (1 - 1e-6))
+        t = round(max(t, fast_ms * (1 + 1e-6)), 6)
+        w = spec.workloads[k]
+        tighter = w.model_copy(update={"slo": tightened(w.slo, x, statistic, t)})
+        point, _ = run(spec.model_copy(update={"workloads": [*spec.workloads[:k], tighter, *spec.workloads[k + 1:]]}),
+                       t)
+        out.points.append(point)
+        if point.latency_ms is None:
+            break
+        last = point.latency_ms
+    _mark_frontier(out.points)
+    return out
+
+
+def _tightest(c: Candidates, k: int, x: str, statistic: str) -> float | None:
+    """The lowest ``statistic`` of ``x`` (ms) any configuration of slot k reaches at its
+    capacity while meeting its targets: where tightening the target must stop."""
+    assert c.load is not None
+    rows = c.slot_rows(k)
+    rows = rows[c.meets_slo[rows]]
+    if not len(rows):
+        return None
+    return float(np.min(c.load.get(x, statistic)[rows])) * 1e3
+
+
+def _fleet_summary(r: FleetResult, workload: str) -> dict[str, Any]:
+    mine = [d.plan for d in r.deployments if d.workload == workload]
+    return {"deployments": [f"{p.replicas} x {p.gpu} TP{p.tp} PP{p.pp} {p.quantization} b{p.batch}" for p in mine],
+            "gpus": r.totals["gpus"], "cost_per_hour": r.totals["cost_per_hour"]}
 
 
 def _mark_frontier(points: list[ParetoPoint]) -> None:
