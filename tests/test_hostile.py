@@ -360,3 +360,24 @@ def test_class12_unmapped_solver_status_is_unknown_not_time_limit():
 
     assert status_of(cp_model.UNKNOWN, elapsed=0.01, time_limit=20) == Status.UNKNOWN
     assert status_of(cp_model.UNKNOWN, elapsed=20.0, time_limit=20) == Status.TIME_LIMIT
+
+
+def test_a_gpu_priced_at_zero_is_free_not_unpriced():
+    """Found by the fuzzer: a price of 0.0 (a GPU already paid for) was read as "no price" and
+    its cost as NaN; the models then saw a zero coefficient while the oracle dropped the row."""
+    from planner.candidates import build_candidates
+    from planner.plan.solve import solve
+    from planner.resolve import resolve
+    from planner.schemas.plan import PlanSpec
+
+    spec = PlanSpec.model_validate({
+        "model": "llama-3.1-8b", "workload": {"input_tokens": 1, "output_tokens": 1}, "top_k": 1,
+        "search": {"gpus": ["h100-sxm", "l40s"], "quantizations": ["w16a16"], "kv_dtypes": ["bf16"], "tp": [1],
+                   "pp": [1], "max_batch": 1},
+        "objective": "cost_per_million_tokens", "prices": {"usd_per_gpu_hour": {"h100-sxm": 0.0}}})
+    p = resolve(spec)
+    assert p.prices[p.table.ids.index("h100-sxm")] == 0.0
+    c = build_candidates(p)
+    for backend in ("exhaustive", "cpsat", "milp", "highs"):
+        best = solve(p, c, backend=backend, top_k=1).plans[0]
+        assert (best.gpu, best.objective_value) == ("h100-sxm", 0.0), backend

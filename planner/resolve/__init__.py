@@ -316,7 +316,9 @@ def _resolve_shared(spec: Any, doc: Document | None, calibration: str | None, ca
         raise InputError("no GPU left to search: " + "; ".join(f"{k}: {v}" for k, v in excluded.items()),
                          path="search.gpus", **where)
     assumptions, scales = calibrated(assumptions, spec.assumptions, calibration, [g.id for g in gpus])
-    prices = np.array([overrides.get(g.id, g.price_usd_per_gpu_hour) or np.nan for g in gpus], dtype=float)
+    # a price of 0 is a price (GPUs already paid for), not a missing one
+    prices = np.array([np.nan if (x := overrides.get(g.id, g.price_usd_per_gpu_hour)) is None else x for g in gpus],
+                      dtype=float)
     sources = tuple(_price_source(g, g.id in overrides, spec.prices) for g in gpus)
     table = support_table(gpus, SCHEME_NAMES, KV_NAMES, s.engine)
     return Problem(spec=spec, slots=slots, gpus=tuple(gpus), table=GpuTable.build(gpus, scales), prices=prices,
