@@ -46,6 +46,8 @@ class Slot:
     demand: DemandSpec | None           # what the slot must serve (None: priced per replica)
     path: str = "workload"              # YAML path of the slot's workload, for located facts
     weight: float = 1.0                 # a fleet's priority of this workload (objective served_demand)
+    disaggregation: str = "never"       # never | always | auto: the roles its rows take (docs/disaggregation.md)
+    kv_link: str = "inter"              # the KV link between its pools: inter | intra
 
     @property
     def input_tokens(self) -> float:
@@ -182,7 +184,8 @@ def resolve_fleet(spec: FleetSpec, doc: Document | None = None, calibration: str
     for i, w in enumerate(spec.workloads):
         model = resolve_model(w.model, catalog, doc, ("workloads", i, "model"))
         slot = _slot(w.name, model, w.input_tokens, w.output_tokens, w.demand, w.slo, f"workloads[{i}]", where)
-        slots.append(replace(slot, weight=w.weight))
+        slots.append(replace(slot, weight=w.weight, disaggregation=w.disaggregation or spec.disaggregation,
+                             kv_link=spec.kv_link))
     problem = _resolve_shared(spec, doc, calibration, catalog, tuple(slots), True)
     current = []
     names = [w.name for w in spec.workloads]
