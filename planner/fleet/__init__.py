@@ -22,6 +22,7 @@ import numpy as np
 import constraints
 from planner.backends import HAS_SOLUTION, Feature, Status, get_backend
 from planner.candidates import Candidates, build_candidates, nodes_for, with_limits, with_objective
+from planner.candidates.load import AGGREGATED, DECODE, PREFILL, ROLE_NAMES
 from planner.candidates.objectives import OBJECTIVES
 from planner.errors import InputError
 from planner.plan.result import Plan, make_plan
@@ -42,6 +43,7 @@ class Deployment:
     share: float                        # of the workload's demand this deployment carries
     plan: Plan                          # the configuration, its figures at that load (planner/plan/result.py)
     slo_margins_ms: dict[str, float]    # target - value at the replica's capacity (>= 0), per target path
+    role: str = "aggregated"            # aggregated | prefill | decode (docs/disaggregation.md section 7)
 
 
 @dataclass
@@ -264,13 +266,12 @@ def describe(problem: Problem, c: Candidates, solved: Solved, backend: str) -> F
     workloads: list[dict[str, Any]] = []
     for s, slot in enumerate(c.slots):
         mine = [(j, r) for j, r in solved.picks if int(c.slot[j]) == s]
-        total_cap = sum(float(c.capacity[j]) * r for j, r in mine)
         served = float(min(1.0, solved.served[s]))
-        for j, r in mine:
-            share = served * float(c.capacity[j]) * r / total_cap if total_cap > 0 else 0.0
+        shares, total_cap = traffic_shares(c, mine, served)
+        for (j, r), share in zip(mine, shares):
             plan = make_plan(problem, c, j, r, rank=1, share=share)
             margins = slo_margins_ms(c, j)
-            deployments.append(Deployment(slot.name, share, plan, margins))
+            deployments.append(Deployment(slot.name, share, plan, margins, ROLE_NAMES[role_of(c, j)]))
         d = slot.demand
         assert d is not None
         cost = sum(float(c.cost_per_hour[j]) * r for j, r in mine)
@@ -294,6 +295,37 @@ def describe(problem: Problem, c: Candidates, solved: Solved, backend: str) -> F
                        model_size=solved.size, inputs=problem.inputs())
 
 
+def role_of(c: Candidates, j: int) -> int:
+    return int(c.role[j]) if len(c.role) else AGGREGATED
+
+
+def traffic_shares(c: Candidates, picks: list[tuple[int, int]], served: float) -> tuple[list[float], float]:
+    """The share of its workload's demand each chosen deployment of one workload carries, and
+    the workload's capacity (in its demand unit). Aggregated deployments and each KV format's
+    pair of pools take the served demand in proportion to their capacity, a pair's capacity
+    being the smaller of its prefill and its decode pool's; inside a role, replicas share in
+    proportion to capacity. A pool deployment's share is the traffic passing through it, so
+    a workload's served share is its aggregated and prefill shares summed (decode carries
+    the prefill's traffic again)."""
+    cap = {j: float(c.capacity[j]) * r for j, r in picks}
+    groups: dict[tuple[int, int], float] = {}
+    for j, _ in picks:
+        key = (role_of(c, j), int(c.configs.kv[j]) if role_of(c, j) != AGGREGATED else -1)
+        groups[key] = groups.get(key, 0.0) + cap[j]
+    routes = {AGGREGATED: groups.get((AGGREGATED, -1), 0.0)}
+    for (role, kv), v in groups.items():
+        if role == PREFILL:
+            routes[kv + 1] = min(v, groups.get((DECODE, kv), 0.0))
+    total = sum(routes.values())
+    out = []
+    for j, _ in picks:
+        role = role_of(c, j)
+        key = (role, int(c.configs.kv[j]) if role != AGGREGATED else -1)
+        route = routes[AGGREGATED] if role == AGGREGATED else routes.get(key[1] + 1, 0.0)
+        out.append(served * route / total * cap[j] / groups[key] if total > 0 and groups[key] > 0 else 0.0)
+    return out, total
+
+
 def slo_margins_ms(c: Candidates, j: int) -> dict[str, float]:
     """Per latency target of row j's workload (by its own YAML path): target minus the value at
     the replica's capacity at SLO, in ms (the load the replica runs at is at most that)."""
@@ -302,7 +334,8 @@ def slo_margins_ms(c: Candidates, j: int) -> dict[str, float]:
     for t in slot.targets:
         name = t.metric if t.statistic == "mean" else f"{t.metric}_{t.statistic}"
         chk = next(x for x in c.slo if x.name == name)
-        out[t.path] = float(t.seconds - chk.value_s[j]) * 1e3
+        if np.isfinite(chk.target_s[j]):      # a pool row answers for its own pool's targets only
+            out[t.path] = float(t.seconds - chk.value_s[j]) * 1e3
     return out
 
 
