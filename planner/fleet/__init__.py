@@ -60,6 +60,7 @@ class FleetResult:
     baselines: list[dict[str, Any]] = field(default_factory=list)   # planner/fleet/baselines.py
     notes: list[str] = field(default_factory=list)
     diagnosis: list[dict[str, Any]] = field(default_factory=list)    # when infeasible: why, per workload
+    disaggregation: list[dict[str, Any]] = field(default_factory=list)  # per pooling workload: which mode wins, why
     model_size: dict[str, int] = field(default_factory=dict)
     solve_seconds: float = 0.0
     inputs: dict[str, Any] = field(default_factory=dict)
@@ -200,6 +201,8 @@ def solve_fleet(problem: Problem, cands: Candidates, *, backend: str = "cpsat", 
         result.marginal = marginal_values(problem, cands, result, backend, time_limit)
     if not solved.picks and solved.status == Status.INFEASIBLE:
         result.diagnosis = diagnose(fleet_candidates(problem, cands))
+    if solved.picks and marginal:
+        result.disaggregation = compare_modes(problem, cands, result, backend, time_limit)
     if baselines:
         from planner.fleet.baselines import baselines as compute_baselines
         result.baselines = compute_baselines(problem, fleet_candidates(problem, cands), result)
@@ -430,3 +433,93 @@ def marginal_values(problem: Problem, cands: Candidates, result: FleetResult, ba
                     "improvement": (base_value - v) if OBJECTIVES[first].sense == "min" else (v - base_value),
                     "status": solved.status.value})
     return out
+
+
+UNCERTAINTY = 0.10
+"""Relative margin under which the winner between aggregated and disaggregated serving is
+not trusted: the prefill pool's TTFT is 8-29 % off the simulator at busy share >= 0.6 and the
+aggregated TTFT p99 13-41 % optimistic at utilisation 0.6-0.8 (docs/disaggregation.md
+section 5, docs/load.md section 9); capacities at SLO move by about a third of that."""
+
+
+def compare_modes(problem: Problem, cands: Candidates, result: FleetResult, backend: str,
+                  time_limit: float) -> list[dict[str, Any]]:
+    """Per workload that may run pools: the fleet re-solved with that workload forced to
+    aggregated replicas only (``never``) and to pools only (``always``), the others as asked;
+    the cost of each, which won and by how much, and the figures that say why (the forced
+    pools' busy shares, the aggregated replicas' binding target, or that no aggregated
+    configuration meets the targets). Re-solves, as marginal values are."""
+    out: list[dict[str, Any]] = []
+    if not cands.modes:
+        return out
+    for s, slot in enumerate(cands.slots):
+        if not cands.pooled(s):
+            continue
+        roles = {d.role for d in result.deployments if d.workload == slot.name}
+        chosen = "aggregated" if roles == {"aggregated"} else "disaggregated" if "aggregated" not in roles else "mixed"
+        fact: dict[str, Any] = {"workload": slot.name, "mode": cands.modes[s], "chosen": chosen,
+                                "cost_per_hour": result.totals["cost_per_hour"]}
+        for forced in ("never", "always"):
+            modes = tuple(forced if k == s else m for k, m in enumerate(cands.modes))
+            c = replace(cands, modes=modes)
+            solved = solve_lexicographic(problem, c, backend, time_limit)
+            entry: dict[str, Any] = {"status": solved.status.value, "cost_per_hour": None}
+            if solved.picks:
+                r = describe(problem, fleet_candidates(problem, c), solved, backend)
+                entry["cost_per_hour"] = r.totals["cost_per_hour"]
+                entry["deployments"] = [
+                    {"role": d.role, "replicas": d.plan.replicas, "gpu": d.plan.gpu, "tp": d.plan.tp,
+                     "utilization": d.plan.load.get("utilization"), "binding": d.plan.load.get("binding")}
+                    for d in r.deployments if d.workload == slot.name]
+            else:
+                rows = cands.slot_rows(s)
+                agg = cands.role[rows] == AGGREGATED
+                entry["configurations_meeting_targets"] = int(
+                    (cands.meets_slo[rows] & (agg if forced == "never" else ~agg)).sum())
+            fact["aggregated" if forced == "never" else "disaggregated"] = entry
+        fact.update(_verdict(fact))
+        out.append(fact)
+    return out
+
+
+def _verdict(fact: dict[str, Any]) -> dict[str, Any]:
+    """Which mode is cheaper, by what share, and a sentence of figures saying why."""
+    agg, dis = fact["aggregated"]["cost_per_hour"], fact["disaggregated"]["cost_per_hour"]
+    out: dict[str, Any] = {"winner": None, "margin": None, "within_uncertainty": False}
+    if agg is None and dis is None:
+        return out | {"why": "neither mode alone serves this workload within the fleet's limits"}
+    if agg is None:
+        n = fact["aggregated"].get("configurations_meeting_targets")
+        why = "no aggregated configuration meets this workload's targets with prefill chunks mixed in" if n == 0 \
+            else "aggregated replicas alone do not fit the fleet's limits"
+        return out | {"winner": "disaggregated", "why": f"disaggregated wins: {why}"}
+    if dis is None:
+        n = fact["disaggregated"].get("configurations_meeting_targets")
+        why = "no prefill or decode pool meets its targets" if n == 0 else "pools alone do not fit the fleet's limits"
+        return out | {"winner": "aggregated", "why": f"aggregated wins: {why}"}
+    winner = "disaggregated" if dis < agg else "aggregated"
+    lo, hi = min(agg, dis), max(agg, dis)
+    margin = (hi - lo) / lo if lo > 0 else 0.0
+    pools = fact["disaggregated"].get("deployments", [])
+    pre = [d["utilization"] for d in pools if d["role"] == "prefill" and d["utilization"] is not None]
+    dec = [d["utilization"] for d in pools if d["role"] == "decode" and d["utilization"] is not None]
+    binds = sorted({d["binding"] for d in fact["aggregated"].get("deployments", []) if d["binding"]})
+    if agg == dis:
+        why = f"a tie: ${agg:.2f}/hour either way"
+    elif winner == "aggregated":
+        why = f"aggregated wins by {margin:.0%}: ${agg:.2f}/hour against ${dis:.2f}/hour in pools"
+        if pre:
+            why += f"; a prefill pool would run at rho = {max(pre):.2f}"
+        if dec:
+            why += f", a decode pool at rho = {max(dec):.2f}"
+    else:
+        why = f"disaggregated wins by {margin:.0%}: ${dis:.2f}/hour against ${agg:.2f}/hour aggregated"
+        if binds:
+            why += f"; aggregated replicas are held back by {', '.join(binds)}"
+        if pre:
+            why += f"; the prefill pool runs at rho = {max(pre):.2f}"
+    within = margin < UNCERTAINTY
+    if within and agg != dis:
+        why += f" (under the model's ~{UNCERTAINTY:.0%} uncertainty: a tie, check with the simulator)"
+    return out | {"winner": winner if agg != dis else "tie", "margin": margin, "within_uncertainty": within,
+                  "why": why}
