@@ -329,3 +329,15 @@ def test_disaggregation_refuses_what_it_cannot_split(tmp_path, capsys, workload,
     assert e.value.code == 2
     err = json.loads(capsys.readouterr().out)
     assert (err["path"] or "").startswith(path) and "disaggregation" in err["path"], err
+
+
+@pytest.mark.parametrize("name, winner, within", [("fleet_disagg_wins.yaml", "disaggregated", False),
+                                                  ("fleet_disagg_loses.yaml", "aggregated", False),
+                                                  ("fleet_disagg_tie.yaml", "disaggregated", True)])
+def test_shipped_disaggregation_fleets_say_which_mode_wins(name, winner, within, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["fleet", str(ROOT / "instances" / name), "--json", "--reproducible", "--no-baselines"])
+    assert e.value.code == 0
+    (x,) = json.loads(capsys.readouterr().out)["disaggregation"]
+    assert x["winner"] == winner and x["within_uncertainty"] == within, x
+    assert x["aggregated"]["cost_per_hour"] and x["disaggregated"]["cost_per_hour"]
