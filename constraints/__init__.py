@@ -103,7 +103,7 @@ def screen(f: Formulation) -> None:
     is feasible only if its coefficient is <= 0. The others are fixed to 0, so they get no
     variable, and then no such row can bind: the rows are not built. Solver presolve would
     make the same deduction, after paying to read them."""
-    dead = np.zeros(len(f.cands), dtype=bool)
+    dead = ~f.cands.role_allowed()     # roles the slot's disaggregation mode rules out
     for family in SCREENING:
         dead |= family.screened(f.cands)
     f.alive = np.nonzero(~dead)[0]

@@ -6,7 +6,11 @@ plan and y_j is x_j itself.
 
 A fleet splits a slot's traffic (docs/fleet.md): 1 <= sum_j x_j <= K configurations per
 slot (0 <= when the slot may go unserved, objective served_demand); the demand rows then
-split the traffic in proportion to capacity."""
+split the traffic in proportion to capacity.
+
+A slot with disaggregated pools (docs/disaggregation.md section 7) counts its
+configurations per role: at most K aggregated, K prefill and K decode configurations
+(sum_{j in s, role r} x_j <= K for each role r), at least one of any role."""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from planner.candidates import Candidates
+from planner.candidates.load import ROLE_NAMES
 
 if TYPE_CHECKING:
     from constraints import Formulation
@@ -49,7 +54,15 @@ def add(f: Formulation) -> None:
             m.row(name, "choice", coeffs, "==", 1.0, "count")
             continue
         suffix = "" if c.n_slots == 1 else f"[slot={c.slot_names[s]}]"
-        m.row("max_configurations" + suffix, "choice", coeffs, "<=", float(c.max_configs), "count")
+        if c.pooled(s):
+            rows = f.alive_in(s)
+            for r, role in enumerate(ROLE_NAMES):
+                mine = {int(f.x[j]): 1.0 for j in rows[c.role[rows] == r]}
+                if mine:
+                    m.row(f"max_configurations[slot={c.slot_names[s]},role={role}]", "choice", mine, "<=",
+                          float(c.max_configs), "count")
+        else:
+            m.row("max_configurations" + suffix, "choice", coeffs, "<=", float(c.max_configs), "count")
         if not c.partial:
             m.row("at_least_one_deployment" + suffix, "choice", coeffs, ">=", 1.0, "count")
     if not f.replicas:

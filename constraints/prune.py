@@ -1,5 +1,5 @@
 """Dominance pruning: drop, before the solver sees them, the candidates that another one of
-the same slot and GPU type beats or ties on everything the model can ask of it
+the same slot, GPU type and role (and, for a pool row, KV format) beats or ties on everything the model can ask of it
 (docs/formulation.md section 3b).
 
 Row k dominates row j when, in every criterion below (each "smaller is better"), k is no
@@ -31,6 +31,7 @@ import numpy as np
 
 from constraints import latency
 from planner.candidates.objectives import OBJECTIVES
+from planner.physics.space import KV_NAMES
 
 if TYPE_CHECKING:
     from constraints import Formulation
@@ -92,6 +93,10 @@ def pruned(f: Formulation, ranks: int) -> np.ndarray:
     out[alive[short[alive]]] = True
     alive = alive[~short[alive]]
     key = c.slot[alive] * (len(c.gpu_ids) + 1) + c.configs.gpu[alive]
+    if c.has_pools:          # a pool row competes only with rows of its own role and KV format
+        pool = c.role[alive] > 0
+        part = np.where(pool, 1 + c.role[alive] * (len(KV_NAMES) + 1) + c.configs.kv[alive], 0)
+        key = key * (3 * (len(KV_NAMES) + 1) + 1) + part
     order = np.lexsort((c.config[alive], key))
     rows, key = alive[order], key[order]
     bounds = np.flatnonzero(np.diff(key)) + 1

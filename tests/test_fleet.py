@@ -13,6 +13,7 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from planner.backends import BACKENDS
@@ -319,3 +320,136 @@ def test_a_fleets_pareto_front_trades_one_workloads_latency_for_fleet_cost():
         assert p.target_ms is None or p.latency_ms is None or p.latency_ms <= p.target_ms * (1 + 1e-9)
     with pytest.raises(InputError):
         pareto_fleet(_fleet(), workload=None)                           # two workloads: name one
+
+
+
+# ----------------------------------------------------------------------------------------
+# Prefill/decode disaggregation (docs/disaggregation.md section 7)
+# ----------------------------------------------------------------------------------------
+
+POOL_SEARCH = {"gpus": ["h100-sxm"], "quantizations": ["w8a8-fp8"], "kv_dtypes": ["fp8"], "tp": [2, 4], "pp": [1],
+               "batch_levels": [64]}
+LONG = {"name": "long", "model": "llama-3.1-70b", "input_tokens": 4096, "output_tokens": 256,
+        "demand": {"requests_per_s": 4}, "slo": {"ttft_ms": {"p99": 3000}, "tpot_ms": {"p99": 20}}}
+SHORT = {"name": "short", "model": "llama-3.1-8b", "input_tokens": 512, "output_tokens": 256,
+         "demand": {"requests_per_s": 20}, "slo": {"ttft_ms": {"p99": 1000}, "tpot_ms": {"p99": 50}}}
+
+
+def _pool_fleet(workloads, mode="auto", **over) -> FleetSpec:
+    return FleetSpec.model_validate({"workloads": workloads, "search": POOL_SEARCH, "disaggregation": mode,
+                                     "max_configurations_per_workload": 1} | over)
+
+
+def _check_pools(spec: FleetSpec, r: FleetResult) -> None:
+    """A disaggregated fleet from its own figures: every replica at or below its capacity at
+    SLO and its own pool's targets; per workload, what the aggregated replicas and the
+    prefill pools pass is the served share, and each decode pool passes what its prefill
+    pool (same KV format) does."""
+    for d in r.deployments:
+        assert d.plan.load["requests_per_s_per_replica"] <= d.plan.load["capacity_requests_per_s_per_replica"] \
+            * (1 + 1e-6), d
+        assert all(m >= -1e-6 for m in d.slo_margins_ms.values()), d.slo_margins_ms
+        metrics = {k.split(".")[2] for k in d.slo_margins_ms}
+        assert metrics <= {"prefill": {"ttft_ms"}, "decode": {"tpot_ms", "itl_ms"}}.get(d.role, metrics), d
+    for w in r.workloads:
+        mine = [d for d in r.deployments if d.workload == w["workload"]]
+        assert sum(d.share for d in mine if d.role != "decode") == pytest.approx(w["served_share"], abs=1e-9)
+        for kv in {d.plan.kv_dtype for d in mine if d.role != "aggregated"}:
+            pre = sum(d.share for d in mine if d.role == "prefill" and d.plan.kv_dtype == kv)
+            dec = sum(d.share for d in mine if d.role == "decode" and d.plan.kv_dtype == kv)
+            assert pre == pytest.approx(dec, abs=1e-9)
+        for role in ("aggregated", "prefill", "decode"):
+            assert len([d for d in mine if d.role == role]) <= spec.max_configurations_per_workload
+
+
+@pytest.mark.parametrize("workloads, mode, over, roles", [
+    ([SHORT], "auto", {}, {"aggregated"}),                                            # aggregation wins
+    ([LONG], "auto", {}, {"prefill", "decode"}),                                      # disaggregation wins
+    ([{**LONG, "demand": {"requests_per_s": 8}, "slo": {"ttft_ms": {"p99": 3000}, "tpot_ms": {"p99": 30}}}],
+     "auto", {}, {"aggregated", "prefill", "decode"}),                                # a mix wins
+    ([LONG], "never", {}, {"aggregated"}),
+    ([SHORT], "always", {}, {"prefill", "decode"}),
+    ([LONG, SHORT], "auto", {}, None),
+    ([LONG, SHORT], "auto", {"objective": "served_demand", "limits": {"inventory": {"h100-sxm": 6}}}, None),
+    ([LONG, {**SHORT, "disaggregation": "never"}], "always", {"limits": {"budget_usd_per_hour": 40}}, None),
+])
+def test_every_backend_agrees_with_the_oracle_on_disaggregated_layouts(workloads, mode, over, roles):
+    spec = _pool_fleet(workloads, mode, **over)
+    results = _solve_all(spec)
+    oracle = results["exhaustive"]
+    assert oracle.status == "optimal"
+    for name, r in results.items():
+        assert r.status == "optimal", name
+        assert _values(r) == pytest.approx(_values(oracle), rel=1e-5, abs=1e-6), name
+        _check_pools(spec, r)
+    if roles is not None:
+        assert {d.role for d in oracle.deployments if d.workload == workloads[0]["name"]} == roles
+
+
+def test_a_mixed_layout_is_found_when_it_is_cheapest():
+    """8 req/s of the long-prompt 70B at TPOT p99 30 ms: pools alone or aggregated replicas
+    alone cost $35.4/hour; pools topped up with an aggregated replica cost $29.5 (the oracle
+    agrees, above), and the comparison says so."""
+    spec = _pool_fleet([{**LONG, "demand": {"requests_per_s": 8}, "slo": {"ttft_ms": {"p99": 3000},
+                                                                          "tpot_ms": {"p99": 30}}}])
+    p = resolve_fleet(spec)
+    r = solve_fleet(p, build_candidates(p), backend="highs", marginal=False, baselines=False)
+    assert {d.role for d in r.deployments} == {"aggregated", "prefill", "decode"}
+    _check_pools(spec, r)
+    assert r.totals["cost_per_hour"] == pytest.approx(29.5)
+
+
+def test_pool_rows_are_the_physics_pools_held_to_their_own_targets():
+    from planner.candidates.load import load_targets, workload_of
+    from planner.physics import disagg
+    from planner.physics.load import Target, engine, step_physics
+    p = resolve_fleet(_pool_fleet([LONG]))
+    c = build_candidates(p)
+    slot = p.slots[0]
+    for role, metric, other in ((1, "ttft_p99", "tpot_p99"), (2, "tpot_p99", "ttft_p99")):
+        j = int(next(i for i in range(len(c)) if c.role[i] == role and c.meets_slo[i]))
+        chk = {k.name: k for k in c.slo}
+        assert chk[other].target_s[j] == float("inf") and np.isfinite(chk[metric].target_s[j])
+        phys = step_physics(slot.model, p.table, c.configs.take([j]), p.assumptions)
+        eng, wl = engine(phys), workload_of(slot)
+        mine = [Target(t.metric, t.statistic, t.seconds) for t in load_targets(slot)
+                if t.metric in disagg.PREFILL_METRICS + disagg.DECODE_METRICS
+                and (t.metric in disagg.PREFILL_METRICS) == (role == 1)]
+        cap = disagg.prefill_capacity(phys, eng, wl, mine, "inter") if role == 1 else \
+            disagg.decode_capacity(phys, eng, wl, mine, disagg.kv_transfer_time(phys, wl.isl, "inter"))
+        assert c.capacity[j] == pytest.approx(cap.rate[0] * 256, rel=1e-9)
+    assert "role=prefill" in c.label(int(np.nonzero(c.role == 1)[0][0]))
+
+
+def test_never_adds_no_rows():
+    p = resolve_fleet(_pool_fleet([SHORT], "never"))
+    q = resolve_fleet(_pool_fleet([SHORT], "auto"))
+    c, d = build_candidates(p), build_candidates(q)
+    assert (c.role == 0).all() and len(d) == 3 * len(c) and not c.has_pools
+    assert np.array_equal(c.capacity, d.capacity[d.role == 0])
+
+
+@pytest.mark.parametrize("workload, path", [
+    ({**SHORT, "demand": {"concurrency": 64}, "disaggregation": "auto"}, "workloads"),
+    ({**SHORT, "slo": {"e2e_latency_ms": 9000}, "disaggregation": "always"}, "workloads"),
+])
+def test_disaggregation_refuses_what_it_cannot_split(tmp_path, capsys, workload, path):
+    f = tmp_path / "fleet.yaml"
+    f.write_text(json.dumps({"workloads": [workload]}))
+    with pytest.raises(SystemExit) as e:
+        main(["fleet", str(f), "--json"])
+    assert e.value.code == 2
+    err = json.loads(capsys.readouterr().out)
+    assert (err["path"] or "").startswith(path) and "disaggregation" in err["path"], err
+
+
+@pytest.mark.parametrize("name, winner, within", [("fleet_disagg_wins.yaml", "disaggregated", False),
+                                                  ("fleet_disagg_loses.yaml", "aggregated", False),
+                                                  ("fleet_disagg_tie.yaml", "disaggregated", True)])
+def test_shipped_disaggregation_fleets_say_which_mode_wins(name, winner, within, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["fleet", str(ROOT / "instances" / name), "--json", "--reproducible", "--no-baselines"])
+    assert e.value.code == 0
+    (x,) = json.loads(capsys.readouterr().out)["disaggregation"]
+    assert x["winner"] == winner and x["within_uncertainty"] == within, x
+    assert x["aggregated"]["cost_per_hour"] and x["disaggregated"]["cost_per_hour"]

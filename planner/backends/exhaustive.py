@@ -188,9 +188,17 @@ def solve_fleet(c: Candidates, phases: tuple[str, ...], slack: dict[str, float])
     ev, load = c.ev, c.load
     assert load is not None
     ok = ev.fits & (load.rate > 0)
+    role = c.role if len(c.role) else np.zeros(len(c), dtype=np.int64)
+    modes = c.modes or tuple("never" for _ in c.slots)
     for k, s in enumerate(c.slots):
+        mine = c.slot == k
+        # the oracle's own reading of the roles: aggregated rows answer for every target, a
+        # prefill row for TTFT only, a decode row for TPOT and ITL only; the mode says which
+        # roles a workload may use
+        ok &= ~mine | np.where(role == 0, modes[k] != "always", modes[k] != "never")
         for t in s.targets:
-            ok &= (c.slot != k) | (load.get(t.metric, t.statistic) <= t.seconds)
+            applies = (role == 0) | ((role == 1) & (t.metric == "ttft")) | ((role == 2) & (t.metric in ("tpot", "itl")))
+            ok &= ~mine | ~applies | (load.get(t.metric, t.statistic) <= t.seconds)
     lo, hi = replica_bounds(c)
     closed = np.array([s.demand is not None and s.demand.kind == "clients" for s in c.slots])[c.slot]
     per_replica = np.where(closed, load.clients, load.tokens_per_s)
@@ -209,7 +217,12 @@ def solve_fleet(c: Candidates, phases: tuple[str, ...], slack: dict[str, float])
         rows = [int(j) for j in np.nonzero(ok & (c.slot == k))[0] if top[j] >= 1]
         d = float(s.demand.value)   # type: ignore[union-attr]
         options = []
-        for m in range(0 if partial else 1, c.max_configs + 1):
+        if (role[rows] != 0).any():
+            options = [_option(c, k, sub, reps, served, today, n_t)
+                       for sub, reps, served in _pooled(c, role, rows, top, per_replica, d, partial,
+                                                        c.current is None)]
+            rows = []
+        for m in range(0 if partial else 1, c.max_configs + 1 if rows else 0):
             for subset in itertools.combinations(rows, m):
                 for reps in itertools.product(*[range(1, int(top[j]) + 1) for j in subset]):
                     capacity = sum(per_replica[j] * r for j, r in zip(subset, reps))
@@ -241,9 +254,63 @@ def solve_fleet(c: Candidates, phases: tuple[str, ...], slack: dict[str, float])
     picks = list(states[pick][0])
     served = np.zeros(c.n_slots)
     for k, s in enumerate(c.slots):
-        capacity = sum(per_replica[j] * r for j, r in picks if c.slot[j] == k)
-        served[k] = min(1.0, capacity / float(s.demand.value))   # type: ignore[union-attr]
+        mine = [(j, r) for j, r in picks if c.slot[j] == k]
+        served[k] = min(1.0, _served(role, c.configs.kv, per_replica, mine) / float(s.demand.value))  # type: ignore
     return Status.OPTIMAL, picks, served, reached
+
+
+def _served(role: np.ndarray, kv: np.ndarray, per_replica: np.ndarray, picks: list[tuple[int, int]]) -> float:
+    """What a workload's deployments serve, in its demand unit: its aggregated replicas'
+    capacity plus, per KV format, the smaller of its prefill and its decode pool's."""
+    agg = sum(per_replica[j] * r for j, r in picks if role[j] == 0)
+    pools: dict[tuple[int, int], float] = {}
+    for j, r in picks:
+        if role[j] != 0:
+            pools[(int(role[j]), int(kv[j]))] = pools.get((int(role[j]), int(kv[j])), 0.0) + per_replica[j] * r
+    return float(agg + sum(min(v, pools.get((2, f), 0.0)) for (rl, f), v in pools.items() if rl == 1))
+
+
+def _choices(rows: list[int], top: np.ndarray, most: int) -> list[tuple[tuple, tuple]]:
+    """Every set of at most ``most`` rows (the empty one included) with every replica count."""
+    out: list[tuple[tuple, tuple]] = []
+    for m in range(0, most + 1):
+        for subset in itertools.combinations(rows, m):
+            out += [(subset, reps) for reps in itertools.product(*[range(1, int(top[j]) + 1) for j in subset])]
+    return out
+
+
+def _pooled(c: Candidates, role: np.ndarray, rows: list[int], top: np.ndarray, per_replica: np.ndarray, d: float,
+            partial: bool, minimal: bool) -> list[tuple[tuple, tuple, float]]:
+    """A disaggregating workload's options, enumerated in the oracle's own terms: up to K
+    aggregated configurations, and per KV format up to K prefill and K decode configurations
+    (a prefill pool without a decode pool in its format, or the reverse, serves nothing and is
+    skipped), each with every replica count. ``minimal``: drop options from which a replica
+    can be removed with the demand still met (every cost, GPU count and power only grows with
+    replicas; not used when minimising change, where a kept replica may be the smaller move).
+    Returns (rows, replicas, served share)."""
+    kv = c.configs.kv
+    agg = _choices([j for j in rows if role[j] == 0], top, c.max_configs)
+    pools = []
+    for f in sorted({int(kv[j]) for j in rows if role[j] != 0}):
+        pre = _choices([j for j in rows if role[j] == 1 and kv[j] == f], top, c.max_configs)
+        dec = _choices([j for j in rows if role[j] == 2 and kv[j] == f], top, c.max_configs)
+        pools.append([(a[0] + b[0], a[1] + b[1]) for a in pre for b in dec if bool(a[0]) == bool(b[0])])
+    out = []
+    for parts in itertools.product(agg, *pools):
+        sub = tuple(j for p in parts for j in p[0])
+        reps = tuple(r for p in parts for r in p[1])
+        if not sub and not partial:
+            continue
+        picks = list(zip(sub, reps))
+        cap = _served(role, kv, per_replica, picks)
+        if cap < d * (1 - 1e-12) and not partial:
+            continue
+        if minimal and not partial and any(
+                _served(role, kv, per_replica, picks[:i] + [(j, r - 1)] + picks[i + 1:]) >= d * (1 - 1e-12)
+                for i, (j, r) in enumerate(picks)):
+            continue
+        out.append((sub, reps, min(1.0, cap / d)))
+    return out
 
 
 def _option(c: Candidates, k: int, rows: tuple, reps: tuple, served: float, today: np.ndarray, n_t: int) -> tuple:

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from planner.candidates.load import RowLoad, row_load
+from planner.candidates.load import AGGREGATED, POOL_METRICS, ROLE_NAMES, RowLoad, pool_load, row_load
 from planner.errors import InputError
 from planner.physics.perf import Evaluation, evaluate
 from planner.physics.quant import DEFAULT_SCHEMES
@@ -161,12 +161,32 @@ class Candidates:
     partial: bool = False          # a slot may serve less than its demand (objective served_demand)
     bounds: tuple[tuple[str, float], ...] = ()   # earlier lexicographic objectives and the values they keep
     limited: tuple[int, ...] | None = None   # split slots whose configuration count is enforced (None: all)
+    role: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """per row: 0 aggregated, 1 a prefill-pool replica, 2 a decode-pool replica (planner/candidates/load.py
+    ROLE_NAMES); pool rows exist only in slots whose disaggregation is auto or always"""
+    modes: tuple[str, ...] = ()    # per slot: never | always | auto (which roles may be chosen)
 
     @property
     def split(self) -> bool:
         """Replicas are not forced to the demand's count: a slot splits its traffic over several
-        configurations, or serves part of it."""
-        return self.max_configs > 1 or self.partial
+        configurations, serves part of it, or runs pools."""
+        return self.max_configs > 1 or self.partial or self.has_pools
+
+    @property
+    def has_pools(self) -> bool:
+        return bool(len(self.role)) and bool((self.role != AGGREGATED).any())
+
+    def pooled(self, s: int) -> bool:
+        """Slot s may run disaggregated pools (its table has pool rows and its mode allows them)."""
+        return bool(self.modes) and self.modes[s] != "never" and bool((self.role[self.slot == s] != AGGREGATED).any())
+
+    def role_allowed(self) -> np.ndarray:
+        """Per row: its role may be chosen under its slot's mode (always: pools only; never:
+        aggregated only; auto: any)."""
+        if not self.modes or not len(self.role):
+            return np.ones(len(self), dtype=bool)
+        mode = np.array(self.modes, dtype=object)[self.slot]
+        return np.where(self.role == AGGREGATED, mode != "always", mode != "never")
 
     def __len__(self) -> int:
         return len(self.configs)
@@ -188,6 +208,8 @@ class Candidates:
     def label(self, i: int, *, batch: bool = True) -> str:
         d = self.describe(i)
         slot = f"slot={self.slot_names[int(self.slot[i])]}," if self.n_slots > 1 else ""
+        if len(self.role) and self.role[i] != AGGREGATED:
+            slot += f"role={ROLE_NAMES[int(self.role[i])]},"
         text = f"{slot}gpu={d['gpu']},tp={d['tp']},pp={d['pp']},ep={d['ep']},q={d['quantization']},kv={d['kv_dtype']}"
         return text + (f",batch={d['batch']}" if batch else "")
 
@@ -226,25 +248,59 @@ def build_candidates(p: Problem, timings: dict[str, float] | None = None) -> Can
     (rows and their idle physics), ``load`` (capacity at SLO, planner/candidates/load.py)
     and ``derive`` (every other derived quantity); benchmarks/candidate_table.py reads it."""
     t0 = time.perf_counter()
-    parts = [_slot_rows(p, k, slot) for k, slot in enumerate(p.slots)]
-    n_cfg = np.cumsum([0] + [int(r.max(initial=-1)) + 1 for _, _, r in parts])
-    configs = _concat([c for c, _, _ in parts], Configs)
-    ev = _concat([e for _, e, _ in parts], Evaluation)
-    config = np.concatenate([r + n_cfg[k] for k, (_, _, r) in enumerate(parts)])
-    slot = np.concatenate([np.full(len(r), k, dtype=np.int64) for k, (_, _, r) in enumerate(parts)])
+    parts = [_with_roles(_slot_rows(p, k, slot), slot) for k, slot in enumerate(p.slots)]
+    n_cfg = np.cumsum([0] + [int(r.max(initial=-1)) + 1 for _, _, r, _ in parts])
+    configs = _concat([c for c, _, _, _ in parts], Configs)
+    ev = _concat([e for _, e, _, _ in parts], Evaluation)
+    config = np.concatenate([r + n_cfg[k] for k, (_, _, r, _) in enumerate(parts)])
+    slot = np.concatenate([np.full(len(r), k, dtype=np.int64) for k, (_, _, r, _) in enumerate(parts)])
+    role = np.concatenate([x for _, _, _, x in parts])
     t1 = time.perf_counter()
-    out = _derive(p, configs, ev, config, slot, timings=timings)
+    out = _derive(p, configs, ev, config, slot, timings=timings, role=role)
     if timings is not None:
         timings["physics"] = t1 - t0
         timings["derive"] = time.perf_counter() - t1 - timings["load"]
     return out
 
 
+def _with_roles(part: tuple[Configs, Evaluation, np.ndarray], slot: Slot
+                ) -> tuple[Configs, Evaluation, np.ndarray, np.ndarray]:
+    """A slot's rows with their roles: aggregated only, or (disaggregation auto or always)
+    every configuration three times, as an aggregated replica, a prefill-pool replica and a
+    decode-pool replica, each role its own configuration id."""
+    configs, ev, rows = part
+    if slot.disaggregation == "never":
+        return configs, ev, rows, np.zeros(len(rows), dtype=np.int64)
+    n = int(rows.max(initial=-1)) + 1
+    return (_concat([configs] * 3, Configs), _concat([ev] * 3, Evaluation),
+            np.concatenate([rows + n * r for r in range(3)]),
+            np.repeat(np.arange(3, dtype=np.int64), len(rows)))
+
+
+def role_checks(checks: tuple[SloCheck, ...], role: np.ndarray) -> tuple[SloCheck, ...]:
+    """The SLO checks with each pool row held only to its own pool's targets (a prefill row
+    to TTFT, a decode row to TPOT/ITL): the other pool's targets become +inf there (value 0),
+    as on a slot that sets no such target. Aggregated rows keep every target."""
+    if not len(role) or not (role != AGGREGATED).any():
+        return checks
+    out = []
+    for chk in checks:
+        metric = chk.name.split("_")[0]
+        off = np.zeros(len(role), dtype=bool)
+        for r, metrics in POOL_METRICS.items():
+            if metric not in metrics:
+                off |= role == r
+        out.append(replace(chk, target_s=np.where(off, np.inf, chk.target_s), value_s=np.where(off, 0.0, chk.value_s)))
+    return tuple(out)
+
+
 def _derive(p: Problem, configs: Configs, ev: Evaluation, config: np.ndarray, slot: np.ndarray,
-            with_load: bool = True, timings: dict[str, float] | None = None) -> Candidates:
+            with_load: bool = True, timings: dict[str, float] | None = None,
+            role: np.ndarray | None = None) -> Candidates:
+    role = np.zeros(len(slot), dtype=np.int64) if role is None else role
     out_tokens = np.array([s.output_tokens for s in p.slots], dtype=float)[slot]
     t0 = time.perf_counter()
-    load = _load(p, configs, ev, slot) if with_load else None
+    load = _load(p, configs, ev, slot, role) if with_load else None
     if timings is not None:
         timings["load"] = time.perf_counter() - t0
     demand = np.array([np.nan if s.demand is None else s.demand.value for s in p.slots])[slot]
@@ -252,7 +308,7 @@ def _derive(p: Problem, configs: Configs, ev: Evaluation, config: np.ndarray, sl
     if load is not None:
         tokens_per_s = load.tokens_per_s
         capacity = np.where(clients, load.clients, load.tokens_per_s)
-        checks = slo_checks(p.slots, slot, lambda k, t: load.get(t.metric, t.statistic))
+        checks = role_checks(slo_checks(p.slots, slot, lambda k, t: load.get(t.metric, t.statistic)), role)
         ok = meets_slo(ev.fits & (load.rate > 0), checks)
     else:                      # the batch-level generator's bound: idle figures, no load
         tokens_per_s = capacity = ev.throughput_tokens_per_s
@@ -267,7 +323,7 @@ def _derive(p: Problem, configs: Configs, ev: Evaluation, config: np.ndarray, sl
     allowed = replicas_allowed(limits, p.table.ids, configs.gpu, ev.gpus, cost_h, ev.power_w, slots_per_replica,
                                per_node)
     needed = replicas_needed(demand, capacity)
-    current, unmatched = running_replicas(p, configs, slot)
+    current, unmatched = running_replicas(p, configs, slot, role)
     cap = replica_domain(p.objective, demand, needed, allowed, current)
     e2e = load.get("e2e", "mean") if load is not None else e2e_seconds(ev, out_tokens)
     return Candidates(
@@ -282,7 +338,7 @@ def _derive(p: Problem, configs: Configs, ev: Evaluation, config: np.ndarray, sl
         replicas_needed=needed, replicas_allowed=allowed, replica_cap=cap, limits=limits,
         objective=p.objective, overlap_comm=p.assumptions.overlap_comm, searched=len(configs),
         max_configs=p.max_configs, weight=np.array([x.weight for x in p.slots], dtype=float), current=current,
-        unmatched=unmatched)
+        unmatched=unmatched, role=role, modes=tuple(x.disaggregation for x in p.slots))
 
 
 def replica_domain(objective: str, demand: np.ndarray, needed: np.ndarray, allowed: np.ndarray,
@@ -329,11 +385,12 @@ def repriced(c: Candidates, p: Problem) -> Candidates:
                    replica_cap=replica_domain(p.objective, c.demand, c.replicas_needed, allowed, c.current))
 
 
-def running_replicas(p: Problem, configs: Configs, slot: np.ndarray
+def running_replicas(p: Problem, configs: Configs, slot: np.ndarray, role: np.ndarray | None = None
                      ) -> tuple[np.ndarray | None, tuple[tuple[int, float, float], ...]]:
     """Per row: the replicas of its configuration (slot, GPU, layout, precision; any batch)
     running today, from a fleet's ``current`` (None without one); and the deployments no row
-    matches, as (slot, GPUs per replica, replicas)."""
+    matches, as (slot, GPUs per replica, replicas). Today's deployments are aggregated: they
+    match aggregated rows only."""
     if not p.current:
         return None, ()
     out = np.zeros(len(configs))
@@ -341,7 +398,8 @@ def running_replicas(p: Problem, configs: Configs, slot: np.ndarray
     for r in p.current:
         mine = np.zeros(len(configs), dtype=bool)
         if r.gpu in p.table.ids and r.scheme in SCHEME_NAMES and r.kv in KV_NAMES:
-            mine = ((slot == r.slot) & (configs.gpu == p.table.ids.index(r.gpu)) & (configs.tp == r.tp)
+            agg = role == AGGREGATED if role is not None else np.ones(len(configs), dtype=bool)
+            mine = ((slot == r.slot) & agg & (configs.gpu == p.table.ids.index(r.gpu)) & (configs.tp == r.tp)
                     & (configs.pp == r.pp) & (configs.ep == r.ep) & (configs.scheme == SCHEME_NAMES.index(r.scheme))
                     & (configs.kv == KV_NAMES.index(r.kv)))
         if mine.any():
@@ -351,11 +409,15 @@ def running_replicas(p: Problem, configs: Configs, slot: np.ndarray
     return out, tuple(unmatched)
 
 
-def _load(p: Problem, configs: Configs, ev: Evaluation, slot: np.ndarray) -> RowLoad:
+def _load(p: Problem, configs: Configs, ev: Evaluation, slot: np.ndarray, role: np.ndarray) -> RowLoad:
     parts = []
     for k, sl in enumerate(p.slots):
-        mine = np.nonzero(slot == k)[0]
-        parts.append((mine, row_load(sl, p.table, configs.take(mine), p.assumptions, ev.fits[mine])))
+        for r in range(len(ROLE_NAMES)):
+            mine = np.nonzero((slot == k) & (role == r))[0]
+            if r == AGGREGATED:
+                parts.append((mine, row_load(sl, p.table, configs.take(mine), p.assumptions, ev.fits[mine])))
+            elif len(mine):
+                parts.append((mine, pool_load(sl, p.table, configs.take(mine), p.assumptions, ev.fits[mine], r)))
     n = len(configs)
     first = parts[0][1]
     merged: dict[str, Any] = {f.name: (np.zeros(n, dtype=getattr(first, f.name).dtype) if f.name != "stats" else {})

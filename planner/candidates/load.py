@@ -6,9 +6,11 @@ demand rows, the prices per token and the fleet planner consume."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
+from planner.physics import disagg
 from planner.physics.load import (
     Engine,
     LoadResult,
@@ -59,24 +61,28 @@ def load_targets(slot: Slot) -> list[Target]:
     return [Target(LOAD_METRIC[t.metric], t.statistic, t.seconds) for t in slot.targets]
 
 
+def _start(slot: Slot, table: GpuTable, configs: Configs, o: Assumptions, fits: np.ndarray, fill: float
+           ) -> tuple[RowLoad, np.ndarray, StepPhysics, Engine, Workload]:
+    """An empty RowLoad (statistics ``fill``), the rows that fit, their step physics, engine
+    and the slot's workload (the physics only when some row fits)."""
+    n = len(configs)
+    stats = {k: np.full(n, fill) for k in REPORTED}
+    for t in slot.targets:
+        stats.setdefault((LOAD_METRIC[t.metric], t.statistic), np.full(n, fill))
+    out = RowLoad(rate=np.zeros(n), tokens_per_s=np.zeros(n), clients=np.zeros(n), utilization=np.zeros(n),
+                  running=np.zeros(n), saturation_rate=np.zeros(n), binding=np.full(n, -1, dtype=np.int64),
+                  token_budget=np.zeros(n), max_seqs=np.zeros(n), stats=stats)
+    rows = np.nonzero(fits)[0]
+    phys = step_physics(slot.model, table, configs.take(rows), o)
+    return out, rows, phys, engine(phys), workload_of(slot)
+
+
 def row_load(slot: Slot, table: GpuTable, configs: Configs, o: Assumptions, fits: np.ndarray) -> RowLoad:
     """Capacity at SLO of every row of one slot; rows that do not fit in memory get 0."""
-    n = len(configs)
-    rate = np.zeros(n)
-    binding = np.full(n, -1, dtype=np.int64)
-    stats = {k: np.full(n, np.inf) for k in REPORTED}
-    for t in slot.targets:
-        stats.setdefault((LOAD_METRIC[t.metric], t.statistic), np.full(n, np.inf))
-    out = RowLoad(rate=rate, tokens_per_s=np.zeros(n), clients=np.zeros(n), utilization=np.zeros(n),
-                  running=np.zeros(n),
-                  saturation_rate=np.zeros(n), binding=binding, token_budget=np.zeros(n), max_seqs=np.zeros(n),
-                  stats=stats)
-    rows = np.nonzero(fits)[0]
+    out, rows, phys, eng, wl = _start(slot, table, configs, o, fits, np.inf)
     if not len(rows):
         return out
-    phys = step_physics(slot.model, table, configs.take(rows), o)
-    eng = engine(phys)
-    wl = workload_of(slot)
+    rate, binding, stats = out.rate, out.binding, out.stats
     targets = load_targets(slot)
     if targets:
         cap = capacity_at_slo(phys, eng, wl, targets)
@@ -152,3 +158,98 @@ def _rate_at_utilization(phys: StepPhysics, eng: Engine, wl: Workload, hi: np.nd
         lo = np.where(ok, mid, lo)
         hi = np.where(ok, hi, mid)
     return lo
+
+
+# ----------------------------------------------------------------------------------------
+# Disaggregated pools (docs/disaggregation.md section 7): a row of role prefill or decode
+# ----------------------------------------------------------------------------------------
+
+AGGREGATED, PREFILL, DECODE = 0, 1, 2
+ROLE_NAMES = ("aggregated", "prefill", "decode")
+POOL_METRICS = {PREFILL: ("ttft",), DECODE: ("tpot", "itl")}
+"""The latency metrics (load.py's names) each pool answers for: a prefill row's TTFT is
+queueing + prefill + KV transfer; a decode row's TPOT and ITL are decode-only steps. A
+target on any other metric is the other pool's."""
+
+
+def pool_targets(slot: Slot, role: int) -> tuple[list[int], list[Target]]:
+    """(index into the slot's targets, the target) of each target a pool of ``role`` answers for."""
+    idx = [i for i, t in enumerate(slot.targets) if LOAD_METRIC[t.metric] in POOL_METRICS[role]]
+    return idx, [Target(LOAD_METRIC[slot.targets[i].metric], slot.targets[i].statistic, slot.targets[i].seconds)
+                 for i in idx]
+
+
+def _pool_at(role: int, phys: StepPhysics, eng: Engine, wl: Workload, rate: np.ndarray, link: str
+             ) -> disagg.PrefillResult | disagg.DecodeResult:
+    kind = cast(disagg.LinkKind, link)
+    if role == PREFILL:
+        return disagg.prefill_metrics(phys, eng, wl, rate, kind)
+    return disagg.decode_metrics(phys, eng, wl, rate, disagg.kv_transfer_time(phys, wl.isl, kind))
+
+
+def _pool_stats(role: int, at: disagg.PrefillResult | disagg.DecodeResult, n: int) -> dict[tuple[str, str], np.ndarray]:
+    """The reported statistics of a pool at a rate: its own metrics, NaN for the other pool's."""
+    out = {k: np.full(n, np.nan) for k in REPORTED}
+    for (metric, stat), arr in at.stats.items():
+        if metric in POOL_METRICS[role]:
+            out[(metric, stat)] = np.asarray(arr, dtype=float) * np.ones(n)
+    return out
+
+
+def pool_load(slot: Slot, table: GpuTable, configs: Configs, o: Assumptions, fits: np.ndarray, role: int) -> RowLoad:
+    """Capacity at SLO of every row of one slot taken as a replica of a prefill pool
+    (``role`` PREFILL: TTFT targets, planner/physics/disagg.py ``prefill_capacity``) or of a
+    decode pool (DECODE: TPOT/ITL targets, ``decode_capacity``, the KV arriving over the
+    slot's link; its rate also at most ``max_utilization`` of what that link can receive),
+    in requests/s per replica; ``tokens_per_s`` is that rate times the slot's mean output
+    tokens, the unit of its demand. ``binding`` indexes the slot's own targets."""
+    n = len(configs)
+    out, rows, phys, eng, wl = _start(slot, table, configs, o, fits, np.nan)
+    if not len(rows):
+        return out
+    idx, targets = pool_targets(slot, role)
+    ceiling = slot.slo.max_utilization
+    link = cast(disagg.LinkKind, slot.kv_link)
+    if role == PREFILL:
+        cap = disagg.prefill_capacity(phys, eng, wl, targets, link, max_utilization=ceiling)
+        r = cap.rate
+    else:
+        xfer = disagg.kv_transfer_time(phys, wl.isl, link)
+        cap = disagg.decode_capacity(phys, eng, wl, targets, xfer, max_utilization=ceiling)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            receive = ceiling * disagg.kv_link_bandwidth(phys, link) / disagg.kv_bytes_per_request(phys, wl.isl)
+        r = np.minimum(cap.rate, receive)
+    bind = np.where(cap.binding >= 0, np.asarray(idx + [-1], dtype=np.int64)[np.maximum(cap.binding, 0)], -1)
+    bind = np.where(r < cap.rate, -1, bind)
+    at = _pool_at(role, phys, eng, wl, np.where(r > 0, r, np.maximum(cap.saturation_rate, 1e-300) * 1e-6), link)
+    out.rate[rows] = r
+    out.binding[rows] = bind
+    out.tokens_per_s[rows] = r * slot.output.mean
+    latency = at.get("ttft", "mean") if role == PREFILL else (slot.output.mean - 1.0) * at.step
+    out.clients[rows] = np.where(r > 0, r * latency, 0.0)
+    out.utilization[rows] = np.where(r > 0, at.rho, 0.0)
+    out.running[rows] = np.where(r > 0, at.running, 0.0) if isinstance(at, disagg.DecodeResult) else 0.0
+    out.saturation_rate[rows] = cap.saturation_rate
+    out.token_budget[rows] = eng.token_budget
+    out.max_seqs[rows] = eng.max_seqs
+    for key, arr in _pool_stats(role, at, len(rows)).items():
+        out.stats.setdefault(key, np.full(n, np.nan))[rows] = arr
+    return out
+
+
+def pool_operating_point(slot: Slot, table: GpuTable, configs: Configs, o: Assumptions, role: int,
+                         rate: float) -> dict[str, float]:
+    """``operating_point`` of a pool replica (``configs`` of length 1) at ``rate`` requests/s:
+    the same keys, the other pool's metrics NaN."""
+    phys = step_physics(slot.model, table, configs, o)
+    eng = engine(phys)
+    wl = workload_of(slot)
+    at = _pool_at(role, phys, eng, wl, np.array([rate]), slot.kv_link)
+    out = {f"{m}_{s}": float(v[0]) for (m, s), v in _pool_stats(role, at, 1).items()}
+    latency = float(at.get("ttft", "mean")[0]) if role == PREFILL else (slot.output.mean - 1.0) * float(at.step[0])
+    running = float(at.running[0]) if isinstance(at, disagg.DecodeResult) else 0.0
+    out |= {"rate": float(rate), "tokens_per_s": float(rate) * slot.output.mean, "concurrency": float(rate) * latency,
+            "utilization": float(at.rho[0]), "running_per_lane": running,
+            "token_budget": float(eng.token_budget[0]), "max_seqs": float(eng.max_seqs[0]),
+            "stable": bool(at.stable[0])}
+    return out

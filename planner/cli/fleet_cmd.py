@@ -95,7 +95,7 @@ def render_fleet(r: FleetResult, name: str) -> str:
         for d in r.deployments:
             p = d.plan
             dep = f"{p.replicas} x {p.gpu} TP{p.tp} PP{p.pp}" + (f" EP{p.ep}" if p.ep > 1 else "") + \
-                f" {p.quantization}/{p.kv_dtype} b{p.batch}"
+                f" {p.quantization}/{p.kv_dtype} b{p.batch}" + (f" ({d.role})" if d.role != "aggregated" else "")
             pct = p.load.get("percentiles_ms", {})
             margin = min(d.slo_margins_ms.items(), key=lambda kv: kv[1]) if d.slo_margins_ms else None
             t.add_row(d.workload, f"{d.share:.0%}", dep, str(p.gpus), money(p.cost_per_hour),
@@ -136,6 +136,7 @@ def render_fleet(r: FleetResult, name: str) -> str:
             parts.append(f"{x['why']}: planned alone they cost {money(x['cheapest_alone_total_cost_per_hour'])}/hour "
                          f"on {gpus}")
     parts += _binding_lines(r)
+    parts += disaggregation_lines(r)
     if r.baselines:
         b = Table(title="baselines (same physics, other decisions)", title_justify="left")
         for col in ("baseline", "$/hour", "served", "fleet saves", "how"):
@@ -148,6 +149,14 @@ def render_fleet(r: FleetResult, name: str) -> str:
         parts.append(b)
     parts += r.notes
     return to_text(*parts)
+
+
+def disaggregation_lines(r: FleetResult) -> list[str]:
+    """Per workload that may run pools: the mode chosen and the comparison with each forced mode."""
+    out = []
+    for x in r.disaggregation:
+        out.append(f"disaggregation of {x['workload']} ({x['mode']}): {x['chosen']} chosen; {x['why']}")
+    return out
 
 
 def _binding_lines(r: FleetResult) -> list[str]:

@@ -22,6 +22,7 @@ import numpy as np
 import constraints
 from planner.backends import HAS_SOLUTION, Feature, Solution, Status, get_backend
 from planner.candidates import Candidates, build_candidates, nodes_for, with_limits, with_objective
+from planner.candidates.load import AGGREGATED, DECODE, PREFILL, ROLE_NAMES
 from planner.candidates.objectives import OBJECTIVES
 from planner.errors import InputError
 from planner.fleet.baselines import greedy_picks
@@ -43,6 +44,7 @@ class Deployment:
     share: float                        # of the workload's demand this deployment carries
     plan: Plan                          # the configuration, its figures at that load (planner/plan/result.py)
     slo_margins_ms: dict[str, float]    # target - value at the replica's capacity (>= 0), per target path
+    role: str = "aggregated"            # aggregated | prefill | decode (docs/disaggregation.md section 7)
 
 
 @dataclass
@@ -59,6 +61,7 @@ class FleetResult:
     baselines: list[dict[str, Any]] = field(default_factory=list)   # planner/fleet/baselines.py
     notes: list[str] = field(default_factory=list)
     diagnosis: list[dict[str, Any]] = field(default_factory=list)    # when infeasible: why, per workload
+    disaggregation: list[dict[str, Any]] = field(default_factory=list)  # per pooling workload: which mode wins, why
     model_size: dict[str, int] = field(default_factory=dict)
     solve_seconds: float = 0.0
     inputs: dict[str, Any] = field(default_factory=dict)
@@ -151,7 +154,7 @@ def solve_lexicographic(problem: Problem, cands: Candidates, backend: str, time_
             rounds += 1
             if sol.status not in HAS_SOLUTION or sol.values is None:
                 break
-            over = _over_limit(c, _decode(f, sol.values))
+            over = _over_limit(c, _decode(f, sol.values)) - set(limited)   # an enforced slot keeps its rows
             if not over:
                 break
             limited = tuple(sorted(set(limited) | over))
@@ -231,9 +234,14 @@ def _greedy_is_a_fleet(c: Candidates, picks: list[tuple[int, int]], served: list
 
 
 def _over_limit(c: Candidates, picks: list[tuple[int, int]]) -> set[int]:
-    """Slots whose answer uses more configurations than the fleet allows."""
-    count = np.bincount([int(c.slot[j]) for j, _ in picks], minlength=c.n_slots)
-    return {int(s) for s in np.nonzero(count > c.max_configs)[0]}
+    """Slots whose answer uses more configurations than the fleet allows (K per role when the
+    slot has prefill/decode pools: constraints/choice.py)."""
+    roles = c.role if len(c.role) == len(c) else np.zeros(len(c), dtype=np.int64)
+    count: dict[tuple[int, int], int] = {}
+    for j, _ in picks:
+        key = (int(c.slot[j]), int(roles[j]))
+        count[key] = count.get(key, 0) + 1
+    return {s for (s, _), n in count.items() if n > c.max_configs}
 
 
 def _slack(spec: FleetSpec, phases: tuple[str, ...], k: int) -> float:
@@ -272,6 +280,8 @@ def solve_fleet(problem: Problem, cands: Candidates, *, backend: str = "milp", t
         result.marginal = marginal_values(problem, cands, result, backend, time_limit)
     if not solved.picks and solved.status == Status.INFEASIBLE:
         result.diagnosis = diagnose(fleet_candidates(problem, cands))
+    if solved.picks and marginal:
+        result.disaggregation = compare_modes(problem, cands, result, backend, time_limit)
     if baselines:
         from planner.fleet.baselines import baselines as compute_baselines
         result.baselines = compute_baselines(problem, fleet_candidates(problem, cands), result)
@@ -338,13 +348,12 @@ def describe(problem: Problem, c: Candidates, solved: Solved, backend: str) -> F
     workloads: list[dict[str, Any]] = []
     for s, slot in enumerate(c.slots):
         mine = [(j, r) for j, r in solved.picks if int(c.slot[j]) == s]
-        total_cap = sum(float(c.capacity[j]) * r for j, r in mine)
         served = float(min(1.0, solved.served[s]))
-        for j, r in mine:
-            share = served * float(c.capacity[j]) * r / total_cap if total_cap > 0 else 0.0
+        shares, total_cap = traffic_shares(c, mine, served)
+        for (j, r), share in zip(mine, shares):
             plan = make_plan(problem, c, j, r, rank=1, share=share)
             margins = slo_margins_ms(c, j)
-            deployments.append(Deployment(slot.name, share, plan, margins))
+            deployments.append(Deployment(slot.name, share, plan, margins, ROLE_NAMES[role_of(c, j)]))
         d = slot.demand
         assert d is not None
         cost = sum(float(c.cost_per_hour[j]) * r for j, r in mine)
@@ -368,6 +377,37 @@ def describe(problem: Problem, c: Candidates, solved: Solved, backend: str) -> F
                        model_size=solved.size, inputs=problem.inputs())
 
 
+def role_of(c: Candidates, j: int) -> int:
+    return int(c.role[j]) if len(c.role) else AGGREGATED
+
+
+def traffic_shares(c: Candidates, picks: list[tuple[int, int]], served: float) -> tuple[list[float], float]:
+    """The share of its workload's demand each chosen deployment of one workload carries, and
+    the workload's capacity (in its demand unit). Aggregated deployments and each KV format's
+    pair of pools take the served demand in proportion to their capacity, a pair's capacity
+    being the smaller of its prefill and its decode pool's; inside a role, replicas share in
+    proportion to capacity. A pool deployment's share is the traffic passing through it, so
+    a workload's served share is its aggregated and prefill shares summed (decode carries
+    the prefill's traffic again)."""
+    cap = {j: float(c.capacity[j]) * r for j, r in picks}
+    groups: dict[tuple[int, int], float] = {}
+    for j, _ in picks:
+        key = (role_of(c, j), int(c.configs.kv[j]) if role_of(c, j) != AGGREGATED else -1)
+        groups[key] = groups.get(key, 0.0) + cap[j]
+    routes = {AGGREGATED: groups.get((AGGREGATED, -1), 0.0)}
+    for (role, kv), v in groups.items():
+        if role == PREFILL:
+            routes[kv + 1] = min(v, groups.get((DECODE, kv), 0.0))
+    total = sum(routes.values())
+    out = []
+    for j, _ in picks:
+        role = role_of(c, j)
+        key = (role, int(c.configs.kv[j]) if role != AGGREGATED else -1)
+        route = routes[AGGREGATED] if role == AGGREGATED else routes.get(key[1] + 1, 0.0)
+        out.append(served * route / total * cap[j] / groups[key] if total > 0 and groups[key] > 0 else 0.0)
+    return out, total
+
+
 def slo_margins_ms(c: Candidates, j: int) -> dict[str, float]:
     """Per latency target of row j's workload (by its own YAML path): target minus the value at
     the replica's capacity at SLO, in ms (the load the replica runs at is at most that)."""
@@ -376,7 +416,8 @@ def slo_margins_ms(c: Candidates, j: int) -> dict[str, float]:
     for t in slot.targets:
         name = t.metric if t.statistic == "mean" else f"{t.metric}_{t.statistic}"
         chk = next(x for x in c.slo if x.name == name)
-        out[t.path] = float(t.seconds - chk.value_s[j]) * 1e3
+        if np.isfinite(chk.target_s[j]):      # a pool row answers for its own pool's targets only
+            out[t.path] = float(t.seconds - chk.value_s[j]) * 1e3
     return out
 
 
@@ -473,3 +514,93 @@ def marginal_values(problem: Problem, cands: Candidates, result: FleetResult, ba
                     "improvement": (base_value - v) if OBJECTIVES[first].sense == "min" else (v - base_value),
                     "status": solved.status.value})
     return out
+
+
+UNCERTAINTY = 0.10
+"""Relative margin under which the winner between aggregated and disaggregated serving is
+not trusted: the prefill pool's TTFT is 8-29 % off the simulator at busy share >= 0.6 and the
+aggregated TTFT p99 13-41 % optimistic at utilisation 0.6-0.8 (docs/disaggregation.md
+section 5, docs/load.md section 9); capacities at SLO move by about a third of that."""
+
+
+def compare_modes(problem: Problem, cands: Candidates, result: FleetResult, backend: str,
+                  time_limit: float) -> list[dict[str, Any]]:
+    """Per workload that may run pools: the fleet re-solved with that workload forced to
+    aggregated replicas only (``never``) and to pools only (``always``), the others as asked;
+    the cost of each, which won and by how much, and the figures that say why (the forced
+    pools' busy shares, the aggregated replicas' binding target, or that no aggregated
+    configuration meets the targets). Re-solves, as marginal values are."""
+    out: list[dict[str, Any]] = []
+    if not cands.modes:
+        return out
+    for s, slot in enumerate(cands.slots):
+        if not cands.pooled(s):
+            continue
+        roles = {d.role for d in result.deployments if d.workload == slot.name}
+        chosen = "aggregated" if roles == {"aggregated"} else "disaggregated" if "aggregated" not in roles else "mixed"
+        fact: dict[str, Any] = {"workload": slot.name, "mode": cands.modes[s], "chosen": chosen,
+                                "cost_per_hour": result.totals["cost_per_hour"]}
+        for forced in ("never", "always"):
+            modes = tuple(forced if k == s else m for k, m in enumerate(cands.modes))
+            c = replace(cands, modes=modes)
+            solved = solve_lexicographic(problem, c, backend, time_limit)
+            entry: dict[str, Any] = {"status": solved.status.value, "cost_per_hour": None}
+            if solved.picks:
+                r = describe(problem, fleet_candidates(problem, c), solved, backend)
+                entry["cost_per_hour"] = r.totals["cost_per_hour"]
+                entry["deployments"] = [
+                    {"role": d.role, "replicas": d.plan.replicas, "gpu": d.plan.gpu, "tp": d.plan.tp,
+                     "utilization": d.plan.load.get("utilization"), "binding": d.plan.load.get("binding")}
+                    for d in r.deployments if d.workload == slot.name]
+            else:
+                rows = cands.slot_rows(s)
+                agg = cands.role[rows] == AGGREGATED
+                entry["configurations_meeting_targets"] = int(
+                    (cands.meets_slo[rows] & (agg if forced == "never" else ~agg)).sum())
+            fact["aggregated" if forced == "never" else "disaggregated"] = entry
+        fact.update(_verdict(fact))
+        out.append(fact)
+    return out
+
+
+def _verdict(fact: dict[str, Any]) -> dict[str, Any]:
+    """Which mode is cheaper, by what share, and a sentence of figures saying why."""
+    agg, dis = fact["aggregated"]["cost_per_hour"], fact["disaggregated"]["cost_per_hour"]
+    out: dict[str, Any] = {"winner": None, "margin": None, "within_uncertainty": False}
+    if agg is None and dis is None:
+        return out | {"why": "neither mode alone serves this workload within the fleet's limits"}
+    if agg is None:
+        n = fact["aggregated"].get("configurations_meeting_targets")
+        why = "no aggregated configuration meets this workload's targets with prefill chunks mixed in" if n == 0 \
+            else "aggregated replicas alone do not fit the fleet's limits"
+        return out | {"winner": "disaggregated", "why": f"disaggregated wins: {why}"}
+    if dis is None:
+        n = fact["disaggregated"].get("configurations_meeting_targets")
+        why = "no prefill or decode pool meets its targets" if n == 0 else "pools alone do not fit the fleet's limits"
+        return out | {"winner": "aggregated", "why": f"aggregated wins: {why}"}
+    winner = "disaggregated" if dis < agg else "aggregated"
+    lo, hi = min(agg, dis), max(agg, dis)
+    margin = (hi - lo) / lo if lo > 0 else 0.0
+    pools = fact["disaggregated"].get("deployments", [])
+    pre = [d["utilization"] for d in pools if d["role"] == "prefill" and d["utilization"] is not None]
+    dec = [d["utilization"] for d in pools if d["role"] == "decode" and d["utilization"] is not None]
+    binds = sorted({d["binding"] for d in fact["aggregated"].get("deployments", []) if d["binding"]})
+    if agg == dis:
+        why = f"a tie: ${agg:.2f}/hour either way"
+    elif winner == "aggregated":
+        why = f"aggregated wins by {margin:.0%}: ${agg:.2f}/hour against ${dis:.2f}/hour in pools"
+        if pre:
+            why += f"; a prefill pool would run at rho = {max(pre):.2f}"
+        if dec:
+            why += f", a decode pool at rho = {max(dec):.2f}"
+    else:
+        why = f"disaggregated wins by {margin:.0%}: ${dis:.2f}/hour against ${agg:.2f}/hour aggregated"
+        if binds:
+            why += f"; aggregated replicas are held back by {', '.join(binds)}"
+        if pre:
+            why += f"; the prefill pool runs at rho = {max(pre):.2f}"
+    within = margin < UNCERTAINTY
+    if within and agg != dis:
+        why += f" (under the model's ~{UNCERTAINTY:.0%} uncertainty: a tie, check with the simulator)"
+    return out | {"winner": winner if agg != dis else "tie", "margin": margin, "within_uncertainty": within,
+                  "why": why}

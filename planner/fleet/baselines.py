@@ -38,7 +38,10 @@ def baselines(problem: Problem, c: Candidates, result: FleetResult) -> list[dict
 
 
 def _usable(c: Candidates) -> np.ndarray:
-    return c.meets_slo & (c.replicas_allowed >= 1) & np.isfinite(c.cost_per_hour) & (c.capacity > 0)
+    """Rows a baseline may use: aggregated replicas (a pool row serves only its half of a
+    request) that meet their targets and the limits on their own."""
+    aggregated = c.role == 0 if len(c.role) == len(c) else np.ones(len(c), dtype=bool)
+    return aggregated & c.meets_slo & (c.replicas_allowed >= 1) & np.isfinite(c.cost_per_hour) & (c.capacity > 0)
 
 
 def _alone(c: Candidates) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from planner.candidates import Candidates, nodes_for
-from planner.candidates.load import operating_point
+from planner.candidates.load import operating_point, pool_operating_point
 from planner.candidates.objectives import OBJECTIVES
 from planner.physics.perf import regime_of
 from planner.physics.quant import SCHEMES
@@ -178,7 +178,11 @@ def make_plan(p: Problem, c: Candidates, j: int, replicas: int, rank: int, share
     slot = c.slots[int(c.slot[j])]
     assert c.load is not None
     one = c.configs.take(np.array([j]))
-    if slot.demand is not None and slot.demand.kind == "clients":
+    if len(c.role) and c.role[j] != 0:     # a pool replica (disaggregation): its own pool's load model
+        assert slot.demand is not None and slot.demand.requests_per_s is not None
+        at = pool_operating_point(slot, p.table, one, p.assumptions, int(c.role[j]),
+                                  share * float(slot.demand.requests_per_s) / replicas)
+    elif slot.demand is not None and slot.demand.kind == "clients":
         at = operating_point(slot, p.table, one, p.assumptions, clients=share * slot.demand.value / replicas)
     elif slot.demand is not None:
         assert slot.demand.requests_per_s is not None

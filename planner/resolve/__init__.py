@@ -47,6 +47,8 @@ class Slot:
     path: str = "workload"              # YAML path of the slot's workload, for located facts
     weight: float = 1.0                 # a fleet's priority of this workload (objective served_demand)
     pools: tuple[str, ...] | None = None   # the pools a fleet workload may run in (None: any)
+    disaggregation: str = "never"       # never | always | auto: the roles its rows take (docs/disaggregation.md)
+    kv_link: str = "inter"              # the KV link between its pools: inter | intra
 
     @property
     def input_tokens(self) -> float:
@@ -184,7 +186,8 @@ def resolve_fleet(spec: FleetSpec, doc: Document | None = None, calibration: str
     for i, w in enumerate(spec.workloads):
         model = resolve_model(w.model, catalog, doc, ("workloads", i, "model"))
         slot = _slot(w.name, model, w.input_tokens, w.output_tokens, w.demand, w.slo, f"workloads[{i}]", where)
-        slots.append(replace(slot, weight=w.weight, pools=tuple(w.pools) if w.pools else None))
+        slots.append(replace(slot, weight=w.weight, pools=tuple(w.pools) if w.pools else None,
+                             disaggregation=w.disaggregation or spec.disaggregation, kv_link=spec.kv_link))
     problem = _resolve_shared(spec, doc, calibration, catalog, tuple(slots), True)
     current = []
     names = [w.name for w in spec.workloads]

@@ -17,6 +17,8 @@ from planner.schemas.plan import Degree, Demand, Lengths, Limits, Prices, Search
 from planner.yamlio import Document, load_yaml
 
 FleetObjective = Literal["cost_per_hour", "served_demand", "change"]
+Disaggregation = Literal["auto", "never", "always"]
+DISAGGREGATION_MODES: tuple[str, ...] = ("auto", "never", "always")
 FLEET_OBJECTIVES: tuple[str, ...] = ("cost_per_hour", "served_demand", "change")
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 MAX_WORKLOADS = 1000
@@ -36,6 +38,10 @@ class FleetWorkload(Strict):
                            "served_demand): the served share of this workload counts weight times")
     pools: Annotated[list[Name], Field(min_length=1), Distinct] | None = Field(
         None, description="the pools (regions) this workload may run in (default: any)")
+    disaggregation: Disaggregation | None = Field(
+        None, description="prefill/decode disaggregation (docs/disaggregation.md): never (aggregated replicas "
+        "only), always (a prefill pool and a decode pool), auto (the solver chooses, or mixes); default: the "
+        "fleet's disaggregation")
 
     @model_validator(mode="after")
     def _demand_in_range(self) -> FleetWorkload:
@@ -79,6 +85,12 @@ class FleetSpec(Strict):
         2, description="a workload's traffic may be split over up to this many configurations (GPU types, "
         "layouts, precisions), each with integer replicas")
     current: list[CurrentDeployment] = Field([], description="the fleet running today (objective change)")
+    disaggregation: Disaggregation = Field(
+        "never", description="every workload's default for prefill/decode disaggregation: never, always or "
+        "auto (docs/disaggregation.md section 7)")
+    kv_link: Literal["inter", "intra"] = Field(
+        "inter", description="the link a disaggregated workload's KV cache crosses from its prefill pool to its "
+        "decode pool: inter (the inter-node network) or intra (the node's NVLink/xGMI: both pools in one node)")
     change: ChangeOptions = ChangeOptions()
     preset: str = "realistic"
     assumptions: dict[str, Any] = {}
@@ -124,6 +136,18 @@ class FleetSpec(Strict):
         if "change" in self.phases and not self.current:
             out.append((("objective",), "change", "objective change needs current: the fleet running today",
                         "current: [{workload, gpu, quantization, kv_dtype, tp, pp, ep, replicas}, ...]"))
+        for i, w in enumerate(self.workloads):
+            mode = w.disaggregation or self.disaggregation
+            if mode == "never":
+                continue
+            where = ("workloads", i, "disaggregation") if w.disaggregation else ("disaggregation",)
+            if w.demand.concurrency is not None:
+                out.append((where, mode, f"workloads[{i}] has a closed-loop demand (concurrency): disaggregation "
+                            "is planned for an open-loop rate only", "never, or demand: {requests_per_s: ...} or "
+                            "{output_tokens_per_s: ...}"))
+            elif w.slo.e2e_latency_ms is not None:
+                out.append((where, mode, f"workloads[{i}] sets slo.e2e_latency_ms: an end-to-end target spans "
+                            "both pools and is not split between them", "never, or TTFT and TPOT/ITL targets only"))
         lim = self.limits
         if "served_demand" in self.phases and lim.budget_usd_per_hour is None and lim.power_cap_w is None and not (
                 (lim.inventory or self.pools) and not lim.rent_outside_inventory):
