@@ -33,7 +33,9 @@ from planner.physics.perf import (
     _transfer,
     busiest_active,
     cycle_overhead,
+    cycle_weight_bytes_fn,
     evaluate,
+    experts_touched_vary,
     exposed_alltoall,
     rates,
     stage_factors,
@@ -86,17 +88,35 @@ class StepPhysics:
         return replace(self, configs=self.configs.take(index),
                        **{f.name: getattr(self, f.name)[index] for f in fields(self)
                           if isinstance(getattr(self, f.name), np.ndarray)},
-                       _w={k: _take(v, index, n) for k, v in self._w.items() if k != "links"})
+                       _w={k: _take(v, index, n) for k, v in self._w.items() if k not in _DERIVED})
 
     # -- token-count-only terms -------------------------------------------------------
     def weights_time(self, tokens: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
-        """Seconds of weight reads in one cycle (all stages) for ``tokens`` per lane."""
+        """Seconds of weight reads in one cycle (all stages) for ``tokens`` per lane. The
+        token-independent terms are computed once per configuration (``_weights``); where the
+        bytes read do not depend on the token count at all (dense models), the time itself."""
         w = self._w
-        sl = slice(None) if idx is None else idx
-        routed = np.asarray(tokens, dtype=float) * w["dp_attn"][sl]
-        nbytes = _cycle_weight_bytes(self.arch, self.o, w["tp"][sl], w["group"][sl], w["kv_frac_w"][sl],
-                                     w["b_w"][sl], w["b_e"][sl], routed, w["s_body"][sl], w["s_head"][sl])
-        return nbytes / (w["bw"][sl] * self.o.memory_bandwidth_efficiency)
+        if idx is None:
+            fn, den, const = self._weights()
+            if const is not None:
+                return const
+            return fn(np.asarray(tokens, dtype=float) * w["dp_attn"]) / den
+        nbytes = _cycle_weight_bytes(self.arch, self.o, w["tp"][idx], w["group"][idx], w["kv_frac_w"][idx],
+                                     w["b_w"][idx], w["b_e"][idx], np.asarray(tokens, dtype=float) * w["dp_attn"][idx],
+                                     w["s_body"][idx], w["s_head"][idx])
+        return nbytes / (w["bw"][idx] * self.o.memory_bandwidth_efficiency)
+
+    def _weights(self):
+        """(bytes of a cycle as a function of routed tokens, bandwidth, the time where it is
+        the same at every token count else None), once per configuration set."""
+        if "weights" not in self._w:
+            w = self._w
+            fn = cycle_weight_bytes_fn(self.arch, self.o, w["tp"], w["group"], w["kv_frac_w"], w["b_w"], w["b_e"],
+                                       w["s_body"], w["s_head"])
+            den = w["bw"] * self.o.memory_bandwidth_efficiency
+            const = None if experts_touched_vary(self.arch, self.o) else fn(w["dp_attn"]) / den
+            w["weights"] = (fn, den, const)
+        return self._w["weights"]
 
     def comm_time(self, tokens: np.ndarray, idx: np.ndarray | None = None, split: bool = False) -> tuple:
         """Seconds of TP/EP collectives (all stages) plus pipeline hops, for ``tokens``.
@@ -108,19 +128,32 @@ class StepPhysics:
         tp, pp, ep = k["tp"][sl], k["pp"][sl], k["ep"][sl]
         tokens = np.asarray(tokens, dtype=float)
         msg = tokens * self.arch.hidden * ACTIVATION_BYTES
-        t_tp = np.where(tp > 1, k["n_ar"][sl] * _transfer(k["tp_lat"][sl], k["ar"][sl] * msg, k["tp_bw"][sl], o), 0.0)
-        per_gpu = tokens / tp * p.experts_per_token * self.arch.hidden * ACTIVATION_BYTES * (ep - 1) / ep \
-            * o.expert_imbalance
-        t_ep = np.where(ep > 1, 2.0 * _transfer(k["ep_lat"][sl], per_gpu, k["ep_bw"][sl], o), 0.0) * p.moe_layers / pp \
-            * k["s_body"][sl]
-        hop_msg = msg / tp if o.pp_hop_message == "shard" else msg
-        t_intra = _transfer(k["intra_lat"][sl], hop_msg, k["intra_bw"][sl], o)
-        t_inter = _transfer(k["inter_lat"][sl], hop_msg, k["inter_bw"][sl], o)
-        if o.pp_wraparound_hop == "activation":
-            wrap = np.where(k["domains"][sl] > 1, t_inter, t_intra)
+        # a collective no configuration of the set has (TP, EP or PP of 1 throughout) is the
+        # where()'s zero without evaluating the other branch (taken once, in _links)
+        whole = idx is None
+        if whole and not k["any_tp"]:
+            t_tp = k["zero"]
         else:
-            wrap = np.where(k["domains"][sl] > 1, k["inter_lat"][sl], k["intra_lat"][sl])
-        t_pp = np.where(pp > 1, k["intra_hops"][sl] * t_intra + k["cross"][sl] * t_inter + wrap, 0.0)
+            t_tp = np.where(tp > 1, k["n_ar"][sl] * _transfer(k["tp_lat"][sl], k["ar"][sl] * msg, k["tp_bw"][sl], o),
+                            0.0)
+        if whole and not k["any_ep"]:
+            t_ep = k["zero_ep"]
+        else:
+            per_gpu = tokens / tp * p.experts_per_token * self.arch.hidden * ACTIVATION_BYTES * (ep - 1) / ep \
+                * o.expert_imbalance
+            t_ep = np.where(ep > 1, 2.0 * _transfer(k["ep_lat"][sl], per_gpu, k["ep_bw"][sl], o), 0.0) \
+                * p.moe_layers / pp * k["s_body"][sl]
+        if whole and not k["any_pp"]:
+            t_pp = k["zero"]
+        else:
+            hop_msg = msg / tp if o.pp_hop_message == "shard" else msg
+            t_intra = _transfer(k["intra_lat"][sl], hop_msg, k["intra_bw"][sl], o)
+            t_inter = _transfer(k["inter_lat"][sl], hop_msg, k["inter_bw"][sl], o)
+            if o.pp_wraparound_hop == "activation":
+                wrap = np.where(k["domains"][sl] > 1, t_inter, t_intra)
+            else:
+                wrap = np.where(k["domains"][sl] > 1, k["inter_lat"][sl], k["intra_lat"][sl])
+            t_pp = np.where(pp > 1, k["intra_hops"][sl] * t_intra + k["cross"][sl] * t_inter + wrap, 0.0)
         if split:       # the expert all-to-all apart, for two-batch overlap (step_time)
             return pp * t_tp, pp * t_ep, t_pp
         return pp * (t_tp + t_ep), t_pp
@@ -144,9 +177,14 @@ class StepPhysics:
                      s_body=w["s_body"],
                      domains=domains, cross=cross, intra_hops=np.maximum(pp - 1.0 - cross, 0.0),
                      intra_bw=np.where(np.isnan(peer), t.intra_bw[gi], peer), intra_lat=t.intra_latency[gi],
-                     inter_bw=t.inter_bw[gi], inter_lat=t.inter_latency[gi])
+                     inter_bw=t.inter_bw[gi], inter_lat=t.inter_latency[gi],
+                     any_tp=bool(np.any(tp > 1)), any_ep=bool(np.any(ep > 1)), any_pp=bool(np.any(pp > 1)),
+                     zero=np.zeros(len(tp)), zero_ep=np.zeros(len(tp)) * p.moe_layers / pp * w["s_body"])
         w["links"] = links
         return links
+
+
+_DERIVED = ("links", "weights")   # StepPhysics._w entries computed from the others (not taken)
 
 
 def _take(v, index: np.ndarray, n: int):
@@ -417,7 +455,9 @@ def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None):
 
     if tau_sat is None:
         _, tau_sat = _saturation(phys, eng, S, O)
-    lo = step_time(phys, 0.0, 0.0, 0.0, 0.0, 0.0) * 0.5
+    if "idle_step" not in phys._w:      # rate-independent: once per configuration set
+        phys._w["idle_step"] = step_time(phys, 0.0, 0.0, 0.0, 0.0, 0.0)
+    lo = phys._w["idle_step"] * 0.5
     hi = 4.0 * np.maximum(tau_sat, lo * 4.0)
     tau = _fixed_point(F, lo, hi)
     n, Ta, c1, c, q, t0, t1 = parts(tau)
@@ -522,13 +562,16 @@ def load_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate=None, client
         return _open(phys, eng, wl, lo, S, O, closed=N)
 
 
-def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None) -> LoadResult:
+def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturation=None) -> LoadResult:
+    """The load model at rate ``lam``. ``needed``: the (metric, statistic) pairs whose
+    percentiles to compute (None: all); ``saturation``: ``_saturation``'s result for these
+    configurations, if the caller has it (it does not depend on the rate)."""
     G = phys.lanes
     ca2 = np.broadcast_to(np.asarray(wl.arrival_cv2, dtype=float), lam.shape)
     cs2_isl = np.broadcast_to(np.asarray(wl.isl_cv2, dtype=float), lam.shape)
     if closed is not None:
         ca2 = np.ones_like(lam)   # finite-source arrivals taken as Poisson (section 5)
-    sat, tau_sat = _saturation(phys, eng, S, O)
+    sat, tau_sat = _saturation(phys, eng, S, O) if saturation is None else saturation
     st = _steady(phys, eng, lam, S, O, tau_sat)
     tau, n, c, q, t0, t1, Ta, c1 = st["tau"], st["n"], st["c"], st["q"], st["t0"], st["t1"], st["Ta"], st["c1"]
     lam_l = lam / G
@@ -596,20 +639,26 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None) -> Load
         var_tpot = zpk * (d0 * d0 * n * 2.0 / 3.0 + e * e * m_k + d0 * e * m_k)
         sd_tpot = np.sqrt(np.maximum(var_tpot, 0.0))
         for key, p in _P.items():
-            if needed is not None and not any(st_ == key for _, st_ in needed):
-                continue
+            want = {m for m in METRICS if needed is None or (m, key) in needed}
+            if "e2e" in want:
+                want |= {"ttft", "tpot"}
             z = _Z[key]
             tail = 1.0 - p
-            # residual of the step in progress: uniform over a length-biased step
-            hi = np.max(np.stack(kinds), axis=0)
-            _, r_p = _bisect(lambda x: sum(f * np.clip(1.0 - x / t, 0.0, 1.0) for f, t in zip(shares, kinds)) > tail,
-                             np.zeros_like(hi), hi, 30)
-            wq = np.maximum(r_p, resid + _exp_tail_quantile(w_extra, pw_extra, p)) + _exp_tail_quantile(w_kv, pw_kv, p)
-            stats[("ttft", key)] = D_own + wq
-            stats[("itl", key)] = _mixture_quantile(
-                [t0, t_one, t_two], [sd0, sd0, sd0], [1.0 - qq, qq * (1.0 - pi), qq * pi], p)
-            stats[("tpot", key)] = tpot + z * sd_tpot
-            stats[("e2e", key)] = stats[("ttft", key)] + (O - 1.0) * stats[("tpot", key)]
+            if "ttft" in want:
+                # residual of the step in progress: uniform over a length-biased step
+                hi = np.max(np.stack(kinds), axis=0)
+                _, r_p = _bisect(lambda x: sum(f * np.clip(1.0 - x / t, 0.0, 1.0) for f, t in zip(shares, kinds))
+                                 > tail, np.zeros_like(hi), hi, 30)
+                wq = np.maximum(r_p, resid + _exp_tail_quantile(w_extra, pw_extra, p)) \
+                    + _exp_tail_quantile(w_kv, pw_kv, p)
+                stats[("ttft", key)] = D_own + wq
+            if "itl" in want:
+                stats[("itl", key)] = _mixture_quantile(
+                    [t0, t_one, t_two], [sd0, sd0, sd0], [1.0 - qq, qq * (1.0 - pi), qq * pi], p)
+            if "tpot" in want:
+                stats[("tpot", key)] = tpot + z * sd_tpot
+            if "e2e" in want:
+                stats[("e2e", key)] = stats[("ttft", key)] + (O - 1.0) * stats[("tpot", key)]
     conc = lam * e2e
     return LoadResult(
         rate=lam, throughput_tokens_per_s=lam * O, concurrency=conc, running=n, step_decode=t0,
@@ -655,16 +704,16 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
     limits = np.array([t.seconds for t in targets], dtype=float)
     needed = {(t.metric, t.statistic) for t in targets}
 
-    def ratios(ph, en, w, x, S, O):
-        r = _open(ph, en, w, x, S, O, closed=None, needed=needed)
+    def ratios(ph, en, w, x, S, O, saturation):
+        r = _open(ph, en, w, x, S, O, closed=None, needed=needed, saturation=saturation)
         vals = np.stack([r.get(t.metric, t.statistic) for t in targets]) if len(targets) else np.zeros((0, len(x)))
         return r, vals / limits[:, None]
 
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        sat, _ = _saturation(phys, eng, S, O)
-        sat = np.where(np.isfinite(sat) & (sat > 0), sat, 0.0)
+        sat_raw, tau_sat = _saturation(phys, eng, S, O)
+        sat = np.where(np.isfinite(sat_raw) & (sat_raw > 0), sat_raw, 0.0)
         lo = np.maximum(sat * 1e-4, 1e-300)
-        r0, rt0 = ratios(phys, eng, wl, lo, S, O)
+        r0, rt0 = ratios(phys, eng, wl, lo, S, O, (sat_raw, tau_sat))
         feasible0 = r0.stable & np.all(rt0 <= 1.0, axis=0)
         rate = np.zeros(n_cfg)
         binding = np.argmax(rt0, axis=0) if len(targets) else np.full(n_cfg, -1)
@@ -673,23 +722,25 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
         if len(live):
             ph, en, w = phys.take(live), eng.take(live), wl.take(live, n_cfg)
             S_, O_, lo_l = S[live], O[live], lo[live]
+            sat_l = (sat_raw[live], tau_sat[live])
 
             def ok(x):
-                r, rt = ratios(ph, en, w, x, S_, O_)
+                r, rt = ratios(ph, en, w, x, S_, O_, sat_l)
                 return r.stable & np.all(rt <= 1.0, axis=0)
             hi = sat[live] * (1.0 - 1e-9)
             lo_, hi_ = _bisect(ok, lo_l, np.maximum(hi, lo_l), iters, geometric=True)
             rate[live] = lo_
-            parts.append((live, _open(ph, en, w, np.maximum(lo_, lo_l), S_, O_, closed=None)))
-            _, rt_hi = ratios(ph, en, w, hi_, S_, O_)
-            r_hi_stable = _open(ph, en, w, hi_, S_, O_, closed=None, quantiles=False).stable
+            parts.append((live, _open(ph, en, w, np.maximum(lo_, lo_l), S_, O_, closed=None, saturation=sat_l)))
+            r_hi, rt_hi = ratios(ph, en, w, hi_, S_, O_, sat_l)
+            r_hi_stable = r_hi.stable
             if len(targets):
                 binding[live] = np.where(r_hi_stable & (np.max(rt_hi, axis=0) > 1.0), np.argmax(rt_hi, axis=0), -1)
             else:
                 binding[live] = -1
         if len(settled):     # no bisection: the load model at the vanishing rate itself
             parts.append((settled, _open(phys.take(settled), eng.take(settled), wl.take(settled, n_cfg),
-                                         lo[settled], S[settled], O[settled], closed=None)))
+                                         lo[settled], S[settled], O[settled], closed=None,
+                                         saturation=(sat_raw[settled], tau_sat[settled]))))
         binding = np.where(sat > 0, binding, -1)
     return Capacity(rate=rate, throughput_tokens_per_s=rate * O, rho=rate / np.where(sat > 0, sat, np.nan),
                     binding=binding.astype(np.int64), result=merge_results(n_cfg, parts))
