@@ -207,3 +207,77 @@ def test_mean_step_is_a_fixed_point_to_1e9():
         good = ok & st_["converged"]
         assert good.sum() >= 4
         np.testing.assert_allclose(mean[good], st_["tau"][good], rtol=1e-9)
+
+
+def test_bisection_by_bracket_is_the_bisection():
+    """The capacity search settles the steps of the geometric bisection from far fewer
+    evaluations and lands on the same ends bit for bit, for monotone predicates whose
+    distance g is smooth, steep (a pole below the upper end) or missing (NaN); with a
+    ceiling, a row flagged above it has the bisection's lower end above it (section 6)."""
+    rng = np.random.default_rng(5)
+    n = 400
+    hi = 10.0 ** rng.uniform(-2, 3, n)
+    lo = hi * 1e-4
+    root = hi * 10.0 ** rng.uniform(-4, 0, n)
+    pole = root * (1.0 + 10.0 ** rng.uniform(-3, 1, n))
+    kind = rng.integers(0, 3, n)
+    calls = []
+
+    def ok_of(x, i):
+        return x <= root[i]
+
+    def evaluate(x, i):
+        calls.append(len(i))
+        smooth = np.log(x / root[i]) * 3.0
+        steep = np.log(np.maximum(pole[i] - root[i], 1e-300) / np.maximum(pole[i] - x, 1e-300))
+        g = np.where(kind[i] == 0, smooth, np.where(kind[i] == 1, steep, np.nan))
+        return ok_of(x, i), g
+    g_lo = evaluate(lo, np.arange(n))[1]
+    calls.clear()
+    ref_lo, ref_hi = L._bisect(lambda x: ok_of(x, np.arange(n)), lo, hi, 16, geometric=True)
+    b_lo, b_hi, above = L._bisection_by_bracket(evaluate, lo, hi, g_lo, 16, np.full(n, np.inf))
+    assert not above.any()
+    np.testing.assert_array_equal(b_lo, ref_lo)
+    np.testing.assert_array_equal(b_hi, ref_hi)
+    calls.clear()
+    smooth = np.flatnonzero(kind == 0)
+    sub = L._bisection_by_bracket(lambda x, i: evaluate(x, smooth[i]), lo[smooth], hi[smooth], g_lo[smooth], 16,
+                                  np.full(len(smooth), np.inf))
+    np.testing.assert_array_equal(sub[0], ref_lo[smooth])
+    assert sum(calls) < 6 * len(smooth)        # the point of it: 16 a row by bisection
+    ceiling = hi * rng.uniform(0.0, 1.0, n)
+    b_lo, b_hi, above = L._bisection_by_bracket(evaluate, lo, hi, g_lo, 16, ceiling)
+    assert np.all(ref_lo[above] > ceiling[above])
+    np.testing.assert_array_equal(b_lo[~above], ref_lo[~above])
+    np.testing.assert_array_equal(b_hi[~above], ref_hi[~above])
+
+
+def test_capacity_is_the_geometric_bisection_and_the_cap():
+    """capacity_at_slo gives the lower end of the 16-step geometric bisection between 1e-4
+    and 1 - 1e-9 of saturation, bit for bit, and with max_utilization the smaller of that
+    and the cap (binding -1 where the cap binds, the result at the capped rate)."""
+    ph, eng, ok = _small_grid()
+    n = len(ph)
+    targets = [L.Target("tpot", "p90", 0.05), L.Target("ttft", "p99", 2.0)]
+    S, O_ = np.full(n, 2000.0), np.full(n, 300.0)
+    sat, _ = L._saturation(ph, eng, S, O_)
+    sat = np.where(np.isfinite(sat) & (sat > 0), sat, 0.0)
+    lo = np.maximum(sat * 1e-4, 1e-300)
+
+    def meets(x):
+        r = L.load_metrics(ph, eng, WL, rate=x)
+        return r.stable & np.all([r.get(t.metric, t.statistic) <= t.seconds for t in targets], axis=0)
+    ref, _ = L._bisect(meets, lo, np.maximum(sat * (1.0 - 1e-9), lo), 16, geometric=True)
+    ref = np.where(meets(lo), ref, 0.0)
+    cap = L.capacity_at_slo(ph, eng, WL, targets)
+    assert (cap.rate > 0).sum() >= 4
+    np.testing.assert_array_equal(cap.rate, ref)
+    capped = L.capacity_at_slo(ph, eng, WL, targets, max_utilization=0.6)
+    np.testing.assert_array_equal(capped.rate, np.minimum(ref, 0.6 * sat))
+    over = ref > 0.6 * sat
+    assert over.sum() >= 1 and (~over & (ref > 0)).sum() >= 1
+    assert np.all(capped.binding[over] == -1)
+    np.testing.assert_array_equal(capped.binding[~over], cap.binding[~over])
+    at = L.load_metrics(ph, eng, WL, rate=np.maximum(capped.rate, lo))
+    for key in (("ttft", "p99"), ("tpot", "mean"), ("itl", "p90")):
+        np.testing.assert_array_equal(capped.result.get(*key)[capped.rate > 0], at.get(*key)[capped.rate > 0])

@@ -79,7 +79,7 @@ def row_load(slot: Slot, table: GpuTable, configs: Configs, o: Assumptions, fits
     wl = workload_of(slot)
     targets = load_targets(slot)
     if targets:
-        cap = capacity_at_slo(phys, eng, wl, targets)
+        cap = capacity_at_slo(phys, eng, wl, targets, max_utilization=slot.slo.max_utilization)
         sat, found, found_binding, known = cap.result.saturation_rate, cap.rate, cap.binding, cap.result
     else:                    # no latency target: only the utilisation ceiling limits the rate
         sat = load_metrics(phys, eng, wl, rate=np.zeros(len(rows)), quantiles=False).saturation_rate
