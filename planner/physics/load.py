@@ -435,15 +435,15 @@ def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None):
     lam = rate / phys.lanes
     T = eng.token_budget
 
-    def parts(tau):
+    def parts(tau, ph=phys, lam=lam, S=S, O=O, T=T):
         n = lam * (O - 1.0) * tau
         Ta = np.maximum(T - n, 1.0)
         c1 = S / np.ceil(S / Ta)
         u = lam * S * tau
         c = _chunk(c1, Ta, u)
         q = u / c
-        t0 = step_time(phys, n, n * (S + O / 2.0), 0.0, 0.0, 0.0)
-        t1 = step_time(phys, n, n * (S + O / 2.0), c, c * S, c / S)
+        t0 = step_time(ph, n, n * (S + O / 2.0), 0.0, 0.0, 0.0)
+        t1 = step_time(ph, n, n * (S + O / 2.0), c, c * S, c / S)
         return n, Ta, c1, c, q, t0, t1
 
     def mean_step(q, t0, t1):
@@ -453,13 +453,22 @@ def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None):
         _, _, _, _, q, t0, t1 = parts(tau)
         return mean_step(q, t0, t1)
 
+    def restrict(idx):
+        """F of the configurations ``idx`` only."""
+        ph, sub = phys.take(idx), (lam[idx], np.asarray(S)[idx], np.asarray(O)[idx], T[idx])
+
+        def F_idx(tau):
+            _, _, _, _, q, t0, t1 = parts(tau, ph, *sub)
+            return mean_step(q, t0, t1)
+        return F_idx
+
     if tau_sat is None:
         _, tau_sat = _saturation(phys, eng, S, O)
     if "idle_step" not in phys._w:      # rate-independent: once per configuration set
         phys._w["idle_step"] = step_time(phys, 0.0, 0.0, 0.0, 0.0, 0.0)
     lo = phys._w["idle_step"] * 0.5
     hi = 4.0 * np.maximum(tau_sat, lo * 4.0)
-    tau = _fixed_point(F, lo, hi)
+    tau = _fixed_point(F, lo, hi, restrict=restrict)
     n, Ta, c1, c, q, t0, t1 = parts(tau)
     converged = np.abs(mean_step(q, t0, t1) - tau) <= 1e-6 * tau + 1e-12
     return dict(tau=tau, n=n, Ta=Ta, c1=c1, c=c, q=q, t0=t0, t1=t1, converged=converged & (q < 1.0))
@@ -470,7 +479,7 @@ FIXED_POINT_RTOL = 1e-12
 convergence test and the ~3e-7 that the former 24 geometric bisection steps reached."""
 
 
-def _fixed_point(F, lo: np.ndarray, hi: np.ndarray, max_iters: int = 60) -> np.ndarray:
+def _fixed_point(F, lo: np.ndarray, hi: np.ndarray, max_iters: int = 60, restrict=None) -> np.ndarray:
     """Per configuration, a fixed point of F in [lo, hi] (F(lo) > lo, F(hi) <= hi): regula
     falsi with the Illinois modification on the bracket of F(t) - t, which keeps the sign
     change inside and converges superlinearly where F is smooth (2-11 evaluations on the
@@ -478,15 +487,24 @@ def _fixed_point(F, lo: np.ndarray, hi: np.ndarray, max_iters: int = 60) -> np.n
     configuration stops when the bracket or the residual |F(t) - t| is within
     ``FIXED_POINT_RTOL`` of t; it returns that t (the bracket's upper end if the width
     stopped it). Where F(hi) > hi (no fixed point below hi: beyond saturation) it returns
-    hi, as the bisection did; the caller's convergence test flags it."""
+    hi, as the bisection did; the caller's convergence test flags it.
+
+    ``restrict(idx)``, if given, returns F on the configurations ``idx`` alone: once half of
+    the configurations evaluated have stopped, the others go on by themselves (each
+    configuration's iterates are its own, so the result is the same)."""
     a, b = lo.astype(float).copy(), hi.astype(float).copy()
     ga, gb = F(a) - a, F(b) - b
     live = (gb <= 0) & (ga > 0) & (b - a > FIXED_POINT_RTOL * b)
     out = b.copy()
+    idx = np.arange(len(a))            # the configurations still evaluated (a, b, ... are theirs)
     last = np.zeros(len(a))           # which end moved last: +1 a, -1 b
     for _ in range(max_iters):
         if not live.any():
             break
+        if restrict is not None and 2 * np.count_nonzero(live) <= len(idx):
+            keep = np.flatnonzero(live)
+            idx, a, b, ga, gb, last, live = idx[keep], a[keep], b[keep], ga[keep], gb[keep], last[keep], live[keep]
+            F = restrict(idx)
         x = (a * gb - b * ga) / (gb - ga)
         x = np.where(np.isfinite(x) & (x > a) & (x < b), x, np.sqrt(a * b))
         x = np.where(live, x, b)
@@ -501,7 +519,7 @@ def _fixed_point(F, lo: np.ndarray, hi: np.ndarray, max_iters: int = 60) -> np.n
         ga, gb = np.where(live, new_ga, ga), np.where(live, new_gb, gb)
         last = np.where(live, moved, last)
         hit = live & (np.abs(gx) <= FIXED_POINT_RTOL * x)
-        out = np.where(hit, x, np.where(live, b, out))
+        out[idx] = np.where(hit, x, np.where(live, b, out[idx]))
         live &= ~hit & (b - a > FIXED_POINT_RTOL * b)
     return out
 
