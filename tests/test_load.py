@@ -245,6 +245,14 @@ def test_bisection_by_bracket_is_the_bisection():
                                   np.full(len(smooth), np.inf))
     np.testing.assert_array_equal(sub[0], ref_lo[smooth])
     assert sum(calls) < 6 * len(smooth)        # the point of it: 16 a row by bisection
+    # the arithmetic bisection from 0 (the utilisation cap's search, planner/candidates/load.py)
+    zero = np.zeros(n)
+    a_ref = L._bisect(lambda x: ok_of(x, np.arange(n)), zero, hi, 16)
+    with np.errstate(divide="ignore"):
+        a_lo, a_hi, _ = L._bisection_by_bracket(evaluate, zero, hi, np.full(n, np.nan), 16, np.full(n, np.inf),
+                                                geometric=False)
+    np.testing.assert_array_equal(a_lo, a_ref[0])
+    np.testing.assert_array_equal(a_hi, a_ref[1])
     ceiling = hi * rng.uniform(0.0, 1.0, n)
     b_lo, b_hi, above = L._bisection_by_bracket(evaluate, lo, hi, g_lo, 16, ceiling)
     assert np.all(ref_lo[above] > ceiling[above])

@@ -15,6 +15,7 @@ from planner.physics.load import (
     StepPhysics,
     Target,
     Workload,
+    _bisection_by_bracket,
     capacity_at_slo,
     engine,
     load_metrics,
@@ -144,11 +145,15 @@ def _at(phys: StepPhysics, eng: Engine, wl: Workload, r: np.ndarray, sat: np.nda
 def _rate_at_utilization(phys: StepPhysics, eng: Engine, wl: Workload, hi: np.ndarray, ceiling: float,
                          iters: int = 16) -> np.ndarray:
     """The highest rate below ``hi`` at which the utilisation (rate and KV pool together,
-    docs/load.md section 3) is at most ``ceiling``, for each configuration."""
-    lo = np.zeros(len(phys))
-    for _ in range(iters):
-        mid = 0.5 * (lo + hi)
-        ok = load_metrics(phys, eng, wl, rate=mid, quantiles=False).rho <= ceiling
-        lo = np.where(ok, mid, lo)
-        hi = np.where(ok, hi, mid)
+    docs/load.md section 3) is at most ``ceiling``, for each configuration: the lower end
+    of an ``iters``-step bisection from 0, its steps settled from a bracket (the
+    utilisation grows with the rate; ``_bisection_by_bracket``)."""
+    n = len(phys)
+
+    def evaluate(x: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rho = load_metrics(phys.take(i), eng.take(i), wl.take(i, n), rate=x, quantiles=False).rho
+        with np.errstate(divide="ignore"):
+            return rho <= ceiling, np.log(rho / ceiling)
+    lo, _, _ = _bisection_by_bracket(evaluate, np.zeros(n), np.asarray(hi, dtype=float), np.full(n, np.nan), iters,
+                                     np.full(n, np.inf), geometric=False)
     return lo

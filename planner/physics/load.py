@@ -782,9 +782,15 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
                     binding=binding.astype(np.int64), result=merge_results(n_cfg, parts))
 
 
+def _finite(g) -> np.ndarray:
+    """g as floats, NaN where not finite (an infinite distance says nothing to a secant)."""
+    g = np.asarray(g, dtype=float)
+    return np.where(np.isfinite(g), g, np.nan)
+
+
 def _bisection_by_bracket(evaluate, lo: np.ndarray, hi: np.ndarray, g_lo: np.ndarray, iters: int,
-                          ceiling: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The ends of ``_bisect(ok, lo, hi, iters, geometric=True)`` for a predicate ok that
+                          ceiling: np.ndarray, geometric: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ends of ``_bisect(ok, lo, hi, iters, geometric)`` for a predicate ok that
     holds at ``lo`` and is monotone (true below a boundary, false above), without
     evaluating it at every midpoint (section 6).
 
@@ -793,7 +799,8 @@ def _bisection_by_bracket(evaluate, lo: np.ndarray, hi: np.ndarray, g_lo: np.nda
     the bisection is replayed step by step until a midpoint falls between L and H. Only
     then is ``evaluate(x, rows) -> (ok, g)`` called (g: the log of the largest ratio to a
     target, NaN where it says nothing), at a point chosen to shrink [L, H] around the
-    boundary: the secant on g against the log of the rate through the last two points
+    boundary: the secant on g against the log of the rate (the rate itself if not
+    ``geometric``) through the last two points
     (else through L and H); once its step is below ``delta`` (1/32 of the bisection's last
     step) the boundary is that close, and the point is ``delta`` past the estimate, away
     from the last point, so that the other end closes in too. The bisection's own midpoint
@@ -806,20 +813,23 @@ def _bisection_by_bracket(evaluate, lo: np.ndarray, hi: np.ndarray, g_lo: np.nda
     bisection's lower end must exceed it stops there, flagged in the third result (its
     ends are then only bounds: lo <= L, hi = inf)."""
     n = len(lo)
+    fwd, back = (np.log, np.exp) if geometric else (np.array, np.array)   # the secant's variable (copies)
     blo, bhi = lo.astype(float).copy(), hi.astype(float).copy()
     steps = np.zeros(n, dtype=np.int64)
     L, H = blo.copy(), np.full(n, np.inf)
-    gL, gH = np.asarray(g_lo, dtype=float).copy(), np.full(n, np.nan)
-    u_last, g_last, ok_last = np.log(blo), gL.copy(), np.ones(n, dtype=bool)   # the last point evaluated
+    gL, gH = _finite(g_lo), np.full(n, np.nan)
+    with np.errstate(divide="ignore"):
+        u_last, g_last, ok_last = fwd(blo), gL.copy(), np.ones(n, dtype=bool)   # the last point evaluated
     u_prev, g_prev = np.full(n, np.nan), np.full(n, np.nan)                   # and the one before
-    width = np.log(np.maximum(bhi / blo, 1.0)) / 2.0 ** iters      # log-width of the last step
+    # width of the bisection's last step, in the secant's variable
+    width = (np.log(np.maximum(bhi / blo, 1.0)) if geometric else bhi - blo) / 2.0 ** iters
     margin = 1.01 * width + 1e-12
     delta = width / 32.0
     above = np.zeros(n, dtype=bool)
     # first point: just past the ceiling where there is one (a row meeting it there is done),
     # else half of the upper end
-    first = ceiling * np.exp(1.5 * margin)
-    x0 = np.where(first < bhi * np.exp(-margin), first, 0.5 * bhi)
+    first = back(fwd(ceiling) + 1.5 * margin)
+    x0 = np.where(first < back(fwd(bhi) - margin), first, 0.5 * bhi)
     pending = np.ones(n, dtype=bool)         # the first point not yet evaluated
     stall = np.full(n, -1, dtype=np.int64)   # evaluations in a row that settled no step
     last_span = np.full(n, np.inf)           # log-width of [L, H] when the last point was chosen
@@ -829,7 +839,7 @@ def _bisection_by_bracket(evaluate, lo: np.ndarray, hi: np.ndarray, g_lo: np.nda
         # replay every settled step of the bisection
         act = np.flatnonzero(steps < iters)
         while len(act):
-            mid = np.sqrt(blo[act] * bhi[act])
+            mid = np.sqrt(blo[act] * bhi[act]) if geometric else 0.5 * (blo[act] + bhi[act])
             up, down = mid <= L[act], mid >= H[act]
             known = up | down
             act, mid, up = act[known], mid[known], up[known]
@@ -837,12 +847,13 @@ def _bisection_by_bracket(evaluate, lo: np.ndarray, hi: np.ndarray, g_lo: np.nda
             bhi[act] = np.where(up, bhi[act], mid)
             steps[act] += 1
             act = act[steps[act] < iters]
-        above |= L > ceiling * np.exp(margin)
+        above |= L > back(fwd(ceiling) + margin)
         stall = np.where(steps > before, 0, stall + 1)
         rows = np.flatnonzero((steps < iters) & ~above)
         if not len(rows):
             break
-        uL, uH, d = np.log(L[rows]), np.log(np.minimum(H[rows], bhi[rows])), delta[rows]
+        with np.errstate(divide="ignore"):
+            uL, uH, d = fwd(L[rows]), fwd(np.minimum(H[rows], bhi[rows])), delta[rows]
         span = uH - uL
         ul, gl, up, gp = u_last[rows], g_last[rows], u_prev[rows], g_prev[rows]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -858,19 +869,20 @@ def _bisection_by_bracket(evaluate, lo: np.ndarray, hi: np.ndarray, g_lo: np.nda
             # the bracket's geometric middle (Brent's safeguard)
             slow[rows] = np.where(span > 0.5 * last_span[rows], slow[rows] + 1, 0)
             poor = ~((est > uL) & (est < uH)) | ((slow[rows] >= 2) & ~near)
-            x = np.exp(est)
+            x = back(est)
         last_span[rows] = span
         usable = ~poor & np.isfinite(x) & (x > L[rows]) & (x < H[rows]) & (span > width[rows]) & (stall[rows] < 2)
-        x = np.where(usable, x, np.sqrt(blo[rows] * bhi[rows]))
+        x = np.where(usable, x, np.sqrt(blo[rows] * bhi[rows]) if geometric else 0.5 * (blo[rows] + bhi[rows]))
         x = np.where(pending[rows] & (x0[rows] > L[rows]) & (x0[rows] < H[rows]), x0[rows], x)
         pending[rows] = False
         ok, g = evaluate(x, rows)
+        g = _finite(g)
         gL[rows] = np.where(ok, g, gL[rows])
         gH[rows] = np.where(ok, gH[rows], g)
         L[rows] = np.where(ok, x, L[rows])
         H[rows] = np.where(ok, H[rows], x)
         u_prev[rows], g_prev[rows] = ul, gl
-        u_last[rows], g_last[rows], ok_last[rows] = np.log(x), g, ok
+        u_last[rows], g_last[rows], ok_last[rows] = fwd(x), g, ok
     return blo, np.where(above, np.inf, bhi), above
 
 
