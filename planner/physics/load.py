@@ -540,16 +540,52 @@ def _exp_tail_quantile(mean, prob_wait, p):
     return np.where(a > tail, mean / a * np.log(a / tail), 0.0)
 
 
-def _mixture_quantile(means, sds, weights, p, iters=30):
-    """p-quantile of a mixture of normals (lists of arrays), by bisection."""
+def _mixture_quantile(means, sds, weights, p, z: float | None = None, rtol: float = 1e-13, max_iters: int = 60):
+    """p-quantile of a mixture of normals (lists of arrays): Newton on the mixture's CDF from
+    the moment-matched normal's quantile (``z``: the standard normal's p-quantile), kept
+    inside the bracket [min mean - 6 sd, max mean + 6 sd] that the CDF values found so far
+    narrow (a step leaving it is replaced by the bracket's middle), until a step is within
+    ``rtol`` of the estimate: 3-5 evaluations instead of the 30 bisection steps this
+    replaced, whose resolution (~1e-9 of the bracket) it improves on (section 5)."""
+    sds = [np.maximum(s, 1e-15) for s in sds]
     lo = np.min([m - 6 * s for m, s in zip(means, sds)], axis=0)
     hi = np.max([m + 6 * s for m, s in zip(means, sds)], axis=0)
+    total = sum(weights)
+    mu = sum(w * m for m, w in zip(means, weights)) / total
+    var = sum(w * (s * s + m * m) for m, s, w in zip(means, sds, weights)) / total - mu * mu
+    x = mu + (0.0 if z is None else z) * np.sqrt(np.maximum(var, 0.0))
+    x = np.where((x > lo) & (x < hi), x, 0.5 * (lo + hi))
+    live = np.ones(np.shape(x), dtype=bool)
+    for _ in range(max_iters):
+        zs = [(x - m) / s for m, s in zip(means, sds)]
+        f = sum(w * _ncdf(u) for u, w in zip(zs, weights)) - p
+        dens = sum(w * np.exp(-0.5 * u * u) / s for u, s, w in zip(zs, sds, weights)) / np.sqrt(2.0 * np.pi)
+        lo, hi = np.where(f < 0, x, lo), np.where(f < 0, hi, x)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            step = np.where(f != 0, f / dens, 0.0)
+        new = x - step
+        new = np.where(np.isfinite(new) & (new > lo) & (new < hi) | (step == 0), new, 0.5 * (lo + hi))
+        done = np.abs(new - x) <= rtol * np.abs(x)
+        x = np.where(live, new, x)
+        live &= ~done
+        if not live.any():
+            break
+    return x
 
-    def below(t):
-        cdf = sum(w * _ncdf((t - m) / np.maximum(s, 1e-15)) for m, s, w in zip(means, sds, weights))
-        return cdf < p
-    _, hi = _bisect(below, lo, hi, iters)
-    return hi
+
+def _residual_quantile(shares, kinds, tail):
+    """The x at which P(residual > x) = tail for the residual of the step in progress,
+    uniform over a length-biased step of one of the ``kinds`` (their time shares ``shares``):
+    sum_i share_i max(0, 1 - x / t_i) = tail. The left side is convex, decreasing and
+    linear between the t_i, so Newton from 0 (right derivatives at the kinks) stays below
+    the root and lands on it in at most one step per kind (section 5)."""
+    x = np.zeros(np.shape(kinds[0]))
+    for _ in range(len(kinds) + 1):
+        above = sum(f * np.maximum(1.0 - x / t, 0.0) for f, t in zip(shares, kinds)) - tail
+        slope = sum(np.where(t > x, f / t, 0.0) for f, t in zip(shares, kinds))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x = np.where(above > 0, x + above / slope, x)
+    return x
 
 
 def load_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate=None, clients=None,
@@ -664,15 +700,13 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
             tail = 1.0 - p
             if "ttft" in want:
                 # residual of the step in progress: uniform over a length-biased step
-                hi = np.max(np.stack(kinds), axis=0)
-                _, r_p = _bisect(lambda x: sum(f * np.clip(1.0 - x / t, 0.0, 1.0) for f, t in zip(shares, kinds))
-                                 > tail, np.zeros_like(hi), hi, 30)
+                r_p = _residual_quantile(shares, kinds, tail)
                 wq = np.maximum(r_p, resid + _exp_tail_quantile(w_extra, pw_extra, p)) \
                     + _exp_tail_quantile(w_kv, pw_kv, p)
                 stats[("ttft", key)] = D_own + wq
             if "itl" in want:
                 stats[("itl", key)] = _mixture_quantile(
-                    [t0, t_one, t_two], [sd0, sd0, sd0], [1.0 - qq, qq * (1.0 - pi), qq * pi], p)
+                    [t0, t_one, t_two], [sd0, sd0, sd0], [1.0 - qq, qq * (1.0 - pi), qq * pi], p, z=z)
             if "tpot" in want:
                 stats[("tpot", key)] = tpot + z * sd_tpot
             if "e2e" in want:
