@@ -96,7 +96,7 @@ def row_load(slot: Slot, table: GpuTable, configs: Configs, o: Assumptions, fits
     over = np.nonzero((r > 0) & (at.rho > slot.slo.max_utilization))[0]
     if len(over):      # the KV pool, not the step budget, sets the utilisation: lower the rate to the ceiling
         r[over] = _rate_at_utilization(phys.take(over), eng.take(over), wl.take(over, len(rows)), r[over],
-                                       slot.slo.max_utilization)
+                                       at.rho[over], slot.slo.max_utilization)
         bind[over] = -1
         rest = np.ones(len(rows), dtype=bool)
         rest[over] = False
@@ -142,18 +142,20 @@ def _at(phys: StepPhysics, eng: Engine, wl: Workload, r: np.ndarray, sat: np.nda
     return merge_results(n, parts)
 
 
-def _rate_at_utilization(phys: StepPhysics, eng: Engine, wl: Workload, hi: np.ndarray, ceiling: float,
-                         iters: int = 16) -> np.ndarray:
-    """The highest rate below ``hi`` at which the utilisation (rate and KV pool together,
-    docs/load.md section 3) is at most ``ceiling``, for each configuration: the lower end
-    of an ``iters``-step bisection from 0, its steps settled from a bracket (the
-    utilisation grows with the rate; ``_bisection_by_bracket``)."""
+def _rate_at_utilization(phys: StepPhysics, eng: Engine, wl: Workload, hi: np.ndarray, rho_hi: np.ndarray,
+                         ceiling: float, iters: int = 16) -> np.ndarray:
+    """The highest rate below ``hi`` (where the utilisation is ``rho_hi`` > ``ceiling``) at
+    which the utilisation (rate and KV pool together, docs/load.md section 3) is at most
+    ``ceiling``, for each configuration: the lower end of an ``iters``-step bisection from
+    0, its steps settled from a bracket (the utilisation grows with the rate;
+    ``_bisection_by_bracket``), first tried at hi x ceiling / rho_hi."""
     n = len(phys)
 
     def evaluate(x: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rho = load_metrics(phys.take(i), eng.take(i), wl.take(i, n), rate=x, quantiles=False).rho
         with np.errstate(divide="ignore"):
             return rho <= ceiling, np.log(rho / ceiling)
-    lo, _, _ = _bisection_by_bracket(evaluate, np.zeros(n), np.asarray(hi, dtype=float), np.full(n, np.nan), iters,
-                                     np.full(n, np.inf), geometric=False)
+    hi = np.asarray(hi, dtype=float)
+    lo, _, _ = _bisection_by_bracket(evaluate, np.zeros(n), hi, np.full(n, np.nan), iters, np.full(n, np.inf),
+                                     geometric=False, g_hi=np.log(rho_hi / ceiling), first=hi * ceiling / rho_hi)
     return lo

@@ -841,7 +841,8 @@ def _finite(g) -> np.ndarray:
 
 
 def _bisection_by_bracket(evaluate, lo: np.ndarray, hi: np.ndarray, g_lo: np.ndarray, iters: int,
-                          ceiling: np.ndarray, geometric: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                          ceiling: np.ndarray, geometric: bool = True, g_hi: np.ndarray | None = None,
+                          first: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ends of ``_bisect(ok, lo, hi, iters, geometric)`` for a predicate ok that
     holds at ``lo`` and is monotone (true below a boundary, false above), without
     evaluating it at every midpoint (section 6).
@@ -863,13 +864,15 @@ def _bisection_by_bracket(evaluate, lo: np.ndarray, hi: np.ndarray, g_lo: np.nda
 
     ``ceiling`` (per row; inf for none): a row with L far enough above it that the
     bisection's lower end must exceed it stops there, flagged in the third result (its
-    ends are then only bounds: lo <= L, hi = inf)."""
+    ends are then only bounds: lo <= L, hi = inf). ``g_hi``: the distance at ``hi`` where
+    the caller knows ok fails there; ``first``: the first point to evaluate (default just
+    past the ceiling where there is one, else half of ``hi``)."""
     n = len(lo)
     fwd, back = (np.log, np.exp) if geometric else (np.array, np.array)   # the secant's variable (copies)
     blo, bhi = lo.astype(float).copy(), hi.astype(float).copy()
     steps = np.zeros(n, dtype=np.int64)
-    L, H = blo.copy(), np.full(n, np.inf)
-    gL, gH = _finite(g_lo), np.full(n, np.nan)
+    L, H = blo.copy(), (np.full(n, np.inf) if g_hi is None else bhi.copy())
+    gL, gH = _finite(g_lo), (np.full(n, np.nan) if g_hi is None else _finite(g_hi))
     with np.errstate(divide="ignore"):
         u_last, g_last, ok_last = fwd(blo), gL.copy(), np.ones(n, dtype=bool)   # the last point evaluated
     u_prev, g_prev = np.full(n, np.nan), np.full(n, np.nan)                   # and the one before
@@ -880,8 +883,8 @@ def _bisection_by_bracket(evaluate, lo: np.ndarray, hi: np.ndarray, g_lo: np.nda
     above = np.zeros(n, dtype=bool)
     # first point: just past the ceiling where there is one (a row meeting it there is done),
     # else half of the upper end
-    first = back(fwd(ceiling) + 1.5 * margin)
-    x0 = np.where(first < back(fwd(bhi) - margin), first, 0.5 * bhi)
+    given, first = first, back(fwd(ceiling) + 1.5 * margin)
+    x0 = np.where(first < back(fwd(bhi) - margin), first, 0.5 * bhi) if given is None else given
     pending = np.ones(n, dtype=bool)         # the first point not yet evaluated
     stall = np.full(n, -1, dtype=np.int64)   # evaluations in a row that settled no step
     last_span = np.full(n, np.inf)           # log-width of [L, H] when the last point was chosen
