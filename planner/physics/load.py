@@ -699,17 +699,19 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
         else:
             zpk = np.clip(1.0 - n * G / np.maximum(closed, 1e-9), 0.0, 1.0)
         var_n = n * zpk
-        dn = np.maximum(n * 1e-3, 1e-3)
-        nm = np.maximum(n - dn, 0.0)
-        d0 = (step_time(phys, n + dn, (n + dn) * (S + O / 2.0))
-              - step_time(phys, nm, nm * (S + O / 2.0))) / (n + dn - nm)
-        sd0 = np.abs(d0) * np.sqrt(var_n)
-        # per-request TPOT: the life average of n (variance 2/3 n, M/D/inf window), K prompts
-        # prefilled during the decode phase (variance m_k), covariance m_k / 2 (section 5).
-        m_k = lam_l * (O - 1.0) * tau
-        e = (t1 - t0) * S / c / np.maximum(O - 1.0, 1.0)
-        var_tpot = zpk * (d0 * d0 * n * 2.0 / 3.0 + e * e * m_k + d0 * e * m_k)
-        sd_tpot = np.sqrt(np.maximum(var_tpot, 0.0))
+        # the decode step's slope in n: only the ITL and TPOT (hence E2E) percentiles need it
+        if needed is None or any(m != "ttft" and st_ != "mean" for m, st_ in needed):
+            dn = np.maximum(n * 1e-3, 1e-3)
+            nm = np.maximum(n - dn, 0.0)
+            d0 = (step_time(phys, n + dn, (n + dn) * (S + O / 2.0))
+                  - step_time(phys, nm, nm * (S + O / 2.0))) / (n + dn - nm)
+            sd0 = np.abs(d0) * np.sqrt(var_n)
+            # per-request TPOT: the life average of n (variance 2/3 n, M/D/inf window), K prompts
+            # prefilled during the decode phase (variance m_k), covariance m_k / 2 (section 5).
+            m_k = lam_l * (O - 1.0) * tau
+            e = (t1 - t0) * S / c / np.maximum(O - 1.0, 1.0)
+            var_tpot = zpk * (d0 * d0 * n * 2.0 / 3.0 + e * e * m_k + d0 * e * m_k)
+            sd_tpot = np.sqrt(np.maximum(var_tpot, 0.0))
         for key, p in _P.items():
             want = {m for m in METRICS if needed is None or (m, key) in needed}
             if "e2e" in want:
