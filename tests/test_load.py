@@ -228,7 +228,7 @@ def test_bisection_by_bracket_is_the_bisection():
 
     def evaluate(x, i):
         calls.append(len(i))
-        smooth = np.log(x / root[i]) * 3.0
+        smooth = np.log(x / root[i])
         steep = np.log(np.maximum(pole[i] - root[i], 1e-300) / np.maximum(pole[i] - x, 1e-300))
         g = np.where(kind[i] == 0, smooth, np.where(kind[i] == 1, steep, np.nan))
         return ok_of(x, i), g
@@ -239,12 +239,17 @@ def test_bisection_by_bracket_is_the_bisection():
     assert not above.any()
     np.testing.assert_array_equal(b_lo, ref_lo)
     np.testing.assert_array_equal(b_hi, ref_hi)
+    # the point of it: fewer evaluations than the bisection's 16, for boundaries inside the
+    # bracket (0.01 to 0.9 of its upper end, as capacities are) and a smooth distance
     calls.clear()
-    smooth = np.flatnonzero(kind == 0)
-    sub = L._bisection_by_bracket(lambda x, i: evaluate(x, smooth[i]), lo[smooth], hi[smooth], g_lo[smooth], 16,
-                                  np.full(len(smooth), np.inf))
-    np.testing.assert_array_equal(sub[0], ref_lo[smooth])
-    assert sum(calls) < 6 * len(smooth)        # the point of it: 16 a row by bisection
+    inner = hi * rng.uniform(0.01, 0.9, n)
+
+    def smooth(x, i):
+        calls.append(len(i))
+        return x <= inner[i], np.log(x / inner[i])
+    sub = L._bisection_by_bracket(smooth, lo, hi, np.log(lo / inner), 16, np.full(n, np.inf))
+    np.testing.assert_array_equal(sub[0], L._bisect(lambda x: x <= inner, lo, hi, 16, geometric=True)[0])
+    assert sum(calls) < 10 * n
     # the arithmetic bisection from 0 (the utilisation cap's search, planner/candidates/load.py)
     zero = np.zeros(n)
     a_ref = L._bisect(lambda x: ok_of(x, np.arange(n)), zero, hi, 16)

@@ -837,9 +837,12 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
 
 
 def _finite(g) -> np.ndarray:
-    """g as floats, NaN where not finite (an infinite distance says nothing to a secant)."""
+    """g as floats, NaN where not finite (an infinite distance says nothing to a secant),
+    squashed to g / (1 + |g|): the same sign and, near 0, the same value, but a far point's
+    huge distance (a latency exploding near saturation) no longer pins the secant to the
+    other end."""
     g = np.asarray(g, dtype=float)
-    return np.where(np.isfinite(g), g, np.nan)
+    return np.where(np.isfinite(g), g / (1.0 + np.abs(g)), np.nan)
 
 
 def _bisection_by_bracket(evaluate, lo: np.ndarray, hi: np.ndarray, g_lo: np.ndarray, iters: int,
@@ -852,17 +855,17 @@ def _bisection_by_bracket(evaluate, lo: np.ndarray, hi: np.ndarray, g_lo: np.nda
     Each configuration keeps the highest rate L known to meet it and the lowest H known to
     miss it; a bisection midpoint at or below L is settled true, one at or above H false, so
     the bisection is replayed step by step until a midpoint falls between L and H. Only
-    then is ``evaluate(x, rows) -> (ok, g)`` called (g: the log of the largest ratio to a
-    target, NaN where it says nothing), at a point chosen to shrink [L, H] around the
-    boundary: the secant on g against the log of the rate (the rate itself if not
-    ``geometric``) through the last two points
-    (else through L and H); once its step is below ``delta`` (1/32 of the bisection's last
-    step) the boundary is that close, and the point is ``delta`` past the estimate, away
-    from the last point, so that the other end closes in too. The bisection's own midpoint
-    is taken where the estimate is outside [L, H], where two points in a row did not halve
-    it, where it is narrower than the bisection's last step, and after two evaluations that
+    then is ``evaluate(x, rows) -> (ok, g)`` called (g: a distance to the boundary, positive
+    where ok fails, such as the log of the largest ratio to a target; NaN where it says
+    nothing), at a point chosen to shrink [L, H] around the boundary: the secant on g
+    (squashed to g / (1 + |g|)) against the rate through the last two points, else
+    through L and H; once its step is below ``delta`` (1/32 of the bisection's last step)
+    the boundary is that close, and the point is ``delta`` past the estimate, away from
+    the last point, so that the other end closes in too. The bisection's own midpoint is
+    taken where the estimate is outside [L, H], where two points in a row did not halve it,
+    where it is narrower than the bisection's last step, and after two evaluations that
     settled no step (so a row needs at most three evaluations a step: on the fleet
-    benchmark 1 above the ceiling and about 9 below it, against 16).
+    benchmark 1 above the ceiling and about 7 below it, against 16).
 
     ``ceiling`` (per row; inf for none): a row with L far enough above it that the
     bisection's lower end must exceed it stops there, flagged in the third result (its
@@ -870,26 +873,25 @@ def _bisection_by_bracket(evaluate, lo: np.ndarray, hi: np.ndarray, g_lo: np.nda
     the caller knows ok fails there; ``first``: the first point to evaluate (default just
     past the ceiling where there is one, else half of ``hi``)."""
     n = len(lo)
-    fwd, back = (np.log, np.exp) if geometric else (np.array, np.array)   # the secant's variable (copies)
     blo, bhi = lo.astype(float).copy(), hi.astype(float).copy()
     steps = np.zeros(n, dtype=np.int64)
     L, H = blo.copy(), (np.full(n, np.inf) if g_hi is None else bhi.copy())
     gL, gH = _finite(g_lo), (np.full(n, np.nan) if g_hi is None else _finite(g_hi))
-    with np.errstate(divide="ignore"):
-        u_last, g_last, ok_last = fwd(blo), gL.copy(), np.ones(n, dtype=bool)   # the last point evaluated
-    u_prev, g_prev = np.full(n, np.nan), np.full(n, np.nan)                   # and the one before
-    # width of the bisection's last step, in the secant's variable
+    x_last, g_last, ok_last = blo.copy(), gL.copy(), np.ones(n, dtype=bool)   # the last point evaluated
+    x_prev, g_prev = np.full(n, np.nan), np.full(n, np.nan)                   # and the one before
+    # the bisection's last step: relative (log) if geometric, else absolute
     width = (np.log(np.maximum(bhi / blo, 1.0)) if geometric else bhi - blo) / 2.0 ** iters
     margin = 1.01 * width + 1e-12
-    delta = width / 32.0
+
+    def past(x, k):      # x moved k margins up
+        return x * np.exp(k * margin) if geometric else x + k * margin
     above = np.zeros(n, dtype=bool)
     # first point: just past the ceiling where there is one (a row meeting it there is done),
     # else half of the upper end
-    given, first = first, back(fwd(ceiling) + 1.5 * margin)
-    x0 = np.where(first < back(fwd(bhi) - margin), first, 0.5 * bhi) if given is None else given
+    x0 = np.where(past(ceiling, 1.5) < past(bhi, -1.0), past(ceiling, 1.5), 0.5 * bhi) if first is None else first
     pending = np.ones(n, dtype=bool)         # the first point not yet evaluated
     stall = np.full(n, -1, dtype=np.int64)   # evaluations in a row that settled no step
-    last_span = np.full(n, np.inf)           # log-width of [L, H] when the last point was chosen
+    last_span = np.full(n, np.inf)           # width of [L, H] when the last point was chosen
     slow = np.zeros(n, dtype=np.int64)       # evaluations in a row that did not halve it
     while True:      # ends: every third evaluation of a row at the latest is at a midpoint
         before = steps.copy()
@@ -904,42 +906,41 @@ def _bisection_by_bracket(evaluate, lo: np.ndarray, hi: np.ndarray, g_lo: np.nda
             bhi[act] = np.where(up, bhi[act], mid)
             steps[act] += 1
             act = act[steps[act] < iters]
-        above |= L > back(fwd(ceiling) + margin)
+        above |= L > past(ceiling, 1.0)
         stall = np.where(steps > before, 0, stall + 1)
         rows = np.flatnonzero((steps < iters) & ~above)
         if not len(rows):
             break
-        with np.errstate(divide="ignore"):
-            uL, uH, d = fwd(L[rows]), fwd(np.minimum(H[rows], bhi[rows])), delta[rows]
-        span = uH - uL
-        ul, gl, up, gp = u_last[rows], g_last[rows], u_prev[rows], g_prev[rows]
+        Lr, Hr = L[rows], np.minimum(H[rows], bhi[rows])
+        step = width[rows] * Lr if geometric else width[rows]      # the last step, near L
+        d, span = step / 32.0, Hr - Lr
+        xl, gl, xp, gp = x_last[rows], g_last[rows], x_prev[rows], g_prev[rows]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             # the secant through the last two points, else through the bracket's ends
-            est = ul - gl * (ul - up) / (gl - gp)
-            ends = uL - gL[rows] * span / (gH[rows] - gL[rows])
-            est = np.where((est >= uL) & (est <= uH), est, ends)
+            est = xl - gl * (xl - xp) / (gl - gp)
+            ends = Lr - gL[rows] * span / (gH[rows] - gL[rows])
+            est = np.where((est >= Lr) & (est <= Hr), est, ends)
             # its step is within delta of the last point: the boundary is that close, so
             # step delta past the estimate, away from the last point, to close the other end
-            near = np.abs(est - ul) < d
+            near = np.abs(est - xl) < d
             est = np.where(near, np.where(ok_last[rows], est + d, est - d), est)
             # outside, or the last two did not halve the bracket while far from the boundary:
-            # the bracket's geometric middle (Brent's safeguard)
+            # the bisection's midpoint (Brent's safeguard)
             slow[rows] = np.where(span > 0.5 * last_span[rows], slow[rows] + 1, 0)
-            poor = ~((est > uL) & (est < uH)) | ((slow[rows] >= 2) & ~near)
-            x = back(est)
+            poor = ~((est > Lr) & (est < Hr)) | ((slow[rows] >= 2) & ~near)
         last_span[rows] = span
-        usable = ~poor & np.isfinite(x) & (x > L[rows]) & (x < H[rows]) & (span > width[rows]) & (stall[rows] < 2)
-        x = np.where(usable, x, np.sqrt(blo[rows] * bhi[rows]) if geometric else 0.5 * (blo[rows] + bhi[rows]))
-        x = np.where(pending[rows] & (x0[rows] > L[rows]) & (x0[rows] < H[rows]), x0[rows], x)
+        usable = ~poor & np.isfinite(est) & (est < H[rows]) & (span > step) & (stall[rows] < 2)
+        x = np.where(usable, est, np.sqrt(blo[rows] * bhi[rows]) if geometric else 0.5 * (blo[rows] + bhi[rows]))
+        x = np.where(pending[rows] & (x0[rows] > Lr) & (x0[rows] < H[rows]), x0[rows], x)
         pending[rows] = False
         ok, g = evaluate(x, rows)
         g = _finite(g)
         gL[rows] = np.where(ok, g, gL[rows])
         gH[rows] = np.where(ok, gH[rows], g)
-        L[rows] = np.where(ok, x, L[rows])
+        L[rows] = np.where(ok, x, Lr)
         H[rows] = np.where(ok, H[rows], x)
-        u_prev[rows], g_prev[rows] = ul, gl
-        u_last[rows], g_last[rows], ok_last[rows] = fwd(x), g, ok
+        x_prev[rows], g_prev[rows] = xl, gl
+        x_last[rows], g_last[rows], ok_last[rows] = x, g, ok
     return blo, np.where(above, np.inf, bhi), above
 
 
