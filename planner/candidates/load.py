@@ -80,7 +80,7 @@ def row_load(slot: Slot, table: GpuTable, configs: Configs, o: Assumptions, fits
     wl = workload_of(slot)
     targets = load_targets(slot)
     if targets:
-        cap = capacity_at_slo(phys, eng, wl, targets, max_utilization=slot.slo.max_utilization)
+        cap = capacity_at_slo(phys, eng, wl, targets, max_utilization=slot.slo.max_utilization, report=set(stats))
         sat, found, found_binding, known = cap.result.saturation_rate, cap.rate, cap.binding, cap.result
     else:                    # no latency target: only the utilisation ceiling limits the rate
         sat = load_metrics(phys, eng, wl, rate=np.zeros(len(rows)), quantiles=False).saturation_rate
@@ -92,7 +92,8 @@ def row_load(slot: Slot, table: GpuTable, configs: Configs, o: Assumptions, fits
     # the load model at r: capacity_at_slo's own result where r is its rate, evaluated elsewhere
     # (at the ceiling, or at a vanishing rate where no rate serves)
     same = (r > 0) & (r == found)
-    at = _at(phys, eng, wl, r, sat, np.flatnonzero(~same), [] if known is None else [(np.flatnonzero(same), known)])
+    at = _at(phys, eng, wl, r, sat, np.flatnonzero(~same), [] if known is None else [(np.flatnonzero(same), known)],
+             set(stats))
     over = np.nonzero((r > 0) & (at.rho > slot.slo.max_utilization))[0]
     if len(over):      # the KV pool, not the step budget, sets the utilisation: lower the rate to the ceiling
         r[over] = _rate_at_utilization(phys.take(over), eng.take(over), wl.take(over, len(rows)), r[over],
@@ -100,7 +101,7 @@ def row_load(slot: Slot, table: GpuTable, configs: Configs, o: Assumptions, fits
         bind[over] = -1
         rest = np.ones(len(rows), dtype=bool)
         rest[over] = False
-        at = _at(phys, eng, wl, r, sat, over, [(np.flatnonzero(rest), at)])
+        at = _at(phys, eng, wl, r, sat, over, [(np.flatnonzero(rest), at)], set(stats))
     rate[rows] = r
     binding[rows] = bind
     out.tokens_per_s[rows] = r * slot.output.mean
@@ -131,14 +132,15 @@ def operating_point(slot: Slot, table: GpuTable, configs: Configs, o: Assumption
 
 
 def _at(phys: StepPhysics, eng: Engine, wl: Workload, r: np.ndarray, sat: np.ndarray, idx: np.ndarray,
-        known: list[tuple[np.ndarray, LoadResult]]) -> LoadResult:
+        known: list[tuple[np.ndarray, LoadResult]], report: set) -> LoadResult:
     """The load model of every configuration: at rate ``r`` (a vanishing rate where r is 0)
-    on ``idx``, taken from the results already ``known`` (index set, result over all) elsewhere."""
+    on ``idx``, taken from the results already ``known`` (index set, result over all)
+    elsewhere; ``report``: the statistics computed."""
     n = len(phys)
     parts = [(i, res.take(i)) for i, res in known if len(i)]
     if len(idx):
         rate = np.where(r[idx] > 0, r[idx], np.maximum(sat[idx], 1e-300) * 1e-6)
-        parts.append((idx, load_metrics(phys.take(idx), eng.take(idx), wl.take(idx, n), rate=rate)))
+        parts.append((idx, load_metrics(phys.take(idx), eng.take(idx), wl.take(idx, n), rate=rate, report=report)))
     return merge_results(n, parts)
 
 

@@ -607,19 +607,20 @@ def _residual_quantile(shares, kinds, tail):
 
 
 def load_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate=None, clients=None,
-                 quantiles: bool = True) -> LoadResult:
+                 quantiles: bool = True, report: set | None = None) -> LoadResult:
     """Closed forms under load (sections 3-5), vectorised over configurations.
 
     Give ``rate`` (requests/s per replica, open loop) or ``clients`` (closed loop, N
     clients per replica sending their next request when the last completes): the closed
-    loop solves N = X (TTFT + (OSL - 1) TPOT) for the throughput X by bisection."""
+    loop solves N = X (TTFT + (OSL - 1) TPOT) for the throughput X by bisection.
+    ``report``: the (metric, percentile) pairs to compute (None: all; means always)."""
     n_cfg = len(phys)
     S = np.broadcast_to(np.asarray(wl.isl, dtype=float), (n_cfg,))
     O = np.broadcast_to(np.asarray(wl.osl, dtype=float), (n_cfg,))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if clients is None:
             lam = np.broadcast_to(np.asarray(rate, dtype=float), (n_cfg,))
-            return _open(phys, eng, wl, lam, S, O, closed=None, quantiles=quantiles)
+            return _open(phys, eng, wl, lam, S, O, closed=None, quantiles=quantiles, needed=report)
         N = np.broadcast_to(np.asarray(clients, dtype=float), (n_cfg,))
         sat, _ = _saturation(phys, eng, S, O)
         # Largest rate a lane can carry with N clients: N / (their minimum residence).
@@ -631,7 +632,7 @@ def load_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate=None, client
             resid = r.get("ttft", "mean") + (O - 1.0) * r.get("tpot", "mean")
             return r.stable & (x * resid < N)
         lo, hi = _bisect(under, lo, hi, 36)
-        return _open(phys, eng, wl, lo, S, O, closed=N)
+        return _open(phys, eng, wl, lo, S, O, closed=N, needed=report)
 
 
 def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturation=None) -> LoadResult:
@@ -764,7 +765,7 @@ class Capacity:
 
 
 def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Sequence[Target],
-                    iters: int = 16, max_utilization: float | None = None) -> Capacity:
+                    iters: int = 16, max_utilization: float | None = None, report: set | None = None) -> Capacity:
     """Highest request rate per replica at which each configuration meets every target
     (section 6): the lower end of a geometric bisection of ``iters`` steps over the rate
     between 1e-4 and 1 - 1e-9 of saturation, whose steps ``_bisection_by_bracket`` settles
@@ -776,12 +777,15 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
 
     ``max_utilization``: the rate is capped at that share of saturation, binding -1 where
     the cap is below the capacity, and the result is at the capped rate; a configuration
-    shown to meet every target above the cap stops there (no need to locate its capacity)."""
+    shown to meet every target above the cap stops there (no need to locate its capacity).
+    ``report``: the (metric, percentile) pairs the result carries besides the targets'
+    (None: all; the others are +inf)."""
     n_cfg = len(phys)
     S = np.broadcast_to(np.asarray(wl.isl, dtype=float), (n_cfg,))
     O = np.broadcast_to(np.asarray(wl.osl, dtype=float), (n_cfg,))
     limits = np.array([t.seconds for t in targets], dtype=float)
     needed = {(t.metric, t.statistic) for t in targets}
+    shown = None if report is None else set(report) | needed
 
     def ratios(ph, en, w, x, S, O, saturation):
         r = _open(ph, en, w, x, S, O, closed=None, needed=needed, saturation=saturation)
@@ -819,7 +823,8 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
             found = np.where(above, np.inf, lo_)
             rate_l = np.minimum(found, cap_l)
             rate[live] = rate_l
-            parts.append((live, _open(ph, en, w, np.maximum(rate_l, lo_l), S_, O_, closed=None, saturation=sat_l)))
+            parts.append((live, _open(ph, en, w, np.maximum(rate_l, lo_l), S_, O_, closed=None, saturation=sat_l,
+                                      needed=shown)))
             binding[live] = -1
             below = np.flatnonzero(found <= cap_l)     # the capacity itself binds: name the target
             if len(below) and len(targets):
@@ -829,7 +834,7 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
                                                 np.argmax(rt_hi, axis=0), -1)
         if len(settled):     # no bisection: the load model at the vanishing rate itself
             parts.append((settled, _open(phys.take(settled), eng.take(settled), wl.take(settled, n_cfg),
-                                         lo[settled], S[settled], O[settled], closed=None,
+                                         lo[settled], S[settled], O[settled], closed=None, needed=shown,
                                          saturation=(sat_raw[settled], tau_sat[settled]))))
         binding = np.where(sat > 0, binding, -1)
     return Capacity(rate=rate, throughput_tokens_per_s=rate * O, rho=rate / np.where(sat > 0, sat, np.nan),
