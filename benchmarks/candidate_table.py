@@ -57,7 +57,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     cases: list[tuple[str, Problem, int]] = []
     for path in sorted((ROOT / "instances").glob("*.yaml")):
-        if path.name.startswith("estimate_"):
+        if path.name.startswith(("estimate_", "fleet_")):
             continue
         spec, doc = load_plan_spec(str(path))
         cases.append((path.name, resolve(spec, doc), args.repeat))

@@ -17,6 +17,7 @@ from planner.physics.load import (
     StepPhysics,
     Target,
     Workload,
+    _bisection_by_bracket,
     capacity_at_slo,
     engine,
     load_metrics,
@@ -85,7 +86,7 @@ def row_load(slot: Slot, table: GpuTable, configs: Configs, o: Assumptions, fits
     rate, binding, stats = out.rate, out.binding, out.stats
     targets = load_targets(slot)
     if targets:
-        cap = capacity_at_slo(phys, eng, wl, targets)
+        cap = capacity_at_slo(phys, eng, wl, targets, max_utilization=slot.slo.max_utilization, report=set(stats))
         sat, found, found_binding, known = cap.result.saturation_rate, cap.rate, cap.binding, cap.result
     else:                    # no latency target: only the utilisation ceiling limits the rate
         sat = load_metrics(phys, eng, wl, rate=np.zeros(len(rows)), quantiles=False).saturation_rate
@@ -97,15 +98,16 @@ def row_load(slot: Slot, table: GpuTable, configs: Configs, o: Assumptions, fits
     # the load model at r: capacity_at_slo's own result where r is its rate, evaluated elsewhere
     # (at the ceiling, or at a vanishing rate where no rate serves)
     same = (r > 0) & (r == found)
-    at = _at(phys, eng, wl, r, sat, np.flatnonzero(~same), [] if known is None else [(np.flatnonzero(same), known)])
+    at = _at(phys, eng, wl, r, sat, np.flatnonzero(~same), [] if known is None else [(np.flatnonzero(same), known)],
+             set(stats))
     over = np.nonzero((r > 0) & (at.rho > slot.slo.max_utilization))[0]
     if len(over):      # the KV pool, not the step budget, sets the utilisation: lower the rate to the ceiling
         r[over] = _rate_at_utilization(phys.take(over), eng.take(over), wl.take(over, len(rows)), r[over],
-                                       slot.slo.max_utilization)
+                                       at.rho[over], slot.slo.max_utilization)
         bind[over] = -1
         rest = np.ones(len(rows), dtype=bool)
         rest[over] = False
-        at = _at(phys, eng, wl, r, sat, over, [(np.flatnonzero(rest), at)])
+        at = _at(phys, eng, wl, r, sat, over, [(np.flatnonzero(rest), at)], set(stats))
     rate[rows] = r
     binding[rows] = bind
     out.tokens_per_s[rows] = r * slot.output.mean
@@ -136,27 +138,34 @@ def operating_point(slot: Slot, table: GpuTable, configs: Configs, o: Assumption
 
 
 def _at(phys: StepPhysics, eng: Engine, wl: Workload, r: np.ndarray, sat: np.ndarray, idx: np.ndarray,
-        known: list[tuple[np.ndarray, LoadResult]]) -> LoadResult:
+        known: list[tuple[np.ndarray, LoadResult]], report: set) -> LoadResult:
     """The load model of every configuration: at rate ``r`` (a vanishing rate where r is 0)
-    on ``idx``, taken from the results already ``known`` (index set, result over all) elsewhere."""
+    on ``idx``, taken from the results already ``known`` (index set, result over all)
+    elsewhere; ``report``: the statistics computed."""
     n = len(phys)
     parts = [(i, res.take(i)) for i, res in known if len(i)]
     if len(idx):
         rate = np.where(r[idx] > 0, r[idx], np.maximum(sat[idx], 1e-300) * 1e-6)
-        parts.append((idx, load_metrics(phys.take(idx), eng.take(idx), wl.take(idx, n), rate=rate)))
+        parts.append((idx, load_metrics(phys.take(idx), eng.take(idx), wl.take(idx, n), rate=rate, report=report)))
     return merge_results(n, parts)
 
 
-def _rate_at_utilization(phys: StepPhysics, eng: Engine, wl: Workload, hi: np.ndarray, ceiling: float,
-                         iters: int = 16) -> np.ndarray:
-    """The highest rate below ``hi`` at which the utilisation (rate and KV pool together,
-    docs/load.md section 3) is at most ``ceiling``, for each configuration."""
-    lo = np.zeros(len(phys))
-    for _ in range(iters):
-        mid = 0.5 * (lo + hi)
-        ok = load_metrics(phys, eng, wl, rate=mid, quantiles=False).rho <= ceiling
-        lo = np.where(ok, mid, lo)
-        hi = np.where(ok, hi, mid)
+def _rate_at_utilization(phys: StepPhysics, eng: Engine, wl: Workload, hi: np.ndarray, rho_hi: np.ndarray,
+                         ceiling: float, iters: int = 16) -> np.ndarray:
+    """The highest rate below ``hi`` (where the utilisation is ``rho_hi`` > ``ceiling``) at
+    which the utilisation (rate and KV pool together, docs/load.md section 3) is at most
+    ``ceiling``, for each configuration: the lower end of an ``iters``-step bisection from
+    0, its steps settled from a bracket (the utilisation grows with the rate;
+    ``_bisection_by_bracket``), first tried at hi x ceiling / rho_hi."""
+    n = len(phys)
+
+    def evaluate(x: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rho = load_metrics(phys.take(i), eng.take(i), wl.take(i, n), rate=x, quantiles=False).rho
+        with np.errstate(divide="ignore"):
+            return rho <= ceiling, np.log(rho / ceiling)
+    hi = np.asarray(hi, dtype=float)
+    lo, _, _ = _bisection_by_bracket(evaluate, np.zeros(n), hi, np.full(n, np.nan), iters, np.full(n, np.inf),
+                                     geometric=False, g_hi=np.log(rho_hi / ceiling), first=hi * ceiling / rho_hi)
     return lo
 
 

@@ -393,24 +393,46 @@ def _memory(arch, o, table, c, tp, pp, group, gpus, b_w, b_e, b_kv, kv_frac, kv_
     )
 
 
-def _weight_bytes_read(arch, o, tp, group, kv_frac_w, b_w, b_e, routed_tokens) -> np.ndarray:
-    """Weight bytes one GPU reads for one forward pass over all layers (section 2)."""
+def experts_touched_vary(arch: Arch, o: Assumptions) -> bool:
+    """Whether ``_experts_touched`` (hence the weight bytes read) depends on the token count."""
+    return arch.params.num_experts > 0 and o.moe_expert_reads not in ("all", "routed-only")
+
+
+def weight_bytes_read_fn(arch, o, tp, group, kv_frac_w, b_w, b_e):
+    """``_weight_bytes_read`` as a function of the routed tokens, its token-independent terms
+    computed once per configuration (for callers that evaluate it at many token counts)."""
     p = arch.params
     L_all = p.dense_layers + p.moe_layers
     kvproj = L_all * p.kv_projection_per_layer
     always = (p.layers_always - kvproj) / tp + kvproj * kv_frac_w
-    touched = _experts_touched(arch, routed_tokens, o)
-    experts = p.moe_layers * touched * p.expert_per_layer / group
-    head = (p.lm_head or p.embedding) / tp
-    return (always + experts) * b_w + head * b_e
+    head = (p.lm_head or p.embedding) / tp * b_e
+
+    def read(routed_tokens):
+        touched = _experts_touched(arch, routed_tokens, o)
+        experts = p.moe_layers * touched * p.expert_per_layer / group
+        return (always + experts) * b_w + head
+    return read
+
+
+def _weight_bytes_read(arch, o, tp, group, kv_frac_w, b_w, b_e, routed_tokens) -> np.ndarray:
+    """Weight bytes one GPU reads for one forward pass over all layers (section 2)."""
+    return weight_bytes_read_fn(arch, o, tp, group, kv_frac_w, b_w, b_e)(routed_tokens)
+
+
+def cycle_weight_bytes_fn(arch, o, tp, group, kv_frac_w, b_w, b_e, s_body, s_head):
+    """``_cycle_weight_bytes`` as a function of the routed tokens (see ``weight_bytes_read_fn``)."""
+    read = weight_bytes_read_fn(arch, o, tp, group, kv_frac_w, b_w, b_e)
+    head = (arch.params.lm_head or arch.params.embedding) / tp * b_e
+
+    def cycle(routed_tokens):
+        return (read(routed_tokens) - head) * s_body + head * s_head
+    return cycle
 
 
 def _cycle_weight_bytes(arch, o, tp, group, kv_frac_w, b_w, b_e, routed_tokens, s_body, s_head) -> np.ndarray:
     """Weight bytes of one decode cycle counted at the slowest stage (x PP): the layers'
     bytes x s_body plus the LM head's x s_head (``stage_factors``)."""
-    head = (arch.params.lm_head or arch.params.embedding) / tp * b_e
-    body = _weight_bytes_read(arch, o, tp, group, kv_frac_w, b_w, b_e, routed_tokens) - head
-    return body * s_body + head * s_head
+    return cycle_weight_bytes_fn(arch, o, tp, group, kv_frac_w, b_w, b_e, s_body, s_head)(routed_tokens)
 
 
 def _decode(arch, o, table, c, tp, pp, ep, group, dp_attn, b_w, b_e, b_kv, kv_frac, kv_frac_w, peak) -> dict:
