@@ -1,6 +1,7 @@
 """`planner validate` / `planner calibrate` on the public measurements (issue 3)."""
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -91,3 +92,26 @@ def test_bad_calibration_file_exits_2(tmp_path, text, needle):
     f.write_text(text)
     r = RUNNER.invoke(app, ["estimate", "--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--calibration", str(f)])
     assert r.exit_code == 2 and needle in r.stderr
+
+
+def test_a_finite_max_throughput_run_by_hand():
+    """A run of N equal requests sent at once: floor(N/B) waves at batch B, then N mod B at
+    their own batch (docs/validation.md). 3,000 requests at B = 1,024: 2,048 at 100 tok/s per
+    request-second, 952 at 50: time 20.48 + 19.04 = 39.52, rate 3000 / 39.52 = 75.9 vs 100."""
+    from planner.fidelity.validate import _finite_run
+    assert _finite_run(3000, 1000.0, 0.0, 100.0, 1.0) == pytest.approx(1.0)
+    assert _finite_run(3000, 1024.0, 952.0, 100.0, 50.0) == pytest.approx(3000 / 39.52 / 100)
+
+
+def test_num_requests_is_read_as_the_runs_concurrency_cap():
+    from planner.fidelity.validate import map_row
+    row = {"source": "s", "model": "Llama-3.1-8B-Instruct", "precision": "W=fp8;A=fp8;KV=fp8",
+           "gpu": "H100 SXM 80GB", "gpu_count": "1", "tp": "1", "pp": "1", "framework": "TensorRT-LLM",
+           "input_len": "128", "output_len": "128",
+           "batch_or_concurrency": "offline max-throughput (infinite request rate); num_requests=3000",
+           "metric": "output_tokens_per_s_total", "value": "28312", "notes": ""}
+    case = map_row(2, row, Catalog.default())
+    assert not isinstance(case, str) and case.requests == 3000
+    big = predict_all([case], Catalog.default(), PRESETS["realistic"])[0]
+    uncapped = predict_all([dataclasses.replace(case, requests=None)], Catalog.default(), PRESETS["realistic"])[0]
+    assert big <= uncapped      # the KV pool holds ~4,000 such sequences; the run never has more than 3,000

@@ -91,6 +91,8 @@ def engine_memory(framework: str, notes: str) -> tuple[tuple[str, object], ...]:
 
 CUDA_GRAPH_BATCH_CAP = 8192
 """Largest batch the max-throughput rows allow (TensorRT-LLM notes: CUDA-graph batches up to 8192)."""
+_REQUESTS = re.compile(r"num_requests\s*=\s*(\d+)")
+"""A max-throughput run's stated request count (trtllm-bench: num_requests=3000)."""
 
 
 @dataclass
@@ -115,6 +117,7 @@ class Case:
     load: tuple[str, float] | None = None        # ("clients", N) or ("rate", requests/s), all replicas
     statistic: str = "mean"                       # of a latency measured under load
     scale: float = 1.0                            # seconds -> the row's unit (1e3 for *_ms_*)
+    requests: int | None = None                   # a max-throughput run of this many requests, all at t = 0
 
     @property
     def under_load(self) -> bool:
@@ -273,6 +276,7 @@ def _map_row(i: int, r: dict, catalog: Catalog, load: tuple[str, float] | None) 
     s_in, s_out = max(_int(r["input_len"]) or 0, 1), max(_int(r["output_len"]) or 0, 1)
     m = re.search(r"batch (\d+)", batch_text)
     batch = int(m.group(1)) if m else 1
+    n_req = _REQUESTS.search(batch_text)
     if metric.startswith("output_tokens_per_s"):
         if batch_text.startswith("offline max-throughput"):
             rule = "max_throughput"
@@ -286,7 +290,8 @@ def _map_row(i: int, r: dict, catalog: Catalog, load: tuple[str, float] | None) 
     return Case(row=i, model=model, gpu=gpu, scheme=scheme[0], kv=scheme[1], tp=tp, pp=pp,
                 replicas=count / (tp * pp), rule=rule, batch=batch, input_tokens=s_in, output_tokens=s_out,
                 per_gpu=metric.endswith("per_gpu"), gpu_count=count,
-                engine=engine_memory(r["framework"], r["notes"]))
+                engine=engine_memory(r["framework"], r["notes"]),
+                requests=int(n_req.group(1)) if n_req and rule == "max_throughput" else None)
 
 
 def _load_case(i: int, r: dict, model: str, gpu: str, tp: int, pp: int, count: int,
@@ -352,12 +357,30 @@ def predict_all(cases: list[Case], catalog: Catalog, o: Assumptions) -> np.ndarr
 
         fixed = np.array([c.batch for c in cs], float)
         probe = grid(np.ones(len(cs)))
-        largest = np.clip(probe.max_batch, 1.0, CUDA_GRAPH_BATCH_CAP)
+        # a run of N requests never has more than N in flight
+        requests = np.array([c.requests or np.inf for c in cs], float)
+        largest = np.minimum(np.clip(probe.max_batch, 1.0, CUDA_GRAPH_BATCH_CAP), requests)
         rule = np.array([c.rule for c in cs])
         ev = grid(np.where(rule == "max_throughput", largest, fixed))
+        # the last wave of a finite run: N mod B requests, at that batch (batch 1 where none)
+        stated = np.where(np.isfinite(requests), requests, 0.0)
+        rest = np.mod(stated, np.maximum(largest, 1.0))
+        ev_rest = grid(np.maximum(rest, 1.0))
         for k, c in enumerate(cs):
             out[idx[k]] = _rule(c, ev, k, o)
+            if c.rule == "max_throughput" and c.requests:
+                out[idx[k]] *= _finite_run(c.requests, largest[k], rest[k], float(ev.throughput_tokens_per_s[k]),
+                                           float(ev_rest.throughput_tokens_per_s[k]))
     return out
+
+
+def _finite_run(n: int, batch: float, rest: float, x_full: float, x_rest: float) -> float:
+    """Throughput of a run of ``n`` equal requests all sent at once, as a fraction of the
+    steady state at ``batch``: floor(n / batch) waves at the full batch, then the ``rest``
+    at their own, smaller batch (a wave of b requests takes b·O / X(b) at the model's own
+    throughput X; docs/validation.md)."""
+    full = (n - rest) / x_full + (rest / x_rest if rest > 0 else 0.0)
+    return (n / full) / x_full
 
 
 def predict_load(cases: list[Case], catalog: Catalog, o: Assumptions) -> np.ndarray:
