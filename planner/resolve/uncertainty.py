@@ -28,10 +28,10 @@ BANDS: dict[tuple[str, str], tuple[int, float]] = {
     ('nvidia-ampere', '*'): (7, 0.1242),
     ('nvidia-ampere', 'bf16'): (6, 0.0805),
     ('nvidia-ampere', 'fp16'): (1, 0.3911),
-    ('nvidia-blackwell', '*'): (4, 0.455),
-    ('nvidia-blackwell', 'fp4'): (4, 0.455),
-    ('nvidia-hopper', '*'): (25, 0.1327),
-    ('nvidia-hopper', 'fp8'): (25, 0.1327),
+    ('nvidia-blackwell', '*'): (4, 0.4352),
+    ('nvidia-blackwell', 'fp4'): (4, 0.4352),
+    ('nvidia-hopper', '*'): (25, 0.1536),
+    ('nvidia-hopper', 'fp8'): (25, 0.1536),
 }
 OVERALL: tuple[int, float] = (47, 0.2205)
 
