@@ -453,3 +453,28 @@ def test_shipped_disaggregation_fleets_say_which_mode_wins(name, winner, within,
     (x,) = json.loads(capsys.readouterr().out)["disaggregation"]
     assert x["winner"] == winner and x["within_uncertainty"] == within, x
     assert x["aggregated"]["cost_per_hour"] and x["disaggregated"]["cost_per_hour"]
+
+
+def test_a_fleet_json_launches_every_deployment_with_its_pool_role(tmp_path, capsys):
+    out = tmp_path / "fleet.json"
+    with pytest.raises(SystemExit) as e:
+        main(["fleet", str(ROOT / "instances" / "fleet_disagg_wins.yaml"), "--no-marginal", "--no-baselines",
+              "--output", str(out)])
+    assert e.value.code == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main(["launch", str(out), "--json"])
+    assert e.value.code == 0
+    launches = json.loads(capsys.readouterr().out)["launches"]
+    fleet = json.loads(out.read_text())
+    roles = {i + 1: d["role"] for i, d in enumerate(fleet["deployments"])}
+    assert {"prefill", "decode"} <= set(roles.values())
+    for ln in launches:
+        role = roles[ln["rank"]]
+        flags = {a["flag"]: a["value"] for a in ln["args"]}
+        if ln["engine"] == "vllm":
+            assert ln["ok"] and (("--kv-transfer-config" in flags) == (role != "aggregated")), ln
+        elif ln["engine"] == "sglang":
+            assert ln["ok"] and flags.get("--disaggregation-mode") == (None if role == "aggregated" else role), ln
+        elif role != "aggregated":
+            assert not ln["ok"] and "Dynamo" in ln["reason"]

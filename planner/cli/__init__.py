@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
                                                "path": getattr(getattr(exc, "param", None), "opts", [None])[0],
                                                "file": None, "line": None, "value": None, "accepted": None}))
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except getattr(click.exceptions, "Abort", typer.Abort):      # typer's vendored click has no Abort
         typer.echo("interrupted", err=True)
         sys.exit(130)
     except click.exceptions.ClickException as exc:

@@ -88,12 +88,28 @@ def read_result(path: Path) -> PlanResult:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
         raise InputError(f"not a plan file: {' '.join(str(exc).split())[:200]}", file=name) from None
+    if isinstance(data, dict) and "deployments" in data and "plans" not in data:
+        data = fleet_as_plans(data)
     if not isinstance(data, dict) or "plans" not in data:
-        raise InputError("not a plan file: no 'plans' (write one with 'planner plan --output FILE.json')", file=name)
+        raise InputError("not a plan file: no 'plans' (write one with 'planner plan --output FILE.json' or "
+                         "'planner fleet --output FILE.json')", file=name)
     try:
         return PlanResult.from_dict(data)
     except (TypeError, KeyError, ValueError) as exc:
         raise InputError(f"not a plan file of this planner version: {exc}", file=name) from None
+
+
+def fleet_as_plans(data: dict[str, Any]) -> dict[str, Any]:
+    """A fleet's JSON ('planner fleet --output') as a plan file: one plan per deployment, ranked
+    in the fleet's order, each with its workload and role, the fleet's recorded inputs."""
+    plans = []
+    for i, d in enumerate(data.get("deployments") or []):
+        plan = dict(d["plan"])
+        plan.update(rank=i + 1, workload=d["workload"], role=d.get("role", "aggregated"))
+        plans.append(plan)
+    return {"status": data.get("status"), "objective": "cost_per_hour", "backend": data.get("backend"),
+            "plans": plans, "searched_configurations": 0, "solve_seconds": None, "gap": None, "excluded_gpus": {},
+            "inputs": data.get("inputs", {}), "notes": data.get("notes", [])}
 
 
 def dump_json(data: Any) -> str:

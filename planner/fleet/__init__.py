@@ -353,7 +353,8 @@ def describe(problem: Problem, c: Candidates, solved: Solved, backend: str) -> F
         for (j, r), share in zip(mine, shares):
             plan = make_plan(problem, c, j, r, rank=1, share=share)
             margins = slo_margins_ms(c, j)
-            deployments.append(Deployment(slot.name, share, plan, margins, ROLE_NAMES[role_of(c, j)]))
+            plan.role = ROLE_NAMES[role_of(c, j)]
+            deployments.append(Deployment(slot.name, share, plan, margins, plan.role))
         d = slot.demand
         assert d is not None
         cost = sum(float(c.cost_per_hour[j]) * r for j, r in mine)

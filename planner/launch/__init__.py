@@ -13,6 +13,7 @@ Data only in, text out: no physics, no solve. The flag tables are in flags.py.
 
 from __future__ import annotations
 
+import json
 import math
 import shlex
 from dataclasses import dataclass, field
@@ -146,6 +147,10 @@ def launch(result: PlanResult, plan: Plan, engine: str, catalog: Catalog | None 
     if plan.kv_dtype not in fl.kv_dtype:
         out.reason = f"{fl.name} has no KV-cache dtype for {plan.kv_dtype}; accepted: {', '.join(fl.accepted_kv)}"
         return out
+    if plan.role != "aggregated" and engine == "trtllm":
+        out.reason = ("TensorRT-LLM serves prefill/decode disaggregation through Dynamo or its disaggregated "
+                      "server, not trtllm-serve alone (engine-flags.md)")
+        return out
     problems = _rules(plan, w, fl, per, dp, out.checks)
     if problems:
         out.reason = "; ".join(problems)
@@ -223,6 +228,16 @@ def launch(result: PlanResult, plan: Plan, engine: str, catalog: Catalog | None 
         if plan.quantization != "w16a16":
             out.notes.append(f"TensorRT-LLM reads the quantization from the checkpoint: use a ModelOpt "
                              f"{plan.quantization} checkpoint of {out.model}")
+    if plan.role != "aggregated":       # a fleet's prefill or decode pool (docs/disaggregation.md)
+        if engine == "vllm":
+            a.append(Arg(f["disaggregation"], json.dumps({"kv_connector": "NixlConnector", "kv_role": "kv_both"},
+                                                        separators=(",", ":")),
+                         f"a {plan.role}-pool replica: KV moved between the pools by vLLM's NIXL connector "
+                         "(its disaggregated-prefill docs; another connector works the same way)"))
+        else:
+            a.append(Arg(f["disaggregation"], plan.role, f"a {plan.role}-pool replica"))
+        out.notes.append("prefill and decode pools need the engine's P/D router in front (it sends each request "
+                         "to a prefill replica, then to a decode replica with the KV handle); not generated here")
     out.args = a
     if q is not None and engine != "trtllm":
         out.notes.append(f"{plan.quantization} weights: serve a checkpoint quantized in that format "
@@ -322,8 +337,10 @@ def _yaml(d: dict[str, Any], indent: int = 0) -> list[str]:
 def script(result: PlanResult, plan: Plan, engine: str, catalog: Catalog | None = None) -> str:
     """A runnable, commented shell script: the launch command, then the benchmark check."""
     ln = launch(result, plan, engine, catalog)
-    head = [f"# plan #{plan.rank}: {plan.gpus} x {plan.gpu} as {plan.replicas} replica(s), TP {plan.tp} PP {plan.pp} "
-            f"EP {plan.ep}, {plan.quantization} weights, KV {plan.kv_dtype}",
+    who = "" if plan.workload == "main" else f" ({plan.workload}" + (
+        f", {plan.role} pool)" if plan.role != "aggregated" else ")")
+    head = [f"# plan #{plan.rank}{who}: {plan.gpus} x {plan.gpu} as {plan.replicas} replica(s), TP {plan.tp} "
+            f"PP {plan.pp} EP {plan.ep}, {plan.quantization} weights, KV {plan.kv_dtype}",
             f"# engine: {ln.version}; flags from {ENGINES[engine].source}"]
     if not ln.ok:
         return "\n".join(head + [f"# no {engine} command: {ln.reason}", ""])
@@ -334,13 +351,17 @@ def script(result: PlanResult, plan: Plan, engine: str, catalog: Catalog | None 
         name = f"plan{plan.rank}-trtllm.yaml"
         lines += [f"cat > {name} <<'YAML'", *_yaml(ln.yaml), "YAML"]
     lines += _block(ENGINES[engine].program, ln.model, ln.args)
+    if plan.role != "aggregated":
+        lines += ["", f"# check the prediction through the P/D router once both pools are up: this {plan.role}-pool "
+                  "replica alone serves no request end to end"]
+        return "\n".join(lines) + "\n"
     b = benchmark(result, plan)
     lines += ["", "# check the prediction from another shell once the server is up (one replica):"]
     lines += [*_array("bench", b.args), f"{BENCHMARK['program']} \"${{bench[@]}}\""]
     lines.append("# it should report (ms, closed-form prediction under load):")
     for metric in ("ttft", "tpot", "itl", "e2e"):
         got = [f"{q} {b.expected_ms[f'{metric}_{q}']:,.1f}" for q in ("mean", "p50", "p90", "p99")
-               if f"{metric}_{q}" in b.expected_ms]
+               if b.expected_ms.get(f"{metric}_{q}") is not None]
         if got:
             lines.append(f"#   {metric.upper() if metric != 'e2e' else 'E2EL'}: {', '.join(got)}")
     return "\n".join(lines) + "\n"

@@ -82,6 +82,7 @@ class Plan:
     simulation: dict[str, Any] | None = None             # the simulator's re-score (planner/plan/rescore.py)
     explanation: Explanation | None = None
     candidate: int = -1
+    role: str = "aggregated"          # a fleet's prefill or decode pool replica (docs/disaggregation.md)
 
 
 @dataclass
