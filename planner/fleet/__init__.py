@@ -25,7 +25,7 @@ from planner.candidates import Candidates, build_candidates, nodes_for, with_lim
 from planner.candidates.load import AGGREGATED, DECODE, PREFILL, ROLE_NAMES
 from planner.candidates.objectives import OBJECTIVES
 from planner.errors import InputError
-from planner.fleet.baselines import greedy_picks
+from planner.fleet.baselines import starting_fleet
 from planner.plan.result import Plan, make_plan
 from planner.resolve import Problem, resolve_fleet
 from planner.schemas.fleet import FleetSpec
@@ -134,7 +134,7 @@ def solve_lexicographic(problem: Problem, cands: Candidates, backend: str, time_
     limited: tuple[int, ...] = ()
     rounds = 0
     empty: list[str] = []
-    start, start_served = greedy_picks(base)     # the first phase starts from the greedy fleet
+    start, start_served = starting_fleet(base)     # the first phase starts from the best simple fleet
     notes: list[str] = []
     for k, name in enumerate(phases):
         while True:       # configuration limits enforced lazily: only on slots whose optimum breaks them
@@ -157,16 +157,19 @@ def solve_lexicographic(problem: Problem, cands: Candidates, backend: str, time_
             over = _over_limit(c, _decode(f, sol.values)) - set(limited)   # an enforced slot keeps its rows
             if not over:
                 break
+            if sol.status != Status.OPTIMAL:    # time is short: enforce every limit at once, no more rounds
+                over = set(range(c.n_slots))
             limited = tuple(sorted(set(limited) | over))
         size["configuration_limit_rounds"] = rounds
         size["slots_with_enforced_limit"] = len(limited)
         no_time = sol is None or sol.status in (Status.TIME_LIMIT, Status.UNKNOWN)
-        if k == 0 and no_time and _greedy_is_a_fleet(base, start, start_served):
+        if k == 0 and no_time and _start_stands(base, start, start_served):
             # no answer within the time: the greedy fleet meets every limit; optimality unproven
             cost = float(sum(float(base.cost_per_hour[j]) * n for j, n in start))
-            log.append({"objective": name, "status": Status.FEASIBLE.value, "gap": None, "start": "greedy",
+            log.append({"objective": name, "status": Status.FEASIBLE.value, "gap": None, "start": "starting fleet",
                         "value": cost if name == "cost_per_hour" else None, "unit": OBJECTIVES[name].unit})
-            notes.append(f"the fleet is the greedy starting fleet: {backend} found none within the time limit "
+            notes.append(f"the fleet is the starting fleet (each workload alone, or greedy): {backend} found none "
+                         f"within the time limit "
                          f"({'time_limit' if sol is None else sol.status.value}); optimality is not proven")
             picks, served, status = list(start), np.asarray(start_served, dtype=float), Status.FEASIBLE
             break
@@ -219,9 +222,10 @@ def _hint(f: constraints.Formulation, picks: list[tuple[int, int]]) -> dict[int,
     return vals
 
 
-def _greedy_is_a_fleet(c: Candidates, picks: list[tuple[int, int]], served: list[float]) -> bool:
-    """The greedy fleet stands as an answer when it serves what the objective requires and
-    keeps the limits the greedy does not check itself (it keeps inventory, budget and power)."""
+def _start_stands(c: Candidates, picks: list[tuple[int, int]], served: list[float]) -> bool:
+    """The starting fleet stands as an answer when it serves what the objective requires and
+    keeps the limits it was not built to keep (inventory, budget and power it keeps already:
+    baselines.starting_fleet)."""
     if not picks or _over_limit(c, picks):
         return False
     if not c.partial and min(served) < 1.0 - 1e-12:

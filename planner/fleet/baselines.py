@@ -44,7 +44,9 @@ def _usable(c: Candidates) -> np.ndarray:
     return aggregated & c.meets_slo & (c.replicas_allowed >= 1) & np.isfinite(c.cost_per_hour) & (c.capacity > 0)
 
 
-def _alone(c: Candidates) -> dict[str, Any]:
+def alone_picks(c: Candidates) -> tuple[list[tuple[int, int]], list[float]]:
+    """Each workload on its own cheapest configuration (shared limits ignored): (row,
+    replicas) and the share served per slot."""
     ok = _usable(c)
     picks = []
     served = []
@@ -57,6 +59,24 @@ def _alone(c: Candidates) -> dict[str, Any]:
         j = int(rows[np.argmin(c.cost_per_hour[rows] * need)])
         picks.append((j, int(math.ceil(c.demand[j] / c.capacity[j]))))
         served.append(1.0)
+    return picks, served
+
+
+def starting_fleet(c: Candidates) -> tuple[list[tuple[int, int]], list[float]]:
+    """The fleet a solve starts from (every backend's hint, and the answer when the time runs
+    out first): each workload alone when that keeps every shared limit, else the greedy fleet;
+    of two that serve as much, the cheaper."""
+    options = [alone_picks(c), greedy_picks(c)]
+    ok = [(p, sv) for p, sv in options if not _summary(c, "", "", p, sv)["breaks"]]
+    if not ok:
+        return options[1]
+    w = np.asarray(c.weight, dtype=float)
+    return max(ok, key=lambda o: (round(float((w * np.array(o[1])).sum()), 9),
+                                  -sum(float(c.cost_per_hour[j]) * n for j, n in o[0])))
+
+
+def _alone(c: Candidates) -> dict[str, Any]:
+    picks, served = alone_picks(c)
     return _summary(c, "alone", "each workload planned on its own: its cheapest configuration, shared limits "
                     "ignored", picks, served)
 
