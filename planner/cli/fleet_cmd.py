@@ -83,8 +83,10 @@ def _strip_timings(data: dict[str, Any]) -> None:
 def render_fleet(r: FleetResult, name: str) -> str:
     parts: list[Any] = []
     head = f"{name}: {STATUS_TEXT.get(r.status, r.status)} ({r.backend})"
-    phases = "; ".join(f"{p['objective']} = {_phase_value(p)}" + (f" ({p['status']})" if p["status"] != "optimal"
-                                                                  else "") for p in r.phases)
+    phases = "; ".join(f"{p['objective']} = {_phase_value(p)}" + (
+        "" if p["status"] == "optimal" else f" ({p['status']}" + (
+            f", within {p['gap']:.1%} of the best bound" if p.get("gap") is not None else ", gap unknown") + ")")
+        for p in r.phases)
     parts.append(head + ("\n" + "objectives, in order: " + phases if phases else ""))
     if r.deployments:
         t = Table(title="deployments (each replica at or below its capacity at SLO)", title_justify="left")

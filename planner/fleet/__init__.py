@@ -166,11 +166,16 @@ def solve_lexicographic(problem: Problem, cands: Candidates, backend: str, time_
         if k == 0 and no_time and _start_stands(base, start, start_served):
             # no answer within the time: the greedy fleet meets every limit; optimality unproven
             cost = float(sum(float(base.cost_per_hour[j]) * n for j, n in start))
-            log.append({"objective": name, "status": Status.FEASIBLE.value, "gap": None, "start": "starting fleet",
-                        "value": cost if name == "cost_per_hour" else None, "unit": OBJECTIVES[name].unit})
+            bound = cost_lower_bound(base) if name == "cost_per_hour" else None
+            gap = (cost - bound) / cost if bound is not None and cost > 0 else None
+            log.append({"objective": name, "status": Status.FEASIBLE.value, "gap": gap, "start": "starting fleet",
+                        "value": cost if name == "cost_per_hour" else None, "unit": OBJECTIVES[name].unit,
+                        "lower_bound": bound})
             notes.append(f"the fleet is the starting fleet (each workload alone, or greedy): {backend} found none "
                          f"within the time limit "
-                         f"({'time_limit' if sol is None else sol.status.value}); optimality is not proven")
+                         f"({'time_limit' if sol is None else sol.status.value}); optimality is not proven"
+                         + (f", it is within {gap:.1%} of a lower bound (every demand at its cheapest $/token, "
+                            "no integer replicas, no shared limit)" if gap is not None else ""))
             picks, served, status = list(start), np.asarray(start_served, dtype=float), Status.FEASIBLE
             break
         if sol is None:
@@ -220,6 +225,32 @@ def _hint(f: constraints.Formulation, picks: list[tuple[int, int]]) -> dict[int,
             rows = c.slot_rows(s)
             vals[f.scalars[key]] = float(min(1.0, cover[s] / float(c.demand[rows[0]]))) if len(rows) else 0.0
     return vals
+
+
+def cost_lower_bound(c: Candidates) -> float | None:
+    """A proven lower bound on any fleet's $/hour: every workload's demand served at the
+    lowest $/hour per unit of capacity any of its configurations offers (aggregated, or a
+    prefill plus a decode pool of one KV format), with fractional replicas and no shared
+    limit; None when a workload has no configuration."""
+    ok = c.meets_slo & np.isfinite(c.cost_per_hour) & (c.capacity > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        unit = np.where(ok, c.cost_per_hour / c.capacity, np.inf)
+    roles = c.role if len(c.role) == len(c) else np.zeros(len(c), dtype=np.int64)
+    total = 0.0
+    for s in range(c.n_slots):
+        rows = c.slot_rows(s)
+        if not len(rows):
+            return None
+        best = float(np.min(unit[rows[roles[rows] == AGGREGATED]], initial=np.inf))
+        for kv in set(c.configs.kv[rows].tolist()):
+            same = rows[c.configs.kv[rows] == kv]
+            pre = float(np.min(unit[same[roles[same] == PREFILL]], initial=np.inf))
+            dec = float(np.min(unit[same[roles[same] == DECODE]], initial=np.inf))
+            best = min(best, pre + dec)
+        if not np.isfinite(best):
+            return None
+        total += best * float(c.demand[rows[0]])
+    return total
 
 
 def _start_stands(c: Candidates, picks: list[tuple[int, int]], served: list[float]) -> bool:
