@@ -75,8 +75,9 @@ def test_gamma_bursts_and_histogram_lengths():
 @pytest.mark.parametrize("frac", [0.3, 0.6])
 def test_closed_forms_agree_with_simulator(case, frac):
     """Mean TTFT and TPOT within 10 %, TPOT p99 within 20 %, TTFT p99 within 20 % at
-    rho <= 0.3 and within 45 % at 0.6 (docs/load.md section 9: the closed-form TTFT tail is
-    optimistic under load)."""
+    rho <= 0.3 and within 45 % at 0.6, at seed 1: a fixed regression point. The simulated
+    tails move between seeds; docs/load.md section 9 gives the five-seed means
+    (`python benchmarks/load_model.py --agreement --seeds 5`), which are worse for the tails."""
     ph, eng = _one(*case)
     S, Ou = case[6], case[7]
     sat, _ = L._saturation(ph, eng, np.array([float(S)]), np.array([float(Ou)]))
@@ -111,3 +112,25 @@ def test_raw_simulate_validates():
     with pytest.raises(ValueError):
         simulate(lambda *a: 0.01, Arrivals("poisson", rate=1.0), Lengths(100), Lengths(10),
                  token_budget=512, max_seqs=4, kv_pool_tokens=50)
+
+
+def test_prompts_prefilled_during_a_decode_window_have_the_branching_variance():
+    """docs/load.md section 5: prompts arrive at rate lam during a decode window of base
+    length W0, and each one prefilled stretches it by d, during which lam d = a more arrive:
+    their total K is Borel-Tanner, mean m = lam W0 / (1 - a), variance m / (1 - a)^2 (the
+    closed form's TPOT variance uses it). Checked by sampling the branching process itself."""
+    rng = np.random.default_rng(7)
+    lam, w0, d = 1.2, 9.9, 0.36
+    a = lam * d
+    totals = np.empty(40_000)
+    for i in range(len(totals)):
+        k = gen = rng.poisson(lam * w0)
+        while gen:
+            gen = rng.poisson(a * gen)
+            k += gen
+        totals[i] = k
+    m = lam * w0 / (1.0 - a)
+    assert totals.mean() == pytest.approx(m, rel=0.02)
+    assert totals.var() == pytest.approx(m / (1.0 - a) ** 2, rel=0.05)
+    assert totals.var() > 2.5 * totals.mean()          # far from Poisson at this a
+

@@ -708,10 +708,14 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
                   - step_time(phys, nm, nm * (S + O / 2.0))) / (n + dn - nm)
             sd0 = np.abs(d0) * np.sqrt(var_n)
             # per-request TPOT: the life average of n (variance 2/3 n, M/D/inf window), K prompts
-            # prefilled during the decode phase (variance m_k), covariance m_k / 2 (section 5).
+            # prefilled during the decode phase, covariance m_k / 2 (section 5). Each prompt
+            # prefilled stretches the window by its carrying steps' extra time, in which a = lam x
+            # that extra time more prompts arrive: K is the total progeny of Poisson immigrants in
+            # a branching process (Borel-Tanner), mean m_k, variance m_k / (1 - a)^2.
             m_k = lam_l * (O - 1.0) * tau
             e = (t1 - t0) * S / c / np.maximum(O - 1.0, 1.0)
-            var_tpot = zpk * (d0 * d0 * n * 2.0 / 3.0 + e * e * m_k + d0 * e * m_k)
+            a = np.clip(lam_l * (t1 - t0) * S / c, 0.0, 0.95)
+            var_tpot = zpk * (d0 * d0 * n * 2.0 / 3.0 + e * e * m_k / (1.0 - a) ** 2 + d0 * e * m_k / (1.0 - a))
             sd_tpot = np.sqrt(np.maximum(var_tpot, 0.0))
         for key, p in _P.items():
             want = {m for m in METRICS if needed is None or (m, key) in needed}
