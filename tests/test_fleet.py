@@ -482,3 +482,36 @@ def test_a_fleet_json_launches_every_deployment_with_its_pool_role(tmp_path, cap
             assert ln["ok"] and flags.get("--disaggregation-mode") == (None if role == "aggregated" else role), ln
         elif role != "aggregated":
             assert not ln["ok"] and "Dynamo" in ln["reason"]
+
+
+def test_served_demand_after_cost_is_refused_where_it_would_serve_nothing(tmp_path, capsys):
+    err = _refused(tmp_path, capsys, {"workloads": [CHAT], "search": SEARCH, "objective": ["cost_per_hour",
+                                                                                           "served_demand"],
+                                      "limits": {"budget_usd_per_hour": 20}})
+    assert err["path"] == "objective" and "first" in err["message"]
+
+
+def test_a_price_in_one_pool_applies_there_only():
+    spec = FleetSpec.model_validate({**POOLED, "prices": {"usd_per_gpu_hour": {"h100-sxm@eu": 0.5}}})
+    p = resolve_fleet(spec)
+    price = dict(zip(p.table.ids, p.prices))
+    assert price["h100-sxm@eu"] == 0.5 and price["h100-sxm@us"] != 0.5
+
+
+def test_launch_refuses_an_empty_fleet_and_an_out_file(tmp_path, capsys):
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"status": "infeasible", "deployments": [], "inputs": {}}))
+    with pytest.raises(SystemExit) as e:
+        main(["launch", str(empty)])
+    assert e.value.code == 2 and "nothing to launch" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["launch", str(empty), "--out", str(empty)])
+    assert e.value.code == 2
+
+
+def test_the_oracle_refuses_a_fleet_too_large_to_enumerate():
+    spec = _fleet(max_configurations_per_workload=4, search={**SEARCH, "batch_levels": [8, 16, 32, 64, 128]},
+                  limits={"inventory": {"h100-sxm": 64, "l40s": 64}})
+    p = resolve_fleet(spec)
+    with pytest.raises(InputError, match="exhaustive"):
+        solve_fleet(p, build_candidates(p), backend="exhaustive", marginal=False, baselines=False)

@@ -13,12 +13,14 @@ the product of the slots' feasible rows (small instances only)."""
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from planner.backends import Feature, Solution, Status
+from planner.errors import InputError
 
 if TYPE_CHECKING:
     from constraints import Formulation
@@ -222,6 +224,8 @@ def solve_fleet(c: Candidates, phases: tuple[str, ...], slack: dict[str, float])
                        for sub, reps, served in _pooled(c, role, rows, top, per_replica, d, partial,
                                                         c.current is None)]
             rows = []
+        if rows:
+            _small_enough(rows, top, c.max_configs)
         for m in range(0 if partial else 1, c.max_configs + 1 if rows else 0):
             for subset in itertools.combinations(rows, m):
                 for reps in itertools.product(*[range(1, int(top[j]) + 1) for j in subset]):
@@ -233,7 +237,7 @@ def solve_fleet(c: Candidates, phases: tuple[str, ...], slack: dict[str, float])
         states = [_join(a, b, weights[k]) for a in states for b in options]
         states = [x for x in states if _fits(c, x)]
         if len(states) > MAX_FLEET_STATES:
-            raise ValueError("too many fleets for the exhaustive oracle; use a solver backend")
+            raise _too_many(len(states))
     if not states:
         return Status.INFEASIBLE, [], np.zeros(c.n_slots), {}
     served_total = weights.sum()
@@ -311,6 +315,24 @@ def _pooled(c: Candidates, role: np.ndarray, rows: list[int], top: np.ndarray, p
             continue
         out.append((sub, reps, min(1.0, cap / d)))
     return out
+
+
+MAX_OPTIONS = 200_000
+"""Replica assignments of one workload the oracle would enumerate, at most."""
+
+
+def _small_enough(rows: list[int], top: np.ndarray, k: int) -> None:
+    """Refuse, before enumerating, a workload whose sets of at most k rows with every replica
+    count exceed MAX_OPTIONS (a bound: each row's largest count taken for all)."""
+    most = float(max(top[j] for j in rows))
+    count = sum(math.comb(len(rows), m) * most ** m for m in range(1, k + 1))
+    if count > MAX_OPTIONS:
+        raise _too_many(count)
+
+
+def _too_many(count: float) -> InputError:
+    return InputError(f"the exhaustive backend would enumerate about {count:,.0f} fleets; it is the oracle for "
+                      "small fleets", path="--backend", value="exhaustive", accepted="milp, cpsat, highs")
 
 
 def _option(c: Candidates, k: int, rows: tuple, reps: tuple, served: float, today: np.ndarray, n_t: int) -> tuple:

@@ -37,6 +37,14 @@ def launch_command(
 
     def run() -> int:
         result = read_result(plan_file)
+        if out is not None and out.exists() and not out.is_dir():
+            from planner.errors import InputError
+            raise InputError("--out must be a folder (it holds one script per plan and engine)", path="--out",
+                             value=str(out), accepted="a folder, new or existing")
+        if not result.plans:
+            from planner.errors import InputError
+            raise InputError(f"nothing to launch: the file has no plan (status {result.status})", file=str(plan_file),
+                             path="plans", accepted="a plan or fleet file with at least one plan or deployment")
         engines = list(ENGINES) if engine.value == "all" else [engine.value]
         plans = [p for p in result.plans if rank is None or p.rank == rank]
         if rank is not None and not plans:

@@ -132,7 +132,7 @@ def launch(result: PlanResult, plan: Plan, engine: str, catalog: Catalog | None 
                  replicas=plan.replicas, gpus_per_replica=per)
     catalog = catalog or Catalog.default()
     try:
-        gpu = catalog.gpu(plan.gpu)
+        gpu = catalog.gpu(plan.gpu.partition("@")[0])      # a fleet pool's copy is its GPU (docs/fleet.md)
     except InputError:
         out.reason = f"GPU {plan.gpu} is not in the shipped catalog: support for {engine} cannot be checked"
         return out

@@ -217,8 +217,14 @@ def _with_pools(spec: FleetSpec, catalog: Catalog, where: dict[str, Any]) -> tup
         return spec, catalog
     gpus = dict(catalog.gpus)
     inventory: dict[str, int] = {}
-    usd = {catalog.gpu_id(k, path=f"prices.usd_per_gpu_hour.{k}", **where): v
-           for k, v in spec.prices.usd_per_gpu_hour.items()}
+    usd: dict[str, float] = {}
+    for k, v in spec.prices.usd_per_gpu_hour.items():     # "gpu" or "gpu@pool" (a price in one pool)
+        base, _, pool = k.partition("@")
+        if pool and pool not in spec.pools:
+            raise InputError("not a pool of this fleet", path=f"prices.usd_per_gpu_hour.{k}", value=k,
+                             accepted=", ".join(spec.pools), **where)
+        gid = catalog.gpu_id(base, path=f"prices.usd_per_gpu_hour.{k}", **where)
+        usd[f"{gid}@{pool}" if pool else gid] = v
     for pool, owned in spec.pools.items():
         for name, n in owned.items():
             gid = catalog.gpu_id(name, path=f"pools.{pool}.{name}", **where)

@@ -133,6 +133,10 @@ class FleetSpec(Strict):
             if self.pools and d.pool not in self.pools:
                 out.append((("current", i, "pool"), d.pool, "a fleet with pools needs the pool of each "
                             "deployment running today", ", ".join(self.pools)))
+        asked = [self.objective] if isinstance(self.objective, str) else list(self.objective)
+        if "served_demand" in asked and asked.index("served_demand") > 0:
+            out.append((("objective",), asked, "served_demand must come first: a cost or change phase before it "
+                        "would serve nothing at no cost", "[served_demand, ...]"))
         if "change" in self.phases and not self.current:
             out.append((("objective",), "change", "objective change needs current: the fleet running today",
                         "current: [{workload, gpu, quantization, kv_dtype, tp, pp, ep, replicas}, ...]"))
