@@ -204,9 +204,7 @@ def solve_fleet(c: Candidates, phases: tuple[str, ...], slack: dict[str, float])
     lo, hi = replica_bounds(c)
     closed = np.array([s.demand is not None and s.demand.kind == "clients" for s in c.slots])[c.slot]
     per_replica = np.where(closed, load.clients, load.tokens_per_s)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        need = np.ceil(np.array([s.demand.value for s in c.slots])[c.slot] / per_replica)  # type: ignore[union-attr]
-    need = np.where(np.isfinite(need), need, 0.0)
+    need = np.where(np.isfinite(lo), lo, 0.0)     # a row with no capacity gets no replica
     today = np.zeros(len(c)) if c.current is None else c.current
     top = np.minimum(hi, np.maximum(need, today))
     partial = "served_demand" in phases

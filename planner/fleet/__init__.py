@@ -309,17 +309,18 @@ def solve_fleet(problem: Problem, cands: Candidates, *, backend: str = "milp", t
                 marginal: bool = True, baselines: bool = True, started: float | None = None) -> FleetResult:
     t0 = time.perf_counter() if started is None else started
     solved = solve_lexicographic(problem, cands, backend, time_limit)
-    result = describe(problem, fleet_candidates(problem, cands), solved, backend)
+    view = fleet_candidates(problem, cands)
+    result = describe(problem, view, solved, backend)
     result.notes += solved.notes
     if marginal and solved.picks:
         result.marginal = marginal_values(problem, cands, result, backend, time_limit)
     if not solved.picks and solved.status == Status.INFEASIBLE:
-        result.diagnosis = diagnose(fleet_candidates(problem, cands))
+        result.diagnosis = diagnose(view)
     if solved.picks and marginal:
         result.disaggregation = compare_modes(problem, cands, result, backend, time_limit)
     if baselines:
         from planner.fleet.baselines import baselines as compute_baselines
-        result.baselines = compute_baselines(problem, fleet_candidates(problem, cands), result)
+        result.baselines = compute_baselines(problem, view, result)
     result.notes = _excluded_notes(problem.excluded) + result.notes
     result.solve_seconds = time.perf_counter() - t0
     return result

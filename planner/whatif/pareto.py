@@ -15,6 +15,7 @@ epsilon-constraint re-solves.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -25,7 +26,7 @@ from planner.errors import InputError
 from planner.fleet import FleetResult, fleet_candidates, solve_fleet
 from planner.plan.result import Plan, PlanResult
 from planner.plan.solve import plan
-from planner.resolve import resolve_fleet
+from planner.resolve import Problem, resolve_fleet
 from planner.schemas.fleet import FleetSpec
 from planner.schemas.plan import STATISTICS, Percentiles, PlanSpec, Slo
 from planner.yamlio import Document
@@ -109,8 +110,17 @@ def pareto(spec: PlanSpec, doc: Document | None = None, *, x: str = "ttft", stat
     if first.latency_ms is None:
         return out
     fast, _ = run(spec.model_copy(update={"objective": x, "top_k": 1}), None)
-    slow_ms = first.latency_ms
-    fast_ms = fast.latency_ms if fast.latency_ms is not None else slow_ms
+    fast_ms = fast.latency_ms if fast.latency_ms is not None else first.latency_ms
+    _tighten(out, first.latency_ms, fast_ms, points, lambda t: run(
+        cheapest.model_copy(update={"slo": tightened(spec.slo, x, statistic, t)}), t)[0])
+    return out
+
+
+def _tighten(out: ParetoResult, slow_ms: float, fast_ms: float, points: int,
+             solve_at: Callable[[float], ParetoPoint]) -> None:
+    """Steps 3 and 4 of the module: targets tightened geometrically from ``slow_ms`` toward
+    ``fast_ms`` (or just below the last point's own figure), one ``solve_at(target)`` each,
+    at most ``points`` - 1 of them; then the frontier marked."""
     steps = max(points - 1, 0)
     last = slow_ms
     for i in range(1, steps + 1):
@@ -120,14 +130,12 @@ def pareto(spec: PlanSpec, doc: Document | None = None, *, x: str = "ttft", stat
         # a step tightens below the last plan's own figure (else it returns the same plan)
         t = min(grid, last * (1 - 1e-6))
         t = round(max(t, fast_ms * (1 + 1e-6)), 6)
-        s = cheapest.model_copy(update={"slo": tightened(spec.slo, x, statistic, t)})
-        point, _ = run(s, t)
+        point = solve_at(t)
         out.points.append(point)
         if point.latency_ms is None:
             break
         last = point.latency_ms
     _mark_frontier(out.points)
-    return out
 
 
 def pareto_fleet(spec: FleetSpec, doc: Document | None = None, *, workload: str | None = None, x: str = "ttft",
@@ -150,7 +158,7 @@ def pareto_fleet(spec: FleetSpec, doc: Document | None = None, *, workload: str 
     out = ParetoResult(x=x, statistic=statistic, objective="cost_per_hour", unit="$/hour")
     spec = spec.model_copy(update={"objective": "cost_per_hour"})
 
-    def run(s: FleetSpec, target: float | None) -> tuple[ParetoPoint, float | None]:
+    def run(s: FleetSpec, target: float | None) -> tuple[ParetoPoint, Problem, Candidates]:
         problem = resolve_fleet(s, doc, calibration)
         cands = build_candidates(problem)
         r = solve_fleet(problem, cands, backend=backend, time_limit=time_limit, marginal=False, baselines=False)
@@ -158,28 +166,19 @@ def pareto_fleet(spec: FleetSpec, doc: Document | None = None, *, workload: str 
         lat = max((statistic_of(d.plan, x, statistic) or 0.0 for d in mine), default=None) if mine else None
         point = ParetoPoint(target, r.status, lat, r.totals.get("cost_per_hour") if r.deployments else None,
                             _fleet_summary(r, workload) if r.deployments else None)
-        return point, _tightest(fleet_candidates(problem, cands), k, x, statistic)
+        return point, problem, cands
 
-    first, fast_ms = run(spec, None)
-    out.points.append(first)
-    if first.latency_ms is None or fast_ms is None:
-        return out
-    slow_ms, last = first.latency_ms, first.latency_ms
-    steps = max(points - 1, 0)
-    for i in range(1, steps + 1):
-        if fast_ms >= last:
-            break
-        t = min(slow_ms * (fast_ms / slow_ms) ** (i / steps), last * (1 - 1e-6))
-        t = round(max(t, fast_ms * (1 + 1e-6)), 6)
+    def tightened_fleet(t: float) -> FleetSpec:
         w = spec.workloads[k]
         tighter = w.model_copy(update={"slo": tightened(w.slo, x, statistic, t)})
-        point, _ = run(spec.model_copy(update={"workloads": [*spec.workloads[:k], tighter, *spec.workloads[k + 1:]]}),
-                       t)
-        out.points.append(point)
-        if point.latency_ms is None:
-            break
-        last = point.latency_ms
-    _mark_frontier(out.points)
+        return spec.model_copy(update={"workloads": [*spec.workloads[:k], tighter, *spec.workloads[k + 1:]]})
+
+    first, problem, cands = run(spec, None)
+    out.points.append(first)
+    fast_ms = _tightest(fleet_candidates(problem, cands), k, x, statistic)   # the fast end, from the table
+    if first.latency_ms is None or fast_ms is None:
+        return out
+    _tighten(out, first.latency_ms, fast_ms, points, lambda t: run(tightened_fleet(t), t)[0])
     return out
 
 
