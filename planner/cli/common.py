@@ -17,7 +17,7 @@ import yaml
 
 from planner.errors import InputError, PlannerError
 from planner.plan.result import PlanResult
-from planner.yamlio import reset_reads
+from planner.yamlio import reset_reads, write_atomically
 
 T = TypeVar("T")
 
@@ -124,6 +124,23 @@ def fleet_as_plans(data: dict[str, Any]) -> dict[str, Any]:
     return {"status": data.get("status"), "objective": "cost_per_hour", "backend": data.get("backend"),
             "plans": plans, "searched_configurations": 0, "solve_seconds": None, "gap": None, "excluded_gpus": {},
             "inputs": data.get("inputs", {}), "notes": data.get("notes", [])}
+
+
+MAX_TIME_LIMIT = 86_400.0
+
+
+def check_time_limit(seconds: float) -> None:
+    """--time-limit: a finite number of seconds, at most a day."""
+    if not math.isfinite(seconds) or not 0 < seconds <= MAX_TIME_LIMIT:
+        raise InputError("time limit out of range", path="--time-limit", value=seconds,
+                         accepted=f"seconds, 0 < S <= {MAX_TIME_LIMIT:.0f}")
+
+
+def write_result(output: Path, data: dict[str, Any], read: Path) -> None:
+    """--output: the result as JSON (FILE.json) or YAML (FILE.yaml), never over ``read``."""
+    text = dump_json(data) if output.suffix == ".json" else yaml.safe_dump(json.loads(dump_json(data)),
+                                                                          sort_keys=True)
+    write_atomically(output, text, protected=(read,), option="--output")
 
 
 def dump_json(data: Any) -> str:

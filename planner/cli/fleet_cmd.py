@@ -3,22 +3,19 @@ planner/fleet, render (docs/fleet.md)."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-import yaml
 from rich.table import Table
 
-from planner.cli.common import Progress, dump_json, emit, guarded
-from planner.cli.plan_cmd import MAX_TIME_LIMIT, STATUS_TEXT, BackendChoice
+from planner.cli.common import Progress, check_time_limit, dump_json, emit, guarded, write_result
+from planner.cli.plan_cmd import STATUS_TEXT, BackendChoice
 from planner.cli.render import money, to_text
 from planner.errors import InputError
 from planner.fleet import FleetResult, fleet
 from planner.schemas.fleet import load_fleet_spec
-from planner.yamlio import write_atomically
 
 EPILOG = ("Example: planner fleet instances/fleet_three_models.yaml\n\n"
           "Example: planner fleet instances/fleet_replan.yaml --json --output fleet.json")
@@ -49,9 +46,7 @@ def fleet_command(
     a bug, 130 on Ctrl-C."""
 
     def run() -> int:
-        if not math.isfinite(time_limit) or not 0 < time_limit <= MAX_TIME_LIMIT:
-            raise InputError("time limit out of range", path="--time-limit", value=time_limit,
-                             accepted=f"seconds, 0 < S <= {MAX_TIME_LIMIT:.0f}")
+        check_time_limit(time_limit)
         if output is not None and output.suffix not in (".json", ".yaml", ".yml"):
             raise InputError("output file must end in .json or .yaml", path="--output", value=str(output))
         spec, doc = load_fleet_spec(str(instance))
@@ -63,9 +58,7 @@ def fleet_command(
             _strip_timings(data)
         data["status_detail"] = STATUS_TEXT.get(result.status, result.status)
         if output is not None:
-            text = dump_json(data) if output.suffix == ".json" else yaml.safe_dump(json.loads(dump_json(data)),
-                                                                                      sort_keys=True)
-            write_atomically(output, text, protected=(instance,), option="--output")
+            write_result(output, data, instance)
         emit(dump_json(data) if as_json else render_fleet(result, instance.name))
         return 0 if result.deployments else 1
 

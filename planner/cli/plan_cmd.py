@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import enum
 import json
-import math
 from pathlib import Path
 from typing import Annotated, Optional, get_args
 
 import typer
-import yaml
 
-from planner.cli.common import Progress, dump_json, emit, guarded
+from planner.cli.common import Progress, check_time_limit, dump_json, emit, guarded, write_result
 from planner.cli.render import render_plans
 from planner.errors import InputError
 from planner.plan.result import PlanResult
@@ -22,7 +20,6 @@ from planner.yamlio import write_atomically
 
 ObjectiveChoice = enum.Enum("ObjectiveChoice", {name: name for name in get_args(Objective)}, type=str)
 BackendChoice = enum.Enum("BackendChoice", {name: name for name in ("cpsat", "milp", "highs", "exhaustive")}, type=str)
-MAX_TIME_LIMIT = 86_400.0
 
 STATUS_TEXT = {
     "optimal": "optimal: the first plan is proven best for the objective",
@@ -61,9 +58,7 @@ def plan_command(
     so far are printed). docs/exit-codes.md says what each status promises."""
 
     def run() -> int:
-        if not math.isfinite(time_limit) or not 0 < time_limit <= MAX_TIME_LIMIT:
-            raise InputError("time limit out of range", path="--time-limit", value=time_limit,
-                             accepted=f"seconds, 0 < S <= {MAX_TIME_LIMIT:.0f}")
+        check_time_limit(time_limit)
         if top is not None and not 1 <= top <= 50:
             raise InputError("--top must be between 1 and 50", path="--top", value=top)
         if output is not None and output.suffix not in (".json", ".yaml", ".yml"):
@@ -85,9 +80,7 @@ def plan_command(
         data = result.to_dict()
         data["status_detail"] = STATUS_TEXT.get(result.status, result.status)
         if output is not None:
-            text = dump_json(data) if output.suffix == ".json" else yaml.safe_dump(json.loads(dump_json(data)),
-                                                                                      sort_keys=True)
-            write_atomically(output, text, protected=(instance,), option="--output")
+            write_result(output, data, instance)
         if report is not None:
             write_atomically(report, render_report(PlanResult.from_dict(result.to_dict()), title=instance.name),
                              protected=(instance,), option="--report")

@@ -14,8 +14,8 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from planner.cli.common import dump_json, emit, guarded
-from planner.cli.plan_cmd import MAX_TIME_LIMIT, BackendChoice
+from planner.cli.common import check_time_limit, dump_json, emit, guarded
+from planner.cli.plan_cmd import BackendChoice
 from planner.cli.render import money, to_text
 from planner.errors import InputError
 from planner.schemas.fleet import is_fleet, load_fleet_spec
@@ -254,9 +254,7 @@ def pareto_command(
     def run() -> int:
         if not 2 <= points <= 100:
             raise InputError("--points out of range", path="--points", value=points, accepted="2..100")
-        if not math.isfinite(time_limit) or not 0 < time_limit <= MAX_TIME_LIMIT:
-            raise InputError("time limit out of range", path="--time-limit", value=time_limit,
-                             accepted=f"seconds, 0 < S <= {MAX_TIME_LIMIT:.0f}")
+        check_time_limit(time_limit)
         if output is not None and output.suffix != ".json":
             raise InputError("output file must end in .json", path="--output", value=str(output))
         if plot is not None and plot.suffix != ".png":
