@@ -268,9 +268,7 @@ def _map_row(i: int, r: dict, catalog: Catalog, load: tuple[str, float] | None) 
         return _load_case(i, r, model, gpu, tp, pp, count, load)
     if metric not in GROUP:
         return f"metric {metric!r} is not predicted (units ambiguous)"
-    if r["input_len"].strip() == "variable" or r["output_len"].strip() == "variable":
-        return "variable lengths without a stated mean input length"
-    scheme = _scheme(r["precision"])
+    scheme = _lengths_and_scheme(r)
     if isinstance(scheme, str):
         return scheme
     s_in, s_out = max(_int(r["input_len"]) or 0, 1), max(_int(r["output_len"]) or 0, 1)
@@ -294,6 +292,13 @@ def _map_row(i: int, r: dict, catalog: Catalog, load: tuple[str, float] | None) 
                 requests=int(n_req.group(1)) if n_req and rule == "max_throughput" else None)
 
 
+def _lengths_and_scheme(r: dict) -> tuple[str, str] | str:
+    """(weight scheme, KV dtype) of a row with stated lengths, or why it cannot be predicted."""
+    if r["input_len"].strip() == "variable" or r["output_len"].strip() == "variable":
+        return "variable lengths without a stated mean input length"
+    return _scheme(r["precision"])
+
+
 def _load_case(i: int, r: dict, model: str, gpu: str, tp: int, pp: int, count: int,
                load: tuple[str, float]) -> Case | str:
     """A row measured at a stated concurrency or request rate: the load model's statistic
@@ -309,9 +314,7 @@ def _load_case(i: int, r: dict, model: str, gpu: str, tp: int, pp: int, count: i
         rule, statistic, scale = "load_throughput", "mean", 1.0
     else:
         return f"metric {metric!r} is not predicted under load (units ambiguous, or no statistic stated)"
-    if r["input_len"].strip() == "variable" or r["output_len"].strip() == "variable":
-        return "variable lengths without a stated mean input length"
-    scheme = _scheme(r["precision"])
+    scheme = _lengths_and_scheme(r)
     if isinstance(scheme, str):
         return scheme
     stated = re.search(r"(?:batch|max_num_seqs|gpu_batch_size)[ =]+(\d+)", r["batch_or_concurrency"].lower())
