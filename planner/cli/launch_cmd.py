@@ -10,6 +10,7 @@ import typer
 import yaml
 
 from planner.cli.common import dump_json, emit, guarded, read_result
+from planner.errors import InputError
 from planner.launch import ENGINES, benchmark, launch, script
 from planner.yamlio import write_atomically
 
@@ -38,17 +39,14 @@ def launch_command(
     def run() -> int:
         result = read_result(plan_file)
         if out is not None and out.exists() and not out.is_dir():
-            from planner.errors import InputError
             raise InputError("--out must be a folder (it holds one script per plan and engine)", path="--out",
                              value=str(out), accepted="a folder, new or existing")
         if not result.plans:
-            from planner.errors import InputError
             raise InputError(f"nothing to launch: the file has no plan (status {result.status})", file=str(plan_file),
                              path="plans", accepted="a plan or fleet file with at least one plan or deployment")
         engines = list(ENGINES) if engine.value == "all" else [engine.value]
         plans = [p for p in result.plans if rank is None or p.rank == rank]
         if rank is not None and not plans:
-            from planner.errors import InputError
             raise InputError("no plan of that rank in the file", path="--rank", value=rank,
                              accepted=", ".join(str(p.rank) for p in result.plans) or "none (no plan)")
         texts, data = [], []
