@@ -112,9 +112,9 @@ def solve_lexicographic(problem: Problem, cands: Candidates, backend: str, time_
     """Every phase in turn; each later phase keeps the earlier objectives (constraints/objective.py
     add_bounds). The status is the weakest of the phases' (optimal only if every phase is)."""
     engine = get_backend(backend)
+    phases = _phases(problem)            # a located error unless the problem is a fleet's
     spec = problem.spec
     assert isinstance(spec, FleetSpec)
-    phases = _phases(problem)
     slack = {name: _slack(spec, phases, k) for k, name in enumerate(phases)}
     if Feature.LINEAR_MODEL not in engine.features:      # the independent oracle: enumeration, no model
         t0 = time.perf_counter()
