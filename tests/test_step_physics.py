@@ -39,7 +39,8 @@ def test_smooth_roofline_by_hand():
     t_f = 2 * 256 * (p.active_nonembedding + p.lm_head) / (H100_BF16_MAMF * 0.8)
     assert r["t_weights"] == pytest.approx(t_w)
     assert r["t_linear_compute"] == pytest.approx(t_f)
-    assert r["tpot"] == pytest.approx((t_w ** 3 + t_f ** 3) ** (1 / 3) + 32 * 20e-6)
+    # fixed costs: 20 us of non-GEMM kernels and 4 GEMMs x 5 us per layer, the LM head's GEMM
+    assert r["tpot"] == pytest.approx((t_w ** 3 + t_f ** 3) ** (1 / 3) + 32 * (20e-6 + 4 * 5e-6) + 5e-6)
     # Shares as they are: both the weight reads and the GEMMs show, and they overlap.
     assert r["share_weights"] == pytest.approx(t_w / r["tpot"])
     assert r["share_compute"] == pytest.approx(t_f / r["tpot"])
@@ -82,13 +83,31 @@ def test_pipeline_slowest_stage_by_hand():
     assert r["t_weights"] == pytest.approx(stage_bytes / BW)
     hop = 10e-6 + 8 * 8192 * 2 / (450e9 * 0.8)        # two forward hops over NVLink
     wrap = 10e-6                                        # the sampled token back to stage 1
-    overhead = 20e-6 * 27 * 3 + 3 * 100e-6
+    overhead = (20e-6 + 4 * 5e-6) * 27 * 3 + 3 * (100e-6 + 5e-6)   # + the LM head GEMM per micro-batch
     assert r["t_pp_comm"] == pytest.approx(2 * hop + wrap)
     assert r["tpot"] == pytest.approx(3 * stage_bytes / BW + 2 * hop + wrap + overhead)
     # The even split (seed articles) is cheaper: 1/3 of everything per stage.
     even = o.model_copy(update={"pp_stage_model": "even", "pp_microbatch_overhead_s": 0.0})
     re, _ = _one("llama-3.1-70b", "h100-sxm", "w8a8-fp8", "fp8", 1, 3, 1, 8, o=even)
     assert re["tpot"] < r["tpot"]
+
+
+def test_gemm_latency_by_hand():
+    """Every GEMM kernel costs gemm_latency_s whatever its size (measured on an H100: 4-6 us,
+    benchmarks/compare_step_times.py): a dense layer launches 4 (QKV, O, gate/up, down), an
+    MoE layer with shared experts 7 (QKV, O, router, grouped gate/up and down, shared gate/up
+    and down), MLA with a query LoRA 2 more for attention; the LM head one per step."""
+    zero = O.model_copy(update={"gemm_latency_s": 0.0})
+    for model, tp, ep, gemms in (("llama-3.1-70b", 4, 1, 80 * 4 + 1),
+                                 ("mixtral-8x7b", 2, 1, 32 * 5 + 1),
+                                 ("deepseek-v3", 8, 8, 61 * 4 + 3 * 2 + 58 * 5 + 1)):
+        scheme = "w8a8-fp8"
+        r, _ = _one(model, "h100-sxm", scheme, "fp8", tp, 1, ep, 16)
+        r0, _ = _one(model, "h100-sxm", scheme, "fp8", tp, 1, ep, 16, o=zero)
+        assert r["tpot"] - r0["tpot"] == pytest.approx(gemms * 5e-6), model
+        assert r["ttft"] - r0["ttft"] == pytest.approx(gemms * 5e-6), model
+    # seed articles count no fixed costs
+    assert PRESETS["seed-article"].gemm_latency_s == 0.0
 
 
 def test_pipeline_prefill_bubble_by_hand():

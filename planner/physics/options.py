@@ -85,6 +85,11 @@ class Assumptions(BaseModel):
         1.0, description="busiest expert-parallel rank's load / mean load")
     per_layer_overhead_s: Seconds = Field(
         20e-6, description="non-GEMM kernels per layer and step (AIC: ~3 us per memory-bound op, ~7 per layer)")
+    gemm_latency_s: Seconds = Field(
+        5e-6, description="fixed time of every GEMM kernel whatever its size (prologue, first wave, tail): "
+        "measured on an H100 SXM with cuBLAS under CUDA graphs, 6.2 us BF16 and 4.3 us FP8 in t = alpha + "
+        "bytes / bandwidth over the weight shards of Llama-3.1-8B and -70B at M = 1 "
+        "(benchmarks/compare_step_times.py); x GEMMs per layer (4 dense, 5-7 MoE) plus the LM head")
     step_overhead_s: Seconds = Field(0.0, description="fixed cost per decode step (scheduling, sampling)")
     memory_utilization: Fraction = Field(
         0.9, description="share of GPU memory the engine may use (vLLM gpu_memory_utilization)")
@@ -117,7 +122,7 @@ PRESETS: dict[str, Assumptions] = {
         pp_stage_model="even", pp_microbatch_overhead_s=0.0, pp_prefill_bubble=0.0,
         allreduce="full-message", comm_latency="max", overlap_comm=False,
         include_kv_reads=False, include_prefill_in_throughput=False,
-        per_layer_overhead_s=0.0, step_overhead_s=0.0, memory_utilization=1.0,
+        per_layer_overhead_s=0.0, gemm_latency_s=0.0, step_overhead_s=0.0, memory_utilization=1.0,
         framework_reserve_bytes=0.0, nccl_reserve_bytes=0.0, max_batched_tokens=0,
         pp_wraparound_hop="activation", pp_hop_message="full", quantize_embeddings=True,
     ),

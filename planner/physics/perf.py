@@ -69,6 +69,7 @@ class Arch:
     mlp_width: float
     gated: bool
     attention: AttentionLayout  # per layer kind: what is cached and attended (planner/physics/attention.py)
+    gemms_per_layer: float = 4.0  # GEMM kernels one layer launches per forward pass (``gemm_count``), mean over layers
 
     @staticmethod
     def of(m: ModelSpec) -> Arch:
@@ -98,7 +99,24 @@ class Arch:
             kv_heads=m.num_kv_heads, kv_elements=kv_el, kv_replicates=m.attention != "mla",
             attn_decode_flops=decode, attn_prefill_flops=float(nq * (dqk + dv)), q_width=q_width,
             mlp_width=float(width), gated=m.mlp == "gated", attention=attention_layout(m),
+            gemms_per_layer=gemm_count(m, p) / m.num_layers,
         )
+
+
+def gemm_count(m: ModelSpec, p: ParamCounts) -> float:
+    """GEMM kernels of one forward pass over all layers, the LM head excluded (section 4,
+    fixed costs). Attention: QKV and O (MLA: the query's down and up projections where it
+    has a LoRA rank, the KV down projection, and O; the KV up projection is absorbed into
+    the attention kernel); a state-space mixer: in and out projections. FFN: gate and up
+    fused into one GEMM, as the engines run them, and down; an MoE layer: the router, the
+    routed experts' grouped gate/up and down, and the shared experts' gate/up and down."""
+    if m.attention == "mla" and m.mla is not None:
+        attn = 4.0 if m.mla.q_lora_rank else 3.0
+    else:
+        attn = 2.0
+    ffn_free = sum(g.count for g in m.layer_groups if not g.ffn)
+    moe_layer = 3.0 + (2.0 if p.moe_layers and m.moe and m.moe.num_shared_experts else 0.0)
+    return float(m.num_layers * attn + (p.dense_layers - ffn_free) * 2.0 + p.moe_layers * moe_layer)
 
 
 @dataclass(frozen=True)
@@ -271,13 +289,21 @@ def stage_factors(arch: Arch, pp: np.ndarray, o: Assumptions) -> tuple[np.ndarra
     return pp * np.ceil(L / pp) / L, pp.astype(float)
 
 
+def per_layer_fixed(arch: Arch, o: Assumptions) -> float:
+    """Fixed seconds of one layer's forward pass (section 4): its non-GEMM kernels
+    (per_layer_overhead_s) and each GEMM's size-independent latency (gemm_latency_s)."""
+    return o.per_layer_overhead_s + arch.gemms_per_layer * o.gemm_latency_s
+
+
 def cycle_overhead(arch: Arch, pp: np.ndarray, o: Assumptions) -> np.ndarray:
     """Fixed costs of one decode cycle: per-layer kernels of the slowest stage x PP, and per
-    micro-batch the step overhead plus, with PP > 1, the micro-batch scheduling cost."""
+    micro-batch the step overhead, the LM head GEMM's latency (last stage) and, with PP > 1,
+    the micro-batch scheduling cost."""
     L = float(arch.layers)
+    layer = per_layer_fixed(arch, o)
     if o.pp_stage_model == "even":
-        return np.broadcast_to(o.per_layer_overhead_s * L + o.step_overhead_s, pp.shape).astype(float)
-    return (o.per_layer_overhead_s * pp * np.ceil(L / pp) + o.step_overhead_s * pp
+        return np.broadcast_to(layer * L + o.step_overhead_s + o.gemm_latency_s, pp.shape).astype(float)
+    return (layer * pp * np.ceil(L / pp) + (o.step_overhead_s + o.gemm_latency_s) * pp
             + np.where(pp > 1, pp * o.pp_microbatch_overhead_s, 0.0))
 
 
@@ -546,7 +572,7 @@ def _prefill(arch, o, table, c, tp, pp, ep, group, b_w, b_e, peak) -> dict:
     t_ep = _alltoall(arch, o, table, gi, tp, ep, S) * p.moe_layers
     hops = _pipeline_hops(o, table, gi, tp, pp, msg, wraparound=False)
     comm = t_tp + exposed_alltoall(t_ep, compute, S, o) + hops
-    overhead = o.per_layer_overhead_s * L + o.step_overhead_s
+    overhead = per_layer_fixed(arch, o) * L + o.step_overhead_s + o.gemm_latency_s
     ttft = (np.maximum(compute, comm) if o.overlap_comm else compute + comm) + overhead
     # Under load, prefills run in chunks of max_batched_tokens: a request's share of a chunk
     # pays its own FLOPs and collectives but only its share of the weight reads and of the
