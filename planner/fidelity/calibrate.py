@@ -7,6 +7,12 @@ source out at a time: the held-out error is what a user should expect on a new s
 Parameters are global, plus per GPU family where the data allow (>= 4 rows from >= 2
 sources): a family's rows otherwise come from too few experiments to separate its
 efficiency from the framework's (docs/validation.md).
+
+Each row starts from its engine's profile (planner/fidelity/validate.py ``row_assumptions``)
+and the fitted values go on top, as a calibration goes on top of a plan's preset: the fit
+replaces the profiles' per-layer overheads with one global value and keeps what it does not
+fit (attention format, memory convention). Per-engine overheads are not fitted: all the vLLM
+rows come from one source, so a leave-one-source-out fold would have none to fit them from.
 """
 
 from __future__ import annotations
@@ -103,7 +109,7 @@ def predict_with(ds: Dataset, idx: np.ndarray, cal: Calibration, base: Assumptio
     fams = np.array(ds.families)[idx]
     for fam in sorted(set(fams.tolist())):
         sel = np.nonzero(fams == fam)[0]
-        out[sel] = predict_all([ds.cases[idx[k]] for k in sel], catalog, cal.for_family(base, fam))
+        out[sel] = predict_all([ds.cases[idx[k]] for k in sel], catalog, base, cal.values(fam))
     return out
 
 
@@ -117,8 +123,7 @@ def fit(ds: Dataset, idx: np.ndarray, base: Assumptions, catalog: Catalog, *, it
     x0 = _encode(base.model_dump())
 
     def f(z: np.ndarray) -> float:
-        o = base.model_copy(update=_decode(z))
-        return _loss(predict_all([ds.cases[i] for i in idx], catalog, o), ds.measured[idx])
+        return _loss(predict_all([ds.cases[i] for i in idx], catalog, base, _decode(z)), ds.measured[idx])
 
     cal = Calibration(assumptions=_decode(nelder_mead(f, x0, iters=iters)), rows=len(idx),
                       sources=len({ds.sources[i] for i in idx}))
@@ -130,8 +135,8 @@ def fit(ds: Dataset, idx: np.ndarray, base: Assumptions, catalog: Catalog, *, it
         start = _encode(cal.assumptions, fam_names)
 
         def g(z: np.ndarray, mine=mine) -> float:
-            o = base.model_copy(update={**cal.assumptions, **_decode(z, fam_names)})
-            return _loss(predict_all([ds.cases[i] for i in mine], catalog, o), ds.measured[mine])
+            fitted = {**cal.assumptions, **_decode(z, fam_names)}
+            return _loss(predict_all([ds.cases[i] for i in mine], catalog, base, fitted), ds.measured[mine])
 
         cal.per_family[fam] = _decode(nelder_mead(g, start, iters=iters // 2), fam_names)
     return cal

@@ -1,8 +1,9 @@
 """Tie bands: how close two plans' figures may be before the model cannot rank them.
 
 ``tie_band(family, fmt)`` is the model's median absolute relative error on published
-measurements (`planner validate ../shared/reference/measured-public.csv`, the realistic
-preset, no calibration: the shipped default, docs/validation.md) for that GPU family and
+measurements (`planner validate ../shared/reference/measured-public.csv`: the realistic
+preset with each row's engine profile, no calibration: the shipped default, docs/validation.md)
+for that GPU family and
 math format; where the validation set has fewer than ``MIN_ROWS`` rows of that pair, the
 family's figure; where the family has fewer, the median over all rows. Two plans whose
 objectives differ by less than the larger of their bands (or of their GPUs' price

@@ -2,6 +2,19 @@
 
 Each CSV row becomes a configuration and a prediction rule, or a stated reason why the
 model cannot express it; no row is dropped silently.
+
+Each row is predicted with the profile of the engine that measured it, as a plan that names
+that engine is: the base assumptions, then the engine's profile (``engine_profile`` in
+planner/physics/options.py, the one home of what a profile changes, derived from PRESETS)
+and the memory fraction the row states, then a calibration's fitted values
+(``row_assumptions``). That is the plan path's order (planner/resolve/calibration.py
+``calibrated``: preset, then calibration): validation measures what a calibrated plan would
+compute. A calibration therefore replaces an engine's prior for what it fits (the per-layer
+and per-step overheads and the efficiencies, one global value for every engine) and keeps
+what it does not fit (attention format, memory convention, all-to-all overlap). Fitting the
+overheads per engine is not supported by the data: every vLLM row the model predicts comes
+from one source (AMD's MI300X tables), so leaving that source out leaves no vLLM row to fit
+from, and within it the engine cannot be separated from the GPU (docs/validation.md).
 """
 
 from __future__ import annotations
@@ -18,7 +31,7 @@ from planner.catalog import Catalog
 from planner.errors import InputError
 from planner.physics.load import Workload, load_metrics, step_physics
 from planner.physics.load import engine as scheduler
-from planner.physics.options import Assumptions
+from planner.physics.options import Assumptions, engine_profile
 from planner.physics.perf import evaluate
 from planner.physics.space import KV_NAMES, SCHEME_NAMES, Configs, GpuTable
 from planner.resolve.calibration import FAMILY
@@ -76,17 +89,39 @@ def describe_load(kind: str, value: float) -> str:
     return f"{value:g} clients (closed loop)" if kind == "clients" else f"{value:g} requests/s (Poisson)"
 
 
-def engine_memory(framework: str, notes: str) -> tuple[tuple[str, object], ...]:
-    """The engine's KV-cache budget: TensorRT-LLM gives the KV cache a fraction of the memory
-    left after weights (default 0.9, 0.95 where the source says so); vLLM a fraction of all
-    memory (0.9). Framework facts, not fitted parameters (docs/validation.md)."""
+def engine_of(framework: str) -> str | None:
+    """The engine a row's framework column names (an engine profile of PRESETS), or None
+    (llama.cpp, TGI): no engine profile, the base assumptions (docs/validation.md)."""
     f = framework.lower()
-    if "tensorrt" in f:
-        frac = 0.95 if "kv_cache_free_gpu_mem_frac often 0.95" in notes else 0.9
-        return (("kv_budget", "free"), ("memory_utilization", frac))
+    if "tensorrt" in f:           # TensorRT-LLM, MLPerf's "TensorRT 10.2 (TensorRT-LLM)", NIM's engine
+        return "trtllm"
     if "vllm" in f:
-        return (("kv_budget", "total"), ("memory_utilization", 0.9))
-    return ()
+        return "vllm"
+    if "sglang" in f:
+        return "sglang"
+    return None
+
+
+def engine_settings(framework: str, notes: str) -> tuple[tuple[str, object], ...]:
+    """What a row's engine sets: the engine's profile (``engine_profile``: for TensorRT-LLM
+    the KV cache gets 0.9 of the memory left after weights, FP8 attention where the KV cache
+    is FP8, 10 us per layer; for vLLM 0.9 of all memory, 20 us per layer), with the memory
+    fraction the source states (TensorRT-LLM 0.95 where it says so). Documented engine facts
+    and the profiles' priors, not fitted parameters (docs/validation.md)."""
+    engine = engine_of(framework)
+    if engine is None:
+        return ()
+    profile = engine_profile(engine)
+    if engine == "trtllm" and "kv_cache_free_gpu_mem_frac often 0.95" in notes:
+        profile["memory_utilization"] = 0.95
+    return tuple(profile.items())
+
+
+def row_assumptions(o: Assumptions, engine: tuple[tuple[str, object], ...],
+                    fitted: dict[str, float] | None = None) -> Assumptions:
+    """A row's assumptions: the base, then its engine's settings, then the calibration's fitted
+    values (the plan path's order, module docstring)."""
+    return o.model_copy(update={**dict(engine), **(fitted or {})})
 
 
 CUDA_GRAPH_BATCH_CAP = 8192
@@ -113,7 +148,7 @@ class Case:
     output_tokens: int
     per_gpu: bool
     gpu_count: int
-    engine: tuple[tuple[str, object], ...] = ()   # the engine's memory convention (not fitted)
+    engine: tuple[tuple[str, object], ...] = ()   # the engine's profile and stated memory (not fitted)
     load: tuple[str, float] | None = None        # ("clients", N) or ("rate", requests/s), all replicas
     statistic: str = "mean"                       # of a latency measured under load
     scale: float = 1.0                            # seconds -> the row's unit (1e3 for *_ms_*)
@@ -288,7 +323,7 @@ def _map_row(i: int, r: dict, catalog: Catalog, load: tuple[str, float] | None) 
     return Case(row=i, model=model, gpu=gpu, scheme=scheme[0], kv=scheme[1], tp=tp, pp=pp,
                 replicas=count / (tp * pp), rule=rule, batch=batch, input_tokens=s_in, output_tokens=s_out,
                 per_gpu=metric.endswith("per_gpu"), gpu_count=count,
-                engine=engine_memory(r["framework"], r["notes"]),
+                engine=engine_settings(r["framework"], r["notes"]),
                 requests=int(n_req.group(1)) if n_req and rule == "max_throughput" else None)
 
 
@@ -322,7 +357,7 @@ def _load_case(i: int, r: dict, model: str, gpu: str, tp: int, pp: int, count: i
                 replicas=count / (tp * pp), rule=rule,
                 batch=int(stated.group(1)) if stated else CUDA_GRAPH_BATCH_CAP,
                 input_tokens=max(_int(r["input_len"]) or 0, 1), output_tokens=max(_int(r["output_len"]) or 0, 1),
-                per_gpu=metric.endswith("per_gpu"), gpu_count=count, engine=engine_memory(r["framework"], r["notes"]),
+                per_gpu=metric.endswith("per_gpu"), gpu_count=count, engine=engine_settings(r["framework"], r["notes"]),
                 load=load, statistic=statistic, scale=scale)
 
 
@@ -336,15 +371,17 @@ def _configs(cs: list[Case], gpu_ids: list[str], batch: np.ndarray) -> Configs:
                    output_tokens=np.array([c.output_tokens for c in cs], float))
 
 
-def predict_all(cases: list[Case], catalog: Catalog, o: Assumptions) -> np.ndarray:
-    """Predictions for many cases: one vectorised evaluation per model and pass; the rows
-    measured under load through the load model (``predict_load``)."""
+def predict_all(cases: list[Case], catalog: Catalog, o: Assumptions,
+                fitted: dict[str, float] | None = None) -> np.ndarray:
+    """Predictions for many cases: one vectorised evaluation per model, engine and pass, each
+    row under ``row_assumptions`` (base ``o``, its engine, then the ``fitted`` calibration
+    values); the rows measured under load through the load model (``predict_load``)."""
     out = np.full(len(cases), np.nan)
     loaded = [i for i, c in enumerate(cases) if c.under_load]
     if loaded:
-        out[loaded] = predict_load([cases[i] for i in loaded], catalog, o)
+        out[loaded] = predict_load([cases[i] for i in loaded], catalog, o, fitted)
         idle = [i for i, c in enumerate(cases) if not c.under_load]
-        out[idle] = predict_all([cases[i] for i in idle], catalog, o)
+        out[idle] = predict_all([cases[i] for i in idle], catalog, o, fitted)
         return out
     gpu_ids = sorted({c.gpu for c in cases})
     table = GpuTable.build([catalog.gpu(g) for g in gpu_ids])
@@ -353,7 +390,7 @@ def predict_all(cases: list[Case], catalog: Catalog, o: Assumptions) -> np.ndarr
         by_model.setdefault((c.model, c.engine), []).append(i)
     for (name, engine), idx in by_model.items():
         cs = [cases[i] for i in idx]
-        o_engine = o.model_copy(update=dict(engine))
+        o_engine = row_assumptions(o, engine, fitted)
 
         def grid(batch: np.ndarray):
             return evaluate(catalog.model(name), table, _configs(cs, gpu_ids, batch), o_engine)
@@ -370,7 +407,7 @@ def predict_all(cases: list[Case], catalog: Catalog, o: Assumptions) -> np.ndarr
         rest = np.mod(stated, np.maximum(largest, 1.0))
         ev_rest = grid(np.maximum(rest, 1.0))
         for k, c in enumerate(cs):
-            out[idx[k]] = _rule(c, ev, k, o)
+            out[idx[k]] = _rule(c, ev, k, o_engine)
             if c.rule == "max_throughput" and c.requests:
                 out[idx[k]] *= _finite_run(c.requests, largest[k], rest[k], float(ev.throughput_tokens_per_s[k]),
                                            float(ev_rest.throughput_tokens_per_s[k]))
@@ -386,7 +423,8 @@ def _finite_run(n: int, batch: float, rest: float, x_full: float, x_rest: float)
     return (n / full) / x_full
 
 
-def predict_load(cases: list[Case], catalog: Catalog, o: Assumptions) -> np.ndarray:
+def predict_load(cases: list[Case], catalog: Catalog, o: Assumptions,
+                 fitted: dict[str, float] | None = None) -> np.ndarray:
     """Rows measured under load: the closed forms of docs/load.md (physics/load.py's
     load_metrics) per replica, at the row's clients or rate divided over its replicas,
     Poisson arrivals and the row's fixed lengths; throughput summed over the replicas."""
@@ -396,10 +434,10 @@ def predict_load(cases: list[Case], catalog: Catalog, o: Assumptions) -> np.ndar
     groups: dict[tuple, list[int]] = {}
     for i, c in enumerate(cases):
         groups.setdefault((c.model, c.engine, c.load[0] if c.load else ""), []).append(i)
-    for (name, eng_mem, kind), idx in groups.items():
+    for (name, engine, kind), idx in groups.items():
         cs = [cases[i] for i in idx]
         phys = step_physics(catalog.model(name), table, _configs(cs, gpu_ids, np.array([c.batch for c in cs])),
-                            o.model_copy(update=dict(eng_mem)))
+                            row_assumptions(o, engine, fitted))
         per_replica = np.array([c.load[1] / c.replicas if c.load else np.nan for c in cs])
         wl = Workload(isl=np.array([c.input_tokens for c in cs], float),
                       osl=np.array([c.output_tokens for c in cs], float))
@@ -474,8 +512,8 @@ def validate(path: str, o: Assumptions, *, calibration=None, calibration_name: s
     fams = [FAMILY[c.gpu] for _, c in cases]
     for fam in sorted(set(fams)):
         idx = [k for k, f in enumerate(fams) if f == fam]
-        o_fam = calibration.for_family(o, fam) if calibration is not None else o
-        preds[idx] = predict_all([cases[k][1] for k in idx], catalog, o_fam)
+        fitted = calibration.values(fam) if calibration is not None else None
+        preds[idx] = predict_all([cases[k][1] for k in idx], catalog, o, fitted)
     for (res, _), pred in zip(cases, preds):
         res.predicted = float(pred)
         res.abs_pct_error = abs(pred - res.measured) / res.measured * 100.0 if math.isfinite(pred) else float("inf")

@@ -141,6 +141,23 @@ PRESETS: dict[str, Assumptions] = {
         max_batched_tokens=0, activation_allowance_of_weights=0.25, quantize_embeddings=True,
     ),
 }
+ENGINE_PRESETS: dict[str, str] = {"vllm": "realistic", "sglang": "sglang", "trtllm": "trtllm"}
+"""The preset that is each engine's profile (docs/model.md section 7)."""
+ENGINE_FIELDS: tuple[str, ...] = tuple(
+    name for name in Assumptions.model_fields
+    if len({getattr(PRESETS[p], name) for p in ENGINE_PRESETS.values()}) > 1)
+"""What an engine profile changes: the fields on which the engine presets differ (derived from
+PRESETS, so a field added to a profile is one an engine changes, here and in validation)."""
+
+
+def engine_profile(engine: str) -> dict[str, object]:
+    """The engine's values of every field an engine profile changes (``ENGINE_FIELDS``): the
+    one place validation (planner/fidelity/validate.py) reads an engine's profile from. Every
+    profile sets the same fields, so applying one over any base leaves no other engine's value."""
+    preset = PRESETS[ENGINE_PRESETS[engine]]
+    return {name: getattr(preset, name) for name in ENGINE_FIELDS}
+
+
 PRESET_NOTES: dict[str, str] = {
     "realistic": "priors from the field's tools (vLLM's conventions: engine vllm); efficiencies tied to "
                  "measured MAMF, smooth roofline, KV reads, ring all-reduce, slowest PP stage",

@@ -45,9 +45,9 @@ class Calibration:
     rows: int = 0
     sources: int = 0
 
-    def for_family(self, base: Assumptions, family: str | None) -> Assumptions:
-        extra = self.per_family.get(family or "", {})
-        return base.model_copy(update={**self.assumptions, **extra})
+    def values(self, family: str | None) -> dict[str, float]:
+        """The fitted values for GPUs of ``family``: the global fit, then the family's."""
+        return {**self.assumptions, **self.per_family.get(family or "", {})}
 
     def to_yaml(self) -> str:
         return yaml.safe_dump({"schema_version": 1, "fitted_on": self.fitted_on, "rows": self.rows,
