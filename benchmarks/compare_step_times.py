@@ -78,7 +78,18 @@ def gemm_table(rows: list[dict], gpu, o, *, show_rows: bool) -> None:
               f"{mamf[dt] / 1e12:.0f}")
 
 
-def step_table(kind: str, rows: list[dict], cat: Catalog, o, *, show_rows: bool) -> list[float]:
+def script_kernels(o, dtype: str):
+    """The activation traffic of gpu_step_times.py's own kernels (not an engine's fused ones):
+    per layer two RMSNorms (read + write the hidden width each: 4), two residual adds (read
+    two, write one: 6), the attention output's transpose copy (2 x the query width), SiLU then
+    multiply on the FFN shard (2 + 3); FP8 adds a cast of every GEMM input (read 2 bytes, write
+    1: 1.5 widths of the QKV and gate/up inputs, the O and down inputs)."""
+    extra = 1.5 if dtype == "fp8" else 0.0
+    return o.model_copy(update=dict(activation_passes_hidden=10.0 + 2 * extra, activation_passes_ffn=5.0 + extra,
+                                    activation_passes_attention=2.0 + extra))
+
+
+def step_table(kind: str, rows: list[dict], cat: Catalog, o, *, show_rows: bool, own_kernels: bool = False) -> list[float]:
     gpu = cat.gpu("h100-sxm")
     table = GpuTable.build([gpu])
     errs: list[float] = []
@@ -95,7 +106,7 @@ def step_table(kind: str, rows: list[dict], cat: Catalog, o, *, show_rows: bool)
         c = Configs(gpu=np.zeros(n, int), scheme=np.full(n, SCHEME_NAMES.index(SCHEME[dt])),
                     kv=np.full(n, KV_NAMES.index("bf16")), tp=np.full(n, float(tp)), pp=np.ones(n),
                     ep=np.ones(n), batch=batch, input_tokens=tokens, output_tokens=np.zeros(n))
-        ev = evaluate(model, table, c, o)
+        ev = evaluate(model, table, c, script_kernels(o, dt) if own_kernels else o)
         pred = ev.tpot - ev.t_tp_comm if kind == "decode" else ev.ttft - ev.ttft_comm
         meas = np.array([float(r["seconds"]) for r in rs])
         e = (pred / meas - 1.0) * 100.0
@@ -128,6 +139,10 @@ def main() -> None:
     d = step_table("decode", read(os.path.join(args.data, "decode.csv")), cat, o, show_rows=args.rows)
     print(f"Prefills of one prompt (preset {args.preset}; predicted = TTFT less its all-reduces):")
     p = step_table("prefill", read(os.path.join(args.data, "prefill.csv")), cat, o, show_rows=args.rows)
+    print(f"median |error|: decode {np.median(d):.1f} % ({len(d)} steps), prefill {np.median(p):.1f} % ({len(p)})")
+    print("With the activation traffic of the measured script's own (unfused) kernels instead of vLLM's fused ones:")
+    d = step_table("decode", read(os.path.join(args.data, "decode.csv")), cat, o, show_rows=False, own_kernels=True)
+    p = step_table("prefill", read(os.path.join(args.data, "prefill.csv")), cat, o, show_rows=False, own_kernels=True)
     print(f"median |error|: decode {np.median(d):.1f} % ({len(d)} steps), prefill {np.median(p):.1f} % ({len(p)})")
 
 

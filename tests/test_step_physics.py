@@ -39,8 +39,10 @@ def test_smooth_roofline_by_hand():
     t_f = 2 * 256 * (p.active_nonembedding + p.lm_head) / (H100_BF16_MAMF * 0.8)
     assert r["t_weights"] == pytest.approx(t_w)
     assert r["t_linear_compute"] == pytest.approx(t_f)
-    # fixed costs: 20 us of non-GEMM kernels and 4 GEMMs x 5 us per layer, the LM head's GEMM
-    assert r["tpot"] == pytest.approx((t_w ** 3 + t_f ** 3) ** (1 / 3) + 32 * (20e-6 + 4 * 5e-6) + 5e-6)
+    # fixed costs: 20 us of non-GEMM kernels and 4 GEMMs x 5 us per layer, the LM head's GEMM;
+    # the activations the non-GEMM kernels move: 8 x h + 3 x I + 2 x q-width 2-byte values per token and layer
+    act = 256 * 32 * 2 * (8 * 4096 + 3 * 14336 + 2 * 4096) / BW
+    assert r["tpot"] == pytest.approx((t_w ** 3 + t_f ** 3) ** (1 / 3) + 32 * (20e-6 + 4 * 5e-6) + 5e-6 + act)
     # Shares as they are: both the weight reads and the GEMMs show, and they overlap.
     assert r["share_weights"] == pytest.approx(t_w / r["tpot"])
     assert r["share_compute"] == pytest.approx(t_f / r["tpot"])
@@ -84,6 +86,7 @@ def test_pipeline_slowest_stage_by_hand():
     hop = 10e-6 + 8 * 8192 * 2 / (450e9 * 0.8)        # two forward hops over NVLink
     wrap = 10e-6                                        # the sampled token back to stage 1
     overhead = (20e-6 + 4 * 5e-6) * 27 * 3 + 3 * (100e-6 + 5e-6)   # + the LM head GEMM per micro-batch
+    overhead += 8 * 27 * 3 * 2 * (8 * 8192 + 3 * 28672 + 2 * 8192) / BW   # activations of the slowest stage
     assert r["t_pp_comm"] == pytest.approx(2 * hop + wrap)
     assert r["tpot"] == pytest.approx(3 * stage_bytes / BW + 2 * hop + wrap + overhead)
     # The even split (seed articles) is cheaper: 1/3 of everything per stage.
@@ -108,6 +111,26 @@ def test_gemm_latency_by_hand():
         assert r["ttft"] - r0["ttft"] == pytest.approx(gemms * 5e-6), model
     # seed articles count no fixed costs
     assert PRESETS["seed-article"].gemm_latency_s == 0.0
+
+
+def test_activation_traffic_by_hand():
+    """The non-GEMM kernels move their activations at the achieved bandwidth (measured on an
+    H100: a long prefill runs 10-14 % slower than its GEMMs, benchmarks/compare_step_times.py).
+    Llama-3.1-70B at TP4: per token and layer 8 hidden-width (8192, not split), 3 FFN-shard
+    (28672/4) and 2 query-shard (8192/4) widths of 2 bytes; a prefill of 4000 tokens pays
+    them for every token, a decode step for its batch."""
+    zero = O.model_copy(update={"activation_passes_hidden": 0.0, "activation_passes_ffn": 0.0,
+                                "activation_passes_attention": 0.0})
+    per_token_layer = 2 * (8 * 8192 + 3 * 28672 / 4 + 2 * 8192 / 4)
+    r, _ = _one("llama-3.1-70b", "h100-sxm", "w8a8-fp8", "fp8", 4, 1, 1, 64, s=4000)
+    r0, _ = _one("llama-3.1-70b", "h100-sxm", "w8a8-fp8", "fp8", 4, 1, 1, 64, s=4000, o=zero)
+    assert r["ttft"] - r0["ttft"] == pytest.approx(4000 * 80 * per_token_layer / BW)
+    assert r["tpot"] - r0["tpot"] == pytest.approx(64 * 80 * per_token_layer / BW)
+    # a non-gated MLP moves 2 FFN widths, not 3 (GPT-J: h 4096, FFN 16384, 28 layers)
+    g, _ = _one("gpt-j-6b", "h100-sxm", "w16a16", "bf16", 1, 1, 1, 8, s=1000, out=100)
+    g0, _ = _one("gpt-j-6b", "h100-sxm", "w16a16", "bf16", 1, 1, 1, 8, s=1000, out=100, o=zero)
+    assert g["ttft"] - g0["ttft"] == pytest.approx(1000 * 28 * 2 * (8 * 4096 + 2 * 16384 + 2 * 4096) / BW)
+    assert PRESETS["seed-article"].activation_passes_hidden == 0.0
 
 
 def test_pipeline_prefill_bubble_by_hand():

@@ -31,6 +31,7 @@ from planner.physics.perf import (
     _smax,
     _smax_scalar,
     _transfer,
+    activation_bytes,
     busiest_active,
     cycle_overhead,
     cycle_weight_bytes_fn,
@@ -74,6 +75,8 @@ class StepPhysics:
     kv_read: np.ndarray          # s per cached token read by decode (bytes side)
     attn_decode: np.ndarray      # s per cached token attended by decode (FLOP side)
     overhead: np.ndarray         # per-layer and per-step overheads of one step
+    act_decode: np.ndarray       # s per decode token: activations moved by the non-GEMM kernels
+    act_prefill: np.ndarray      # s per prompt token: the same (x the prefill bubble)
     kv_per_token: np.ndarray     # smax(kv_read, attn_decode): s per cached token of decode, the step's KV term
     max_batch: np.ndarray        # sequences per lane the KV cache holds at S + O tokens each
     kv_pool_tokens: np.ndarray   # KV tokens per lane
@@ -238,6 +241,8 @@ def step_physics(model: ModelSpec, table: GpuTable, configs: Configs, o: Assumpt
             attn_prefill=on * L * arch.attn_prefill_flops * s_body * bub / tp / R.attn_pre,
             kv_read=kv_read, attn_decode=attn_decode,
             overhead=cycle_overhead(arch, pp, o).astype(float),
+            act_decode=activation_bytes(arch, tp, o) * L * s_body / (bw * o.memory_bandwidth_efficiency),
+            act_prefill=activation_bytes(arch, tp, o) * L * s_body * bub / (bw * o.memory_bandwidth_efficiency),
             kv_per_token=_smax(kv_read, attn_decode, o.roofline_sharpness),
             max_batch=ev.max_batch, kv_pool_tokens=np.floor(room / per_token_kv),
             _w=dict(tp=tp, pp=pp, ep=ep, group=group, dp_attn=dp_attn, kv_frac_w=kv_frac_w,
@@ -271,9 +276,10 @@ def step_time(phys: StepPhysics, n_decode, context_tokens, prefill_tokens=0.0,
         compute = _smax(t_w, flops, k) + ctx * phys.kv_per_token
         t_tp, t_ep, hops = phys.comm_time(tokens, split=True)
         comm = t_tp + exposed_alltoall(t_ep, compute, tokens, o)
+        fixed = phys.overhead + n * phys.act_decode + c * phys.act_prefill
         if o.overlap_comm:
-            return np.maximum(compute, comm + hops) + phys.overhead
-        return compute + comm + hops + phys.overhead
+            return np.maximum(compute, comm + hops) + fixed
+        return compute + comm + hops + fixed
 
 
 def scalar_step_fn(phys: StepPhysics, i: int, max_tokens: int):
@@ -292,6 +298,7 @@ def scalar_step_fn(phys: StepPhysics, i: int, max_tokens: int):
     k = phys.o.roofline_sharpness
     kv = float(phys.kv_per_token[i])   # both terms are proportional to the cached tokens (smax is homogeneous)
     ovh = float(phys.overhead[i])
+    act_n, act_c = float(phys.act_decode[i]), float(phys.act_prefill[i])
     ep_cyc = t_ep.tolist() if phys.o.ep_overlap != "none" else None
     comm_only = (comm).tolist()
     hops_only = hops.tolist()
@@ -301,17 +308,18 @@ def scalar_step_fn(phys: StepPhysics, i: int, max_tokens: int):
         lin = n * a_n + c * a_c + heads * a_h + A * a_A
         w = tw[tok]
         comp = _smax_scalar(w, lin, k) + ctx * kv
+        fixed = ovh + n * act_n + c * act_c
         if ep_cyc is not None and tok >= 2:
             e = ep_cyc[tok]
             hidden = e if e < comp else comp
             if overlap:
                 x = comm_only[tok] - hidden + hops_only[tok]
-                return (comp if comp > x else x) + ovh
-            return comp + cm[tok] - hidden + ovh
+                return (comp if comp > x else x) + fixed
+            return comp + cm[tok] - hidden + fixed
         if overlap:
             x = comm_only[tok] + hops_only[tok]
-            return (comp if comp > x else x) + ovh
-        return comp + cm[tok] + ovh
+            return (comp if comp > x else x) + fixed
+        return comp + cm[tok] + fixed
     return f
 
 

@@ -90,6 +90,17 @@ class Assumptions(BaseModel):
         "measured on an H100 SXM with cuBLAS under CUDA graphs, 6.2 us BF16 and 4.3 us FP8 in t = alpha + "
         "bytes / bandwidth over the weight shards of Llama-3.1-8B and -70B at M = 1 "
         "(benchmarks/compare_step_times.py); x GEMMs per layer (4 dense, 5-7 MoE) plus the LM head")
+    activation_passes_hidden: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False), NotBool] = Field(
+        8.0, description="hidden-width 16-bit activations the non-GEMM kernels of one layer read or write per "
+        "token (vLLM: two fused residual-add + RMSNorm kernels, each reading the input and the residual and "
+        "writing both); the bytes go at the achieved HBM bandwidth, which is what makes long prefills slower "
+        "than their GEMMs (measured on an H100, benchmarks/compare_step_times.py)")
+    activation_passes_ffn: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False), NotBool] = Field(
+        3.0, description="FFN-width (per TP shard) activations read or written per token and layer: "
+        "SiLU-and-multiply reads gate and up and writes one (a non-gated MLP: 2/3 of this)")
+    activation_passes_attention: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False), NotBool] = Field(
+        2.0, description="query-width (per TP shard) activations read or written per token and layer "
+        "(rotary embedding in place on the queries and keys)")
     step_overhead_s: Seconds = Field(0.0, description="fixed cost per decode step (scheduling, sampling)")
     memory_utilization: Fraction = Field(
         0.9, description="share of GPU memory the engine may use (vLLM gpu_memory_utilization)")
@@ -123,6 +134,7 @@ PRESETS: dict[str, Assumptions] = {
         allreduce="full-message", comm_latency="max", overlap_comm=False,
         include_kv_reads=False, include_prefill_in_throughput=False,
         per_layer_overhead_s=0.0, gemm_latency_s=0.0, step_overhead_s=0.0, memory_utilization=1.0,
+        activation_passes_hidden=0.0, activation_passes_ffn=0.0, activation_passes_attention=0.0,
         framework_reserve_bytes=0.0, nccl_reserve_bytes=0.0, max_batched_tokens=0,
         pp_wraparound_hop="activation", pp_hop_message="full", quantize_embeddings=True,
     ),

@@ -295,6 +295,15 @@ def per_layer_fixed(arch: Arch, o: Assumptions) -> float:
     return o.per_layer_overhead_s + arch.gemms_per_layer * o.gemm_latency_s
 
 
+def activation_bytes(arch: Arch, tp: np.ndarray, o: Assumptions) -> np.ndarray:
+    """Bytes the non-GEMM kernels of one layer move per token on one GPU (section 4): the
+    residual stream (hidden width, not split by TP), the FFN's activation (its TP shard) and
+    the rotary embedding on the queries, in 16-bit activations."""
+    ffn = arch.mlp_width / tp * (1.0 if arch.gated else 2.0 / 3.0)
+    return ACTIVATION_BYTES * (o.activation_passes_hidden * arch.hidden + o.activation_passes_ffn * ffn
+                               + o.activation_passes_attention * arch.q_width / tp)
+
+
 def cycle_overhead(arch: Arch, pp: np.ndarray, o: Assumptions) -> np.ndarray:
     """Fixed costs of one decode cycle: per-layer kernels of the slowest stage x PP, and per
     micro-batch the step overhead, the LM head GEMM's latency (last stage) and, with PP > 1,
@@ -496,7 +505,9 @@ def _decode(arch, o, table, c, tp, pp, ep, group, dp_attn, b_w, b_e, b_kv, kv_fr
     k = o.roofline_sharpness
     compute = _smax(t_w, t_lin, k) + _smax(t_kv, t_attn, k)
     comm = t_tp + exposed_alltoall(t_ep, compute, B, o)
-    overhead = cycle_overhead(arch, pp, o)
+    # non-GEMM kernels: their fixed costs, and the activations they move for B tokens (slowest stage)
+    t_act = B * activation_bytes(arch, tp, o) * arch.layers * s_body / pp / bw
+    overhead = cycle_overhead(arch, pp, o) + pp * t_act
     if o.overlap_comm:
         tpot = np.maximum(pp * compute, pp * comm + t_pp) + overhead
     else:
@@ -573,13 +584,16 @@ def _prefill(arch, o, table, c, tp, pp, ep, group, b_w, b_e, peak) -> dict:
     hops = _pipeline_hops(o, table, gi, tp, pp, msg, wraparound=False)
     comm = t_tp + exposed_alltoall(t_ep, compute, S, o) + hops
     overhead = per_layer_fixed(arch, o) * L + o.step_overhead_s + o.gemm_latency_s
-    ttft = (np.maximum(compute, comm) if o.overlap_comm else compute + comm) + overhead
+    # the activations the non-GEMM kernels move: per token, so a chunk's share is the request's own
+    bw = table.bandwidth[gi] * table.eff_memory[gi] * o.memory_bandwidth_efficiency
+    t_act = S * activation_bytes(arch, tp, o) * L / bw
+    ttft = (np.maximum(compute, comm) if o.overlap_comm else compute + comm) + overhead + t_act
     # Under load, prefills run in chunks of max_batched_tokens: a request's share of a chunk
     # pays its own FLOPs and collectives but only its share of the weight reads and of the
     # per-step overheads (section 4).
     share = S / np.maximum(float(o.max_batched_tokens), S)
     busy_compute = _smax(t_flops, t_bytes * share, k)
-    busy = (np.maximum(busy_compute, comm) if o.overlap_comm else busy_compute + comm) + overhead * share
+    busy = (np.maximum(busy_compute, comm) if o.overlap_comm else busy_compute + comm) + overhead * share + t_act
     return dict(ttft=ttft, ttft_compute=compute, ttft_comm=comm, prefill_flops=flops, prefill_busy=busy)
 
 
