@@ -46,17 +46,11 @@ def test_every_row_is_predicted_or_skipped_with_a_reason():
 
 
 @needs_data
-@pytest.mark.xfail(strict=True, reason=(
-    "decision pending (docs/validation.md, Calibration): with each row predicted under its engine's "
-    "profile the held-out fit beats the priors on the fit's loss (mean |log error| 0.267 vs 0.283), "
-    "while the priors still win the throughput median (17.7 % vs 22.9 % held out). Switching the "
-    "default to the shipped calibration changes every plan's figures and is left to the maintainers; "
-    "strict, so this fails again once the priors win and the marker must go."))
 def test_the_default_calibration_follows_the_held_out_evidence():
     """The default is the priors exactly when a leave-one-source-out calibration does not beat
-    them (README, docs/validation.md): with issue 10's physics and the realistic profile on every
-    row it did not (mean |log error| 0.277 held out vs 0.265 uncalibrated). If a change makes the
-    fit win held out, this fails: make `default` the default then."""
+    them (README, docs/validation.md): with each row under its engine's profile and the GEMM
+    latency measured on an H100 it does not (mean |log error|, docs/validation.md). If a change
+    makes the fit win held out, this fails: make `default` the default then."""
     cat, base = Catalog.default(), PRESETS["realistic"]
     ds = dataset(str(MEASURED), cat)
     uncalibrated = predict_all(ds.cases, cat, base)
