@@ -69,6 +69,25 @@ def test_shipped_calibration_is_reproduced_by_calibrate(tmp_path):
         assert fresh.assumptions[k] == pytest.approx(v, rel=1e-6, abs=1e-12)
     assert report["fitted"]["throughput"]["median_abs_pct_error"] < report["uncalibrated"]["throughput"][
         "median_abs_pct_error"]
+    # issue 10's targets, held by the default (the priors: no fitted value, so every source is
+    # held out): throughput <= 15 %, TPOT and TTFT <= 20 %, no GPU family above 30 %
+    default = report["uncalibrated"]
+    assert default["throughput"]["median_abs_pct_error"] <= 15.0
+    assert default["tpot"]["median_abs_pct_error"] <= 20.0 and default["ttft"]["median_abs_pct_error"] <= 20.0
+    assert max(s["median_abs_pct_error"] for s in report["by_family"]["uncalibrated"].values()) <= 30.0
+    loss = report["mean_abs_log_error"]
+    assert loss["fitted"] < loss["uncalibrated"] < loss["held_out"]   # the fit overfits: priors are the default
+    assert "nvidia-ada compute_efficiency = 0.2 (its lower bound)" in report["at_bounds"]
+
+
+def test_values_pinned_at_a_bound_are_flagged():
+    from planner.fidelity.calibrate import at_bounds
+    from planner.resolve.calibration import Calibration
+
+    cal = Calibration(assumptions={"memory_bandwidth_efficiency": 0.92, "compute_efficiency": 0.6},
+                      per_family={"amd-cdna3": {"prefill_compute_efficiency": 0.2}})
+    assert at_bounds(cal) == ["global memory_bandwidth_efficiency = 0.92 (its upper bound)",
+                              "amd-cdna3 prefill_compute_efficiency = 0.2 (its lower bound)"]
 
 
 def test_calibration_changes_estimate_and_plan():

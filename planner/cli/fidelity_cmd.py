@@ -55,7 +55,15 @@ def calibrate_command(
     """Fit efficiencies and overheads; report fitted and leave-one-source-out errors."""
 
     def run() -> None:
-        from planner.fidelity.calibrate import cross_validate, dataset, errors_by_group, fit, predict_with
+        from planner.fidelity.calibrate import (
+            at_bounds,
+            cross_validate,
+            dataset,
+            errors_by_group,
+            fit,
+            mean_log_error,
+            predict_with,
+        )
         from planner.fidelity.validate import predict_all
 
         if out.suffix not in (".yaml", ".yml"):
@@ -70,11 +78,15 @@ def calibrate_command(
         every = np.arange(len(ds.cases))
         cal = fit(ds, every, base, catalog, iters=iters)
         cal.fitted_on = f"{measurements.name}: {len(ds.cases)} rows from {len(set(ds.sources))} sources"
+        preds = {"uncalibrated": predict_all(ds.cases, catalog, base),
+                 "fitted": predict_with(ds, every, cal, base, catalog),
+                 "held_out": cross_validate(ds, base, catalog, iters=iters)}
         report = {
-            "uncalibrated": errors_by_group(ds, predict_all(ds.cases, catalog, base)),
-            "fitted": errors_by_group(ds, predict_with(ds, every, cal, base, catalog)),
-            "held_out": errors_by_group(ds, cross_validate(ds, base, catalog, iters=iters)),
+            **{k: errors_by_group(ds, p) for k, p in preds.items()},
+            "by_family": {k: errors_by_group(ds, p, by="family") for k, p in preds.items()},
+            "mean_abs_log_error": {k: mean_log_error(ds, p) for k, p in preds.items()},
             "calibration": {"assumptions": cal.assumptions, "per_family": cal.per_family},
+            "at_bounds": at_bounds(cal),
         }
         write_atomically(out, cal.to_yaml(), protected=(measurements,), option="--out")
         emit(dump_json(report) if as_json else render_calibration(report, out))
@@ -125,8 +137,21 @@ def render_calibration(report: dict, out: Path) -> str:
         t.add_row(g, str(s["rows"]), f"{s['median_abs_pct_error']:.1f}",
                   f"{report['fitted'][g]['median_abs_pct_error']:.1f}",
                   f"{report['held_out'][g]['median_abs_pct_error']:.1f}")
+    fam = Table(title="Median absolute error (%) by GPU family", title_justify="left")
+    fam.add_column("GPU family")
+    for col in ("rows", "uncalibrated", "fitted", "held out (leave one source out)"):
+        fam.add_column(col, justify="right")
+    by_family = report["by_family"]
+    for g, s in by_family["uncalibrated"].items():
+        fam.add_row(g, str(s["rows"]), *(f"{by_family[k][g]['median_abs_pct_error']:.1f}"
+                                         for k in ("uncalibrated", "fitted", "held_out")))
+    loss = report["mean_abs_log_error"]
     fitted = ", ".join(f"{k} {v:.3g}" for k, v in report["calibration"]["assumptions"].items())
-    return to_text(t, f"fitted: {fitted}", f"per GPU family: {report['calibration']['per_family']}",
+    return to_text(t, fam, f"mean |log error| (the fit's loss): uncalibrated {loss['uncalibrated']:.4f}, "
+                   f"fitted {loss['fitted']:.4f}, held out {loss['held_out']:.4f}",
+                   f"fitted: {fitted}", f"per GPU family: {report['calibration']['per_family']}",
+                   *([f"at a bound of its range (not determined by the data): {'; '.join(report['at_bounds'])}"]
+                     if report["at_bounds"] else []),
                    f"written to {out}")
 
 

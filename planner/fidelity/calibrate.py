@@ -153,11 +153,34 @@ def cross_validate(ds: Dataset, base: Assumptions, catalog: Catalog, *, iters: i
     return out
 
 
-def errors_by_group(ds: Dataset, pred: np.ndarray) -> dict[str, dict[str, float]]:
+def at_bounds(cal: Calibration, rel: float = 1e-3) -> list[str]:
+    """Fitted values pinned at a bound of their range (``PARAMS``): the data did not determine
+    them (a family whose rows never exercise that term) or wanted a value past a physical
+    bound (memory efficiency above 0.92, compute above the MAMF); either way not a
+    measurement, and the report says so."""
+    bounds = {n: (lo, hi) for n, lo, hi in PARAMS}
+    out = []
+    for scope, values in [("global", cal.assumptions), *sorted(cal.per_family.items())]:
+        for name, v in values.items():
+            lo, hi = bounds[name]
+            for edge, label in ((lo, "lower"), (hi, "upper")):
+                if abs(v - edge) <= rel * (hi - lo):
+                    out.append(f"{scope} {name} = {v:.3g} (its {label} bound)")
+    return out
+
+
+def mean_log_error(ds: Dataset, pred: np.ndarray) -> float:
+    """The fit's loss, mean |log(predicted / measured)|, over all rows (``_loss``)."""
+    return _loss(pred, ds.measured)
+
+
+def errors_by_group(ds: Dataset, pred: np.ndarray, by: str = "group") -> dict[str, dict[str, float]]:
+    """Median and mean absolute % error per metric group (``by="group"``) or GPU family."""
     err = np.abs(pred - ds.measured) / ds.measured * 100.0
+    keys = np.array(ds.groups if by == "group" else ds.families)
     out = {}
-    for g in sorted(set(ds.groups)):
-        e = err[np.array(ds.groups) == g]
+    for g in sorted(set(keys.tolist())):
+        e = err[keys == g]
         out[g] = {"rows": int(len(e)), "median_abs_pct_error": float(np.median(e)),
                   "mean_abs_pct_error": float(np.mean(e))}
     return out
