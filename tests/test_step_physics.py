@@ -130,6 +130,12 @@ def test_activation_traffic_by_hand():
     g, _ = _one("gpt-j-6b", "h100-sxm", "w16a16", "bf16", 1, 1, 1, 8, s=1000, out=100)
     g0, _ = _one("gpt-j-6b", "h100-sxm", "w16a16", "bf16", 1, 1, 1, 8, s=1000, out=100, o=zero)
     assert g["ttft"] - g0["ttft"] == pytest.approx(1000 * 28 * 2 * (8 * 4096 + 2 * 16384 + 2 * 4096) / BW)
+    # MLA: the rotary embedding rewrites only the queries' rope dimensions (128 heads x 64);
+    # DeepSeek-V3's FFN width per token is its 8 routed experts and the shared one (9 x 2048)
+    d, _ = _one("deepseek-v3", "h100-sxm", "w8a8-fp8", "fp8", 8, 1, 1, 8, s=1000, out=100)
+    d0, _ = _one("deepseek-v3", "h100-sxm", "w8a8-fp8", "fp8", 8, 1, 1, 8, s=1000, out=100, o=zero)
+    per = 2 * (8 * 7168 + 3 * 9 * 2048 / 8 + 2 * 128 * 64 / 8)
+    assert d["ttft"] - d0["ttft"] == pytest.approx(1000 * 61 * per / BW)
     assert PRESETS["seed-article"].activation_passes_hidden == 0.0
 
 

@@ -70,6 +70,7 @@ class Arch:
     gated: bool
     attention: AttentionLayout  # per layer kind: what is cached and attended (planner/physics/attention.py)
     gemms_per_layer: float = 4.0  # GEMM kernels one layer launches per forward pass (``gemm_count``), mean over layers
+    rope_width: float = 0.0       # query elements per token the rotary embedding rewrites (MLA: only the rope dims)
 
     @staticmethod
     def of(m: ModelSpec) -> Arch:
@@ -81,11 +82,13 @@ class Arch:
             dqk, dv = a.qk_nope_head_dim + a.qk_rope_head_dim, a.v_head_dim
             decode = 2.0 * nq * (2 * a.kv_lora_rank + a.qk_rope_head_dim)  # absorbed form
             q_width = nq * dqk
+            rope = float(nq * a.qk_rope_head_dim)
         else:
             kv_el = 2.0 * m.num_kv_heads * m.head_dim
             dqk = dv = m.head_dim
             decode = 2.0 * nq * (dqk + dv)                                # QK^T and PV
             q_width = nq * m.head_dim
+            rope = float(q_width)
         if m.moe is not None:
             e = m.moe
             width = e.experts_per_token * e.expert_intermediate_size + e.num_shared_experts * (
@@ -99,7 +102,7 @@ class Arch:
             kv_heads=m.num_kv_heads, kv_elements=kv_el, kv_replicates=m.attention != "mla",
             attn_decode_flops=decode, attn_prefill_flops=float(nq * (dqk + dv)), q_width=q_width,
             mlp_width=float(width), gated=m.mlp == "gated", attention=attention_layout(m),
-            gemms_per_layer=gemm_count(m, p) / m.num_layers,
+            gemms_per_layer=gemm_count(m, p) / m.num_layers, rope_width=rope,
         )
 
 
@@ -298,10 +301,10 @@ def per_layer_fixed(arch: Arch, o: Assumptions) -> float:
 def activation_bytes(arch: Arch, tp: np.ndarray, o: Assumptions) -> np.ndarray:
     """Bytes the non-GEMM kernels of one layer move per token on one GPU (section 4): the
     residual stream (hidden width, not split by TP), the FFN's activation (its TP shard) and
-    the rotary embedding on the queries, in 16-bit activations."""
+    the rotary embedding on the queries (MLA: their rope dimensions), in 16-bit activations."""
     ffn = arch.mlp_width / tp * (1.0 if arch.gated else 2.0 / 3.0)
     return ACTIVATION_BYTES * (o.activation_passes_hidden * arch.hidden + o.activation_passes_ffn * ffn
-                               + o.activation_passes_attention * arch.q_width / tp)
+                               + o.activation_passes_attention * arch.rope_width / tp)
 
 
 def cycle_overhead(arch: Arch, pp: np.ndarray, o: Assumptions) -> np.ndarray:
