@@ -47,13 +47,14 @@ def gemm_table(rows: list[dict], gpu, o, *, show_rows: bool) -> None:
     buckets: dict[tuple[str, str], list[float]] = {}
     print("GEMMs: measured / predicted time (median over the 20 weight shards of Llama-3.1-8B TP1 and "
           f"Llama-3.1-70B TP1-8), prior: smooth roofline k={o.roofline_sharpness:g}, memory "
-          f"x{o.memory_bandwidth_efficiency:.2f}, MAMF x{o.compute_efficiency:.2f}")
+          f"x{o.memory_bandwidth_efficiency:.2f}, MAMF x{o.compute_efficiency:.2f}, "
+          f"+ {o.gemm_latency_s * 1e6:g} us per kernel")
     for r in rows:
         M, K, N, t = int(r["M"]), int(r["K"]), int(r["N"]), float(r["seconds"])
         b = 2 if r["dtype"] == "bf16" else 1
         t_mem = K * N * b / bw
         t_flop = 2.0 * M * K * N / (mamf[r["dtype"]] * o.compute_efficiency)
-        pred = float(_smax(np.array(t_mem), np.array(t_flop), o.roofline_sharpness))
+        pred = float(_smax(np.array(t_mem), np.array(t_flop), o.roofline_sharpness)) + o.gemm_latency_s
         bucket = "1-16" if M <= 16 else "32-128" if M <= 128 else "192-512" if M <= 512 else "768-2048" if M <= 2048 else "4096-8192"
         buckets.setdefault((r["dtype"], bucket), []).append(t / pred)
         if show_rows:
@@ -141,7 +142,9 @@ def main() -> None:
     p = step_table("prefill", read(os.path.join(args.data, "prefill.csv")), cat, o, show_rows=args.rows)
     print(f"median |error|: decode {np.median(d):.1f} % ({len(d)} steps), prefill {np.median(p):.1f} % ({len(p)})")
     print("With the activation traffic of the measured script's own (unfused) kernels instead of vLLM's fused ones:")
+    print("Decode steps:")
     d = step_table("decode", read(os.path.join(args.data, "decode.csv")), cat, o, show_rows=False, own_kernels=True)
+    print("Prefills:")
     p = step_table("prefill", read(os.path.join(args.data, "prefill.csv")), cat, o, show_rows=False, own_kernels=True)
     print(f"median |error|: decode {np.median(d):.1f} % ({len(d)} steps), prefill {np.median(p):.1f} % ({len(p)})")
 

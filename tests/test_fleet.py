@@ -315,7 +315,10 @@ def test_bad_pools_are_located_errors(tmp_path, capsys, doc, path):
 def test_a_fleets_pareto_front_trades_one_workloads_latency_for_fleet_cost():
     from planner.whatif.pareto import pareto_fleet
 
-    r = pareto_fleet(_fleet(), workload="chat", x="tpot", statistic="mean", points=4)
+    # 6 H100s: with 3 the cheapest fleet already runs chat on the H100s it has, and no
+    # tighter TPOT is feasible (a one-point front)
+    r = pareto_fleet(_fleet(limits={"inventory": {"h100-sxm": 6, "l40s": 8}}), workload="chat", x="tpot",
+                     statistic="mean", points=4)
     front = r.frontier
     assert len(front) >= 2 and front[0].target_ms is not None         # at least one tightened point
     for a, b in zip(front, front[1:]):                                  # faster costs more
@@ -369,8 +372,9 @@ def _check_pools(spec: FleetSpec, r: FleetResult) -> None:
 @pytest.mark.parametrize("workloads, mode, over, roles", [
     ([SHORT], "auto", {}, {"aggregated"}),                                            # aggregation wins
     ([LONG], "auto", {}, {"prefill", "decode"}),                                      # disaggregation wins
-    ([{**LONG, "demand": {"requests_per_s": 8}, "slo": {"ttft_ms": {"p99": 3000}, "tpot_ms": {"p99": 30}}}],
-     "auto", {}, {"aggregated", "prefill", "decode"}),                                # a mix wins
+    # a mix wins: $35.4/h against pools alone $41.3/h and aggregated alone $47.2/h
+    ([{**LONG, "demand": {"requests_per_s": 9}, "slo": {"ttft_ms": {"p99": 3000}, "tpot_ms": {"p99": 40}}}],
+     "auto", {}, {"aggregated", "prefill", "decode"}),
     ([LONG], "never", {}, {"aggregated"}),
     ([SHORT], "always", {}, {"prefill", "decode"}),
     ([LONG, SHORT], "auto", {}, None),
@@ -391,16 +395,16 @@ def test_every_backend_agrees_with_the_oracle_on_disaggregated_layouts(workloads
 
 
 def test_a_mixed_layout_is_found_when_it_is_cheapest():
-    """8 req/s of the long-prompt 70B at TPOT p99 30 ms: pools alone or aggregated replicas
-    alone cost $35.4/hour; pools topped up with an aggregated replica cost $29.5 (the oracle
-    agrees, above), and the comparison says so."""
-    spec = _pool_fleet([{**LONG, "demand": {"requests_per_s": 8}, "slo": {"ttft_ms": {"p99": 3000},
-                                                                          "tpot_ms": {"p99": 30}}}])
+    """9 req/s of the long-prompt 70B at TPOT p99 40 ms: pools alone cost $41.3/hour and
+    aggregated replicas alone $47.2; pools topped up with an aggregated replica cost $35.4
+    (the oracle agrees, above), and the comparison says so."""
+    spec = _pool_fleet([{**LONG, "demand": {"requests_per_s": 9}, "slo": {"ttft_ms": {"p99": 3000},
+                                                                          "tpot_ms": {"p99": 40}}}])
     p = resolve_fleet(spec)
     r = solve_fleet(p, build_candidates(p), backend="highs", marginal=False, baselines=False)
     assert {d.role for d in r.deployments} == {"aggregated", "prefill", "decode"}
     _check_pools(spec, r)
-    assert r.totals["cost_per_hour"] == pytest.approx(29.5)
+    assert r.totals["cost_per_hour"] == pytest.approx(35.4)
 
 
 def test_pool_rows_are_the_physics_pools_held_to_their_own_targets():
