@@ -139,6 +139,20 @@ def test_activation_traffic_by_hand():
     assert PRESETS["seed-article"].activation_passes_hidden == 0.0
 
 
+def test_redundant_experts_cost_their_memory_by_hand():
+    """EPLB: 32 redundant experts per MoE layer on DeepSeek-V3 at EP8 add 32 x 58 layers x one
+    expert's parameters (3 x 7168 x 2048) over 8 GPUs, at fp8's 1 byte; without EP nothing."""
+    eplb = O.model_copy(update={"redundant_experts": 32})
+    r, a = _one("deepseek-v3", "h200", "w8a8-fp8", "fp8", 1, 1, 8, 16)
+    r1, _ = _one("deepseek-v3", "h200", "w8a8-fp8", "fp8", 1, 1, 8, 16, o=eplb)
+    assert a.params.expert_per_layer == 3 * 7168 * 2048
+    assert r1["weights_bytes"] - r["weights_bytes"] == pytest.approx(32 * 58 * 3 * 7168 * 2048 / 8)
+    assert r1["max_batch"] < r["max_batch"]
+    t, _ = _one("deepseek-v3", "h200", "w8a8-fp8", "fp8", 8, 1, 1, 16)
+    t1, _ = _one("deepseek-v3", "h200", "w8a8-fp8", "fp8", 8, 1, 1, 16, o=eplb)
+    assert t1["weights_bytes"] == t["weights_bytes"]
+
+
 def test_pipeline_prefill_bubble_by_hand():
     """Throughput pays each prompt's prefill PP times when its chunk rides one micro-batch."""
     r1, _ = _one("llama-3.1-70b", "h100-sxm", "w8a8-fp8", "fp8", 1, 2, 1, 32)

@@ -81,6 +81,11 @@ class Assumptions(BaseModel):
     moe_expert_reads: Literal["expected", "all", "routed-only"] = Field(
         "expected", description="experts read per MoE layer per step: the expected number touched "
         "by the batch E(1-(1-k/E)^tokens), every expert, or only k (GenZ, too low for batch > 1)")
+    redundant_experts: Annotated[int, Field(ge=0, le=4096), NotBool] = Field(
+        0, description="extra expert replicas per MoE layer spread over the expert-parallel group (EPLB: "
+        "hot experts duplicated so the busiest rank's load falls; DeepSeek-V3 deploys 32 for prefill at "
+        "EP32). Costs their memory on every GPU of the group when EP > 1; what they buy is a lower "
+        "expert_imbalance, which the user states")
     expert_imbalance: Annotated[float, Field(ge=1, le=100, allow_inf_nan=False), NotBool] = Field(
         1.0, description="busiest expert-parallel rank's load / mean load")
     per_layer_overhead_s: Seconds = Field(

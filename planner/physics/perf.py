@@ -404,7 +404,9 @@ def _memory(arch, o, table, c, tp, pp, group, gpus, b_w, b_e, b_kv, kv_frac, kv_
     L_all = p.dense_layers + p.moe_layers
     kvproj = L_all * p.kv_projection_per_layer
     layers = (p.layers_always - kvproj) / tp + kvproj * kv_frac_w
-    experts = p.experts_total / group
+    # EPLB's redundant replicas (section 3): R more experts per MoE layer over the EP group
+    redundant = np.where(c.ep > 1, o.redundant_experts * p.moe_layers * p.expert_per_layer, 0.0)
+    experts = (p.experts_total + redundant) / group
     emb = np.where(pp == 1, p.embeddings, max(p.embedding, p.lm_head or p.embedding))
     weights = (layers + experts) * b_w / pp + emb * b_e / tp
     context = c.input_tokens + c.output_tokens
