@@ -53,7 +53,8 @@ def main() -> None:
                input_tokens=CONTEXT_IN, output_tokens=CONTEXT_OUT)
     print(f"\nrealistic preset on the catalog H100: TPOT {full['tpot'] * 1e3:.2f} ms, regime shares: "
           f"weights {full['share_weights']:.0%}, compute {full['share_compute']:.0%}, KV {full['share_kv']:.0%}, "
-          f"communication {full['share_comm']:.0%}, overhead {full['share_overhead']:.0%}")
+          f"activations {full['share_activations']:.0%}, communication {full['share_comm']:.0%}, "
+          f"overhead {full['share_overhead']:.0%}")
 
 
 if __name__ == "__main__":

@@ -136,6 +136,13 @@ def test_activation_traffic_by_hand():
     d0, _ = _one("deepseek-v3", "h100-sxm", "w8a8-fp8", "fp8", 8, 1, 1, 8, s=1000, out=100, o=zero)
     per = 2 * (8 * 7168 + 3 * 9 * 2048 / 8 + 2 * 128 * 64 / 8)
     assert d["ttft"] - d0["ttft"] == pytest.approx(1000 * 61 * per / BW)
+    # a hybrid (Nemotron-3-Nano, 29 layers): the 6 attention layers have no FFN (one residual-
+    # add + norm: 4 hidden passes) and the 23 state-space layers no rotary embedding; its MLP
+    # is not gated (2 FFN passes); per token over all layers, at TP1
+    n, _ = _one("nemotron-3-nano-30b-a3b", "h100-sxm", "w16a16", "bf16", 1, 1, 1, 8, s=1000, out=100)
+    n0, _ = _one("nemotron-3-nano-30b-a3b", "h100-sxm", "w16a16", "bf16", 1, 1, 1, 8, s=1000, out=100, o=zero)
+    per_all = 2 * (23 * (8 * 2688 + 2 * 14848) + 6 * (4 * 2688 + 2 * 4096))
+    assert n["ttft"] - n0["ttft"] == pytest.approx(1000 * per_all / BW)
     assert PRESETS["seed-article"].activation_passes_hidden == 0.0
 
 

@@ -72,7 +72,8 @@ def render_estimate(e: Estimate) -> str:
         ("tensor-parallel all-reduces", d["t_tp_comm"] * e.pp, None),
         ("expert-parallel all-to-all", d["t_ep_comm"] * e.pp, None),
         ("pipeline hops", d["t_pp_comm_per_token"], None),
-        ("non-GEMM kernels, GEMM latency", d["t_overhead_per_token"], s["overhead"]),
+        ("activations moved by non-GEMM kernels", d["t_activations"] * e.pp, s["activations"]),
+        ("fixed costs: kernels, GEMM latency", d["t_overhead_per_token"], s["overhead"]),
     )
     for label, ms, share in rows:
         step.add_row(label, f"{ms:.3f}", "" if share is None else f"{share:.0%}")

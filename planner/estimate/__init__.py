@@ -13,7 +13,7 @@ from planner.catalog.schema import Gpu
 from planner.errors import InputError, MissingDataError
 from planner.physics.load import Workload, engine, load_metrics, step_physics
 from planner.physics.options import Assumptions
-from planner.physics.perf import INVALID_REASONS, evaluate, regime_of
+from planner.physics.perf import INVALID_REASONS, evaluate, regime_of, regime_shares
 from planner.physics.quant import KV_DTYPES, SCHEMES
 from planner.physics.space import Configs, GpuTable
 from planner.pricing import cost_per_hour, cost_per_million_tokens
@@ -93,8 +93,7 @@ def run_estimate(
     r = ev.row(0)
     if not r["valid"]:
         _explain_invalid(int(r["invalid_reason"]), model, gpu, quantization, tp, pp, ep)
-    shares = {"weights": r["share_weights"], "kv_cache": r["share_kv"], "compute": r["share_compute"],
-              "communication": r["share_comm"], "overhead": r["share_overhead"]}
+    shares = regime_shares(ev, 0)
     price = price_usd_per_gpu_hour if price_usd_per_gpu_hour is not None else gpu.price_usd_per_gpu_hour
     cost_h = float(cost_per_hour(r["gpus"], np.nan if price is None else price))
     cost_m = float(cost_per_million_tokens(cost_h, r["throughput_tokens_per_s"]))
@@ -106,7 +105,7 @@ def run_estimate(
                                   "total_bytes", "usable_bytes", "capacity_bytes", "kv_bytes_per_sequence")}
         | {"max_batch": r["max_batch"]},
         decode_ms={k: r[k] / MS for k in ("t_weights", "t_linear_compute", "t_kv", "t_attn_compute",
-                                          "t_tp_comm", "t_ep_comm")}
+                                          "t_tp_comm", "t_ep_comm", "t_activations")}
         | {"t_pp_comm_per_token": r["t_pp_comm"] / MS, "t_overhead_per_token": r["t_overhead"] / MS},
         prefill_ms={"compute": r["ttft_compute"] / MS, "communication": r["ttft_comm"] / MS},
         tpot_ms=r["tpot"] / MS, ttft_ms=r["ttft"] / MS,

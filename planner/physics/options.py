@@ -105,7 +105,8 @@ class Assumptions(BaseModel):
         "SiLU-and-multiply reads gate and up and writes one (a non-gated MLP: 2/3 of this)")
     activation_passes_attention: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False), NotBool] = Field(
         2.0, description="query-width (per TP shard) activations read or written per token and layer "
-        "(rotary embedding in place on the queries and keys)")
+        "(rotary embedding in place on the queries; the keys, n_kv/n_q as wide, are left out; MLA: the "
+        "rope dimensions only; none on state-space layers)")
     step_overhead_s: Seconds = Field(0.0, description="fixed cost per decode step (scheduling, sampling)")
     memory_utilization: Fraction = Field(
         0.9, description="share of GPU memory the engine may use (vLLM gpu_memory_utilization)")

@@ -71,6 +71,8 @@ class Arch:
     attention: AttentionLayout  # per layer kind: what is cached and attended (planner/physics/attention.py)
     gemms_per_layer: float = 4.0  # GEMM kernels one layer launches per forward pass (``gemm_count``), mean over layers
     rope_width: float = 0.0       # query elements per token the rotary embedding rewrites (MLA: only the rope dims)
+    ffn_share: float = 1.0        # share of layers with an FFN (hybrids: some have none)
+    rope_share: float = 1.0       # share of layers with attention (state-space layers have no rotary embedding)
 
     @staticmethod
     def of(m: ModelSpec) -> Arch:
@@ -103,6 +105,8 @@ class Arch:
             attn_decode_flops=decode, attn_prefill_flops=float(nq * (dqk + dv)), q_width=q_width,
             mlp_width=float(width), gated=m.mlp == "gated", attention=attention_layout(m),
             gemms_per_layer=gemm_count(m, p) / m.num_layers, rope_width=rope,
+            ffn_share=1.0 - sum(g.count for g in m.layer_groups if not g.ffn) / m.num_layers,
+            rope_share=1.0 - sum(g.count for g in m.layer_groups if g.kind == "state_space") / m.num_layers,
         )
 
 
@@ -149,11 +153,13 @@ class Evaluation:
     t_tp_comm: np.ndarray
     t_ep_comm: np.ndarray
     t_pp_comm: np.ndarray            # all hops of one token cycle
-    t_overhead: np.ndarray           # per step, all stages
+    t_activations: np.ndarray        # activations moved by the non-GEMM kernels
+    t_overhead: np.ndarray           # fixed costs per step (non-GEMM kernels, GEMM latency), all stages
     tpot: np.ndarray                 # seconds per output token (one pipeline cycle)
     share_weights: np.ndarray
     share_compute: np.ndarray
     share_kv: np.ndarray
+    share_activations: np.ndarray
     share_comm: np.ndarray
     share_overhead: np.ndarray
     # prefill of one request (seconds)
@@ -299,12 +305,15 @@ def per_layer_fixed(arch: Arch, o: Assumptions) -> float:
 
 
 def activation_bytes(arch: Arch, tp: np.ndarray, o: Assumptions) -> np.ndarray:
-    """Bytes the non-GEMM kernels of one layer move per token on one GPU (section 4): the
-    residual stream (hidden width, not split by TP), the FFN's activation (its TP shard) and
-    the rotary embedding on the queries (MLA: their rope dimensions), in 16-bit activations."""
+    """Bytes the non-GEMM kernels of one layer move per token on one GPU, mean over layers
+    (section 4): the residual stream (hidden width, not split by TP; a layer without an FFN
+    has one residual-add + norm of the two), the FFN's activation (its TP shard, on layers
+    with an FFN) and the rotary embedding on the queries (MLA: their rope dimensions; none
+    on state-space layers), in 16-bit activations."""
     ffn = arch.mlp_width / tp * (1.0 if arch.gated else 2.0 / 3.0)
-    return ACTIVATION_BYTES * (o.activation_passes_hidden * arch.hidden + o.activation_passes_ffn * ffn
-                               + o.activation_passes_attention * arch.rope_width / tp)
+    hidden_passes = o.activation_passes_hidden * (arch.ffn_share + (1.0 - arch.ffn_share) / 2.0)
+    return ACTIVATION_BYTES * (hidden_passes * arch.hidden + o.activation_passes_ffn * ffn * arch.ffn_share
+                               + o.activation_passes_attention * arch.rope_width / tp * arch.rope_share)
 
 
 def cycle_overhead(arch: Arch, pp: np.ndarray, o: Assumptions) -> np.ndarray:
@@ -511,25 +520,29 @@ def _decode(arch, o, table, c, tp, pp, ep, group, dp_attn, b_w, b_e, b_kv, kv_fr
     compute = _smax(t_w, t_lin, k) + _smax(t_kv, t_attn, k)
     comm = t_tp + exposed_alltoall(t_ep, compute, B, o)
     # non-GEMM kernels: their fixed costs, and the activations they move for B tokens (slowest stage)
-    t_act = B * activation_bytes(arch, tp, o) * arch.layers * s_body / pp / bw
-    overhead = cycle_overhead(arch, pp, o) + pp * t_act
+    act_bytes = B * activation_bytes(arch, tp, o) * arch.layers * s_body / pp
+    t_act = act_bytes / bw
+    overhead = cycle_overhead(arch, pp, o)
     if o.overlap_comm:
-        tpot = np.maximum(pp * compute, pp * comm + t_pp) + overhead
+        tpot = np.maximum(pp * compute, pp * comm + t_pp) + overhead + pp * t_act
     else:
-        tpot = pp * (compute + comm) + t_pp + overhead
+        tpot = pp * (compute + comm) + t_pp + overhead + pp * t_act
     # Shares are each term's own time over TPOT, as it is (section 4): weight reads and
     # GEMMs overlap, so the shares can sum past 1; none is zeroed by the roofline.
     share = lambda t: pp * t / tpot  # noqa: E731
     return dict(
         t_weights=t_w, t_linear_compute=t_lin, t_kv=t_kv, t_attn_compute=t_attn,
-        t_tp_comm=t_tp, t_ep_comm=t_ep, t_pp_comm=t_pp, t_overhead=np.broadcast_to(overhead, B.shape).copy(),
+        t_tp_comm=t_tp, t_ep_comm=t_ep, t_pp_comm=t_pp, t_activations=t_act,
+        t_overhead=np.broadcast_to(overhead, B.shape).copy(),
         tpot=tpot,
         share_weights=share(t_w),
         share_compute=share(t_lin + t_attn),
         share_kv=share(t_kv),
+        share_activations=share(t_act),
         share_comm=(pp * (t_tp + t_ep) + t_pp) / tpot,
         share_overhead=overhead / tpot,
-        bytes_per_step=_weight_bytes_read(arch, o, tp, group, kv_frac_w, b_w, b_e, B * dp_attn) + pp * kv_bytes,
+        bytes_per_step=(_weight_bytes_read(arch, o, tp, group, kv_frac_w, b_w, b_e, B * dp_attn)
+                        + pp * (kv_bytes + act_bytes)),
         flops_per_step=pp * (lin_flops + attn_flops),
     )
 
@@ -602,10 +615,18 @@ def _prefill(arch, o, table, c, tp, pp, ep, group, b_w, b_e, peak) -> dict:
     return dict(ttft=ttft, ttft_compute=compute, ttft_comm=comm, prefill_flops=flops, prefill_busy=busy)
 
 
+def regime_shares(ev: Evaluation, j: int) -> dict[str, float]:
+    """Each term's own time / TPOT for configuration ``j`` (section 4: they overlap, so they
+    may add up past 1); the one home of the shares' names."""
+    return {"weights": float(ev.share_weights[j]), "kv_cache": float(ev.share_kv[j]),
+            "activations": float(ev.share_activations[j]), "compute": float(ev.share_compute[j]),
+            "communication": float(ev.share_comm[j]), "overhead": float(ev.share_overhead[j])}
+
+
 def regime_of(shares: dict[str, float]) -> str:
     """Name the term that dominates the decode step (shares of TPOT from ``evaluate``)."""
     groups = {
-        "bandwidth-bound": shares["weights"] + shares["kv_cache"],
+        "bandwidth-bound": shares["weights"] + shares["kv_cache"] + shares.get("activations", 0.0),
         "compute-bound": shares["compute"],
         "communication-bound": shares["communication"],
         "overhead-bound": shares["overhead"],

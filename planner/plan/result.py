@@ -14,7 +14,7 @@ import numpy as np
 from planner.candidates import Candidates, nodes_for
 from planner.candidates.load import operating_point, pool_operating_point
 from planner.candidates.objectives import OBJECTIVES
-from planner.physics.perf import regime_of
+from planner.physics.perf import regime_of, regime_shares
 from planner.physics.quant import SCHEMES
 from planner.resolve import Problem
 from planner.units import MS
@@ -194,9 +194,7 @@ def make_plan(p: Problem, c: Candidates, j: int, replicas: int, rank: int, share
     gpus_per_replica = int(ev.gpus[j])
     served = at["tokens_per_s"] * replicas
     cost_h = _nan_none(float(c.cost_per_hour[j] * replicas))
-    shares = {"weights": float(ev.share_weights[j]), "kv_cache": float(ev.share_kv[j]),
-              "compute": float(ev.share_compute[j]), "communication": float(ev.share_comm[j]),
-              "overhead": float(ev.share_overhead[j])}
+    shares = regime_shares(ev, j)
     binding = int(c.load.binding[j])
     load = {"requests_per_s_per_replica": at["rate"], "utilization": at["utilization"],
             "capacity_requests_per_s_per_replica": float(c.load.rate[j]),

@@ -82,7 +82,7 @@ def charts(result: PlanResult) -> dict[str, Chart]:
     mem.series["free"] = [max(0.0, (p.memory["capacity_bytes"] - p.memory["total_bytes"]) / GB) for p in plans]
     step = Chart("stacked", "Decode step time per output token, by what it waits on (idle replica)", "plan",
                  "ms per token", cats)
-    for name in ("weights", "kv_cache", "compute", "communication", "overhead"):
+    for name in ("weights", "kv_cache", "activations", "compute", "communication", "overhead"):
         step.series[name.replace("_", " ")] = [p.load.get("idle", {}).get("tpot_ms", p.tpot_ms)
                                                * p.regime_shares.get(name, 0.0) for p in plans]
     lat = Chart("grouped", "Latency percentiles under load (closed form at the operating point)", "plan", "ms",
