@@ -501,6 +501,18 @@ def tokens_per_step(o: Assumptions) -> float:
     return (1.0 - a ** (k + 1)) / (1.0 - a)
 
 
+def tokens_per_step_variance(o: Assumptions) -> float:
+    """Variance of the tokens X = 1 + min(G, k) one sequence emits per step, G the run of
+    accepted drafts (P(G >= j) = alpha^j) [tokens^2]; 0 without speculative decoding."""
+    k, a = o.speculative_tokens, o.speculative_acceptance
+    if k == 0 or a >= 1.0:
+        return 0.0
+    probs = [a ** j * (1.0 - a) for j in range(k)] + [a ** k]      # P(X = 1 + j), j = 0..k
+    m1 = sum(p * (1 + j) for j, p in enumerate(probs))
+    m2 = sum(p * (1 + j) ** 2 for j, p in enumerate(probs))
+    return m2 - m1 * m1
+
+
 def _decode(arch, o, table, c, tp, pp, ep, group, dp_attn, b_w, b_e, b_kv, kv_frac, kv_frac_w, peak) -> dict:
     """Sections 4-5: one decode step per stage, summed over the pipeline cycle.
 
@@ -532,7 +544,8 @@ def _decode(arch, o, table, c, tp, pp, ep, group, dp_attn, b_w, b_e, b_kv, kv_fr
                    - (1.0 - hd) * head_cycle_bytes) / pp
         lin_flops = 2.0 * B * q * (p.active_nonembedding + hd * head) / tp / pp
         t_w = w_bytes / bw
-        t_lin = on * 2.0 * B * q * (busiest_active(p, o) * s_body / R.lin_dec + hd * head * s_head / R.head_dec) / tp / pp
+        t_lin = (on * 2.0 * B * q * (busiest_active(p, o) * s_body / R.lin_dec + hd * head * s_head / R.head_dec)
+                 / tp / pp)
         if o.include_kv_reads:
             # the q queries of a sequence read its cached context once (bytes not x q); FLOPs x q
             kv_bytes = B * kv_read_bytes(arch.attention, ctx, b_kv) * kv_frac / pp
