@@ -167,3 +167,31 @@ def test_faster_tokens_at_small_batch_less_throughput_when_compute_bound():
         assert regime_of(regime_shares(b0, 0)) == "compute-bound"
         assert float(b1.throughput_tokens_per_s[0]) < float(b0.throughput_tokens_per_s[0]), k
         assert float(b1.tpot[0]) > float(b0.tpot[0]), k
+
+
+def test_estimate_flags_and_yaml(tmp_path):
+    """`planner estimate --speculative-tokens/--speculative-acceptance`, and the same through a
+    YAML assumptions block (the flags merge into it field by field)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from planner.cli import app
+    runner = CliRunner()
+    base = ["estimate", "--model", "llama-3.1-70b", "--gpu", "h100-sxm", "--tp", "2", "--quantization",
+            "w8a8-fp8", "--kv-dtype", "fp8", "--batch", "1", "--json"]
+    off = json.loads(runner.invoke(app, base).output)
+    on = runner.invoke(app, [*base, "--speculative-tokens", "2", "--speculative-acceptance", "0.8"])
+    assert on.exit_code == 0, on.output
+    on = json.loads(on.output)
+    assert on["assumptions"]["speculative_tokens"] == 2 and on["tpot_ms"] < 0.7 * off["tpot_ms"]
+    f = tmp_path / "e.yaml"
+    f.write_text("model: llama-3.1-70b\ngpu: h100-sxm\ntp: 2\nquantization: w8a8-fp8\nkv_dtype: fp8\nbatch: 1\n"
+                 "assumptions:\n  speculative_tokens: 2\n  memory_utilization: 0.85\n")
+    y = json.loads(runner.invoke(app, ["estimate", str(f), "--speculative-acceptance", "0.8", "--json"]).output)
+    assert y["assumptions"]["memory_utilization"] == 0.85
+    assert y["tpot_ms"] == pytest.approx(on["tpot_ms"])
+    text = runner.invoke(app, [*base[:-1], "--speculative-tokens", "1"]).output
+    assert "drafts" in text
+    bad = runner.invoke(app, [*base, "--speculative-tokens", "17"])
+    assert bad.exit_code != 0
