@@ -82,9 +82,10 @@ def render_estimate(e: Estimate) -> str:
     step.add_row("compute-bound share", "", f"{s['compute']:.0%}")
     step.add_row("communication share", "", f"{s['communication']:.0%}")
     k_spec = int(e.assumptions.get("speculative_tokens", 0) or 0)
-    if k_spec > 0:      # the rows above are the verify pass's; the cycle adds the drafts (docs/model.md section 4)
+    if k_spec > 0:      # rows above: the verify pass; the cycle adds the drafts (docs/model.md section 4)
         E = tokens_per_step(Assumptions.model_validate(e.assumptions))
-        step.add_row(f"speculative: cycle = verify of {k_spec + 1} tokens + {k_spec} drafts", f"{e.tpot_ms * E:.3f}", "")
+        step.add_row(f"speculative: cycle = verify of {k_spec + 1} tokens + {k_spec} drafts",
+                     f"{e.tpot_ms * E:.3f}", "")
         step.add_row(f"TPOT = cycle / {E:.3f} tokens per step", f"{e.tpot_ms:.3f}", "")
     else:
         step.add_row("TPOT", f"{e.tpot_ms:.3f}", "")
