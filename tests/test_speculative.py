@@ -195,3 +195,22 @@ def test_estimate_flags_and_yaml(tmp_path):
     assert "drafts" in text
     bad = runner.invoke(app, [*base, "--speculative-tokens", "17"])
     assert bad.exit_code != 0
+
+
+def test_decode_pool_agrees_with_its_simulator():
+    """The disaggregated decode pool (planner/physics/disagg.py) with k = 2, alpha 0.7: (O-1)/E
+    steps a request, TPOT per token; mean TPOT within 10 % of the decode-pool simulator."""
+    from planner.physics import disagg as D
+    from planner.simulate import simulate_decode_pool
+    o = _spec(2, 0.7)
+    t = GpuTable.build([CAT.gpus["h100-sxm"]])
+    c = Configs.single(0, "w8a8-fp8", "fp8", 2, 1, 1, 128, 4000, 300)
+    ph = L.step_physics(CAT.model("llama-3.1-70b"), t, c, o)
+    eng = L.engine(ph)
+    wl = L.Workload(4000, 300)
+    sd = float(D.decode_saturation(ph, eng, 4000.0, 300.0)[0])
+    d = D.decode_metrics(ph, eng, wl, 0.5 * sd)
+    s = simulate_decode_pool(ph, eng, 0, Arrivals("poisson", rate=0.5 * sd), Lengths(4000), Lengths(300),
+                             n_requests=3000).summary
+    assert float(d.get("tpot", "mean")[0]) == pytest.approx(s["tpot_mean"], rel=0.1)
+    assert float(d.get("itl", "mean")[0]) == pytest.approx(s["itl_mean"], rel=0.1)
