@@ -81,13 +81,18 @@ def _wq(x: np.ndarray, w: np.ndarray, q: float) -> float:
 def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, token_budget: int,
              max_seqs: int, kv_pool_tokens: float = float("inf"), n_requests: int = 5000,
              warmup: float = 0.1, seed: int = 0,
-             targets: Sequence[tuple[str, str, float]] = (), transfer_s: float = 0.0) -> SimResult:
+             targets: Sequence[tuple[str, str, float]] = (), transfer_s: float = 0.0,
+             speculative_tokens: int = 0, speculative_acceptance: float = 1.0) -> SimResult:
     """Simulate one lane of one configuration. ``warmup``: share of requests discarded at
     the start, and the same share at the end (the drain). ``targets``: (metric, statistic,
     seconds) triples; the summary gets the share of measured requests meeting each.
     ``transfer_s``: a prefill pool (one output token): each finished prompt's KV then
     crosses one FIFO link taking ``transfer_s`` seconds, and its first token counts from
-    the transfer's end (docs/disaggregation.md section 5)."""
+    the transfer's end (docs/disaggregation.md section 5).
+    ``speculative_tokens`` k > 0: each decode sequence takes k + 1 tokens of the step's budget
+    and gains 1 + min(G, k) tokens per step, G the run of accepted drafts (P(G >= j) =
+    alpha^j, alpha = ``speculative_acceptance``), drawn from the seeded generator (docs/model.md
+    section 4); k = 0 draws nothing (the results are those without the option)."""
     rng = np.random.default_rng(seed)
     S = isl.sample(rng, n_requests)
     O = osl.sample(rng, n_requests)
@@ -95,6 +100,11 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
         raise ValueError("lengths must be at least 1")
     T = int(token_budget)
     cap = int(max_seqs)
+    spec = int(speculative_tokens)
+    q = spec + 1                      # budget tokens per decode sequence
+    if spec > 0 and not 0.0 < speculative_acceptance <= 1.0:
+        raise ValueError("speculative_acceptance must be in (0, 1]")
+    left: dict[int, int] = {}         # speculative decoding: tokens still to emit, per decoding request
     if cap < 1 or np.any(S + O > kv_pool_tokens):
         raise ValueError("no sequence fits: max_seqs < 1 or a request exceeds the KV pool")
     arr = np.full(n_requests, np.inf)
@@ -156,7 +166,7 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
                 raise RuntimeError("simulator stalled")
             t = arr_l[nxt]
             continue
-        budget = T - n_dec
+        budget = T - n_dec * q
         chunk = 0
         att = 0.0
         heads = 0
@@ -195,7 +205,24 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
         step_dt.append(dt)
         step_n.append(n_dec)
         step_end.append(t)
-        ctx += n_dec
+        finished: list[int] = []
+        if spec == 0:
+            ctx += n_dec
+        elif left:
+            rids = list(left)
+            if speculative_acceptance >= 1.0:
+                runs = [spec] * len(rids)
+            else:       # G = (trials to the first rejection) - 1, capped at k
+                runs = np.minimum(rng.geometric(1.0 - speculative_acceptance, len(rids)) - 1, spec).tolist()
+            for rid, g in zip(rids, runs):
+                r = left[rid]
+                emit = 1 + g if 1 + g < r else r
+                ctx += emit
+                if emit == r:
+                    del left[rid]
+                    finished.append(rid)
+                else:
+                    left[rid] = r - emit
         while prefilling and prefilling[0][1] == S_l[prefilling[0][0]]:
             prefilling.popleft()
         for rid in completed:
@@ -213,11 +240,15 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
                     heapq.heappush(pend, (arr_l[issued], issued))
                     issued += 1
             else:
-                heapq.heappush(heap, (k + O_l[rid] - 1, rid))
+                if spec == 0:
+                    heapq.heappush(heap, (k + O_l[rid] - 1, rid))
+                else:
+                    left[rid] = O_l[rid] - 1
                 n_dec += 1
                 ctx += S_l[rid] + 1
         while heap and heap[0][0] == k:
-            _, rid = heapq.heappop(heap)
+            finished.append(heapq.heappop(heap)[1])
+        for rid in finished:
             fin[rid] = t
             done += 1
             n_dec -= 1
@@ -279,7 +310,8 @@ def simulate_config(phys: StepPhysics, eng: Engine, i: int, arrivals: Arrivals, 
     lanes = float(phys.lanes[i])
     T = int(eng.token_budget[i])
     cap = int(eng.max_seqs[i])
-    fn = scalar_step_fn(phys, i, T + cap + 1)
+    q = phys.o.speculative_tokens + 1
+    fn = scalar_step_fn(phys, i, T + cap * q + 1)
     if arrivals.kind == "closed":
         assert arrivals.clients is not None
         a = Arrivals("closed", clients=max(1, int(round(arrivals.clients / lanes))), think_s=arrivals.think_s)
@@ -287,7 +319,7 @@ def simulate_config(phys: StepPhysics, eng: Engine, i: int, arrivals: Arrivals, 
         assert arrivals.rate is not None
         a = Arrivals(arrivals.kind, rate=arrivals.rate / lanes, cv=arrivals.cv)
     r = simulate(fn, a, isl, osl, token_budget=T, max_seqs=cap,
-                 kv_pool_tokens=float(eng.kv_pool_tokens[i]), **kw)
+                 kv_pool_tokens=float(eng.kv_pool_tokens[i]), **_speculation(phys), **kw)
     if lanes == 1.0:
         return r
     s = dict(r.summary)
@@ -323,10 +355,19 @@ def simulate_decode_pool(phys: StepPhysics, eng: Engine, i: int, arrivals: Arriv
     if float(phys.lanes[i]) != 1.0:
         raise ValueError("the pool simulators take one-lane configurations")
     cap = int(eng.max_seqs[i])
-    fn = scalar_step_fn(phys, i, cap + 1)
+    fn = scalar_step_fn(phys, i, cap * (phys.o.speculative_tokens + 1) + 1)
 
     def decode_only(n: int, ctx: float, c: int = 0, A: float = 0.0, heads: int = 0) -> float:
         return fn(n, ctx)
-    budget = cap + cap * isl.max          # admission never limited by a prefill token budget
+    budget = cap * (phys.o.speculative_tokens + 1) + cap * isl.max   # never limited by a token budget
     return simulate(decode_only, arrivals, isl, osl, token_budget=budget, max_seqs=cap,
-                    kv_pool_tokens=float(eng.kv_pool_tokens[i]), **kw)
+                    kv_pool_tokens=float(eng.kv_pool_tokens[i]), **_speculation(phys), **kw)
+
+
+def _speculation(phys: StepPhysics) -> dict:
+    """The simulator's speculative-decoding arguments from the configuration's assumptions
+    (none when it is off, so that nothing changes)."""
+    o = phys.o
+    if o.speculative_tokens == 0:
+        return {}
+    return dict(speculative_tokens=o.speculative_tokens, speculative_acceptance=o.speculative_acceptance)

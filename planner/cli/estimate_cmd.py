@@ -47,6 +47,12 @@ def estimate(
         help="figures under load: N clients in a closed loop per replica (the batch is max-num-seqs)")] = None,
     rate: Annotated[Optional[float], typer.Option(
         "--requests-per-s", help="figures under load: Poisson arrivals at this rate per replica")] = None,
+    speculative_tokens: Annotated[Optional[int], typer.Option(
+        "--speculative-tokens", help="speculative decoding / MTP: draft tokens per decode step (0 = off; "
+        "assumption speculative_tokens, docs/model.md section 4)")] = None,
+    speculative_acceptance: Annotated[Optional[float], typer.Option(
+        "--speculative-acceptance", help="probability each draft token is accepted (assumption "
+        "speculative_acceptance, default 0.7)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Evaluate one fixed configuration: memory, step time, regime, TTFT, TPOT, throughput, cost."""
@@ -56,20 +62,28 @@ def estimate(
             model=model, gpu=gpu, tp=tp, pp=pp, ep=ep, quantization=quantization and quantization.value,
             kv_dtype=kv_dtype and kv_dtype.value,
             batch=batch, input_tokens=input_tokens, output_tokens=output_tokens, preset=preset and preset.value,
-            price_usd_per_gpu_hour=price, concurrency=concurrency, requests_per_s=rate, catalog=[str(c.absolute()) for c in catalog] if catalog else None))
+            price_usd_per_gpu_hour=price, concurrency=concurrency, requests_per_s=rate, catalog=[str(c.absolute()) for c in catalog] if catalog else None),
+            assumptions={k: v for k, v in (("speculative_tokens", speculative_tokens),
+                                           ("speculative_acceptance", speculative_acceptance)) if v is not None})
         result = estimate_from_spec(spec, doc, calibration=calibration)
         emit(dump_json(result.to_dict()) if as_json else render_estimate(result))
 
     guarded(run, as_json=as_json)
 
 
-def _spec(file: Optional[Path], flags: dict) -> tuple[EstimateSpec, Document | None]:
+def _spec(file: Optional[Path], flags: dict, assumptions: dict | None = None) -> tuple[EstimateSpec, Document | None]:
+    """The spec from the file (if any) with the flags over it; ``assumptions``: assumption
+    fields given by flags, merged into the file's ``assumptions`` block field by field."""
     given = {k: v for k, v in flags.items() if v is not None}
     if file is None:
+        if assumptions:
+            given["assumptions"] = dict(assumptions)
         doc = Document(data=given, file="<command line>")
         return doc.validate(EstimateSpec), None
     spec, doc = load_estimate_spec(str(file))
-    if not given:
+    if not given and not assumptions:
         return spec, doc
     merged = spec.model_dump(exclude_unset=True) | given
+    if assumptions:
+        merged["assumptions"] = dict(spec.assumptions) | assumptions
     return doc.validate(EstimateSpec, merged), doc

@@ -12,6 +12,8 @@ from rich.table import Table
 
 from planner.cli import wording
 from planner.estimate import Estimate
+from planner.physics.options import Assumptions
+from planner.physics.perf import tokens_per_step
 from planner.units import GB, GiB
 
 
@@ -79,7 +81,14 @@ def render_estimate(e: Estimate) -> str:
         step.add_row(label, f"{ms:.3f}", "" if share is None else f"{share:.0%}")
     step.add_row("compute-bound share", "", f"{s['compute']:.0%}")
     step.add_row("communication share", "", f"{s['communication']:.0%}")
-    step.add_row("TPOT", f"{e.tpot_ms:.3f}", "")
+    k_spec = int(e.assumptions.get("speculative_tokens", 0) or 0)
+    if k_spec > 0:      # rows above: the verify pass; the cycle adds the drafts (docs/model.md section 4)
+        E = tokens_per_step(Assumptions.model_validate(e.assumptions))
+        step.add_row(f"speculative: cycle = verify of {k_spec + 1} tokens + {k_spec} drafts",
+                     f"{e.tpot_ms * E:.3f}", "")
+        step.add_row(f"TPOT = cycle / {E:.3f} tokens per step", f"{e.tpot_ms:.3f}", "")
+    else:
+        step.add_row("TPOT", f"{e.tpot_ms:.3f}", "")
     summary = Table(title="Summary", title_justify="left", show_header=False)
     summary.add_column("quantity")
     summary.add_column("value", justify="right")

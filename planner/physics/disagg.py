@@ -39,7 +39,7 @@ from planner.physics.load import (
     _slot_wait,
     step_time,
 )
-from planner.physics.perf import _KV_BYTES, _transfer
+from planner.physics.perf import _KV_BYTES, _transfer, tokens_per_step, tokens_per_step_variance
 
 LinkKind = Literal["intra", "inter"]
 PREFILL_METRICS: tuple[str, ...] = ("ttft",)
@@ -323,13 +323,15 @@ class DecodeResult:
 
 def decode_saturation(phys: StepPhysics, eng: Engine, isl, osl) -> np.ndarray:
     """Requests/s per replica with every lane at n = min(M, T) sequences:
-    lanes x n / ((O - 1) t_dec(n)) (section 2)."""
+    lanes x n / ((O - 1) t_dec(n)) (section 2). Speculative decoding (docs/model.md section 4):
+    (O - 1)/E steps a request, q = k + 1 budget tokens a sequence (n q <= T)."""
     n = len(phys)
     S, O = _arr(isl, n), _arr(osl, n)
-    m = np.maximum(np.minimum(eng.max_seqs, eng.token_budget), 1e-9)
+    E, q = tokens_per_step(phys.o), float(phys.o.speculative_tokens + 1)
+    m = np.maximum(np.minimum(eng.max_seqs, eng.token_budget / q), 1e-9)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = step_time(phys, m, m * (S + O / 2.0))
-        return np.where(eng.max_seqs >= 1, phys.lanes * m / (np.maximum(O - 1.0, 1e-9) * t), 0.0)
+        return np.where(eng.max_seqs >= 1, phys.lanes * m / (np.maximum(O - 1.0, 1e-9) / E * t), 0.0)
 
 
 def decode_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate, transfer=0.0,
@@ -348,22 +350,26 @@ def decode_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate, transfer=
         ctx = S + O / 2.0
         sat = decode_saturation(phys, eng, S, O)
 
-        # Little on the decode phase: n = lam (O - 1) tau; tau = t_dec(n) (fixed point)
+        # Little on the decode phase: n = lam (O - 1)/E tau; tau = t_dec(n) (fixed point);
+        # E = 1 without speculative decoding, else tokens a step (docs/model.md section 4)
+        E, q = tokens_per_step(phys.o), float(phys.o.speculative_tokens + 1)
+
         def F(tau):
-            nn = lam_l * (O - 1.0) * tau
+            nn = lam_l * ((O - 1.0) / E) * tau
             return step_time(phys, nn, nn * ctx)
         lo = step_time(phys, 0.0, 0.0) * 0.5
         hi = 4.0 * np.maximum(step_time(phys, np.maximum(M, 1.0), np.maximum(M, 1.0) * ctx), lo * 4.0)
         _, tau = _bisect(lambda t: F(t) > t, lo, hi, 40, geometric=True)
         converged = np.abs(F(tau) - tau) <= 1e-6 * tau + 1e-12
-        n = lam_l * (O - 1.0) * tau
-        residence = xfer + (O - 1.0) * tau
+        n = lam_l * ((O - 1.0) / E) * tau
+        residence = xfer + ((O - 1.0) / E) * tau
         rho_kv = lam_l * residence / np.maximum(M, 1e-9)
         w_kv = _slot_wait(rho_kv, M, ca2 / 2.0, residence)
         rho = np.maximum(lam / np.where(sat > 0, sat, np.nan), rho_kv)
-        stable = converged & (rho_kv < 1.0) & (lam < sat) & (M >= 1) & (n <= eng.token_budget)
+        stable = converged & (rho_kv < 1.0) & (lam < sat) & (M >= 1) & (n * q <= eng.token_budget)
         kv_bytes = kv_bytes_per_sequence(phys.arch.attention, S + O, _KV_BYTES[phys.configs.kv])
-        stats = {("tpot", "mean"): tau, ("itl", "mean"): tau}
+        tpot = tau / E                 # per output token; ITL per step
+        stats = {("tpot", "mean"): tpot, ("itl", "mean"): tau}
         if quantiles:
             # decode-batch fluctuation: Poisson (M/D/inf) times the peakedness (1 + ca^2)/2;
             # per-request TPOT sees the life average of n (variance 2/3 n): docs/load.md s. 5
@@ -373,11 +379,14 @@ def decode_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate, transfer=
             d0 = (step_time(phys, n + dn, (n + dn) * ctx) - step_time(phys, nm, nm * ctx)) / (n + dn - nm)
             sd_itl = np.abs(d0) * np.sqrt(n * zpk)
             sd_tpot = np.abs(d0) * np.sqrt(zpk * n * 2.0 / 3.0)
+            if phys.o.speculative_tokens > 0:    # per token, plus the spread of the step count (load.py)
+                sd_tpot = np.sqrt(sd_tpot * sd_tpot / (E * E) + tau * tau * tokens_per_step_variance(phys.o)
+                                  / (E ** 3 * np.maximum(O - 1.0, 1.0)))
             for key in _P:
                 if needed is not None and not any(s == key for _, s in needed):
                     continue
                 stats[("itl", key)] = tau + _Z[key] * sd_itl
-                stats[("tpot", key)] = tau + _Z[key] * sd_tpot
+                stats[("tpot", key)] = tpot + _Z[key] * sd_tpot
     return DecodeResult(rate=lam, running=n, step=tau, rho=rho, rho_kv=rho_kv, saturation_rate=sat, max_seqs=M,
                         kv_wait=w_kv, kv_held_bytes=lam * residence * kv_bytes,
                         throughput_tokens_per_s=lam * O, stable=stable, stats=stats)

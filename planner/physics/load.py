@@ -40,6 +40,8 @@ from planner.physics.perf import (
     exposed_alltoall,
     rates,
     stage_factors,
+    tokens_per_step,
+    tokens_per_step_variance,
 )
 from planner.physics.quant import ACTIVATION_BYTES, EMBEDDING_BYTES
 from planner.physics.space import Configs, GpuTable
@@ -80,6 +82,14 @@ class StepPhysics:
     kv_per_token: np.ndarray     # smax(kv_read, attn_decode): s per cached token of decode, the step's KV term
     max_batch: np.ndarray        # sequences per lane the KV cache holds at S + O tokens each
     kv_pool_tokens: np.ndarray   # KV tokens per lane
+    # speculative decoding (docs/model.md section 4): a decode token above is one of the q = k + 1
+    # query tokens a sequence verifies per step, and kv_per_token holds smax(kv_read, q attn_decode);
+    # the draft of a step (``draft_time``) needs the ordinary (q = 1) terms without the LM head
+    lin_body: np.ndarray         # s per decode token: linear layers only (no LM head), FLOP side
+    head_lin: np.ndarray         # s per decode token: the LM head's GEMM, FLOP side
+    head_weights: np.ndarray     # s per cycle: reading the LM head's weights
+    head_latency: np.ndarray     # s per cycle: the LM head GEMM's fixed latency
+    draft_kv_per_token: np.ndarray  # smax(kv_read, attn_decode): s per cached token, one query token
     _w: dict = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
@@ -232,6 +242,7 @@ def step_physics(model: ModelSpec, table: GpuTable, configs: Configs, o: Assumpt
         room = np.maximum(ev.usable_bytes - ev.weights_bytes - ev.activation_bytes - ev.reserve_bytes, 0.0)
         kv_read = kv_on * L * arch.kv_elements * b_kv * kv_frac * s_body / (bw * o.memory_bandwidth_efficiency)
         attn_decode = kv_on * on * L * arch.attn_decode_flops * s_body / tp / R.attn_dec
+        q = float(o.speculative_tokens + 1)     # query tokens per sequence per decode step
         # Every cycle term is a per-stage term x PP: the per-stage coefficients carry /PP.
         return StepPhysics(
             arch=arch, o=o, table=table, configs=configs, lanes=pp * dp_attn,
@@ -243,8 +254,13 @@ def step_physics(model: ModelSpec, table: GpuTable, configs: Configs, o: Assumpt
             overhead=cycle_overhead(arch, pp, o).astype(float),
             act_decode=activation_bytes(arch, tp, o) * L * s_body / (bw * o.memory_bandwidth_efficiency),
             act_prefill=activation_bytes(arch, tp, o) * L * s_body * bub / (bw * o.memory_bandwidth_efficiency),
-            kv_per_token=_smax(kv_read, attn_decode, o.roofline_sharpness),
+            kv_per_token=_smax(kv_read, q * attn_decode, o.roofline_sharpness),
             max_batch=ev.max_batch, kv_pool_tokens=np.floor(room / per_token_kv),
+            lin_body=on * 2.0 * act * s_body / R.lin_dec / tp,
+            head_lin=on * 2.0 * head * s_head / R.head_dec / tp,
+            head_weights=head / tp * b_e * s_head / (bw * o.memory_bandwidth_efficiency),
+            head_latency=o.gemm_latency_s * s_head,
+            draft_kv_per_token=_smax(kv_read, attn_decode, o.roofline_sharpness),
             _w=dict(tp=tp, pp=pp, ep=ep, group=group, dp_attn=dp_attn, kv_frac_w=kv_frac_w,
                     b_w=b_w, b_e=b_e, bw=bw, s_body=s_body, s_head=s_head),
         )
@@ -259,27 +275,63 @@ def step_time(phys: StepPhysics, n_decode, context_tokens, prefill_tokens=0.0,
     prefill_attention: sum over the chunk's pieces of c^2 + 2 c p (a piece of c tokens
     after p cached ones; default prefill_tokens^2, one prompt from its start);
     prefill_completions: prompts whose last chunk is in the step (LM-head rows; default 1
-    if prefill_tokens > 0). docs/load.md section 1."""
+    if prefill_tokens > 0). docs/load.md section 1.
+
+    Speculative decoding (``speculative_tokens`` k > 0): each decode sequence verifies
+    q = k + 1 tokens, so the decode tokens of the step are n q for the GEMMs, activations,
+    collectives and routed experts, the attention FLOPs per cached token are x q (in
+    ``kv_per_token``) and the KV bytes are not; the step then adds its draft (``draft_time``)."""
     o = phys.o
     n = np.asarray(n_decode, dtype=float)
     ctx = np.asarray(context_tokens, dtype=float)
     c = np.asarray(prefill_tokens, dtype=float)
     A = c * c if prefill_attention is None else np.asarray(prefill_attention, dtype=float)
     heads = (c > 0).astype(float) if prefill_completions is None else np.asarray(prefill_completions, dtype=float)
-    tokens = n + c
+    nq = n * float(o.speculative_tokens + 1)      # decode query tokens (n without speculation)
+    tokens = nq + c
     with np.errstate(divide="ignore", invalid="ignore"):
         t_w = phys.weights_time(tokens)
-        flops = n * phys.lin_decode + c * phys.lin_prefill + heads * phys.lin_head + A * phys.attn_prefill
+        flops = nq * phys.lin_decode + c * phys.lin_prefill + heads * phys.lin_head + A * phys.attn_prefill
         k = o.roofline_sharpness
         # both cached-token terms are proportional to ctx and smax is homogeneous: the per-token
         # smax is taken once per configuration (kv_per_token), as scalar_step_fn does
         compute = _smax(t_w, flops, k) + ctx * phys.kv_per_token
         t_tp, t_ep, hops = phys.comm_time(tokens, split=True)
         comm = t_tp + exposed_alltoall(t_ep, compute, tokens, o)
-        fixed = phys.overhead + n * phys.act_decode + c * phys.act_prefill
+        fixed = phys.overhead + nq * phys.act_decode + c * phys.act_prefill
         if o.overlap_comm:
-            return np.maximum(compute, comm + hops) + fixed
-        return compute + comm + hops + fixed
+            t = np.maximum(compute, comm + hops) + fixed
+        else:
+            t = compute + comm + hops + fixed
+        if o.speculative_tokens > 0:
+            t = t + draft_time(phys, n, ctx)
+        return t
+
+
+def draft_time(phys: StepPhysics, n_decode, context_tokens) -> np.ndarray:
+    """Seconds of drafting k = ``speculative_tokens`` tokens for ``n_decode`` sequences of
+    ``context_tokens`` cached tokens in all, one cycle (docs/model.md section 4):
+    k x [draft_layers / L x (the ordinary decode step of those sequences, one query token
+    each, without its LM head) + one LM-head pass over the n sequences]. 0 when k = 0."""
+    o = phys.o
+    K = o.speculative_tokens
+    n = np.asarray(n_decode, dtype=float)
+    if K == 0:
+        return np.zeros(np.broadcast_shapes(n.shape, (len(phys),)))
+    ctx = np.asarray(context_tokens, dtype=float)
+    k = o.roofline_sharpness
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_w = phys.weights_time(n) - phys.head_weights
+        compute = _smax(t_w, n * phys.lin_body, k) + ctx * phys.draft_kv_per_token
+        t_tp, t_ep, hops = phys.comm_time(n, split=True)
+        comm = t_tp + exposed_alltoall(t_ep, compute, n, o)
+        fixed = phys.overhead - phys.head_latency + n * phys.act_decode
+        if o.overlap_comm:
+            base = np.maximum(compute, comm + hops) + fixed
+        else:
+            base = compute + comm + hops + fixed
+        head = _smax(phys.head_weights, n * phys.head_lin, k) + phys.head_latency
+        return K * (o.speculative_draft_layers / float(phys.arch.layers) * base + head)
 
 
 def scalar_step_fn(phys: StepPhysics, i: int, max_tokens: int):
@@ -303,12 +355,9 @@ def scalar_step_fn(phys: StepPhysics, i: int, max_tokens: int):
     comm_only = (comm).tolist()
     hops_only = hops.tolist()
 
-    def f(n: int, ctx: float, c: int = 0, A: float = 0.0, heads: int = 0) -> float:
-        tok = n + c
-        lin = n * a_n + c * a_c + heads * a_h + A * a_A
-        w = tw[tok]
-        comp = _smax_scalar(w, lin, k) + ctx * kv
-        fixed = ovh + n * act_n + c * act_c
+    q = phys.o.speculative_tokens + 1      # query tokens per decode sequence (step_time)
+
+    def rest(tok: int, comp: float, fixed: float) -> float:
         if ep_cyc is not None and tok >= 2:
             e = ep_cyc[tok]
             hidden = e if e < comp else comp
@@ -320,7 +369,28 @@ def scalar_step_fn(phys: StepPhysics, i: int, max_tokens: int):
             x = comm_only[tok] + hops_only[tok]
             return (comp if comp > x else x) + fixed
         return comp + cm[tok] + fixed
-    return f
+
+    def f(n: int, ctx: float, c: int = 0, A: float = 0.0, heads: int = 0) -> float:
+        nq = n * q
+        tok = nq + c
+        lin = nq * a_n + c * a_c + heads * a_h + A * a_A
+        w = tw[tok]
+        comp = _smax_scalar(w, lin, k) + ctx * kv
+        fixed = ovh + nq * act_n + c * act_c
+        return rest(tok, comp, fixed)
+    if q == 1:
+        return f
+    # speculative decoding: the step's draft, as draft_time
+    K, frac = phys.o.speculative_tokens, phys.o.speculative_draft_layers / float(phys.arch.layers)
+    lb, hl, hw, hlat = (float(phys.lin_body[i]), float(phys.head_lin[i]), float(phys.head_weights[i]),
+                        float(phys.head_latency[i]))
+    kv1 = float(phys.draft_kv_per_token[i])
+
+    def g(n: int, ctx: float, c: int = 0, A: float = 0.0, heads: int = 0) -> float:
+        comp = _smax_scalar(tw[n] - hw, n * lb, k) + ctx * kv1
+        base = rest(n, comp, ovh - hlat + n * act_n)
+        return f(n, ctx, c, A, heads) + K * (frac * base + _smax_scalar(hw, n * hl, k) + hlat)
+    return g
 
 
 # ----------------------------------------------------------------------------------------
@@ -428,8 +498,18 @@ def _chunk(c1, Ta, u):
 
 def _saturation(phys: StepPhysics, eng: Engine, S, O):
     """Section 3: the rate at which every step is full: n decode + c prompt tokens = budget,
-    in the ratio (O-1) : S, n capped by max sequences."""
+    in the ratio (O-1) : S, n capped by max sequences.
+
+    Speculative decoding: a request needs (O-1)/E decode steps (E = ``tokens_per_step``) and
+    a decode sequence takes q = k + 1 tokens of the budget: n q + c = T with c = n S E/(O-1)."""
     T, cap = eng.token_budget, eng.max_seqs
+    if phys.o.speculative_tokens > 0:
+        steps = np.maximum(O - 1.0, 1e-9) / tokens_per_step(phys.o)      # decode steps per request
+        n = np.minimum(T * steps / (S + float(phys.o.speculative_tokens + 1) * steps), cap)
+        n = np.maximum(n, 1e-9)
+        c = n * S / steps
+        tau = step_time(phys, n, n * (S + O / 2.0), c, c * S, c / S)
+        return phys.lanes * n / (steps * tau), tau
     n = np.minimum(T * (O - 1.0) / (S + O - 1.0), cap)
     n = np.maximum(n, 1e-9)
     c = n * S / np.maximum(O - 1.0, 1e-9)
@@ -442,10 +522,12 @@ def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None):
     finder, ``_fixed_point``; ``tau_sat``: the saturated step, if the caller has it)."""
     lam = rate / phys.lanes
     T = eng.token_budget
+    E = tokens_per_step(phys.o)                    # 1 without speculative decoding
+    qd = float(phys.o.speculative_tokens + 1)      # budget tokens per decode sequence
 
     def parts(tau, ph=phys, lam=lam, S=S, O=O, T=T):
-        n = lam * (O - 1.0) * tau
-        Ta = np.maximum(T - n, 1.0)
+        n = lam * ((O - 1.0) / E) * tau            # Little: (O-1)/E decode steps per request
+        Ta = np.maximum(T - n * qd, 1.0)
         c1 = S / np.ceil(S / Ta)
         u = lam * S * tau
         c = _chunk(c1, Ta, u)
@@ -690,11 +772,12 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
     c_own = np.minimum(Ta, last + lam_l * S * (resid + w_extra))
     t_own = step_time(phys, n, ctx_n, c_own, c_own * S, c_own / S)
     D_own = (k_own - 1.0) * t_full + t_own
-    residence = w_extra + resid + D_own + (O - 1.0) * tau          # KV slot held (reserved at admission)
+    E = tokens_per_step(phys.o)        # speculative decoding: (O-1)/E decode steps a request (1: off)
+    residence = w_extra + resid + D_own + ((O - 1.0) / E) * tau    # KV slot held (reserved at admission)
     rho_kv = lam_l * residence / eng.max_seqs
     w_kv = _slot_wait(rho_kv, eng.max_seqs, (ca2 + 0.0) / 2.0, residence)
     ttft = resid + w_extra + w_kv + D_own
-    tpot = tau
+    tpot = tau / E                     # per output token; ITL is per step (a burst of E tokens on average)
     stable = st["converged"] & (rho_kv < 1.0) & (rho_p < 1.0) & (rho_T < 1.0) & (lam < sat)
     e2e = ttft + (O - 1.0) * tpot
     stats = {("ttft", "mean"): ttft, ("tpot", "mean"): tpot, ("itl", "mean"): tau, ("e2e", "mean"): e2e}
@@ -720,11 +803,17 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
             # prefilled stretches the window by its carrying steps' extra time, in which a = lam x
             # that extra time more prompts arrive: K is the total progeny of Poisson immigrants in
             # a branching process (Borel-Tanner), mean m_k, variance m_k / (1 - a)^2.
-            m_k = lam_l * (O - 1.0) * tau
-            e = (t1 - t0) * S / c / np.maximum(O - 1.0, 1.0)
+            m_k = lam_l * ((O - 1.0) / E) * tau
+            e = (t1 - t0) * S / c / (np.maximum(O - 1.0, 1.0) / E)
             a = np.clip(lam_l * (t1 - t0) * S / c, 0.0, 0.95)
             var_tpot = zpk * (d0 * d0 * n * 2.0 / 3.0 + e * e * m_k / (1.0 - a) ** 2 + d0 * e * m_k / (1.0 - a))
             sd_tpot = np.sqrt(np.maximum(var_tpot, 0.0))
+            if phys.o.speculative_tokens > 0:
+                # per output token (the per-step spread / E), plus the spread of the number of
+                # steps (O-1) tokens take: a renewal count of variance (O-1) Var(X) / E^3
+                var_x = tokens_per_step_variance(phys.o)
+                sd_tpot = np.sqrt(sd_tpot * sd_tpot / (E * E)
+                                  + tau * tau * var_x / (E ** 3 * np.maximum(O - 1.0, 1.0)))
         for key, p in _P.items():
             want = {m for m in METRICS if needed is None or (m, key) in needed}
             if "e2e" in want:

@@ -108,6 +108,18 @@ class Assumptions(BaseModel):
         "(rotary embedding in place on the queries; the keys, n_kv/n_q as wide, are left out; MLA: the "
         "rope dimensions only; none on state-space layers)")
     step_overhead_s: Seconds = Field(0.0, description="fixed cost per decode step (scheduling, sampling)")
+    speculative_tokens: Annotated[int, Field(ge=0, le=16), NotBool] = Field(
+        0, description="speculative decoding / multi-token prediction: k draft tokens proposed per decode "
+        "step and verified in one forward pass of k + 1 query tokens per sequence (0 = off; DeepSeek-V3 "
+        "MTP: 1). docs/model.md section 4, 'Speculative decoding / MTP'")
+    speculative_acceptance: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False), NotBool] = Field(
+        0.7, description="alpha: probability that each draft token is accepted, independently of the others "
+        "(Leviathan et al. 2023); a step emits (1 - alpha^(k+1)) / (1 - alpha) tokens on average. "
+        "DeepSeek-V3 reports 85-90 % for its one MTP token")
+    speculative_draft_layers: Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False), NotBool] = Field(
+        1.0, description="cost of drafting one token, in layers of the target model: DeepSeek-V3's MTP "
+        "module is one transformer block plus the shared LM head (1); a separate draft model counts its "
+        "size in target layers. Each draft token also pays one LM-head pass")
     memory_utilization: Fraction = Field(
         0.9, description="share of GPU memory the engine may use (vLLM gpu_memory_utilization)")
     kv_budget: Literal["total", "free"] = Field(

@@ -387,7 +387,9 @@ def _evaluate(model: ModelSpec, table: GpuTable, c: Configs, o: Assumptions) -> 
     pre = _prefill(arch, o, table, c, tp, pp, ep, group, b_w, b_e, peak)
 
     concurrency = B * pp * dp_attn
+    # concurrency x E / cycle: tpot is the cycle / E (section 4, speculative decoding)
     decode_tps = concurrency / dec["tpot"]
+    cycle = dec.pop("cycle")
     prefill_busy = pre.pop("prefill_busy")
     if o.include_prefill_in_throughput:
         out = c.output_tokens
@@ -398,8 +400,8 @@ def _evaluate(model: ModelSpec, table: GpuTable, c: Configs, o: Assumptions) -> 
     else:
         throughput = decode_tps
     bw_peak = table.bandwidth[gi]
-    mbu = dec["bytes_per_step"] / dec["tpot"] / bw_peak
-    mfu = dec["flops_per_step"] / dec["tpot"] / peak
+    mbu = dec["bytes_per_step"] / cycle / bw_peak
+    mfu = dec["flops_per_step"] / cycle / peak
     return Evaluation(
         valid=valid, invalid_reason=reason, gpus=gpus, concurrency=concurrency, **mem, **dec, **pre,
         decode_tokens_per_s=decode_tps, throughput_tokens_per_s=throughput, mbu=mbu, mfu=mfu,
@@ -484,8 +486,42 @@ def _cycle_weight_bytes(arch, o, tp, group, kv_frac_w, b_w, b_e, routed_tokens, 
     return cycle_weight_bytes_fn(arch, o, tp, group, kv_frac_w, b_w, b_e, s_body, s_head)(routed_tokens)
 
 
+def tokens_per_step(o: Assumptions) -> float:
+    """Expected tokens one sequence emits per decode (verify) step (docs/model.md section 4,
+    'Speculative decoding / MTP'): with k = ``speculative_tokens`` draft tokens, each accepted
+    independently with probability alpha = ``speculative_acceptance``, the step keeps the
+    accepted prefix and the target's own next token (Leviathan et al. 2023):
+    E = 1 + alpha + ... + alpha^k = (1 - alpha^(k+1)) / (1 - alpha)  [tokens / step],
+    k + 1 at alpha = 1, exactly 1 when speculative decoding is off (k = 0)."""
+    k, a = o.speculative_tokens, o.speculative_acceptance
+    if k == 0:
+        return 1.0
+    if a >= 1.0:
+        return float(k + 1)
+    return (1.0 - a ** (k + 1)) / (1.0 - a)
+
+
+def tokens_per_step_variance(o: Assumptions) -> float:
+    """Variance of the tokens X = 1 + min(G, k) one sequence emits per step, G the run of
+    accepted drafts (P(G >= j) = alpha^j) [tokens^2]; 0 without speculative decoding."""
+    k, a = o.speculative_tokens, o.speculative_acceptance
+    if k == 0 or a >= 1.0:
+        return 0.0
+    probs = [a ** j * (1.0 - a) for j in range(k)] + [a ** k]      # P(X = 1 + j), j = 0..k
+    m1 = sum(p * (1 + j) for j, p in enumerate(probs))
+    m2 = sum(p * (1 + j) ** 2 for j, p in enumerate(probs))
+    return m2 - m1 * m1
+
+
 def _decode(arch, o, table, c, tp, pp, ep, group, dp_attn, b_w, b_e, b_kv, kv_frac, kv_frac_w, peak) -> dict:
-    """Sections 4-5: one decode step per stage, summed over the pipeline cycle."""
+    """Sections 4-5: one decode step per stage, summed over the pipeline cycle.
+
+    Speculative decoding (k = ``speculative_tokens`` > 0; section 4, 'Speculative decoding /
+    MTP'): the step is a *verify* pass of q = k + 1 query tokens per sequence (the GEMM and
+    LM-head FLOPs, attention FLOPs, activation bytes, all-reduce and all-to-all messages and
+    the routed tokens scale with q; the KV bytes read and the weight bytes do not, except the
+    experts the q B tokens touch), plus the drafting of k tokens (``draft``), and TPOT is
+    that cycle / E (``tokens_per_step``) seconds per output token."""
     p = arch.params
     gi, B = c.gpu, c.batch
     h = float(arch.hidden)
@@ -495,41 +531,79 @@ def _decode(arch, o, table, c, tp, pp, ep, group, dp_attn, b_w, b_e, b_kv, kv_fr
     on = 1.0 if o.include_compute else 0.0
     head = float(p.lm_head or p.embedding)
     ctx = c.input_tokens + c.output_tokens / 2.0          # mean context over the decode
-    # Every term below is the slowest stage's (section 5): layer terms x s_body / PP, head x s_head / PP.
-    w_bytes = _cycle_weight_bytes(arch, o, tp, group, kv_frac_w, b_w, b_e, B * dp_attn, s_body, s_head) / pp
-    lin_flops = 2.0 * B * (p.active_nonembedding + head) / tp / pp
-    t_w = w_bytes / bw
-    t_lin = on * 2.0 * B * (busiest_active(p, o) * s_body / R.lin_dec + head * s_head / R.head_dec) / tp / pp
-    if o.include_kv_reads:
-        kv_bytes = B * kv_read_bytes(arch.attention, ctx, b_kv) * kv_frac / pp
-        attn_flops = B * decode_attention_flops(arch.attention, ctx) / tp / pp
-    else:
-        kv_bytes = attn_flops = np.zeros_like(B)
-    t_kv = kv_bytes * s_body / bw
-    t_attn = on * attn_flops * s_body / R.attn_dec
-
+    k = o.roofline_sharpness
     tp_bw, tp_lat = _link(table, gi, tp)
     n_ar = (2.0 * p.dense_layers + np.where(ep > 1, 1.0, 2.0) * p.moe_layers) / pp * s_body
-    msg = B * h * ACTIVATION_BYTES
-    t_ar = _transfer(tp_lat, _allreduce_factor(tp, o) * msg, tp_bw, o)
-    t_tp = np.where(tp > 1, n_ar * t_ar, 0.0)
-    t_ep = _alltoall(arch, o, table, gi, tp, ep, B) * p.moe_layers / pp * s_body
-    t_pp = _pipeline_hops(o, table, gi, tp, pp, msg, wraparound=True)
+    head_cycle_bytes = head / tp * b_e * s_head        # LM-head weight bytes of one cycle (slowest stage x PP)
 
-    k = o.roofline_sharpness
-    compute = _smax(t_w, t_lin, k) + _smax(t_kv, t_attn, k)
-    comm = t_tp + exposed_alltoall(t_ep, compute, B, o)
-    # non-GEMM kernels: their fixed costs, and the activations they move for B tokens (slowest stage)
-    act_bytes = B * activation_bytes(arch, tp, o) * arch.layers * s_body / pp
-    t_act = act_bytes / bw
-    overhead = cycle_overhead(arch, pp, o)
-    if o.overlap_comm:
-        tpot = np.maximum(pp * compute, pp * comm + t_pp) + overhead + pp * t_act
+    def step(q: float, hd: float) -> dict:
+        """One decode cycle with q query tokens per sequence (1 without speculation), with its
+        LM head (hd = 1) or without (hd = 0: the draft's layers, section 4). Exact at q = hd = 1."""
+        # Every term below is the slowest stage's (section 5): layer terms x s_body / PP, head x s_head / PP.
+        w_bytes = (_cycle_weight_bytes(arch, o, tp, group, kv_frac_w, b_w, b_e, B * q * dp_attn, s_body, s_head)
+                   - (1.0 - hd) * head_cycle_bytes) / pp
+        lin_flops = 2.0 * B * q * (p.active_nonembedding + hd * head) / tp / pp
+        t_w = w_bytes / bw
+        t_lin = (on * 2.0 * B * q * (busiest_active(p, o) * s_body / R.lin_dec + hd * head * s_head / R.head_dec)
+                 / tp / pp)
+        if o.include_kv_reads:
+            # the q queries of a sequence read its cached context once (bytes not x q); FLOPs x q
+            kv_bytes = B * kv_read_bytes(arch.attention, ctx, b_kv) * kv_frac / pp
+            attn_flops = B * q * decode_attention_flops(arch.attention, ctx) / tp / pp
+        else:
+            kv_bytes = attn_flops = np.zeros_like(B)
+        t_kv = kv_bytes * s_body / bw
+        t_attn = on * attn_flops * s_body / R.attn_dec
+
+        msg = B * q * h * ACTIVATION_BYTES
+        t_ar = _transfer(tp_lat, _allreduce_factor(tp, o) * msg, tp_bw, o)
+        t_tp = np.where(tp > 1, n_ar * t_ar, 0.0)
+        t_ep = _alltoall(arch, o, table, gi, tp, ep, B * q) * p.moe_layers / pp * s_body
+        t_pp = _pipeline_hops(o, table, gi, tp, pp, msg, wraparound=True)
+
+        compute = _smax(t_w, t_lin, k) + _smax(t_kv, t_attn, k)
+        comm = t_tp + exposed_alltoall(t_ep, compute, B * q, o)
+        # non-GEMM kernels: their fixed costs, and the activations they move for B q tokens (slowest stage)
+        act_bytes = B * q * activation_bytes(arch, tp, o) * arch.layers * s_body / pp
+        t_act = act_bytes / bw
+        overhead = cycle_overhead(arch, pp, o) - (1.0 - hd) * o.gemm_latency_s * s_head
+        if o.overlap_comm:
+            cycle = np.maximum(pp * compute, pp * comm + t_pp) + overhead + pp * t_act
+        else:
+            cycle = pp * (compute + comm) + t_pp + overhead + pp * t_act
+        return dict(t_w=t_w, t_lin=t_lin, t_kv=t_kv, t_attn=t_attn, t_tp=t_tp, t_ep=t_ep, t_pp=t_pp,
+                    t_act=t_act, overhead=overhead, cycle=cycle, kv_bytes=kv_bytes, act_bytes=act_bytes,
+                    lin_flops=lin_flops, attn_flops=attn_flops)
+
+    n_draft = o.speculative_tokens
+    v = step(float(n_draft + 1), 1.0)               # the (verify) step
+    cycle = v["cycle"]
+    bytes_per_step = (_weight_bytes_read(arch, o, tp, group, kv_frac_w, b_w, b_e, B * float(n_draft + 1) * dp_attn)
+                      + pp * (v["kv_bytes"] + v["act_bytes"]))
+    flops_per_step = pp * (v["lin_flops"] + v["attn_flops"])
+    if n_draft > 0:
+        # k drafts per cycle, each: draft_layers / L of the ordinary (q = 1) decode cycle of this
+        # batch without its LM head, plus one LM-head pass over the B sequences [s]
+        base = step(1.0, 0.0)
+        frac = o.speculative_draft_layers / float(arch.layers)
+        head_pass = (_smax(head_cycle_bytes / bw, on * 2.0 * B * head * s_head / tp / R.head_dec, k)
+                     + o.gemm_latency_s * s_head)
+        cycle = cycle + n_draft * (frac * base["cycle"] + head_pass)
+        body_bytes = _weight_bytes_read(arch, o, tp, group, kv_frac_w, b_w, b_e, B * dp_attn) - head / tp * b_e
+        bytes_per_step = bytes_per_step + n_draft * (
+            frac * (body_bytes + pp * (base["kv_bytes"] + base["act_bytes"])) + head / tp * b_e)
+        flops_per_step = flops_per_step + n_draft * (
+            frac * pp * (base["lin_flops"] + base["attn_flops"]) + 2.0 * B * head / tp)
+        tpot = cycle / tokens_per_step(o)
     else:
-        tpot = pp * (compute + comm) + t_pp + overhead + pp * t_act
-    # Shares are each term's own time over TPOT, as it is (section 4): weight reads and
-    # GEMMs overlap, so the shares can sum past 1; none is zeroed by the roofline.
-    share = lambda t: pp * t / tpot  # noqa: E731
+        tpot = cycle
+    # Shares are each term's own time over the cycle, as it is (section 4): weight reads and
+    # GEMMs overlap, so the shares can sum past 1; none is zeroed by the roofline. With
+    # speculative decoding the terms are the verify pass's; the draft is in the cycle only.
+    share = lambda t: pp * t / cycle  # noqa: E731
+    t_w, t_lin, t_kv, t_attn, t_tp, t_ep, t_pp, t_act = (
+        v[x] for x in ("t_w", "t_lin", "t_kv", "t_attn", "t_tp", "t_ep", "t_pp", "t_act"))
+    overhead = v["overhead"]
     return dict(
         t_weights=t_w, t_linear_compute=t_lin, t_kv=t_kv, t_attn_compute=t_attn,
         t_tp_comm=t_tp, t_ep_comm=t_ep, t_pp_comm=t_pp, t_activations=t_act,
@@ -539,11 +613,11 @@ def _decode(arch, o, table, c, tp, pp, ep, group, dp_attn, b_w, b_e, b_kv, kv_fr
         share_compute=share(t_lin + t_attn),
         share_kv=share(t_kv),
         share_activations=share(t_act),
-        share_comm=(pp * (t_tp + t_ep) + t_pp) / tpot,
-        share_overhead=overhead / tpot,
-        bytes_per_step=(_weight_bytes_read(arch, o, tp, group, kv_frac_w, b_w, b_e, B * dp_attn)
-                        + pp * (kv_bytes + act_bytes)),
-        flops_per_step=pp * (lin_flops + attn_flops),
+        share_comm=(pp * (t_tp + t_ep) + t_pp) / cycle,
+        share_overhead=overhead / cycle,
+        bytes_per_step=bytes_per_step,
+        flops_per_step=flops_per_step,
+        cycle=cycle,
     )
 
 
