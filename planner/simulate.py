@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from planner.physics.load import Engine, StepPhysics, scalar_step_fn
+from planner.physics.perf import query_tokens
 
 StepFn = Callable[..., float]   # f(n_decode, context_tokens, chunk, attention_units, completions)
 
@@ -310,7 +311,7 @@ def simulate_config(phys: StepPhysics, eng: Engine, i: int, arrivals: Arrivals, 
     lanes = float(phys.lanes[i])
     T = int(eng.token_budget[i])
     cap = int(eng.max_seqs[i])
-    q = phys.o.speculative_tokens + 1
+    q = query_tokens(phys.o)
     fn = scalar_step_fn(phys, i, T + cap * q + 1)
     if arrivals.kind == "closed":
         assert arrivals.clients is not None
@@ -355,11 +356,11 @@ def simulate_decode_pool(phys: StepPhysics, eng: Engine, i: int, arrivals: Arriv
     if float(phys.lanes[i]) != 1.0:
         raise ValueError("the pool simulators take one-lane configurations")
     cap = int(eng.max_seqs[i])
-    fn = scalar_step_fn(phys, i, cap * (phys.o.speculative_tokens + 1) + 1)
+    fn = scalar_step_fn(phys, i, cap * query_tokens(phys.o) + 1)
 
     def decode_only(n: int, ctx: float, c: int = 0, A: float = 0.0, heads: int = 0) -> float:
         return fn(n, ctx)
-    budget = cap * (phys.o.speculative_tokens + 1) + cap * isl.max   # never limited by a token budget
+    budget = cap * query_tokens(phys.o) + cap * isl.max   # never limited by a token budget
     return simulate(decode_only, arrivals, isl, osl, token_budget=budget, max_seqs=cap,
                     kv_pool_tokens=float(eng.kv_pool_tokens[i]), **_speculation(phys), **kw)
 

@@ -39,7 +39,7 @@ from planner.physics.load import (
     _slot_wait,
     step_time,
 )
-from planner.physics.perf import _KV_BYTES, _transfer, tokens_per_step, tokens_per_step_variance
+from planner.physics.perf import _KV_BYTES, _transfer, query_tokens, tokens_per_step, tokens_per_step_variance
 
 LinkKind = Literal["intra", "inter"]
 PREFILL_METRICS: tuple[str, ...] = ("ttft",)
@@ -327,7 +327,7 @@ def decode_saturation(phys: StepPhysics, eng: Engine, isl, osl) -> np.ndarray:
     (O - 1)/E steps a request, q = k + 1 budget tokens a sequence (n q <= T)."""
     n = len(phys)
     S, O = _arr(isl, n), _arr(osl, n)
-    E, q = tokens_per_step(phys.o), float(phys.o.speculative_tokens + 1)
+    E, q = tokens_per_step(phys.o), float(query_tokens(phys.o))
     m = np.maximum(np.minimum(eng.max_seqs, eng.token_budget / q), 1e-9)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = step_time(phys, m, m * (S + O / 2.0))
@@ -352,7 +352,7 @@ def decode_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate, transfer=
 
         # Little on the decode phase: n = lam (O - 1)/E tau; tau = t_dec(n) (fixed point);
         # E = 1 without speculative decoding, else tokens a step (docs/model.md section 4)
-        E, q = tokens_per_step(phys.o), float(phys.o.speculative_tokens + 1)
+        E, q = tokens_per_step(phys.o), float(query_tokens(phys.o))
 
         def F(tau):
             nn = lam_l * ((O - 1.0) / E) * tau

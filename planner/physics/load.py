@@ -38,6 +38,7 @@ from planner.physics.perf import (
     evaluate,
     experts_touched_vary,
     exposed_alltoall,
+    query_tokens,
     rates,
     stage_factors,
     tokens_per_step,
@@ -240,9 +241,11 @@ def step_physics(model: ModelSpec, table: GpuTable, configs: Configs, o: Assumpt
         ev = evaluate(model, table, configs, o)
         per_token_kv = ev.kv_bytes_per_sequence / (configs.input_tokens + configs.output_tokens)
         room = np.maximum(ev.usable_bytes - ev.weights_bytes - ev.activation_bytes - ev.reserve_bytes, 0.0)
-        kv_read = kv_on * L * arch.kv_elements * b_kv * kv_frac * s_body / (bw * o.memory_bandwidth_efficiency)
+        bw_eff = bw * o.memory_bandwidth_efficiency
+        kv_read = kv_on * L * arch.kv_elements * b_kv * kv_frac * s_body / bw_eff
         attn_decode = kv_on * on * L * arch.attn_decode_flops * s_body / tp / R.attn_dec
-        q = float(o.speculative_tokens + 1)     # query tokens per sequence per decode step
+        act_bytes = activation_bytes(arch, tp, o)
+        q = float(query_tokens(o))     # query tokens per sequence per decode step
         # Every cycle term is a per-stage term x PP: the per-stage coefficients carry /PP.
         return StepPhysics(
             arch=arch, o=o, table=table, configs=configs, lanes=pp * dp_attn,
@@ -252,13 +255,13 @@ def step_physics(model: ModelSpec, table: GpuTable, configs: Configs, o: Assumpt
             attn_prefill=on * L * arch.attn_prefill_flops * s_body * bub / tp / R.attn_pre,
             kv_read=kv_read, attn_decode=attn_decode,
             overhead=cycle_overhead(arch, pp, o).astype(float),
-            act_decode=activation_bytes(arch, tp, o) * L * s_body / (bw * o.memory_bandwidth_efficiency),
-            act_prefill=activation_bytes(arch, tp, o) * L * s_body * bub / (bw * o.memory_bandwidth_efficiency),
+            act_decode=act_bytes * L * s_body / bw_eff,
+            act_prefill=act_bytes * L * s_body * bub / bw_eff,
             kv_per_token=_smax(kv_read, q * attn_decode, o.roofline_sharpness),
             max_batch=ev.max_batch, kv_pool_tokens=np.floor(room / per_token_kv),
             lin_body=on * 2.0 * act * s_body / R.lin_dec / tp,
             head_lin=on * 2.0 * head * s_head / R.head_dec / tp,
-            head_weights=head / tp * b_e * s_head / (bw * o.memory_bandwidth_efficiency),
+            head_weights=head / tp * b_e * s_head / bw_eff,
             head_latency=o.gemm_latency_s * s_head,
             draft_kv_per_token=_smax(kv_read, attn_decode, o.roofline_sharpness),
             _w=dict(tp=tp, pp=pp, ep=ep, group=group, dp_attn=dp_attn, kv_frac_w=kv_frac_w,
@@ -287,7 +290,7 @@ def step_time(phys: StepPhysics, n_decode, context_tokens, prefill_tokens=0.0,
     c = np.asarray(prefill_tokens, dtype=float)
     A = c * c if prefill_attention is None else np.asarray(prefill_attention, dtype=float)
     heads = (c > 0).astype(float) if prefill_completions is None else np.asarray(prefill_completions, dtype=float)
-    nq = n * float(o.speculative_tokens + 1)      # decode query tokens (n without speculation)
+    nq = n * float(query_tokens(o))      # decode query tokens (n without speculation)
     tokens = nq + c
     with np.errstate(divide="ignore", invalid="ignore"):
         t_w = phys.weights_time(tokens)
@@ -355,7 +358,7 @@ def scalar_step_fn(phys: StepPhysics, i: int, max_tokens: int):
     comm_only = (comm).tolist()
     hops_only = hops.tolist()
 
-    q = phys.o.speculative_tokens + 1      # query tokens per decode sequence (step_time)
+    q = query_tokens(phys.o)      # query tokens per decode sequence (step_time)
 
     def rest(tok: int, comp: float, fixed: float) -> float:
         if ep_cyc is not None and tok >= 2:
@@ -505,7 +508,7 @@ def _saturation(phys: StepPhysics, eng: Engine, S, O):
     T, cap = eng.token_budget, eng.max_seqs
     if phys.o.speculative_tokens > 0:
         steps = np.maximum(O - 1.0, 1e-9) / tokens_per_step(phys.o)      # decode steps per request
-        n = np.minimum(T * steps / (S + float(phys.o.speculative_tokens + 1) * steps), cap)
+        n = np.minimum(T * steps / (S + float(query_tokens(phys.o)) * steps), cap)
         n = np.maximum(n, 1e-9)
         c = n * S / steps
         tau = step_time(phys, n, n * (S + O / 2.0), c, c * S, c / S)
@@ -523,7 +526,7 @@ def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None):
     lam = rate / phys.lanes
     T = eng.token_budget
     E = tokens_per_step(phys.o)                    # 1 without speculative decoding
-    qd = float(phys.o.speculative_tokens + 1)      # budget tokens per decode sequence
+    qd = float(query_tokens(phys.o))      # budget tokens per decode sequence
 
     def parts(tau, ph=phys, lam=lam, S=S, O=O, T=T):
         n = lam * ((O - 1.0) / E) * tau            # Little: (O-1)/E decode steps per request

@@ -16,6 +16,7 @@ from planner.units import GiB, MiB
 
 Fraction = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False), NotBool]
 Seconds = Annotated[float, Field(ge=0, le=10, allow_inf_nan=False), NotBool]
+Passes = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False), NotBool]   # activation widths per token
 
 
 class Assumptions(BaseModel):
@@ -95,15 +96,15 @@ class Assumptions(BaseModel):
         "measured on an H100 SXM with cuBLAS under CUDA graphs, 6.2 us BF16 and 4.3 us FP8 in t = alpha + "
         "bytes / bandwidth over the weight shards of Llama-3.1-8B and -70B at M = 1 "
         "(benchmarks/compare_step_times.py); x GEMMs per layer (4 dense, 5-7 MoE) plus the LM head")
-    activation_passes_hidden: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False), NotBool] = Field(
+    activation_passes_hidden: Passes = Field(
         8.0, description="hidden-width 16-bit activations the non-GEMM kernels of one layer read or write per "
         "token (vLLM: two fused residual-add + RMSNorm kernels, each reading the input and the residual and "
         "writing both); the bytes go at the achieved HBM bandwidth, which is what makes long prefills slower "
         "than their GEMMs (measured on an H100, benchmarks/compare_step_times.py)")
-    activation_passes_ffn: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False), NotBool] = Field(
+    activation_passes_ffn: Passes = Field(
         3.0, description="FFN-width (per TP shard) activations read or written per token and layer: "
         "SiLU-and-multiply reads gate and up and writes one (a non-gated MLP: 2/3 of this)")
-    activation_passes_attention: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False), NotBool] = Field(
+    activation_passes_attention: Passes = Field(
         2.0, description="query-width (per TP shard) activations read or written per token and layer "
         "(rotary embedding in place on the queries; the keys, n_kv/n_q as wide, are left out; MLA: the "
         "rope dimensions only; none on state-space layers)")

@@ -486,6 +486,12 @@ def _cycle_weight_bytes(arch, o, tp, group, kv_frac_w, b_w, b_e, routed_tokens, 
     return cycle_weight_bytes_fn(arch, o, tp, group, kv_frac_w, b_w, b_e, s_body, s_head)(routed_tokens)
 
 
+def query_tokens(o: Assumptions) -> int:
+    """Query tokens one sequence puts through a decode (verify) step: k = ``speculative_tokens``
+    drafts plus the target's own next token, 1 without speculative decoding (section 4)."""
+    return o.speculative_tokens + 1
+
+
 def tokens_per_step(o: Assumptions) -> float:
     """Expected tokens one sequence emits per decode (verify) step (docs/model.md section 4,
     'Speculative decoding / MTP'): with k = ``speculative_tokens`` draft tokens, each accepted
@@ -576,9 +582,9 @@ def _decode(arch, o, table, c, tp, pp, ep, group, dp_attn, b_w, b_e, b_kv, kv_fr
                     lin_flops=lin_flops, attn_flops=attn_flops)
 
     n_draft = o.speculative_tokens
-    v = step(float(n_draft + 1), 1.0)               # the (verify) step
+    v = step(float(query_tokens(o)), 1.0)           # the (verify) step
     cycle = v["cycle"]
-    bytes_per_step = (_weight_bytes_read(arch, o, tp, group, kv_frac_w, b_w, b_e, B * float(n_draft + 1) * dp_attn)
+    bytes_per_step = (_weight_bytes_read(arch, o, tp, group, kv_frac_w, b_w, b_e, B * float(query_tokens(o)) * dp_attn)
                       + pp * (v["kv_bytes"] + v["act_bytes"]))
     flops_per_step = pp * (v["lin_flops"] + v["attn_flops"])
     if n_draft > 0:
@@ -664,7 +670,8 @@ def _prefill(arch, o, table, c, tp, pp, ep, group, b_w, b_e, peak) -> dict:
     flops = (2.0 * S * p.active_nonembedding + 2.0 * head + attn) / tp
     R = rates(table, gi, c.scheme, c.kv, o)
     on = 1.0 if o.include_compute else 0.0
-    t_bytes = w_bytes / (table.bandwidth[gi] * table.eff_memory[gi] * o.memory_bandwidth_efficiency)
+    bw = table.bandwidth[gi] * table.eff_memory[gi] * o.memory_bandwidth_efficiency
+    t_bytes = w_bytes / bw
     t_flops = on * (2.0 * S * busiest_active(p, o) / R.lin_pre + 2.0 * head / R.head_pre + attn / R.attn_pre) / tp
     k = o.roofline_sharpness
     compute = _smax(t_bytes, t_flops, k)
@@ -677,7 +684,6 @@ def _prefill(arch, o, table, c, tp, pp, ep, group, b_w, b_e, peak) -> dict:
     comm = t_tp + exposed_alltoall(t_ep, compute, S, o) + hops
     overhead = per_layer_fixed(arch, o) * L + o.step_overhead_s + o.gemm_latency_s
     # the activations the non-GEMM kernels move: per token, so a chunk's share is the request's own
-    bw = table.bandwidth[gi] * table.eff_memory[gi] * o.memory_bandwidth_efficiency
     t_act = S * activation_bytes(arch, tp, o) * L / bw
     ttft = (np.maximum(compute, comm) if o.overlap_comm else compute + comm) + overhead + t_act
     # Under load, prefills run in chunks of max_batched_tokens: a request's share of a chunk
