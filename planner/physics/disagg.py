@@ -37,9 +37,10 @@ from planner.physics.load import (
     _bisect,
     _exp_tail_quantile,
     _slot_wait,
+    per_token_sd,
     step_time,
 )
-from planner.physics.perf import _KV_BYTES, _transfer, query_tokens, tokens_per_step, tokens_per_step_variance
+from planner.physics.perf import _KV_BYTES, _transfer, query_tokens, tokens_per_step
 
 LinkKind = Literal["intra", "inter"]
 PREFILL_METRICS: tuple[str, ...] = ("ttft",)
@@ -379,9 +380,7 @@ def decode_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate, transfer=
             d0 = (step_time(phys, n + dn, (n + dn) * ctx) - step_time(phys, nm, nm * ctx)) / (n + dn - nm)
             sd_itl = np.abs(d0) * np.sqrt(n * zpk)
             sd_tpot = np.abs(d0) * np.sqrt(zpk * n * 2.0 / 3.0)
-            if phys.o.speculative_tokens > 0:    # per token, plus the spread of the step count (load.py)
-                sd_tpot = np.sqrt(sd_tpot * sd_tpot / (E * E) + tau * tau * tokens_per_step_variance(phys.o)
-                                  / (E ** 3 * np.maximum(O - 1.0, 1.0)))
+            sd_tpot = per_token_sd(phys.o, sd_tpot, tau, O)
             for key in _P:
                 if needed is not None and not any(s == key for _, s in needed):
                     continue

@@ -499,6 +499,18 @@ def _chunk(c1, Ta, u):
     return np.minimum(c, np.maximum(Ta, c1))
 
 
+def per_token_sd(o: Assumptions, sd_step, tau, O):
+    """TPOT's standard deviation per output token from a request's per-step spread
+    ``sd_step`` (unchanged without speculative decoding). With it, per output token: the
+    per-step spread / E, plus the spread of the number of steps O - 1 tokens take, a renewal
+    count of variance (O-1) Var(X) / E^3 (X the tokens a step emits; docs/model.md section 4)."""
+    if o.speculative_tokens == 0:
+        return sd_step
+    E = tokens_per_step(o)
+    return np.sqrt(sd_step * sd_step / (E * E)
+                   + tau * tau * tokens_per_step_variance(o) / (E ** 3 * np.maximum(O - 1.0, 1.0)))
+
+
 def _saturation(phys: StepPhysics, eng: Engine, S, O):
     """Section 3: the rate at which every step is full: n decode + c prompt tokens = budget,
     in the ratio (O-1) : S, n capped by max sequences.
@@ -811,12 +823,7 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
             a = np.clip(lam_l * (t1 - t0) * S / c, 0.0, 0.95)
             var_tpot = zpk * (d0 * d0 * n * 2.0 / 3.0 + e * e * m_k / (1.0 - a) ** 2 + d0 * e * m_k / (1.0 - a))
             sd_tpot = np.sqrt(np.maximum(var_tpot, 0.0))
-            if phys.o.speculative_tokens > 0:
-                # per output token (the per-step spread / E), plus the spread of the number of
-                # steps (O-1) tokens take: a renewal count of variance (O-1) Var(X) / E^3
-                var_x = tokens_per_step_variance(phys.o)
-                sd_tpot = np.sqrt(sd_tpot * sd_tpot / (E * E)
-                                  + tau * tau * var_x / (E ** 3 * np.maximum(O - 1.0, 1.0)))
+            sd_tpot = per_token_sd(phys.o, sd_tpot, tau, O)
         for key, p in _P.items():
             want = {m for m in METRICS if needed is None or (m, key) in needed}
             if "e2e" in want:
