@@ -23,8 +23,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from solver_speed import grown  # noqa: E402
 
-from planner.candidates import build_candidates  # noqa: E402
-from planner.resolve import Problem, resolve  # noqa: E402
+from planner.candidates.table import build_candidates
+from planner.resolve.problem import Problem, resolve
 from planner.schemas.plan import load_plan_spec  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

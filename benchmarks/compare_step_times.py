@@ -22,7 +22,7 @@ import os
 
 import numpy as np
 
-from planner.catalog import Catalog
+from planner.catalog.store import Catalog
 from planner.physics.options import PRESETS
 from planner.physics.perf import _smax, evaluate
 from planner.physics.space import KV_NAMES, SCHEME_NAMES, Configs, GpuTable

@@ -20,7 +20,7 @@ import itertools
 
 import numpy as np
 
-from planner.catalog import Catalog
+from planner.catalog.store import Catalog
 from planner.physics import disagg as D
 from planner.physics import load as L
 from planner.physics.options import PRESETS

@@ -22,9 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from planner.candidates import build_candidates  # noqa: E402
+from planner.candidates.table import build_candidates
 from planner.fleet import solve_fleet  # noqa: E402
-from planner.resolve import resolve_fleet  # noqa: E402
+from planner.resolve.problem import resolve_fleet
 from planner.schemas.fleet import FleetSpec  # noqa: E402
 
 MODELS = ["llama-3.1-8b", "qwen3-8b", "qwen3-32b", "llama-3.1-70b", "qwen3-30b-a3b", "gpt-oss-20b"]

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from planner.catalog import Catalog
+from planner.catalog.store import Catalog
 from planner.physics import load as L
 from planner.physics.options import PRESETS
 from planner.physics.space import KV_NAMES, SCHEME_NAMES, Configs, GpuTable

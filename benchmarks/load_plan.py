@@ -20,10 +20,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from planner.candidates import build_candidates  # noqa: E402
 from planner.candidates.load import row_load  # noqa: E402
+from planner.candidates.table import build_candidates
 from planner.physics.load import engine, step_physics  # noqa: E402
-from planner.resolve import resolve  # noqa: E402
+from planner.resolve.problem import resolve
 from planner.schemas.plan import load_plan_spec  # noqa: E402
 from planner.simulate import Arrivals, Lengths, simulate_config  # noqa: E402
 

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from planner.catalog import Catalog
+from planner.catalog.store import Catalog
 from planner.physics.options import PRESETS
 from planner.physics.perf import evaluate
 from planner.physics.quant import DEFAULT_SCHEMES

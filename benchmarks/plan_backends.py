@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import constraints
-from planner.backends import get_backend
-from planner.candidates import build_candidates
+from planner.backends.base import get_backend
+from planner.candidates.table import build_candidates
 from planner.plan.solve import plan
-from planner.resolve import resolve
+from planner.resolve.problem import resolve
 from planner.schemas.plan import load_plan_spec
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from seed_cases import H100_ARTICLE, LLAMA70_ARTICLE, run  # noqa: E402
 
-from planner.catalog import Catalog  # noqa: E402
+from planner.catalog.store import Catalog
 from planner.physics.options import PRESETS  # noqa: E402
 
 BATCH, CONTEXT_IN, CONTEXT_OUT = 295, 1024, 256

@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 
 import constraints
-from planner.backends import get_backend
-from planner.candidates import build_candidates, with_objective
+from planner.backends.base import get_backend
+from planner.candidates.table import build_candidates, with_objective
 from planner.physics.space import GpuTable
 from planner.plan.solve import OracleInput
-from planner.resolve import Problem, resolve
+from planner.resolve.problem import Problem, resolve
 from planner.schemas.plan import PlanSpec, load_plan_spec
 
 ROOT = Path(__file__).resolve().parents[1]

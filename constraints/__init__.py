@@ -29,7 +29,7 @@ from constraints import (
 from constraints.incumbent import Incumbent as Incumbent
 from constraints.incumbent import incumbent as incumbent
 from constraints.model import LinearModel
-from planner.candidates import Candidates
+from planner.candidates.table import Candidates
 
 SCREENING = (memory, latency)          # rows that involve one configuration's candidates only
 FAMILIES = (roofline, communication, latency, demand, inventory, budget, power, change)

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from planner.candidates import Candidates
 from planner.candidates.load import ROLE_NAMES
+from planner.candidates.table import Candidates
 
 if TYPE_CHECKING:
     from constraints import Formulation

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from constraints import communication, latency, roofline
-from planner.candidates import nodes_for
 from planner.candidates.objectives import OBJECTIVES
+from planner.candidates.table import nodes_for
 
 if TYPE_CHECKING:
     from constraints import Formulation

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from planner.candidates import Candidates
+from planner.candidates.table import Candidates
 
 
 def screened(c: Candidates) -> np.ndarray:

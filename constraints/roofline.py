@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from planner.candidates import Candidates
+from planner.candidates.table import Candidates
 
 if TYPE_CHECKING:
     from constraints import Formulation

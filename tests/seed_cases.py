@@ -16,8 +16,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from planner.catalog import Catalog
 from planner.catalog.schema import Gpu, ModelSpec
+from planner.catalog.store import Catalog
 from planner.physics.options import PRESETS, Assumptions
 from planner.physics.params import count_parameters
 from planner.physics.perf import critical_batch, evaluate, minimum_gpus

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from planner.catalog import Catalog
 from planner.catalog.aliases import SCHEME_ALIASES, scheme_of, suggest
+from planner.catalog.store import Catalog
 from planner.errors import InputError
 from planner.physics.quant import SCHEMES
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from planner.catalog import Catalog, model_from_hf_config
 from planner.catalog.schema import MATH_FORMATS
+from planner.catalog.store import Catalog, model_from_hf_config
 from planner.errors import InputError
 from planner.physics.params import count_parameters
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from planner.catalog import Catalog
-from planner.cli import app
-from planner.estimate import estimate_from_spec
+from planner.catalog.store import Catalog
+from planner.cli.root import app
+from planner.estimate.run import estimate_from_spec
 from planner.schemas.estimate import load_estimate_spec
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from planner.cli import app, main
 from planner.cli.common import Progress
 from planner.cli.render import colour, width
+from planner.cli.root import app, main
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNNER = CliRunner()

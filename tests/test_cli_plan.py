@@ -7,7 +7,7 @@ import pytest
 from golden_plans import GOLDEN, instances, summarise
 from typer.testing import CliRunner
 
-from planner.cli import app
+from planner.cli.root import app
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNNER = CliRunner()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from planner.catalog import Catalog
+from planner.catalog.store import Catalog
 from planner.physics import disagg as D
 from planner.physics import load as L
 from planner.physics.options import PRESETS

@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from planner.backends import BACKENDS
-from planner.candidates import build_candidates
-from planner.cli import main
+from planner.backends.base import BACKENDS
+from planner.candidates.table import build_candidates
+from planner.cli.root import main
 from planner.errors import InputError
 from planner.fleet import FleetResult, solve_fleet
 from planner.plan.solve import solve
-from planner.resolve import resolve, resolve_fleet
+from planner.resolve.problem import resolve, resolve_fleet
 from planner.schemas.fleet import FleetSpec
 from planner.schemas.plan import PlanSpec
 
@@ -252,7 +252,7 @@ def test_a_sweep_over_a_fleet_serves_more_with_more_budget_and_engines_agree(tmp
 def test_repricing_a_fleet_table_equals_a_rebuild():
     import numpy as np
 
-    from planner.candidates import repriced
+    from planner.candidates.table import repriced
 
     p1 = resolve_fleet(_fleet())
     p2 = resolve_fleet(_fleet(prices={"usd_per_gpu_hour": {"h100-sxm": 5.5, "l40s": 0.9}}))

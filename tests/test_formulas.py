@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from planner.catalog import Catalog
+from planner.catalog.store import Catalog
 from planner.physics.options import PRESETS, Assumptions
 from planner.physics.perf import Arch, _allreduce_factor, _experts_touched, critical_batch, evaluate
 from planner.physics.quant import SCHEMES

@@ -32,12 +32,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from planner.candidates import build_candidates
-from planner.catalog import Catalog
-from planner.cli import app
+from planner.candidates.table import build_candidates
+from planner.catalog.store import Catalog
+from planner.cli.root import app
 from planner.errors import InputError
 from planner.plan.solve import plan, solve
-from planner.resolve import resolve
+from planner.resolve.problem import resolve
 from planner.schemas.plan import PlanSpec
 from planner.yamlio import Document
 

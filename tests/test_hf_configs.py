@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from planner.catalog import Catalog, model_from_hf_config
+from planner.catalog.store import Catalog, model_from_hf_config
 from planner.errors import InputError
 from planner.physics.attention import attention_layout, kv_bytes_per_sequence
 from planner.physics.params import count_parameters

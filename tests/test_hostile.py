@@ -15,7 +15,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from planner.cli import app
+from planner.cli.root import app
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNNER = CliRunner()
@@ -341,7 +341,7 @@ def test_class11_calibrated_efficiency_must_be_a_fraction(tmp_path, section):
 def test_class12_a_solver_without_an_answer_falls_back_to_the_incumbent_unproven(tmp_path, monkeypatch, status):
     """A solver that ends without an answer no longer leaves the run planless (issue 16): the
     enumerated incumbent is returned, and the output says it is not proven best."""
-    from planner.backends import Solution, Status
+    from planner.backends.base import Solution, Status
     from planner.backends.cpsat import CpSatBackend
 
     monkeypatch.setattr(CpSatBackend, "solve", lambda self, f, t, seed=0: Solution(Status(status), None))
@@ -355,7 +355,7 @@ def test_class12_a_solver_without_an_answer_falls_back_to_the_incumbent_unproven
 def test_class12_unmapped_solver_status_is_unknown_not_time_limit():
     from ortools.sat.python import cp_model
 
-    from planner.backends import Status
+    from planner.backends.base import Status
     from planner.backends.cpsat import status_of
 
     assert status_of(cp_model.UNKNOWN, elapsed=0.01, time_limit=20) == Status.UNKNOWN
@@ -365,9 +365,9 @@ def test_class12_unmapped_solver_status_is_unknown_not_time_limit():
 def test_a_gpu_priced_at_zero_is_free_not_unpriced():
     """Found by the fuzzer: a price of 0.0 (a GPU already paid for) was read as "no price" and
     its cost as NaN; the models then saw a zero coefficient while the oracle dropped the row."""
-    from planner.candidates import build_candidates
+    from planner.candidates.table import build_candidates
     from planner.plan.solve import solve
-    from planner.resolve import resolve
+    from planner.resolve.problem import resolve
     from planner.schemas.plan import PlanSpec
 
     spec = PlanSpec.model_validate({

@@ -8,7 +8,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from planner.cli import app, wording
+from planner.cli import wording
+from planner.cli.root import app
 from planner.plan import solve as solve_module  # make_plan is looked up there
 from planner.plan.result import PlanResult
 from planner.whatif.relax import apply_patch

@@ -13,11 +13,11 @@ import pytest
 from golden_plans import instances
 from typer.testing import CliRunner
 
-from planner.catalog import Catalog
+from planner.catalog.store import Catalog
 from planner.catalog.support import support
-from planner.cli import app
-from planner.launch import ENGINES, benchmark, launch, script
+from planner.cli.root import app
 from planner.launch.flags import BENCHMARK
+from planner.launch.scripts import ENGINES, benchmark, launch, script
 from planner.plan.result import PlanResult
 from planner.schemas.plan import load_plan_spec
 from planner.whatif.relax import plan_and_relax

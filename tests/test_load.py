@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from planner.catalog import Catalog
+from planner.catalog.store import Catalog
 from planner.physics import load as L
 from planner.physics.options import PRESETS
 from planner.physics.perf import evaluate

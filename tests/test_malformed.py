@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from planner.cli import app
+from planner.cli.root import app
 
 RUNNER = CliRunner()
 BASE = {

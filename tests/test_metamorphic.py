@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from planner.catalog import Catalog
+from planner.catalog.store import Catalog
 from planner.plan.solve import plan
 from planner.schemas.plan import PlanSpec
 

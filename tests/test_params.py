@@ -2,7 +2,7 @@
 
 import pytest
 
-from planner.catalog import Catalog
+from planner.catalog.store import Catalog
 from planner.physics.params import count_parameters
 from planner.physics.perf import Arch
 from planner.units import KiB

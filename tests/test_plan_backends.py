@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 from plan_checks import violations
 
-from planner.backends import BACKENDS
+from planner.backends.base import BACKENDS
 from planner.plan.solve import plan
-from planner.resolve import resolve
+from planner.resolve.problem import resolve
 from planner.schemas.plan import load_plan_spec
 
 ROOT = Path(__file__).resolve().parents[1]

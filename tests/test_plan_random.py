@@ -6,10 +6,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from plan_checks import violations
 
-from planner.backends import BACKENDS
-from planner.candidates import build_candidates
+from planner.backends.base import BACKENDS
+from planner.candidates.table import build_candidates
 from planner.plan.solve import solve
-from planner.resolve import resolve
+from planner.resolve.problem import resolve
 from planner.schemas.plan import PlanSpec
 
 MODELS = ["llama-3.1-8b", "llama-2-7b", "mixtral-8x7b", "qwen3-32b", "llama-2-70b"]

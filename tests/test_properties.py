@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from planner.catalog import Catalog
+from planner.catalog.store import Catalog
 from planner.physics.options import PRESETS
 from planner.physics.perf import evaluate
 from planner.physics.quant import SCHEMES

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 import constraints
-from planner.backends import Feature, Solution, Status
-from planner.candidates import build_candidates, with_objective
+from planner.backends.base import Feature, Solution, Status
+from planner.candidates.table import build_candidates, with_objective
 from planner.plan import solve as solve_mod
 from planner.plan.solve import plan
-from planner.resolve import resolve
+from planner.resolve.problem import resolve
 from planner.schemas.plan import load_plan_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +45,7 @@ def test_more_ranks_keep_more_columns_and_every_survivor_was_screened(table, ran
 @pytest.mark.parametrize("objective", ["tpot", "ttft", "gpus", "cost_per_million_tokens"])
 def test_incumbent_is_the_enumerated_optimum(table, objective):
     """With one slot the starting plan is the optimum: the oracle's value."""
-    from planner.backends import get_backend
+    from planner.backends.base import get_backend
     from planner.plan.solve import OracleInput
     _, _, c = table
     c = with_objective(c, objective)

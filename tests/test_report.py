@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from planner.cli import app
+from planner.cli.root import app
 from planner.plan.result import PlanResult
-from planner.report import charts, render_report
+from planner.report.html import charts, render_report
 from planner.schemas.plan import load_plan_spec
 from planner.whatif.relax import plan_and_relax
 

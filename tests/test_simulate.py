@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from planner.catalog import Catalog
+from planner.catalog.store import Catalog
 from planner.physics import load as L
 from planner.physics.options import PRESETS
 from planner.physics.space import Configs, GpuTable

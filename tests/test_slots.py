@@ -10,12 +10,12 @@ from dataclasses import replace
 import pytest
 
 from constraints.model import LinearModel
-from planner.backends import BACKENDS, Feature, Status, get_backend
-from planner.candidates import build_candidates
-from planner.catalog import Catalog
+from planner.backends.base import BACKENDS, Feature, Status, get_backend
+from planner.candidates.table import build_candidates
+from planner.catalog.store import Catalog
 from planner.plan.result import PlanResult
 from planner.plan.solve import solve
-from planner.resolve import resolve
+from planner.resolve.problem import resolve
 from planner.schemas.plan import PlanSpec
 
 BASE = {"model": "llama-3.1-8b", "workload": {"input_tokens": 512, "output_tokens": 128,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from planner.catalog import Catalog
+from planner.catalog.store import Catalog
 from planner.physics import load as L
 from planner.physics.options import PRESETS, Assumptions
 from planner.physics.perf import Arch, _smax, evaluate, regime_of, regime_shares, tokens_per_step
@@ -176,7 +176,7 @@ def test_estimate_flags_and_yaml(tmp_path):
 
     from typer.testing import CliRunner
 
-    from planner.cli import app
+    from planner.cli.root import app
     runner = CliRunner()
     base = ["estimate", "--model", "llama-3.1-70b", "--gpu", "h100-sxm", "--tp", "2", "--quantization",
             "w8a8-fp8", "--kv-dtype", "fp8", "--batch", "1", "--json"]

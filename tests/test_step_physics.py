@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from planner.catalog import Catalog
+from planner.catalog.store import Catalog
 from planner.physics.attention import decode_attention_flops
 from planner.physics.options import PRESETS
 from planner.physics.perf import Arch, _smax, evaluate

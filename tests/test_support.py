@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from planner.catalog import Catalog
+from planner.catalog.store import Catalog
 from planner.catalog.support import ENGINES, support, support_table
 from planner.physics.quant import KV_DTYPES, SCHEMES
 from planner.physics.space import KV_NAMES, SCHEME_NAMES

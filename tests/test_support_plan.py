@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from planner.candidates import build_candidates
-from planner.catalog import Catalog
+from planner.candidates.table import build_candidates
+from planner.catalog.store import Catalog
 from planner.catalog.support import support
-from planner.cli import app
+from planner.cli.root import app
 from planner.errors import InputError
 from planner.physics.quant import SCHEMES
 from planner.physics.space import KV_NAMES, SCHEME_NAMES
 from planner.plan.solve import plan
-from planner.resolve import resolve
+from planner.resolve.problem import resolve
 from planner.schemas.plan import PlanSpec
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from planner.candidates import Candidates, build_candidates, repriced
-from planner.cli import app
+from planner.candidates.table import Candidates, build_candidates, repriced
+from planner.cli.root import app
 from planner.errors import InputError
 from planner.plan.solve import solve
-from planner.resolve import resolve
+from planner.resolve.problem import resolve
 from planner.schemas.plan import PlanSpec, load_plan_spec
 from planner.schemas.sweep import load_sweep_spec
 from planner.whatif.executors import ProcessExecutor, RayExecutor, SerialExecutor, get_executor

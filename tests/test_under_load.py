@@ -11,9 +11,9 @@ import pytest
 from plan_checks import violations
 from typer.testing import CliRunner
 
-from planner.cli import app
+from planner.cli.root import app
 from planner.plan.solve import plan
-from planner.resolve import resolve
+from planner.resolve.problem import resolve
 from planner.resolve.workload import lengths, targets
 from planner.schemas.plan import LengthDistribution, PlanSpec, Slo
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from planner.catalog import Catalog
-from planner.cli import app
+from planner.catalog.store import Catalog
+from planner.cli.root import app
 from planner.fidelity.calibrate import cross_validate, dataset
 from planner.fidelity.validate import predict_all
 from planner.physics.options import PRESETS

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from planner.catalog import Catalog
-from planner.cli import app
+from planner.catalog.store import Catalog
+from planner.cli.root import app
 from planner.fidelity.calibrate import dataset
 from planner.fidelity.validate import COLUMNS, load_of, validate
 from planner.physics.load import step_physics, step_time

@@ -13,7 +13,7 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from constraints.model import UNITS, LinearModel, Var
-from planner.backends import Feature, Solution, Status, incremental
+from planner.backends.base import Feature, Solution, Status, incremental
 from planner.errors import InputError
 
 SAFE = 2 ** 61

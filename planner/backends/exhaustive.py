@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from planner.backends import Feature, Solution, Status
+from planner.backends.base import Feature, Solution, Status
 from planner.errors import InputError
 
 if TYPE_CHECKING:
     from constraints import Formulation
-    from planner.candidates import Candidates
+    from planner.candidates.table import Candidates
 
 MAX_COMBINATIONS = 2_000_000
 ORACLE_REPLICA_CAP = 100_000.0   # the oracle's own copy of the replica domain bound

@@ -11,7 +11,7 @@ import numpy as np
 from ortools.linear_solver.python import model_builder as mb
 
 from constraints.model import LinearModel
-from planner.backends import Feature, Solution, Status, incremental
+from planner.backends.base import Feature, Solution, Status, incremental
 from planner.backends.milp import CONDITIONING, objective_scaled
 
 OPTIONS = "output_flag=false\nmip_rel_gap=0\nmip_abs_gap=0\nrandom_seed=0\nthreads=1\nmip_feasibility_tolerance=1e-9"

@@ -26,7 +26,7 @@ from planner.physics.load import (
 )
 from planner.physics.options import Assumptions
 from planner.physics.space import Configs, GpuTable
-from planner.resolve import Slot
+from planner.resolve.problem import Slot
 
 LOAD_METRIC = {"ttft": "ttft", "tpot": "tpot", "itl": "itl", "e2e_latency": "e2e"}
 REPORTED = (("ttft", "mean"), ("tpot", "mean"), ("itl", "mean"), ("e2e", "mean"), ("ttft", "p50"),

@@ -13,7 +13,7 @@ from typing import Literal
 
 import numpy as np
 
-from planner.candidates import Candidates
+from planner.candidates.table import Candidates
 from planner.units import MS
 
 

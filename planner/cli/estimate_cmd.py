@@ -9,7 +9,7 @@ import typer
 
 from planner.cli.common import choices, dump_json, emit, guarded
 from planner.cli.render import render_estimate
-from planner.estimate import estimate_from_spec
+from planner.estimate.run import estimate_from_spec
 from planner.physics.options import PRESETS
 from planner.physics.space import KV_NAMES, SCHEME_NAMES
 from planner.schemas.estimate import EstimateSpec, load_estimate_spec

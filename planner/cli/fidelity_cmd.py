@@ -9,7 +9,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from planner.catalog import Catalog
+from planner.catalog.store import Catalog
 from planner.cli.common import dump_json, emit, guarded
 from planner.cli.render import to_text
 from planner.errors import InputError

@@ -11,7 +11,7 @@ import yaml
 
 from planner.cli.common import dump_json, emit, guarded, read_result
 from planner.errors import InputError
-from planner.launch import ENGINES, benchmark, launch, script
+from planner.launch.scripts import ENGINES, benchmark, launch, script
 from planner.yamlio import write_atomically
 
 EngineChoice = enum.Enum("EngineChoice", {name: name for name in (*ENGINES, "all")}, type=str)

@@ -13,7 +13,7 @@ from planner.cli.common import Progress, check_time_limit, dump_json, emit, guar
 from planner.cli.render import render_plans
 from planner.errors import InputError
 from planner.plan.result import PlanResult
-from planner.report import render_report
+from planner.report.html import render_report
 from planner.schemas.plan import Objective, PlanSpec, load_plan_spec
 from planner.whatif.relax import plan_and_relax
 from planner.yamlio import write_atomically

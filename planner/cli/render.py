@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from planner.cli import wording
-from planner.estimate import Estimate
+from planner.estimate.run import Estimate
 from planner.physics.options import Assumptions
 from planner.physics.perf import tokens_per_step
 from planner.units import GB, GiB

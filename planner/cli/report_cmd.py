@@ -9,7 +9,7 @@ import typer
 
 from planner.cli.common import emit, guarded, read_result
 from planner.errors import InputError
-from planner.report import Chart, charts, colour, render_report
+from planner.report.html import Chart, charts, colour, render_report
 from planner.yamlio import write_atomically
 
 EPILOG = ("Example: planner plan instances/chat_llama70b.yaml --output plan.json && "

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planner.catalog import Catalog
+from planner.catalog.store import Catalog
 from planner.fidelity.validate import GROUP, Case, load_measurements, map_row, predict_all
 from planner.physics.options import Assumptions
 from planner.resolve.calibration import FAMILY, FAMILY_PARAMS, PARAMS, Calibration

@@ -26,7 +26,7 @@ def derive(path: str) -> tuple[dict[tuple[str, str], tuple[int, float]], tuple[i
     """The table from a validation run (imports the physics; not used at plan time)."""
     import numpy as np
 
-    from planner.catalog import Catalog
+    from planner.catalog.store import Catalog
     from planner.fidelity.validate import load_measurements, map_row, validate
     from planner.physics.options import PRESETS
     from planner.physics.quant import SCHEMES

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from planner.catalog import Catalog
+from planner.catalog.store import Catalog
 from planner.errors import InputError
 from planner.physics.load import Workload, load_metrics, step_physics
 from planner.physics.load import engine as scheduler

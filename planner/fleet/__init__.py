@@ -20,14 +20,14 @@ from typing import Any
 import numpy as np
 
 import constraints
-from planner.backends import HAS_SOLUTION, Feature, Solution, Status, get_backend
-from planner.candidates import Candidates, build_candidates, nodes_for, with_limits, with_objective
+from planner.backends.base import HAS_SOLUTION, Feature, Solution, Status, get_backend
 from planner.candidates.load import AGGREGATED, DECODE, PREFILL, ROLE_NAMES
 from planner.candidates.objectives import OBJECTIVES
+from planner.candidates.table import Candidates, build_candidates, nodes_for, with_limits, with_objective
 from planner.errors import InputError
 from planner.fleet.baselines import starting_fleet
 from planner.plan.result import Plan, make_plan
-from planner.resolve import Problem, resolve_fleet
+from planner.resolve.problem import Problem, resolve_fleet
 from planner.schemas.fleet import FleetSpec
 from planner.yamlio import Document
 

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from planner.candidates import Candidates
+from planner.candidates.table import Candidates
 
 if TYPE_CHECKING:
     from planner.fleet import FleetResult
-    from planner.resolve import Problem
+    from planner.resolve.problem import Problem
 
 
 def baselines(problem: Problem, c: Candidates, result: FleetResult) -> list[dict[str, Any]]:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from planner.candidates import MAX_REPLICAS, Candidates
+from planner.candidates.table import MAX_REPLICAS, Candidates
 from planner.physics.space import SCHEME_NAMES
 from planner.plan.result import Diagnosis, Fact
-from planner.resolve import Problem
+from planner.resolve.problem import Problem
 
 
 def diagnose(p: Problem, c: Candidates) -> list[Diagnosis]:

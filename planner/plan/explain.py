@@ -8,14 +8,14 @@ from dataclasses import fields
 
 import numpy as np
 
-from planner.candidates import Candidates, nodes_for
 from planner.candidates.objectives import OBJECTIVES
+from planner.candidates.table import Candidates, nodes_for
 from planner.physics.perf import evaluate
 from planner.physics.quant import SCHEMES
 from planner.physics.space import Configs
 from planner.plan.result import Explanation, Fact, Plan
-from planner.resolve import Problem
 from planner.resolve.calibration import family_of
+from planner.resolve.problem import Problem
 from planner.resolve.uncertainty import band_of
 from planner.units import MS
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from planner.candidates import Candidates
+from planner.candidates.table import Candidates
 from planner.physics.load import engine, step_physics
 from planner.plan.result import Plan
-from planner.resolve import Problem
+from planner.resolve.problem import Problem
 from planner.resolve.workload import Lengths as ResolvedLengths
 from planner.simulate import Arrivals, Lengths, simulate_config
 

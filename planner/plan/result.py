@@ -11,12 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from planner.candidates import Candidates, nodes_for
 from planner.candidates.load import operating_point, pool_operating_point
 from planner.candidates.objectives import OBJECTIVES
+from planner.candidates.table import Candidates, nodes_for
 from planner.physics.perf import regime_of, regime_shares
 from planner.physics.quant import SCHEMES
-from planner.resolve import Problem
+from planner.resolve.problem import Problem
 from planner.units import MS
 
 

@@ -8,13 +8,13 @@ import time
 import numpy as np
 
 import constraints
-from planner.backends import HAS_SOLUTION, Feature, Solution, Status, get_backend
-from planner.candidates import Candidates, build_candidates
+from planner.backends.base import HAS_SOLUTION, Feature, Solution, Status, get_backend
+from planner.candidates.table import Candidates, build_candidates
 from planner.plan.diagnose import diagnose
 from planner.plan.explain import explain_plans
 from planner.plan.rescore import simulate_plans
 from planner.plan.result import Plan, PlanResult, make_plan
-from planner.resolve import Problem, resolve
+from planner.resolve.problem import Problem, resolve
 from planner.schemas.plan import PlanSpec
 from planner.yamlio import Document
 

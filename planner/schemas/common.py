@@ -11,8 +11,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from planner.catalog import ModelSpec
 from planner.catalog.schema import Gpu, NotBool
+from planner.catalog.store import ModelSpec
 from planner.errors import MissingDataError
 from planner.units import HOURS_PER_MONTH, HOURS_PER_YEAR
 

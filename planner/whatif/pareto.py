@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from planner.candidates import Candidates, build_candidates
+from planner.candidates.table import Candidates, build_candidates
 from planner.errors import InputError
 from planner.fleet import FleetResult, fleet_candidates, solve_fleet
 from planner.plan.result import Plan, PlanResult
 from planner.plan.solve import plan
-from planner.resolve import Problem, resolve_fleet
+from planner.resolve.problem import Problem, resolve_fleet
 from planner.schemas.fleet import FleetSpec
 from planner.schemas.plan import STATISTICS, Percentiles, PlanSpec, Slo
 from planner.yamlio import Document

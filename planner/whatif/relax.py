@@ -16,14 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from planner.backends import Status
-from planner.candidates import build_candidates
+from planner.backends.base import Status
 from planner.candidates.load import workload_of
+from planner.candidates.table import build_candidates
 from planner.physics.load import engine, load_metrics, step_physics
 from planner.physics.quant import DEFAULT_SCHEMES as SCHEMES
 from planner.plan.result import Plan, PlanResult, Relaxation
 from planner.plan.solve import plan
-from planner.resolve import resolve
+from planner.resolve.problem import resolve
 from planner.resolve.workload import LatencyTarget, targets
 from planner.schemas.plan import STATISTICS, Percentiles, PlanSpec, Slo
 from planner.units import MS

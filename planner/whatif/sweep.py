@@ -26,13 +26,13 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
-from planner.candidates import Candidates, build_candidates, repriced
-from planner.catalog import Catalog
+from planner.candidates.table import Candidates, build_candidates, repriced
+from planner.catalog.store import Catalog
 from planner.errors import InputError, PlannerError
 from planner.fleet import FleetResult, solve_fleet
 from planner.plan.result import PlanResult
 from planner.plan.solve import solve
-from planner.resolve import Problem, resolve, resolve_catalog, resolve_fleet, resolve_model
+from planner.resolve.problem import Problem, resolve, resolve_catalog, resolve_fleet, resolve_model
 from planner.schemas.fleet import FleetSpec, is_fleet
 from planner.schemas.plan import PlanSpec
 from planner.schemas.sweep import Change, SweepSpec

@@ -1,0 +1,99 @@
+"""Solver backends with one status vocabulary and capabilities declared as data."""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from planner.errors import InputError
+
+if TYPE_CHECKING:
+    from constraints.model import LinearModel
+
+
+class Status(str, enum.Enum):
+    OPTIMAL = "optimal"
+    FEASIBLE = "feasible"          # a solution, optimality not proven (gap reported)
+    INFEASIBLE = "infeasible"
+    TIME_LIMIT = "time_limit"      # no solution found within the limit; feasibility not decided
+    INTERRUPTED = "interrupted"    # Ctrl-C before a solution; nothing proven
+    UNKNOWN = "unknown"            # the solver ended without an answer (any status we do not map)
+
+
+HAS_SOLUTION = frozenset({Status.OPTIMAL, Status.FEASIBLE})
+
+
+class Feature(str, enum.Enum):
+    LINEAR_MODEL = "solves the linear/integer model of constraints/"
+    INTEGER = "integer and binary variables"
+    TIME_LIMIT = "honours a time limit"
+    PROVEN_GAP = "reports a proven optimality gap"
+    INDEPENDENT_ORACLE = "evaluates the physics directly, no constraint model"
+
+
+@dataclass(frozen=True)
+class Solution:
+    status: Status
+    values: np.ndarray | None      # one value per model variable (None for the oracle)
+    picks: tuple[int, ...] | None = None     # chosen candidate row per slot (the oracle sets them directly)
+    replicas: tuple[int, ...] | None = None
+    gap: float | None = None       # relative, proven (0 when optimal)
+    seconds: float = 0.0
+
+
+class Backend(Protocol):
+    name: str
+    features: frozenset[Feature]
+
+    def solve(self, f: Any, time_limit: float, seed: int = 0) -> Solution: ...
+
+
+def incremental(f: Any, key: str, translate: Callable[[LinearModel], tuple[Any, list]],
+                add_row: Callable[[Any, list, LinearModel, int], None]) -> tuple[Any, list]:
+    """The solver model of formulation ``f``, translated once and then extended with the
+    rows added since (the ranking's no-good cuts): ``add_row(model, vars, linear_model, k)``."""
+    cache = f.__dict__.setdefault(key, {})
+    if "model" not in cache:
+        t0 = time.perf_counter()
+        cache["model"], cache["vars"] = translate(f.model)
+        cache["rows"] = len(f.model.rows)
+        cache["translate_seconds"] = time.perf_counter() - t0     # read by benchmarks/solver_speed.py
+    for k in range(cache["rows"], len(f.model.rows)):
+        add_row(cache["model"], cache["vars"], f.model, k)
+    cache["rows"] = len(f.model.rows)
+    return cache["model"], cache["vars"]
+
+
+BACKENDS: tuple[str, ...] = ("cpsat", "milp", "highs", "exhaustive")
+"""The registry: every backend by name (the tests run each against the oracle)."""
+
+
+def _make(name: str) -> Backend:
+    if name == "cpsat":
+        from planner.backends.cpsat import CpSatBackend
+        return CpSatBackend()
+    if name == "milp":
+        from planner.backends.milp import MilpBackend
+        return MilpBackend()
+    if name == "highs":
+        from planner.backends.highs import HighsBackend
+        return HighsBackend()
+    from planner.backends.exhaustive import ExhaustiveBackend
+    return ExhaustiveBackend()
+
+
+def get_backend(name: str, requires: frozenset[Feature] = frozenset()) -> Backend:
+    if name not in BACKENDS:
+        raise InputError("unknown backend", path="--backend", value=name, accepted=", ".join(BACKENDS))
+    b = _make(name)
+    missing = requires - b.features
+    if missing:
+        able = [n for n in BACKENDS if requires <= _make(n).features]
+        raise InputError(f"backend {name} cannot {', '.join(sorted(f.value for f in missing))}",
+                         path="--backend", value=name, accepted=", ".join(able))
+    return b

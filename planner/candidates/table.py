@@ -1,0 +1,588 @@
+"""From a resolved problem to the candidate table: every (slot, configuration, batch level)
+row with the physics the constraint families need, and every quantity derived from it
+computed once, here: SLO checks and margins, end-to-end latency, GPU slots and nodes per
+replica, prices and costs, the fewest replicas a demand needs and the most the limits allow
+(docs/formulation.md section 2). Constraint families, explanations and the diagnosis read
+them from here; the exhaustive oracle and the tests' checker keep their own, deliberately
+independent copies.
+
+Only what cannot exist is filtered here (an invalid parallel layout, a GPU without the
+scheme's math format or without a price for a cost objective, TP across nodes when not
+allowed). Memory, latency, demand, inventory, budget and power stay constraints of the
+model, so the solvers see them and the diagnosis can name them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, TypeVar
+
+import numpy as np
+
+from planner.candidates.load import AGGREGATED, POOL_METRICS, ROLE_NAMES, RowLoad, pool_load, row_load
+from planner.errors import InputError
+from planner.physics.perf import Evaluation, evaluate
+from planner.physics.quant import DEFAULT_SCHEMES
+from planner.physics.space import KV_NAMES, SCHEME_NAMES, Configs
+from planner.pricing import cost_per_hour, cost_per_million_tokens
+from planner.resolve.problem import Problem, Slot
+from planner.resolve.workload import LatencyTarget
+from planner.schemas.plan import MAX_CANDIDATES
+
+MAX_REPLICAS = 100_000
+"""Replicas of one configuration in one plan, at most: the domain of the replica variables
+when no limit given bounds them (docs/instances.md)."""
+
+
+@dataclass(frozen=True)
+class SloCheck:
+    """One latency target over the candidate rows: its spec path, the target and each row's
+    value, in seconds (target +inf on rows whose slot sets no such target)."""
+
+    name: str                # tpot | ttft | e2e_latency
+    path: str                # YAML path of the target, e.g. slo.tpot_ms
+    target_s: np.ndarray
+    value_s: np.ndarray
+
+    @property
+    def ok(self) -> np.ndarray:
+        return self.value_s <= self.target_s
+
+    @property
+    def margin_s(self) -> np.ndarray:
+        return self.target_s - self.value_s
+
+
+def e2e_seconds(ev: Evaluation, output_tokens: np.ndarray | float) -> np.ndarray:
+    """End-to-end latency of one request: TTFT + TPOT x (output tokens - 1)."""
+    return ev.ttft + ev.tpot * (np.asarray(output_tokens, dtype=float) - 1.0)
+
+
+def slo_checks(slots: tuple[Slot, ...], slot_of_row: np.ndarray,
+               value: Callable[[int, LatencyTarget], np.ndarray]) -> tuple[SloCheck, ...]:
+    """One check per distinct latency target (metric, statistic) the slots set: the target in
+    seconds on each row of a slot that sets it (+inf elsewhere) and ``value(k, target)`` on
+    the rows of slot k. The one place targets meet values."""
+    keys: list[tuple[str, str]] = []
+    for s in slots:
+        keys += [(t.metric, t.statistic) for t in s.targets if (t.metric, t.statistic) not in keys]
+    out = []
+    for metric, stat in keys:
+        target = np.full(len(slot_of_row), np.inf)
+        values = np.full(len(slot_of_row), np.inf)
+        path = ""
+        for k, s in enumerate(slots):
+            mine = slot_of_row == k
+            for t in s.targets:
+                if (t.metric, t.statistic) == (metric, stat):
+                    target[mine], values[mine], path = t.seconds, value(k, t)[mine], t.path
+        out.append(SloCheck(f"{metric}" if stat == "mean" else f"{metric}_{stat}", path, target, values))
+    return tuple(out)
+
+
+def meets_slo(fits: np.ndarray, checks: tuple[SloCheck, ...]) -> np.ndarray:
+    ok = fits.copy()
+    for c in checks:
+        ok &= c.ok
+    return ok
+
+
+def node_slots(gpus: np.ndarray, per_node: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(GPU slots, nodes) one replica takes: its GPUs and a fraction of a node when it fits
+    in one node (replicas share nodes); whole nodes when it spans several."""
+    inside = gpus <= per_node
+    slots = np.where(inside, gpus, np.ceil(gpus / per_node) * per_node)
+    nodes = np.where(inside, gpus / per_node, np.ceil(gpus / per_node))
+    return slots, nodes
+
+
+def nodes_for(replicas: int, gpus: int, per_node: int) -> int:
+    """Nodes that ``replicas`` replicas of ``gpus`` GPUs occupy on one GPU type: shared nodes
+    when a replica fits in one, whole nodes each when it spans several."""
+    if gpus <= per_node:
+        return math.ceil(replicas * gpus / per_node)
+    return replicas * math.ceil(gpus / per_node)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The plan-wide limits of the spec, as the constraint families read them."""
+
+    budget_usd_per_hour: float | None
+    power_cap_w: float | None
+    max_gpus: int | None
+    max_nodes: int | None
+    inventory: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """One row per (slot, configuration, batch level); ``config`` indexes distinct
+    configurations (same id = same slot and layout, another batch). Per-row arrays are per
+    replica unless their name says otherwise."""
+
+    configs: Configs
+    ev: Evaluation                 # the idle physics (memory, step terms, power)
+    load: RowLoad | None           # each row under load at its capacity at SLO (planner/candidates/load.py)
+    config: np.ndarray             # configuration id of each row
+    slot: np.ndarray               # slot index of each row
+    slot_names: tuple[str, ...]
+    slots: tuple[Slot, ...]        # the resolved slots (raw targets and demands, for the oracle)
+    gpu_ids: tuple[str, ...]       # GPU id of each value of configs.gpu
+    per_node: np.ndarray           # GPUs per node of each row's GPU
+    output_tokens: np.ndarray      # per row (its slot's)
+    demand: np.ndarray             # what the row's slot must serve, in ``capacity``'s unit (NaN: none)
+    capacity: np.ndarray           # per replica at SLO: output tokens/s (open loop) or clients (closed loop)
+    tokens_per_s: np.ndarray       # output tokens/s per replica at capacity
+    ttft: np.ndarray               # mean seconds at capacity
+    tpot: np.ndarray               # mean seconds at capacity
+    e2e: np.ndarray                # mean seconds at capacity
+    slo: tuple[SloCheck, ...]
+    meets_slo: np.ndarray          # fits in memory and meets every target of its slot
+    slots_per_replica: np.ndarray  # GPU slots (whole nodes when the replica spans several)
+    nodes_per_replica: np.ndarray  # fraction of a node, or whole nodes
+    price: np.ndarray              # $/GPU-hour (NaN: none)
+    cost_per_hour: np.ndarray      # $/hour per replica (NaN: no price)
+    cost_per_million_tokens: np.ndarray  # $ per million output tokens of one replica at capacity
+    replicas_needed: np.ndarray    # fewest replicas meeting the slot's demand (1 without one)
+    replicas_allowed: np.ndarray   # most replicas the limits allow (MAX_REPLICAS when none bounds them)
+    replica_cap: np.ndarray        # the domain of the replica variables (>= 1)
+    limits: Limits
+    objective: str
+    overlap_comm: bool
+    searched: int                  # rows evaluated
+    max_configs: int = 1           # configurations a slot may split its traffic over (1: one deployment)
+    weight: np.ndarray = field(default_factory=lambda: np.ones(1))   # per slot: priority (served_demand)
+    current: np.ndarray | None = None   # per row: replicas of its configuration running today (a fleet's)
+    unmatched: tuple[tuple[int, float, float], ...] = ()   # (slot, GPUs, replicas) run today, no row matches
+    partial: bool = False          # a slot may serve less than its demand (objective served_demand)
+    bounds: tuple[tuple[str, float], ...] = ()   # earlier lexicographic objectives and the values they keep
+    limited: tuple[int, ...] | None = None   # split slots whose configuration count is enforced (None: all)
+    role: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """per row: 0 aggregated, 1 a prefill-pool replica, 2 a decode-pool replica (planner/candidates/load.py
+    ROLE_NAMES); pool rows exist only in slots whose disaggregation is auto or always"""
+    modes: tuple[str, ...] = ()    # per slot: never | always | auto (which roles may be chosen)
+
+    @property
+    def split(self) -> bool:
+        """Replicas are not forced to the demand's count: a slot splits its traffic over several
+        configurations, serves part of it, or runs pools."""
+        return self.max_configs > 1 or self.partial or self.has_pools
+
+    @property
+    def has_pools(self) -> bool:
+        return bool(len(self.role)) and bool((self.role != AGGREGATED).any())
+
+    def pooled(self, s: int) -> bool:
+        """Slot s may run disaggregated pools (its table has pool rows and its mode allows them)."""
+        return bool(self.modes) and self.modes[s] != "never" and bool((self.role[self.slot == s] != AGGREGATED).any())
+
+    def role_allowed(self) -> np.ndarray:
+        """Per row: its role may be chosen under its slot's mode (always: pools only; never:
+        aggregated only; auto: any)."""
+        if not self.modes or not len(self.role):
+            return np.ones(len(self), dtype=bool)
+        mode = np.array(self.modes, dtype=object)[self.slot]
+        return np.where(self.role == AGGREGATED, mode != "always", mode != "never")
+
+    def __len__(self) -> int:
+        return len(self.configs)
+
+    @property
+    def n_slots(self) -> int:
+        return len(self.slot_names)
+
+    @property
+    def has_demand(self) -> np.ndarray:
+        return ~np.isnan(self.demand)
+
+    def describe(self, i: int) -> dict:
+        c = self.configs
+        return {"gpu": self.gpu_ids[int(c.gpu[i])], "tp": int(c.tp[i]), "pp": int(c.pp[i]), "ep": int(c.ep[i]),
+                "quantization": SCHEME_NAMES[int(c.scheme[i])], "kv_dtype": KV_NAMES[int(c.kv[i])],
+                "batch": int(c.batch[i])}
+
+    def label(self, i: int, *, batch: bool = True) -> str:
+        d = self.describe(i)
+        slot = f"slot={self.slot_names[int(self.slot[i])]}," if self.n_slots > 1 else ""
+        if len(self.role) and self.role[i] != AGGREGATED:
+            slot += f"role={ROLE_NAMES[int(self.role[i])]},"
+        text = f"{slot}gpu={d['gpu']},tp={d['tp']},pp={d['pp']},ep={d['ep']},q={d['quantization']},kv={d['kv_dtype']}"
+        return text + (f",batch={d['batch']}" if batch else "")
+
+    def config_groups(self) -> list[np.ndarray]:
+        """Rows grouped by configuration (same slot and layout, different batch)."""
+        if not len(self.config):
+            return []
+        order = np.argsort(self.config, kind="stable")
+        _, starts = np.unique(self.config[order], return_index=True)
+        return np.split(order, starts[1:])
+
+    def slot_rows(self, s: int) -> np.ndarray:
+        return np.nonzero(self.slot == s)[0]
+
+
+def _levels(max_batch: int) -> list[int]:
+    out, b = [], 1
+    while b <= max_batch:
+        out.append(b)
+        b *= 2
+    return out
+
+
+def _ep_degrees(p: Problem, slot: Slot) -> list[int]:
+    s = p.spec.search
+    if s.ep is not None:
+        return sorted(set(s.ep))
+    if slot.model.moe is None:
+        return [1]
+    return sorted({1, *[e for e in (2, 4, 8, 16, 32, 64) if slot.model.moe.num_experts % e == 0]})
+
+
+def build_candidates(p: Problem, timings: dict[str, float] | None = None) -> Candidates:
+    """The candidate table of every slot, with the derived quantities of each row.
+    ``timings``, if given, receives the seconds spent in each stage of the build: ``physics``
+    (rows and their idle physics), ``load`` (capacity at SLO, planner/candidates/load.py)
+    and ``derive`` (every other derived quantity); benchmarks/candidate_table.py reads it."""
+    t0 = time.perf_counter()
+    parts = [_with_roles(_slot_rows(p, k, slot), slot) for k, slot in enumerate(p.slots)]
+    n_cfg = np.cumsum([0] + [int(r.max(initial=-1)) + 1 for _, _, r, _ in parts])
+    configs = _concat([c for c, _, _, _ in parts], Configs)
+    ev = _concat([e for _, e, _, _ in parts], Evaluation)
+    config = np.concatenate([r + n_cfg[k] for k, (_, _, r, _) in enumerate(parts)])
+    slot = np.concatenate([np.full(len(r), k, dtype=np.int64) for k, (_, _, r, _) in enumerate(parts)])
+    role = np.concatenate([x for _, _, _, x in parts])
+    t1 = time.perf_counter()
+    out = _derive(p, configs, ev, config, slot, timings=timings, role=role)
+    if timings is not None:
+        timings["physics"] = t1 - t0
+        timings["derive"] = time.perf_counter() - t1 - timings["load"]
+    return out
+
+
+def _with_roles(part: tuple[Configs, Evaluation, np.ndarray], slot: Slot
+                ) -> tuple[Configs, Evaluation, np.ndarray, np.ndarray]:
+    """A slot's rows with their roles: aggregated only, or (disaggregation auto or always)
+    every configuration three times, as an aggregated replica, a prefill-pool replica and a
+    decode-pool replica, each role its own configuration id."""
+    configs, ev, rows = part
+    if slot.disaggregation == "never":
+        return configs, ev, rows, np.zeros(len(rows), dtype=np.int64)
+    n = int(rows.max(initial=-1)) + 1
+    return (_concat([configs] * 3, Configs), _concat([ev] * 3, Evaluation),
+            np.concatenate([rows + n * r for r in range(3)]),
+            np.repeat(np.arange(3, dtype=np.int64), len(rows)))
+
+
+def role_checks(checks: tuple[SloCheck, ...], role: np.ndarray) -> tuple[SloCheck, ...]:
+    """The SLO checks with each pool row held only to its own pool's targets (a prefill row
+    to TTFT, a decode row to TPOT/ITL): the other pool's targets become +inf there (value 0),
+    as on a slot that sets no such target. Aggregated rows keep every target."""
+    if not len(role) or not (role != AGGREGATED).any():
+        return checks
+    out = []
+    for chk in checks:
+        metric = chk.name.split("_")[0]
+        off = np.zeros(len(role), dtype=bool)
+        for r, metrics in POOL_METRICS.items():
+            if metric not in metrics:
+                off |= role == r
+        out.append(replace(chk, target_s=np.where(off, np.inf, chk.target_s), value_s=np.where(off, 0.0, chk.value_s)))
+    return tuple(out)
+
+
+def _derive(p: Problem, configs: Configs, ev: Evaluation, config: np.ndarray, slot: np.ndarray,
+            with_load: bool = True, timings: dict[str, float] | None = None,
+            role: np.ndarray | None = None) -> Candidates:
+    role = np.zeros(len(slot), dtype=np.int64) if role is None else role
+    out_tokens = np.array([s.output_tokens for s in p.slots], dtype=float)[slot]
+    t0 = time.perf_counter()
+    load = _load(p, configs, ev, slot, role) if with_load else None
+    if timings is not None:
+        timings["load"] = time.perf_counter() - t0
+    demand = np.array([np.nan if s.demand is None else s.demand.value for s in p.slots])[slot]
+    clients = np.array([s.demand is not None and s.demand.kind == "clients" for s in p.slots])[slot]
+    if load is not None:
+        tokens_per_s = load.tokens_per_s
+        capacity = np.where(clients, load.clients, load.tokens_per_s)
+        checks = role_checks(slo_checks(p.slots, slot, lambda k, t: load.get(t.metric, t.statistic)), role)
+        ok = meets_slo(ev.fits & (load.rate > 0), checks)
+    else:                      # the batch-level generator's bound: idle figures, no load
+        tokens_per_s = capacity = ev.throughput_tokens_per_s
+        checks, ok = (), ev.fits.copy()
+    per_node = p.table.per_node[configs.gpu]
+    slots_per_replica, nodes = node_slots(ev.gpus, per_node)
+    price = p.prices[configs.gpu]
+    cost_h = cost_per_hour(ev.gpus, price)
+    lim, s = p.spec.limits, p.spec.search
+    limits = Limits(budget_usd_per_hour=lim.budget_usd_per_hour, power_cap_w=lim.power_cap_w, max_gpus=s.max_gpus,
+                    max_nodes=s.max_nodes, inventory=dict(lim.inventory))
+    allowed = replicas_allowed(limits, p.table.ids, configs.gpu, ev.gpus, cost_h, ev.power_w, slots_per_replica,
+                               per_node)
+    needed = replicas_needed(demand, capacity)
+    current, unmatched = running_replicas(p, configs, slot, role)
+    cap = replica_domain(p.objective, demand, needed, allowed, current)
+    e2e = load.get("e2e", "mean") if load is not None else e2e_seconds(ev, out_tokens)
+    return Candidates(
+        configs=configs, ev=ev, load=load, config=config, slot=slot, slot_names=tuple(x.name for x in p.slots),
+        slots=p.slots, gpu_ids=p.table.ids, per_node=per_node, output_tokens=out_tokens, demand=demand,
+        capacity=capacity, tokens_per_s=tokens_per_s,
+        ttft=load.get("ttft", "mean") if load is not None else ev.ttft,
+        tpot=load.get("tpot", "mean") if load is not None else ev.tpot,
+        e2e=e2e, slo=checks, meets_slo=ok,
+        slots_per_replica=slots_per_replica, nodes_per_replica=nodes, price=price, cost_per_hour=cost_h,
+        cost_per_million_tokens=cost_per_million_tokens(cost_h, tokens_per_s),
+        replicas_needed=needed, replicas_allowed=allowed, replica_cap=cap, limits=limits,
+        objective=p.objective, overlap_comm=p.assumptions.overlap_comm, searched=len(configs),
+        max_configs=p.max_configs, weight=np.array([x.weight for x in p.slots], dtype=float), current=current,
+        unmatched=unmatched, role=role, modes=tuple(x.disaggregation for x in p.slots))
+
+
+def replica_domain(objective: str, demand: np.ndarray, needed: np.ndarray, allowed: np.ndarray,
+                   current: np.ndarray | None = None) -> np.ndarray:
+    """The upper bound of each row's replica variable (>= 1): what the limits allow, and with a
+    demand and any objective but throughput no more than the demand needs (or, minimising
+    change, than run today: keeping a spare replica may be the smaller change)."""
+    need = needed if current is None else np.maximum(needed, current)
+    cap = allowed if objective == "throughput" else np.where(np.isnan(demand), allowed, np.minimum(allowed, need))
+    return np.maximum(cap, 1.0)
+
+
+def with_objective(c: Candidates, objective: str) -> Candidates:
+    """The same table under another objective: no physics re-run (the benchmarks' sweep, a
+    fleet's lexicographic phases)."""
+    return replace(c, objective=objective,
+                   replica_cap=replica_domain(objective, c.demand, c.replicas_needed, c.replicas_allowed, c.current))
+
+
+def with_limits(c: Candidates, limits: Limits) -> Candidates:
+    """The same table under other plan-wide limits (one more GPU, a larger budget): the
+    replica bounds follow, no physics re-run (a fleet's marginal values, planner/fleet)."""
+    allowed = replicas_allowed(limits, c.gpu_ids, c.configs.gpu, c.ev.gpus, c.cost_per_hour, c.ev.power_w,
+                               c.slots_per_replica, c.per_node)
+    return replace(c, limits=limits, replicas_allowed=allowed,
+                   replica_cap=replica_domain(c.objective, c.demand, c.replicas_needed, allowed, c.current))
+
+
+def repriced(c: Candidates, p: Problem) -> Candidates:
+    """The candidate table ``c`` with the prices and limits of ``p``, a problem with the same
+    physics (a sweep's scenario that changes only prices, planner/whatif/sweep.py
+    ``physics_key``): no physics is re-run. Equal, field by field, to ``build_candidates(p)``
+    (tests/test_sweep.py checks it)."""
+    price = p.prices[c.configs.gpu]
+    cost_h = cost_per_hour(c.ev.gpus, price)
+    lim, s = p.spec.limits, p.spec.search
+    limits = Limits(budget_usd_per_hour=lim.budget_usd_per_hour, power_cap_w=lim.power_cap_w, max_gpus=s.max_gpus,
+                    max_nodes=s.max_nodes, inventory=dict(lim.inventory))
+    allowed = replicas_allowed(limits, p.table.ids, c.configs.gpu, c.ev.gpus, cost_h, c.ev.power_w,
+                               c.slots_per_replica, c.per_node)
+    return replace(c, slots=p.slots, price=price, cost_per_hour=cost_h,
+                   cost_per_million_tokens=cost_per_million_tokens(cost_h, c.tokens_per_s),
+                   replicas_allowed=allowed, limits=limits,
+                   replica_cap=replica_domain(p.objective, c.demand, c.replicas_needed, allowed, c.current))
+
+
+def running_replicas(p: Problem, configs: Configs, slot: np.ndarray, role: np.ndarray | None = None
+                     ) -> tuple[np.ndarray | None, tuple[tuple[int, float, float], ...]]:
+    """Per row: the replicas of its configuration (slot, GPU, layout, precision; any batch)
+    running today, from a fleet's ``current`` (None without one); and the deployments no row
+    matches, as (slot, GPUs per replica, replicas). Today's deployments are aggregated: they
+    match aggregated rows only."""
+    if not p.current:
+        return None, ()
+    out = np.zeros(len(configs))
+    unmatched = []
+    for r in p.current:
+        mine = np.zeros(len(configs), dtype=bool)
+        if r.gpu in p.table.ids and r.scheme in SCHEME_NAMES and r.kv in KV_NAMES:
+            agg = role == AGGREGATED if role is not None else np.ones(len(configs), dtype=bool)
+            mine = ((slot == r.slot) & agg & (configs.gpu == p.table.ids.index(r.gpu)) & (configs.tp == r.tp)
+                    & (configs.pp == r.pp) & (configs.ep == r.ep) & (configs.scheme == SCHEME_NAMES.index(r.scheme))
+                    & (configs.kv == KV_NAMES.index(r.kv)))
+        if mine.any():
+            out[mine] += r.replicas
+        else:
+            unmatched.append((r.slot, float(r.tp * r.pp), float(r.replicas)))
+    return out, tuple(unmatched)
+
+
+def _load(p: Problem, configs: Configs, ev: Evaluation, slot: np.ndarray, role: np.ndarray) -> RowLoad:
+    parts = []
+    for k, sl in enumerate(p.slots):
+        for r in range(len(ROLE_NAMES)):
+            mine = np.nonzero((slot == k) & (role == r))[0]
+            if r == AGGREGATED:
+                parts.append((mine, row_load(sl, p.table, configs.take(mine), p.assumptions, ev.fits[mine])))
+            elif len(mine):
+                parts.append((mine, pool_load(sl, p.table, configs.take(mine), p.assumptions, ev.fits[mine], r)))
+    n = len(configs)
+    first = parts[0][1]
+    merged: dict[str, Any] = {f.name: (np.zeros(n, dtype=getattr(first, f.name).dtype) if f.name != "stats" else {})
+              for f in fields(RowLoad)}
+    for mine, part in parts:
+        for f in fields(RowLoad):
+            if f.name == "stats":
+                for key, arr in part.stats.items():
+                    merged["stats"].setdefault(key, np.full(n, np.inf))[mine] = arr
+            else:
+                merged[f.name][mine] = getattr(part, f.name)
+    return RowLoad(**merged)
+
+
+def replicas_needed(demand: np.ndarray, tokens_per_s: np.ndarray) -> np.ndarray:
+    """Fewest replicas whose throughput covers the demand (1 where there is none)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        need = np.ceil(demand / tokens_per_s)
+    return np.where(np.isnan(demand), 1.0, np.maximum(need, 1.0))
+
+
+def replicas_allowed(limits: Limits, gpu_ids: tuple[str, ...], gpu: np.ndarray, gpus: np.ndarray,
+                     cost_h: np.ndarray, power_w: np.ndarray, slots: np.ndarray, per_node: np.ndarray) -> np.ndarray:
+    """Most replicas of each row that the plan-wide limits allow on their own (0 if none)."""
+    cap = np.full(len(gpus), float(MAX_REPLICAS))
+    if limits.max_gpus is not None:
+        cap = np.minimum(cap, np.floor(limits.max_gpus / gpus))
+    for gid, count in limits.inventory.items():
+        if gid in gpu_ids:
+            mine = gpu == gpu_ids.index(gid)
+            cap = np.where(mine, np.minimum(cap, np.floor(count / gpus)), cap)
+    if limits.budget_usd_per_hour is not None:
+        cost = np.nan_to_num(cost_h, nan=0.0)
+        cap = np.minimum(cap, np.floor(limits.budget_usd_per_hour / np.maximum(cost, 1e-12)))
+    if limits.power_cap_w is not None:
+        power = np.nan_to_num(power_w, nan=0.0)
+        cap = np.minimum(cap, np.floor(limits.power_cap_w / np.maximum(power, 1e-12)))
+    if limits.max_nodes is not None:
+        cap = np.minimum(cap, np.floor(limits.max_nodes * per_node / slots))
+    return np.maximum(cap, 0.0)
+
+
+T = TypeVar("T", Configs, Evaluation)
+
+
+def _concat(parts: list[T], cls: type[T]) -> T:
+    return cls(**{f.name: np.concatenate([getattr(x, f.name) for x in parts]) for f in fields(cls)})
+
+
+def _slot_rows(p: Problem, k: int, slot: Slot) -> tuple[Configs, Evaluation, np.ndarray]:
+    """(configurations, their physics, configuration id of each row) of one slot."""
+    s, o = p.spec.search, p.assumptions
+    schemes = [SCHEME_NAMES.index(q) for q in (s.quantizations if s.quantizations is not None else DEFAULT_SCHEMES)]
+    kvs = [KV_NAMES.index(k) for k in s.kv_dtypes]
+    base = Configs.grid(range(len(p.gpus)), schemes, kvs, sorted(set(s.tp)), sorted(set(s.pp)),
+                        _ep_degrees(p, slot), [1], [slot.input_tokens], [slot.output_tokens])
+    if p.support is not None:      # only what the engine runs on that GPU, as it runs it (docs/support.md)
+        ok = p.support.ok[base.gpu, base.scheme, base.kv]
+        runs_as = p.support.runs_as[base.gpu, base.scheme, base.kv]
+        base = base.take(np.nonzero(ok)[0])
+        base = _dedupe(_with_scheme(base, np.where(runs_as[ok] >= 0, runs_as[ok], base.scheme)))
+    if slot.pools is not None:     # a fleet workload kept to some pools (docs/fleet.md)
+        inside = np.array([gid.partition("@")[2] in slot.pools for gid in p.table.ids])
+        base = base.take(np.nonzero(inside[base.gpu])[0])
+    probe = evaluate(slot.model, p.table, base, o)
+    keep = probe.valid.copy()
+    if not s.allow_cross_node_tp:
+        keep &= base.tp <= p.table.domain[base.gpu]
+    base = base.take(np.nonzero(keep)[0])
+    levels = sorted(set(s.batch_levels or _levels(s.max_batch)))
+    n = len(base)
+    if n * (len(levels) + 1) > MAX_CANDIDATES:
+        raise InputError(f"the search space has {n * (len(levels) + 1):,} candidates, above the limit of "
+                         f"{MAX_CANDIDATES:,}; narrow search.gpus, quantizations, tp, pp or batch_levels",
+                         path="search", file=p.file)
+    best = _largest_feasible_batch(p, k, slot, base, min(s.max_batch, max(levels)))
+    fewest = _smallest_batch_for_demand(p, k, slot, base, best)
+    rows = np.repeat(np.arange(n), len(levels))
+    batch = np.tile(np.asarray(levels, dtype=float), n)
+    for extra_batch in (best, fewest):
+        extra = np.nonzero((extra_batch >= 1) & ~np.isin(extra_batch, levels))[0]
+        rows = np.concatenate([rows, extra])
+        batch = np.concatenate([batch, extra_batch[extra]])
+    rows, batch = _unique_rows(rows, batch)
+    order = np.lexsort((batch, rows))
+    rows, batch = rows[order], batch[order]
+    configs = _with_batch(base.take(rows), batch)
+    return configs, evaluate(slot.model, p.table, configs, o), rows
+
+
+def _with_scheme(c: Configs, scheme: np.ndarray) -> Configs:
+    return Configs(**{**{f.name: getattr(c, f.name) for f in fields(c)}, "scheme": scheme.astype(np.int64)})
+
+
+def _dedupe(c: Configs) -> Configs:
+    """One row per distinct configuration (a degraded mode can map two schemes onto one)."""
+    if not len(c):
+        return c
+    key = np.stack([c.gpu, c.scheme, c.kv, c.tp, c.pp, c.ep]).T
+    _, first = np.unique(key, axis=0, return_index=True)
+    return c.take(np.sort(first))
+
+
+def _with_batch(c: Configs, batch: np.ndarray) -> Configs:
+    return Configs(**{**{f.name: getattr(c, f.name) for f in fields(c)}, "batch": batch})
+
+
+def _unique_rows(rows: np.ndarray, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pairs = np.unique(np.stack([rows.astype(float), batch]), axis=1)
+    return pairs[0].astype(np.int64), pairs[1]
+
+
+def _bisect(p: Problem, slot: Slot, base: Configs, ok: Callable[[Evaluation], np.ndarray], lo: np.ndarray,
+            hi: np.ndarray) -> np.ndarray:
+    """Per configuration, the boundary of a predicate monotone in the batch: ``ok`` is true
+    at ``lo`` side and false at ``hi`` side; returns the last batch on the ``lo`` side.
+    Vectorised over configurations (docs/formulation.md section 2)."""
+    lo, hi = lo.astype(float).copy(), hi.astype(float).copy()
+    while True:
+        active = np.abs(hi - lo) > 1
+        if not active.any():
+            return lo
+        mid = np.floor((lo + hi) / 2)
+        ev = evaluate(slot.model, p.table, _with_batch(base, np.where(active, np.maximum(mid, 1.0), 1.0)),
+                      p.assumptions)
+        good = ok(ev) & active
+        lo = np.where(good, mid, lo)
+        hi = np.where(active & ~good, mid, hi)
+
+
+def _largest_feasible_batch(p: Problem, k: int, slot: Slot, base: Configs, cap: int) -> np.ndarray:
+    """Per configuration, the largest batch <= cap that fits in memory and whose idle step
+    meets the slot's mean TPOT/ITL and TTFT targets (0 if none): a batch level worth
+    offering the solver (all are monotone in the batch). Under load the running batch is
+    smaller than this cap (docs/load.md section 2); the load stage prices every level."""
+    n = len(base)
+    bounds = [(t.metric, t.seconds) for t in slot.targets if t.statistic == "mean"]
+
+    def ok(ev: Evaluation) -> np.ndarray:
+        good = ev.fits.copy()
+        for metric, seconds in bounds:
+            if metric in ("tpot", "itl"):
+                good &= ev.tpot <= seconds
+            elif metric == "ttft":
+                good &= ev.ttft <= seconds
+        return good
+
+    return _bisect(p, slot, base, ok, np.zeros(n), np.full(n, cap + 1.0))
+
+
+def _smallest_batch_for_demand(p: Problem, k: int, slot: Slot, base: Configs, largest: np.ndarray) -> np.ndarray:
+    """Per configuration, the smallest batch whose replicas, as many as the limits allow,
+    still meet the demand (0 if none). Throughput per replica grows with the batch and the
+    replica cap does not depend on it; a smaller batch has a shorter TPOT, so this is the
+    TPOT-optimal batch of the configuration under a demand."""
+    demand = slot.demand_tokens_per_s
+    if demand is None:
+        return np.zeros(len(base))
+    at1 = evaluate(slot.model, p.table, base, p.assumptions)
+    rows = np.full(len(base), k, dtype=np.int64)
+    r_max = _derive(p, base, at1, np.arange(len(base)), rows, with_load=False).replicas_allowed
+
+    def meets(ev: Evaluation) -> np.ndarray:
+        return ev.throughput_tokens_per_s * r_max < demand  # true below the boundary
+
+    below = _bisect(p, slot, base, meets, np.zeros(len(base)), largest + 1.0)
+    smallest = below + 1.0
+    return np.where((largest >= 1) & (smallest <= largest), smallest, 0.0)

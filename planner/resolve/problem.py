@@ -1,0 +1,434 @@
+"""Resolution: from a validated schema to catalog objects. One resolver for `plan` and
+`estimate`: the catalog (with the file's overrides), the model, the assumptions (preset,
+calibration, the file's own values, in that order) and the prices, each resolved once.
+Nothing here evaluates physics or knows a solver."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from planner.catalog.aliases import scheme_of
+from planner.catalog.schema import Gpu
+from planner.catalog.store import Catalog, ModelSpec, model_from_hf_config
+from planner.catalog.support import SupportTable, support_table
+from planner.errors import InputError
+from planner.physics.options import PRESETS, Assumptions
+from planner.physics.quant import DEFAULT_SCHEMES, KV_DTYPES, SCHEMES
+from planner.physics.space import KV_NAMES, SCHEME_NAMES, GpuTable
+from planner.resolve.calibration import calibrated
+from planner.resolve.workload import DemandSpec, LatencyTarget, Lengths, demand, lengths, targets
+from planner.schemas.common import CatalogExtras, HfConfigRef, ModelRef, Tco
+from planner.schemas.estimate import EstimateSpec
+from planner.schemas.fleet import FleetSpec
+from planner.schemas.plan import PlanSpec, Prices, Slo
+from planner.yamlio import Document
+
+COST_OBJECTIVES = ("cost_per_million_tokens", "cost_per_hour")
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One deployment the plan chooses: a workload on a model. A single-model instance has
+    one slot; a fleet (later) has one per workload, and disaggregation one per role."""
+
+    name: str
+    model: ModelSpec
+    input: Lengths
+    output: Lengths
+    slo: Slo
+    targets: tuple[LatencyTarget, ...]  # latency targets under load (docs/load.md)
+    demand: DemandSpec | None           # what the slot must serve (None: priced per replica)
+    path: str = "workload"              # YAML path of the slot's workload, for located facts
+    weight: float = 1.0                 # a fleet's priority of this workload (objective served_demand)
+    pools: tuple[str, ...] | None = None   # the pools a fleet workload may run in (None: any)
+    disaggregation: str = "never"       # never | always | auto: the roles its rows take (docs/disaggregation.md)
+    kv_link: str = "inter"              # the KV link between its pools: inter | intra
+
+    @property
+    def input_tokens(self) -> float:
+        return self.input.mean
+
+    @property
+    def output_tokens(self) -> float:
+        return self.output.mean
+
+    @property
+    def demand_tokens_per_s(self) -> float | None:
+        """Output tokens/s of an open-loop demand (None for none or a closed loop)."""
+        return self.demand.value if self.demand is not None and self.demand.kind == "tokens_per_s" else None
+
+
+@dataclass(frozen=True)
+class Running:
+    """A deployment running today (a fleet's ``current``): replicas of one configuration of
+    one slot, with catalog names."""
+
+    slot: int
+    gpu: str
+    scheme: str
+    kv: str
+    tp: int
+    pp: int
+    ep: int
+    replicas: int
+    path: str
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A resolved instance: the spec with names turned into catalog objects, one slot per
+    deployment to choose, and prices kept apart from the physics (a price change re-runs no
+    physics: planner/candidates applies them to the evaluated table)."""
+
+    spec: PlanSpec | FleetSpec
+    slots: tuple[Slot, ...]
+    gpus: tuple[Gpu, ...]
+    table: GpuTable
+    prices: np.ndarray                  # $/GPU-hour per GPU of ``table`` (NaN: no price)
+    price_sources: tuple[str, ...]      # where each price came from
+    assumptions: Assumptions
+    support: SupportTable | None = None     # [gpu, scheme, kv] over SCHEME_NAMES x KV_NAMES for the search's engine
+    calibration: str = "none"
+    excluded: dict[str, str] = field(default_factory=dict)   # GPU id -> why it is not searched
+    file: str | None = None
+    max_configs: int = 1                # configurations one slot may split its traffic over (a fleet: >= 1)
+    current: tuple[Running, ...] = ()   # a fleet's deployments running today
+
+    @property
+    def objective(self) -> str:
+        """The objective the candidate table is built for (a fleet's first phase)."""
+        phases = getattr(self.spec, "phases", None)
+        return phases[0] if phases else str(self.spec.objective)
+
+    def with_prices(self, usd_per_gpu_hour: dict[str, float]) -> Problem:
+        """The same problem with some prices changed: the what-if a price sweep needs."""
+        prices = self.prices.copy()
+        sources = list(self.price_sources)
+        for gid, usd in usd_per_gpu_hour.items():
+            i = self.table.ids.index(gid)
+            prices[i], sources[i] = usd, "what-if"
+        return replace(self, prices=prices, price_sources=tuple(sources))
+
+    def unsupported(self) -> list[dict[str, str]]:
+        """The searched (GPU, quantization, KV dtype) combinations the engine does not run, with why."""
+        if self.support is None:
+            return []
+        s = self.spec.search
+        out = []
+        for g, gpu in enumerate(self.gpus):
+            for q in s.quantizations or []:
+                for kv in s.kv_dtypes:
+                    i, k = SCHEME_NAMES.index(q), KV_NAMES.index(kv)
+                    if not self.support.ok[g, i, k]:
+                        out.append({"gpu": gpu.id, "quantization": q, "kv_dtype": kv, "engine": s.engine,
+                                    "reason": self.support.reasons[int(self.support.reason[g, i, k])]})
+        return out
+
+    def inputs(self) -> dict[str, Any]:
+        """What the result must record to be rebuilt: models, assumptions, calibration, prices
+        and the catalog's digest."""
+        return {"models": {s.name: s.model.id or s.model.name for s in self.slots},
+                "assumptions": self.assumptions.model_dump(), "calibration": self.calibration,
+                "prices_usd_per_gpu_hour": {gid: (None if np.isnan(p) else float(p))
+                                            for gid, p in zip(self.table.ids, self.prices)},
+                "price_sources": dict(zip(self.table.ids, self.price_sources)),
+                "price_kinds": {g.id: g.price_kind for g in self.gpus},
+                "price_dates": {g.id: g.price_date for g in self.gpus},
+                "engine": self.spec.search.engine,
+                "catalog_digest": catalog_digest(self.gpus),
+                "workloads": {s.name: _workload(s) for s in self.slots}}
+
+
+def _workload(s: Slot) -> dict[str, Any]:
+    """What a launch command and a benchmark need of a slot (planner/launch/)."""
+    m, d = s.model, s.demand
+    return {"model": m.id or m.name, "hf_id": m.hf_id, "num_attention_heads": m.num_attention_heads,
+            "num_kv_heads": m.num_kv_heads, "num_experts": m.moe.num_experts if m.moe else 0,
+            "max_context_tokens": m.max_context_tokens, "input_tokens_mean": s.input.mean,
+            "input_tokens_max": s.input.max, "output_tokens_mean": s.output.mean, "output_tokens_max": s.output.max,
+            "demand": None if d is None else {"kind": d.kind, "value": d.value, "requests_per_s": d.requests_per_s}}
+
+
+def catalog_digest(gpus: tuple[Gpu, ...]) -> str:
+    """sha256 of the searched GPUs' catalog entries (a plan names the data it used)."""
+    text = json.dumps([g.model_dump(mode="json") for g in gpus], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def resolve(spec: PlanSpec, doc: Document | None = None, calibration: str | None = None,
+            catalog: Catalog | None = None) -> Problem:
+    """A plan spec with every name turned into catalog objects and every assumption fixed.
+    ``catalog``: the resolved catalog files (a sweep ships it to its workers once)."""
+    where: dict[str, Any] = {"file": doc.file if doc else None}
+    catalog = resolve_catalog_with_extras(spec.catalog, spec.extra_catalog, doc, catalog)
+    model = resolve_model(spec.model, catalog, doc, ("model",))
+    w = spec.workload
+    slot = _slot("main", model, w.input_tokens, w.output_tokens, w.demand, spec.slo, "workload", where)
+    return _resolve_shared(spec, doc, calibration, catalog, (slot,), spec.objective in COST_OBJECTIVES)
+
+
+def resolve_fleet(spec: FleetSpec, doc: Document | None = None, calibration: str | None = None,
+                  catalog: Catalog | None = None) -> Problem:
+    """A fleet spec: one slot per workload (its model, lengths, SLOs, demand and weight), the
+    shared search, limits and prices resolved as for one model, the current fleet matched
+    to catalog names. Every fleet objective is priced, so every searched GPU needs a price."""
+    spec = spec.checked(doc)
+    where: dict[str, Any] = {"file": doc.file if doc else None}
+    catalog = resolve_catalog_with_extras(spec.catalog, spec.extra_catalog, doc, catalog)
+    spec, catalog = _with_pools(spec, catalog, where)
+    slots = []
+    for i, w in enumerate(spec.workloads):
+        model = resolve_model(w.model, catalog, doc, ("workloads", i, "model"))
+        slot = _slot(w.name, model, w.input_tokens, w.output_tokens, w.demand, w.slo, f"workloads[{i}]", where)
+        slots.append(replace(slot, weight=w.weight, pools=tuple(w.pools) if w.pools else None,
+                             disaggregation=w.disaggregation or spec.disaggregation, kv_link=spec.kv_link))
+    problem = _resolve_shared(spec, doc, calibration, catalog, tuple(slots), True)
+    current = []
+    names = [w.name for w in spec.workloads]
+    for i, d in enumerate(spec.current):
+        gid = catalog.gpu_id(d.gpu, path=f"current[{i}].gpu", **where)
+        gid = f"{gid}@{d.pool}" if d.pool else gid
+        q = scheme_of(d.quantization, path=f"current[{i}].quantization", **where)
+        if q not in SCHEMES:
+            raise InputError("unknown quantization", path=f"current[{i}].quantization", value=d.quantization,
+                             accepted=", ".join(SCHEMES), **where)
+        if d.kv_dtype not in KV_DTYPES:
+            raise InputError("unknown KV dtype", path=f"current[{i}].kv_dtype", value=d.kv_dtype,
+                             accepted=", ".join(KV_DTYPES), **where)
+        current.append(Running(slot=names.index(d.workload), gpu=gid, scheme=q, kv=d.kv_dtype, tp=d.tp, pp=d.pp,
+                               ep=d.ep, replicas=d.replicas, path=f"current[{i}]"))
+    return replace(problem, max_configs=spec.max_configurations_per_workload, current=tuple(current))
+
+
+def _with_pools(spec: FleetSpec, catalog: Catalog, where: dict[str, Any]) -> tuple[FleetSpec, Catalog]:
+    """A fleet with pools (regions), as one inventory over pool copies of the GPUs: each owned
+    GPU type of a pool becomes the catalog entry ``gpu@pool`` (the same hardware and price;
+    a price given for the GPU applies in every pool unless one is given for ``gpu@pool``), so
+    every replica lies in one pool and each pool's count is an inventory row. Searched: the
+    pool copies of the GPUs ``search.gpus`` names (all, by default), and with
+    ``rent_outside_inventory`` the rentable GPUs themselves."""
+    if not spec.pools:
+        return spec, catalog
+    gpus = dict(catalog.gpus)
+    inventory: dict[str, int] = {}
+    usd: dict[str, float] = {}
+    for k, v in spec.prices.usd_per_gpu_hour.items():     # "gpu" or "gpu@pool" (a price in one pool)
+        base, _, pool = k.partition("@")
+        if pool and pool not in spec.pools:
+            raise InputError("not a pool of this fleet", path=f"prices.usd_per_gpu_hour.{k}", value=k,
+                             accepted=", ".join(spec.pools), **where)
+        gid = catalog.gpu_id(base, path=f"prices.usd_per_gpu_hour.{k}", **where)
+        usd[f"{gid}@{pool}" if pool else gid] = v
+    for pool, owned in spec.pools.items():
+        for name, n in owned.items():
+            gid = catalog.gpu_id(name, path=f"pools.{pool}.{name}", **where)
+            copy_id = f"{gid}@{pool}"
+            gpus[copy_id] = catalog.gpus[gid].model_copy(update={"id": copy_id})
+            inventory[copy_id] = n
+            if gid in usd:
+                usd.setdefault(copy_id, usd[gid])
+    s, lim = spec.search, spec.limits
+    wanted = sorted(catalog.gpus) if s.gpus is None else \
+        [catalog.gpu_id(n, path=f"search.gpus[{i}]", **where) for i, n in enumerate(s.gpus)]
+    names = [g for g in inventory if g.split("@", 1)[0] in wanted]
+    names += wanted if lim.rent_outside_inventory else []
+    spec = spec.model_copy(update={"search": s.model_copy(update={"gpus": names}),
+                                   "limits": lim.model_copy(update={"inventory": inventory}),
+                                   "prices": spec.prices.model_copy(update={"usd_per_gpu_hour": usd})})
+    return spec, Catalog(gpus=gpus, models=catalog.models)
+
+
+def _slot(name: str, model: ModelSpec, input_tokens: Any, output_tokens: Any, demand_spec: Any, slo: Slo,
+          path: str, where: dict[str, Any]) -> Slot:
+    try:
+        isl = lengths(input_tokens, f"{path}.input_tokens")
+        osl = lengths(output_tokens, f"{path}.output_tokens")
+    except ValueError as exc:
+        raise InputError(str(exc).split(": ", 1)[1], path=str(exc).split(": ", 1)[0], **where) from None
+    if isl.max + osl.max > model.max_context_tokens:
+        raise InputError(f"input + output tokens exceed {model.name}'s context of {model.max_context_tokens}",
+                         path=f"{path}.input_tokens", value=isl.max + osl.max,
+                         accepted=f"<= {model.max_context_tokens} in total", **where)
+    return Slot(name=name, model=model, input=isl, output=osl, slo=slo, targets=targets(slo, _slo_path(path)),
+                demand=demand(demand_spec, osl), path=path)
+
+
+def _slo_path(path: str) -> str:
+    return "slo" if path == "workload" else f"{path}.slo"
+
+
+def _resolve_shared(spec: Any, doc: Document | None, calibration: str | None, catalog: Catalog,
+                    slots: tuple[Slot, ...], priced: bool) -> Problem:
+    """What a plan and a fleet share: the searched GPUs (names as people type them), the
+    inventory and prices keyed by catalog id, the quantizations (quality floor), the
+    assumptions with the calibration, and the support table of the search's engine."""
+    where: dict[str, Any] = {"file": doc.file if doc else None}
+    assumptions = resolve_assumptions(spec.preset, spec.assumptions, doc, ("assumptions",))
+    s = spec.search
+    # GPU names as people type them (H100, A100-80GB, MI300X) -> catalog ids (planner/catalog/aliases.py)
+    names = [catalog.gpu_id(n, path=f"search.gpus[{i}]", **where) for i, n in enumerate(s.gpus)] \
+        if s.gpus is not None else sorted(catalog.gpus)
+    if len(set(names)) < len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise InputError("a GPU is listed twice (under two spellings)", path="search.gpus", value=dup, **where)
+    inventory = {catalog.gpu_id(k, path=f"limits.inventory.{k}", **where): v for k, v in spec.limits.inventory.items()}
+    usd = {catalog.gpu_id(k, path=f"prices.usd_per_gpu_hour.{k}", **where): v
+           for k, v in spec.prices.usd_per_gpu_hour.items()}
+    if inventory != spec.limits.inventory or usd != spec.prices.usd_per_gpu_hour:
+        spec = spec.model_copy(update={"limits": spec.limits.model_copy(update={"inventory": inventory}),
+                                       "prices": spec.prices.model_copy(update={"usd_per_gpu_hour": usd})})
+    if s.quantizations is not None:  # names as people type them (awq, fp8-dynamic, nvfp4) -> schemes (docs/support.md)
+        s = s.model_copy(update={"quantizations": [
+            scheme_of(q, path=f"search.quantizations[{i}]", **where) for i, q in enumerate(s.quantizations)]})
+    else:                # the default list: weights of 8 bits or more unless the instance opts in (quality floor)
+        floor = s.min_weight_bits if s.min_weight_bits is not None else 8
+        s = s.model_copy(update={"quantizations": [q for q in DEFAULT_SCHEMES if SCHEMES[q].bits_per_weight >= floor]})
+    if s.min_weight_bits is not None:
+        low = [q for q in s.quantizations or [] if SCHEMES.get(q) and SCHEMES[q].bits_per_weight < s.min_weight_bits]
+        if low:
+            raise InputError(f"{low[0]} has weights below search.min_weight_bits", path="search.quantizations",
+                             value=low[0], accepted=f"schemes of at least {s.min_weight_bits} bits per weight",
+                             **where)
+    spec = spec.model_copy(update={"search": s})
+    for i, q in enumerate(s.quantizations or []):
+        if q not in SCHEMES:
+            raise InputError("unknown quantization", path=f"search.quantizations[{i}]", value=q,
+                             accepted=", ".join(SCHEMES), **where)
+    for i, k in enumerate(s.kv_dtypes):
+        if k not in KV_DTYPES:
+            raise InputError("unknown KV dtype", path=f"search.kv_dtypes[{i}]", value=k,
+                             accepted=", ".join(KV_DTYPES), **where)
+    overrides = price_overrides(catalog, list(names), spec.prices.tco, spec.prices.usd_per_gpu_hour)
+    excluded: dict[str, str] = {}
+    gpus: list[Gpu] = []
+    for name in names:
+        g = catalog.gpus[name]
+        if not g.peak_dense_flops_per_s:
+            excluded[name] = "no peak FLOP/s in the catalog (give one in a catalog override)"
+        elif priced and overrides.get(name, g.price_usd_per_gpu_hour) is None:
+            excluded[name] = f"no price (give prices.usd_per_gpu_hour.{name} or prices.tco)"
+        elif spec.limits.power_cap_w is not None and g.power_w is None:
+            excluded[name] = "no power_w in the catalog, so limits.power_cap_w cannot be checked (give one in a " \
+                             "catalog override)"
+        elif spec.limits.inventory and name not in spec.limits.inventory and not spec.limits.rent_outside_inventory:
+            excluded[name] = "not in limits.inventory (an inventory lists the GPUs owned; set " \
+                             "limits.rent_outside_inventory: true to rent others)"
+        else:
+            gpus.append(g)
+    if not gpus:
+        raise InputError("no GPU left to search: " + "; ".join(f"{k}: {v}" for k, v in excluded.items()),
+                         path="search.gpus", **where)
+    assumptions, scales = calibrated(assumptions, spec.assumptions, calibration, [g.id for g in gpus])
+    # a price of 0 is a price (GPUs already paid for), not a missing one
+    prices = np.array([np.nan if (x := overrides.get(g.id, g.price_usd_per_gpu_hour)) is None else x for g in gpus],
+                      dtype=float)
+    sources = tuple(_price_source(g, g.id in overrides, spec.prices) for g in gpus)
+    table = support_table(gpus, SCHEME_NAMES, KV_NAMES, s.engine)
+    return Problem(spec=spec, slots=slots, gpus=tuple(gpus), table=GpuTable.build(gpus, scales), prices=prices,
+                   price_sources=sources, assumptions=assumptions, support=table, calibration=calibration or "none",
+                   excluded=excluded, file=doc.file if doc else None)
+
+
+def _price_source(g: Gpu, overridden: bool, prices: Prices) -> str:
+    if overridden:
+        return "prices.usd_per_gpu_hour" if g.id in prices.usd_per_gpu_hour else "prices.tco"
+    return g.price_source or "catalog"
+
+
+
+def resolve_catalog_with_extras(files: list[str], extras: CatalogExtras | None, doc: Document | None,
+                                catalog: Catalog | None = None) -> Catalog:
+    """The catalog an input file names (default: the shipped one), plus its inline additions."""
+    if catalog is None:
+        catalog = resolve_catalog(files, Path(doc.file).parent if doc and doc.file else None)
+    if extras and (extras.gpus or extras.models):
+        catalog = catalog.extended(extras.gpus, extras.models, doc or Document(None, "<input>"), ("extra_catalog",))
+    return catalog
+
+
+@dataclass(frozen=True)
+class EstimateInputs:
+    """What one `estimate` needs, resolved: model, GPU, assumptions, calibration, price."""
+
+    model: ModelSpec
+    gpu: Gpu
+    assumptions: Assumptions
+    efficiency_scale: dict[str, tuple[float, float, float]]
+    price_usd_per_gpu_hour: float | None
+    price_source: str | None
+
+
+def resolve_estimate(spec: EstimateSpec, doc: Document | None = None, catalog: Catalog | None = None,
+                     calibration: str | None = None) -> EstimateInputs:
+    where: dict[str, Any] = {"file": doc.file if doc else None}
+    catalog = resolve_catalog_with_extras(spec.catalog, spec.extra_catalog, doc, catalog)
+    if spec.model is None:
+        raise InputError("no model given", path="model",
+                         accepted="a catalog id (--model), {hf_config: path} or an inline architecture", **where)
+    if spec.gpu is None:
+        raise InputError("no GPU given", path="gpu", accepted=", ".join(sorted(catalog.gpus)), **where)
+    model = resolve_model(spec.model, catalog, doc, ("model",))
+    gpu = catalog.gpu(spec.gpu, path="gpu", **where)
+    assumptions = resolve_assumptions(spec.preset, spec.assumptions, doc, ("assumptions",))
+    assumptions, scales = calibrated(assumptions, spec.assumptions, calibration, [gpu.id])
+    price, source = spec.price_usd_per_gpu_hour, None
+    if price is not None:
+        source = "price_usd_per_gpu_hour in the input"
+    elif spec.tco is not None:
+        price, source = spec.tco.usd_per_gpu_hour(gpu), "TCO in the input"
+    return EstimateInputs(model, gpu, assumptions, scales, price, source)
+
+
+def resolve_catalog(files: list[str], base: Path | None) -> Catalog:
+    if not files:
+        return Catalog.default()
+    paths = [str((base / f) if base and not Path(f).is_absolute() else f) for f in files]
+    return Catalog.load(tuple(paths))
+
+
+def resolve_model(ref: ModelRef, catalog: Catalog, doc: Document | None, path: tuple) -> ModelSpec:
+    where: dict[str, Any] = {"file": doc.file if doc else None, "path": ".".join(map(str, path)) or None}
+    if isinstance(ref, str):
+        return catalog.model(ref, **where)
+    if isinstance(ref, HfConfigRef):
+        base = Path(doc.file).parent if doc else Path.cwd()
+        target = Path(ref.hf_config)
+        target = target if target.is_absolute() else base / target
+        if not target.exists():
+            raise InputError("hf_config file not found", file=where["file"], path=f"{where['path']}.hf_config",
+                             value=str(target), accepted="a path to a config.json, relative to this file")
+        return model_from_hf_config(target)
+    return ref
+
+
+def resolve_assumptions(preset: str, overrides: dict[str, Any] | None, doc: Document | None,
+                        path: tuple) -> Assumptions:
+    if preset not in PRESETS:
+        raise InputError("unknown preset", file=doc.file if doc else None,
+                         path=".".join(path[:-1] + ("preset",)) or "preset",
+                         value=preset, accepted=", ".join(PRESETS))
+    base = PRESETS[preset]
+    if not overrides:
+        return base
+    merged = base.model_dump() | overrides
+    if doc is not None:
+        return doc.validate(Assumptions, merged, path)
+    return Assumptions.model_validate(merged)
+
+
+def price_overrides(catalog: Catalog, gpu_ids: list[str], tco: Tco | None,
+                    per_gpu: dict[str, float] | None) -> dict[str, float]:
+    """$/GPU-hour per GPU id: explicit override, else TCO, else the catalog's price."""
+    out: dict[str, float] = {}
+    for gid in gpu_ids:
+        if per_gpu and gid in per_gpu:
+            out[gid] = per_gpu[gid]
+        elif tco is not None:
+            out[gid] = tco.usd_per_gpu_hour(catalog.gpus[gid])
+    return out
