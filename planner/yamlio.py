@@ -59,6 +59,8 @@ class Document:
         message = first["msg"]
         accepted = None
         ctx = first.get("ctx") or {}
+        if first["type"] == "value_error" and ctx.get("error") is not None:
+            message = str(ctx["error"])     # our validator's own words, without the library's prefix
         if first["type"] == "extra_forbidden":
             allowed = allowed_keys(model, [p for p in first["loc"] if not _is_internal(p)])
             message = f"unknown key {path[-1]!r}"

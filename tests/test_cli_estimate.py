@@ -92,3 +92,30 @@ def test_catalog_override_flag(tmp_path):
     d = json.loads(run(*FLAGS, "--catalog", str(f), "--json").stdout)
     assert d["cost_per_hour"] == pytest.approx(16.0)
     assert Catalog.default().gpu("h100-sxm").price_usd_per_gpu_hour == 2.95
+
+
+@pytest.mark.parametrize("flags,field", [
+    (["--speculative-tokens", "-1"], "speculative_tokens"),
+    (["--speculative-tokens", "64"], "speculative_tokens"),
+    (["--speculative-tokens", "2", "--speculative-acceptance", "0"], "speculative_acceptance"),
+    (["--speculative-tokens", "2", "--speculative-acceptance", "1.5"], "speculative_acceptance"),
+    (["--speculative-tokens", "2", "--speculative-acceptance", "nan"], "speculative_acceptance"),
+])
+def test_assumption_flags_out_of_range_are_located_errors(flags, field):
+    """Issue 23 item 9: flags that set assumptions are validated with a located error (exit 2),
+    not an internal error (exit 3)."""
+    r = run("--model", "llama-3.1-8b", "--gpu", "h100-sxm", *flags)
+    assert r.exit_code == 2, r.output
+    assert f"assumptions.{field}" in r.output and "<command line>" in r.output
+    assert "internal error" not in r.output
+
+
+def test_a_validator_speaks_in_its_own_words(tmp_path):
+    """A schema validator's message reaches the user as written, without the validation
+    library's prefix (issue 27: "Value error," leaked into messages)."""
+    f = tmp_path / "e.yaml"
+    f.write_text("model: llama-3.1-8b\ngpu: h100-sxm\nconcurrency: 4\nrequests_per_s: 2\n")
+    r = run(str(f))
+    assert r.exit_code == 2, r.output
+    assert "give concurrency or requests_per_s, not both" in r.output
+    assert "alue error" not in r.output

@@ -417,9 +417,8 @@ def resolve_assumptions(preset: str, overrides: dict[str, Any] | None, doc: Docu
     if not overrides:
         return base
     merged = base.model_dump() | overrides
-    if doc is not None:
-        return doc.validate(Assumptions, merged, path)
-    return Assumptions.model_validate(merged)
+    # assumptions given by flags have no file: their errors are located on the command line
+    return (doc or Document(data=merged, file="<command line>")).validate(Assumptions, merged, path)
 
 
 def price_overrides(catalog: Catalog, gpu_ids: list[str], tco: Tco | None,
