@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from planner.catalog.store import Catalog
 from planner.catalog.support import support
 from planner.cli.root import app
+from planner.errors import InputError
 from planner.launch.flags import BENCHMARK
 from planner.launch.scripts import ENGINES, benchmark, launch, script
 from planner.plan.result import PlanResult
@@ -166,3 +167,51 @@ def test_cli_launch_bad_file_is_a_json_error(tmp_path):
     assert err["exit_code"] == 2 and err["file"] == str(bad)
     human = res.stderr.strip()
     assert err["text"] == human and err["message"] in human and err["file"] in human
+
+
+HOSTILE = ["org/model\ntouch PWNED\n#", "x\rtouch PWNED", "a\u2028touch PWNED", "$(touch PWNED)", "`touch PWNED`",
+           "x'; touch PWNED; '", "x\nYAML\ntouch PWNED\ncat <<'YAML'", "x\x00y\ttouch PWNED"]
+
+
+def _stubbed_run(script_text: str, tmp_path) -> set[str]:
+    """Run a generated script with every program it calls replaced by a stub that only exits 0;
+    return the files in the working folder afterwards."""
+    import os
+    import subprocess
+    import sys
+    work = tmp_path / "work"
+    bins = tmp_path / "bin"
+    work.mkdir(parents=True)
+    bins.mkdir(parents=True)
+    for prog in ("vllm", "trtllm-serve", "python", "python3", sys.executable.rsplit("/", 1)[-1]):
+        stub = bins / prog
+        stub.write_text("#!/bin/sh\nexit 0\n")
+        stub.chmod(0o755)
+    (work / "plan.sh").write_text(script_text)
+    env = {"PATH": f"{bins}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    subprocess.run(["bash", "plan.sh"], cwd=work, env=env, capture_output=True, timeout=30, check=False)
+    return {p.name for p in work.iterdir()} | {p.name for p in tmp_path.iterdir()} | set(os.listdir(bins))
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_generated_scripts_run_nothing_hidden_in_names(results, tmp_path, hostile):
+    """Issue 23 item 2: free text from a plan file or a config.json (a model's name, a GPU id,
+    a workload name) reaches the scripts only as quoted values or escaped comments: running
+    every engine's script with stubbed engines creates no file but the scripts' own."""
+    import copy
+    name, result = next((k, r) for k, r in sorted(results.items()) if r.plans)
+    plan = result.plans[0]
+    inputs = copy.deepcopy(result.inputs)
+    inputs["workloads"][plan.workload]["hf_id"] = hostile
+    inputs["workloads"][hostile] = inputs["workloads"][plan.workload]
+    bad = replace(result, inputs=inputs)
+    for k, variant in enumerate([replace(plan, workload=hostile), replace(plan, gpu=hostile),
+                                 replace(plan, role="decode", workload=hostile)]):
+        for engine in ENGINES:
+            try:
+                text = script(bad, variant, engine, CATALOG)
+            except InputError as e:         # a control character in a value: refused, nothing written
+                assert "control character" in str(e)
+                continue
+            made = _stubbed_run(text, tmp_path / f"{engine}{k}")
+            assert "PWNED" not in made, (name, engine, k, text)

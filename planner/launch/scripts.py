@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +27,7 @@ from planner.launch.flags import BENCHMARK, ENGINES, EngineFlags
 from planner.plan.result import Plan, PlanResult
 from planner.units import GB
 
-__all__ = ["ENGINES", "Arg", "Benchmark", "Launch", "benchmark", "launch", "memory_fraction", "script"]
+__all__ = ["ENGINES", "Arg", "Benchmark", "Launch", "benchmark", "comment", "launch", "memory_fraction", "script"]
 
 
 @dataclass
@@ -313,24 +314,61 @@ def benchmark(result: PlanResult, plan: Plan) -> Benchmark:
                      concurrency=concurrency)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_PLAIN = re.compile(r"[A-Za-z0-9_./:@+-]+")
+
+
+def comment(text: str) -> str:
+    """``text`` as the body of one shell comment line: every control character (a newline
+    above all, which would end the comment and start a command) written as a visible escape.
+    Every ``#`` line of a generated script goes through here: plan files, config.json names and
+    catalog entries are free text from the user."""
+    return _CONTROL.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
+
+
+def _scalar(v: Any) -> str:
+    """A YAML scalar: booleans and numbers as themselves, a plain word bare, any other text as a
+    JSON string (JSON is YAML), so no value can end the here-document or open a new key."""
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, int | float):
+        return repr(v)
+    s = str(v)
+    return s if _PLAIN.fullmatch(s) else json.dumps(s)
+
+
+def _comments(texts: list[str]) -> list[str]:
+    return [f"# {comment(x)}" for x in texts]
+
+
+def _word(value: Any, what: str) -> str:
+    """One shell word: quoted, and refused if it holds a control character (a quoted newline is
+    safe for the shell but no model, GPU or path has one: it is an attack or a broken file)."""
+    s = str(value)
+    if _CONTROL.search(s):
+        raise InputError("a value written into the launch script holds a control character", path=what,
+                         value=comment(s), accepted="printable text")
+    return shlex.quote(s)
+
+
 def _array(name: str, args: list[Arg]) -> list[str]:
     """A bash array of flags, one per line, each with its source as a comment."""
-    texts = [a.flag if a.value is None else f"{a.flag} {shlex.quote(str(a.value))}" for a in args]
+    texts = [a.flag if a.value is None else f"{a.flag} {_word(a.value, a.flag)}" for a in args]
     width = max(map(len, texts), default=0)
-    return [f"{name}=(", *(f"  {t:<{width}}  # {a.why}" for t, a in zip(texts, args)), ")"]
+    return [f"{name}=(", *(f"  {t:<{width}}  # {comment(a.why)}" for t, a in zip(texts, args)), ")"]
 
 
 def _block(program: str, model: str, args: list[Arg]) -> list[str]:
-    return [*_array("args", args), f"{program} {shlex.quote(model)} \"${{args[@]}}\""]
+    return [*_array("args", args), f"{program} {_word(model, 'model')} \"${{args[@]}}\""]
 
 
 def _yaml(d: dict[str, Any], indent: int = 0) -> list[str]:
     out = []
     for k, v in d.items():
         if isinstance(v, dict):
-            out += [" " * indent + f"{k}:", *_yaml(v, indent + 2)]
+            out += [" " * indent + f"{_scalar(k)}:", *_yaml(v, indent + 2)]
         else:
-            out.append(" " * indent + f"{k}: {str(v).lower() if isinstance(v, bool) else v}")
+            out.append(" " * indent + f"{_scalar(k)}: {_scalar(v)}")
     return out
 
 
@@ -339,21 +377,20 @@ def script(result: PlanResult, plan: Plan, engine: str, catalog: Catalog | None 
     ln = launch(result, plan, engine, catalog)
     who = "" if plan.workload == "main" else f" ({plan.workload}" + (
         f", {plan.role} pool)" if plan.role != "aggregated" else ")")
-    head = [f"# plan #{plan.rank}{who}: {plan.gpus} x {plan.gpu} as {plan.replicas} replica(s), TP {plan.tp} "
+    head = [f"plan #{plan.rank}{who}: {plan.gpus} x {plan.gpu} as {plan.replicas} replica(s), TP {plan.tp} "
             f"PP {plan.pp} EP {plan.ep}, {plan.quantization} weights, KV {plan.kv_dtype}",
-            f"# engine: {ln.version}; flags from {ENGINES[engine].source}"]
+            f"engine: {ln.version}; flags from {ENGINES[engine].source}"]
     if not ln.ok:
-        return "\n".join(head + [f"# no {engine} command: {ln.reason}", ""])
-    lines = head + [f"# runs as: {ln.support}"]
-    lines += [f"# checked: {c}" for c in ln.checks]
-    lines += [f"# note: {n}" for n in ln.notes]
+        return "\n".join(_comments(head + [f"no {engine} command: {ln.reason}"])) + "\n"
+    lines = _comments(head + [f"runs as: {ln.support}"] + [f"checked: {c}" for c in ln.checks]
+                      + [f"note: {n}" for n in ln.notes])
     if ln.yaml:
         name = f"plan{plan.rank}-trtllm.yaml"
         lines += [f"cat > {name} <<'YAML'", *_yaml(ln.yaml), "YAML"]
     lines += _block(ENGINES[engine].program, ln.model, ln.args)
     if plan.role != "aggregated":
-        lines += ["", f"# check the prediction through the P/D router once both pools are up: this {plan.role}-pool "
-                  "replica alone serves no request end to end"]
+        lines += ["", *_comments([f"check the prediction through the P/D router once both pools are up: this "
+                                  f"{plan.role}-pool replica alone serves no request end to end"])]
         return "\n".join(lines) + "\n"
     b = benchmark(result, plan)
     lines += ["", "# check the prediction from another shell once the server is up (one replica):"]
