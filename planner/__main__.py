@@ -1,3 +1,3 @@
-from planner.cli.root import main
+from planner.cli.entry import main
 
 main()

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any, Protocol, TypeVar
@@ -60,11 +62,29 @@ _SHARED: Any = None
 
 def _init(shared: Any) -> None:
     global _SHARED
+    # a worker starts with Ctrl-C ignored (ProcessExecutor.run): from here on it ends at once and
+    # quietly, no KeyboardInterrupt traceback; the parent reports the interruption
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     _SHARED = shared
 
 
 def _call(fn: Callable[[Any, T], R], task: T) -> R:
     return fn(_SHARED, task)
+
+
+class _workers_ignore_ctrl_c:
+    """While the pool spawns its workers: SIGINT ignored, a disposition a spawned process inherits,
+    so that a worker still importing when Ctrl-C arrives prints no traceback (Python installs its
+    KeyboardInterrupt handler only where SIGINT is not ignored); _init restores the default."""
+
+    def __enter__(self) -> None:
+        self.main = threading.current_thread() is threading.main_thread()    # signals: main thread only
+        if self.main:
+            self.previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.main:
+            signal.signal(signal.SIGINT, self.previous)
 
 
 class ProcessExecutor:
@@ -79,7 +99,8 @@ class ProcessExecutor:
         ctx = multiprocessing.get_context("spawn")
         pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_init, initargs=(shared,))
         try:
-            pending = {pool.submit(_call, fn, t): i for i, t in enumerate(tasks)}
+            with _workers_ignore_ctrl_c():
+                pending = {pool.submit(_call, fn, t): i for i, t in enumerate(tasks)}
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
