@@ -8,6 +8,7 @@ line and value.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -199,6 +200,24 @@ def read_text_bounded(path: str | os.PathLike, max_bytes: int, what: str = "file
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InputError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=name) from None
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number a file may hold")
+
+
+def load_json(path: str | os.PathLike, max_bytes: int, what: str = "JSON file") -> Any:
+    """Read a user's JSON file: bounded as read_text_bounded, NaN and Infinity refused, and any
+    parse failure (nesting too deep for the parser's recursion included) an InputError naming
+    the file."""
+    name = str(path)
+    text = read_text_bounded(path, max_bytes, what)
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except ValueError as exc:          # JSONDecodeError, and integers over Python's digit limit
+        raise InputError(f"not a valid {what}: {' '.join(str(exc).split())[:200]}", file=name) from None
+    except RecursionError:
+        raise InputError(f"not a valid {what}: nested too deeply", file=name) from None
 
 
 def load_yaml(path: str | os.PathLike, *, max_bytes: int = MAX_YAML_BYTES) -> Document:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -16,7 +15,7 @@ from planner.catalog.aliases import gpu_id_of, model_key
 from planner.catalog.hf import SUPPORTED_HF_ARCHITECTURES, fields_from_config
 from planner.catalog.schema import Gpu, ModelSpec
 from planner.errors import InputError, unknown_name
-from planner.yamlio import Document, load_yaml, parse_yaml, read_text_bounded
+from planner.yamlio import Document, load_json, load_yaml, parse_yaml
 
 __all__ = ["Catalog", "Gpu", "ModelSpec", "model_from_hf_config", "SUPPORTED_HF_ARCHITECTURES"]
 
@@ -132,23 +131,13 @@ MAX_HF_CONFIG_BYTES = 4 * 1024 * 1024
 """Largest config.json read (4 MiB); real ones are a few kilobytes."""
 
 
-def _no_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a number a config may hold")
-
-
 def model_from_hf_config(path: str | Path, *, where: dict | None = None) -> ModelSpec:
     """Build a ModelSpec from a Hugging Face ``config.json`` on disk (no network); the
     architecture mapping is planner/catalog/hf.py."""
     where = where or {}
     p = Path(path)
     name = str(path)
-    text = read_text_bounded(p, MAX_HF_CONFIG_BYTES, "hf_config file")
-    try:
-        cfg = json.loads(text, parse_constant=_no_constant)
-    except ValueError as exc:          # JSONDecodeError, and integers over Python's digit limit
-        raise InputError(f"not a valid JSON config: {str(exc)[:200]}", file=name) from None
-    except RecursionError:
-        raise InputError("not a valid JSON config: nested too deeply", file=name) from None
+    cfg = load_json(p, MAX_HF_CONFIG_BYTES, "JSON config")
     if not isinstance(cfg, dict):
         raise InputError("config.json must hold a JSON object", file=name)
     fields = fields_from_config(cfg, name, p.parent.name)

@@ -17,7 +17,7 @@ import yaml
 
 from planner.errors import InputError, PlannerError
 from planner.plan.result import PlanResult
-from planner.yamlio import reset_reads, write_atomically
+from planner.yamlio import load_json, load_yaml, reset_reads, write_atomically
 
 T = TypeVar("T")
 
@@ -77,17 +77,17 @@ def guarded(fn: Callable[[], T], as_json: bool = False) -> T:
                          "rerun with 'planner --debug ...' for the traceback", EXIT_INTERNAL, as_json) from None
 
 
+MAX_PLAN_FILE_BYTES = 64 * 1024 * 1024
+"""Largest plan or fleet file read back (64 MiB): a thousand-workload fleet is a few MiB."""
+
+
 def read_result(path: Path) -> PlanResult:
     """A plan result from the JSON (or YAML) that 'planner plan --output' wrote."""
     name = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read the plan file: {exc.strerror or exc}", file=name) from None
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise InputError(f"not a plan file: {' '.join(str(exc).split())[:200]}", file=name) from None
+    # bounded and strict: a regular file of at most MAX_PLAN_FILE_BYTES (not /dev/zero, not a FIFO),
+    # JSON nested no deeper than its parser recurses, YAML without anchors or aliases
+    data = (load_json(path, MAX_PLAN_FILE_BYTES, "plan file") if path.suffix == ".json"
+            else load_yaml(path, max_bytes=MAX_PLAN_FILE_BYTES).data)
     try:
         if isinstance(data, dict) and "deployments" in data and "plans" not in data:
             data = fleet_as_plans(data)
