@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
@@ -361,42 +364,109 @@ def _umask() -> int:
     return old
 
 
-def write_atomically(path: str | os.PathLike, data: str | bytes, *, protected: tuple[str | os.PathLike, ...] = (),
-                     option: str | None = None) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder + rename).
+_STAGE: ContextVar[dict[str, tuple[bytes, str | None]] | None] = ContextVar("planner_outputs", default=None)
 
-    Never over a file this run read (``record_read``) or one named in ``protected``. A new
-    file gets mode 0666 & ~umask; a replaced file keeps its mode. Every OSError becomes an
-    InputError naming the path (exit 2)."""
+
+@contextmanager
+def staged_outputs() -> Iterator[None]:
+    """Inside this block write_atomically checks each target at once but writes nothing; when the
+    block ends normally every staged file is written (commit_outputs), and when it raises none is.
+    One command's outputs appear all together or not at all (docs/exit-codes.md)."""
+    stage: dict[str, tuple[bytes, str | None]] = {}
+    token = _STAGE.set(stage)
+    try:
+        yield
+    finally:
+        _STAGE.reset(token)
+    commit_outputs(stage)
+
+
+def check_output(path: str | os.PathLike, *, protected: tuple[str | os.PathLike, ...] = (),
+                 option: str | None = None) -> str:
+    """Check that ``path`` can be an output of this run, before any work fills it; return its real
+    path. Never a file this run read (``record_read``) or one named in ``protected``, never a
+    folder or a special file, and its nearest existing folder must be writable."""
     name = str(path)
     where: dict[str, Any] = {"file": name, "path": option}
-    tmp = None
     try:
         real = os.path.realpath(path)
         try:
             os.stat(real)                           # a symlink loop or an unreadable path fails here
         except FileNotFoundError:
             pass
-        if was_read(path) or any(os.path.realpath(p) == real for p in protected):
-            raise InputError("refusing to overwrite a file this run read as input", **where)
-        if os.path.isdir(real):
-            raise InputError("the output path is a directory", **where)
-        if os.path.exists(real) and not os.path.isfile(real):
-            raise InputError("the output path exists and is not a regular file", **where)
-        parent = os.path.dirname(real) or "."
-        os.makedirs(parent, exist_ok=True)
-        mode = (os.stat(real).st_mode & 0o7777) if os.path.exists(real) else (0o666 & ~_umask())
-        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{os.path.basename(real)}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), mode)
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, real)
-        tmp = None
     except OSError as exc:
         raise InputError(f"cannot write output: {exc.strerror or exc}", **where) from None
+    if was_read(path) or any(os.path.realpath(p) == real for p in protected):
+        raise InputError("refusing to overwrite a file this run read as input", **where)
+    if os.path.isdir(real):
+        raise InputError("the output path is a directory", **where)
+    if os.path.lexists(real) and not os.path.isfile(real):
+        raise InputError("the output path exists and is not a regular file", **where)
+    parent = os.path.dirname(real) or "."
+    while not os.path.lexists(parent):
+        parent = os.path.dirname(parent) or "."
+    if not os.path.isdir(parent):
+        raise InputError("a folder on the output path is a file", value=parent, **where)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError("the output folder is not writable", value=parent, **where)
+    return real
+
+
+def write_atomically(path: str | os.PathLike, data: str | bytes, *, protected: tuple[str | os.PathLike, ...] = (),
+                     option: str | None = None) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder + rename), after
+    check_output; inside staged_outputs() the write waits for the end of the block.
+
+    A new file gets mode 0666 & ~umask; a replaced file keeps its mode. Every OSError becomes an
+    InputError naming the path (exit 2)."""
+    real = check_output(path, protected=protected, option=option)
+    stage = _STAGE.get()
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    if stage is not None:
+        stage[real] = (raw, option)
+    else:
+        commit_outputs({real: (raw, option)})
+
+
+def commit_outputs(files: dict[str, tuple[bytes, str | None]]) -> None:
+    """Write every file or none: each into a temporary file beside its target (folders made as
+    needed), then every temporary renamed over its target; on a failure the temporaries and the
+    folders this made are removed and nothing is replaced."""
+    temps: list[tuple[str, str]] = []
+    made: list[str] = []
+    done = False
+    real, option = "", None
+    try:
+        for real, (raw, option) in files.items():
+            parent = os.path.dirname(real) or "."
+            missing = []
+            while not os.path.lexists(parent):
+                missing.append(parent)
+                parent = os.path.dirname(parent) or "."
+            for folder in reversed(missing):
+                os.mkdir(folder)
+                made.append(folder)
+            mode = (os.stat(real).st_mode & 0o7777) if os.path.exists(real) else (0o666 & ~_umask())
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(real) or ".", prefix=f".{os.path.basename(real)}.",
+                                       suffix=".tmp")
+            temps.append((tmp, real))
+            with os.fdopen(fd, "wb") as fh:
+                os.fchmod(fh.fileno(), mode)
+                fh.write(raw)
+        for tmp, real in temps:
+            os.replace(tmp, real)
+        done = True
+    except OSError as exc:
+        raise InputError(f"cannot write output: {exc.strerror or exc}", file=real, path=option) from None
     finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+        if not done:
+            for tmp, _ in temps:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+            for folder in reversed(made):
+                try:
+                    os.rmdir(folder)
+                except OSError:
+                    pass

@@ -17,7 +17,7 @@ import yaml
 
 from planner.errors import InputError, PlannerError
 from planner.plan.result import PlanResult
-from planner.yamlio import load_json, load_yaml, reset_reads, write_atomically
+from planner.yamlio import load_json, load_yaml, reset_reads, staged_outputs, write_atomically
 
 T = TypeVar("T")
 
@@ -62,7 +62,8 @@ def guarded(fn: Callable[[], T], as_json: bool = False) -> T:
     stdout as a JSON object with the message's fields (file, line, path, value, accepted)."""
     reset_reads()
     try:
-        return fn()
+        with staged_outputs():         # every file the command writes, written at its end or not at all
+            return fn()
     except PlannerError as exc:
         raise _fail(exc, f"error: {exc}", exc.exit_code, as_json) from None
     except KeyboardInterrupt as exc:

@@ -16,6 +16,7 @@ from planner.cli.render import money, to_text
 from planner.errors import InputError
 from planner.fleet import FleetResult, fleet
 from planner.schemas.fleet import load_fleet_spec
+from planner.yamlio import check_output
 
 EPILOG = ("Example: planner fleet instances/fleet_three_models.yaml\n\n"
           "Example: planner fleet instances/fleet_replan.yaml --json --output fleet.json")
@@ -49,6 +50,8 @@ def fleet_command(
         check_time_limit(time_limit)
         if output is not None and output.suffix not in (".json", ".yaml", ".yml"):
             raise InputError("output file must end in .json or .yaml", path="--output", value=str(output))
+        if output is not None:
+            check_output(output, protected=(instance,), option="--output")     # before the solve, not after
         spec, doc = load_fleet_spec(str(instance))
         with Progress(f"sizing {instance.name} ({backend.value})", enabled=not as_json):
             result = fleet(spec, doc, backend=backend.value, time_limit=time_limit, calibration=calibration,

@@ -63,8 +63,7 @@ def launch_command(
                     item["benchmark"] = {"command": b.command(), "expected_ms": b.expected_ms}
                 data.append(item)
                 texts.append(text)
-                if out is not None:
-                    out.mkdir(parents=True, exist_ok=True)
+                if out is not None:          # staged: written when every script is made (cli/common.guarded)
                     write_atomically(out / f"plan{p.rank}-{e}.sh", text, protected=(plan_file,), option="--out")
                     if ln.ok and ln.yaml:
                         write_atomically(out / f"plan{p.rank}-{e}.yaml", yaml.safe_dump(ln.yaml, sort_keys=False),

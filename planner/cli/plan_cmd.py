@@ -16,7 +16,7 @@ from planner.plan.result import PlanResult
 from planner.report.html import render_report
 from planner.schemas.plan import Objective, PlanSpec, load_plan_spec
 from planner.whatif.relax import plan_and_relax
-from planner.yamlio import write_atomically
+from planner.yamlio import check_output, write_atomically
 
 ObjectiveChoice = enum.Enum("ObjectiveChoice", {name: name for name in get_args(Objective)}, type=str)
 BackendChoice = enum.Enum("BackendChoice", {name: name for name in ("cpsat", "milp", "highs", "exhaustive")}, type=str)
@@ -65,6 +65,9 @@ def plan_command(
             raise InputError("output file must end in .json or .yaml", path="--output", value=str(output))
         if report is not None and report.suffix not in (".html", ".htm"):
             raise InputError("report file must end in .html", path="--report", value=str(report))
+        for path, option in ((output, "--output"), (report, "--report")):
+            if path is not None:
+                check_output(path, protected=(instance,), option=option)   # before the solve, not after
         spec, doc = load_plan_spec(str(instance))
         if objective is not None and objective.value != spec.objective:
             try:

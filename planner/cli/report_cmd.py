@@ -10,7 +10,7 @@ import typer
 from planner.cli.common import emit, guarded, read_result
 from planner.errors import InputError
 from planner.report.html import Chart, charts, colour, render_report
-from planner.yamlio import write_atomically
+from planner.yamlio import check_output, write_atomically
 
 EPILOG = ("Example: planner plan instances/chat_llama70b.yaml --output plan.json && "
           "planner report plan.json --out report.html --png plots/")
@@ -33,6 +33,7 @@ def report_command(
     def run() -> None:
         if out.suffix not in (".html", ".htm"):
             raise InputError("report file must end in .html", path="--out", value=str(out))
+        check_output(out, protected=(plan_file,), option="--out")
         result = read_result(plan_file)
         write_atomically(out, render_report(result, title=title or plan_file.stem), protected=(plan_file,),
                          option="--out")

@@ -24,7 +24,7 @@ from planner.schemas.sweep import load_sweep_spec
 from planner.whatif.executors import get_executor
 from planner.whatif.pareto import ParetoResult, pareto, pareto_fleet
 from planner.whatif.sweep import SweepResult, sweep
-from planner.yamlio import load_yaml, write_atomically
+from planner.yamlio import check_output, load_yaml, write_atomically
 
 
 class EngineChoice(str, enum.Enum):
@@ -89,6 +89,9 @@ def sweep_command(
             raise InputError("an instance file must be a YAML mapping", file=str(base_path))
         if out is not None and out.exists() and not out.is_dir():
             raise InputError("--out must be a folder", path="--out", value=str(out))
+        if out is not None:
+            for name_ in ("sweep.csv", "sweep.json"):
+                check_output(out / name_, protected=(sweep_file, base_path), option="--out")
         executor = get_executor(name, workers, address)
         t0 = time.perf_counter()
         result = _with_progress(lambda progress, start: sweep(spec, doc, base_doc, executor, progress, start))
@@ -259,6 +262,9 @@ def pareto_command(
             raise InputError("output file must end in .json", path="--output", value=str(output))
         if plot is not None and plot.suffix != ".png":
             raise InputError("plot file must end in .png", path="--plot", value=str(plot))
+        for path, option in ((output, "--output"), (plot, "--plot")):
+            if path is not None:
+                check_output(path, protected=(instance,), option=option)   # before the solves, not after
         doc0 = load_yaml(str(instance))
         if is_fleet(doc0.data):
             fspec, doc = load_fleet_spec(str(instance))
