@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from reference import REFERENCE
 
 from planner.catalog.store import Catalog
 from planner.errors import InputError
@@ -18,10 +19,6 @@ from planner.physics.params import count_parameters
 from planner.physics.perf import evaluate
 from planner.physics.quant import SCHEMES
 from planner.physics.space import Configs, GpuTable
-
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
-if not REFERENCE.is_dir():
-    REFERENCE = Path("/work/shared/reference")
 
 # name -> (catalog id, scheme, where the scheme comes from)
 CHECKPOINTS = {
