@@ -125,16 +125,17 @@ def render_groups(v) -> list:
     for name, rows in v.tables.items():
         if not rows:
             continue
-        keys = [k for k in rows[0] if k not in ("n", "median_abs_pct_error", "median_signed_pct_error")]
-        t = Table(title=f"By {name.replace('model_id', 'model')}: median |error| and median signed error (%)",
+        keys = [k for k in rows[0] if not k.startswith("median") and k != "n"]
+        t = Table(title=f"By {name}: median |error|, median signed error (predicted / measured - 1) and median "
+                  "measured - predicted (the metric's unit)",
                   title_justify="left")
         for k in keys:
             t.add_column(LABELS.get(k, k))
-        for col in ("n", "median |err| %", "median signed %"):
+        for col in ("n", "median |err| %", "median signed %", "median measured - predicted"):
             t.add_column(col, justify="right")
         for r in rows:
             t.add_row(*(str(r[k]) for k in keys), str(r["n"]), f"{r['median_abs_pct_error']:.1f}",
-                      f"{r['median_signed_pct_error']:+.1f}")
+                      f"{r['median_signed_pct_error']:+.1f}", f"{r['median_measured_minus_predicted']:+,.4g}")
         out.append(t)
     return out
 

@@ -45,6 +45,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "metric x model": ("metric", "model_id"),
     "metric x mode": ("metric", "mode"),
     "metric x concurrency": ("metric", "concurrency_band"),
+    "concurrency x engine x model x metric": ("concurrency_band", "engine", "model_id", "metric"),
 }
 """The grouped tables of a validation: name -> the row fields grouped on."""
 WORST = 15
@@ -214,7 +215,8 @@ def _summarise(v: Validation) -> Validation:
 
 
 def grouped(rows: list[RowResult], keys: tuple[str, ...]) -> list[dict]:
-    """Rows grouped on ``keys``: n, median |error| and median signed error (%), sorted by the keys."""
+    """Rows grouped on ``keys``: n, median |error| and median signed error (%), and the median
+of measured - predicted in the metric's unit (``keys`` hold the metric), sorted by the keys."""
     groups: dict[tuple, list[RowResult]] = {}
     for x in rows:
         groups.setdefault(tuple(str(getattr(x, k)) for k in keys), []).append(x)
@@ -228,7 +230,9 @@ def grouped(rows: list[RowResult], keys: tuple[str, ...]) -> list[dict]:
         members = groups[key]
         out.append({**dict(zip(keys, key)), "n": len(members),
                     "median_abs_pct_error": float(np.median([x.abs_pct_error for x in members])),
-                    "median_signed_pct_error": float(np.median([x.signed_pct_error for x in members]))})
+                    "median_signed_pct_error": float(np.median([x.signed_pct_error for x in members])),
+                    "median_measured_minus_predicted": float(np.median([x.measured - (x.predicted or 0.0)
+                                                                        for x in members]))})
     return out
 
 
