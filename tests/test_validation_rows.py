@@ -271,3 +271,43 @@ def test_the_silicon_corpus_is_at_least_85_percent_predicted() -> None:
     assert {r.system for r in v.rows if r.counted} == {"h100-sxm", "h200", "b200", "gb200"}
     assert {r.engine for r in v.rows if r.counted} == {"vllm", "sglang", "trtllm"}
 
+
+
+def test_a_calibrated_validation_shows_the_uncalibrated_figure_beside_it(tmp_path: Path) -> None:
+    """Issue 22 item 4: with a calibration, every median comes with the uncalibrated one of the
+    same rows, and each row with its uncalibrated prediction."""
+    from planner.resolve.calibration import load_calibration
+
+    path = _write(tmp_path, [row(silicon_id="a"), row(silicon_id="b", metric="tpot_ms_mean", value="20"),
+                             row(silicon_id="c", gpu="B200 SXM 180GB", value="300")])
+    plain = validate(path, O)
+    cal = validate(path, O, calibration=load_calibration("default"), calibration_name="default")
+    assert [r.uncalibrated for r in cal.rows] == [r.predicted for r in plain.rows]
+    assert [r.predicted for r in cal.rows] != [r.predicted for r in plain.rows]
+    for group, stats in cal.under_load.items():
+        assert stats["median_abs_pct_error_uncalibrated"] == plain.under_load[group]["median_abs_pct_error"]
+    for name, rows in cal.tables.items():
+        assert [g["median_abs_pct_error_uncalibrated"] for g in rows] == [
+            g["median_abs_pct_error"] for g in plain.tables[name]]
+    assert "median_abs_pct_error_uncalibrated" not in plain.under_load["ttft_load"]
+
+
+def test_a_baseline_run_is_shown_beside_by_group_and_must_be_of_the_same_rows(tmp_path: Path) -> None:
+    """`--baseline` takes an earlier run's --csv: each group's median |error| then, over the
+    same rows, beside today's (issue 22 item 5: which physics moved which group)."""
+    from planner.fidelity.validate import with_baseline
+
+    path = _write(tmp_path, [row(silicon_id="a"), row(silicon_id="b", metric="tpot_ms_mean", value="20"),
+                             row(silicon_id="c", attention_tp="1", moe_tp="2")])
+    before = tmp_path / "before.csv"
+    assert CliRunner().invoke(app, ["validate", path, "--csv", str(before)]).exit_code == 0
+    o_slow = O.model_copy(update={"memory_bandwidth_efficiency": 0.5})     # a changed physics
+    v = with_baseline(validate(path, o_slow), str(before))
+    plain = validate(path, O)
+    for name, rows in v.tables.items():
+        assert [g["median_abs_pct_error_baseline"] for g in rows] == pytest.approx(
+            [g["median_abs_pct_error"] for g in plain.tables[name]], rel=1e-5)
+        assert [g["median_abs_pct_error"] for g in rows] != [g["median_abs_pct_error"] for g in plain.tables[name]]
+    other = _write(tmp_path, [row(silicon_id="a", value="7")])
+    r = CliRunner().invoke(app, ["validate", other, "--baseline", str(before)])
+    assert r.exit_code == 2 and "not this file's" in r.output

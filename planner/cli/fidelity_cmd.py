@@ -30,12 +30,14 @@ def validate_command(
     catalog: Annotated[Optional[list[Path]], typer.Option("--catalog", help="catalog override file (repeatable)")] = None,
     csv_out: Annotated[Optional[Path], typer.Option("--csv", help="write every row's prediction beside its "
                                                     "measurement (or why it has none) as CSV")] = None,
+    baseline: Annotated[Optional[Path], typer.Option(help="a --csv of an earlier run on the same file: its median "
+                                                     "|error| per group beside today's")] = None,
 ) -> None:
     """Predict every measurement the model can express; report errors per row, metric, GPU family
     and group (system x engine x model x mode x metric), and the worst rows."""
 
     def run() -> None:
-        from planner.fidelity.validate import validate
+        from planner.fidelity.validate import validate, with_baseline
         from planner.resolve.calibration import load_calibration
 
         if plot is not None and plot.suffix.lower() != ".png":
@@ -47,6 +49,8 @@ def validate_command(
         cal = load_calibration(calibration)
         result = validate(str(measurements), PRESETS["realistic"], calibration=cal,
                           calibration_name=calibration, catalog=Catalog.load([str(c) for c in catalog or ()]))
+        if baseline is not None:
+            result = with_baseline(result, str(baseline))
         if plot is not None:
             write_plot(result, plot, protected=(measurements,))
         if csv_out is not None:
@@ -126,16 +130,24 @@ def render_groups(v) -> list:
         if not rows:
             continue
         keys = [k for k in rows[0] if not k.startswith("median") and k != "n"]
+        calibrated = "median_abs_pct_error_uncalibrated" in rows[0]
+        before = any("median_abs_pct_error_baseline" in r for r in rows)
         t = Table(title=f"By {name}: median |error|, median signed error (predicted / measured - 1) and median "
                   "measured - predicted (the metric's unit)",
                   title_justify="left")
         for k in keys:
             t.add_column(LABELS.get(k, k))
-        for col in ("n", "median |err| %", "median signed %", "median measured - predicted"):
+        for col in ("n", "median |err| %", "median signed %", "median measured - predicted",
+                    *(("uncalibrated median |err| %",) if calibrated else ()),
+                    *(("baseline median |err| %",) if before else ())):
             t.add_column(col, justify="right")
         for r in rows:
             t.add_row(*(str(r[k]) for k in keys), str(r["n"]), f"{r['median_abs_pct_error']:.1f}",
-                      f"{r['median_signed_pct_error']:+.1f}", f"{r['median_measured_minus_predicted']:+,.4g}")
+                      f"{r['median_signed_pct_error']:+.1f}", f"{r['median_measured_minus_predicted']:+,.4g}",
+                      *_uncalibrated({"median_abs_pct_error_uncalibrated": r.get("median_abs_pct_error_uncalibrated")},
+                                     calibrated),
+                      *((f"{r['median_abs_pct_error_baseline']:.1f}" if "median_abs_pct_error_baseline" in r else "",)
+                        if before else ()))
         out.append(t)
     return out
 
@@ -164,13 +176,24 @@ def render_coverage(v) -> str:
     return "\n".join(lines)
 
 
+def _uncalibrated(stats: dict, calibrated: bool) -> tuple[str, ...]:
+    """The uncalibrated median beside a calibrated one (issue 22 item 4: always shown)."""
+    if not calibrated:
+        return ()
+    u = stats.get("median_abs_pct_error_uncalibrated")
+    return (f"{u:.1f}" if u is not None else "",)
+
+
 def render_validation(v) -> str:
+    calibrated = v.calibration != "none"
+    extra = ("uncalibrated median %",) if calibrated else ()
     t = Table(title=f"Median / mean absolute error (%), calibration: {v.calibration}", title_justify="left")
-    for col in ("group", "name", "rows", "median %", "mean %"):
+    for col in ("group", "name", "rows", "median %", "mean %", *extra):
         t.add_column(col, justify="left" if col in ("group", "name") else "right")
     for label, table in (("metric group", v.by_group), ("metric", v.summary), ("GPU family", v.by_family)):
         for name, s in table.items():
-            t.add_row(label, name, str(s["rows"]), f"{s['median_abs_pct_error']:.1f}", f"{s['mean_abs_pct_error']:.1f}")
+            t.add_row(label, name, str(s["rows"]), f"{s['median_abs_pct_error']:.1f}", f"{s['mean_abs_pct_error']:.1f}",
+                      *_uncalibrated(s, calibrated))
     rows = Table(title="Rows (idle or saturated: batch 1, static batch, maximum throughput)", title_justify="left")
     loaded = Table(title="Rows under load (docs/load.md closed forms at the stated concurrency or rate)",
                    title_justify="left")
@@ -190,10 +213,11 @@ def render_validation(v) -> str:
     parts: list = [t, rows] if v.summary else []
     if v.under_load:
         lt = Table(title="Under load: median / mean absolute error (%)", title_justify="left")
-        for col in ("group", "rows", "median %", "mean %"):
+        for col in ("group", "rows", "median %", "mean %", *extra):
             lt.add_column(col, justify="left" if col == "group" else "right")
         for name, s in v.under_load.items():
-            lt.add_row(name, str(s["rows"]), f"{s['median_abs_pct_error']:.1f}", f"{s['mean_abs_pct_error']:.1f}")
+            lt.add_row(name, str(s["rows"]), f"{s['median_abs_pct_error']:.1f}", f"{s['mean_abs_pct_error']:.1f}",
+                       *_uncalibrated(s, calibrated))
         parts += [lt, loaded]
     many = len(v.rows) > PER_ROW_LIMIT
     if many:       # the per-row tables would run to thousands of lines: --csv has every row

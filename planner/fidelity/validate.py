@@ -75,6 +75,9 @@ class RowResult:
     concurrency: float | None = None   # closed-loop clients, all replicas
     concurrency_band: str | None = None
     duplicate_of: int | None = None    # the row standing for the same measurement, counted there
+    uncalibrated: float | None = None  # with a calibration: the prediction without it, shown beside it
+    uncalibrated_abs_pct_error: float | None = None
+    baseline_abs_pct_error: float | None = None   # the same row's |error| in a baseline run (``with_baseline``)
 
     @property
     def counted(self) -> bool:
@@ -110,13 +113,20 @@ class Validation:
                         "predicted": "" if r.predicted is None else r.predicted,
                         "signed_pct_error": "" if r.signed_pct_error is None else r.signed_pct_error,
                         "abs_pct_error": "" if r.abs_pct_error is None else r.abs_pct_error,
+                        "uncalibrated": "" if r.uncalibrated is None else r.uncalibrated,
                         "counted": counted, "reason_not_predicted": r.skipped_reason or ""})
         return out
 
 
-def _stats(errors: list[float]) -> dict[str, float]:
-    return {"rows": len(errors), "median_abs_pct_error": float(np.median(errors)),
-            "mean_abs_pct_error": float(np.mean(errors))}
+def _stats(errors: list[float], uncalibrated: list[float | None] | None = None) -> dict[str, float]:
+    """n, median and mean |error|; with a calibration, the median |error| of the same rows
+    without it beside them."""
+    out = {"rows": len(errors), "median_abs_pct_error": float(np.median(errors)),
+           "mean_abs_pct_error": float(np.mean(errors))}
+    known = [u for u in uncalibrated or () if u is not None]
+    if known and len(known) == len(uncalibrated or ()):
+        out["median_abs_pct_error_uncalibrated"] = float(np.median(known))
+    return out
 
 
 def group_of(case: Case, metric: str) -> str:
@@ -162,35 +172,48 @@ def validate(path: str, o: Assumptions, *, calibration=None, calibration_name: s
         if case.pools is not None and not case.pools.stated:
             res.mode = "disagg (1+1 workers assumed)"
         cases.append((res, case))
-    preds = np.full(len(cases), np.nan)
-    reasons: list[str | None] = [None] * len(cases)
-    # one prediction per distinct set of fitted values (per GPU family with a calibration)
-    fitted_of = {fam: calibration.values(fam) if calibration is not None else None
-                 for fam in {FAMILY.get(c.gpu) for _, c in cases}}
-    fits = [repr(sorted((fitted_of[FAMILY.get(c.gpu)] or {}).items())) for _, c in cases]
-    for fit in sorted(set(fits)):
-        idx = [k for k, f in enumerate(fits) if f == fit]
-        p, because = predict([cases[k][1] for k in idx], catalog, o, fitted_of[FAMILY.get(cases[idx[0]][1].gpu)])
-        preds[idx] = p
-        for k, w in zip(idx, because):
-            reasons[k] = w
-    for (res, _), pred, reason in zip(cases, preds, reasons):
+    preds, reasons = _predicted([c for _, c in cases], catalog, o, calibration)
+    plain = _predicted([c for _, c in cases], catalog, o, None)[0] if calibration is not None else None
+    for k, ((res, _), pred, reason) in enumerate(zip(cases, preds, reasons)):
         if reason is not None:
             res.skipped_reason = f"under load, {res.load}: {reason}" if res.load else reason
             continue
         res.predicted = float(pred)
-        finite = math.isfinite(pred)
-        res.signed_pct_error = (pred - res.measured) / res.measured * 100.0 if finite else float("inf")
+        res.signed_pct_error = _signed(pred, res.measured)
         res.abs_pct_error = abs(res.signed_pct_error)
+        if plain is not None:
+            res.uncalibrated = float(plain[k])
+            res.uncalibrated_abs_pct_error = abs(_signed(plain[k], res.measured))
     for res in out:
         if res.duplicate_of is not None:
             _copy_prediction(res, out[res.duplicate_of - 2])
     return _summarise(Validation(rows=out, calibration=calibration_name))
 
 
+def _signed(pred: float, measured: float) -> float:
+    return (pred - measured) / measured * 100.0 if math.isfinite(pred) else float("inf")
+
+
+def _predicted(cases: list[Case], catalog: Catalog, o: Assumptions, calibration) -> tuple[np.ndarray, list]:
+    """Predictions and reasons, one ``predict`` call per distinct set of fitted values (per
+    GPU family with a calibration, one call without)."""
+    preds = np.full(len(cases), np.nan)
+    reasons: list[str | None] = [None] * len(cases)
+    fitted_of = {fam: calibration.values(fam) if calibration is not None else None
+                 for fam in {FAMILY.get(c.gpu) for c in cases}}
+    fits = [repr(sorted((fitted_of[FAMILY.get(c.gpu)] or {}).items())) for c in cases]
+    for fit in sorted(set(fits)):
+        idx = [k for k, f in enumerate(fits) if f == fit]
+        p, because = predict([cases[k] for k in idx], catalog, o, fitted_of[FAMILY.get(cases[idx[0]].gpu)])
+        preds[idx] = p
+        for k, w in zip(idx, because):
+            reasons[k] = w
+    return preds, reasons
+
+
 def _copy_prediction(res: RowResult, rep: RowResult) -> None:
     for name in ("predicted", "abs_pct_error", "signed_pct_error", "family", "group", "rule", "model_id", "system",
-                 "mode"):
+                 "mode", "uncalibrated", "uncalibrated_abs_pct_error"):
         setattr(res, name, getattr(rep, name))
     if rep.skipped_reason is not None:
         res.skipped_reason = f"the same measurement as row {rep.row}, not predicted: {rep.skipped_reason}"
@@ -201,11 +224,11 @@ def _summarise(v: Validation) -> Validation:
     loaded = [x for x in v.rows if x.counted and x.load is not None]
     for key, attr, these in (("summary", "metric", done), ("by_family", "family", done), ("by_group", "group", done),
                              ("under_load", "group", loaded)):
-        groups: dict[str, list[float]] = {}
+        groups: dict[str, list[RowResult]] = {}
         for x in these:
-            if x.abs_pct_error is not None:
-                groups.setdefault(str(getattr(x, attr)), []).append(x.abs_pct_error)
-        setattr(v, key, {k: _stats(e) for k, e in sorted(groups.items())})
+            groups.setdefault(str(getattr(x, attr)), []).append(x)
+        setattr(v, key, {k: _stats([x.abs_pct_error for x in g if x.abs_pct_error is not None],
+                                   [x.uncalibrated_abs_pct_error for x in g]) for k, g in sorted(groups.items())})
     counted = [x for x in v.rows if x.counted]
     v.tables = {name: grouped(counted, keys) for name, keys in TABLES.items()}
     ranked = sorted(counted, key=lambda x: -(x.abs_pct_error or 0.0))
@@ -232,7 +255,11 @@ of measured - predicted in the metric's unit (``keys`` hold the metric), sorted 
                     "median_abs_pct_error": float(np.median([x.abs_pct_error for x in members])),
                     "median_signed_pct_error": float(np.median([x.signed_pct_error for x in members])),
                     "median_measured_minus_predicted": float(np.median([x.measured - (x.predicted or 0.0)
-                                                                        for x in members]))})
+                                                                        for x in members])),
+                    **{f"median_abs_pct_error_{name}": float(np.median([getattr(x, f"{name}_abs_pct_error")
+                                                                          for x in members]))
+                       for name in ("uncalibrated", "baseline")
+                       if all(getattr(x, f"{name}_abs_pct_error") is not None for x in members)}})
     return out
 
 
@@ -254,3 +281,35 @@ def coverage(rows: list[RowResult]) -> dict:
     return {"rows": len(rows), "rows_predicted": sum(x.abs_pct_error is not None for x in rows),
             "measurements": len(stand), "measurements_predicted": sum(x.counted for x in stand),
             "not_predicted": dict(sorted(kinds.items(), key=lambda kv: -kv[1]))}
+
+
+def with_baseline(v: Validation, path: str) -> Validation:
+    """``v`` with each row's |error| in a baseline run beside its own: ``path`` is a CSV that
+    `planner validate FILE --csv` wrote for the same measurements (rows matched by number,
+    their measured values checked equal), say before a physics change; the grouped tables gain
+    the baseline's median |error| over the same rows (which physics moved which group)."""
+    import csv
+    import io
+
+    from planner.errors import InputError
+    from planner.yamlio import read_text_bounded
+
+    text = read_text_bounded(path, 64 * 1024 * 1024, "baseline file")
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    need = ("row", "measured", "abs_pct_error")
+    if not reader.fieldnames or not set(need) <= set(reader.fieldnames):
+        raise InputError("not a CSV written by planner validate --csv", file=path, path="header",
+                         value=", ".join(reader.fieldnames or []), accepted="columns " + ", ".join(need))
+    by_row = {r.row: r for r in v.rows}
+    for line, b in enumerate(reader, start=2):
+        r = by_row.get(int(b["row"])) if b["row"].strip().isdigit() else None
+        try:
+            same = r is not None and math.isclose(float(b["measured"]), r.measured, rel_tol=1e-5)
+        except ValueError:
+            same = False
+        if not same:
+            raise InputError("the baseline's rows are not this file's", file=path, path=f"row {line}",
+                             value=b["row"], accepted="the --csv of a run on the same measurements file")
+        if r is not None and b["abs_pct_error"].strip():
+            r.baseline_abs_pct_error = float(b["abs_pct_error"])
+    return _summarise(v)
