@@ -152,3 +152,24 @@ def test_the_load_model_reads_the_release_format_as_perf_does() -> None:
     np.testing.assert_allclose(L.step_time(ph, c.batch, c.batch * (c.input_tokens + c.output_tokens / 2.0))[ok],
                                ev.tpot[ok], rtol=1e-9)
     np.testing.assert_allclose(L.step_time(ph, 0.0, 0.0, c.input_tokens)[ok], ev.ttft[ok], rtol=1e-9)
+
+
+def test_estimate_takes_the_format_a_checkpoint_name_states() -> None:
+    """`planner estimate --model Qwen/Qwen3-32B-FP8` runs the FP8 checkpoint it names; a
+    --quantization given wins; a name stating no format keeps the default (a release format
+    as the default is issue 27 item 2)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from planner.cli.root import app
+
+    def quantization(*args: str) -> str:
+        r = CliRunner().invoke(app, ["estimate", "--gpu", "H100", "--json", *args])
+        assert r.exit_code == 0, r.output
+        return json.loads(r.stdout)["quantization"]
+
+    assert quantization("--model", "Qwen/Qwen3-32B-FP8") == "w8a8-fp8"
+    assert quantization("--model", "nvidia/Llama-3.1-8B-Instruct-FP8") == "w8a8-fp8"
+    assert quantization("--model", "Qwen/Qwen3-32B-FP8", "--quantization", "w16a16") == "w16a16"
+    assert quantization("--model", "qwen3-32b") == "w16a16"
