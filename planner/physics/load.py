@@ -24,6 +24,7 @@ from planner.physics.perf import (
     _FALLBACK,
     _KV_BYTES,
     _MATH,
+    _XBITS,
     Arch,
     _allreduce_factor,
     _cycle_weight_bytes,
@@ -116,7 +117,8 @@ class StepPhysics:
                 return const
             return fn(np.asarray(tokens, dtype=float) * w["dp_attn"]) / den
         nbytes = _cycle_weight_bytes(self.arch, self.o, w["tp"][idx], w["group"][idx], w["kv_frac_w"][idx],
-                                     w["b_w"][idx], w["b_e"][idx], np.asarray(tokens, dtype=float) * w["dp_attn"][idx],
+                                     w["b_w"][idx], w["b_x"][idx], w["b_e"][idx],
+                                     np.asarray(tokens, dtype=float) * w["dp_attn"][idx],
                                      w["s_body"][idx], w["s_head"][idx])
         return nbytes / (w["bw"][idx] * self.o.memory_bandwidth_efficiency)
 
@@ -125,8 +127,8 @@ class StepPhysics:
         the same at every token count else None), once per configuration set."""
         if "weights" not in self._w:
             w = self._w
-            fn = cycle_weight_bytes_fn(self.arch, self.o, w["tp"], w["group"], w["kv_frac_w"], w["b_w"], w["b_e"],
-                                       w["s_body"], w["s_head"])
+            fn = cycle_weight_bytes_fn(self.arch, self.o, w["tp"], w["group"], w["kv_frac_w"], w["b_w"], w["b_x"],
+                                       w["b_e"], w["s_body"], w["s_head"])
             den = w["bw"] * self.o.memory_bandwidth_efficiency
             const = None if experts_touched_vary(self.arch, self.o) else fn(w["dp_attn"]) / den
             w["weights"] = (fn, den, const)
@@ -219,6 +221,7 @@ def step_physics(model: ModelSpec, table: GpuTable, configs: Configs, o: Assumpt
         fb = _FALLBACK[configs.scheme]
         peak = np.where(np.isnan(peak) & (fb >= 0), table.flops[gi, np.maximum(fb, 0)], peak)
         b_w = _BITS[configs.scheme] / 8.0
+        b_x = _XBITS[configs.scheme] / 8.0
         b_e = b_w if o.quantize_embeddings else np.full_like(b_w, EMBEDDING_BYTES)
         b_kv = _KV_BYTES[configs.kv]
         if arch.kv_replicates:
@@ -265,7 +268,7 @@ def step_physics(model: ModelSpec, table: GpuTable, configs: Configs, o: Assumpt
             head_latency=o.gemm_latency_s * s_head,
             draft_kv_per_token=_smax(kv_read, attn_decode, o.roofline_sharpness),
             _w=dict(tp=tp, pp=pp, ep=ep, group=group, dp_attn=dp_attn, kv_frac_w=kv_frac_w,
-                    b_w=b_w, b_e=b_e, bw=bw, s_body=s_body, s_head=s_head),
+                    b_w=b_w, b_x=b_x, b_e=b_e, bw=bw, s_body=s_body, s_head=s_head),
         )
 
 

@@ -33,6 +33,7 @@ from planner.physics.quant import ACTIVATION_BYTES, EMBEDDING_BYTES, KV_DTYPES, 
 from planner.physics.space import SCHEME_NAMES, Configs, GpuTable
 
 _BITS = np.array([SCHEMES[s].bits_per_weight for s in SCHEME_NAMES])
+_XBITS = np.array([SCHEMES[s].expert_bits for s in SCHEME_NAMES])   # routed experts (Scheme.expert_bits)
 _MATH = np.array([MATH_FORMATS.index(SCHEMES[s].math_format) for s in SCHEME_NAMES])
 _FALLBACK = np.array([
     MATH_FORMATS.index(SCHEMES[s].fallback_format) if SCHEMES[s].fallback_format else -1
@@ -372,6 +373,7 @@ def _evaluate(model: ModelSpec, table: GpuTable, c: Configs, o: Assumptions) -> 
     valid = reason == 0
 
     b_w = _BITS[c.scheme] / 8.0
+    b_x = _XBITS[c.scheme] / 8.0
     b_e = b_w if o.quantize_embeddings else np.full_like(b_w, EMBEDDING_BYTES)
     b_kv = _KV_BYTES[c.kv]
 
@@ -382,9 +384,9 @@ def _evaluate(model: ModelSpec, table: GpuTable, c: Configs, o: Assumptions) -> 
         kv_frac = np.ones_like(tp)
     kv_frac_w = np.maximum(kv_frac, 1.0 / tp) if arch.kv_replicates else 1.0 / tp
 
-    mem = _memory(arch, o, table, c, tp, pp, group, gpus, b_w, b_e, b_kv, kv_frac, kv_frac_w)
-    dec = _decode(arch, o, table, c, tp, pp, ep, group, dp_attn, b_w, b_e, b_kv, kv_frac, kv_frac_w, peak)
-    pre = _prefill(arch, o, table, c, tp, pp, ep, group, b_w, b_e, peak)
+    mem = _memory(arch, o, table, c, tp, pp, group, gpus, b_w, b_x, b_e, b_kv, kv_frac, kv_frac_w)
+    dec = _decode(arch, o, table, c, tp, pp, ep, group, dp_attn, b_w, b_x, b_e, b_kv, kv_frac, kv_frac_w, peak)
+    pre = _prefill(arch, o, table, c, tp, pp, ep, group, b_w, b_x, b_e, peak)
 
     concurrency = B * pp * dp_attn
     # concurrency x E / cycle: tpot is the cycle / E (section 4, speculative decoding)
@@ -409,7 +411,7 @@ def _evaluate(model: ModelSpec, table: GpuTable, c: Configs, o: Assumptions) -> 
     )
 
 
-def _memory(arch, o, table, c, tp, pp, group, gpus, b_w, b_e, b_kv, kv_frac, kv_frac_w) -> dict:
+def _memory(arch, o, table, c, tp, pp, group, gpus, b_w, b_x, b_e, b_kv, kv_frac, kv_frac_w) -> dict:
     """Section 3: per-GPU memory by component, and the largest batch that fits."""
     p = arch.params
     L_all = p.dense_layers + p.moe_layers
@@ -419,7 +421,7 @@ def _memory(arch, o, table, c, tp, pp, group, gpus, b_w, b_e, b_kv, kv_frac, kv_
     redundant = np.where(c.ep > 1, o.redundant_experts * p.moe_layers * p.expert_per_layer, 0.0)
     experts = (p.experts_total + redundant) / group
     emb = np.where(pp == 1, p.embeddings, max(p.embedding, p.lm_head or p.embedding))
-    weights = (layers + experts) * b_w / pp + emb * b_e / tp
+    weights = (layers * b_w + experts * b_x) / pp + emb * b_e / tp
     context = c.input_tokens + c.output_tokens
     kv_per_seq = kv_bytes_per_sequence(arch.attention, context, b_kv) * kv_frac
     kv = c.batch * kv_per_seq
@@ -449,7 +451,7 @@ def experts_touched_vary(arch: Arch, o: Assumptions) -> bool:
     return arch.params.num_experts > 0 and o.moe_expert_reads not in ("all", "routed-only")
 
 
-def weight_bytes_read_fn(arch, o, tp, group, kv_frac_w, b_w, b_e):
+def weight_bytes_read_fn(arch, o, tp, group, kv_frac_w, b_w, b_x, b_e):
     """``_weight_bytes_read`` as a function of the routed tokens, its token-independent terms
     computed once per configuration (for callers that evaluate it at many token counts)."""
     p = arch.params
@@ -461,18 +463,19 @@ def weight_bytes_read_fn(arch, o, tp, group, kv_frac_w, b_w, b_e):
     def read(routed_tokens):
         touched = _experts_touched(arch, routed_tokens, o)
         experts = p.moe_layers * touched * p.expert_per_layer / group
-        return (always + experts) * b_w + head
+        return always * b_w + experts * b_x + head
     return read
 
 
-def _weight_bytes_read(arch, o, tp, group, kv_frac_w, b_w, b_e, routed_tokens) -> np.ndarray:
-    """Weight bytes one GPU reads for one forward pass over all layers (section 2)."""
-    return weight_bytes_read_fn(arch, o, tp, group, kv_frac_w, b_w, b_e)(routed_tokens)
+def _weight_bytes_read(arch, o, tp, group, kv_frac_w, b_w, b_x, b_e, routed_tokens) -> np.ndarray:
+    """Weight bytes one GPU reads for one forward pass over all layers (section 2); the
+    routed experts at ``b_x`` bytes per weight, every other layer weight at ``b_w``."""
+    return weight_bytes_read_fn(arch, o, tp, group, kv_frac_w, b_w, b_x, b_e)(routed_tokens)
 
 
-def cycle_weight_bytes_fn(arch, o, tp, group, kv_frac_w, b_w, b_e, s_body, s_head):
+def cycle_weight_bytes_fn(arch, o, tp, group, kv_frac_w, b_w, b_x, b_e, s_body, s_head):
     """``_cycle_weight_bytes`` as a function of the routed tokens (see ``weight_bytes_read_fn``)."""
-    read = weight_bytes_read_fn(arch, o, tp, group, kv_frac_w, b_w, b_e)
+    read = weight_bytes_read_fn(arch, o, tp, group, kv_frac_w, b_w, b_x, b_e)
     head = (arch.params.lm_head or arch.params.embedding) / tp * b_e
 
     def cycle(routed_tokens):
@@ -480,10 +483,10 @@ def cycle_weight_bytes_fn(arch, o, tp, group, kv_frac_w, b_w, b_e, s_body, s_hea
     return cycle
 
 
-def _cycle_weight_bytes(arch, o, tp, group, kv_frac_w, b_w, b_e, routed_tokens, s_body, s_head) -> np.ndarray:
+def _cycle_weight_bytes(arch, o, tp, group, kv_frac_w, b_w, b_x, b_e, routed_tokens, s_body, s_head) -> np.ndarray:
     """Weight bytes of one decode cycle counted at the slowest stage (x PP): the layers'
     bytes x s_body plus the LM head's x s_head (``stage_factors``)."""
-    return cycle_weight_bytes_fn(arch, o, tp, group, kv_frac_w, b_w, b_e, s_body, s_head)(routed_tokens)
+    return cycle_weight_bytes_fn(arch, o, tp, group, kv_frac_w, b_w, b_x, b_e, s_body, s_head)(routed_tokens)
 
 
 def query_tokens(o: Assumptions) -> int:
@@ -519,7 +522,7 @@ def tokens_per_step_variance(o: Assumptions) -> float:
     return m2 - m1 * m1
 
 
-def _decode(arch, o, table, c, tp, pp, ep, group, dp_attn, b_w, b_e, b_kv, kv_frac, kv_frac_w, peak) -> dict:
+def _decode(arch, o, table, c, tp, pp, ep, group, dp_attn, b_w, b_x, b_e, b_kv, kv_frac, kv_frac_w, peak) -> dict:
     """Sections 4-5: one decode step per stage, summed over the pipeline cycle.
 
     Speculative decoding (k = ``speculative_tokens`` > 0; section 4, 'Speculative decoding /
@@ -546,7 +549,7 @@ def _decode(arch, o, table, c, tp, pp, ep, group, dp_attn, b_w, b_e, b_kv, kv_fr
         """One decode cycle with q query tokens per sequence (1 without speculation), with its
         LM head (hd = 1) or without (hd = 0: the draft's layers, section 4). Exact at q = hd = 1."""
         # Every term below is the slowest stage's (section 5): layer terms x s_body / PP, head x s_head / PP.
-        w_bytes = (_cycle_weight_bytes(arch, o, tp, group, kv_frac_w, b_w, b_e, B * q * dp_attn, s_body, s_head)
+        w_bytes = (_cycle_weight_bytes(arch, o, tp, group, kv_frac_w, b_w, b_x, b_e, B * q * dp_attn, s_body, s_head)
                    - (1.0 - hd) * head_cycle_bytes) / pp
         lin_flops = 2.0 * B * q * (p.active_nonembedding + hd * head) / tp / pp
         t_w = w_bytes / bw
@@ -584,7 +587,8 @@ def _decode(arch, o, table, c, tp, pp, ep, group, dp_attn, b_w, b_e, b_kv, kv_fr
     n_draft = o.speculative_tokens
     v = step(float(query_tokens(o)), 1.0)           # the (verify) step
     cycle = v["cycle"]
-    bytes_per_step = (_weight_bytes_read(arch, o, tp, group, kv_frac_w, b_w, b_e, B * float(query_tokens(o)) * dp_attn)
+    bytes_per_step = (_weight_bytes_read(arch, o, tp, group, kv_frac_w, b_w, b_x, b_e,
+                                         B * float(query_tokens(o)) * dp_attn)
                       + pp * (v["kv_bytes"] + v["act_bytes"]))
     flops_per_step = pp * (v["lin_flops"] + v["attn_flops"])
     if n_draft > 0:
@@ -595,7 +599,7 @@ def _decode(arch, o, table, c, tp, pp, ep, group, dp_attn, b_w, b_e, b_kv, kv_fr
         head_pass = (_smax(head_cycle_bytes / bw, on * 2.0 * B * head * s_head / tp / R.head_dec, k)
                      + o.gemm_latency_s * s_head)
         cycle = cycle + n_draft * (frac * base["cycle"] + head_pass)
-        body_bytes = _weight_bytes_read(arch, o, tp, group, kv_frac_w, b_w, b_e, B * dp_attn) - head / tp * b_e
+        body_bytes = _weight_bytes_read(arch, o, tp, group, kv_frac_w, b_w, b_x, b_e, B * dp_attn) - head / tp * b_e
         bytes_per_step = bytes_per_step + n_draft * (
             frac * (body_bytes + pp * (base["kv_bytes"] + base["act_bytes"])) + head / tp * b_e)
         flops_per_step = flops_per_step + n_draft * (
@@ -658,13 +662,13 @@ def _pipeline_hops(o, table, gi, tp, pp, msg, *, wraparound: bool) -> np.ndarray
     return np.where(pp > 1, total, 0.0)
 
 
-def _prefill(arch, o, table, c, tp, pp, ep, group, b_w, b_e, peak) -> dict:
+def _prefill(arch, o, table, c, tp, pp, ep, group, b_w, b_x, b_e, peak) -> dict:
     """Section 4: TTFT of one request of S prompt tokens on an idle replica (no queueing)."""
     p = arch.params
     gi, S = c.gpu, c.input_tokens
     L, h = float(arch.layers), float(arch.hidden)
     kv_frac_w = 1.0 / tp
-    w_bytes = _weight_bytes_read(arch, o, tp, group, kv_frac_w, b_w, b_e, S)
+    w_bytes = _weight_bytes_read(arch, o, tp, group, kv_frac_w, b_w, b_x, b_e, S)
     head = float(p.lm_head or p.embedding)
     attn = prefill_attention_flops(arch.attention, S)
     flops = (2.0 * S * p.active_nonembedding + 2.0 * head + attn) / tp
