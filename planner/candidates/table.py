@@ -449,8 +449,8 @@ def replicas_allowed(limits: Limits, gpu_ids: tuple[str, ...], gpu: np.ndarray, 
         if gid in gpu_ids:
             mine = gpu == gpu_ids.index(gid)
             cap = np.where(mine, np.minimum(cap, np.floor(count / gpus)), cap)
-    if limits.budget_usd_per_hour is not None:
-        cost = np.nan_to_num(cost_h, nan=0.0)
+    if limits.budget_usd_per_hour is not None:     # no price: none allowed (an unknown cost is never free)
+        cost = np.nan_to_num(np.asarray(cost_h, dtype=float), nan=np.inf)
         cap = np.minimum(cap, np.floor(limits.budget_usd_per_hour / np.maximum(cost, 1e-12)))
     if limits.power_cap_w is not None:
         power = np.nan_to_num(power_w, nan=0.0)
