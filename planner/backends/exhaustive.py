@@ -127,9 +127,10 @@ def replica_bounds(c: Candidates) -> tuple[np.ndarray, np.ndarray]:
             hi = np.where(gpu == c.gpu_ids.index(gid), np.minimum(hi, np.floor(count / ev.gpus)), hi)
     if lim.budget_usd_per_hour is not None:
         cost = np.where(np.isnan(c.price), np.inf, ev.gpus * c.price)     # no price: none within a budget
-        hi = np.minimum(hi, np.floor(lim.budget_usd_per_hour / np.maximum(cost, 1e-300)))
+        # the same relative tolerance as the sums of _feasible: a budget of exactly n replicas buys n
+        hi = np.minimum(hi, np.floor(lim.budget_usd_per_hour * (1 + 1e-12) / np.maximum(cost, 1e-300)))
     if lim.power_cap_w is not None:
-        hi = np.minimum(hi, np.floor(lim.power_cap_w / np.maximum(np.nan_to_num(ev.power_w), 1e-300)))
+        hi = np.minimum(hi, np.floor(lim.power_cap_w * (1 + 1e-12) / np.maximum(np.nan_to_num(ev.power_w), 1e-300)))
     if lim.max_nodes is not None:
         per_node = c.per_node
         slots = np.where(ev.gpus <= per_node, ev.gpus, np.ceil(ev.gpus / per_node) * per_node)
@@ -171,6 +172,8 @@ def evaluate_all(c: Candidates, excluded: list[tuple[int, ...]]) -> tuple[np.nda
             value = load.get("ttft", "mean")
         elif obj == "gpus":
             value = ev.gpus * replicas
+        elif obj == "power_w":
+            value = ev.power_w * replicas
         else:
             value = load.tokens_per_s * replicas
     ok &= np.isfinite(value)
