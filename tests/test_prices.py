@@ -159,3 +159,9 @@ def test_prices_are_recorded_with_their_kind():
     assert kinds["h100-sxm@rented"] == CAT.gpu("h100-sxm").price_kind
     assert dates["h100-sxm@rented"] == CAT.gpu("h100-sxm").price_date
     assert np.isfinite(p.prices).all()
+
+
+def test_an_owned_price_for_a_gpu_not_owned_is_a_located_error():
+    with pytest.raises(InputError) as e:
+        resolve(_spec(limits={"inventory": {"h100-sxm": 4}}, prices={"owned_usd_per_gpu_hour": {"l40s": 0.5}}))
+    assert e.value.path == "prices.owned_usd_per_gpu_hour.l40s" and "h100-sxm" in e.value.accepted

@@ -320,6 +320,13 @@ def _resolve_shared(spec: Any, doc: Document | None, calibration: str | None, ca
     if inventory != spec.limits.inventory or any(v != getattr(spec.prices, f) for f, v in keyed.items()):
         spec = spec.model_copy(update={"limits": spec.limits.model_copy(update={"inventory": inventory}),
                                        "prices": spec.prices.model_copy(update=keyed)})
+    owned_types = {g.split("@", 1)[0] for g in inventory} | set(inventory)
+    for k in keyed["owned_usd_per_gpu_hour"]:
+        if k not in owned_types:
+            raise InputError("an owned price for a GPU that limits.inventory does not list",
+                             path=f"prices.owned_usd_per_gpu_hour.{k}", value=k,
+                             accepted=", ".join(sorted(owned_types)) or "GPUs listed in limits.inventory "
+                             "(a rented GPU's price goes in prices.usd_per_gpu_hour)", **where)
     if s.quantizations is not None:  # names as people type them (awq, fp8-dynamic, nvfp4) -> schemes (docs/support.md)
         s = s.model_copy(update={"quantizations": [
             scheme_of(q, path=f"search.quantizations[{i}]", **where) for i, q in enumerate(s.quantizations)]})
