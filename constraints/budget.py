@@ -1,6 +1,11 @@
 """Budget: the plan's hourly cost stays within the cap.
 
-    sum_j C_j y_j <= budget      ($/hour; C_j = GPUs_j x $/GPU-hour)"""
+    sum_j C_j y_j <= budget      ($/hour; C_j = GPUs_j x $/GPU-hour)
+    y_j = 0                      for a row without a price (C_j unknown: never free)
+
+Resolution leaves unpriced GPUs out of a question with a budget (planner/resolve/problem.py),
+and their replica bound is 0 (planner/candidates/table.py ``replicas_allowed``); the second
+row keeps the model right on its own."""
 
 from __future__ import annotations
 
@@ -16,5 +21,9 @@ def add(f: Formulation) -> None:
     b = f.cands.limits.budget_usd_per_hour
     if b is None:
         return
-    cost = np.nan_to_num(f.cands.cost_per_hour, nan=0.0)
-    f.model.row("budget", "budget", {int(f.y[j]): float(cost[j]) for j in f.alive}, "<=", b, "usd_per_hour")
+    cost = f.cands.cost_per_hour
+    priced = f.alive[np.isfinite(cost[f.alive])]
+    f.model.row("budget", "budget", {int(f.y[j]): float(cost[j]) for j in priced}, "<=", b, "usd_per_hour")
+    unpriced = f.alive[~np.isfinite(cost[f.alive])]
+    if len(unpriced):
+        f.model.row("budget[no price]", "budget", {int(f.y[j]): 1.0 for j in unpriced}, "<=", 0.0, "count")

@@ -240,62 +240,72 @@ def load_yaml(path: str | os.PathLike, *, max_bytes: int = MAX_YAML_BYTES) -> Do
 
 def parse_yaml(text: str, name: str = "<string>") -> Document:
     """Parse one YAML document from events, without recursion: the depth, the size of
-    integers, tags, anchors, aliases, merge keys and duplicate keys are checked as read."""
+    integers, tags, anchors, aliases, merge keys and duplicate keys are checked as read.
+
+    libyaml (the fast parser) may refuse a file in its own words before the planner's checks
+    see its events (it scans up to 1,024 characters ahead and stops at 1,000 levels of
+    nesting); a file it refuses is read again by PyYAML's own parser, so that the planner's
+    checks come first and only a file that is not YAML gets the parser's words."""
     if text.startswith("\ufeff"):
         text = text[1:]
+    error: yaml.YAMLError | None = None
+    for loader in dict.fromkeys((_LOADER, yaml.SafeLoader)):
+        try:
+            return _parse(text, name, loader)
+        except yaml.YAMLError as exc:
+            error = exc
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error)
+    raise InputError(f"not valid YAML: {problem}", file=name, line=mark.line + 1 if mark else None)
+
+
+def _parse(text: str, name: str, loader: Any) -> Document:
+    """One pass of ``parse_yaml`` with one parser; its YAMLError is the caller's."""
     doc = Document(data=None, file=name)
     stack: list[list] = []        # [container, path, pending key or _NO_KEY, key line]
     root: list = []
     documents = 0
-    try:
-        for ev in yaml.parse(text, Loader=_LOADER):
-            line = ev.start_mark.line + 1 if ev.start_mark is not None else None
-            if isinstance(ev, yaml.DocumentStartEvent):
-                documents += 1
-                if documents > 1:
-                    raise InputError("only one YAML document per file is accepted", file=name, line=line)
+    for ev in yaml.parse(text, Loader=loader):
+        line = ev.start_mark.line + 1 if ev.start_mark is not None else None
+        if isinstance(ev, yaml.DocumentStartEvent):
+            documents += 1
+            if documents > 1:
+                raise InputError("only one YAML document per file is accepted", file=name, line=line)
+            continue
+        if isinstance(ev, yaml.AliasEvent) or getattr(ev, "anchor", None):
+            raise InputError("YAML anchors and aliases are not accepted; write the values out",
+                             file=name, line=line)
+        if isinstance(ev, yaml.ScalarEvent | yaml.CollectionStartEvent) and ev.tag is not None:
+            raise InputError("explicit YAML tags are not accepted", file=name, line=line, value=ev.tag)
+        if isinstance(ev, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            stack.pop()
+            continue
+        if isinstance(ev, yaml.ScalarEvent):
+            parent = stack[-1] if stack else None
+            if parent is not None and isinstance(parent[0], dict) and parent[2] is _NO_KEY:
+                key = _scalar(ev, doc, parent[1], line)
+                if key == "<<" and ev.implicit[0]:
+                    raise doc_error(doc, "YAML merge keys ('<<') are not accepted; write the keys out",
+                                    parent[1], line)
+                if key in parent[0]:
+                    doc.lines[parent[1] + (key,)] = line
+                    raise doc.error(f"duplicate key {key!r} (first given above, again on line {line})",
+                                    parent[1] + (key,))
+                parent[2], parent[3] = key, line
                 continue
-            if isinstance(ev, yaml.AliasEvent) or getattr(ev, "anchor", None):
-                raise InputError("YAML anchors and aliases are not accepted; write the values out",
-                                 file=name, line=line)
-            if isinstance(ev, yaml.ScalarEvent | yaml.CollectionStartEvent) and ev.tag is not None:
-                raise InputError("explicit YAML tags are not accepted", file=name, line=line, value=ev.tag)
-            if isinstance(ev, yaml.MappingEndEvent | yaml.SequenceEndEvent):
-                stack.pop()
-                continue
-            if isinstance(ev, yaml.ScalarEvent):
-                parent = stack[-1] if stack else None
-                if parent is not None and isinstance(parent[0], dict) and parent[2] is _NO_KEY:
-                    key = _scalar(ev, doc, parent[1], line)
-                    if key == "<<" and ev.implicit[0]:
-                        raise doc_error(doc, "YAML merge keys ('<<') are not accepted; write the keys out",
-                                        parent[1], line)
-                    if key in parent[0]:
-                        doc.lines[parent[1] + (key,)] = line
-                        raise doc.error(f"duplicate key {key!r} (first given above, again on line {line})",
-                                        parent[1] + (key,))
-                    parent[2], parent[3] = key, line
-                    continue
-                path = _child_path(stack)
-                _attach(stack, root, _scalar(ev, doc, path, line), path, doc, line)
-                continue
-            if isinstance(ev, yaml.MappingStartEvent | yaml.SequenceStartEvent):
-                parent = stack[-1] if stack else None
-                if parent is not None and isinstance(parent[0], dict) and parent[2] is _NO_KEY:
-                    raise doc_error(doc, "mapping keys must be plain scalars", parent[1], line)
-                path = _child_path(stack)
-                if len(path) >= MAX_DEPTH:
-                    raise doc_error(doc, f"nesting deeper than {MAX_DEPTH} levels", path[:3] + ("...",), line)
-                container: Any = {} if isinstance(ev, yaml.MappingStartEvent) else []
-                _attach(stack, root, container, path, doc, line)
-                stack.append([container, path, _NO_KEY, None])
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise InputError(
-            f"not valid YAML: {problem}", file=name,
-            line=mark.line + 1 if mark else None,
-        ) from None
+            path = _child_path(stack)
+            _attach(stack, root, _scalar(ev, doc, path, line), path, doc, line)
+            continue
+        if isinstance(ev, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            parent = stack[-1] if stack else None
+            if parent is not None and isinstance(parent[0], dict) and parent[2] is _NO_KEY:
+                raise doc_error(doc, "mapping keys must be plain scalars", parent[1], line)
+            path = _child_path(stack)
+            if len(path) >= MAX_DEPTH:
+                raise doc_error(doc, f"nesting deeper than {MAX_DEPTH} levels", path[:3] + ("...",), line)
+            container: Any = {} if isinstance(ev, yaml.MappingStartEvent) else []
+            _attach(stack, root, container, path, doc, line)
+            stack.append([container, path, _NO_KEY, None])
     doc.data = root[0] if root else {}
     if not root:
         doc.lines[()] = 1

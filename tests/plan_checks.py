@@ -59,7 +59,7 @@ def violations(problem, plan) -> list[str]:
     if s.search.max_gpus is not None and gpus > s.search.max_gpus:
         out.append("max_gpus")
     if s.limits.budget_usd_per_hour is not None and \
-            r * ev["gpus"] * problem.prices[gi] > s.limits.budget_usd_per_hour * (1 + 1e-9):
+            not r * ev["gpus"] * problem.prices[gi] <= s.limits.budget_usd_per_hour * (1 + 1e-9):   # NaN: no price
         out.append("budget")
     if s.limits.power_cap_w is not None and r * ev["power_w"] > s.limits.power_cap_w * (1 + 1e-9):
         out.append("power")

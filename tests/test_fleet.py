@@ -18,6 +18,7 @@ import pytest
 
 from planner.backends.base import BACKENDS
 from planner.candidates.table import build_candidates
+from planner.catalog.store import Catalog
 from planner.cli.root import main
 from planner.errors import InputError
 from planner.fleet import FleetResult, solve_fleet
@@ -35,8 +36,14 @@ QWEN = {"name": "qwen", "model": "qwen3-32b", "input_tokens": 1024, "output_toke
         "demand": {"requests_per_s": 12}, "slo": {"tpot_ms": 50}}
 
 
+LISTED = {"usd_per_gpu_hour": {g: Catalog.default().gpu(g).price_usd_per_gpu_hour
+                               for g in ("h100-sxm", "l40s", "a100-80gb", "mi300x")}}
+"""Owned GPUs priced at the catalog's rental prices: with nothing rented, prices.usd_per_gpu_hour
+is what an owned GPU costs (docs/instances.md); these tests are about a fleet's mechanics."""
+
+
 def _fleet(**over) -> FleetSpec:
-    return FleetSpec.model_validate({"workloads": [CHAT, QWEN], "search": SEARCH,
+    return FleetSpec.model_validate({"workloads": [CHAT, QWEN], "search": SEARCH, "prices": LISTED,
                                      "limits": {"inventory": {"h100-sxm": 3, "l40s": 8}}} | over)
 
 
@@ -154,7 +161,7 @@ def _random_fleet(rng: random.Random) -> FleetSpec:
         limits["budget_usd_per_hour"] = round(rng.uniform(5, 40), 1)
     objective = rng.choice(["cost_per_hour", "served_demand", "cost_per_hour"])
     return FleetSpec.model_validate({
-        "workloads": workloads, "limits": limits, "objective": objective,
+        "workloads": workloads, "limits": limits, "objective": objective, "prices": LISTED,
         "max_configurations_per_workload": rng.choice([1, 2]),
         "search": {"gpus": gpus, "quantizations": ["w8a8-fp8"], "kv_dtypes": ["fp8"], "tp": [1, 2, 4], "pp": [1],
                    "batch_levels": [64]}})
@@ -218,7 +225,7 @@ def test_a_fleet_file_given_to_plan_says_so(tmp_path, capsys):
 
 def _fleet_sweep(tmp_path: Path) -> Path:
     base = {"workloads": [CHAT, QWEN], "search": SEARCH, "objective": ["served_demand", "cost_per_hour"],
-            "limits": {"budget_usd_per_hour": 10, "inventory": {"h100-sxm": 3, "l40s": 8}}}
+            "prices": LISTED, "limits": {"budget_usd_per_hour": 10, "inventory": {"h100-sxm": 3, "l40s": 8}}}
     (tmp_path / "fleet.yaml").write_text(json.dumps(base))
     (tmp_path / "sweep.yaml").write_text(json.dumps({
         "base": "fleet.yaml", "grid": {"budget_usd_per_hour": [5, 10, 40], "demand_multiplier": [0.5, 1]},
@@ -277,7 +284,7 @@ def test_out_of_time_the_greedy_fleet_stands_and_says_it_is_not_proven(backend):
 
 
 POOLED = {"workloads": [{**CHAT, "demand": {"requests_per_s": 60}, "pools": ["eu"]}, QWEN], "search": SEARCH,
-          "pools": {"eu": {"H100": 1, "l40s": 4}, "us": {"h100-sxm": 4}}}
+          "prices": LISTED, "pools": {"eu": {"H100": 1, "l40s": 4}, "us": {"h100-sxm": 4}}}
 
 
 def test_pools_keep_each_replica_in_one_pool_and_workloads_where_they_may_run():
@@ -344,7 +351,7 @@ SHORT = {"name": "short", "model": "llama-3.1-8b", "input_tokens": 512, "output_
 
 def _pool_fleet(workloads, mode="auto", **over) -> FleetSpec:
     return FleetSpec.model_validate({"workloads": workloads, "search": POOL_SEARCH, "disaggregation": mode,
-                                     "max_configurations_per_workload": 1} | over)
+                                     "prices": LISTED, "max_configurations_per_workload": 1} | over)
 
 
 def _check_pools(spec: FleetSpec, r: FleetResult) -> None:
@@ -496,7 +503,8 @@ def test_served_demand_after_cost_is_refused_where_it_would_serve_nothing(tmp_pa
 
 
 def test_a_price_in_one_pool_applies_there_only():
-    spec = FleetSpec.model_validate({**POOLED, "prices": {"usd_per_gpu_hour": {"h100-sxm@eu": 0.5}}})
+    spec = FleetSpec.model_validate({**POOLED, "prices": {"usd_per_gpu_hour": {**LISTED["usd_per_gpu_hour"],
+                                                                              "h100-sxm@eu": 0.5}}})
     p = resolve_fleet(spec)
     price = dict(zip(p.table.ids, p.prices))
     assert price["h100-sxm@eu"] == 0.5 and price["h100-sxm@us"] != 0.5

@@ -92,7 +92,8 @@ def test_raising_the_budget_never_raises_the_optimal_cost(d, budget, factor):
 @given(base(), st.integers(2, 64), st.integers(1, 16))
 def test_adding_inventory_never_raises_the_optimal_cost(d, stock, more):
     gid = d["search"]["gpus"][0]
-    d = _with(d, "limits", inventory={gid: stock})
+    d = _with(_with(d, "limits", inventory={gid: stock}), "prices",
+              owned_usd_per_gpu_hour={gid: CAT.gpu(gid).price_usd_per_gpu_hour})
     no_worse(solve(d), solve(_with(d, "limits", inventory={gid: stock + more})))
 
 

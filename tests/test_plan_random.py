@@ -44,8 +44,10 @@ def instances(draw):
     budget = draw(st.none() | st.floats(1, 120))
     if budget is not None or objective == "throughput":
         limits["budget_usd_per_hour"] = budget if budget is not None else 60.0
-    if draw(st.booleans()):
+    if draw(st.booleans()):     # gpus[0] owned, at a running cost of its own; with renting also rented (gpu@rented)
         limits["inventory"] = {gpus[0]: draw(st.integers(1, 32))}
+        limits["rent_outside_inventory"] = draw(st.booleans())
+        spec["prices"] = {"owned_usd_per_gpu_hour": {gpus[0]: draw(st.floats(0.05, 3.0))}}
     spec["limits"] = limits
     if draw(st.booleans()):
         spec["search"]["max_gpus"] = draw(st.integers(1, 24))

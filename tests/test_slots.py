@@ -25,8 +25,10 @@ BASE = {"model": "llama-3.1-8b", "workload": {"input_tokens": 512, "output_token
                    "tp": [1, 2], "pp": [1], "max_batch": 64}}
 
 
-def _two_slots(limits: dict | None = None):
-    spec = PlanSpec.model_validate(BASE | {"limits": limits or {}})
+def _two_slots(limits: dict | None = None, owned_prices: dict | None = None):
+    """Two slots; ``owned_prices``: $/GPU-hour of the owned GPUs (limits.inventory)."""
+    spec = PlanSpec.model_validate(BASE | {"limits": limits or {},
+                                           "prices": {"owned_usd_per_gpu_hour": owned_prices or {}}})
     p = resolve(spec)
     chat = p.slots[0]
     qwen = replace(chat, name="qwen", model=Catalog.default().model("qwen3-32b"),
@@ -57,7 +59,9 @@ def test_a_shared_inventory_couples_the_slots_and_backends_agree_with_the_oracle
     for x in alone.plans:
         used[x.gpu] += x.gpus
     gid = max(used, key=used.get)        # the GPU the independent optimum uses most: make it scarce
-    _, p = _two_slots({"inventory": {gid: max(used[gid] - 1, 0)}, "rent_outside_inventory": True})
+    gpus = BASE["search"]["gpus"]
+    owned = {g: max(used[gid] - 1, 0) if g == gid else 10**6 for g in gpus}   # the others as good as unlimited
+    _, p = _two_slots({"inventory": owned}, {g: Catalog.default().gpu(g).price_usd_per_gpu_hour for g in gpus})
     c = build_candidates(p)
     results = {b: solve(p, c, backend=b, top_k=2) for b in BACKENDS}
     oracle = results["exhaustive"]

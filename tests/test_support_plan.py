@@ -82,21 +82,26 @@ def test_four_bit_weights_are_opt_in_and_labelled():
         resolve(_spec(search={"quantizations": ["int4"], "min_weight_bits": 8}))
 
 
+RUNNING = {"tco": {"usd_per_kwh": 0.12, "pue": 1.3}}     # what owned GPUs cost to run
+
+
 def test_an_inventory_means_ownership():
-    spec = _spec(search={"gpus": ["h100-sxm", "l40s", "mi325x"]}, limits={"inventory": {"h100-sxm": 16, "l40s": 32}})
+    spec = _spec(search={"gpus": ["h100-sxm", "l40s", "mi325x"]}, limits={"inventory": {"h100-sxm": 16, "l40s": 32}},
+                 prices=RUNNING)
     r = plan(spec, backend="exhaustive")
     assert "mi325x" in r.excluded_gpus and "rent_outside_inventory" in r.excluded_gpus["mi325x"]
     assert all(p.gpu in ("h100-sxm", "l40s") for p in r.plans)
     rented = _spec(search={"gpus": ["h100-sxm", "l40s", "mi325x"]},
-                   limits={"inventory": {"h100-sxm": 16, "l40s": 32}, "rent_outside_inventory": True})
+                   limits={"inventory": {"h100-sxm": 16, "l40s": 32}, "rent_outside_inventory": True}, prices=RUNNING)
     assert "mi325x" not in plan(rented, backend="exhaustive").excluded_gpus
 
 
 @pytest.mark.parametrize("typed,gid", [("H100", "h100-sxm"), ("MI300X", "mi300x"), ("A100-80GB", "a100-80gb"),
                                        ("B200", "b200"), ("h100_sxm", "h100-sxm")])
 def test_gpu_names_as_people_type_them_in_an_instance(typed, gid):
-    p = resolve(_spec(search={"gpus": [typed]}, limits={"inventory": {typed: 8}}))
-    assert p.table.ids == (gid,) and p.spec.limits.inventory == {gid: 8}
+    p = resolve(_spec(search={"gpus": [typed]}, limits={"inventory": {typed: 8}},
+                      prices={"owned_usd_per_gpu_hour": {typed: 1.0}}))
+    assert p.table.ids == (gid,) and p.spec.limits.inventory == {gid: 8} and p.prices.tolist() == [1.0]
 
 
 def test_a_gpu_twice_under_two_spellings_is_refused():

@@ -97,7 +97,8 @@ def _within_limits(c: Candidates, combo: tuple, replicas: np.ndarray) -> bool:
         if gid in c.gpu_ids and (r * g)[gpu == c.gpu_ids.index(gid)].sum() > count:
             return False
     price = np.array([c.price[j] for j in combo])
-    if lim.budget_usd_per_hour is not None and np.nansum(r * g * price) > lim.budget_usd_per_hour * (1 + 1e-12):
+    # the oracle's own rule: a GPU without a price is never free under a budget
+    if lim.budget_usd_per_hour is not None and not (r * g * price).sum() <= lim.budget_usd_per_hour * (1 + 1e-12):
         return False
     power = np.array([ev.power_w[j] for j in combo])
     if lim.power_cap_w is not None and np.nansum(r * power) > lim.power_cap_w * (1 + 1e-12):
@@ -125,10 +126,11 @@ def replica_bounds(c: Candidates) -> tuple[np.ndarray, np.ndarray]:
         if gid in c.gpu_ids:
             hi = np.where(gpu == c.gpu_ids.index(gid), np.minimum(hi, np.floor(count / ev.gpus)), hi)
     if lim.budget_usd_per_hour is not None:
-        cost = np.nan_to_num(ev.gpus * c.price)
-        hi = np.minimum(hi, np.floor(lim.budget_usd_per_hour / np.maximum(cost, 1e-300)))
+        cost = np.where(np.isnan(c.price), np.inf, ev.gpus * c.price)     # no price: none within a budget
+        # the same relative tolerance as the sums of _feasible: a budget of exactly n replicas buys n
+        hi = np.minimum(hi, np.floor(lim.budget_usd_per_hour * (1 + 1e-12) / np.maximum(cost, 1e-300)))
     if lim.power_cap_w is not None:
-        hi = np.minimum(hi, np.floor(lim.power_cap_w / np.maximum(np.nan_to_num(ev.power_w), 1e-300)))
+        hi = np.minimum(hi, np.floor(lim.power_cap_w * (1 + 1e-12) / np.maximum(np.nan_to_num(ev.power_w), 1e-300)))
     if lim.max_nodes is not None:
         per_node = c.per_node
         slots = np.where(ev.gpus <= per_node, ev.gpus, np.ceil(ev.gpus / per_node) * per_node)
@@ -170,6 +172,8 @@ def evaluate_all(c: Candidates, excluded: list[tuple[int, ...]]) -> tuple[np.nda
             value = load.get("ttft", "mean")
         elif obj == "gpus":
             value = ev.gpus * replicas
+        elif obj == "power_w":
+            value = ev.power_w * replicas
         else:
             value = load.tokens_per_s * replicas
     ok &= np.isfinite(value)
@@ -376,7 +380,7 @@ def _fits(c: Candidates, x: tuple) -> bool:
             return False
     if lim.max_gpus is not None and gpus.sum() > lim.max_gpus:
         return False
-    if lim.budget_usd_per_hour is not None and cost > lim.budget_usd_per_hour * (1 + 1e-12):
+    if lim.budget_usd_per_hour is not None and not cost <= lim.budget_usd_per_hour * (1 + 1e-12):   # NaN: no price
         return False
     if lim.power_cap_w is not None and power > lim.power_cap_w * (1 + 1e-12):
         return False

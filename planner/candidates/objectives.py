@@ -94,6 +94,9 @@ OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
               lambda c: c.tokens_per_s, True, dimension="tokens_per_s"),
     Objective("gpus", "min", "GPUs", 1.0, "a larger batch would not save a replica",
               lambda c: c.ev.gpus, True, dimension="count"),
+    # internal: the smallest power cap that makes an instance feasible (planner/whatif/relax.py)
+    Objective("power_w", "min", "W", 1.0, "a larger batch would not save a replica",
+              lambda c: c.ev.power_w, True, dimension="watts"),
     # fleet objectives (planner/fleet, docs/fleet.md): values of scalar variables per slot
     Objective("served_demand", "max", "weighted share of demand served", 1.0,
               "a larger batch would not serve more within the limits", lambda c: np.full(len(c), np.nan), False,

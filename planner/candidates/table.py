@@ -449,12 +449,13 @@ def replicas_allowed(limits: Limits, gpu_ids: tuple[str, ...], gpu: np.ndarray, 
         if gid in gpu_ids:
             mine = gpu == gpu_ids.index(gid)
             cap = np.where(mine, np.minimum(cap, np.floor(count / gpus)), cap)
-    if limits.budget_usd_per_hour is not None:
-        cost = np.nan_to_num(cost_h, nan=0.0)
-        cap = np.minimum(cap, np.floor(limits.budget_usd_per_hour / np.maximum(cost, 1e-12)))
+    # a relative 1e-12 so that a cap of exactly n replicas' worth allows n: 8.85 / 2.95 is 2.9999999999999996
+    if limits.budget_usd_per_hour is not None:     # no price: none allowed (an unknown cost is never free)
+        cost = np.nan_to_num(np.asarray(cost_h, dtype=float), nan=np.inf)
+        cap = np.minimum(cap, np.floor(limits.budget_usd_per_hour * (1 + 1e-12) / np.maximum(cost, 1e-12)))
     if limits.power_cap_w is not None:
         power = np.nan_to_num(power_w, nan=0.0)
-        cap = np.minimum(cap, np.floor(limits.power_cap_w / np.maximum(power, 1e-12)))
+        cap = np.minimum(cap, np.floor(limits.power_cap_w * (1 + 1e-12) / np.maximum(power, 1e-12)))
     if limits.max_nodes is not None:
         cap = np.minimum(cap, np.floor(limits.max_nodes * per_node / slots))
     return np.maximum(cap, 0.0)

@@ -49,38 +49,57 @@ def _root(debug: Annotated[bool, typer.Option(
 app.command("estimate", epilog=estimate_cmd.EPILOG)(estimate_cmd.estimate)
 
 
+def _click_exceptions() -> list:
+    """The modules whose click exceptions a command line may raise: typer's vendored click
+    (typer >= 0.16 raises its own) and click itself when installed (the ray extra brings it;
+    older typer raises click's). Catching one of them only lets the other's usage errors
+    through as a traceback."""
+    import importlib
+
+    out = []
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            out.append(importlib.import_module(name))
+        except ImportError:
+            pass
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
-    """The console script: as ``app()``, and a usage error (an unknown option, a value not among
-    the choices) is also a JSON object on stdout when --json is among the arguments."""
+    """The console script: as ``app()``, with a usage error (an unknown option, a value not
+    among the choices) one line on stderr, exit 2, and also a JSON object on stdout when
+    --json is among the arguments."""
     import sys
 
-    try:
-        import click
-    except ImportError:          # typer >= 0.16 vendors click
-        from typer import _click as click
-
+    kinds = _click_exceptions()
+    usage_errors = tuple(m.UsageError for m in kinds)
+    aborts = tuple(m.Abort for m in kinds if hasattr(m, "Abort")) + (typer.Abort,)
+    click_errors = tuple(m.ClickException for m in kinds)
     args = sys.argv[1:] if argv is None else argv
     try:
         rv = app(args=args, prog_name="planner", standalone_mode=False)
-    except click.exceptions.UsageError as exc:
+    except usage_errors as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":
             exc.show()
             sys.exit(exc.exit_code)
-        human = f"error: {exc.format_message()}"
-        typer.echo((exc.ctx.get_usage() + "\n" if exc.ctx else "") + human, err=True)
+        usage = exc.ctx.get_usage().removeprefix("Usage: ").strip() if exc.ctx else ""
+        human = f"error: {exc.format_message()}" + (f" (usage: {usage}; --help for more)" if usage else "")
+        typer.echo(human, err=True)
         if "--json" in args:
             sys.stdout.write(common.dump_json({"error": type(exc).__name__, "exit_code": exc.exit_code,
                                                "message": exc.format_message(), "text": human,
                                                "path": getattr(getattr(exc, "param", None), "opts", [None])[0],
                                                "file": None, "line": None, "value": None, "accepted": None}))
         sys.exit(exc.exit_code)
-    except getattr(click.exceptions, "Abort", typer.Abort):      # typer's vendored click has no Abort
+    except aborts:
         typer.echo("interrupted", err=True)
         sys.exit(130)
-    except click.exceptions.ClickException as exc:
+    except click_errors as exc:
         exc.show()
         sys.exit(exc.exit_code)
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
 app.command("plan", epilog=plan_cmd.EPILOG)(plan_cmd.plan_command)
 app.command("fleet", epilog=fleet_cmd.EPILOG)(fleet_cmd.fleet_command)
 app.command("schema")(plan_cmd.schema_command)

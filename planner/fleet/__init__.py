@@ -321,7 +321,7 @@ def solve_fleet(problem: Problem, cands: Candidates, *, backend: str = "milp", t
     if baselines:
         from planner.fleet.baselines import baselines as compute_baselines
         result.baselines = compute_baselines(problem, view, result)
-    result.notes = _excluded_notes(problem.excluded) + result.notes
+    result.notes = problem.excluded_notes() + result.notes
     result.solve_seconds = time.perf_counter() - t0
     return result
 
@@ -368,14 +368,6 @@ def diagnose(c: Candidates) -> list[dict[str, Any]]:
         together["inventory"] = dict(lim.inventory)
         out.append(together)
     return out
-
-
-def _excluded_notes(excluded: dict[str, str]) -> list[str]:
-    """One line per reason a GPU is not searched, naming the GPUs."""
-    by_reason: dict[str, list[str]] = {}
-    for gid, why in excluded.items():
-        by_reason.setdefault(why, []).append(gid)
-    return [f"not searched ({why}): {', '.join(gids)}" for why, gids in by_reason.items()]
 
 
 def describe(problem: Problem, c: Candidates, solved: Solved, backend: str) -> FleetResult:

@@ -160,13 +160,6 @@ def quality_of(scheme: str) -> str:
     return "LOSSY: 4-bit weights; validate accuracy on your task before serving"
 
 
-def _price_kind(p: Problem, g: int) -> str | None:
-    source = p.price_sources[g]
-    if source.startswith("prices.") or source == "what-if":
-        return "given in the instance" if source != "what-if" else "what-if"
-    return p.gpus[g].price_kind
-
-
 def _nan_none(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
@@ -213,7 +206,7 @@ def make_plan(p: Problem, c: Candidates, j: int, replicas: int, rank: int, share
         ttft_ms=at["ttft_mean"] / MS, tpot_ms=at["tpot_mean"] / MS, e2e_latency_ms=at["e2e_mean"] / MS,
         throughput_tokens_per_s=served, throughput_tokens_per_s_per_gpu=served / (gpus_per_replica * replicas),
         price_usd_per_gpu_hour=_nan_none(float(c.price[j])), cost_per_hour=cost_h,
-        price_kind=_price_kind(p, int(c.configs.gpu[j])), price_date=p.gpus[int(c.configs.gpu[j])].price_date,
+        price_kind=p.price_kind(int(c.configs.gpu[j])), price_date=p.price_date(int(c.configs.gpu[j])),
         quality=quality_of(d["quantization"]),
         cost_per_million_tokens=None if cost_h is None or served <= 0 else cost_h / (served * 3600.0) * 1e6,
         power_w=_nan_none(float(ev.power_w[j] * replicas)),

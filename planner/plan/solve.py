@@ -86,7 +86,7 @@ def solve(problem: Problem, cands: Candidates, *, backend: str = "cpsat", top_k:
         interrupted = True     # keep what was found; the CLI exits 130
         status = status if plans else Status.INTERRUPTED
     explain_plans(problem, cands, plans)
-    notes = [f"{gid} not searched: {why}" for gid, why in problem.excluded.items()] + notes
+    notes = problem.excluded_notes() + notes
     size = {}
     if isinstance(f, constraints.Formulation):
         size = dict(f.size) | {"candidates_fixed_by_screening": int(len(cands) - f.size["after_screening"]),

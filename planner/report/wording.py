@@ -153,8 +153,10 @@ def plan_lines(p: Plan) -> list[str]:
         return []
     first = e.batch_limit[0]
     load = p.load
-    lines = [f"   quality: {p.quality}; price ${p.price_usd_per_gpu_hour or 0:,.2f}/GPU-hour "
-             f"({p.price_kind or 'kind unknown'}{', ' + p.price_date if p.price_date else ''})",
+    price = "no price" if p.price_usd_per_gpu_hour is None else \
+        f"price ${p.price_usd_per_gpu_hour:,.2f}/GPU-hour ({p.price_kind or 'kind unknown'}" \
+        f"{', ' + p.price_date if p.price_date else ''})"
+    lines = [f"   quality: {p.quality}; {price}",
              f"   load: {load['requests_per_s_per_replica']:,.2f} req/s per replica ({load['utilization']:.0%} of "
              f"saturation), {p.concurrency:,.0f} requests in flight; scheduler max-num-seqs "
              f"{load['scheduler']['max_num_seqs']}, max-num-batched-tokens "

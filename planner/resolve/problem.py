@@ -23,10 +23,10 @@ from planner.physics.quant import DEFAULT_SCHEMES, KV_DTYPES, SCHEMES
 from planner.physics.space import KV_NAMES, SCHEME_NAMES, GpuTable
 from planner.resolve.calibration import calibrated
 from planner.resolve.workload import DemandSpec, LatencyTarget, Lengths, demand, lengths, targets
-from planner.schemas.common import CatalogExtras, HfConfigRef, ModelRef, Tco
+from planner.schemas.common import CatalogExtras, HfConfigRef, ModelRef
 from planner.schemas.estimate import EstimateSpec
 from planner.schemas.fleet import FleetSpec
-from planner.schemas.plan import PlanSpec, Prices, Slo
+from planner.schemas.plan import PlanSpec, Slo
 from planner.yamlio import Document
 
 COST_OBJECTIVES = ("cost_per_million_tokens", "cost_per_hour")
@@ -115,6 +115,34 @@ class Problem:
             prices[i], sources[i] = usd, "what-if"
         return replace(self, prices=prices, price_sources=tuple(sources))
 
+    def owned(self, g: int) -> bool:
+        """GPU ``g`` of the table is owned: it is counted against ``limits.inventory`` and costs
+        its running cost (a type that may also be rented has a second entry, ``gpu@rented``)."""
+        return self.table.ids[g] in self.spec.limits.inventory
+
+    def price_kind(self, g: int) -> str | None:
+        """How GPU ``g``'s price was set, in words: owned (and from which input), given in the
+        instance, a what-if, no price, or the catalog's kind (on-demand, reserved, ...)."""
+        source = self.price_sources[g]
+        if source == "what-if":
+            return "what-if"
+        if np.isnan(self.prices[g]):
+            return "no price"
+        if self.owned(g):
+            return f"owned, {source}"
+        if source.startswith("prices."):
+            return "given in the instance"
+        return self.gpus[g].price_kind
+
+    def price_date(self, g: int) -> str | None:
+        """When the catalog's price was read (None for any other price)."""
+        catalog = not self.price_sources[g].startswith("prices.") and self.price_sources[g] not in ("what-if", "none")
+        return self.gpus[g].price_date if catalog and not self.owned(g) else None
+
+    def excluded_notes(self) -> list[str]:
+        """One line per reason some GPUs are not searched, naming them."""
+        return [f"{gids} not searched: {why}" for why, gids in _by_reason(self.excluded)]
+
     def unsupported(self) -> list[dict[str, str]]:
         """The searched (GPU, quantization, KV dtype) combinations the engine does not run, with why."""
         if self.support is None:
@@ -138,11 +166,19 @@ class Problem:
                 "prices_usd_per_gpu_hour": {gid: (None if np.isnan(p) else float(p))
                                             for gid, p in zip(self.table.ids, self.prices)},
                 "price_sources": dict(zip(self.table.ids, self.price_sources)),
-                "price_kinds": {g.id: g.price_kind for g in self.gpus},
-                "price_dates": {g.id: g.price_date for g in self.gpus},
+                "price_kinds": {g.id: self.price_kind(i) for i, g in enumerate(self.gpus)},
+                "price_dates": {g.id: self.price_date(i) for i, g in enumerate(self.gpus)},
                 "engine": self.spec.search.engine,
                 "catalog_digest": catalog_digest(self.gpus),
                 "workloads": {s.name: _workload(s) for s in self.slots}}
+
+
+def _by_reason(excluded: dict[str, str]) -> list[tuple[str, str]]:
+    """(reason, the GPUs it leaves out) per distinct reason, in first-seen order."""
+    by_reason: dict[str, list[str]] = {}
+    for gid, why in excluded.items():
+        by_reason.setdefault(why, []).append(gid)
+    return [(why, ", ".join(gids)) for why, gids in by_reason.items()]
 
 
 def _workload(s: Slot) -> dict[str, Any]:
@@ -170,7 +206,8 @@ def resolve(spec: PlanSpec, doc: Document | None = None, calibration: str | None
     model = resolve_model(spec.model, catalog, doc, ("model",))
     w = spec.workload
     slot = _slot("main", model, w.input_tokens, w.output_tokens, w.demand, spec.slo, "workload", where)
-    return _resolve_shared(spec, doc, calibration, catalog, (slot,), spec.objective in COST_OBJECTIVES)
+    priced = spec.objective in COST_OBJECTIVES or spec.limits.budget_usd_per_hour is not None
+    return _resolve_shared(spec, doc, calibration, catalog, (slot,), priced)
 
 
 def resolve_fleet(spec: FleetSpec, doc: Document | None = None, calibration: str | None = None,
@@ -208,8 +245,8 @@ def resolve_fleet(spec: FleetSpec, doc: Document | None = None, calibration: str
 
 def _with_pools(spec: FleetSpec, catalog: Catalog, where: dict[str, Any]) -> tuple[FleetSpec, Catalog]:
     """A fleet with pools (regions), as one inventory over pool copies of the GPUs: each owned
-    GPU type of a pool becomes the catalog entry ``gpu@pool`` (the same hardware and price;
-    a price given for the GPU applies in every pool unless one is given for ``gpu@pool``), so
+    GPU type of a pool becomes the catalog entry ``gpu@pool`` (the same hardware, owned: an
+    owned price given for the GPU applies in every pool unless one is given for ``gpu@pool``), so
     every replica lies in one pool and each pool's count is an inventory row. Searched: the
     pool copies of the GPUs ``search.gpus`` names (all, by default), and with
     ``rent_outside_inventory`` the rentable GPUs themselves."""
@@ -217,22 +254,22 @@ def _with_pools(spec: FleetSpec, catalog: Catalog, where: dict[str, Any]) -> tup
         return spec, catalog
     gpus = dict(catalog.gpus)
     inventory: dict[str, int] = {}
-    usd: dict[str, float] = {}
-    for k, v in spec.prices.usd_per_gpu_hour.items():     # "gpu" or "gpu@pool" (a price in one pool)
-        base, _, pool = k.partition("@")
-        if pool and pool not in spec.pools:
-            raise InputError("not a pool of this fleet", path=f"prices.usd_per_gpu_hour.{k}", value=k,
-                             accepted=", ".join(spec.pools), **where)
-        gid = catalog.gpu_id(base, path=f"prices.usd_per_gpu_hour.{k}", **where)
-        usd[f"{gid}@{pool}" if pool else gid] = v
+    keyed: dict[str, dict[str, float]] = {}
+    for field_name in ("usd_per_gpu_hour", "owned_usd_per_gpu_hour"):
+        keyed[field_name] = {}
+        for k, v in getattr(spec.prices, field_name).items():     # "gpu" or "gpu@pool" (a price in one pool)
+            base, _, pool = k.partition("@")
+            if pool and pool not in spec.pools:
+                raise InputError("not a pool of this fleet", path=f"prices.{field_name}.{k}", value=k,
+                                 accepted=", ".join(spec.pools), **where)
+            gid = catalog.gpu_id(base, path=f"prices.{field_name}.{k}", **where)
+            keyed[field_name][f"{gid}@{pool}" if pool else gid] = v
     for pool, owned in spec.pools.items():
         for name, n in owned.items():
             gid = catalog.gpu_id(name, path=f"pools.{pool}.{name}", **where)
             copy_id = f"{gid}@{pool}"
             gpus[copy_id] = catalog.gpus[gid].model_copy(update={"id": copy_id})
             inventory[copy_id] = n
-            if gid in usd:
-                usd.setdefault(copy_id, usd[gid])
     s, lim = spec.search, spec.limits
     wanted = sorted(catalog.gpus) if s.gpus is None else \
         [catalog.gpu_id(n, path=f"search.gpus[{i}]", **where) for i, n in enumerate(s.gpus)]
@@ -240,7 +277,7 @@ def _with_pools(spec: FleetSpec, catalog: Catalog, where: dict[str, Any]) -> tup
     names += wanted if lim.rent_outside_inventory else []
     spec = spec.model_copy(update={"search": s.model_copy(update={"gpus": names}),
                                    "limits": lim.model_copy(update={"inventory": inventory}),
-                                   "prices": spec.prices.model_copy(update={"usd_per_gpu_hour": usd})})
+                                   "prices": spec.prices.model_copy(update=keyed)})
     return spec, Catalog(gpus=gpus, models=catalog.models)
 
 
@@ -278,11 +315,18 @@ def _resolve_shared(spec: Any, doc: Document | None, calibration: str | None, ca
         dup = next(n for n in names if names.count(n) > 1)
         raise InputError("a GPU is listed twice (under two spellings)", path="search.gpus", value=dup, **where)
     inventory = {catalog.gpu_id(k, path=f"limits.inventory.{k}", **where): v for k, v in spec.limits.inventory.items()}
-    usd = {catalog.gpu_id(k, path=f"prices.usd_per_gpu_hour.{k}", **where): v
-           for k, v in spec.prices.usd_per_gpu_hour.items()}
-    if inventory != spec.limits.inventory or usd != spec.prices.usd_per_gpu_hour:
+    keyed = {f: {catalog.gpu_id(k, path=f"prices.{f}.{k}", **where): v for k, v in getattr(spec.prices, f).items()}
+             for f in ("usd_per_gpu_hour", "owned_usd_per_gpu_hour")}
+    if inventory != spec.limits.inventory or any(v != getattr(spec.prices, f) for f, v in keyed.items()):
         spec = spec.model_copy(update={"limits": spec.limits.model_copy(update={"inventory": inventory}),
-                                       "prices": spec.prices.model_copy(update={"usd_per_gpu_hour": usd})})
+                                       "prices": spec.prices.model_copy(update=keyed)})
+    owned_types = {g.split("@", 1)[0] for g in inventory} | set(inventory)
+    for k in keyed["owned_usd_per_gpu_hour"]:
+        if k not in owned_types:
+            raise InputError("an owned price for a GPU that limits.inventory does not list",
+                             path=f"prices.owned_usd_per_gpu_hour.{k}", value=k,
+                             accepted=", ".join(sorted(owned_types)) or "GPUs listed in limits.inventory "
+                             "(a rented GPU's price goes in prices.usd_per_gpu_hour)", **where)
     if s.quantizations is not None:  # names as people type them (awq, fp8-dynamic, nvfp4) -> schemes (docs/support.md)
         s = s.model_copy(update={"quantizations": [
             scheme_of(q, path=f"search.quantizations[{i}]", **where) for i, q in enumerate(s.quantizations)]})
@@ -304,42 +348,96 @@ def _resolve_shared(spec: Any, doc: Document | None, calibration: str | None, ca
         if k not in KV_DTYPES:
             raise InputError("unknown KV dtype", path=f"search.kv_dtypes[{i}]", value=k,
                              accepted=", ".join(KV_DTYPES), **where)
-    overrides = price_overrides(catalog, list(names), spec.prices.tco, spec.prices.usd_per_gpu_hour)
+    lim = spec.limits
     excluded: dict[str, str] = {}
     gpus: list[Gpu] = []
-    for name in names:
-        g = catalog.gpus[name]
+    priced_gpus: list[tuple[float | None, str]] = []
+    for name in _entries(names, lim.inventory, lim.rent_outside_inventory):
+        base = name.removesuffix(f"@{RENTED}")
+        g = catalog.gpus[name] if name in catalog.gpus else catalog.gpus[base].model_copy(update={"id": name})
+        owned = name in lim.inventory
+        usd, source = _price(g, owned, spec)
         if not g.peak_dense_flops_per_s:
             excluded[name] = "no peak FLOP/s in the catalog (give one in a catalog override)"
-        elif priced and overrides.get(name, g.price_usd_per_gpu_hour) is None:
-            excluded[name] = f"no price (give prices.usd_per_gpu_hour.{name} or prices.tco)"
-        elif spec.limits.power_cap_w is not None and g.power_w is None:
-            excluded[name] = "no power_w in the catalog, so limits.power_cap_w cannot be checked (give one in a " \
-                             "catalog override)"
-        elif spec.limits.inventory and name not in spec.limits.inventory and not spec.limits.rent_outside_inventory:
+        elif lim.inventory and not owned and not lim.rent_outside_inventory:
             excluded[name] = "not in limits.inventory (an inventory lists the GPUs owned; set " \
                              "limits.rent_outside_inventory: true to rent others)"
+        elif priced and usd is None:
+            excluded[name] = _unpriced(owned, bool(lim.inventory))
+        elif lim.power_cap_w is not None and g.power_w is None:
+            excluded[name] = "no power_w in the catalog, so limits.power_cap_w cannot be checked (give one in a " \
+                             "catalog override)"
         else:
             gpus.append(g)
+            priced_gpus.append((usd, source))
     if not gpus:
-        raise InputError("no GPU left to search: " + "; ".join(f"{k}: {v}" for k, v in excluded.items()),
+        raise InputError("no GPU left to search: " + "; ".join(f"{gids}: {why}" for why, gids in _by_reason(excluded)),
                          path="search.gpus", **where)
     assumptions, scales = calibrated(assumptions, spec.assumptions, calibration, [g.id for g in gpus])
-    # a price of 0 is a price (GPUs already paid for), not a missing one
-    prices = np.array([np.nan if (x := overrides.get(g.id, g.price_usd_per_gpu_hour)) is None else x for g in gpus],
-                      dtype=float)
-    sources = tuple(_price_source(g, g.id in overrides, spec.prices) for g in gpus)
+    # a price of 0 is a price (a GPU whose running cost is paid elsewhere), not a missing one
+    prices = np.array([np.nan if usd is None else usd for usd, _ in priced_gpus], dtype=float)
+    sources = tuple(source for _, source in priced_gpus)
     table = support_table(gpus, SCHEME_NAMES, KV_NAMES, s.engine)
     return Problem(spec=spec, slots=slots, gpus=tuple(gpus), table=GpuTable.build(gpus, scales), prices=prices,
                    price_sources=sources, assumptions=assumptions, support=table, calibration=calibration or "none",
                    excluded=excluded, file=doc.file if doc else None)
 
 
-def _price_source(g: Gpu, overridden: bool, prices: Prices) -> str:
-    if overridden:
-        return "prices.usd_per_gpu_hour" if g.id in prices.usd_per_gpu_hour else "prices.tco"
-    return g.price_source or "catalog"
+RENTED = "rented"
+"""The pool of an owned GPU type's rented units: with ``rent_outside_inventory`` the type is
+searched twice, owned (its id, at most the inventory, at its running cost) and rented
+(``gpu@rented``, at its rental price), so a fleet may use both."""
 
+
+def _entries(names: list[str], inventory: dict[str, int], renting: bool) -> list[str]:
+    """The searched GPU entries: each GPU, and after an owned type that may also be rented,
+    its rented copy."""
+    out = []
+    for name in names:
+        out.append(name)
+        if renting and name in inventory:
+            out.append(f"{name}@{RENTED}")
+    return out
+
+
+def _price(g: Gpu, owned: bool, spec: Any) -> tuple[float | None, str]:
+    """$/GPU-hour of one searched entry and where it comes from (docs/instances.md "Prices").
+    Owned: ``prices.owned_usd_per_gpu_hour`` (the entry, then its GPU), else the TCO's running
+    cost (and capital if it gives one), else, when nothing is rented, ``prices.usd_per_gpu_hour``;
+    never the catalog's rental price. Rented: ``prices.usd_per_gpu_hour``, else (no inventory)
+    the TCO, as if bought, else the catalog's price. None: no price."""
+    prices, renting = spec.prices, spec.limits.rent_outside_inventory
+    base = g.id.split("@", 1)[0]
+    keys = (g.id, base)
+    if owned:
+        for k in keys:
+            if k in prices.owned_usd_per_gpu_hour:
+                return prices.owned_usd_per_gpu_hour[k], "prices.owned_usd_per_gpu_hour"
+        if prices.tco is not None:
+            capital = " and capital" if prices.tco.capex_usd_per_node is not None else ""
+            return prices.tco.usd_per_gpu_hour(g), f"prices.tco running cost{capital}"
+        if not renting:
+            for k in keys:
+                if k in prices.usd_per_gpu_hour:
+                    return prices.usd_per_gpu_hour[k], "prices.usd_per_gpu_hour"
+        return None, "none"
+    if base in prices.usd_per_gpu_hour:
+        return prices.usd_per_gpu_hour[base], "prices.usd_per_gpu_hour"
+    if prices.tco is not None and not spec.limits.inventory:
+        return prices.tco.usd_per_gpu_hour(g), "prices.tco"
+    if g.price_usd_per_gpu_hour is None:
+        return None, "none"
+    return g.price_usd_per_gpu_hour, g.price_source or "catalog"
+
+
+def _unpriced(owned: bool, inventory: bool) -> str:
+    """Why an entry without a price is left out, and the YAML that prices it."""
+    if owned:
+        return ("owned, with no running cost given: left out of a question with a budget or a cost objective "
+                "(the catalog's price is a rental price); add prices.owned_usd_per_gpu_hour: {<gpu>: <$/GPU-hour>} "
+                "or prices.tco: {usd_per_kwh: ..., pue: ..., hosting_usd_per_node_month: ...}")
+    return ("no price: left out of a question with a budget or a cost objective; add "
+            "prices.usd_per_gpu_hour: {<gpu>: <$/GPU-hour>}" + ("" if inventory else " or prices.tco"))
 
 
 def resolve_catalog_with_extras(files: list[str], extras: CatalogExtras | None, doc: Document | None,
@@ -425,15 +523,3 @@ def resolve_assumptions(preset: str, overrides: dict[str, Any] | None, doc: Docu
     merged = base.model_dump() | overrides
     # assumptions given by flags have no file: their errors are located on the command line
     return (doc or Document(data=merged, file="<command line>")).validate(Assumptions, merged, path)
-
-
-def price_overrides(catalog: Catalog, gpu_ids: list[str], tco: Tco | None,
-                    per_gpu: dict[str, float] | None) -> dict[str, float]:
-    """$/GPU-hour per GPU id: explicit override, else TCO, else the catalog's price."""
-    out: dict[str, float] = {}
-    for gid in gpu_ids:
-        if per_gpu and gid in per_gpu:
-            out[gid] = per_gpu[gid]
-        elif tco is not None:
-            out[gid] = tco.usd_per_gpu_hour(catalog.gpus[gid])
-    return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from planner.catalog.schema import Gpu, NotBool
 from planner.catalog.store import ModelSpec
@@ -56,10 +56,15 @@ ModelRef = str | HfConfigRef | ModelSpec
 
 
 class Tco(Strict):
-    """Total cost of ownership of one node, turned into $/GPU-hour."""
+    """What one node costs per hour, turned into $/GPU-hour: its power at the electricity price
+    (times the PUE), its hosting, and, when ``capex_usd_per_node`` is given, its purchase
+    amortised over ``years``. Without capital it is the running cost of GPUs already paid for
+    (owned GPUs, ``limits.inventory``)."""
 
-    capex_usd_per_node: Annotated[float, Field(gt=0, le=1e8, allow_inf_nan=False), NotBool]
-    years: Annotated[float, Field(ge=0.25, le=50, allow_inf_nan=False), NotBool]
+    capex_usd_per_node: Annotated[float, Field(gt=0, le=1e8, allow_inf_nan=False), NotBool] | None = Field(
+        None, description="purchase price of one node, amortised over years (omit: capital not counted)")
+    years: Annotated[float, Field(ge=0.25, le=50, allow_inf_nan=False), NotBool] | None = Field(
+        None, description="years the capital is amortised over (with capex_usd_per_node)")
     node_power_kw: Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False), NotBool] | None = Field(
         None, description="default: GPUs per node x GPU TDP")
     usd_per_kwh: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False), NotBool]
@@ -67,6 +72,13 @@ class Tco(Strict):
     hosting_usd_per_node_month: Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False), NotBool] = 0.0
     gpus_per_node: Annotated[int, Field(ge=1, le=1024), NotBool] | None = Field(
         None, description="default: the GPU's catalog node size")
+
+    @model_validator(mode="after")
+    def _capital_with_years(self) -> Tco:
+        if (self.capex_usd_per_node is None) != (self.years is None):
+            raise ValueError("capex_usd_per_node and years go together: give both (capital amortised over "
+                             "years) or neither (running cost only)")
+        return self
 
     def usd_per_gpu_hour(self, gpu: Gpu) -> float:
         return self.breakdown(gpu)["usd_per_gpu_hour"]
@@ -80,7 +92,8 @@ class Tco(Strict):
                     f"TCO needs node power, and GPU {gpu.id!r} has no power_w in the catalog",
                     path="tco.node_power_kw", accepted="give tco.node_power_kw")
             kw = per_node * gpu.power_w / 1000.0
-        capex = self.capex_usd_per_node / (self.years * HOURS_PER_YEAR)
+        capex = 0.0 if self.capex_usd_per_node is None or self.years is None else \
+            self.capex_usd_per_node / (self.years * HOURS_PER_YEAR)
         power = kw * self.pue * self.usd_per_kwh
         hosting = self.hosting_usd_per_node_month / HOURS_PER_MONTH
         node = capex + power + hosting

@@ -178,14 +178,25 @@ class Search(Strict):
 class Limits(Strict):
     budget_usd_per_hour: Usd | None = Field(None, description="at most 1e9 $/hour")
     inventory: dict[str, Annotated[int, Field(ge=0, le=10**7), NotBool]] = Field(
-        {}, description="GPUs owned per type; with an inventory, other types are not used unless "
-        "rent_outside_inventory is true")
-    rent_outside_inventory: bool = Field(False, description="with an inventory, also rent GPU types it does not list")
+        {}, description="GPUs owned per type, each at its running cost (prices.owned_usd_per_gpu_hour or "
+        "prices.tco); with an inventory, nothing is rented unless rent_outside_inventory is true")
+    rent_outside_inventory: bool = Field(False, description="with an inventory, also rent GPUs at their rental "
+                                         "price: more of the owned types, and the types it does not list")
     power_cap_w: Watts | None = Field(None, description="at most 1e10 W")
 
 
 class Prices(Strict):
-    usd_per_gpu_hour: dict[str, Price] = Field({}, description="at most 1e4 $/GPU-hour")
+    """What a GPU-hour costs (docs/instances.md "Prices"). A rented GPU: ``usd_per_gpu_hour``,
+    else the catalog's price (with no inventory, ``tco`` prices every GPU as if bought). An
+    owned GPU (``limits.inventory``): ``owned_usd_per_gpu_hour``, else ``tco`` (its running
+    cost, plus capital if the TCO gives it), else, when nothing is rented,
+    ``usd_per_gpu_hour``; never the catalog's rental price. A GPU without a price is left out
+    of a question with a budget or a cost objective."""
+
+    usd_per_gpu_hour: dict[str, Price] = Field({}, description="rental price, overrides the catalog; at most "
+                                               "1e4 $/GPU-hour")
+    owned_usd_per_gpu_hour: dict[str, Price] = Field(
+        {}, description="what an owned GPU (limits.inventory) costs to run per hour; overrides tco")
     tco: Tco | None = None
 
 

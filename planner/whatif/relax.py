@@ -1,17 +1,31 @@
-"""Minimal relaxation of an infeasible instance (issue 4).
+"""Minimal relaxation of an infeasible instance (issue 4; issue 21 item 5, issue 23 item 3).
 
-For each limit the instance sets, drop that one limit and re-solve with the objective set
-to the limit's own quantity ($/hour, GPUs): the optimum is the smallest value of the limit
-that makes the problem feasible, with the plan it gives. A latency target (a statistic
-under load) is relaxed to the smallest value any row reaches at the lowest load the other
-limits allow (``_smallest_target``), then the instance is re-solved with it. For the allowed
-quantizations, try each scheme not yet allowed. Every other limit stays as written, so the
-change reported is the only one needed, and applying the patch to the file gives a plan.
+For each limit the instance sets (latency targets, the budget, the count of each owned GPU
+type, search.max_gpus, search.max_nodes, limits.power_cap_w, the allowed quantizations), the
+smallest change to that limit alone that makes the instance feasible, every other limit as
+written, found by re-solving the instance with the change applied:
+
+- a candidate value first: the optimum of the limit's own quantity with the limit lifted
+  ($/hour for the budget, GPUs for max_gpus, watts for the power cap), or, for a latency
+  target, the smallest value any row reaches at the lowest load the other limits allow
+  (``_smallest_target``); for an owned GPU count or max_nodes, what a plan with the limit
+  lifted uses of it;
+- then the patched instance is solved (``_least``): the candidate is kept if it gives a
+  plan, otherwise raised by doubling and the smallest working value found by bisection, on
+  the limit's own grid ($0.01, 0.01 ms or 1 ms, 1 W, one GPU, one node). Every limit here
+  only loosens as it grows, so the value that is reported gives a plan (the one shown: the
+  instance's own objective under the patch) and one step less does not.
+
+An inventory entry is relaxed by raising its count: a missing entry means "not owned", so
+deleting it would forbid the type (with rent_outside_inventory, the rented units stay).
+For the allowed quantizations, each scheme not yet allowed is tried. tests/test_infeasible.py
+checks each claim against the exhaustive oracle.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -28,6 +42,11 @@ from planner.resolve.workload import LatencyTarget, targets
 from planner.schemas.plan import STATISTICS, Percentiles, PlanSpec, Slo
 from planner.units import MS
 from planner.yamlio import Document
+
+LIFTED = {"inventory": 10**7, "max_gpus": 10**7, "max_nodes": 10**6, "power_cap_w": 1e10, "budget": 1e9,
+          "target_ms": 1e7}
+"""A limit "lifted": the largest value its schema accepts (planner/schemas/plan.py), so the
+instance stays valid and a lifted power cap still leaves out GPUs without a power figure."""
 
 
 def _up(x: float, step: float) -> float:
@@ -57,57 +76,140 @@ def plan_and_relax(spec: PlanSpec, doc: Document | None = None, *, backend: str 
     return result
 
 
+def _least(at: Callable[[float], PlanResult], lo: float, hi: float, step: float, most: float
+           ) -> tuple[float, PlanResult] | None:
+    """The smallest value on multiples of ``step`` above ``lo`` (known to give no plan) at
+    which ``at`` (a solve of the patched instance) gives a plan: ``hi`` first, raised by
+    doubling up to ``most`` while it gives none, then bisected. None if ``most`` gives none."""
+    hi = max(hi, _up(lo + step, step))
+    r = at(hi)
+    while not r.plans:
+        if hi >= most or r.status != Status.INFEASIBLE.value:
+            return None            # no value works, or a solve ended without an answer
+        lo, hi = hi, min(most, _up(2 * hi, step))
+        r = at(hi)
+    best = (hi, r)
+    while hi - lo > step * (1 + 1e-9):
+        mid = _up((lo + hi) / 2, step)
+        if mid >= hi:
+            mid = _up(hi - step, step)
+        if mid <= lo:
+            break
+        r = at(mid)
+        if r.plans:
+            hi, best = mid, (mid, r)
+        else:
+            lo = mid
+    return best
+
+
+def _target(numeric: Callable[..., Relaxation], spec: PlanSpec, doc: Document | None, t: LatencyTarget,
+            calibration: str | None) -> Relaxation:
+    """A latency target, loosened: the smallest value any row reaches at the lowest load the
+    other limits allow is the candidate (nothing below it can work)."""
+    key, bare = t.path.split(".")[1], t.path.count(".") == 1
+    loose = _without(spec.slo, key, t.statistic)
+    smallest = _smallest_target(spec.model_copy(update={"slo": loose}), doc, t, calibration)
+    if smallest is None:
+        return Relaxation(t.path, t.seconds / MS, None, None, None)
+
+    def patch(ms: float) -> dict[str, Any]:
+        return {"slo": {key: ms}} if bare else {"slo": {key: {t.statistic: ms}}}
+
+    def update(ms: float) -> dict[str, Any]:
+        return {"slo": _with(loose, key, t.statistic, ms, bare=bare)}
+
+    return numeric(t.path, t.seconds / MS, patch, update, {"slo": loose}, LIFTED["target_ms"],
+                   0.01 if t.metric in ("tpot", "itl") else 1.0, lambda _: smallest / MS, lower=True)
+
+
+def _inventory(numeric: Callable[..., Relaxation], lim: Any, gid: str, count: int) -> Relaxation:
+    """An owned GPU type's count, raised: what a plan with the count lifted uses of it is the
+    candidate, bisected down from there."""
+    def update(v: float) -> dict[str, Any]:
+        return {"limits": lim.model_copy(update={"inventory": {**lim.inventory, gid: int(v)}})}
+
+    return numeric(f"limits.inventory.{gid}", count, lambda v: {"limits": {"inventory": {gid: v}}}, update,
+                   update(LIFTED["inventory"]), LIFTED["inventory"], 1.0,
+                   lambda r: sum(p.gpus for p in _first(r) if p.gpu == gid), lower=False, integer=True)
+
+
+def _first(r: PlanResult) -> list[Plan]:
+    """The deployments of the best plan (one per slot)."""
+    return [p for p in r.plans if p.rank == 1]
+
+
 def relaxations(spec: PlanSpec, doc: Document | None, *, backend: str, time_limit: float,
                 calibration: str | None = None) -> list[Relaxation]:
-    def solve(**update: Any) -> PlanResult:
-        relaxed = spec.model_copy(update=update)   # not re-validated: objectives here are internal
-        return plan(relaxed, doc, backend=backend, top_k=1, time_limit=time_limit,
-                    calibration=calibration)
+    def solve(objective: str | None = None, **update: Any) -> PlanResult:
+        relaxed = spec.model_copy(update=update | ({"objective": objective} if objective else {}))
+        # not re-validated: the objectives used here to find a candidate value are internal
+        return plan(relaxed, doc, backend=backend, top_k=1, time_limit=time_limit, calibration=calibration)
+
+    def limits(**kv: Any) -> dict[str, Any]:
+        return {"limits": lim.model_copy(update=kv)}
+
+    def search(**kv: Any) -> dict[str, Any]:
+        return {"search": s.model_copy(update=kv)}
+
+    def numeric(path: str, current: Any, patch: Callable[[float], dict], update: Callable[[float], dict],
+                lifted: dict[str, Any], most: float, step: float, candidate: Callable[[PlanResult], float],
+                lower: bool, objective: str | None = None, integer: bool = False) -> Relaxation:
+        """One numeric limit: solved with the limit ``lifted`` (for ``objective``, the limit's
+        own quantity, when there is one) for a candidate value, then ``_least`` on the patched
+        instance. ``lower``: no value below the candidate can work (an optimum of the limit's
+        quantity, the smallest a row reaches); otherwise the search starts above ``current``."""
+        free = solve(objective, **lifted)
+        if not free.plans:
+            return Relaxation(path, current, None, None, None)
+        start = _up(candidate(free), step)
+        found = _least(lambda v: solve(**update(v)), start - step if lower else float(current), start, step, most)
+        if found is None:
+            return Relaxation(path, current, None, None, None)
+        value, r = found
+        needed: Any = int(value) if integer else value
+        return Relaxation(path, current, needed, patch(needed), _summary(_first(r)[0]))
 
     out: list[Relaxation] = []
     slo, lim, s = spec.slo, spec.limits, spec.search
     for t in targets(slo):
-        key = t.path.split(".")[1]
-        unit = 0.01 if t.metric in ("tpot", "itl") else 1.0
-        loose = _without(slo, key, t.statistic)
-        smallest = _smallest_target(spec.model_copy(update={"slo": loose}), doc, t, calibration)
-        if smallest is None:
-            out.append(_make(t.path, t.seconds / MS, None, None, None))
-            continue
-        needed: Any = _up(smallest / MS, unit)
-        patch = {"slo": {key: needed}} if t.path.count(".") == 1 else {"slo": {key: {t.statistic: needed}}}
-        r = solve(slo=_with(loose, key, t.statistic, needed, bare=t.path.count(".") == 1))
-        out.append(_make(t.path, t.seconds / MS, needed, patch, r))
+        out.append(_target(numeric, spec, doc, t, calibration))
     if lim.budget_usd_per_hour is not None:
-        r = solve(limits=lim.model_copy(update={"budget_usd_per_hour": None}), objective="cost_per_hour")
-        needed = _up(r.plans[0].cost_per_hour, 0.01) if r.plans and r.plans[0].cost_per_hour else None
-        out.append(_make("limits.budget_usd_per_hour", lim.budget_usd_per_hour, needed,
-                         {"limits": {"budget_usd_per_hour": needed}}, r))
+        out.append(numeric("limits.budget_usd_per_hour", lim.budget_usd_per_hour,
+                           lambda v: {"limits": {"budget_usd_per_hour": v}},
+                           lambda v: limits(budget_usd_per_hour=v), limits(budget_usd_per_hour=LIFTED["budget"]),
+                           LIFTED["budget"], 0.01, lambda r: sum(p.cost_per_hour or 0.0 for p in _first(r)),
+                           lower=True, objective="cost_per_hour"))
     for gid, count in sorted(lim.inventory.items()):
-        rest = {k: v for k, v in lim.inventory.items() if k != gid}
-        r = solve(limits=lim.model_copy(update={"inventory": rest}), objective="gpus")
-        ok = bool(r.plans) and r.plans[0].gpu == gid
-        gpus_needed = r.plans[0].gpus if ok else None
-        out.append(_make(f"limits.inventory.{gid}", count, gpus_needed,
-                         {"limits": {"inventory": {gid: gpus_needed}}} if ok else None, r if ok else None))
+        out.append(_inventory(numeric, lim, gid, count))
     if s.max_gpus is not None:
-        r = solve(search=s.model_copy(update={"max_gpus": None}), objective="gpus")
-        max_needed = r.plans[0].gpus if r.plans else None
-        out.append(_make("search.max_gpus", s.max_gpus, max_needed, {"search": {"max_gpus": max_needed}}, r))
+        out.append(numeric("search.max_gpus", s.max_gpus, lambda v: {"search": {"max_gpus": v}},
+                           lambda v: search(max_gpus=int(v)), search(max_gpus=LIFTED["max_gpus"]), LIFTED["max_gpus"],
+                           1.0, lambda r: sum(p.gpus for p in _first(r)), lower=True, objective="gpus", integer=True))
+    if s.max_nodes is not None:
+        out.append(numeric("search.max_nodes", s.max_nodes, lambda v: {"search": {"max_nodes": v}},
+                           lambda v: search(max_nodes=int(v)), search(max_nodes=LIFTED["max_nodes"]),
+                           LIFTED["max_nodes"], 1.0, lambda r: sum(p.nodes for p in _first(r)), lower=False,
+                           integer=True))
+    if lim.power_cap_w is not None:
+        out.append(numeric("limits.power_cap_w", lim.power_cap_w, lambda v: {"limits": {"power_cap_w": v}},
+                           lambda v: limits(power_cap_w=v), limits(power_cap_w=LIFTED["power_cap_w"]),
+                           LIFTED["power_cap_w"], 1.0, lambda r: sum(p.power_w or 0.0 for p in _first(r)),
+                           lower=True, objective="power_w"))
     if s.quantizations is not None:
         best: tuple[str, PlanResult] | None = None
         for scheme in SCHEMES:
             if scheme in s.quantizations:
                 continue
-            r = solve(search=s.model_copy(update={"quantizations": [*s.quantizations, scheme]}))
+            r = solve(**search(quantizations=[*s.quantizations, scheme]))
             if r.plans and (best is None or _better(spec, r.plans[0], best[1].plans[0])):
                 best = (scheme, r)
         if best is None:
-            out.append(_make("search.quantizations", s.quantizations, None, None, None))
+            out.append(Relaxation("search.quantizations", s.quantizations, None, None, None))
         else:
             scheme, r = best
-            out.append(_make("search.quantizations", s.quantizations, [*s.quantizations, scheme],
-                             {"search": {"quantizations": [*s.quantizations, scheme]}}, r))
+            out.append(Relaxation("search.quantizations", s.quantizations, [*s.quantizations, scheme],
+                                  {"search": {"quantizations": [*s.quantizations, scheme]}}, _summary(r.plans[0])))
     return out
 
 
@@ -162,12 +264,6 @@ def _smallest_target(spec: PlanSpec, doc: Document | None, t: LatencyTarget, cal
 def _better(spec: PlanSpec, a: Plan, b: Plan) -> bool:
     return a.objective_value > b.objective_value if spec.objective == "throughput" else \
         a.objective_value < b.objective_value
-
-
-def _make(limit: str, current: Any, needed: Any, patch: dict | None, result: PlanResult | None) -> Relaxation:
-    if needed is None or result is None or not result.plans:
-        return Relaxation(limit, current, None, None, None)
-    return Relaxation(limit, current, needed, patch, _summary(result.plans[0]))
 
 
 def apply_patch(data: dict, patch: dict) -> dict:
