@@ -54,7 +54,18 @@ def test_class1_ctrl_c_on_cpsat_exits_130_with_the_plans_so_far(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "planner", "plan", str(ROOT / "instances" / "deepseek_v3.yaml"),
                              "--json", "--output", str(out), "--backend", "cpsat", "--top", "50"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
-    time.sleep(4)
+    # OR-Tools is imported when the solve starts (planner/backends/): wait for its library to be
+    # mapped, then give the solve time to rank some plans, so that a loaded machine still slow in
+    # its imports is not mistaken for a planner that loses its plans
+    maps, deadline = Path(f"/proc/{proc.pid}/maps"), time.monotonic() + 120
+    while maps.exists() and proc.poll() is None and time.monotonic() < deadline:
+        try:
+            if "ortools" in maps.read_text():
+                break
+        except OSError:
+            break
+        time.sleep(0.05)
+    time.sleep(3 if maps.exists() else 4)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, (proc.returncode, stderr[-2000:])
