@@ -264,22 +264,29 @@ class _Rows:
                                      f"{columns.output_tokens!r}")
                 index[role] = lower.index(name.strip().lower())
             unit = columns.timestamp_unit
+            ti, si, oi = index["timestamp"], index["input_tokens"], index["output_tokens"]
+            where = {k: f"{names[k]} (column {k + 1})" for k in (ti, si, oi)}
+            need = max(ti, si, oi)
             for row in reader:
                 line = reader.line_num
-                if not row or all(not c.strip() for c in row):
-                    continue
-                cells = {}
-                for role, k in index.items():
-                    where = f"{names[k]} (column {k + 1})"
-                    if k >= len(row):
-                        raise self.error(f"the row has {len(row)} columns, no {names[k]!r}", line, where,
+                try:      # the common row, fast; any doubt goes to the checks that locate what is wrong
+                    t = float(row[ti]) * _SECONDS[unit]
+                    s, o = int(row[si]), int(row[oi])
+                    fast = math.isfinite(t) and 0 <= s <= MAX_TOKENS and 0 <= o <= MAX_TOKENS
+                except (ValueError, IndexError, KeyError, OverflowError):
+                    fast = False
+                if not fast:
+                    if not row or all(not c.strip() for c in row):
+                        continue
+                    if need >= len(row):
+                        k = next(k for k in (ti, si, oi) if k >= len(row))
+                        raise self.error(f"the row has {len(row)} columns, no {names[k]!r}", line, where[k],
                                          accepted=f"{len(names)} columns, as the header")
-                    cells[role] = (row[k].strip(), where)
-                raw, where = cells["timestamp"]
-                t = self.datetime(raw, line, where) if unit == "datetime" else \
-                    self.number(raw, line, where) * _SECONDS[unit]
-                s = self.tokens(cells["input_tokens"][0], line, cells["input_tokens"][1])
-                o = self.tokens(cells["output_tokens"][0], line, cells["output_tokens"][1])
+                    raw = row[ti].strip()
+                    t = self.datetime(raw, line, where[ti]) if unit == "datetime" else \
+                        self.number(raw, line, where[ti]) * _SECONDS[unit]
+                    s = self.tokens(row[si].strip(), line, where[si])
+                    o = self.tokens(row[oi].strip(), line, where[oi])
                 self.add(line, t, s, o, None)
         except csv.Error as exc:
             raise self.error(f"not a readable CSV row: {exc}", reader.line_num + 1) from None
