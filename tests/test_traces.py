@@ -462,8 +462,12 @@ def test_planner_trace_plot(tmp_path):
     r = RUNNER.invoke(app, ["trace", f, "--plot", str(png)])
     assert r.exit_code == 0, r.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    r = RUNNER.invoke(app, ["trace", f, "--plot", f])          # never over the trace it read
-    assert r.exit_code == 2 and "refusing to overwrite" in r.output
+    r = RUNNER.invoke(app, ["trace", f, "--plot", f])          # a PNG, never over the trace it read
+    assert r.exit_code == 2 and ".png" in r.output
+    same = tmp_path / "t.png"
+    same.write_bytes(b"x")
+    r = RUNNER.invoke(app, ["trace", str(same), "--plot", str(same)])
+    assert r.exit_code == 2 and "refusing to overwrite" in r.output and same.read_bytes() == b"x"
 
 
 # --- the shipped samples and their instances -------------------------------------------------------

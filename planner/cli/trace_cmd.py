@@ -17,7 +17,7 @@ from planner.resolve.workload import trace_figures
 from planner.schemas.common import TraceFields
 from planner.traces.figures import TraceSummary
 from planner.traces.read import BLOCK_TOKENS, FORMATS, Trace
-from planner.yamlio import Document, write_atomically
+from planner.yamlio import Document, check_output, write_atomically
 
 EPILOG = (
     "Example: planner trace ../shared/traces/mooncake-conversation.jsonl --plot trace.png\n\n"
@@ -52,6 +52,11 @@ def trace_command(
     """Summarise a request trace: requests, span, rate (mean, peak minute), lengths, burstiness, prefix reuse."""
 
     def run() -> None:
+        if plot is not None:
+            if plot.suffix.lower() != ".png":
+                raise InputError("the plot is a PNG file", path="--plot", value=str(plot), accepted="a path ending in .png")
+            _pyplot()
+            check_output(plot, protected=(file,), option="--plot")       # before the work, not after
         data: dict[str, Any] = {"trace": str(file), "rate_scale": rate_scale, "block_tokens": block_tokens}
         if fmt is not None:
             data["format"] = fmt.value
@@ -125,14 +130,18 @@ def render_trace(s: TraceSummary) -> str:
     return to_text(*out)
 
 
-def _plot(part: Trace, s: TraceSummary, path: Path, source: Path) -> None:
+def _pyplot() -> Any:
     try:
         import matplotlib
     except ImportError:
         raise InputError("--plot needs matplotlib", path="--plot", accepted="pip install matplotlib") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    return plt
 
+
+def _plot(part: Trace, s: TraceSummary, path: Path, source: Path) -> None:
+    plt = _pyplot()
     fig, (ax_rate, ax_in, ax_out) = plt.subplots(1, 3, figsize=(15, 4.2))
     m = s.minutes
     rates = [r if r is not None else 0.0 for r in m.rates]
