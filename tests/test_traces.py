@@ -351,6 +351,7 @@ def test_a_periodic_trace_gets_the_floor_burstiness(tmp_path):
     ("{trace: t.jsonl, rate_scale: 0}", "workload.rate_scale", "greater than 0"),
     ("{trace: t.jsonl, window: {start_s: 5, end_s: 5}}", "workload.window", "after"),
     ("{trace: t.jsonl, format: parquet}", "workload.format", None),
+    ("{trace: t.jsonl, demand: {requests_per_s: 1}, rate_scale: 2}", "workload", "rate_scale scales"),
 ])
 def test_bad_trace_keys_are_located(tmp_path, workload, path, message):
     (tmp_path / "t.jsonl").write_text(_mooncake(TRACE))
@@ -375,6 +376,13 @@ def test_trace_problems_found_when_resolving_are_located(tmp_path):
     (tmp_path / "long.jsonl").write_text(_mooncake([(0, 131_000, 100, list(range(256))), (5, 10, 10, [1])]))
     spec, doc = _plan(tmp_path, "{trace: long.jsonl}")
     _located(lambda: resolve(spec, doc), path_has="workload.trace", message_has="context")
+
+
+def test_a_dumped_spec_validates_again(tmp_path):
+    (tmp_path / "t.jsonl").write_text(_mooncake(TRACE))
+    for workload in ("{trace: t.jsonl, rate_scale: 2, window: {start_s: 1}}", "{input_tokens: 10, output_tokens: 5}"):
+        spec, _ = _plan(tmp_path, workload)
+        assert PlanSpec.model_validate(spec.model_dump()) == spec
 
 
 def test_cost_per_hour_takes_a_traces_rate_as_the_demand(tmp_path):

@@ -154,8 +154,8 @@ class TraceFields(Strict):
     @model_validator(mode="after")
     def _trace_or_lengths(self) -> TraceFields:
         lengths = [k for k in ("input_tokens", "output_tokens") if getattr(self, k, None) is not None]
-        if self.trace is None:
-            stray = [k for k in TRACE_KEYS if k in self.model_fields_set]
+        if self.trace is None:      # a key at its default is no stray one: a dumped spec validates again
+            stray = [k for k in TRACE_KEYS if getattr(self, k) != type(self).model_fields[k].default]
             if stray:
                 raise ValueError(f"{', '.join(stray)} describe{'s' if len(stray) == 1 else ''} a trace: give trace: "
                                  "FILE, or leave them out")
@@ -167,7 +167,7 @@ class TraceFields(Strict):
         if (self.format == "csv") != (self.columns is not None):
             raise ValueError("format csv needs columns: {timestamp, input_tokens, output_tokens}"
                              if self.format == "csv" else "columns is for format csv only: add format: csv")
-        if getattr(self, "demand", None) is not None and "rate_scale" in self.model_fields_set:
+        if getattr(self, "demand", None) is not None and self.rate_scale != 1.0:
             raise ValueError("rate_scale scales the trace's rate; with a demand, the demand sets the rate: give "
                              "one of them")
         return self
