@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import UnionType
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, BinaryIO, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -178,8 +178,8 @@ def was_read(path: str | os.PathLike) -> bool:
     return (st.st_dev, st.st_ino) in _READ
 
 
-def read_text_bounded(path: str | os.PathLike, max_bytes: int, what: str = "file") -> str:
-    """Read a user's text file: regular file, at most ``max_bytes``, UTF-8 (a BOM is allowed).
+def open_bounded(path: str | os.PathLike, max_bytes: int, what: str = "file") -> BinaryIO:
+    """Open a user's file for reading in binary: a regular file of at most ``max_bytes``.
     Every failure is an InputError naming the file; the file is recorded as read."""
     name = str(path)
     try:
@@ -192,13 +192,24 @@ def read_text_bounded(path: str | os.PathLike, max_bytes: int, what: str = "file
         size = os.path.getsize(path)
         if size > max_bytes:
             raise InputError(f"file is {size} bytes, above the limit of {max_bytes} bytes", file=name)
-        with open(path, "rb") as fh:
-            raw = fh.read(max_bytes + 1)
+        fh = open(path, "rb")
     except OSError as exc:
         raise InputError(f"cannot read {what}: {exc.strerror or exc}", file=name) from None
+    record_read(path)
+    return fh
+
+
+def read_text_bounded(path: str | os.PathLike, max_bytes: int, what: str = "file") -> str:
+    """Read a user's text file: regular file, at most ``max_bytes``, UTF-8 (a BOM is allowed).
+    Every failure is an InputError naming the file; the file is recorded as read."""
+    name = str(path)
+    with open_bounded(path, max_bytes, what) as fh:
+        try:
+            raw = fh.read(max_bytes + 1)
+        except OSError as exc:
+            raise InputError(f"cannot read {what}: {exc.strerror or exc}", file=name) from None
     if len(raw) > max_bytes:
         raise InputError(f"file is above the limit of {max_bytes} bytes", file=name)
-    record_read(path)
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 STAGES: tuple[tuple[str, int], ...] = (
     # shared infrastructure: importable from everywhere
     ("planner.errors", 0), ("planner.units", 0), ("planner.yamlio", 0), ("planner.pricing", 0),
-    ("planner.catalog", 0),
+    ("planner.catalog", 0), ("planner.traces", 0),
     ("planner.physics", 1), ("planner.schemas", 2), ("planner.resolve", 3), ("planner.candidates", 4),
     ("constraints", 5), ("planner.backends", 6), ("planner.simulate", 7), ("planner.plan", 7), ("planner.fleet", 7),
     ("planner.whatif", 8),

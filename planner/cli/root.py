@@ -6,7 +6,17 @@ from typing import Annotated
 
 import typer
 
-from planner.cli import common, estimate_cmd, fidelity_cmd, fleet_cmd, launch_cmd, plan_cmd, report_cmd, whatif_cmd
+from planner.cli import (
+    common,
+    estimate_cmd,
+    fidelity_cmd,
+    fleet_cmd,
+    launch_cmd,
+    plan_cmd,
+    report_cmd,
+    trace_cmd,
+    whatif_cmd,
+)
 
 app = typer.Typer(
     name="planner",
@@ -109,3 +119,4 @@ app.command("sweep", epilog=whatif_cmd.SWEEP_EPILOG)(whatif_cmd.sweep_command)
 app.command("pareto", epilog=whatif_cmd.PARETO_EPILOG)(whatif_cmd.pareto_command)
 app.command("launch", epilog=launch_cmd.EPILOG)(launch_cmd.launch_command)
 app.command("report", epilog=report_cmd.EPILOG)(report_cmd.report_command)
+app.command("trace", epilog=trace_cmd.EPILOG)(trace_cmd.trace_command)

@@ -22,11 +22,12 @@ from planner.physics.options import PRESETS, Assumptions
 from planner.physics.quant import DEFAULT_SCHEMES, KV_DTYPES, SCHEMES
 from planner.physics.space import KV_NAMES, SCHEME_NAMES, GpuTable
 from planner.resolve.calibration import calibrated
-from planner.resolve.workload import DemandSpec, LatencyTarget, Lengths, demand, lengths, targets
+from planner.resolve.workload import DemandSpec, LatencyTarget, Lengths, demand, from_trace, lengths, targets
 from planner.schemas.common import CatalogExtras, HfConfigRef, ModelRef
 from planner.schemas.estimate import EstimateSpec
-from planner.schemas.fleet import FleetSpec
-from planner.schemas.plan import PlanSpec, Slo
+from planner.schemas.fleet import FleetSpec, FleetWorkload
+from planner.schemas.plan import PlanSpec, Slo, Workload
+from planner.traces.figures import TraceSummary
 from planner.yamlio import Document
 
 COST_OBJECTIVES = ("cost_per_million_tokens", "cost_per_hour")
@@ -49,6 +50,7 @@ class Slot:
     pools: tuple[str, ...] | None = None   # the pools a fleet workload may run in (None: any)
     disaggregation: str = "never"       # never | always | auto: the roles its rows take (docs/disaggregation.md)
     kv_link: str = "inter"              # the KV link between its pools: inter | intra
+    trace: TraceSummary | None = None   # the figures of the trace the workload was read from (docs/workloads.md)
 
     @property
     def input_tokens(self) -> float:
@@ -188,7 +190,8 @@ def _workload(s: Slot) -> dict[str, Any]:
             "num_kv_heads": m.num_kv_heads, "num_experts": m.moe.num_experts if m.moe else 0,
             "max_context_tokens": m.max_context_tokens, "input_tokens_mean": s.input.mean,
             "input_tokens_max": s.input.max, "output_tokens_mean": s.output.mean, "output_tokens_max": s.output.max,
-            "demand": None if d is None else {"kind": d.kind, "value": d.value, "requests_per_s": d.requests_per_s}}
+            "demand": None if d is None else {"kind": d.kind, "value": d.value, "requests_per_s": d.requests_per_s},
+            "trace": None if s.trace is None else s.trace.to_dict()}
 
 
 def catalog_digest(gpus: tuple[Gpu, ...]) -> str:
@@ -205,7 +208,7 @@ def resolve(spec: PlanSpec, doc: Document | None = None, calibration: str | None
     catalog = resolve_catalog_with_extras(spec.catalog, spec.extra_catalog, doc, catalog)
     model = resolve_model(spec.model, catalog, doc, ("model",))
     w = spec.workload
-    slot = _slot("main", model, w.input_tokens, w.output_tokens, w.demand, spec.slo, "workload", where)
+    slot = _slot("main", model, w, spec.slo, "workload", where)
     priced = spec.objective in COST_OBJECTIVES or spec.limits.budget_usd_per_hour is not None
     return _resolve_shared(spec, doc, calibration, catalog, (slot,), priced)
 
@@ -222,7 +225,7 @@ def resolve_fleet(spec: FleetSpec, doc: Document | None = None, calibration: str
     slots = []
     for i, w in enumerate(spec.workloads):
         model = resolve_model(w.model, catalog, doc, ("workloads", i, "model"))
-        slot = _slot(w.name, model, w.input_tokens, w.output_tokens, w.demand, w.slo, f"workloads[{i}]", where)
+        slot = _slot(w.name, model, w, w.slo, f"workloads[{i}]", where)
         slots.append(replace(slot, weight=w.weight, pools=tuple(w.pools) if w.pools else None,
                              disaggregation=w.disaggregation or spec.disaggregation, kv_link=spec.kv_link))
     problem = _resolve_shared(spec, doc, calibration, catalog, tuple(slots), True)
@@ -281,19 +284,27 @@ def _with_pools(spec: FleetSpec, catalog: Catalog, where: dict[str, Any]) -> tup
     return spec, Catalog(gpus=gpus, models=catalog.models)
 
 
-def _slot(name: str, model: ModelSpec, input_tokens: Any, output_tokens: Any, demand_spec: Any, slo: Slo,
-          path: str, where: dict[str, Any]) -> Slot:
-    try:
-        isl = lengths(input_tokens, f"{path}.input_tokens")
-        osl = lengths(output_tokens, f"{path}.output_tokens")
-    except ValueError as exc:
-        raise InputError(str(exc).split(": ", 1)[1], path=str(exc).split(": ", 1)[0], **where) from None
+def _slot(name: str, model: ModelSpec, w: Workload | FleetWorkload, slo: Slo, path: str,
+          where: dict[str, Any]) -> Slot:
+    """A workload's slot: its lengths and demand, stated or from its trace."""
+    summary = None
+    if w.trace is not None:
+        t = from_trace(w, where["file"], path)
+        isl, osl, need, summary = t.input, t.output, t.demand, t.summary
+    else:
+        try:
+            isl = lengths(w.input_tokens, f"{path}.input_tokens")     # type: ignore[arg-type]
+            osl = lengths(w.output_tokens, f"{path}.output_tokens")   # type: ignore[arg-type]
+        except ValueError as exc:
+            raise InputError(str(exc).split(": ", 1)[1], path=str(exc).split(": ", 1)[0], **where) from None
+        need = demand(w.demand, osl)
     if isl.max + osl.max > model.max_context_tokens:
-        raise InputError(f"input + output tokens exceed {model.name}'s context of {model.max_context_tokens}",
-                         path=f"{path}.input_tokens", value=isl.max + osl.max,
+        longest = "the trace's longest prompt + longest output" if summary else "input + output tokens"
+        raise InputError(f"{longest} exceed {model.name}'s context of {model.max_context_tokens}",
+                         path=f"{path}.{'trace' if summary else 'input_tokens'}", value=isl.max + osl.max,
                          accepted=f"<= {model.max_context_tokens} in total", **where)
     return Slot(name=name, model=model, input=isl, output=osl, slo=slo, targets=targets(slo, _slo_path(path)),
-                demand=demand(demand_spec, osl), path=path)
+                demand=need, path=path, trace=summary)
 
 
 def _slo_path(path: str) -> str:

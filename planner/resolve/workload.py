@@ -1,17 +1,24 @@
 """A workload as the load model reads it: length distributions (mean, squared coefficient
 of variation, and a discrete support for the simulator), latency targets as (metric,
 statistic, seconds) with their spec paths, and the demand in one unit (docs/load.md,
-docs/instances.md)."""
+docs/instances.md); or all of it from a request trace (docs/workloads.md)."""
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from planner.schemas.plan import STATISTICS, Demand, LengthDistribution, Slo
+from planner.errors import InputError
+from planner.schemas.common import TraceFields
+from planner.schemas.plan import MAX_DEMAND_TOKENS_PER_S, STATISTICS, Demand, LengthDistribution, Slo
+from planner.traces.figures import TraceSummary, summarise, window
+from planner.traces.read import Columns, Trace, file_stamp, read_trace
 from planner.units import MS
+from planner.yamlio import record_read
 
 _Z = {"p50": 0.0, "p90": 1.2815515655446004, "p99": 2.3263478740408408}
 BUCKETS = 32
@@ -37,11 +44,8 @@ def lengths(x: int | LengthDistribution, path: str) -> Lengths:
     if isinstance(x, int):
         return Lengths(float(x), 0.0, (float(x),), (1.0,))
     if x.histogram is not None:
-        v = np.array([t for t, _ in x.histogram], dtype=float)
-        w = np.array([q for _, q in x.histogram], dtype=float)
-        w = w / w.sum()
-        mean = float(v @ w)
-        return Lengths(mean, float(((v - mean) ** 2) @ w) / mean**2, tuple(v.tolist()), tuple(w.tolist()))
+        return _discrete(np.array([t for t, _ in x.histogram], dtype=float),
+                         np.array([q for _, q in x.histogram], dtype=float))
     mean = float(x.mean or 1)
     sigma = _lognormal_sigma(x, mean, path)
     if sigma == 0.0:
@@ -50,6 +54,18 @@ def lengths(x: int | LengthDistribution, path: str) -> Lengths:
     qs = (np.arange(BUCKETS) + 0.5) / BUCKETS
     values = np.maximum(1.0, np.round(np.exp(mu + sigma * _probit(qs))))
     return Lengths(mean, math.exp(sigma**2) - 1.0, tuple(values.tolist()), tuple([1.0 / BUCKETS] * BUCKETS))
+
+
+def empirical(tokens: np.ndarray) -> Lengths:
+    """The lengths observed in a trace as a histogram: each distinct value with its share."""
+    values, counts = np.unique(np.asarray(tokens), return_counts=True)
+    return _discrete(values.astype(float), counts.astype(float))
+
+
+def _discrete(v: np.ndarray, w: np.ndarray) -> Lengths:
+    w = w / w.sum()
+    mean = float(v @ w)
+    return Lengths(mean, float(((v - mean) ** 2) @ w) / mean**2, tuple(v.tolist()), tuple(w.tolist()))
 
 
 def _lognormal_sigma(x: LengthDistribution, mean: float, path: str) -> float:
@@ -144,3 +160,84 @@ def demand(d: Demand | None, output: Lengths) -> DemandSpec | None:
         return DemandSpec("clients", float(d.concurrency), None, 1.0)
     rps = d.requests_per_s if d.requests_per_s is not None else d.output_tokens_per_s / output.mean  # type: ignore
     return DemandSpec("tokens_per_s", rps * output.mean, rps, d.arrival.cv**2)
+
+
+CV2_FLOOR = 1e-4
+"""Burstiness given to the load model for a trace whose arrivals are (nearly) periodic: its
+gamma arrivals need a CV above 0 (CV 0.01 is periodic for every purpose here)."""
+
+
+@dataclass(frozen=True)
+class TraceWorkload:
+    """What a workload takes from its trace: the lengths, the demand (the workload's own if it
+    states one, else the trace's rate and burstiness) and the trace's figures."""
+
+    input: Lengths
+    output: Lengths
+    demand: DemandSpec | None
+    summary: TraceSummary
+
+
+def from_trace(w: TraceFields, file: str | None, path: str) -> TraceWorkload:
+    """A workload's trace (``w.trace``, relative to the instance ``file``) as lengths, demand and
+    figures. Without a stated demand, the demand is the trace's mean request rate (times
+    ``rate_scale``) arriving with its burstiness; ``path``: the workload's YAML path."""
+    part, summary = trace_figures(w, file, path, () if w.cache_blocks is None else (w.cache_blocks,))
+    isl, osl = empirical(part.input_tokens), empirical(part.output_tokens)
+    d = getattr(w, "demand", None)
+    if d is not None:
+        return TraceWorkload(isl, osl, demand(d, osl), summary)
+    rate, cv2 = summary.arrivals.rate_per_s, summary.arrivals.burstiness
+    if rate is None or cv2 is None:
+        raise InputError(f"the trace has no request rate: its {summary.requests} request(s) arrive at one instant",
+                         file=file, path=f"{path}.{'window' if w.window is not None else 'trace'}", value=w.trace,
+                         accepted="a trace (or window) with requests at two times or more, or a demand")
+    if rate * osl.max > MAX_DEMAND_TOKENS_PER_S:
+        raise InputError(f"the trace's {rate:.4g} requests/s x {osl.max:.0f} output tokens is above the limit of "
+                         f"{MAX_DEMAND_TOKENS_PER_S:.0e} output tokens/s", file=file, path=f"{path}.rate_scale",
+                         value=w.rate_scale, accepted="a smaller rate_scale")
+    return TraceWorkload(isl, osl, DemandSpec("tokens_per_s", rate * osl.mean, rate, max(cv2, CV2_FLOOR)), summary)
+
+
+def trace_figures(w: TraceFields, file: str | None, path: str,
+                  cache_blocks: tuple[int, ...] = ()) -> tuple[Trace, TraceSummary]:
+    """The requests of ``w``'s trace in its window, and their figures (docs/workloads.md), with
+    the prefix reuse of an LRU cache of each size in ``cache_blocks``. The trace file is
+    relative to ``file`` (the instance; None: the working directory); errors name the
+    trace's line and column and, with ``path``, the YAML key that named it."""
+    assert w.trace is not None
+    target = Path(w.trace)
+    target = target if target.is_absolute() or file is None else Path(file).parent / target
+    columns = Columns(**w.columns.model_dump()) if w.columns is not None else None
+    try:
+        stamp = file_stamp(str(target))
+    except OSError:
+        stamp = (str(target), -1, -1)       # read_trace names what is wrong with it
+    try:
+        trace = _read(stamp, str(target), w.format, columns, w.block_tokens)
+    except InputError as exc:
+        where = f"{file}: {path}.trace" if file else f"{path}.trace" if path else None
+        raise InputError(f"{exc.message}{f' (the trace of {where})' if where else ''}", file=exc.file,
+                         path=exc.path, value=exc.value, accepted=exc.accepted, line=exc.line) from None
+    record_read(target)
+    start, end = (w.window.start_s, w.window.end_s) if w.window is not None else (0.0, None)
+    try:
+        summary = _summary(trace, w.rate_scale, start, end, cache_blocks)
+    except ValueError as exc:
+        raise InputError(str(exc), file=file, path=f"{path}.window" if path else "window",
+                         accepted="a window that holds requests") from None
+    return window(trace, start, end), summary
+
+
+@functools.lru_cache(maxsize=4)
+def _read(stamp: tuple, target: str, fmt: str | None, columns: Columns | None, block_tokens: int) -> Trace:
+    """A trace read once per content (``stamp``: path, size, time) while it is in use: a sweep
+    resolves the same trace for every scenario."""
+    return read_trace(target, fmt, columns, block_tokens)
+
+
+@functools.lru_cache(maxsize=16)
+def _summary(trace: Trace, rate_scale: float, start: float, end: float | None,
+             cache_blocks: tuple[int, ...]) -> TraceSummary:
+    """A trace's figures, computed once per trace (an object of ``_read``'s cache) and window."""
+    return summarise(trace, rate_scale=rate_scale, start_s=start, end_s=end, cache_blocks=cache_blocks)

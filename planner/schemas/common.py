@@ -7,13 +7,14 @@ of ownership (docs/model.md section 8).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from planner.catalog.schema import Gpu, NotBool
 from planner.catalog.store import ModelSpec
 from planner.errors import MissingDataError
+from planner.traces.read import BLOCK_TOKENS
 from planner.units import HOURS_PER_MONTH, HOURS_PER_YEAR
 
 
@@ -107,3 +108,79 @@ class CatalogExtras(Strict):
 
     gpus: dict[str, dict[str, Any]] = {}
     models: dict[str, dict[str, Any]] = {}
+
+
+class TraceColumns(Strict):
+    """Where a CSV trace (format csv) keeps each field: header names, and the timestamps' unit."""
+
+    timestamp: str = Field(min_length=1, max_length=200, description="the arrival time's column")
+    input_tokens: str = Field(min_length=1, max_length=200, description="the prompt tokens' column")
+    output_tokens: str = Field(min_length=1, max_length=200, description="the output tokens' column")
+    timestamp_unit: Literal["s", "ms", "us", "datetime"] = Field(
+        "s", description="seconds, milliseconds or microseconds (numbers), or ISO 8601 date-times")
+
+
+class TraceWindow(Strict):
+    """The part of a trace to plan for: seconds from its first request, on its own clock."""
+
+    start_s: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False), NotBool] = 0.0
+    end_s: Annotated[float, Field(gt=0, le=1e9, allow_inf_nan=False), NotBool] | None = Field(
+        None, description="default: the end of the trace")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TraceWindow:
+        if self.end_s is not None and self.end_s <= self.start_s:
+            raise ValueError(f"window.end_s ({self.end_s:g}) must be after window.start_s ({self.start_s:g})")
+        return self
+
+
+TRACE_KEYS = ("format", "columns", "rate_scale", "window", "cache_blocks", "block_tokens")
+
+
+class TraceFields(Strict):
+    """A workload read from a request trace (docs/workloads.md), shared by the plan's
+    ``workload`` and each of a fleet's ``workloads``: the trace gives the length
+    distributions, and without a ``demand`` the request rate (times ``rate_scale``) and the
+    arrivals' burstiness. The class that uses it declares ``input_tokens``,
+    ``output_tokens`` and ``demand``."""
+
+    trace: str | None = Field(None, min_length=1, max_length=4096,
+                              description="request trace file, relative to this file (docs/workloads.md)")
+    format: Literal["mooncake", "azure", "burstgpt", "csv"] | None = Field(
+        None, description="the trace's format; default: told from the file (JSON lines: mooncake; a CSV header: "
+        "azure or burstgpt)")
+    columns: TraceColumns | None = Field(None, description="format csv: the columns to read")
+    rate_scale: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False), NotBool] = Field(
+        1.0, description="replay the trace this many times faster: its request rate times this")
+    window: TraceWindow | None = Field(None, description="plan for the requests in [start_s, end_s) only")
+    cache_blocks: Annotated[int, Field(ge=1, le=10**9), NotBool] | None = Field(
+        None, description="also report the prefix reuse of an LRU cache of this many blocks (besides an "
+        "unbounded cache)")
+    block_tokens: Annotated[int, Field(ge=1, le=1 << 20), NotBool] = Field(
+        BLOCK_TOKENS, description="prompt tokens per hash id (mooncake)")
+
+    @property
+    def rate_given(self) -> bool:
+        """Whether the workload states a demand, itself or through its trace."""
+        return getattr(self, "demand", None) is not None or self.trace is not None
+
+    @model_validator(mode="after")
+    def _trace_or_lengths(self) -> TraceFields:
+        lengths = [k for k in ("input_tokens", "output_tokens") if getattr(self, k, None) is not None]
+        if self.trace is None:      # a key at its default is no stray one: a dumped spec validates again
+            stray = [k for k in TRACE_KEYS if getattr(self, k) != type(self).model_fields[k].default]
+            if stray:
+                raise ValueError(f"{', '.join(stray)} describe{'s' if len(stray) == 1 else ''} a trace: give trace: "
+                                 "FILE, or leave them out")
+            if len(lengths) < 2:
+                raise ValueError("give input_tokens and output_tokens, or trace: FILE (docs/workloads.md)")
+            return self
+        if lengths:
+            raise ValueError(f"a trace gives the lengths: leave out {' and '.join(lengths)}, or the trace")
+        if (self.format == "csv") != (self.columns is not None):
+            raise ValueError("format csv needs columns: {timestamp, input_tokens, output_tokens}"
+                             if self.format == "csv" else "columns is for format csv only: add format: csv")
+        if getattr(self, "demand", None) is not None and self.rate_scale != 1.0:
+            raise ValueError("rate_scale scales the trace's rate; with a demand, the demand sets the rate: give "
+                             "one of them")
+        return self

@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 
 from planner.catalog.schema import NotBool
 from planner.errors import InputError
-from planner.schemas.common import CatalogExtras, Distinct, ModelRef, Strict
+from planner.schemas.common import CatalogExtras, Distinct, ModelRef, Strict, TraceFields
 from planner.schemas.plan import Degree, Demand, Lengths, Limits, Prices, Search, Slo, Weight, demand_in_range
 from planner.yamlio import Document, load_yaml
 
@@ -24,15 +24,17 @@ Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][
 MAX_WORKLOADS = 1000
 
 
-class FleetWorkload(Strict):
-    """One workload: a model serving a demand at its lengths and latency targets."""
+class FleetWorkload(TraceFields):
+    """One workload: a model serving a demand at its lengths and latency targets, stated or
+    read from a request trace (docs/workloads.md)."""
 
     name: Name = Field(description="unique; names the workload in the report")
     model: ModelRef
-    input_tokens: Lengths = Field(description="prompt tokens per request: a number or a distribution")
-    output_tokens: Lengths = Field(description="generated tokens per request: a number or a distribution")
-    demand: Demand = Field(description="what the fleet must serve: requests_per_s, output_tokens_per_s or "
-                           "concurrency")
+    input_tokens: Lengths | None = Field(None, description="prompt tokens per request: a number or a distribution")
+    output_tokens: Lengths | None = Field(None, description="generated tokens per request: a number or a "
+                                          "distribution")
+    demand: Demand | None = Field(None, description="what the fleet must serve: requests_per_s, "
+                                  "output_tokens_per_s or concurrency (default with a trace: its rate)")
     slo: Slo = Slo()
     weight: Weight = Field(1.0, description="priority when not every demand can be served (objective "
                            "served_demand): the served share of this workload counts weight times")
@@ -45,6 +47,9 @@ class FleetWorkload(Strict):
 
     @model_validator(mode="after")
     def _demand_in_range(self) -> FleetWorkload:
+        if self.demand is None and self.trace is None:
+            raise ValueError("give demand (requests_per_s, output_tokens_per_s or concurrency), or trace: FILE "
+                             "whose rate is the demand")
         demand_in_range(self.demand, self.output_tokens)
         return self
 
@@ -145,7 +150,7 @@ class FleetSpec(Strict):
             if mode == "never":
                 continue
             where = ("workloads", i, "disaggregation") if w.disaggregation else ("disaggregation",)
-            if w.demand.concurrency is not None:
+            if w.demand is not None and w.demand.concurrency is not None:
                 out.append((where, mode, f"workloads[{i}] has a closed-loop demand (concurrency): disaggregation "
                             "is planned for an open-loop rate only", "never, or demand: {requests_per_s: ...} or "
                             "{output_tokens_per_s: ...}"))

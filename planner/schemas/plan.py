@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 from planner.catalog.schema import NotBool
 from planner.errors import InputError
-from planner.schemas.common import CatalogExtras, Distinct, ModelRef, Price, Strict, Tco
+from planner.schemas.common import CatalogExtras, Distinct, ModelRef, Price, Strict, Tco, TraceFields
 from planner.yamlio import Document, load_yaml
 
 SCHEMA_VERSION = 1
@@ -96,9 +96,12 @@ class LengthDistribution(Strict):
 Lengths = Tokens | LengthDistribution
 
 
-class Workload(Strict):
-    input_tokens: Lengths = Field(description="prompt tokens per request: a number or a distribution")
-    output_tokens: Lengths = Field(description="generated tokens per request: a number or a distribution")
+class Workload(TraceFields):
+    """Stated lengths (and optionally a demand), or a request trace (docs/workloads.md)."""
+
+    input_tokens: Lengths | None = Field(None, description="prompt tokens per request: a number or a distribution")
+    output_tokens: Lengths | None = Field(None, description="generated tokens per request: a number or a "
+                                          "distribution")
     demand: Demand | None = None
 
     @model_validator(mode="after")
@@ -107,10 +110,13 @@ class Workload(Strict):
         return self
 
 
-def demand_in_range(d: Demand | None, output_tokens: Lengths) -> None:
-    """A request rate whose output-token rate is beyond any fleet is refused (ValueError)."""
+def demand_in_range(d: Demand | None, output_tokens: Lengths | None) -> None:
+    """A request rate whose output-token rate is beyond any fleet is refused (ValueError); with
+    a trace (no stated lengths) the resolver checks it (planner/resolve/workload.py)."""
+    if d is None or d.requests_per_s is None or output_tokens is None:
+        return
     out = output_tokens if isinstance(output_tokens, int) else _largest(output_tokens)
-    if d is not None and d.requests_per_s is not None and d.requests_per_s * out > MAX_DEMAND_TOKENS_PER_S:
+    if d.requests_per_s * out > MAX_DEMAND_TOKENS_PER_S:
         raise ValueError(f"demand.requests_per_s x output_tokens is {d.requests_per_s * out:.3g} "
                          f"output tokens/s, above the limit of {MAX_DEMAND_TOKENS_PER_S:.0e}")
 
@@ -217,8 +223,9 @@ class PlanSpec(Strict):
 
     @model_validator(mode="after")
     def _objective_is_bounded(self) -> PlanSpec:
-        if self.objective == "cost_per_hour" and self.workload.demand is None:
-            raise ValueError("objective cost_per_hour needs workload.demand (otherwise one cheapest replica wins)")
+        if self.objective == "cost_per_hour" and not self.workload.rate_given:
+            raise ValueError("objective cost_per_hour needs workload.demand or workload.trace (otherwise one "
+                             "cheapest replica wins)")
         owned = bool(self.limits.inventory) and not self.limits.rent_outside_inventory
         if self.objective == "throughput" and not (
                 self.limits.budget_usd_per_hour is not None or owned or self.search.max_gpus):

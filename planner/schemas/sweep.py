@@ -43,7 +43,8 @@ class Change(Strict):
     """One scenario's changes to the base instance; a field left out keeps the base's value."""
 
     demand_multiplier: Multiplier | None = Field(
-        None, description="multiplies workload.demand (requests/s, output tokens/s, or clients rounded, >= 1)")
+        None, description="multiplies workload.demand (requests/s, output tokens/s, or clients rounded, >= 1), or "
+        "a trace's rate_scale")
     budget_usd_per_hour: Budget | None = Field(
         None, description="replaces limits.budget_usd_per_hour (in a grid, null: no budget)")
     prices: dict[str, Price] = Field({}, description="$/GPU-hour per GPU, merged into prices.usd_per_gpu_hour")

@@ -94,7 +94,7 @@ def pareto(spec: PlanSpec, doc: Document | None = None, *, x: str = "ttft", stat
     """Cost against the latency ``statistic`` of ``x``, ``points`` epsilon-constraint solves."""
     if x not in METRICS or statistic not in PARETO_STATISTICS or statistic not in STATISTICS:
         raise ValueError(f"x must be one of {METRICS} and statistic one of {PARETO_STATISTICS}")
-    objective = "cost_per_hour" if spec.workload.demand is not None else "cost_per_million_tokens"
+    objective = "cost_per_hour" if spec.workload.rate_given else "cost_per_million_tokens"
     unit = "$/hour" if objective == "cost_per_hour" else "$ per million output tokens"
     out = ParetoResult(x=x, statistic=statistic, objective=objective, unit=unit)
 

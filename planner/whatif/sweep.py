@@ -139,11 +139,14 @@ def apply(base: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
         name, _, key = axis.partition(".")
         if name == "demand_multiplier":
             fleet = isinstance(data.get("workloads"), list)
-            demands = [w.get("demand") for w in data["workloads"] if isinstance(w, dict)] if fleet else \
-                [(data.get("workload") or {}).get("demand")]
-            for demand in demands:
+            holders = [w for w in data["workloads"] if isinstance(w, dict)] if fleet else [data.get("workload") or {}]
+            for holder in holders:
+                demand = holder.get("demand")
+                if demand is None and holder.get("trace") is not None:     # a trace's rate: scale its replay
+                    holder["rate_scale"] = holder.get("rate_scale", 1.0) * v
+                    continue
                 if not isinstance(demand, dict):
-                    raise ValueError("demand_multiplier needs a workload.demand in the base instance")
+                    raise ValueError("demand_multiplier needs a workload.demand (or a trace) in the base instance")
                 for k in ("requests_per_s", "output_tokens_per_s"):
                     if demand.get(k) is not None:
                         demand[k] = demand[k] * v
@@ -281,6 +284,9 @@ def prepare(spec: SweepSpec, doc: Document, base_doc: Document) -> tuple[Shared,
         model = resolve_model(base.model, catalog, base_doc, ("model",))
         data["model"] = model.model_dump(mode="json", exclude_none=True)
     data["catalog"] = []            # resolved above: the workers get the catalog itself
+    for w in data["workloads"] if fleet else [data["workload"]]:
+        if isinstance(w, dict) and isinstance(w.get("trace"), str) and base_dir is not None:
+            w["trace"] = str(base_dir / w["trace"])     # relative to the base instance (an absolute path stays)
     if not fleet:
         data["top_k"] = 1
     backend = spec.backend or ("milp" if fleet else "cpsat")

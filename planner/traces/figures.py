@@ -1,0 +1,222 @@
+"""What a trace says about a workload, as pure functions of its requests (docs/workloads.md):
+the arrival rate and its shape per minute, the burstiness of arrivals, the length
+distributions, and the prefix reuse its block hashes allow.
+
+Clocks: ``window`` is read on the trace's own clock (seconds from its first request);
+``rate_scale`` x replays the trace x times faster (every time divided by x), so rates scale
+by x, the span by 1/x, and the burstiness, lengths and reuse do not change.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from planner.traces.read import Trace
+
+TIED = 0.5
+"""Timestamps are taken as quantised to a clock tick when more than this share of the
+inter-arrival gaps is 0 (Mooncake's conversation trace: 90 % of gaps, a 3 s tick)."""
+
+MINUTE = 60.0
+
+
+@dataclass(frozen=True)
+class LengthStats:
+    """Tokens per request: mean, squared coefficient of variation (population variance /
+    mean^2) and order statistics (each an observed value: the smallest x with F(x) >= p)."""
+
+    mean: float
+    cv2: float
+    min: int
+    p50: int
+    p90: int
+    p99: int
+    max: int
+
+
+def length_stats(x: np.ndarray) -> LengthStats:
+    v = np.asarray(x, dtype=float)
+    mean = float(v.mean())
+    p50, p90, p99 = (int(q) for q in np.percentile(x, [50, 90, 99], method="inverted_cdf"))
+    return LengthStats(mean, float(v.var()) / mean**2, int(np.min(x)), p50, p90, p99, int(np.max(x)))
+
+
+@dataclass(frozen=True)
+class Arrivals:
+    """The arrival process of a trace, on its replay clock.
+
+    ``rate_per_s`` is (requests - 1) / span, the inverse of the mean inter-arrival gap.
+    ``interarrival_cv2`` is Var(gap) / mean(gap)^2 over consecutive requests (0 gaps
+    included). When timestamps are quantised (more than ``TIED`` of the gaps are 0), that
+    figure measures the clock, not the traffic; the requests per tick then give the
+    burstiness: ``tick_dispersion`` = Var / mean of the count per tick (the index of
+    dispersion of counts: 1 for Poisson arrivals, and the inter-arrival CV^2 for any renewal
+    process once a tick holds several requests), empty ticks counted. ``burstiness`` is the
+    figure the load model takes as the squared CV of inter-arrival times, and ``basis`` says
+    which of the two it is."""
+
+    span_s: float
+    rate_per_s: float | None
+    interarrival_cv2: float | None
+    tied_share: float | None
+    tick_s: float | None
+    tick_dispersion: float | None
+    burstiness: float | None
+    basis: str | None
+
+
+def arrivals(time_s: np.ndarray) -> Arrivals:
+    t = np.asarray(time_s, dtype=float)
+    span = float(t[-1] - t[0]) if t.size else 0.0
+    if t.size < 2 or span <= 0:
+        return Arrivals(span, None, None, None, None, None, None, None)
+    gaps = np.diff(t)
+    mean = float(gaps.mean())
+    cv2 = float(gaps.var()) / mean**2
+    tied = float(np.mean(gaps == 0))
+    tick = dispersion = None
+    if tied > TIED:
+        distinct, counts = np.unique(t, return_counts=True)
+        steps = np.diff(distinct)
+        tick = float(np.median(steps))
+        empty = int(np.maximum(np.rint(steps / tick) - 1, 0).sum())
+        per_tick = np.concatenate([counts, np.zeros(empty)])
+        dispersion = float(per_tick.var() / per_tick.mean())
+    return Arrivals(span, (t.size - 1) / span, cv2, tied, tick, dispersion,
+                    cv2 if dispersion is None else dispersion,
+                    "inter-arrival gaps" if dispersion is None else "requests per clock tick")
+
+
+@dataclass(frozen=True)
+class Minutes:
+    """Requests per minute of the replay clock from the first request: bins of 60 s, the last
+    one ending at the last request (its ``seconds`` may be shorter)."""
+
+    start_s: tuple[float, ...]
+    seconds: tuple[float, ...]
+    requests: tuple[int, ...]
+
+    @property
+    def rates(self) -> tuple[float | None, ...]:
+        return tuple(n / s if s > 0 else None for n, s in zip(self.requests, self.seconds))
+
+
+def per_minute(time_s: np.ndarray) -> Minutes:
+    t = np.asarray(time_s, dtype=float) - float(time_s[0])
+    span = float(t[-1])
+    bins = max(1, int(np.ceil(span / MINUTE)))
+    counts = np.bincount(np.minimum((t // MINUTE).astype(np.int64), bins - 1), minlength=bins)
+    seconds = [MINUTE] * (bins - 1) + [span - MINUTE * (bins - 1)]
+    return Minutes(tuple(MINUTE * k for k in range(bins)), tuple(seconds), tuple(int(c) for c in counts))
+
+
+def peak_minute(time_s: np.ndarray) -> float | None:
+    """The busiest minute's rate: the most requests in any 60 s window inside the trace, per
+    second (None for a trace shorter than a minute). The busiest window starts at a request
+    or is the trace's last minute [end - 60 s, end]; unlike the fixed bins of ``per_minute``,
+    no burst is split between two bins."""
+    t = np.asarray(time_s, dtype=float)
+    if t[-1] - t[0] < MINUTE:
+        return None
+    starts = np.flatnonzero(t + MINUTE <= t[-1])
+    inside = np.searchsorted(t, t[starts] + MINUTE, side="left") - starts
+    last = t.size - int(np.searchsorted(t, t[-1] - MINUTE, side="left"))
+    return float(max(int(inside.max(initial=0)), last)) / MINUTE
+
+
+def prefix_reuse(trace: Trace, cache_blocks: int | None = None) -> float | None:
+    """Share of prompt tokens a prefix cache would not recompute: per request in time order,
+    its leading blocks found in the cache (a prefix cache reuses a prompt's blocks up to its
+    first miss), in tokens (the last block of a prompt may be partial). The cache holds every
+    block seen before (``cache_blocks`` None), or the ``cache_blocks`` most recently used; a
+    request's blocks are used from its last to its first, so that its first blocks, which
+    later requests share most, are evicted last (vLLM frees a request's blocks tail first for
+    the same reason). None when the trace has no block hashes."""
+    if trace.block_ids is None or trace.block_offsets is None:
+        return None
+    size = trace.block_tokens
+    ids, offsets, prompts = trace.block_ids.tolist(), trace.block_offsets.tolist(), trace.input_tokens.tolist()
+    seen: set[int] = set()
+    lru: OrderedDict[int, None] = OrderedDict()
+    cache = seen if cache_blocks is None else lru
+    hit = 0
+    for i, prompt in enumerate(prompts):
+        blocks = ids[offsets[i]:offsets[i + 1]]
+        k = 0
+        while k < len(blocks) and blocks[k] in cache:
+            k += 1
+        hit += min(k * size, prompt)
+        if cache_blocks is None:
+            seen.update(blocks)
+            continue
+        for b in reversed(blocks):
+            lru[b] = None
+            lru.move_to_end(b)
+        while len(lru) > cache_blocks:
+            lru.popitem(last=False)
+    return hit / float(sum(prompts))
+
+
+def window(trace: Trace, start_s: float = 0.0, end_s: float | None = None) -> Trace:
+    """The requests arriving in [start_s, end_s) on the trace's own clock."""
+    t = trace.time_s
+    keep = (t >= start_s) & (t < end_s if end_s is not None else True)
+    return trace.take(np.flatnonzero(keep))
+
+
+@dataclass(frozen=True)
+class Reuse:
+    cache_blocks: int | None    # None: unbounded
+    share: float
+
+
+@dataclass(frozen=True)
+class TraceSummary:
+    """Everything `planner trace` reports and a workload takes from a trace."""
+
+    file: str
+    format: str
+    requests: int
+    skipped: dict[str, int]
+    reordered: bool
+    window_start_s: float
+    window_end_s: float | None
+    rate_scale: float
+    arrivals: Arrivals
+    minutes: Minutes
+    peak_minute_per_s: float | None
+    input: LengthStats
+    output: LengthStats
+    block_tokens: int | None
+    reuse: tuple[Reuse, ...]
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["minutes"] = {"start_s": list(self.minutes.start_s), "seconds": list(self.minutes.seconds),
+                          "requests": list(self.minutes.requests), "rate_per_s": list(self.minutes.rates)}
+        out["reuse"] = [asdict(r) for r in self.reuse]
+        return out
+
+
+def summarise(trace: Trace, *, rate_scale: float = 1.0, start_s: float = 0.0, end_s: float | None = None,
+              cache_blocks: tuple[int, ...] = ()) -> TraceSummary:
+    """The trace's figures over a window, replayed ``rate_scale`` times faster; prefix reuse
+    with an unbounded cache and with an LRU of each size in ``cache_blocks`` (blocks)."""
+    part = window(trace, start_s, end_s)
+    if part.requests == 0:
+        raise ValueError(f"the window [{start_s:g}, {'end' if end_s is None else f'{end_s:g}'}) s holds no "
+                         f"request (the trace spans {float(trace.time_s[-1]):g} s)")
+    time_s = (part.time_s - part.time_s[0]) / rate_scale
+    reuse: tuple[Reuse, ...] = ()
+    if part.block_ids is not None:
+        unbounded = prefix_reuse(part)
+        assert unbounded is not None
+        reuse = (Reuse(None, unbounded),) + tuple(Reuse(n, prefix_reuse(part, n) or 0.0) for n in cache_blocks)
+    return TraceSummary(trace.file, trace.format, part.requests, dict(trace.skipped), trace.reordered, start_s, end_s,
+                        rate_scale, arrivals(time_s), per_minute(time_s), peak_minute(time_s),
+                        length_stats(part.input_tokens),
+                        length_stats(part.output_tokens), part.block_tokens if part.block_ids is not None else None,
+                        reuse)
