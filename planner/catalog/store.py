@@ -13,12 +13,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from planner.catalog.aliases import gpu_id_of, model_key
-from planner.catalog.hf import SUPPORTED_HF_ARCHITECTURES, fields_from_config
+from planner.catalog.hf import read_hf_config
 from planner.catalog.schema import Gpu, ModelSpec
 from planner.errors import InputError, unknown_name
 from planner.yamlio import Document, load_yaml, parse_yaml, read_text_bounded
 
-__all__ = ["Catalog", "Gpu", "ModelSpec", "model_from_hf_config", "SUPPORTED_HF_ARCHITECTURES"]
+__all__ = ["Catalog", "Gpu", "ModelSpec", "model_from_hf_config"]
 
 
 class _CatalogFile(BaseModel):
@@ -132,26 +132,32 @@ MAX_HF_CONFIG_BYTES = 4 * 1024 * 1024
 """Largest config.json read (4 MiB); real ones are a few kilobytes."""
 
 
-def _no_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a number a config may hold")
-
-
-def model_from_hf_config(path: str | Path, *, where: dict | None = None) -> ModelSpec:
+def model_from_hf_config(path: str | Path, *, where: dict | None = None, serve_towers: bool = False) -> ModelSpec:
     """Build a ModelSpec from a Hugging Face ``config.json`` on disk (no network); the
-    architecture mapping is planner/catalog/hf.py."""
+    feature reader is planner/catalog/hf.py. ``serve_towers``: the deployment serves the
+    config's vision/audio towers too, so their weights count in memory."""
     where = where or {}
     p = Path(path)
     name = str(path)
     text = read_text_bounded(p, MAX_HF_CONFIG_BYTES, "hf_config file")
     try:
-        cfg = json.loads(text, parse_constant=_no_constant)
+        # Infinity and NaN read as floats (transformers writes Nemotron-H's time_step_limit so):
+        # every numeric field the import reads must be an integer (planner/catalog/hf.py)
+        cfg = json.loads(text)
     except ValueError as exc:          # JSONDecodeError, and integers over Python's digit limit
         raise InputError(f"not a valid JSON config: {str(exc)[:200]}", file=name) from None
     except RecursionError:
         raise InputError("not a valid JSON config: nested too deeply", file=name) from None
     if not isinstance(cfg, dict):
         raise InputError("config.json must hold a JSON object", file=name)
-    fields = fields_from_config(cfg, name, p.parent.name)
+    fallback = p.stem.replace("--", "/") if p.stem != "config" else p.parent.name
+    fields = read_hf_config(cfg, name, fallback).fields
+    if serve_towers:
+        if not fields.get("towers"):
+            raise InputError("serve_towers: this config.json has no vision or audio tower of known size", file=name,
+                             path=f"{where.get('path') or 'model'}.serve_towers", value=True, accepted="false")
+        fields["towers"] = [t | {"served": True} for t in fields["towers"]]
+        fields["notes"] = (*fields["notes"], "towers served: their weights count in memory (16 bit)")
     try:
         return ModelSpec.model_validate(fields)
     except ValidationError as exc:

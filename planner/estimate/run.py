@@ -60,6 +60,7 @@ class Estimate:
     regime_shares: dict[str, float]
     assumptions: dict[str, Any] = field(default_factory=dict)
     under_load: dict[str, Any] | None = None     # figures at a stated concurrency or rate (docs/load.md)
+    model_notes: list[str] = field(default_factory=list)   # what a config.json import read, assumed, ignored
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,6 +120,7 @@ def run_estimate(
         regime=regime_of(shares), regime_shares=shares, assumptions=assumptions.model_dump(),
         under_load=_under_load(model, table, cfg, assumptions, concurrency, requests_per_s)
         if (concurrency or requests_per_s) and r["max_batch"] >= 1 else None,
+        model_notes=list(model.notes),
     )
 
 

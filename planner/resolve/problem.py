@@ -134,6 +134,7 @@ class Problem:
         """What the result must record to be rebuilt: models, assumptions, calibration, prices
         and the catalog's digest."""
         return {"models": {s.name: s.model.id or s.model.name for s in self.slots},
+                "model_notes": {s.name: list(s.model.notes) for s in self.slots if s.model.notes},
                 "assumptions": self.assumptions.model_dump(), "calibration": self.calibration,
                 "prices_usd_per_gpu_hour": {gid: (None if np.isnan(p) else float(p))
                                             for gid, p in zip(self.table.ids, self.prices)},
@@ -403,7 +404,7 @@ def resolve_model(ref: ModelRef, catalog: Catalog, doc: Document | None, path: t
         if not target.exists():
             raise InputError("hf_config file not found", file=where["file"], path=f"{where['path']}.hf_config",
                              value=str(target), accepted="a path to a config.json, relative to this file")
-        return model_from_hf_config(target)
+        return model_from_hf_config(target, where=where, serve_towers=ref.serve_towers)
     return ref
 
 
