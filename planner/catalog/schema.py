@@ -25,8 +25,10 @@ NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False), NotBool]
 PositiveInt = Annotated[int, Field(gt=0, le=10**9), NotBool]
 NonNegativeInt = Annotated[int, Field(ge=0, le=10**9), NotBool]
 
-MathFormat = Literal["bf16", "fp16", "fp8", "int8", "fp4"]
-MATH_FORMATS: tuple[str, ...] = ("bf16", "fp16", "fp8", "int8", "fp4")
+MathFormat = Literal["bf16", "fp16", "fp8", "int8", "fp4", "fp6"]
+MATH_FORMATS: tuple[str, ...] = ("bf16", "fp16", "fp8", "int8", "fp4", "fp6")
+"""Tensor-core formats a GPU entry may give a peak for. fp6 (MXFP6) is recorded where the
+hardware has it (Blackwell, CDNA4); no weight scheme runs in it yet (docs/support.md)."""
 
 
 class Strict(BaseModel):
@@ -51,7 +53,7 @@ class InterNodeLink(Strict):
 
 
 PriceKind = Literal["on-demand", "reserved", "spot", "serverless", "estimate", "none"]
-Architecture = Literal["ampere", "ada", "hopper", "blackwell", "cdna3", "gaudi3", "other"]
+Architecture = Literal["ampere", "ada", "hopper", "blackwell", "blackwell-ultra", "cdna3", "cdna4", "gaudi3", "other"]
 
 
 class Gpu(Strict):
@@ -60,6 +62,9 @@ class Gpu(Strict):
     vendor: str
     architecture: Architecture | None = Field(
         default=None, description="GPU generation, the key of the engine support matrix (support.yaml)")
+    family: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")] | None = Field(
+        default=None, description="calibration family: GPUs that share fitted efficiencies (a calibration file's "
+        "per_family keys, planner/resolve/calibration.py); none: the global fit only")
     peak_dense_flops_per_s: dict[MathFormat, Positive]
     measured_mamf_flops_per_s: dict[MathFormat, Positive] = Field(
         default_factory=dict, description="measured maximum achievable matmul FLOP/s per format (MAMF)")

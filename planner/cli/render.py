@@ -109,6 +109,7 @@ def render_estimate(e: Estimate) -> str:
     if e.model_notes:
         out += [f"Model {e.model}, as read from its config.json:", *(f"  - {n}" for n in e.model_notes), ""]
     out += [mem, step, summary]
+    out += [f"Calibration: {n}" for n in e.calibration_notes]
     u = e.under_load
     if u is not None:
         load = Table(title=("Under load: " + (f"{u['concurrency']:,.0f} clients in a closed loop" if u["closed_loop"]

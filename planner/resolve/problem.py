@@ -99,6 +99,7 @@ class Problem:
     file: str | None = None
     max_configs: int = 1                # configurations one slot may split its traffic over (a fleet: >= 1)
     current: tuple[Running, ...] = ()   # a fleet's deployments running today
+    calibration_notes: tuple[str, ...] = ()   # GPUs the calibration fits by its global values only, and why
 
     @property
     def objective(self) -> str:
@@ -135,6 +136,7 @@ class Problem:
         and the catalog's digest."""
         return {"models": {s.name: s.model.id or s.model.name for s in self.slots},
                 "model_notes": {s.name: list(s.model.notes) for s in self.slots if s.model.notes},
+                "calibration_notes": list(self.calibration_notes),
                 "assumptions": self.assumptions.model_dump(), "calibration": self.calibration,
                 "prices_usd_per_gpu_hour": {gid: (None if np.isnan(p) else float(p))
                                             for gid, p in zip(self.table.ids, self.prices)},
@@ -325,7 +327,7 @@ def _resolve_shared(spec: Any, doc: Document | None, calibration: str | None, ca
     if not gpus:
         raise InputError("no GPU left to search: " + "; ".join(f"{k}: {v}" for k, v in excluded.items()),
                          path="search.gpus", **where)
-    assumptions, scales = calibrated(assumptions, spec.assumptions, calibration, [g.id for g in gpus])
+    assumptions, scales, cal_notes = calibrated(assumptions, spec.assumptions, calibration, gpus)
     # a price of 0 is a price (GPUs already paid for), not a missing one
     prices = np.array([np.nan if (x := overrides.get(g.id, g.price_usd_per_gpu_hour)) is None else x for g in gpus],
                       dtype=float)
@@ -333,7 +335,7 @@ def _resolve_shared(spec: Any, doc: Document | None, calibration: str | None, ca
     table = support_table(gpus, SCHEME_NAMES, KV_NAMES, s.engine)
     return Problem(spec=spec, slots=slots, gpus=tuple(gpus), table=GpuTable.build(gpus, scales), prices=prices,
                    price_sources=sources, assumptions=assumptions, support=table, calibration=calibration or "none",
-                   excluded=excluded, file=doc.file if doc else None)
+                   excluded=excluded, file=doc.file if doc else None, calibration_notes=tuple(cal_notes))
 
 
 def _price_source(g: Gpu, overridden: bool, prices: Prices) -> str:
@@ -363,6 +365,7 @@ class EstimateInputs:
     efficiency_scale: dict[str, tuple[float, float, float]]
     price_usd_per_gpu_hour: float | None
     price_source: str | None
+    calibration_notes: tuple[str, ...] = ()
 
 
 def resolve_estimate(spec: EstimateSpec, doc: Document | None = None, catalog: Catalog | None = None,
@@ -377,13 +380,13 @@ def resolve_estimate(spec: EstimateSpec, doc: Document | None = None, catalog: C
     model = resolve_model(spec.model, catalog, doc, ("model",))
     gpu = catalog.gpu(spec.gpu, path="gpu", **where)
     assumptions = resolve_assumptions(spec.preset, spec.assumptions, doc, ("assumptions",))
-    assumptions, scales = calibrated(assumptions, spec.assumptions, calibration, [gpu.id])
+    assumptions, scales, cal_notes = calibrated(assumptions, spec.assumptions, calibration, [gpu])
     price, source = spec.price_usd_per_gpu_hour, None
     if price is not None:
         source = "price_usd_per_gpu_hour in the input"
     elif spec.tco is not None:
         price, source = spec.tco.usd_per_gpu_hour(gpu), "TCO in the input"
-    return EstimateInputs(model, gpu, assumptions, scales, price, source)
+    return EstimateInputs(model, gpu, assumptions, scales, price, source, tuple(cal_notes))
 
 
 def resolve_catalog(files: list[str], base: Path | None) -> Catalog:
