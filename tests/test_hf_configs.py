@@ -332,3 +332,53 @@ def test_mtp_layers_are_reported_not_counted() -> None:
     v3 = model_from_hf_config(CONFIGS / "deepseek-ai--DeepSeek-V3.json")
     assert v3.mtp_layers == 1 and any("MTP" in n for n in v3.notes)
     assert model_from_hf_config(CONFIGS / "MiniMaxAI--MiniMax-M2.7.json").mtp_layers == 3
+
+
+# Configs of other current releases, written here from their released config.json (dims only):
+# model types the importer has never seen, read by their fields alone.
+GLM45 = {"model_type": "glm4_moe", "attention_bias": True, "first_k_dense_replace": 3, "head_dim": 128,
+         "hidden_size": 5120, "intermediate_size": 12288, "moe_intermediate_size": 1536, "n_routed_experts": 160,
+         "n_shared_experts": 1, "num_experts_per_tok": 8, "num_hidden_layers": 92, "num_key_value_heads": 8,
+         "num_attention_heads": 96, "partial_rotary_factor": 0.5, "use_qk_norm": True,
+         "num_nextn_predict_layers": 1, "vocab_size": 151552, "tie_word_embeddings": False,
+         "max_position_embeddings": 131072, "hidden_act": "silu"}
+QWEN3_NEXT = {"model_type": "qwen3_next", "full_attention_interval": 4, "linear_conv_kernel_dim": 4,
+              "linear_key_head_dim": 128, "linear_num_key_heads": 16, "linear_num_value_heads": 32,
+              "linear_value_head_dim": 128, "num_experts": 512, "num_experts_per_tok": 10,
+              "moe_intermediate_size": 512, "shared_expert_intermediate_size": 512, "decoder_sparse_step": 1,
+              "mlp_only_layers": [], "hidden_size": 2048, "num_hidden_layers": 48, "num_attention_heads": 16,
+              "num_key_value_heads": 2, "head_dim": 256, "intermediate_size": 5120, "vocab_size": 151936,
+              "max_position_embeddings": 262144, "tie_word_embeddings": False, "hidden_act": "silu"}
+
+
+@pytest.mark.parametrize("cfg,published,note", [
+    (GLM45, 355e9, "GLM-4.5 card: 355B total, 32B active (its MTP layer included)"),
+    (QWEN3_NEXT, 80e9, "Qwen3-Next-80B-A3B card: 80B total, 3B activated"),
+])
+def test_unseen_model_types_import_by_their_fields(tmp_path: Path, cfg: dict, published: float, note: str) -> None:
+    f = tmp_path / "config.json"
+    f.write_text(json.dumps(cfg))
+    m = model_from_hf_config(f)
+    assert abs(count_parameters(m).total / published - 1) < 0.02, (note, count_parameters(m).total / 1e9)
+    assert not any(n.startswith("ignored") for n in m.notes), m.notes
+
+
+def test_qwen3_next_reads_its_layer_pattern_and_gated_attention(tmp_path: Path) -> None:
+    """full_attention_interval 4: 12 full layers (2 KV heads x 256, the query projection doubled
+    for the output gate, from transformers' qwen3_next defaults) and 36 Gated DeltaNet layers."""
+    f = tmp_path / "config.json"
+    f.write_text(json.dumps(QWEN3_NEXT))
+    m = model_from_hf_config(f)
+    kv = kv_bytes_per_sequence(attention_layout(m), np.array([8192.0]), 2.0)[0]
+    assert kv == 12 * 2 * 2 * 256 * 2 * 8192 + 36 * (32 * 128 * 128 * 4 + 3 * (2 * 16 * 128 + 32 * 128) * 2)
+    assert any(g.output_gate for g in m.layer_groups)
+
+
+def test_per_layer_lists_of_one_value_are_read_and_differing_ones_refused(tmp_path: Path) -> None:
+    """Hunyuan writes per-layer counts as lists (moe_topk: [8, 8, ...])."""
+    cfg = dict(GLM45, num_experts_per_tok=[8] * 92)
+    f = tmp_path / "config.json"
+    f.write_text(json.dumps(cfg))
+    assert model_from_hf_config(f).moe.experts_per_token == 8
+    cfg["num_experts_per_tok"] = [8] * 91 + [4]
+    assert "per-layer values of num_experts_per_tok that differ" in _refused(tmp_path, cfg)

@@ -124,7 +124,13 @@ class _Config:
         return self.get(*keys) is not None
 
     def integer(self, *keys: str, default: int | None = None, why: str = "", zero: bool = False) -> int:
+        """A count: one integer, or a per-layer list of equal ones (Hunyuan's moe_topk)."""
         value = self.get(*keys)
+        if isinstance(value, list) and value and all(v == value[0] for v in value):
+            value = value[0]
+        elif isinstance(value, list) and value:
+            key = next(k for k in keys if self.text.get(k) is not None)
+            raise self.refuse(f"per-layer values of {key} that differ", key, value)
         if value is None:
             if default is not None:
                 return default
@@ -182,6 +188,8 @@ def read_hf_config(cfg: dict, name: str, fallback_name: str) -> HfImport:
     tie = c.get("tie_word_embeddings")
     if tie is None:
         tie = cfg.get("tie_word_embeddings", False)
+    if not isinstance(tie, bool):
+        raise InputError("expected true or false", file=name, path=c.path("tie_word_embeddings"), value=tie)
     act = str(c.get("mlp_hidden_act", "hidden_act", "hidden_activation", "activation_function") or "")
     mlp_type = c.get("mlp_type")
     if mlp_type is None:
@@ -190,13 +198,13 @@ def read_hf_config(cfg: dict, name: str, fallback_name: str) -> HfImport:
         if not plain and "glu" not in act and act not in ("silu", "swish"):
             notes.append(f"MLP: gated (gate, up, down) assumed for activation {act or 'unstated'!r}: no field says")
 
-    layers, mtp = _layers(c, n_blocks, notes)
+    layers, mtp = _layers(c, n_blocks)
     L = len(layers)
     f: dict[str, Any] = {
         "name": cfg.get("_name_or_path") or text.get("_name_or_path") or fallback_name or c.model_type or "model",
         "source": f"hf_config {name}",
         "hidden_size": h, "num_layers": L, "num_attention_heads": heads, "num_kv_heads": kv_heads,
-        "head_dim": head_dim, "vocab_size": vocab, "max_context_tokens": context, "tie_embeddings": bool(tie),
+        "head_dim": head_dim, "vocab_size": vocab, "max_context_tokens": context, "tie_embeddings": tie,
         "mlp": mlp_type,
     }
     if c.get("norm") == "layernorm":
@@ -219,7 +227,7 @@ def read_hf_config(cfg: dict, name: str, fallback_name: str) -> HfImport:
         f["mtp_layers"] = mtp
         notes.append(f"multi-token prediction: {mtp} MTP layer(s) shipped, not counted (speculative decoding is "
                      "the speculative_tokens assumption)")
-    towers = _towers(cfg, name, notes)
+    towers = _towers(cfg, notes)
     if towers:
         f["towers"] = towers
     if c.get("hc_mult"):
@@ -259,7 +267,7 @@ _BLOCK = {"M": "mamba2", "*": "full", "E": "moe", "-": "dense", "mamba": "mamba2
           "moe": "moe", "mlp": "dense"}
 
 
-def _layers(c: _Config, n_blocks: int, notes: list[str]) -> tuple[list[_Layer], int]:
+def _layers(c: _Config, n_blocks: int) -> tuple[list[_Layer], int]:
     """Every layer's mixer and FFN, and the number of MTP layers."""
     mtp = c.integer("num_nextn_predict_layers", "mtp_num_hidden_layers", default=0, zero=True)
     modules = c.integer("num_mtp_modules", default=0, zero=True)
@@ -275,7 +283,7 @@ def _layers(c: _Config, n_blocks: int, notes: list[str]) -> tuple[list[_Layer], 
     if not n_blocks:
         raise InputError("config.json lacks 'num_hidden_layers', needed for the layer count", file=c.file,
                          path=c.path("num_hidden_layers"))
-    mixers = _mixers(c, n_blocks, notes)
+    mixers = _mixers(c, n_blocks)
     ffns = _ffn_kinds(c, n_blocks)
     return [_Layer(mixer=m, ffn=ffns[i], ratio=r) for i, (m, r) in enumerate(mixers)], mtp
 
@@ -315,7 +323,7 @@ _FFN_KEYS = ("mlp_layer_types", "moe_layer_freq", "moe_layers", "first_k_dense_r
              "experts_per_token", "num_experts_per_token", "top_k_experts")
 
 
-def _mixers(c: _Config, L: int, notes: list[str]) -> list[tuple[str, int]]:
+def _mixers(c: _Config, L: int) -> list[tuple[str, int]]:
     """(mixer, compress ratio) of each layer. Every key that can say it is read, whichever
     one decides (a config states several: Qwen3.5's layer_types and full_attention_interval)."""
     c.read.update(_MIXER_KEYS)
@@ -514,7 +522,8 @@ def _ffn(c: _Config, f: dict, layers: list[_Layer], notes: list[str]) -> None:
                                        "top_k_experts", "moe_topk", "moe_k", why="routing"),
         "expert_intermediate_size": expert_w,
     }
-    n_keys = ("n_shared_experts", "num_shared_experts", "moe_num_shared_experts", "shared_expert_count")
+    n_keys = ("n_shared_experts", "num_shared_experts", "moe_num_shared_experts", "shared_expert_count",
+              "num_shared_expert")
     shared_w = c.integer("shared_expert_intermediate_size", "moe_shared_expert_intermediate_size",
                          "shared_intermediate_size", "moe_shared_intermediate_size", default=0, zero=True)
     shared_n = c.integer(*n_keys, default=1 if shared_w else 0, zero=True)
@@ -673,7 +682,7 @@ def _v4_attention(c: _Config, f: dict, ratio: int) -> float:
 
 # --- towers and what was not read ---------------------------------------------------------
 
-def _towers(cfg: dict, name: str, notes: list[str]) -> list[dict[str, Any]]:
+def _towers(cfg: dict, notes: list[str]) -> list[dict[str, Any]]:
     out = []
     for key, kind in TOWER_KEYS.items():
         t = cfg.get(key)
@@ -722,9 +731,8 @@ def _ignored(cfg: dict, text: dict, text_key: str | None, c: _Config) -> list[st
     skip = NO_COST_KEYS | set(RELEASE_FORMAT_KEYS) | set(TOWER_KEYS) | set(TEXT_KEYS)
     out = [k for k in text if k not in c.read and k not in skip and not k.startswith("mtp_") and text[k] is not None]
     for sub in ("sparse_attention_config", "linear_attn_config"):
-        if isinstance(text.get(sub), dict) and sub in c.read:
-            out.remove(sub) if sub in out else None
-            out += [f"{sub}.{k}" for k in text[sub] if f"{sub}.{k}" not in c.read]
+        if isinstance(text.get(sub), dict) and sub in c.read:   # read key by key: list its unread keys
+            out = [k for k in out if k != sub] + [f"{sub}.{k}" for k in text[sub] if f"{sub}.{k}" not in c.read]
     if text_key:
         out += [k for k in cfg if k not in skip and k not in TOWER_SIDE_KEYS and k != "tie_word_embeddings"
                 and not k.endswith("_token_id") and not k.endswith("_token_index")]
