@@ -220,14 +220,14 @@ def _no_constant(name: str) -> float:
     raise ValueError(f"{name} is not a number a file may hold")
 
 
-def load_json(path: str | os.PathLike, max_bytes: int, what: str = "JSON file") -> Any:
-    """Read a user's JSON file: bounded as read_text_bounded, NaN and Infinity refused, and any
-    parse failure (nesting too deep for the parser's recursion included) an InputError naming
-    the file."""
+def load_json(path: str | os.PathLike, max_bytes: int, what: str = "JSON file", *, constants: bool = False) -> Any:
+    """Read a user's JSON file: bounded as read_text_bounded, NaN and Infinity refused (read as
+    floats with ``constants``), and any parse failure (nesting too deep for the parser's
+    recursion included) an InputError naming the file."""
     name = str(path)
     text = read_text_bounded(path, max_bytes, what)
     try:
-        return json.loads(text, parse_constant=_no_constant)
+        return json.loads(text) if constants else json.loads(text, parse_constant=_no_constant)
     except ValueError as exc:          # JSONDecodeError, and integers over Python's digit limit
         raise InputError(f"not a valid {what}: {' '.join(str(exc).split())[:200]}", file=name) from None
     except RecursionError:

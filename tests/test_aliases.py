@@ -84,8 +84,9 @@ def test_memory_that_contradicts_the_family_is_refused() -> None:
 
 
 @pytest.mark.parametrize("typo,first", [("B20", "b200"), ("b2000", "b200"), ("B-200x", "b200"), ("bb200", "b200"),
-                                        ("H20O", "h200"), ("mi300", "mi300x"), ("gaudi", "gaudi3"),
-                                        ("l40", "l40s"), ("rtx4080", "rtx-4090")])
+                                        ("H2000", "h200"), ("mi300", "mi300x"), ("gaudi", "gaudi3"),
+                                        ("l40ss", "l40s"), ("rtx4080", "rtx-4090"), ("B3000", "b300"),
+                                        ("mi355", "mi355x"), ("rtx pro 600", "rtx-pro-6000")])
 def test_suggestions_rank_the_right_family_first(typo: str, first: str) -> None:
     cat = Catalog.default()
     with pytest.raises(InputError) as e:

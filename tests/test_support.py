@@ -14,21 +14,24 @@ from planner.catalog.support import ENGINES, support, support_table
 from planner.physics.quant import KV_DTYPES, SCHEMES
 from planner.physics.space import KV_NAMES, SCHEME_NAMES
 
-NVIDIA = {"ampere", "ada", "hopper", "blackwell"}
+NVIDIA = {"ampere", "ada", "hopper", "blackwell", "blackwell-ultra"}
+AMD = {"cdna3", "cdna4"}
+BLACKWELL = {"blackwell", "blackwell-ultra"}   # Blackwell Ultra (B300, GB300) is Blackwell
 
 # (scheme, architectures where vLLM runs it, architectures where it runs degraded -> scheme
 # whose physics apply, sentence of engine-support.md)
 WEIGHT_FACTS = [
-    ("w16a16", NVIDIA | {"cdna3", "gaudi3"}, {}, "unquantized baseline (not restricted by the reference)"),
-    ("w8a8-fp8", {"ada", "hopper", "blackwell", "cdna3", "gaudi3"}, {"ampere": "w8a16"},
+    ("w16a16", NVIDIA | AMD | {"gaudi3"}, {}, "unquantized baseline (not restricted by the reference)"),
+    ("w8a8-fp8", {"ada", "hopper", "gaudi3"} | BLACKWELL | AMD, {"ampere": "w8a16"},
      "FP8 W8A8 needs Ada (sm89) or Hopper and later; on Ampere FP8 checkpoints run as weight-only FP8 through "
      "Marlin (W8A16); on AMD GPUs FP8 W8A8 is supported; on Intel Gaudi, only FP8 through INC"),
     ("w8a16", NVIDIA, {}, "weight-only FP8 through Marlin; Marlin not supported on AMD; Gaudi only FP8 via INC"),
-    ("w8a8-int8", NVIDIA, {}, "on AMD GPUs INT8 W8A8 is not supported; on Gaudi only FP8"),
+    ("w8a8-int8", NVIDIA - {"blackwell-ultra"}, {}, "on AMD GPUs INT8 W8A8 is not supported; on Gaudi only FP8; "
+     "gpus.csv: Blackwell Ultra cuts INT8, do not plan INT8 on B300/GB300"),
     ("w4a16", NVIDIA, {}, "on NVIDIA, AWQ/GPTQ (W4A16) run from Turing/Ampere on; not on AMD (AWQ, GPTQ, Marlin)"),
-    ("w4a8", {"ada", "hopper", "blackwell"}, {}, "ModelOpt: W4A8 (INT4 weights, FP8 activations) from Ada and later"),
-    ("fp4", {"blackwell"}, {}, "NVFP4 (W4A4 FP4) on Blackwell (B200, GB200, B300, RTX 50xx) only"),
-    ("mxfp4", {"blackwell"}, {"hopper": "mxfp4"},
+    ("w4a8", {"ada", "hopper"} | BLACKWELL, {}, "ModelOpt: W4A8 (INT4 weights, FP8 activations) from Ada and later"),
+    ("fp4", BLACKWELL, {}, "NVFP4 (W4A4 FP4) on Blackwell (B200, GB200, B300, RTX 50xx) only"),
+    ("mxfp4", BLACKWELL, {"hopper": "mxfp4"},
      "MXFP4: Blackwell native; on Hopper engines run it weight-only through Marlin/Triton kernels"),
     ("mxfp4-experts", {"hopper", "blackwell"}, {},
      "MXFP4 (gpt-oss checkpoints): Blackwell native; on Hopper engines run it weight-only: the release's "
@@ -37,9 +40,9 @@ WEIGHT_FACTS = [
     ("gguf-q4_0", NVIDIA, {}, "llama.cpp GGUF: any GPU (vLLM runs GGUF on CUDA only, experimental)"),
 ]
 KV_FACTS = {
-    "bf16": (NVIDIA | {"cdna3", "gaudi3"}, "16-bit KV is every engine's default"),
-    "fp16": (NVIDIA | {"cdna3", "gaudi3"}, "16-bit KV is every engine's default"),
-    "fp8": ({"ada", "hopper", "blackwell", "cdna3"},
+    "bf16": (NVIDIA | AMD | {"gaudi3"}, "16-bit KV is every engine's default"),
+    "fp16": (NVIDIA | AMD | {"gaudi3"}, "16-bit KV is every engine's default"),
+    "fp8": ({"ada", "hopper", "cdna3"} | BLACKWELL,
             "FP8 KV cache: supported by vLLM, SGLang and TensorRT-LLM on Hopper/Ada/Blackwell and MI300-series"),
     "int8": (set(), "vLLM --kv-cache-dtype has no int8 (engine-flags.md)"),
 }

@@ -27,8 +27,10 @@ NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False), NotBool]
 PositiveInt = Annotated[int, Field(gt=0, le=10**9), NotBool]
 NonNegativeInt = Annotated[int, Field(ge=0, le=10**9), NotBool]
 
-MathFormat = Literal["bf16", "fp16", "fp8", "int8", "fp4"]
-MATH_FORMATS: tuple[str, ...] = ("bf16", "fp16", "fp8", "int8", "fp4")
+MathFormat = Literal["bf16", "fp16", "fp8", "int8", "fp4", "fp6"]
+MATH_FORMATS: tuple[str, ...] = ("bf16", "fp16", "fp8", "int8", "fp4", "fp6")
+"""Tensor-core formats a GPU entry may give a peak for. fp6 (MXFP6) is recorded where the
+hardware has it (Blackwell, CDNA4); no weight scheme runs in it yet (docs/support.md)."""
 
 
 class Strict(BaseModel):
@@ -53,7 +55,7 @@ class InterNodeLink(Strict):
 
 
 PriceKind = Literal["on-demand", "reserved", "spot", "serverless", "estimate", "none"]
-Architecture = Literal["ampere", "ada", "hopper", "blackwell", "cdna3", "gaudi3", "other"]
+Architecture = Literal["ampere", "ada", "hopper", "blackwell", "blackwell-ultra", "cdna3", "cdna4", "gaudi3", "other"]
 
 
 class Gpu(Strict):
@@ -62,6 +64,9 @@ class Gpu(Strict):
     vendor: str
     architecture: Architecture | None = Field(
         default=None, description="GPU generation, the key of the engine support matrix (support.yaml)")
+    family: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")] | None = Field(
+        default=None, description="calibration family: GPUs that share fitted efficiencies (a calibration file's "
+        "per_family keys, planner/resolve/calibration.py); none: the global fit only")
     peak_dense_flops_per_s: dict[MathFormat, Positive]
     measured_mamf_flops_per_s: dict[MathFormat, Positive] = Field(
         default_factory=dict, description="measured maximum achievable matmul FLOP/s per format (MAMF)")
@@ -99,6 +104,10 @@ class Moe(Strict):
         default=1, description="after the first dense layers, every n-th layer with an FFN is MoE, the others dense "
         "(Llama 4 Maverick: 2); only the counts matter to the physics")
     router_bias: bool = False
+    latent_size: PositiveInt | None = Field(
+        default=None, description="routed experts run in a latent of this width: the hidden state is projected "
+        "down before the experts and back up after (NVIDIA LatentMoE, Nemotron 3 Super/Ultra); shared experts "
+        "stay at the hidden width")
 
     @model_validator(mode="after")
     def _check(self) -> Moe:
@@ -121,41 +130,64 @@ class LayerGroup(Strict):
     """Layers of one kind (docs/model.md, attention kinds). Order does not matter to the
     physics, only counts: a pattern like gpt-oss's alternation is two groups."""
 
-    kind: Literal["full", "sliding", "chunked", "state_space"] = Field(
+    kind: Literal["full", "sliding", "chunked", "compressed", "state_space"] = Field(
         description="full attention; sliding window (caches the last window_tokens); chunked local attention "
-        "(caches the current chunk of window_tokens); state_space (Mamba / linear attention: a fixed state "
-        "per sequence, no KV)")
+        "(caches the current chunk of window_tokens); compressed (DeepSeek V4: the last window_tokens raw, and "
+        "every compress_ratio tokens pooled into one cached entry); state_space (Mamba / linear attention: a "
+        "fixed state per sequence, no KV)")
     count: PositiveInt
-    window_tokens: PositiveInt | None = Field(default=None, description="sliding window W or chunk size C")
+    window_tokens: PositiveInt | None = Field(default=None, description="sliding window W, chunk size C, or the "
+                                              "raw window of a compressed layer")
+    compress_ratio: PositiveInt | None = Field(default=None, description="compressed: tokens pooled into one "
+                                               "cached entry")
     num_kv_heads: PositiveInt | None = Field(default=None, description="default: the model's")
     head_dim: PositiveInt | None = Field(default=None, description="default: the model's")
     k_eq_v: bool = Field(default=False, description="one projected and cached tensor serves as K and V (Gemma 4 "
-                         "global layers)")
-    output_gate: bool = Field(default=False, description="a sigmoid gate on the attention output, projected with "
-                              "the queries (Qwen3.5): doubles Wq")
+                         "global layers, DeepSeek V4)")
+    output_gate: bool = Field(default=False, description="a gate on the attention output, projected from the "
+                              "hidden state (Qwen3.5: doubles Wq; MLA: h x heads x v_head_dim)")
     ffn: bool = Field(default=True, description="False: these layers have no MLP (Nemotron-H attention/Mamba "
                       "blocks)")
+    indexer: Literal["own", "shared", "none"] | None = Field(
+        default=None, description="with the model's sparse_attention: 'own' (the default) scores the cache with "
+        "this layer's indexer and reads the top-k; 'shared' reads the top-k another layer's indexer chose (no "
+        "indexer keys or weights of its own: GLM-5.2); 'none' attends to everything it caches")
     state_bytes_per_sequence: NonNegative | None = Field(
         default=None, description="state_space: recurrent + convolution state per sequence per layer, bytes")
     mixer_params: NonNegative | None = Field(
-        default=None, description="state_space: parameters of the token mixer per layer (replaces attention)")
+        default=None, description="parameters of the token mixer per layer: required for state_space; for an "
+        "attention kind it replaces the formula (an attention with parts the formula has no field for)")
 
     @model_validator(mode="after")
     def _check(self) -> LayerGroup:
-        if self.kind in ("sliding", "chunked") and self.window_tokens is None:
+        if self.kind in ("sliding", "chunked", "compressed") and self.window_tokens is None:
             raise ValueError(f"a {self.kind} layer group needs window_tokens")
+        if (self.kind == "compressed") != (self.compress_ratio is not None):
+            raise ValueError("compress_ratio belongs to (and is needed by) a compressed layer group")
         if self.kind == "state_space" and (self.state_bytes_per_sequence is None or self.mixer_params is None):
             raise ValueError("a state_space layer group needs state_bytes_per_sequence and mixer_params")
         return self
 
 
 class SparseAttention(Strict):
-    """DeepSeek Sparse Attention (DSA): a lightning indexer scores every cached token with
-    its own small keys, and the main attention reads only the top-k tokens."""
+    """DeepSeek Sparse Attention (DSA): a lightning indexer scores every cached token (or
+    compressed entry) with its own small keys, and the main attention reads only the top-k.
+    Its queries come from the compressed queries under MLA with q_lora_rank, else from the
+    hidden state (MiniMax M3's block-sparse attention on GQA)."""
 
     top_k_tokens: PositiveInt
     indexer_heads: PositiveInt
     indexer_head_dim: PositiveInt
+
+
+class Tower(Strict):
+    """A vision or audio encoder beside the language model: reported on import, its weights
+    counted in memory only when the deployment serves it (``served``)."""
+
+    kind: Literal["vision", "audio"]
+    parameters: Positive
+    served: bool = False
+    source: str = ""
 
 
 class ModelSpec(Strict):
@@ -194,6 +226,11 @@ class ModelSpec(Strict):
     sink_tokens: NonNegativeInt = Field(default=0, description="tokens a windowed layer keeps beyond its window "
                                         "(StreamingLLM-style sinks): extra KV tokens")
     sparse_attention: SparseAttention | None = None
+    towers: tuple[Tower, ...] = Field(default=(), description="vision/audio encoders (served ones count in memory)")
+    mtp_layers: NonNegativeInt = Field(default=0, description="multi-token-prediction layers the checkpoint ships: "
+                                       "reported, not counted (speculative decoding is an assumption)")
+    notes: tuple[str, ...] = Field(default=(), description="what an import read, assumed and ignored "
+                                   "(planner/catalog/hf.py); shown with results")
     parameter_count: Positive | None = Field(
         default=None,
         description=(
@@ -225,10 +262,11 @@ class ModelSpec(Strict):
         if self.layer_groups and sum(g.count for g in self.layer_groups) != self.num_layers:
             raise ValueError(f"layer_groups count {sum(g.count for g in self.layer_groups)} layers; "
                              f"num_layers is {self.num_layers}")
-        if self.layer_groups and self.attention == "mla":
-            raise ValueError("layer_groups are not modelled with attention 'mla'")
-        if self.sparse_attention is not None and not (self.attention == "mla" and self.mla and self.mla.q_lora_rank):
-            raise ValueError("sparse_attention is modelled for MLA with compressed queries (q_lora_rank > 0)")
+        if self.attention == "mla" and any(g.num_kv_heads or g.head_dim or g.k_eq_v for g in self.layer_groups):
+            raise ValueError("MLA layers cache one latent per token: layer groups cannot set num_kv_heads, "
+                             "head_dim or k_eq_v")
+        if self.sparse_attention is None and any(g.indexer in ("own", "shared") for g in self.layer_groups):
+            raise ValueError("a layer group's indexer needs the model's sparse_attention block")
         if self.parameter_count is not None and self.moe is not None:
             raise ValueError("parameter_count describes a dense model; it cannot be combined with 'moe'")
         return self

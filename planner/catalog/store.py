@@ -12,12 +12,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from planner.catalog.aliases import Checkpoint, checkpoint_of, gpu_id_of
-from planner.catalog.hf import SUPPORTED_HF_ARCHITECTURES, fields_from_config
+from planner.catalog.hf import read_hf_config
 from planner.catalog.schema import Gpu, ModelSpec
 from planner.errors import InputError
 from planner.yamlio import Document, load_json, load_yaml, parse_yaml
 
-__all__ = ["Catalog", "Gpu", "ModelSpec", "model_from_hf_config", "SUPPORTED_HF_ARCHITECTURES"]
+__all__ = ["Catalog", "Gpu", "ModelSpec", "model_from_hf_config"]
 
 
 class _CatalogFile(BaseModel):
@@ -126,16 +126,26 @@ MAX_HF_CONFIG_BYTES = 4 * 1024 * 1024
 """Largest config.json read (4 MiB); real ones are a few kilobytes."""
 
 
-def model_from_hf_config(path: str | Path, *, where: dict | None = None) -> ModelSpec:
+def model_from_hf_config(path: str | Path, *, where: dict | None = None, serve_towers: bool = False) -> ModelSpec:
     """Build a ModelSpec from a Hugging Face ``config.json`` on disk (no network); the
-    architecture mapping is planner/catalog/hf.py."""
+    feature reader is planner/catalog/hf.py. ``serve_towers``: the deployment serves the
+    config's vision/audio towers too, so their weights count in memory."""
     where = where or {}
     p = Path(path)
     name = str(path)
-    cfg = load_json(p, MAX_HF_CONFIG_BYTES, "JSON config")
+    # Infinity and NaN read as floats (transformers writes Nemotron-H's time_step_limit so):
+    # every numeric field the import reads must be an integer (planner/catalog/hf.py)
+    cfg = load_json(p, MAX_HF_CONFIG_BYTES, "JSON config", constants=True)
     if not isinstance(cfg, dict):
         raise InputError("config.json must hold a JSON object", file=name)
-    fields = fields_from_config(cfg, name, p.parent.name)
+    fallback = p.stem.replace("--", "/") if p.stem != "config" else p.parent.name
+    fields = read_hf_config(cfg, name, fallback).fields
+    if serve_towers:
+        if not fields.get("towers"):
+            raise InputError("serve_towers: this config.json has no vision or audio tower of known size", file=name,
+                             path=f"{where.get('path') or 'model'}.serve_towers", value=True, accepted="false")
+        fields["towers"] = [t | {"served": True} for t in fields["towers"]]
+        fields["notes"] = (*fields["notes"], "towers served: their weights count in memory (16 bit)")
     try:
         return ModelSpec.model_validate(fields)
     except ValidationError as exc:

@@ -105,7 +105,11 @@ def render_estimate(e: Estimate) -> str:
     summary.add_row("power", "n/a" if e.power_w is None else f"{e.power_w / 1000:.1f} kW (TDP)")
     summary.add_row("cost per hour", money(e.cost_per_hour) + f"  ({e.price_source})")
     summary.add_row("cost per million output tokens", money(e.cost_per_million_tokens, 3))
-    out: list[object] = [head, "", mem, step, summary]
+    out: list[object] = [head, ""]
+    if e.model_notes:
+        out += [f"Model {e.model}, as read from its config.json:", *(f"  - {n}" for n in e.model_notes), ""]
+    out += [mem, step, summary]
+    out += [f"Calibration: {n}" for n in e.calibration_notes]
     u = e.under_load
     if u is not None:
         load = Table(title=("Under load: " + (f"{u['concurrency']:,.0f} clients in a closed loop" if u["closed_loop"]

@@ -60,6 +60,8 @@ class Estimate:
     regime_shares: dict[str, float]
     assumptions: dict[str, Any] = field(default_factory=dict)
     under_load: dict[str, Any] | None = None     # figures at a stated concurrency or rate (docs/load.md)
+    model_notes: list[str] = field(default_factory=list)   # what a config.json import read, assumed, ignored
+    calibration_notes: list[str] = field(default_factory=list)   # the GPU calibrated by the global fit only, why
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,7 +76,7 @@ def run_estimate(
     batch: int, input_tokens: int, output_tokens: int, assumptions: Assumptions, preset: str = "custom",
     price_usd_per_gpu_hour: float | None = None, price_source: str | None = None,
     efficiency_scale: dict[str, tuple[float, float, float]] | None = None,
-    concurrency: int | None = None, requests_per_s: float | None = None,
+    concurrency: int | None = None, requests_per_s: float | None = None, calibration_notes: tuple[str, ...] = (),
 ) -> Estimate:
     """Evaluate one configuration. Raises InputError for configurations that cannot exist."""
     quantization = scheme_of(quantization, path="quantization")  # awq, fp8, nvfp4... -> scheme (docs/support.md)
@@ -119,6 +121,7 @@ def run_estimate(
         regime=regime_of(shares), regime_shares=shares, assumptions=assumptions.model_dump(),
         under_load=_under_load(model, table, cfg, assumptions, concurrency, requests_per_s)
         if (concurrency or requests_per_s) and r["max_batch"] >= 1 else None,
+        model_notes=list(model.notes), calibration_notes=list(calibration_notes),
     )
 
 
@@ -175,7 +178,8 @@ def estimate_from_spec(spec: EstimateSpec, doc: Document | None = None, catalog:
             kv_dtype=spec.kv_dtype, batch=spec.batch, input_tokens=spec.input_tokens,
             output_tokens=spec.output_tokens, assumptions=r.assumptions, preset=spec.preset,
             price_usd_per_gpu_hour=r.price_usd_per_gpu_hour, price_source=r.price_source,
-            efficiency_scale=r.efficiency_scale, concurrency=spec.concurrency, requests_per_s=spec.requests_per_s)
+            efficiency_scale=r.efficiency_scale, concurrency=spec.concurrency, requests_per_s=spec.requests_per_s,
+            calibration_notes=r.calibration_notes)
     except InputError as exc:
         if exc.file is None and doc is not None:
             raise exc.located(file=doc.file) from None

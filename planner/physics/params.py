@@ -30,6 +30,7 @@ class ParamCounts:
     embedding: float              # input embedding table
     lm_head: float                # output projection (0 if tied to the input embedding)
     final_norm: float
+    towers: float = 0.0           # vision/audio encoders the deployment serves (run per request, not per token)
 
     @property
     def layers_always(self) -> float:
@@ -52,8 +53,9 @@ class ParamCounts:
 
     @property
     def embeddings(self) -> float:
-        """Input embedding and LM head as stored (the head counted once when tied)."""
-        return self.embedding + self.lm_head
+        """Weights stored once beside the layers, in 16 bit: input embedding and LM head (the
+        head counted once when tied), and the served vision/audio towers."""
+        return self.embedding + self.lm_head + self.towers
 
     @property
     def total(self) -> float:
@@ -61,19 +63,40 @@ class ParamCounts:
 
     @property
     def active(self) -> float:
-        """Parameters touched by one token (the LM head included; MTP modules excluded)."""
-        return self.layers_always + self.experts_active + self.embeddings
+        """Parameters touched by one token (the LM head included; MTP modules and towers excluded)."""
+        return self.layers_always + self.experts_active + (self.embedding + self.lm_head)
 
     @property
     def active_nonembedding(self) -> float:
         return self.layers_always + self.experts_active
 
 
+def _indexes(m: ModelSpec, group: LayerGroup | None) -> bool:
+    """Whether this group's layers carry a sparse-attention indexer of their own."""
+    return m.sparse_attention is not None and (group is None or group.indexer in (None, "own"))
+
+
+def indexer_params(m: ModelSpec) -> float:
+    """One sparse-attention indexer (DSA lightning indexer): query up-projection (from the
+    compressed queries under MLA with q_lora_rank, else from the hidden state), one key
+    projection and its norm, and the per-head weights."""
+    x = m.sparse_attention
+    if x is None:
+        return 0.0
+    h = m.hidden_size
+    q_in = m.mla.q_lora_rank if m.attention == "mla" and m.mla is not None and m.mla.q_lora_rank else h
+    return float(q_in * x.indexer_heads * x.indexer_head_dim + h * x.indexer_head_dim
+                 + 2 * x.indexer_head_dim + h * x.indexer_heads)
+
+
 def attention_params(m: ModelSpec, group: LayerGroup | None = None) -> tuple[float, float]:
     """(attention parameters per layer, of which Wk+Wv) for GQA/MHA/MQA or MLA; with
     ``group``, for that layer group's heads (Gemma 4's global layers, Qwen3.5's gated
-    attention) or its state-space mixer."""
+    attention, a shared indexer) or its state-space mixer; a group's ``mixer_params``
+    replace the formula (Wk+Wv still from the heads)."""
     h, nq = m.hidden_size, m.num_attention_heads
+    if group is not None and group.kind == "state_space":
+        return float(group.mixer_params or 0.0), 0.0
     if m.attention == "mla":
         a = m.mla
         if a is None:  # ModelSpec validation rules this out; keep the type checker honest
@@ -86,19 +109,21 @@ def attention_params(m: ModelSpec, group: LayerGroup | None = None) -> tuple[flo
         wkv_down = h * (a.kv_lora_rank + a.qk_rope_head_dim) + a.kv_lora_rank  # plus its norm
         wkv_up = a.kv_lora_rank * nq * (a.qk_nope_head_dim + a.v_head_dim)
         wo = nq * a.v_head_dim * h
-        extra = 0
-        if m.sparse_attention is not None:   # DSA lightning indexer: q up, k, k norm, head weights
-            x = m.sparse_attention
-            extra = (a.q_lora_rank * x.indexer_heads * x.indexer_head_dim + h * x.indexer_head_dim
-                     + 2 * x.indexer_head_dim + h * x.indexer_heads)
+        extra = 0.0
+        if _indexes(m, group):   # DSA lightning indexer: q up, k, k norm, head weights
+            extra = indexer_params(m)
+        if group is not None and group.output_gate:
+            extra += h * nq * a.v_head_dim
+        if group is not None and group.mixer_params is not None:
+            return float(group.mixer_params), float(wkv_down + wkv_up)
         return float(wq + wkv_down + wkv_up + wo + extra), float(wkv_down + wkv_up)
-    if group is not None and group.kind == "state_space":
-        return float(group.mixer_params or 0.0), 0.0
     d = group.head_dim if group and group.head_dim else m.head_dim
     nkv = group.num_kv_heads if group and group.num_kv_heads else m.num_kv_heads
     kv_tensors = 1 if group and group.k_eq_v else 2
-    wq = h * nq * d * (2 if group and group.output_gate else 1)
     wkv = kv_tensors * h * nkv * d
+    if group is not None and group.mixer_params is not None:
+        return float(group.mixer_params), float(wkv)
+    wq = h * nq * d * (2 if group and group.output_gate else 1)
     wo = nq * d * h
     extra = 0
     if m.attention_bias:
@@ -107,6 +132,8 @@ def attention_params(m: ModelSpec, group: LayerGroup | None = None) -> tuple[flo
         extra += 2 * d
     if m.attention_sinks:
         extra += nq
+    if _indexes(m, group):
+        extra += indexer_params(m)
     return float(wq + wkv + wo + extra), float(wkv)
 
 
@@ -138,9 +165,9 @@ def count_parameters(m: ModelSpec) -> ParamCounts:
     norm_width = 2 if m.norm == "layernorm" else 1
     norms = float(m.norms_per_layer * norm_width * h)
 
-    def mlp(width: int) -> float:
-        bias = (g - 1) * width + h if m.mlp_bias else 0
-        return float(g * h * width + bias)
+    def mlp(width: int, d_in: int = h) -> float:
+        bias = (g - 1) * width + d_in if m.mlp_bias else 0
+        return float(g * d_in * width + bias)
 
     if m.moe is None:
         dense_layers, moe_layers = m.num_layers, 0
@@ -150,10 +177,12 @@ def count_parameters(m: ModelSpec) -> ParamCounts:
         e = m.moe
         moe_layers = (m.num_layers - ffn_free - e.first_dense_layers) // e.moe_layer_step
         dense_layers = m.num_layers - moe_layers
-        expert = mlp(e.expert_intermediate_size)
+        expert = mlp(e.expert_intermediate_size, e.latent_size or h)
         shared_width = e.shared_expert_intermediate_size or e.expert_intermediate_size
         router = h * e.num_experts + (e.num_experts if e.router_bias else 0)
         shared = e.num_shared_experts * mlp(shared_width) + router
+        if e.latent_size:   # LatentMoE: the down and up projections around the routed experts
+            shared += 2.0 * h * e.latent_size
         n_exp, k = e.num_experts, e.experts_per_token
     return ParamCounts(
         attention_per_layer=attn,
@@ -171,4 +200,5 @@ def count_parameters(m: ModelSpec) -> ParamCounts:
         embedding=float(V * h),
         lm_head=0.0 if m.tie_embeddings else float(V * h + (V if m.lm_head_bias else 0)),
         final_norm=float(norm_width * h),
+        towers=float(sum(t.parameters for t in m.towers if t.served)),
     )

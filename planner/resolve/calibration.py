@@ -1,6 +1,10 @@
 """Calibration as the planner applies it: the fitted efficiencies and overheads of a
-calibration file (global, and per GPU family as multipliers). The fitter that writes such
-files lives in planner/fidelity/calibrate.py, outside the plan path."""
+calibration file (global, and per GPU family as multipliers). A GPU's family is the
+``family`` field of its catalog entry (planner/catalog/data/gpus.yaml, or an override
+file): a new GPU of a known family gets that family's fit with no code to edit, and one
+without a family (or of a family the file has no fit for) gets the global fit, and says
+so. The fitter that writes such files lives in planner/fidelity/calibrate.py, outside the
+plan path."""
 
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from planner.catalog.schema import Gpu
+from planner.catalog.store import Catalog
 from planner.errors import InputError
 from planner.physics.options import Assumptions
 from planner.yamlio import Document, load_yaml, parse_yaml
@@ -27,15 +33,28 @@ PARAMS: tuple[tuple[str, float, float], ...] = (
 FAMILY_PARAMS = ("memory_bandwidth_efficiency", "compute_efficiency", "prefill_compute_efficiency")
 
 
-def family_of(gpu_id: str) -> str | None:
-    """The GPU family of a catalog id (a fleet pool's copy ``h100-sxm@us-east`` is its GPU's)."""
-    return FAMILY.get(gpu_id.split("@", 1)[0])
+def family_of(gpu: Gpu | str) -> str | None:
+    """The calibration family of a GPU entry, or of a shipped catalog id (a fleet pool's
+    copy ``h100-sxm@us-east`` is its GPU's); None when the entry names none."""
+    if isinstance(gpu, Gpu):
+        return gpu.family
+    return shipped_families().get(gpu.split("@", 1)[0])
 
 
-FAMILY = {"h100-sxm": "nvidia-hopper", "h100-pcie": "nvidia-hopper", "h200": "nvidia-hopper",
-          "b200": "nvidia-blackwell", "gb200": "nvidia-blackwell", "a100-80gb": "nvidia-ampere",
-          "a100-40gb": "nvidia-ampere", "rtx-3090": "nvidia-ampere", "l40s": "nvidia-ada", "rtx-4090": "nvidia-ada",
-          "l4": "nvidia-ada", "mi300x": "amd-cdna3", "mi325x": "amd-cdna3", "gaudi3": "intel-gaudi"}
+def shipped_families() -> dict[str, str]:
+    """Catalog id -> family of every shipped GPU that names one."""
+    return {i: g.family for i, g in Catalog.default().gpus.items() if g.family}
+
+
+def __getattr__(name: str) -> Any:
+    """``FAMILY`` (id -> family) and ``FAMILIES`` (the set), read from the shipped catalog
+    when first asked for: the family table is data (gpus.yaml), not code."""
+    if name == "FAMILY":
+        return shipped_families()
+    if name == "FAMILIES":
+        return frozenset(shipped_families().values())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 @dataclass
 class Calibration:
@@ -55,8 +74,10 @@ class Calibration:
                                "per_family": self.per_family}, sort_keys=True)
 
 
-def load_calibration(name: str | None) -> Calibration | None:
-    """'default' (the shipped fit), 'none', or a path to a calibration YAML file."""
+def load_calibration(name: str | None, families: frozenset[str] | set[str] = frozenset()) -> Calibration | None:
+    """'default' (the shipped fit), 'none', or a path to a calibration YAML file. Its
+    per_family keys must be families of the shipped catalog or of ``families`` (the
+    families of the GPUs in use, override entries included)."""
     if name in (None, "none"):
         return None
     if name == "default":
@@ -70,17 +91,18 @@ def load_calibration(name: str | None) -> Calibration | None:
     data: Any = doc.data
     if not isinstance(data, dict) or not isinstance(data.get("assumptions"), dict):
         raise doc.error("a calibration file needs an 'assumptions' mapping", ("assumptions",))
-    known = {"schema_version", "fitted_on", "rows", "sources", "assumptions", "per_family"}
+    keys = {"schema_version", "fitted_on", "rows", "sources", "assumptions", "per_family"}
     for key in data:
-        if key not in known:
-            raise doc.error("unknown key", (key,), key, ", ".join(sorted(known)))
+        if key not in keys:
+            raise doc.error("unknown key", (key,), key, ", ".join(sorted(keys)))
     per_family = data.get("per_family") or {}
     if not isinstance(per_family, dict):
         raise doc.error("per_family must map a GPU family to its parameters", ("per_family",))
     sections: list[tuple[tuple, Any]] = [(("assumptions",), data["assumptions"])]
+    known = set(shipped_families().values()) | set(families)
     for fam, mapping in per_family.items():
-        if fam not in FAMILIES:
-            raise doc.error("unknown GPU family", ("per_family", fam), fam, ", ".join(sorted(FAMILIES)))
+        if fam not in known:
+            raise doc.error("unknown GPU family", ("per_family", fam), fam, ", ".join(sorted(known)))
         if not isinstance(mapping, dict):
             raise doc.error("expected a mapping of parameters", ("per_family", fam))
         sections.append((("per_family", fam), mapping))
@@ -107,8 +129,6 @@ RANGES: dict[str, tuple[float, float, bool, str]] = {
 }
 """What a calibrated value may be: an efficiency is a fraction of a peak, in (0, 1]."""
 
-FAMILIES = frozenset(FAMILY.values())
-
 
 def check_parameter(doc: Document, path: tuple, key: object, value: object) -> None:
     if key not in RANGES:
@@ -120,22 +140,29 @@ def check_parameter(doc: Document, path: tuple, key: object, value: object) -> N
         raise doc.error("calibrated value out of range", path, value, accepted)
 
 
-def apply(cal: Calibration | None, base: Assumptions, gpu_ids: list[str]
-          ) -> tuple[Assumptions, dict[str, tuple[float, float, float]]]:
-    """Assumptions with the global fit, and per-GPU multipliers for the per-family fits."""
+def apply(cal: Calibration | None, base: Assumptions, gpus: list[Gpu]
+          ) -> tuple[Assumptions, dict[str, tuple[float, float, float]], list[str]]:
+    """Assumptions with the global fit, per-GPU multipliers for the per-family fits, and a
+    note for each GPU that gets the global fit only (no family, or none fitted)."""
     if cal is None:
-        return base, {}
+        return base, {}, []
     o = base.model_copy(update=cal.assumptions)
-    scales = {}
-    for gid in gpu_ids:
-        fam = cal.per_family.get(family_of(gid) or "", {})
+    scales, notes = {}, []
+    for g in gpus:
+        fam = cal.per_family.get(g.family or "", {})
         if fam:
-            scales[gid] = tuple(fam.get(k, getattr(o, k)) / getattr(o, k) for k in FAMILY_PARAMS)
-    return o, scales
+            scales[g.id] = tuple(fam.get(k, getattr(o, k)) / getattr(o, k) for k in FAMILY_PARAMS)
+        elif cal.per_family:
+            why = (f"its family {g.family!r} has no fit in the calibration" if g.family
+                   else "its catalog entry names no family")
+            notes.append(f"{g.id}: the calibration's global fit only ({why})")
+    return o, scales, notes
 
 
-def calibrated(assumptions: Assumptions, user: dict[str, Any], calibration: str | None, gpu_ids: list[str]
-               ) -> tuple[Assumptions, dict[str, tuple[float, float, float]]]:
-    """Preset, then the calibration's fitted values, then what the input file sets itself."""
-    o, scales = apply(load_calibration(calibration), assumptions, gpu_ids)
-    return (o.model_copy(update=user) if user else o), scales
+def calibrated(assumptions: Assumptions, user: dict[str, Any], calibration: str | None, gpus: list[Gpu]
+               ) -> tuple[Assumptions, dict[str, tuple[float, float, float]], list[str]]:
+    """Preset, then the calibration's fitted values, then what the input file sets itself;
+    and the notes of GPUs calibrated by the global fit only."""
+    families = {g.family for g in gpus if g.family}
+    o, scales, notes = apply(load_calibration(calibration, families), assumptions, gpus)
+    return (o.model_copy(update=user) if user else o), scales, notes

@@ -101,6 +101,7 @@ class Problem:
     file: str | None = None
     max_configs: int = 1                # configurations one slot may split its traffic over (a fleet: >= 1)
     current: tuple[Running, ...] = ()   # a fleet's deployments running today
+    calibration_notes: tuple[str, ...] = ()   # GPUs the calibration fits by its global values only, and why
 
     @property
     def objective(self) -> str:
@@ -164,6 +165,8 @@ class Problem:
         """What the result must record to be rebuilt: models, assumptions, calibration, prices
         and the catalog's digest."""
         return {"models": {s.name: s.model.id or s.model.name for s in self.slots},
+                "model_notes": {s.name: list(s.model.notes) for s in self.slots if s.model.notes},
+                "calibration_notes": list(self.calibration_notes),
                 "assumptions": self.assumptions.model_dump(), "calibration": self.calibration,
                 "prices_usd_per_gpu_hour": {gid: (None if np.isnan(p) else float(p))
                                             for gid, p in zip(self.table.ids, self.prices)},
@@ -384,14 +387,14 @@ def _resolve_shared(spec: Any, doc: Document | None, calibration: str | None, ca
     if not gpus:
         raise InputError("no GPU left to search: " + "; ".join(f"{gids}: {why}" for why, gids in _by_reason(excluded)),
                          path="search.gpus", **where)
-    assumptions, scales = calibrated(assumptions, spec.assumptions, calibration, [g.id for g in gpus])
+    assumptions, scales, cal_notes = calibrated(assumptions, spec.assumptions, calibration, gpus)
     # a price of 0 is a price (a GPU whose running cost is paid elsewhere), not a missing one
     prices = np.array([np.nan if usd is None else usd for usd, _ in priced_gpus], dtype=float)
     sources = tuple(source for _, source in priced_gpus)
     table = support_table(gpus, SCHEME_NAMES, KV_NAMES, s.engine)
     return Problem(spec=spec, slots=slots, gpus=tuple(gpus), table=GpuTable.build(gpus, scales), prices=prices,
                    price_sources=sources, assumptions=assumptions, support=table, calibration=calibration or "none",
-                   excluded=excluded, file=doc.file if doc else None)
+                   excluded=excluded, file=doc.file if doc else None, calibration_notes=tuple(cal_notes))
 
 
 RENTED = "rented"
@@ -472,6 +475,7 @@ class EstimateInputs:
     price_usd_per_gpu_hour: float | None
     price_source: str | None
     quantization: str = "w16a16"   # as given, else the format the model's checkpoint name states (-FP8, -NVFP4)
+    calibration_notes: tuple[str, ...] = ()
 
 
 def resolve_estimate(spec: EstimateSpec, doc: Document | None = None, catalog: Catalog | None = None,
@@ -486,7 +490,7 @@ def resolve_estimate(spec: EstimateSpec, doc: Document | None = None, catalog: C
     model = resolve_model(spec.model, catalog, doc, ("model",))
     gpu = catalog.gpu(spec.gpu, path="gpu", **where)
     assumptions = resolve_assumptions(spec.preset, spec.assumptions, doc, ("assumptions",))
-    assumptions, scales = calibrated(assumptions, spec.assumptions, calibration, [gpu.id])
+    assumptions, scales, cal_notes = calibrated(assumptions, spec.assumptions, calibration, [gpu])
     price, source = spec.price_usd_per_gpu_hour, None
     if price is not None:
         source = "price_usd_per_gpu_hour in the input"
@@ -497,7 +501,8 @@ def resolve_estimate(spec: EstimateSpec, doc: Document | None = None, catalog: C
         checkpoint = catalog.checkpoint(spec.model, path="model", **where)
         if checkpoint.scheme_from == "name" and checkpoint.scheme:
             quantization = checkpoint.scheme          # Qwen/Qwen3-32B-FP8: the checkpoint is FP8
-    return EstimateInputs(model, gpu, assumptions, scales, price, source, quantization)
+    return EstimateInputs(model, gpu, assumptions, scales, price, source, quantization=quantization,
+                          calibration_notes=tuple(cal_notes))
 
 
 def resolve_catalog(files: list[str], base: Path | None) -> Catalog:
@@ -518,7 +523,7 @@ def resolve_model(ref: ModelRef, catalog: Catalog, doc: Document | None, path: t
         if not target.exists():
             raise InputError("hf_config file not found", file=where["file"], path=f"{where['path']}.hf_config",
                              value=str(target), accepted="a path to a config.json, relative to this file")
-        return model_from_hf_config(target)
+        return model_from_hf_config(target, where=where, serve_towers=ref.serve_towers)
     return ref
 
 

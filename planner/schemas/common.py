@@ -51,6 +51,8 @@ Price = Annotated[float, Field(ge=0, le=PRICE_MAX, allow_inf_nan=False), NotBool
 
 class HfConfigRef(Strict):
     hf_config: str = Field(description="path to a Hugging Face config.json, relative to this file")
+    serve_towers: bool = Field(False, description="the deployment serves the config's vision/audio towers too: "
+                               "their weights count in memory")
 
 
 ModelRef = str | HfConfigRef | ModelSpec
