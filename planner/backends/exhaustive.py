@@ -158,7 +158,7 @@ def evaluate_all(c: Candidates, excluded: list[tuple[int, ...]]) -> tuple[np.nda
     lo, hi = replica_bounds(c)
     ok &= lo <= hi
     obj = c.objective
-    has_demand = np.array([s.demand_tokens_per_s is not None for s in c.slots])[c.slot]
+    has_demand = np.array([s.demand is not None for s in c.slots])[c.slot]     # open loop or N clients
     replicas = hi if obj == "throughput" else np.where(has_demand, lo, 1.0)
     cost_h = ev.gpus * c.price
     with np.errstate(divide="ignore", invalid="ignore"):
