@@ -170,7 +170,9 @@ def resolve(spec: PlanSpec, doc: Document | None = None, calibration: str | None
     model = resolve_model(spec.model, catalog, doc, ("model",))
     w = spec.workload
     slot = _slot("main", model, w.input_tokens, w.output_tokens, w.demand, spec.slo, "workload", where)
-    return _resolve_shared(spec, doc, calibration, catalog, (slot,), spec.objective in COST_OBJECTIVES)
+    slot = replace(slot, disaggregation=spec.disaggregation, kv_link=spec.kv_link)
+    problem = _resolve_shared(spec, doc, calibration, catalog, (slot,), spec.objective in COST_OBJECTIVES)
+    return replace(problem, max_configs=spec.max_configurations())
 
 
 def resolve_fleet(spec: FleetSpec, doc: Document | None = None, calibration: str | None = None,
