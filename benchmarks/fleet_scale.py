@@ -72,8 +72,8 @@ def main() -> None:
                     "issue 21): what the documented tie-breaks cost")
     args = ap.parse_args()
     print("| workloads | candidates | build s | columns after pruning | rows | backend | status | gap | "
-          "solve s | $/hour | vs alone | vs greedy |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "solve s | tie-breaks | $/hour | vs alone | vs greedy |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for n in [int(x) for x in args.sizes.split(",")]:
         spec = spec_for(n)
         t0 = time.perf_counter()
@@ -102,6 +102,7 @@ def main() -> None:
 
             print(f"| {n} | {len(cands):,} | {build:.1f} | {size.get('after_pruning', '-')} | {size.get('rows', '-')} | "
                   f"{b} | {r.status} | {'-' if gap is None else f'{gap:.2%}'} | {seconds:.2f} | "
+                  f"{', '.join(p.status for p in r.phases if p.kind == 'tie-break') or '-'} | "
                   f"{'-' if cost is None else f'{cost:.2f}'} | {vs('alone')} | {vs('greedy')} |", flush=True)
 
 

@@ -261,8 +261,8 @@ def row_values(c: Candidates, name: str, replicas: np.ndarray) -> np.ndarray:
             return load.get("ttft", "mean")
         if name == "gpus":
             return ev.gpus * replicas
-        if name == "order":
-            return row_order(c).astype(float)
+        if name == "order":                    # each GPU counts its row's position
+            return row_order(c).astype(float) * ev.gpus * replicas
         if name == "throughput":
             return load.tokens_per_s * replicas
     raise ValueError(f"the exhaustive oracle ranks one deployment per slot by {name} only in a fleet")
@@ -307,7 +307,7 @@ def solve_fleet(c: Candidates, phases: tuple[str, ...], slack: dict[str, float],
     weights = np.array([s.weight for s in c.slots], dtype=float)
     order = row_order(c)
     # state: picks, cost, gpus per type, GPUs on shared nodes per type, whole nodes per type, power, served, change,
-    # GPUs in all, the rows' order positions summed
+    # GPUs in all, the rows' order positions summed per GPU
     states: list[tuple] = [((), 0.0, np.zeros(n_t), np.zeros(n_t), np.zeros(n_t), 0.0, 0.0, 0.0, 0.0, 0.0)]
     for k, s in enumerate(c.slots):
         rows = [int(j) for j in np.nonzero(ok & (c.slot == k))[0] if top[j] >= 1]
@@ -462,7 +462,7 @@ def _option(c: Candidates, k: int, rows: tuple, reps: tuple, served: float, toda
             started += was * g
     started += sum(g * n for s, g, n in c.unmatched if s == k)
     return (tuple(zip(rows, reps)), cost, gpus, shared, whole, power, served, started, float(gpus.sum()),
-            float(sum(order[j] for j in rows)))
+            float(sum(order[j] * float(ev.gpus[j]) * r for j, r in zip(rows, reps))))
 
 
 def _join(a: tuple, b: tuple, weight: float) -> tuple:

@@ -54,8 +54,6 @@ class Objective:
             return Terms(zero, zero, {"served": served_weights(c)}, self.dimension)
         if self.scalar is not None:
             return Terms(zero, zero, {self.scalar: 1.0}, self.dimension)
-        if self.name == "order":                 # per chosen row, whatever its replicas
-            return Terms(np.asarray(self.per_replica(c), dtype=float), zero, {}, self.dimension)
         v = np.nan_to_num(self.per_replica(c), nan=0.0, posinf=0.0)
         if self.name == "cost_per_million_tokens":
             # with a demand, $/token is $/hour over a fixed served rate: minimise $/hour
@@ -104,13 +102,14 @@ OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
               "a larger batch would not save a change", lambda c: np.full(len(c), np.nan), False,
               scalar="change", dimension="count"),
     # the last tie-break (docs/formulation.md section 4b): each chosen row's position in the documented order
-    Objective("order", "min", "position in the tie-break order", 1.0, "a larger batch ranks later in the tie-break "
-              "order", lambda c: row_order(c).astype(float), False, dimension="count"),
+    Objective("order", "min", "GPU-weighted position in the tie-break order", 1.0, "a larger batch ranks later in "
+              "the tie-break order", lambda c: row_order(c).astype(float) * c.ev.gpus, True, dimension="count"),
 )}
 
 TIE_BREAK: tuple[str, ...] = ("gpus", "order")
 """The phases solved after the instance's objectives, each keeping every earlier one at its
-optimum (docs/formulation.md section 4b): fewer GPUs, then the smallest sum of the chosen
-rows' positions in ``row_order`` (fewer nodes per replica, lower latency, simpler layout,
-then names). They make the first answer the same whatever the number of answers asked and
-whatever the backend."""
+optimum (docs/formulation.md section 4b): fewer GPUs, then the smallest GPU-weighted
+position in ``row_order`` (each GPU counts the position of the row it runs: lower latency,
+simpler layout, then names; with one deployment, the row first in the order). On replicas
+like the objectives, so a split slot needs no choice binary for it. They make the first
+answer the same whatever the number of answers asked and whatever the backend."""

@@ -16,6 +16,7 @@ exhaustive oracle ranks the same phases by enumeration, in its own terms."""
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field, replace
 
@@ -35,6 +36,12 @@ from planner.resolve.problem import Problem, resolve, resolve_fleet
 from planner.schemas.fleet import FleetSpec
 from planner.schemas.plan import PlanSpec
 from planner.yamlio import Document
+
+TIE_BREAK_SHARE, TIE_BREAK_FLOOR = 0.05, 1.0
+"""Each tie-break phase has at most this share of the time limit (and at least this many
+seconds, within what is left): with one deployment per workload it is a solve over the tied
+rows only (milliseconds); a large fleet has many equal answers, and an unproven tie-break
+keeps the best it found, says so, and leaves the objectives proven."""
 
 KEEP_TOLERANCE = 1e-6
 """Relative slack on an earlier phase's optimum kept by a later phase, and absolute in the
@@ -136,7 +143,7 @@ def solve(problem: Problem, cands: Candidates, *, backend: str = "cpsat", top_k:
     try:
         for rank in range(1, top_k + 1):
             s = rank_one(base, solver, backend, names, len(objectives), tuple(cuts), deadline,
-                         _change_slack(problem))
+                         _change_slack(problem), max(TIE_BREAK_FLOOR, TIE_BREAK_SHARE * time_limit))
             first = first or s
             if not s.picks:
                 break
@@ -175,7 +182,8 @@ def solve_phases(problem: Problem, cands: Candidates, *, backend: str, time_limi
     objectives = phases or objective_phases(problem)
     names = objectives + (tuple(x for x in TIE_BREAK if x not in objectives) if tie_break else ())
     return rank_one(first_phase_view(problem, cands, objectives), get_backend(backend), backend, names,
-                    len(objectives), (), time.perf_counter() + time_limit, _change_slack(problem))
+                    len(objectives), (), time.perf_counter() + time_limit, _change_slack(problem),
+                    max(TIE_BREAK_FLOOR, TIE_BREAK_SHARE * time_limit))
 
 
 def _change_slack(problem: Problem) -> float:
@@ -211,10 +219,12 @@ def _same(x: float | None, y: float | None) -> bool:
 
 
 def rank_one(base: Candidates, solver: Backend, backend: str, names: tuple[str, ...], n_objectives: int,
-             cuts: tuple[frozenset[int], ...], deadline: float, change_slack: float) -> Solved:
+             cuts: tuple[frozenset[int], ...], deadline: float, change_slack: float,
+             tie_seconds: float = math.inf) -> Solved:
     """One ranked answer: every phase in turn, each later one keeping the earlier ones. The
     status is the weakest of the objective phases' (optimal only if each is); a tie-break
-    phase without an answer in time leaves the answer of the phase before."""
+    phase has at most ``tie_seconds``, and without an answer in time it leaves the answer
+    of the phase before (its own status says so)."""
     slack = {name: (change_slack if name == "cost_per_hour" and k + 1 < len(names) and names[k + 1] == "change"
                     else KEEP_TOLERANCE) for k, name in enumerate(names)}
     if Feature.LINEAR_MODEL not in solver.features:      # the independent oracle: enumeration, no model
@@ -237,8 +247,9 @@ def rank_one(base: Candidates, solver: Backend, backend: str, names: tuple[str, 
     start: starting.Start | None = None
     for k, name in enumerate(names):
         objective = k < n_objectives
-        if cuts or name == "order":
-            limited = None               # a cut or the order phase reads every choice binary
+        until = deadline if objective else min(deadline, time.perf_counter() + tie_seconds)
+        if cuts:
+            limited = None               # a cut reads every choice binary
         sol: Solution | None = None
         while True:       # configuration limits enforced lazily: only on slots whose optimum breaks them
             c = replace(with_objective(base, name), partial=base.partial, bounds=tuple(bounds), limited=limited)
@@ -250,12 +261,12 @@ def rank_one(base: Candidates, solver: Backend, backend: str, names: tuple[str, 
                 break
             if k == 0:
                 start = starting.starting_answer(f)
-            if time.perf_counter() >= deadline:
+            if time.perf_counter() >= until:
                 sol = None
                 break
             f.hint = start.values if start is not None and k == 0 else \
                 constraints.assignment(f, picks) if picks else None
-            sol = solver.solve(f, max(deadline - time.perf_counter(), 1e-3))
+            sol = solver.solve(f, max(until - time.perf_counter(), 1e-3))
             rounds += 1
             if sol.status not in HAS_SOLUTION or sol.values is None or limited is None:
                 break

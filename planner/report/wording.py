@@ -277,6 +277,11 @@ def started_rank(rank: int, backend: str) -> str:
             f"found none within the time limit; not proven the next best")
 
 
+def unproven_tie_break(p: Phase) -> str:
+    return (f"the tie-break {p.objective} ({p.status}) was not proven within its time: among answers equal on the "
+            f"objectives, another backend may pick another (docs/formulation.md section 4b)")
+
+
 def phase_value(p: Phase) -> str:
     if p.value is None:
         return "-"
