@@ -184,9 +184,11 @@ def render_plans(r: PlanResult, explain_support: bool = False) -> str:
     if any(len(g) > 1 for g in tie_groups(r)):
         out.append("tied: plans with exactly the same objective value and GPUs, shown as one row; the documented "
                    "tie-break order (docs/formulation.md section 4b) ranks them")
+    workloads = len({p.workload for p in r.plans}) > 1
     for p in r.plans:
-        who = f" ({p.workload}{', ' + p.role + ' pool' if p.role != 'aggregated' else ''}, "\
-              f"{p.share:.0%} of its traffic)" if several or p.share < 1 - 1e-9 else ""
+        parts = ([p.workload] if workloads else []) + ([f"{p.role} pool"] if p.role != "aggregated" else []) + \
+            ([f"{p.share:.0%} of {'its' if workloads else 'the'} traffic"] if p.share < 1 - 1e-9 else [])
+        who = f" ({', '.join(parts)})" if parts else ""
         lines = [f"#{p.rank} {p.gpus} x {p.gpu}, TP {p.tp} PP {p.pp} EP {p.ep}, {p.quantization}, batch {p.batch}{who}"]
         explained = wording.plan_lines(p)
         versus = [x for x in explained if x.startswith("   ranks above")]

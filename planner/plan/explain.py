@@ -132,6 +132,8 @@ def _summary(plans: list[Plan], a: Answer) -> dict:
     out = {k: getattr(plans[0], k) for k in SUMMARY}
     if a.totals is not None:
         out["gpus"] = a.totals.gpus
+        if len(plans) > 1 and a.totals.gpus:       # the answer's, not its first deployment's
+            out["throughput_tokens_per_s_per_gpu"] = sum(x.throughput_tokens_per_s for x in plans) / a.totals.gpus
     if len(plans) > 1:
         out["deployments"] = [{k: getattr(x, k) for k in ("workload", "role", "replicas", "gpus", "gpu", "tp", "pp",
                                                           "ep", "quantization")} for x in plans]
