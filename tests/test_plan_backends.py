@@ -19,7 +19,7 @@ RTOL = 1e-6   # docs/formulation.md section 5: integer rounding and solver toler
 @pytest.fixture(scope="module", params=PLAN_INSTANCES, ids=lambda p: p.stem)
 def results(request):
     spec, doc = load_plan_spec(str(request.param))
-    k = min(spec.top_k, 3)
+    k = min(spec.ranks(), 3)
     return resolve(spec, doc), {b: plan(spec, doc, backend=b, top_k=k) for b in BACKENDS}
 
 

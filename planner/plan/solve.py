@@ -101,7 +101,7 @@ def plan(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, backend: st
     disaggregation and the baselines are what-ifs above this function (planner/whatif/)."""
     t0 = time.perf_counter()
     spec, problem, cands = prepare(spec, doc, objective=objective, calibration=calibration)
-    result = solve(problem, cands, backend=backend or default_backend(spec), top_k=top_k or spec.top_k,
+    result = solve(problem, cands, backend=backend or default_backend(spec), top_k=top_k or spec.ranks(),
                    time_limit=time_limit, started=t0)
     if simulate:
         rescore(problem, cands, result)

@@ -108,6 +108,10 @@ class FleetSpec(Strict):
     extra_catalog: CatalogExtras | None = None
     top_k: Literal[1] = 1
 
+    def ranks(self) -> int:
+        """A fleet ranks one answer."""
+        return 1
+
     @property
     def phases(self) -> tuple[str, ...]:
         """The objectives in the order they are solved: served demand first when asked (cost

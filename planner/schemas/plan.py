@@ -216,7 +216,9 @@ class PlanSpec(Strict):
     limits: Limits = Limits()
     prices: Prices = Prices()
     objective: Objective = "cost_per_million_tokens"
-    top_k: Annotated[int, Field(ge=1, le=50), NotBool] = 5
+    top_k: Annotated[int, Field(ge=1, le=50), NotBool] | None = Field(
+        None, description="how many distinct plans to rank (default: 5; 1 when the workload splits its traffic "
+        "or runs pools: each further rank of such a plan is a binary program of its own)")
     max_configurations_per_workload: Annotated[int, Field(ge=1, le=8), NotBool] | None = Field(
         None, description="the workload's traffic may be split over up to this many configurations (GPU types, "
         "layouts, precisions), each with integer replicas, as in a fleet (docs/fleet.md). Default: 2 when owned "
@@ -253,6 +255,12 @@ class PlanSpec(Strict):
         if why is not None:
             raise ValueError(f"disaggregation {self.disaggregation}: {why[0]}; accepted: {why[1]}")
         return self
+
+    def ranks(self) -> int:
+        """Plans to rank: ``top_k``, or its default."""
+        if self.top_k is not None:
+            return self.top_k
+        return 1 if self.max_configurations() > 1 or self.disaggregation != "never" else 5
 
     def max_configurations(self) -> int:
         """Configurations the workload's traffic may be split over (the field, or its default)."""

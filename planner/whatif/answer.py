@@ -30,7 +30,7 @@ def answer(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, backend: 
     t0 = time.perf_counter()
     spec, problem, cands = prepare(spec, doc, objective=objective, calibration=calibration)
     backend = backend or default_backend(spec)
-    result = solve(problem, cands, backend=backend, top_k=top_k or spec.top_k, time_limit=time_limit, started=t0)
+    result = solve(problem, cands, backend=backend, top_k=top_k or spec.ranks(), time_limit=time_limit, started=t0)
     around(problem, cands, result, backend=backend, time_limit=time_limit, simulate=simulate, marginal=marginal,
            baselines=baselines, relax=(spec, doc, calibration) if relax and isinstance(spec, PlanSpec) else None)
     result.solve_seconds = time.perf_counter() - t0
