@@ -23,9 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from planner.candidates.table import build_candidates
-from planner.fleet import solve_fleet  # noqa: E402
+from planner.plan.solve import solve
 from planner.resolve.problem import resolve_fleet
-from planner.schemas.fleet import FleetSpec  # noqa: E402
+from planner.schemas.fleet import FleetSpec
+from planner.whatif.answer import around
 
 MODELS = ["llama-3.1-8b", "qwen3-8b", "qwen3-32b", "llama-3.1-70b", "qwen3-30b-a3b", "gpt-oss-20b"]
 PROFILES = {   # name: (input, output, TTFT p99 ms, TPOT ms)
@@ -67,10 +68,12 @@ def main() -> None:
     ap.add_argument("--sizes", default="10,50")
     ap.add_argument("--backends", default="cpsat,highs,milp")
     ap.add_argument("--time-limit", type=float, default=60.0)
+    ap.add_argument("--no-tie-break", action="store_true", help="solve the objectives only (the order before "
+                    "issue 21): what the documented tie-breaks cost")
     args = ap.parse_args()
     print("| workloads | candidates | build s | columns after pruning | rows | backend | status | gap | "
-          "solve s | $/hour | vs alone | vs greedy |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "solve s | tie-breaks | $/hour | vs alone | vs greedy |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for n in [int(x) for x in args.sizes.split(",")]:
         spec = spec_for(n)
         t0 = time.perf_counter()
@@ -79,24 +82,27 @@ def main() -> None:
         build = time.perf_counter() - t0
         for b in args.backends.split(","):
             t1 = time.perf_counter()
-            r = solve_fleet(problem, cands, backend=b, time_limit=args.time_limit, marginal=False, baselines=True)
-            solve = time.perf_counter() - t1
+            r = solve(problem, cands, backend=b, time_limit=args.time_limit, tie_break=not args.no_tie_break)
+            around(problem, cands, r, backend=b, time_limit=args.time_limit, baselines=True)
+            seconds = time.perf_counter() - t1
             size = r.model_size
-            gap = r.phases[0].get("gap") if r.phases else None
-            cost = r.totals.get("cost_per_hour") if r.deployments else None
-            base = {x["baseline"]: x for x in r.baselines}
+            gap = r.phases[0].gap if r.phases else None
+            a = r.answer(1)
+            cost = a.totals.cost_per_hour if a is not None and a.totals is not None else None
+            base = {x.baseline: x for x in r.baselines}
 
             def vs(name: str) -> str:
                 x = base.get(name)
-                if x is None or cost is None:
+                if x is None or cost is None or x.cost_per_hour is None:
                     return "-"
-                if x["breaks"] or x["served_share"] < 1 - 1e-9:
-                    return f"{x['cost_per_hour']:.1f} (" + ("breaks limits" if x["breaks"] else
-                                                            f"serves {x['served_share']:.0%}") + ")"
-                return f"{x['cost_per_hour']:.1f} ({(x['cost_per_hour'] - cost) / x['cost_per_hour']:+.1%} saved)"
+                if x.breaks or x.served_share < 1 - 1e-9:
+                    return f"{x.cost_per_hour:.1f} (" + ("breaks limits" if x.breaks else
+                                                        f"serves {x.served_share:.0%}") + ")"
+                return f"{x.cost_per_hour:.1f} ({(x.cost_per_hour - cost) / x.cost_per_hour:+.1%} saved)"
 
             print(f"| {n} | {len(cands):,} | {build:.1f} | {size.get('after_pruning', '-')} | {size.get('rows', '-')} | "
-                  f"{b} | {r.status} | {'-' if gap is None else f'{gap:.2%}'} | {solve:.2f} | "
+                  f"{b} | {r.status} | {'-' if gap is None else f'{gap:.2%}'} | {seconds:.2f} | "
+                  f"{', '.join(p.status for p in r.phases if p.kind == 'tie-break') or '-'} | "
                   f"{'-' if cost is None else f'{cost:.2f}'} | {vs('alone')} | {vs('greedy')} |", flush=True)
 
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import constraints
-from planner.backends.base import get_backend
+from planner.backends.base import BACKENDS, get_backend
 from planner.candidates.table import build_candidates
 from planner.plan.solve import plan
 from planner.resolve.problem import resolve
@@ -33,7 +33,7 @@ def main() -> None:
         spec, doc = load_plan_spec(str(path))
         problem = resolve(spec, doc)
         cands = build_candidates(problem)
-        for name in ("cpsat", "milp", "highs", "exhaustive"):
+        for name in BACKENDS:
             f = constraints.build(cands)
             sol = get_backend(name).solve(f, 600.0)
             t0 = time.perf_counter()

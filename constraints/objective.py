@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from constraints import latency
 from planner.candidates.objectives import OBJECTIVES
+from planner.candidates.table import Candidates
 
 if TYPE_CHECKING:
     from constraints import Formulation
@@ -42,10 +44,70 @@ def coefficients(f: Formulation, name: str) -> dict[int, float]:
 
 
 def add_bounds(f: Formulation) -> None:
-    """A fleet's lexicographic phases: each earlier objective kept at the value it reached
-    (within the tolerance the fleet driver chose, planner/fleet): sum <= bound when it was
-    minimised, >= when maximised."""
+    """The lexicographic phases (docs/formulation.md section 4b): each earlier objective kept
+    at the value it reached (within the tolerance the solve stage chose, planner/plan/solve.py):
+    sum <= bound when it was minimised, >= when maximised."""
     for name, bound in f.cands.bounds:
         obj = OBJECTIVES[name]
         f.model.row(f"keep[{name}]", "lexicographic", coefficients(f, name), "<=" if obj.sense == "min" else ">=",
                     bound, obj.terms(f.cands).dimension)
+
+
+def screened(c: Candidates, replicas: bool) -> np.ndarray:
+    """Rows that cannot be in any answer within an earlier phase's bound (a minimised
+    objective kept at its optimum, ``add_bounds``). Every term of such an objective is >= 0,
+    so an answer using row j costs at least its own least contribution:
+
+    - with one deployment per slot, j's coefficients at the fewest replicas it can run (the
+      demand's count, else one);
+    - when slots split their traffic, for an objective on replicas only ($/hour, GPUs), one
+      replica of j, plus the rest of j's demand at the lowest value per unit of capacity any
+      row of its slot offers, plus every other slot's demand likewise (a lower bound on
+      each slot, as in planner/plan/start.py cost_lower_bound; 0 for a slot that may serve
+      less, or runs pools).
+
+    A row whose bound exceeds the kept value is fixed to 0; the later phases of a ranked
+    answer then see little more than the rows tied at the optimum."""
+    dead = np.zeros(len(c), dtype=bool)
+    fixed = c.has_demand & replicas & (c.objective != "throughput") & (not c.split)
+    least = np.where(fixed, c.replicas_needed, 1.0)
+    for name, bound in c.bounds:
+        obj = OBJECTIVES[name]
+        if obj.sense != "min":
+            continue
+        t = obj.terms(c)
+        if t.scalars:
+            if c.split or not set(t.scalars) <= {"tpot", "ttft"}:
+                continue        # no per-row value: change, or a latency with several deployments
+            tpot, ttft = latency.per_row(c)
+            value = {"tpot": tpot, "ttft": ttft}[next(iter(t.scalars))]
+        else:
+            value = t.x + t.y * least
+            if c.split and not t.x.any():
+                value = value + _rest(c, np.nan_to_num(t.y, nan=0.0))
+        with np.errstate(invalid="ignore"):
+            dead |= value > bound
+    return dead
+
+
+def _rest(c: Candidates, per_replica: np.ndarray) -> np.ndarray:
+    """Per row j: a lower bound on what the answer's other replicas add to an objective of
+    ``per_replica`` value each, given one replica of j: its slot's demand left after j's
+    capacity, and every other slot's demand, each at its slot's lowest value per unit of
+    capacity (no slot that may serve less or runs pools counts)."""
+    ok = c.meets_slo & (c.capacity > 0) & c.has_demand
+    with np.errstate(divide="ignore", invalid="ignore"):
+        unit = np.where(ok, per_replica / c.capacity, np.inf)
+    best = np.zeros(c.n_slots)
+    demand = np.zeros(c.n_slots)
+    for s in range(c.n_slots):
+        rows = c.slot_rows(s)
+        if c.partial or c.pooled(s) or not len(rows) or not c.has_demand[rows[0]]:
+            continue
+        u = float(np.min(unit[rows], initial=np.inf))
+        if np.isfinite(u):
+            best[s], demand[s] = u, float(c.demand[rows[0]])
+    slot = c.slot
+    total = float((best * demand).sum())
+    own = best[slot] * np.maximum(0.0, demand[slot] - np.nan_to_num(c.capacity, nan=0.0))
+    return own + total - (best * demand)[slot]

@@ -6,7 +6,8 @@ Row k dominates row j when, in every criterion below (each "smaller is better"),
 worse, and k is strictly better in one or, all equal, comes first:
 
 - the objective: its coefficients on x and y (and, for a TPOT/TTFT objective, the value of
-  the slot's latency scalar that the row alone sets, constraints.latency.per_row);
+  the slot's latency scalar that the row alone sets, constraints.latency.per_row), and
+  likewise every earlier lexicographic phase the model keeps at its optimum (``bounds``);
 - every limit that is active: GPUs (max_gpus, inventory), GPU slots (max_nodes), $/hour
   (budget), watts (power cap);
 - the replica variable's domain (larger is better) and the capacity at SLO (larger is
@@ -62,6 +63,17 @@ def criteria(f: Formulation) -> tuple[np.ndarray, np.ndarray]:
         for name in t.scalars:
             if name not in ("served", "change"):       # served: the capacity column below compares it
                 cols.append({"tpot": tpot, "ttft": ttft}.get(name, np.full(n, np.nan)))
+    for name, _ in c.bounds:       # an earlier phase kept at its optimum: its value is a criterion too
+        b = OBJECTIVES[name]
+        bt = b.terms(c)
+        bsign = -1.0 if b.sense == "max" else 1.0
+        if bt.scalars:
+            if set(bt.scalars) <= {"tpot", "ttft"}:
+                tpot, ttft = latency.per_row(c)
+                cols += [bsign * {"tpot": tpot, "ttft": ttft}[name] for name in bt.scalars]
+            continue                       # served: the capacity column; change: the GPUs column below
+        bx, by = bsign * bt.x, bsign * np.nan_to_num(bt.y, nan=0.0)
+        cols += [np.where(fixed, bx + by * reps, bx), np.where(fixed, 0.0, by)] if f.replicas else [bx + by]
     if "change" in kept:     # GPUs started per replica; rows run today are never dropped (pruned())
         cols.append(c.ev.gpus * reps)
     lim = c.limits
@@ -69,7 +81,7 @@ def criteria(f: Formulation) -> tuple[np.ndarray, np.ndarray]:
         cols.append(c.ev.gpus * reps)
     if lim.max_nodes is not None:
         cols.append(c.slots_per_replica * reps)
-    if lim.budget_usd_per_hour is not None or "cost_per_hour" in kept - {c.objective}:
+    if lim.budget_usd_per_hour is not None:
         cols.append(np.nan_to_num(c.cost_per_hour, nan=0.0) * reps)
     if lim.power_cap_w is not None:
         cols.append(c.ev.power_w * reps)

@@ -21,11 +21,12 @@ from planner.candidates.table import build_candidates
 from planner.catalog.store import Catalog
 from planner.cli.root import main
 from planner.errors import InputError
-from planner.fleet import FleetResult, solve_fleet
+from planner.plan.result import PlanResult
 from planner.plan.solve import solve
 from planner.resolve.problem import resolve, resolve_fleet
 from planner.schemas.fleet import FleetSpec
 from planner.schemas.plan import PlanSpec
+from planner.whatif.answer import around
 
 ROOT = Path(__file__).resolve().parents[1]
 SEARCH = {"gpus": ["h100-sxm", "l40s"], "quantizations": ["w8a8-fp8"], "kv_dtypes": ["fp8"], "tp": [1, 2],
@@ -40,6 +41,18 @@ LISTED = {"usd_per_gpu_hour": {g: Catalog.default().gpu(g).price_usd_per_gpu_hou
                                for g in ("h100-sxm", "l40s", "a100-80gb", "mi300x")}}
 """Owned GPUs priced at the catalog's rental prices: with nothing rented, prices.usd_per_gpu_hour
 is what an owned GPU costs (docs/instances.md); these tests are about a fleet's mechanics."""
+def solve_fleet(p, c, *, backend: str, time_limit: float = 60.0, marginal: bool = True,
+                baselines: bool = True) -> PlanResult:
+    """The one solve path on a fleet, with the what-ifs `planner fleet` runs around it."""
+    r = solve(p, c, backend=backend, time_limit=time_limit)
+    around(p, c, r, backend=backend, time_limit=time_limit, marginal=marginal, baselines=baselines)
+    return r
+
+
+def _totals(r: PlanResult):
+    a = r.answer(1)
+    assert a is not None and a.totals is not None
+    return a.totals
 
 
 def _fleet(**over) -> FleetSpec:
@@ -47,36 +60,39 @@ def _fleet(**over) -> FleetSpec:
                                      "limits": {"inventory": {"h100-sxm": 3, "l40s": 8}}} | over)
 
 
-def _solve_all(spec: FleetSpec) -> dict[str, FleetResult]:
+def _solve_all(spec: FleetSpec) -> dict[str, PlanResult]:
     p = resolve_fleet(spec)
     c = build_candidates(p)
     return {b: solve_fleet(p, c, backend=b, marginal=False, baselines=False) for b in BACKENDS}
 
 
-def _check(spec: FleetSpec, r: FleetResult) -> None:
+def _check(spec: FleetSpec, r: PlanResult) -> None:
     """The fleet, checked from its own figures: demand met (or the served share reported),
     each replica at or below its capacity at SLO, shared limits kept."""
     lim = spec.limits
     used: dict[str, int] = {}
-    for d in r.deployments:
-        used[d.plan.gpu] = used.get(d.plan.gpu, 0) + d.plan.gpus
-        assert d.plan.load["requests_per_s_per_replica"] <= d.plan.load["capacity_requests_per_s_per_replica"] \
+    for d in r.deployments(1):
+        used[d.gpu] = used.get(d.gpu, 0) + d.gpus
+        assert d.load["requests_per_s_per_replica"] <= d.load["capacity_requests_per_s_per_replica"] \
             * (1 + 1e-6), d
         assert all(m >= -1e-6 for m in d.slo_margins_ms.values()), d.slo_margins_ms
     for gid, n in used.items():
         assert n <= lim.inventory.get(gid, n), (gid, n)
     if lim.budget_usd_per_hour is not None:
-        assert r.totals["cost_per_hour"] <= lim.budget_usd_per_hour * (1 + 1e-9)
-    for w in r.workloads:
-        mine = [d for d in r.deployments if d.workload == w["workload"]]
+        assert _totals(r).cost_per_hour <= lim.budget_usd_per_hour * (1 + 1e-9)
+    a = r.answer(1)
+    assert a is not None
+    for w in a.workloads:
+        mine = [d for d in r.deployments(1) if d.workload == w.workload]
         assert len(mine) <= spec.max_configurations_per_workload
-        assert sum(d.share for d in mine) == pytest.approx(w["served_share"], abs=1e-9)
+        assert sum(d.share for d in mine) == pytest.approx(w.served_share, abs=1e-9)
         if "served_demand" not in (spec.objective if isinstance(spec.objective, list) else [spec.objective]):
-            assert w["served_share"] == pytest.approx(1.0)
+            assert w.served_share == pytest.approx(1.0)
 
 
-def _values(r: FleetResult) -> list[float]:
-    return [p["value"] for p in r.phases]
+def _values(r: PlanResult) -> list[float]:
+    """Every phase's value, the tie-breaks too: the same answer, not only the same optimum."""
+    return [p.value for p in r.phases]
 
 
 @pytest.mark.parametrize("objective, extra", [
@@ -95,7 +111,7 @@ def test_every_backend_agrees_with_the_oracle(objective, extra):
     assert oracle.status == "optimal"
     for name, r in results.items():
         assert r.status == "optimal", name
-        assert [p["objective"] for p in r.phases] == [p["objective"] for p in oracle.phases]
+        assert [p.objective for p in r.phases] == [p.objective for p in oracle.phases]
         assert _values(r) == pytest.approx(_values(oracle), rel=1e-5, abs=1e-6), name
         _check(spec, r)
 
@@ -106,16 +122,16 @@ def test_the_shared_inventory_binds_and_a_split_beats_each_workload_alone():
     spec = _fleet()
     p = resolve_fleet(spec)
     r = solve_fleet(p, build_candidates(p), backend="highs")
-    alone = next(b for b in r.baselines if b["baseline"] == "alone")
-    assert alone["breaks"] and alone["saving_per_hour"] is None
-    assert any(x["limit"] == "limits.inventory.h100-sxm" for x in r.binding)
-    chat = [d for d in r.deployments if d.workload == "chat"]
-    assert len({d.plan.gpu for d in chat}) == 2
-    more = next(m for m in r.marginal if m["limit"] == "limits.inventory.h100-sxm")
-    assert more["improvement"] > 0
-    assert more["value"] < r.totals["cost_per_hour"]
+    alone = next(b for b in r.baselines if b.baseline == "alone")
+    assert alone.breaks and alone.saving_per_hour is None
+    assert any(x.limit == "limits.inventory.h100-sxm" for x in r.answer(1).binding)
+    chat = [d for d in r.deployments(1) if d.workload == "chat"]
+    assert len({d.gpu for d in chat}) == 2
+    more = next(m for m in r.marginal if m.limit == "limits.inventory.h100-sxm")
+    assert more.improvement > 0
+    assert more.value < _totals(r).cost_per_hour
     for b in r.baselines:
-        assert b["saving_per_hour"] is None or b["saving_per_hour"] >= -1e-9
+        assert b.saving_per_hour is None or b.saving_per_hour >= -1e-9
 
 
 def test_one_workload_with_one_configuration_costs_what_plan_finds():
@@ -128,22 +144,25 @@ def test_one_workload_with_one_configuration_costs_what_plan_finds():
         "objective": "cost_per_hour"})
     q = resolve(single)
     plan = solve(q, build_candidates(q), backend="exhaustive", top_k=1)
-    assert r.totals["cost_per_hour"] == pytest.approx(plan.plans[0].cost_per_hour, rel=1e-9)
+    assert _totals(r).cost_per_hour == pytest.approx(plan.plans[0].cost_per_hour, rel=1e-9)
 
 
 def test_keeping_todays_optimal_fleet_changes_nothing():
     spec = _fleet()
     p = resolve_fleet(spec)
     best = solve_fleet(p, build_candidates(p), backend="cpsat", marginal=False, baselines=False)
-    current = [{"workload": d.workload, "gpu": d.plan.gpu, "quantization": d.plan.quantization,
-                "kv_dtype": d.plan.kv_dtype, "tp": d.plan.tp, "pp": d.plan.pp, "ep": d.plan.ep,
-                "replicas": d.plan.replicas} for d in best.deployments]
+    current = [{"workload": d.workload, "gpu": d.gpu, "quantization": d.quantization,
+                "kv_dtype": d.kv_dtype, "tp": d.tp, "pp": d.pp, "ep": d.ep,
+                "replicas": d.replicas} for d in best.deployments(1)]
     again = _fleet(objective="change", current=current)
     q = resolve_fleet(again)
     r = solve_fleet(q, build_candidates(q), backend="cpsat", marginal=False, baselines=True)
-    assert r.phases[-1]["objective"] == "change" and r.phases[-1]["value"] == 0
-    today = next(b for b in r.baselines if b["baseline"] == "current")
-    assert today["cost_per_hour"] == pytest.approx(best.totals["cost_per_hour"])
+    change = next(p for p in r.phases if p.objective == "change")
+    assert change.value == 0
+    today = next(b for b in r.baselines if b.baseline == "current")
+    assert today.cost_per_hour == pytest.approx(_totals(best).cost_per_hour)
+    a = r.answer(1)
+    assert a.moves and all(m.start == 0 and m.stop == 0 and m.keep == m.before for m in a.moves)
 
 
 def _random_fleet(rng: random.Random) -> FleetSpec:
@@ -188,7 +207,7 @@ def test_shipped_fleets_run(name, capsys):
         main(["fleet", str(ROOT / "instances" / name), "--json", "--reproducible"])
     assert e.value.code == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["status"] == "optimal" and data["deployments"]
+    assert data["status"] == "optimal" and data["plans"] and data["answers"][0]["totals"]
 
 
 @pytest.mark.parametrize("doc, path", [
@@ -273,14 +292,14 @@ def test_out_of_time_the_greedy_fleet_stands_and_says_it_is_not_proven(backend):
     spec = _fleet(limits={"inventory": {"h100-sxm": 8, "l40s": 8}})      # room for the greedy fleet
     p = resolve_fleet(spec)
     r = solve_fleet(p, build_candidates(p), backend=backend, time_limit=1e-9, marginal=False, baselines=False)
-    assert r.status == "feasible" and r.deployments
+    assert r.status == "feasible" and r.plans
     ph = r.phases[0]
-    assert ph["start"] == "starting fleet" and any("not proven" in n for n in r.notes)
+    assert ph.start and r.answer(1).start
     _check(spec, r)
     # the gap it states is against a proven lower bound: no fleet, the optimum included, costs less
     best = solve_fleet(p, build_candidates(p), backend="exhaustive", marginal=False, baselines=False)
-    assert ph["lower_bound"] <= best.totals["cost_per_hour"] * (1 + 1e-9) <= ph["value"] * (1 + 1e-9)
-    assert ph["gap"] == pytest.approx((ph["value"] - ph["lower_bound"]) / ph["value"])
+    assert ph.lower_bound <= _totals(best).cost_per_hour * (1 + 1e-9) <= ph.value * (1 + 1e-9)
+    assert ph.gap == pytest.approx((ph.value - ph.lower_bound) / ph.value)
 
 
 POOLED = {"workloads": [{**CHAT, "demand": {"requests_per_s": 60}, "pools": ["eu"]}, QWEN], "search": SEARCH,
@@ -295,17 +314,17 @@ def test_pools_keep_each_replica_in_one_pool_and_workloads_where_they_may_run():
     for name, r in results.items():
         assert _values(r) == pytest.approx(_values(oracle), rel=1e-5), name
         used: dict[str, int] = {}
-        for d in r.deployments:
-            gid, _, pool = d.plan.gpu.partition("@")
-            assert pool in ("eu", "us"), d.plan.gpu
+        for d in r.deployments(1):
+            gid, _, pool = d.gpu.partition("@")
+            assert pool in ("eu", "us"), d.gpu
             if d.workload == "chat":
                 assert pool == "eu"
-            used[d.plan.gpu] = used.get(d.plan.gpu, 0) + d.plan.gpus
+            used[d.gpu] = used.get(d.gpu, 0) + d.gpus
         owned = resolve_fleet(spec).spec.limits.inventory        # one row per pool copy: h100-sxm@eu, ...
         assert set(owned) == {"h100-sxm@eu", "l40s@eu", "h100-sxm@us"}
         for g, n in used.items():
             assert n <= owned[g], (g, n)
-    assert any(b["limit"] == "pools.eu.h100-sxm" for b in results["milp"].binding)
+    assert any(b.limit == "pools.eu.h100-sxm" for b in results["milp"].answer(1).binding)
 
 
 @pytest.mark.parametrize("doc, path", [
@@ -354,23 +373,25 @@ def _pool_fleet(workloads, mode="auto", **over) -> FleetSpec:
                                      "prices": LISTED, "max_configurations_per_workload": 1} | over)
 
 
-def _check_pools(spec: FleetSpec, r: FleetResult) -> None:
+def _check_pools(spec: FleetSpec, r: PlanResult) -> None:
     """A disaggregated fleet from its own figures: every replica at or below its capacity at
     SLO and its own pool's targets; per workload, what the aggregated replicas and the
     prefill pools pass is the served share, and each decode pool passes what its prefill
     pool (same KV format) does."""
-    for d in r.deployments:
-        assert d.plan.load["requests_per_s_per_replica"] <= d.plan.load["capacity_requests_per_s_per_replica"] \
+    for d in r.deployments(1):
+        assert d.load["requests_per_s_per_replica"] <= d.load["capacity_requests_per_s_per_replica"] \
             * (1 + 1e-6), d
         assert all(m >= -1e-6 for m in d.slo_margins_ms.values()), d.slo_margins_ms
         metrics = {k.split(".")[2] for k in d.slo_margins_ms}
         assert metrics <= {"prefill": {"ttft_ms"}, "decode": {"tpot_ms", "itl_ms"}}.get(d.role, metrics), d
-    for w in r.workloads:
-        mine = [d for d in r.deployments if d.workload == w["workload"]]
-        assert sum(d.share for d in mine if d.role != "decode") == pytest.approx(w["served_share"], abs=1e-9)
-        for kv in {d.plan.kv_dtype for d in mine if d.role != "aggregated"}:
-            pre = sum(d.share for d in mine if d.role == "prefill" and d.plan.kv_dtype == kv)
-            dec = sum(d.share for d in mine if d.role == "decode" and d.plan.kv_dtype == kv)
+        if d.role == "prefill":      # described by its prefill, not a decode step
+            assert d.phase == "prefill" and d.mbu is None and d.regime in ("compute-bound", "communication-bound")
+    for w in r.answer(1).workloads:
+        mine = [d for d in r.deployments(1) if d.workload == w.workload]
+        assert sum(d.share for d in mine if d.role != "decode") == pytest.approx(w.served_share, abs=1e-9)
+        for kv in {d.kv_dtype for d in mine if d.role != "aggregated"}:
+            pre = sum(d.share for d in mine if d.role == "prefill" and d.kv_dtype == kv)
+            dec = sum(d.share for d in mine if d.role == "decode" and d.kv_dtype == kv)
             assert pre == pytest.approx(dec, abs=1e-9)
         for role in ("aggregated", "prefill", "decode"):
             assert len([d for d in mine if d.role == role]) <= spec.max_configurations_per_workload
@@ -398,7 +419,7 @@ def test_every_backend_agrees_with_the_oracle_on_disaggregated_layouts(workloads
         assert _values(r) == pytest.approx(_values(oracle), rel=1e-5, abs=1e-6), name
         _check_pools(spec, r)
     if roles is not None:
-        assert {d.role for d in oracle.deployments if d.workload == workloads[0]["name"]} == roles
+        assert {d.role for d in oracle.deployments(1) if d.workload == workloads[0]["name"]} == roles
 
 
 def test_a_mixed_layout_is_found_when_it_is_cheapest():
@@ -409,9 +430,9 @@ def test_a_mixed_layout_is_found_when_it_is_cheapest():
                                                                           "tpot_ms": {"p99": 40}}}])
     p = resolve_fleet(spec)
     r = solve_fleet(p, build_candidates(p), backend="highs", marginal=False, baselines=False)
-    assert {d.role for d in r.deployments} == {"aggregated", "prefill", "decode"}
+    assert {d.role for d in r.deployments(1)} == {"aggregated", "prefill", "decode"}
     _check_pools(spec, r)
-    assert r.totals["cost_per_hour"] == pytest.approx(35.4)
+    assert _totals(r).cost_per_hour == pytest.approx(35.4)
 
 
 def test_pool_rows_are_the_physics_pools_held_to_their_own_targets():
@@ -463,7 +484,7 @@ def test_disaggregation_refuses_what_it_cannot_split(tmp_path, capsys, workload,
                                                   ("fleet_disagg_tie.yaml", "disaggregated", True)])
 def test_shipped_disaggregation_fleets_say_which_mode_wins(name, winner, within, capsys):
     with pytest.raises(SystemExit) as e:
-        main(["fleet", str(ROOT / "instances" / name), "--json", "--reproducible", "--no-baselines"])
+        main(["fleet", str(ROOT / "instances" / name), "--json", "--reproducible", "--no-baselines", "--marginal"])
     assert e.value.code == 0
     (x,) = json.loads(capsys.readouterr().out)["disaggregation"]
     assert x["winner"] == winner and x["within_uncertainty"] == within, x
@@ -482,10 +503,10 @@ def test_a_fleet_json_launches_every_deployment_with_its_pool_role(tmp_path, cap
     assert e.value.code == 0
     launches = json.loads(capsys.readouterr().out)["launches"]
     fleet = json.loads(out.read_text())
-    roles = {i + 1: d["role"] for i, d in enumerate(fleet["deployments"])}
-    assert {"prefill", "decode"} <= set(roles.values())
+    assert {"prefill", "decode"} <= {p["role"] for p in fleet["plans"]}
+    assert len({ln["script"] for ln in launches}) == len(fleet["plans"])       # one script stem per deployment
     for ln in launches:
-        role = roles[ln["rank"]]
+        role = ln["role"]
         flags = {a["flag"]: a["value"] for a in ln["args"]}
         if ln["engine"] == "vllm":
             assert ln["ok"] and (("--kv-transfer-config" in flags) == (role != "aggregated")), ln
@@ -512,7 +533,9 @@ def test_a_price_in_one_pool_applies_there_only():
 
 def test_launch_refuses_an_empty_fleet_and_an_out_file(tmp_path, capsys):
     empty = tmp_path / "empty.json"
-    empty.write_text(json.dumps({"status": "infeasible", "deployments": [], "inputs": {}}))
+    empty.write_text(json.dumps({"status": "infeasible", "objective": "cost_per_hour", "backend": "milp", "plans": [],
+                                 "searched_configurations": 0, "solve_seconds": None, "gap": None,
+                                 "excluded_gpus": {}, "inputs": {}}))
     with pytest.raises(SystemExit) as e:
         main(["launch", str(empty)])
     assert e.value.code == 2 and "nothing to launch" in capsys.readouterr().err

@@ -178,7 +178,7 @@ def test_every_backend_handles_every_accepted_instance(data):
         problem = cands = None
     for backend in BACKENDS if problem is not None else ():
         try:
-            results[backend] = solve(problem, cands, backend=backend, top_k=spec.top_k, time_limit=30)
+            results[backend] = solve(problem, cands, backend=backend, top_k=spec.ranks(), time_limit=30)
         except InputError as exc:
             refused[backend] = str(exc)
         except Exception as exc:

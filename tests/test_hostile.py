@@ -194,7 +194,7 @@ def test_class8_unexpected_exception_is_one_line_exit_3_and_debug_shows_it(tmp_p
     def boom(*a, **k):
         raise ZeroDivisionError("planted")
 
-    monkeypatch.setattr(plan_cmd, "plan_and_relax", boom)
+    monkeypatch.setattr(plan_cmd, "answer", boom)
     inst = _instance(tmp_path, TINY)
     r = RUNNER.invoke(app, ["plan", str(inst)])
     assert r.exit_code == 3 and "internal error" in r.stderr and "--debug" in r.stderr

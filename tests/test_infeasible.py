@@ -8,10 +8,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from planner.cli import wording
 from planner.cli.root import app
-from planner.plan import solve as solve_module  # make_plan is looked up there
+from planner.plan import solve as solve_module  # rank_one is looked up there
 from planner.plan.result import PlanResult
+from planner.report import wording
 from planner.whatif.relax import apply_patch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,7 +82,7 @@ def _just_below(x, data):
 
 def test_ctrl_c_returns_the_plans_found_so_far(monkeypatch):
     calls = {"n": 0}
-    real = solve_module.make_plan
+    real = solve_module.rank_one
 
     def interrupt_second(*args, **kwargs):
         calls["n"] += 1
@@ -90,7 +90,7 @@ def test_ctrl_c_returns_the_plans_found_so_far(monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(solve_module, "make_plan", interrupt_second)
+    monkeypatch.setattr(solve_module, "rank_one", interrupt_second)
     code, out = run_plan(ROOT / "instances" / "latency_llama8b.yaml")
     assert code == 130 and out["interrupted"] is True and len(out["plans"]) == 1
 
@@ -99,8 +99,8 @@ def test_time_limit_reports_status_without_hanging():
     code, out = run_plan(ROOT / "instances" / "chat_llama70b.yaml", "--time-limit", "0.05", "--top", "1")
     assert out["status"] in {"optimal", "feasible", "time_limit"}
     assert code == (0 if out["plans"] else 1)
-    if out["status"] == "feasible":
-        assert out["gap"] is not None and out["gap"] >= 0
+    if out["status"] == "feasible":        # a proven gap, or the starting plan, which says it is unproven
+        assert (out["gap"] is not None and out["gap"] >= 0) or out["phases"][0]["start"]
 
 
 def test_reproducible_output_is_byte_identical():

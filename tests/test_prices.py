@@ -16,8 +16,8 @@ from planner.backends.base import BACKENDS
 from planner.candidates.table import build_candidates
 from planner.catalog.store import Catalog
 from planner.errors import InputError
-from planner.fleet import solve_fleet
 from planner.plan.solve import plan, solve
+from planner.report import wording
 from planner.resolve.problem import resolve, resolve_fleet
 from planner.schemas.common import Tco
 from planner.schemas.fleet import FleetSpec
@@ -106,7 +106,7 @@ def test_a_latency_objective_under_a_budget_never_picks_an_unpriced_gpu():
     for p in r.plans:
         assert p.gpu not in unpriced and p.price_usd_per_gpu_hour is not None and p.price_usd_per_gpu_hour > 0
         assert p.cost_per_hour <= 150 * (1 + 1e-9)
-    note = next(n for n in r.notes if "gb200" in n)
+    note = next(n for n in wording.excluded(r.excluded_gpus) if "gb200" in n)
     assert all(g in note for g in unpriced) and "prices.usd_per_gpu_hour" in note and "budget" in note
 
 
@@ -135,20 +135,26 @@ def test_a_fleet_uses_its_owned_gpus_first_and_rents_the_rest_and_backends_agree
         "prices": {"tco": RUNNING}, "max_configurations_per_workload": 2})
     p = resolve_fleet(spec)
     c = build_candidates(p)
-    results = {b: solve_fleet(p, c, backend=b, marginal=False, baselines=False) for b in BACKENDS}
+    results = {b: solve(p, c, backend=b, top_k=1) for b in BACKENDS}
     oracle = results["exhaustive"]
     assert oracle.status == "optimal"
     for name, r in results.items():
-        assert r.totals["cost_per_hour"] == pytest.approx(oracle.totals["cost_per_hour"], rel=1e-6), name
+        assert _cost(r) == pytest.approx(_cost(oracle), rel=1e-6), name
     used: dict[str, int] = {}
-    for d in oracle.deployments:
-        used[d.plan.gpu] = used.get(d.plan.gpu, 0) + d.plan.gpus
+    for d in oracle.deployments(1):
+        used[d.gpu] = used.get(d.gpu, 0) + d.gpus
     assert used.get("h100-sxm") == 2 and used.get("h100-sxm@rented", 0) > 0   # every owned GPU works, more rented
     rent_all = spec.model_copy(update={"limits": spec.limits.model_copy(update={"inventory": {}}),
                                        "prices": spec.prices.model_copy(update={"tco": None})})
     alone = resolve_fleet(rent_all)
-    rented_only = solve_fleet(alone, build_candidates(alone), backend="milp", marginal=False, baselines=False)
-    assert oracle.totals["cost_per_hour"] < rented_only.totals["cost_per_hour"]
+    rented_only = solve(alone, build_candidates(alone), backend="milp", top_k=1)
+    assert _cost(oracle) < _cost(rented_only)
+
+
+def _cost(r) -> float:
+    a = r.answer(1)
+    assert a is not None and a.totals is not None and a.totals.cost_per_hour is not None
+    return a.totals.cost_per_hour
 
 
 def test_prices_are_recorded_with_their_kind():

@@ -53,7 +53,7 @@ def test_ctrl_c_while_importing(after):
 @pytest.mark.parametrize("after", [0.8, 2.0])
 def test_ctrl_c_while_sweep_workers_start(after):
     """Spawned workers import the planner before their first task: none prints a traceback."""
-    rc, stderr = _interrupt(["sweep", "instances/sweeps/demand_prices.yaml", "--engine", "process",
+    rc, stderr = _interrupt(["sweep", "instances/sweeps/demand_prices.yaml", "--executor", "process",
                              "--workers", "2"], after)
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
     assert rc in INTERRUPTED, (rc, stderr)

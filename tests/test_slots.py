@@ -20,7 +20,7 @@ from planner.schemas.plan import PlanSpec
 
 BASE = {"model": "llama-3.1-8b", "workload": {"input_tokens": 512, "output_tokens": 128,
                                               "demand": {"output_tokens_per_s": 20000}},
-        "slo": {"tpot_ms": 40}, "objective": "cost_per_hour",
+        "slo": {"tpot_ms": 40}, "objective": "cost_per_hour", "max_configurations_per_workload": 1,
         "search": {"gpus": ["h100-sxm", "l40s"], "quantizations": ["w16a16", "w8a8-fp8"], "kv_dtypes": ["fp8"],
                    "tp": [1, 2], "pp": [1], "max_batch": 64}}
 

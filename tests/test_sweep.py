@@ -1,6 +1,6 @@
 """What-if sweeps and Pareto fronts (issue 13, items 4-6; docs/whatif.md): the sweep file's
 schema and located errors, the price-only fast path against a full rebuild, the three
-engines' byte-identical results on the shipped 128-scenario sweep, the CLI's outputs
+executors' byte-identical results on the shipped 128-scenario sweep, the CLI's outputs
 (atomic, never over an input, no progress in --json), and the frontier's dominance."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from planner.candidates.table import Candidates, build_candidates, repriced
+from planner.cli.common import strip_timings
 from planner.cli.root import app
 from planner.errors import InputError
 from planner.plan.solve import solve
@@ -128,7 +129,7 @@ def test_repricing_equals_a_rebuild(change):
     fast, full = repriced(c, p2), build_candidates(p2)
     _same(fast, full)
     a, b = solve(p2, fast, top_k=2).to_dict(), solve(p2, full, top_k=2).to_dict()
-    a.pop("solve_seconds"), b.pop("solve_seconds")
+    strip_timings(a), strip_timings(b)
     assert a == b
 
 
@@ -152,7 +153,7 @@ def test_with_a_budget_prices_change_the_rows():
     assert len(a) != len(b) or not np.array_equal(a.configs.batch, b.configs.batch)
 
 
-# -- the engines -----------------------------------------------------------------------------------
+# -- the executors ---------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
 def serial_result():
@@ -183,12 +184,12 @@ def test_the_shipped_sweep_runs(serial_result):
     assert len(csv_rows) == 128 and csv_rows[0]["id"] == r.rows[0]["id"]
 
 
-def test_process_engine_is_byte_identical(serial_result):
+def test_process_executor_is_byte_identical(serial_result):
     r = _run(SHIPPED, ProcessExecutor(2))
     assert r.to_json() == serial_result.to_json() and r.to_csv() == serial_result.to_csv()
 
 
-def test_ray_engine_is_byte_identical(serial_result, local_ray):
+def test_ray_executor_is_byte_identical(serial_result, local_ray):
     r = _run(SHIPPED, RayExecutor(2))
     assert r.to_json() == serial_result.to_json() and r.to_csv() == serial_result.to_csv()
 
@@ -224,7 +225,7 @@ def test_ray_missing_is_exit_2(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(InputError, match="optional extra"):
         get_executor("ray", 2)
-    r = runner.invoke(app, ["sweep", str(SHIPPED), "--engine", "ray"])
+    r = runner.invoke(app, ["sweep", str(SHIPPED), "--executor", "ray"])
     assert r.exit_code == 2 and "pip install" in r.output
 
 
@@ -274,7 +275,7 @@ def test_sweep_never_writes_over_an_input(tmp_path):
 
 
 @pytest.mark.parametrize("args, words", [(["--workers", "0"], "--workers"),
-                                         (["--address", "auto"], "--engine ray")])
+                                         (["--address", "auto"], "--executor ray")])
 def test_sweep_bad_options(tmp_path, args, words):
     p = _write(tmp_path, SMALL)
     r = runner.invoke(app, ["sweep", str(p), *args])

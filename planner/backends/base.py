@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import importlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,22 +70,32 @@ def incremental(f: Any, key: str, translate: Callable[[LinearModel], tuple[Any, 
     return cache["model"], cache["vars"]
 
 
-BACKENDS: tuple[str, ...] = ("cpsat", "milp", "highs", "exhaustive")
-"""The registry: every backend by name (the tests run each against the oracle)."""
+@dataclass(frozen=True)
+class Entry:
+    """A backend in the registry: its name, where its class lives, and what it is (the CLI's help)."""
+
+    name: str
+    module: str
+    cls: str
+    about: str
+
+
+REGISTRY: tuple[Entry, ...] = (
+    Entry("cpsat", "planner.backends.cpsat", "CpSatBackend", "OR-Tools CP-SAT, integer units"),
+    Entry("milp", "planner.backends.milp", "MilpBackend", "PuLP + CBC"),
+    Entry("highs", "planner.backends.highs", "HighsBackend", "HiGHS via OR-Tools"),
+    Entry("exhaustive", "planner.backends.exhaustive", "ExhaustiveBackend", "the independent oracle, by "
+          "enumeration: small instances only"),
+)
+"""The one list of backends: get_backend, the CLI's choices and help, the sweep schema and
+the tests read it (docs/architecture.md, "a backend")."""
+
+BACKENDS: tuple[str, ...] = tuple(e.name for e in REGISTRY)
 
 
 def _make(name: str) -> Backend:
-    if name == "cpsat":
-        from planner.backends.cpsat import CpSatBackend
-        return CpSatBackend()
-    if name == "milp":
-        from planner.backends.milp import MilpBackend
-        return MilpBackend()
-    if name == "highs":
-        from planner.backends.highs import HighsBackend
-        return HighsBackend()
-    from planner.backends.exhaustive import ExhaustiveBackend
-    return ExhaustiveBackend()
+    entry = next(e for e in REGISTRY if e.name == name)
+    return getattr(importlib.import_module(entry.module), entry.cls)()
 
 
 def get_backend(name: str, requires: frozenset[Feature] = frozenset()) -> Backend:

@@ -4,6 +4,7 @@ always feasible for the real-valued model (docs/formulation.md section 5)."""
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -160,11 +161,17 @@ def translate(m: LinearModel) -> tuple[cp_model.CpModel, list]:
 def _domain(v: Var) -> tuple[int, int]:
     """The integer domain of a model variable in CP-SAT (continuous ones in UNITS), clamped
     to +-2**61: 27 days in picoseconds, 2.3e12 $/hour in micro-dollars."""
-    if v.integer:
-        lo, hi = _ceil(v.lb), _floor(v.ub)
+    return _domain_of(v.integer, v.lb, v.ub, v.dimension)
+
+
+@functools.lru_cache(maxsize=65536)
+def _domain_of(integer: bool, lb: float, ub: float, dimension: str) -> tuple[int, int]:
+    """``_domain`` of a variable by its bounds (cached: every row's terms ask again)."""
+    if integer:
+        lo, hi = _ceil(lb), _floor(ub)
     else:
-        u = UNITS[v.dimension]
-        flo, fhi = v.lb / u, v.ub / u
+        u = UNITS[dimension]
+        flo, fhi = lb / u, ub / u
         lo = -SAFE if flo < -SAFE else _floor(flo)
         hi = SAFE if fhi > SAFE else _ceil(fhi) + 1
     return _clamp(lo), _clamp(hi)

@@ -8,19 +8,26 @@ Deliberately independent: the SLO comparisons, replica bounds, costs and objecti
 below restate, in their own words, what planner/candidates and its objective registry
 compute for the model. Code shared by the model and the oracle that checks it could make
 both agree on a wrong answer. With several slots sharing a limit, the oracle enumerates
-the product of the slots' feasible rows (small instances only)."""
+the product of the slots' feasible rows (small instances only); a slot that splits its
+traffic enumerates sets of rows with their replicas (``solve_fleet``).
+
+Answers are ranked by the phases of the lexicographic order (the instance's objectives,
+then fewer GPUs, then the documented order of rows, docs/formulation.md section 4b), each
+phase keeping the entries tied with its best (``_tied``, the oracle's own tie rule), and an
+earlier answer is never repeated (its configuration set is cut)."""
 
 from __future__ import annotations
 
 import itertools
 import math
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from planner.backends.base import Feature, Solution, Status
 from planner.errors import InputError
+from planner.physics.space import KV_NAMES, SCHEME_NAMES
 
 if TYPE_CHECKING:
     from constraints import Formulation
@@ -28,33 +35,37 @@ if TYPE_CHECKING:
 
 MAX_COMBINATIONS = 2_000_000
 ORACLE_REPLICA_CAP = 100_000.0   # the oracle's own copy of the replica domain bound
+TIE_RELATIVE = 1e-6
+TIE_ABSOLUTE = 1e-6
+"""The oracle's own copy of the tie rule (docs/formulation.md section 4b): a value within
+TIE_RELATIVE of the best, or TIE_ABSOLUTE in the unit a person reads it in (``READ_AS``: ms
+for a latency, else its SI unit), ties it, and the next phase decides."""
+READ_AS = {"tpot": 1e-3, "ttft": 1e-3}
+"""Seconds per unit read, per latency objective (the oracle's own copy)."""
 
 
 class ExhaustiveBackend:
     name = "exhaustive"
     features = frozenset({Feature.INDEPENDENT_ORACLE, Feature.INTEGER, Feature.TIME_LIMIT})
 
-    def solve_fleet(self, c: Candidates, phases: tuple[str, ...], slack: dict[str, float]) -> tuple[
-            Status, list[tuple[int, int]], np.ndarray, dict[str, float]]:
-        return solve_fleet(c, phases, slack)
+    def rank(self, c: Candidates, phases: tuple[str, ...], slack: dict[str, float],
+             cuts: tuple[frozenset[int], ...] = ()) -> tuple[Status, list[tuple[int, int]], np.ndarray,
+                                                              dict[str, float]]:
+        """The best answer under the lexicographic ``phases`` that repeats no earlier answer
+        (``cuts``: each earlier answer's configuration ids): status, (row, replicas) chosen,
+        served share per slot, each phase's value (SI units; served_demand a share)."""
+        if c.split:
+            return solve_fleet(c, phases, slack, cuts)
+        return _rank_single(c, phases, slack, cuts)
 
     def solve(self, f: Formulation, time_limit: float, seed: int = 0) -> Solution:
+        """The formulation's own objective (no tie-break), in the oracle's terms."""
         t0 = time.perf_counter()
-        c = f.cands
-        value, replicas, ok = evaluate_all(c, f.excluded if c.n_slots == 1 else [])
-        sense = -1.0 if c.objective == "throughput" else 1.0
-        score = np.where(ok, sense * value, np.inf)
-        if c.n_slots == 1:
-            if not ok.any():
-                return Solution(Status.INFEASIBLE, None, seconds=time.perf_counter() - t0)
-            pick = int(np.argmin(score))           # ties: the first candidate (stable, deterministic)
-            return Solution(Status.OPTIMAL, None, picks=(pick,), replicas=(int(replicas[pick]),), gap=0.0,
-                            seconds=time.perf_counter() - t0)
-        best = _best_combination(c, f.excluded, score, replicas, ok)
-        if best is None:
-            return Solution(Status.INFEASIBLE, None, seconds=time.perf_counter() - t0)
-        return Solution(Status.OPTIMAL, None, picks=best, replicas=tuple(int(replicas[j]) for j in best), gap=0.0,
-                        seconds=time.perf_counter() - t0)
+        st, picks, _, _ = self.rank(f.cands, (f.cands.objective,), {}, f.cuts)
+        if st != Status.OPTIMAL:
+            return Solution(st, None, seconds=time.perf_counter() - t0)
+        return Solution(Status.OPTIMAL, None, picks=tuple(j for j, _ in picks), replicas=tuple(r for _, r in picks),
+                        gap=0.0, seconds=time.perf_counter() - t0)
 
 
 def _shared_limits(c: Candidates) -> bool:
@@ -63,27 +74,97 @@ def _shared_limits(c: Candidates) -> bool:
                                                               lim.budget_usd_per_hour, lim.power_cap_w))
 
 
-def _best_combination(c: Candidates, excluded: list[tuple[int, ...]], score: np.ndarray, replicas: np.ndarray,
-                      ok: np.ndarray) -> tuple[int, ...] | None:
-    """One row per slot minimising the summed score under the shared limits."""
-    if c.objective == "throughput":
-        raise ValueError("the exhaustive oracle maximises throughput for one slot only")
-    options = [np.nonzero(ok & (c.slot == s))[0] for s in range(c.n_slots)]
+def _tied(v: np.ndarray, keep: np.ndarray, sense: str, tol: float, name: str = "") -> np.ndarray:
+    """``keep`` narrowed to the entries tied with the best of ``v`` among them."""
+    room = TIE_ABSOLUTE * READ_AS.get(name, 1.0)
+    if sense == "max":
+        best = v[keep].max()
+        return keep & (v >= best - tol * abs(best) - room)
+    best = v[keep].min()
+    return keep & (v <= best + tol * abs(best) + room)
+
+
+def _lexicographic(values: dict[str, np.ndarray], phases: tuple[str, ...], slack: dict[str, float]
+                   ) -> tuple[np.ndarray, dict[str, float]]:
+    """The entries tied with the best phase by phase (each phase among the previous one's
+    ties), and each phase's best value."""
+    keep = np.ones(len(values[phases[0]]), dtype=bool)
+    reached = {}
+    for name in phases:
+        keep = _tied(values[name], keep, SENSE.get(name, "min"), slack.get(name, TIE_RELATIVE), name)
+        v = values[name][keep]
+        reached[name] = float(v.max() if SENSE.get(name, "min") == "max" else v.min())
+    return keep, reached
+
+
+SENSE = {"throughput": "max", "served_demand": "max"}
+"""The oracle's own copy of each objective's sense (every other one is minimised)."""
+
+
+def _rank_single(c: Candidates, phases: tuple[str, ...], slack: dict[str, float],
+                 cuts: tuple[frozenset[int], ...]) -> tuple[Status, list[tuple[int, int]], np.ndarray,
+                                                            dict[str, float]]:
+    """One deployment per slot: every row (one slot) or every combination of one row per slot
+    under the shared limits, ranked phase by phase."""
+    n = c.n_slots
+    gone = frozenset().union(*cuts) if n == 1 and cuts else frozenset()
+    replicas, ok = feasible_rows(c, gone)
+    rows_v = {name: row_values(c, name, replicas) for name in phases}
+    for v in rows_v.values():
+        ok &= np.isfinite(v)
+    if n == 1 or not cuts and not _shared_limits(c):      # each slot on its own
+        picks, reached = [], {name: 0.0 for name in phases}
+        for s in range(n):
+            keep = ok & (c.slot == s)
+            if not keep.any():
+                return Status.INFEASIBLE, [], np.zeros(n), {}
+            for name in phases:
+                keep = _tied(rows_v[name], keep, SENSE.get(name, "min"), slack.get(name, TIE_RELATIVE), name)
+            j = int(np.nonzero(keep)[0][np.argmin(rows_v[phases[-1]][keep])])
+            picks.append((j, int(replicas[j])))
+            for name in phases:
+                reached[name] += float(rows_v[name][j])
+        return Status.OPTIMAL, picks, np.ones(n), reached
+    options = [np.nonzero(ok & (c.slot == s))[0] for s in range(n)]
     if any(not len(o) for o in options):
-        return None
-    if not _shared_limits(c) and not excluded:
-        return tuple(int(o[np.argmin(score[o])]) for o in options)
+        return Status.INFEASIBLE, [], np.zeros(n), {}
     if int(np.prod([len(o) for o in options], dtype=float)) > MAX_COMBINATIONS:
         raise ValueError("too many combinations for the exhaustive oracle; use a solver backend")
-    cut = {tuple(sorted(e)) for e in excluded}
-    best, best_score = None, np.inf
-    for combo in itertools.product(*options):
-        total = float(sum(score[j] for j in combo))
-        if total >= best_score or tuple(sorted(int(c.config[j]) for j in combo)) in cut:
-            continue
-        if _within_limits(c, combo, replicas):
-            best, best_score = tuple(int(j) for j in combo), total
-    return best
+    combos = [combo for combo in itertools.product(*options)
+              if frozenset(int(c.config[j]) for j in combo) not in set(cuts) and _within_limits(c, combo, replicas)]
+    if not combos:
+        return Status.INFEASIBLE, [], np.zeros(n), {}
+    totals = {name: np.array([sum(float(rows_v[name][j]) for j in combo) for combo in combos]) for name in phases}
+    keep, reached = _lexicographic(totals, phases, slack)
+    best = combos[int(np.nonzero(keep)[0][np.argmin(totals[phases[-1]][keep])])]
+    return Status.OPTIMAL, [(int(j), int(replicas[j])) for j in best], np.ones(n), reached
+
+
+def row_order(c: Candidates) -> np.ndarray:
+    """The oracle's own copy of the documented tie-break order of rows (docs/formulation.md
+    section 4b): position 0 first, ordered by TTFT p99 at capacity, mean TPOT at capacity,
+    nodes per replica, TP, PP, EP, batch, GPU id, weight format and KV format by name, role,
+    workload, configuration id."""
+    ev, cfg = c.ev, c.configs
+    assert c.load is not None
+    per_node = c.per_node.astype(float)
+    nodes = np.where(ev.gpus <= per_node, ev.gpus / per_node, np.ceil(ev.gpus / per_node))
+    gpu_names = [c.gpu_ids[int(g)] for g in cfg.gpu]
+    q_names = [SCHEME_NAMES[int(q)] for q in cfg.scheme]
+    kv_names = [KV_NAMES[int(k)] for k in cfg.kv]
+    role = c.role if len(c.role) == len(c) else np.zeros(len(c), dtype=np.int64)
+    ttft99 = c.load.stats[("ttft", "p99")]
+    tpot = c.load.stats[("tpot", "mean")]
+
+    def finite(x: Any) -> float:
+        return float(x) if np.isfinite(x) else math.inf
+
+    key = sorted(range(len(c)), key=lambda j: (
+        finite(ttft99[j]), finite(tpot[j]), float(nodes[j]), int(cfg.tp[j]), int(cfg.pp[j]), int(cfg.ep[j]),
+        float(cfg.batch[j]), gpu_names[j], q_names[j], kv_names[j], int(role[j]), int(c.slot[j]), int(c.config[j])))
+    out = np.empty(len(c), dtype=np.int64)
+    out[np.array(key, dtype=np.int64)] = np.arange(len(c))
+    return out
 
 
 def _within_limits(c: Candidates, combo: tuple, replicas: np.ndarray) -> bool:
@@ -115,6 +196,7 @@ def _within_limits(c: Candidates, combo: tuple, replicas: np.ndarray) -> bool:
     return True
 
 
+
 def replica_bounds(c: Candidates) -> tuple[np.ndarray, np.ndarray]:
     """(fewest replicas the demand needs, most the limits allow) per candidate: the oracle's
     own copy (planner/candidates computes the model's)."""
@@ -144,8 +226,10 @@ def replica_bounds(c: Candidates) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
-def evaluate_all(c: Candidates, excluded: list[tuple[int, ...]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Objective value, replicas and feasibility of every candidate, from the physics."""
+def feasible_rows(c: Candidates, gone: frozenset[int] = frozenset()) -> tuple[np.ndarray, np.ndarray]:
+    """Replicas and feasibility of every candidate, from the physics (rows of the
+    configurations in ``gone`` are out). Replicas: the fewest that meet the demand, or for
+    the throughput objective the most the limits allow."""
     ev, load = c.ev, c.load
     assert load is not None
     ok = ev.fits & (load.rate > 0)
@@ -153,44 +237,54 @@ def evaluate_all(c: Candidates, excluded: list[tuple[int, ...]]) -> tuple[np.nda
         mine = c.slot == k
         for t in s.targets:
             ok &= ~mine | (load.get(t.metric, t.statistic) <= t.seconds)
-    for cut in excluded:
-        ok &= ~np.isin(c.config, list(cut))
+    if gone:
+        ok &= ~np.isin(c.config, list(gone))
     lo, hi = replica_bounds(c)
     ok &= lo <= hi
-    obj = c.objective
     has_demand = np.array([s.demand is not None for s in c.slots])[c.slot]     # open loop or N clients
-    replicas = hi if obj == "throughput" else np.where(has_demand, lo, 1.0)
+    replicas = hi if c.objective == "throughput" else np.where(has_demand, lo, 1.0)
+    return replicas, ok
+
+
+def row_values(c: Candidates, name: str, replicas: np.ndarray) -> np.ndarray:
+    """Objective ``name`` of each candidate alone at ``replicas`` (SI units), from the physics."""
+    ev, load = c.ev, c.load
+    assert load is not None
+    has_demand = np.array([s.demand is not None for s in c.slots])[c.slot]     # open loop or N clients
     cost_h = ev.gpus * c.price
     with np.errstate(divide="ignore", invalid="ignore"):
-        if obj == "cost_per_million_tokens":
-            value = np.where(has_demand, cost_h * replicas, cost_h / (load.tokens_per_s * 3600.0) * 1e6)
-        elif obj == "cost_per_hour":
-            value = cost_h * replicas
-        elif obj == "tpot":
-            value = load.get("tpot", "mean")
-        elif obj == "ttft":
-            value = load.get("ttft", "mean")
-        elif obj == "gpus":
-            value = ev.gpus * replicas
-        elif obj == "power_w":
-            value = ev.power_w * replicas
-        else:
-            value = load.tokens_per_s * replicas
-    ok &= np.isfinite(value)
-    return value, replicas, ok
+        if name == "cost_per_million_tokens":
+            return np.where(has_demand, cost_h * replicas, cost_h / (load.tokens_per_s * 3600.0) * 1e6)
+        if name == "cost_per_hour":
+            return cost_h * replicas
+        if name == "tpot":
+            return load.get("tpot", "mean")
+        if name == "ttft":
+            return load.get("ttft", "mean")
+        if name == "gpus":
+            return ev.gpus * replicas
+        if name == "power_w":
+            return ev.power_w * replicas
+        if name == "order":                    # each GPU counts its row's position
+            return row_order(c).astype(float) * ev.gpus * replicas
+        if name == "throughput":
+            return load.tokens_per_s * replicas
+    raise ValueError(f"the exhaustive oracle ranks one deployment per slot by {name} only in a fleet")
 
 
 MAX_FLEET_STATES = 3_000_000
 
 
-def solve_fleet(c: Candidates, phases: tuple[str, ...], slack: dict[str, float]) -> tuple[
-        Status, list[tuple[int, int]], np.ndarray, dict[str, float]]:
+def solve_fleet(c: Candidates, phases: tuple[str, ...], slack: dict[str, float],
+                cuts: tuple[frozenset[int], ...] = ()) -> tuple[Status, list[tuple[int, int]], np.ndarray,
+                                                                dict[str, float]]:
     """A fleet by enumeration, in its own terms (docs/fleet.md): per workload every set of at
     most K rows with every replica count from 1 to the most its demand alone needs (or runs
     today), then every combination of the workloads' options under the shared limits, ranked
-    lexicographically by ``phases`` (an earlier phase kept within ``slack`` of its optimum).
-    Small instances only. Returns status, (row, replicas) chosen, served share per slot and
-    each phase's value."""
+    lexicographically by ``phases`` (an earlier phase kept within ``slack`` of its optimum;
+    GPUs and the rows' order as the tie-breaks name them), none using exactly the
+    configurations of an earlier answer (``cuts``). Small instances only. Returns status,
+    (row, replicas) chosen, served share per slot and each phase's value."""
     ev, load = c.ev, c.load
     assert load is not None
     ok = ev.fits & (load.rate > 0)
@@ -215,14 +309,16 @@ def solve_fleet(c: Candidates, phases: tuple[str, ...], slack: dict[str, float])
     types = list(c.gpu_ids)
     n_t = len(types)
     weights = np.array([s.weight for s in c.slots], dtype=float)
-    # state: picks, cost, gpus per type, GPUs on shared nodes per type, whole nodes per type, power, served, change
-    states: list[tuple] = [((), 0.0, np.zeros(n_t), np.zeros(n_t), np.zeros(n_t), 0.0, 0.0, 0.0)]
+    order = row_order(c)
+    # state: picks, cost, gpus per type, GPUs on shared nodes per type, whole nodes per type, power, served, change,
+    # GPUs in all, the rows' order positions summed per GPU
+    states: list[tuple] = [((), 0.0, np.zeros(n_t), np.zeros(n_t), np.zeros(n_t), 0.0, 0.0, 0.0, 0.0, 0.0)]
     for k, s in enumerate(c.slots):
         rows = [int(j) for j in np.nonzero(ok & (c.slot == k))[0] if top[j] >= 1]
         d = float(s.demand.value)   # type: ignore[union-attr]
         options = []
         if (role[rows] != 0).any():
-            options = [_option(c, k, sub, reps, served, today, n_t)
+            options = [_option(c, k, sub, reps, served, today, n_t, order)
                        for sub, reps, served in _pooled(c, role, rows, top, per_replica, d, partial,
                                                         c.current is None)]
             rows = []
@@ -234,29 +330,33 @@ def solve_fleet(c: Candidates, phases: tuple[str, ...], slack: dict[str, float])
                     capacity = sum(per_replica[j] * r for j, r in zip(subset, reps))
                     if capacity < d * (1 - 1e-12) and not partial:
                         continue
-                    options.append(_option(c, k, subset, reps, min(1.0, capacity / d), today, n_t))
-        options += [_option(c, k, (), (), 0.0, today, n_t)] if partial and not options else []
+                    options.append(_option(c, k, subset, reps, min(1.0, capacity / d), today, n_t, order))
+        options += [_option(c, k, (), (), 0.0, today, n_t, order)] if partial and not options else []
         states = [_join(a, b, weights[k]) for a in states for b in options]
         states = [x for x in states if _fits(c, x)]
         if len(states) > MAX_FLEET_STATES:
             raise _too_many(len(states))
+    if cuts:
+        cut = set(cuts)
+        states = [x for x in states if frozenset(int(c.config[j]) for j, _ in x[0]) not in cut]
     if not states:
         return Status.INFEASIBLE, [], np.zeros(c.n_slots), {}
     served_total = weights.sum()
     values = {"cost_per_hour": np.array([x[1] for x in states]),
               "served_demand": np.array([x[6] for x in states]) / served_total,
-              "change": np.array([x[7] for x in states])}
-    keep = np.ones(len(states), dtype=bool)
-    reached = {}
-    for name in phases:
-        v = values[name]
-        best = v[keep].max() if name == "served_demand" else v[keep].min()
-        reached[name] = float(best)
-        tol = slack.get(name, 1e-9)
-        keep &= (v >= best * (1 - tol) - 1e-9) if name == "served_demand" else (v <= best * (1 + tol) + 1e-9)
+              "change": np.array([x[7] for x in states]),
+              "gpus": np.array([x[8] for x in states]),
+              "order": np.array([x[9] for x in states])}
+    values["cost_per_million_tokens"] = values["cost_per_hour"]     # with a demand: $/hour over a fixed rate
+    unknown = [n for n in phases if n not in values]
+    if unknown:
+        raise InputError(f"the exhaustive backend ranks split deployments by cost, served demand, change and GPUs, "
+                         f"not {unknown[0]}", path="--backend", value="exhaustive", accepted="milp, cpsat, highs")
+    keep, reached = _lexicographic(values, phases, slack)
     last = phases[-1]
     idx = np.nonzero(keep)[0]
-    pick = int(idx[np.argmax(values[last][idx])] if last == "served_demand" else idx[np.argmin(values[last][idx])])
+    pick = int(idx[np.argmax(values[last][idx])] if SENSE.get(last, "min") == "max"
+               else idx[np.argmin(values[last][idx])])
     picks = list(states[pick][0])
     served = np.zeros(c.n_slots)
     for k, s in enumerate(c.slots):
@@ -337,7 +437,8 @@ def _too_many(count: float) -> InputError:
                       "small fleets", path="--backend", value="exhaustive", accepted="milp, cpsat, highs")
 
 
-def _option(c: Candidates, k: int, rows: tuple, reps: tuple, served: float, today: np.ndarray, n_t: int) -> tuple:
+def _option(c: Candidates, k: int, rows: tuple, reps: tuple, served: float, today: np.ndarray, n_t: int,
+            order: np.ndarray) -> tuple:
     ev = c.ev
     gpus, shared, whole = np.zeros(n_t), np.zeros(n_t), np.zeros(n_t)
     cost = power = started = 0.0
@@ -364,17 +465,18 @@ def _option(c: Candidates, k: int, rows: tuple, reps: tuple, served: float, toda
         if cfg not in by_config:
             started += was * g
     started += sum(g * n for s, g, n in c.unmatched if s == k)
-    return (tuple(zip(rows, reps)), cost, gpus, shared, whole, power, served, started)
+    return (tuple(zip(rows, reps)), cost, gpus, shared, whole, power, served, started, float(gpus.sum()),
+            float(sum(order[j] * float(ev.gpus[j]) * r for j, r in zip(rows, reps))))
 
 
 def _join(a: tuple, b: tuple, weight: float) -> tuple:
     return (a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3], a[4] + b[4], a[5] + b[5], a[6] + weight * b[6],
-            a[7] + b[7])
+            a[7] + b[7], a[8] + b[8], a[9] + b[9])
 
 
 def _fits(c: Candidates, x: tuple) -> bool:
     lim = c.limits
-    _, cost, gpus, shared, whole, power, _, _ = x
+    _, cost, gpus, shared, whole, power = x[:6]
     for gid, count in lim.inventory.items():
         if gid in c.gpu_ids and gpus[c.gpu_ids.index(gid)] > count:
             return False

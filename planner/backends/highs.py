@@ -4,7 +4,11 @@ float model the CBC backend builds (milp.CONDITIONING)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -35,7 +39,8 @@ class HighsBackend:
         solver.enable_output(False)
         solver.set_solver_specific_parameters(OPTIONS)
         solver.set_time_limit_in_seconds(max(float(time_limit), 0.01))
-        code = solver.solve(model)
+        with stdout_silenced():
+            code = solver.solve(model)
         if code == mb.SolveStatus.INFEASIBLE:
             return Solution(Status.INFEASIBLE, None, seconds=time.perf_counter() - t0)
         if code not in (mb.SolveStatus.OPTIMAL, mb.SolveStatus.FEASIBLE):
@@ -51,6 +56,23 @@ class HighsBackend:
             obj, bound = solver.objective_value, solver.best_objective_bound
             gap = abs(obj - bound) / max(abs(obj), 1e-12)
         return Solution(status, values, gap=gap, seconds=time.perf_counter() - t0)
+
+
+@contextlib.contextmanager
+def stdout_silenced() -> Iterator[None]:
+    """File descriptor 1 sent to the null device while HiGHS runs: its MIP solver prints
+    debugging lines to stdout despite output_flag=false ("HighsMipSolverData::
+    transformNewIntegerFeasibleSolution tmpSolver.run();", OR-Tools 9.15), which would
+    corrupt --json output."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def translate(m: LinearModel) -> tuple[mb.Model, list]:

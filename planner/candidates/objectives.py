@@ -13,7 +13,7 @@ from typing import Literal
 
 import numpy as np
 
-from planner.candidates.table import Candidates
+from planner.candidates.table import Candidates, row_order
 from planner.units import MS
 
 
@@ -104,4 +104,15 @@ OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
     Objective("change", "min", "GPUs started or stopped against the current fleet", 1.0,
               "a larger batch would not save a change", lambda c: np.full(len(c), np.nan), False,
               scalar="change", dimension="count"),
+    # the last tie-break (docs/formulation.md section 4b): each chosen row's position in the documented order
+    Objective("order", "min", "GPU-weighted position in the tie-break order", 1.0, "a larger batch ranks later in "
+              "the tie-break order", lambda c: row_order(c).astype(float) * c.ev.gpus, True, dimension="count"),
 )}
+
+TIE_BREAK: tuple[str, ...] = ("gpus", "order")
+"""The phases solved after the instance's objectives, each keeping every earlier one at its
+optimum (docs/formulation.md section 4b): fewer GPUs, then the smallest GPU-weighted
+position in ``row_order`` (each GPU counts the position of the row it runs: lower latency,
+simpler layout, then names; with one deployment, the row first in the order). On replicas
+like the objectives, so a split slot needs no choice binary for it. They make the first
+answer the same whatever the number of answers asked and whatever the backend."""

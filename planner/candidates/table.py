@@ -225,6 +225,32 @@ class Candidates:
         return np.nonzero(self.slot == s)[0]
 
 
+def row_order(c: Candidates) -> np.ndarray:
+    """Each row's position (0 first) in the documented tie-break order (docs/formulation.md
+    section 4b), every key smaller first: the latency (TTFT p99, then mean TPOT, each at the
+    row's capacity at SLO), then the simpler layout (nodes per replica, TP, PP, EP, batch),
+    then the GPU id, weight format and KV format by name, the role, the workload and the
+    configuration id. The exhaustive oracle keeps its own copy."""
+    if not len(c):
+        return np.zeros(0, dtype=np.int64)
+    assert c.load is not None
+    cfg = c.configs
+    role = c.role if len(c.role) == len(c) else np.zeros(len(c), dtype=np.int64)
+
+    def by_name(names: tuple[str, ...] | list[str], index: np.ndarray) -> np.ndarray:
+        rank = {n: k for k, n in enumerate(sorted(names))}
+        return np.array([rank[n] for n in names])[index]
+
+    ttft99 = np.nan_to_num(c.load.get("ttft", "p99"), nan=np.inf)
+    keys = (ttft99, np.nan_to_num(c.tpot, nan=np.inf), c.nodes_per_replica, cfg.tp, cfg.pp, cfg.ep, cfg.batch,
+            by_name(c.gpu_ids, cfg.gpu), by_name(SCHEME_NAMES, cfg.scheme), by_name(KV_NAMES, cfg.kv), role, c.slot,
+            c.config)
+    order = np.lexsort(tuple(reversed(keys)))
+    out = np.empty(len(c), dtype=np.int64)
+    out[order] = np.arange(len(c))
+    return out
+
+
 def _levels(max_batch: int) -> list[int]:
     out, b = [], 1
     while b <= max_batch:
@@ -405,7 +431,7 @@ def running_replicas(p: Problem, configs: Configs, slot: np.ndarray, role: np.nd
         if mine.any():
             out[mine] += r.replicas
         else:
-            unmatched.append((r.slot, float(r.tp * r.pp), float(r.replicas)))
+            unmatched.append((r.slot, float(max(r.tp, r.ep) * r.pp), float(r.replicas)))
     return out, tuple(unmatched)
 
 

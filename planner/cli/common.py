@@ -90,8 +90,6 @@ def read_result(path: Path) -> PlanResult:
     data = (load_json(path, MAX_PLAN_FILE_BYTES, "plan file") if path.suffix == ".json"
             else load_yaml(path, max_bytes=MAX_PLAN_FILE_BYTES).data)
     try:
-        if isinstance(data, dict) and "deployments" in data and "plans" not in data:
-            data = fleet_as_plans(data)
         if not isinstance(data, dict) or "plans" not in data:
             raise InputError("not a plan file: no 'plans' (write one with 'planner plan --output FILE.json' or "
                              "'planner fleet --output FILE.json')", file=name)
@@ -99,7 +97,7 @@ def read_result(path: Path) -> PlanResult:
     except (TypeError, KeyError, ValueError, AttributeError) as exc:
         raise InputError(f"not a plan file of this planner version: {type(exc).__name__}: {exc}", file=name) from None
     for i, p in enumerate(result.plans):
-        for key in ("tp", "pp", "ep", "replicas", "gpus", "batch"):
+        for key in ("tp", "pp", "ep", "replicas", "gpus", "batch", "rank"):
             v = getattr(p, key)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise InputError("not a plan this planner wrote", file=name, path=f"plans[{i}].{key}", value=v,
@@ -110,21 +108,11 @@ def read_result(path: Path) -> PlanResult:
     return result
 
 
-def fleet_as_plans(data: dict[str, Any]) -> dict[str, Any]:
-    """A fleet's JSON ('planner fleet --output') as a plan file: one plan per deployment, ranked
-    in the fleet's order, each with its workload and role, the fleet's recorded inputs."""
-    deployments = data.get("deployments") or []
-    if not isinstance(deployments, list) or not all(isinstance(d, dict) and isinstance(d.get("plan"), dict)
-                                                    for d in deployments):
-        raise ValueError("deployments: a list of {workload, plan, role, ...}")
-    plans = []
-    for i, d in enumerate(deployments):
-        plan = dict(d["plan"])
-        plan.update(rank=i + 1, workload=d["workload"], role=d.get("role", "aggregated"))
-        plans.append(plan)
-    return {"status": data.get("status"), "objective": "cost_per_hour", "backend": data.get("backend"),
-            "plans": plans, "searched_configurations": 0, "solve_seconds": None, "gap": None, "excluded_gpus": {},
-            "inputs": data.get("inputs", {}), "notes": data.get("notes", [])}
+def strip_timings(data: dict[str, Any]) -> None:
+    """--reproducible: the same input gives byte-identical output (no seconds anywhere)."""
+    data["solve_seconds"] = None
+    for p in data.get("phases", []):
+        p["seconds"] = None
 
 
 MAX_TIME_LIMIT = 86_400.0

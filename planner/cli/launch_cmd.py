@@ -11,7 +11,7 @@ import yaml
 
 from planner.cli.common import dump_json, emit, guarded, read_result
 from planner.errors import InputError
-from planner.launch.scripts import ENGINES, benchmark, launch, script
+from planner.launch.scripts import ENGINES, benchmark, launch, script, stem
 from planner.yamlio import write_atomically
 
 EngineChoice = enum.Enum("EngineChoice", {name: name for name in (*ENGINES, "all")}, type=str)
@@ -26,8 +26,9 @@ def launch_command(
     = EngineChoice.all,
     rank: Annotated[Optional[int], typer.Option("--rank", help="only the plan of this rank (default: every plan)")]
     = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="write one script per plan and engine "
-                                                "(planN-ENGINE.sh, and TensorRT-LLM's YAML) into DIR")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="write one script per deployment and engine "
+                                                "(planN-ENGINE.sh, or planN.K-ENGINE.sh for the K-th deployment of "
+                                                "a rank with several, and TensorRT-LLM's YAML) into DIR")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")] = False,
 ) -> None:
     """Launch commands (vllm serve, python -m sglang.launch_server, trtllm-serve + YAML) from a plan, each flag
@@ -54,7 +55,7 @@ def launch_command(
             for e in engines:
                 text = script(result, p, e)
                 ln = launch(result, p, e)
-                item = {"rank": p.rank, "engine": e, "version": ln.version, "ok": ln.ok, "reason": ln.reason,
+                item = {"rank": p.rank, "script": stem(result, p), "workload": p.workload, "role": p.role, "engine": e, "version": ln.version, "ok": ln.ok, "reason": ln.reason,
                         "command": ln.command() if ln.ok else None,
                         "args": [{"flag": a.flag, "value": a.value, "why": a.why} for a in ln.args],
                         "yaml": ln.yaml or None, "checks": ln.checks, "notes": ln.notes, "support": ln.support}
@@ -64,9 +65,9 @@ def launch_command(
                 data.append(item)
                 texts.append(text)
                 if out is not None:          # staged: written when every script is made (cli/common.guarded)
-                    write_atomically(out / f"plan{p.rank}-{e}.sh", text, protected=(plan_file,), option="--out")
+                    write_atomically(out / f"{stem(result, p)}-{e}.sh", text, protected=(plan_file,), option="--out")
                     if ln.ok and ln.yaml:
-                        write_atomically(out / f"plan{p.rank}-{e}.yaml", yaml.safe_dump(ln.yaml, sort_keys=False),
+                        write_atomically(out / f"{stem(result, p)}-{e}.yaml", yaml.safe_dump(ln.yaml, sort_keys=False),
                                          protected=(plan_file,), option="--out")
         emit(dump_json({"plan_file": str(plan_file), "launches": data}) if as_json else "\n".join(texts))
         return 0

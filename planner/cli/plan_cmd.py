@@ -9,17 +9,22 @@ from typing import Annotated, Optional, get_args
 
 import typer
 
-from planner.cli.common import Progress, check_time_limit, dump_json, emit, guarded, write_result
+from planner.backends.base import BACKENDS, REGISTRY
+from planner.cli.common import Progress, check_time_limit, dump_json, emit, guarded, strip_timings, write_result
 from planner.cli.render import render_plans
 from planner.errors import InputError
 from planner.plan.result import PlanResult
 from planner.report.html import render_report
 from planner.schemas.plan import Objective, PlanSpec, load_plan_spec
-from planner.whatif.relax import plan_and_relax
+from planner.whatif.answer import answer
 from planner.yamlio import check_output, write_atomically
 
 ObjectiveChoice = enum.Enum("ObjectiveChoice", {name: name for name in get_args(Objective)}, type=str)
-BackendChoice = enum.Enum("BackendChoice", {name: name for name in ("cpsat", "milp", "highs", "exhaustive")}, type=str)
+BackendChoice = enum.Enum("BackendChoice", {name: name for name in BACKENDS}, type=str)
+BACKEND_HELP = ", ".join(f"{e.name} ({e.about})" for e in REGISTRY)
+"""The --backend help of every command, from the registry (planner/backends/base.py)."""
+MARGINAL_HELP = ("re-solve with one more unit of each binding limit (what it is worth) and, per workload that may run "
+                 "prefill/decode pools, with each mode forced; default: on for text, off with --json")
 
 STATUS_TEXT = {
     "optimal": "optimal: the first plan is proven best for the objective",
@@ -40,7 +45,7 @@ def plan_command(
     top: Annotated[Optional[int], typer.Option("--top", help="how many distinct plans (default: the file's top_k)")] = None,
     objective: Annotated[Optional[ObjectiveChoice], typer.Option(
         help="what to optimise (default: the file's); gpus = fewest GPUs")] = None,
-    backend: Annotated[BackendChoice, typer.Option(help="cpsat (default), milp (PuLP + CBC), highs (HiGHS via OR-Tools), exhaustive (oracle)")] = BackendChoice.cpsat,
+    backend: Annotated[BackendChoice, typer.Option(help=f"default cpsat; {BACKEND_HELP}")] = BackendChoice.cpsat,
     time_limit: Annotated[float, typer.Option("--time-limit", help="seconds for all solves together")] = 60.0,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", help="also write the result to FILE.json or FILE.yaml")] = None,
@@ -50,6 +55,7 @@ def plan_command(
     simulate: Annotated[bool, typer.Option("--simulate/--no-simulate", help="re-score each plan with the discrete-event simulator (5,000 requests, seeded)")] = True,
     report: Annotated[Optional[Path], typer.Option(
         "--report", help="also write a self-contained HTML report to FILE.html (planner report)")] = None,
+    marginal: Annotated[Optional[bool], typer.Option("--marginal/--no-marginal", help=MARGINAL_HELP)] = None,
 ) -> None:
     """Search GPU type, count, TP/PP/EP, precision and batch; print ranked plans that explain themselves.
 
@@ -76,11 +82,12 @@ def plan_command(
                 raise InputError(exc.message, file=doc.file, path="--objective", value=objective.value,
                                  accepted="an objective the instance can bound") from None
         with Progress(f"solving {instance.name} ({backend.value}, at most {time_limit:g} s)", enabled=not as_json):
-            result = plan_and_relax(spec, doc, backend=backend.value, top_k=top, time_limit=time_limit,
-                                    calibration=calibration, simulate=simulate)
-        if reproducible:
-            result.solve_seconds = None
+            result = answer(spec, doc, backend=backend.value, top_k=top, time_limit=time_limit,
+                            calibration=calibration, simulate=simulate,
+                            marginal=(not as_json) if marginal is None else marginal)
         data = result.to_dict()
+        if reproducible:
+            strip_timings(data)
         data["status_detail"] = STATUS_TEXT.get(result.status, result.status)
         if output is not None:
             write_result(output, data, instance)

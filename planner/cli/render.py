@@ -10,10 +10,11 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-from planner.cli import wording
 from planner.estimate.run import Estimate
 from planner.physics.options import Assumptions
 from planner.physics.perf import tokens_per_step
+from planner.plan.result import PlanResult
+from planner.report import wording
 from planner.units import GB, GiB
 
 
@@ -127,7 +128,7 @@ def render_estimate(e: Estimate) -> str:
     return to_text(*out)
 
 
-def render_support(r) -> list[str]:
+def render_support(r: PlanResult) -> list[str]:
     if not r.unsupported:
         return ["Every searched GPU x quantization x KV dtype runs on the engine."]
     lines = [f"Not searched, the engine ({r.unsupported[0]['engine']}) does not run them (docs/support.md):"]
@@ -135,8 +136,7 @@ def render_support(r) -> list[str]:
     return lines
 
 
-def render_plans(r, explain_support: bool = False) -> str:
-    from planner.units import GB
+def render_plans(r: PlanResult, explain_support: bool = False) -> str:
     head = (f"status {r.status}; objective {r.objective}; backend {r.backend}; "
             f"{r.searched_configurations:,} configurations x batch levels searched"
             + ("" if r.solve_seconds is None else f" in {r.solve_seconds:.2f} s")
@@ -144,10 +144,14 @@ def render_plans(r, explain_support: bool = False) -> str:
     if not r.plans:
         status = "interrupted" if r.interrupted else r.status
         lines = [head, "", NO_PLAN.get(status, NO_PLAN["unknown"])]
+        lines += [f"  - {wording.shortfall(x)}" for x in r.shortfalls if len(r.shortfalls) > 1]
+        if r.together is not None:
+            lines += [f"  - {wording.together(r.together)}"]
         if r.diagnosis:
             lines += ["What rules out each family of options:"]
-        lines += [f"  - {d.family} {d.name}: {d.fact.constraint}: {wording.diagnosis(d)}" for d in r.diagnosis]
-        lines += [f"  - {n}" for n in r.notes]
+        lines += [f"  - {d.workload + ': ' if d.workload else ''}{d.family} {d.name}: {d.fact.constraint}: "
+                  f"{wording.diagnosis(d)}" for d in r.diagnosis]
+        lines += [f"  - {n}" for n in notes(r)]
         if r.relaxations:
             lines += ["", "Smallest change to each limit that makes it feasible (others unchanged):"]
             lines += [f"  - {wording.relaxation(x)}" for x in r.relaxations]
@@ -158,40 +162,99 @@ def render_plans(r, explain_support: bool = False) -> str:
     for col in ("#", "GPUs", "TP/PP/EP", "x replicas", "precision (w / kv)", "max seqs", "req/s per replica",
                 "TTFT ms mean/p99", "TPOT ms", "tokens/s", "$/hour", "$/M tokens", "regime"):
         t.add_column(col, justify="right" if col not in ("GPUs", "precision (w / kv)", "regime") else "left")
+    several = len({p.workload for p in r.plans}) > 1 or any(p.role != "aggregated" for p in r.plans)
+    for group in tie_groups(r):
+        first = [p for p in r.plans if p.rank == group[0]]
+        tied = [p for rank in group[1:] for p in r.plans if p.rank == rank]
+        for k, p in enumerate(first):
+            pct = p.load.get("percentiles_ms", {})
+            label = ("=".join(str(x) for x in group) + " tied") if len(group) > 1 else str(p.rank)
+            who = f"{p.workload}: " if several else ""
+            role = f" ({p.role})" if p.role != "aggregated" else ""
+            layouts = [p] + [q for q in tied if len(first) == 1]
+            t.add_row(label if k == 0 else "", f"{who}{p.gpus} x {p.gpu}{role}",
+                      " | ".join(dict.fromkeys(f"{q.tp}/{q.pp}/{q.ep}" for q in layouts)), str(p.replicas),
+                      " | ".join(dict.fromkeys(f"{q.quantization} / {q.kv_dtype}" for q in layouts))
+                      + (" (lossy)" if p.quality.startswith("LOSSY") else ""),
+                      str(p.batch),
+                      f"{p.load.get('requests_per_s_per_replica', 0):,.2f} ({p.load.get('utilization', 0):.0%})",
+                      f"{p.ttft_ms:,.0f} / {pct.get('ttft_p99', float('nan')):,.0f}", f"{p.tpot_ms:.1f}",
+                      f"{p.throughput_tokens_per_s:,.0f}",
+                      money(p.cost_per_hour) + ("*" if p.price_kind in ("estimate", "serverless") else ""),
+                      money(p.cost_per_million_tokens, 3), p.regime.replace("-bound", ""))
+    out: list[object] = [head, "Latencies are under load, at each plan's operating point: the demand shared by its "
+                         "replicas, or without a demand each replica at its capacity at SLO (req/s per replica, "
+                         "utilisation of saturation).", "", t]
+    if any(len(g) > 1 for g in tie_groups(r)):
+        out.append("tied: plans with exactly the same objective value and GPUs, shown as one row; the documented "
+                   "tie-break order (docs/formulation.md section 4b) ranks them")
+    workloads = len({p.workload for p in r.plans}) > 1
     for p in r.plans:
-        pct = p.load.get("percentiles_ms", {})
-        t.add_row(str(p.rank), f"{p.gpus} x {p.gpu}", f"{p.tp}/{p.pp}/{p.ep}", str(p.replicas),
-                  f"{p.quantization} / {p.kv_dtype}" + (" (lossy)" if p.quality.startswith("LOSSY") else ""),
-                  str(p.batch),
-                  f"{p.load.get('requests_per_s_per_replica', 0):,.2f} ({p.load.get('utilization', 0):.0%})",
-                  f"{p.ttft_ms:,.0f} / {pct.get('ttft_p99', float('nan')):,.0f}", f"{p.tpot_ms:.1f}",
-                  f"{p.throughput_tokens_per_s:,.0f}",
-                  money(p.cost_per_hour) + ("*" if p.price_kind in ("estimate", "serverless") else ""),
-                  money(p.cost_per_million_tokens, 3), p.regime.replace("-bound", ""))
-    out = [head, "Latencies are under load, at each plan's operating point: the demand shared by its replicas, "
-                 "or without a demand each replica at its capacity at SLO (req/s per replica, utilisation of "
-                 "saturation).", "", t]
-    for p in r.plans:
-        lines = [f"#{p.rank} {p.gpus} x {p.gpu}, TP {p.tp} PP {p.pp} EP {p.ep}, {p.quantization}, batch {p.batch}"]
+        parts = ([p.workload] if workloads else []) + ([f"{p.role} pool"] if p.role != "aggregated" else []) + \
+            ([f"{p.share:.0%} of {'its' if workloads else 'the'} traffic"] if p.share < 1 - 1e-9 else [])
+        who = f" ({', '.join(parts)})" if parts else ""
+        lines = [f"#{p.rank} {p.gpus} x {p.gpu}, TP {p.tp} PP {p.pp} EP {p.ep}, {p.quantization}, batch {p.batch}{who}"]
         explained = wording.plan_lines(p)
         versus = [x for x in explained if x.startswith("   ranks above")]
         lines += [x for x in explained if x not in versus]
-        lines += [f"   memory per GPU: {p.memory['weights_bytes'] / GB:.1f} GB weights + "
-                 f"{p.memory['kv_cache_bytes'] / GB:.1f} GB KV of {p.memory['usable_bytes'] / GB:.1f} GB usable; "
-                 f"MBU {p.mbu:.0%}, MFU {p.mfu:.0%}"]
+        if p.mbu is not None:
+            lines += [f"   memory per GPU: {p.memory['weights_bytes'] / GB:.1f} GB weights + "
+                      f"{p.memory['kv_cache_bytes'] / GB:.1f} GB KV of {p.memory['usable_bytes'] / GB:.1f} GB usable; "
+                      f"MBU {p.mbu:.0%}, MFU {p.mfu:.0%}"]
+        else:
+            lines += [f"   memory per GPU: {p.memory['weights_bytes'] / GB:.1f} GB weights + "
+                      f"{p.memory['kv_cache_bytes'] / GB:.1f} GB KV of {p.memory['usable_bytes'] / GB:.1f} GB usable; "
+                      f"prefill MFU {p.mfu:.0%}"]
         lines += versus
         out.append("\n".join(lines))
-    kinds = {p.price_kind for p in r.plans} & {"estimate", "serverless"}
+    kinds = {str(p.price_kind) for p in r.plans} & {"estimate", "serverless"}
     if kinds:
         out.append(f"* a {' or '.join(sorted(kinds))} price, not an on-demand list price (inputs.price_sources "
                    f"in --json says where each price came from)")
-    out += [f"note: {n}" for n in r.notes]
+    out += answer_lines(r)
+    out += [f"note: {n}" for n in notes(r)]
     out.append(WITH_PLAN.get(r.status, WITH_PLAN["feasible"]))
     if r.interrupted:
-        out.append(f"interrupted: {len(r.plans)} plan(s) found before Ctrl-C; later ranks were not searched")
+        out.append(f"interrupted: {len(r.answers)} plan(s) found before Ctrl-C; later ranks were not searched")
     if explain_support:
         out += ["\n".join(render_support(r))]
     return to_text(*out)
+
+
+def tie_groups(r: PlanResult) -> list[list[int]]:
+    """Ranks grouped by exact ties (``Answer.tied_with``), in rank order."""
+    groups: list[list[int]] = []
+    for a in r.answers:
+        if a.tied_with is not None and groups and groups[-1][0] == a.tied_with:
+            groups[-1].append(a.rank)
+        else:
+            groups.append([a.rank])
+    return groups or [[p.rank] for p in r.plans[:1]]
+
+
+def answer_lines(r: PlanResult) -> list[str]:
+    """What the first answer binds, what one more unit of it is worth, the moves from today's
+    fleet, and which of aggregated and disaggregated serving wins each pooling workload."""
+    a = r.answer(1)
+    out = []
+    if a is not None:
+        out += [wording.binding(b) for b in a.binding]
+    out += [wording.marginal(m) for m in r.marginal]
+    if a is not None and a.moves:
+        out.append("moves from the fleet running today (current):")
+        out += [f"  {wording.move(m)}" for m in a.moves]
+        out += [f"  {wording.gpu_moves(g)}" for g in a.gpu_moves]
+    out += [wording.mode_verdict(v) for v in r.disaggregation]
+    return out
+
+
+def notes(r: PlanResult) -> list[str]:
+    """The result's notes in words: GPUs not searched, an answer that is the starting one."""
+    out = wording.excluded(r.excluded_gpus)
+    out += [wording.started(p, r.backend) for p in r.phases if p.start]
+    out += [wording.started_rank(a.rank, r.backend) for a in r.answers if a.start and a.rank > 1]
+    out += [wording.unproven_tie_break(p) for p in r.phases if p.kind == "tie-break" and p.status != "optimal"]
+    return out + list(r.notes)
 
 
 NO_PLAN = {

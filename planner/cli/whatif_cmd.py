@@ -21,16 +21,12 @@ from planner.errors import InputError
 from planner.schemas.fleet import is_fleet, load_fleet_spec
 from planner.schemas.plan import load_plan_spec
 from planner.schemas.sweep import load_sweep_spec
-from planner.whatif.executors import get_executor
+from planner.whatif.executors import EXECUTORS, get_executor
 from planner.whatif.pareto import ParetoResult, pareto, pareto_fleet
 from planner.whatif.sweep import SweepResult, sweep
 from planner.yamlio import check_output, load_yaml, write_atomically
 
-
-class EngineChoice(str, enum.Enum):
-    serial = "serial"
-    process = "process"
-    ray = "ray"
+ExecutorChoice = enum.Enum("ExecutorChoice", {name: name for name in EXECUTORS}, type=str)
 
 
 class MetricChoice(str, enum.Enum):
@@ -49,7 +45,7 @@ MAX_WORKERS = 1024
 
 SWEEP_EPILOG = ("Example: planner sweep instances/sweeps/demand_prices.yaml --out sweep-out/\n\n"
                 "Example: planner sweep instances/sweeps/demand_prices.yaml --workers 2 --json > sweep.json\n\n"
-                "Example: RAY_ADDRESS=ray://head:10001 planner sweep instances/sweeps/demand_prices.yaml --engine ray")
+                "Example: RAY_ADDRESS=ray://head:10001 planner sweep instances/sweeps/demand_prices.yaml --executor ray")
 PARETO_EPILOG = ("Example: planner pareto instances/sweeps/llama8b_base.yaml --x tpot --points 8 "
                  "--plot pareto.png")
 
@@ -58,8 +54,8 @@ def sweep_command(
     sweep_file: Annotated[Path, typer.Argument(help="sweep YAML file (docs/whatif.md)")],
     out: Annotated[Optional[Path], typer.Option(
         "--out", help="folder for sweep.csv, sweep.json, cost_vs_demand.png, cost_vs_latency.png")] = None,
-    engine: Annotated[Optional[EngineChoice], typer.Option(
-        help="serial, process (default with --workers > 1) or ray (optional extra: pip install -e '.[ray]')")] = None,
+    executor_name: Annotated[Optional[ExecutorChoice], typer.Option(
+        "--executor", help="serial, process (default with --workers > 1) or ray (optional extra: pip install -e '.[ray]')")] = None,
     workers: Annotated[int, typer.Option("--workers", help="worker processes (process), or CPUs of a local Ray")] = 1,
     address: Annotated[Optional[str], typer.Option(
         "--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")] = None,
@@ -69,16 +65,16 @@ def sweep_command(
     """Solve every scenario of a sweep file (a grid and/or a list of changes to a base instance): one row per
     scenario with its cheapest plan, as a table (or --json), plus CSV, JSON and plots with --out.
 
-    Results are sorted by scenario id and identical whatever the engine and the number of workers. A
+    Results are sorted by scenario id and identical whatever the executor and the number of workers. A
     progress bar goes to stderr when it is a terminal. Exit 0 when the sweep ran (scenarios without a
     plan are rows with their status), 2 for bad input, 130 on Ctrl-C."""
 
     def run() -> int:
         if not 1 <= workers <= MAX_WORKERS:
             raise InputError("--workers out of range", path="--workers", value=workers, accepted=f"1..{MAX_WORKERS}")
-        name = engine.value if engine is not None else ("process" if workers > 1 else "serial")
+        name = executor_name.value if executor_name is not None else ("process" if workers > 1 else "serial")
         if address is not None and name != "ray":
-            raise InputError("--address is for --engine ray", path="--address", value=address)
+            raise InputError("--address is for --executor ray", path="--address", value=address)
         spec, doc = load_sweep_spec(str(sweep_file))
         base_path = Path(spec.base) if Path(spec.base).is_absolute() else sweep_file.parent / spec.base
         if not base_path.is_file():

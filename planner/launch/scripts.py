@@ -27,7 +27,8 @@ from planner.launch.flags import BENCHMARK, ENGINES, EngineFlags
 from planner.plan.result import Plan, PlanResult
 from planner.units import GB
 
-__all__ = ["ENGINES", "Arg", "Benchmark", "Launch", "benchmark", "comment", "launch", "memory_fraction", "script"]
+__all__ = ["ENGINES", "Arg", "Benchmark", "Launch", "benchmark", "comment", "launch", "memory_fraction", "script",
+           "stem"]
 
 
 @dataclass
@@ -73,6 +74,12 @@ class Benchmark:
         for a in self.args:
             parts += [a.flag] if a.value is None else [a.flag, str(a.value)]
         return " ".join(shlex.quote(p) for p in parts)
+
+
+def stem(result: PlanResult, plan: Plan) -> str:
+    """The file name stem of a deployment's script: ``planN`` for the one deployment of rank
+    N, ``planN.K`` for the K-th of several (a fleet, or a workload split over configurations)."""
+    return f"plan{result.label(plan)}"
 
 
 def workload(result: PlanResult, plan: Plan) -> dict[str, Any]:
@@ -223,7 +230,7 @@ def launch(result: PlanResult, plan: Plan, engine: str, catalog: Catalog | None 
         a.append(Arg(f["memory"], frac, f"KV {gb['kv_cache_bytes']:.1f} GB / ({gb['capacity_bytes']:.0f} GB - "
                                         f"weights {gb['weights_bytes']:.1f} - activations "
                                         f"{gb['activation_bytes']:.1f} GB)"))
-        a.append(Arg(f["config"], f"plan{plan.rank}-trtllm.yaml", "the YAML below: KV dtype, attention DP"))
+        a.append(Arg(f["config"], f"{stem(result, plan)}-trtllm.yaml", "the YAML below: KV dtype, attention DP"))
         out.yaml = {"kv_cache_config": {"dtype": kv, "free_gpu_memory_fraction": frac},
                     "enable_attention_dp": dp > 1}
         if plan.quantization != "w16a16":
@@ -385,8 +392,8 @@ def script(result: PlanResult, plan: Plan, engine: str, catalog: Catalog | None 
     lines = _comments(head + [f"runs as: {ln.support}"] + [f"checked: {c}" for c in ln.checks]
                       + [f"note: {n}" for n in ln.notes])
     if ln.yaml:
-        name = f"plan{plan.rank}-trtllm.yaml"
-        lines += [f"cat > {name} <<'YAML'", *_yaml(ln.yaml), "YAML"]
+        name = f"{stem(result, plan)}-trtllm.yaml"
+        lines += [f"cat > {_word(name, 'yaml file')} <<'YAML'", *_yaml(ln.yaml), "YAML"]
     lines += _block(ENGINES[engine].program, ln.model, ln.args)
     if plan.role != "aggregated":
         lines += ["", *_comments([f"check the prediction through the P/D router once both pools are up: this "

@@ -1,33 +1,85 @@
-"""Why nothing is feasible: per family of options (each GPU type, each quantization), the
-first constraint that rules it out, as a fact with its figures.
+"""Why nothing is feasible, one diagnosis for one workload or many:
 
-Checked in the order a planner would: memory (does any layout hold the weights and at
-least one sequence?), latency targets, then the plan-wide limits (demand against
-inventory, GPU and node caps, budget, power). Every quantity comes from the candidate
-table (planner/candidates)."""
+- per workload (``Shortfall``): how many configurations meet its targets, how many fit the
+  limits on their own, and the cheapest way to serve it alone;
+- per family of options (each GPU type, each quantization) of a workload that cannot be
+  served alone, the first constraint that rules it out, as a fact with its figures, checked
+  in the order a planner would: memory (does any layout hold the weights and at least one
+  sequence?), latency targets, then the shared limits (demand against inventory, GPU and
+  node caps, budget, power);
+- when every workload can be served alone but not all together (``Together``), what the
+  cheapest of each alone needs against the shared limits.
+
+Every quantity comes from the candidate table (planner/candidates)."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from planner.candidates.load import ROLE_NAMES
 from planner.candidates.table import MAX_REPLICAS, Candidates
 from planner.physics.space import SCHEME_NAMES
-from planner.plan.result import Diagnosis, Fact
+from planner.plan.result import Alone, Diagnosis, Fact, Layout, Shortfall, Together
 from planner.resolve.problem import Problem
 
 
-def diagnose(p: Problem, c: Candidates) -> list[Diagnosis]:
-    gpu, scheme = c.configs.gpu, c.configs.scheme
-    families = [("gpu", g.id, gpu == i) for i, g in enumerate(p.gpus)]
-    schemes = sorted(set(scheme.tolist()))
-    if len(schemes) > 1:
-        families += [("quantization", SCHEME_NAMES[q], scheme == q) for q in schemes]
-    out = []
-    for kind, name, mask in families:
-        fact = _first_violation(p, c, mask)
-        if fact is not None:
-            out.append(Diagnosis(kind, name, fact))
-    return out
+def diagnose(p: Problem, c: Candidates) -> tuple[list[Diagnosis], list[Shortfall], Together | None]:
+    shortfalls = [_shortfall(c, s) for s in range(c.n_slots)]
+    out: list[Diagnosis] = []
+    for s, short in enumerate(shortfalls):
+        if short.reason is None and c.n_slots > 1:
+            continue            # this workload alone is feasible: the families of the others say why
+        mine = c.slot == s
+        gpu, scheme = c.configs.gpu, c.configs.scheme
+        families = [("gpu", g.id, mine & (gpu == i)) for i, g in enumerate(p.gpus)]
+        schemes = sorted(set(scheme[mine].tolist()))
+        if len(schemes) > 1:
+            families += [("quantization", SCHEME_NAMES[q], mine & (scheme == q)) for q in schemes]
+        for kind, name, mask in families:
+            fact = _first_violation(p, c, mask)
+            if fact is not None:
+                out.append(Diagnosis(kind, name, fact, None if c.n_slots == 1 else c.slot_names[s]))
+    together = None
+    if all(x.cheapest_alone is not None for x in shortfalls) and c.n_slots > 1:
+        gpus: dict[str, float] = {}
+        for x in shortfalls:
+            assert x.cheapest_alone is not None
+            gid = x.cheapest_alone.layout.gpu
+            gpus[gid] = gpus.get(gid, 0.0) + x.cheapest_alone.gpus
+        together = Together(cost_per_hour=sum(x.cheapest_alone.cost_per_hour or 0.0 for x in shortfalls
+                                              if x.cheapest_alone is not None), gpus=gpus,
+                            budget_usd_per_hour=c.limits.budget_usd_per_hour, inventory=dict(c.limits.inventory))
+    return out, shortfalls, together
+
+
+def layout(c: Candidates, j: int) -> Layout:
+    """Row j's configuration by its catalog names."""
+    d = c.describe(j)
+    role = ROLE_NAMES[int(c.role[j])] if len(c.role) else "aggregated"
+    return Layout(d["gpu"], d["tp"], d["pp"], d["ep"], d["quantization"], d["kv_dtype"], role)
+
+
+def _shortfall(c: Candidates, s: int) -> Shortfall:
+    """One workload: configurations meeting its targets, those fitting the limits alone (its
+    demand covered by at most K configurations' replicas), its cheapest way alone."""
+    rows = c.slot_rows(s)
+    meets = rows[c.meets_slo[rows]]
+    with np.errstate(invalid="ignore"):
+        cover = np.where(c.has_demand[meets], c.capacity[meets] * c.replicas_allowed[meets] * c.max_configs
+                         >= c.demand[meets], True)
+    usable = meets[(c.replicas_allowed[meets] >= 1) & cover]
+    reason = "targets" if not len(meets) else "limits" if not len(usable) else None
+    alone = None
+    if len(usable):
+        cost = np.nan_to_num(c.cost_per_hour[usable], nan=np.inf) * c.replicas_needed[usable]
+        k = int(np.argmin(cost)) if np.isfinite(cost).any() else int(np.argmin(c.ev.gpus[usable]
+                                                                               * c.replicas_needed[usable]))
+        j = int(usable[k])
+        n = int(c.replicas_needed[j])
+        alone = Alone(layout(c, j), int(c.configs.batch[j]), n, int(c.ev.gpus[j]) * n,
+                      None if not np.isfinite(cost[k]) else float(cost[k]))
+    return Shortfall(c.slot_names[s], c.slots[s].path, int(len(rows)), int(len(meets)), int(len(usable)), reason,
+                     alone)
 
 
 def _first_violation(p: Problem, c: Candidates, mine: np.ndarray) -> Fact | None:

@@ -13,23 +13,29 @@ from planner.candidates.table import Candidates, nodes_for
 from planner.physics.perf import evaluate
 from planner.physics.quant import SCHEMES
 from planner.physics.space import Configs
-from planner.plan.result import Explanation, Fact, Plan
+from planner.plan.result import Answer, Explanation, Fact, Plan
 from planner.resolve.calibration import family_of
 from planner.resolve.problem import Problem
 from planner.resolve.uncertainty import band_of
 from planner.units import MS
 
 
-def explain_plans(p: Problem, c: Candidates, plans: list[Plan]) -> None:
-    for i, plan in enumerate(plans):
+def explain_plans(p: Problem, c: Candidates, plans: list[Plan], answers: list[Answer]) -> None:
+    """Each deployment's explanation, and on each rank's first deployment why that answer
+    ranks above the next."""
+    for plan in plans:
         j = plan.candidate
         plan.explanation = Explanation(
-            batch_limit=_batch_limit(p, c, j), count_limit=_count_limit(c, j, plan.replicas),
-            regime=Fact("regime", value=plan.load["idle"]["tpot_ms"], unit="ms",
-                        context={"regime": plan.regime, "shares": dict(plan.regime_shares)}),
+            batch_limit=_batch_limit(p, c, j), count_limit=_count_limit(c, j, plan.replicas, plan.share),
+            regime=Fact("regime", value=plan.load["idle"]["ttft_ms" if plan.phase == "prefill" else "tpot_ms"],
+                        unit="ms", context={"regime": plan.regime, "shares": dict(plan.regime_shares),
+                                            "phase": plan.phase}),
             headroom=_headroom(c, j, plan), capacity=_capacity(c, j))
-        if i + 1 < len(plans):
-            plan.explanation.versus_next = _versus(c, plan, plans[i + 1])
+    for a, b in zip(answers, answers[1:]):
+        lead = next(x for x in plans if x.rank == a.rank)
+        assert lead.explanation is not None
+        lead.explanation.versus_next = _versus(c, [x for x in plans if x.rank == a.rank],
+                                               [x for x in plans if x.rank == b.rank], a, b)
 
 
 def _capacity(c: Candidates, j: int) -> Fact:
@@ -86,14 +92,15 @@ def _headroom(c: Candidates, j: int, plan: Plan) -> list[Fact]:
     return out
 
 
-def _count_limit(c: Candidates, j: int, replicas: int) -> Fact:
+def _count_limit(c: Candidates, j: int, replicas: int, share: float = 1.0) -> Fact:
     thr = float(c.capacity[j])
     if c.objective == "throughput":
         return _upper_limit(c, j, replicas + 1)
     if c.has_demand[j]:
         unit = "tokens/s" if c.slots[int(c.slot[j])].demand_tokens_per_s is not None else "clients"
-        return Fact("demand", value=replicas * thr, limit=float(c.demand[j]), unit=unit, path="workload.demand",
-                    context={"replicas": replicas, "tokens_per_s_per_replica": thr,
+        return Fact("demand", value=replicas * thr, limit=share * float(c.demand[j]), unit=unit,
+                    path=f"{c.slots[int(c.slot[j])].path}.demand",
+                    context={"replicas": replicas, "tokens_per_s_per_replica": thr, "share": share,
                              "spare_replicas_within_limits": int(c.replicas_allowed[j] - replicas)})
     return Fact("none", context={"replicas": replicas})
 
@@ -116,25 +123,42 @@ def _upper_limit(c: Candidates, j: int, r: int) -> Fact:
                 context={"replicas": r - 1})
 
 
-def _versus(c: Candidates, a: Plan, b: Plan) -> Fact:
+SUMMARY = ("gpus", "gpu", "quantization", "tp", "pp", "batch", "tpot_ms", "ttft_ms", "throughput_tokens_per_s_per_gpu")
+
+
+def _summary(plans: list[Plan], a: Answer) -> dict:
+    """One answer in the figures a comparison names: its first deployment's, with the GPUs and
+    $/GPU-hour of the whole answer and each deployment's layout when it has several."""
+    out = {k: getattr(plans[0], k) for k in SUMMARY}
+    if a.totals is not None:
+        out["gpus"] = a.totals.gpus
+        if len(plans) > 1 and a.totals.gpus:       # the answer's, not its first deployment's
+            out["throughput_tokens_per_s_per_gpu"] = sum(x.throughput_tokens_per_s for x in plans) / a.totals.gpus
+    if len(plans) > 1:
+        out["deployments"] = [{k: getattr(x, k) for k in ("workload", "role", "replicas", "gpus", "gpu", "tp", "pp",
+                                                          "ep", "quantization")} for x in plans]
+    return out
+
+
+def _versus(c: Candidates, pa: list[Plan], pb: list[Plan], a: Answer, b: Answer) -> Fact:
     obj = OBJECTIVES[c.objective]
     va, vb = a.objective_value * obj.scale, b.objective_value * obj.scale
     ctx: dict = {"objective": c.objective, "sense": obj.sense, "relative": (va - vb) / vb if vb else 0.0,
-                 "this": {k: getattr(a, k) for k in ("gpus", "gpu", "quantization", "tp", "pp", "batch", "tpot_ms",
-                                                     "ttft_ms", "throughput_tokens_per_s_per_gpu")},
-                 "next": {k: getattr(b, k) for k in ("gpus", "gpu", "quantization", "tp", "pp", "batch", "tpot_ms",
-                                                     "ttft_ms", "throughput_tokens_per_s_per_gpu")}}
-    if c.objective in ("cost_per_million_tokens", "cost_per_hour") and a.cost_per_hour and b.cost_per_hour:
-        ctx["this"]["usd_per_gpu_hour"] = a.cost_per_hour / a.gpus
-        ctx["next"]["usd_per_gpu_hour"] = b.cost_per_hour / b.gpus
+                 "this": _summary(pa, a), "next": _summary(pb, b), "tied": b.tied_with is not None}
+    cost_a = a.totals.cost_per_hour if a.totals is not None else None
+    cost_b = b.totals.cost_per_hour if b.totals is not None else None
+    if c.objective in ("cost_per_million_tokens", "cost_per_hour") and cost_a and cost_b:
+        ctx["this"]["usd_per_gpu_hour"] = cost_a / ctx["this"]["gpus"]
+        ctx["next"]["usd_per_gpu_hour"] = cost_b / ctx["next"]["gpus"]
     # a tie: the two differ by less than the model's own error on either plan's GPU family and
     # math format (planner/resolve/uncertainty.py, from published measurements), when they differ
-    # in family or
-    # math format; on the same family and format the error is largely common to both and cancels)
-    fmt = [SCHEMES[p.quantization].math_format for p in (a, b)]
-    (band_a, why_a), (band_b, why_b) = band_of(a.gpu, fmt[0]), band_of(b.gpu, fmt[1])
+    # in family or math format; on the same family and format the error is largely common to both
+    # and cancels
+    x, y = pa[0], pb[0]
+    fmt = [SCHEMES[q.quantization].math_format for q in (x, y)]
+    (band_a, why_a), (band_b, why_b) = band_of(x.gpu, fmt[0]), band_of(y.gpu, fmt[1])
     band, why = (band_a, why_a) if band_a >= band_b else (band_b, why_b)
     ctx["tie_band"], ctx["tie_band_source"] = band, why
-    independent = family_of(a.gpu) != family_of(b.gpu) or fmt[0] != fmt[1]
+    independent = family_of(x.gpu) != family_of(y.gpu) or fmt[0] != fmt[1]
     ctx["tie"] = bool(independent and abs(ctx["relative"]) <= band)
     return Fact("objective", value=va, limit=vb, unit=obj.unit, context=ctx)

@@ -29,7 +29,7 @@ def simulate_plans(p: Problem, c: Candidates, plans: list[Plan], *, requests: in
         d = slot.demand
         rate = plan.load["requests_per_s_per_replica"]
         if d is not None and d.kind == "clients":
-            arrivals = Arrivals("closed", clients=max(1, int(round(d.value / plan.replicas))))
+            arrivals = Arrivals("closed", clients=max(1, int(round(plan.share * d.value / plan.replicas))))
         elif d is not None and d.arrival_cv2 != 1.0:
             arrivals = Arrivals("gamma", rate=rate, cv=float(np.sqrt(d.arrival_cv2)))
         else:

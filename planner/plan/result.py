@@ -1,23 +1,29 @@
-"""Plans and plan results: what a solve returns, as data. Explanations, diagnoses and
-relaxations are facts (the constraint, the value used, the limit, its unit and spec path);
-the CLI and reports word them (planner/cli/wording.py). A result records its inputs and
-round-trips through JSON (``PlanResult.from_dict``)."""
+"""What a solve returns, as data: one result type for one workload or many (a plan is a fleet
+of one). Every field is a figure or a fact (the constraint, the value used, the limit, its
+unit and spec path); planner/report/wording.py turns them into sentences for the CLI and the
+HTML report. A result records its inputs and round-trips through JSON
+(``PlanResult.from_dict(result.to_dict())``).
+
+- ``Plan``: one deployment: replicas of one configuration serving a share of one workload's
+  traffic (all of it, with one configuration), its figures at that load and its explanation.
+  ``PlanResult.plans`` lists the deployments of every ranked answer, each with its ``rank``.
+- ``Answer``: what the deployments of one rank add up to: the objective phases' values,
+  totals, per workload and per GPU type, what binds, the moves from today's fleet, and
+  whether it ties an earlier rank exactly.
+- ``Phase``: one solve of the lexicographic order (docs/formulation.md section 4b).
+- ``Diagnosis``, ``Shortfall``, ``Together``: why nothing is feasible.
+- ``Marginal``, ``ModeVerdict``, ``Baseline``, ``Relaxation``: the what-if drivers' results
+  (planner/whatif/)."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field, fields
+import dataclasses
+import types
+import typing
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
-
-from planner.candidates.load import operating_point, pool_operating_point
-from planner.candidates.objectives import OBJECTIVES
-from planner.candidates.table import Candidates, nodes_for
-from planner.physics.perf import regime_of, regime_shares
 from planner.physics.quant import SCHEMES
-from planner.resolve.problem import Problem
-from planner.units import MS
 
 
 @dataclass
@@ -42,11 +48,13 @@ class Explanation:
     regime: Fact
     headroom: list[Fact]               # memory, and each latency target at the operating point
     capacity: Fact | None = None       # what caps a replica's request rate (a target, or the utilisation ceiling)
-    versus_next: Fact | None = None
+    versus_next: Fact | None = None    # on a rank's first deployment: why this answer ranks above the next
 
 
 @dataclass
 class Plan:
+    """One deployment of a ranked answer."""
+
     rank: int
     workload: str
     gpu: str
@@ -73,16 +81,138 @@ class Plan:
     cost_per_million_tokens: float | None
     power_w: float | None
     memory: dict[str, float]
-    mbu: float
+    mbu: float | None                 # None for a prefill-pool replica (its step is compute, not bandwidth)
     mfu: float
     regime: str
     regime_shares: dict[str, float]
-    objective_value: float
+    objective_value: float            # this deployment's part of the first objective (SI units)
     load: dict[str, Any] = field(default_factory=dict)   # the operating point: rate, utilisation, percentiles
     simulation: dict[str, Any] | None = None             # the simulator's re-score (planner/plan/rescore.py)
     explanation: Explanation | None = None
     candidate: int = -1
-    role: str = "aggregated"          # a fleet's prefill or decode pool replica (docs/disaggregation.md)
+    role: str = "aggregated"          # aggregated, or a prefill- or decode-pool replica (docs/disaggregation.md)
+    share: float = 1.0                # of its workload's demand this deployment carries
+    slo_margins_ms: dict[str, float] = field(default_factory=dict)   # target - value at capacity, per target path
+    phase: str = "decode"             # the figures mbu, mfu, regime describe: decode, or prefill (a prefill pool)
+
+
+@dataclass
+class Phase:
+    """One solve of the lexicographic order: an objective of the instance, or a documented
+    tie-break (docs/formulation.md section 4b). ``value`` as a person reads it (a served
+    share 0..1, $/hour, GPUs, ...), in ``unit``."""
+
+    objective: str
+    kind: str = "objective"             # objective | tie-break
+    status: str = "optimal"
+    value: float | None = None
+    unit: str = ""
+    gap: float | None = None
+    seconds: float | None = None
+    start: bool = False                 # the starting solution stood in: the solver found none in time
+    lower_bound: float | None = None    # a proven bound on the value (with ``start``)
+
+
+@dataclass
+class WorkloadUse:
+    workload: str
+    model: str
+    weight: float
+    demand_kind: str                   # tokens_per_s | clients
+    demand: float                      # in ``demand_kind``
+    requests_per_s: float | None
+    served_share: float
+    configurations: int
+    replicas: int
+    gpus: int
+    cost_per_hour: float | None
+    cost_share: float
+    capacity: float                    # of its deployments, in the demand's unit
+    load_vs_capacity: float | None
+
+
+@dataclass
+class GpuUse:
+    gpu: str
+    used: int
+    inventory: int | None
+    nodes: int
+    cost_per_hour: float | None
+
+
+@dataclass
+class Totals:
+    cost_per_hour: float | None
+    gpus: int
+    nodes: int
+    power_w: float | None
+    replicas: int
+    configurations: int
+    served_share_weighted: float
+
+
+@dataclass
+class Binding:
+    """A shared limit used to within one replica of the smallest configuration meeting targets."""
+
+    limit: str            # its YAML path
+    used: float
+    available: float
+    unit: str
+    gpu: str | None = None
+
+
+@dataclass
+class Layout:
+    """A configuration by its catalog names, any batch (never an internal row key)."""
+
+    gpu: str
+    tp: int
+    pp: int
+    ep: int
+    quantization: str
+    kv_dtype: str
+    role: str = "aggregated"
+
+
+@dataclass
+class Move:
+    """One configuration of one workload, today and in the answer: replicas started, stopped, kept
+    (any batch level: the scheduler's batch is a flag, not a move)."""
+
+    workload: str
+    layout: Layout
+    gpus_per_replica: int
+    before: int          # replicas today
+    after: int           # replicas in the answer
+    start: int
+    stop: int
+    keep: int
+
+
+@dataclass
+class GpuMoves:
+    gpu: str
+    start: int           # GPUs
+    stop: int
+    keep: int
+
+
+@dataclass
+class Answer:
+    """What the deployments of one rank add up to."""
+
+    rank: int
+    objective_value: float                      # the first objective's value (SI units)
+    values: dict[str, float] = field(default_factory=dict)    # each phase's value, as ``Phase.value``
+    tied_with: int | None = None                # the first rank it equals exactly (objectives and GPUs)
+    start: bool = False                         # the solve's starting answer stood in (planner/plan/start.py)
+    totals: Totals | None = None
+    workloads: list[WorkloadUse] = field(default_factory=list)
+    gpus: list[GpuUse] = field(default_factory=list)
+    binding: list[Binding] = field(default_factory=list)
+    moves: list[Move] = field(default_factory=list)            # against ``current`` (a fleet running today)
+    gpu_moves: list[GpuMoves] = field(default_factory=list)
 
 
 @dataclass
@@ -92,6 +222,112 @@ class Diagnosis:
     family: str                 # gpu | quantization
     name: str
     fact: Fact
+    workload: str | None = None   # with several workloads, whose options
+
+
+@dataclass
+class Alone:
+    layout: Layout
+    batch: int
+    replicas: int
+    gpus: int
+    cost_per_hour: float | None
+
+
+@dataclass
+class Shortfall:
+    """One workload when nothing is feasible: how many configurations meet its targets, how
+    many fit the limits on their own, and what it needs alone."""
+
+    workload: str
+    path: str
+    configurations: int
+    meet_targets: int
+    fit_limits_alone: int
+    reason: str | None                  # targets | limits | None (it can be served alone)
+    cheapest_alone: Alone | None = None
+
+
+@dataclass
+class Together:
+    """Every workload can be served alone, not all within the shared limits: what the
+    cheapest of each alone needs in total."""
+
+    cost_per_hour: float
+    gpus: dict[str, float]
+    budget_usd_per_hour: float | None
+    inventory: dict[str, int]
+
+
+@dataclass
+class Marginal:
+    """What one more unit of a binding limit is worth, by a re-solve (planner/whatif/marginal.py)."""
+
+    limit: str            # YAML path
+    kind: str             # gpu | budget | power
+    amount: float         # the unit added: 1 GPU, $1/hour, 1000 W
+    objective: str
+    value: float
+    improvement: float    # of the objective, in its reported unit (positive: better)
+    status: str
+    gpu: str | None = None
+
+
+@dataclass
+class ModeDeployment:
+    role: str
+    replicas: int
+    gpu: str
+    tp: int
+    utilization: float | None
+    binding: str | None
+
+
+@dataclass
+class ModeRun:
+    status: str
+    cost_per_hour: float | None
+    deployments: list[ModeDeployment] = field(default_factory=list)
+    configurations_meeting_targets: int | None = None
+
+
+@dataclass
+class ModeVerdict:
+    """One workload that may run prefill/decode pools: the answer re-solved with it forced to
+    aggregated replicas and to pools (planner/whatif/modes.py), which wins and why."""
+
+    workload: str
+    mode: str
+    chosen: str                         # aggregated | disaggregated | mixed
+    cost_per_hour: float | None
+    aggregated: ModeRun
+    disaggregated: ModeRun
+    winner: str | None                  # aggregated | disaggregated | tie | None (neither serves)
+    margin: float | None
+    within_uncertainty: bool
+    uncertainty: float
+    reason: str                         # cheaper | tie | neither | no_aggregated_configuration | aggregated_over_limits
+    #                                     | no_pool_configuration | pools_over_limits
+
+
+@dataclass
+class Break:
+    limit: str
+    used: float
+    available: float
+
+
+@dataclass
+class Baseline:
+    """A way of sizing without the joint optimum (planner/whatif/baselines.py)."""
+
+    baseline: str           # alone | greedy | current
+    cost_per_hour: float | None
+    gpus: dict[str, int]
+    served_share: float
+    breaks: list[Break] = field(default_factory=list)
+    saving_per_hour: float | None = None
+    unmatched_gpus: float = 0.0    # current: GPUs running configurations outside the searched table
 
 
 @dataclass
@@ -120,6 +356,26 @@ class PlanResult:
     relaxations: list[Relaxation] = field(default_factory=list)   # when infeasible: smallest change per limit
     interrupted: bool = False                                     # Ctrl-C: the plans found so far
     unsupported: list[dict[str, str]] = field(default_factory=list)  # searched combinations the engine does not run
+    phases: list[Phase] = field(default_factory=list)             # rank 1's solves, in order
+    answers: list[Answer] = field(default_factory=list)           # per rank
+    shortfalls: list[Shortfall] = field(default_factory=list)     # when infeasible: per workload
+    together: Together | None = None                              # when infeasible only together
+    marginal: list[Marginal] = field(default_factory=list)
+    baselines: list[Baseline] = field(default_factory=list)
+    disaggregation: list[ModeVerdict] = field(default_factory=list)
+
+    def deployments(self, rank: int = 1) -> list[Plan]:
+        """The deployments of one ranked answer."""
+        return [p for p in self.plans if p.rank == rank]
+
+    def answer(self, rank: int = 1) -> Answer | None:
+        return next((a for a in self.answers if a.rank == rank), None)
+
+    def label(self, plan: Plan) -> str:
+        """A deployment's name in the result: its rank, and ``.K`` for the K-th deployment of a
+        rank with several (launch scripts, report sections)."""
+        mine = [id(p) for p in self.plans if p.rank == plan.rank]
+        return str(plan.rank) if len(mine) < 2 or id(plan) not in mine else f"{plan.rank}.{mine.index(id(plan)) + 1}"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -129,25 +385,40 @@ class PlanResult:
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> PlanResult:
-        """The inverse of ``to_dict`` (a report rebuilt from a plan's JSON)."""
-        def fact(x: dict) -> Fact:
-            return Fact(**x)
+        """The inverse of ``to_dict`` (a report or launch script rebuilt from the JSON)."""
+        return _build(PlanResult, d)
 
-        def explanation(e: dict | None) -> Explanation | None:
-            if e is None:
-                return None
-            return Explanation(batch_limit=[fact(x) for x in e["batch_limit"]], count_limit=fact(e["count_limit"]),
-                               regime=fact(e["regime"]), headroom=[fact(x) for x in e["headroom"]],
-                               capacity=None if e.get("capacity") is None else fact(e["capacity"]),
-                               versus_next=None if e.get("versus_next") is None else fact(e["versus_next"]))
 
-        plans = [Plan(**{**p, "explanation": explanation(p.get("explanation"))}) for p in d["plans"]]
-        rest = {f.name: d[f.name] for f in fields(PlanResult) if f.name in d and f.name not in
-                ("plans", "diagnosis", "relaxations")}
-        return PlanResult(**rest, plans=plans,
-                          diagnosis=[Diagnosis(x["family"], x["name"], fact(x["fact"]))
-                                     for x in d.get("diagnosis", [])],
-                          relaxations=[Relaxation(**x) for x in d.get("relaxations", [])])
+def _build(tp: Any, x: Any) -> Any:
+    """``x`` (as ``asdict`` wrote it) as an instance of type ``tp``: dataclasses field by field
+    (missing fields take their defaults; an unknown one is refused, but at the top level,
+    where the CLI adds its own), lists and dicts element by element."""
+    if x is None:
+        return None
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _build(inner[0], x) if len(inner) == 1 else x
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if not isinstance(x, dict):
+            raise TypeError(f"{tp.__name__}: expected a mapping, got {type(x).__name__}")
+        hints = typing.get_type_hints(tp)
+        known = {f.name for f in dataclasses.fields(tp)}
+        unknown = set(x) - known - {"candidate"}
+        if unknown and tp is not PlanResult:       # a result file may carry more (status_detail)
+            raise TypeError(f"{tp.__name__}: unknown field(s) {', '.join(sorted(unknown))}")
+        return tp(**{k: _build(hints[k], v) for k, v in x.items() if k in known})
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(x, list):
+            raise TypeError(f"expected a list, got {type(x).__name__}")
+        return [_build(item, v) for v in x]
+    if origin is dict:
+        _, value = typing.get_args(tp)
+        if not isinstance(x, dict):
+            raise TypeError(f"expected a mapping, got {type(x).__name__}")
+        return {k: _build(value, v) for k, v in x.items()}
+    return x
 
 
 def quality_of(scheme: str) -> str:
@@ -158,61 +429,3 @@ def quality_of(scheme: str) -> str:
     if bits >= 8:
         return "8-bit weights: near-lossless for most models (check your task)"
     return "LOSSY: 4-bit weights; validate accuracy on your task before serving"
-
-
-def _nan_none(x: float) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)
-
-
-def make_plan(p: Problem, c: Candidates, j: int, replicas: int, rank: int, share: float = 1.0) -> Plan:
-    """Row j with ``replicas`` replicas, its figures at the load it is priced at: the slot's
-    demand (``share`` of it, when a fleet splits the traffic) shared by the replicas, or
-    (without a demand) each replica at its capacity."""
-    ev, d = c.ev, c.describe(j)
-    slot = c.slots[int(c.slot[j])]
-    assert c.load is not None
-    one = c.configs.take(np.array([j]))
-    if len(c.role) and c.role[j] != 0:     # a pool replica (disaggregation): its own pool's load model
-        assert slot.demand is not None and slot.demand.requests_per_s is not None
-        at = pool_operating_point(slot, p.table, one, p.assumptions, int(c.role[j]),
-                                  share * float(slot.demand.requests_per_s) / replicas)
-    elif slot.demand is not None and slot.demand.kind == "clients":
-        at = operating_point(slot, p.table, one, p.assumptions, clients=share * slot.demand.value / replicas)
-    elif slot.demand is not None:
-        assert slot.demand.requests_per_s is not None
-        at = operating_point(slot, p.table, one, p.assumptions,
-                             rate=share * float(slot.demand.requests_per_s) / replicas)
-    else:
-        at = operating_point(slot, p.table, one, p.assumptions, rate=float(c.load.rate[j]))
-    gpus_per_replica = int(ev.gpus[j])
-    served = at["tokens_per_s"] * replicas
-    cost_h = _nan_none(float(c.cost_per_hour[j] * replicas))
-    shares = regime_shares(ev, j)
-    binding = int(c.load.binding[j])
-    load = {"requests_per_s_per_replica": at["rate"], "utilization": at["utilization"],
-            "capacity_requests_per_s_per_replica": float(c.load.rate[j]),
-            "capacity_tokens_per_s_per_replica": float(c.load.tokens_per_s[j]),
-            "capacity_utilization": float(c.load.utilization[j]),
-            "binding": slot.targets[binding].path if binding >= 0 else "slo.max_utilization",
-            "running_per_lane": at["running_per_lane"],
-            "percentiles_ms": {k: at[k] / MS for k in at if k.split("_")[0] in ("ttft", "tpot", "itl", "e2e")},
-            "scheduler": {"max_num_seqs": int(at["max_seqs"]), "max_num_batched_tokens": int(at["token_budget"])},
-            "idle": {"ttft_ms": float(ev.ttft[j] / MS), "tpot_ms": float(ev.tpot[j] / MS)}}
-    return Plan(
-        rank=rank, workload=c.slot_names[int(c.slot[j])], gpu=d["gpu"], gpus=gpus_per_replica * replicas,
-        nodes=nodes_for(replicas, gpus_per_replica, int(c.per_node[j])), tp=d["tp"], pp=d["pp"], ep=d["ep"],
-        replicas=replicas, quantization=d["quantization"], kv_dtype=d["kv_dtype"], batch=d["batch"],
-        concurrency=at["concurrency"] * replicas,
-        ttft_ms=at["ttft_mean"] / MS, tpot_ms=at["tpot_mean"] / MS, e2e_latency_ms=at["e2e_mean"] / MS,
-        throughput_tokens_per_s=served, throughput_tokens_per_s_per_gpu=served / (gpus_per_replica * replicas),
-        price_usd_per_gpu_hour=_nan_none(float(c.price[j])), cost_per_hour=cost_h,
-        price_kind=p.price_kind(int(c.configs.gpu[j])), price_date=p.price_date(int(c.configs.gpu[j])),
-        quality=quality_of(d["quantization"]),
-        cost_per_million_tokens=None if cost_h is None or served <= 0 else cost_h / (served * 3600.0) * 1e6,
-        power_w=_nan_none(float(ev.power_w[j] * replicas)),
-        memory={k: float(getattr(ev, k)[j]) for k in ("weights_bytes", "kv_cache_bytes", "activation_bytes",
-                                                      "reserve_bytes", "total_bytes", "usable_bytes",
-                                                      "capacity_bytes")},
-        mbu=float(ev.mbu[j]), mfu=float(ev.mfu[j]), regime=regime_of(shares), regime_shares=shares,
-        objective_value=OBJECTIVES[c.objective].value(c, j, replicas), load=load, candidate=j,
-    )

@@ -1,124 +1,342 @@
-"""`planner plan`: build the formulation, solve it K times for K distinct plans, and map
-each solution back to a plan (planner/plan/result.py) with its explanation."""
+"""The one solve stage, for one workload (`planner plan`) or many (`planner fleet`): a plan
+is a fleet of one (docs/architecture.md).
+
+For each rank in turn, the phases of the lexicographic order are solved one after the other
+(docs/formulation.md section 4b): the instance's objectives, then the documented tie-breaks
+(fewer GPUs, then the rows' order, planner/candidates/objectives.py TIE_BREAK), each later
+phase keeping every earlier one at the value it reached (``Candidates.bounds``). The answer
+of a rank is then cut (constraints.Formulation.add_cut) and the next rank solved the same
+way, so the first answer does not depend on how many are asked for, nor on the backend. A
+slot that splits its traffic enforces its configuration count lazily (only on slots whose
+optimum breaks it) while no cut or tie-break needs its choice binaries.
+
+Every backend is driven alike: the linear backends get the model and a starting hint
+(planner/plan/start.py, also the answer when the first phase ends without one in time); the
+exhaustive oracle ranks the same phases by enumeration, in its own terms."""
 
 from __future__ import annotations
 
+import math
 import time
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 import constraints
-from planner.backends.base import HAS_SOLUTION, Feature, Solution, Status, get_backend
-from planner.candidates.table import Candidates, build_candidates
+from planner.backends.base import HAS_SOLUTION, Backend, Feature, Solution, Status, get_backend
+from planner.candidates.objectives import OBJECTIVES, TIE_BREAK, served_weights
+from planner.candidates.table import Candidates, build_candidates, with_objective
+from planner.plan import start as starting
+from planner.plan.describe import Picks, describe
 from planner.plan.diagnose import diagnose
 from planner.plan.explain import explain_plans
 from planner.plan.rescore import simulate_plans
-from planner.plan.result import Plan, PlanResult, make_plan
-from planner.resolve.problem import Problem, resolve
+from planner.plan.result import Answer, Phase, Plan, PlanResult
+from planner.resolve.problem import Problem, resolve, resolve_fleet
+from planner.schemas.fleet import FleetSpec
 from planner.schemas.plan import PlanSpec
 from planner.yamlio import Document
 
+TIE_BREAK_SHARE, TIE_BREAK_FLOOR = 0.05, 1.0
+"""Each tie-break phase has at most this share of the time limit (and at least this many
+seconds, within what is left): with one deployment per workload it is a solve over the tied
+rows only (milliseconds); a large fleet has many equal answers, and an unproven tie-break
+keeps the best it found, says so, and leaves the objectives proven."""
 
-def plan(spec: PlanSpec, doc: Document | None = None, *, backend: str = "cpsat", top_k: int | None = None,
-         time_limit: float = 60.0, objective: str | None = None,
+KEEP_TOLERANCE = 1e-6
+"""Relative slack on an earlier phase's optimum kept by a later phase, and absolute in the
+unit a person reads the objective in ($/hour, ms, GPUs; ``Objective.scale``): CP-SAT rounds
+the row's coefficients conservatively, and an exact bound could cut off the optimum itself.
+Answers within it are ties (docs/formulation.md section 4b); the exhaustive oracle keeps its
+own copy of the rule."""
+
+
+@dataclass
+class Solved:
+    """One ranked answer as the solver gave it: status, (row, replicas) chosen, the share of
+    each slot's demand served, each phase's log and reached value."""
+
+    status: Status
+    picks: Picks
+    served: np.ndarray
+    phases: list[Phase]
+    size: dict[str, int] = field(default_factory=dict)
+    values: dict[str, float] = field(default_factory=dict)
+
+
+def objective_phases(problem: Problem) -> tuple[str, ...]:
+    """The instance's own objectives, in the order they are solved (a fleet's list; cost
+    before change, cost after served demand: schemas/fleet.py ``FleetSpec.phases``)."""
+    phases = getattr(problem.spec, "phases", None)
+    return tuple(phases) if phases else (str(problem.spec.objective),)
+
+
+def first_phase_view(problem: Problem, cands: Candidates, phases: tuple[str, ...] | None = None) -> Candidates:
+    """The table as the first phase reads it: its objective, served share free when
+    served_demand is one of the objectives."""
+    names = phases or objective_phases(problem)
+    return replace(with_objective(cands, names[0]), partial="served_demand" in names)
+
+
+def prepare(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, objective: str | None = None,
+            calibration: str | None = None) -> tuple[PlanSpec | FleetSpec, Problem, Candidates]:
+    """An instance (one workload, or a fleet of several) resolved, with its candidate table;
+    ``objective`` replaces a plan instance's own."""
+    if isinstance(spec, FleetSpec):
+        problem = resolve_fleet(spec, doc, calibration)
+    else:
+        if objective is not None and objective != spec.objective:
+            spec = PlanSpec.model_validate(spec.model_dump() | {"objective": objective})
+        problem = resolve(spec, doc, calibration)
+    return spec, problem, build_candidates(problem)
+
+
+def plan(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, backend: str | None = None,
+         top_k: int | None = None, time_limit: float = 60.0, objective: str | None = None,
          calibration: str | None = None, simulate: bool = False) -> PlanResult:
-    """Solve the instance ``top_k`` times for distinct plans. When nothing is feasible the
-    result carries the per-family diagnosis; the smallest relaxations are a what-if above
-    this function (planner/whatif/relax.py)."""
+    """Resolve an instance (one workload, or a fleet of several), build its candidate table
+    and rank ``top_k`` answers. The default backend: cpsat for one workload, milp for a fleet
+    (fastest on fleets, benchmarks/fleet_scale.py). When nothing is feasible the result
+    carries the diagnosis; the smallest relaxations, marginal values, the verdicts on
+    disaggregation and the baselines are what-ifs above this function (planner/whatif/)."""
     t0 = time.perf_counter()
-    if objective is not None and objective != spec.objective:
-        spec = PlanSpec.model_validate(spec.model_dump() | {"objective": objective})
-    problem = resolve(spec, doc, calibration)
-    cands = build_candidates(problem)
-    result = solve(problem, cands, backend=backend, top_k=top_k or spec.top_k, time_limit=time_limit, started=t0)
-    if simulate and result.plans:
-        try:
-            simulate_plans(problem, cands, result.plans)
-        except KeyboardInterrupt:       # Ctrl-C while re-scoring: the plans stand, some unsimulated
-            result.interrupted = True
+    spec, problem, cands = prepare(spec, doc, objective=objective, calibration=calibration)
+    result = solve(problem, cands, backend=backend or default_backend(spec), top_k=top_k or spec.ranks(),
+                   time_limit=time_limit, started=t0)
+    if simulate:
+        rescore(problem, cands, result)
     return result
 
 
-def solve(problem: Problem, cands: Candidates, *, backend: str = "cpsat", top_k: int = 5, time_limit: float = 60.0,
-          started: float | None = None) -> PlanResult:
-    """Rank up to ``top_k`` distinct plans of a resolved problem's candidate table."""
-    t0 = time.perf_counter() if started is None else started
-    engine = get_backend(backend)
-    f: constraints.Formulation | OracleInput
-    if not len(cands):
-        f = OracleInput(cands)          # an empty search space: nothing to solve, the diagnosis says why
-    elif Feature.LINEAR_MODEL in engine.features:
-        f = constraints.build(cands, ranks=top_k)
-    else:
-        f = OracleInput(cands)
-    plans: list[Plan] = []
-    # until a solve says otherwise, no time left is no answer; an empty search space is proven infeasible
-    status, gap = (Status.TIME_LIMIT if len(cands) else Status.INFEASIBLE), None
-    deadline = time.perf_counter() + time_limit
-    interrupted = False
-    notes: list[str] = []
+def rescore(problem: Problem, cands: Candidates, result: PlanResult) -> None:
+    """The simulator's re-score of every aggregated deployment (planner/plan/rescore.py; a
+    pool replica serves half a request and is checked through the pair)."""
+    if not result.plans:
+        return
     try:
-        for rank in range(1, top_k + 1 if len(cands) else 1):
-            remaining = deadline - time.perf_counter()
-            if remaining <= 0:
+        simulate_plans(problem, cands, [p for p in result.plans if p.role == "aggregated"])
+    except KeyboardInterrupt:       # Ctrl-C while re-scoring: the plans stand, some unsimulated
+        result.interrupted = True
+
+
+def default_backend(spec: PlanSpec | FleetSpec) -> str:
+    return "milp" if isinstance(spec, FleetSpec) else "cpsat"
+
+
+def solve(problem: Problem, cands: Candidates, *, backend: str = "cpsat", top_k: int = 1, time_limit: float = 60.0,
+          started: float | None = None, phases: tuple[str, ...] | None = None, tie_break: bool = True
+          ) -> PlanResult:
+    """Rank up to ``top_k`` distinct answers of a resolved problem's candidate table.
+    ``phases``: the objectives (default: the instance's); ``tie_break``: solve the documented
+    tie-breaks after them (off for what-if re-solves that read only the first value)."""
+    t0 = time.perf_counter() if started is None else started
+    objectives = phases or objective_phases(problem)
+    names = objectives + (tuple(x for x in TIE_BREAK if x not in objectives) if tie_break else ())
+    solver = get_backend(backend)
+    base = first_phase_view(problem, cands, objectives)
+    deadline = time.perf_counter() + time_limit
+    first: Solved | None = None
+    cuts: list[frozenset[int]] = []
+    plans: list[Plan] = []
+    answers: list[Answer] = []
+    interrupted = False
+    try:
+        for rank in range(1, top_k + 1):
+            s = rank_one(base, solver, backend, names, len(objectives), tuple(cuts), deadline,
+                         _change_slack(problem), max(TIE_BREAK_FLOOR, TIE_BREAK_SHARE * time_limit))
+            first = first or s
+            if not s.picks:
                 break
-            start = constraints.incumbent(f) if isinstance(f, constraints.Formulation) else None
-            if start is not None and isinstance(f, constraints.Formulation):
-                f.hint = start.values
-            sol = engine.solve(f, remaining)
-            if sol.status not in HAS_SOLUTION and start is not None and sol.status in (Status.TIME_LIMIT,
-                                                                                          Status.UNKNOWN):
-                # the solver ended without a plan: the starting plan is feasible, optimality unproven
-                notes.append(f"plan {rank} is the starting plan (enumerated incumbent): {backend} found none "
-                             f"and proved no bound within the time limit ({sol.status.value})")
-                sol = Solution(Status.FEASIBLE, None, picks=(start.row,), replicas=(start.replicas,), gap=None,
-                               seconds=sol.seconds)
-            if sol.status not in HAS_SOLUTION:
-                if rank == 1:
-                    status = sol.status
+            ps, a = describe(problem, base, s.picks, s.served, rank, s.values, _si_value(base, objectives[0], s))
+            a.start = any(p.start for p in s.phases)
+            plans, answers = plans + ps, answers + [a]
+            cuts.append(frozenset(int(cands.config[j]) for j, _ in s.picks))
+            if time.perf_counter() >= deadline:
                 break
-            picks = _decode(f, sol)
-            if rank == 1:
-                status, gap = sol.status, sol.gap
-            plans += [make_plan(problem, cands, j, r, rank) for j, r in picks]
-            f.exclude([j for j, _ in picks])
     except KeyboardInterrupt:
         interrupted = True     # keep what was found; the CLI exits 130
-        status = status if plans else Status.INTERRUPTED
-    explain_plans(problem, cands, plans)
-    notes = problem.excluded_notes() + notes
-    size = {}
-    if isinstance(f, constraints.Formulation):
-        size = dict(f.size) | {"candidates_fixed_by_screening": int(len(cands) - f.size["after_screening"]),
-                               "candidates_pruned_as_dominated": int(f.size["after_screening"] - len(f.alive))}
+    if first is None:
+        status = Status.INTERRUPTED if interrupted else Status.TIME_LIMIT
+        first = Solved(status, [], np.zeros(cands.n_slots), [])
+    status = first.status if answers or not interrupted else Status.INTERRUPTED
+    mark_ties(answers, objectives)
+    explain_plans(problem, base, plans, answers)
     infeasible = not plans and status == Status.INFEASIBLE and not interrupted
-    diagnosis = diagnose(problem, cands) if infeasible else []
-    return PlanResult(status=status.value, objective=cands.objective, backend=backend, plans=plans,
+    diagnosis, shortfalls, together = diagnose(problem, base) if infeasible else ([], [], None)
+    size = dict(first.size)
+    if "after_screening" in size:
+        size |= {"candidates_fixed_by_screening": int(len(cands) - size["after_screening"]),
+                 "candidates_pruned_as_dominated": int(size["after_screening"] - size["after_pruning"])}
+    gap = next((p.gap for p in first.phases if p.kind == "objective"), None) if answers else None
+    return PlanResult(status=status.value, objective=objectives[0], backend=backend, plans=plans,
                       searched_configurations=cands.searched, solve_seconds=time.perf_counter() - t0, gap=gap,
-                      excluded_gpus=dict(problem.excluded), inputs=problem.inputs(), notes=notes, model_size=size,
-                      diagnosis=diagnosis, interrupted=interrupted, unsupported=problem.unsupported())
+                      excluded_gpus=dict(problem.excluded), inputs=problem.inputs(), model_size=size,
+                      diagnosis=diagnosis, interrupted=interrupted, unsupported=problem.unsupported(),
+                      phases=first.phases, answers=answers, shortfalls=shortfalls, together=together)
 
 
-def _decode(f: constraints.Formulation | OracleInput, sol: Solution) -> list[tuple[int, int]]:
-    """(row, replicas) chosen in each slot."""
-    if sol.picks is not None:
-        return [(j, max(int(r), 1)) for j, r in zip(sol.picks, sol.replicas or [1] * len(sol.picks))]
-    assert isinstance(f, constraints.Formulation) and sol.values is not None
+def solve_phases(problem: Problem, cands: Candidates, *, backend: str, time_limit: float,
+                 phases: tuple[str, ...] | None = None, tie_break: bool = False) -> Solved:
+    """The first answer only, as the solver gives it (no figures): the what-if drivers'
+    re-solve, which reads a phase's value or the choice (planner/whatif/)."""
+    objectives = phases or objective_phases(problem)
+    names = objectives + (tuple(x for x in TIE_BREAK if x not in objectives) if tie_break else ())
+    return rank_one(first_phase_view(problem, cands, objectives), get_backend(backend), backend, names,
+                    len(objectives), (), time.perf_counter() + time_limit, _change_slack(problem),
+                    max(TIE_BREAK_FLOOR, TIE_BREAK_SHARE * time_limit))
+
+
+def _change_slack(problem: Problem) -> float:
+    return problem.spec.change.max_extra_cost if isinstance(problem.spec, FleetSpec) else 0.0
+
+
+def _si_value(c: Candidates, name: str, s: Solved) -> float:
+    """The first objective of an answer in SI units (a plan's ``objective_value``): the sum
+    of its deployments' parts, or for a latency objective the slot's one value."""
+    obj = OBJECTIVES[name]
+    if name == "served_demand":
+        return float(s.values.get(name, 0.0))
+    parts = [obj.value(c, j, r) for j, r in s.picks]
+    return max(parts) if name in ("tpot", "ttft") else float(sum(parts))
+
+
+def mark_ties(answers: list[Answer], objectives: tuple[str, ...]) -> None:
+    """``tied_with``: the first earlier rank whose objective values and GPUs equal this one's
+    exactly (within the solver tolerance): the documented order alone put it first."""
+    for k, a in enumerate(answers):
+        for b in answers[:k]:
+            if b.tied_with is None and all(_same(a.values.get(n), b.values.get(n))
+                                           for n in (*objectives, "gpus")):
+                a.tied_with = b.rank
+                break
+
+
+def _same(x: float | None, y: float | None) -> bool:
+    """Two phase values (as ``Phase.value``, in the unit a person reads) tie."""
+    if x is None or y is None:
+        return x is y
+    return abs(x - y) <= KEEP_TOLERANCE * max(abs(x), abs(y)) + KEEP_TOLERANCE
+
+
+def rank_one(base: Candidates, solver: Backend, backend: str, names: tuple[str, ...], n_objectives: int,
+             cuts: tuple[frozenset[int], ...], deadline: float, change_slack: float,
+             tie_seconds: float = math.inf) -> Solved:
+    """One ranked answer: every phase in turn, each later one keeping the earlier ones. The
+    status is the weakest of the objective phases' (optimal only if each is); a tie-break
+    phase has at most ``tie_seconds``, and without an answer in time it leaves the answer
+    of the phase before (its own status says so)."""
+    slack = {name: (change_slack if name == "cost_per_hour" and k + 1 < len(names) and names[k + 1] == "change"
+                    else KEEP_TOLERANCE) for k, name in enumerate(names)}
+    if Feature.LINEAR_MODEL not in solver.features:      # the independent oracle: enumeration, no model
+        t0 = time.perf_counter()
+        st, chosen, shares, reached = solver.rank(base, names, slack, cuts)  # type: ignore[attr-defined]
+        took = time.perf_counter() - t0
+        done = [Phase(n, "objective" if k < n_objectives else "tie-break", st.value,
+                      _reported(base, n, v) if n != "served_demand" else v, OBJECTIVES[n].unit, 0.0, took)
+                for k, (n, v) in enumerate(reached.items())]
+        return Solved(st, chosen, shares, done, {}, {p.objective: p.value for p in done if p.value is not None})
+    bounds: list[tuple[str, float]] = []
+    picks: Picks = []
+    served = np.zeros(base.n_slots)
+    log: list[Phase] = []
+    values: dict[str, float] = {}
+    status = Status.OPTIMAL
+    size: dict[str, int] = {}
+    limited: tuple[int, ...] | None = () if base.split else None
+    rounds = 0
+    start: starting.Start | None = None
+    for k, name in enumerate(names):
+        objective = k < n_objectives
+        until = deadline if objective else min(deadline, time.perf_counter() + tie_seconds)
+        if cuts:
+            limited = None               # a cut reads every choice binary
+        sol: Solution | None = None
+        while True:       # configuration limits enforced lazily: only on slots whose optimum breaks them
+            c = replace(with_objective(base, name), partial=base.partial, bounds=tuple(bounds), limited=limited)
+            f = constraints.build(c, cuts)
+            size = dict(f.size) if k == 0 else size
+            empty = [s for s in range(c.n_slots) if not len(f.alive_in(s))]
+            if empty and not c.partial:       # a workload no configuration can serve: proven, no solver needed
+                sol = Solution(Status.INFEASIBLE, None)
+                break
+            if k == 0:
+                start = starting.starting_answer(f)
+            if time.perf_counter() >= until:
+                sol = None
+                break
+            f.hint = start.values if start is not None and k == 0 else \
+                constraints.assignment(f, picks) if picks else None
+            sol = solver.solve(f, max(until - time.perf_counter(), 1e-3))
+            rounds += 1
+            if sol.status not in HAS_SOLUTION or sol.values is None or limited is None:
+                break
+            over = starting.over_configuration_limit(c, decode(f, sol.values)) - set(limited)
+            if not over:
+                break
+            if sol.status != Status.OPTIMAL:    # time is short: enforce every limit at once, no more rounds
+                over = set(range(c.n_slots))
+            limited = tuple(sorted(set(limited) | over))
+        if k == 0:
+            size |= {"configuration_limit_rounds": rounds, "slots_with_enforced_limit":
+                     c.n_slots if limited is None else len(limited)}
+        no_answer = sol is None or sol.status not in HAS_SOLUTION or sol.values is None
+        if no_answer and k == 0 and start is not None and starting.stands(c, start) and \
+                (sol.status in (Status.TIME_LIMIT, Status.UNKNOWN) if sol is not None else not cuts):
+            # the solver stopped without an answer (or no time was left for the first answer): the
+            # starting answer keeps every limit; optimality unproven
+            picks, served = list(start.picks), np.asarray(start.served, dtype=float)
+            value = _picks_value(c, name, picks, served)
+            bound = starting.cost_lower_bound(c) if name == "cost_per_hour" else None
+            gap = (value - bound) / value if bound is not None and value > 0 else None
+            log.append(Phase(name, "objective", Status.FEASIBLE.value, _reported(c, name, value),
+                             OBJECTIVES[name].unit, gap, None, start=True, lower_bound=bound))
+            values[name] = _reported(c, name, value)
+            status = Status.FEASIBLE
+            break
+        if no_answer:
+            st = Status.TIME_LIMIT if sol is None else sol.status
+            log.append(Phase(name, "objective" if objective else "tie-break", st.value,
+                             seconds=None if sol is None else sol.seconds))
+            if objective:      # a later objective without an answer leaves the earlier answer standing, unproven
+                status = st if not picks else Status.FEASIBLE
+            break
+        assert sol is not None and sol.values is not None
+        value = float(sum(a * sol.values[i] for i, a in constraints.objective.coefficients(f, name).items()))
+        log.append(Phase(name, "objective" if objective else "tie-break", sol.status.value, _reported(c, name, value),
+                         OBJECTIVES[name].unit, sol.gap, sol.seconds))
+        values[name] = _reported(c, name, value)
+        if sol.status != Status.OPTIMAL and objective:
+            status = Status.FEASIBLE
+        picks = decode(f, sol.values)        # each later phase starts from this answer
+        served = np.array([sol.values[f.scalars[f.scalar_name("served", s)]]
+                           if f.scalar_name("served", s) in f.scalars else 1.0 for s in range(c.n_slots)])
+        tol, obj = slack[name], OBJECTIVES[name]
+        room = KEEP_TOLERANCE / obj.scale
+        bounds.append((name, value * (1 + tol) + room if obj.sense == "min" else value * (1 - tol) - room))
+    return Solved(status, picks, served, log, size, values)
+
+
+def _picks_value(c: Candidates, name: str, picks: Picks, served: np.ndarray) -> float:
+    """An objective at given picks, in the model's terms (the starting answer's value)."""
+    if name == "served_demand":
+        return float((served_weights(c) * np.minimum(1.0, served)).sum())
+    t = OBJECTIVES[name].terms(c)
+    return float(sum(float(t.x[j]) + float(t.y[j]) * n for j, n in picks))
+
+
+def _reported(c: Candidates, name: str, value: float) -> float:
+    """A phase's value as a person reads it: served_demand as the weighted share served (0..1)."""
+    if name == "served_demand":
+        return value / float(served_weights(c).sum())
+    return value * OBJECTIVES[name].scale if name in ("tpot", "ttft") else value
+
+
+def decode(f: constraints.Formulation, values: np.ndarray) -> Picks:
+    """(row, replicas) chosen: every row whose choice is on (and at least one replica)."""
     out = []
-    for s in range(f.cands.n_slots):
-        rows = f.alive_in(s)
-        j = int(rows[np.argmax(sol.values[f.x[rows]])])
-        r = int(round(sol.values[f.y[j]])) if f.replicas else 1
-        out.append((j, max(r, 1)))
+    for j in f.alive:
+        if values[f.x[j]] > 0.5:
+            r = int(round(values[f.y[j]])) if f.replicas else 1
+            if r >= 1:
+                out.append((int(j), r))
     return out
-
-
-class OracleInput:
-    """What the oracle needs from a formulation: the candidate table and the ranking's cuts."""
-
-    def __init__(self, cands: Candidates) -> None:
-        self.cands = cands
-        self.excluded: list[tuple[int, ...]] = []
-
-    def exclude(self, rows: list[int]) -> None:
-        self.excluded.append(tuple(int(self.cands.config[j]) for j in rows))

@@ -67,6 +67,8 @@ def roofline_points(result: PlanResult, catalog: Catalog | None = None) -> tuple
             continue
         bw = g.memory_bandwidth_bytes_per_s
         roofs[f"{p.gpu} {fmt}"] = (peak, bw, peak / bw)
+        if p.mbu is None:           # a prefill-pool replica: no decode operating point
+            continue
         flops, traffic = p.mfu * peak, p.mbu * bw
         if flops > 0 and traffic > 0:
             points.append((_label(p), flops / traffic, flops))
@@ -284,9 +286,9 @@ def _table(head: list[str], rows: list[list[str]], left: int = 0) -> str:
     return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _plan_section(p: Plan) -> str:
+def _plan_section(p: Plan, label: str, who: str) -> str:
     m, pct = p.memory, p.load.get("percentiles_ms", {})
-    out = [f'<h3 id="plan-{p.rank}">#{p.rank}: {p.gpus} x {_e(p.gpu)}, TP {p.tp} PP {p.pp} EP {p.ep}, '
+    out = [f'<h3 id="plan-{label}">#{label}{_e(who)}: {p.gpus} x {_e(p.gpu)}, TP {p.tp} PP {p.pp} EP {p.ep}, '
            f'{_e(p.quantization)} / KV {_e(p.kv_dtype)}, {p.replicas} replica(s)</h3>']
     out.append(_table(["memory per GPU", "GB"], [[k, f"{m[key] / GB:,.2f}"] for k, key in (
         ("weights", "weights_bytes"), ("KV cache", "kv_cache_bytes"), ("activations", "activation_bytes"),
@@ -338,9 +340,17 @@ def render_report(result: PlanResult, title: str = "plan") -> str:
         out.append("</body></html>")
         return "\n".join(out) + "\n"
     rows = []
+    several = len({p.workload for p in r.plans}) > 1 or any(p.share < 1 - 1e-9 for p in r.plans)
+
+    def who(p: Plan) -> str:
+        role = f", {p.role} pool" if p.role != "aggregated" else ""
+        return f" ({p.workload}{role}, {p.share:.0%} of its traffic)" if several or role else ""
+
     for p in r.plans:
         pct = p.load.get("percentiles_ms", {})
-        rows.append([str(p.rank), f"{p.gpus} x {p.gpu}", f"{p.tp}/{p.pp}/{p.ep}", str(p.replicas),
+        a = r.answer(p.rank)
+        tied = "" if a is None or a.tied_with is None else f" (tied with #{a.tied_with})"
+        rows.append([r.label(p) + tied, f"{p.gpus} x {p.gpu}{who(p)}", f"{p.tp}/{p.pp}/{p.ep}", str(p.replicas),
                      f"{p.quantization} / {p.kv_dtype}", str(p.load.get("scheduler", {}).get("max_num_seqs", p.batch)),
                      f"{p.load.get('requests_per_s_per_replica', 0):,.2f}",
                      f"{p.ttft_ms:,.0f} / {pct.get('ttft_p99', float('nan')):,.0f}", f"{p.tpot_ms:,.1f}",
@@ -354,7 +364,21 @@ def render_report(result: PlanResult, title: str = "plan") -> str:
     for name, c in cs.items():
         out.append(svg(c, name))
     out.append("<h2>Each plan</h2>")
-    out += [_plan_section(p) for p in r.plans]
+    first = r.answer(1)
+    summary = [wording.binding(b) for b in (first.binding if first is not None else [])]
+    summary += [wording.marginal(m) for m in r.marginal]
+    summary += [wording.move(m) for m in (first.moves if first is not None else [])]
+    summary += [wording.mode_verdict(v) for v in r.disaggregation]
+    summary += [f"baseline {b.baseline}: " + ("-" if b.cost_per_hour is None else f"${b.cost_per_hour:,.2f}/hour")
+                + f"; {wording.baseline_how(b)}" for b in r.baselines]
+    if first is not None and first.totals is not None and (several or summary):
+        t = first.totals
+        cost = "n/a" if t.cost_per_hour is None else f"${t.cost_per_hour:,.2f}/hour"
+        summary.insert(0, f"plan #1 in all: {cost}, {t.gpus} GPUs on {t.nodes} node(s), {t.replicas} replica(s) of "
+                          f"{t.configurations} configuration(s)")
+    if summary:
+        out.append("<h2>What plan #1 adds up to</h2><ul>" + "".join(f"<li>{_e(x)}</li>" for x in summary) + "</ul>")
+    out += [_plan_section(p, r.label(p), who(p)) for p in r.plans]
     if r.notes:
         out.append("<h2>Notes</h2><ul>" + "".join(f"<li>{_e(n)}</li>" for n in r.notes) + "</ul>")
     out.append('<p class="muted">Written by planner report; every figure is in the plan JSON '

@@ -4,7 +4,23 @@ English (the CLI tables and the HTML report, planner/report/). The library retur
 
 from __future__ import annotations
 
-from planner.plan.result import Diagnosis, Fact, Plan, Relaxation
+from planner.plan.result import (
+    Alone,
+    Baseline,
+    Binding,
+    Diagnosis,
+    Fact,
+    GpuMoves,
+    Layout,
+    Marginal,
+    ModeVerdict,
+    Move,
+    Phase,
+    Plan,
+    Relaxation,
+    Shortfall,
+    Together,
+)
 from planner.units import GB, MS
 
 
@@ -39,7 +55,9 @@ def count_limit(f: Fact) -> str:
     c = f.context
     if f.constraint == "demand":
         r, thr = c["replicas"], c["tokens_per_s_per_replica"]
-        return (f"{r} replicas x {thr:,.0f} tokens/s = {r * thr:,.0f} >= {f.limit:,.0f} tokens/s demanded; "
+        share = c.get("share", 1.0)
+        what = "demanded" if share >= 1 - 1e-9 else f"of its {share:.0%} share of the demand"
+        return (f"{r} replicas x {thr:,.0f} tokens/s = {r * thr:,.0f} >= {f.limit:,.0f} tokens/s {what}; "
                 f"{r - 1} would give {(r - 1) * thr:,.0f}")
     if f.constraint == "none":
         return "one replica: no demand given, so the plan is priced per replica"
@@ -56,6 +74,8 @@ def count_limit(f: Fact) -> str:
 def regime(f: Fact) -> str:
     shares = f.context["shares"]
     parts = ", ".join(f"{k.replace('_', ' ')} {v:.0%}" for k, v in shares.items() if v >= 0.005)
+    if f.context.get("phase") == "prefill":
+        return f"{f.context['regime']} prefill: of the {f.value:.2f} ms prefill of one prompt, {parts}"
     return f"{f.context['regime']}: of the {f.value:.2f} ms of a full decode step, {parts}"
 
 
@@ -86,7 +106,9 @@ def versus(f: Fact) -> str:
     better = "higher" if c["sense"] == "max" else "lower"
     text = f"{f.value:,.4g} vs {f.limit:,.4g} {f.unit} ({c['relative']:+.1%}, {better} is better)"
     drivers = []
-    if any(a[k] != b[k] for k in ("gpu", "quantization", "tp", "pp")):
+    if "deployments" in a or "deployments" in b:
+        drivers.append(f"{layout(a)} vs {layout(b)}")
+    elif any(a[k] != b[k] for k in ("gpu", "quantization", "tp", "pp")):
         drivers.append(f"{a['gpus']} x {a['gpu']} {a['quantization']} TP{a['tp']}/PP{a['pp']} vs "
                        f"{b['gpus']} x {b['gpu']} {b['quantization']} TP{b['tp']}/PP{b['pp']}")
     if "usd_per_gpu_hour" in a and "usd_per_gpu_hour" in b:
@@ -97,7 +119,9 @@ def versus(f: Fact) -> str:
         drivers.append(f"TPOT {a['tpot_ms']:.2f} vs {b['tpot_ms']:.2f} ms, TTFT {a['ttft_ms']:.0f} vs "
                        f"{b['ttft_ms']:.0f} ms")
     out = text + ": " + "; ".join(drivers)
-    if c.get("tie"):
+    if c.get("tied"):
+        out += ". Exactly TIED on the objective and GPUs: the documented tie-break order put this one first"
+    elif c.get("tie"):
         out += (f". A TIE within the model's uncertainty: the difference is below its median error of "
                 f"{c['tie_band']:.0%} ({c['tie_band_source']}); choose between them on other grounds")
     return out
@@ -192,3 +216,182 @@ def simulation(p: Plan) -> list[str]:
     met = [f"{t['path']} {'met' if t['met'] else 'MISSED'} ({t['simulated_ms']:,.1f} of {t['target_ms']:g} ms)"
            for t in sim["targets"]]
     return [text] + ([f"   simulated targets: {'; '.join(met)}"] if met else [])
+
+
+def layout(x: dict) -> str:
+    """An answer in a comparison: its deployments, or its one configuration."""
+    if "deployments" in x:
+        return " + ".join(f"{d['gpus']} x {d['gpu']} {d['quantization']} TP{d['tp']}/PP{d['pp']}"
+                          + (f" ({d['role']})" if d["role"] != "aggregated" else "") for d in x["deployments"])
+    return f"{x['gpus']} x {x['gpu']} {x['quantization']} TP{x['tp']}/PP{x['pp']}"
+
+
+def layout_of(x: Layout, batch: int | None = None) -> str:
+    """A configuration by its names: GPU, TP/PP/EP, precision, batch, role."""
+    ep = f" EP{x.ep}" if x.ep > 1 else ""
+    role = f" ({x.role} pool)" if x.role != "aggregated" else ""
+    return f"{x.gpu} TP{x.tp} PP{x.pp}{ep} {x.quantization}/{x.kv_dtype}" + \
+        (f" batch {batch}" if batch is not None else "") + role
+
+
+def alone(a: Alone) -> str:
+    cost = "no price" if a.cost_per_hour is None else f"${a.cost_per_hour:,.2f}/hour"
+    return f"{a.replicas} replica(s) of {layout_of(a.layout, a.batch)}, {a.gpus} GPUs, {cost}"
+
+
+def shortfall(x: Shortfall) -> str:
+    line = (f"{x.workload}: {x.meet_targets} of {x.configurations} configurations meet its targets, "
+            f"{x.fit_limits_alone} fit the limits alone")
+    if x.cheapest_alone is not None:
+        line += f"; alone it needs {alone(x.cheapest_alone)}"
+    why = {"targets": "no configuration meets this workload's latency targets and fits in memory",
+           "limits": "every configuration meeting the targets needs more than the shared limits allow"}
+    return line + (f": {why[x.reason]}" if x.reason in why else "")
+
+
+def together(t: Together) -> str:
+    gpus = ", ".join(f"{n:g} {g}" for g, n in t.gpus.items())
+    return (f"each workload can be served alone, not all together within the shared limits (objective "
+            f"served_demand serves the most they allow): planned alone they cost ${t.cost_per_hour:,.2f}/hour on "
+            f"{gpus}")
+
+
+def excluded(gpus: dict[str, str]) -> list[str]:
+    """One line per reason a GPU is not searched, naming the GPUs."""
+    by_reason: dict[str, list[str]] = {}
+    for gid, why in gpus.items():
+        by_reason.setdefault(why, []).append(gid)
+    return [f"not searched ({why}): {', '.join(gids)}" for why, gids in by_reason.items()]
+
+
+def started(p: Phase, backend: str) -> str:
+    """An answer that is the solve's starting answer (planner/plan/start.py)."""
+    text = (f"the answer is the starting answer (the best single configuration, each workload alone, or "
+            f"greedy): {backend} found none within the time limit; optimality is not proven")
+    if p.lower_bound is not None and p.gap is not None:
+        text += (f", it is within {p.gap:.1%} of a lower bound (every demand at its cheapest $/token, no integer "
+                 f"replicas, no shared limit)")
+    return text
+
+
+def started_rank(rank: int, backend: str) -> str:
+    return (f"plan {rank} is the starting answer of its rank (the best single configuration left): {backend} "
+            f"found none within the time limit; not proven the next best")
+
+
+def unproven_tie_break(p: Phase) -> str:
+    return (f"the tie-break {p.objective} ({p.status}) was not proven within its time: among answers equal on the "
+            f"objectives, another backend may pick another (docs/formulation.md section 4b)")
+
+
+def phase_value(p: Phase) -> str:
+    if p.value is None:
+        return "-"
+    if p.objective in ("cost_per_hour", "cost_per_million_tokens") and p.unit == "$/hour":
+        return f"${p.value:,.2f}/hour"
+    if p.objective == "served_demand":
+        return f"{p.value:.1%} of the weighted demand"
+    if p.objective == "change":
+        return f"{p.value:g} GPUs changed"
+    if p.objective == "gpus":
+        return f"{p.value:g} GPUs"
+    if p.objective == "order":
+        return f"position {p.value:g}"
+    return f"{p.value:,.4g} {p.unit}"
+
+
+def phases(ps: list[Phase]) -> str:
+    """The solves in order, with what is not proven."""
+    out = []
+    for p in ps:
+        text = f"{p.objective} = {phase_value(p)}" + (" (tie-break)" if p.kind == "tie-break" else "")
+        if p.status != "optimal":
+            text += f" ({p.status}" + (f", within {p.gap:.1%} of the best bound" if p.gap is not None
+                                       else ", gap unknown") + ")"
+        out.append(text)
+    return "; ".join(out)
+
+
+def binding(b: Binding) -> str:
+    return f"binds: {b.limit} ({b.used:g} of {b.available:g} {b.unit})"
+
+
+def marginal(m: Marginal) -> str:
+    what = {"gpu": f"one more {(m.gpu or '').replace('@', ' in ')}", "budget": f"${m.amount:g}/hour more budget",
+            "power": f"{m.amount / 1e3:g} kW more power"}[m.kind]
+    if m.objective == "served_demand":
+        return f"{what}: serves {m.improvement:+.1%} more of the weighted demand"
+    if m.improvement <= 1e-9:
+        return f"{what}: gains nothing (another limit binds next)"
+    if m.objective in ("cost_per_hour", "cost_per_million_tokens"):
+        return f"{what}: saves ${m.improvement:,.2f}/hour"
+    return f"{what}: improves {m.objective} by {m.improvement:,.4g}"
+
+
+def mode_verdict(v: ModeVerdict) -> str:
+    """Which of aggregated and disaggregated serving wins a workload, with its figures."""
+    a, d = v.aggregated, v.disaggregated
+    head = f"disaggregation of {v.workload} ({v.mode}): {v.chosen} chosen; "
+    if v.reason == "neither":
+        return head + "neither mode alone serves this workload within the limits"
+    if v.reason == "no_aggregated_configuration":
+        return head + "disaggregated wins: no aggregated configuration meets this workload's targets with prefill " \
+                      "chunks mixed in"
+    if v.reason == "aggregated_over_limits":
+        return head + "disaggregated wins: aggregated replicas alone do not fit the limits"
+    if v.reason == "no_pool_configuration":
+        return head + "aggregated wins: no prefill or decode pool meets its targets"
+    if v.reason == "pools_over_limits":
+        return head + "aggregated wins: pools alone do not fit the limits"
+    assert a.cost_per_hour is not None and d.cost_per_hour is not None
+    if v.reason == "tie":
+        return head + f"a tie: ${a.cost_per_hour:.2f}/hour either way"
+    pre = [x.utilization for x in d.deployments if x.role == "prefill" and x.utilization is not None]
+    dec = [x.utilization for x in d.deployments if x.role == "decode" and x.utilization is not None]
+    margin = v.margin or 0.0
+    if v.winner == "aggregated":
+        why = (f"aggregated wins by {margin:.0%}: ${a.cost_per_hour:.2f}/hour against ${d.cost_per_hour:.2f}/hour "
+               f"in pools")
+        if pre:
+            why += f"; a prefill pool would run at rho = {max(pre):.2f}"
+        if dec:
+            why += f", a decode pool at rho = {max(dec):.2f}"
+    else:
+        binds = sorted({x.binding for x in a.deployments if x.binding})
+        why = (f"disaggregated wins by {margin:.0%}: ${d.cost_per_hour:.2f}/hour against ${a.cost_per_hour:.2f}/hour "
+               f"aggregated")
+        if binds:
+            why += f"; aggregated replicas are held back by {', '.join(binds)}"
+        if pre:
+            why += f"; the prefill pool runs at rho = {max(pre):.2f}"
+    if v.within_uncertainty:
+        why += f" (under the model's ~{v.uncertainty:.0%} uncertainty: a tie, check with the simulator)"
+    return head + why
+
+
+BASELINE_HOW = {
+    "alone": "each workload planned on its own: its cheapest configuration, shared limits ignored",
+    "greedy": "cheapest $/token first, dearest workloads first, repaired with the next cheapest when a resource "
+              "runs out",
+    "current": "the fleet running today, at its capacity at SLO",
+}
+
+
+def baseline_how(b: Baseline) -> str:
+    text = BASELINE_HOW.get(b.baseline, b.baseline)
+    if b.breaks:
+        text += "; breaks " + ", ".join(f"{x.limit}: {x.used:,.4g} > {x.available:,.4g}" for x in b.breaks)
+    if b.unmatched_gpus:
+        text += f"; {b.unmatched_gpus:g} GPUs run configurations outside the searched table"
+    return text
+
+
+def move(m: Move) -> str:
+    """One configuration of one workload against today: replicas started, stopped, kept."""
+    what = f"{m.workload}: {layout_of(m.layout)}, {m.gpus_per_replica} GPU(s) per replica"
+    acts = [f"{verb} {n} replica(s)" for verb, n in (("start", m.start), ("stop", m.stop), ("keep", m.keep)) if n]
+    return f"{what}: {', '.join(acts) or 'nothing'} ({m.before} -> {m.after})"
+
+
+def gpu_moves(g: GpuMoves) -> str:
+    return f"{g.gpu}: start {g.start} GPUs, stop {g.stop}, keep {g.keep}"

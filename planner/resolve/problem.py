@@ -142,10 +142,6 @@ class Problem:
         catalog = not self.price_sources[g].startswith("prices.") and self.price_sources[g] not in ("what-if", "none")
         return self.gpus[g].price_date if catalog and not self.owned(g) else None
 
-    def excluded_notes(self) -> list[str]:
-        """One line per reason some GPUs are not searched, naming them."""
-        return [f"{gids} not searched: {why}" for why, gids in _by_reason(self.excluded)]
-
     def unsupported(self) -> list[dict[str, str]]:
         """The searched (GPU, quantization, KV dtype) combinations the engine does not run, with why."""
         if self.support is None:
@@ -212,8 +208,10 @@ def resolve(spec: PlanSpec, doc: Document | None = None, calibration: str | None
     model = resolve_model(spec.model, catalog, doc, ("model",))
     w = spec.workload
     slot = _slot("main", model, w, spec.slo, "workload", where)
+    slot = replace(slot, disaggregation=spec.disaggregation, kv_link=spec.kv_link)
     priced = spec.objective in COST_OBJECTIVES or spec.limits.budget_usd_per_hour is not None
-    return _resolve_shared(spec, doc, calibration, catalog, (slot,), priced)
+    problem = _resolve_shared(spec, doc, calibration, catalog, (slot,), priced)
+    return replace(problem, max_configs=spec.max_configurations())
 
 
 def resolve_fleet(spec: FleetSpec, doc: Document | None = None, calibration: str | None = None,

@@ -13,12 +13,22 @@ from pydantic import Field, model_validator
 from planner.catalog.schema import NotBool
 from planner.errors import InputError
 from planner.schemas.common import CatalogExtras, Distinct, ModelRef, Strict, TraceFields
-from planner.schemas.plan import Degree, Demand, Lengths, Limits, Prices, Search, Slo, Weight, demand_in_range
+from planner.schemas.plan import (
+    Degree,
+    Demand,
+    Disaggregation,
+    Lengths,
+    Limits,
+    Prices,
+    Search,
+    Slo,
+    Weight,
+    demand_in_range,
+    disaggregation_problem,
+)
 from planner.yamlio import Document, load_yaml
 
 FleetObjective = Literal["cost_per_hour", "served_demand", "change"]
-Disaggregation = Literal["auto", "never", "always"]
-DISAGGREGATION_MODES: tuple[str, ...] = ("auto", "never", "always")
 FLEET_OBJECTIVES: tuple[str, ...] = ("cost_per_hour", "served_demand", "change")
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 MAX_WORKLOADS = 1000
@@ -103,6 +113,10 @@ class FleetSpec(Strict):
     extra_catalog: CatalogExtras | None = None
     top_k: Literal[1] = 1
 
+    def ranks(self) -> int:
+        """A fleet ranks one answer."""
+        return 1
+
     @property
     def phases(self) -> tuple[str, ...]:
         """The objectives in the order they are solved: served demand first when asked (cost
@@ -147,16 +161,10 @@ class FleetSpec(Strict):
                         "current: [{workload, gpu, quantization, kv_dtype, tp, pp, ep, replicas}, ...]"))
         for i, w in enumerate(self.workloads):
             mode = w.disaggregation or self.disaggregation
-            if mode == "never":
-                continue
-            where = ("workloads", i, "disaggregation") if w.disaggregation else ("disaggregation",)
-            if w.demand is not None and w.demand.concurrency is not None:
-                out.append((where, mode, f"workloads[{i}] has a closed-loop demand (concurrency): disaggregation "
-                            "is planned for an open-loop rate only", "never, or demand: {requests_per_s: ...} or "
-                            "{output_tokens_per_s: ...}"))
-            elif w.slo.e2e_latency_ms is not None:
-                out.append((where, mode, f"workloads[{i}] sets slo.e2e_latency_ms: an end-to-end target spans "
-                            "both pools and is not split between them", "never, or TTFT and TPOT/ITL targets only"))
+            why = disaggregation_problem(mode, w.demand, w.slo, w.trace is not None)
+            if why is not None:
+                where = ("workloads", i, "disaggregation") if w.disaggregation else ("disaggregation",)
+                out.append((where, mode, f"workloads[{i}]: {why[0]}", why[1]))
         lim = self.limits
         if "served_demand" in self.phases and lim.budget_usd_per_hour is None and lim.power_cap_w is None and not (
                 (lim.inventory or self.pools) and not lim.rent_outside_inventory):

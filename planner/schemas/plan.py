@@ -206,6 +206,25 @@ class Prices(Strict):
     tco: Tco | None = None
 
 
+Disaggregation = Literal["auto", "never", "always"]
+LATENCY_OBJECTIVES = ("tpot", "ttft")
+
+
+def disaggregation_problem(mode: str, demand: Demand | None, slo: Slo, traced: bool = False) -> tuple[str, str] | None:
+    """Why a workload cannot be planned with prefill/decode pools under ``mode``, as
+    (message, accepted), or None (docs/disaggregation.md section 7). A trace without a stated
+    demand gives its own rate (``traced``)."""
+    if mode == "never":
+        return None
+    if (demand is None and not traced) or (demand is not None and demand.concurrency is not None):
+        return ("disaggregation is planned for an open-loop rate only (a closed loop or no demand has no rate to "
+                "split between the pools)", "never, or demand: {requests_per_s: ...} or {output_tokens_per_s: ...}")
+    if slo.e2e_latency_ms is not None:
+        return ("an end-to-end target spans both pools and is not split between them",
+                "never, or TTFT and TPOT/ITL targets only")
+    return None
+
+
 class PlanSpec(Strict):
     schema_version: Literal[1] = 1
     model: ModelRef
@@ -215,7 +234,20 @@ class PlanSpec(Strict):
     limits: Limits = Limits()
     prices: Prices = Prices()
     objective: Objective = "cost_per_million_tokens"
-    top_k: Annotated[int, Field(ge=1, le=50), NotBool] = 5
+    top_k: Annotated[int, Field(ge=1, le=50), NotBool] | None = Field(
+        None, description="how many distinct plans to rank (default: 5; 1 when the workload splits its traffic "
+        "or runs pools: each further rank of such a plan is a binary program of its own)")
+    max_configurations_per_workload: Annotated[int, Field(ge=1, le=8), NotBool] | None = Field(
+        None, description="the workload's traffic may be split over up to this many configurations (GPU types, "
+        "layouts, precisions), each with integer replicas, as in a fleet (docs/fleet.md). Default: 2 when owned "
+        "GPUs may be topped up by renting (limits.inventory with rent_outside_inventory, a demand and a cost or "
+        "GPU objective: owned and rented GPUs then serve the workload together), else 1")
+    disaggregation: Disaggregation = Field(
+        "never", description="prefill/decode disaggregation (docs/disaggregation.md section 7): never (aggregated "
+        "replicas only), always (a prefill pool and a decode pool), auto (the solver chooses, or mixes)")
+    kv_link: Literal["inter", "intra"] = Field(
+        "inter", description="with disaggregation: the link the KV cache crosses from the prefill pool to the "
+        "decode pool: inter (the inter-node network) or intra (the node's NVLink/xGMI)")
     preset: str = "realistic"
     assumptions: dict[str, Any] = {}
     catalog: Annotated[list[str], Distinct] = []
@@ -231,7 +263,32 @@ class PlanSpec(Strict):
                 self.limits.budget_usd_per_hour is not None or owned or self.search.max_gpus):
             raise ValueError("objective throughput needs a limit on every GPU type: limits.budget_usd_per_hour, "
                              "search.max_gpus, or limits.inventory without rent_outside_inventory")
+        split = (self.max_configurations_per_workload or 1) > 1 or self.disaggregation != "never"
+        if split and self.workload.demand is None:
+            raise ValueError("several configurations or disaggregation split a demand: give workload.demand")
+        if split and self.objective in LATENCY_OBJECTIVES:
+            raise ValueError(f"objective {self.objective} reads one deployment's latency: with several "
+                             "configurations or disaggregation there is none (use max_configurations_per_workload: "
+                             "1 and disaggregation: never)")
+        why = disaggregation_problem(self.disaggregation, self.workload.demand, self.slo,
+                                     self.workload.trace is not None)
+        if why is not None:
+            raise ValueError(f"disaggregation {self.disaggregation}: {why[0]}; accepted: {why[1]}")
         return self
+
+    def ranks(self) -> int:
+        """Plans to rank: ``top_k``, or its default."""
+        if self.top_k is not None:
+            return self.top_k
+        return 1 if self.max_configurations() > 1 or self.disaggregation != "never" else 5
+
+    def max_configurations(self) -> int:
+        """Configurations the workload's traffic may be split over (the field, or its default)."""
+        if self.max_configurations_per_workload is not None:
+            return self.max_configurations_per_workload
+        topped_up = bool(self.limits.inventory) and self.limits.rent_outside_inventory
+        return 2 if topped_up and self.workload.demand is not None and self.objective not in LATENCY_OBJECTIVES \
+            else 1
 
 
 def load_plan_spec(path: str) -> tuple[PlanSpec, Document]:

@@ -96,8 +96,9 @@ class SweepSpec(Strict):
                       "to this file")
     grid: Grid | None = None
     scenarios: list[Scenario] = []
-    backend: Literal["cpsat", "milp", "highs", "exhaustive"] | None = Field(
-        None, description="default: cpsat for a plan instance, milp for a fleet (docs/fleet.md)")
+    backend: str | None = Field(
+        None, description="a backend of the registry (planner/backends/base.py REGISTRY: cpsat, milp, highs, "
+        "exhaustive); default: cpsat for a plan instance, milp for a fleet (docs/fleet.md)")
     time_limit_s: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False), NotBool] = Field(
         30.0, description="seconds per scenario")
     calibration: str = "none"

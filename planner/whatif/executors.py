@@ -1,7 +1,7 @@
-"""Where a sweep's tasks run: one interface, three engines (docs/whatif.md).
+"""Where a sweep's tasks run: one interface, three executors (docs/whatif.md).
 
-An engine runs ``fn(shared, task)`` for every task and returns the results in task order,
-whatever order they finished in, so every engine gives the same output. ``shared`` (the
+An executor runs ``fn(shared, task)`` for every task and returns the results in task order,
+whatever order they finished in, so every executor gives the same output. ``shared`` (the
 resolved catalog and the base spec) is sent to each worker once: as the process pool's
 initializer argument, or one ``ray.put`` object; tasks carry only their scenarios.
 
@@ -10,7 +10,7 @@ initializer argument, or one ``ray.put`` object; tasks carry only their scenario
   worker never inherits solver or Ray threads from the parent).
 - ``ray``: Ray tasks on a local Ray (started with N CPUs when none is running) or the
   cluster at ``address`` (``RAY_ADDRESS`` when not given). Ray is an optional extra:
-  ``pip install -e .[ray]``; without it the engine is an input error (exit 2).
+  ``pip install -e .[ray]``; without it the executor is an input error (exit 2).
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ R = TypeVar("R")
 Progress = Callable[[int], None]
 """Called with the number of items a finished task held."""
 
-ENGINES = ("serial", "process", "ray")
+EXECUTORS: tuple[str, ...] = ("serial", "process", "ray")
+"""The registry of executors (the CLI's --executor choices read it)."""
 
 
 class Executor(Protocol):
@@ -39,7 +40,7 @@ class Executor(Protocol):
 
     def run(self, fn: Callable[[Any, T], R], shared: Any, tasks: Sequence[T], sizes: Sequence[int],
             progress: Progress | None = None) -> list[R]:
-        """``[fn(shared, t) for t in tasks]``, computed wherever the engine runs them."""
+        """``[fn(shared, t) for t in tasks]``, computed wherever the executor runs them."""
         ...
 
 
@@ -126,8 +127,8 @@ class RayExecutor:
         try:
             import ray
         except ImportError:
-            raise InputError("the ray engine needs Ray, an optional extra", path="--engine", value="ray",
-                             accepted="pip install -e '.[ray]' (or pip install 'ray>=2.9'); or --engine "
+            raise InputError("the ray executor needs Ray, an optional extra", path="--executor", value="ray",
+                             accepted="pip install -e '.[ray]' (or pip install 'ray>=2.9'); or --executor "
                                       "serial / process") from None
         self.ray = ray
         self.workers = workers
@@ -171,11 +172,11 @@ class RayExecutor:
         return results
 
 
-def get_executor(engine: str, workers: int = 1, address: str | None = None) -> Executor:
-    if engine == "serial":
+def get_executor(name: str, workers: int = 1, address: str | None = None) -> Executor:
+    if name == "serial":
         return SerialExecutor()
-    if engine == "process":
+    if name == "process":
         return ProcessExecutor(workers)
-    if engine == "ray":
+    if name == "ray":
         return RayExecutor(workers, address)
-    raise InputError("unknown engine", path="--engine", value=engine, accepted=", ".join(ENGINES))
+    raise InputError("unknown executor", path="--executor", value=name, accepted=", ".join(EXECUTORS))

@@ -23,9 +23,8 @@ import numpy as np
 
 from planner.candidates.table import Candidates, build_candidates
 from planner.errors import InputError
-from planner.fleet import FleetResult, fleet_candidates, solve_fleet
 from planner.plan.result import Plan, PlanResult
-from planner.plan.solve import plan
+from planner.plan.solve import first_phase_view, plan, solve
 from planner.resolve.problem import Problem, resolve_fleet
 from planner.schemas.fleet import FleetSpec
 from planner.schemas.plan import STATISTICS, Percentiles, PlanSpec, Slo
@@ -161,11 +160,12 @@ def pareto_fleet(spec: FleetSpec, doc: Document | None = None, *, workload: str 
     def run(s: FleetSpec, target: float | None) -> tuple[ParetoPoint, Problem, Candidates]:
         problem = resolve_fleet(s, doc, calibration)
         cands = build_candidates(problem)
-        r = solve_fleet(problem, cands, backend=backend, time_limit=time_limit, marginal=False, baselines=False)
-        mine = [d for d in r.deployments if d.workload == workload]
-        lat = max((statistic_of(d.plan, x, statistic) or 0.0 for d in mine), default=None) if mine else None
-        point = ParetoPoint(target, r.status, lat, r.totals.get("cost_per_hour") if r.deployments else None,
-                            _fleet_summary(r, workload) if r.deployments else None)
+        r = solve(problem, cands, backend=backend, top_k=1, time_limit=time_limit)
+        mine = [d for d in r.deployments(1) if d.workload == workload]
+        lat = max((statistic_of(d, x, statistic) or 0.0 for d in mine), default=None) if mine else None
+        a = r.answer(1)
+        cost = a.totals.cost_per_hour if a is not None and a.totals is not None else None
+        point = ParetoPoint(target, r.status, lat, cost, _fleet_summary(r, workload) if r.plans else None)
         return point, problem, cands
 
     def tightened_fleet(t: float) -> FleetSpec:
@@ -175,7 +175,7 @@ def pareto_fleet(spec: FleetSpec, doc: Document | None = None, *, workload: str 
 
     first, problem, cands = run(spec, None)
     out.points.append(first)
-    fast_ms = _tightest(fleet_candidates(problem, cands), k, x, statistic)   # the fast end, from the table
+    fast_ms = _tightest(first_phase_view(problem, cands), k, x, statistic)   # the fast end, from the table
     if first.latency_ms is None or fast_ms is None:
         return out
     _tighten(out, first.latency_ms, fast_ms, points, lambda t: run(tightened_fleet(t), t)[0])
@@ -193,10 +193,12 @@ def _tightest(c: Candidates, k: int, x: str, statistic: str) -> float | None:
     return float(np.min(c.load.get(x, statistic)[rows])) * 1e3
 
 
-def _fleet_summary(r: FleetResult, workload: str) -> dict[str, Any]:
-    mine = [d.plan for d in r.deployments if d.workload == workload]
+def _fleet_summary(r: PlanResult, workload: str) -> dict[str, Any]:
+    mine = [p for p in r.deployments(1) if p.workload == workload]
+    a = r.answer(1)
+    assert a is not None and a.totals is not None
     return {"deployments": [f"{p.replicas} x {p.gpu} TP{p.tp} PP{p.pp} {p.quantization} b{p.batch}" for p in mine],
-            "gpus": r.totals["gpus"], "cost_per_hour": r.totals["cost_per_hour"]}
+            "gpus": a.totals.gpus, "cost_per_hour": a.totals.cost_per_hour}
 
 
 def _mark_frontier(points: list[ParetoPoint]) -> None:

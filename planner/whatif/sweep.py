@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
+from planner.backends.base import BACKENDS
 from planner.candidates.table import Candidates, build_candidates, repriced
 from planner.catalog.store import Catalog
 from planner.errors import InputError, PlannerError
-from planner.fleet import FleetResult, solve_fleet
 from planner.plan.result import PlanResult
 from planner.plan.solve import solve
 from planner.resolve.problem import Problem, resolve, resolve_catalog, resolve_fleet, resolve_model
@@ -197,13 +197,8 @@ def run_batch(shared: Shared, task: list[tuple[str, dict[str, Any]]]) -> list[di
             c = repriced(tables[key], p)
         else:
             c = tables[key] = build_candidates(p)
-        if shared.fleet:
-            f = solve_fleet(p, c, backend=shared.backend, time_limit=shared.time_limit, marginal=False,
-                            baselines=False)
-            rows.append(fleet_row(sid, values, p, f))
-            continue
         r = solve(p, c, backend=shared.backend, top_k=1, time_limit=shared.time_limit)
-        rows.append(row(sid, values, p, r))
+        rows.append(fleet_row(sid, values, p, r) if shared.fleet else row(sid, values, p, r))
     return rows
 
 
@@ -217,21 +212,23 @@ def _resolved(base: dict[str, Any], values: dict[str, Any], calibration: str, ca
     return resolve(spec, None, calibration, catalog), spec
 
 
-def fleet_row(sid: str, values: dict[str, Any], p: Problem, r: FleetResult) -> dict[str, Any]:
+def fleet_row(sid: str, values: dict[str, Any], p: Problem, r: PlanResult) -> dict[str, Any]:
     """One fleet scenario: its cost, GPUs per type, configurations, served share, what binds."""
-    ok = bool(r.deployments)
+    a = r.answer(1)
+    ok = a is not None and a.totals is not None and bool(r.plans)
     out: dict[str, Any] = {"id": sid, "scenario": values, "status": r.status,
-                           "gap": max((ph.get("gap") or 0.0 for ph in r.phases), default=None) if ok else None}
-    t = r.totals if ok else {}
-    out["cost_per_hour"] = t.get("cost_per_hour")
-    out["gpus"], out["power_w"] = t.get("gpus"), t.get("power_w")
-    out["replicas"] = sum(w["replicas"] for w in r.workloads) if ok else None
-    out["configurations"] = t.get("configurations")
-    out["gpu_mix"] = ";".join(f"{g['gpu']}:{g['used']}" for g in r.gpus if g["used"]) if ok else None
-    out["served_share"] = t.get("served_share_weighted")
+                           "gap": max((ph.gap or 0.0 for ph in r.phases if ph.kind == "objective"), default=None)
+                           if ok else None}
+    t = a.totals if a is not None else None
+    out["cost_per_hour"] = t.cost_per_hour if t is not None else None
+    out["gpus"], out["power_w"] = (t.gpus, t.power_w) if t is not None else (None, None)
+    out["replicas"] = t.replicas if t is not None else None
+    out["configurations"] = t.configurations if t is not None else None
+    out["gpu_mix"] = ";".join(f"{g.gpu}:{g.used}" for g in a.gpus if g.used) if a is not None and ok else None
+    out["served_share"] = t.served_share_weighted if t is not None else None
     out["demand_requests_per_s"] = sum(float(s.demand.requests_per_s or 0.0) for s in p.slots
                                        if s.demand is not None)
-    out["binding"] = ";".join(b["limit"] for b in r.binding) if ok else None
+    out["binding"] = ";".join(b.limit for b in a.binding) if a is not None and ok else None
     return {k: _finite(v) for k, v in out.items()}
 
 
@@ -289,6 +286,8 @@ def prepare(spec: SweepSpec, doc: Document, base_doc: Document) -> tuple[Shared,
             w["trace"] = str(base_dir / w["trace"])     # relative to the base instance (an absolute path stays)
     if not fleet:
         data["top_k"] = 1
+    if spec.backend is not None and spec.backend not in BACKENDS:
+        raise doc.error("unknown backend", ("backend",), spec.backend, ", ".join(BACKENDS))
     backend = spec.backend or ("milp" if fleet else "cpsat")
     shared = Shared(base=data, catalog=catalog, backend=backend, time_limit=spec.time_limit_s,
                     calibration=spec.calibration, fleet=fleet)

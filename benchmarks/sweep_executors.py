@@ -1,9 +1,9 @@
 """The shipped sweep (instances/sweeps/demand_prices.yaml, 128 scenarios) through each
-engine: wall time with 1 and 2 workers, serial, Ray when installed, and the price-only fast
+executor: wall time with 1 and 2 workers, serial, Ray when installed, and the price-only fast
 path (one candidate table per physics group, re-priced) against rebuilding every table.
 Every run's JSON is compared with the serial one, byte for byte.
 
-    python benchmarks/sweep_engines.py [--sweep FILE] [--workers 2] [--no-ray]
+    python benchmarks/sweep_executors.py [--sweep FILE] [--workers 2] [--no-ray]
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from planner.yamlio import load_yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(path: Path, engine: str, workers: int, reuse: bool = True) -> tuple[float, str]:
+def run(path: Path, executor: str, workers: int, reuse: bool = True) -> tuple[float, str]:
     spec, doc = load_sweep_spec(str(path))
     base = load_yaml(str(path.parent / spec.base))
     t0 = time.perf_counter()
-    r = sweep(spec, doc, base, get_executor(engine, workers), reuse=reuse)
+    r = sweep(spec, doc, base, get_executor(executor, workers), reuse=reuse)
     return time.perf_counter() - t0, r.to_json()
 
 
@@ -36,7 +36,7 @@ def main() -> None:
     ap.add_argument("--no-ray", action="store_true")
     args = ap.parse_args()
     print(f"{args.sweep.name}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f} at the start")
-    print("| engine | workers | fast path | wall s | identical to serial |")
+    print("| executor | workers | fast path | wall s | identical to serial |")
     print("|---|---|---|---|---|")
     base_s, ref = run(args.sweep, "serial", 1)
     rows = [("serial", 1, "yes", base_s, True)]
@@ -55,8 +55,8 @@ def main() -> None:
             rows.append(("ray (start included)", args.workers, "yes", s, out == ref))
             s, out = run(args.sweep, "ray", args.workers)
             rows.append(("ray (running)", args.workers, "yes", s, out == ref))
-    for engine, w, fast, s, same in rows:
-        print(f"| {engine} | {w} | {fast} | {s:.1f} | {'yes' if same else 'NO'} |")
+    for executor, w, fast, s, same in rows:
+        print(f"| {executor} | {w} | {fast} | {s:.1f} | {'yes' if same else 'NO'} |")
     p1 = next(s for e, w, _, s, _ in rows if e == "process" and w == 1)
     pn = next(s for e, w, _, s, _ in rows if e == "process" and w == args.workers)
     print(f"process: {args.workers} workers vs 1: {p1 / pn:.2f}x; fast path vs rebuild (serial): "

@@ -1,0 +1,55 @@
+"""What one more unit of each binding limit is worth (docs/fleet.md): one more GPU of a type,
+$1/hour more budget, 1 kW more power, each by re-solving the first objective with that limit
+raised. Re-solves, not LP duals: the model is integer, and its duals price nothing. Only the
+first objective is re-solved (no later phase, no tie-break): its value is all a marginal
+value reads."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from planner.candidates.objectives import OBJECTIVES
+from planner.candidates.table import Candidates, Limits, with_limits
+from planner.plan.result import Marginal, PlanResult
+from planner.plan.solve import objective_phases, solve_phases
+from planner.resolve.problem import Problem
+
+STEP = {"gpu": 1.0, "budget": 1.0, "power": 1000.0}
+"""The unit added to each kind of limit: one GPU, $1/hour, 1 kW."""
+
+
+def raised(lim: Limits, path: str, gpu: str | None) -> tuple[Limits, str, float] | None:
+    """The limits with the one at ``path`` raised by its unit: (limits, kind, amount), or None
+    for a limit with no marginal value here (nodes, GPUs in total)."""
+    if gpu is not None:
+        return replace(lim, inventory={**lim.inventory, gpu: lim.inventory[gpu] + 1}), "gpu", STEP["gpu"]
+    if path == "limits.budget_usd_per_hour" and lim.budget_usd_per_hour is not None:
+        return replace(lim, budget_usd_per_hour=lim.budget_usd_per_hour + STEP["budget"]), "budget", STEP["budget"]
+    if path == "limits.power_cap_w" and lim.power_cap_w is not None:
+        return replace(lim, power_cap_w=lim.power_cap_w + STEP["power"]), "power", STEP["power"]
+    return None
+
+
+def marginal_values(problem: Problem, cands: Candidates, result: PlanResult, backend: str,
+                    time_limit: float) -> list[Marginal]:
+    """Per binding limit of the first answer: the first objective re-solved with it raised."""
+    first = result.answer(1)
+    if first is None or not result.phases or result.phases[0].value is None:
+        return []
+    name = objective_phases(problem)[0]
+    base_value = float(result.phases[0].value)
+    out: list[Marginal] = []
+    for b in first.binding:
+        more = raised(cands.limits, b.limit, b.gpu)
+        if more is None:
+            continue
+        limits, kind, amount = more
+        s = solve_phases(problem, with_limits(cands, limits), backend=backend, time_limit=time_limit,
+                         phases=(name,))
+        if not s.phases or s.phases[0].value is None:
+            continue
+        v = float(s.phases[0].value)
+        better = base_value - v if OBJECTIVES[name].sense == "min" else v - base_value
+        out.append(Marginal(limit=b.limit, kind=kind, amount=amount, objective=name, value=v, improvement=better,
+                            status=s.status.value, gpu=b.gpu))
+    return out
