@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planner.physics.load import Engine, StepPhysics, scalar_step_fn
-from planner.physics.perf import query_tokens
+from planner.physics.load import Engine
+from planner.physics.step import StepPhysics, scalar_step_fn
+from planner.physics.terms import query_tokens
 
 StepFn = Callable[..., float]   # f(n_decode, context_tokens, chunk, attention_units, completions)
 

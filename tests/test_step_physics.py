@@ -10,8 +10,9 @@ import pytest
 from planner.catalog.store import Catalog
 from planner.physics.attention import decode_attention_flops
 from planner.physics.options import PRESETS
-from planner.physics.perf import Arch, _smax, evaluate
+from planner.physics.perf import Arch, evaluate
 from planner.physics.space import Configs, GpuTable
+from planner.physics.terms import smax
 
 CAT = Catalog.default()
 O = PRESETS["realistic"]
@@ -28,9 +29,9 @@ def _one(model: str, gpu: str, scheme: str, kv: str, tp: int, pp: int, ep: int, 
 
 def test_smooth_roofline_by_hand():
     """k = 3: equal terms cost 2^(1/3) x either; a term 10x smaller adds 0.03 %."""
-    assert float(_smax(np.array(1.0), np.array(1.0), 3.0)) == pytest.approx(2 ** (1 / 3))
-    assert float(_smax(np.array(1.0), np.array(0.1), 3.0)) == pytest.approx((1 + 1e-3) ** (1 / 3))
-    assert float(_smax(np.array(2.0), np.array(1.0), 0.0)) == 2.0
+    assert float(smax(np.array(1.0), np.array(1.0), 3.0)) == pytest.approx(2 ** (1 / 3))
+    assert float(smax(np.array(1.0), np.array(0.1), 3.0)) == pytest.approx((1 + 1e-3) ** (1 / 3))
+    assert float(smax(np.array(2.0), np.array(1.0), 0.0)) == 2.0
     # Llama-3.1-8B bf16 on one H100 without KV reads: TPOT = smooth(weights, GEMMs) + overheads.
     o = O.model_copy(update={"include_kv_reads": False})
     r, a = _one("llama-3.1-8b", "h100-sxm", "w16a16", "bf16", 1, 1, 1, 256, o=o)
