@@ -260,7 +260,8 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
         rho_kv = lam_l * residence / np.maximum(M, 1e-9)
         w_kv = slot_wait(rho_kv, M, ca2 / 2.0, residence)
         wait = resid + w_extra + w_kv
-        ttft = wait + d_own + w_link + xfer
+        serving = phys.o.serving_overhead_s     # the serving path outside the engine's steps
+        ttft = wait + d_own + w_link + xfer + serving
         stable = (rho < 1.0) & (rho_x < 1.0) & (rho_kv < 1.0) & (lam < sat) & (M >= 1) & np.isfinite(ttft)
         stats = {("ttft", "mean"): ttft}
         if quantiles:
@@ -281,7 +282,7 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
                 wq = np.maximum(np.maximum(r_p, resid + exp_tail_quantile(w_extra, rho * fit, p)),
                                 exp_tail_quantile(w_work, rho, p)) \
                     + exp_tail_quantile(w_kv, pw_kv, p)
-                stats[("ttft", key)] = wq + d_own + exp_tail_quantile(w_link, rho_x, p) + xfer
+                stats[("ttft", key)] = wq + d_own + exp_tail_quantile(w_link, rho_x, p) + xfer + serving
     return PrefillResult(rate=lam, chunk_tokens=c, step=t_c, service=t_alone, rho=rho, rho_link=rho_x,
                          rho_kv=rho_kv, saturation_rate=sat, transfer=xfer, wait=wait, prefill=d_own,
                          link_wait=w_link, stable=stable, stats=stats)

@@ -13,7 +13,7 @@ one token. Rates are per replica, per second.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -72,16 +72,36 @@ def engine(phys: StepPhysics, token_budget=None, max_seqs=None) -> Engine:
 # Section 3-5: closed forms under load
 # ----------------------------------------------------------------------------------------
 
+CLIENT_STARTS: tuple[str, ...] = ("independent", "together")
+"""How the N clients of a closed loop start (docs/load.md section 5): 'independent', out of
+step with each other (the steady state of a long run: what a fleet of users does); 'together',
+all N at t = 0 and each sending its next request when the last completes, every request of the
+run measured (what ``vllm bench serve --max-concurrency N``, AIPerf ``--concurrency N`` and
+InferenceX run): the first wave of N prompts queues for prefill."""
+
+
 @dataclass(frozen=True)
 class Workload:
     """Request shape per configuration (broadcastable arrays). ``arrival_cv2``: squared
     coefficient of variation of inter-arrival times (1 Poisson, > 1 bursty Gamma);
-    ``isl_cv2``: squared CV of prompt lengths (0 fixed)."""
+    ``isl_cv2``: squared CV of prompt lengths (0 fixed), ``osl_cv2`` of output lengths. For a
+    closed loop (``load_metrics`` with ``clients``): ``start``, one of ``CLIENT_STARTS``, and
+    ``requests_per_client``, the length of a run whose clients start together, in requests per
+    client (InferenceX sends 10 N prompts, AIPerf's generated benchmark 20 N): the share of
+    the run that is the first wave. Clients that start together with fixed lengths (both CV^2
+    0) stay in step: their prompts come back in clumps every cycle."""
 
     isl: np.ndarray | float
     osl: np.ndarray | float
     arrival_cv2: np.ndarray | float = 1.0
     isl_cv2: np.ndarray | float = 0.0
+    start: str = "independent"
+    requests_per_client: np.ndarray | float = 10.0
+    osl_cv2: np.ndarray | float = 0.0
+
+    def __post_init__(self):
+        if self.start not in CLIENT_STARTS:
+            raise ValueError(f"unknown client start {self.start!r}: one of {', '.join(CLIENT_STARTS)}")
 
     def take(self, index: np.ndarray, n: int) -> Workload:
         """The workload of configurations ``index`` of ``n`` (per-configuration arrays indexed)."""
@@ -106,13 +126,31 @@ class LoadResult:
     saturation_rate: np.ndarray       # requests/s at which the engine saturates
     stable: np.ndarray
     stats: dict[tuple[str, str], np.ndarray]
+    arrival: str = "open loop, Poisson arrivals"   # the arrival model the figures assume (``arrival_model``)
 
     def get(self, metric: str, statistic: str) -> np.ndarray:
         return self.stats[(metric, statistic)]
 
     def take(self, index: np.ndarray) -> LoadResult:
-        return LoadResult(**{f.name: getattr(self, f.name)[index] for f in fields(self) if f.name != "stats"},
-                          stats={k: v[index] for k, v in self.stats.items()})
+        return LoadResult(**{f.name: getattr(self, f.name)[index] for f in fields(self) if f.name not in _NOT_ROWS},
+                          stats={k: v[index] for k, v in self.stats.items()}, arrival=self.arrival)
+
+
+_NOT_ROWS = ("stats", "arrival")   # LoadResult fields that are not per configuration
+
+
+def arrival_model(wl: Workload, clients: bool) -> str:
+    """In words, the arrival model a load result assumes (docs/load.md sections 3 and 5)."""
+    if not clients:
+        cv2 = np.unique(np.asarray(wl.arrival_cv2, dtype=float))
+        if len(cv2) == 1 and cv2[0] == 1.0:
+            return "open loop, Poisson arrivals"
+        return "open loop, Gamma inter-arrival times (CV^2 " + ", ".join(f"{x:g}" for x in cv2) + ")"
+    if wl.start == "together":
+        rpc = np.unique(np.asarray(wl.requests_per_client, dtype=float))
+        return ("closed loop, clients starting together (a benchmark run of "
+                + ", ".join(f"{x:g}" for x in rpc) + " requests per client, the first wave included)")
+    return "closed loop, clients out of step (steady state)"
 
 
 def _chunk(c1, Ta, u):
@@ -217,8 +255,11 @@ def load_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate=None, client
 
     Give ``rate`` (requests/s per replica, open loop) or ``clients`` (closed loop, N
     clients per replica sending their next request when the last completes): the closed
-    loop solves N = X (TTFT + (OSL - 1) TPOT) for the throughput X by bisection.
-    ``report``: the (metric, percentile) pairs to compute (None: all; means always)."""
+    loop solves N = X (TTFT + (OSL - 1) TPOT) for the throughput X by bisection, the
+    steady state of clients out of step; with ``wl.start == "together"`` the figures are a
+    benchmark run's averages, its first wave included (``_first_wave``), and X the run's.
+    ``report``: the (metric, percentile) pairs to compute (None: all; means always). The
+    result names its arrival model (``LoadResult.arrival``)."""
     n_cfg = len(phys)
     S = np.broadcast_to(np.asarray(wl.isl, dtype=float), (n_cfg,))
     O = np.broadcast_to(np.asarray(wl.osl, dtype=float), (n_cfg,))
@@ -237,7 +278,78 @@ def load_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate=None, client
             resid = r.get("ttft", "mean") + (O - 1.0) * r.get("tpot", "mean")
             return r.stable & (x * resid < N)
         lo, hi = bisect(under, lo, hi, 36)
-        return _open(phys, eng, wl, lo, S, O, closed=N, needed=report)
+        r = _open(phys, eng, wl, lo, S, O, closed=N, needed=report)
+        if wl.start == "together":
+            r = _first_wave(phys, eng, wl, r, N, S, O)
+        return r
+
+
+def _wave(phys: StepPhysics, W, S, O, T, n_dec):
+    """W prompts of S tokens arriving together, prefilled FIFO a full chunk a step beside
+    ``n_dec`` decoders (section 5): a step carries c = min(T - q n_dec, W S) prompt tokens
+    (at least T / 2: decoders that fill the budget are the slot limit's business) and takes
+    t_w; the wave lasts K = W S / c steps, the i-th prompt completes after about i S / c of
+    them, the first after k_1 = ceil(S / c). Returns (mean completion time t_w (K + k_1) / 2,
+    the first's k_1 t_w, the last's max(ceil K, k_1) t_w, K, t_w)."""
+    q = float(query_tokens(phys.o))
+    Ta = np.maximum(T - q * n_dec, T / 2.0)
+    c = np.minimum(Ta, W * S)
+    t_w = step_time(phys, n_dec, n_dec * (S + O / 2.0), c, c * S, c / S)
+    K = W * S / c
+    k1 = np.ceil(S / Ta)
+    mean_steps = np.maximum((K + k1) / 2.0, k1)
+    return mean_steps * t_w, k1 * t_w, np.maximum(np.ceil(K), k1) * t_w, K, t_w
+
+
+def _fixed_lengths(wl: Workload) -> bool:
+    """Whether every prompt and every output has one length (both CV^2 0 everywhere)."""
+    return bool(np.all(np.asarray(wl.isl_cv2) == 0.0) and np.all(np.asarray(wl.osl_cv2) == 0.0))
+
+
+def _clump(eng: Engine, Nl, S, Ta):
+    """Prompts that arrive together in the steady state of a closed loop whose clients started
+    together with fixed lengths (section 5): every cycle repeats, so the prompts a step
+    completed come back in the same step, min(N_l, M, the chunk's worth Ta / S) of them."""
+    return np.maximum(np.minimum(np.minimum(Nl, np.maximum(eng.max_seqs, 1.0)), np.floor(Ta / S)), 1.0)
+
+
+def _first_wave(phys: StepPhysics, eng: Engine, wl: Workload, r: LoadResult, N, S, O) -> LoadResult:
+    """A benchmark run whose N clients start together (section 5, 'clients starting
+    together'): the steady state ``r`` for every request but the first wave's. The first
+    W = min(N_l, M) prompts of a lane arrive at t = 0 on an idle engine (``_wave``, with the
+    (W - 1) / 2 prompts already done decoding on average): their TTFT is uniform from the
+    wave's first completion to its last. Those W requests are W / (R N_l / N) of the run
+    (R = ``requests_per_client`` x N); their decode runs K - (K + k_1)/2 steps on average at
+    the wave's step t_w instead of the steady step. The run's throughput is then
+    N / (TTFT + (O - 1) TPOT) (Little's law over the run, every client always busy)."""
+    G = phys.lanes
+    Nl = np.maximum(N / G, 1.0)
+    W = np.minimum(Nl, np.maximum(eng.max_seqs, 1.0))
+    wave_mean, first, last, K, t_w = _wave(phys, W, S, 0.0, eng.token_budget, (W - 1.0) / 2.0)
+    mean_steps = wave_mean / t_w
+    f = np.clip(W / (np.asarray(wl.requests_per_client, dtype=float) * Nl), 0.0, 1.0)
+    E = tokens_per_step(phys.o)
+    tau = r.get("itl", "mean")
+    extra = np.maximum(K - mean_steps, 0.0) * np.maximum(t_w - tau, 0.0) / (np.maximum(O - 1.0, 1.0) / E)
+    stats = dict(r.stats)
+    serving = phys.o.serving_overhead_s
+    ttft = (1.0 - f) * r.get("ttft", "mean") + f * (wave_mean + serving)
+    tpot = r.get("tpot", "mean") + f * extra
+    stats[("ttft", "mean")], stats[("tpot", "mean")] = ttft, tpot
+    stats[("e2e", "mean")] = ttft + (O - 1.0) * tpot
+    for key, p in PERCENTILES.items():
+        tail = 1.0 - p
+        # the wave's uniform spread carries the tail where it holds more than 1 - p of the run
+        wave = np.where(f > tail, last - tail / np.maximum(f, 1e-300) * (last - first), 0.0) + serving
+        if ("ttft", key) in stats:
+            stats[("ttft", key)] = np.maximum(stats[("ttft", key)], wave)
+        if ("tpot", key) in stats:
+            stats[("tpot", key)] = stats[("tpot", key)] + f * extra
+        if ("e2e", key) in stats and ("ttft", key) in stats and ("tpot", key) in stats:
+            stats[("e2e", key)] = stats[("ttft", key)] + (O - 1.0) * stats[("tpot", key)]
+    x = N / (ttft + (O - 1.0) * tpot)
+    return replace(r, rate=x, throughput_tokens_per_s=x * O, concurrency=x * (ttft + (O - 1.0) * tpot), stats=stats,
+                   arrival=arrival_model(wl, True))
 
 
 def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturation=None) -> LoadResult:
@@ -254,10 +366,20 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
     tau, n, c, q, t0, t1, Ta, c1 = st["tau"], st["n"], st["c"], st["q"], st["t0"], st["t1"], st["Ta"], st["c1"]
     lam_l = lam / G
     # Section 4: TTFT = residual of the step in progress + backlog beyond one chunk + own steps.
-    ctx_n = n * (S + O / 2.0)
     qq = np.minimum(q, 1.0)
     D = S / c * t1                                   # time in carrying steps per prompt
     rho_p = np.minimum(lam_l * D, 1.0)               # share of time in carrying steps
+    # What an arrival sees (section 5): the time averages in an open loop; in a closed loop
+    # the other N_l - 1 clients of its lane only (the arrival theorem, with Schweitzer's
+    # scaling of the means by (N_l - 1) / N_l): one client alone finds the engine idle.
+    if closed is None:
+        seen, busy, n_seen = 1.0, 1.0, n
+    else:
+        Nl = np.maximum(closed / G, 1e-300)
+        seen = np.clip((Nl - 1.0) / Nl, 0.0, 1.0)
+        busy = np.clip(Nl - 1.0, 0.0, 1.0)       # another client keeps the engine stepping
+        n_seen = n * seen
+    ctx_n = n_seen * (S + O / 2.0)
     # residual of the step in progress (length-biased); closed-loop clients are taken to
     # arrive unsynchronised with steps as well (network, tokenizer), section 5
     # (time shares of decode, one-prompt and full-chunk steps; the carrying steps carry c1 or
@@ -266,38 +388,54 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
     pi = np.clip((c - c1) / np.maximum(c2 - c1, 1e-9), 0.0, 1.0)
     t_one = step_time(phys, n, n * (S + O / 2.0), c1, c1 * S, c1 / S)
     t_two = step_time(phys, n, n * (S + O / 2.0), c2, c2 * S, c2 / S)
-    t_full = step_time(phys, n, n * (S + O / 2.0), Ta, Ta * S, Ta / S)
+    t_full = step_time(phys, n_seen, ctx_n, Ta, Ta * S, Ta / S)
     kinds = (t0, t_one, t_two)
     counts = (1.0 - qq, qq * (1.0 - pi), qq * pi)
     span = sum(k * t for k, t in zip(counts, kinds))
     shares = [k * t / span for k, t in zip(counts, kinds)]
-    resid = sum(f * t / 2.0 for f, t in zip(shares, kinds))
+    resid = busy * sum(f * t / 2.0 for f, t in zip(shares, kinds))
     # prompt-token backlog as an M/G/1 on work (Kingman) at full-chunk speed Ta / t_full;
     # only the part beyond the Ta - S tokens that still fit the next step delays it
     rho_T = np.minimum(lam_l * S * t_full / Ta, 1.0)
-    w_work = rho_p / (1.0 - rho_p) * (ca2 + cs2_isl) / 2.0 * D
-    m_tok = w_work / np.maximum(rho_p, 1e-12) * c / t1              # mean backlog when busy, tokens
+    rho_seen = rho_p * seen
+    w_work = rho_seen / (1.0 - rho_seen) * (ca2 + cs2_isl) / 2.0 * D
+    m_tok = w_work / np.maximum(rho_seen, 1e-12) * c / t1           # mean backlog when busy, tokens
     k_own = np.ceil(S / Ta)
     slack = np.maximum(k_own * Ta - S, 0.0)
     fit = np.exp(-slack / np.maximum(m_tok, 1e-12))
     w_extra = w_work * fit
-    pw_extra = rho_p * fit
+    pw_extra = rho_seen * fit
     # own steps: k - 1 full chunks, then the last piece plus the prompts that joined it
     last = S - (k_own - 1.0) * Ta
-    c_own = np.minimum(Ta, last + lam_l * S * (resid + w_extra))
-    t_own = step_time(phys, n, ctx_n, c_own, c_own * S, c_own / S)
+    c_own = np.minimum(Ta, last + lam_l * seen * S * (resid + w_extra))
+    t_own = step_time(phys, n_seen, ctx_n, c_own, c_own * S, c_own / S)
     D_own = (k_own - 1.0) * t_full + t_own
+    if closed is not None and wl.start == "together" and _fixed_lengths(wl):
+        # clients that started together with fixed lengths stay in step: a prompt comes back
+        # with the others its step completed, and their clump is prefilled FIFO like a wave
+        g = _clump(eng, Nl, S, Ta)
+        clump, _, _, _, _ = _wave(phys, g, S, O, eng.token_budget, n_seen)
+        D_own = np.where(g > 1.0, np.maximum(D_own, clump), D_own)
     E = tokens_per_step(phys.o)        # speculative decoding: (O-1)/E decode steps a request (1: off)
     residence = w_extra + resid + D_own + ((O - 1.0) / E) * tau    # KV slot held (reserved at admission)
     rho_kv = lam_l * residence / eng.max_seqs
-    w_kv = slot_wait(rho_kv, eng.max_seqs, (ca2 + 0.0) / 2.0, residence)
-    ttft = resid + w_extra + w_kv + D_own
+    if closed is None:
+        w_kv = slot_wait(rho_kv, eng.max_seqs, (ca2 + 0.0) / 2.0, residence)
+    else:
+        # N_l clients, M slots: nobody waits while N_l <= M; past it the slots are always full
+        # and N_l - M clients always wait, N_l - M over the lane's rate by Little's law
+        w_kv = np.maximum(Nl - eng.max_seqs, 0.0) / lam_l
+    serving = phys.o.serving_overhead_s    # the serving path outside the engine's steps (HTTP, tokenizer, stream)
+    ttft = resid + w_extra + w_kv + D_own + serving
     tpot = tau / E                     # per output token; ITL is per step (a burst of E tokens on average)
-    stable = st["converged"] & (rho_kv < 1.0) & (rho_p < 1.0) & (rho_T < 1.0) & (lam < sat)
+    # a closed loop's slots are full by construction past N_l = M (its solver keeps X x residence <= M)
+    kv_ok = (rho_kv < 1.0) if closed is None else (rho_kv <= 1.0 + 1e-9)
+    stable = st["converged"] & kv_ok & (rho_p < 1.0) & (rho_T < 1.0) & (lam < sat)
     e2e = ttft + (O - 1.0) * tpot
     stats = {("ttft", "mean"): ttft, ("tpot", "mean"): tpot, ("itl", "mean"): tau, ("e2e", "mean"): e2e}
     if quantiles:
-        # Section 5: percentiles.
+        # Section 5: percentiles. A closed loop's slot wait is the time N_l - M completions
+        # take: nearly its mean (taken as deterministic).
         pw_kv = np.clip(rho_kv, 0.0, 1.0) ** (np.sqrt(2.0 * (eng.max_seqs + 1.0)) - 1.0)
         # fluctuation of the decode batch: Poisson (M/D/inf) scaled by the peakedness
         # (1 + ca2)/2; closed loop: binomial over N clients.
@@ -333,9 +471,10 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
             if "ttft" in want:
                 # residual of the step in progress: uniform over a length-biased step
                 r_p = residual_quantile(shares, kinds, tail)
-                wq = np.maximum(r_p, resid + exp_tail_quantile(w_extra, pw_extra, p)) \
-                    + exp_tail_quantile(w_kv, pw_kv, p)
-                stats[("ttft", key)] = D_own + wq
+                r_p = busy * r_p
+                w_kv_p = exp_tail_quantile(w_kv, pw_kv, p) if closed is None else w_kv
+                wq = np.maximum(r_p, resid + exp_tail_quantile(w_extra, pw_extra, p)) + w_kv_p
+                stats[("ttft", key)] = D_own + wq + serving
             if "itl" in want:
                 stats[("itl", key)] = mixture_quantile(
                     [t0, t_one, t_two], [sd0, sd0, sd0], [1.0 - qq, qq * (1.0 - pi), qq * pi], p, z=z)
@@ -348,6 +487,7 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
         rate=lam, throughput_tokens_per_s=lam * O, concurrency=conc, running=n, step_decode=t0,
         step_prefill=t1, chunk_tokens=c, prefill_step_fraction=q, rho=np.maximum(lam / sat, rho_kv), rho_prefill=rho_p,
         rho_kv=rho_kv, saturation_rate=sat, stable=stable, stats=stats,
+        arrival=arrival_model(wl, closed is not None),
     )
 
 
@@ -456,7 +596,7 @@ def merge_results(n: int, parts: list[tuple[np.ndarray, LoadResult]]) -> LoadRes
     statistic missing from a part is +inf on its configurations)."""
     out: dict = {}
     for f in fields(LoadResult):
-        if f.name == "stats":
+        if f.name in _NOT_ROWS:
             continue
         arr = None
         for idx, r in parts:
@@ -469,4 +609,4 @@ def merge_results(n: int, parts: list[tuple[np.ndarray, LoadResult]]) -> LoadRes
     for idx, r in parts:
         for key, v in r.stats.items():
             stats.setdefault(key, np.full(n, np.inf))[idx] = v
-    return LoadResult(**out, stats=stats)
+    return LoadResult(**out, stats=stats, arrival=parts[0][1].arrival if parts else LoadResult.arrival)

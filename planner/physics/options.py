@@ -109,6 +109,32 @@ class Assumptions(BaseModel):
         "(rotary embedding in place on the queries; the keys, n_kv/n_q as wide, are left out; MLA: the "
         "rope dimensions only; none on state-space layers)")
     step_overhead_s: Seconds = Field(0.0, description="fixed cost per decode step (scheduling, sampling)")
+    serving_overhead_s: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False), NotBool] = Field(
+        0.0, description="time a request spends outside the engine's steps before its first token reaches the "
+        "client: HTTP server, tokenizer, hand-off to the engine, detokenizer and the stream's first chunk "
+        "(docs/model.md section 4, 'the serving path'); added to every TTFT")
+    host_step_s: Annotated[float, Field(ge=0, le=0.1, allow_inf_nan=False), NotBool] = Field(
+        0.0, description="host time of one engine step outside the GPU's work: scheduling, batch preparation, "
+        "sampling, output processing. The engine prepares the next step while the GPU runs this one, so a step "
+        "takes max(GPU time, host time) (the host-bound floor, docs/model.md section 4)")
+    host_per_sequence_s: Annotated[float, Field(ge=0, le=1e-3, allow_inf_nan=False), NotBool] = Field(
+        0.0, description="host time per sequence in a step (its scheduling, sampling and token output), added to "
+        "host_step_s")
+    host_launch_s: Annotated[float, Field(ge=0, le=1e-3, allow_inf_nan=False), NotBool] = Field(
+        0.0, description="host time per kernel of a forward pass run outside a CUDA graph (a step of more "
+        "tokens than cuda_graph_max_tokens: eager PyTorch dispatch and launch), added to the step's host time")
+    cuda_graph_max_tokens: Annotated[int, Field(ge=0, le=10**6), NotBool] = Field(
+        512, description="largest step, in tokens, the engine replays from a captured CUDA graph (vLLM's "
+        "max_cudagraph_capture_size 512; SGLang --cuda-graph-max-bs; TensorRT-LLM cuda_graph_config."
+        "max_batch_size); a larger step launches its kernels one by one (host_launch_s each)")
+    grouped_gemm_efficiency: Fraction = Field(
+        1.0, description="achieved rate of the routed experts' grouped GEMMs (with their permutes and "
+        "quantizations) as a share of a dense GEMM's: MoE layers below the dense roofline (docs/model.md "
+        "section 4, 'grouped GEMMs')")
+    moe_gemm_tile_tokens: Annotated[int, Field(ge=0, le=1024), NotBool] = Field(
+        0, description="M tile of the grouped expert GEMMs: each expert's tokens are padded up to whole tiles, "
+        "so a few tokens per expert cost a tile's FLOPs (vLLM/SGLang fused_moe BLOCK_SIZE_M 16-128, DeepGEMM "
+        "and CUTLASS grouped GEMMs 64-128); 0 = no padding")
     speculative_tokens: Annotated[int, Field(ge=0, le=16), NotBool] = Field(
         0, description="speculative decoding / multi-token prediction: k draft tokens proposed per decode "
         "step and verified in one forward pass of k + 1 query tokens per sequence (0 = off; DeepSeek-V3 "
@@ -156,6 +182,7 @@ PRESETS: dict[str, Assumptions] = {
         activation_passes_hidden=0.0, activation_passes_ffn=0.0, activation_passes_attention=0.0,
         framework_reserve_bytes=0.0, nccl_reserve_bytes=0.0, max_batched_tokens=0,
         pp_wraparound_hop="activation", pp_hop_message="full", quantize_embeddings=True,
+        moe_gemm_tile_tokens=0,
     ),
     # Engine profiles (docs/model.md section 7): the engine's documented memory conventions and
     # what it fuses; the rest are the realistic priors. "realistic" is vLLM's profile.

@@ -35,11 +35,15 @@ from planner.physics.terms import (
     busiest_active,
     exposed_alltoall,
     hop_links,
+    host_bound,
+    host_time,
     link,
+    moe_padding,
     per_layer_fixed,
     pipeline_hops,
     query_tokens,
     rates,
+    routed_active,
     scheme_peak,
     shard,
     smax,
@@ -252,7 +256,10 @@ def _prefill(arch: Arch, o: Assumptions, table: GpuTable, c: Configs, sh: Shard)
     on = 1.0 if o.include_compute else 0.0
     bw = table.bandwidth[gi] * table.eff_memory[gi] * o.memory_bandwidth_efficiency
     t_bytes = w_bytes / bw
-    t_flops = on * (2.0 * S * busiest_active(p, o) / R.lin_pre + 2.0 * head / R.head_pre + attn / R.attn_pre) / tp
+    # the routed experts' grouped GEMMs at their own rate, padded to whole tiles per expert (section 4)
+    routed = routed_active(p, o) * moe_padding(arch, o, S) / o.grouped_gemm_efficiency
+    dense = busiest_active(p, o) - routed_active(p, o)
+    t_flops = on * (2.0 * S * (dense + routed) / R.lin_pre + 2.0 * head / R.head_pre + attn / R.attn_pre) / tp
     k = o.roofline_sharpness
     compute = smax(t_bytes, t_flops, k)
     tp_bw, tp_lat = link(table, gi, tp)
@@ -266,6 +273,9 @@ def _prefill(arch: Arch, o: Assumptions, table: GpuTable, c: Configs, sh: Shard)
     # the activations the non-GEMM kernels move: per token, so a chunk's share is the request's own
     t_act = S * activation_bytes(arch, tp, o) * L / bw
     ttft = (np.maximum(compute, comm) if o.overlap_comm else compute + comm) + overhead + t_act
+    if host_bound(o):     # the host-bound floor of the prefill step (section 4)
+        ttft = np.maximum(ttft, host_time(o, arch, 1.0, S))
+    ttft = ttft + o.serving_overhead_s      # the serving path outside the engine's steps
     # Under load, prefills run in chunks of max_batched_tokens: a request's share of a chunk
     # pays its own FLOPs and collectives but only its share of the weight reads and of the
     # per-step overheads (section 4).

@@ -35,10 +35,14 @@ from planner.physics.terms import (
     cycle_weight_bytes_fn,
     experts_touched_vary,
     hop_links,
+    host_bound,
+    host_time,
     link,
+    moe_padding,
     pipeline_hops,
     query_tokens,
     rates,
+    routed_active,
     shard,
     smax,
     smax_scalar,
@@ -59,8 +63,10 @@ class StepPhysics:
     table: GpuTable
     configs: Configs
     lanes: np.ndarray            # PP x attention-DP groups: independent batches per replica
-    lin_decode: np.ndarray       # s per decode token (linear layers + LM head), FLOP side
-    lin_prefill: np.ndarray      # s per prompt token (linear layers, no LM head), FLOP side
+    lin_decode: np.ndarray       # s per decode token (linear layers but the routed experts, + LM head), FLOP side
+    lin_prefill: np.ndarray      # s per prompt token (linear layers but the routed experts), FLOP side
+    routed_decode: np.ndarray    # s per decode token of the routed experts' grouped GEMMs, before padding
+    routed_prefill: np.ndarray   # s per prompt token of the same
     lin_head: np.ndarray         # s per prompt that completes in the step (its one logit row)
     attn_prefill: np.ndarray     # s per unit of c^2 + 2 c p (chunk of c after p cached tokens)
     kv_read: np.ndarray          # s per cached token read by decode (bytes side)
@@ -74,7 +80,7 @@ class StepPhysics:
     # speculative decoding (docs/model.md section 4): a decode token above is one of the q = k + 1
     # query tokens a sequence verifies per step, and kv_per_token holds smax(kv_read, q attn_decode);
     # the draft of a step (``draft_time``) needs the ordinary (q = 1) terms without the LM head
-    lin_body: np.ndarray         # s per decode token: linear layers only (no LM head), FLOP side
+    lin_body: np.ndarray         # s per decode token: linear layers but the routed experts (no LM head), FLOP side
     head_lin: np.ndarray         # s per decode token: the LM head's GEMM, FLOP side
     head_weights: np.ndarray     # s per cycle: reading the LM head's weights
     head_latency: np.ndarray     # s per cycle: the LM head GEMM's fixed latency
@@ -93,6 +99,16 @@ class StepPhysics:
     def q(self) -> int:
         """Query tokens a decode sequence puts through a step (``query_tokens``)."""
         return query_tokens(self.o)
+
+    @property
+    def routed(self) -> bool:
+        """Whether the model has routed experts (their grouped GEMMs are a term of their own)."""
+        return self.arch.params.num_experts > 0
+
+    @property
+    def host(self) -> bool:
+        """Whether the engine's host work can bound a step (``terms.host_bound``)."""
+        return host_bound(self.o)
 
     @property
     def kv_linear(self) -> bool:
@@ -124,6 +140,16 @@ class StepPhysics:
                                     w["b_w"][idx], w["b_e"][idx], np.asarray(tokens, dtype=float) * w["dp_attn"][idx],
                                     w["s_body"][idx], w["s_head"][idx])
         return nbytes / (w["bw"][idx] * self.o.memory_bandwidth_efficiency)
+
+    def moe_pad(self, tokens: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
+        """``moe_padding`` of a step of ``tokens`` per lane: the routed tokens an expert sees
+        are every attention group's (x ``dp_attn``)."""
+        dp = self._w["dp_attn"] if idx is None else self._w["dp_attn"][idx]
+        return moe_padding(self.arch, self.o, np.asarray(tokens, dtype=float) * dp)
+
+    def host_time(self, sequences, tokens):
+        """``terms.host_time`` of a step: its host seconds (the host-bound floor)."""
+        return host_time(self.o, self.arch, sequences, tokens)
 
     def _weights(self):
         """(bytes of a cycle as a function of routed tokens, bandwidth, the time where it is
@@ -226,7 +252,9 @@ def step_physics(model: ModelSpec, table: GpuTable, configs: Configs, o: Assumpt
         bw = table.bandwidth[gi] * table.eff_memory[gi]
         R = rates(table, gi, configs.scheme, configs.kv, o)
         s_body, s_head = stage_factors(arch, pp, o)
-        act = busiest_active(p, o)
+        routed = routed_active(p, o)
+        act = busiest_active(p, o) - routed       # the dense GEMMs' parameters per token
+        eta_g = o.grouped_gemm_efficiency
         # perf.py section 5's prefill bubble: a prompt's chunk rides on one micro-batch and the
         # cycle is PP x the slowest, so prefill work costs 1 + (PP-1) x pp_prefill_bubble.
         bub = 1.0 + (pp - 1.0) * o.pp_prefill_bubble
@@ -247,6 +275,8 @@ def step_physics(model: ModelSpec, table: GpuTable, configs: Configs, o: Assumpt
             arch=arch, o=o, table=table, configs=configs, lanes=pp * sh.dp_attn,
             lin_decode=on * 2.0 * (act * s_body / R.lin_dec + head * s_head / R.head_dec) / tp,
             lin_prefill=on * 2.0 * act * s_body * bub / tp / R.lin_pre,
+            routed_decode=on * 2.0 * routed * s_body / tp / (R.lin_dec * eta_g),
+            routed_prefill=on * 2.0 * routed * s_body * bub / tp / (R.lin_pre * eta_g),
             lin_head=on * 2.0 * head * s_head * bub / tp / R.head_pre,
             attn_prefill=on * L * arch.attn_prefill_flops * s_body * bub / tp / R.attn_pre,
             kv_read=kv_read, attn_decode=attn_decode,
@@ -308,14 +338,18 @@ def _step(ops: _Ops, x, n, ctx, c, A, heads, terms: dict | None = None):
     tokens = nq + c
     t_w = x.weights_time(tokens)
     flops = nq * x.lin_decode + c * x.lin_prefill + heads * x.lin_head + A * x.attn_prefill
+    if x.routed:          # the routed experts' grouped GEMMs, padded to whole tiles per expert
+        flops = flops + x.moe_pad(tokens) * (nq * x.routed_decode + c * x.routed_prefill)
     kv = x.kv_time(n, ctx, q)
     t_tp, t_ep, hops = x.comm_time(tokens)
     fixed = x.overhead + nq * x.act_decode + c * x.act_prefill
-    total = _cycle(ops, o, t_w, flops, kv, t_tp, t_ep, hops, fixed, tokens)
+    gpu = _cycle(ops, o, t_w, flops, kv, t_tp, t_ep, hops, fixed, tokens)
     if o.speculative_tokens > 0:
-        total = total + _draft(ops, x, n, ctx)
+        gpu = gpu + _draft(ops, x, n, ctx)
+    # the host-bound floor: the host prepares a step while the GPU runs the last one
+    total = ops.maximum(gpu, x.host_time(n + heads, tokens)) if x.host else gpu
     if terms is not None:
-        terms.update(t_w=t_w, flops=flops, kv=kv, t_tp=t_tp, t_ep=t_ep, hops=hops, fixed=fixed, total=total)
+        terms.update(t_w=t_w, flops=flops, kv=kv, t_tp=t_tp, t_ep=t_ep, hops=hops, fixed=fixed, gpu=gpu, total=total)
     return total
 
 
@@ -327,7 +361,8 @@ def _draft(ops: _Ops, x, n, ctx):
     o = x.o
     t_w = x.weights_time(n) - x.head_weights
     t_tp, t_ep, hops = x.comm_time(n)
-    base = _cycle(ops, o, t_w, n * x.lin_body, x.kv_time(n, ctx, 1.0), t_tp, t_ep, hops,
+    flops = n * x.lin_body + (x.moe_pad(n) * n * x.routed_decode if x.routed else 0.0)
+    base = _cycle(ops, o, t_w, flops, x.kv_time(n, ctx, 1.0), t_tp, t_ep, hops,
                   x.overhead - x.head_latency + n * x.act_decode, n)
     head = ops.smax(x.head_weights, n * x.head_lin, o.roofline_sharpness) + x.head_latency
     return o.speculative_tokens * (o.speculative_draft_layers / float(x.arch.layers) * base + head)
@@ -387,9 +422,10 @@ class _Scalar:
     token-count-only terms (weights, collectives) tabulated for 0..max_tokens tokens from the
     vectorised ones, so a step of the simulator costs a microsecond or two."""
 
-    __slots__ = ("o", "arch", "q", "lin_decode", "lin_prefill", "lin_head", "attn_prefill", "overhead", "act_decode",
-                 "act_prefill", "lin_body", "head_lin", "head_weights", "head_latency", "weights_time", "comm_time",
-                 "kv_time", "_tw", "_comm")
+    __slots__ = ("o", "arch", "q", "routed", "host", "lin_decode", "lin_prefill", "routed_decode", "routed_prefill",
+                 "lin_head", "attn_prefill", "overhead", "act_decode", "act_prefill", "lin_body", "head_lin",
+                 "head_weights", "head_latency", "weights_time", "comm_time", "kv_time", "moe_pad", "host_time",
+                 "_tw", "_comm")
 
     def __init__(self, phys: StepPhysics, i: int, max_tokens: int):
         idx = np.full(max_tokens + 1, i)
@@ -397,11 +433,15 @@ class _Scalar:
         with np.errstate(divide="ignore", invalid="ignore"):
             self._tw = phys.weights_time(grid, idx).tolist()
             t_tp, t_ep, hops = phys.comm_time(grid, idx)
+            pad = phys.moe_pad(grid, idx).tolist()
         self._comm = list(zip(t_tp.tolist(), t_ep.tolist(), hops.tolist()))
-        self.o, self.arch, self.q = phys.o, phys.arch, phys.q
-        for name in ("lin_decode", "lin_prefill", "lin_head", "attn_prefill", "overhead", "act_decode",
-                     "act_prefill", "lin_body", "head_lin", "head_weights", "head_latency"):
+        self.o, self.arch, self.q, self.routed, self.host = phys.o, phys.arch, phys.q, phys.routed, phys.host
+        for name in ("lin_decode", "lin_prefill", "routed_decode", "routed_prefill", "lin_head", "attn_prefill",
+                     "overhead", "act_decode", "act_prefill", "lin_body", "head_lin", "head_weights", "head_latency"):
             setattr(self, name, float(getattr(phys, name)[i]))
+        self.moe_pad = pad.__getitem__
+        o, arch, where = phys.o, phys.arch, _FLOAT.where
+        self.host_time = lambda sequences, tokens: host_time(o, arch, sequences, tokens, where)
         # bound list look-ups and a closure: what ``_step`` calls, without a method's overhead
         self.weights_time = self._tw.__getitem__
         self.comm_time = self._comm.__getitem__

@@ -264,6 +264,57 @@ def busiest_active(p: ParamCounts, o: Assumptions) -> float:
     return p.active_nonembedding + (o.expert_imbalance - 1.0) * p.moe_layers * p.experts_per_token * p.expert_per_layer
 
 
+def routed_active(p: ParamCounts, o: Assumptions) -> float:
+    """The routed experts' part of ``busiest_active``: k experts per MoE layer, x the busiest
+    rank's imbalance; their GEMMs are grouped (``grouped_gemm_efficiency``, ``moe_padding``)."""
+    return o.expert_imbalance * p.moe_layers * p.experts_per_token * p.expert_per_layer
+
+
+def moe_padding(arch: Arch, o: Assumptions, routed_tokens):
+    """Rows the grouped expert GEMMs compute per routed row (>= 1), for ``routed_tokens``
+    tokens routed in a step (section 4, 'grouped GEMMs'): each touched expert's m = tokens k /
+    touched rows are padded to whole tiles of t = ``moe_gemm_tile_tokens``, on average
+    m + t (1 - min(m / t, 1) / 2) rows (a whole tile below one; half a tile of waste above),
+    so a few tokens per expert cost a tile's FLOPs. 1 without padding or experts."""
+    E, k, t = arch.params.num_experts, arch.params.experts_per_token, float(o.moe_gemm_tile_tokens)
+    tokens = np.asarray(routed_tokens, dtype=float)
+    if E == 0 or t == 0:
+        return np.ones_like(tokens)
+    touched = E * (1.0 - (1.0 - k / E) ** np.maximum(tokens, 1.0))
+    m = np.maximum(tokens, 1.0) * k / touched
+    return (m + t * (1.0 - np.minimum(m / t, 1.0) / 2.0)) / m
+
+
+NON_GEMM_KERNELS = 7.0
+"""Kernels of a layer besides its GEMMs (two fused residual-add + RMSNorm, rotary embedding,
+attention, activation, and two more: docs/model.md section 4's 'about seven per layer' [AIC])."""
+MOE_ROUTING_KERNELS = 4.0
+"""Kernels an MoE layer adds for its routing: top-k, sorting the tokens by expert, the
+permute and the weighted un-permute."""
+
+
+def kernels_per_forward(arch: Arch) -> float:
+    """Kernels one forward pass launches, LM head included (what an eager step's host
+    launches): each layer's GEMMs (``gemm_count``), its other kernels, and an MoE layer's
+    routing kernels."""
+    p = arch.params
+    return arch.layers * (arch.gemms_per_layer + NON_GEMM_KERNELS) + p.moe_layers * MOE_ROUTING_KERNELS + 1.0
+
+
+def host_bound(o: Assumptions) -> bool:
+    """Whether the engine's host work can bound a step (any of its host times is set)."""
+    return o.host_step_s > 0.0 or o.host_per_sequence_s > 0.0 or o.host_launch_s > 0.0
+
+
+def host_time(o: Assumptions, arch: Arch, sequences, tokens, where=np.where):
+    """Host seconds of one engine step (section 4, 'the host-bound floor'): the step's fixed
+    host work, its sequences' share, and, for a step of more tokens than the engine replays
+    from CUDA graphs, the launch of every kernel of the forward pass one by one. ``where``:
+    numpy's, or one on plain floats (the simulator's step)."""
+    return (o.host_step_s + sequences * o.host_per_sequence_s
+            + where(tokens > o.cuda_graph_max_tokens, kernels_per_forward(arch) * o.host_launch_s, 0.0))
+
+
 def experts_touched_vary(arch: Arch, o: Assumptions) -> bool:
     """Whether ``experts_touched`` (hence the weight bytes read) depends on the token count."""
     return arch.params.num_experts > 0 and o.moe_expert_reads not in ("all", "routed-only")
