@@ -30,6 +30,9 @@ WEIGHT_FACTS = [
     ("fp4", {"blackwell"}, {}, "NVFP4 (W4A4 FP4) on Blackwell (B200, GB200, B300, RTX 50xx) only"),
     ("mxfp4", {"blackwell"}, {"hopper": "mxfp4"},
      "MXFP4: Blackwell native; on Hopper engines run it weight-only through Marlin/Triton kernels"),
+    ("mxfp4-experts", {"hopper", "blackwell"}, {},
+     "MXFP4 (gpt-oss checkpoints): Blackwell native; on Hopper engines run it weight-only: the release's "
+     "experts are its only MXFP4 weights, which the scheme models weight-only at 16-bit math on both"),
     ("gguf-q8_0", NVIDIA, {}, "llama.cpp GGUF: any GPU (vLLM runs GGUF on CUDA only, experimental)"),
     ("gguf-q4_0", NVIDIA, {}, "llama.cpp GGUF: any GPU (vLLM runs GGUF on CUDA only, experimental)"),
 ]

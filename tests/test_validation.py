@@ -7,17 +7,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from reference import REFERENCE
 from typer.testing import CliRunner
 
 from planner.catalog.store import Catalog
 from planner.cli.root import app
 from planner.fidelity.calibrate import cross_validate, dataset
-from planner.fidelity.validate import predict_all
+from planner.fidelity.predict import predict_all
 from planner.physics.options import PRESETS
 from planner.resolve.calibration import load_calibration
 
 RUNNER = CliRunner()
-MEASURED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "measured-public.csv"  # ../shared
+MEASURED = REFERENCE / "measured-public.csv"  # ../shared
 ROOT = Path(__file__).resolve().parents[1]
 needs_data = pytest.mark.skipif(not MEASURED.exists(), reason="../shared/reference/measured-public.csv not present")
 SMALL = ROOT / "tests" / "data" / "measured-small.csv"
@@ -39,7 +40,7 @@ def test_every_row_is_predicted_or_skipped_with_a_reason():
             assert r["predicted"] > 0 and r["abs_pct_error"] >= 0
         else:
             assert r["predicted"] is None and len(r["skipped_reason"]) > 10
-    assert {"GPU 'Gaudi 2 96GB' is not in the catalog", "TP, PP or GPU count not stated"} <= {
+    assert {"GPU 'Gaudi 2 96GB' is not in the catalog (did you mean gaudi3?)", "TP, PP or GPU count not stated"} <= {
         r["skipped_reason"] for r in data["rows"]}
     for metric, s in data["summary"].items():
         assert {"rows", "median_abs_pct_error", "mean_abs_pct_error"} <= set(s)
@@ -118,13 +119,13 @@ def test_a_finite_max_throughput_run_by_hand():
     """A run of N equal requests sent at once: floor(N/B) waves at batch B, then N mod B at
     their own batch (docs/validation.md). 3,000 requests at B = 1,024: 2,048 at 100 tok/s per
     request-second, 952 at 50: time 20.48 + 19.04 = 39.52, rate 3000 / 39.52 = 75.9 vs 100."""
-    from planner.fidelity.validate import _finite_run
+    from planner.fidelity.predict import _finite_run
     assert _finite_run(3000, 1000.0, 0.0, 100.0, 1.0) == pytest.approx(1.0)
     assert _finite_run(3000, 1024.0, 952.0, 100.0, 50.0) == pytest.approx(3000 / 39.52 / 100)
 
 
 def test_num_requests_is_read_as_the_runs_concurrency_cap():
-    from planner.fidelity.validate import map_row
+    from planner.fidelity.rows import map_row
     row = {"source": "s", "model": "Llama-3.1-8B-Instruct", "precision": "W=fp8;A=fp8;KV=fp8",
            "gpu": "H100 SXM 80GB", "gpu_count": "1", "tp": "1", "pp": "1", "framework": "TensorRT-LLM",
            "input_len": "128", "output_len": "128",
@@ -149,7 +150,8 @@ def test_a_tensorrt_llm_row_is_predicted_with_the_trtllm_profile():
     attention over an FP8 KV cache, the KV budget of the free memory), a vLLM row the realistic
     preset's, both read from PRESETS (planner/physics/options.py engine_profile); a calibration's
     fitted values go on top of the engine's, as they go on top of a plan's preset."""
-    from planner.fidelity.validate import _configs, map_row
+    from planner.fidelity.predict import _configs
+    from planner.fidelity.rows import map_row
     from planner.physics.perf import evaluate
     from planner.physics.space import GpuTable
 

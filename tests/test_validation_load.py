@@ -10,12 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from reference import REFERENCE
 from typer.testing import CliRunner
 
 from planner.catalog.store import Catalog
 from planner.cli.root import app
 from planner.fidelity.calibrate import dataset
-from planner.fidelity.validate import COLUMNS, load_of, validate
+from planner.fidelity.rows import COLUMNS, load_of
+from planner.fidelity.validate import validate
 from planner.physics.load import step_physics, step_time
 from planner.physics.options import PRESETS
 from planner.physics.space import Configs, GpuTable
@@ -23,7 +25,7 @@ from planner.physics.space import Configs, GpuTable
 RUNNER = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
 UNDER_LOAD = ROOT / "docs" / "measured-under-load.csv"
-MEASURED = ROOT.parent / "shared" / "reference" / "measured-public.csv"
+MEASURED = REFERENCE / "measured-public.csv"
 
 # A row stating any of these words was measured at a load, whatever its wording
 # (an independent reading of the column, not validate.load_of's patterns).

@@ -11,6 +11,13 @@ The mapping is documented in docs/support.md; tests/test_aliases.py covers every
   given (``A100``) is refused as ambiguous rather than guessed.
 - ``suggest(name, candidates)``: nearest names first, by similarity of normalised keys
   plus a bonus for the same family prefix, so ``B20`` suggests ``b200`` before ``h200``.
+- ``checkpoint_of("nvidia/DeepSeek-R1-0528-NVFP4", models)``: a checkpoint name as published
+  -> the catalog architecture it is (``deepseek-r1``) and the format its name states
+  (``fp4``), or the entry's release format where the name states none (``openai/gpt-oss-120b``
+  -> ``mxfp4-experts``). Words that do not change the architecture are read off the name:
+  instruction tuning (-Instruct, -it, -Chat), exports (-hf), release dates (-0528, -2507),
+  Mistral versions (-v0.1), format words (-FP8, -NVFP4, -AWQ, -FP8-Dynamic, -FP8-KV). One
+  resolver for every command (``Catalog.model_id``/``Catalog.checkpoint``).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from planner.errors import InputError
@@ -46,8 +54,10 @@ SCHEME_ALIASES: dict[str, str] = {
     "w4a8": "w4a8", "w4a8-awq": "w4a8", "int4-fp8": "w4a8", "w4afp8": "w4a8",
     # NVFP4 (W4A4, Blackwell)
     "fp4": "fp4", "nvfp4": "fp4", "w4a4": "fp4", "modelopt-fp4": "fp4", "nvfp4-w4a4": "fp4",
-    # MXFP4 (gpt-oss checkpoints): 4-bit values, one 8-bit scale per 32
+    # MXFP4 (OCP microscaling): 4-bit values, one 8-bit scale per 32, on every weight
     "mxfp4": "mxfp4", "mx-fp4": "mxfp4",
+    # the gpt-oss release: MXFP4 routed experts, 16-bit attention and dense weights
+    "mxfp4-experts": "mxfp4-experts", "mxfp4-moe": "mxfp4-experts", "gpt-oss-mxfp4": "mxfp4-experts",
     # llama.cpp GGUF
     "gguf-q8-0": "gguf-q8_0", "q8-0": "gguf-q8_0", "q8": "gguf-q8_0",
     "gguf-q4-0": "gguf-q4_0", "q4-0": "gguf-q4_0",
@@ -73,7 +83,9 @@ def scheme_of(name: str, **where: Any) -> str:
 
 # --- GPU names ---------------------------------------------------------------------
 
-_VENDOR_WORDS = frozenset({"nvidia", "amd", "intel", "habana", "geforce", "instinct", "tesla", "radeon", "gpu"})
+_VENDOR_WORDS = frozenset({"nvidia", "amd", "intel", "habana", "geforce", "instinct", "tesla", "radeon", "gpu",
+                           "per", "hbm2", "hbm2e", "hbm3", "hbm3e"})
+"""Words of a GPU name that say nothing of which GPU it is: vendors, brands, "(per GPU)", the memory kind."""
 _MEMORY = re.compile(r"^(\d+)g(?:b|ib)?$")
 
 # Family keys (normalised, memory stripped) -> catalog ids, ordered by memory where a
@@ -193,3 +205,94 @@ def suggest(name: str, known: Iterable[str], *, n: int = 3, extra: Mapping[str, 
 def model_key(name: str) -> str:
     """Case- and punctuation-insensitive key of a model name or Hugging Face id."""
     return re.sub(r"[^0-9a-z]+", "", name.lower())
+
+
+# --- model and checkpoint names ------------------------------------------------------
+
+_VARIANT_WORDS = frozenset({"instruct", "it", "chat", "hf", "base", "thinking"})
+"""Words of a checkpoint name that leave the architecture as it is: instruction or chat tuning,
+a transformers export, a reasoning variant."""
+_FORMAT_QUALIFIERS = frozenset({"dynamic", "static", "pertensor", "perchannel", "block", "kv", "e4m3"})
+"""Words that qualify a format word (-FP8-Dynamic, -FP8-Static-PerTensor, AMD's -FP8-KV)."""
+_NOT_FORMATS = frozenset({"none", "half", "16bit", "unquantized", "marlin"})
+"""Precision aliases too generic to read as a checkpoint's format word."""
+_DATE = re.compile(r"^\d{4}$")                   # DeepSeek-R1-0528, Qwen3-235B-A22B-Instruct-2507
+_MISTRAL_VERSION = re.compile(r"^v0\.\d+$")       # Mixtral-8x7B-v0.1 (not DeepSeek-V3.1)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What a model name means: the catalog architecture, and the weight scheme the name
+    states (``scheme_from`` "name") or the entry's release format ("release"), else None."""
+
+    model_id: str
+    scheme: str | None = None
+    scheme_from: str = ""
+    read_off: tuple[str, ...] = ()     # the words of the name read as variant, date or format
+
+
+def _spellings(ident: str, entry: Any) -> set[str]:
+    names = [ident, getattr(entry, "name", "") or "", getattr(entry, "hf_id", "") or "",
+             *getattr(entry, "aliases", ())]
+    keys = {model_key(n) for n in names if n}
+    keys |= {model_key(n.rsplit("/", 1)[1]) for n in names if "/" in n}      # "org/Name" typed without the org
+    return keys - {""}
+
+
+def _format_word(token: str) -> str | None:
+    key = _norm_scheme(token)
+    return None if key in _NOT_FORMATS else SCHEME_ALIASES.get(key)
+
+
+def read_off(name: str) -> tuple[str, str | None, tuple[str, ...]]:
+    """(the name without its org and the words that leave the architecture as it is, the
+    scheme its format words state, the words read off)."""
+    tail = name.strip().rsplit("/", 1)[-1]
+    tokens = [t for t in re.split(r"[-_\s]+", tail) if t]
+    scheme = next((f for f in map(_format_word, tokens) if f), None)
+    kept: list[str] = []
+    dropped: list[str] = []
+    for i, t in enumerate(tokens):
+        low = t.lower()
+        drop = (low in _VARIANT_WORDS or _DATE.match(low) or _MISTRAL_VERSION.match(low)
+                or _format_word(t) is not None or (scheme is not None and low in _FORMAT_QUALIFIERS)
+                or (i == 0 and low == "meta" and len(tokens) > 1 and tokens[1].lower() == "llama"))
+        (dropped if drop else kept).append(t)
+    return "-".join(kept), scheme, tuple(dropped)
+
+
+def checkpoint_of(name: str, models: Mapping[str, Any], **where: Any) -> Checkpoint:
+    """The catalog architecture and format a model name means (module docstring). ``models``
+    maps ids to entries with ``name``, ``hf_id``, ``aliases``, ``release_quantization`` (the
+    catalog's ``ModelSpec``). InputError naming the nearest models when unknown or ambiguous."""
+
+    def release(ident: str) -> Checkpoint:
+        scheme = getattr(models[ident], "release_quantization", None)
+        return Checkpoint(ident, scheme, "release" if scheme else "")
+
+    if name in models:
+        return release(name)
+    index: dict[str, list[str]] = {}
+    for ident, entry in models.items():
+        for key in _spellings(ident, entry):
+            index.setdefault(key, []).append(ident)
+    hits = index.get(model_key(name)) or index.get(model_key(name.rsplit("/", 1)[-1]))
+    base, scheme, dropped = read_off(name)
+    if not hits and dropped:
+        hits = index.get(model_key(base))
+        if hits and len(set(hits)) == 1:
+            ident = hits[0]
+            own = release(ident)
+            return Checkpoint(ident, scheme or own.scheme, "name" if scheme else own.scheme_from, dropped)
+    hits = sorted(set(hits or ()))
+    if len(hits) == 1:
+        return release(hits[0])
+    if hits:
+        raise InputError(f"model name {name!r} is ambiguous: say which of {', '.join(hits)}",
+                         value=name, accepted=", ".join(hits), **where)
+    spellings = {i: [i, getattr(m, "name", "") or "", (getattr(m, "hf_id", "") or "").rsplit("/", 1)[-1]]
+                 for i, m in models.items()}
+    near = suggest(base or name, list(models), n=3, extra=spellings)
+    hint = f"did you mean {', '.join(near)}? " if near else ""
+    raise InputError(f"unknown model {name!r}; {hint}known models are listed after 'accepted'",
+                     value=name, accepted=", ".join(sorted(models)), **where)

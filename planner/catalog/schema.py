@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from planner.catalog.aliases import SCHEME_ALIASES
 
 
 def _not_bool(value: object) -> object:
@@ -162,6 +164,10 @@ class ModelSpec(Strict):
     source: str = "inline"
     hf_id: str | None = Field(default=None, description="Hugging Face repository id, e.g. meta-llama/Llama-3.1-70B")
     aliases: tuple[str, ...] = Field(default=(), description="other names Catalog.model() accepts")
+    release_quantization: str | None = Field(
+        default=None, description="the weight scheme the checkpoint named by hf_id is published in, read from its "
+        "config.json quantization_config (deepseek-ai: block-scaled FP8 -> w8a8-fp8; gpt-oss: MXFP4 experts -> "
+        "mxfp4-experts); None: 16-bit weights. Catalog.checkpoint() reports it for a name that states no format")
     hidden_size: PositiveInt
     num_layers: PositiveInt
     num_attention_heads: PositiveInt
@@ -196,6 +202,14 @@ class ModelSpec(Strict):
             "cache, attention and communication sizes"
         ),
     )
+
+    @field_validator("release_quantization")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        schemes = sorted(set(SCHEME_ALIASES.values()))
+        if value is not None and value not in schemes:
+            raise ValueError(f"release_quantization {value!r} is not a weight scheme ({', '.join(schemes)})")
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> ModelSpec:

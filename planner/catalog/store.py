@@ -12,10 +12,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from planner.catalog.aliases import gpu_id_of, model_key
+from planner.catalog.aliases import Checkpoint, checkpoint_of, gpu_id_of
 from planner.catalog.hf import SUPPORTED_HF_ARCHITECTURES, fields_from_config
 from planner.catalog.schema import Gpu, ModelSpec
-from planner.errors import InputError, unknown_name
+from planner.errors import InputError
 from planner.yamlio import Document, load_yaml, parse_yaml, read_text_bounded
 
 __all__ = ["Catalog", "Gpu", "ModelSpec", "model_from_hf_config", "SUPPORTED_HF_ARCHITECTURES"]
@@ -91,20 +91,15 @@ class Catalog:
         return self.models[self.model_id(ident, **where)]
 
     def model_id(self, ident: str, **where: object) -> str:
-        if ident in self.models:
-            return ident
-        key = model_key(ident)
-        hits = [i for i, m in self.models.items()
-                if key in {model_key(i), model_key(m.name), model_key(m.hf_id or ""), *map(model_key, m.aliases)}]
-        if not hits and "/" in ident:   # "org/Name" typed without the org, or the reverse
-            key = model_key(ident.rsplit("/", 1)[1])
-            hits = [i for i, m in self.models.items() if key in {model_key(i), model_key(m.name)}]
-        if len(hits) == 1:
-            return hits[0]
-        if len(hits) > 1:
-            raise InputError(f"model name {ident!r} is ambiguous: say which of {', '.join(hits)}",
-                             value=ident, accepted=", ".join(hits), **where)  # type: ignore[arg-type]
-        raise unknown_name("model", ident, self.models, **where)
+        """The catalog id a model name means (``checkpoint``); InputError naming the nearest
+        models when unknown or ambiguous."""
+        return self.checkpoint(ident, **where).model_id
+
+    def checkpoint(self, ident: str, **where: object) -> Checkpoint:
+        """A model name as published (``deepseek-ai/DeepSeek-R1-0528``, ``Qwen/Qwen3-32B-FP8``,
+        an id, alias or display name) -> its architecture and the format the name states or
+        the entry's release format (planner/catalog/aliases.py ``checkpoint_of``)."""
+        return checkpoint_of(ident, self.models, **where)
 
 
 def _validate(cls: type[BaseModel], fields: dict, doc: Document, path: tuple, ident: str) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -26,21 +28,33 @@ def validate_command(
     as_json: Annotated[bool, typer.Option("--json", help="rows and summary as JSON")] = False,
     plot: Annotated[Optional[Path], typer.Option(help="write a log-log predicted-vs-measured plot (PNG)")] = None,
     catalog: Annotated[Optional[list[Path]], typer.Option("--catalog", help="catalog override file (repeatable)")] = None,
+    csv_out: Annotated[Optional[Path], typer.Option("--csv", help="write every row's prediction beside its "
+                                                    "measurement (or why it has none) as CSV")] = None,
+    baseline: Annotated[Optional[Path], typer.Option(help="a --csv of an earlier run on the same file: its median "
+                                                     "|error| per group beside today's")] = None,
 ) -> None:
-    """Predict every measurement the model can express; report errors per row, metric and GPU family."""
+    """Predict every measurement the model can express; report errors per row, metric, GPU family
+    and group (system x engine x model x mode x metric), and the worst rows."""
 
     def run() -> None:
-        from planner.fidelity.validate import validate
+        from planner.fidelity.validate import validate, with_baseline
         from planner.resolve.calibration import load_calibration
 
         if plot is not None and plot.suffix.lower() != ".png":
             raise InputError("the plot is written as PNG", path="--plot", value=str(plot),
                              accepted="a path ending in .png")
+        if csv_out is not None and csv_out.suffix.lower() != ".csv":
+            raise InputError("the rows are written as CSV", path="--csv", value=str(csv_out),
+                             accepted="a path ending in .csv")
         cal = load_calibration(calibration)
         result = validate(str(measurements), PRESETS["realistic"], calibration=cal,
                           calibration_name=calibration, catalog=Catalog.load([str(c) for c in catalog or ()]))
+        if baseline is not None:
+            result = with_baseline(result, str(baseline))
         if plot is not None:
             write_plot(result, plot, protected=(measurements,))
+        if csv_out is not None:
+            write_atomically(csv_out, records_csv(result.records()), protected=(measurements,), option="--csv")
         emit(dump_json(result.to_dict()) if as_json else render_validation(result))
 
     guarded(run, as_json=as_json)
@@ -64,7 +78,7 @@ def calibrate_command(
             mean_log_error,
             predict_with,
         )
-        from planner.fidelity.validate import predict_all
+        from planner.fidelity.predict import predict_all
 
         if out.suffix not in (".yaml", ".yml"):
             raise InputError("the calibration is written as YAML", path="--out", value=str(out),
@@ -94,13 +108,92 @@ def calibrate_command(
     guarded(run, as_json=as_json)
 
 
+def records_csv(records: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(records[0]) if records else ["row"], lineterminator="\n")
+    w.writeheader()
+    for r in records:
+        w.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in r.items()})
+    return buf.getvalue()
+
+
+PER_ROW_LIMIT = 200
+"""Files with more rows print the tables and the worst rows; every row goes to --csv."""
+LABELS = {"system": "system", "engine": "engine", "model_id": "model", "mode": "mode", "metric": "metric",
+          "concurrency_band": "clients"}
+
+
+def render_groups(v) -> list:
+    """The grouped tables: n, median |error| and median signed error per group."""
+    out: list = []
+    for name, rows in v.tables.items():
+        if not rows:
+            continue
+        keys = [k for k in rows[0] if not k.startswith("median") and k != "n"]
+        calibrated = "median_abs_pct_error_uncalibrated" in rows[0]
+        before = any("median_abs_pct_error_baseline" in r for r in rows)
+        t = Table(title=f"By {name}: median |error|, median signed error (predicted / measured - 1) and median "
+                  "measured - predicted (the metric's unit)",
+                  title_justify="left")
+        for k in keys:
+            t.add_column(LABELS.get(k, k))
+        for col in ("n", "median |err| %", "median signed %", "median measured - predicted",
+                    *(("uncalibrated median |err| %",) if calibrated else ()),
+                    *(("baseline median |err| %",) if before else ())):
+            t.add_column(col, justify="right")
+        for r in rows:
+            t.add_row(*(str(r[k]) for k in keys), str(r["n"]), f"{r['median_abs_pct_error']:.1f}",
+                      f"{r['median_signed_pct_error']:+.1f}", f"{r['median_measured_minus_predicted']:+,.4g}",
+                      *_uncalibrated({"median_abs_pct_error_uncalibrated": r.get("median_abs_pct_error_uncalibrated")},
+                                     calibrated),
+                      *((f"{r['median_abs_pct_error_baseline']:.1f}" if "median_abs_pct_error_baseline" in r else "",)
+                        if before else ()))
+        out.append(t)
+    return out
+
+
+def render_worst(v) -> Table:
+    by_row = {r.row: r for r in v.rows}
+    t = Table(title=f"The {len(v.worst)} largest errors", title_justify="left")
+    for col in ("row", "model", "system", "engine", "mode", "load", "metric", "measured", "predicted", "error %"):
+        t.add_column(col, justify="right" if col in ("measured", "predicted", "error %") else "left")
+    for n in v.worst:
+        r = by_row[n]
+        t.add_row(str(r.row), r.model_id or "", r.system or "", r.engine, r.mode, r.load or "", r.metric,
+                  f"{r.measured:,.4g}", f"{r.predicted:,.4g}", f"{r.signed_pct_error:+.1f}")
+    return t
+
+
+def render_coverage(v) -> str:
+    c = v.coverage
+    lines = [f"Predicted {c['rows_predicted']:,} of {c['rows']:,} rows ({100 * c['rows_predicted'] / max(c['rows'], 1):.1f} %);"
+             f" {c['measurements_predicted']:,} of {c['measurements']:,} distinct measurements"
+             f" ({100 * c['measurements_predicted'] / max(c['measurements'], 1):.1f} %, each counted once in the"
+             " tables)."]
+    if c["not_predicted"]:
+        lines.append("Rows not predicted, by reason:")
+        lines += [f"  {n:>5}  {why}" for why, n in c["not_predicted"].items()]
+    return "\n".join(lines)
+
+
+def _uncalibrated(stats: dict, calibrated: bool) -> tuple[str, ...]:
+    """The uncalibrated median beside a calibrated one (issue 22 item 4: always shown)."""
+    if not calibrated:
+        return ()
+    u = stats.get("median_abs_pct_error_uncalibrated")
+    return (f"{u:.1f}" if u is not None else "",)
+
+
 def render_validation(v) -> str:
+    calibrated = v.calibration != "none"
+    extra = ("uncalibrated median %",) if calibrated else ()
     t = Table(title=f"Median / mean absolute error (%), calibration: {v.calibration}", title_justify="left")
-    for col in ("group", "name", "rows", "median %", "mean %"):
+    for col in ("group", "name", "rows", "median %", "mean %", *extra):
         t.add_column(col, justify="left" if col in ("group", "name") else "right")
     for label, table in (("metric group", v.by_group), ("metric", v.summary), ("GPU family", v.by_family)):
         for name, s in table.items():
-            t.add_row(label, name, str(s["rows"]), f"{s['median_abs_pct_error']:.1f}", f"{s['mean_abs_pct_error']:.1f}")
+            t.add_row(label, name, str(s["rows"]), f"{s['median_abs_pct_error']:.1f}", f"{s['mean_abs_pct_error']:.1f}",
+                      *_uncalibrated(s, calibrated))
     rows = Table(title="Rows (idle or saturated: batch 1, static batch, maximum throughput)", title_justify="left")
     loaded = Table(title="Rows under load (docs/load.md closed forms at the stated concurrency or rate)",
                    title_justify="left")
@@ -120,11 +213,21 @@ def render_validation(v) -> str:
     parts: list = [t, rows] if v.summary else []
     if v.under_load:
         lt = Table(title="Under load: median / mean absolute error (%)", title_justify="left")
-        for col in ("group", "rows", "median %", "mean %"):
+        for col in ("group", "rows", "median %", "mean %", *extra):
             lt.add_column(col, justify="left" if col == "group" else "right")
         for name, s in v.under_load.items():
-            lt.add_row(name, str(s["rows"]), f"{s['median_abs_pct_error']:.1f}", f"{s['mean_abs_pct_error']:.1f}")
+            lt.add_row(name, str(s["rows"]), f"{s['median_abs_pct_error']:.1f}", f"{s['mean_abs_pct_error']:.1f}",
+                       *_uncalibrated(s, calibrated))
         parts += [lt, loaded]
+    many = len(v.rows) > PER_ROW_LIMIT
+    if many:       # the per-row tables would run to thousands of lines: --csv has every row
+        parts = [p for p in parts if p is not rows and p is not loaded]
+    parts += render_groups(v) if many or any(r.duplicate_of or r.mode != "agg" for r in v.rows) else []
+    if v.worst and many:
+        parts.append(render_worst(v))
+    parts.append(render_coverage(v))
+    if many:
+        return to_text(*parts, "Every row, predicted or not and why: --csv FILE")
     return to_text(*parts, f"Skipped {len(skipped)} rows the model cannot express:", *skipped)
 
 

@@ -171,7 +171,7 @@ def estimate_from_spec(spec: EstimateSpec, doc: Document | None = None, catalog:
     try:
         r = resolve_estimate(spec, doc, catalog, calibration)
         return run_estimate(
-            r.model, r.gpu, tp=spec.tp, pp=spec.pp, ep=spec.ep, quantization=spec.quantization,
+            r.model, r.gpu, tp=spec.tp, pp=spec.pp, ep=spec.ep, quantization=r.quantization,
             kv_dtype=spec.kv_dtype, batch=spec.batch, input_tokens=spec.input_tokens,
             output_tokens=spec.output_tokens, assumptions=r.assumptions, preset=spec.preset,
             price_usd_per_gpu_hour=r.price_usd_per_gpu_hour, price_source=r.price_source,

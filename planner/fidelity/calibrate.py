@@ -8,7 +8,7 @@ Parameters are global, plus per GPU family where the data allow (>= 4 rows from 
 sources): a family's rows otherwise come from too few experiments to separate its
 efficiency from the framework's (docs/validation.md).
 
-Each row starts from its engine's profile (planner/fidelity/validate.py ``row_assumptions``)
+Each row starts from its engine's profile (planner/fidelity/predict.py ``row_assumptions``)
 and the fitted values go on top, as a calibration goes on top of a plan's preset: the fit
 replaces the profiles' per-layer overheads with one global value and keeps what it does not
 fit (attention format, memory convention). Per-engine overheads are not fitted: all the vLLM
@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from planner.catalog.store import Catalog
-from planner.fidelity.validate import GROUP, Case, load_measurements, map_row, predict_all
+from planner.fidelity.predict import predict_all
+from planner.fidelity.rows import GROUP, Case, load_measurements, map_row
 from planner.physics.options import Assumptions
 from planner.resolve.calibration import FAMILY, FAMILY_PARAMS, PARAMS, Calibration
 

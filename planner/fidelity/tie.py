@@ -27,7 +27,8 @@ def derive(path: str) -> tuple[dict[tuple[str, str], tuple[int, float]], tuple[i
     import numpy as np
 
     from planner.catalog.store import Catalog
-    from planner.fidelity.validate import load_measurements, map_row, validate
+    from planner.fidelity.rows import load_measurements, map_row
+    from planner.fidelity.validate import validate
     from planner.physics.options import PRESETS
     from planner.physics.quant import SCHEMES
 

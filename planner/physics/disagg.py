@@ -28,7 +28,7 @@ import numpy as np
 
 from planner.physics.attention import kv_bytes_per_sequence
 from planner.physics.load import Engine, Target, Workload, per_token_sd, slot_wait
-from planner.physics.numerics import NORMAL_Z, PERCENTILES, bisect, exp_tail_quantile
+from planner.physics.numerics import NORMAL_Z, PERCENTILES, bisect, bisection_by_bracket, exp_tail_quantile
 from planner.physics.step import StepPhysics, step_time
 from planner.physics.terms import KV_BYTES, query_tokens, tokens_per_step, transfer
 
@@ -154,7 +154,8 @@ def _pieces(m, K, terms: int = 256):
     e1 = pmf * 1.0                    # A = 0 counts as N = 1
     e2 = pmf * 1.0
     below = cdf.copy()                # P(A <= K - 1), K >= 1
-    for j in range(1, terms + 1):
+    # terms j >= max K change nothing returned (e1, e2 take j < K, ``below`` j <= K - 1): stop there
+    for j in range(1, int(np.max(K, initial=1.0))):
         pmf = pmf * m / j
         cdf = cdf + pmf
         inside = j < K
@@ -454,3 +455,84 @@ def decode_capacity(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
     sat = decode_saturation(phys, eng, wl.isl, wl.osl)
     return _capacity(lambda x: decode_metrics(phys, eng, wl, x, transfer, needed=needed), sat, targets,
                      max_utilization, iters)
+
+
+# ----------------------------------------------------------------------------------------
+# Section 8: a closed loop of clients over both pools
+# ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ClosedLoopResult:
+    """N clients over P prefill and D decode replicas at their steady state; times in
+    seconds, ``rate`` in requests/s through the whole deployment."""
+
+    rate: np.ndarray
+    ttft: np.ndarray                  # the prefill pool's TTFT (queue, prefill, KV transfer) + the decode KV-slot wait
+    tpot: np.ndarray                  # the decode pool's mean TPOT
+    prefill: PrefillResult            # one prefill replica at rate / P
+    decode: DecodeResult              # one decode replica at rate / D
+    stable: np.ndarray
+
+
+def _served(p: PrefillResult, d: DecodeResult) -> np.ndarray:
+    """Both pools carry the rate: the prefill pool stable, the decode pool below its
+    saturation with a KV pool not full. Not the decode fixed point's convergence: where the
+    step time jumps (SGLang's two-batch overlap turns on at 2 sequences) tau = F(tau) has no
+    root over a short range of rates, and ``DecodeResult.stable`` is False there although
+    the pool keeps up; a closed loop searched over the rate must not read that as overload."""
+    return p.stable & (d.rho_kv < 1.0) & (d.rate < d.saturation_rate) & (d.max_seqs >= 1) & np.isfinite(d.step)
+
+
+def closed_loop(pre: StepPhysics, pre_eng: Engine, dec: StepPhysics, dec_eng: Engine, wl: Workload, clients,
+                prefill_replicas, decode_replicas, link: LinkKind | np.ndarray = "inter",
+                iters: int = 24) -> ClosedLoopResult:
+    """N clients, each sending its next request when the last completes, over P prefill and
+    D decode replicas (section 8): the throughput X solves N = X (TTFT + (O - 1) TPOT), TTFT
+    the prefill pool's at X / P plus the decode pool's wait for a KV slot (the transfer lands
+    only in a free one, before the first token), TPOT the decode pool's at X / D, its KV
+    arriving in ``pair_transfer_time``. The left side grows with X; X is the lower end of a
+    bisection in log X (``iters`` steps) between N / (the idle residence) and the lower pool's
+    saturation, as load.py's closed loop, its steps settled from a bracket (numerics.py's
+    ``bisection_by_bracket``: the same end, fewer evaluations); each pool's arrivals are
+    taken as Poisson (docs/load.md section 5)."""
+    n = len(pre)
+    N, P, D = _arr(clients, n), _arr(prefill_replicas, n), _arr(decode_replicas, n)
+    O = _arr(wl.osl, n)
+    xfer = pair_transfer_time(pre, dec, wl.isl, link)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        sat = np.minimum(P * prefill_saturation(pre, pre_eng, wl.isl),
+                         D * decode_saturation(dec, dec_eng, wl.isl, wl.osl))
+
+        def at(x):
+            return (prefill_metrics(pre, pre_eng, wl, x / P, link, quantiles=False),
+                    decode_metrics(dec, dec_eng, wl, x / D, xfer, quantiles=False))
+
+        def residence(p: PrefillResult, d: DecodeResult):
+            ttft = p.get("ttft", "mean") + d.kv_wait
+            return ttft, ttft + (O - 1.0) * d.get("tpot", "mean"), _served(p, d)
+
+        hi = np.where(sat > 0, sat * (1.0 - 1e-9), 0.0)
+        p0, d0 = at(hi * 1e-9)
+        _, idle, _ = residence(p0, d0)
+        hi = np.minimum(hi, N / idle)                      # X <= N / (residence at no load)
+        lo = np.maximum(hi * 1e-6, 1e-300)
+
+        def evaluate(x, rows):         # (below the root, log distance to it) for the rows given
+            p, d = (prefill_metrics(pre.take(rows), pre_eng.take(rows), wl.take(rows, n), x / P[rows], link_of(rows),
+                                    quantiles=False),
+                    decode_metrics(dec.take(rows), dec_eng.take(rows), wl.take(rows, n), x / D[rows], xfer[rows],
+                                   quantiles=False))
+            ttft = p.get("ttft", "mean") + d.kv_wait
+            r = ttft + (O[rows] - 1.0) * d.get("tpot", "mean")
+            ok = _served(p, d)
+            return ok & (x * r < N[rows]), np.where(ok, np.log(x * r / N[rows]), np.inf)
+
+        def link_of(rows):
+            return np.broadcast_to(np.asarray(link), (n,))[rows]
+        # the bisection's lower end, its steps settled from a bracket (load.py's search)
+        lo, _, _ = bisection_by_bracket(evaluate, lo, np.maximum(hi, lo), np.full(n, np.nan), iters,
+                                         np.full(n, np.inf), geometric=True)
+        p, d = at(lo)
+        ttft, _, ok = residence(p, d)
+    return ClosedLoopResult(rate=lo, ttft=ttft, tpot=d.get("tpot", "mean"), prefill=p, decode=d,
+                            stable=ok & (sat > 0) & np.isfinite(ttft))

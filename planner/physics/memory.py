@@ -18,7 +18,7 @@ def memory(arch: Arch, o: Assumptions, table: GpuTable, c: Configs, sh: Shard) -
     p = arch.params
     tp, pp, group = c.tp, c.pp, sh.group
     gpus = group * pp
-    b_w, b_e, b_kv, kv_frac, kv_frac_w = sh.b_w, sh.b_e, sh.b_kv, sh.kv_frac, sh.kv_frac_w
+    b_w, b_x, b_e, b_kv, kv_frac, kv_frac_w = sh.b_w, sh.b_x, sh.b_e, sh.b_kv, sh.kv_frac, sh.kv_frac_w
     L_all = p.dense_layers + p.moe_layers
     kvproj = L_all * p.kv_projection_per_layer
     layers = (p.layers_always - kvproj) / tp + kvproj * kv_frac_w
@@ -26,7 +26,7 @@ def memory(arch: Arch, o: Assumptions, table: GpuTable, c: Configs, sh: Shard) -
     redundant = np.where(c.ep > 1, o.redundant_experts * p.moe_layers * p.expert_per_layer, 0.0)
     experts = (p.experts_total + redundant) / group
     emb = np.where(pp == 1, p.embeddings, max(p.embedding, p.lm_head or p.embedding))
-    weights = (layers + experts) * b_w / pp + emb * b_e / tp
+    weights = (layers * b_w + experts * b_x) / pp + emb * b_e / tp
     context = c.input_tokens + c.output_tokens
     kv_per_seq = kv_bytes_per_sequence(arch.attention, context, b_kv) * kv_frac
     kv = c.batch * kv_per_seq

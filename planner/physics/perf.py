@@ -229,7 +229,7 @@ def _traffic(arch: Arch, o: Assumptions, c: Configs, sh: Shard) -> dict:
     act = activation_bytes(arch, tp, o) * arch.layers * s_body
 
     def weights(tokens):
-        return weight_bytes_read(arch, o, tp, sh.group, sh.kv_frac_w, sh.b_w, sh.b_e, tokens * sh.dp_attn)
+        return weight_bytes_read(arch, o, tp, sh.group, sh.kv_frac_w, sh.b_w, sh.b_x, sh.b_e, tokens * sh.dp_attn)
     nbytes = weights(B * q) + kv + B * q * act
     flops = 2.0 * B * q * (p.active_nonembedding + head) / tp + q * attn
     k = o.speculative_tokens
@@ -248,7 +248,7 @@ def _prefill(arch: Arch, o: Assumptions, table: GpuTable, c: Configs, sh: Shard)
     p = arch.params
     gi, S, tp, pp, ep = c.gpu, c.input_tokens, c.tp, c.pp, c.ep
     L, h = float(arch.layers), float(arch.hidden)
-    w_bytes = weight_bytes_read(arch, o, tp, sh.group, 1.0 / tp, sh.b_w, sh.b_e, S)
+    w_bytes = weight_bytes_read(arch, o, tp, sh.group, 1.0 / tp, sh.b_w, sh.b_x, sh.b_e, S)
     head = float(p.lm_head or p.embedding)
     attn = prefill_attention_flops(arch.attention, S)
     flops = (2.0 * S * p.active_nonembedding + 2.0 * head + attn) / tp

@@ -18,10 +18,17 @@ class Scheme:
     fallback_format: str | None
     description: str
     searched_by_default: bool = True   # engine-specific formats are planned only when named
+    expert_bits_per_weight: float | None = None   # routed experts' bits where they differ (None: bits_per_weight)
 
     @property
     def bytes_per_weight(self) -> float:
         return self.bits_per_weight / 8.0
+
+    @property
+    def expert_bits(self) -> float:
+        """Bits per weight of the routed experts of a MoE layer: ``expert_bits_per_weight``
+        where the scheme stores them apart (the gpt-oss release), else ``bits_per_weight``."""
+        return self.bits_per_weight if self.expert_bits_per_weight is None else self.expert_bits_per_weight
 
 
 # W4A16: 4-bit weights in groups of 128 with one fp16 scale and one packed 4-bit zero point
@@ -46,6 +53,14 @@ SCHEMES: dict[str, Scheme] = {
         # on Blackwell; elsewhere weight-only (dequantized in the kernel, 16-bit math).
         Scheme("mxfp4", 4.0 + 8.0 / 32.0, "fp4", "bf16",
                "MXFP4 weights (e8m0 scale per 32), fp4 math on Blackwell, else weight-only 16-bit math", False),
+        # The gpt-oss release (its config.json quantization_config: quant_method mxfp4,
+        # modules_to_not_convert self_attn, router, embeddings, lm_head): the routed experts in
+        # MXFP4 (4.25 bits), attention, router and every other weight in 16-bit. The math is
+        # 16-bit (the experts dequantized in the kernel, as on Hopper); Blackwell's native MXFP4
+        # expert GEMMs are not modelled apart.
+        Scheme("mxfp4-experts", 16.0, "bf16", "fp16",
+               "gpt-oss release: MXFP4 routed experts (4.25 bits), 16-bit attention and dense weights, 16-bit math",
+               False, expert_bits_per_weight=4.0 + 8.0 / 32.0),
     )
 }
 

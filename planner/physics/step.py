@@ -137,7 +137,8 @@ class StepPhysics:
                 return const
             return fn(np.asarray(tokens, dtype=float) * w["dp_attn"]) / den
         nbytes = cycle_weight_bytes(self.arch, self.o, w["tp"][idx], w["group"][idx], w["kv_frac_w"][idx],
-                                    w["b_w"][idx], w["b_e"][idx], np.asarray(tokens, dtype=float) * w["dp_attn"][idx],
+                                    w["b_w"][idx], w["b_x"][idx], w["b_e"][idx],
+                                    np.asarray(tokens, dtype=float) * w["dp_attn"][idx],
                                     w["s_body"][idx], w["s_head"][idx])
         return nbytes / (w["bw"][idx] * self.o.memory_bandwidth_efficiency)
 
@@ -156,8 +157,8 @@ class StepPhysics:
         the same at every token count else None), once per configuration set."""
         if "weights" not in self._w:
             w = self._w
-            fn = cycle_weight_bytes_fn(self.arch, self.o, w["tp"], w["group"], w["kv_frac_w"], w["b_w"], w["b_e"],
-                                       w["s_body"], w["s_head"])
+            fn = cycle_weight_bytes_fn(self.arch, self.o, w["tp"], w["group"], w["kv_frac_w"], w["b_w"], w["b_x"],
+                                       w["b_e"], w["s_body"], w["s_head"])
             den = w["bw"] * self.o.memory_bandwidth_efficiency
             const = None if experts_touched_vary(self.arch, self.o) else fn(w["dp_attn"]) / den
             w["weights"] = (fn, den, const)
@@ -293,7 +294,7 @@ def step_physics(model: ModelSpec, table: GpuTable, configs: Configs, o: Assumpt
             kv_byte_time=kv_on * sh.kv_frac * s_body / bw_eff,
             attn_flop_time=kv_on * on * s_body / tp / R.attn_dec,
             _w=dict(tp=tp, pp=pp, ep=ep, group=sh.group, dp_attn=sh.dp_attn, kv_frac_w=sh.kv_frac_w,
-                    b_w=sh.b_w, b_e=sh.b_e, b_kv=sh.b_kv, bw=bw, s_body=s_body, s_head=s_head),
+                    b_w=sh.b_w, b_x=sh.b_x, b_e=sh.b_e, b_kv=sh.b_kv, bw=bw, s_body=s_body, s_head=s_head),
         )
 
 

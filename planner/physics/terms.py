@@ -24,6 +24,7 @@ SCHEME_FALLBACK = np.array([
     MATH_FORMATS.index(SCHEMES[s].fallback_format) if SCHEMES[s].fallback_format else -1
     for s in SCHEME_NAMES
 ])
+SCHEME_XBITS = np.array([SCHEMES[s].expert_bits for s in SCHEME_NAMES])   # routed experts (Scheme.expert_bits)
 KV_BYTES = np.array(list(KV_DTYPES.values()))
 _BF16, _FP16, _FP8 = (MATH_FORMATS.index(f) for f in ("bf16", "fp16", "fp8"))
 
@@ -320,7 +321,7 @@ def experts_touched_vary(arch: Arch, o: Assumptions) -> bool:
     return arch.params.num_experts > 0 and o.moe_expert_reads not in ("all", "routed-only")
 
 
-def weight_bytes_read_fn(arch, o, tp, group, kv_frac_w, b_w, b_e):
+def weight_bytes_read_fn(arch, o, tp, group, kv_frac_w, b_w, b_x, b_e):
     """``weight_bytes_read`` as a function of the routed tokens, its token-independent terms
     computed once per configuration (for callers that evaluate it at many token counts)."""
     p = arch.params
@@ -332,18 +333,19 @@ def weight_bytes_read_fn(arch, o, tp, group, kv_frac_w, b_w, b_e):
     def read(routed_tokens):
         touched = experts_touched(arch, routed_tokens, o)
         experts = p.moe_layers * touched * p.expert_per_layer / group
-        return (always + experts) * b_w + head
+        return always * b_w + experts * b_x + head
     return read
 
 
-def weight_bytes_read(arch, o, tp, group, kv_frac_w, b_w, b_e, routed_tokens) -> np.ndarray:
-    """Weight bytes one GPU reads for one forward pass over all layers (section 2)."""
-    return weight_bytes_read_fn(arch, o, tp, group, kv_frac_w, b_w, b_e)(routed_tokens)
+def weight_bytes_read(arch, o, tp, group, kv_frac_w, b_w, b_x, b_e, routed_tokens) -> np.ndarray:
+    """Weight bytes one GPU reads for one forward pass over all layers (section 2); the
+    routed experts at ``b_x`` bytes per weight, every other layer weight at ``b_w``."""
+    return weight_bytes_read_fn(arch, o, tp, group, kv_frac_w, b_w, b_x, b_e)(routed_tokens)
 
 
-def cycle_weight_bytes_fn(arch, o, tp, group, kv_frac_w, b_w, b_e, s_body, s_head):
+def cycle_weight_bytes_fn(arch, o, tp, group, kv_frac_w, b_w, b_x, b_e, s_body, s_head):
     """``cycle_weight_bytes`` as a function of the routed tokens (see ``weight_bytes_read_fn``)."""
-    read = weight_bytes_read_fn(arch, o, tp, group, kv_frac_w, b_w, b_e)
+    read = weight_bytes_read_fn(arch, o, tp, group, kv_frac_w, b_w, b_x, b_e)
     head = (arch.params.lm_head or arch.params.embedding) / tp * b_e
 
     def cycle(routed_tokens):
@@ -351,10 +353,10 @@ def cycle_weight_bytes_fn(arch, o, tp, group, kv_frac_w, b_w, b_e, s_body, s_hea
     return cycle
 
 
-def cycle_weight_bytes(arch, o, tp, group, kv_frac_w, b_w, b_e, routed_tokens, s_body, s_head) -> np.ndarray:
+def cycle_weight_bytes(arch, o, tp, group, kv_frac_w, b_w, b_x, b_e, routed_tokens, s_body, s_head) -> np.ndarray:
     """Weight bytes of one decode cycle counted at the slowest stage (x PP): the layers'
     bytes x s_body plus the LM head's x s_head (``stage_factors``)."""
-    return cycle_weight_bytes_fn(arch, o, tp, group, kv_frac_w, b_w, b_e, s_body, s_head)(routed_tokens)
+    return cycle_weight_bytes_fn(arch, o, tp, group, kv_frac_w, b_w, b_x, b_e, s_body, s_head)(routed_tokens)
 
 
 def query_tokens(o: Assumptions) -> int:
@@ -438,13 +440,15 @@ def pipeline_hops(o: Assumptions, h: dict[str, np.ndarray], tp, pp, msg, *, wrap
 @dataclass(frozen=True)
 class Shard:
     """What one GPU of each configuration holds and moves (sections 2-3): bytes per weight
-    (``b_w``), per embedding or LM-head weight (``b_e``: 16-bit unless quantized), per KV
+    (``b_w``), per routed-expert weight (``b_x``: the scheme's ``expert_bits``), per
+    embedding or LM-head weight (``b_e``: 16-bit unless quantized), per KV
     element (``b_kv``); its share of the KV heads (``kv_frac``; the MLA latent is not split)
     and of the K/V projections (``kv_frac_w``: replicated once TP exceeds the KV heads); the
     expert group (``group`` = max(TP, EP)) and the attention data-parallel groups
     (``dp_attn`` = max(1, EP/TP))."""
 
     b_w: np.ndarray
+    b_x: np.ndarray
     b_e: np.ndarray
     b_kv: np.ndarray
     kv_frac: np.ndarray
@@ -462,7 +466,8 @@ def shard(arch: Arch, c: Configs, o: Assumptions) -> Shard:
     else:
         kv_frac = np.ones_like(tp)
         kv_frac_w = 1.0 / tp
-    return Shard(b_w=b_w, b_e=b_w if o.quantize_embeddings else np.full_like(b_w, EMBEDDING_BYTES),
+    return Shard(b_w=b_w, b_x=SCHEME_XBITS[c.scheme] / 8.0,
+                 b_e=b_w if o.quantize_embeddings else np.full_like(b_w, EMBEDDING_BYTES),
                  b_kv=KV_BYTES[c.kv], kv_frac=kv_frac, kv_frac_w=kv_frac_w, group=np.maximum(tp, c.ep),
                  dp_attn=np.maximum(1.0, c.ep / tp))
 

@@ -26,7 +26,8 @@ __all__ = ["Chart", "charts", "colour", "render_report", "roofline_points", "svg
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#9c755f")
 
 ACTIVATION = {"w16a16": "bf16", "w8a16": "bf16", "w4a16": "bf16", "w8a8-fp8": "fp8", "w4a8": "fp8",
-              "w8a8-int8": "int8", "fp4": "fp4", "mxfp4": "fp4", "gguf-q8_0": "fp16", "gguf-q4_0": "fp16"}
+              "w8a8-int8": "int8", "fp4": "fp4", "mxfp4": "fp4", "mxfp4-experts": "bf16", "gguf-q8_0": "fp16",
+              "gguf-q4_0": "fp16"}
 """The math format each weight scheme's GEMMs run in (natively), for the roofline's peak."""
 
 

@@ -362,6 +362,7 @@ class EstimateInputs:
     efficiency_scale: dict[str, tuple[float, float, float]]
     price_usd_per_gpu_hour: float | None
     price_source: str | None
+    quantization: str = "w16a16"   # as given, else the format the model's checkpoint name states (-FP8, -NVFP4)
 
 
 def resolve_estimate(spec: EstimateSpec, doc: Document | None = None, catalog: Catalog | None = None,
@@ -382,7 +383,12 @@ def resolve_estimate(spec: EstimateSpec, doc: Document | None = None, catalog: C
         source = "price_usd_per_gpu_hour in the input"
     elif spec.tco is not None:
         price, source = spec.tco.usd_per_gpu_hour(gpu), "TCO in the input"
-    return EstimateInputs(model, gpu, assumptions, scales, price, source)
+    quantization = spec.quantization
+    if "quantization" not in spec.model_fields_set and isinstance(spec.model, str):
+        checkpoint = catalog.checkpoint(spec.model, path="model", **where)
+        if checkpoint.scheme_from == "name" and checkpoint.scheme:
+            quantization = checkpoint.scheme          # Qwen/Qwen3-32B-FP8: the checkpoint is FP8
+    return EstimateInputs(model, gpu, assumptions, scales, price, source, quantization)
 
 
 def resolve_catalog(files: list[str], base: Path | None) -> Catalog:

@@ -1,0 +1,541 @@
+"""Measurement rows: reading a measurements CSV and what each row says (docs/validation.md).
+
+A row becomes a ``Case`` (a configuration and a prediction rule) or the reason it cannot be
+expressed; no row is dropped silently. The 14 columns of docs/validation.md are read, and,
+where a file has them, the columns of ``../shared/reference/measured-silicon.csv`` that say
+what the 14 cannot (``measured-silicon.md``):
+
+- the aggregated layout (``replicas``, ``attention_tp``, ``attention_dp``, ``moe_tp``,
+  ``moe_ep``): attention TP x DP GPUs per replica, the MoE layers over the same GPUs;
+- the disaggregated pools (``prefill_*``, ``decode_*``: one worker's layout and the worker
+  counts, where stated);
+- the lengths (``length_distribution``: InferenceX draws each length uniformly on
+  [0.8 L, L]);
+- the measurement a row repeats (``silicon_id``, ``same_measurement_as``: it counts once).
+
+Names go through the catalog's resolver (``Catalog.checkpoint``, ``Catalog.gpu_id``), the one
+every command uses; the engine and its version through ``engine_of``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from dataclasses import dataclass
+
+from planner.catalog.aliases import scheme_of
+from planner.catalog.store import Catalog, ModelSpec
+from planner.errors import InputError
+from planner.physics.options import engine_profile
+from planner.yamlio import read_text_bounded
+
+COLUMNS = ("source", "model", "precision", "gpu", "gpu_count", "tp", "pp", "framework", "input_len", "output_len",
+           "batch_or_concurrency", "metric", "value", "notes")
+GROUP = {"output_tokens_per_s_total": "throughput", "output_tokens_per_s_per_gpu": "throughput",
+         "ttft_ms": "ttft", "prefill_tokens_per_s": "ttft", "decode_tokens_per_s": "tpot",
+         "e2e_latency_s_mean": "tpot"}
+LOAD_GROUP = {"throughput": "throughput_load", "ttft": "ttft_load", "tpot": "tpot_load", "itl": "tpot_load",
+              "e2e": "tpot_load"}
+"""Groups of the rows measured under load (a stated concurrency or request rate), reported apart."""
+LOAD_METRIC = re.compile(r"^(ttft|tpot|itl|e2e)_ms_(mean|p50|p90|p95|p99)$")
+_NUMBER = r"(\d+(?:\.\d+)?)"
+_CLIENTS = (re.compile(r"concurren\w*\s*(?:of\s*|=\s*)?" + _NUMBER),
+            re.compile(_NUMBER + r"\s+(?:concurrent\s+)?(?:clients|users)"))
+_RATE = (re.compile(_NUMBER + r"\s*(?:qps|req/s|requests/s)"), re.compile(r"request rate\s*(?:of\s*|=\s*)?" + _NUMBER))
+_SERVER_QPS = re.compile(r"target_qps\s*[= ]\s*" + _NUMBER)
+MAX_LOAD = 1_000_000.0
+"""Largest accepted concurrency (clients) or request rate (requests/s) of a row."""
+CUDA_GRAPH_BATCH_CAP = 8192
+"""Largest batch the max-throughput rows allow (TensorRT-LLM notes: CUDA-graph batches up to 8192)."""
+_REQUESTS = re.compile(r"num_requests\s*=\s*(\d+)")
+"""A max-throughput run's stated request count (trtllm-bench: num_requests=3000)."""
+MAX_CSV_BYTES = 16 * 1024 * 1024
+MAX_FIELD_CHARS = 4096
+COUNT_COLUMNS = {"tp": (1, 100_000), "pp": (1, 100_000), "gpu_count": (1, 1_000_000),
+                 "input_len": (0, 100_000_000), "output_len": (0, 100_000_000)}
+"""Columns that hold a count when stated as digits, with their largest accepted value."""
+LAYOUT_COLUMNS = ("replicas", "attention_tp", "attention_dp", "moe_tp", "moe_ep")
+POOL_FIELDS = ("workers", "tp", "pp", "attention_dp", "moe_tp", "moe_ep")
+_UNIFORM = re.compile(r"uniform on \[\s*(\d*\.?\d+)\s*l\s*,\s*l\s*\]")
+
+
+# --- reading ------------------------------------------------------------------------
+
+def load_measurements(path: str) -> list[dict]:
+    """The rows of a measurements CSV, every one checked: as many fields as the header,
+    no field over 4096 characters, counts >= 1, a finite positive value. Errors name the
+    file, the row (its line in the file), the column, the value and what is accepted."""
+    text = read_text_bounded(path, MAX_CSV_BYTES, "measurements file")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header: list[str] = next(reader, [])      # an empty file: every column missing, below
+        missing = [c for c in COLUMNS if c not in header]
+        if missing:
+            raise InputError("missing columns", file=path, path="header", value=", ".join(missing),
+                             accepted=", ".join(COLUMNS))
+        rows: list[dict[str, str]] = []
+        for fields in reader:
+            if not fields:
+                continue                                   # a blank line, as csv.DictReader skips it
+            where = f"row {len(rows) + 2}"
+            if len(fields) != len(header):
+                raise InputError("wrong number of fields", file=path, path=where, value=len(fields),
+                                 accepted=f"{len(header)} fields, as in the header")
+            r = dict(zip(header, fields))
+            for col, value in r.items():
+                if len(value) > MAX_FIELD_CHARS:
+                    raise InputError("field too long", file=path, path=f"{where}.{col}", value=len(value),
+                                     accepted=f"at most {MAX_FIELD_CHARS} characters")
+            _check_row(path, where, r)
+            rows.append(r)
+        return rows
+    except csv.Error as exc:
+        raise InputError(f"not a valid CSV file: {exc}", file=path, line=reader.line_num) from None
+
+
+def _check_row(path: str, where: str, r: dict) -> None:
+    try:
+        value = float(r["value"])
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or value <= 0:
+        raise InputError("value is not a finite positive number", file=path, path=f"{where}.value",
+                         value=r["value"], accepted="a number > 0 in the metric's unit")
+    for col, (low, top) in COUNT_COLUMNS.items():
+        text = r[col].strip()
+        if text.isascii() and text.isdigit() and not low <= int(text) <= top:
+            raise InputError("count out of range", file=path, path=f"{where}.{col}", value=text,
+                             accepted=f"{low}..{top}, or text saying it is not stated")
+    for col in LAYOUT_COLUMNS + tuple(f"{p}_{f}" for p in ("prefill", "decode") for f in POOL_FIELDS):
+        text = r.get(col, "").strip()
+        if text.isascii() and text.isdigit() and not int(text) <= 100_000:
+            raise InputError("count out of range", file=path, path=f"{where}.{col}", value=text,
+                             accepted="0..100000, or empty where not stated")
+    m = re.search(r"batch (\d+)", r["batch_or_concurrency"].lower())
+    if m and not 1 <= int(m.group(1)) <= 1_000_000:
+        raise InputError("batch out of range", file=path, path=f"{where}.batch_or_concurrency",
+                         value=m.group(1), accepted="batch 1..1000000")
+    load = load_of(r)
+    if load is not None and not 0 < load[1] <= MAX_LOAD:
+        raise InputError("load out of range", file=path, path=f"{where}.batch_or_concurrency",
+                         value=r["batch_or_concurrency"],
+                         accepted=f"a concurrency or request rate > 0 and <= {MAX_LOAD:,.0f}")
+
+
+def load_of(r: dict) -> tuple[str, float] | None:
+    """The load a row was measured at: ("clients", N) for a closed loop of N concurrent clients,
+    ("rate", requests/s) for arrivals at a rate (MLPerf Server: Poisson at its target QPS), or
+    None for an idle or saturated row (static batch, batch 1, offline maximum throughput)."""
+    text = r["batch_or_concurrency"].lower()
+    for kind, patterns in (("clients", _CLIENTS), ("rate", _RATE)):
+        for pat in patterns:
+            m = pat.search(text)
+            if m:
+                return kind, float(m.group(1))
+    if text.startswith("server"):
+        m = _SERVER_QPS.search(text) or _SERVER_QPS.search(r["notes"].lower())
+        if m:
+            return "rate", float(m.group(1))
+    return None
+
+
+def describe_load(kind: str, value: float) -> str:
+    return f"{value:g} clients (closed loop)" if kind == "clients" else f"{value:g} requests/s (Poisson)"
+
+
+def _int(text: str) -> int | None:
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+# --- what a row says -----------------------------------------------------------------
+
+def engine_of(framework: str) -> tuple[str | None, str | None]:
+    """(engine, version) a row's framework column names: the engine is a profile of PRESETS
+    (None for llama.cpp, TGI: the base assumptions), the version the engine's own where the
+    column states one ("SGLang 0.5.9" -> "0.5.9"; a Dynamo image tag is not the engine's)."""
+    f = framework.lower()
+    engine = ("trtllm" if "tensorrt" in f else "vllm" if "vllm" in f else "sglang" if "sglang" in f else None)
+    m = re.search(r"(?:tensorrt-llm|vllm|sglang)\s+v?(\d+(?:\.\d+)+\S*)", f)
+    return engine, (m.group(1) if m else None)
+
+
+def engine_settings(framework: str, notes: str) -> tuple[tuple[str, object], ...]:
+    """What a row's engine sets: the engine's profile (``engine_profile``: for TensorRT-LLM
+    the KV cache gets 0.9 of the memory left after weights, FP8 attention where the KV cache
+    is FP8, 10 us per layer; for vLLM 0.9 of all memory, 20 us per layer), with the memory
+    fraction the source states (TensorRT-LLM 0.95 where it says so). Documented engine facts
+    and the profiles' priors, not fitted parameters (docs/validation.md)."""
+    engine, _ = engine_of(framework)
+    if engine is None:
+        return ()
+    profile = engine_profile(engine)
+    if engine == "trtllm" and "kv_cache_free_gpu_mem_frac often 0.95" in notes:
+        profile["memory_utilization"] = 0.95
+    return tuple(profile.items())
+
+
+def model_name(text: str) -> str:
+    """The checkpoint a model column names: the Hugging Face id in "(HF org/Name; ...)" where
+    the column gives one (measured-silicon.csv), else the text before any parenthesis."""
+    m = re.search(r"\(HF\s+([^;)\s]+)", text)
+    return m.group(1) if m else text.split(" (")[0].strip()
+
+
+def scheme_of_row(precision: str, checkpoint: str | None = None) -> tuple[str, str] | str:
+    """(weight scheme, KV dtype) of a precision column, or why it cannot be expressed. The
+    weights: the ``W=`` part (``mxfp4 experts`` the gpt-oss release, ``int4 weight-only``
+    W4A16, ``nvfp4``, ``fp8``, 16-bit; GGUF blocks by name). The KV cache: ``KV=`` where stated;
+    unstated, FP8 for a ModelOpt checkpoint (its hf_quant_config carries FP8 KV scales: the
+    precision says ModelOpt, or the checkpoint is an ``nvidia/`` one), else 16-bit, every
+    engine's default."""
+    p = precision.lower()
+    kv = "fp8" if "kv=fp8" in p else "fp16" if "kv=fp16" in p else "bf16"
+    if "kv=unstated" in p and ("modelopt" in p or (checkpoint or "").lower().startswith("nvidia/")):
+        kv = "fp8"
+    if "selected" in p:
+        return "mixed per-layer precision (fp4 for some layers, fp8 elsewhere) is not expressible"
+    if "q8_0" in p:
+        return "gguf-q8_0", "fp16"
+    if "q4_0" in p:
+        return "gguf-q4_0", "fp16"
+    m = re.search(r"w=([^;]+)", p)
+    weights = m.group(1) if m else p
+    if "mxfp4" in weights and "expert" in weights:
+        return "mxfp4-experts", kv
+    if "int4" in weights and "weight-only" in weights:
+        return scheme_of("int4-weight-only"), kv
+    if "nvfp4" in weights:
+        return "fp4", kv
+    if "w=fp8" in p:
+        return "w8a8-fp8", kv
+    if "fp16" in p or "f16" in p or "bf16" in p:
+        return "w16a16", kv
+    return f"precision {precision!r} is not mapped to a scheme"
+
+
+def lengths_of(r: dict) -> tuple[float, float, float] | str:
+    """(mean input tokens, mean output tokens, squared CV of the input length) of a row, or
+    why it has none. Lengths drawn uniformly on [a L, L] (``length_distribution``, InferenceX's
+    ``--random-range-ratio a``) have mean (1 + a) / 2 L and variance ((1 - a) L)^2 / 12; the
+    stated lengths otherwise, fixed."""
+    if r["input_len"].strip() == "variable" or r["output_len"].strip() == "variable":
+        return "variable lengths without a stated mean input length"
+    s_in, s_out = max(_int(r["input_len"]) or 0, 1), max(_int(r["output_len"]) or 0, 1)
+    m = _UNIFORM.search(r.get("length_distribution", "").lower())
+    if not m:
+        return float(s_in), float(s_out), 0.0
+    a = float(m.group(1))
+    if not 0.0 <= a <= 1.0:
+        return f"length distribution {r['length_distribution']!r}: the range ratio must be in [0, 1]"
+    mean = (1.0 + a) / 2.0
+    cv2 = ((1.0 - a) ** 2 / 12.0) / (mean * mean)
+    return max(mean * s_in, 1.0), max(mean * s_out, 1.0), cv2
+
+
+@dataclass(frozen=True)
+class Pool:
+    """One pool of a disaggregated deployment: a worker's layout as the physics reads it
+    (attention TP ``tp``; ``ep`` the MoE group, attention DP = ep / tp) and its workers."""
+
+    tp: int
+    ep: int
+    workers: int
+    gpus: int                       # per worker
+
+
+@dataclass(frozen=True)
+class Pools:
+    prefill: Pool
+    decode: Pool
+    stated: bool                    # worker counts stated (else one worker each, assumed)
+    link: str                       # the KV link: "intra" where both pools fit one scale-up domain
+
+
+def _moe_layout(model: ModelSpec, a: int, d: int, mt: int, me: int, what: str) -> tuple[int, int, int] | str:
+    """(tp, ep, data-parallel replicas) of attention TP a x DP d with the MoE layers over
+    MoE TP mt x EP me GPUs, as the physics reads them (planner/physics/perf.py: experts split
+    over max(TP, EP) GPUs, attention data-parallel EP / TP ways). A dense model's DP ranks are
+    replicas; a MoE with attention DP has its experts over all a x d GPUs (MoE TP read as EP
+    there: the physics has no MoE TP beside attention DP)."""
+    if a < 1 or d < 1 or mt < 1 or me < 1:
+        return f"{what}: a layout count of 0 (attention TP {a}, DP {d}, MoE TP {mt}, EP {me})"
+    if model.moe is None:
+        return a, 1, d
+    if a * d != mt * me:
+        return (f"{what}: the source's layout is inconsistent: attention TP {a} x DP {d} = {a * d} GPUs but "
+                f"MoE TP {mt} x EP {me} = {mt * me} GPUs")
+    return a, (a * d if d > 1 else me), 1
+
+
+def layout_of(r: dict, model: ModelSpec) -> tuple[int, int, float | None] | str | None:
+    """(tp, ep, replicas) of an aggregated row from its layout columns, None where the file
+    has none (the 14 columns: TP and GPU count), or why the layout cannot be read."""
+    a = _int(r.get("attention_tp", ""))
+    if a is None:
+        return None
+    d = _int(r.get("attention_dp", "")) or 1
+    mt = _int(r.get("moe_tp", "")) or a * d
+    me = _int(r.get("moe_ep", "")) or 1
+    layout = _moe_layout(model, a, d, mt, me, "aggregated layout")
+    if isinstance(layout, str):
+        return layout
+    tp, ep, dp = layout
+    reps = _int(r.get("replicas", ""))
+    return tp, ep, (reps * dp if reps else None)
+
+
+def pools_of(r: dict, model: ModelSpec, domain_gpus: float) -> Pools | str:
+    """The two pools of a disaggregated row: each worker's layout (``prefill_*``,
+    ``decode_*``) and the worker counts where stated; where they are not, one worker of
+    each (the layout as given, a lower bound on the deployment), marked ``stated=False``."""
+    pools = []
+    stated = True
+    for role in ("prefill", "decode"):
+        a = _int(r.get(f"{role}_tp", ""))
+        if a is None:
+            return f"the {role} pool's layout is not stated"
+        d = _int(r.get(f"{role}_attention_dp", "")) or 1
+        mt = _int(r.get(f"{role}_moe_tp", ""))
+        me = _int(r.get(f"{role}_moe_ep", ""))
+        layout = _moe_layout(model, a, d, a * d if mt is None else mt, 1 if me is None else me, f"{role} pool")
+        if isinstance(layout, str):
+            return layout
+        if (_int(r.get(f"{role}_pp", "")) or 1) != 1:
+            return f"the {role} pool has pipeline parallelism, which the disaggregated pools do not model"
+        tp, ep, dp = layout
+        workers = _int(r.get(f"{role}_workers", ""))
+        if workers is None:
+            stated, workers = False, 1
+        if workers < 1:
+            return f"the {role} pool has 0 workers"
+        pools.append(Pool(tp=tp, ep=ep, workers=workers * dp, gpus=max(tp, ep)))
+    pre, dec = pools
+    total = pre.workers * pre.gpus + dec.workers * dec.gpus
+    return Pools(prefill=pre, decode=dec, stated=stated, link="intra" if total <= domain_gpus else "inter")
+
+
+@dataclass
+class Case:
+    """A measurement the model can express: a configuration and a prediction rule."""
+
+    row: int
+    model: str
+    gpu: str
+    scheme: str
+    kv: str
+    tp: int
+    pp: int
+    replicas: float
+    rule: str              # max_throughput | static_throughput | ttft | e2e | decode_rate | prefill_rate | load_*
+    batch: int
+    input_tokens: float
+    output_tokens: float
+    per_gpu: bool
+    gpu_count: int
+    engine: tuple[tuple[str, object], ...] = ()   # the engine's profile and stated memory (not fitted)
+    load: tuple[str, float] | None = None        # ("clients", N) or ("rate", requests/s), all replicas
+    statistic: str = "mean"                       # of a latency measured under load
+    scale: float = 1.0                            # seconds -> the row's unit (1e3 for *_ms_*)
+    requests: int | None = None                   # a max-throughput run of this many requests, all at t = 0
+    ep: int = 1                                   # the MoE group (attention DP = ep / tp)
+    isl_cv2: float = 0.0                          # squared CV of the input length
+    pools: Pools | None = None                    # a disaggregated row's two pools
+    start: str = "independent"                    # a closed loop's clients: out of step, or together (a benchmark run)
+    requests_per_client: float = 10.0             # a benchmark run's requests / clients (the first wave's share)
+
+    @property
+    def under_load(self) -> bool:
+        return self.load is not None
+
+
+def map_row(i: int, r: dict, catalog: Catalog, names: dict | None = None) -> Case | str:
+    """A measurement row as a Case, or the reason it cannot be expressed; a row measured under
+    load says so in its reason, so none is skipped as if it were an idle row. ``names``: a
+    dict the caller keeps to resolve each distinct (model, GPU) name pair once."""
+    load = load_of(r)
+    case = _map_row(i, r, catalog, load, {} if names is None else names)
+    if isinstance(case, str) and load is not None:
+        return f"under load, {describe_load(*load)}: {case}"
+    return case
+
+
+def _names(r: dict, catalog: Catalog) -> tuple[str, str] | str:
+    """(catalog model id, GPU id) through the catalog's resolver, or why not (with the
+    nearest names it suggests)."""
+    ids = []
+    for kind, name in (("model", model_name(r["model"])), ("GPU", r["gpu"].strip())):
+        try:
+            ids.append(catalog.model_id(name) if kind == "model" else catalog.gpu_id(name))
+        except InputError as exc:
+            near = re.search(r"(did you mean [^?]*\?|is ambiguous[^;]*)", exc.message)
+            return f"{kind} {name!r} is not in the catalog" + (f" ({near.group(1)})" if near else "")
+    return ids[0], ids[1]
+
+
+def _map_row(i: int, r: dict, catalog: Catalog, load: tuple[str, float] | None, memo: dict) -> Case | str:
+    key = (r["model"], r["gpu"])
+    if key not in memo:
+        memo[key] = _names(r, catalog)
+    names = memo[key]
+    if isinstance(names, str):
+        return names
+    model_id, gpu = names
+    model = catalog.models[model_id]
+    layout: dict | str = ({} if r.get("mode", "").strip() == "disagg"
+                          else _aggregated(r, model, load))
+    if isinstance(layout, str):
+        return layout
+    lengths = lengths_of(r)
+    if isinstance(lengths, str):
+        return lengths
+    scheme = scheme_of_row(r["precision"], model_name(r["model"]))
+    if isinstance(scheme, str):
+        return scheme
+    base = dict(row=i, model=model_id, gpu=gpu, scheme=scheme[0], kv=scheme[1],
+                input_tokens=lengths[0], output_tokens=lengths[1], isl_cv2=lengths[2],
+                engine=engine_settings(r["framework"], r["notes"]), per_gpu=r["metric"].endswith("per_gpu"))
+    if not layout:
+        return _disagg_case(r, model, catalog.gpus[gpu].domain_gpus, load, base)
+    base |= layout
+    if load is not None:
+        return _load_case(r, load, base)
+    return _idle_case(r, base)
+
+
+def _aggregated(r: dict, model: ModelSpec, load: tuple[str, float] | None) -> dict | str:
+    """TP, PP, EP, replicas and GPU count of an aggregated row: from the layout columns
+    where the file has them (``layout_of``), else TP and the GPU count; the clients of a
+    row that states them per replica (replica count not stated) go to one replica."""
+    layout = layout_of(r, model)
+    if isinstance(layout, str):
+        return layout
+    tp, pp, count = _int(r["tp"]), _int(r["pp"]), _int(r["gpu_count"])
+    ep, replicas = 1, None
+    if layout is not None:
+        tp, ep, replicas = layout
+        pp = pp or 1
+    if tp is None or pp is None:
+        return "TP, PP or GPU count not stated"
+    if replicas is None:
+        per_replica = load is not None and "per replica" in r["batch_or_concurrency"].lower()
+        if count is None and not per_replica:
+            return "TP, PP or GPU count not stated"
+        replicas = 1.0 if per_replica or count is None else count / (max(tp, ep) * pp)
+    return dict(tp=tp, pp=pp, ep=ep, replicas=replicas, gpu_count=count or int(round(replicas * max(tp, ep) * pp)))
+
+
+def _idle_case(r: dict, base: dict) -> Case | str:
+    metric, batch_text = r["metric"], r["batch_or_concurrency"].lower()
+    if metric not in GROUP:
+        return f"metric {metric!r} is not predicted (units ambiguous)"
+    m = re.search(r"batch (\d+)", batch_text)
+    batch = int(m.group(1)) if m else 1
+    n_req = _REQUESTS.search(batch_text)
+    if metric.startswith("output_tokens_per_s"):
+        if batch_text.startswith("offline max-throughput"):
+            rule = "max_throughput"
+        elif batch_text.startswith("static batch"):
+            rule = "static_throughput"
+        else:
+            return f"throughput at {r['batch_or_concurrency']!r} is not a fixed batch or maximum throughput"
+    else:
+        rule = {"ttft_ms": "ttft", "prefill_tokens_per_s": "prefill_rate", "decode_tokens_per_s": "decode_rate",
+                "e2e_latency_s_mean": "e2e"}[metric]
+    return Case(**base, rule=rule, batch=batch,
+                requests=int(n_req.group(1)) if n_req and rule == "max_throughput" else None)
+
+
+def _load_rule(metric: str) -> tuple[str, str, float] | str:
+    m = LOAD_METRIC.match(metric)
+    if m:
+        return f"load_{m.group(1)}", m.group(2), 1e3
+    if metric == "e2e_latency_s_mean":
+        return "load_e2e", "mean", 1.0
+    if metric.startswith("output_tokens_per_s"):
+        return "load_throughput", "mean", 1.0
+    return f"metric {metric!r} is not predicted under load (units ambiguous, or no statistic stated)"
+
+
+def _load_case(r: dict, load: tuple[str, float], base: dict) -> Case | str:
+    """A row measured at a stated concurrency or request rate: the load model's statistic
+    (docs/load.md) for its metric; the engine's max-num-seqs is the stated batch, else the
+    CUDA-graph cap, and the KV cache bounds it (physics/load.py's engine)."""
+    rule = _load_rule(r["metric"])
+    if isinstance(rule, str):
+        return rule
+    stated = re.search(r"(?:batch|max_num_seqs|gpu_batch_size)[ =]+(\d+)", r["batch_or_concurrency"].lower())
+    return Case(**base, rule=rule[0], statistic=rule[1], scale=rule[2], load=load,
+                batch=int(stated.group(1)) if stated else CUDA_GRAPH_BATCH_CAP, **benchmark_run(r, load))
+
+
+def benchmark_run(r: dict, load: tuple[str, float]) -> dict:
+    """How a closed loop's clients start (planner/physics/load.py ``CLIENT_STARTS``): a
+    benchmark's max-concurrency (the notes say so) starts its N clients together and measures
+    the run from t = 0: InferenceX sends 10 N prompts, AIPerf's generated benchmark 20 N
+    (measured-silicon.md); other closed loops are taken as clients out of step."""
+    if load[0] != "clients" or "benchmark max-concurrency" not in r.get("notes", "").lower():
+        return {}
+    return {"start": "together",
+            "requests_per_client": 10.0 if r.get("provenance", "").startswith("InferenceX") else 20.0}
+
+
+def _disagg_case(r: dict, model: ModelSpec, domain_gpus: float, load: tuple[str, float] | None,
+                 base: dict) -> Case | str:
+    """A prefill/decode-disaggregated row: TTFT from the prefill pool (queueing, prefill, KV
+    transfer), TPOT from the decode pool, the clients of the closed loop shared by both
+    (planner/physics/disagg.py ``closed_loop``)."""
+    if load is None or load[0] != "clients":
+        return "a disaggregated row without a stated concurrency (closed loop)"
+    rule = _load_rule(r["metric"])
+    if isinstance(rule, str):
+        return rule
+    if rule[0] not in ("load_ttft", "load_tpot") or rule[1] != "mean":
+        return f"metric {r['metric']!r} of a disaggregated row is not predicted (mean TTFT and TPOT are)"
+    pools = pools_of(r, model, domain_gpus)
+    if isinstance(pools, str):
+        return pools
+    dec = pools.decode
+    return Case(**base, tp=dec.tp, pp=1, ep=dec.ep, replicas=1.0,
+                gpu_count=pools.prefill.workers * pools.prefill.gpus + dec.workers * dec.gpus,
+                rule=rule[0], statistic=rule[1], scale=rule[2], load=load, batch=CUDA_GRAPH_BATCH_CAP, pools=pools)
+
+
+# --- the same measurement listed again -------------------------------------------------
+
+def measurement_of(rows: list[dict]) -> list[int]:
+    """For each row, the index of the row that stands for its measurement and metric: rows
+    naming each other in ``same_measurement_as`` (by ``silicon_id``) are one measurement,
+    counted once. The stand-in is the row that states most of the deployment (worker counts,
+    then a layout validate can read), then the first. A file without these columns: each
+    row stands for itself."""
+    if not rows or "silicon_id" not in rows[0]:
+        return list(range(len(rows)))
+    parent: dict[str, str] = {}
+
+    def find(a: str) -> str:
+        while parent.get(a, a) != a:
+            parent[a] = parent.get(parent[a], parent[a])
+            a = parent[a]
+        return a
+
+    for r in rows:
+        for other in r.get("same_measurement_as", "").split():
+            x, y = find(r["silicon_id"].strip()), find(other)
+            if x != y:
+                parent[max(x, y)] = min(x, y)
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, r in enumerate(rows):
+        key = (find(r["silicon_id"].strip()), r["metric"]) if r["silicon_id"].strip() else (f"row {i}", r["metric"])
+        groups.setdefault(key, []).append(i)
+    out = list(range(len(rows)))
+    for members in groups.values():
+        def score(i: int) -> tuple[int, int, int]:
+            r = rows[i]
+            return (_int(r.get("decode_workers", "")) is not None, r.get("expressible", "") == "yes", -i)
+        best = max(members, key=score)
+        for i in members:
+            out[i] = best
+    return out

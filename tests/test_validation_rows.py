@@ -1,0 +1,313 @@
+"""How a row of ../shared/reference/measured-silicon.csv becomes a prediction
+(planner/fidelity/rows.py, predict.py, docs/validation.md): the layout columns (attention DP,
+expert parallelism, replicas), release formats, length distributions, engines and versions,
+disaggregated pools, and repeated measurements counted once. Each rule is checked by hand
+against the physics called directly, not through validate's own code path."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from reference import REFERENCE
+from typer.testing import CliRunner
+
+from planner.catalog.store import Catalog
+from planner.cli.root import app
+from planner.fidelity.predict import predict
+from planner.fidelity.rows import engine_of, lengths_of, map_row, measurement_of, scheme_of_row
+from planner.fidelity.validate import validate
+from planner.physics.disagg import decode_metrics, pair_transfer_time, prefill_metrics
+from planner.physics.load import Workload, load_metrics, step_physics
+from planner.physics.load import engine as scheduler
+from planner.physics.options import PRESETS, engine_profile
+from planner.physics.space import Configs, GpuTable
+
+CAT = Catalog.default()
+O = PRESETS["realistic"]
+SILICON = REFERENCE / "measured-silicon.csv"
+POOL = ("workers", "gpus_per_worker", "tp", "pp", "attention_dp", "moe_tp", "moe_ep", "batch")
+COLUMNS = ("source,model,precision,gpu,gpu_count,tp,pp,framework,input_len,output_len,batch_or_concurrency,metric,"
+           "value,notes,silicon_id,same_measurement_as,mode,concurrency_total,replicas,gpus_per_replica,"
+           "attention_tp,attention_dp,moe_tp,moe_ep,length_distribution").split(",") + [
+    f"{role}_{f}" for role in ("prefill", "decode") for f in POOL]
+UNIFORM = "uniform on [0.8 L, L] per request (InferenceX --random-range-ratio 0.8, --ignore-eos); mean ~0.9 L"
+
+
+def row(**kw) -> dict:
+    base = dict.fromkeys(COLUMNS, "")
+    base.update(source="test", model="DeepSeek-R1 (HF deepseek-ai/DeepSeek-R1; InferenceX model DeepSeek-R1)",
+                precision="W=fp8;A=fp8;KV=unstated", gpu="H200 SXM 141GB", gpu_count="8", tp="8", pp="1",
+                framework="SGLang 0.5.9", input_len="1000", output_len="1000",
+                batch_or_concurrency="concurrency 64 (closed loop)", metric="ttft_ms_mean", value="100",
+                silicon_id="a", mode="agg", replicas="1", gpus_per_replica="8", attention_tp="8",
+                attention_dp="1", moe_tp="8", moe_ep="1")
+    base.update(kw)
+    return base
+
+
+def _write(tmp_path: Path, rows: list[dict]) -> str:
+    path = tmp_path / "m.csv"
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+    return str(path)
+
+
+def _load_by_hand(model: str, gpu: str, scheme: str, kv: str, tp: int, ep: int, clients: float, isl: float,
+                  osl: float, engine: str, isl_cv2: float = 0.0) -> dict[str, float]:
+    """The load model called directly: one replica, the engine's profile, CUDA-graph cap 8192."""
+    o = O.model_copy(update=engine_profile(engine))
+    table = GpuTable.build([CAT.gpu(gpu)])
+    phys = step_physics(CAT.model(model), table, Configs.single(0, scheme, kv, tp, 1, ep, 8192, isl, osl), o)
+    r = load_metrics(phys, scheduler(phys), Workload(isl=isl, osl=osl, isl_cv2=isl_cv2), clients=np.array([clients]))
+    return {"ttft_ms_mean": float(r.get("ttft", "mean")[0]) * 1e3, "tpot_ms_mean": float(r.get("tpot", "mean")[0]) * 1e3}
+
+
+def test_attention_data_parallel_is_tp_per_rank_with_the_experts_over_all_gpus() -> None:
+    """Attention TP 1 x DP 8 with EP 8 on 8 GPUs: the physics' TP 1 and EP 8 (attention DP =
+    EP / TP = 8 lanes, each sequence's KV on one GPU), one replica holding the 64 clients
+    (the DP ranks are not replicas each holding all the weights)."""
+    r = row(tp="attention TP 1 x DP 8 (see attention_tp, attention_dp, moe_ep)", attention_tp="1",
+            attention_dp="8", moe_tp="1", moe_ep="8")
+    case = map_row(0, r, CAT)
+    assert not isinstance(case, str)
+    assert (case.tp, case.ep, case.replicas, case.gpu_count) == (1, 8, 1.0, 8)
+    (pred,), _ = predict([case], CAT, O)
+    assert pred == pytest.approx(_load_by_hand("deepseek-r1", "h200", "w8a8-fp8", "bf16", 1, 8, 64, 1000, 1000,
+                                               "sglang")["ttft_ms_mean"], rel=1e-9)
+
+
+def test_expert_parallelism_over_the_tp_gpus_and_moe_tp_x_ep() -> None:
+    ep8 = map_row(0, row(moe_tp="1", moe_ep="8"), CAT)
+    mixed = map_row(0, row(moe_tp="2", moe_ep="4"), CAT)
+    assert not isinstance(ep8, str) and not isinstance(mixed, str)
+    assert (ep8.tp, ep8.ep) == (8, 8) and (mixed.tp, mixed.ep) == (8, 4)   # experts over max(TP, EP) = 8 GPUs
+    (pred,), _ = predict([ep8], CAT, O, None)
+    assert pred == pytest.approx(_load_by_hand("deepseek-r1", "h200", "w8a8-fp8", "bf16", 8, 8, 64, 1000, 1000,
+                                               "sglang")["ttft_ms_mean"], rel=1e-9)
+
+
+def test_a_dense_models_data_parallel_ranks_are_replicas_and_share_the_clients() -> None:
+    r = row(model="Llama-3.1-70B (HF meta-llama/Llama-3.1-70B)", tp="attention TP 2 x DP 4", attention_tp="2",
+            attention_dp="4", moe_tp="2", moe_ep="1", replicas="1", metric="tpot_ms_mean", framework="vLLM 0.12.0")
+    case = map_row(0, r, CAT)
+    assert not isinstance(case, str) and (case.tp, case.ep, case.replicas) == (2, 1, 4.0)
+    (pred,), _ = predict([case], CAT, O)
+    assert pred == pytest.approx(_load_by_hand("llama-3.1-70b", "h200", "w8a8-fp8", "bf16", 2, 1, 16, 1000, 1000,
+                                               "vllm")["tpot_ms_mean"], rel=1e-9)
+
+
+def test_replicas_split_the_clients_and_an_inconsistent_layout_is_refused() -> None:
+    case = map_row(0, row(replicas="4", gpu_count="32", batch_or_concurrency="concurrency 256 (closed loop)"), CAT)
+    assert not isinstance(case, str) and case.replicas == 4 and case.load == ("clients", 256.0)
+    (pred,), _ = predict([case], CAT, O)
+    assert pred == pytest.approx(_load_by_hand("deepseek-r1", "h200", "w8a8-fp8", "bf16", 8, 1, 64, 1000, 1000,
+                                               "sglang")["ttft_ms_mean"], rel=1e-9)
+    bad = map_row(0, row(attention_tp="1", moe_tp="2", moe_ep="1"), CAT)
+    assert isinstance(bad, str) and "inconsistent" in bad and "1 x DP 1 = 1 GPUs but MoE TP 2 x EP 1 = 2" in bad
+    per_replica = map_row(0, row(replicas="", batch_or_concurrency="concurrency 28 (closed loop, per replica)"), CAT)
+    assert not isinstance(per_replica, str) and per_replica.replicas == 1.0 and per_replica.load == ("clients", 28.0)
+
+
+def test_lengths_uniform_on_a_range_by_hand() -> None:
+    """Uniform on [0.8 L, L]: mean 0.9 L, variance (0.2 L)^2 / 12, CV^2 = 0.04 / 12 / 0.81."""
+    s_in, s_out, cv2 = lengths_of(row(input_len="1024", output_len="8192", length_distribution=UNIFORM))
+    assert (s_in, s_out) == pytest.approx((921.6, 7372.8), rel=1e-12)
+    assert cv2 == pytest.approx(0.04 / 12 / 0.81, rel=1e-12)
+    assert cv2 == pytest.approx(0.0041152263, rel=1e-8)
+    assert lengths_of(row(input_len="1024", output_len="8192")) == (1024.0, 8192.0, 0.0)   # not stated: fixed
+    case = map_row(0, row(length_distribution=UNIFORM, metric="ttft_ms_mean"), CAT)
+    assert not isinstance(case, str)
+    (pred,), _ = predict([case], CAT, O)
+    assert pred == pytest.approx(_load_by_hand("deepseek-r1", "h200", "w8a8-fp8", "bf16", 8, 1, 64, 900, 900,
+                                               "sglang", 0.04 / 12 / 0.81)["ttft_ms_mean"], rel=1e-9)
+
+
+@pytest.mark.parametrize("precision,scheme,kv", [
+    ("W=MXFP4 experts, 16-bit attention;A=16-bit;KV=unstated (the gpt-oss checkpoint)", "mxfp4-experts", "bf16"),
+    ("W=int4 weight-only;A=bf16;KV=unstated", "w4a16", "bf16"),
+    ("W=nvfp4;A=nvfp4;KV=unstated (AIC precision fp4)", "fp4", "bf16"),
+    ("W=fp8;A=fp8;KV=fp8", "w8a8-fp8", "fp8"),
+    ("W=bf16;A=bf16;KV=unstated (AIC precision -: the checkpoint's BF16)", "w16a16", "bf16"),
+])
+def test_release_formats_from_the_precision_column(precision: str, scheme: str, kv: str) -> None:
+    assert scheme_of_row(precision) == (scheme, kv)
+
+
+def test_a_modelopt_checkpoint_with_unstated_kv_has_an_fp8_cache() -> None:
+    assert scheme_of_row("W=fp8;A=fp8;KV=unstated", "nvidia/Llama-3.1-8B-Instruct-FP8") == ("w8a8-fp8", "fp8")
+    assert scheme_of_row("W=fp8;A=fp8;KV=unstated", "Qwen/Qwen3-32B-FP8") == ("w8a8-fp8", "bf16")
+
+
+@pytest.mark.parametrize("framework,expected", [
+    ("SGLang 0.5.9", ("sglang", "0.5.9")), ("SGLang 0.5.8.post1", ("sglang", "0.5.8.post1")),
+    ("vLLM 0.12.0", ("vllm", "0.12.0")), ("vLLM version not stated", ("vllm", None)),
+    ("TensorRT-LLM 1.2.0rc6.post2", ("trtllm", "1.2.0rc6.post2")),
+    ("TensorRT-LLM (engine version not stated; NVIDIA Dynamo runtime image 0.8.1.post2)", ("trtllm", None)),
+    ("TensorRT-LLM 1.3.0rc1 (NVIDIA Dynamo runtime image 0.9.0)", ("trtllm", "1.3.0rc1")),
+    ("llama.cpp llama-bench, CUDA", (None, None)),
+])
+def test_engine_and_version(framework: str, expected: tuple) -> None:
+    assert engine_of(framework) == expected
+
+
+def _disagg(**kw) -> dict:
+    pools = {f"{role}_{k}": v for role in ("prefill", "decode")
+             for k, v in dict(gpus_per_worker="8", tp="8", pp="1", attention_dp="1", moe_tp="1", moe_ep="8").items()}
+    return row(mode="disagg", tp="disaggregated (see prefill_* and decode_* columns)", gpu_count="24",
+               replicas="", gpus_per_replica="", attention_tp="", attention_dp="", moe_tp="", moe_ep="",
+               **{**pools, "prefill_workers": "1", "decode_workers": "2", **kw})
+
+
+def test_a_disaggregated_row_is_a_closed_loop_over_both_pools_by_hand() -> None:
+    """1 prefill worker and 2 decode workers of TP 8 EP 8 (24 H200s: over the 8-GPU NVLink
+    domain, so the KV goes over the network), 64 clients: the throughput X meets Little's law
+    N = X (TTFT + (O - 1) TPOT), TTFT being the prefill pool's at X (with the KV transfer)
+    plus the decode pool's KV-slot wait at X / 2, TPOT the decode pool's at X / 2."""
+    ttft, tpot = (map_row(0, _disagg(metric=m), CAT) for m in ("ttft_ms_mean", "tpot_ms_mean"))
+    assert not isinstance(ttft, str) and not isinstance(tpot, str) and ttft.pools is not None
+    assert (ttft.pools.prefill.workers, ttft.pools.decode.workers, ttft.pools.stated, ttft.pools.link) == (
+        1, 2, True, "inter")
+    (t_ttft, t_tpot), why = predict([ttft, tpot], CAT, O)
+    assert why == [None, None]
+    o = O.model_copy(update=engine_profile("sglang"))
+    table = GpuTable.build([CAT.gpu("h200")])
+    c = Configs.single(0, "w8a8-fp8", "bf16", 8, 1, 8, 8192, 1000, 1000)
+    phys = step_physics(CAT.model("deepseek-r1"), table, c, o)
+    wl = Workload(isl=1000.0, osl=1000.0)
+    xfer = pair_transfer_time(phys, phys, wl.isl, "inter")
+
+    def at(x: float) -> tuple[float, float]:
+        p = prefill_metrics(phys, scheduler(phys), wl, np.array([x]), "inter", quantiles=False)
+        d = decode_metrics(phys, scheduler(phys), wl, np.array([x / 2]), xfer, quantiles=False)
+        return float(p.get("ttft", "mean")[0] + d.kv_wait[0]), float(d.get("tpot", "mean")[0])
+    lo, hi = 1e-3, 100.0                      # plain bisection on X for Little's law
+    for _ in range(60):
+        mid = math.sqrt(lo * hi)
+        a, b = at(mid)
+        lo, hi = (mid, hi) if mid * (a + 999 * b) < 64 else (lo, mid)
+    a, b = at(lo)
+    assert t_ttft == pytest.approx(a * 1e3, rel=1e-4) and t_tpot == pytest.approx(b * 1e3, rel=1e-4)
+    assert lo * (a + 999 * b) == pytest.approx(64, rel=1e-4)
+
+
+def test_a_disaggregated_row_without_worker_counts_assumes_one_of_each_and_says_so(tmp_path: Path) -> None:
+    case = map_row(0, _disagg(prefill_workers="", decode_workers=""), CAT)
+    assert not isinstance(case, str) and case.pools is not None
+    assert (case.pools.prefill.workers, case.pools.decode.workers, case.pools.stated) == (1, 1, False)
+    v = validate(_write(tmp_path, [_disagg(prefill_workers="", decode_workers="")]), O)
+    assert v.rows[0].mode == "disagg (1+1 workers assumed)" and v.rows[0].predicted is not None
+    gb200 = map_row(0, _disagg(gpu="GB200 (per GPU)"), CAT)
+    assert not isinstance(gb200, str) and gb200.pools is not None and gb200.pools.link == "intra"   # NVL72
+
+
+def test_a_repeated_measurement_counts_once(tmp_path: Path) -> None:
+    """Rows naming each other in same_measurement_as are one measurement: predicted once from
+    the row stating most of the deployment, counted once in every table; the repeat carries the
+    prediction and says whose it is."""
+    first = row(silicon_id="x1", same_measurement_as="x2", value="120")
+    second = row(silicon_id="x2", same_measurement_as="x1", value="120", replicas="")
+    other = row(silicon_id="y", batch_or_concurrency="concurrency 4 (closed loop)", value="50")
+    v = validate(_write(tmp_path, [first, second, other]), O)
+    assert [r.duplicate_of for r in v.rows] == [None, 2, None]
+    assert v.rows[1].predicted == v.rows[0].predicted and v.rows[1].abs_pct_error == v.rows[0].abs_pct_error
+    assert v.coverage["measurements"] == 2 and v.coverage["measurements_predicted"] == 2
+    assert v.coverage["rows_predicted"] == 3
+    assert sum(g["n"] for g in v.tables["metric x system"]) == 2
+    assert v.under_load["ttft_load"]["rows"] == 2
+    stand_in = measurement_of([_disagg(silicon_id="p", same_measurement_as="q", decode_workers=""),
+                               _disagg(silicon_id="q", same_measurement_as="p")])
+    assert stand_in == [1, 1]          # the row that states the worker counts stands for both
+
+
+def test_csv_has_every_row_beside_its_measurement(tmp_path: Path) -> None:
+    path = _write(tmp_path, [row(), row(silicon_id="b", attention_tp="1", moe_tp="2"),
+                             row(silicon_id="c", same_measurement_as="a")])
+    out = tmp_path / "rows.csv"
+    r = CliRunner().invoke(app, ["validate", path, "--csv", str(out)])
+    assert r.exit_code == 0, r.output
+    with out.open() as fh:
+        got = list(csv.DictReader(fh))
+    assert [g["row"] for g in got] == ["2", "3", "4"]
+    assert float(got[0]["predicted"]) > 0 and got[0]["counted"] == "yes" and got[0]["measured"] == "100"
+    assert got[1]["predicted"] == "" and "inconsistent" in got[1]["reason_not_predicted"]
+    assert got[2]["counted"] == "no: the same measurement as row 2" and got[2]["predicted"] == got[0]["predicted"]
+    again = CliRunner().invoke(app, ["validate", path, "--csv", path])
+    assert again.exit_code == 2 and "refusing to overwrite" in again.output
+    wrong = CliRunner().invoke(app, ["validate", path, "--csv", str(tmp_path / "x.txt")])
+    assert wrong.exit_code == 2 and "--csv" in wrong.output
+
+
+def test_grouped_tables_give_n_median_and_signed_median(tmp_path: Path) -> None:
+    v = validate(_write(tmp_path, [row(silicon_id="a", value="1"), row(silicon_id="b", value="1e6"),
+                                   row(silicon_id="c", metric="tpot_ms_mean", value="10")]), O)
+    by = {(g["metric"], g["system"]): g for g in v.tables["metric x system"]}
+    ttft = [r for r in v.rows if r.metric == "ttft_ms_mean"]
+    assert by[("ttft_ms_mean", "h200")]["n"] == 2
+    assert by[("ttft_ms_mean", "h200")]["median_signed_pct_error"] == pytest.approx(
+        np.median([r.signed_pct_error for r in ttft]))
+    assert v.worst[0] == 2                       # measured 1 ms: the largest error
+    data = json.loads(CliRunner().invoke(app, ["validate", _write(tmp_path, [row()]), "--json"]).stdout)
+    assert {"tables", "worst", "coverage"} <= set(data)
+
+
+@pytest.mark.skipif(not SILICON.exists(), reason="../shared/reference/measured-silicon.csv not present")
+def test_the_silicon_corpus_is_at_least_85_percent_predicted() -> None:
+    """Issue 22: at least 85 % of the rows predicted, disaggregated included, and of the
+    distinct measurements (each counted once); every model and GPU name resolves, and no row
+    is refused for a name, a layout column or a format the physics can express."""
+    v = validate(str(SILICON), O)
+    c = v.coverage
+    assert c["rows_predicted"] / c["rows"] >= 0.85
+    assert c["measurements_predicted"] / c["measurements"] >= 0.85
+    assert sum(r.counted and r.mode.startswith("disagg") for r in v.rows) > 400
+    assert not [r for r in v.rows if r.skipped_reason and "not in the catalog" in r.skipped_reason]
+    assert {r.system for r in v.rows if r.counted} == {"h100-sxm", "h200", "b200", "gb200"}
+    assert {r.engine for r in v.rows if r.counted} == {"vllm", "sglang", "trtllm"}
+
+
+
+def test_a_calibrated_validation_shows_the_uncalibrated_figure_beside_it(tmp_path: Path) -> None:
+    """Issue 22 item 4: with a calibration, every median comes with the uncalibrated one of the
+    same rows, and each row with its uncalibrated prediction."""
+    from planner.resolve.calibration import load_calibration
+
+    path = _write(tmp_path, [row(silicon_id="a"), row(silicon_id="b", metric="tpot_ms_mean", value="20"),
+                             row(silicon_id="c", gpu="B200 SXM 180GB", value="300")])
+    plain = validate(path, O)
+    cal = validate(path, O, calibration=load_calibration("default"), calibration_name="default")
+    assert [r.uncalibrated for r in cal.rows] == [r.predicted for r in plain.rows]
+    assert [r.predicted for r in cal.rows] != [r.predicted for r in plain.rows]
+    for group, stats in cal.under_load.items():
+        assert stats["median_abs_pct_error_uncalibrated"] == plain.under_load[group]["median_abs_pct_error"]
+    for name, rows in cal.tables.items():
+        assert [g["median_abs_pct_error_uncalibrated"] for g in rows] == [
+            g["median_abs_pct_error"] for g in plain.tables[name]]
+    assert "median_abs_pct_error_uncalibrated" not in plain.under_load["ttft_load"]
+
+
+def test_a_baseline_run_is_shown_beside_by_group_and_must_be_of_the_same_rows(tmp_path: Path) -> None:
+    """`--baseline` takes an earlier run's --csv: each group's median |error| then, over the
+    same rows, beside today's (issue 22 item 5: which physics moved which group)."""
+    from planner.fidelity.validate import with_baseline
+
+    path = _write(tmp_path, [row(silicon_id="a"), row(silicon_id="b", metric="tpot_ms_mean", value="20"),
+                             row(silicon_id="c", attention_tp="1", moe_tp="2")])
+    before = tmp_path / "before.csv"
+    assert CliRunner().invoke(app, ["validate", path, "--csv", str(before)]).exit_code == 0
+    o_slow = O.model_copy(update={"memory_bandwidth_efficiency": 0.5})     # a changed physics
+    v = with_baseline(validate(path, o_slow), str(before))
+    plain = validate(path, O)
+    for name, rows in v.tables.items():
+        assert [g["median_abs_pct_error_baseline"] for g in rows] == pytest.approx(
+            [g["median_abs_pct_error"] for g in plain.tables[name]], rel=1e-5)
+        assert [g["median_abs_pct_error"] for g in rows] != [g["median_abs_pct_error"] for g in plain.tables[name]]
+    other = _write(tmp_path, [row(silicon_id="a", value="7")])
+    r = CliRunner().invoke(app, ["validate", other, "--baseline", str(before)])
+    assert r.exit_code == 2 and "not this file's" in r.output
