@@ -108,8 +108,9 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
     alpha^j, alpha = ``speculative_acceptance``), drawn from the seeded generator (docs/model.md
     section 4); k = 0 draws nothing (the results are those without the option).
     ``serving_s``: the serving path outside the engine (docs/model.md section 4): a request
-    reaches the engine's queue that long after its client sends it, and its TTFT and
-    end-to-end latency count from the send."""
+    reaches the engine's queue that long after its client sends it (in a closed loop, a
+    uniform draw on [0.9, 1.1] x serving_s per request), and its TTFT and end-to-end latency
+    count from the send."""
     if arrivals.kind == "closed" and arrivals.start == "together":
         assert arrivals.clients is not None
         n_requests = max(int(round(arrivals.requests_per_client * arrivals.clients)), int(arrivals.clients))
@@ -150,7 +151,11 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
                     + max(o_bar - 1.0, 0.0) * step(n_run, n_run * (s_bar + o_bar / 2.0)))
             arr[:n_clients] = np.sort(rng.uniform(0.0, span, n_clients))
         issued = n_clients
-        pend = [(float(arr[i]) + serving_s, i) for i in range(n_clients)]   # (time at the engine, rid) not yet queued
+        # the serving path of a closed loop's request varies a little (network, tokenizer): uniform
+        # on [0.9, 1.1] x its mean, from a generator of its own (the lengths and arrivals are the
+        # same for any mean)
+        srv = (serving_s * np.random.default_rng(seed + 1).uniform(0.9, 1.1, n_requests)).tolist()
+        pend = [(float(arr[i]) + srv[i], i) for i in range(n_clients)]   # (time at the engine, rid) not yet queued
         heapq.heapify(pend)
     else:
         assert arrivals.rate is not None
@@ -273,7 +278,7 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
                 kv_used -= S_l[rid] + O_l[rid]
                 if closed and issued < n_requests:
                     arr_l[issued] = t + (rng.exponential(think) if think > 0 else 0.0)
-                    heapq.heappush(pend, (arr_l[issued] + serving_s, issued))
+                    heapq.heappush(pend, (arr_l[issued] + srv[issued], issued))
                     issued += 1
             else:
                 if spec == 0:
@@ -294,7 +299,7 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
             kv_used -= need
             if closed and issued < n_requests:
                 arr_l[issued] = t + (rng.exponential(think) if think > 0 else 0.0)
-                heapq.heappush(pend, (arr_l[issued] + serving_s, issued))
+                heapq.heappush(pend, (arr_l[issued] + srv[issued], issued))
                 issued += 1
         k += 1
     return _summarise(np.array(arr_l), np.array(first), np.array(fin), S, O, np.array(step_dt),

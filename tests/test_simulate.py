@@ -96,16 +96,25 @@ def test_closed_forms_agree_with_simulator(case, frac):
 
 def test_nim_reference_point_simulated():
     """The NIM point through the simulator: closed loop, fixed 5000 / 500, a 5 ms client
-    delay (tokenizer + HTTP; with 0 the fixed lengths never let prefills clump)."""
-    ph, eng = _one("llama-3.1-70b", "h100-sxm", "w8a8-fp8", "fp8", 2, 256, 5000, 500,
-                   o=O.model_copy(update={"kv_budget": "free"}), gpu_memory=80 * 2**30)
+    delay, the steady state of clients out of step. Without a serving path the simulated
+    clients send at the very end of a step and each 5,000-token prompt gets a step of its own:
+    TTFT 0.65 s against NIM's 0.689. With vLLM's 30 ms serving path a request reaches the engine
+    in the middle of a step, two prompts that came during one step share the next 8,192-token
+    budget and the second waits for another chunk: 1.05 s, +52 %, which the closed form
+    (tests/test_load.py, about 0.76 s) does not see: docs/load.md section 9."""
     kw = dict(n_requests=3000, seed=0)
-    r25 = simulate_config(ph, eng, 0, Arrivals("closed", clients=25, think_s=0.005), Lengths(5000), Lengths(500), **kw)
-    r100 = simulate_config(ph, eng, 0, Arrivals("closed", clients=100, think_s=0.005), Lengths(5000), Lengths(500), **kw)
-    assert r25.summary["itl_mean"] == pytest.approx(38.75e-3, rel=0.15)
-    assert r25.summary["ttft_mean"] == pytest.approx(0.689, rel=0.30)
-    growth = r100.summary["ttft_mean"] / r25.summary["ttft_mean"]
-    assert 10 ** 0.5 <= growth <= 10 ** 1.5
+    for serving, rel in ((0.0, 0.30), (O.serving_overhead_s, 0.60)):
+        o = O.model_copy(update={"kv_budget": "free", "serving_overhead_s": serving})
+        ph, eng = _one("llama-3.1-70b", "h100-sxm", "w8a8-fp8", "fp8", 2, 256, 5000, 500, o=o,
+                       gpu_memory=80 * 2**30)
+        r25 = simulate_config(ph, eng, 0, Arrivals("closed", clients=25, think_s=0.005), Lengths(5000), Lengths(500),
+                              **kw)
+        r100 = simulate_config(ph, eng, 0, Arrivals("closed", clients=100, think_s=0.005), Lengths(5000),
+                               Lengths(500), **kw)
+        assert r25.summary["itl_mean"] == pytest.approx(38.75e-3, rel=0.15)
+        assert r25.summary["ttft_mean"] == pytest.approx(0.689, rel=rel)
+        growth = r100.summary["ttft_mean"] / r25.summary["ttft_mean"]
+        assert 10 ** 0.5 <= growth <= 10 ** 1.5
 
 
 def test_raw_simulate_validates():
@@ -141,7 +150,9 @@ def test_prompts_prefilled_during_a_decode_window_have_the_branching_variance():
 def _closed(N: int, start: str, S: int = 512, Ou: int = 256, uniform: bool = False):
     """Closed form and simulation (mean of two seeds) of N clients on one Llama-3.1-8B H100
     lane, outputs short enough that a run of 10 N requests simulates in about a second."""
-    ph, eng = _one("llama-3.1-8b", "h100-sxm", "w16a16", "bf16", 1, 256, S, Ou)
+    # the queueing alone: no serving path outside the engine (tests/test_serving_path.py adds it)
+    ph, eng = _one("llama-3.1-8b", "h100-sxm", "w16a16", "bf16", 1, 256, S, Ou,
+                   o=O.model_copy(update={"serving_overhead_s": 0.0}))
     cv = (0.2 ** 2 / 12) / 0.81 if uniform else 0.0
     Sm, Om = (0.9 * S, 0.9 * Ou) if uniform else (S, Ou)
     wl = L.Workload(Sm, Om, isl_cv2=cv, osl_cv2=cv, start=start, requests_per_client=10)
@@ -158,14 +169,14 @@ def test_one_client_never_waits_and_sees_an_idle_engine():
     has finished), so its TTFT is the idle prefill, exactly, and nobody waits for a slot
     that exists; the simulator agrees to the step."""
     ph, eng = _one("llama-3.1-8b", "l40s", "w16a16", "bf16", 1, 1, 512, 128)
-    idle = float(L.step_time(ph, 0.0, 0.0, 512.0)[0])
+    idle = float(L.step_time(ph, 0.0, 0.0, 512.0)[0]) + O.serving_overhead_s    # + the serving path
     for start in ("independent", "together"):
         r = L.load_metrics(ph, eng, L.Workload(512, 128, start=start), clients=1)
         assert float(r.get("ttft", "mean")[0]) == pytest.approx(idle, rel=1e-9)
         assert float(r.get("ttft", "p99")[0]) == pytest.approx(idle, rel=1e-9)
         s = simulate_config(ph, eng, 0, Arrivals("closed", clients=1, start=start), Lengths(512), Lengths(128),
                             n_requests=50)
-        assert s.summary["ttft_mean"] == pytest.approx(idle, rel=1e-9)
+        assert s.summary["ttft_mean"] == pytest.approx(idle, rel=1e-2)    # its serving path varies +-10 %
         assert float(r.rate[0]) == pytest.approx(s.throughput_rps, rel=0.05)
     # two clients, two slots: the other decodes (a residual of its step), nobody queues for a slot
     ph2, eng2 = _one("llama-3.1-8b", "l40s", "w16a16", "bf16", 1, 2, 512, 128)
@@ -207,7 +218,7 @@ def test_a_run_of_clients_starting_together_pays_its_first_wave():
     c = 8192.0 - n_mid                              # each wave step's prompt tokens
     t_w = float(L.step_time(ph, n_mid, n_mid * 512.0, c, c * 512.0, c / 512.0)[0])
     K = 64 * 512 / c                                # 4.02 steps
-    wave = (K + 1.0) / 2.0 * t_w
+    wave = (K + 1.0) / 2.0 * t_w + O.serving_overhead_s
     want = 0.9 * float(steady.get("ttft", "mean")[0]) + 0.1 * wave
     assert float(run.get("ttft", "mean")[0]) == pytest.approx(want, rel=1e-9)
     assert float(run.rate[0]) < float(steady.rate[0])          # the run's throughput pays for it
