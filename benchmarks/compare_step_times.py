@@ -24,8 +24,9 @@ import numpy as np
 
 from planner.catalog.store import Catalog
 from planner.physics.options import PRESETS
-from planner.physics.perf import _smax, evaluate
+from planner.physics.perf import evaluate
 from planner.physics.space import KV_NAMES, SCHEME_NAMES, Configs, GpuTable
+from planner.physics.terms import smax
 
 SCHEME = {"bf16": "w16a16", "fp8": "w8a8-fp8"}
 DIMS = {   # as in gpu_step_times.py; checked against the catalog below
@@ -54,7 +55,7 @@ def gemm_table(rows: list[dict], gpu, o, *, show_rows: bool) -> None:
         b = 2 if r["dtype"] == "bf16" else 1
         t_mem = K * N * b / bw
         t_flop = 2.0 * M * K * N / (mamf[r["dtype"]] * o.compute_efficiency)
-        pred = float(_smax(np.array(t_mem), np.array(t_flop), o.roofline_sharpness)) + o.gemm_latency_s
+        pred = float(smax(np.array(t_mem), np.array(t_flop), o.roofline_sharpness)) + o.gemm_latency_s
         bucket = "1-16" if M <= 16 else "32-128" if M <= 128 else "192-512" if M <= 512 else "768-2048" if M <= 2048 else "4096-8192"
         buckets.setdefault((r["dtype"], bucket), []).append(t / pred)
         if show_rows:

@@ -2,7 +2,8 @@
 
 Times the closed forms at a rate, the closed loop at N clients and capacity at SLO over
 ~10,000 configurations of one model, and one simulation of 5,000 requests; with
---agreement, prints closed forms vs simulation at utilisation 0.3 / 0.6 / 0.8.
+--agreement, prints closed forms vs simulation at utilisation 0.3 / 0.6 / 0.8, and for
+closed loops of 4 to 256 clients out of step and starting together.
 
     python benchmarks/load_model.py [--model llama-3.1-70b] [--agreement]
 """
@@ -103,6 +104,27 @@ def main() -> None:
                         (("ttft", "mean"), ("ttft", "p99"), ("tpot", "mean"), ("tpot", "p99"), ("itl", "p50"), ("itl", "p99"))]
                 tag = "" if cf.stable[0] else "  (closed form: unstable)"
                 print(f"{m + ' ' + str(S) + '/' + str(Ou):28s} {float(cf.rho[0]):4.2f} " + " ".join(f"{x:+6.0%}" for x in cols) + tag)
+
+        print(f"\nclosed loops: closed form / simulation - 1 of mean TTFT, TPOT and throughput (seeds {seeds});"
+              " out of step: the steady state; together: a run of 10 N requests from t = 0")
+        print(f"{'case':28s} {'start':>11s} {'N':>5s} {'TTFT':>6s} {'TPOT':>6s} {'X':>6s}")
+        for case in CASES:
+            m, g, sch, kv, tp, b, S, Ou = case
+            t1 = GpuTable.build([cat.gpus[g]])
+            ph1 = L.step_physics(cat.model(m), t1, Configs.single(0, sch, kv, tp, 1, 1, b, S, Ou), o)
+            eng1 = L.engine(ph1)
+            for start in L.CLIENT_STARTS:
+                for n in (4, 16, 64, 256):
+                    cf = L.load_metrics(ph1, eng1, L.Workload(S, Ou, start=start), clients=n)
+                    runs = [simulate_config(ph1, eng1, 0, Arrivals("closed", clients=n, start=start), Lengths(S),
+                                            Lengths(Ou), n_requests=max(1000, 20 * n), seed=seed).summary
+                            for seed in seeds]
+                    sim = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
+                    cols = [float(cf.get("ttft", "mean")[0]) / sim["ttft_mean"] - 1,
+                            float(cf.get("tpot", "mean")[0]) / sim["tpot_mean"] - 1,
+                            float(cf.rate[0]) / sim["throughput_rps"] - 1]
+                    print(f"{m + ' ' + str(S) + '/' + str(Ou):28s} {start:>11s} {n:5d} "
+                          + " ".join(f"{x:+6.0%}" for x in cols))
 
 
 if __name__ == "__main__":

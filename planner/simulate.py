@@ -11,14 +11,16 @@ guaranteed-no-evict policy). Seeded, deterministic. docs/load.md section 7.
 from __future__ import annotations
 
 import heapq
+import math
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from planner.physics.load import Engine, StepPhysics, scalar_step_fn
-from planner.physics.perf import query_tokens
+from planner.physics.load import Engine
+from planner.physics.step import StepPhysics, scalar_step_fn
+from planner.physics.terms import query_tokens
 
 StepFn = Callable[..., float]   # f(n_decode, context_tokens, chunk, attention_units, completions)
 
@@ -47,13 +49,23 @@ class Arrivals:
     """'poisson' at ``rate``; 'gamma' at ``rate`` with inter-arrival coefficient of
     variation ``cv`` (bursty when > 1); 'closed': ``clients`` each sending the next request
     when the last completes, after an exponential client delay of mean ``think_s`` (0: at
-    once, in step with the engine; a real client's tokenizer and network make it > 0)."""
+    once, in step with the engine; a real client's tokenizer and network make it > 0).
+
+    ``start`` (planner/physics/load.py ``CLIENT_STARTS``): 'independent', clients out of step,
+    each sending its first request at a uniform time within a cycle of the loaded engine
+    (every client's prompt in full chunks, then the decode steps of a full batch), measured
+    in the steady state (the warm-up and the drain discarded);
+    'together', all N at t = 0 and a benchmark run of ``requests_per_client`` x N requests
+    measured from its start, the first wave included (``vllm bench serve --max-concurrency
+    N``, AIPerf ``--concurrency N``, InferenceX)."""
 
     kind: str = "poisson"
     rate: float | None = None
     cv: float = 1.0
     clients: int | None = None
     think_s: float = 0.0        # closed loop: mean (exponential) client delay before the next request
+    start: str = "independent"  # closed loop: 'independent' (steady state) or 'together' (a benchmark run)
+    requests_per_client: float = 10.0   # closed loop starting together: the run's requests / N
 
 
 @dataclass(frozen=True)
@@ -83,9 +95,10 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
              max_seqs: int, kv_pool_tokens: float = float("inf"), n_requests: int = 5000,
              warmup: float = 0.1, seed: int = 0,
              targets: Sequence[tuple[str, str, float]] = (), transfer_s: float = 0.0,
-             speculative_tokens: int = 0, speculative_acceptance: float = 1.0) -> SimResult:
+             speculative_tokens: int = 0, speculative_acceptance: float = 1.0, serving_s: float = 0.0) -> SimResult:
     """Simulate one lane of one configuration. ``warmup``: share of requests discarded at
-    the start, and the same share at the end (the drain). ``targets``: (metric, statistic,
+    the start, and the same share at the end (the drain); a closed loop starting together
+    measures every request of its run instead (``Arrivals``). ``targets``: (metric, statistic,
     seconds) triples; the summary gets the share of measured requests meeting each.
     ``transfer_s``: a prefill pool (one output token): each finished prompt's KV then
     crosses one FIFO link taking ``transfer_s`` seconds, and its first token counts from
@@ -93,7 +106,17 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
     ``speculative_tokens`` k > 0: each decode sequence takes k + 1 tokens of the step's budget
     and gains 1 + min(G, k) tokens per step, G the run of accepted drafts (P(G >= j) =
     alpha^j, alpha = ``speculative_acceptance``), drawn from the seeded generator (docs/model.md
-    section 4); k = 0 draws nothing (the results are those without the option)."""
+    section 4); k = 0 draws nothing (the results are those without the option).
+    ``serving_s``: the serving path outside the engine (docs/model.md section 4): a request
+    reaches the engine's queue that long after its client sends it (in a closed loop, a
+    uniform draw on [0.9, 1.1] x serving_s per request), and its TTFT and end-to-end latency
+    count from the send."""
+    if arrivals.kind == "closed" and arrivals.start == "together":
+        assert arrivals.clients is not None
+        n_requests = max(int(round(arrivals.requests_per_client * arrivals.clients)), int(arrivals.clients))
+        warmup = 0.0                  # a benchmark run: every request measured, the first wave included
+    elif arrivals.kind == "closed" and arrivals.start != "independent":
+        raise ValueError(f"unknown client start {arrivals.start!r}")
     rng = np.random.default_rng(seed)
     S = isl.sample(rng, n_requests)
     O = osl.sample(rng, n_requests)
@@ -114,9 +137,26 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
     if closed:
         assert arrivals.clients is not None
         n_clients = min(int(arrivals.clients), n_requests)
-        arr[:n_clients] = 0.0
+        if arrivals.start == "together":
+            arr[:n_clients] = 0.0
+        else:
+            # out of step: each client's first request at a uniform time within a cycle of the
+            # loaded engine as the step physics bounds it from below: every client's prompt in
+            # full chunks, then O - 1 decode steps of all the clients the slots hold
+            s_bar, o_bar = float(np.mean(S)), float(np.mean(O))
+            n_run = min(n_clients, cap)
+            chunk = float(min(T, max(1, int(s_bar))))
+            full = step(0, 0.0, int(chunk), chunk * s_bar, max(1, int(chunk // s_bar)))
+            span = (math.ceil(n_clients * s_bar / T) * full
+                    + max(o_bar - 1.0, 0.0) * step(n_run, n_run * (s_bar + o_bar / 2.0)))
+            arr[:n_clients] = np.sort(rng.uniform(0.0, span, n_clients))
         issued = n_clients
-        pend = [(0.0, i) for i in range(n_clients)]     # (arrival time, rid) not yet queued
+        # the serving path of a closed loop's request varies a little (network, tokenizer): uniform
+        # on [0.9, 1.1] x its mean, from a generator of its own (the lengths and arrivals are the
+        # same for any mean)
+        srv = (serving_s * np.random.default_rng(seed + 1).uniform(0.9, 1.1, n_requests)).tolist()
+        pend = [(float(arr[i]) + srv[i], i) for i in range(n_clients)]   # (time at the engine, rid) not yet queued
+        heapq.heapify(pend)
     else:
         assert arrivals.rate is not None
         if arrivals.kind == "poisson":
@@ -154,7 +194,7 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
             while pend and pend[0][0] <= t:
                 waiting.append(heapq.heappop(pend)[1])
         else:
-            while nxt < n_requests and arr_l[nxt] <= t:
+            while nxt < n_requests and arr_l[nxt] + serving_s <= t:
                 waiting.append(nxt)
                 nxt += 1
         if n_dec == 0 and not prefilling and (not waiting or running >= cap):
@@ -165,7 +205,7 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
                 continue
             if nxt >= n_requests:
                 raise RuntimeError("simulator stalled")
-            t = arr_l[nxt]
+            t = arr_l[nxt] + serving_s
             continue
         budget = T - n_dec * q
         chunk = 0
@@ -238,7 +278,7 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
                 kv_used -= S_l[rid] + O_l[rid]
                 if closed and issued < n_requests:
                     arr_l[issued] = t + (rng.exponential(think) if think > 0 else 0.0)
-                    heapq.heappush(pend, (arr_l[issued], issued))
+                    heapq.heappush(pend, (arr_l[issued] + srv[issued], issued))
                     issued += 1
             else:
                 if spec == 0:
@@ -259,7 +299,7 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
             kv_used -= need
             if closed and issued < n_requests:
                 arr_l[issued] = t + (rng.exponential(think) if think > 0 else 0.0)
-                heapq.heappush(pend, (arr_l[issued], issued))
+                heapq.heappush(pend, (arr_l[issued] + srv[issued], issued))
                 issued += 1
         k += 1
     return _summarise(np.array(arr_l), np.array(first), np.array(fin), S, O, np.array(step_dt),
@@ -315,12 +355,13 @@ def simulate_config(phys: StepPhysics, eng: Engine, i: int, arrivals: Arrivals, 
     fn = scalar_step_fn(phys, i, T + cap * q + 1)
     if arrivals.kind == "closed":
         assert arrivals.clients is not None
-        a = Arrivals("closed", clients=max(1, int(round(arrivals.clients / lanes))), think_s=arrivals.think_s)
+        a = Arrivals("closed", clients=max(1, int(round(arrivals.clients / lanes))), think_s=arrivals.think_s,
+                     start=arrivals.start, requests_per_client=arrivals.requests_per_client)
     else:
         assert arrivals.rate is not None
         a = Arrivals(arrivals.kind, rate=arrivals.rate / lanes, cv=arrivals.cv)
-    r = simulate(fn, a, isl, osl, token_budget=T, max_seqs=cap,
-                 kv_pool_tokens=float(eng.kv_pool_tokens[i]), **_speculation(phys), **kw)
+    r = simulate(fn, a, isl, osl, token_budget=T, max_seqs=cap, kv_pool_tokens=float(eng.kv_pool_tokens[i]),
+                 serving_s=phys.o.serving_overhead_s, **_speculation(phys), **kw)
     if lanes == 1.0:
         return r
     s = dict(r.summary)
@@ -344,7 +385,7 @@ def simulate_prefill_pool(phys: StepPhysics, eng: Engine, i: int, arrivals: Arri
     cap = max(1, int(pool // isl.max))
     fn = scalar_step_fn(phys, i, T + 1)
     return simulate(fn, arrivals, isl, Lengths(1), token_budget=T, max_seqs=cap, kv_pool_tokens=pool + isl.max,
-                    transfer_s=transfer_s, **kw)
+                    transfer_s=transfer_s, serving_s=phys.o.serving_overhead_s, **kw)
 
 
 def simulate_decode_pool(phys: StepPhysics, eng: Engine, i: int, arrivals: Arrivals, isl: Lengths,

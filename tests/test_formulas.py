@@ -5,9 +5,10 @@ import pytest
 
 from planner.catalog.store import Catalog
 from planner.physics.options import PRESETS, Assumptions
-from planner.physics.perf import Arch, _allreduce_factor, _experts_touched, critical_batch, evaluate
+from planner.physics.perf import Arch, critical_batch, evaluate
 from planner.physics.quant import SCHEMES
 from planner.physics.space import Configs, GpuTable
+from planner.physics.terms import allreduce_factor, experts_touched
 from planner.pricing import cost_per_hour, cost_per_million_tokens
 from planner.schemas.common import Tco
 
@@ -26,15 +27,15 @@ def one(model, gpu, o=PRESETS["realistic"], **kw):
 def test_experts_touched_deepseek():
     # formula sheet: 8 experts at B = 1, 57 at 8, 163 at 32, 222 at 64 (of 256)
     arch = Arch.of(CAT.model("deepseek-v3"))
-    got = _experts_touched(arch, np.array([1.0, 8.0, 32.0, 64.0]), PRESETS["realistic"])
+    got = experts_touched(arch, np.array([1.0, 8.0, 32.0, 64.0]), PRESETS["realistic"])
     assert np.round(got).tolist() == [8, 57, 163, 222]
 
 
 def test_allreduce_factors():
     n = np.array([2.0, 8.0])
-    assert _allreduce_factor(n, Assumptions(allreduce="ring")).tolist() == [1.0, 1.75]
-    assert _allreduce_factor(n, Assumptions(allreduce="all-gather")).tolist() == [0.5, 0.875]
-    assert _allreduce_factor(n, Assumptions(allreduce="full-message")).tolist() == [1.0, 1.0]
+    assert allreduce_factor(n, Assumptions(allreduce="ring")).tolist() == [1.0, 1.75]
+    assert allreduce_factor(n, Assumptions(allreduce="all-gather")).tolist() == [0.5, 0.875]
+    assert allreduce_factor(n, Assumptions(allreduce="full-message")).tolist() == [1.0, 1.0]
 
 
 def test_critical_batch_table():

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from planner.catalog.store import Catalog
 from planner.physics import load as L
+from planner.physics import numerics as N
 from planner.physics.options import PRESETS
 from planner.physics.perf import evaluate
 from planner.physics.space import Configs, GpuTable
@@ -37,12 +38,15 @@ def test_pure_decode_step_is_perf_tpot(model, preset):
     ok = ev.valid & np.isfinite(ev.tpot)
     assert ok.sum() > 100
     np.testing.assert_allclose(st_[ok], ev.tpot[ok], rtol=1e-9)
-    # a prefill-only step is the idle TTFT, but for PP > 1 the step also pays the
-    # wrap-around hop of a cycle (docs/load.md section 1)
-    pf = L.step_time(ph, 0.0, 0.0, c.input_tokens)
-    p1 = ok & (c.pp == 1)
+    # a prefill-only step is the idle TTFT (less the serving path outside the engine), but for
+    # PP > 1 the step also pays the wrap-around hop of a cycle (docs/load.md section 1), and
+    # with attention DP every group of the step carries the chunk, its experts' GEMMs padded
+    # for them all, where an idle replica prefills one prompt
+    pf = L.step_time(ph, 0.0, 0.0, c.input_tokens) + o.serving_overhead_s
+    p1 = ok & (c.pp == 1) & (c.ep <= c.tp)
     np.testing.assert_allclose(pf[p1], ev.ttft[p1], rtol=1e-9)
-    assert np.all(pf[ok] >= ev.ttft[ok] * (1 - 1e-12))
+    one = ok & (c.ep <= c.tp)
+    assert np.all(pf[one] >= ev.ttft[one] * (1 - 1e-12))
 
 
 def _nim(budget="free", gpu_memory=None):
@@ -235,8 +239,8 @@ def test_bisection_by_bracket_is_the_bisection():
         return ok_of(x, i), g
     g_lo = evaluate(lo, np.arange(n))[1]
     calls.clear()
-    ref_lo, ref_hi = L._bisect(lambda x: ok_of(x, np.arange(n)), lo, hi, 16, geometric=True)
-    b_lo, b_hi, above = L._bisection_by_bracket(evaluate, lo, hi, g_lo, 16, np.full(n, np.inf))
+    ref_lo, ref_hi = N.bisect(lambda x: ok_of(x, np.arange(n)), lo, hi, 16, geometric=True)
+    b_lo, b_hi, above = N.bisection_by_bracket(evaluate, lo, hi, g_lo, 16, np.full(n, np.inf))
     assert not above.any()
     np.testing.assert_array_equal(b_lo, ref_lo)
     np.testing.assert_array_equal(b_hi, ref_hi)
@@ -248,19 +252,19 @@ def test_bisection_by_bracket_is_the_bisection():
     def smooth(x, i):
         calls.append(len(i))
         return x <= inner[i], np.log(x / inner[i])
-    sub = L._bisection_by_bracket(smooth, lo, hi, np.log(lo / inner), 16, np.full(n, np.inf))
-    np.testing.assert_array_equal(sub[0], L._bisect(lambda x: x <= inner, lo, hi, 16, geometric=True)[0])
+    sub = N.bisection_by_bracket(smooth, lo, hi, np.log(lo / inner), 16, np.full(n, np.inf))
+    np.testing.assert_array_equal(sub[0], N.bisect(lambda x: x <= inner, lo, hi, 16, geometric=True)[0])
     assert sum(calls) < 10 * n
     # the arithmetic bisection from 0 (the utilisation cap's search, planner/candidates/load.py)
     zero = np.zeros(n)
-    a_ref = L._bisect(lambda x: ok_of(x, np.arange(n)), zero, hi, 16)
+    a_ref = N.bisect(lambda x: ok_of(x, np.arange(n)), zero, hi, 16)
     with np.errstate(divide="ignore"):
-        a_lo, a_hi, _ = L._bisection_by_bracket(evaluate, zero, hi, np.full(n, np.nan), 16, np.full(n, np.inf),
+        a_lo, a_hi, _ = N.bisection_by_bracket(evaluate, zero, hi, np.full(n, np.nan), 16, np.full(n, np.inf),
                                                 geometric=False)
     np.testing.assert_array_equal(a_lo, a_ref[0])
     np.testing.assert_array_equal(a_hi, a_ref[1])
     ceiling = hi * rng.uniform(0.0, 1.0, n)
-    b_lo, b_hi, above = L._bisection_by_bracket(evaluate, lo, hi, g_lo, 16, ceiling)
+    b_lo, b_hi, above = N.bisection_by_bracket(evaluate, lo, hi, g_lo, 16, ceiling)
     assert np.all(ref_lo[above] > ceiling[above])
     np.testing.assert_array_equal(b_lo[~above], ref_lo[~above])
     np.testing.assert_array_equal(b_hi[~above], ref_hi[~above])
@@ -281,7 +285,7 @@ def test_capacity_is_the_geometric_bisection_and_the_cap():
     def meets(x):
         r = L.load_metrics(ph, eng, WL, rate=x)
         return r.stable & np.all([r.get(t.metric, t.statistic) <= t.seconds for t in targets], axis=0)
-    ref, _ = L._bisect(meets, lo, np.maximum(sat * (1.0 - 1e-9), lo), 16, geometric=True)
+    ref, _ = N.bisect(meets, lo, np.maximum(sat * (1.0 - 1e-9), lo), 16, geometric=True)
     ref = np.where(meets(lo), ref, 0.0)
     cap = L.capacity_at_slo(ph, eng, WL, targets)
     assert (cap.rate > 0).sum() >= 4
@@ -301,14 +305,14 @@ def _old_bisection_quantiles():
     """The percentile searches as they were (30 bisection steps each), for reference."""
     def residual(shares, kinds, tail):
         hi = np.max(np.stack(kinds), axis=0)
-        _, r = L._bisect(lambda x: sum(f * np.clip(1.0 - x / t, 0.0, 1.0) for f, t in zip(shares, kinds)) > tail,
+        _, r = N.bisect(lambda x: sum(f * np.clip(1.0 - x / t, 0.0, 1.0) for f, t in zip(shares, kinds)) > tail,
                          np.zeros_like(hi), hi, 30)
         return r
 
     def mixture(means, sds, weights, p):
         lo = np.min([m - 6 * s for m, s in zip(means, sds)], axis=0)
         hi = np.max([m + 6 * s for m, s in zip(means, sds)], axis=0)
-        _, hi = L._bisect(lambda t: sum(w * L._ncdf((t - m) / np.maximum(s, 1e-15))
+        _, hi = N.bisect(lambda t: sum(w * N.normal_cdf((t - m) / np.maximum(s, 1e-15))
                                         for m, s, w in zip(means, sds, weights)) < p, lo, hi, 30)
         return hi
     return residual, mixture
@@ -326,9 +330,9 @@ def test_residual_quantile_is_exact_and_within_the_bisections_step():
     shares[2] = np.where(rng.uniform(size=n) < 0.2, 0.0, shares[2])   # a kind absent
     shares[0] = 1.0 - shares[1] - shares[2]                              # time shares sum to 1
     old, _ = _old_bisection_quantiles()
-    for p in L._P.values():
+    for p in N.PERCENTILES.values():
         tail = 1.0 - p
-        got = L._residual_quantile(shares, kinds, tail)
+        got = N.residual_quantile(shares, kinds, tail)
         ref = old(shares, kinds, tail)
         at = sum(f * np.clip(1.0 - got / t, 0.0, 1.0) for f, t in zip(shares, kinds))
         np.testing.assert_allclose(at, tail, rtol=1e-12, atol=1e-15)
@@ -351,11 +355,11 @@ def test_mixture_quantile_by_newton_matches_the_bisection():
     weights[0] = 1.0 - weights[1] - weights[2]
     _, old = _old_bisection_quantiles()
     worst = 0.0
-    for key, p in L._P.items():
-        got = L._mixture_quantile(means, sds, weights, p, z=L._Z[key])
+    for key, p in N.PERCENTILES.items():
+        got = N.mixture_quantile(means, sds, weights, p, z=N.NORMAL_Z[key])
         ref = old(means, sds, weights, p)
         def cdf(x):
-            return sum(wi * L._ncdf((x - m) / s) for m, s, wi in zip(means, sds, weights))
+            return sum(wi * N.normal_cdf((x - m) / s) for m, s, wi in zip(means, sds, weights))
         assert np.all(cdf(got * (1 - 1e-10)) <= p) and np.all(cdf(got * (1 + 1e-10)) >= p)
         rel = np.abs(got - ref) / ref
         worst = max(worst, float(rel.max()))
@@ -364,3 +368,28 @@ def test_mixture_quantile_by_newton_matches_the_bisection():
         assert np.all(np.abs(got - ref) <= bracket * 2.0 ** -30 * (1 + 1e-6))   # its last step
     assert worst < 1e-6
     print(f"max relative difference to the bisection: {worst:.2e}")
+
+
+@pytest.mark.parametrize("model", ["gpt-oss-120b", "qwen3.5-27b", "llama-3.1-70b"])
+def test_step_under_load_reads_what_each_layer_kind_caches(model):
+    """The step under load is perf.py's decode cycle (one function, planner/physics/step.py),
+    so a sliding-window or state-space layer is charged what it caches, not the linear
+    L x kv_elements x context of a full-attention model; the simulator's float version is
+    the same function. By hand for gpt-oss-120b: 18 window layers read min(C, 128) tokens,
+    18 full layers C, each 2 x 8 KV heads x 64 dims in bf16 at 0.8 of the H100's 3.35 TB/s."""
+    from planner.physics.step import scalar_step_fn
+    m = CAT.model(model)
+    t = GpuTable.build([CAT.gpus["h100-sxm"]])
+    c = Configs.single(0, "w16a16", "bf16", 8 if model != "gpt-oss-120b" else 4, 1, 1, 64, 4000, 1000)
+    ph = L.step_physics(m, t, c, O)
+    n, ctx = 64.0, 64.0 * 4500.0
+    ev = evaluate(m, t, c, O)
+    assert float(L.step_time(ph, n, ctx)[0]) == pytest.approx(float(ev.tpot[0]), rel=1e-12)
+    f = scalar_step_fn(ph, 0, 10_000)
+    for args in ((n, ctx, 0, 0.0, 0), (32.0, 32.0 * 3000.0, 700, 700.0 ** 2, 1)):
+        assert f(int(args[0]), *args[1:]) == pytest.approx(float(L.step_time(ph, *args)[0]), rel=1e-12)
+    if model == "gpt-oss-120b":
+        read, _ = ph.kv_terms(np.array([n]), np.array([ctx]), 1.0)
+        # kv_frac = ceil(8 / 4) / 8 = 1/4 of the heads on each GPU
+        per_seq = (18 * 128 + 18 * 4500) * (2 * 8 * 64) * 2.0 * 0.25
+        assert float(read[0]) == pytest.approx(n * per_seq / (3.35e12 * 0.8), rel=1e-9)

@@ -13,8 +13,9 @@ from pydantic import ValidationError
 from planner.catalog.store import Catalog
 from planner.physics import load as L
 from planner.physics.options import PRESETS, Assumptions
-from planner.physics.perf import Arch, _smax, evaluate, regime_of, regime_shares, tokens_per_step
+from planner.physics.perf import Arch, evaluate, regime_of, regime_shares, tokens_per_step
 from planner.physics.space import Configs, GpuTable
+from planner.physics.terms import smax
 from planner.simulate import Arrivals, Lengths, simulate_config
 
 CAT = Catalog.default()
@@ -71,17 +72,17 @@ def test_verify_step_and_draft_by_hand():
     t_lin = 2 * B * q * (p.active_nonembedding + p.lm_head) / lin_rate
     t_kv = B * kv_per_seq / BW
     t_attn = B * q * attn_per_query / attn_rate
-    verify = (_smax(np.array(t_w), np.array(t_lin), 3.0) + _smax(np.array(t_kv), np.array(t_attn), 3.0)
+    verify = (smax(np.array(t_w), np.array(t_lin), 3.0) + smax(np.array(t_kv), np.array(t_attn), 3.0)
               + fixed + 5e-6 + B * q * act_per_token / BW)
     assert r["t_weights"] == pytest.approx(t_w)
     assert r["t_linear_compute"] == pytest.approx(t_lin)
     assert r["t_kv"] == pytest.approx(t_kv)
     assert r["t_attn_compute"] == pytest.approx(t_attn)
 
-    base = (_smax(np.array(p.layers_always * 2 / BW), np.array(2 * B * p.active_nonembedding / lin_rate), 3.0)
-            + _smax(np.array(t_kv), np.array(B * attn_per_query / attn_rate), 3.0)
+    base = (smax(np.array(p.layers_always * 2 / BW), np.array(2 * B * p.active_nonembedding / lin_rate), 3.0)
+            + smax(np.array(t_kv), np.array(B * attn_per_query / attn_rate), 3.0)
             + fixed + B * act_per_token / BW)                    # no LM head, no LM-head GEMM latency
-    head = _smax(np.array(p.lm_head * 2 / BW), np.array(2 * B * p.lm_head / lin_rate), 3.0) + 5e-6
+    head = smax(np.array(p.lm_head * 2 / BW), np.array(2 * B * p.lm_head / lin_rate), 3.0) + 5e-6
     draft = 2 * (base / 32 + head)
     E = 1 + 0.8 + 0.64
     assert float(r["tpot"]) == pytest.approx(float((verify + draft) / E), rel=1e-9)

@@ -17,13 +17,13 @@ from planner.physics.load import (
     StepPhysics,
     Target,
     Workload,
-    _bisection_by_bracket,
     capacity_at_slo,
     engine,
     load_metrics,
     merge_results,
     step_physics,
 )
+from planner.physics.numerics import bisection_by_bracket
 from planner.physics.options import Assumptions
 from planner.physics.space import Configs, GpuTable
 from planner.resolve.problem import Slot
@@ -156,7 +156,7 @@ def _rate_at_utilization(phys: StepPhysics, eng: Engine, wl: Workload, hi: np.nd
     which the utilisation (rate and KV pool together, docs/load.md section 3) is at most
     ``ceiling``, for each configuration: the lower end of an ``iters``-step bisection from
     0, its steps settled from a bracket (the utilisation grows with the rate;
-    ``_bisection_by_bracket``), first tried at hi x ceiling / rho_hi."""
+    ``bisection_by_bracket``), first tried at hi x ceiling / rho_hi."""
     n = len(phys)
 
     def evaluate(x: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -164,7 +164,7 @@ def _rate_at_utilization(phys: StepPhysics, eng: Engine, wl: Workload, hi: np.nd
         with np.errstate(divide="ignore"):
             return rho <= ceiling, np.log(rho / ceiling)
     hi = np.asarray(hi, dtype=float)
-    lo, _, _ = _bisection_by_bracket(evaluate, np.zeros(n), hi, np.full(n, np.nan), iters, np.full(n, np.inf),
+    lo, _, _ = bisection_by_bracket(evaluate, np.zeros(n), hi, np.full(n, np.nan), iters, np.full(n, np.inf),
                                      geometric=False, g_hi=np.log(rho_hi / ceiling), first=hi * ceiling / rho_hi)
     return lo
 

@@ -160,21 +160,22 @@ def _distinct(keys: list[tuple]) -> tuple[list[int], list[int]]:
 
 def _config_key(c: Case) -> tuple:
     return (c.gpu, c.scheme, c.kv, c.tp, c.pp, c.ep, c.batch, c.input_tokens, c.output_tokens, c.isl_cv2,
-            c.load, c.replicas, c.pools)
+            c.load, c.replicas, c.pools, c.start, c.requests_per_client)
 
 
 def predict_load(cases: list[Case], catalog: Catalog, o: Assumptions,
                  fitted: dict[str, float] | None = None) -> tuple[np.ndarray, list[str | None]]:
     """Rows measured under load: the closed forms of docs/load.md (physics/load.py's
     load_metrics) per replica, at the row's clients or rate divided over its replicas,
-    Poisson arrivals (a closed loop's clients taken as independent) and the row's mean
-    lengths and input-length spread; throughput summed over the replicas. Each distinct
-    configuration is computed once."""
+    Poisson arrivals or a closed loop whose clients start as the row's benchmark starts them
+    (``rows.benchmark_run``), and the row's mean lengths and their spread; throughput
+    summed over the replicas. Each distinct configuration is computed once."""
     out = np.full(len(cases), np.nan)
     why: list[str | None] = [None] * len(cases)
     gpu_ids = sorted({c.gpu for c in cases})
     table = GpuTable.build([catalog.gpu(g) for g in gpu_ids])
-    for (_, engine, kind), idx in _groups(cases, catalog, lambda c: (c.load[0] if c.load else "",)).items():
+    for (_, engine, kind, start), idx in _groups(cases, catalog,
+                                                lambda c: (c.load[0] if c.load else "", c.start)).items():
         firsts, where = _distinct([_config_key(cases[i]) for i in idx])
         cs = [cases[idx[f]] for f in firsts]
         model = catalog.models[cs[0].model]
@@ -183,9 +184,10 @@ def predict_load(cases: list[Case], catalog: Catalog, o: Assumptions,
         valid = evaluate(model, table, configs, o_row)
         phys = step_physics(model, table, configs, o_row)
         per_replica = np.array([c.load[1] / c.replicas if c.load else np.nan for c in cs])
+        cv2 = np.array([c.isl_cv2 for c in cs], float)      # outputs drawn as the inputs are
         wl = Workload(isl=np.array([c.input_tokens for c in cs], float),
-                      osl=np.array([c.output_tokens for c in cs], float),
-                      isl_cv2=np.array([c.isl_cv2 for c in cs], float))
+                      osl=np.array([c.output_tokens for c in cs], float), isl_cv2=cv2, osl_cv2=cv2,
+                      start=start, requests_per_client=np.array([c.requests_per_client for c in cs], float))
         needed = {(c.rule.removeprefix("load_"), c.statistic) for c in cs if c.rule != "load_throughput"}
         quantiles = any(stat != "mean" for _, stat in needed)
         r = load_metrics(phys, scheduler(phys), wl, quantiles=quantiles, report=needed,

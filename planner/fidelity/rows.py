@@ -162,18 +162,30 @@ def engine_of(framework: str) -> tuple[str | None, str | None]:
     return engine, (m.group(1) if m else None)
 
 
-def engine_settings(framework: str, notes: str) -> tuple[tuple[str, object], ...]:
+def engine_settings(framework: str, notes: str, served: bool = True) -> tuple[tuple[str, object], ...]:
     """What a row's engine sets: the engine's profile (``engine_profile``: for TensorRT-LLM
     the KV cache gets 0.9 of the memory left after weights, FP8 attention where the KV cache
     is FP8, 10 us per layer; for vLLM 0.9 of all memory, 20 us per layer), with the memory
     fraction the source states (TensorRT-LLM 0.95 where it says so). Documented engine facts
-    and the profiles' priors, not fitted parameters (docs/validation.md)."""
+    and the profiles' priors, not fitted parameters (docs/validation.md).
+
+    The serving path (``serving_overhead_s``: HTTP server, tokenizer, stream) is the
+    profile's only where clients measured the row through a server (``served``: a closed
+    loop of clients); an in-process benchmark (trtllm-bench, MLPerf LoadGen, llama-bench,
+    gptSessionBenchmark) has none. A C++ runtime (TensorRT-LLM before 1.0, its
+    gptSessionBenchmark, MLPerf's TensorRT harness) and an engine without a profile have no
+    Python host work either (the host times 0)."""
     engine, _ = engine_of(framework)
-    if engine is None:
-        return ()
-    profile = engine_profile(engine)
+    profile: dict[str, object] = engine_profile(engine) if engine is not None else {}
     if engine == "trtllm" and "kv_cache_free_gpu_mem_frac often 0.95" in notes:
         profile["memory_utilization"] = 0.95
+    f = framework.lower()
+    if not served:
+        profile["serving_overhead_s"] = 0.0
+    cpp = engine == "trtllm" and ("gptsessionbenchmark" in f or re.search(r"tensorrt-llm v0\.", f) is not None
+                                  or f.startswith("tensorrt 1"))
+    if engine is None or cpp:
+        profile.update(host_step_s=0.0, host_per_sequence_s=0.0, host_launch_s=0.0)
     return tuple(profile.items())
 
 
@@ -343,6 +355,8 @@ class Case:
     ep: int = 1                                   # the MoE group (attention DP = ep / tp)
     isl_cv2: float = 0.0                          # squared CV of the input length
     pools: Pools | None = None                    # a disaggregated row's two pools
+    start: str = "independent"                    # a closed loop's clients: out of step, or together (a benchmark run)
+    requests_per_client: float = 10.0             # a benchmark run's requests / clients (the first wave's share)
 
     @property
     def under_load(self) -> bool:
@@ -394,7 +408,8 @@ def _map_row(i: int, r: dict, catalog: Catalog, load: tuple[str, float] | None, 
         return scheme
     base = dict(row=i, model=model_id, gpu=gpu, scheme=scheme[0], kv=scheme[1],
                 input_tokens=lengths[0], output_tokens=lengths[1], isl_cv2=lengths[2],
-                engine=engine_settings(r["framework"], r["notes"]), per_gpu=r["metric"].endswith("per_gpu"))
+                engine=engine_settings(r["framework"], r["notes"], served=load is not None and load[0] == "clients"),
+                per_gpu=r["metric"].endswith("per_gpu"))
     if not layout:
         return _disagg_case(r, model, catalog.gpus[gpu].domain_gpus, load, base)
     base |= layout
@@ -466,7 +481,18 @@ def _load_case(r: dict, load: tuple[str, float], base: dict) -> Case | str:
         return rule
     stated = re.search(r"(?:batch|max_num_seqs|gpu_batch_size)[ =]+(\d+)", r["batch_or_concurrency"].lower())
     return Case(**base, rule=rule[0], statistic=rule[1], scale=rule[2], load=load,
-                batch=int(stated.group(1)) if stated else CUDA_GRAPH_BATCH_CAP)
+                batch=int(stated.group(1)) if stated else CUDA_GRAPH_BATCH_CAP, **benchmark_run(r, load))
+
+
+def benchmark_run(r: dict, load: tuple[str, float]) -> dict:
+    """How a closed loop's clients start (planner/physics/load.py ``CLIENT_STARTS``): a
+    benchmark's max-concurrency (the notes say so) starts its N clients together and measures
+    the run from t = 0: InferenceX sends 10 N prompts, AIPerf's generated benchmark 20 N
+    (measured-silicon.md); other closed loops are taken as clients out of step."""
+    if load[0] != "clients" or "benchmark max-concurrency" not in r.get("notes", "").lower():
+        return {}
+    return {"start": "together",
+            "requests_per_client": 10.0 if r.get("provenance", "").startswith("InferenceX") else 20.0}
 
 
 def _disagg_case(r: dict, model: ModelSpec, domain_gpus: float, load: tuple[str, float] | None,

@@ -27,21 +27,10 @@ from typing import Literal
 import numpy as np
 
 from planner.physics.attention import kv_bytes_per_sequence
-from planner.physics.load import (
-    _P,
-    _Z,
-    Engine,
-    StepPhysics,
-    Target,
-    Workload,
-    _bisect,
-    _bisection_by_bracket,
-    _exp_tail_quantile,
-    _slot_wait,
-    per_token_sd,
-    step_time,
-)
-from planner.physics.perf import _KV_BYTES, _transfer, query_tokens, tokens_per_step
+from planner.physics.load import Engine, Target, Workload, per_token_sd, slot_wait
+from planner.physics.numerics import NORMAL_Z, PERCENTILES, bisect, bisection_by_bracket, exp_tail_quantile
+from planner.physics.step import StepPhysics, step_time
+from planner.physics.terms import KV_BYTES, query_tokens, tokens_per_step, transfer
 
 LinkKind = Literal["intra", "inter"]
 PREFILL_METRICS: tuple[str, ...] = ("ttft",)
@@ -62,7 +51,7 @@ def kv_bytes_per_request(phys: StepPhysics, isl) -> np.ndarray:
     configuration's KV format. This is what the prefill replica must ship."""
     n = len(phys)
     S = _arr(isl, n)
-    return kv_bytes_per_sequence(phys.arch.attention, S, _KV_BYTES[phys.configs.kv]) * np.ones(n)
+    return kv_bytes_per_sequence(phys.arch.attention, S, KV_BYTES[phys.configs.kv]) * np.ones(n)
 
 
 def senders(phys: StepPhysics) -> np.ndarray:
@@ -92,11 +81,11 @@ def kv_link_bandwidth(phys: StepPhysics, link: LinkKind | np.ndarray) -> np.ndar
 
 def kv_transfer_time(phys: StepPhysics, isl, link: LinkKind | np.ndarray) -> np.ndarray:
     """Seconds to move one request's KV from this replica: the alpha-beta cost of perf.py's
-    ``_transfer`` (latency + bytes / bandwidth, or their max under ``comm_latency: max``),
+    ``transfer`` (latency + bytes / bandwidth, or their max under ``comm_latency: max``),
     the bytes split evenly over the replica's KV-holding GPUs, all sending at once."""
     bw, lat = link_parameters(phys, link)
     per_gpu = kv_bytes_per_request(phys, isl) / senders(phys)
-    return _transfer(lat, per_gpu, bw, phys.o)
+    return transfer(lat, per_gpu, bw, phys.o)
 
 
 def kv_transfer_rate(phys: StepPhysics, isl, rate) -> np.ndarray:
@@ -195,7 +184,7 @@ def _prefill_chunk(phys: StepPhysics, lam_l, S, T, iters: int = 40):
 
     def above(c):       # the root lies above c
         return c1 * _pieces(m_of(c), K)[0] > c
-    _, hi = _bisect(above, c1.copy(), K * c1, iters)
+    _, hi = bisect(above, c1.copy(), K * c1, iters)
     c = np.where(above(K * c1), K * c1, hi)
     m = m_of(c)
     return c, c1, m, K
@@ -270,30 +259,31 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
         M = np.maximum(np.floor(eng.kv_pool_tokens / S), 0.0)
         residence = resid + w_extra + d_own + w_link + xfer
         rho_kv = lam_l * residence / np.maximum(M, 1e-9)
-        w_kv = _slot_wait(rho_kv, M, ca2 / 2.0, residence)
+        w_kv = slot_wait(rho_kv, M, ca2 / 2.0, residence)
         wait = resid + w_extra + w_kv
-        ttft = wait + d_own + w_link + xfer
+        serving = phys.o.serving_overhead_s     # the serving path outside the engine's steps
+        ttft = wait + d_own + w_link + xfer + serving
         stable = (rho < 1.0) & (rho_x < 1.0) & (rho_kv < 1.0) & (lam < sat) & (M >= 1) & np.isfinite(ttft)
         stats = {("ttft", "mean"): ttft}
         if quantiles:
             pw_kv = np.clip(rho_kv, 0.0, 1.0) ** (np.sqrt(2.0 * (np.maximum(M, 1.0) + 1.0)) - 1.0)
             hi = np.maximum(t_one, t_full)
-            for key, p in _P.items():
+            for key, p in PERCENTILES.items():
                 if needed is not None and ("ttft", key) not in needed:
                     continue
                 tail = 1.0 - p
                 # residual: P(R > x) = rho sum_k f_k (1 - x / t_k)+ (busy with probability rho)
-                _, r_p = _bisect(lambda x: rho * sum(f * np.clip(1.0 - x / t, 0.0, 1.0)
+                _, r_p = bisect(lambda x: rho * sum(f * np.clip(1.0 - x / t, 0.0, 1.0)
                                                      for f, t in zip(shares, kinds)) > tail,
                                  np.zeros_like(hi), hi, 30)
                 # the tail is the work ahead, whole: Kingman's exponential tail of the prompt
                 # work queue, P(W > t) = rho exp(-t rho / W) (a batched step finishes every
                 # prompt it carries at its end, so the work ahead delays the prompt even
                 # when it fits the same step)
-                wq = np.maximum(np.maximum(r_p, resid + _exp_tail_quantile(w_extra, rho * fit, p)),
-                                _exp_tail_quantile(w_work, rho, p)) \
-                    + _exp_tail_quantile(w_kv, pw_kv, p)
-                stats[("ttft", key)] = wq + d_own + _exp_tail_quantile(w_link, rho_x, p) + xfer
+                wq = np.maximum(np.maximum(r_p, resid + exp_tail_quantile(w_extra, rho * fit, p)),
+                                exp_tail_quantile(w_work, rho, p)) \
+                    + exp_tail_quantile(w_kv, pw_kv, p)
+                stats[("ttft", key)] = wq + d_own + exp_tail_quantile(w_link, rho_x, p) + xfer + serving
     return PrefillResult(rate=lam, chunk_tokens=c, step=t_c, service=t_alone, rho=rho, rho_link=rho_x,
                          rho_kv=rho_kv, saturation_rate=sat, transfer=xfer, wait=wait, prefill=d_own,
                          link_wait=w_link, stable=stable, stats=stats)
@@ -362,15 +352,15 @@ def decode_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate, transfer=
             return step_time(phys, nn, nn * ctx)
         lo = step_time(phys, 0.0, 0.0) * 0.5
         hi = 4.0 * np.maximum(step_time(phys, np.maximum(M, 1.0), np.maximum(M, 1.0) * ctx), lo * 4.0)
-        _, tau = _bisect(lambda t: F(t) > t, lo, hi, 40, geometric=True)
+        _, tau = bisect(lambda t: F(t) > t, lo, hi, 40, geometric=True)
         converged = np.abs(F(tau) - tau) <= 1e-6 * tau + 1e-12
         n = lam_l * ((O - 1.0) / E) * tau
         residence = xfer + ((O - 1.0) / E) * tau
         rho_kv = lam_l * residence / np.maximum(M, 1e-9)
-        w_kv = _slot_wait(rho_kv, M, ca2 / 2.0, residence)
+        w_kv = slot_wait(rho_kv, M, ca2 / 2.0, residence)
         rho = np.maximum(lam / np.where(sat > 0, sat, np.nan), rho_kv)
         stable = converged & (rho_kv < 1.0) & (lam < sat) & (M >= 1) & (n * q <= eng.token_budget)
-        kv_bytes = kv_bytes_per_sequence(phys.arch.attention, S + O, _KV_BYTES[phys.configs.kv])
+        kv_bytes = kv_bytes_per_sequence(phys.arch.attention, S + O, KV_BYTES[phys.configs.kv])
         tpot = tau / E                 # per output token; ITL per step
         stats = {("tpot", "mean"): tpot, ("itl", "mean"): tau}
         if quantiles:
@@ -383,11 +373,11 @@ def decode_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate, transfer=
             sd_itl = np.abs(d0) * np.sqrt(n * zpk)
             sd_tpot = np.abs(d0) * np.sqrt(zpk * n * 2.0 / 3.0)
             sd_tpot = per_token_sd(phys.o, sd_tpot, tau, O)
-            for key in _P:
+            for key in PERCENTILES:
                 if needed is not None and not any(s == key for _, s in needed):
                     continue
-                stats[("itl", key)] = tau + _Z[key] * sd_itl
-                stats[("tpot", key)] = tpot + _Z[key] * sd_tpot
+                stats[("itl", key)] = tau + NORMAL_Z[key] * sd_itl
+                stats[("tpot", key)] = tpot + NORMAL_Z[key] * sd_tpot
     return DecodeResult(rate=lam, running=n, step=tau, rho=rho, rho_kv=rho_kv, saturation_rate=sat, max_seqs=M,
                         kv_wait=w_kv, kv_held_bytes=lam * residence * kv_bytes,
                         throughput_tokens_per_s=lam * O, stable=stable, stats=stats)
@@ -423,7 +413,7 @@ def _capacity(metrics, sat: np.ndarray, targets: Sequence[Target], max_utilizati
         r0, rt0 = ratios(lo)
         feasible0 = r0.stable & (r0.rho <= max_utilization) & np.all(rt0 <= 1.0, axis=0)
         hi = np.maximum(sat * max_utilization * (1.0 + 1e-9), lo)
-        lo_, hi_ = _bisect(ok, lo, hi, iters, geometric=True)
+        lo_, hi_ = bisect(ok, lo, hi, iters, geometric=True)
         top_ok = ok(hi)
         rate = np.where(feasible0, np.where(top_ok, hi, lo_), 0.0)
         rate = np.where(sat > 0, rate, 0.0)
@@ -502,8 +492,8 @@ def closed_loop(pre: StepPhysics, pre_eng: Engine, dec: StepPhysics, dec_eng: En
     only in a free one, before the first token), TPOT the decode pool's at X / D, its KV
     arriving in ``pair_transfer_time``. The left side grows with X; X is the lower end of a
     bisection in log X (``iters`` steps) between N / (the idle residence) and the lower pool's
-    saturation, as load.py's closed loop, its steps settled from a bracket (load.py's
-    ``_bisection_by_bracket``: the same end, fewer evaluations); each pool's arrivals are
+    saturation, as load.py's closed loop, its steps settled from a bracket (numerics.py's
+    ``bisection_by_bracket``: the same end, fewer evaluations); each pool's arrivals are
     taken as Poisson (docs/load.md section 5)."""
     n = len(pre)
     N, P, D = _arr(clients, n), _arr(prefill_replicas, n), _arr(decode_replicas, n)
@@ -540,7 +530,7 @@ def closed_loop(pre: StepPhysics, pre_eng: Engine, dec: StepPhysics, dec_eng: En
         def link_of(rows):
             return np.broadcast_to(np.asarray(link), (n,))[rows]
         # the bisection's lower end, its steps settled from a bracket (load.py's search)
-        lo, _, _ = _bisection_by_bracket(evaluate, lo, np.maximum(hi, lo), np.full(n, np.nan), iters,
+        lo, _, _ = bisection_by_bracket(evaluate, lo, np.maximum(hi, lo), np.full(n, np.nan), iters,
                                          np.full(n, np.inf), geometric=True)
         p, d = at(lo)
         ttft, _, ok = residence(p, d)

@@ -109,6 +109,38 @@ class Assumptions(BaseModel):
         "(rotary embedding in place on the queries; the keys, n_kv/n_q as wide, are left out; MLA: the "
         "rope dimensions only; none on state-space layers)")
     step_overhead_s: Seconds = Field(0.0, description="fixed cost per decode step (scheduling, sampling)")
+    serving_overhead_s: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False), NotBool] = Field(
+        0.030, description="time a request spends outside the engine's steps before its first token reaches the "
+        "client: HTTP server, tokenizer, hand-off to the engine, detokenizer and the stream's first chunk "
+        "(docs/model.md section 4, 'the serving path'); added to every TTFT. Fitted per engine on the corpus's "
+        "low-concurrency rows (benchmarks/fit_serving_path.py: vLLM 30 ms, SGLang 100, TensorRT-LLM 100; "
+        "bound 0-100 ms)")
+    host_step_s: Annotated[float, Field(ge=0, le=0.1, allow_inf_nan=False), NotBool] = Field(
+        0.003, description="host time of one engine step outside the GPU's work: scheduling, batch preparation, "
+        "sampling, output processing. The engine prepares the next step while the GPU runs this one, so a step "
+        "takes max(GPU time, host time) (the host-bound floor, docs/model.md section 4). Fitted per engine "
+        "(benchmarks/fit_serving_path.py: vLLM 4 ms, SGLang 5, TensorRT-LLM 0), vLLM's bounded by the fastest step "
+        "it was measured at: 3.0 ms, gpt-oss-120b on B200 TP8)")
+    host_per_sequence_s: Annotated[float, Field(ge=0, le=1e-3, allow_inf_nan=False), NotBool] = Field(
+        5e-6, description="host time per sequence in a step (its scheduling, sampling and token output), added to "
+        "host_step_s (benchmarks/fit_serving_path.py: vLLM 5 us, SGLang 30, TensorRT-LLM 0)")
+    host_launch_s: Annotated[float, Field(ge=0, le=1e-3, allow_inf_nan=False), NotBool] = Field(
+        0.0, description="host time per kernel of a forward pass run outside a CUDA graph (a step of more "
+        "tokens than cuda_graph_max_tokens: eager PyTorch dispatch and launch), added to the step's host time "
+        "(benchmarks/fit_serving_path.py: vLLM 0, its torch.compile'd piecewise graphs; SGLang 100 us, "
+        "TensorRT-LLM 40 us; bound 0-100 us)")
+    cuda_graph_max_tokens: Annotated[int, Field(ge=0, le=10**6), NotBool] = Field(
+        512, description="largest step, in tokens, the engine replays from a captured CUDA graph (vLLM's "
+        "max_cudagraph_capture_size 512; SGLang --cuda-graph-max-bs; TensorRT-LLM cuda_graph_config."
+        "max_batch_size); a larger step launches its kernels one by one (host_launch_s each)")
+    grouped_gemm_efficiency: Fraction = Field(
+        0.85, description="achieved rate of the routed experts' grouped GEMMs (with their permutes and "
+        "quantizations) as a share of a dense GEMM's: MoE layers below the dense roofline (docs/model.md "
+        "section 4, 'grouped GEMMs'; benchmarks/fit_serving_path.py, one value for every engine)")
+    moe_gemm_tile_tokens: Annotated[int, Field(ge=0, le=1024), NotBool] = Field(
+        64, description="M tile of the grouped expert GEMMs: each expert's tokens are padded up to whole tiles, "
+        "so a few tokens per expert cost a tile's FLOPs (vLLM/SGLang fused_moe BLOCK_SIZE_M 16-128, DeepGEMM "
+        "and CUTLASS grouped GEMMs 64-128); 0 = no padding")
     speculative_tokens: Annotated[int, Field(ge=0, le=16), NotBool] = Field(
         0, description="speculative decoding / multi-token prediction: k draft tokens proposed per decode "
         "step and verified in one forward pass of k + 1 query tokens per sequence (0 = off; DeepSeek-V3 "
@@ -156,16 +188,20 @@ PRESETS: dict[str, Assumptions] = {
         activation_passes_hidden=0.0, activation_passes_ffn=0.0, activation_passes_attention=0.0,
         framework_reserve_bytes=0.0, nccl_reserve_bytes=0.0, max_batched_tokens=0,
         pp_wraparound_hop="activation", pp_hop_message="full", quantize_embeddings=True,
+        serving_overhead_s=0.0, host_step_s=0.0, host_per_sequence_s=0.0, host_launch_s=0.0,
+        grouped_gemm_efficiency=1.0, moe_gemm_tile_tokens=0,
     ),
     # Engine profiles (docs/model.md section 7): the engine's documented memory conventions and
     # what it fuses; the rest are the realistic priors. "realistic" is vLLM's profile.
     "sglang": Assumptions(
         engine="sglang", memory_utilization=0.88, kv_budget="total", ep_overlap="two-batch",
         per_layer_overhead_s=15e-6,
+        serving_overhead_s=0.100, host_step_s=0.005, host_per_sequence_s=30e-6, host_launch_s=100e-6,
     ),
     "trtllm": Assumptions(
         engine="trtllm", memory_utilization=0.9, kv_budget="free",
         per_layer_overhead_s=10e-6, attention_format="fp8",
+        serving_overhead_s=0.100, host_step_s=0.0, host_per_sequence_s=0.0, host_launch_s=40e-6,
     ),
     "rule-of-thumb": Assumptions(
         memory_utilization=1.0, framework_reserve_bytes=0.0, nccl_reserve_bytes=0.0,
@@ -191,15 +227,18 @@ def engine_profile(engine: str) -> dict[str, object]:
 
 PRESET_NOTES: dict[str, str] = {
     "realistic": "priors from the field's tools (vLLM's conventions: engine vllm); efficiencies tied to "
-                 "measured MAMF, smooth roofline, KV reads, ring all-reduce, slowest PP stage",
+                 "measured MAMF, smooth roofline, KV reads, ring all-reduce, slowest PP stage; vLLM's serving path "
+                 "and host times and the grouped-GEMM efficiency fitted on the measured corpus",
     "seed-article": "seed 002's simplifications: peak rates, no KV reads, full-message all-reduce, "
                     "latency maxed with transfer, no framework memory",
     "sglang": "SGLang profile: mem_fraction_static ~0.88 of all memory, two-batch overlap of the expert "
-              "all-to-all, 15 us per layer (a prior, not fitted: fused norm/rope kernels, CUDA graphs); "
-              "otherwise the realistic priors",
+              "all-to-all, 15 us per layer (a prior, not fitted: fused norm/rope kernels, CUDA graphs); its "
+              "serving path and host times fitted on the measured corpus (100 ms, 5 ms a step, 30 us a sequence, "
+              "100 us a kernel outside CUDA graphs); otherwise the realistic priors",
     "trtllm": "TensorRT-LLM profile: KV cache gets kv_cache_free_gpu_mem_fraction 0.9 of the memory left "
               "after weights, 10 us per layer (a prior, not fitted: fused engine), FP8 attention kernel "
-              "(FP8 FMHA) where the GPU "
-              "has fp8; otherwise the realistic priors",
+              "(FP8 FMHA) where the GPU has fp8; its serving path and host times fitted on the measured corpus "
+              "(100 ms, no host floor in decode, 40 us a kernel outside CUDA graphs); otherwise the "
+              "realistic priors",
     "rule-of-thumb": "seed 004: memory = weights x 1.25, nothing else reserved",
 }

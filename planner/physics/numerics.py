@@ -1,0 +1,265 @@
+"""Numerics of the closed forms (docs/load.md sections 3-6): the normal CDF, bisection, a
+bracketing fixed-point solver, quantiles of mixtures and of waits, and the bisection by
+bracket that settles most of a bisection's steps without evaluating them. Vectorised
+over configurations, pure numpy, no physics."""
+
+from __future__ import annotations
+
+import numpy as np
+
+NORMAL_Z: dict[str, float] = {"p50": 0.0, "p90": 1.2815515655446004, "p95": 1.6448536269514722,
+                              "p99": 2.3263478740408408}
+"""The standard normal's quantile at each reported percentile."""
+PERCENTILES: dict[str, float] = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
+"""Each reported percentile as a probability."""
+
+
+def normal_cdf(x: np.ndarray) -> np.ndarray:
+    """Standard normal CDF (Abramowitz & Stegun 7.1.26 for erf, |error| < 1.5e-7)."""
+    z = np.abs(x) / np.sqrt(2.0)
+    t = 1.0 / (1.0 + 0.3275911 * z)
+    y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t
+               + 0.254829592) * t * np.exp(-z * z)
+    return 0.5 * (1.0 + np.sign(x) * y)
+
+
+def bisect(fn, lo: np.ndarray, hi: np.ndarray, iters: int, geometric: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised bisection for the boundary of ``fn(x) True`` (assumed True at lo, False at hi)."""
+    lo, hi = lo.copy(), hi.copy()
+    for _ in range(iters):
+        mid = np.sqrt(lo * hi) if geometric else 0.5 * (lo + hi)
+        ok = fn(mid)
+        lo = np.where(ok, mid, lo)
+        hi = np.where(ok, hi, mid)
+    return lo, hi
+
+
+FIXED_POINT_RTOL = 1e-12
+"""Relative width of the bracket at which ``fixed_point`` stops: far below the 1e-6 of the
+convergence test and the ~3e-7 that the former 24 geometric bisection steps reached."""
+
+
+def fixed_point(F, lo: np.ndarray, hi: np.ndarray, max_iters: int = 60, restrict=None) -> np.ndarray:
+    """Per configuration, a fixed point of F in [lo, hi] (F(lo) > lo, F(hi) <= hi): regula
+    falsi with the Illinois modification on the bracket of F(t) - t, which keeps the sign
+    change inside and converges superlinearly where F is smooth (2-11 evaluations on the
+    shipped instances, against the 24 of the geometric bisection it replaced). A
+    configuration stops when the bracket or the residual |F(t) - t| is within
+    ``FIXED_POINT_RTOL`` of t; it returns that t (the bracket's upper end if the width
+    stopped it). Where F(hi) > hi (no fixed point below hi: beyond saturation) it returns
+    hi, as the bisection did; the caller's convergence test flags it.
+
+    ``restrict(idx)``, if given, returns F on the configurations ``idx`` alone: once half of
+    the configurations evaluated have stopped, the others go on by themselves (each
+    configuration's iterates are its own, so the result is the same)."""
+    a, b = lo.astype(float).copy(), hi.astype(float).copy()
+    ga, gb = F(a) - a, F(b) - b
+    live = (gb <= 0) & (ga > 0) & (b - a > FIXED_POINT_RTOL * b)
+    out = b.copy()
+    idx = np.arange(len(a))            # the configurations still evaluated (a, b, ... are theirs)
+    last = np.zeros(len(a))           # which end moved last: +1 a, -1 b
+    for _ in range(max_iters):
+        if not live.any():
+            break
+        if restrict is not None and 2 * np.count_nonzero(live) <= len(idx):
+            keep = np.flatnonzero(live)
+            idx, a, b, ga, gb, last, live = idx[keep], a[keep], b[keep], ga[keep], gb[keep], last[keep], live[keep]
+            F = restrict(idx)
+        x = (a * gb - b * ga) / (gb - ga)
+        x = np.where(np.isfinite(x) & (x > a) & (x < b), x, np.sqrt(a * b))
+        x = np.where(live, x, b)
+        gx = F(x) - x
+        right = gx > 0                # the sign change is above x: a moves
+        moved = np.where(right, 1.0, -1.0)
+        twice = moved == last
+        # the end that stays twice in a row has its value halved (Illinois), so both ends move
+        new_ga = np.where(right, gx, np.where(twice, ga / 2.0, ga))
+        new_gb = np.where(right, np.where(twice, gb / 2.0, gb), gx)
+        a, b = np.where(live & right, x, a), np.where(live & ~right, x, b)
+        ga, gb = np.where(live, new_ga, ga), np.where(live, new_gb, gb)
+        last = np.where(live, moved, last)
+        hit = live & (np.abs(gx) <= FIXED_POINT_RTOL * x)
+        out[idx] = np.where(hit, x, np.where(live, b, out[idx]))
+        live &= ~hit & (b - a > FIXED_POINT_RTOL * b)
+    return out
+
+
+def exp_tail_quantile(mean, prob_wait, p):
+    """p-quantile of a wait with P(W > t) = a exp(-t a / mean), a = P(wait) (section 4)."""
+    a = np.clip(prob_wait, 1e-12, 1.0)
+    tail = 1.0 - p
+    return np.where(a > tail, mean / a * np.log(a / tail), 0.0)
+
+
+def mixture_quantile(means, sds, weights, p, z: float | None = None, rtol: float = 1e-12, max_iters: int = 100):
+    """p-quantile of a mixture of normals (lists of arrays): Newton on the mixture's CDF from
+    the moment-matched normal's quantile (``z``: the standard normal's p-quantile), kept
+    inside the bracket [min mean - 6 sd, max mean + 6 sd] that the CDF values found so far
+    narrow (a step leaving it is replaced by the bracket's middle), until a step is within
+    ``rtol`` of the estimate; only the configurations not yet there are evaluated. 3-5
+    evaluations where the components overlap, instead of the 30 bisection steps this
+    replaced, whose resolution (2^-30 of the bracket) it improves on (section 5)."""
+    shape = np.shape(sum(means) + sum(sds) + sum(weights))
+    means, weights = [np.broadcast_to(m, shape) for m in means], [np.broadcast_to(w, shape) for w in weights]
+    sds = [np.broadcast_to(np.maximum(s, 1e-15), shape) for s in sds]
+    lo = np.min([m - 6 * s for m, s in zip(means, sds)], axis=0)
+    hi = np.max([m + 6 * s for m, s in zip(means, sds)], axis=0)
+    total = sum(weights)
+    mu = sum(w * m for m, w in zip(means, weights)) / total
+    var = sum(w * (s * s + m * m) for m, s, w in zip(means, sds, weights)) / total - mu * mu
+    x = mu + (0.0 if z is None else z) * np.sqrt(np.maximum(var, 0.0))
+    # components far apart (step kinds much longer than the decode step's spread): the
+    # quantile lies in the component where the cumulative weight (by mean) passes p, at
+    # its own quantile of the remainder (logistic approximation of the normal's inverse)
+    order = np.argsort(np.stack(means), axis=0)
+    M, Sd, W = (np.take_along_axis(np.stack(a), order, axis=0) for a in (means, sds, weights))
+    cum = np.cumsum(W, axis=0) / total
+    k = np.minimum(np.sum(cum < p, axis=0), len(means) - 1)[None]
+    below = np.where(k > 0, np.take_along_axis(cum, np.maximum(k - 1, 0), axis=0), 0.0)[0]
+    wk = np.take_along_axis(W, k, axis=0)[0] / total
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.clip((p - below) / wk, 1e-12, 1.0 - 1e-12)
+        apart = np.take_along_axis(M, k, axis=0)[0] + np.take_along_axis(Sd, k, axis=0)[0] * np.log(q / (1 - q)) / 1.702
+    spread = np.max(np.stack(means), axis=0) - np.min(np.stack(means), axis=0)
+    x = np.where(spread > 6.0 * np.max(np.stack(sds), axis=0), apart, x)
+    x = np.where((x > lo) & (x < hi), x, 0.5 * (lo + hi))
+    act = np.flatnonzero(np.isfinite(x))
+    for _ in range(max_iters):
+        if not len(act):
+            break
+        xa, la, ha = x[act], lo[act], hi[act]
+        ms, ss, ws = [m[act] for m in means], [s[act] for s in sds], [w[act] for w in weights]
+        zs = [(xa - m) / s for m, s in zip(ms, ss)]
+        f = sum(w * normal_cdf(u) for u, w in zip(zs, ws)) - p
+        dens = sum(w * np.exp(-0.5 * u * u) / s for u, s, w in zip(zs, ss, ws)) / np.sqrt(2.0 * np.pi)
+        la, ha = np.where(f < 0, xa, la), np.where(f < 0, ha, xa)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            step = np.where(f != 0, f / dens, 0.0)
+        new = xa - step
+        new = np.where(np.isfinite(new) & (new >= la) & (new <= ha), new, 0.5 * (la + ha))
+        x[act], lo[act], hi[act] = new, la, ha
+        act = act[~(np.abs(new - xa) <= rtol * np.abs(xa))]
+    return x
+
+
+def residual_quantile(shares, kinds, tail):
+    """The x at which P(residual > x) = tail for the residual of the step in progress,
+    uniform over a length-biased step of one of the ``kinds`` (their time shares ``shares``):
+    sum_i share_i max(0, 1 - x / t_i) = tail. The left side is convex, decreasing and
+    linear between the t_i, so Newton from 0 (right derivatives at the kinks) stays below
+    the root and lands on it in at most one step per kind (section 5)."""
+    x = np.zeros(np.shape(kinds[0]))
+    for _ in range(len(kinds) + 1):
+        above = sum(f * np.maximum(1.0 - x / t, 0.0) for f, t in zip(shares, kinds)) - tail
+        slope = sum(np.where(t > x, f / t, 0.0) for f, t in zip(shares, kinds))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x = np.where(above > 0, x + above / slope, x)
+    return x
+
+
+def finite_squashed(g) -> np.ndarray:
+    """g as floats, NaN where not finite (an infinite distance says nothing to a secant),
+    squashed to g / (1 + |g|): the same sign and, near 0, the same value, but a far point's
+    huge distance (a latency exploding near saturation) no longer pins the secant to the
+    other end."""
+    g = np.asarray(g, dtype=float)
+    return np.where(np.isfinite(g), g / (1.0 + np.abs(g)), np.nan)
+
+
+def bisection_by_bracket(evaluate, lo: np.ndarray, hi: np.ndarray, g_lo: np.ndarray, iters: int,
+                          ceiling: np.ndarray, geometric: bool = True, g_hi: np.ndarray | None = None,
+                          first: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ends of ``bisect(ok, lo, hi, iters, geometric)`` for a predicate ok that
+    holds at ``lo`` and is monotone (true below a boundary, false above), without
+    evaluating it at every midpoint (section 6).
+
+    Each configuration keeps the highest rate L known to meet it and the lowest H known to
+    miss it; a bisection midpoint at or below L is settled true, one at or above H false, so
+    the bisection is replayed step by step until a midpoint falls between L and H. Only
+    then is ``evaluate(x, rows) -> (ok, g)`` called (g: a distance to the boundary, positive
+    where ok fails, such as the log of the largest ratio to a target; NaN where it says
+    nothing), at a point chosen to shrink [L, H] around the boundary: the secant on g
+    (squashed to g / (1 + |g|)) against the rate through the last two points, else
+    through L and H; once its step is below ``delta`` (1/32 of the bisection's last step)
+    the boundary is that close, and the point is ``delta`` past the estimate, away from
+    the last point, so that the other end closes in too. The bisection's own midpoint is
+    taken where the estimate is outside [L, H], where two points in a row did not halve it,
+    where it is narrower than the bisection's last step, and after two evaluations that
+    settled no step (so a row needs at most three evaluations a step: on the fleet
+    benchmark 1 above the ceiling and about 7 below it, against 16).
+
+    ``ceiling`` (per row; inf for none): a row with L far enough above it that the
+    bisection's lower end must exceed it stops there, flagged in the third result (its
+    ends are then only bounds: lo <= L, hi = inf). ``g_hi``: the distance at ``hi`` where
+    the caller knows ok fails there; ``first``: the first point to evaluate (default just
+    past the ceiling where there is one, else half of ``hi``)."""
+    n = len(lo)
+    blo, bhi = lo.astype(float).copy(), hi.astype(float).copy()
+    steps = np.zeros(n, dtype=np.int64)
+    L, H = blo.copy(), (np.full(n, np.inf) if g_hi is None else bhi.copy())
+    gL, gH = finite_squashed(g_lo), (np.full(n, np.nan) if g_hi is None else finite_squashed(g_hi))
+    x_last, g_last, ok_last = blo.copy(), gL.copy(), np.ones(n, dtype=bool)   # the last point evaluated
+    x_prev, g_prev = np.full(n, np.nan), np.full(n, np.nan)                   # and the one before
+    # the bisection's last step: relative (log) if geometric, else absolute
+    width = (np.log(np.maximum(bhi / blo, 1.0)) if geometric else bhi - blo) / 2.0 ** iters
+    margin = 1.01 * width + 1e-12
+
+    def past(x, k):      # x moved k margins up
+        return x * np.exp(k * margin) if geometric else x + k * margin
+    above = np.zeros(n, dtype=bool)
+    # first point: just past the ceiling where there is one (a row meeting it there is done),
+    # else half of the upper end
+    x0 = np.where(past(ceiling, 1.5) < past(bhi, -1.0), past(ceiling, 1.5), 0.5 * bhi) if first is None else first
+    pending = np.ones(n, dtype=bool)         # the first point not yet evaluated
+    stall = np.full(n, -1, dtype=np.int64)   # evaluations in a row that settled no step
+    last_span = np.full(n, np.inf)           # width of [L, H] when the last point was chosen
+    slow = np.zeros(n, dtype=np.int64)       # evaluations in a row that did not halve it
+    while True:      # ends: every third evaluation of a row at the latest is at a midpoint
+        before = steps.copy()
+        # replay every settled step of the bisection
+        act = np.flatnonzero(steps < iters)
+        while len(act):
+            mid = np.sqrt(blo[act] * bhi[act]) if geometric else 0.5 * (blo[act] + bhi[act])
+            up, down = mid <= L[act], mid >= H[act]
+            known = up | down
+            act, mid, up = act[known], mid[known], up[known]
+            blo[act] = np.where(up, mid, blo[act])
+            bhi[act] = np.where(up, bhi[act], mid)
+            steps[act] += 1
+            act = act[steps[act] < iters]
+        above |= L > past(ceiling, 1.0)
+        stall = np.where(steps > before, 0, stall + 1)
+        rows = np.flatnonzero((steps < iters) & ~above)
+        if not len(rows):
+            break
+        Lr, Hr = L[rows], np.minimum(H[rows], bhi[rows])
+        step = width[rows] * Lr if geometric else width[rows]      # the last step, near L
+        d, span = step / 32.0, Hr - Lr
+        xl, gl, xp, gp = x_last[rows], g_last[rows], x_prev[rows], g_prev[rows]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            # the secant through the last two points, else through the bracket's ends
+            est = xl - gl * (xl - xp) / (gl - gp)
+            ends = Lr - gL[rows] * span / (gH[rows] - gL[rows])
+            est = np.where((est >= Lr) & (est <= Hr), est, ends)
+            # its step is within delta of the last point: the boundary is that close, so
+            # step delta past the estimate, away from the last point, to close the other end
+            near = np.abs(est - xl) < d
+            est = np.where(near, np.where(ok_last[rows], est + d, est - d), est)
+            # outside, or the last two did not halve the bracket while far from the boundary:
+            # the bisection's midpoint (Brent's safeguard)
+            slow[rows] = np.where(span > 0.5 * last_span[rows], slow[rows] + 1, 0)
+            poor = ~((est > Lr) & (est < Hr)) | ((slow[rows] >= 2) & ~near)
+        last_span[rows] = span
+        usable = ~poor & np.isfinite(est) & (est < H[rows]) & (span > step) & (stall[rows] < 2)
+        x = np.where(usable, est, np.sqrt(blo[rows] * bhi[rows]) if geometric else 0.5 * (blo[rows] + bhi[rows]))
+        x = np.where(pending[rows] & (x0[rows] > Lr) & (x0[rows] < H[rows]), x0[rows], x)
+        pending[rows] = False
+        ok, g = evaluate(x, rows)
+        g = finite_squashed(g)
+        gL[rows] = np.where(ok, g, gL[rows])
+        gH[rows] = np.where(ok, gH[rows], g)
+        L[rows] = np.where(ok, x, Lr)
+        H[rows] = np.where(ok, H[rows], x)
+        x_prev[rows], g_prev[rows] = xl, gl
+        x_last[rows], g_last[rows], ok_last[rows] = x, g, ok
+    return blo, np.where(above, np.inf, bhi), above
