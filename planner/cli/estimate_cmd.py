@@ -11,7 +11,7 @@ from planner.cli.common import choices, dump_json, emit, guarded
 from planner.cli.render import render_estimate
 from planner.estimate.run import estimate_from_spec
 from planner.physics.options import PRESETS
-from planner.physics.space import KV_NAMES, SCHEME_NAMES
+from planner.physics.space import KV_NAMES
 from planner.schemas.estimate import EstimateSpec, load_estimate_spec
 from planner.yamlio import Document
 
@@ -22,7 +22,6 @@ EPILOG = (
 )
 
 
-SchemeChoice = choices("SchemeChoice", SCHEME_NAMES)
 KvChoice = choices("KvChoice", KV_NAMES)
 PresetChoice = choices("PresetChoice", tuple(PRESETS))
 
@@ -34,7 +33,9 @@ def estimate(
     tp: Annotated[Optional[int], typer.Option(help="tensor-parallel degree")] = None,
     pp: Annotated[Optional[int], typer.Option(help="pipeline-parallel degree")] = None,
     ep: Annotated[Optional[int], typer.Option(help="expert-parallel degree (MoE)")] = None,
-    quantization: Annotated[Optional[SchemeChoice], typer.Option(help="weight scheme")] = None,
+    quantization: Annotated[Optional[str], typer.Option(
+        help="weight format: a scheme or a precision word as people type it (bf16, fp8, int8, awq, nvfp4, mxfp4...; "
+        "docs/support.md); default: the checkpoint's release format")] = None,
     kv_dtype: Annotated[Optional[KvChoice], typer.Option("--kv-dtype", help="KV-cache dtype")] = None,
     batch: Annotated[Optional[int], typer.Option(help="sequences per decode step per GPU (micro-batch)")] = None,
     input_tokens: Annotated[Optional[int], typer.Option("--input-tokens", help="prompt tokens per request")] = None,
@@ -59,7 +60,7 @@ def estimate(
 
     def run() -> None:
         spec, doc = _spec(file, dict(
-            model=model, gpu=gpu, tp=tp, pp=pp, ep=ep, quantization=quantization and quantization.value,
+            model=model, gpu=gpu, tp=tp, pp=pp, ep=ep, quantization=quantization,
             kv_dtype=kv_dtype and kv_dtype.value,
             batch=batch, input_tokens=input_tokens, output_tokens=output_tokens, preset=preset and preset.value,
             price_usd_per_gpu_hour=price, concurrency=concurrency, requests_per_s=rate, catalog=[str(c.absolute()) for c in catalog] if catalog else None),

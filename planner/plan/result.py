@@ -14,6 +14,7 @@ import numpy as np
 from planner.candidates.load import operating_point, pool_operating_point
 from planner.candidates.objectives import OBJECTIVES
 from planner.candidates.table import Candidates, nodes_for
+from planner.catalog.checkpoints import serving_checkpoint
 from planner.physics.perf import regime_of, regime_shares
 from planner.physics.quant import SCHEMES
 from planner.resolve.problem import Problem
@@ -83,6 +84,7 @@ class Plan:
     explanation: Explanation | None = None
     candidate: int = -1
     role: str = "aggregated"          # a fleet's prefill or decode pool replica (docs/disaggregation.md)
+    checkpoint: dict[str, Any] | None = None   # the checkpoint that serves its format (planner/catalog/checkpoints.py)
 
 
 @dataclass
@@ -150,9 +152,14 @@ class PlanResult:
                           relaxations=[Relaxation(**x) for x in d.get("relaxations", [])])
 
 
-def quality_of(scheme: str) -> str:
-    """The accuracy cost of a weight format, in words the plan carries (docs/support.md)."""
-    bits = SCHEMES[scheme].bits_per_weight
+def quality_of(scheme: str, release: str | None = None) -> str:
+    """The accuracy cost of a weight format, in words the plan carries (docs/support.md): the
+    release format (``release``, the model's checkpoint as published) is the reference, whatever
+    its bits; another format is judged by its fewest bits (a MoE's experts included)."""
+    if scheme == (release or "w16a16"):
+        return "the release format: the model as published" + ("" if release in (None, "w16a16") else
+                                                                  f" ({SCHEMES[scheme].description})")
+    bits = min(SCHEMES[scheme].bits_per_weight, SCHEMES[scheme].expert_bits)
     if bits >= 16:
         return "16-bit weights: the reference"
     if bits >= 8:
@@ -207,7 +214,9 @@ def make_plan(p: Problem, c: Candidates, j: int, replicas: int, rank: int, share
         throughput_tokens_per_s=served, throughput_tokens_per_s_per_gpu=served / (gpus_per_replica * replicas),
         price_usd_per_gpu_hour=_nan_none(float(c.price[j])), cost_per_hour=cost_h,
         price_kind=p.price_kind(int(c.configs.gpu[j])), price_date=p.price_date(int(c.configs.gpu[j])),
-        quality=quality_of(d["quantization"]),
+        quality=quality_of(d["quantization"], slot.model.release_quantization),
+        checkpoint=serving_checkpoint(slot.model, d["quantization"], gpu=p.gpus[int(c.configs.gpu[j])],
+                                      kv=d["kv_dtype"], named=slot.named, engine=p.spec.search.engine).to_dict(),
         cost_per_million_tokens=None if cost_h is None or served <= 0 else cost_h / (served * 3600.0) * 1e6,
         power_w=_nan_none(float(ev.power_w[j] * replicas)),
         memory={k: float(getattr(ev, k)[j]) for k in ("weights_bytes", "kv_cache_bytes", "activation_bytes",
