@@ -11,9 +11,9 @@ repository in that format), ``named`` (the repository the user named, in that fo
 ``quantize`` (no checkpoint in that format is known; ``from_repository`` is the one to start
 from). A checkpoint in format f also serves a plan in format s on a GPU where the engine runs
 f as s (support.yaml ``runs_as``: an FP8 checkpoint on Ampere runs as W8A16 through Marlin).
-Instruction-tuned checkpoints are preferred for ``tuning="instruct"`` (a chat service), base
-ones for ``"base"``. Pure data: no physics, no engine flags (planner/launch/ turns the choice
-into an engine's command).
+A chat service (``tuning="instruct"``) is served an instruction-tuned checkpoint, or one whose
+tuning the catalog does not state, never a base one (and ``"base"`` the reverse). Pure data:
+no physics, no engine flags (planner/launch/ turns the choice into an engine's command).
 """
 
 from __future__ import annotations
@@ -77,16 +77,16 @@ def serving_checkpoint(model: ModelSpec, scheme: str, *, gpu: Gpu | None = None,
         if serves(stored):
             return ServingCheckpoint("release" if own else "named", named.repository, scheme, stored, release,
                                      named.tuning, model.source if own else "the model name the plan was given")
-    found = [c for c in _candidates(model) if serves(c[1])]
-    order = {tuning: 0, None: 1}
-    found.sort(key=lambda c: (order.get(c[2], 2), c[1] != scheme, c[3] != "release"))
+    order = {tuning: 0, None: 1}          # the tuning asked for, else one the catalog does not state; never the other
+    found = [c for c in _candidates(model) if serves(c[1]) and c[2] in order]
+    found.sort(key=lambda c: (order[c[2]], c[1] != scheme, c[3] != "release"))
     if found:
         repo, stored, tun, kind, source = found[0]
         return ServingCheckpoint(kind, repo, scheme, stored, release, tun, source)
     start = named.repository if named is not None and named.repository else None
     if start is None:
         same = [c for c in _candidates(model) if c[1] == release]
-        same.sort(key=lambda c: (order.get(c[2], 2), c[3] != "release"))
+        same.sort(key=lambda c: (order.get(c[2], 2), c[3] != "release"))     # the tuning asked for first
         start = same[0][0] if same else model.hf_id
     return ServingCheckpoint("quantize", None, scheme, scheme, release, None,
                              "no checkpoint in this format in planner/catalog/data/models.yaml", start)

@@ -11,7 +11,7 @@ from planner.cli.common import choices, dump_json, emit, guarded
 from planner.cli.render import render_estimate
 from planner.estimate.run import estimate_from_spec
 from planner.physics.options import PRESETS
-from planner.physics.space import KV_NAMES
+from planner.physics.space import KV_NAMES, SCHEME_NAMES
 from planner.schemas.estimate import EstimateSpec, load_estimate_spec
 from planner.yamlio import Document
 
@@ -34,8 +34,9 @@ def estimate(
     pp: Annotated[Optional[int], typer.Option(help="pipeline-parallel degree")] = None,
     ep: Annotated[Optional[int], typer.Option(help="expert-parallel degree (MoE)")] = None,
     quantization: Annotated[Optional[str], typer.Option(
-        help="weight format: a scheme or a precision word as people type it (bf16, fp8, int8, awq, nvfp4, mxfp4...; "
-        "docs/support.md); default: the checkpoint's release format")] = None,
+        help=f"weight format: a scheme ({', '.join(SCHEME_NAMES)}) or a precision word as people type it (bf16, "
+        "fp8, int8, awq, nvfp4...; docs/support.md); default: the checkpoint's format (its name's, else its "
+        "release format)")] = None,
     kv_dtype: Annotated[Optional[KvChoice], typer.Option("--kv-dtype", help="KV-cache dtype")] = None,
     batch: Annotated[Optional[int], typer.Option(help="sequences per decode step per GPU (micro-batch)")] = None,
     input_tokens: Annotated[Optional[int], typer.Option("--input-tokens", help="prompt tokens per request")] = None,

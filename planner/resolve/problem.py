@@ -196,6 +196,10 @@ def _workload(s: Slot) -> dict[str, Any]:
             "num_kv_heads": m.num_kv_heads, "num_experts": m.moe.num_experts if m.moe else 0,
             "max_context_tokens": m.max_context_tokens, "input_tokens_mean": s.input.mean,
             "input_tokens_max": s.input.max, "output_tokens_mean": s.output.mean, "output_tokens_max": s.output.max,
+            "input_lengths": {"kind": s.input.kind, **s.input.tail()},
+            "output_lengths": {"kind": s.output.kind, **s.output.tail()},
+            "checkpoint": None if s.named is None else {"repository": s.named.repository, "scheme": s.named.scheme,
+                                                        "scheme_from": s.named.scheme_from, "tuning": s.named.tuning},
             "demand": None if d is None else {"kind": d.kind, "value": d.value, "requests_per_s": d.requests_per_s},
             "trace": None if s.trace is None else s.trace.to_dict()}
 
