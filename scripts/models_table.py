@@ -72,8 +72,8 @@ def _ffn(m: ModelSpec) -> str:
 
 def rows() -> list[str]:
     out = ["| config | model_type | attention (layers by kind) | FFN | params total / active (B) | KV at 8k, bf16 (MB) "
-           "| MTP | towers | ignored keys |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           "| MTP | towers | release format | ignored keys |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     for path in sorted(CONFIGS.glob("*.json")):
         if path.stem.endswith(".hf_quant_config"):
             continue
@@ -83,14 +83,15 @@ def rows() -> list[str]:
         try:
             m = model_from_hf_config(path)
         except InputError as exc:
-            out.append(f"| {path.stem} | {mtype} | refused: {exc.message} | | | | | | |")
+            out.append(f"| {path.stem} | {mtype} | refused: {exc.message} | | | | | | | |")
             continue
         p = count_parameters(m)
         kv = kv_bytes_per_sequence(attention_layout(m), np.array([8192.0]), 2.0)[0]
         towers = ", ".join(f"{t.kind} {t.parameters / 1e9:.2f}B" for t in m.towers) or "-"
         ignored = next((n.split(": ", 1)[1] for n in m.notes if n.startswith("ignored")), "-")
         out.append(f"| {path.stem} | {mtype} | {_attention(m)} | {_ffn(m)} | {p.total / 1e9:,.2f} / "
-                   f"{p.active / 1e9:,.2f} | {kv / 1e6:,.1f} | {m.mtp_layers or '-'} | {towers} | {ignored} |")
+                   f"{p.active / 1e9:,.2f} | {kv / 1e6:,.1f} | {m.mtp_layers or '-'} | {towers} | "
+                   f"{m.release_quantization or '16-bit'} | {ignored} |")
     return out
 
 

@@ -61,7 +61,7 @@ def test_flags_override_file():
     (["--model", "llama-2-70b", "--gpu", "h10"], "h100-sxm"),  # "h100" itself resolves (aliases)
     (["--model", "llama-2-70b", "--gpu", "a100-80gb", "--quantization", "w8a8-fp8"], "no fp8 math"),
     (["--model", "llama-2-70b", "--gpu", "h100-sxm", "--tp", "3"], "accepted: 1, 2, 4, 8"),
-    (["--model", "llama-2-70b", "--gpu", "h100-sxm", "--quantization", "int3"], "one of 'w16a16'"),
+    (["--model", "llama-2-70b", "--gpu", "h100-sxm", "--quantization", "int3"], "unknown quantization 'int3'"),
     (["--model", "llama-2-70b", "--gpu", "h100-sxm", "--input-tokens", "5000"], "context"),
     (["--model", "llama-2-70b", "--gpu", "h100-sxm", "--batch", "0"], "batch"),
     (["--model", "llama-2-70b", "--gpu", "a10g"], "no peak FLOP/s"),

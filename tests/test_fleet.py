@@ -512,8 +512,9 @@ def test_a_fleet_json_launches_every_deployment_with_its_pool_role(tmp_path, cap
             assert ln["ok"] and (("--kv-transfer-config" in flags) == (role != "aggregated")), ln
         elif ln["engine"] == "sglang":
             assert ln["ok"] and flags.get("--disaggregation-mode") == (None if role == "aggregated" else role), ln
-        elif role != "aggregated":
-            assert not ln["ok"] and "Dynamo" in ln["reason"]
+        elif role != "aggregated":      # a TensorRT-LLM worker: its KV moved by the cache transceiver
+            assert ln["ok"] and ln["yaml"]["cache_transceiver_config"] == {"backend": "DEFAULT"}, ln
+            assert ln["yaml"].get("disable_overlap_scheduler", False) == (role == "prefill")
 
 
 def test_served_demand_after_cost_is_refused_where_it_would_serve_nothing(tmp_path, capsys):

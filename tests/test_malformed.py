@@ -50,7 +50,7 @@ SCALARS = {
     ("objective",): ["cheapest", 3, None],
     ("top_k",): [0, -1, 1000, "five"],
     ("preset",): ["fast", 1],
-    ("model",): ["llama-3-8b", 42, {"hidden_size": 4096}, {"hf_config": "missing/config.json"}],
+    ("model",): ["llama-9-8b", 42, {"hidden_size": 4096}, {"hf_config": "missing/config.json"}],
     ("schema_version",): [2, "1.0", 0],
     ("assumptions", "memory_bandwidth_efficiency"): [0, 1.5, math.nan, "high"],
 }

@@ -36,6 +36,7 @@ WEIGHT_FACTS = [
     ("mxfp4-experts", {"hopper"} | BLACKWELL, {},
      "MXFP4 (gpt-oss checkpoints): Blackwell native; on Hopper engines run it weight-only: the release's "
      "experts are its only MXFP4 weights, which the scheme models weight-only at 16-bit math on both"),
+    ("fp4-experts", BLACKWELL, {}, "NVFP4 (W4A4 FP4) on Blackwell only: the release's experts are its NVFP4 weights"),
     ("gguf-q8_0", NVIDIA, {}, "llama.cpp GGUF: any GPU (vLLM runs GGUF on CUDA only, experimental)"),
     ("gguf-q4_0", NVIDIA, {}, "llama.cpp GGUF: any GPU (vLLM runs GGUF on CUDA only, experimental)"),
 ]

@@ -497,7 +497,8 @@ def _concat(parts: list[T], cls: type[T]) -> T:
 def _slot_rows(p: Problem, k: int, slot: Slot) -> tuple[Configs, Evaluation, np.ndarray]:
     """(configurations, their physics, configuration id of each row) of one slot."""
     s, o = p.spec.search, p.assumptions
-    schemes = [SCHEME_NAMES.index(q) for q in (s.quantizations if s.quantizations is not None else DEFAULT_SCHEMES)]
+    schemes = [SCHEME_NAMES.index(q) for q in (slot.schemes if slot.schemes is not None else
+                                               s.quantizations if s.quantizations is not None else DEFAULT_SCHEMES)]
     kvs = [KV_NAMES.index(k) for k in s.kv_dtypes]
     base = Configs.grid(range(len(p.gpus)), schemes, kvs, sorted(set(s.tp)), sorted(set(s.pp)),
                         _ep_degrees(p, slot), [1], [slot.input_tokens], [slot.output_tokens])

@@ -58,6 +58,8 @@ SCHEME_ALIASES: dict[str, str] = {
     "mxfp4": "mxfp4", "mx-fp4": "mxfp4",
     # the gpt-oss release: MXFP4 routed experts, 16-bit attention and dense weights
     "mxfp4-experts": "mxfp4-experts", "mxfp4-moe": "mxfp4-experts", "gpt-oss-mxfp4": "mxfp4-experts",
+    # NVIDIA's NVFP4 MoE releases: NVFP4 routed experts, 16-bit attention and shared experts
+    "fp4-experts": "fp4-experts", "nvfp4-experts": "fp4-experts", "nvfp4-moe": "fp4-experts",
     # llama.cpp GGUF
     "gguf-q8-0": "gguf-q8_0", "q8-0": "gguf-q8_0", "q8": "gguf-q8_0",
     "gguf-q4-0": "gguf-q4_0", "q4-0": "gguf-q4_0",
@@ -86,6 +88,12 @@ def scheme_of(name: str, **where: Any) -> str:
 _VENDOR_WORDS = frozenset({"nvidia", "amd", "intel", "habana", "geforce", "instinct", "tesla", "radeon", "gpu",
                            "per", "hbm2", "hbm2e", "hbm3", "hbm3e"})
 """Words of a GPU name that say nothing of which GPU it is: vendors, brands, "(per GPU)", the memory kind."""
+_FORM_WORDS = frozenset({"oam", "hgx", "dgx", "module", "board", "server", "edition", "blackwell", "hopper",
+                         "ampere", "lovelace"})
+"""Form factors and generations that one catalog entry covers (``MI300X OAM``, ``HGX B300``, ``RTX PRO 6000
+Blackwell Server Edition``). The form factors that change the part are kept: ``PCIe`` against ``SXM``,
+``NVL`` (the H100 NVL is a 94 GB card of its own), ``Workstation``, ``Max-Q``."""
+_RACK = re.compile(r"^nvl\d+$")          # GB200 NVL72, GB300 NVL72: the rack, each GPU one catalog entry
 _MEMORY = re.compile(r"^(\d+)g(?:b|ib)?$")
 
 # Family keys (normalised, memory stripped) -> catalog ids, ordered by memory where a
@@ -113,7 +121,7 @@ def _tokens(name: str) -> tuple[list[str], float | None]:
     out: list[str] = []
     memory: float | None = None
     for t in raw:
-        if t in _VENDOR_WORDS:
+        if t in _VENDOR_WORDS or t in _FORM_WORDS or (_RACK.match(t) and out):
             continue
         m = _MEMORY.match(t)
         if m and out:                       # "80gb" after a family name; "4090" alone is not memory
@@ -161,7 +169,8 @@ def gpu_id_of(name: str, gpus: Mapping[str, Any], **where: Any) -> str:
                          value=name, accepted=", ".join(candidates), **where)
     near = suggest(name, list(gpus), n=3, extra=_family_names(gpus))
     hint = f"did you mean {', '.join(near)}? " if near else ""
-    raise InputError(f"unknown GPU {name!r}; {hint}known GPUs are listed after 'accepted'",
+    raise InputError(f"unknown GPU {name!r}; {hint}known GPUs are listed after 'accepted'; a GPU the catalog "
+                     "lacks is a data entry in a catalog override file (docs/support.md, 'A new GPU is a data entry')",
                      value=name, accepted=", ".join(sorted(gpus)), **where)
 
 
@@ -229,6 +238,8 @@ class Checkpoint:
     scheme: str | None = None
     scheme_from: str = ""
     read_off: tuple[str, ...] = ()     # the words of the name read as variant, date or format
+    repository: str | None = None      # the Hugging Face repository the name is ("org/name"), as typed
+    tuning: str | None = None          # instruct or base where the catalog or the name says so
 
 
 def _spellings(ident: str, entry: Any) -> set[str]:
@@ -244,12 +255,20 @@ def _format_word(token: str) -> str | None:
     return None if key in _NOT_FORMATS else SCHEME_ALIASES.get(key)
 
 
+_WEIGHT_ONLY_METHODS = frozenset({"gptq", "awq"})
+_EIGHT_BIT = frozenset({"int8", "8bit", "w8"})
+
+
 def read_off(name: str) -> tuple[str, str | None, tuple[str, ...]]:
     """(the name without its org and the words that leave the architecture as it is, the
-    scheme its format words state, the words read off)."""
+    scheme its format words state, the words read off). A weight-only method with an 8-bit
+    width (``-GPTQ-Int8``) is W8A16, not INT8 W8A8."""
     tail = name.strip().rsplit("/", 1)[-1]
     tokens = [t for t in re.split(r"[-_\s]+", tail) if t]
     scheme = next((f for f in map(_format_word, tokens) if f), None)
+    words = {t.lower() for t in tokens}
+    if words & _WEIGHT_ONLY_METHODS and words & _EIGHT_BIT:
+        scheme = "w8a16"
     kept: list[str] = []
     dropped: list[str] = []
     for i, t in enumerate(tokens):
@@ -261,17 +280,39 @@ def read_off(name: str) -> tuple[str, str | None, tuple[str, ...]]:
     return "-".join(kept), scheme, tuple(dropped)
 
 
+def _tuning_word(name: str) -> str | None:
+    """instruct / base where a name says so (-Instruct, -it, -Chat; -Base, -pt)."""
+    words = {t.lower() for t in re.split(r"[-_\s/]+", name) if t}
+    if words & {"instruct", "it", "chat"}:
+        return "instruct"
+    if words & {"base", "pt"}:
+        return "base"
+    return None
+
+
 def checkpoint_of(name: str, models: Mapping[str, Any], **where: Any) -> Checkpoint:
     """The catalog architecture and format a model name means (module docstring). ``models``
     maps ids to entries with ``name``, ``hf_id``, ``aliases``, ``release_quantization`` (the
     catalog's ``ModelSpec``). InputError naming the nearest models when unknown or ambiguous."""
 
+    repo = name.strip() if "/" in name else None
+    tuned = _tuning_word(name)
+
     def release(ident: str) -> Checkpoint:
         scheme = getattr(models[ident], "release_quantization", None)
-        return Checkpoint(ident, scheme, "release" if scheme else "")
+        own = getattr(models[ident], "hf_id", None)
+        return Checkpoint(ident, scheme, "release" if scheme else "", repository=repo,
+                          tuning=tuned or (getattr(models[ident], "hf_id_tuning", None)
+                                           if repo is None or (own and model_key(own) == model_key(repo)) else None))
 
     if name in models:
         return release(name)
+    for ident, entry in models.items():          # a published checkpoint the catalog lists, by its id
+        for ck in getattr(entry, "checkpoints", ()):
+            if model_key(ck.hf_id) == model_key(name) or model_key(ck.hf_id.rsplit("/", 1)[-1]) == model_key(name):
+                plain = ck.scheme == "w16a16" and not getattr(entry, "release_quantization", None)
+                return Checkpoint(ident, None if plain else ck.scheme, "" if plain else "name", read_off(ck.hf_id)[2],
+                                  repository=ck.hf_id, tuning=ck.tuning)
     index: dict[str, list[str]] = {}
     for ident, entry in models.items():
         for key in _spellings(ident, entry):
@@ -283,7 +324,8 @@ def checkpoint_of(name: str, models: Mapping[str, Any], **where: Any) -> Checkpo
         if hits and len(set(hits)) == 1:
             ident = hits[0]
             own = release(ident)
-            return Checkpoint(ident, scheme or own.scheme, "name" if scheme else own.scheme_from, dropped)
+            return Checkpoint(ident, scheme or own.scheme, "name" if scheme else own.scheme_from, dropped,
+                              repository=repo, tuning=tuned)
     hits = sorted(set(hits or ()))
     if len(hits) == 1:
         return release(hits[0])

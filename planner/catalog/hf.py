@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from planner.catalog.release import present_classes, release_format
 from planner.errors import InputError
 from planner.yamlio import parse_yaml
 
@@ -68,7 +69,7 @@ activation_function projector_hidden_act
 generation settings): read by nobody, listed nowhere."""
 
 RELEASE_FORMAT_KEYS = ("quantization_config", "compression_config", "expert_dtype")
-"""The checkpoint's release format: not read by the architecture import."""
+"""The checkpoint's release format: read by planner/catalog/release.py, not by the architecture import."""
 
 TOWER_KEYS = {"vision_config": "vision", "vision_tower_config": "vision", "audio_config": "audio",
               "speech_config": "audio"}
@@ -167,8 +168,10 @@ class _Layer:
     indexer: str | None = None  # own | shared | none | None (no sparse attention)
 
 
-def read_hf_config(cfg: dict, name: str, fallback_name: str) -> HfImport:
-    """Read a parsed config.json (``name``: the file, for messages)."""
+def read_hf_config(cfg: dict, name: str, fallback_name: str, hf_quant: dict | None = None) -> HfImport:
+    """Read a parsed config.json (``name``: the file, for messages) and, with it, the release
+    format its ``quantization_config`` (and ModelOpt's ``hf_quant_config.json``, ``hf_quant``)
+    state: ``release_quantization`` is the scheme that models it (planner/catalog/release.py)."""
     text_key = next((k for k in TEXT_KEYS if isinstance(cfg.get(k), dict)), None)
     text: dict[str, Any] = cfg[text_key] if text_key else cfg
     c = _Config(text, cfg, name, f"{text_key}." if text_key else "")
@@ -241,10 +244,13 @@ def read_hf_config(cfg: dict, name: str, fallback_name: str) -> HfImport:
                      + ", ".join(f"{k}={c.defaults[k]}" for k in c.defaulted))
     f["source"] += f" (language model of {cfg.get('model_type')}; towers reported)" if text_key else ""
     ignored = _ignored(cfg, text, text_key, c)
-    release = [k for k in RELEASE_FORMAT_KEYS if k in text or k in cfg]
-    if release:
-        notes.append(f"{', '.join(release)}: the release format; the import reads the architecture only, the "
-                     "precision is the quantization the run names")
+    rf = release_format(cfg, hf_quant, present=present_classes(f), source=name.rsplit("/", 1)[-1])
+    if rf is not None and not rf.scheme:
+        notes.append(f"release format: {rf.notes[0]}; the precision is the quantization the run names")
+    elif rf is not None and rf.scheme != "w16a16":
+        f["release_quantization"] = rf.scheme
+        notes.append(f"release format {rf.scheme} ({rf.describe()}; from {rf.source})"
+                     + "".join(f"; {n}" for n in rf.notes))
     if ignored:
         notes.append("ignored (unknown to the importer): " + ", ".join(ignored))
     f["notes"] = tuple(notes)

@@ -190,6 +190,32 @@ class Tower(Strict):
     source: str = ""
 
 
+Tuning = Literal["base", "instruct"]
+
+
+class PublishedCheckpoint(Strict):
+    """A checkpoint of this architecture someone publishes, in a format the planner models:
+    what a launch serves when a plan's format is not the release's (planner/catalog/checkpoints.py)."""
+
+    hf_id: str
+    scheme: str = Field(description="the weight scheme its files store (planner/catalog/release.py reads it from "
+                        "the checkpoint's quantization_config or hf_quant_config.json)")
+    tuning: Tuning | None = Field(default="instruct", description="instruct (chat) or base; None: not stated")
+    source: str
+
+    @field_validator("scheme")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        return _scheme_name(value)
+
+
+def _scheme_name(value: str) -> str:
+    schemes = sorted(set(SCHEME_ALIASES.values()))
+    if value not in schemes:
+        raise ValueError(f"{value!r} is not a weight scheme ({', '.join(schemes)})")
+    return value
+
+
 class ModelSpec(Strict):
     id: str = ""
     name: str
@@ -200,6 +226,12 @@ class ModelSpec(Strict):
         default=None, description="the weight scheme the checkpoint named by hf_id is published in, read from its "
         "config.json quantization_config (deepseek-ai: block-scaled FP8 -> w8a8-fp8; gpt-oss: MXFP4 experts -> "
         "mxfp4-experts); None: 16-bit weights. Catalog.checkpoint() reports it for a name that states no format")
+    hf_id_tuning: Tuning | None = Field(
+        default=None, description="whether hf_id is the instruction-tuned (chat) model or the base one; None: not "
+        "stated (a launch then serves hf_id and says so)")
+    checkpoints: tuple[PublishedCheckpoint, ...] = Field(
+        default=(), description="other published checkpoints of this architecture (instruct variants, quantized "
+        "releases), each with its format and source: what a launch serves for a plan in that format")
     hidden_size: PositiveInt
     num_layers: PositiveInt
     num_attention_heads: PositiveInt
@@ -243,10 +275,7 @@ class ModelSpec(Strict):
     @field_validator("release_quantization")
     @classmethod
     def _known_scheme(cls, value: str | None) -> str | None:
-        schemes = sorted(set(SCHEME_ALIASES.values()))
-        if value is not None and value not in schemes:
-            raise ValueError(f"release_quantization {value!r} is not a weight scheme ({', '.join(schemes)})")
-        return value
+        return None if value is None else _scheme_name(value)
 
     @model_validator(mode="after")
     def _check(self) -> ModelSpec:

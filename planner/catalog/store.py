@@ -139,7 +139,7 @@ def model_from_hf_config(path: str | Path, *, where: dict | None = None, serve_t
     if not isinstance(cfg, dict):
         raise InputError("config.json must hold a JSON object", file=name)
     fallback = p.stem.replace("--", "/") if p.stem != "config" else p.parent.name
-    fields = read_hf_config(cfg, name, fallback).fields
+    fields = read_hf_config(cfg, name, fallback, _hf_quant_config(p)).fields
     if serve_towers:
         if not fields.get("towers"):
             raise InputError("serve_towers: this config.json has no vision or audio tower of known size", file=name,
@@ -152,3 +152,14 @@ def model_from_hf_config(path: str | Path, *, where: dict | None = None, serve_t
         err = exc.errors()[0]
         raise InputError(f"config.json gives an invalid architecture: {err['msg']}", file=name,
                          path=".".join(str(x) for x in err["loc"]), value=err.get("input")) from None
+
+
+def _hf_quant_config(config: Path) -> dict | None:
+    """ModelOpt's ``hf_quant_config.json`` beside a config.json: in the checkpoint's folder, or
+    named ``<stem>.hf_quant_config.json`` beside ``<stem>.json`` (shared/reference/hf-configs)."""
+    for q in (config.parent / "hf_quant_config.json" if config.name == "config.json" else None,
+              config.with_name(config.stem + ".hf_quant_config.json")):
+        if q is not None and q.is_file():
+            data = load_json(q, MAX_HF_CONFIG_BYTES, "JSON config")
+            return data if isinstance(data, dict) else None
+    return None

@@ -22,7 +22,6 @@ EPILOG = (
 )
 
 
-SchemeChoice = choices("SchemeChoice", SCHEME_NAMES)
 KvChoice = choices("KvChoice", KV_NAMES)
 PresetChoice = choices("PresetChoice", tuple(PRESETS))
 
@@ -34,7 +33,10 @@ def estimate(
     tp: Annotated[Optional[int], typer.Option(help="tensor-parallel degree")] = None,
     pp: Annotated[Optional[int], typer.Option(help="pipeline-parallel degree")] = None,
     ep: Annotated[Optional[int], typer.Option(help="expert-parallel degree (MoE)")] = None,
-    quantization: Annotated[Optional[SchemeChoice], typer.Option(help="weight scheme")] = None,
+    quantization: Annotated[Optional[str], typer.Option(
+        help=f"weight format: a scheme ({', '.join(SCHEME_NAMES)}) or a precision word as people type it (bf16, "
+        "fp8, int8, awq, nvfp4...; docs/support.md); default: the checkpoint's format (its name's, else its "
+        "release format)")] = None,
     kv_dtype: Annotated[Optional[KvChoice], typer.Option("--kv-dtype", help="KV-cache dtype")] = None,
     batch: Annotated[Optional[int], typer.Option(help="sequences per decode step per GPU (micro-batch)")] = None,
     input_tokens: Annotated[Optional[int], typer.Option("--input-tokens", help="prompt tokens per request")] = None,
@@ -59,7 +61,7 @@ def estimate(
 
     def run() -> None:
         spec, doc = _spec(file, dict(
-            model=model, gpu=gpu, tp=tp, pp=pp, ep=ep, quantization=quantization and quantization.value,
+            model=model, gpu=gpu, tp=tp, pp=pp, ep=ep, quantization=quantization,
             kv_dtype=kv_dtype and kv_dtype.value,
             batch=batch, input_tokens=input_tokens, output_tokens=output_tokens, preset=preset and preset.value,
             price_usd_per_gpu_hour=price, concurrency=concurrency, requests_per_s=rate, catalog=[str(c.absolute()) for c in catalog] if catalog else None),

@@ -11,10 +11,13 @@ import yaml
 
 from planner.cli.common import dump_json, emit, guarded, read_result
 from planner.errors import InputError
-from planner.launch.scripts import ENGINES, benchmark, launch, script, stem
+from planner.launch.flags import RELEASE_CHOICES
+from planner.launch.scripts import CONTEXT_CHOICES, ENGINES, benchmark, launch, script, stem
 from planner.yamlio import write_atomically
 
 EngineChoice = enum.Enum("EngineChoice", {name: name for name in (*ENGINES, "all")}, type=str)
+ReleaseChoice = enum.Enum("ReleaseChoice", {name: name for name in RELEASE_CHOICES}, type=str)
+ContextChoice = enum.Enum("ContextChoice", {name.replace(".", "_"): name for name in CONTEXT_CHOICES}, type=str)
 
 EPILOG = ("Example: planner plan instances/chat_llama70b.yaml --output plan.json && planner launch plan.json "
           "--engine vllm --out launch/")
@@ -29,6 +32,14 @@ def launch_command(
     out: Annotated[Optional[Path], typer.Option("--out", help="write one script per deployment and engine "
                                                 "(planN-ENGINE.sh, or planN.K-ENGINE.sh for the K-th deployment of "
                                                 "a rank with several, and TensorRT-LLM's YAML) into DIR")] = None,
+    release: Annotated[ReleaseChoice, typer.Option(
+        "--engine-release", help="the engine release the flags are checked against: current (vLLM 0.34.0, SGLang "
+        "0.5.23, TensorRT-LLM 1.2.1) or previous (0.33.0, 0.5.22, 1.1.0)")] = ReleaseChoice.current,
+    context: Annotated[ContextChoice, typer.Option(
+        "--context", help="size the context limit by the longest request (max; a lognormal's p99.9) or a stated "
+        "percentile of the prompt and output lengths")] = ContextChoice.max,
+    base: Annotated[bool, typer.Option("--base", help="serve the base checkpoint, not the instruction-tuned one "
+                                                      "a chat service needs")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")] = False,
 ) -> None:
     """Launch commands (vllm serve, python -m sglang.launch_server, trtllm-serve + YAML) from a plan, each flag
@@ -51,16 +62,19 @@ def launch_command(
             raise InputError("no plan of that rank in the file", path="--rank", value=rank,
                              accepted=", ".join(str(p.rank) for p in result.plans) or "none (no plan)")
         texts, data = [], []
+        how = {"release": release.value, "context": context.value, "tuning": "base" if base else "instruct"}
         for p in plans:
             for e in engines:
-                text = script(result, p, e)
-                ln = launch(result, p, e)
-                item = {"rank": p.rank, "script": stem(result, p), "workload": p.workload, "role": p.role, "engine": e, "version": ln.version, "ok": ln.ok, "reason": ln.reason,
-                        "command": ln.command() if ln.ok else None,
+                text = script(result, p, e, **how)
+                ln = launch(result, p, e, **how)
+                item = {"rank": p.rank, "script": stem(result, p), "workload": p.workload, "role": p.role,
+                        "engine": e, "version": ln.version, "ok": ln.ok, "reason": ln.reason,
+                        "command": ln.command() if ln.ok else None, "model": ln.model or None,
+                        "placeholder": ln.placeholder or None, "checkpoint": ln.checkpoint, "port": ln.port,
                         "args": [{"flag": a.flag, "value": a.value, "why": a.why} for a in ln.args],
                         "yaml": ln.yaml or None, "checks": ln.checks, "notes": ln.notes, "support": ln.support}
                 if ln.ok:
-                    b = benchmark(result, p)
+                    b = benchmark(result, p, port=ln.port, model=ln.model or None)
                     item["benchmark"] = {"command": b.command(), "expected_ms": b.expected_ms}
                 data.append(item)
                 texts.append(text)

@@ -15,6 +15,7 @@ from planner.physics.options import Assumptions
 from planner.physics.perf import tokens_per_step
 from planner.plan.result import PlanResult
 from planner.report import wording
+from planner.report.wording import checkpoint as checkpoint_words
 from planner.units import GB, GiB
 
 
@@ -48,7 +49,8 @@ def money(x: float | None, digits: int = 2) -> str:
 
 
 def render_estimate(e: Estimate) -> str:
-    head = (f"{e.model} on {e.gpus} x {e.gpu}  (TP {e.tp}, PP {e.pp}, EP {e.ep}; {e.quantization}, "
+    origin = {"release": ", the release format", "name": ", as the checkpoint name states"}.get(e.quantization_from, "")
+    head = (f"{e.model} on {e.gpus} x {e.gpu}  (TP {e.tp}, PP {e.pp}, EP {e.ep}; {e.quantization}{origin}, "
             f"KV {e.kv_dtype}; batch {e.batch} per GPU step, {e.concurrency} sequences in flight; "
             f"{e.input_tokens} in / {e.output_tokens} out; preset {e.preset})")
     m = e.memory
@@ -106,7 +108,12 @@ def render_estimate(e: Estimate) -> str:
     summary.add_row("power", "n/a" if e.power_w is None else f"{e.power_w / 1000:.1f} kW (TDP)")
     summary.add_row("cost per hour", money(e.cost_per_hour) + f"  ({e.price_source})")
     summary.add_row("cost per million output tokens", money(e.cost_per_million_tokens, 3))
-    out: list[object] = [head, ""]
+    out: list[object] = [head]
+    if e.quality:
+        out.append(f"Weights: {e.quality}")
+    if e.checkpoint:
+        out.append(f"Checkpoint: {checkpoint_words(e.checkpoint)}")
+    out.append("")
     if e.model_notes:
         out += [f"Model {e.model}, as read from its config.json:", *(f"  - {n}" for n in e.model_notes), ""]
     out += [mem, step, summary]

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from planner.catalog.aliases import scheme_of
+from planner.catalog.aliases import Checkpoint, scheme_of
+from planner.catalog.checkpoints import serving_checkpoint
 from planner.catalog.schema import Gpu
 from planner.catalog.store import Catalog, ModelSpec
 from planner.errors import InputError, MissingDataError
@@ -16,6 +17,7 @@ from planner.physics.options import Assumptions
 from planner.physics.perf import INVALID_REASONS, evaluate, regime_of, regime_shares
 from planner.physics.quant import KV_DTYPES, SCHEMES
 from planner.physics.space import Configs, GpuTable
+from planner.plan.result import quality_of
 from planner.pricing import cost_per_hour, cost_per_million_tokens
 from planner.resolve.problem import resolve_estimate
 from planner.schemas.estimate import EstimateSpec
@@ -62,6 +64,9 @@ class Estimate:
     under_load: dict[str, Any] | None = None     # figures at a stated concurrency or rate (docs/load.md)
     model_notes: list[str] = field(default_factory=list)   # what a config.json import read, assumed, ignored
     calibration_notes: list[str] = field(default_factory=list)   # the GPU calibrated by the global fit only, why
+    quantization_from: str = "given"      # given | name (the checkpoint name states it) | release (as published)
+    quality: str = ""                     # the format's accuracy cost, the release format being the reference
+    checkpoint: dict[str, Any] | None = None   # the checkpoint that serves the format (planner/catalog/checkpoints.py)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,6 +82,7 @@ def run_estimate(
     price_usd_per_gpu_hour: float | None = None, price_source: str | None = None,
     efficiency_scale: dict[str, tuple[float, float, float]] | None = None,
     concurrency: int | None = None, requests_per_s: float | None = None, calibration_notes: tuple[str, ...] = (),
+    quantization_from: str = "given", named: Checkpoint | None = None,
 ) -> Estimate:
     """Evaluate one configuration. Raises InputError for configurations that cannot exist."""
     quantization = scheme_of(quantization, path="quantization")  # awq, fp8, nvfp4... -> scheme (docs/support.md)
@@ -122,6 +128,9 @@ def run_estimate(
         under_load=_under_load(model, table, cfg, assumptions, concurrency, requests_per_s)
         if (concurrency or requests_per_s) and r["max_batch"] >= 1 else None,
         model_notes=list(model.notes), calibration_notes=list(calibration_notes),
+        quantization_from=quantization_from, quality=quality_of(quantization, model.release_quantization),
+        checkpoint=serving_checkpoint(model, quantization, gpu=gpu, kv=kv_dtype, named=named).to_dict()
+        if model.hf_id or named is not None else None,
     )
 
 
@@ -179,7 +188,7 @@ def estimate_from_spec(spec: EstimateSpec, doc: Document | None = None, catalog:
             output_tokens=spec.output_tokens, assumptions=r.assumptions, preset=spec.preset,
             price_usd_per_gpu_hour=r.price_usd_per_gpu_hour, price_source=r.price_source,
             efficiency_scale=r.efficiency_scale, concurrency=spec.concurrency, requests_per_s=spec.requests_per_s,
-            calibration_notes=r.calibration_notes)
+            calibration_notes=r.calibration_notes, quantization_from=r.quantization_from, named=r.named)
     except InputError as exc:
         if exc.file is None and doc is not None:
             raise exc.located(file=doc.file) from None

@@ -61,6 +61,13 @@ SCHEMES: dict[str, Scheme] = {
         Scheme("mxfp4-experts", 16.0, "bf16", "fp16",
                "gpt-oss release: MXFP4 routed experts (4.25 bits), 16-bit attention and dense weights, 16-bit math",
                False, expert_bits_per_weight=4.0 + 8.0 / 32.0),
+        # NVIDIA's NVFP4 MoE releases (hf_quant_config.json exclude_modules: self_attn, shared
+        # experts, dense layers; planner/catalog/release.py): the routed experts in NVFP4 (4.5
+        # bits), every other layer weight 16-bit. Math counted at 16-bit rates, as for
+        # mxfp4-experts (the experts' native FP4 GEMMs on Blackwell are not modelled apart).
+        Scheme("fp4-experts", 16.0, "bf16", "fp16",
+               "NVFP4 routed experts (4.5 bits), 16-bit attention, shared experts and dense weights, 16-bit math",
+               False, expert_bits_per_weight=4.5),
     )
 }
 

@@ -11,7 +11,6 @@ plain floats, its token-count-only terms tabulated). Units: seconds, tokens.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 

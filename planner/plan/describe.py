@@ -12,6 +12,7 @@ import numpy as np
 from planner.candidates.load import AGGREGATED, DECODE, PREFILL, ROLE_NAMES, operating_point, pool_operating_point
 from planner.candidates.objectives import OBJECTIVES
 from planner.candidates.table import Candidates, nodes_for
+from planner.catalog.checkpoints import serving_checkpoint
 from planner.physics.perf import regime_of, regime_shares
 from planner.plan.result import (
     Answer,
@@ -89,7 +90,9 @@ def deployment(p: Problem, c: Candidates, j: int, replicas: int, rank: int, shar
         throughput_tokens_per_s=served, throughput_tokens_per_s_per_gpu=served / (gpus_per_replica * replicas),
         price_usd_per_gpu_hour=_nan_none(float(c.price[j])), cost_per_hour=cost_h,
         price_kind=p.price_kind(int(c.configs.gpu[j])), price_date=p.price_date(int(c.configs.gpu[j])),
-        quality=quality_of(d["quantization"]),
+        quality=quality_of(d["quantization"], slot.model.release_quantization),
+        checkpoint=serving_checkpoint(slot.model, d["quantization"], gpu=p.gpus[int(c.configs.gpu[j])],
+                                      kv=d["kv_dtype"], named=slot.named, engine=p.spec.search.engine).to_dict(),
         cost_per_million_tokens=None if cost_h is None or served <= 0 else cost_h / (served * 3600.0) * 1e6,
         power_w=_nan_none(float(ev.power_w[j] * replicas)),
         memory={k: float(getattr(ev, k)[j]) for k in ("weights_bytes", "kv_cache_bytes", "activation_bytes",

@@ -94,6 +94,7 @@ class Plan:
     share: float = 1.0                # of its workload's demand this deployment carries
     slo_margins_ms: dict[str, float] = field(default_factory=dict)   # target - value at capacity, per target path
     phase: str = "decode"             # the figures mbu, mfu, regime describe: decode, or prefill (a prefill pool)
+    checkpoint: dict[str, Any] | None = None   # the checkpoint that serves its format (planner/catalog/checkpoints.py)
 
 
 @dataclass
@@ -421,9 +422,14 @@ def _build(tp: Any, x: Any) -> Any:
     return x
 
 
-def quality_of(scheme: str) -> str:
-    """The accuracy cost of a weight format, in words the plan carries (docs/support.md)."""
-    bits = SCHEMES[scheme].bits_per_weight
+def quality_of(scheme: str, release: str | None = None) -> str:
+    """The accuracy cost of a weight format, in words the plan carries (docs/support.md): the
+    release format (``release``, the model's checkpoint as published) is the reference, whatever
+    its bits; another format is judged by its fewest bits (a MoE's experts included)."""
+    if scheme == (release or "w16a16"):
+        return "the release format: the model as published" + ("" if release in (None, "w16a16") else
+                                                                  f" ({SCHEMES[scheme].description})")
+    bits = min(SCHEMES[scheme].bits_per_weight, SCHEMES[scheme].expert_bits)
     if bits >= 16:
         return "16-bit weights: the reference"
     if bits >= 8:

@@ -170,6 +170,20 @@ def relaxation(r: Relaxation) -> str:
             f"{p['quantization']}, batch {p['batch']})")
 
 
+def checkpoint(ck: dict) -> str:
+    """Which checkpoint serves a plan's format, in words (planner/catalog/checkpoints.py)."""
+    runs = (f", which runs as {ck['scheme']} on this GPU" if ck["stored"] != ck["scheme"] else "")
+    if ck["kind"] == "release":
+        return f"{ck['repository']}, the release ({ck['stored']}{runs})"
+    if ck["kind"] == "named":
+        return f"{ck['repository']}, as named ({ck['stored']}{runs})"
+    if ck["kind"] == "published":
+        return (f"needs a different checkpoint than the release ({ck['release']}): {ck['repository']}, published in "
+                f"{ck['stored']}{runs}")
+    return (f"needs a {ck['scheme']} checkpoint, which no one publishes that the planner knows: quantize "
+            f"{ck['from_repository'] or 'the model'} yourself (the release is {ck['release']})")
+
+
 def plan_lines(p: Plan) -> list[str]:
     """The explanation block of one plan."""
     e = p.explanation
@@ -180,7 +194,10 @@ def plan_lines(p: Plan) -> list[str]:
     price = "no price" if p.price_usd_per_gpu_hour is None else \
         f"price ${p.price_usd_per_gpu_hour:,.2f}/GPU-hour ({p.price_kind or 'kind unknown'}" \
         f"{', ' + p.price_date if p.price_date else ''})"
-    lines = [f"   quality: {p.quality}; {price}",
+    lines = [f"   quality: {p.quality}; {price}"]
+    if p.checkpoint:
+        lines.append(f"   checkpoint: {checkpoint(p.checkpoint)}")
+    lines += [
              f"   load: {load['requests_per_s_per_replica']:,.2f} req/s per replica ({load['utilization']:.0%} of "
              f"saturation), {p.concurrency:,.0f} requests in flight; scheduler max-num-seqs "
              f"{load['scheduler']['max_num_seqs']}, max-num-batched-tokens "

@@ -13,15 +13,16 @@ from typing import Any
 
 import numpy as np
 
-from planner.catalog.aliases import scheme_of
+from planner.catalog.aliases import Checkpoint, scheme_of
 from planner.catalog.schema import Gpu
 from planner.catalog.store import Catalog, ModelSpec, model_from_hf_config
 from planner.catalog.support import SupportTable, support_table
 from planner.errors import InputError
 from planner.physics.options import PRESETS, Assumptions
-from planner.physics.quant import DEFAULT_SCHEMES, KV_DTYPES, SCHEMES
+from planner.physics.quant import KV_DTYPES, SCHEMES
 from planner.physics.space import KV_NAMES, SCHEME_NAMES, GpuTable
 from planner.resolve.calibration import calibrated
+from planner.resolve.formats import default_schemes
 from planner.resolve.workload import DemandSpec, LatencyTarget, Lengths, demand, from_trace, lengths, targets
 from planner.schemas.common import CatalogExtras, HfConfigRef, ModelRef
 from planner.schemas.estimate import EstimateSpec
@@ -51,6 +52,8 @@ class Slot:
     disaggregation: str = "never"       # never | always | auto: the roles its rows take (docs/disaggregation.md)
     kv_link: str = "inter"              # the KV link between its pools: inter | intra
     trace: TraceSummary | None = None   # the figures of the trace the workload was read from (docs/workloads.md)
+    named: Checkpoint | None = None     # the model name as given: a repository and the format it states
+    schemes: tuple[str, ...] | None = None   # the weight formats searched for it (planner/resolve/formats.py)
 
     @property
     def input_tokens(self) -> float:
@@ -189,6 +192,10 @@ def _workload(s: Slot) -> dict[str, Any]:
             "num_kv_heads": m.num_kv_heads, "num_experts": m.moe.num_experts if m.moe else 0,
             "max_context_tokens": m.max_context_tokens, "input_tokens_mean": s.input.mean,
             "input_tokens_max": s.input.max, "output_tokens_mean": s.output.mean, "output_tokens_max": s.output.max,
+            "input_lengths": {"kind": s.input.kind, **s.input.tail()},
+            "output_lengths": {"kind": s.output.kind, **s.output.tail()},
+            "checkpoint": None if s.named is None else {"repository": s.named.repository, "scheme": s.named.scheme,
+                                                        "scheme_from": s.named.scheme_from, "tuning": s.named.tuning},
             "demand": None if d is None else {"kind": d.kind, "value": d.value, "requests_per_s": d.requests_per_s},
             "trace": None if s.trace is None else s.trace.to_dict()}
 
@@ -208,7 +215,7 @@ def resolve(spec: PlanSpec, doc: Document | None = None, calibration: str | None
     model = resolve_model(spec.model, catalog, doc, ("model",))
     w = spec.workload
     slot = _slot("main", model, w, spec.slo, "workload", where)
-    slot = replace(slot, disaggregation=spec.disaggregation, kv_link=spec.kv_link)
+    slot = replace(slot, named=_named(spec.model, catalog), disaggregation=spec.disaggregation, kv_link=spec.kv_link)
     priced = spec.objective in COST_OBJECTIVES or spec.limits.budget_usd_per_hour is not None
     problem = _resolve_shared(spec, doc, calibration, catalog, (slot,), priced)
     return replace(problem, max_configs=spec.max_configurations())
@@ -228,7 +235,8 @@ def resolve_fleet(spec: FleetSpec, doc: Document | None = None, calibration: str
         model = resolve_model(w.model, catalog, doc, ("workloads", i, "model"))
         slot = _slot(w.name, model, w, w.slo, f"workloads[{i}]", where)
         slots.append(replace(slot, weight=w.weight, pools=tuple(w.pools) if w.pools else None,
-                             disaggregation=w.disaggregation or spec.disaggregation, kv_link=spec.kv_link))
+                             disaggregation=w.disaggregation or spec.disaggregation, kv_link=spec.kv_link,
+                             named=_named(w.model, catalog)))
     problem = _resolve_shared(spec, doc, calibration, catalog, tuple(slots), True)
     current = []
     names = [w.name for w in spec.workloads]
@@ -342,11 +350,15 @@ def _resolve_shared(spec: Any, doc: Document | None, calibration: str | None, ca
     if s.quantizations is not None:  # names as people type them (awq, fp8-dynamic, nvfp4) -> schemes (docs/support.md)
         s = s.model_copy(update={"quantizations": [
             scheme_of(q, path=f"search.quantizations[{i}]", **where) for i, q in enumerate(s.quantizations)]})
-    else:                # the default list: weights of 8 bits or more unless the instance opts in (quality floor)
+    else:    # per model: its release format and what can be made or is published from it, above the quality floor
         floor = s.min_weight_bits if s.min_weight_bits is not None else 8
-        s = s.model_copy(update={"quantizations": [q for q in DEFAULT_SCHEMES if SCHEMES[q].bits_per_weight >= floor]})
+        slots = tuple(replace(x, schemes=default_schemes(x.model, x.named, floor)) for x in slots)
+        s = s.model_copy(update={"quantizations": [q for q in SCHEME_NAMES if any(q in x.schemes for x in slots
+                                                                                  if x.schemes)]})
     if s.min_weight_bits is not None:
-        low = [q for q in s.quantizations or [] if SCHEMES.get(q) and SCHEMES[q].bits_per_weight < s.min_weight_bits]
+        releases = {x.model.release_quantization for x in slots}
+        low = [q for q in s.quantizations or [] if SCHEMES.get(q) and SCHEMES[q].bits_per_weight < s.min_weight_bits
+               and q not in releases]
         if low:
             raise InputError(f"{low[0]} has weights below search.min_weight_bits", path="search.quantizations",
                              value=low[0], accepted=f"schemes of at least {s.min_weight_bits} bits per weight",
@@ -472,8 +484,10 @@ class EstimateInputs:
     efficiency_scale: dict[str, tuple[float, float, float]]
     price_usd_per_gpu_hour: float | None
     price_source: str | None
-    quantization: str = "w16a16"   # as given, else the format the model's checkpoint name states (-FP8, -NVFP4)
+    quantization: str = "w16a16"   # as given, else the checkpoint's: the format its name states, or its release format
     calibration_notes: tuple[str, ...] = ()
+    quantization_from: str = "given"   # given | name (-FP8, -NVFP4) | release (the checkpoint as published)
+    named: Checkpoint | None = None    # the model name as given: a repository and the format it states
 
 
 def resolve_estimate(spec: EstimateSpec, doc: Document | None = None, catalog: Catalog | None = None,
@@ -494,13 +508,24 @@ def resolve_estimate(spec: EstimateSpec, doc: Document | None = None, catalog: C
         source = "price_usd_per_gpu_hour in the input"
     elif spec.tco is not None:
         price, source = spec.tco.usd_per_gpu_hour(gpu), "TCO in the input"
-    quantization = spec.quantization
-    if "quantization" not in spec.model_fields_set and isinstance(spec.model, str):
-        checkpoint = catalog.checkpoint(spec.model, path="model", **where)
-        if checkpoint.scheme_from == "name" and checkpoint.scheme:
-            quantization = checkpoint.scheme          # Qwen/Qwen3-32B-FP8: the checkpoint is FP8
+    quantization, origin = spec.quantization, "given"
+    named = catalog.checkpoint(spec.model, path="model", **where) if isinstance(spec.model, str) else None
+    if "quantization" not in spec.model_fields_set:
+        if named is not None and named.scheme:
+            # Qwen/Qwen3-32B-FP8: the checkpoint is FP8; deepseek-ai/DeepSeek-R1: released in FP8
+            quantization, origin = named.scheme, named.scheme_from or "release"
+        elif model.release_quantization:          # a config.json whose quantization_config states it
+            quantization, origin = model.release_quantization, "release"
+        else:
+            origin = "release"
     return EstimateInputs(model, gpu, assumptions, scales, price, source, quantization=quantization,
-                          calibration_notes=tuple(cal_notes))
+                          calibration_notes=tuple(cal_notes), quantization_from=origin, named=named)
+
+
+def _named(ref: ModelRef, catalog: Catalog) -> Checkpoint | None:
+    """The checkpoint a model name means (a repository, the format it states), or None for a
+    config file or an inline architecture."""
+    return catalog.checkpoint(ref) if isinstance(ref, str) else None
 
 
 def resolve_catalog(files: list[str], base: Path | None) -> Catalog:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,41 +25,67 @@ BUCKETS = 32
 """Quantile buckets of a lognormal length distribution, for the simulator."""
 
 
+_TAIL_Z = {"p90": 1.2815515655446004, "p99": 2.3263478740408408, "p99.9": 3.090232306167813}
+TAIL = ("p90", "p99", "p99.9", "max")
+"""The length quantiles a launch may size its context limit by (planner/launch: the longest
+request, or a stated percentile)."""
+
+
 @dataclass(frozen=True)
 class Lengths:
-    """Tokens per request: mean, squared CV, and a discrete distribution (values, weights)."""
+    """Tokens per request: mean, squared CV, and a discrete distribution (values, weights).
+    ``kind``: fixed (one number), lognormal (a mean and a CV or a percentile: ``values`` are
+    the midpoints of 32 quantile buckets, not its tail), histogram, or trace."""
 
     mean: float
     cv2: float
     values: tuple[float, ...]
     probabilities: tuple[float, ...]
+    kind: str = "histogram"
 
     @property
     def max(self) -> float:
         return max(self.values)
 
+    def tail(self) -> dict[str, float | None]:
+        """p90, p99, p99.9 and the maximum (None for a lognormal, which has none): exact from the
+        lognormal's mean and CV, else the smallest value the distribution reaches with that
+        probability."""
+        if self.kind == "lognormal":
+            sigma = math.sqrt(math.log1p(self.cv2))
+            mu = math.log(self.mean) - sigma**2 / 2
+            out: dict[str, float | None] = {q: float(math.ceil(math.exp(mu + sigma * z))) for q, z in _TAIL_Z.items()}
+            return out | {"max": None}
+        order = np.argsort(self.values)
+        v, cum = np.asarray(self.values)[order], np.cumsum(np.asarray(self.probabilities)[order])
+        qs = {"p90": 0.90, "p99": 0.99, "p99.9": 0.999}
+        tail: dict[str, float | None] = {q: float(v[min(int(np.searchsorted(cum, p - 1e-12)), len(v) - 1)])
+                                         for q, p in qs.items()}
+        return tail | {"max": float(v[-1])}
+
 
 def lengths(x: int | LengthDistribution, path: str) -> Lengths:
     """A fixed length, a histogram, or a lognormal from a mean and a CV or one percentile."""
     if isinstance(x, int):
-        return Lengths(float(x), 0.0, (float(x),), (1.0,))
+        return Lengths(float(x), 0.0, (float(x),), (1.0,), "fixed")
     if x.histogram is not None:
         return _discrete(np.array([t for t, _ in x.histogram], dtype=float),
                          np.array([q for _, q in x.histogram], dtype=float))
     mean = float(x.mean or 1)
     sigma = _lognormal_sigma(x, mean, path)
     if sigma == 0.0:
-        return Lengths(mean, 0.0, (mean,), (1.0,))
+        return Lengths(mean, 0.0, (mean,), (1.0,), "fixed")
     mu = math.log(mean) - sigma**2 / 2
     qs = (np.arange(BUCKETS) + 0.5) / BUCKETS
     values = np.maximum(1.0, np.round(np.exp(mu + sigma * _probit(qs))))
-    return Lengths(mean, math.exp(sigma**2) - 1.0, tuple(values.tolist()), tuple([1.0 / BUCKETS] * BUCKETS))
+    return Lengths(mean, math.exp(sigma**2) - 1.0, tuple(values.tolist()), tuple([1.0 / BUCKETS] * BUCKETS),
+                   "lognormal")
 
 
 def empirical(tokens: np.ndarray) -> Lengths:
     """The lengths observed in a trace as a histogram: each distinct value with its share."""
     values, counts = np.unique(np.asarray(tokens), return_counts=True)
-    return _discrete(values.astype(float), counts.astype(float))
+    return replace(_discrete(values.astype(float), counts.astype(float)), kind="trace")
 
 
 def _discrete(v: np.ndarray, w: np.ndarray) -> Lengths:
