@@ -11,7 +11,8 @@ import yaml
 
 from planner.cli.common import dump_json, emit, guarded, read_result
 from planner.errors import InputError
-from planner.launch.scripts import ENGINES, benchmark, launch, script
+from planner.launch.bench import CLIENTS, operating_point, trace_jsonl, trace_name
+from planner.launch.scripts import ENGINES, PORT, benchmark, launch, script
 from planner.yamlio import write_atomically
 
 EngineChoice = enum.Enum("EngineChoice", {name: name for name in (*ENGINES, "all")}, type=str)
@@ -58,13 +59,20 @@ def launch_command(
                         "command": ln.command() if ln.ok else None,
                         "args": [{"flag": a.flag, "value": a.value, "why": a.why} for a in ln.args],
                         "yaml": ln.yaml or None, "checks": ln.checks, "notes": ln.notes, "support": ln.support}
-                if ln.ok:
-                    b = benchmark(result, p)
-                    item["benchmark"] = {"command": b.command(), "expected_ms": b.expected_ms}
+                if ln.ok and p.role == "aggregated":
+                    runs = [benchmark(result, p, c, PORT[e]) for c in CLIENTS]
+                    item["benchmark"] = {"command": runs[0].command(), "expected_ms": runs[0].expected_ms}
+                    item["benchmarks"] = [{"client": b.client, "version": CLIENTS[b.client].version,
+                                           "command": b.command(), "result_file": b.result_file, "notes": b.notes}
+                                          for b in runs]
                 data.append(item)
                 texts.append(text)
                 if out is not None:          # staged: written when every script is made (cli/common.guarded)
                     write_atomically(out / f"plan{p.rank}-{e}.sh", text, protected=(plan_file,), option="--out")
+                    op = operating_point(result, p)
+                    if ln.ok and p.role == "aggregated" and op.trace is not None and op.trace_rate:
+                        write_atomically(out / trace_name(p), trace_jsonl(op.trace, p.replicas),
+                                         protected=(plan_file,), option="--out")
                     if ln.ok and ln.yaml:
                         write_atomically(out / f"plan{p.rank}-{e}.yaml", yaml.safe_dump(ln.yaml, sort_keys=False),
                                          protected=(plan_file,), option="--out")

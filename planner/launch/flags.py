@@ -73,10 +73,3 @@ TRTLLM = EngineFlags(
 )
 
 ENGINES: dict[str, EngineFlags] = {e.name: e for e in (VLLM, SGLANG, TRTLLM)}
-
-BENCHMARK = {"program": "vllm bench serve", "version": "vLLM 0.10",
-             "flags": ("--backend", "--base-url", "--model", "--endpoint", "--dataset-name", "--random-input-len",
-                       "--random-output-len", "--num-prompts", "--request-rate", "--max-concurrency",
-                       "--ignore-eos", "--percentile-metrics", "--metric-percentiles", "--save-result"),
-             "source": "engine-flags.md: benchmark clients; vllm bench serve reports TTFT, TPOT, ITL, E2EL "
-                       "mean/median/percentiles"}

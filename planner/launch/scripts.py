@@ -6,7 +6,8 @@ benchmark that checks the prediction and the figures it should report.
 - ``launch(result, plan, engine) -> Launch``: one command (or the reason there is none).
 - ``memory_fraction(plan, engine)``: the plan's memory budget in the engine's semantics,
   recomputed from ``plan.memory`` (engine-flags.md).
-- ``benchmark(result, plan) -> Benchmark``: `vllm bench serve` at the plan's operating point.
+- the benchmark section: `vllm bench serve`, AIPerf and GuideLLM at the plan's operating point
+  (planner/launch/bench.py), run with ``bash planN-ENGINE.sh bench CLIENT``.
 
 Data only in, text out: no physics, no solve. The flag tables are in flags.py.
 """
@@ -23,18 +24,14 @@ from typing import Any
 from planner.catalog.store import Catalog
 from planner.catalog.support import support
 from planner.errors import InputError
-from planner.launch.flags import BENCHMARK, ENGINES, EngineFlags
+from planner.launch.arg import Arg
+from planner.launch.bench import CLIENTS, Benchmark, benchmark, result_name
+from planner.launch.flags import ENGINES, EngineFlags
 from planner.plan.result import Plan, PlanResult
 from planner.units import GB
 
-__all__ = ["ENGINES", "Arg", "Benchmark", "Launch", "benchmark", "comment", "launch", "memory_fraction", "script"]
-
-
-@dataclass
-class Arg:
-    flag: str
-    value: Any          # None: a boolean flag
-    why: str
+__all__ = ["ENGINES", "PORT", "Arg", "Benchmark", "Launch", "bench_lines", "benchmark", "comment", "launch",
+           "memory_fraction", "result_name", "script"]
 
 
 @dataclass
@@ -56,20 +53,6 @@ class Launch:
     def command(self) -> str:
         """The command as one shell line (no comments)."""
         parts = [*ENGINES[self.engine].program.split(), self.model]
-        for a in self.args:
-            parts += [a.flag] if a.value is None else [a.flag, str(a.value)]
-        return " ".join(shlex.quote(p) for p in parts)
-
-
-@dataclass
-class Benchmark:
-    args: list[Arg]
-    expected_ms: dict[str, float]      # the plan's percentiles under load, per replica
-    requests_per_s: float | None
-    concurrency: float | None
-
-    def command(self) -> str:
-        parts = str(BENCHMARK["program"]).split()
         for a in self.args:
             parts += [a.flag] if a.value is None else [a.flag, str(a.value)]
         return " ".join(shlex.quote(p) for p in parts)
@@ -282,38 +265,6 @@ def _rules(plan: Plan, w: dict[str, Any], fl: EngineFlags, per: int, dp: int, ch
     return bad
 
 
-def benchmark(result: PlanResult, plan: Plan) -> Benchmark:
-    """`vllm bench serve` against one replica at the plan's operating point, and the
-    percentiles it should report (plan.load.percentiles_ms)."""
-    w = workload(result, plan)
-    d = w.get("demand")
-    rate = concurrency = None
-    args = [Arg("--backend", "openai", "the engine's OpenAI-compatible server"),
-            Arg("--base-url", "http://localhost:8000", "one replica"),
-            Arg("--endpoint", "/v1/completions", "completions endpoint"),
-            Arg("--model", w.get("hf_id") or w["model"], "the served model"),
-            Arg("--dataset-name", "random", "synthetic prompts of the plan's lengths"),
-            Arg("--random-input-len", int(round(w["input_tokens_mean"])), "workload.input_tokens (mean)"),
-            Arg("--random-output-len", int(round(w["output_tokens_mean"])), "workload.output_tokens (mean)"),
-            Arg("--ignore-eos", None, "every request generates its full output length")]
-    if d is not None and d["kind"] == "clients":
-        concurrency = d["value"] / plan.replicas
-        args.append(Arg("--max-concurrency", int(round(concurrency)),
-                        f"closed loop: {d['value']:g} clients / {plan.replicas} replicas"))
-        n = max(200, int(concurrency * 10))
-    else:
-        rate = float(plan.load["requests_per_s_per_replica"])
-        why = ("the demand shared by the replicas" if d is not None else "the replica's capacity at SLO")
-        args.append(Arg("--request-rate", round(rate, 3), f"plan.load.requests_per_s_per_replica: {why}"))
-        n = max(200, int(rate * 300))
-    args += [Arg("--num-prompts", n, "enough requests for stable p99s (about five minutes at this rate)"),
-             Arg("--percentile-metrics", "ttft,tpot,itl,e2el", "the figures the plan predicts"),
-             Arg("--metric-percentiles", "50,90,99", "plan.load.percentiles_ms"),
-             Arg("--save-result", None, "a JSON to compare with the plan")]
-    return Benchmark(args=args, expected_ms=dict(plan.load.get("percentiles_ms", {})), requests_per_s=rate,
-                     concurrency=concurrency)
-
-
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _PLAIN = re.compile(r"[A-Za-z0-9_./:@+-]+")
 
@@ -372,6 +323,38 @@ def _yaml(d: dict[str, Any], indent: int = 0) -> list[str]:
     return out
 
 
+PORT = {"vllm": 8000, "sglang": 30000, "trtllm": 8000}
+"""Each engine's default listening port (vLLM and trtllm-serve 8000, SGLang's launch_server
+30000): the benchmark targets the port the launched server listens on."""
+
+
+def bench_lines(result: PlanResult, plan: Plan, engine: str) -> list[str]:
+    """The benchmark section: one array per client (planner/launch/bench.py) and, with
+    ``bench CLIENT`` as the script's arguments, that client's run instead of the server; the
+    figures the plan predicts; how to compare them (``planner check``)."""
+    runs = [benchmark(result, plan, c, PORT[engine]) for c in CLIENTS]
+    name = f"plan{plan.rank}-{engine}.sh"
+    out = ["", f"# check the prediction from another shell once the server is up (one replica): bash {name} bench "
+               f"{'|'.join(CLIENTS)}, then planner check PLAN.json RESULT (the client's result file)"]
+    for b in runs:
+        c = CLIENTS[b.client]
+        out += _comments([f"{c.program}: {c.version}; flags from {c.source}; writes {b.result_file}"]
+                         + [f"note: {n}" for n in b.notes])
+        out += _array(f"bench_{b.client}", b.args)
+    out.append('if [ "${1:-}" = bench ]; then')
+    out.append('  case "${2:-vllm}" in')
+    out += [f'    {b.client}) {b.program} "${{bench_{b.client}[@]}}" ;;' for b in runs]
+    out += [f'    *) echo "usage: bash {name} [bench {"|".join(CLIENTS)}]" >&2; exit 2 ;;', "  esac", "  exit", "fi"]
+    out.append("# the clients should report (ms, closed-form prediction under load):")
+    expected = runs[0].expected_ms
+    for metric in ("ttft", "tpot", "itl", "e2e"):
+        got = [f"{q} {expected[f'{metric}_{q}']:,.1f}" for q in ("mean", "p50", "p90", "p95", "p99")
+               if expected.get(f"{metric}_{q}") is not None]
+        if got:
+            out.append(f"#   {metric.upper() if metric != 'e2e' else 'E2EL'}: {', '.join(got)}")
+    return [*out, ""]
+
+
 def script(result: PlanResult, plan: Plan, engine: str, catalog: Catalog | None = None) -> str:
     """A runnable, commented shell script: the launch command, then the benchmark check."""
     ln = launch(result, plan, engine, catalog)
@@ -387,18 +370,11 @@ def script(result: PlanResult, plan: Plan, engine: str, catalog: Catalog | None 
     if ln.yaml:
         name = f"plan{plan.rank}-trtllm.yaml"
         lines += [f"cat > {name} <<'YAML'", *_yaml(ln.yaml), "YAML"]
-    lines += _block(ENGINES[engine].program, ln.model, ln.args)
     if plan.role != "aggregated":
+        lines += _block(ENGINES[engine].program, ln.model, ln.args)
         lines += ["", *_comments([f"check the prediction through the P/D router once both pools are up: this "
                                   f"{plan.role}-pool replica alone serves no request end to end"])]
         return "\n".join(lines) + "\n"
-    b = benchmark(result, plan)
-    lines += ["", "# check the prediction from another shell once the server is up (one replica):"]
-    lines += [*_array("bench", b.args), f"{BENCHMARK['program']} \"${{bench[@]}}\""]
-    lines.append("# it should report (ms, closed-form prediction under load):")
-    for metric in ("ttft", "tpot", "itl", "e2e"):
-        got = [f"{q} {b.expected_ms[f'{metric}_{q}']:,.1f}" for q in ("mean", "p50", "p90", "p99")
-               if b.expected_ms.get(f"{metric}_{q}") is not None]
-        if got:
-            lines.append(f"#   {metric.upper() if metric != 'e2e' else 'E2EL'}: {', '.join(got)}")
+    lines += bench_lines(result, plan, engine)
+    lines += _block(ENGINES[engine].program, ln.model, ln.args)
     return "\n".join(lines) + "\n"

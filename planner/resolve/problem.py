@@ -193,7 +193,9 @@ def _workload(s: Slot) -> dict[str, Any]:
             "num_kv_heads": m.num_kv_heads, "num_experts": m.moe.num_experts if m.moe else 0,
             "max_context_tokens": m.max_context_tokens, "input_tokens_mean": s.input.mean,
             "input_tokens_max": s.input.max, "output_tokens_mean": s.output.mean, "output_tokens_max": s.output.max,
-            "demand": None if d is None else {"kind": d.kind, "value": d.value, "requests_per_s": d.requests_per_s},
+            "input_tokens_cv2": s.input.cv2, "output_tokens_cv2": s.output.cv2,
+            "demand": None if d is None else {"kind": d.kind, "value": d.value, "requests_per_s": d.requests_per_s,
+                                              "arrival_cv2": d.arrival_cv2},
             "trace": None if s.trace is None else s.trace.to_dict()}
 
 
