@@ -286,7 +286,7 @@ def rows(result: PlanResult, plan: Plan, chk: Check, engine: str) -> list[dict[s
     load += f", max_num_seqs={seqs}" if seqs else ""
     model = w.get("model", "")
     hf = w.get("hf_id")
-    base = {"source": f"planner check: {m.version} result {os.path.basename(m.file)}"
+    base = {"source": f"planner check: {m.version} result {m.file}"
                       + (f" ({m.date})" if m.date else ""),
             "model": f"{model} (HF {hf})" if hf else model,
             "precision": precision_of(plan.quantization, plan.kv_dtype),
@@ -313,23 +313,32 @@ FIELDS = (*COLUMNS, "replicas", "attention_tp", "attention_dp", "moe_tp", "moe_e
 
 def append_csv(path: Path, new: list[dict[str, str]], protected: tuple[Path, ...] = ()) -> int:
     """Append ``new`` to the measurements CSV at ``path`` (created with the header if it does
-    not exist; an existing file must have the same header). Returns the rows written."""
-    from planner.yamlio import read_text_bounded, write_atomically
+    not exist; an existing file must have the same header: its rows are kept as they are, the
+    new ones added after them). Returns the rows written."""
+    from planner.yamlio import write_atomically
 
-    head = ""
-    if path.exists():
-        head = read_text_bounded(str(path), 64 * 1024 * 1024, "measurements file")
-        first = next(csv.reader(io.StringIO(head)), [])
-        if tuple(first) != FIELDS:
-            raise InputError("the file's columns are not those of 'planner check' rows", file=str(path),
-                             path="header", value=",".join(first)[:200], accepted=",".join(FIELDS))
-        if head and not head.endswith("\n"):
-            head += "\n"
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(FIELDS), lineterminator="\n")
-    if not head:
-        w.writeheader()
     for r in new:
         w.writerow(r)
-    write_atomically(path, head + buf.getvalue(), protected=protected, option="--append")
+    if not path.exists():
+        header = io.StringIO()
+        csv.writer(header, lineterminator="\n").writerow(FIELDS)
+        write_atomically(path, header.getvalue() + buf.getvalue(), protected=protected, option="--append")
+        return len(new)
+    if not path.is_file() or any(path.resolve() == Path(p).resolve() for p in protected):
+        raise InputError("--append needs a measurements CSV of its own (not an input of this run)", file=str(path),
+                         path="--append", accepted="a new file, or one 'planner check --append' wrote")
+    with path.open("rb") as f:
+        first = f.readline(64 * 1024).decode("utf-8", "replace")
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        if size:
+            f.seek(size - 1)
+        ends = f.read(1) in (b"\n", b"")
+    if tuple(next(csv.reader(io.StringIO(first)), [])) != FIELDS:
+        raise InputError("the file's columns are not those of 'planner check' rows", file=str(path), path="header",
+                         value=first.strip()[:200], accepted=",".join(FIELDS))
+    with path.open("a", encoding="utf-8", newline="") as f:
+        f.write(("" if ends else "\n") + buf.getvalue())
     return len(new)
