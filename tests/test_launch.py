@@ -17,7 +17,7 @@ from planner.catalog.store import Catalog
 from planner.catalog.support import support
 from planner.cli.root import app
 from planner.errors import InputError
-from planner.launch.flags import BENCHMARK
+from planner.launch.bench import CLIENTS
 from planner.launch.scripts import ENGINES, benchmark, launch, script
 from planner.plan.result import PlanResult
 from planner.schemas.plan import load_plan_spec
@@ -109,18 +109,29 @@ def test_commands_follow_the_plan_and_the_flag_table(results, engine):
 
 
 def test_the_benchmark_runs_at_the_plans_operating_point(results):
+    """Every client's command at the plan's rate or clients, with the workload's mean lengths,
+    asking for the plan's percentiles; every flag one the client's named release defines."""
     for r in results.values():
         for p in r.plans:
-            b = benchmark(r, p)
-            flags = {a.flag: a.value for a in b.args}
-            assert set(flags) <= set(BENCHMARK["flags"])
-            d = r.inputs["workloads"][p.workload]["demand"]
-            if d is not None and d["kind"] == "clients":
-                assert flags["--max-concurrency"] == round(d["value"] / p.replicas)
-            else:
-                assert flags["--request-rate"] == pytest.approx(p.load["requests_per_s_per_replica"], abs=1e-3)
-            assert b.expected_ms == p.load["percentiles_ms"]
-            assert flags["--random-input-len"] == round(r.inputs["workloads"][p.workload]["input_tokens_mean"])
+            wl = r.inputs["workloads"][p.workload]
+            d = wl["demand"]
+            for client in CLIENTS:
+                b = benchmark(r, p, client)
+                flags = {a.flag: a.value for a in b.args}
+                assert set(flags) <= CLIENTS[client].flags, client
+                assert b.expected_ms == p.load["percentiles_ms"]
+                if client == "vllm":
+                    if d is not None and d["kind"] == "clients":
+                        assert flags["--max-concurrency"] == round(d["value"] / p.replicas)
+                    elif flags["--dataset-name"] == "random":
+                        assert flags["--request-rate"] == pytest.approx(p.load["requests_per_s_per_replica"],
+                                                                        abs=1e-3)
+                        assert flags["--random-input-len"] == round(wl["input_tokens_mean"])
+                    assert "99" in flags["--metric-percentiles"].split(",")
+                if client == "aiperf" and "--isl" in flags:
+                    assert flags["--isl"] == round(wl["input_tokens_mean"])
+                    assert flags.get("--request-rate", p.load["requests_per_s_per_replica"]) == \
+                        pytest.approx(p.load["requests_per_s_per_replica"], abs=1e-3) or "--concurrency" in flags
 
 
 def test_engine_rules_reject_a_bad_layout(results):

@@ -65,6 +65,8 @@ def calibrate_command(
     out: Annotated[Path, typer.Option("--out", help="calibration YAML to write")],
     iters: Annotated[int, typer.Option(help="Nelder-Mead iterations per fit")] = 300,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")] = False,
+    under_load: Annotated[bool, typer.Option("--under-load", help="also fit the rows measured at a stated load "
+                                             "(your benchmarks, from 'planner check --append')")] = False,
 ) -> None:
     """Fit efficiencies and overheads; report fitted and leave-one-source-out errors."""
 
@@ -86,7 +88,10 @@ def calibrate_command(
         if not 10 <= iters <= 10_000:
             raise InputError("iterations out of range", path="--iters", value=iters, accepted="10..10000")
         catalog, base = Catalog.default(), PRESETS["realistic"]
-        ds = dataset(str(measurements), catalog)
+        ds = dataset(str(measurements), catalog, under_load=under_load)
+        if not ds.cases and not under_load and dataset(str(measurements), catalog, under_load=True).cases:
+            raise InputError("every row the model can express was measured under load (a concurrency or a request "
+                             "rate): add --under-load to fit them", file=str(measurements), path="--under-load")
         if len(set(ds.sources)) < 2:
             raise InputError("cross-validation needs rows from at least two sources", file=str(measurements))
         every = np.arange(len(ds.cases))

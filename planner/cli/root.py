@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from planner.cli import (
+    check_cmd,
     common,
     estimate_cmd,
     fidelity_cmd,
@@ -118,5 +119,6 @@ app.command("calibrate", epilog=fidelity_cmd.CALIBRATE_EPILOG)(fidelity_cmd.cali
 app.command("sweep", epilog=whatif_cmd.SWEEP_EPILOG)(whatif_cmd.sweep_command)
 app.command("pareto", epilog=whatif_cmd.PARETO_EPILOG)(whatif_cmd.pareto_command)
 app.command("launch", epilog=launch_cmd.EPILOG)(launch_cmd.launch_command)
+app.command("check", epilog=check_cmd.EPILOG)(check_cmd.check_command)
 app.command("report", epilog=report_cmd.EPILOG)(report_cmd.report_command)
 app.command("trace", epilog=trace_cmd.EPILOG)(trace_cmd.trace_command)

@@ -24,7 +24,7 @@ import numpy as np
 
 from planner.catalog.store import Catalog
 from planner.fidelity.predict import predict_all
-from planner.fidelity.rows import GROUP, Case, load_measurements, map_row
+from planner.fidelity.rows import GROUP, LOAD_GROUP, Case, load_measurements, map_row
 from planner.physics.options import Assumptions
 from planner.resolve.calibration import FAMILY, FAMILY_PARAMS, PARAMS, Calibration
 
@@ -82,17 +82,20 @@ class Dataset:
     rows: list[int]
 
 
-def dataset(path: str, catalog: Catalog) -> Dataset:
+def dataset(path: str, catalog: Catalog, under_load: bool = False) -> Dataset:
+    """The rows the fit reads: the idle and saturated rows; with ``under_load`` also the rows
+    measured at a stated load (a user's benchmarks, written by ``planner check --append``),
+    predicted through the load model (their step times are what the fit moves)."""
     cases, measured, sources, families, groups, rows = [], [], [], [], [], []
     for i, r in enumerate(load_measurements(path)):
         case = map_row(i, r, catalog)
-        if isinstance(case, str) or case.under_load:
-            continue                 # rows under load test the queueing model: reported, not fitted
+        if isinstance(case, str) or (case.under_load and not under_load):
+            continue                 # rows under load test the queueing model: reported, not fitted by default
         cases.append(case)
         measured.append(float(r["value"]))
         sources.append(source_of(r["source"]))
         families.append(FAMILY[case.gpu])
-        groups.append(GROUP[r["metric"]])
+        groups.append(LOAD_GROUP[case.rule.removeprefix("load_")] if case.under_load else GROUP[r["metric"]])
         rows.append(i + 2)
     return Dataset(cases, np.array(measured), sources, families, groups, rows)
 

@@ -188,7 +188,8 @@ def predict_load(cases: list[Case], catalog: Catalog, o: Assumptions,
         wl = Workload(isl=np.array([c.input_tokens for c in cs], float),
                       osl=np.array([c.output_tokens for c in cs], float), isl_cv2=cv2, osl_cv2=cv2,
                       start=start, requests_per_client=np.array([c.requests_per_client for c in cs], float))
-        needed = {(c.rule.removeprefix("load_"), c.statistic) for c in cs if c.rule != "load_throughput"}
+        needed = {(cases[i].rule.removeprefix("load_"), cases[i].statistic) for i in idx   # every row's, not only
+                  if cases[i].rule != "load_throughput"}                                   # each configuration's first
         quantiles = any(stat != "mean" for _, stat in needed)
         r = load_metrics(phys, scheduler(phys), wl, quantiles=quantiles, report=needed,
                          **({"clients": per_replica} if kind == "clients" else {"rate": per_replica}))

@@ -29,6 +29,7 @@ from planner.catalog.aliases import scheme_of
 from planner.catalog.store import Catalog, ModelSpec
 from planner.errors import InputError
 from planner.physics.options import engine_profile
+from planner.physics.quant import SCHEMES
 from planner.yamlio import read_text_bounded
 
 COLUMNS = ("source", "model", "precision", "gpu", "gpu_count", "tp", "pp", "framework", "input_len", "output_len",
@@ -207,6 +208,9 @@ def scheme_of_row(precision: str, checkpoint: str | None = None) -> tuple[str, s
     kv = "fp8" if "kv=fp8" in p else "fp16" if "kv=fp16" in p else "bf16"
     if "kv=unstated" in p and ("modelopt" in p or (checkpoint or "").lower().startswith("nvidia/")):
         kv = "fp8"
+    named = re.search(r"scheme=([a-z0-9_.-]+)", p)       # a planner scheme by name ('planner check' rows)
+    if named and named.group(1) in SCHEMES:
+        return named.group(1), kv
     if "selected" in p:
         return "mixed per-layer precision (fp4 for some layers, fp8 elsewhere) is not expressible"
     if "q8_0" in p:

@@ -144,10 +144,3 @@ ENGINES: dict[str, EngineFlags] = {e.name: e for e in (VLLM, SGLANG, TRTLLM)}
 def engine_flags(engine: str, release: str = "current") -> EngineFlags:
     return ENGINES[engine].at(release)
 
-
-BENCHMARK = {"program": "vllm bench serve", "version": "vLLM 0.34.0",
-             "flags": ("--backend", "--base-url", "--model", "--endpoint", "--dataset-name", "--random-input-len",
-                       "--random-output-len", "--num-prompts", "--request-rate", "--max-concurrency",
-                       "--ignore-eos", "--percentile-metrics", "--metric-percentiles", "--save-result"),
-             "source": "engine-flags.md: benchmark clients; vllm bench serve reports TTFT, TPOT, ITL, E2EL "
-                       "mean/median/percentiles"}

@@ -15,8 +15,8 @@ benchmark that checks the prediction and the figures it should report.
   distribution's maximum or a stated percentile (``context``), plus the output's.
 - ``memory_fraction(plan, engine)``: the plan's memory budget in the engine's semantics,
   recomputed from ``plan.memory`` (engine-flags.md).
-- ``benchmark(result, plan, port)``: `vllm bench serve` at the plan's operating point, against
-  the port the server listens on.
+- the benchmark section: `vllm bench serve`, AIPerf and GuideLLM at the plan's operating point
+  (planner/launch/bench.py), run with ``bash planN-ENGINE.sh bench CLIENT``.
 
 Data only in, text out: no physics, no solve. The flag tables are in flags.py.
 """
@@ -35,27 +35,18 @@ from planner.catalog.checkpoints import ServingCheckpoint, serving_checkpoint
 from planner.catalog.store import Catalog
 from planner.catalog.support import support
 from planner.errors import InputError
-from planner.launch.flags import BENCHMARK, ENGINES, RELEASE_CHOICES, EngineFlags, engine_flags
+from planner.launch.arg import MODEL_VARIABLE, Arg
+from planner.launch.bench import CLIENTS, Benchmark, benchmark, result_name, stem
+from planner.launch.flags import ENGINES, RELEASE_CHOICES, EngineFlags, engine_flags
 from planner.plan.result import Plan, PlanResult
 from planner.units import GB
 
-__all__ = ["ENGINES", "Arg", "Benchmark", "Launch", "benchmark", "comment", "context_limit", "launch",
-           "memory_fraction", "script",
-           "stem"]
+__all__ = ["ENGINES", "PORT", "Arg", "Benchmark", "Launch", "bench_lines", "benchmark", "comment", "context_limit",
+           "launch", "memory_fraction", "result_name", "script", "stem"]
 
 CONTEXT_CHOICES = ("max", "p99.9", "p99", "p90")
 """How the context limit is sized: the longest request (a lognormal has none: its p99.9), or a
 stated percentile of the prompt and output lengths."""
-
-MODEL_VARIABLE = "MODEL"
-
-
-@dataclass
-class Arg:
-    flag: str
-    value: Any          # None: a boolean flag
-    why: str
-    variable: bool = False   # the value is the script's $MODEL, written unquoted as "$MODEL"
 
 
 @dataclass
@@ -86,26 +77,6 @@ class Launch:
         for a in self.args:
             parts += [a.flag] if a.value is None else [a.flag, str(a.value)]
         return " ".join(p if p == f"${MODEL_VARIABLE}" else shlex.quote(p) for p in parts)
-
-
-@dataclass
-class Benchmark:
-    args: list[Arg]
-    expected_ms: dict[str, float]      # the plan's percentiles under load, per replica
-    requests_per_s: float | None
-    concurrency: float | None
-
-    def command(self) -> str:
-        parts = str(BENCHMARK["program"]).split()
-        for a in self.args:
-            parts += [a.flag] if a.value is None else [a.flag, str(a.value)]
-        return " ".join(shlex.quote(p) for p in parts)
-
-
-def stem(result: PlanResult, plan: Plan) -> str:
-    """The file name stem of a deployment's script: ``planN`` for the one deployment of rank
-    N, ``planN.K`` for the K-th of several (a fleet, or a workload split over configurations)."""
-    return f"plan{result.label(plan)}"
 
 
 def workload(result: PlanResult, plan: Plan) -> dict[str, Any]:
@@ -470,41 +441,6 @@ def _rules(plan: Plan, w: dict[str, Any], fl: EngineFlags, per: int, dp: int, ch
     return bad
 
 
-def benchmark(result: PlanResult, plan: Plan, port: int = 8000, model: str | None = None) -> Benchmark:
-    """`vllm bench serve` against one replica at the plan's operating point (the server's
-    ``port``; ``model``: the repository served, None for the script's $MODEL), and the
-    percentiles it should report (plan.load.percentiles_ms)."""
-    w = workload(result, plan)
-    d = w.get("demand")
-    rate = concurrency = None
-    served = Arg("--model", model, "the served model") if model else \
-        Arg("--model", f"${MODEL_VARIABLE}", "the served model (MODEL above)", variable=True)
-    args = [Arg("--backend", "openai", "the engine's OpenAI-compatible server"),
-            Arg("--base-url", f"http://localhost:{port}", "one replica, on the port its server listens on"),
-            Arg("--endpoint", "/v1/completions", "completions endpoint"),
-            served,
-            Arg("--dataset-name", "random", "synthetic prompts of the plan's lengths"),
-            Arg("--random-input-len", int(round(w["input_tokens_mean"])), "workload.input_tokens (mean)"),
-            Arg("--random-output-len", int(round(w["output_tokens_mean"])), "workload.output_tokens (mean)"),
-            Arg("--ignore-eos", None, "every request generates its full output length")]
-    if d is not None and d["kind"] == "clients":
-        concurrency = d["value"] / plan.replicas
-        args.append(Arg("--max-concurrency", int(round(concurrency)),
-                        f"closed loop: {d['value']:g} clients / {plan.replicas} replicas"))
-        n = max(200, int(concurrency * 10))
-    else:
-        rate = float(plan.load["requests_per_s_per_replica"])
-        why = ("the demand shared by the replicas" if d is not None else "the replica's capacity at SLO")
-        args.append(Arg("--request-rate", round(rate, 3), f"plan.load.requests_per_s_per_replica: {why}"))
-        n = max(200, int(rate * 300))
-    args += [Arg("--num-prompts", n, "enough requests for stable p99s (about five minutes at this rate)"),
-             Arg("--percentile-metrics", "ttft,tpot,itl,e2el", "the figures the plan predicts"),
-             Arg("--metric-percentiles", "50,90,99", "plan.load.percentiles_ms"),
-             Arg("--save-result", None, "a JSON to compare with the plan")]
-    return Benchmark(args=args, expected_ms=dict(plan.load.get("percentiles_ms", {})), requests_per_s=rate,
-                     concurrency=concurrency)
-
-
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _PLAIN = re.compile(r"[A-Za-z0-9_./:@+-]+")
 
@@ -560,8 +496,11 @@ def _model_lines(ln: Launch) -> list[str]:
             f'{MODEL_VARIABLE}="${{{MODEL_VARIABLE}:?set {MODEL_VARIABLE} to {say}}}"']
 
 
-def _block(program: str, ln: Launch) -> list[str]:
-    return [*_model_lines(ln), *_array("args", ln.args), f'{program} "${MODEL_VARIABLE}" "${{args[@]}}"']
+def _block(program: str, ln: Launch, bench: list[str] | None = None) -> list[str]:
+    """MODEL=..., the benchmark section (``bench_lines``: its arrays name $MODEL; ``bench``
+    runs a client and exits), then the server's flags and command."""
+    return [*_model_lines(ln), *(bench or []), *_array("args", ln.args),
+            f'{program} "${MODEL_VARIABLE}" "${{args[@]}}"']
 
 
 def _yaml(d: dict[str, Any], indent: int = 0) -> list[str]:
@@ -572,6 +511,34 @@ def _yaml(d: dict[str, Any], indent: int = 0) -> list[str]:
         else:
             out.append(" " * indent + f"{_scalar(k)}: {_scalar(v)}")
     return out
+
+
+def bench_lines(result: PlanResult, plan: Plan, engine: str, ln: Launch) -> list[str]:
+    """The benchmark section: one array per client (planner/launch/bench.py) against the port
+    the server listens on and the checkpoint it serves and, with ``bench CLIENT`` as the
+    script's arguments, that client's run instead of the server; the figures the plan
+    predicts; how to compare them (``planner check``)."""
+    runs = [benchmark(result, plan, c, ln.port, ln.model) for c in CLIENTS]
+    name = f"{ln.stem}-{engine}.sh"
+    out = ["", f"# check the prediction from another shell once the server is up (one replica): bash {name} bench "
+               f"{'|'.join(CLIENTS)}, then planner check PLAN.json RESULT (the client's result file)"]
+    for b in runs:
+        c = CLIENTS[b.client]
+        out += _comments([f"{c.program}: {c.version}; flags from {c.source}; writes {b.result_file}"]
+                         + [f"note: {n}" for n in b.notes])
+        out += _array(f"bench_{b.client}", b.args)
+    out.append('if [ "${1:-}" = bench ]; then')
+    out.append('  case "${2:-vllm}" in')
+    out += [f'    {b.client}) {b.program} "${{bench_{b.client}[@]}}" ;;' for b in runs]
+    out += [f'    *) echo "usage: bash {name} [bench {"|".join(CLIENTS)}]" >&2; exit 2 ;;', "  esac", "  exit", "fi"]
+    out.append("# the clients should report (ms, closed-form prediction under load):")
+    expected = runs[0].expected_ms
+    for metric in ("ttft", "tpot", "itl", "e2e"):
+        got = [f"{q} {expected[f'{metric}_{q}']:,.1f}" for q in ("mean", "p50", "p90", "p95", "p99")
+               if expected.get(f"{metric}_{q}") is not None]
+        if got:
+            out.append(f"#   {metric.upper() if metric != 'e2e' else 'E2EL'}: {', '.join(got)}")
+    return [*out, ""]
 
 
 def script(result: PlanResult, plan: Plan, engine: str, catalog: Catalog | None = None, *,
@@ -590,18 +557,15 @@ def script(result: PlanResult, plan: Plan, engine: str, catalog: Catalog | None 
                         + [f"note: {n}" for n in ln.notes]), "set -eu"]
     if ln.yaml:
         lines += [f"cat > {_word(ln.yaml_file, 'yaml file')} <<'YAML'", *_yaml(ln.yaml), "YAML"]
-    lines += _block(fl.program, ln)
     if plan.role != "aggregated":
+        lines += _block(fl.program, ln)
         lines += ["", *_comments([f"check the prediction through the P/D router once both pools are up: this "
                                   f"{plan.role}-pool replica alone serves no request end to end"])]
         return "\n".join(lines) + "\n"
-    b = benchmark(result, plan, port=ln.port, model=ln.model or None)
-    lines += ["", "# check the prediction from another shell once the server is up (one replica):"]
-    lines += [*_array("bench", b.args), f"{BENCHMARK['program']} \"${{bench[@]}}\""]
-    lines.append("# it should report (ms, closed-form prediction under load):")
-    for metric in ("ttft", "tpot", "itl", "e2e"):
-        got = [f"{q} {b.expected_ms[f'{metric}_{q}']:,.1f}" for q in ("mean", "p50", "p90", "p99")
-               if b.expected_ms.get(f"{metric}_{q}") is not None]
-        if got:
-            lines.append(f"#   {metric.upper() if metric != 'e2e' else 'E2EL'}: {', '.join(got)}")
+    lines += _block(fl.program, ln, bench_lines(result, plan, engine, ln))
     return "\n".join(lines) + "\n"
+
+
+PORT = {name: engine_flags(name).port for name in ENGINES}
+"""Each engine's listening port as the launch scripts state it (vLLM and trtllm-serve 8000,
+SGLang's launch_server 30000): Kubernetes services and the benchmarks target it."""

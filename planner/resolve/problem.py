@@ -196,7 +196,9 @@ def _workload(s: Slot) -> dict[str, Any]:
             "output_lengths": {"kind": s.output.kind, **s.output.tail()},
             "checkpoint": None if s.named is None else {"repository": s.named.repository, "scheme": s.named.scheme,
                                                         "scheme_from": s.named.scheme_from, "tuning": s.named.tuning},
-            "demand": None if d is None else {"kind": d.kind, "value": d.value, "requests_per_s": d.requests_per_s},
+            "input_tokens_cv2": s.input.cv2, "output_tokens_cv2": s.output.cv2,
+            "demand": None if d is None else {"kind": d.kind, "value": d.value, "requests_per_s": d.requests_per_s,
+                                              "arrival_cv2": d.arrival_cv2},
             "trace": None if s.trace is None else s.trace.to_dict()}
 
 
