@@ -393,6 +393,36 @@ def with_limits(c: Candidates, limits: Limits) -> Candidates:
                    replica_cap=replica_domain(c.objective, c.demand, c.replicas_needed, allowed, c.current))
 
 
+def with_capacity(c: Candidates, rows: Mapping[int, tuple[float, int]]) -> Candidates:
+    """The table with the capacity at SLO of each row j in ``rows`` lowered to ``rows[j][0]``:
+    requests/s per replica, or clients per replica where the row's slot is a closed loop (what
+    the simulator found it holds its targets at: planner/whatif/verify.py), the target it
+    missed above that (``rows[j][1]``, an index into the slot's targets) now binding. The
+    throughput and utilisation at capacity scale with it and the replica counts follow; the
+    latency figures at capacity stay the closed form's at the higher load, so they are not
+    optimistic. A row lowered to 0 no longer meets its targets."""
+    assert c.load is not None
+    load = c.load
+    rate, tokens, clients = load.rate.copy(), load.tokens_per_s.copy(), load.clients.copy()
+    util, binding = load.utilization.copy(), load.binding.copy()
+    closed = np.array([s.demand is not None and s.demand.kind == "clients" for s in c.slots])[c.slot]
+    meets = c.meets_slo.copy()
+    for j, (value, target) in rows.items():
+        old = clients[j] if closed[j] else rate[j]
+        scale = min(1.0, max(0.0, value / old)) if old > 0 else 0.0
+        rate[j], tokens[j], clients[j], util[j] = rate[j] * scale, tokens[j] * scale, clients[j] * scale, \
+            util[j] * scale
+        binding[j] = target
+        meets[j] &= scale > 0
+    capacity = np.where(closed, clients, tokens)
+    needed = replicas_needed(c.demand, capacity)
+    return replace(c, load=replace(load, rate=rate, tokens_per_s=tokens, clients=clients, utilization=util,
+                                   binding=binding),
+                   capacity=capacity, tokens_per_s=tokens, meets_slo=meets, replicas_needed=needed,
+                   cost_per_million_tokens=cost_per_million_tokens(c.cost_per_hour, tokens),
+                   replica_cap=replica_domain(c.objective, c.demand, needed, c.replicas_allowed, c.current))
+
+
 def repriced(c: Candidates, p: Problem) -> Candidates:
     """The candidate table ``c`` with the prices and limits of ``p``, a problem with the same
     physics (a sweep's scenario that changes only prices, planner/whatif/sweep.py

@@ -243,7 +243,7 @@ def answer_lines(r: PlanResult) -> list[str]:
     """What the first answer binds, what one more unit of it is worth, the moves from today's
     fleet, and which of aggregated and disaggregated serving wins each pooling workload."""
     a = r.answer(1)
-    out = []
+    out = wording.verification(r.verification) if r.verification is not None else []
     if a is not None:
         out += [wording.binding(b) for b in a.binding]
     out += [wording.marginal(m) for m in r.marginal]

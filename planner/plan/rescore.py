@@ -18,48 +18,72 @@ REQUESTS = 5000
 METRICS = ("ttft", "tpot", "itl", "e2e")
 
 
+def simulate_row(p: Problem, c: Candidates, j: int, *, rate: float | None = None, clients: int | None = None,
+                 requests: int = REQUESTS, seed: int = 0) -> tuple[str, dict[str, float]]:
+    """Simulate row j's configuration at ``rate`` requests/s per replica (the slot's arrival
+    process) or with ``clients`` in a closed loop: (arrival kind, the simulator's summary). A
+    ValueError when a request cannot run (longer than one lane's KV pool)."""
+    slot = c.slots[int(c.slot[j])]
+    phys = step_physics(slot.model, p.table, c.configs.take(np.array([j])), p.assumptions)
+    d = slot.demand
+    if clients is not None:
+        arrivals = Arrivals("closed", clients=max(1, int(clients)))
+    elif d is not None and d.arrival_cv2 != 1.0:
+        arrivals = Arrivals("gamma", rate=rate, cv=float(np.sqrt(d.arrival_cv2)))
+    else:
+        arrivals = Arrivals("poisson", rate=rate)
+    targets = [(_metric(t.metric), t.statistic, t.seconds) for t in slot.targets]
+    r = simulate_config(phys, engine(phys), 0, arrivals, _lengths(slot.input), _lengths(slot.output),
+                        n_requests=requests, seed=seed, targets=targets)
+    return arrivals.kind, r.summary
+
+
+def misses(c: Candidates, j: int, summary: dict[str, float]) -> list[tuple[int, float]]:
+    """The targets of row j's slot a simulation missed: (index into the slot's targets,
+    simulated seconds)."""
+    slot = c.slots[int(c.slot[j])]
+    out = []
+    for k, t in enumerate(slot.targets):
+        key = f"{_metric(t.metric)}_{t.statistic}"
+        if not summary.get(f"met_{key}", 0.0):
+            out.append((k, float(summary.get(key, float("nan")))))
+    return out
+
+
 def simulate_plans(p: Problem, c: Candidates, plans: list[Plan], *, requests: int = REQUESTS, seed: int = 0) -> None:
     """Attach ``plan.simulation``: simulated mean/p50/p90/p99 per metric (ms), the closed
     form's figures beside them, and the share of requests meeting each target."""
     for plan in plans:
         j = plan.candidate
         slot = c.slots[int(c.slot[j])]
-        phys = step_physics(slot.model, p.table, c.configs.take(np.array([j])), p.assumptions)
-        eng = engine(phys)
         d = slot.demand
-        rate = plan.load["requests_per_s_per_replica"]
-        if d is not None and d.kind == "clients":
-            arrivals = Arrivals("closed", clients=max(1, int(round(plan.share * d.value / plan.replicas))))
-        elif d is not None and d.arrival_cv2 != 1.0:
-            arrivals = Arrivals("gamma", rate=rate, cv=float(np.sqrt(d.arrival_cv2)))
-        else:
-            arrivals = Arrivals("poisson", rate=rate)
-        targets = [("e2e" if t.metric == "e2e_latency" else t.metric, t.statistic, t.seconds) for t in slot.targets]
+        closed = d is not None and d.kind == "clients"
         try:
-            r = simulate_config(phys, eng, 0, arrivals, _lengths(slot.input), _lengths(slot.output),
-                                n_requests=requests, seed=seed, targets=targets)
+            kind, s = simulate_row(p, c, j, rate=None if closed else plan.load["requests_per_s_per_replica"],
+                                   clients=max(1, int(round(plan.share * d.value / plan.replicas)))
+                                   if closed and d is not None else None, requests=requests, seed=seed)
         except ValueError as exc:          # e.g. a request longer than the KV pool of one lane
             plan.simulation = {"error": str(exc)}
             continue
-        s = r.summary
         pct = plan.load.get("percentiles_ms", {})
         figures = {f"{m}_{q}": s[f"{m}_{q}"] * 1e3 for m in METRICS for q in ("mean", "p50", "p90", "p99")
                    if f"{m}_{q}" in s}
         plan.simulation = {
-            "requests": int(s["requests"]), "seed": seed, "arrivals": arrivals.kind,
+            "requests": int(s["requests"]), "seed": seed, "arrivals": kind,
             "simulated_ms": figures,
             "closed_form_ms": {k: pct[k] for k in figures if k in pct},
             "throughput_tokens_per_s_per_replica": s["throughput_tokens_per_s"],
             "concurrency_per_replica": s["concurrency"],
             "targets": [{"path": t.path, "statistic": t.statistic, "target_ms": t.seconds * 1e3,
-                         "simulated_ms": s.get(f"{'e2e' if t.metric == 'e2e_latency' else t.metric}_{t.statistic}",
-                                               float("nan")) * 1e3,
-                         "met": bool(s.get(f"met_{'e2e' if t.metric == 'e2e_latency' else t.metric}_{t.statistic}",
-                                           0.0)),
-                         "share_of_requests_within": s.get(
-                             f"attain_{'e2e' if t.metric == 'e2e_latency' else t.metric}_{t.statistic}")}
+                         "simulated_ms": s.get(f"{_metric(t.metric)}_{t.statistic}", float("nan")) * 1e3,
+                         "met": bool(s.get(f"met_{_metric(t.metric)}_{t.statistic}", 0.0)),
+                         "share_of_requests_within": s.get(f"attain_{_metric(t.metric)}_{t.statistic}")}
                         for t in slot.targets],
         }
+
+
+def _metric(name: str) -> str:
+    return "e2e" if name == "e2e_latency" else name
 
 
 def _lengths(x: ResolvedLengths) -> Lengths:

@@ -341,6 +341,35 @@ class Relaxation:
 
 
 @dataclass
+class Tightening:
+    """One configuration whose simulation missed a target at the load the closed form put it
+    at: its capacity at SLO lowered to what the simulation holds (planner/whatif/verify.py)."""
+
+    round: int                  # the verification round that simulated it (1: the first answer)
+    workload: str
+    configuration: str          # GPU, layout, precision, batch (Candidates.describe)
+    target: str                 # the YAML path of the first target it missed
+    statistic: str
+    simulated_ms: float         # that target's figure in the simulation, at the closed form's capacity load
+    target_ms: float
+    closed_form_capacity: float  # per replica, in ``unit``: what the closed form allowed
+    simulated_capacity: float   # per replica, in ``unit``: the highest load its simulation meets every target at
+    unit: str                   # requests/s | clients
+
+
+@dataclass
+class Verification:
+    """The simulator in the verdict (docs/load.md section 9): rank 1's aggregated deployments
+    simulated; each that missed a target had its capacity lowered and the instance was
+    re-solved, until rank 1 simulates within its targets or the rounds or time ran out."""
+
+    status: str                 # holds | missed | not_checked
+    rounds: int                 # simulations of rank 1 (1: the first answer held)
+    tightened: list[Tightening] = field(default_factory=list)
+    stopped: str | None = None  # why it ended before holding: rounds | time_limit | error
+
+
+@dataclass
 class PlanResult:
     status: str
     objective: str
@@ -364,6 +393,7 @@ class PlanResult:
     marginal: list[Marginal] = field(default_factory=list)
     baselines: list[Baseline] = field(default_factory=list)
     disaggregation: list[ModeVerdict] = field(default_factory=list)
+    verification: Verification | None = None  # the simulator's check of rank 1 (planner/whatif/verify.py)
 
     def deployments(self, rank: int = 1) -> list[Plan]:
         """The deployments of one ranked answer."""

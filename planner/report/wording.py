@@ -20,6 +20,7 @@ from planner.plan.result import (
     Relaxation,
     Shortfall,
     Together,
+    Verification,
 )
 from planner.units import GB, MS
 
@@ -214,6 +215,27 @@ def plan_lines(p: Plan) -> list[str]:
     if e.versus_next is not None:
         lines.append(f"   ranks above #{p.rank + 1}: {versus(e.versus_next)}")
     return lines
+
+
+def verification(v: Verification) -> list[str]:
+    """The simulator's check of plan #1 (planner/whatif/verify.py), and which figure decided."""
+    lowered = [f"  {x.configuration} ({x.workload}): {x.target} {x.statistic} simulated {x.simulated_ms:,.1f} of "
+               f"{x.target_ms:g} ms at the closed form's capacity {x.closed_form_capacity:,.3g} {x.unit} per "
+               f"replica; capacity lowered to {x.simulated_capacity:,.3g} {x.unit} (the simulation decides)"
+               for x in v.tightened]
+    if v.status == "holds" and not lowered:
+        return ["simulation: plan #1 meets every target in the simulator at its load; its capacities are the "
+                "closed form's"]
+    if v.status == "holds":
+        return ([f"simulation: plan #1 meets every target in the simulator after {len(lowered)} configuration(s) "
+                 f"had their capacity lowered where the simulation missed ({v.rounds} rounds); the proof of "
+                 "optimality is over these capacities:"] + lowered)
+    if v.status == "missed":
+        why = {"rounds": f"after {v.rounds} rounds", "time_limit": "when the time limit ran out",
+               "no_answer": "and no configuration is left that holds them"}.get(v.stopped or "", "")
+        return ([f"simulation: plan #1 still MISSES a target in the simulator {why}: treat its latency figures as "
+                 "optimistic"] + lowered)
+    return [f"simulation: plan #1 was not checked ({v.stopped})"]
 
 
 def simulation(p: Plan) -> list[str]:

@@ -19,6 +19,7 @@ from planner.whatif.baselines import baselines as baselines_of
 from planner.whatif.marginal import marginal_values
 from planner.whatif.modes import compare_modes
 from planner.whatif.relax import relaxations
+from planner.whatif.verify import verify
 from planner.yamlio import Document
 
 
@@ -26,12 +27,16 @@ def answer(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, backend: 
            top_k: int | None = None, time_limit: float = 60.0, objective: str | None = None,
            calibration: str | None = None, simulate: bool = False, marginal: bool = False,
            baselines: bool = False, relax: bool = True) -> PlanResult:
-    """Rank the answers (``prepare`` and ``solve``), then the what-ifs (``around``)."""
+    """Rank the answers (``prepare`` and ``solve``); with ``simulate``, check rank 1 by simulation and
+    re-solve where it misses (``verify``); then the what-ifs (``around``)."""
     t0 = time.perf_counter()
     spec, problem, cands = prepare(spec, doc, objective=objective, calibration=calibration)
     backend = backend or default_backend(spec)
-    result = solve(problem, cands, backend=backend, top_k=top_k or spec.ranks(), time_limit=time_limit, started=t0)
-    around(problem, cands, result, backend=backend, time_limit=time_limit, simulate=simulate, marginal=marginal,
+    ranks = top_k or spec.ranks()
+    result = solve(problem, cands, backend=backend, top_k=ranks, time_limit=time_limit, started=t0)
+    if simulate and result.plans:       # the simulator in the verdict: rank 1 re-solved until it simulates within
+        result, cands = verify(problem, cands, result, backend=backend, top_k=ranks, time_limit=time_limit)
+    around(problem, cands, result, backend=backend, time_limit=time_limit, simulate=False, marginal=marginal,
            baselines=baselines, relax=(spec, doc, calibration) if relax and isinstance(spec, PlanSpec) else None)
     result.solve_seconds = time.perf_counter() - t0
     return result

@@ -1,0 +1,125 @@
+"""The simulator in the verdict (issue 21 item 4; docs/load.md section 9).
+
+The closed forms price every candidate (planner/candidates/load.py); the discrete-event
+simulator (planner/simulate.py) is too slow for that but is the better model of one
+configuration under load. So the answer is checked by simulation: rank 1's aggregated
+deployments are simulated at the load the answer puts them at; each that misses one of its
+targets has its capacity at SLO lowered to the highest load its simulation meets every target
+at (a bisection over requests/s per replica, or clients in a closed loop,
+``simulated_capacity``), and the instance is re-solved on that table
+(``Candidates.with_capacity``). Rounds repeat until rank 1 simulates within its targets, or
+``ROUNDS`` or the time limit run out: then the answer says it missed, and by how much.
+
+A capacity is only ever lowered, and only for a configuration the simulator has run, so the
+re-solved answer is optimal over the closed form's capacities tightened where the simulator
+disagreed; a configuration never simulated keeps the closed form's figure."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from planner.candidates.table import Candidates, with_capacity
+from planner.plan.rescore import misses, simulate_row
+from planner.plan.result import Plan, PlanResult, Tightening, Verification
+from planner.plan.solve import rescore, solve
+from planner.resolve.problem import Problem
+
+ROUNDS = 4
+"""Simulations of rank 1 at most: each re-solve moves to configurations the simulator has not
+run, which the next round checks."""
+
+STEPS = 6
+"""Bisection steps on a missed configuration's load: its capacity to within 1/64 of the load
+it missed at (a closed loop stops at one client)."""
+
+
+def verify(problem: Problem, cands: Candidates, result: PlanResult, *, backend: str, top_k: int,
+           time_limit: float) -> tuple[PlanResult, Candidates]:
+    """The answer checked (and where needed re-solved) by simulation: the result to report, with
+    ``verification`` set, and the table it was solved on."""
+    deadline = time.perf_counter() + time_limit
+    facts: list[Tightening] = []
+    for k in range(1, ROUNDS + 1):
+        rescore(problem, cands, result)
+        if result.interrupted:
+            result.verification = Verification("not_checked", k, facts, "interrupted")
+            return result, cands
+        mine = [p for p in result.deployments(1) if p.role == "aggregated" and p.simulation is not None]
+        if any("error" in (p.simulation or {}) for p in mine):
+            result.verification = Verification("not_checked", k, facts, "error")
+            return result, cands
+        missed = [(p, m) for p in mine if (m := _first_miss(p)) is not None]
+        if not missed:
+            result.verification = Verification("holds", k, facts)
+            return result, cands
+        if k == ROUNDS or time.perf_counter() >= deadline:
+            result.verification = Verification("missed", k, facts, "rounds" if k == ROUNDS else "time_limit")
+            return result, cands
+        lowered: dict[int, tuple[float, int]] = {}
+        for p, miss in missed:
+            capacity, unit = simulated_capacity(problem, cands, p)
+            lowered[p.candidate] = (capacity, miss[0])
+            facts.append(_fact(k, cands, p, miss, capacity, unit))
+        cands = with_capacity(cands, lowered)
+        remaining = max(1.0, deadline - time.perf_counter())
+        result = solve(problem, cands, backend=backend, top_k=top_k, time_limit=remaining)
+        if not result.plans:         # nothing holds its targets any more: the answer says why
+            result.verification = Verification("missed", k, facts, "no_answer")
+            return result, cands
+    raise AssertionError("unreachable: the last round returns")
+
+
+def _first_miss(p: Plan) -> tuple[int, dict[str, Any]] | None:
+    """The first target a deployment's simulation missed: (its index among the workload's
+    targets, the simulation's record of it)."""
+    for k, t in enumerate((p.simulation or {}).get("targets", [])):
+        if not t["met"]:
+            return k, t
+    return None
+
+
+def simulated_capacity(problem: Problem, c: Candidates, p: Plan) -> tuple[float, str]:
+    """The highest load per replica at which deployment ``p``'s simulation meets every target
+    of its workload, below the load it missed at: (requests/s or clients, the unit)."""
+    j = p.candidate
+    d = c.slots[int(c.slot[j])].demand
+    if d is not None and d.kind == "clients":
+        fewest, most = 0, max(1, int(round(p.share * d.value / p.replicas)))
+        while most - fewest > 1:
+            n = (fewest + most) // 2
+            fewest, most = (n, most) if _holds(problem, c, j, clients=n) else (fewest, n)
+        return float(fewest), "clients"
+    low, high = 0.0, float(p.load["requests_per_s_per_replica"])
+    for _ in range(STEPS):
+        mid = 0.5 * (low + high)
+        low, high = (mid, high) if _holds(problem, c, j, rate=mid) else (low, mid)
+    return low, "requests/s"
+
+
+def _holds(problem: Problem, c: Candidates, j: int, *, rate: float | None = None, clients: int | None = None
+           ) -> bool:
+    try:
+        _, summary = simulate_row(problem, c, j, rate=rate, clients=clients)
+    except ValueError:
+        return False
+    return not misses(c, j, summary)
+
+
+def _fact(k: int, c: Candidates, p: Plan, miss: tuple[int, dict[str, Any]], capacity: float,
+          unit: str) -> Tightening:
+    j = p.candidate
+    assert c.load is not None
+    closed = unit == "clients"
+    before = float(c.load.clients[j] if closed else c.load.rate[j])
+    _, t = miss
+    return Tightening(round=k, workload=p.workload, configuration=_configuration(c, j), target=t["path"],
+                      statistic=t["statistic"], simulated_ms=float(t["simulated_ms"]),
+                      target_ms=float(t["target_ms"]), closed_form_capacity=before, simulated_capacity=capacity,
+                      unit=unit)
+
+
+def _configuration(c: Candidates, j: int) -> str:
+    d = c.describe(j)
+    return (f"{d['gpu']} TP {d['tp']} PP {d['pp']} EP {d['ep']}, {d['quantization']} / KV {d['kv_dtype']}, "
+            f"batch {d['batch']}")
