@@ -306,8 +306,7 @@ def _llmisvc(result: PlanResult, workload: str, group: list[Plan], o: Options, c
     pairs: list[tuple[Plan, Plan | None]] = [(p, None) for p in agg] + ([(dec[0], pre[0])] if pre and dec else [])
     for main, prefill in pairs:
         name = _name(result, main, "-llm")
-        w = result.inputs.get("workloads", {}).get(main.workload) or {}
-        model = _served(result, main, o, catalog)
+        model = _served(result, main, Options(engine="vllm"), catalog)
         notes: list[str] = []
         spec: dict[str, Any] = {"model": {"uri": f"hf://{model}", "name": model}, "router": {
             "route": {}, "gateway": {}, "scheduler": {}}}
@@ -352,8 +351,7 @@ def _llmd(result: PlanResult, workload: str, group: list[Plan], o: Options, cata
     pools = {p.role: p for p in group}
     for main in [p for p in group if p.role in ("aggregated", "decode")]:
         release = _name(result, main)
-        w = result.inputs.get("workloads", {}).get(main.workload) or {}
-        model = _served(result, main, o, catalog)
+        model = _served(result, main, Options(engine="vllm"), catalog)
         values: dict[str, Any] = {"multinode": main.nodes > main.replicas,
                                   "modelArtifacts": {"uri": f"hf://{model}", "name": model,
                                                      "authSecretName": HF_SECRET},
