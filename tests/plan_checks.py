@@ -32,9 +32,9 @@ def violations(problem, plan) -> list[str]:
                   arrival_cv2=1.0 if slot.demand is None else slot.demand.arrival_cv2)
     d = slot.demand
     if d is not None and d.kind == "clients":
-        at = load_metrics(phys, engine(phys), wl, clients=d.value / r)
+        at = load_metrics(phys, engine(phys), wl, clients=plan.share * d.value / r)
     else:
-        rate = d.requests_per_s / r if d is not None else plan.load["requests_per_s_per_replica"]
+        rate = plan.share * d.requests_per_s / r if d is not None else plan.load["requests_per_s_per_replica"]
         at = load_metrics(phys, engine(phys), wl, rate=rate)
     if not bool(at.stable[0]):
         out.append("unstable at the operating point")
@@ -51,7 +51,7 @@ def violations(problem, plan) -> list[str]:
     little = x * (plan.ttft_ms + (O - 1) * plan.tpot_ms) / 1e3
     if not math.isclose(little, plan.concurrency, rel_tol=0.05):
         out.append(f"Little's law: concurrency {plan.concurrency:.1f} vs throughput x latency {little:.1f}")
-    if d is not None and d.kind == "tokens_per_s" and plan.throughput_tokens_per_s < d.value * (1 - 1e-6):
+    if d is not None and d.kind == "tokens_per_s" and plan.throughput_tokens_per_s < plan.share * d.value * (1 - 1e-6):
         out.append("demand")
     gpus = r * ev["gpus"]
     if plan.gpu in s.limits.inventory and gpus > s.limits.inventory[plan.gpu]:
@@ -70,3 +70,18 @@ def violations(problem, plan) -> list[str]:
         if nodes > s.search.max_nodes:
             out.append("max_nodes")
     return out
+
+
+def demand_met(problem, deployments) -> bool:
+    """The deployments of one rank together carry each workload's whole demand (their shares
+    sum to one, and a tokens/s demand is served in full)."""
+    for slot in problem.slots:
+        mine = [p for p in deployments if p.workload == slot.name and p.role != "prefill"]
+        if slot.demand is None or not mine:
+            continue
+        if not math.isclose(sum(p.share for p in mine), 1.0, rel_tol=1e-6):
+            return False
+        if slot.demand.kind == "tokens_per_s" and \
+                sum(p.throughput_tokens_per_s for p in mine) < slot.demand.value * (1 - 1e-6):
+            return False
+    return True
