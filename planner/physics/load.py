@@ -162,12 +162,14 @@ def _chunk(c1, Ta, u):
     return np.minimum(c, np.maximum(Ta, c1))
 
 
-def carrying_step(phys: StepPhysics, n, ctx, c, A, heads):
+def carrying_step(phys: StepPhysics, n, ctx, c, A, heads, decode=None):
     """Section 1: the time in which n decoders gain one token while c prompt tokens are
     prefilled: one mixed step (chunks ride in the decode steps), or, for an engine that runs
-    its prompts first (``prefill_first``, SGLang), a prompt-only step and then the decode step."""
+    its prompts first (``prefill_first``, SGLang), a prompt-only step and then the decode step
+    (``decode``: that step's time, if the caller has it)."""
     if phys.o.prefill_first:
-        return step_time(phys, 0.0, 0.0, c, A, heads) + step_time(phys, n, ctx, 0.0, 0.0, 0.0)
+        t0 = step_time(phys, n, ctx, 0.0, 0.0, 0.0) if decode is None else decode
+        return step_time(phys, 0.0, 0.0, c, A, heads) + t0
     return step_time(phys, n, ctx, c, A, heads)
 
 
@@ -235,7 +237,7 @@ def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None):
         c = _chunk(c1, Ta, u)
         q = u / c
         t0 = step_time(ph, n, n * (S + O / 2.0), 0.0, 0.0, 0.0)
-        t1 = carrying_step(ph, n, n * (S + O / 2.0), c, c * S, c / S)
+        t1 = carrying_step(ph, n, n * (S + O / 2.0), c, c * S, c / S, decode=t0)
         return n, Ta, c1, c, q, t0, t1
 
     def mean_step(q, t0, t1):
@@ -454,8 +456,8 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
     # Ta tokens, mixed to give the mean chunk c)
     c2 = np.minimum(Ta, c1 + S)
     pi = np.clip((c - c1) / np.maximum(c2 - c1, 1e-9), 0.0, 1.0)
-    t_one = carrying_step(phys, n, n * (S + O / 2.0), c1, c1 * S, c1 / S)
-    t_two = carrying_step(phys, n, n * (S + O / 2.0), c2, c2 * S, c2 / S)
+    t_one = carrying_step(phys, n, n * (S + O / 2.0), c1, c1 * S, c1 / S, decode=t0)
+    t_two = carrying_step(phys, n, n * (S + O / 2.0), c2, c2 * S, c2 / S, decode=t0)
     t_full = prompt_step(phys, n_seen, ctx_n, Ta, Ta * S, Ta / S)
     kinds = (t0, t_one, t_two)
     counts = (1.0 - qq, qq * (1.0 - pi), qq * pi)
