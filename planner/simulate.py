@@ -3,7 +3,8 @@
 An independent check of the closed forms in planner/physics/load.py: it shares only the
 step-time physics (``scalar_step_fn``), never the queueing formulas. Steps are the events:
 each step runs the decode token of every running sequence, then prompt chunks FIFO up to
-the token budget (decode first, as vLLM V1 and SGLang schedule); a request is admitted when
+the token budget (decode first, as vLLM V1 schedules; with ``prefill_first``, SGLang's default,
+prompt-only steps while a prompt waits, the decoders waiting); a request is admitted when
 a sequence slot is free and the KV pool can reserve its S + O tokens (TensorRT-LLM's
 guaranteed-no-evict policy). Seeded, deterministic. docs/load.md section 7.
 """

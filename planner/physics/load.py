@@ -90,7 +90,8 @@ class Workload:
     ``requests_per_client``, the length of a run whose clients start together, in requests per
     client (InferenceX sends 10 N prompts, AIPerf's generated benchmark 20 N): the share of
     the run that is the first wave. Clients that start together with fixed lengths (both CV^2
-    0) stay in step: their prompts come back in clumps every cycle."""
+    0) stay in step: their prompts come back in clumps every cycle (on a prefill-first engine,
+    every prompt of the lane: ``_in_step``)."""
 
     isl: np.ndarray | float
     osl: np.ndarray | float
