@@ -5,7 +5,10 @@ Times the closed forms at a rate, the closed loop at N clients and capacity at S
 --agreement, prints closed forms vs simulation at utilisation 0.3 / 0.6 / 0.8, and for
 closed loops of 4 to 256 clients out of step and starting together.
 
-    python benchmarks/load_model.py [--model llama-3.1-70b] [--agreement]
+    python benchmarks/load_model.py [--model llama-3.1-70b] [--profile sglang] [--agreement]
+
+--profile: the engine profile (a preset of planner/physics/options.py ENGINE_PRESETS); sglang's
+prefill-first scheduler takes the prefill-first closed forms and simulator (docs/load.md section 5).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import numpy as np
 
 from planner.catalog.store import Catalog
 from planner.physics import load as L
-from planner.physics.options import PRESETS
+from planner.physics.options import ENGINE_PRESETS, PRESETS
 from planner.physics.space import KV_NAMES, SCHEME_NAMES, Configs, GpuTable
 from planner.simulate import Arrivals, Lengths, simulate_config
 
@@ -42,11 +45,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="llama-3.1-70b")
     ap.add_argument("--agreement", action="store_true")
+    ap.add_argument("--profile", default="realistic", choices=sorted(ENGINE_PRESETS.values()))
     ap.add_argument("--seeds", type=int, default=1,
                     help="with --agreement: average the simulation over seeds 1..N (the p99s move between seeds)")
     args = ap.parse_args()
     cat = Catalog.default()
-    o = PRESETS["realistic"]
+    o = PRESETS[args.profile]
     model = cat.model(args.model)
     table = GpuTable.build(list(cat.gpus.values()))
     c = Configs.grid(range(len(table.gpus)), [SCHEME_NAMES.index(s) for s in ("w16a16", "w8a8-fp8", "w4a16")],
@@ -62,11 +66,14 @@ def main() -> None:
     sat, _ = L._saturation(ph, eng, np.full(n, 2048.0), np.full(n, 256.0))
     t_rate, _ = best(lambda: L.load_metrics(ph, eng, wl, rate=0.5 * sat))
     t_closed, _ = best(lambda: L.load_metrics(ph, eng, wl, clients=32))
+    fixed = L.Workload(2048.0, 256.0, start="together")
+    t_together, _ = best(lambda: L.load_metrics(ph, eng, fixed, clients=32))
     targets = [L.Target("ttft", "p99", 2.0), L.Target("tpot", "p90", 0.05)]
     t_cap, cap = best(lambda: L.capacity_at_slo(ph, eng, wl, targets), repeats=1)
-    print(f"{args.model}: {n:,} feasible configurations (step physics {t_phys * 1e3:.0f} ms for {len(keep):,}+ rows)")
+    print(f"{args.model}, profile {args.profile}: {n:,} feasible configurations (step physics {t_phys * 1e3:.0f} ms for {len(keep):,}+ rows)")
     print(f"  closed forms at a rate:     {t_rate * 1e3:8.1f} ms  ({t_rate / n * 1e6:.2f} us/config)")
     print(f"  closed loop, 32 clients:    {t_closed * 1e3:8.1f} ms  ({t_closed / n * 1e6:.2f} us/config)")
+    print(f"  the same, starting together:{t_together * 1e3:8.1f} ms  ({t_together / n * 1e6:.2f} us/config)")
     print(f"  capacity at SLO (2 targets):{t_cap * 1e3:8.1f} ms  ({t_cap / n * 1e6:.2f} us/config); "
           f"{int(np.sum(cap.rate > 0)):,} configurations meet both")
 

@@ -3,7 +3,8 @@
 An independent check of the closed forms in planner/physics/load.py: it shares only the
 step-time physics (``scalar_step_fn``), never the queueing formulas. Steps are the events:
 each step runs the decode token of every running sequence, then prompt chunks FIFO up to
-the token budget (decode first, as vLLM V1 and SGLang schedule); a request is admitted when
+the token budget (decode first, as vLLM V1 schedules; with ``prefill_first``, SGLang's default,
+prompt-only steps while a prompt waits, the decoders waiting); a request is admitted when
 a sequence slot is free and the KV pool can reserve its S + O tokens (TensorRT-LLM's
 guaranteed-no-evict policy). Seeded, deterministic. docs/load.md section 7.
 """
@@ -95,7 +96,8 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
              max_seqs: int, kv_pool_tokens: float = float("inf"), n_requests: int = 5000,
              warmup: float = 0.1, seed: int = 0,
              targets: Sequence[tuple[str, str, float]] = (), transfer_s: float = 0.0,
-             speculative_tokens: int = 0, speculative_acceptance: float = 1.0, serving_s: float = 0.0) -> SimResult:
+             speculative_tokens: int = 0, speculative_acceptance: float = 1.0, serving_s: float = 0.0,
+             prefill_first: bool = False) -> SimResult:
     """Simulate one lane of one configuration. ``warmup``: share of requests discarded at
     the start, and the same share at the end (the drain); a closed loop starting together
     measures every request of its run instead (``Arrivals``). ``targets``: (metric, statistic,
@@ -110,7 +112,11 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
     ``serving_s``: the serving path outside the engine (docs/model.md section 4): a request
     reaches the engine's queue that long after its client sends it (in a closed loop, a
     uniform draw on [0.9, 1.1] x serving_s per request), and its TTFT and end-to-end latency
-    count from the send."""
+    count from the send.
+    ``prefill_first``: the engine runs prompts in steps of their own while any is waiting or
+    part-done, and the decoders wait (SGLang's default scheduler, no mixed chunks): a step
+    carrying prefill has no decode tokens and does not advance the decoders (docs/load.md
+    section 5, 'prefill first')."""
     if arrivals.kind == "closed" and arrivals.start == "together":
         assert arrivals.clients is not None
         n_requests = max(int(round(arrivals.requests_per_client * arrivals.clients)), int(arrivals.clients))
@@ -182,7 +188,7 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
     heap: list[tuple[int, int]] = []          # (finish step, rid)
     nxt = 0                                   # next open-loop arrival to enqueue
     t = 0.0
-    k = 0
+    k = 0                                     # decode steps run (the decoders' clock)
     n_dec = 0
     ctx = 0.0
     running = 0
@@ -207,7 +213,11 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
                 raise RuntimeError("simulator stalled")
             t = arr_l[nxt] + serving_s
             continue
-        budget = T - n_dec * q
+        # prefill first: a step of prompts alone while any waits for a slot it can have or is part-done
+        pf = prefill_first and bool(prefilling or (waiting and running < cap
+                                                   and kv_used + S_l[waiting[0]] + O_l[waiting[0]] <= kv_pool_tokens))
+        n_step = 0 if pf else n_dec
+        budget = T - n_step * q
         chunk = 0
         att = 0.0
         heads = 0
@@ -241,13 +251,15 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
                 completed.append(rid)
             else:
                 prefilling.append([rid, take])
-        dt = step(n_dec, ctx, chunk, att, heads)
+        dt = step(n_step, ctx if n_step else 0.0, chunk, att, heads)
         t += dt
         step_dt.append(dt)
-        step_n.append(n_dec)
+        step_n.append(n_step)
         step_end.append(t)
         finished: list[int] = []
-        if spec == 0:
+        if pf:
+            pass                      # the decoders wait: no token, their clock k stands still
+        elif spec == 0:
             ctx += n_dec
         elif left:
             rids = list(left)
@@ -282,12 +294,14 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
                     issued += 1
             else:
                 if spec == 0:
-                    heapq.heappush(heap, (k + O_l[rid] - 1, rid))
+                    # its O - 1 tokens come in decode steps k + 1 .. k + O - 1 (a prompt-only step
+                    # ran no decode step: the next one, k, is its first)
+                    heapq.heappush(heap, (k + O_l[rid] - (2 if pf else 1), rid))
                 else:
                     left[rid] = O_l[rid] - 1
                 n_dec += 1
                 ctx += S_l[rid] + 1
-        while heap and heap[0][0] == k:
+        while not pf and heap and heap[0][0] == k:
             finished.append(heapq.heappop(heap)[1])
         for rid in finished:
             fin[rid] = t
@@ -301,7 +315,8 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
                 arr_l[issued] = t + (rng.exponential(think) if think > 0 else 0.0)
                 heapq.heappush(pend, (arr_l[issued] + srv[issued], issued))
                 issued += 1
-        k += 1
+        if not pf:
+            k += 1
     return _summarise(np.array(arr_l), np.array(first), np.array(fin), S, O, np.array(step_dt),
                       np.array(step_n, dtype=float), np.array(step_end), warmup, targets)
 
@@ -361,7 +376,7 @@ def simulate_config(phys: StepPhysics, eng: Engine, i: int, arrivals: Arrivals, 
         assert arrivals.rate is not None
         a = Arrivals(arrivals.kind, rate=arrivals.rate / lanes, cv=arrivals.cv)
     r = simulate(fn, a, isl, osl, token_budget=T, max_seqs=cap, kv_pool_tokens=float(eng.kv_pool_tokens[i]),
-                 serving_s=phys.o.serving_overhead_s, **_speculation(phys), **kw)
+                 serving_s=phys.o.serving_overhead_s, prefill_first=phys.o.prefill_first, **_speculation(phys), **kw)
     if lanes == 1.0:
         return r
     s = dict(r.summary)

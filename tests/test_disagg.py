@@ -52,8 +52,7 @@ def test_kv_transfer_by_hand():
 def test_prefill_service_is_the_aggregated_prefill():
     """An idle prefill replica's service is the aggregated model's prefill term: load.py's
     prompt-only step, and perf.py's idle TTFT at PP = 1 (both prompt lengths, one chunk) less
-    the serving path outside the engine's steps (HTTP, tokenizer, stream), which a client's
-    TTFT adds in either mode."""
+    the serving path outside the engine, which perf.py's TTFT includes (docs/model.md 4)."""
     m, t, c, ph, eng = _grid()
     ev = evaluate(m, t, c, O)
     ok = ev.valid & (eng.max_seqs >= 1)
@@ -74,21 +73,20 @@ def test_decode_step_is_the_aggregated_decode_step():
 
 
 def test_limits_tiny_rate_and_infinite_bandwidth():
-    """At a vanishing rate the queueing vanishes: TTFT -> prefill + transfer + the serving
-    path; with an infinite, latency-free link it is the prefill and the serving path."""
+    """At a vanishing rate the queueing vanishes: TTFT -> serving path + prefill + transfer;
+    with an infinite, latency-free link it is the serving path and the prefill alone."""
     ph, eng, wl = _one()
+    srv = ph.o.serving_overhead_s
     r = D.prefill_metrics(ph, eng, wl, 1e-7)
     for stat in ("mean", "p50", "p99"):
-        assert float(r.get("ttft", stat)[0]) == pytest.approx(
-            float(r.service[0] + r.transfer[0]) + ph.o.serving_overhead_s, rel=1e-5)
+        assert float(r.get("ttft", stat)[0]) == pytest.approx(float(srv + r.service[0] + r.transfer[0]), rel=1e-5)
     g = CAT.gpus["h100-sxm"]
     fast = g.model_copy(update={"inter_node": g.inter_node.model_copy(update={"bandwidth_bytes_per_s": 1e30,
                                                                               "latency_s": 0.0})})
     ph2, eng2, _ = _one(gpu=fast)
     r2 = D.prefill_metrics(ph2, eng2, wl, 1e-7)
     assert float(r2.transfer[0]) < 1e-15
-    assert float(r2.get("ttft", "mean")[0]) == pytest.approx(float(r2.service[0]) + ph2.o.serving_overhead_s,
-                                                             rel=1e-6)
+    assert float(r2.get("ttft", "mean")[0]) == pytest.approx(float(srv + r2.service[0]), rel=1e-6)
     assert float(r2.service[0]) == pytest.approx(float(L.step_time(ph2, 0.0, 0.0, 4000.0)[0]), rel=1e-9)
     # at a vanishing rate the decode pool's TPOT is the one-sequence decode step
     d = D.decode_metrics(ph, eng, wl, 1e-9)

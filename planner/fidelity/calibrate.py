@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from planner.catalog.store import Catalog
-from planner.fidelity.predict import predict_all
+from planner.fidelity.predict import predict, predict_all
 from planner.fidelity.rows import GROUP, LOAD_GROUP, Case, load_measurements, map_row
-from planner.physics.options import Assumptions
+from planner.physics.options import PRESETS, Assumptions
 from planner.resolve.calibration import FAMILY, FAMILY_PARAMS, PARAMS, Calibration
 
 
@@ -85,12 +85,21 @@ class Dataset:
 def dataset(path: str, catalog: Catalog, under_load: bool = False) -> Dataset:
     """The rows the fit reads: the idle and saturated rows; with ``under_load`` also the rows
     measured at a stated load (a user's benchmarks, written by ``planner check --append``),
-    predicted through the load model (their step times are what the fit moves)."""
-    cases, measured, sources, families, groups, rows = [], [], [], [], [], []
+    predicted through the load model (their step times are what the fit moves). A row the
+    physics cannot express (``predict``'s reason: a layout it refuses, a GPU with no peak
+    FLOP/s for the row's format, weights that leave no room for the KV cache) is left out, as
+    ``planner validate`` leaves it out of its medians: it has no prediction to fit."""
+    mapped = []
     for i, r in enumerate(load_measurements(path)):
         case = map_row(i, r, catalog)
         if isinstance(case, str) or (case.under_load and not under_load):
             continue                 # rows under load test the queueing model: reported, not fitted by default
+        mapped.append((i, r, case))
+    _, why = predict([m[2] for m in mapped], catalog, PRESETS["realistic"])
+    cases, measured, sources, families, groups, rows = [], [], [], [], [], []
+    for (i, r, case), reason in zip(mapped, why):
+        if reason is not None:
+            continue
         cases.append(case)
         measured.append(float(r["value"]))
         sources.append(source_of(r["source"]))

@@ -218,7 +218,7 @@ def predict_disagg(cases: list[Case], catalog: Catalog, o: Assumptions,
     why: list[str | None] = [None] * len(cases)
     gpu_ids = sorted({c.gpu for c in cases})
     table = GpuTable.build([catalog.gpu(g) for g in gpu_ids])
-    for (_, engine), idx in _groups(cases, catalog).items():
+    for (_, engine, _), idx in _groups(cases, catalog, lambda c: (c.start,)).items():
         firsts, where = _distinct([_config_key(cases[i]) for i in idx])
         cs = [cases[idx[f]] for f in firsts]
         model = catalog.models[cs[0].model]
@@ -231,9 +231,11 @@ def predict_disagg(cases: list[Case], catalog: Catalog, o: Assumptions,
                         ep=np.array([p.prefill.ep for p in pools], float))           # type: ignore[union-attr]
         checks = [evaluate(model, table, pre_c, o_row), evaluate(model, table, dec_c, o_row)]
         pre, dec = step_physics(model, table, pre_c, o_row), step_physics(model, table, dec_c, o_row)
+        start = cs[0].start                      # one per group: the source's benchmark
         wl = Workload(isl=np.array([c.input_tokens for c in cs], float),
                       osl=np.array([c.output_tokens for c in cs], float),
-                      isl_cv2=np.array([c.isl_cv2 for c in cs], float))
+                      isl_cv2=np.array([c.isl_cv2 for c in cs], float), start=start,
+                      requests_per_client=np.array([c.requests_per_client for c in cs], float))
         r = closed_loop(pre, scheduler(pre), dec, scheduler(dec), wl,
                         clients=np.array([c.load[1] if c.load else np.nan for c in cs]),
                         prefill_replicas=np.array([p.prefill.workers for p in pools], float),  # type: ignore[union-attr]

@@ -492,8 +492,11 @@ def benchmark_run(r: dict, load: tuple[str, float]) -> dict:
     """How a closed loop's clients start (planner/physics/load.py ``CLIENT_STARTS``): a
     benchmark's max-concurrency (the notes say so) starts its N clients together and measures
     the run from t = 0: InferenceX sends 10 N prompts, AIPerf's generated benchmark 20 N
-    (measured-silicon.md); other closed loops are taken as clients out of step."""
-    if load[0] != "clients" or "benchmark max-concurrency" not in r.get("notes", "").lower():
+    (measured-silicon.md); InferenceX's runs, aggregated or disaggregated, all do (its
+    benchmark_serving.py --max-concurrency N, measured-silicon.md 'Caveats'); other closed
+    loops are taken as clients out of step."""
+    inferencex = r.get("provenance", "").startswith("InferenceX")
+    if load[0] != "clients" or not (inferencex or "benchmark max-concurrency" in r.get("notes", "").lower()):
         return {}
     return {"start": "together",
             "requests_per_client": 10.0 if r.get("provenance", "").startswith("InferenceX") else 20.0}
@@ -517,7 +520,8 @@ def _disagg_case(r: dict, model: ModelSpec, domain_gpus: float, load: tuple[str,
     dec = pools.decode
     return Case(**base, tp=dec.tp, pp=1, ep=dec.ep, replicas=1.0,
                 gpu_count=pools.prefill.workers * pools.prefill.gpus + dec.workers * dec.gpus,
-                rule=rule[0], statistic=rule[1], scale=rule[2], load=load, batch=CUDA_GRAPH_BATCH_CAP, pools=pools)
+                rule=rule[0], statistic=rule[1], scale=rule[2], load=load, batch=CUDA_GRAPH_BATCH_CAP, pools=pools,
+                **benchmark_run(r, load))
 
 
 # --- the same measurement listed again -------------------------------------------------

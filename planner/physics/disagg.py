@@ -27,7 +27,7 @@ from typing import Literal
 import numpy as np
 
 from planner.physics.attention import kv_bytes_per_sequence
-from planner.physics.load import Engine, Target, Workload, per_token_sd, slot_wait
+from planner.physics.load import Engine, Target, Workload, per_token_sd, slot_wait, wave
 from planner.physics.numerics import NORMAL_Z, PERCENTILES, bisect, bisection_by_bracket, exp_tail_quantile
 from planner.physics.step import StepPhysics, step_time
 from planner.physics.terms import KV_BYTES, query_tokens, tokens_per_step, transfer
@@ -494,7 +494,10 @@ def closed_loop(pre: StepPhysics, pre_eng: Engine, dec: StepPhysics, dec_eng: En
     bisection in log X (``iters`` steps) between N / (the idle residence) and the lower pool's
     saturation, as load.py's closed loop, its steps settled from a bracket (numerics.py's
     ``bisection_by_bracket``: the same end, fewer evaluations); each pool's arrivals are
-    taken as Poisson (docs/load.md section 5)."""
+    taken as Poisson (docs/load.md section 5). Clients that start together (``wl.start``, a
+    benchmark run of ``requests_per_client`` x N requests): the first wave's share 1 / R of
+    the requests gets the wave's TTFT (``_prefill_wave``), the run's throughput N / (TTFT +
+    (O - 1) TPOT)."""
     n = len(pre)
     N, P, D = _arr(clients, n), _arr(prefill_replicas, n), _arr(decode_replicas, n)
     O = _arr(wl.osl, n)
@@ -534,5 +537,23 @@ def closed_loop(pre: StepPhysics, pre_eng: Engine, dec: StepPhysics, dec_eng: En
                                          np.full(n, np.inf), geometric=True)
         p, d = at(lo)
         ttft, _, ok = residence(p, d)
-    return ClosedLoopResult(rate=lo, ttft=ttft, tpot=d.get("tpot", "mean"), prefill=p, decode=d,
+        tpot = d.get("tpot", "mean")
+        if wl.start == "together":
+            # a benchmark run: its first wave, 1 / R of its requests, queues for the prefill pool
+            f = np.clip(1.0 / _arr(wl.requests_per_client, n), 0.0, 1.0)
+            ttft = (1.0 - f) * ttft + f * np.maximum(ttft, _prefill_wave(pre, pre_eng, wl, N / P, xfer) + d.kv_wait)
+            lo = np.minimum(lo, N / (ttft + (O - 1.0) * tpot))
+    return ClosedLoopResult(rate=lo, ttft=ttft, tpot=tpot, prefill=p, decode=d,
                             stable=ok & (sat > 0) & np.isfinite(ttft))
+
+
+def _prefill_wave(pre: StepPhysics, pre_eng: Engine, wl: Workload, clients, xfer) -> np.ndarray:
+    """Mean TTFT of the first wave of a prefill replica whose ``clients`` send their first
+    prompts together at t = 0 (docs/load.md section 5, 'clients that start together'): the
+    W = clients / lanes prompts of a lane are prefilled FIFO a full budget a step (load.py's
+    ``wave``, no decoders beside), then cross the link; plus the serving path. The wave's
+    requests reach the decode pool spread over the wave's prefill and decode as they arrive,
+    so they come back spread as much: later cycles are the steady state."""
+    W = np.maximum(clients / pre.lanes, 1.0)
+    wave_mean, _, _, _, _ = wave(pre, W, _arr(wl.isl, len(pre)), 0.0, pre_eng.token_budget, 0.0)
+    return wave_mean + xfer + pre.o.serving_overhead_s

@@ -32,8 +32,9 @@ from planner.physics.step import StepPhysics, draft_time, scalar_step_fn, step_p
 from planner.physics.terms import query_tokens, tokens_per_step, tokens_per_step_variance
 
 __all__ = ["DEFAULT_TOKEN_BUDGET", "METRICS", "STATISTICS", "Capacity", "Engine", "LoadResult", "StepPhysics", "Target",
-           "Workload", "capacity_at_slo", "draft_time", "engine", "load_metrics", "merge_results", "per_token_sd",
-           "scalar_step_fn", "slot_wait", "step_physics", "step_terms", "step_time"]
+           "Workload", "capacity_at_slo", "carrying_step", "draft_time", "engine", "load_metrics", "merge_results",
+           "per_token_sd", "prompt_step", "scalar_step_fn", "slot_wait", "step_physics", "step_terms", "step_time",
+           "wave"]
 
 METRICS: tuple[str, ...] = ("ttft", "tpot", "itl", "e2e")
 STATISTICS: tuple[str, ...] = ("mean", "p50", "p90", "p95", "p99")
@@ -89,7 +90,8 @@ class Workload:
     ``requests_per_client``, the length of a run whose clients start together, in requests per
     client (InferenceX sends 10 N prompts, AIPerf's generated benchmark 20 N): the share of
     the run that is the first wave. Clients that start together with fixed lengths (both CV^2
-    0) stay in step: their prompts come back in clumps every cycle."""
+    0) stay in step: their prompts come back in clumps every cycle (on a prefill-first engine,
+    every prompt of the lane: ``_in_step``)."""
 
     isl: np.ndarray | float
     osl: np.ndarray | float
@@ -161,6 +163,31 @@ def _chunk(c1, Ta, u):
     return np.minimum(c, np.maximum(Ta, c1))
 
 
+def carrying_step(phys: StepPhysics, n, ctx, c, A, heads, decode=None):
+    """Section 1: the time in which n decoders gain one token while c prompt tokens are
+    prefilled: one mixed step (chunks ride in the decode steps), or, for an engine that runs
+    its prompts first (``prefill_first``, SGLang), a prompt-only step and then the decode step
+    (``decode``: that step's time, if the caller has it)."""
+    if phys.o.prefill_first:
+        t0 = step_time(phys, n, ctx, 0.0, 0.0, 0.0) if decode is None else decode
+        return step_time(phys, 0.0, 0.0, c, A, heads) + t0
+    return step_time(phys, n, ctx, c, A, heads)
+
+
+def prompt_step(phys: StepPhysics, n, ctx, c, A, heads):
+    """Section 4: the step at whose end a prompt's chunk is done: beside the n decoders, or
+    alone for a prefill-first engine (its decoders wait)."""
+    if phys.o.prefill_first:
+        return step_time(phys, 0.0, 0.0, c, A, heads)
+    return step_time(phys, n, ctx, c, A, heads)
+
+
+def _budget_share(phys: StepPhysics) -> float:
+    """Budget tokens a decode sequence takes from a step that carries prompt tokens: its
+    query tokens, none for a prefill-first engine (its prompt steps carry no decoders)."""
+    return 0.0 if phys.o.prefill_first else float(query_tokens(phys.o))
+
+
 def per_token_sd(o: Assumptions, sd_step, tau, O):
     """TPOT's standard deviation per output token from a request's per-step spread
     ``sd_step`` (unchanged without speculative decoding). With it, per output token: the
@@ -187,10 +214,11 @@ def _saturation(phys: StepPhysics, eng: Engine, S, O):
         c = n * S / steps
         tau = step_time(phys, n, n * (S + O / 2.0), c, c * S, c / S)
         return phys.lanes * n / (steps * tau), tau
-    n = np.minimum(T * (O - 1.0) / (S + O - 1.0), cap)
+    # a full step: n decode + c prompt tokens = T (prefill first: c = T alone, decoders apart)
+    n = np.minimum(T * (O - 1.0) / (S + (O - 1.0) * (_budget_share(phys) > 0)), cap)
     n = np.maximum(n, 1e-9)
     c = n * S / np.maximum(O - 1.0, 1e-9)
-    tau = step_time(phys, n, n * (S + O / 2.0), c, c * S, c / S)
+    tau = carrying_step(phys, n, n * (S + O / 2.0), c, c * S, c / S)
     return phys.lanes * n / (np.maximum(O - 1.0, 1e-9) * tau), tau
 
 
@@ -200,7 +228,7 @@ def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None):
     lam = rate / phys.lanes
     T = eng.token_budget
     E = tokens_per_step(phys.o)                    # 1 without speculative decoding
-    qd = float(query_tokens(phys.o))      # budget tokens per decode sequence
+    qd = _budget_share(phys)              # budget tokens per decode sequence in a carrying step
 
     def parts(tau, ph=phys, lam=lam, S=S, O=O, T=T):
         n = lam * ((O - 1.0) / E) * tau            # Little: (O-1)/E decode steps per request
@@ -210,7 +238,7 @@ def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None):
         c = _chunk(c1, Ta, u)
         q = u / c
         t0 = step_time(ph, n, n * (S + O / 2.0), 0.0, 0.0, 0.0)
-        t1 = step_time(ph, n, n * (S + O / 2.0), c, c * S, c / S)
+        t1 = carrying_step(ph, n, n * (S + O / 2.0), c, c * S, c / S, decode=t0)
         return n, Ta, c1, c, q, t0, t1
 
     def mean_step(q, t0, t1):
@@ -280,21 +308,23 @@ def load_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate=None, client
         lo, hi = bisect(under, lo, hi, 36)
         r = _open(phys, eng, wl, lo, S, O, closed=N, needed=report)
         if wl.start == "together":
-            r = _first_wave(phys, eng, wl, r, N, S, O)
+            r = _firstwave(phys, eng, wl, r, N, S, O)
+            if phys.o.prefill_first and _fixed_lengths(wl):
+                r = _in_step(phys, eng, wl, r, N, S, O)
         return r
 
 
-def _wave(phys: StepPhysics, W, S, O, T, n_dec):
+def wave(phys: StepPhysics, W, S, O, T, n_dec):
     """W prompts of S tokens arriving together, prefilled FIFO a full chunk a step beside
     ``n_dec`` decoders (section 5): a step carries c = min(T - q n_dec, W S) prompt tokens
     (at least T / 2: decoders that fill the budget are the slot limit's business) and takes
     t_w; the wave lasts K = W S / c steps, the i-th prompt completes after about i S / c of
     them, the first after k_1 = ceil(S / c). Returns (mean completion time t_w (K + k_1) / 2,
     the first's k_1 t_w, the last's max(ceil K, k_1) t_w, K, t_w)."""
-    q = float(query_tokens(phys.o))
+    q = _budget_share(phys)
     Ta = np.maximum(T - q * n_dec, T / 2.0)
     c = np.minimum(Ta, W * S)
-    t_w = step_time(phys, n_dec, n_dec * (S + O / 2.0), c, c * S, c / S)
+    t_w = prompt_step(phys, n_dec, n_dec * (S + O / 2.0), c, c * S, c / S)
     K = W * S / c
     k1 = np.ceil(S / Ta)
     mean_steps = np.maximum((K + k1) / 2.0, k1)
@@ -313,10 +343,10 @@ def _clump(eng: Engine, Nl, S, Ta):
     return np.maximum(np.minimum(np.minimum(Nl, np.maximum(eng.max_seqs, 1.0)), np.floor(Ta / S)), 1.0)
 
 
-def _first_wave(phys: StepPhysics, eng: Engine, wl: Workload, r: LoadResult, N, S, O) -> LoadResult:
+def _firstwave(phys: StepPhysics, eng: Engine, wl: Workload, r: LoadResult, N, S, O) -> LoadResult:
     """A benchmark run whose N clients start together (section 5, 'clients starting
     together'): the steady state ``r`` for every request but the first wave's. The first
-    W = min(N_l, M) prompts of a lane arrive at t = 0 on an idle engine (``_wave``, with the
+    W = min(N_l, M) prompts of a lane arrive at t = 0 on an idle engine (``wave``, with the
     (W - 1) / 2 prompts already done decoding on average): their TTFT is uniform from the
     wave's first completion to its last. Those W requests are W / (R N_l / N) of the run
     (R = ``requests_per_client`` x N); their decode runs K - (K + k_1)/2 steps on average at
@@ -325,12 +355,14 @@ def _first_wave(phys: StepPhysics, eng: Engine, wl: Workload, r: LoadResult, N, 
     G = phys.lanes
     Nl = np.maximum(N / G, 1.0)
     W = np.minimum(Nl, np.maximum(eng.max_seqs, 1.0))
-    wave_mean, first, last, K, t_w = _wave(phys, W, S, 0.0, eng.token_budget, (W - 1.0) / 2.0)
+    wave_mean, first, last, K, t_w = wave(phys, W, S, 0.0, eng.token_budget, (W - 1.0) / 2.0)
     mean_steps = wave_mean / t_w
     f = np.clip(W / (np.asarray(wl.requests_per_client, dtype=float) * Nl), 0.0, 1.0)
     E = tokens_per_step(phys.o)
     tau = r.get("itl", "mean")
-    extra = np.maximum(K - mean_steps, 0.0) * np.maximum(t_w - tau, 0.0) / (np.maximum(O - 1.0, 1.0) / E)
+    # the wave's later steps slow its decoders (t_w against tau), or stop them (prefill first)
+    stall = t_w if phys.o.prefill_first else np.maximum(t_w - tau, 0.0)
+    extra = np.maximum(K - mean_steps, 0.0) * stall / (np.maximum(O - 1.0, 1.0) / E)
     stats = dict(r.stats)
     serving = phys.o.serving_overhead_s
     ttft = (1.0 - f) * r.get("ttft", "mean") + f * (wave_mean + serving)
@@ -340,9 +372,9 @@ def _first_wave(phys: StepPhysics, eng: Engine, wl: Workload, r: LoadResult, N, 
     for key, p in PERCENTILES.items():
         tail = 1.0 - p
         # the wave's uniform spread carries the tail where it holds more than 1 - p of the run
-        wave = np.where(f > tail, last - tail / np.maximum(f, 1e-300) * (last - first), 0.0) + serving
+        in_wave = np.where(f > tail, last - tail / np.maximum(f, 1e-300) * (last - first), 0.0) + serving
         if ("ttft", key) in stats:
-            stats[("ttft", key)] = np.maximum(stats[("ttft", key)], wave)
+            stats[("ttft", key)] = np.maximum(stats[("ttft", key)], in_wave)
         if ("tpot", key) in stats:
             stats[("tpot", key)] = stats[("tpot", key)] + f * extra
         if ("e2e", key) in stats and ("ttft", key) in stats and ("tpot", key) in stats:
@@ -350,6 +382,45 @@ def _first_wave(phys: StepPhysics, eng: Engine, wl: Workload, r: LoadResult, N, 
     x = N / (ttft + (O - 1.0) * tpot)
     return replace(r, rate=x, throughput_tokens_per_s=x * O, concurrency=x * (ttft + (O - 1.0) * tpot), stats=stats,
                    arrival=arrival_model(wl, True))
+
+
+def _in_step(phys: StepPhysics, eng: Engine, wl: Workload, r: LoadResult, N, S, O) -> LoadResult:
+    """Clients that start together with fixed lengths on a prefill-first engine (section 5,
+    'prefill first'): every cycle is a wave. The W = min(N_l, M) prompts of a lane come back
+    together, are prefilled FIFO in prompt-only steps of a full budget while the decoders
+    wait (``wave`` with none beside), then decode O - 1 steps together at batch W. The i-th
+    prompt's TTFT is its k_i wave steps, and the K - k_i steps after it stall its decode:
+    TTFT = serving + t_w (K + k_1) / 2, TPOT = tau_W / E + t_w (K - (K + k_1) / 2) / ((O - 1) / E),
+    a cycle C = serving + K t_w + (O - 1) / E tau_W, and the N_l - W clients past the slots
+    wait (N_l - W) C / W. Throughput N / C (Little's law over the lane's clients)."""
+    G = phys.lanes
+    Nl = np.maximum(N / G, 1.0)
+    W = np.minimum(Nl, np.maximum(eng.max_seqs, 1.0))
+    wave_mean, first, last, K, t_w = wave(phys, W, S, 0.0, eng.token_budget, 0.0)
+    E = tokens_per_step(phys.o)
+    steps = np.maximum(O - 1.0, 1.0) / E
+    tau = step_time(phys, W, W * (S + O / 2.0), 0.0, 0.0, 0.0)
+    serving = phys.o.serving_overhead_s
+    span = np.maximum(K - wave_mean / t_w, 0.0) * t_w          # the wave's steps after a mean prompt's
+    cycle = serving + np.maximum(np.ceil(K), 1.0) * t_w + steps * tau
+    w_kv = np.maximum(Nl - W, 0.0) * cycle / W
+    ttft = serving + wave_mean + w_kv
+    tpot = tau / E + span / steps
+    stats = dict(r.stats)
+    stats[("ttft", "mean")], stats[("tpot", "mean")], stats[("itl", "mean")] = ttft, tpot, tau + span / steps * E
+    stats[("e2e", "mean")] = ttft + (O - 1.0) * tpot
+    for key, p in PERCENTILES.items():
+        # the i-th prompt of the wave: TTFT uniform from the first's to the last's, and its stall the rest
+        if ("ttft", key) in stats:
+            stats[("ttft", key)] = serving + w_kv + first + p * (last - first)
+        if ("tpot", key) in stats:
+            stats[("tpot", key)] = tau / E + p * np.maximum(last - first, 0.0) / steps
+        if ("e2e", key) in stats:
+            stats[("e2e", key)] = ttft + (O - 1.0) * tpot        # every client's cycle is the same
+    x = N / (ttft + (O - 1.0) * tpot)
+    return replace(r, rate=x, throughput_tokens_per_s=x * O, concurrency=x * (ttft + (O - 1.0) * tpot),
+                   running=W, step_decode=tau, step_prefill=t_w, stats=stats,
+                   arrival=arrival_model(wl, True) + ", in step every cycle (prefill first)")
 
 
 def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturation=None) -> LoadResult:
@@ -386,9 +457,9 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
     # Ta tokens, mixed to give the mean chunk c)
     c2 = np.minimum(Ta, c1 + S)
     pi = np.clip((c - c1) / np.maximum(c2 - c1, 1e-9), 0.0, 1.0)
-    t_one = step_time(phys, n, n * (S + O / 2.0), c1, c1 * S, c1 / S)
-    t_two = step_time(phys, n, n * (S + O / 2.0), c2, c2 * S, c2 / S)
-    t_full = step_time(phys, n_seen, ctx_n, Ta, Ta * S, Ta / S)
+    t_one = carrying_step(phys, n, n * (S + O / 2.0), c1, c1 * S, c1 / S, decode=t0)
+    t_two = carrying_step(phys, n, n * (S + O / 2.0), c2, c2 * S, c2 / S, decode=t0)
+    t_full = prompt_step(phys, n_seen, ctx_n, Ta, Ta * S, Ta / S)
     kinds = (t0, t_one, t_two)
     counts = (1.0 - qq, qq * (1.0 - pi), qq * pi)
     span = sum(k * t for k, t in zip(counts, kinds))
@@ -408,13 +479,13 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
     # own steps: k - 1 full chunks, then the last piece plus the prompts that joined it
     last = S - (k_own - 1.0) * Ta
     c_own = np.minimum(Ta, last + lam_l * seen * S * (resid + w_extra))
-    t_own = step_time(phys, n_seen, ctx_n, c_own, c_own * S, c_own / S)
+    t_own = prompt_step(phys, n_seen, ctx_n, c_own, c_own * S, c_own / S)
     D_own = (k_own - 1.0) * t_full + t_own
     if closed is not None and wl.start == "together" and _fixed_lengths(wl):
         # clients that started together with fixed lengths stay in step: a prompt comes back
         # with the others its step completed, and their clump is prefilled FIFO like a wave
         g = _clump(eng, Nl, S, Ta)
-        clump, _, _, _, _ = _wave(phys, g, S, O, eng.token_budget, n_seen)
+        clump, _, _, _, _ = wave(phys, g, S, O, eng.token_budget, n_seen)
         D_own = np.where(g > 1.0, np.maximum(D_own, clump), D_own)
     E = tokens_per_step(phys.o)        # speculative decoding: (O-1)/E decode steps a request (1: off)
     residence = w_extra + resid + D_own + ((O - 1.0) / E) * tau    # KV slot held (reserved at admission)

@@ -141,6 +141,11 @@ class Assumptions(BaseModel):
         64, description="M tile of the grouped expert GEMMs: each expert's tokens are padded up to whole tiles, "
         "so a few tokens per expert cost a tile's FLOPs (vLLM/SGLang fused_moe BLOCK_SIZE_M 16-128, DeepGEMM "
         "and CUTLASS grouped GEMMs 64-128); 0 = no padding")
+    prefill_first: bool = Field(
+        False, description="the engine's scheduler runs waiting prompts in prefill-only steps and the running "
+        "sequences wait (SGLang's default: no mixed chunks, --enable-mixed-chunk off), instead of riding prompt "
+        "chunks in the decode steps (vLLM V1, TensorRT-LLM chunked prefill). Clients of a closed loop that start "
+        "together then stay in step: every cycle is a wave of prompts (docs/load.md section 5)")
     speculative_tokens: Annotated[int, Field(ge=0, le=16), NotBool] = Field(
         0, description="speculative decoding / multi-token prediction: k draft tokens proposed per decode "
         "step and verified in one forward pass of k + 1 query tokens per sequence (0 = off; DeepSeek-V3 "
@@ -194,7 +199,7 @@ PRESETS: dict[str, Assumptions] = {
     # Engine profiles (docs/model.md section 7): the engine's documented memory conventions and
     # what it fuses; the rest are the realistic priors. "realistic" is vLLM's profile.
     "sglang": Assumptions(
-        engine="sglang", memory_utilization=0.88, kv_budget="total", ep_overlap="two-batch",
+        engine="sglang", memory_utilization=0.88, kv_budget="total", ep_overlap="two-batch", prefill_first=True,
         per_layer_overhead_s=15e-6,
         serving_overhead_s=0.100, host_step_s=0.005, host_per_sequence_s=30e-6, host_launch_s=100e-6,
     ),
