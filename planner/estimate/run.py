@@ -149,7 +149,8 @@ def _under_load(model: ModelSpec, table: GpuTable, cfg: Configs, o: Assumptions,
              for s in ("mean", "p50", "p90", "p99")}
     conc = float(r.concurrency[0])
     return {"concurrency": conc if np.isfinite(conc) else None, "requests_per_s": float(r.rate[0]),
-            "throughput_tokens_per_s": float(r.throughput_tokens_per_s[0]), "utilization": float(r.rho[0]) if np.isfinite(r.rho[0]) else None,
+            "throughput_tokens_per_s": float(r.throughput_tokens_per_s[0]),
+            "utilization": float(r.rho[0]) if np.isfinite(r.rho[0]) else None,
             "capacity_requests_per_s": float(r.saturation_rate[0]),
             "stable": stable, "running_per_lane": float(r.running[0]) if stable else float(eng.max_seqs[0]),
             "max_num_seqs": int(eng.max_seqs[0]), "max_num_batched_tokens": int(eng.token_budget[0]),

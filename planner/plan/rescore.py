@@ -15,12 +15,19 @@ from planner.resolve.workload import Lengths as ResolvedLengths
 from planner.simulate import Arrivals, Lengths, simulate_config
 
 REQUESTS = 5000
+MIN_REQUESTS = 100        # fewer would not say much: the plan is left unsimulated, with the reason
+MAX_STEPS = 4_000_000     # the cap on a plan's simulated steps, hence its memory (a few numbers a step)
+MAX_SPAN_S = 1e9          # an open loop's requests must arrive within this many seconds (the clock's resolution)
 METRICS = ("ttft", "tpot", "itl", "e2e")
 
 
-def simulate_plans(p: Problem, c: Candidates, plans: list[Plan], *, requests: int = REQUESTS, seed: int = 0) -> None:
+def simulate_plans(p: Problem, c: Candidates, plans: list[Plan], *, requests: int = REQUESTS, seed: int = 0,
+                   max_steps: float = MAX_STEPS, deadline: float | None = None) -> None:
     """Attach ``plan.simulation``: simulated mean/p50/p90/p99 per metric (ms), the closed
-    form's figures beside them, and the share of requests meeting each target."""
+    form's figures beside them, and the share of requests meeting each target. Bounded:
+    each plan runs at most ``requests`` requests and ``max_steps`` steps (fewer requests
+    where long requests would pass it; none, with the reason, where even ``MIN_REQUESTS``
+    would), and nothing runs past ``deadline`` (a ``time.perf_counter()`` time)."""
     for plan in plans:
         j = plan.candidate
         slot = c.slots[int(c.slot[j])]
@@ -28,6 +35,16 @@ def simulate_plans(p: Problem, c: Candidates, plans: list[Plan], *, requests: in
         eng = engine(phys)
         d = slot.demand
         rate = plan.load["requests_per_s_per_replica"]
+        per_request = slot.output.mean + 1.0 + slot.input.mean / max(float(eng.token_budget[0]), 1.0)
+        n = int(min(requests, max_steps // per_request))
+        why = (f"requests of {slot.input.mean:,.0f} + {slot.output.mean:,.0f} tokens: fewer than {MIN_REQUESTS} "
+               f"fit the simulator's cap of {max_steps:,.0f} steps" if n < min(MIN_REQUESTS, requests) else None)
+        if d is not None and d.kind != "clients" and not (rate > 0 and n / rate <= MAX_SPAN_S):
+            why = (f"{rate:.3g} req/s per replica: {n:,} requests would span more than {MAX_SPAN_S:.0e} s, "
+                   "past the simulator's clock")
+        if why is not None:
+            plan.simulation = {"error": why}
+            continue
         if d is not None and d.kind == "clients":
             arrivals = Arrivals("closed", clients=max(1, int(round(plan.share * d.value / plan.replicas))))
         elif d is not None and d.arrival_cv2 != 1.0:
@@ -37,8 +54,8 @@ def simulate_plans(p: Problem, c: Candidates, plans: list[Plan], *, requests: in
         targets = [("e2e" if t.metric == "e2e_latency" else t.metric, t.statistic, t.seconds) for t in slot.targets]
         try:
             r = simulate_config(phys, eng, 0, arrivals, _lengths(slot.input), _lengths(slot.output),
-                                n_requests=requests, seed=seed, targets=targets)
-        except ValueError as exc:          # e.g. a request longer than the KV pool of one lane
+                                n_requests=n, seed=seed, targets=targets, max_steps=max_steps, deadline=deadline)
+        except ValueError as exc:          # e.g. a request longer than the KV pool of one lane; WorkLimit
             plan.simulation = {"error": str(exc)}
             continue
         s = r.summary
