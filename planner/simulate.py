@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -83,6 +84,18 @@ class SimResult:
     summary: dict[str, float]
 
 
+class WorkLimit(ValueError):
+    """The simulation would pass its stated cap of steps, or ran past its deadline (issue 23
+    item 8): nothing is simulated beyond either."""
+
+
+def step_bound(S: np.ndarray, O: np.ndarray, token_budget: int) -> float:
+    """An upper bound on the steps a run of prompts ``S`` and outputs ``O`` takes: every step
+    decodes a token of some sequence (at most sum O such steps) or carries prompt tokens only,
+    each of which completes a prompt or fills the budget (at most n + sum S / budget)."""
+    return float(np.sum(O, dtype=float) + S.size + np.sum(S, dtype=float) / max(int(token_budget), 1))
+
+
 def _wq(x: np.ndarray, w: np.ndarray, q: float) -> float:
     """Weighted quantile (inverse of the weighted empirical CDF)."""
     if x.size == 0:
@@ -97,7 +110,8 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
              warmup: float = 0.1, seed: int = 0,
              targets: Sequence[tuple[str, str, float]] = (), transfer_s: float = 0.0,
              speculative_tokens: int = 0, speculative_acceptance: float = 1.0, serving_s: float = 0.0,
-             prefill_first: bool = False) -> SimResult:
+             prefill_first: bool = False, max_steps: float | None = None,
+             deadline: float | None = None) -> SimResult:
     """Simulate one lane of one configuration. ``warmup``: share of requests discarded at
     the start, and the same share at the end (the drain); a closed loop starting together
     measures every request of its run instead (``Arrivals``). ``targets``: (metric, statistic,
@@ -116,7 +130,10 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
     ``prefill_first``: the engine runs prompts in steps of their own while any is waiting or
     part-done, and the decoders wait (SGLang's default scheduler, no mixed chunks): a step
     carrying prefill has no decode tokens and does not advance the decoders (docs/load.md
-    section 5, 'prefill first')."""
+    section 5, 'prefill first').
+    ``max_steps``: the cap on the run's length, hence its memory (a few numbers a step): a
+    run whose ``step_bound`` passes it raises ``WorkLimit`` before it starts; ``deadline``:
+    a ``time.perf_counter()`` time past which it raises ``WorkLimit``."""
     if arrivals.kind == "closed" and arrivals.start == "together":
         assert arrivals.clients is not None
         n_requests = max(int(round(arrivals.requests_per_client * arrivals.clients)), int(arrivals.clients))
@@ -129,6 +146,9 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
     if np.any(S < 1) or np.any(O < 1):
         raise ValueError("lengths must be at least 1")
     T = int(token_budget)
+    if max_steps is not None and step_bound(S, O, T) > max_steps:
+        raise WorkLimit(f"{n_requests:,} requests of {float(np.mean(S)):,.0f} + {float(np.mean(O)):,.0f} tokens "
+                        f"could take {step_bound(S, O, T):,.0f} steps, past the simulator's cap of {max_steps:,.0f}")
     cap = int(max_seqs)
     spec = int(speculative_tokens)
     q = spec + 1                      # budget tokens per decode sequence
@@ -196,6 +216,8 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
     done = 0
     link_free = 0.0
     while done < n_requests:
+        if deadline is not None and not k & 1023 and time.perf_counter() > deadline:
+            raise WorkLimit(f"the time limit ran out after {k:,} simulated steps")
         if closed:
             while pend and pend[0][0] <= t:
                 waiting.append(heapq.heappop(pend)[1])

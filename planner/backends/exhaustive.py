@@ -49,23 +49,37 @@ class ExhaustiveBackend:
     features = frozenset({Feature.INDEPENDENT_ORACLE, Feature.INTEGER, Feature.TIME_LIMIT})
 
     def rank(self, c: Candidates, phases: tuple[str, ...], slack: dict[str, float],
-             cuts: tuple[frozenset[int], ...] = ()) -> tuple[Status, list[tuple[int, int]], np.ndarray,
-                                                              dict[str, float]]:
+             cuts: tuple[frozenset[int], ...] = (), deadline: float | None = None
+             ) -> tuple[Status, list[tuple[int, int]], np.ndarray, dict[str, float]]:
         """The best answer under the lexicographic ``phases`` that repeats no earlier answer
         (``cuts``: each earlier answer's configuration ids): status, (row, replicas) chosen,
-        served share per slot, each phase's value (SI units; served_demand a share)."""
-        if c.split:
-            return solve_fleet(c, phases, slack, cuts)
-        return _rank_single(c, phases, slack, cuts)
+        served share per slot, each phase's value (SI units; served_demand a share).
+        ``deadline`` (a ``time.perf_counter()`` time): past it the enumeration stops, status
+        time_limit (nothing proven)."""
+        try:
+            if c.split:
+                return solve_fleet(c, phases, slack, cuts, deadline)
+            return _rank_single(c, phases, slack, cuts, deadline)
+        except _OutOfTime:
+            return Status.TIME_LIMIT, [], np.zeros(c.n_slots), {}
 
     def solve(self, f: Formulation, time_limit: float, seed: int = 0) -> Solution:
         """The formulation's own objective (no tie-break), in the oracle's terms."""
         t0 = time.perf_counter()
-        st, picks, _, _ = self.rank(f.cands, (f.cands.objective,), {}, f.cuts)
+        st, picks, _, _ = self.rank(f.cands, (f.cands.objective,), {}, f.cuts, deadline=t0 + time_limit)
         if st != Status.OPTIMAL:
             return Solution(st, None, seconds=time.perf_counter() - t0)
         return Solution(Status.OPTIMAL, None, picks=tuple(j for j, _ in picks), replicas=tuple(r for _, r in picks),
                         gap=0.0, seconds=time.perf_counter() - t0)
+
+
+class _OutOfTime(Exception):
+    """The enumeration passed its deadline."""
+
+
+def _in_time(deadline: float | None) -> None:
+    if deadline is not None and time.perf_counter() > deadline:
+        raise _OutOfTime
 
 
 def _shared_limits(c: Candidates) -> bool:
@@ -102,8 +116,8 @@ SENSE = {"throughput": "max", "served_demand": "max"}
 
 
 def _rank_single(c: Candidates, phases: tuple[str, ...], slack: dict[str, float],
-                 cuts: tuple[frozenset[int], ...]) -> tuple[Status, list[tuple[int, int]], np.ndarray,
-                                                            dict[str, float]]:
+                 cuts: tuple[frozenset[int], ...], deadline: float | None = None
+                 ) -> tuple[Status, list[tuple[int, int]], np.ndarray, dict[str, float]]:
     """One deployment per slot: every row (one slot) or every combination of one row per slot
     under the shared limits, ranked phase by phase."""
     n = c.n_slots
@@ -128,10 +142,16 @@ def _rank_single(c: Candidates, phases: tuple[str, ...], slack: dict[str, float]
     options = [np.nonzero(ok & (c.slot == s))[0] for s in range(n)]
     if any(not len(o) for o in options):
         return Status.INFEASIBLE, [], np.zeros(n), {}
-    if int(np.prod([len(o) for o in options], dtype=float)) > MAX_COMBINATIONS:
-        raise ValueError("too many combinations for the exhaustive oracle; use a solver backend")
-    combos = [combo for combo in itertools.product(*options)
-              if frozenset(int(c.config[j]) for j in combo) not in set(cuts) and _within_limits(c, combo, replicas)]
+    count = float(np.prod([len(o) for o in options], dtype=float))
+    if count > MAX_COMBINATIONS:
+        raise _too_many(count)
+    cut = set(cuts)
+    combos = []
+    for i, combo in enumerate(itertools.product(*options)):
+        if not i & 4095:
+            _in_time(deadline)
+        if frozenset(int(c.config[j]) for j in combo) not in cut and _within_limits(c, combo, replicas):
+            combos.append(combo)
     if not combos:
         return Status.INFEASIBLE, [], np.zeros(n), {}
     totals = {name: np.array([sum(float(rows_v[name][j]) for j in combo) for combo in combos]) for name in phases}
@@ -273,18 +293,22 @@ def row_values(c: Candidates, name: str, replicas: np.ndarray) -> np.ndarray:
 
 
 MAX_FLEET_STATES = 3_000_000
+"""Fleets (combinations of the workloads' options) the oracle would join, at most: their
+count, the product of the options per workload, is checked before the first is built."""
 
 
 def solve_fleet(c: Candidates, phases: tuple[str, ...], slack: dict[str, float],
-                cuts: tuple[frozenset[int], ...] = ()) -> tuple[Status, list[tuple[int, int]], np.ndarray,
-                                                                dict[str, float]]:
+                cuts: tuple[frozenset[int], ...] = (), deadline: float | None = None
+                ) -> tuple[Status, list[tuple[int, int]], np.ndarray, dict[str, float]]:
     """A fleet by enumeration, in its own terms (docs/fleet.md): per workload every set of at
     most K rows with every replica count from 1 to the most its demand alone needs (or runs
     today), then every combination of the workloads' options under the shared limits, ranked
     lexicographically by ``phases`` (an earlier phase kept within ``slack`` of its optimum;
     GPUs and the rows' order as the tie-breaks name them), none using exactly the
-    configurations of an earlier answer (``cuts``). Small instances only. Returns status,
-    (row, replicas) chosen, served share per slot and each phase's value."""
+    configurations of an earlier answer (``cuts``). Small instances only: each workload's
+    options and then their product are counted before they are enumerated, and refused past
+    ``MAX_OPTIONS`` and ``MAX_FLEET_STATES``; ``deadline`` stops it (``_OutOfTime``). Returns
+    status, (row, replicas) chosen, served share per slot and each phase's value."""
     ev, load = c.ev, c.load
     assert load is not None
     ok = ev.fits & (load.rate > 0)
@@ -312,7 +336,7 @@ def solve_fleet(c: Candidates, phases: tuple[str, ...], slack: dict[str, float],
     order = row_order(c)
     # state: picks, cost, gpus per type, GPUs on shared nodes per type, whole nodes per type, power, served, change,
     # GPUs in all, the rows' order positions summed per GPU
-    states: list[tuple] = [((), 0.0, np.zeros(n_t), np.zeros(n_t), np.zeros(n_t), 0.0, 0.0, 0.0, 0.0, 0.0)]
+    each: list[list[tuple]] = []       # every workload's options, all counted before any fleet is joined
     for k, s in enumerate(c.slots):
         rows = [int(j) for j in np.nonzero(ok & (c.slot == k))[0] if top[j] >= 1]
         d = float(s.demand.value)   # type: ignore[union-attr]
@@ -320,22 +344,30 @@ def solve_fleet(c: Candidates, phases: tuple[str, ...], slack: dict[str, float],
         if (role[rows] != 0).any():
             options = [_option(c, k, sub, reps, served, today, n_t, order)
                        for sub, reps, served in _pooled(c, role, rows, top, per_replica, d, partial,
-                                                        c.current is None)]
+                                                        c.current is None, deadline)]
             rows = []
         if rows:
             _small_enough(rows, top, c.max_configs)
         for m in range(0 if partial else 1, c.max_configs + 1 if rows else 0):
             for subset in itertools.combinations(rows, m):
+                _in_time(deadline)
                 for reps in itertools.product(*[range(1, int(top[j]) + 1) for j in subset]):
                     capacity = sum(per_replica[j] * r for j, r in zip(subset, reps))
                     if capacity < d * (1 - 1e-12) and not partial:
                         continue
                     options.append(_option(c, k, subset, reps, min(1.0, capacity / d), today, n_t, order))
         options += [_option(c, k, (), (), 0.0, today, n_t, order)] if partial and not options else []
-        states = [_join(a, b, weights[k]) for a in states for b in options]
-        states = [x for x in states if _fits(c, x)]
-        if len(states) > MAX_FLEET_STATES:
-            raise _too_many(len(states))
+        each.append(options)
+    fleets = math.prod(float(len(o)) for o in each)
+    if fleets > MAX_FLEET_STATES:
+        raise _too_many(fleets)
+    states: list[tuple] = [((), 0.0, np.zeros(n_t), np.zeros(n_t), np.zeros(n_t), 0.0, 0.0, 0.0, 0.0, 0.0)]
+    for k, options in enumerate(each):
+        joined = []
+        for a in states:
+            _in_time(deadline)
+            joined += [x for b in options if _fits(c, x := _join(a, b, weights[k]))]
+        states = joined
     if cuts:
         cut = set(cuts)
         states = [x for x in states if frozenset(int(c.config[j]) for j, _ in x[0]) not in cut]
@@ -377,7 +409,10 @@ def _served(role: np.ndarray, kv: np.ndarray, per_replica: np.ndarray, picks: li
 
 
 def _choices(rows: list[int], top: np.ndarray, most: int) -> list[tuple[tuple, tuple]]:
-    """Every set of at most ``most`` rows (the empty one included) with every replica count."""
+    """Every set of at most ``most`` rows (the empty one included) with every replica count
+    (refused first if their count could pass ``MAX_OPTIONS``)."""
+    if rows:
+        _small_enough(rows, top, most)
     out: list[tuple[tuple, tuple]] = []
     for m in range(0, most + 1):
         for subset in itertools.combinations(rows, m):
@@ -386,23 +421,31 @@ def _choices(rows: list[int], top: np.ndarray, most: int) -> list[tuple[tuple, t
 
 
 def _pooled(c: Candidates, role: np.ndarray, rows: list[int], top: np.ndarray, per_replica: np.ndarray, d: float,
-            partial: bool, minimal: bool) -> list[tuple[tuple, tuple, float]]:
+            partial: bool, minimal: bool, deadline: float | None = None) -> list[tuple[tuple, tuple, float]]:
     """A disaggregating workload's options, enumerated in the oracle's own terms: up to K
     aggregated configurations, and per KV format up to K prefill and K decode configurations
     (a prefill pool without a decode pool in its format, or the reverse, serves nothing and is
     skipped), each with every replica count. ``minimal``: drop options from which a replica
     can be removed with the demand still met (every cost, GPU count and power only grows with
     replicas; not used when minimising change, where a kept replica may be the smaller move).
-    Returns (rows, replicas, served share)."""
+    Returns (rows, replicas, served share). Each role's choices (``MAX_OPTIONS``) and then
+    their product (``MAX_FLEET_STATES``) are counted before they are enumerated."""
     kv = c.configs.kv
     agg = _choices([j for j in rows if role[j] == 0], top, c.max_configs)
     pools = []
     for f in sorted({int(kv[j]) for j in rows if role[j] != 0}):
         pre = _choices([j for j in rows if role[j] == 1 and kv[j] == f], top, c.max_configs)
         dec = _choices([j for j in rows if role[j] == 2 and kv[j] == f], top, c.max_configs)
+        if len(pre) * len(dec) > MAX_FLEET_STATES:
+            raise _too_many(float(len(pre) * len(dec)))
         pools.append([(a[0] + b[0], a[1] + b[1]) for a in pre for b in dec if bool(a[0]) == bool(b[0])])
+    count = math.prod(float(len(p)) for p in [agg, *pools])
+    if count > MAX_FLEET_STATES:        # enumerated lazily, kept only when they serve the demand
+        raise _too_many(count)
     out = []
-    for parts in itertools.product(agg, *pools):
+    for i, parts in enumerate(itertools.product(agg, *pools)):
+        if not i & 4095:
+            _in_time(deadline)
         sub = tuple(j for p in parts for j in p[0])
         reps = tuple(r for p in parts for r in p[1])
         if not sub and not partial:

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from planner.cli.common import dump_json, emit, guarded, read_result
+from planner.cli.common import about, dump_json, emit, guarded, read_result
 from planner.cli.render import to_text
 from planner.errors import InputError
 
@@ -69,7 +69,7 @@ def check_command(
             emit(render(checks, append, written))
         return 1 if missed else 0
 
-    code = guarded(run, as_json=as_json)
+    code = guarded(about(plan_file, plan_file=True)(run), as_json=as_json)
     if code:
         raise typer.Exit(code)
 

@@ -8,7 +8,8 @@ import math
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -106,6 +107,29 @@ def read_result(path: Path) -> PlanResult:
             raise InputError("not a plan this planner wrote", file=name, path=f"plans[{i}].role", value=p.role,
                              accepted="aggregated, prefill, decode")
     return result
+
+
+@contextmanager
+def about(path: Path, plan_file: bool = False) -> Iterator[None]:
+    """Errors in what a command makes of a file's content (a launch script, a report, a check
+    of a plan file; a trace's window) name the file: an unlocated InputError raised inside is
+    placed in ``path``; one about a command-line option (``--out``, ``--rank``) stays on its
+    option. With ``plan_file``, a value of the wrong kind deep in a hand-edited plan file (a
+    list for a number, a missing key of a free-form figure) is the file's fault, as it is
+    when ``read_result`` meets one: exit 2 naming the file, not an internal error."""
+    try:
+        yield
+    except InputError as exc:
+        if exc.file is None and not (exc.path or "").startswith("--"):
+            raise exc.located(file=str(path)) from None
+        raise
+    except (TypeError, KeyError, ValueError, AttributeError, IndexError, ZeroDivisionError, OverflowError) as exc:
+        if not plan_file:
+            raise
+        raise InputError(f"the plan file holds a value this planner does not write ({type(exc).__name__}: "
+                         f"{' '.join(str(exc).split())[:160]})", file=str(path),
+                         accepted="a plan or fleet file as 'planner plan --output' or 'planner fleet --output' "
+                                  "writes it") from None
 
 
 def strip_timings(data: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 import yaml
 
-from planner.cli.common import dump_json, emit, guarded, read_result
+from planner.cli.common import about, dump_json, emit, guarded, read_result
 from planner.errors import InputError
 from planner.launch.bench import CLIENTS, operating_point, trace_jsonl, trace_name
 from planner.launch.flags import RELEASE_CHOICES
@@ -115,7 +115,7 @@ def launch_command(
         emit(dump_json({"plan_file": str(plan_file), "launches": data}) if as_json else "\n".join(texts))
         return 0
 
-    code = guarded(run, as_json=as_json)
+    code = guarded(about(plan_file, plan_file=True)(run), as_json=as_json)
     if code:
         raise typer.Exit(code)
 

@@ -127,11 +127,17 @@ def render_estimate(e: Estimate) -> str:
         for col in ("metric", "mean", "p50", "p90", "p99"):
             load.add_column(col, justify="left" if col == "metric" else "right")
         for metric, label in (("ttft", "TTFT ms"), ("tpot", "TPOT ms"), ("itl", "ITL ms"), ("e2e", "end-to-end ms")):
-            load.add_row(label, *(f"{u[f'{metric}_{q}_ms']:,.1f}" for q in ("mean", "p50", "p90", "p99")))
+            load.add_row(label, *(f"{v:,.1f}" if (v := u[f'{metric}_{q}_ms']) is not None else "unbounded"
+                                  for q in ("mean", "p50", "p90", "p99")))
         load.add_row("throughput", f"{u['throughput_tokens_per_s']:,.0f} output tokens/s", "", "",
-                     f"{u['requests_per_s']:,.2f} req/s")
-        load.add_row("utilisation", f"{u['utilization']:.0%}", "", "", "stable" if u["stable"] else "UNSTABLE")
+                     f"{u['requests_per_s'] if u['stable'] else u['capacity_requests_per_s']:,.2f} req/s")
+        load.add_row("utilisation", f"{u['utilization']:.0%}" if u["utilization"] is not None else "unbounded",
+                     "", "", "stable" if u["stable"] else "UNSTABLE")
         out += ["", load]
+        if not u["stable"]:
+            out.append(f"Unstable: the replica saturates at {u['capacity_requests_per_s']:,.2f} req/s; past it the "
+                       "queue grows without bound, so no latency is finite and the throughput is the replica's "
+                       "capacity (closed-form load model, docs/load.md)")
     return to_text(*out)
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from planner.cli.common import emit, guarded, read_result
+from planner.cli.common import about, emit, guarded, read_result
 from planner.errors import InputError
 from planner.report.html import Chart, charts, colour, render_report
 from planner.yamlio import check_output, write_atomically
@@ -42,7 +42,7 @@ def report_command(
             written += write_pngs(charts(result), png, protected=(plan_file,))
         emit("wrote " + ", ".join(written) + "\n")
 
-    guarded(run)
+    guarded(about(plan_file, plan_file=True)(run))
 
 
 def write_pngs(cs: dict[str, Chart], folder: Path, protected: tuple = ()) -> list[str]:

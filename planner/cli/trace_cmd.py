@@ -10,7 +10,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from planner.cli.common import choices, dump_json, emit, guarded
+from planner.cli.common import about, choices, dump_json, emit, guarded
 from planner.cli.render import to_text
 from planner.errors import InputError
 from planner.resolve.workload import trace_figures
@@ -69,7 +69,8 @@ def trace_command(
         if any(n < 1 for n in sizes):
             raise InputError("an LRU holds at least one block", path="--cache-blocks", value=min(sizes),
                              accepted="a whole number >= 1")
-        part, summary = trace_figures(w, None, "", sizes)
+        with about(file):         # a window that holds no request: located in the trace
+            part, summary = trace_figures(w, None, "", sizes)
         if plot is not None:
             _plot(part, summary, plot, file)
         emit(dump_json(summary.to_dict()) if as_json else render_trace(summary))

@@ -143,11 +143,16 @@ def _under_load(model: ModelSpec, table: GpuTable, cfg: Configs, o: Assumptions,
     eng = engine(phys)
     wl = Workload(isl=float(cfg.input_tokens[0]), osl=float(cfg.output_tokens[0]))
     r = load_metrics(phys, eng, wl, rate=requests_per_s, clients=concurrency)
-    stats = {f"{m}_{s}_ms": float(r.get(m, s)[0]) / MS for m in ("ttft", "tpot", "itl", "e2e")
+    stable = bool(r.stable[0])
+    # past saturation the queue grows without bound: no latency is finite (None, not a number)
+    stats = {f"{m}_{s}_ms": float(r.get(m, s)[0]) / MS if stable else None for m in ("ttft", "tpot", "itl", "e2e")
              for s in ("mean", "p50", "p90", "p99")}
-    return {"concurrency": float(r.concurrency[0]), "requests_per_s": float(r.rate[0]),
-            "throughput_tokens_per_s": float(r.throughput_tokens_per_s[0]), "utilization": float(r.rho[0]),
-            "stable": bool(r.stable[0]), "running_per_lane": float(r.running[0]),
+    conc = float(r.concurrency[0])
+    return {"concurrency": conc if np.isfinite(conc) else None, "requests_per_s": float(r.rate[0]),
+            "throughput_tokens_per_s": float(r.throughput_tokens_per_s[0]),
+            "utilization": float(r.rho[0]) if np.isfinite(r.rho[0]) else None,
+            "capacity_requests_per_s": float(r.saturation_rate[0]),
+            "stable": stable, "running_per_lane": float(r.running[0]) if stable else float(eng.max_seqs[0]),
             "max_num_seqs": int(eng.max_seqs[0]), "max_num_batched_tokens": int(eng.token_budget[0]),
             "closed_loop": concurrency is not None} | stats
 

@@ -91,6 +91,27 @@ class Manifest:
     notes: list[str] = field(default_factory=list)
 
 
+_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"                          # DNS-1123 label
+_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"                 # a label key's name, or a label value
+_KEY = rf"({_LABEL}(\.{_LABEL})*/)?{_NAME}"                               # [DNS-1123 subdomain/]name
+
+
+def _check(o: Options) -> None:
+    """What the options put into a manifest is Kubernetes' syntax (and never breaks out of the
+    PromQL query a namespace is quoted in), or a located error."""
+    if o.namespace is not None and not re.fullmatch(_LABEL, o.namespace):
+        raise InputError("not a Kubernetes namespace", path="--namespace", value=o.namespace,
+                         accepted="a DNS-1123 label: at most 63 of a-z, 0-9 and '-', starting and ending alphanumeric")
+    for key, value in (o.node_selector or {}).items():
+        if not (re.fullmatch(_KEY, key) and len(key) <= 317) or not (value == "" or re.fullmatch(_NAME, value)):
+            raise InputError("not a Kubernetes node label", path="--node-selector", value=f"{key}={value}",
+                             accepted="KEY=VALUE: KEY [a DNS subdomain/]a name, VALUE empty or a name (a name: at most "
+                             "63 of A-Z, a-z, 0-9, '-', '_', '.', starting and ending alphanumeric)")
+    if not re.fullmatch(r"https?://[A-Za-z0-9._~:/?#@!$&()*+,;=%\[\]-]+", o.prometheus):
+        raise InputError("not a Prometheus URL", path="--prometheus", value=o.prometheus,
+                         accepted="http:// or https:// and a host, without spaces, quotes or braces")
+
+
 def _dns(text: str) -> str:
     """A DNS-1035 label (lower case, digits, '-', starting with a letter, at most 63)."""
     s = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
@@ -217,8 +238,15 @@ def manifests(result: PlanResult, plans: list[Plan], target: str, o: Options | N
     if not 0 < o.scale_at <= 1:
         raise InputError("the scaling threshold is a fraction of the capacity at SLO", path="--scale-at",
                          value=o.scale_at, accepted="0 < x <= 1")
+    _check(o)
     out: list[Manifest] = []
     for workload, group in _groups(plans).items():
+        roles = {p.role for p in group}
+        if ("prefill" in roles) != ("decode" in roles):     # a hand-edited file: half a pair serves nothing
+            have, lack = ("prefill", "decode") if "prefill" in roles else ("decode", "prefill")
+            raise InputError(f"workload {workload!r} has a {have} pool without its {lack} pool", path="plans",
+                             value=workload, accepted="a disaggregated deployment's prefill and decode pools, "
+                             "of the same workload and rank")
         if target == "kserve":
             out += [_isvc(result, p, o, catalog) for p in group if p.role == "aggregated"]
             if o.engine == "vllm":

@@ -555,7 +555,8 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
                 stats[("e2e", key)] = stats[("ttft", key)] + (O - 1.0) * stats[("tpot", key)]
     conc = lam * e2e
     return LoadResult(
-        rate=lam, throughput_tokens_per_s=lam * O, concurrency=conc, running=n, step_decode=t0,
+        # past saturation the replica carries its capacity, never the offered rate (issue 23 item 5)
+        rate=lam, throughput_tokens_per_s=np.minimum(lam, sat) * O, concurrency=conc, running=n, step_decode=t0,
         step_prefill=t1, chunk_tokens=c, prefill_step_fraction=q, rho=np.maximum(lam / sat, rho_kv), rho_prefill=rho_p,
         rho_kv=rho_kv, saturation_rate=sat, stable=stable, stats=stats,
         arrival=arrival_model(wl, closed is not None),

@@ -15,16 +15,32 @@ from planner.resolve.workload import Lengths as ResolvedLengths
 from planner.simulate import Arrivals, Lengths, simulate_config
 
 REQUESTS = 5000
+MIN_REQUESTS = 100        # fewer would not say much: the plan is left unsimulated, with the reason
+MAX_STEPS = 4_000_000     # the cap on a plan's simulated steps, hence its memory (a few numbers a step)
+MAX_SPAN_S = 1e9          # an open loop's requests must arrive within this many seconds (the clock's resolution)
 METRICS = ("ttft", "tpot", "itl", "e2e")
 
 
 def simulate_row(p: Problem, c: Candidates, j: int, *, rate: float | None = None, clients: int | None = None,
-                 requests: int = REQUESTS, seed: int = 0) -> tuple[str, dict[str, float]]:
+                 requests: int = REQUESTS, seed: int = 0, max_steps: float = MAX_STEPS,
+                 deadline: float | None = None) -> tuple[str, dict[str, float]]:
     """Simulate row j's configuration at ``rate`` requests/s per replica (the slot's arrival
-    process) or with ``clients`` in a closed loop: (arrival kind, the simulator's summary). A
-    ValueError when a request cannot run (longer than one lane's KV pool)."""
+    process) or with ``clients`` in a closed loop: (arrival kind, the simulator's summary).
+    Bounded: at most ``requests`` requests and ``max_steps`` steps (fewer requests where long
+    requests would pass it), nothing past ``deadline`` (a ``time.perf_counter()`` time). A
+    ValueError when it cannot run: a request longer than one lane's KV pool, fewer than
+    ``MIN_REQUESTS`` within the cap, arrivals spanning past the clock, or ``WorkLimit``."""
     slot = c.slots[int(c.slot[j])]
     phys = step_physics(slot.model, p.table, c.configs.take(np.array([j])), p.assumptions)
+    eng = engine(phys)
+    per_request = slot.output.mean + 1.0 + slot.input.mean / max(float(eng.token_budget[0]), 1.0)
+    n = int(min(requests, max_steps // per_request))
+    if n < min(MIN_REQUESTS, requests):
+        raise ValueError(f"requests of {slot.input.mean:,.0f} + {slot.output.mean:,.0f} tokens: fewer than "
+                         f"{MIN_REQUESTS} fit the simulator's cap of {max_steps:,.0f} steps")
+    if clients is None and not (rate is not None and rate > 0 and n / rate <= MAX_SPAN_S):
+        raise ValueError(f"{rate or 0:.3g} req/s per replica: {n:,} requests would span more than {MAX_SPAN_S:.0e} s, "
+                         "past the simulator's clock")
     d = slot.demand
     if clients is not None:
         arrivals = Arrivals("closed", clients=max(1, int(clients)))
@@ -33,8 +49,8 @@ def simulate_row(p: Problem, c: Candidates, j: int, *, rate: float | None = None
     else:
         arrivals = Arrivals("poisson", rate=rate)
     targets = [(_metric(t.metric), t.statistic, t.seconds) for t in slot.targets]
-    r = simulate_config(phys, engine(phys), 0, arrivals, _lengths(slot.input), _lengths(slot.output),
-                        n_requests=requests, seed=seed, targets=targets)
+    r = simulate_config(phys, eng, 0, arrivals, _lengths(slot.input), _lengths(slot.output),
+                        n_requests=n, seed=seed, targets=targets, max_steps=max_steps, deadline=deadline)
     return arrivals.kind, r.summary
 
 
@@ -50,9 +66,13 @@ def misses(c: Candidates, j: int, summary: dict[str, float]) -> list[tuple[int, 
     return out
 
 
-def simulate_plans(p: Problem, c: Candidates, plans: list[Plan], *, requests: int = REQUESTS, seed: int = 0) -> None:
+def simulate_plans(p: Problem, c: Candidates, plans: list[Plan], *, requests: int = REQUESTS, seed: int = 0,
+                   max_steps: float = MAX_STEPS, deadline: float | None = None) -> None:
     """Attach ``plan.simulation``: simulated mean/p50/p90/p99 per metric (ms), the closed
-    form's figures beside them, and the share of requests meeting each target."""
+    form's figures beside them, and the share of requests meeting each target. Bounded:
+    each plan runs at most ``requests`` requests and ``max_steps`` steps (fewer requests
+    where long requests would pass it; none, with the reason, where even ``MIN_REQUESTS``
+    would), and nothing runs past ``deadline`` (a ``time.perf_counter()`` time)."""
     for plan in plans:
         j = plan.candidate
         slot = c.slots[int(c.slot[j])]
@@ -61,8 +81,9 @@ def simulate_plans(p: Problem, c: Candidates, plans: list[Plan], *, requests: in
         try:
             kind, s = simulate_row(p, c, j, rate=None if closed else plan.load["requests_per_s_per_replica"],
                                    clients=max(1, int(round(plan.share * d.value / plan.replicas)))
-                                   if closed and d is not None else None, requests=requests, seed=seed)
-        except ValueError as exc:          # e.g. a request longer than the KV pool of one lane
+                                   if closed and d is not None else None, requests=requests, seed=seed,
+                                   max_steps=max_steps, deadline=deadline)
+        except ValueError as exc:          # e.g. a request longer than the KV pool of one lane; WorkLimit
             plan.simulation = {"error": str(exc)}
             continue
         pct = plan.load.get("percentiles_ms", {})

@@ -104,17 +104,19 @@ def plan(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, backend: st
     result = solve(problem, cands, backend=backend or default_backend(spec), top_k=top_k or spec.ranks(),
                    time_limit=time_limit, started=t0)
     if simulate:
-        rescore(problem, cands, result)
+        rescore(problem, cands, result, deadline=time.perf_counter() + time_limit)
     return result
 
 
-def rescore(problem: Problem, cands: Candidates, result: PlanResult) -> None:
+def rescore(problem: Problem, cands: Candidates, result: PlanResult, deadline: float | None = None) -> None:
     """The simulator's re-score of every aggregated deployment (planner/plan/rescore.py; a
-    pool replica serves half a request and is checked through the pair)."""
+    pool replica serves half a request and is checked through the pair), stopped at
+    ``deadline`` (a ``time.perf_counter()`` time: like each what-if, the simulation gets
+    the command's time limit of its own)."""
     if not result.plans:
         return
     try:
-        simulate_plans(problem, cands, [p for p in result.plans if p.role == "aggregated"])
+        simulate_plans(problem, cands, [p for p in result.plans if p.role == "aggregated"], deadline=deadline)
     except KeyboardInterrupt:       # Ctrl-C while re-scoring: the plans stand, some unsimulated
         result.interrupted = True
 
@@ -229,7 +231,8 @@ def rank_one(base: Candidates, solver: Backend, backend: str, names: tuple[str, 
                     else KEEP_TOLERANCE) for k, name in enumerate(names)}
     if Feature.LINEAR_MODEL not in solver.features:      # the independent oracle: enumeration, no model
         t0 = time.perf_counter()
-        st, chosen, shares, reached = solver.rank(base, names, slack, cuts)  # type: ignore[attr-defined]
+        st, chosen, shares, reached = solver.rank(base, names, slack, cuts,  # type: ignore[attr-defined]
+                                                 deadline=deadline)
         took = time.perf_counter() - t0
         done = [Phase(n, "objective" if k < n_objectives else "tie-break", st.value,
                       _reported(base, n, v) if n != "served_demand" else v, OBJECTIVES[n].unit, 0.0, took)

@@ -110,10 +110,13 @@ def detect_format(path: str) -> str:
     _refuse_binary(head, path)
     if not head.strip():
         raise InputError("the trace is empty", file=path, accepted="a JSON-lines or CSV file of requests")
-    first = head.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").strip()
+    first = head.splitlines()[0].decode("utf-8-sig", errors="replace").strip()   # \n, \r or \r\n
     if first.startswith("{"):
         return "mooncake"
-    header = {c.strip().lower() for c in next(csv.reader([first]), [])}
+    try:
+        header = {c.strip().lower() for c in next(csv.reader([first]), [])}
+    except csv.Error:              # not a CSV header either: the error below says what is accepted
+        header = set()
     for fmt, cols in KNOWN_COLUMNS.items():
         if {cols.timestamp.lower(), cols.input_tokens.lower(), cols.output_tokens.lower()} <= header:
             return fmt

@@ -52,7 +52,7 @@ def around(problem: Problem, cands: Candidates, result: PlanResult, *, backend: 
     one-workload instance (``relax``: its spec, document and calibration) that makes it
     feasible."""
     if simulate:
-        rescore(problem, cands, result)
+        rescore(problem, cands, result, deadline=time.perf_counter() + time_limit)
     if result.plans and marginal and not result.interrupted:
         result.marginal = marginal_values(problem, cands, result, backend, time_limit)
         result.disaggregation = compare_modes(problem, cands, result, backend, time_limit)

@@ -24,6 +24,7 @@ from planner.plan.rescore import misses, simulate_row
 from planner.plan.result import Plan, PlanResult, Tightening, Verification
 from planner.plan.solve import rescore, solve
 from planner.resolve.problem import Problem
+from planner.simulate import WorkLimit
 
 ROUNDS = 4
 """Simulations of rank 1 at most: each re-solve moves to configurations the simulator has not
@@ -41,7 +42,7 @@ def verify(problem: Problem, cands: Candidates, result: PlanResult, *, backend: 
     deadline = time.perf_counter() + time_limit
     facts: list[Tightening] = []
     for k in range(1, ROUNDS + 1):
-        rescore(problem, cands, result)
+        rescore(problem, cands, result, deadline=deadline)
         if result.interrupted:
             result.verification = Verification("not_checked", k, facts, "interrupted")
             return result, cands
@@ -57,10 +58,14 @@ def verify(problem: Problem, cands: Candidates, result: PlanResult, *, backend: 
             result.verification = Verification("missed", k, facts, "rounds" if k == ROUNDS else "time_limit")
             return result, cands
         lowered: dict[int, tuple[float, int]] = {}
-        for p, miss in missed:
-            capacity, unit = simulated_capacity(problem, cands, p)
-            lowered[p.candidate] = (capacity, miss[0])
-            facts.append(_fact(k, cands, p, miss, capacity, unit))
+        try:
+            for p, miss in missed:
+                capacity, unit = simulated_capacity(problem, cands, p, deadline)
+                lowered[p.candidate] = (capacity, miss[0])
+                facts.append(_fact(k, cands, p, miss, capacity, unit))
+        except WorkLimit:            # the time limit ran out inside a bisection: the answer stands, said missed
+            result.verification = Verification("missed", k, facts, "time_limit")
+            return result, cands
         cands = with_capacity(cands, lowered)
         remaining = max(1.0, deadline - time.perf_counter())
         result = solve(problem, cands, backend=backend, top_k=top_k, time_limit=remaining)
@@ -79,28 +84,35 @@ def _first_miss(p: Plan) -> tuple[int, dict[str, Any]] | None:
     return None
 
 
-def simulated_capacity(problem: Problem, c: Candidates, p: Plan) -> tuple[float, str]:
+def simulated_capacity(problem: Problem, c: Candidates, p: Plan, deadline: float | None = None
+                       ) -> tuple[float, str]:
     """The highest load per replica at which deployment ``p``'s simulation meets every target
-    of its workload, below the load it missed at: (requests/s or clients, the unit)."""
+    of its workload, below the load it missed at: (requests/s or clients, the unit). A
+    ``WorkLimit`` when ``deadline`` (a ``time.perf_counter()`` time) passes first."""
     j = p.candidate
     d = c.slots[int(c.slot[j])].demand
     if d is not None and d.kind == "clients":
         fewest, most = 0, max(1, int(round(p.share * d.value / p.replicas)))
         while most - fewest > 1:
             n = (fewest + most) // 2
-            fewest, most = (n, most) if _holds(problem, c, j, clients=n) else (fewest, n)
+            fewest, most = (n, most) if _holds(problem, c, j, deadline, clients=n) else (fewest, n)
         return float(fewest), "clients"
     low, high = 0.0, float(p.load["requests_per_s_per_replica"])
     for _ in range(STEPS):
         mid = 0.5 * (low + high)
-        low, high = (mid, high) if _holds(problem, c, j, rate=mid) else (low, mid)
+        low, high = (mid, high) if _holds(problem, c, j, deadline, rate=mid) else (low, mid)
     return low, "requests/s"
 
 
-def _holds(problem: Problem, c: Candidates, j: int, *, rate: float | None = None, clients: int | None = None
-           ) -> bool:
+def _holds(problem: Problem, c: Candidates, j: int, deadline: float | None, *, rate: float | None = None,
+           clients: int | None = None) -> bool:
+    """Whether row j's simulation at this load meets every target (a load it cannot simulate,
+    a request longer than a lane's KV pool, does not; running out of time is not an answer:
+    ``WorkLimit`` goes up)."""
     try:
-        _, summary = simulate_row(problem, c, j, rate=rate, clients=clients)
+        _, summary = simulate_row(problem, c, j, rate=rate, clients=clients, deadline=deadline)
+    except WorkLimit:
+        raise
     except ValueError:
         return False
     return not misses(c, j, summary)
