@@ -9,6 +9,7 @@ line and value.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -49,6 +50,12 @@ class Document:
             message, file=self.file, path=format_path(path), value=value,
             accepted=accepted, line=self.line_of(path),
         )
+
+    def require_mapping(self, what: str) -> dict:
+        """The document's data, which must be a mapping (``what``: "an instance file", ...)."""
+        if not isinstance(self.data, dict):
+            raise InputError(f"{what} must be a YAML mapping", file=self.file)
+        return self.data
 
     def validate(self, model: type[BaseModel], data: Any = None, prefix: tuple = ()) -> Any:
         """Validate ``data`` (default: the whole document) against a pydantic model."""
@@ -491,3 +498,28 @@ def commit_outputs(files: dict[str, tuple[bytes, str | None]]) -> None:
                     os.rmdir(folder)
                 except OSError:
                     pass
+
+
+def dump_json(data: Any) -> str:
+    """Strict JSON: a figure that is not a number (TPOT of a one-token answer, a rate no load
+    reaches) is null, never NaN or Infinity."""
+    return json.dumps(_finite(data), indent=2, sort_keys=True, allow_nan=False, default=_default) + "\n"
+
+
+def _finite(x: Any) -> Any:
+    """``x`` with every non-finite float as None and numpy scalars as Python's."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    if hasattr(x, "item") and not isinstance(x, (str, bytes)):
+        return _finite(x.item())
+    return x
+
+
+def _default(obj: Any) -> Any:
+    if hasattr(obj, "item"):
+        return obj.item()
+    raise TypeError(f"cannot serialise {type(obj).__name__}")

@@ -20,7 +20,8 @@ STAGES: tuple[tuple[str, int], ...] = (
     ("constraints", 5), ("planner.backends", 6), ("planner.simulate", 7), ("planner.plan", 7),
     ("planner.whatif", 8),
     ("planner.launch", 8), ("planner.report", 8),
-    ("planner.estimate", 9), ("planner.fidelity", 10), ("planner.cli", 11), ("planner.__main__", 11),
+    ("planner.estimate", 9), ("planner.fidelity", 10), ("planner.api", 11), ("planner.cli", 12),
+    ("planner.__main__", 12),
     ("planner", 0),
 )
 ONLY_IN = {"ortools": ("planner.backends",), "pulp": ("planner.backends",),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import json
-import math
 import sys
 import threading
 import time
@@ -18,7 +17,8 @@ import yaml
 
 from planner.errors import InputError, PlannerError
 from planner.plan.result import PlanResult
-from planner.yamlio import load_json, load_yaml, reset_reads, staged_outputs, write_atomically
+from planner.plan.solve import check_run
+from planner.yamlio import dump_json, load_json, load_yaml, reset_reads, staged_outputs, write_atomically
 
 T = TypeVar("T")
 
@@ -139,14 +139,9 @@ def strip_timings(data: dict[str, Any]) -> None:
         p["seconds"] = None
 
 
-MAX_TIME_LIMIT = 86_400.0
-
-
 def check_time_limit(seconds: float) -> None:
-    """--time-limit: a finite number of seconds, at most a day."""
-    if not math.isfinite(seconds) or not 0 < seconds <= MAX_TIME_LIMIT:
-        raise InputError("time limit out of range", path="--time-limit", value=seconds,
-                         accepted=f"seconds, 0 < S <= {MAX_TIME_LIMIT:.0f}")
+    """--time-limit: a finite number of seconds, at most a day (planner/plan/solve.py check_run)."""
+    check_run(seconds)
 
 
 def write_result(output: Path, data: dict[str, Any], read: Path) -> None:
@@ -154,30 +149,6 @@ def write_result(output: Path, data: dict[str, Any], read: Path) -> None:
     text = dump_json(data) if output.suffix == ".json" else yaml.safe_dump(json.loads(dump_json(data)),
                                                                           sort_keys=True)
     write_atomically(output, text, protected=(read,), option="--output")
-
-
-def dump_json(data: Any) -> str:
-    """Strict JSON: a figure that is not a number (TPOT of a one-token answer, a rate no load
-    reaches) is null, never NaN or Infinity."""
-    return json.dumps(_finite(data), indent=2, sort_keys=True, allow_nan=False, default=_default) + "\n"
-
-
-def _finite(x: Any) -> Any:
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
-    if hasattr(x, "item") and not isinstance(x, (str, bytes)):
-        return _finite(x.item())
-    return x
-
-
-def _default(obj: Any) -> Any:
-    if hasattr(obj, "item"):
-        return obj.item()
-    raise TypeError(f"cannot serialise {type(obj).__name__}")
 
 
 def emit(text: str) -> None:

@@ -37,8 +37,7 @@ def validate_command(
     and group (system x engine x model x mode x metric), and the worst rows."""
 
     def run() -> None:
-        from planner.fidelity.validate import validate, with_baseline
-        from planner.resolve.calibration import load_calibration
+        from planner.fidelity.validate import validate_file, with_baseline
 
         if plot is not None and plot.suffix.lower() != ".png":
             raise InputError("the plot is written as PNG", path="--plot", value=str(plot),
@@ -46,9 +45,7 @@ def validate_command(
         if csv_out is not None and csv_out.suffix.lower() != ".csv":
             raise InputError("the rows are written as CSV", path="--csv", value=str(csv_out),
                              accepted="a path ending in .csv")
-        cal = load_calibration(calibration)
-        result = validate(str(measurements), PRESETS["realistic"], calibration=cal,
-                          calibration_name=calibration, catalog=Catalog.load([str(c) for c in catalog or ()]))
+        result = validate_file(str(measurements), calibration=calibration, catalog=[str(c) for c in catalog or ()])
         if baseline is not None:
             result = with_baseline(result, str(baseline))
         if plot is not None:

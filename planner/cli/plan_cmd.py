@@ -9,13 +9,15 @@ from typing import Annotated, Optional, get_args
 
 import typer
 
+from planner.api import SCHEMAS, schema
 from planner.backends.base import BACKENDS, REGISTRY
-from planner.cli.common import Progress, check_time_limit, dump_json, emit, guarded, strip_timings, write_result
+from planner.cli.common import Progress, dump_json, emit, guarded, strip_timings, write_result
 from planner.cli.render import render_plans
 from planner.errors import InputError
 from planner.plan.result import PlanResult
+from planner.plan.solve import check_run
 from planner.report.html import render_report
-from planner.schemas.plan import Objective, PlanSpec, load_plan_spec
+from planner.schemas.plan import Objective, load_plan_spec, with_objective
 from planner.whatif.answer import answer
 from planner.yamlio import check_output, write_atomically
 
@@ -64,9 +66,7 @@ def plan_command(
     so far are printed). docs/exit-codes.md says what each status promises."""
 
     def run() -> int:
-        check_time_limit(time_limit)
-        if top is not None and not 1 <= top <= 50:
-            raise InputError("--top must be between 1 and 50", path="--top", value=top)
+        check_run(time_limit, top)
         if output is not None and output.suffix not in (".json", ".yaml", ".yml"):
             raise InputError("output file must end in .json or .yaml", path="--output", value=str(output))
         if report is not None and report.suffix not in (".html", ".htm"):
@@ -75,12 +75,7 @@ def plan_command(
             if path is not None:
                 check_output(path, protected=(instance,), option=option)   # before the solve, not after
         spec, doc = load_plan_spec(str(instance))
-        if objective is not None and objective.value != spec.objective:
-            try:
-                spec = doc.validate(PlanSpec, {**doc.data, "objective": objective.value})
-            except InputError as exc:
-                raise InputError(exc.message, file=doc.file, path="--objective", value=objective.value,
-                                 accepted="an objective the instance can bound") from None
+        spec = with_objective(spec, doc, objective and objective.value)
         with Progress(f"solving {instance.name} ({backend.value}, at most {time_limit:g} s)", enabled=not as_json):
             result = answer(spec, doc, backend=backend.value, top_k=top, time_limit=time_limit,
                             calibration=calibration, simulate=simulate,
@@ -104,6 +99,13 @@ def plan_command(
         raise typer.Exit(code)
 
 
-def schema_command() -> None:
-    """Print the JSON Schema of instance files."""
-    emit(json.dumps(PlanSpec.model_json_schema(), indent=2, sort_keys=True) + "\n")
+SchemaChoice = enum.Enum("SchemaChoice", {name: name for name in SCHEMAS}, type=str)
+SCHEMA_HELP = "; ".join(f"{name}: {about}" for name, (about, _) in SCHEMAS.items())
+
+
+def schema_command(
+    kind: Annotated[SchemaChoice, typer.Argument(help=f"which schema (default instance). {SCHEMA_HELP}")]
+        = SchemaChoice.instance,
+) -> None:
+    """Print the JSON Schema of an input file or of a result (planner.api.SCHEMAS, docs/api.md)."""
+    emit(json.dumps(schema(kind.value), indent=2, sort_keys=True) + "\n")

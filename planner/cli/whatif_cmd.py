@@ -21,9 +21,9 @@ from planner.errors import InputError
 from planner.schemas.fleet import is_fleet, load_fleet_spec
 from planner.schemas.plan import load_plan_spec
 from planner.schemas.sweep import load_sweep_spec
-from planner.whatif.executors import EXECUTORS, get_executor
+from planner.whatif.executors import EXECUTORS, default_executor, get_executor
 from planner.whatif.pareto import ParetoResult, pareto, pareto_fleet
-from planner.whatif.sweep import SweepResult, sweep
+from planner.whatif.sweep import SweepResult, load_base, sweep
 from planner.yamlio import check_output, load_yaml, write_atomically
 
 ExecutorChoice = enum.Enum("ExecutorChoice", {name: name for name in EXECUTORS}, type=str)
@@ -72,17 +72,12 @@ def sweep_command(
     def run() -> int:
         if not 1 <= workers <= MAX_WORKERS:
             raise InputError("--workers out of range", path="--workers", value=workers, accepted=f"1..{MAX_WORKERS}")
-        name = executor_name.value if executor_name is not None else ("process" if workers > 1 else "serial")
+        name = executor_name.value if executor_name is not None else default_executor(workers)
         if address is not None and name != "ray":
             raise InputError("--address is for --executor ray", path="--address", value=address)
         spec, doc = load_sweep_spec(str(sweep_file))
-        base_path = Path(spec.base) if Path(spec.base).is_absolute() else sweep_file.parent / spec.base
-        if not base_path.is_file():
-            raise doc.error("base instance not found", ("base",), str(base_path),
-                            "an instance file, relative to the sweep file")
-        base_doc = load_yaml(str(base_path))
-        if not isinstance(base_doc.data, dict):
-            raise InputError("an instance file must be a YAML mapping", file=str(base_path))
+        base_doc = load_base(spec, doc)
+        base_path = Path(base_doc.file)
         if out is not None and out.exists() and not out.is_dir():
             raise InputError("--out must be a folder", path="--out", value=str(out))
         if out is not None:

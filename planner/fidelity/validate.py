@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -33,8 +34,8 @@ from planner.fidelity.rows import (
     map_row,
     measurement_of,
 )
-from planner.physics.options import Assumptions
-from planner.resolve.calibration import FAMILY
+from planner.physics.options import PRESETS, Assumptions
+from planner.resolve.calibration import FAMILY, load_calibration
 
 CONCURRENCY_BANDS = ((4, "1-4"), (32, "5-32"), (128, "33-128"), (512, "129-512"), (math.inf, ">512"))
 """Closed-loop clients (all replicas) in bands: 1-4, where queueing is nil, up to beyond 512."""
@@ -138,6 +139,14 @@ def group_of(case: Case, metric: str) -> str:
 
 def _band(n: float | None) -> str | None:
     return None if n is None else next(label for top, label in CONCURRENCY_BANDS if n <= top)
+
+
+def validate_file(path: str, *, calibration: str = "none", catalog: Sequence[str] = ()) -> Validation:
+    """`planner validate`: every row of a measurements CSV predicted under the realistic preset,
+    with a calibration ('none', 'default': the shipped fit, or a file written by ``planner
+    calibrate``) and catalog override files applied in order."""
+    return validate(str(path), PRESETS["realistic"], calibration=load_calibration(calibration),
+                    calibration_name=calibration, catalog=Catalog.load([str(c) for c in catalog]))
 
 
 def validate(path: str, o: Assumptions, *, calibration=None, calibration_name: str = "none",

@@ -420,6 +420,45 @@ class PlanResult:
         return _build(PlanResult, d)
 
 
+RESULT_EXTRAS: dict[str, dict[str, Any]] = {
+    "status_detail": {"type": "string", "description": "what the status promises (docs/exit-codes.md), in words; "
+                      "added by the CLI"}}
+"""Top-level fields the CLI adds to a result it writes (``planner plan --output``)."""
+
+
+def json_schema(tp: Any, extras: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The JSON Schema of a result dataclass as written (``asdict``, then strict JSON: a figure
+    that is not a finite number is null), derived from the dataclasses so it cannot drift: every
+    number may be null; no object takes a field its dataclass lacks (``from_dict`` refuses them),
+    but for ``extras`` at the top level; ``Plan.candidate`` (an internal row, never written) is
+    left out."""
+    from pydantic import TypeAdapter
+
+    schema = TypeAdapter(tp).json_schema(mode="validation")
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "number":
+                node["type"] = ["number", "null"]
+            for child in node.values():
+                walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(schema)
+    for name, node in [*schema.get("$defs", {}).items(), (None, schema)]:
+        node["additionalProperties"] = False
+        if name == "Plan":
+            node["properties"].pop("candidate", None)
+    schema["properties"].update(extras or {})
+    return {"$schema": SCHEMA_DIALECT, **schema}
+
+
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+"""The JSON Schema dialect of every schema the planner prints (pydantic writes 2020-12)."""
+
+
 def _build(tp: Any, x: Any) -> Any:
     """``x`` (as ``asdict`` wrote it) as an instance of type ``tp``: dataclasses field by field
     (missing fields take their defaults; an unknown one is refused, but at the top level,

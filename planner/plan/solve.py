@@ -26,6 +26,7 @@ import constraints
 from planner.backends.base import HAS_SOLUTION, Backend, Feature, Solution, Status, get_backend
 from planner.candidates.objectives import OBJECTIVES, TIE_BREAK, served_weights
 from planner.candidates.table import Candidates, build_candidates, with_objective
+from planner.errors import InputError
 from planner.plan import start as starting
 from planner.plan.describe import Picks, describe
 from planner.plan.diagnose import diagnose
@@ -49,6 +50,24 @@ unit a person reads the objective in ($/hour, ms, GPUs; ``Objective.scale``): CP
 the row's coefficients conservatively, and an exact bound could cut off the optimum itself.
 Answers within it are ties (docs/formulation.md section 4b); the exhaustive oracle keeps its
 own copy of the rule."""
+
+
+MAX_TIME_LIMIT = 86_400.0
+"""The longest time limit accepted for one run: a day."""
+MAX_RANKS = 50
+"""The most ranked answers one run may ask for (as an instance's ``top_k``)."""
+
+
+def check_run(time_limit: float, top_k: int | None = None, *,
+              names: tuple[str, str] = ("--time-limit", "--top")) -> None:
+    """A run's time limit (finite seconds, at most a day) and ranks asked for (1..50), or an input
+    error located at the option or keyword that gave it (``names``)."""
+    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not math.isfinite(time_limit) \
+            or not 0 < time_limit <= MAX_TIME_LIMIT:
+        raise InputError("time limit out of range", path=names[0], value=time_limit,
+                         accepted=f"seconds, 0 < S <= {MAX_TIME_LIMIT:.0f}")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_RANKS):
+        raise InputError(f"{names[1]} must be between 1 and {MAX_RANKS}", path=names[1], value=top_k)
 
 
 @dataclass

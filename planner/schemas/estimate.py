@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from pydantic import Field, model_validator
 
 from planner.catalog.schema import NotBool
-from planner.errors import InputError
 from planner.schemas.common import CatalogExtras, Distinct, ModelRef, Price, Strict, Tco
 from planner.yamlio import Document, load_yaml
 
@@ -49,6 +48,10 @@ class EstimateSpec(Strict):
 
 def load_estimate_spec(path: str) -> tuple[EstimateSpec, Document]:
     doc = load_yaml(path)
-    if not isinstance(doc.data, dict):
-        raise InputError("an estimate file must be a YAML mapping", file=path)
-    return doc.validate(EstimateSpec), doc
+    return estimate_spec_of(doc), doc
+
+
+def estimate_spec_of(doc: Document) -> EstimateSpec:
+    """The estimate spec in a loaded document (a file, or a mapping given to planner.api)."""
+    doc.require_mapping("an estimate file")
+    return doc.validate(EstimateSpec)

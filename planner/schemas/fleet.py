@@ -188,10 +188,14 @@ def is_fleet(data: Any) -> bool:
 
 def load_fleet_spec(path: str) -> tuple[FleetSpec, Document]:
     doc = load_yaml(path)
-    if not isinstance(doc.data, dict):
-        raise InputError("a fleet file must be a YAML mapping", file=path)
+    return fleet_spec_of(doc), doc
+
+
+def fleet_spec_of(doc: Document) -> FleetSpec:
+    """The fleet in a loaded document (a file, or a mapping given to planner.api), checked."""
+    doc.require_mapping("a fleet file")
     if not is_fleet(doc.data):
-        raise InputError("a fleet file lists its workloads", file=path, path="workloads",
+        raise InputError("a fleet file lists its workloads", file=doc.file, path="workloads",
                          accepted="workloads: [{name, model, input_tokens, output_tokens, demand, slo}, ...] "
                          "(a single-model instance goes to `planner plan`)")
-    return doc.validate(FleetSpec).checked(doc), doc
+    return doc.validate(FleetSpec).checked(doc)

@@ -293,9 +293,27 @@ class PlanSpec(Strict):
 
 def load_plan_spec(path: str) -> tuple[PlanSpec, Document]:
     doc = load_yaml(path)
-    if not isinstance(doc.data, dict):
-        raise InputError("an instance file must be a YAML mapping", file=path)
+    return plan_spec_of(doc), doc
+
+
+def plan_spec_of(doc: Document) -> PlanSpec:
+    """The instance in a loaded document (a file, or a mapping given to planner.api)."""
+    doc.require_mapping("an instance file")
     if "workloads" in doc.data and "model" not in doc.data:
-        raise InputError("this is a fleet instance (it lists workloads)", file=path, path="workloads",
+        raise InputError("this is a fleet instance (it lists workloads)", file=doc.file, path="workloads",
                          accepted="planner fleet FILE for a fleet; planner plan takes one model and workload")
-    return doc.validate(PlanSpec), doc
+    return doc.validate(PlanSpec)
+
+
+def with_objective(spec: PlanSpec, doc: Document | None, objective: str | None, *,
+                   option: str = "--objective") -> PlanSpec:
+    """The instance with its objective replaced (``planner plan --objective``); an objective the
+    instance cannot bound is an input error located at ``option``."""
+    if objective is None or objective == spec.objective:
+        return spec
+    data = doc.data if doc is not None else spec.model_dump(exclude_unset=True)
+    try:
+        return (doc or Document(data=data, file="<spec>")).validate(PlanSpec, {**data, "objective": objective})
+    except InputError as exc:
+        raise InputError(exc.message, file=None if doc is None else doc.file, path=option, value=objective,
+                         accepted="an objective the instance can bound") from None

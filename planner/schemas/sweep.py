@@ -9,7 +9,6 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from planner.catalog.schema import NotBool
-from planner.errors import InputError
 from planner.schemas.common import Distinct, Price, Strict
 from planner.schemas.plan import LatencyTarget
 from planner.yamlio import Document, load_yaml
@@ -129,6 +128,10 @@ class SweepSpec(Strict):
 
 def load_sweep_spec(path: str) -> tuple[SweepSpec, Document]:
     doc = load_yaml(path)
-    if not isinstance(doc.data, dict):
-        raise InputError("a sweep file must be a YAML mapping", file=path)
-    return doc.validate(SweepSpec), doc
+    return sweep_spec_of(doc), doc
+
+
+def sweep_spec_of(doc: Document) -> SweepSpec:
+    """The sweep spec in a loaded document (a file, or a mapping given to planner.api)."""
+    doc.require_mapping("a sweep file")
+    return doc.validate(SweepSpec)

@@ -172,6 +172,11 @@ class RayExecutor:
         return results
 
 
+def default_executor(workers: int) -> str:
+    """The executor when none is named: process with several workers, else serial."""
+    return "process" if workers > 1 else "serial"
+
+
 def get_executor(name: str, workers: int = 1, address: str | None = None) -> Executor:
     if name == "serial":
         return SerialExecutor()

@@ -37,7 +37,7 @@ from planner.schemas.fleet import FleetSpec, is_fleet
 from planner.schemas.plan import PlanSpec
 from planner.schemas.sweep import Change, SweepSpec
 from planner.whatif.executors import Executor, SerialExecutor
-from planner.yamlio import Document
+from planner.yamlio import Document, load_yaml
 
 COLUMNS = ("status", "gpu", "gpus", "replicas", "tp", "pp", "ep", "quantization", "kv_dtype", "batch",
            "cost_per_hour", "cost_per_million_tokens", "demand", "demand_unit", "throughput_tokens_per_s",
@@ -339,6 +339,21 @@ def sweep(spec: SweepSpec, doc: Document, base_doc: Document, executor: Executor
         axes += [a for a in values if a not in axes]
     return SweepResult(sweep=_name(doc), base=spec.base, backend=shared.backend, axes=axes, rows=rows,
                        fleet=shared.fleet)
+
+
+def load_base(spec: SweepSpec, doc: Document) -> Document:
+    """The base instance (or fleet) of a sweep, loaded: ``base`` is relative to the sweep file
+    (to the working folder for a sweep given as a mapping); a missing file is an input error
+    located at ``base``."""
+    base_path = Path(spec.base)
+    if not base_path.is_absolute() and not doc.file.startswith("<"):
+        base_path = Path(doc.file).parent / base_path
+    if not base_path.is_file():
+        raise doc.error("base instance not found", ("base",), str(base_path),
+                        "an instance file, relative to the sweep file")
+    base_doc = load_yaml(str(base_path))
+    base_doc.require_mapping("an instance file")
+    return base_doc
 
 
 def _name(doc: Document) -> str:
