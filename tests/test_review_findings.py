@@ -1,0 +1,73 @@
+"""Findings of the fresh reviewer's adversarial run of the CLI (issue 23, "What it must show",
+third bullet). Each test failed on the code as the reviewer found it; the commit that added it
+says what was wrong and why."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from planner.cli.root import app
+
+RUNNER = CliRunner()
+
+SMALL = {
+    "schema_version": 1,
+    "model": "llama-3.1-8b",
+    "workload": {"input_tokens": 512, "output_tokens": 128, "demand": {"requests_per_s": 2}},
+    "slo": {"ttft_ms": 1000, "tpot_ms": 50},
+    "search": {"gpus": ["h100-sxm"], "quantizations": ["fp8"], "kv_dtypes": ["fp8"], "tp": [1], "pp": [1],
+               "batch_levels": [16]},
+    "objective": "cost_per_million_tokens",
+    "top_k": 1,
+}
+
+
+@pytest.fixture(scope="module")
+def plan_file(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("review")
+    inst = d / "small.yaml"
+    inst.write_text(yaml.safe_dump(SMALL))
+    out = d / "plan.json"
+    r = RUNNER.invoke(app, ["plan", str(inst), "--output", str(out)])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+# --- finding 1: --namespace, --node-selector and --prometheus went unchecked into the manifests; the
+# namespace is written inside the KServe PromQL selector, so `x",job=~".*` widened the autoscaling query
+# to every namespace (and a newline or quote made a manifest Kubernetes refuses).
+
+@pytest.mark.parametrize("option, value", [
+    ("--namespace", 'prod",namespace=~".*'),
+    ("--namespace", "ns\nkind: Secret"),
+    ("--namespace", "Prod_NS"),
+    ("--node-selector", "gpu=h100\nevil: 1"),
+    ("--node-selector", 'gpu=a"b'),
+    ("--node-selector", "bad key=x"),
+    ("--prometheus", 'http://p:9090"\n  evil: 1'),
+    ("--prometheus", "not a url"),
+])
+@pytest.mark.parametrize("k8s", ["kserve", "llm-d", "dynamo"])
+def test_k8s_options_that_kubernetes_or_promql_would_misread_are_located_errors(plan_file, tmp_path, option,
+                                                                                 value, k8s):
+    out = tmp_path / "m"
+    r = RUNNER.invoke(app, ["launch", str(plan_file), "--k8s", k8s, option, value, "--out", str(out)])
+    assert r.exit_code == 2, r.output
+    assert option in r.output and "accepted" in r.output
+    assert not out.exists()
+
+
+def test_a_valid_namespace_and_selector_are_written(plan_file, tmp_path):
+    out = tmp_path / "m"
+    r = RUNNER.invoke(app, ["launch", str(plan_file), "--k8s", "kserve", "--namespace", "llm-prod",
+                            "--node-selector", "nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3",
+                            "--prometheus", "https://prom.example.org:9090/x", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    doc = yaml.safe_load(next(out.glob("*-isvc.yaml")).read_text())
+    assert doc["metadata"]["namespace"] == "llm-prod"
+    assert 'namespace="llm-prod"' in doc["spec"]["predictor"]["autoScaling"]["metrics"][0]["external"]["metric"][
+        "query"]
