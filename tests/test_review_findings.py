@@ -71,3 +71,15 @@ def test_a_valid_namespace_and_selector_are_written(plan_file, tmp_path):
     assert doc["metadata"]["namespace"] == "llm-prod"
     assert 'namespace="llm-prod"' in doc["spec"]["predictor"]["autoScaling"]["metrics"][0]["external"]["metric"][
         "query"]
+
+
+# --- finding 2: --max-replicas -5 or 0 was silently replaced by the plan's replicas (exit 0), and
+# 10**20 was written as maxReplicas, beyond the int32 Kubernetes stores.
+
+@pytest.mark.parametrize("value", ["-5", "0", str(2**31), "100000000000000000000"])
+def test_max_replicas_out_of_range_is_a_located_error(plan_file, tmp_path, value):
+    out = tmp_path / "m"
+    r = RUNNER.invoke(app, ["launch", str(plan_file), "--k8s", "kserve", "--max-replicas", value, "--out", str(out)])
+    assert r.exit_code == 2, r.output
+    assert "--max-replicas" in r.output and value in r.output
+    assert not out.exists()

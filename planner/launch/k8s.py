@@ -75,6 +75,7 @@ HF_SECRET = "hf-token-secret"
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _DNS_SUBDOMAIN = re.compile(r"(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+_INT32_MAX = 2**31 - 1
 _URL = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~%/+\-]*)?")
 
 
@@ -103,6 +104,9 @@ class Options:
                                  accepted="KEY=VALUE, KEY an optional DNS prefix and '/' then a name, each name "
                                           "at most 63 letters, digits, '-', '_' or '.' starting and ending "
                                           "with a letter or digit; e.g. nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3")
+        if self.max_replicas is not None and not 1 <= self.max_replicas <= _INT32_MAX:
+            raise InputError("the autoscaling ceiling is a number of replicas", path="--max-replicas",
+                             value=self.max_replicas, accepted=f"an integer 1 <= n <= {_INT32_MAX} (a Kubernetes int32)")
         if not _URL.fullmatch(self.prometheus):
             raise InputError("not a Prometheus server URL", path="--prometheus", value=self.prometheus,
                              accepted="http:// or https:// followed by a host and optional port and path, "
