@@ -83,3 +83,37 @@ def test_max_replicas_out_of_range_is_a_located_error(plan_file, tmp_path, value
     assert r.exit_code == 2, r.output
     assert "--max-replicas" in r.output and value in r.output
     assert not out.exists()
+
+
+# --- finding 3: the trace's per-minute bins were allocated for the whole replayed span, whatever it
+# was: `trace --rate-scale 5e-324` overflowed (exit 3), `--rate-scale 1e-9` on the shipped sample asked
+# for 14.5 GiB, and two requests 10^15 ms apart for 124 GiB (exit 3 under a memory limit; without one
+# the machine's memory). Now a replayed span beyond the stated cap is a located error.
+
+TRACE = Path(__file__).resolve().parents[1] / "instances" / "traces" / "mooncake-conversation-sample.jsonl"
+
+
+@pytest.mark.parametrize("scale", ["5e-324", "1e-300", "1e-9"])
+def test_a_replay_slowed_beyond_the_cap_is_a_located_error(scale):
+    r = RUNNER.invoke(app, ["trace", str(TRACE), "--rate-scale", scale])
+    assert r.exit_code == 2, r.output
+    assert "rate_scale" in r.output and "accepted" in r.output
+
+
+def test_a_trace_spanning_centuries_is_a_located_error(tmp_path):
+    f = tmp_path / "t.jsonl"
+    f.write_text('{"timestamp": 0, "input_length": 10, "output_length": 5, "hash_ids": [1]}\n'
+                 '{"timestamp": 1e15, "input_length": 10, "output_length": 5, "hash_ids": [1]}\n')
+    r = RUNNER.invoke(app, ["trace", str(f)])
+    assert r.exit_code == 2, r.output
+    assert str(f) in r.output and "accepted" in r.output
+
+
+def test_a_trace_just_under_the_cap_is_summarised(tmp_path):
+    from planner.traces.figures import MAX_MINUTES, MINUTE
+    f = tmp_path / "t.jsonl"
+    f.write_text('{"timestamp": 0, "input_length": 10, "output_length": 5, "hash_ids": [1]}\n'
+                 f'{{"timestamp": {(MAX_MINUTES - 1) * MINUTE * 1000:.0f}, "input_length": 10, "output_length": 5,'
+                 ' "hash_ids": [1]}\n')
+    r = RUNNER.invoke(app, ["trace", str(f), "--json"])
+    assert r.exit_code == 0, r.output
