@@ -117,3 +117,24 @@ def test_a_trace_just_under_the_cap_is_summarised(tmp_path):
                  ' "hash_ids": [1]}\n')
     r = RUNNER.invoke(app, ["trace", str(f), "--json"])
     assert r.exit_code == 0, r.output
+
+
+# --- finding 4: `pareto` printed every point as the "Pareto frontier" with no word when a solve ran out
+# of time: with --time-limit 5e-324 the one point is the starting answer (status feasible in --json),
+# but the table claimed it as a frontier point like any proven one.
+
+@pytest.fixture(scope="module")
+def small_instance(tmp_path_factory) -> Path:
+    f = tmp_path_factory.mktemp("inst") / "small.yaml"
+    f.write_text(yaml.safe_dump(SMALL))
+    return f
+
+
+def test_pareto_says_which_points_are_not_proven(small_instance):
+    r = RUNNER.invoke(app, ["pareto", str(small_instance), "--time-limit", "5e-324", "--points", "2"])
+    assert r.exit_code == 0, r.output
+    rj = RUNNER.invoke(app, ["pareto", str(small_instance), "--time-limit", "5e-324", "--points", "2", "--json"])
+    import json
+    statuses = {p["status"] for p in json.loads(rj.output)["frontier"]}
+    assert statuses != {"optimal"}
+    assert "not proven" in " ".join(r.output.split()).lower()
