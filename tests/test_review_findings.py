@@ -174,3 +174,47 @@ def test_ctrl_c_inside_an_import_callback_ends_the_run_quietly():
     assert "Traceback" not in r.stderr and "Exception ignored" not in r.stderr, r.stderr
     assert r.returncode in (130, -signal.SIGINT), (r.returncode, r.stderr)
     assert r.stdout == ""
+
+
+# --- finding 6 (not fixed here: left to the plan-file reader's owner, issue 23 item 7): one edited field
+# of the planner's own plan JSON still reaches launch, report and check unchecked. A generated run
+# (every non-string leaf of a one-plan file set to one of null, "1", -1, 0, +-1e308, 5e-324, {}, [],
+# true; launch --out, launch --k8s kserve, report, check: 1,080 runs) gave 72 exits 3 (TypeError,
+# AttributeError, KeyError, ZeroDivisionError, OverflowError, ValueError). A sample of them:
+
+EDITS = [
+    ("report", ("answers", 0, "binding"), None),
+    ("report", ("inputs", "models"), -1e308),
+    ("launch", ("inputs", "workloads"), None),
+    ("check", ("inputs", "workloads", "main"), -1e308),
+    ("launch", ("inputs", "workloads", "main", "input_tokens_mean"), 0),
+    ("launch", ("inputs", "workloads", "main", "output_tokens_cv2"), -1e308),
+    ("report", ("plans", 0, "concurrency"), "1"),
+    ("report", ("plans", 0, "cost_per_million_tokens"), 5e-324),
+    ("launch", ("plans", 0, "load", "requests_per_s_per_replica"), -1e308),
+    ("launch", ("plans", 0, "load", "scheduler", "max_num_seqs"), []),
+    ("launch", ("plans", 0, "memory", "weights_bytes"), None),
+    ("launch", ("plans", 0, "nodes"), "1"),
+    ("report", ("plans", 0, "ttft_ms"), None),
+    ("check", ("plans", 0, "load", "percentiles_ms"), 1e308),
+]
+
+
+@pytest.mark.xfail(strict=True, reason="review finding 6: plan files are not yet validated against the result's "
+                   "schema (issue 23 item 7); left to the plan-file reader's owner")
+@pytest.mark.parametrize("command, path, value", EDITS)
+def test_one_edited_field_of_a_plan_file_is_a_located_error(plan_file, tmp_path, command, path, value):
+    import json
+    data = json.loads(plan_file.read_text())
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    f = tmp_path / "edited.json"
+    f.write_text(json.dumps(data))
+    bench = Path(__file__).resolve().parent / "data" / "bench" / "results" / "faster" / "aiperf.json"
+    args = {"launch": ["launch", str(f), "--out", str(tmp_path / "out")],
+            "report": ["report", str(f), "--out", str(tmp_path / "r.html")],
+            "check": ["check", str(f), str(bench)]}[command]
+    r = RUNNER.invoke(app, args)
+    assert "internal error" not in r.output and r.exit_code == 2, (r.exit_code, r.output[-400:])
