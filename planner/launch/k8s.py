@@ -106,7 +106,8 @@ class Options:
                                           "with a letter or digit; e.g. nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3")
         if self.max_replicas is not None and not 1 <= self.max_replicas <= _INT32_MAX:
             raise InputError("the autoscaling ceiling is a number of replicas", path="--max-replicas",
-                             value=self.max_replicas, accepted=f"an integer 1 <= n <= {_INT32_MAX} (a Kubernetes int32)")
+                             value=self.max_replicas,
+                             accepted=f"an integer 1 <= n <= {_INT32_MAX} (a Kubernetes int32)")
         if not _URL.fullmatch(self.prometheus):
             raise InputError("not a Prometheus server URL", path="--prometheus", value=self.prometheus,
                              accepted="http:// or https:// followed by a host and optional port and path, "

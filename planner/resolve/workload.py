@@ -250,9 +250,10 @@ def trace_figures(w: TraceFields, file: str | None, path: str,
     try:
         summary = _summary(trace, w.rate_scale, start, end, cache_blocks)
     except SpanTooLong as exc:
-        raise InputError(str(exc), file=file if path else trace.file, path=f"{path}.rate_scale" if path else "rate_scale",
-                         value=w.rate_scale, accepted="a trace, window and rate_scale whose replay spans at most "
-                         f"{MAX_MINUTES:,} minutes") from None
+        raise InputError(str(exc), file=file if path else trace.file,
+                         path=f"{path}.rate_scale" if path else "rate_scale", value=w.rate_scale,
+                         accepted=f"a trace, window and rate_scale whose replay spans at most {MAX_MINUTES:,} "
+                         "minutes") from None
     except ValueError as exc:
         raise InputError(str(exc), file=file, path=f"{path}.window" if path else "window",
                          accepted="a window that holds requests") from None
