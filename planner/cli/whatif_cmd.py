@@ -297,7 +297,13 @@ def render_pareto(r: ParetoResult, name: str) -> str:
         return to_text(t, f"No plan for the instance as written ({status}): no frontier. "
                           "planner plan says why and what to relax.")
     dominated = len(r.points) - len(r.frontier)
-    return to_text(t, f"{len(r.points)} solves; {dominated} gave a dominated, repeated or no plan and are left out.")
+    unproven = [p for p in r.frontier if p.status != "optimal"]
+    note = "" if not unproven else (
+        f" Not proven cheapest at their target (status {', '.join(sorted({p.status for p in unproven}))}: the solve "
+        f"stopped before a proof): the point(s) at {', '.join(_num(p.latency_ms) for p in unproven)} ms; the frontier may lie "
+        "lower there (raise --time-limit).")
+    return to_text(t, f"{len(r.points)} solves; {dominated} gave a dominated, repeated or no plan and are left out."
+                   + note)
 
 
 def _pareto_plot(r: ParetoResult, path: Path, instance: Path) -> None:

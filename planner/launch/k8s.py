@@ -72,6 +72,13 @@ REQUEST_METRIC = {"vllm": "vllm:request_success_total", "sglang": "sglang:num_re
 HF_SECRET = "hf-token-secret"
 
 
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+_INT32_MAX = 2**31 - 1
+_URL = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~%/+\-]*)?")
+
+
 @dataclass
 class Options:
     engine: str = "vllm"
@@ -81,6 +88,30 @@ class Options:
     min_replicas: int = 1
     max_replicas: int | None = None
     node_selector: dict[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse what Kubernetes or PromQL would misread: the namespace is also written inside the
+        KServe autoscaler's PromQL selector, so a quote in it would rewrite the query."""
+        if self.namespace is not None and not _DNS_LABEL.fullmatch(self.namespace):
+            raise InputError("not a Kubernetes namespace", path="--namespace", value=self.namespace,
+                             accepted="a DNS-1123 label: lower-case letters, digits and '-', at most 63, "
+                                      "starting and ending with a letter or digit")
+        for key, value in (self.node_selector or {}).items():
+            prefix, _, label = key.rpartition("/")
+            if not (_LABEL_NAME.fullmatch(label) and (not prefix or _DNS_SUBDOMAIN.fullmatch(prefix))
+                    and (value == "" or _LABEL_NAME.fullmatch(value))):
+                raise InputError("not a Kubernetes node label", path="--node-selector", value=f"{key}={value}",
+                                 accepted="KEY=VALUE, KEY an optional DNS prefix and '/' then a name, each name "
+                                          "at most 63 letters, digits, '-', '_' or '.' starting and ending "
+                                          "with a letter or digit; e.g. nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3")
+        if self.max_replicas is not None and not 1 <= self.max_replicas <= _INT32_MAX:
+            raise InputError("the autoscaling ceiling is a number of replicas", path="--max-replicas",
+                             value=self.max_replicas,
+                             accepted=f"an integer 1 <= n <= {_INT32_MAX} (a Kubernetes int32)")
+        if not _URL.fullmatch(self.prometheus):
+            raise InputError("not a Prometheus server URL", path="--prometheus", value=self.prometheus,
+                             accepted="http:// or https:// followed by a host and optional port and path, "
+                                      "without spaces, quotes or control characters")
 
 
 @dataclass

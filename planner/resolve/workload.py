@@ -15,7 +15,7 @@ import numpy as np
 from planner.errors import InputError
 from planner.schemas.common import TraceFields
 from planner.schemas.plan import MAX_DEMAND_TOKENS_PER_S, STATISTICS, Demand, LengthDistribution, Slo
-from planner.traces.figures import TraceSummary, summarise, window
+from planner.traces.figures import MAX_MINUTES, SpanTooLong, TraceSummary, summarise, window
 from planner.traces.read import Columns, Trace, file_stamp, read_trace
 from planner.units import MS
 from planner.yamlio import record_read
@@ -249,6 +249,11 @@ def trace_figures(w: TraceFields, file: str | None, path: str,
     start, end = (w.window.start_s, w.window.end_s) if w.window is not None else (0.0, None)
     try:
         summary = _summary(trace, w.rate_scale, start, end, cache_blocks)
+    except SpanTooLong as exc:
+        raise InputError(str(exc), file=file if path else trace.file,
+                         path=f"{path}.rate_scale" if path else "rate_scale", value=w.rate_scale,
+                         accepted=f"a trace, window and rate_scale whose replay spans at most {MAX_MINUTES:,} "
+                         "minutes") from None
     except ValueError as exc:
         raise InputError(str(exc), file=file, path=f"{path}.window" if path else "window",
                          accepted="a window that holds requests") from None

@@ -9,6 +9,7 @@ by x, the span by 1/x, and the burstiness, lengths and reuse do not change.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 
@@ -21,6 +22,13 @@ TIED = 0.5
 inter-arrival gaps is 0 (Mooncake's conversation trace: 90 % of gaps, a 3 s tick)."""
 
 MINUTE = 60.0
+MAX_MINUTES = 527_040
+"""The longest replayed span summarised, in minutes (366 days): the per-minute bins are held in
+memory, so the span, not the number of requests, would otherwise size them."""
+
+
+class SpanTooLong(ValueError):
+    """The replayed trace spans more than ``MAX_MINUTES``."""
 
 
 @dataclass(frozen=True)
@@ -209,7 +217,13 @@ def summarise(trace: Trace, *, rate_scale: float = 1.0, start_s: float = 0.0, en
     if part.requests == 0:
         raise ValueError(f"the window [{start_s:g}, {'end' if end_s is None else f'{end_s:g}'}) s holds no "
                          f"request (the trace spans {float(trace.time_s[-1]):g} s)")
-    time_s = (part.time_s - part.time_s[0]) / rate_scale
+    raw = float(part.time_s[-1] - part.time_s[0])
+    with np.errstate(over="ignore"):
+        time_s = (part.time_s - part.time_s[0]) / rate_scale
+    if not (math.isfinite(float(time_s[-1])) and float(time_s[-1]) <= MAX_MINUTES * MINUTE):
+        raise SpanTooLong(f"the replayed trace spans {raw / rate_scale:g} s ({raw:g} s of trace at rate_scale "
+                          f"{rate_scale:g}); its per-minute figures are kept for at most {MAX_MINUTES:,} minutes "
+                          "(366 days)")
     reuse: tuple[Reuse, ...] = ()
     if part.block_ids is not None:
         unbounded = prefix_reuse(part)
