@@ -200,8 +200,6 @@ EDITS = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="review finding 6: plan files are not yet validated against the result's "
-                   "schema (issue 23 item 7); left to the plan-file reader's owner")
 @pytest.mark.parametrize("command, path, value", EDITS)
 def test_one_edited_field_of_a_plan_file_is_a_located_error(plan_file, tmp_path, command, path, value):
     import json
