@@ -47,7 +47,7 @@ def add(f: Formulation) -> None:
         if not len(rows) or not c.has_demand[rows[0]]:
             continue
         name = "demand" if c.n_slots == 1 else f"demand[slot={c.slot_names[s]}]"
-        unit = "tokens_per_s" if c.slots[s].demand_tokens_per_s is not None else "count"
+        unit = "tokens_per_s" if c.slots[s].demand_tokens_per_s is not None else "clients"
         d = float(c.demand[rows[0]])
         if c.pooled(s):
             _pooled(f, s, d, name)

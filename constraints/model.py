@@ -18,6 +18,7 @@ UNITS: dict[str, float] = {
     "usd_per_hour": 1e-6,
     "usd_per_million_tokens": 1e-9,
     "tokens_per_s": 1e-6,
+    "clients": 1e-6,        # a closed loop's requests in flight (fractional at capacity: Little's law)
     "watts": 1e-3,
     "nodes": 1.0,
     "share": 1e-9,          # a share of a demand served (objective served_demand)

@@ -35,7 +35,7 @@ def main() -> None:
     new = {}
     for path in instances():
         spec, doc = load_plan_spec(str(path))
-        new[path.name] = summarise(answer(spec, doc, backend="cpsat", simulate=True).to_dict())   # as `plan --json`
+        new[path.name] = summarise(answer(spec, doc, backend="cpsat").to_dict())   # as `plan --json --no-simulate`
         before, after = old.get(path.name, {}).get("top_objective_value"), new[path.name]["top_objective_value"]
         if path.name not in old:
             verdict = "new"

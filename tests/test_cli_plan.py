@@ -16,7 +16,9 @@ RUNNER = CliRunner()
 
 @pytest.mark.parametrize("path", instances(), ids=lambda p: p.stem)
 def test_shipped_instance_matches_golden(path):
-    r = RUNNER.invoke(app, ["plan", str(path), "--json"])
+    # the solve's answer (as tests/golden_plans.py): the simulator's verdict, which its time limit may cut
+    # short on a loaded machine, is tested apart (tests/test_verify.py)
+    r = RUNNER.invoke(app, ["plan", str(path), "--json", "--no-simulate"])
     golden = json.loads(GOLDEN.read_text())[path.name]
     got = summarise(json.loads(r.stdout))
     assert r.exit_code == (0 if golden["plans"] else 1), r.output
@@ -39,8 +41,8 @@ def test_json_has_the_documented_fields():
 
 
 def test_same_input_gives_identical_json_apart_from_timing():
-    # a time limit far above the run's: the simulator's deadline (issue 23 item 8) never cuts one run short
-    args = ["plan", str(ROOT / "instances" / "latency_llama8b.yaml"), "--json", "--time-limit", "600"]
+    # without the simulator, whose deadline (issue 23 item 8) may cut one of two runs short on a loaded machine
+    args = ["plan", str(ROOT / "instances" / "latency_llama8b.yaml"), "--json", "--no-simulate"]
     a, b = (json.loads(RUNNER.invoke(app, args).stdout) for _ in range(2))
     strip_timings(a), strip_timings(b)         # the solve's seconds, in all and per phase
     assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)

@@ -213,7 +213,7 @@ def test_estimate_deepseek_r1_assumes_fp8() -> None:
 
 
 def test_the_cli_labels_the_release_format_and_takes_precision_words() -> None:
-    r = RUNNER.invoke(app, ["estimate", "--model", "openai/gpt-oss-120b", "--gpu", "H100"])
+    r = RUNNER.invoke(app, ["estimate", "--model", "openai/gpt-oss-120b", "--gpu", "H100"], env={"COLUMNS": "200"})
     assert r.exit_code == 0, r.output
     assert "mxfp4-experts, the release format" in r.output and "fits" in r.output and "LOSSY" not in r.output
     for word, scheme in (("fp8", "w8a8-fp8"), ("bf16", "w16a16"), ("FP8_DYNAMIC", "w8a8-fp8"), ("awq", "w4a16")):

@@ -186,6 +186,6 @@ def test_a_load_out_of_range_exits_2(tmp_path):
 
 
 def test_the_cli_renders_rows_under_load_apart():
-    r = RUNNER.invoke(app, ["validate", str(UNDER_LOAD)])
+    r = RUNNER.invoke(app, ["validate", str(UNDER_LOAD)], env={"COLUMNS": "200"})   # one line per title, any terminal
     assert r.exit_code == 0, r.output
     assert "Rows under load" in r.stdout and "100 clients (closed loop)" in r.stdout
