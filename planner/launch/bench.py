@@ -147,7 +147,8 @@ def stem(result: PlanResult, plan: Plan) -> str:
     return f"plan{result.label(plan)}"
 
 
-def _workload(result: PlanResult, plan: Plan) -> dict[str, Any]:
+def workload(result: PlanResult, plan: Plan) -> dict[str, Any]:
+    """The plan's workload as recorded in the result's inputs (Problem.inputs)."""
     w = result.inputs.get("workloads", {}).get(plan.workload)
     if w is None:
         raise InputError("the plan file does not record its workload (written by an older planner); "
@@ -164,7 +165,7 @@ def operating_point(result: PlanResult, plan: Plan, port: int = 8000, model: str
     """The plan's operating point for one replica, as the clients take it. ``model``: the
     repository the server serves (the launch script's checkpoint), "" for the script's $MODEL
     (no checkpoint in the plan's format is known), None for the workload's model name."""
-    w = _workload(result, plan)
+    w = workload(result, plan)
     trace = w.get("trace")
     t_in, t_out = (trace or {}).get("input"), (trace or {}).get("output")
     in_mean, out_mean = float(w["input_tokens_mean"]), float(w["output_tokens_mean"])

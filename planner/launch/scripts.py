@@ -36,7 +36,7 @@ from planner.catalog.store import Catalog
 from planner.catalog.support import support
 from planner.errors import InputError
 from planner.launch.arg import MODEL_VARIABLE, Arg
-from planner.launch.bench import CLIENTS, Benchmark, benchmark, result_name, stem
+from planner.launch.bench import CLIENTS, Benchmark, benchmark, result_name, stem, workload
 from planner.launch.flags import ENGINES, RELEASE_CHOICES, EngineFlags, engine_flags
 from planner.plan.result import Plan, PlanResult
 from planner.units import GB
@@ -77,15 +77,6 @@ class Launch:
         for a in self.args:
             parts += [a.flag] if a.value is None else [a.flag, str(a.value)]
         return " ".join(p if p == f"${MODEL_VARIABLE}" else shlex.quote(p) for p in parts)
-
-
-def workload(result: PlanResult, plan: Plan) -> dict[str, Any]:
-    """The plan's workload as recorded in the result's inputs (Problem.inputs)."""
-    w = result.inputs.get("workloads", {}).get(plan.workload)
-    if w is None:
-        raise InputError("the plan file does not record its workload (written by an older planner); "
-                         "re-run 'planner plan --output'", path="inputs.workloads")
-    return w
 
 
 def memory_fraction(plan: Plan, engine: str) -> float:
