@@ -97,6 +97,16 @@ def test_not_a_result_is_a_located_error(tmp_path):
     assert res.exit_code == 2 and json.loads(res.stdout)["file"] == str(bad)
 
 
+def test_a_result_named_twice_is_refused_before_anything_is_appended(tmp_path):
+    out = tmp_path / "mine.csv"
+    run = str(RESULTS / "faster" / "aiperf.json")
+    for twice in ([run, run], [run, str(PLAN)]):
+        res = RUNNER.invoke(app, ["check", str(PLAN), *twice, "--append", str(out), "--json"])
+        assert res.exit_code == 2, res.output
+        assert json.loads(res.stdout)["file"] == twice[1]
+    assert not out.exists()
+
+
 def test_cli_check_appends_rows_that_validate_reads(tmp_path):
     out = tmp_path / "mine.csv"
     res = RUNNER.invoke(app, ["check", str(PLAN), str(RESULTS / "faster" / "aiperf.json"),

@@ -52,6 +52,13 @@ def check_command(
                              accepted=", ".join(str(p.rank) for p in result.plans if p.role == "aggregated")
                              or "an aggregated deployment")
         eng = engine.value if engine is not None else str(result.inputs.get("engine") or "vllm")
+        seen: dict[Path, Path] = {plan_file.resolve(): plan_file}
+        for r in results:
+            if r.resolve() in seen:
+                raise InputError(f"{r} is named twice (as {seen[r.resolve()]}): one run would count twice",
+                                 file=str(r), path="RESULTS", value=str(r),
+                                 accepted="each result file once, none of them the plan file")
+            seen[r.resolve()] = r
         checks = [compare(result, plan, read_measured(str(r))) for r in results]
         written = 0
         if append is not None:

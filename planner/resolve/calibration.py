@@ -85,7 +85,8 @@ def load_calibration(name: str | None, families: frozenset[str] | set[str] = fro
         doc = parse_yaml(text, "planner/catalog/data/calibration.yaml")
     else:
         if not Path(name).is_file():
-            raise InputError("calibration file not found", file=name, path="--calibration", value=name,
+            what = "is not a regular file" if Path(name).exists() else "not found"
+            raise InputError(f"calibration file {what}", file=name, path="--calibration", value=name,
                              accepted="default, none, or a path written by planner calibrate")
         doc = load_yaml(name)
     data: Any = doc.data
