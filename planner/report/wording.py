@@ -464,5 +464,9 @@ def capacity_split(gpus: list[GpuUse]) -> str | None:
             kinds = ", ".join(dict.fromkeys(OFFER_WORDS.get(g.offer, g.offer) for g in mine))
             spare = sum(g.spare_gpus for g in mine)
             parts.append(f"{name} {sum(g.used for g in mine):g} GPUs ({kinds}"
-                         + (f", plus {spare:g} spare GPUs" if spare else "") + f", ${cost:,.2f}/hour)")
+                         + (f", plus {spare_gpus(spare)}" if spare else "") + f", ${cost:,.2f}/hour)")
     return "paid as: " + "; ".join(parts) if parts else None
+
+
+def spare_gpus(n: int) -> str:
+    return f"{n:g} spare GPU" + ("s" if n != 1 else "")
