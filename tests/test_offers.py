@@ -127,9 +127,10 @@ def test_spares_decide_between_spot_and_a_commitment():
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_every_backend_agrees_with_the_oracle_on_offers_under_a_budget(backend):
-    """One workload, offers with an availability target and a budget that the spares make
-    bind: each backend's answer costs what the oracle's enumeration finds (the oracle reads
-    the preemption rule and counts the spares in its own code)."""
+    """One workload, offers with an availability target, objective throughput under a budget
+    that the spares make bind: each backend's answer reaches what the oracle's enumeration
+    finds (the oracle reads the preemption rule and counts the spares in its own code), and
+    the spares are those of the most replicas the budget buys."""
     offers = [{"kind": "on_demand", "usd_per_gpu_hour": 3.0},
               {"kind": "spot", "usd_per_gpu_hour": 1.0,
                "preemption": {"availability": 0.999, "replica_availability": 0.95}},
@@ -138,7 +139,11 @@ def test_every_backend_agrees_with_the_oracle_on_offers_under_a_budget(backend):
                       search={"gpus": ["h100-sxm", "l40s"], **SMALL}))
     c = build_candidates(p)
     assert np.array_equal(np.nan_to_num(c.spares, nan=-1), np.nan_to_num(oracle_spares(c), nan=-1))
-    assert (c.spares[c.configs.gpu == p.table.ids.index("h100-sxm@spot")] >= 1).all()
+    spot = (c.configs.gpu == p.table.ids.index("h100-sxm@spot")) & (c.ev.gpus == 1)
+    # throughput runs as many replicas as the budget buys: $24 buys 24 one-GPU spot replicas
+    # before spares, the target needs k spares for 24, and then 24 - k serve
+    k = spares_for_availability(24, 0.999, 0.95)
+    assert k >= 1 and (c.spares[spot] == k).all() and (c.replicas_allowed[spot] == 24 - k).all()
     oracle = solve(p, c, backend="exhaustive", top_k=2)
     r = solve(p, c, backend=backend, top_k=2)
     assert r.status == oracle.status == "optimal"

@@ -222,9 +222,12 @@ def _within_limits(c: Candidates, combo: tuple, replicas: np.ndarray, spares: np
 def replica_bounds(c: Candidates) -> tuple[np.ndarray, np.ndarray]:
     """(fewest replicas the demand needs, most the limits allow) per candidate: the oracle's
     own copy (planner/candidates computes the model's)."""
+    return _needed(c), _most(c, oracle_spares(c))
+
+
+def _most(c: Candidates, spares: np.ndarray) -> np.ndarray:
+    """Most replicas of each candidate the limits allow, a spot deployment's ``spares`` paid."""
     ev, gpu, lim = c.ev, c.configs.gpu, c.limits
-    lo = _needed(c)
-    spares = oracle_spares(c)
     hi = np.where(np.isnan(spares), 0.0, ORACLE_REPLICA_CAP)     # a spot row whose target needs too many spares
     if lim.max_gpus is not None:
         hi = np.minimum(hi, np.floor(lim.max_gpus / ev.gpus))
@@ -243,7 +246,7 @@ def replica_bounds(c: Candidates) -> tuple[np.ndarray, np.ndarray]:
         per_node = c.per_node
         slots = np.where(ev.gpus <= per_node, ev.gpus, np.ceil(ev.gpus / per_node) * per_node)
         hi = np.minimum(hi, np.floor(lim.max_nodes * per_node / slots))
-    return lo, hi
+    return hi
 
 
 def _needed(c: Candidates) -> np.ndarray:
@@ -264,11 +267,13 @@ def oracle_spares(c: Candidates) -> np.ndarray:
     (``Candidates.spare_rules``, the instance's input): k as given, or for an availability
     target A with replicas up a share a, the fewest k whose N + k replicas keep N up with
     probability >= A, N the replicas the row needs for its slot's demand alone; summed
-    directly over the ways k or fewer replicas are down (NaN: more than ORACLE_MAX_SPARES)."""
+    directly over the ways k or fewer replicas are down (NaN: more than ORACLE_MAX_SPARES).
+    Under objective throughput, where replicas run up to the limits, N is the most the limits
+    allow before spares."""
     out = np.zeros(len(c))
-    if not c.spare_rules:
+    if all(rule is None for rule in c.spare_rules):
         return out
-    need = _needed(c)
+    need = _most(c, out) if c.objective == "throughput" else _needed(c)
     for j in range(len(c)):
         rule = c.spare_rules[int(c.configs.gpu[j])]
         if rule is None:

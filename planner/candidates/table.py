@@ -364,9 +364,8 @@ def _derive(p: Problem, configs: Configs, ev: Evaluation, config: np.ndarray, sl
                     max_nodes=s.max_nodes, inventory=dict(lim.inventory))
     needed = replicas_needed(demand, capacity)
     rules = tuple(p.spare_rule(g) for g in range(len(p.gpus)))
-    spares = spare_replicas(rules, configs.gpu, needed)
-    allowed = replicas_allowed(limits, p.table.ids, configs.gpu, ev.gpus, cost_h, ev.power_w, slots_per_replica,
-                               per_node, spares)
+    spares, allowed = spares_and_allowed(limits, p.table.ids, configs.gpu, ev.gpus, cost_h, ev.power_w,
+                                         slots_per_replica, per_node, rules, p.objective, needed)
     current, unmatched = running_replicas(p, configs, slot, role)
     cap = replica_domain(p.objective, demand, needed, allowed, current)
     e2e = load.get("e2e", "mean") if load is not None else e2e_seconds(ev, out_tokens)
@@ -386,16 +385,26 @@ def _derive(p: Problem, configs: Configs, ev: Evaluation, config: np.ndarray, sl
         spares=spares)
 
 
-def spare_replicas(rules: tuple[SpareRule | None, ...], gpu: np.ndarray, needed: np.ndarray) -> np.ndarray:
-    """Per row: the spares its GPU entry's preemption rule asks of a deployment serving with the
-    replicas the row needs to carry its slot's demand alone (the most it runs; the spares an
-    availability target needs never fall with fewer replicas), 0 without a rule."""
-    out = np.zeros(len(gpu))
+def spares_and_allowed(limits: Limits, gpu_ids: tuple[str, ...], gpu: np.ndarray, gpus: np.ndarray,
+                       cost_h: np.ndarray, power_w: np.ndarray, slots: np.ndarray, per_node: np.ndarray,
+                       rules: tuple[SpareRule | None, ...], objective: str, needed: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """(spare replicas, most replicas the limits allow) per row. A spot row's spares are those
+    its preemption rule asks of a deployment serving with the most replicas it may run: the
+    replicas it needs to carry its slot's demand alone (a deployment carrying part of a split
+    demand runs fewer, and an availability target never needs more spares for fewer
+    replicas), or under objective throughput the most the limits allow before spares; the
+    limits then bound the replicas with the spares paid."""
+    allowed = replicas_allowed(limits, gpu_ids, gpu, gpus, cost_h, power_w, slots, per_node)
+    if all(r is None for r in rules):
+        return np.zeros(len(gpu)), allowed
+    serving = allowed if objective == "throughput" else needed
+    spares = np.zeros(len(gpu))
     for g, rule in enumerate(rules):
         mine = gpu == g
         if rule is not None and mine.any():
-            out[mine] = rule.spares(needed[mine])
-    return out
+            spares[mine] = rule.spares(serving[mine])
+    return spares, replicas_allowed(limits, gpu_ids, gpu, gpus, cost_h, power_w, slots, per_node, spares)
 
 
 def replica_domain(objective: str, demand: np.ndarray, needed: np.ndarray, allowed: np.ndarray,
@@ -418,9 +427,10 @@ def with_objective(c: Candidates, objective: str) -> Candidates:
 def with_limits(c: Candidates, limits: Limits) -> Candidates:
     """The same table under other plan-wide limits (one more GPU, a larger budget): the
     replica bounds follow, no physics re-run (a fleet's marginal values, planner/fleet)."""
-    allowed = replicas_allowed(limits, c.gpu_ids, c.configs.gpu, c.ev.gpus, c.cost_per_hour, c.ev.power_w,
-                               c.slots_per_replica, c.per_node, c.spares)
-    return replace(c, limits=limits, replicas_allowed=allowed,
+    spares, allowed = spares_and_allowed(limits, c.gpu_ids, c.configs.gpu, c.ev.gpus, c.cost_per_hour, c.ev.power_w,
+                                         c.slots_per_replica, c.per_node, c.spare_rules, c.objective,
+                                         c.replicas_needed)
+    return replace(c, limits=limits, replicas_allowed=allowed, spares=spares,
                    replica_cap=replica_domain(c.objective, c.demand, c.replicas_needed, allowed, c.current))
 
 
@@ -447,9 +457,9 @@ def with_capacity(c: Candidates, rows: Mapping[int, tuple[float, int]]) -> Candi
         meets[j] &= scale > 0
     capacity = np.where(closed, clients, tokens)
     needed = replicas_needed(c.demand, capacity)
-    spares = spare_replicas(c.spare_rules, c.configs.gpu, needed) if c.spare_rules else c.spares
-    allowed = replicas_allowed(c.limits, c.gpu_ids, c.configs.gpu, c.ev.gpus, c.cost_per_hour, c.ev.power_w,
-                               c.slots_per_replica, c.per_node, spares) if c.spare_rules else c.replicas_allowed
+    spares, allowed = spares_and_allowed(c.limits, c.gpu_ids, c.configs.gpu, c.ev.gpus, c.cost_per_hour,
+                                         c.ev.power_w, c.slots_per_replica, c.per_node, c.spare_rules, c.objective,
+                                         needed)
     return replace(c, load=replace(load, rate=rate, tokens_per_s=tokens, clients=clients, utilization=util,
                                    binding=binding), spares=spares, replicas_allowed=allowed,
                    capacity=capacity, tokens_per_s=tokens, meets_slo=meets, replicas_needed=needed,
@@ -467,9 +477,10 @@ def repriced(c: Candidates, p: Problem) -> Candidates:
     lim, s = p.spec.limits, p.spec.search
     limits = Limits(budget_usd_per_hour=lim.budget_usd_per_hour, power_cap_w=lim.power_cap_w, max_gpus=s.max_gpus,
                     max_nodes=s.max_nodes, inventory=dict(lim.inventory))
-    allowed = replicas_allowed(limits, p.table.ids, c.configs.gpu, c.ev.gpus, cost_h, c.ev.power_w,
-                               c.slots_per_replica, c.per_node, c.spares)
-    return replace(c, slots=p.slots, price=price, cost_per_hour=cost_h,
+    spares, allowed = spares_and_allowed(limits, p.table.ids, c.configs.gpu, c.ev.gpus, cost_h, c.ev.power_w,
+                                         c.slots_per_replica, c.per_node, c.spare_rules, p.objective,
+                                         c.replicas_needed)
+    return replace(c, slots=p.slots, price=price, cost_per_hour=cost_h, spares=spares,
                    cost_per_million_tokens=cost_per_million_tokens(cost_h, c.tokens_per_s),
                    replicas_allowed=allowed, limits=limits,
                    replica_cap=replica_domain(p.objective, c.demand, c.replicas_needed, allowed, c.current))
