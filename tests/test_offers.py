@@ -252,3 +252,22 @@ def test_a_split_workload_pays_a_spot_deployments_spares_within_the_budget(backe
     q = resolve(_spec(rps=60, offers=offers, max_configurations_per_workload=2, search=small,
                       limits={"budget_usd_per_hour": 2.39}))
     assert solve(q, build_candidates(q), backend=backend, top_k=1).status == "infeasible"
+
+
+def test_offers_survive_the_json_and_reach_the_launch_notes():
+    """A plan's offer, committed flag and spares round-trip through its JSON (as `planner
+    launch` reads it), and a spot deployment's launch notes say to keep its spares running."""
+    import json
+
+    from planner.launch.scripts import launch
+    from planner.plan.result import PlanResult
+
+    p = resolve(_spec(offers=[OFFERS[1]]))
+    r = solve(p, build_candidates(p), backend="highs", top_k=1)
+    back = PlanResult.from_dict(json.loads(json.dumps(r.to_dict())))
+    plan = back.plans[0]
+    assert (plan.offer, plan.committed, plan.spare_replicas) == ("spot", False, 1)
+    assert back.answer(1).gpus[0].spare_gpus == plan.gpus // plan.replicas
+    assert back.inputs["offers"]["h100-sxm@spot"]["preemption"] == {"spare_replicas": 1}
+    notes = launch(back, plan, "vllm").notes
+    assert any("1 spare replica" in n for n in notes)
