@@ -271,3 +271,18 @@ def test_offers_survive_the_json_and_reach_the_launch_notes():
     assert back.inputs["offers"]["h100-sxm@spot"]["preemption"] == {"spare_replicas": 1}
     notes = launch(back, plan, "vllm").notes
     assert any("1 spare replica" in n for n in notes)
+
+
+def test_an_offer_without_a_price_follows_todays_rule():
+    """An offer that states no price is left out of a question with a budget or a cost
+    objective, and the note names the YAML that prices it; a latency question keeps it, and
+    its plans say 'no price'."""
+    offers = [OFFERS[2], {"kind": "spot", "preemption": {"spare_replicas": 1}}]
+    p = resolve(_spec(offers=offers))
+    assert p.table.ids == ("h100-sxm@commit_1y",)
+    assert "prices.offers.h100-sxm[1].usd_per_gpu_hour" in p.excluded["h100-sxm@spot"]
+    with pytest.raises(InputError, match=r"prices.offers.h100-sxm\[0\].usd_per_gpu_hour"):
+        resolve(_spec(offers=offers[1:]))
+    q = resolve(_spec(offers=offers, objective="tpot"))
+    assert q.table.ids == ("h100-sxm@commit_1y", "h100-sxm@spot")
+    assert q.price_kind(1) == "no price" and math.isnan(q.prices[1])

@@ -210,7 +210,6 @@ class Problem:
                 "catalog_digest": catalog_digest(self.gpus),
                 "workloads": {s.name: _workload(s) for s in self.slots}}
 
-
     def _offer_record(self, g: int) -> dict[str, Any]:
         """What a result records of entry ``g``'s offer: its kind, committed or burst, a
         commitment's term and upfront payment, a spot offer's preemption rule, provider, region."""
@@ -438,7 +437,8 @@ def _resolve_shared(spec: Any, doc: Document | None, calibration: str | None, ca
             excluded[name] = "not in limits.inventory (an inventory lists the GPUs owned; set " \
                              "limits.rent_outside_inventory: true to rent others)"
         elif priced and usd is None:
-            excluded[name] = _unpriced(owned, bool(lim.inventory))
+            excluded[name] = _unpriced(owned, bool(lim.inventory)) if offer is None else \
+                f"no price: left out of a question with a budget or a cost objective; add {source}.usd_per_gpu_hour"
         elif lim.power_cap_w is not None and g.power_w is None:
             excluded[name] = "no power_w in the catalog, so limits.power_cap_w cannot be checked (give one in a " \
                              "catalog override)"
@@ -496,11 +496,13 @@ def offer_entries(offers: dict[str, list[Offer]], where: dict[str, Any]) -> dict
     return out
 
 
-def offer_price(o: Offer) -> float:
-    """$/GPU-hour of an offer: its hourly rate, a commitment's upfront payment spread over its term."""
+def offer_price(o: Offer) -> float | None:
+    """$/GPU-hour of an offer: its hourly rate, a commitment's upfront payment spread over its
+    term (None: the offer states no price)."""
     term = o.term
-    return o.usd_per_gpu_hour if term is None else hourly_over_term(o.usd_per_gpu_hour, o.upfront_usd_per_gpu, term,
-                                                                   HOURS_PER_YEAR)
+    if o.usd_per_gpu_hour is None or term is None:
+        return o.usd_per_gpu_hour
+    return hourly_over_term(o.usd_per_gpu_hour, o.upfront_usd_per_gpu, term, HOURS_PER_YEAR)
 
 
 def _price(g: Gpu, owned: bool, spec: Any) -> tuple[float | None, str]:

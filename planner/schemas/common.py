@@ -218,7 +218,8 @@ class Offer(Strict):
     spot, its preemption rule. ``provider`` and ``region`` tell offers of one kind apart."""
 
     kind: Literal["on_demand", "spot", "commit_1y", "commit_3y"]
-    usd_per_gpu_hour: Price
+    usd_per_gpu_hour: Price | None = Field(
+        None, description="omit: no price (left out of a question with a budget or a cost objective, said so)")
     upfront_usd_per_gpu: Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False), NotBool] = Field(
         0.0, description="a commitment's payment at signing, per GPU, spread over its term's hours")
     term_years: Annotated[float, Field(ge=1, le=10, allow_inf_nan=False), NotBool] | None = Field(
