@@ -119,9 +119,12 @@ def test_spares_decide_between_spot_and_a_commitment():
     small = solve(p := resolve(_spec(rps=40)), build_candidates(p), backend="highs", top_k=1)
     assert small.plans[0].gpu == "h100-sxm@commit_1y" and small.plans[0].committed
     assert _cost(small) == pytest.approx(2.0 * small.plans[0].gpus)
+    # the minimum term commits $2.00 x GPUs x 8,760 hours
+    assert small.plans[0].term_years == 1
+    assert small.plans[0].commitment_usd == pytest.approx(2.0 * small.plans[0].gpus * 8760)
     big = solve(p := resolve(_spec(rps=1500)), build_candidates(p), backend="highs", top_k=1)
     top = big.plans[0]
-    assert top.gpu == "h100-sxm@spot" and top.replicas >= 2
+    assert top.gpu == "h100-sxm@spot" and top.replicas >= 2 and top.term_years is None and top.commitment_usd is None
     assert _cost(big) == pytest.approx(1.2 * (top.gpus // top.replicas) * (top.replicas + 1))
 
 

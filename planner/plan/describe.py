@@ -27,7 +27,7 @@ from planner.plan.result import (
     quality_of,
 )
 from planner.resolve.problem import Problem
-from planner.units import MS
+from planner.units import HOURS_PER_YEAR, MS
 
 Picks = list[tuple[int, int]]
 """(candidate row, replicas) chosen."""
@@ -66,6 +66,8 @@ def deployment(p: Problem, c: Candidates, j: int, replicas: int, rank: int, shar
     gpus_per_replica = int(ev.gpus[j])
     served = at["tokens_per_s"] * replicas
     cost_h = _nan_none(c.deployment_cost(j, replicas))     # with a spot deployment's spares
+    offer = p.offer(int(c.configs.gpu[j]))
+    term = offer.term if offer is not None else None
     binding = int(c.load.binding[j])
     load = {"requests_per_s_per_replica": at["rate"], "utilization": at["utilization"],
             "capacity_requests_per_s_per_replica": float(c.load.rate[j]),
@@ -91,7 +93,8 @@ def deployment(p: Problem, c: Candidates, j: int, replicas: int, rank: int, shar
         price_usd_per_gpu_hour=_nan_none(float(c.price[j])), cost_per_hour=cost_h,
         price_kind=p.price_kind(int(c.configs.gpu[j])), price_date=p.price_date(int(c.configs.gpu[j])),
         offer=p.offer_kind(int(c.configs.gpu[j])), committed=p.committed(int(c.configs.gpu[j])),
-        spare_replicas=spare_count(c, j),
+        spare_replicas=spare_count(c, j), term_years=term, commitment_usd=None if term is None or cost_h is None
+        else cost_h * term * HOURS_PER_YEAR,
         quality=quality_of(d["quantization"], slot.model.release_quantization),
         checkpoint=serving_checkpoint(slot.model, d["quantization"], gpu=p.gpus[int(c.configs.gpu[j])],
                                       kv=d["kv_dtype"], named=slot.named, engine=p.spec.search.engine).to_dict(),

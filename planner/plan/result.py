@@ -98,6 +98,8 @@ class Plan:
     offer: str = "rented"             # how its GPUs are paid for: owned, rented, on_demand, spot, commit_1y, commit_3y
     committed: bool = False           # committed capacity (owned, a commitment) rather than burst (paid as it runs)
     spare_replicas: int = 0           # a spot deployment's spares: in cost_per_hour, not in replicas nor capacity
+    term_years: float | None = None   # a commitment's minimum term (None: not a commitment)
+    commitment_usd: float | None = None   # what the term commits to: cost_per_hour x the term's hours
 
 
 @dataclass

@@ -200,7 +200,9 @@ def plan_lines(p: Plan) -> list[str]:
     if p.offer not in ("rented", "owned"):      # priced by an offer (prices.offers): say how it is paid
         lines.append(f"   offer: {offer_words(p.offer, p.committed)}"
                      + (f"; {p.spare_replicas} spare replica{'s' if p.spare_replicas != 1 else ''} against "
-                        f"preemption, in its $/hour, not in its replicas or capacity" if p.spare_replicas else ""))
+                        f"preemption, in its $/hour, not in its replicas or capacity" if p.spare_replicas else "")
+                     + (f"; a {p.term_years:g}-year term commits ${p.commitment_usd:,.0f}"
+                        if p.term_years and p.commitment_usd is not None else ""))
     if p.checkpoint:
         lines.append(f"   checkpoint: {checkpoint(p.checkpoint)}")
     lines += [
