@@ -1,6 +1,7 @@
 """Budget: the plan's hourly cost stays within the cap.
 
-    sum_j C_j y_j <= budget      ($/hour; C_j = GPUs_j x $/GPU-hour)
+    sum_j C_j y_j + k_j C_j x_j <= budget    ($/hour; C_j = GPUs_j x $/GPU-hour; k_j the spare
+                                             replicas of a spot row, paid once it is chosen)
     y_j = 0                      for a row without a price (C_j unknown: never free)
 
 Resolution leaves unpriced GPUs out of a question with a budget (planner/resolve/problem.py),
@@ -23,7 +24,11 @@ def add(f: Formulation) -> None:
         return
     cost = f.cands.cost_per_hour
     priced = f.alive[np.isfinite(cost[f.alive])]
-    f.model.row("budget", "budget", {int(f.y[j]): float(cost[j]) for j in priced}, "<=", b, "usd_per_hour")
+    coeffs = {int(f.y[j]): float(cost[j]) for j in priced}
+    spare = f.cands.spare_cost
+    for j in priced[spare[priced] > 0]:      # a spot deployment's spares: x_j is a choice binary there
+        coeffs[int(f.x[j])] = coeffs.get(int(f.x[j]), 0.0) + float(spare[j])
+    f.model.row("budget", "budget", coeffs, "<=", b, "usd_per_hour")
     unpriced = f.alive[~np.isfinite(cost[f.alive])]
     if len(unpriced):
         f.model.row("budget[no price]", "budget", {int(f.y[j]): 1.0 for j in unpriced}, "<=", 0.0, "count")

@@ -82,7 +82,9 @@ def add(f: Formulation) -> None:
 
 
 def free_slots(c: Candidates) -> frozenset[int]:
-    """Slots with no configuration limit in this model (split fleets, lazily limited)."""
+    """Slots with no configuration limit in this model (split fleets, lazily limited); a slot
+    with a spot row that carries spares is never free: its spares are paid on a choice binary."""
     if not c.split or c.limited is None:
         return frozenset()
-    return frozenset(range(c.n_slots)) - frozenset(c.limited)
+    spared = frozenset(int(s) for s in c.slot[c.spare_cost > 0]) if len(c.spares) else frozenset()
+    return frozenset(range(c.n_slots)) - frozenset(c.limited) - spared

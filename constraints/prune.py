@@ -83,6 +83,8 @@ def criteria(f: Formulation) -> tuple[np.ndarray, np.ndarray]:
         cols.append(c.slots_per_replica * reps)
     if lim.budget_usd_per_hour is not None:
         cols.append(np.nan_to_num(c.cost_per_hour, nan=0.0) * reps)
+        if (c.spare_cost > 0).any():       # a spot deployment's spares: paid once, whatever its replicas
+            cols.append(np.nan_to_num(c.spare_cost, nan=0.0))
     if lim.power_cap_w is not None:
         cols.append(c.ev.power_w * reps)
     if f.replicas:                           # free replicas: a wider domain, more capacity per replica

@@ -5,6 +5,9 @@ price what-if re-runs only these two lines (docs/formulation.md section 2)."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 
 SECONDS_PER_HOUR = 3600.0
@@ -19,3 +22,56 @@ def cost_per_million_tokens(usd_per_hour: np.ndarray | float, tokens_per_s: np.n
     """$ per million output tokens at ``tokens_per_s`` served tokens."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.asarray(usd_per_hour, dtype=float) / (np.asarray(tokens_per_s, dtype=float) * SECONDS_PER_HOUR) * 1e6
+
+
+COMMIT_YEARS = {"commit_1y": 1.0, "commit_3y": 3.0}
+"""The minimum term of each commitment, in years: what is paid whether it is used or not."""
+MAX_SPARES = 64
+"""Spare replicas one spot deployment may carry, at most (an availability target that needs
+more makes the deployment unusable, said so)."""
+
+
+def hourly_over_term(usd_per_gpu_hour: float, upfront_usd_per_gpu: float, term_years: float,
+                     hours_per_year: float) -> float:
+    """$/GPU-hour of a commitment over its term: the hourly rate plus the upfront payment spread
+    over the term's hours (``term_years`` x ``hours_per_year``)."""
+    return usd_per_gpu_hour + upfront_usd_per_gpu / (term_years * hours_per_year)
+
+
+@dataclass(frozen=True)
+class SpareRule:
+    """How a spot deployment covers preemption: ``spare_replicas`` k on top of the N it serves
+    with (N + k), or an ``availability`` target A with each replica up a fraction
+    ``replica_availability`` a of the time, turned into the fewest k with
+    P(at least N of N + k replicas up) >= A (``spares``)."""
+
+    spare_replicas: int | None = None
+    availability: float | None = None
+    replica_availability: float | None = None
+
+    def spares(self, serving: np.ndarray) -> np.ndarray:
+        """Spare replicas per deployment of ``serving`` replicas (NaN: more than MAX_SPARES)."""
+        n = np.asarray(serving, dtype=float)
+        if self.spare_replicas is not None:
+            return np.full(n.shape, float(self.spare_replicas))
+        assert self.availability is not None and self.replica_availability is not None
+        found = {v: spares_for_availability(int(v), self.availability, self.replica_availability)
+                 for v in np.unique(n[np.isfinite(n)])}
+        return np.array([found.get(v, np.nan) if np.isfinite(v) else np.nan for v in n.ravel()]).reshape(n.shape)
+
+
+def spares_for_availability(serving: int, target: float, up: float) -> float:
+    """The fewest spares k (0..MAX_SPARES, else NaN) with P(Binomial(serving + k, up) >= serving)
+    >= target: replicas fail independently, each down a fraction 1 - up of the time. The tail
+    is summed over the failures f = 0..k in log space (lgamma), exact for any N."""
+    if serving <= 0:
+        return 0.0
+    log_up, log_down = math.log(up), math.log1p(-up)
+    for k in range(MAX_SPARES + 1):
+        n = serving + k
+        terms = [math.lgamma(n + 1) - math.lgamma(f + 1) - math.lgamma(n - f + 1) + (n - f) * log_up + f * log_down
+                 for f in range(k + 1)]
+        top = max(terms)
+        if top + math.log(sum(math.exp(t - top) for t in terms)) >= math.log(target) - 1e-12:
+            return float(k)
+    return math.nan

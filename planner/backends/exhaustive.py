@@ -123,6 +123,7 @@ def _rank_single(c: Candidates, phases: tuple[str, ...], slack: dict[str, float]
     n = c.n_slots
     gone = frozenset().union(*cuts) if n == 1 and cuts else frozenset()
     replicas, ok = feasible_rows(c, gone)
+    spares = oracle_spares(c)
     rows_v = {name: row_values(c, name, replicas) for name in phases}
     for v in rows_v.values():
         ok &= np.isfinite(v)
@@ -150,7 +151,7 @@ def _rank_single(c: Candidates, phases: tuple[str, ...], slack: dict[str, float]
     for i, combo in enumerate(itertools.product(*options)):
         if not i & 4095:
             _in_time(deadline)
-        if frozenset(int(c.config[j]) for j in combo) not in cut and _within_limits(c, combo, replicas):
+        if frozenset(int(c.config[j]) for j in combo) not in cut and _within_limits(c, combo, replicas, spares):
             combos.append(combo)
     if not combos:
         return Status.INFEASIBLE, [], np.zeros(n), {}
@@ -187,7 +188,7 @@ def row_order(c: Candidates) -> np.ndarray:
     return out
 
 
-def _within_limits(c: Candidates, combo: tuple, replicas: np.ndarray) -> bool:
+def _within_limits(c: Candidates, combo: tuple, replicas: np.ndarray, spares: np.ndarray) -> bool:
     lim, ev = c.limits, c.ev
     r = np.array([replicas[j] for j in combo])
     g = np.array([ev.gpus[j] for j in combo])
@@ -198,8 +199,9 @@ def _within_limits(c: Candidates, combo: tuple, replicas: np.ndarray) -> bool:
         if gid in c.gpu_ids and (r * g)[gpu == c.gpu_ids.index(gid)].sum() > count:
             return False
     price = np.array([c.price[j] for j in combo])
+    k = np.array([spares[j] for j in combo])      # a spot deployment pays its spare replicas too
     # the oracle's own rule: a GPU without a price is never free under a budget
-    if lim.budget_usd_per_hour is not None and not (r * g * price).sum() <= lim.budget_usd_per_hour * (1 + 1e-12):
+    if lim.budget_usd_per_hour is not None and not ((r + k) * g * price).sum() <= lim.budget_usd_per_hour * (1 + 1e-12):
         return False
     power = np.array([ev.power_w[j] for j in combo])
     if lim.power_cap_w is not None and np.nansum(r * power) > lim.power_cap_w * (1 + 1e-12):
@@ -220,8 +222,13 @@ def _within_limits(c: Candidates, combo: tuple, replicas: np.ndarray) -> bool:
 def replica_bounds(c: Candidates) -> tuple[np.ndarray, np.ndarray]:
     """(fewest replicas the demand needs, most the limits allow) per candidate: the oracle's
     own copy (planner/candidates computes the model's)."""
+    return _needed(c), _most(c, oracle_spares(c))
+
+
+def _most(c: Candidates, spares: np.ndarray) -> np.ndarray:
+    """Most replicas of each candidate the limits allow, a spot deployment's ``spares`` paid."""
     ev, gpu, lim = c.ev, c.configs.gpu, c.limits
-    hi = np.full(len(c), ORACLE_REPLICA_CAP)
+    hi = np.where(np.isnan(spares), 0.0, ORACLE_REPLICA_CAP)     # a spot row whose target needs too many spares
     if lim.max_gpus is not None:
         hi = np.minimum(hi, np.floor(lim.max_gpus / ev.gpus))
     for gid, count in lim.inventory.items():
@@ -229,21 +236,63 @@ def replica_bounds(c: Candidates) -> tuple[np.ndarray, np.ndarray]:
             hi = np.where(gpu == c.gpu_ids.index(gid), np.minimum(hi, np.floor(count / ev.gpus)), hi)
     if lim.budget_usd_per_hour is not None:
         cost = np.where(np.isnan(c.price), np.inf, ev.gpus * c.price)     # no price: none within a budget
-        # the same relative tolerance as the sums of _feasible: a budget of exactly n replicas buys n
-        hi = np.minimum(hi, np.floor(lim.budget_usd_per_hour * (1 + 1e-12) / np.maximum(cost, 1e-300)))
+        # the same relative tolerance as the sums of _feasible: a budget of exactly n replicas buys n,
+        # after a spot deployment's spares
+        left = lim.budget_usd_per_hour * (1 + 1e-12) - np.nan_to_num(spares) * np.nan_to_num(cost, posinf=0.0)
+        hi = np.minimum(hi, np.floor(left / np.maximum(cost, 1e-300)))
     if lim.power_cap_w is not None:
         hi = np.minimum(hi, np.floor(lim.power_cap_w * (1 + 1e-12) / np.maximum(np.nan_to_num(ev.power_w), 1e-300)))
     if lim.max_nodes is not None:
         per_node = c.per_node
         slots = np.where(ev.gpus <= per_node, ev.gpus, np.ceil(ev.gpus / per_node) * per_node)
         hi = np.minimum(hi, np.floor(lim.max_nodes * per_node / slots))
+    return hi
+
+
+def _needed(c: Candidates) -> np.ndarray:
+    """Fewest replicas of each row that meet its slot's demand alone (1 without one): the oracle's own."""
     assert c.load is not None
     demand = np.array([np.nan if s.demand is None else s.demand.value for s in c.slots])[c.slot]
     closed = np.array([s.demand is not None and s.demand.kind == "clients" for s in c.slots])[c.slot]
     per_replica = np.where(closed, c.load.clients, c.load.tokens_per_s)
     with np.errstate(divide="ignore", invalid="ignore"):
-        lo = np.where(np.isnan(demand), 1.0, np.maximum(1.0, np.ceil(demand / per_replica)))
-    return lo, hi
+        return np.where(np.isnan(demand), 1.0, np.maximum(1.0, np.ceil(demand / per_replica)))
+
+
+ORACLE_MAX_SPARES = 64   # the oracle's own copy of the most spares one spot deployment may carry
+
+
+def oracle_spares(c: Candidates) -> np.ndarray:
+    """Spare replicas per row, the oracle's own reading of each spot entry's preemption rule
+    (``Candidates.spare_rules``, the instance's input): k as given, or for an availability
+    target A with replicas up a share a, the fewest k whose N + k replicas keep N up with
+    probability >= A, N the replicas the row needs for its slot's demand alone; summed
+    directly over the ways k or fewer replicas are down (NaN: more than ORACLE_MAX_SPARES).
+    Under objective throughput, where replicas run up to the limits, N is the most the limits
+    allow before spares."""
+    out = np.zeros(len(c))
+    if all(rule is None for rule in c.spare_rules):
+        return out
+    need = _most(c, out) if c.objective == "throughput" else _needed(c)
+    for j in range(len(c)):
+        rule = c.spare_rules[int(c.configs.gpu[j])]
+        if rule is None:
+            continue
+        if rule.spare_replicas is not None:
+            out[j] = rule.spare_replicas
+            continue
+        n, a = need[j], float(rule.replica_availability)     # type: ignore[arg-type]
+        out[j] = math.nan
+        if not np.isfinite(n):
+            continue
+        for k in range(ORACLE_MAX_SPARES + 1):
+            total = int(n) + k
+            up = sum(math.exp(math.log(math.comb(total, down)) + (total - down) * math.log(a) + down * math.log(1 - a))
+                     for down in range(k + 1))
+            if up >= float(rule.availability) * (1 - 1e-12):     # type: ignore[arg-type]
+                out[j] = k
+                break
+    return out
 
 
 def feasible_rows(c: Candidates, gone: frozenset[int] = frozenset()) -> tuple[np.ndarray, np.ndarray]:
@@ -272,11 +321,12 @@ def row_values(c: Candidates, name: str, replicas: np.ndarray) -> np.ndarray:
     assert load is not None
     has_demand = np.array([s.demand is not None for s in c.slots])[c.slot]     # open loop or N clients
     cost_h = ev.gpus * c.price
+    paid = replicas + oracle_spares(c)       # a spot deployment pays for its spare replicas, serves with the rest
     with np.errstate(divide="ignore", invalid="ignore"):
         if name == "cost_per_million_tokens":
-            return np.where(has_demand, cost_h * replicas, cost_h / (load.tokens_per_s * 3600.0) * 1e6)
+            return np.where(has_demand, cost_h * paid, cost_h * (paid / replicas) / (load.tokens_per_s * 3600.0) * 1e6)
         if name == "cost_per_hour":
-            return cost_h * replicas
+            return cost_h * paid
         if name == "tpot":
             return load.get("tpot", "mean")
         if name == "ttft":
@@ -334,6 +384,7 @@ def solve_fleet(c: Candidates, phases: tuple[str, ...], slack: dict[str, float],
     n_t = len(types)
     weights = np.array([s.weight for s in c.slots], dtype=float)
     order = row_order(c)
+    spares = oracle_spares(c)
     # state: picks, cost, gpus per type, GPUs on shared nodes per type, whole nodes per type, power, served, change,
     # GPUs in all, the rows' order positions summed per GPU
     each: list[list[tuple]] = []       # every workload's options, all counted before any fleet is joined
@@ -342,7 +393,7 @@ def solve_fleet(c: Candidates, phases: tuple[str, ...], slack: dict[str, float],
         d = float(s.demand.value)   # type: ignore[union-attr]
         options = []
         if (role[rows] != 0).any():
-            options = [_option(c, k, sub, reps, served, today, n_t, order)
+            options = [_option(c, k, sub, reps, served, today, n_t, order, spares)
                        for sub, reps, served in _pooled(c, role, rows, top, per_replica, d, partial,
                                                         c.current is None, deadline)]
             rows = []
@@ -355,8 +406,8 @@ def solve_fleet(c: Candidates, phases: tuple[str, ...], slack: dict[str, float],
                     capacity = sum(per_replica[j] * r for j, r in zip(subset, reps))
                     if capacity < d * (1 - 1e-12) and not partial:
                         continue
-                    options.append(_option(c, k, subset, reps, min(1.0, capacity / d), today, n_t, order))
-        options += [_option(c, k, (), (), 0.0, today, n_t, order)] if partial and not options else []
+                    options.append(_option(c, k, subset, reps, min(1.0, capacity / d), today, n_t, order, spares))
+        options += [_option(c, k, (), (), 0.0, today, n_t, order, spares)] if partial and not options else []
         each.append(options)
     fleets = math.prod(float(len(o)) for o in each)
     if fleets > MAX_FLEET_STATES:
@@ -481,7 +532,7 @@ def _too_many(count: float) -> InputError:
 
 
 def _option(c: Candidates, k: int, rows: tuple, reps: tuple, served: float, today: np.ndarray, n_t: int,
-            order: np.ndarray) -> tuple:
+            order: np.ndarray, spares: np.ndarray) -> tuple:
     ev = c.ev
     gpus, shared, whole = np.zeros(n_t), np.zeros(n_t), np.zeros(n_t)
     cost = power = started = 0.0
@@ -493,7 +544,7 @@ def _option(c: Candidates, k: int, rows: tuple, reps: tuple, served: float, toda
             shared[t] += g * r
         else:
             whole[t] += r * np.ceil(g / c.per_node[j])
-        cost += g * float(c.price[j]) * r
+        cost += g * float(c.price[j]) * (r + float(spares[j]))     # a spot deployment's spares are paid
         power += float(ev.power_w[j]) * r
     # change, in GPUs: replicas of configurations run today count |new - today|, others all of theirs
     by_config: dict[int, float] = {}

@@ -41,9 +41,24 @@ class Objective:
     dimension: str = "count"
 
     def value(self, c: Candidates, j: int, replicas: int) -> float:
-        """The plan's objective value (in SI units) for ``replicas`` replicas of row j."""
+        """The plan's objective value (in SI units) for ``replicas`` replicas of row j, with what
+        the deployment pays whatever its count (a spot deployment's spares, ``fixed``)."""
         v = float(self.per_replica(c)[j])
-        return v * replicas if self.scales_with_replicas and self._replicated(c, j) else v
+        v = v * replicas if self.scales_with_replicas and self._replicated(c, j) else v
+        return v + float(self.fixed(c)[j]) if replicas > 0 else v
+
+    def fixed(self, c: Candidates) -> np.ndarray:
+        """Per row: the objective's part a deployment adds once, whatever its replica count: the
+        $/hour of a spot deployment's spare replicas (and, priced per replica without a demand,
+        their $ per million tokens); 0 for every other objective and row."""
+        if self.name == "cost_per_hour":
+            return np.nan_to_num(c.spare_cost, nan=0.0)
+        if self.name == "cost_per_million_tokens":
+            spares = c.spares if len(c.spares) else np.zeros(len(c))
+            with np.errstate(invalid="ignore"):      # 0 spares x an infinite $/token (no throughput)
+                per_token = np.nan_to_num(spares * c.cost_per_million_tokens, nan=0.0, posinf=0.0)
+            return np.where(c.has_demand, np.nan_to_num(c.spare_cost, nan=0.0), per_token)
+        return np.zeros(len(c))
 
     def _replicated(self, c: Candidates, j: int) -> bool:
         return self.name != "cost_per_million_tokens" or bool(c.has_demand[j])
@@ -59,9 +74,10 @@ class Objective:
             # with a demand, $/token is $/hour over a fixed served rate: minimise $/hour
             # (per replica); without one, one replica is the plan and its $/token is exact
             on_y = c.has_demand
-            return Terms(np.where(on_y, 0.0, v), np.where(on_y, np.nan_to_num(c.cost_per_hour, nan=0.0), 0.0), {},
+            return Terms(np.where(on_y, 0.0, v) + self.fixed(c),
+                         np.where(on_y, np.nan_to_num(c.cost_per_hour, nan=0.0), 0.0), {},
                          "usd_per_hour" if on_y.any() else "usd_per_million_tokens")
-        return Terms(zero, v, {}, self.dimension)
+        return Terms(self.fixed(c), v, {}, self.dimension)
 
 
 SERVED_SCALE = 1000.0

@@ -27,7 +27,7 @@ from planner.errors import InputError
 from planner.physics.perf import Evaluation, evaluate
 from planner.physics.quant import DEFAULT_SCHEMES
 from planner.physics.space import KV_NAMES, SCHEME_NAMES, Configs
-from planner.pricing import cost_per_hour, cost_per_million_tokens
+from planner.pricing import SpareRule, cost_per_hour, cost_per_million_tokens
 from planner.resolve.problem import Problem, Slot
 from planner.resolve.workload import LatencyTarget
 from planner.schemas.plan import MAX_CANDIDATES
@@ -165,6 +165,22 @@ class Candidates:
     """per row: 0 aggregated, 1 a prefill-pool replica, 2 a decode-pool replica (planner/candidates/load.py
     ROLE_NAMES); pool rows exist only in slots whose disaggregation is auto or always"""
     modes: tuple[str, ...] = ()    # per slot: never | always | auto (which roles may be chosen)
+    spare_rules: tuple[SpareRule | None, ...] = ()   # per GPU entry: a spot offer's preemption rule (prices.offers)
+    spares: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """per row: spare replicas a deployment of it carries (spot offers; 0 for any other; NaN:
+    more than the rule allows), counted in cost, never in capacity (docs/workloads.md)"""
+
+    @property
+    def spare_cost(self) -> np.ndarray:
+        """$/hour per row that a deployment pays for its spare replicas, whatever its count (0 without)."""
+        if not len(self.spares):
+            return np.zeros(len(self))
+        with np.errstate(invalid="ignore"):
+            return np.where(self.spares > 0, self.spares * self.cost_per_hour, 0.0)
+
+    def deployment_cost(self, j: int, replicas: int) -> float:
+        """$/hour of ``replicas`` serving replicas of row j and, when there are any, its spares (NaN: no price)."""
+        return float(self.cost_per_hour[j]) * replicas + (float(self.spare_cost[j]) if replicas > 0 else 0.0)
 
     @property
     def split(self) -> bool:
@@ -346,9 +362,10 @@ def _derive(p: Problem, configs: Configs, ev: Evaluation, config: np.ndarray, sl
     lim, s = p.spec.limits, p.spec.search
     limits = Limits(budget_usd_per_hour=lim.budget_usd_per_hour, power_cap_w=lim.power_cap_w, max_gpus=s.max_gpus,
                     max_nodes=s.max_nodes, inventory=dict(lim.inventory))
-    allowed = replicas_allowed(limits, p.table.ids, configs.gpu, ev.gpus, cost_h, ev.power_w, slots_per_replica,
-                               per_node)
     needed = replicas_needed(demand, capacity)
+    rules = tuple(p.spare_rule(g) for g in range(len(p.gpus)))
+    spares, allowed = spares_and_allowed(limits, p.table.ids, configs.gpu, ev.gpus, cost_h, ev.power_w,
+                                         slots_per_replica, per_node, rules, p.objective, needed)
     current, unmatched = running_replicas(p, configs, slot, role)
     cap = replica_domain(p.objective, demand, needed, allowed, current)
     e2e = load.get("e2e", "mean") if load is not None else e2e_seconds(ev, out_tokens)
@@ -364,7 +381,30 @@ def _derive(p: Problem, configs: Configs, ev: Evaluation, config: np.ndarray, sl
         replicas_needed=needed, replicas_allowed=allowed, replica_cap=cap, limits=limits,
         objective=p.objective, overlap_comm=p.assumptions.overlap_comm, searched=len(configs),
         max_configs=p.max_configs, weight=np.array([x.weight for x in p.slots], dtype=float), current=current,
-        unmatched=unmatched, role=role, modes=tuple(x.disaggregation for x in p.slots))
+        unmatched=unmatched, role=role, modes=tuple(x.disaggregation for x in p.slots), spare_rules=rules,
+        spares=spares)
+
+
+def spares_and_allowed(limits: Limits, gpu_ids: tuple[str, ...], gpu: np.ndarray, gpus: np.ndarray,
+                       cost_h: np.ndarray, power_w: np.ndarray, slots: np.ndarray, per_node: np.ndarray,
+                       rules: tuple[SpareRule | None, ...], objective: str, needed: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """(spare replicas, most replicas the limits allow) per row. A spot row's spares are those
+    its preemption rule asks of a deployment serving with the most replicas it may run: the
+    replicas it needs to carry its slot's demand alone (a deployment carrying part of a split
+    demand runs fewer, and an availability target never needs more spares for fewer
+    replicas), or under objective throughput the most the limits allow before spares; the
+    limits then bound the replicas with the spares paid."""
+    allowed = replicas_allowed(limits, gpu_ids, gpu, gpus, cost_h, power_w, slots, per_node)
+    if all(r is None for r in rules):
+        return np.zeros(len(gpu)), allowed
+    serving = allowed if objective == "throughput" else needed
+    spares = np.zeros(len(gpu))
+    for g, rule in enumerate(rules):
+        mine = gpu == g
+        if rule is not None and mine.any():
+            spares[mine] = rule.spares(serving[mine])
+    return spares, replicas_allowed(limits, gpu_ids, gpu, gpus, cost_h, power_w, slots, per_node, spares)
 
 
 def replica_domain(objective: str, demand: np.ndarray, needed: np.ndarray, allowed: np.ndarray,
@@ -387,9 +427,10 @@ def with_objective(c: Candidates, objective: str) -> Candidates:
 def with_limits(c: Candidates, limits: Limits) -> Candidates:
     """The same table under other plan-wide limits (one more GPU, a larger budget): the
     replica bounds follow, no physics re-run (a fleet's marginal values, planner/fleet)."""
-    allowed = replicas_allowed(limits, c.gpu_ids, c.configs.gpu, c.ev.gpus, c.cost_per_hour, c.ev.power_w,
-                               c.slots_per_replica, c.per_node)
-    return replace(c, limits=limits, replicas_allowed=allowed,
+    spares, allowed = spares_and_allowed(limits, c.gpu_ids, c.configs.gpu, c.ev.gpus, c.cost_per_hour, c.ev.power_w,
+                                         c.slots_per_replica, c.per_node, c.spare_rules, c.objective,
+                                         c.replicas_needed)
+    return replace(c, limits=limits, replicas_allowed=allowed, spares=spares,
                    replica_cap=replica_domain(c.objective, c.demand, c.replicas_needed, allowed, c.current))
 
 
@@ -416,11 +457,14 @@ def with_capacity(c: Candidates, rows: Mapping[int, tuple[float, int]]) -> Candi
         meets[j] &= scale > 0
     capacity = np.where(closed, clients, tokens)
     needed = replicas_needed(c.demand, capacity)
+    spares, allowed = spares_and_allowed(c.limits, c.gpu_ids, c.configs.gpu, c.ev.gpus, c.cost_per_hour,
+                                         c.ev.power_w, c.slots_per_replica, c.per_node, c.spare_rules, c.objective,
+                                         needed)
     return replace(c, load=replace(load, rate=rate, tokens_per_s=tokens, clients=clients, utilization=util,
-                                   binding=binding),
+                                   binding=binding), spares=spares, replicas_allowed=allowed,
                    capacity=capacity, tokens_per_s=tokens, meets_slo=meets, replicas_needed=needed,
                    cost_per_million_tokens=cost_per_million_tokens(c.cost_per_hour, tokens),
-                   replica_cap=replica_domain(c.objective, c.demand, needed, c.replicas_allowed, c.current))
+                   replica_cap=replica_domain(c.objective, c.demand, needed, allowed, c.current))
 
 
 def repriced(c: Candidates, p: Problem) -> Candidates:
@@ -433,9 +477,10 @@ def repriced(c: Candidates, p: Problem) -> Candidates:
     lim, s = p.spec.limits, p.spec.search
     limits = Limits(budget_usd_per_hour=lim.budget_usd_per_hour, power_cap_w=lim.power_cap_w, max_gpus=s.max_gpus,
                     max_nodes=s.max_nodes, inventory=dict(lim.inventory))
-    allowed = replicas_allowed(limits, p.table.ids, c.configs.gpu, c.ev.gpus, cost_h, c.ev.power_w,
-                               c.slots_per_replica, c.per_node)
-    return replace(c, slots=p.slots, price=price, cost_per_hour=cost_h,
+    spares, allowed = spares_and_allowed(limits, p.table.ids, c.configs.gpu, c.ev.gpus, cost_h, c.ev.power_w,
+                                         c.slots_per_replica, c.per_node, c.spare_rules, p.objective,
+                                         c.replicas_needed)
+    return replace(c, slots=p.slots, price=price, cost_per_hour=cost_h, spares=spares,
                    cost_per_million_tokens=cost_per_million_tokens(cost_h, c.tokens_per_s),
                    replicas_allowed=allowed, limits=limits,
                    replica_cap=replica_domain(p.objective, c.demand, c.replicas_needed, allowed, c.current))
@@ -496,9 +541,14 @@ def replicas_needed(demand: np.ndarray, tokens_per_s: np.ndarray) -> np.ndarray:
 
 
 def replicas_allowed(limits: Limits, gpu_ids: tuple[str, ...], gpu: np.ndarray, gpus: np.ndarray,
-                     cost_h: np.ndarray, power_w: np.ndarray, slots: np.ndarray, per_node: np.ndarray) -> np.ndarray:
-    """Most replicas of each row that the plan-wide limits allow on their own (0 if none)."""
+                     cost_h: np.ndarray, power_w: np.ndarray, slots: np.ndarray, per_node: np.ndarray,
+                     spares: np.ndarray | None = None) -> np.ndarray:
+    """Most replicas of each row that the plan-wide limits allow on their own (0 if none; 0 for
+    a spot row whose availability target needs more spares than allowed). ``spares``: per row,
+    the spare replicas a deployment pays for (its budget is what is left after them)."""
     cap = np.full(len(gpus), float(MAX_REPLICAS))
+    spares = np.zeros(len(gpus)) if spares is None or not len(spares) else spares
+    cap = np.where(np.isnan(spares), 0.0, cap)
     if limits.max_gpus is not None:
         cap = np.minimum(cap, np.floor(limits.max_gpus / gpus))
     for gid, count in limits.inventory.items():
@@ -508,7 +558,9 @@ def replicas_allowed(limits: Limits, gpu_ids: tuple[str, ...], gpu: np.ndarray, 
     # a relative 1e-12 so that a cap of exactly n replicas' worth allows n: 8.85 / 2.95 is 2.9999999999999996
     if limits.budget_usd_per_hour is not None:     # no price: none allowed (an unknown cost is never free)
         cost = np.nan_to_num(np.asarray(cost_h, dtype=float), nan=np.inf)
-        cap = np.minimum(cap, np.floor(limits.budget_usd_per_hour * (1 + 1e-12) / np.maximum(cost, 1e-12)))
+        with np.errstate(invalid="ignore"):      # no spares x an unknown price
+            left = limits.budget_usd_per_hour * (1 + 1e-12) - np.where(spares > 0, spares * cost, 0.0)
+        cap = np.minimum(cap, np.floor(left / np.maximum(cost, 1e-12)))
     if limits.power_cap_w is not None:
         power = np.nan_to_num(power_w, nan=0.0)
         cap = np.minimum(cap, np.floor(limits.power_cap_w * (1 + 1e-12) / np.maximum(power, 1e-12)))

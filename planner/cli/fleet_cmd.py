@@ -104,11 +104,14 @@ def render_fleet(r: PlanResult, name: str) -> str:
                       str(x.replicas), str(x.gpus), money(x.cost_per_hour), f"{x.cost_share:.0%}")
         parts.append(w)
         g = Table(title="GPUs", title_justify="left")
-        for col in ("GPU", "used", "inventory", "nodes", "$/hour"):
-            g.add_column(col, justify="left" if col == "GPU" else "right")
+        offered = wording.capacity_split(a.gpus) is not None     # priced by offers: say how each row is paid
+        for col in ("GPU", "used", "inventory", "nodes", "$/hour") + (("paid as",) if offered else ()):
+            g.add_column(col, justify="left" if col in ("GPU", "paid as") else "right")
         for u in a.gpus:
+            paid = (wording.offer_words(u.offer, u.committed) + (f", {wording.spare_gpus(u.spare_gpus)}" if u.spare_gpus
+                                                                 else ""),) if offered else ()
             g.add_row(u.gpu, str(u.used), "-" if u.inventory is None else str(u.inventory), str(u.nodes),
-                      money(u.cost_per_hour))
+                      money(u.cost_per_hour), *paid)
         parts.append(g)
         for p in r.deployments(1):
             sim = wording.simulation(p)

@@ -251,7 +251,8 @@ def answer_lines(r: PlanResult) -> list[str]:
     a = r.answer(1)
     out = wording.verification(r.verification) if r.verification is not None else []
     if a is not None:
-        out += [wording.binding(b) for b in a.binding]
+        split = wording.capacity_split(a.gpus)
+        out += ([split] if split else []) + [wording.binding(b) for b in a.binding]
     out += [wording.marginal(m) for m in r.marginal]
     if a is not None and a.moves:
         out.append("moves from the fleet running today (current):")

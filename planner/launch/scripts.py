@@ -387,6 +387,9 @@ def _args(plan: Plan, w: dict[str, Any], fl: EngineFlags, per: int, dp: int, onl
         notes.append(f"the memory fraction {frac} is what the plan needs, no more; a larger one only gives the "
                      "engine a larger KV cache")
     notes.append(f"run on each of the {plan.replicas} replica(s), {per} GPUs each, behind one load balancer")
+    if plan.spare_replicas:      # a spot offer's spares (docs/workloads.md "Prices by kind"): same command, standing by
+        notes.append(f"spot: keep {plan.spare_replicas} spare replica(s) of the same command running, to take a "
+                     "preempted replica's place (in the plan's cost, not in its capacity)")
     return a, notes
 
 

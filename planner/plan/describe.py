@@ -27,7 +27,7 @@ from planner.plan.result import (
     quality_of,
 )
 from planner.resolve.problem import Problem
-from planner.units import MS
+from planner.units import HOURS_PER_YEAR, MS
 
 Picks = list[tuple[int, int]]
 """(candidate row, replicas) chosen."""
@@ -65,7 +65,9 @@ def deployment(p: Problem, c: Candidates, j: int, replicas: int, rank: int, shar
         at = operating_point(slot, p.table, one, p.assumptions, rate=float(c.load.rate[j]))
     gpus_per_replica = int(ev.gpus[j])
     served = at["tokens_per_s"] * replicas
-    cost_h = _nan_none(float(c.cost_per_hour[j] * replicas))
+    cost_h = _nan_none(c.deployment_cost(j, replicas))     # with a spot deployment's spares
+    offer = p.offer(int(c.configs.gpu[j]))
+    term = offer.term if offer is not None else None
     binding = int(c.load.binding[j])
     load = {"requests_per_s_per_replica": at["rate"], "utilization": at["utilization"],
             "capacity_requests_per_s_per_replica": float(c.load.rate[j]),
@@ -90,6 +92,9 @@ def deployment(p: Problem, c: Candidates, j: int, replicas: int, rank: int, shar
         throughput_tokens_per_s=served, throughput_tokens_per_s_per_gpu=served / (gpus_per_replica * replicas),
         price_usd_per_gpu_hour=_nan_none(float(c.price[j])), cost_per_hour=cost_h,
         price_kind=p.price_kind(int(c.configs.gpu[j])), price_date=p.price_date(int(c.configs.gpu[j])),
+        offer=p.offer_kind(int(c.configs.gpu[j])), committed=p.committed(int(c.configs.gpu[j])),
+        spare_replicas=spare_count(c, j), term_years=term, commitment_usd=None if term is None or cost_h is None
+        else cost_h * term * HOURS_PER_YEAR,
         quality=quality_of(d["quantization"], slot.model.release_quantization),
         checkpoint=serving_checkpoint(slot.model, d["quantization"], gpu=p.gpus[int(c.configs.gpu[j])],
                                       kv=d["kv_dtype"], named=slot.named, engine=p.spec.search.engine).to_dict(),
@@ -160,9 +165,10 @@ def slo_margins_ms(c: Candidates, j: int) -> dict[str, float]:
     return out
 
 
-def gpu_use(c: Candidates, picks: Picks) -> list[GpuUse]:
-    """Per GPU type used or owned: GPUs used, the inventory, nodes (replicas packed: several
-    per node when a replica fits in one, whole nodes otherwise), $/h."""
+def gpu_use(p: Problem, c: Candidates, picks: Picks) -> list[GpuUse]:
+    """Per GPU entry used or owned: GPUs used, the inventory, nodes (replicas packed: several
+    per node when a replica fits in one, whole nodes otherwise), $/h (spares included), how it
+    is paid for (its offer), committed or burst, and the GPUs of its spot deployments' spares."""
     out = []
     for g, gid in enumerate(c.gpu_ids):
         mine = [(j, r) for j, r in picks if int(c.configs.gpu[j]) == g]
@@ -175,13 +181,20 @@ def gpu_use(c: Candidates, picks: Picks) -> list[GpuUse]:
         whole = sum(nodes_for(r, int(c.ev.gpus[j]), int(c.per_node[j])) for j, r in mine
                     if c.ev.gpus[j] > c.per_node[j])
         nodes = whole + (math.ceil(shared / per_node - 1e-9) if per_node else 0)
-        out.append(GpuUse(gid, used, owned, int(nodes), _cost(c, mine)))
+        spare = int(sum(float(c.ev.gpus[j]) * spare_count(c, j) for j, _ in mine))
+        out.append(GpuUse(gid, used, owned, int(nodes), _cost(c, mine), offer=p.offer_kind(g),
+                          committed=p.committed(g), spare_gpus=spare))
     return out
 
 
+def spare_count(c: Candidates, j: int) -> int:
+    """Spare replicas a deployment of row j carries (a spot offer's preemption rule; 0 otherwise)."""
+    return int(c.spares[j]) if len(c.spares) and np.isfinite(c.spares[j]) else 0
+
+
 def _cost(c: Candidates, picks: Picks) -> float | None:
-    """$/hour of some deployments (None when one has no price)."""
-    return _nan_none(float(sum(float(c.cost_per_hour[j]) * r for j, r in picks)))
+    """$/hour of some deployments, their spares included (None when one has no price)."""
+    return _nan_none(float(sum(c.deployment_cost(j, r) for j, r in picks)))
 
 
 def binding(c: Candidates, gpus: list[GpuUse], totals: Totals) -> list[Binding]:
@@ -280,7 +293,7 @@ def describe(p: Problem, c: Candidates, picks: Picks, served: np.ndarray, rank: 
     total_cost = _cost(c, picks)
     for w in workloads:
         w.cost_share = (w.cost_per_hour or 0.0) / total_cost if total_cost else 0.0
-    gpus = gpu_use(c, picks)
+    gpus = gpu_use(p, c, picks)
     weights = np.array([s.weight for s in c.slots])
     totals = Totals(cost_per_hour=total_cost, gpus=sum(g.used for g in gpus), nodes=sum(g.nodes for g in gpus),
                     power_w=_nan_none(float(sum(float(c.ev.power_w[j]) * r for j, r in picks))),

@@ -71,7 +71,7 @@ def _shortfall(c: Candidates, s: int) -> Shortfall:
     reason = "targets" if not len(meets) else "limits" if not len(usable) else None
     alone = None
     if len(usable):
-        cost = np.nan_to_num(c.cost_per_hour[usable], nan=np.inf) * c.replicas_needed[usable]
+        cost = np.nan_to_num(c.cost_per_hour[usable] * c.replicas_needed[usable] + c.spare_cost[usable], nan=np.inf)
         k = int(np.argmin(cost)) if np.isfinite(cost).any() else int(np.argmin(c.ev.gpus[usable]
                                                                                * c.replicas_needed[usable]))
         j = int(usable[k])
@@ -135,4 +135,4 @@ def _limits(c: Candidates, ok: np.ndarray) -> Fact:
     return Fact("limits", value=float(need), limit=float(max(hi[k], 0)), unit="replicas",
                 context={"demand_tokens_per_s": None if not c.has_demand[k] else float(c.demand[k]),
                          "gpus_per_replica": int(ev.gpus[k]), "gpu": d["gpu"],
-                         "usd_per_hour": float(need * c.cost_per_hour[k]), "caps": caps})
+                         "usd_per_hour": c.deployment_cost(k, need), "caps": caps})

@@ -109,7 +109,7 @@ def _upper_limit(c: Candidates, j: int, r: int) -> Fact:
     """The first limit that ``r`` replicas of row j would exceed."""
     ev, lim, gid = c.ev, c.limits, c.gpu_ids[int(c.configs.gpu[j])]
     checks: list[tuple[str, float, float | None, str, str]] = [
-        ("budget", r * float(c.cost_per_hour[j]), lim.budget_usd_per_hour, "$/hour", "limits.budget_usd_per_hour"),
+        ("budget", c.deployment_cost(j, r), lim.budget_usd_per_hour, "$/hour", "limits.budget_usd_per_hour"),
         ("inventory", r * float(ev.gpus[j]), lim.inventory.get(gid), "GPUs", f"limits.inventory.{gid}"),
         ("max_gpus", r * float(ev.gpus[j]), lim.max_gpus, "GPUs", "search.max_gpus"),
         ("power", r * float(ev.power_w[j]), lim.power_cap_w, "W", "limits.power_cap_w"),

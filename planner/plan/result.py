@@ -95,6 +95,11 @@ class Plan:
     slo_margins_ms: dict[str, float] = field(default_factory=dict)   # target - value at capacity, per target path
     phase: str = "decode"             # the figures mbu, mfu, regime describe: decode, or prefill (a prefill pool)
     checkpoint: dict[str, Any] | None = None   # the checkpoint that serves its format (planner/catalog/checkpoints.py)
+    offer: str = "rented"             # how its GPUs are paid for: owned, rented, on_demand, spot, commit_1y, commit_3y
+    committed: bool = False           # committed capacity (owned, a commitment) rather than burst (paid as it runs)
+    spare_replicas: int = 0           # a spot deployment's spares: in cost_per_hour, not in replicas nor capacity
+    term_years: float | None = None   # a commitment's minimum term (None: not a commitment)
+    commitment_usd: float | None = None   # what the term commits to: cost_per_hour x the term's hours
 
 
 @dataclass
@@ -139,6 +144,9 @@ class GpuUse:
     inventory: int | None
     nodes: int
     cost_per_hour: float | None
+    offer: str = "rented"             # owned, rented, on_demand, spot, commit_1y, commit_3y (docs/workloads.md)
+    committed: bool = False           # committed capacity, paid whether it runs or not, rather than burst
+    spare_gpus: int = 0               # GPUs of its spot deployments' spare replicas (not in ``used``)
 
 
 @dataclass

@@ -47,7 +47,7 @@ def starting_answer(f: constraints.Formulation) -> Start | None:
         return None
     w = np.asarray(c.weight, dtype=float)
     picks, served = max(ok, key=lambda o: (round(float((w * np.array(o[1])).sum()), 9),
-                                          -sum(float(c.cost_per_hour[j]) * n for j, n in o[0])))
+                                          -sum(c.deployment_cost(j, n) for j, n in o[0])))
     return Start(picks, served, constraints.assignment(f, picks))
 
 
@@ -89,7 +89,7 @@ def breaks_limits(c: Candidates, picks: Picks) -> bool:
         return True
     if lim.max_gpus is not None and sum(gpus.values()) > lim.max_gpus:
         return True
-    cost = sum(float(np.nan_to_num(c.cost_per_hour[j])) * n for j, n in picks)
+    cost = sum(float(np.nan_to_num(c.deployment_cost(j, n))) for j, n in picks)
     if lim.budget_usd_per_hour is not None and cost > lim.budget_usd_per_hour * (1 + 1e-12):
         return True
     power = sum(float(ev.power_w[j]) * n for j, n in picks)
@@ -123,7 +123,7 @@ def alone_picks(c: Candidates) -> tuple[Picks, list[float]]:
             served.append(0.0)
             continue
         need = np.ceil(c.demand[rows] / c.capacity[rows])
-        j = int(rows[np.argmin(c.cost_per_hour[rows] * need)])
+        j = int(rows[np.argmin(c.cost_per_hour[rows] * need + c.spare_cost[rows])])
         picks.append((j, int(math.ceil(c.demand[j] / c.capacity[j]))))
         served.append(1.0)
     return picks, served
@@ -155,7 +155,8 @@ def greedy_picks(c: Candidates) -> tuple[Picks, list[float]]:
             gid = c.gpu_ids[int(c.configs.gpu[j])]
             g, cost, watts = float(c.ev.gpus[j]), float(c.cost_per_hour[j]), float(c.ev.power_w[j])
             n = math.ceil((d - covered) / float(c.capacity[j]))
-            n = min(n, _fits(left_gpus.get(gid, math.inf), g), _fits(budget, cost), _fits(power, watts))
+            spare = float(c.spare_cost[j])      # a spot deployment's spares, paid once
+            n = min(n, _fits(left_gpus.get(gid, math.inf), g), _fits(budget - spare, cost), _fits(power, watts))
             if n < 1:
                 continue
             picks.append((int(j), n))
@@ -163,7 +164,7 @@ def greedy_picks(c: Candidates) -> tuple[Picks, list[float]]:
             used += 1
             if gid in left_gpus:
                 left_gpus[gid] -= n * g
-            budget -= n * cost
+            budget -= n * cost + spare
             power -= n * watts
         served[s] = min(1.0, covered / d) if d > 0 else 0.0
     return picks, served

@@ -11,6 +11,7 @@ from planner.plan.result import (
     Diagnosis,
     Fact,
     GpuMoves,
+    GpuUse,
     Layout,
     Marginal,
     ModeVerdict,
@@ -196,6 +197,12 @@ def plan_lines(p: Plan) -> list[str]:
         f"price ${p.price_usd_per_gpu_hour:,.2f}/GPU-hour ({p.price_kind or 'kind unknown'}" \
         f"{', ' + p.price_date if p.price_date else ''})"
     lines = [f"   quality: {p.quality}; {price}"]
+    if p.offer not in ("rented", "owned"):      # priced by an offer (prices.offers): say how it is paid
+        lines.append(f"   offer: {offer_words(p.offer, p.committed)}"
+                     + (f"; {p.spare_replicas} spare replica{'s' if p.spare_replicas != 1 else ''} against "
+                        f"preemption, in its $/hour, not in its replicas or capacity" if p.spare_replicas else "")
+                     + (f"; a {p.term_years:g}-year term commits ${p.commitment_usd:,.0f}"
+                        if p.term_years and p.commitment_usd is not None else ""))
     if p.checkpoint:
         lines.append(f"   checkpoint: {checkpoint(p.checkpoint)}")
     lines += [
@@ -434,3 +441,34 @@ def move(m: Move) -> str:
 
 def gpu_moves(g: GpuMoves) -> str:
     return f"{g.gpu}: start {g.start} GPUs, stop {g.stop}, keep {g.keep}"
+
+
+OFFER_WORDS = {"owned": "owned", "rented": "rented", "on_demand": "on-demand", "spot": "spot",
+               "commit_1y": "1-year commitment", "commit_3y": "3-year commitment"}
+
+
+def offer_words(kind: str, committed: bool) -> str:
+    """How a deployment's GPUs are paid for, and whether they are committed or burst capacity."""
+    how = "committed (paid whether it runs or not)" if committed else "burst (paid per hour it runs)"
+    return f"{OFFER_WORDS.get(kind, kind)}, {how}"
+
+
+def capacity_split(gpus: list[GpuUse]) -> str | None:
+    """One line over an answer's GPU entries (``GpuUse``): committed and burst GPUs and their
+    $/hour; None when none is priced by an offer (prices.offers)."""
+    if all(g.offer in ("rented", "owned") for g in gpus):
+        return None
+    parts = []
+    for committed, name in ((True, "committed"), (False, "burst")):
+        mine = [g for g in gpus if g.committed == committed and g.used]
+        if mine:
+            cost = sum(g.cost_per_hour or 0.0 for g in mine)
+            kinds = ", ".join(dict.fromkeys(OFFER_WORDS.get(g.offer, g.offer) for g in mine))
+            spare = sum(g.spare_gpus for g in mine)
+            parts.append(f"{name} {sum(g.used for g in mine):g} GPUs ({kinds}"
+                         + (f", plus {spare_gpus(spare)}" if spare else "") + f", ${cost:,.2f}/hour)")
+    return "paid as: " + "; ".join(parts) if parts else None
+
+
+def spare_gpus(n: int) -> str:
+    return f"{n:g} spare GPU" + ("s" if n != 1 else "")

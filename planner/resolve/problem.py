@@ -21,14 +21,16 @@ from planner.errors import InputError
 from planner.physics.options import PRESETS, Assumptions
 from planner.physics.quant import KV_DTYPES, SCHEMES
 from planner.physics.space import KV_NAMES, SCHEME_NAMES, GpuTable
+from planner.pricing import SpareRule, hourly_over_term
 from planner.resolve.calibration import calibrated
 from planner.resolve.formats import default_schemes
 from planner.resolve.workload import DemandSpec, LatencyTarget, Lengths, demand, from_trace, lengths, targets
-from planner.schemas.common import CatalogExtras, HfConfigRef, ModelRef
+from planner.schemas.common import CatalogExtras, HfConfigRef, ModelRef, Offer
 from planner.schemas.estimate import EstimateSpec
 from planner.schemas.fleet import FleetSpec, FleetWorkload
 from planner.schemas.plan import PlanSpec, Slo, Workload
 from planner.traces.figures import TraceSummary
+from planner.units import HOURS_PER_YEAR
 from planner.yamlio import Document
 
 COST_OBJECTIVES = ("cost_per_million_tokens", "cost_per_hour")
@@ -105,6 +107,7 @@ class Problem:
     max_configs: int = 1                # configurations one slot may split its traffic over (a fleet: >= 1)
     current: tuple[Running, ...] = ()   # a fleet's deployments running today
     calibration_notes: tuple[str, ...] = ()   # GPUs the calibration fits by its global values only, and why
+    offers: tuple[Offer | None, ...] = ()     # per GPU of ``table``: the offer it is priced by (prices.offers), or None
 
     @property
     def objective(self) -> str:
@@ -126,9 +129,36 @@ class Problem:
         its running cost (a type that may also be rented has a second entry, ``gpu@rented``)."""
         return self.table.ids[g] in self.spec.limits.inventory
 
+    def offer(self, g: int) -> Offer | None:
+        """The offer (``prices.offers``) GPU entry ``g`` is priced by, or None."""
+        return self.offers[g] if self.offers else None
+
+    def offer_kind(self, g: int) -> str:
+        """How GPU entry ``g`` is paid for: owned, its offer's kind (on_demand, spot, commit_1y,
+        commit_3y), or rented (one price, no offer list)."""
+        o = self.offer(g)
+        return "owned" if self.owned(g) else o.kind if o is not None else "rented"
+
+    def committed(self, g: int) -> bool:
+        """GPU entry ``g`` is committed capacity, paid for whether it runs or not (owned, or a
+        1- or 3-year commitment over its term), rather than burst capacity paid per hour it runs
+        (on-demand, spot, a rented price). A schedule over periods pays committed GPUs in every
+        period (docs/workloads.md "Prices by kind")."""
+        o = self.offer(g)
+        return self.owned(g) or (o is not None and o.term is not None)
+
+    def spare_rule(self, g: int) -> SpareRule | None:
+        """The preemption rule of a spot entry (None for any other)."""
+        o = self.offer(g)
+        if o is None or o.preemption is None:
+            return None
+        r = o.preemption
+        return SpareRule(r.spare_replicas, r.availability, r.replica_availability)
+
     def price_kind(self, g: int) -> str | None:
         """How GPU ``g``'s price was set, in words: owned (and from which input), given in the
-        instance, a what-if, no price, or the catalog's kind (on-demand, reserved, ...)."""
+        instance, an offer (its kind and where it is listed), a what-if, no price, or the
+        catalog's kind (on-demand, reserved, ...)."""
         source = self.price_sources[g]
         if source == "what-if":
             return "what-if"
@@ -136,6 +166,9 @@ class Problem:
             return "no price"
         if self.owned(g):
             return f"owned, {source}"
+        o = self.offer(g)
+        if o is not None:
+            return f"{o.kind}, {source}"
         if source.startswith("prices."):
             return "given in the instance"
         return self.gpus[g].price_kind
@@ -172,9 +205,21 @@ class Problem:
                 "price_sources": dict(zip(self.table.ids, self.price_sources)),
                 "price_kinds": {g.id: self.price_kind(i) for i, g in enumerate(self.gpus)},
                 "price_dates": {g.id: self.price_date(i) for i, g in enumerate(self.gpus)},
+                "offers": {g.id: self._offer_record(i) for i, g in enumerate(self.gpus)},
                 "engine": self.spec.search.engine,
                 "catalog_digest": catalog_digest(self.gpus),
                 "workloads": {s.name: _workload(s) for s in self.slots}}
+
+    def _offer_record(self, g: int) -> dict[str, Any]:
+        """What a result records of entry ``g``'s offer: its kind, committed or burst, a
+        commitment's term and upfront payment, a spot offer's preemption rule, provider, region."""
+        o = self.offer(g)
+        out: dict[str, Any] = {"kind": self.offer_kind(g), "committed": self.committed(g)}
+        if o is not None:
+            out |= {"term_years": o.term, "upfront_usd_per_gpu": o.upfront_usd_per_gpu or None,
+                    "preemption": o.preemption.model_dump(exclude_none=True) if o.preemption else None,
+                    "provider": o.provider, "region": o.region}
+        return out
 
 
 def _by_reason(excluded: dict[str, str]) -> list[tuple[str, str]]:
@@ -338,7 +383,7 @@ def _resolve_shared(spec: Any, doc: Document | None, calibration: str | None, ca
         raise InputError("a GPU is listed twice (under two spellings)", path="search.gpus", value=dup, **where)
     inventory = {catalog.gpu_id(k, path=f"limits.inventory.{k}", **where): v for k, v in spec.limits.inventory.items()}
     keyed = {f: {catalog.gpu_id(k, path=f"prices.{f}.{k}", **where): v for k, v in getattr(spec.prices, f).items()}
-             for f in ("usd_per_gpu_hour", "owned_usd_per_gpu_hour")}
+             for f in ("usd_per_gpu_hour", "owned_usd_per_gpu_hour", "offers")}
     if inventory != spec.limits.inventory or any(v != getattr(spec.prices, f) for f, v in keyed.items()):
         spec = spec.model_copy(update={"limits": spec.limits.model_copy(update={"inventory": inventory}),
                                        "prices": spec.prices.model_copy(update=keyed)})
@@ -378,24 +423,29 @@ def _resolve_shared(spec: Any, doc: Document | None, calibration: str | None, ca
     excluded: dict[str, str] = {}
     gpus: list[Gpu] = []
     priced_gpus: list[tuple[float | None, str]] = []
-    for name in _entries(names, lim.inventory, lim.rent_outside_inventory):
-        base = name.removesuffix(f"@{RENTED}")
+    offered = offer_entries(spec.prices.offers, where)
+    kept_offers: list[Offer | None] = []
+    for name in _entries(names, lim.inventory, lim.rent_outside_inventory, spec.prices.offers):
+        base = name.split("@", 1)[0]
         g = catalog.gpus[name] if name in catalog.gpus else catalog.gpus[base].model_copy(update={"id": name})
         owned = name in lim.inventory
-        usd, source = _price(g, owned, spec)
+        offer, source = offered.get(name, (None, ""))
+        usd, source = (offer_price(offer), source) if offer is not None else _price(g, owned, spec)
         if not g.peak_dense_flops_per_s:
             excluded[name] = "no peak FLOP/s in the catalog (give one in a catalog override)"
         elif lim.inventory and not owned and not lim.rent_outside_inventory:
             excluded[name] = "not in limits.inventory (an inventory lists the GPUs owned; set " \
                              "limits.rent_outside_inventory: true to rent others)"
         elif priced and usd is None:
-            excluded[name] = _unpriced(owned, bool(lim.inventory))
+            excluded[name] = _unpriced(owned, bool(lim.inventory)) if offer is None else \
+                f"no price: left out of a question with a budget or a cost objective; add {source}.usd_per_gpu_hour"
         elif lim.power_cap_w is not None and g.power_w is None:
             excluded[name] = "no power_w in the catalog, so limits.power_cap_w cannot be checked (give one in a " \
                              "catalog override)"
         else:
             gpus.append(g)
             priced_gpus.append((usd, source))
+            kept_offers.append(offer)
     if not gpus:
         raise InputError("no GPU left to search: " + "; ".join(f"{gids}: {why}" for why, gids in _by_reason(excluded)),
                          path="search.gpus", **where)
@@ -406,7 +456,8 @@ def _resolve_shared(spec: Any, doc: Document | None, calibration: str | None, ca
     table = support_table(gpus, SCHEME_NAMES, KV_NAMES, s.engine)
     return Problem(spec=spec, slots=slots, gpus=tuple(gpus), table=GpuTable.build(gpus, scales), prices=prices,
                    price_sources=sources, assumptions=assumptions, support=table, calibration=calibration or "none",
-                   excluded=excluded, file=doc.file if doc else None, calibration_notes=tuple(cal_notes))
+                   excluded=excluded, file=doc.file if doc else None, calibration_notes=tuple(cal_notes),
+                   offers=tuple(kept_offers))
 
 
 RENTED = "rented"
@@ -415,15 +466,43 @@ searched twice, owned (its id, at most the inventory, at its running cost) and r
 (``gpu@rented``, at its rental price), so a fleet may use both."""
 
 
-def _entries(names: list[str], inventory: dict[str, int], renting: bool) -> list[str]:
+def _entries(names: list[str], inventory: dict[str, int], renting: bool, offers: dict[str, list[Offer]]) -> list[str]:
     """The searched GPU entries: each GPU, and after an owned type that may also be rented,
-    its rented copy."""
+    its rented copy; a rented GPU with offers (``prices.offers``) is one entry per offer,
+    ``gpu@<offer label>``, instead of its one rented entry."""
     out = []
     for name in names:
-        out.append(name)
-        if renting and name in inventory:
-            out.append(f"{name}@{RENTED}")
+        owned = name in inventory
+        rented = [f"{name}@{o.label}" for o in offers.get(name, [])] or [name if not owned else f"{name}@{RENTED}"]
+        out += ([name] if owned else []) + (rented if renting or not owned else [])
     return out
+
+
+def offer_entries(offers: dict[str, list[Offer]], where: dict[str, Any]) -> dict[str, tuple[Offer, str]]:
+    """Each offer's searched entry id -> (the offer, its YAML path); two offers of one GPU with
+    the same kind, provider and region are refused (they would be the same entry)."""
+    out: dict[str, tuple[Offer, str]] = {}
+    for gid, listed in offers.items():
+        if "@" in gid:
+            raise InputError("offers are listed per GPU type, not per pool", path=f"prices.offers.{gid}", value=gid,
+                             accepted=f"{gid.split('@', 1)[0]} (a pool's GPUs are owned: limits.inventory)", **where)
+        for i, o in enumerate(listed):
+            key, path = f"{gid}@{o.label}", f"prices.offers.{gid}[{i}]"
+            if key in out:
+                raise InputError("two offers of one GPU with the same kind, provider and region", path=path,
+                                 value=o.label, accepted=f"offers that differ in kind, provider or region "
+                                 f"(the first is {out[key][1]})", **where)
+            out[key] = (o, path)
+    return out
+
+
+def offer_price(o: Offer) -> float | None:
+    """$/GPU-hour of an offer: its hourly rate, a commitment's upfront payment spread over its
+    term (None: the offer states no price)."""
+    term = o.term
+    if o.usd_per_gpu_hour is None or term is None:
+        return o.usd_per_gpu_hour
+    return hourly_over_term(o.usd_per_gpu_hour, o.upfront_usd_per_gpu, term, HOURS_PER_YEAR)
 
 
 def _price(g: Gpu, owned: bool, spec: Any) -> tuple[float | None, str]:

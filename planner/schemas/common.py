@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from planner.catalog.schema import Gpu, NotBool
 from planner.catalog.store import ModelSpec
 from planner.errors import MissingDataError
+from planner.pricing import COMMIT_YEARS
 from planner.traces.read import BLOCK_TOKENS
 from planner.units import HOURS_PER_MONTH, HOURS_PER_YEAR
 
@@ -186,3 +187,63 @@ class TraceFields(Strict):
             raise ValueError("rate_scale scales the trace's rate; with a demand, the demand sets the rate: give "
                              "one of them")
         return self
+
+
+Label = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$", description="lower-case letters, digits, '-'")]
+
+
+class Preemption(Strict):
+    """A spot offer's rule for preemption (docs/workloads.md "Prices by kind"): a fixed count
+    of spare replicas per deployment (N + k), or an availability target that the planner
+    turns into the spares it needs, given the share of time one spot replica is up."""
+
+    spare_replicas: Annotated[int, Field(ge=0, le=64), NotBool] | None = Field(
+        None, description="spare replicas each spot deployment carries on top of those it serves with (N + k)")
+    availability: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False), NotBool] | None = Field(
+        None, description="the share of time at least N replicas must be up (with replica_availability)")
+    replica_availability: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False), NotBool] | None = Field(
+        None, description="the share of time one spot replica is up (1 - preemption rate x time to replace it)")
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> Preemption:
+        target = (self.availability, self.replica_availability)
+        if (self.spare_replicas is None) == (None in target) or (None in target and target != (None, None)):
+            raise ValueError("give spare_replicas, or availability with replica_availability (not both)")
+        return self
+
+
+class Offer(Strict):
+    """One way to pay for a GPU type (``prices.offers``): its kind, its $/GPU-hour and, for a
+    commitment, its minimum term and any upfront payment (priced per hour over the term); for
+    spot, its preemption rule. ``provider`` and ``region`` tell offers of one kind apart."""
+
+    kind: Literal["on_demand", "spot", "commit_1y", "commit_3y"]
+    usd_per_gpu_hour: Price | None = Field(
+        None, description="omit: no price (left out of a question with a budget or a cost objective, said so)")
+    upfront_usd_per_gpu: Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False), NotBool] = Field(
+        0.0, description="a commitment's payment at signing, per GPU, spread over its term's hours")
+    term_years: Annotated[float, Field(ge=1, le=10, allow_inf_nan=False), NotBool] | None = Field(
+        None, description="a commitment's term (default and minimum: 1 for commit_1y, 3 for commit_3y)")
+    preemption: Preemption | None = Field(None, description="spot only, and required there")
+    provider: Label | None = None
+    region: Label | None = None
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> Offer:
+        if (self.kind == "spot") != (self.preemption is not None):
+            raise ValueError("a spot offer states its preemption rule, and only a spot offer has one")
+        if not self.kind.startswith("commit") and (self.term_years is not None or self.upfront_usd_per_gpu):
+            raise ValueError("term_years and upfront_usd_per_gpu belong to a commitment (commit_1y, commit_3y)")
+        if self.kind == "commit_3y" and self.term_years is not None and self.term_years < 3:
+            raise ValueError("a 3-year commitment's term is at least 3 years")
+        return self
+
+    @property
+    def label(self) -> str:
+        """The searched entry's suffix: ``gpu@<kind>[.provider][.region]``."""
+        return ".".join(x for x in (self.kind, self.provider, self.region) if x)
+
+    @property
+    def term(self) -> float | None:
+        """Years committed (None: not a commitment)."""
+        return self.term_years or COMMIT_YEARS.get(self.kind)

@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 from planner.catalog.schema import NotBool
 from planner.errors import InputError
-from planner.schemas.common import CatalogExtras, Distinct, ModelRef, Price, Strict, Tco, TraceFields
+from planner.schemas.common import CatalogExtras, Distinct, ModelRef, Offer, Price, Strict, Tco, TraceFields
 from planner.yamlio import Document, load_yaml
 
 SCHEMA_VERSION = 1
@@ -204,6 +204,10 @@ class Prices(Strict):
     owned_usd_per_gpu_hour: dict[str, Price] = Field(
         {}, description="what an owned GPU (limits.inventory) costs to run per hour; overrides tco")
     tco: Tco | None = None
+    offers: dict[str, Annotated[list[Offer], Field(min_length=1, max_length=16)]] = Field(
+        {}, description="per rented GPU type, the ways to pay for it (on_demand, spot, commit_1y, commit_3y); "
+        "each is searched as its own entry gpu@kind, replacing usd_per_gpu_hour and the catalog's price "
+        "(docs/workloads.md \"Prices by kind\")")
 
 
 Disaggregation = Literal["auto", "never", "always"]

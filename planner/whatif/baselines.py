@@ -56,7 +56,7 @@ def _current(c: Candidates) -> Baseline:
 
 
 def _summary(c: Candidates, name: str, picks: Picks, served: list[float]) -> Baseline:
-    cost = float(sum(float(c.cost_per_hour[j]) * n for j, n in picks))
+    cost = float(sum(c.deployment_cost(j, n) for j, n in picks))     # a spot deployment's spares included
     gpus: dict[str, float] = {}
     for j, n in picks:
         gid = c.gpu_ids[int(c.configs.gpu[j])]
