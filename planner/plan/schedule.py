@@ -1,0 +1,253 @@
+"""A schedule over a demand profile (docs/workloads.md, "Demand over time: schedules"): one
+program over the periods (constraints/schedule.py) on one candidate table whose physics is
+computed once, at each workload's busiest demand; beside it, on the same table and through
+the one solve path (planner/plan/solve.py), the static fleet sized for the peak (an upper
+bound: it is one schedule) and each period's own optimum (their sum over the periods, a
+lower bound: committed GPUs paid only while they serve, starts free, no lag). The
+exhaustive oracle solves the schedule by enumeration in its own terms."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from constraints.schedule import ScheduleFormulation, build
+from planner.backends.base import HAS_SOLUTION, Feature, Status, get_backend
+from planner.candidates.schedule import PeriodTables, period_tables
+from planner.candidates.table import Candidates, build_candidates
+from planner.plan.solve import solve_phases
+from planner.resolve.problem import Problem, resolve, resolve_fleet
+from planner.resolve.schedule import Periods, resolve_periods
+from planner.schemas.fleet import FleetSpec
+from planner.schemas.plan import PlanSpec
+from planner.units import HOURS_PER_DAY
+from planner.yamlio import Document
+
+Picks = list[tuple[int, int]]
+
+
+@dataclass
+class Deployment:
+    workload: str
+    gpu: str
+    tp: int
+    pp: int
+    ep: int
+    quantization: str
+    kv_dtype: str
+    batch: int
+    replicas: int
+    gpus: int
+
+
+@dataclass
+class PeriodPlan:
+    """One period of the schedule: its demand, deployments and GPUs."""
+
+    period: int
+    hours: float
+    requests_per_s: dict[str, float]          # per workload
+    deployments: list[Deployment]
+    gpus_serving: dict[str, int]              # per GPU type
+    gpus_held: dict[str, int]                 # per GPU type: committed all cycle, burst in this period
+    usd_per_hour: float                       # what the GPUs held cost per hour in this period
+    gpus_started: int = 0                     # burst GPUs started at the period's start
+
+
+@dataclass
+class Bound:
+    """A comparison: the static fleet sized for the peak, or the sum of per-period optima."""
+
+    status: str
+    usd_per_cycle: float | None
+    proven: bool                              # each solve it sums was proven optimal
+    usd_per_hour: list[float | None] = field(default_factory=list)   # per period (the static fleet: one value)
+    deployments: list[Deployment] = field(default_factory=list)      # the static fleet's
+
+
+@dataclass
+class Autoscale:
+    """The replicas one deployment runs over the cycle: an autoscaler's bounds."""
+
+    workload: str
+    deployment: str
+    min_replicas: int
+    max_replicas: int
+
+
+@dataclass
+class ScheduleResult:
+    status: str
+    backend: str
+    model: str                                 # where the figures come from
+    cycle_hours: float
+    usd_per_cycle: float | None
+    usd_per_day: float | None
+    committed: dict[str, int]                  # GPUs held all cycle per committed type
+    periods: list[PeriodPlan]
+    static: Bound
+    per_period_optima: Bound
+    autoscaler: list[Autoscale]
+    saving_vs_static: float | None             # share of the static fleet's cost
+    gap: float | None
+    solve_seconds: float
+    model_size: dict[str, int]
+    options: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def schedule(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, backend: str = "milp",
+             time_limit: float = 60.0, calibration: str | None = None) -> ScheduleResult:
+    """The cheapest schedule of an instance's demand profile, with the static peak fleet and
+    the sum of per-period optima beside it (time: a third each for those two, the rest for
+    the schedule)."""
+    t0 = time.perf_counter()
+    problem = resolve_fleet(spec, doc, calibration) if isinstance(spec, FleetSpec) else resolve(spec, doc,
+                                                                                                calibration)
+    periods = resolve_periods(spec, problem)
+    cands = build_candidates(replace(problem, slots=periods.peak()))
+    t = period_tables(cands, periods, problem.prices)
+    share = time_limit / 4.0
+    static, static_picks = _static(problem, periods, t, backend, share)
+    lower = _optima(problem, periods, t, backend, share)
+    solver = get_backend(backend)
+    deadline = time.perf_counter() + max(time_limit - (time.perf_counter() - t0), 1e-3)
+    size: dict[str, int] = {}
+    gap: float | None = 0.0
+    if Feature.INDEPENDENT_ORACLE in solver.features:
+        status, picks, held, cost = solver.schedule(t, deadline)          # type: ignore[attr-defined]
+    else:
+        f = build(t)
+        size = f.size
+        f.hint = hint(f, static_picks)
+        sol = solver.solve(f, max(deadline - time.perf_counter(), 1e-3))
+        status, gap = sol.status, sol.gap
+        picks, held, cost = decode(f, sol.values) if sol.status in HAS_SOLUTION and sol.values is not None \
+            else ([], np.zeros((0, 0)), None)
+    ok = status in HAS_SOLUTION
+    plans = [_period(t, periods, p, picks[p], held[p], held[p - 1]) for p in range(t.count)] if ok else []
+    committed = {t.peak.gpu_ids[g]: int(round(held[0, g])) for g in range(len(t.peak.gpu_ids))
+                 if t.committed[g] and ok and held[0, g] > 0}
+    cycle = t.cycle_hours
+    usd = float(cost) if ok and cost is not None else None
+    return ScheduleResult(
+        status=status.value, backend=backend,
+        model="closed form: each replica at its capacity at SLO (docs/load.md), the same table in every period",
+        cycle_hours=cycle, usd_per_cycle=usd, usd_per_day=None if usd is None else usd * HOURS_PER_DAY / cycle,
+        committed=committed, periods=plans, static=static, per_period_optima=lower,
+        autoscaler=autoscale(t, picks) if ok else [],
+        saving_vs_static=None if usd is None or not static.usd_per_cycle else 1.0 - usd / static.usd_per_cycle,
+        gap=gap if ok else None, solve_seconds=time.perf_counter() - t0, model_size=size,
+        options=t.options.model_dump())
+
+
+def _deployments(c: Candidates, picks: Picks) -> list[Deployment]:
+    out = []
+    for j, r in picks:
+        d = c.describe(j)
+        out.append(Deployment(workload=c.slot_names[int(c.slot[j])], gpu=d["gpu"], tp=d["tp"], pp=d["pp"], ep=d["ep"],
+                              quantization=d["quantization"], kv_dtype=d["kv_dtype"], batch=d["batch"], replicas=r,
+                              gpus=int(c.ev.gpus[j]) * r))
+    return out
+
+
+def _static(problem: Problem, periods: Periods, t: PeriodTables, backend: str, seconds: float
+            ) -> tuple[Bound, Picks]:
+    """The cheapest static fleet that serves every workload's busiest period (the fleet a
+    plan at the peak gives), priced over the whole cycle."""
+    s = solve_phases(replace(problem, slots=periods.peak()), t.peak, backend=backend, time_limit=seconds,
+                     phases=("cost_per_hour",), tie_break=True)
+    if s.status not in HAS_SOLUTION or "cost_per_hour" not in s.values:
+        return Bound(s.status.value, None, False), []
+    hourly = float(s.values["cost_per_hour"])
+    return Bound(s.status.value, hourly * t.cycle_hours, s.status == Status.OPTIMAL, [hourly],
+                 _deployments(t.peak, s.picks)), list(s.picks)
+
+
+def _optima(problem: Problem, periods: Periods, t: PeriodTables, backend: str, seconds: float) -> Bound:
+    """Each period's cheapest fleet on its own (GPUs paid while they serve, no start costs,
+    no lag), summed over the periods' hours: a lower bound when each is proven optimal."""
+    hourly: list[float | None] = []
+    proven = True
+    worst = Status.OPTIMAL
+    for p, view in enumerate(t.periods):
+        s = solve_phases(replace(problem, slots=periods.slots[p]), view, backend=backend,
+                         time_limit=seconds / t.count, phases=("cost_per_hour",), tie_break=False)
+        ok = s.status in HAS_SOLUTION and "cost_per_hour" in s.values
+        hourly.append(float(s.values["cost_per_hour"]) if ok else None)
+        proven &= s.status == Status.OPTIMAL
+        worst = s.status if s.status != Status.OPTIMAL else worst
+    if any(h is None for h in hourly):
+        return Bound(worst.value, None, False, hourly)
+    total = float(sum(h * float(t.hours[p]) for p, h in enumerate(hourly) if h is not None))
+    return Bound(worst.value, total, proven, hourly)
+
+
+def hint(f: ScheduleFormulation, static: Picks) -> dict[int, float] | None:
+    """The static fleet as a starting schedule (each row capped at what a period needs of it
+    alone, where it then covers that period by itself), or None when a row of it is not in
+    the schedule's model."""
+    t = f.tables
+    if not static or any(j not in f.y[0] for j, _ in static):
+        return None
+    c = t.peak
+    values: dict[int, float] = {}
+    for p, view in enumerate(t.periods):
+        for j, r in static:
+            values[f.y[p][j]] = float(min(r, view.replica_cap[j]))
+            values[f.x[p][j]] = 1.0
+    top: dict[int, float] = {}
+    for j, r in static:
+        g = int(c.configs.gpu[j])
+        top[g] = top.get(g, 0.0) + float(c.ev.gpus[j]) * r
+    values |= {b: top.get(g, 0.0) for g, b in f.committed.items()}
+    values |= {a: top.get(g, 0.0) for (_, g), a in f.held.items()}
+    return values
+
+
+def decode(f: ScheduleFormulation, values: np.ndarray) -> tuple[list[Picks], np.ndarray, float]:
+    """(row, replicas) per period, GPUs held per period and type, $ per cycle."""
+    t = f.tables
+    picks = [[(j, int(round(values[y]))) for j, y in sorted(per.items()) if values[y] > 0.5] for per in f.y]
+    held = np.zeros((t.count, len(t.peak.gpu_ids)))
+    for g, b in f.committed.items():
+        held[:, g] = round(values[b])
+    for (p, g), a in f.held.items():
+        held[p, g] = round(values[a])
+    cost = float(sum(a * values[i] for i, a in f.model.objective.items()))
+    return picks, held, cost
+
+
+def _period(t: PeriodTables, periods: Periods, p: int, picks: Picks, held: np.ndarray,
+            before: np.ndarray) -> PeriodPlan:
+    c = t.peak
+    serving = np.zeros(len(c.gpu_ids))
+    for j, r in picks:
+        serving[c.configs.gpu[j]] += c.ev.gpus[j] * r
+    started = int(np.maximum(held - before, 0.0)[~t.committed].sum()) if t.count > 1 else 0
+    return PeriodPlan(
+        period=p, hours=float(t.hours[p]),
+        requests_per_s={s.name: float(s.demand.requests_per_s) for s in periods.slots[p]
+                        if s.demand is not None and s.demand.requests_per_s is not None},
+        deployments=_deployments(c, picks),
+        gpus_serving={gid: int(serving[g]) for g, gid in enumerate(c.gpu_ids) if serving[g] > 0},
+        gpus_held={gid: int(held[g]) for g, gid in enumerate(c.gpu_ids) if held[g] > 0},
+        usd_per_hour=float((np.nan_to_num(t.usd_per_gpu_hour) * held).sum()), gpus_started=started)
+
+
+def autoscale(t: PeriodTables, picks: list[Picks]) -> list[Autoscale]:
+    """Per deployment (workload and row), the fewest and most replicas it runs over the
+    periods (0 where a period does not run it)."""
+    c = t.peak
+    rows = sorted({j for per in picks for j, _ in per})
+    out = []
+    for j in rows:
+        counts = [dict(per).get(j, 0) for per in picks]
+        label = c.label(j).split("gpu=", 1)[1]
+        out.append(Autoscale(c.slot_names[int(c.slot[j])], "gpu=" + label, min(counts), max(counts)))
+    return out
