@@ -178,3 +178,38 @@ def _limits(f: ScheduleFormulation, types: list[int], names: list[str]) -> None:
         if lim.power_cap_w is not None:
             m.row(f"power[{names[p]}]", "power", {y: float(c.ev.power_w[j]) for j, y in f.y[p].items()}, "<=",
                   float(lim.power_cap_w), "watts")
+
+
+def assignment(f: ScheduleFormulation, static: list[tuple[int, int]]) -> dict[int, float] | None:
+    """The static fleet as a starting schedule (each row capped at what a period needs of it
+    alone, where it then covers that period by itself), or None when a row of it is not in
+    the schedule's model."""
+    t = f.tables
+    if not static or any(j not in f.y[0] for j, _ in static):
+        return None
+    c = t.peak
+    values: dict[int, float] = {}
+    for p, view in enumerate(t.periods):
+        for j, r in static:
+            values[f.y[p][j]] = float(min(r, view.replica_cap[j]))
+            values[f.x[p][j]] = 1.0
+    top: dict[int, float] = {}
+    for j, r in static:
+        g = int(c.configs.gpu[j])
+        top[g] = top.get(g, 0.0) + float(c.ev.gpus[j]) * r
+    values |= {b: top.get(g, 0.0) for g, b in f.committed.items()}
+    values |= {a: top.get(g, 0.0) for (_, g), a in f.held.items()}
+    return values
+
+
+def decode(f: ScheduleFormulation, values: np.ndarray) -> tuple[list[list[tuple[int, int]]], np.ndarray, float]:
+    """(row, replicas) per period, GPUs held per period and type, $ per cycle."""
+    t = f.tables
+    picks = [[(j, int(round(values[y]))) for j, y in sorted(per.items()) if values[y] > 0.5] for per in f.y]
+    held = np.zeros((t.count, len(t.peak.gpu_ids)))
+    for g, b in f.committed.items():
+        held[:, g] = round(values[b])
+    for (p, g), a in f.held.items():
+        held[p, g] = round(values[a])
+    cost = float(sum(a * values[i] for i, a in f.model.objective.items()))
+    return picks, held, cost

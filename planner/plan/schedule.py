@@ -14,11 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from constraints.schedule import ScheduleFormulation, build
-from planner.backends.base import HAS_SOLUTION, Feature, Status, get_backend
+from planner.backends.base import HAS_SOLUTION, Status
 from planner.candidates.schedule import PeriodTables, period_tables
 from planner.candidates.table import Candidates, build_candidates
-from planner.plan.solve import solve_phases
+from planner.plan.solve import solve_phases, solve_schedule
 from planner.resolve.problem import Problem, resolve, resolve_fleet
 from planner.resolve.schedule import Periods, resolve_periods
 from planner.schemas.fleet import FleetSpec
@@ -115,20 +114,8 @@ def schedule(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, backend
     share = time_limit / 4.0
     static, static_picks = _static(problem, periods, t, backend, share)
     lower = _optima(problem, periods, t, backend, share)
-    solver = get_backend(backend)
-    deadline = time.perf_counter() + max(time_limit - (time.perf_counter() - t0), 1e-3)
-    size: dict[str, int] = {}
-    gap: float | None = 0.0
-    if Feature.INDEPENDENT_ORACLE in solver.features:
-        status, picks, held, cost = solver.schedule(t, deadline)          # type: ignore[attr-defined]
-    else:
-        f = build(t)
-        size = f.size
-        f.hint = hint(f, static_picks)
-        sol = solver.solve(f, max(deadline - time.perf_counter(), 1e-3))
-        status, gap = sol.status, sol.gap
-        picks, held, cost = decode(f, sol.values) if sol.status in HAS_SOLUTION and sol.values is not None \
-            else ([], np.zeros((0, 0)), None)
+    status, picks, held, cost, gap, size = solve_schedule(
+        t, backend=backend, time_limit=max(time_limit - (time.perf_counter() - t0), 1e-3), start=static_picks)
     ok = status in HAS_SOLUTION
     plans = [_period(t, periods, p, picks[p], held[p], held[p - 1]) for p in range(t.count)] if ok else []
     committed = {t.peak.gpu_ids[g]: int(round(held[0, g])) for g in range(len(t.peak.gpu_ids))
@@ -186,41 +173,6 @@ def _optima(problem: Problem, periods: Periods, t: PeriodTables, backend: str, s
         return Bound(worst.value, None, False, hourly)
     total = float(sum(h * float(t.hours[p]) for p, h in enumerate(hourly) if h is not None))
     return Bound(worst.value, total, proven, hourly)
-
-
-def hint(f: ScheduleFormulation, static: Picks) -> dict[int, float] | None:
-    """The static fleet as a starting schedule (each row capped at what a period needs of it
-    alone, where it then covers that period by itself), or None when a row of it is not in
-    the schedule's model."""
-    t = f.tables
-    if not static or any(j not in f.y[0] for j, _ in static):
-        return None
-    c = t.peak
-    values: dict[int, float] = {}
-    for p, view in enumerate(t.periods):
-        for j, r in static:
-            values[f.y[p][j]] = float(min(r, view.replica_cap[j]))
-            values[f.x[p][j]] = 1.0
-    top: dict[int, float] = {}
-    for j, r in static:
-        g = int(c.configs.gpu[j])
-        top[g] = top.get(g, 0.0) + float(c.ev.gpus[j]) * r
-    values |= {b: top.get(g, 0.0) for g, b in f.committed.items()}
-    values |= {a: top.get(g, 0.0) for (_, g), a in f.held.items()}
-    return values
-
-
-def decode(f: ScheduleFormulation, values: np.ndarray) -> tuple[list[Picks], np.ndarray, float]:
-    """(row, replicas) per period, GPUs held per period and type, $ per cycle."""
-    t = f.tables
-    picks = [[(j, int(round(values[y]))) for j, y in sorted(per.items()) if values[y] > 0.5] for per in f.y]
-    held = np.zeros((t.count, len(t.peak.gpu_ids)))
-    for g, b in f.committed.items():
-        held[:, g] = round(values[b])
-    for (p, g), a in f.held.items():
-        held[p, g] = round(values[a])
-    cost = float(sum(a * values[i] for i, a in f.model.objective.items()))
-    return picks, held, cost
 
 
 def _period(t: PeriodTables, periods: Periods, p: int, picks: Picks, held: np.ndarray,

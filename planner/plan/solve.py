@@ -23,8 +23,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 import constraints
+import constraints.schedule
 from planner.backends.base import HAS_SOLUTION, Backend, Feature, Solution, Status, get_backend
 from planner.candidates.objectives import OBJECTIVES, TIE_BREAK, served_weights
+from planner.candidates.schedule import PeriodTables
 from planner.candidates.table import Candidates, build_candidates, with_objective
 from planner.errors import InputError
 from planner.plan import start as starting
@@ -362,3 +364,22 @@ def decode(f: constraints.Formulation, values: np.ndarray) -> Picks:
             if r >= 1:
                 out.append((int(j), r))
     return out
+
+
+def solve_schedule(t: PeriodTables, *, backend: str, time_limit: float, start: Picks | None = None
+                   ) -> tuple[Status, list[Picks], np.ndarray, float | None, float | None, dict[str, int]]:
+    """A schedule over periods (planner/plan/schedule.py), driven here like every solve: the
+    oracle by its own enumeration, any other backend on the program of constraints/schedule.py
+    starting from ``start`` (the static peak fleet's picks). Returns status, (row, replicas)
+    per period, GPUs held per period and type, $ per cycle, gap, model size."""
+    solver = get_backend(backend)
+    if Feature.LINEAR_MODEL not in solver.features:
+        status, picks, held, cost = solver.schedule(t, time.perf_counter() + time_limit)  # type: ignore[attr-defined]
+        return status, picks, held, cost, 0.0 if status in HAS_SOLUTION else None, {}
+    f = constraints.schedule.build(t)
+    f.hint = constraints.schedule.assignment(f, start or [])
+    sol = solver.solve(f, time_limit)
+    if sol.status not in HAS_SOLUTION or sol.values is None:
+        return sol.status, [], np.zeros((0, 0)), None, None, f.size
+    picks, held, cost = constraints.schedule.decode(f, sol.values)
+    return sol.status, picks, held, cost, sol.gap, f.size

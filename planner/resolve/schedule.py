@@ -61,6 +61,7 @@ def resolve_periods(spec: PlanSpec | FleetSpec, problem: Problem) -> Periods:
     aggregated instances without a node limit or a fleet running today (docs/workloads.md)."""
     where: dict[str, Any] = {"file": problem.file}
     _supported(spec, problem, where)
+    given: list[tuple[Demand | None, str, Any]]
     if isinstance(spec, FleetSpec):
         given = [(w.demand, f"workloads[{i}]", w) for i, w in enumerate(spec.workloads)]
     else:
