@@ -203,3 +203,42 @@ def test_the_shipped_day_schedule_saves_over_the_static_peak_fleet(tmp_path, cap
     assert 0.0 < d["saving_vs_static"] < 1.0
     assert d["committed"] == {"h100-sxm": 8}
     assert get_backend("exhaustive") is not None
+
+
+def test_period_rates_in_each_unit_become_output_tokens_per_second():
+    profile = [{"hours": 6, "multiplier": 0.5}, {"hours": 6, "requests_per_s": 30},
+               {"hours": 12, "output_tokens_per_s": 1280}]
+    spec = _fleet(workloads=({**CHAT, "demand": {"requests_per_s": 60, "profile": profile}},))
+    periods = resolve_periods(spec, resolve_fleet(spec))
+    assert periods.hours == (6.0, 6.0, 12.0) and periods.cycle_hours == 24.0
+    assert periods.demand()[:, 0] == pytest.approx([30 * 128, 30 * 128, 1280])
+    assert [s[0].demand.requests_per_s for s in periods.slots] == pytest.approx([30, 30, 10])
+
+
+TRACE = ROOT / "instances" / "traces" / "azure-llm-2023-conv-sample.csv"
+
+
+def test_a_traces_shape_scaled_to_its_peak():
+    """profile: {periods: 3}: the trace's requests in three equal bins of its span, the
+    busiest at the stated rate (the tests' own count of the trace's arrival times)."""
+    from planner.traces.read import read_trace
+    traced = {"name": "conv", "model": "llama-3.1-8b", "trace": str(TRACE), "slo": CHAT["slo"],
+              "demand": {"requests_per_s": 20, "profile": {"periods": 3, "hours": 24}}}
+    spec = _fleet(workloads=(traced,))
+    problem = resolve_fleet(spec)
+    periods = resolve_periods(spec, problem)
+    t = read_trace(str(TRACE), None, None, 16).time_s
+    edges = [t.min() + (t.max() - t.min()) * k / 3 for k in range(4)]
+    counts = [sum(1 for x in t if edges[k] <= x < edges[k + 1] or (k == 2 and x == edges[3])) for k in range(3)]
+    out = problem.slots[0].output_tokens
+    assert periods.hours == (8.0, 8.0, 8.0)
+    assert periods.demand()[:, 0] == pytest.approx([20 * out * c / max(counts) for c in counts])
+    r = schedule(spec, backend="highs")
+    assert r.status == "optimal" and r.per_period_optima.usd_per_cycle <= r.usd_per_cycle <= r.static.usd_per_cycle
+
+
+def test_a_traces_shape_needs_a_trace():
+    spec = _fleet(workloads=({**CHAT, "demand": {"requests_per_s": 5, "profile": {"periods": 4}}},))
+    with pytest.raises(InputError) as e:
+        resolve_periods(spec, resolve_fleet(spec))
+    assert e.value.path == "workloads[0].demand.profile"
