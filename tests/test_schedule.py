@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 import planner.backends.highs  # noqa: F401  (loaded before PuLP's CBC: the other order crashes OR-Tools' HiGHS)
@@ -202,6 +203,9 @@ def test_the_shipped_day_schedule_saves_over_the_static_peak_fleet(tmp_path, cap
     assert d["per_period_optima"]["usd_per_cycle"] <= d["usd_per_cycle"] <= d["static"]["usd_per_cycle"]
     assert 0.0 < d["saving_vs_static"] < 1.0
     assert d["committed"] == {"h100-sxm": 8}
+    from planner import api
+    schema = api.schema("schedule-result")
+    assert not list(jsonschema.validators.validator_for(schema)(schema).iter_errors(d))
     assert get_backend("exhaustive") is not None
 
 
@@ -242,3 +246,18 @@ def test_a_traces_shape_needs_a_trace():
     with pytest.raises(InputError) as e:
         resolve_periods(spec, resolve_fleet(spec))
     assert e.value.path == "workloads[0].demand.profile"
+
+
+def test_the_api_gives_the_commands_answer(tmp_path, capsys):
+    from planner import api
+    spec = _fleet()
+    f = tmp_path / "day.yaml"
+    f.write_text(json.dumps(spec.model_dump(mode="json", exclude_defaults=True)))
+    with pytest.raises(SystemExit) as e:
+        main(["schedule", str(f), "--json", "--reproducible", "--backend", "highs"])
+    assert e.value.code == 0
+    cli = json.loads(capsys.readouterr().out)
+    for source in (str(f), spec.model_dump(mode="json", exclude_defaults=True), spec):
+        data = json.loads(api.to_json(api.schedule(source, backend="highs")))
+        data["solve_seconds"] = None
+        assert data == cli
