@@ -34,7 +34,6 @@ from planner.errors import InputError
 from planner.estimate.run import Estimate, estimate_from_spec
 from planner.plan.result import RESULT_EXTRAS, SCHEMA_DIALECT, PlanResult, json_schema
 from planner.plan.schedule import ScheduleResult
-from planner.plan.schedule import schedule as run_schedule
 from planner.plan.solve import check_run
 from planner.schemas.estimate import EstimateSpec, estimate_spec_of
 from planner.schemas.fleet import FleetSpec, fleet_spec_of, is_fleet
@@ -42,6 +41,7 @@ from planner.schemas.plan import PlanSpec, plan_spec_of, with_objective
 from planner.schemas.sweep import SweepSpec, sweep_spec_of
 from planner.whatif.answer import answer
 from planner.whatif.executors import EXECUTORS, default_executor, get_executor
+from planner.whatif.schedule_sweep import schedule_with_sweep
 from planner.whatif.sweep import SweepResult, load_base
 from planner.whatif.sweep import sweep as run_sweep
 from planner.yamlio import Document, dump_json, load_yaml
@@ -125,12 +125,14 @@ def fleet(spec: FleetSpec | Mapping[str, Any] | str | os.PathLike, *, backend: s
 
 
 def schedule(spec: PlanSpec | FleetSpec | Mapping[str, Any] | str | os.PathLike, *, backend: str | None = None,
-             time_limit: float = 60.0, calibration: str = "none") -> ScheduleResult:
+             time_limit: float = 60.0, calibration: str = "none", start_costs: Sequence[float] = ()) -> ScheduleResult:
     """A fleet per period of a demand profile, as one program over the periods: ``planner schedule``.
 
     ``spec``: a plan or a fleet whose demand has a ``profile`` (docs/workloads.md section 7):
     ``PlanSpec``, ``FleetSpec``, mapping or YAML path (a fleet when it lists ``workloads``).
     ``backend``: default milp. ``time_limit``, ``calibration``: as for ``plan``.
+    ``start_costs``: also solve the schedule at each of these $ per GPU started
+    (``result.start_costs``; the CLI's ``--start-costs``).
 
     Returns a ``ScheduleResult``: ``periods`` (each period's deployments and GPUs held),
     ``usd_per_day``, ``static`` (the fleet sized for the peak) and ``per_period_optima`` (a
@@ -144,7 +146,8 @@ def schedule(spec: PlanSpec | FleetSpec | Mapping[str, Any] | str | os.PathLike,
         data = dict(spec) if isinstance(spec, Mapping) else load_yaml(spec).data if isinstance(
             spec, (str, os.PathLike)) else None
         s, doc = _load(spec, FleetSpec, fleet_spec_of) if is_fleet(data) else _load(spec, PlanSpec, plan_spec_of)
-    return run_schedule(s, doc, backend=backend or "milp", time_limit=time_limit, calibration=calibration)
+    return schedule_with_sweep(s, doc, backend=backend or "milp", time_limit=time_limit, calibration=calibration,
+                               start_costs=start_costs)
 
 
 def estimate(spec: EstimateSpec | Mapping[str, Any] | str | os.PathLike, *, calibration: str = "none") -> Estimate:

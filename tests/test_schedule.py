@@ -261,3 +261,29 @@ def test_the_api_gives_the_commands_answer(tmp_path, capsys):
         data = json.loads(api.to_json(api.schedule(source, backend="highs")))
         data["solve_seconds"] = None
         assert data == cli
+
+
+def test_a_sweep_over_the_start_cost_never_gets_cheaper_nor_starts_more():
+    """min f + c g over the same schedules: the optimum's cost never falls and its starts
+    never rise as c grows; the schedule as stated is the first answer."""
+    from planner.whatif.schedule_sweep import schedule_with_sweep
+    costs = [0.0, 1.0, 4.0, 1000.0]
+    r = schedule_with_sweep(_fleet(schedule={"usd_per_gpu_started": 1.0}), backend="highs", start_costs=costs)
+    points = r.start_costs
+    assert [p.usd_per_gpu_started for p in points] == costs and all(p.status == "optimal" for p in points)
+    assert points[1].usd_per_day == pytest.approx(r.usd_per_day)
+    for a, b in zip(points, points[1:]):
+        assert a.usd_per_day <= b.usd_per_day + 1e-9
+        assert a.gpus_started_per_day >= b.gpus_started_per_day
+    assert points[-1].gpus_started_per_day == 0
+    with pytest.raises(InputError) as e:
+        schedule_with_sweep(_fleet(), backend="highs", start_costs=[-1.0])
+    assert e.value.path == "--start-costs"
+
+
+def test_the_static_fleet_stands_in_when_the_solver_stops_without_a_better_schedule():
+    from planner.plan.schedule import prepare, solve_prepared
+    p = prepare(_fleet(schedule={"usd_per_gpu_started": 1.0}), backend="cpsat")
+    r = solve_prepared(p, backend="cpsat", time_limit=1e-3)
+    assert r.status in ("optimal", "feasible") and r.usd_per_cycle is not None
+    assert r.usd_per_cycle <= p.static.usd_per_cycle + 1e-9

@@ -16,9 +16,10 @@ from planner.cli.render import money, to_text
 from planner.cli.trace_cmd import _pyplot
 from planner.cli.whatif_cmd import _save
 from planner.errors import InputError
-from planner.plan.schedule import Bound, ScheduleResult, schedule
+from planner.plan.schedule import Bound, ScheduleResult
 from planner.schemas.fleet import is_fleet, load_fleet_spec
 from planner.schemas.plan import load_plan_spec
+from planner.whatif.schedule_sweep import schedule_with_sweep
 from planner.yamlio import check_output, load_yaml
 
 EPILOG = ("Example: planner schedule instances/schedule_day.yaml\n\n"
@@ -35,6 +36,9 @@ def schedule_command(
     plot: Annotated[Optional[Path], typer.Option("--plot", help="write a PNG: GPUs held per type over the cycle "
                                                  "(needs matplotlib)")] = None,
     calibration: Annotated[str, typer.Option(help="none, default (the shipped fit) or a calibration file")] = "none",
+    start_costs: Annotated[Optional[str], typer.Option(
+        "--start-costs", help="also solve the schedule at each of these $ per GPU started, e.g. 0,1,5,20: the "
+        "trade-off between following the demand and keeping GPUs up")] = None,
     reproducible: Annotated[bool, typer.Option("--reproducible", help="omit timings: byte-identical output")] = False,
 ) -> None:
     """Schedule a fleet over the periods of its demand profile (demand.profile): per period the deployments and
@@ -59,7 +63,8 @@ def schedule_command(
         spec, doc = load_fleet_spec(str(instance)) if is_fleet(load_yaml(str(instance)).data) \
             else load_plan_spec(str(instance))
         with Progress(f"scheduling {instance.name} ({backend.value})", enabled=not as_json):
-            result = schedule(spec, doc, backend=backend.value, time_limit=time_limit, calibration=calibration)
+            result = schedule_with_sweep(spec, doc, backend=backend.value, time_limit=time_limit,
+                                         calibration=calibration, start_costs=_costs(start_costs))
         data = result.to_dict()
         if reproducible:
             data["solve_seconds"] = None
@@ -73,6 +78,16 @@ def schedule_command(
     code = guarded(run, as_json=as_json)
     if code:
         raise typer.Exit(code)
+
+
+def _costs(text: str | None) -> list[float]:
+    if text is None:
+        return []
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise InputError("not a list of numbers", path="--start-costs", value=text,
+                         accepted="$ per GPU started, comma-separated: 0,1,5,20") from None
 
 
 def _bound(b: Bound, per_day: float) -> str:
@@ -114,7 +129,19 @@ def render_schedule(r: ScheduleResult, name: str) -> str:
     if r.saving_vs_static is not None:
         lines.append(f"saving over the static peak fleet: {r.saving_vs_static:.1%}")
     parts.append("\n".join(lines))
+    if r.start_costs:
+        w = Table(title="the schedule at other $ per GPU started", title_justify="left")
+        for col in ("$ per GPU started", "$/day", "GPUs started/day", "GPU-hours held/day", "status"):
+            w.add_column(col, justify="right")
+        for point in r.start_costs:
+            w.add_row(money(point.usd_per_gpu_started), money(point.usd_per_day), _num(point.gpus_started_per_day),
+                      _num(point.gpu_hours_held_per_day), point.status)
+        parts.append(w)
     return to_text(*parts)
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:,.4g}"
 
 
 def _plot(r: ScheduleResult, path: Path, instance: Path) -> None:

@@ -78,6 +78,17 @@ class Autoscale:
 
 
 @dataclass
+class StartCost:
+    """The schedule at one $ per GPU started (a sweep, planner/whatif/schedule_sweep.py)."""
+
+    usd_per_gpu_started: float
+    status: str
+    usd_per_day: float | None
+    gpus_started_per_day: float | None        # burst GPUs started over the cycle, per day
+    gpu_hours_held_per_day: float | None      # every GPU held, committed or burst
+
+
+@dataclass
 class ScheduleResult:
     status: str
     backend: str
@@ -95,29 +106,65 @@ class ScheduleResult:
     solve_seconds: float
     model_size: dict[str, int]
     options: dict[str, Any]
+    start_costs: list[StartCost] = field(default_factory=list)   # a sweep over $ per GPU started (what-if)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def schedule(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, backend: str = "milp",
-             time_limit: float = 60.0, calibration: str | None = None) -> ScheduleResult:
-    """The cheapest schedule of an instance's demand profile, with the static peak fleet and
-    the sum of per-period optima beside it (time: a third each for those two, the rest for
-    the schedule)."""
-    t0 = time.perf_counter()
+@dataclass(frozen=True)
+class Prepared:
+    """A schedule's instance resolved, its table per period, and the two comparisons, which
+    do not depend on the schedule's options (a sweep over them re-solves the schedule only)."""
+
+    problem: Problem
+    periods: Periods
+    tables: PeriodTables
+    static: Bound
+    static_picks: Picks
+    lower: Bound
+
+
+def prepare(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, backend: str = "milp",
+            time_limit: float = 30.0, calibration: str | None = None) -> Prepared:
+    """Resolve, build the table once at the peak, and solve the static peak fleet and each
+    period's optimum through the one solve path (``time_limit`` split between them)."""
     problem = resolve_fleet(spec, doc, calibration) if isinstance(spec, FleetSpec) else resolve(spec, doc,
                                                                                                 calibration)
     periods = resolve_periods(spec, problem)
     cands = build_candidates(replace(problem, slots=periods.peak()))
     t = period_tables(cands, periods, problem.prices)
-    share = time_limit / 4.0
-    static, static_picks = _static(problem, periods, t, backend, share)
-    lower = _optima(problem, periods, t, backend, share)
-    status, picks, held, cost, gap, size = solve_schedule(
-        t, backend=backend, time_limit=max(time_limit - (time.perf_counter() - t0), 1e-3), start=static_picks)
+    static, static_picks = _static(problem, periods, t, backend, time_limit / 2.0)
+    lower = _optima(problem, periods, t, backend, time_limit / 2.0)
+    return Prepared(problem, periods, t, static, static_picks, lower)
+
+
+def with_start_cost(p: Prepared, usd_per_gpu_started: float) -> Prepared:
+    """The same schedule with another $ per GPU started (the comparisons stand)."""
+    options = p.tables.options.model_copy(update={"usd_per_gpu_started": float(usd_per_gpu_started)})
+    return replace(p, tables=replace(p.tables, options=options))
+
+
+def schedule(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, backend: str = "milp",
+             time_limit: float = 60.0, calibration: str | None = None) -> ScheduleResult:
+    """The cheapest schedule of an instance's demand profile, with the static peak fleet and
+    the sum of per-period optima beside it (half the time for those two, the rest for the
+    schedule)."""
+    t0 = time.perf_counter()
+    p = prepare(spec, doc, backend=backend, time_limit=time_limit / 2.0, calibration=calibration)
+    return solve_prepared(p, backend=backend, time_limit=max(time_limit - (time.perf_counter() - t0), 1e-3),
+                          started=t0)
+
+
+def solve_prepared(p: Prepared, *, backend: str = "milp", time_limit: float = 60.0, started: float | None = None
+                   ) -> ScheduleResult:
+    """The schedule's program on a prepared instance, and its result."""
+    t0 = time.perf_counter() if started is None else started
+    t, periods, static = p.tables, p.periods, p.static
+    status, picks, held, cost, gap, size = solve_schedule(t, backend=backend, time_limit=time_limit,
+                                                          start=p.static_picks)
     ok = status in HAS_SOLUTION
-    plans = [_period(t, periods, p, picks[p], held[p], held[p - 1]) for p in range(t.count)] if ok else []
+    plans = [_period(t, periods, k, picks[k], held[k], held[k - 1]) for k in range(t.count)] if ok else []
     committed = {t.peak.gpu_ids[g]: int(round(held[0, g])) for g in range(len(t.peak.gpu_ids))
                  if t.committed[g] and ok and held[0, g] > 0}
     cycle = t.cycle_hours
@@ -126,7 +173,7 @@ def schedule(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, backend
         status=status.value, backend=backend,
         model="closed form: each replica at its capacity at SLO (docs/load.md), the same table in every period",
         cycle_hours=cycle, usd_per_cycle=usd, usd_per_day=None if usd is None else usd * HOURS_PER_DAY / cycle,
-        committed=committed, periods=plans, static=static, per_period_optima=lower,
+        committed=committed, periods=plans, static=static, per_period_optima=p.lower,
         autoscaler=autoscale(t, picks) if ok else [],
         saving_vs_static=None if usd is None or not static.usd_per_cycle else 1.0 - usd / static.usd_per_cycle,
         gap=gap if ok else None, solve_seconds=time.perf_counter() - t0, model_size=size,

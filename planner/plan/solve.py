@@ -379,7 +379,18 @@ def solve_schedule(t: PeriodTables, *, backend: str, time_limit: float, start: P
     f = constraints.schedule.build(t)
     f.hint = constraints.schedule.assignment(f, start or [])
     sol = solver.solve(f, time_limit)
+    fallback = None
+    if f.hint is not None and sol.status != Status.OPTIMAL:
+        # the static fleet is a schedule: it stands in when the solver stops without a better one
+        values = np.zeros(len(f.model.vars))
+        for i, v in f.hint.items():
+            values[i] = v
+        fallback = constraints.schedule.decode(f, values)
     if sol.status not in HAS_SOLUTION or sol.values is None:
+        if fallback is not None and sol.status in (Status.TIME_LIMIT, Status.UNKNOWN):
+            return (Status.FEASIBLE, *fallback, None, f.size)
         return sol.status, [], np.zeros((0, 0)), None, None, f.size
     picks, held, cost = constraints.schedule.decode(f, sol.values)
+    if fallback is not None and fallback[2] < cost:
+        return (Status.FEASIBLE, *fallback, None, f.size)
     return sol.status, picks, held, cost, sol.gap, f.size
