@@ -90,7 +90,9 @@ def build(t: PeriodTables) -> ScheduleFormulation:
                 xs[x] = 1.0
             slot = f"period={tag},slot={c.slot_names[s]}"
             m.row(f"max_configurations[{slot}]", "choice", xs, "<=", float(c.max_configs), "count")
-            d = float(view.demand[mine[0]]) if len(mine) else float(view.demand[c.slot == s][0])
+            demand = view.slots[s].demand
+            assert demand is not None          # a schedule needs every workload's demand (resolve_periods)
+            d = float(demand.value)
             m.row(f"demand[{slot}]", "demand", {f.y[p][int(j)]: float(c.capacity[j]) for j in mine}, ">=", d,
                   "tokens_per_s")
         for g in types:

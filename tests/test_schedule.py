@@ -287,3 +287,10 @@ def test_the_static_fleet_stands_in_when_the_solver_stops_without_a_better_sched
     r = solve_prepared(p, backend="cpsat", time_limit=1e-3)
     assert r.status in ("optimal", "feasible") and r.usd_per_cycle is not None
     assert r.usd_per_cycle <= p.static.usd_per_cycle + 1e-9
+
+
+def test_a_period_above_the_demand_limit_is_a_located_error():
+    spec = _fleet(workloads=({**CHAT, "demand": {"requests_per_s": 1e6, "profile": [{"hours": 1, "multiplier": 100}]}},))
+    with pytest.raises(InputError) as e:
+        resolve_periods(spec, resolve_fleet(spec))
+    assert e.value.path == "workloads[0].demand.profile"

@@ -14,7 +14,7 @@ from planner.errors import InputError
 from planner.resolve.problem import Problem, Slot
 from planner.resolve.workload import DemandSpec, trace_figures
 from planner.schemas.fleet import FleetSpec
-from planner.schemas.plan import Demand, PlanSpec
+from planner.schemas.plan import MAX_DEMAND_TOKENS_PER_S, Demand, PlanSpec
 from planner.schemas.schedule import Period, ScheduleOptions, TraceShape
 
 HOURS_TOLERANCE = 1e-9
@@ -83,6 +83,12 @@ def resolve_periods(spec: PlanSpec | FleetSpec, problem: Problem) -> Periods:
         if len(h) != len(hours) or not np.allclose(h, hours, rtol=HOURS_TOLERANCE, atol=0.0):
             raise InputError(f"its periods differ from {named[0][0]}.demand.profile's", path=f"{path}.demand.profile",
                              value=list(h), accepted=f"the same hours per period: {list(hours)}", **where)
+    for (_, path, _), slot, f in zip(given, problem.slots, factors):
+        top = slot.demand.value * float(f[1].max()) if f is not None and slot.demand is not None else 0.0
+        if top > MAX_DEMAND_TOKENS_PER_S:
+            raise InputError(f"a period's rate is {top:.3g} output tokens/s, above "
+                             f"the limit of {MAX_DEMAND_TOKENS_PER_S:.0e}", path=f"{path}.demand.profile",
+                             accepted="smaller rates or multipliers", **where)
     per_period = []
     for p in range(len(hours)):
         per_period.append(tuple(slot if f is None or slot.demand is None else
