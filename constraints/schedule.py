@@ -64,7 +64,10 @@ def alive_rows(t: PeriodTables) -> np.ndarray:
     return f.alive[~pruned(f, 1)[f.alive]]
 
 
-def build(t: PeriodTables) -> ScheduleFormulation:
+def build(t: PeriodTables, limited: frozenset[tuple[int, int]] | None = None) -> ScheduleFormulation:
+    """The program; ``limited``: the (period, workload) pairs whose configuration count K is
+    enforced (None: all). The solve enforces it lazily, as a fleet's (planner/plan/solve.py):
+    without it a replica variable alone is the decision, no choice binary."""
     f = ScheduleFormulation(tables=t)
     m, c = f.model, t.peak
     f.alive = alive_rows(t)
@@ -80,16 +83,20 @@ def build(t: PeriodTables) -> ScheduleFormulation:
         for s in range(c.n_slots):
             mine = rows[c.slot[rows] == s]
             xs: dict[int, float] = {}
+            enforced = limited is None or (p, s) in limited
             for j in mine:
                 n = float(view.replica_cap[j])
                 label = f"{tag},{c.label(int(j))}"
-                x = f.x[p][int(j)] = m.var(f"x[{label}]", 0, 1, integer=True)
                 y = f.y[p][int(j)] = m.var(f"replicas[{label}]", 0, n, integer=True)
+                if not enforced:
+                    continue
+                x = f.x[p][int(j)] = m.var(f"x[{label}]", 0, 1, integer=True)
                 m.row(f"replicas_at_least_one[{label}]", "choice", {x: 1.0, y: -1.0}, "<=", 0.0, "count")
                 m.row(f"replicas_only_if_chosen[{label}]", "choice", {y: 1.0, x: -n}, "<=", 0.0, "count")
                 xs[x] = 1.0
             slot = f"period={tag},slot={c.slot_names[s]}"
-            m.row(f"max_configurations[{slot}]", "choice", xs, "<=", float(c.max_configs), "count")
+            if enforced:
+                m.row(f"max_configurations[{slot}]", "choice", xs, "<=", float(c.max_configs), "count")
             demand = view.slots[s].demand
             assert demand is not None          # a schedule needs every workload's demand (resolve_periods)
             d = float(demand.value)
@@ -116,7 +123,7 @@ def build(t: PeriodTables) -> ScheduleFormulation:
         obj |= {u: float(t.options.usd_per_gpu_started) for u in f.started.values()}
     m.objective, m.objective_dimension, m.objective_sense, m.objective_name = obj, "usd", "min", "usd_per_cycle"
     f.size = {"candidates": len(c), "rows_alive": len(rows), "periods": t.count, "variables": len(m.vars),
-              "rows": len(m.rows)}
+              "rows": len(m.rows), "limited_pairs": t.count * c.n_slots if limited is None else len(limited)}
     return f
 
 
@@ -194,7 +201,8 @@ def assignment(f: ScheduleFormulation, static: list[tuple[int, int]]) -> dict[in
     for p, view in enumerate(t.periods):
         for j, r in static:
             values[f.y[p][j]] = float(min(r, view.replica_cap[j]))
-            values[f.x[p][j]] = 1.0
+            if j in f.x[p]:
+                values[f.x[p][j]] = 1.0
     top: dict[int, float] = {}
     for j, r in static:
         g = int(c.configs.gpu[j])
@@ -215,3 +223,14 @@ def decode(f: ScheduleFormulation, values: np.ndarray) -> tuple[list[list[tuple[
         held[p, g] = round(values[a])
     cost = float(sum(a * values[i] for i, a in f.model.objective.items()))
     return picks, held, cost
+
+
+def over_limit(f: ScheduleFormulation, picks: list[list[tuple[int, int]]]) -> set[tuple[int, int]]:
+    """The (period, workload) pairs whose picks use more configurations than K."""
+    c = f.tables.peak
+    out = set()
+    for p, chosen in enumerate(picks):
+        for s in range(c.n_slots):
+            if sum(1 for j, _ in chosen if c.slot[j] == s) > c.max_configs:
+                out.add((p, s))
+    return out

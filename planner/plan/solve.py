@@ -376,9 +376,22 @@ def solve_schedule(t: PeriodTables, *, backend: str, time_limit: float, start: P
     if Feature.LINEAR_MODEL not in solver.features:
         status, picks, held, cost = solver.schedule(t, time.perf_counter() + time_limit)  # type: ignore[attr-defined]
         return status, picks, held, cost, 0.0 if status in HAS_SOLUTION else None, {}
-    f = constraints.schedule.build(t)
-    f.hint = constraints.schedule.assignment(f, start or [])
-    sol = solver.solve(f, time_limit)
+    deadline = time.perf_counter() + time_limit
+    limited: frozenset[tuple[int, int]] = frozenset()
+    rounds = 0
+    while True:       # configuration limits enforced lazily: only where an optimum breaks them
+        f = constraints.schedule.build(t, limited)
+        f.hint = constraints.schedule.assignment(f, start or [])
+        sol = solver.solve(f, max(deadline - time.perf_counter(), 1e-3))
+        rounds += 1
+        if sol.status not in HAS_SOLUTION or sol.values is None:
+            break
+        over = constraints.schedule.over_limit(f, constraints.schedule.decode(f, sol.values)[0])
+        if not over:
+            break
+        every = {(p, s) for p in range(t.count) for s in range(t.peak.n_slots)}
+        limited = frozenset(every if sol.status != Status.OPTIMAL else limited | over)
+    f.size["configuration_limit_rounds"] = rounds
     fallback = None
     if f.hint is not None and sol.status != Status.OPTIMAL:
         # the static fleet is a schedule: it stands in when the solver stops without a better one
