@@ -64,13 +64,15 @@ def alive_rows(t: PeriodTables) -> np.ndarray:
     return f.alive[~pruned(f, 1)[f.alive]]
 
 
-def build(t: PeriodTables, limited: frozenset[tuple[int, int]] | None = None) -> ScheduleFormulation:
+def build(t: PeriodTables, limited: frozenset[tuple[int, int]] | None = None,
+          keep: tuple[int, ...] = ()) -> ScheduleFormulation:
     """The program; ``limited``: the (period, workload) pairs whose configuration count K is
     enforced (None: all). The solve enforces it lazily, as a fleet's (planner/plan/solve.py):
-    without it a replica variable alone is the decision, no choice binary."""
+    without it a replica variable alone is the decision, no choice binary. ``keep``: rows
+    never pruned (the starting answer's, so that it stays a schedule of the model)."""
     f = ScheduleFormulation(tables=t)
     m, c = f.model, t.peak
-    f.alive = alive_rows(t)
+    f.alive = np.union1d(alive_rows(t), np.asarray(keep, dtype=np.int64))
     rows, gpu, gpus = f.alive, c.configs.gpu, c.ev.gpus
     types = sorted(set(gpu[rows].tolist()))
     period_names = [f"p{p}" for p in range(t.count)]

@@ -380,7 +380,7 @@ def solve_schedule(t: PeriodTables, *, backend: str, time_limit: float, start: P
     limited: frozenset[tuple[int, int]] = frozenset()
     rounds = 0
     while True:       # configuration limits enforced lazily: only where an optimum breaks them
-        f = constraints.schedule.build(t, limited)
+        f = constraints.schedule.build(t, limited, keep=tuple(j for j, _ in start or []))
         f.hint = constraints.schedule.assignment(f, start or [])
         sol = solver.solve(f, max(deadline - time.perf_counter(), 1e-3))
         rounds += 1
