@@ -294,3 +294,15 @@ def test_a_period_above_the_demand_limit_is_a_located_error():
     with pytest.raises(InputError) as e:
         resolve_periods(spec, resolve_fleet(spec))
     assert e.value.path == "workloads[0].demand.profile"
+
+
+def test_one_period_is_the_fleet_planner_fleet_finds_at_that_rate():
+    """Metamorphic: a profile of one 24-hour period (any start cost or lag) costs what
+    `planner fleet` finds for the same rate, times 24 hours."""
+    from planner.plan.solve import plan
+    one = {**CHAT, "demand": {"requests_per_s": 45, "profile": [{"hours": 24, "multiplier": 1}]}}
+    r = schedule(_fleet(workloads=(one,), schedule={"startup_periods": 3, "usd_per_gpu_started": 3.0}),
+                 backend="highs")
+    fleet = plan(_fleet(workloads=({**CHAT, "demand": {"requests_per_s": 45}},)), backend="highs")
+    assert r.usd_per_cycle == pytest.approx(fleet.answers[0].values["cost_per_hour"] * 24, rel=1e-9)
+    assert r.static.usd_per_cycle == pytest.approx(r.usd_per_cycle, rel=1e-9)
