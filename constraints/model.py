@@ -16,6 +16,7 @@ UNITS: dict[str, float] = {
     "bytes": 1.0,
     "seconds": 1e-12,       # picoseconds: a 20 ms TPOT is 2e10 units
     "usd_per_hour": 1e-6,
+    "usd": 1e-6,            # dollars over a schedule's cycle (constraints/schedule.py)
     "usd_per_million_tokens": 1e-9,
     "tokens_per_s": 1e-6,
     "clients": 1e-6,        # a closed loop's requests in flight (fractional at capacity: Little's law)

@@ -8,6 +8,7 @@ renders. Each calls the same library function as its command (no second path):
 
 - ``plan``: ``planner plan`` (planner/whatif/answer.py ``answer``) -> ``PlanResult``
 - ``fleet``: ``planner fleet`` (the same ``answer``: a plan is a fleet of one) -> ``PlanResult``
+- ``schedule``: ``planner schedule`` (planner/plan/schedule.py) -> ``ScheduleResult``
 - ``estimate``: ``planner estimate FILE`` (planner/estimate/run.py) -> ``Estimate``
 - ``sweep``: ``planner sweep`` (planner/whatif/sweep.py) -> ``SweepResult``
 - ``validate``: ``planner validate`` (planner/fidelity/validate.py) -> ``Validation``
@@ -32,13 +33,15 @@ from planner.backends.base import BACKENDS
 from planner.errors import InputError
 from planner.estimate.run import Estimate, estimate_from_spec
 from planner.plan.result import RESULT_EXTRAS, SCHEMA_DIALECT, PlanResult, json_schema
+from planner.plan.schedule import ScheduleResult
 from planner.plan.solve import check_run
 from planner.schemas.estimate import EstimateSpec, estimate_spec_of
-from planner.schemas.fleet import FleetSpec, fleet_spec_of
+from planner.schemas.fleet import FleetSpec, fleet_spec_of, is_fleet
 from planner.schemas.plan import PlanSpec, plan_spec_of, with_objective
 from planner.schemas.sweep import SweepSpec, sweep_spec_of
 from planner.whatif.answer import answer
 from planner.whatif.executors import EXECUTORS, default_executor, get_executor
+from planner.whatif.schedule_sweep import schedule_with_sweep
 from planner.whatif.sweep import SweepResult, load_base
 from planner.whatif.sweep import sweep as run_sweep
 from planner.yamlio import Document, dump_json, load_yaml
@@ -46,7 +49,7 @@ from planner.yamlio import Document, dump_json, load_yaml
 if TYPE_CHECKING:
     from planner.fidelity.validate import Validation
 
-__all__ = ["SCHEMAS", "estimate", "fleet", "plan", "schema", "sweep", "to_json", "validate"]
+__all__ = ["SCHEMAS", "estimate", "fleet", "plan", "schedule", "schema", "sweep", "to_json", "validate"]
 
 S = TypeVar("S", bound=BaseModel)
 Source = BaseModel | Mapping[str, Any] | str | os.PathLike
@@ -121,6 +124,32 @@ def fleet(spec: FleetSpec | Mapping[str, Any] | str | os.PathLike, *, backend: s
                   calibration=calibration, simulate=simulate, marginal=marginal, baselines=baselines)
 
 
+def schedule(spec: PlanSpec | FleetSpec | Mapping[str, Any] | str | os.PathLike, *, backend: str | None = None,
+             time_limit: float = 60.0, calibration: str = "none", start_costs: Sequence[float] = ()) -> ScheduleResult:
+    """A fleet per period of a demand profile, as one program over the periods: ``planner schedule``.
+
+    ``spec``: a plan or a fleet whose demand has a ``profile`` (docs/workloads.md section 7):
+    ``PlanSpec``, ``FleetSpec``, mapping or YAML path (a fleet when it lists ``workloads``).
+    ``backend``: default milp. ``time_limit``, ``calibration``: as for ``plan``.
+    ``start_costs``: also solve the schedule at each of these $ per GPU started
+    (``result.start_costs``; the CLI's ``--start-costs``).
+
+    Returns a ``ScheduleResult``: ``periods`` (each period's deployments and GPUs held),
+    ``usd_per_day``, ``static`` (the fleet sized for the peak) and ``per_period_optima`` (a
+    lower bound), ``saving_vs_static`` and the ``autoscaler`` bounds."""
+    check_run(time_limit, names=("time_limit", "top_k"))
+    _check_backend(backend)
+    if isinstance(spec, (PlanSpec, FleetSpec)):
+        s: PlanSpec | FleetSpec = spec.checked() if isinstance(spec, FleetSpec) else spec
+        doc = None
+    else:
+        data = dict(spec) if isinstance(spec, Mapping) else load_yaml(spec).data if isinstance(
+            spec, (str, os.PathLike)) else None
+        s, doc = _load(spec, FleetSpec, fleet_spec_of) if is_fleet(data) else _load(spec, PlanSpec, plan_spec_of)
+    return schedule_with_sweep(s, doc, backend=backend or "milp", time_limit=time_limit, calibration=calibration,
+                               start_costs=start_costs)
+
+
 def estimate(spec: EstimateSpec | Mapping[str, Any] | str | os.PathLike, *, calibration: str = "none") -> Estimate:
     """One fixed configuration's physics: ``planner estimate FILE``.
 
@@ -166,7 +195,7 @@ def validate(csv_path: str | os.PathLike, *, calibration: str = "none", catalog:
     return validate_file(os.fspath(csv_path), calibration=calibration, catalog=catalog)
 
 
-def to_json(result: PlanResult | Estimate | SweepResult | Validation) -> str:
+def to_json(result: PlanResult | Estimate | SweepResult | Validation | ScheduleResult) -> str:
     """A result as its command's ``--json`` prints it (without the CLI's ``status_detail``):
     sorted keys, and a figure that is not a finite number as null, never NaN."""
     return dump_json(result.to_dict())
@@ -189,6 +218,8 @@ SCHEMAS: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
     "estimate": ("an estimate file of planner estimate (docs/instances.md)", lambda: _spec_schema(EstimateSpec)),
     "result": ("the result of planner plan and planner fleet (--json, --output FILE.json)",
                lambda: json_schema(PlanResult, RESULT_EXTRAS)),
+    "schedule-result": ("the result of planner schedule (--json, --output FILE.json)",
+                        lambda: json_schema(ScheduleResult)),
     "estimate-result": ("the result of planner estimate --json", lambda: json_schema(Estimate)),
     "validate-result": ("the result of planner validate --json", _validation_schema),
 }

@@ -23,7 +23,7 @@ def summarise(result: dict) -> dict:
 
 
 def instances() -> list[Path]:
-    return sorted(p for p in (ROOT / "instances").glob("*.yaml") if not p.name.startswith(("estimate_", "fleet_")))
+    return sorted(p for p in (ROOT / "instances").glob("*.yaml") if not p.name.startswith(("estimate_", "fleet_", "schedule_")))
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from planner.schemas.plan import load_plan_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 INSTANCES = sorted((ROOT / "instances").glob("*.yaml"))
-PLAN_INSTANCES = [p for p in INSTANCES if not p.name.startswith(("estimate_", "fleet_"))]
+PLAN_INSTANCES = [p for p in INSTANCES if not p.name.startswith(("estimate_", "fleet_", "schedule_"))]
 RTOL = 1e-6   # docs/formulation.md section 5: integer rounding and solver tolerances
 
 

@@ -31,6 +31,7 @@ from planner.physics.space import KV_NAMES, SCHEME_NAMES
 
 if TYPE_CHECKING:
     from constraints import Formulation
+    from planner.candidates.schedule import PeriodTables
     from planner.candidates.table import Candidates
 
 MAX_COMBINATIONS = 2_000_000
@@ -62,6 +63,13 @@ class ExhaustiveBackend:
             return _rank_single(c, phases, slack, cuts, deadline)
         except _OutOfTime:
             return Status.TIME_LIMIT, [], np.zeros(c.n_slots), {}
+
+    def schedule(self, t: PeriodTables, deadline: float | None = None
+                 ) -> tuple[Status, list[list[tuple[int, int]]], np.ndarray, float]:
+        """A schedule over periods by enumeration (planner/backends/schedule_oracle.py): status,
+        (row, replicas) per period, GPUs held per period and type, $ per cycle."""
+        from planner.backends.schedule_oracle import solve_schedule
+        return solve_schedule(t, deadline)
 
     def solve(self, f: Formulation, time_limit: float, seed: int = 0) -> Solution:
         """The formulation's own objective (no tie-break), in the oracle's terms."""

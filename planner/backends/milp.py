@@ -14,7 +14,7 @@ from constraints.model import LinearModel
 from planner.backends.base import Feature, Solution, Status, incremental
 
 CONDITIONING = {"count": 1.0, "bytes": 1e9, "seconds": 1e-3, "usd_per_hour": 1.0, "usd_per_million_tokens": 1.0,
-                "tokens_per_s": 1e3, "watts": 1e3, "nodes": 1.0, "share": 1.0, "clients": 1.0}
+                "tokens_per_s": 1e3, "watts": 1e3, "nodes": 1.0, "share": 1.0, "clients": 1.0, "usd": 1.0}
 
 
 class MilpBackend:

@@ -345,7 +345,7 @@ def _derive(p: Problem, configs: Configs, ev: Evaluation, config: np.ndarray, sl
     load = _load(p, configs, ev, slot, role) if with_load else None
     if timings is not None:
         timings["load"] = time.perf_counter() - t0
-    demand = np.array([np.nan if s.demand is None else s.demand.value for s in p.slots])[slot]
+    demand = slot_demand(p.slots, slot)
     clients = np.array([s.demand is not None and s.demand.kind == "clients" for s in p.slots])[slot]
     if load is not None:
         tokens_per_s = load.tokens_per_s
@@ -422,6 +422,21 @@ def with_objective(c: Candidates, objective: str) -> Candidates:
     fleet's lexicographic phases)."""
     return replace(c, objective=objective,
                    replica_cap=replica_domain(objective, c.demand, c.replicas_needed, c.replicas_allowed, c.current))
+
+
+def slot_demand(slots: tuple[Slot, ...], slot: np.ndarray) -> np.ndarray:
+    """Per row: what its slot must serve, in the capacity's unit (NaN: no demand)."""
+    return np.array([np.nan if s.demand is None else s.demand.value for s in slots])[slot]
+
+
+def with_demand(c: Candidates, slots: tuple[Slot, ...]) -> Candidates:
+    """The same table at other demands (``slots``: the table's slots, each with its demand of
+    one period, planner/plan/schedule.py): the demand rows and replica counts follow, no
+    physics re-run (an open loop's capacity per replica does not depend on the rate)."""
+    demand = slot_demand(slots, c.slot)
+    needed = replicas_needed(demand, c.capacity)
+    return replace(c, slots=slots, demand=demand, replicas_needed=needed,
+                   replica_cap=replica_domain(c.objective, demand, needed, c.replicas_allowed, c.current))
 
 
 def with_limits(c: Candidates, limits: Limits) -> Candidates:

@@ -15,6 +15,7 @@ from planner.cli import (
     launch_cmd,
     plan_cmd,
     report_cmd,
+    schedule_cmd,
     trace_cmd,
     whatif_cmd,
 )
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> None:
 
 app.command("plan", epilog=plan_cmd.EPILOG)(plan_cmd.plan_command)
 app.command("fleet", epilog=fleet_cmd.EPILOG)(fleet_cmd.fleet_command)
+app.command("schedule", epilog=schedule_cmd.EPILOG)(schedule_cmd.schedule_command)
 app.command("schema")(plan_cmd.schema_command)
 app.command("validate", epilog=fidelity_cmd.VALIDATE_EPILOG)(fidelity_cmd.validate_command)
 app.command("calibrate", epilog=fidelity_cmd.CALIBRATE_EPILOG)(fidelity_cmd.calibrate_command)

@@ -23,8 +23,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 import constraints
+import constraints.schedule
 from planner.backends.base import HAS_SOLUTION, Backend, Feature, Solution, Status, get_backend
 from planner.candidates.objectives import OBJECTIVES, TIE_BREAK, served_weights
+from planner.candidates.schedule import PeriodTables
 from planner.candidates.table import Candidates, build_candidates, with_objective
 from planner.errors import InputError
 from planner.plan import start as starting
@@ -362,3 +364,46 @@ def decode(f: constraints.Formulation, values: np.ndarray) -> Picks:
             if r >= 1:
                 out.append((int(j), r))
     return out
+
+
+def solve_schedule(t: PeriodTables, *, backend: str, time_limit: float, start: Picks | None = None
+                   ) -> tuple[Status, list[Picks], np.ndarray, float | None, float | None, dict[str, int]]:
+    """A schedule over periods (planner/plan/schedule.py), driven here like every solve: the
+    oracle by its own enumeration, any other backend on the program of constraints/schedule.py
+    starting from ``start`` (the static peak fleet's picks). Returns status, (row, replicas)
+    per period, GPUs held per period and type, $ per cycle, gap, model size."""
+    solver = get_backend(backend)
+    if Feature.LINEAR_MODEL not in solver.features:
+        status, picks, held, cost = solver.schedule(t, time.perf_counter() + time_limit)  # type: ignore[attr-defined]
+        return status, picks, held, cost, 0.0 if status in HAS_SOLUTION else None, {}
+    deadline = time.perf_counter() + time_limit
+    limited: frozenset[tuple[int, int]] = frozenset()
+    rounds = 0
+    while True:       # configuration limits enforced lazily: only where an optimum breaks them
+        f = constraints.schedule.build(t, limited, keep=tuple(j for j, _ in start or []))
+        f.hint = constraints.schedule.assignment(f, start or [])
+        sol = solver.solve(f, max(deadline - time.perf_counter(), 1e-3))
+        rounds += 1
+        if sol.status not in HAS_SOLUTION or sol.values is None:
+            break
+        over = constraints.schedule.over_limit(f, constraints.schedule.decode(f, sol.values)[0])
+        if not over:
+            break
+        every = {(p, s) for p in range(t.count) for s in range(t.peak.n_slots)}
+        limited = frozenset(every if sol.status != Status.OPTIMAL else limited | over)
+    f.size["configuration_limit_rounds"] = rounds
+    fallback = None
+    if f.hint is not None and sol.status != Status.OPTIMAL:
+        # the static fleet is a schedule: it stands in when the solver stops without a better one
+        values = np.zeros(len(f.model.vars))
+        for i, v in f.hint.items():
+            values[i] = v
+        fallback = constraints.schedule.decode(f, values)
+    if sol.status not in HAS_SOLUTION or sol.values is None:
+        if fallback is not None and sol.status in (Status.TIME_LIMIT, Status.UNKNOWN):
+            return (Status.FEASIBLE, *fallback, None, f.size)
+        return sol.status, [], np.zeros((0, 0)), None, None, f.size
+    picks, held, cost = constraints.schedule.decode(f, sol.values)
+    if fallback is not None and fallback[2] < cost:
+        return (Status.FEASIBLE, *fallback, None, f.size)
+    return sol.status, picks, held, cost, sol.gap, f.size

@@ -26,6 +26,7 @@ from planner.schemas.plan import (
     demand_in_range,
     disaggregation_problem,
 )
+from planner.schemas.schedule import ScheduleOptions
 from planner.yamlio import Document, load_yaml
 
 FleetObjective = Literal["cost_per_hour", "served_demand", "change"]
@@ -112,6 +113,8 @@ class FleetSpec(Strict):
     catalog: Annotated[list[str], Distinct] = []
     extra_catalog: CatalogExtras | None = None
     top_k: Literal[1] = 1
+    schedule: ScheduleOptions = Field(ScheduleOptions(), description="`planner schedule`: how the fleet may "
+                                      "change between the periods of the workloads' demand profiles")
 
     def ranks(self) -> int:
         """A fleet ranks one answer."""

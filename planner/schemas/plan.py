@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from planner.catalog.schema import NotBool
 from planner.errors import InputError
 from planner.schemas.common import CatalogExtras, Distinct, ModelRef, Offer, Price, Strict, Tco, TraceFields
+from planner.schemas.schedule import Profile, ScheduleOptions
 from planner.yamlio import Document, load_yaml
 
 SCHEMA_VERSION = 1
@@ -54,6 +55,10 @@ class Demand(Strict):
     concurrency: Annotated[int, Field(ge=1, le=10_000_000), NotBool] | None = Field(
         None, description="closed loop: clients with one request in flight each")
     arrival: Arrival = Arrival()
+    profile: Profile | None = Field(
+        None, description="the rate over time, for `planner schedule`: periods [{hours, requests_per_s | "
+        "output_tokens_per_s | multiplier}, ...], or {periods, hours}: the workload trace's shape with its busiest "
+        "period at the stated rate (docs/workloads.md)")
 
     @model_validator(mode="after")
     def _one(self) -> Demand:
@@ -62,6 +67,8 @@ class Demand(Strict):
             raise ValueError("give exactly one of requests_per_s, output_tokens_per_s, concurrency")
         if self.concurrency is not None and self.arrival != Arrival():
             raise ValueError("a closed loop (concurrency) has no arrival process")
+        if self.concurrency is not None and self.profile is not None:
+            raise ValueError("a profile varies an open-loop rate: give requests_per_s or output_tokens_per_s")
         return self
 
 
@@ -256,6 +263,8 @@ class PlanSpec(Strict):
     assumptions: dict[str, Any] = {}
     catalog: Annotated[list[str], Distinct] = []
     extra_catalog: CatalogExtras | None = None
+    schedule: ScheduleOptions = Field(ScheduleOptions(), description="`planner schedule`: how the fleet may "
+                                      "change between the periods of the demand's profile")
 
     @model_validator(mode="after")
     def _objective_is_bounded(self) -> PlanSpec:

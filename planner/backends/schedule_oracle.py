@@ -1,0 +1,164 @@
+"""The independent oracle of a schedule (docs/workloads.md, "Demand over time: schedules"),
+by enumeration and in its own terms: no constraint model, no code shared with
+constraints/schedule.py. Per period, every set of at most K rows per workload with every
+replica count up to what the period's demand needs of a row alone, kept when it covers the
+demand; the workloads' options joined into the period's fleets (kept when they meet the
+power cap, and only those no other fleet of the period beats on GPUs of every type and
+power); then every choice of one fleet per period, each priced with the cheapest holding
+of GPUs it allows: a committed type held all cycle at its busiest period's count, a burst
+type held in period p at least as many as serve in periods p..p+L (started L periods
+before serving), at most the inventory, every held count tried from that floor to the
+cycle's largest floor when starting or stopping GPUs costs or is limited. Tiny cases only."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from planner.backends.base import Status
+from planner.backends.exhaustive import MAX_FLEET_STATES, _choices, _in_time, _OutOfTime, _too_many, replica_bounds
+
+if TYPE_CHECKING:
+    from planner.candidates.schedule import PeriodTables
+
+SLACK = 1e-12
+"""The oracle's own relative tolerance on a limit (a budget of exactly n GPUs' worth buys n)."""
+
+Fleet = tuple[tuple[tuple[int, int], ...], np.ndarray, float]     # (row, replicas) picks, GPUs per type, watts
+
+
+def solve_schedule(t: PeriodTables, deadline: float | None = None
+                   ) -> tuple[Status, list[list[tuple[int, int]]], np.ndarray, float]:
+    """(status, picks per period, GPUs held per period and type, $ per cycle)."""
+    try:
+        return _solve(t, deadline)
+    except _OutOfTime:
+        return Status.TIME_LIMIT, [], np.zeros((0, 0)), math.nan
+
+
+def _solve(t: PeriodTables, deadline: float | None) -> tuple[Status, list[list[tuple[int, int]]], np.ndarray, float]:
+    c = t.peak
+    ev, load = c.ev, c.load
+    assert load is not None
+    ok = ev.fits & (load.rate > 0)
+    for k, s in enumerate(c.slots):
+        for target in s.targets:
+            ok &= (c.slot != k) | (load.get(target.metric, target.statistic) <= target.seconds)
+    n_t = len(c.gpu_ids)
+    fleets: list[list[Fleet]] = []
+    for view in t.periods:
+        lo, hi = replica_bounds(view)
+        top = np.minimum(hi, np.where(np.isfinite(lo), lo, 0.0))
+        per_slot = []
+        for k, s in enumerate(view.slots):
+            assert s.demand is not None
+            d = float(s.demand.value)
+            rows = [int(j) for j in np.nonzero(ok & (c.slot == k))[0] if top[j] >= 1]
+            options = []
+            for subset, reps in _choices(rows, top, c.max_configs):
+                _in_time(deadline)
+                if subset and sum(load.tokens_per_s[j] * r for j, r in zip(subset, reps)) >= d * (1 - SLACK):
+                    options.append(tuple(zip(subset, reps)))
+            per_slot.append(options)
+        if math.prod(float(len(o)) for o in per_slot) > MAX_FLEET_STATES:
+            raise _too_many(math.prod(float(len(o)) for o in per_slot))
+        period = []
+        for combo in itertools.product(*per_slot):
+            picks = tuple(x for option in combo for x in option)
+            gpus = np.zeros(n_t)
+            for j, r in picks:
+                gpus[c.configs.gpu[j]] += ev.gpus[j] * r
+            watts = float(sum(np.nan_to_num(ev.power_w[j]) * r for j, r in picks))
+            if c.limits.power_cap_w is None or watts <= c.limits.power_cap_w * (1 + SLACK):
+                period.append((picks, gpus, watts))
+        fleets.append(_undominated(period))
+    if math.prod(float(len(p)) for p in fleets) > MAX_FLEET_STATES:
+        raise _too_many(math.prod(float(len(p)) for p in fleets))
+    best: tuple[float, list[list[tuple[int, int]]], np.ndarray] | None = None
+    for choice in itertools.product(*fleets):
+        _in_time(deadline)
+        serving = np.array([f[1] for f in choice])
+        held = _cheapest_holding(t, serving, deadline)
+        if held is not None and (best is None or held[0] < best[0]):
+            best = (held[0], [list(f[0]) for f in choice], held[1])
+    if best is None:
+        return Status.INFEASIBLE, [], np.zeros((0, 0)), math.nan
+    return Status.OPTIMAL, best[1], best[2], best[0]
+
+
+def _undominated(fleets: list[Fleet]) -> list[Fleet]:
+    """The fleets no other one beats (no more GPUs of any type, no more watts, one of them fewer;
+    of equal ones the first): only GPU counts and watts reach the cost and the limits."""
+    out: list[Fleet] = []
+    for i, (picks, g, w) in enumerate(fleets):
+        beaten = False
+        for k, (_, g2, w2) in enumerate(fleets):
+            if k != i and np.all(g2 <= g) and w2 <= w and (np.any(g2 < g) or w2 < w or k < i):
+                beaten = True
+                break
+        if not beaten:
+            out.append((picks, g, w))
+    return out
+
+
+def _cheapest_holding(t: PeriodTables, serving: np.ndarray, deadline: float | None
+                      ) -> tuple[float, np.ndarray] | None:
+    """($ per cycle, GPUs held per period and type) of the cheapest holding that serves
+    ``serving`` (periods x types) within the limits, or None."""
+    c, o = t.peak, t.options
+    periods, n_t = serving.shape
+    lim = c.limits
+    lag = min(o.startup_periods, periods - 1) if periods > 1 else 0
+    floor = np.zeros_like(serving)
+    for p in range(periods):
+        floor[p] = serving[[(p + k) % periods for k in range(lag + 1)]].max(axis=0)
+    committed = t.committed
+    floor[:, committed] = serving[:, committed].max(axis=0)       # committed: held all cycle at the busiest count
+    for g, gid in enumerate(c.gpu_ids):
+        if gid in lim.inventory and floor[:, g].max() > lim.inventory[gid]:
+            return None
+    switching = periods > 1 and (o.usd_per_gpu_started > 0 or o.max_gpus_started_per_period is not None
+                                 or o.max_gpus_stopped_per_period is not None)
+    burst = [g for g in range(n_t) if not committed[g] and floor[:, g].max() > 0]
+    cells = [(p, g) for g in burst for p in range(periods)] if switching else []
+    ranges = [range(int(floor[p, g]), int(floor[:, g].max()) + 1) for p, g in cells]
+    if math.prod(float(len(r)) for r in ranges) > MAX_FLEET_STATES:
+        raise _too_many(math.prod(float(len(r)) for r in ranges))
+    best: tuple[float, np.ndarray] | None = None
+    for values in itertools.product(*ranges):
+        _in_time(deadline)
+        held = floor.copy()
+        for (p, g), v in zip(cells, values):
+            held[p, g] = v
+        cost = _cost(t, held)
+        if cost is not None and (best is None or cost < best[0]):
+            best = (cost, held)
+    return best
+
+
+def _cost(t: PeriodTables, held: np.ndarray) -> float | None:
+    """$ per cycle of holding ``held`` (periods x types), or None past a limit."""
+    c, o = t.peak, t.options
+    lim, price, hours = c.limits, t.usd_per_gpu_hour, t.hours
+    periods = held.shape[0]
+    burst = ~t.committed
+    per_hour = np.nan_to_num(price) * held             # $/hour per period and type
+    if lim.budget_usd_per_hour is not None and per_hour.sum(axis=1).max() > lim.budget_usd_per_hour * (1 + SLACK):
+        return None
+    if lim.max_gpus is not None and held.sum(axis=1).max() > lim.max_gpus:
+        return None
+    started = 0.0
+    if periods > 1:
+        for p in range(periods):
+            up = np.maximum(held[p] - held[p - 1], 0.0)[burst]
+            down = np.maximum(held[p - 1] - held[p], 0.0)[burst]
+            if o.max_gpus_started_per_period is not None and up.sum() > o.max_gpus_started_per_period:
+                return None
+            if o.max_gpus_stopped_per_period is not None and down.sum() > o.max_gpus_stopped_per_period:
+                return None
+            started += float(up.sum())
+    return float((per_hour * hours[:, None]).sum()) + o.usd_per_gpu_started * started
+

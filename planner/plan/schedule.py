@@ -1,0 +1,252 @@
+"""A schedule over a demand profile (docs/workloads.md, "Demand over time: schedules"): one
+program over the periods (constraints/schedule.py) on one candidate table whose physics is
+computed once, at each workload's busiest demand; beside it, on the same table and through
+the one solve path (planner/plan/solve.py), the static fleet sized for the peak (an upper
+bound: it is one schedule) and each period's own optimum (their sum over the periods, a
+lower bound: committed GPUs paid only while they serve, starts free, no lag). The
+exhaustive oracle solves the schedule by enumeration in its own terms."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from planner.backends.base import HAS_SOLUTION, Status
+from planner.candidates.schedule import PeriodTables, period_tables
+from planner.candidates.table import Candidates, build_candidates
+from planner.plan.solve import solve_phases, solve_schedule
+from planner.resolve.problem import Problem, resolve, resolve_fleet
+from planner.resolve.schedule import Periods, resolve_periods
+from planner.schemas.fleet import FleetSpec
+from planner.schemas.plan import PlanSpec
+from planner.units import HOURS_PER_DAY
+from planner.yamlio import Document
+
+Picks = list[tuple[int, int]]
+
+
+@dataclass
+class Deployment:
+    workload: str
+    gpu: str
+    tp: int
+    pp: int
+    ep: int
+    quantization: str
+    kv_dtype: str
+    batch: int
+    replicas: int
+    gpus: int
+
+
+@dataclass
+class PeriodPlan:
+    """One period of the schedule: its demand, deployments and GPUs."""
+
+    period: int
+    hours: float
+    requests_per_s: dict[str, float]          # per workload
+    deployments: list[Deployment]
+    gpus_serving: dict[str, int]              # per GPU type
+    gpus_held: dict[str, int]                 # per GPU type: committed all cycle, burst in this period
+    usd_per_hour: float                       # what the GPUs held cost per hour in this period
+    gpus_started: int = 0                     # burst GPUs started at the period's start
+
+
+@dataclass
+class Bound:
+    """A comparison: the static fleet sized for the peak, or the sum of per-period optima."""
+
+    status: str
+    usd_per_cycle: float | None
+    proven: bool                              # each solve it sums was proven optimal
+    usd_per_hour: list[float | None] = field(default_factory=list)   # per period (the static fleet: one value)
+    deployments: list[Deployment] = field(default_factory=list)      # the static fleet's
+
+
+@dataclass
+class Autoscale:
+    """The replicas one deployment runs over the cycle: an autoscaler's bounds."""
+
+    workload: str
+    deployment: str
+    min_replicas: int
+    max_replicas: int
+
+
+@dataclass
+class StartCost:
+    """The schedule at one $ per GPU started (a sweep, planner/whatif/schedule_sweep.py)."""
+
+    usd_per_gpu_started: float
+    status: str
+    usd_per_day: float | None
+    gpus_started_per_day: float | None        # burst GPUs started over the cycle, per day
+    gpu_hours_held_per_day: float | None      # every GPU held, committed or burst
+
+
+@dataclass
+class ScheduleResult:
+    status: str
+    backend: str
+    model: str                                 # where the figures come from
+    cycle_hours: float
+    usd_per_cycle: float | None
+    usd_per_day: float | None
+    committed: dict[str, int]                  # GPUs held all cycle per committed type
+    periods: list[PeriodPlan]
+    static: Bound
+    per_period_optima: Bound
+    autoscaler: list[Autoscale]
+    saving_vs_static: float | None             # share of the static fleet's cost
+    gap: float | None
+    solve_seconds: float
+    model_size: dict[str, int]
+    options: dict[str, Any]
+    start_costs: list[StartCost] = field(default_factory=list)   # a sweep over $ per GPU started (what-if)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A schedule's instance resolved, its table per period, and the two comparisons, which
+    do not depend on the schedule's options (a sweep over them re-solves the schedule only)."""
+
+    problem: Problem
+    periods: Periods
+    tables: PeriodTables
+    static: Bound
+    static_picks: Picks
+    lower: Bound
+
+
+def prepare(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, backend: str = "milp",
+            time_limit: float = 30.0, calibration: str | None = None) -> Prepared:
+    """Resolve, build the table once at the peak, and solve the static peak fleet and each
+    period's optimum through the one solve path (``time_limit`` split between them)."""
+    problem = resolve_fleet(spec, doc, calibration) if isinstance(spec, FleetSpec) else resolve(spec, doc,
+                                                                                                calibration)
+    periods = resolve_periods(spec, problem)
+    cands = build_candidates(replace(problem, slots=periods.peak()))
+    t = period_tables(cands, periods, problem.prices)
+    static, static_picks = _static(problem, periods, t, backend, time_limit / 2.0)
+    lower = _optima(problem, periods, t, backend, time_limit / 2.0)
+    return Prepared(problem, periods, t, static, static_picks, lower)
+
+
+def with_start_cost(p: Prepared, usd_per_gpu_started: float) -> Prepared:
+    """The same schedule with another $ per GPU started (the comparisons stand)."""
+    options = p.tables.options.model_copy(update={"usd_per_gpu_started": float(usd_per_gpu_started)})
+    return replace(p, tables=replace(p.tables, options=options))
+
+
+def schedule(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, backend: str = "milp",
+             time_limit: float = 60.0, calibration: str | None = None) -> ScheduleResult:
+    """The cheapest schedule of an instance's demand profile, with the static peak fleet and
+    the sum of per-period optima beside it (half the time for those two, the rest for the
+    schedule)."""
+    t0 = time.perf_counter()
+    p = prepare(spec, doc, backend=backend, time_limit=time_limit / 2.0, calibration=calibration)
+    return solve_prepared(p, backend=backend, time_limit=max(time_limit - (time.perf_counter() - t0), 1e-3),
+                          started=t0)
+
+
+def solve_prepared(p: Prepared, *, backend: str = "milp", time_limit: float = 60.0, started: float | None = None
+                   ) -> ScheduleResult:
+    """The schedule's program on a prepared instance, and its result."""
+    t0 = time.perf_counter() if started is None else started
+    t, periods, static = p.tables, p.periods, p.static
+    status, picks, held, cost, gap, size = solve_schedule(t, backend=backend, time_limit=time_limit,
+                                                          start=p.static_picks)
+    ok = status in HAS_SOLUTION
+    plans = [_period(t, periods, k, picks[k], held[k], held[k - 1]) for k in range(t.count)] if ok else []
+    committed = {t.peak.gpu_ids[g]: int(round(held[0, g])) for g in range(len(t.peak.gpu_ids))
+                 if t.committed[g] and ok and held[0, g] > 0}
+    cycle = t.cycle_hours
+    usd = float(cost) if ok and cost is not None else None
+    return ScheduleResult(
+        status=status.value, backend=backend,
+        model="closed form: each replica at its capacity at SLO (docs/load.md), the same table in every period",
+        cycle_hours=cycle, usd_per_cycle=usd, usd_per_day=None if usd is None else usd * HOURS_PER_DAY / cycle,
+        committed=committed, periods=plans, static=static, per_period_optima=p.lower,
+        autoscaler=autoscale(t, picks) if ok else [],
+        saving_vs_static=None if usd is None or not static.usd_per_cycle else 1.0 - usd / static.usd_per_cycle,
+        gap=gap if ok else None, solve_seconds=time.perf_counter() - t0, model_size=size,
+        options=t.options.model_dump())
+
+
+def _deployments(c: Candidates, picks: Picks) -> list[Deployment]:
+    out = []
+    for j, r in picks:
+        d = c.describe(j)
+        out.append(Deployment(workload=c.slot_names[int(c.slot[j])], gpu=d["gpu"], tp=d["tp"], pp=d["pp"], ep=d["ep"],
+                              quantization=d["quantization"], kv_dtype=d["kv_dtype"], batch=d["batch"], replicas=r,
+                              gpus=int(c.ev.gpus[j]) * r))
+    return out
+
+
+def _static(problem: Problem, periods: Periods, t: PeriodTables, backend: str, seconds: float
+            ) -> tuple[Bound, Picks]:
+    """The cheapest static fleet that serves every workload's busiest period (the fleet a
+    plan at the peak gives), priced over the whole cycle."""
+    s = solve_phases(replace(problem, slots=periods.peak()), t.peak, backend=backend, time_limit=seconds,
+                     phases=("cost_per_hour",), tie_break=True)
+    if s.status not in HAS_SOLUTION or "cost_per_hour" not in s.values:
+        return Bound(s.status.value, None, False), []
+    hourly = float(s.values["cost_per_hour"])
+    return Bound(s.status.value, hourly * t.cycle_hours, s.status == Status.OPTIMAL, [hourly],
+                 _deployments(t.peak, s.picks)), list(s.picks)
+
+
+def _optima(problem: Problem, periods: Periods, t: PeriodTables, backend: str, seconds: float) -> Bound:
+    """Each period's cheapest fleet on its own (GPUs paid while they serve, no start costs,
+    no lag), summed over the periods' hours: a lower bound when each is proven optimal."""
+    hourly: list[float | None] = []
+    proven = True
+    worst = Status.OPTIMAL
+    for p, view in enumerate(t.periods):
+        s = solve_phases(replace(problem, slots=periods.slots[p]), view, backend=backend,
+                         time_limit=seconds / t.count, phases=("cost_per_hour",), tie_break=False)
+        ok = s.status in HAS_SOLUTION and "cost_per_hour" in s.values
+        hourly.append(float(s.values["cost_per_hour"]) if ok else None)
+        proven &= s.status == Status.OPTIMAL
+        worst = s.status if s.status != Status.OPTIMAL else worst
+    if any(h is None for h in hourly):
+        return Bound(worst.value, None, False, hourly)
+    total = float(sum(h * float(t.hours[p]) for p, h in enumerate(hourly) if h is not None))
+    return Bound(worst.value, total, proven, hourly)
+
+
+def _period(t: PeriodTables, periods: Periods, p: int, picks: Picks, held: np.ndarray,
+            before: np.ndarray) -> PeriodPlan:
+    c = t.peak
+    serving = np.zeros(len(c.gpu_ids))
+    for j, r in picks:
+        serving[c.configs.gpu[j]] += c.ev.gpus[j] * r
+    started = int(np.maximum(held - before, 0.0)[~t.committed].sum()) if t.count > 1 else 0
+    return PeriodPlan(
+        period=p, hours=float(t.hours[p]),
+        requests_per_s={s.name: float(s.demand.requests_per_s) for s in periods.slots[p]
+                        if s.demand is not None and s.demand.requests_per_s is not None},
+        deployments=_deployments(c, picks),
+        gpus_serving={gid: int(serving[g]) for g, gid in enumerate(c.gpu_ids) if serving[g] > 0},
+        gpus_held={gid: int(held[g]) for g, gid in enumerate(c.gpu_ids) if held[g] > 0},
+        usd_per_hour=float((np.nan_to_num(t.usd_per_gpu_hour) * held).sum()), gpus_started=started)
+
+
+def autoscale(t: PeriodTables, picks: list[Picks]) -> list[Autoscale]:
+    """Per deployment (workload and row), the fewest and most replicas it runs over the
+    periods (0 where a period does not run it)."""
+    c = t.peak
+    rows = sorted({j for per in picks for j, _ in per})
+    out = []
+    for j in rows:
+        counts = [dict(per).get(j, 0) for per in picks]
+        label = c.label(j).split("gpu=", 1)[1]
+        out.append(Autoscale(c.slot_names[int(c.slot[j])], "gpu=" + label, min(counts), max(counts)))
+    return out

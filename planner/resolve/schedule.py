@@ -1,0 +1,176 @@
+"""A demand profile resolved (docs/workloads.md, "Demand over time: schedules"): the periods
+every workload shares, each workload's demand in each period (in the unit of its stated
+demand: output tokens/s of an open loop), and which GPU types are committed (held and paid
+in every period) and which are burst (held, and paid, in the periods they run)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from planner.errors import InputError
+from planner.resolve.problem import Problem, Slot
+from planner.resolve.workload import DemandSpec, trace_figures
+from planner.schemas.fleet import FleetSpec
+from planner.schemas.plan import MAX_DEMAND_TOKENS_PER_S, Demand, PlanSpec
+from planner.schemas.schedule import Period, ScheduleOptions, TraceShape
+
+HOURS_TOLERANCE = 1e-9
+"""Two workloads' periods are the same when their hours agree within this (relative)."""
+
+
+@dataclass(frozen=True)
+class Periods:
+    """The periods of a schedule and what each slot must serve in each."""
+
+    hours: tuple[float, ...]                      # per period
+    slots: tuple[tuple[Slot, ...], ...]           # per period: the problem's slots at that period's demand
+    committed: tuple[bool, ...]                   # per GPU of the problem's table
+    options: ScheduleOptions
+    profiled: tuple[str, ...] = ()                # workloads whose demand varies (the others keep their rate)
+
+    @property
+    def count(self) -> int:
+        return len(self.hours)
+
+    @property
+    def cycle_hours(self) -> float:
+        return float(sum(self.hours))
+
+    def demand(self) -> np.ndarray:
+        """(periods, slots): each slot's demand per period, in its capacity's unit."""
+        return np.array([[s.demand.value if s.demand is not None else np.nan for s in slots] for slots in self.slots])
+
+    def peak(self) -> tuple[Slot, ...]:
+        """The slots at their own busiest period's demand: what a static fleet is sized for."""
+        top = np.argmax(np.nan_to_num(self.demand(), nan=0.0), axis=0)
+        return tuple(self.slots[int(top[s])][s] for s in range(len(self.slots[0])))
+
+
+def scaled(d: DemandSpec, factor: float) -> DemandSpec:
+    """An open-loop demand at ``factor`` times its rate (the same arrival process)."""
+    rps = None if d.requests_per_s is None else d.requests_per_s * factor
+    return replace(d, value=d.value * factor, requests_per_s=rps)
+
+
+def resolve_periods(spec: PlanSpec | FleetSpec, problem: Problem) -> Periods:
+    """The periods of an instance's profiles, or a located input error: every profiled
+    workload must use the same periods, and the schedule's program covers cost-minimising,
+    aggregated instances without a node limit or a fleet running today (docs/workloads.md)."""
+    where: dict[str, Any] = {"file": problem.file}
+    _supported(spec, problem, where)
+    given: list[tuple[Demand | None, str, Any]]
+    if isinstance(spec, FleetSpec):
+        given = [(w.demand, f"workloads[{i}]", w) for i, w in enumerate(spec.workloads)]
+    else:
+        given = [(spec.workload.demand, "workload", spec.workload)]
+    factors: list[tuple[tuple[float, ...], np.ndarray] | None] = []
+    for (d, path, w), slot in zip(given, problem.slots):
+        if d is None or d.profile is None:
+            factors.append(None)
+            continue
+        assert slot.demand is not None
+        factors.append(_factors(d, slot, w, path, where))
+    named = [(path, f) for (_, path, _), f in zip(given, factors) if f is not None]
+    if not named:
+        first = given[0][1]
+        raise InputError("no demand profile: a schedule needs the rate over time", path=f"{first}.demand.profile",
+                         accepted="demand: {requests_per_s: R, profile: [{hours: H, multiplier: M}, ...]}", **where)
+    hours = named[0][1][0]
+    for path, (h, _) in named[1:]:
+        if len(h) != len(hours) or not np.allclose(h, hours, rtol=HOURS_TOLERANCE, atol=0.0):
+            raise InputError(f"its periods differ from {named[0][0]}.demand.profile's", path=f"{path}.demand.profile",
+                             value=list(h), accepted=f"the same hours per period: {list(hours)}", **where)
+    for (_, path, _), slot, f in zip(given, problem.slots, factors):
+        top = slot.demand.value * float(f[1].max()) if f is not None and slot.demand is not None else 0.0
+        if top > MAX_DEMAND_TOKENS_PER_S:
+            raise InputError(f"a period's rate is {top:.3g} output tokens/s, above "
+                             f"the limit of {MAX_DEMAND_TOKENS_PER_S:.0e}", path=f"{path}.demand.profile",
+                             accepted="smaller rates or multipliers", **where)
+    per_period = []
+    for p in range(len(hours)):
+        per_period.append(tuple(slot if f is None or slot.demand is None else
+                                replace(slot, demand=scaled(slot.demand, float(f[1][p])))
+                                for slot, f in zip(problem.slots, factors)))
+    return Periods(hours=tuple(float(h) for h in hours), slots=tuple(per_period),
+                   committed=_committed(spec.schedule, problem, where), options=spec.schedule,
+                   profiled=tuple(s.name for s, f in zip(problem.slots, factors) if f is not None))
+
+
+def _factors(d: Demand, slot: Slot, w: Any, path: str, where: dict[str, Any]) -> tuple[tuple[float, ...], np.ndarray]:
+    """(hours, rate / the stated rate) per period of one workload's profile."""
+    assert slot.demand is not None and d.profile is not None
+    base = slot.demand
+    if isinstance(d.profile, TraceShape):
+        return _trace_shape(d.profile, w, path, where)
+    out = []
+    for p in d.profile:
+        out.append(_factor(p, base, slot))
+    return tuple(p.hours for p in d.profile), np.array(out)
+
+
+def _factor(p: Period, base: DemandSpec, slot: Slot) -> float:
+    if p.multiplier is not None:
+        return p.multiplier
+    if p.requests_per_s is not None:
+        return p.requests_per_s * slot.output_tokens / base.value
+    assert p.output_tokens_per_s is not None
+    return p.output_tokens_per_s / base.value
+
+
+def _trace_shape(shape: TraceShape, w: Any, path: str, where: dict[str, Any]) -> tuple[tuple[float, ...], np.ndarray]:
+    """The workload trace's requests counted in ``shape.periods`` equal bins of its span, each
+    bin's count over the busiest bin's (the stated rate is the busiest period's)."""
+    if getattr(w, "trace", None) is None:
+        raise InputError("a profile from a trace's shape needs the workload's trace", path=f"{path}.demand.profile",
+                         accepted="trace: FILE in the workload, or periods [{hours, multiplier}, ...]", **where)
+    part, _ = trace_figures(w, where["file"], path)
+    t = np.asarray(part.time_s, dtype=float)
+    span = float(t.max() - t.min()) if t.size else 0.0
+    if span <= 0.0:
+        raise InputError("the trace's requests arrive at one instant: it has no shape over time",
+                         path=f"{path}.demand.profile", accepted="a trace spanning some time, or periods", **where)
+    counts, _ = np.histogram(t, bins=shape.periods, range=(float(t.min()), float(t.max())))
+    if counts.min() == 0:
+        raise InputError(f"a bin of the trace holds no request ({shape.periods} bins over {span:.0f} s)",
+                         path=f"{path}.demand.profile.periods", value=shape.periods,
+                         accepted="fewer periods (each bin must hold a request)", **where)
+    hours = tuple([shape.hours / shape.periods] * shape.periods)
+    return hours, counts.astype(float) / float(counts.max())
+
+
+def _committed(options: ScheduleOptions, problem: Problem, where: dict[str, Any]) -> tuple[bool, ...]:
+    ids = problem.table.ids
+    for i, name in enumerate(options.committed):
+        if name not in ids:
+            raise InputError("not a searched GPU", path=f"schedule.committed[{i}]", value=name,
+                             accepted=", ".join(ids), **where)
+    return tuple(problem.owned(g) or gid in options.committed for g, gid in enumerate(ids))
+
+
+def _supported(spec: PlanSpec | FleetSpec, problem: Problem, where: dict[str, Any]) -> None:
+    """What the schedule's program does not cover yet, refused where the file says it."""
+    if isinstance(spec, FleetSpec):
+        if spec.phases != ("cost_per_hour",):
+            raise InputError("a schedule minimises the cost of its periods", path="objective", value=spec.objective,
+                             accepted="cost_per_hour", **where)
+        if spec.current:
+            raise InputError("a schedule starts from no fleet running today", path="current",
+                             accepted="no current (the schedule repeats every cycle)", **where)
+    elif spec.objective not in ("cost_per_hour", "cost_per_million_tokens"):
+        raise InputError("a schedule minimises the cost of its periods", path="objective", value=spec.objective,
+                         accepted="cost_per_hour, cost_per_million_tokens", **where)
+    if spec.search.max_nodes is not None:
+        raise InputError("a schedule does not pack nodes per period yet", path="search.max_nodes",
+                         value=spec.search.max_nodes, accepted="no max_nodes (limit GPUs with search.max_gpus)",
+                         **where)
+    for s in problem.slots:
+        if s.disaggregation != "never":
+            raise InputError("a schedule plans aggregated replicas only", path=f"{s.path}.disaggregation"
+                             if s.path != "workload" else "disaggregation", value=s.disaggregation,
+                             accepted="never", **where)
+        if s.demand is None:
+            raise InputError("a schedule needs every workload's demand", path=f"{s.path}.demand",
+                             accepted="demand: {requests_per_s: R, profile: [...]}", **where)

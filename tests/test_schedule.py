@@ -1,0 +1,308 @@
+"""Schedules over a demand profile (docs/workloads.md, "Demand over time: schedules"): one
+program over the periods. Every backend agrees with the oracle's own enumeration on small
+schedules; the schedule costs no less than the sum of per-period optima and no more than the
+static fleet sized for the peak; a flat profile is the static fleet; starting costs and
+start-up lags only raise the cost; the shipped day instance runs; bad profiles are located
+errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+import planner.backends.highs  # noqa: F401  (loaded before PuLP's CBC: the other order crashes OR-Tools' HiGHS)
+from planner.backends.base import BACKENDS, get_backend
+from planner.candidates.schedule import period_tables
+from planner.candidates.table import build_candidates
+from planner.cli.root import main
+from planner.errors import InputError
+from planner.plan.schedule import schedule
+from planner.resolve.problem import resolve_fleet
+from planner.resolve.schedule import resolve_periods
+from planner.schemas.fleet import FleetSpec
+from planner.schemas.plan import PlanSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+LINEAR = [b for b in BACKENDS if b != "exhaustive"]
+SEARCH = {"gpus": ["h100-sxm", "l40s"], "quantizations": ["w8a8-fp8"], "kv_dtypes": ["fp8"], "tp": [1], "pp": [1],
+          "batch_levels": [64], "max_gpus": 8}
+DAY = [{"hours": 8, "multiplier": 0.25}, {"hours": 10, "multiplier": 1.0}, {"hours": 6, "multiplier": 0.5}]
+CHAT = {"name": "chat", "model": "llama-3.1-8b", "input_tokens": 512, "output_tokens": 128,
+        "demand": {"requests_per_s": 60, "profile": DAY}, "slo": {"tpot_ms": 40, "ttft_ms": {"p99": 1500}}}
+RENTED = {"usd_per_gpu_hour": {"h100-sxm": 2.5, "l40s": 0.9}}
+PRICES = {**RENTED, "owned_usd_per_gpu_hour": {"h100-sxm": 0.8}}
+OWNED = {"inventory": {"h100-sxm": 1}, "rent_outside_inventory": True}
+
+
+def _fleet(workloads=(CHAT,), limits=OWNED, **over) -> FleetSpec:
+    prices = PRICES if limits.get("inventory") else RENTED
+    return FleetSpec.model_validate({"workloads": list(workloads), "search": SEARCH, "prices": prices,
+                                     "limits": limits} | over)
+
+
+def _oracle(spec: FleetSpec | PlanSpec) -> tuple[str, float | None]:
+    """The oracle's status and $ per cycle, by enumeration in its own terms."""
+    r = schedule(spec, backend="exhaustive", time_limit=120)
+    return r.status, r.usd_per_cycle
+
+
+def _plan(**over) -> PlanSpec:
+    """CHAT as a plan: one deployment per period, every GPU rented."""
+    workload = {k: v for k, v in CHAT.items() if k not in ("name", "slo", "model")}
+    return PlanSpec.model_validate({"model": CHAT["model"], "workload": workload, "slo": CHAT["slo"],
+                                    "search": SEARCH, "prices": RENTED, "objective": "cost_per_hour"} | over)
+
+
+SMALL = {
+    "no switching cost": _fleet(),
+    "a start costs $5": _fleet(schedule={"usd_per_gpu_started": 5.0}),
+    "a start-up lag of one period": _fleet(schedule={"startup_periods": 1, "usd_per_gpu_started": 1.0}),
+    "l40s committed, nothing owned": _fleet(limits={}, schedule={"committed": ["l40s"]}),
+    "two workloads": _fleet(workloads=(CHAT, {**CHAT, "name": "assist", "demand": {
+        "requests_per_s": 4, "profile": [{"hours": 8, "multiplier": 1.0}, {"hours": 10, "multiplier": 0.5},
+                                          {"hours": 6, "multiplier": 0.5}]}})),
+    "a plan": _plan(),
+    "a plan, one GPU started and one stopped per period": _plan(schedule={"max_gpus_started_per_period": 1,
+                                                                         "max_gpus_stopped_per_period": 1}),
+    "at most $3.4/hour": _fleet(limits={"budget_usd_per_hour": 3.4}),
+    "at most $3/hour (infeasible)": _fleet(limits={"budget_usd_per_hour": 3.0}),
+    "a plan, a lag of two periods": _plan(schedule={"startup_periods": 2}),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(SMALL), ids=str)
+def solved(request):
+    spec = SMALL[request.param]
+    return spec, _oracle(spec), {b: schedule(spec, backend=b, time_limit=60) for b in LINEAR}
+
+
+def test_every_backend_agrees_with_the_oracle_on_small_schedules(solved):
+    _, (status, oracle), by = solved
+    for name, r in by.items():
+        assert r.status == status, name
+        if status == "optimal":
+            assert r.usd_per_cycle == pytest.approx(oracle, rel=1e-6, abs=1e-6), name
+        else:
+            assert status == "infeasible" and not r.periods and r.static.usd_per_cycle is None, name
+
+
+def test_the_schedule_lies_between_the_sum_of_per_period_optima_and_the_static_peak_fleet(solved):
+    _, (status, _), by = solved
+    for name, r in by.items() if status == "optimal" else ():
+        low, high = r.per_period_optima, r.static
+        assert low.proven and high.proven, name
+        assert low.usd_per_cycle is not None and high.usd_per_cycle is not None and r.usd_per_cycle is not None
+        assert low.usd_per_cycle <= r.usd_per_cycle * (1 + 1e-9) + 1e-9, name
+        assert r.usd_per_cycle <= high.usd_per_cycle * (1 + 1e-9) + 1e-9, name
+
+
+def test_each_period_serves_its_demand_and_costs_what_its_gpus_held_cost(solved):
+    """The tests' own reading of a schedule: capacity at SLO times replicas covers each
+    period's demand; the cycle's cost is the GPUs held times their price and hours, plus
+    the starts; committed GPUs are held in every period."""
+    spec, (status, _), by = solved
+    problem = resolve_fleet(spec) if isinstance(spec, FleetSpec) else None
+    for name, r in by.items() if status == "optimal" else ():
+        hourly = {**PRICES["usd_per_gpu_hour"], "h100-sxm@rented": 2.5}
+        if problem is not None and "h100-sxm" in problem.spec.limits.inventory:
+            hourly["h100-sxm"] = 0.8
+        total = 0.0
+        for p in r.periods:
+            total += p.hours * sum(hourly[g] * n for g, n in p.gpus_held.items())
+            total += r.options["usd_per_gpu_started"] * p.gpus_started
+            for g, n in r.committed.items():
+                assert p.gpus_held.get(g) == n, name
+            for g, n in p.gpus_serving.items():
+                assert n <= p.gpus_held.get(g, 0), name
+        assert total == pytest.approx(r.usd_per_cycle, rel=1e-9), name
+
+
+def test_a_flat_profile_is_the_static_fleet():
+    flat = [{"hours": h, "multiplier": 1.0} for h in (8, 10, 6)]
+    r = schedule(_fleet(workloads=({**CHAT, "demand": {"requests_per_s": 60, "profile": flat}},)), backend="highs")
+    assert r.usd_per_cycle == pytest.approx(r.static.usd_per_cycle, rel=1e-9)
+    assert r.per_period_optima.usd_per_cycle == pytest.approx(r.static.usd_per_cycle, rel=1e-9)
+    assert all(p.gpus_started == 0 for p in r.periods)
+
+
+def test_starting_costs_and_lags_only_raise_the_cost_and_a_high_start_cost_keeps_the_fleet_up():
+    free = schedule(_fleet(), backend="highs").usd_per_cycle
+    dear = schedule(_fleet(schedule={"usd_per_gpu_started": 1000.0}), backend="highs")
+    lag = schedule(_fleet(schedule={"startup_periods": 1}), backend="highs").usd_per_cycle
+    assert free is not None and lag is not None and dear.usd_per_cycle is not None
+    assert free <= lag + 1e-9 and free <= dear.usd_per_cycle + 1e-9
+    assert all(p.gpus_started == 0 for p in dear.periods)
+    assert dear.usd_per_cycle <= dear.static.usd_per_cycle + 1e-9     # the static fleet is a schedule too
+
+
+def test_autoscaler_bounds_are_the_fewest_and_most_replicas_over_the_periods():
+    r = schedule(_fleet(), backend="highs")
+    for a in r.autoscaler:
+        counts = [sum(d.replicas for d in p.deployments if d.workload == a.workload and
+                      a.deployment == f"gpu={d.gpu},tp={d.tp},pp={d.pp},ep={d.ep},q={d.quantization},"
+                                      f"kv={d.kv_dtype},batch={d.batch}") for p in r.periods]
+        assert (a.min_replicas, a.max_replicas) == (min(counts), max(counts))
+        assert a.max_replicas >= 1
+
+
+def test_the_table_is_built_once_and_only_demands_differ_between_periods():
+    spec = _fleet()
+    problem = resolve_fleet(spec)
+    periods = resolve_periods(spec, problem)
+    from dataclasses import replace
+    t = period_tables(build_candidates(replace(problem, slots=periods.peak())), periods, problem.prices)
+    assert [float(v.demand[0]) for v in t.periods] == pytest.approx([0.25 * 60 * 128, 60 * 128, 0.5 * 60 * 128])
+    for v in t.periods:
+        assert v.ev is t.peak.ev and v.capacity is t.peak.capacity
+    assert float(t.peak.demand[0]) == pytest.approx(60 * 128)
+
+
+@pytest.mark.parametrize("workloads, over, path", [
+    ((CHAT, {**CHAT, "name": "b", "demand": {"requests_per_s": 5, "profile": [{"hours": 24, "multiplier": 1}]}}), {},
+     "workloads[1].demand.profile"),
+    (({**CHAT, "demand": {"requests_per_s": 5}},), {}, "workloads[0].demand.profile"),
+    ((CHAT,), {"schedule": {"committed": ["h999"]}}, "schedule.committed[0]"),
+    ((CHAT,), {"search": {**SEARCH, "max_nodes": 2}}, "search.max_nodes"),
+    ((CHAT,), {"disaggregation": "auto"}, "workloads[0].disaggregation"),
+])
+def test_bad_schedules_are_located_errors(workloads, over, path):
+    with pytest.raises(InputError) as e:
+        schedule(_fleet(workloads=workloads, **over), backend="highs")
+    assert e.value.path == path
+
+
+@pytest.mark.parametrize("demand, where", [
+    ({"concurrency": 8, "profile": DAY}, ("workloads", 0, "demand")),
+    ({"requests_per_s": 5, "profile": [{"hours": 4, "multiplier": 1, "requests_per_s": 3}]},
+     ("workloads", 0, "demand", "profile")),
+    ({"requests_per_s": 5, "profile": []}, ("workloads", 0, "demand", "profile")),
+    ({"requests_per_s": 5, "profile": [{"hours": 0, "multiplier": 1}]}, ("workloads", 0, "demand", "profile")),
+])
+def test_bad_profiles_are_refused_by_the_schema_where_the_file_says_it(tmp_path, capsys, demand, where):
+    f = tmp_path / "day.yaml"
+    f.write_text(json.dumps({"workloads": [{**CHAT, "demand": demand}], "search": SEARCH, "prices": PRICES}))
+    with pytest.raises(SystemExit) as e:
+        main(["schedule", str(f), "--json"])
+    assert e.value.code == 2
+    err = json.loads(capsys.readouterr().out)
+    assert err["file"] == str(f) and err["path"].startswith(".".join(map(str, where[:2])).replace(".0", "[0]"))
+
+
+def test_the_shipped_day_schedule_saves_over_the_static_peak_fleet(tmp_path, capsys):
+    out = tmp_path / "day.json"
+    with pytest.raises(SystemExit) as e:
+        main(["schedule", str(ROOT / "instances" / "schedule_day.yaml"), "--json", "--reproducible",
+              "--output", str(out)])
+    assert e.value.code == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d == json.loads(out.read_text())
+    assert d["status"] == "optimal" and len(d["periods"]) == 6
+    assert d["per_period_optima"]["usd_per_cycle"] <= d["usd_per_cycle"] <= d["static"]["usd_per_cycle"]
+    assert 0.0 < d["saving_vs_static"] < 1.0
+    assert d["committed"] == {"h100-sxm": 8}
+    from planner import api
+    schema = api.schema("schedule-result")
+    assert not list(jsonschema.validators.validator_for(schema)(schema).iter_errors(d))
+    assert get_backend("exhaustive") is not None
+
+
+def test_period_rates_in_each_unit_become_output_tokens_per_second():
+    profile = [{"hours": 6, "multiplier": 0.5}, {"hours": 6, "requests_per_s": 30},
+               {"hours": 12, "output_tokens_per_s": 1280}]
+    spec = _fleet(workloads=({**CHAT, "demand": {"requests_per_s": 60, "profile": profile}},))
+    periods = resolve_periods(spec, resolve_fleet(spec))
+    assert periods.hours == (6.0, 6.0, 12.0) and periods.cycle_hours == 24.0
+    assert periods.demand()[:, 0] == pytest.approx([30 * 128, 30 * 128, 1280])
+    assert [s[0].demand.requests_per_s for s in periods.slots] == pytest.approx([30, 30, 10])
+
+
+TRACE = ROOT / "instances" / "traces" / "azure-llm-2023-conv-sample.csv"
+
+
+def test_a_traces_shape_scaled_to_its_peak():
+    """profile: {periods: 3}: the trace's requests in three equal bins of its span, the
+    busiest at the stated rate (the tests' own count of the trace's arrival times)."""
+    from planner.traces.read import read_trace
+    traced = {"name": "conv", "model": "llama-3.1-8b", "trace": str(TRACE), "slo": CHAT["slo"],
+              "demand": {"requests_per_s": 20, "profile": {"periods": 3, "hours": 24}}}
+    spec = _fleet(workloads=(traced,))
+    problem = resolve_fleet(spec)
+    periods = resolve_periods(spec, problem)
+    t = read_trace(str(TRACE), None, None, 16).time_s
+    edges = [t.min() + (t.max() - t.min()) * k / 3 for k in range(4)]
+    counts = [sum(1 for x in t if edges[k] <= x < edges[k + 1] or (k == 2 and x == edges[3])) for k in range(3)]
+    out = problem.slots[0].output_tokens
+    assert periods.hours == (8.0, 8.0, 8.0)
+    assert periods.demand()[:, 0] == pytest.approx([20 * out * c / max(counts) for c in counts])
+    r = schedule(spec, backend="highs")
+    assert r.status == "optimal" and r.per_period_optima.usd_per_cycle <= r.usd_per_cycle <= r.static.usd_per_cycle
+
+
+def test_a_traces_shape_needs_a_trace():
+    spec = _fleet(workloads=({**CHAT, "demand": {"requests_per_s": 5, "profile": {"periods": 4}}},))
+    with pytest.raises(InputError) as e:
+        resolve_periods(spec, resolve_fleet(spec))
+    assert e.value.path == "workloads[0].demand.profile"
+
+
+def test_the_api_gives_the_commands_answer(tmp_path, capsys):
+    from planner import api
+    spec = _fleet()
+    f = tmp_path / "day.yaml"
+    f.write_text(json.dumps(spec.model_dump(mode="json", exclude_defaults=True)))
+    with pytest.raises(SystemExit) as e:
+        main(["schedule", str(f), "--json", "--reproducible", "--backend", "highs"])
+    assert e.value.code == 0
+    cli = json.loads(capsys.readouterr().out)
+    for source in (str(f), spec.model_dump(mode="json", exclude_defaults=True), spec):
+        data = json.loads(api.to_json(api.schedule(source, backend="highs")))
+        data["solve_seconds"] = None
+        assert data == cli
+
+
+def test_a_sweep_over_the_start_cost_never_gets_cheaper_nor_starts_more():
+    """min f + c g over the same schedules: the optimum's cost never falls and its starts
+    never rise as c grows; the schedule as stated is the first answer."""
+    from planner.whatif.schedule_sweep import schedule_with_sweep
+    costs = [0.0, 1.0, 4.0, 1000.0]
+    r = schedule_with_sweep(_fleet(schedule={"usd_per_gpu_started": 1.0}), backend="highs", start_costs=costs)
+    points = r.start_costs
+    assert [p.usd_per_gpu_started for p in points] == costs and all(p.status == "optimal" for p in points)
+    assert points[1].usd_per_day == pytest.approx(r.usd_per_day)
+    for a, b in zip(points, points[1:]):
+        assert a.usd_per_day <= b.usd_per_day + 1e-9
+        assert a.gpus_started_per_day >= b.gpus_started_per_day
+    assert points[-1].gpus_started_per_day == 0
+    with pytest.raises(InputError) as e:
+        schedule_with_sweep(_fleet(), backend="highs", start_costs=[-1.0])
+    assert e.value.path == "--start-costs"
+
+
+def test_the_static_fleet_stands_in_when_the_solver_stops_without_a_better_schedule():
+    from planner.plan.schedule import prepare, solve_prepared
+    p = prepare(_fleet(schedule={"usd_per_gpu_started": 1.0}), backend="cpsat")
+    r = solve_prepared(p, backend="cpsat", time_limit=1e-3)
+    assert r.status in ("optimal", "feasible") and r.usd_per_cycle is not None
+    assert r.usd_per_cycle <= p.static.usd_per_cycle + 1e-9
+
+
+def test_a_period_above_the_demand_limit_is_a_located_error():
+    spec = _fleet(workloads=({**CHAT, "demand": {"requests_per_s": 1e6, "profile": [{"hours": 1, "multiplier": 100}]}},))
+    with pytest.raises(InputError) as e:
+        resolve_periods(spec, resolve_fleet(spec))
+    assert e.value.path == "workloads[0].demand.profile"
+
+
+def test_one_period_is_the_fleet_planner_fleet_finds_at_that_rate():
+    """Metamorphic: a profile of one 24-hour period (any start cost or lag) costs what
+    `planner fleet` finds for the same rate, times 24 hours."""
+    from planner.plan.solve import plan
+    one = {**CHAT, "demand": {"requests_per_s": 45, "profile": [{"hours": 24, "multiplier": 1}]}}
+    r = schedule(_fleet(workloads=(one,), schedule={"startup_periods": 3, "usd_per_gpu_started": 3.0}),
+                 backend="highs")
+    fleet = plan(_fleet(workloads=({**CHAT, "demand": {"requests_per_s": 45}},)), backend="highs")
+    assert r.usd_per_cycle == pytest.approx(fleet.answers[0].values["cost_per_hour"] * 24, rel=1e-9)
+    assert r.static.usd_per_cycle == pytest.approx(r.usd_per_cycle, rel=1e-9)
