@@ -306,3 +306,32 @@ def test_one_period_is_the_fleet_planner_fleet_finds_at_that_rate():
     fleet = plan(_fleet(workloads=({**CHAT, "demand": {"requests_per_s": 45}},)), backend="highs")
     assert r.usd_per_cycle == pytest.approx(fleet.answers[0].values["cost_per_hour"] * 24, rel=1e-9)
     assert r.static.usd_per_cycle == pytest.approx(r.usd_per_cycle, rel=1e-9)
+
+
+L40S_OFFERS = {"usd_per_gpu_hour": {"h100-sxm": 2.5},
+               "offers": {"l40s": [{"kind": "commit_1y", "usd_per_gpu_hour": 0.6},
+                                   {"kind": "on_demand", "usd_per_gpu_hour": 0.9}]}}
+
+
+def test_a_commitment_offer_is_committed_in_every_period_and_every_backend_agrees_with_the_oracle():
+    """Offers (docs/workloads.md section 8) in a schedule: the 1-year commitment is held and
+    paid in every period, the on-demand copy only where it runs; the oracle agrees."""
+    spec = _fleet(limits={}, prices=L40S_OFFERS)
+    status, oracle = _oracle(spec)
+    assert status == "optimal"
+    for b in LINEAR:
+        r = schedule(spec, backend=b, time_limit=60)
+        assert r.status == "optimal" and r.usd_per_cycle == pytest.approx(oracle, rel=1e-6), b
+        assert set(r.committed) == {"l40s@commit_1y"} and r.committed["l40s@commit_1y"] >= 1, b
+        assert any("l40s@on_demand" not in p.gpus_held for p in r.periods), b   # burst: not held all day
+        for p in r.periods:
+            for g, n in r.committed.items():
+                assert p.gpus_held.get(g) == n, b
+
+
+def test_a_spot_offer_is_refused_in_a_schedule_by_name():
+    prices = {"usd_per_gpu_hour": {"h100-sxm": 2.5},
+              "offers": {"l40s": [{"kind": "spot", "usd_per_gpu_hour": 0.4, "preemption": {"spare_replicas": 1}}]}}
+    with pytest.raises(InputError) as e:
+        schedule(_fleet(limits={}, prices=prices), backend="highs")
+    assert e.value.path == "prices.offers" and e.value.value == "l40s@spot"

@@ -147,7 +147,7 @@ def _committed(options: ScheduleOptions, problem: Problem, where: dict[str, Any]
         if name not in ids:
             raise InputError("not a searched GPU", path=f"schedule.committed[{i}]", value=name,
                              accepted=", ".join(ids), **where)
-    return tuple(problem.owned(g) or gid in options.committed for g, gid in enumerate(ids))
+    return tuple(problem.committed(g) or gid in options.committed for g, gid in enumerate(ids))
 
 
 def _supported(spec: PlanSpec | FleetSpec, problem: Problem, where: dict[str, Any]) -> None:
@@ -166,6 +166,11 @@ def _supported(spec: PlanSpec | FleetSpec, problem: Problem, where: dict[str, An
         raise InputError("a schedule does not pack nodes per period yet", path="search.max_nodes",
                          value=spec.search.max_nodes, accepted="no max_nodes (limit GPUs with search.max_gpus)",
                          **where)
+    for g, gid in enumerate(problem.table.ids):
+        if problem.spare_rule(g) is not None:
+            raise InputError("a schedule does not carry a spot offer's spare replicas yet", path="prices.offers",
+                             value=gid, accepted="on_demand, commit_1y or commit_3y offers (or a spot offer in "
+                             "planner plan / fleet)", **where)
     for s in problem.slots:
         if s.disaggregation != "never":
             raise InputError("a schedule plans aggregated replicas only", path=f"{s.path}.disaggregation"
