@@ -55,7 +55,8 @@ class RowLoad:
 
 def workload_of(slot: Slot) -> Workload:
     cv2 = 1.0 if slot.demand is None else slot.demand.arrival_cv2
-    return Workload(isl=slot.input.mean, osl=slot.output.mean, arrival_cv2=cv2, isl_cv2=slot.input.cv2)
+    return Workload(isl=slot.input.mean, osl=slot.output.mean, arrival_cv2=cv2, isl_cv2=slot.input.cv2,
+                    cached=slot.cached_tokens)
 
 
 def load_targets(slot: Slot) -> list[Target]:

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from planner.errors import InputError
-from planner.schemas.common import TraceFields
+from planner.schemas.common import PrefixCache, TraceFields
 from planner.schemas.plan import MAX_DEMAND_TOKENS_PER_S, STATISTICS, Demand, LengthDistribution, Slo
+from planner.traces.cache import stated_cached
 from planner.traces.figures import MAX_MINUTES, SpanTooLong, TraceSummary, summarise, window
 from planner.traces.read import Columns, Trace, file_stamp, read_trace
 from planner.units import MS
@@ -272,3 +273,52 @@ def _summary(trace: Trace, rate_scale: float, start: float, end: float | None,
              cache_blocks: tuple[int, ...]) -> TraceSummary:
     """A trace's figures, computed once per trace (an object of ``_read``'s cache) and window."""
     return summarise(trace, rate_scale=rate_scale, start_s=start, end_s=end, cache_blocks=cache_blocks)
+
+
+@dataclass(frozen=True)
+class CacheSpec:
+    """A workload's prefix cache as the load model takes it (docs/workloads.md section 7): the
+    mean prompt tokens per request its cache serves, and where that figure comes from."""
+
+    source: str                  # hit_rate | prefix_tokens | trace
+    cached_tokens: float         # mean prompt tokens per request served from the cache
+    prompt_tokens: float         # mean prompt tokens per request
+    hit_rate: float | None = None        # stated: the share of each prompt
+    prefix_tokens: int | None = None     # stated: a prefix every prompt shares
+    cache_blocks: int | None = None      # trace: the LRU's size in blocks (None: unbounded)
+
+    @property
+    def share(self) -> float:
+        """Share of prompt tokens served from the cache."""
+        return self.cached_tokens / self.prompt_tokens
+
+    @property
+    def computed_tokens(self) -> float:
+        """Mean prompt tokens per request prefilled."""
+        return self.prompt_tokens - self.cached_tokens
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "hit_rate": self.hit_rate, "prefix_tokens": self.prefix_tokens,
+                "cache_blocks": self.cache_blocks, "share": self.share,
+                "cached_tokens_per_request": self.cached_tokens, "computed_tokens_per_request": self.computed_tokens}
+
+
+def prefix_cache(c: PrefixCache | None, isl: Lengths, summary: TraceSummary | None, cache_blocks: int | None,
+                 file: str | None, path: str) -> CacheSpec | None:
+    """A workload's ``prefix_cache`` over its prompt lengths ``isl``: a stated hit rate or shared
+    prefix, per prompt at most the prompt less its last token (``stated_cached``), averaged over
+    the length distribution; or the trace's prefix reuse (``summary``: its LRU of
+    ``cache_blocks`` if the workload states one, else unbounded) x the mean prompt."""
+    if c is None:
+        return None
+    if not c.from_trace:
+        v, p = np.asarray(isl.values, dtype=float), np.asarray(isl.probabilities, dtype=float)
+        cached = float(sum(q * stated_cached(x, c.hit_rate, c.prefix_tokens) for x, q in zip(v.tolist(), p.tolist())))
+        return CacheSpec("hit_rate" if c.hit_rate is not None else "prefix_tokens", cached, isl.mean,
+                         hit_rate=c.hit_rate, prefix_tokens=c.prefix_tokens)
+    share = None if summary is None else next((r.share for r in summary.reuse if r.cache_blocks == cache_blocks), None)
+    if share is None:
+        raise InputError("prefix_cache.from_trace needs a trace with block hashes (mooncake hash_ids); this one has "
+                         "none", file=file, path=f"{path}.prefix_cache.from_trace", value=True,
+                         accepted="a mooncake trace with hash_ids, or prefix_cache.hit_rate")
+    return CacheSpec("trace", max(min(share * isl.mean, isl.mean - 1.0), 0.0), isl.mean, cache_blocks=cache_blocks)
