@@ -309,3 +309,38 @@ def test_from_trace_needs_block_hashes():
         resolve(plan_spec_of(parse_yaml(_dump(data), str(ROOT / "instances" / "trace_azure_conv.yaml"))),
                 parse_yaml(_dump(data), str(ROOT / "instances" / "trace_azure_conv.yaml")))
     assert e.value.path == "workload.prefix_cache.from_trace"
+
+
+# ----------------------------------------------------------------------------------------
+# Launch flags and the plan's record
+# ----------------------------------------------------------------------------------------
+
+def _planned(hit_rate: float | None):
+    import json
+
+    from planner.plan.result import PlanResult
+    from planner.whatif.relax import plan_and_relax
+    doc = load_yaml(ROOT / "instances" / "latency_llama8b.yaml")
+    data = copy.deepcopy(doc.data)
+    if hit_rate is not None:
+        data["workload"]["prefix_cache"] = {"hit_rate": hit_rate}
+    doc = parse_yaml(_dump(data), str(doc.file))
+    r = plan_and_relax(plan_spec_of(doc), doc, top_k=1, time_limit=60.0, simulate=False)
+    return PlanResult.from_dict(json.loads(json.dumps(r.to_dict())))    # as `planner launch` reads it
+
+
+def test_launch_turns_caching_on_where_the_plan_counts_on_it():
+    from planner.launch.scripts import launch
+    with_cache, without = _planned(0.4), _planned(None)
+    w = next(iter(with_cache.inputs["workloads"].values()))
+    assert w["prefix_cache"]["share"] == pytest.approx(0.4) and w["prefix_cache"]["source"] == "hit_rate"
+    assert w["prefix_cache"]["cached_tokens_per_request"] + w["prefix_cache"]["computed_tokens_per_request"] \
+        == pytest.approx(w["input_tokens_mean"])
+    assert "prefix_cache" not in next(iter(without.inputs["workloads"].values()))
+    for result, on in ((with_cache, True), (without, False)):
+        plan = result.plans[0]
+        vllm, sglang, trt = (launch(result, plan, e) for e in ("vllm", "sglang", "trtllm"))
+        assert any(a.flag == "--enable-prefix-caching" for a in vllm.args) is on
+        assert not any(a.flag == "--disable-radix-cache" for a in sglang.args)
+        assert any("radix cache" in n for n in sglang.notes) is on
+        assert (trt.yaml or {}).get("kv_cache_config", {}).get("enable_block_reuse", False) is on
