@@ -344,3 +344,16 @@ def test_launch_turns_caching_on_where_the_plan_counts_on_it():
         assert not any(a.flag == "--disable-radix-cache" for a in sglang.args)
         assert any("radix cache" in n for n in sglang.notes) is on
         assert (trt.yaml or {}).get("kv_cache_config", {}).get("enable_block_reuse", False) is on
+
+
+def test_plan_output_shows_cached_and_computed_prompt_tokens():
+    from planner.cli.render import notes
+    from planner.report.html import render_report
+    r = _planned(0.4)
+    line = [n for n in notes(r) if n.startswith("prefix cache")]
+    assert len(line) == 1 and "40.0% of prompt tokens" in line[0] and "its stated hit rate" in line[0]
+    w = next(iter(r.inputs["workloads"].values()))
+    cached, computed = w["prefix_cache"]["cached_tokens_per_request"], w["prefix_cache"]["computed_tokens_per_request"]
+    assert f"{cached:,.0f} cached + {computed:,.0f} computed" in line[0]
+    assert line[0] in render_report(r)
+    assert not [n for n in notes(_planned(None)) if n.startswith("prefix cache")]

@@ -434,3 +434,25 @@ def move(m: Move) -> str:
 
 def gpu_moves(g: GpuMoves) -> str:
     return f"{g.gpu}: start {g.start} GPUs, stop {g.stop}, keep {g.keep}"
+
+
+_CACHE_SOURCE = {"hit_rate": "its stated hit rate", "prefix_tokens": "its stated shared prefix",
+                 "trace": "its trace's prefix reuse"}
+
+
+def prefix_caches(inputs: dict) -> list[str]:
+    """Each workload's prefix cache as the figures take it (``inputs.workloads.<name>.prefix_cache``,
+    docs/workloads.md section 7): cached against computed prompt tokens a request."""
+    out = []
+    workloads = inputs.get("workloads") or {}
+    for name, w in workloads.items():
+        c = w.get("prefix_cache")
+        if not c:
+            continue
+        who = f" of workload {name}" if len(workloads) > 1 else ""
+        lru = f", an LRU of {c['cache_blocks']:,} blocks" if c.get("cache_blocks") else ""
+        out.append(f"prefix cache{who}: {c['share']:.1%} of prompt tokens served from the cache "
+                   f"({_CACHE_SOURCE.get(c.get('source'), 'stated')}{lru}): {c['cached_tokens_per_request']:,.0f} cached "
+                   f"+ {c['computed_tokens_per_request']:,.0f} computed prompt tokens a request; cached tokens skip "
+                   "prefill but hold KV")
+    return out
