@@ -354,13 +354,13 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
                 issued += 1
         if not pf:
             k += 1
-    r = _summarise(np.array(arr_l), np.array(first), np.array(fin), S, O, np.array(step_dt),
-                   np.array(step_n, dtype=float), np.array(step_end), warmup, targets)
+    out = _summarise(np.array(arr_l), np.array(first), np.array(fin), S, O, np.array(step_dt),
+                     np.array(step_n, dtype=float), np.array(step_end), warmup, targets)
     if prefix_cache is not None:      # PREFIX-CACHE HOOK: cached vs computed prompt tokens, every request
         prompt = float(np.sum(S, dtype=float))
-        r.summary.update(prompt_tokens_cached=float(cached_total), prompt_tokens_computed=prompt - cached_total,
-                         cache_hit_rate=cached_total / prompt)
-    return r
+        out.summary.update(prompt_tokens_cached=float(cached_total), prompt_tokens_computed=prompt - cached_total,
+                           cache_hit_rate=cached_total / prompt)
+    return out
 
 
 def _summarise(arr, first, fin, S, O, dt, n, end, warmup, targets) -> SimResult:

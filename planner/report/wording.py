@@ -451,8 +451,8 @@ def prefix_caches(inputs: dict) -> list[str]:
             continue
         who = f" of workload {name}" if len(workloads) > 1 else ""
         lru = f", an LRU of {c['cache_blocks']:,} blocks" if c.get("cache_blocks") else ""
-        out.append(f"prefix cache{who}: {c['share']:.1%} of prompt tokens served from the cache "
-                   f"({_CACHE_SOURCE.get(c.get('source'), 'stated')}{lru}): {c['cached_tokens_per_request']:,.0f} cached "
-                   f"+ {c['computed_tokens_per_request']:,.0f} computed prompt tokens a request; cached tokens skip "
-                   "prefill but hold KV")
+        source = _CACHE_SOURCE.get(c.get("source"), "stated")
+        out.append(f"prefix cache{who}: {c['share']:.1%} of prompt tokens served from the cache ({source}{lru}): "
+                   f"{c['cached_tokens_per_request']:,.0f} cached + {c['computed_tokens_per_request']:,.0f} computed "
+                   "prompt tokens a request; cached tokens skip prefill but hold KV")
     return out

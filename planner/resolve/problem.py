@@ -64,7 +64,7 @@ class Slot:
     trace: TraceSummary | None = None   # the figures of the trace the workload was read from (docs/workloads.md)
     named: Checkpoint | None = None     # the model name as given: a repository and the format it states
     schemes: tuple[str, ...] | None = None   # the weight formats searched for it (planner/resolve/formats.py)
-    cache: CacheSpec | None = None      # its prefix cache (docs/workloads.md section 7; None: every prompt token prefilled)
+    cache: CacheSpec | None = None      # its prefix cache (docs/workloads.md section 7; None: none)
 
     @property
     def cached_tokens(self) -> float:
