@@ -357,3 +357,22 @@ def test_plan_output_shows_cached_and_computed_prompt_tokens():
     assert f"{cached:,.0f} cached + {computed:,.0f} computed" in line[0]
     assert line[0] in render_report(r)
     assert not [n for n in notes(_planned(None)) if n.startswith("prefix cache")]
+
+
+def test_prefill_pool_skips_the_cached_prefill_but_sends_the_whole_context():
+    """Disaggregated (docs/disaggregation.md section 1): the cache lives in the prefill pool.
+    Its saturation rises and its TTFT falls with the cached share, its KV transfer stays the
+    whole prompt's, and at P = 0 it is the pool without a cache exactly."""
+    from planner.physics import disagg
+    ph = _phys(S=4000, out=300)
+    eng = engine(ph)
+    plain, zero, cached = (Workload(isl=4000.0, osl=300.0), Workload(isl=4000.0, osl=300.0, cached=0.0),
+                           Workload(isl=4000.0, osl=300.0, cached=3000.0))
+    rate = np.array([0.5 * float(disagg.prefill_saturation(ph, eng, 4000.0)[0])])
+    a, z, b = (disagg.prefill_metrics(ph, eng, w, rate, "inter") for w in (plain, zero, cached))
+    for key in a.stats:
+        assert np.array_equal(a.stats[key], z.stats[key])
+    assert b.transfer[0] == a.transfer[0] > 0
+    assert disagg.prefill_saturation(ph, eng, 4000.0, 3000.0)[0] > 3 * disagg.prefill_saturation(ph, eng, 4000.0)[0]
+    assert b.get("ttft", "mean")[0] < a.get("ttft", "mean")[0]
+    assert b.get("ttft", "p99")[0] < a.get("ttft", "p99")[0]
