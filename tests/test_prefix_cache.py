@@ -376,3 +376,44 @@ def test_prefill_pool_skips_the_cached_prefill_but_sends_the_whole_context():
     assert disagg.prefill_saturation(ph, eng, 4000.0, 3000.0)[0] > 3 * disagg.prefill_saturation(ph, eng, 4000.0)[0]
     assert b.get("ttft", "mean")[0] < a.get("ttft", "mean")[0]
     assert b.get("ttft", "p99")[0] < a.get("ttft", "p99")[0]
+
+
+@pytest.mark.parametrize("name", ["mooncake-conversation-sample.jsonl", "mooncake-synthetic-sample.jsonl"])
+def test_reuse_curve_is_the_lru_at_every_size(name):
+    """The one-pass reuse curve (stack distances, LRU inclusion) against the LRU itself
+    (``prefix_reuse``) at sizes from 1 block to unbounded: the same share, exactly."""
+    from planner.traces.cache import ReuseCurve
+    trace = read_trace(str(ROOT / "instances" / "traces" / name))
+    assert trace.block_ids is not None and trace.block_offsets is not None
+    ids, off = trace.block_ids.tolist(), trace.block_offsets.tolist()
+    curve = ReuseCurve([ids[off[i]:off[i + 1]] for i in range(trace.requests)], trace.input_tokens.tolist(),
+                       trace.block_tokens)
+    shares = [curve.share(n) for n in (0, 1, 3, 10, 40, 100, 338, 887, 1721, 3000, 10**6)]
+    for n, s in zip((0, 1, 3, 10, 40, 100, 338, 887, 1721, 3000, 10**6), shares):
+        assert s == (prefix_reuse(trace, n) if n else 0.0), n
+    assert curve.share(None) == prefix_reuse(trace)
+    assert shares == sorted(shares)
+
+
+def test_from_trace_takes_each_configurations_kv_pool():
+    """``from_trace`` without ``cache_blocks``: each configuration's cached tokens are the
+    trace's reuse in an LRU of its own KV pool (in 512-token blocks), more for a larger pool,
+    never more than an unbounded cache's; with ``cache_blocks`` one figure for all."""
+    path = ROOT / "instances" / "trace_mooncake_synthetic.yaml"
+    data = copy.deepcopy(load_yaml(path).data)
+    data["workload"].pop("cache_blocks", None)
+    data["workload"]["prefix_cache"] = {"from_trace": True}
+    doc = parse_yaml(_dump(data), str(path))
+    slot = resolve(plan_spec_of(doc), doc).slots[0]
+    assert slot.cache is not None and slot.cache.curve is not None
+    pools = np.array([1e4, 1e5, 4.5e5, 9e5, 1e9])
+    cached = np.asarray(slot.cache.cached_at(pools))
+    assert np.all(np.diff(cached) >= 0) and cached[-1] == pytest.approx(slot.cache.cached_tokens)
+    for pool, got in zip(pools, cached):
+        assert got == pytest.approx(prefix_reuse(read_trace(str(ROOT / "instances" / "traces" /
+                                                                "mooncake-synthetic-sample.jsonl")),
+                                                 int(pool // 512)) * slot.input.mean)
+    data["workload"]["cache_blocks"] = 500
+    doc = parse_yaml(_dump(data), str(path))
+    fixed = resolve(plan_spec_of(doc), doc).slots[0].cache
+    assert fixed is not None and fixed.curve is None and fixed.cached_at(pools) == fixed.cached_tokens

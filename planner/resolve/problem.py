@@ -316,10 +316,10 @@ def _with_pools(spec: FleetSpec, catalog: Catalog, where: dict[str, Any]) -> tup
 def _slot(name: str, model: ModelSpec, w: Workload | FleetWorkload, slo: Slo, path: str,
           where: dict[str, Any]) -> Slot:
     """A workload's slot: its lengths and demand, stated or from its trace."""
-    summary = None
+    summary, requests = None, None
     if w.trace is not None:
         t = from_trace(w, where["file"], path)
-        isl, osl, need, summary = t.input, t.output, t.demand, t.summary
+        isl, osl, need, summary, requests = t.input, t.output, t.demand, t.summary, t.requests
     else:
         try:
             isl = lengths(w.input_tokens, f"{path}.input_tokens")     # type: ignore[arg-type]
@@ -332,7 +332,7 @@ def _slot(name: str, model: ModelSpec, w: Workload | FleetWorkload, slo: Slo, pa
         raise InputError(f"{longest} exceed {model.name}'s context of {model.max_context_tokens}",
                          path=f"{path}.{'trace' if summary else 'input_tokens'}", value=isl.max + osl.max,
                          accepted=f"<= {model.max_context_tokens} in total", **where)
-    cache = prefix_cache(w.prefix_cache, isl, summary, w.cache_blocks, where["file"], path)
+    cache = prefix_cache(w.prefix_cache, isl, summary, w.cache_blocks, where["file"], path, requests)
     return Slot(name=name, model=model, input=isl, output=osl, slo=slo, targets=targets(slo, _slo_path(path)),
                 demand=need, path=path, trace=summary, cache=cache)
 

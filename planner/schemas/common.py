@@ -147,7 +147,7 @@ class PrefixCache(Strict):
     prefix_tokens: Annotated[int, Field(ge=0, le=10_000_000), NotBool] | None = Field(
         None, description="every prompt starts with this many tokens already cached (a shared system prompt)")
     from_trace: bool = Field(False, description="the trace's prefix reuse from its block hashes (mooncake): an LRU "
-                             "of the workload's cache_blocks if given, else an unbounded cache")
+                             "of the workload's cache_blocks if given, else of each configuration's KV pool")
 
     @model_validator(mode="after")
     def _one(self) -> PrefixCache:

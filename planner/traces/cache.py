@@ -132,3 +132,69 @@ class TraceCache:
 
     def release(self, rid: int) -> None:
         self.lru.release(self.blocks[rid % len(self.blocks)])
+
+
+class ReuseCurve:
+    """The prefix reuse of a trace's requests (``prefix_reuse``'s rule) at every LRU size at once.
+
+    An LRU holds the C most recently used distinct blocks (its inclusion property: Mattson et
+    al., 1970), so a block is found by a cache of C blocks iff fewer than C distinct blocks were
+    used since its last use (its stack distance d < C); a request's j-th block counts iff its
+    blocks 0..j are all found, iff m_j = max(d_0..d_j) < C. One pass computes every m_j (a
+    Fenwick tree over use times); the share at C is then the prompt tokens of the blocks with
+    m_j < C over all prompt tokens (``share``)."""
+
+    __slots__ = ("thresholds", "tokens", "total")
+
+    def __init__(self, blocks: Sequence[Sequence[int]], prompts: Sequence[int], block_tokens: int):
+        uses = sum(len(b) for b in blocks)
+        tree = [0] * (uses + 1)             # Fenwick tree: 1 at the latest use time of each distinct block
+
+        def add(i: int, v: int) -> None:
+            while i <= uses:
+                tree[i] += v
+                i += i & -i
+
+        def upto(i: int) -> int:
+            s = 0
+            while i > 0:
+                s += tree[i]
+                i -= i & -i
+            return s
+        last: dict[int, int] = {}
+        now = 0
+        seen = 0                            # distinct blocks so far
+        thresholds: list[float] = []
+        tokens: list[int] = []
+        for mine, prompt in zip(blocks, prompts):
+            m = 0.0
+            for j, b in enumerate(mine):
+                t = last.get(b)
+                d = float("inf") if t is None else float(seen - upto(t))    # distinct blocks used after b
+                m = max(m, d)
+                thresholds.append(m)
+                tokens.append(min((j + 1) * block_tokens, prompt) - min(j * block_tokens, prompt))
+            for b in reversed(mine):        # used last to first (``BlockLRU.use``)
+                now += 1
+                t = last.get(b)
+                if t is None:
+                    seen += 1
+                else:
+                    add(t, -1)
+                add(now, 1)
+                last[b] = now
+        order = sorted(range(len(thresholds)), key=thresholds.__getitem__)
+        self.thresholds = [thresholds[i] for i in order]
+        cum, acc = [], 0
+        for i in order:
+            acc += tokens[i]
+            cum.append(acc)
+        self.tokens = cum                   # prompt tokens of the blocks with the smallest thresholds
+        self.total = float(sum(prompts))
+
+    def share(self, capacity: int | None) -> float:
+        """Share of prompt tokens found by an LRU of ``capacity`` blocks (None: unbounded)."""
+        from bisect import bisect_left
+        limit = float("inf") if capacity is None else float(capacity)
+        k = bisect_left(self.thresholds, limit)
+        return (self.tokens[k - 1] if k else 0) / self.total
