@@ -417,3 +417,25 @@ def test_from_trace_takes_each_configurations_kv_pool():
     doc = parse_yaml(_dump(data), str(path))
     fixed = resolve(plan_spec_of(doc), doc).slots[0].cache
     assert fixed is not None and fixed.curve is None and fixed.cached_at(pools) == fixed.cached_tokens
+
+
+def test_a_shared_prefix_never_costs_a_disaggregated_fleet_more():
+    """fleet_disagg_wins (4,096-token prompts, prefill and decode pools) with a 3,000-token
+    shared prefix: the prefill pool computes 1,096 tokens a prompt, so the fleet costs no more
+    (here less), and its prefill plan records the split."""
+    from planner.plan.solve import plan
+    path = ROOT / "instances" / "fleet_disagg_wins.yaml"
+    data = copy.deepcopy(load_yaml(path).data)
+    costs, results = [], []
+    for prefix in (None, 3000):
+        if prefix is not None:
+            data["workloads"][0]["prefix_cache"] = {"prefix_tokens": prefix}
+        doc = parse_yaml(_dump(data), str(path))
+        r = plan(fleet_spec_of(doc), doc, backend="highs")
+        costs.append(r.answers[0].totals.cost_per_hour)
+        results.append(r)
+    assert costs[1] <= costs[0] * (1 + 1e-9)
+    prefill = [p for p in results[1].plans if p.role == "prefill"]
+    assert prefill and prefill[0].load["prompt_tokens"] == {"cached_per_request": 3000.0,
+                                                            "computed_per_request": 1096.0}
+    assert all("prompt_tokens" not in p.load for p in results[1].plans if p.role == "decode")
