@@ -128,7 +128,7 @@ def schedule(spec: PlanSpec | FleetSpec | Mapping[str, Any] | str | os.PathLike,
              time_limit: float = 60.0, calibration: str = "none", start_costs: Sequence[float] = ()) -> ScheduleResult:
     """A fleet per period of a demand profile, as one program over the periods: ``planner schedule``.
 
-    ``spec``: a plan or a fleet whose demand has a ``profile`` (docs/workloads.md section 7):
+    ``spec``: a plan or a fleet whose demand has a ``profile`` (docs/workloads.md section 8):
     ``PlanSpec``, ``FleetSpec``, mapping or YAML path (a fleet when it lists ``workloads``).
     ``backend``: default milp. ``time_limit``, ``calibration``: as for ``plan``.
     ``start_costs``: also solve the schedule at each of these $ per GPU started

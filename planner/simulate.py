@@ -23,19 +23,24 @@ import numpy as np
 from planner.physics.load import Engine
 from planner.physics.step import StepPhysics, scalar_step_fn
 from planner.physics.terms import query_tokens
+from planner.traces.cache import RequestCache
 
 StepFn = Callable[..., float]   # f(n_decode, context_tokens, chunk, attention_units, completions)
 
 
 @dataclass(frozen=True)
 class Lengths:
-    """Fixed length (``values`` one number) or a histogram (values with probabilities)."""
+    """Fixed length (``values`` one number) or a histogram (values with probabilities);
+    ``in_order``: the values in their order, cycled (a trace's requests replayed)."""
 
     values: Sequence[int] | int
     probabilities: Sequence[float] | None = None
+    in_order: bool = False
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         v = np.atleast_1d(np.asarray(self.values, dtype=np.int64))
+        if self.in_order:
+            return np.resize(v, n)
         if v.size == 1:
             return np.full(n, int(v[0]), dtype=np.int64)
         p = None if self.probabilities is None else np.asarray(self.probabilities, dtype=float)
@@ -111,7 +116,7 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
              targets: Sequence[tuple[str, str, float]] = (), transfer_s: float = 0.0,
              speculative_tokens: int = 0, speculative_acceptance: float = 1.0, serving_s: float = 0.0,
              prefill_first: bool = False, max_steps: float | None = None,
-             deadline: float | None = None) -> SimResult:
+             deadline: float | None = None, prefix_cache: RequestCache | None = None) -> SimResult:
     """Simulate one lane of one configuration. ``warmup``: share of requests discarded at
     the start, and the same share at the end (the drain); a closed loop starting together
     measures every request of its run instead (``Arrivals``). ``targets``: (metric, statistic,
@@ -215,6 +220,7 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
     kv_used = 0
     done = 0
     link_free = 0.0
+    cached_total = 0                          # prompt tokens the prefix cache served (``prefix_cache``)
     while done < n_requests:
         if deadline is not None and not k & 1023 and time.perf_counter() > deadline:
             raise WorkLimit(f"the time limit ran out after {k:,} simulated steps")
@@ -264,15 +270,20 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
             waiting.popleft()
             running += 1
             kv_used += need
-            take = min(budget, S_l[rid])
-            att += take * take
+            # PREFIX-CACHE HOOK (planner/traces/cache.py, docs/workloads.md section 7): a request's
+            # computed prompt tokens are its input minus its cached tokens d0; its prefill starts
+            # after them (the chunks' attention still reads them: 2 take d0), its KV holds all S + O
+            d0 = 0 if prefix_cache is None else prefix_cache.admit(rid, S_l[rid])
+            cached_total += d0
+            take = min(budget, S_l[rid] - d0)
+            att += take * take + 2.0 * take * d0
             chunk += take
             budget -= take
-            if take == S_l[rid]:
+            if d0 + take == S_l[rid]:
                 heads += 1
                 completed.append(rid)
             else:
-                prefilling.append([rid, take])
+                prefilling.append([rid, d0 + take])
         dt = step(n_step, ctx if n_step else 0.0, chunk, att, heads)
         t += dt
         step_dt.append(dt)
@@ -310,6 +321,8 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
                 done += 1
                 running -= 1
                 kv_used -= S_l[rid] + O_l[rid]
+                if prefix_cache is not None:      # PREFIX-CACHE HOOK: its blocks become evictable
+                    prefix_cache.release(rid)
                 if closed and issued < n_requests:
                     arr_l[issued] = t + (rng.exponential(think) if think > 0 else 0.0)
                     heapq.heappush(pend, (arr_l[issued] + srv[issued], issued))
@@ -333,14 +346,21 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
             need = S_l[rid] + O_l[rid]
             ctx -= need
             kv_used -= need
+            if prefix_cache is not None:          # PREFIX-CACHE HOOK: its blocks become evictable
+                prefix_cache.release(rid)
             if closed and issued < n_requests:
                 arr_l[issued] = t + (rng.exponential(think) if think > 0 else 0.0)
                 heapq.heappush(pend, (arr_l[issued] + srv[issued], issued))
                 issued += 1
         if not pf:
             k += 1
-    return _summarise(np.array(arr_l), np.array(first), np.array(fin), S, O, np.array(step_dt),
-                      np.array(step_n, dtype=float), np.array(step_end), warmup, targets)
+    out = _summarise(np.array(arr_l), np.array(first), np.array(fin), S, O, np.array(step_dt),
+                     np.array(step_n, dtype=float), np.array(step_end), warmup, targets)
+    if prefix_cache is not None:      # PREFIX-CACHE HOOK: cached vs computed prompt tokens, every request
+        prompt = float(np.sum(S, dtype=float))
+        out.summary.update(prompt_tokens_cached=float(cached_total), prompt_tokens_computed=prompt - cached_total,
+                           cache_hit_rate=cached_total / prompt)
+    return out
 
 
 def _summarise(arr, first, fin, S, O, dt, n, end, warmup, targets) -> SimResult:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from planner.physics.load import Workload, engine, load_metrics, step_physics
 from planner.physics.perf import evaluate
 from planner.physics.space import Configs
@@ -28,8 +30,11 @@ def violations(problem, plan) -> list[str]:
         out.append(f"memory {ev['total_bytes']} > {ev['usable_bytes']}")
     r = plan.replicas
     phys = step_physics(slot.model, t, cfg, problem.assumptions)
+    # a prefix cache (docs/workloads.md section 7): the slot's cached tokens on this configuration's KV pool
+    cached = 0.0 if slot.cache is None else float(np.asarray(slot.cache.cached_at(engine(phys).kv_pool_tokens))
+                                                  .reshape(-1)[0])
     wl = Workload(isl=slot.input.mean, osl=slot.output.mean, isl_cv2=slot.input.cv2,
-                  arrival_cv2=1.0 if slot.demand is None else slot.demand.arrival_cv2)
+                  arrival_cv2=1.0 if slot.demand is None else slot.demand.arrival_cv2, cached=cached)
     d = slot.demand
     if d is not None and d.kind == "clients":
         at = load_metrics(phys, engine(phys), wl, clients=plan.share * d.value / r)

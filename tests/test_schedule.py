@@ -314,7 +314,7 @@ L40S_OFFERS = {"usd_per_gpu_hour": {"h100-sxm": 2.5},
 
 
 def test_a_commitment_offer_is_committed_in_every_period_and_every_backend_agrees_with_the_oracle():
-    """Offers (docs/workloads.md section 8) in a schedule: the 1-year commitment is held and
+    """Offers (docs/workloads.md section 9) in a schedule: the 1-year commitment is held and
     paid in every period, the on-demand copy only where it runs; the oracle agrees."""
     spec = _fleet(limits={}, prices=L40S_OFFERS)
     status, oracle = _oracle(spec)

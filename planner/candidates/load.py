@@ -53,9 +53,15 @@ class RowLoad:
         return self.stats[(LOAD_METRIC.get(metric, metric), statistic)]
 
 
-def workload_of(slot: Slot) -> Workload:
+def workload_of(slot: Slot, eng: Engine | None = None) -> Workload:
+    """The slot's workload for the load model; with a prefix cache, its cached prompt tokens a
+    request on each configuration of ``eng`` (a trace's LRU of each one's KV pool, or the
+    stated figure: ``CacheSpec.cached_at``)."""
     cv2 = 1.0 if slot.demand is None else slot.demand.arrival_cv2
-    return Workload(isl=slot.input.mean, osl=slot.output.mean, arrival_cv2=cv2, isl_cv2=slot.input.cv2)
+    cached = 0.0 if slot.cache is None else \
+        slot.cache.cached_tokens if eng is None else slot.cache.cached_at(eng.kv_pool_tokens)
+    return Workload(isl=slot.input.mean, osl=slot.output.mean, arrival_cv2=cv2, isl_cv2=slot.input.cv2,
+                    cached=cached)
 
 
 def load_targets(slot: Slot) -> list[Target]:
@@ -75,7 +81,8 @@ def _start(slot: Slot, table: GpuTable, configs: Configs, o: Assumptions, fits: 
                   token_budget=np.zeros(n), max_seqs=np.zeros(n), stats=stats)
     rows = np.nonzero(fits)[0]
     phys = step_physics(slot.model, table, configs.take(rows), o)
-    return out, rows, phys, engine(phys), workload_of(slot)
+    eng = engine(phys)
+    return out, rows, phys, eng, workload_of(slot, eng)
 
 
 def row_load(slot: Slot, table: GpuTable, configs: Configs, o: Assumptions, fits: np.ndarray) -> RowLoad:
@@ -128,13 +135,24 @@ def operating_point(slot: Slot, table: GpuTable, configs: Configs, o: Assumption
     a plan reports (seconds, requests/s, output tokens/s), Little's law holding among them."""
     phys = step_physics(slot.model, table, configs, o)
     eng = engine(phys)
-    r = load_metrics(phys, eng, workload_of(slot), rate=rate, clients=clients)
+    wl = workload_of(slot, eng)
+    r = load_metrics(phys, eng, wl, rate=rate, clients=clients)
     out = {f"{m}_{s}": float(r.get(m, s)[0]) for m, s in REPORTED}
+    out |= _cached(slot, wl)
     out |= {"rate": float(r.rate[0]), "tokens_per_s": float(r.throughput_tokens_per_s[0]),
             "concurrency": float(r.concurrency[0]), "utilization": float(r.rho[0]),
             "running_per_lane": float(r.running[0]), "token_budget": float(eng.token_budget[0]),
             "max_seqs": float(eng.max_seqs[0]), "stable": bool(r.stable[0])}
     return out
+
+
+def _cached(slot: Slot, wl: Workload) -> dict[str, float]:
+    """A configuration's cached prompt tokens a request (one configuration), where its slot has
+    a prefix cache: nothing otherwise, so a plan without one reports what it did before."""
+    if slot.cache is None:
+        return {}
+    cached = float(np.asarray(wl.cached, dtype=float).reshape(-1)[0])
+    return {"cached_prompt_tokens": cached, "computed_prompt_tokens": slot.input.mean - cached}
 
 
 def _at(phys: StepPhysics, eng: Engine, wl: Workload, r: np.ndarray, sat: np.ndarray, idx: np.ndarray,
@@ -252,9 +270,11 @@ def pool_operating_point(slot: Slot, table: GpuTable, configs: Configs, o: Assum
     the same keys, the other pool's metrics NaN."""
     phys = step_physics(slot.model, table, configs, o)
     eng = engine(phys)
-    wl = workload_of(slot)
+    wl = workload_of(slot, eng)
     at = _pool_at(role, phys, eng, wl, np.array([rate]), slot.kv_link)
     out = {f"{m}_{s}": float(v[0]) for (m, s), v in _pool_stats(role, at, 1).items()}
+    if role == PREFILL:       # the cache lives in the prefill pool
+        out |= _cached(slot, wl)
     latency = float(at.get("ttft", "mean")[0]) if role == PREFILL else (slot.output.mean - 1.0) * float(at.step[0])
     running = float(at.running[0]) if isinstance(at, disagg.DecodeResult) else 0.0
     out |= {"rate": float(rate), "tokens_per_s": float(rate) * slot.output.mean, "concurrency": float(rate) * latency,

@@ -268,7 +268,7 @@ def notes(r: PlanResult) -> list[str]:
     out += [wording.started(p, r.backend) for p in r.phases if p.start]
     out += [wording.started_rank(a.rank, r.backend) for a in r.answers if a.start and a.rank > 1]
     out += [wording.unproven_tie_break(p) for p in r.phases if p.kind == "tie-break" and p.status != "optimal"]
-    return out + list(r.notes)
+    return out + wording.prefix_caches(r.inputs) + list(r.notes)
 
 
 NO_PLAN = {

@@ -394,9 +394,16 @@ def _args(plan: Plan, w: dict[str, Any], fl: EngineFlags, per: int, dp: int, onl
 
 
 def _prefix_reuse(w: dict[str, Any]) -> str:
-    """Why to turn prefix caching on, where the workload's trace reuses prompt prefixes ('' if
-    not): the figures count every prompt token as prefilled, so cache hits only make the
-    service faster than planned."""
+    """Why to turn prefix caching on ('' if not): the workload's prefix cache, which the figures
+    count on (its cached prompt tokens skip prefill, docs/workloads.md section 7), or, without
+    one, a trace that reuses prompt prefixes, where the figures count every prompt token as
+    prefilled, so cache hits only make the service faster than planned."""
+    cache = w.get("prefix_cache") or {}
+    if cache.get("share"):
+        source = {"hit_rate": "the workload's stated hit rate", "prefix_tokens": "the workload's shared prefix",
+                  "trace": "the trace's reuse"}.get(str(cache.get("source")), "the workload")
+        return (f"prefix caching: the figures count {float(cache['share']):.0%} of prompt tokens as served from the "
+                f"cache ({source}): without it TTFT and capacity fall short of the plan")
     trace = w.get("trace") or {}
     reuse = [r for r in trace.get("reuse") or [] if r.get("share")]
     if not reuse:

@@ -128,20 +128,23 @@ class PrefillResult:
         return self.stats[(metric, statistic)]
 
 
-def _prefill_step(phys: StepPhysics, c, S) -> np.ndarray:
-    """A prompt-only step of c tokens from prompts of S tokens: causal attention sums to
-    c x S units per step on average (docs/load.md section 1), c / S LM-head rows."""
-    return step_time(phys, 0.0, 0.0, c, c * S, c / S)
+def _prefill_step(phys: StepPhysics, c, S, P=0.0) -> np.ndarray:
+    """A prompt-only step of c tokens from prompts of S computed tokens after P cached ones:
+    causal attention sums to c x (S + 2P) units per step on average (docs/load.md sections 1
+    and 1b), c / S LM-head rows."""
+    return step_time(phys, 0.0, 0.0, c, c * (S + 2.0 * P), c / S)
 
 
-def prefill_saturation(phys: StepPhysics, eng: Engine, isl) -> np.ndarray:
+def prefill_saturation(phys: StepPhysics, eng: Engine, isl, cached=0.0) -> np.ndarray:
     """Requests/s per replica at which every step carries T prompt tokens:
-    lanes x T / (S x t(T)) (section 1)."""
+    lanes x T / (S x t(T)) (section 1), S the computed part of a prompt (``isl`` less the
+    ``cached`` tokens its prefix cache serves, section 1b)."""
     n = len(phys)
-    S = _arr(isl, n)
+    P = _arr(cached, n)
+    S = _arr(isl, n) - P
     T = np.maximum(eng.token_budget, 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return phys.lanes * T / (S * _prefill_step(phys, T, S))
+        return phys.lanes * T / (S * _prefill_step(phys, T, S, P))
 
 
 def _pieces(m, K, terms: int = 256):
@@ -169,7 +172,7 @@ def _pieces(m, K, terms: int = 256):
     return e1, np.maximum(e2 - e1 * e1, 0.0), np.maximum(slope, 0.0)
 
 
-def _prefill_chunk(phys: StepPhysics, lam_l, S, T, iters: int = 40):
+def _prefill_chunk(phys: StepPhysics, lam_l, S, T, P, iters: int = 40):
     """Mean chunk of a busy step (section 1, gated batch service): a step carries what
     arrived during the one before, at least the piece c1 = S / ceil(S/T) of the prompt that
     starts a busy period and at most the K = T / c1 pieces the budget holds. With
@@ -180,7 +183,7 @@ def _prefill_chunk(phys: StepPhysics, lam_l, S, T, iters: int = 40):
     K = np.floor(Tm / c1)
 
     def m_of(c):
-        return lam_l * S * _prefill_step(phys, c, S) / c1
+        return lam_l * S * _prefill_step(phys, c, S, P) / c1
 
     def above(c):       # the root lies above c
         return c1 * _pieces(m_of(c), K)[0] > c
@@ -194,19 +197,23 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
                     link: LinkKind | np.ndarray = "inter", quantiles: bool = True,
                     needed: set | None = None) -> PrefillResult:
     """TTFT of a prefill replica at ``rate`` requests/s (section 1):
-    TTFT = residual + backlog + KV-slot wait + own steps + link wait + transfer."""
+    TTFT = residual + backlog + KV-slot wait + own steps + link wait + transfer. The prefix
+    cache lives here (docs/disaggregation.md): the ``wl.cached`` tokens of a prompt skip its
+    prefill (S below is the computed part), but the whole prompt's KV is held and sent."""
     n = len(phys)
     G = phys.lanes
-    S, T = _arr(wl.isl, n), np.maximum(eng.token_budget, 1.0)
+    P = _arr(wl.cached, n)
+    S_all, T = _arr(wl.isl, n), np.maximum(eng.token_budget, 1.0)
+    S = S_all - P
     lam = _arr(rate, n)
     ca2, cs2 = _arr(wl.arrival_cv2, n), _arr(wl.isl_cv2, n)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         lam_l = lam / G
-        c, c1, m, K = _prefill_chunk(phys, lam_l, S, T)
-        t_c = _prefill_step(phys, c, S)
+        c, c1, m, K = _prefill_chunk(phys, lam_l, S, T, P)
+        t_c = _prefill_step(phys, c, S, P)
         D = S / c * t_c                                   # engine time per prompt
         rho = np.minimum(lam_l * D, 1.0)
-        sat = prefill_saturation(phys, eng, S)
+        sat = prefill_saturation(phys, eng, S_all, P)
         # residual of the step in progress, found busy with probability rho (PASTA). The
         # step lengths: N = min(max(1, A), K) pieces (``_pieces``); a step's length drives
         # the next one's arrivals (slope beta = a c1 lam S / c1 dE[N]/dm), so the stationary
@@ -214,13 +221,13 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
         # atoms mu +- sqrt(V) (mean and variance kept)
         Tm = np.maximum(T, c1)
         dc = np.maximum(c * 1e-3, 1e-3)
-        slope = (_prefill_step(phys, c + dc, S) - _prefill_step(phys, np.maximum(c - dc, 1e-9), S)) \
+        slope = (_prefill_step(phys, c + dc, S, P) - _prefill_step(phys, np.maximum(c - dc, 1e-9), S, P)) \
             / (c + dc - np.maximum(c - dc, 1e-9))
         _, var_n, dn_dm = _pieces(m, K)
         beta = np.minimum(slope * lam_l * S * dn_dm, 1.0 - 1e-6)
         var_t = (slope * c1) ** 2 * var_n / (1.0 - beta * beta)
         sd_t = np.sqrt(var_t)
-        t_one = np.maximum(t_c - sd_t, _prefill_step(phys, c1, S))
+        t_one = np.maximum(t_c - sd_t, _prefill_step(phys, c1, S, P))
         t_full = t_c + sd_t
         kinds, counts = (t_one, t_full), (0.5, 0.5)
         span = sum(k * t for k, t in zip(counts, kinds))
@@ -240,23 +247,23 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
         # step. Arriving at an idle engine (1 - rho) it is alone; arriving in a busy step it
         # shares the next one with every arrival of that step (a length-biased step: mean
         # 2 R_busy) and of its backlog wait
-        a_own = last * last + 2.0 * last * (S - last)
+        a_own = last * last + 2.0 * last * (S + P - last)
 
         def own(c_own):
-            return step_time(phys, 0.0, 0.0, c_own, a_own + (c_own - last) * S, 1.0 + (c_own - last) / S)
+            return step_time(phys, 0.0, 0.0, c_own, a_own + (c_own - last) * (S + 2.0 * P), 1.0 + (c_own - last) / S)
         c_busy = np.minimum(Tm, last + lam_l * S * (2.0 * resid_busy + w_extra))
         t_own = (1.0 - rho) * own(last) + rho * own(c_busy)
-        d_own = (k_own - 1.0) * _prefill_step(phys, T, S) + t_own
-        t_alone = (k_own - 1.0) * _prefill_step(phys, T, S) + own(last)
+        d_own = (k_own - 1.0) * _prefill_step(phys, T, S, P) + t_own
+        t_alone = (k_own - 1.0) * _prefill_step(phys, T, S, P) + own(last)
         # the KV link, a second station in tandem (Kingman), its arrivals the prefill
         # departures with Whitt's QNA linking cv_d^2 = rho^2 cs^2 + (1 - rho^2) ca^2
-        xfer = kv_transfer_time(phys, S, link)
+        xfer = kv_transfer_time(phys, S_all, link)       # the whole context's KV, cached part included
         dp = np.maximum(1.0, phys.configs.ep / phys.configs.tp)       # independent KV groups
         rho_x = np.minimum(lam / dp * xfer, 1.0)
         cd2 = rho * rho * cs2 + (1.0 - rho * rho) * ca2
         w_link = rho_x / (1.0 - rho_x) * (cd2 + cs2) / 2.0 * xfer
-        # KV slots: a prompt holds S tokens from admission until its KV is sent
-        M = np.maximum(np.floor(eng.kv_pool_tokens / S), 0.0)
+        # KV slots: a prompt holds its S + P tokens from admission until its KV is sent
+        M = np.maximum(np.floor(eng.kv_pool_tokens / S_all), 0.0)
         residence = resid + w_extra + d_own + w_link + xfer
         rho_kv = lam_l * residence / np.maximum(M, 1e-9)
         w_kv = slot_wait(rho_kv, M, ca2 / 2.0, residence)
@@ -441,7 +448,7 @@ def prefill_capacity(phys: StepPhysics, eng: Engine, wl: Workload, targets: Sequ
     queueing + prefill + KV transfer) and the busy share is at most ``max_utilization``."""
     _check(targets, PREFILL_METRICS, "prefill")
     needed = {(t.metric, t.statistic) for t in targets}
-    sat = prefill_saturation(phys, eng, wl.isl)
+    sat = prefill_saturation(phys, eng, wl.isl, wl.cached)
     return _capacity(lambda x: prefill_metrics(phys, eng, wl, x, link, needed=needed), sat, targets,
                      max_utilization, iters)
 
@@ -503,7 +510,7 @@ def closed_loop(pre: StepPhysics, pre_eng: Engine, dec: StepPhysics, dec_eng: En
     O = _arr(wl.osl, n)
     xfer = pair_transfer_time(pre, dec, wl.isl, link)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        sat = np.minimum(P * prefill_saturation(pre, pre_eng, wl.isl),
+        sat = np.minimum(P * prefill_saturation(pre, pre_eng, wl.isl, wl.cached),
                          D * decode_saturation(dec, dec_eng, wl.isl, wl.osl))
 
         def at(x):
@@ -555,5 +562,6 @@ def _prefill_wave(pre: StepPhysics, pre_eng: Engine, wl: Workload, clients, xfer
     requests reach the decode pool spread over the wave's prefill and decode as they arrive,
     so they come back spread as much: later cycles are the steady state."""
     W = np.maximum(clients / pre.lanes, 1.0)
-    wave_mean, _, _, _, _ = wave(pre, W, _arr(wl.isl, len(pre)), 0.0, pre_eng.token_budget, 0.0)
+    cached = _arr(wl.cached, len(pre))
+    wave_mean, _, _, _, _ = wave(pre, W, _arr(wl.isl, len(pre)) - cached, 0.0, pre_eng.token_budget, 0.0, cached)
     return wave_mean + xfer + pre.o.serving_overhead_s

@@ -100,6 +100,11 @@ class Workload:
     start: str = "independent"
     requests_per_client: np.ndarray | float = 10.0
     osl_cv2: np.ndarray | float = 0.0
+    cached: np.ndarray | float = 0.0
+
+    # ``cached``: mean prompt tokens per request the prefix cache serves (part of ``isl``, at
+    # most isl - 1): they skip prefill (GEMMs, and attention as query tokens) but hold KV and are
+    # read by the attention of the prompt's computed part and of decode (section 1b)
 
     def __post_init__(self):
         if self.start not in CLIENT_STARTS:
@@ -108,6 +113,14 @@ class Workload:
     def take(self, index: np.ndarray, n: int) -> Workload:
         """The workload of configurations ``index`` of ``n`` (per-configuration arrays indexed)."""
         return Workload(*(take_rows(getattr(self, f.name), index, n) for f in fields(self)))
+
+
+def prompt_split(wl: Workload, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Section 1b: (computed, cached) prompt tokens per request for ``n`` configurations. The
+    load model's S is the computed part; the context a sequence holds is S + P."""
+    isl = np.broadcast_to(np.asarray(wl.isl, dtype=float), (n,))
+    P = np.broadcast_to(np.asarray(wl.cached, dtype=float), (n,))
+    return isl - P, P
 
 
 @dataclass(frozen=True)
@@ -200,7 +213,7 @@ def per_token_sd(o: Assumptions, sd_step, tau, O):
                    + tau * tau * tokens_per_step_variance(o) / (E ** 3 * np.maximum(O - 1.0, 1.0)))
 
 
-def _saturation(phys: StepPhysics, eng: Engine, S, O):
+def _saturation(phys: StepPhysics, eng: Engine, S, O, P=0.0):
     """Section 3: the rate at which every step is full: n decode + c prompt tokens = budget,
     in the ratio (O-1) : S, n capped by max sequences.
 
@@ -212,17 +225,17 @@ def _saturation(phys: StepPhysics, eng: Engine, S, O):
         n = np.minimum(T * steps / (S + float(query_tokens(phys.o)) * steps), cap)
         n = np.maximum(n, 1e-9)
         c = n * S / steps
-        tau = step_time(phys, n, n * (S + O / 2.0), c, c * S, c / S)
+        tau = step_time(phys, n, n * (S + P + O / 2.0), c, c * (S + 2.0 * P), c / S)
         return phys.lanes * n / (steps * tau), tau
     # a full step: n decode + c prompt tokens = T (prefill first: c = T alone, decoders apart)
     n = np.minimum(T * (O - 1.0) / (S + (O - 1.0) * (_budget_share(phys) > 0)), cap)
     n = np.maximum(n, 1e-9)
     c = n * S / np.maximum(O - 1.0, 1e-9)
-    tau = carrying_step(phys, n, n * (S + O / 2.0), c, c * S, c / S)
+    tau = carrying_step(phys, n, n * (S + P + O / 2.0), c, c * (S + 2.0 * P), c / S)
     return phys.lanes * n / (np.maximum(O - 1.0, 1e-9) * tau), tau
 
 
-def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None):
+def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None, P=0.0):
     """Section 3: the mean step by the fluid fixed point tau = F(tau) (a bracketing root
     finder, ``fixed_point``; ``tau_sat``: the saturated step, if the caller has it)."""
     lam = rate / phys.lanes
@@ -230,15 +243,17 @@ def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None):
     E = tokens_per_step(phys.o)                    # 1 without speculative decoding
     qd = _budget_share(phys)              # budget tokens per decode sequence in a carrying step
 
-    def parts(tau, ph=phys, lam=lam, S=S, O=O, T=T):
+    P = np.broadcast_to(np.asarray(P, dtype=float), np.shape(lam))
+
+    def parts(tau, ph=phys, lam=lam, S=S, O=O, T=T, P=P):
         n = lam * ((O - 1.0) / E) * tau            # Little: (O-1)/E decode steps per request
         Ta = np.maximum(T - n * qd, 1.0)
         c1 = S / np.ceil(S / Ta)
         u = lam * S * tau
         c = _chunk(c1, Ta, u)
         q = u / c
-        t0 = step_time(ph, n, n * (S + O / 2.0), 0.0, 0.0, 0.0)
-        t1 = carrying_step(ph, n, n * (S + O / 2.0), c, c * S, c / S, decode=t0)
+        t0 = step_time(ph, n, n * (S + P + O / 2.0), 0.0, 0.0, 0.0)
+        t1 = carrying_step(ph, n, n * (S + P + O / 2.0), c, c * (S + 2.0 * P), c / S, decode=t0)
         return n, Ta, c1, c, q, t0, t1
 
     def mean_step(q, t0, t1):
@@ -250,7 +265,7 @@ def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None):
 
     def restrict(idx):
         """F of the configurations ``idx`` only."""
-        ph, sub = phys.take(idx), (lam[idx], np.asarray(S)[idx], np.asarray(O)[idx], T[idx])
+        ph, sub = phys.take(idx), (lam[idx], np.asarray(S)[idx], np.asarray(O)[idx], T[idx], P[idx])
 
         def F_idx(tau):
             _, _, _, _, q, t0, t1 = parts(tau, ph, *sub)
@@ -258,7 +273,7 @@ def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None):
         return F_idx
 
     if tau_sat is None:
-        _, tau_sat = _saturation(phys, eng, S, O)
+        _, tau_sat = _saturation(phys, eng, S, O, P)
     if "idle_step" not in phys._w:      # rate-independent: once per configuration set
         phys._w["idle_step"] = step_time(phys, 0.0, 0.0, 0.0, 0.0, 0.0)
     lo = phys._w["idle_step"] * 0.5
@@ -289,14 +304,14 @@ def load_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate=None, client
     ``report``: the (metric, percentile) pairs to compute (None: all; means always). The
     result names its arrival model (``LoadResult.arrival``)."""
     n_cfg = len(phys)
-    S = np.broadcast_to(np.asarray(wl.isl, dtype=float), (n_cfg,))
+    S, P = prompt_split(wl, n_cfg)
     O = np.broadcast_to(np.asarray(wl.osl, dtype=float), (n_cfg,))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if clients is None:
             lam = np.broadcast_to(np.asarray(rate, dtype=float), (n_cfg,))
             return _open(phys, eng, wl, lam, S, O, closed=None, quantiles=quantiles, needed=report)
         N = np.broadcast_to(np.asarray(clients, dtype=float), (n_cfg,))
-        sat, _ = _saturation(phys, eng, S, O)
+        sat, _ = _saturation(phys, eng, S, O, P)
         # Largest rate a lane can carry with N clients: N / (their minimum residence).
         lo = np.zeros(n_cfg) + 1e-12 * sat
         hi = sat * (1.0 - 1e-9)
@@ -314,17 +329,18 @@ def load_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate=None, client
         return r
 
 
-def wave(phys: StepPhysics, W, S, O, T, n_dec):
+def wave(phys: StepPhysics, W, S, O, T, n_dec, P=0.0):
     """W prompts of S tokens arriving together, prefilled FIFO a full chunk a step beside
     ``n_dec`` decoders (section 5): a step carries c = min(T - q n_dec, W S) prompt tokens
     (at least T / 2: decoders that fill the budget are the slot limit's business) and takes
     t_w; the wave lasts K = W S / c steps, the i-th prompt completes after about i S / c of
-    them, the first after k_1 = ceil(S / c). Returns (mean completion time t_w (K + k_1) / 2,
+    them, the first after k_1 = ceil(S / c). ``P``: cached prompt tokens beside the S computed
+    ones (section 1b). Returns (mean completion time t_w (K + k_1) / 2,
     the first's k_1 t_w, the last's max(ceil K, k_1) t_w, K, t_w)."""
     q = _budget_share(phys)
     Ta = np.maximum(T - q * n_dec, T / 2.0)
     c = np.minimum(Ta, W * S)
-    t_w = prompt_step(phys, n_dec, n_dec * (S + O / 2.0), c, c * S, c / S)
+    t_w = prompt_step(phys, n_dec, n_dec * (S + P + O / 2.0), c, c * (S + 2.0 * P), c / S)
     K = W * S / c
     k1 = np.ceil(S / Ta)
     mean_steps = np.maximum((K + k1) / 2.0, k1)
@@ -355,7 +371,7 @@ def _firstwave(phys: StepPhysics, eng: Engine, wl: Workload, r: LoadResult, N, S
     G = phys.lanes
     Nl = np.maximum(N / G, 1.0)
     W = np.minimum(Nl, np.maximum(eng.max_seqs, 1.0))
-    wave_mean, first, last, K, t_w = wave(phys, W, S, 0.0, eng.token_budget, (W - 1.0) / 2.0)
+    wave_mean, first, last, K, t_w = wave(phys, W, S, 0.0, eng.token_budget, (W - 1.0) / 2.0, wl.cached)
     mean_steps = wave_mean / t_w
     f = np.clip(W / (np.asarray(wl.requests_per_client, dtype=float) * Nl), 0.0, 1.0)
     E = tokens_per_step(phys.o)
@@ -396,10 +412,11 @@ def _in_step(phys: StepPhysics, eng: Engine, wl: Workload, r: LoadResult, N, S, 
     G = phys.lanes
     Nl = np.maximum(N / G, 1.0)
     W = np.minimum(Nl, np.maximum(eng.max_seqs, 1.0))
-    wave_mean, first, last, K, t_w = wave(phys, W, S, 0.0, eng.token_budget, 0.0)
+    P = wl.cached
+    wave_mean, first, last, K, t_w = wave(phys, W, S, 0.0, eng.token_budget, 0.0, P)
     E = tokens_per_step(phys.o)
     steps = np.maximum(O - 1.0, 1.0) / E
-    tau = step_time(phys, W, W * (S + O / 2.0), 0.0, 0.0, 0.0)
+    tau = step_time(phys, W, W * (S + P + O / 2.0), 0.0, 0.0, 0.0)
     serving = phys.o.serving_overhead_s
     span = np.maximum(K - wave_mean / t_w, 0.0) * t_w          # the wave's steps after a mean prompt's
     cycle = serving + np.maximum(np.ceil(K), 1.0) * t_w + steps * tau
@@ -432,8 +449,9 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
     cs2_isl = np.broadcast_to(np.asarray(wl.isl_cv2, dtype=float), lam.shape)
     if closed is not None:
         ca2 = np.ones_like(lam)   # finite-source arrivals taken as Poisson (section 5)
-    sat, tau_sat = _saturation(phys, eng, S, O) if saturation is None else saturation
-    st = _steady(phys, eng, lam, S, O, tau_sat)
+    P = np.broadcast_to(np.asarray(wl.cached, dtype=float), lam.shape)   # section 1b: S is computed, S + P held
+    sat, tau_sat = _saturation(phys, eng, S, O, P) if saturation is None else saturation
+    st = _steady(phys, eng, lam, S, O, tau_sat, P)
     tau, n, c, q, t0, t1, Ta, c1 = st["tau"], st["n"], st["c"], st["q"], st["t0"], st["t1"], st["Ta"], st["c1"]
     lam_l = lam / G
     # Section 4: TTFT = residual of the step in progress + backlog beyond one chunk + own steps.
@@ -450,16 +468,17 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
         seen = np.clip((Nl - 1.0) / Nl, 0.0, 1.0)
         busy = np.clip(Nl - 1.0, 0.0, 1.0)       # another client keeps the engine stepping
         n_seen = n * seen
-    ctx_n = n_seen * (S + O / 2.0)
+    ctx_n = n_seen * (S + P + O / 2.0)
     # residual of the step in progress (length-biased); closed-loop clients are taken to
     # arrive unsynchronised with steps as well (network, tokenizer), section 5
     # (time shares of decode, one-prompt and full-chunk steps; the carrying steps carry c1 or
     # Ta tokens, mixed to give the mean chunk c)
     c2 = np.minimum(Ta, c1 + S)
     pi = np.clip((c - c1) / np.maximum(c2 - c1, 1e-9), 0.0, 1.0)
-    t_one = carrying_step(phys, n, n * (S + O / 2.0), c1, c1 * S, c1 / S, decode=t0)
-    t_two = carrying_step(phys, n, n * (S + O / 2.0), c2, c2 * S, c2 / S, decode=t0)
-    t_full = prompt_step(phys, n_seen, ctx_n, Ta, Ta * S, Ta / S)
+    A = S + 2.0 * P                  # attention units per computed prompt token (section 1b)
+    t_one = carrying_step(phys, n, n * (S + P + O / 2.0), c1, c1 * A, c1 / S, decode=t0)
+    t_two = carrying_step(phys, n, n * (S + P + O / 2.0), c2, c2 * A, c2 / S, decode=t0)
+    t_full = prompt_step(phys, n_seen, ctx_n, Ta, Ta * A, Ta / S)
     kinds = (t0, t_one, t_two)
     counts = (1.0 - qq, qq * (1.0 - pi), qq * pi)
     span = sum(k * t for k, t in zip(counts, kinds))
@@ -479,13 +498,13 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
     # own steps: k - 1 full chunks, then the last piece plus the prompts that joined it
     last = S - (k_own - 1.0) * Ta
     c_own = np.minimum(Ta, last + lam_l * seen * S * (resid + w_extra))
-    t_own = prompt_step(phys, n_seen, ctx_n, c_own, c_own * S, c_own / S)
+    t_own = prompt_step(phys, n_seen, ctx_n, c_own, c_own * A, c_own / S)
     D_own = (k_own - 1.0) * t_full + t_own
     if closed is not None and wl.start == "together" and _fixed_lengths(wl):
         # clients that started together with fixed lengths stay in step: a prompt comes back
         # with the others its step completed, and their clump is prefilled FIFO like a wave
         g = _clump(eng, Nl, S, Ta)
-        clump, _, _, _, _ = wave(phys, g, S, O, eng.token_budget, n_seen)
+        clump, _, _, _, _ = wave(phys, g, S, O, eng.token_budget, n_seen, P)
         D_own = np.where(g > 1.0, np.maximum(D_own, clump), D_own)
     E = tokens_per_step(phys.o)        # speculative decoding: (O-1)/E decode steps a request (1: off)
     residence = w_extra + resid + D_own + ((O - 1.0) / E) * tau    # KV slot held (reserved at admission)
@@ -519,8 +538,8 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
         if needed is None or any(m != "ttft" and st_ != "mean" for m, st_ in needed):
             dn = np.maximum(n * 1e-3, 1e-3)
             nm = np.maximum(n - dn, 0.0)
-            d0 = (step_time(phys, n + dn, (n + dn) * (S + O / 2.0))
-                  - step_time(phys, nm, nm * (S + O / 2.0))) / (n + dn - nm)
+            d0 = (step_time(phys, n + dn, (n + dn) * (S + P + O / 2.0))
+                  - step_time(phys, nm, nm * (S + P + O / 2.0))) / (n + dn - nm)
             sd0 = np.abs(d0) * np.sqrt(var_n)
             # per-request TPOT: the life average of n (variance 2/3 n, M/D/inf window), K prompts
             # prefilled during the decode phase, covariance m_k / 2 (section 5). Each prompt
@@ -604,7 +623,7 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
     ``report``: the (metric, percentile) pairs the result carries besides the targets'
     (None: all; the others are +inf)."""
     n_cfg = len(phys)
-    S = np.broadcast_to(np.asarray(wl.isl, dtype=float), (n_cfg,))
+    S, P = prompt_split(wl, n_cfg)
     O = np.broadcast_to(np.asarray(wl.osl, dtype=float), (n_cfg,))
     limits = np.array([t.seconds for t in targets], dtype=float)
     needed = {(t.metric, t.statistic) for t in targets}
@@ -616,7 +635,7 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
         return r, vals / limits[:, None]
 
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        sat_raw, tau_sat = _saturation(phys, eng, S, O)
+        sat_raw, tau_sat = _saturation(phys, eng, S, O, P)
         sat = np.where(np.isfinite(sat_raw) & (sat_raw > 0), sat_raw, 0.0)
         ceiling = np.full(n_cfg, np.inf) if max_utilization is None else max_utilization * sat
         lo = np.maximum(sat * 1e-4, 1e-300)

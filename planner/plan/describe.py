@@ -78,6 +78,9 @@ def deployment(p: Problem, c: Candidates, j: int, replicas: int, rank: int, shar
             "percentiles_ms": {k: at[k] / MS for k in at if k.split("_")[0] in ("ttft", "tpot", "itl", "e2e")},
             "scheduler": {"max_num_seqs": int(at["max_seqs"]), "max_num_batched_tokens": int(at["token_budget"])},
             "idle": {"ttft_ms": float(ev.ttft[j] / MS), "tpot_ms": float(ev.tpot[j] / MS)}}
+    if "cached_prompt_tokens" in at:       # a prefix cache (docs/workloads.md section 7): only where there is one
+        load["prompt_tokens"] = {"cached_per_request": at["cached_prompt_tokens"],
+                                 "computed_per_request": at["computed_prompt_tokens"]}
     if role == PREFILL:
         shares, regime, mbu, mfu, phase = *prefill_regime(c, j), None, prefill_mfu(c, j), "prefill"
     else:

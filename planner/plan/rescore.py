@@ -13,6 +13,7 @@ from planner.plan.result import Plan
 from planner.resolve.problem import Problem
 from planner.resolve.workload import Lengths as ResolvedLengths
 from planner.simulate import Arrivals, Lengths, simulate_config
+from planner.traces.cache import StatedCache
 
 REQUESTS = 5000
 MIN_REQUESTS = 100        # fewer would not say much: the plan is left unsimulated, with the reason
@@ -49,8 +50,15 @@ def simulate_row(p: Problem, c: Candidates, j: int, *, rate: float | None = None
     else:
         arrivals = Arrivals("poisson", rate=rate)
     targets = [(_metric(t.metric), t.statistic, t.seconds) for t in slot.targets]
+    # a prefix cache as the closed form takes it, per request: the stated share or prefix, or the
+    # trace's reuse as a share (the lengths here are sampled, not the trace's requests in order)
+    cache = slot.cache
+    share = None if cache is None else float(np.asarray(cache.cached_at(eng.kv_pool_tokens)).reshape(-1)[0]) \
+        / cache.prompt_tokens
+    kw = {} if cache is None else {"prefix_cache": StatedCache(
+        share if cache.source == "trace" else cache.hit_rate, cache.prefix_tokens)}
     r = simulate_config(phys, eng, 0, arrivals, _lengths(slot.input), _lengths(slot.output),
-                        n_requests=n, seed=seed, targets=targets, max_steps=max_steps, deadline=deadline)
+                        n_requests=n, seed=seed, targets=targets, max_steps=max_steps, deadline=deadline, **kw)
     return arrivals.kind, r.summary
 
 

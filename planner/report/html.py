@@ -329,6 +329,7 @@ def render_report(result: PlanResult, title: str = "plan") -> str:
            f'<p class="status">{_e(head)}</p>',
            f'<p class="muted">model {_e(models)}; calibration {_e(r.inputs.get("calibration", "none"))}; '
            f'catalog {_e(r.inputs.get("catalog_digest", "?"))}</p>']
+    out += [f'<p class="muted">{_e(x)}</p>' for x in wording.prefix_caches(r.inputs)]
     if not r.plans:
         out.append("<p>No plan was found.</p>")
         if r.diagnosis:

@@ -210,6 +210,10 @@ def plan_lines(p: Plan) -> list[str]:
              f"saturation), {p.concurrency:,.0f} requests in flight; scheduler max-num-seqs "
              f"{load['scheduler']['max_num_seqs']}, max-num-batched-tokens "
              f"{load['scheduler']['max_num_batched_tokens']}"]
+    if "prompt_tokens" in load:      # a prefix cache (docs/workloads.md section 7)
+        pt = load["prompt_tokens"]
+        lines.append(f"   prompt tokens a request: {pt['cached_per_request']:,.0f} cached + "
+                     f"{pt['computed_per_request']:,.0f} computed (prefix cache)")
     if e.capacity is not None:
         lines.append(f"   capacity: {capacity(e.capacity)}")
     targets = [target_headroom(h) for h in e.headroom if h.constraint != "memory"]
@@ -472,3 +476,31 @@ def capacity_split(gpus: list[GpuUse]) -> str | None:
 
 def spare_gpus(n: int) -> str:
     return f"{n:g} spare GPU" + ("s" if n != 1 else "")
+
+
+_CACHE_SOURCE = {"hit_rate": "its stated hit rate", "prefix_tokens": "its stated shared prefix",
+                 "trace": "its trace's prefix reuse"}
+
+
+def prefix_caches(inputs: dict) -> list[str]:
+    """Each workload's prefix cache as the figures take it (``inputs.workloads.<name>.prefix_cache``,
+    docs/workloads.md section 7): cached against computed prompt tokens a request."""
+    out = []
+    workloads = inputs.get("workloads") or {}
+    for name, w in workloads.items():
+        c = w.get("prefix_cache")
+        if not c:
+            continue
+        who = f" of workload {name}" if len(workloads) > 1 else ""
+        if c.get("kv_pool"):
+            out.append(f"prefix cache{who}: its trace's prefix reuse in an LRU of each configuration's KV pool, "
+                       f"at most {c['share']:.1%} of prompt tokens (an unbounded cache's: "
+                       f"{c['cached_tokens_per_request']:,.0f} cached + {c['computed_tokens_per_request']:,.0f} "
+                       "computed a request); each plan says its own; cached tokens skip prefill but hold KV")
+            continue
+        lru = f", an LRU of {c['cache_blocks']:,} blocks" if c.get("cache_blocks") else ""
+        source = _CACHE_SOURCE.get(c.get("source"), "stated")
+        out.append(f"prefix cache{who}: {c['share']:.1%} of prompt tokens served from the cache ({source}{lru}): "
+                   f"{c['cached_tokens_per_request']:,.0f} cached + {c['computed_tokens_per_request']:,.0f} computed "
+                   "prompt tokens a request; cached tokens skip prefill but hold KV")
+    return out

@@ -24,7 +24,17 @@ from planner.physics.space import KV_NAMES, SCHEME_NAMES, GpuTable
 from planner.pricing import SpareRule, hourly_over_term
 from planner.resolve.calibration import calibrated
 from planner.resolve.formats import default_schemes
-from planner.resolve.workload import DemandSpec, LatencyTarget, Lengths, demand, from_trace, lengths, targets
+from planner.resolve.workload import (
+    CacheSpec,
+    DemandSpec,
+    LatencyTarget,
+    Lengths,
+    demand,
+    from_trace,
+    lengths,
+    prefix_cache,
+    targets,
+)
 from planner.schemas.common import CatalogExtras, HfConfigRef, ModelRef, Offer
 from planner.schemas.estimate import EstimateSpec
 from planner.schemas.fleet import FleetSpec, FleetWorkload
@@ -56,6 +66,12 @@ class Slot:
     trace: TraceSummary | None = None   # the figures of the trace the workload was read from (docs/workloads.md)
     named: Checkpoint | None = None     # the model name as given: a repository and the format it states
     schemes: tuple[str, ...] | None = None   # the weight formats searched for it (planner/resolve/formats.py)
+    cache: CacheSpec | None = None      # its prefix cache (docs/workloads.md section 7; None: none)
+
+    @property
+    def cached_tokens(self) -> float:
+        """Mean prompt tokens per request served by the prefix cache (0 without one)."""
+        return 0.0 if self.cache is None else self.cache.cached_tokens
 
     @property
     def input_tokens(self) -> float:
@@ -244,7 +260,9 @@ def _workload(s: Slot) -> dict[str, Any]:
             "input_tokens_cv2": s.input.cv2, "output_tokens_cv2": s.output.cv2,
             "demand": None if d is None else {"kind": d.kind, "value": d.value, "requests_per_s": d.requests_per_s,
                                               "arrival_cv2": d.arrival_cv2},
-            "trace": None if s.trace is None else s.trace.to_dict()}
+            "trace": None if s.trace is None else s.trace.to_dict(),
+            # only where the workload has a prefix cache: a plan without one records what it did before
+            **({} if s.cache is None else {"prefix_cache": s.cache.to_dict()})}
 
 
 def catalog_digest(gpus: tuple[Gpu, ...]) -> str:
@@ -343,10 +361,10 @@ def _with_pools(spec: FleetSpec, catalog: Catalog, where: dict[str, Any]) -> tup
 def _slot(name: str, model: ModelSpec, w: Workload | FleetWorkload, slo: Slo, path: str,
           where: dict[str, Any]) -> Slot:
     """A workload's slot: its lengths and demand, stated or from its trace."""
-    summary = None
+    summary, requests = None, None
     if w.trace is not None:
         t = from_trace(w, where["file"], path)
-        isl, osl, need, summary = t.input, t.output, t.demand, t.summary
+        isl, osl, need, summary, requests = t.input, t.output, t.demand, t.summary, t.requests
     else:
         try:
             isl = lengths(w.input_tokens, f"{path}.input_tokens")     # type: ignore[arg-type]
@@ -359,8 +377,9 @@ def _slot(name: str, model: ModelSpec, w: Workload | FleetWorkload, slo: Slo, pa
         raise InputError(f"{longest} exceed {model.name}'s context of {model.max_context_tokens}",
                          path=f"{path}.{'trace' if summary else 'input_tokens'}", value=isl.max + osl.max,
                          accepted=f"<= {model.max_context_tokens} in total", **where)
+    cache = prefix_cache(w.prefix_cache, isl, summary, w.cache_blocks, where["file"], path, requests)
     return Slot(name=name, model=model, input=isl, output=osl, slo=slo, targets=targets(slo, _slo_path(path)),
-                demand=need, path=path, trace=summary)
+                demand=need, path=path, trace=summary, cache=cache)
 
 
 def _slo_path(path: str) -> str:

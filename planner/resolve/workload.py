@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from planner.errors import InputError
-from planner.schemas.common import TraceFields
+from planner.schemas.common import PrefixCache, TraceFields
 from planner.schemas.plan import MAX_DEMAND_TOKENS_PER_S, STATISTICS, Demand, LengthDistribution, Slo
+from planner.traces.cache import ReuseCurve, stated_cached
 from planner.traces.figures import MAX_MINUTES, SpanTooLong, TraceSummary, summarise, window
 from planner.traces.read import Columns, Trace, file_stamp, read_trace
 from planner.units import MS
@@ -202,6 +203,7 @@ class TraceWorkload:
     output: Lengths
     demand: DemandSpec | None
     summary: TraceSummary
+    requests: Trace | None = None     # the requests of the window (their block hashes, for a prefix cache)
 
 
 def from_trace(w: TraceFields, file: str | None, path: str) -> TraceWorkload:
@@ -212,7 +214,7 @@ def from_trace(w: TraceFields, file: str | None, path: str) -> TraceWorkload:
     isl, osl = empirical(part.input_tokens), empirical(part.output_tokens)
     d = getattr(w, "demand", None)
     if d is not None:
-        return TraceWorkload(isl, osl, demand(d, osl), summary)
+        return TraceWorkload(isl, osl, demand(d, osl), summary, part)
     rate, cv2 = summary.arrivals.rate_per_s, summary.arrivals.burstiness
     if rate is None or cv2 is None:
         raise InputError(f"the trace has no request rate: its {summary.requests} request(s) arrive at one instant",
@@ -222,7 +224,8 @@ def from_trace(w: TraceFields, file: str | None, path: str) -> TraceWorkload:
         raise InputError(f"the trace's {rate:.4g} requests/s x {osl.max:.0f} output tokens is above the limit of "
                          f"{MAX_DEMAND_TOKENS_PER_S:.0e} output tokens/s", file=file, path=f"{path}.rate_scale",
                          value=w.rate_scale, accepted="a smaller rate_scale")
-    return TraceWorkload(isl, osl, DemandSpec("tokens_per_s", rate * osl.mean, rate, max(cv2, CV2_FLOOR)), summary)
+    return TraceWorkload(isl, osl, DemandSpec("tokens_per_s", rate * osl.mean, rate, max(cv2, CV2_FLOOR)), summary,
+                         part)
 
 
 def trace_figures(w: TraceFields, file: str | None, path: str,
@@ -257,7 +260,13 @@ def trace_figures(w: TraceFields, file: str | None, path: str,
     except ValueError as exc:
         raise InputError(str(exc), file=file, path=f"{path}.window" if path else "window",
                          accepted="a window that holds requests") from None
-    return window(trace, start, end), summary
+    return _window(trace, start, end), summary
+
+
+@functools.lru_cache(maxsize=16)
+def _window(trace: Trace, start: float, end: float | None) -> Trace:
+    """A window's requests, one object per trace and window (a reuse curve is kept per object)."""
+    return window(trace, start, end)
 
 
 @functools.lru_cache(maxsize=4)
@@ -272,3 +281,83 @@ def _summary(trace: Trace, rate_scale: float, start: float, end: float | None,
              cache_blocks: tuple[int, ...]) -> TraceSummary:
     """A trace's figures, computed once per trace (an object of ``_read``'s cache) and window."""
     return summarise(trace, rate_scale=rate_scale, start_s=start, end_s=end, cache_blocks=cache_blocks)
+
+
+@dataclass(frozen=True)
+class CacheSpec:
+    """A workload's prefix cache as the load model takes it (docs/workloads.md section 7): the
+    mean prompt tokens per request its cache serves, and where that figure comes from."""
+
+    source: str                  # hit_rate | prefix_tokens | trace
+    cached_tokens: float         # mean prompt tokens per request served from the cache
+    prompt_tokens: float         # mean prompt tokens per request
+    hit_rate: float | None = None        # stated: the share of each prompt
+    prefix_tokens: int | None = None     # stated: a prefix every prompt shares
+    cache_blocks: int | None = None      # trace: the LRU's size in blocks (None: each configuration's KV pool)
+    curve: ReuseCurve | None = None      # trace without cache_blocks: its reuse at every LRU size
+    block_tokens: int | None = None      # trace: prompt tokens per block
+
+    def cached_at(self, pool_tokens: np.ndarray) -> np.ndarray | float:
+        """Mean cached prompt tokens a request on configurations whose KV pool holds
+        ``pool_tokens`` per lane: the stated or fixed figure, or (``curve``) the trace's reuse in
+        an LRU of the pool's size in blocks, at most a prompt less its last token."""
+        if self.curve is None or self.block_tokens is None:
+            return self.cached_tokens
+        pools = np.nan_to_num(np.asarray(pool_tokens, dtype=float), nan=0.0, posinf=0.0, neginf=0.0)
+        blocks, inverse = np.unique(np.maximum(np.floor(pools / self.block_tokens), 0.0), return_inverse=True)
+        share = np.array([self.curve.share(int(b)) for b in blocks.tolist()])[inverse].reshape(pools.shape)
+        return np.maximum(np.minimum(share * self.prompt_tokens, self.prompt_tokens - 1.0), 0.0)
+
+    @property
+    def share(self) -> float:
+        """Share of prompt tokens served from the cache."""
+        return self.cached_tokens / self.prompt_tokens
+
+    @property
+    def computed_tokens(self) -> float:
+        """Mean prompt tokens per request prefilled."""
+        return self.prompt_tokens - self.cached_tokens
+
+    def to_dict(self) -> dict:
+        """The plan's record; with ``curve`` (an LRU of each configuration's KV pool) the share and
+        tokens are an unbounded cache's, the most any plan gets (each plan records its own)."""
+        return {"source": self.source, "hit_rate": self.hit_rate, "prefix_tokens": self.prefix_tokens,
+                "cache_blocks": self.cache_blocks, "kv_pool": self.curve is not None, "share": self.share,
+                "cached_tokens_per_request": self.cached_tokens, "computed_tokens_per_request": self.computed_tokens}
+
+
+def prefix_cache(c: PrefixCache | None, isl: Lengths, summary: TraceSummary | None, cache_blocks: int | None,
+                 file: str | None, path: str, requests: Trace | None = None) -> CacheSpec | None:
+    """A workload's ``prefix_cache`` over its prompt lengths ``isl``: a stated hit rate or shared
+    prefix, per prompt at most the prompt less its last token (``stated_cached``), averaged over
+    the length distribution; or the trace's prefix reuse x the mean prompt: in an LRU of
+    ``cache_blocks`` if the workload states it (``summary``'s figure), else of each
+    configuration's KV pool (``requests``' reuse curve, ``CacheSpec.cached_at``; the record
+    gives an unbounded cache's)."""
+    if c is None:
+        return None
+    if not c.from_trace:
+        v, p = np.asarray(isl.values, dtype=float), np.asarray(isl.probabilities, dtype=float)
+        cached = float(sum(q * stated_cached(x, c.hit_rate, c.prefix_tokens) for x, q in zip(v.tolist(), p.tolist())))
+        return CacheSpec("hit_rate" if c.hit_rate is not None else "prefix_tokens", cached, isl.mean,
+                         hit_rate=c.hit_rate, prefix_tokens=c.prefix_tokens)
+    share = None if summary is None else next((r.share for r in summary.reuse if r.cache_blocks == cache_blocks), None)
+    if share is None:
+        raise InputError("prefix_cache.from_trace needs a trace with block hashes (mooncake hash_ids); this one has "
+                         "none", file=file, path=f"{path}.prefix_cache.from_trace", value=True,
+                         accepted="a mooncake trace with hash_ids, or prefix_cache.hit_rate")
+    if cache_blocks is None and summary is not None and requests is not None and requests.block_ids is not None:
+        curve = _curve(requests)
+        return CacheSpec("trace", max(min(share * isl.mean, isl.mean - 1.0), 0.0), isl.mean, curve=curve,
+                         block_tokens=requests.block_tokens)
+    return CacheSpec("trace", max(min(share * isl.mean, isl.mean - 1.0), 0.0), isl.mean, cache_blocks=cache_blocks)
+
+
+@functools.lru_cache(maxsize=4)
+def _curve(part: Trace) -> ReuseCurve:
+    """A window's reuse curve, once per window (``part``: its requests, ``_window``'s object; a
+    sweep resolves the same window for every scenario)."""
+    assert part.block_ids is not None and part.block_offsets is not None
+    ids, off = part.block_ids.tolist(), part.block_offsets.tolist()
+    return ReuseCurve([ids[off[i]:off[i + 1]] for i in range(part.requests)], part.input_tokens.tolist(),
+                      part.block_tokens)

@@ -137,6 +137,29 @@ class TraceWindow(Strict):
         return self
 
 
+class PrefixCache(Strict):
+    """Prefix caching (docs/workloads.md section 7): the prompt tokens a serving engine's prefix
+    cache serves instead of prefilling them, stated as a share of every prompt, as a prefix
+    every prompt shares (a system prompt), or taken from the workload's trace (the reuse of
+    its block hashes). Give one. At least a prompt's last token is always computed."""
+
+    hit_rate: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False), NotBool] | None = Field(
+        None, description="share of each prompt's tokens served from the cache (0: none, today's figures)")
+    prefix_tokens: Annotated[int, Field(ge=0, le=10_000_000), NotBool] | None = Field(
+        None, description="every prompt starts with this many tokens already cached (a shared system prompt)")
+    from_trace: bool = Field(False, description="the trace's prefix reuse from its block hashes (mooncake): an LRU "
+                             "of the workload's cache_blocks if given, else of each configuration's KV pool")
+
+    @model_validator(mode="after")
+    def _one(self) -> PrefixCache:
+        given = [k for k in ("hit_rate", "prefix_tokens") if getattr(self, k) is not None] \
+            + (["from_trace"] if self.from_trace else [])
+        if len(given) != 1:
+            raise ValueError("give one of hit_rate, prefix_tokens or from_trace: true"
+                             + (f" (got {', '.join(given)})" if given else ""))
+        return self
+
+
 TRACE_KEYS = ("format", "columns", "rate_scale", "window", "cache_blocks", "block_tokens")
 
 
@@ -161,6 +184,9 @@ class TraceFields(Strict):
         "unbounded cache)")
     block_tokens: Annotated[int, Field(ge=1, le=1 << 20), NotBool] = Field(
         BLOCK_TOKENS, description="prompt tokens per hash id (mooncake)")
+    prefix_cache: PrefixCache | None = Field(
+        None, description="prompt tokens served by the engine's prefix cache (docs/workloads.md section 7; "
+        "default: none, every prompt token prefilled)")
 
     @property
     def rate_given(self) -> bool:
@@ -171,6 +197,9 @@ class TraceFields(Strict):
     def _trace_or_lengths(self) -> TraceFields:
         lengths = [k for k in ("input_tokens", "output_tokens") if getattr(self, k, None) is not None]
         if self.trace is None:      # a key at its default is no stray one: a dumped spec validates again
+            if self.prefix_cache is not None and self.prefix_cache.from_trace:
+                raise ValueError("prefix_cache.from_trace takes the reuse of the workload's trace: give trace: FILE "
+                                 "(mooncake, with hash_ids), or prefix_cache.hit_rate")
             stray = [k for k in TRACE_KEYS if getattr(self, k) != type(self).model_fields[k].default]
             if stray:
                 raise ValueError(f"{', '.join(stray)} describe{'s' if len(stray) == 1 else ''} a trace: give trace: "

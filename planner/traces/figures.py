@@ -10,11 +10,11 @@ by x, the span by 1/x, and the burstiness, lengths and reuse do not change.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from planner.traces.cache import BlockLRU
 from planner.traces.read import Trace
 
 TIED = 0.5
@@ -147,24 +147,12 @@ def prefix_reuse(trace: Trace, cache_blocks: int | None = None) -> float | None:
         return None
     size = trace.block_tokens
     ids, offsets, prompts = trace.block_ids.tolist(), trace.block_offsets.tolist(), trace.input_tokens.tolist()
-    seen: set[int] = set()
-    lru: OrderedDict[int, None] = OrderedDict()
-    cache = seen if cache_blocks is None else lru
+    cache = BlockLRU(cache_blocks)          # the one LRU rule (planner/traces/cache.py)
     hit = 0
     for i, prompt in enumerate(prompts):
         blocks = ids[offsets[i]:offsets[i + 1]]
-        k = 0
-        while k < len(blocks) and blocks[k] in cache:
-            k += 1
-        hit += min(k * size, prompt)
-        if cache_blocks is None:
-            seen.update(blocks)
-            continue
-        for b in reversed(blocks):
-            lru[b] = None
-            lru.move_to_end(b)
-        while len(lru) > cache_blocks:
-            lru.popitem(last=False)
+        hit += min(cache.hits(blocks) * size, prompt)
+        cache.use(blocks)
     return hit / float(sum(prompts))
 
 

@@ -248,11 +248,12 @@ def _smallest_target(spec: PlanSpec, doc: Document | None, t: LatencyTarget, cal
         phys = step_physics(slot.model, p.table, c.configs.take(rows), p.assumptions)
         allowed = np.maximum(c.replicas_allowed[rows], 1.0)
         d = slot.demand
+        eng = engine(phys)
         if d is not None and d.kind == "clients":
-            at = load_metrics(phys, engine(phys), workload_of(slot), clients=d.value / allowed)
+            at = load_metrics(phys, eng, workload_of(slot, eng), clients=d.value / allowed)
         else:
             rate = d.requests_per_s / allowed if d is not None else c.load.saturation_rate[rows] * 1e-6
-            at = load_metrics(phys, engine(phys), workload_of(slot), rate=rate)
+            at = load_metrics(phys, eng, workload_of(slot, eng), rate=rate)
         metric = "e2e" if t.metric == "e2e_latency" else t.metric
         value = np.where(at.stable, at.get(metric, t.statistic), np.inf)
         if np.isfinite(value).any():

@@ -1,4 +1,4 @@
-"""A schedule with a sweep over what a GPU start costs (docs/workloads.md section 7): the
+"""A schedule with a sweep over what a GPU start costs (docs/workloads.md section 8): the
 trade-off between following the demand closely (many starts) and keeping GPUs up through
 quiet periods. The instance, its table and the two comparisons are prepared once; only the
 schedule's program is re-solved per cost."""

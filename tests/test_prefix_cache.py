@@ -1,0 +1,446 @@
+"""Prefix caching (issue 25 item 2; docs/workloads.md section 7, docs/load.md section 1b): cached
+prompt tokens skip prefill compute but hold KV. By hand on a known model and GPU; hit rate 0 is
+today's figures exactly on every shipped instance; more reuse never costs more nor raises
+TTFT; the simulator's LRU, sized by a plan's KV pool, agrees with the closed form's reuse on
+the Mooncake sample trace."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from planner.candidates.table import build_candidates
+from planner.catalog.store import Catalog
+from planner.errors import InputError
+from planner.physics.load import Target, Workload, capacity_at_slo, engine, load_metrics, step_physics
+from planner.physics.options import PRESETS
+from planner.physics.space import Configs, GpuTable
+from planner.physics.step import step_terms, step_time
+from planner.resolve.problem import resolve, resolve_fleet
+from planner.schemas.fleet import fleet_spec_of
+from planner.schemas.plan import plan_spec_of
+from planner.simulate import Arrivals, Lengths, simulate, simulate_config
+from planner.traces.cache import BlockLRU, StatedCache, TraceCache, cached_tokens
+from planner.traces.figures import prefix_reuse
+from planner.traces.read import read_trace
+from planner.yamlio import load_yaml, parse_yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CAT = Catalog.default()
+O = PRESETS["realistic"]
+H100_BF16_MAMF = 794.5e12          # FLOP/s (tests/test_step_physics.py)
+
+
+def _phys(model="llama-3.1-8b", gpu="h100-sxm", tp=1, batch=16, S=2000, out=200, o=O):
+    t = GpuTable.build([CAT.gpus[gpu]])
+    return step_physics(CAT.model(model), t, Configs.single(0, "w16a16", "bf16", tp, 1, 1, batch, S, out), o)
+
+
+# ----------------------------------------------------------------------------------------
+# By hand: Llama-3.1-8B (32 layers, 32 query heads of 128, 6,979,588,096 non-embedding
+# parameters, LM head 4,096 x 128,256) on one H100 SXM, BF16
+# ----------------------------------------------------------------------------------------
+
+def test_prefill_of_a_cached_prompt_by_hand():
+    """A 2,000-token prompt with 1,500 tokens cached computes 500: the GEMMs 2 x 6,979,588,096
+    x 500 = 6.98e12 FLOPs (not 2,000's 2.79e13), the LM head one row, 2 x 4,096 x 128,256, and
+    the causal attention of 500 queries over 1,500 cached + their own keys: per layer
+    (500^2 / 2 + 500 x 1,500) pairs x 2 x 32 heads x (128 + 128) = 1.4336e10 FLOPs, x 32 layers
+    = 4.588e11 (the uncached prompt: 2,000^2 / 2 pairs, 1.048e12). Seconds at the MAMF x the
+    prefill efficiency 0.8 (GEMMs) and the attention efficiency 0.78."""
+    ph = _phys()
+    c, p = 500.0, 1500.0
+    gemm = 2.0 * 6_979_588_096 * c                           # FLOPs
+    head = 2.0 * 4096 * 128_256                              # FLOPs, one logit row
+    attn = 32 * (c * c / 2.0 + c * p) * 2.0 * 32 * (128 + 128)   # FLOPs
+    assert attn == pytest.approx(4.58752e11)
+    want = (gemm + head) / (H100_BF16_MAMF * 0.8) + attn / (H100_BF16_MAMF * 0.78)   # seconds
+    terms: dict = {}
+    step_terms(ph, 0.0, 0.0, c, c * c + 2.0 * c * p, 1.0, terms)
+    assert terms["flops"][0] == pytest.approx(want, rel=1e-9)
+    uncached: dict = {}
+    step_terms(ph, 0.0, 0.0, 2000.0, 2000.0**2, 1.0, uncached)
+    full = (2.0 * 6_979_588_096 * 2000 + head) / (H100_BF16_MAMF * 0.8) \
+        + 32 * 2000.0**2 / 2.0 * 2.0 * 32 * 256 / (H100_BF16_MAMF * 0.78)
+    assert uncached["flops"][0] == pytest.approx(full, rel=1e-9)
+    assert terms["flops"][0] < 0.3 * uncached["flops"][0]
+
+
+def test_ttft_at_no_load_is_the_computed_parts_step():
+    """The load model at a vanishing rate: TTFT = the serving path + the residual of the idle
+    step in progress + one prompt step, which for the cached prompt carries the 500 computed
+    tokens with c(S + 2P) = 500^2 + 2 x 500 x 1,500 attention units (section 1b), for the
+    uncached one all 2,000 with 2,000^2: the TTFTs differ by the two steps exactly."""
+    ph = _phys()
+    eng = engine(ph)
+    lam = np.array([1e-9])
+    cached = load_metrics(ph, eng, Workload(isl=2000.0, osl=200.0, cached=1500.0), rate=lam)
+    plain = load_metrics(ph, eng, Workload(isl=2000.0, osl=200.0), rate=lam)
+    step = float(step_time(ph, 0.0, 0.0, 500.0, 500.0**2 + 2 * 500 * 1500, 1.0)[0])
+    whole = float(step_time(ph, 0.0, 0.0, 2000.0, 2000.0**2, 1.0)[0])
+    drop = plain.get("ttft", "mean")[0] - cached.get("ttft", "mean")[0]
+    assert drop == pytest.approx(whole - step, rel=1e-6)
+    assert step < 0.5 * whole
+    # the decode step still reads the whole context: cached tokens hold KV
+    assert cached.step_decode[0] == pytest.approx(plain.step_decode[0], rel=1e-12)
+
+
+# ----------------------------------------------------------------------------------------
+# Metamorphic: hit rate 0 gives today's figures exactly, on every shipped instance
+# ----------------------------------------------------------------------------------------
+
+PLANS = sorted(p.name for p in (ROOT / "instances").glob("*.yaml")
+               if not p.name.startswith("estimate_") and not p.name.startswith("fleet_"))
+FLEETS = sorted(p.name for p in (ROOT / "instances").glob("fleet_*.yaml"))
+
+
+def _arrays_equal(a, b, where=""):
+    if isinstance(a, np.ndarray):
+        assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            _arrays_equal(a[k], b[k], f"{where}.{k}")
+    elif hasattr(a, "__dataclass_fields__") and not isinstance(a, type):
+        for f in fields(a):
+            if f.name in ("slots", "ev", "configs", "limits", "slo"):
+                continue
+            _arrays_equal(getattr(a, f.name), getattr(b, f.name), f"{where}.{f.name}")
+
+
+def _candidates(path: Path, hit_rate: float | None):
+    data = copy.deepcopy(load_yaml(path).data)
+    fleet = "workloads" in data
+    for w in data["workloads"] if fleet else [data["workload"]]:
+        if hit_rate is not None:
+            w["prefix_cache"] = {"hit_rate": hit_rate}
+    doc = parse_yaml(_dump(data), str(path))
+    p = resolve_fleet(fleet_spec_of(doc), doc) if fleet else resolve(plan_spec_of(doc), doc)
+    return build_candidates(p)
+
+
+@pytest.mark.parametrize("name", PLANS + FLEETS)
+def test_hit_rate_zero_is_todays_figures_exactly(name):
+    base = _candidates(ROOT / "instances" / name, None)
+    zero = _candidates(ROOT / "instances" / name, 0.0)
+    assert all(s.cache is not None and s.cache.cached_tokens == 0.0 for s in zero.slots)
+    _arrays_equal(base, zero, name)
+    assert base.load is not None and zero.load is not None
+    _arrays_equal(base.load, zero.load, f"{name}.load")
+
+
+# ----------------------------------------------------------------------------------------
+# Property: more reuse never costs more nor raises TTFT
+# ----------------------------------------------------------------------------------------
+
+CONFIGS = [("llama-3.1-8b", "h100-sxm", 1, 64), ("llama-3.1-8b", "l40s", 2, 32), ("llama-3.1-70b", "h100-sxm", 4, 64),
+           ("qwen3-32b", "a100-80gb", 2, 32)]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cfg=st.sampled_from(CONFIGS), S=st.integers(64, 16_000), out=st.integers(2, 1000),
+       h=st.lists(st.floats(0.0, 1.0), min_size=2, max_size=2), load=st.floats(0.05, 0.9),
+       cv2=st.sampled_from([0.0, 0.5]), arrival=st.sampled_from([1.0, 4.0]), engine_=st.sampled_from(["realistic",
+                                                                                                    "sglang"]))
+def test_more_reuse_never_costs_more_nor_raises_ttft(cfg, S, out, h, load, cv2, arrival, engine_):
+    """Two hit rates on one configuration (vLLM's mixed steps or SGLang's prefill first): the
+    more cached workload saturates no sooner, has no higher TTFT (mean and percentiles) at a
+    load the other carries, and no lower capacity at SLO (so never more replicas)."""
+    model, gpu, tp, batch = cfg
+    ph = _phys(model, gpu, tp, batch, S, out, o=PRESETS[engine_])
+    eng = engine(ph)
+    lo, hi = sorted(h)
+    wl = [Workload(isl=float(S), osl=float(out), arrival_cv2=arrival, isl_cv2=cv2, cached=min(x * S, S - 1.0))
+          for x in (lo, hi)]
+    less, more = (load_metrics(ph, eng, w, rate=np.array([0.0])) for w in wl)
+    assert more.saturation_rate[0] >= less.saturation_rate[0] * (1 - 1e-9)
+    rate = np.array([load * less.saturation_rate[0]])     # a load the less cached engine carries
+    a, b = (load_metrics(ph, eng, w, rate=rate) for w in wl)
+    if a.stable[0]:
+        assert b.stable[0]
+        for stat in ("mean", "p50", "p90", "p99"):
+            assert b.get("ttft", stat)[0] <= a.get("ttft", stat)[0] * (1 + 1e-9), stat
+    targets = [Target("ttft", "p90", 4.0), Target("tpot", "mean", 0.2)]
+    ca, cb = (capacity_at_slo(ph, eng, w, targets, max_utilization=0.8) for w in wl)
+    assert cb.rate[0] >= ca.rate[0] * (1 - 1e-3)     # more capacity: never more replicas, never more cost
+
+
+def test_more_reuse_never_costs_more_on_a_plan():
+    """A shipped instance planned at hit rates 0, 0.3 and 0.6: the optimum's cost never rises."""
+    from plan_checks import violations
+
+    from planner.plan.solve import plan, prepare
+    doc = load_yaml(ROOT / "instances" / "chat_llama70b.yaml")
+    costs = []
+    for h in (0.0, 0.3, 0.6):
+        data = copy.deepcopy(doc.data)
+        data["workload"]["prefix_cache"] = {"hit_rate": h}
+        spec = plan_spec_of(parse_yaml(_dump(data), str(doc.file)))
+        r = plan(spec, backend="highs", top_k=1)
+        costs.append(r.plans[0].objective_value)
+        problem = prepare(spec)[1]
+        assert violations(problem, r.plans[0]) == []     # the tests' own check, the cache included
+    assert costs[0] >= costs[1] * (1 - 1e-9) >= costs[2] * (1 - 1e-9)
+
+
+def _dump(data) -> str:
+    import yaml
+    return yaml.safe_dump(data)
+
+
+# ----------------------------------------------------------------------------------------
+# The LRU rule, the engine's count of cached tokens, the simulator's hook
+# ----------------------------------------------------------------------------------------
+
+def test_lru_evicts_least_recent_and_keeps_pinned_blocks():
+    c = BlockLRU(3)
+    c.use([1, 2])
+    c.pin([3, 4])            # in flight: 3 and 4 held, 2 evicted (1 is more recent: used last)
+    assert 1 in c.free and 2 not in c.free and set(c.pinned) == {3, 4}
+    assert c.hits([1, 3, 4]) == 3 and c.hits([2, 1]) == 0
+    c.release([3, 4])        # 4 freed first, 3 last: 3 the most recent
+    c.pin([5, 6])            # room for 2 only beside... capacity 3: evicts 1, then 4
+    assert set(c.free) == {3} and set(c.pinned) == {5, 6}
+    assert cached_tokens(3, 512, 1500) == 1499      # a full hit still computes the last token
+    assert cached_tokens(2, 512, 1500) == 1024
+
+
+def test_simulator_counts_cached_and_computed_tokens():
+    """A stated hit rate 0.75 on 2,000-token prompts: every request's prefill computes 500
+    tokens; the summary counts 1,500 cached and 500 computed a request, and TTFT falls."""
+    ph = _phys()
+    eng = engine(ph)
+    a = Arrivals("poisson", rate=1.0)
+    kw = dict(n_requests=200, seed=1)
+    plain = simulate_config(ph, eng, 0, a, Lengths(2000), Lengths(50), **kw)
+    cached = simulate_config(ph, eng, 0, a, Lengths(2000), Lengths(50), prefix_cache=StatedCache(0.75), **kw)
+    assert cached.summary["prompt_tokens_cached"] == 200 * 1500
+    assert cached.summary["prompt_tokens_computed"] == 200 * 500
+    assert cached.summary["cache_hit_rate"] == 0.75
+    assert "cache_hit_rate" not in plain.summary
+    assert cached.summary["ttft_mean"] < 0.6 * plain.summary["ttft_mean"]
+
+
+def test_simulator_hit_rate_zero_is_the_simulator_without_a_cache():
+    ph = _phys()
+    eng = engine(ph)
+    a = Arrivals("poisson", rate=2.0)
+    kw = dict(n_requests=300, seed=3)
+    plain = simulate_config(ph, eng, 0, a, Lengths([500, 3000], [0.5, 0.5]), Lengths([20, 200]), **kw)
+    zero = simulate_config(ph, eng, 0, a, Lengths([500, 3000], [0.5, 0.5]), Lengths([20, 200]),
+                           prefix_cache=StatedCache(0.0), **kw)
+    assert np.array_equal(plain.ttft, zero.ttft) and np.array_equal(plain.e2e, zero.e2e)
+
+
+@pytest.mark.parametrize("model,gpu,tp", [("llama-3.1-70b", "h100-sxm", 4), ("llama-3.1-8b", "h200", 1)])
+def test_simulators_lru_agrees_with_the_closed_forms_reuse_on_mooncake(model, gpu, tp):
+    """The Mooncake conversation sample replayed in order (its lengths, at its mean rate) with
+    an LRU of the configuration's KV pool in 512-token blocks, the blocks of requests in
+    flight pinned: its hit rate is within 5 points of the closed form's (the trace's reuse at
+    a cache of the pool's size, docs/workloads.md section 4)."""
+    trace = read_trace(str(ROOT / "instances" / "traces" / "mooncake-conversation-sample.jsonl"))
+    S, Out = trace.input_tokens, trace.output_tokens
+    ph = _phys(model, gpu, tp, 64, float(S.mean()), float(Out.mean()))
+    eng = engine(ph)
+    pool = float(eng.kv_pool_tokens[0])
+    blocks = int(pool // trace.block_tokens)
+    assert trace.block_ids is not None and trace.block_offsets is not None
+    ids, off = trace.block_ids.tolist(), trace.block_offsets.tolist()
+    per_request = [ids[off[i]:off[i + 1]] for i in range(trace.requests)]
+    cache = TraceCache(per_request, trace.block_tokens, blocks)
+    span = float(trace.time_s[-1] - trace.time_s[0])
+    T, cap = int(eng.token_budget[0]), int(eng.max_seqs[0])
+    from planner.physics.step import scalar_step_fn
+    fn = scalar_step_fn(ph, 0, T + cap + 1)
+    keep = S + Out <= pool
+    assert keep.all()
+    r = simulate(fn, Arrivals("poisson", rate=(trace.requests - 1) / span), Lengths(S.tolist(), in_order=True),
+                 Lengths(Out.tolist(), in_order=True), token_budget=T, max_seqs=cap, kv_pool_tokens=pool,
+                 n_requests=trace.requests, prefix_cache=cache)
+    closed = prefix_reuse(trace, blocks)
+    assert closed is not None
+    assert abs(r.summary["cache_hit_rate"] - closed) <= 0.05, (r.summary["cache_hit_rate"], closed, blocks)
+
+
+# ----------------------------------------------------------------------------------------
+# Inputs: the schema piece and its located errors
+# ----------------------------------------------------------------------------------------
+
+BASE = """
+schema_version: 1
+model: llama-3.1-8b
+workload: {input_tokens: 2000, output_tokens: 200, demand: {requests_per_s: 5}, prefix_cache: PC}
+slo: {ttft_ms: {p90: 2000}, tpot_ms: 50}
+search: {gpus: [h100-sxm]}
+objective: cost_per_hour
+"""
+
+
+def _spec(pc: str):
+    return plan_spec_of(parse_yaml(BASE.replace("PC", pc), "inst.yaml"))
+
+
+@pytest.mark.parametrize("pc,needle", [("{hit_rate: 1.5}", "hit_rate"), ("{hit_rate: 0.2, prefix_tokens: 100}", "one of"),
+                                        ("{}", "one of"), ("{from_trace: true}", "trace"),
+                                        ("{hit_rate: 0.2, extra: 1}", "extra")])
+def test_bad_prefix_cache_is_located(pc, needle):
+    with pytest.raises(InputError) as e:
+        _spec(pc)
+    assert e.value.file == "inst.yaml" and str(e.value.path).startswith("workload")
+    assert needle in str(e.value) and "prefix_cache" in f"{e.value.path} {e.value}"
+
+
+def test_stated_cache_resolves_over_the_length_distribution():
+    p = resolve(_spec("{prefix_tokens: 1500}"))
+    s = p.slots[0]
+    assert s.cache is not None and s.cache.cached_tokens == 1500 and s.cache.share == 0.75
+    lengths = BASE.replace("input_tokens: 2000", "input_tokens: {histogram: [[1000, 0.5], [3000, 0.5]]}")
+    p = resolve(plan_spec_of(parse_yaml(lengths.replace("PC", "{prefix_tokens: 1500}"), "inst.yaml")))
+    # min(1500, S - 1) per prompt: 999 and 1500
+    assert p.slots[0].cache.cached_tokens == pytest.approx(0.5 * 999 + 0.5 * 1500)
+
+
+def test_from_trace_needs_block_hashes():
+    text = (ROOT / "instances" / "trace_azure_conv.yaml").read_text()
+    data = parse_yaml(text, str(ROOT / "instances" / "trace_azure_conv.yaml")).data
+    data["workload"]["prefix_cache"] = {"from_trace": True}
+    with pytest.raises(InputError) as e:
+        resolve(plan_spec_of(parse_yaml(_dump(data), str(ROOT / "instances" / "trace_azure_conv.yaml"))),
+                parse_yaml(_dump(data), str(ROOT / "instances" / "trace_azure_conv.yaml")))
+    assert e.value.path == "workload.prefix_cache.from_trace"
+
+
+# ----------------------------------------------------------------------------------------
+# Launch flags and the plan's record
+# ----------------------------------------------------------------------------------------
+
+def _planned(hit_rate: float | None):
+    import json
+
+    from planner.plan.result import PlanResult
+    from planner.whatif.relax import plan_and_relax
+    doc = load_yaml(ROOT / "instances" / "latency_llama8b.yaml")
+    data = copy.deepcopy(doc.data)
+    if hit_rate is not None:
+        data["workload"]["prefix_cache"] = {"hit_rate": hit_rate}
+    doc = parse_yaml(_dump(data), str(doc.file))
+    r = plan_and_relax(plan_spec_of(doc), doc, top_k=1, time_limit=60.0, simulate=False)
+    return PlanResult.from_dict(json.loads(json.dumps(r.to_dict())))    # as `planner launch` reads it
+
+
+def test_launch_turns_caching_on_where_the_plan_counts_on_it():
+    from planner.launch.scripts import launch
+    with_cache, without = _planned(0.4), _planned(None)
+    w = next(iter(with_cache.inputs["workloads"].values()))
+    assert w["prefix_cache"]["share"] == pytest.approx(0.4) and w["prefix_cache"]["source"] == "hit_rate"
+    assert w["prefix_cache"]["cached_tokens_per_request"] + w["prefix_cache"]["computed_tokens_per_request"] \
+        == pytest.approx(w["input_tokens_mean"])
+    assert "prefix_cache" not in next(iter(without.inputs["workloads"].values()))
+    for result, on in ((with_cache, True), (without, False)):
+        plan = result.plans[0]
+        vllm, sglang, trt = (launch(result, plan, e) for e in ("vllm", "sglang", "trtllm"))
+        assert any(a.flag == "--enable-prefix-caching" for a in vllm.args) is on
+        assert not any(a.flag == "--disable-radix-cache" for a in sglang.args)
+        assert any("radix cache" in n for n in sglang.notes) is on
+        assert (trt.yaml or {}).get("kv_cache_config", {}).get("enable_block_reuse", False) is on
+
+
+def test_plan_output_shows_cached_and_computed_prompt_tokens():
+    from planner.cli.render import notes
+    from planner.report.html import render_report
+    r = _planned(0.4)
+    line = [n for n in notes(r) if n.startswith("prefix cache")]
+    assert len(line) == 1 and "40.0% of prompt tokens" in line[0] and "its stated hit rate" in line[0]
+    w = next(iter(r.inputs["workloads"].values()))
+    cached, computed = w["prefix_cache"]["cached_tokens_per_request"], w["prefix_cache"]["computed_tokens_per_request"]
+    assert f"{cached:,.0f} cached + {computed:,.0f} computed" in line[0]
+    assert line[0] in render_report(r)
+    assert not [n for n in notes(_planned(None)) if n.startswith("prefix cache")]
+
+
+def test_prefill_pool_skips_the_cached_prefill_but_sends_the_whole_context():
+    """Disaggregated (docs/disaggregation.md section 1): the cache lives in the prefill pool.
+    Its saturation rises and its TTFT falls with the cached share, its KV transfer stays the
+    whole prompt's, and at P = 0 it is the pool without a cache exactly."""
+    from planner.physics import disagg
+    ph = _phys(S=4000, out=300)
+    eng = engine(ph)
+    plain, zero, cached = (Workload(isl=4000.0, osl=300.0), Workload(isl=4000.0, osl=300.0, cached=0.0),
+                           Workload(isl=4000.0, osl=300.0, cached=3000.0))
+    rate = np.array([0.5 * float(disagg.prefill_saturation(ph, eng, 4000.0)[0])])
+    a, z, b = (disagg.prefill_metrics(ph, eng, w, rate, "inter") for w in (plain, zero, cached))
+    for key in a.stats:
+        assert np.array_equal(a.stats[key], z.stats[key])
+    assert b.transfer[0] == a.transfer[0] > 0
+    assert disagg.prefill_saturation(ph, eng, 4000.0, 3000.0)[0] > 3 * disagg.prefill_saturation(ph, eng, 4000.0)[0]
+    assert b.get("ttft", "mean")[0] < a.get("ttft", "mean")[0]
+    assert b.get("ttft", "p99")[0] < a.get("ttft", "p99")[0]
+
+
+@pytest.mark.parametrize("name", ["mooncake-conversation-sample.jsonl", "mooncake-synthetic-sample.jsonl"])
+def test_reuse_curve_is_the_lru_at_every_size(name):
+    """The one-pass reuse curve (stack distances, LRU inclusion) against the LRU itself
+    (``prefix_reuse``) at sizes from 1 block to unbounded: the same share, exactly."""
+    from planner.traces.cache import ReuseCurve
+    trace = read_trace(str(ROOT / "instances" / "traces" / name))
+    assert trace.block_ids is not None and trace.block_offsets is not None
+    ids, off = trace.block_ids.tolist(), trace.block_offsets.tolist()
+    curve = ReuseCurve([ids[off[i]:off[i + 1]] for i in range(trace.requests)], trace.input_tokens.tolist(),
+                       trace.block_tokens)
+    shares = [curve.share(n) for n in (0, 1, 3, 10, 40, 100, 338, 887, 1721, 3000, 10**6)]
+    for n, s in zip((0, 1, 3, 10, 40, 100, 338, 887, 1721, 3000, 10**6), shares):
+        assert s == (prefix_reuse(trace, n) if n else 0.0), n
+    assert curve.share(None) == prefix_reuse(trace)
+    assert shares == sorted(shares)
+
+
+def test_from_trace_takes_each_configurations_kv_pool():
+    """``from_trace`` without ``cache_blocks``: each configuration's cached tokens are the
+    trace's reuse in an LRU of its own KV pool (in 512-token blocks), more for a larger pool,
+    never more than an unbounded cache's; with ``cache_blocks`` one figure for all."""
+    path = ROOT / "instances" / "trace_mooncake_synthetic.yaml"
+    data = copy.deepcopy(load_yaml(path).data)
+    data["workload"].pop("cache_blocks", None)
+    data["workload"]["prefix_cache"] = {"from_trace": True}
+    doc = parse_yaml(_dump(data), str(path))
+    slot = resolve(plan_spec_of(doc), doc).slots[0]
+    assert slot.cache is not None and slot.cache.curve is not None
+    pools = np.array([1e4, 1e5, 4.5e5, 9e5, 1e9])
+    cached = np.asarray(slot.cache.cached_at(pools))
+    assert np.all(np.diff(cached) >= 0) and cached[-1] == pytest.approx(slot.cache.cached_tokens)
+    for pool, got in zip(pools, cached):
+        assert got == pytest.approx(prefix_reuse(read_trace(str(ROOT / "instances" / "traces" /
+                                                                "mooncake-synthetic-sample.jsonl")),
+                                                 int(pool // 512)) * slot.input.mean)
+    data["workload"]["cache_blocks"] = 500
+    doc = parse_yaml(_dump(data), str(path))
+    fixed = resolve(plan_spec_of(doc), doc).slots[0].cache
+    assert fixed is not None and fixed.curve is None and fixed.cached_at(pools) == fixed.cached_tokens
+
+
+def test_a_shared_prefix_never_costs_a_disaggregated_fleet_more():
+    """fleet_disagg_wins (4,096-token prompts, prefill and decode pools) with a 3,000-token
+    shared prefix: the prefill pool computes 1,096 tokens a prompt, so the fleet costs no more
+    (here less), and its prefill plan records the split."""
+    from planner.plan.solve import plan
+    path = ROOT / "instances" / "fleet_disagg_wins.yaml"
+    data = copy.deepcopy(load_yaml(path).data)
+    costs, results = [], []
+    for prefix in (None, 3000):
+        if prefix is not None:
+            data["workloads"][0]["prefix_cache"] = {"prefix_tokens": prefix}
+        doc = parse_yaml(_dump(data), str(path))
+        r = plan(fleet_spec_of(doc), doc, backend="highs")
+        costs.append(r.answers[0].totals.cost_per_hour)
+        results.append(r)
+    assert costs[1] <= costs[0] * (1 + 1e-9)
+    prefill = [p for p in results[1].plans if p.role == "prefill"]
+    assert prefill and prefill[0].load["prompt_tokens"] == {"cached_per_request": 3000.0,
+                                                            "computed_per_request": 1096.0}
+    assert all("prompt_tokens" not in p.load for p in results[1].plans if p.role == "decode")
