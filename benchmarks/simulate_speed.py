@@ -24,8 +24,9 @@ import json, sys, time
 sys.path.insert(0, {root!r})
 from planner.plan.rescore import simulate_row
 from planner.plan.solve import plan, prepare
+from planner.schemas.fleet import load_fleet_spec
 from planner.schemas.plan import load_plan_spec
-spec, doc = load_plan_spec({path!r})
+spec, doc = (load_fleet_spec if {fleet!r} else load_plan_spec)({path!r})
 _, problem, cands = prepare(spec, doc)
 result = plan(spec, doc)
 out = []
@@ -57,7 +58,7 @@ def instances(names: str | None) -> list[Path]:
 
 
 def measure(root: Path, path: Path) -> list[dict]:
-    code = MEASURE.format(root=str(root), path=str(path))
+    code = MEASURE.format(root=str(root), path=str(path), fleet=path.name.startswith("fleet_"))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
     if out.returncode:
         return [dict(error=(out.stderr.strip().splitlines() or ["failed"])[-1][:60])]
