@@ -267,6 +267,24 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
             if ran < m:
                 k += 1
                 continue
+        elif spec == 0 and prefilling and budget > 0 and S_l[prefilling[0][0]] - prefilling[0][1] > budget:
+            # The first prompt in progress takes the whole budget for its next steps (no other
+            # prompt moves, nobody is admitted) up to the step before its last chunk, or to the
+            # next completion's step: the decoders fixed, its chunks and their contexts growing
+            # by a step each, summed in closed form as above.
+            item = prefilling[0]
+            m = (S_l[item[0]] - item[1] - 1) // budget
+            if not pf and n_dec:
+                m = min(m, heap[0][0] - k + 1)
+            ran, t = rec.prefill_run(step, n_step, ctx, budget, item[1], m, t)
+            item[1] += budget * ran
+            if pf:
+                continue                  # the decoders wait: their clock k stands still
+            ctx += n_dec * ran
+            k += ran - 1
+            if not (heap and heap[0][0] == k):
+                k += 1
+                continue
         else:
             chunk = 0
             att = 0.0
@@ -406,8 +424,20 @@ class _Steps:
         (steps run, the time after them). Step s takes step(n, ctx + n s); the run is split
         into pieces on which that is linear in s (``_linear_pieces``), each summed in closed
         form: the piece's step s starts at t + s f0 + d s (s - 1) / 2."""
+        return self._walk(self._pieces(step, n, ctx, m), n, t, until)
+
+    def prefill_run(self, step: StepFn, n: int, ctx: float, c: int, done: int, m: int, t: float
+                    ) -> tuple[int, float]:
+        """``m`` steps of ``n`` decoders (``ctx`` tokens, growing by n a step) beside a chunk of
+        ``c`` tokens of one prompt ``done`` tokens in (growing by c a step), none completing it:
+        the step s costs step(n, ctx + n s, c, c^2 + 2 c (done + c s), 0), summed as above."""
+        def v(s: int) -> float:
+            return step(n, ctx + n * s if n else 0.0, c, c * c + 2.0 * c * (done + c * s), 0)
+        return self._walk(_linear_pieces(v, m), n, t, math.inf)
+
+    def _walk(self, pieces: list[tuple[int, float, float]], n: int, t: float, until: float) -> tuple[int, float]:
         ran = 0
-        for count, f0, d in self._pieces(step, n, ctx, m):
+        for count, f0, d in pieces:
             take = count
             if until < _piece_end(t, count, f0, d):
                 lo, hi = 0, count - 1       # the first s whose start is at or after ``until``
@@ -434,6 +464,8 @@ class _Steps:
         [lo, hi] on which the step time is one line a + b ctx: a run inside it costs no
         evaluation, a run past it widens it where the new ends (and their midpoints with the
         range) lie on the line, and is split into pieces where they do not."""
+        def decode(s: int) -> float:
+            return step(n, ctx + n * s, 0, 0.0, 0)
         last = ctx + n * (m - 1)
         line = self.lines.get(n)
         if line is not None:
@@ -444,8 +476,8 @@ class _Steps:
             if all(abs(step(n, x, 0, 0.0, 0) - (a + b * x)) <= LINEAR_TOLERANCE * abs(a + b * x) for x in new):
                 self.lines[n] = (min(lo, ctx), max(hi, last), a, b)
                 return [(m, a + b * ctx, b * n)]
-            return _linear_pieces(step, n, ctx, m)
-        pieces = _linear_pieces(step, n, ctx, m)
+            return _linear_pieces(decode, m)
+        pieces = _linear_pieces(decode, m)
         if m >= 3 and len(pieces) == 2:            # one line over the run (and its last step on it)
             b = pieces[0][2] / n
             self.lines[n] = (ctx, last, pieces[0][1] - b * ctx, b)
@@ -467,15 +499,14 @@ def _piece_end(t: float, count: int, f0: float, d: float) -> float:
     return t + count * f0 + d * count * (count - 1) / 2.0
 
 
-def _linear_pieces(step: StepFn, n: int, ctx: float, m: int) -> list[tuple[int, float, float]]:
-    """Steps s = 0 .. m - 1 of ``n`` decoders at contexts ctx + n s as pieces (steps, first
-    step's time, increment a step) on which the step time is linear in s. The step time is a
-    continuous piecewise-linear function of the context for a fixed batch (rooflines and
-    overlaps are maxima of linear terms; windowed attention a minimum): a range is one piece
-    where its midpoint and quartiles lie on the chord of its ends (within ``LINEAR_TOLERANCE``),
-    else it is halved; a piece holding a kink is found in O(log m) evaluations."""
-    def v(s: int) -> float:
-        return step(n, ctx + n * s, 0, 0.0, 0)
+def _linear_pieces(v: Callable[[int], float], m: int) -> list[tuple[int, float, float]]:
+    """Steps s = 0 .. m - 1 taking v(s) seconds as pieces (steps, first step's time, increment
+    a step) on which v is linear in s. For a fixed batch and chunk the step time is a
+    continuous piecewise-linear function of the contexts, which grow linearly in s (rooflines
+    and overlaps are maxima of linear terms; windowed attention a minimum): a range is one
+    piece where its midpoint and quartiles lie on the chord of its ends (within
+    ``LINEAR_TOLERANCE``), else it is halved; a piece holding a kink is found in O(log m)
+    evaluations."""
     last = v(m - 1)
     if m == 1:
         return [(1, last, 0.0)]

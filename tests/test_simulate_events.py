@@ -77,7 +77,8 @@ def test_matches_the_reference_with_speculation_and_a_prefill_pool():
                                              ("llama-4-scout", "w8a8-fp8", 2)])
 def test_windowed_attention_matches_the_reference(model, scheme, tp):
     """Sliding-window and chunked layers: the step time bends where the contexts pass the window."""
-    fn, T, cap, pool = _fn(model, "h100-sxm", scheme, "bf16", tp, 16, 3000, 2000)
+    case = (model, "h100-sxm", scheme, "bf16", tp, 16, 3000, 2000)
+    fn, T, cap, pool = _fn(*case)
     _same(*_both(fn, Arrivals("poisson", rate=0.5), Lengths(3000), Lengths([200, 2000]), token_budget=T,
                  max_seqs=cap, kv_pool_tokens=pool, n_requests=60, seed=3))
 
@@ -91,8 +92,19 @@ def test_linear_pieces_sum_a_kinked_step_time_exactly():
         return 0.02 + 3e-8 * ctx
     for f, most in ((kinked, 40), (straight, 2)):
         n, ctx, m = 7, 5000.0, 3000
-        pieces = _linear_pieces(f, n, ctx, m)
+        pieces = _linear_pieces(lambda s: f(n, ctx + n * s), m)
         assert sum(p[0] for p in pieces) == m and len(pieces) <= most
         got = np.concatenate([f0 + d * np.arange(cnt) for cnt, f0, d in pieces])
         want = np.array([f(n, ctx + n * s) for s in range(m)])
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("pf", [False, True])
+def test_long_prompts_chunked_over_many_steps_match_the_reference(pf):
+    """Prompts of 8-12 budgets: the steps where one prompt takes the whole budget beside the
+    decoders are summed as a run too; a hybrid state-space model bends nowhere, a dense one
+    neither, and both give the reference's run."""
+    for case in (LLAMA8B, ("qwen3.5-27b", "h100-sxm", "w16a16", "bf16", 2, 16, 3000, 40)):
+        fn, T, cap, pool = _fn(*case)
+        _same(*_both(fn, Arrivals("poisson", rate=1.5), Lengths([2100, 3000], [0.5, 0.5]), Lengths([5, 40]),
+                     token_budget=256, max_seqs=8, kv_pool_tokens=pool, n_requests=150, seed=6, prefill_first=pf))
