@@ -12,16 +12,20 @@ Wall seconds on this machine (noisy, shared: the load average is printed)."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import sys
 import time
 from pathlib import Path
 
-from planner.schemas.sweep import load_sweep_spec
-from planner.whatif.executors import RayExecutor, get_executor
-from planner.whatif.sweep import sweep
-from planner.yamlio import load_yaml
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))               # this checkout, not an installed planner
+
+from planner.schemas.sweep import load_sweep_spec  # noqa: E402
+from planner.whatif.executors import RayExecutor, get_executor  # noqa: E402
+from planner.whatif.sweep import sweep  # noqa: E402
+from planner.yamlio import load_yaml  # noqa: E402
+
 SWEEPS = ("demand_prices.yaml", "fleet_budgets.yaml")
 
 
@@ -33,7 +37,16 @@ def run(path: Path, executor, reuse: bool = True) -> tuple[float, str, int]:
     return time.perf_counter() - t0, r.to_json(), len(r.rows)
 
 
+def differing(ref: str, out: str) -> str:
+    """The scenarios whose rows differ, with each run's status (a solve cut short by its time
+    limit on a loaded machine is not reproducible, whatever the executor)."""
+    a, b = (json.loads(x)["results"] for x in (ref, out))
+    diff = [(x["id"], x["status"], y["status"]) for x, y in zip(a, b) if x != y]
+    return "; ".join(f"{i} ({s} / {t})" for i, s, t in diff)
+
+
 def main() -> None:
+    os.environ["PYTHONPATH"] = str(ROOT)       # workers (spawned, Ray's) import this checkout too
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sweeps", default=",".join(SWEEPS))
     ap.add_argument("--no-ray", action="store_true")
@@ -48,7 +61,7 @@ def main() -> None:
     def show(path: Path, name: str, workers: int, s: float, out: str, n: int) -> None:
         base_s, ref = refs[path]
         print(f"| {path.stem} | {name} | {workers} | {s:.1f} | {n / s:.2f} | {base_s / s:.2f}x | "
-              f"{'yes' if out == ref else 'NO'} |", flush=True)
+              f"{'yes' if out == ref else 'NO: ' + differing(ref, out)} |", flush=True)
 
     for path in paths:
         s, ref, n = run(path, get_executor("serial"))
@@ -69,7 +82,6 @@ def main() -> None:
         show(path, "ray local (its start included)", 2, *run(path, RayExecutor(2)))
         show(path, "ray local (running)", 2, *run(path, RayExecutor(2)))
         ray.shutdown()
-    os.environ["PYTHONPATH"] = str(ROOT)       # the cluster's workers import this checkout
     t0 = time.perf_counter()
     cluster = Cluster(initialize_head=True, head_node_args=dict(num_cpus=1, include_dashboard=False))
     try:

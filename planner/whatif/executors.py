@@ -99,30 +99,41 @@ IN_FLIGHT = 2
 that this process still has tasks of its own to run while they work."""
 
 
-def share(run_here: Callable[[int], Any], submit: Callable[[int], Any], collect: Callable[[bool], list],
+def share(run_here: Callable[[int], Any], submit: Callable[[int], Any], collect: Callable[[], list],
           n: int, in_flight: int, sizes: Sequence[int], progress: Progress | None) -> list[Any]:
     """Results of tasks 0 .. n - 1 in task order, the work shared between this process and the
     workers: ``submit(i)`` hands task i to a worker (from the first on, at most ``in_flight``
-    at a time), ``collect(block)`` returns [(i, result)] of tasks the workers finished
-    (waiting for one when ``block``), ``run_here(i)`` runs task i in this process (from the
-    last one back, while no worker result is waiting)."""
+    unfinished at a time), ``collect()`` returns [(i, result)] of tasks the workers finished
+    since, and ``run_here(i)`` runs task i in this process: from the last one back, then, once
+    every task is handed out, the unfinished ones a worker holds (the last handed first),
+    whichever finishes first giving the result (they are the same). So this process never waits
+    while a task is unfinished, and the whole takes no longer than running every task here."""
     results: list[Any] = [None] * n
-    front, back, pending = 0, n, 0
-    while front < back or pending:
-        while front < back and pending < in_flight:
-            submit(front)
-            front += 1
-            pending += 1
-        for i, r in collect(front >= back):
+    done = [False] * n
+    handed: list[int] = []          # handed to a worker, not finished
+
+    def finish(i: int, r: Any) -> None:
+        if not done[i]:
+            done[i] = True
             results[i] = r
-            pending -= 1
             if progress:
                 progress(sizes[i])
+
+    front, back = 0, n
+    while front < back or handed:
+        while front < back and len(handed) < in_flight:
+            submit(front)
+            handed.append(front)
+            front += 1
+        for i, r in collect():
+            finish(i, r)
+        handed = [i for i in handed if not done[i]]
         if front < back:
             back -= 1
-            results[back] = run_here(back)
-            if progress:
-                progress(sizes[back])
+            finish(back, run_here(back))
+        elif handed:
+            i = handed.pop()
+            finish(i, run_here(i))
     return results
 
 
@@ -146,18 +157,30 @@ class ProcessExecutor:
             with _workers_ignore_ctrl_c():
                 pending[pool.submit(_call, fn, tasks[i])] = i
 
-        def collect(block: bool) -> list[tuple[int, Any]]:
-            done, _ = wait(pending, timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        def collect() -> list[tuple[int, Any]]:
+            done, _ = wait(pending, timeout=0, return_when=FIRST_COMPLETED)
             return [(pending.pop(fut), fut.result()) for fut in done]
 
         try:
             results = share(lambda i: fn(shared, tasks[i]), submit, collect, len(tasks), IN_FLIGHT * helpers,
                             sizes, progress)
         except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)     # Ctrl-C or a failed task: stop now
+            _stop(pool)                 # Ctrl-C or a failed task: stop now
             raise
-        pool.shutdown(wait=True)
+        if pending:                     # tasks this process ran too, still running in a worker
+            _stop(pool)
+        else:
+            pool.shutdown(wait=True)
         return results
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Shut the pool down now: queued tasks cancelled, the workers still running one ended."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in processes:
+        if p.is_alive():
+            p.terminate()
 
 
 _RAY_SHARED: dict[str, Any] = {}
@@ -218,19 +241,18 @@ class RayExecutor:
         def submit(i: int) -> None:
             pending[remote.remote(fn, box, tasks[i])] = i
 
-        def collect(block: bool) -> list[tuple[int, Any]]:
+        def collect() -> list[tuple[int, Any]]:
             if not pending:
                 return []
-            done, _ = ray.wait(list(pending), num_returns=1 if block else len(pending), timeout=None if block else 0)
+            done, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
             return [(pending.pop(ref), ray.get(ref)) for ref in done]
 
         try:
             return share(lambda i: fn(shared, tasks[i]), submit, collect, len(tasks), IN_FLIGHT * cpus, sizes,
                          progress)
-        except BaseException:
+        finally:                        # Ctrl-C, a failed task, or tasks this process ran too
             for ref in pending:
-                ray.cancel(ref)
-            raise
+                ray.cancel(ref, force=True)
 
 
 def default_executor(workers: int) -> str:
