@@ -1,66 +1,99 @@
-"""The shipped sweep (instances/sweeps/demand_prices.yaml, 128 scenarios) through each
-executor: wall time with 1 and 2 workers, serial, Ray when installed, and the price-only fast
-path (one candidate table per physics group, re-priced) against rebuilding every table.
-Every run's JSON is compared with the serial one, byte for byte.
+"""The shipped sweeps (instances/sweeps/demand_prices.yaml, 128 scenarios of one model;
+fleet_budgets.yaml, a fleet's) through each executor: scenarios per second serial, with 2
+processes, on a local Ray of 2 workers and on a 3-worker local Ray cluster (a head and two
+worker nodes on this machine, ``ray.cluster_utils.Cluster``), and the price-only fast path
+against rebuilding every table. Every run's JSON is compared with the serial one, byte for
+byte; "workers" count this process, which runs tasks too (planner/whatif/executors.py).
 
-    python benchmarks/sweep_executors.py [--sweep FILE] [--workers 2] [--no-ray]
-"""
+    python benchmarks/sweep_executors.py [--sweeps a.yaml,b.yaml] [--no-ray] [--no-rebuild]
+
+Wall seconds on this machine (noisy, shared: the load average is printed)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import sys
 import time
 from pathlib import Path
 
-from planner.schemas.sweep import load_sweep_spec
-from planner.whatif.executors import get_executor
-from planner.whatif.sweep import sweep
-from planner.yamlio import load_yaml
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))               # this checkout, not an installed planner
+
+from planner.schemas.sweep import load_sweep_spec  # noqa: E402
+from planner.whatif.executors import RayExecutor, get_executor  # noqa: E402
+from planner.whatif.sweep import sweep  # noqa: E402
+from planner.yamlio import load_yaml  # noqa: E402
+
+SWEEPS = ("demand_prices.yaml", "fleet_budgets.yaml")
 
 
-def run(path: Path, executor: str, workers: int, reuse: bool = True) -> tuple[float, str]:
+def run(path: Path, executor, reuse: bool = True) -> tuple[float, str, int]:
     spec, doc = load_sweep_spec(str(path))
     base = load_yaml(str(path.parent / spec.base))
     t0 = time.perf_counter()
-    r = sweep(spec, doc, base, get_executor(executor, workers), reuse=reuse)
-    return time.perf_counter() - t0, r.to_json()
+    r = sweep(spec, doc, base, executor, reuse=reuse)
+    return time.perf_counter() - t0, r.to_json(), len(r.rows)
+
+
+def differing(ref: str, out: str) -> str:
+    """The scenarios whose rows differ, with each run's status (a solve cut short by its time
+    limit on a loaded machine is not reproducible, whatever the executor)."""
+    a, b = (json.loads(x)["results"] for x in (ref, out))
+    diff = [(x["id"], x["status"], y["status"]) for x, y in zip(a, b) if x != y]
+    return "; ".join(f"{i} ({s} / {t})" for i, s, t in diff)
 
 
 def main() -> None:
+    os.environ["PYTHONPATH"] = str(ROOT)       # workers (spawned, Ray's) import this checkout too
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sweep", type=Path, default=ROOT / "instances" / "sweeps" / "demand_prices.yaml")
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--sweeps", default=",".join(SWEEPS))
     ap.add_argument("--no-ray", action="store_true")
+    ap.add_argument("--no-rebuild", action="store_true", help="skip the serial run rebuilding every table")
     args = ap.parse_args()
-    print(f"{args.sweep.name}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f} at the start")
-    print("| executor | workers | fast path | wall s | identical to serial |")
-    print("|---|---|---|---|---|")
-    base_s, ref = run(args.sweep, "serial", 1)
-    rows = [("serial", 1, "yes", base_s, True)]
-    slow_s, slow = run(args.sweep, "serial", 1, reuse=False)
-    rows.append(("serial", 1, "no (rebuild every table)", slow_s, slow == ref))
-    for w in sorted({1, args.workers}):
-        s, out = run(args.sweep, "process", w)
-        rows.append(("process", w, "yes", s, out == ref))
-    if not args.no_ray:
-        try:
-            import ray  # noqa: F401
-        except ImportError:
-            print("(ray not installed: pip install -e '.[ray]')")
-        else:
-            s, out = run(args.sweep, "ray", args.workers)
-            rows.append(("ray (start included)", args.workers, "yes", s, out == ref))
-            s, out = run(args.sweep, "ray", args.workers)
-            rows.append(("ray (running)", args.workers, "yes", s, out == ref))
-    for executor, w, fast, s, same in rows:
-        print(f"| {executor} | {w} | {fast} | {s:.1f} | {'yes' if same else 'NO'} |")
-    p1 = next(s for e, w, _, s, _ in rows if e == "process" and w == 1)
-    pn = next(s for e, w, _, s, _ in rows if e == "process" and w == args.workers)
-    print(f"process: {args.workers} workers vs 1: {p1 / pn:.2f}x; fast path vs rebuild (serial): "
-          f"{slow_s / base_s:.2f}x")
+    paths = [ROOT / "instances" / "sweeps" / name for name in args.sweeps.split(",")]
+    print(f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f} at the start\n")
+    print("| sweep | executor | workers | wall s | scenarios/s | vs serial | identical to serial |")
+    print("|---|---|---|---|---|---|---|")
+    refs: dict[Path, tuple[float, str]] = {}
+
+    def show(path: Path, name: str, workers: int, s: float, out: str, n: int) -> None:
+        base_s, ref = refs[path]
+        print(f"| {path.stem} | {name} | {workers} | {s:.1f} | {n / s:.2f} | {base_s / s:.2f}x | "
+              f"{'yes' if out == ref else 'NO: ' + differing(ref, out)} |", flush=True)
+
+    for path in paths:
+        s, ref, n = run(path, get_executor("serial"))
+        refs[path] = (s, ref)
+        show(path, "serial", 1, s, ref, n)
+        if not args.no_rebuild:
+            show(path, "serial, every table rebuilt", 1, *run(path, get_executor("serial"), reuse=False))
+        show(path, "process", 2, *run(path, get_executor("process", 2)))
+    if args.no_ray:
+        return
+    try:
+        import ray
+        from ray.cluster_utils import Cluster
+    except ImportError:
+        print("(ray not installed: pip install -e '.[ray]')")
+        return
+    for path in paths:
+        show(path, "ray local (its start included)", 2, *run(path, RayExecutor(2)))
+        show(path, "ray local (running)", 2, *run(path, RayExecutor(2)))
+        ray.shutdown()
+    t0 = time.perf_counter()
+    cluster = Cluster(initialize_head=True, head_node_args=dict(num_cpus=1, include_dashboard=False))
+    try:
+        for _ in range(2):
+            cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        print(f"\n(a 3-node local cluster started in {time.perf_counter() - t0:.1f} s)\n")
+        for path in paths:
+            show(path, "ray cluster, 3 nodes (running)", 3, *run(path, RayExecutor(3, address=cluster.address)))
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
 
 
 if __name__ == "__main__":

@@ -1,12 +1,19 @@
 """Discrete-event simulator of a continuous-batching engine with chunked prefill.
 
 An independent check of the closed forms in planner/physics/load.py: it shares only the
-step-time physics (``scalar_step_fn``), never the queueing formulas. Steps are the events:
-each step runs the decode token of every running sequence, then prompt chunks FIFO up to
+step-time physics (``scalar_step_fn``), never the queueing formulas. Each step runs the
+decode token of every running sequence, then prompt chunks FIFO up to
 the token budget (decode first, as vLLM V1 schedules; with ``prefill_first``, SGLang's default,
 prompt-only steps while a prompt waits, the decoders waiting); a request is admitted when
 a sequence slot is free and the KV pool can reserve its S + O tokens (TensorRT-LLM's
 guaranteed-no-evict policy). Seeded, deterministic. docs/load.md section 7.
+
+Its cost grows with requests, not tokens (issue 26 item 3): a step carrying prompt tokens, an
+admission or a speculative draw is run on its own, but between events (a completion, a request
+reaching the engine that could be admitted) the batch is fixed and only its contexts grow, a
+token a step, so those decode steps are summed in closed form over linear pieces of the step
+time (``_Steps.decode_run``). tests/sim_reference.py keeps the one-step-at-a-time loop it
+replaced; tests/test_simulate_events.py holds the two to the same runs.
 """
 
 from __future__ import annotations
@@ -101,13 +108,13 @@ def step_bound(S: np.ndarray, O: np.ndarray, token_budget: int) -> float:
     return float(np.sum(O, dtype=float) + S.size + np.sum(S, dtype=float) / max(int(token_budget), 1))
 
 
-def _wq(x: np.ndarray, w: np.ndarray, q: float) -> float:
-    """Weighted quantile (inverse of the weighted empirical CDF)."""
+def _wq(x: np.ndarray, w: np.ndarray, qs: Sequence[float]) -> list[float]:
+    """Weighted quantiles (inverse of the weighted empirical CDF), one sort for all."""
     if x.size == 0:
-        return float("nan")
+        return [float("nan")] * len(qs)
     o = np.argsort(x, kind="stable")
-    cw = np.cumsum(w[o])
-    return float(x[o][min(np.searchsorted(cw, q * cw[-1]), x.size - 1)])
+    xs, cw = x[o], np.cumsum(w[o])
+    return [float(xs[min(np.searchsorted(cw, q * cw[-1]), x.size - 1)]) for q in qs]
 
 
 def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, token_budget: int,
@@ -204,12 +211,10 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
     S_l, O_l = S.tolist(), O.tolist()
     first = [0.0] * n_requests
     fin = [0.0] * n_requests
-    step_dt: list[float] = []
-    step_n: list[int] = []
-    step_end: list[float] = []
+    rec = _Steps()
 
     waiting: deque[int] = deque()
-    prefilling: deque[list[int]] = deque()    # [rid, prompt tokens done]
+    prefilling: deque[list[int]] = deque()    # [rid, prompt tokens in the KV cache so far]
     heap: list[tuple[int, int]] = []          # (finish step, rid)
     nxt = 0                                   # next open-loop arrival to enqueue
     t = 0.0
@@ -220,9 +225,12 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
     kv_used = 0
     done = 0
     link_free = 0.0
+    events = 0
+    inf = math.inf
     cached_total = 0                          # prompt tokens the prefix cache served (``prefix_cache``)
     while done < n_requests:
-        if deadline is not None and not k & 1023 and time.perf_counter() > deadline:
+        events += 1
+        if deadline is not None and not events & 255 and time.perf_counter() > deadline:
             raise WorkLimit(f"the time limit ran out after {k:,} simulated steps")
         if closed:
             while pend and pend[0][0] <= t:
@@ -241,101 +249,137 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
                 raise RuntimeError("simulator stalled")
             t = arr_l[nxt] + serving_s
             continue
+        admit = bool(waiting) and running < cap and kv_used + S_l[waiting[0]] + O_l[waiting[0]] <= kv_pool_tokens
         # prefill first: a step of prompts alone while any waits for a slot it can have or is part-done
-        pf = prefill_first and bool(prefilling or (waiting and running < cap
-                                                   and kv_used + S_l[waiting[0]] + O_l[waiting[0]] <= kv_pool_tokens))
+        pf = prefill_first and bool(prefilling or admit)
         n_step = 0 if pf else n_dec
         budget = T - n_step * q
-        chunk = 0
-        att = 0.0
-        heads = 0
-        completed: list[int] = []
-        for item in prefilling:
-            if budget <= 0:
-                break
-            rid, d = item
-            take = min(budget, S_l[rid] - d)
-            att += take * take + 2.0 * take * d
-            chunk += take
-            budget -= take
-            item[1] = d + take
-            if item[1] == S_l[rid]:
-                heads += 1
-                completed.append(rid)
-        while budget > 0 and waiting and running < cap:
-            rid = waiting[0]
-            need = S_l[rid] + O_l[rid]
-            if kv_used + need > kv_pool_tokens:
-                break
-            waiting.popleft()
-            running += 1
-            kv_used += need
-            # PREFIX-CACHE HOOK (planner/traces/cache.py, docs/workloads.md section 7): a request's
-            # computed prompt tokens are its input minus its cached tokens d0; its prefill starts
-            # after them (the chunks' attention still reads them: 2 take d0), its KV holds all S + O
-            d0 = 0 if prefix_cache is None else prefix_cache.admit(rid, S_l[rid])
-            cached_total += d0
-            take = min(budget, S_l[rid] - d0)
-            att += take * take + 2.0 * take * d0
-            chunk += take
-            budget -= take
-            if d0 + take == S_l[rid]:
-                heads += 1
-                completed.append(rid)
-            else:
-                prefilling.append([rid, d0 + take])
-        dt = step(n_step, ctx if n_step else 0.0, chunk, att, heads)
-        t += dt
-        step_dt.append(dt)
-        step_n.append(n_step)
-        step_end.append(t)
         finished: list[int] = []
-        if pf:
-            pass                      # the decoders wait: no token, their clock k stands still
-        elif spec == 0:
-            ctx += n_dec
-        elif left:
-            rids = list(left)
-            if speculative_acceptance >= 1.0:
-                runs = [spec] * len(rids)
-            else:       # G = (trials to the first rejection) - 1, capped at k
-                runs = np.minimum(rng.geometric(1.0 - speculative_acceptance, len(rids)) - 1, spec).tolist()
-            for rid, g in zip(rids, runs):
-                r = left[rid]
-                emit = 1 + g if 1 + g < r else r
-                ctx += emit
-                if emit == r:
-                    del left[rid]
-                    finished.append(rid)
+        if not pf and not prefilling and spec == 0 and not (admit and budget > 0):
+            # Decode steps alone up to the next event: the next completion's step or, where a
+            # slot and the budget are free and nobody queues, the next request reaching the
+            # engine (the run stops before the first step starting at or after it). The batch
+            # is fixed in between and every context grows by a token a step: summed in closed form.
+            until = inf
+            if not waiting and running < cap and (prefill_first or budget > 0):
+                if closed:
+                    until = pend[0][0] if pend else inf
+                elif nxt < n_requests:
+                    until = arr_l[nxt] + serving_s
+            m = heap[0][0] - k + 1
+            ran, t = rec.decode_run(step, n_dec, ctx, m, t, until)
+            ctx += n_dec * ran
+            k += ran - 1                  # the last step run; its completions are below
+            if ran < m:
+                k += 1
+                continue
+        elif spec == 0 and prefilling and budget > 0 and S_l[prefilling[0][0]] - prefilling[0][1] > budget:
+            # The first prompt in progress takes the whole budget for its next steps (no other
+            # prompt moves, nobody is admitted) up to the step before its last chunk, or to the
+            # next completion's step: the decoders fixed, its chunks and their contexts growing
+            # by a step each, summed in closed form as above.
+            item = prefilling[0]
+            m = (S_l[item[0]] - item[1] - 1) // budget
+            if not pf and n_dec:
+                m = min(m, heap[0][0] - k + 1)
+            ran, t = rec.prefill_run(step, n_step, ctx, budget, item[1], m, t)
+            item[1] += budget * ran
+            if pf:
+                continue                  # the decoders wait: their clock k stands still
+            ctx += n_dec * ran
+            k += ran - 1
+            if not (heap and heap[0][0] == k):
+                k += 1
+                continue
+        else:
+            chunk = 0
+            att = 0.0
+            heads = 0
+            completed: list[int] = []
+            for item in prefilling:
+                if budget <= 0:
+                    break
+                rid, d = item
+                take = min(budget, S_l[rid] - d)
+                att += take * take + 2.0 * take * d
+                chunk += take
+                budget -= take
+                item[1] = d + take
+                if item[1] == S_l[rid]:
+                    heads += 1
+                    completed.append(rid)
+            while budget > 0 and waiting and running < cap:
+                rid = waiting[0]
+                need = S_l[rid] + O_l[rid]
+                if kv_used + need > kv_pool_tokens:
+                    break
+                waiting.popleft()
+                running += 1
+                kv_used += need
+                # PREFIX-CACHE HOOK (planner/traces/cache.py, docs/workloads.md section 7): admission
+                # decides the prompt tokens to compute: those past the ``d`` its prefix cache serves
+                # (0 without one), prefilled in chunks from there (the chunks' attention still reads
+                # them: 2 take d); its KV holds all S + O
+                d = 0 if prefix_cache is None else prefix_cache.admit(rid, S_l[rid])
+                cached_total += d
+                take = min(budget, S_l[rid] - d)
+                att += take * take + 2.0 * take * d
+                chunk += take
+                budget -= take
+                if d + take == S_l[rid]:
+                    heads += 1
+                    completed.append(rid)
                 else:
-                    left[rid] = r - emit
-        while prefilling and prefilling[0][1] == S_l[prefilling[0][0]]:
-            prefilling.popleft()
-        for rid in completed:
-            first[rid] = t
-            if O_l[rid] == 1:
-                if transfer_s > 0.0:
-                    link_free = max(link_free, t) + transfer_s
-                    first[rid] = link_free
-                fin[rid] = first[rid]
-                done += 1
-                running -= 1
-                kv_used -= S_l[rid] + O_l[rid]
-                if prefix_cache is not None:      # PREFIX-CACHE HOOK: its blocks become evictable
-                    prefix_cache.release(rid)
-                if closed and issued < n_requests:
-                    arr_l[issued] = t + (rng.exponential(think) if think > 0 else 0.0)
-                    heapq.heappush(pend, (arr_l[issued] + srv[issued], issued))
-                    issued += 1
-            else:
-                if spec == 0:
-                    # its O - 1 tokens come in decode steps k + 1 .. k + O - 1 (a prompt-only step
-                    # ran no decode step: the next one, k, is its first)
-                    heapq.heappush(heap, (k + O_l[rid] - (2 if pf else 1), rid))
+                    prefilling.append([rid, d + take])
+            dt = step(n_step, ctx if n_step else 0.0, chunk, att, heads)
+            rec.one(t, dt, n_step)
+            t += dt
+            if pf:
+                pass                      # the decoders wait: no token, their clock k stands still
+            elif spec == 0:
+                ctx += n_dec
+            elif left:
+                rids = list(left)
+                if speculative_acceptance >= 1.0:
+                    runs = [spec] * len(rids)
+                else:       # G = (trials to the first rejection) - 1, capped at k
+                    runs = np.minimum(rng.geometric(1.0 - speculative_acceptance, len(rids)) - 1, spec).tolist()
+                for rid, g in zip(rids, runs):
+                    r = left[rid]
+                    emit = 1 + g if 1 + g < r else r
+                    ctx += emit
+                    if emit == r:
+                        del left[rid]
+                        finished.append(rid)
+                    else:
+                        left[rid] = r - emit
+            while prefilling and prefilling[0][1] == S_l[prefilling[0][0]]:
+                prefilling.popleft()
+            for rid in completed:
+                first[rid] = t
+                if O_l[rid] == 1:
+                    if transfer_s > 0.0:
+                        link_free = max(link_free, t) + transfer_s
+                        first[rid] = link_free
+                    fin[rid] = first[rid]
+                    done += 1
+                    running -= 1
+                    kv_used -= S_l[rid] + O_l[rid]
+                    if prefix_cache is not None:      # PREFIX-CACHE HOOK: its blocks become evictable
+                        prefix_cache.release(rid)
+                    if closed and issued < n_requests:
+                        arr_l[issued] = t + (rng.exponential(think) if think > 0 else 0.0)
+                        heapq.heappush(pend, (arr_l[issued] + srv[issued], issued))
+                        issued += 1
                 else:
-                    left[rid] = O_l[rid] - 1
-                n_dec += 1
-                ctx += S_l[rid] + 1
+                    if spec == 0:
+                        # its O - 1 tokens come in decode steps k + 1 .. k + O - 1 (a prompt-only step
+                        # ran no decode step: the next one, k, is its first)
+                        heapq.heappush(heap, (k + O_l[rid] - (2 if pf else 1), rid))
+                    else:
+                        left[rid] = O_l[rid] - 1
+                    n_dec += 1
+                    ctx += S_l[rid] + 1
         while not pf and heap and heap[0][0] == k:
             finished.append(heapq.heappop(heap)[1])
         for rid in finished:
@@ -354,12 +398,152 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
                 issued += 1
         if not pf:
             k += 1
-    out = _summarise(np.array(arr_l), np.array(first), np.array(fin), S, O, np.array(step_dt),
-                     np.array(step_n, dtype=float), np.array(step_end), warmup, targets)
+    dt_a, n_a, end_a = rec.arrays()
+    out = _summarise(np.array(arr_l), np.array(first), np.array(fin), S, O, dt_a, n_a, end_a, warmup, targets)
     if prefix_cache is not None:      # PREFIX-CACHE HOOK: cached vs computed prompt tokens, every request
         prompt = float(np.sum(S, dtype=float))
         out.summary.update(prompt_tokens_cached=float(cached_total), prompt_tokens_computed=prompt - cached_total,
                            cache_hit_rate=cached_total / prompt)
+    return out
+
+
+LINEAR_TOLERANCE = 1e-9
+"""Relative deviation below which a run of decode steps is taken as linear in its step index
+(``_Steps.decode_run``): far below the simulation's statistical noise."""
+
+
+class _Steps:
+    """The steps of a run as segments: (start time, first step's time, increment a step,
+    steps, decoding sequences); one ordinary step is a segment of one."""
+
+    __slots__ = ("start", "dt", "slope", "count", "n", "lines")
+
+    def __init__(self) -> None:
+        self.lines: dict[int, tuple[float, float, float, float]] = {}
+        self.start: list[float] = []
+        self.dt: list[float] = []
+        self.slope: list[float] = []
+        self.count: list[int] = []
+        self.n: list[int] = []
+
+    def one(self, t: float, dt: float, n: int) -> None:
+        self._add(t, dt, 0.0, 1, n)
+
+    def _add(self, t: float, dt: float, slope: float, count: int, n: int) -> None:
+        self.start.append(t)
+        self.dt.append(dt)
+        self.slope.append(slope)
+        self.count.append(count)
+        self.n.append(n)
+
+    def decode_run(self, step: StepFn, n: int, ctx: float, m: int, t: float, until: float) -> tuple[int, float]:
+        """Run up to ``m`` decode-only steps of ``n`` sequences holding ``ctx`` tokens from
+        time ``t``, stopping before the first step that starts at or after ``until`` (> t):
+        (steps run, the time after them). Step s takes step(n, ctx + n s); the run is split
+        into pieces on which that is linear in s (``_linear_pieces``), each summed in closed
+        form: the piece's step s starts at t + s f0 + d s (s - 1) / 2."""
+        return self._walk(self._pieces(step, n, ctx, m), n, t, until)
+
+    def prefill_run(self, step: StepFn, n: int, ctx: float, c: int, done: int, m: int, t: float
+                    ) -> tuple[int, float]:
+        """``m`` steps of ``n`` decoders (``ctx`` tokens, growing by n a step) beside a chunk of
+        ``c`` tokens of one prompt ``done`` tokens in (growing by c a step), none completing it:
+        the step s costs step(n, ctx + n s, c, c^2 + 2 c (done + c s), 0), summed as above."""
+        def v(s: int) -> float:
+            return step(n, ctx + n * s if n else 0.0, c, c * c + 2.0 * c * (done + c * s), 0)
+        return self._walk(_linear_pieces(v, m), n, t, math.inf)
+
+    def _walk(self, pieces: list[tuple[int, float, float]], n: int, t: float, until: float) -> tuple[int, float]:
+        ran = 0
+        for count, f0, d in pieces:
+            take = count
+            if until < _piece_end(t, count, f0, d):
+                lo, hi = 0, count - 1       # the first s whose start is at or after ``until``
+                if t >= until:
+                    take = 0
+                else:
+                    while lo < hi:
+                        mid = (lo + hi + 1) // 2
+                        if t + mid * f0 + d * mid * (mid - 1) / 2.0 < until:
+                            lo = mid
+                        else:
+                            hi = mid - 1
+                    take = lo + 1
+            if take:
+                self._add(t, f0, d, take, n)
+                ran += take
+                t += take * f0 + d * take * (take - 1) / 2.0
+            if take < count:
+                break
+        return ran, t
+
+    def _pieces(self, step: StepFn, n: int, ctx: float, m: int) -> list[tuple[int, float, float]]:
+        """``_linear_pieces`` of a run, remembering per batch size ``n`` a range of contexts
+        [lo, hi] on which the step time is one line a + b ctx: a run inside it costs no
+        evaluation, a run past it widens it where the new ends (and their midpoints with the
+        range) lie on the line, and is split into pieces where they do not."""
+        def decode(s: int) -> float:
+            return step(n, ctx + n * s, 0, 0.0, 0)
+        last = ctx + n * (m - 1)
+        line = self.lines.get(n)
+        if line is not None:
+            lo, hi, a, b = line
+            if lo <= ctx and last <= hi:
+                return [(m, a + b * ctx, b * n)]
+            new = [x for x in (ctx, 0.5 * (ctx + lo)) if x < lo] + [x for x in (last, 0.5 * (last + hi)) if x > hi]
+            if all(abs(step(n, x, 0, 0.0, 0) - (a + b * x)) <= LINEAR_TOLERANCE * abs(a + b * x) for x in new):
+                self.lines[n] = (min(lo, ctx), max(hi, last), a, b)
+                return [(m, a + b * ctx, b * n)]
+            return _linear_pieces(decode, m)
+        pieces = _linear_pieces(decode, m)
+        if m >= 3 and len(pieces) == 2:            # one line over the run (and its last step on it)
+            b = pieces[0][2] / n
+            self.lines[n] = (ctx, last, pieces[0][1] - b * ctx, b)
+        return pieces
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(time, decoding sequences, end time) of every step, the segments expanded."""
+        count = np.asarray(self.count, dtype=np.int64)
+        seg = np.repeat(np.arange(count.size), count)
+        s = np.arange(seg.size, dtype=float) - np.repeat((np.cumsum(count) - count).astype(float), count)
+        f0, d = np.asarray(self.dt)[seg], np.asarray(self.slope)[seg]
+        dt = f0 + d * s
+        end = np.asarray(self.start)[seg] + (s + 1.0) * f0 + d * (s + 1.0) * s / 2.0
+        return dt, np.asarray(self.n, dtype=float)[seg], end
+
+
+def _piece_end(t: float, count: int, f0: float, d: float) -> float:
+    """The start of the step after a piece of ``count`` steps starting at ``t``."""
+    return t + count * f0 + d * count * (count - 1) / 2.0
+
+
+def _linear_pieces(v: Callable[[int], float], m: int) -> list[tuple[int, float, float]]:
+    """Steps s = 0 .. m - 1 taking v(s) seconds as pieces (steps, first step's time, increment
+    a step) on which v is linear in s. For a fixed batch and chunk the step time is a
+    continuous piecewise-linear function of the contexts, which grow linearly in s (rooflines
+    and overlaps are maxima of linear terms; windowed attention a minimum): a range is one
+    piece where its midpoint and quartiles lie on the chord of its ends (within
+    ``LINEAR_TOLERANCE``), else it is halved; a piece holding a kink is found in O(log m)
+    evaluations."""
+    last = v(m - 1)
+    if m == 1:
+        return [(1, last, 0.0)]
+    out: list[tuple[int, float, float]] = []
+    stack = [(0, m - 1, v(0), last)]
+    while stack:
+        a, b, va, vb = stack.pop()
+        slope = (vb - va) / (b - a)
+        if b - a >= 2:
+            tol = LINEAR_TOLERANCE * max(abs(va), abs(vb))
+            mid = (a + b) // 2
+            vm = v(mid)
+            probes = (mid,) if b - a < 8 else (mid, (a + mid) // 2, (mid + b) // 2)
+            if any(abs((vm if p == mid else v(p)) - (va + slope * (p - a))) > tol for p in probes):
+                stack.append((mid, b, vm, vb))
+                stack.append((a, mid, va, vm))
+                continue
+        out.append((b - a, va, slope))
+    out.append((1, last, 0.0))
     return out
 
 
@@ -388,8 +572,8 @@ def _summarise(arr, first, fin, S, O, dt, n, end, warmup, targets) -> SimResult:
         for q in (50, 90, 95, 99):
             summ[f"{name}_p{q}"] = float(np.percentile(v, q)) if v.size else float("nan")
     summ["itl_mean"] = float(np.sum(itl * iw) / np.sum(iw)) if iw.sum() else float("nan")
-    for q in (50, 90, 95, 99):
-        summ[f"itl_p{q}"] = _wq(itl, iw, q / 100.0)
+    for q, v in zip((50, 90, 95, 99), _wq(itl, iw, (0.5, 0.9, 0.95, 0.99))):
+        summ[f"itl_p{q}"] = v
     per_req = {"ttft": ttft, "tpot": tpot, "e2e": e2e}
     for metric, stat, limit in targets:
         if metric in per_req:

@@ -1,26 +1,88 @@
-"""Command-line interface: parses, calls the library, renders. Nothing else."""
+"""Command-line interface: parses, calls the library, renders. Nothing else.
+
+Each command's module (and the library under it: numpy, pydantic, the solvers) is imported
+when that command runs (issue 26 item 4): ``planner -h`` lists the commands from their
+docstrings read without importing them, and ``planner --version`` (planner/cli/entry.py)
+imports nothing of the planner's."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import ast
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
-from planner.cli import (
-    check_cmd,
-    common,
-    estimate_cmd,
-    fidelity_cmd,
-    fleet_cmd,
-    launch_cmd,
-    plan_cmd,
-    report_cmd,
-    schedule_cmd,
-    trace_cmd,
-    whatif_cmd,
-)
+from planner.cli.entry import version_text
+
+# name: (module in planner/cli/, function, its epilog's name in the module or None), in help order
+COMMANDS: dict[str, tuple[str, str, str | None]] = {
+    "estimate": ("estimate_cmd", "estimate", "EPILOG"),
+    "plan": ("plan_cmd", "plan_command", "EPILOG"),
+    "fleet": ("fleet_cmd", "fleet_command", "EPILOG"),
+    "schedule": ("schedule_cmd", "schedule_command", "EPILOG"),
+    "schema": ("plan_cmd", "schema_command", None),
+    "validate": ("fidelity_cmd", "validate_command", "VALIDATE_EPILOG"),
+    "calibrate": ("fidelity_cmd", "calibrate_command", "CALIBRATE_EPILOG"),
+    "sweep": ("whatif_cmd", "sweep_command", "SWEEP_EPILOG"),
+    "pareto": ("whatif_cmd", "pareto_command", "PARETO_EPILOG"),
+    "launch": ("launch_cmd", "launch_command", "EPILOG"),
+    "check": ("check_cmd", "check_command", "EPILOG"),
+    "report": ("report_cmd", "report_command", "EPILOG"),
+    "trace": ("trace_cmd", "trace_command", "EPILOG"),
+}
+
+ON_IMPORTED: list[Callable[[], None]] = []
+"""Called once a command's module is imported (planner/cli/entry.py: Ctrl-C is then the
+command's to handle)."""
+
+
+def load(name: str) -> Any:
+    """Command ``name`` as a click command, its module imported."""
+    module, function, epilog = COMMANDS[name]
+    mod = importlib.import_module(f"planner.cli.{module}")
+    sub = typer.Typer(pretty_exceptions_enable=False, rich_markup_mode=None, add_completion=False)
+    sub.command(name, epilog=getattr(mod, epilog) if epilog else None)(getattr(mod, function))
+    for hook in ON_IMPORTED:
+        hook()
+    return typer.main.get_command(sub)
+
+
+def short_help(name: str, limit: int) -> str:
+    """A command's line in ``planner -h``: its function's docstring as click shortens it, read
+    from the module's source without importing it."""
+    module, function, _ = COMMANDS[name]
+    tree = ast.parse((Path(__file__).parent / f"{module}.py").read_text(encoding="utf-8"))
+    doc = next((ast.get_docstring(f) for f in tree.body
+                if isinstance(f, ast.FunctionDef) and f.name == function), None)
+    return TyperCommand(name=name, help=doc).get_short_help_str(limit)
+
+
+class _Lazy(TyperGroup):
+    """The root group: a command's module is imported when the command is looked up to run."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *(n for n in COMMANDS if n not in self.commands)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            self.commands[cmd_name] = load(cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(n) for n in names)
+        rows = [(n, self.commands[n].get_short_help_str(limit) if n in self.commands else short_help(n, limit))
+                for n in names]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
 
 app = typer.Typer(
+    cls=_Lazy,
     name="planner",
     help="Plan LLM inference deployments: GPUs, parallelism, precision and batch, with costs.",
     no_args_is_help=True,
@@ -29,14 +91,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     rich_markup_mode=None,
 )
-
-
-def version_text() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        return f"planner {version('llm-deploy-planner')}"
-    except PackageNotFoundError:
-        return "planner (not installed)"
 
 
 def _version(value: bool) -> None:
@@ -55,10 +109,8 @@ def _root(debug: Annotated[bool, typer.Option(
 
     Exit codes (docs/exit-codes.md): 0 a result, 1 no plan (infeasible, out of time or unknown),
     2 bad input or an unusable path, 3 a bug, 130 Ctrl-C."""
+    from planner.cli import common
     common.DEBUG = debug
-
-
-app.command("estimate", epilog=estimate_cmd.EPILOG)(estimate_cmd.estimate)
 
 
 def _click_exceptions() -> list:
@@ -98,7 +150,8 @@ def main(argv: list[str] | None = None) -> None:
         human = f"error: {exc.format_message()}" + (f" (usage: {usage}; --help for more)" if usage else "")
         typer.echo(human, err=True)
         if "--json" in args:
-            sys.stdout.write(common.dump_json({"error": type(exc).__name__, "exit_code": exc.exit_code,
+            from planner.cli.common import dump_json
+            sys.stdout.write(dump_json({"error": type(exc).__name__, "exit_code": exc.exit_code,
                                                "message": exc.format_message(), "text": human,
                                                "path": getattr(getattr(exc, "param", None), "opts", [None])[0],
                                                "file": None, "line": None, "value": None, "accepted": None}))
@@ -110,17 +163,3 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     sys.exit(rv if isinstance(rv, int) else 0)
-
-
-app.command("plan", epilog=plan_cmd.EPILOG)(plan_cmd.plan_command)
-app.command("fleet", epilog=fleet_cmd.EPILOG)(fleet_cmd.fleet_command)
-app.command("schedule", epilog=schedule_cmd.EPILOG)(schedule_cmd.schedule_command)
-app.command("schema")(plan_cmd.schema_command)
-app.command("validate", epilog=fidelity_cmd.VALIDATE_EPILOG)(fidelity_cmd.validate_command)
-app.command("calibrate", epilog=fidelity_cmd.CALIBRATE_EPILOG)(fidelity_cmd.calibrate_command)
-app.command("sweep", epilog=whatif_cmd.SWEEP_EPILOG)(whatif_cmd.sweep_command)
-app.command("pareto", epilog=whatif_cmd.PARETO_EPILOG)(whatif_cmd.pareto_command)
-app.command("launch", epilog=launch_cmd.EPILOG)(launch_cmd.launch_command)
-app.command("check", epilog=check_cmd.EPILOG)(check_cmd.check_command)
-app.command("report", epilog=report_cmd.EPILOG)(report_cmd.report_command)
-app.command("trace", epilog=trace_cmd.EPILOG)(trace_cmd.trace_command)

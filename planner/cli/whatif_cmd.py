@@ -56,7 +56,9 @@ def sweep_command(
         "--out", help="folder for sweep.csv, sweep.json, cost_vs_demand.png, cost_vs_latency.png")] = None,
     executor_name: Annotated[Optional[ExecutorChoice], typer.Option(
         "--executor", help="serial, process (default with --workers > 1) or ray (optional extra: pip install -e '.[ray]')")] = None,
-    workers: Annotated[int, typer.Option("--workers", help="worker processes (process), or CPUs of a local Ray")] = 1,
+    workers: Annotated[int, typer.Option(
+        "--workers", help="workers, this process included: N - 1 worker processes (process), or a local Ray of N - 1 "
+                          "CPUs (ray)")] = 1,
     address: Annotated[Optional[str], typer.Option(
         "--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")] = None,
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="write the PNG plots into --out")] = True,

@@ -6,11 +6,17 @@ resolved catalog and the base spec) is sent to each worker once: as the process 
 initializer argument, or one ``ray.put`` object; tasks carry only their scenarios.
 
 - ``serial``: in this process.
-- ``process``: a ``concurrent.futures.ProcessPoolExecutor`` of N workers (spawned, so a
-  worker never inherits solver or Ray threads from the parent).
-- ``ray``: Ray tasks on a local Ray (started with N CPUs when none is running) or the
-  cluster at ``address`` (``RAY_ADDRESS`` when not given). Ray is an optional extra:
-  ``pip install -e .[ray]``; without it the executor is an input error (exit 2).
+- ``process``: a ``concurrent.futures.ProcessPoolExecutor`` of N - 1 workers (spawned, so a
+  worker never inherits solver or Ray threads from the parent), this process the N-th.
+- ``ray``: Ray tasks on a local Ray (started with N - 1 CPUs when none is running) or the
+  cluster at ``address`` (``RAY_ADDRESS`` when not given), this process helping. Ray is an
+  optional extra: ``pip install -e .[ray]``; without it the executor is an input error (exit 2).
+
+Parallel is never slower than serial (issue 26 item 5): this process runs tasks itself, from
+the last one back, while the workers take them from the first one on, a few at a time
+(``share``), so a sweep too small to repay starting workers is simply done here, and a worker
+still starting costs the sweep nothing but its share of the CPU. Ray's workers read the shared
+object once each (``_ray_call``), not once a task.
 """
 
 from __future__ import annotations
@@ -88,6 +94,49 @@ class _workers_ignore_ctrl_c:
             signal.signal(signal.SIGINT, self.previous)
 
 
+IN_FLIGHT = 2
+"""Tasks handed to each worker ahead of its finishing one: enough to keep it busy, few enough
+that this process still has tasks of its own to run while they work."""
+
+
+def share(run_here: Callable[[int], Any], submit: Callable[[int], Any], collect: Callable[[], list],
+          n: int, in_flight: int, sizes: Sequence[int], progress: Progress | None) -> list[Any]:
+    """Results of tasks 0 .. n - 1 in task order, the work shared between this process and the
+    workers: ``submit(i)`` hands task i to a worker (from the first on, at most ``in_flight``
+    unfinished at a time), ``collect()`` returns [(i, result)] of tasks the workers finished
+    since, and ``run_here(i)`` runs task i in this process: from the last one back, then, once
+    every task is handed out, the unfinished ones a worker holds (the last handed first),
+    whichever finishes first giving the result (they are the same). So this process never waits
+    while a task is unfinished, and the whole takes no longer than running every task here."""
+    results: list[Any] = [None] * n
+    done = [False] * n
+    handed: list[int] = []          # handed to a worker, not finished
+
+    def finish(i: int, r: Any) -> None:
+        if not done[i]:
+            done[i] = True
+            results[i] = r
+            if progress:
+                progress(sizes[i])
+
+    front, back = 0, n
+    while front < back or handed:
+        while front < back and len(handed) < in_flight:
+            submit(front)
+            handed.append(front)
+            front += 1
+        for i, r in collect():
+            finish(i, r)
+        handed = [i for i in handed if not done[i]]
+        if front < back:
+            back -= 1
+            finish(back, run_here(back))
+        elif handed:
+            i = handed.pop()
+            finish(i, run_here(i))
+    return results
+
+
 class ProcessExecutor:
     name = "process"
 
@@ -96,28 +145,57 @@ class ProcessExecutor:
 
     def run(self, fn: Callable[[Any, Any], Any], shared: Any, tasks: Sequence[Any], sizes: Sequence[int],
             progress: Progress | None = None) -> list[Any]:
-        results: list[Any] = [None] * len(tasks)
+        if self.workers <= 1 or len(tasks) <= 1:
+            return SerialExecutor().run(fn, shared, tasks, sizes, progress)
         ctx = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_init, initargs=(shared,))
-        try:
+        helpers = self.workers - 1          # and this process
+        with _workers_ignore_ctrl_c():
+            pool = ProcessPoolExecutor(max_workers=helpers, mp_context=ctx, initializer=_init, initargs=(shared,))
+        pending: dict[Any, int] = {}
+
+        def submit(i: int) -> None:
             with _workers_ignore_ctrl_c():
-                pending = {pool.submit(_call, fn, t): i for i, t in enumerate(tasks)}
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    i = pending.pop(fut)
-                    results[i] = fut.result()
-                    if progress:
-                        progress(sizes[i])
+                pending[pool.submit(_call, fn, tasks[i])] = i
+
+        def collect() -> list[tuple[int, Any]]:
+            done, _ = wait(pending, timeout=0, return_when=FIRST_COMPLETED)
+            return [(pending.pop(fut), fut.result()) for fut in done]
+
+        try:
+            results = share(lambda i: fn(shared, tasks[i]), submit, collect, len(tasks), IN_FLIGHT * helpers,
+                            sizes, progress)
         except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)     # Ctrl-C or a failed task: stop now
+            _stop(pool)                 # Ctrl-C or a failed task: stop now
             raise
-        pool.shutdown(wait=True)
+        if pending:                     # tasks this process ran too, still running in a worker
+            _stop(pool)
+        else:
+            pool.shutdown(wait=True)
         return results
 
 
-def _ray_call(fn: Callable[[Any, T], R], shared: Any, task: T) -> R:
-    return fn(shared, task)
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Shut the pool down now: queued tasks cancelled, the workers still running one ended."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in processes:
+        if p.is_alive():
+            p.terminate()
+
+
+_RAY_SHARED: dict[str, Any] = {}
+
+
+def _ray_call(fn: Callable[[Any, T], R], box: list, task: T) -> R:
+    """A Ray task: ``box`` holds the shared object's reference (in a list, so that Ray does not
+    fetch and unpickle it for every task), read once per worker."""
+    import ray
+
+    ref = box[0]
+    if ref.hex() not in _RAY_SHARED:
+        _RAY_SHARED.clear()
+        _RAY_SHARED[ref.hex()] = ray.get(ref)
+    return fn(_RAY_SHARED[ref.hex()], task)
 
 
 class RayExecutor:
@@ -144,7 +222,7 @@ class RayExecutor:
             if self.address:
                 ray.init(address=self.address, **kwargs)
             else:
-                ray.init(num_cpus=self.workers, **kwargs)
+                ray.init(num_cpus=max(1, self.workers - 1), **kwargs)     # this process is the last worker
         except (ConnectionError, ValueError, RuntimeError) as exc:
             raise InputError(f"cannot start or reach Ray: {exc}", path="--address",
                              value=self.address or "(a local Ray)") from None
@@ -152,24 +230,29 @@ class RayExecutor:
     def run(self, fn: Callable[[Any, Any], Any], shared: Any, tasks: Sequence[Any], sizes: Sequence[int],
             progress: Progress | None = None) -> list[Any]:
         ray = self.ray
+        if len(tasks) <= 1:
+            return SerialExecutor().run(fn, shared, tasks, sizes, progress)
         self._connect()
         remote = ray.remote(num_cpus=1)(_ray_call)
-        shared_ref = ray.put(shared)        # once: every task reads the same object
-        pending = {remote.remote(fn, shared_ref, t): i for i, t in enumerate(tasks)}
-        results: list[Any] = [None] * len(tasks)
+        box = [ray.put(shared)]             # once: every task reads the same object
+        pending: dict[Any, int] = {}
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+        def submit(i: int) -> None:
+            pending[remote.remote(fn, box, tasks[i])] = i
+
+        def collect() -> list[tuple[int, Any]]:
+            if not pending:
+                return []
+            done, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
+            return [(pending.pop(ref), ray.get(ref)) for ref in done]
+
         try:
-            while pending:
-                done, _ = ray.wait(list(pending), num_returns=1)
-                for ref in done:
-                    i = pending.pop(ref)
-                    results[i] = ray.get(ref)
-                    if progress:
-                        progress(sizes[i])
-        except BaseException:
+            return share(lambda i: fn(shared, tasks[i]), submit, collect, len(tasks), IN_FLIGHT * cpus, sizes,
+                         progress)
+        finally:                        # Ctrl-C, a failed task, or tasks this process ran too
             for ref in pending:
-                ray.cancel(ref)
-            raise
-        return results
+                ray.cancel(ref, force=True)
 
 
 def default_executor(workers: int) -> str:

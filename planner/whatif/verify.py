@@ -20,9 +20,9 @@ import time
 from typing import Any
 
 from planner.candidates.table import Candidates, with_capacity
-from planner.plan.rescore import misses, simulate_row
+from planner.plan.rescore import misses, simulate_plans, simulate_row
 from planner.plan.result import Plan, PlanResult, Tightening, Verification
-from planner.plan.solve import rescore, solve
+from planner.plan.solve import solve
 from planner.resolve.problem import Problem
 from planner.simulate import WorkLimit
 
@@ -42,21 +42,19 @@ def verify(problem: Problem, cands: Candidates, result: PlanResult, *, backend: 
     deadline = time.perf_counter() + time_limit
     facts: list[Tightening] = []
     for k in range(1, ROUNDS + 1):
-        rescore(problem, cands, result, deadline=deadline)
+        _rescore(problem, cands, result, deadline, rank=1)
         if result.interrupted:
             result.verification = Verification("not_checked", k, facts, "interrupted")
             return result, cands
         mine = [p for p in result.deployments(1) if p.role == "aggregated" and p.simulation is not None]
         if any("error" in (p.simulation or {}) for p in mine):
-            result.verification = Verification("not_checked", k, facts, "error")
-            return result, cands
+            return _final(problem, cands, result, deadline, Verification("not_checked", k, facts, "error"))
         missed = [(p, m) for p in mine if (m := _first_miss(p)) is not None]
         if not missed:
-            result.verification = Verification("holds", k, facts)
-            return result, cands
+            return _final(problem, cands, result, deadline, Verification("holds", k, facts))
         if k == ROUNDS or time.perf_counter() >= deadline:
-            result.verification = Verification("missed", k, facts, "rounds" if k == ROUNDS else "time_limit")
-            return result, cands
+            return _final(problem, cands, result, deadline,
+                          Verification("missed", k, facts, "rounds" if k == ROUNDS else "time_limit"))
         lowered: dict[int, tuple[float, int]] = {}
         try:
             for p, miss in missed:
@@ -64,8 +62,7 @@ def verify(problem: Problem, cands: Candidates, result: PlanResult, *, backend: 
                 lowered[p.candidate] = (capacity, miss[0])
                 facts.append(_fact(k, cands, p, miss, capacity, unit))
         except WorkLimit:            # the time limit ran out inside a bisection: the answer stands, said missed
-            result.verification = Verification("missed", k, facts, "time_limit")
-            return result, cands
+            return _final(problem, cands, result, deadline, Verification("missed", k, facts, "time_limit"))
         cands = with_capacity(cands, lowered)
         remaining = max(1.0, deadline - time.perf_counter())
         result = solve(problem, cands, backend=backend, top_k=top_k, time_limit=remaining)
@@ -73,6 +70,27 @@ def verify(problem: Problem, cands: Candidates, result: PlanResult, *, backend: 
             result.verification = Verification("missed", k, facts, "no_answer")
             return result, cands
     raise AssertionError("unreachable: the last round returns")
+
+
+def _rescore(problem: Problem, cands: Candidates, result: PlanResult, deadline: float, rank: int | None = None
+             ) -> None:
+    """The simulator's re-score (``solve.rescore``) of the aggregated deployments not yet
+    simulated, of rank ``rank`` only when given: a round checks rank 1, and the other ranks
+    are simulated once, for the answer that stands (``_final``)."""
+    todo = [p for p in result.plans if p.role == "aggregated" and p.simulation is None
+            and (rank is None or p.rank == rank)]
+    try:
+        simulate_plans(problem, cands, todo, deadline=deadline)
+    except KeyboardInterrupt:       # Ctrl-C while re-scoring: the plans stand, some unsimulated
+        result.interrupted = True
+
+
+def _final(problem: Problem, cands: Candidates, result: PlanResult, deadline: float, verdict: Verification
+           ) -> tuple[PlanResult, Candidates]:
+    """The answer that stands, every ranked deployment simulated, with its verdict."""
+    _rescore(problem, cands, result, deadline)
+    result.verification = verdict
+    return result, cands
 
 
 def _first_miss(p: Plan) -> tuple[int, dict[str, Any]] | None:
