@@ -1,10 +1,10 @@
 """Fit the serving path and host-floor parameters of each engine profile, and the grouped-GEMM
-efficiency, on the measured serving corpus, with leave-one-system-out and leave-one-model-out
+efficiency in decode and in prefill, on the measured serving corpus, with leave-one-system-out and leave-one-model-out
 cross-validation (docs/model.md section 4, 'the serving path'; issue 22 item 3).
 
 The aggregated closed-loop rows of the corpus (validate's own reading of them, planner/fidelity/
 rows.py, each measurement once) are predicted by the load model with the new terms off, for
-each grouped-GEMM efficiency of a grid; the terms then enter separably:
+each pair of grouped-GEMM efficiencies (decode, prefill) of a grid; the terms then enter separably:
 
     TTFT = TTFT_0 + serving_e + max(0, host_prefill_e - idle GPU prefill)
     TPOT = max(TPOT_0, host_step_e + running sequences x host_per_sequence_e)
@@ -39,6 +39,8 @@ from planner.physics.terms import Arch, kernels_per_forward  # noqa: E402
 
 ENGINES = ("vllm", "sglang", "trtllm")
 ETAS = (1.0, 0.85, 0.7, 0.55, 0.4)
+ETAPS = (0.85, 0.6, 0.45, 0.35, 0.25)     # the prefill's grouped GEMMs (grouped_gemm_prefill_efficiency)
+PAIRS = tuple((e, p) for e in ETAS for p in ETAPS if p <= e)
 OFF = {"serving_overhead_s": 0.0, "host_step_s": 0.0, "host_per_sequence_s": 0.0, "host_launch_s": 0.0}
 GRIDS = {"serving ms": [0, 5, 10, 15, 20, 25, 30, 40, 50, 60, 80, 100],
          "host step ms": [0, 0.5, 1, 2, 3, 4, 5],
@@ -73,7 +75,7 @@ def rows(path: str):
     return out, cat
 
 
-def components(data, cat, eta: float) -> dict[str, np.ndarray]:
+def components(data, cat, eta: float, etap: float) -> dict[str, np.ndarray]:
     """TTFT_0, TPOT_0 (ms), the idle GPU prefill (ms) and the running sequences per lane."""
     n = len(data)
     out = {k: np.full(n, np.nan) for k in ("ttft", "tpot", "idle", "running")}
@@ -84,7 +86,8 @@ def components(data, cat, eta: float) -> dict[str, np.ndarray]:
         groups.setdefault((d[0].model, d[0].engine, d[0].start), []).append(k)
     for (model, eng, start), idx in groups.items():
         cs = [data[k][0] for k in idx]
-        o = row_assumptions(PRESETS["realistic"], eng, {**OFF, "grouped_gemm_efficiency": eta})
+        o = row_assumptions(PRESETS["realistic"], eng, {**OFF, "grouped_gemm_efficiency": eta,
+                                                         "grouped_gemm_prefill_efficiency": etap})
         ph = step_physics(cat.models[model], table, _configs(cs, gpu_ids, np.array([c.batch for c in cs])), o)
         cv2 = np.array([c.isl_cv2 for c in cs])
         wl = Workload(isl=np.array([c.input_tokens for c in cs]), osl=np.array([c.output_tokens for c in cs]),
@@ -104,7 +107,7 @@ def main() -> None:
     ap.add_argument("--csv", default=str(Path(__file__).resolve().parents[2] / "shared/reference/measured-silicon.csv"))
     args = ap.parse_args()
     data, cat = rows(args.csv)
-    comp = {eta: components(data, cat, eta) for eta in ETAS}
+    comp = {pair: components(data, cat, *pair) for pair in PAIRS}
     t_meas = np.array([d[1] for d in data])
     p_meas = np.array([d[2] for d in data])
     eng = np.array([d[5] for d in data])
@@ -112,7 +115,7 @@ def main() -> None:
     S = np.array([d[0].input_tokens for d in data])
     N = np.array([d[0].load[1] / d[0].replicas for d in data])
     K = np.array([kernels_per_forward(Arch.of(cat.models[d[0].model])) for d in data])
-    ok = np.all([np.isfinite(comp[e]["ttft"]) & np.isfinite(comp[e]["tpot"]) for e in ETAS], axis=0)
+    ok = np.all([np.isfinite(comp[e]["ttft"]) & np.isfinite(comp[e]["tpot"]) for e in PAIRS], axis=0)
     low = N <= 8
 
     def predict(eta, par):
@@ -132,7 +135,7 @@ def main() -> None:
 
     def fit(sel):
         best = None
-        for eta in ETAS:
+        for eta in PAIRS:
             par = {e: [0.0, 0.0, 0.0, 0.0] for e in ENGINES}
             for _ in range(3):
                 for e in ENGINES:
@@ -154,7 +157,7 @@ def main() -> None:
 
     eta, par = fit(ok)
     print(f"{int(ok.sum())} aggregated closed-loop measurements ({int((ok & low).sum())} of at most 8 clients)")
-    print(f"grouped_gemm_efficiency {eta}")
+    print(f"grouped_gemm_efficiency {eta[0]}, grouped_gemm_prefill_efficiency {eta[1]}")
     print(f"{'engine':8s} " + " ".join(f"{k:>20s}" for k in GRIDS))
     for e in ENGINES:
         print(f"{e:8s} " + " ".join(f"{v:20g}" for v in par[e]))
@@ -166,7 +169,9 @@ def main() -> None:
             held = ok & (groups == g)
             eta_g, par_g = fit(ok & ~held)
             t, p = errors(eta_g, par_g, held)
-            print(f"  {g:18s} n={int(held.sum()):4d}  TTFT {t:5.1f} %  TPOT {p:5.1f} %  (grouped GEMMs {eta_g})")
+            print(f"  {g:18s} n={int(held.sum()):4d}  TTFT {t:5.1f} %  TPOT {p:5.1f} %  "
+                  f"(grouped GEMMs {eta_g[0]} decode, {eta_g[1]} prefill; serving ms "
+                  + ", ".join(f"{e} {par_g[e][0]:g}" for e in ENGINES) + ")")
 
 
 if __name__ == "__main__":

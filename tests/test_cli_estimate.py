@@ -119,3 +119,24 @@ def test_a_validator_speaks_in_its_own_words(tmp_path):
     assert r.exit_code == 2, r.output
     assert "give concurrency or requests_per_s, not both" in r.output
     assert "alue error" not in r.output
+
+
+def test_a_calibrated_estimate_shows_the_uncalibrated_figures_beside_it():
+    """Issue 22 item 4: wherever a calibration is applied, the priors' figure is shown beside it,
+    and it is exactly what the same estimate gives without the calibration."""
+    load = ["--concurrency", "32"]
+    cal = json.loads(run(*FLAGS, *load, "--calibration", "default", "--json").stdout)
+    none = json.loads(run(*FLAGS, *load, "--json").stdout)
+    assert none["uncalibrated"] is None and none["calibration"] == "none"
+    assert cal["calibration"] == "default"
+    u = cal["uncalibrated"]
+    for key in ("ttft_ms", "tpot_ms", "throughput_tokens_per_s", "decode_tokens_per_s", "cost_per_million_tokens"):
+        assert u[key] == pytest.approx(none[key])
+    assert cal["tpot_ms"] != pytest.approx(none["tpot_ms"])      # the calibration moves the step
+    for key in ("ttft_mean_ms", "tpot_mean_ms", "tpot_p99_ms"):
+        assert u["under_load"][key] == pytest.approx(none["under_load"][key])
+    text = RUNNER.invoke(app, ["estimate", *FLAGS, *load, "--calibration", "default"]).output
+    assert f"(uncalibrated {none['tpot_ms']:.2f})" in text
+    assert "uncalibrated TTFT ms" in text and "uncalibrated TPOT ms" in text
+    plain = run(*FLAGS, *load).output
+    assert "uncalibrated" not in plain

@@ -18,7 +18,7 @@ from planner.simulate import Arrivals, Lengths, simulate_config
 CAT = Catalog.default()
 BASE = PRESETS["realistic"].model_copy(update={
     "serving_overhead_s": 0.0, "host_step_s": 0.0, "host_per_sequence_s": 0.0, "host_launch_s": 0.0,
-    "grouped_gemm_efficiency": 1.0, "moe_gemm_tile_tokens": 0})
+    "grouped_gemm_efficiency": 1.0, "grouped_gemm_prefill_efficiency": 1.0, "moe_gemm_tile_tokens": 0})
 
 
 def _phys(model, o, gpu="h100-sxm", scheme="w16a16", kv="bf16", tp=1, ep=1, batch=64, S=1024, Ou=256):
@@ -89,12 +89,54 @@ def test_grouped_gemm_padding_by_hand():
 def test_grouped_gemm_efficiency_slows_only_the_routed_experts():
     """Halving the grouped GEMMs' rate adds exactly the routed experts' FLOP time once more
     to a compute-bound prefill's FLOP term, and leaves a dense model alone."""
-    half = BASE.model_copy(update={"grouped_gemm_efficiency": 0.5, "roofline_sharpness": 0.0,
-                                   "include_kv_reads": False})
-    full = half.model_copy(update={"grouped_gemm_efficiency": 1.0})
+    half = BASE.model_copy(update={"grouped_gemm_efficiency": 0.5, "grouped_gemm_prefill_efficiency": 0.5,
+                                   "roofline_sharpness": 0.0, "include_kv_reads": False})
+    full = half.model_copy(update={"grouped_gemm_efficiency": 1.0, "grouped_gemm_prefill_efficiency": 1.0})
     ph_h, _, _ = _phys("mixtral-8x7b", half, tp=2, S=4096)
     ph_f, _, _ = _phys("mixtral-8x7b", full, tp=2, S=4096)
     np.testing.assert_allclose(ph_h.routed_prefill, 2 * ph_f.routed_prefill, rtol=1e-12)
     np.testing.assert_allclose(ph_h.lin_prefill, ph_f.lin_prefill, rtol=1e-12)
     d_h, d_f = _phys("llama-3.1-8b", half)[1], _phys("llama-3.1-8b", full)[1]
     assert float(d_h.ttft[0]) == float(d_f.ttft[0])
+
+
+def test_grouped_gemm_prefill_efficiency_by_hand():
+    """Mixtral-8x7B (32 layers, 8 experts of 3 x 4096 x 14336, 2 a token) at TP 2 on an H100,
+    BF16: a prompt token's routed FLOPs are 2 x 32 x 2 x 176.2e6 = 22.5 GFLOP, 11.3 per GPU.
+    At a prefill grouped-GEMM efficiency of 0.4 each costs 11.3e9 / (0.8 x BF16 MAMF x 0.4) s,
+    2.5x the dense rate, in the step's prompt tokens (``routed_prefill``) and in the idle
+    prefill; a decode token's routed FLOPs (``routed_decode``) keep the decode efficiency."""
+    H100_BF16_MAMF = 794.5e12       # the catalog's measured BF16 MAMF of the H100 SXM (FLOP/s)
+    slow = BASE.model_copy(update={"grouped_gemm_prefill_efficiency": 0.4, "roofline_sharpness": 0.0,
+                                   "include_kv_reads": False})
+    ph_s, ev_s, _ = _phys("mixtral-8x7b", slow, tp=2, S=4096)
+    ph_f, ev_f, _ = _phys("mixtral-8x7b", BASE.model_copy(update={"roofline_sharpness": 0.0,
+                                                                   "include_kv_reads": False}), tp=2, S=4096)
+    expert = 3 * 4096 * 14336
+    per_gpu = 2.0 * 32 * 2 * expert / 2                            # FLOPs per prompt token per GPU
+    assert float(ph_s.routed_prefill[0]) == pytest.approx(per_gpu / (0.8 * H100_BF16_MAMF * 0.4), rel=1e-6)
+    assert float(ph_s.routed_prefill[0]) == pytest.approx(2.5 * float(ph_f.routed_prefill[0]), rel=1e-12)
+    np.testing.assert_allclose(ph_s.routed_decode, ph_f.routed_decode, rtol=1e-12)
+    # the idle 4,096-token prefill, compute-bound: the routed FLOP time once more x 1.5
+    extra = 4096 * float(ph_f.routed_prefill[0]) * 1.5
+    assert float(ev_s.ttft_compute[0] - ev_f.ttft_compute[0]) == pytest.approx(extra, rel=1e-3)
+    # decode steps (no prompt tokens) do not move
+    assert float(ev_s.tpot[0]) == float(ev_f.tpot[0])
+
+
+def test_mxfp4_experts_run_natively_only_where_the_gpu_has_fp4_math():
+    """gpt-oss-120b as released (mxfp4-experts: MXFP4 routed experts, 16-bit everything else).
+    On a B200 (fp4 math) the experts' GEMMs run MXFP4 x MXFP8 at the fp8 rate: its measured
+    MAMF 3,432.5 TFLOP/s against 1,745 in BF16, so a routed FLOP costs 1,745 / 3,432.5 = 0.508
+    of a 16-bit one, in prefill and in decode; the dense weights (attention, router) keep the
+    16-bit rate. On an H200 (no fp4 math) the experts are weight-only: 16-bit rate."""
+    def routed(gpu, scheme):
+        ph, _, _ = _phys("gpt-oss-120b", BASE, gpu=gpu, scheme=scheme, tp=4)
+        return ph
+    b_x, b_16 = routed("b200", "mxfp4-experts"), routed("b200", "w16a16")
+    assert float(b_x.routed_prefill[0] / b_16.routed_prefill[0]) == pytest.approx(1745 / 3432.5, rel=1e-9)
+    assert float(b_x.routed_decode[0] / b_16.routed_decode[0]) == pytest.approx(1745 / 3432.5, rel=1e-9)
+    np.testing.assert_allclose(b_x.lin_prefill, b_16.lin_prefill, rtol=1e-12)
+    h_x, h_16 = routed("h200", "mxfp4-experts"), routed("h200", "w16a16")
+    np.testing.assert_allclose(h_x.routed_prefill, h_16.routed_prefill, rtol=1e-12)
+    np.testing.assert_allclose(h_x.routed_decode, h_16.routed_decode, rtol=1e-12)

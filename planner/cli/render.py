@@ -98,16 +98,27 @@ def render_estimate(e: Estimate) -> str:
     summary.add_row("regime", e.regime)
     summary.add_row("memory", f"{fit}: {m['total_bytes'] / GB:.1f} of {m['usable_bytes'] / GB:.1f} GB usable; "
                               f"max batch {int(m['max_batch'])} per GPU step")
-    summary.add_row("TTFT (one request, idle replica)", f"{e.ttft_ms:.1f} ms")
+    u0 = e.uncalibrated or {}
+
+    def prior(key: str, fmt: str, figures: dict = u0, label: str = "uncalibrated ") -> str:
+        """The uncalibrated figure beside a calibrated one (issue 22 item 4); '' without a calibration."""
+        v = figures.get(key)
+        text = format(v, fmt) if v is not None else "unbounded"
+        return "" if not figures else (f"  (uncalibrated {text})" if label else text)
+
+    summary.add_row("TTFT (one request, idle replica)", f"{e.ttft_ms:.1f} ms" + prior("ttft_ms", ".1f"))
     summary.add_row("TPOT (a full decode step at this batch)", f"{e.tpot_ms:.2f} ms ({1000 / e.tpot_ms:.1f} tokens/s "
-                                                                f"per sequence)")
+                                                                f"per sequence)" + prior("tpot_ms", ".2f"))
     summary.add_row("throughput per replica", f"{e.throughput_tokens_per_s:,.0f} output tokens/s "
-                                              f"({e.throughput_tokens_per_s_per_gpu:,.0f} per GPU)")
-    summary.add_row("decode-only throughput", f"{e.decode_tokens_per_s:,.0f} tokens/s")
+                                              f"({e.throughput_tokens_per_s_per_gpu:,.0f} per GPU)"
+                    + prior("throughput_tokens_per_s", ",.0f"))
+    summary.add_row("decode-only throughput", f"{e.decode_tokens_per_s:,.0f} tokens/s"
+                    + prior("decode_tokens_per_s", ",.0f"))
     summary.add_row("MBU / MFU", f"{e.mbu:.0%} / {e.mfu:.1%}")
     summary.add_row("power", "n/a" if e.power_w is None else f"{e.power_w / 1000:.1f} kW (TDP)")
     summary.add_row("cost per hour", money(e.cost_per_hour) + f"  ({e.price_source})")
-    summary.add_row("cost per million output tokens", money(e.cost_per_million_tokens, 3))
+    summary.add_row("cost per million output tokens", money(e.cost_per_million_tokens, 3)
+                    + (f"  (uncalibrated {money(u0['cost_per_million_tokens'], 3)})" if u0 else ""))
     out: list[object] = [head]
     if e.quality:
         out.append(f"Weights: {e.quality}")
@@ -117,6 +128,9 @@ def render_estimate(e: Estimate) -> str:
     if e.model_notes:
         out += [f"Model {e.model}, as read from its config.json:", *(f"  - {n}" for n in e.model_notes), ""]
     out += [mem, step, summary]
+    if u0:
+        out.append(f"Calibration {e.calibration!r} applied; (uncalibrated ...) is the same figure under the priors "
+                   "(docs/validation.md, 'The calibration decision')")
     out += [f"Calibration: {n}" for n in e.calibration_notes]
     u = e.under_load
     if u is not None:
@@ -131,6 +145,12 @@ def render_estimate(e: Estimate) -> str:
                                   for q in ("mean", "p50", "p90", "p99")))
         load.add_row("throughput", f"{u['throughput_tokens_per_s']:,.0f} output tokens/s", "", "",
                      f"{u['requests_per_s'] if u['stable'] else u['capacity_requests_per_s']:,.2f} req/s")
+        if u0.get("under_load"):
+            ul = u0["under_load"]
+            for metric in ("ttft", "tpot"):
+                load.add_row(f"uncalibrated {metric.upper()} ms",
+                             *(prior(f"{metric}_{q}_ms", ",.1f", ul, "") if q in ("mean", "p99") else ""
+                               for q in ("mean", "p50", "p90", "p99")))
         load.add_row("utilisation", f"{u['utilization']:.0%}" if u["utilization"] is not None else "unbounded",
                      "", "", "stable" if u["stable"] else "UNSTABLE")
         out += ["", load]

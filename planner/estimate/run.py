@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -67,6 +67,8 @@ class Estimate:
     quantization_from: str = "given"      # given | name (the checkpoint name states it) | release (as published)
     quality: str = ""                     # the format's accuracy cost, the release format being the reference
     checkpoint: dict[str, Any] | None = None   # the checkpoint that serves the format (planner/catalog/checkpoints.py)
+    calibration: str = "none"             # the calibration applied: none, default, or a file
+    uncalibrated: dict[str, Any] | None = None   # with a calibration: the same figures under the priors (UNCALIBRATED)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -183,8 +185,33 @@ def _explain_invalid(code: int, model: ModelSpec, gpu: Gpu, quantization: str, t
                      if model.moe else "1 (dense model)")
 
 
+UNCALIBRATED: tuple[str, ...] = ("ttft_ms", "tpot_ms", "throughput_tokens_per_s", "decode_tokens_per_s",
+                                 "cost_per_million_tokens")
+"""The figures a calibrated estimate shows again as the priors give them (issue 22 item 4)."""
+UNCALIBRATED_LOAD: tuple[str, ...] = ("ttft_mean_ms", "ttft_p99_ms", "tpot_mean_ms", "tpot_p99_ms",
+                                      "throughput_tokens_per_s")
+
+
+def uncalibrated_figures(e: Estimate) -> dict[str, Any]:
+    """The figures of ``e`` that a calibration moves, for showing beside the calibrated ones."""
+    out: dict[str, Any] = {k: getattr(e, k) for k in UNCALIBRATED}
+    if e.under_load is not None:
+        out["under_load"] = {k: e.under_load.get(k) for k in UNCALIBRATED_LOAD}
+    return out
+
+
 def estimate_from_spec(spec: EstimateSpec, doc: Document | None = None, catalog: Catalog | None = None,
                        calibration: str | None = None) -> Estimate:
+    """The configuration's estimate; with a calibration, the uncalibrated figures beside it."""
+    e = _estimate(spec, doc, catalog, calibration)
+    if calibration in (None, "none"):
+        return e
+    priors = _estimate(spec, doc, catalog, None)
+    return replace(e, calibration=str(calibration), uncalibrated=uncalibrated_figures(priors))
+
+
+def _estimate(spec: EstimateSpec, doc: Document | None, catalog: Catalog | None, calibration: str | None
+              ) -> Estimate:
     try:
         r = resolve_estimate(spec, doc, catalog, calibration)
         return run_estimate(

@@ -137,6 +137,11 @@ class Assumptions(BaseModel):
         0.85, description="achieved rate of the routed experts' grouped GEMMs (with their permutes and "
         "quantizations) as a share of a dense GEMM's: MoE layers below the dense roofline (docs/model.md "
         "section 4, 'grouped GEMMs'; benchmarks/fit_serving_path.py, one value for every engine)")
+    grouped_gemm_prefill_efficiency: Fraction = Field(
+        0.45, description="the same rate in a prompt's tokens (prefill chunks, the idle prefill): there the grouped "
+        "GEMMs run at hundreds of rows per expert and are compute-bound, so their rate shows in full, where a "
+        "decode step's few rows per expert are bound by the expert weights' reads (docs/model.md section 4, "
+        "'grouped GEMMs'; fitted with the serving path on the corpus's TTFT, benchmarks/fit_serving_path.py)")
     moe_gemm_tile_tokens: Annotated[int, Field(ge=0, le=1024), NotBool] = Field(
         64, description="M tile of the grouped expert GEMMs: each expert's tokens are padded up to whole tiles, "
         "so a few tokens per expert cost a tile's FLOPs (vLLM/SGLang fused_moe BLOCK_SIZE_M 16-128, DeepGEMM "
@@ -194,7 +199,7 @@ PRESETS: dict[str, Assumptions] = {
         framework_reserve_bytes=0.0, nccl_reserve_bytes=0.0, max_batched_tokens=0,
         pp_wraparound_hop="activation", pp_hop_message="full", quantize_embeddings=True,
         serving_overhead_s=0.0, host_step_s=0.0, host_per_sequence_s=0.0, host_launch_s=0.0,
-        grouped_gemm_efficiency=1.0, moe_gemm_tile_tokens=0,
+        grouped_gemm_efficiency=1.0, grouped_gemm_prefill_efficiency=1.0, moe_gemm_tile_tokens=0,
     ),
     # Engine profiles (docs/model.md section 7): the engine's documented memory conventions and
     # what it fuses; the rest are the realistic priors. "realistic" is vLLM's profile.

@@ -257,9 +257,9 @@ def _prefill(arch: Arch, o: Assumptions, table: GpuTable, c: Configs, sh: Shard)
     bw = table.bandwidth[gi] * table.eff_memory[gi] * o.memory_bandwidth_efficiency
     t_bytes = w_bytes / bw
     # the routed experts' grouped GEMMs at their own rate, padded to whole tiles per expert (section 4)
-    routed = routed_active(p, o) * moe_padding(arch, o, S) / o.grouped_gemm_efficiency
+    routed = routed_active(p, o) * moe_padding(arch, o, S) / (o.grouped_gemm_prefill_efficiency * R.expert_pre)
     dense = busiest_active(p, o) - routed_active(p, o)
-    t_flops = on * (2.0 * S * (dense + routed) / R.lin_pre + 2.0 * head / R.head_pre + attn / R.attn_pre) / tp
+    t_flops = on * (2.0 * S * (dense / R.lin_pre + routed) + 2.0 * head / R.head_pre + attn / R.attn_pre) / tp
     k = o.roofline_sharpness
     compute = smax(t_bytes, t_flops, k)
     tp_bw, tp_lat = link(table, gi, tp)

@@ -19,6 +19,7 @@ class Scheme:
     description: str
     searched_by_default: bool = True   # engine-specific formats are planned only when named
     expert_bits_per_weight: float | None = None   # routed experts' bits where they differ (None: bits_per_weight)
+    expert_native_format: str | None = None   # routed experts' math on a GPU with fp4 math (None: math_format)
 
     @property
     def bytes_per_weight(self) -> float:
@@ -56,11 +57,14 @@ SCHEMES: dict[str, Scheme] = {
         # The gpt-oss release (its config.json quantization_config: quant_method mxfp4,
         # modules_to_not_convert self_attn, router, embeddings, lm_head): the routed experts in
         # MXFP4 (4.25 bits), attention, router and every other weight in 16-bit. The math is
-        # 16-bit (the experts dequantized in the kernel, as on Hopper); Blackwell's native MXFP4
-        # expert GEMMs are not modelled apart.
+        # 16-bit (the experts dequantized in the kernel, weight-only, as on Hopper), except the
+        # experts' on a GPU with fp4 math (Blackwell): its engines run them natively, MXFP4
+        # weights x MXFP8 activations (TensorRT-LLM's and FlashInfer's trtllm-gen MoE), an
+        # f8f6f4 MMA at the fp8 rate (docs/model.md section 4, 'grouped GEMMs').
         Scheme("mxfp4-experts", 16.0, "bf16", "fp16",
-               "gpt-oss release: MXFP4 routed experts (4.25 bits), 16-bit attention and dense weights, 16-bit math",
-               False, expert_bits_per_weight=4.0 + 8.0 / 32.0),
+               "gpt-oss release: MXFP4 routed experts (4.25 bits), 16-bit attention and dense weights, 16-bit math "
+               "(the experts' at the fp8 rate where the GPU has fp4 math)",
+               False, expert_bits_per_weight=4.0 + 8.0 / 32.0, expert_native_format="fp8"),
         # NVIDIA's NVFP4 MoE releases (hf_quant_config.json exclude_modules: self_attn, shared
         # experts, dense layers; planner/catalog/release.py): the routed experts in NVFP4 (4.5
         # bits), every other layer weight 16-bit. Math counted at 16-bit rates, as for

@@ -25,8 +25,10 @@ SCHEME_FALLBACK = np.array([
     for s in SCHEME_NAMES
 ])
 SCHEME_XBITS = np.array([SCHEMES[s].expert_bits for s in SCHEME_NAMES])   # routed experts (Scheme.expert_bits)
+SCHEME_XMATH = np.array([MATH_FORMATS.index(f) if (f := SCHEMES[s].expert_native_format) else -1
+                         for s in SCHEME_NAMES])   # routed experts on a GPU with fp4 math (Scheme.expert_native_format)
 KV_BYTES = np.array(list(KV_DTYPES.values()))
-_BF16, _FP16, _FP8 = (MATH_FORMATS.index(f) for f in ("bf16", "fp16", "fp8"))
+_BF16, _FP16, _FP8, _FP4 = (MATH_FORMATS.index(f) for f in ("bf16", "fp16", "fp8", "fp4"))
 
 
 @dataclass(frozen=True)
@@ -188,6 +190,8 @@ class Rates:
     head_pre: np.ndarray
     attn_dec: np.ndarray
     attn_pre: np.ndarray
+    expert_dec: np.ndarray    # the routed experts' GEMMs (before grouped_gemm_*efficiency)
+    expert_pre: np.ndarray
 
 
 def rates(table: GpuTable, gi: np.ndarray, scheme: np.ndarray, kv: np.ndarray, o: Assumptions) -> Rates:
@@ -202,12 +206,16 @@ def rates(table: GpuTable, gi: np.ndarray, scheme: np.ndarray, kv: np.ndarray, o
         attn_fmt = np.where(KV_BYTES[kv] <= 1.0, _format_or(table, gi, _FP8, f16), f16)
     else:
         attn_fmt = f16
-    lin, head, attn = (_ceiling(table, gi, f, o) for f in (fmt, head_fmt, attn_fmt))
+    # the routed experts in their native format where the scheme has one and the GPU has fp4 math
+    xm = SCHEME_XMATH[scheme]
+    expert_fmt = np.where((xm >= 0) & ~np.isnan(table.flops[gi, _FP4]), np.maximum(xm, 0), fmt)
+    lin, head, attn, expert = (_ceiling(table, gi, f, o) for f in (fmt, head_fmt, attn_fmt, expert_fmt))
     ed, ep = table.eff_compute[gi], table.eff_prefill[gi]
     return Rates(
         lin_dec=lin * o.compute_efficiency * ed, lin_pre=lin * o.prefill_compute_efficiency * ep,
         head_dec=head * o.compute_efficiency * ed, head_pre=head * o.prefill_compute_efficiency * ep,
         attn_dec=attn * o.attention_efficiency * ed, attn_pre=attn * o.attention_efficiency * ep,
+        expert_dec=expert * o.compute_efficiency * ed, expert_pre=expert * o.prefill_compute_efficiency * ep,
     )
 
 
