@@ -28,7 +28,7 @@ class CpSatBackend:
 
     def solve(self, f: Any, time_limit: float, seed: int = 0) -> Solution:
         t0 = time.perf_counter()
-        cp, vs = incremental(f, "_cpsat", translate, _add_row)
+        cp, vs = incremental(f, "_cpsat", translate, _add_row, add_var)
         add_hints(cp, vs, f.model, getattr(f, "hint", None))
         solver = cp_model.CpSolver()
         solver.parameters.max_time_in_seconds = float(time_limit)
@@ -134,12 +134,17 @@ def _clamp(x: int) -> int:
     return max(-SAFE, min(SAFE, x))
 
 
+def add_var(cp: cp_model.CpModel, vs: list, m: LinearModel, i: int) -> None:
+    v = m.vars[i]
+    lo, hi = _domain(v)
+    vs.append(cp.new_bool_var(v.name) if v.integer and (lo, hi) == (0, 1) else cp.new_int_var(lo, hi, v.name))
+
+
 def translate(m: LinearModel) -> tuple[cp_model.CpModel, list]:
     cp = cp_model.CpModel()
-    vs = []
-    for v in m.vars:
-        lo, hi = _domain(v)
-        vs.append(cp.new_bool_var(v.name) if v.integer and (lo, hi) == (0, 1) else cp.new_int_var(lo, hi, v.name))
+    vs: list[Any] = []
+    for i in range(len(m.vars)):
+        add_var(cp, vs, m, i)
     for k in range(len(m.rows)):
         _add_row(cp, vs, m, k)
     idx, ks, ids = [], [], []
