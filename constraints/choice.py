@@ -44,9 +44,10 @@ def add(f: Formulation) -> None:
     f.replicas = needs_replicas(c)
     free = free_slots(c)
     f.x = np.full(len(c), -1, dtype=np.int64)
+    labels = dict(zip(f.alive.tolist(), c.labels(f.alive)))
     for j in f.alive:
         if int(c.slot[j]) not in free:
-            f.x[j] = m.var(f"x[{c.label(int(j))}]", 0, 1, integer=True)
+            f.x[j] = m.var(f"x[{labels[int(j)]}]", 0, 1, integer=True)
     for s in range(c.n_slots):
         if s not in free:
             _slot_rows(f, s)
@@ -56,10 +57,10 @@ def add(f: Formulation) -> None:
     f.y = np.full(len(c), -1, dtype=np.int64)
     for j in f.alive:
         if int(c.slot[j]) in free:
-            f.y[j] = f.x[j] = m.var(f"replicas[{c.label(int(j))}]", 0, c.replica_cap[j], integer=True)
+            f.y[j] = f.x[j] = m.var(f"replicas[{labels[int(j)]}]", 0, c.replica_cap[j], integer=True)
         else:
-            f.y[j] = m.var(f"replicas[{c.label(int(j))}]", 0, c.replica_cap[j], integer=True)
-            _link(f, int(j))
+            f.y[j] = m.var(f"replicas[{labels[int(j)]}]", 0, c.replica_cap[j], integer=True)
+            _link(f, int(j), labels[int(j)])
 
 
 def _slot_rows(f: Formulation, s: int) -> None:
@@ -84,9 +85,9 @@ def _slot_rows(f: Formulation, s: int) -> None:
         m.row("at_least_one_deployment" + suffix, "choice", coeffs, ">=", 1.0, "count")
 
 
-def _link(f: Formulation, j: int) -> None:
+def _link(f: Formulation, j: int, label: str) -> None:
     """x_j <= y_j <= R_j x_j: replicas only of a chosen candidate, at least one if chosen."""
-    label, xi, yi = f.cands.label(j), int(f.x[j]), int(f.y[j])
+    xi, yi = int(f.x[j]), int(f.y[j])
     f.model.row(f"replicas_at_least_one[{label}]", "choice", {xi: 1.0, yi: -1.0}, "<=", 0.0, "count")
     f.model.row(f"replicas_only_if_chosen[{label}]", "choice", {yi: 1.0, xi: -float(f.cands.replica_cap[j])}, "<=",
                 0.0, "count")
@@ -109,12 +110,13 @@ def limit(f: Formulation, slots: set[int]) -> bool:
         if np.any(OBJECTIVES[name].terms(c).x[rows]):
             return False
     f.cands = replace(c, limited=tuple(sorted({*c.limited, *new})))
-    for j in rows:
-        f.x[j] = f.model.var(f"x[{c.label(int(j))}]", 0, 1, integer=True)
+    labels = c.labels(rows)
+    for j, label in zip(rows, labels):
+        f.x[j] = f.model.var(f"x[{label}]", 0, 1, integer=True)
     for s in new:
         _slot_rows(f, s)
-    for j in rows:
-        _link(f, int(j))
+    for j, label in zip(rows, labels):
+        _link(f, int(j), label)
     return True
 
 

@@ -18,6 +18,7 @@ import math
 import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
 from typing import Any, TypeVar
 
 import numpy as np
@@ -205,7 +206,7 @@ class Candidates:
     def n_slots(self) -> int:
         return len(self.slot_names)
 
-    @property
+    @cached_property
     def has_demand(self) -> np.ndarray:
         return ~np.isnan(self.demand)
 
@@ -216,12 +217,25 @@ class Candidates:
                 "batch": int(c.batch[i])}
 
     def label(self, i: int, *, batch: bool = True) -> str:
-        d = self.describe(i)
-        slot = f"slot={self.slot_names[int(self.slot[i])]}," if self.n_slots > 1 else ""
-        if len(self.role) and self.role[i] != AGGREGATED:
-            slot += f"role={ROLE_NAMES[int(self.role[i])]},"
-        text = f"{slot}gpu={d['gpu']},tp={d['tp']},pp={d['pp']},ep={d['ep']},q={d['quantization']},kv={d['kv_dtype']}"
-        return text + (f",batch={d['batch']}" if batch else "")
+        return self.labels(np.array([i], dtype=np.int64), batch=batch)[0]
+
+    def labels(self, rows: np.ndarray, *, batch: bool = True) -> list[str]:
+        """``label`` of each of ``rows``, built from whole columns at once (a fleet's model
+        names hundreds of thousands of variables)."""
+        c = self.configs
+        cols = [c.gpu[rows].tolist(), c.tp[rows].astype(np.int64).tolist(), c.pp[rows].astype(np.int64).tolist(),
+                c.ep[rows].astype(np.int64).tolist(), c.scheme[rows].tolist(), c.kv[rows].tolist(),
+                c.batch[rows].astype(np.int64).tolist()]
+        slots = self.slot[rows].tolist() if self.n_slots > 1 else [None] * len(rows)
+        roles = self.role[rows].tolist() if len(self.role) else [AGGREGATED] * len(rows)
+        out = []
+        for s, r, g, tp, pp, ep, q, kv, b in zip(slots, roles, *cols):
+            slot = f"slot={self.slot_names[s]}," if s is not None else ""
+            if r != AGGREGATED:
+                slot += f"role={ROLE_NAMES[r]},"
+            text = f"{slot}gpu={self.gpu_ids[g]},tp={tp},pp={pp},ep={ep},q={SCHEME_NAMES[q]},kv={KV_NAMES[kv]}"
+            out.append(text + (f",batch={b}" if batch else ""))
+        return out
 
     def config_groups(self) -> list[np.ndarray]:
         """Rows grouped by configuration (same slot and layout, different batch)."""
