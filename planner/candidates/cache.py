@@ -58,6 +58,28 @@ def row_hashes(m: np.ndarray) -> np.ndarray:
     return h
 
 
+def scatter(n: int, parts: list[tuple[np.ndarray, T]], missing: float = np.inf) -> T:
+    """One dataclass of per-row arrays of length ``n`` from ``parts`` (rows ``index`` of it,
+    the part's arrays): each field in the type that holds every part's values; a dict field's
+    key that a part lacks is ``missing`` on its rows."""
+    first = parts[0][1]
+    out: dict[str, Any] = {}
+    for f in fields(first):      # type: ignore[arg-type]
+        if isinstance(getattr(first, f.name), dict):
+            merged: dict[Any, np.ndarray] = {}
+            for index, part in parts:
+                for key, a in getattr(part, f.name).items():
+                    merged.setdefault(key, np.full(n, missing))[index] = a
+            out[f.name] = merged
+            continue
+        arrays = [np.asarray(getattr(part, f.name)) for _, part in parts]
+        whole = np.empty(n, dtype=np.result_type(*arrays))
+        for (index, _), a in zip(parts, arrays):
+            whole[index] = a
+        out[f.name] = whole
+    return type(first)(**out)
+
+
 class _Columns:
     """A growing store of per-row results (a dataclass of arrays, dict fields per key):
     appended in place with room doubled when full, so adding rows costs their own size."""

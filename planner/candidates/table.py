@@ -19,11 +19,11 @@ import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
-from planner.candidates.cache import PhysicsCache, digest
+from planner.candidates.cache import PhysicsCache, digest, scatter
 from planner.candidates.load import (
     AGGREGATED,
     POOL_METRICS,
@@ -304,12 +304,12 @@ def build_candidates(p: Problem, timings: dict[str, float] | None = None, cache:
     cache = PhysicsCache() if cache is None else cache
     keys = _Keys(p)
     parts = [_with_roles(_slot_rows(p, k, slot, cache, keys), slot) for k, slot in enumerate(p.slots)]
-    n_cfg = np.cumsum([0] + [int(r.max(initial=-1)) + 1 for _, _, r, _ in parts])
-    configs = _concat([c for c, _, _, _ in parts], Configs)
-    ev = _concat([e for _, e, _, _ in parts], Evaluation)
-    config = np.concatenate([r + n_cfg[k] for k, (_, _, r, _) in enumerate(parts)])
-    slot = np.concatenate([np.full(len(r), k, dtype=np.int64) for k, (_, _, r, _) in enumerate(parts)])
-    role = np.concatenate([x for _, _, _, x in parts])
+    n_cfg = np.cumsum([0] + [int(r.max(initial=-1)) + 1 for _, r, _ in parts])
+    configs = _concat([c for c, _, _ in parts], Configs)
+    config = np.concatenate([r + n_cfg[k] for k, (_, r, _) in enumerate(parts)])
+    slot = np.concatenate([np.full(len(r), k, dtype=np.int64) for k, (_, r, _) in enumerate(parts)])
+    role = np.concatenate([x for _, _, x in parts])
+    ev = _idle_all(p, configs, slot, cache, keys)
     t1 = time.perf_counter()
     out = _derive(p, configs, ev, config, slot, timings=timings, role=role, cache=cache, keys=keys)
     if timings is not None:
@@ -318,18 +318,29 @@ def build_candidates(p: Problem, timings: dict[str, float] | None = None, cache:
     return out
 
 
-def _with_roles(part: tuple[Configs, Evaluation, np.ndarray], slot: Slot
-                ) -> tuple[Configs, Evaluation, np.ndarray, np.ndarray]:
+def _with_roles(part: tuple[Configs, np.ndarray], slot: Slot) -> tuple[Configs, np.ndarray, np.ndarray]:
     """A slot's rows with their roles: aggregated only, or (disaggregation auto or always)
     every configuration three times, as an aggregated replica, a prefill-pool replica and a
     decode-pool replica, each role its own configuration id."""
-    configs, ev, rows = part
+    configs, rows = part
     if slot.disaggregation == "never":
-        return configs, ev, rows, np.zeros(len(rows), dtype=np.int64)
+        return configs, rows, np.zeros(len(rows), dtype=np.int64)
     n = int(rows.max(initial=-1)) + 1
-    return (_concat([configs] * 3, Configs), _concat([ev] * 3, Evaluation),
-            np.concatenate([rows + n * r for r in range(3)]),
+    return (_concat([configs] * 3, Configs), np.concatenate([rows + n * r for r in range(3)]),
             np.repeat(np.arange(3, dtype=np.int64), len(rows)))
+
+
+def _idle_all(p: Problem, configs: Configs, slot: np.ndarray, cache: PhysicsCache, keys: _Keys) -> Evaluation:
+    """The idle physics of every row, the rows of all slots with one key read together (one
+    copy of the table's physics, not one per slot and another of their concatenation)."""
+    groups: dict[Hashable, list[int]] = {}
+    for k, sl in enumerate(p.slots):
+        groups.setdefault(keys.idle(sl), []).append(k)
+    parts = []
+    for members in groups.values():
+        every = np.flatnonzero(np.isin(slot, members))
+        parts.append((every, _idle(p, p.slots[members[0]], configs.take(every), cache, keys)))
+    return scatter(len(configs), parts)
 
 
 def role_checks(checks: tuple[SloCheck, ...], role: np.ndarray) -> tuple[SloCheck, ...]:
@@ -518,18 +529,7 @@ def _load(p: Problem, configs: Configs, ev: Evaluation, slot: np.ndarray, role: 
                 return row_load(sl, p.table, rows.take(i), p.assumptions, fits[i])
             return pool_load(sl, p.table, rows.take(i), p.assumptions, fits[i], r)
         parts.append((every, cache.rows(key, rows, compute)))
-    n = len(configs)
-    first = parts[0][1]
-    merged: dict[str, Any] = {f.name: (np.zeros(n, dtype=getattr(first, f.name).dtype) if f.name != "stats" else {})
-              for f in fields(RowLoad)}
-    for mine, part in parts:
-        for f in fields(RowLoad):
-            if f.name == "stats":
-                for key, arr in part.stats.items():
-                    merged["stats"].setdefault(key, np.full(n, np.inf))[mine] = arr
-            else:
-                merged[f.name][mine] = getattr(part, f.name)
-    return RowLoad(**merged)
+    return scatter(len(configs), parts)
 
 
 def replicas_needed(demand: np.ndarray, tokens_per_s: np.ndarray) -> np.ndarray:
@@ -595,9 +595,8 @@ class _Keys:
                                               slot.slo.max_utilization, slot.output.mean, slot.kv_link)))
 
 
-def _slot_rows(p: Problem, k: int, slot: Slot, cache: PhysicsCache, keys: _Keys
-               ) -> tuple[Configs, Evaluation, np.ndarray]:
-    """(configurations, their physics, configuration id of each row) of one slot."""
+def _slot_rows(p: Problem, k: int, slot: Slot, cache: PhysicsCache, keys: _Keys) -> tuple[Configs, np.ndarray]:
+    """(configurations, configuration id of each row) of one slot."""
     base, best = cache.memo(keys.rows(slot), lambda: _slot_base(p, slot))
     s = p.spec.search
     levels = sorted(set(s.batch_levels or _levels(s.max_batch)))
@@ -616,8 +615,7 @@ def _slot_rows(p: Problem, k: int, slot: Slot, cache: PhysicsCache, keys: _Keys
     rows, batch = _unique_rows(rows, batch)
     order = np.lexsort((batch, rows))
     rows, batch = rows[order], batch[order]
-    configs = _with_batch(base.take(rows), batch)
-    return configs, _idle(p, slot, configs, cache, keys), rows
+    return _with_batch(base.take(rows), batch), rows
 
 
 def _idle(p: Problem, slot: Slot, configs: Configs, cache: PhysicsCache, keys: _Keys) -> Evaluation:
