@@ -133,3 +133,17 @@ def test_a_worse_solver_answer_never_replaces_the_starting_fleet(fleet, monkeypa
     bound = max(1.0, starting.cost_lower_bound(first_phase_view(p, c)) or 0.0)
     assert first.lower_bound == pytest.approx(bound, rel=1e-9)
     assert first.gap == pytest.approx((want - bound) / want, rel=1e-9)
+
+
+@pytest.mark.parametrize("objective", ["cost_per_hour", "gpus"])
+def test_highs_reads_its_bound_in_the_model_units(fleet, objective):
+    # the solver's objective is conditioned and scaled by a power of two: its dual bound, read
+    # back, is the objective's value in the model's units at a proven optimum
+    from planner.candidates.table import with_objective
+    p, c = fleet
+    f = constraints.build(replace(with_objective(first_phase_view(p, c), objective), limited=None))
+    sol = get_backend("highs").solve(f, 60)
+    assert sol.status == Status.OPTIMAL and sol.values is not None
+    value = float(sum(a * sol.values[i] for i, a in constraints.objective.coefficients(f, objective).items()))
+    model = f.__dict__["_highspy"]["model"]
+    assert model.unscaled(model.highs.getInfo().mip_dual_bound) == pytest.approx(value, rel=1e-9)

@@ -78,14 +78,14 @@ class Model:
             self.highs = highspy.Highs()
         for k, v in OPTIONS.items():
             self.highs.setOptionValue(k, v)
-        self.objective_factor = 1.0
-        self.sense = m.objective_sense
+        self.objective_factor = 1.0      # the solver's objective per unit of the conditioned one
+        self.objective_unit = CONDITIONING[m.objective_dimension]
 
     def unscaled(self, value: float) -> float | None:
-        """An objective value of the solver's (conditioned) objective in the model's units."""
+        """An objective value of the solver's (conditioned, scaled) objective in the model's units."""
         if not np.isfinite(value):
             return None
-        return float(value) / self.objective_factor
+        return float(value) / self.objective_factor * self.objective_unit
 
     @staticmethod
     def scale_of(m: LinearModel) -> np.ndarray:
