@@ -105,7 +105,8 @@ def one(n: int, backend: str | None, time_limit: float | None, tie_break: bool, 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="50,200,1000")
-    ap.add_argument("--backend", default=None, help="default: the fleet command's default backend")
+    ap.add_argument("--backend", "--backends", default=None,
+                    help="default: the fleet command's default backend; several, comma-separated, each in turn")
     ap.add_argument("--time-limit", type=float, default=None,
                     help="the solve's limit (default: the size's target less the table's time)")
     ap.add_argument("--no-tie-break", action="store_true", help="solve the objectives only")
@@ -121,9 +122,10 @@ def main() -> None:
         print("| workloads | candidates | backend | table s (CPU) | solve s (CPU) | total s | status | gap % | start | "
               "$/hour | peak MiB |")
         print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
-    for n in [int(x) for x in args.sizes.split(",")]:
+    backends: list[str | None] = args.backend.split(",") if args.backend else [None]
+    for n, backend in [(int(x), b) for x in args.sizes.split(",") for b in backends]:
         cmd = [sys.executable, __file__, "--one", str(n)]
-        for flag, value in (("--backend", args.backend), ("--time-limit", args.time_limit)):
+        for flag, value in (("--backend", backend), ("--time-limit", args.time_limit)):
             if value is not None:
                 cmd += [flag, str(value)]
         cmd += ["--no-tie-break"] * args.no_tie_break + ["--baselines"] * args.baselines
