@@ -1,9 +1,15 @@
-"""Fleets of 10, 50 and 200 workloads over the whole catalog with inventory limits: time to
-build the candidate tables, the model's size, solve time, status and gap per backend, and
-the saving over each baseline (docs/fleet.md, issue 13).
+"""Fleets of 50 to 1,000 workloads over the whole catalog with inventory limits: the time to
+build the candidate table, the solve's time, status and gap against a proven bound, and the
+peak memory, per size (docs/fleet.md "Scale", issue 26). Times are wall clock, with the
+process's CPU time beside them (a loaded machine stretches the first, not the second).
 
-    python benchmarks/fleet_scale.py                    # 10 and 50 workloads, cpsat + highs + milp
-    python benchmarks/fleet_scale.py --sizes 10,50,200 --backends cpsat,highs --time-limit 60
+    python benchmarks/fleet_scale.py --sizes 50,200,1000            # the default backend
+    python benchmarks/fleet_scale.py --sizes 50 --backend milp --json
+    python benchmarks/fleet_scale.py --sizes 10,50 --baselines      # and the saving over each baseline
+
+Each size runs in a process of its own, so its peak memory (the resident set's high-water
+mark, ``ru_maxrss``) is its own. The solve's time limit is the size's target (10 s at 50
+workloads, 30 s at 200, 60 s above) less the table's time, unless ``--time-limit`` is given.
 
 Workloads are generated from a fixed seed: models from 8B to 70B (dense and MoE) with chat,
 RAG, summarisation and code length profiles, demands from 0.5 to 60 req/s, TTFT p99 and TPOT
@@ -14,7 +20,10 @@ catalog prices (rent_outside_inventory), so both the inventory and the prices sh
 from __future__ import annotations
 
 import argparse
+import json
 import random
+import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,10 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from planner.candidates.table import build_candidates
-from planner.plan.solve import solve
+from planner.plan.solve import default_backend, solve
 from planner.resolve.problem import resolve_fleet
 from planner.schemas.fleet import FleetSpec
-from planner.whatif.answer import around
 
 MODELS = ["llama-3.1-8b", "qwen3-8b", "qwen3-32b", "llama-3.1-70b", "qwen3-30b-a3b", "gpt-oss-20b"]
 PROFILES = {   # name: (input, output, TTFT p99 ms, TPOT ms)
@@ -35,6 +43,8 @@ PROFILES = {   # name: (input, output, TTFT p99 ms, TPOT ms)
     "summarise": (8192, 512, 6000, 80),
     "code": (2048, 512, 2000, 40),
 }
+TARGET_S = {50: 10.0, 200: 30.0}
+"""Seconds, table included, each size should be proven in (issue 26); 60 s for any other size."""
 
 
 def workloads(n: int, seed: int = 7) -> list[dict]:
@@ -63,47 +73,74 @@ def spec_for(n: int) -> FleetSpec:
         "objective": "cost_per_hour", "max_configurations_per_workload": 2})
 
 
+def one(n: int, backend: str | None, time_limit: float | None, tie_break: bool, baselines: bool) -> dict:
+    """One size, measured in this process."""
+    spec = spec_for(n)
+    t0, c0 = time.perf_counter(), time.process_time()
+    problem = resolve_fleet(spec)
+    cands = build_candidates(problem)
+    table, table_cpu = time.perf_counter() - t0, time.process_time() - c0
+    name = backend or default_backend(spec)
+    limit = time_limit if time_limit is not None else max(1.0, TARGET_S.get(n, 60.0) - table)
+    t1, c1 = time.perf_counter(), time.process_time()
+    r = solve(problem, cands, backend=name, time_limit=limit, tie_break=tie_break)
+    solved, solved_cpu = time.perf_counter() - t1, time.process_time() - c1
+    first = next((p for p in r.phases if p.kind == "objective"), None)
+    a = r.answer(1)
+    out = {"workloads": n, "candidates": len(cands), "backend": name, "time_limit_s": round(limit, 2),
+           "table_s": round(table, 2), "solve_s": round(solved, 2), "total_s": round(table + solved, 2),
+           "table_cpu_s": round(table_cpu, 2), "solve_cpu_s": round(solved_cpu, 2),
+           "status": r.status, "gap_pct": None if first is None or first.gap is None else round(100 * first.gap, 3),
+           "start": bool(first is not None and first.start),
+           "cost_per_hour": a.totals.cost_per_hour if a is not None and a.totals is not None else None,
+           "tie_breaks": [p.status for p in r.phases if p.kind == "tie-break"],
+           "peak_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    if baselines:
+        from planner.whatif.answer import around
+        around(problem, cands, r, backend=name, time_limit=limit, baselines=True)
+        out["baselines"] = {x.baseline: x.cost_per_hour for x in r.baselines}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sizes", default="10,50")
-    ap.add_argument("--backends", default="cpsat,highs,milp")
-    ap.add_argument("--time-limit", type=float, default=60.0)
-    ap.add_argument("--no-tie-break", action="store_true", help="solve the objectives only (the order before "
-                    "issue 21): what the documented tie-breaks cost")
+    ap.add_argument("--sizes", default="50,200,1000")
+    ap.add_argument("--backend", "--backends", default=None,
+                    help="default: the fleet command's default backend; several, comma-separated, each in turn")
+    ap.add_argument("--time-limit", type=float, default=None,
+                    help="the solve's limit (default: the size's target less the table's time)")
+    ap.add_argument("--no-tie-break", action="store_true", help="solve the objectives only")
+    ap.add_argument("--baselines", action="store_true", help="also the baselines (not timed)")
+    ap.add_argument("--json", action="store_true", help="a list of objects instead of the table")
+    ap.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)   # a size, in this process
     args = ap.parse_args()
-    print("| workloads | candidates | build s | columns after pruning | rows | backend | status | gap | "
-          "solve s | tie-breaks | $/hour | vs alone | vs greedy |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for n in [int(x) for x in args.sizes.split(",")]:
-        spec = spec_for(n)
-        t0 = time.perf_counter()
-        problem = resolve_fleet(spec)
-        cands = build_candidates(problem)
-        build = time.perf_counter() - t0
-        for b in args.backends.split(","):
-            t1 = time.perf_counter()
-            r = solve(problem, cands, backend=b, time_limit=args.time_limit, tie_break=not args.no_tie_break)
-            around(problem, cands, r, backend=b, time_limit=args.time_limit, baselines=True)
-            seconds = time.perf_counter() - t1
-            size = r.model_size
-            gap = r.phases[0].gap if r.phases else None
-            a = r.answer(1)
-            cost = a.totals.cost_per_hour if a is not None and a.totals is not None else None
-            base = {x.baseline: x for x in r.baselines}
-
-            def vs(name: str) -> str:
-                x = base.get(name)
-                if x is None or cost is None or x.cost_per_hour is None:
-                    return "-"
-                if x.breaks or x.served_share < 1 - 1e-9:
-                    return f"{x.cost_per_hour:.1f} (" + ("breaks limits" if x.breaks else
-                                                        f"serves {x.served_share:.0%}") + ")"
-                return f"{x.cost_per_hour:.1f} ({(x.cost_per_hour - cost) / x.cost_per_hour:+.1%} saved)"
-
-            print(f"| {n} | {len(cands):,} | {build:.1f} | {size.get('after_pruning', '-')} | {size.get('rows', '-')} | "
-                  f"{b} | {r.status} | {'-' if gap is None else f'{gap:.2%}'} | {seconds:.2f} | "
-                  f"{', '.join(p.status for p in r.phases if p.kind == 'tie-break') or '-'} | "
-                  f"{'-' if cost is None else f'{cost:.2f}'} | {vs('alone')} | {vs('greedy')} |", flush=True)
+    if args.one is not None:
+        print(json.dumps(one(args.one, args.backend, args.time_limit, not args.no_tie_break, args.baselines)))
+        return
+    rows = []
+    if not args.json:
+        print("| workloads | candidates | backend | table s (CPU) | solve s (CPU) | total s | status | gap % | start | "
+              "$/hour | peak MiB |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    backends: list[str | None] = args.backend.split(",") if args.backend else [None]
+    for n, backend in [(int(x), b) for x in args.sizes.split(",") for b in backends]:
+        cmd = [sys.executable, __file__, "--one", str(n)]
+        for flag, value in (("--backend", backend), ("--time-limit", args.time_limit)):
+            if value is not None:
+                cmd += [flag, str(value)]
+        cmd += ["--no-tie-break"] * args.no_tie_break + ["--baselines"] * args.baselines
+        done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        row = json.loads(done.stdout.strip().splitlines()[-1])
+        rows.append(row)
+        if not args.json:
+            gap = "-" if row["gap_pct"] is None else f"{row['gap_pct']:.3f}"
+            cost = "-" if row["cost_per_hour"] is None else f"{row['cost_per_hour']:.2f}"
+            print(f"| {n} | {row['candidates']:,} | {row['backend']} | {row['table_s']:.1f} ({row['table_cpu_s']:.1f}) | "
+                  f"{row['solve_s']:.1f} ({row['solve_cpu_s']:.1f}) | "
+                  f"{row['total_s']:.1f} | {row['status']} | {gap} | {'yes' if row['start'] else 'no'} | {cost} | "
+                  f"{row['peak_mib']:.0f} |", flush=True)
+    if args.json:
+        print(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

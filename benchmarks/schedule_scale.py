@@ -18,7 +18,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import planner.backends.highs  # noqa: E402,F401  (loaded before PuLP's CBC: the other order crashes OR-Tools' HiGHS)
 from planner.plan.schedule import prepare, solve_prepared  # noqa: E402
 from planner.schemas.fleet import FleetSpec  # noqa: E402
 from planner.yamlio import load_yaml  # noqa: E402

@@ -14,11 +14,13 @@ configurations per role: at most K aggregated, K prefill and K decode configurat
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from planner.candidates.load import ROLE_NAMES
+from planner.candidates.objectives import OBJECTIVES
 from planner.candidates.table import Candidates
 
 if TYPE_CHECKING:
@@ -42,43 +44,80 @@ def add(f: Formulation) -> None:
     f.replicas = needs_replicas(c)
     free = free_slots(c)
     f.x = np.full(len(c), -1, dtype=np.int64)
+    labels = dict(zip(f.alive.tolist(), c.labels(f.alive)))
     for j in f.alive:
         if int(c.slot[j]) not in free:
-            f.x[j] = m.var(f"x[{c.label(int(j))}]", 0, 1, integer=True)
+            f.x[j] = m.var(f"x[{labels[int(j)]}]", 0, 1, integer=True)
     for s in range(c.n_slots):
-        if s in free:
-            continue
-        coeffs = {int(f.x[j]): 1.0 for j in f.alive_in(s)}
-        if not c.split:
-            name = "one_deployment" if c.n_slots == 1 else f"one_deployment[slot={c.slot_names[s]}]"
-            m.row(name, "choice", coeffs, "==", 1.0, "count")
-            continue
-        suffix = "" if c.n_slots == 1 else f"[slot={c.slot_names[s]}]"
-        if c.pooled(s):
-            rows = f.alive_in(s)
-            for r, role in enumerate(ROLE_NAMES):
-                mine = {int(f.x[j]): 1.0 for j in rows[c.role[rows] == r]}
-                if mine:
-                    m.row(f"max_configurations[slot={c.slot_names[s]},role={role}]", "choice", mine, "<=",
-                          float(c.max_configs), "count")
-        else:
-            m.row("max_configurations" + suffix, "choice", coeffs, "<=", float(c.max_configs), "count")
-        if not c.partial:
-            m.row("at_least_one_deployment" + suffix, "choice", coeffs, ">=", 1.0, "count")
+        if s not in free:
+            _slot_rows(f, s)
     if not f.replicas:
         f.y = f.x
         return
-    caps = c.replica_cap
     f.y = np.full(len(c), -1, dtype=np.int64)
     for j in f.alive:
-        label = c.label(int(j))
         if int(c.slot[j]) in free:
-            f.y[j] = f.x[j] = m.var(f"replicas[{label}]", 0, caps[j], integer=True)
-            continue
-        xi = int(f.x[j])
-        yi = f.y[j] = m.var(f"replicas[{label}]", 0, caps[j], integer=True)
-        m.row(f"replicas_at_least_one[{label}]", "choice", {xi: 1.0, yi: -1.0}, "<=", 0.0, "count")
-        m.row(f"replicas_only_if_chosen[{label}]", "choice", {yi: 1.0, xi: -float(caps[j])}, "<=", 0.0, "count")
+            f.y[j] = f.x[j] = m.var(f"replicas[{labels[int(j)]}]", 0, c.replica_cap[j], integer=True)
+        else:
+            f.y[j] = m.var(f"replicas[{labels[int(j)]}]", 0, c.replica_cap[j], integer=True)
+            _link(f, int(j), labels[int(j)])
+
+
+def _slot_rows(f: Formulation, s: int) -> None:
+    """Slot s's rows of configuration counts (at most K, per role with pools; at least one)."""
+    c, m = f.cands, f.model
+    coeffs = {int(f.x[j]): 1.0 for j in f.alive_in(s)}
+    if not c.split:
+        name = "one_deployment" if c.n_slots == 1 else f"one_deployment[slot={c.slot_names[s]}]"
+        m.row(name, "choice", coeffs, "==", 1.0, "count")
+        return
+    suffix = "" if c.n_slots == 1 else f"[slot={c.slot_names[s]}]"
+    if c.pooled(s):
+        rows = f.alive_in(s)
+        for r, role in enumerate(ROLE_NAMES):
+            mine = {int(f.x[j]): 1.0 for j in rows[c.role[rows] == r]}
+            if mine:
+                m.row(f"max_configurations[slot={c.slot_names[s]},role={role}]", "choice", mine, "<=",
+                      float(c.max_configs), "count")
+    else:
+        m.row("max_configurations" + suffix, "choice", coeffs, "<=", float(c.max_configs), "count")
+    if not c.partial:
+        m.row("at_least_one_deployment" + suffix, "choice", coeffs, ">=", 1.0, "count")
+
+
+def _link(f: Formulation, j: int, label: str) -> None:
+    """x_j <= y_j <= R_j x_j: replicas only of a chosen candidate, at least one if chosen."""
+    xi, yi = int(f.x[j]), int(f.y[j])
+    f.model.row(f"replicas_at_least_one[{label}]", "choice", {xi: 1.0, yi: -1.0}, "<=", 0.0, "count")
+    f.model.row(f"replicas_only_if_chosen[{label}]", "choice", {yi: 1.0, xi: -float(f.cands.replica_cap[j])}, "<=",
+                0.0, "count")
+
+
+def limit(f: Formulation, slots: set[int]) -> bool:
+    """The configuration limit of ``slots`` enforced in the model as built (the solve stage's
+    lazy rounds, planner/plan/solve.py): a choice binary per candidate of those slots, its
+    links to the replicas and the slot's count rows, added to the model, whose solver keeps
+    it (planner/backends/base.py ``incremental``). The same model ``add`` builds with those
+    slots limited, its variables in another order. False, and nothing changed, where the
+    objective or an earlier phase's bound puts a coefficient on a choice (it would move from
+    the replicas to the new binary): the caller then builds the model anew."""
+    c = f.cands
+    new = sorted(set(slots) & free_slots(c))
+    if not f.replicas or c.limited is None or not new:
+        return not new
+    rows = np.concatenate([f.alive_in(s) for s in new])
+    for name in {c.objective, *(n for n, _ in c.bounds)}:
+        if np.any(OBJECTIVES[name].terms(c).x[rows]):
+            return False
+    f.cands = replace(c, limited=tuple(sorted({*c.limited, *new})))
+    labels = c.labels(rows)
+    for j, label in zip(rows, labels):
+        f.x[j] = f.model.var(f"x[{label}]", 0, 1, integer=True)
+    for s in new:
+        _slot_rows(f, s)
+    for j, label in zip(rows, labels):
+        _link(f, int(j), label)
+    return True
 
 
 def free_slots(c: Candidates) -> frozenset[int]:

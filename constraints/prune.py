@@ -138,6 +138,14 @@ def _dominated(v: np.ndarray, cfg: np.ndarray, ranks: int) -> np.ndarray:
     for a in range(0, m, CHUNK):
         block = order[a:a + CHUNK]
         dom_k = _dominates(v, kept, block)
+        if ranks == 1:
+            # one answer: a row goes when any row before it dominates it, kept or not (dominance
+            # is transitive, and a dropped dominator has a kept one before it), so the block's
+            # rows need no walk in order
+            drop = dom_k.any(axis=0) | _dominates(v, block, block).any(axis=0)
+            out[block[drop]] = True
+            kept = np.concatenate([kept, block[~drop]])
+            continue
         same_k = cfg[kept][:, None] == cfg[block][None, :]
         own = (dom_k & same_k).any(axis=0)
         by_other = dom_k & ~same_k
@@ -171,5 +179,11 @@ def _dominated(v: np.ndarray, cfg: np.ndarray, ranks: int) -> np.ndarray:
 def _dominates(v: np.ndarray, rows_k: np.ndarray, rows_j: np.ndarray) -> np.ndarray:
     """[k, j]: row rows_k[k] dominates row rows_j[j] (no worse everywhere; strictly better
     somewhere, or all equal and first in the table)."""
-    vk, vj = v[rows_k][:, None, :], v[rows_j][None, :, :]
-    return np.all(vk <= vj, axis=2) & (np.any(vk < vj, axis=2) | (rows_k[:, None] < rows_j[None, :]))
+    vk, vj = v[rows_k], v[rows_j]
+    no_worse = np.ones((len(rows_k), len(rows_j)), dtype=bool)
+    better = rows_k[:, None] < rows_j[None, :]
+    for d in range(v.shape[1]):        # one criterion at a time: two matrices, no third axis
+        a, b = vk[:, d, None], vj[None, :, d]
+        no_worse &= a <= b
+        better |= a < b
+    return no_worse & better

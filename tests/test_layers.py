@@ -24,7 +24,7 @@ STAGES: tuple[tuple[str, int], ...] = (
     ("planner.__main__", 12),
     ("planner", 0),
 )
-ONLY_IN = {"ortools": ("planner.backends",), "pulp": ("planner.backends",),
+ONLY_IN = {"ortools": ("planner.backends",), "pulp": ("planner.backends",), "highspy": ("planner.backends",),
            "rich": ("planner.cli",), "matplotlib": ("planner.cli",), "typer": ("planner.cli", "planner.__main__"),
            "planner.backends.exhaustive": ("planner.backends",)}
 

@@ -85,9 +85,8 @@ def instances(draw):
             spec["max_configurations_per_workload"] = 1    # owned-and-rented mixes: tests/test_one_path.py)
         spec["prices"] = {"owned_usd_per_gpu_hour": {gpus[0]: draw(cents(0.05, 3.0))}}
     spec["limits"] = limits
-    # at most 10,000 GPUs: a demand that needs 1e5 replicas of 4 GPUs is out of this test's range (CP-SAT calls
-    # one such instance infeasible where HiGHS and the oracle find 85,365 replicas: open in the issue notes)
-    spec["search"]["max_gpus"] = draw(st.integers(1, 24)) if draw(st.booleans()) else 10_000
+    if draw(st.booleans()):
+        spec["search"]["max_gpus"] = draw(st.integers(1, 24))
     return PlanSpec.model_validate(spec)
 
 
@@ -126,3 +125,27 @@ def test_oracle_checks_targets_under_a_closed_loop():
     assert oracle.plans and violations(problem, oracle.plans[0]) == []
     assert oracle.plans[0].objective_value == pytest.approx(model.plans[0].objective_value, rel=1e-6)
     assert oracle.plans[0].replicas >= 2
+
+
+def test_cpsat_covers_a_demand_of_85365_replicas():
+    """Issue 26 item 4: CP-SAT rounded each replica's capacity down to whole micro-tokens/s, and
+    over 85,365 replicas of 4 H100 lost more than the demand row's slack (0.019 tokens/s): it
+    called the instance infeasible where HiGHS and the oracle find it (planner/backends/cpsat.py
+    ``_refinement``)."""
+    spec = PlanSpec.model_validate({
+        "model": "qwen3-32b",
+        "workload": {"input_tokens": {"mean": 1269, "cv": 1.0}, "output_tokens": 949,
+                     "demand": {"requests_per_s": 72.44640625}},
+        "slo": {"ttft_ms": 91.078125},
+        "search": {"gpus": ["h100-sxm"], "quantizations": ["w16a16", "w4a16"], "kv_dtypes": ["fp8"], "tp": [1, 2, 4],
+                   "pp": [1], "max_batch": 8},
+        "objective": "tpot", "top_k": 1})
+    problem = resolve(spec)
+    cands = build_candidates(problem)
+    results = {b: solve(problem, cands, backend=b, time_limit=60) for b in ("cpsat", "highs")}
+    for name, r in results.items():
+        assert r.status == "optimal", name
+        assert r.plans[0].replicas == 85_365, name
+        assert violations(problem, r.plans[0]) == [], name
+    assert results["cpsat"].plans[0].objective_value == pytest.approx(results["highs"].plans[0].objective_value,
+                                                                      rel=1e-9)

@@ -13,7 +13,6 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-import planner.backends.highs  # noqa: F401  (loaded before PuLP's CBC: the other order crashes OR-Tools' HiGHS)
 from planner.backends.base import BACKENDS, get_backend
 from planner.candidates.schedule import period_tables
 from planner.candidates.table import build_candidates

@@ -45,6 +45,7 @@ class Solution:
     replicas: tuple[int, ...] | None = None
     gap: float | None = None       # relative, proven (0 when optimal)
     seconds: float = 0.0
+    bound: float | None = None     # the solver's proven bound on the objective, in the model's units (None: none given)
 
 
 class Backend(Protocol):
@@ -55,15 +56,24 @@ class Backend(Protocol):
 
 
 def incremental(f: Any, key: str, translate: Callable[[LinearModel], tuple[Any, list]],
-                add_row: Callable[[Any, list, LinearModel, int], None]) -> tuple[Any, list]:
+                add_row: Callable[[Any, list, LinearModel, int], None],
+                add_var: Callable[[Any, list, LinearModel, int], None] | None = None) -> tuple[Any, list]:
     """The solver model of formulation ``f``, translated once and then extended with the
-    rows added since (the ranking's no-good cuts): ``add_row(model, vars, linear_model, k)``."""
+    variables and rows added since (the lazy configuration limits' binaries and rows, the
+    ranking's no-good cuts): ``add_var(model, vars, linear_model, i)`` and
+    ``add_row(model, vars, linear_model, k)``."""
     cache = f.__dict__.setdefault(key, {})
     if "model" not in cache:
         t0 = time.perf_counter()
         cache["model"], cache["vars"] = translate(f.model)
-        cache["rows"] = len(f.model.rows)
+        cache["rows"], cache["columns"] = len(f.model.rows), len(f.model.vars)
         cache["translate_seconds"] = time.perf_counter() - t0     # read by benchmarks/solver_speed.py
+    if cache["columns"] < len(f.model.vars):
+        if add_var is None:
+            raise ValueError(f"backend model {key} cannot take new variables")
+        for i in range(cache["columns"], len(f.model.vars)):
+            add_var(cache["model"], cache["vars"], f.model, i)
+        cache["columns"] = len(f.model.vars)
     for k in range(cache["rows"], len(f.model.rows)):
         add_row(cache["model"], cache["vars"], f.model, k)
     cache["rows"] = len(f.model.rows)
@@ -83,7 +93,7 @@ class Entry:
 REGISTRY: tuple[Entry, ...] = (
     Entry("cpsat", "planner.backends.cpsat", "CpSatBackend", "OR-Tools CP-SAT, integer units"),
     Entry("milp", "planner.backends.milp", "MilpBackend", "PuLP + CBC"),
-    Entry("highs", "planner.backends.highs", "HighsBackend", "HiGHS via OR-Tools"),
+    Entry("highs", "planner.backends.highs", "HighsBackend", "HiGHS (highspy), in-process"),
     Entry("exhaustive", "planner.backends.exhaustive", "ExhaustiveBackend", "the independent oracle, by "
           "enumeration: small instances only"),
 )

@@ -28,7 +28,7 @@ class CpSatBackend:
 
     def solve(self, f: Any, time_limit: float, seed: int = 0) -> Solution:
         t0 = time.perf_counter()
-        cp, vs = incremental(f, "_cpsat", translate, _add_row)
+        cp, vs = incremental(f, "_cpsat", translate, _add_row, add_var)
         add_hints(cp, vs, f.model, getattr(f, "hint", None))
         solver = cp_model.CpSolver()
         solver.parameters.max_time_in_seconds = float(time_limit)
@@ -134,12 +134,17 @@ def _clamp(x: int) -> int:
     return max(-SAFE, min(SAFE, x))
 
 
+def add_var(cp: cp_model.CpModel, vs: list, m: LinearModel, i: int) -> None:
+    v = m.vars[i]
+    lo, hi = _domain(v)
+    vs.append(cp.new_bool_var(v.name) if v.integer and (lo, hi) == (0, 1) else cp.new_int_var(lo, hi, v.name))
+
+
 def translate(m: LinearModel) -> tuple[cp_model.CpModel, list]:
     cp = cp_model.CpModel()
-    vs = []
-    for v in m.vars:
-        lo, hi = _domain(v)
-        vs.append(cp.new_bool_var(v.name) if v.integer and (lo, hi) == (0, 1) else cp.new_int_var(lo, hi, v.name))
+    vs: list[Any] = []
+    for i in range(len(m.vars)):
+        add_var(cp, vs, m, i)
     for k in range(len(m.rows)):
         _add_row(cp, vs, m, k)
     idx, ks, ids = [], [], []
@@ -198,14 +203,18 @@ def _add_row(cp: cp_model.CpModel, vs: list, m: LinearModel, k: int) -> None:
     beyond the range is refused with an error, never rounded into a different problem."""
     r = m.rows[k]
     idx, ks = [], []
-    for i, s in m.in_units(r.coeffs, r.dimension, UNITS).items():
+    coeffs = m.in_units(r.coeffs, r.dimension, UNITS)
+    rhs = r.rhs / UNITS[r.dimension]
+    factor = _refinement(m, coeffs, rhs) if r.sense == ">=" else 1
+    for i, s in coeffs.items():
         if not math.isfinite(s):
             raise _too_large(f"row {r.name}")
+        s *= factor
         c = _ceil(s) if r.sense == "<=" else _floor(s) if r.sense == ">=" else round(s)
         if c:
             idx.append(i)
             ks.append(c)
-    rhs = r.rhs / UNITS[r.dimension]
+    rhs *= factor
     if r.sense == "==":
         if not math.isfinite(rhs):
             _false(cp, r.name)
@@ -246,6 +255,26 @@ def _add_row(cp: cp_model.CpModel, vs: list, m: LinearModel, k: int) -> None:
     _check_reach(m, clipped, b, r.name)
     expr = cp_model.LinearExpr.WeightedSum([vs[i] for i, _ in clipped], [c for _, c in clipped])
     cp.add(expr <= b).with_name(r.name)
+
+
+MAX_REFINEMENT = 2 ** 30
+"""The most a covering row's integer unit is refined (``_refinement``)."""
+
+
+def _refinement(m: LinearModel, coeffs: dict[int, float], rhs: float) -> int:
+    """A power of two to multiply a covering (>=) row by before its coefficients are rounded
+    down: as large as keeps its activity within a quarter of the 64-bit range (at most
+    ``MAX_REFINEMENT``), 1 when its coefficients are whole already. Rounding each of N replicas'
+    capacity down by one unit (1e-6 tokens/s) loses up to N units: at 85,365 replicas of 4 H100
+    the rounded row needed one replica more than the demand's own count, which is the replica
+    variable's upper bound, and CP-SAT called a feasible instance infeasible (tests/test_plan_random.py)."""
+    if all(float(s).is_integer() for s in coeffs.values()) or not math.isfinite(rhs):
+        return 1
+    total = abs(rhs) + sum(abs(s) * _reach(m.vars[i]) for i, s in coeffs.items())
+    if not math.isfinite(total) or total <= 0:
+        return 1
+    room = SAFE / 4 / total
+    return int(2 ** max(0, min(math.floor(math.log2(room)), round(math.log2(MAX_REFINEMENT))))) if room >= 2 else 1
 
 
 def _activity(m: LinearModel, terms: list) -> tuple[int, int]:

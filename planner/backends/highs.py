@@ -1,5 +1,9 @@
-"""MILP solved by HiGHS through OR-Tools' bundled copy (model_builder): no highspy, which
-cannot share a process with OR-Tools on this platform. The model is the same conditioned
+"""MILP solved by HiGHS through its own Python API (highspy), in this process: the model is
+handed over once, in bulk (column and row arrays), and kept in one ``Highs`` object for the
+formulation's life, so the rows and columns the solve stage adds between its lazy
+configuration-limit rounds (and the ranking's cuts) are added to it, not rebuilt
+(issue 26). It starts from the solve stage's hint (``setSolution``), and a run stopped by its
+time limit reports the gap to HiGHS's proven dual bound. The model is the same conditioned
 float model the CBC backend builds (milp.CONDITIONING)."""
 
 from __future__ import annotations
@@ -11,18 +15,21 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import highspy
 import numpy as np
-from ortools.linear_solver.python import model_builder as mb
 
 from constraints.model import LinearModel
 from planner.backends.base import Feature, Solution, Status, incremental
 from planner.backends.milp import CONDITIONING, objective_scaled
 
-OPTIONS = "output_flag=false\nmip_rel_gap=0\nmip_abs_gap=0\nrandom_seed=0\nthreads=1\nmip_feasibility_tolerance=1e-9"
+OPTIONS: dict[str, Any] = {"output_flag": False, "mip_rel_gap": 0.0, "mip_abs_gap": 0.0, "random_seed": 0,
+                           "threads": 1, "mip_feasibility_tolerance": 1e-9}
 """Quiet (the banner would corrupt --json on stdout), exact, deterministic. The integrality
 tolerance is 1e-9, not 1e-6: an x_j = 1e-6 on a candidate whose $/token is 1e6 times the
 optimum's (a $1e-6/GPU-hour price beside catalog prices, found by tests/test_fuzz.py) moved
 the optimum by 50 %."""
+
+INF = highspy.kHighsInf
 
 
 class HighsBackend:
@@ -31,39 +38,135 @@ class HighsBackend:
 
     def solve(self, f: Any, time_limit: float, seed: int = 0) -> Solution:
         t0 = time.perf_counter()
-        model, vs = incremental(f, "_highs", translate, _add_row)
-        # No hint: OR-Tools 9.15's HiGHS wrapper segfaults on a model with hints (add_hint on a
-        # two-variable model crashes the process). The solve loop still falls back on the
-        # starting plan (constraints.incumbent) when HiGHS returns none (planner/plan/solve.py).
-        solver = mb.Solver("highs")
-        solver.enable_output(False)
-        solver.set_solver_specific_parameters(OPTIONS)
-        solver.set_time_limit_in_seconds(max(float(time_limit), 0.01))
+        model: Model = incremental(f, "_highspy", translate, add_row, add_var)[0]
+        h = model.highs
+        h.setOptionValue("time_limit", max(float(time_limit), 0.01))
+        h.setOptionValue("random_seed", int(seed))
+        model.hint(f.model, getattr(f, "hint", None))
         with stdout_silenced():
-            code = solver.solve(model)
-        if code == mb.SolveStatus.INFEASIBLE:
-            return Solution(Status.INFEASIBLE, None, seconds=time.perf_counter() - t0)
-        if code not in (mb.SolveStatus.OPTIMAL, mb.SolveStatus.FEASIBLE):
+            h.run()
+        code = h.getModelStatus()
+        info = h.getInfo()
+        elapsed = time.perf_counter() - t0
+        if code == highspy.HighsModelStatus.kInfeasible:
+            return Solution(Status.INFEASIBLE, None, seconds=elapsed)
+        has = info.primal_solution_status == 2        # kSolutionStatusFeasible
+        bound = model.unscaled(info.mip_dual_bound)
+        if code == highspy.HighsModelStatus.kOptimal and has:
+            status = Status.OPTIMAL
+        elif has and code in (highspy.HighsModelStatus.kTimeLimit, highspy.HighsModelStatus.kInterrupt,
+                              highspy.HighsModelStatus.kSolutionLimit, highspy.HighsModelStatus.kIterationLimit):
+            status = Status.FEASIBLE
+        else:
             # out of time only when the time was used; any other status is not an answer
-            elapsed = time.perf_counter() - t0
             status = Status.TIME_LIMIT if elapsed >= 0.95 * time_limit else Status.UNKNOWN
-            return Solution(status, None, seconds=elapsed)
-        status = Status.OPTIMAL if code == mb.SolveStatus.OPTIMAL else Status.FEASIBLE
-        scale = [CONDITIONING[v.dimension] if not v.integer else 1.0 for v in f.model.vars]
-        values = np.array([solver.value(x) * s for x, s in zip(vs, scale)], dtype=float)
+            return Solution(status, None, seconds=elapsed, bound=bound)
+        values = np.asarray(h.getSolution().col_value, dtype=float) * model.scale_of(f.model)
         gap = 0.0
         if status == Status.FEASIBLE:
-            obj, bound = solver.objective_value, solver.best_objective_bound
-            gap = abs(obj - bound) / max(abs(obj), 1e-12)
-        return Solution(status, values, gap=gap, seconds=time.perf_counter() - t0)
+            obj = info.objective_function_value
+            gap = abs(obj - info.mip_dual_bound) / max(abs(obj), 1e-12)
+        return Solution(status, values, gap=gap, seconds=time.perf_counter() - t0,
+                        bound=bound if status == Status.FEASIBLE else None)
+
+
+class Model:
+    """A ``Highs`` object holding a formulation's model, its objective's scale factor."""
+
+    def __init__(self, m: LinearModel) -> None:
+        with stdout_silenced():              # the banner is printed when the object is made
+            self.highs = highspy.Highs()
+        for k, v in OPTIONS.items():
+            self.highs.setOptionValue(k, v)
+        self.objective_factor = 1.0      # the solver's objective per unit of the conditioned one
+        self.objective_unit = CONDITIONING[m.objective_dimension]
+
+    def unscaled(self, value: float) -> float | None:
+        """An objective value of the solver's (conditioned, scaled) objective in the model's units."""
+        if not np.isfinite(value):
+            return None
+        return float(value) / self.objective_factor * self.objective_unit
+
+    @staticmethod
+    def scale_of(m: LinearModel) -> np.ndarray:
+        return np.array([CONDITIONING[v.dimension] if not v.integer else 1.0 for v in m.vars], dtype=float)
+
+    def hint(self, m: LinearModel, hint: dict[int, float] | None) -> None:
+        """A starting assignment (constraints.incumbent), every variable not listed at 0,
+        inside its bounds; HiGHS checks it and starts from it when it is feasible."""
+        if not hint:
+            return
+        lb = np.array([v.lb for v in m.vars]) / self.scale_of(m)
+        ub = np.array([v.ub for v in m.vars]) / self.scale_of(m)
+        x = np.zeros(len(m.vars))
+        for i, v in hint.items():
+            x[i] = v
+        x = np.clip(x / self.scale_of(m), lb, ub)
+        sol = highspy.HighsSolution()
+        sol.col_value = list(x)
+        sol.value_valid = True
+        self.highs.setSolution(sol)
+
+
+def translate(m: LinearModel) -> tuple[Model, list]:
+    """The whole model in one call per part: columns, integrality, rows (CSR), objective."""
+    model = Model(m)
+    h = model.highs
+    scale = model.scale_of(m)
+    h.addVars(len(m.vars), np.array([v.lb for v in m.vars]) / scale, np.array([v.ub for v in m.vars]) / scale)
+    ints = np.array([i for i, v in enumerate(m.vars) if v.integer], dtype=np.int32)
+    if len(ints):
+        h.changeColsIntegrality(len(ints), ints, np.full(len(ints), highspy.HighsVarType.kInteger))
+    _add_rows(model, m, range(len(m.rows)))
+    obj = m.in_units(m.objective, m.objective_dimension, CONDITIONING)
+    scaled = objective_scaled(obj)
+    first = next((i for i, a in obj.items() if a != 0.0), None)
+    model.objective_factor = scaled[first] / obj[first] if first is not None else 1.0
+    if scaled:
+        idx = np.fromiter(scaled.keys(), dtype=np.int32)
+        h.changeColsCost(len(idx), idx, np.fromiter(scaled.values(), dtype=float))
+    h.changeObjectiveSense(highspy.ObjSense.kMinimize if m.objective_sense == "min" else highspy.ObjSense.kMaximize)
+    return model, []
+
+
+def add_var(model: Model, vs: list, m: LinearModel, i: int) -> None:
+    """Column i of the model (a variable added after the first translation, or during it)."""
+    v = m.vars[i]
+    s = 1.0 if v.integer else CONDITIONING[v.dimension]
+    model.highs.addVar(v.lb / s, v.ub / s)
+    if v.integer:
+        model.highs.changeColIntegrality(i, highspy.HighsVarType.kInteger)
+
+
+def add_row(model: Model, vs: list, m: LinearModel, k: int) -> None:
+    _add_rows(model, m, range(k, k + 1))
+
+
+def _add_rows(model: Model, m: LinearModel, which: range) -> None:
+    lower: list[float] = []
+    upper: list[float] = []
+    starts: list[int] = []
+    index: list[int] = []
+    value: list[float] = []
+    for k in which:
+        r = m.rows[k]
+        c = m.in_units(r.coeffs, r.dimension, CONDITIONING)
+        rhs = r.rhs / CONDITIONING[r.dimension]
+        lower.append(rhs if r.sense in (">=", "==") else -INF)
+        upper.append(rhs if r.sense in ("<=", "==") else INF)
+        starts.append(len(index))
+        index.extend(c.keys())
+        value.extend(c.values())
+    if lower:
+        model.highs.addRows(len(lower), np.array(lower), np.array(upper), len(index), np.array(starts, dtype=np.int32),
+                            np.array(index, dtype=np.int32), np.array(value, dtype=np.float64))
 
 
 @contextlib.contextmanager
 def stdout_silenced() -> Iterator[None]:
-    """File descriptor 1 sent to the null device while HiGHS runs: its MIP solver prints
-    debugging lines to stdout despite output_flag=false ("HighsMipSolverData::
-    transformNewIntegerFeasibleSolution tmpSolver.run();", OR-Tools 9.15), which would
-    corrupt --json output."""
+    """File descriptor 1 sent to the null device while HiGHS runs: its banner and some MIP
+    debugging lines reach stdout despite output_flag=false, which would corrupt --json
+    output."""
     sys.stdout.flush()
     saved = os.dup(1)
     try:
@@ -73,28 +176,3 @@ def stdout_silenced() -> Iterator[None]:
     finally:
         os.dup2(saved, 1)
         os.close(saved)
-
-
-def translate(m: LinearModel) -> tuple[mb.Model, list]:
-    model = mb.Model()
-    vs: list[Any] = []
-    for v in m.vars:
-        if v.integer:
-            vs.append(model.new_int_var(v.lb, v.ub, f"v{len(vs)}"))
-        else:
-            s = CONDITIONING[v.dimension]
-            vs.append(model.new_num_var(v.lb / s, v.ub / s, f"v{len(vs)}"))
-    for k in range(len(m.rows)):
-        _add_row(model, vs, m, k)
-    obj = objective_scaled(m.in_units(m.objective, m.objective_dimension, CONDITIONING))
-    expr = mb.LinearExpr.weighted_sum([vs[i] for i in obj], list(obj.values()))
-    model.minimize(expr) if m.objective_sense == "min" else model.maximize(expr)
-    return model, vs
-
-
-def _add_row(model: mb.Model, vs: list, m: LinearModel, k: int) -> None:
-    r = m.rows[k]
-    c = m.in_units(r.coeffs, r.dimension, CONDITIONING)
-    expr = mb.LinearExpr.weighted_sum([vs[i] for i in c], list(c.values()))
-    rhs = r.rhs / CONDITIONING[r.dimension]
-    model.add(expr <= rhs if r.sense == "<=" else expr >= rhs if r.sense == ">=" else expr == rhs)

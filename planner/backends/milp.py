@@ -23,7 +23,7 @@ class MilpBackend:
 
     def solve(self, f: Any, time_limit: float, seed: int = 0) -> Solution:
         t0 = time.perf_counter()
-        prob, vs = incremental(f, "_milp", translate, _add_row)
+        prob, vs = incremental(f, "_milp", translate, _add_row, add_var)
         hint = getattr(f, "hint", None) or {}
         for i, (x, var) in enumerate(zip(vs, f.model.vars) if hint else ()):   # a starting plan (constraints.incumbent)
             v = hint.get(i, 0.0)
@@ -54,19 +54,25 @@ class MilpBackend:
 def translate(m: LinearModel) -> tuple[pulp.LpProblem, list]:
     prob = pulp.LpProblem("plan", pulp.LpMinimize if m.objective_sense == "min" else pulp.LpMaximize)
     vs: list[Any] = []
-    for v in m.vars:
-        if v.integer:
-            cat = pulp.LpBinary if (v.lb, v.ub) == (0.0, 1.0) else pulp.LpInteger
-            vs.append(pulp.LpVariable(f"v{len(vs)}", v.lb, v.ub, cat))
-        else:
-            s = CONDITIONING[v.dimension]
-            vs.append(pulp.LpVariable(f"v{len(vs)}", v.lb / s, v.ub / s, pulp.LpContinuous))
+    for i in range(len(m.vars)):
+        add_var(prob, vs, m, i)
 
     for k in range(len(m.rows)):
         _add_row(prob, vs, m, k)
     obj = objective_scaled(m.in_units(m.objective, m.objective_dimension, CONDITIONING))
     prob += pulp.LpAffineExpression([(vs[i], a) for i, a in obj.items()])
     return prob, vs
+
+
+def add_var(prob: pulp.LpProblem, vs: list, m: LinearModel, i: int) -> None:
+    """Variable i (PuLP's problem learns its variables from the rows and objective using them)."""
+    v = m.vars[i]
+    if v.integer:
+        cat = pulp.LpBinary if (v.lb, v.ub) == (0.0, 1.0) else pulp.LpInteger
+        vs.append(pulp.LpVariable(f"v{len(vs)}", v.lb, v.ub, cat))
+    else:
+        s = CONDITIONING[v.dimension]
+        vs.append(pulp.LpVariable(f"v{len(vs)}", v.lb / s, v.ub / s, pulp.LpContinuous))
 
 
 def objective_scaled(coeffs: dict[int, float]) -> dict[int, float]:

@@ -16,13 +16,24 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, TypeVar
+from functools import cached_property
+from typing import TypeVar
 
 import numpy as np
 
-from planner.candidates.load import AGGREGATED, POOL_METRICS, ROLE_NAMES, RowLoad, pool_load, row_load
+from planner.candidates.cache import PhysicsCache, digest, scatter
+from planner.candidates.load import (
+    AGGREGATED,
+    POOL_METRICS,
+    ROLE_NAMES,
+    RowLoad,
+    load_targets,
+    pool_load,
+    row_load,
+    workload_of,
+)
 from planner.errors import InputError
 from planner.physics.perf import Evaluation, evaluate
 from planner.physics.quant import DEFAULT_SCHEMES
@@ -211,7 +222,7 @@ class Candidates:
     def n_slots(self) -> int:
         return len(self.slot_names)
 
-    @property
+    @cached_property
     def has_demand(self) -> np.ndarray:
         return ~np.isnan(self.demand)
 
@@ -222,12 +233,25 @@ class Candidates:
                 "batch": int(c.batch[i])}
 
     def label(self, i: int, *, batch: bool = True) -> str:
-        d = self.describe(i)
-        slot = f"slot={self.slot_names[int(self.slot[i])]}," if self.n_slots > 1 else ""
-        if len(self.role) and self.role[i] != AGGREGATED:
-            slot += f"role={ROLE_NAMES[int(self.role[i])]},"
-        text = f"{slot}gpu={d['gpu']},tp={d['tp']},pp={d['pp']},ep={d['ep']},q={d['quantization']},kv={d['kv_dtype']}"
-        return text + (f",batch={d['batch']}" if batch else "")
+        return self.labels(np.array([i], dtype=np.int64), batch=batch)[0]
+
+    def labels(self, rows: np.ndarray, *, batch: bool = True) -> list[str]:
+        """``label`` of each of ``rows``, built from whole columns at once (a fleet's model
+        names hundreds of thousands of variables)."""
+        c = self.configs
+        cols = [c.gpu[rows].tolist(), c.tp[rows].astype(np.int64).tolist(), c.pp[rows].astype(np.int64).tolist(),
+                c.ep[rows].astype(np.int64).tolist(), c.scheme[rows].tolist(), c.kv[rows].tolist(),
+                c.batch[rows].astype(np.int64).tolist()]
+        slots = self.slot[rows].tolist() if self.n_slots > 1 else [None] * len(rows)
+        roles = self.role[rows].tolist() if len(self.role) else [AGGREGATED] * len(rows)
+        out = []
+        for s, r, g, tp, pp, ep, q, kv, b in zip(slots, roles, *cols):
+            slot = f"slot={self.slot_names[s]}," if s is not None else ""
+            if r != AGGREGATED:
+                slot += f"role={ROLE_NAMES[r]},"
+            text = f"{slot}gpu={self.gpu_ids[g]},tp={tp},pp={pp},ep={ep},q={SCHEME_NAMES[q]},kv={KV_NAMES[kv]}"
+            out.append(text + (f",batch={b}" if batch else ""))
+        return out
 
     def config_groups(self) -> list[np.ndarray]:
         """Rows grouped by configuration (same slot and layout, different batch)."""
@@ -284,39 +308,55 @@ def _ep_degrees(p: Problem, slot: Slot) -> list[int]:
     return sorted({1, *[e for e in (2, 4, 8, 16, 32, 64) if slot.model.moe.num_experts % e == 0]})
 
 
-def build_candidates(p: Problem, timings: dict[str, float] | None = None) -> Candidates:
+def build_candidates(p: Problem, timings: dict[str, float] | None = None, cache: PhysicsCache | None = None
+                     ) -> Candidates:
     """The candidate table of every slot, with the derived quantities of each row.
     ``timings``, if given, receives the seconds spent in each stage of the build: ``physics``
     (rows and their idle physics), ``load`` (capacity at SLO, planner/candidates/load.py)
-    and ``derive`` (every other derived quantity); benchmarks/candidate_table.py reads it."""
+    and ``derive`` (every other derived quantity); benchmarks/candidate_table.py reads it.
+    ``cache``: the physics of the distinct cases computed so far (planner/candidates/cache.py);
+    a new one, shared by this build's workloads, when none is given."""
     t0 = time.perf_counter()
-    parts = [_with_roles(_slot_rows(p, k, slot), slot) for k, slot in enumerate(p.slots)]
-    n_cfg = np.cumsum([0] + [int(r.max(initial=-1)) + 1 for _, _, r, _ in parts])
-    configs = _concat([c for c, _, _, _ in parts], Configs)
-    ev = _concat([e for _, e, _, _ in parts], Evaluation)
-    config = np.concatenate([r + n_cfg[k] for k, (_, _, r, _) in enumerate(parts)])
-    slot = np.concatenate([np.full(len(r), k, dtype=np.int64) for k, (_, _, r, _) in enumerate(parts)])
-    role = np.concatenate([x for _, _, _, x in parts])
+    cache = PhysicsCache() if cache is None else cache
+    keys = _Keys(p)
+    parts = [_with_roles(_slot_rows(p, k, slot, cache, keys), slot) for k, slot in enumerate(p.slots)]
+    n_cfg = np.cumsum([0] + [int(r.max(initial=-1)) + 1 for _, r, _ in parts])
+    configs = _concat([c for c, _, _ in parts], Configs)
+    config = np.concatenate([r + n_cfg[k] for k, (_, r, _) in enumerate(parts)])
+    slot = np.concatenate([np.full(len(r), k, dtype=np.int64) for k, (_, r, _) in enumerate(parts)])
+    role = np.concatenate([x for _, _, x in parts])
+    ev = _idle_all(p, configs, slot, cache, keys)
     t1 = time.perf_counter()
-    out = _derive(p, configs, ev, config, slot, timings=timings, role=role)
+    out = _derive(p, configs, ev, config, slot, timings=timings, role=role, cache=cache, keys=keys)
     if timings is not None:
         timings["physics"] = t1 - t0
         timings["derive"] = time.perf_counter() - t1 - timings["load"]
     return out
 
 
-def _with_roles(part: tuple[Configs, Evaluation, np.ndarray], slot: Slot
-                ) -> tuple[Configs, Evaluation, np.ndarray, np.ndarray]:
+def _with_roles(part: tuple[Configs, np.ndarray], slot: Slot) -> tuple[Configs, np.ndarray, np.ndarray]:
     """A slot's rows with their roles: aggregated only, or (disaggregation auto or always)
     every configuration three times, as an aggregated replica, a prefill-pool replica and a
     decode-pool replica, each role its own configuration id."""
-    configs, ev, rows = part
+    configs, rows = part
     if slot.disaggregation == "never":
-        return configs, ev, rows, np.zeros(len(rows), dtype=np.int64)
+        return configs, rows, np.zeros(len(rows), dtype=np.int64)
     n = int(rows.max(initial=-1)) + 1
-    return (_concat([configs] * 3, Configs), _concat([ev] * 3, Evaluation),
-            np.concatenate([rows + n * r for r in range(3)]),
+    return (_concat([configs] * 3, Configs), np.concatenate([rows + n * r for r in range(3)]),
             np.repeat(np.arange(3, dtype=np.int64), len(rows)))
+
+
+def _idle_all(p: Problem, configs: Configs, slot: np.ndarray, cache: PhysicsCache, keys: _Keys) -> Evaluation:
+    """The idle physics of every row, the rows of all slots with one key read together (one
+    copy of the table's physics, not one per slot and another of their concatenation)."""
+    groups: dict[Hashable, list[int]] = {}
+    for k, sl in enumerate(p.slots):
+        groups.setdefault(keys.idle(sl), []).append(k)
+    parts = []
+    for members in groups.values():
+        every = np.flatnonzero(np.isin(slot, members))
+        parts.append((every, _idle(p, p.slots[members[0]], configs.take(every), cache, keys)))
+    return scatter(len(configs), parts)
 
 
 def role_checks(checks: tuple[SloCheck, ...], role: np.ndarray) -> tuple[SloCheck, ...]:
@@ -338,11 +378,12 @@ def role_checks(checks: tuple[SloCheck, ...], role: np.ndarray) -> tuple[SloChec
 
 def _derive(p: Problem, configs: Configs, ev: Evaluation, config: np.ndarray, slot: np.ndarray,
             with_load: bool = True, timings: dict[str, float] | None = None,
-            role: np.ndarray | None = None) -> Candidates:
+            role: np.ndarray | None = None, cache: PhysicsCache | None = None, keys: _Keys | None = None
+            ) -> Candidates:
     role = np.zeros(len(slot), dtype=np.int64) if role is None else role
     out_tokens = np.array([s.output_tokens for s in p.slots], dtype=float)[slot]
     t0 = time.perf_counter()
-    load = _load(p, configs, ev, slot, role) if with_load else None
+    load = _load(p, configs, ev, slot, role, cache or PhysicsCache(), keys or _Keys(p)) if with_load else None
     if timings is not None:
         timings["load"] = time.perf_counter() - t0
     demand = slot_demand(p.slots, slot)
@@ -525,27 +566,30 @@ def running_replicas(p: Problem, configs: Configs, slot: np.ndarray, role: np.nd
     return out, tuple(unmatched)
 
 
-def _load(p: Problem, configs: Configs, ev: Evaluation, slot: np.ndarray, role: np.ndarray) -> RowLoad:
-    parts = []
+def _load(p: Problem, configs: Configs, ev: Evaluation, slot: np.ndarray, role: np.ndarray, cache: PhysicsCache,
+          keys: _Keys) -> RowLoad:
+    """Every row under load; the rows of all slots (and roles) with one load key computed
+    together, each distinct case once."""
+    groups: dict[Hashable, list[tuple[int, int, np.ndarray]]] = {}
     for k, sl in enumerate(p.slots):
         for r in range(len(ROLE_NAMES)):
             mine = np.nonzero((slot == k) & (role == r))[0]
+            if r == AGGREGATED or len(mine):
+                groups.setdefault(keys.load(sl, r), []).append((k, r, mine))
+    parts = []
+    for key, members in groups.items():
+        k, r, _ = members[0]
+        sl = p.slots[k]
+        every = np.concatenate([mine for _, _, mine in members])
+        rows, fits = configs.take(every), ev.fits[every]
+
+        def compute(i: np.ndarray, sl: Slot = sl, r: int = r, rows: Configs = rows, fits: np.ndarray = fits
+                    ) -> RowLoad:
             if r == AGGREGATED:
-                parts.append((mine, row_load(sl, p.table, configs.take(mine), p.assumptions, ev.fits[mine])))
-            elif len(mine):
-                parts.append((mine, pool_load(sl, p.table, configs.take(mine), p.assumptions, ev.fits[mine], r)))
-    n = len(configs)
-    first = parts[0][1]
-    merged: dict[str, Any] = {f.name: (np.zeros(n, dtype=getattr(first, f.name).dtype) if f.name != "stats" else {})
-              for f in fields(RowLoad)}
-    for mine, part in parts:
-        for f in fields(RowLoad):
-            if f.name == "stats":
-                for key, arr in part.stats.items():
-                    merged["stats"].setdefault(key, np.full(n, np.inf))[mine] = arr
-            else:
-                merged[f.name][mine] = getattr(part, f.name)
-    return RowLoad(**merged)
+                return row_load(sl, p.table, rows.take(i), p.assumptions, fits[i])
+            return pool_load(sl, p.table, rows.take(i), p.assumptions, fits[i], r)
+        parts.append((every, cache.rows(key, rows, compute)))
+    return scatter(len(configs), parts)
 
 
 def replicas_needed(demand: np.ndarray, tokens_per_s: np.ndarray) -> np.ndarray:
@@ -591,8 +635,63 @@ def _concat(parts: list[T], cls: type[T]) -> T:
     return cls(**{f.name: np.concatenate([getattr(x, f.name) for x in parts]) for f in fields(cls)})
 
 
-def _slot_rows(p: Problem, k: int, slot: Slot) -> tuple[Configs, Evaluation, np.ndarray]:
-    """(configurations, their physics, configuration id of each row) of one slot."""
+@dataclass(frozen=True)
+class _Keys:
+    """The physics keys of a problem's slots (planner/candidates/cache.py): the problem's GPU
+    table, assumptions, search space and engine support digested once."""
+
+    problem: str
+
+    def __init__(self, p: Problem) -> None:
+        object.__setattr__(self, "problem", digest((p.table, p.assumptions, p.spec.search, p.support)))
+
+    def idle(self, slot: Slot) -> tuple[str, str, str]:
+        """The idle physics (``evaluate``): the model, the GPU table and the assumptions."""
+        return ("idle", self.problem, digest(slot.model))
+
+    def rows(self, slot: Slot) -> tuple[str, str, str]:
+        """A slot's configurations and their largest feasible batch (``_slot_rows``)."""
+        means = [(t.metric, t.seconds) for t in slot.targets if t.statistic == "mean"]
+        return ("rows", self.problem, digest((slot.model, slot.schemes, slot.pools, means, slot.input.mean,
+                                              slot.output.mean)))
+
+    def load(self, slot: Slot, role: int) -> tuple[str, str, str]:
+        """The load model of a role (planner/candidates/load.py): also the lengths, the
+        arrival variability, the targets, the utilisation ceiling and the KV link."""
+        return ("load", self.problem, digest((role, slot.model, workload_of(slot), load_targets(slot),
+                                              slot.slo.max_utilization, slot.output.mean, slot.kv_link)))
+
+
+def _slot_rows(p: Problem, k: int, slot: Slot, cache: PhysicsCache, keys: _Keys) -> tuple[Configs, np.ndarray]:
+    """(configurations, configuration id of each row) of one slot."""
+    base, best = cache.memo(keys.rows(slot), lambda: _slot_base(p, slot))
+    s = p.spec.search
+    levels = sorted(set(s.batch_levels or _levels(s.max_batch)))
+    n = len(base)
+    if n * (len(levels) + 1) > MAX_CANDIDATES:
+        raise InputError(f"the search space has {n * (len(levels) + 1):,} candidates, above the limit of "
+                         f"{MAX_CANDIDATES:,}; narrow search.gpus, quantizations, tp, pp or batch_levels",
+                         path="search", file=p.file)
+    fewest = _smallest_batch_for_demand(p, k, slot, base, best, cache, keys)
+    rows = np.repeat(np.arange(n), len(levels))
+    batch = np.tile(np.asarray(levels, dtype=float), n)
+    for extra_batch in (best, fewest):
+        extra = np.nonzero((extra_batch >= 1) & ~np.isin(extra_batch, levels))[0]
+        rows = np.concatenate([rows, extra])
+        batch = np.concatenate([batch, extra_batch[extra]])
+    rows, batch = _unique_rows(rows, batch)
+    order = np.lexsort((batch, rows))
+    rows, batch = rows[order], batch[order]
+    return _with_batch(base.take(rows), batch), rows
+
+
+def _idle(p: Problem, slot: Slot, configs: Configs, cache: PhysicsCache, keys: _Keys) -> Evaluation:
+    """The idle physics of every row, each distinct case computed once."""
+    return cache.rows(keys.idle(slot), configs, lambda i: evaluate(slot.model, p.table, configs.take(i), p.assumptions))
+
+
+def _slot_base(p: Problem, slot: Slot) -> tuple[Configs, np.ndarray]:
+    """A slot's valid configurations (batch 1) and the largest feasible batch of each."""
     s, o = p.spec.search, p.assumptions
     schemes = [SCHEME_NAMES.index(q) for q in (slot.schemes if slot.schemes is not None else
                                                s.quantizations if s.quantizations is not None else DEFAULT_SCHEMES)]
@@ -615,22 +714,8 @@ def _slot_rows(p: Problem, k: int, slot: Slot) -> tuple[Configs, Evaluation, np.
     levels = sorted(set(s.batch_levels or _levels(s.max_batch)))
     n = len(base)
     if n * (len(levels) + 1) > MAX_CANDIDATES:
-        raise InputError(f"the search space has {n * (len(levels) + 1):,} candidates, above the limit of "
-                         f"{MAX_CANDIDATES:,}; narrow search.gpus, quantizations, tp, pp or batch_levels",
-                         path="search", file=p.file)
-    best = _largest_feasible_batch(p, k, slot, base, min(s.max_batch, max(levels)))
-    fewest = _smallest_batch_for_demand(p, k, slot, base, best)
-    rows = np.repeat(np.arange(n), len(levels))
-    batch = np.tile(np.asarray(levels, dtype=float), n)
-    for extra_batch in (best, fewest):
-        extra = np.nonzero((extra_batch >= 1) & ~np.isin(extra_batch, levels))[0]
-        rows = np.concatenate([rows, extra])
-        batch = np.concatenate([batch, extra_batch[extra]])
-    rows, batch = _unique_rows(rows, batch)
-    order = np.lexsort((batch, rows))
-    rows, batch = rows[order], batch[order]
-    configs = _with_batch(base.take(rows), batch)
-    return configs, evaluate(slot.model, p.table, configs, o), rows
+        return base, np.zeros(n)      # _slot_rows says why
+    return base, _largest_feasible_batch(p, slot, base, min(s.max_batch, max(levels)))
 
 
 def _with_scheme(c: Configs, scheme: np.ndarray) -> Configs:
@@ -655,25 +740,38 @@ def _unique_rows(rows: np.ndarray, batch: np.ndarray) -> tuple[np.ndarray, np.nd
     return pairs[0].astype(np.int64), pairs[1]
 
 
-def _bisect(p: Problem, slot: Slot, base: Configs, ok: Callable[[Evaluation], np.ndarray], lo: np.ndarray,
+Probe = Callable[[np.ndarray, np.ndarray], Evaluation]
+"""The idle physics of rows ``index`` of a slot's configurations at batches ``batch``."""
+
+
+def _probe(p: Problem, slot: Slot, base: Configs, cache: PhysicsCache | None = None, keys: _Keys | None = None
+           ) -> Probe:
+    def run(index: np.ndarray, batch: np.ndarray) -> Evaluation:
+        rows = _with_batch(base.take(index), batch)
+        if cache is None or keys is None:
+            return evaluate(slot.model, p.table, rows, p.assumptions)
+        return _idle(p, slot, rows, cache, keys)
+    return run
+
+
+def _bisect(probe: Probe, ok: Callable[[Evaluation, np.ndarray], np.ndarray], lo: np.ndarray,
             hi: np.ndarray) -> np.ndarray:
-    """Per configuration, the boundary of a predicate monotone in the batch: ``ok`` is true
-    at ``lo`` side and false at ``hi`` side; returns the last batch on the ``lo`` side.
-    Vectorised over configurations (docs/formulation.md section 2)."""
+    """Per configuration, the boundary of a predicate monotone in the batch: ``ok(ev, index)``
+    (the physics of configurations ``index``) is true at ``lo`` side and false at ``hi`` side;
+    returns the last batch on the ``lo`` side. Vectorised over configurations, each evaluated
+    only while its bracket is open (docs/formulation.md section 2)."""
     lo, hi = lo.astype(float).copy(), hi.astype(float).copy()
     while True:
-        active = np.abs(hi - lo) > 1
-        if not active.any():
+        active = np.flatnonzero(np.abs(hi - lo) > 1)
+        if not len(active):
             return lo
-        mid = np.floor((lo + hi) / 2)
-        ev = evaluate(slot.model, p.table, _with_batch(base, np.where(active, np.maximum(mid, 1.0), 1.0)),
-                      p.assumptions)
-        good = ok(ev) & active
-        lo = np.where(good, mid, lo)
-        hi = np.where(active & ~good, mid, hi)
+        mid = np.floor((lo[active] + hi[active]) / 2)
+        good = ok(probe(active, np.maximum(mid, 1.0)), active)
+        lo[active] = np.where(good, mid, lo[active])
+        hi[active] = np.where(good, hi[active], mid)
 
 
-def _largest_feasible_batch(p: Problem, k: int, slot: Slot, base: Configs, cap: int) -> np.ndarray:
+def _largest_feasible_batch(p: Problem, slot: Slot, base: Configs, cap: int) -> np.ndarray:
     """Per configuration, the largest batch <= cap that fits in memory and whose idle step
     meets the slot's mean TPOT/ITL and TTFT targets (0 if none): a batch level worth
     offering the solver (all are monotone in the batch). Under load the running batch is
@@ -681,7 +779,7 @@ def _largest_feasible_batch(p: Problem, k: int, slot: Slot, base: Configs, cap: 
     n = len(base)
     bounds = [(t.metric, t.seconds) for t in slot.targets if t.statistic == "mean"]
 
-    def ok(ev: Evaluation) -> np.ndarray:
+    def ok(ev: Evaluation, index: np.ndarray) -> np.ndarray:
         good = ev.fits.copy()
         for metric, seconds in bounds:
             if metric in ("tpot", "itl"):
@@ -690,10 +788,11 @@ def _largest_feasible_batch(p: Problem, k: int, slot: Slot, base: Configs, cap: 
                 good &= ev.ttft <= seconds
         return good
 
-    return _bisect(p, slot, base, ok, np.zeros(n), np.full(n, cap + 1.0))
+    return _bisect(_probe(p, slot, base), ok, np.zeros(n), np.full(n, cap + 1.0))
 
 
-def _smallest_batch_for_demand(p: Problem, k: int, slot: Slot, base: Configs, largest: np.ndarray) -> np.ndarray:
+def _smallest_batch_for_demand(p: Problem, k: int, slot: Slot, base: Configs, largest: np.ndarray,
+                               cache: PhysicsCache, keys: _Keys) -> np.ndarray:
     """Per configuration, the smallest batch whose replicas, as many as the limits allow,
     still meet the demand (0 if none). Throughput per replica grows with the batch and the
     replica cap does not depend on it; a smaller batch has a shorter TPOT, so this is the
@@ -701,13 +800,16 @@ def _smallest_batch_for_demand(p: Problem, k: int, slot: Slot, base: Configs, la
     demand = slot.demand_tokens_per_s
     if demand is None:
         return np.zeros(len(base))
-    at1 = evaluate(slot.model, p.table, base, p.assumptions)
-    rows = np.full(len(base), k, dtype=np.int64)
-    r_max = _derive(p, base, at1, np.arange(len(base)), rows, with_load=False).replicas_allowed
 
-    def meets(ev: Evaluation) -> np.ndarray:
-        return ev.throughput_tokens_per_s * r_max < demand  # true below the boundary
+    def most() -> np.ndarray:
+        at1 = _idle(p, slot, base, cache, keys)
+        rows = np.full(len(base), k, dtype=np.int64)
+        return _derive(p, base, at1, np.arange(len(base)), rows, with_load=False).replicas_allowed
+    r_max = cache.memo(("most replicas", *keys.rows(slot)), most)
 
-    below = _bisect(p, slot, base, meets, np.zeros(len(base)), largest + 1.0)
+    def meets(ev: Evaluation, index: np.ndarray) -> np.ndarray:
+        return ev.throughput_tokens_per_s * r_max[index] < demand  # true below the boundary
+
+    below = _bisect(_probe(p, slot, base, cache, keys), meets, np.zeros(len(base)), largest + 1.0)
     smallest = below + 1.0
     return np.where((largest >= 1) & (smallest <= largest), smallest, 0.0)

@@ -24,6 +24,7 @@ import numpy as np
 
 import constraints
 import constraints.schedule
+from constraints import choice
 from planner.backends.base import HAS_SOLUTION, Backend, Feature, Solution, Status, get_backend
 from planner.candidates.objectives import OBJECTIVES, TIE_BREAK, served_weights
 from planner.candidates.schedule import PeriodTables
@@ -116,8 +117,8 @@ def plan(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, backend: st
          top_k: int | None = None, time_limit: float = 60.0, objective: str | None = None,
          calibration: str | None = None, simulate: bool = False) -> PlanResult:
     """Resolve an instance (one workload, or a fleet of several), build its candidate table
-    and rank ``top_k`` answers. The default backend: cpsat for one workload, milp for a fleet
-    (fastest on fleets, benchmarks/fleet_scale.py). When nothing is feasible the result
+    and rank ``top_k`` answers. The default backend: cpsat for one workload, highs for a fleet
+    (in-process, with a proven gap: benchmarks/fleet_scale.py). When nothing is feasible the result
     carries the diagnosis; the smallest relaxations, marginal values, the verdicts on
     disaggregation and the baselines are what-ifs above this function (planner/whatif/)."""
     t0 = time.perf_counter()
@@ -143,7 +144,7 @@ def rescore(problem: Problem, cands: Candidates, result: PlanResult, deadline: f
 
 
 def default_backend(spec: PlanSpec | FleetSpec) -> str:
-    return "milp" if isinstance(spec, FleetSpec) else "cpsat"
+    return "highs" if isinstance(spec, FleetSpec) else "cpsat"
 
 
 def solve(problem: Problem, cands: Candidates, *, backend: str = "cpsat", top_k: int = 1, time_limit: float = 60.0,
@@ -275,9 +276,13 @@ def rank_one(base: Candidates, solver: Backend, backend: str, names: tuple[str, 
         if cuts:
             limited = None               # a cut reads every choice binary
         sol: Solution | None = None
+        f: constraints.Formulation | None = None
         while True:       # configuration limits enforced lazily: only on slots whose optimum breaks them
             c = replace(with_objective(base, name), partial=base.partial, bounds=tuple(bounds), limited=limited)
-            f = constraints.build(c, cuts)
+            if f is None or limited is None or not choice.limit(f, set(limited)):
+                f = constraints.build(c, cuts)   # else the rows were added to the model its solver keeps
+            else:
+                c = f.cands
             size = dict(f.size) if k == 0 else size
             empty = [s for s in range(c.n_slots) if not len(f.alive_in(s))]
             if empty and not c.partial:       # a workload no configuration can serve: proven, no solver needed
@@ -304,16 +309,19 @@ def rank_one(base: Candidates, solver: Backend, backend: str, names: tuple[str, 
             size |= {"configuration_limit_rounds": rounds, "slots_with_enforced_limit":
                      c.n_slots if limited is None else len(limited)}
         no_answer = sol is None or sol.status not in HAS_SOLUTION or sol.values is None
-        if no_answer and k == 0 and start is not None and starting.stands(c, start) and \
-                (sol.status in (Status.TIME_LIMIT, Status.UNKNOWN) if sol is not None else not cuts):
-            # the solver stopped without an answer (or no time was left for the first answer): the
-            # starting answer keeps every limit; optimality unproven
+        stopped = no_answer and (sol.status in (Status.TIME_LIMIT, Status.UNKNOWN) if sol is not None else not cuts)
+        if k == 0 and start is not None and (stopped or _start_better(f, c, name, start, sol)) \
+                and starting.stands(c, start):
+            # the solver stopped without an answer (or no time was left for the first answer), or
+            # with a worse one than the start: the starting answer keeps every limit; optimality
+            # unproven, its gap against the best proven bound there is
             picks, served = list(start.picks), np.asarray(start.served, dtype=float)
             value = _picks_value(c, name, picks, served)
-            bound = starting.cost_lower_bound(c) if name == "cost_per_hour" else None
-            gap = (value - bound) / value if bound is not None and value > 0 else None
+            bound = _lower_bound(c, name, sol)
+            gap = max(0.0, (value - bound) / value) if bound is not None and value > 0 else None
             log.append(Phase(name, "objective", Status.FEASIBLE.value, _reported(c, name, value),
-                             OBJECTIVES[name].unit, gap, None, start=True, lower_bound=bound))
+                             OBJECTIVES[name].unit, gap, None if sol is None else sol.seconds, start=True,
+                             lower_bound=bound))
             values[name] = _reported(c, name, value)
             status = Status.FEASIBLE
             break
@@ -338,6 +346,28 @@ def rank_one(base: Candidates, solver: Backend, backend: str, names: tuple[str, 
         room = KEEP_TOLERANCE / obj.scale
         bounds.append((name, value * (1 + tol) + room if obj.sense == "min" else value * (1 - tol) - room))
     return Solved(status, picks, served, log, size, values)
+
+
+def _start_better(f: constraints.Formulation, c: Candidates, name: str, start: starting.Start,
+                  sol: Solution | None) -> bool:
+    """The solver's answer, not proven optimal, is worse than the starting answer (never the
+    answer then: the better of the two stands)."""
+    if sol is None or sol.status != Status.FEASIBLE or sol.values is None or name == "served_demand":
+        return False
+    found = float(sum(a * sol.values[i] for i, a in constraints.objective.coefficients(f, name).items()))
+    mine = _picks_value(c, name, list(start.picks), np.asarray(start.served, dtype=float))
+    worse = found > mine if OBJECTIVES[name].sense == "min" else found < mine
+    return worse and not _same(found, mine)
+
+
+def _lower_bound(c: Candidates, name: str, sol: Solution | None) -> float | None:
+    """The best proven lower bound on a minimised objective: the solver's (its dual bound, when
+    it gave one) or, on cost, the closed-form bound of planner/plan/start.py; None if neither."""
+    if OBJECTIVES[name].sense != "min":
+        return None
+    found = [b for b in (sol.bound if sol is not None else None,
+                         starting.cost_lower_bound(c) if name == "cost_per_hour" else None) if b is not None]
+    return max(found) if found else None
 
 
 def _picks_value(c: Candidates, name: str, picks: Picks, served: np.ndarray) -> float:

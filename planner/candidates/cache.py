@@ -1,0 +1,185 @@
+"""The physics of each distinct case computed once (issue 26): a cache keyed by the physics
+inputs, shared by the workloads of a fleet and, when the caller keeps one across builds, by
+the scenarios of a sweep or the periods of a schedule.
+
+A *case* is one row of configuration (GPU, formats, layout, batch, lengths: the columns of
+``Configs``) under one set of physics inputs: the model, the GPU table, the assumptions and,
+for the load model, the workload's length distributions, arrival variability, latency targets,
+utilisation ceiling, KV link and role (``physics_key``, ``load_key``). Every physics function
+cached here computes each row on its own (the vectorised bisections and fixed points keep
+each configuration's iterates its own: planner/physics/numerics.py), so a row computed among
+other rows is the same, bit for bit, as computed alone: the cache changes no figure
+(tests/test_candidate_cache.py; the goldens).
+
+Fifty workloads of the fleet benchmark hold about 2.7 rows per distinct case, a thousand
+about 36 (benchmarks/fleet_scale.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
+
+import numpy as np
+
+from planner.physics.space import Configs
+
+T = TypeVar("T")
+
+
+def digest(obj: Any) -> str:
+    """A content digest of physics inputs (a model, a GPU table, assumptions): equal objects
+    that pickle alike share it; anything else only misses the cache, never hits a wrong entry."""
+    return hashlib.sha256(pickle.dumps(obj, protocol=5)).hexdigest()
+
+
+def row_matrix(c: Configs) -> np.ndarray:
+    """The configuration columns of every row, as one float matrix (rows x columns)."""
+    return np.stack([np.asarray(getattr(c, f.name), dtype=np.float64) for f in fields(c)], axis=1)
+
+
+_MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0x27D4EB2F165667C5,
+                 0x94D049BB133111EB, 0xBF58476D1CE4E5B9, 0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53],
+                dtype=np.uint64)
+
+
+def row_hashes(m: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each row of a float matrix (its bit patterns mixed): equal rows, equal
+    hashes. Two different rows may share one (never seen, but possible): ``PhysicsCache.rows``
+    compares the rows themselves before reusing a result."""
+    bits = np.ascontiguousarray(m).view(np.uint64)
+    h = np.zeros(len(m), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(bits.shape[1]):
+            h = (h ^ bits[:, j]) * _MIX[j % len(_MIX)]
+            h ^= h >> np.uint64(29)
+    return h
+
+
+def scatter(n: int, parts: list[tuple[np.ndarray, T]], missing: float = np.inf) -> T:
+    """One dataclass of per-row arrays of length ``n`` from ``parts`` (rows ``index`` of it,
+    the part's arrays): each field in the type that holds every part's values; a dict field's
+    key that a part lacks is ``missing`` on its rows."""
+    first = parts[0][1]
+    out: dict[str, Any] = {}
+    for f in fields(first):      # type: ignore[arg-type]
+        if isinstance(getattr(first, f.name), dict):
+            merged: dict[Any, np.ndarray] = {}
+            for index, part in parts:
+                for key, a in getattr(part, f.name).items():
+                    merged.setdefault(key, np.full(n, missing))[index] = a
+            out[f.name] = merged
+            continue
+        arrays = [np.asarray(getattr(part, f.name)) for _, part in parts]
+        whole = np.empty(n, dtype=np.result_type(*arrays))
+        for (index, _), a in zip(parts, arrays):
+            whole[index] = a
+        out[f.name] = whole
+    return type(first)(**out)
+
+
+class _Columns:
+    """A growing store of per-row results (a dataclass of arrays, dict fields per key):
+    appended in place with room doubled when full, so adding rows costs their own size."""
+
+    def __init__(self, first: Any) -> None:
+        self.kind = type(first)
+        self.rows = 0
+        self.arrays: dict[tuple[str, Any], np.ndarray] = {}
+        self.dicts = {f.name for f in fields(first) if isinstance(getattr(first, f.name), dict)}
+        self.append(first)
+
+    def _flat(self, obj: Any) -> dict[tuple[str, Any], np.ndarray]:
+        out: dict[tuple[str, Any], np.ndarray] = {}
+        for f in fields(obj):
+            v = getattr(obj, f.name)
+            if f.name in self.dicts:
+                out |= {(f.name, k): np.asarray(a) for k, a in v.items()}
+            else:
+                out[(f.name, None)] = np.asarray(v)
+        return out
+
+    def append(self, obj: Any) -> None:
+        flat = self._flat(obj)
+        n = len(next(iter(flat.values())))
+        if self.arrays and set(flat) != set(self.arrays):
+            raise ValueError("rows of one physics key must hold the same fields")
+        for key, a in flat.items():
+            store = self.arrays.get(key)
+            if store is None or len(store) < self.rows + n:
+                grown = np.empty((max(2 * (self.rows + n), 1024), *a.shape[1:]), dtype=a.dtype)
+                if store is not None:
+                    grown[:self.rows] = store[:self.rows]
+                store = self.arrays[key] = grown
+            store[self.rows:self.rows + n] = a
+        self.rows += n
+
+    def take(self, index: np.ndarray) -> Any:
+        out: dict[str, Any] = {name: {} for name in self.dicts}
+        for (name, k), a in self.arrays.items():
+            if k is None:
+                out[name] = a[index]
+            else:
+                out[name][k] = a[index]
+        return self.kind(**out)
+
+
+@dataclass
+class _Entry:
+    hashes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))   # sorted
+    where: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))     # position of each hash's row
+    matrix: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))               # rows computed, in order
+    columns: _Columns | None = None
+
+
+@dataclass
+class PhysicsCache:
+    """Per physics key, every row computed so far and its result (a dataclass of per-row
+    arrays: an ``Evaluation``, a ``RowLoad``), and whole results memoised by key
+    (``memo``). ``computed`` and ``reused`` count rows."""
+
+    entries: dict[Hashable, _Entry] = field(default_factory=dict)
+    memos: dict[Hashable, Any] = field(default_factory=dict)
+    computed: int = 0
+    reused: int = 0
+
+    def rows(self, key: Hashable, configs: Configs, compute: Callable[[np.ndarray], T]) -> T:
+        """The result for every row of ``configs`` under physics ``key``: ``compute(index)``
+        (the result of rows ``configs.take(index)``) runs once, on the rows never seen
+        under this key; the others are read back."""
+        m = row_matrix(configs)
+        if not len(m):
+            return compute(np.zeros(0, dtype=np.int64))
+        e = self.entries.setdefault(key, _Entry(matrix=np.zeros((0, m.shape[1]))))
+        h = row_hashes(m)
+        uniq, first, inverse = np.unique(h, return_index=True, return_inverse=True)
+        at = np.minimum(np.searchsorted(e.hashes, uniq), max(len(e.hashes) - 1, 0))
+        known = (e.hashes[at] == uniq) if len(e.hashes) else np.zeros(len(uniq), dtype=bool)
+        pos_u = np.where(known, e.where[at] if len(e.where) else 0, -1)
+        fresh = first[~known]
+        pos_u[~known] = e.matrix.shape[0] + np.arange(len(fresh))
+        pos = pos_u[inverse]
+        matrix = np.concatenate([e.matrix, m[fresh]]) if len(fresh) else e.matrix
+        if not np.array_equal(matrix[pos], m):     # two rows share a hash: compute this call's rows afresh
+            return compute(np.arange(len(m)))
+        if len(fresh):
+            part = compute(fresh.astype(np.int64))
+            if e.columns is None:
+                e.columns = _Columns(part)
+            else:
+                e.columns.append(part)
+            e.matrix = matrix
+            order = np.argsort(np.concatenate([e.hashes, uniq[~known]]), kind="stable")
+            e.hashes = np.concatenate([e.hashes, uniq[~known]])[order]
+            e.where = np.concatenate([e.where, pos_u[~known]])[order]
+        self.computed += len(fresh)
+        self.reused += len(m) - len(fresh)
+        assert e.columns is not None
+        return e.columns.take(pos)
+    def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()``, once per key."""
+        if key not in self.memos:
+            self.memos[key] = compute()
+        return self.memos[key]

@@ -1,0 +1,96 @@
+"""Physics once per distinct case (planner/candidates/cache.py, issue 26): the candidate table
+of a fleet computes each distinct (model, lengths, SLO, arrival, configuration, batch) case
+once, and a cache kept across builds computes nothing twice, without changing a figure."""
+
+from __future__ import annotations
+
+from dataclasses import fields, is_dataclass
+
+import numpy as np
+
+import planner.candidates.cache as cache_module
+from planner.candidates.cache import PhysicsCache, row_hashes, row_matrix
+from planner.candidates.table import build_candidates
+from planner.resolve.problem import resolve_fleet
+from planner.schemas.fleet import FleetSpec
+
+SEARCH = {"gpus": ["h100-sxm", "l40s"], "quantizations": ["w8a8-fp8", "w16a16"], "kv_dtypes": ["fp8"],
+          "tp": [1, 2], "pp": [1], "max_batch": 64}
+CHAT = {"name": "chat", "model": "llama-3.1-8b", "input_tokens": 512, "output_tokens": 128,
+        "demand": {"requests_per_s": 40}, "slo": {"tpot_ms": 40, "ttft_ms": {"p99": 1500}}}
+
+
+def _spec(*workloads: dict) -> FleetSpec:
+    return FleetSpec.model_validate({"workloads": list(workloads), "search": SEARCH,
+                                     "limits": {"inventory": {"h100-sxm": 8, "l40s": 8},
+                                                "rent_outside_inventory": True},
+                                     "objective": "cost_per_hour"})
+
+
+def _same(x, y, path: str = "c") -> list[str]:
+    """Paths where two tables differ, bit for bit (NaN equal to NaN)."""
+    if is_dataclass(x) and not isinstance(x, type):
+        return [d for f in fields(x) for d in _same(getattr(x, f.name), getattr(y, f.name), f"{path}.{f.name}")]
+    if isinstance(x, np.ndarray):
+        ok = x.shape == y.shape and x.dtype == y.dtype and \
+            np.array_equal(x, y, equal_nan=x.dtype.kind == "f")
+        return [] if ok else [path]
+    if isinstance(x, dict):
+        return [path] if set(x) != set(y) else [d for k in x for d in _same(x[k], y[k], f"{path}[{k}]")]
+    if isinstance(x, (tuple, list)):
+        return [path] if len(x) != len(y) else [d for i, (u, v) in enumerate(zip(x, y))
+                                                for d in _same(u, v, f"{path}[{i}]")]
+    return [] if x == y else [path]
+
+
+def _rows(c, s: int) -> dict[str, np.ndarray]:
+    """The physics and capacity of slot s's rows (what the cache shares)."""
+    rows = c.slot_rows(s)
+    assert c.load is not None
+    out = {f"ev.{f.name}": getattr(c.ev, f.name)[rows] for f in fields(c.ev)}
+    out |= {f"load.{k}": v[rows] for k, v in c.load.stats.items()}
+    return out | {"capacity": c.capacity[rows], "replicas_needed": c.replicas_needed[rows],
+                  "batch": c.configs.batch[rows]}
+
+
+def test_a_workload_in_a_fleet_has_the_physics_it_has_alone():
+    # two workloads with the same physics and different demands share their cases; each row
+    # is what a fleet of that workload alone computes, bit for bit
+    other = CHAT | {"name": "chat2", "demand": {"requests_per_s": 7}}
+    cache = PhysicsCache()
+    both = build_candidates(resolve_fleet(_spec(CHAT, other)), cache=cache)
+    assert cache.reused > 0
+    for s, w in enumerate((CHAT, other)):
+        alone = build_candidates(resolve_fleet(_spec(w)))
+        got, want = _rows(both, s), _rows(alone, 0)
+        assert set(got) == set(want)
+        bad = [k for k in want if not np.array_equal(got[k], want[k], equal_nan=want[k].dtype.kind == "f")]
+        assert not bad, bad
+
+
+def test_a_cache_kept_across_builds_computes_nothing_twice_and_changes_nothing():
+    p = resolve_fleet(_spec(CHAT, CHAT | {"name": "rag", "input_tokens": 2048, "demand": {"requests_per_s": 3}}))
+    fresh = build_candidates(p)
+    cache = PhysicsCache()
+    first = build_candidates(p, cache=cache)
+    computed = cache.computed
+    again = build_candidates(p, cache=cache)
+    assert cache.computed == computed            # every case read back
+    assert _same(fresh, first) == [] and _same(fresh, again) == []
+
+
+def test_rows_sharing_a_hash_are_never_confused(monkeypatch):
+    # every row hashed alike: the cache sees different rows behind one hash and computes them
+    p = resolve_fleet(_spec(CHAT, CHAT | {"name": "code", "output_tokens": 512}))
+    want = build_candidates(p)
+    monkeypatch.setattr(cache_module, "row_hashes", lambda m: np.zeros(len(m), dtype=np.uint64))
+    assert _same(want, build_candidates(p)) == []
+
+
+def test_row_hashes_follow_the_rows():
+    p = resolve_fleet(_spec(CHAT))
+    m = row_matrix(build_candidates(p).configs)
+    h = row_hashes(m)
+    _, first = np.unique(m, axis=0, return_index=True)
+    assert len(np.unique(h)) == len(first)      # distinct rows, distinct hashes, here
+    assert np.array_equal(row_hashes(m[::-1]), h[::-1])
