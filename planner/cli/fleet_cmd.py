@@ -27,7 +27,7 @@ EPILOG = ("Example: planner fleet instances/fleet_three_models.yaml\n\n"
 def fleet_command(
     instance: Annotated[Path, typer.Argument(help="fleet YAML file (docs/fleet.md)")],
     backend: Annotated[BackendChoice, typer.Option(
-        help=f"default highs (in-process, with a proven gap: benchmarks/fleet_scale.py); {BACKEND_HELP}")]
+        help=f"default milp; highs scales further, with a proven gap (benchmarks/fleet_scale.py); {BACKEND_HELP}")]
         = BackendChoice.milp,
     time_limit: Annotated[float, typer.Option("--time-limit", help="seconds for all solves together")] = 60.0,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")] = False,

@@ -232,7 +232,7 @@ def pareto_command(
     statistic: Annotated[StatisticChoice, typer.Option(help="its statistic under load")] = StatisticChoice.p99,
     points: Annotated[int, typer.Option("--points", help="solves at most (2..100)")] = 8,
     backend: Annotated[Optional[BackendChoice], typer.Option(
-        help="cpsat (default for an instance), highs (default for a fleet), milp, exhaustive")] = None,
+        help="cpsat (default for an instance), milp (default for a fleet), highs, exhaustive")] = None,
     time_limit: Annotated[float, typer.Option("--time-limit", help="seconds per solve")] = 60.0,
     calibration: Annotated[str, typer.Option(help="none, default (the shipped fit) or a calibration file")] = "none",
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")] = False,

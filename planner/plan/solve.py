@@ -144,7 +144,10 @@ def rescore(problem: Problem, cands: Candidates, result: PlanResult, deadline: f
 
 
 def default_backend(spec: PlanSpec | FleetSpec) -> str:
-    return "highs" if isinstance(spec, FleetSpec) else "cpsat"
+    """cpsat for a plan, milp (CBC) for a fleet: CBC proves the tie-break phases of the shipped
+    fleets in their time share where HiGHS (which scales further and reports a proven gap:
+    --backend highs, benchmarks/fleet_scale.py) may stop short of them on a loaded machine."""
+    return "milp" if isinstance(spec, FleetSpec) else "cpsat"
 
 
 def solve(problem: Problem, cands: Candidates, *, backend: str = "cpsat", top_k: int = 1, time_limit: float = 60.0,
