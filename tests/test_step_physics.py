@@ -300,3 +300,23 @@ def test_affine_pieces_refuses_a_curve():
     assert _affine_pieces(lambda x: x * x, [10.0]) is None
     f = _affine_pieces(lambda x: np.minimum(x, 10.0) * 3.0 + 1.0, [10.0])
     assert f is not None and (f(4.0), f(10.0), f(25.0)) == (13.0, 31.0, 31.0)
+
+
+def test_taken_rows_keep_their_links_and_collectives_exactly():
+    """``StepPhysics.take`` carries the link look-ups already made (``_take_links``) instead of
+    repeating them: the taken rows' collectives are those of physics built for them alone, bit
+    for bit, including a subset with no TP, EP or PP above 1 (its where()'s zero branches)."""
+    from planner.physics.step import step_physics
+    t = GpuTable.build([CAT.gpus["h100-sxm"], CAT.gpus["mi300x"]])
+    c = Configs.grid([0, 1], [SCHEME_NAMES.index("w8a8-fp8")], [KV_NAMES.index("fp8")], [1, 2, 8], [1, 2],
+                     [1, 8], [64], [2048], [256])
+    model = CAT.model("mixtral-8x7b")
+    ph = step_physics(model, t, c, O)
+    tokens = np.array([1.0, 64.0, 700.0])[:, None]
+    ph.comm_time(tokens)
+    for index in (np.arange(len(c))[::3], np.flatnonzero((c.tp == 1) & (c.pp == 1) & (c.ep == 1))):
+        taken = ph.take(index)
+        assert "links" in taken._w
+        fresh = step_physics(model, t, c.take(index), O)
+        for a, b in zip(taken.comm_time(tokens), fresh.comm_time(tokens)):
+            assert np.array_equal(a, b)

@@ -123,7 +123,8 @@ class StepPhysics:
         return replace(self, configs=self.configs.take(index),
                        **{f.name: getattr(self, f.name)[index] for f in fields(self)
                           if isinstance(getattr(self, f.name), np.ndarray)},
-                       _w={k: take_rows(v, index, n) for k, v in self._w.items() if k not in _DERIVED})
+                       _w={k: take_rows(v, index, n) for k, v in self._w.items() if k not in _DERIVED}
+                       | ({"links": _take_links(self._w["links"], index, n)} if "links" in self._w else {}))
 
     # -- token-count-only terms -------------------------------------------------------
     def weights_time(self, tokens: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
@@ -230,7 +231,17 @@ class StepPhysics:
         return smax(*self.kv_terms(n, ctx, q), self.o.roofline_sharpness)
 
 
-_DERIVED = ("links", "weights")   # StepPhysics._w entries computed from the others (not taken)
+_DERIVED = ("links", "weights")   # StepPhysics._w entries computed from the others (links taken by _take_links)
+
+
+def _take_links(links: dict[str, Any], index: np.ndarray, n: int) -> dict[str, Any]:
+    """``StepPhysics._links`` of the configurations ``index``: its per-configuration rows
+    taken (the link look-ups are not repeated), whether any has TP, EP or PP above 1 anew."""
+    out = {k: take_rows(v, index, n) for k, v in links.items() if k != "hops"}
+    out["hops"] = {k: take_rows(v, index, n) for k, v in links["hops"].items()}
+    out.update(any_tp=bool(np.any(out["tp"] > 1)), any_ep=bool(np.any(out["ep"] > 1)),
+               any_pp=bool(np.any(out["pp"] > 1)))
+    return out
 
 
 def take_rows(v, index: np.ndarray, n: int):
