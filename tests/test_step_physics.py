@@ -11,7 +11,7 @@ from planner.catalog.store import Catalog
 from planner.physics.attention import decode_attention_flops
 from planner.physics.options import PRESETS
 from planner.physics.perf import Arch, evaluate
-from planner.physics.space import Configs, GpuTable
+from planner.physics.space import KV_NAMES, SCHEME_NAMES, Configs, GpuTable
 from planner.physics.terms import smax
 
 CAT = Catalog.default()
@@ -240,3 +240,83 @@ def test_plans_closer_than_the_models_error_are_ties_unless_the_error_is_common(
         assert ctx["tie"] == (not same and abs(ctx["relative"]) <= band), (a.gpu, b.gpu, ctx["relative"])
         seen.add(ctx["tie"])
     assert seen == {True, False}          # the instance shows both cases
+
+
+def _tiny_compressed():
+    """A small model with compressed layers (raw window 8, pooled every 4 or 16 tokens,
+    top 3 entries) beside sliding and state-space layers: every kink of the float path."""
+    from planner.catalog.schema import ModelSpec
+    return ModelSpec.model_validate(dict(
+        name="tiny-kinds", hidden_size=64, num_attention_heads=4, num_kv_heads=1, head_dim=16,
+        intermediate_size=128, vocab_size=100, max_context_tokens=10**6, num_layers=6,
+        layer_groups=[{"kind": "compressed", "count": 2, "window_tokens": 8, "compress_ratio": 4, "indexer": "own"},
+                      {"kind": "compressed", "count": 1, "window_tokens": 8, "compress_ratio": 16, "indexer": "none"},
+                      {"kind": "sliding", "count": 1, "window_tokens": 32},
+                      {"kind": "state_space", "count": 1, "state_bytes_per_sequence": 4096, "mixer_params": 20000},
+                      {"kind": "full", "count": 1}],
+        sparse_attention={"top_k_tokens": 3, "indexer_heads": 2, "indexer_head_dim": 4}))
+
+
+NONLINEAR = ["qwen3.5-27b", "gemma-3-27b", "gpt-oss-120b", "llama-4-scout", "deepseek-v3.2", "nemotron-3-nano-30b-a3b"]
+
+
+@pytest.mark.parametrize("name", NONLINEAR + ["tiny-kinds"])
+def test_scalar_kv_term_float_path_matches_vectorised(name):
+    """The simulator's float KV term of windowed, sparse, compressed and state-space layouts
+    (``_layout_kv_time``: the layout's figures affine between its caps) is the vectorised
+    ``StepPhysics.kv_time`` to 1e-12 relative, over contexts on both sides of every cap,
+    batch sizes, KV formats and TP, one and several query tokens; and so is the whole step."""
+    from planner.physics.step import _affine_pieces, _layout_breaks, _Scalar, scalar_step_fn, step_physics, step_time
+    model = _tiny_compressed() if name == "tiny-kinds" else CAT.model(name)
+    t = GpuTable.build([CAT.gpus["h200"]])
+    c = Configs.grid([0], [SCHEME_NAMES.index("w8a8-fp8")], [KV_NAMES.index("bf16"), KV_NAMES.index("fp8")],
+                     [1, 8], [1], [1], [64], [4096], [512])
+    o = O.model_copy(update={"speculative_tokens": 2}) if name == "qwen3.5-27b" else O
+    ph = step_physics(model, t, c, o)
+    assert not ph.kv_linear
+    lay = ph.arch.attention
+    assert _affine_pieces(lambda x: decode_attention_flops(lay, x), _layout_breaks(lay)) is not None
+    breaks = _layout_breaks(lay)
+    per_seq = sorted({0.0, 0.5, 1.0, 3.0, 7.9, 1e3, 4097.5, 1.3e5, 2e6}
+                     | {b * f for b in breaks for f in (0.5, 0.999, 1.0, 1.001, 3.0)})
+    for i in range(len(c)):
+        x = _Scalar(ph, i, 64)
+        one = ph.take(np.array([i]))
+        f = scalar_step_fn(ph, i, 1000)
+        for n in (0, 1, 7, 64):
+            for p in per_seq:
+                ctx = n * p
+                for q in {1.0, float(ph.q)}:
+                    want = float(one.kv_time(np.array([float(n)]), np.array([ctx]), q)[0])
+                    assert x.kv_time(n, ctx, q) == pytest.approx(want, rel=1e-12, abs=0.0)
+                want = float(step_time(one, n, ctx, 512, 512.0 ** 2, 1)[0])
+                assert f(n, ctx, 512, 512.0 ** 2, 1) == pytest.approx(want, rel=1e-12, abs=0.0)
+
+
+def test_affine_pieces_refuses_a_curve():
+    """A figure that is not affine between the breaks has no float path (the vectorised one
+    on one-element arrays serves it): the check at each piece's middle catches it."""
+    from planner.physics.step import _affine_pieces
+    assert _affine_pieces(lambda x: x * x, [10.0]) is None
+    f = _affine_pieces(lambda x: np.minimum(x, 10.0) * 3.0 + 1.0, [10.0])
+    assert f is not None and (f(4.0), f(10.0), f(25.0)) == (13.0, 31.0, 31.0)
+
+
+def test_taken_rows_keep_their_links_and_collectives_exactly():
+    """``StepPhysics.take`` carries the link look-ups already made (``_take_links``) instead of
+    repeating them: the taken rows' collectives are those of physics built for them alone, bit
+    for bit, including a subset with no TP, EP or PP above 1 (its where()'s zero branches)."""
+    from planner.physics.step import step_physics
+    t = GpuTable.build([CAT.gpus["h100-sxm"], CAT.gpus["mi300x"]])
+    c = Configs.grid([0, 1], [SCHEME_NAMES.index("w8a8-fp8")], [KV_NAMES.index("fp8")], [1, 2, 8], [1, 2],
+                     [1, 8], [64], [2048], [256])
+    model = CAT.model("mixtral-8x7b")
+    ph = step_physics(model, t, c, O)
+    tokens = np.array([1.0, 64.0, 700.0])[:, None]
+    ph.comm_time(tokens)
+    for index in (np.arange(len(c))[::3], np.flatnonzero((c.tp == 1) & (c.pp == 1) & (c.ep == 1))):
+        taken = ph.take(index)
+        assert "links" in taken._w
+        fresh = step_physics(model, t, c.take(index), O)
+        for a, b in zip(taken.comm_time(tokens), fresh.comm_time(tokens)):
+            assert np.array_equal(a, b)

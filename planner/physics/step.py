@@ -11,6 +11,7 @@ plain floats, its token-count-only terms tabulated). Units: seconds, tokens.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -122,7 +123,8 @@ class StepPhysics:
         return replace(self, configs=self.configs.take(index),
                        **{f.name: getattr(self, f.name)[index] for f in fields(self)
                           if isinstance(getattr(self, f.name), np.ndarray)},
-                       _w={k: take_rows(v, index, n) for k, v in self._w.items() if k not in _DERIVED})
+                       _w={k: take_rows(v, index, n) for k, v in self._w.items() if k not in _DERIVED}
+                       | ({"links": _take_links(self._w["links"], index, n)} if "links" in self._w else {}))
 
     # -- token-count-only terms -------------------------------------------------------
     def weights_time(self, tokens: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
@@ -229,7 +231,17 @@ class StepPhysics:
         return smax(*self.kv_terms(n, ctx, q), self.o.roofline_sharpness)
 
 
-_DERIVED = ("links", "weights")   # StepPhysics._w entries computed from the others (not taken)
+_DERIVED = ("links", "weights")   # StepPhysics._w entries computed from the others (links taken by _take_links)
+
+
+def _take_links(links: dict[str, Any], index: np.ndarray, n: int) -> dict[str, Any]:
+    """``StepPhysics._links`` of the configurations ``index``: its per-configuration rows
+    taken (the link look-ups are not repeated), whether any has TP, EP or PP above 1 anew."""
+    out = {k: take_rows(v, index, n) for k, v in links.items() if k != "hops"}
+    out["hops"] = {k: take_rows(v, index, n) for k, v in links["hops"].items()}
+    out.update(any_tp=bool(np.any(out["tp"] > 1)), any_ep=bool(np.any(out["ep"] > 1)),
+               any_pp=bool(np.any(out["pp"] > 1)))
+    return out
 
 
 def take_rows(v, index: np.ndarray, n: int):
@@ -446,13 +458,84 @@ class _Scalar:
         self.weights_time = self._tw.__getitem__
         self.comm_time = self._comm.__getitem__
         kv_q, kv_1 = float(phys.kv_per_token[i]), float(phys.draft_kv_per_token[i])
-        one = None if phys.kv_linear else phys.take(np.array([i]))
-
-        def kv_time(n: int, ctx: float, q: float) -> float:
-            if one is None:
+        if phys.kv_linear:
+            def kv_time(n: int, ctx: float, q: float) -> float:
                 return ctx * (kv_q if q == self.q else kv_1)
-            return float(one.kv_time(np.array([float(n)]), np.array([ctx]), q)[0])
-        self.kv_time = kv_time
+            self.kv_time = kv_time
+        else:
+            self.kv_time = _layout_kv_time(phys, i)
+
+
+def _layout_kv_time(phys: StepPhysics, i: int):
+    """``StepPhysics.kv_time`` of configuration ``i`` on floats, for a layout whose KV term
+    is not linear in the context (windows, sparse or state-space layers). Per sequence, the
+    layout's read bytes and attention FLOPs (planner/physics/attention.py, their one home)
+    are affine between the layout's caps (``_affine_pieces``): evaluated there once by the
+    vectorised functions, a step interpolates exactly (to rounding). A layout they do not
+    fit keeps the vectorised path on one-element arrays."""
+    lay, k = phys.arch.attention, phys.o.roofline_sharpness
+    b_kv, kbt, aft = float(phys._w["b_kv"][i]), float(phys.kv_byte_time[i]), float(phys.attn_flop_time[i])
+    read = _affine_pieces(lambda x: kv_read_bytes(lay, x, b_kv), _layout_breaks(lay))
+    attn = _affine_pieces(lambda x: decode_attention_flops(lay, x), _layout_breaks(lay))
+    if read is None or attn is None:
+        one = phys.take(np.array([i]))
+        return lambda n, ctx, q: float(one.kv_time(np.array([float(n)]), np.array([ctx]), q)[0])
+
+    if read.pieces == 1 and attn.pieces == 1:     # no cap: one affine piece each, inlined
+        (r0, rs), (a0, as_) = read.line, attn.line
+
+        def kv_line(n: int, ctx: float, q: float) -> float:
+            per_seq = ctx / n if n > 0 else 0.0
+            return smax_scalar(n * (r0 + rs * per_seq) * kbt, n * q * (a0 + as_ * per_seq) * aft, k)
+        return kv_line
+
+    def kv_time(n: int, ctx: float, q: float) -> float:
+        per_seq = ctx / n if n > 0 else 0.0
+        return smax_scalar(n * read(per_seq) * kbt, n * q * attn(per_seq) * aft, k)
+    return kv_time
+
+
+def _layout_breaks(lay) -> list[float]:
+    """Contexts (tokens per sequence) where a layout's per-sequence figures may change slope:
+    its windows and chunks, its top-k and the context at which a compressed layer's pooled
+    entries reach the top-k."""
+    cands = [v for g in lay.layers for v in (g.cap, g.top_k, g.top_k / g.ratio if g.ratio else 0.0)]
+    return sorted({float(v) for v in cands if 0.0 < v < float("inf")})
+
+
+def _affine_pieces(fn, breaks: list[float]):
+    """``fn`` (vectorised over contexts) as a float function, affine between ``breaks`` and
+    beyond the last: its values at the breaks and the slopes between them, from ``fn``
+    itself. None where ``fn`` is not affine there (checked at each piece's middle and far
+    past the last break, to 1e-13 relative)."""
+    starts = [0.0] + breaks
+    far = 2.0 * starts[-1] + 2.0 ** 24
+    at = np.array(starts + [far])
+    vals = np.broadcast_to(np.asarray(fn(at), dtype=float), at.shape).tolist()
+    slopes = [(vals[j + 1] - vals[j]) / (at[j + 1] - at[j]) for j in range(len(starts))]
+    n_pieces = len(starts)
+
+    def f(x: float) -> float:
+        j = bisect_right(starts, x) - 1
+        return vals[j] + slopes[j] * (x - starts[j])
+    probe = [0.5 * (at[j] + at[j + 1]) for j in range(n_pieces)] + [3.0 * far]
+    exact = np.broadcast_to(np.asarray(fn(np.array(probe)), dtype=float), (len(probe),)).tolist()
+    if any(abs(f(x) - e) > 1e-13 * abs(e) for x, e in zip(probe, exact)):
+        return None
+    return _Pieces(f, n_pieces, (vals[0], slopes[0]))
+
+
+@dataclass(frozen=True)
+class _Pieces:
+    """A piecewise-affine float function (``_affine_pieces``): ``line`` is its first piece's
+    (value at 0, slope), the whole function when ``pieces`` is 1."""
+
+    fn: Any
+    pieces: int
+    line: tuple[float, float]
+
+    def __call__(self, x: float) -> float:
+        return self.fn(x)
 
 
 def scalar_step_fn(phys: StepPhysics, i: int, max_tokens: int):

@@ -1,0 +1,79 @@
+"""Cost of the load model per distinct case (issue 26: "load model <= 5 us per distinct case"):
+the ``load`` stage of the candidate table (capacity at SLO of every row that fits in memory,
+planner/candidates/load.py, vectorised over the table) divided by those rows, each a distinct
+(slot, configuration, batch) case, for every shipped plan instance and, with --grow, for
+chat_llama70b with its catalog grown to 240 GPU types (benchmarks/solver_speed.py's ``grown``).
+
+    python benchmarks/load_per_case.py [--repeat 5] [--grow 240] [--instances a,b]
+
+Prints per instance the rows that fit, the median load-stage seconds and microseconds per case
+(CPU time, so that a loaded machine's waits do not count)."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from solver_speed import grown  # noqa: E402
+
+import planner.candidates.table as table_mod  # noqa: E402
+from planner.candidates.table import build_candidates  # noqa: E402
+from planner.resolve.problem import resolve  # noqa: E402
+from planner.schemas.plan import load_plan_spec  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--grow", type=int, default=0, help="GPU types of the grown chat_llama70b (0: none)")
+    ap.add_argument("--instances", default=None, help="comma-separated instance names (default: all shipped plans)")
+    args = ap.parse_args()
+    cases = []
+    for path in sorted((ROOT / "instances").glob("*.yaml")):
+        if path.name.startswith(("estimate_", "fleet_", "schedule_")):
+            continue
+        if args.instances and path.stem not in args.instances.split(","):
+            continue
+        spec, doc = load_plan_spec(str(path))
+        cases.append((path.stem, resolve(spec, doc)))
+    if args.grow:
+        spec, doc = load_plan_spec(str(ROOT / "instances" / "chat_llama70b.yaml"))
+        cases.append((f"chat_llama70b x{args.grow} GPU types", grown(resolve(spec, doc), args.grow)))
+    # the load model's CPU seconds and cases: every call of row_load / pool_load the table makes
+    # (each distinct case once: the table's PhysicsCache shares repeats)
+    acc = {"s": 0.0, "n": 0}
+
+    def timed(fn):
+        def run(sl, table, rows, o, fits, *rest):
+            c0 = time.process_time()
+            out = fn(sl, table, rows, o, fits, *rest)
+            acc["s"] += time.process_time() - c0
+            acc["n"] += int(fits.sum())
+            return out
+        return run
+    table_mod.row_load, table_mod.pool_load = timed(table_mod.row_load), timed(table_mod.pool_load)
+    print("| instance | distinct cases that fit | load model, CPU s | us / case |")
+    print("|---|---|---|---|")
+    total_s, total_n = 0.0, 0
+    for name, p in cases:
+        runs, n = [], 0
+        for _ in range(args.repeat):
+            acc.update(s=0.0, n=0)
+            build_candidates(p)
+            runs.append(acc["s"])
+            n = acc["n"]
+        s = statistics.median(runs)
+        total_s, total_n = total_s + s, total_n + n
+        print(f"| {name} | {n:,} | {s:.4f} | {s / max(n, 1) * 1e6:.2f} |", flush=True)
+    print(f"\nall: {total_n:,} cases, {total_s:.3f} CPU s, {total_s / max(total_n, 1) * 1e6:.2f} us per case")
+
+
+if __name__ == "__main__":
+    main()
