@@ -59,8 +59,9 @@ def grown(p: Problem, size: int, seed: int = 0) -> Problem:
     if support is not None:
         support = replace(support, ok=support.ok[source], runs_as=support.runs_as[source],
                           reason=support.reason[source], degraded=support.degraded[source])
+    offers = tuple(p.offers[i] for i in source) if p.offers else ()     # each variant priced as its original
     return replace(p, gpus=tuple(gpus), table=GpuTable.build(gpus), prices=np.array(prices, dtype=float),
-                   price_sources=tuple(sources), support=support)
+                   price_sources=tuple(sources), support=support, offers=offers)
 
 
 def timed(fn, repeat: int):
