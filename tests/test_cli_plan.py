@@ -99,3 +99,46 @@ def test_stdout_is_pure_json_in_a_real_process(backend):
     out = subprocess.run([sys.executable, "-m", "planner", "plan", str(ROOT / "instances" / "latency_llama8b.yaml"),
                           "--backend", backend, "--json", "--top", "1"], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout)["plans"][0]["rank"] == 1
+
+
+def _layout(p: dict) -> tuple:
+    return tuple(p[k] for k in ("workload", "role", "gpu", "tp", "pp", "ep", "quantization", "kv_dtype", "batch",
+                                "replicas", "share"))
+
+
+def test_a_calibrated_plan_shows_each_moved_figure_under_the_priors_beside_it():
+    """Issue 22 item 4: each ranked deployment of a calibrated plan carries the figures the
+    calibration moves as the priors give them for the same configuration (no re-solve): where the
+    uncalibrated run ranks the same deployment, they are its figures exactly."""
+    path, flags = str(ROOT / "instances" / "chat_llama70b.yaml"), ["--json", "--no-simulate", "--top", "2"]
+    cal = json.loads(RUNNER.invoke(app, ["plan", path, *flags, "--calibration", "default"]).stdout)
+    none = json.loads(RUNNER.invoke(app, ["plan", path, *flags]).stdout)
+    assert all(p["uncalibrated"] is None for p in none["plans"])
+    priors = {_layout(p): p for p in none["plans"]}
+    same = [p for p in cal["plans"] if _layout(p) in priors]
+    assert same, "the instance no longer ranks a deployment under both; pick another"
+    for p in same:
+        u, q = p["uncalibrated"], priors[_layout(p)]
+        for key in ("ttft_ms", "tpot_ms", "throughput_tokens_per_s", "cost_per_million_tokens"):
+            assert u[key] == pytest.approx(q[key], rel=1e-9)
+        for key in ("capacity_requests_per_s_per_replica", "capacity_tokens_per_s_per_replica"):
+            assert u["load"][key] == pytest.approx(q["load"][key], rel=1e-9)
+        assert u["load"]["percentiles_ms"]["ttft_p99"] == pytest.approx(q["load"]["percentiles_ms"]["ttft_p99"])
+        assert p["load"]["capacity_requests_per_s_per_replica"] != pytest.approx(
+            u["load"]["capacity_requests_per_s_per_replica"])      # the calibration moves the capacity
+    text = RUNNER.invoke(app, ["plan", path, "--no-simulate", "--calibration", "default"]).output
+    assert "under the priors (uncalibrated): capacity" in text
+    assert "under the priors" not in RUNNER.invoke(app, ["plan", path, "--no-simulate"]).output
+
+
+def test_a_calibrated_fleet_shows_the_priors_for_every_pool():
+    """The same for a fleet whose answer runs prefill and decode pools (each pool's own load model)."""
+    path = str(ROOT / "instances" / "fleet_disagg_wins.yaml")
+    d = json.loads(RUNNER.invoke(app, ["fleet", path, "--json", "--no-simulate", "--calibration", "default"]).stdout)
+    assert {p["role"] for p in d["plans"]} >= {"prefill", "decode"}
+    for p in d["plans"]:
+        u = p["uncalibrated"]
+        assert set(u) == {"ttft_ms", "tpot_ms", "throughput_tokens_per_s", "cost_per_million_tokens", "load"}
+        assert u["load"]["capacity_requests_per_s_per_replica"] > 0
+        assert u["load"]["capacity_requests_per_s_per_replica"] != pytest.approx(
+            p["load"]["capacity_requests_per_s_per_replica"])

@@ -13,7 +13,7 @@ from rich.table import Table
 from planner.estimate.run import Estimate
 from planner.physics.options import Assumptions
 from planner.physics.perf import tokens_per_step
-from planner.plan.result import PlanResult
+from planner.plan.result import Plan, PlanResult
 from planner.report import wording
 from planner.report.wording import checkpoint as checkpoint_words
 from planner.units import GB, GiB
@@ -238,8 +238,11 @@ def render_plans(r: PlanResult, explain_support: bool = False) -> str:
             lines += [f"   memory per GPU: {p.memory['weights_bytes'] / GB:.1f} GB weights + "
                       f"{p.memory['kv_cache_bytes'] / GB:.1f} GB KV of {p.memory['usable_bytes'] / GB:.1f} GB usable; "
                       f"prefill MFU {p.mfu:.0%}"]
-        lines += versus
+        lines += versus + priors_line(p)
         out.append("\n".join(lines))
+    if any(p.uncalibrated for p in r.plans):
+        out.append(f"Calibration {r.inputs.get('calibration')!r} applied; 'under the priors' is the same deployment's "
+                   "figures without it (docs/validation.md, 'The calibration decision')")
     kinds = {str(p.price_kind) for p in r.plans} & {"estimate", "serverless"}
     if kinds:
         out.append(f"* a {' or '.join(sorted(kinds))} price, not an on-demand list price (inputs.price_sources "
@@ -252,6 +255,25 @@ def render_plans(r: PlanResult, explain_support: bool = False) -> str:
     if explain_support:
         out += ["\n".join(render_support(r))]
     return to_text(*out)
+
+
+def priors_line(p: Plan) -> list[str]:
+    """A calibrated deployment's moved figures under the priors (issue 22 item 4); none without one."""
+    u = p.uncalibrated
+    if not u:
+        return []
+    load = u.get("load") or {}
+    pct = load.get("percentiles_ms") or {}
+
+    def ms(x: float | None, fmt: str) -> str:
+        return "unbounded" if x is None else format(x, fmt)
+    return [f"   under the priors (uncalibrated): capacity {load.get('capacity_requests_per_s_per_replica', 0):,.2f} "
+            f"req/s per replica, TTFT mean/p99 {ms(u['ttft_ms'], ',.0f')} / {ms(pct.get('ttft_p99'), ',.0f')} ms, "
+            f"TPOT {ms(u['tpot_ms'], '.1f')} ms, {ms(u['throughput_tokens_per_s'], ',.0f')} tokens/s, "
+            f"{money(u['cost_per_million_tokens'], 3)} per M tokens (calibrated: "
+            f"{p.load.get('capacity_requests_per_s_per_replica', 0):,.2f} req/s, {p.ttft_ms:,.0f} / "
+            f"{p.load.get('percentiles_ms', {}).get('ttft_p99', float('nan')):,.0f} ms, {p.tpot_ms:.1f} ms, "
+            f"{money(p.cost_per_million_tokens, 3)})"]
 
 
 def tie_groups(r: PlanResult) -> list[list[int]]:

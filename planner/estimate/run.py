@@ -17,7 +17,7 @@ from planner.physics.options import Assumptions
 from planner.physics.perf import INVALID_REASONS, evaluate, regime_of, regime_shares
 from planner.physics.quant import KV_DTYPES, SCHEMES
 from planner.physics.space import Configs, GpuTable
-from planner.plan.result import quality_of
+from planner.plan.result import beside, quality_of
 from planner.pricing import cost_per_hour, cost_per_million_tokens
 from planner.resolve.problem import resolve_estimate
 from planner.schemas.estimate import EstimateSpec
@@ -194,10 +194,7 @@ UNCALIBRATED_LOAD: tuple[str, ...] = ("ttft_mean_ms", "ttft_p99_ms", "tpot_mean_
 
 def uncalibrated_figures(e: Estimate) -> dict[str, Any]:
     """The figures of ``e`` that a calibration moves, for showing beside the calibrated ones."""
-    out: dict[str, Any] = {k: getattr(e, k) for k in UNCALIBRATED}
-    if e.under_load is not None:
-        out["under_load"] = {k: e.under_load.get(k) for k in UNCALIBRATED_LOAD}
-    return out
+    return beside(asdict(e), UNCALIBRATED, {"under_load": UNCALIBRATED_LOAD})
 
 
 def estimate_from_spec(spec: EstimateSpec, doc: Document | None = None, catalog: Catalog | None = None,

@@ -6,15 +6,28 @@ running today. One decoder for one workload or many (planner/plan/solve.py)."""
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, replace
 
 import numpy as np
 
-from planner.candidates.load import AGGREGATED, DECODE, PREFILL, ROLE_NAMES, operating_point, pool_operating_point
+from planner.candidates.load import (
+    AGGREGATED,
+    DECODE,
+    PREFILL,
+    ROLE_NAMES,
+    RowLoad,
+    operating_point,
+    pool_load,
+    pool_operating_point,
+    row_load,
+)
 from planner.candidates.objectives import OBJECTIVES
 from planner.candidates.table import Candidates, nodes_for
 from planner.catalog.checkpoints import serving_checkpoint
 from planner.physics.perf import regime_of, regime_shares
 from planner.plan.result import (
+    PLAN_UNCALIBRATED,
+    PLAN_UNCALIBRATED_LOAD,
     Answer,
     Binding,
     GpuMoves,
@@ -24,6 +37,7 @@ from planner.plan.result import (
     Plan,
     Totals,
     WorkloadUse,
+    beside,
     quality_of,
 )
 from planner.resolve.problem import Problem
@@ -109,6 +123,35 @@ def deployment(p: Problem, c: Candidates, j: int, replicas: int, rank: int, shar
         mbu=mbu, mfu=mfu, regime=regime, regime_shares=shares, phase=phase,
         objective_value=OBJECTIVES[c.objective].value(c, j, replicas), load=load, candidate=j,
         role=ROLE_NAMES[role], share=share, slo_margins_ms=slo_margins_ms(c, j))
+
+
+def under_priors(prior: Problem, c: Candidates, plans: list[Plan]) -> None:
+    """Each plan's figures that a calibration moves, as the priors give them (issue 22 item 4):
+    the same row, replicas and share of its workload, its capacity at SLO and operating point
+    computed under ``prior`` (the instance resolved without the calibration: its assumptions
+    and GPU table); no re-solve, so the configuration is the calibrated answer's."""
+    for plan in plans:
+        j = plan.candidate
+        one = c.configs.take(np.array([j]))
+        slot, role = prior.slots[int(c.slot[j])], role_of(c, j)
+        fits = c.ev.fits[[j]]
+        cap = row_load(slot, prior.table, one, prior.assumptions, fits) if role == AGGREGATED \
+            else pool_load(slot, prior.table, one, prior.assumptions, fits, role)
+        view = replace(c, load=_with_row(c.load, j, cap))
+        d = deployment(prior, view, j, plan.replicas, plan.rank, plan.share)
+        plan.uncalibrated = beside(asdict(d), PLAN_UNCALIBRATED, {"load": PLAN_UNCALIBRATED_LOAD})
+
+
+def _with_row(load: RowLoad | None, j: int, row: RowLoad) -> RowLoad:
+    """``load`` with its row ``j`` replaced by the one-row ``row``."""
+    assert load is not None
+
+    def put(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        a = a.copy()
+        a[j] = b[0]
+        return a
+    return RowLoad(**{f: put(getattr(load, f), getattr(row, f)) for f in RowLoad.__dataclass_fields__ if f != "stats"},
+                   stats={k: put(v, row.stats[k]) if k in row.stats else v for k, v in load.stats.items()})
 
 
 def prefill_mfu(c: Candidates, j: int) -> float:

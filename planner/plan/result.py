@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -100,6 +101,7 @@ class Plan:
     spare_replicas: int = 0           # a spot deployment's spares: in cost_per_hour, not in replicas nor capacity
     term_years: float | None = None   # a commitment's minimum term (None: not a commitment)
     commitment_usd: float | None = None   # what the term commits to: cost_per_hour x the term's hours
+    uncalibrated: dict[str, Any] | None = None   # with a calibration: the figures it moves, under the priors
 
 
 @dataclass
@@ -497,6 +499,26 @@ def _build(tp: Any, x: Any) -> Any:
             raise TypeError(f"expected a mapping, got {type(x).__name__}")
         return {k: _build(value, v) for k, v in x.items()}
     return x
+
+
+PLAN_UNCALIBRATED: tuple[str, ...] = ("ttft_ms", "tpot_ms", "throughput_tokens_per_s", "cost_per_million_tokens")
+"""The figures of a plan's deployment that a calibration moves, shown again under the priors."""
+PLAN_UNCALIBRATED_LOAD: tuple[str, ...] = ("capacity_requests_per_s_per_replica", "capacity_tokens_per_s_per_replica",
+                                           "requests_per_s_per_replica", "utilization", "percentiles_ms")
+"""The same, in its operating point (``Plan.load``): capacity at SLO and the load it carries."""
+
+
+def beside(priors: Mapping[str, Any], keys: tuple[str, ...], nested: Mapping[str, tuple[str, ...]]
+           ) -> dict[str, Any]:
+    """The figures ``keys`` (and ``nested``: a mapping's own keys) of a result computed under the
+    priors, for showing beside the calibrated ones (issue 22 item 4): the one place estimates
+    and plans pick them. A figure the priors do not give is None."""
+    out: dict[str, Any] = {k: priors.get(k) for k in keys}
+    for name, inner in nested.items():
+        part = priors.get(name)
+        if part is not None:
+            out[name] = {k: part.get(k) for k in inner}
+    return out
 
 
 def quality_of(scheme: str, release: str | None = None) -> str:

@@ -31,7 +31,7 @@ from planner.candidates.schedule import PeriodTables
 from planner.candidates.table import Candidates, build_candidates, with_objective
 from planner.errors import InputError
 from planner.plan import start as starting
-from planner.plan.describe import Picks, describe
+from planner.plan.describe import Picks, describe, under_priors
 from planner.plan.diagnose import diagnose
 from planner.plan.explain import explain_plans
 from planner.plan.rescore import simulate_plans
@@ -125,9 +125,21 @@ def plan(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, backend: st
     spec, problem, cands = prepare(spec, doc, objective=objective, calibration=calibration)
     result = solve(problem, cands, backend=backend or default_backend(spec), top_k=top_k or spec.ranks(),
                    time_limit=time_limit, started=t0)
+    with_priors(spec, doc, cands, result, calibration)
     if simulate:
         rescore(problem, cands, result, deadline=time.perf_counter() + time_limit)
     return result
+
+
+def with_priors(spec: PlanSpec | FleetSpec, doc: Document | None, cands: Candidates, result: PlanResult,
+                calibration: str | None) -> None:
+    """With a calibration, each ranked deployment's moved figures under the priors beside its own
+    (``Plan.uncalibrated``; planner/plan/describe.py ``under_priors``): the instance resolved again
+    without it, the answer's configurations kept."""
+    if calibration in (None, "none") or not result.plans:
+        return
+    prior = resolve_fleet(spec, doc, None) if isinstance(spec, FleetSpec) else resolve(spec, doc, None)
+    under_priors(prior, cands, result.plans)
 
 
 def rescore(problem: Problem, cands: Candidates, result: PlanResult, deadline: float | None = None) -> None:

@@ -11,7 +11,7 @@ import time
 from planner.backends.base import Status
 from planner.candidates.table import Candidates
 from planner.plan.result import PlanResult
-from planner.plan.solve import default_backend, first_phase_view, prepare, rescore, solve
+from planner.plan.solve import default_backend, first_phase_view, prepare, rescore, solve, with_priors
 from planner.resolve.problem import Problem
 from planner.schemas.fleet import FleetSpec
 from planner.schemas.plan import PlanSpec
@@ -36,6 +36,7 @@ def answer(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, backend: 
     result = solve(problem, cands, backend=backend, top_k=ranks, time_limit=time_limit, started=t0)
     if simulate and result.plans:       # the simulator in the verdict: rank 1 re-solved until it simulates within
         result, cands = verify(problem, cands, result, backend=backend, top_k=ranks, time_limit=time_limit)
+    with_priors(spec, doc, cands, result, calibration)
     around(problem, cands, result, backend=backend, time_limit=time_limit, simulate=False, marginal=marginal,
            baselines=baselines, relax=(spec, doc, calibration) if relax and isinstance(spec, PlanSpec) else None)
     result.solve_seconds = time.perf_counter() - t0
