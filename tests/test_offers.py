@@ -334,6 +334,18 @@ def test_the_model_and_the_oracle_leave_room_for_a_spot_rows_spares():
     assert np.array_equal(replica_bounds(c)[1], c.replicas_allowed)
 
 
+def test_a_starting_answer_whose_spares_pass_max_gpus_does_not_stand():
+    """The starting answer stands in when a solver stops without one (planner/plan/start.py):
+    2 spot replicas with their spare are 3 GPUs, past max_gpus 2; 2 on demand are not."""
+    from planner.plan.start import breaks_limits
+
+    p = resolve(_spec(rps=80, offers=[OFFERS[0], OFFERS[1]], search=ONE_GPU | {"max_gpus": 2}))
+    c = build_candidates(p)
+    spot = int(np.nonzero(c.configs.gpu == p.table.ids.index("h100-sxm@spot"))[0][0])
+    on_demand = int(np.nonzero(c.configs.gpu == p.table.ids.index("h100-sxm@on_demand"))[0][0])
+    assert breaks_limits(c, [(spot, 2)]) and not breaks_limits(c, [(on_demand, 2)])
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_split_workload_counts_a_spot_deployments_spares_in_max_gpus(backend):
     """The split case (up to 2 configurations, where a slot may have no choice binary): spot at
