@@ -604,12 +604,10 @@ def replicas_allowed(limits: Limits, gpu_ids: tuple[str, ...], gpu: np.ndarray, 
                      spares: np.ndarray | None = None) -> np.ndarray:
     """Most replicas of each row that the plan-wide limits allow on their own (0 if none; 0 for
     a spot row whose availability target needs more spares than allowed). ``spares``: per row,
-    the spare replicas a deployment pays for and runs (its budget, GPUs, power and nodes are
-    what is left after them)."""
+    the spare replicas a deployment pays for and runs (each limit counts what is left after them)."""
     cap = np.full(len(gpus), float(MAX_REPLICAS))
     spares = np.zeros(len(gpus)) if spares is None or not len(spares) else spares
-    cap = np.where(np.isnan(spares), 0.0, cap)
-    k = np.nan_to_num(spares)
+    cap, k = np.where(np.isnan(spares), 0.0, cap), np.nan_to_num(spares)
     if limits.max_gpus is not None:
         cap = np.minimum(cap, np.floor(limits.max_gpus / gpus) - k)
     for gid, count in limits.inventory.items():
