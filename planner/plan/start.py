@@ -83,20 +83,20 @@ def breaks_limits(c: Candidates, picks: Picks) -> bool:
     gpus: dict[str, float] = {}
     slots: dict[int, float] = {}
     spares = np.nan_to_num(c.spares) if len(c.spares) else np.zeros(len(c))
-    running = [(j, n + float(spares[j])) for j, n in picks]     # a spot deployment's spares run too
+    running = [(j, r + float(spares[j])) for j, r in picks]     # a spot deployment's spares run too
     for j, n in picks:
         gid = c.gpu_ids[int(c.configs.gpu[j])]
         gpus[gid] = gpus.get(gid, 0.0) + float(ev.gpus[j]) * n
-    for j, n in running:
-        slots[int(c.configs.gpu[j])] = slots.get(int(c.configs.gpu[j]), 0.0) + float(c.slots_per_replica[j]) * n
+    for j, up in running:
+        slots[int(c.configs.gpu[j])] = slots.get(int(c.configs.gpu[j]), 0.0) + float(c.slots_per_replica[j]) * up
     if any(gid in lim.inventory and used > lim.inventory[gid] for gid, used in gpus.items()):
         return True
-    if lim.max_gpus is not None and sum(float(ev.gpus[j]) * n for j, n in running) > lim.max_gpus:
+    if lim.max_gpus is not None and sum(float(ev.gpus[j]) * up for j, up in running) > lim.max_gpus:
         return True
     cost = sum(float(np.nan_to_num(c.deployment_cost(j, n))) for j, n in picks)
     if lim.budget_usd_per_hour is not None and cost > lim.budget_usd_per_hour * (1 + 1e-12):
         return True
-    power = sum(float(ev.power_w[j]) * n for j, n in running)
+    power = sum(float(ev.power_w[j]) * up for j, up in running)
     if lim.power_cap_w is not None and power > lim.power_cap_w * (1 + 1e-12):
         return True
     if lim.max_nodes is not None:
