@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from constraints.inventory import with_spares
+
 if TYPE_CHECKING:
     from constraints import Formulation
 
@@ -24,11 +26,7 @@ def add(f: Formulation) -> None:
         return
     cost = f.cands.cost_per_hour
     priced = f.alive[np.isfinite(cost[f.alive])]
-    coeffs = {int(f.y[j]): float(cost[j]) for j in priced}
-    spare = f.cands.spare_cost
-    for j in priced[spare[priced] > 0]:      # a spot deployment's spares: x_j is a choice binary there
-        coeffs[int(f.x[j])] = coeffs.get(int(f.x[j]), 0.0) + float(spare[j])
-    f.model.row("budget", "budget", coeffs, "<=", b, "usd_per_hour")
+    f.model.row("budget", "budget", with_spares(f, priced, cost), "<=", b, "usd_per_hour")
     unpriced = f.alive[~np.isfinite(cost[f.alive])]
     if len(unpriced):
         f.model.row("budget[no price]", "budget", {int(f.y[j]): 1.0 for j in unpriced}, "<=", 0.0, "count")

@@ -125,5 +125,5 @@ def free_slots(c: Candidates) -> frozenset[int]:
     with a spot row that carries spares is never free: its spares are paid on a choice binary."""
     if not c.split or c.limited is None:
         return frozenset()
-    spared = frozenset(int(s) for s in c.slot[c.spare_cost > 0]) if len(c.spares) else frozenset()
+    spared = frozenset(int(s) for s in c.slot[c.spares > 0]) if len(c.spares) else frozenset()
     return frozenset(range(c.n_slots)) - frozenset(c.limited) - spared

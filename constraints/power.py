@@ -1,10 +1,13 @@
 """Power: the plan's GPUs draw at most the cap at TDP.
 
-    sum_j P_j y_j <= cap      (watts; P_j = GPUs_j x TDP)"""
+    sum_j P_j (y_j + k_j x_j) <= cap      (watts; P_j = GPUs_j x TDP; k_j a spot deployment's
+                                           spare replicas, running though they serve nothing)"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+from constraints.inventory import with_spares
 
 if TYPE_CHECKING:
     from constraints import Formulation
@@ -15,4 +18,4 @@ def add(f: Formulation) -> None:
     if cap is None:
         return
     pw = f.cands.ev.power_w
-    f.model.row("power", "power", {int(f.y[j]): float(pw[j]) for j in f.alive}, "<=", cap, "watts")
+    f.model.row("power", "power", with_spares(f, f.alive, pw), "<=", cap, "watts")

@@ -6,18 +6,20 @@ types g, committed types C (owned, or a term commitment) and burst types R:
     y_pj in {0..N_pj} replicas, x_pj in {0,1}:   x_pj <= y_pj <= N_pj x_pj        (count)
     sum_{j in s} x_pj <= K                                   per slot and period   (count)
     sum_{j in s} CAP_j y_pj >= D_ps                          per slot and period   (tokens/s)
-    G_pg = sum_{j on g} GPUs_j y_pj                          GPUs serving          (count)
+    G_pg = sum_{j on g} GPUs_j (y_pj + k_pj x_pj)            GPUs running          (count)
     G_pg <= B_g                    g in C: B_g GPUs held all cycle (<= inventory_g)
     G_pg <= A_{p-k,g}, k = 0..L    g in R: A_pg GPUs held in period p, started L periods early
     U_pg >= A_pg - A_{p-1,g},  V_pg >= A_{p-1,g} - A_pg          started, stopped (count)
     sum_g U_pg <= max_started,  sum_g V_pg <= max_stopped           per period
     sum_{g in C} P_g B_g + sum_{g in R} P_g A_pg <= budget          per period   ($/hour)
     sum_{g in C} B_g + sum_{g in R} A_pg <= max_gpus                per period   (count)
-    sum_j W_j y_pj <= power cap                                     per period   (W)
+    sum_j W_j (y_pj + k_pj x_pj) <= power cap                       per period   (W)
 
     minimise  sum_{g in C} P_g H B_g + sum_p h_p sum_{g in R} P_g A_pg + c_start sum_pg U_pg     ($)
 
-with N_pj the replicas period p's demand needs of row j alone (within the limits), CAP_j
+with N_pj the replicas period p's demand needs of row j alone (within the limits), k_pj the
+spare replicas a spot deployment of row j carries in period p (planner/pricing.py, for the
+period's N; 0 off spot: a slot with a spot row always has its choice binaries x_pj), CAP_j
 its capacity at SLO, P_g $/GPU-hour, H = sum_p h_p, c_start $ per GPU started and L the
 start-up lag in periods. A type with one period has nothing to start or stop."""
 
@@ -31,6 +33,7 @@ from constraints.formulation import Formulation, screen
 from constraints.model import LinearModel
 from constraints.prune import pruned
 from planner.candidates.schedule import PeriodTables
+from planner.candidates.table import Candidates
 
 
 @dataclass
@@ -85,7 +88,8 @@ def build(t: PeriodTables, limited: frozenset[tuple[int, int]] | None = None,
         for s in range(c.n_slots):
             mine = rows[c.slot[rows] == s]
             xs: dict[int, float] = {}
-            enforced = limited is None or (p, s) in limited
+            # a spot row's spares sit on its choice binary: such a slot always has them
+            enforced = limited is None or (p, s) in limited or bool((_spares(view)[mine] > 0).any())
             for j in mine:
                 n = float(view.replica_cap[j])
                 label = f"{tag},{c.label(int(j))}"
@@ -104,8 +108,9 @@ def build(t: PeriodTables, limited: frozenset[tuple[int, int]] | None = None,
             d = float(demand.value)
             m.row(f"demand[{slot}]", "demand", {f.y[p][int(j)]: float(c.capacity[j]) for j in mine}, ">=", d,
                   "tokens_per_s")
+        k = _spares(view)
         for g in types:
-            top[g] = max(top[g], float(sum(gpus[j] * view.replica_cap[j] for j in rows[gpu[rows] == g])))
+            top[g] = max(top[g], float(sum(gpus[j] * (view.replica_cap[j] + k[j]) for j in rows[gpu[rows] == g])))
     for g in types:
         gid = c.gpu_ids[g]
         ub = top[g] if gid not in lim.inventory else min(top[g], float(lim.inventory[gid]))
@@ -129,10 +134,26 @@ def build(t: PeriodTables, limited: frozenset[tuple[int, int]] | None = None,
     return f
 
 
+def _spares(view: Candidates) -> np.ndarray:
+    """Spare replicas per row of a period's table (0 off spot; NaN rows have no replicas)."""
+    return np.nan_to_num(view.spares) if len(view.spares) else np.zeros(len(view))
+
+
+def running(f: ScheduleFormulation, p: int, rows: list[int], per_replica: np.ndarray) -> dict[int, float]:
+    """``per_replica[j]`` on the replicas of ``rows`` in period p and, for a spot row, its
+    k_pj spares' share on its choice binary: what runs, serving or spare."""
+    k = _spares(f.tables.periods[p])
+    out = {f.y[p][j]: float(per_replica[j]) for j in rows}
+    for j in rows:
+        if k[j] > 0:
+            out[f.x[p][j]] = out.get(f.x[p][j], 0.0) + float(k[j] * per_replica[j])
+    return out
+
+
 def serving(f: ScheduleFormulation, p: int, g: int) -> dict[int, float]:
-    """G_pg: the GPUs of type g serving in period p, over the replica variables."""
+    """G_pg: the GPUs of type g running in period p (serving replicas and spot spares)."""
     c = f.tables.peak
-    return {y: float(c.ev.gpus[j]) for j, y in f.y[p].items() if c.configs.gpu[j] == g}
+    return running(f, p, [j for j in f.y[p] if c.configs.gpu[j] == g], c.ev.gpus)
 
 
 def _serving(f: ScheduleFormulation, types: list[int], names: list[str]) -> None:
@@ -187,7 +208,7 @@ def _limits(f: ScheduleFormulation, types: list[int], names: list[str]) -> None:
             cost |= {a: float(price[g]) for (pp, g), a in f.held.items() if pp == p}
             m.row(f"budget[{names[p]}]", "budget", cost, "<=", float(lim.budget_usd_per_hour), "usd_per_hour")
         if lim.power_cap_w is not None:
-            m.row(f"power[{names[p]}]", "power", {y: float(c.ev.power_w[j]) for j, y in f.y[p].items()}, "<=",
+            m.row(f"power[{names[p]}]", "power", running(f, p, list(f.y[p]), c.ev.power_w), "<=",
                   float(lim.power_cap_w), "watts")
 
 
@@ -206,9 +227,10 @@ def assignment(f: ScheduleFormulation, static: list[tuple[int, int]]) -> dict[in
             if j in f.x[p]:
                 values[f.x[p][j]] = 1.0
     top: dict[int, float] = {}
+    k = _spares(c)          # the peak's spares: never fewer than a period's
     for j, r in static:
         g = int(c.configs.gpu[j])
-        top[g] = top.get(g, 0.0) + float(c.ev.gpus[j]) * r
+        top[g] = top.get(g, 0.0) + float(c.ev.gpus[j]) * (r + k[j])
     values |= {b: top.get(g, 0.0) for g, b in f.committed.items()}
     values |= {a: top.get(g, 0.0) for (_, g), a in f.held.items()}
     return values

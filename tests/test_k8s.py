@@ -246,3 +246,31 @@ def test_cli_writes_manifests(results, tmp_path):
     assert yaml.safe_load(text)["spec"]["components"][1]["podTemplate"]["spec"]["nodeSelector"] == {"pool": "gpu"}
     res = RUNNER.invoke(app, ["launch", str(path), "--k8s", "kserve", "--node-selector", "novalue"])
     assert res.exit_code == 2
+
+
+def test_a_spot_deployments_spares_run_as_replicas():
+    """A spot plan with one spare (issue 25): the spare is a pod that runs, so the manifests'
+    replicas are the plan's serving replicas plus its spares, and the autoscaler's ceiling too."""
+    from planner.candidates.table import build_candidates
+    from planner.plan.solve import solve
+    from planner.resolve.problem import resolve
+    from planner.schemas.plan import PlanSpec
+
+    spec = PlanSpec.model_validate({
+        "model": "llama-3.1-8b", "workload": {"input_tokens": 512, "output_tokens": 128,
+                                              "demand": {"requests_per_s": 80}},
+        "slo": {"tpot_ms": 40}, "objective": "cost_per_hour",
+        "search": {"gpus": ["h100-sxm"], "quantizations": ["w8a8-fp8"], "kv_dtypes": ["fp8"], "tp": [1],
+                   "pp": [1], "batch_levels": [64]},
+        "prices": {"offers": {"h100-sxm": [{"kind": "spot", "usd_per_gpu_hour": 1.2,
+                                            "preemption": {"spare_replicas": 1}}]}}})
+    p = resolve(spec)
+    r = solve(p, build_candidates(p), backend="highs", top_k=1)
+    plan = r.plans[0]
+    assert (plan.replicas, plan.spare_replicas) == (2, 1)
+    isvc = next(m.doc for m in manifests(r, r.plans, "kserve") if m.kind == "InferenceService")
+    assert isvc["spec"]["predictor"]["maxReplicas"] == 3
+    dgd = next(m.doc for m in manifests(r, r.plans, "dynamo") if m.kind == "DynamoGraphDeployment")
+    assert [c["replicas"] for c in dgd["spec"]["components"] if c["type"] == "worker"] == [3]
+    values = next(m.doc for m in manifests(r, r.plans, "llm-d") if m.kind == "values")
+    assert [v["replicas"] for v in values.values() if isinstance(v, dict) and v.get("create")] == [3]

@@ -289,3 +289,115 @@ def test_an_offer_without_a_price_follows_todays_rule():
     q = resolve(_spec(offers=offers, objective="tpot"))
     assert q.table.ids == ("h100-sxm@commit_1y", "h100-sxm@spot")
     assert q.price_kind(1) == "no price" and math.isnan(q.prices[1])
+
+
+ONE_GPU = {"gpus": ["h100-sxm"], **SMALL, "tp": [1]}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("rps, limit, room, tight", [
+    # 2 one-GPU replicas serve 80 req/s: spot runs 3 GPUs (one spare), on demand 2
+    (80, "max_gpus", 3, 2),
+    # at 700 W per H100 (TDP): spot draws 3 x 700 = 2,100 W, on demand 1,400 W
+    (80, "power_cap_w", 2100, 1400),
+    # 8 one-GPU replicas serve 400 req/s: with its spare spot runs 9 GPUs, a second 8-GPU node
+    (400, "max_nodes", 2, 1),
+])
+def test_spot_spares_are_physical_gpus_in_every_limit(backend, rps, limit, room, tight):
+    """Spot at $1.20 with one spare against on demand at $3.00: spot is cheaper ($1.20 x 3 =
+    $3.60 < $6.00 for 2 replicas; $10.80 < $24.00 for 8) while the limit leaves room for its
+    spare, and on demand wins when the spare would pass it: a spare replica runs, so it takes
+    GPUs, watts and node slots (issue 25). Every backend and the oracle, in its own code."""
+    def plan(value: int) -> list[tuple[str, int, int]]:
+        where = "search" if limit in ("max_gpus", "max_nodes") else "limits"
+        over = {where: (ONE_GPU | {limit: value}) if where == "search" else {limit: value}}
+        p = resolve(_spec(rps=rps, offers=[OFFERS[0], OFFERS[1]], **({"search": ONE_GPU} | over)))
+        c = build_candidates(p)
+        r = solve(p, c, backend=backend, top_k=1)
+        assert r.status == "optimal", r.status
+        return [(d.gpu, d.replicas, d.spare_replicas) for d in r.plans]
+
+    need = 2 if rps == 80 else 8
+    assert plan(room) == [("h100-sxm@spot", need, 1)]
+    assert plan(tight) == [("h100-sxm@on_demand", need, 0)]
+
+
+def test_the_model_and_the_oracle_leave_room_for_a_spot_rows_spares():
+    """The replicas a limit allows a spot row are those left after its spares: 4 GPUs at most
+    with one spare leave 3 serving replicas, on demand 4, in the table and in the oracle."""
+    from planner.backends.exhaustive import replica_bounds
+
+    p = resolve(_spec(rps=80, offers=[OFFERS[0], OFFERS[1]], search=ONE_GPU | {"max_gpus": 4}))
+    c = build_candidates(p)
+    spot = c.configs.gpu == p.table.ids.index("h100-sxm@spot")
+    assert (c.replicas_allowed[spot] == 3).all() and (c.replicas_allowed[~spot] == 4).all()
+    assert np.array_equal(replica_bounds(c)[1], c.replicas_allowed)
+
+
+def test_a_starting_answer_whose_spares_pass_max_gpus_does_not_stand():
+    """The starting answer stands in when a solver stops without one (planner/plan/start.py):
+    2 spot replicas with their spare are 3 GPUs, past max_gpus 2; 2 on demand are not."""
+    from planner.plan.start import breaks_limits
+
+    p = resolve(_spec(rps=80, offers=[OFFERS[0], OFFERS[1]], search=ONE_GPU | {"max_gpus": 2}))
+    c = build_candidates(p)
+    spot = int(np.nonzero(c.configs.gpu == p.table.ids.index("h100-sxm@spot"))[0][0])
+    on_demand = int(np.nonzero(c.configs.gpu == p.table.ids.index("h100-sxm@on_demand"))[0][0])
+    assert breaks_limits(c, [(spot, 2)]) and not breaks_limits(c, [(on_demand, 2)])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_split_workload_counts_a_spot_deployments_spares_in_max_gpus(backend):
+    """The split case (up to 2 configurations, where a slot may have no choice binary): spot at
+    $0.80 with one spare serves 60 req/s on 2 one-GPU replicas, 3 GPUs, $2.40; with at most 2
+    GPUs the commitment's 2 replicas ($4.00) are the answer, on every backend and the oracle."""
+    offers = [{"kind": "spot", "usd_per_gpu_hour": 0.8, "preemption": {"spare_replicas": 1}},
+              {"kind": "commit_1y", "usd_per_gpu_hour": 2.0}]
+    for most, want, cost in ((3, ("h100-sxm@spot", 2, 1), 2.4), (2, ("h100-sxm@commit_1y", 2, 0), 4.0)):
+        p = resolve(_spec(rps=60, offers=offers, max_configurations_per_workload=2,
+                          search=ONE_GPU | {"max_gpus": most}))
+        r = solve(p, build_candidates(p), backend=backend, top_k=1)
+        assert r.status == "optimal" and _cost(r) == pytest.approx(cost)
+        assert [(d.gpu, d.replicas, d.spare_replicas) for d in r.plans] == [want]
+
+
+TWO_ON_ONE_OWNED = {
+    "workloads": [{"name": "w0", "model": "llama-3.1-8b", "input_tokens": 512, "output_tokens": 128,
+                   "demand": {"requests_per_s": 24.1}, "slo": {"tpot_ms": 30.0}},
+                  {"name": "w1", "model": "qwen3-32b", "input_tokens": 1024, "output_tokens": 256,
+                   "demand": {"requests_per_s": 5.6}, "slo": {"tpot_ms": 50.0}}],
+    "search": {"gpus": ["h100-sxm"], "quantizations": ["w8a8-fp8"], "kv_dtypes": ["fp8"], "tp": [1, 2], "pp": [1],
+               "batch_levels": [32, 64]},
+    "limits": {"inventory": {"h100-sxm": 1}, "rent_outside_inventory": True},
+    "prices": {"usd_per_gpu_hour": {"h100-sxm": 3.0}, "owned_usd_per_gpu_hour": {"h100-sxm": 2.0}},
+    "objective": "cost_per_hour"}
+"""Each workload needs one H100 (TP 1); one is owned ($2), the other rented ($3): the fleets
+"w0 owned, w1 rented" and "w0 rented, w1 owned" both cost $5/hour on 2 GPUs, and their
+GPU-weighted positions sum alike, a + (b + 1) = (a + 1) + b (the rented copy of a row sorts
+right after the owned one). Found by enumerating small owned + rented fleets on every backend
+(issue 25): exhaustive and cpsat picked one, highs and milp the other."""
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_a_swap_of_owned_and_rented_gpus_between_workloads_is_one_answer_on_every_backend(k):
+    """The ``workload_order`` tie-break (docs/formulation.md 4b) separates the swap: the earlier
+    workload runs the earlier row, its owned copy; every backend and the oracle give that #1."""
+    spec = FleetSpec.model_validate(TWO_ON_ONE_OWNED | {"max_configurations_per_workload": k})
+    p = resolve_fleet(spec)
+    c = build_candidates(p)
+    answers = {}
+    for backend in BACKENDS:
+        r = solve(p, c, backend=backend, top_k=1)
+        assert r.status == "optimal", backend
+        assert [ph.objective for ph in r.phases] == ["cost_per_hour", "gpus", "order", "workload_order"]
+        answers[backend] = ([round(ph.value, 6) for ph in r.phases],
+                            sorted((d.workload, d.gpu, d.tp, d.batch, d.replicas) for d in r.plans))
+    assert len({repr(a) for a in answers.values()}) == 1, answers
+    values, picks = answers["exhaustive"]
+    assert values[:3] == [5.0, 2.0, 14.0]
+    assert [(w, g) for w, g, *_ in picks] == [("w0", "h100-sxm"), ("w1", "h100-sxm@rented")]
+
+
+def test_one_workload_solves_no_workload_order_phase():
+    r = solve(p := resolve(_spec(offers=[OFFERS[0]])), build_candidates(p), backend="highs", top_k=1)
+    assert [ph.objective for ph in r.phases] == ["cost_per_hour", "gpus", "order"]

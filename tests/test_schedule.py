@@ -328,9 +328,38 @@ def test_a_commitment_offer_is_committed_in_every_period_and_every_backend_agree
                 assert p.gpus_held.get(g) == n, b
 
 
-def test_a_spot_offer_is_refused_in_a_schedule_by_name():
-    prices = {"usd_per_gpu_hour": {"h100-sxm": 2.5},
-              "offers": {"l40s": [{"kind": "spot", "usd_per_gpu_hour": 0.4, "preemption": {"spare_replicas": 1}}]}}
-    with pytest.raises(InputError) as e:
-        schedule(_fleet(limits={}, prices=prices), backend="highs")
-    assert e.value.path == "prices.offers" and e.value.value == "l40s@spot"
+SPOT = {"usd_per_gpu_hour": {"h100-sxm": 2.5},
+        "offers": {"l40s": [{"kind": "spot", "usd_per_gpu_hour": 0.4, "preemption": {"spare_replicas": 1}},
+                            {"kind": "on_demand", "usd_per_gpu_hour": 0.9}]}}
+
+
+@pytest.mark.parametrize("limits", [{}, {"power_cap_w": 1400}, {"max_gpus": 3}], ids=str)
+def test_a_spot_offers_spares_run_in_every_period_it_serves_and_every_backend_agrees_with_the_oracle(limits):
+    """Spot in a schedule (issue 25): a spot deployment's spare replicas run beside it in each
+    period it serves, held and paid as burst GPUs there and counted in the power cap and
+    max_gpus; the oracle, in its own terms, reaches the same $ per cycle."""
+    spec = _fleet(limits=limits, prices=SPOT, search={**SEARCH, **({"max_gpus": limits.pop("max_gpus")}
+                                                                   if "max_gpus" in limits else {})})
+    status, oracle = _oracle(spec)
+    for b in LINEAR:
+        r = schedule(spec, backend=b, time_limit=60)
+        assert r.status == status, b
+        if status != "optimal":
+            continue
+        assert r.usd_per_cycle == pytest.approx(oracle, rel=1e-6, abs=1e-6), b
+        for p in r.periods:
+            spot = [d for d in p.deployments if d.gpu == "l40s@spot"]
+            spares = sum(d.spare_replicas * d.gpus // d.replicas for d in spot)
+            assert all(d.spare_replicas == 1 for d in spot), b
+            assert p.gpus_held.get("l40s@spot", 0) >= p.gpus_serving.get("l40s@spot", 0) + spares, b
+
+
+def test_spot_spares_make_a_schedule_dearer_than_the_same_price_without_them():
+    """Metamorphic: the same spot offer with 0 spares never costs more per cycle."""
+    free = {**SPOT, "offers": {"l40s": [{**SPOT["offers"]["l40s"][0], "preemption": {"spare_replicas": 0}},
+                                        SPOT["offers"]["l40s"][1]]}}
+    with_spare = schedule(_fleet(limits={}, prices=SPOT), backend="highs", time_limit=60)
+    without = schedule(_fleet(limits={}, prices=free), backend="highs", time_limit=60)
+    assert with_spare.status == without.status == "optimal"
+    assert without.usd_per_cycle is not None and with_spare.usd_per_cycle is not None
+    assert without.usd_per_cycle <= with_spare.usd_per_cycle + 1e-9

@@ -201,25 +201,26 @@ def _within_limits(c: Candidates, combo: tuple, replicas: np.ndarray, spares: np
     r = np.array([replicas[j] for j in combo])
     g = np.array([ev.gpus[j] for j in combo])
     gpu = np.array([c.configs.gpu[j] for j in combo])
-    if lim.max_gpus is not None and (r * g).sum() > lim.max_gpus:
+    k = np.array([spares[j] for j in combo])      # a spot deployment pays and runs its spare replicas too
+    running = r + np.nan_to_num(k)                # physical replicas: GPUs, watts and nodes count them
+    if lim.max_gpus is not None and (running * g).sum() > lim.max_gpus:
         return False
     for gid, count in lim.inventory.items():
         if gid in c.gpu_ids and (r * g)[gpu == c.gpu_ids.index(gid)].sum() > count:
             return False
     price = np.array([c.price[j] for j in combo])
-    k = np.array([spares[j] for j in combo])      # a spot deployment pays its spare replicas too
     # the oracle's own rule: a GPU without a price is never free under a budget
     if lim.budget_usd_per_hour is not None and not ((r + k) * g * price).sum() <= lim.budget_usd_per_hour * (1 + 1e-12):
         return False
     power = np.array([ev.power_w[j] for j in combo])
-    if lim.power_cap_w is not None and np.nansum(r * power) > lim.power_cap_w * (1 + 1e-12):
+    if lim.power_cap_w is not None and np.nansum(running * power) > lim.power_cap_w * (1 + 1e-12):
         return False
     if lim.max_nodes is not None:
         nodes = 0.0
         for t in set(gpu.tolist()):
             per_node = c.per_node[[j for j in combo if c.configs.gpu[j] == t][0]]
-            whole = sum(rr * np.ceil(gg / per_node) for rr, gg, tt in zip(r, g, gpu) if tt == t and gg > per_node)
-            shared = sum(rr * gg for rr, gg, tt in zip(r, g, gpu) if tt == t and gg <= per_node)
+            whole = sum(rr * np.ceil(gg / per_node) for rr, gg, tt in zip(running, g, gpu) if tt == t and gg > per_node)
+            shared = sum(rr * gg for rr, gg, tt in zip(running, g, gpu) if tt == t and gg <= per_node)
             nodes += whole + np.ceil(shared / per_node - 1e-12)
         if nodes > lim.max_nodes:
             return False
@@ -237,8 +238,9 @@ def _most(c: Candidates, spares: np.ndarray) -> np.ndarray:
     """Most replicas of each candidate the limits allow, a spot deployment's ``spares`` paid."""
     ev, gpu, lim = c.ev, c.configs.gpu, c.limits
     hi = np.where(np.isnan(spares), 0.0, ORACLE_REPLICA_CAP)     # a spot row whose target needs too many spares
+    k = np.nan_to_num(spares)       # spare replicas run: they take GPUs, watts and node slots as well
     if lim.max_gpus is not None:
-        hi = np.minimum(hi, np.floor(lim.max_gpus / ev.gpus))
+        hi = np.minimum(hi, np.floor(lim.max_gpus / ev.gpus) - k)
     for gid, count in lim.inventory.items():
         if gid in c.gpu_ids:
             hi = np.where(gpu == c.gpu_ids.index(gid), np.minimum(hi, np.floor(count / ev.gpus)), hi)
@@ -249,12 +251,12 @@ def _most(c: Candidates, spares: np.ndarray) -> np.ndarray:
         left = lim.budget_usd_per_hour * (1 + 1e-12) - np.nan_to_num(spares) * np.nan_to_num(cost, posinf=0.0)
         hi = np.minimum(hi, np.floor(left / np.maximum(cost, 1e-300)))
     if lim.power_cap_w is not None:
-        hi = np.minimum(hi, np.floor(lim.power_cap_w * (1 + 1e-12) / np.maximum(np.nan_to_num(ev.power_w), 1e-300)))
+        hi = np.minimum(hi, np.floor(lim.power_cap_w * (1 + 1e-12) / np.maximum(np.nan_to_num(ev.power_w), 1e-300)) - k)
     if lim.max_nodes is not None:
         per_node = c.per_node
         slots = np.where(ev.gpus <= per_node, ev.gpus, np.ceil(ev.gpus / per_node) * per_node)
-        hi = np.minimum(hi, np.floor(lim.max_nodes * per_node / slots))
-    return hi
+        hi = np.minimum(hi, np.floor(lim.max_nodes * per_node / slots) - k)
+    return np.maximum(hi, 0.0)
 
 
 def _needed(c: Candidates) -> np.ndarray:
@@ -345,6 +347,8 @@ def row_values(c: Candidates, name: str, replicas: np.ndarray) -> np.ndarray:
             return ev.power_w * replicas
         if name == "order":                    # each GPU counts its row's position
             return row_order(c).astype(float) * ev.gpus * replicas
+        if name == "workload_order":           # ... times n for the first of n workloads, ..., 1 for the last
+            return row_order(c).astype(float) * ev.gpus * replicas * (c.n_slots - c.slot)
         if name == "throughput":
             return load.tokens_per_s * replicas
     raise ValueError(f"the exhaustive oracle ranks one deployment per slot by {name} only in a fleet")
@@ -394,7 +398,8 @@ def solve_fleet(c: Candidates, phases: tuple[str, ...], slack: dict[str, float],
     order = row_order(c)
     spares = oracle_spares(c)
     # state: picks, cost, gpus per type, GPUs on shared nodes per type, whole nodes per type, power, served, change,
-    # GPUs in all, the rows' order positions summed per GPU
+    # GPUs in all (serving), the rows' order positions summed per GPU, spare GPUs (spot), those positions
+    # weighted n for the first of n workloads in the file, ..., 1 for the last
     each: list[list[tuple]] = []       # every workload's options, all counted before any fleet is joined
     for k, s in enumerate(c.slots):
         rows = [int(j) for j in np.nonzero(ok & (c.slot == k))[0] if top[j] >= 1]
@@ -420,7 +425,7 @@ def solve_fleet(c: Candidates, phases: tuple[str, ...], slack: dict[str, float],
     fleets = math.prod(float(len(o)) for o in each)
     if fleets > MAX_FLEET_STATES:
         raise _too_many(fleets)
-    states: list[tuple] = [((), 0.0, np.zeros(n_t), np.zeros(n_t), np.zeros(n_t), 0.0, 0.0, 0.0, 0.0, 0.0)]
+    states: list[tuple] = [((), 0.0, np.zeros(n_t), np.zeros(n_t), np.zeros(n_t), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)]
     for k, options in enumerate(each):
         joined = []
         for a in states:
@@ -437,7 +442,8 @@ def solve_fleet(c: Candidates, phases: tuple[str, ...], slack: dict[str, float],
               "served_demand": np.array([x[6] for x in states]) / served_total,
               "change": np.array([x[7] for x in states]),
               "gpus": np.array([x[8] for x in states]),
-              "order": np.array([x[9] for x in states])}
+              "order": np.array([x[9] for x in states]),
+              "workload_order": np.array([x[11] for x in states])}
     values["cost_per_million_tokens"] = values["cost_per_hour"]     # with a demand: $/hour over a fixed rate
     unknown = [n for n in phases if n not in values]
     if unknown:
@@ -544,16 +550,19 @@ def _option(c: Candidates, k: int, rows: tuple, reps: tuple, served: float, toda
     ev = c.ev
     gpus, shared, whole = np.zeros(n_t), np.zeros(n_t), np.zeros(n_t)
     cost = power = started = 0.0
+    spare_gpus = 0.0
     for j, r in zip(rows, reps):
         t = int(c.configs.gpu[j])
         g = float(ev.gpus[j])
         gpus[t] += g * r
+        spare = float(spares[j])    # a spot deployment's spares are paid and run: GPUs, watts, node slots
+        spare_gpus += g * spare
         if g <= c.per_node[j]:
-            shared[t] += g * r
+            shared[t] += g * (r + spare)
         else:
-            whole[t] += r * np.ceil(g / c.per_node[j])
-        cost += g * float(c.price[j]) * (r + float(spares[j]))     # a spot deployment's spares are paid
-        power += float(ev.power_w[j]) * r
+            whole[t] += (r + spare) * np.ceil(g / c.per_node[j])
+        cost += g * float(c.price[j]) * (r + spare)
+        power += float(ev.power_w[j]) * (r + spare)
     # change, in GPUs: replicas of configurations run today count |new - today|, others all of theirs
     by_config: dict[int, float] = {}
     for j, r in zip(rows, reps):
@@ -568,12 +577,13 @@ def _option(c: Candidates, k: int, rows: tuple, reps: tuple, served: float, toda
             started += was * g
     started += sum(g * n for s, g, n in c.unmatched if s == k)
     return (tuple(zip(rows, reps)), cost, gpus, shared, whole, power, served, started, float(gpus.sum()),
-            float(sum(order[j] * float(ev.gpus[j]) * r for j, r in zip(rows, reps))))
+            float(sum(order[j] * float(ev.gpus[j]) * r for j, r in zip(rows, reps))), spare_gpus,
+            float(sum(order[j] * float(ev.gpus[j]) * r for j, r in zip(rows, reps))) * (c.n_slots - k))
 
 
 def _join(a: tuple, b: tuple, weight: float) -> tuple:
     return (a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3], a[4] + b[4], a[5] + b[5], a[6] + weight * b[6],
-            a[7] + b[7], a[8] + b[8], a[9] + b[9])
+            a[7] + b[7], a[8] + b[8], a[9] + b[9], a[10] + b[10], a[11] + b[11])
 
 
 def _fits(c: Candidates, x: tuple) -> bool:
@@ -582,7 +592,7 @@ def _fits(c: Candidates, x: tuple) -> bool:
     for gid, count in lim.inventory.items():
         if gid in c.gpu_ids and gpus[c.gpu_ids.index(gid)] > count:
             return False
-    if lim.max_gpus is not None and gpus.sum() > lim.max_gpus:
+    if lim.max_gpus is not None and gpus.sum() + x[10] > lim.max_gpus:     # spare GPUs run too
         return False
     if lim.budget_usd_per_hour is not None and not cost <= lim.budget_usd_per_hour * (1 + 1e-12):   # NaN: no price
         return False

@@ -2,7 +2,8 @@
 by enumeration and in its own terms: no constraint model, no code shared with
 constraints/schedule.py. Per period, every set of at most K rows per workload with every
 replica count up to what the period's demand needs of a row alone, kept when it covers the
-demand; the workloads' options joined into the period's fleets (kept when they meet the
+demand (a spot row's spares, read from its rule for the period's need, run beside it: its
+GPUs and watts count them); the workloads' options joined into the period's fleets (kept when they meet the
 power cap, and only those no other fleet of the period beats on GPUs of every type and
 power); then every choice of one fleet per period, each priced with the cheapest holding
 of GPUs it allows: a committed type held all cycle at its busiest period's count, a burst
@@ -19,7 +20,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from planner.backends.base import Status
-from planner.backends.exhaustive import MAX_FLEET_STATES, _choices, _in_time, _OutOfTime, _too_many, replica_bounds
+from planner.backends.exhaustive import (
+    MAX_FLEET_STATES,
+    _choices,
+    _in_time,
+    _OutOfTime,
+    _too_many,
+    oracle_spares,
+    replica_bounds,
+)
 
 if TYPE_CHECKING:
     from planner.candidates.schedule import PeriodTables
@@ -51,6 +60,7 @@ def _solve(t: PeriodTables, deadline: float | None) -> tuple[Status, list[list[t
     fleets: list[list[Fleet]] = []
     for view in t.periods:
         lo, hi = replica_bounds(view)
+        spares = np.nan_to_num(oracle_spares(view))     # a spot deployment runs its spares too, every period it runs
         top = np.minimum(hi, np.where(np.isfinite(lo), lo, 0.0))
         per_slot = []
         for k, s in enumerate(view.slots):
@@ -70,8 +80,8 @@ def _solve(t: PeriodTables, deadline: float | None) -> tuple[Status, list[list[t
             picks = tuple(x for option in combo for x in option)
             gpus = np.zeros(n_t)
             for j, r in picks:
-                gpus[c.configs.gpu[j]] += ev.gpus[j] * r
-            watts = float(sum(np.nan_to_num(ev.power_w[j]) * r for j, r in picks))
+                gpus[c.configs.gpu[j]] += ev.gpus[j] * (r + spares[j])
+            watts = float(sum(np.nan_to_num(ev.power_w[j]) * (r + spares[j]) for j, r in picks))
             if c.limits.power_cap_w is None or watts <= c.limits.power_cap_w * (1 + SLACK):
                 period.append((picks, gpus, watts))
         fleets.append(_undominated(period))

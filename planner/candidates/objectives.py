@@ -123,12 +123,26 @@ OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
     # the last tie-break (docs/formulation.md section 4b): each chosen row's position in the documented order
     Objective("order", "min", "GPU-weighted position in the tie-break order", 1.0, "a larger batch ranks later in "
               "the tie-break order", lambda c: row_order(c).astype(float) * c.ev.gpus, True, dimension="count"),
+    # the fleets' last tie-break: the same positions, the first of n workloads' weighted n, the last's 1
+    Objective("workload_order", "min", "workload-weighted position in the tie-break order", 1.0,
+              "a larger batch ranks later in the tie-break order",
+              lambda c: row_order(c).astype(float) * c.ev.gpus * (c.n_slots - c.slot), True, dimension="count"),
 )}
 
-TIE_BREAK: tuple[str, ...] = ("gpus", "order")
+TIE_BREAK: tuple[str, ...] = ("gpus", "order", "workload_order")
 """The phases solved after the instance's objectives, each keeping every earlier one at its
 optimum (docs/formulation.md section 4b): fewer GPUs, then the smallest GPU-weighted
 position in ``row_order`` (each GPU counts the position of the row it runs: lower latency,
 simpler layout, then names; with one deployment, the row first in the order). On replicas
-like the objectives, so a split slot needs no choice binary for it. They make the first
-answer the same whatever the number of answers asked and whatever the backend."""
+like the objectives, so a split slot needs no choice binary for it. With several workloads,
+sums of positions can tie (two workloads swapping an owned and a rented GPU of one
+configuration: a + (b + 1) = (a + 1) + b), so ``workload_order`` then weights the positions
+of the first of n workloads in the file by n, the next by n - 1, ..., the last by 1: at an
+equal order the earlier workload runs the earlier rows. They make the first answer the same whatever the number of
+answers asked and whatever the backend."""
+
+
+def tie_breaks(c: Candidates, objectives: tuple[str, ...]) -> tuple[str, ...]:
+    """The tie-break phases solved after ``objectives``: ``TIE_BREAK`` less those already
+    among them, and less ``workload_order`` with one workload (there it is ``order``)."""
+    return tuple(x for x in TIE_BREAK if x not in objectives and (x != "workload_order" or c.n_slots > 1))

@@ -604,12 +604,12 @@ def replicas_allowed(limits: Limits, gpu_ids: tuple[str, ...], gpu: np.ndarray, 
                      spares: np.ndarray | None = None) -> np.ndarray:
     """Most replicas of each row that the plan-wide limits allow on their own (0 if none; 0 for
     a spot row whose availability target needs more spares than allowed). ``spares``: per row,
-    the spare replicas a deployment pays for (its budget is what is left after them)."""
+    the spare replicas a deployment pays for and runs (each limit counts what is left after them)."""
     cap = np.full(len(gpus), float(MAX_REPLICAS))
     spares = np.zeros(len(gpus)) if spares is None or not len(spares) else spares
-    cap = np.where(np.isnan(spares), 0.0, cap)
+    cap, k = np.where(np.isnan(spares), 0.0, cap), np.nan_to_num(spares)
     if limits.max_gpus is not None:
-        cap = np.minimum(cap, np.floor(limits.max_gpus / gpus))
+        cap = np.minimum(cap, np.floor(limits.max_gpus / gpus) - k)
     for gid, count in limits.inventory.items():
         if gid in gpu_ids:
             mine = gpu == gpu_ids.index(gid)
@@ -622,9 +622,9 @@ def replicas_allowed(limits: Limits, gpu_ids: tuple[str, ...], gpu: np.ndarray, 
         cap = np.minimum(cap, np.floor(left / np.maximum(cost, 1e-12)))
     if limits.power_cap_w is not None:
         power = np.nan_to_num(power_w, nan=0.0)
-        cap = np.minimum(cap, np.floor(limits.power_cap_w * (1 + 1e-12) / np.maximum(power, 1e-12)))
+        cap = np.minimum(cap, np.floor(limits.power_cap_w * (1 + 1e-12) / np.maximum(power, 1e-12)) - k)
     if limits.max_nodes is not None:
-        cap = np.minimum(cap, np.floor(limits.max_nodes * per_node / slots))
+        cap = np.minimum(cap, np.floor(limits.max_nodes * per_node / slots) - k)
     return np.maximum(cap, 0.0)
 
 

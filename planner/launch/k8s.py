@@ -14,11 +14,12 @@
 
 Every pod asks for the replica's GPUs (``nvidia.com/gpu``, ``amd.com/gpu``) on nodes of the
 plan's GPU type (``NODE_LABELS``), runs the command ``launch()`` writes for the plan
-(planner/launch/scripts.py), with the plan's replicas. Autoscaling: the engine's completed
+(planner/launch/scripts.py), with the plan's replicas and, on a spot offer, its spare replicas
+(``_running``: spares are pods that run, ready for a preempted replica). Autoscaling: the engine's completed
 requests per second per replica, against ``scale_at`` (default 0.8) of the replica's capacity
 at SLO (``plan.load.capacity_requests_per_s_per_replica``, the rate at which the binding
 latency target is just met), between 1 replica (or ``min_replicas``) and the plan's replicas
-(or ``max_replicas``): the plan sizes the replicas for its demand, the autoscaler removes
+with their spares (or ``max_replicas``): the plan sizes the replicas for its demand, the autoscaler removes
 them when traffic is lower. Data in, dicts out: no physics, no solve.
 """
 
@@ -167,6 +168,12 @@ def _gpus(plan: Plan) -> int:
     return plan.gpus // max(1, plan.replicas)
 
 
+def _running(plan: Plan) -> int:
+    """Replicas a deployment runs: those that serve and a spot offer's spares (physical GPUs
+    paid and up, so that a preempted replica is replaced at once)."""
+    return plan.replicas + plan.spare_replicas
+
+
 def _node(plan: Plan, o: Options, catalog: Catalog) -> tuple[str, dict[str, str], list[str]]:
     """(GPU resource, node selector, notes) for the plan's GPU type."""
     gid = plan.gpu.partition("@")[0]
@@ -192,12 +199,14 @@ def _scaling(plan: Plan, o: Options) -> tuple[int, int, float, str]:
     if not (cap > 0 and math.isfinite(cap)):
         raise InputError("the plan records no capacity at SLO to scale on", path="plans.load."
                          "capacity_requests_per_s_per_replica", value=cap, accepted="a rate > 0")
-    hi = max(plan.replicas, o.max_replicas or 0, o.min_replicas)
+    hi = max(_running(plan), o.max_replicas or 0, o.min_replicas)
     lo = min(o.min_replicas, hi)
     target = cap * o.scale_at
+    spares = (f", with {plan.spare_replicas} spare{'s' if plan.spare_replicas != 1 else ''} against preemption"
+              if plan.spare_replicas else "")
     why = (f"scale out past {o.scale_at:g} x {cap:.4g} requests/s per replica, the replica's capacity at SLO "
            f"(binding: {plan.load.get('binding')}); {lo} to {hi} replicas (the plan's {plan.replicas} serve its "
-           "demand)")
+           f"demand{spares})")
     return lo, hi, target, why
 
 
@@ -426,7 +435,7 @@ def _llmd(result: PlanResult, workload: str, group: list[Plan], o: Options, cata
             lo, hi, _, _ = _scaling(p, o)
             notes += n1 + n2
             pool: dict[str, Any] = {
-                "create": True, "replicas": p.replicas, "parallelism": _parallelism(p),
+                "create": True, "replicas": _running(p), "parallelism": _parallelism(p),
                 "containers": [{**_container("vllm", image("vllm"), ["vllm", "serve"], args,
                                              PORT["vllm"], resource, _gpus(p)), "modelCommand": "custom"}]}
             if selector:
@@ -481,7 +490,7 @@ def _dynamo(result: PlanResult, workload: str, group: list[Plan], o: Options, ca
                 spec["nodeSelector"] = selector
             comp: dict[str, Any] = {"name": p.role if p.role != "aggregated" else "worker",
                                     "type": p.role if p.role != "aggregated" else "worker",
-                                    "replicas": p.replicas, "podTemplate": {"spec": spec},
+                                    "replicas": _running(p), "podTemplate": {"spec": spec},
                                     "scalingAdapter": {"enabled": True}}
             if p.nodes > p.replicas:
                 comp["multinode"] = {"nodeCount": p.nodes // p.replicas}

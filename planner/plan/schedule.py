@@ -17,6 +17,7 @@ import numpy as np
 from planner.backends.base import HAS_SOLUTION, Status
 from planner.candidates.schedule import PeriodTables, period_tables
 from planner.candidates.table import Candidates, build_candidates
+from planner.plan.describe import spare_count
 from planner.plan.solve import solve_phases, solve_schedule
 from planner.resolve.problem import Problem, resolve, resolve_fleet
 from planner.resolve.schedule import Periods, resolve_periods
@@ -40,6 +41,7 @@ class Deployment:
     batch: int
     replicas: int
     gpus: int
+    spare_replicas: int = 0       # a spot deployment's spares: running and paid (in the GPUs held), not serving
 
 
 @dataclass
@@ -186,7 +188,7 @@ def _deployments(c: Candidates, picks: Picks) -> list[Deployment]:
         d = c.describe(j)
         out.append(Deployment(workload=c.slot_names[int(c.slot[j])], gpu=d["gpu"], tp=d["tp"], pp=d["pp"], ep=d["ep"],
                               quantization=d["quantization"], kv_dtype=d["kv_dtype"], batch=d["batch"], replicas=r,
-                              gpus=int(c.ev.gpus[j]) * r))
+                              gpus=int(c.ev.gpus[j]) * r, spare_replicas=spare_count(c, j)))
     return out
 
 
@@ -233,7 +235,7 @@ def _period(t: PeriodTables, periods: Periods, p: int, picks: Picks, held: np.nd
         period=p, hours=float(t.hours[p]),
         requests_per_s={s.name: float(s.demand.requests_per_s) for s in periods.slots[p]
                         if s.demand is not None and s.demand.requests_per_s is not None},
-        deployments=_deployments(c, picks),
+        deployments=_deployments(t.periods[p], picks),
         gpus_serving={gid: int(serving[g]) for g, gid in enumerate(c.gpu_ids) if serving[g] > 0},
         gpus_held={gid: int(held[g]) for g, gid in enumerate(c.gpu_ids) if held[g] > 0},
         usd_per_hour=float((np.nan_to_num(t.usd_per_gpu_hour) * held).sum()), gpus_started=started)

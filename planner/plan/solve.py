@@ -26,7 +26,7 @@ import constraints
 import constraints.schedule
 from constraints import choice
 from planner.backends.base import HAS_SOLUTION, Backend, Feature, Solution, Status, get_backend
-from planner.candidates.objectives import OBJECTIVES, TIE_BREAK, served_weights
+from planner.candidates.objectives import OBJECTIVES, served_weights, tie_breaks
 from planner.candidates.schedule import PeriodTables
 from planner.candidates.table import Candidates, build_candidates, with_objective
 from planner.errors import InputError
@@ -170,7 +170,7 @@ def solve(problem: Problem, cands: Candidates, *, backend: str = "cpsat", top_k:
     tie-breaks after them (off for what-if re-solves that read only the first value)."""
     t0 = time.perf_counter() if started is None else started
     objectives = phases or objective_phases(problem)
-    names = objectives + (tuple(x for x in TIE_BREAK if x not in objectives) if tie_break else ())
+    names = objectives + (tie_breaks(cands, objectives) if tie_break else ())
     solver = get_backend(backend)
     base = first_phase_view(problem, cands, objectives)
     deadline = time.perf_counter() + time_limit
@@ -219,7 +219,7 @@ def solve_phases(problem: Problem, cands: Candidates, *, backend: str, time_limi
     """The first answer only, as the solver gives it (no figures): the what-if drivers'
     re-solve, which reads a phase's value or the choice (planner/whatif/)."""
     objectives = phases or objective_phases(problem)
-    names = objectives + (tuple(x for x in TIE_BREAK if x not in objectives) if tie_break else ())
+    names = objectives + (tie_breaks(cands, objectives) if tie_break else ())
     return rank_one(first_phase_view(problem, cands, objectives), get_backend(backend), backend, names,
                     len(objectives), (), time.perf_counter() + time_limit, _change_slack(problem),
                     max(TIE_BREAK_FLOOR, TIE_BREAK_SHARE * time_limit))

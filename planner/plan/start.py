@@ -77,22 +77,26 @@ def over_configuration_limit(c: Candidates, picks: Picks) -> set[int]:
 
 def breaks_limits(c: Candidates, picks: Picks) -> bool:
     """Whether (row, replicas) ``picks`` exceed a shared limit: inventory, budget, power,
-    GPUs, nodes (replicas packed per GPU type as constraints/inventory.py counts them)."""
+    GPUs, nodes (replicas packed per GPU type as constraints/inventory.py counts them; a spot
+    deployment's spares in GPUs, power and nodes, as there)."""
     lim, ev = c.limits, c.ev
     gpus: dict[str, float] = {}
     slots: dict[int, float] = {}
+    spares = np.nan_to_num(c.spares) if len(c.spares) else np.zeros(len(c))
+    running = [(j, r + float(spares[j])) for j, r in picks]     # a spot deployment's spares run too
     for j, n in picks:
         gid = c.gpu_ids[int(c.configs.gpu[j])]
         gpus[gid] = gpus.get(gid, 0.0) + float(ev.gpus[j]) * n
-        slots[int(c.configs.gpu[j])] = slots.get(int(c.configs.gpu[j]), 0.0) + float(c.slots_per_replica[j]) * n
+    for j, up in running:
+        slots[int(c.configs.gpu[j])] = slots.get(int(c.configs.gpu[j]), 0.0) + float(c.slots_per_replica[j]) * up
     if any(gid in lim.inventory and used > lim.inventory[gid] for gid, used in gpus.items()):
         return True
-    if lim.max_gpus is not None and sum(gpus.values()) > lim.max_gpus:
+    if lim.max_gpus is not None and sum(float(ev.gpus[j]) * up for j, up in running) > lim.max_gpus:
         return True
     cost = sum(float(np.nan_to_num(c.deployment_cost(j, n))) for j, n in picks)
     if lim.budget_usd_per_hour is not None and cost > lim.budget_usd_per_hour * (1 + 1e-12):
         return True
-    power = sum(float(ev.power_w[j]) * n for j, n in picks)
+    power = sum(float(ev.power_w[j]) * up for j, up in running)
     if lim.power_cap_w is not None and power > lim.power_cap_w * (1 + 1e-12):
         return True
     if lim.max_nodes is not None:

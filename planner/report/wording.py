@@ -345,7 +345,7 @@ def phase_value(p: Phase) -> str:
         return f"{p.value:g} GPUs changed"
     if p.objective == "gpus":
         return f"{p.value:g} GPUs"
-    if p.objective == "order":
+    if p.objective in ("order", "workload_order"):
         return f"position {p.value:g}"
     return f"{p.value:,.4g} {p.unit}"
 

@@ -166,11 +166,6 @@ def _supported(spec: PlanSpec | FleetSpec, problem: Problem, where: dict[str, An
         raise InputError("a schedule does not pack nodes per period yet", path="search.max_nodes",
                          value=spec.search.max_nodes, accepted="no max_nodes (limit GPUs with search.max_gpus)",
                          **where)
-    for g, gid in enumerate(problem.table.ids):
-        if problem.spare_rule(g) is not None:
-            raise InputError("a schedule does not carry a spot offer's spare replicas yet", path="prices.offers",
-                             value=gid, accepted="on_demand, commit_1y or commit_3y offers (or a spot offer in "
-                             "planner plan / fleet)", **where)
     for s in problem.slots:
         if s.disaggregation != "never":
             raise InputError("a schedule plans aggregated replicas only", path=f"{s.path}.disaggregation"
