@@ -209,3 +209,18 @@ def test_an_infeasible_schedule_names_the_period_that_cannot_be_met(tmp_path):
     r = RUNNER.invoke(app, ["schedule", str(_write(tmp_path, d))])
     assert r.exit_code == 1, r.output
     assert "period 0 on its own" in r.output and "Traceback" not in r.output
+
+
+# --- finding 9 (open: the load model's trace arrivals/lengths or the simulator, planner/whatif/verify.py):
+# on the shipped Mooncake conversation instance the simulator's TTFT is 5-10x the closed form's at the
+# closed form's capacity (rank 1: mean 20.6 s simulated against 2.0 s, p99 71 s against 9.3 s), and after
+# 4 rounds of lowered capacities rank 1 still misses its p90 TTFT target; the answer is exit 0 and
+# "optimal" with a note to treat the latencies as optimistic, but nothing says where or why the two
+# models part (issue 25 asks the replay to agree within docs/load.md's Poisson bounds, or to say why not).
+
+@pytest.mark.xfail(strict=True, reason="finding 9: the shipped Mooncake conversation plan still misses its TTFT "
+                   "target in the simulator after the verification rounds")
+def test_the_shipped_mooncake_plan_holds_in_the_simulator():
+    from planner import api
+    r = api.plan(ROOT / "instances" / "trace_mooncake_conversation.yaml", top_k=1)
+    assert r.verification is not None and r.verification.status == "holds", r.verification
