@@ -102,6 +102,11 @@ def render_schedule(r: ScheduleResult, name: str) -> str:
         parts.append("No schedule: " + ("nothing meets every period's demand within the limits (planner fleet on "
                                         "the busiest period says why)" if r.status == "infeasible" else
                                         "the solve stopped without one (raise --time-limit)"))
+        alone = [str(p) for p, usd in enumerate(r.per_period_optima.usd_per_hour) if usd is None]
+        if alone and len(alone) < len(r.per_period_optima.usd_per_hour):
+            parts.append(f"no fleet was found for period{'s' if len(alone) > 1 else ''} {', '.join(alone)} on "
+                         f"{'their' if len(alone) > 1 else 'its'} own (per-period solves: "
+                         f"{r.per_period_optima.status}); the other periods have one")
         return to_text(*parts)
     t = Table(title=f"schedule over a cycle of {r.cycle_hours:g} hours", title_justify="left")
     for col in ("period", "hours", "demand req/s", "deployments", "GPUs held", "started", "$/hour"):

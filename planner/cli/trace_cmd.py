@@ -14,7 +14,7 @@ from planner.cli.common import about, choices, dump_json, emit, guarded
 from planner.cli.render import to_text
 from planner.errors import InputError
 from planner.resolve.workload import trace_figures
-from planner.schemas.common import TraceFields
+from planner.schemas.common import TraceColumns, TraceFields
 from planner.traces.figures import TraceSummary
 from planner.traces.read import BLOCK_TOKENS, FORMATS, Trace
 from planner.yamlio import Document, check_output, write_atomically
@@ -64,7 +64,11 @@ def trace_command(
             data["columns"] = _columns(column)
         if start_s or end_s is not None:
             data["window"] = {"start_s": start_s, **({"end_s": end_s} if end_s is not None else {})}
-        w = Document(data=data, file="<command line>").validate(TraceFields)
+        try:
+            w = Document(data=data, file="<command line>").validate(TraceFields)
+        except InputError as e:         # named by the option given, not by the YAML key it fills
+            message = e.message if e.path is None or e.path in OPTIONS else f"{e.path}: {e.message}"
+            raise InputError(message, file=e.file, path=_option(e.path), value=e.value, accepted=e.accepted) from None
         sizes = tuple(cache_blocks) if cache_blocks else CACHE_BLOCKS
         if any(n < 1 for n in sizes):
             raise InputError("an LRU holds at least one block", path="--cache-blocks", value=min(sizes),
@@ -78,14 +82,28 @@ def trace_command(
     guarded(run, as_json=as_json)
 
 
+OPTIONS = {"rate_scale": "--rate-scale", "block_tokens": "--block-tokens", "window.start_s": "--start-s",
+           "window.end_s": "--end-s", "window": "--start-s/--end-s", "format": "--format"}
+"""The option that fills each TraceFields key `planner trace` validates."""
+
+
+def _option(path: str | None) -> str:
+    if path is not None and path.startswith("columns"):
+        return "--column"
+    return OPTIONS.get(path or "", "--format/--column")
+
+
+COLUMN_KEYS = "timestamp=NAME, input_tokens=NAME, output_tokens=NAME, timestamp_unit=s|ms|us|datetime"
+
+
 def _columns(items: list[str]) -> dict[str, str]:
     out = {}
     for item in items:
         key, sep, name = item.partition("=")
         if not sep or not key.strip() or not name.strip():
-            raise InputError("a column is KEY=NAME", path="--column", value=item,
-                             accepted="timestamp=NAME, input_tokens=NAME, output_tokens=NAME, "
-                             "timestamp_unit=s|ms|us|datetime")
+            raise InputError("a column is KEY=NAME", path="--column", value=item, accepted=COLUMN_KEYS)
+        if key.strip() not in TraceColumns.model_fields:
+            raise InputError(f"unknown column key {key.strip()!r}", path="--column", value=item, accepted=COLUMN_KEYS)
         out[key.strip()] = name.strip()
     return out
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from planner.catalog.schema import Gpu, NotBool
 from planner.catalog.store import ModelSpec
@@ -147,8 +148,8 @@ class PrefixCache(Strict):
         None, description="share of each prompt's tokens served from the cache (0: none, today's figures)")
     prefix_tokens: Annotated[int, Field(ge=0, le=10_000_000), NotBool] | None = Field(
         None, description="every prompt starts with this many tokens already cached (a shared system prompt)")
-    from_trace: bool = Field(False, description="the trace's prefix reuse from its block hashes (mooncake): an LRU "
-                             "of the workload's cache_blocks if given, else of each configuration's KV pool")
+    from_trace: StrictBool = Field(False, description="the trace's prefix reuse from its block hashes (mooncake): an "
+                                   "LRU of the workload's cache_blocks if given, else of each configuration's KV pool")
 
     @model_validator(mode="after")
     def _one(self) -> PrefixCache:
@@ -198,8 +199,12 @@ class TraceFields(Strict):
         lengths = [k for k in ("input_tokens", "output_tokens") if getattr(self, k, None) is not None]
         if self.trace is None:      # a key at its default is no stray one: a dumped spec validates again
             if self.prefix_cache is not None and self.prefix_cache.from_trace:
-                raise ValueError("prefix_cache.from_trace takes the reuse of the workload's trace: give trace: FILE "
-                                 "(mooncake, with hash_ids), or prefix_cache.hit_rate")
+                # located at the key itself (workload.prefix_cache.from_trace, its line), not at the workload
+                raise ValidationError.from_exception_data(type(self).__name__, [InitErrorDetails(
+                    type=PydanticCustomError("value_error", "from_trace takes the reuse of the workload's trace, and "
+                                             "this workload has none: give trace: FILE (mooncake, with hash_ids), or "
+                                             "prefix_cache.hit_rate"),
+                    loc=("prefix_cache", "from_trace"), input=True)])
             stray = [k for k in TRACE_KEYS if getattr(self, k) != type(self).model_fields[k].default]
             if stray:
                 raise ValueError(f"{', '.join(stray)} describe{'s' if len(stray) == 1 else ''} a trace: give trace: "

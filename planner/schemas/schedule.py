@@ -5,9 +5,9 @@ stated rate and ignore the profile."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, TypeAdapter, ValidatorFunctionWrapHandler, WrapValidator, model_validator
 
 from planner.catalog.schema import NotBool
 from planner.schemas.common import Distinct, Price, Strict
@@ -44,7 +44,22 @@ class TraceShape(Strict):
     hours: Hours = Field(24.0, description="the cycle the trace's span stands for (default: a day)")
 
 
-Profile = Annotated[list[Period], Field(min_length=1, max_length=MAX_PERIODS)] | TraceShape
+Periods = Annotated[list[Period], Field(min_length=1, max_length=MAX_PERIODS)]
+_PERIODS: TypeAdapter[list[Period]] = TypeAdapter(Periods)
+
+
+def _one_form(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """A list is periods and a mapping the trace's shape: each is checked as that form alone,
+    so a bad period is one error at its path (the union would add the other form's refusal,
+    'and 1 more problem', to every mistake)."""
+    if isinstance(value, list):
+        return _PERIODS.validate_python(value)
+    if isinstance(value, dict):
+        return TraceShape.model_validate(value)
+    return handler(value)
+
+
+Profile = Annotated[Periods | TraceShape, WrapValidator(_one_form)]
 
 
 class ScheduleOptions(Strict):
