@@ -8,9 +8,10 @@ from __future__ import annotations
 import numpy as np
 
 from planner.candidates.table import Candidates
-from planner.physics.load import engine, step_physics
+from planner.physics.load import Engine, engine, step_physics
+from planner.physics.step import StepPhysics
 from planner.plan.result import Plan
-from planner.resolve.problem import Problem
+from planner.resolve.problem import Problem, Slot
 from planner.resolve.workload import Lengths as ResolvedLengths
 from planner.resolve.workload import Replay
 from planner.simulate import Arrivals, Lengths, simulate_config
@@ -66,8 +67,8 @@ def simulate_row(p: Problem, c: Candidates, j: int, *, rate: float | None = None
     return arrivals.kind, r.summary
 
 
-def _replay(phys, eng, slot, replay: Replay, fraction: float, n: int, seed: int, max_steps: float,
-            deadline: float | None) -> tuple[str, dict[str, float]]:
+def _replay(phys: StepPhysics, eng: Engine, slot: Slot, replay: Replay, fraction: float, n: int, seed: int,
+            max_steps: float, deadline: float | None) -> tuple[str, dict[str, float]]:
     """A trace workload's own requests replayed against one lane (docs/workloads.md section 3):
     the lane's ``fraction`` of them spread evenly (a round-robin balancer), their arrival
     times, lengths in order and, with ``prefix_cache: {from_trace: true}``, their block hashes
@@ -79,10 +80,10 @@ def _replay(phys, eng, slot, replay: Replay, fraction: float, n: int, seed: int,
     times = replay.times_s[pick] - replay.times_s[pick[0]]
     if times[-1] > MAX_SPAN_S:
         raise ValueError(f"the replay spans {times[-1]:.3g} s, past the simulator's clock")
-    cache, kw = slot.cache, {}
+    cache, kw = slot.cache, dict[str, TraceCache | StatedCache]()
     if cache is not None and cache.source == "trace" and replay.requests.block_ids is not None:
         tr = replay.requests
-        kw["prefix_cache"] = TraceCache([tr.blocks(int(i)) for i in pick], tr.block_tokens,
+        kw["prefix_cache"] = TraceCache([tr.blocks(int(i)).tolist() for i in pick], tr.block_tokens,
                                         int(float(np.asarray(eng.kv_pool_tokens).reshape(-1)[0]) // tr.block_tokens))
     elif cache is not None:
         share = float(np.asarray(cache.cached_at(eng.kv_pool_tokens)).reshape(-1)[0]) / cache.prompt_tokens
