@@ -71,7 +71,10 @@ class Arrivals:
     in the steady state (the warm-up and the drain discarded);
     'together', all N at t = 0 and a benchmark run of ``requests_per_client`` x N requests
     measured from its start, the first wave included (``vllm bench serve --max-concurrency
-    N``, AIPerf ``--concurrency N``, InferenceX)."""
+    N``, AIPerf ``--concurrency N``, InferenceX).
+
+    'trace': the requests arrive at ``times`` (seconds, increasing), a trace replayed; the
+    run is at most that many requests, its lengths given in the same order (``Lengths.in_order``)."""
 
     kind: str = "poisson"
     rate: float | None = None
@@ -80,6 +83,7 @@ class Arrivals:
     think_s: float = 0.0        # closed loop: mean (exponential) client delay before the next request
     start: str = "independent"  # closed loop: 'independent' (steady state) or 'together' (a benchmark run)
     requests_per_client: float = 10.0   # closed loop starting together: the run's requests / N
+    times: tuple[float, ...] | None = None   # 'trace': each request's arrival, seconds
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,10 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
         warmup = 0.0                  # a benchmark run: every request measured, the first wave included
     elif arrivals.kind == "closed" and arrivals.start != "independent":
         raise ValueError(f"unknown client start {arrivals.start!r}")
+    elif arrivals.kind == "trace":
+        if not arrivals.times:
+            raise ValueError("a trace replay needs its requests' arrival times")
+        n_requests = min(n_requests, len(arrivals.times))
     rng = np.random.default_rng(seed)
     S = isl.sample(rng, n_requests)
     O = osl.sample(rng, n_requests)
@@ -195,6 +203,13 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
         srv = (serving_s * np.random.default_rng(seed + 1).uniform(0.9, 1.1, n_requests)).tolist()
         pend = [(float(arr[i]) + srv[i], i) for i in range(n_clients)]   # (time at the engine, rid) not yet queued
         heapq.heapify(pend)
+    elif arrivals.kind == "trace":
+        assert arrivals.times is not None
+        arr = np.asarray(arrivals.times[:n_requests], dtype=float)
+        if np.any(np.diff(arr) < 0) or not np.all(np.isfinite(arr)):
+            raise ValueError("a trace's arrival times must be finite and in time order")
+        issued = n_requests
+        pend = []
     else:
         assert arrivals.rate is not None
         if arrivals.kind == "poisson":
@@ -598,6 +613,8 @@ def simulate_config(phys: StepPhysics, eng: Engine, i: int, arrivals: Arrivals, 
         assert arrivals.clients is not None
         a = Arrivals("closed", clients=max(1, int(round(arrivals.clients / lanes))), think_s=arrivals.think_s,
                      start=arrivals.start, requests_per_client=arrivals.requests_per_client)
+    elif arrivals.kind == "trace":
+        a = arrivals                  # a trace's requests: the caller gives the lane its own share
     else:
         assert arrivals.rate is not None
         a = Arrivals(arrivals.kind, rate=arrivals.rate / lanes, cv=arrivals.cv)

@@ -8,12 +8,14 @@ from __future__ import annotations
 import numpy as np
 
 from planner.candidates.table import Candidates
-from planner.physics.load import engine, step_physics
+from planner.physics.load import Engine, engine, step_physics
+from planner.physics.step import StepPhysics
 from planner.plan.result import Plan
-from planner.resolve.problem import Problem
+from planner.resolve.problem import Problem, Slot
 from planner.resolve.workload import Lengths as ResolvedLengths
+from planner.resolve.workload import Replay
 from planner.simulate import Arrivals, Lengths, simulate_config
-from planner.traces.cache import StatedCache
+from planner.traces.cache import StatedCache, TraceCache
 
 REQUESTS = 5000
 MIN_REQUESTS = 100        # fewer would not say much: the plan is left unsimulated, with the reason
@@ -43,6 +45,9 @@ def simulate_row(p: Problem, c: Candidates, j: int, *, rate: float | None = None
         raise ValueError(f"{rate or 0:.3g} req/s per replica: {n:,} requests would span more than {MAX_SPAN_S:.0e} s, "
                          "past the simulator's clock")
     d = slot.demand
+    replay = slot.replay if clients is None and d is not None and d.requests_per_s else None
+    if replay is not None:
+        return _replay(phys, eng, slot, replay, rate / d.requests_per_s, n, seed, max_steps, deadline)  # type: ignore
     if clients is not None:
         arrivals = Arrivals("closed", clients=max(1, int(clients)))
     elif d is not None and d.arrival_cv2 != 1.0:
@@ -60,6 +65,36 @@ def simulate_row(p: Problem, c: Candidates, j: int, *, rate: float | None = None
     r = simulate_config(phys, eng, 0, arrivals, _lengths(slot.input), _lengths(slot.output),
                         n_requests=n, seed=seed, targets=targets, max_steps=max_steps, deadline=deadline, **kw)
     return arrivals.kind, r.summary
+
+
+def _replay(phys: StepPhysics, eng: Engine, slot: Slot, replay: Replay, fraction: float, n: int, seed: int,
+            max_steps: float, deadline: float | None) -> tuple[str, dict[str, float]]:
+    """A trace workload's own requests replayed against one lane (docs/workloads.md section 3):
+    the lane's ``fraction`` of them spread evenly (a round-robin balancer), their arrival
+    times, lengths in order and, with ``prefix_cache: {from_trace: true}``, their block hashes
+    in an LRU of the lane's KV pool (each lane's cache sees its own requests only)."""
+    pick = replay.share(fraction / float(phys.lanes[0]))[:n]      # one lane's share of the replica's
+    if pick.size < MIN_REQUESTS:
+        raise ValueError(f"the trace gives one replica {pick.size} request(s) of its window: fewer than "
+                         f"{MIN_REQUESTS} to replay")
+    times = replay.times_s[pick] - replay.times_s[pick[0]]
+    if times[-1] > MAX_SPAN_S:
+        raise ValueError(f"the replay spans {times[-1]:.3g} s, past the simulator's clock")
+    cache, kw = slot.cache, dict[str, TraceCache | StatedCache]()
+    if cache is not None and cache.source == "trace" and replay.requests.block_ids is not None:
+        tr = replay.requests
+        kw["prefix_cache"] = TraceCache([tr.blocks(int(i)).tolist() for i in pick], tr.block_tokens,
+                                        int(float(np.asarray(eng.kv_pool_tokens).reshape(-1)[0]) // tr.block_tokens))
+    elif cache is not None:
+        share = float(np.asarray(cache.cached_at(eng.kv_pool_tokens)).reshape(-1)[0]) / cache.prompt_tokens
+        kw["prefix_cache"] = StatedCache(share if cache.source == "trace" else cache.hit_rate, cache.prefix_tokens)
+    targets = [(_metric(t.metric), t.statistic, t.seconds) for t in slot.targets]
+    r = simulate_config(phys, eng, 0, Arrivals("trace", times=tuple(times.tolist())),
+                        Lengths(replay.input_tokens[pick].tolist(), in_order=True),
+                        Lengths(replay.output_tokens[pick].tolist(), in_order=True),
+                        n_requests=int(pick.size), seed=seed, targets=targets, max_steps=max_steps,
+                        deadline=deadline, **kw)
+    return "trace", r.summary
 
 
 def misses(c: Candidates, j: int, summary: dict[str, float]) -> list[tuple[int, float]]:

@@ -260,7 +260,8 @@ def simulation(p: Plan) -> list[str]:
     def pair(k: str) -> str:
         return f"{s[k]:,.1f}" + (f" ({cf[k]:,.1f})" if k in cf else "")
 
-    text = (f"   simulated, {sim['requests']:,} requests (closed form in brackets): TTFT mean {pair('ttft_mean')}, "
+    what = "of the trace's requests replayed" if sim.get("arrivals") == "trace" else "requests"
+    text = (f"   simulated, {sim['requests']:,} {what} (closed form in brackets): TTFT mean {pair('ttft_mean')}, "
             f"p99 {pair('ttft_p99')} ms; TPOT mean {pair('tpot_mean')}, p99 {pair('tpot_p99')} ms; "
             f"ITL p99 {pair('itl_p99')} ms")
     met = [f"{t['path']} {'met' if t['met'] else 'MISSED'} ({t['simulated_ms']:,.1f} of {t['target_ms']:g} ms)"

@@ -29,6 +29,7 @@ from planner.resolve.workload import (
     DemandSpec,
     LatencyTarget,
     Lengths,
+    Replay,
     demand,
     from_trace,
     lengths,
@@ -67,6 +68,7 @@ class Slot:
     named: Checkpoint | None = None     # the model name as given: a repository and the format it states
     schemes: tuple[str, ...] | None = None   # the weight formats searched for it (planner/resolve/formats.py)
     cache: CacheSpec | None = None      # its prefix cache (docs/workloads.md section 7; None: none)
+    replay: Replay | None = None        # its trace's requests, replayed by the simulator (None: sampled lengths)
 
     @property
     def cached_tokens(self) -> float:
@@ -361,10 +363,10 @@ def _with_pools(spec: FleetSpec, catalog: Catalog, where: dict[str, Any]) -> tup
 def _slot(name: str, model: ModelSpec, w: Workload | FleetWorkload, slo: Slo, path: str,
           where: dict[str, Any]) -> Slot:
     """A workload's slot: its lengths and demand, stated or from its trace."""
-    summary, requests = None, None
+    summary, requests, replay = None, None, None
     if w.trace is not None:
         t = from_trace(w, where["file"], path)
-        isl, osl, need, summary, requests = t.input, t.output, t.demand, t.summary, t.requests
+        isl, osl, need, summary, requests, replay = t.input, t.output, t.demand, t.summary, t.requests, t.replay
     else:
         try:
             isl = lengths(w.input_tokens, f"{path}.input_tokens")     # type: ignore[arg-type]
@@ -379,7 +381,7 @@ def _slot(name: str, model: ModelSpec, w: Workload | FleetWorkload, slo: Slo, pa
                          accepted=f"<= {model.max_context_tokens} in total", **where)
     cache = prefix_cache(w.prefix_cache, isl, summary, w.cache_blocks, where["file"], path, requests)
     return Slot(name=name, model=model, input=isl, output=osl, slo=slo, targets=targets(slo, _slo_path(path)),
-                demand=need, path=path, trace=summary, cache=cache)
+                demand=need, path=path, trace=summary, cache=cache, replay=replay)
 
 
 def _slo_path(path: str) -> str:

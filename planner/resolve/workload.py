@@ -194,6 +194,31 @@ CV2_FLOOR = 1e-4
 gamma arrivals need a CV above 0 (CV 0.01 is periodic for every purpose here)."""
 
 
+@dataclass(frozen=True, eq=False)
+class Replay:
+    """A trace's own requests, as the simulator replays them against a plan (docs/workloads.md
+    section 3): arrival times in seconds from the window's first request on the replay clock
+    (the trace's clock / ``rate_scale``), prompt and output tokens, and (Mooncake) each
+    prompt's block hashes for a prefix cache. Only where the trace's own rate is the demand."""
+
+    times_s: np.ndarray
+    input_tokens: np.ndarray
+    output_tokens: np.ndarray
+    requests: Trace
+
+    @classmethod
+    def of(cls, part: Trace, rate_scale: float) -> Replay:
+        t = part.time_s - (part.time_s[0] if part.requests else 0.0)
+        return cls(t / rate_scale, part.input_tokens, part.output_tokens, part)
+
+    def share(self, fraction: float) -> np.ndarray:
+        """The requests one replica gets of ``fraction`` of the traffic, spread evenly as a
+        round-robin balancer spreads them: request i when floor((i + 1) f) > floor(i f)."""
+        f = min(max(float(fraction), 0.0), 1.0)
+        i = np.arange(self.times_s.size, dtype=float)
+        return np.flatnonzero(np.floor((i + 1.0) * f + 1e-9) > np.floor(i * f + 1e-9))
+
+
 @dataclass(frozen=True)
 class TraceWorkload:
     """What a workload takes from its trace: the lengths, the demand (the workload's own if it
@@ -204,6 +229,7 @@ class TraceWorkload:
     demand: DemandSpec | None
     summary: TraceSummary
     requests: Trace | None = None     # the requests of the window (their block hashes, for a prefix cache)
+    replay: Replay | None = None      # the requests to replay against a plan (None: the demand is stated)
 
 
 def from_trace(w: TraceFields, file: str | None, path: str) -> TraceWorkload:
@@ -225,7 +251,7 @@ def from_trace(w: TraceFields, file: str | None, path: str) -> TraceWorkload:
                          f"{MAX_DEMAND_TOKENS_PER_S:.0e} output tokens/s", file=file, path=f"{path}.rate_scale",
                          value=w.rate_scale, accepted="a smaller rate_scale")
     return TraceWorkload(isl, osl, DemandSpec("tokens_per_s", rate * osl.mean, rate, max(cv2, CV2_FLOOR)), summary,
-                         part)
+                         part, Replay.of(part, w.rate_scale))
 
 
 def trace_figures(w: TraceFields, file: str | None, path: str,
