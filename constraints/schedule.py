@@ -5,7 +5,7 @@ types g, committed types C (owned, or a term commitment) and burst types R:
 
     y_pj in {0..N_pj} replicas, x_pj in {0,1}:   x_pj <= y_pj <= N_pj x_pj        (count)
     sum_{j in s} x_pj <= K                                   per slot and period   (count)
-    sum_{j in s} CAP_j y_pj >= D_ps                          per slot and period   (tokens/s)
+    sum_{j in s} min(CAP_j / D_ps, 1) y_pj >= 1              per slot and period   (share of D_ps)
     G_pg = sum_{j on g} GPUs_j (y_pj + k_pj x_pj)            GPUs running          (count)
     G_pg <= B_g                    g in C: B_g GPUs held all cycle (<= inventory_g)
     G_pg <= A_{p-k,g}, k = 0..L    g in R: A_pg GPUs held in period p, started L periods early
@@ -105,9 +105,12 @@ def build(t: PeriodTables, limited: frozenset[tuple[int, int]] | None = None,
                 m.row(f"max_configurations[{slot}]", "choice", xs, "<=", float(c.max_configs), "count")
             demand = view.slots[s].demand
             assert demand is not None          # a schedule needs every workload's demand (resolve_periods)
+            # the demand as a share served, each replica's share clipped at the whole demand (the same
+            # integer points: a replica that covers D alone satisfies either form), so that a tiny D_ps
+            # is a row of unit size and no solver meets it at y = 0 within its feasibility tolerance
             d = float(demand.value)
-            m.row(f"demand[{slot}]", "demand", {f.y[p][int(j)]: float(c.capacity[j]) for j in mine}, ">=", d,
-                  "tokens_per_s")
+            m.row(f"demand[{slot}]", "demand", {f.y[p][int(j)]: min(float(c.capacity[j]) / d, 1.0) for j in mine},
+                  ">=", 1.0, "share")
         k = _spares(view)
         for g in types:
             top[g] = max(top[g], float(sum(gpus[j] * (view.replica_cap[j] + k[j]) for j in rows[gpu[rows] == g])))

@@ -130,8 +130,6 @@ def test_an_unknown_column_key_is_named_with_the_accepted_ones():
 # ($35.40/day) then lies below its own lower bound, the sum of per-period optima ($70.80/day), and is
 # reported "optimal"; cpsat and the exhaustive oracle give $70.80/day.
 
-@pytest.mark.xfail(strict=True, reason="finding 4: milp/highs schedules leave a period of tiny positive demand "
-                   "unserved (solver tolerance on the demand row) and cost less than their lower bound")
 @pytest.mark.parametrize("backend", ["milp", "highs"])
 def test_a_period_of_tiny_demand_is_still_served(backend):
     from planner import api
@@ -187,8 +185,6 @@ def _run_lines() -> list[tuple[Path, str, list[str]]]:
     return out
 
 
-@pytest.mark.xfail(strict=True, reason="finding 7: instances/sweeps/demand_prices.yaml's Run line names "
-                   "--engine, an option planner sweep lacks (--executor)")
 def test_every_run_line_of_a_shipped_instance_names_options_its_command_has():
     helps: dict[str, str] = {}
     wrong = []
