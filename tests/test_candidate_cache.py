@@ -142,3 +142,20 @@ def test_a_cache_kept_across_scenarios_follows_their_limits():
     build_candidates(resolve_fleet(loose), cache=cache)
     shared = build_candidates(resolve_fleet(tight), cache=cache)
     assert _same(build_candidates(resolve_fleet(tight)), shared) == []
+
+
+def test_operating_points_together_are_each_as_alone():
+    # describe computes a fleet answer's deployments of one model together: each row at its
+    # own workload and rate is what operating_point gives it alone, bit for bit
+    from planner.candidates.load import operating_point, operating_points
+    rag = CHAT | {"name": "rag", "input_tokens": 2048, "demand": {"requests_per_s": 3}}
+    p = resolve_fleet(_spec(CHAT, rag))
+    c = build_candidates(p)
+    rows = np.array([c.slot_rows(0)[3], c.slot_rows(1)[5], c.slot_rows(1)[40]])
+    rates = np.array([0.7, 2.5, 11.0])
+    slots = tuple(p.slots[int(s)] for s in c.slot[rows])
+    together = operating_points(slots, p.table, c.configs.take(rows), p.assumptions, rate=rates)
+    for i, j in enumerate(rows):
+        alone = operating_point(slots[i], p.table, c.configs.take(np.array([j])), p.assumptions, rate=float(rates[i]))
+        assert together[i] == alone
+    assert together[1] != together[2]

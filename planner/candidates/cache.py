@@ -99,7 +99,7 @@ def _lazy(kind: type, n: int, sources: list[Source], missing: float) -> Any:
     ``sources`` on first read."""
     if kind not in _LAZY:
         _LAZY[kind] = type(f"Gathered{kind.__name__}", (_Gather, kind), {"__module__": __name__})
-    out = object.__new__(_LAZY[kind])
+    out: Any = object.__new__(_LAZY[kind])
     names = {f.name for f in fields(kind)}
     object.__setattr__(out, "_plan", (kind, names, n, sources, missing))
     return out

@@ -181,9 +181,10 @@ class Candidates:
     """per row: spare replicas a deployment of it carries (spot offers; 0 for any other; NaN:
     more than the rule allows), counted in cost, never in capacity (docs/workloads.md)"""
 
-    @property
+    @cached_property
     def spare_cost(self) -> np.ndarray:
-        """$/hour per row that a deployment pays for its spare replicas, whatever its count (0 without)."""
+        """$/hour per row that a deployment pays for its spare replicas, whatever its count (0 without):
+        computed once per table (``deployment_cost`` reads one row of it per deployment)."""
         if not len(self.spares):
             return np.zeros(len(self))
         with np.errstate(invalid="ignore"):

@@ -99,7 +99,8 @@ def pareto(spec: PlanSpec, doc: Document | None = None, *, x: str = "ttft", stat
     out = ParetoResult(x=x, statistic=statistic, objective=objective, unit=unit)
 
     def run(s: PlanSpec, target: float | None) -> tuple[ParetoPoint, PlanResult]:
-        r = plan(s, doc, backend=backend or default_backend(spec), top_k=1, time_limit=time_limit, calibration=calibration)
+        r = plan(s, doc, backend=backend or default_backend(spec), top_k=1, time_limit=time_limit,
+                 calibration=calibration)
         best = r.plans[0] if r.plans else None
         return ParetoPoint(target, r.status, statistic_of(best, x, statistic) if best else None,
                            best.objective_value if best else None, _summary(best) if best else None), r
