@@ -26,7 +26,10 @@ import resource
 import subprocess
 import sys
 import time
+from dataclasses import is_dataclass
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -73,7 +76,25 @@ def spec_for(n: int) -> FleetSpec:
         "objective": "cost_per_hour", "max_configurations_per_workload": 2})
 
 
-def one(n: int, backend: str | None, time_limit: float | None, tie_break: bool, baselines: bool) -> dict:
+def held_bytes(x: object, seen: set[int]) -> int:
+    """Bytes of the arrays ``x`` holds (each array once, views not counted; a gathered
+    result's fields only where read, planner/candidates/cache.py)."""
+    if id(x) in seen:
+        return 0
+    seen.add(id(x))
+    if isinstance(x, np.ndarray):
+        return x.nbytes if x.base is None else 0
+    if isinstance(x, dict):
+        return sum(held_bytes(v, seen) for v in x.values())
+    if isinstance(x, (tuple, list)):
+        return sum(held_bytes(v, seen) for v in x)
+    if is_dataclass(x) and not isinstance(x, type):
+        return sum(held_bytes(v, seen) for k, v in vars(x).items() if k != "_plan")
+    return 0
+
+
+def one(n: int, backend: str | None, time_limit: float | None, tie_break: bool, baselines: bool,
+        held: bool = False) -> dict:
     """One size, measured in this process."""
     spec = spec_for(n)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -95,6 +116,11 @@ def one(n: int, backend: str | None, time_limit: float | None, tie_break: bool, 
            "cost_per_hour": a.totals.cost_per_hour if a is not None and a.totals is not None else None,
            "tie_breaks": [p.status for p in r.phases if p.kind == "tie-break"],
            "peak_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    if held:       # what the table's arrays hold per candidate once the solve has read what it reads
+        seen: set[int] = set()
+        parts = {k: held_bytes(getattr(cands, k), seen) for k in ("configs", "ev", "load")}
+        parts["derived"] = held_bytes(cands, seen)
+        out["held_bytes_per_candidate"] = {k: round(v / len(cands)) for k, v in parts.items()}
     if baselines:
         from planner.whatif.answer import around
         around(problem, cands, r, backend=name, time_limit=limit, baselines=True)
@@ -112,10 +138,12 @@ def main() -> None:
     ap.add_argument("--no-tie-break", action="store_true", help="solve the objectives only")
     ap.add_argument("--baselines", action="store_true", help="also the baselines (not timed)")
     ap.add_argument("--json", action="store_true", help="a list of objects instead of the table")
+    ap.add_argument("--held", action="store_true", help="also the bytes the table's arrays hold per candidate")
     ap.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)   # a size, in this process
     args = ap.parse_args()
     if args.one is not None:
-        print(json.dumps(one(args.one, args.backend, args.time_limit, not args.no_tie_break, args.baselines)))
+        print(json.dumps(one(args.one, args.backend, args.time_limit, not args.no_tie_break, args.baselines,
+                             args.held)))
         return
     rows = []
     if not args.json:
@@ -128,7 +156,7 @@ def main() -> None:
         for flag, value in (("--backend", backend), ("--time-limit", args.time_limit)):
             if value is not None:
                 cmd += [flag, str(value)]
-        cmd += ["--no-tie-break"] * args.no_tie_break + ["--baselines"] * args.baselines
+        cmd += ["--no-tie-break"] * args.no_tie_break + ["--baselines"] * args.baselines + ["--held"] * args.held
         done = subprocess.run(cmd, capture_output=True, text=True, check=True)
         row = json.loads(done.stdout.strip().splitlines()[-1])
         rows.append(row)

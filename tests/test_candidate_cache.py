@@ -94,3 +94,68 @@ def test_row_hashes_follow_the_rows():
     _, first = np.unique(m, axis=0, return_index=True)
     assert len(np.unique(h)) == len(first)      # distinct rows, distinct hashes, here
     assert np.array_equal(row_hashes(m[::-1]), h[::-1])
+
+
+def test_a_table_holds_only_the_physics_it_reads_and_reads_it_exactly():
+    # the table indexes the cache's stores: a field nobody read is not held; read, it is what
+    # the physics gives those rows computed directly, bit for bit; pickled (a sweep's worker),
+    # it is the plain dataclass with every field
+    import pickle
+
+    from planner.physics.perf import Evaluation, evaluate
+    p = resolve_fleet(_spec(CHAT, CHAT | {"name": "rag", "input_tokens": 2048, "demand": {"requests_per_s": 3}}))
+    c = build_candidates(p)
+    assert "t_kv" not in vars(c.ev) and "share_kv" not in vars(c.ev)
+    for s in range(2):
+        rows = c.slot_rows(s)
+        direct = evaluate(p.slots[s].model, p.table, c.configs.take(rows), p.assumptions)
+        assert _same(direct, Evaluation(**{f.name: getattr(c.ev, f.name)[rows] for f in fields(c.ev)})) == []
+    plain = pickle.loads(pickle.dumps(c))
+    assert type(plain.ev) is Evaluation and _same(c, plain) == []
+
+
+def test_scatter_places_each_part_and_fills_missing_keys():
+    from dataclasses import dataclass
+
+    from planner.candidates.cache import scatter
+
+    @dataclass(frozen=True)
+    class Part:
+        a: np.ndarray
+        d: dict
+
+    x = Part(np.array([1, 2]), {"k": np.array([0.5, 1.5])})
+    y = Part(np.array([3.5]), {"j": np.array([9.0])})
+    got = scatter(3, [(np.array([2, 0]), x), (np.array([1]), y)])
+    assert got.a.dtype == np.float64 and got.a.tolist() == [2.0, 3.5, 1.0]
+    assert got.d["k"].tolist() == [1.5, np.inf, 0.5] and got.d["j"].tolist() == [np.inf, 9.0, np.inf]
+    nested = scatter(4, [(np.array([3, 1, 0]), got), (np.array([2]), y)])
+    assert nested.a.tolist() == [1.0, 3.5, 3.5, 2.0] and nested.d["j"].tolist() == [np.inf, 9.0, 9.0, np.inf]
+
+
+def test_a_cache_kept_across_scenarios_follows_their_limits():
+    # a sweep's scenarios share one cache: the batch levels a demand needs depend on how many
+    # replicas the limits allow, so a scenario with other limits gets its own, as built alone
+    loose = _spec(CHAT | {"demand": {"requests_per_s": 60}})
+    tight = loose.model_copy(update={"limits": loose.limits.model_copy(update={"budget_usd_per_hour": 12.0})})
+    cache = PhysicsCache()
+    build_candidates(resolve_fleet(loose), cache=cache)
+    shared = build_candidates(resolve_fleet(tight), cache=cache)
+    assert _same(build_candidates(resolve_fleet(tight)), shared) == []
+
+
+def test_operating_points_together_are_each_as_alone():
+    # describe computes a fleet answer's deployments of one model together: each row at its
+    # own workload and rate is what operating_point gives it alone, bit for bit
+    from planner.candidates.load import operating_point, operating_points
+    rag = CHAT | {"name": "rag", "input_tokens": 2048, "demand": {"requests_per_s": 3}}
+    p = resolve_fleet(_spec(CHAT, rag))
+    c = build_candidates(p)
+    rows = np.array([c.slot_rows(0)[3], c.slot_rows(1)[5], c.slot_rows(1)[40]])
+    rates = np.array([0.7, 2.5, 11.0])
+    slots = tuple(p.slots[int(s)] for s in c.slot[rows])
+    together = operating_points(slots, p.table, c.configs.take(rows), p.assumptions, rate=rates)
+    for i, j in enumerate(rows):
+        alone = operating_point(slots[i], p.table, c.configs.take(np.array([j])), p.assumptions, rate=float(rates[i]))
+        assert together[i] == alone
+    assert together[1] != together[2]

@@ -20,7 +20,7 @@ import hashlib
 import pickle
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, fields
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -58,26 +58,104 @@ def row_hashes(m: np.ndarray) -> np.ndarray:
     return h
 
 
+Source = tuple[np.ndarray | None, Any]
+"""Rows of a result: (their positions in it, None for all of them in order; where their
+arrays come from: a dataclass of per-row arrays, or a ``(_Columns, positions)`` pair)."""
+
+
+class _Gather:
+    """A dataclass of per-row arrays whose fields are gathered from their sources (the
+    cache's stores, other results) on first read, and kept: a table holds only the physics
+    it reads, not a copy of every field (``scatter``). Pickled (a sweep's worker) or passed
+    to ``dataclasses.replace`` it is the plain dataclass, every field read."""
+
+    def __getattr__(self, name: str) -> Any:
+        plan = self.__dict__.get("_plan")
+        if plan is None or name not in plan[1]:
+            raise AttributeError(name)
+        value = _read(plan, name)
+        object.__setattr__(self, name, value)
+        return value
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        kind = _kind(self)
+        return (_plain, (kind, {f.name: getattr(self, f.name) for f in fields(kind)}))
+
+
+def _kind(obj: Any) -> type:
+    """The dataclass of a result, gathered or plain."""
+    return type(obj).__mro__[2] if isinstance(obj, _Gather) else type(obj)
+
+
+def _plain(kind: type, values: dict[str, Any]) -> Any:
+    return kind(**values)
+
+
+_LAZY: dict[type, type] = {}
+
+
+def _lazy(kind: type, n: int, sources: list[Source], missing: float) -> Any:
+    """An instance of ``kind`` (a lazy subclass of it) whose fields are gathered from
+    ``sources`` on first read."""
+    if kind not in _LAZY:
+        _LAZY[kind] = type(f"Gathered{kind.__name__}", (_Gather, kind), {"__module__": __name__})
+    out: Any = object.__new__(_LAZY[kind])
+    names = {f.name for f in fields(kind)}
+    object.__setattr__(out, "_plan", (kind, names, n, sources, missing))
+    return out
+
+
+def _sources(index: np.ndarray | None, part: Any) -> list[Source]:
+    """``part``'s sources, placed at rows ``index`` of a whole (None: all, in order)."""
+    plan = part.__dict__.get("_plan") if isinstance(part, _Gather) else None
+    if plan is None:
+        return [(index, part)]
+    return [(j if index is None else (index if j is None else index[j]), src) for j, src in plan[3]]
+
+
+def _part(src: Any, name: str) -> Any:
+    """Field ``name`` of a source: an array, or a dict of arrays."""
+    if isinstance(src, tuple):
+        columns, pos = src
+        if name in columns.dicts:
+            return {k: a for (f, k), a in columns.arrays.items() if f == name}, pos
+        return columns.arrays[(name, None)], pos
+    return getattr(src, name), None
+
+
+def _read(plan: tuple[type, set[str], int, list[Source], float], name: str) -> Any:
+    """Field ``name`` of a gathered result, its arrays read row by row from the sources (the
+    dtype that holds every source's; a dict's key a source lacks is ``missing`` on its rows)."""
+    _, _, n, sources, missing = plan
+    parts = [(index, *_part(src, name)) for index, src in sources]
+    if isinstance(parts[0][1], dict):
+        merged: dict[Any, np.ndarray] = {}
+        for index, values, pos in parts:
+            for key, a in values.items():
+                rows = a if pos is None else a[pos]
+                whole = merged.setdefault(key, np.full(n, missing))
+                if index is None:
+                    whole[:] = rows
+                else:
+                    whole[index] = rows
+        return merged
+    whole = np.empty(n, dtype=np.result_type(*[np.asarray(a).dtype for _, a, _ in parts]))
+    for index, a, pos in parts:
+        rows = np.asarray(a) if pos is None else a[pos]
+        if index is None:
+            whole[:] = rows
+        else:
+            whole[index] = rows
+    return whole
+
+
 def scatter(n: int, parts: list[tuple[np.ndarray, T]], missing: float = np.inf) -> T:
     """One dataclass of per-row arrays of length ``n`` from ``parts`` (rows ``index`` of it,
     the part's arrays): each field in the type that holds every part's values; a dict field's
-    key that a part lacks is ``missing`` on its rows."""
-    first = parts[0][1]
-    out: dict[str, Any] = {}
-    for f in fields(first):      # type: ignore[arg-type]
-        if isinstance(getattr(first, f.name), dict):
-            merged: dict[Any, np.ndarray] = {}
-            for index, part in parts:
-                for key, a in getattr(part, f.name).items():
-                    merged.setdefault(key, np.full(n, missing))[index] = a
-            out[f.name] = merged
-            continue
-        arrays = [np.asarray(getattr(part, f.name)) for _, part in parts]
-        whole = np.empty(n, dtype=np.result_type(*arrays))
-        for (index, _), a in zip(parts, arrays):
-            whole[index] = a
-        out[f.name] = whole
-    return type(first)(**out)
+    key that a part lacks is ``missing`` on its rows. Its fields are read from the parts (and
+    from the cache's stores behind them) when first used, not copied here."""
+    sources = [s for index, part in parts for s in _sources(index, part)]
+    return cast(T, _lazy(_kind(parts[0][1]), n, sources, missing))
 
 
 class _Columns:
@@ -115,15 +193,6 @@ class _Columns:
                 store = self.arrays[key] = grown
             store[self.rows:self.rows + n] = a
         self.rows += n
-
-    def take(self, index: np.ndarray) -> Any:
-        out: dict[str, Any] = {name: {} for name in self.dicts}
-        for (name, k), a in self.arrays.items():
-            if k is None:
-                out[name] = a[index]
-            else:
-                out[name][k] = a[index]
-        return self.kind(**out)
 
 
 @dataclass
@@ -177,7 +246,7 @@ class PhysicsCache:
         self.computed += len(fresh)
         self.reused += len(m) - len(fresh)
         assert e.columns is not None
-        return e.columns.take(pos)
+        return cast(T, _lazy(e.columns.kind, len(m), [(None, (e.columns, pos))], np.inf))
     def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
         """``compute()``, once per key."""
         if key not in self.memos:

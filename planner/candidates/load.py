@@ -5,8 +5,8 @@ demand rows, the prices per token and the fleet planner consume."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import cast
+from dataclasses import dataclass, fields
+from typing import Any, cast
 
 import numpy as np
 
@@ -133,17 +133,41 @@ def operating_point(slot: Slot, table: GpuTable, configs: Configs, o: Assumption
                     clients: float | None = None) -> dict[str, float]:
     """One configuration (``configs`` of length 1) at a given per-replica load: the figures
     a plan reports (seconds, requests/s, output tokens/s), Little's law holding among them."""
-    phys = step_physics(slot.model, table, configs, o)
+    return operating_points((slot,), table, configs, o, rate=None if rate is None else np.array([rate]),
+                            clients=None if clients is None else np.array([clients]))[0]
+
+
+def operating_points(slots: tuple[Slot, ...], table: GpuTable, configs: Configs, o: Assumptions, *,
+                     rate: np.ndarray | None = None, clients: np.ndarray | None = None) -> list[dict[str, float]]:
+    """``operating_point`` of several configurations of one model at once (the deployments of a
+    fleet's answer, planner/plan/describe.py): row i under ``slots[i]``'s workload at its own
+    ``rate`` or ``clients``. Each row is computed on its own (the load model's iterates are
+    per configuration), so a row's figures are the same as alone; a workload field the slots
+    share stays the scalar it is alone."""
+    phys = step_physics(slots[0].model, table, configs, o)
     eng = engine(phys)
-    wl = workload_of(slot, eng)
+    n = len(configs)
+    each = [workload_of(s, eng.take(np.array([i])) if s.cache is not None else None) for i, s in enumerate(slots)]
+    wl = Workload(**{f.name: _stacked([getattr(w, f.name) for w in each]) for f in fields(Workload)})
     r = load_metrics(phys, eng, wl, rate=rate, clients=clients)
-    out = {f"{m}_{s}": float(r.get(m, s)[0]) for m, s in REPORTED}
-    out |= _cached(slot, wl)
-    out |= {"rate": float(r.rate[0]), "tokens_per_s": float(r.throughput_tokens_per_s[0]),
-            "concurrency": float(r.concurrency[0]), "utilization": float(r.rho[0]),
-            "running_per_lane": float(r.running[0]), "token_budget": float(eng.token_budget[0]),
-            "max_seqs": float(eng.max_seqs[0]), "stable": bool(r.stable[0])}
+    out = []
+    for i in range(n):
+        at = {f"{m}_{s}": float(r.get(m, s)[i]) for m, s in REPORTED}
+        at |= _cached(slots[i], each[i])
+        at |= {"rate": float(r.rate[i]), "tokens_per_s": float(r.throughput_tokens_per_s[i]),
+               "concurrency": float(r.concurrency[i]), "utilization": float(r.rho[i]),
+               "running_per_lane": float(r.running[i]), "token_budget": float(eng.token_budget[i]),
+               "max_seqs": float(eng.max_seqs[i]), "stable": bool(r.stable[i])}
+        out.append(at)
     return out
+
+
+def _stacked(values: list) -> Any:
+    """One workload field over rows: the value itself where every row has it, else per row."""
+    first = values[0]
+    if all(isinstance(v, (str, float, int)) and v == first for v in values):
+        return first
+    return np.array([float(np.asarray(v, dtype=float).reshape(-1)[0]) for v in values])
 
 
 def _cached(slot: Slot, wl: Workload) -> dict[str, float]:

@@ -181,9 +181,10 @@ class Candidates:
     """per row: spare replicas a deployment of it carries (spot offers; 0 for any other; NaN:
     more than the rule allows), counted in cost, never in capacity (docs/workloads.md)"""
 
-    @property
+    @cached_property
     def spare_cost(self) -> np.ndarray:
-        """$/hour per row that a deployment pays for its spare replicas, whatever its count (0 without)."""
+        """$/hour per row that a deployment pays for its spare replicas, whatever its count (0 without):
+        computed once per table (``deployment_cost`` reads one row of it per deployment)."""
         if not len(self.spares):
             return np.zeros(len(self))
         with np.errstate(invalid="ignore"):
@@ -805,7 +806,11 @@ def _smallest_batch_for_demand(p: Problem, k: int, slot: Slot, base: Configs, la
         at1 = _idle(p, slot, base, cache, keys)
         rows = np.full(len(base), k, dtype=np.int64)
         return _derive(p, base, at1, np.arange(len(base)), rows, with_load=False).replicas_allowed
-    r_max = cache.memo(("most replicas", *keys.rows(slot)), most)
+    # the replicas the limits allow follow the limits, the prices (a budget), the offers'
+    # spares, the objective and the demand: a cache kept across scenarios sees them all
+    limits = digest((p.spec.limits, p.spec.search.max_gpus, p.spec.search.max_nodes, p.prices, p.offers,
+                     p.objective, demand))
+    r_max = cache.memo(("most replicas", *keys.rows(slot), limits), most)
 
     def meets(ev: Evaluation, index: np.ndarray) -> np.ndarray:
         return ev.throughput_tokens_per_s * r_max[index] < demand  # true below the boundary

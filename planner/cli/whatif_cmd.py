@@ -262,14 +262,14 @@ def pareto_command(
         if is_fleet(doc0.data):
             fspec, doc = load_fleet_spec(str(instance))
             r = pareto_fleet(fspec, doc, workload=workload, x=x.value, statistic=statistic.value, points=points,
-                             backend=backend.value if backend else "milp", time_limit=time_limit,
+                             backend=backend.value if backend else None, time_limit=time_limit,
                              calibration=calibration)
         else:
             if workload is not None:
                 raise InputError("--workload is for a fleet instance", path="--workload", value=workload)
             spec, doc = load_plan_spec(str(instance))
             r = pareto(spec, doc, x=x.value, statistic=statistic.value, points=points,
-                       backend=backend.value if backend else "cpsat", time_limit=time_limit, calibration=calibration)
+                       backend=backend.value if backend else None, time_limit=time_limit, calibration=calibration)
         data = r.to_dict()
         if output is not None:
             write_atomically(output, dump_json(data), protected=(instance,), option="--output")

@@ -10,6 +10,7 @@ from dataclasses import asdict, replace
 
 import numpy as np
 
+from planner.candidates.cache import digest
 from planner.candidates.load import (
     AGGREGATED,
     DECODE,
@@ -21,6 +22,7 @@ from planner.candidates.load import (
     pool_operating_point,
     row_load,
 )
+from planner.candidates.load import operating_points as operating_points_of
 from planner.candidates.objectives import OBJECTIVES
 from planner.candidates.table import Candidates, nodes_for
 from planner.catalog.checkpoints import serving_checkpoint
@@ -55,11 +57,46 @@ def role_of(c: Candidates, j: int) -> int:
     return int(c.role[j]) if len(c.role) else AGGREGATED
 
 
-def deployment(p: Problem, c: Candidates, j: int, replicas: int, rank: int, share: float = 1.0) -> Plan:
+def _carried(c: Candidates, j: int, replicas: int, share: float) -> tuple[str, float]:
+    """The load one aggregated replica of row j carries: ("clients", n) for a closed loop,
+    else ("rate", requests/s): ``share`` of its slot's demand over the replicas, or (without a
+    demand) its capacity."""
+    slot = c.slots[int(c.slot[j])]
+    assert c.load is not None
+    if slot.demand is not None and slot.demand.kind == "clients":
+        return "clients", share * slot.demand.value / replicas
+    if slot.demand is not None:
+        assert slot.demand.requests_per_s is not None
+        return "rate", share * float(slot.demand.requests_per_s) / replicas
+    return "rate", float(c.load.rate[j])
+
+
+def operating_points(p: Problem, c: Candidates, picks: list[tuple[int, int, float]]) -> dict[int, dict[str, float]]:
+    """The figures of each aggregated (row, replicas, share) of ``picks`` at the load it
+    carries, the rows of one model and one kind of load computed together (a fleet's answer
+    has a deployment or two per workload, a few models): each row as computed alone."""
+    groups: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    for j, replicas, share in picks:
+        if role_of(c, j) == AGGREGATED:
+            kind, value = _carried(c, j, replicas, share)
+            groups.setdefault((digest(c.slots[int(c.slot[j])].model), kind), []).append((j, value))
+    out: dict[int, dict[str, float]] = {}
+    for (_, kind), rows in groups.items():
+        js = np.array([j for j, _ in rows], dtype=np.int64)
+        slots = tuple(c.slots[int(c.slot[j])] for j in js)
+        ats = operating_points_of(slots, p.table, c.configs.take(js), p.assumptions,
+                                  **{kind: np.array([v for _, v in rows])})
+        out.update(zip(js.tolist(), ats))
+    return out
+
+
+def deployment(p: Problem, c: Candidates, j: int, replicas: int, rank: int, share: float = 1.0,
+               at: dict[str, float] | None = None) -> Plan:
     """Row j with ``replicas`` replicas, its figures at the load it carries: ``share`` of its
     slot's demand shared by the replicas, or (without a demand) each replica at its capacity.
     A prefill-pool replica is described by its prefill (MFU of one prompt's prefill, compute
-    or communication bound), every other replica by its decode step."""
+    or communication bound), every other replica by its decode step. ``at``: an aggregated
+    row's figures at that load, if computed already (``operating_points``)."""
     ev, d = c.ev, c.describe(j)
     slot = c.slots[int(c.slot[j])]
     assert c.load is not None
@@ -69,14 +106,9 @@ def deployment(p: Problem, c: Candidates, j: int, replicas: int, rank: int, shar
         assert slot.demand is not None and slot.demand.requests_per_s is not None
         at = pool_operating_point(slot, p.table, one, p.assumptions, role,
                                   share * float(slot.demand.requests_per_s) / replicas)
-    elif slot.demand is not None and slot.demand.kind == "clients":
-        at = operating_point(slot, p.table, one, p.assumptions, clients=share * slot.demand.value / replicas)
-    elif slot.demand is not None:
-        assert slot.demand.requests_per_s is not None
-        at = operating_point(slot, p.table, one, p.assumptions,
-                             rate=share * float(slot.demand.requests_per_s) / replicas)
-    else:
-        at = operating_point(slot, p.table, one, p.assumptions, rate=float(c.load.rate[j]))
+    elif at is None:
+        kind, value = _carried(c, j, replicas, share)
+        at = operating_point(slot, p.table, one, p.assumptions, **{kind: value})
     gpus_per_replica = int(ev.gpus[j])
     served = at["tokens_per_s"] * replicas
     cost_h = _nan_none(c.deployment_cost(j, replicas))     # with a spot deployment's spares
@@ -318,6 +350,7 @@ def describe(p: Problem, c: Candidates, picks: Picks, served: np.ndarray, rank: 
     workload go short)."""
     plans: list[Plan] = []
     workloads: list[WorkloadUse] = []
+    per_slot = []
     for s, slot in enumerate(c.slots):
         mine = [(j, r) for j, r in picks if int(c.slot[j]) == s]
         share_served = float(min(1.0, served[s]))
@@ -325,8 +358,12 @@ def describe(p: Problem, c: Candidates, picks: Picks, served: np.ndarray, rank: 
             shares, total_cap = [1.0] * len(mine), float(sum(float(c.capacity[j]) * r for j, r in mine))
         else:
             shares, total_cap = traffic_shares(c, mine, share_served)
+        per_slot.append((mine, share_served, shares, total_cap))
+    ats = operating_points(p, c, [(j, r, share) for mine, _, shares, _ in per_slot
+                                  for (j, r), share in zip(mine, shares)])
+    for slot, (mine, share_served, shares, total_cap) in zip(c.slots, per_slot):
         for (j, r), share in zip(mine, shares):
-            plans.append(deployment(p, c, j, r, rank, share))
+            plans.append(deployment(p, c, j, r, rank, share, ats.get(j)))
         d = slot.demand
         workloads.append(WorkloadUse(
             workload=slot.name, model=slot.model.id or slot.model.name, weight=slot.weight,

@@ -21,10 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from planner.candidates.cache import PhysicsCache
 from planner.candidates.table import Candidates, build_candidates
 from planner.errors import InputError
 from planner.plan.result import Plan, PlanResult
-from planner.plan.solve import first_phase_view, plan, solve
+from planner.plan.solve import default_backend, first_phase_view, plan, solve
 from planner.resolve.problem import Problem, resolve_fleet
 from planner.schemas.fleet import FleetSpec
 from planner.schemas.plan import STATISTICS, Percentiles, PlanSpec, Slo
@@ -88,7 +89,7 @@ def tightened(slo: Slo, x: str, statistic: str, ms: float) -> Slo:
 
 
 def pareto(spec: PlanSpec, doc: Document | None = None, *, x: str = "ttft", statistic: str = "p99",
-           points: int = 8, backend: str = "cpsat", time_limit: float = 60.0,
+           points: int = 8, backend: str | None = None, time_limit: float = 60.0,
            calibration: str | None = None) -> ParetoResult:
     """Cost against the latency ``statistic`` of ``x``, ``points`` epsilon-constraint solves."""
     if x not in METRICS or statistic not in PARETO_STATISTICS or statistic not in STATISTICS:
@@ -98,7 +99,8 @@ def pareto(spec: PlanSpec, doc: Document | None = None, *, x: str = "ttft", stat
     out = ParetoResult(x=x, statistic=statistic, objective=objective, unit=unit)
 
     def run(s: PlanSpec, target: float | None) -> tuple[ParetoPoint, PlanResult]:
-        r = plan(s, doc, backend=backend, top_k=1, time_limit=time_limit, calibration=calibration)
+        r = plan(s, doc, backend=backend or default_backend(spec), top_k=1, time_limit=time_limit,
+                 calibration=calibration)
         best = r.plans[0] if r.plans else None
         return ParetoPoint(target, r.status, statistic_of(best, x, statistic) if best else None,
                            best.objective_value if best else None, _summary(best) if best else None), r
@@ -138,7 +140,7 @@ def _tighten(out: ParetoResult, slow_ms: float, fast_ms: float, points: int,
 
 
 def pareto_fleet(spec: FleetSpec, doc: Document | None = None, *, workload: str | None = None, x: str = "ttft",
-                 statistic: str = "p99", points: int = 8, backend: str = "milp", time_limit: float = 60.0,
+                 statistic: str = "p99", points: int = 8, backend: str | None = None, time_limit: float = 60.0,
                  calibration: str | None = None) -> ParetoResult:
     """A fleet's $/hour against one workload's latency ``statistic`` (docs/fleet.md): the
     cheapest fleet as written, then that workload's target tightened geometrically toward the
@@ -157,10 +159,13 @@ def pareto_fleet(spec: FleetSpec, doc: Document | None = None, *, workload: str 
     out = ParetoResult(x=x, statistic=statistic, objective="cost_per_hour", unit="$/hour")
     spec = spec.model_copy(update={"objective": "cost_per_hour"})
 
+    name = backend or default_backend(spec)
+    cache = PhysicsCache()      # the points differ in one workload's target: the rest of the physics is shared
+
     def run(s: FleetSpec, target: float | None) -> tuple[ParetoPoint, Problem, Candidates]:
         problem = resolve_fleet(s, doc, calibration)
-        cands = build_candidates(problem)
-        r = solve(problem, cands, backend=backend, top_k=1, time_limit=time_limit)
+        cands = build_candidates(problem, cache=cache)
+        r = solve(problem, cands, backend=name, top_k=1, time_limit=time_limit)
         mine = [d for d in r.deployments(1) if d.workload == workload]
         lat = max((statistic_of(d, x, statistic) or 0.0 for d in mine), default=None) if mine else None
         a = r.answer(1)

@@ -27,11 +27,12 @@ import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from planner.backends.base import BACKENDS
+from planner.candidates.cache import PhysicsCache
 from planner.candidates.table import Candidates, build_candidates, repriced
 from planner.catalog.store import Catalog
 from planner.errors import InputError, PlannerError
 from planner.plan.result import PlanResult
-from planner.plan.solve import solve
+from planner.plan.solve import default_backend, solve
 from planner.resolve.problem import Problem, resolve, resolve_catalog, resolve_fleet, resolve_model
 from planner.schemas.fleet import FleetSpec, is_fleet
 from planner.schemas.plan import PlanSpec
@@ -187,8 +188,11 @@ def physics_key(spec: PlanSpec | FleetSpec, p: Problem) -> str:
 
 def run_batch(shared: Shared, task: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
     """Solve a task's scenarios (in a worker): resolve each from the base and its changes,
-    build each physics group's candidate table once, re-price it for the others."""
+    build each physics group's candidate table once, re-price it for the others; the groups'
+    builds share one physics cache (a scenario that changes a demand or a limit recomputes
+    none of the physics its model, lengths and targets already had)."""
     tables: dict[str, Candidates] = {}
+    cache = PhysicsCache()
     rows = []
     for sid, values in task:
         p, spec = _resolved(shared.base, values, shared.calibration, shared.catalog, shared.fleet)
@@ -196,7 +200,7 @@ def run_batch(shared: Shared, task: list[tuple[str, dict[str, Any]]]) -> list[di
         if shared.reuse and key in tables:
             c = repriced(tables[key], p)
         else:
-            c = tables[key] = build_candidates(p)
+            c = tables[key] = build_candidates(p, cache=cache)
         r = solve(p, c, backend=shared.backend, top_k=1, time_limit=shared.time_limit)
         rows.append(fleet_row(sid, values, p, r) if shared.fleet else row(sid, values, p, r))
     return rows
@@ -288,7 +292,7 @@ def prepare(spec: SweepSpec, doc: Document, base_doc: Document) -> tuple[Shared,
         data["top_k"] = 1
     if spec.backend is not None and spec.backend not in BACKENDS:
         raise doc.error("unknown backend", ("backend",), spec.backend, ", ".join(BACKENDS))
-    backend = spec.backend or ("milp" if fleet else "cpsat")
+    backend = spec.backend or default_backend(base)
     shared = Shared(base=data, catalog=catalog, backend=backend, time_limit=spec.time_limit_s,
                     calibration=spec.calibration, fleet=fleet)
     scenarios = expand(spec)
