@@ -26,7 +26,6 @@ import numpy as np
 from planner.candidates.cache import PhysicsCache, digest, scatter
 from planner.candidates.load import (
     AGGREGATED,
-    POOL_METRICS,
     ROLE_NAMES,
     RowLoad,
     load_targets,
@@ -34,71 +33,18 @@ from planner.candidates.load import (
     row_load,
     workload_of,
 )
+from planner.candidates.slo import SloCheck, e2e_seconds, meets_slo, role_checks, slo_checks
 from planner.errors import InputError
 from planner.physics.perf import Evaluation, evaluate
 from planner.physics.quant import DEFAULT_SCHEMES
 from planner.physics.space import KV_NAMES, SCHEME_NAMES, Configs
 from planner.pricing import SpareRule, cost_per_hour, cost_per_million_tokens
 from planner.resolve.problem import Problem, Slot
-from planner.resolve.workload import LatencyTarget
 from planner.schemas.plan import MAX_CANDIDATES
 
 MAX_REPLICAS = 100_000
 """Replicas of one configuration in one plan, at most: the domain of the replica variables
 when no limit given bounds them (docs/instances.md)."""
-
-
-@dataclass(frozen=True)
-class SloCheck:
-    """One latency target over the candidate rows: its spec path, the target and each row's
-    value, in seconds (target +inf on rows whose slot sets no such target)."""
-
-    name: str                # tpot | ttft | e2e_latency
-    path: str                # YAML path of the target, e.g. slo.tpot_ms
-    target_s: np.ndarray
-    value_s: np.ndarray
-
-    @property
-    def ok(self) -> np.ndarray:
-        return self.value_s <= self.target_s
-
-    @property
-    def margin_s(self) -> np.ndarray:
-        return self.target_s - self.value_s
-
-
-def e2e_seconds(ev: Evaluation, output_tokens: np.ndarray | float) -> np.ndarray:
-    """End-to-end latency of one request: TTFT + TPOT x (output tokens - 1)."""
-    return ev.ttft + ev.tpot * (np.asarray(output_tokens, dtype=float) - 1.0)
-
-
-def slo_checks(slots: tuple[Slot, ...], slot_of_row: np.ndarray,
-               value: Callable[[int, LatencyTarget], np.ndarray]) -> tuple[SloCheck, ...]:
-    """One check per distinct latency target (metric, statistic) the slots set: the target in
-    seconds on each row of a slot that sets it (+inf elsewhere) and ``value(k, target)`` on
-    the rows of slot k. The one place targets meet values."""
-    keys: list[tuple[str, str]] = []
-    for s in slots:
-        keys += [(t.metric, t.statistic) for t in s.targets if (t.metric, t.statistic) not in keys]
-    out = []
-    for metric, stat in keys:
-        target = np.full(len(slot_of_row), np.inf)
-        values = np.full(len(slot_of_row), np.inf)
-        path = ""
-        for k, s in enumerate(slots):
-            mine = slot_of_row == k
-            for t in s.targets:
-                if (t.metric, t.statistic) == (metric, stat):
-                    target[mine], values[mine], path = t.seconds, value(k, t)[mine], t.path
-        out.append(SloCheck(f"{metric}" if stat == "mean" else f"{metric}_{stat}", path, target, values))
-    return tuple(out)
-
-
-def meets_slo(fits: np.ndarray, checks: tuple[SloCheck, ...]) -> np.ndarray:
-    ok = fits.copy()
-    for c in checks:
-        ok &= c.ok
-    return ok
 
 
 def node_slots(gpus: np.ndarray, per_node: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -358,23 +304,6 @@ def _idle_all(p: Problem, configs: Configs, slot: np.ndarray, cache: PhysicsCach
         every = np.flatnonzero(np.isin(slot, members))
         parts.append((every, _idle(p, p.slots[members[0]], configs.take(every), cache, keys)))
     return scatter(len(configs), parts)
-
-
-def role_checks(checks: tuple[SloCheck, ...], role: np.ndarray) -> tuple[SloCheck, ...]:
-    """The SLO checks with each pool row held only to its own pool's targets (a prefill row
-    to TTFT, a decode row to TPOT/ITL): the other pool's targets become +inf there (value 0),
-    as on a slot that sets no such target. Aggregated rows keep every target."""
-    if not len(role) or not (role != AGGREGATED).any():
-        return checks
-    out = []
-    for chk in checks:
-        metric = chk.name.split("_")[0]
-        off = np.zeros(len(role), dtype=bool)
-        for r, metrics in POOL_METRICS.items():
-            if metric not in metrics:
-                off |= role == r
-        out.append(replace(chk, target_s=np.where(off, np.inf, chk.target_s), value_s=np.where(off, 0.0, chk.value_s)))
-    return tuple(out)
 
 
 def _derive(p: Problem, configs: Configs, ev: Evaluation, config: np.ndarray, slot: np.ndarray,
