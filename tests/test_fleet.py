@@ -265,7 +265,7 @@ def test_a_sweep_over_a_fleet_serves_more_with_more_budget_and_engines_agree(tmp
     spec, doc = load_sweep_spec(str(path))
     base = load_yaml(str(tmp_path / "fleet.yaml"))
     serial = sweep(spec, doc, base, SerialExecutor())
-    assert serial.fleet and serial.backend == "highs" and len(serial.rows) == 7
+    assert serial.fleet and serial.backend == "milp" and len(serial.rows) == 7
     for m in (0.5, 1):
         rows = sorted((r for r in serial.rows if r["scenario"].get("demand_multiplier") == m),
                       key=lambda r: r["scenario"]["budget_usd_per_hour"])

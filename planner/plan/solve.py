@@ -117,8 +117,8 @@ def plan(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, backend: st
          top_k: int | None = None, time_limit: float = 60.0, objective: str | None = None,
          calibration: str | None = None, simulate: bool = False) -> PlanResult:
     """Resolve an instance (one workload, or a fleet of several), build its candidate table
-    and rank ``top_k`` answers. The default backend: cpsat for one workload, highs for a fleet
-    (in-process, with a proven gap: benchmarks/fleet_scale.py). When nothing is feasible the result
+    and rank ``top_k`` answers. The default backend: cpsat for one workload, milp for a fleet
+    (``default_backend``; highs scales further, with a proven gap: benchmarks/fleet_scale.py). When nothing is feasible the result
     carries the diagnosis; the smallest relaxations, marginal values, the verdicts on
     disaggregation and the baselines are what-ifs above this function (planner/whatif/)."""
     t0 = time.perf_counter()

@@ -97,7 +97,7 @@ class SweepSpec(Strict):
     scenarios: list[Scenario] = []
     backend: str | None = Field(
         None, description="a backend of the registry (planner/backends/base.py REGISTRY: cpsat, milp, highs, "
-        "exhaustive); default: cpsat for a plan instance, highs for a fleet (planner/plan/solve.py default_backend)")
+        "exhaustive); default: cpsat for a plan instance, milp for a fleet (planner/plan/solve.py default_backend)")
     time_limit_s: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False), NotBool] = Field(
         30.0, description="seconds per scenario")
     calibration: str = "none"
