@@ -118,9 +118,10 @@ def plan(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, backend: st
          calibration: str | None = None, simulate: bool = False) -> PlanResult:
     """Resolve an instance (one workload, or a fleet of several), build its candidate table
     and rank ``top_k`` answers. The default backend: cpsat for one workload, milp for a fleet
-    (``default_backend``; highs scales further, with a proven gap: benchmarks/fleet_scale.py). When nothing is feasible the result
-    carries the diagnosis; the smallest relaxations, marginal values, the verdicts on
-    disaggregation and the baselines are what-ifs above this function (planner/whatif/)."""
+    (``default_backend``; highs scales further, with a proven gap: benchmarks/fleet_scale.py).
+    When nothing is feasible the result carries the diagnosis; the smallest relaxations,
+    marginal values, the verdicts on disaggregation and the baselines are what-ifs above this
+    function (planner/whatif/)."""
     t0 = time.perf_counter()
     spec, problem, cands = prepare(spec, doc, objective=objective, calibration=calibration)
     result = solve(problem, cands, backend=backend or default_backend(spec), top_k=top_k or spec.ranks(),
