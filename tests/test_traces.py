@@ -445,7 +445,7 @@ def test_planner_trace_reads_a_csv_with_columns_and_a_window(tmp_path):
 @pytest.mark.parametrize("args, where", [
     (["--format", "csv"], "columns"),
     (["--column", "nonsense"], "--column"),
-    (["--rate-scale", "-1"], "rate_scale"),
+    (["--rate-scale", "-1"], "--rate-scale"),
     (["--cache-blocks", "0"], "--cache-blocks"),
 ])
 def test_planner_trace_bad_options_exit_2(tmp_path, args, where):
