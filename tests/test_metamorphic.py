@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from planner.catalog.store import Catalog
-from planner.plan.solve import plan
+from planner.plan.solve import KEEP_TOLERANCE, plan
 from planner.schemas.plan import PlanSpec
 
 CAT = Catalog.default()
@@ -148,8 +148,13 @@ def test_scaling_every_price_scales_the_cost_and_keeps_the_plan(d, k, backend):
     if p is None:
         assert q is None
         return
-    assert q.objective_value == pytest.approx(p.objective_value * k, rel=1e-6)
-    if backend == "exhaustive":
+    # answers within the documented tie tolerance (planner/plan/solve.py KEEP_TOLERANCE: relative,
+    # plus absolute in the unit the objective is read in) are ties, and scaling the prices moves a
+    # near tie across its absolute part: a tied answer may then change hands (qwen3-32b on A100 at
+    # 1/4 the price: batch 32 at $0.2405104/M against batch 19 at $0.2405092/M, 1.2e-6 apart)
+    want = p.objective_value * k
+    assert abs(q.objective_value - want) <= KEEP_TOLERANCE * max(abs(want), abs(q.objective_value)) + KEEP_TOLERANCE
+    if backend == "exhaustive" and q.objective_value == pytest.approx(want, rel=1e-9):
         assert [getattr(q, key) for key in KEY] == [getattr(p, key) for key in KEY]
 
 
