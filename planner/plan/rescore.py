@@ -12,8 +12,8 @@ from planner.physics.load import Engine, engine, step_physics
 from planner.physics.step import StepPhysics
 from planner.plan.result import Plan
 from planner.resolve.problem import Problem, Slot
+from planner.resolve.workload import CacheSpec, Replay
 from planner.resolve.workload import Lengths as ResolvedLengths
-from planner.resolve.workload import Replay
 from planner.simulate import Arrivals, Lengths, simulate_config
 from planner.traces.cache import StatedCache, TraceCache
 
@@ -54,17 +54,29 @@ def simulate_row(p: Problem, c: Candidates, j: int, *, rate: float | None = None
         arrivals = Arrivals("gamma", rate=rate, cv=float(np.sqrt(d.arrival_cv2)))
     else:
         arrivals = Arrivals("poisson", rate=rate)
-    targets = [(_metric(t.metric), t.statistic, t.seconds) for t in slot.targets]
-    # a prefix cache as the closed form takes it, per request: the stated share or prefix, or the
-    # trace's reuse as a share (the lengths here are sampled, not the trace's requests in order)
-    cache = slot.cache
-    share = None if cache is None else float(np.asarray(cache.cached_at(eng.kv_pool_tokens)).reshape(-1)[0]) \
-        / cache.prompt_tokens
-    kw = {} if cache is None else {"prefix_cache": StatedCache(
-        share if cache.source == "trace" else cache.hit_rate, cache.prefix_tokens)}
+    # the lengths here are sampled, not the trace's requests in order: its cache is stated
+    kw = {} if slot.cache is None else {"prefix_cache": _stated_cache(slot.cache, eng)}
     r = simulate_config(phys, eng, 0, arrivals, _lengths(slot.input), _lengths(slot.output),
-                        n_requests=n, seed=seed, targets=targets, max_steps=max_steps, deadline=deadline, **kw)
+                        n_requests=n, seed=seed, targets=_targets(slot), max_steps=max_steps, deadline=deadline, **kw)
     return arrivals.kind, r.summary
+
+
+def _pool_tokens(eng: Engine) -> float:
+    """The KV pool of the configuration simulated (the engine of one row)."""
+    return float(np.asarray(eng.kv_pool_tokens).reshape(-1)[0])
+
+
+def _stated_cache(cache: CacheSpec, eng: Engine) -> StatedCache:
+    """A prefix cache as the closed form takes it, per request: the stated share or prefix, or
+    the trace's reuse at this configuration's KV pool as a share."""
+    share = cache.cached_at(np.array([_pool_tokens(eng)]))
+    return StatedCache(float(np.asarray(share).reshape(-1)[0]) / cache.prompt_tokens if cache.source == "trace"
+                       else cache.hit_rate, cache.prefix_tokens)
+
+
+def _targets(slot: Slot) -> list[tuple[str, str, float]]:
+    """The slot's latency targets as the simulator reads them: (metric, statistic, seconds)."""
+    return [(_metric(t.metric), t.statistic, t.seconds) for t in slot.targets]
 
 
 def _replay(phys: StepPhysics, eng: Engine, slot: Slot, replay: Replay, fraction: float, n: int, seed: int,
@@ -84,15 +96,13 @@ def _replay(phys: StepPhysics, eng: Engine, slot: Slot, replay: Replay, fraction
     if cache is not None and cache.source == "trace" and replay.requests.block_ids is not None:
         tr = replay.requests
         kw["prefix_cache"] = TraceCache([tr.blocks(int(i)).tolist() for i in pick], tr.block_tokens,
-                                        int(float(np.asarray(eng.kv_pool_tokens).reshape(-1)[0]) // tr.block_tokens))
+                                        int(_pool_tokens(eng) // tr.block_tokens))
     elif cache is not None:
-        share = float(np.asarray(cache.cached_at(eng.kv_pool_tokens)).reshape(-1)[0]) / cache.prompt_tokens
-        kw["prefix_cache"] = StatedCache(share if cache.source == "trace" else cache.hit_rate, cache.prefix_tokens)
-    targets = [(_metric(t.metric), t.statistic, t.seconds) for t in slot.targets]
+        kw["prefix_cache"] = _stated_cache(cache, eng)
     r = simulate_config(phys, eng, 0, Arrivals("trace", times=tuple(times.tolist())),
                         Lengths(replay.input_tokens[pick].tolist(), in_order=True),
                         Lengths(replay.output_tokens[pick].tolist(), in_order=True),
-                        n_requests=int(pick.size), seed=seed, targets=targets, max_steps=max_steps,
+                        n_requests=int(pick.size), seed=seed, targets=_targets(slot), max_steps=max_steps,
                         deadline=deadline, **kw)
     return "trace", r.summary
 
