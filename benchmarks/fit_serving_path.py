@@ -105,6 +105,9 @@ def components(data, cat, eta: float, etap: float) -> dict[str, np.ndarray]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--csv", default=str(Path(__file__).resolve().parents[2] / "shared/reference/measured-silicon.csv"))
+    ap.add_argument("--launch", choices=("max", "sum"), default="max",
+                    help="an eager prefill's kernel launches: overlapped with its GPU work (max, the physics') "
+                         "or in series with it (sum: the GPU idles through each launch)")
     args = ap.parse_args()
     data, cat = rows(args.csv)
     comp = {pair: components(data, cat, *pair) for pair in PAIRS}
@@ -125,7 +128,8 @@ def main() -> None:
             s, h0, h1, lch = par[e]
             m = eng == e
             host_pre = h0 + h1 + np.where(S > 512, K * lch, 0.0)
-            ttft[m] = c["ttft"][m] + s + np.maximum(0.0, host_pre[m] - c["idle"][m])
+            extra = host_pre[m] if args.launch == "sum" else np.maximum(0.0, host_pre[m] - c["idle"][m])
+            ttft[m] = c["ttft"][m] + s + extra
             tpot[m] = np.maximum(c["tpot"][m], h0 + c["running"][m] * h1)
         return ttft, tpot
 

@@ -62,3 +62,27 @@ def test_the_pair_floor():
     assert math.isclose(check.pair_floor(0.4), 0.6 / 1.4)
     assert math.isclose(check.pair_floor(2.5), check.pair_floor(0.4))
     assert check.pair_floor(1.0) == 0.0
+
+
+budget_spec = importlib.util.spec_from_file_location("fit_token_budget", ROOT / "benchmarks" / "fit_token_budget.py")
+assert budget_spec and budget_spec.loader
+budget = importlib.util.module_from_spec(budget_spec)
+budget_spec.loader.exec_module(budget)
+
+
+def test_each_engine_gets_the_budget_of_its_own_rows_least_log_error():
+    import numpy as np
+    keys = [("sglang", "ttft_ms_mean", "b200", "m"), ("sglang", "tpot_ms_mean", "b200", "m"),
+            ("vllm", "ttft_ms_mean", "h100-sxm", "m")]
+    # log errors per budget: SGLang's rows best at 2,048 (|0.1| + |0.1|), vLLM's at 8,192 (0)
+    err = {b: np.array([0.5, 0.5, 0.3]) for b in budget.BUDGETS}
+    err[2048] = np.array([0.1, -0.1, 0.3])
+    err[8192] = np.array([0.4, 0.4, 0.0])
+    chosen = budget.fit(keys, err, np.ones(3, bool))
+    assert chosen["sglang"] == 2048 and chosen["vllm"] == 8192 and chosen["trtllm"] == 8192   # no rows: 8,192
+    # held out: the system h100-sxm's row is predicted with a budget chosen on the others' rows
+    held = np.array([k[2] == "h100-sxm" for k in keys])
+    assert budget.fit(keys, err, ~held)["vllm"] == 8192
+    med = budget.medians(keys, err, chosen, np.ones(3, bool))
+    assert math.isclose(med["ttft_ms_mean"], (np.expm1(0.1) * 100 + 0.0) / 2)   # rows 0 and 2: e^0.1 - 1 and 0
+    assert math.isclose(med["tpot_ms_mean"], -np.expm1(-0.1) * 100)
