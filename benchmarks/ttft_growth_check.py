@@ -26,6 +26,10 @@ Two checks of the candidates for the TTFT under load that the model misses:
    from the KV admission. Where the measured ratio is r and the model predicts one figure for
    both runs, no prediction of that figure is within (1 - r) / (1 + r) of both (r < 1): the
    floor printed per group is the median of that bound over its pairs.
+3. **Growth with the clients by input length.** The slopes of 1. per engine, model and input
+   length, and the median of their difference (measured - model) per series: a prefill-bound
+   queue (the first wave's prompts, a chunk's worth a step) grows with the prompt's prefill,
+   a per-request cost of the engine (one step or one fixed cost per prompt) does not.
 """
 
 from __future__ import annotations
@@ -100,20 +104,28 @@ def moe(model_id: str) -> bool:
     return Catalog.default().models[model_id].moe is not None
 
 
-def growth_table(ser, serving: dict[str, float]) -> None:
-    print(f"1. TTFT growth with the clients (series at N <= {MAX_CLIENTS}, >= 3 runs): least-squares slope, "
-          "ms per client; t_p the model's idle prefill, TPOT the series' median measured")
-    print(f"{'engine':7} {'model':16} {'series':>6} {'measured':>9} {'model':>7} {'ratio':>6} "
-          f"{'measured/t_p':>13} {'model/t_p':>10} {'measured/TPOT':>14}")
-    groups: dict[tuple[str, str], list[tuple[float, float, float, float]]] = defaultdict(list)
+def growth_table(ser, serving: dict[str, float], by_input: bool = False) -> None:
+    if by_input:
+        print("\n3. the same slopes by input length (tokens), measured beside the model's, and their difference")
+        print(f"{'engine':7} {'model':16} {'input':>6} {'series':>6} {'measured':>9} {'model':>7} {'difference':>11}")
+    else:
+        print(f"1. TTFT growth with the clients (series at N <= {MAX_CLIENTS}, >= 3 runs): least-squares slope, "
+              "ms per client; t_p the model's idle prefill, TPOT the series' median measured")
+        print(f"{'engine':7} {'model':16} {'series':>6} {'measured':>9} {'model':>7} {'ratio':>6} "
+              f"{'measured/t_p':>13} {'model/t_p':>10} {'measured/TPOT':>14}")
+    groups: dict[tuple, list[tuple[float, float, float, float]]] = defaultdict(list)
     for key, runs in ser.items():
         g = growth(runs, serving[key[1]])
         if g is not None:
-            groups[(key[1], key[3])].append(g)
-    for (eng, model), gs in sorted(groups.items()):
+            groups[(key[1], key[3], int(key[10])) if by_input else (key[1], key[3])].append(g)
+    for k, gs in sorted(groups.items()):
         a = np.array(gs)
+        if by_input:
+            print(f"{k[0]:7} {k[1]:16} {k[2]:6d} {len(gs):6d} {np.median(a[:, 0]):9.2f} {np.median(a[:, 1]):7.2f} "
+                  f"{np.median(a[:, 0] - a[:, 1]):+11.2f}")
+            continue
         ok = a[:, 2] > 1.0
-        print(f"{eng:7} {model:16} {len(gs):6d} {np.median(a[:, 0]):9.2f} {np.median(a[:, 1]):7.2f} "
+        print(f"{k[0]:7} {k[1]:16} {len(gs):6d} {np.median(a[:, 0]):9.2f} {np.median(a[:, 1]):7.2f} "
               f"{np.median(a[:, 0] / np.where(a[:, 1] > 0, a[:, 1], np.nan)):6.1f} "
               f"{np.median(a[ok, 0] / a[ok, 2]):13.3f} {np.median(a[ok, 1] / a[ok, 2]):10.3f} "
               f"{np.nanmedian(a[:, 0] / a[:, 3]):14.2f}")
@@ -164,6 +176,7 @@ def main() -> None:
     ser = series(records, corpus)
     growth_table(ser, serving)
     pair_table(ser)
+    growth_table(ser, serving, by_input=True)
 
 
 if __name__ == "__main__":
