@@ -30,6 +30,11 @@ Two checks of the candidates for the TTFT under load that the model misses:
    length, and the median of their difference (measured - model) per series: a prefill-bound
    queue (the first wave's prompts, a chunk's worth a step) grows with the prompt's prefill,
    a per-request cost of the engine (one step or one fixed cost per prompt) does not.
+4. **One more decode step in TTFT?** (the first token streamed only after the step that
+   follows its prefill, as an engine that overlaps scheduling with the GPU returns it). At
+   1-4 clients, where nothing queues, the TTFT the model misses would then grow with the
+   decode step: per engine and model, the median slope over pairs of runs (Theil-Sen) of
+   measured - predicted TTFT against the measured TPOT (which varies with TP and system).
 """
 
 from __future__ import annotations
@@ -157,6 +162,28 @@ def pair_table(ser) -> None:
               f"{floor:8.1f}")
 
 
+def theil_sen(x: list[float], y: list[float], min_dx: float = 0.5) -> float:
+    """Median slope over the pairs of points whose x differ by more than ``min_dx``."""
+    slopes = [(y[j] - y[i]) / (x[j] - x[i]) for i in range(len(x)) for j in range(i + 1, len(x))
+              if abs(x[j] - x[i]) > min_dx]
+    return float(np.median(slopes)) if slopes else float("nan")
+
+
+def step_table(ser) -> None:
+    print("\n4. TTFT at 1-4 clients: measured - predicted against the measured TPOT, within each engine and "
+          "model (median slope over pairs of runs, ms per ms of TPOT; one more decode step in TTFT gives 1)")
+    print(f"{'engine':7} {'model':16} {'runs':>5} {'slope':>6} {'median residual ms':>19} {'median TPOT ms':>15}")
+    groups: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+    for key, runs in ser.items():
+        for n, m in runs.items():
+            if n <= 4 and "ttft_ms_mean" in m and "tpot_ms_mean" in m:
+                groups[(key[1], key[3])].append((m["tpot_ms_mean"][0], m["ttft_ms_mean"][0] - m["ttft_ms_mean"][1]))
+    for (eng, model), v in sorted(groups.items()):
+        if len(v) >= 5:
+            x, y = [a for a, _ in v], [b for _, b in v]
+            print(f"{eng:7} {model:16} {len(v):5d} {theil_sen(x, y):6.2f} {np.median(y):19.1f} {np.median(x):15.1f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("csv", nargs="?", default=str(REFERENCE / "measured-silicon.csv"))
@@ -177,6 +204,7 @@ def main() -> None:
     growth_table(ser, serving)
     pair_table(ser)
     growth_table(ser, serving, by_input=True)
+    step_table(ser)
 
 
 if __name__ == "__main__":

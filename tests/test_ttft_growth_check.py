@@ -86,3 +86,9 @@ def test_each_engine_gets_the_budget_of_its_own_rows_least_log_error():
     med = budget.medians(keys, err, chosen, np.ones(3, bool))
     assert math.isclose(med["ttft_ms_mean"], (np.expm1(0.1) * 100 + 0.0) / 2)   # rows 0 and 2: e^0.1 - 1 and 0
     assert math.isclose(med["tpot_ms_mean"], -np.expm1(-0.1) * 100)
+
+
+def test_theil_sen_is_the_median_pairwise_slope():
+    # points (0, 0), (1, 1), (2, 2), (3, 30): pair slopes 1, 1, 10, 1, 14.5, 28 -> median (1 + 10) / 2
+    assert math.isclose(check.theil_sen([0, 1, 2, 3], [0, 1, 2, 30]), 5.5)
+    assert math.isnan(check.theil_sen([1.0, 1.2], [0.0, 5.0]))      # x closer than 0.5: no pair
