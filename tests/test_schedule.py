@@ -15,7 +15,6 @@ import pytest
 
 from planner.backends.base import BACKENDS, get_backend
 from planner.candidates.schedule import period_tables
-from planner.candidates.table import build_candidates
 from planner.cli.root import main
 from planner.errors import InputError
 from planner.plan.schedule import schedule
@@ -151,8 +150,8 @@ def test_the_table_is_built_once_and_only_demands_differ_between_periods():
     spec = _fleet()
     problem = resolve_fleet(spec)
     periods = resolve_periods(spec, problem)
-    from dataclasses import replace
-    t = period_tables(build_candidates(replace(problem, slots=periods.peak())), periods, problem.prices)
+    t = period_tables(problem, periods)
+    assert t.case == (0, 0, 0) and len(t.cases) == 1
     assert [float(v.demand[0]) for v in t.periods] == pytest.approx([0.25 * 60 * 128, 60 * 128, 0.5 * 60 * 128])
     for v in t.periods:
         assert v.ev is t.peak.ev and v.capacity is t.peak.capacity
