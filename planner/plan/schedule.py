@@ -173,7 +173,9 @@ def solve_prepared(p: Prepared, *, backend: str = "milp", time_limit: float = 60
     usd = float(cost) if ok and cost is not None else None
     return ScheduleResult(
         status=status.value, backend=backend,
-        model="closed form: each replica at its capacity at SLO (docs/load.md), the same table in every period",
+        model="closed form: each replica at its capacity at SLO (docs/load.md), " +
+              ("the same table in every period" if len(t.cases) <= 1 else
+               f"one table per SLO case ({len(t.cases)}), each period at its own targets"),
         cycle_hours=cycle, usd_per_cycle=usd, usd_per_day=None if usd is None else usd * HOURS_PER_DAY / cycle,
         committed=committed, periods=plans, static=static, per_period_optima=p.lower,
         autoscaler=autoscale(t, picks) if ok else [],
