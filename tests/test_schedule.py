@@ -448,3 +448,17 @@ def test_the_table_says_each_periods_targets_where_they_differ(tmp_path, capsys,
     assert e.value.code == 0
     out = capsys.readouterr().out
     assert "TTFT p99 6000 ms" in out and "TTFT p99 1500 ms" in out
+
+
+def test_the_shipped_hourly_day_is_solved_and_proven_with_its_night_slo(tmp_path, capsys):
+    """24 one-hour periods on a shipped fleet (issue 25: a day of hourly periods at speed):
+    proven optimal, between the bounds, the night hours at their own SLO."""
+    with pytest.raises(SystemExit) as e:
+        main(["schedule", str(ROOT / "instances" / "schedule_day_hourly.yaml"), "--json", "--reproducible"])
+    assert e.value.code == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["status"] == "optimal" and len(d["periods"]) == 24 and d["model_size"]["slo_cases"] == 2
+    assert d["per_period_optima"]["usd_per_cycle"] <= d["usd_per_cycle"] <= d["static"]["usd_per_cycle"]
+    assert d["periods"][0]["slo"]["llama70b-chat"]["tpot_ms"] == 60.0
+    assert d["periods"][12]["slo"]["llama70b-chat"]["tpot_ms"] == 50.0
+    assert d["model_size"]["options"] > 0 and d["model_size"]["variables"] < 2000

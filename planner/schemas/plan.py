@@ -58,8 +58,8 @@ class Demand(Strict):
     arrival: Arrival = Arrival()
     profile: Profile | None = Field(
         None, description="the rate over time, for `planner schedule`: periods [{hours, requests_per_s | "
-        "output_tokens_per_s | multiplier}, ...], or {periods, hours}: the workload trace's shape with its busiest "
-        "period at the stated rate (docs/workloads.md)")
+        "output_tokens_per_s | multiplier, optionally slo}, ...], or {periods, hours}: the workload trace's shape "
+        "with its busiest period at the stated rate (docs/workloads.md)")
 
     @model_validator(mode="after")
     def _one(self) -> Demand:
