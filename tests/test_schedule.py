@@ -74,6 +74,8 @@ SMALL = {
     "a looser SLO at night": _fleet(workloads=({**CHAT, "demand": {"requests_per_s": 60, "profile": NIGHT}},)),
     "a throughput-only period, a start costs $1": _fleet(workloads=({**CHAT, "demand": {
         "requests_per_s": 60, "profile": BATCH}},), schedule={"usd_per_gpu_started": 1.0}),
+    "three configurations (the replica model), a looser night": _fleet(workloads=({**CHAT, "demand": {
+        "requests_per_s": 60, "profile": NIGHT}},), max_configurations_per_workload=3),
 }
 
 
@@ -462,3 +464,18 @@ def test_the_shipped_hourly_day_is_solved_and_proven_with_its_night_slo(tmp_path
     assert d["periods"][0]["slo"]["llama70b-chat"]["tpot_ms"] == 60.0
     assert d["periods"][12]["slo"]["llama70b-chat"]["tpot_ms"] == 50.0
     assert d["model_size"]["options"] > 0 and d["model_size"]["variables"] < 2000
+
+
+@pytest.mark.parametrize("name", ["no switching cost", "a start costs $5", "two workloads", "a looser SLO at night",
+                                  "a start-up lag of one period"])
+def test_the_options_and_the_replica_model_reach_the_same_optimum(name, monkeypatch):
+    """Metamorphic: with no pair enumerated (MAX_PAIRS below any count) every workload keeps the
+    replica model, integer replicas per row with K enforced lazily; same $ per cycle."""
+    import constraints.schedule_options as so
+    spec = SMALL[name]
+    enumerated = schedule(spec, backend="highs")
+    monkeypatch.setattr(so, "MAX_PAIRS", -1)
+    replicas = schedule(spec, backend="highs")
+    assert enumerated.model_size["options"] > 0 and replicas.model_size["options"] == 0
+    assert enumerated.status == replicas.status == "optimal"
+    assert enumerated.usd_per_cycle == pytest.approx(replicas.usd_per_cycle, rel=1e-9)
