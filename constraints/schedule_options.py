@@ -50,6 +50,7 @@ def options(view: Candidates, mine: np.ndarray, split: int, power: bool) -> list
     k = spares(view)
     if not power:
         mine = _strongest(view, mine, k)
+    mine = mine[view.capacity[mine] > 0]           # a row without capacity serves nothing (screened out before)
     share = np.minimum(view.capacity[mine] / float(demand.value), 1.0)
     bound = view.replica_cap[mine]
     alone = np.maximum(np.ceil((1.0 - COVER_TOLERANCE) / share), 1.0)
