@@ -1,7 +1,8 @@
 """A schedule over periods as one integer program (docs/workloads.md, "Demand over time:
 schedules"). Periods p = 0..P-1 of h_p hours repeat as a cycle (the period before 0 is
-P-1); rows j of the candidate table (screened and pruned once, at the busiest demand), GPU
-types g, committed types C (owned, or a term commitment) and burst types R:
+P-1); rows j of period p's candidate table (its SLO case's, screened and pruned once, at the
+case's busiest demand), GPU types g, committed types C (owned, or a term commitment) and
+burst types R:
 
     y_pj in {0..N_pj} replicas, x_pj in {0,1}:   x_pj <= y_pj <= N_pj x_pj        (count)
     sum_{j in s} x_pj <= K                                   per slot and period   (count)
@@ -21,7 +22,14 @@ with N_pj the replicas period p's demand needs of row j alone (within the limits
 spare replicas a spot deployment of row j carries in period p (planner/pricing.py, for the
 period's N; 0 off spot: a slot with a spot row always has its choice binaries x_pj), CAP_j
 its capacity at SLO, P_g $/GPU-hour, H = sum_p h_p, c_start $ per GPU started and L the
-start-up lag in periods. A type with one period has nothing to start or stop."""
+start-up lag in periods. A type with one period has nothing to start or stop.
+
+With K = 1 (one configuration per workload, a plan's and a fleet's default) the same
+program is written over options: a row alone runs exactly N_pj replicas, so y_pj = N_pj x_pj
+and sum_{j in s} x_pj = 1, over the rows that cover D_ps alone and that no other row of the
+workload and GPU type beats in period p on GPUs running (and watts under a power cap): the
+same optimum, with a binary per (period, workload, GPU type) or so instead of a replica
+variable and its binary per alive row (``options``)."""
 
 from __future__ import annotations
 
@@ -32,20 +40,22 @@ import numpy as np
 from constraints.formulation import Formulation, screen
 from constraints.model import LinearModel
 from constraints.prune import pruned
+from constraints.schedule_options import MAX_SPLIT, Option, options, spares
 from planner.candidates.schedule import PeriodTables
 from planner.candidates.table import Candidates
 
 
 @dataclass
 class ScheduleFormulation:
-    """The model and the map back to the table: the backends read ``model``, ``hint`` and
-    ``covering`` as of a plan's formulation."""
+    """The model and the map back to the tables: the backends read ``model``, ``hint`` and
+    ``covering`` as of a plan's formulation. Rows j are rows of each period's own table."""
 
     tables: PeriodTables
     model: LinearModel = field(default_factory=LinearModel)
-    alive: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    alive: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))   # the first case's
     y: list[dict[int, int]] = field(default_factory=list)       # per period: row -> replicas variable
     x: list[dict[int, int]] = field(default_factory=list)       # per period: row -> choice variable
+    opts: list[list[tuple[int, Option]]] = field(default_factory=list)   # per period: (binary, option) (K <= 2)
     held: dict[tuple[int, int], int] = field(default_factory=dict)   # (period, GPU type) -> A (burst)
     committed: dict[int, int] = field(default_factory=dict)     # GPU type -> B
     started: dict[tuple[int, int], int] = field(default_factory=dict)
@@ -54,13 +64,18 @@ class ScheduleFormulation:
     covering: bool = True
     size: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def enumerated(self) -> bool:
+        """Every workload's choice in every period is one of its options (no replica variables)."""
+        return not any(self.y)
 
-def alive_rows(t: PeriodTables) -> np.ndarray:
-    """Rows that may serve in some period: screened as a plan's (memory, SLOs), then rows
-    another row of the same slot and GPU type beats per replica (cost, GPUs, power,
-    capacity: constraints/prune.py with replicas free, as when traffic splits; it may replace
-    the beaten row in every period) are dropped."""
-    view = replace(t.peak, max_configs=max(2, t.peak.max_configs))
+
+def alive_rows(c: Candidates) -> np.ndarray:
+    """Rows of a case's table (at its busiest demand) that may serve in some period: screened
+    as a plan's (memory, SLOs), then rows another row of the same slot and GPU type beats per
+    replica (cost, GPUs, power, capacity: constraints/prune.py with replicas free, as when
+    traffic splits; it may replace the beaten row in every period) are dropped."""
+    view = replace(c, max_configs=max(2, c.max_configs))
     f = Formulation(cands=view, covering=True)
     f.replicas = True
     screen(f)
@@ -70,50 +85,60 @@ def alive_rows(t: PeriodTables) -> np.ndarray:
 def build(t: PeriodTables, limited: frozenset[tuple[int, int]] | None = None,
           keep: tuple[int, ...] = ()) -> ScheduleFormulation:
     """The program; ``limited``: the (period, workload) pairs whose configuration count K is
-    enforced (None: all). The solve enforces it lazily, as a fleet's (planner/plan/solve.py):
-    without it a replica variable alone is the decision, no choice binary. ``keep``: rows
-    never pruned (the starting answer's, so that it stays a schedule of the model)."""
+    enforced (None: all). With K = 1 each period's choice per workload is one option of
+    ``options`` (a binary, its replicas fixed). With K > 1 the solve enforces K lazily, as a
+    fleet's (planner/plan/solve.py): without it a replica variable alone is the decision, no
+    choice binary. ``keep``: rows of the static fleet's table never pruned (the starting
+    answer's, so that it stays a schedule of the model; with one SLO case its rows are the
+    periods')."""
     f = ScheduleFormulation(tables=t)
     m, c = f.model, t.peak
-    f.alive = np.union1d(alive_rows(t), np.asarray(keep, dtype=np.int64))
-    rows, gpu, gpus = f.alive, c.configs.gpu, c.ev.gpus
-    types = sorted(set(gpu[rows].tolist()))
+    alive: dict[int, np.ndarray] = {}
+    for p in range(t.count):
+        case = t.case[p] if t.cases else 0
+        if case not in alive:
+            extra = np.asarray(keep if len(t.cases) <= 1 else (), dtype=np.int64)
+            alive[case] = np.union1d(alive_rows(t.case_table(p)), extra)
+    f.alive = alive[t.case[0] if t.cases else 0]
+    types = sorted({int(g) for p, view in enumerate(t.periods)
+                    for g in view.configs.gpu[alive[t.case[p] if t.cases else 0]]})
     period_names = [f"p{p}" for p in range(t.count)]
     lim = c.limits
+    split = max(view.max_configs for view in t.periods)
+    enumerated = split <= MAX_SPLIT
     top = {g: 0.0 for g in types}
     for p, view in enumerate(t.periods):
         f.y.append({})
         f.x.append({})
+        f.opts.append([])
         tag = period_names[p]
-        for s in range(c.n_slots):
-            mine = rows[c.slot[rows] == s]
-            xs: dict[int, float] = {}
-            # a spot row's spares sit on its choice binary: such a slot always has them
-            enforced = limited is None or (p, s) in limited or bool((_spares(view)[mine] > 0).any())
-            for j in mine:
-                n = float(view.replica_cap[j])
-                label = f"{tag},{c.label(int(j))}"
-                y = f.y[p][int(j)] = m.var(f"replicas[{label}]", 0, n, integer=True)
-                if not enforced:
-                    continue
-                x = f.x[p][int(j)] = m.var(f"x[{label}]", 0, 1, integer=True)
-                m.row(f"replicas_at_least_one[{label}]", "choice", {x: 1.0, y: -1.0}, "<=", 0.0, "count")
-                m.row(f"replicas_only_if_chosen[{label}]", "choice", {y: 1.0, x: -n}, "<=", 0.0, "count")
-                xs[x] = 1.0
-            slot = f"period={tag},slot={c.slot_names[s]}"
-            if enforced:
-                m.row(f"max_configurations[{slot}]", "choice", xs, "<=", float(c.max_configs), "count")
-            demand = view.slots[s].demand
-            assert demand is not None          # a schedule needs every workload's demand (resolve_periods)
-            # the demand as a share served, each replica's share clipped at the whole demand (the same
-            # integer points: a replica that covers D alone satisfies either form), so that a tiny D_ps
-            # is a row of unit size and no solver meets it at y = 0 within its feasibility tolerance
-            d = float(demand.value)
-            m.row(f"demand[{slot}]", "demand", {f.y[p][int(j)]: min(float(c.capacity[j]) / d, 1.0) for j in mine},
-                  ">=", 1.0, "share")
-        k = _spares(view)
-        for g in types:
-            top[g] = max(top[g], float(sum(gpus[j] * (view.replica_cap[j] + k[j]) for j in rows[gpu[rows] == g])))
+        rows = alive[t.case[p] if t.cases else 0]
+        gpu, gpus = view.configs.gpu, view.ev.gpus
+        here: dict[int, float] = {}          # per type: the most GPUs of it the period's choices run
+        k = spares(view)
+        for s in range(view.n_slots):
+            mine = rows[view.slot[rows] == s]
+            slot = f"period={tag},slot={view.slot_names[s]}"
+            most: dict[int, float] = {}          # per type: the most GPUs of it this workload runs here
+            choices = options(view, mine, split, lim.power_cap_w is not None) if enumerated else None
+            if choices is not None:
+                xs = {}
+                for o in choices:
+                    z = m.var(f"option[{tag},{'+'.join(f'{r}x{view.label(j)}' for j, r in o.picks)}]", 0, 1,
+                              integer=True)
+                    f.opts[p].append((z, o))
+                    xs[z] = 1.0
+                    for t_ in np.flatnonzero(o.gpus).tolist():
+                        most[t_] = max(most.get(t_, 0.0), float(o.gpus[t_]))
+                m.row(f"one_option[{slot}]", "choice", xs, "==", 1.0, "count")
+            else:
+                _replicas(f, p, s, mine, limited)
+                most = {g: float(sum(gpus[j] * (view.replica_cap[j] + k[j]) for j in mine[gpu[mine] == g]))
+                        for g in types}
+            for g, n in most.items():
+                here[g] = here.get(g, 0.0) + n
+        for g, n in here.items():
+            top[g] = max(top[g], n)
     for g in types:
         gid = c.gpu_ids[g]
         ub = top[g] if gid not in lim.inventory else min(top[g], float(lim.inventory[gid]))
@@ -132,20 +157,49 @@ def build(t: PeriodTables, limited: frozenset[tuple[int, int]] | None = None,
     if t.options.usd_per_gpu_started:
         obj |= {u: float(t.options.usd_per_gpu_started) for u in f.started.values()}
     m.objective, m.objective_dimension, m.objective_sense, m.objective_name = obj, "usd", "min", "usd_per_cycle"
-    f.size = {"candidates": len(c), "rows_alive": len(rows), "periods": t.count, "variables": len(m.vars),
-              "rows": len(m.rows), "limited_pairs": t.count * c.n_slots if limited is None else len(limited)}
+    f.size = {"candidates": len(c), "rows_alive": int(sum(len(a) for a in alive.values())), "periods": t.count,
+              "slo_cases": len(alive), "variables": len(m.vars), "rows": len(m.rows),
+              "limited_pairs": t.count * c.n_slots if limited is None or enumerated else len(limited),
+              "options": sum(len(o) for o in f.opts)}
     return f
 
 
-def _spares(view: Candidates) -> np.ndarray:
-    """Spare replicas per row of a period's table (0 off spot; NaN rows have no replicas)."""
-    return np.nan_to_num(view.spares) if len(view.spares) else np.zeros(len(view))
+def _replicas(f: ScheduleFormulation, p: int, s: int, mine: np.ndarray,
+              limited: frozenset[tuple[int, int]] | None) -> None:
+    """Workload s in period p with K > 1: a replica variable per row, its choice binary and
+    the K row where the limit is enforced, and the demand row."""
+    m, view = f.model, f.tables.periods[p]
+    tag = f"p{p}"
+    xs: dict[int, float] = {}
+    # a spot row's spares sit on its choice binary: such a slot always has them
+    enforced = limited is None or (p, s) in limited or bool((spares(view)[mine] > 0).any())
+    for j in mine:
+        n = float(view.replica_cap[j])
+        label = f"{tag},{view.label(int(j))}"
+        y = f.y[p][int(j)] = m.var(f"replicas[{label}]", 0, n, integer=True)
+        if not enforced:
+            continue
+        x = f.x[p][int(j)] = m.var(f"x[{label}]", 0, 1, integer=True)
+        m.row(f"replicas_at_least_one[{label}]", "choice", {x: 1.0, y: -1.0}, "<=", 0.0, "count")
+        m.row(f"replicas_only_if_chosen[{label}]", "choice", {y: 1.0, x: -n}, "<=", 0.0, "count")
+        xs[x] = 1.0
+    slot = f"period={tag},slot={view.slot_names[s]}"
+    if enforced:
+        m.row(f"max_configurations[{slot}]", "choice", xs, "<=", float(view.max_configs), "count")
+    demand = view.slots[s].demand
+    assert demand is not None          # a schedule needs every workload's demand (resolve_periods)
+    # the demand as a share served, each replica's share clipped at the whole demand (the same
+    # integer points: a replica that covers D alone satisfies either form), so that a tiny D_ps
+    # is a row of unit size and no solver meets it at y = 0 within its feasibility tolerance
+    d = float(demand.value)
+    m.row(f"demand[{slot}]", "demand", {f.y[p][int(j)]: min(float(view.capacity[j]) / d, 1.0) for j in mine},
+          ">=", 1.0, "share")
 
 
 def running(f: ScheduleFormulation, p: int, rows: list[int], per_replica: np.ndarray) -> dict[int, float]:
     """``per_replica[j]`` on the replicas of ``rows`` in period p and, for a spot row, its
     k_pj spares' share on its choice binary: what runs, serving or spare."""
-    k = _spares(f.tables.periods[p])
+    k = spares(f.tables.periods[p])
     out = {f.y[p][j]: float(per_replica[j]) for j in rows}
     for j in rows:
         if k[j] > 0:
@@ -155,8 +209,9 @@ def running(f: ScheduleFormulation, p: int, rows: list[int], per_replica: np.nda
 
 def serving(f: ScheduleFormulation, p: int, g: int) -> dict[int, float]:
     """G_pg: the GPUs of type g running in period p (serving replicas and spot spares)."""
-    c = f.tables.peak
-    return running(f, p, [j for j in f.y[p] if c.configs.gpu[j] == g], c.ev.gpus)
+    c = f.tables.periods[p]
+    return running(f, p, [j for j in f.y[p] if c.configs.gpu[j] == g], c.ev.gpus) | \
+        {z: float(o.gpus[g]) for z, o in f.opts[p] if o.gpus[g] > 0}
 
 
 def _serving(f: ScheduleFormulation, types: list[int], names: list[str]) -> None:
@@ -201,7 +256,7 @@ def _switching(f: ScheduleFormulation, types: list[int], names: list[str]) -> No
 
 def _limits(f: ScheduleFormulation, types: list[int], names: list[str]) -> None:
     t, m = f.tables, f.model
-    c, lim, price = t.peak, t.peak.limits, t.usd_per_gpu_hour
+    lim, price = t.peak.limits, t.usd_per_gpu_hour
     for p in range(t.count):
         held = {**{b: 1.0 for b in f.committed.values()}, **{a: 1.0 for (pp, _), a in f.held.items() if pp == p}}
         if lim.max_gpus is not None:
@@ -211,38 +266,85 @@ def _limits(f: ScheduleFormulation, types: list[int], names: list[str]) -> None:
             cost |= {a: float(price[g]) for (pp, g), a in f.held.items() if pp == p}
             m.row(f"budget[{names[p]}]", "budget", cost, "<=", float(lim.budget_usd_per_hour), "usd_per_hour")
         if lim.power_cap_w is not None:
-            m.row(f"power[{names[p]}]", "power", running(f, p, list(f.y[p]), c.ev.power_w), "<=",
+            m.row(f"power[{names[p]}]", "power", running(f, p, list(f.y[p]), t.periods[p].ev.power_w) |
+                  {z: o.watts for z, o in f.opts[p]}, "<=",
                   float(lim.power_cap_w), "watts")
 
 
 def assignment(f: ScheduleFormulation, static: list[tuple[int, int]]) -> dict[int, float] | None:
-    """The static fleet as a starting schedule (each row capped at what a period needs of it
-    alone, where it then covers that period by itself), or None when a row of it is not in
-    the schedule's model."""
+    """The static fleet (rows of the peak's table) as a starting schedule, or None when a
+    period cannot run it in the model. Each GPU type held at the static fleet's count; in each
+    period each workload either as the option that runs fewest GPUs among those running no
+    more of any type (and no more watts) than the static fleet's deployments of it, or, in
+    the replica model, as its own rows capped at what the period needs of each alone."""
     t = f.tables
-    if not static or any(j not in f.y[0] for j, _ in static):
+    if not static:
         return None
     c = t.peak
+    k = spares(c)          # the peak's spares: never fewer than a period's
+    n_types = len(c.gpu_ids)
+    vec = np.zeros((c.n_slots, n_types))
+    watts = np.zeros(c.n_slots)
+    for j, r in static:
+        s = int(c.slot[j])
+        vec[s, int(c.configs.gpu[j])] += float(c.ev.gpus[j]) * (r + k[j])
+        watts[s] += float(np.nan_to_num(c.ev.power_w[j])) * (r + k[j])
     values: dict[int, float] = {}
     for p, view in enumerate(t.periods):
+        enumerated = {int(view.slot[o.picks[0][0]]) for _, o in f.opts[p]}
+        for s in enumerated:
+            z = _stand_in(f, p, s, vec[s], watts[s])
+            if z is None:
+                return None
+            values[z] = 1.0
         for j, r in static:
-            values[f.y[p][j]] = float(min(r, view.replica_cap[j]))
-            if j in f.x[p]:
-                values[f.x[p][j]] = 1.0
-    top: dict[int, float] = {}
-    k = _spares(c)          # the peak's spares: never fewer than a period's
-    for j, r in static:
-        g = int(c.configs.gpu[j])
-        top[g] = top.get(g, 0.0) + float(c.ev.gpus[j]) * (r + k[j])
-    values |= {b: top.get(g, 0.0) for g, b in f.committed.items()}
-    values |= {a: top.get(g, 0.0) for (_, g), a in f.held.items()}
+            if int(c.slot[j]) in enumerated:
+                continue
+            i = _same_row(view, c, j)
+            if i is None or i not in f.y[p]:
+                return None
+            values[f.y[p][i]] = float(min(r, view.replica_cap[i]))
+            if i in f.x[p]:
+                values[f.x[p][i]] = 1.0
+    top = vec.sum(axis=0)
+    values |= {b: float(top[g]) for g, b in f.committed.items()}
+    values |= {a: float(top[g]) for (_, g), a in f.held.items()}
     return values
+
+
+def _stand_in(f: ScheduleFormulation, p: int, s: int, gpus: np.ndarray, watts: float) -> int | None:
+    """The binary of workload s's option in period p that runs fewest GPUs among those running
+    no more of any type than ``gpus`` (and, under a power cap, no more than ``watts``), or None."""
+    view = f.tables.periods[p]
+    power = view.limits.power_cap_w is not None
+    best: tuple[float, int] | None = None
+    for z, o in f.opts[p]:
+        if int(view.slot[o.picks[0][0]]) != s or bool(np.any(o.gpus > gpus)):
+            continue
+        if power and o.watts > watts * (1 + 1e-9):
+            continue
+        if best is None or o.gpus.sum() < best[0]:
+            best = (float(o.gpus.sum()), z)
+    return None if best is None else best[1]
+
+
+def _same_row(view: Candidates, c: Candidates, j: int) -> int | None:
+    """Row j of table c as a row of ``view`` (the same row when view is c at another demand;
+    else the row of the same workload and label), or None."""
+    if view.ev is c.ev:
+        return j
+    label, s = c.label(j), int(c.slot[j])
+    for i in np.flatnonzero(view.slot == s):
+        if view.label(int(i)) == label:
+            return int(i)
+    return None
 
 
 def decode(f: ScheduleFormulation, values: np.ndarray) -> tuple[list[list[tuple[int, int]]], np.ndarray, float]:
     """(row, replicas) per period, GPUs held per period and type, $ per cycle."""
     t = f.tables
-    picks = [[(j, int(round(values[y]))) for j, y in sorted(per.items()) if values[y] > 0.5] for per in f.y]
+    picks = [sorted([(j, int(round(values[y]))) for j, y in per.items() if values[y] > 0.5] +
+                    [x for z, o in f.opts[p] if values[z] > 0.5 for x in o.picks]) for p, per in enumerate(f.y)]
     held = np.zeros((t.count, len(t.peak.gpu_ids)))
     for g, b in f.committed.items():
         held[:, g] = round(values[b])
@@ -254,9 +356,9 @@ def decode(f: ScheduleFormulation, values: np.ndarray) -> tuple[list[list[tuple[
 
 def over_limit(f: ScheduleFormulation, picks: list[list[tuple[int, int]]]) -> set[tuple[int, int]]:
     """The (period, workload) pairs whose picks use more configurations than K."""
-    c = f.tables.peak
     out = set()
     for p, chosen in enumerate(picks):
+        c = f.tables.periods[p]
         for s in range(c.n_slots):
             if sum(1 for j, _ in chosen if c.slot[j] == s) > c.max_configs:
                 out.add((p, s))

@@ -15,7 +15,6 @@ import pytest
 
 from planner.backends.base import BACKENDS, get_backend
 from planner.candidates.schedule import period_tables
-from planner.candidates.table import build_candidates
 from planner.cli.root import main
 from planner.errors import InputError
 from planner.plan.schedule import schedule
@@ -34,6 +33,9 @@ CHAT = {"name": "chat", "model": "llama-3.1-8b", "input_tokens": 512, "output_to
 RENTED = {"usd_per_gpu_hour": {"h100-sxm": 2.5, "l40s": 0.9}}
 PRICES = {**RENTED, "owned_usd_per_gpu_hour": {"h100-sxm": 0.8}}
 OWNED = {"inventory": {"h100-sxm": 1}, "rent_outside_inventory": True}
+LOOSE = {"ttft_ms": {"p99": 6000}, "tpot_ms": 80}
+NIGHT = [{**DAY[0], "slo": LOOSE}, DAY[1], DAY[2]]                       # a looser SLO at night
+BATCH = [DAY[0], DAY[1], {**DAY[2], "slo": {"max_utilization": 0.9}}]      # a throughput-only period
 
 
 def _fleet(workloads=(CHAT,), limits=OWNED, **over) -> FleetSpec:
@@ -69,6 +71,11 @@ SMALL = {
     "at most $3.4/hour": _fleet(limits={"budget_usd_per_hour": 3.4}),
     "at most $3/hour (infeasible)": _fleet(limits={"budget_usd_per_hour": 3.0}),
     "a plan, a lag of two periods": _plan(schedule={"startup_periods": 2}),
+    "a looser SLO at night": _fleet(workloads=({**CHAT, "demand": {"requests_per_s": 60, "profile": NIGHT}},)),
+    "a throughput-only period, a start costs $1": _fleet(workloads=({**CHAT, "demand": {
+        "requests_per_s": 60, "profile": BATCH}},), schedule={"usd_per_gpu_started": 1.0}),
+    "three configurations (the replica model), a looser night": _fleet(workloads=({**CHAT, "demand": {
+        "requests_per_s": 60, "profile": NIGHT}},), max_configurations_per_workload=3),
 }
 
 
@@ -151,8 +158,8 @@ def test_the_table_is_built_once_and_only_demands_differ_between_periods():
     spec = _fleet()
     problem = resolve_fleet(spec)
     periods = resolve_periods(spec, problem)
-    from dataclasses import replace
-    t = period_tables(build_candidates(replace(problem, slots=periods.peak())), periods, problem.prices)
+    t = period_tables(problem, periods)
+    assert t.case == (0, 0, 0) and len(t.cases) == 1
     assert [float(v.demand[0]) for v in t.periods] == pytest.approx([0.25 * 60 * 128, 60 * 128, 0.5 * 60 * 128])
     for v in t.periods:
         assert v.ev is t.peak.ev and v.capacity is t.peak.capacity
@@ -363,3 +370,112 @@ def test_spot_spares_make_a_schedule_dearer_than_the_same_price_without_them():
     assert with_spare.status == without.status == "optimal"
     assert without.usd_per_cycle is not None and with_spare.usd_per_cycle is not None
     assert without.usd_per_cycle <= with_spare.usd_per_cycle + 1e-9
+
+
+def _with_profile(profile, **over) -> FleetSpec:
+    return _fleet(workloads=({**CHAT, "demand": {"requests_per_s": 60, "profile": profile}},), **over)
+
+
+def test_periods_that_all_state_the_workloads_slo_give_exactly_the_schedule_without_them():
+    """Metamorphic: a per-period SLO equal to the workload's changes nothing (one SLO case)."""
+    same = [{**p, "slo": CHAT["slo"]} for p in DAY]
+    for over in ({}, {"schedule": {"usd_per_gpu_started": 2.0, "startup_periods": 1}}):
+        a, b = schedule(_with_profile(DAY, **over), backend="highs"), schedule(_with_profile(same, **over),
+                                                                               backend="highs")
+        da, db = a.to_dict(), b.to_dict()
+        da["solve_seconds"] = db["solve_seconds"] = None
+        assert da == db
+
+
+def test_a_looser_night_slo_never_costs_more_and_each_period_says_its_targets():
+    strict = schedule(_with_profile(DAY), backend="highs")
+    loose = schedule(_with_profile(NIGHT), backend="highs")
+    assert strict.status == loose.status == "optimal"
+    assert loose.usd_per_cycle <= strict.usd_per_cycle + 1e-9
+    assert loose.per_period_optima.usd_per_hour[0] <= strict.per_period_optima.usd_per_hour[0] + 1e-9
+    assert loose.periods[0].slo["chat"] == {"ttft_ms": {"p99": 6000.0}, "tpot_ms": 80.0, "max_utilization": 0.8}
+    assert loose.periods[1].slo["chat"] == strict.periods[1].slo["chat"] == {
+        "ttft_ms": {"p99": 1500.0}, "tpot_ms": 40.0, "max_utilization": 0.8}
+    # the static fleet meets every period's targets: with a looser night, the day's
+    assert loose.static.usd_per_cycle == pytest.approx(strict.static.usd_per_cycle, rel=1e-9)
+    assert loose.model_size["slo_cases"] == 2 and strict.model_size["slo_cases"] == 1
+
+
+def test_the_table_per_slo_case_is_built_once_and_the_static_fleet_meets_every_periods_targets():
+    spec = _with_profile([{**DAY[0], "slo": LOOSE}, DAY[1], {**DAY[2], "slo": LOOSE}])
+    problem = resolve_fleet(spec)
+    periods = resolve_periods(spec, problem)
+    t = period_tables(problem, periods)
+    assert t.case == (0, 1, 0) and len(t.cases) == 2
+    assert t.periods[0].ev is t.periods[2].ev is t.cases[0].ev
+    night, day = t.periods[0].slots[0], t.periods[1].slots[0]
+    assert {(x.metric, x.statistic, x.seconds) for x in night.targets} == {("ttft", "p99", 6.0), ("tpot", "mean", 0.08)}
+    assert night.targets[0].path.startswith("workloads[0].demand.profile[0].slo")
+    strictest = {(x.metric, x.statistic, x.seconds) for x in t.peak.slots[0].targets}
+    assert strictest == {(x.metric, x.statistic, x.seconds) for x in day.targets}
+
+
+def test_the_strictest_slo_holds_every_periods_targets():
+    from planner.resolve.schedule import strictest_slo
+    from planner.schemas.slo import Slo
+    a = Slo.model_validate({"ttft_ms": {"p99": 900, "p50": 300}, "tpot_ms": 50, "max_utilization": 0.9})
+    b = Slo.model_validate({"ttft_ms": {"p99": 1200}, "itl_ms": 30, "tpot_ms": {"mean": 40}})
+    m = strictest_slo([a, b]).model_dump(exclude_none=True)
+    assert m == {"ttft_ms": {"p99": 900.0, "p50": 300.0}, "tpot_ms": {"mean": 40.0}, "itl_ms": {"mean": 30.0},
+                 "max_utilization": 0.8}
+
+
+@pytest.mark.parametrize("slo, path", [
+    ({"ttft_ms": -5}, "workloads[0].demand.profile[0].slo.ttft_ms"),
+    ({"ttft_ms": {"p42": 5}}, "workloads[0].demand.profile[0].slo.ttft_ms"),
+    ({"tbt_ms": 5}, "workloads[0].demand.profile[0].slo"),
+])
+def test_a_bad_period_slo_is_refused_where_the_file_says_it(tmp_path, capsys, slo, path):
+    f = tmp_path / "day.yaml"
+    f.write_text(json.dumps({"workloads": [{**CHAT, "demand": {"requests_per_s": 60, "profile": [
+        {**DAY[0], "slo": slo}, DAY[1]]}}], "search": SEARCH, "prices": PRICES}))
+    with pytest.raises(SystemExit) as e:
+        main(["schedule", str(f), "--json"])
+    assert e.value.code == 2
+    err = json.loads(capsys.readouterr().out)
+    assert err["file"] == str(f) and err["path"].startswith(path), err
+
+
+def test_the_table_says_each_periods_targets_where_they_differ(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "300")             # one line per period, wherever the tests run
+    f = tmp_path / "night.yaml"
+    f.write_text(json.dumps(_with_profile(NIGHT).model_dump(mode="json", exclude_defaults=True)))
+    with pytest.raises(SystemExit) as e:
+        main(["schedule", str(f), "--backend", "highs"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "TTFT p99 6000 ms" in out and "TTFT p99 1500 ms" in out
+
+
+def test_the_shipped_hourly_day_is_solved_and_proven_with_its_night_slo(tmp_path, capsys):
+    """24 one-hour periods on a shipped fleet (issue 25: a day of hourly periods at speed):
+    proven optimal, between the bounds, the night hours at their own SLO."""
+    with pytest.raises(SystemExit) as e:
+        main(["schedule", str(ROOT / "instances" / "schedule_day_hourly.yaml"), "--json", "--reproducible"])
+    assert e.value.code == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["status"] == "optimal" and len(d["periods"]) == 24 and d["model_size"]["slo_cases"] == 2
+    assert d["per_period_optima"]["usd_per_cycle"] <= d["usd_per_cycle"] <= d["static"]["usd_per_cycle"]
+    assert d["periods"][0]["slo"]["llama70b-chat"]["tpot_ms"] == 60.0
+    assert d["periods"][12]["slo"]["llama70b-chat"]["tpot_ms"] == 50.0
+    assert d["model_size"]["options"] > 0 and d["model_size"]["variables"] < 2000
+
+
+@pytest.mark.parametrize("name", ["no switching cost", "a start costs $5", "two workloads", "a looser SLO at night",
+                                  "a start-up lag of one period"])
+def test_the_options_and_the_replica_model_reach_the_same_optimum(name, monkeypatch):
+    """Metamorphic: with no pair enumerated (MAX_PAIRS below any count) every workload keeps the
+    replica model, integer replicas per row with K enforced lazily; same $ per cycle."""
+    import constraints.schedule_options as so
+    spec = SMALL[name]
+    enumerated = schedule(spec, backend="highs")
+    monkeypatch.setattr(so, "MAX_PAIRS", -1)
+    replicas = schedule(spec, backend="highs")
+    assert enumerated.model_size["options"] > 0 and replicas.model_size["options"] == 0
+    assert enumerated.status == replicas.status == "optimal"
+    assert enumerated.usd_per_cycle == pytest.approx(replicas.usd_per_cycle, rel=1e-9)

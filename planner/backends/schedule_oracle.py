@@ -1,6 +1,7 @@
 """The independent oracle of a schedule (docs/workloads.md, "Demand over time: schedules"),
 by enumeration and in its own terms: no constraint model, no code shared with
-constraints/schedule.py. Per period, every set of at most K rows per workload with every
+constraints/schedule.py. Per period, on that period's table (its SLO case's rows, each
+screened against the targets the period's slots state), every set of at most K rows per workload with every
 replica count up to what the period's demand needs of a row alone, kept when it covers the
 demand (a spot row's spares, read from its rule for the period's need, run beside it: its
 GPUs and watts count them); the workloads' options joined into the period's fleets (kept when they meet the
@@ -49,16 +50,15 @@ def solve_schedule(t: PeriodTables, deadline: float | None = None
 
 
 def _solve(t: PeriodTables, deadline: float | None) -> tuple[Status, list[list[tuple[int, int]]], np.ndarray, float]:
-    c = t.peak
-    ev, load = c.ev, c.load
-    assert load is not None
-    ok = ev.fits & (load.rate > 0)
-    for k, s in enumerate(c.slots):
-        for target in s.targets:
-            ok &= (c.slot != k) | (load.get(target.metric, target.statistic) <= target.seconds)
-    n_t = len(c.gpu_ids)
+    n_t = len(t.peak.gpu_ids)
     fleets: list[list[Fleet]] = []
-    for view in t.periods:
+    for c in t.periods:          # each period's table: its own SLO case's rows and capacities
+        view, ev, load = c, c.ev, c.load
+        assert load is not None
+        ok = ev.fits & (load.rate > 0)
+        for k, s in enumerate(c.slots):          # the period's targets, read from its slots
+            for target in s.targets:
+                ok &= (c.slot != k) | (load.get(target.metric, target.statistic) <= target.seconds)
         lo, hi = replica_bounds(view)
         spares = np.nan_to_num(oracle_spares(view))     # a spot deployment runs its spares too, every period it runs
         top = np.minimum(hi, np.where(np.isfinite(lo), lo, 0.0))
@@ -118,7 +118,7 @@ def _cheapest_holding(t: PeriodTables, serving: np.ndarray, deadline: float | No
                       ) -> tuple[float, np.ndarray] | None:
     """($ per cycle, GPUs held per period and type) of the cheapest holding that serves
     ``serving`` (periods x types) within the limits, or None."""
-    c, o = t.peak, t.options
+    c, o = t.peak, t.options             # the limits and GPU types every period's table shares
     periods, n_t = serving.shape
     lim = c.limits
     lag = min(o.startup_periods, periods - 1) if periods > 1 else 0

@@ -19,9 +19,11 @@ from planner.errors import InputError
 from planner.plan.schedule import Bound, ScheduleResult
 from planner.schemas.fleet import is_fleet, load_fleet_spec
 from planner.schemas.plan import load_plan_spec
+from planner.schemas.slo import Slo
 from planner.whatif.schedule_sweep import schedule_with_sweep
 from planner.yamlio import check_output, load_yaml
 
+DEFAULT_UTILIZATION = Slo().max_utilization
 EPILOG = ("Example: planner schedule instances/schedule_day.yaml\n\n"
           "Example: planner schedule instances/schedule_day.yaml --json --output schedule.json --plot schedule.png")
 
@@ -109,13 +111,17 @@ def render_schedule(r: ScheduleResult, name: str) -> str:
                          f"{r.per_period_optima.status}); the other periods have one")
         return to_text(*parts)
     t = Table(title=f"schedule over a cycle of {r.cycle_hours:g} hours", title_justify="left")
-    for col in ("period", "hours", "demand req/s", "deployments", "GPUs held", "started", "$/hour"):
-        t.add_column(col, justify="left" if col in ("deployments", "GPUs held", "demand req/s") else "right")
+    own = any(p.slo != r.periods[0].slo for p in r.periods)      # a period states its own targets
+    cols = ("period", "hours", "demand req/s", *(("SLO",) if own else ()), "deployments", "GPUs held", "started",
+            "$/hour")
+    for col in cols:
+        t.add_column(col, justify="left" if col in ("deployments", "GPUs held", "demand req/s", "SLO") else "right")
     for p in r.periods:
         deps = "; ".join(f"{d.workload}: {d.replicas} x {d.gpu} TP{d.tp}" + (f" PP{d.pp}" if d.pp > 1 else "") +
                          f" {d.quantization}/{d.kv_dtype} b{d.batch}" for d in p.deployments)
+        slo = ("; ".join(f"{w}: {_targets(x)}" for w, x in p.slo.items()),) if own else ()
         t.add_row(str(p.period), f"{p.hours:g}", ", ".join(f"{w} {v:.3g}" for w, v in p.requests_per_s.items()),
-                  deps, ", ".join(f"{n} {g}" for g, n in p.gpus_held.items()), str(p.gpus_started),
+                  *slo, deps, ", ".join(f"{n} {g}" for g, n in p.gpus_held.items()), str(p.gpus_started),
                   money(p.usd_per_hour))
     parts.append(t)
     a = Table(title="autoscaler bounds (replicas over the cycle)", title_justify="left")
@@ -143,6 +149,19 @@ def render_schedule(r: ScheduleResult, name: str) -> str:
                       _num(point.gpu_hours_held_per_day), point.status)
         parts.append(w)
     return to_text(*parts)
+
+
+def _targets(slo: dict[str, Any]) -> str:
+    """A period's targets as a person reads them: "TTFT p99 1500 ms, TPOT mean 40 ms"."""
+    parts = []
+    for key, name in (("ttft_ms", "TTFT"), ("tpot_ms", "TPOT"), ("itl_ms", "ITL"), ("e2e_latency_ms", "E2E")):
+        v = slo.get(key)
+        for stat, ms in ({"mean": v} if isinstance(v, (int, float)) else v or {}).items():
+            parts.append(f"{name} {stat} {ms:g} ms")
+    parts = parts or ["throughput only"]
+    if slo.get("max_utilization", DEFAULT_UTILIZATION) != DEFAULT_UTILIZATION:
+        parts.append(f"utilisation <= {slo['max_utilization']:g}")
+    return ", ".join(parts)
 
 
 def _num(x: float | None) -> str:

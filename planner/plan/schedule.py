@@ -16,7 +16,7 @@ import numpy as np
 
 from planner.backends.base import HAS_SOLUTION, Status
 from planner.candidates.schedule import PeriodTables, period_tables
-from planner.candidates.table import Candidates, build_candidates
+from planner.candidates.table import Candidates
 from planner.plan.describe import spare_count
 from planner.plan.solve import solve_phases, solve_schedule
 from planner.resolve.problem import Problem, resolve, resolve_fleet
@@ -56,6 +56,7 @@ class PeriodPlan:
     gpus_held: dict[str, int]                 # per GPU type: committed all cycle, burst in this period
     usd_per_hour: float                       # what the GPUs held cost per hour in this period
     gpus_started: int = 0                     # burst GPUs started at the period's start
+    slo: dict[str, dict[str, Any]] = field(default_factory=dict)   # per workload: the targets it meets here
 
 
 @dataclass
@@ -134,8 +135,7 @@ def prepare(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, backend:
     problem = resolve_fleet(spec, doc, calibration) if isinstance(spec, FleetSpec) else resolve(spec, doc,
                                                                                                 calibration)
     periods = resolve_periods(spec, problem)
-    cands = build_candidates(replace(problem, slots=periods.peak()))
-    t = period_tables(cands, periods, problem.prices)
+    t = period_tables(problem, periods)
     static, static_picks = _static(problem, periods, t, backend, time_limit / 2.0)
     lower = _optima(problem, periods, t, backend, time_limit / 2.0)
     return Prepared(problem, periods, t, static, static_picks, lower)
@@ -173,7 +173,9 @@ def solve_prepared(p: Prepared, *, backend: str = "milp", time_limit: float = 60
     usd = float(cost) if ok and cost is not None else None
     return ScheduleResult(
         status=status.value, backend=backend,
-        model="closed form: each replica at its capacity at SLO (docs/load.md), the same table in every period",
+        model="closed form: each replica at its capacity at SLO (docs/load.md), " +
+              ("the same table in every period" if len(t.cases) <= 1 else
+               f"one table per SLO case ({len(t.cases)}), each period at its own targets"),
         cycle_hours=cycle, usd_per_cycle=usd, usd_per_day=None if usd is None else usd * HOURS_PER_DAY / cycle,
         committed=committed, periods=plans, static=static, per_period_optima=p.lower,
         autoscaler=autoscale(t, picks) if ok else [],
@@ -195,8 +197,9 @@ def _deployments(c: Candidates, picks: Picks) -> list[Deployment]:
 def _static(problem: Problem, periods: Periods, t: PeriodTables, backend: str, seconds: float
             ) -> tuple[Bound, Picks]:
     """The cheapest static fleet that serves every workload's busiest period (the fleet a
-    plan at the peak gives), priced over the whole cycle."""
-    s = solve_phases(replace(problem, slots=periods.peak()), t.peak, backend=backend, time_limit=seconds,
+    plan at the peak gives), priced over the whole cycle; where periods state their own SLOs,
+    under every period's targets (so it serves each period within its own)."""
+    s = solve_phases(replace(problem, slots=t.peak.slots), t.peak, backend=backend, time_limit=seconds,
                      phases=("cost_per_hour",), tie_break=True)
     if s.status not in HAS_SOLUTION or "cost_per_hour" not in s.values:
         return Bound(s.status.value, None, False), []
@@ -226,7 +229,7 @@ def _optima(problem: Problem, periods: Periods, t: PeriodTables, backend: str, s
 
 def _period(t: PeriodTables, periods: Periods, p: int, picks: Picks, held: np.ndarray,
             before: np.ndarray) -> PeriodPlan:
-    c = t.peak
+    c = t.periods[p]
     serving = np.zeros(len(c.gpu_ids))
     for j, r in picks:
         serving[c.configs.gpu[j]] += c.ev.gpus[j] * r
@@ -238,17 +241,20 @@ def _period(t: PeriodTables, periods: Periods, p: int, picks: Picks, held: np.nd
         deployments=_deployments(t.periods[p], picks),
         gpus_serving={gid: int(serving[g]) for g, gid in enumerate(c.gpu_ids) if serving[g] > 0},
         gpus_held={gid: int(held[g]) for g, gid in enumerate(c.gpu_ids) if held[g] > 0},
-        usd_per_hour=float((np.nan_to_num(t.usd_per_gpu_hour) * held).sum()), gpus_started=started)
+        usd_per_hour=float((np.nan_to_num(t.usd_per_gpu_hour) * held).sum()), gpus_started=started,
+        slo={s.name: s.slo.model_dump(mode="json", exclude_none=True) for s in periods.slots[p]})
 
 
 def autoscale(t: PeriodTables, picks: list[Picks]) -> list[Autoscale]:
-    """Per deployment (workload and row), the fewest and most replicas it runs over the
-    periods (0 where a period does not run it)."""
-    c = t.peak
-    rows = sorted({j for per in picks for j, _ in per})
-    out = []
-    for j in rows:
-        counts = [dict(per).get(j, 0) for per in picks]
-        label = c.label(j).split("gpu=", 1)[1]
-        out.append(Autoscale(c.slot_names[int(c.slot[j])], "gpu=" + label, min(counts), max(counts)))
-    return out
+    """Per deployment (workload and configuration with its batch: rows of the periods' tables
+    alike), the fewest and most replicas it runs over the periods (0 where a period does not
+    run it), in the order of their rows."""
+    counts: dict[tuple[str, str], list[int]] = {}
+    first: dict[tuple[str, str], int] = {}
+    for p, per in enumerate(picks):
+        c = t.periods[p]
+        for j, r in per:
+            key = (c.slot_names[int(c.slot[j])], "gpu=" + c.label(j).split("gpu=", 1)[1])
+            counts.setdefault(key, [0] * len(picks))[p] += r
+            first[key] = min(first.get(key, j), j)
+    return [Autoscale(w, d, min(n), max(n)) for (w, d), n in sorted(counts.items(), key=lambda x: (first[x[0]], x[0]))]

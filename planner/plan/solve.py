@@ -427,7 +427,11 @@ def solve_schedule(t: PeriodTables, *, backend: str, time_limit: float, start: P
     rounds = 0
     while True:       # configuration limits enforced lazily: only where an optimum breaks them
         f = constraints.schedule.build(t, limited, keep=tuple(j for j, _ in start or []))
-        f.hint = constraints.schedule.assignment(f, start or [])
+        static = constraints.schedule.assignment(f, start or [])
+        # the static fleet is the solver's start only where integer replicas are decided: on the
+        # enumerated options (a few hundred binaries) HiGHS 1.16 took that start for proven optimal
+        # (tests/test_schedule.py, "no switching cost"), and no backend needs it there
+        f.hint = None if f.enumerated else static
         sol = solver.solve(f, max(deadline - time.perf_counter(), 1e-3))
         rounds += 1
         if sol.status not in HAS_SOLUTION or sol.values is None:
@@ -439,10 +443,10 @@ def solve_schedule(t: PeriodTables, *, backend: str, time_limit: float, start: P
         limited = frozenset(every if sol.status != Status.OPTIMAL else limited | over)
     f.size["configuration_limit_rounds"] = rounds
     fallback = None
-    if f.hint is not None and sol.status != Status.OPTIMAL:
+    if static is not None and sol.status != Status.OPTIMAL:
         # the static fleet is a schedule: it stands in when the solver stops without a better one
         values = np.zeros(len(f.model.vars))
-        for i, v in f.hint.items():
+        for i, v in static.items():
             values[i] = v
         fallback = constraints.schedule.decode(f, values)
     if sol.status not in HAS_SOLUTION or sol.values is None:

@@ -1,7 +1,8 @@
 """A demand profile resolved (docs/workloads.md, "Demand over time: schedules"): the periods
 every workload shares, each workload's demand in each period (in the unit of its stated
-demand: output tokens/s of an open loop), and which GPU types are committed (held and paid
-in every period) and which are burst (held, and paid, in the periods they run)."""
+demand: output tokens/s of an open loop) and its latency targets there (its own slo, or
+the period's), and which GPU types are committed (held and paid in every period) and which
+are burst (held, and paid, in the periods they run)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ import numpy as np
 
 from planner.errors import InputError
 from planner.resolve.problem import Problem, Slot
-from planner.resolve.workload import DemandSpec, trace_figures
+from planner.resolve.workload import DemandSpec, targets, trace_figures
 from planner.schemas.fleet import FleetSpec
 from planner.schemas.plan import MAX_DEMAND_TOKENS_PER_S, Demand, PlanSpec
 from planner.schemas.schedule import Period, ScheduleOptions, TraceShape
+from planner.schemas.slo import STATISTICS, Percentiles, Slo
 
 HOURS_TOLERANCE = 1e-9
 """Two workloads' periods are the same when their hours agree within this (relative)."""
@@ -43,10 +45,54 @@ class Periods:
         """(periods, slots): each slot's demand per period, in its capacity's unit."""
         return np.array([[s.demand.value if s.demand is not None else np.nan for s in slots] for slots in self.slots])
 
-    def peak(self) -> tuple[Slot, ...]:
-        """The slots at their own busiest period's demand: what a static fleet is sized for."""
-        top = np.argmax(np.nan_to_num(self.demand(), nan=0.0), axis=0)
-        return tuple(self.slots[int(top[s])][s] for s in range(len(self.slots[0])))
+    def peak(self, members: tuple[int, ...] | None = None) -> tuple[Slot, ...]:
+        """The slots at their own busiest period's demand (of ``members``, default every
+        period): what a static fleet is sized for."""
+        rows = list(range(self.count)) if members is None else list(members)
+        top = np.argmax(np.nan_to_num(self.demand()[rows], nan=0.0), axis=0)
+        return tuple(self.slots[rows[int(top[s])]][s] for s in range(len(self.slots[0])))
+
+    def cases(self) -> tuple[int, ...]:
+        """Per period, its SLO case: periods whose workloads all have the same latency targets
+        share one (numbered in order of first appearance); one case when no period states its own."""
+        keys = [tuple(s.slo for s in slots) for slots in self.slots]
+        first: list[tuple[Slo, ...]] = []
+        for k in keys:
+            if k not in first:
+                first.append(k)
+        return tuple(first.index(k) for k in keys)
+
+    def strictest(self) -> tuple[Slot, ...]:
+        """Each slot at its busiest demand under every target any period states for it (per
+        metric and statistic the smallest, the smallest utilisation ceiling): a fleet meeting
+        these meets each period's targets at each period's demand (docs/workloads.md)."""
+        out = []
+        for s, slot in enumerate(self.peak()):
+            slos: list[Slo] = []
+            for slots in self.slots:
+                slos += [] if slots[s].slo in slos else [slots[s].slo]
+            if len(slos) == 1:
+                out.append(slot)
+                continue
+            merged = strictest_slo(slos)
+            out.append(replace(slot, slo=merged, targets=targets(merged, f"{slot.path}.demand.profile[*].slo")))
+        return tuple(out)
+
+
+def strictest_slo(slos: list[Slo]) -> Slo:
+    """One SLO holding every target of ``slos``: per metric and statistic the smallest."""
+    fields: dict[str, object] = {"max_utilization": min(x.max_utilization for x in slos)}
+    for key in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_latency_ms"):
+        stats: dict[str, float] = {}
+        for x in slos:
+            v = getattr(x, key)
+            for stat, ms in ({"mean": v} if isinstance(v, (int, float)) else
+                             {} if v is None else {k: getattr(v, k) for k in STATISTICS}).items():
+                if ms is not None:
+                    stats[stat] = min(stats.get(stat, float(ms)), float(ms))
+        if stats:
+            fields[key] = Percentiles(**stats)
+    return Slo.model_validate(fields)
 
 
 def scaled(d: DemandSpec, factor: float) -> DemandSpec:
@@ -66,7 +112,7 @@ def resolve_periods(spec: PlanSpec | FleetSpec, problem: Problem) -> Periods:
         given = [(w.demand, f"workloads[{i}]", w) for i, w in enumerate(spec.workloads)]
     else:
         given = [(spec.workload.demand, "workload", spec.workload)]
-    factors: list[tuple[tuple[float, ...], np.ndarray] | None] = []
+    factors: list[tuple[tuple[float, ...], np.ndarray, tuple[Slo | None, ...]] | None] = []
     for (d, path, w), slot in zip(given, problem.slots):
         if d is None or d.profile is None:
             factors.append(None)
@@ -79,7 +125,7 @@ def resolve_periods(spec: PlanSpec | FleetSpec, problem: Problem) -> Periods:
         raise InputError("no demand profile: a schedule needs the rate over time", path=f"{first}.demand.profile",
                          accepted="demand: {requests_per_s: R, profile: [{hours: H, multiplier: M}, ...]}", **where)
     hours = named[0][1][0]
-    for path, (h, _) in named[1:]:
+    for path, (h, _, _) in named[1:]:
         if len(h) != len(hours) or not np.allclose(h, hours, rtol=HOURS_TOLERANCE, atol=0.0):
             raise InputError(f"its periods differ from {named[0][0]}.demand.profile's", path=f"{path}.demand.profile",
                              value=list(h), accepted=f"the same hours per period: {list(hours)}", **where)
@@ -92,23 +138,33 @@ def resolve_periods(spec: PlanSpec | FleetSpec, problem: Problem) -> Periods:
     per_period = []
     for p in range(len(hours)):
         per_period.append(tuple(slot if f is None or slot.demand is None else
-                                replace(slot, demand=scaled(slot.demand, float(f[1][p])))
-                                for slot, f in zip(problem.slots, factors)))
+                                _in_period(slot, scaled(slot.demand, float(f[1][p])), f[2][p], path, p)
+                                for (_, path, _), slot, f in zip(given, problem.slots, factors)))
     return Periods(hours=tuple(float(h) for h in hours), slots=tuple(per_period),
                    committed=_committed(spec.schedule, problem, where), options=spec.schedule,
                    profiled=tuple(s.name for s, f in zip(problem.slots, factors) if f is not None))
 
 
-def _factors(d: Demand, slot: Slot, w: Any, path: str, where: dict[str, Any]) -> tuple[tuple[float, ...], np.ndarray]:
-    """(hours, rate / the stated rate) per period of one workload's profile."""
+def _in_period(slot: Slot, demand: DemandSpec, slo: Slo | None, path: str, p: int) -> Slot:
+    """A workload's slot in period p: its demand there and, where the period states its own
+    SLO (other than the workload's), the period's targets."""
+    if slo is None or slo == slot.slo:
+        return replace(slot, demand=demand)
+    return replace(slot, demand=demand, slo=slo, targets=targets(slo, f"{path}.demand.profile[{p}].slo"))
+
+
+def _factors(d: Demand, slot: Slot, w: Any, path: str, where: dict[str, Any]
+             ) -> tuple[tuple[float, ...], np.ndarray, tuple[Slo | None, ...]]:
+    """(hours, rate / the stated rate, its own SLO or None) per period of one workload's profile."""
     assert slot.demand is not None and d.profile is not None
     base = slot.demand
     if isinstance(d.profile, TraceShape):
-        return _trace_shape(d.profile, w, path, where)
+        hours, factors = _trace_shape(d.profile, w, path, where)
+        return hours, factors, (None,) * len(hours)
     out = []
     for p in d.profile:
         out.append(_factor(p, base, slot))
-    return tuple(p.hours for p in d.profile), np.array(out)
+    return tuple(p.hours for p in d.profile), np.array(out), tuple(p.slo for p in d.profile)
 
 
 def _factor(p: Period, base: DemandSpec, slot: Slot) -> float:

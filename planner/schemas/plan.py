@@ -10,6 +10,10 @@ from planner.catalog.schema import NotBool
 from planner.errors import InputError
 from planner.schemas.common import CatalogExtras, Distinct, ModelRef, Offer, Price, Strict, Tco, TraceFields
 from planner.schemas.schedule import Profile, ScheduleOptions
+from planner.schemas.slo import STATISTICS as STATISTICS  # re-exported: the SLO schema lives in planner/schemas/slo.py
+from planner.schemas.slo import LatencyTarget as LatencyTarget
+from planner.schemas.slo import Percentiles as Percentiles
+from planner.schemas.slo import Slo
 from planner.yamlio import Document, load_yaml
 
 SCHEMA_VERSION = 1
@@ -17,7 +21,6 @@ Tokens = Annotated[int, Field(ge=1, le=10_000_000), NotBool]
 Degree = Annotated[int, Field(ge=1, le=1024), NotBool]
 Objective = Literal["cost_per_million_tokens", "cost_per_hour", "tpot", "ttft", "throughput", "gpus"]
 # Every number bounded to a physical range (the range is part of the error; planner/schemas/common.bounded)
-Ms = Annotated[float, Field(gt=0, le=1e7, allow_inf_nan=False), NotBool]   # <= 2.8 hours: beyond is "no limit"
 TokensPerS = Annotated[float, Field(gt=0, le=1e9, allow_inf_nan=False), NotBool]   # a billion output tokens/s
 Usd = Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False), NotBool]   # $/hour
 Rps = Annotated[float, Field(gt=0, le=1e7, allow_inf_nan=False), NotBool]
@@ -27,8 +30,6 @@ MAX_DEMAND_TOKENS_PER_S = 1e9
 MAX_CANDIDATES = 2_000_000
 """Largest search space (configurations x batch levels) accepted; a bigger one is refused."""
 
-
-STATISTICS = ("mean", "p50", "p90", "p95", "p99")
 
 
 class Arrival(Strict):
@@ -57,8 +58,8 @@ class Demand(Strict):
     arrival: Arrival = Arrival()
     profile: Profile | None = Field(
         None, description="the rate over time, for `planner schedule`: periods [{hours, requests_per_s | "
-        "output_tokens_per_s | multiplier}, ...], or {periods, hours}: the workload trace's shape with its busiest "
-        "period at the stated rate (docs/workloads.md)")
+        "output_tokens_per_s | multiplier, optionally slo}, ...], or {periods, hours}: the workload trace's shape "
+        "with its busiest period at the stated rate (docs/workloads.md)")
 
     @model_validator(mode="after")
     def _one(self) -> Demand:
@@ -132,37 +133,6 @@ def _largest(x: LengthDistribution) -> int:
     if x.histogram is not None:
         return max(t for t, _ in x.histogram)
     return max(v for v in (x.mean, x.p50, x.p90, x.p99) if v is not None)
-
-
-class Percentiles(Strict):
-    """A latency target as one or more statistics under load, e.g. {p99: 1000} (ms)."""
-
-    mean: Ms | None = None
-    p50: Ms | None = None
-    p90: Ms | None = None
-    p95: Ms | None = None
-    p99: Ms | None = None
-
-    @model_validator(mode="after")
-    def _some(self) -> Percentiles:
-        if all(getattr(self, k) is None for k in STATISTICS):
-            raise ValueError("give at least one of mean, p50, p90, p95, p99")
-        return self
-
-
-LatencyTarget = Ms | Percentiles
-"""A bare number is the mean under load (docs/instances.md); a mapping names statistics."""
-
-
-class Slo(Strict):
-    ttft_ms: LatencyTarget | None = Field(None, description="time to first token under load (bare number: mean)")
-    tpot_ms: LatencyTarget | None = Field(
-        None, description="time per output token over a request's life, under load (bare number: mean)")
-    itl_ms: LatencyTarget | None = Field(None, description="inter-token latency, per token (bare number: mean)")
-    e2e_latency_ms: LatencyTarget | None = Field(None, description="TTFT + TPOT x (output tokens - 1), under load")
-    max_utilization: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False), NotBool] = Field(
-        0.8, description="plan each replica at most at this share of its saturation rate (queues grow without "
-        "bound as it nears 1)")
 
 
 class Search(Strict):

@@ -1,5 +1,6 @@
 """Demand over time (docs/workloads.md, "Demand over time: schedules"): a workload's demand
-profile, periods of stated hours each at a rate, and the schedule's switching options.
+profile, periods of stated hours each at a rate (and, optionally, its own SLO), and the
+schedule's switching options.
 `planner schedule FILE` reads them; `planner plan` and `planner fleet` plan the demand's
 stated rate and ignore the profile."""
 
@@ -11,6 +12,7 @@ from pydantic import Field, TypeAdapter, ValidatorFunctionWrapHandler, WrapValid
 
 from planner.catalog.schema import NotBool
 from planner.schemas.common import Distinct, Price, Strict
+from planner.schemas.slo import Slo
 
 MAX_PERIODS = 168
 """Periods of one profile at most: a week of hours."""
@@ -19,13 +21,16 @@ Hours = Annotated[float, Field(gt=0, le=8760, allow_inf_nan=False), NotBool]
 
 class Period(Strict):
     """One period of a demand profile: its length and its rate, as requests/s, output
-    tokens/s, or a multiplier of the demand's stated rate."""
+    tokens/s, or a multiplier of the demand's stated rate; optionally its own latency
+    targets (a looser TTFT at night, none in a batch period)."""
 
     hours: Hours = Field(description="the period's length in hours")
     requests_per_s: Annotated[float, Field(gt=0, le=1e7, allow_inf_nan=False), NotBool] | None = None
     output_tokens_per_s: Annotated[float, Field(gt=0, le=1e9, allow_inf_nan=False), NotBool] | None = None
     multiplier: Annotated[float, Field(gt=0, le=1e3, allow_inf_nan=False), NotBool] | None = Field(
         None, description="the demand's stated rate times this")
+    slo: Slo | None = Field(None, description="this period's latency targets, in place of the workload's (default: "
+                            "the workload's slo); {} for throughput only")
 
     @model_validator(mode="after")
     def _one(self) -> Period:
