@@ -115,6 +115,16 @@ class Workload:
         return Workload(*(take_rows(getattr(self, f.name), index, n) for f in fields(self)))
 
 
+def attention_length(S, P, isl_cv2=0.0):
+    """Sections 1b and 3: attention units per computed prompt token of a chunk, S (1 + CV^2)
+    + 2 P. A prompt's chunks sum to S^2 + 2 S P units, so over a mix of prompts the tokens in
+    the steps carry E[S^2] / E[S] = S (1 + CV^2) on average (a token is more often one of a
+    long prompt): attention grows with the square of the length, and the mean prompt alone
+    undercounts it by 1 + CV^2 (docs/load.md section 3, 'uneven prompts'). Fixed lengths
+    (CV^2 0): S + 2 P, the same floating-point number as before."""
+    return S * (1.0 + isl_cv2) + 2.0 * P
+
+
 def prompt_split(wl: Workload, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Section 1b: (computed, cached) prompt tokens per request for ``n`` configurations. The
     load model's S is the computed part; the context a sequence holds is S + P."""
@@ -213,7 +223,7 @@ def per_token_sd(o: Assumptions, sd_step, tau, O):
                    + tau * tau * tokens_per_step_variance(o) / (E ** 3 * np.maximum(O - 1.0, 1.0)))
 
 
-def _saturation(phys: StepPhysics, eng: Engine, S, O, P=0.0):
+def _saturation(phys: StepPhysics, eng: Engine, S, O, P=0.0, cv2=0.0):
     """Section 3: the rate at which every step is full: n decode + c prompt tokens = budget,
     in the ratio (O-1) : S, n capped by max sequences.
 
@@ -225,17 +235,17 @@ def _saturation(phys: StepPhysics, eng: Engine, S, O, P=0.0):
         n = np.minimum(T * steps / (S + float(query_tokens(phys.o)) * steps), cap)
         n = np.maximum(n, 1e-9)
         c = n * S / steps
-        tau = step_time(phys, n, n * (S + P + O / 2.0), c, c * (S + 2.0 * P), c / S)
+        tau = step_time(phys, n, n * (S + P + O / 2.0), c, c * attention_length(S, P, cv2), c / S)
         return phys.lanes * n / (steps * tau), tau
     # a full step: n decode + c prompt tokens = T (prefill first: c = T alone, decoders apart)
     n = np.minimum(T * (O - 1.0) / (S + (O - 1.0) * (_budget_share(phys) > 0)), cap)
     n = np.maximum(n, 1e-9)
     c = n * S / np.maximum(O - 1.0, 1e-9)
-    tau = carrying_step(phys, n, n * (S + P + O / 2.0), c, c * (S + 2.0 * P), c / S)
+    tau = carrying_step(phys, n, n * (S + P + O / 2.0), c, c * attention_length(S, P, cv2), c / S)
     return phys.lanes * n / (np.maximum(O - 1.0, 1e-9) * tau), tau
 
 
-def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None, P=0.0):
+def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None, P=0.0, cv2=0.0):
     """Section 3: the mean step by the fluid fixed point tau = F(tau) (a bracketing root
     finder, ``fixed_point``; ``tau_sat``: the saturated step, if the caller has it)."""
     lam = rate / phys.lanes
@@ -244,8 +254,9 @@ def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None, P=0.0):
     qd = _budget_share(phys)              # budget tokens per decode sequence in a carrying step
 
     P = np.broadcast_to(np.asarray(P, dtype=float), np.shape(lam))
+    cv2 = np.broadcast_to(np.asarray(cv2, dtype=float), np.shape(lam))
 
-    def parts(tau, ph=phys, lam=lam, S=S, O=O, T=T, P=P):
+    def parts(tau, ph=phys, lam=lam, S=S, O=O, T=T, P=P, cv2=cv2):
         n = lam * ((O - 1.0) / E) * tau            # Little: (O-1)/E decode steps per request
         Ta = np.maximum(T - n * qd, 1.0)
         c1 = S / np.ceil(S / Ta)
@@ -253,7 +264,7 @@ def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None, P=0.0):
         c = _chunk(c1, Ta, u)
         q = u / c
         t0 = step_time(ph, n, n * (S + P + O / 2.0), 0.0, 0.0, 0.0)
-        t1 = carrying_step(ph, n, n * (S + P + O / 2.0), c, c * (S + 2.0 * P), c / S, decode=t0)
+        t1 = carrying_step(ph, n, n * (S + P + O / 2.0), c, c * attention_length(S, P, cv2), c / S, decode=t0)
         return n, Ta, c1, c, q, t0, t1
 
     def mean_step(q, t0, t1):
@@ -265,7 +276,7 @@ def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None, P=0.0):
 
     def restrict(idx):
         """F of the configurations ``idx`` only."""
-        ph, sub = phys.take(idx), (lam[idx], np.asarray(S)[idx], np.asarray(O)[idx], T[idx], P[idx])
+        ph, sub = phys.take(idx), (lam[idx], np.asarray(S)[idx], np.asarray(O)[idx], T[idx], P[idx], cv2[idx])
 
         def F_idx(tau):
             _, _, _, _, q, t0, t1 = parts(tau, ph, *sub)
@@ -273,7 +284,7 @@ def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None, P=0.0):
         return F_idx
 
     if tau_sat is None:
-        _, tau_sat = _saturation(phys, eng, S, O, P)
+        _, tau_sat = _saturation(phys, eng, S, O, P, cv2)
     if "idle_step" not in phys._w:      # rate-independent: once per configuration set
         phys._w["idle_step"] = step_time(phys, 0.0, 0.0, 0.0, 0.0, 0.0)
     lo = phys._w["idle_step"] * 0.5
@@ -311,7 +322,7 @@ def load_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate=None, client
             lam = np.broadcast_to(np.asarray(rate, dtype=float), (n_cfg,))
             return _open(phys, eng, wl, lam, S, O, closed=None, quantiles=quantiles, needed=report)
         N = np.broadcast_to(np.asarray(clients, dtype=float), (n_cfg,))
-        sat, _ = _saturation(phys, eng, S, O, P)
+        sat, _ = _saturation(phys, eng, S, O, P, wl.isl_cv2)
         # Largest rate a lane can carry with N clients: N / (their minimum residence).
         lo = np.zeros(n_cfg) + 1e-12 * sat
         hi = sat * (1.0 - 1e-9)
@@ -450,8 +461,8 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
     if closed is not None:
         ca2 = np.ones_like(lam)   # finite-source arrivals taken as Poisson (section 5)
     P = np.broadcast_to(np.asarray(wl.cached, dtype=float), lam.shape)   # section 1b: S is computed, S + P held
-    sat, tau_sat = _saturation(phys, eng, S, O, P) if saturation is None else saturation
-    st = _steady(phys, eng, lam, S, O, tau_sat, P)
+    sat, tau_sat = _saturation(phys, eng, S, O, P, cs2_isl) if saturation is None else saturation
+    st = _steady(phys, eng, lam, S, O, tau_sat, P, cs2_isl)
     tau, n, c, q, t0, t1, Ta, c1 = st["tau"], st["n"], st["c"], st["q"], st["t0"], st["t1"], st["Ta"], st["c1"]
     lam_l = lam / G
     # Section 4: TTFT = residual of the step in progress + backlog beyond one chunk + own steps.
@@ -475,7 +486,7 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
     # Ta tokens, mixed to give the mean chunk c)
     c2 = np.minimum(Ta, c1 + S)
     pi = np.clip((c - c1) / np.maximum(c2 - c1, 1e-9), 0.0, 1.0)
-    A = S + 2.0 * P                  # attention units per computed prompt token (section 1b)
+    A = attention_length(S, P, cs2_isl)      # attention units per computed prompt token (sections 1b, 3)
     t_one = carrying_step(phys, n, n * (S + P + O / 2.0), c1, c1 * A, c1 / S, decode=t0)
     t_two = carrying_step(phys, n, n * (S + P + O / 2.0), c2, c2 * A, c2 / S, decode=t0)
     t_full = prompt_step(phys, n_seen, ctx_n, Ta, Ta * A, Ta / S)
@@ -635,7 +646,7 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
         return r, vals / limits[:, None]
 
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        sat_raw, tau_sat = _saturation(phys, eng, S, O, P)
+        sat_raw, tau_sat = _saturation(phys, eng, S, O, P, wl.isl_cv2)
         sat = np.where(np.isfinite(sat_raw) & (sat_raw > 0), sat_raw, 0.0)
         ceiling = np.full(n_cfg, np.inf) if max_utilization is None else max_utilization * sat
         lo = np.maximum(sat * 1e-4, 1e-300)
