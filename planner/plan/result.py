@@ -368,6 +368,28 @@ class Tightening:
 
 
 @dataclass
+class Parting:
+    """Where rank 1's simulation and the closed forms still part once the verification stops
+    short of holding, and why (planner/whatif/verify.py ``partings``): a target missed in
+    the simulator, the closed form's figure beside it, and the same configuration simulated
+    at the same load under the closed form's own assumptions (its arrival process, lengths
+    sampled from the distributions) to tell the cause: ``trace`` (that run meets the target:
+    the trace's own arrivals and order of lengths, which the stationary load model does not
+    see) or ``load_model`` (it misses too: the closed form's figure is optimistic at this load,
+    docs/load.md section 9)."""
+
+    workload: str
+    configuration: str
+    target: str                 # the YAML path of the target missed
+    statistic: str
+    target_ms: float
+    simulated_ms: float         # the plan's simulation (the trace replayed, where the demand is a trace's)
+    closed_form_ms: float | None
+    assumptions_ms: float | None  # simulated under the closed form's arrival process and sampled lengths
+    cause: str                  # trace | load_model
+
+
+@dataclass
 class Verification:
     """The simulator in the verdict (docs/load.md section 9): rank 1's aggregated deployments
     simulated; each that missed a target had its capacity lowered and the instance was
@@ -377,6 +399,7 @@ class Verification:
     rounds: int                 # simulations of rank 1 (1: the first answer held)
     tightened: list[Tightening] = field(default_factory=list)
     stopped: str | None = None  # why it ended before holding: rounds | time_limit | error
+    parted: list[Parting] = field(default_factory=list)   # missed: where the two models part, and why
 
 
 @dataclass

@@ -16,6 +16,7 @@ from planner.plan.result import (
     Marginal,
     ModeVerdict,
     Move,
+    Parting,
     Phase,
     Plan,
     Relaxation,
@@ -245,8 +246,38 @@ def verification(v: Verification) -> list[str]:
         why = {"rounds": f"after {v.rounds} rounds", "time_limit": "when the time limit ran out",
                "no_answer": "and no configuration is left that holds them"}.get(v.stopped or "", "")
         return ([f"simulation: plan #1 still MISSES a target in the simulator {why}: treat its latency figures as "
-                 "optimistic"] + lowered)
+                 "optimistic"] + lowered + [parting(x) for x in v.parted])
     return [f"simulation: plan #1 was not checked ({v.stopped})"]
+
+
+def unverified(v: Verification | None) -> str:
+    """What the status of a plan leaves out when the simulator did not confirm plan #1: '' when
+    it holds (or nothing was simulated)."""
+    if v is None or v.status == "holds":
+        return ""
+    if v.status == "missed":
+        return ("; NOT verified: plan #1 misses a target in the simulator, so its proof of optimality is over "
+                "latency figures the simulation does not bear out (see 'simulation' and verification.parted)")
+    return f"; not verified: plan #1 was not checked in the simulator ({v.stopped})"
+
+
+CAUSES = {
+    "trace": ("the trace's own arrivals and order of lengths: simulated with the closed form's arrival process and "
+              "lengths sampled from the trace's distributions, it meets the target; the load model is stationary "
+              "and does not see the trace's bursts and runs of long prompts"),
+    "load_model": ("the load model: simulated under the closed form's own assumptions it misses too, so the closed "
+                   "form's figure is optimistic at this load (docs/load.md section 9)"),
+}
+"""The cause a ``Parting`` names, in words (planner/whatif/verify.py ``partings``)."""
+
+
+def parting(x: Parting) -> str:
+    """Where rank 1's simulation and the closed form part, by how much, and why."""
+    cf = "" if x.closed_form_ms is None else \
+        f" against the closed form's {x.closed_form_ms:,.1f} ms ({x.simulated_ms / x.closed_form_ms - 1.0:+.0%})"
+    assumed = "" if x.assumptions_ms is None else f"; under the closed form's assumptions {x.assumptions_ms:,.1f} ms"
+    return (f"  where they part: {x.configuration} ({x.workload}): {x.target} {x.statistic} simulated "
+            f"{x.simulated_ms:,.1f} ms{cf}, target {x.target_ms:g} ms{assumed}; cause: {CAUSES.get(x.cause, x.cause)}")
 
 
 def simulation(p: Plan) -> list[str]:
