@@ -146,8 +146,10 @@ def main() -> None:
                                                  kv_pool_tokens=eng.kv_pool_tokens * 0 + 1e12)
         fixed = lens == "fixed at the means"
         ca2 = {"poisson": 1.0, "gamma": cv2}.get(arr, cv2)
+        r = s.S / s.S.mean()
         wl = Workload(isl=float(s.S.mean()), osl=float(s.O.mean()), arrival_cv2=ca2,
-                      isl_cv2=0.0 if fixed else empirical_cv2(s.S), osl_cv2=0.0 if fixed else empirical_cv2(s.O))
+                      isl_cv2=0.0 if fixed else empirical_cv2(s.S), osl_cv2=0.0 if fixed else empirical_cv2(s.O),
+                      isl_m3=0.0 if fixed else float(np.mean(r**3)), isl_m4=0.0 if fixed else float(np.mean(r**4)))
         cf = load_metrics(phys, e, wl, rate=rate)
         sims = []
         for seed in range(args.seeds if arr != "trace" or lens != "trace, in order" else 1):

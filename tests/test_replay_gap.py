@@ -12,13 +12,21 @@ import pytest
 
 from planner import api
 from planner.catalog.store import Catalog
-from planner.physics.load import Workload, _saturation, attention_length, engine, load_metrics, step_physics
+from planner.physics.load import (
+    Workload,
+    _saturation,
+    attention_length,
+    engine,
+    load_metrics,
+    prefill_work_cv2,
+    step_physics,
+)
 from planner.physics.options import PRESETS
 from planner.physics.space import Configs, GpuTable
 from planner.physics.step import step_time
 from planner.plan.result import Verification
 from planner.report import wording
-from planner.resolve.workload import Replay
+from planner.resolve.workload import Lengths, Replay
 from planner.traces.figures import spread_over_ticks
 from planner.traces.read import Trace
 from planner.whatif import verify
@@ -86,6 +94,39 @@ def test_uneven_prompts_load_a_replica_more_than_the_mean_prompt():
     uneven_wait = load_metrics(ph, eng, Workload(isl=14000.0, osl=370.0, isl_cv2=1.6), rate=0.2)
     assert uneven_wait.get("tpot", "mean")[0] > even.get("tpot", "mean")[0]
     assert uneven_wait.saturation_rate[0] < even.saturation_rate[0]
+
+
+def test_the_backlogs_service_cv2_is_the_prefill_times_by_hand():
+    """Prompts of 1,000 and 3,000 tokens, half each (r_2 = 1.25, r_3 = E[S^3] / E[S]^3 = (1e9 +
+    27e9) / 2 / 8e9 = 1.75, r_4 = (1e12 + 81e12) / 2 / 16e12 = 2.5625): a prompt of s tokens
+    costs w(s) = a s + b s^2 seconds, a and b the step's slopes in prompt tokens and attention
+    units at the chunk. Its CV^2 is the two-point distribution's, computed here from w(1000) and
+    w(3000) directly: above the token CV^2 of 0.25, since attention grows with s^2."""
+    ph = _phys(S=2000.0, out=200.0)
+    L = Lengths(2000.0, 0.25, (1000.0, 3000.0), (0.5, 0.5))
+    assert L.moment(2) == pytest.approx(1.25) and L.moment(3) == pytest.approx(1.75)
+    assert L.moment(4) == pytest.approx(2.5625)
+    wl = Workload(isl=2000.0, osl=200.0, isl_cv2=0.25, isl_m3=L.moment(3), isl_m4=L.moment(4))
+    n, ctx, c = np.array([8.0]), np.array([8.0 * 2100.0]), np.array([2000.0])
+    got = prefill_work_cv2(ph, n, ctx, c, np.array([2000.0]), np.array([0.0]), wl, (1,))[0]
+    A = 2000.0 * 1.25
+    t_c = step_time(ph, n, ctx, c, c * A, c / 2000.0)[0]
+    t_lin = step_time(ph, n, ctx, c, np.array([0.0]), c / 2000.0)[0]
+    t_0 = step_time(ph, n, ctx, np.array([0.0]), np.array([0.0]), np.array([0.0]))[0]
+    a, b = (t_lin - t_0) / 2000.0, (t_c - t_lin) / (2000.0 * A)
+    w = np.array([a * s + b * s * s for s in (1000.0, 3000.0)])
+    assert got == pytest.approx(w.var() / w.mean() ** 2, rel=1e-9)
+    assert got > 0.25
+
+
+def test_without_moments_or_with_fixed_lengths_the_service_cv2_is_the_token_cv2_bit_for_bit():
+    ph = _phys()
+    args = (np.array([8.0]), np.array([8.0 * 2100.0]), np.array([2000.0]), np.array([2000.0]), np.array([0.0]))
+    assert prefill_work_cv2(ph, *args, Workload(isl=2000.0, osl=200.0, isl_cv2=0.7), (1,))[0] == 0.7
+    assert prefill_work_cv2(ph, *args, Workload(isl=2000.0, osl=200.0, isl_cv2=0.0, isl_m3=1.0, isl_m4=1.0),
+                            (1,))[0] == 0.0
+    ln = Lengths(2000.0, 0.5, (1500.0, 2500.0), (0.5, 0.5), kind="lognormal")
+    assert ln.moment(3) == pytest.approx(1.5 ** 3) and ln.moment(4) == pytest.approx(1.5 ** 6)
 
 
 # ----------------------------------------------------------------------------------------

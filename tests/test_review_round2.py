@@ -216,9 +216,10 @@ def test_an_infeasible_schedule_names_the_period_that_cannot_be_met(tmp_path):
 
 # Fixed (issue 25, tests/test_replay_gap.py, benchmarks/replay_gap.py): the gap was the closed form's, which
 # priced a chunk's attention at the mean prompt (E[S]^2 where the prompts carry E[S^2] = 2.6 E[S]^2), so
-# a replica it put at 79 % of saturation was past it in the simulator; the replay now runs (a window that
-# gives a replica fewer than 1,000 requests is replayed in passes), spreads the 3 s clock's stamps over
-# their tick, and lowers a capacity for every twin row the simulation cannot tell apart.
+# a replica it put at 79 % of saturation was past it in the simulator, and its backlog took the prompt's
+# token CV^2 (1.6) for the prefill time's (3.4); the replay now runs (a window that gives a replica fewer
+# than 1,000 requests is replayed in passes), spreads the 3 s clock's stamps over their tick, and lowers
+# a capacity for every twin row the simulation cannot tell apart. Rank 1 holds in the first round.
 def test_the_shipped_mooncake_plan_holds_in_the_simulator():
     from planner import api
     r = api.plan(ROOT / "instances" / "trace_mooncake_conversation.yaml", top_k=1, time_limit=600)  # wall time: a busy host

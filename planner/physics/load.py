@@ -101,10 +101,14 @@ class Workload:
     requests_per_client: np.ndarray | float = 10.0
     osl_cv2: np.ndarray | float = 0.0
     cached: np.ndarray | float = 0.0
+    isl_m3: np.ndarray | float = 0.0
+    isl_m4: np.ndarray | float = 0.0
 
     # ``cached``: mean prompt tokens per request the prefix cache serves (part of ``isl``, at
     # most isl - 1): they skip prefill (GEMMs, and attention as query tokens) but hold KV and are
-    # read by the attention of the prompt's computed part and of decode (section 1b)
+    # read by the attention of the prompt's computed part and of decode (section 1b).
+    # ``isl_m3``, ``isl_m4``: E[S^3] / E[S]^3 and E[S^4] / E[S]^4 of the prompt lengths (0: not
+    # given, the backlog takes the token CV^2 as its service CV^2), for ``prefill_work_cv2``
 
     def __post_init__(self):
         if self.start not in CLIENT_STARTS:
@@ -123,6 +127,35 @@ def attention_length(S, P, isl_cv2=0.0):
     undercounts it by 1 + CV^2 (docs/load.md section 3, 'uneven prompts'). Fixed lengths
     (CV^2 0): S + 2 P, the same floating-point number as before."""
     return S * (1.0 + isl_cv2) + 2.0 * P
+
+
+def prefill_work_cv2(phys: StepPhysics, n, ctx, c, S, P, wl: Workload, shape) -> np.ndarray:
+    """Section 4: the squared CV of a prompt's prefill time, the backlog's service CV^2. A
+    prompt of s computed tokens costs w(s) = a s + b s (s + 2P): a per token (the step's slope
+    in its prompt tokens, attention aside) and b per attention unit (its slope in them), both
+    taken at a chunk of c tokens beside the n decoders. With r_k = E[S^k] / E[S]^k:
+    E[w] = a' S + b S^2 r_2, E[w^2] = a'^2 S^2 r_2 + 2 a' b S^3 r_3 + b^2 S^4 r_4 (a' = a + 2bP),
+    CV^2 = E[w^2] / E[w]^2 - 1. Attention makes a long prompt's time grow faster than its
+    tokens: the Mooncake conversation sample's prompt CV^2 is 1.60, its prefill time's 3.4.
+    Where the moments are not given (``isl_m3`` 0) or the lengths are fixed: the token CV^2."""
+    cv2 = np.broadcast_to(np.asarray(wl.isl_cv2, dtype=float), shape)
+    r3 = np.broadcast_to(np.asarray(wl.isl_m3, dtype=float), shape)
+    r4 = np.broadcast_to(np.asarray(wl.isl_m4, dtype=float), shape)
+    use = (cv2 > 0.0) & (r3 > 0.0)
+    if not np.any(use):
+        return cv2
+    A = attention_length(S, P, cv2)
+    t_c = step_time(phys, n, ctx, c, c * A, c / S)
+    t_lin = step_time(phys, n, ctx, c, 0.0, c / S)
+    t_0 = step_time(phys, n, ctx, 0.0, 0.0, 0.0)
+    a = np.maximum(t_lin - t_0, 0.0) / np.maximum(c, 1e-9)
+    b = np.maximum(t_c - t_lin, 0.0) / np.maximum(c * A, 1e-9)
+    a1 = a + 2.0 * b * P
+    r2 = 1.0 + cv2
+    mean = a1 * S + b * S * S * r2
+    second = a1 * a1 * S * S * r2 + 2.0 * a1 * b * S ** 3 * r3 + b * b * S ** 4 * r4
+    work = second / np.maximum(mean * mean, 1e-300) - 1.0
+    return np.where(use & (mean > 0.0), np.maximum(work, 0.0), cv2)
 
 
 def prompt_split(wl: Workload, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -499,7 +532,8 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
     # only the part beyond the Ta - S tokens that still fit the next step delays it
     rho_T = np.minimum(lam_l * S * t_full / Ta, 1.0)
     rho_seen = rho_p * seen
-    w_work = rho_seen / (1.0 - rho_seen) * (ca2 + cs2_isl) / 2.0 * D
+    cs2_work = prefill_work_cv2(phys, n, n * (S + P + O / 2.0), c1, S, P, wl, lam.shape)
+    w_work = rho_seen / (1.0 - rho_seen) * (ca2 + cs2_work) / 2.0 * D
     m_tok = w_work / np.maximum(rho_seen, 1e-12) * c / t1           # mean backlog when busy, tokens
     k_own = np.ceil(S / Ta)
     slack = np.maximum(k_own * Ta - S, 0.0)

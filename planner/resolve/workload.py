@@ -48,6 +48,14 @@ class Lengths:
     def max(self) -> float:
         return max(self.values)
 
+    def moment(self, k: int) -> float:
+        """E[S^k] / E[S]^k: exact for a lognormal, (1 + CV^2)^(k (k - 1) / 2) (its values are bucket
+        midpoints, without the tail), else over the distribution's values (1 for a fixed length)."""
+        if self.kind == "lognormal":
+            return float((1.0 + self.cv2) ** (k * (k - 1) / 2))
+        v, p = np.asarray(self.values, dtype=float) / self.mean, np.asarray(self.probabilities, dtype=float)
+        return float(np.sum(p * v**k) / np.sum(p))
+
     def tail(self) -> dict[str, float | None]:
         """p90, p99, p99.9 and the maximum (None for a lognormal, which has none): exact from the
         lognormal's mean and CV, else the smallest value the distribution reaches with that
