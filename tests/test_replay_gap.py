@@ -160,11 +160,17 @@ def test_a_short_window_is_replayed_in_passes_through_every_replicas_share():
     assert p1 == 1 and one.tolist() == list(range(12))                  # enough: one pass, the window as is
 
 
-def test_the_shipped_mooncake_replay_runs_in_passes():
-    """The Mooncake conversation sample gives one of rank 1's replicas a fifth of its 339
+@pytest.fixture(scope="module")
+def mooncake():
+    """The shipped Mooncake conversation instance, answered with the simulator's verdict (a long
+    time limit: it is wall time, and the test host is shared)."""
+    return api.plan(ROOT / "instances" / "trace_mooncake_conversation.yaml", top_k=1, time_limit=600)
+
+
+def test_the_shipped_mooncake_replay_runs_in_passes(mooncake):
+    """The Mooncake conversation sample gives one of rank 1's replicas a third of its 339
     requests: the replay runs in passes (not 'fewer than 100 requests: not checked')."""
-    r = api.plan(ROOT / "instances" / "trace_mooncake_conversation.yaml", top_k=1, time_limit=120)
-    p = r.deployments(1)[0]
+    p = mooncake.deployments(1)[0]
     assert p.simulation is not None and "error" not in p.simulation, p.simulation
     assert p.simulation["arrivals"] == "trace" and p.simulation["window_passes"] > 1
     assert p.simulation["requests"] >= 100
@@ -182,14 +188,17 @@ def test_a_missed_verdict_names_the_target_the_gap_and_the_cause(monkeypatch):
     monkeypatch.setattr(verify, "ROUNDS", 1)
     r = api.plan(ROOT / "instances" / "trace_azure_conv.yaml", top_k=1, time_limit=600)
     v = r.verification
-    assert v is not None and v.status == "missed" and v.parted, v
+    assert v is not None and v.status == "missed" and any(not x.met for x in v.parted), v
     p = r.deployments(1)[0]
     assert p.simulation is not None
     for x in v.parted:
         t = next(t for t in p.simulation["targets"] if t["path"] == x.target)
-        assert not t["met"] and x.simulated_ms == t["simulated_ms"] > x.target_ms
+        assert x.met == t["met"] and x.simulated_ms == t["simulated_ms"]
+        assert x.met or x.simulated_ms > x.target_ms
+        assert not x.met or abs(x.simulated_ms / x.closed_form_ms - 1.0) > verify._bound(x.statistic)
         assert x.closed_form_ms is not None and x.assumptions_ms is not None
-        assert x.cause == ("trace" if x.assumptions_ms <= x.target_ms else "load_model")
+        near = abs(x.assumptions_ms / x.closed_form_ms - 1.0) <= verify._bound(x.statistic)
+        assert x.cause == ("trace" if near else "load_model")
     line = wording.parting(v.parted[0])
     assert v.parted[0].target in line and f"{v.parted[0].simulated_ms:,.1f}" in line
     assert "NOT verified" in wording.unverified(v) and wording.unverified(Verification("holds", 1)) == ""
@@ -208,3 +217,16 @@ def test_a_plan_that_misses_in_the_simulator_is_not_presented_as_simply_optimal(
     d = json.loads(out.stdout)
     assert d["verification"]["status"] == "missed" and d["verification"]["parted"]
     assert d["status"] == "optimal" and "NOT verified" in d["status_detail"]
+
+
+def test_a_verdict_that_holds_still_says_where_the_figures_part_beyond_the_poisson_bounds(mooncake):
+    """trace_mooncake_conversation holds in the simulator, but its TTFT p90 (3.5 s simulated)
+    is further than docs/load.md's 20 % from the closed form's (5.2 s): the verdict lists it,
+    met, with its cause."""
+    v = mooncake.verification
+    assert v is not None and v.status == "holds"
+    assert v.parted and all(x.met for x in v.parted)
+    for x in v.parted:
+        assert x.closed_form_ms is not None and abs(x.simulated_ms / x.closed_form_ms - 1.0) > verify._bound(x.statistic)
+        assert x.cause in ("trace", "load_model") and x.assumptions_ms is not None
+    assert "(met)" in wording.parting(v.parted[0])

@@ -369,14 +369,14 @@ class Tightening:
 
 @dataclass
 class Parting:
-    """Where rank 1's simulation and the closed forms still part once the verification stops
-    short of holding, and why (planner/whatif/verify.py ``partings``): a target missed in
-    the simulator, the closed form's figure beside it, and the same configuration simulated
-    at the same load under the closed form's own assumptions (its arrival process, lengths
-    sampled from the distributions) to tell the cause: ``trace`` (that run meets the target:
-    the trace's own arrivals and order of lengths, which the stationary load model does not
-    see) or ``load_model`` (it misses too: the closed form's figure is optimistic at this load,
-    docs/load.md section 9)."""
+    """Where rank 1's simulation and the closed forms part, and why (planner/whatif/verify.py
+    ``partings``): a target missed in the simulator, or met with a simulated figure further
+    from the closed form's than docs/load.md section 9's bounds, the closed form's figure
+    beside it, and the same configuration simulated at the same load under the closed form's
+    own assumptions (its arrival process, lengths sampled from the distributions) to tell the
+    cause: ``trace`` (that run is within the bounds of the closed form: the trace's own
+    arrivals and order of lengths, which the stationary load model does not see, make the
+    difference) or ``load_model`` (it is not: the closed form's own approximation)."""
 
     workload: str
     configuration: str
@@ -387,6 +387,7 @@ class Parting:
     closed_form_ms: float | None
     assumptions_ms: float | None  # simulated under the closed form's arrival process and sampled lengths
     cause: str                  # trace | load_model
+    met: bool = False           # whether the simulation meets the target all the same
 
 
 @dataclass
@@ -399,7 +400,7 @@ class Verification:
     rounds: int                 # simulations of rank 1 (1: the first answer held)
     tightened: list[Tightening] = field(default_factory=list)
     stopped: str | None = None  # why it ended before holding: rounds | time_limit | error
-    parted: list[Parting] = field(default_factory=list)   # missed: where the two models part, and why
+    parted: list[Parting] = field(default_factory=list)   # where the two models part, and why
 
 
 @dataclass

@@ -235,18 +235,19 @@ def verification(v: Verification) -> list[str]:
                f"{x.target_ms:g} ms at the closed form's capacity {x.closed_form_capacity:,.3g} {x.unit} per "
                f"replica; capacity lowered to {x.simulated_capacity:,.3g} {x.unit} (the simulation decides)"
                for x in v.tightened]
+    parted = [parting(x) for x in v.parted]
     if v.status == "holds" and not lowered:
         return ["simulation: plan #1 meets every target in the simulator at its load; its capacities are the "
-                "closed form's"]
+                "closed form's"] + parted
     if v.status == "holds":
         return ([f"simulation: plan #1 meets every target in the simulator after {len(lowered)} configuration(s) "
                  f"had their capacity lowered where the simulation missed ({v.rounds} rounds); the proof of "
-                 "optimality is over these capacities:"] + lowered)
+                 "optimality is over these capacities:"] + lowered + parted)
     if v.status == "missed":
         why = {"rounds": f"after {v.rounds} rounds", "time_limit": "when the time limit ran out",
                "no_answer": "and no configuration is left that holds them"}.get(v.stopped or "", "")
         return ([f"simulation: plan #1 still MISSES a target in the simulator {why}: treat its latency figures as "
-                 "optimistic"] + lowered + [parting(x) for x in v.parted])
+                 "optimistic"] + lowered + parted)
     return [f"simulation: plan #1 was not checked ({v.stopped})"]
 
 
@@ -263,10 +264,11 @@ def unverified(v: Verification | None) -> str:
 
 CAUSES = {
     "trace": ("the trace's own arrivals and order of lengths: simulated with the closed form's arrival process and "
-              "lengths sampled from the trace's distributions, it meets the target; the load model is stationary "
-              "and does not see the trace's bursts and runs of long prompts"),
-    "load_model": ("the load model: simulated under the closed form's own assumptions it misses too, so the closed "
-                   "form's figure is optimistic at this load (docs/load.md section 9)"),
+              "lengths sampled from the trace's distributions, it is within docs/load.md's bounds of the closed "
+              "form; the load model is stationary and does not see the trace's bursts and runs of long prompts"),
+    "load_model": ("the load model: simulated under the closed form's own assumptions it is beyond docs/load.md's "
+                   "bounds of the closed form too, so the closed form's approximation is what parts "
+                   "(docs/load.md section 9)"),
 }
 """The cause a ``Parting`` names, in words (planner/whatif/verify.py ``partings``)."""
 
@@ -277,7 +279,8 @@ def parting(x: Parting) -> str:
         f" against the closed form's {x.closed_form_ms:,.1f} ms ({x.simulated_ms / x.closed_form_ms - 1.0:+.0%})"
     assumed = "" if x.assumptions_ms is None else f"; under the closed form's assumptions {x.assumptions_ms:,.1f} ms"
     return (f"  where they part: {x.configuration} ({x.workload}): {x.target} {x.statistic} simulated "
-            f"{x.simulated_ms:,.1f} ms{cf}, target {x.target_ms:g} ms{assumed}; cause: {CAUSES.get(x.cause, x.cause)}")
+            f"{x.simulated_ms:,.1f} ms{cf}, target {x.target_ms:g} ms ({'met' if x.met else 'MISSED'}){assumed}; "
+            f"cause: {CAUSES.get(x.cause, x.cause)}")
 
 
 def simulation(p: Plan) -> list[str]:
