@@ -34,7 +34,8 @@ def violations(problem, plan) -> list[str]:
     cached = 0.0 if slot.cache is None else float(np.asarray(slot.cache.cached_at(engine(phys).kv_pool_tokens))
                                                   .reshape(-1)[0])
     wl = Workload(isl=slot.input.mean, osl=slot.output.mean, isl_cv2=slot.input.cv2,
-                  arrival_cv2=1.0 if slot.demand is None else slot.demand.arrival_cv2, cached=cached)
+                  arrival_cv2=1.0 if slot.demand is None else slot.demand.arrival_cv2, cached=cached,
+                  isl_m3=slot.input.moment(3), isl_m4=slot.input.moment(4))   # the prefill time's CV^2 (load.md 4)
     d = slot.demand
     if d is not None and d.kind == "clients":
         at = load_metrics(phys, engine(phys), wl, clients=plan.share * d.value / r)

@@ -61,7 +61,7 @@ def workload_of(slot: Slot, eng: Engine | None = None) -> Workload:
     cached = 0.0 if slot.cache is None else \
         slot.cache.cached_tokens if eng is None else slot.cache.cached_at(eng.kv_pool_tokens)
     return Workload(isl=slot.input.mean, osl=slot.output.mean, arrival_cv2=cv2, isl_cv2=slot.input.cv2,
-                    cached=cached)
+                    cached=cached, isl_m3=slot.input.moment(3), isl_m4=slot.input.moment(4))
 
 
 def load_targets(slot: Slot) -> list[Target]:

@@ -17,6 +17,7 @@ from planner.errors import InputError
 from planner.plan.result import PlanResult
 from planner.plan.solve import check_run
 from planner.report.html import render_report
+from planner.report.wording import unverified
 from planner.schemas.plan import Objective, load_plan_spec, with_objective
 from planner.whatif.answer import answer
 from planner.yamlio import check_output, write_atomically
@@ -83,7 +84,7 @@ def plan_command(
         data = result.to_dict()
         if reproducible:
             strip_timings(data)
-        data["status_detail"] = STATUS_TEXT.get(result.status, result.status)
+        data["status_detail"] = STATUS_TEXT.get(result.status, result.status) + unverified(result.verification)
         if output is not None:
             write_result(output, data, instance)
         if report is not None:

@@ -249,7 +249,8 @@ def render_plans(r: PlanResult, explain_support: bool = False) -> str:
                    f"in --json says where each price came from)")
     out += answer_lines(r)
     out += [f"note: {n}" for n in notes(r)]
-    out.append(WITH_PLAN.get(r.status, WITH_PLAN["feasible"]))
+    status = WITH_PLAN.get(r.status, WITH_PLAN["feasible"])
+    out.append(status[:-1] + wording.unverified(r.verification) + "." if wording.unverified(r.verification) else status)
     if r.interrupted:
         out.append(f"interrupted: {len(r.answers)} plan(s) found before Ctrl-C; later ranks were not searched")
     if explain_support:

@@ -101,10 +101,14 @@ class Workload:
     requests_per_client: np.ndarray | float = 10.0
     osl_cv2: np.ndarray | float = 0.0
     cached: np.ndarray | float = 0.0
+    isl_m3: np.ndarray | float = 0.0
+    isl_m4: np.ndarray | float = 0.0
 
     # ``cached``: mean prompt tokens per request the prefix cache serves (part of ``isl``, at
     # most isl - 1): they skip prefill (GEMMs, and attention as query tokens) but hold KV and are
-    # read by the attention of the prompt's computed part and of decode (section 1b)
+    # read by the attention of the prompt's computed part and of decode (section 1b).
+    # ``isl_m3``, ``isl_m4``: E[S^3] / E[S]^3 and E[S^4] / E[S]^4 of the prompt lengths (0: not
+    # given, the backlog takes the token CV^2 as its service CV^2), for ``prefill_work_cv2``
 
     def __post_init__(self):
         if self.start not in CLIENT_STARTS:
@@ -113,6 +117,45 @@ class Workload:
     def take(self, index: np.ndarray, n: int) -> Workload:
         """The workload of configurations ``index`` of ``n`` (per-configuration arrays indexed)."""
         return Workload(*(take_rows(getattr(self, f.name), index, n) for f in fields(self)))
+
+
+def attention_length(S, P, isl_cv2=0.0):
+    """Sections 1b and 3: attention units per computed prompt token of a chunk, S (1 + CV^2)
+    + 2 P. A prompt's chunks sum to S^2 + 2 S P units, so over a mix of prompts the tokens in
+    the steps carry E[S^2] / E[S] = S (1 + CV^2) on average (a token is more often one of a
+    long prompt): attention grows with the square of the length, and the mean prompt alone
+    undercounts it by 1 + CV^2 (docs/load.md section 3, 'uneven prompts'). Fixed lengths
+    (CV^2 0): S + 2 P, the same floating-point number as before."""
+    return S * (1.0 + isl_cv2) + 2.0 * P
+
+
+def prefill_work_cv2(phys: StepPhysics, n, ctx, c, S, P, wl: Workload, shape) -> np.ndarray:
+    """Section 4: the squared CV of a prompt's prefill time, the backlog's service CV^2. A
+    prompt of s computed tokens costs w(s) = a s + b s (s + 2P): a per token (the step's slope
+    in its prompt tokens, attention aside) and b per attention unit (its slope in them), both
+    taken at a chunk of c tokens beside the n decoders. With r_k = E[S^k] / E[S]^k:
+    E[w] = a' S + b S^2 r_2, E[w^2] = a'^2 S^2 r_2 + 2 a' b S^3 r_3 + b^2 S^4 r_4 (a' = a + 2bP),
+    CV^2 = E[w^2] / E[w]^2 - 1. Attention makes a long prompt's time grow faster than its
+    tokens: the Mooncake conversation sample's prompt CV^2 is 1.60, its prefill time's 3.4.
+    Where the moments are not given (``isl_m3`` 0) or the lengths are fixed: the token CV^2."""
+    cv2 = np.broadcast_to(np.asarray(wl.isl_cv2, dtype=float), shape)
+    r3 = np.broadcast_to(np.asarray(wl.isl_m3, dtype=float), shape)
+    r4 = np.broadcast_to(np.asarray(wl.isl_m4, dtype=float), shape)
+    use = (cv2 > 0.0) & (r3 > 0.0)
+    if not np.any(use):
+        return cv2
+    A = attention_length(S, P, cv2)
+    t_c = step_time(phys, n, ctx, c, c * A, c / S)
+    t_lin = step_time(phys, n, ctx, c, 0.0, c / S)
+    t_0 = step_time(phys, n, ctx, 0.0, 0.0, 0.0)
+    a = np.maximum(t_lin - t_0, 0.0) / np.maximum(c, 1e-9)
+    b = np.maximum(t_c - t_lin, 0.0) / np.maximum(c * A, 1e-9)
+    a1 = a + 2.0 * b * P
+    r2 = 1.0 + cv2
+    mean = a1 * S + b * S * S * r2
+    second = a1 * a1 * S * S * r2 + 2.0 * a1 * b * S ** 3 * r3 + b * b * S ** 4 * r4
+    work = second / np.maximum(mean * mean, 1e-300) - 1.0
+    return np.where(use & (mean > 0.0), np.maximum(work, 0.0), cv2)
 
 
 def prompt_split(wl: Workload, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -213,7 +256,7 @@ def per_token_sd(o: Assumptions, sd_step, tau, O):
                    + tau * tau * tokens_per_step_variance(o) / (E ** 3 * np.maximum(O - 1.0, 1.0)))
 
 
-def _saturation(phys: StepPhysics, eng: Engine, S, O, P=0.0):
+def _saturation(phys: StepPhysics, eng: Engine, S, O, P=0.0, cv2=0.0):
     """Section 3: the rate at which every step is full: n decode + c prompt tokens = budget,
     in the ratio (O-1) : S, n capped by max sequences.
 
@@ -225,17 +268,17 @@ def _saturation(phys: StepPhysics, eng: Engine, S, O, P=0.0):
         n = np.minimum(T * steps / (S + float(query_tokens(phys.o)) * steps), cap)
         n = np.maximum(n, 1e-9)
         c = n * S / steps
-        tau = step_time(phys, n, n * (S + P + O / 2.0), c, c * (S + 2.0 * P), c / S)
+        tau = step_time(phys, n, n * (S + P + O / 2.0), c, c * attention_length(S, P, cv2), c / S)
         return phys.lanes * n / (steps * tau), tau
     # a full step: n decode + c prompt tokens = T (prefill first: c = T alone, decoders apart)
     n = np.minimum(T * (O - 1.0) / (S + (O - 1.0) * (_budget_share(phys) > 0)), cap)
     n = np.maximum(n, 1e-9)
     c = n * S / np.maximum(O - 1.0, 1e-9)
-    tau = carrying_step(phys, n, n * (S + P + O / 2.0), c, c * (S + 2.0 * P), c / S)
+    tau = carrying_step(phys, n, n * (S + P + O / 2.0), c, c * attention_length(S, P, cv2), c / S)
     return phys.lanes * n / (np.maximum(O - 1.0, 1e-9) * tau), tau
 
 
-def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None, P=0.0):
+def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None, P=0.0, cv2=0.0):
     """Section 3: the mean step by the fluid fixed point tau = F(tau) (a bracketing root
     finder, ``fixed_point``; ``tau_sat``: the saturated step, if the caller has it)."""
     lam = rate / phys.lanes
@@ -244,8 +287,9 @@ def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None, P=0.0):
     qd = _budget_share(phys)              # budget tokens per decode sequence in a carrying step
 
     P = np.broadcast_to(np.asarray(P, dtype=float), np.shape(lam))
+    cv2 = np.broadcast_to(np.asarray(cv2, dtype=float), np.shape(lam))
 
-    def parts(tau, ph=phys, lam=lam, S=S, O=O, T=T, P=P):
+    def parts(tau, ph=phys, lam=lam, S=S, O=O, T=T, P=P, cv2=cv2):
         n = lam * ((O - 1.0) / E) * tau            # Little: (O-1)/E decode steps per request
         Ta = np.maximum(T - n * qd, 1.0)
         c1 = S / np.ceil(S / Ta)
@@ -253,7 +297,7 @@ def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None, P=0.0):
         c = _chunk(c1, Ta, u)
         q = u / c
         t0 = step_time(ph, n, n * (S + P + O / 2.0), 0.0, 0.0, 0.0)
-        t1 = carrying_step(ph, n, n * (S + P + O / 2.0), c, c * (S + 2.0 * P), c / S, decode=t0)
+        t1 = carrying_step(ph, n, n * (S + P + O / 2.0), c, c * attention_length(S, P, cv2), c / S, decode=t0)
         return n, Ta, c1, c, q, t0, t1
 
     def mean_step(q, t0, t1):
@@ -265,7 +309,7 @@ def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None, P=0.0):
 
     def restrict(idx):
         """F of the configurations ``idx`` only."""
-        ph, sub = phys.take(idx), (lam[idx], np.asarray(S)[idx], np.asarray(O)[idx], T[idx], P[idx])
+        ph, sub = phys.take(idx), (lam[idx], np.asarray(S)[idx], np.asarray(O)[idx], T[idx], P[idx], cv2[idx])
 
         def F_idx(tau):
             _, _, _, _, q, t0, t1 = parts(tau, ph, *sub)
@@ -273,7 +317,7 @@ def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None, P=0.0):
         return F_idx
 
     if tau_sat is None:
-        _, tau_sat = _saturation(phys, eng, S, O, P)
+        _, tau_sat = _saturation(phys, eng, S, O, P, cv2)
     if "idle_step" not in phys._w:      # rate-independent: once per configuration set
         phys._w["idle_step"] = step_time(phys, 0.0, 0.0, 0.0, 0.0, 0.0)
     lo = phys._w["idle_step"] * 0.5
@@ -311,7 +355,7 @@ def load_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate=None, client
             lam = np.broadcast_to(np.asarray(rate, dtype=float), (n_cfg,))
             return _open(phys, eng, wl, lam, S, O, closed=None, quantiles=quantiles, needed=report)
         N = np.broadcast_to(np.asarray(clients, dtype=float), (n_cfg,))
-        sat, _ = _saturation(phys, eng, S, O, P)
+        sat, _ = _saturation(phys, eng, S, O, P, wl.isl_cv2)
         # Largest rate a lane can carry with N clients: N / (their minimum residence).
         lo = np.zeros(n_cfg) + 1e-12 * sat
         hi = sat * (1.0 - 1e-9)
@@ -450,8 +494,8 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
     if closed is not None:
         ca2 = np.ones_like(lam)   # finite-source arrivals taken as Poisson (section 5)
     P = np.broadcast_to(np.asarray(wl.cached, dtype=float), lam.shape)   # section 1b: S is computed, S + P held
-    sat, tau_sat = _saturation(phys, eng, S, O, P) if saturation is None else saturation
-    st = _steady(phys, eng, lam, S, O, tau_sat, P)
+    sat, tau_sat = _saturation(phys, eng, S, O, P, cs2_isl) if saturation is None else saturation
+    st = _steady(phys, eng, lam, S, O, tau_sat, P, cs2_isl)
     tau, n, c, q, t0, t1, Ta, c1 = st["tau"], st["n"], st["c"], st["q"], st["t0"], st["t1"], st["Ta"], st["c1"]
     lam_l = lam / G
     # Section 4: TTFT = residual of the step in progress + backlog beyond one chunk + own steps.
@@ -475,7 +519,7 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
     # Ta tokens, mixed to give the mean chunk c)
     c2 = np.minimum(Ta, c1 + S)
     pi = np.clip((c - c1) / np.maximum(c2 - c1, 1e-9), 0.0, 1.0)
-    A = S + 2.0 * P                  # attention units per computed prompt token (section 1b)
+    A = attention_length(S, P, cs2_isl)      # attention units per computed prompt token (sections 1b, 3)
     t_one = carrying_step(phys, n, n * (S + P + O / 2.0), c1, c1 * A, c1 / S, decode=t0)
     t_two = carrying_step(phys, n, n * (S + P + O / 2.0), c2, c2 * A, c2 / S, decode=t0)
     t_full = prompt_step(phys, n_seen, ctx_n, Ta, Ta * A, Ta / S)
@@ -488,7 +532,8 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
     # only the part beyond the Ta - S tokens that still fit the next step delays it
     rho_T = np.minimum(lam_l * S * t_full / Ta, 1.0)
     rho_seen = rho_p * seen
-    w_work = rho_seen / (1.0 - rho_seen) * (ca2 + cs2_isl) / 2.0 * D
+    cs2_work = prefill_work_cv2(phys, n, n * (S + P + O / 2.0), c1, S, P, wl, lam.shape)
+    w_work = rho_seen / (1.0 - rho_seen) * (ca2 + cs2_work) / 2.0 * D
     m_tok = w_work / np.maximum(rho_seen, 1e-12) * c / t1           # mean backlog when busy, tokens
     k_own = np.ceil(S / Ta)
     slack = np.maximum(k_own * Ta - S, 0.0)
@@ -635,7 +680,7 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
         return r, vals / limits[:, None]
 
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        sat_raw, tau_sat = _saturation(phys, eng, S, O, P)
+        sat_raw, tau_sat = _saturation(phys, eng, S, O, P, wl.isl_cv2)
         sat = np.where(np.isfinite(sat_raw) & (sat_raw > 0), sat_raw, 0.0)
         ceiling = np.full(n_cfg, np.inf) if max_utilization is None else max_utilization * sat
         lo = np.maximum(sat * 1e-4, 1e-300)

@@ -19,6 +19,7 @@ from planner.traces.cache import StatedCache, TraceCache
 
 REQUESTS = 5000
 MIN_REQUESTS = 100        # fewer would not say much: the plan is left unsimulated, with the reason
+REPLAY_REQUESTS = 1000    # a trace's window replayed to one lane as often as it takes to give it this many
 MAX_STEPS = 4_000_000     # the cap on a plan's simulated steps, hence its memory (a few numbers a step)
 MAX_SPAN_S = 1e9          # an open loop's requests must arrive within this many seconds (the clock's resolution)
 METRICS = ("ttft", "tpot", "itl", "e2e")
@@ -26,13 +27,15 @@ METRICS = ("ttft", "tpot", "itl", "e2e")
 
 def simulate_row(p: Problem, c: Candidates, j: int, *, rate: float | None = None, clients: int | None = None,
                  requests: int = REQUESTS, seed: int = 0, max_steps: float = MAX_STEPS,
-                 deadline: float | None = None) -> tuple[str, dict[str, float]]:
+                 deadline: float | None = None, replay: bool = True) -> tuple[str, dict[str, float]]:
     """Simulate row j's configuration at ``rate`` requests/s per replica (the slot's arrival
     process) or with ``clients`` in a closed loop: (arrival kind, the simulator's summary).
     Bounded: at most ``requests`` requests and ``max_steps`` steps (fewer requests where long
     requests would pass it), nothing past ``deadline`` (a ``time.perf_counter()`` time). A
     ValueError when it cannot run: a request longer than one lane's KV pool, fewer than
-    ``MIN_REQUESTS`` within the cap, arrivals spanning past the clock, or ``WorkLimit``."""
+    ``MIN_REQUESTS`` within the cap, arrivals spanning past the clock, or ``WorkLimit``.
+    ``replay=False``: a trace workload's lengths sampled and its arrivals drawn, as for a
+    stated demand (the closed form's own assumptions), instead of its requests replayed."""
     slot = c.slots[int(c.slot[j])]
     phys = step_physics(slot.model, p.table, c.configs.take(np.array([j])), p.assumptions)
     eng = engine(phys)
@@ -45,9 +48,9 @@ def simulate_row(p: Problem, c: Candidates, j: int, *, rate: float | None = None
         raise ValueError(f"{rate or 0:.3g} req/s per replica: {n:,} requests would span more than {MAX_SPAN_S:.0e} s, "
                          "past the simulator's clock")
     d = slot.demand
-    replay = slot.replay if clients is None and d is not None and d.requests_per_s else None
-    if replay is not None:
-        return _replay(phys, eng, slot, replay, rate / d.requests_per_s, n, seed, max_steps, deadline)  # type: ignore
+    own = slot.replay if replay and clients is None and d is not None and d.requests_per_s else None
+    if own is not None:
+        return _replay(phys, eng, slot, own, rate / d.requests_per_s, n, seed, max_steps, deadline)  # type: ignore
     if clients is not None:
         arrivals = Arrivals("closed", clients=max(1, int(clients)))
     elif d is not None and d.arrival_cv2 != 1.0:
@@ -76,7 +79,7 @@ def _stated_cache(cache: CacheSpec, eng: Engine) -> StatedCache:
 
 def _targets(slot: Slot) -> list[tuple[str, str, float]]:
     """The slot's latency targets as the simulator reads them: (metric, statistic, seconds)."""
-    return [(_metric(t.metric), t.statistic, t.seconds) for t in slot.targets]
+    return [(metric_name(t.metric), t.statistic, t.seconds) for t in slot.targets]
 
 
 def _replay(phys: StepPhysics, eng: Engine, slot: Slot, replay: Replay, fraction: float, n: int, seed: int,
@@ -84,19 +87,27 @@ def _replay(phys: StepPhysics, eng: Engine, slot: Slot, replay: Replay, fraction
     """A trace workload's own requests replayed against one lane (docs/workloads.md section 3):
     the lane's ``fraction`` of them spread evenly (a round-robin balancer), their arrival
     times, lengths in order and, with ``prefix_cache: {from_trace: true}``, their block hashes
-    in an LRU of the lane's KV pool (each lane's cache sees its own requests only)."""
-    pick = replay.share(fraction / float(phys.lanes[0]))[:n]      # one lane's share of the replica's
+    in an LRU of the lane's KV pool (each lane's cache sees its own requests only). A window
+    that gives the lane fewer than ``REPLAY_REQUESTS`` is replayed again after itself, each
+    pass with the next replica's share (``Replay.looped``), and the summary says how often."""
+    f = fraction / float(phys.lanes[0])                          # one lane's share of the replica's
+    pick, times, passes = replay.looped(f, min(n, REPLAY_REQUESTS))
+    pick, times = pick[:n], times[:n]
     if pick.size < MIN_REQUESTS:
-        raise ValueError(f"the trace gives one replica {pick.size} request(s) of its window: fewer than "
-                         f"{MIN_REQUESTS} to replay")
-    times = replay.times_s[pick] - replay.times_s[pick[0]]
+        raise ValueError(f"the trace gives one lane {pick.size} request(s) to replay: fewer than {MIN_REQUESTS}")
     if times[-1] > MAX_SPAN_S:
         raise ValueError(f"the replay spans {times[-1]:.3g} s, past the simulator's clock")
     cache, kw = slot.cache, dict[str, TraceCache | StatedCache]()
     if cache is not None and cache.source == "trace" and replay.requests.block_ids is not None:
         tr = replay.requests
-        kw["prefix_cache"] = TraceCache([tr.blocks(int(i)).tolist() for i in pick], tr.block_tokens,
-                                        int(_pool_tokens(eng) // tr.block_tokens))
+        assert tr.block_ids is not None
+        fresh = int(tr.block_ids.max(initial=0))
+        seen = np.zeros(replay.times_s.size, dtype=np.int64)    # a request's later replay gets new blocks:
+        blocks = []                                             # the cache sees only the window's own reuse
+        for i in pick.tolist():
+            blocks.append((tr.blocks(i) + int(seen[i]) * (fresh + 1)).tolist())
+            seen[i] += 1
+        kw["prefix_cache"] = TraceCache(blocks, tr.block_tokens, int(_pool_tokens(eng) // tr.block_tokens))
     elif cache is not None:
         kw["prefix_cache"] = _stated_cache(cache, eng)
     r = simulate_config(phys, eng, 0, Arrivals("trace", times=tuple(times.tolist())),
@@ -104,7 +115,7 @@ def _replay(phys: StepPhysics, eng: Engine, slot: Slot, replay: Replay, fraction
                         Lengths(replay.output_tokens[pick].tolist(), in_order=True),
                         n_requests=int(pick.size), seed=seed, targets=_targets(slot), max_steps=max_steps,
                         deadline=deadline, **kw)
-    return "trace", r.summary
+    return "trace", {**r.summary, "window_passes": float(passes)}
 
 
 def misses(c: Candidates, j: int, summary: dict[str, float]) -> list[tuple[int, float]]:
@@ -113,7 +124,7 @@ def misses(c: Candidates, j: int, summary: dict[str, float]) -> list[tuple[int, 
     slot = c.slots[int(c.slot[j])]
     out = []
     for k, t in enumerate(slot.targets):
-        key = f"{_metric(t.metric)}_{t.statistic}"
+        key = f"{metric_name(t.metric)}_{t.statistic}"
         if not summary.get(f"met_{key}", 0.0):
             out.append((k, float(summary.get(key, float("nan")))))
     return out
@@ -144,19 +155,20 @@ def simulate_plans(p: Problem, c: Candidates, plans: list[Plan], *, requests: in
                    if f"{m}_{q}" in s}
         plan.simulation = {
             "requests": int(s["requests"]), "seed": seed, "arrivals": kind,
+            **({"window_passes": int(s["window_passes"])} if "window_passes" in s else {}),
             "simulated_ms": figures,
             "closed_form_ms": {k: pct[k] for k in figures if k in pct},
             "throughput_tokens_per_s_per_replica": s["throughput_tokens_per_s"],
             "concurrency_per_replica": s["concurrency"],
             "targets": [{"path": t.path, "statistic": t.statistic, "target_ms": t.seconds * 1e3,
-                         "simulated_ms": s.get(f"{_metric(t.metric)}_{t.statistic}", float("nan")) * 1e3,
-                         "met": bool(s.get(f"met_{_metric(t.metric)}_{t.statistic}", 0.0)),
-                         "share_of_requests_within": s.get(f"attain_{_metric(t.metric)}_{t.statistic}")}
+                         "simulated_ms": s.get(f"{metric_name(t.metric)}_{t.statistic}", float("nan")) * 1e3,
+                         "met": bool(s.get(f"met_{metric_name(t.metric)}_{t.statistic}", 0.0)),
+                         "share_of_requests_within": s.get(f"attain_{metric_name(t.metric)}_{t.statistic}")}
                         for t in slot.targets],
         }
 
 
-def _metric(name: str) -> str:
+def metric_name(name: str) -> str:
     return "e2e" if name == "e2e_latency" else name
 
 

@@ -368,6 +368,29 @@ class Tightening:
 
 
 @dataclass
+class Parting:
+    """Where rank 1's simulation and the closed forms part, and why (planner/whatif/verify.py
+    ``partings``): a target missed in the simulator, or met with a simulated figure further
+    from the closed form's than docs/load.md section 9's bounds, the closed form's figure
+    beside it, and the same configuration simulated at the same load under the closed form's
+    own assumptions (its arrival process, lengths sampled from the distributions) to tell the
+    cause: ``trace`` (that run is within the bounds of the closed form: the trace's own
+    arrivals and order of lengths, which the stationary load model does not see, make the
+    difference) or ``load_model`` (it is not: the closed form's own approximation)."""
+
+    workload: str
+    configuration: str
+    target: str                 # the YAML path of the target missed
+    statistic: str
+    target_ms: float
+    simulated_ms: float         # the plan's simulation (the trace replayed, where the demand is a trace's)
+    closed_form_ms: float | None
+    assumptions_ms: float | None  # simulated under the closed form's arrival process and sampled lengths
+    cause: str                  # trace | load_model
+    met: bool = False           # whether the simulation meets the target all the same
+
+
+@dataclass
 class Verification:
     """The simulator in the verdict (docs/load.md section 9): rank 1's aggregated deployments
     simulated; each that missed a target had its capacity lowered and the instance was
@@ -377,6 +400,7 @@ class Verification:
     rounds: int                 # simulations of rank 1 (1: the first answer held)
     tightened: list[Tightening] = field(default_factory=list)
     stopped: str | None = None  # why it ended before holding: rounds | time_limit | error
+    parted: list[Parting] = field(default_factory=list)   # where the two models part, and why
 
 
 @dataclass

@@ -16,6 +16,7 @@ from planner.plan.result import (
     Marginal,
     ModeVerdict,
     Move,
+    Parting,
     Phase,
     Plan,
     Relaxation,
@@ -234,19 +235,52 @@ def verification(v: Verification) -> list[str]:
                f"{x.target_ms:g} ms at the closed form's capacity {x.closed_form_capacity:,.3g} {x.unit} per "
                f"replica; capacity lowered to {x.simulated_capacity:,.3g} {x.unit} (the simulation decides)"
                for x in v.tightened]
+    parted = [parting(x) for x in v.parted]
     if v.status == "holds" and not lowered:
         return ["simulation: plan #1 meets every target in the simulator at its load; its capacities are the "
-                "closed form's"]
+                "closed form's"] + parted
     if v.status == "holds":
         return ([f"simulation: plan #1 meets every target in the simulator after {len(lowered)} configuration(s) "
                  f"had their capacity lowered where the simulation missed ({v.rounds} rounds); the proof of "
-                 "optimality is over these capacities:"] + lowered)
+                 "optimality is over these capacities:"] + lowered + parted)
     if v.status == "missed":
         why = {"rounds": f"after {v.rounds} rounds", "time_limit": "when the time limit ran out",
                "no_answer": "and no configuration is left that holds them"}.get(v.stopped or "", "")
         return ([f"simulation: plan #1 still MISSES a target in the simulator {why}: treat its latency figures as "
-                 "optimistic"] + lowered)
+                 "optimistic"] + lowered + parted)
     return [f"simulation: plan #1 was not checked ({v.stopped})"]
+
+
+def unverified(v: Verification | None) -> str:
+    """What the status of a plan leaves out when the simulator did not confirm plan #1: '' when
+    it holds (or nothing was simulated)."""
+    if v is None or v.status == "holds":
+        return ""
+    if v.status == "missed":
+        return ("; NOT verified: plan #1 misses a target in the simulator, so its proof of optimality is over "
+                "latency figures the simulation does not bear out (see 'simulation' and verification.parted)")
+    return f"; not verified: plan #1 was not checked in the simulator ({v.stopped})"
+
+
+CAUSES = {
+    "trace": ("the trace's own arrivals and order of lengths: simulated with the closed form's arrival process and "
+              "lengths sampled from the trace's distributions, it is within docs/load.md's bounds of the closed "
+              "form; the load model is stationary and does not see the trace's bursts and runs of long prompts"),
+    "load_model": ("the load model: simulated under the closed form's own assumptions it is beyond docs/load.md's "
+                   "bounds of the closed form too, so the closed form's approximation is what parts "
+                   "(docs/load.md section 9)"),
+}
+"""The cause a ``Parting`` names, in words (planner/whatif/verify.py ``partings``)."""
+
+
+def parting(x: Parting) -> str:
+    """Where rank 1's simulation and the closed form part, by how much, and why."""
+    cf = "" if x.closed_form_ms is None else \
+        f" against the closed form's {x.closed_form_ms:,.1f} ms ({x.simulated_ms / x.closed_form_ms - 1.0:+.0%})"
+    assumed = "" if x.assumptions_ms is None else f"; under the closed form's assumptions {x.assumptions_ms:,.1f} ms"
+    return (f"  where they part: {x.configuration} ({x.workload}): {x.target} {x.statistic} simulated "
+            f"{x.simulated_ms:,.1f} ms{cf}, target {x.target_ms:g} ms ({'met' if x.met else 'MISSED'}){assumed}; "
+            f"cause: {CAUSES.get(x.cause, x.cause)}")
 
 
 def simulation(p: Plan) -> list[str]:

@@ -16,7 +16,7 @@ from planner.errors import InputError
 from planner.schemas.common import PrefixCache, TraceFields
 from planner.schemas.plan import MAX_DEMAND_TOKENS_PER_S, STATISTICS, Demand, LengthDistribution, Slo
 from planner.traces.cache import ReuseCurve, stated_cached
-from planner.traces.figures import MAX_MINUTES, SpanTooLong, TraceSummary, summarise, window
+from planner.traces.figures import MAX_MINUTES, SpanTooLong, TraceSummary, spread_over_ticks, summarise, window
 from planner.traces.read import Columns, Trace, file_stamp, read_trace
 from planner.units import MS
 from planner.yamlio import record_read
@@ -47,6 +47,14 @@ class Lengths:
     @property
     def max(self) -> float:
         return max(self.values)
+
+    def moment(self, k: int) -> float:
+        """E[S^k] / E[S]^k: exact for a lognormal, (1 + CV^2)^(k (k - 1) / 2) (its values are bucket
+        midpoints, without the tail), else over the distribution's values (1 for a fixed length)."""
+        if self.kind == "lognormal":
+            return float((1.0 + self.cv2) ** (k * (k - 1) / 2))
+        v, p = np.asarray(self.values, dtype=float) / self.mean, np.asarray(self.probabilities, dtype=float)
+        return float(np.sum(p * v**k) / np.sum(p))
 
     def tail(self) -> dict[str, float | None]:
         """p90, p99, p99.9 and the maximum (None for a lognormal, which has none): exact from the
@@ -198,7 +206,8 @@ gamma arrivals need a CV above 0 (CV 0.01 is periodic for every purpose here).""
 class Replay:
     """A trace's own requests, as the simulator replays them against a plan (docs/workloads.md
     section 3): arrival times in seconds from the window's first request on the replay clock
-    (the trace's clock / ``rate_scale``), prompt and output tokens, and (Mooncake) each
+    (the trace's clock / ``rate_scale``; a coarse clock's stamps spread over their tick,
+    ``spread_over_ticks``), prompt and output tokens, and (Mooncake) each
     prompt's block hashes for a prefix cache. Only where the trace's own rate is the demand."""
 
     times_s: np.ndarray
@@ -208,15 +217,44 @@ class Replay:
 
     @classmethod
     def of(cls, part: Trace, rate_scale: float) -> Replay:
-        t = part.time_s - (part.time_s[0] if part.requests else 0.0)
+        t = spread_over_ticks(part.time_s)       # a coarse clock's stamps: spread over their tick
+        t = t - (t[0] if part.requests else 0.0)
         return cls(t / rate_scale, part.input_tokens, part.output_tokens, part)
 
-    def share(self, fraction: float) -> np.ndarray:
+    def share(self, fraction: float, phase: float = 0.0) -> np.ndarray:
         """The requests one replica gets of ``fraction`` of the traffic, spread evenly as a
-        round-robin balancer spreads them: request i when floor((i + 1) f) > floor(i f)."""
+        round-robin balancer spreads them: request i when floor((i + 1) f + phase) > floor(i f +
+        phase). Moving ``phase`` by f gives the balancer's next replica (every index one lower)."""
         f = min(max(float(fraction), 0.0), 1.0)
         i = np.arange(self.times_s.size, dtype=float)
-        return np.flatnonzero(np.floor((i + 1.0) * f + 1e-9) > np.floor(i * f + 1e-9))
+        return np.flatnonzero(np.floor((i + 1.0) * f + phase + 1e-9) > np.floor(i * f + phase + 1e-9))
+
+    def looped(self, fraction: float, at_least: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """One replica's stream of at least ``at_least`` requests from a window that gives a
+        replica fewer (a short window cannot measure a p90 from a fifth of its requests): the
+        window replayed again after itself, pass k with the share of the balancer's k-th next
+        replica, so that consecutive passes go through every request of the window, each
+        pass in the arrival pattern a replica sees. (the requests' indices in order, their
+        arrival times from the first, the passes). A pass follows the last after the window's
+        span plus one mean gap, so the window's rate holds across the seam."""
+        f = min(max(float(fraction), 0.0), 1.0)
+        n = self.times_s.size
+        period = (self.times_s[-1] - self.times_s[0]) * (n / (n - 1.0)) if n > 1 else 0.0
+        picks: list[np.ndarray] = []
+        times: list[np.ndarray] = []
+        total = 0
+        while total < max(int(at_least), 1):
+            k = len(picks)
+            pick = self.share(f, (k * f) % 1.0)
+            if pick.size == 0:
+                break
+            picks.append(pick)
+            times.append(self.times_s[pick] - self.times_s[0] + k * period)
+            total += pick.size
+        if not picks:
+            return np.zeros(0, dtype=np.int64), np.zeros(0), 0
+        t = np.concatenate(times)
+        return np.concatenate(picks), t - t[0], len(picks)
 
 
 @dataclass(frozen=True)

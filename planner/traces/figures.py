@@ -98,6 +98,20 @@ def arrivals(time_s: np.ndarray) -> Arrivals:
                     "inter-arrival gaps" if dispersion is None else "requests per clock tick")
 
 
+def spread_over_ticks(time_s: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Arrival times for a replay: on a coarse clock (``arrivals``' tick: most gaps 0) a stamp
+    says only in which tick a request came, so each request is put at a uniform time within
+    its tick, [stamp, stamp + tick), seeded, the requests of a tick kept in their order;
+    replayed at the stamps, a tick's requests would all reach the engine in the same instant
+    (docs/workloads.md section 3). Other traces' times are returned as they are."""
+    t = np.asarray(time_s, dtype=float)
+    tick = arrivals(t).tick_s
+    if not tick:
+        return t
+    u = np.random.default_rng(seed).uniform(0.0, tick, t.size)
+    return t + u[np.lexsort((u, t))]        # times are in order: the k-th of (stamp, draw) order shares k's stamp
+
+
 @dataclass(frozen=True)
 class Minutes:
     """Requests per minute of the replay clock from the first request: bins of 60 s, the last

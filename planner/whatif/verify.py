@@ -19,9 +19,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
+
 from planner.candidates.table import Candidates, with_capacity
-from planner.plan.rescore import misses, simulate_plans, simulate_row
-from planner.plan.result import Plan, PlanResult, Tightening, Verification
+from planner.physics.load import engine, step_physics
+from planner.physics.step import step_time
+from planner.plan.rescore import metric_name, misses, simulate_plans, simulate_row
+from planner.plan.result import Parting, Plan, PlanResult, Tightening, Verification
 from planner.plan.solve import solve
 from planner.resolve.problem import Problem
 from planner.simulate import WorkLimit
@@ -59,7 +63,8 @@ def verify(problem: Problem, cands: Candidates, result: PlanResult, *, backend: 
         try:
             for p, miss in missed:
                 capacity, unit = simulated_capacity(problem, cands, p, deadline)
-                lowered[p.candidate] = (capacity, miss[0])
+                for twin in twins(problem, cands, p.candidate):
+                    lowered[twin] = (capacity, miss[0])
                 facts.append(_fact(k, cands, p, miss, capacity, unit))
         except WorkLimit:            # the time limit ran out inside a bisection: the answer stands, said missed
             return _final(problem, cands, result, deadline, Verification("missed", k, facts, "time_limit"))
@@ -70,6 +75,36 @@ def verify(problem: Problem, cands: Candidates, result: PlanResult, *, backend: 
             result.verification = Verification("missed", k, facts, "no_answer")
             return result, cands
     raise AssertionError("unreachable: the last round returns")
+
+
+def twins(problem: Problem, c: Candidates, j: int) -> list[int]:
+    """Row j and the rows the simulator cannot tell from it: the same slot, role, GPU, layout,
+    KV dtype and batch, another weight scheme with the same step physics (the same step time
+    at every probe of ``PROBES``, the same KV pool and sequence cap: e.g. int8 and fp8 weights
+    on a GPU that runs both at one rate). Their simulation is row j's, so a capacity lowered
+    for j is lowered for them too; otherwise each round's re-solve moves to an unsimulated
+    twin and the rounds run out on ties."""
+    cf = c.configs
+    same = np.flatnonzero((c.slot == c.slot[j]) & (cf.gpu == cf.gpu[j]) & (cf.tp == cf.tp[j]) & (cf.pp == cf.pp[j])
+                          & (cf.ep == cf.ep[j]) & (cf.kv == cf.kv[j]) & (cf.batch == cf.batch[j])
+                          & ((c.role == c.role[j]) if len(c.role) else True) & c.meets_slo)
+    if same.size <= 1:
+        return [j]
+    slot = c.slots[int(c.slot[j])]
+    phys = step_physics(slot.model, problem.table, cf.take(same), problem.assumptions)
+    eng = engine(phys)
+    n, ctx, chunk = (np.full(same.size, x) for x in PROBES)
+    t = np.stack([step_time(phys, n * a, ctx * a, chunk * b, chunk * b * 4096.0, b)
+                  for a, b in ((1, 0), (0, 1), (1, 1))])
+    mine = int(np.flatnonzero(same == j)[0])
+    alike = (np.all(t == t[:, [mine]], axis=0) & (eng.kv_pool_tokens == eng.kv_pool_tokens[mine])
+             & (eng.max_seqs == eng.max_seqs[mine]))
+    return [int(x) for x in same[alike]]
+
+
+PROBES = (16.0, 16.0 * 4096.0, 2048.0)
+"""Where ``twins`` compares step times: 16 decoders of 4,096 tokens of context each, a
+2,048-token chunk of 4,096 attention units a token, and both in one step."""
 
 
 def _rescore(problem: Problem, cands: Candidates, result: PlanResult, deadline: float, rank: int | None = None
@@ -87,10 +122,61 @@ def _rescore(problem: Problem, cands: Candidates, result: PlanResult, deadline: 
 
 def _final(problem: Problem, cands: Candidates, result: PlanResult, deadline: float, verdict: Verification
            ) -> tuple[PlanResult, Candidates]:
-    """The answer that stands, every ranked deployment simulated, with its verdict."""
+    """The answer that stands, every ranked deployment simulated, with its verdict (and, where
+    it missed, where and why the two models part)."""
     _rescore(problem, cands, result, deadline)
+    if verdict.status != "not_checked":
+        verdict.parted = partings(problem, cands, result, deadline)
     result.verification = verdict
     return result, cands
+
+
+TRUSTED = {"mean": 0.15, "percentile": 0.20}
+"""How far a simulated figure may be from the closed form's before the verdict says where and why
+they part: the bounds docs/load.md section 9 states for the Poisson case (means within 15 %,
+percentiles within 20 % where the closed form is trusted)."""
+
+
+def _bound(statistic: str) -> float:
+    return TRUSTED["mean" if statistic == "mean" else "percentile"]
+
+
+def partings(problem: Problem, c: Candidates, result: PlanResult, deadline: float | None = None) -> list[Parting]:
+    """Each target of rank 1 whose simulation misses it, or is further from the closed form's
+    figure than ``TRUSTED``, beside the closed form's figure and the same configuration
+    simulated at the same load under the closed form's own assumptions (one more simulation:
+    ``simulate_row(replay=False)``, for a trace's replay), which names the cause: ``trace``
+    where that run is within the bound of the closed form (the trace's own arrivals and order
+    of lengths make the difference), else ``load_model`` (``Parting``)."""
+    out = []
+    for p in result.deployments(1):
+        sim = p.simulation or {}
+        if p.role != "aggregated" or "error" in sim:
+            continue
+        slot = c.slots[int(c.slot[p.candidate])]
+        pct = p.load.get("percentiles_ms", {})
+        targets = sim.get("targets", [])
+        keys = [f"{metric_name(slot.targets[k].metric)}_{t['statistic']}" for k, t in enumerate(targets)]
+        parted = [(key, t) for key, t in zip(keys, targets) if not t["met"] or (
+            pct.get(key) and abs(t["simulated_ms"] / pct[key] - 1.0) > _bound(t["statistic"]))]
+        if not parted:
+            continue
+        assumed: dict[str, float] | None = None
+        if sim.get("arrivals") == "trace":
+            try:
+                _, assumed = simulate_row(problem, c, p.candidate, rate=p.load["requests_per_s_per_replica"],
+                                          deadline=deadline, replay=False)
+            except ValueError:       # out of time, or the sampled run cannot be simulated: no attribution
+                assumed = None
+        for key, t in parted:
+            cf = pct.get(key)
+            ms = None if assumed is None else float(assumed.get(key, float("nan"))) * 1e3
+            near = ms is not None and cf is not None and cf > 0 and abs(ms / cf - 1.0) <= _bound(t["statistic"])
+            out.append(Parting(workload=p.workload, configuration=_configuration(c, p.candidate), target=t["path"],
+                               statistic=t["statistic"], target_ms=float(t["target_ms"]),
+                               simulated_ms=float(t["simulated_ms"]), closed_form_ms=None if cf is None else float(cf),
+                               assumptions_ms=ms, cause="trace" if near else "load_model", met=bool(t["met"])))
+    return out
 
 
 def _first_miss(p: Plan) -> tuple[int, dict[str, Any]] | None:
