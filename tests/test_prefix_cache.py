@@ -91,6 +91,23 @@ def test_ttft_at_no_load_is_the_computed_parts_step():
     assert cached.step_decode[0] == pytest.approx(plain.step_decode[0], rel=1e-12)
 
 
+def test_idle_ttft_is_the_whole_prompts_less_the_step_the_cache_saves():
+    """docs/load.md section 1b: the zero-load TTFT of a 2,000-token prompt with 1,500 cached is
+    perf.py's idle TTFT of the whole prompt less (the prompt step of 2,000 tokens, 2,000^2
+    attention units, minus the step of the 500 computed ones, 500^2 + 2 x 500 x 1,500): the
+    same prompt step the loaded TTFT takes (``test_ttft_at_no_load_is_the_computed_parts_step``);
+    without a cache, perf.py's figure bit for bit."""
+    from planner.physics.load import idle_ttft
+    ph = _phys()
+    whole = np.array([0.25])                                   # seconds
+    step = float(step_time(ph, 0.0, 0.0, 500.0, 500.0**2 + 2 * 500 * 1500, 1.0)[0])
+    full = float(step_time(ph, 0.0, 0.0, 2000.0, 2000.0**2, 1.0)[0])
+    got = idle_ttft(ph, Workload(isl=2000.0, osl=200.0, cached=1500.0), whole)
+    assert got[0] == pytest.approx(0.25 - (full - step), rel=1e-12) and full - step > 0.5 * full
+    assert idle_ttft(ph, Workload(isl=2000.0, osl=200.0), whole)[0] == 0.25
+    assert idle_ttft(ph, Workload(isl=2000.0, osl=200.0, cached=0.0), whole)[0] == 0.25
+
+
 # ----------------------------------------------------------------------------------------
 # Metamorphic: hit rate 0 gives today's figures exactly, on every shipped instance
 # ----------------------------------------------------------------------------------------
@@ -361,7 +378,11 @@ def test_plan_output_shows_cached_and_computed_prompt_tokens():
     cached, computed = w["prefix_cache"]["cached_tokens_per_request"], w["prefix_cache"]["computed_tokens_per_request"]
     assert f"{cached:,.0f} cached + {computed:,.0f} computed" in line[0]
     assert line[0] in render_report(r)
-    assert not [n for n in notes(_planned(None)) if n.startswith("prefix cache")]
+    plain = _planned(None)
+    assert not [n for n in notes(plain) if n.startswith("prefix cache")]
+    # the zero-load TTFT is the computed part's (review finding 5), below the uncached one's
+    idle, idle0 = r.plans[0].load["idle"]["ttft_ms"], plain.plans[0].load["idle"]["ttft_ms"]
+    assert idle < idle0 and idle <= r.plans[0].load["percentiles_ms"]["ttft_mean"]
 
 
 def test_prefill_pool_skips_the_cached_prefill_but_sends_the_whole_context():

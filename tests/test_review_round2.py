@@ -140,13 +140,11 @@ def test_a_period_of_tiny_demand_is_still_served(backend):
     assert r.usd_per_cycle >= r.per_period_optima.usd_per_cycle - 1e-6
 
 
-# --- finding 5 (open: planner/plan/describe.py, `load.idle`): a plan's zero-load TTFT ignores the prefix
+# --- finding 5 (fixed: planner/plan/describe.py, `load.idle`, from physics.load.idle_ttft): a plan's zero-load TTFT ignores the prefix
 # cache: with 90 % of an 8,000-token prompt cached, `plans[].load.idle.ttft_ms` stays the uncached
 # prompt's (426.6 ms on an L40S) while the mean TTFT under load is 192 ms; an idle figure above the loaded
 # one. The explanation's "regime" fact reads the same figure.
 
-@pytest.mark.xfail(strict=True, reason="finding 5: load.idle.ttft_ms is the uncached prompt's TTFT under a prefix "
-                   "cache, above the TTFT under load")
 def test_idle_ttft_follows_the_prefix_cache():
     from planner import api
     d = _with(input_tokens=8000, output_tokens=64, prefix_cache={"hit_rate": 0.9})

@@ -32,9 +32,9 @@ from planner.physics.step import StepPhysics, draft_time, scalar_step_fn, step_p
 from planner.physics.terms import query_tokens, tokens_per_step, tokens_per_step_variance
 
 __all__ = ["DEFAULT_TOKEN_BUDGET", "METRICS", "STATISTICS", "Capacity", "Engine", "LoadResult", "StepPhysics", "Target",
-           "Workload", "capacity_at_slo", "carrying_step", "draft_time", "engine", "load_metrics", "merge_results",
-           "per_token_sd", "prompt_step", "scalar_step_fn", "slot_wait", "step_physics", "step_terms", "step_time",
-           "wave"]
+           "Workload", "capacity_at_slo", "carrying_step", "draft_time", "engine", "idle_ttft", "load_metrics",
+           "merge_results", "per_token_sd", "prompt_step", "scalar_step_fn", "slot_wait", "step_physics", "step_terms",
+           "step_time", "wave"]
 
 METRICS: tuple[str, ...] = ("ttft", "tpot", "itl", "e2e")
 STATISTICS: tuple[str, ...] = ("mean", "p50", "p90", "p95", "p99")
@@ -121,6 +121,17 @@ def prompt_split(wl: Workload, n: int) -> tuple[np.ndarray, np.ndarray]:
     isl = np.broadcast_to(np.asarray(wl.isl, dtype=float), (n,))
     P = np.broadcast_to(np.asarray(wl.cached, dtype=float), (n,))
     return isl - P, P
+
+
+def idle_ttft(phys: StepPhysics, wl: Workload, whole) -> np.ndarray:
+    """Section 1b: the TTFT of one prompt on an idle replica with a prefix cache, from ``whole``,
+    the idle TTFT of the whole prompt (perf.py's): less the prompt step the cache saves, the
+    isl tokens' (isl^2 attention units) against the S computed ones' (S (S + 2P)), the prompt
+    step the load model's TTFT takes. At P = 0 it is ``whole`` exactly."""
+    S, P = prompt_split(wl, len(phys))
+    isl = S + P
+    saved = step_time(phys, 0.0, 0.0, isl, isl * isl, 1.0) - step_time(phys, 0.0, 0.0, S, S * (S + 2.0 * P), 1.0)
+    return np.asarray(whole, dtype=float) - np.where(P > 0.0, saved, 0.0)
 
 
 @dataclass(frozen=True)
