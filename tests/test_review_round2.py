@@ -156,13 +156,11 @@ def test_idle_ttft_follows_the_prefix_cache():
     assert load["idle"]["ttft_ms"] <= load["percentiles_ms"]["ttft_mean"] + 1e-9
 
 
-# --- finding 6 (open: planner/plan diagnosis of an excluded spot row): a spot offer whose availability rule
+# --- finding 6 (fixed: planner/plan/diagnose.py `_preemption`, a diagnosis of an excluded spot row): a spot offer whose availability rule
 # needs more than 64 spares (availability 0.999999 with replica_availability 0.01) makes the plan
 # infeasible, explained as "the planner's cap of 100,000 replicas per configuration (docs/instances.md)":
 # the real cause, the offer's preemption rule, is never named.
 
-@pytest.mark.xfail(strict=True, reason="finding 6: an infeasible spot rule is explained as the 100,000-replica cap, "
-                   "not by its prices.offers...preemption rule")
 def test_an_unmeetable_spot_rule_is_the_explanation(tmp_path):
     d = copy.deepcopy(PLAN)
     d["prices"] = {"offers": {"h100-sxm": [{"kind": "spot", "usd_per_gpu_hour": 1.0, "preemption": {
