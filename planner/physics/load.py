@@ -187,6 +187,19 @@ def _chunk(c1, Ta, u):
     return np.minimum(c, np.maximum(Ta, c1))
 
 
+def _prompt_batch(c1, Ta, S, a):
+    """Mean prompt tokens of a prompt-only step of a prefill-first engine (section 5, 'prefill
+    first'): the step runs the prompts that arrived during the step before it, N ~ Poisson(a)
+    with a = lambda tau (arrivals per mean step), and runs at all when N >= 1, so the share of
+    steps that carry prompts is q = 1 - e^-a and a carrying step holds E[N | N >= 1] =
+    a / (1 - e^-a) prompts (q x that = a: every arrival prefilled once). Beside the first prompt
+    (or its piece c1) the others' S tokens each, within the budget Ta. Shorter prompts make
+    shorter steps, hence fewer arrivals a step and fewer prompts riding together (the mixed
+    engine's chunk fill, ``_chunk``, instead fills a carrying step towards the budget)."""
+    m = np.where(a > 1e-12, a / -np.expm1(-np.maximum(a, 1e-12)), 1.0 + a / 2.0)
+    return np.minimum(c1 + S * (m - 1.0), np.maximum(Ta, c1))
+
+
 def carrying_step(phys: StepPhysics, n, ctx, c, A, heads, decode=None):
     """Section 1: the time in which n decoders gain one token while c prompt tokens are
     prefilled: one mixed step (chunks ride in the decode steps), or, for an engine that runs
@@ -261,7 +274,7 @@ def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None, P=0.0):
         Ta = np.maximum(T - n * qd, 1.0)
         c1 = S / np.ceil(S / Ta)
         u = lam * S * tau
-        c = _chunk(c1, Ta, u)
+        c = _prompt_batch(c1, Ta, S, lam * tau) if ph.o.prefill_first else _chunk(c1, Ta, u)
         q = u / c
         t0 = step_time(ph, n, n * (S + P + O / 2.0), 0.0, 0.0, 0.0)
         t1 = carrying_step(ph, n, n * (S + P + O / 2.0), c, c * (S + 2.0 * P), c / S, decode=t0)
