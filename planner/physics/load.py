@@ -503,8 +503,14 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
     t_one = carrying_step(phys, n, n * (S + P + O / 2.0), c1, c1 * A, c1 / S, decode=t0)
     t_two = carrying_step(phys, n, n * (S + P + O / 2.0), c2, c2 * A, c2 / S, decode=t0)
     t_full = prompt_step(phys, n_seen, ctx_n, Ta, Ta * A, Ta / S)
-    kinds = (t0, t_one, t_two)
-    counts = (1.0 - qq, qq * (1.0 - pi), qq * pi)
+    # a prompt longer than a step is cut as the engine cuts it: k - 1 full steps of Ta, then
+    # the rest (the residual sees those lengths; their mean is c1's): at k = 1 the one kind c1
+    k_pc = np.ceil(S / Ta)
+    rest = S - (k_pc - 1.0) * Ta
+    t_rest = carrying_step(phys, n, n * (S + P + O / 2.0), rest, rest * A, rest / S, decode=t0)
+    t_cut = carrying_step(phys, n, n * (S + P + O / 2.0), Ta, Ta * A, Ta / S, decode=t0)
+    kinds = (t0, t_rest, t_two, t_cut)
+    counts = (1.0 - qq, qq * (1.0 - pi) / k_pc, qq * pi, qq * (1.0 - pi) * (k_pc - 1.0) / k_pc)
     span = sum(k * t for k, t in zip(counts, kinds))
     shares = [k * t / span for k, t in zip(counts, kinds)]
     resid = busy * sum(f * t / 2.0 for f, t in zip(shares, kinds))
