@@ -62,16 +62,36 @@ class SpareRule:
 
 def spares_for_availability(serving: int, target: float, up: float) -> float:
     """The fewest spares k (0..MAX_SPARES, else NaN) with P(Binomial(serving + k, up) >= serving)
-    >= target: replicas fail independently, each down a fraction 1 - up of the time. The tail
-    is summed over the failures f = 0..k in log space (lgamma), exact for any N."""
+    >= target: replicas fail independently, each down a fraction 1 - up of the time."""
     if serving <= 0:
         return 0.0
+    return next((float(k) for k in range(MAX_SPARES + 1) if _covers(serving, k, target, up)), math.nan)
+
+
+def spares_needed(serving: int, target: float, up: float, most: int = 100_000) -> int | None:
+    """The fewest spares k an availability rule asks of ``serving`` replicas, searched past
+    MAX_SPARES up to ``most`` (None: more than that): what an explanation of an unmeetable
+    rule states. The chance of ``serving`` up grows with k, so doubling then bisection."""
+    if serving <= 0 or _covers(serving, 0, target, up):
+        return 0
+    lo, hi = 0, 1                     # _covers fails at lo, holds at hi once found
+    while not _covers(serving, hi, target, up):
+        if hi >= most:
+            return None
+        lo, hi = hi, min(2 * hi, most)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if _covers(serving, mid, target, up) else (mid, hi)
+    return hi
+
+
+def _covers(serving: int, k: int, target: float, up: float) -> bool:
+    """Whether ``serving`` + k replicas, each up a fraction ``up`` of the time, have at least
+    ``serving`` up with probability >= ``target``: the binomial tail summed over the failures
+    f = 0..k in log space (lgamma), exact for any N."""
+    n = serving + k
     log_up, log_down = math.log(up), math.log1p(-up)
-    for k in range(MAX_SPARES + 1):
-        n = serving + k
-        terms = [math.lgamma(n + 1) - math.lgamma(f + 1) - math.lgamma(n - f + 1) + (n - f) * log_up + f * log_down
-                 for f in range(k + 1)]
-        top = max(terms)
-        if top + math.log(sum(math.exp(t - top) for t in terms)) >= math.log(target) - 1e-12:
-            return float(k)
-    return math.nan
+    terms = [math.lgamma(n + 1) - math.lgamma(f + 1) - math.lgamma(n - f + 1) + (n - f) * log_up + f * log_down
+             for f in range(k + 1)]
+    top = max(terms)
+    return top + math.log(sum(math.exp(t - top) for t in terms)) >= math.log(target) - 1e-12

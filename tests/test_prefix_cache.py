@@ -7,12 +7,13 @@ the Mooncake sample trace."""
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from planner.candidates.table import build_candidates
@@ -91,6 +92,23 @@ def test_ttft_at_no_load_is_the_computed_parts_step():
     assert cached.step_decode[0] == pytest.approx(plain.step_decode[0], rel=1e-12)
 
 
+def test_idle_ttft_is_the_whole_prompts_less_the_step_the_cache_saves():
+    """docs/load.md section 1b: the zero-load TTFT of a 2,000-token prompt with 1,500 cached is
+    perf.py's idle TTFT of the whole prompt less (the prompt step of 2,000 tokens, 2,000^2
+    attention units, minus the step of the 500 computed ones, 500^2 + 2 x 500 x 1,500): the
+    same prompt step the loaded TTFT takes (``test_ttft_at_no_load_is_the_computed_parts_step``);
+    without a cache, perf.py's figure bit for bit."""
+    from planner.physics.load import idle_ttft
+    ph = _phys()
+    whole = np.array([0.25])                                   # seconds
+    step = float(step_time(ph, 0.0, 0.0, 500.0, 500.0**2 + 2 * 500 * 1500, 1.0)[0])
+    full = float(step_time(ph, 0.0, 0.0, 2000.0, 2000.0**2, 1.0)[0])
+    got = idle_ttft(ph, Workload(isl=2000.0, osl=200.0, cached=1500.0), whole)
+    assert got[0] == pytest.approx(0.25 - (full - step), rel=1e-12) and full - step > 0.5 * full
+    assert idle_ttft(ph, Workload(isl=2000.0, osl=200.0), whole)[0] == 0.25
+    assert idle_ttft(ph, Workload(isl=2000.0, osl=200.0, cached=0.0), whole)[0] == 0.25
+
+
 # ----------------------------------------------------------------------------------------
 # Metamorphic: hit rate 0 gives today's figures exactly, on every shipped instance
 # ----------------------------------------------------------------------------------------
@@ -144,6 +162,14 @@ CONFIGS = [("llama-3.1-8b", "h100-sxm", 1, 64), ("llama-3.1-8b", "l40s", 2, 32),
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# SGLang's prefill first, 12.5 % cached: p99 TTFT rose 146.654 -> 146.658 ms when the chunk fill
+# put more prompts in a step the shorter they were (``_prompt_batch``, docs/load.md section 5)
+@example(cfg=("llama-3.1-8b", "h100-sxm", 1, 64), S=293, out=157, h=[0.0, 0.125], load=0.125, cv2=0.0, arrival=1.0,
+         engine_="sglang")
+# 8,192.25 computed tokens against 6,826.9: a prompt cut in two equal halves made a shorter step
+# for the residual than the one step of the shorter prompt (p90 602 -> 626 ms); cut as the engine does
+@example(cfg=("llama-3.1-8b", "h100-sxm", 1, 64), S=10923, out=2, h=[0.25, 0.375], load=0.5, cv2=0.0, arrival=1.0,
+         engine_="sglang")
 @given(cfg=st.sampled_from(CONFIGS), S=st.integers(64, 16_000), out=st.integers(2, 1000),
        h=st.lists(st.floats(0.0, 1.0), min_size=2, max_size=2), load=st.floats(0.05, 0.9),
        cv2=st.sampled_from([0.0, 0.5]), arrival=st.sampled_from([1.0, 4.0]), engine_=st.sampled_from(["realistic",
@@ -169,6 +195,57 @@ def test_more_reuse_never_costs_more_nor_raises_ttft(cfg, S, out, h, load, cv2, 
     targets = [Target("ttft", "p90", 4.0), Target("tpot", "mean", 0.2)]
     ca, cb = (capacity_at_slo(ph, eng, w, targets, max_utilization=0.8) for w in wl)
     assert cb.rate[0] >= ca.rate[0] * (1 - 1e-3)     # more capacity: never more replicas, never more cost
+
+
+def test_a_prefill_first_prompt_step_runs_the_prompts_of_the_step_before():
+    """docs/load.md section 5, 'prefill first': a prompt-only step runs the prompts that arrived
+    during the step before, N ~ Poisson(a), a = lambda tau. By hand at a = 0.5: a step runs
+    prompts with probability 1 - e^-0.5 = 0.393469, then E[N | N >= 1] = 0.5 / 0.393469 =
+    1.270747 of them: 300-token prompts make a mean step of 300 + 300 x 0.270747 = 381.22
+    tokens; 3,000-token prompts at a = 5 (5.0339 a step) fill the 8,192-token budget. In the
+    load model, at its own tau: the share of carrying steps is 1 - e^-(lambda tau) and the mean
+    chunk S x lambda tau / (1 - e^-(lambda tau)), fewer tokens for a cached prompt."""
+    from planner.physics.load import _prompt_batch
+    assert 1.0 - math.exp(-0.5) == pytest.approx(0.393469, abs=1e-6)
+    assert _prompt_batch(np.array([300.0]), np.array([8192.0]), np.array([300.0]), np.array([0.5]))[0] == \
+        pytest.approx(381.22, abs=0.01)
+    assert _prompt_batch(np.array([3000.0]), np.array([8192.0]), np.array([3000.0]), np.array([5.0]))[0] == 8192.0
+    assert _prompt_batch(np.array([300.0]), np.array([8192.0]), np.array([300.0]), np.array([0.0]))[0] == 300.0
+    ph = _phys(S=293, out=157, batch=64, o=PRESETS["sglang"])
+    eng = engine(ph)
+    chunks = []
+    for cached in (0.0, 100.0):
+        r = load_metrics(ph, eng, Workload(isl=293.0, osl=157.0, cached=cached), rate=np.array([10.0]))
+        a = 10.0 * r.get("itl", "mean")[0]
+        assert r.prefill_step_fraction[0] == pytest.approx(-math.expm1(-a), rel=1e-9)
+        assert r.chunk_tokens[0] == pytest.approx((293.0 - cached) * a / -math.expm1(-a), rel=1e-9)
+        chunks.append(r.chunk_tokens[0] / (293.0 - cached))
+    assert chunks[1] < chunks[0]         # shorter steps: fewer prompts a step
+
+
+def test_prefill_first_prompt_steps_agree_with_the_simulator():
+    """The simulator's prefill-first scheduler (Llama-3.1-8B H100, 293 / 157 tokens, Poisson at
+    half of saturation): its prompt steps carry 310 tokens on average (seed 1, 3,000 requests),
+    the closed form's 309 (the chunk fill it replaced: 702, a 28-prompt budget filled with the
+    probability that one more prompt waits)."""
+    from planner.physics.step import scalar_step_fn
+    from planner.simulate import simulate as run
+    ph = _phys(S=293, out=157, batch=64, o=PRESETS["sglang"])
+    eng = engine(ph)
+    wl = Workload(isl=293.0, osl=157.0)
+    rate = 0.5 * load_metrics(ph, eng, wl, rate=np.array([0.0])).saturation_rate[0]
+    T, cap = int(eng.token_budget[0]), int(eng.max_seqs[0])
+    base, prompts = scalar_step_fn(ph, 0, T + cap + 1), []
+
+    def step(n, ctx, c=0, *rest):
+        if c > 0:
+            prompts.append(c)
+        return base(n, ctx, c, *rest)
+    run(step, Arrivals("poisson", rate=rate), Lengths(293), Lengths(157), token_budget=T, max_seqs=cap,
+        kv_pool_tokens=float(eng.kv_pool_tokens[0]), n_requests=3000, seed=1, prefill_first=True,
+        serving_s=ph.o.serving_overhead_s)
+    closed = load_metrics(ph, eng, wl, rate=np.array([rate])).chunk_tokens[0]
+    assert abs(closed / np.mean(prompts) - 1.0) < 0.05, (closed, np.mean(prompts))
 
 
 def test_more_reuse_never_costs_more_on_a_plan():
@@ -361,7 +438,11 @@ def test_plan_output_shows_cached_and_computed_prompt_tokens():
     cached, computed = w["prefix_cache"]["cached_tokens_per_request"], w["prefix_cache"]["computed_tokens_per_request"]
     assert f"{cached:,.0f} cached + {computed:,.0f} computed" in line[0]
     assert line[0] in render_report(r)
-    assert not [n for n in notes(_planned(None)) if n.startswith("prefix cache")]
+    plain = _planned(None)
+    assert not [n for n in notes(plain) if n.startswith("prefix cache")]
+    # the zero-load TTFT is the computed part's (review finding 5), below the uncached one's
+    idle, idle0 = r.plans[0].load["idle"]["ttft_ms"], plain.plans[0].load["idle"]["ttft_ms"]
+    assert idle < idle0 and idle <= r.plans[0].load["percentiles_ms"]["ttft_mean"]
 
 
 def test_prefill_pool_skips_the_cached_prefill_but_sends_the_whole_context():

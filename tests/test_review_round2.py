@@ -140,13 +140,11 @@ def test_a_period_of_tiny_demand_is_still_served(backend):
     assert r.usd_per_cycle >= r.per_period_optima.usd_per_cycle - 1e-6
 
 
-# --- finding 5 (open: planner/plan/describe.py, `load.idle`): a plan's zero-load TTFT ignores the prefix
+# --- finding 5 (fixed: planner/plan/describe.py, `load.idle`, from physics.load.idle_ttft): a plan's zero-load TTFT ignores the prefix
 # cache: with 90 % of an 8,000-token prompt cached, `plans[].load.idle.ttft_ms` stays the uncached
 # prompt's (426.6 ms on an L40S) while the mean TTFT under load is 192 ms; an idle figure above the loaded
 # one. The explanation's "regime" fact reads the same figure.
 
-@pytest.mark.xfail(strict=True, reason="finding 5: load.idle.ttft_ms is the uncached prompt's TTFT under a prefix "
-                   "cache, above the TTFT under load")
 def test_idle_ttft_follows_the_prefix_cache():
     from planner import api
     d = _with(input_tokens=8000, output_tokens=64, prefix_cache={"hit_rate": 0.9})
@@ -158,13 +156,11 @@ def test_idle_ttft_follows_the_prefix_cache():
     assert load["idle"]["ttft_ms"] <= load["percentiles_ms"]["ttft_mean"] + 1e-9
 
 
-# --- finding 6 (open: planner/plan diagnosis of an excluded spot row): a spot offer whose availability rule
+# --- finding 6 (fixed: planner/plan/diagnose.py `_preemption`, a diagnosis of an excluded spot row): a spot offer whose availability rule
 # needs more than 64 spares (availability 0.999999 with replica_availability 0.01) makes the plan
 # infeasible, explained as "the planner's cap of 100,000 replicas per configuration (docs/instances.md)":
 # the real cause, the offer's preemption rule, is never named.
 
-@pytest.mark.xfail(strict=True, reason="finding 6: an infeasible spot rule is explained as the 100,000-replica cap, "
-                   "not by its prices.offers...preemption rule")
 def test_an_unmeetable_spot_rule_is_the_explanation(tmp_path):
     d = copy.deepcopy(PLAN)
     d["prices"] = {"offers": {"h100-sxm": [{"kind": "spot", "usd_per_gpu_hour": 1.0, "preemption": {

@@ -32,9 +32,9 @@ from planner.physics.step import StepPhysics, draft_time, scalar_step_fn, step_p
 from planner.physics.terms import query_tokens, tokens_per_step, tokens_per_step_variance
 
 __all__ = ["DEFAULT_TOKEN_BUDGET", "METRICS", "STATISTICS", "Capacity", "Engine", "LoadResult", "StepPhysics", "Target",
-           "Workload", "capacity_at_slo", "carrying_step", "draft_time", "engine", "load_metrics", "merge_results",
-           "per_token_sd", "prompt_step", "scalar_step_fn", "slot_wait", "step_physics", "step_terms", "step_time",
-           "wave"]
+           "Workload", "capacity_at_slo", "carrying_step", "draft_time", "engine", "idle_ttft", "load_metrics",
+           "merge_results", "per_token_sd", "prompt_step", "scalar_step_fn", "slot_wait", "step_physics", "step_terms",
+           "step_time", "wave"]
 
 METRICS: tuple[str, ...] = ("ttft", "tpot", "itl", "e2e")
 STATISTICS: tuple[str, ...] = ("mean", "p50", "p90", "p95", "p99")
@@ -166,6 +166,17 @@ def prompt_split(wl: Workload, n: int) -> tuple[np.ndarray, np.ndarray]:
     return isl - P, P
 
 
+def idle_ttft(phys: StepPhysics, wl: Workload, whole) -> np.ndarray:
+    """Section 1b: the TTFT of one prompt on an idle replica with a prefix cache, from ``whole``,
+    the idle TTFT of the whole prompt (perf.py's): less the prompt step the cache saves, the
+    isl tokens' (isl^2 attention units) against the S computed ones' (S (S + 2P)), the prompt
+    step the load model's TTFT takes. At P = 0 it is ``whole`` exactly."""
+    S, P = prompt_split(wl, len(phys))
+    isl = S + P
+    saved = step_time(phys, 0.0, 0.0, isl, isl * isl, 1.0) - step_time(phys, 0.0, 0.0, S, S * (S + 2.0 * P), 1.0)
+    return np.asarray(whole, dtype=float) - np.where(P > 0.0, saved, 0.0)
+
+
 @dataclass(frozen=True)
 class LoadResult:
     """Steady state of each configuration at its rate; times in seconds, rates per replica."""
@@ -217,6 +228,19 @@ def _chunk(c1, Ta, u):
     d = np.maximum(Ta - c1, 0.0)
     c = 0.5 * (c1 + np.sqrt(c1 * c1 + 4.0 * d * u))
     return np.minimum(c, np.maximum(Ta, c1))
+
+
+def _prompt_batch(c1, Ta, S, a):
+    """Mean prompt tokens of a prompt-only step of a prefill-first engine (section 5, 'prefill
+    first'): the step runs the prompts that arrived during the step before it, N ~ Poisson(a)
+    with a = lambda tau (arrivals per mean step), and runs at all when N >= 1, so the share of
+    steps that carry prompts is q = 1 - e^-a and a carrying step holds E[N | N >= 1] =
+    a / (1 - e^-a) prompts (q x that = a: every arrival prefilled once). Beside the first prompt
+    (or its piece c1) the others' S tokens each, within the budget Ta. Shorter prompts make
+    shorter steps, hence fewer arrivals a step and fewer prompts riding together (the mixed
+    engine's chunk fill, ``_chunk``, instead fills a carrying step towards the budget)."""
+    m = np.where(a > 1e-12, a / -np.expm1(-np.maximum(a, 1e-12)), 1.0 + a / 2.0)
+    return np.minimum(c1 + S * (m - 1.0), np.maximum(Ta, c1))
 
 
 def carrying_step(phys: StepPhysics, n, ctx, c, A, heads, decode=None):
@@ -294,7 +318,7 @@ def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None, P=0.0, cv2
         Ta = np.maximum(T - n * qd, 1.0)
         c1 = S / np.ceil(S / Ta)
         u = lam * S * tau
-        c = _chunk(c1, Ta, u)
+        c = _prompt_batch(c1, Ta, S, lam * tau) if ph.o.prefill_first else _chunk(c1, Ta, u)
         q = u / c
         t0 = step_time(ph, n, n * (S + P + O / 2.0), 0.0, 0.0, 0.0)
         t1 = carrying_step(ph, n, n * (S + P + O / 2.0), c, c * attention_length(S, P, cv2), c / S, decode=t0)
@@ -523,8 +547,14 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
     t_one = carrying_step(phys, n, n * (S + P + O / 2.0), c1, c1 * A, c1 / S, decode=t0)
     t_two = carrying_step(phys, n, n * (S + P + O / 2.0), c2, c2 * A, c2 / S, decode=t0)
     t_full = prompt_step(phys, n_seen, ctx_n, Ta, Ta * A, Ta / S)
-    kinds = (t0, t_one, t_two)
-    counts = (1.0 - qq, qq * (1.0 - pi), qq * pi)
+    # a prompt longer than a step is cut as the engine cuts it: k - 1 full steps of Ta, then
+    # the rest (the residual sees those lengths; their mean is c1's): at k = 1 the one kind c1
+    k_pc = np.ceil(S / Ta)
+    rest = S - (k_pc - 1.0) * Ta
+    t_rest = carrying_step(phys, n, n * (S + P + O / 2.0), rest, rest * A, rest / S, decode=t0)
+    t_cut = carrying_step(phys, n, n * (S + P + O / 2.0), Ta, Ta * A, Ta / S, decode=t0)
+    kinds = (t0, t_rest, t_two, t_cut)
+    counts = (1.0 - qq, qq * (1.0 - pi) / k_pc, qq * pi, qq * (1.0 - pi) * (k_pc - 1.0) / k_pc)
     span = sum(k * t for k, t in zip(counts, kinds))
     shares = [k * t / span for k, t in zip(counts, kinds)]
     resid = busy * sum(f * t / 2.0 for f, t in zip(shares, kinds))

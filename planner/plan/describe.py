@@ -26,7 +26,9 @@ from planner.candidates.load import operating_points as operating_points_of
 from planner.candidates.objectives import OBJECTIVES
 from planner.candidates.table import Candidates, nodes_for
 from planner.catalog.checkpoints import serving_checkpoint
+from planner.physics.load import Workload, idle_ttft, step_physics
 from planner.physics.perf import regime_of, regime_shares
+from planner.physics.space import Configs
 from planner.plan.result import (
     PLAN_UNCALIBRATED,
     PLAN_UNCALIBRATED_LOAD,
@@ -42,7 +44,7 @@ from planner.plan.result import (
     beside,
     quality_of,
 )
-from planner.resolve.problem import Problem
+from planner.resolve.problem import Problem, Slot
 from planner.units import HOURS_PER_YEAR, MS
 
 Picks = list[tuple[int, int]]
@@ -115,6 +117,9 @@ def deployment(p: Problem, c: Candidates, j: int, replicas: int, rank: int, shar
     offer = p.offer(int(c.configs.gpu[j]))
     term = offer.term if offer is not None else None
     binding = int(c.load.binding[j])
+    idle = {"ttft_ms": float(ev.ttft[j] / MS), "tpot_ms": float(ev.tpot[j] / MS)}
+    if "cached_prompt_tokens" in at:      # the prefill of the computed part (review finding 5)
+        idle["ttft_ms"] = _idle_ttft(p, slot, one, float(ev.ttft[j]), at["cached_prompt_tokens"]) / MS
     load = {"requests_per_s_per_replica": at["rate"], "utilization": at["utilization"],
             "capacity_requests_per_s_per_replica": float(c.load.rate[j]),
             "capacity_tokens_per_s_per_replica": float(c.load.tokens_per_s[j]),
@@ -123,7 +128,7 @@ def deployment(p: Problem, c: Candidates, j: int, replicas: int, rank: int, shar
             "running_per_lane": at["running_per_lane"],
             "percentiles_ms": {k: at[k] / MS for k in at if k.split("_")[0] in ("ttft", "tpot", "itl", "e2e")},
             "scheduler": {"max_num_seqs": int(at["max_seqs"]), "max_num_batched_tokens": int(at["token_budget"])},
-            "idle": {"ttft_ms": float(ev.ttft[j] / MS), "tpot_ms": float(ev.tpot[j] / MS)}}
+            "idle": idle}
     if "cached_prompt_tokens" in at:       # a prefix cache (docs/workloads.md section 7): only where there is one
         load["prompt_tokens"] = {"cached_per_request": at["cached_prompt_tokens"],
                                  "computed_per_request": at["computed_prompt_tokens"]}
@@ -155,6 +160,15 @@ def deployment(p: Problem, c: Candidates, j: int, replicas: int, rank: int, shar
         mbu=mbu, mfu=mfu, regime=regime, regime_shares=shares, phase=phase,
         objective_value=OBJECTIVES[c.objective].value(c, j, replicas), load=load, candidate=j,
         role=ROLE_NAMES[role], share=share, slo_margins_ms=slo_margins_ms(c, j))
+
+
+def _idle_ttft(p: Problem, slot: Slot, one: Configs, whole: float, cached: float) -> float:
+    """The zero-load TTFT of a configuration whose prompts have ``cached`` tokens a request in
+    the prefix cache: its computed part prefilled, as the loaded figures take it
+    (``physics.load.idle_ttft``, docs/load.md section 1b)."""
+    phys = step_physics(slot.model, p.table, one, p.assumptions)
+    wl = Workload(isl=slot.input.mean, osl=slot.output.mean, cached=cached)
+    return float(idle_ttft(phys, wl, np.array([whole]))[0])
 
 
 def under_priors(prior: Problem, c: Candidates, plans: list[Plan]) -> None:

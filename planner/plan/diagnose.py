@@ -20,7 +20,8 @@ from planner.candidates.load import ROLE_NAMES
 from planner.candidates.table import MAX_REPLICAS, Candidates
 from planner.physics.space import SCHEME_NAMES
 from planner.plan.result import Alone, Diagnosis, Fact, Layout, Shortfall, Together
-from planner.resolve.problem import Problem
+from planner.pricing import MAX_SPARES, spares_needed
+from planner.resolve.problem import Problem, offer_entries
 
 
 def diagnose(p: Problem, c: Candidates) -> tuple[list[Diagnosis], list[Shortfall], Together | None]:
@@ -98,8 +99,25 @@ def _first_violation(p: Problem, c: Candidates, mine: np.ndarray) -> Fact | None
         ok = passing
     lo, hi = c.replicas_needed, c.replicas_allowed
     if not (lo[ok] <= hi[ok]).any():
-        return _limits(c, ok)
+        unmet = ok & np.isnan(c.spares) if len(c.spares) else np.zeros_like(ok)
+        return _preemption(p, c, unmet) if unmet.any() and not (ok & ~unmet).any() else _limits(c, ok & ~unmet)
     return None
+
+
+def _preemption(p: Problem, c: Candidates, unmet: np.ndarray) -> Fact:
+    """A spot offer whose preemption rule no deployment can meet: the spares its availability
+    target asks of the fewest replicas that carry the demand, against the MAX_SPARES a spot
+    deployment may carry (planner/pricing.py)."""
+    k = int(np.argmin(np.where(unmet, c.replicas_needed * c.ev.gpus, np.inf)))
+    g = int(c.configs.gpu[k])
+    rule = c.spare_rules[g]
+    assert rule is not None and rule.availability is not None and rule.replica_availability is not None
+    serving = int(c.replicas_needed[k])
+    needed = spares_needed(serving, rule.availability, rule.replica_availability)
+    return Fact("preemption", value=None if needed is None else float(needed), limit=float(MAX_SPARES),
+                unit="spare replicas", path=offer_entries(p.spec.prices.offers, {})[p.table.ids[g]][1] + ".preemption",
+                context={"gpu": c.describe(k)["gpu"], "serving_replicas": serving, "availability": rule.availability,
+                         "replica_availability": rule.replica_availability, "searched_to": 100_000})
 
 
 def _memory(p: Problem, c: Candidates, mine: np.ndarray) -> Fact:

@@ -37,6 +37,7 @@ from planner.plan.explain import explain_plans
 from planner.plan.rescore import simulate_plans
 from planner.plan.result import Answer, Phase, Plan, PlanResult
 from planner.resolve.problem import Problem, resolve, resolve_fleet
+from planner.resolve.schedule import at_peak
 from planner.schemas.fleet import FleetSpec
 from planner.schemas.plan import PlanSpec
 from planner.yamlio import Document
@@ -104,13 +105,17 @@ def prepare(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, objectiv
             calibration: str | None = None) -> tuple[PlanSpec | FleetSpec, Problem, Candidates]:
     """An instance (one workload, or a fleet of several) resolved, with its candidate table;
     ``objective`` replaces a plan instance's own."""
-    if isinstance(spec, FleetSpec):
-        problem = resolve_fleet(spec, doc, calibration)
-    else:
-        if objective is not None and objective != spec.objective:
-            spec = PlanSpec.model_validate(spec.model_dump() | {"objective": objective})
-        problem = resolve(spec, doc, calibration)
+    if isinstance(spec, PlanSpec) and objective is not None and objective != spec.objective:
+        spec = PlanSpec.model_validate(spec.model_dump() | {"objective": objective})
+    problem = _resolved(spec, doc, calibration)
     return spec, problem, build_candidates(problem)
+
+
+def _resolved(spec: PlanSpec | FleetSpec, doc: Document | None, calibration: str | None) -> Problem:
+    """The instance resolved as a plan or a fleet reads it: a demand profile at its busiest
+    period (``at_peak``, said in the result's notes)."""
+    problem = resolve_fleet(spec, doc, calibration) if isinstance(spec, FleetSpec) else resolve(spec, doc, calibration)
+    return at_peak(spec, problem)
 
 
 def plan(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, backend: str | None = None,
@@ -139,7 +144,7 @@ def with_priors(spec: PlanSpec | FleetSpec, doc: Document | None, cands: Candida
     without it, the answer's configurations kept."""
     if calibration in (None, "none") or not result.plans:
         return
-    prior = resolve_fleet(spec, doc, None) if isinstance(spec, FleetSpec) else resolve(spec, doc, None)
+    prior = _resolved(spec, doc, None)
     under_priors(prior, cands, result.plans)
 
 
@@ -212,7 +217,8 @@ def solve(problem: Problem, cands: Candidates, *, backend: str = "cpsat", top_k:
                       searched_configurations=cands.searched, solve_seconds=time.perf_counter() - t0, gap=gap,
                       excluded_gpus=dict(problem.excluded), inputs=problem.inputs(), model_size=size,
                       diagnosis=diagnosis, interrupted=interrupted, unsupported=problem.unsupported(),
-                      phases=first.phases, answers=answers, shortfalls=shortfalls, together=together)
+                      phases=first.phases, answers=answers, shortfalls=shortfalls, together=together,
+                      notes=list(problem.notes))
 
 
 def solve_phases(problem: Problem, cands: Candidates, *, backend: str, time_limit: float,

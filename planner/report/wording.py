@@ -144,6 +144,13 @@ def diagnosis(d: Diagnosis) -> str:
     if f.constraint in ("tpot", "ttft", "e2e_latency"):
         v, t = _ms(f.value), _ms(f.limit)
         return f"{c['best']} reaches {v:,.1f} ms, above the {t:g} ms target by {v - t:,.1f} ms"
+    if f.constraint == "preemption":
+        needs = f"more than {c['searched_to']:,}" if f.value is None else f"{f.value:,.0f}"
+        return (f"{f.path}: an availability of {c['availability']:g} with each replica up "
+                f"{c['replica_availability']:g} of the time needs {needs} spare replicas beside the "
+                f"{c['serving_replicas']} serving on {c['gpu']}, "
+                f"more than the {f.limit:,.0f} a spot deployment may carry (planner/pricing.py MAX_SPARES): "
+                f"lower the availability target or state spare_replicas")
     need = int(f.value or 0)
     first = (f"meeting {c['demand_tokens_per_s']:,.0f} tokens/s" if c["demand_tokens_per_s"] else "one replica")
     text = (f"{first} needs at least {need} replica(s) of {c['gpus_per_replica']} x {c['gpu']} "

@@ -126,6 +126,7 @@ class Problem:
     current: tuple[Running, ...] = ()   # a fleet's deployments running today
     calibration_notes: tuple[str, ...] = ()   # GPUs the calibration fits by its global values only, and why
     offers: tuple[Offer | None, ...] = ()     # per GPU of ``table``: the offer it is priced by (prices.offers), or None
+    notes: tuple[str, ...] = ()         # what a result must say of how the instance was read (a profile's peak)
 
     @property
     def objective(self) -> str:

@@ -107,11 +107,7 @@ def resolve_periods(spec: PlanSpec | FleetSpec, problem: Problem) -> Periods:
     aggregated instances without a node limit or a fleet running today (docs/workloads.md)."""
     where: dict[str, Any] = {"file": problem.file}
     _supported(spec, problem, where)
-    given: list[tuple[Demand | None, str, Any]]
-    if isinstance(spec, FleetSpec):
-        given = [(w.demand, f"workloads[{i}]", w) for i, w in enumerate(spec.workloads)]
-    else:
-        given = [(spec.workload.demand, "workload", spec.workload)]
+    given = _given(spec)
     factors: list[tuple[tuple[float, ...], np.ndarray, tuple[Slo | None, ...]] | None] = []
     for (d, path, w), slot in zip(given, problem.slots):
         if d is None or d.profile is None:
@@ -130,11 +126,7 @@ def resolve_periods(spec: PlanSpec | FleetSpec, problem: Problem) -> Periods:
             raise InputError(f"its periods differ from {named[0][0]}.demand.profile's", path=f"{path}.demand.profile",
                              value=list(h), accepted=f"the same hours per period: {list(hours)}", **where)
     for (_, path, _), slot, f in zip(given, problem.slots, factors):
-        top = slot.demand.value * float(f[1].max()) if f is not None and slot.demand is not None else 0.0
-        if top > MAX_DEMAND_TOKENS_PER_S:
-            raise InputError(f"a period's rate is {top:.3g} output tokens/s, above "
-                             f"the limit of {MAX_DEMAND_TOKENS_PER_S:.0e}", path=f"{path}.demand.profile",
-                             accepted="smaller rates or multipliers", **where)
+        _within_limit(slot, f, path, where)
     per_period = []
     for p in range(len(hours)):
         per_period.append(tuple(slot if f is None or slot.demand is None else
@@ -151,6 +143,46 @@ def _in_period(slot: Slot, demand: DemandSpec, slo: Slo | None, path: str, p: in
     if slo is None or slo == slot.slo:
         return replace(slot, demand=demand)
     return replace(slot, demand=demand, slo=slo, targets=targets(slo, f"{path}.demand.profile[{p}].slo"))
+
+
+def at_peak(spec: PlanSpec | FleetSpec, problem: Problem) -> Problem:
+    """What `planner plan` and `planner fleet` solve for an instance whose demand has a profile
+    (docs/workloads.md section 8): each profiled workload at its busiest period's rate, the
+    fleet a static plan must run all day, with a note saying so; ``problem`` itself where no
+    workload has a profile. `planner schedule` plans every period."""
+    where: dict[str, Any] = {"file": problem.file}
+    slots, notes = list(problem.slots), []
+    for k, ((d, path, w), slot) in enumerate(zip(_given(spec), problem.slots)):
+        if d is None or d.profile is None or slot.demand is None:
+            continue
+        f = _factors(d, slot, w, path, where)
+        _within_limit(slot, f, path, where)
+        top = int(np.argmax(f[1]))
+        slots[k] = replace(slot, demand=scaled(slot.demand, float(f[1][top])))
+        rps = slots[k].demand.requests_per_s     # type: ignore[union-attr]
+        notes.append(f"{path}.demand.profile: planned at its busiest period, period {top + 1} of {len(f[0])} "
+                     f"({f[0][top]:g} h, {rps:,.4g} requests/s, {f[1][top]:.4g} x the stated rate), the fleet "
+                     "a static plan runs all day; `planner schedule FILE` plans each period and its saving")
+    if not notes:
+        return problem
+    return replace(problem, slots=tuple(slots), notes=problem.notes + tuple(notes))
+
+
+def _given(spec: PlanSpec | FleetSpec) -> list[tuple[Demand | None, str, Any]]:
+    """(its demand, its YAML path, the workload) per workload of an instance, in slot order."""
+    if isinstance(spec, FleetSpec):
+        return [(w.demand, f"workloads[{i}]", w) for i, w in enumerate(spec.workloads)]
+    return [(spec.workload.demand, "workload", spec.workload)]
+
+
+def _within_limit(slot: Slot, f: tuple[tuple[float, ...], np.ndarray, tuple[Slo | None, ...]] | None, path: str,
+                  where: dict[str, Any]) -> None:
+    """A located error where a period's rate passes the demand limit of a stated rate."""
+    top = slot.demand.value * float(f[1].max()) if f is not None and slot.demand is not None else 0.0
+    if top > MAX_DEMAND_TOKENS_PER_S:
+        raise InputError(f"a period's rate is {top:.3g} output tokens/s, above "
+                         f"the limit of {MAX_DEMAND_TOKENS_PER_S:.0e}", path=f"{path}.demand.profile",
+                         accepted="smaller rates or multipliers", **where)
 
 
 def _factors(d: Demand, slot: Slot, w: Any, path: str, where: dict[str, Any]

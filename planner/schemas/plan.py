@@ -57,7 +57,8 @@ class Demand(Strict):
         None, description="closed loop: clients with one request in flight each")
     arrival: Arrival = Arrival()
     profile: Profile | None = Field(
-        None, description="the rate over time, for `planner schedule`: periods [{hours, requests_per_s | "
+        None, description="the rate over time (`planner schedule` plans each period, `planner plan` and "
+        "`planner fleet` the busiest): periods [{hours, requests_per_s | "
         "output_tokens_per_s | multiplier, optionally slo}, ...], or {periods, hours}: the workload trace's shape "
         "with its busiest period at the stated rate (docs/workloads.md)")
 

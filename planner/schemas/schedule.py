@@ -1,8 +1,8 @@
 """Demand over time (docs/workloads.md, "Demand over time: schedules"): a workload's demand
 profile, periods of stated hours each at a rate (and, optionally, its own SLO), and the
 schedule's switching options.
-`planner schedule FILE` reads them; `planner plan` and `planner fleet` plan the demand's
-stated rate and ignore the profile."""
+`planner schedule FILE` plans every period; `planner plan` and `planner fleet` plan each
+profiled workload at its busiest period, with a note (``resolve.schedule.at_peak``)."""
 
 from __future__ import annotations
 
