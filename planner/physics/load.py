@@ -20,6 +20,7 @@ import numpy as np
 from planner.physics.numerics import (
     NORMAL_Z,
     PERCENTILES,
+    RESTRICT_ROWS,
     bisect,
     bisection_by_bracket,
     exp_tail_quantile,
@@ -235,6 +236,34 @@ def _saturation(phys: StepPhysics, eng: Engine, S, O, P=0.0):
     return phys.lanes * n / (np.maximum(O - 1.0, 1e-9) * tau), tau
 
 
+def _pair(a, b, m: int) -> np.ndarray:
+    """Rows a and b (each m floats, or one value repeated) as one (2, m) array."""
+    out = np.empty((2, m))
+    out[0] = a
+    out[1] = b
+    return out
+
+
+def _two_steps(phys: StepPhysics, first: tuple, second: tuple) -> np.ndarray:
+    """``step_time`` of ``phys`` at two sets of arguments (n, ctx, c, A, heads), each of one
+    value per configuration, from one call on (2, configurations) arrays: the step formula is
+    elementwise, so each is the same, bit for bit, as from a call of its own, at about the
+    cost of one call (on a plan's small tables a call costs mostly numpy's per-call overhead).
+    Its rows 0 and 1 are the two."""
+    m = len(phys)
+    return step_time(phys, *(_pair(a, b, m) for a, b in zip(first, second)))
+
+
+def _decode_and_carrying(phys: StepPhysics, n, ctx, c, A, heads):
+    """(the step with no prefill, ``carrying_step``) of n decoders holding ctx tokens, the
+    carrying step's chunk c (attention A, heads), from one call (``_two_steps``)."""
+    if phys.o.prefill_first:      # the decode step, and the prompt-only step the carrying one adds to it
+        t0, alone = _two_steps(phys, (n, ctx, 0.0, 0.0, 0.0), (0.0, 0.0, c, A, heads))
+        return t0, alone + t0
+    t0, t1 = _two_steps(phys, (n, ctx, 0.0, 0.0, 0.0), (n, ctx, c, A, heads))
+    return t0, t1
+
+
 def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None, P=0.0):
     """Section 3: the mean step by the fluid fixed point tau = F(tau) (a bracketing root
     finder, ``fixed_point``; ``tau_sat``: the saturated step, if the caller has it)."""
@@ -252,8 +281,7 @@ def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None, P=0.0):
         u = lam * S * tau
         c = _chunk(c1, Ta, u)
         q = u / c
-        t0 = step_time(ph, n, n * (S + P + O / 2.0), 0.0, 0.0, 0.0)
-        t1 = carrying_step(ph, n, n * (S + P + O / 2.0), c, c * (S + 2.0 * P), c / S, decode=t0)
+        t0, t1 = _decode_and_carrying(ph, n, n * (S + P + O / 2.0), c, c * (S + 2.0 * P), c / S)
         return n, Ta, c1, c, q, t0, t1
 
     def mean_step(q, t0, t1):
@@ -476,17 +504,19 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
     c2 = np.minimum(Ta, c1 + S)
     pi = np.clip((c - c1) / np.maximum(c2 - c1, 1e-9), 0.0, 1.0)
     A = S + 2.0 * P                  # attention units per computed prompt token (section 1b)
-    t_one = carrying_step(phys, n, n * (S + P + O / 2.0), c1, c1 * A, c1 / S, decode=t0)
-    t_two = carrying_step(phys, n, n * (S + P + O / 2.0), c2, c2 * A, c2 / S, decode=t0)
-    t_full = prompt_step(phys, n_seen, ctx_n, Ta, Ta * A, Ta / S)
+    # carrying_step at chunks c1 and c2, in one call (``_two_steps``)
+    if phys.o.prefill_first:
+        t_one, t_two = _two_steps(phys, (0.0, 0.0, c1, c1 * A, c1 / S), (0.0, 0.0, c2, c2 * A, c2 / S)) + t0
+    else:
+        ctx_all = n * (S + P + O / 2.0)
+        t_one, t_two = _two_steps(phys, (n, ctx_all, c1, c1 * A, c1 / S), (n, ctx_all, c2, c2 * A, c2 / S))
     kinds = (t0, t_one, t_two)
     counts = (1.0 - qq, qq * (1.0 - pi), qq * pi)
     span = sum(k * t for k, t in zip(counts, kinds))
     shares = [k * t / span for k, t in zip(counts, kinds)]
     resid = busy * sum(f * t / 2.0 for f, t in zip(shares, kinds))
-    # prompt-token backlog as an M/G/1 on work (Kingman) at full-chunk speed Ta / t_full;
-    # only the part beyond the Ta - S tokens that still fit the next step delays it
-    rho_T = np.minimum(lam_l * S * t_full / Ta, 1.0)
+    # prompt-token backlog as an M/G/1 on work (Kingman); only the part beyond the Ta - S
+    # tokens that still fit the next step delays it
     rho_seen = rho_p * seen
     w_work = rho_seen / (1.0 - rho_seen) * (ca2 + cs2_isl) / 2.0 * D
     m_tok = w_work / np.maximum(rho_seen, 1e-12) * c / t1           # mean backlog when busy, tokens
@@ -498,7 +528,11 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
     # own steps: k - 1 full chunks, then the last piece plus the prompts that joined it
     last = S - (k_own - 1.0) * Ta
     c_own = np.minimum(Ta, last + lam_l * seen * S * (resid + w_extra))
-    t_own = prompt_step(phys, n_seen, ctx_n, c_own, c_own * A, c_own / S)
+    # prompt_step at a full chunk Ta and at the prompt's own last chunk, in one call
+    n_p, ctx_p = (0.0, 0.0) if phys.o.prefill_first else (n_seen, ctx_n)
+    t_full, t_own = _two_steps(phys, (n_p, ctx_p, Ta, Ta * A, Ta / S), (n_p, ctx_p, c_own, c_own * A, c_own / S))
+    # the prompt-token backlog's utilisation at full-chunk speed Ta / t_full
+    rho_T = np.minimum(lam_l * S * t_full / Ta, 1.0)
     D_own = (k_own - 1.0) * t_full + t_own
     if closed is not None and wl.start == "together" and _fixed_lengths(wl):
         # clients that started together with fixed lengths stay in step: a prompt comes back
@@ -538,8 +572,9 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
         if needed is None or any(m != "ttft" and st_ != "mean" for m, st_ in needed):
             dn = np.maximum(n * 1e-3, 1e-3)
             nm = np.maximum(n - dn, 0.0)
-            d0 = (step_time(phys, n + dn, (n + dn) * (S + P + O / 2.0))
-                  - step_time(phys, nm, nm * (S + P + O / 2.0))) / (n + dn - nm)
+            up, down = _two_steps(phys, (n + dn, (n + dn) * (S + P + O / 2.0), 0.0, 0.0, 0.0),
+                                  (nm, nm * (S + P + O / 2.0), 0.0, 0.0, 0.0))
+            d0 = (up - down) / (n + dn - nm)
             sd0 = np.abs(d0) * np.sqrt(var_n)
             # per-request TPOT: the life average of n (variance 2/3 n, M/D/inf window), K prompts
             # prefilled during the decode phase, covariance m_k / 2 (section 5). Each prompt
@@ -652,11 +687,20 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
 
             def evaluate(x, i):
                 """Whether rows ``i`` meet every target at ``x``, and how far from it they are
-                (log of the largest ratio to a target or utilisation; NaN where not defined)."""
-                r, rt = ratios(ph.take(i), en.take(i), w.take(i, len(live)), x, S_[i], O_[i],
-                               (sat_l[0][i], sat_l[1][i]))
-                ok = r.stable & np.all(rt <= 1.0, axis=0)
-                g = np.log(np.maximum(np.max(rt, axis=0, initial=0.0), np.maximum(r.rho, r.rho_prefill)))
+                (log of the largest ratio to a target or utilisation; NaN where not defined).
+                A small table is evaluated whole, the other rows at their lower end
+                (``RESTRICT_ROWS``)."""
+                if len(live) <= RESTRICT_ROWS:
+                    xs = lo_l.copy()
+                    xs[i] = x
+                    r, rt = ratios(ph, en, w, xs, S_, O_, sat_l)
+                    stable, rt, rho, rho_p = r.stable[i], rt[:, i], r.rho[i], r.rho_prefill[i]
+                else:
+                    r, rt = ratios(ph.take(i), en.take(i), w.take(i, len(live)), x, S_[i], O_[i],
+                                   (sat_l[0][i], sat_l[1][i]))
+                    stable, rho, rho_p = r.stable, r.rho, r.rho_prefill
+                ok = stable & np.all(rt <= 1.0, axis=0)
+                g = np.log(np.maximum(np.max(rt, axis=0, initial=0.0), np.maximum(rho, rho_p)))
                 return ok, np.where(ok | (g > 0), g, np.nan)
             hi = np.maximum(sat[live] * (1.0 - 1e-9), lo_l)
             g_lo = np.log(np.maximum(np.max(rt0[:, live], axis=0, initial=0.0),
