@@ -23,7 +23,7 @@ from planner.physics.load import (
     merge_results,
     step_physics,
 )
-from planner.physics.numerics import bisection_by_bracket
+from planner.physics.numerics import RESTRICT_ROWS, bisection_by_bracket
 from planner.physics.options import Assumptions
 from planner.physics.space import Configs, GpuTable
 from planner.resolve.problem import Slot
@@ -200,14 +200,20 @@ def _rate_at_utilization(phys: StepPhysics, eng: Engine, wl: Workload, hi: np.nd
     0, its steps settled from a bracket (the utilisation grows with the rate;
     ``bisection_by_bracket``), first tried at hi x ceiling / rho_hi."""
     n = len(phys)
+    hi = np.asarray(hi, dtype=float)
+    first = hi * ceiling / rho_hi
 
     def evaluate(x: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        rho = load_metrics(phys.take(i), eng.take(i), wl.take(i, n), rate=x, quantiles=False).rho
+        if n <= RESTRICT_ROWS:      # a small table whole, the other rows at their first point (the same figures)
+            xs = first.copy()
+            xs[i] = x
+            rho = load_metrics(phys, eng, wl, rate=xs, quantiles=False).rho[i]
+        else:
+            rho = load_metrics(phys.take(i), eng.take(i), wl.take(i, n), rate=x, quantiles=False).rho
         with np.errstate(divide="ignore"):
             return rho <= ceiling, np.log(rho / ceiling)
-    hi = np.asarray(hi, dtype=float)
     lo, _, _ = bisection_by_bracket(evaluate, np.zeros(n), hi, np.full(n, np.nan), iters, np.full(n, np.inf),
-                                     geometric=False, g_hi=np.log(rho_hi / ceiling), first=hi * ceiling / rho_hi)
+                                     geometric=False, g_hi=np.log(rho_hi / ceiling), first=first)
     return lo
 
 

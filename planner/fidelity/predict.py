@@ -122,17 +122,20 @@ def _predict_idle(cases: list[Case], catalog: Catalog, o: Assumptions,
         requests = np.array([c.requests or np.inf for c in cs], float)
         largest = np.minimum(np.clip(probe.max_batch, 1.0, CUDA_GRAPH_BATCH_CAP), requests)
         rule = np.array([c.rule for c in cs])
-        ev = grid(np.where(rule == "max_throughput", largest, fixed))
         # the last wave of a finite run: N mod B requests, at that batch (batch 1 where none)
         stated = np.where(np.isfinite(requests), requests, 0.0)
         rest = np.mod(stated, np.maximum(largest, 1.0))
-        ev_rest = grid(np.maximum(rest, 1.0))
+        # each row at its batch (row k) and its last wave's (row m + k), in one evaluation (the
+        # physics computes each row on its own: the same figures as two)
+        m = len(cs)
+        at = np.where(rule == "max_throughput", largest, fixed)
+        ev = grid(np.concatenate([at, np.maximum(rest, 1.0)]), cs=cs + cs)
         for k, c in enumerate(cs):
             why[idx[k]] = _invalid(probe, k) if not probe.valid[k] else None   # idle rows: only invalid layouts
             out[idx[k]] = _rule(c, ev, k, o_engine)
             if c.rule == "max_throughput" and c.requests:
                 out[idx[k]] *= _finite_run(c.requests, largest[k], rest[k], float(ev.throughput_tokens_per_s[k]),
-                                           float(ev_rest.throughput_tokens_per_s[k]))
+                                           float(ev.throughput_tokens_per_s[m + k]))
     return out, why
 
 

@@ -39,6 +39,14 @@ FIXED_POINT_RTOL = 1e-12
 convergence test and the ~3e-7 that the former 24 geometric bisection steps reached."""
 
 
+RESTRICT_ROWS = 128
+"""Below this many configurations a vectorised iteration costs about the same whatever the
+rows it carries (numpy's per-call overhead): ``fixed_point`` goes on with all of them rather
+than building F of the unfinished ones, and ``capacity_at_slo`` evaluates a small table
+whole (the rows already settled at a rate they met; each row is its own, so the figures are
+the same)."""
+
+
 def fixed_point(F, lo: np.ndarray, hi: np.ndarray, max_iters: int = 60, restrict=None) -> np.ndarray:
     """Per configuration, a fixed point of F in [lo, hi] (F(lo) > lo, F(hi) <= hi): regula
     falsi with the Illinois modification on the bracket of F(t) - t, which keeps the sign
@@ -51,7 +59,8 @@ def fixed_point(F, lo: np.ndarray, hi: np.ndarray, max_iters: int = 60, restrict
 
     ``restrict(idx)``, if given, returns F on the configurations ``idx`` alone: once half of
     the configurations evaluated have stopped, the others go on by themselves (each
-    configuration's iterates are its own, so the result is the same)."""
+    configuration's iterates are its own, so the result is the same); not below
+    ``RESTRICT_ROWS`` configurations, where numpy's cost per call, not per row, dominates."""
     a, b = lo.astype(float).copy(), hi.astype(float).copy()
     ga, gb = F(a) - a, F(b) - b
     live = (gb <= 0) & (ga > 0) & (b - a > FIXED_POINT_RTOL * b)
@@ -61,7 +70,7 @@ def fixed_point(F, lo: np.ndarray, hi: np.ndarray, max_iters: int = 60, restrict
     for _ in range(max_iters):
         if not live.any():
             break
-        if restrict is not None and 2 * np.count_nonzero(live) <= len(idx):
+        if restrict is not None and len(idx) > RESTRICT_ROWS and 2 * np.count_nonzero(live) <= len(idx):
             keep = np.flatnonzero(live)
             idx, a, b, ga, gb, last, live = idx[keep], a[keep], b[keep], ga[keep], gb[keep], last[keep], live[keep]
             F = restrict(idx)
