@@ -203,9 +203,12 @@ def test_decode_saturation_is_the_peak_below_the_graph_cliff():
     ph2 = L.step_physics(CAT.model("llama-3.1-70b"), t, c, o2)
     full = M / (299.0 * float(L.step_time(ph2, M, M * 4150.0)[0]))
     assert float(D.decode_saturation(ph2, L.engine(ph2), 4000.0, 300.0)[0]) == pytest.approx(full, rel=1e-12)
-    # a closed loop of 2 g clients over one prefill and one decode replica is not held below
-    # the captured batch's throughput: it runs g sequences a step, none eager
+    # a closed loop of g clients over four prefill replicas and one decode replica is not held
+    # at the eager step's rate: the decode pool fills from empty to the lower root of
+    # tau = t(lambda (O - 1) tau), below the cliff (the upper root, past g, is the eager step),
+    # and Little's law holds over the loop: N = X (TTFT + (O - 1) TPOT)
     r = D.closed_loop(ph, eng, ph, eng, L.Workload(4000.0, 300.0), clients=np.array([float(g)]),
                       prefill_replicas=np.array([4.0]), decode_replicas=np.array([1.0]), link="intra")
     assert bool(r.stable[0])
-    assert float(r.tpot[0]) < 0.0881
+    assert float(r.tpot[0]) < 0.0881 and float(r.decode.running[0]) <= g
+    assert float(r.rate[0] * (r.ttft[0] + 299.0 * r.tpot[0])) == pytest.approx(g, rel=1e-3)

@@ -371,6 +371,13 @@ def decode_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate, transfer=
             return step_time(phys, nn, nn * ctx)
         lo = step_time(phys, 0.0, 0.0) * 0.5
         hi = 4.0 * np.maximum(step_time(phys, np.maximum(M, 1.0), np.maximum(M, 1.0) * ctx), lo * 4.0)
+        if phys.host and phys.o.host_launch_s > 0.0:
+            # past the CUDA graphs' largest batch g the step jumps (host launches), so tau = F(tau)
+            # can have a root below g and another above: the pool fills from empty to the lower.
+            # Where F(t(g)) <= t(g) (the batch at tau = t(g) is <= g) it lies in [lo, t(g)].
+            g = np.minimum(np.maximum(M, 1.0), np.floor(phys.o.cuda_graph_max_tokens / q))
+            tg = step_time(phys, g, g * ctx)
+            hi = np.where((g >= 1.0) & (F(tg) <= tg), tg, hi)
         _, tau = bisect(lambda t: F(t) > t, lo, hi, 40, geometric=True)
         converged = np.abs(F(tau) - tau) <= 1e-6 * tau + 1e-12
         n = lam_l * ((O - 1.0) / E) * tau
