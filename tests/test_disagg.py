@@ -171,3 +171,44 @@ def test_decode_pool_holds_the_transferred_kv():
     per_seq = 80 * 2 * 8 * 128 * 4300
     assert float(d1.kv_held_bytes[0]) == pytest.approx(2.0 * (0.05 + 299 * float(d1.step[0])) * per_seq, rel=1e-9)
     assert float(d1.rho_kv[0]) > float(d0.rho_kv[0])
+
+
+def test_decode_saturation_is_the_peak_below_the_graph_cliff():
+    """Past the engine's CUDA-graph capture size a step launches every kernel from the host
+    (the host-bound floor, docs/model.md section 4), so a decode pool's requests/s at its
+    full batch M can be below those at the largest captured batch g: the pool saturates at
+    the higher, lanes x n / ((O - 1) t(n)) at n = g or n = M. By hand: Llama-3.1-70B
+    (80 layers, 4 GEMMs (QKV, O, gate/up, down) + 7 other kernels a layer, 1 LM head: 881
+    kernels, terms.kernels_per_forward) at 100 us a launch adds 88.1 ms to every eager step, so M = 101 > g = 64 peaks at g."""
+    from planner.physics.terms import kernels_per_forward
+    g = 64
+    o = O.model_copy(update=dict(host_launch_s=100e-6, cuda_graph_max_tokens=g, host_step_s=0.0,
+                                 host_per_sequence_s=0.0))
+    t = GpuTable.build([CAT.gpus["h100-sxm"]])
+    c = Configs.single(0, "w8a8-fp8", "fp8", 2, 1, 1, 128, 4000, 300)
+    ph = L.step_physics(CAT.model("llama-3.1-70b"), t, c, o)
+    eng = L.engine(ph)
+    M = float(eng.max_seqs[0])
+    assert M == 101.0                  # the KV cache's bound at S + O = 4,300 tokens (fp8, TP2)
+    assert kernels_per_forward(ph.arch) == pytest.approx(80 * (4 + 7) + 1)
+
+    def tput(n):
+        return n / (299.0 * float(L.step_time(ph, n, n * 4150.0)[0]))
+    eager = float(L.step_time(ph, M, M * 4150.0)[0])
+    assert eager >= 0.0881                                # the host floor binds past the cliff
+    assert tput(g) > tput(M)
+    assert float(D.decode_saturation(ph, eng, 4000.0, 300.0)[0]) == pytest.approx(tput(g), rel=1e-12)
+    # without the cliff (no launch cost) the full batch is the peak, as before
+    o2 = o.model_copy(update=dict(host_launch_s=0.0))
+    ph2 = L.step_physics(CAT.model("llama-3.1-70b"), t, c, o2)
+    full = M / (299.0 * float(L.step_time(ph2, M, M * 4150.0)[0]))
+    assert float(D.decode_saturation(ph2, L.engine(ph2), 4000.0, 300.0)[0]) == pytest.approx(full, rel=1e-12)
+    # a closed loop of g clients over four prefill replicas and one decode replica is not held
+    # at the eager step's rate: the decode pool fills from empty to the lower root of
+    # tau = t(lambda (O - 1) tau), below the cliff (the upper root, past g, is the eager step),
+    # and Little's law holds over the loop: N = X (TTFT + (O - 1) TPOT)
+    r = D.closed_loop(ph, eng, ph, eng, L.Workload(4000.0, 300.0), clients=np.array([float(g)]),
+                      prefill_replicas=np.array([4.0]), decode_replicas=np.array([1.0]), link="intra")
+    assert bool(r.stable[0])
+    assert float(r.tpot[0]) < 0.0881 and float(r.decode.running[0]) <= g
+    assert float(r.rate[0] * (r.ttft[0] + 299.0 * r.tpot[0])) == pytest.approx(g, rel=1e-3)

@@ -114,6 +114,23 @@ def test_gemm_latency_by_hand():
     assert PRESETS["seed-article"].gemm_latency_s == 0.0
 
 
+def test_moe_layer_overhead_by_hand():
+    """An MoE layer's fixed kernels (router top-k, token sort, permute, un-permute; their
+    quantizations) cost moe_layer_overhead_s a step whatever the tokens, on MoE layers only
+    (SGLang's profile: 30 us, benchmarks/fit_moe_layer.py): DeepSeek-V3 has 58 MoE layers of
+    61, so TPOT and TTFT gain 58 x 30 us = 1.74 ms; Mixtral 32 of 32: 0.96 ms; a dense
+    model nothing. The other profiles leave it at 0 (their fits did not hold out)."""
+    on = O.model_copy(update={"moe_layer_overhead_s": 30e-6})
+    for model, tp, ep, moe_layers in (("llama-3.1-70b", 4, 1, 0), ("mixtral-8x7b", 2, 1, 32),
+                                      ("deepseek-v3", 8, 8, 58)):
+        r, _ = _one(model, "h100-sxm", "w8a8-fp8", "fp8", tp, 1, ep, 16, o=on)
+        r0, _ = _one(model, "h100-sxm", "w8a8-fp8", "fp8", tp, 1, ep, 16)
+        assert r["tpot"] - r0["tpot"] == pytest.approx(moe_layers * 30e-6, abs=1e-12), model
+        assert r["ttft"] - r0["ttft"] == pytest.approx(moe_layers * 30e-6, abs=1e-12), model
+    assert PRESETS["sglang"].moe_layer_overhead_s == 30e-6
+    assert PRESETS["realistic"].moe_layer_overhead_s == 0.0 and PRESETS["trtllm"].moe_layer_overhead_s == 0.0
+
+
 def test_activation_traffic_by_hand():
     """The non-GEMM kernels move their activations at the achieved bandwidth (measured on an
     H100: a long prefill runs 10-14 % slower than its GEMMs, benchmarks/compare_step_times.py).

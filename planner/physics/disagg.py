@@ -322,16 +322,28 @@ class DecodeResult:
 
 
 def decode_saturation(phys: StepPhysics, eng: Engine, isl, osl) -> np.ndarray:
-    """Requests/s per replica with every lane at n = min(M, T) sequences:
-    lanes x n / ((O - 1) t_dec(n)) (section 2). Speculative decoding (docs/model.md section 4):
-    (O - 1)/E steps a request, q = k + 1 budget tokens a sequence (n q <= T)."""
+    """Requests/s per replica at the peak of lanes x n / ((O - 1) t_dec(n)) over the batch
+    n <= min(M, T) sequences a lane (section 2). Speculative decoding (docs/model.md section
+    4): (O - 1)/E steps a request, q = k + 1 budget tokens a sequence (n q <= T).
+
+    The peak is at the full batch m = min(M, T) but where the engine's CUDA graphs end below
+    it: a step of more tokens than ``cuda_graph_max_tokens`` launches every kernel from the
+    host (the host-bound floor, docs/model.md section 4), so the throughput at m can be below
+    that at the largest captured batch g, and a pool offered a rate between the two still
+    keeps up, g or fewer sequences a step. On each side of that cliff t(n)/n falls with n
+    (every term is a + b n, a >= 0), so the peak is the higher of the two, at g or at m."""
     n = len(phys)
     S, O = _arr(isl, n), _arr(osl, n)
     E, q = tokens_per_step(phys.o), float(query_tokens(phys.o))
     m = np.maximum(np.minimum(eng.max_seqs, eng.token_budget / q), 1e-9)
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = step_time(phys, m, m * (S + O / 2.0))
-        return np.where(eng.max_seqs >= 1, phys.lanes * m / (np.maximum(O - 1.0, 1e-9) / E * t), 0.0)
+        def rate(k):
+            return phys.lanes * k / (np.maximum(O - 1.0, 1e-9) / E * step_time(phys, k, k * (S + O / 2.0)))
+        sat = rate(m)
+        if phys.host and phys.o.host_launch_s > 0.0:
+            g = np.minimum(m, np.floor(phys.o.cuda_graph_max_tokens / q))
+            sat = np.where(g >= 1.0, np.maximum(sat, rate(np.maximum(g, 1.0))), sat)
+        return np.where(eng.max_seqs >= 1, sat, 0.0)
 
 
 def decode_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate, transfer=0.0,
@@ -359,6 +371,13 @@ def decode_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate, transfer=
             return step_time(phys, nn, nn * ctx)
         lo = step_time(phys, 0.0, 0.0) * 0.5
         hi = 4.0 * np.maximum(step_time(phys, np.maximum(M, 1.0), np.maximum(M, 1.0) * ctx), lo * 4.0)
+        if phys.host and phys.o.host_launch_s > 0.0:
+            # past the CUDA graphs' largest batch g the step jumps (host launches), so tau = F(tau)
+            # can have a root below g and another above: the pool fills from empty to the lower.
+            # Where F(t(g)) <= t(g) (the batch at tau = t(g) is <= g) it lies in [lo, t(g)].
+            g = np.minimum(np.maximum(M, 1.0), np.floor(phys.o.cuda_graph_max_tokens / q))
+            tg = step_time(phys, g, g * ctx)
+            hi = np.where((g >= 1.0) & (F(tg) <= tg), tg, hi)
         _, tau = bisect(lambda t: F(t) > t, lo, hi, 40, geometric=True)
         converged = np.abs(F(tau) - tau) <= 1e-6 * tau + 1e-12
         n = lam_l * ((O - 1.0) / E) * tau

@@ -232,9 +232,11 @@ def stage_factors(arch: Arch, pp: np.ndarray, o: Assumptions) -> tuple[np.ndarra
 
 
 def per_layer_fixed(arch: Arch, o: Assumptions) -> float:
-    """Fixed seconds of one layer's forward pass (section 4): its non-GEMM kernels
-    (per_layer_overhead_s) and each GEMM's size-independent latency (gemm_latency_s)."""
-    return o.per_layer_overhead_s + arch.gemms_per_layer * o.gemm_latency_s
+    """Fixed seconds of one layer's forward pass, mean over the layers (section 4): its
+    non-GEMM kernels (per_layer_overhead_s), each GEMM's size-independent latency
+    (gemm_latency_s) and, on the MoE layers' share, their routing kernels (moe_layer_overhead_s)."""
+    moe_share = arch.params.moe_layers / float(arch.layers) if arch.layers else 0.0
+    return o.per_layer_overhead_s + arch.gemms_per_layer * o.gemm_latency_s + moe_share * o.moe_layer_overhead_s
 
 
 def activation_bytes(arch: Arch, tp: np.ndarray, o: Assumptions) -> np.ndarray:
