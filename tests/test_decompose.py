@@ -152,3 +152,13 @@ def test_a_plan_is_not_decomposed():
     p = resolve(spec)
     f = constraints.build(with_objective(build_candidates(p), "cost_per_hour"))
     assert decompose.blocks(f) is None
+
+
+def test_a_hint_serving_part_of_a_demand_is_no_answer_of_its_workload():
+    # the greedy fleet under a budget may serve a share of a demand: never a master column
+    b = decompose.Block(y=np.arange(2), x=np.arange(2), cap=np.array([6522.0, 2214.0]), demand=7680.0,
+                        ub=np.array([1.0, 3.0]), k=2, cost=np.array([2.5, 0.9]), link=np.zeros((0, 2)))
+    assert not decompose.answers(b, [(0, 1)])
+    assert not decompose.answers(b, [(1, 4)])                    # past its replicas
+    assert decompose.answers(b, [(0, 1), (1, 1)])
+    assert decompose.cover(b.cost, b.cap, b.ub, b.demand, b.k) == (pytest.approx(3.4), [(0, 1), (1, 1)])

@@ -71,7 +71,9 @@ class Blocks:
 def blocks(f: Any) -> Blocks | None:
     """The formulation as blocks and shared rows, or None when its shape is not one this
     decomposition solves exactly (module docstring)."""
-    c, m = f.cands, f.model
+    c, m = getattr(f, "cands", None), f.model
+    if c is None:          # a schedule's program (constraints/schedule.py): periods, not blocks of one table
+        return None
     if not (f.covering and f.replicas) or c.partial or m.objective_sense != "min" or f.nodes or f.scalars \
             or f.cuts or c.max_configs > 2 or not len(f.alive):
         return None
@@ -209,8 +211,10 @@ def solve(f: Any, bl: Blocks, time_limit: float, hint: dict[int, float] | None =
 
     if hint:
         for s, b in enumerate(bl.blocks):
-            add(s, [(j, int(round(hint.get(int(v), 0.0)))) for j, v in enumerate(b.y)
-                    if round(hint.get(int(v), 0.0)) >= 1])
+            pattern = [(j, int(round(hint.get(int(v), 0.0)))) for j, v in enumerate(b.y)
+                       if round(hint.get(int(v), 0.0)) >= 1]
+            if answers(b, pattern):
+                add(s, pattern)
     start = list(range(len(cols))) if len(cols) == nb else []     # the hint, when it is a whole fleet
     bound, rounds = -math.inf, 0
     u = np.zeros(nl)
@@ -277,6 +281,14 @@ def _integer(f: Any, bl: Blocks, cols: list[tuple[int, dict[int, int]]], time_li
                 values[b.y[j]] = n
                 values[b.x[j]] = n if b.x[j] == b.y[j] else 1.0
     return values, value_of(f, values)
+
+
+def answers(b: Block, pattern: list[tuple[int, int]]) -> bool:
+    """``pattern`` is an answer of block ``b``: its demand covered (within EPS of a replica),
+    each row within its replicas, at most K rows. (A hint may serve part of a demand: the
+    greedy fleet under a budget.)"""
+    return bool(pattern) and len(pattern) <= b.k and all(n <= b.ub[j] for j, n in pattern) \
+        and sum(b.cap[j] * n for j, n in pattern) >= b.demand - EPS * max(b.cap[j] for j, _ in pattern)
 
 
 def _column(bl: Blocks, s: int, pattern: dict[int, int]) -> tuple[float, np.ndarray, np.ndarray]:
