@@ -13,8 +13,9 @@ workloads, 30 s at 200, 60 s above) less the table's time, unless ``--time-limit
 
 Workloads are generated from a fixed seed: models from 8B to 70B (dense and MoE) with chat,
 RAG, summarisation and code length profiles, demands from 0.5 to 60 req/s, TTFT p99 and TPOT
-targets per profile. The inventory owns some of every common type and rents the rest at
-catalog prices (rent_outside_inventory), so both the inventory and the prices shape the fleet.
+targets per profile. The inventory owns some of every common type, at its running cost
+(``OWNED_TCO``), and rents the rest at catalog prices (rent_outside_inventory), so both the
+inventory and the prices shape the fleet.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ from planner.plan.solve import solve
 
 SCALING_BACKEND = "highs"
 """The backend measured unless --backend says otherwise: the fleet backend built to scale (in
-process, a proven gap); `planner fleet`'s default (planner/plan/solve.py default_backend) is CBC."""
+process, by decomposition with a proven Lagrangian bound: planner/backends/decompose.py);
+`planner fleet`'s default (planner/plan/solve.py default_backend) is CBC."""
 from planner.resolve.problem import resolve_fleet
 from planner.schemas.fleet import FleetSpec
 
@@ -50,6 +52,9 @@ PROFILES = {   # name: (input, output, TTFT p99 ms, TPOT ms)
     "summarise": (8192, 512, 6000, 80),
     "code": (2048, 512, 2000, 40),
 }
+OWNED_TCO = {"usd_per_kwh": 0.12, "pue": 1.3, "hosting_usd_per_node_month": 2000}
+"""The owned GPUs' running cost, as in instances/fleet_three_models.yaml: without one they are left
+out of a cost question (no price), and the inventory would not bind."""
 TARGET_S = {50: 10.0, 200: 30.0}
 """Seconds, table included, each size should be proven in (issue 26); 60 s for any other size."""
 
@@ -77,6 +82,7 @@ def spec_for(n: int) -> FleetSpec:
                    "pp": [1], "max_batch": 512},
         "limits": {"inventory": {"h100-sxm": 16 * scale, "a100-80gb": 16 * scale, "l40s": 32 * scale,
                                  "mi300x": 8 * scale}, "rent_outside_inventory": True},
+        "prices": {"tco": OWNED_TCO},
         "objective": "cost_per_hour", "max_configurations_per_workload": 2})
 
 

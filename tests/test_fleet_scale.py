@@ -84,8 +84,9 @@ def test_a_limit_added_to_the_model_as_built_solves_as_a_model_built_with_it(fle
 def test_highs_keeps_one_model_across_the_lazy_rounds(fleet, monkeypatch):
     # the first round's answer reported over its configuration limit on every slot: a second round
     # enforces the limits on the model HiGHS holds (one translation), with the answer of a model
-    # built limited
+    # built limited (the whole model: the decomposition, which enforces every limit itself, off)
     p, c = fleet
+    monkeypatch.setattr(highs.decompose, "blocks", lambda f: None)
     want = solve(p, c, backend="highs", time_limit=60, tie_break=False)
     made = []
     real_translate, real_over = highs.translate, starting.over_configuration_limit
@@ -137,11 +138,12 @@ def test_a_worse_solver_answer_never_replaces_the_starting_fleet(fleet, monkeypa
 
 
 @pytest.mark.parametrize("objective", ["cost_per_hour", "gpus"])
-def test_highs_reads_its_bound_in_the_model_units(fleet, objective):
+def test_highs_reads_its_bound_in_the_model_units(fleet, objective, monkeypatch):
     # the solver's objective is conditioned and scaled by a power of two: its dual bound, read
-    # back, is the objective's value in the model's units at a proven optimum
+    # back, is the objective's value in the model's units at a proven optimum (the whole model)
     from planner.candidates.table import with_objective
     p, c = fleet
+    monkeypatch.setattr(highs.decompose, "blocks", lambda f: None)
     f = constraints.build(replace(with_objective(first_phase_view(p, c), objective), limited=None))
     sol = get_backend("highs").solve(f, 60)
     assert sol.status == Status.OPTIMAL and sol.values is not None

@@ -2,23 +2,30 @@
 handed over once, in bulk (column and row arrays), and kept in one ``Highs`` object for the
 formulation's life, so the rows and columns the solve stage adds between its lazy
 configuration-limit rounds (and the ranking's cuts) are added to it, not rebuilt
-(issue 26). It starts from the solve stage's hint (``setSolution``), and a run stopped by its
-time limit reports the gap to HiGHS's proven dual bound. The model is the same conditioned
+(issue 26). A run stopped by its time limit reports the gap to HiGHS's proven dual bound.
+It takes no starting answer: HiGHS 1.16 given one (``setSolution``) may stop at it as optimal
+with a wrong objective value (fleet_disagg_wins' order phase: 280 "optimal" where 268 is, the
+value CBC and HiGHS without the start find); the solve stage keeps the better of the start and
+the answer (planner/plan/solve.py). A fleet of the shape planner/backends/decompose.py takes
+is solved by that decomposition first. The model is the same conditioned
 float model the CBC backend builds (milp.CONDITIONING)."""
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import highspy
 import numpy as np
 
 from constraints.model import LinearModel
+from planner.backends import decompose
 from planner.backends.base import Feature, Solution, Status, incremental
 from planner.backends.milp import CONDITIONING, objective_scaled
 
@@ -31,18 +38,53 @@ the optimum by 50 %."""
 
 INF = highspy.kHighsInf
 
+WHOLE_MODEL_COLUMNS = 20_000
+"""A fleet the decomposition does not prove optimal is solved again as one model with half the
+time (the better of the two answers stands), when it has at most this many columns (a few
+workloads: the tests' fleets, which every backend must solve to the oracle's optimum); a
+larger one keeps the decomposition's fleet and its proven bound, which the whole model does
+not improve on in its time (benchmarks/fleet_scale.py)."""
+
 
 class HighsBackend:
     name = "highs"
     features = frozenset({Feature.LINEAR_MODEL, Feature.INTEGER, Feature.TIME_LIMIT, Feature.PROVEN_GAP})
 
     def solve(self, f: Any, time_limit: float, seed: int = 0) -> Solution:
+        """A fleet of the shape planner/backends/decompose.py takes is solved by decomposition
+        first (its configuration limits enforced on every workload); any other model, or a small
+        fleet it leaves unproven, as one model."""
+        t0 = time.perf_counter()
+        blocks = decompose.blocks(f)
+        if blocks is None:
+            return self.whole(f, time_limit, seed)
+        whole = len(f.model.vars) <= WHOLE_MODEL_COLUMNS
+        r = decompose.solve(f, blocks, time_limit / 2 if whole else time_limit, getattr(f, "hint", None))
+        if r.values is None and not math.isfinite(r.bound):
+            return Solution(Status.INFEASIBLE, None, seconds=time.perf_counter() - t0)
+        proven = r.values is not None and r.value - r.bound <= decompose.OPTIMAL_GAP * max(1.0, abs(r.value))
+        if proven or not whole:
+            if r.values is None:
+                return Solution(Status.TIME_LIMIT, None, seconds=time.perf_counter() - t0, bound=r.bound)
+            return Solution(Status.OPTIMAL if proven else Status.FEASIBLE, r.values,
+                            gap=0.0 if proven else max(0.0, r.value - r.bound) / max(abs(r.value), 1e-12),
+                            seconds=time.perf_counter() - t0, bound=None if proven else r.bound)
+        sol = self.whole(f, max(time_limit - (time.perf_counter() - t0), 0.01), seed)
+        if sol.status in (Status.OPTIMAL, Status.INFEASIBLE) or r.values is None:
+            return replace(sol, seconds=time.perf_counter() - t0)
+        found = decompose.value_of(f, sol.values) if sol.values is not None else math.inf
+        bound = max(b for b in (r.bound, sol.bound, -math.inf) if b is not None)
+        values, value = (sol.values, found) if found < r.value else (r.values, r.value)
+        return Solution(Status.FEASIBLE, values, gap=max(0.0, value - bound) / max(abs(value), 1e-12),
+                        seconds=time.perf_counter() - t0, bound=bound)
+
+    def whole(self, f: Any, time_limit: float, seed: int = 0) -> Solution:
+        """The formulation's model as one MIP in HiGHS."""
         t0 = time.perf_counter()
         model: Model = incremental(f, "_highspy", translate, add_row, add_var)[0]
         h = model.highs
         h.setOptionValue("time_limit", max(float(time_limit), 0.01))
         h.setOptionValue("random_seed", int(seed))
-        model.hint(f.model, getattr(f, "hint", None))
         with stdout_silenced():
             h.run()
         code = h.getModelStatus()
@@ -90,22 +132,6 @@ class Model:
     @staticmethod
     def scale_of(m: LinearModel) -> np.ndarray:
         return np.array([CONDITIONING[v.dimension] if not v.integer else 1.0 for v in m.vars], dtype=float)
-
-    def hint(self, m: LinearModel, hint: dict[int, float] | None) -> None:
-        """A starting assignment (constraints.incumbent), every variable not listed at 0,
-        inside its bounds; HiGHS checks it and starts from it when it is feasible."""
-        if not hint:
-            return
-        lb = np.array([v.lb for v in m.vars]) / self.scale_of(m)
-        ub = np.array([v.ub for v in m.vars]) / self.scale_of(m)
-        x = np.zeros(len(m.vars))
-        for i, v in hint.items():
-            x[i] = v
-        x = np.clip(x / self.scale_of(m), lb, ub)
-        sol = highspy.HighsSolution()
-        sol.col_value = list(x)
-        sol.value_valid = True
-        self.highs.setSolution(sol)
 
 
 def translate(m: LinearModel) -> tuple[Model, list]:
