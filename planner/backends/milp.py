@@ -24,8 +24,9 @@ class MilpBackend:
 
     def solve(self, f: Any, time_limit: float, seed: int = 0) -> Solution:
         t0 = time.perf_counter()
-        sol = self._solve(f, time_limit, seed, getattr(f, "hint", None) or {})
-        if sol.status == Status.OPTIMAL and sol.values is not None and _beats(f.model, getattr(f, "hint", None) or {}, sol.values):
+        hint = getattr(f, "hint", None) or {}
+        sol = self._solve(f, time_limit, seed, hint)
+        if sol.status == Status.OPTIMAL and sol.values is not None and _beats(f.model, hint, sol.values):
             # CBC (PuLP 3.3) warm-started with the incumbent of a generated plan (mixtral-8x7b on
             # l4/mi300x, objective tpot; tests/test_plan_random.py) returned 4.71 ms as optimal,
             # dearer than the 4.53 ms start it was given, which it proves without the start
