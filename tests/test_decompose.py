@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from test_fleet_scale import SEARCH, WORKLOADS  # the same three-workload fleet
 
 import constraints
 import planner.backends.highs as highs
@@ -22,16 +23,6 @@ from planner.plan.solve import decode, first_phase_view, solve
 from planner.resolve.problem import resolve_fleet
 from planner.schemas.fleet import FleetSpec
 
-SEARCH = {"gpus": ["h100-sxm", "l40s", "a100-80gb"], "quantizations": ["w8a8-fp8", "w16a16"], "kv_dtypes": ["fp8"],
-          "tp": [1, 2], "pp": [1], "batch_levels": [16, 64]}
-WORKLOADS = [
-    {"name": "chat", "model": "llama-3.1-8b", "input_tokens": 512, "output_tokens": 128,
-     "demand": {"requests_per_s": 90}, "slo": {"tpot_ms": 40, "ttft_ms": {"p99": 1500}}},
-    {"name": "qwen", "model": "qwen3-32b", "input_tokens": 1024, "output_tokens": 256,
-     "demand": {"requests_per_s": 9}, "slo": {"tpot_ms": 60}},
-    {"name": "rag", "model": "llama-3.1-8b", "input_tokens": 2048, "output_tokens": 256,
-     "demand": {"requests_per_s": 25}, "slo": {"tpot_ms": 50}},
-]
 SMALL = {"gpus": ["h100-sxm", "l40s"], "quantizations": ["w8a8-fp8"], "kv_dtypes": ["fp8"],
          "tp": [1, 2], "pp": [1], "batch_levels": [64]}
 """A search the exhaustive oracle enumerates."""
