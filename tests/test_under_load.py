@@ -114,3 +114,21 @@ def test_the_nim_reference_point_through_planner_estimate():
     assert at[25]["throughput_tokens_per_s"] == pytest.approx(623, rel=0.15)
     growth = at[100]["ttft_mean_ms"] / at[25]["ttft_mean_ms"]
     assert 5 <= growth <= 40           # roughly an order of magnitude (measured 11.6x)
+
+
+def test_a_closed_loop_is_sized_by_its_own_clients_not_the_open_loops_requests_in_flight():
+    """Hypothesis (test_plan_random) found 2 clients of Llama-2-70B on H100s (PP 2, batch 1,
+    1,751 / 16 tokens, TPOT <= 75.5 ms) planned on one replica: the open loop's requests in
+    flight at its capacity were 2.00, but a closed loop of 2 clients has no idle gaps and ran
+    TPOT 85.6 ms there. Sized by its own clients, the plan takes 2 replicas and meets the target."""
+    spec = PlanSpec.model_validate({
+        "model": "llama-2-70b", "workload": {"input_tokens": 1751, "output_tokens": 16, "demand": {"concurrency": 2}},
+        "slo": {"tpot_ms": 75.55079814660978},
+        "search": {"gpus": ["h100-sxm"], "quantizations": ["w16a16"], "kv_dtypes": ["bf16"], "tp": [1], "pp": [1, 2],
+                   "max_batch": 8},
+        "objective": "cost_per_million_tokens", "top_k": 2})
+    r = plan(spec, backend="exhaustive", top_k=2, simulate=False)
+    problem = resolve(spec)
+    assert r.plans and all(violations(problem, p) == [] for p in r.plans)
+    first = r.plans[0]
+    assert first.replicas == 2 and first.tpot_ms <= 75.55079814660978

@@ -23,7 +23,7 @@ from planner.physics.load import (
     merge_results,
     step_physics,
 )
-from planner.physics.numerics import RESTRICT_ROWS, bisection_by_bracket
+from planner.physics.numerics import RESTRICT_ROWS, bisect, bisection_by_bracket
 from planner.physics.options import Assumptions
 from planner.physics.space import Configs, GpuTable
 from planner.resolve.problem import Slot
@@ -156,12 +156,8 @@ def _closed_clients(phys: StepPhysics, eng: Engine, wl: Workload, targets: list[
     if not len(bad):
         return out
     ph, en, w = phys.take(bad), eng.take(bad), wl.take(bad, n)
-    lo, hi = np.zeros(len(bad)), open_clients[bad].copy()
-    for _ in range(iters):
-        mid = (lo + hi) / 2.0
-        ok = _closed_meets(ph, en, w, targets, np.maximum(mid, 1e-9))
-        lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
-    out[bad] = lo
+    out[bad], _ = bisect(lambda x: _closed_meets(ph, en, w, targets, np.maximum(x, 1e-9)), np.zeros(len(bad)),
+                         open_clients[bad], iters)
     return out
 
 
