@@ -27,7 +27,16 @@ from typing import Literal
 import numpy as np
 
 from planner.physics.attention import kv_bytes_per_sequence
-from planner.physics.load import Engine, Target, Workload, per_token_sd, slot_wait, wave
+from planner.physics.load import (
+    Engine,
+    Target,
+    Workload,
+    attention_length,
+    per_token_sd,
+    prefill_work_cv2,
+    slot_wait,
+    wave,
+)
 from planner.physics.numerics import NORMAL_Z, PERCENTILES, bisect, bisection_by_bracket, exp_tail_quantile
 from planner.physics.step import StepPhysics, step_time
 from planner.physics.terms import KV_BYTES, query_tokens, tokens_per_step, transfer
@@ -128,23 +137,25 @@ class PrefillResult:
         return self.stats[(metric, statistic)]
 
 
-def _prefill_step(phys: StepPhysics, c, S, P=0.0) -> np.ndarray:
-    """A prompt-only step of c tokens from prompts of S computed tokens after P cached ones:
-    causal attention sums to c x (S + 2P) units per step on average (docs/load.md sections 1
-    and 1b), c / S LM-head rows."""
-    return step_time(phys, 0.0, 0.0, c, c * (S + 2.0 * P), c / S)
+def _prefill_step(phys: StepPhysics, c, S, P=0.0, isl_cv2=0.0) -> np.ndarray:
+    """A prompt-only step of c tokens from prompts of S computed tokens (mean) after P cached
+    ones: causal attention c x load.py's ``attention_length`` units, S (1 + CV^2) + 2P a token
+    (docs/load.md sections 1, 1b and 3: over a mix of prompts a token is more often one of a
+    long prompt; S + 2P for fixed lengths), c / S LM-head rows."""
+    return step_time(phys, 0.0, 0.0, c, c * attention_length(S, P, isl_cv2), c / S)
 
 
-def prefill_saturation(phys: StepPhysics, eng: Engine, isl, cached=0.0) -> np.ndarray:
+def prefill_saturation(phys: StepPhysics, eng: Engine, isl, cached=0.0, isl_cv2=0.0) -> np.ndarray:
     """Requests/s per replica at which every step carries T prompt tokens:
     lanes x T / (S x t(T)) (section 1), S the computed part of a prompt (``isl`` less the
-    ``cached`` tokens its prefix cache serves, section 1b)."""
+    ``cached`` tokens its prefix cache serves, section 1b), the steps' attention at the
+    prompts' spread ``isl_cv2`` (``_prefill_step``)."""
     n = len(phys)
     P = _arr(cached, n)
     S = _arr(isl, n) - P
     T = np.maximum(eng.token_budget, 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return phys.lanes * T / (S * _prefill_step(phys, T, S, P))
+        return phys.lanes * T / (S * _prefill_step(phys, T, S, P, _arr(isl_cv2, n)))
 
 
 def _pieces(m, K, terms: int = 256):
@@ -172,7 +183,7 @@ def _pieces(m, K, terms: int = 256):
     return e1, np.maximum(e2 - e1 * e1, 0.0), np.maximum(slope, 0.0)
 
 
-def _prefill_chunk(phys: StepPhysics, lam_l, S, T, P, iters: int = 40):
+def _prefill_chunk(phys: StepPhysics, lam_l, S, T, P, cv2, iters: int = 40):
     """Mean chunk of a busy step (section 1, gated batch service): a step carries what
     arrived during the one before, at least the piece c1 = S / ceil(S/T) of the prompt that
     starts a busy period and at most the K = T / c1 pieces the budget holds. With
@@ -183,7 +194,7 @@ def _prefill_chunk(phys: StepPhysics, lam_l, S, T, P, iters: int = 40):
     K = np.floor(Tm / c1)
 
     def m_of(c):
-        return lam_l * S * _prefill_step(phys, c, S, P) / c1
+        return lam_l * S * _prefill_step(phys, c, S, P, cv2) / c1
 
     def above(c):       # the root lies above c
         return c1 * _pieces(m_of(c), K)[0] > c
@@ -209,11 +220,14 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
     ca2, cs2 = _arr(wl.arrival_cv2, n), _arr(wl.isl_cv2, n)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         lam_l = lam / G
-        c, c1, m, K = _prefill_chunk(phys, lam_l, S, T, P)
-        t_c = _prefill_step(phys, c, S, P)
+        c, c1, m, K = _prefill_chunk(phys, lam_l, S, T, P, cs2)
+        t_c = _prefill_step(phys, c, S, P, cs2)
         D = S / c * t_c                                   # engine time per prompt
         rho = np.minimum(lam_l * D, 1.0)
-        sat = prefill_saturation(phys, eng, S_all, P)
+        sat = prefill_saturation(phys, eng, S_all, P, cs2)
+        # the backlog's service CV^2: a prompt's prefill time, not its tokens (load.py's
+        # ``prefill_work_cv2``: attention grows with the square of the length)
+        cs2_work = prefill_work_cv2(phys, 0.0, 0.0, c1, S, P, wl, (n,))
         # residual of the step in progress, found busy with probability rho (PASTA). The
         # step lengths: N = min(max(1, A), K) pieces (``_pieces``); a step's length drives
         # the next one's arrivals (slope beta = a c1 lam S / c1 dE[N]/dm), so the stationary
@@ -221,13 +235,13 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
         # atoms mu +- sqrt(V) (mean and variance kept)
         Tm = np.maximum(T, c1)
         dc = np.maximum(c * 1e-3, 1e-3)
-        slope = (_prefill_step(phys, c + dc, S, P) - _prefill_step(phys, np.maximum(c - dc, 1e-9), S, P)) \
+        slope = (_prefill_step(phys, c + dc, S, P, cs2) - _prefill_step(phys, np.maximum(c - dc, 1e-9), S, P, cs2)) \
             / (c + dc - np.maximum(c - dc, 1e-9))
         _, var_n, dn_dm = _pieces(m, K)
         beta = np.minimum(slope * lam_l * S * dn_dm, 1.0 - 1e-6)
         var_t = (slope * c1) ** 2 * var_n / (1.0 - beta * beta)
         sd_t = np.sqrt(var_t)
-        t_one = np.maximum(t_c - sd_t, _prefill_step(phys, c1, S, P))
+        t_one = np.maximum(t_c - sd_t, _prefill_step(phys, c1, S, P, cs2))
         t_full = t_c + sd_t
         kinds, counts = (t_one, t_full), (0.5, 0.5)
         span = sum(k * t for k, t in zip(counts, kinds))
@@ -236,7 +250,7 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
         resid = rho * resid_busy
         # prompt-token backlog: Kingman's G/G/1 mean wait on work, only the part beyond the
         # k T - S tokens that still fit the prompt's own steps delays it (docs/load.md s. 4)
-        w_work = rho / (1.0 - rho) * (ca2 + cs2) / 2.0 * D
+        w_work = rho / (1.0 - rho) * (ca2 + cs2_work) / 2.0 * D
         m_tok = w_work / np.maximum(rho, 1e-12) * c / t_c
         k_own = np.ceil(S / T)
         slack = np.maximum(k_own * T - S, 0.0)
@@ -248,9 +262,10 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
         # shares the next one with every arrival of that step (a length-biased step: mean
         # 2 R_busy) and of its backlog wait
         a_own = last * last + 2.0 * last * (S + P - last)
+        A = attention_length(S, P, cs2)                  # the others' tokens: the mix's attention
 
         def own(c_own):
-            return step_time(phys, 0.0, 0.0, c_own, a_own + (c_own - last) * (S + 2.0 * P), 1.0 + (c_own - last) / S)
+            return step_time(phys, 0.0, 0.0, c_own, a_own + (c_own - last) * A, 1.0 + (c_own - last) / S)
         c_busy = np.minimum(Tm, last + lam_l * S * (2.0 * resid_busy + w_extra))
         t_own = (1.0 - rho) * own(last) + rho * own(c_busy)
         d_own = (k_own - 1.0) * _prefill_step(phys, T, S, P) + t_own
@@ -260,7 +275,7 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
         xfer = kv_transfer_time(phys, S_all, link)       # the whole context's KV, cached part included
         dp = np.maximum(1.0, phys.configs.ep / phys.configs.tp)       # independent KV groups
         rho_x = np.minimum(lam / dp * xfer, 1.0)
-        cd2 = rho * rho * cs2 + (1.0 - rho * rho) * ca2
+        cd2 = rho * rho * cs2_work + (1.0 - rho * rho) * ca2
         w_link = rho_x / (1.0 - rho_x) * (cd2 + cs2) / 2.0 * xfer
         # KV slots: a prompt holds its S + P tokens from admission until its KV is sent
         M = np.maximum(np.floor(eng.kv_pool_tokens / S_all), 0.0)
@@ -467,7 +482,7 @@ def prefill_capacity(phys: StepPhysics, eng: Engine, wl: Workload, targets: Sequ
     queueing + prefill + KV transfer) and the busy share is at most ``max_utilization``."""
     _check(targets, PREFILL_METRICS, "prefill")
     needed = {(t.metric, t.statistic) for t in targets}
-    sat = prefill_saturation(phys, eng, wl.isl, wl.cached)
+    sat = prefill_saturation(phys, eng, wl.isl, wl.cached, wl.isl_cv2)
     return _capacity(lambda x: prefill_metrics(phys, eng, wl, x, link, needed=needed), sat, targets,
                      max_utilization, iters)
 
@@ -493,11 +508,24 @@ class ClosedLoopResult:
     seconds, ``rate`` in requests/s through the whole deployment."""
 
     rate: np.ndarray
-    ttft: np.ndarray                  # the prefill pool's TTFT (queue, prefill, KV transfer) + the decode KV-slot wait
+    ttft: np.ndarray                  # the prefill pool's TTFT (queue, prefill, KV transfer) + ``decode_admission``
     tpot: np.ndarray                  # the decode pool's mean TPOT
     prefill: PrefillResult            # one prefill replica at rate / P
     decode: DecodeResult              # one decode replica at rate / D
     stable: np.ndarray
+
+
+def decode_admission(d: DecodeResult) -> np.ndarray:
+    """Seconds from a request's KV landing to its first token leaving the decode pool (section
+    8): the wait for a KV slot (``kv_wait``), then the end of the decode step in progress. A
+    decode worker admits new requests between steps (SGLang's decode scheduler polls its
+    transfer queue once an iteration, TensorRT-LLM's generation server schedules at iteration
+    boundaries), and the first token, computed by the prefill worker, streams when the
+    request joins the running batch. The lane is stepping when it holds a sequence,
+    probability 1 - exp(-n) with n running (M/G/inf occupancy); a step in progress has a
+    residual of tau / 2 (steps of near-constant length). vLLM's proxy layout computes the
+    first token on the decode instance, one more step (section 2): not added."""
+    return d.kv_wait + (1.0 - np.exp(-np.maximum(d.running, 0.0))) * d.step / 2.0
 
 
 def _served(p: PrefillResult, d: DecodeResult) -> np.ndarray:
@@ -529,7 +557,7 @@ def closed_loop(pre: StepPhysics, pre_eng: Engine, dec: StepPhysics, dec_eng: En
     O = _arr(wl.osl, n)
     xfer = pair_transfer_time(pre, dec, wl.isl, link)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        sat = np.minimum(P * prefill_saturation(pre, pre_eng, wl.isl, wl.cached),
+        sat = np.minimum(P * prefill_saturation(pre, pre_eng, wl.isl, wl.cached, wl.isl_cv2),
                          D * decode_saturation(dec, dec_eng, wl.isl, wl.osl))
 
         def at(x):
@@ -537,7 +565,7 @@ def closed_loop(pre: StepPhysics, pre_eng: Engine, dec: StepPhysics, dec_eng: En
                     decode_metrics(dec, dec_eng, wl, x / D, xfer, quantiles=False))
 
         def residence(p: PrefillResult, d: DecodeResult):
-            ttft = p.get("ttft", "mean") + d.kv_wait
+            ttft = p.get("ttft", "mean") + decode_admission(d)
             return ttft, ttft + (O - 1.0) * d.get("tpot", "mean"), _served(p, d)
 
         hi = np.where(sat > 0, sat * (1.0 - 1e-9), 0.0)
@@ -551,7 +579,7 @@ def closed_loop(pre: StepPhysics, pre_eng: Engine, dec: StepPhysics, dec_eng: En
                                     quantiles=False),
                     decode_metrics(dec.take(rows), dec_eng.take(rows), wl.take(rows, n), x / D[rows], xfer[rows],
                                    quantiles=False))
-            ttft = p.get("ttft", "mean") + d.kv_wait
+            ttft = p.get("ttft", "mean") + decode_admission(d)
             r = ttft + (O[rows] - 1.0) * d.get("tpot", "mean")
             ok = _served(p, d)
             return ok & (x * r < N[rows]), np.where(ok, np.log(x * r / N[rows]), np.inf)
@@ -567,7 +595,8 @@ def closed_loop(pre: StepPhysics, pre_eng: Engine, dec: StepPhysics, dec_eng: En
         if wl.start == "together":
             # a benchmark run: its first wave, 1 / R of its requests, queues for the prefill pool
             f = np.clip(1.0 / _arr(wl.requests_per_client, n), 0.0, 1.0)
-            ttft = (1.0 - f) * ttft + f * np.maximum(ttft, _prefill_wave(pre, pre_eng, wl, N / P, xfer) + d.kv_wait)
+            wave_ttft = _prefill_wave(pre, pre_eng, wl, N / P, xfer) + decode_admission(d)
+            ttft = (1.0 - f) * ttft + f * np.maximum(ttft, wave_ttft)
             lo = np.minimum(lo, N / (ttft + (O - 1.0) * tpot))
     return ClosedLoopResult(rate=lo, ttft=ttft, tpot=tpot, prefill=p, decode=d,
                             stable=ok & (sat > 0) & np.isfinite(ttft))

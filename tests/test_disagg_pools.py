@@ -1,0 +1,114 @@
+"""The prefill pool of a disaggregated pair under spread prompt lengths (issue 25's leftover,
+docs/disaggregation.md section 1): its steps price attention with load.py's
+``attention_length`` (S (1 + CV^2) + 2P a token, not S + 2P) and its backlog's service CV^2 is
+load.py's ``prefill_work_cv2`` (a prompt's prefill time, not its tokens), as the aggregated path
+does. Fixed lengths: the same figures as before, bit for bit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from planner.candidates.table import build_candidates
+from planner.catalog.store import Catalog
+from planner.physics import disagg as D
+from planner.physics import load as L
+from planner.physics.options import PRESETS
+from planner.physics.space import Configs, GpuTable
+from planner.resolve.problem import resolve_fleet
+from planner.schemas.fleet import load_fleet_spec
+
+CAT = Catalog.default()
+O = PRESETS["realistic"]
+
+
+def _one(S=3000.0, Osl=200.0):
+    t = GpuTable.build([CAT.gpus["h100-sxm"]])
+    c = Configs.single(0, "w8a8-fp8", "fp8", 2, 1, 1, 128, S, Osl)
+    ph = L.step_physics(CAT.model("llama-3.1-70b"), t, c, O)
+    return ph, L.engine(ph)
+
+
+def test_fixed_lengths_price_attention_at_s_plus_2p_exactly():
+    """Metamorphic: CV^2 0 (with or without the length moments) prices a step of c tokens at
+    c (S + 2P) attention units, the formula before the change, to the last bit."""
+    ph, eng = _one()
+    S, P = 2500.0, 500.0
+    for wl in (L.Workload(3000.0, 200.0, cached=P), L.Workload(3000.0, 200.0, cached=P, isl_m3=1.0, isl_m4=1.0)):
+        r = D.prefill_metrics(ph, eng, wl, 0.5, quantiles=False)
+        c = r.chunk_tokens
+        assert np.array_equal(r.step, L.step_time(ph, 0.0, 0.0, c, c * (S + 2.0 * P), c / S))
+        T = eng.token_budget
+        assert np.array_equal(r.saturation_rate, ph.lanes * T / (S * L.step_time(ph, 0.0, 0.0, T, T * (S + 2.0 * P), T / S)))
+    plain = D.prefill_metrics(ph, eng, L.Workload(3000.0, 200.0), 0.5)
+    moments = D.prefill_metrics(ph, eng, L.Workload(3000.0, 200.0, isl_m3=1.0, isl_m4=1.0), 0.5)
+    for key in plain.stats:
+        assert np.array_equal(plain.stats[key], moments.stats[key])
+
+
+def test_spread_prompts_price_attention_by_hand():
+    """By hand: prompts of mean S = 3,000 tokens, CV^2 0.25 (no cache). A token of a step is
+    more often one of a long prompt: E[S^2] / E[S] = 3,000 x 1.25 = 3,750 attention units a
+    token (s), so a step of c tokens costs t(c, 3,750 c units) and the saturation is
+    lanes x T / (S t(T, 3,750 T)): lower than at fixed lengths."""
+    ph, eng = _one()
+    wl = L.Workload(3000.0, 200.0, isl_cv2=0.25)
+    r = D.prefill_metrics(ph, eng, wl, 0.5, quantiles=False)
+    c = r.chunk_tokens
+    assert np.array_equal(r.step, L.step_time(ph, 0.0, 0.0, c, c * 3750.0, c / 3000.0))
+    T = eng.token_budget
+    sat = ph.lanes * T / (3000.0 * L.step_time(ph, 0.0, 0.0, T, T * 3750.0, T / 3000.0))
+    assert r.saturation_rate == pytest.approx(sat, rel=1e-12)
+    assert float(r.saturation_rate[0]) < float(D.prefill_metrics(ph, eng, L.Workload(3000.0, 200.0), 0.5,
+                                                                 quantiles=False).saturation_rate[0])
+
+
+def test_backlog_service_cv2_is_the_prefill_works():
+    """The backlog waits on prefill work: with the length moments of a uniform spread given,
+    the service CV^2 is load.py's ``prefill_work_cv2`` (larger than the tokens', attention
+    growing with the square of the length), so the mean TTFT under load rises; the mean
+    step, chunk and utilisation (first moments) do not move. Lengths uniform on [0.5 L, 1.5 L]:
+    CV^2 = 1/12, E[S^3]/E[S]^3 = 1.25, E[S^4]/E[S]^4 = 1.5125 (moments of U[0.5, 1.5])."""
+    ph, eng = _one()
+    tokens = L.Workload(3000.0, 200.0, isl_cv2=1.0 / 12.0)
+    work = L.Workload(3000.0, 200.0, isl_cv2=1.0 / 12.0, isl_m3=1.25, isl_m4=1.5125)
+    cv2 = L.prefill_work_cv2(ph, 0.0, 0.0, np.array([3000.0]), np.array([3000.0]), np.array([0.0]), work, (1,))
+    assert float(cv2[0]) > 1.0 / 12.0
+    rate = 0.7 * float(D.prefill_metrics(ph, eng, tokens, 1e-9, quantiles=False).saturation_rate[0])
+    a = D.prefill_metrics(ph, eng, tokens, rate, quantiles=False)
+    b = D.prefill_metrics(ph, eng, work, rate, quantiles=False)
+    assert np.array_equal(a.step, b.step) and np.array_equal(a.rho, b.rho)
+    assert float(b.get("ttft", "mean")[0]) > float(a.get("ttft", "mean")[0])
+    # by hand: Kingman's wait on work, rho / (1 - rho) (ca^2 + cs^2) / 2 D, D = S / c t(c), of
+    # which the part past the k T - S tokens that fit the prompt's own step delays it; the
+    # residual of the step in progress is the same in both, the KV-slot wait nil (slots spare)
+    rho, c, t_c = float(a.rho[0]), float(a.chunk_tokens[0]), float(a.step[0])
+    T = float(eng.token_budget[0])
+    D_ = 3000.0 / c * t_c
+
+    def extra(cs2):
+        w = rho / (1.0 - rho) * (1.0 + cs2) / 2.0 * D_
+        return w * np.exp(-(np.ceil(3000.0 / T) * T - 3000.0) / (w / rho * c / t_c))
+    assert float(b.wait[0] - a.wait[0]) == pytest.approx(extra(float(cv2[0])) - extra(1.0 / 12.0), rel=1e-6)
+
+
+def test_pool_rows_are_sized_by_rate_and_their_clients_are_littles_law():
+    """Issue 25's question for the pools (planner/candidates/load.py ``pool_load``): do they map a
+    closed loop's capacity to clients by the open loop's Little's law, as the aggregated rows
+    did before ``_closed_clients``? No: a pool row is sized by its rate (requests/s, times the
+    mean output tokens: the demand's unit), never by clients, because a closed-loop demand
+    cannot pool (``disaggregation_problem``: tests/test_fleet.py checks the refusal); its
+    ``clients`` is only the requests in flight in that pool at its capacity, rate x the pool's
+    part of a request's life (TTFT in the prefill pool, (O - 1) TPOT in the decode pool), which
+    Little's law gives exactly for the pool's open loop."""
+    spec, _ = load_fleet_spec(str(Path(__file__).resolve().parents[1] / "instances" / "fleet_disagg_wins.yaml"))
+    c = build_candidates(resolve_fleet(spec))
+    assert c.load is not None
+    for role in (1, 2):
+        rows = np.flatnonzero((c.role == role) & (c.load.rate > 0))
+        assert len(rows)
+        np.testing.assert_array_equal(c.capacity[rows], c.load.tokens_per_s[rows])       # a rate, not clients
+        life = c.load.get("ttft", "mean")[rows] if role == 1 else (256.0 - 1.0) * c.load.get("itl", "mean")[rows]
+        np.testing.assert_allclose(c.load.clients[rows], c.load.rate[rows] * life, rtol=1e-12)
