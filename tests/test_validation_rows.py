@@ -169,7 +169,9 @@ def test_a_disaggregated_row_is_a_closed_loop_over_both_pools_by_hand() -> None:
     """1 prefill worker and 2 decode workers of TP 8 EP 8 (24 H200s: over the 8-GPU NVLink
     domain, so the KV goes over the network), 64 clients: the throughput X meets Little's law
     N = X (TTFT + (O - 1) TPOT), TTFT being the prefill pool's at X (with the KV transfer)
-    plus the decode pool's KV-slot wait at X / 2, TPOT the decode pool's at X / 2."""
+    plus the decode pool's admission at X / 2 (its KV-slot wait, then the residual of the
+    decode step in progress: tau / 2 when the lane steps, probability 1 - exp(-n) with n
+    running), TPOT the decode pool's at X / 2."""
     ttft, tpot = (map_row(0, _disagg(metric=m), CAT) for m in ("ttft_ms_mean", "tpot_ms_mean"))
     assert not isinstance(ttft, str) and not isinstance(tpot, str) and ttft.pools is not None
     assert (ttft.pools.prefill.workers, ttft.pools.decode.workers, ttft.pools.stated, ttft.pools.link) == (
@@ -186,7 +188,8 @@ def test_a_disaggregated_row_is_a_closed_loop_over_both_pools_by_hand() -> None:
     def at(x: float) -> tuple[float, float]:
         p = prefill_metrics(phys, scheduler(phys), wl, np.array([x]), "inter", quantiles=False)
         d = decode_metrics(phys, scheduler(phys), wl, np.array([x / 2]), xfer, quantiles=False)
-        return float(p.get("ttft", "mean")[0] + d.kv_wait[0]), float(d.get("tpot", "mean")[0])
+        admit = d.kv_wait[0] + (1.0 - math.exp(-d.running[0])) * d.step[0] / 2.0
+        return float(p.get("ttft", "mean")[0] + admit), float(d.get("tpot", "mean")[0])
     lo, hi = 1e-3, 100.0                      # plain bisection on X for Little's law
     for _ in range(60):
         mid = math.sqrt(lo * hi)
@@ -205,6 +208,32 @@ def test_a_disaggregated_row_without_worker_counts_assumes_one_of_each_and_says_
     assert v.rows[0].mode == "disagg (1+1 workers assumed)" and v.rows[0].predicted is not None
     gb200 = map_row(0, _disagg(gpu="GB200 (per GPU)"), CAT)
     assert not isinstance(gb200, str) and gb200.pools is not None and gb200.pools.link == "intra"   # NVL72
+
+
+def test_unstated_worker_counts_take_the_nearest_stated_recipes_pools(tmp_path: Path) -> None:
+    """By hand (rows.pool_recipes, docs/disaggregation.md section 8): the same system, engine,
+    architecture, format and lengths state 2 prefill + 3 decode workers of 8 GPUs at 64
+    clients and 4 + 6 at 512. A row at 100 clients without counts takes the nearer recipe in
+    ratio (100 / 64 = 1.56 against 512 / 100 = 5.12): 16 prefill GPUs, 24 decode GPUs; with
+    prefill workers of TP 4 EP 4 (4 GPUs) that is 4 prefill workers. DeepSeek-V3 is the same
+    network as R1, so its stated rows serve; other lengths have no recipe: 1 + 1, said so."""
+    def at(n: int, **kw) -> dict:
+        return _disagg(batch_or_concurrency=f"concurrency {n} (closed loop)", silicon_id=f"s{n}{len(kw)}", **kw)
+    v3 = "DeepSeek-V3 (HF deepseek-ai/DeepSeek-V3)"
+    rows = [at(64, prefill_workers="2", decode_workers="3", model=v3), at(512, prefill_workers="4", decode_workers="6"),
+            at(100, prefill_workers="", decode_workers=""),
+            at(100, prefill_workers="", decode_workers="", prefill_gpus_per_worker="4", prefill_tp="4",
+               prefill_moe_ep="4"),
+            at(100, prefill_workers="", decode_workers="", input_len="8000")]
+    v = validate(_write(tmp_path, rows), O)
+    assert [x.mode for x in v.rows] == ["disagg", "disagg"] + ["disagg (workers of a recipe)"] * 2 + [
+        "disagg (1+1 workers assumed)"]
+    cases = [map_row(2, rows[2], CAT, recipe=(0, rows[0])), map_row(3, rows[3], CAT, recipe=(0, rows[0]))]
+    assert all(not isinstance(c, str) and c.pools is not None for c in cases)
+    (a, b) = [(c.pools.prefill.workers, c.pools.decode.workers, c.pools.stated, c.pools.recipe)  # type: ignore
+              for c in cases]
+    assert a == (2, 3, False, 0) and b == (4, 3, False, 0)
+    assert v.rows[2].predicted == pytest.approx(predict([cases[0]], CAT, O)[0][0], rel=1e-12)
 
 
 def test_a_repeated_measurement_counts_once(tmp_path: Path) -> None:

@@ -40,10 +40,12 @@ def row_assumptions(o: Assumptions, engine: tuple[tuple[str, object], ...],
     return o.model_copy(update={**dict(engine), **(fitted or {})})
 
 
-def architecture_key(model: ModelSpec) -> str:
+def architecture_key(model: ModelSpec, checkpoints: bool = True) -> str:
     """What the physics reads of a model (its names and release format left out): entries
-    with equal keys are one architecture and are computed together."""
-    return model.model_dump_json(exclude=_NAMING)
+    with equal keys are one architecture and are computed together. ``checkpoints=False``
+    leaves out the published checkpoints and notes too: the network alone (DeepSeek-R1 and
+    -V3 are one)."""
+    return model.model_dump_json(exclude=_NAMING if checkpoints else _NAMING | {"checkpoints", "notes"})
 
 
 def _configs(cs: list[Case], gpu_ids: list[str], batch: np.ndarray) -> Configs:

@@ -266,8 +266,9 @@ class Pool:
 class Pools:
     prefill: Pool
     decode: Pool
-    stated: bool                    # worker counts stated (else one worker each, assumed)
+    stated: bool                    # worker counts stated (else borrowed from a recipe, or one worker each)
     link: str                       # the KV link: "intra" where both pools fit one scale-up domain
+    recipe: int | None = None       # unstated counts: the row (0-based) of the recipe whose pool sizes they take
 
 
 def _moe_layout(model: ModelSpec, a: int, d: int, mt: int, me: int, what: str) -> tuple[int, int, int] | str:
@@ -303,10 +304,41 @@ def layout_of(r: dict, model: ModelSpec) -> tuple[int, int, float | None] | str 
     return tp, ep, (reps * dp if reps else None)
 
 
-def pools_of(r: dict, model: ModelSpec, domain_gpus: float) -> Pools | str:
+def pool_recipes(rows: list[dict], family) -> dict[int, int]:
+    """For each disaggregated row that does not state its worker counts, the row whose pool
+    sizes it takes: a row of the same recipe family (``family(row)``: the system, engine,
+    model architecture, format and lengths) that states them, at the nearest concurrency (in
+    ratio; ties to the lower concurrency, then the first row). InferenceX sweeps each
+    disaggregated recipe over the concurrency on deployments sized per concurrency range, and
+    states the worker counts in some of its exports only (measured-silicon.md): the same
+    recipe's nearest stated point is the best reading of the pools, one worker of each pool
+    only where the file has none (docs/disaggregation.md section 8). Rows without the columns
+    or a concurrency take nothing."""
+    donors: dict[object, list[tuple[float, int]]] = {}
+    wanted = []
+    for i, r in enumerate(rows):
+        load = load_of(r) if r.get("mode", "").strip() == "disagg" else None
+        if load is None or load[0] != "clients":
+            continue
+        sizes = [_int(r.get(f"{p}_{f}", "")) for p in ("prefill", "decode") for f in ("workers", "gpus_per_worker")]
+        if all(x is not None and x >= 1 for x in sizes):
+            donors.setdefault(family(r), []).append((load[1], i))
+        elif _int(r.get("prefill_workers", "")) is None or _int(r.get("decode_workers", "")) is None:
+            wanted.append((i, load[1]))
+    out = {}
+    for i, clients in wanted:
+        near = donors.get(family(rows[i]))
+        if near:
+            out[i] = min(near, key=lambda d: (abs(math.log(d[0] / clients)), d[0], d[1]))[1]
+    return out
+
+
+def pools_of(r: dict, model: ModelSpec, domain_gpus: float, recipe: tuple[int, dict] | None = None) -> Pools | str:
     """The two pools of a disaggregated row: each worker's layout (``prefill_*``,
-    ``decode_*``) and the worker counts where stated; where they are not, one worker of
-    each (the layout as given, a lower bound on the deployment), marked ``stated=False``."""
+    ``decode_*``) and the worker counts where stated; where they are not, the GPUs of each
+    pool in ``recipe`` (its row index and row: ``pool_recipes``) over this row's GPUs per
+    worker (at least one worker), else one worker of each (the layout as given, a lower
+    bound on the deployment); both marked ``stated=False``."""
     pools = []
     stated = True
     for role in ("prefill", "decode"):
@@ -325,12 +357,16 @@ def pools_of(r: dict, model: ModelSpec, domain_gpus: float) -> Pools | str:
         workers = _int(r.get(f"{role}_workers", ""))
         if workers is None:
             stated, workers = False, 1
+            if recipe is not None:         # the recipe's GPUs in this pool, in this row's workers
+                gpus = (_int(recipe[1][f"{role}_workers"]) or 1) * (_int(recipe[1][f"{role}_gpus_per_worker"]) or 1)
+                workers = max(1, round(gpus / (max(tp, ep) * dp)))
         if workers < 1:
             return f"the {role} pool has 0 workers"
         pools.append(Pool(tp=tp, ep=ep, workers=workers * dp, gpus=max(tp, ep)))
     pre, dec = pools
     total = pre.workers * pre.gpus + dec.workers * dec.gpus
-    return Pools(prefill=pre, decode=dec, stated=stated, link="intra" if total <= domain_gpus else "inter")
+    return Pools(prefill=pre, decode=dec, stated=stated, link="intra" if total <= domain_gpus else "inter",
+                 recipe=None if stated or recipe is None else recipe[0])
 
 
 @dataclass
@@ -367,12 +403,14 @@ class Case:
         return self.load is not None
 
 
-def map_row(i: int, r: dict, catalog: Catalog, names: dict | None = None) -> Case | str:
+def map_row(i: int, r: dict, catalog: Catalog, names: dict | None = None,
+            recipe: tuple[int, dict] | None = None) -> Case | str:
     """A measurement row as a Case, or the reason it cannot be expressed; a row measured under
     load says so in its reason, so none is skipped as if it were an idle row. ``names``: a
-    dict the caller keeps to resolve each distinct (model, GPU) name pair once."""
+    dict the caller keeps to resolve each distinct (model, GPU) name pair once. ``recipe``: a
+    disaggregated row's stand-in for the worker counts it does not state (``pool_recipes``)."""
     load = load_of(r)
-    case = _map_row(i, r, catalog, load, {} if names is None else names)
+    case = _map_row(i, r, catalog, load, {} if names is None else names, recipe)
     if isinstance(case, str) and load is not None:
         return f"under load, {describe_load(*load)}: {case}"
     return case
@@ -391,11 +429,17 @@ def _names(r: dict, catalog: Catalog) -> tuple[str, str] | str:
     return ids[0], ids[1]
 
 
-def _map_row(i: int, r: dict, catalog: Catalog, load: tuple[str, float] | None, memo: dict) -> Case | str:
+def names_of(r: dict, catalog: Catalog, memo: dict) -> tuple[str, str] | str:
+    """``_names`` of a row, each distinct (model, GPU) name pair resolved once (``memo``)."""
     key = (r["model"], r["gpu"])
     if key not in memo:
         memo[key] = _names(r, catalog)
-    names = memo[key]
+    return memo[key]
+
+
+def _map_row(i: int, r: dict, catalog: Catalog, load: tuple[str, float] | None, memo: dict,
+             recipe: tuple[int, dict] | None = None) -> Case | str:
+    names = names_of(r, catalog, memo)
     if isinstance(names, str):
         return names
     model_id, gpu = names
@@ -415,7 +459,7 @@ def _map_row(i: int, r: dict, catalog: Catalog, load: tuple[str, float] | None, 
                 engine=engine_settings(r["framework"], r["notes"], served=load is not None and load[0] == "clients"),
                 per_gpu=r["metric"].endswith("per_gpu"))
     if not layout:
-        return _disagg_case(r, model, catalog.gpus[gpu].domain_gpus, load, base)
+        return _disagg_case(r, model, catalog.gpus[gpu].domain_gpus, load, base, recipe)
     base |= layout
     if load is not None:
         return _load_case(r, load, base)
@@ -503,7 +547,7 @@ def benchmark_run(r: dict, load: tuple[str, float]) -> dict:
 
 
 def _disagg_case(r: dict, model: ModelSpec, domain_gpus: float, load: tuple[str, float] | None,
-                 base: dict) -> Case | str:
+                 base: dict, recipe: tuple[int, dict] | None = None) -> Case | str:
     """A prefill/decode-disaggregated row: TTFT from the prefill pool (queueing, prefill, KV
     transfer), TPOT from the decode pool, the clients of the closed loop shared by both
     (planner/physics/disagg.py ``closed_loop``)."""
@@ -514,7 +558,7 @@ def _disagg_case(r: dict, model: ModelSpec, domain_gpus: float, load: tuple[str,
         return rule
     if rule[0] not in ("load_ttft", "load_tpot") or rule[1] != "mean":
         return f"metric {r['metric']!r} of a disaggregated row is not predicted (mean TTFT and TPOT are)"
-    pools = pools_of(r, model, domain_gpus)
+    pools = pools_of(r, model, domain_gpus, recipe)
     if isinstance(pools, str):
         return pools
     dec = pools.decode

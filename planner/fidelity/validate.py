@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from planner.catalog.store import Catalog
-from planner.fidelity.predict import predict
+from planner.fidelity.predict import architecture_key, predict
 from planner.fidelity.rows import (
     GROUP,
     LOAD_GROUP,
@@ -33,6 +33,9 @@ from planner.fidelity.rows import (
     load_of,
     map_row,
     measurement_of,
+    names_of,
+    pool_recipes,
+    scheme_of_row,
 )
 from planner.physics.options import PRESETS, Assumptions
 from planner.resolve.calibration import FAMILY, load_calibration
@@ -157,6 +160,7 @@ def validate(path: str, o: Assumptions, *, calibration=None, calibration_name: s
     rows = load_measurements(path)
     stand_in = measurement_of(rows)
     names: dict = {}
+    recipes = pool_recipes(rows, _recipe_family(catalog, names))
     out: list[RowResult] = []
     cases: list[tuple[RowResult, Case]] = []
     for i, r in enumerate(rows):
@@ -172,14 +176,15 @@ def validate(path: str, o: Assumptions, *, calibration=None, calibration_name: s
         if stand_in[i] != i:
             res.duplicate_of = stand_in[i] + 2
             continue
-        case = map_row(i, r, catalog, names)
+        j = recipes.get(i)
+        case = map_row(i, r, catalog, names, None if j is None else (j, rows[j]))
         if isinstance(case, str):
             res.skipped_reason = case
             continue
         res.family, res.group, res.rule = FAMILY.get(case.gpu), group_of(case, r["metric"]), case.rule
         res.model_id, res.system = case.model, case.gpu
         if case.pools is not None and not case.pools.stated:
-            res.mode = "disagg (1+1 workers assumed)"
+            res.mode = "disagg (1+1 workers assumed)" if case.pools.recipe is None else "disagg (workers of a recipe)"
         cases.append((res, case))
     preds, reasons = _predicted([c for _, c in cases], catalog, o, calibration)
     plain = _predicted([c for _, c in cases], catalog, o, None)[0] if calibration is not None else None
@@ -197,6 +202,21 @@ def validate(path: str, o: Assumptions, *, calibration=None, calibration_name: s
         if res.duplicate_of is not None:
             _copy_prediction(res, out[res.duplicate_of - 2])
     return _summarise(Validation(rows=out, calibration=calibration_name))
+
+
+def _recipe_family(catalog: Catalog, names: dict):
+    """A disaggregated row's recipe family (``rows.pool_recipes``): the system, engine, model
+    architecture (DeepSeek-R1 and -V3 are one), weight format and stated lengths."""
+    arch: dict[str, str] = {}
+
+    def family(r: dict) -> tuple:
+        ids = names_of(r, catalog, names)
+        if isinstance(ids, str):
+            return (r["model"], r["gpu"])
+        key = arch.setdefault(ids[0], architecture_key(catalog.models[ids[0]], checkpoints=False))
+        return (ids[1], engine_of(r["framework"])[0], key, scheme_of_row(r["precision"]), r["input_len"].strip(),
+                r["output_len"].strip())
+    return family
 
 
 def _signed(pred: float, measured: float) -> float:
