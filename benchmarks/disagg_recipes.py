@@ -1,0 +1,175 @@
+"""Disaggregated rows of the measured corpus: the worker-count rule held out, and where the
+TTFT gap comes from (issue 22; docs/disaggregation.md section 8, docs/validation.md).
+
+1. **The recipe rule, held out.** A disaggregated row that states no worker counts takes the
+   pool sizes of the nearest stated point of its recipe family (``rows.pool_recipes``). On the
+   rows that *do* state them, each is predicted three ways: with its own counts, with one
+   worker of each pool (the rule before), and with the counts the rule reads from the other
+   concurrencies of its family (every row at its own concurrency left out). Median |error| and
+   signed error by metric, system, engine and model.
+2. **Low concurrency (<= 8 clients).** Measured over predicted TTFT, disaggregated against
+   aggregated rows of the same system, engine, model and prompt length: where the two ratios
+   agree, the disaggregated gap is the prefill's, shared with the aggregated rows.
+3. **Throughput against the pools' saturation.** X = N / (TTFT + (O - 1) TPOT) from each row's
+   own measured TTFT and TPOT, over the model's prefill and decode pool saturation rates
+   (P x ``prefill_saturation``, D x ``decode_saturation``) with the row's pools: a row
+   measured with seconds of TTFT at X well below both saturations is a deployment that
+   saturates below the model's rates.
+
+    python benchmarks/disagg_recipes.py [CORPUS] [--validate-csv VALIDATE_CSV]
+
+``VALIDATE_CSV``: a ``planner validate CORPUS --csv`` output, for section 2 (skipped without).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import statistics as st
+import sys
+from collections import defaultdict
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from planner.catalog.store import Catalog  # noqa: E402
+from planner.fidelity.predict import _configs, predict, row_assumptions  # noqa: E402
+from planner.fidelity.rows import (  # noqa: E402
+    Case,
+    engine_of,
+    load_measurements,
+    load_of,
+    map_row,
+    measurement_of,
+    pool_recipes,
+)
+from planner.fidelity.validate import _recipe_family  # noqa: E402
+from planner.physics import disagg  # noqa: E402
+from planner.physics.load import engine, step_physics  # noqa: E402
+from planner.physics.options import PRESETS  # noqa: E402
+from planner.physics.space import GpuTable  # noqa: E402
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "measured-silicon.csv"
+O = PRESETS["realistic"]
+
+
+def _summary(label: str, errors: dict[tuple, list[float]]) -> None:
+    print(f"\n{label}: n, median |error| %, median signed %")
+    for key in sorted(errors, key=str):
+        e = errors[key]
+        print(f"  {' '.join(map(str, key)):<40} {len(e):>4} {st.median(map(abs, e)):>7.1f} {st.median(e):>+8.1f}")
+
+
+def held_out(rows: list[dict], cat: Catalog) -> None:
+    stand = measurement_of(rows)
+    names: dict = {}
+    family = _recipe_family(cat, names)
+    stated = [i for i, r in enumerate(rows) if stand[i] == i and r.get("mode") == "disagg"
+              and r["prefill_workers"].strip() and r["decode_workers"].strip() and load_of(r)]
+    ways: dict[str, list[Case]] = {"own counts": [], "1 + 1": [], "rule, own concurrency out": []}
+    for i in stated:
+        r = rows[i]
+        own = map_row(i, r, cat, names)
+        if isinstance(own, str):
+            continue
+        blank = dict(r, prefill_workers="", decode_workers="")
+        one = map_row(i, blank, cat, names)
+        n = load_of(r)[1]   # type: ignore[index]
+        others = [j for j, o in enumerate(rows) if stand[j] == j and o.get("mode") == "disagg" and j != i
+                  and load_of(o) is not None and load_of(o)[1] != n and family(o) == family(r)]  # type: ignore[index]
+        sub = [blank] + [rows[j] for j in others]
+        pick = pool_recipes(sub, family).get(0)
+        ruled = one if pick is None else map_row(i, blank, cat, names, (others[pick - 1], rows[others[pick - 1]]))
+        if isinstance(one, str) or isinstance(ruled, str):
+            continue
+        ways["own counts"].append(own)
+        ways["1 + 1"].append(one)
+        ways["rule, own concurrency out"].append(ruled)
+    print(f"1. The recipe rule held out: {len(ways['own counts'])} rows (TTFT and TPOT) that state their worker counts")
+    for way, cases in ways.items():
+        pred = predict(cases, cat, O)[0]
+        errors: dict[tuple, list[float]] = defaultdict(list)
+        for c, p in zip(cases, pred):
+            if not np.isfinite(p):
+                continue
+            r = rows[c.row]
+            e = (p / float(r["value"]) - 1.0) * 100.0
+            m = r["metric"].removesuffix("_ms_mean")
+            for key in ((m,), (m, "system", c.gpu), (m, "engine", engine_of(r["framework"])[0]),
+                        (m, "model", c.model)):
+                errors[key].append(e)
+        _summary(way, errors)
+
+
+def low_concurrency(validate_csv: str, rows: list[dict]) -> None:
+    ratios: dict[tuple, list[float]] = defaultdict(list)
+    with open(validate_csv, newline="") as fh:
+        for p in csv.DictReader(fh):
+            if p["counted"] != "yes" or not p["predicted"] or p["metric"] != "ttft_ms_mean":
+                continue
+            r = rows[int(p["row"]) - 2]
+            load = load_of(r)
+            if load is None or load[0] != "clients" or load[1] > 8:
+                continue
+            mode = "disagg" if "disagg" in p["mode"] else "agg"
+            ratios[(p["system"], p["engine"], p["model_id"], r["input_len"], mode)].append(
+                float(p["measured"]) / float(p["predicted"]))
+    print("\n2. TTFT at <= 8 clients, measured / predicted (median, rows): disaggregated beside aggregated")
+    for key in sorted({k[:4] for k in ratios if k[4] == "disagg"}):
+        d, a = ratios[key + ("disagg",)], ratios.get(key + ("agg",), [])
+        agg = f"{st.median(a):6.2f} ({len(a)})" if a else "     -"
+        print(f"  {' '.join(key):<45} disagg {st.median(d):6.2f} ({len(d)})   agg {agg}")
+
+
+def saturation(rows: list[dict], cat: Catalog) -> None:
+    stand = measurement_of(rows)
+    names: dict = {}
+    recipes = pool_recipes(rows, _recipe_family(cat, names))
+    tpot = {r["silicon_id"]: float(r["value"]) for r in rows if r.get("mode") == "disagg"
+            and r["metric"] == "tpot_ms_mean"}
+    out: dict[tuple, list[tuple[float, float]]] = defaultdict(list)
+    for i, r in enumerate(rows):
+        if stand[i] != i or r.get("mode") != "disagg" or r["metric"] != "ttft_ms_mean" or r["silicon_id"] not in tpot:
+            continue
+        j = recipes.get(i)
+        c = map_row(i, r, cat, names, None if j is None else (j, rows[j]))
+        if isinstance(c, str) or c.pools is None or c.load is None:
+            continue
+        x = c.load[1] / (float(r["value"]) / 1e3 + (c.output_tokens - 1.0) * tpot[r["silicon_id"]] / 1e3)
+        table = GpuTable.build([cat.gpu(c.gpu)])
+        o = row_assumptions(O, c.engine)
+        dec_c = _configs([c], [c.gpu], np.array([8192.0]))
+        pre_c = replace(dec_c, tp=np.array([c.pools.prefill.tp], float), ep=np.array([c.pools.prefill.ep], float))
+        pre, dec = (step_physics(cat.models[c.model], table, k, o) for k in (pre_c, dec_c))
+        ps = c.pools.prefill.workers * float(disagg.prefill_saturation(pre, engine(pre), c.input_tokens)[0])
+        ds = c.pools.decode.workers * float(disagg.decode_saturation(dec, engine(dec), c.input_tokens,
+                                                                     c.output_tokens)[0])
+        if ps > 0 and ds > 0 and math.isfinite(x):
+            pools = "stated" if c.pools.stated else "recipe" if c.pools.recipe is not None else "1+1"
+            out[(c.gpu, r["framework"].split()[0], pools, ">=64" if c.load[1] >= 64 else "<64")].append(
+                (x / ps, x / ds))
+    print("\n3. Measured throughput over the model's pool saturation (median, rows): prefill, decode")
+    for key, v in sorted(out.items()):
+        print(f"  {' '.join(key):<40} {len(v):>4} prefill {st.median(a for a, _ in v):5.2f} "
+              f"decode {st.median(b for _, b in v):5.2f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("corpus", nargs="?", default=str(CORPUS))
+    ap.add_argument("--validate-csv")
+    args = ap.parse_args()
+    rows = load_measurements(args.corpus)
+    cat = Catalog.default()
+    held_out(rows, cat)
+    if args.validate_csv:
+        low_concurrency(args.validate_csv, rows)
+    saturation(rows, cat)
+
+
+if __name__ == "__main__":
+    main()
