@@ -23,7 +23,7 @@ import csv
 import io
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from planner.catalog.aliases import scheme_of
 from planner.catalog.store import Catalog, ModelSpec
@@ -268,7 +268,8 @@ class Pools:
     decode: Pool
     stated: bool                    # worker counts stated (else borrowed from a recipe, or one worker each)
     link: str                       # the KV link: "intra" where both pools fit one scale-up domain
-    recipe: int | None = None       # unstated counts: the row (0-based) of the recipe whose pool sizes they take
+    recipe: int | None = field(default=None, compare=False)   # unstated counts: the row (0-based) whose pool
+    #                                                            sizes they take (not part of the configuration)
 
 
 def _moe_layout(model: ModelSpec, a: int, d: int, mt: int, me: int, what: str) -> tuple[int, int, int] | str:
