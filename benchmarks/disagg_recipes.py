@@ -1,6 +1,11 @@
 """Disaggregated rows of the measured corpus: the worker-count rule held out, and where the
 TTFT gap comes from (issue 22; docs/disaggregation.md section 8, docs/validation.md).
 
+0. **The layout columns of rows without worker counts.** Each such row that names a repeat of
+   its measurement stating its pools (``same_measurement_as``: the InferenceX DB dump lists
+   the same run with its deployment) is compared with it, pool by pool: how often the two
+   read the same attention TP / DP / MoE TP / EP. Where they mostly differ, the row's layout
+   columns are not a reading of the deployment, and the rule takes the recipe's pools whole.
 1. **The recipe rule, held out.** A disaggregated row that states no worker counts takes the
    pool sizes of the nearest stated point of its recipe family (``rows.pool_recipes``). On the
    rows that *do* state them, each is predicted three ways: with its own counts, with one
@@ -62,6 +67,25 @@ def _summary(label: str, errors: dict[tuple, list[float]]) -> None:
     for key in sorted(errors, key=str):
         e = errors[key]
         print(f"  {' '.join(map(str, key)):<40} {len(e):>4} {st.median(map(abs, e)):>7.1f} {st.median(e):>+8.1f}")
+
+
+def twins(rows: list[dict]) -> None:
+    by_id = {r["silicon_id"]: r for r in rows}
+    fields = ("tp", "attention_dp", "moe_tp", "moe_ep")
+    same = {"prefill": 0, "decode": 0}
+    n = 0
+    for r in rows:
+        if r.get("mode") != "disagg" or r["prefill_workers"].strip():
+            continue
+        for other in r.get("same_measurement_as", "").split():
+            t = by_id.get(other)
+            if t is None or not t["prefill_workers"].strip():
+                continue
+            n += 1
+            for role in same:
+                same[role] += all(r[f"{role}_{f}"] == t[f"{role}_{f}"] for f in fields)
+    print(f"0. Rows without worker counts beside their stated repeat: {n} pairs; the same layout: "
+          f"prefill {same['prefill']}, decode {same['decode']}")
 
 
 def held_out(rows: list[dict], cat: Catalog) -> None:
@@ -165,6 +189,7 @@ def main() -> None:
     args = ap.parse_args()
     rows = load_measurements(args.corpus)
     cat = Catalog.default()
+    twins(rows)
     held_out(rows, cat)
     if args.validate_csv:
         low_concurrency(args.validate_csv, rows)

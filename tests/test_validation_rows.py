@@ -212,11 +212,12 @@ def test_a_disaggregated_row_without_worker_counts_assumes_one_of_each_and_says_
 
 def test_unstated_worker_counts_take_the_nearest_stated_recipes_pools(tmp_path: Path) -> None:
     """By hand (rows.pool_recipes, docs/disaggregation.md section 8): the same system, engine,
-    architecture, format and lengths state 2 prefill + 3 decode workers of 8 GPUs at 64
+    architecture, format and lengths state 2 prefill + 3 decode workers of TP 8 EP 8 at 64
     clients and 4 + 6 at 512. A row at 100 clients without counts takes the nearer recipe in
-    ratio (100 / 64 = 1.56 against 512 / 100 = 5.12): 16 prefill GPUs, 24 decode GPUs; with
-    prefill workers of TP 4 EP 4 (4 GPUs) that is 4 prefill workers. DeepSeek-V3 is the same
-    network as R1, so its stated rows serve; other lengths have no recipe: 1 + 1, said so."""
+    ratio (100 / 64 = 1.56 against 512 / 100 = 5.12), its pools whole: 2 + 3 workers of its
+    layout, even where the row's own layout columns say TP 4 EP 4 (an export's reading of the
+    same deployment). DeepSeek-V3 is the same network as R1, so its stated rows serve; other
+    lengths have no recipe: 1 + 1, the row's own layout, said so."""
     def at(n: int, **kw) -> dict:
         return _disagg(batch_or_concurrency=f"concurrency {n} (closed loop)", silicon_id=f"s{n}{len(kw)}", **kw)
     v3 = "DeepSeek-V3 (HF deepseek-ai/DeepSeek-V3)"
@@ -230,9 +231,9 @@ def test_unstated_worker_counts_take_the_nearest_stated_recipes_pools(tmp_path: 
         "disagg (1+1 workers assumed)"]
     cases = [map_row(2, rows[2], CAT, recipe=(0, rows[0])), map_row(3, rows[3], CAT, recipe=(0, rows[0]))]
     assert all(not isinstance(c, str) and c.pools is not None for c in cases)
-    (a, b) = [(c.pools.prefill.workers, c.pools.decode.workers, c.pools.stated, c.pools.recipe)  # type: ignore
-              for c in cases]
-    assert a == (2, 3, False, 0) and b == (4, 3, False, 0)
+    (a, b) = [(c.pools.prefill.workers, c.pools.prefill.tp, c.pools.decode.workers, c.pools.stated,  # type: ignore
+               c.pools.recipe) for c in cases]                                                          # type: ignore
+    assert a == (2, 8, 3, False, 0) and b == a
     assert v.rows[2].predicted == pytest.approx(predict([cases[0]], CAT, O)[0][0], rel=1e-12)
 
 

@@ -312,16 +312,16 @@ def pool_recipes(rows: list[dict], family) -> dict[int, int]:
     ratio; ties to the lower concurrency, then the first row). InferenceX sweeps each
     disaggregated recipe over the concurrency on deployments sized per concurrency range, and
     states the worker counts in some of its exports only (measured-silicon.md): the same
-    recipe's nearest stated point is the best reading of the pools, one worker of each pool
-    only where the file has none (docs/disaggregation.md section 8). Rows without the columns
-    or a concurrency take nothing."""
+    recipe's nearest stated point is the best reading of the pools (``pools_of``), one worker
+    of each pool only where the file has none (docs/disaggregation.md section 8). Rows
+    without the columns or a concurrency take nothing."""
     donors: dict[object, list[tuple[float, int]]] = {}
     wanted = []
     for i, r in enumerate(rows):
         load = load_of(r) if r.get("mode", "").strip() == "disagg" else None
         if load is None or load[0] != "clients":
             continue
-        sizes = [_int(r.get(f"{p}_{f}", "")) for p in ("prefill", "decode") for f in ("workers", "gpus_per_worker")]
+        sizes = [_int(r.get(f"{p}_{f}", "")) for p in ("prefill", "decode") for f in ("workers", "tp")]
         if all(x is not None and x >= 1 for x in sizes):
             donors.setdefault(family(r), []).append((load[1], i))
         elif _int(r.get("prefill_workers", "")) is None or _int(r.get("decode_workers", "")) is None:
@@ -336,12 +336,17 @@ def pool_recipes(rows: list[dict], family) -> dict[int, int]:
 
 def pools_of(r: dict, model: ModelSpec, domain_gpus: float, recipe: tuple[int, dict] | None = None) -> Pools | str:
     """The two pools of a disaggregated row: each worker's layout (``prefill_*``,
-    ``decode_*``) and the worker counts where stated; where they are not, the GPUs of each
-    pool in ``recipe`` (its row index and row: ``pool_recipes``) over this row's GPUs per
-    worker (at least one worker), else one worker of each (the layout as given, a lower
-    bound on the deployment); both marked ``stated=False``."""
+    ``decode_*``) and the worker counts where stated; where they are not, the pools of
+    ``recipe`` (its row index and row: ``pool_recipes``), layouts and counts: the layout
+    columns of a row that states no counts are InferenceX's results exports as AIC read them,
+    and differ from the same measurement's DB-dump row (which states its pools) in most pairs
+    (``python benchmarks/disagg_recipes.py``, section 0); else one worker of each, the
+    layout as given (a lower bound on the deployment). Both marked ``stated=False``."""
     pools = []
-    stated = True
+    unstated = any(_int(r.get(f"{role}_workers", "")) is None for role in ("prefill", "decode"))
+    stated = not unstated
+    if unstated and recipe is not None:
+        r = recipe[1]
     for role in ("prefill", "decode"):
         a = _int(r.get(f"{role}_tp", ""))
         if a is None:
@@ -356,11 +361,8 @@ def pools_of(r: dict, model: ModelSpec, domain_gpus: float, recipe: tuple[int, d
             return f"the {role} pool has pipeline parallelism, which the disaggregated pools do not model"
         tp, ep, dp = layout
         workers = _int(r.get(f"{role}_workers", ""))
-        if workers is None:
-            stated, workers = False, 1
-            if recipe is not None:         # the recipe's GPUs in this pool, in this row's workers
-                gpus = (_int(recipe[1][f"{role}_workers"]) or 1) * (_int(recipe[1][f"{role}_gpus_per_worker"]) or 1)
-                workers = max(1, round(gpus / (max(tp, ep) * dp)))
+        if workers is None:            # no recipe either: one worker, assumed
+            workers = 1
         if workers < 1:
             return f"the {role} pool has 0 workers"
         pools.append(Pool(tp=tp, ep=ep, workers=workers * dp, gpus=max(tp, ep)))
