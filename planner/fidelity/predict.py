@@ -216,9 +216,11 @@ def predict_load(cases: list[Case], catalog: Catalog, o: Assumptions,
 def predict_disagg(cases: list[Case], catalog: Catalog, o: Assumptions,
                    fitted: dict[str, float] | None = None) -> tuple[np.ndarray, list[str | None]]:
     """Disaggregated rows: the row's clients in a closed loop over its prefill and decode
-    workers (planner/physics/disagg.py ``closed_loop``; one worker of each where the counts
-    are not stated); TTFT the prefill pool's (with the KV transfer and the decode pool's
-    wait for a KV slot), TPOT the decode pool's. Each distinct configuration is computed once."""
+    workers (planner/physics/disagg.py ``closed_loop``; where the counts are not stated, the
+    pools of the nearest stated point of the row's recipe, else one worker of each:
+    rows.pools_of); TTFT the prefill pool's (with the KV transfer) and the decode pool's
+    admission (``disagg.decode_admission``), TPOT the decode pool's. Each distinct
+    configuration is computed once."""
     out = np.full(len(cases), np.nan)
     why: list[str | None] = [None] * len(cases)
     gpu_ids = sorted({c.gpu for c in cases})

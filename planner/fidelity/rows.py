@@ -8,7 +8,8 @@ what the 14 cannot (``measured-silicon.md``):
 - the aggregated layout (``replicas``, ``attention_tp``, ``attention_dp``, ``moe_tp``,
   ``moe_ep``): attention TP x DP GPUs per replica, the MoE layers over the same GPUs;
 - the disaggregated pools (``prefill_*``, ``decode_*``: one worker's layout and the worker
-  counts, where stated);
+  counts, where stated; else those of the nearest stated point of the same recipe,
+  ``pool_recipes``);
 - the lengths (``length_distribution``: InferenceX draws each length uniformly on
   [0.8 L, L]);
 - the measurement a row repeats (``silicon_id``, ``same_measurement_as``: it counts once).
