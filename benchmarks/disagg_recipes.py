@@ -21,6 +21,12 @@ TTFT gap comes from (issue 22; docs/disaggregation.md section 8, docs/validation
    measured with seconds of TTFT at X well below both saturations is a deployment that
    saturates below the model's rates.
 
+4. **A fixed per-request TTFT term, refuted or not.** Could one constant per engine (a router
+   hop, a prefill/decode handshake) explain the disaggregated rows at <= 8 clients? Fitted on a
+   grid of 0-2,000 ms minimising the median |log(predicted + c) / measured| over those rows,
+   in sample and leaving out each system (and each model) in turn: the constant per fold and
+   the held-out median |error| against c = 0.
+
     python benchmarks/disagg_recipes.py [CORPUS] [--validate-csv VALIDATE_CSV]
 
 ``VALIDATE_CSV``: a ``planner validate CORPUS --csv`` output, for section 2 (skipped without).
@@ -149,6 +155,39 @@ def low_concurrency(validate_csv: str, rows: list[dict]) -> None:
         print(f"  {' '.join(key):<45} disagg {st.median(d):6.2f} ({len(d)})   agg {agg}")
 
 
+GRID_MS = tuple(range(0, 2001, 25))
+
+
+def _fit(points: list[tuple[float, float]]) -> float:
+    return min(GRID_MS, key=lambda c: (st.median(abs(math.log((p + c) / m)) for p, m in points), c))
+
+
+def constant_term(validate_csv: str, rows: list[dict]) -> None:
+    pts: dict[str, list[tuple[str, str, float, float]]] = defaultdict(list)
+    with open(validate_csv, newline="") as fh:
+        for p in csv.DictReader(fh):
+            if (p["counted"] != "yes" or not p["predicted"] or p["metric"] != "ttft_ms_mean"
+                    or "disagg" not in p["mode"]):
+                continue
+            load = load_of(rows[int(p["row"]) - 2])
+            if load is not None and load[0] == "clients" and load[1] <= 8:
+                pts[p["engine"]].append((p["system"], p["model_id"], float(p["predicted"]), float(p["measured"])))
+    print("\n4. One TTFT constant per engine on the disaggregated rows at <= 8 clients (ms; held-out median "
+          "|error| %, c = 0 beside)")
+    for eng, v in sorted(pts.items()):
+        print(f"  {eng}: {len(v)} rows, in sample c = {_fit([(p, m) for _, _, p, m in v])} ms")
+        for kind, k in (("system", 0), ("model", 1)):
+            for out in sorted({x[k] for x in v}):
+                train = [(p, m) for *key, p, m in v if key[k] != out]
+                test = [(p, m) for *key, p, m in v if key[k] == out]
+                if not train:
+                    continue
+                c = _fit(train)
+                err = st.median(abs((p + c) / m - 1.0) * 100.0 for p, m in test)
+                base = st.median(abs(p / m - 1.0) * 100.0 for p, m in test)
+                print(f"    {kind} {out} out ({len(test)} rows): c = {c} ms, held out {err:.1f} % (c = 0: {base:.1f} %)")
+
+
 def saturation(rows: list[dict], cat: Catalog) -> None:
     stand = measurement_of(rows)
     names: dict = {}
@@ -193,6 +232,7 @@ def main() -> None:
     held_out(rows, cat)
     if args.validate_csv:
         low_concurrency(args.validate_csv, rows)
+        constant_term(args.validate_csv, rows)
     saturation(rows, cat)
 
 
