@@ -1,9 +1,10 @@
 """A schedule over a demand profile (docs/workloads.md, "Demand over time: schedules"): one
 program over the periods (constraints/schedule.py) on one candidate table whose physics is
 computed once, at each workload's busiest demand; beside it, on the same table and through
-the one solve path (planner/plan/solve.py), the static fleet sized for the peak (an upper
-bound: it is one schedule) and each period's own optimum (their sum over the periods, a
-lower bound: committed GPUs paid only while they serve, starts free, no lag). The
+the one solve path (planner/plan/solve.py), the static fleet (one fleet of deployments that
+serves every period under its own SLO; an upper bound: it is one schedule) and each
+period's own optimum (their sum over the periods, a lower bound: committed GPUs paid only
+while they serve, starts free, no lag). The
 exhaustive oracle solves the schedule by enumeration in its own terms."""
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from planner.backends.base import HAS_SOLUTION, Status
 from planner.candidates.schedule import PeriodTables, period_tables
 from planner.candidates.table import Candidates
 from planner.plan.describe import spare_count
-from planner.plan.solve import solve_phases, solve_schedule
+from planner.plan.solve import solve_phases, solve_schedule, solve_static
 from planner.resolve.problem import Problem, resolve, resolve_fleet
 from planner.resolve.schedule import Periods, resolve_periods
 from planner.schemas.fleet import FleetSpec
@@ -27,6 +28,9 @@ from planner.units import HOURS_PER_DAY
 from planner.yamlio import Document
 
 Picks = list[tuple[int, int]]
+STAND_IN_MARGIN = 1e-9
+"""The fleet under the strictest targets stands in for the static program's answer only when
+cheaper by more than this share (the same cost summed in another order differs in its last bits)."""
 
 
 @dataclass
@@ -196,16 +200,31 @@ def _deployments(c: Candidates, picks: Picks) -> list[Deployment]:
 
 def _static(problem: Problem, periods: Periods, t: PeriodTables, backend: str, seconds: float
             ) -> tuple[Bound, Picks]:
-    """The cheapest static fleet that serves every workload's busiest period (the fleet a
-    plan at the peak gives), priced over the whole cycle; where periods state their own SLOs,
-    under every period's targets (so it serves each period within its own)."""
-    s = solve_phases(replace(problem, slots=t.peak.slots), t.peak, backend=backend, time_limit=seconds,
+    """The cheapest static fleet: one fleet of deployments held all cycle that serves every
+    period at its own demand under its own targets, priced over the whole cycle. With one
+    SLO case it is the fleet a plan at each workload's busiest demand gives (the one solve
+    path); with several, the program of constraints/schedule_static.py (every period's fleet
+    tied equal), started from, and never dearer than, the cheapest fleet under every period's
+    targets at the peak, which stands in when the program gives no better one (the start's
+    picks are returned: the schedule's own start)."""
+    share = seconds / 2.0 if len(t.cases) > 1 else seconds
+    s = solve_phases(replace(problem, slots=t.peak.slots), t.peak, backend=backend, time_limit=share,
                      phases=("cost_per_hour",), tie_break=True)
-    if s.status not in HAS_SOLUTION or "cost_per_hour" not in s.values:
-        return Bound(s.status.value, None, False), []
-    hourly = float(s.values["cost_per_hour"])
-    return Bound(s.status.value, hourly * t.cycle_hours, s.status == Status.OPTIMAL, [hourly],
-                 _deployments(t.peak, s.picks)), list(s.picks)
+    strictest: Bound | None = None
+    if s.status in HAS_SOLUTION and "cost_per_hour" in s.values:
+        hourly = float(s.values["cost_per_hour"])
+        strictest = Bound(s.status.value, hourly * t.cycle_hours, s.status == Status.OPTIMAL, [hourly],
+                          _deployments(t.peak, s.picks))
+    if len(t.cases) <= 1:
+        return strictest or Bound(s.status.value, None, False), list(s.picks) if strictest else []
+    status, picks, cost, _ = solve_static(t, backend=backend, time_limit=share, start=list(s.picks))
+    if cost is None or (strictest is not None and strictest.usd_per_cycle is not None
+                        and strictest.usd_per_cycle < cost * (1.0 - STAND_IN_MARGIN)):
+        if strictest is None:
+            return Bound(status.value, None, False), []
+        return replace(strictest, status=Status.FEASIBLE.value, proven=False), list(s.picks)
+    deployments = [d for p, j, r in picks for d in _deployments(t.periods[p], [(j, r)])]
+    return Bound(status.value, cost, status == Status.OPTIMAL, [cost / t.cycle_hours], deployments), list(s.picks)
 
 
 def _optima(problem: Problem, periods: Periods, t: PeriodTables, backend: str, seconds: float) -> Bound:

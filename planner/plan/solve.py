@@ -24,6 +24,7 @@ import numpy as np
 
 import constraints
 import constraints.schedule
+import constraints.schedule_static
 from constraints import choice
 from planner.backends.base import HAS_SOLUTION, Backend, Feature, Solution, Status, get_backend
 from planner.candidates.objectives import OBJECTIVES, served_weights, tie_breaks
@@ -463,3 +464,25 @@ def solve_schedule(t: PeriodTables, *, backend: str, time_limit: float, start: P
     if fallback is not None and fallback[2] < cost:
         return (Status.FEASIBLE, *fallback, None, f.size)
     return sol.status, picks, held, cost, sol.gap, f.size
+
+
+def solve_static(t: PeriodTables, *, backend: str, time_limit: float, start: Picks | None = None
+                 ) -> tuple[Status, list[tuple[int, int, int]], float | None, float | None]:
+    """The static fleet a schedule with several SLO cases is compared with (planner/plan/schedule.py):
+    the oracle by its own enumeration, any other backend on the program of
+    constraints/schedule_static.py, started from ``start`` (rows of ``t.peak``) where it maps
+    onto the program. Returns status, (period, row of its table, replicas) per deployment, $
+    per cycle, gap."""
+    solver = get_backend(backend)
+    if Feature.LINEAR_MODEL not in solver.features:
+        status, picks, cost = solver.static(t, time.perf_counter() + time_limit)  # type: ignore[attr-defined]
+        ok = status in HAS_SOLUTION
+        return status, picks, cost if ok else None, 0.0 if ok else None
+    f = constraints.schedule_static.build(t)
+    f.hint = constraints.schedule_static.assignment(f, list(start or []))
+    sol = solver.solve(f, max(time_limit, 1e-3))
+    if sol.status not in HAS_SOLUTION or sol.values is None:
+        return sol.status, [], None, None
+    picks, cost = constraints.schedule_static.decode(f, sol.values)
+    first = {c: t.case.index(c) for c in set(t.case)}
+    return sol.status, [(first[c], j, r) for c, j, r in picks], cost, sol.gap
