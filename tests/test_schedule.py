@@ -479,3 +479,67 @@ def test_the_options_and_the_replica_model_reach_the_same_optimum(name, monkeypa
     assert enumerated.model_size["options"] > 0 and replicas.model_size["options"] == 0
     assert enumerated.status == replicas.status == "optimal"
     assert enumerated.usd_per_cycle == pytest.approx(replicas.usd_per_cycle, rel=1e-9)
+
+
+def _traced(**shape) -> FleetSpec:
+    return _fleet(workloads=({"name": "conv", "model": "llama-3.1-8b", "trace": str(TRACE), "slo": CHAT["slo"],
+                              "demand": {"requests_per_s": 20, "profile": {"periods": 3, "hours": 24, **shape}}},))
+
+
+def test_a_traces_shape_carries_per_period_slos_and_every_backend_agrees_with_the_oracle():
+    """profile: {periods: 3, slos: [{first: 0, last: 0, slo: LOOSE}]}: period 0 at the looser
+    targets (located at the run's path), periods 1 and 2 at the workload's; the same demand
+    as without; every backend reaches the oracle's cost."""
+    spec = _traced(slos=[{"first": 0, "last": 0, "slo": LOOSE}])
+    plain = _traced()
+    problem = resolve_fleet(spec)
+    periods = resolve_periods(spec, problem)
+    assert periods.cases() == (0, 1, 1)
+    assert periods.demand() == pytest.approx(resolve_periods(plain, resolve_fleet(plain)).demand())
+    night = periods.slots[0][0]
+    assert {(x.metric, x.statistic, x.seconds) for x in night.targets} == {("ttft", "p99", 6.0), ("tpot", "mean", 0.08)}
+    assert all(x.path.startswith("workloads[0].demand.profile.slos[0].slo") for x in night.targets)
+    assert periods.slots[1][0].slo == periods.slots[2][0].slo == problem.slots[0].slo
+    status, oracle = _oracle(spec)
+    assert status == "optimal"
+    for b in LINEAR:
+        r = schedule(spec, backend=b, time_limit=60)
+        assert r.status == "optimal" and r.usd_per_cycle == pytest.approx(oracle, rel=1e-6), b
+        assert r.model_size["slo_cases"] == 2 and r.periods[0].slo["conv"]["tpot_ms"] == 80.0, b
+    assert r.usd_per_cycle <= schedule(plain, backend="highs").usd_per_cycle + 1e-9    # looser never dearer
+
+
+def test_a_traces_shape_whose_runs_state_the_workloads_slo_is_the_schedule_without_them():
+    same = schedule(_traced(slos=[{"first": 0, "last": 2, "slo": CHAT["slo"]}]), backend="highs").to_dict()
+    plain = schedule(_traced(), backend="highs").to_dict()
+    same["solve_seconds"] = plain["solve_seconds"] = None
+    assert same == plain
+
+
+@pytest.mark.parametrize("slos, path", [
+    ([{"first": 1, "last": 3, "slo": LOOSE}], "workloads[0].demand.profile.slos[0].last"),
+    ([{"first": 2, "last": 1, "slo": LOOSE}], "workloads[0].demand.profile.slos[0].last"),
+    ([{"first": 0, "last": 1, "slo": LOOSE}, {"first": 1, "last": 2, "slo": LOOSE}], "workloads[0].demand.profile.slos[1]"),
+])
+def test_a_traces_shape_with_bad_runs_is_a_located_error(slos, path):
+    with pytest.raises(InputError) as e:
+        schedule(_traced(slos=slos), backend="highs")
+    assert e.value.path == path
+
+
+@pytest.mark.parametrize("run, path", [
+    ({"first": 0, "last": 0, "slo": {"ttft_ms": -5}}, "workloads[0].demand.profile.slos[0].slo.ttft_ms"),
+    ({"first": -1, "last": 0, "slo": LOOSE}, "workloads[0].demand.profile.slos[0].first"),
+    ({"first": 0, "slo": LOOSE}, "workloads[0].demand.profile.slos[0]"),
+    ({"first": 0, "last": 0, "slo": LOOSE, "hours": 3}, "workloads[0].demand.profile.slos[0]"),
+])
+def test_a_bad_run_of_a_traces_shape_is_refused_by_the_schema_where_the_file_says_it(tmp_path, capsys, run, path):
+    f = tmp_path / "traced.yaml"
+    data = _traced().model_dump(mode="json", exclude_defaults=True)
+    data["workloads"][0]["demand"]["profile"]["slos"] = [run]
+    f.write_text(json.dumps(data))
+    with pytest.raises(SystemExit) as e:
+        main(["schedule", str(f), "--json"])
+    assert e.value.code == 2
+    err = json.loads(capsys.readouterr().out)
+    assert err["file"] == str(f) and err["path"].startswith(path), err
