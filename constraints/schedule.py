@@ -61,6 +61,7 @@ class ScheduleFormulation:
     started: dict[tuple[int, int], int] = field(default_factory=dict)
     stopped: dict[tuple[int, int], int] = field(default_factory=dict)
     hint: dict[int, float] | None = None
+    checked_hint: dict[int, float] | None = None    # a start for a backend that checks its answer beats it
     covering: bool = True
     size: dict[str, int] = field(default_factory=dict)
 

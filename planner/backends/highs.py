@@ -3,12 +3,14 @@ handed over once, in bulk (column and row arrays), and kept in one ``Highs`` obj
 formulation's life, so the rows and columns the solve stage adds between its lazy
 configuration-limit rounds (and the ranking's cuts) are added to it, not rebuilt
 (issue 26). A run stopped by its time limit reports the gap to HiGHS's proven dual bound.
-It takes no starting answer: HiGHS 1.16 given one (``setSolution``) may stop at it as optimal
-with a wrong objective value (fleet_disagg_wins' order phase: 280 "optimal" where 268 is, the
-value CBC and HiGHS without the start find); the solve stage keeps the better of the start and
-the answer (planner/plan/solve.py). A fleet of the shape planner/backends/decompose.py takes
-is solved by that decomposition first. The model is the same conditioned
-float model the CBC backend builds (milp.CONDITIONING)."""
+It takes no starting answer (``hint``): HiGHS 1.16 given one (``setSolution``) may stop at it
+as optimal with a wrong objective value (fleet_disagg_wins' order phase: 280 "optimal" where
+268 is, the value CBC and HiGHS without the start find); the solve stage keeps the better of
+the start and the answer (planner/plan/solve.py). A formulation's ``checked_hint`` (a
+schedule's) is given, and an answer that does not beat it is solved again without it. A
+fleet of the shape planner/backends/decompose.py takes is solved by that decomposition
+first. The model is the same conditioned float model the CBC backend builds
+(milp.CONDITIONING)."""
 
 from __future__ import annotations
 
@@ -37,6 +39,13 @@ optimum's (a $1e-6/GPU-hour price beside catalog prices, found by tests/test_fuz
 the optimum by 50 %."""
 
 INF = highspy.kHighsInf
+
+CHECKED_START = 1e-9
+"""A checked start's answer is kept when its objective beats the start's by more than this
+(relative): HiGHS 1.16 given a start (``setSolution``) may stop at it as "optimal" with a wrong
+objective value (fleet_disagg_wins' order phase: 280 where 268 is), so an answer no better
+than the start is proven by a solve without it. A schedule's option model (24 hourly periods,
+benchmarks/schedule_scale.py) solves in about half the time from its static fleet."""
 
 WHOLE_MODEL_COLUMNS = 20_000
 """A fleet the decomposition does not prove optimal is solved again as one model with half the
@@ -79,12 +88,30 @@ class HighsBackend:
                         seconds=time.perf_counter() - t0, bound=bound)
 
     def whole(self, f: Any, time_limit: float, seed: int = 0) -> Solution:
-        """The formulation's model as one MIP in HiGHS."""
+        """The formulation's model as one MIP in HiGHS; from ``f.checked_hint`` where the
+        formulation gives one (a schedule's static fleet), kept only when the answer beats it:
+        an answer no better than the start is solved again without it (``CHECKED_START``)."""
         t0 = time.perf_counter()
-        model: Model = incremental(f, "_highspy", translate, add_row, add_var)[0]
+        start = getattr(f, "checked_hint", None)
+        sol = self._run(f, incremental(f, "_highspy", translate, add_row, add_var)[0], time_limit, seed, start)
+        if start and sol.status == Status.OPTIMAL and sol.values is not None and not _beats(f.model, sol.values, start):
+            left = max(time_limit - (time.perf_counter() - t0), 0.01)
+            sol = self._run(f, translate(f.model)[0], left, seed, None)
+        return replace(sol, seconds=time.perf_counter() - t0)
+
+    def _run(self, f: Any, model: Model, time_limit: float, seed: int, start: dict[int, float] | None) -> Solution:
+        t0 = time.perf_counter()
         h = model.highs
         h.setOptionValue("time_limit", max(float(time_limit), 0.01))
         h.setOptionValue("random_seed", int(seed))
+        if start:
+            given = np.zeros(len(f.model.vars))
+            for i, v in start.items():
+                given[i] = v
+            s = highspy.HighsSolution()
+            s.col_value = list(given / model.scale_of(f.model))
+            s.value_valid = True
+            h.setSolution(s)
         with stdout_silenced():
             h.run()
         code = h.getModelStatus()
@@ -110,6 +137,14 @@ class HighsBackend:
             gap = abs(obj - info.mip_dual_bound) / max(abs(obj), 1e-12)
         return Solution(status, values, gap=gap, seconds=time.perf_counter() - t0,
                         bound=bound if status == Status.FEASIBLE else None)
+
+
+def _beats(m: LinearModel, values: np.ndarray, start: dict[int, float]) -> bool:
+    """The answer's objective is better than the start's by more than CHECKED_START."""
+    found = float(sum(a * float(values[i]) for i, a in m.objective.items()))
+    given = float(sum(a * float(start.get(i, 0.0)) for i, a in m.objective.items()))
+    better = given - found if m.objective_sense == "min" else found - given
+    return better > CHECKED_START * max(1.0, abs(given))
 
 
 class Model:

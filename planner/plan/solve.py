@@ -435,10 +435,12 @@ def solve_schedule(t: PeriodTables, *, backend: str, time_limit: float, start: P
     while True:       # configuration limits enforced lazily: only where an optimum breaks them
         f = constraints.schedule.build(t, limited, keep=tuple(j for j, _ in start or []))
         static = constraints.schedule.assignment(f, start or [])
-        # the static fleet is the solver's start only where integer replicas are decided: on the
-        # enumerated options (a few hundred binaries) HiGHS 1.16 took that start for proven optimal
-        # (tests/test_schedule.py, "no switching cost"), and no backend needs it there
+        # the static fleet is the solver's start where integer replicas are decided; on the enumerated
+        # options (a few hundred binaries) CBC and CP-SAT need none, and HiGHS takes it as a checked
+        # start (kept only when its answer beats it: planner/backends/highs.py), which halves its
+        # time on the hourly day (benchmarks/schedule_scale.py)
         f.hint = None if f.enumerated else static
+        f.checked_hint = static
         sol = solver.solve(f, max(deadline - time.perf_counter(), 1e-3))
         rounds += 1
         if sol.status not in HAS_SOLUTION or sol.values is None:
