@@ -17,7 +17,7 @@ from planner.backends.base import BACKENDS, get_backend
 from planner.candidates.schedule import period_tables
 from planner.cli.root import main
 from planner.errors import InputError
-from planner.plan.schedule import schedule
+from planner.plan.schedule import prepare, schedule, solve_prepared
 from planner.resolve.problem import resolve_fleet
 from planner.resolve.schedule import resolve_periods
 from planner.schemas.fleet import FleetSpec
@@ -288,7 +288,6 @@ def test_a_sweep_over_the_start_cost_never_gets_cheaper_nor_starts_more():
 
 
 def test_the_static_fleet_stands_in_when_the_solver_stops_without_a_better_schedule():
-    from planner.plan.schedule import prepare, solve_prepared
     p = prepare(_fleet(schedule={"usd_per_gpu_started": 1.0}), backend="cpsat")
     r = solve_prepared(p, backend="cpsat", time_limit=1e-3)
     assert r.status in ("optimal", "feasible") and r.usd_per_cycle is not None
@@ -543,3 +542,30 @@ def test_a_bad_run_of_a_traces_shape_is_refused_by_the_schema_where_the_file_say
     assert e.value.code == 2
     err = json.loads(capsys.readouterr().out)
     assert err["file"] == str(f) and err["path"].startswith(path), err
+
+
+def test_highs_takes_the_static_fleet_as_a_checked_start_and_proves_an_unbeaten_start_without_it(monkeypatch):
+    """HiGHS 1.16 given the static fleet (milp's picks) as a start on DAY's option model stopped
+    at it, $40.80 per cycle, as "optimal" where $28.20 is: an answer that does not beat the start
+    is solved again without it, so the schedule is the optimum. A flat profile: the static
+    fleet is the optimum, no answer can beat it, so it is always proven by a second run."""
+    import planner.backends.highs as hb
+    runs: list[bool] = []
+    real = hb.HighsBackend._run
+
+    def counted(self, f, model, time_limit, seed, start):
+        runs.append(bool(start))
+        return real(self, f, model, time_limit, seed, start)
+    monkeypatch.setattr(hb.HighsBackend, "_run", counted)
+    flat = [{"hours": h, "multiplier": 1.0} for h in (8, 10, 6)]
+    for profile in (flat, DAY):
+        spec = _with_profile(profile)
+        p = prepare(spec, backend="milp")
+        runs.clear()
+        r = solve_prepared(p, backend="highs")
+        assert runs[0] and r.status == "optimal"
+        assert r.usd_per_cycle == pytest.approx(schedule(spec, backend="milp").usd_per_cycle, rel=1e-9)
+        if profile is flat:
+            assert runs == [True, False] and r.usd_per_cycle == pytest.approx(p.static.usd_per_cycle, rel=1e-9)
+        else:
+            assert r.usd_per_cycle == pytest.approx(28.2, rel=1e-9) and p.static.usd_per_cycle == pytest.approx(40.8)
