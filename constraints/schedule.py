@@ -62,6 +62,7 @@ class ScheduleFormulation:
     stopped: dict[tuple[int, int], int] = field(default_factory=dict)
     hint: dict[int, float] | None = None
     checked_hint: dict[int, float] | None = None    # a start for a backend that checks its answer beats it
+    integral: bool = False         # every variable an integer: a backend may check a rounded answer exactly
     covering: bool = True
     size: dict[str, int] = field(default_factory=dict)
 
@@ -158,6 +159,7 @@ def build(t: PeriodTables, limited: frozenset[tuple[int, int]] | None = None,
     if t.options.usd_per_gpu_started:
         obj |= {u: float(t.options.usd_per_gpu_started) for u in f.started.values()}
     m.objective, m.objective_dimension, m.objective_sense, m.objective_name = obj, "usd", "min", "usd_per_cycle"
+    f.integral = all(v.integer for v in m.vars)
     f.size = {"candidates": len(c), "rows_alive": int(sum(len(a) for a in alive.values())), "periods": t.count,
               "slo_cases": len(alive), "variables": len(m.vars), "rows": len(m.rows),
               "limited_pairs": t.count * c.n_slots if limited is None or enumerated else len(limited),

@@ -569,3 +569,20 @@ def test_highs_takes_the_static_fleet_as_a_checked_start_and_proves_an_unbeaten_
             assert runs == [True, False] and r.usd_per_cycle == pytest.approx(p.static.usd_per_cycle, rel=1e-9)
         else:
             assert r.usd_per_cycle == pytest.approx(28.2, rel=1e-9) and p.static.usd_per_cycle == pytest.approx(40.8)
+
+
+def test_highs_keeps_a_loose_answer_only_when_its_rounding_meets_every_row_exactly():
+    """An integral formulation is solved at HiGHS's loose tolerance (1e-6) and its answer,
+    rounded, checked at 1e-9: minimise x, integer in 0..10, with x >= 1e-7. At 1e-6, x = 0
+    passes (1e-7 short); its rounding fails the row, so it is solved again at 1e-9: x = 1. Without
+    the mark, x = 1 at once."""
+    from types import SimpleNamespace
+
+    from constraints.model import LinearModel
+    for integral in (True, False):
+        m = LinearModel()
+        x = m.var("x", 0, 10, integer=True)
+        m.row("tiny", "demand", {x: 1.0}, ">=", 1e-7, "count")
+        m.objective, m.objective_sense = {x: 1.0}, "min"
+        sol = get_backend("highs").solve(SimpleNamespace(model=m, integral=integral), 10.0)
+        assert sol.status.value == "optimal" and sol.values[x] == 1.0, integral
