@@ -1,7 +1,7 @@
 """Schedules over a demand profile (docs/workloads.md, "Demand over time: schedules"): one
 program over the periods. Every backend agrees with the oracle's own enumeration on small
 schedules; the schedule costs no less than the sum of per-period optima and no more than the
-static fleet sized for the peak; a flat profile is the static fleet; starting costs and
+static fleet (tests/test_schedule_static.py); a flat profile is the static fleet; starting costs and
 start-up lags only raise the cost; the shipped day instance runs; bad profiles are located
 errors."""
 

@@ -65,7 +65,7 @@ class PeriodPlan:
 
 @dataclass
 class Bound:
-    """A comparison: the static fleet sized for the peak, or the sum of per-period optima."""
+    """A comparison: the static fleet (``_static``), or the sum of per-period optima."""
 
     status: str
     usd_per_cycle: float | None
@@ -134,7 +134,7 @@ class Prepared:
 
 def prepare(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, backend: str = "milp",
             time_limit: float = 30.0, calibration: str | None = None) -> Prepared:
-    """Resolve, build the table once at the peak, and solve the static peak fleet and each
+    """Resolve, build the table once at the peak, and solve the static fleet and each
     period's optimum through the one solve path (``time_limit`` split between them)."""
     problem = resolve_fleet(spec, doc, calibration) if isinstance(spec, FleetSpec) else resolve(spec, doc,
                                                                                                 calibration)
@@ -153,7 +153,7 @@ def with_start_cost(p: Prepared, usd_per_gpu_started: float) -> Prepared:
 
 def schedule(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, backend: str = "milp",
              time_limit: float = 60.0, calibration: str | None = None) -> ScheduleResult:
-    """The cheapest schedule of an instance's demand profile, with the static peak fleet and
+    """The cheapest schedule of an instance's demand profile, with the static fleet and
     the sum of per-period optima beside it (half the time for those two, the rest for the
     schedule)."""
     t0 = time.perf_counter()

@@ -423,7 +423,7 @@ def solve_schedule(t: PeriodTables, *, backend: str, time_limit: float, start: P
                    ) -> tuple[Status, list[Picks], np.ndarray, float | None, float | None, dict[str, int]]:
     """A schedule over periods (planner/plan/schedule.py), driven here like every solve: the
     oracle by its own enumeration, any other backend on the program of constraints/schedule.py
-    starting from ``start`` (the static peak fleet's picks). Returns status, (row, replicas)
+    starting from ``start`` (the static fleet's picks at the peak). Returns status, (row, replicas)
     per period, GPUs held per period and type, $ per cycle, gap, model size."""
     solver = get_backend(backend)
     if Feature.LINEAR_MODEL not in solver.features:
