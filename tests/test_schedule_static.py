@@ -133,3 +133,24 @@ def test_with_one_slo_case_the_program_and_the_oracle_give_todays_static_fleet_e
     for b in ["exhaustive", *LINEAR]:
         status, _, cost, _ = solve_static(t, backend=b, time_limit=60)
         assert status.value == "optimal" and cost == pytest.approx(r.static.usd_per_cycle, rel=1e-9), b
+
+
+def test_the_static_fleet_is_the_schedules_start_and_stands_in_when_the_solver_stops(monkeypatch):
+    """With several SLO cases the schedule starts from the static fleet (rows of the periods'
+    tables), a schedule of its model; out of time, it stands in: never dearer than the static
+    fleet the saving is read against (the strictest fleet at the peak, $79.20, would be)."""
+    import constraints.schedule as cs
+    from planner.plan.schedule import prepare, solve_prepared
+    p = prepare(_spec(), backend="cpsat")
+    assert p.static.usd_per_cycle == pytest.approx(40.8, rel=1e-9)
+    assert p.static_picks and all(c is not p.tables.peak for c, _, _ in p.static_picks)
+    f = cs.build(p.tables, None)
+    assert f.enumerated and cs.assignment(f, p.static_picks) is not None
+    import constraints.schedule_options as so
+    monkeypatch.setattr(so, "MAX_PAIRS", -1)            # no pair enumerated: the replica model
+    f = cs.build(p.tables, None)
+    assert not f.enumerated and cs.assignment(f, p.static_picks) is not None
+    monkeypatch.undo()
+    r = solve_prepared(p, backend="cpsat", time_limit=1e-3)
+    assert r.status in ("optimal", "feasible") and r.usd_per_cycle is not None
+    assert r.usd_per_cycle <= p.static.usd_per_cycle * (1 + 1e-9)

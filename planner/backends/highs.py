@@ -183,13 +183,7 @@ def _rounded(m: LinearModel, values: np.ndarray) -> np.ndarray | None:
     for i, v in enumerate(m.vars):
         if v.integer:
             x[i] = float(round(x[i]))
-        if x[i] < v.lb - EXACT * max(1.0, abs(v.lb)) or x[i] > v.ub + EXACT * max(1.0, abs(v.ub)):
-            return None
-    for r in m.rows:
-        lhs, tol = sum(a * x[i] for i, a in r.coeffs.items()), EXACT * max(1.0, abs(r.rhs))
-        if (r.sense != ">=" and lhs > r.rhs + tol) or (r.sense != "<=" and lhs < r.rhs - tol):
-            return None
-    return x
+    return x if m.holds(x.tolist(), EXACT) else None
 
 
 def _beats(m: LinearModel, values: np.ndarray, start: dict[int, float]) -> bool:

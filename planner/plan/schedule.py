@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from constraints.schedule import Start
 from planner.backends.base import HAS_SOLUTION, Status
 from planner.candidates.schedule import PeriodTables, period_tables
 from planner.candidates.table import Candidates
@@ -128,7 +129,7 @@ class Prepared:
     periods: Periods
     tables: PeriodTables
     static: Bound
-    static_picks: Picks
+    static_picks: Start               # the static fleet's deployments: the schedule's start
     lower: Bound
 
 
@@ -199,14 +200,14 @@ def _deployments(c: Candidates, picks: Picks) -> list[Deployment]:
 
 
 def _static(problem: Problem, periods: Periods, t: PeriodTables, backend: str, seconds: float
-            ) -> tuple[Bound, Picks]:
+            ) -> tuple[Bound, Start]:
     """The cheapest static fleet: one fleet of deployments held all cycle that serves every
     period at its own demand under its own targets, priced over the whole cycle. With one
     SLO case it is the fleet a plan at each workload's busiest demand gives (the one solve
     path); with several, the program of constraints/schedule_static.py (every period's fleet
     tied equal), started from, and never dearer than, the cheapest fleet under every period's
-    targets at the peak, which stands in when the program gives no better one (the start's
-    picks are returned: the schedule's own start)."""
+    targets at the peak, which stands in when the program gives no better one. Returns the
+    bound and its deployments as the schedule's start."""
     share = seconds / 2.0 if len(t.cases) > 1 else seconds
     s = solve_phases(replace(problem, slots=t.peak.slots), t.peak, backend=backend, time_limit=share,
                      phases=("cost_per_hour",), tie_break=True)
@@ -215,16 +216,18 @@ def _static(problem: Problem, periods: Periods, t: PeriodTables, backend: str, s
         hourly = float(s.values["cost_per_hour"])
         strictest = Bound(s.status.value, hourly * t.cycle_hours, s.status == Status.OPTIMAL, [hourly],
                           _deployments(t.peak, s.picks))
+    at_peak: Start = [(t.peak, j, r) for j, r in s.picks] if strictest else []
     if len(t.cases) <= 1:
-        return strictest or Bound(s.status.value, None, False), list(s.picks) if strictest else []
+        return strictest or Bound(s.status.value, None, False), at_peak
     status, picks, cost, _ = solve_static(t, backend=backend, time_limit=share, start=list(s.picks))
     if cost is None or (strictest is not None and strictest.usd_per_cycle is not None
                         and strictest.usd_per_cycle < cost * (1.0 - STAND_IN_MARGIN)):
         if strictest is None:
             return Bound(status.value, None, False), []
-        return replace(strictest, status=Status.FEASIBLE.value, proven=False), list(s.picks)
+        return replace(strictest, status=Status.FEASIBLE.value, proven=False), at_peak
     deployments = [d for p, j, r in picks for d in _deployments(t.periods[p], [(j, r)])]
-    return Bound(status.value, cost, status == Status.OPTIMAL, [cost / t.cycle_hours], deployments), list(s.picks)
+    return (Bound(status.value, cost, status == Status.OPTIMAL, [cost / t.cycle_hours], deployments),
+            [(t.periods[p], j, r) for p, j, r in picks])
 
 
 def _optima(problem: Problem, periods: Periods, t: PeriodTables, backend: str, seconds: float) -> Bound:

@@ -419,11 +419,12 @@ def decode(f: constraints.Formulation, values: np.ndarray) -> Picks:
     return out
 
 
-def solve_schedule(t: PeriodTables, *, backend: str, time_limit: float, start: Picks | None = None
+def solve_schedule(t: PeriodTables, *, backend: str, time_limit: float,
+                   start: constraints.schedule.Start | None = None
                    ) -> tuple[Status, list[Picks], np.ndarray, float | None, float | None, dict[str, int]]:
     """A schedule over periods (planner/plan/schedule.py), driven here like every solve: the
     oracle by its own enumeration, any other backend on the program of constraints/schedule.py
-    starting from ``start`` (the static fleet's picks at the peak). Returns status, (row, replicas)
+    starting from ``start`` (the static fleet's deployments). Returns status, (row, replicas)
     per period, GPUs held per period and type, $ per cycle, gap, model size."""
     solver = get_backend(backend)
     if Feature.LINEAR_MODEL not in solver.features:
@@ -433,7 +434,7 @@ def solve_schedule(t: PeriodTables, *, backend: str, time_limit: float, start: P
     limited: frozenset[tuple[int, int]] = frozenset()
     rounds = 0
     while True:       # configuration limits enforced lazily: only where an optimum breaks them
-        f = constraints.schedule.build(t, limited, keep=tuple(j for j, _ in start or []))
+        f = constraints.schedule.build(t, limited, keep=tuple(j for c, j, _ in start or [] if c is t.peak))
         static = constraints.schedule.assignment(f, start or [])
         # the static fleet is the solver's start where integer replicas are decided; on the enumerated
         # options (a few hundred binaries) CBC and CP-SAT need none, and HiGHS takes it as a checked
