@@ -6,7 +6,9 @@ git revision with the per-step simulator, default e0f71d0) and after, in one run
     python benchmarks/simulate_speed.py [--baseline-rev REV] [--instances a,b]
 
 Prints per instance the deployments simulated and the slowest simulation's CPU seconds
-before and after (target: < 0.3 s), and its wall seconds after (noisy on a shared machine)."""
+before and after (target: < 0.3 s), and its wall seconds after (noisy on a shared machine).
+The schedule instances (instances/schedule_*.yaml) are skipped with a note: they are not
+plans."""
 
 from __future__ import annotations
 
@@ -49,12 +51,19 @@ print(json.dumps(out))
 """
 
 
-def instances(names: str | None) -> list[Path]:
+SKIPPED = ("estimate_", "schedule_")
+"""Shipped instances that are not plans: an estimate's one configuration, and a schedule's
+demand profile (`planner schedule`; its fleets are solved per period, nothing to re-score)."""
+
+
+def instances(names: str | None) -> tuple[list[Path], list[Path]]:
+    """(the shipped plan and fleet instances to time, the schedule instances skipped), of
+    ``names`` where given."""
     paths = sorted((ROOT / "instances").glob("*.yaml"))
-    paths = [p for p in paths if not p.name.startswith("estimate_")]
     if names:
         paths = [p for p in paths if p.stem in names.split(",")]
-    return paths
+    return ([p for p in paths if not p.name.startswith(SKIPPED)],
+            [p for p in paths if p.name.startswith("schedule_")])
 
 
 def measure(root: Path, path: Path) -> list[dict]:
@@ -73,12 +82,13 @@ def main() -> None:
     print("| instance | deployments | slowest before, CPU s | slowest after, CPU s | speed-up | after, wall s |")
     print("|---|---|---|---|---|---|")
     worst = 0.0
+    timed, skipped = instances(args.instances)
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "base"
         subprocess.run(["git", "worktree", "add", "-q", "--detach", str(base), args.baseline_rev], cwd=ROOT,
                        check=True)
         try:
-            for path in instances(args.instances):
+            for path in timed:
                 before = measure(base, base / "instances" / path.name)
                 after = measure(ROOT, path)
                 b = max((r.get("cpu", 0.0) for r in before), default=0.0)
@@ -92,6 +102,8 @@ def main() -> None:
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT, check=False)
     print(f"\nslowest 5,000-request simulation of a shipped plan after: {worst:.3f} CPU s (target < 0.3 s)")
+    if skipped:
+        print(f"skipped, schedules, not plans (`planner schedule`): {', '.join(p.stem for p in skipped)}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ for solvers that need integers (CP-SAT). Float solvers ignore the units.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -72,6 +73,18 @@ class LinearModel:
         unit = units[dimension]
         return {i: (a if (not self.vars[i].integer and self.vars[i].dimension == dimension) else a / unit)
                 for i, a in coeffs.items()}
+
+    def holds(self, values: Sequence[float], rel: float) -> bool:
+        """Every bound and row holds at ``values`` (one per variable, the model's units) within
+        ``rel`` of its right-hand side (at least 1)."""
+        for v, x in zip(self.vars, values):
+            if x < v.lb - rel * max(1.0, abs(v.lb)) or x > v.ub + rel * max(1.0, abs(v.ub)):
+                return False
+        for r in self.rows:
+            lhs, tol = sum(a * values[i] for i, a in r.coeffs.items()), rel * max(1.0, abs(r.rhs))
+            if (r.sense != ">=" and lhs > r.rhs + tol) or (r.sense != "<=" and lhs < r.rhs - tol):
+                return False
+        return True
 
     def families(self) -> list[str]:
         return sorted({r.family for r in self.rows})

@@ -61,6 +61,8 @@ class ScheduleFormulation:
     started: dict[tuple[int, int], int] = field(default_factory=dict)
     stopped: dict[tuple[int, int], int] = field(default_factory=dict)
     hint: dict[int, float] | None = None
+    checked_hint: dict[int, float] | None = None    # a start for a backend that checks its answer beats it
+    integral: bool = False         # every variable an integer: a backend may check a rounded answer exactly
     covering: bool = True
     size: dict[str, int] = field(default_factory=dict)
 
@@ -157,6 +159,7 @@ def build(t: PeriodTables, limited: frozenset[tuple[int, int]] | None = None,
     if t.options.usd_per_gpu_started:
         obj |= {u: float(t.options.usd_per_gpu_started) for u in f.started.values()}
     m.objective, m.objective_dimension, m.objective_sense, m.objective_name = obj, "usd", "min", "usd_per_cycle"
+    f.integral = all(v.integer for v in m.vars)
     f.size = {"candidates": len(c), "rows_alive": int(sum(len(a) for a in alive.values())), "periods": t.count,
               "slo_cases": len(alive), "variables": len(m.vars), "rows": len(m.rows),
               "limited_pairs": t.count * c.n_slots if limited is None or enumerated else len(limited),
@@ -271,22 +274,29 @@ def _limits(f: ScheduleFormulation, types: list[int], names: list[str]) -> None:
                   float(lim.power_cap_w), "watts")
 
 
-def assignment(f: ScheduleFormulation, static: list[tuple[int, int]]) -> dict[int, float] | None:
-    """The static fleet (rows of the peak's table) as a starting schedule, or None when a
-    period cannot run it in the model. Each GPU type held at the static fleet's count; in each
-    period each workload either as the option that runs fewest GPUs among those running no
-    more of any type (and no more watts) than the static fleet's deployments of it, or, in
-    the replica model, as its own rows capped at what the period needs of each alone."""
+Start = list[tuple[Candidates, int, int]]
+"""A static fleet as a start: (a table of the schedule's, row, replicas) per deployment."""
+START_TOLERANCE = 1e-9
+"""A start is given only where every bound and row of the model holds within this (relative)."""
+
+
+def assignment(f: ScheduleFormulation, static: Start) -> dict[int, float] | None:
+    """The static fleet (each deployment a row of a table of the schedule's: the peak's, or a
+    period's) as a starting schedule, or None when it is not one of the model's. Each GPU type
+    held at the static fleet's count; in each period each workload either as the option that
+    runs fewest GPUs among those running no more of any type (and no more watts) than the
+    static fleet's deployments of it, or, in the replica model, as its own rows (matched by
+    label; one the period's model lacks, not in its table or screened out, serves nothing there)
+    capped at what the period needs of each alone. Checked against every row of the model
+    (``START_TOLERANCE``): a start that misses a demand or a limit is no start."""
     t = f.tables
     if not static:
         return None
-    c = t.peak
-    k = spares(c)          # the peak's spares: never fewer than a period's
-    n_types = len(c.gpu_ids)
-    vec = np.zeros((c.n_slots, n_types))
-    watts = np.zeros(c.n_slots)
-    for j, r in static:
-        s = int(c.slot[j])
+    n_types = len(t.peak.gpu_ids)
+    vec = np.zeros((t.peak.n_slots, n_types))
+    watts = np.zeros(t.peak.n_slots)
+    for c, j, r in static:
+        k, s = spares(c), int(c.slot[j])
         vec[s, int(c.configs.gpu[j])] += float(c.ev.gpus[j]) * (r + k[j])
         watts[s] += float(np.nan_to_num(c.ev.power_w[j])) * (r + k[j])
     values: dict[int, float] = {}
@@ -297,19 +307,22 @@ def assignment(f: ScheduleFormulation, static: list[tuple[int, int]]) -> dict[in
             if z is None:
                 return None
             values[z] = 1.0
-        for j, r in static:
+        for c, j, r in static:
             if int(c.slot[j]) in enumerated:
                 continue
             i = _same_row(view, c, j)
             if i is None or i not in f.y[p]:
-                return None
+                continue                 # serves nothing here (held all the same); the check below
             values[f.y[p][i]] = float(min(r, view.replica_cap[i]))
             if i in f.x[p]:
                 values[f.x[p][i]] = 1.0
     top = vec.sum(axis=0)
     values |= {b: float(top[g]) for g, b in f.committed.items()}
     values |= {a: float(top[g]) for (_, g), a in f.held.items()}
-    return values
+    dense = [0.0] * len(f.model.vars)
+    for i, v in values.items():
+        dense[i] = v
+    return values if f.model.holds(dense, START_TOLERANCE) else None
 
 
 def _stand_in(f: ScheduleFormulation, p: int, s: int, gpus: np.ndarray, watts: float) -> int | None:

@@ -135,7 +135,8 @@ def schedule(spec: PlanSpec | FleetSpec | Mapping[str, Any] | str | os.PathLike,
     (``result.start_costs``; the CLI's ``--start-costs``).
 
     Returns a ``ScheduleResult``: ``periods`` (each period's deployments and GPUs held),
-    ``usd_per_day``, ``static`` (the fleet sized for the peak) and ``per_period_optima`` (a
+    ``usd_per_day``, ``static`` (the static fleet: one fleet all cycle, each period at its own
+    demand and SLO) and ``per_period_optima`` (a
     lower bound), ``saving_vs_static`` and the ``autoscaler`` bounds."""
     check_run(time_limit, names=("time_limit", "top_k"))
     _check_backend(backend)

@@ -1,7 +1,7 @@
 """Schedules over a demand profile (docs/workloads.md, "Demand over time: schedules"): one
 program over the periods. Every backend agrees with the oracle's own enumeration on small
 schedules; the schedule costs no less than the sum of per-period optima and no more than the
-static fleet sized for the peak; a flat profile is the static fleet; starting costs and
+static fleet (tests/test_schedule_static.py); a flat profile is the static fleet; starting costs and
 start-up lags only raise the cost; the shipped day instance runs; bad profiles are located
 errors."""
 
@@ -17,7 +17,7 @@ from planner.backends.base import BACKENDS, get_backend
 from planner.candidates.schedule import period_tables
 from planner.cli.root import main
 from planner.errors import InputError
-from planner.plan.schedule import schedule
+from planner.plan.schedule import prepare, schedule, solve_prepared
 from planner.resolve.problem import resolve_fleet
 from planner.resolve.schedule import resolve_periods
 from planner.schemas.fleet import FleetSpec
@@ -288,7 +288,6 @@ def test_a_sweep_over_the_start_cost_never_gets_cheaper_nor_starts_more():
 
 
 def test_the_static_fleet_stands_in_when_the_solver_stops_without_a_better_schedule():
-    from planner.plan.schedule import prepare, solve_prepared
     p = prepare(_fleet(schedule={"usd_per_gpu_started": 1.0}), backend="cpsat")
     r = solve_prepared(p, backend="cpsat", time_limit=1e-3)
     assert r.status in ("optimal", "feasible") and r.usd_per_cycle is not None
@@ -479,3 +478,111 @@ def test_the_options_and_the_replica_model_reach_the_same_optimum(name, monkeypa
     assert enumerated.model_size["options"] > 0 and replicas.model_size["options"] == 0
     assert enumerated.status == replicas.status == "optimal"
     assert enumerated.usd_per_cycle == pytest.approx(replicas.usd_per_cycle, rel=1e-9)
+
+
+def _traced(**shape) -> FleetSpec:
+    return _fleet(workloads=({"name": "conv", "model": "llama-3.1-8b", "trace": str(TRACE), "slo": CHAT["slo"],
+                              "demand": {"requests_per_s": 20, "profile": {"periods": 3, "hours": 24, **shape}}},))
+
+
+def test_a_traces_shape_carries_per_period_slos_and_every_backend_agrees_with_the_oracle():
+    """profile: {periods: 3, slos: [{first: 0, last: 0, slo: LOOSE}]}: period 0 at the looser
+    targets (located at the run's path), periods 1 and 2 at the workload's; the same demand
+    as without; every backend reaches the oracle's cost."""
+    spec = _traced(slos=[{"first": 0, "last": 0, "slo": LOOSE}])
+    plain = _traced()
+    problem = resolve_fleet(spec)
+    periods = resolve_periods(spec, problem)
+    assert periods.cases() == (0, 1, 1)
+    assert periods.demand() == pytest.approx(resolve_periods(plain, resolve_fleet(plain)).demand())
+    night = periods.slots[0][0]
+    assert {(x.metric, x.statistic, x.seconds) for x in night.targets} == {("ttft", "p99", 6.0), ("tpot", "mean", 0.08)}
+    assert all(x.path.startswith("workloads[0].demand.profile.slos[0].slo") for x in night.targets)
+    assert periods.slots[1][0].slo == periods.slots[2][0].slo == problem.slots[0].slo
+    status, oracle = _oracle(spec)
+    assert status == "optimal"
+    for b in LINEAR:
+        r = schedule(spec, backend=b, time_limit=60)
+        assert r.status == "optimal" and r.usd_per_cycle == pytest.approx(oracle, rel=1e-6), b
+        assert r.model_size["slo_cases"] == 2 and r.periods[0].slo["conv"]["tpot_ms"] == 80.0, b
+    assert r.usd_per_cycle <= schedule(plain, backend="highs").usd_per_cycle + 1e-9    # looser never dearer
+
+
+def test_a_traces_shape_whose_runs_state_the_workloads_slo_is_the_schedule_without_them():
+    same = schedule(_traced(slos=[{"first": 0, "last": 2, "slo": CHAT["slo"]}]), backend="highs").to_dict()
+    plain = schedule(_traced(), backend="highs").to_dict()
+    same["solve_seconds"] = plain["solve_seconds"] = None
+    assert same == plain
+
+
+@pytest.mark.parametrize("slos, path", [
+    ([{"first": 1, "last": 3, "slo": LOOSE}], "workloads[0].demand.profile.slos[0].last"),
+    ([{"first": 2, "last": 1, "slo": LOOSE}], "workloads[0].demand.profile.slos[0].last"),
+    ([{"first": 0, "last": 1, "slo": LOOSE}, {"first": 1, "last": 2, "slo": LOOSE}], "workloads[0].demand.profile.slos[1]"),
+])
+def test_a_traces_shape_with_bad_runs_is_a_located_error(slos, path):
+    with pytest.raises(InputError) as e:
+        schedule(_traced(slos=slos), backend="highs")
+    assert e.value.path == path
+
+
+@pytest.mark.parametrize("run, path", [
+    ({"first": 0, "last": 0, "slo": {"ttft_ms": -5}}, "workloads[0].demand.profile.slos[0].slo.ttft_ms"),
+    ({"first": -1, "last": 0, "slo": LOOSE}, "workloads[0].demand.profile.slos[0].first"),
+    ({"first": 0, "slo": LOOSE}, "workloads[0].demand.profile.slos[0]"),
+    ({"first": 0, "last": 0, "slo": LOOSE, "hours": 3}, "workloads[0].demand.profile.slos[0]"),
+])
+def test_a_bad_run_of_a_traces_shape_is_refused_by_the_schema_where_the_file_says_it(tmp_path, capsys, run, path):
+    f = tmp_path / "traced.yaml"
+    data = _traced().model_dump(mode="json", exclude_defaults=True)
+    data["workloads"][0]["demand"]["profile"]["slos"] = [run]
+    f.write_text(json.dumps(data))
+    with pytest.raises(SystemExit) as e:
+        main(["schedule", str(f), "--json"])
+    assert e.value.code == 2
+    err = json.loads(capsys.readouterr().out)
+    assert err["file"] == str(f) and err["path"].startswith(path), err
+
+
+def test_highs_takes_the_static_fleet_as_a_checked_start_and_proves_an_unbeaten_start_without_it(monkeypatch):
+    """HiGHS 1.16 given the static fleet (milp's picks) as a start on DAY's option model stopped
+    at it, $40.80 per cycle, as "optimal" where $28.20 is: an answer that does not beat the start
+    is solved again without it, so the schedule is the optimum. A flat profile: the static
+    fleet is the optimum, no answer can beat it, so it is always proven by a second run."""
+    import planner.backends.highs as hb
+    runs: list[bool] = []
+    real = hb.HighsBackend._run
+
+    def counted(self, f, model, time_limit, seed, start):
+        runs.append(bool(start))
+        return real(self, f, model, time_limit, seed, start)
+    monkeypatch.setattr(hb.HighsBackend, "_run", counted)
+    flat = [{"hours": h, "multiplier": 1.0} for h in (8, 10, 6)]
+    for profile in (flat, DAY):
+        spec = _with_profile(profile)
+        p = prepare(spec, backend="milp")
+        runs.clear()
+        r = solve_prepared(p, backend="highs")
+        assert runs[0] and r.status == "optimal"
+        assert r.usd_per_cycle == pytest.approx(schedule(spec, backend="milp").usd_per_cycle, rel=1e-9)
+        if profile is flat:
+            assert runs == [True, False] and r.usd_per_cycle == pytest.approx(p.static.usd_per_cycle, rel=1e-9)
+        else:
+            assert r.usd_per_cycle == pytest.approx(28.2, rel=1e-9) and p.static.usd_per_cycle == pytest.approx(40.8)
+
+
+def test_highs_keeps_a_loose_answer_only_when_its_rounding_meets_every_row_exactly():
+    """An integral formulation is solved at HiGHS's loose tolerance (1e-6) and its answer,
+    rounded, checked at 1e-9: minimise x, integer in 0..10, with x >= 1e-7. At 1e-6, x = 0
+    passes (1e-7 short); its rounding fails the row, so it is solved again at 1e-9: x = 1. Without
+    the mark, x = 1 at once."""
+    from types import SimpleNamespace
+
+    from constraints.model import LinearModel
+    for integral in (True, False):
+        m = LinearModel()
+        x = m.var("x", 0, 10, integer=True)
+        m.row("tiny", "demand", {x: 1.0}, ">=", 1e-7, "count")
+        m.objective, m.objective_sense = {x: 1.0}, "min"
+        sol = get_backend("highs").solve(SimpleNamespace(model=m, integral=integral), 10.0)
+        assert sol.status.value == "optimal" and sol.values[x] == 1.0, integral

@@ -71,6 +71,13 @@ class ExhaustiveBackend:
         from planner.backends.schedule_oracle import solve_schedule
         return solve_schedule(t, deadline)
 
+    def static(self, t: PeriodTables, deadline: float | None = None
+               ) -> tuple[Status, list[tuple[int, int, int]], float]:
+        """The static fleet a schedule is compared with, by enumeration
+        (planner/backends/schedule_oracle.py): status, (period, row, replicas), $ per cycle."""
+        from planner.backends.schedule_oracle import solve_static
+        return solve_static(t, deadline)
+
     def solve(self, f: Formulation, time_limit: float, seed: int = 0) -> Solution:
         """The formulation's own objective (no tie-break), in the oracle's terms."""
         t0 = time.perf_counter()

@@ -33,6 +33,7 @@ from planner.backends.exhaustive import (
 
 if TYPE_CHECKING:
     from planner.candidates.schedule import PeriodTables
+    from planner.candidates.table import Candidates
 
 SLACK = 1e-12
 """The oracle's own relative tolerance on a limit (a budget of exactly n GPUs' worth buys n)."""
@@ -55,13 +56,7 @@ def _solve(t: PeriodTables, deadline: float | None) -> tuple[Status, list[list[t
     for c in t.periods:          # each period's table: its own SLO case's rows and capacities
         view, ev, load = c, c.ev, c.load
         assert load is not None
-        ok = ev.fits & (load.rate > 0)
-        for k, s in enumerate(c.slots):          # the period's targets, read from its slots
-            for target in s.targets:
-                ok &= (c.slot != k) | (load.get(target.metric, target.statistic) <= target.seconds)
-        lo, hi = replica_bounds(view)
-        spares = np.nan_to_num(oracle_spares(view))     # a spot deployment runs its spares too, every period it runs
-        top = np.minimum(hi, np.where(np.isfinite(lo), lo, 0.0))
+        ok, top, spares = _usable(c)
         per_slot = []
         for k, s in enumerate(view.slots):
             assert s.demand is not None
@@ -97,6 +92,91 @@ def _solve(t: PeriodTables, deadline: float | None) -> tuple[Status, list[list[t
     if best is None:
         return Status.INFEASIBLE, [], np.zeros((0, 0)), math.nan
     return Status.OPTIMAL, best[1], best[2], best[0]
+
+
+def _usable(c: Candidates) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of a period's table: whether it fits and meets the targets the period's slots
+    state at its capacity, the most replicas worth enumerating (what the period's demand needs
+    of it alone, within the limits) and its spot spares (run beside it wherever it runs)."""
+    load = c.load
+    assert load is not None
+    ok = c.ev.fits & (load.rate > 0)
+    for k, s in enumerate(c.slots):          # the period's targets, read from its slots
+        for target in s.targets:
+            ok &= (c.slot != k) | (load.get(target.metric, target.statistic) <= target.seconds)
+    lo, hi = replica_bounds(c)
+    return ok, np.minimum(hi, np.where(np.isfinite(lo), lo, 0.0)), np.nan_to_num(oracle_spares(c))
+
+
+def solve_static(t: PeriodTables, deadline: float | None = None
+                 ) -> tuple[Status, list[tuple[int, int, int]], float]:
+    """The static fleet, by enumeration: one fleet of deployments held all cycle that serves
+    every period's demand under that period's targets (status, (period, row, replicas) per
+    deployment, a table holding its row, and $ per cycle). A configuration (a workload's row
+    label) serves in a period what that period's table gives it at the period's targets, and
+    nothing where the table lacks it or it misses them; its GPUs, watts and spares are the most
+    any period gives it. Per workload every set of at most K configurations with every replica
+    count up to the most a period needs of one alone, kept when it covers every period; the
+    workloads' sets joined, kept within the power cap, and priced by the cheapest holding of
+    the same GPUs in every period."""
+    try:
+        return _static(t, deadline)
+    except _OutOfTime:
+        return Status.TIME_LIMIT, [], math.nan
+
+
+def _static(t: PeriodTables, deadline: float | None) -> tuple[Status, list[tuple[int, int, int]], float]:
+    n_t, n_p = len(t.peak.gpu_ids), t.count
+    index: dict[tuple[int, str], int] = {}
+    home: list[tuple[int, int]] = []
+    usable = [_usable(c) for c in t.periods]
+    for p, c in enumerate(t.periods):
+        for j in np.flatnonzero(usable[p][0]).tolist():
+            if index.setdefault((int(c.slot[j]), c.label(j)), len(home)) == len(home):
+                home.append((p, j))
+    n = len(home)
+    tokens, top = np.zeros((n_p, n)), np.zeros(n)
+    gpus, watts, spare, gpu = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64)
+    for p, c in enumerate(t.periods):
+        ok, most, k = usable[p]
+        assert c.load is not None
+        for j in np.flatnonzero(ok).tolist():
+            i = index[int(c.slot[j]), c.label(j)]
+            tokens[p, i] = float(c.load.tokens_per_s[j])
+            top[i] = max(top[i], float(most[j]))
+            gpus[i] = max(gpus[i], float(c.ev.gpus[j]))
+            watts[i] = max(watts[i], float(np.nan_to_num(c.ev.power_w[j])))
+            spare[i] = max(spare[i], float(k[j]))
+            gpu[i] = int(c.configs.gpu[j])
+    per_slot = []
+    for s in range(t.peak.n_slots):
+        need = [float(v.slots[s].demand.value) for v in t.periods]      # type: ignore[union-attr]
+        mine = [i for i, (s2, _) in enumerate(index) if s2 == s and top[i] >= 1]
+        options = []
+        for subset, reps in _choices(mine, top, t.peak.max_configs):
+            _in_time(deadline)
+            if subset and all(sum(tokens[p, i] * r for i, r in zip(subset, reps)) >= need[p] * (1 - SLACK)
+                              for p in range(n_p)):
+                options.append(tuple(zip(subset, reps)))
+        per_slot.append(options)
+    if math.prod(float(len(o)) for o in per_slot) > MAX_FLEET_STATES:
+        raise _too_many(math.prod(float(len(o)) for o in per_slot))
+    cap = t.peak.limits.power_cap_w
+    best: tuple[float, tuple[tuple[int, int], ...]] | None = None
+    for combo in itertools.product(*per_slot):
+        _in_time(deadline)
+        picks = tuple(x for option in combo for x in option)
+        run = np.zeros(n_t)
+        for i, r in picks:
+            run[gpu[i]] += gpus[i] * (r + spare[i])
+        if cap is not None and sum(watts[i] * (r + spare[i]) for i, r in picks) > cap * (1 + SLACK):
+            continue
+        held = _cheapest_holding(t, np.tile(run, (n_p, 1)), deadline)
+        if held is not None and (best is None or held[0] < best[0]):
+            best = (held[0], picks)
+    if best is None:
+        return Status.INFEASIBLE, [], math.nan
+    return Status.OPTIMAL, [(*home[i], r) for i, r in best[1]], best[0]
 
 
 def _undominated(fleets: list[Fleet]) -> list[Fleet]:

@@ -45,8 +45,8 @@ def schedule_command(
 ) -> None:
     """Schedule a fleet over the periods of its demand profile (demand.profile): per period the deployments and
     GPUs held, committed GPUs (owned, or schedule.committed) held all cycle, burst GPUs started and stopped
-    between periods; the cost per day against the static fleet sized for the peak and against the sum of
-    per-period optima, and the autoscaler bounds it implies.
+    between periods; the cost per day against the static fleet (one fleet all cycle serving each period at its
+    own demand and SLO) and against the sum of per-period optima, and the autoscaler bounds it implies.
 
     Exit 0 with a schedule, 1 when none was found (infeasible, or out of time), 2 for bad input, 3 for a bug."""
 
@@ -135,10 +135,10 @@ def render_schedule(r: ScheduleResult, name: str) -> str:
     lines = [f"committed GPUs held all cycle: {held}",
              f"schedule: {money(r.usd_per_day)}/day" + ("" if r.status == "optimal" else
                                                        f" (not proven optimal, gap {r.gap or 0:.1%})"),
-             f"static fleet sized for the peak: {_bound(r.static, per_day)}",
+             f"static fleet (each period at its own demand and SLO): {_bound(r.static, per_day)}",
              f"sum of per-period optima (lower bound): {_bound(r.per_period_optima, per_day)}"]
     if r.saving_vs_static is not None:
-        lines.append(f"saving over the static peak fleet: {r.saving_vs_static:.1%}")
+        lines.append(f"saving over the static fleet: {r.saving_vs_static:.1%}")
     parts.append("\n".join(lines))
     if r.start_costs:
         w = Table(title="the schedule at other $ per GPU started", title_justify="left")
@@ -183,10 +183,10 @@ def _plot(r: ScheduleResult, path: Path, instance: Path) -> None:
         bottom = [b + x for b, x in zip(bottom, n)]
     static = sum(d.gpus for d in r.static.deployments)
     if static:
-        ax.axhline(static, color="k", ls="--", lw=1, label="static peak fleet")
+        ax.axhline(static, color="k", ls="--", lw=1, label="static fleet")
     ax.set_xlabel("hours into the cycle")
     ax.set_ylabel("GPUs held")
     static_day = (r.static.usd_per_cycle or 0.0) * 24.0 / r.cycle_hours
-    ax.set_title(f"{instance.name}: USD {r.usd_per_day or 0:,.0f} per day, static peak fleet USD {static_day:,.0f}")
+    ax.set_title(f"{instance.name}: USD {r.usd_per_day or 0:,.0f} per day, static fleet USD {static_day:,.0f}")
     ax.legend(fontsize=8)
     _save(plt, fig, path, (instance,), "--plot")

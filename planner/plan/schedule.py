@@ -1,9 +1,10 @@
 """A schedule over a demand profile (docs/workloads.md, "Demand over time: schedules"): one
 program over the periods (constraints/schedule.py) on one candidate table whose physics is
 computed once, at each workload's busiest demand; beside it, on the same table and through
-the one solve path (planner/plan/solve.py), the static fleet sized for the peak (an upper
-bound: it is one schedule) and each period's own optimum (their sum over the periods, a
-lower bound: committed GPUs paid only while they serve, starts free, no lag). The
+the one solve path (planner/plan/solve.py), the static fleet (one fleet of deployments that
+serves every period under its own SLO; an upper bound: it is one schedule) and each
+period's own optimum (their sum over the periods, a lower bound: committed GPUs paid only
+while they serve, starts free, no lag). The
 exhaustive oracle solves the schedule by enumeration in its own terms."""
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from constraints.schedule import Start
 from planner.backends.base import HAS_SOLUTION, Status
 from planner.candidates.schedule import PeriodTables, period_tables
 from planner.candidates.table import Candidates
 from planner.plan.describe import spare_count
-from planner.plan.solve import solve_phases, solve_schedule
+from planner.plan.solve import solve_phases, solve_schedule, solve_static
 from planner.resolve.problem import Problem, resolve, resolve_fleet
 from planner.resolve.schedule import Periods, resolve_periods
 from planner.schemas.fleet import FleetSpec
@@ -27,6 +29,9 @@ from planner.units import HOURS_PER_DAY
 from planner.yamlio import Document
 
 Picks = list[tuple[int, int]]
+STAND_IN_MARGIN = 1e-9
+"""The fleet under the strictest targets stands in for the static program's answer only when
+cheaper by more than this share (the same cost summed in another order differs in its last bits)."""
 
 
 @dataclass
@@ -61,7 +66,7 @@ class PeriodPlan:
 
 @dataclass
 class Bound:
-    """A comparison: the static fleet sized for the peak, or the sum of per-period optima."""
+    """A comparison: the static fleet (``_static``), or the sum of per-period optima."""
 
     status: str
     usd_per_cycle: float | None
@@ -124,13 +129,13 @@ class Prepared:
     periods: Periods
     tables: PeriodTables
     static: Bound
-    static_picks: Picks
+    static_picks: Start               # the static fleet's deployments: the schedule's start
     lower: Bound
 
 
 def prepare(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, backend: str = "milp",
             time_limit: float = 30.0, calibration: str | None = None) -> Prepared:
-    """Resolve, build the table once at the peak, and solve the static peak fleet and each
+    """Resolve, build the table once at the peak, and solve the static fleet and each
     period's optimum through the one solve path (``time_limit`` split between them)."""
     problem = resolve_fleet(spec, doc, calibration) if isinstance(spec, FleetSpec) else resolve(spec, doc,
                                                                                                 calibration)
@@ -149,7 +154,7 @@ def with_start_cost(p: Prepared, usd_per_gpu_started: float) -> Prepared:
 
 def schedule(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, backend: str = "milp",
              time_limit: float = 60.0, calibration: str | None = None) -> ScheduleResult:
-    """The cheapest schedule of an instance's demand profile, with the static peak fleet and
+    """The cheapest schedule of an instance's demand profile, with the static fleet and
     the sum of per-period optima beside it (half the time for those two, the rest for the
     schedule)."""
     t0 = time.perf_counter()
@@ -195,17 +200,34 @@ def _deployments(c: Candidates, picks: Picks) -> list[Deployment]:
 
 
 def _static(problem: Problem, periods: Periods, t: PeriodTables, backend: str, seconds: float
-            ) -> tuple[Bound, Picks]:
-    """The cheapest static fleet that serves every workload's busiest period (the fleet a
-    plan at the peak gives), priced over the whole cycle; where periods state their own SLOs,
-    under every period's targets (so it serves each period within its own)."""
-    s = solve_phases(replace(problem, slots=t.peak.slots), t.peak, backend=backend, time_limit=seconds,
+            ) -> tuple[Bound, Start]:
+    """The cheapest static fleet: one fleet of deployments held all cycle that serves every
+    period at its own demand under its own targets, priced over the whole cycle. With one
+    SLO case it is the fleet a plan at each workload's busiest demand gives (the one solve
+    path); with several, the program of constraints/schedule_static.py (every period's fleet
+    tied equal), started from, and never dearer than, the cheapest fleet under every period's
+    targets at the peak, which stands in when the program gives no better one. Returns the
+    bound and its deployments as the schedule's start."""
+    share = seconds / 2.0 if len(t.cases) > 1 else seconds
+    s = solve_phases(replace(problem, slots=t.peak.slots), t.peak, backend=backend, time_limit=share,
                      phases=("cost_per_hour",), tie_break=True)
-    if s.status not in HAS_SOLUTION or "cost_per_hour" not in s.values:
-        return Bound(s.status.value, None, False), []
-    hourly = float(s.values["cost_per_hour"])
-    return Bound(s.status.value, hourly * t.cycle_hours, s.status == Status.OPTIMAL, [hourly],
-                 _deployments(t.peak, s.picks)), list(s.picks)
+    strictest: Bound | None = None
+    if s.status in HAS_SOLUTION and "cost_per_hour" in s.values:
+        hourly = float(s.values["cost_per_hour"])
+        strictest = Bound(s.status.value, hourly * t.cycle_hours, s.status == Status.OPTIMAL, [hourly],
+                          _deployments(t.peak, s.picks))
+    at_peak: Start = [(t.peak, j, r) for j, r in s.picks] if strictest else []
+    if len(t.cases) <= 1:
+        return strictest or Bound(s.status.value, None, False), at_peak
+    status, picks, cost, _ = solve_static(t, backend=backend, time_limit=share, start=list(s.picks))
+    if cost is None or (strictest is not None and strictest.usd_per_cycle is not None
+                        and strictest.usd_per_cycle < cost * (1.0 - STAND_IN_MARGIN)):
+        if strictest is None:
+            return Bound(status.value, None, False), []
+        return replace(strictest, status=Status.FEASIBLE.value, proven=False), at_peak
+    deployments = [d for p, j, r in picks for d in _deployments(t.periods[p], [(j, r)])]
+    return (Bound(status.value, cost, status == Status.OPTIMAL, [cost / t.cycle_hours], deployments),
+            [(t.periods[p], j, r) for p, j, r in picks])
 
 
 def _optima(problem: Problem, periods: Periods, t: PeriodTables, backend: str, seconds: float) -> Bound:

@@ -24,6 +24,7 @@ import numpy as np
 
 import constraints
 import constraints.schedule
+import constraints.schedule_static
 from constraints import choice
 from planner.backends.base import HAS_SOLUTION, Backend, Feature, Solution, Status, get_backend
 from planner.candidates.objectives import OBJECTIVES, served_weights, tie_breaks
@@ -418,11 +419,12 @@ def decode(f: constraints.Formulation, values: np.ndarray) -> Picks:
     return out
 
 
-def solve_schedule(t: PeriodTables, *, backend: str, time_limit: float, start: Picks | None = None
+def solve_schedule(t: PeriodTables, *, backend: str, time_limit: float,
+                   start: constraints.schedule.Start | None = None
                    ) -> tuple[Status, list[Picks], np.ndarray, float | None, float | None, dict[str, int]]:
     """A schedule over periods (planner/plan/schedule.py), driven here like every solve: the
     oracle by its own enumeration, any other backend on the program of constraints/schedule.py
-    starting from ``start`` (the static peak fleet's picks). Returns status, (row, replicas)
+    starting from ``start`` (the static fleet's deployments). Returns status, (row, replicas)
     per period, GPUs held per period and type, $ per cycle, gap, model size."""
     solver = get_backend(backend)
     if Feature.LINEAR_MODEL not in solver.features:
@@ -432,12 +434,14 @@ def solve_schedule(t: PeriodTables, *, backend: str, time_limit: float, start: P
     limited: frozenset[tuple[int, int]] = frozenset()
     rounds = 0
     while True:       # configuration limits enforced lazily: only where an optimum breaks them
-        f = constraints.schedule.build(t, limited, keep=tuple(j for j, _ in start or []))
+        f = constraints.schedule.build(t, limited, keep=tuple(j for c, j, _ in start or [] if c is t.peak))
         static = constraints.schedule.assignment(f, start or [])
-        # the static fleet is the solver's start only where integer replicas are decided: on the
-        # enumerated options (a few hundred binaries) HiGHS 1.16 took that start for proven optimal
-        # (tests/test_schedule.py, "no switching cost"), and no backend needs it there
+        # the static fleet is the solver's start where integer replicas are decided; on the enumerated
+        # options (a few hundred binaries) CBC and CP-SAT need none, and HiGHS takes it as a checked
+        # start (kept only when its answer beats it: planner/backends/highs.py), which halves its
+        # time on the hourly day (benchmarks/schedule_scale.py)
         f.hint = None if f.enumerated else static
+        f.checked_hint = static
         sol = solver.solve(f, max(deadline - time.perf_counter(), 1e-3))
         rounds += 1
         if sol.status not in HAS_SOLUTION or sol.values is None:
@@ -463,3 +467,25 @@ def solve_schedule(t: PeriodTables, *, backend: str, time_limit: float, start: P
     if fallback is not None and fallback[2] < cost:
         return (Status.FEASIBLE, *fallback, None, f.size)
     return sol.status, picks, held, cost, sol.gap, f.size
+
+
+def solve_static(t: PeriodTables, *, backend: str, time_limit: float, start: Picks | None = None
+                 ) -> tuple[Status, list[tuple[int, int, int]], float | None, float | None]:
+    """The static fleet a schedule with several SLO cases is compared with (planner/plan/schedule.py):
+    the oracle by its own enumeration, any other backend on the program of
+    constraints/schedule_static.py, started from ``start`` (rows of ``t.peak``) where it maps
+    onto the program. Returns status, (period, row of its table, replicas) per deployment, $
+    per cycle, gap."""
+    solver = get_backend(backend)
+    if Feature.LINEAR_MODEL not in solver.features:
+        status, picks, cost = solver.static(t, time.perf_counter() + time_limit)  # type: ignore[attr-defined]
+        ok = status in HAS_SOLUTION
+        return status, picks, cost if ok else None, 0.0 if ok else None
+    f = constraints.schedule_static.build(t)
+    f.hint = constraints.schedule_static.assignment(f, list(start or []))
+    sol = solver.solve(f, max(time_limit, 1e-3))
+    if sol.status not in HAS_SOLUTION or sol.values is None:
+        return sol.status, [], None, None
+    picks, cost = constraints.schedule_static.decode(f, sol.values)
+    first = {c: t.case.index(c) for c in set(t.case)}
+    return sol.status, [(first[c], j, r) for c, j, r in picks], cost, sol.gap

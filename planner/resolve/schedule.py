@@ -19,6 +19,9 @@ from planner.schemas.plan import MAX_DEMAND_TOKENS_PER_S, Demand, PlanSpec
 from planner.schemas.schedule import Period, ScheduleOptions, TraceShape
 from planner.schemas.slo import STATISTICS, Percentiles, Slo
 
+Factors = tuple[tuple[float, ...], np.ndarray, tuple[tuple[Slo, str] | None, ...]]
+"""Per period of a workload's profile: hours, rate over the stated rate, its own SLO and its path (or None)."""
+
 HOURS_TOLERANCE = 1e-9
 """Two workloads' periods are the same when their hours agree within this (relative)."""
 
@@ -108,7 +111,7 @@ def resolve_periods(spec: PlanSpec | FleetSpec, problem: Problem) -> Periods:
     where: dict[str, Any] = {"file": problem.file}
     _supported(spec, problem, where)
     given = _given(spec)
-    factors: list[tuple[tuple[float, ...], np.ndarray, tuple[Slo | None, ...]] | None] = []
+    factors: list[Factors | None] = []
     for (d, path, w), slot in zip(given, problem.slots):
         if d is None or d.profile is None:
             factors.append(None)
@@ -130,19 +133,19 @@ def resolve_periods(spec: PlanSpec | FleetSpec, problem: Problem) -> Periods:
     per_period = []
     for p in range(len(hours)):
         per_period.append(tuple(slot if f is None or slot.demand is None else
-                                _in_period(slot, scaled(slot.demand, float(f[1][p])), f[2][p], path, p)
+                                _in_period(slot, scaled(slot.demand, float(f[1][p])), f[2][p])
                                 for (_, path, _), slot, f in zip(given, problem.slots, factors)))
     return Periods(hours=tuple(float(h) for h in hours), slots=tuple(per_period),
                    committed=_committed(spec.schedule, problem, where), options=spec.schedule,
                    profiled=tuple(s.name for s, f in zip(problem.slots, factors) if f is not None))
 
 
-def _in_period(slot: Slot, demand: DemandSpec, slo: Slo | None, path: str, p: int) -> Slot:
-    """A workload's slot in period p: its demand there and, where the period states its own
-    SLO (other than the workload's), the period's targets."""
-    if slo is None or slo == slot.slo:
+def _in_period(slot: Slot, demand: DemandSpec, slo: tuple[Slo, str] | None) -> Slot:
+    """A workload's slot in a period: its demand there and, where the period states its own
+    SLO (other than the workload's), the period's targets (located at ``slo``'s path)."""
+    if slo is None or slo[0] == slot.slo:
         return replace(slot, demand=demand)
-    return replace(slot, demand=demand, slo=slo, targets=targets(slo, f"{path}.demand.profile[{p}].slo"))
+    return replace(slot, demand=demand, slo=slo[0], targets=targets(slo[0], slo[1]))
 
 
 def at_peak(spec: PlanSpec | FleetSpec, problem: Problem) -> Problem:
@@ -175,7 +178,7 @@ def _given(spec: PlanSpec | FleetSpec) -> list[tuple[Demand | None, str, Any]]:
     return [(spec.workload.demand, "workload", spec.workload)]
 
 
-def _within_limit(slot: Slot, f: tuple[tuple[float, ...], np.ndarray, tuple[Slo | None, ...]] | None, path: str,
+def _within_limit(slot: Slot, f: Factors | None, path: str,
                   where: dict[str, Any]) -> None:
     """A located error where a period's rate passes the demand limit of a stated rate."""
     top = slot.demand.value * float(f[1].max()) if f is not None and slot.demand is not None else 0.0
@@ -185,18 +188,41 @@ def _within_limit(slot: Slot, f: tuple[tuple[float, ...], np.ndarray, tuple[Slo 
                          accepted="smaller rates or multipliers", **where)
 
 
-def _factors(d: Demand, slot: Slot, w: Any, path: str, where: dict[str, Any]
-             ) -> tuple[tuple[float, ...], np.ndarray, tuple[Slo | None, ...]]:
-    """(hours, rate / the stated rate, its own SLO or None) per period of one workload's profile."""
+def _factors(d: Demand, slot: Slot, w: Any, path: str, where: dict[str, Any]) -> Factors:
+    """(hours, rate / the stated rate, its own SLO and that SLO's YAML path, or None) per
+    period of one workload's profile."""
     assert slot.demand is not None and d.profile is not None
     base = slot.demand
     if isinstance(d.profile, TraceShape):
         hours, factors = _trace_shape(d.profile, w, path, where)
-        return hours, factors, (None,) * len(hours)
+        return hours, factors, _trace_slos(d.profile, f"{path}.demand.profile", where)
     out = []
     for p in d.profile:
         out.append(_factor(p, base, slot))
-    return tuple(p.hours for p in d.profile), np.array(out), tuple(p.slo for p in d.profile)
+    return tuple(p.hours for p in d.profile), np.array(out), tuple(
+        None if p.slo is None else (p.slo, f"{path}.demand.profile[{k}].slo") for k, p in enumerate(d.profile))
+
+
+def _trace_slos(shape: TraceShape, path: str, where: dict[str, Any]) -> tuple[tuple[Slo, str] | None, ...]:
+    """Per period of a trace-shaped profile, the SLO of the run ``slos[k]`` that covers it (and
+    its path), or None; a located error where a run passes the last period, ends before it
+    starts, or overlaps an earlier run."""
+    out: list[tuple[Slo, str] | None] = [None] * shape.periods
+    given: list[int | None] = [None] * shape.periods
+    for k, run in enumerate(shape.slos):
+        at = f"{path}.slos[{k}]"
+        if run.last >= shape.periods:
+            raise InputError(f"past the profile's last period ({shape.periods} periods, numbered from 0)",
+                             path=f"{at}.last", value=run.last, accepted=f"0..{shape.periods - 1}", **where)
+        if run.last < run.first:
+            raise InputError(f"ends before its first period, {run.first}", path=f"{at}.last", value=run.last,
+                             accepted=f"{run.first}..{shape.periods - 1}", **where)
+        for p in range(run.first, run.last + 1):
+            if given[p] is not None:
+                raise InputError(f"period {p} already has its SLO from {path}.slos[{given[p]}]", path=at,
+                                 value=[run.first, run.last], accepted="runs of periods that do not overlap", **where)
+            given[p], out[p] = k, (run.slo, f"{at}.slo")
+    return tuple(out)
 
 
 def _factor(p: Period, base: DemandSpec, slot: Slot) -> float:

@@ -40,13 +40,24 @@ class Period(Strict):
         return self
 
 
+class PeriodSlo(Strict):
+    """Latency targets for a run of a trace-shaped profile's periods, ``first`` to ``last``
+    (0-based, both included), in place of the workload's."""
+
+    first: Annotated[int, Field(ge=0, lt=MAX_PERIODS), NotBool] = Field(description="the run's first period (0-based)")
+    last: Annotated[int, Field(ge=0, lt=MAX_PERIODS), NotBool] = Field(description="the run's last period (included)")
+    slo: Slo = Field(description="these periods' latency targets; {} for throughput only")
+
+
 class TraceShape(Strict):
     """The shape of the workload's trace over time, scaled so that its busiest period runs
     at the demand's stated rate: the trace's span cut into ``periods`` equal bins, each
-    stretched to ``hours / periods`` hours."""
+    stretched to ``hours / periods`` hours; optionally runs of periods with their own SLO."""
 
     periods: Annotated[int, Field(ge=1, le=MAX_PERIODS), NotBool] = Field(description="equal bins of the trace")
     hours: Hours = Field(24.0, description="the cycle the trace's span stands for (default: a day)")
+    slos: Annotated[list[PeriodSlo], Field(max_length=MAX_PERIODS)] = Field(
+        [], description="runs of periods with their own latency targets (default: the workload's slo in every period)")
 
 
 Periods = Annotated[list[Period], Field(min_length=1, max_length=MAX_PERIODS)]
