@@ -30,6 +30,7 @@ import csv
 import re
 import sys
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -52,18 +53,24 @@ def clients(record: dict) -> float:
     return float(m.group()) if m else float("nan")
 
 
-def runs(records: list[dict], corpus: list[dict]) -> list[tuple[str, float, float, float, float]]:
-    """(engine, N, f, signed TTFT error %, measured - predicted TTFT ms) per aggregated run with both metrics predicted."""
+def paired(records: list[dict], corpus: list[dict]) -> Iterator[tuple[dict, dict, dict]]:
+    """(TTFT record, TPOT record, corpus row) per aggregated run with both metrics predicted,
+    each counted measurement once."""
     by_run: dict[str, dict[str, tuple[dict, dict]]] = defaultdict(dict)
     for r in records:
         if r["mode"] == "agg" and r["counted"] == "yes" and r["predicted"] != "":
             src = corpus[int(r["row"]) - 2]
             by_run[src["silicon_id"]][r["metric"]] = (r, src)
-    out = []
     for metrics in by_run.values():
-        if {"ttft_ms_mean", "tpot_ms_mean"} - set(metrics):
-            continue
-        (t, src), (p, _) = metrics["ttft_ms_mean"], metrics["tpot_ms_mean"]
+        if not {"ttft_ms_mean", "tpot_ms_mean"} - set(metrics):
+            (t, src), (p, _) = metrics["ttft_ms_mean"], metrics["tpot_ms_mean"]
+            yield t, p, src
+
+
+def runs(records: list[dict], corpus: list[dict]) -> list[tuple[str, float, float, float, float]]:
+    """(engine, N, f, signed TTFT error %, measured - predicted TTFT ms) per aggregated run with both metrics predicted."""
+    out = []
+    for t, p, src in paired(records, corpus):
         osl = float(src["output_len"]) * (0.9 if src["length_distribution"].startswith("uniform") else 1.0)
         e2e = float(t["measured"]) + (osl - 1.0) * float(p["measured"])
         f = (float(t["measured"]) - float(t["predicted"])) / e2e

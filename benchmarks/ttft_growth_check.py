@@ -184,8 +184,10 @@ def step_table(ser) -> None:
             print(f"{eng:7} {model:16} {len(v):5d} {theil_sen(x, y):6.2f} {np.median(y):19.1f} {np.median(x):15.1f}")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def load_inputs(description: str) -> tuple[argparse.Namespace, list[dict], list[dict]]:
+    """The command line (a corpus CSV, ``--records`` a validate ``--csv`` of it), the corpus's
+    rows, and validate's records of them (read from ``--records``, else computed here)."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("csv", nargs="?", default=str(REFERENCE / "measured-silicon.csv"))
     ap.add_argument("--records", help="the --csv of `planner validate CSV` (else it is run here)")
     args = ap.parse_args()
@@ -197,6 +199,11 @@ def main() -> None:
     else:
         from planner.fidelity import validate as V
         records = [{k: ("" if v is None else str(v)) for k, v in r.items()} for r in V.validate_file(args.csv).records()]
+    return args, corpus, records
+
+
+def main() -> None:
+    _, corpus, records = load_inputs(__doc__.splitlines()[0])
     from planner.physics.options import PRESETS, engine_profile
     serving = {e: float(engine_profile(e).get("serving_overhead_s", PRESETS["realistic"].serving_overhead_s))
                for e in ("sglang", "trtllm", "vllm")}

@@ -145,6 +145,33 @@ def test_a_modelopt_checkpoint_with_unstated_kv_has_an_fp8_cache() -> None:
     assert scheme_of_row("W=fp8;A=fp8;KV=unstated", "Qwen/Qwen3-32B-FP8") == ("w8a8-fp8", "bf16")
 
 
+def test_tensorrt_llm_serves_quantized_weights_with_an_fp8_cache_where_unstated() -> None:
+    """An aggregated TensorRT-LLM row with 8- or 4-bit weights and no KV dtype reads an FP8
+    cache on a GPU with FP8 math (docs/validation.md, "How much KV a sequence holds"); the same
+    row under SGLang or vLLM, a stated KV dtype, 16-bit or INT4 weights, a GPU without FP8
+    (A100), TensorRT-LLM's C++ runtime (before 1.0) and the disaggregated pools keep the 16-bit
+    default."""
+    def kv(**kw) -> str:
+        case = map_row(0, row(**kw), CAT)
+        assert not isinstance(case, str)
+        return case.kv
+    trt = "TensorRT-LLM 1.2.0rc6"
+    assert kv(framework=trt) == "fp8"
+    assert kv(framework=trt, precision="W=nvfp4;A=nvfp4;KV=unstated (AIC precision fp4)") == "fp8"
+    assert kv(framework="SGLang 0.5.9") == kv(framework="vLLM 0.12.0") == "bf16"
+    assert kv(framework=trt, precision="W=fp8;A=fp8;KV=bf16") == "bf16"
+    assert kv(framework=trt, gpu="A100 SXM 80GB") == "bf16"
+    assert kv(framework="TensorRT-LLM v0.7a, TensorRT 9.2") == "bf16"     # the C++ runtime's engines
+    assert scheme_of_row("W=fp8;A=fp8;KV=unstated", None, fp8_cache=True) == ("w8a8-fp8", "fp8")
+    assert scheme_of_row("W=MXFP4 experts, 16-bit attention;A=16-bit;KV=unstated", None, True)[1] == "fp8"
+    assert scheme_of_row("W=int4 weight-only;A=bf16;KV=unstated", None, True)[1] == "bf16"
+    assert scheme_of_row("W=bf16;A=bf16;KV=unstated", None, True)[1] == "bf16"
+    pools = {f"{role}_{f}": v for role in ("prefill", "decode")
+             for f, v in zip(POOL, ("1", "8", "8", "1", "1", "8", "1", ""))}
+    case = map_row(0, row(framework=trt, mode="disagg", tp="see prefill_*, decode_*", **pools), CAT)
+    assert not isinstance(case, str) and case.kv == "bf16"
+
+
 @pytest.mark.parametrize("framework,expected", [
     ("SGLang 0.5.9", ("sglang", "0.5.9")), ("SGLang 0.5.8.post1", ("sglang", "0.5.8.post1")),
     ("vLLM 0.12.0", ("vllm", "0.12.0")), ("vLLM version not stated", ("vllm", None)),

@@ -164,6 +164,13 @@ def engine_of(framework: str) -> tuple[str | None, str | None]:
     return engine, (m.group(1) if m else None)
 
 
+def cpp_runtime(framework: str) -> bool:
+    """TensorRT-LLM's C++ runtime: before 1.0, its gptSessionBenchmark, MLPerf's TensorRT harness."""
+    f = framework.lower()
+    return engine_of(framework)[0] == "trtllm" and ("gptsessionbenchmark" in f or f.startswith("tensorrt 1")
+                                                    or re.search(r"tensorrt-llm v0\.", f) is not None)
+
+
 def engine_settings(framework: str, notes: str, served: bool = True) -> tuple[tuple[str, object], ...]:
     """What a row's engine sets: the engine's profile (``engine_profile``: for TensorRT-LLM
     the KV cache gets 0.9 of the memory left after weights, FP8 attention where the KV cache
@@ -181,12 +188,9 @@ def engine_settings(framework: str, notes: str, served: bool = True) -> tuple[tu
     profile: dict[str, object] = engine_profile(engine) if engine is not None else {}
     if engine == "trtllm" and "kv_cache_free_gpu_mem_frac often 0.95" in notes:
         profile["memory_utilization"] = 0.95
-    f = framework.lower()
     if not served:
         profile["serving_overhead_s"] = 0.0
-    cpp = engine == "trtllm" and ("gptsessionbenchmark" in f or re.search(r"tensorrt-llm v0\.", f) is not None
-                                  or f.startswith("tensorrt 1"))
-    if engine is None or cpp:
+    if engine is None or cpp_runtime(framework):
         profile.update(host_step_s=0.0, host_per_sequence_s=0.0, host_launch_s=0.0)
     return tuple(profile.items())
 
@@ -198,16 +202,22 @@ def model_name(text: str) -> str:
     return m.group(1) if m else text.split(" (")[0].strip()
 
 
-def scheme_of_row(precision: str, checkpoint: str | None = None) -> tuple[str, str] | str:
+FP8_CACHE_WEIGHTS = ("w=fp8", "w=nvfp4", "w=mxfp4")
+"""Weights (the ``W=`` part) a TensorRT-LLM deployment with an unstated KV dtype serves with an FP8 cache."""
+
+
+def scheme_of_row(precision: str, checkpoint: str | None = None, fp8_cache: bool = False) -> tuple[str, str] | str:
     """(weight scheme, KV dtype) of a precision column, or why it cannot be expressed. The
     weights: the ``W=`` part (``mxfp4 experts`` the gpt-oss release, ``int4 weight-only``
     W4A16, ``nvfp4``, ``fp8``, 16-bit; GGUF blocks by name). The KV cache: ``KV=`` where stated;
     unstated, FP8 for a ModelOpt checkpoint (its hf_quant_config carries FP8 KV scales: the
-    precision says ModelOpt, or the checkpoint is an ``nvidia/`` one), else 16-bit, every
-    engine's default."""
+    precision says ModelOpt, or the checkpoint is an ``nvidia/`` one) and, with ``fp8_cache``
+    (an aggregated TensorRT-LLM row on a GPU with FP8 math, ``map_row``), for 8- and 4-bit
+    weights (``FP8_CACHE_WEIGHTS``); else 16-bit, every engine's default."""
     p = precision.lower()
     kv = "fp8" if "kv=fp8" in p else "fp16" if "kv=fp16" in p else "bf16"
-    if "kv=unstated" in p and ("modelopt" in p or (checkpoint or "").lower().startswith("nvidia/")):
+    if "kv=unstated" in p and ("modelopt" in p or (checkpoint or "").lower().startswith("nvidia/")
+                               or (fp8_cache and any(w in p for w in FP8_CACHE_WEIGHTS))):
         kv = "fp8"
     named = re.search(r"scheme=([a-z0-9_.-]+)", p)       # a planner scheme by name ('planner check' rows)
     if named and named.group(1) in SCHEMES:
@@ -455,7 +465,14 @@ def _map_row(i: int, r: dict, catalog: Catalog, load: tuple[str, float] | None, 
     lengths = lengths_of(r)
     if isinstance(lengths, str):
         return lengths
-    scheme = scheme_of_row(r["precision"], model_name(r["model"]))
+    # TensorRT-LLM's quantized deployments hold an FP8 cache (docs/validation.md, "How much KV a
+    # sequence holds"): its FP8 context attention (the profile's attention_format) runs on one, and
+    # the corpus's runs hold the sequences only an FP8 cache has room for. From 1.0 on (its C++
+    # runtime's engines were built with a KV dtype the rows of that time do not state), and
+    # aggregated rows only: the disaggregated pools are not checked against it
+    fp8_cache = (bool(layout) and engine_of(r["framework"])[0] == "trtllm" and not cpp_runtime(r["framework"])
+                 and "fp8" in catalog.gpus[gpu].peak_dense_flops_per_s)
+    scheme = scheme_of_row(r["precision"], model_name(r["model"]), fp8_cache)
     if isinstance(scheme, str):
         return scheme
     base = dict(row=i, model=model_id, gpu=gpu, scheme=scheme[0], kv=scheme[1],

@@ -119,7 +119,7 @@ class Assumptions(BaseModel):
         0.030, description="time a request spends outside the engine's steps before its first token reaches the "
         "client: HTTP server, tokenizer, hand-off to the engine, detokenizer and the stream's first chunk "
         "(docs/model.md section 4, 'the serving path'); added to every TTFT. Fitted per engine on the corpus's "
-        "low-concurrency rows (benchmarks/fit_serving_path.py: vLLM 30 ms, SGLang 100, TensorRT-LLM 100; "
+        "low-concurrency rows (benchmarks/fit_serving_path.py: vLLM 30 ms, SGLang 100, TensorRT-LLM 80; "
         "bound 0-100 ms)")
     host_step_s: Annotated[float, Field(ge=0, le=0.1, allow_inf_nan=False), NotBool] = Field(
         0.003, description="host time of one engine step outside the GPU's work: scheduling, batch preparation, "
@@ -134,7 +134,7 @@ class Assumptions(BaseModel):
         0.0, description="host time per kernel of a forward pass run outside a CUDA graph (a step of more "
         "tokens than cuda_graph_max_tokens: eager PyTorch dispatch and launch), added to the step's host time "
         "(benchmarks/fit_serving_path.py: vLLM 0, its torch.compile'd piecewise graphs; SGLang 100 us, "
-        "TensorRT-LLM 40 us; bound 0-100 us)")
+        "TensorRT-LLM 60 us; bound 0-100 us)")
     cuda_graph_max_tokens: Annotated[int, Field(ge=0, le=10**6), NotBool] = Field(
         512, description="largest step, in tokens, the engine replays from a captured CUDA graph (vLLM's "
         "max_cudagraph_capture_size 512; SGLang --cuda-graph-max-bs; TensorRT-LLM cuda_graph_config."
@@ -217,7 +217,7 @@ PRESETS: dict[str, Assumptions] = {
     "trtllm": Assumptions(
         engine="trtllm", memory_utilization=0.9, kv_budget="free",
         per_layer_overhead_s=10e-6, attention_format="fp8",
-        serving_overhead_s=0.100, host_step_s=0.0, host_per_sequence_s=0.0, host_launch_s=40e-6,
+        serving_overhead_s=0.080, host_step_s=0.0, host_per_sequence_s=0.0, host_launch_s=60e-6,
     ),
     "rule-of-thumb": Assumptions(
         memory_utilization=1.0, framework_reserve_bytes=0.0, nccl_reserve_bytes=0.0,
@@ -255,7 +255,7 @@ PRESET_NOTES: dict[str, str] = {
     "trtllm": "TensorRT-LLM profile: KV cache gets kv_cache_free_gpu_mem_fraction 0.9 of the memory left "
               "after weights, 10 us per layer (a prior, not fitted: fused engine), FP8 attention kernel "
               "(FP8 FMHA) where the GPU has fp8; its serving path and host times fitted on the measured corpus "
-              "(100 ms, no host floor in decode, 40 us a kernel outside CUDA graphs); otherwise the "
+              "(80 ms, no host floor in decode, 60 us a kernel outside CUDA graphs); otherwise the "
               "realistic priors",
     "rule-of-thumb": "seed 004: memory = weights x 1.25, nothing else reserved",
 }
