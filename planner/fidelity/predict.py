@@ -117,25 +117,34 @@ def _predict_idle(cases: list[Case], catalog: Catalog, o: Assumptions,
             return evaluate(model, table, _configs(cs, gpu_ids, batch), o_engine)
 
         fixed = np.array([c.batch for c in cs], float)
-        probe = grid(np.ones(len(cs)))
+        mt = np.array([c.rule == "max_throughput" for c in cs])
+        m, rows = len(cs), np.flatnonzero(mt)
+        # the probe at batch 1 (what the weights leave for the KV cache, and whether the layout
+        # is valid) and each row not at its largest batch at its own, in one evaluation (the
+        # physics computes each row on its own: the same figures as apart)
+        first = grid(np.concatenate([np.ones(m), fixed[~mt]]), cs=cs + [c for c in cs if c.rule != "max_throughput"])
+        at = np.full(m, -1)
+        at[~mt] = m + np.arange(m - len(rows))
         # a run of N requests never has more than N in flight
         requests = np.array([c.requests or np.inf for c in cs], float)
-        largest = np.minimum(np.clip(probe.max_batch, 1.0, CUDA_GRAPH_BATCH_CAP), requests)
-        rule = np.array([c.rule for c in cs])
+        largest = np.minimum(np.clip(first.max_batch[:m], 1.0, CUDA_GRAPH_BATCH_CAP), requests)
         # the last wave of a finite run: N mod B requests, at that batch (batch 1 where none)
         stated = np.where(np.isfinite(requests), requests, 0.0)
         rest = np.mod(stated, np.maximum(largest, 1.0))
-        # each row at its batch (row k) and its last wave's (row m + k), in one evaluation (the
-        # physics computes each row on its own: the same figures as two)
-        m = len(cs)
-        at = np.where(rule == "max_throughput", largest, fixed)
-        ev = grid(np.concatenate([at, np.maximum(rest, 1.0)]), cs=cs + cs)
+        if len(rows):
+            # the rows at their largest batch (then their last wave's), once that is known
+            mine = [cs[k] for k in rows]
+            full = grid(np.concatenate([largest[rows], np.maximum(rest[rows], 1.0)]), cs=mine + mine)
         for k, c in enumerate(cs):
-            why[idx[k]] = _invalid(probe, k) if not probe.valid[k] else None   # idle rows: only invalid layouts
-            out[idx[k]] = _rule(c, ev, k, o_engine)
-            if c.rule == "max_throughput" and c.requests:
-                out[idx[k]] *= _finite_run(c.requests, largest[k], rest[k], float(ev.throughput_tokens_per_s[k]),
-                                           float(ev.throughput_tokens_per_s[m + k]))
+            why[idx[k]] = _invalid(first, k) if not first.valid[k] else None   # idle rows: only invalid layouts
+            if not mt[k]:
+                out[idx[k]] = _rule(c, first, int(at[k]), o_engine)
+                continue
+            j = int(np.searchsorted(rows, k))
+            out[idx[k]] = _rule(c, full, j, o_engine)
+            if c.requests:
+                out[idx[k]] *= _finite_run(c.requests, largest[k], rest[k], float(full.throughput_tokens_per_s[j]),
+                                           float(full.throughput_tokens_per_s[len(rows) + j]))
     return out, why
 
 

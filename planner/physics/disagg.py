@@ -28,7 +28,14 @@ import numpy as np
 
 from planner.physics.attention import kv_bytes_per_sequence
 from planner.physics.load import Engine, Target, Workload, per_token_sd, slot_wait, wave
-from planner.physics.numerics import NORMAL_Z, PERCENTILES, bisect, bisection_by_bracket, exp_tail_quantile
+from planner.physics.numerics import (
+    NORMAL_Z,
+    PERCENTILES,
+    bisect,
+    bisect_levels,
+    bisection_by_bracket,
+    exp_tail_quantile,
+)
 from planner.physics.step import StepPhysics, step_time
 from planner.physics.terms import KV_BYTES, query_tokens, tokens_per_step, transfer
 
@@ -187,7 +194,15 @@ def _prefill_chunk(phys: StepPhysics, lam_l, S, T, P, iters: int = 40):
 
     def above(c):       # the root lies above c
         return c1 * _pieces(m_of(c), K)[0] > c
-    _, hi = bisect(above, c1.copy(), K * c1, iters)
+    n, Pn = len(phys), _arr(P, len(phys))
+    tiled: dict[int, tuple] = {}
+
+    def above_rows(c, rows):     # ``above`` on the rows given (repeated: numerics.bisect_levels)
+        if len(rows) not in tiled:
+            tiled[len(rows)] = (phys.take(rows), _arr(lam_l, n)[rows], _arr(S, n)[rows], Pn[rows], c1[rows], K[rows])
+        ph, lam_r, S_r, P_r, c1_r, K_r = tiled[len(rows)]
+        return c1_r * _pieces(lam_r * S_r * _prefill_step(ph, c, S_r, P_r) / c1_r, K_r)[0] > c
+    _, hi = bisect_levels(above_rows, c1.copy(), K * c1, iters)
     c = np.where(above(K * c1), K * c1, hi)
     m = m_of(c)
     return c, c1, m, K
@@ -378,7 +393,15 @@ def decode_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate, transfer=
             g = np.minimum(np.maximum(M, 1.0), np.floor(phys.o.cuda_graph_max_tokens / q))
             tg = step_time(phys, g, g * ctx)
             hi = np.where((g >= 1.0) & (F(tg) <= tg), tg, hi)
-        _, tau = bisect(lambda t: F(t) > t, lo, hi, 40, geometric=True)
+        tiled: dict[int, tuple] = {}
+
+        def rising(t, rows):       # F(t) > t on the rows given (repeated: numerics.bisect_levels)
+            if len(rows) not in tiled:
+                tiled[len(rows)] = (phys.take(rows), lam_l[rows], O[rows], ctx[rows])
+            ph, lam_r, O_r, ctx_r = tiled[len(rows)]
+            nn = lam_r * ((O_r - 1.0) / E) * t
+            return step_time(ph, nn, nn * ctx_r) > t
+        _, tau = bisect_levels(rising, lo, hi, 40, geometric=True)
         converged = np.abs(F(tau) - tau) <= 1e-6 * tau + 1e-12
         n = lam_l * ((O - 1.0) / E) * tau
         residence = xfer + ((O - 1.0) / E) * tau
