@@ -70,19 +70,24 @@ def _phys(model: str, preset: str, tp=(1, 2, 4, 8), batch=256):
                                           ("mixtral-8x7b", "trtllm")])
 @pytest.mark.parametrize("start", ["independent", "together"])
 def test_closed_loops_are_unchanged_bit_for_bit(monkeypatch, model, preset, start):
-    """load.py's closed loop (36 steps over the rate) and the disaggregated pools' inner
-    searches (the prefill chunk, the decode step's fixed point) through bisect_levels give what
-    the plain bisection gives, every figure (the CSV of `planner validate` byte for byte)."""
+    """load.py's closed loop (36 steps over the rate), the disaggregated pools' inner searches
+    (the prefill chunk, the decode step's fixed point) and their capacity at SLO through
+    bisect_levels give what the plain bisection gives, every figure (the CSV of `planner
+    validate` byte for byte, the goldens)."""
     ph, eng = _phys(model, preset)
     n = len(ph)
     clients = np.array([1.0, 4.0, 16.0, 64.0, 256.0, 1024.0] * n)[:n]
     wl = L.Workload(isl=ph.configs.input_tokens, osl=ph.configs.output_tokens, isl_cv2=0.1, start=start)
 
+    ttft = [L.Target("ttft", "p90", 0.8), L.Target("ttft", "mean", 0.5)]
+    tpot = [L.Target("tpot", "p99", 0.05), L.Target("itl", "mean", 0.03)]
+
     def run():
         agg = L.load_metrics(ph, eng, wl, clients=clients)
         pools = D.closed_loop(ph, eng, ph, eng, wl, clients=clients, prefill_replicas=1.0, decode_replicas=1.0)
+        caps = [D.prefill_capacity(ph, eng, wl, ttft), D.decode_capacity(ph, eng, wl, tpot, transfer=ph.configs.tp * 1e-3)]
         return [agg.rate, agg.throughput_tokens_per_s, *agg.stats.values(), pools.rate, pools.ttft, pools.tpot,
-                pools.prefill.chunk_tokens, pools.decode.step]
+                pools.prefill.chunk_tokens, pools.decode.step, *(x for c in caps for x in (c.rate, c.rho, c.binding))]
     got = run()
     monkeypatch.setattr(L, "bisect_levels", _reference_levels)
     monkeypatch.setattr(D, "bisect_levels", _reference_levels)
