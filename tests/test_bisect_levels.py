@@ -93,3 +93,18 @@ def test_closed_loops_are_unchanged_bit_for_bit(monkeypatch, model, preset, star
     monkeypatch.setattr(D, "bisect_levels", _reference_levels)
     for a, b in zip(got, run(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_closed_loops_clients_at_slo_are_unchanged_bit_for_bit(monkeypatch):
+    """planner/candidates/load.py ``_closed_clients``: the most clients whose closed loop meets
+    every target, searched by bisect_levels, are the plain bisection's."""
+    from planner.candidates import load as CL
+
+    ph, eng = _phys("llama-3.1-70b", "realistic")
+    wl = L.Workload(isl=ph.configs.input_tokens, osl=ph.configs.output_tokens)
+    targets = [L.Target("tpot", "mean", 0.04), L.Target("ttft", "p90", 1.5)]
+    asked = np.geomspace(2.0, 4000.0, len(ph))
+    got = CL._closed_clients(ph, eng, wl, targets, asked)
+    assert 0 < np.count_nonzero(got < asked) < len(ph)      # some searched, some met as asked
+    monkeypatch.setattr(CL, "bisect_levels", _reference_levels)
+    np.testing.assert_array_equal(got, CL._closed_clients(ph, eng, wl, targets, asked))
