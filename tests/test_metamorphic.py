@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from planner.candidates.cache import PhysicsCache
 from planner.catalog.store import Catalog
 from planner.plan.solve import KEEP_TOLERANCE, plan
 from planner.schemas.plan import PlanSpec
@@ -45,8 +46,14 @@ def base(draw, demand=True):
     return d
 
 
+CACHE = PhysicsCache()
+"""The physics of every case computed so far, kept across the examples: a variant that moves
+prices, budget, inventory or demand reads its base's physics back (planner/candidates/cache.py:
+the same figures, bit for bit; tests/test_candidate_cache.py), so it costs its solve alone."""
+
+
 def solve(d, backend="cpsat"):
-    r = plan(PlanSpec.model_validate(d), backend=backend, top_k=1)
+    r = plan(PlanSpec.model_validate(d), backend=backend, top_k=1, cache=CACHE)
     return r.plans[0] if r.plans else None
 
 

@@ -514,24 +514,57 @@ def _pooled(c: Candidates, role: np.ndarray, rows: list[int], top: np.ndarray, p
     count = math.prod(float(len(p)) for p in [agg, *pools])
     if count > MAX_FLEET_STATES:        # enumerated lazily, kept only when they serve the demand
         raise _too_many(count)
+    # what each part serves, and with each of its replica counts one lower, summed as _served sums
+    # them (the aggregated replicas in order; a format's pools each in order, then the smaller):
+    # a fleet's figure is then _served's, bit for bit, from its parts' (``_joined``)
+    agg_s = [_part_served(role, per_replica, list(zip(*a)), pooled=False) for a in agg]
+    pools_s = [[_part_served(role, per_replica, list(zip(*b)), pooled=True) for b in p] for p in pools]
+    agg_v, pools_v = [a for a, _ in agg_s], [[m for m, _ in p] for p in pools_s]
     out = []
-    for i, parts in enumerate(itertools.product(agg, *pools)):
+    for i, picked in enumerate(itertools.product(range(len(agg)), *[range(len(p)) for p in pools])):
         if not i & 4095:
             _in_time(deadline)
-        sub = tuple(j for p in parts for j in p[0])
-        reps = tuple(r for p in parts for r in p[1])
-        if not sub and not partial:
-            continue
-        picks = list(zip(sub, reps))
-        cap = _served(role, kv, per_replica, picks)
+        cap = _joined(agg_v[picked[0]], [v[q] for v, q in zip(pools_v, picked[1:])])
         if cap < d * (1 - 1e-12) and not partial:
             continue
-        if minimal and not partial and any(
-                _served(role, kv, per_replica, picks[:i] + [(j, r - 1)] + picks[i + 1:]) >= d * (1 - 1e-12)
-                for i, (j, r) in enumerate(picks)):
+        parts = [agg[picked[0]], *(p[q] for p, q in zip(pools, picked[1:]))]
+        sub = tuple(j for p in parts for j in p[0])
+        if not sub and not partial:
             continue
-        out.append((sub, reps, min(1.0, cap / d)))
+        (a, a_less), ms = agg_s[picked[0]], [s[q] for s, q in zip(pools_s, picked[1:])]
+        if minimal and not partial and (
+                any(_joined(x, [m for m, _ in ms]) >= d * (1 - 1e-12) for x in a_less)
+                or any(_joined(a, [m for m, _ in ms[:k]] + [x] + [m for m, _ in ms[k + 1:]]) >= d * (1 - 1e-12)
+                       for k, (_, less) in enumerate(ms) for x in less)):
+            continue
+        out.append((sub, tuple(r for p in parts for r in p[1]), min(1.0, cap / d)))
     return out
+
+
+def _part_served(role: np.ndarray, per_replica: np.ndarray, picks: list[tuple[int, int]], pooled: bool
+                 ) -> tuple[float | None, list[float | None]]:
+    """(what one part of a workload's option serves, the same with each pick's replicas one
+    lower) in ``_served``'s terms and order: aggregated picks summed; a format's pools (its
+    prefill picks, then its decode picks) each summed, the smaller of the two (None: no pool)."""
+    def served(ps: list[tuple[int, int]]) -> float | None:
+        if not pooled:
+            return sum(per_replica[j] * r for j, r in ps)
+        if not ps:
+            return None
+        pre, dec = 0.0, 0.0
+        for j, r in ps:
+            if role[j] == 1:
+                pre = pre + per_replica[j] * r
+            else:
+                dec = dec + per_replica[j] * r
+        return min(pre, dec)
+    return served(picks), [served(picks[:i] + [(j, r - 1)] + picks[i + 1:]) for i, (j, r) in enumerate(picks)]
+
+
+def _joined(agg: Any, pools: list[Any]) -> float:
+    """``_served`` of a whole option from its parts' figures (``_part_served``): the
+    aggregated sum plus the sum of the formats' pools, in order."""
+    return float(agg + sum(m for m in pools if m is not None))
 
 
 MAX_OPTIONS = 200_000

@@ -17,7 +17,6 @@ import yaml
 
 from planner.errors import InputError, PlannerError
 from planner.plan.result import PlanResult
-from planner.plan.solve import check_run
 from planner.yamlio import dump_json, load_json, load_yaml, reset_reads, staged_outputs, write_atomically
 
 T = TypeVar("T")
@@ -141,6 +140,8 @@ def strip_timings(data: dict[str, Any]) -> None:
 
 def check_time_limit(seconds: float) -> None:
     """--time-limit: a finite number of seconds, at most a day (planner/plan/solve.py check_run)."""
+    from planner.plan.solve import check_run  # the solve stage loads the solvers: not for every command
+
     check_run(seconds)
 
 

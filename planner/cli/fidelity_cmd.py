@@ -203,9 +203,12 @@ def render_validation(v) -> str:
         for col in cols + ("measured", "predicted", "error %"):
             table.add_column(col, justify="right" if col in ("measured", "predicted", "error %") else "left")
     skipped = []
+    many = len(v.rows) > PER_ROW_LIMIT
     for r in v.rows:
         if r.skipped_reason:
             skipped.append(f"  row {r.row} ({r.model}, {r.gpu}, {r.metric}): {r.skipped_reason}")
+            continue
+        if many:         # the per-row tables are left out below: not filled
             continue
         figures = (r.metric, f"{r.measured:,.4g}", f"{r.predicted:,.4g}", f"{r.abs_pct_error:.1f}")
         if r.load is None:
@@ -221,7 +224,6 @@ def render_validation(v) -> str:
             lt.add_row(name, str(s["rows"]), f"{s['median_abs_pct_error']:.1f}", f"{s['mean_abs_pct_error']:.1f}",
                        *_uncalibrated(s, calibrated))
         parts += [lt, loaded]
-    many = len(v.rows) > PER_ROW_LIMIT
     if many:       # the per-row tables would run to thousands of lines: --csv has every row
         parts = [p for p in parts if p is not rows and p is not loaded]
     parts += render_groups(v) if many or any(r.duplicate_of or r.mode != "agg" for r in v.rows) else []

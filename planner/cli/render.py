@@ -6,17 +6,20 @@ import io
 import os
 import shutil
 import sys
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
-from planner.estimate.run import Estimate
 from planner.physics.options import Assumptions
 from planner.physics.perf import tokens_per_step
 from planner.plan.result import Plan, PlanResult
 from planner.report import wording
 from planner.report.wording import checkpoint as checkpoint_words
 from planner.units import GB, GiB
+
+if TYPE_CHECKING:       # the estimate stage (resolve, schemas) is not loaded to render other commands
+    from planner.estimate.run import Estimate
 
 
 def width() -> int:

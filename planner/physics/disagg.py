@@ -20,7 +20,7 @@ Rates are per replica, times in seconds, bytes in bytes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -37,7 +37,14 @@ from planner.physics.load import (
     slot_wait,
     wave,
 )
-from planner.physics.numerics import NORMAL_Z, PERCENTILES, bisect, bisection_by_bracket, exp_tail_quantile
+from planner.physics.numerics import (
+    NORMAL_Z,
+    PERCENTILES,
+    bisect,
+    bisect_levels,
+    bisection_by_bracket,
+    exp_tail_quantile,
+)
 from planner.physics.step import StepPhysics, step_time
 from planner.physics.terms import KV_BYTES, query_tokens, tokens_per_step, transfer
 
@@ -198,7 +205,15 @@ def _prefill_chunk(phys: StepPhysics, lam_l, S, T, P, cv2, iters: int = 40):
 
     def above(c):       # the root lies above c
         return c1 * _pieces(m_of(c), K)[0] > c
-    _, hi = bisect(above, c1.copy(), K * c1, iters)
+    n, Pn = len(phys), _arr(P, len(phys))
+    tiled: dict[int, tuple] = {}
+
+    def above_rows(c, rows):     # ``above`` on the rows given (repeated: numerics.bisect_levels)
+        if len(rows) not in tiled:
+            tiled[len(rows)] = (phys.take(rows), _arr(lam_l, n)[rows], _arr(S, n)[rows], Pn[rows], c1[rows], K[rows])
+        ph, lam_r, S_r, P_r, c1_r, K_r = tiled[len(rows)]
+        return c1_r * _pieces(lam_r * S_r * _prefill_step(ph, c, S_r, P_r) / c1_r, K_r)[0] > c
+    _, hi = bisect_levels(above_rows, c1.copy(), K * c1, iters)
     c = np.where(above(K * c1), K * c1, hi)
     m = m_of(c)
     return c, c1, m, K
@@ -393,7 +408,15 @@ def decode_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate, transfer=
             g = np.minimum(np.maximum(M, 1.0), np.floor(phys.o.cuda_graph_max_tokens / q))
             tg = step_time(phys, g, g * ctx)
             hi = np.where((g >= 1.0) & (F(tg) <= tg), tg, hi)
-        _, tau = bisect(lambda t: F(t) > t, lo, hi, 40, geometric=True)
+        tiled: dict[int, tuple] = {}
+
+        def rising(t, rows):       # F(t) > t on the rows given (repeated: numerics.bisect_levels)
+            if len(rows) not in tiled:
+                tiled[len(rows)] = (phys.take(rows), lam_l[rows], O[rows], ctx[rows])
+            ph, lam_r, O_r, ctx_r = tiled[len(rows)]
+            nn = lam_r * ((O_r - 1.0) / E) * t
+            return step_time(ph, nn, nn * ctx_r) > t
+        _, tau = bisect_levels(rising, lo, hi, 40, geometric=True)
         converged = np.abs(F(tau) - tau) <= 1e-6 * tau + 1e-12
         n = lam_l * ((O - 1.0) / E) * tau
         residence = xfer + ((O - 1.0) / E) * tau
@@ -442,19 +465,19 @@ def _capacity(metrics, sat: np.ndarray, targets: Sequence[Target], max_utilizati
     limits = np.array([t.seconds for t in targets], dtype=float)
     sat = np.where(np.isfinite(sat) & (sat > 0), sat, 0.0)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        def ratios(x):
-            r = metrics(x)
-            vals = np.stack([r.get(t.metric, t.statistic) for t in targets]) if targets else np.zeros((0, n))
+        def ratios(x, rows=None):
+            r = metrics(x, rows)
+            vals = np.stack([r.get(t.metric, t.statistic) for t in targets]) if targets else np.zeros((0, len(x)))
             return r, vals / limits[:, None]
 
-        def ok(x):
-            r, rt = ratios(x)
+        def ok(x, rows=None):
+            r, rt = ratios(x, rows)
             return r.stable & (r.rho <= max_utilization) & np.all(rt <= 1.0, axis=0)
         lo = np.maximum(sat * 1e-4, 1e-300)
         r0, rt0 = ratios(lo)
         feasible0 = r0.stable & (r0.rho <= max_utilization) & np.all(rt0 <= 1.0, axis=0)
         hi = np.maximum(sat * max_utilization * (1.0 + 1e-9), lo)
-        lo_, hi_ = bisect(ok, lo, hi, iters, geometric=True)
+        lo_, hi_ = bisect_levels(ok, lo, hi, iters, geometric=True)
         top_ok = ok(hi)
         rate = np.where(feasible0, np.where(top_ok, hi, lo_), 0.0)
         rate = np.where(sat > 0, rate, 0.0)
@@ -464,7 +487,7 @@ def _capacity(metrics, sat: np.ndarray, targets: Sequence[Target], max_utilizati
                            np.argmax(rt_hi, axis=0) if targets else -1, -1)
         binding = np.where(feasible0 | (sat <= 0), binding, np.argmax(rt0, axis=0) if targets else -1)
         binding = np.where(top_ok & feasible0, -1, binding)
-        r_at = metrics(np.maximum(rate, lo))
+        r_at = metrics(np.maximum(rate, lo), None)
     return PoolCapacity(rate=rate, rho=np.where(rate > 0, r_at.rho, 0.0), binding=np.asarray(binding, dtype=np.int64),
                         saturation_rate=sat)
 
@@ -483,7 +506,8 @@ def prefill_capacity(phys: StepPhysics, eng: Engine, wl: Workload, targets: Sequ
     _check(targets, PREFILL_METRICS, "prefill")
     needed = {(t.metric, t.statistic) for t in targets}
     sat = prefill_saturation(phys, eng, wl.isl, wl.cached, wl.isl_cv2)
-    return _capacity(lambda x: prefill_metrics(phys, eng, wl, x, link, needed=needed), sat, targets,
+    at = _rows_of(phys, eng, wl)
+    return _capacity(lambda x, rows: prefill_metrics(*at(rows), x, _taken(link, rows), needed=needed), sat, targets,
                      max_utilization, iters)
 
 
@@ -494,8 +518,29 @@ def decode_capacity(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
     _check(targets, DECODE_METRICS, "decode")
     needed = {(t.metric, t.statistic) for t in targets}
     sat = decode_saturation(phys, eng, wl.isl, wl.osl)
-    return _capacity(lambda x: decode_metrics(phys, eng, wl, x, transfer, needed=needed), sat, targets,
-                     max_utilization, iters)
+    at = _rows_of(phys, eng, wl)
+    return _capacity(lambda x, rows: decode_metrics(*at(rows), x, _taken(transfer, rows), needed=needed), sat,
+                     targets, max_utilization, iters)
+
+
+def _rows_of(phys: StepPhysics, eng: Engine, wl: Workload
+             ) -> Callable[[np.ndarray | None], tuple[StepPhysics, Engine, Workload]]:
+    """(phys, engine, workload) of the rows given (None: all), as numerics.bisect_levels repeats
+    them: taken once per length of ``rows`` (each call of one search repeats them alike)."""
+    n, taken = len(phys), {}
+
+    def at(rows: np.ndarray | None) -> tuple[StepPhysics, Engine, Workload]:
+        if rows is None:
+            return phys, eng, wl
+        if len(rows) not in taken:
+            taken[len(rows)] = (phys.take(rows), eng.take(rows), wl.take(rows, n))
+        return taken[len(rows)]
+    return at
+
+
+def _taken(v, rows):
+    """A per-configuration argument at ``rows`` (a scalar or a name as it is)."""
+    return v if rows is None or np.ndim(v) == 0 else np.asarray(v)[rows]
 
 
 # ----------------------------------------------------------------------------------------

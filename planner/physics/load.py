@@ -20,7 +20,7 @@ import numpy as np
 from planner.physics.numerics import (
     NORMAL_Z,
     PERCENTILES,
-    bisect,
+    bisect_levels,
     bisection_by_bracket,
     exp_tail_quantile,
     fixed_point,
@@ -384,11 +384,16 @@ def load_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate=None, client
         lo = np.zeros(n_cfg) + 1e-12 * sat
         hi = sat * (1.0 - 1e-9)
 
-        def under(x):
-            r = _open(phys, eng, wl, x, S, O, closed=N, quantiles=False)
-            resid = r.get("ttft", "mean") + (O - 1.0) * r.get("tpot", "mean")
-            return r.stable & (x * resid < N)
-        lo, hi = bisect(under, lo, hi, 36)
+        tiled: dict[int, tuple] = {}
+
+        def under(x, rows):
+            if len(rows) not in tiled:       # the rows repeated as bisect_levels asks (each row its own)
+                tiled[len(rows)] = (phys.take(rows), eng.take(rows), wl.take(rows, n_cfg), S[rows], O[rows], N[rows])
+            ph, en, w, s_, o_, n_ = tiled[len(rows)]
+            r = _open(ph, en, w, x, s_, o_, closed=n_, quantiles=False)
+            resid = r.get("ttft", "mean") + (o_ - 1.0) * r.get("tpot", "mean")
+            return r.stable & (x * resid < n_)
+        lo, hi = bisect_levels(under, lo, hi, 36)
         r = _open(phys, eng, wl, lo, S, O, closed=N, needed=report)
         if wl.start == "together":
             r = _firstwave(phys, eng, wl, r, N, S, O)

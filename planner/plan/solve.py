@@ -27,6 +27,7 @@ import constraints.schedule
 import constraints.schedule_static
 from constraints import choice
 from planner.backends.base import HAS_SOLUTION, Backend, Feature, Solution, Status, get_backend
+from planner.candidates.cache import PhysicsCache
 from planner.candidates.objectives import OBJECTIVES, served_weights, tie_breaks
 from planner.candidates.schedule import PeriodTables
 from planner.candidates.table import Candidates, build_candidates, with_objective
@@ -103,13 +104,15 @@ def first_phase_view(problem: Problem, cands: Candidates, phases: tuple[str, ...
 
 
 def prepare(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, objective: str | None = None,
-            calibration: str | None = None) -> tuple[PlanSpec | FleetSpec, Problem, Candidates]:
+            calibration: str | None = None, cache: PhysicsCache | None = None
+            ) -> tuple[PlanSpec | FleetSpec, Problem, Candidates]:
     """An instance (one workload, or a fleet of several) resolved, with its candidate table;
-    ``objective`` replaces a plan instance's own."""
+    ``objective`` replaces a plan instance's own; ``cache``: physics kept across calls
+    (planner/candidates/cache.py: the same figures, bit for bit)."""
     if isinstance(spec, PlanSpec) and objective is not None and objective != spec.objective:
         spec = PlanSpec.model_validate(spec.model_dump() | {"objective": objective})
     problem = _resolved(spec, doc, calibration)
-    return spec, problem, build_candidates(problem)
+    return spec, problem, build_candidates(problem, cache=cache)
 
 
 def _resolved(spec: PlanSpec | FleetSpec, doc: Document | None, calibration: str | None) -> Problem:
@@ -121,15 +124,16 @@ def _resolved(spec: PlanSpec | FleetSpec, doc: Document | None, calibration: str
 
 def plan(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, backend: str | None = None,
          top_k: int | None = None, time_limit: float = 60.0, objective: str | None = None,
-         calibration: str | None = None, simulate: bool = False) -> PlanResult:
+         calibration: str | None = None, simulate: bool = False, cache: PhysicsCache | None = None) -> PlanResult:
     """Resolve an instance (one workload, or a fleet of several), build its candidate table
     and rank ``top_k`` answers. The default backend: cpsat for one workload, milp for a fleet
     (``default_backend``; highs scales further, with a proven gap: benchmarks/fleet_scale.py).
     When nothing is feasible the result carries the diagnosis; the smallest relaxations,
     marginal values, the verdicts on disaggregation and the baselines are what-ifs above this
-    function (planner/whatif/)."""
+    function (planner/whatif/). ``cache``: the physics of the cases computed so far, kept by a
+    caller that plans many alike instances (``prepare``)."""
     t0 = time.perf_counter()
-    spec, problem, cands = prepare(spec, doc, objective=objective, calibration=calibration)
+    spec, problem, cands = prepare(spec, doc, objective=objective, calibration=calibration, cache=cache)
     result = solve(problem, cands, backend=backend or default_backend(spec), top_k=top_k or spec.ranks(),
                    time_limit=time_limit, started=t0)
     with_priors(spec, doc, cands, result, calibration)

@@ -1,0 +1,41 @@
+"""planner/fidelity/predict.py ``_LARGEST``: the largest batch a group's maximum-throughput rows
+were last found at is only a guess that saves an evaluation (issue 26: the calibration fit's
+speed), never a figure: right, wrong or missing, the predictions are the same bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from reference import REFERENCE
+
+from planner.catalog.store import Catalog
+from planner.fidelity import predict as P
+from planner.fidelity.calibrate import dataset
+from planner.physics.options import PRESETS
+
+MEASURED = REFERENCE / "measured-public.csv"
+pytestmark = pytest.mark.skipif(not MEASURED.exists(), reason="../shared/reference/measured-public.csv not present")
+FITTED = {"memory_bandwidth_efficiency": 0.61, "compute_efficiency": 0.43, "prefill_compute_efficiency": 0.52,
+          "comm_efficiency": 0.7, "per_layer_overhead_s": 40e-6, "step_overhead_s": 0.003}
+
+
+def test_a_guess_right_wrong_or_missing_gives_the_same_predictions(monkeypatch):
+    cat, base = Catalog.default(), PRESETS["realistic"]
+    ds = dataset(str(MEASURED), cat)
+    assert sum(c.rule == "max_throughput" for c in ds.cases) >= 10
+    monkeypatch.setattr(P, "_LARGEST", {})
+    fresh = [P.predict_all(ds.cases, cat, base, f) for f in (None, FITTED)]
+    assert P._LARGEST                                      # the groups' batches kept
+    calls = []
+    evaluate = P.evaluate
+    monkeypatch.setattr(P, "evaluate", lambda *a: calls.append(1) or evaluate(*a))
+    again = [P.predict_all(ds.cases, cat, base, f) for f in (None, FITTED)]      # the guesses right
+    groups = len(P._groups(ds.cases, cat))
+    assert len(calls) == 2 * groups                        # one evaluation a group
+    for k in P._LARGEST:                                   # every guess wrong
+        P._LARGEST[k] = P._LARGEST[k] + 3.0
+    wrong = [P.predict_all(ds.cases, cat, base, f) for f in (None, FITTED)]
+    for a, b, c in zip(fresh, again, wrong):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+    assert not np.array_equal(fresh[0], fresh[1])          # the fitted values move the predictions
