@@ -108,3 +108,21 @@ def test_a_closed_loops_clients_at_slo_are_unchanged_bit_for_bit(monkeypatch):
     assert 0 < np.count_nonzero(got < asked) < len(ph)      # some searched, some met as asked
     monkeypatch.setattr(CL, "bisect_levels", _reference_levels)
     np.testing.assert_array_equal(got, CL._closed_clients(ph, eng, wl, targets, asked))
+
+
+def test_the_prefill_chunk_searched_in_levels_follows_the_prompt_spread():
+    """The disaggregated prefill chunk's search reads the spread of the rows it is given (one
+    predicate for the whole table and for bisect_levels' repeated rows): spread prompts make
+    longer steps, more prompts arrive during one, so the chunk grows; the root solves its own
+    equation c = c1 E[N(m(c))] on the spread's step."""
+    ph, _ = _phys("llama-3.1-70b", "realistic")
+    S = ph.configs.input_tokens
+    sat = D.prefill_saturation(ph, L.engine(ph), S, 0.0)
+    lam = 0.5 * sat
+    fixed = D._prefill_chunk(ph, lam, S, 8192.0, 0.0, 0.0)[0]
+    spread = D._prefill_chunk(ph, lam, S, 8192.0, 0.0, 1.0)
+    c, c1, m, K = spread
+    assert np.all(spread[0] >= fixed) and np.any(spread[0] > fixed * 1.01)
+    root = c1 * D._pieces(lam * S * D._prefill_step(ph, c, S, 0.0, 1.0) / c1, K)[0]
+    inside = c < K * c1
+    np.testing.assert_allclose(c[inside], root[inside], rtol=1e-6)

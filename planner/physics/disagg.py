@@ -200,20 +200,23 @@ def _prefill_chunk(phys: StepPhysics, lam_l, S, T, P, cv2, iters: int = 40):
     Tm = np.maximum(T, c1)
     K = np.floor(Tm / c1)
 
-    def m_of(c):
-        return lam_l * S * _prefill_step(phys, c, S, P, cv2) / c1
+    n, tiled = len(phys), {}
 
-    def above(c):       # the root lies above c
-        return c1 * _pieces(m_of(c), K)[0] > c
-    n, Pn = len(phys), _arr(P, len(phys))
-    tiled: dict[int, tuple] = {}
-
-    def above_rows(c, rows):     # ``above`` on the rows given (repeated: numerics.bisect_levels)
+    def at(rows):       # (phys, lam, S, P, cv2, c1, K) of the rows given (None: all), as bisect_levels repeats them
+        if rows is None:
+            return phys, lam_l, S, P, cv2, c1, K
         if len(rows) not in tiled:
-            tiled[len(rows)] = (phys.take(rows), _arr(lam_l, n)[rows], _arr(S, n)[rows], Pn[rows], c1[rows], K[rows])
-        ph, lam_r, S_r, P_r, c1_r, K_r = tiled[len(rows)]
-        return c1_r * _pieces(lam_r * S_r * _prefill_step(ph, c, S_r, P_r) / c1_r, K_r)[0] > c
-    _, hi = bisect_levels(above_rows, c1.copy(), K * c1, iters)
+            tiled[len(rows)] = (phys.take(rows), *(_arr(v, n)[rows] for v in (lam_l, S, P, cv2, c1, K)))
+        return tiled[len(rows)]
+
+    def m_of(c, rows=None):
+        ph, lam_r, S_r, P_r, cv2_r, c1_r, _ = at(rows)
+        return lam_r * S_r * _prefill_step(ph, c, S_r, P_r, cv2_r) / c1_r
+
+    def above(c, rows=None):       # the root lies above c
+        _, _, _, _, _, c1_r, K_r = at(rows)
+        return c1_r * _pieces(m_of(c, rows), K_r)[0] > c
+    _, hi = bisect_levels(above, c1.copy(), K * c1, iters)
     c = np.where(above(K * c1), K * c1, hi)
     m = m_of(c)
     return c, c1, m, K
