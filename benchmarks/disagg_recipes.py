@@ -9,9 +9,10 @@ TTFT gap comes from (issue 22; docs/disaggregation.md section 8, docs/validation
 1. **The recipe rule, held out.** A disaggregated row that states no worker counts takes the
    pool sizes of the nearest stated point of its recipe family (``rows.pool_recipes``). On the
    rows that *do* state them, each is predicted three ways: with its own counts, with one
-   worker of each pool (the rule before), and with the counts the rule reads from the other
-   concurrencies of its family (every row at its own concurrency left out). Median |error| and
-   signed error by metric, system, engine and model.
+   worker of each pool (the rule before), and with the counts the shipped rule
+   (``pool_recipes`` with ``exclude``) reads from the other rows of its family (every row at
+   its own concurrency left out). Median |error| and signed error by metric, system, engine
+   and model, on the rows predicted all three ways (it prints how many).
 2. **Low concurrency (<= 8 clients).** Measured over predicted TTFT, disaggregated against
    aggregated rows of the same system, engine, model and prompt length: where the two ratios
    agree, the disaggregated gap is the prefill's, shared with the aggregated rows.
@@ -26,6 +27,15 @@ TTFT gap comes from (issue 22; docs/disaggregation.md section 8, docs/validation
    grid of 0-2,000 ms minimising the median |log(predicted + c) / measured| over those rows,
    in sample and leaving out each system (and each model) in turn: the constant per fold and
    the held-out median |error| against c = 0.
+5. **The rule on the rows it serves, held out.** The results-export rows that state no worker
+   counts but name a repeat of the same measurement that does (``same_measurement_as``): the
+   shipped rule with each row's own concurrency left out, how often it recovers the repeat's
+   pools exactly, and TTFT / TPOT median |error| with its pools, the true ones and 1 + 1, on
+   the rows predicted all three ways.
+6. **The decode admission's step in progress.** What the residual of the decode step in
+   progress (``disagg.decode_admission``) adds to the disaggregated TTFT rows validate counts
+   (p10 / median / p90, the closed loop re-solved without it) and their median |error| with
+   and without it.
 
     python benchmarks/disagg_recipes.py [CORPUS] [--validate-csv VALIDATE_CSV]
 
@@ -48,7 +58,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from planner.catalog.store import Catalog  # noqa: E402
-from planner.fidelity.predict import _configs, predict, row_assumptions  # noqa: E402
+from planner.fidelity.predict import predict, row_assumptions  # noqa: E402
 from planner.fidelity.rows import (  # noqa: E402
     Case,
     engine_of,
@@ -57,12 +67,12 @@ from planner.fidelity.rows import (  # noqa: E402
     map_row,
     measurement_of,
     pool_recipes,
+    recipe_family,
 )
-from planner.fidelity.validate import _recipe_family  # noqa: E402
 from planner.physics import disagg  # noqa: E402
 from planner.physics.load import engine, step_physics  # noqa: E402
 from planner.physics.options import PRESETS  # noqa: E402
-from planner.physics.space import GpuTable  # noqa: E402
+from planner.physics.space import Configs, GpuTable  # noqa: E402
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "measured-silicon.csv"
 O = PRESETS["realistic"]
@@ -97,10 +107,11 @@ def twins(rows: list[dict]) -> None:
 def held_out(rows: list[dict], cat: Catalog) -> None:
     stand = measurement_of(rows)
     names: dict = {}
-    family = _recipe_family(cat, names)
+    family = recipe_family(cat, names)
     stated = [i for i, r in enumerate(rows) if stand[i] == i and r.get("mode") == "disagg"
               and r["prefill_workers"].strip() and r["decode_workers"].strip() and load_of(r)]
     ways: dict[str, list[Case]] = {"own counts": [], "1 + 1": [], "rule, own concurrency out": []}
+    disagg = [j for j, o in enumerate(rows) if o.get("mode") == "disagg"]
     for i in stated:
         r = rows[i]
         own = map_row(i, r, cat, names)
@@ -108,23 +119,24 @@ def held_out(rows: list[dict], cat: Catalog) -> None:
             continue
         blank = dict(r, prefill_workers="", decode_workers="")
         one = map_row(i, blank, cat, names)
-        n = load_of(r)[1]   # type: ignore[index]
-        others = [j for j, o in enumerate(rows) if stand[j] == j and o.get("mode") == "disagg" and j != i
-                  and load_of(o) is not None and load_of(o)[1] != n and family(o) == family(r)]  # type: ignore[index]
-        sub = [blank] + [rows[j] for j in others]
-        pick = pool_recipes(sub, family).get(0)
-        ruled = one if pick is None else map_row(i, blank, cat, names, (others[pick - 1], rows[others[pick - 1]]))
+        # the shipped rule over every disaggregated row but this one (blanked: it asks), each
+        # donor at its concurrency left out
+        sub = [blank] + [rows[j] for j in disagg if j != i]
+        pick = pool_recipes(sub, family, exclude=lambda a, b: load_of(sub[b]) == load_of(sub[a])).get(0)
+        ruled = one if pick is None else map_row(i, blank, cat, names, (pick, sub[pick]))
         if isinstance(one, str) or isinstance(ruled, str):
             continue
         ways["own counts"].append(own)
         ways["1 + 1"].append(one)
         ways["rule, own concurrency out"].append(ruled)
-    print(f"1. The recipe rule held out: {len(ways['own counts'])} rows (TTFT and TPOT) that state their worker counts")
+    pred = {way: predict(cases, cat, O)[0] for way, cases in ways.items()}
+    scored = np.all([np.isfinite(p) for p in pred.values()], axis=0)      # the same rows for each way
+    print(f"1. The recipe rule held out: {len(ways['own counts'])} rows (TTFT and TPOT) that state their worker "
+          f"counts, {int(scored.sum())} predicted all three ways (scored below)")
     for way, cases in ways.items():
-        pred = predict(cases, cat, O)[0]
         errors: dict[tuple, list[float]] = defaultdict(list)
-        for c, p in zip(cases, pred):
-            if not np.isfinite(p):
+        for c, p, ok in zip(cases, pred[way], scored):
+            if not ok:
                 continue
             r = rows[c.row]
             e = (p / float(r["value"]) - 1.0) * 100.0
@@ -191,7 +203,7 @@ def constant_term(validate_csv: str, rows: list[dict]) -> None:
 def saturation(rows: list[dict], cat: Catalog) -> None:
     stand = measurement_of(rows)
     names: dict = {}
-    recipes = pool_recipes(rows, _recipe_family(cat, names))
+    recipes = pool_recipes(rows, recipe_family(cat, names))
     tpot = {r["silicon_id"]: float(r["value"]) for r in rows if r.get("mode") == "disagg"
             and r["metric"] == "tpot_ms_mean"}
     out: dict[tuple, list[tuple[float, float]]] = defaultdict(list)
@@ -205,7 +217,7 @@ def saturation(rows: list[dict], cat: Catalog) -> None:
         x = c.load[1] / (float(r["value"]) / 1e3 + (c.output_tokens - 1.0) * tpot[r["silicon_id"]] / 1e3)
         table = GpuTable.build([cat.gpu(c.gpu)])
         o = row_assumptions(O, c.engine)
-        dec_c = _configs([c], [c.gpu], np.array([8192.0]))
+        dec_c = Configs.single(0, c.scheme, c.kv, c.tp, c.pp, c.ep, 8192.0, c.input_tokens, c.output_tokens)
         pre_c = replace(dec_c, tp=np.array([c.pools.prefill.tp], float), ep=np.array([c.pools.prefill.ep], float))
         pre, dec = (step_physics(cat.models[c.model], table, k, o) for k in (pre_c, dec_c))
         ps = c.pools.prefill.workers * float(disagg.prefill_saturation(pre, engine(pre), c.input_tokens)[0])
@@ -221,6 +233,81 @@ def saturation(rows: list[dict], cat: Catalog) -> None:
               f"decode {st.median(b for _, b in v):5.2f}")
 
 
+def served_rows(rows: list[dict], cat: Catalog) -> None:
+    names: dict = {}
+    family = recipe_family(cat, names)
+    by_id = {r["silicon_id"]: i for i, r in enumerate(rows)}
+    truth: dict[int, int] = {}              # a row without worker counts -> its repeat stating them
+    for i, r in enumerate(rows):
+        if r.get("mode") != "disagg" or r["prefill_workers"].strip() or r["decode_workers"].strip():
+            continue
+        for other in r.get("same_measurement_as", "").split():
+            j = by_id.get(other)
+            if j is not None and rows[j]["prefill_workers"].strip() and rows[j]["decode_workers"].strip():
+                truth[i] = j
+                break
+    # the shipped rule, each row's own concurrency left out (its repeat among them)
+    picks = pool_recipes(rows, family, exclude=lambda i, j: load_of(rows[j]) == load_of(rows[i]))
+    ways: dict[str, list[Case]] = {"true pools (the repeat's)": [], "the rule, own concurrency out": [],
+                                   "1 + 1": []}
+    exact = no_donor = 0
+    for i, j in truth.items():
+        k = picks.get(i)
+        true, one = map_row(i, rows[i], cat, names, (j, rows[j])), map_row(i, rows[i], cat, names)
+        ruled = one if k is None else map_row(i, rows[i], cat, names, (k, rows[k]))
+        if isinstance(true, str) or isinstance(one, str) or isinstance(ruled, str):
+            continue
+        assert true.pools is not None and ruled.pools is not None
+        exact += (ruled.pools.prefill, ruled.pools.decode) == (true.pools.prefill, true.pools.decode)
+        no_donor += k is None
+        for way, c in zip(ways, (true, ruled, one)):
+            ways[way].append(c)
+    pred = {way: predict(cases, cat, O)[0] for way, cases in ways.items()}
+    scored = np.all([np.isfinite(p) for p in pred.values()], axis=0)      # the same rows for each way
+    print(f"\n5. The rule on the rows it serves, held out: {len(ways['1 + 1'])} rows without worker counts whose "
+          f"repeat (same_measurement_as) states them; the rule with each row's own concurrency left out recovers "
+          f"the repeat's pools exactly in {exact} ({no_donor} without a donor: 1 + 1). Errors on the "
+          f"{int(scored.sum())} rows predicted all three ways:")
+    print("  pools                               metric    n  median |error| %  median signed %")
+    for way, cases in ways.items():
+        errors: dict[str, list[float]] = defaultdict(list)
+        for c, p, ok in zip(cases, pred[way], scored):
+            if ok:
+                r = rows[c.row]
+                errors[r["metric"].removesuffix("_ms_mean")].append((p / float(r["value"]) - 1.0) * 100.0)
+        for m, e in sorted(errors.items(), reverse=True):
+            print(f"  {way:<35} {m:<6} {len(e):>4} {st.median(map(abs, e)):>17.1f} {st.median(e):>+16.1f}")
+
+
+def admission(rows: list[dict], cat: Catalog) -> None:
+    stand = measurement_of(rows)
+    names: dict = {}
+    recipes = pool_recipes(rows, recipe_family(cat, names))
+    cases = []
+    for i, r in enumerate(rows):
+        if stand[i] == i and r.get("mode") == "disagg" and r["metric"] == "ttft_ms_mean":
+            j = recipes.get(i)
+            c = map_row(i, r, cat, names, None if j is None else (j, rows[j]))
+            if not isinstance(c, str):
+                cases.append(c)
+    with_step = predict(cases, cat, O)[0]
+    shipped = disagg.decode_admission
+    try:            # the admission without the decode step in progress: the KV-slot wait only
+        disagg.decode_admission = lambda d, lanes, clients: d.kv_wait          # type: ignore[assignment]
+        without = predict(cases, cat, O)[0]
+    finally:
+        disagg.decode_admission = shipped
+    ok = np.isfinite(with_step) & np.isfinite(without)
+    measured = np.array([float(rows[c.row]["value"]) for c in cases])[ok]
+    added = (with_step - without)[ok]
+    p10, p50, p90 = np.percentile(added, [10, 50, 90])
+    err = [float(np.median(np.abs(x[ok] / measured - 1.0))) * 100.0 for x in (with_step, without)]
+    print(f"\n6. The decode step in progress in the decode admission (``disagg.decode_admission``), on the "
+          f"{int(ok.sum())} disaggregated TTFT rows validate counts: it adds {p10:.1f} / {p50:.1f} / {p90:.1f} ms "
+          f"(p10 / median / p90) to the predicted TTFT (the closed loop re-solved without it); median |error| "
+          f"{err[0]:.1f} % with it, {err[1]:.1f} % without")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("corpus", nargs="?", default=str(CORPUS))
@@ -230,10 +317,12 @@ def main() -> None:
     cat = Catalog.default()
     twins(rows)
     held_out(rows, cat)
+    served_rows(rows, cat)
     if args.validate_csv:
         low_concurrency(args.validate_csv, rows)
         constant_term(args.validate_csv, rows)
     saturation(rows, cat)
+    admission(rows, cat)
 
 
 if __name__ == "__main__":

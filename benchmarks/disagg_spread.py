@@ -2,10 +2,10 @@
 (docs/disaggregation.md sections 1 and 5; issue 25's leftover).
 
 A prefill replica of Llama-3.1-70B (FP8, TP2, one H100 lane, inter-node KV link) fed Poisson
-arrivals at u x the closed form's saturation, prompts drawn from a histogram (mean 4,000
-tokens, squared CV about 0.5), outputs of one token. For each u: the closed form's mean and p99
+arrivals at u x the closed form's saturation, prompts drawn from a histogram (mean 4,100
+tokens, squared CV 0.431: the first line it prints), outputs of one token. For each u: the closed form's mean and p99
 TTFT (``prefill_metrics``, the lengths' moments given: attention at S (1 + CV^2) + 2P, the
-backlog's service CV^2 the prefill time's) beside the simulator's (``simulate_prefill_pool``,
+prompt's own steps too, the backlog's service CV^2 the prefill time's) beside the simulator's (``simulate_prefill_pool``,
 each prompt its own length), and the closed form / simulation - 1.
 
     python benchmarks/disagg_spread.py [--requests N] [--seed S]

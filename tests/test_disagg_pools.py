@@ -6,6 +6,7 @@ does. Fixed lengths: the same figures as before, bit for bit."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -112,3 +113,85 @@ def test_pool_rows_are_sized_by_rate_and_their_clients_are_littles_law():
         np.testing.assert_array_equal(c.capacity[rows], c.load.tokens_per_s[rows])       # a rate, not clients
         life = c.load.get("ttft", "mean")[rows] if role == 1 else (256.0 - 1.0) * c.load.get("itl", "mean")[rows]
         np.testing.assert_allclose(c.load.clients[rows], c.load.rate[rows] * life, rtol=1e-12)
+
+
+def _recording(monkeypatch) -> list[tuple[float, float, float]]:
+    """Every (tokens, attention units, LM-head rows) a prefill step is priced at in disagg.py."""
+    calls: list[tuple[float, float, float]] = []
+    real = D.step_time
+
+    def record(phys, n, ctx, c=0.0, attn=0.0, heads=None, *a, **k):
+        calls.append((float(np.ravel(c)[0]), float(np.ravel(attn)[0]), float(np.ravel(heads)[0])))
+        return real(phys, n, ctx, c, attn, heads, *a, **k)
+    monkeypatch.setattr(D, "step_time", record)
+    return calls
+
+
+def test_own_steps_follow_the_spread_by_hand(monkeypatch):
+    """By hand: prompts of mean S = 3,000 computed tokens after P = 500 cached, CV^2 0.25, a
+    budget of T = 2,048 tokens: k = 2 steps, a full chunk and a last piece of 952 tokens.
+    The mix's attention a token is A = 3,000 x 1.25 + 2 x 500 = 4,750 (load.py's
+    ``attention_length``). The full chunk: t(2,048, 2,048 A). The last piece: causal over its
+    own 952 tokens and the 2,548 before them, 952^2 + 2 x 952 x 2,548 = 5,757,696 units, plus
+    952 x 3,000 x 0.25 = 714,000 for the spread (the mean over prompts of a one-piece prompt's
+    own attention is E[S^2] + 2SP = S A), 6,471,696 units, one LM-head row. On an idle
+    replica that is the prompt's service. In a busy step c >= 952 tokens, the others' c - 952
+    at A each: 6,471,696 + (c - 952) x 4,750 units, 1 + (c - 952) / 3,000 rows."""
+    ph, _ = _one(S=3500.0)
+    eng = L.engine(ph, token_budget=2048)
+    wl = L.Workload(3500.0, 200.0, cached=500.0, isl_cv2=0.25)
+    calls = _recording(monkeypatch)
+    rate = 0.6 * float(D.prefill_metrics(ph, eng, wl, 1e-9, quantiles=False).saturation_rate[0])
+    calls.clear()
+    r = D.prefill_metrics(ph, eng, wl, rate, quantiles=False)
+    monkeypatch.undo()
+    own = 5_757_696.0 + 714_000.0
+    t_full = L.step_time(ph, 0.0, 0.0, 2048.0, 2048.0 * 4750.0, 2048.0 / 3000.0)
+    t_last = L.step_time(ph, 0.0, 0.0, 952.0, own, 1.0)
+    assert float(r.service[0]) == pytest.approx(float((t_full + t_last)[0]), rel=1e-12)
+    shared = [(c, a) for c, a, h in calls if h == pytest.approx(1.0 + (c - 952.0) / 3000.0, rel=1e-12) and c > 952.5]
+    assert shared                                     # the busy step the prompt shares
+    for c, a in shared:
+        assert a == pytest.approx(own + (c - 952.0) * 4750.0, rel=1e-12)
+
+
+def test_fixed_lengths_own_steps_are_the_formula_before_bit_for_bit():
+    """Metamorphic: CV^2 0, the own steps' service is (k - 1) t(T, T (S + 2P)) + t(last,
+    last^2 + 2 last (S + P - last), 1) to the last bit (S = 3,000, P = 500, T = 2,048)."""
+    ph, _ = _one(S=3500.0)
+    eng = L.engine(ph, token_budget=2048)
+    r = D.prefill_metrics(ph, eng, L.Workload(3500.0, 200.0, cached=500.0), 0.5, quantiles=False)
+    S, P, T = np.array([3000.0]), np.array([500.0]), np.array([2048.0])
+    last = S - T
+    old = (1.0 * L.step_time(ph, 0.0, 0.0, T, T * (S + 2.0 * P), T / S)
+           + L.step_time(ph, 0.0, 0.0, last, last * last + 2.0 * last * (S + P - last) + 0.0 * (last - last), 1.0))
+    assert np.array_equal(r.service, old)
+
+
+def test_the_kv_links_arrivals_are_the_prefill_departures_by_hand():
+    """The KV link's wait (Kingman), its arrivals the prefill departures (Whitt's QNA):
+    W = rho_x / (1 - rho_x) (cd^2 + cs^2) / 2 x transfer, cd^2 = rho^2 cs_work^2 + (1 - rho^2)
+    ca^2. Arrivals of CV^2 0.5, prompts of token CV^2 0.25 (no moments: the work CV^2 is the
+    tokens'), so cd^2 = 0.25 rho^2 + 0.5 (1 - rho^2) and cs^2 = 0.25."""
+    ph, eng = _one()
+    wl = L.Workload(3000.0, 200.0, arrival_cv2=0.5, isl_cv2=0.25)
+    rate = 0.7 * float(D.prefill_metrics(ph, eng, wl, 1e-9, quantiles=False).saturation_rate[0])
+    r = D.prefill_metrics(ph, eng, wl, rate, quantiles=False)
+    rho, rx, x = float(r.rho[0]), float(r.rho_link[0]), float(r.transfer[0])
+    assert 0.3 < rho < 1.0 and 0.0 < rx < 1.0
+    cd2 = rho * rho * 0.25 + (1.0 - rho * rho) * 0.5
+    assert float(r.link_wait[0]) == pytest.approx(rx / (1.0 - rx) * (cd2 + 0.25) / 2.0 * x, rel=1e-12)
+
+
+def test_decode_admission_by_hand():
+    """A request's KV lands: the KV-slot wait, then the residual tau / 2 of the step in
+    progress when the replica steps. With n = 0.5 running a lane, 4 clients a lane and G = 2
+    attention-DP lanes stepping together: the arriving request sees the other 3 clients'
+    0.375 a lane, the replica steps with probability 1 - exp(-2 x 0.375); one client alone
+    (or nothing running) finds it idle: the slot wait only."""
+    ph, eng = _one()
+    d = D.decode_metrics(ph, eng, L.Workload(3000.0, 200.0), 0.1, quantiles=False)
+    d = replace(d, kv_wait=np.array([0.01]), running=np.array([0.5]), step=np.array([0.02]))
+    assert float(D.decode_admission(d, 2.0, 4.0)[0]) == pytest.approx(0.01 + (1.0 - np.exp(-0.75)) * 0.01, rel=1e-12)
+    assert float(D.decode_admission(d, 2.0, 1.0)[0]) == 0.01
+    assert float(D.decode_admission(replace(d, running=np.array([0.0])), 2.0, 4.0)[0]) == 0.01

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from planner.catalog.store import Catalog
 from planner.cli.root import app
 from planner.fidelity.predict import predict
-from planner.fidelity.rows import engine_of, lengths_of, map_row, measurement_of, scheme_of_row
+from planner.fidelity.rows import engine_of, lengths_of, map_row, measurement_of, pool_recipes, pools_of, scheme_of_row
 from planner.fidelity.validate import validate
 from planner.physics.disagg import decode_metrics, pair_transfer_time, prefill_metrics
 from planner.physics.load import Workload, load_metrics, step_physics
@@ -198,7 +198,7 @@ def test_a_disaggregated_row_is_a_closed_loop_over_both_pools_by_hand() -> None:
     N = X (TTFT + (O - 1) TPOT), TTFT being the prefill pool's at X (with the KV transfer)
     plus the decode pool's admission at X / 2 (its KV-slot wait, then the residual of the
     decode step in progress: tau / 2 when the lane steps, probability 1 - exp(-n) with n
-    running), TPOT the decode pool's at X / 2."""
+    running that the arriving request sees), TPOT the decode pool's at X / 2."""
     ttft, tpot = (map_row(0, _disagg(metric=m), CAT) for m in ("ttft_ms_mean", "tpot_ms_mean"))
     assert not isinstance(ttft, str) and not isinstance(tpot, str) and ttft.pools is not None
     assert (ttft.pools.prefill.workers, ttft.pools.decode.workers, ttft.pools.stated, ttft.pools.link) == (
@@ -215,7 +215,9 @@ def test_a_disaggregated_row_is_a_closed_loop_over_both_pools_by_hand() -> None:
     def at(x: float) -> tuple[float, float]:
         p = prefill_metrics(phys, scheduler(phys), wl, np.array([x]), "inter", quantiles=False)
         d = decode_metrics(phys, scheduler(phys), wl, np.array([x / 2]), xfer, quantiles=False)
-        admit = d.kv_wait[0] + (1.0 - math.exp(-d.running[0])) * d.step[0] / 2.0
+        # the arriving request sees the 31 other clients' of its lane (64 over 2 decode replicas
+        # of one lane each: attention DP 1): n 31 / 32 running
+        admit = d.kv_wait[0] + (1.0 - math.exp(-d.running[0] * 31.0 / 32.0)) * d.step[0] / 2.0
         return float(p.get("ttft", "mean")[0] + admit), float(d.get("tpot", "mean")[0])
     lo, hi = 1e-3, 100.0                      # plain bisection on X for Little's law
     for _ in range(60):
@@ -392,3 +394,57 @@ def test_a_baseline_run_is_shown_beside_by_group_and_must_be_of_the_same_rows(tm
     other = _write(tmp_path, [row(silicon_id="a", value="7")])
     r = CliRunner().invoke(app, ["validate", other, "--baseline", str(before)])
     assert r.exit_code == 2 and "not this file's" in r.output
+
+
+def _donor(n: int, sid: str, **kw) -> dict:
+    return _disagg(batch_or_concurrency=f"concurrency {n} (closed loop)", silicon_id=sid, **kw)
+
+
+def _recipe_of(rows: list[dict], exclude=None) -> str | None:
+    """The silicon_id whose pools the last row (no worker counts) takes, every row one family."""
+    pick = pool_recipes(rows, lambda r: "one family", exclude).get(len(rows) - 1)
+    return None if pick is None else rows[pick]["silicon_id"]
+
+
+def test_the_nearest_recipe_is_nearest_in_ratio_not_in_clients() -> None:
+    """Donors at 16 and 512 clients around a row at 128: in ratio 512 / 128 = 4 < 128 / 16 = 8,
+    so 512 (in clients |16 - 128| = 112 < 384 would pick 16); either file order."""
+    want = _donor(128, "w", prefill_workers="", decode_workers="")
+    a, b = _donor(16, "d16"), _donor(512, "d512")
+    assert _recipe_of([a, b, want]) == "d512" and _recipe_of([b, a, want]) == "d512"
+    # ``exclude`` (a held-out check) leaves a donor out: the other one serves
+    assert _recipe_of([a, b, want], exclude=lambda i, j: j == 1) == "d16"
+
+
+def test_recipe_ties_follow_the_day_the_version_then_the_lower_concurrency_then_content() -> None:
+    """Equal ratios (64 and 256 around 128): the lower concurrency. At one concurrency, a
+    donor measured the same day (InferenceX sweeps a recipe in one run), even of another
+    engine version, then the row's own engine version, then the nearer day; the rest by the pool columns, never by file order.
+    The ratio comes first: a nearer concurrency of another day beats the same day's farther."""
+    def want(**kw) -> dict:
+        return _donor(128, "w", prefill_workers="", decode_workers="", **kw)
+
+    lo, hi = _donor(64, "lo"), _donor(256, "hi")
+    assert _recipe_of([hi, lo, want()]) == "lo" and _recipe_of([lo, hi, want()]) == "lo"
+    day = {"measured": "2026-02-11T01:17:05Z"}
+    other = {"measured": "2026-02-12T01:17:05Z"}
+    same, near = _donor(128, "same", framework="SGLang 0.5.8", **day), _donor(128, "near", **other)
+    assert _recipe_of([near, same, want(**day)]) == "same" and _recipe_of([same, near, want(**day)]) == "same"
+    assert _recipe_of([_donor(16, "far", **day), near, want(**day)]) == "near"
+    old, new = _donor(128, "a-old", framework="SGLang 0.5.8"), _donor(128, "z-new", framework="SGLang 0.5.9")
+    assert _recipe_of([old, new, want()]) == "z-new" and _recipe_of([new, old, want()]) == "z-new"
+    later = _donor(128, "later", measured="2026-02-20T00:00:00Z")
+    assert _recipe_of([later, near, want(**day)]) == "near" and _recipe_of([near, later, want(**day)]) == "near"
+    big, small = _donor(128, "big", decode_workers="4"), _donor(128, "small", decode_workers="3")
+    assert _recipe_of([big, small, want()]) == "small" and _recipe_of([small, big, want()]) == "small"
+
+
+def test_a_stated_worker_count_is_kept_when_the_other_is_borrowed() -> None:
+    """A row stating 5 prefill workers and no decode count takes the decode count (and both
+    layouts) from its recipe (2 + 3 workers), keeping its own 5: 5 + 3."""
+    r = _disagg(prefill_workers="5", decode_workers="")
+    donor = _disagg(prefill_workers="2", decode_workers="3")
+    pools = pools_of(r, CAT.model("deepseek-r1"), 8.0, (0, donor))
+    assert not isinstance(pools, str)
+    assert (pools.prefill.workers, pools.decode.workers, pools.stated, pools.recipe) == (5, 3, False, 0)
+    assert _recipe_of([donor, r]) == "a"

@@ -316,16 +316,52 @@ def layout_of(r: dict, model: ModelSpec) -> tuple[int, int, float | None] | str 
     return tp, ep, (reps * dp if reps else None)
 
 
-def pool_recipes(rows: list[dict], family) -> dict[int, int]:
-    """For each disaggregated row that does not state its worker counts, the row whose pool
-    sizes it takes: a row of the same recipe family (``family(row)``: the system, engine,
-    model architecture, format and lengths) that states them, at the nearest concurrency (in
-    ratio; ties to the lower concurrency, then the first row). InferenceX sweeps each
-    disaggregated recipe over the concurrency on deployments sized per concurrency range, and
-    states the worker counts in some of its exports only (measured-silicon.md): the same
-    recipe's nearest stated point is the best reading of the pools (``pools_of``), one worker
-    of each pool only where the file has none (docs/disaggregation.md section 8). Rows
-    without the columns or a concurrency take nothing."""
+_POOL_COLUMNS = tuple(f"{p}_{f}" for p in ("prefill", "decode")
+                      for f in ("workers", "tp", "attention_dp", "moe_tp", "moe_ep", "pp"))
+
+
+def recipe_family(catalog: Catalog, names: dict):
+    """A disaggregated row's recipe family (``pool_recipes``): the system, engine, model
+    architecture (DeepSeek-R1 and -V3 are one), weight format and stated lengths."""
+    from planner.fidelity.predict import architecture_key  # predict imports this module
+    arch: dict[str, str] = {}
+
+    def family(r: dict) -> tuple:
+        ids = names_of(r, catalog, names)
+        if isinstance(ids, str):
+            return (r["model"], r["gpu"])
+        key = arch.setdefault(ids[0], architecture_key(catalog.models[ids[0]], checkpoints=False))
+        return (ids[1], engine_of(r["framework"])[0], key, scheme_of_row(r["precision"]), r["input_len"].strip(),
+                r["output_len"].strip())
+    return family
+
+
+def _day(r: dict) -> float | None:
+    """The measurement's day (the ``measured`` column's date) as a day number, None unstated."""
+    m = re.match(r"\s*(\d{4})-(\d{2})-(\d{2})", r.get("measured", ""))
+    if m is None:
+        return None
+    y, mo, d = map(int, m.groups())
+    return float(y * 372 + mo * 31 + d)       # monotone in the date; only differences are compared
+
+
+def pool_recipes(rows: list[dict], family, exclude=None) -> dict[int, int]:
+    """For each disaggregated row that does not state both worker counts, the row whose pool
+    sizes it takes: a row of the same recipe family (``family(row)``: ``recipe_family``) that
+    states them, at the nearest concurrency in ratio (|log(N_donor / N)|). Ties (several pool
+    sets at that concurrency, or equal ratios above and below) go to a donor measured the
+    same day (``measured``: InferenceX sweeps a recipe over the concurrency in one run, on
+    deployments sized per concurrency range, and its recipes change between runs), then of
+    the row's own engine version, then the nearest day, then the lower concurrency, then by
+    content (the pool columns, then the ``silicon_id``): never by file order. InferenceX
+    sweeps each disaggregated recipe over the concurrency and states the worker counts in
+    some of its exports only
+    (measured-silicon.md): the same recipe's nearest stated point is the best reading of the
+    pools (``pools_of``; ``python benchmarks/disagg_recipes.py`` section 5 scores the rule
+    held out), one worker of each pool only where the file has none (docs/disaggregation.md
+    section 8). Rows without the columns or a concurrency
+    take nothing. ``exclude(i, j)``: True where row i may not take row j's pools (a held-out
+    check: ``benchmarks/disagg_recipes.py`` leaves out each row's own concurrency)."""
     donors: dict[object, list[tuple[float, int]]] = {}
     wanted = []
     for i, r in enumerate(rows):
@@ -339,9 +375,17 @@ def pool_recipes(rows: list[dict], family) -> dict[int, int]:
             wanted.append((i, load[1]))
     out = {}
     for i, clients in wanted:
-        near = donors.get(family(rows[i]))
+        version, day = engine_of(rows[i]["framework"])[1], _day(rows[i])
+
+        def rank(d: tuple[float, int]) -> tuple:
+            o = rows[d[1]]
+            od = _day(o)
+            apart = abs(od - day) if od is not None and day is not None else math.inf
+            return (abs(math.log(d[0] / clients)), apart > 0.0, engine_of(o["framework"])[1] != version, apart,
+                    d[0], tuple(_int(o.get(c, "")) or 0 for c in _POOL_COLUMNS), o.get("silicon_id", ""))
+        near = [d for d in donors.get(family(rows[i]), []) if exclude is None or not exclude(i, d[1])]
         if near:
-            out[i] = min(near, key=lambda d: (abs(math.log(d[0] / clients)), d[0], d[1]))[1]
+            out[i] = min(near, key=rank)[1]
     return out
 
 
@@ -352,11 +396,12 @@ def pools_of(r: dict, model: ModelSpec, domain_gpus: float, recipe: tuple[int, d
     columns of a row that states no counts are InferenceX's results exports as AIC read them,
     and differ from the same measurement's DB-dump row (which states its pools) in most pairs
     (``python benchmarks/disagg_recipes.py``, section 0); else one worker of each, the
-    layout as given (a lower bound on the deployment). Both marked ``stated=False``."""
+    layout as given (a lower bound on the deployment). Both marked ``stated=False``. A count
+    the row states (one of the two) is kept, the other pool's taken from the recipe."""
     pools = []
-    unstated = any(_int(r.get(f"{role}_workers", "")) is None for role in ("prefill", "decode"))
-    stated = not unstated
-    if unstated and recipe is not None:
+    own = {role: _int(r.get(f"{role}_workers", "")) for role in ("prefill", "decode")}
+    stated = all(w is not None for w in own.values())
+    if not stated and recipe is not None:
         r = recipe[1]
     for role in ("prefill", "decode"):
         a = _int(r.get(f"{role}_tp", ""))
@@ -371,7 +416,7 @@ def pools_of(r: dict, model: ModelSpec, domain_gpus: float, recipe: tuple[int, d
         if (_int(r.get(f"{role}_pp", "")) or 1) != 1:
             return f"the {role} pool has pipeline parallelism, which the disaggregated pools do not model"
         tp, ep, dp = layout
-        workers = _int(r.get(f"{role}_workers", ""))
+        workers = own[role] if own[role] is not None else _int(r.get(f"{role}_workers", ""))   # stated: kept
         if workers is None:            # no recipe either: one worker, assumed
             workers = 1
         if workers < 1:

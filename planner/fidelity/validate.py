@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from planner.catalog.store import Catalog
-from planner.fidelity.predict import architecture_key, predict
+from planner.fidelity.predict import predict
 from planner.fidelity.rows import (
     GROUP,
     LOAD_GROUP,
@@ -33,9 +33,8 @@ from planner.fidelity.rows import (
     load_of,
     map_row,
     measurement_of,
-    names_of,
     pool_recipes,
-    scheme_of_row,
+    recipe_family,
 )
 from planner.physics.options import PRESETS, Assumptions
 from planner.resolve.calibration import FAMILY, load_calibration
@@ -160,7 +159,7 @@ def validate(path: str, o: Assumptions, *, calibration=None, calibration_name: s
     rows = load_measurements(path)
     stand_in = measurement_of(rows)
     names: dict = {}
-    recipes = pool_recipes(rows, _recipe_family(catalog, names))
+    recipes = pool_recipes(rows, recipe_family(catalog, names))
     out: list[RowResult] = []
     cases: list[tuple[RowResult, Case]] = []
     for i, r in enumerate(rows):
@@ -202,21 +201,6 @@ def validate(path: str, o: Assumptions, *, calibration=None, calibration_name: s
         if res.duplicate_of is not None:
             _copy_prediction(res, out[res.duplicate_of - 2])
     return _summarise(Validation(rows=out, calibration=calibration_name))
-
-
-def _recipe_family(catalog: Catalog, names: dict):
-    """A disaggregated row's recipe family (``rows.pool_recipes``): the system, engine, model
-    architecture (DeepSeek-R1 and -V3 are one), weight format and stated lengths."""
-    arch: dict[str, str] = {}
-
-    def family(r: dict) -> tuple:
-        ids = names_of(r, catalog, names)
-        if isinstance(ids, str):
-            return (r["model"], r["gpu"])
-        key = arch.setdefault(ids[0], architecture_key(catalog.models[ids[0]], checkpoints=False))
-        return (ids[1], engine_of(r["framework"])[0], key, scheme_of_row(r["precision"]), r["input_len"].strip(),
-                r["output_len"].strip())
-    return family
 
 
 def _signed(pred: float, measured: float) -> float:

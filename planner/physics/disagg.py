@@ -152,6 +152,16 @@ def _prefill_step(phys: StepPhysics, c, S, P=0.0, isl_cv2=0.0) -> np.ndarray:
     return step_time(phys, 0.0, 0.0, c, c * attention_length(S, P, isl_cv2), c / S)
 
 
+def _own_attention(last, S, P, isl_cv2):
+    """Attention units of a prompt's last piece of ``last`` tokens (section 1): causal over
+    its own tokens and the S + P - last before them, last^2 + 2 last (S + P - last) at fixed
+    lengths, plus last x S CV^2 over spread prompts: the mean over prompts of one prompt's
+    own attention is E[S^2] + 2SP = S (S (1 + CV^2) + 2P) = S x load.py's
+    ``attention_length`` (a one-piece prompt, last = S), the full chunks' A a token. At
+    CV^2 0 the added term is +0.0: the fixed-length figure, bit for bit."""
+    return last * last + 2.0 * last * (S + P - last) + last * (S * isl_cv2)
+
+
 def prefill_saturation(phys: StepPhysics, eng: Engine, isl, cached=0.0, isl_cv2=0.0) -> np.ndarray:
     """Requests/s per replica at which every step carries T prompt tokens:
     lanes x T / (S x t(T)) (section 1), S the computed part of a prompt (``isl`` less the
@@ -278,16 +288,18 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
         # own steps: k - 1 full chunks, then the last piece with the prompts that share its
         # step. Arriving at an idle engine (1 - rho) it is alone; arriving in a busy step it
         # shares the next one with every arrival of that step (a length-biased step: mean
-        # 2 R_busy) and of its backlog wait
-        a_own = last * last + 2.0 * last * (S + P - last)
+        # 2 R_busy) and of its backlog wait. The prompt's own tokens follow the spread as
+        # load.py's own steps do (``_own_attention``), the others' at the mix's A
+        a_own = _own_attention(last, S, P, cs2)
         A = attention_length(S, P, cs2)                  # the others' tokens: the mix's attention
 
         def own(c_own):
             return step_time(phys, 0.0, 0.0, c_own, a_own + (c_own - last) * A, 1.0 + (c_own - last) / S)
         c_busy = np.minimum(Tm, last + lam_l * S * (2.0 * resid_busy + w_extra))
         t_own = (1.0 - rho) * own(last) + rho * own(c_busy)
-        d_own = (k_own - 1.0) * _prefill_step(phys, T, S, P) + t_own
-        t_alone = (k_own - 1.0) * _prefill_step(phys, T, S, P) + own(last)
+        t_chunks = (k_own - 1.0) * _prefill_step(phys, T, S, P, cs2)
+        d_own = t_chunks + t_own
+        t_alone = t_chunks + own(last)
         # the KV link, a second station in tandem (Kingman), its arrivals the prefill
         # departures with Whitt's QNA linking cv_d^2 = rho^2 cs^2 + (1 - rho^2) ca^2
         xfer = kv_transfer_time(phys, S_all, link)       # the whole context's KV, cached part included
@@ -563,17 +575,23 @@ class ClosedLoopResult:
     stable: np.ndarray
 
 
-def decode_admission(d: DecodeResult) -> np.ndarray:
+def decode_admission(d: DecodeResult, lanes, clients) -> np.ndarray:
     """Seconds from a request's KV landing to its first token leaving the decode pool (section
     8): the wait for a KV slot (``kv_wait``), then the end of the decode step in progress. A
     decode worker admits new requests between steps (SGLang's decode scheduler polls its
     transfer queue once an iteration, TensorRT-LLM's generation server schedules at iteration
     boundaries), and the first token, computed by the prefill worker, streams when the
-    request joins the running batch. The lane is stepping when it holds a sequence,
-    probability 1 - exp(-n) with n running (M/G/inf occupancy); a step in progress has a
-    residual of tau / 2 (steps of near-constant length). vLLM's proxy layout computes the
-    first token on the decode instance, one more step (section 2): not added."""
-    return d.kv_wait + (1.0 - np.exp(-np.maximum(d.running, 0.0))) * d.step / 2.0
+    request joins the running batch. ``clients`` per lane (N / (D G)) of a closed loop: the
+    arriving request sees the others' in flight only (the arrival theorem with Schweitzer's
+    scaling, as load.py: n (N_l - 1) / N_l running a lane; one client finds its lane empty).
+    The ``lanes`` G of a replica (attention-DP ranks) step together, so the replica steps when
+    any holds a sequence: probability 1 - exp(-G n) (M/G/inf occupancy over G lanes); a step
+    in progress has a residual of tau / 2 (steps of near-constant length). vLLM's proxy
+    layout computes the first token on the decode instance, one more step (section 2): not
+    added."""
+    Nl = np.maximum(np.asarray(clients, dtype=float), 1e-300)
+    seen = np.maximum(d.running, 0.0) * np.clip((Nl - 1.0) / Nl, 0.0, 1.0)
+    return d.kv_wait + (1.0 - np.exp(-np.asarray(lanes, dtype=float) * seen)) * d.step / 2.0
 
 
 def _served(p: PrefillResult, d: DecodeResult) -> np.ndarray:
@@ -604,6 +622,7 @@ def closed_loop(pre: StepPhysics, pre_eng: Engine, dec: StepPhysics, dec_eng: En
     N, P, D = _arr(clients, n), _arr(prefill_replicas, n), _arr(decode_replicas, n)
     O = _arr(wl.osl, n)
     xfer = pair_transfer_time(pre, dec, wl.isl, link)
+    per_lane = N / (D * dec.lanes)                     # clients per decode lane (``decode_admission``)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         sat = np.minimum(P * prefill_saturation(pre, pre_eng, wl.isl, wl.cached, wl.isl_cv2),
                          D * decode_saturation(dec, dec_eng, wl.isl, wl.osl))
@@ -613,7 +632,7 @@ def closed_loop(pre: StepPhysics, pre_eng: Engine, dec: StepPhysics, dec_eng: En
                     decode_metrics(dec, dec_eng, wl, x / D, xfer, quantiles=False))
 
         def residence(p: PrefillResult, d: DecodeResult):
-            ttft = p.get("ttft", "mean") + decode_admission(d)
+            ttft = p.get("ttft", "mean") + decode_admission(d, dec.lanes, per_lane)
             return ttft, ttft + (O - 1.0) * d.get("tpot", "mean"), _served(p, d)
 
         hi = np.where(sat > 0, sat * (1.0 - 1e-9), 0.0)
@@ -627,7 +646,7 @@ def closed_loop(pre: StepPhysics, pre_eng: Engine, dec: StepPhysics, dec_eng: En
                                     quantiles=False),
                     decode_metrics(dec.take(rows), dec_eng.take(rows), wl.take(rows, n), x / D[rows], xfer[rows],
                                    quantiles=False))
-            ttft = p.get("ttft", "mean") + decode_admission(d)
+            ttft = p.get("ttft", "mean") + decode_admission(d, dec.lanes[rows], per_lane[rows])
             r = ttft + (O[rows] - 1.0) * d.get("tpot", "mean")
             ok = _served(p, d)
             return ok & (x * r < N[rows]), np.where(ok, np.log(x * r / N[rows]), np.inf)
@@ -643,7 +662,7 @@ def closed_loop(pre: StepPhysics, pre_eng: Engine, dec: StepPhysics, dec_eng: En
         if wl.start == "together":
             # a benchmark run: its first wave, 1 / R of its requests, queues for the prefill pool
             f = np.clip(1.0 / _arr(wl.requests_per_client, n), 0.0, 1.0)
-            wave_ttft = _prefill_wave(pre, pre_eng, wl, N / P, xfer) + decode_admission(d)
+            wave_ttft = _prefill_wave(pre, pre_eng, wl, N / P, xfer) + decode_admission(d, dec.lanes, per_lane)
             ttft = (1.0 - f) * ttft + f * np.maximum(ttft, wave_ttft)
             lo = np.minimum(lo, N / (ttft + (O - 1.0) * tpot))
     return ClosedLoopResult(rate=lo, ttft=ttft, tpot=tpot, prefill=p, decode=d,
