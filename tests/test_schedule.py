@@ -545,9 +545,9 @@ def test_a_bad_run_of_a_traces_shape_is_refused_by_the_schema_where_the_file_say
 
 
 def test_highs_takes_the_static_fleet_as_a_checked_start_and_proves_an_unbeaten_start_without_it(monkeypatch):
-    """HiGHS 1.16 given the static fleet (milp's picks) as a start on DAY's option model stopped
-    at it, $40.80 per cycle, as "optimal" where $28.20 is: an answer that does not beat the start
-    is solved again without it, so the schedule is the optimum. A flat profile: the static
+    """HiGHS 1.16 given the static fleet (milp's picks) as a start on DAY's option model returned
+    its columns, $40.80 per cycle, as "optimal" where $28.20 is: an answer that does not beat the
+    start is solved again without it, so the schedule is the optimum. A flat profile: the static
     fleet is the optimum, no answer can beat it, so it is always proven by a second run."""
     import planner.backends.highs as hb
     runs: list[bool] = []
@@ -569,6 +569,29 @@ def test_highs_takes_the_static_fleet_as_a_checked_start_and_proves_an_unbeaten_
             assert runs == [True, False] and r.usd_per_cycle == pytest.approx(p.static.usd_per_cycle, rel=1e-9)
         else:
             assert r.usd_per_cycle == pytest.approx(28.2, rel=1e-9) and p.static.usd_per_cycle == pytest.approx(40.8)
+
+
+def test_a_highs_run_from_a_start_whose_columns_are_not_its_reported_objective_is_solved_again_without_it():
+    """HiGHS 1.16 given DAY's static fleet ($40.80) as a start returns the start's columns as
+    "optimal" while its reported objective and dual bound are $28.20: one run (``_run``, not the
+    checked start's second solve) compares the returned columns' objective with the reported
+    one and, on a mismatch, solves again without the start: the optimum, $28.20 (milp's)."""
+    import constraints.schedule as cs
+    from planner.backends.highs import HighsBackend, _objective, translate
+    p = prepare(_with_profile(DAY), backend="milp")
+    f = cs.build(p.tables, frozenset(), keep=tuple((c, j) for c, j, _ in p.static_picks))
+    start = cs.assignment(f, p.static_picks)
+    assert start is not None and _objective(f.model, _dense(f, start)) == pytest.approx(40.8, rel=1e-9)
+    sol = HighsBackend()._run(f, translate(f.model)[0], 30.0, 0, start)
+    assert sol.status.value == "optimal" and _objective(f.model, sol.values) == pytest.approx(28.2, rel=1e-9)
+    assert schedule(_with_profile(DAY), backend="milp").usd_per_cycle == pytest.approx(28.2, rel=1e-9)
+
+
+def _dense(f, values: dict[int, float]) -> list[float]:
+    out = [0.0] * len(f.model.vars)
+    for i, v in values.items():
+        out[i] = v
+    return out
 
 
 def test_highs_keeps_a_loose_answer_only_when_its_rounding_meets_every_row_exactly():
