@@ -609,3 +609,30 @@ def test_highs_keeps_a_loose_answer_only_when_its_rounding_meets_every_row_exact
         m.objective, m.objective_sense = {x: 1.0}, "min"
         sol = get_backend("highs").solve(SimpleNamespace(model=m, integral=integral), 10.0)
         assert sol.status.value == "optimal" and sol.values[x] == 1.0, integral
+
+
+def test_a_loose_answer_whose_rounding_costs_more_than_the_loose_optimum_is_solved_again_exactly(monkeypatch):
+    """The loose run's optimum bounds the exact one from below; its rounding is kept only when it
+    costs no more than that bound (within 1e-9): minimise x, integer in 0..10, x >= 0.9999995.
+    A loose run answering x = 0.9999995 (integral within 1e-6) as optimal rounds to x = 1, which
+    meets the row but costs 5e-7 more than the loose optimum: not proven, so solved again at
+    1e-9 (a second run), whose answer is x = 1."""
+    from types import SimpleNamespace
+
+    import planner.backends.highs as hb
+    from constraints.model import LinearModel
+    from planner.backends.base import Solution, Status
+    m = LinearModel()
+    x = m.var("x", 0, 10, integer=True)
+    m.row("almost_one", "demand", {x: 1.0}, ">=", 0.9999995, "count")
+    m.objective, m.objective_sense = {x: 1.0}, "min"
+    real, runs = hb.HighsBackend._run, []
+
+    def loose_first(self, f, model, time_limit, seed, start):
+        runs.append(model.highs.getOptionValue("mip_feasibility_tolerance")[1])
+        if len(runs) == 1:
+            return Solution(Status.OPTIMAL, [0.9999995], gap=0.0)
+        return real(self, f, model, time_limit, seed, start)
+    monkeypatch.setattr(hb.HighsBackend, "_run", loose_first)
+    sol = get_backend("highs").solve(SimpleNamespace(model=m, integral=True), 10.0)
+    assert runs == [hb.LOOSE_TOLERANCE, 1e-9] and sol.status.value == "optimal" and sol.values[x] == 1.0

@@ -209,3 +209,22 @@ def test_a_start_that_misses_a_periods_demand_is_no_start_and_a_timed_out_solve_
     _out_of_time(monkeypatch)
     r = solve_prepared(p, backend="milp", time_limit=5)
     assert r.status == "time_limit" and r.usd_per_cycle is None and not r.periods
+
+
+def test_a_configuration_is_dropped_only_when_another_beats_it_in_every_case_and_under_a_power_cap_on_watts():
+    """By hand, one workload on one GPU type, two SLO cases: batch 64 (capacity 900 and 300
+    tokens/s, 700 W) and batch 16 (capacity 500 and 200, 400 W), same GPUs and spares. Batch 64
+    has more capacity in both cases: without a power cap batch 16 is dropped (64 replaces it at
+    no more cost); under a cap 64's extra 300 W may not fit, so both stay. Batch 8 (capacity
+    100 in case 0, 0 in case 1, 400 W) is beaten by batch 16 at equal watts either way; a
+    configuration better in one case only (batch 32: 950 then 100, 700 W) is never dropped."""
+    import numpy as np
+
+    from constraints.schedule_static import Keys, _undominated
+    labels = ["batch=64", "batch=16", "batch=8", "batch=32"]
+    k = Keys(keys=[(0, b) for b in labels], where=[(0, i) for i in range(4)],
+             cap=np.array([[900.0, 500.0, 100.0, 950.0], [300.0, 200.0, 0.0, 100.0]]),
+             need=np.ones(4), gpus=np.ones(4), watts=np.array([700.0, 400.0, 400.0, 700.0]),
+             spare=np.zeros(4), gpu=np.zeros(4, dtype=np.int64))
+    assert [labels[i] for i in _undominated(k, power=False)] == ["batch=64", "batch=32"]
+    assert [labels[i] for i in _undominated(k, power=True)] == ["batch=64", "batch=16", "batch=32"]
