@@ -518,6 +518,8 @@ def test_a_traces_shape_whose_runs_state_the_workloads_slo_is_the_schedule_witho
 @pytest.mark.parametrize("slos, path", [
     ([{"first": 1, "last": 3, "slo": LOOSE}], "workloads[0].demand.profile.slos[0].last"),
     ([{"first": 2, "last": 1, "slo": LOOSE}], "workloads[0].demand.profile.slos[0].last"),
+    ([{"first": 4, "last": 2, "slo": LOOSE}], "workloads[0].demand.profile.slos[0].first"),
+    ([{"first": 3, "last": 5, "slo": LOOSE}], "workloads[0].demand.profile.slos[0].first"),
     ([{"first": 0, "last": 1, "slo": LOOSE}, {"first": 1, "last": 2, "slo": LOOSE}], "workloads[0].demand.profile.slos[1]"),
 ])
 def test_a_traces_shape_with_bad_runs_is_a_located_error(slos, path):
@@ -636,3 +638,21 @@ def test_a_loose_answer_whose_rounding_costs_more_than_the_loose_optimum_is_solv
     monkeypatch.setattr(hb.HighsBackend, "_run", loose_first)
     sol = get_backend("highs").solve(SimpleNamespace(model=m, integral=True), 10.0)
     assert runs == [hb.LOOSE_TOLERANCE, 1e-9] and sol.status.value == "optimal" and sol.values[x] == 1.0
+
+
+def test_a_run_starting_past_the_last_period_is_refused_at_its_first_on_its_line(tmp_path, capsys):
+    """A resolver error of a schedule names the YAML line of its path, as a schema error does:
+    ``first: 4`` of a 3-period profile, refused at ``.first``, on the line that states it."""
+    f = tmp_path / "traced.yaml"
+    lines = ["workloads:", "- name: conv", "  model: llama-3.1-8b", f"  trace: {TRACE}",
+             "  slo: {ttft_ms: {p99: 1500}, tpot_ms: 40}", "  demand:", "    requests_per_s: 20",
+             "    profile:", "      periods: 3", "      hours: 24", "      slos:", "      - last: 2",
+             "        first: 4", "        slo: {tpot_ms: 80}",
+             f"search: {json.dumps(SEARCH)}", f"limits: {json.dumps(OWNED)}", f"prices: {json.dumps(PRICES)}"]
+    f.write_text("\n".join(lines) + "\n")
+    with pytest.raises(SystemExit) as e:
+        main(["schedule", str(f), "--json"])
+    assert e.value.code == 2
+    err = json.loads(capsys.readouterr().out)
+    assert err["path"] == "workloads[0].demand.profile.slos[0].first" and err["value"] == 4, err
+    assert err["line"] == lines.index("        first: 4") + 1, err
