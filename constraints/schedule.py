@@ -72,35 +72,39 @@ class ScheduleFormulation:
         return not any(self.y)
 
 
-def alive_rows(c: Candidates) -> np.ndarray:
+def alive_rows(c: Candidates, keep: np.ndarray | None = None) -> np.ndarray:
     """Rows of a case's table (at its busiest demand) that may serve in some period: screened
     as a plan's (memory, SLOs), then rows another row of the same slot and GPU type beats per
     replica (cost, GPUs, power, capacity: constraints/prune.py with replicas free, as when
-    traffic splits; it may replace the beaten row in every period) are dropped."""
+    traffic splits; it may replace the beaten row in every period) are dropped, except those
+    of ``keep`` (rows of this table) that pass the screen."""
     view = replace(c, max_configs=max(2, c.max_configs))
     f = Formulation(cands=view, covering=True)
     f.replicas = True
     screen(f)
-    return f.alive[~pruned(f, 1)[f.alive]]
+    alive = f.alive[~pruned(f, 1)[f.alive]]
+    return alive if keep is None or not len(keep) else np.union1d(alive, np.intersect1d(f.alive, keep))
 
 
 def build(t: PeriodTables, limited: frozenset[tuple[int, int]] | None = None,
-          keep: tuple[int, ...] = ()) -> ScheduleFormulation:
+          keep: tuple[tuple[Candidates, int], ...] = ()) -> ScheduleFormulation:
     """The program; ``limited``: the (period, workload) pairs whose configuration count K is
     enforced (None: all). With K = 1 each period's choice per workload is one option of
     ``options`` (a binary, its replicas fixed). With K > 1 the solve enforces K lazily, as a
     fleet's (planner/plan/solve.py): without it a replica variable alone is the decision, no
-    choice binary. ``keep``: rows of the static fleet's table never pruned (the starting
-    answer's, so that it stays a schedule of the model; with one SLO case its rows are the
-    periods')."""
+    choice binary. ``keep``: (table, row) of the static fleet's deployments, never pruned
+    from any SLO case's table that holds them (matched by label, ``_same_row``) and screens
+    them in, so that the starting answer stays a schedule of the model: a pick another row
+    beats in one case still serves that case's periods as the static fleet does."""
     f = ScheduleFormulation(tables=t)
     m, c = f.model, t.peak
     alive: dict[int, np.ndarray] = {}
     for p in range(t.count):
         case = t.case[p] if t.cases else 0
         if case not in alive:
-            extra = np.asarray(keep if len(t.cases) <= 1 else (), dtype=np.int64)
-            alive[case] = np.union1d(alive_rows(t.case_table(p)), extra)
+            table = t.case_table(p)
+            extra = [i for c, j in keep if (i := _same_row(table, c, j)) is not None]
+            alive[case] = alive_rows(table, np.asarray(extra, dtype=np.int64))
     f.alive = alive[t.case[0] if t.cases else 0]
     types = sorted({int(g) for p, view in enumerate(t.periods)
                     for g in view.configs.gpu[alive[t.case[p] if t.cases else 0]]})

@@ -518,6 +518,8 @@ def test_a_traces_shape_whose_runs_state_the_workloads_slo_is_the_schedule_witho
 @pytest.mark.parametrize("slos, path", [
     ([{"first": 1, "last": 3, "slo": LOOSE}], "workloads[0].demand.profile.slos[0].last"),
     ([{"first": 2, "last": 1, "slo": LOOSE}], "workloads[0].demand.profile.slos[0].last"),
+    ([{"first": 4, "last": 2, "slo": LOOSE}], "workloads[0].demand.profile.slos[0].first"),
+    ([{"first": 3, "last": 5, "slo": LOOSE}], "workloads[0].demand.profile.slos[0].first"),
     ([{"first": 0, "last": 1, "slo": LOOSE}, {"first": 1, "last": 2, "slo": LOOSE}], "workloads[0].demand.profile.slos[1]"),
 ])
 def test_a_traces_shape_with_bad_runs_is_a_located_error(slos, path):
@@ -545,9 +547,9 @@ def test_a_bad_run_of_a_traces_shape_is_refused_by_the_schema_where_the_file_say
 
 
 def test_highs_takes_the_static_fleet_as_a_checked_start_and_proves_an_unbeaten_start_without_it(monkeypatch):
-    """HiGHS 1.16 given the static fleet (milp's picks) as a start on DAY's option model stopped
-    at it, $40.80 per cycle, as "optimal" where $28.20 is: an answer that does not beat the start
-    is solved again without it, so the schedule is the optimum. A flat profile: the static
+    """HiGHS 1.16 given the static fleet (milp's picks) as a start on DAY's option model returned
+    its columns, $40.80 per cycle, as "optimal" where $28.20 is: an answer that does not beat the
+    start is solved again without it, so the schedule is the optimum. A flat profile: the static
     fleet is the optimum, no answer can beat it, so it is always proven by a second run."""
     import planner.backends.highs as hb
     runs: list[bool] = []
@@ -571,6 +573,29 @@ def test_highs_takes_the_static_fleet_as_a_checked_start_and_proves_an_unbeaten_
             assert r.usd_per_cycle == pytest.approx(28.2, rel=1e-9) and p.static.usd_per_cycle == pytest.approx(40.8)
 
 
+def test_a_highs_run_from_a_start_whose_columns_are_not_its_reported_objective_is_solved_again_without_it():
+    """HiGHS 1.16 given DAY's static fleet ($40.80) as a start returns the start's columns as
+    "optimal" while its reported objective and dual bound are $28.20: one run (``_run``, not the
+    checked start's second solve) compares the returned columns' objective with the reported
+    one and, on a mismatch, solves again without the start: the optimum, $28.20 (milp's)."""
+    import constraints.schedule as cs
+    from planner.backends.highs import HighsBackend, _objective, translate
+    p = prepare(_with_profile(DAY), backend="milp")
+    f = cs.build(p.tables, frozenset(), keep=tuple((c, j) for c, j, _ in p.static_picks))
+    start = cs.assignment(f, p.static_picks)
+    assert start is not None and _objective(f.model, _dense(f, start)) == pytest.approx(40.8, rel=1e-9)
+    sol = HighsBackend()._run(f, translate(f.model)[0], 30.0, 0, start)
+    assert sol.status.value == "optimal" and _objective(f.model, sol.values) == pytest.approx(28.2, rel=1e-9)
+    assert schedule(_with_profile(DAY), backend="milp").usd_per_cycle == pytest.approx(28.2, rel=1e-9)
+
+
+def _dense(f, values: dict[int, float]) -> list[float]:
+    out = [0.0] * len(f.model.vars)
+    for i, v in values.items():
+        out[i] = v
+    return out
+
+
 def test_highs_keeps_a_loose_answer_only_when_its_rounding_meets_every_row_exactly():
     """An integral formulation is solved at HiGHS's loose tolerance (1e-6) and its answer,
     rounded, checked at 1e-9: minimise x, integer in 0..10, with x >= 1e-7. At 1e-6, x = 0
@@ -586,3 +611,48 @@ def test_highs_keeps_a_loose_answer_only_when_its_rounding_meets_every_row_exact
         m.objective, m.objective_sense = {x: 1.0}, "min"
         sol = get_backend("highs").solve(SimpleNamespace(model=m, integral=integral), 10.0)
         assert sol.status.value == "optimal" and sol.values[x] == 1.0, integral
+
+
+def test_a_loose_answer_whose_rounding_costs_more_than_the_loose_optimum_is_solved_again_exactly(monkeypatch):
+    """The loose run's optimum bounds the exact one from below; its rounding is kept only when it
+    costs no more than that bound (within 1e-9): minimise x, integer in 0..10, x >= 0.9999995.
+    A loose run answering x = 0.9999995 (integral within 1e-6) as optimal rounds to x = 1, which
+    meets the row but costs 5e-7 more than the loose optimum: not proven, so solved again at
+    1e-9 (a second run), whose answer is x = 1."""
+    from types import SimpleNamespace
+
+    import planner.backends.highs as hb
+    from constraints.model import LinearModel
+    from planner.backends.base import Solution, Status
+    m = LinearModel()
+    x = m.var("x", 0, 10, integer=True)
+    m.row("almost_one", "demand", {x: 1.0}, ">=", 0.9999995, "count")
+    m.objective, m.objective_sense = {x: 1.0}, "min"
+    real, runs = hb.HighsBackend._run, []
+
+    def loose_first(self, f, model, time_limit, seed, start):
+        runs.append(model.highs.getOptionValue("mip_feasibility_tolerance")[1])
+        if len(runs) == 1:
+            return Solution(Status.OPTIMAL, [0.9999995], gap=0.0)
+        return real(self, f, model, time_limit, seed, start)
+    monkeypatch.setattr(hb.HighsBackend, "_run", loose_first)
+    sol = get_backend("highs").solve(SimpleNamespace(model=m, integral=True), 10.0)
+    assert runs == [hb.LOOSE_TOLERANCE, 1e-9] and sol.status.value == "optimal" and sol.values[x] == 1.0
+
+
+def test_a_run_starting_past_the_last_period_is_refused_at_its_first_on_its_line(tmp_path, capsys):
+    """A resolver error of a schedule names the YAML line of its path, as a schema error does:
+    ``first: 4`` of a 3-period profile, refused at ``.first``, on the line that states it."""
+    f = tmp_path / "traced.yaml"
+    lines = ["workloads:", "- name: conv", "  model: llama-3.1-8b", f"  trace: {TRACE}",
+             "  slo: {ttft_ms: {p99: 1500}, tpot_ms: 40}", "  demand:", "    requests_per_s: 20",
+             "    profile:", "      periods: 3", "      hours: 24", "      slos:", "      - last: 2",
+             "        first: 4", "        slo: {tpot_ms: 80}",
+             f"search: {json.dumps(SEARCH)}", f"limits: {json.dumps(OWNED)}", f"prices: {json.dumps(PRICES)}"]
+    f.write_text("\n".join(lines) + "\n")
+    with pytest.raises(SystemExit) as e:
+        main(["schedule", str(f), "--json"])
+    assert e.value.code == 2
+    err = json.loads(capsys.readouterr().out)
+    assert err["path"] == "workloads[0].demand.profile.slos[0].first" and err["value"] == 4, err
+    assert err["line"] == lines.index("        first: 4") + 1, err

@@ -154,3 +154,77 @@ def test_the_static_fleet_is_the_schedules_start_and_stands_in_when_the_solver_s
     r = solve_prepared(p, backend="cpsat", time_limit=1e-3)
     assert r.status in ("optimal", "feasible") and r.usd_per_cycle is not None
     assert r.usd_per_cycle <= p.static.usd_per_cycle * (1 + 1e-9)
+
+
+PRUNED = [{"hours": 8, "multiplier": 1.0, "slo": {"tpot_ms": 15}}, {"hours": 16, "multiplier": 1.0}]
+"""A busy night at a TPOT of 15 ms: the static fleet is the owned H100 and two L40S ($62.40 per
+day), and one of its L40S rows is pruned from one SLO case's table (another row of the same
+workload and type beats it per replica there), which the static fleet cannot swap in."""
+
+
+def _out_of_time(monkeypatch) -> None:
+    """Every linear backend stops at once without an answer (a solve that times out)."""
+    from planner.backends.base import Solution, Status
+    from planner.backends.milp import MilpBackend
+    monkeypatch.setattr(MilpBackend, "solve", lambda self, f, time_limit, seed=0: Solution(Status.TIME_LIMIT, None))
+
+
+def _pruned_somewhere(p) -> bool:
+    import constraints.schedule as cs
+    t = p.tables
+    alive = [cs.alive_rows(c) for c in t.cases]
+    return any(cs._same_row(c, d, j) not in alive[k] for k, c in enumerate(t.cases) for d, j, _ in p.static_picks)
+
+
+def test_on_the_replica_model_a_pick_pruned_in_one_case_is_kept_and_a_timed_out_solve_stands_in_with_it(monkeypatch):
+    """The static fleet's picks stay alive in every SLO case's table (matched by label), so the
+    start is a schedule of the replica model and a solve out of time returns it."""
+    import constraints.schedule as cs
+    import constraints.schedule_options as so
+    from planner.plan.schedule import prepare, solve_prepared
+    monkeypatch.setattr(so, "MAX_PAIRS", -1)            # no pair enumerated: the replica model
+    p = prepare(_spec(PRUNED), backend="milp")
+    assert len(p.tables.cases) == 2 and p.static.usd_per_cycle == pytest.approx(62.4, rel=1e-9)
+    assert _pruned_somewhere(p)
+    f = cs.build(p.tables, None, keep=tuple((c, j) for c, j, _ in p.static_picks))
+    assert not f.enumerated and cs.assignment(f, p.static_picks) is not None
+    _out_of_time(monkeypatch)
+    r = solve_prepared(p, backend="milp", time_limit=5)
+    assert r.status == "feasible" and r.usd_per_cycle == pytest.approx(p.static.usd_per_cycle, rel=1e-9)
+
+
+def test_a_start_that_misses_a_periods_demand_is_no_start_and_a_timed_out_solve_returns_no_schedule(monkeypatch):
+    """Without the static fleet's picks kept, the pruned L40S serves nothing in its case's
+    periods, whose demand then fails: ``assignment`` is None, and a solve out of time returns
+    no schedule rather than one that breaks a demand row."""
+    import constraints.schedule as cs
+    import constraints.schedule_options as so
+    from planner.plan.schedule import prepare, solve_prepared
+    monkeypatch.setattr(so, "MAX_PAIRS", -1)
+    p = prepare(_spec(PRUNED), backend="milp")
+    f = cs.build(p.tables, None)                        # nothing kept
+    assert not f.enumerated and cs.assignment(f, p.static_picks) is None
+    real = cs.build
+    monkeypatch.setattr(cs, "build", lambda t, limited=None, keep=(): real(t, limited))
+    _out_of_time(monkeypatch)
+    r = solve_prepared(p, backend="milp", time_limit=5)
+    assert r.status == "time_limit" and r.usd_per_cycle is None and not r.periods
+
+
+def test_a_configuration_is_dropped_only_when_another_beats_it_in_every_case_and_under_a_power_cap_on_watts():
+    """By hand, one workload on one GPU type, two SLO cases: batch 64 (capacity 900 and 300
+    tokens/s, 700 W) and batch 16 (capacity 500 and 200, 400 W), same GPUs and spares. Batch 64
+    has more capacity in both cases: without a power cap batch 16 is dropped (64 replaces it at
+    no more cost); under a cap 64's extra 300 W may not fit, so both stay. Batch 8 (capacity
+    100 in case 0, 0 in case 1, 400 W) is beaten by batch 16 at equal watts either way; a
+    configuration better in one case only (batch 32: 950 then 100, 700 W) is never dropped."""
+    import numpy as np
+
+    from constraints.schedule_static import Keys, _undominated
+    labels = ["batch=64", "batch=16", "batch=8", "batch=32"]
+    k = Keys(keys=[(0, b) for b in labels], where=[(0, i) for i in range(4)],
+             cap=np.array([[900.0, 500.0, 100.0, 950.0], [300.0, 200.0, 0.0, 100.0]]),
+             need=np.ones(4), gpus=np.ones(4), watts=np.array([700.0, 400.0, 400.0, 700.0]),
+             spare=np.zeros(4), gpu=np.zeros(4, dtype=np.int64))
+    assert [labels[i] for i in _undominated(k, power=False)] == ["batch=64", "batch=32"]
+    assert [labels[i] for i in _undominated(k, power=True)] == ["batch=64", "batch=16", "batch=32"]

@@ -3,11 +3,14 @@ handed over once, in bulk (column and row arrays), and kept in one ``Highs`` obj
 formulation's life, so the rows and columns the solve stage adds between its lazy
 configuration-limit rounds (and the ranking's cuts) are added to it, not rebuilt
 (issue 26). A run stopped by its time limit reports the gap to HiGHS's proven dual bound.
-It takes no starting answer (``hint``): HiGHS 1.16 given one (``setSolution``) may stop at it
-as optimal with a wrong objective value (fleet_disagg_wins' order phase: 280 "optimal" where
-268 is, the value CBC and HiGHS without the start find); the solve stage keeps the better of
-the start and the answer (planner/plan/solve.py). A formulation's ``checked_hint`` (a
-schedule's) is given, and an answer that does not beat it is solved again without it. A
+It takes no starting answer (``hint``): HiGHS 1.16 given one (``setSolution``) may return a
+worse answer as optimal (fleet_disagg_wins' order phase: 280 where 268 is, the value CBC and
+HiGHS without the start find; on tests/test_schedule.py's DAY schedule the columns it returns
+are the start's, $40.80, while its reported objective and dual bound are the optimum's,
+$28.20); the solve stage keeps the better of the start and the answer
+(planner/plan/solve.py). A formulation's ``checked_hint`` (a schedule's) is given; an answer
+whose columns' objective is not HiGHS's reported one (``REPORTED``), or that does not beat
+the start, is solved again without it. A
 fleet of the shape planner/backends/decompose.py takes is solved by that decomposition
 first. The model is the same conditioned float model the CBC backend builds
 (milp.CONDITIONING)."""
@@ -42,10 +45,19 @@ INF = highspy.kHighsInf
 
 CHECKED_START = 1e-9
 """A checked start's answer is kept when its objective beats the start's by more than this
-(relative): HiGHS 1.16 given a start (``setSolution``) may stop at it as "optimal" with a wrong
-objective value (fleet_disagg_wins' order phase: 280 where 268 is), so an answer no better
-than the start is proven by a solve without it. A schedule's option model (24 hourly periods,
-benchmarks/schedule_scale.py) solves in about half the time from its static fleet."""
+(relative): HiGHS 1.16 given a start (``setSolution``) may return the start's columns as
+"optimal" (``REPORTED`` catches those whose reported objective differs from the columns'),
+so an answer no better than the start is proven by a solve without it. A schedule's option
+model (24 hourly periods, benchmarks/schedule_scale.py) solves in about half the time from
+its static fleet."""
+
+REPORTED = 1e-6
+"""An answer to a run given a start is kept only where the objective of its columns is
+HiGHS's reported objective within this (relative): HiGHS 1.16 given a start (``setSolution``)
+may return the start's column values while its objective_function_value and mip_dual_bound
+are another, better answer's (the DAY schedule from its static fleet: columns worth $40.80
+per cycle, objective and bound $28.20). On a mismatch the run is solved again without the
+start, and a gap is always computed from the returned columns' objective."""
 
 LOOSE_TOLERANCE = 1e-6
 EXACT = 1e-9
@@ -164,16 +176,26 @@ class HighsBackend:
             status = Status.TIME_LIMIT if elapsed >= 0.95 * time_limit else Status.UNKNOWN
             return Solution(status, None, seconds=elapsed, bound=bound)
         values = np.asarray(h.getSolution().col_value, dtype=float) * model.scale_of(f.model)
-        gap = 0.0
+        found = _objective(f.model, values)
+        if start and not _agrees(found, model.unscaled(info.objective_function_value)):
+            # the start's columns under HiGHS's own objective: distrust both, solve without the start
+            fresh = translate(f.model)[0]
+            fresh.highs.setOptionValue("mip_feasibility_tolerance", h.getOptionValue("mip_feasibility_tolerance")[1])
+            return self._run(f, fresh, max(time_limit - elapsed, 0.01), seed, None)
+        gap: float | None = 0.0
         if status == Status.FEASIBLE:
-            obj = info.objective_function_value
-            gap = abs(obj - info.mip_dual_bound) / max(abs(obj), 1e-12)
+            gap = None if bound is None else abs(found - bound) / max(abs(found), 1e-12)
         return Solution(status, values, gap=gap, seconds=time.perf_counter() - t0,
                         bound=bound if status == Status.FEASIBLE else None)
 
 
 def _objective(m: LinearModel, values: np.ndarray) -> float:
     return float(sum(a * float(values[i]) for i, a in m.objective.items()))
+
+
+def _agrees(found: float, reported: float | None) -> bool:
+    """The objective of the returned columns is HiGHS's reported one within REPORTED."""
+    return reported is not None and abs(found - reported) <= REPORTED * max(1.0, abs(found), abs(reported))
 
 
 def _rounded(m: LinearModel, values: np.ndarray) -> np.ndarray | None:

@@ -139,7 +139,7 @@ def prepare(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, backend:
     period's optimum through the one solve path (``time_limit`` split between them)."""
     problem = resolve_fleet(spec, doc, calibration) if isinstance(spec, FleetSpec) else resolve(spec, doc,
                                                                                                 calibration)
-    periods = resolve_periods(spec, problem)
+    periods = resolve_periods(spec, problem, doc)
     t = period_tables(problem, periods)
     static, static_picks = _static(problem, periods, t, backend, time_limit / 2.0)
     lower = _optima(problem, periods, t, backend, time_limit / 2.0)

@@ -438,7 +438,7 @@ def solve_schedule(t: PeriodTables, *, backend: str, time_limit: float,
     limited: frozenset[tuple[int, int]] = frozenset()
     rounds = 0
     while True:       # configuration limits enforced lazily: only where an optimum breaks them
-        f = constraints.schedule.build(t, limited, keep=tuple(j for c, j, _ in start or [] if c is t.peak))
+        f = constraints.schedule.build(t, limited, keep=tuple((c, j) for c, j, _ in start or []))
         static = constraints.schedule.assignment(f, start or [])
         # the static fleet is the solver's start where integer replicas are decided; on the enumerated
         # options (a few hundred binaries) CBC and CP-SAT need none, and HiGHS takes it as a checked

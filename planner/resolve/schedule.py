@@ -6,6 +6,7 @@ are burst (held, and paid, in the periods they run)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -18,6 +19,7 @@ from planner.schemas.fleet import FleetSpec
 from planner.schemas.plan import MAX_DEMAND_TOKENS_PER_S, Demand, PlanSpec
 from planner.schemas.schedule import Period, ScheduleOptions, TraceShape
 from planner.schemas.slo import STATISTICS, Percentiles, Slo
+from planner.yamlio import Document
 
 Factors = tuple[tuple[float, ...], np.ndarray, tuple[tuple[Slo, str] | None, ...]]
 """Per period of a workload's profile: hours, rate over the stated rate, its own SLO and its path (or None)."""
@@ -104,10 +106,21 @@ def scaled(d: DemandSpec, factor: float) -> DemandSpec:
     return replace(d, value=d.value * factor, requests_per_s=rps)
 
 
-def resolve_periods(spec: PlanSpec | FleetSpec, problem: Problem) -> Periods:
+def resolve_periods(spec: PlanSpec | FleetSpec, problem: Problem, doc: Document | None = None) -> Periods:
     """The periods of an instance's profiles, or a located input error: every profiled
     workload must use the same periods, and the schedule's program covers cost-minimising,
-    aggregated instances without a node limit or a fleet running today (docs/workloads.md)."""
+    aggregated instances without a node limit or a fleet running today (docs/workloads.md).
+    With the instance's ``doc``, an error names the line of its YAML path, as a schema error
+    does."""
+    try:
+        return _periods(spec, problem)
+    except InputError as e:
+        if doc is not None and e.line is None and e.path:
+            e.line = doc.line_of(tuple(int(i) if i else k for k, i in re.findall(r"([^.\[\]]+)|\[(\d+)\]", e.path)))
+        raise
+
+
+def _periods(spec: PlanSpec | FleetSpec, problem: Problem) -> Periods:
     where: dict[str, Any] = {"file": problem.file}
     _supported(spec, problem, where)
     given = _given(spec)
@@ -205,12 +218,15 @@ def _factors(d: Demand, slot: Slot, w: Any, path: str, where: dict[str, Any]) ->
 
 def _trace_slos(shape: TraceShape, path: str, where: dict[str, Any]) -> tuple[tuple[Slo, str] | None, ...]:
     """Per period of a trace-shaped profile, the SLO of the run ``slos[k]`` that covers it (and
-    its path), or None; a located error where a run passes the last period, ends before it
-    starts, or overlaps an earlier run."""
+    its path), or None; a located error where a run starts or ends past the last period, ends
+    before it starts, or overlaps an earlier run."""
     out: list[tuple[Slo, str] | None] = [None] * shape.periods
     given: list[int | None] = [None] * shape.periods
     for k, run in enumerate(shape.slos):
         at = f"{path}.slos[{k}]"
+        if run.first >= shape.periods:
+            raise InputError(f"past the profile's last period ({shape.periods} periods, numbered from 0)",
+                             path=f"{at}.first", value=run.first, accepted=f"0..{shape.periods - 1}", **where)
         if run.last >= shape.periods:
             raise InputError(f"past the profile's last period ({shape.periods} periods, numbered from 0)",
                              path=f"{at}.last", value=run.last, accepted=f"0..{shape.periods - 1}", **where)
