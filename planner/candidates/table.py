@@ -136,6 +136,15 @@ class Candidates:
         with np.errstate(invalid="ignore"):
             return np.where(self.spares > 0, self.spares * self.cost_per_hour, 0.0)
 
+    def per_row(self, key: Hashable, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """``compute()``, a per-row array derived from this table, once per table: an
+        objective's value per replica read for one chosen row at a time (planner/plan/describe.py;
+        a thousand workloads' deployments, each an O(rows) pass otherwise)."""
+        store = self.__dict__.setdefault("_per_row", {})
+        if key not in store:
+            store[key] = compute()
+        return store[key]
+
     def deployment_cost(self, j: int, replicas: int) -> float:
         """$/hour of ``replicas`` serving replicas of row j and, when there are any, its spares (NaN: no price)."""
         return float(self.cost_per_hour[j]) * replicas + (float(self.spare_cost[j]) if replicas > 0 else 0.0)
