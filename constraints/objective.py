@@ -31,9 +31,9 @@ def coefficients(f: Formulation, name: str) -> dict[int, float]:
     t = OBJECTIVES[name].terms(c)
     # each alive row's x term, then its y term, the nonzero ones (NaN included), in that order;
     # x and y one variable (a slot without a choice binary): their sum
-    a = f.alive
-    var = np.stack([f.x[a], f.y[a]], axis=1).ravel()
-    val = np.stack([np.asarray(t.x, dtype=float)[a], np.asarray(t.y, dtype=float)[a]], axis=1).ravel()
+    rows = f.alive
+    var = np.stack([f.x[rows], f.y[rows]], axis=1).ravel()
+    val = np.stack([np.asarray(t.x, dtype=float)[rows], np.asarray(t.y, dtype=float)[rows]], axis=1).ravel()
     on = val != 0
     var, val = var[on], val[on]
     keep = np.ones(len(var), dtype=bool)
