@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
+
 Sense = Literal["<=", ">=", "=="]
 
 UNITS: dict[str, float] = {
@@ -60,6 +62,17 @@ class LinearModel:
             raise ValueError(f"variable {name} has no finite upper bound")
         self.vars.append(Var(name, float(lb), float(ub), integer, dimension))
         return len(self.vars) - 1
+
+    def var_block(self, names: list[str], lb: float, ub: np.ndarray, *, integer: bool, dimension: str = "count"
+                  ) -> np.ndarray:
+        """``var`` for each of ``names`` in turn (upper bounds ``ub``), at once: their indices."""
+        bounds = np.asarray(ub, dtype=float)
+        bad = np.flatnonzero(~(bounds < float("inf")))
+        if len(bad):
+            raise ValueError(f"variable {names[int(bad[0])]} has no finite upper bound")
+        first, low = len(self.vars), float(lb)
+        self.vars.extend([Var(n, low, u, integer, dimension) for n, u in zip(names, bounds.tolist())])
+        return np.arange(first, len(self.vars), dtype=np.int64)
 
     def row(self, name: str, family: str, coeffs: dict[int, float], sense: Sense, rhs: float, dimension: str) -> None:
         self.rows.append(Row(name, family, {k: float(v) for k, v in coeffs.items() if v != 0.0}, sense, float(rhs),
