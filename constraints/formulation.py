@@ -23,7 +23,8 @@ from constraints import (
     roofline,
 )
 from constraints.model import LinearModel
-from planner.candidates.table import Candidates, grouped
+from planner.candidates.cache import grouped
+from planner.candidates.table import Candidates
 
 SCREENING = (memory, latency)          # rows that involve one configuration's candidates only
 FAMILIES = (roofline, communication, latency, demand, inventory, budget, power, change)

@@ -37,6 +37,8 @@ from typing import Any
 import highspy
 import numpy as np
 
+from planner.candidates.cache import grouped
+
 EPS = 1e-9
 """A replica count covers a remainder r of demand at n = ceil(r / CAP - EPS): the solvers'
 feasibility tolerance, not a rounding of the figures."""
@@ -86,7 +88,7 @@ def blocks(f: Any) -> Blocks | None:
     is_y = np.zeros(nvar, dtype=bool)
     is_y[ys] = True
     slot_of[ys], slot_of[xs] = slots, slots
-    members = [np.nonzero(slots == s)[0] for s in range(c.n_slots)]
+    members = grouped(slots, c.n_slots)
     for idx in members:
         local[ys[idx]] = np.arange(len(idx))
     if (slot_of < 0).any() or not all(m.vars[int(i)].integer for i in ys):

@@ -23,7 +23,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from planner.candidates.cache import PhysicsCache, digest, scatter
+from planner.candidates.cache import PhysicsCache, digest, grouped, scatter
 from planner.candidates.load import (
     AGGREGATED,
     ROLE_NAMES,
@@ -137,9 +137,7 @@ class Candidates:
             return np.where(self.spares > 0, self.spares * self.cost_per_hour, 0.0)
 
     def per_row(self, key: Hashable, compute: Callable[[], np.ndarray]) -> np.ndarray:
-        """``compute()``, a per-row array derived from this table, once per table: an
-        objective's value per replica read for one chosen row at a time (planner/plan/describe.py;
-        a thousand workloads' deployments, each an O(rows) pass otherwise)."""
+        """``compute()``, a per-row array of this table (an objective's values), once per table."""
         store = self.__dict__.setdefault("_per_row", {})
         if key not in store:
             store[key] = compute()
@@ -227,14 +225,6 @@ class Candidates:
         return grouped(self.slot, self.n_slots)
 
 
-def grouped(key: np.ndarray, n: int) -> list[np.ndarray]:
-    """For each value 0..n-1 of ``key`` (integers), the positions holding it, in order: one
-    sort instead of a pass over every position per value."""
-    order = np.argsort(key, kind="stable")
-    bounds = np.searchsorted(key[order], np.arange(n + 1))
-    return [order[bounds[v]:bounds[v + 1]] for v in range(n)]
-
-
 def row_order(c: Candidates) -> np.ndarray:
     """Each row's position (0 first) in the documented tie-break order (docs/formulation.md
     section 4b), every key smaller first: the latency (TTFT p99, then mean TPOT, each at the
@@ -296,6 +286,7 @@ def build_candidates(p: Problem, timings: dict[str, float] | None = None, cache:
     config = np.concatenate([r + n_cfg[k] for k, (_, r, _) in enumerate(parts)])
     slot = np.concatenate([np.full(len(r), k, dtype=np.int64) for k, (_, r, _) in enumerate(parts)])
     role = np.concatenate([x for _, _, x in parts])
+    del parts          # the slots' copies of their rows, now in the table's (a fleet: hundreds of MiB)
     ev = _idle_all(p, configs, slot, cache, keys)
     t1 = time.perf_counter()
     out = _derive(p, configs, ev, config, slot, timings=timings, role=role, cache=cache, keys=keys)
@@ -783,8 +774,7 @@ def _smallest_batches_for_demand(p: Problem, cache: PhysicsCache, keys: _Keys) -
                 continue
 
             def most(k: int = k) -> np.ndarray:
-                at1 = _idle(p, first, base, cache, keys)
-                rows = np.full(n, k, dtype=np.int64)
+                at1, rows = _idle(p, first, base, cache, keys), np.full(n, k, dtype=np.int64)
                 return _derive(p, base, at1, np.arange(n), rows, with_load=False).replicas_allowed
             lanes.append(k)
             demand.append(np.full(n, d))
