@@ -300,6 +300,9 @@ def rank_one(base: Candidates, solver: Backend, backend: str, names: tuple[str, 
         sol: Solution | None = None
         f: constraints.Formulation | None = None
         while True:       # configuration limits enforced lazily: only on slots whose optimum breaks them
+            if k > 0 and f is None and time.perf_counter() >= until:
+                sol = None          # no time left for this phase: its model is not built (a fleet's: seconds)
+                break
             c = replace(with_objective(base, name), partial=base.partial, bounds=tuple(bounds), limited=limited)
             if f is None or limited is None or not choice.limit(f, set(limited)):
                 f = constraints.build(c, cuts)   # else the rows were added to the model its solver keeps
@@ -354,7 +357,7 @@ def rank_one(base: Candidates, solver: Backend, backend: str, names: tuple[str, 
             if objective:      # a later objective without an answer leaves the earlier answer standing, unproven
                 status = st if not picks else Status.FEASIBLE
             break
-        assert sol is not None and sol.values is not None
+        assert sol is not None and sol.values is not None and f is not None
         value = float(sum(a * sol.values[i] for i, a in constraints.objective.coefficients(f, name).items()))
         log.append(Phase(name, "objective" if objective else "tie-break", sol.status.value, _reported(c, name, value),
                          OBJECTIVES[name].unit, sol.gap, sol.seconds))
@@ -370,11 +373,11 @@ def rank_one(base: Candidates, solver: Backend, backend: str, names: tuple[str, 
     return Solved(status, picks, served, log, size, values)
 
 
-def _start_better(f: constraints.Formulation, c: Candidates, name: str, start: starting.Start,
+def _start_better(f: constraints.Formulation | None, c: Candidates, name: str, start: starting.Start,
                   sol: Solution | None) -> bool:
     """The solver's answer, not proven optimal, is worse than the starting answer (never the
     answer then: the better of the two stands)."""
-    if sol is None or sol.status != Status.FEASIBLE or sol.values is None or name == "served_demand":
+    if f is None or sol is None or sol.status != Status.FEASIBLE or sol.values is None or name == "served_demand":
         return False
     found = float(sum(a * sol.values[i] for i, a in constraints.objective.coefficients(f, name).items()))
     mine = _picks_value(c, name, list(start.picks), np.asarray(start.served, dtype=float))
@@ -409,13 +412,9 @@ def _reported(c: Candidates, name: str, value: float) -> float:
 
 def decode(f: constraints.Formulation, values: np.ndarray) -> Picks:
     """(row, replicas) chosen: every row whose choice is on (and at least one replica)."""
-    out = []
-    for j in f.alive:
-        if values[f.x[j]] > 0.5:
-            r = int(round(values[f.y[j]])) if f.replicas else 1
-            if r >= 1:
-                out.append((int(j), r))
-    return out
+    on = f.alive[values[f.x[f.alive]] > 0.5]
+    count = np.round(values[f.y[on]]) if f.replicas else np.ones(len(on))
+    return [(j, int(r)) for j, r in zip(on.tolist(), count.tolist()) if r >= 1]
 
 
 def solve_schedule(t: PeriodTables, *, backend: str, time_limit: float, start: Picks | None = None
