@@ -29,7 +29,7 @@ UNITS: dict[str, float] = {
 """Integer unit of each dimension (CP-SAT). Rounding is conservative (docs/formulation.md)."""
 
 
-@dataclass
+@dataclass(slots=True)         # a fleet's model holds a million of each: no per-object dict
 class Var:
     name: str
     lb: float
@@ -38,7 +38,7 @@ class Var:
     dimension: str = "count"
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     name: str
     family: str

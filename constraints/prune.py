@@ -93,7 +93,7 @@ def criteria(f: Formulation) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(invalid="ignore"):
         short = c.has_demand & ~(c.capacity * c.replica_cap >= c.demand) & (not c.split)
         short |= c.replicas_allowed < 1     # one replica already breaks a limit on its own
-    return np.stack(cols, axis=1).astype(float), short
+    return np.stack(cols, axis=1).astype(float, copy=False), short
 
 
 def pruned(f: Formulation, ranks: int) -> np.ndarray:
@@ -188,7 +188,8 @@ def _group_ranks(v: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, np.ndarray
     NaN criterion): the same comparisons within a group as the criteria themselves."""
     local = np.zeros(v.shape, dtype=np.int32)
     for k in range(v.shape[1]):
-        order = np.lexsort((v[:, k], key))
+        values, rank = np.unique(v[:, k], return_inverse=True)     # by key, then value: one integer sort
+        order = np.argsort(key * (len(values) + 1) + rank.ravel(), kind="stable")
         val, group = v[order, k], key[order]
         start = np.ones(len(order), dtype=bool)
         start[1:] = group[1:] != group[:-1]

@@ -61,7 +61,7 @@ def slo_checks(slots: tuple[Slot, ...], slot_of_row: np.ndarray,
         assert some is not None
         sets = has[slot_of_row]
         target = per_slot[slot_of_row]
-        values = np.where(sets, value(some), np.inf)
+        values = value(some) if sets.all() else np.where(sets, value(some), np.inf)   # shared: read-only
         out.append(SloCheck(f"{metric}" if stat == "mean" else f"{metric}_{stat}", path, target, values))
     return tuple(out)
 
