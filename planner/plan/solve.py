@@ -358,7 +358,7 @@ def rank_one(base: Candidates, solver: Backend, backend: str, names: tuple[str, 
                 status = st if not picks else Status.FEASIBLE
             break
         assert sol is not None and sol.values is not None and f is not None
-        value = float(sum(a * sol.values[i] for i, a in constraints.objective.coefficients(f, name).items()))
+        value = _model_value(f, name, sol.values)
         log.append(Phase(name, "objective" if objective else "tie-break", sol.status.value, _reported(c, name, value),
                          OBJECTIVES[name].unit, sol.gap, sol.seconds))
         values[name] = _reported(c, name, value)
@@ -379,10 +379,19 @@ def _start_better(f: constraints.Formulation | None, c: Candidates, name: str, s
     answer then: the better of the two stands)."""
     if f is None or sol is None or sol.status != Status.FEASIBLE or sol.values is None or name == "served_demand":
         return False
-    found = float(sum(a * sol.values[i] for i, a in constraints.objective.coefficients(f, name).items()))
+    found = _model_value(f, name, sol.values)
     mine = _picks_value(c, name, list(start.picks), np.asarray(start.served, dtype=float))
     worse = found > mine if OBJECTIVES[name].sense == "min" else found < mine
     return worse and not _same(found, mine)
+
+
+def _model_value(f: constraints.Formulation, name: str, values: np.ndarray) -> float:
+    """Objective ``name`` of the model at ``values``, summed once per answer (a fleet's model has
+    a million terms; the check against the start and the phase's record both read it)."""
+    held = f.__dict__.setdefault("_values", {})
+    if name not in held or held[name][0] is not values:
+        held[name] = (values, float(sum(a * values[i] for i, a in constraints.objective.coefficients(f, name).items())))
+    return float(held[name][1])
 
 
 def _lower_bound(c: Candidates, name: str, sol: Solution | None) -> float | None:
