@@ -291,6 +291,7 @@ def rank_one(base: Candidates, solver: Backend, backend: str, names: tuple[str, 
     size: dict[str, int] = {}
     limited: tuple[int, ...] | None = () if base.split else None
     rounds = 0
+    building = 0.0             # seconds the last model took to build
     start: starting.Start | None = None
     for k, name in enumerate(names):
         objective = k < n_objectives
@@ -300,12 +301,16 @@ def rank_one(base: Candidates, solver: Backend, backend: str, names: tuple[str, 
         sol: Solution | None = None
         f: constraints.Formulation | None = None
         while True:       # configuration limits enforced lazily: only on slots whose optimum breaks them
-            if k > 0 and f is None and time.perf_counter() >= until:
-                sol = None          # no time left for this phase: its model is not built (a fleet's: seconds)
+            if k > 0 and f is None and time.perf_counter() + building >= until:
+                # no time left for this phase beyond building its model (as long as the last one
+                # took): it is not built (a fleet's: seconds)
+                sol = None
                 break
             c = replace(with_objective(base, name), partial=base.partial, bounds=tuple(bounds), limited=limited)
             if f is None or limited is None or not choice.limit(f, set(limited)):
+                built = time.perf_counter()
                 f = constraints.build(c, cuts)   # else the rows were added to the model its solver keeps
+                building = time.perf_counter() - built
             else:
                 c = f.cands
             size = dict(f.size) if k == 0 else size
