@@ -27,6 +27,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import is_dataclass
 from pathlib import Path
 
@@ -94,8 +95,8 @@ def held_bytes(x: object, seen: set[int]) -> int:
     seen.add(id(x))
     if isinstance(x, np.ndarray):
         return x.nbytes if x.base is None else 0
-    if isinstance(x, dict):
-        return sum(held_bytes(v, seen) for v in x.values())
+    if isinstance(x, Mapping):     # a gathered table's statistics hold only the keys read (cache._Keyed)
+        return sum(held_bytes(v, seen) for v in getattr(x, "_arrays", x).values())
     if isinstance(x, (tuple, list)):
         return sum(held_bytes(v, seen) for v in x)
     if is_dataclass(x) and not isinstance(x, type):

@@ -44,10 +44,10 @@ def add(f: Formulation) -> None:
     f.replicas = needs_replicas(c)
     free = free_slots(c)
     f.x = np.full(len(c), -1, dtype=np.int64)
-    labels = dict(zip(f.alive.tolist(), c.labels(f.alive)))
-    for j in f.alive:
-        if int(c.slot[j]) not in free:
-            f.x[j] = m.var(f"x[{labels[int(j)]}]", 0, 1, integer=True)
+    labels = c.labels(f.alive)
+    is_free = np.isin(c.slot[f.alive], list(free))
+    bound = [k for k in range(len(labels)) if not is_free[k]]
+    f.x[f.alive[bound]] = m.var_block([f"x[{labels[k]}]" for k in bound], 0, np.ones(len(bound)), integer=True)
     for s in range(c.n_slots):
         if s not in free:
             _slot_rows(f, s)
@@ -55,12 +55,10 @@ def add(f: Formulation) -> None:
         f.y = f.x
         return
     f.y = np.full(len(c), -1, dtype=np.int64)
-    for j in f.alive:
-        if int(c.slot[j]) in free:
-            f.y[j] = f.x[j] = m.var(f"replicas[{labels[int(j)]}]", 0, c.replica_cap[j], integer=True)
-        else:
-            f.y[j] = m.var(f"replicas[{labels[int(j)]}]", 0, c.replica_cap[j], integer=True)
-            _link(f, int(j), labels[int(j)])
+    f.y[f.alive] = m.var_block([f"replicas[{label}]" for label in labels], 0, c.replica_cap[f.alive], integer=True)
+    f.x[f.alive[is_free]] = f.y[f.alive[is_free]]
+    for k in bound:
+        _link(f, int(f.alive[k]), labels[k])
 
 
 def _slot_rows(f: Formulation, s: int) -> None:

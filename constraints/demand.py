@@ -53,7 +53,8 @@ def add(f: Formulation) -> None:
             _pooled(f, s, d, name)
             continue
         if not c.partial:
-            f.model.row(name, "demand", {int(f.y[j]): float(thr[j]) for j in f.alive_in(s)}, ">=", d, unit)
+            rows = f.alive_in(s)
+            f.model.row(name, "demand", dict(zip(f.y[rows].tolist(), thr[rows].tolist())), ">=", d, unit)
             continue
         served = f.scalar_name("served", s)
         f.scalars[served] = f.model.var(served, 0.0, 1.0, integer=False, dimension="share")

@@ -23,6 +23,7 @@ from constraints import (
     roofline,
 )
 from constraints.model import LinearModel
+from planner.candidates.cache import grouped
 from planner.candidates.table import Candidates
 
 SCREENING = (memory, latency)          # rows that involve one configuration's candidates only
@@ -48,13 +49,21 @@ class Formulation:
     hint: dict[int, float] | None = None   # a starting assignment for the next solve (constraints.incumbent)
     size: dict[str, int] = field(default_factory=dict)     # candidates and columns before/after each reduction
     covering: bool = False   # a fleet: integer replicas covering demands (CP-SAT then keeps the full LP relaxation)
+    _by_slot: tuple[np.ndarray, np.ndarray, list[np.ndarray]] | None = field(
+        default=None, init=False, repr=False, compare=False)
 
     def scalar_name(self, base: str, s: int) -> str:
         """Name of a per-slot scalar: ``tpot`` for one slot, ``tpot[slot=chat]`` for several."""
         return base if self.cands.n_slots == 1 else f"{base}[slot={self.cands.slot_names[s]}]"
 
     def alive_in(self, s: int) -> np.ndarray:
-        return self.alive[self.cands.slot[self.alive] == s]
+        """The candidates of slot s with a variable, in order (grouped once per ``alive``
+        array: the families read each of a fleet's thousand slots)."""
+        held = self._by_slot
+        if held is None or held[0] is not self.alive or held[1] is not self.cands.slot:
+            held = self._by_slot = (self.alive, self.cands.slot,
+                                    grouped(self.cands.slot[self.alive], self.cands.n_slots))
+        return self.alive[held[2][s]] if 0 <= s < len(held[2]) else self.alive[:0]
 
     def add_cut(self, ids: frozenset[int]) -> None:
         """A no-good cut on an earlier answer, the set S of configuration ids it uses (one per

@@ -54,8 +54,12 @@ def assignment(f: Formulation, picks: list[tuple[int, int]]) -> dict[int, float]
     lin, att = roofline.per_row(c)
     tpot, ttft = latency.per_row(c)
     comm = communication.per_token(c)
+    picked: dict[int, list[int]] = {}
+    for j, _ in picks:
+        if f.x[j] >= 0:
+            picked.setdefault(int(c.slot[j]), []).append(j)
     for s in range(c.n_slots):
-        mine = [j for j, _ in picks if int(c.slot[j]) == s and f.x[j] >= 0]
+        mine = picked.get(s, [])
         if len(mine) == 1:
             for name, arr in (("t_linear", lin), ("t_attention", att), ("t_comm", comm), ("tpot", tpot),
                               ("ttft", ttft)):

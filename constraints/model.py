@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
+
 Sense = Literal["<=", ">=", "=="]
 
 UNITS: dict[str, float] = {
@@ -28,7 +30,7 @@ UNITS: dict[str, float] = {
 """Integer unit of each dimension (CP-SAT). Rounding is conservative (docs/formulation.md)."""
 
 
-@dataclass
+@dataclass(slots=True)         # a fleet's model holds a million of each: no per-object dict
 class Var:
     name: str
     lb: float
@@ -37,7 +39,7 @@ class Var:
     dimension: str = "count"
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     name: str
     family: str
@@ -61,6 +63,17 @@ class LinearModel:
             raise ValueError(f"variable {name} has no finite upper bound")
         self.vars.append(Var(name, float(lb), float(ub), integer, dimension))
         return len(self.vars) - 1
+
+    def var_block(self, names: list[str], lb: float, ub: np.ndarray, *, integer: bool, dimension: str = "count"
+                  ) -> np.ndarray:
+        """``var`` for each of ``names`` in turn (upper bounds ``ub``), at once: their indices."""
+        bounds = np.asarray(ub, dtype=float)
+        bad = np.flatnonzero(~(bounds < float("inf")))
+        if len(bad):
+            raise ValueError(f"variable {names[int(bad[0])]} has no finite upper bound")
+        first, low = len(self.vars), float(lb)
+        self.vars.extend([Var(n, low, u, integer, dimension) for n, u in zip(names, bounds.tolist())])
+        return np.arange(first, len(self.vars), dtype=np.int64)
 
     def row(self, name: str, family: str, coeffs: dict[int, float], sense: Sense, rhs: float, dimension: str) -> None:
         self.rows.append(Row(name, family, {k: float(v) for k, v in coeffs.items() if v != 0.0}, sense, float(rhs),

@@ -29,12 +29,18 @@ def coefficients(f: Formulation, name: str) -> dict[int, float]:
     """The linear expression of objective ``name`` over the model's variables."""
     c = f.cands
     t = OBJECTIVES[name].terms(c)
-    coeffs: dict[int, float] = {}
-    for j in f.alive:
-        if t.x[j]:
-            coeffs[int(f.x[j])] = coeffs.get(int(f.x[j]), 0.0) + float(t.x[j])
-        if t.y[j]:
-            coeffs[int(f.y[j])] = coeffs.get(int(f.y[j]), 0.0) + float(t.y[j])
+    # each alive row's x term, then its y term, the nonzero ones (NaN included), in that order;
+    # x and y one variable (a slot without a choice binary): their sum
+    rows = f.alive
+    var = np.stack([f.x[rows], f.y[rows]], axis=1).ravel()
+    val = np.stack([np.asarray(t.x, dtype=float)[rows], np.asarray(t.y, dtype=float)[rows]], axis=1).ravel()
+    on = val != 0
+    var, val = var[on], val[on]
+    keep = np.ones(len(var), dtype=bool)
+    same = np.flatnonzero(var[1:] == var[:-1])
+    val[same] += val[same + 1]
+    keep[same + 1] = False
+    coeffs: dict[int, float] = dict(zip(var[keep].tolist(), val[keep].tolist()))
     for name, a in t.scalars.items():
         for s in range(c.n_slots):
             key = f.scalar_name(name, s)

@@ -93,7 +93,7 @@ def criteria(f: Formulation) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(invalid="ignore"):
         short = c.has_demand & ~(c.capacity * c.replica_cap >= c.demand) & (not c.split)
         short |= c.replicas_allowed < 1     # one replica already breaks a limit on its own
-    return np.stack(cols, axis=1).astype(float), short
+    return np.stack(cols, axis=1).astype(float, copy=False), short
 
 
 def pruned(f: Formulation, ranks: int) -> np.ndarray:
@@ -114,8 +114,13 @@ def pruned(f: Formulation, ranks: int) -> np.ndarray:
     order = np.lexsort((c.config[alive], key))
     rows, key = alive[order], key[order]
     bounds = np.flatnonzero(np.diff(key)) + 1
-    for group in np.split(rows, bounds):
-        out[group[_dominated(crit[group], c.config[group], ranks)]] = True
+    if ranks == 1:
+        local, unknown = _group_ranks(crit[rows], key)
+        for lo, hi in zip(np.concatenate([[0], bounds]), np.concatenate([bounds, [len(rows)]])):
+            out[rows[lo:hi][_dominated_once(local[lo:hi], unknown[lo:hi])]] = True
+    else:
+        for group in np.split(rows, bounds):
+            out[group[_dominated(crit[group], c.config[group], ranks)]] = True
     if c.current is not None:
         out &= c.current == 0         # a configuration run today carries its own change term
     return out
@@ -133,6 +138,8 @@ def _dominated(v: np.ndarray, cfg: np.ndarray, ranks: int) -> np.ndarray:
     out = np.zeros(m, dtype=bool)
     if m < 2:
         return out
+    if ranks == 1:
+        return _dominated_once(*_group_ranks(v, np.zeros(m, dtype=np.int64)))
     order = np.lexsort(tuple(v[:, k] for k in range(v.shape[1] - 1, -1, -1)))
     kept = np.zeros(0, dtype=np.int64)
     for a in range(0, m, CHUNK):
@@ -173,6 +180,67 @@ def _dominated(v: np.ndarray, cfg: np.ndarray, ranks: int) -> np.ndarray:
             else:
                 new.append(i)
         kept = np.concatenate([kept, rows[new]])
+    return out
+
+
+def _group_ranks(v: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(each criterion's dense rank among the rows of its group, ``key`` sorted; rows with a
+    NaN criterion): the same comparisons within a group as the criteria themselves."""
+    local = np.zeros(v.shape, dtype=np.int32)
+    for k in range(v.shape[1]):
+        values, rank = np.unique(v[:, k], return_inverse=True)     # by key, then value: one integer sort
+        order = np.argsort(key * (len(values) + 1) + rank.ravel(), kind="stable")
+        val, group = v[order, k], key[order]
+        start = np.ones(len(order), dtype=bool)
+        start[1:] = group[1:] != group[:-1]
+        new = start.copy()
+        new[1:] |= val[1:] != val[:-1]
+        dense = np.cumsum(new)
+        first = np.maximum.accumulate(np.where(start, np.arange(len(order)), 0))
+        local[order, k] = dense - dense[first]
+    return local, np.isnan(v).any(axis=1)
+
+
+def _dominated_once(rank: np.ndarray, unknown: np.ndarray) -> np.ndarray:
+    """``_dominated`` for one answer (``ranks`` 1), given each criterion's dense rank in the
+    group and the rows with a NaN criterion: a row goes when any row dominates it.
+
+    The same rule on fewer comparisons. A row with a NaN criterion neither dominates nor is
+    dominated. A criterion constant over the others, or ordering them as an earlier one does
+    (a group's $/hour and GPUs on one GPU type), decides nothing and is dropped. In
+    lexicographic order of what is left (ties by position), a row's dominators are exactly
+    the rows before it no worse on every criterion but the first: being before it, they are
+    no worse on the first, and strictly better somewhere or, all equal, first. Each block is
+    compared with the rows kept before it (a dropped row's dominator dominates what it
+    dominates) and with its own earlier rows."""
+    out = np.zeros(len(rank), dtype=bool)
+    rows = np.flatnonzero(~unknown)
+    if len(rows) < 2:
+        return out
+    cols: list[np.ndarray] = []
+    seen: set[bytes] = set()
+    for k in range(rank.shape[1]):
+        col = np.ascontiguousarray(rank[rows, k])
+        if col.max() > col.min() and col.tobytes() not in seen:
+            seen.add(col.tobytes())
+            cols.append(col)
+    if not cols:                   # every row equal: the first stays
+        out[rows[1:]] = True
+        return out
+    order = np.lexsort(tuple(reversed(cols)))
+    rest = [c[order] for c in cols[1:]]
+    dropped = np.zeros(len(order), dtype=bool)
+    kept = np.zeros(0, dtype=np.int64)
+    for a in range(0, len(order), CHUNK):
+        block = np.arange(a, min(a + CHUNK, len(order)))
+        earlier = np.concatenate([kept, block])
+        beaten = earlier[:, None] < block[None, :]
+        for r in rest:             # one criterion at a time: two matrices, no third axis
+            beaten &= r[earlier, None] <= r[None, block]
+        drop = beaten.any(axis=0)
+        dropped[block] = drop
+        kept = np.concatenate([kept, block[~drop]])
+    out[rows[order[dropped]]] = True
     return out
 
 

@@ -4,6 +4,7 @@ once, and a cache kept across builds computes nothing twice, without changing a 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import fields, is_dataclass
 
 import numpy as np
@@ -35,7 +36,7 @@ def _same(x, y, path: str = "c") -> list[str]:
         ok = x.shape == y.shape and x.dtype == y.dtype and \
             np.array_equal(x, y, equal_nan=x.dtype.kind == "f")
         return [] if ok else [path]
-    if isinstance(x, dict):
+    if isinstance(x, Mapping):      # a dict, or a gathered table's statistics (read when used)
         return [path] if set(x) != set(y) else [d for k in x for d in _same(x[k], y[k], f"{path}[{k}]")]
     if isinstance(x, (tuple, list)):
         return [path] if len(x) != len(y) else [d for i, (u, v) in enumerate(zip(x, y))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
 
@@ -121,7 +122,7 @@ FLEETS = sorted(p.name for p in (ROOT / "instances").glob("fleet_*.yaml"))
 def _arrays_equal(a, b, where=""):
     if isinstance(a, np.ndarray):
         assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), where
-    elif isinstance(a, dict):
+    elif isinstance(a, Mapping):     # a dict, or a gathered table's statistics (read when used)
         assert a.keys() == b.keys(), where
         for k in a:
             _arrays_equal(a[k], b[k], f"{where}.{k}")

@@ -76,3 +76,40 @@ def test_time_limit_without_a_plan_returns_the_starting_plan(table, monkeypatch)
     assert r.status == "feasible" and r.gap is None
     assert [p.objective_value for p in r.plans] == pytest.approx([p.objective_value for p in ref.plans], rel=1e-9)
     assert [a.start for a in r.answers] == [True, True] and r.phases[0].start
+
+
+def _dominated_by_definition(v: np.ndarray) -> np.ndarray:
+    """The module's rule for one answer, pair by pair: row j goes when some row k is no worse
+    on every criterion and strictly better on one or, all equal, comes first (NaN: neither)."""
+    m = len(v)
+    out = np.zeros(m, dtype=bool)
+    for j in range(m):
+        for k in range(m):
+            if k != j and all(v[k] <= v[j]) and (any(v[k] < v[j]) or k < j):
+                out[j] = True
+                break
+    return out
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_pruning_for_one_answer_drops_exactly_the_dominated_rows(seed):
+    # ties, constant criteria, criteria ordering rows alike ($/hour and GPUs on one GPU type) and NaN
+    from constraints.prune import _dominated, _dominated_once, _group_ranks
+    rng = np.random.default_rng(seed)
+    m, d = int(rng.integers(1, 300)), int(rng.integers(1, 6))
+    v = rng.integers(0, int(rng.integers(1, 6)), size=(m, d)).astype(float) + (rng.random((m, d)) * 1e-3
+                                                                               if seed % 3 == 0 else 0.0)
+    if seed % 4 == 1:
+        v[:, 0] = v[:, -1] * 2.5
+    if seed % 5 == 2:
+        v[:, -1] = 3.0
+    if seed % 2:
+        v[rng.random((m, d)) < 0.05] = np.nan
+    expected = _dominated_by_definition(v)
+    assert np.array_equal(_dominated(v, np.arange(m), 1), expected)
+    key = np.sort(rng.integers(0, 3, m))             # groups, ranked together (constraints/prune.py pruned)
+    local, unknown = _group_ranks(v, key)
+    for g in np.unique(key):
+        rows = np.flatnonzero(key == g)
+        assert np.array_equal(rows[_dominated_once(local[rows], unknown[rows])],
+                              rows[_dominated_by_definition(v[rows])])

@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import sys
+from collections.abc import Mapping
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 
@@ -107,7 +108,7 @@ def _eq(x, y) -> bool:
         return type(x) is type(y) and all(_eq(getattr(x, f.name), getattr(y, f.name)) for f in fields(x))
     if isinstance(x, (tuple, list)):
         return len(x) == len(y) and all(_eq(a, b) for a, b in zip(x, y))
-    if isinstance(x, dict):
+    if isinstance(x, Mapping):      # a dict, or a gathered table's statistics (read when used)
         return x.keys() == y.keys() and all(_eq(x[k], y[k]) for k in x)
     return x == y
 

@@ -37,6 +37,8 @@ from typing import Any
 import highspy
 import numpy as np
 
+from planner.candidates.cache import grouped
+
 EPS = 1e-9
 """A replica count covers a remainder r of demand at n = ceil(r / CAP - EPS): the solvers'
 feasibility tolerance, not a rounding of the figures."""
@@ -79,23 +81,21 @@ def blocks(f: Any) -> Blocks | None:
         return None
     nvar = len(m.vars)
     slot_of = np.full(nvar, -1, dtype=np.int64)
-    local = np.full(nvar, -1, dtype=np.int64)
     ys = np.asarray(f.y[f.alive], dtype=np.int64)
     xs = np.asarray(f.x[f.alive], dtype=np.int64)
     slots = np.asarray(c.slot[f.alive], dtype=np.int64)
     is_y = np.zeros(nvar, dtype=bool)
     is_y[ys] = True
     slot_of[ys], slot_of[xs] = slots, slots
-    members = [np.nonzero(slots == s)[0] for s in range(c.n_slots)]
-    for idx in members:
-        local[ys[idx]] = np.arange(len(idx))
+    members = grouped(slots, c.n_slots)
     if (slot_of < 0).any() or not all(m.vars[int(i)].integer for i in ys):
         return None
     cost = np.zeros(nvar)
-    for i, a in m.objective.items():
-        if a < 0 or (a and not is_y[i]):
-            return None
-        cost[i] = a
+    on = np.fromiter(m.objective.keys(), dtype=np.int64, count=len(m.objective))
+    weight = np.fromiter(m.objective.values(), dtype=float, count=len(m.objective))
+    if (weight < 0).any() or ((weight != 0) & ~is_y[on]).any():
+        return None
+    cost[on] = weight
     demand: dict[int, tuple[dict[int, float], float]] = {}
     kmax = {s: int(c.max_configs) for s in range(c.n_slots)}
     shared = []
@@ -118,6 +118,12 @@ def blocks(f: Any) -> Blocks | None:
             return None
     if len(demand) != c.n_slots:
         return None
+    link = np.zeros((len(shared), len(ys)))        # each shared row's use per replica of each alive row
+    at = np.full(nvar, -1, dtype=np.int64)
+    at[ys] = np.arange(len(ys))
+    for r_i, r in enumerate(shared):
+        link[r_i, at[np.fromiter(r.coeffs.keys(), dtype=np.int64, count=len(r.coeffs))]] = \
+            np.fromiter(r.coeffs.values(), dtype=float, count=len(r.coeffs))
     out = []
     for s, idx in enumerate(members):
         coeffs, rhs = demand[s]
@@ -126,10 +132,7 @@ def blocks(f: Any) -> Blocks | None:
             return None
         out.append(Block(y=y, x=xs[idx], cap=np.array([coeffs[int(i)] for i in y]), demand=float(rhs),
                          ub=np.array([m.vars[int(i)].ub for i in y]), k=kmax[s], cost=cost[y],
-                         link=np.zeros((len(shared), len(y)))))
-    for r_i, r in enumerate(shared):
-        for i, a in r.coeffs.items():
-            out[int(slot_of[i])].link[r_i, int(local[i])] = a
+                         link=link[:, idx]))
     return Blocks(out, np.array([r.rhs for r in shared], dtype=float), [r.name for r in shared])
 
 

@@ -43,9 +43,9 @@ class Objective:
     def value(self, c: Candidates, j: int, replicas: int) -> float:
         """The plan's objective value (in SI units) for ``replicas`` replicas of row j, with what
         the deployment pays whatever its count (a spot deployment's spares, ``fixed``)."""
-        v = float(self.per_replica(c)[j])
+        v = float(c.per_row(("per_replica", self.name), lambda: self.per_replica(c))[j])
         v = v * replicas if self.scales_with_replicas and self._replicated(c, j) else v
-        return v + float(self.fixed(c)[j]) if replicas > 0 else v
+        return v + float(c.per_row(("fixed", self.name), lambda: self.fixed(c))[j]) if replicas > 0 else v
 
     def fixed(self, c: Candidates) -> np.ndarray:
         """Per row: the objective's part a deployment adds once, whatever its replica count: the

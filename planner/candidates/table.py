@@ -18,12 +18,12 @@ import math
 import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TypeVar
 
 import numpy as np
 
-from planner.candidates.cache import PhysicsCache, digest, scatter
+from planner.candidates.cache import PhysicsCache, digest, grouped, scatter
 from planner.candidates.load import (
     AGGREGATED,
     ROLE_NAMES,
@@ -136,6 +136,13 @@ class Candidates:
         with np.errstate(invalid="ignore"):
             return np.where(self.spares > 0, self.spares * self.cost_per_hour, 0.0)
 
+    def per_row(self, key: Hashable, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """``compute()``, a per-row array of this table (an objective's values), once per table."""
+        store = self.__dict__.setdefault("_per_row", {})
+        if key not in store:
+            store[key] = compute()
+        return store[key]
+
     def deployment_cost(self, j: int, replicas: int) -> float:
         """$/hour of ``replicas`` serving replicas of row j and, when there are any, its spares (NaN: no price)."""
         return float(self.cost_per_hour[j]) * replicas + (float(self.spare_cost[j]) if replicas > 0 else 0.0)
@@ -209,7 +216,13 @@ class Candidates:
         return np.split(order, starts[1:])
 
     def slot_rows(self, s: int) -> np.ndarray:
-        return np.nonzero(self.slot == s)[0]
+        """The rows of slot s, in order."""
+        return self._by_slot[s] if 0 <= s < len(self._by_slot) else np.zeros(0, dtype=np.int64)
+
+    @cached_property
+    def _by_slot(self) -> list[np.ndarray]:
+        """Every slot's rows, grouped once (a fleet's families read each of a thousand slots')."""
+        return grouped(self.slot, self.n_slots)
 
 
 def row_order(c: Candidates) -> np.ndarray:
@@ -266,12 +279,14 @@ def build_candidates(p: Problem, timings: dict[str, float] | None = None, cache:
     t0 = time.perf_counter()
     cache = PhysicsCache() if cache is None else cache
     keys = _Keys(p)
-    parts = [_with_roles(_slot_rows(p, k, slot, cache, keys), slot) for k, slot in enumerate(p.slots)]
+    fewest = _smallest_batches_for_demand(p, cache, keys)
+    parts = [_with_roles(_slot_rows(p, k, slot, cache, keys, fewest[k]), slot) for k, slot in enumerate(p.slots)]
     n_cfg = np.cumsum([0] + [int(r.max(initial=-1)) + 1 for _, r, _ in parts])
     configs = _concat([c for c, _, _ in parts], Configs)
     config = np.concatenate([r + n_cfg[k] for k, (_, r, _) in enumerate(parts)])
     slot = np.concatenate([np.full(len(r), k, dtype=np.int64) for k, (_, r, _) in enumerate(parts)])
     role = np.concatenate([x for _, _, x in parts])
+    del parts          # the slots' copies of their rows, now in the table's (a fleet: hundreds of MiB)
     ev = _idle_all(p, configs, slot, cache, keys)
     t1 = time.perf_counter()
     out = _derive(p, configs, ev, config, slot, timings=timings, role=role, cache=cache, keys=keys)
@@ -321,7 +336,7 @@ def _derive(p: Problem, configs: Configs, ev: Evaluation, config: np.ndarray, sl
     if load is not None:
         tokens_per_s = load.tokens_per_s
         capacity = np.where(clients, load.clients, load.tokens_per_s)
-        checks = role_checks(slo_checks(p.slots, slot, lambda k, t: load.get(t.metric, t.statistic)), role)
+        checks = role_checks(slo_checks(p.slots, slot, lambda t: load.get(t.metric, t.statistic)), role)
         ok = meets_slo(ev.fits & (load.rate > 0), checks)
     else:                      # the batch-level generator's bound: idle figures, no load
         tokens_per_s = capacity = ev.throughput_tokens_per_s
@@ -501,9 +516,11 @@ def _load(p: Problem, configs: Configs, ev: Evaluation, slot: np.ndarray, role: 
     """Every row under load; the rows of all slots (and roles) with one load key computed
     together, each distinct case once."""
     groups: dict[Hashable, list[tuple[int, int, np.ndarray]]] = {}
+    n_roles = len(ROLE_NAMES)
+    by_case = grouped(slot * n_roles + role, len(p.slots) * n_roles)
     for k, sl in enumerate(p.slots):
-        for r in range(len(ROLE_NAMES)):
-            mine = np.nonzero((slot == k) & (role == r))[0]
+        for r in range(n_roles):
+            mine = by_case[k * n_roles + r]
             if r == AGGREGATED or len(mine):
                 groups.setdefault(keys.load(sl, r), []).append((k, r, mine))
     parts = []
@@ -592,8 +609,10 @@ class _Keys:
                                               slot.slo.max_utilization, slot.output.mean, slot.kv_link)))
 
 
-def _slot_rows(p: Problem, k: int, slot: Slot, cache: PhysicsCache, keys: _Keys) -> tuple[Configs, np.ndarray]:
-    """(configurations, configuration id of each row) of one slot."""
+def _slot_rows(p: Problem, k: int, slot: Slot, cache: PhysicsCache, keys: _Keys, fewest: np.ndarray
+               ) -> tuple[Configs, np.ndarray]:
+    """(configurations, configuration id of each row) of one slot; ``fewest``: the smallest
+    batch of each configuration meeting its demand (``_smallest_batches_for_demand``)."""
     base, best = cache.memo(keys.rows(slot), lambda: _slot_base(p, slot))
     s = p.spec.search
     levels = sorted(set(s.batch_levels or _levels(s.max_batch)))
@@ -602,7 +621,6 @@ def _slot_rows(p: Problem, k: int, slot: Slot, cache: PhysicsCache, keys: _Keys)
         raise InputError(f"the search space has {n * (len(levels) + 1):,} candidates, above the limit of "
                          f"{MAX_CANDIDATES:,}; narrow search.gpus, quantizations, tp, pp or batch_levels",
                          path="search", file=p.file)
-    fewest = _smallest_batch_for_demand(p, k, slot, base, best, cache, keys)
     rows = np.repeat(np.arange(n), len(levels))
     batch = np.tile(np.asarray(levels, dtype=float), n)
     for extra_batch in (best, fewest):
@@ -610,8 +628,6 @@ def _slot_rows(p: Problem, k: int, slot: Slot, cache: PhysicsCache, keys: _Keys)
         rows = np.concatenate([rows, extra])
         batch = np.concatenate([batch, extra_batch[extra]])
     rows, batch = _unique_rows(rows, batch)
-    order = np.lexsort((batch, rows))
-    rows, batch = rows[order], batch[order]
     return _with_batch(base.take(rows), batch), rows
 
 
@@ -666,8 +682,12 @@ def _with_batch(c: Configs, batch: np.ndarray) -> Configs:
 
 
 def _unique_rows(rows: np.ndarray, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    pairs = np.unique(np.stack([rows.astype(float), batch]), axis=1)
-    return pairs[0].astype(np.int64), pairs[1]
+    """The distinct (row, batch) pairs, sorted by row, then batch."""
+    order = np.lexsort((batch, rows))
+    r, b = rows[order].astype(np.int64), batch[order]
+    new = np.ones(len(r), dtype=bool)
+    new[1:] = (r[1:] != r[:-1]) | (b[1:] != b[:-1])
+    return r[new], b[new]
 
 
 Probe = Callable[[np.ndarray, np.ndarray], Evaluation]
@@ -721,29 +741,60 @@ def _largest_feasible_batch(p: Problem, slot: Slot, base: Configs, cap: int) -> 
     return _bisect(_probe(p, slot, base), ok, np.zeros(n), np.full(n, cap + 1.0))
 
 
-def _smallest_batch_for_demand(p: Problem, k: int, slot: Slot, base: Configs, largest: np.ndarray,
-                               cache: PhysicsCache, keys: _Keys) -> np.ndarray:
-    """Per configuration, the smallest batch whose replicas, as many as the limits allow,
-    still meet the demand (0 if none). Throughput per replica grows with the batch and the
-    replica cap does not depend on it; a smaller batch has a shorter TPOT, so this is the
-    TPOT-optimal batch of the configuration under a demand."""
-    demand = slot.demand_tokens_per_s
-    if demand is None:
-        return np.zeros(len(base))
+def _smallest_batches_for_demand(p: Problem, cache: PhysicsCache, keys: _Keys) -> list[np.ndarray]:
+    """Per slot, per configuration of the slot, the smallest batch whose replicas, as many as
+    the limits allow, still meet the demand (0 if none). Throughput per replica grows with the
+    batch and the replica cap does not depend on it; a smaller batch has a shorter TPOT, so
+    this is the TPOT-optimal batch of the configuration under a demand.
 
-    def most() -> np.ndarray:
-        at1 = _idle(p, slot, base, cache, keys)
-        rows = np.full(len(base), k, dtype=np.int64)
-        return _derive(p, base, at1, np.arange(len(base)), rows, with_load=False).replicas_allowed
+    The slots sharing their configurations (``_Keys.rows``: a fleet's workloads of one model
+    and length profile) are bisected together, one lane per (slot, configuration), each lane's
+    steps its own: one physics call per step for all of them, each distinct (configuration,
+    batch) computed once (planner/candidates/cache.py)."""
+    out = [np.zeros(0)] * len(p.slots)
+    groups: dict[tuple[str, str, str], list[int]] = {}
+    for k, slot in enumerate(p.slots):
+        groups.setdefault(keys.rows(slot), []).append(k)
     # the replicas the limits allow follow the limits, the prices (a budget), the offers'
-    # spares, the objective and the demand: a cache kept across scenarios sees them all
+    # spares, the objective and, through the spares, the demand: a cache kept across scenarios
+    # sees them all
+    spared = any(p.spare_rule(g) is not None for g in range(len(p.gpus)))
     limits = digest((p.spec.limits, p.spec.search.max_gpus, p.spec.search.max_nodes, p.prices, p.offers,
-                     p.objective, demand))
-    r_max = cache.memo(("most replicas", *keys.rows(slot), limits), most)
+                     p.objective))
+    levels = set(p.spec.search.batch_levels or _levels(p.spec.search.max_batch))
+    for key, members in groups.items():
+        first = p.slots[members[0]]
+        base, largest = cache.memo(key, partial(_slot_base, p, first))
+        n = len(base)
+        lanes, demand, r_max = [], [], []
+        for k in members:
+            d = p.slots[k].demand_tokens_per_s
+            out[k] = np.zeros(n)
+            if d is None or n * (len(levels) + 1) > MAX_CANDIDATES:     # too many: _slot_rows says so
+                continue
 
-    def meets(ev: Evaluation, index: np.ndarray) -> np.ndarray:
-        return ev.throughput_tokens_per_s * r_max[index] < demand  # true below the boundary
+            def most(k: int = k) -> np.ndarray:
+                at1, rows = _idle(p, first, base, cache, keys), np.full(n, k, dtype=np.int64)
+                return _derive(p, base, at1, np.arange(n), rows, with_load=False).replicas_allowed
+            lanes.append(k)
+            demand.append(np.full(n, d))
+            r_max.append(cache.memo(("most replicas", *key, limits, d if spared else None), most))
+        if not lanes:
+            continue
+        config = np.tile(np.arange(n), len(lanes))
+        need, most_r = np.concatenate(demand), np.concatenate(r_max)
+        probe = _probe(p, first, base, cache, keys)
 
-    below = _bisect(_probe(p, slot, base, cache, keys), meets, np.zeros(len(base)), largest + 1.0)
-    smallest = below + 1.0
-    return np.where((largest >= 1) & (smallest <= largest), smallest, 0.0)
+        def meets(ev: Evaluation, index: np.ndarray, need: np.ndarray = need, most_r: np.ndarray = most_r
+                  ) -> np.ndarray:
+            return ev.throughput_tokens_per_s * most_r[index] < need[index]  # true below the boundary
+
+        def lane(i: np.ndarray, b: np.ndarray, config: np.ndarray = config, probe: Probe = probe) -> Evaluation:
+            return probe(config[i], b)
+
+        top = np.tile(largest, len(lanes))
+        smallest = _bisect(lane, meets, np.zeros(len(config)), top + 1.0) + 1.0
+        whole = np.where((top >= 1) & (smallest <= top), smallest, 0.0)
+        for m, k in enumerate(lanes):
+            out[k] = whole[m * n:(m + 1) * n]
+    return out

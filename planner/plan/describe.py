@@ -365,8 +365,11 @@ def describe(p: Problem, c: Candidates, picks: Picks, served: np.ndarray, rank: 
     plans: list[Plan] = []
     workloads: list[WorkloadUse] = []
     per_slot = []
+    picked: dict[int, Picks] = {}
+    for j, r in picks:
+        picked.setdefault(int(c.slot[j]), []).append((j, r))
     for s, slot in enumerate(c.slots):
-        mine = [(j, r) for j, r in picks if int(c.slot[j]) == s]
+        mine = picked.get(s, [])
         share_served = float(min(1.0, served[s]))
         if slot.demand is None:
             shares, total_cap = [1.0] * len(mine), float(sum(float(c.capacity[j]) * r for j, r in mine))

@@ -296,6 +296,7 @@ def rank_one(base: Candidates, solver: Backend, backend: str, names: tuple[str, 
     size: dict[str, int] = {}
     limited: tuple[int, ...] | None = () if base.split else None
     rounds = 0
+    building = 0.0             # seconds the last model took to build
     start: starting.Start | None = None
     for k, name in enumerate(names):
         objective = k < n_objectives
@@ -305,9 +306,16 @@ def rank_one(base: Candidates, solver: Backend, backend: str, names: tuple[str, 
         sol: Solution | None = None
         f: constraints.Formulation | None = None
         while True:       # configuration limits enforced lazily: only on slots whose optimum breaks them
+            if k > 0 and f is None and time.perf_counter() + building >= until:
+                # no time left for this phase beyond building its model (as long as the last one
+                # took): it is not built (a fleet's: seconds)
+                sol = None
+                break
             c = replace(with_objective(base, name), partial=base.partial, bounds=tuple(bounds), limited=limited)
             if f is None or limited is None or not choice.limit(f, set(limited)):
+                built = time.perf_counter()
                 f = constraints.build(c, cuts)   # else the rows were added to the model its solver keeps
+                building = time.perf_counter() - built
             else:
                 c = f.cands
             size = dict(f.size) if k == 0 else size
@@ -359,8 +367,8 @@ def rank_one(base: Candidates, solver: Backend, backend: str, names: tuple[str, 
             if objective:      # a later objective without an answer leaves the earlier answer standing, unproven
                 status = st if not picks else Status.FEASIBLE
             break
-        assert sol is not None and sol.values is not None
-        value = float(sum(a * sol.values[i] for i, a in constraints.objective.coefficients(f, name).items()))
+        assert sol is not None and sol.values is not None and f is not None
+        value = _model_value(f, name, sol.values)
         log.append(Phase(name, "objective" if objective else "tie-break", sol.status.value, _reported(c, name, value),
                          OBJECTIVES[name].unit, sol.gap, sol.seconds))
         values[name] = _reported(c, name, value)
@@ -375,16 +383,25 @@ def rank_one(base: Candidates, solver: Backend, backend: str, names: tuple[str, 
     return Solved(status, picks, served, log, size, values)
 
 
-def _start_better(f: constraints.Formulation, c: Candidates, name: str, start: starting.Start,
+def _start_better(f: constraints.Formulation | None, c: Candidates, name: str, start: starting.Start,
                   sol: Solution | None) -> bool:
     """The solver's answer, not proven optimal, is worse than the starting answer (never the
     answer then: the better of the two stands)."""
-    if sol is None or sol.status != Status.FEASIBLE or sol.values is None or name == "served_demand":
+    if f is None or sol is None or sol.status != Status.FEASIBLE or sol.values is None or name == "served_demand":
         return False
-    found = float(sum(a * sol.values[i] for i, a in constraints.objective.coefficients(f, name).items()))
+    found = _model_value(f, name, sol.values)
     mine = _picks_value(c, name, list(start.picks), np.asarray(start.served, dtype=float))
     worse = found > mine if OBJECTIVES[name].sense == "min" else found < mine
     return worse and not _same(found, mine)
+
+
+def _model_value(f: constraints.Formulation, name: str, values: np.ndarray) -> float:
+    """Objective ``name`` of the model at ``values``, summed once per answer (a fleet's model has
+    a million terms; the check against the start and the phase's record both read it)."""
+    held = f.__dict__.setdefault("_values", {})
+    if name not in held or held[name][0] is not values:
+        held[name] = (values, float(sum(a * values[i] for i, a in constraints.objective.coefficients(f, name).items())))
+    return float(held[name][1])
 
 
 def _lower_bound(c: Candidates, name: str, sol: Solution | None) -> float | None:
@@ -414,13 +431,9 @@ def _reported(c: Candidates, name: str, value: float) -> float:
 
 def decode(f: constraints.Formulation, values: np.ndarray) -> Picks:
     """(row, replicas) chosen: every row whose choice is on (and at least one replica)."""
-    out = []
-    for j in f.alive:
-        if values[f.x[j]] > 0.5:
-            r = int(round(values[f.y[j]])) if f.replicas else 1
-            if r >= 1:
-                out.append((int(j), r))
-    return out
+    on = f.alive[values[f.x[f.alive]] > 0.5]
+    count = np.round(values[f.y[on]]) if f.replicas else np.ones(len(on))
+    return [(j, int(r)) for j, r in zip(on.tolist(), count.tolist()) if r >= 1]
 
 
 def solve_schedule(t: PeriodTables, *, backend: str, time_limit: float,

@@ -122,7 +122,8 @@ def alone_picks(c: Candidates) -> tuple[Picks, list[float]]:
     picks = []
     served = []
     for s in range(c.n_slots):
-        rows = np.nonzero(ok & (c.slot == s))[0]
+        rows = c.slot_rows(s)
+        rows = rows[ok[rows]]
         if not len(rows):
             served.append(0.0)
             continue
@@ -149,7 +150,8 @@ def greedy_picks(c: Candidates) -> tuple[Picks, list[float]]:
     picks: Picks = []
     served = [0.0] * c.n_slots
     for s in order:
-        rows = np.nonzero(ok & (c.slot == s))[0]
+        rows = c.slot_rows(s)
+        rows = rows[ok[rows]]
         rows = rows[np.argsort(per_token[rows], kind="stable")]
         d = float(c.demand[rows[0]]) if len(rows) else 0.0
         covered, used = 0.0, 0
@@ -182,7 +184,8 @@ def _fits(left: float, each: float) -> int:
 
 
 def _cheapest_cost(c: Candidates, ok: np.ndarray, per_token: np.ndarray, s: int) -> float:
-    rows = np.nonzero(ok & (c.slot == s))[0]
+    rows = c.slot_rows(s)
+    rows = rows[ok[rows]]
     return float(np.min(per_token[rows]) * c.demand[rows[0]]) if len(rows) else 0.0
 
 

@@ -1,0 +1,66 @@
+"""Where a fleet's seconds and MiB go (issue 26): one size of benchmarks/fleet_scale.py's
+generated fleet, its candidate table and its solve each under cProfile, with the process's CPU
+seconds, wall seconds and resident high-water mark after each.
+
+    python benchmarks/fleet_profile.py --size 1000 --time-limit 120 --top 40
+    python benchmarks/fleet_profile.py --size 200 --tie-break
+
+cProfile slows Python-heavy code (about 1.3x here); the CPU seconds of
+benchmarks/fleet_scale.py are the figures to quote, these the shares."""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fleet_scale import SCALING_BACKEND, spec_for
+
+from planner.candidates.table import build_candidates
+from planner.plan.solve import solve
+from planner.resolve.problem import resolve_fleet
+
+
+def peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", type=int, default=200)
+    ap.add_argument("--backend", default=SCALING_BACKEND)
+    ap.add_argument("--time-limit", type=float, default=60.0)
+    ap.add_argument("--tie-break", action="store_true", help="also the tie-break phases")
+    ap.add_argument("--top", type=int, default=30, help="functions listed per stage, by cumulative time")
+    args = ap.parse_args()
+    problem = resolve_fleet(spec_for(args.size))
+    for stage in ("table", "solve"):
+        prof = cProfile.Profile()
+        t0, c0 = time.perf_counter(), time.process_time()
+        prof.enable()
+        if stage == "table":
+            timings: dict[str, float] = {}
+            cands = build_candidates(problem, timings)
+        else:
+            r = solve(problem, cands, backend=args.backend, time_limit=args.time_limit, tie_break=args.tie_break)
+        prof.disable()
+        print(f"## {stage}: {time.process_time() - c0:.2f} CPU s, {time.perf_counter() - t0:.2f} s wall, "
+              f"peak {peak_mib():.0f} MiB", flush=True)
+        if stage == "table":
+            print(f"{len(cands):,} candidates; wall s per stage: "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in timings.items()))
+        else:
+            print(f"status {r.status}; phases: "
+                  + ", ".join(f"{p.objective} {p.status} gap {p.gap}" for p in r.phases))
+        pstats.Stats(prof, stream=sys.stdout).sort_stats("cumulative").print_stats(args.top)
+
+
+if __name__ == "__main__":
+    main()
