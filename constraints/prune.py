@@ -145,14 +145,6 @@ def _dominated(v: np.ndarray, cfg: np.ndarray, ranks: int) -> np.ndarray:
     for a in range(0, m, CHUNK):
         block = order[a:a + CHUNK]
         dom_k = _dominates(v, kept, block)
-        if ranks == 1:
-            # one answer: a row goes when any row before it dominates it, kept or not (dominance
-            # is transitive, and a dropped dominator has a kept one before it), so the block's
-            # rows need no walk in order
-            drop = dom_k.any(axis=0) | _dominates(v, block, block).any(axis=0)
-            out[block[drop]] = True
-            kept = np.concatenate([kept, block[~drop]])
-            continue
         same_k = cfg[kept][:, None] == cfg[block][None, :]
         own = (dom_k & same_k).any(axis=0)
         by_other = dom_k & ~same_k

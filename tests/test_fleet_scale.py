@@ -150,3 +150,32 @@ def test_highs_reads_its_bound_in_the_model_units(fleet, objective, monkeypatch)
     value = float(sum(a * sol.values[i] for i, a in constraints.objective.coefficients(f, objective).items()))
     model = f.__dict__["_highspy"]["model"]
     assert model.unscaled(model.highs.getInfo().mip_dual_bound) == pytest.approx(value, rel=1e-9)
+
+
+def test_a_tie_break_with_less_time_left_than_the_last_build_is_not_built_and_the_answer_stands(fleet, monkeypatch):
+    """A tie-break phase whose time left is shorter than the last model's build is not built:
+    recorded as time_limit, the answer and the status of the objective before it standing. An
+    objective phase is always built (its status depends on it). The clock is a fake one that
+    the first model build advances by 100 s and each later one by 10 s; the deadline is at 150 s."""
+    import types
+
+    import planner.plan.solve as S
+    p, c = fleet
+    clock = types.SimpleNamespace(now=0.0)
+    monkeypatch.setattr(S, "time", types.SimpleNamespace(perf_counter=lambda: clock.now))
+    real, builds = constraints.build, []
+
+    def slow(*a, **k):
+        clock.now += 10.0 if builds else 100.0
+        builds.append(clock.now)
+        return real(*a, **k)
+    monkeypatch.setattr(constraints, "build", slow)
+    base = first_phase_view(p, c)
+    names = ("cost_per_hour", "gpus")
+    s = S.rank_one(base, get_backend("highs"), "highs", names, 1, (), 150.0, S.KEEP_TOLERANCE, tie_seconds=50.0)
+    assert [ph.status for ph in s.phases] == ["optimal", "time_limit"] and s.status == Status.OPTIMAL
+    assert s.picks and len(builds) == 1
+    clock.now, builds[:] = 0.0, []
+    s2 = S.rank_one(base, get_backend("highs"), "highs", names, 2, (), 150.0, S.KEEP_TOLERANCE, tie_seconds=50.0)
+    assert [ph.objective for ph in s2.phases] == list(names) and len(builds) == 2
+    assert s2.phases[1].status == "optimal"        # the same phase as an objective: built and solved

@@ -306,9 +306,10 @@ def rank_one(base: Candidates, solver: Backend, backend: str, names: tuple[str, 
         sol: Solution | None = None
         f: constraints.Formulation | None = None
         while True:       # configuration limits enforced lazily: only on slots whose optimum breaks them
-            if k > 0 and f is None and time.perf_counter() + building >= until:
-                # no time left for this phase beyond building its model (as long as the last one
-                # took): it is not built (a fleet's: seconds)
+            if not objective and f is None and time.perf_counter() + building >= until:
+                # no time left for this tie-break beyond building its model (as long as the last
+                # one took): it is not built (a fleet's: seconds); an objective phase is always
+                # built and solved in what is left, as its status depends on it
                 sol = None
                 break
             c = replace(with_objective(base, name), partial=base.partial, bounds=tuple(bounds), limited=limited)
@@ -433,6 +434,7 @@ def decode(f: constraints.Formulation, values: np.ndarray) -> Picks:
     """(row, replicas) chosen: every row whose choice is on (and at least one replica)."""
     on = f.alive[values[f.x[f.alive]] > 0.5]
     count = np.round(values[f.y[on]]) if f.replicas else np.ones(len(on))
+    assert np.isfinite(count).all(), "a solver returned a replica count that is not a number"
     return [(j, int(r)) for j, r in zip(on.tolist(), count.tolist()) if r >= 1]
 
 
