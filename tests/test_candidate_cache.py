@@ -160,3 +160,30 @@ def test_operating_points_together_are_each_as_alone():
         alone = operating_point(slots[i], p.table, c.configs.take(np.array([j])), p.assumptions, rate=float(rates[i]))
         assert together[i] == alone
     assert together[1] != together[2]
+
+
+def test_workloads_of_one_model_and_lengths_with_different_demands_keep_their_own_spares_and_limits():
+    """The most replicas the limits allow follow, through a spot offer's spares, the demand: the
+    memo shared by workloads of one model and lengths must key them by it (a fleet's table equals
+    each workload's own table, row for row)."""
+    def spec(rates):
+        return FleetSpec.model_validate({
+            "workloads": [{"name": f"w{i}", "model": "llama-3.1-8b", "input_tokens": 1024, "output_tokens": 256,
+                           "demand": {"requests_per_s": r}, "slo": {"ttft_ms": {"p99": 1500}, "tpot_ms": 50}}
+                          for i, r in enumerate(rates)],
+            "search": {"gpus": ["h100-sxm", "l40s"], "quantizations": ["w8a8-fp8"], "kv_dtypes": ["fp8"],
+                       "tp": [1, 2], "pp": [1], "max_batch": 256},
+            "objective": "cost_per_hour", "max_configurations_per_workload": 2,
+            "prices": {"offers": {"h100-sxm": [
+                {"kind": "on_demand", "usd_per_gpu_hour": 3.0},
+                {"kind": "spot", "usd_per_gpu_hour": 1.2,
+                 "preemption": {"availability": 0.999, "replica_availability": 0.9}}]}},
+            "limits": {"budget_usd_per_hour": 900}})
+    rates = [3, 160, 900]
+    whole = build_candidates(resolve_fleet(spec(rates)))
+    for k, r in enumerate(rates):
+        alone = build_candidates(resolve_fleet(spec([r])))
+        mine = whole.slot == k
+        for name in ("replicas_needed", "replicas_allowed", "replica_cap", "spares", "capacity", "meets_slo"):
+            np.testing.assert_array_equal(np.asarray(getattr(whole, name))[mine], np.asarray(getattr(alone, name)),
+                                          err_msg=name)
