@@ -23,7 +23,7 @@ from planner.physics.load import (
     merge_results,
     step_physics,
 )
-from planner.physics.numerics import RESTRICT_ROWS, bisect_levels, bisection_by_bracket
+from planner.physics.numerics import RESTRICT_ROWS, bisect_levels, bisection_by_bracket, rows_taken
 from planner.physics.options import Assumptions
 from planner.physics.space import Configs, GpuTable
 from planner.resolve.problem import Slot
@@ -155,12 +155,10 @@ def _closed_clients(phys: StepPhysics, eng: Engine, wl: Workload, targets: list[
     bad = np.flatnonzero((open_clients > 0) & ~_closed_meets(phys, eng, wl, targets, np.maximum(open_clients, 1e-9)))
     if not len(bad):
         return out
-    taken: dict[int, tuple[StepPhysics, Engine, Workload]] = {}
+    at = rows_taken(lambda rows: (phys.take(bad[rows]), eng.take(bad[rows]), wl.take(bad[rows], n)))
 
     def meets(x: np.ndarray, rows: np.ndarray) -> np.ndarray:     # the rows bisect_levels repeats, of ``bad``
-        if len(rows) not in taken:
-            taken[len(rows)] = (phys.take(bad[rows]), eng.take(bad[rows]), wl.take(bad[rows], n))
-        return _closed_meets(*taken[len(rows)], targets, np.maximum(x, 1e-9))
+        return _closed_meets(*at(rows), targets, np.maximum(x, 1e-9))
     out[bad], _ = bisect_levels(meets, np.zeros(len(bad)), open_clients[bad], iters)
     return out
 

@@ -44,6 +44,7 @@ from planner.physics.numerics import (
     bisect_levels,
     bisection_by_bracket,
     exp_tail_quantile,
+    rows_taken,
 )
 from planner.physics.step import StepPhysics, step_time
 from planner.physics.terms import KV_BYTES, query_tokens, tokens_per_step, transfer
@@ -210,14 +211,10 @@ def _prefill_chunk(phys: StepPhysics, lam_l, S, T, P, cv2, iters: int = 40):
     Tm = np.maximum(T, c1)
     K = np.floor(Tm / c1)
 
-    n, tiled = len(phys), {}
-
-    def at(rows):       # (phys, lam, S, P, cv2, c1, K) of the rows given (None: all), as bisect_levels repeats them
-        if rows is None:
-            return phys, lam_l, S, P, cv2, c1, K
-        if len(rows) not in tiled:
-            tiled[len(rows)] = (phys.take(rows), *(_arr(v, n)[rows] for v in (lam_l, S, P, cv2, c1, K)))
-        return tiled[len(rows)]
+    n = len(phys)
+    # (phys, lam, S, P, cv2, c1, K) of the rows given (None: all), as bisect_levels repeats them
+    at = rows_taken(lambda rows: (phys.take(rows), *(_arr(v, n)[rows] for v in (lam_l, S, P, cv2, c1, K))),
+                    (phys, lam_l, S, P, cv2, c1, K))
 
     def m_of(c, rows=None):
         ph, lam_r, S_r, P_r, cv2_r, c1_r, _ = at(rows)
@@ -423,12 +420,10 @@ def decode_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate, transfer=
             g = np.minimum(np.maximum(M, 1.0), np.floor(phys.o.cuda_graph_max_tokens / q))
             tg = step_time(phys, g, g * ctx)
             hi = np.where((g >= 1.0) & (F(tg) <= tg), tg, hi)
-        tiled: dict[int, tuple] = {}
+        at = rows_taken(lambda rows: (phys.take(rows), lam_l[rows], O[rows], ctx[rows]))
 
         def rising(t, rows):       # F(t) > t on the rows given (repeated: numerics.bisect_levels)
-            if len(rows) not in tiled:
-                tiled[len(rows)] = (phys.take(rows), lam_l[rows], O[rows], ctx[rows])
-            ph, lam_r, O_r, ctx_r = tiled[len(rows)]
+            ph, lam_r, O_r, ctx_r = at(rows)
             nn = lam_r * ((O_r - 1.0) / E) * t
             return step_time(ph, nn, nn * ctx_r) > t
         _, tau = bisect_levels(rising, lo, hi, 40, geometric=True)
@@ -541,16 +536,9 @@ def decode_capacity(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
 def _rows_of(phys: StepPhysics, eng: Engine, wl: Workload
              ) -> Callable[[np.ndarray | None], tuple[StepPhysics, Engine, Workload]]:
     """(phys, engine, workload) of the rows given (None: all), as numerics.bisect_levels repeats
-    them: taken once per length of ``rows`` (each call of one search repeats them alike)."""
-    n, taken = len(phys), {}
-
-    def at(rows: np.ndarray | None) -> tuple[StepPhysics, Engine, Workload]:
-        if rows is None:
-            return phys, eng, wl
-        if len(rows) not in taken:
-            taken[len(rows)] = (phys.take(rows), eng.take(rows), wl.take(rows, n))
-        return taken[len(rows)]
-    return at
+    them (numerics.rows_taken)."""
+    n = len(phys)
+    return rows_taken(lambda rows: (phys.take(rows), eng.take(rows), wl.take(rows, n)), (phys, eng, wl))
 
 
 def _taken(v, rows):

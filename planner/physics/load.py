@@ -26,6 +26,7 @@ from planner.physics.numerics import (
     fixed_point,
     mixture_quantile,
     residual_quantile,
+    rows_taken,
 )
 from planner.physics.options import Assumptions
 from planner.physics.step import StepPhysics, draft_time, scalar_step_fn, step_physics, step_terms, step_time, take_rows
@@ -384,12 +385,11 @@ def load_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate=None, client
         lo = np.zeros(n_cfg) + 1e-12 * sat
         hi = sat * (1.0 - 1e-9)
 
-        tiled: dict[int, tuple] = {}
+        at = rows_taken(lambda rows: (phys.take(rows), eng.take(rows), wl.take(rows, n_cfg), S[rows], O[rows],
+                                      N[rows]))
 
         def under(x, rows):
-            if len(rows) not in tiled:       # the rows repeated as bisect_levels asks (each row its own)
-                tiled[len(rows)] = (phys.take(rows), eng.take(rows), wl.take(rows, n_cfg), S[rows], O[rows], N[rows])
-            ph, en, w, s_, o_, n_ = tiled[len(rows)]
+            ph, en, w, s_, o_, n_ = at(rows)
             r = _open(ph, en, w, x, s_, o_, closed=n_, quantiles=False)
             resid = r.get("ttft", "mean") + (o_ - 1.0) * r.get("tpot", "mean")
             return r.stable & (x * resid < n_)

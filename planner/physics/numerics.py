@@ -5,6 +5,9 @@ over configurations, pure numpy, no physics."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import numpy as np
 
 NORMAL_Z: dict[str, float] = {"p50": 0.0, "p90": 1.2815515655446004, "p95": 1.6448536269514722,
@@ -69,6 +72,27 @@ def bisect_levels(fn, lo: np.ndarray, hi: np.ndarray, iters: int, geometric: boo
             node = 2 * node + np.where(yes, 1, 2)
         done += k
     return lo, hi
+
+
+T = TypeVar("T")
+
+
+def rows_taken(take: Callable[[np.ndarray], T], whole: T | None = None) -> Callable[[np.ndarray | None], T]:
+    """``take(rows)`` (the per-row inputs of ``rows``) kept by the length of ``rows``, for a
+    ``bisect_levels`` predicate: within one search every call of one length carries the same
+    rows (every row, repeated as often), so each is taken once. ``None`` (every row, outside
+    the search) is ``whole``."""
+    kept: dict[int, T] = {}
+
+    def at(rows: np.ndarray | None) -> T:
+        if rows is None:
+            if whole is None:
+                raise ValueError("rows_taken: every row asked for, but no whole inputs were given")
+            return whole
+        if len(rows) not in kept:
+            kept[len(rows)] = take(rows)
+        return kept[len(rows)]
+    return at
 
 
 FIXED_POINT_RTOL = 1e-12
