@@ -6,7 +6,7 @@ for solvers that need integers (CP-SAT). Float solvers ignore the units.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -86,6 +86,13 @@ class LinearModel:
         unit = units[dimension]
         return {i: (a if (not self.vars[i].integer and self.vars[i].dimension == dimension) else a / unit)
                 for i, a in coeffs.items()}
+
+    def objective_at(self, values: Sequence[float] | np.ndarray | Mapping[int, float]) -> float:
+        """The objective at ``values`` (the model's units): one per variable, or a mapping of
+        variable to value where a variable missing is 0 (a start)."""
+        if isinstance(values, Mapping):
+            return float(sum(a * float(values.get(i, 0.0)) for i, a in self.objective.items()))
+        return float(sum(a * float(values[i]) for i, a in self.objective.items()))
 
     def holds(self, values: Sequence[float], rel: float) -> bool:
         """Every bound and row holds at ``values`` (one per variable, the model's units) within

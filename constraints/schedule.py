@@ -367,7 +367,7 @@ def decode(f: ScheduleFormulation, values: np.ndarray) -> tuple[list[list[tuple[
         held[:, g] = round(values[b])
     for (p, g), a in f.held.items():
         held[p, g] = round(values[a])
-    cost = float(sum(a * values[i] for i, a in f.model.objective.items()))
+    cost = f.model.objective_at(values)
     return picks, held, cost
 
 

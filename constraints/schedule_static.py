@@ -198,4 +198,4 @@ def assignment(f: StaticFormulation, picks: list[tuple[int, int]]) -> dict[int, 
 def decode(f: StaticFormulation, values: np.ndarray) -> tuple[list[tuple[int, int, int]], float]:
     """((case, row, replicas) per configuration run, $ per cycle)."""
     picks = [(ci, j, int(round(values[y]))) for (ci, j), y in zip(f.where, f.y) if values[y] > 0.5]
-    return picks, float(sum(a * values[i] for i, a in f.model.objective.items()))
+    return picks, f.model.objective_at(values)

@@ -308,7 +308,7 @@ def _column(bl: Blocks, s: int, pattern: dict[int, int]) -> tuple[float, np.ndar
 
 def value_of(f: Any, values: np.ndarray) -> float:
     """The model's objective at ``values``."""
-    return float(sum(a * values[i] for i, a in f.model.objective.items()))
+    return f.model.objective_at(values)
 
 
 def _highs() -> highspy.Highs:

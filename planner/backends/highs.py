@@ -137,8 +137,8 @@ class HighsBackend:
         if sol.status == Status.INFEASIBLE:
             return sol                   # infeasible even relaxed: infeasible
         if sol.values is not None:
-            exact, relaxed = _rounded(f.model, sol.values), _objective(f.model, sol.values)
-            if exact is not None and (sol.status != Status.OPTIMAL or _objective(f.model, exact) <=
+            exact, relaxed = _rounded(f.model, sol.values), f.model.objective_at(sol.values)
+            if exact is not None and (sol.status != Status.OPTIMAL or f.model.objective_at(exact) <=
                                       relaxed + EXACT * max(1.0, abs(relaxed))):
                 return replace(sol, values=exact)
         left = max(time_limit - (time.perf_counter() - t0), 0.01)
@@ -176,7 +176,7 @@ class HighsBackend:
             status = Status.TIME_LIMIT if elapsed >= 0.95 * time_limit else Status.UNKNOWN
             return Solution(status, None, seconds=elapsed, bound=bound)
         values = np.asarray(h.getSolution().col_value, dtype=float) * model.scale_of(f.model)
-        found = _objective(f.model, values)
+        found = f.model.objective_at(values)
         if start and not _agrees(found, model.unscaled(info.objective_function_value)):
             # the start's columns under HiGHS's own objective: distrust both, solve without the start
             fresh = translate(f.model)[0]
@@ -187,10 +187,6 @@ class HighsBackend:
             gap = None if bound is None else abs(found - bound) / max(abs(found), 1e-12)
         return Solution(status, values, gap=gap, seconds=time.perf_counter() - t0,
                         bound=bound if status == Status.FEASIBLE else None)
-
-
-def _objective(m: LinearModel, values: np.ndarray) -> float:
-    return float(sum(a * float(values[i]) for i, a in m.objective.items()))
 
 
 def _agrees(found: float, reported: float | None) -> bool:
@@ -210,8 +206,8 @@ def _rounded(m: LinearModel, values: np.ndarray) -> np.ndarray | None:
 
 def _beats(m: LinearModel, values: np.ndarray, start: dict[int, float]) -> bool:
     """The answer's objective is better than the start's by more than CHECKED_START."""
-    found = _objective(m, values)
-    given = float(sum(a * float(start.get(i, 0.0)) for i, a in m.objective.items()))
+    found = m.objective_at(values)
+    given = m.objective_at(start)
     better = given - found if m.objective_sense == "min" else found - given
     return better > CHECKED_START * max(1.0, abs(given))
 

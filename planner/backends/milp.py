@@ -79,8 +79,7 @@ def _beats(m: LinearModel, hint: dict[int, float] | None, values: np.ndarray) ->
         if (r.sense == "<=" and lhs > r.rhs + tol) or (r.sense == ">=" and lhs < r.rhs - tol) \
                 or (r.sense == "==" and abs(lhs - r.rhs) > tol):
             return False
-    mine = sum(a * x[i] for i, a in m.objective.items())
-    found = sum(a * values[i] for i, a in m.objective.items())
+    mine, found = m.objective_at(x), m.objective_at(values)
     better = mine < found if m.objective_sense == "min" else mine > found
     return better and abs(mine - found) > 1e-9 * max(1.0, abs(found))
 
