@@ -71,14 +71,9 @@ def _beats(m: LinearModel, hint: dict[int, float] | None, values: np.ndarray) ->
     x = np.zeros(len(m.vars))
     for i, v in hint.items():
         x[i] = v
-    if any(not (v.lb - 1e-9 <= x[i] <= v.ub + 1e-9) for i, v in enumerate(m.vars)):
+    # bounds within an absolute 1e-9 (tighter than ``holds``' relative one), rows as ``holds``
+    if any(not (v.lb - 1e-9 <= x[i] <= v.ub + 1e-9) for i, v in enumerate(m.vars)) or not m.holds(x.tolist(), 1e-9):
         return False
-    for r in m.rows:
-        lhs = sum(a * x[i] for i, a in r.coeffs.items())
-        tol = 1e-9 * max(1.0, abs(r.rhs))
-        if (r.sense == "<=" and lhs > r.rhs + tol) or (r.sense == ">=" and lhs < r.rhs - tol) \
-                or (r.sense == "==" and abs(lhs - r.rhs) > tol):
-            return False
     mine, found = m.objective_at(x), m.objective_at(values)
     better = mine < found if m.objective_sense == "min" else mine > found
     return better and abs(mine - found) > 1e-9 * max(1.0, abs(found))
