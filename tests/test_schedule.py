@@ -579,13 +579,13 @@ def test_a_highs_run_from_a_start_whose_columns_are_not_its_reported_objective_i
     checked start's second solve) compares the returned columns' objective with the reported
     one and, on a mismatch, solves again without the start: the optimum, $28.20 (milp's)."""
     import constraints.schedule as cs
-    from planner.backends.highs import HighsBackend, _objective, translate
+    from planner.backends.highs import HighsBackend, translate
     p = prepare(_with_profile(DAY), backend="milp")
     f = cs.build(p.tables, frozenset(), keep=tuple((c, j) for c, j, _ in p.static_picks))
     start = cs.assignment(f, p.static_picks)
-    assert start is not None and _objective(f.model, _dense(f, start)) == pytest.approx(40.8, rel=1e-9)
+    assert start is not None and f.model.objective_at(_dense(f, start)) == pytest.approx(40.8, rel=1e-9)
     sol = HighsBackend()._run(f, translate(f.model)[0], 30.0, 0, start)
-    assert sol.status.value == "optimal" and _objective(f.model, sol.values) == pytest.approx(28.2, rel=1e-9)
+    assert sol.status.value == "optimal" and f.model.objective_at(sol.values) == pytest.approx(28.2, rel=1e-9)
     assert schedule(_with_profile(DAY), backend="milp").usd_per_cycle == pytest.approx(28.2, rel=1e-9)
 
 
