@@ -228,3 +228,33 @@ def test_a_configuration_is_dropped_only_when_another_beats_it_in_every_case_and
              spare=np.zeros(4), gpu=np.zeros(4, dtype=np.int64))
     assert [labels[i] for i in _undominated(k, power=False)] == ["batch=64", "batch=32"]
     assert [labels[i] for i in _undominated(k, power=True)] == ["batch=64", "batch=16", "batch=32"]
+
+
+def test_power_is_each_replicas_watts_in_every_period_as_the_physics_gives_it_in_every_case():
+    """Why the static program has one power row for the cycle (docs/workloads.md, "The static
+    fleet"): a replica's watts are its GPUs at TDP (planner/physics/perf.py), whatever the
+    period's operating point, so every SLO case's table gives a configuration the same watts
+    and one row per case would repeat one row; the fleet runs unchanged all cycle, so a replica
+    that serves nothing in a period (the L40S at the strict night) draws them there too: the
+    cap is read against the whole fleet's watts. By hand: H100 700 W + L40S 350 W = 1,050 W.
+    Under a 1,050 W cap the static fleet is the $40.80 one; under 1,049 W the L40S no longer
+    fits beside the H100 the night needs and no other pair serves the day (two H100s draw
+    1,400 W): no static fleet, for every backend and the oracle alike."""
+    from constraints.schedule_static import keys_of
+    t = _tables(SMALL["a strict night, at most 1,100 W"])
+    k = keys_of(t)
+    for i, (s, label) in enumerate(k.keys):
+        watts = {float(c.ev.power_w[j]) for c in t.cases for j in range(len(c))
+                 if int(c.slot[j]) == s and c.label(j) == label}
+        assert watts == {float(k.watts[i])}, label
+    costs = {}
+    for cap in (1050, 1049):
+        t = _tables(_spec(STRICT_NIGHT, limits={**OWNED, "power_cap_w": cap}))
+        status, picks, oracle, _ = solve_static(t, backend="exhaustive", time_limit=120)
+        costs[cap] = oracle
+        for b in LINEAR:
+            st, _, cost, _ = solve_static(t, backend=b, time_limit=60)
+            assert st == status and (cost is None) == (oracle is None), (cap, b)
+            assert oracle is None or cost == pytest.approx(oracle, rel=1e-6), (cap, b)
+    assert costs[1050] == pytest.approx(40.8, rel=1e-9)
+    assert costs[1049] is None
