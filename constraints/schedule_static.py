@@ -103,26 +103,6 @@ def keys_of(t: PeriodTables) -> Keys:
     return Keys(list(index), where, cap, need, gpus, watts, spare, gpu)
 
 
-def covers(t: PeriodTables, c: Candidates, picks: list[tuple[int, int]]) -> bool:
-    """``picks`` ((row, replicas) of ``c``, a table of the same slots) meet the program's demand
-    rows: every workload served in every SLO case at the case's busiest demand, a configuration
-    by its capacity in that case's table (0 where the case lacks or screens it out). Its
-    other rows (GPUs, budget, watts, configurations per workload) read a configuration's
-    GPUs, price and watts, the same in every table, so a fleet ``c``'s program allows keeps them."""
-    k = keys_of(t)
-    index = {key: i for i, key in enumerate(k.keys)}
-    cases = t.cases or (t.peak,)
-    for s in range(c.n_slots):
-        mine = [(index.get((s, c.label(j))), r) for j, r in picks if int(c.slot[j]) == s]
-        for ci, case in enumerate(cases):
-            demand = case.slots[s].demand
-            assert demand is not None          # a schedule needs every workload's demand (resolve_periods)
-            share = sum(min(float(k.cap[ci, i]) / float(demand.value), 1.0) * r for i, r in mine if i is not None)
-            if share < 1.0 - 1e-9:
-                return False
-    return True
-
-
 def _undominated(k: Keys, power: bool) -> np.ndarray:
     """Indices of the keys no other of the same workload, GPU type, GPUs and spares (and no
     more watts under a power cap) beats on capacity in every case (of equals the first)."""

@@ -15,16 +15,12 @@ from typing import Any
 
 import numpy as np
 
-import constraints.schedule_static
 from constraints.schedule import Start
 from planner.backends.base import HAS_SOLUTION, Status
-from planner.candidates.objectives import OBJECTIVES
 from planner.candidates.schedule import PeriodTables, period_tables
-from planner.candidates.table import Candidates, build_candidates, with_objective
-from planner.candidates.table import _levels as batch_levels
+from planner.candidates.table import Candidates
 from planner.plan.describe import spare_count
-from planner.plan.result import Phase
-from planner.plan.solve import Solved, _picks_value, _reported, solve_phases, solve_schedule, solve_static
+from planner.plan.solve import solve_phases, solve_schedule, solve_static
 from planner.resolve.problem import Problem, resolve, resolve_fleet
 from planner.resolve.schedule import Periods, resolve_periods
 from planner.schemas.fleet import FleetSpec
@@ -284,47 +280,3 @@ def autoscale(t: PeriodTables, picks: list[Picks]) -> list[Autoscale]:
             counts.setdefault(key, [0] * len(picks))[p] += r
             first[key] = min(first.get(key, j), j)
     return [Autoscale(w, d, min(n), max(n)) for (w, d), n in sorted(counts.items(), key=lambda x: (first[x[0]], x[0]))]
-
-
-def static_rank(problem: Problem, cands: Candidates, *, backend: str, time_limit: float,
-                objectives: tuple[str, ...]) -> tuple[Candidates, Solved]:
-    """`planner plan` and `planner fleet` of a profile whose periods state other targets
-    (planner/resolve/schedule.py ``at_peak``): the static fleet, the cheapest fleet run all day
-    that serves every period at its own demand and SLO. The plan at each workload's busiest
-    period (``cands``, ranked as any plan, tie-breaks included) where it serves every period
-    and costs no more than the schedule's static fleet (``_static``: the program of
-    constraints/schedule_static.py); else that program's fleet, its deployments as rows of
-    ``cands`` for the one decoder (the table built again with a deployment's batch where it
-    lacks it: returned). One answer: the program ranks no others."""
-    periods = problem.periods
-    assert periods is not None
-    stated = replace(problem, periods=None)
-    t0 = time.perf_counter()
-    busiest = solve_phases(stated, cands, backend=backend, time_limit=time_limit / 2.0, phases=objectives,
-                           tie_break=True)
-    t = period_tables(stated, periods)
-    bound, start = _static(stated, periods, t, backend, max(time_limit / 2.0 - (time.perf_counter() - t0), 1e-3))
-    if busiest.status in HAS_SOLUTION and busiest.picks and serves_all_day(t, cands, busiest.picks, bound):
-        return cands, busiest
-    keys = [(int(c.slot[j]), c.label(j), int(c.configs.batch[j]), r) for c, j, r in start]
-    rows = {(int(cands.slot[j]), cands.label(j)): j for j in range(len(cands))}
-    if any((s, label) not in rows for s, label, _, _ in keys):
-        search = problem.spec.search
-        levels = set(search.batch_levels or batch_levels(search.max_batch)) | {b for _, _, b, _ in keys}
-        spec = problem.spec.model_copy(update={"search": search.model_copy(update={"batch_levels": sorted(levels)})})
-        cands = with_objective(build_candidates(replace(problem, spec=spec)), objectives[0])
-        rows = {(int(cands.slot[j]), cands.label(j)): j for j in range(len(cands))}
-    picks = [(rows[(s, label)], r) for s, label, _, r in keys]
-    status, served = Status(bound.status), np.ones(cands.n_slots)
-    values = {name: _reported(cands, name, _picks_value(cands, name, picks, served)) for name in objectives}
-    phases = [Phase(name, "objective", status.value, values.get(name), OBJECTIVES[name].unit,
-                    0.0 if bound.proven else None, time.perf_counter() - t0) for name in objectives]
-    return cands, Solved(status, picks, served, phases, {}, values)
-
-
-def serves_all_day(t: PeriodTables, c: Candidates, picks: Picks, static: Bound) -> bool:
-    """``picks`` (rows of ``c``, a fleet its program allows) serve every period at its own
-    demand and SLO (the static program's demand rows) at no more than ``static``'s cost."""
-    cost = float(sum(c.deployment_cost(j, r) for j, r in picks)) * t.cycle_hours
-    return constraints.schedule_static.covers(t, c, picks) and (
-        static.usd_per_cycle is None or cost <= static.usd_per_cycle * (1.0 + STAND_IN_MARGIN))

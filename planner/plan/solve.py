@@ -183,12 +183,6 @@ def solve(problem: Problem, cands: Candidates, *, backend: str = "cpsat", top_k:
     objectives = phases or objective_phases(problem)
     names = objectives + (tie_breaks(cands, objectives) if tie_break else ())
     solver = get_backend(backend)
-    static = None
-    if problem.periods is not None and set(objectives) <= {"cost_per_hour", "cost_per_million_tokens"}:
-        # a profile with per-period SLOs: the static fleet (resolve.schedule.at_peak)
-        from planner.plan.schedule import static_rank
-        cands, static = static_rank(problem, cands, backend=backend, time_limit=time_limit, objectives=objectives)
-        top_k = 1
     base = first_phase_view(problem, cands, objectives)
     deadline = time.perf_counter() + time_limit
     first: Solved | None = None
@@ -198,8 +192,8 @@ def solve(problem: Problem, cands: Candidates, *, backend: str = "cpsat", top_k:
     interrupted = False
     try:
         for rank in range(1, top_k + 1):
-            s = static or rank_one(base, solver, backend, names, len(objectives), tuple(cuts), deadline,
-                                   _change_slack(problem), max(TIE_BREAK_FLOOR, TIE_BREAK_SHARE * time_limit))
+            s = rank_one(base, solver, backend, names, len(objectives), tuple(cuts), deadline,
+                         _change_slack(problem), max(TIE_BREAK_FLOOR, TIE_BREAK_SHARE * time_limit))
             first = first or s
             if not s.picks:
                 break

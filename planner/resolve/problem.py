@@ -9,7 +9,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -43,9 +43,6 @@ from planner.schemas.plan import PlanSpec, Slo, Workload
 from planner.traces.figures import TraceSummary
 from planner.units import HOURS_PER_YEAR
 from planner.yamlio import Document
-
-if TYPE_CHECKING:
-    from planner.resolve.schedule import Periods
 
 COST_OBJECTIVES = ("cost_per_million_tokens", "cost_per_hour")
 
@@ -130,7 +127,6 @@ class Problem:
     calibration_notes: tuple[str, ...] = ()   # GPUs the calibration fits by its global values only, and why
     offers: tuple[Offer | None, ...] = ()     # per GPU of ``table``: the offer it is priced by (prices.offers), or None
     notes: tuple[str, ...] = ()         # what a result must say of how the instance was read (a profile's peak)
-    periods: Periods | None = None      # plan/fleet of a profile with per-period SLOs: its static fleet's periods
 
     @property
     def objective(self) -> str:

@@ -71,17 +71,17 @@ class Periods:
         """Each slot at its busiest demand under every target any period states for it (per
         metric and statistic the smallest, the smallest utilisation ceiling): a fleet meeting
         these meets each period's targets at each period's demand (docs/workloads.md)."""
-        out = []
-        for s, slot in enumerate(self.peak()):
-            slos: list[Slo] = []
-            for slots in self.slots:
-                slos += [] if slots[s].slo in slos else [slots[s].slo]
-            if len(slos) == 1:
-                out.append(slot)
-                continue
-            merged = strictest_slo(slos)
-            out.append(replace(slot, slo=merged, targets=targets(merged, f"{slot.path}.demand.profile[*].slo")))
-        return tuple(out)
+        return tuple(under_every_target(slot, [slots[s].slo for slots in self.slots])
+                     for s, slot in enumerate(self.peak()))
+
+
+def under_every_target(slot: Slot, slos: list[Slo]) -> Slot:
+    """``slot`` under every target of ``slos`` (its periods' SLOs; ``strictest_slo``), located
+    at its profile's SLOs; ``slot`` itself where they are all one SLO."""
+    if all(x == slos[0] for x in slos):
+        return slot
+    merged = strictest_slo(slos)
+    return replace(slot, slo=merged, targets=targets(merged, f"{slot.path}.demand.profile[*].slo"))
 
 
 def strictest_slo(slos: list[Slo]) -> Slo:
@@ -163,46 +163,35 @@ def _in_period(slot: Slot, demand: DemandSpec, slo: tuple[Slo, str] | None) -> S
 
 def at_peak(spec: PlanSpec | FleetSpec, problem: Problem) -> Problem:
     """What `planner plan` and `planner fleet` solve for an instance whose demand has a profile
-    (docs/workloads.md section 8): the fleet it must run all day, with a note saying so;
+    (docs/workloads.md section 8): a fleet it can run all day, with a note saying so;
     ``problem`` itself where no workload has a profile. Each profiled workload at its busiest
-    period's rate under that period's targets. Where some period states other targets (several
-    SLO cases), a quieter period may need more: the fleet is then the static fleet of a schedule
-    (constraints/schedule_static.py), solved by planner/plan/schedule.py ``static_rank`` from the
-    ``periods`` the problem carries, and these slots describe it at each workload's busiest
-    period; where the schedule's program does not cover the instance (``_supported``), each
-    workload is planned at its busiest rate under every target its periods state, a fleet that
-    serves every period. `planner schedule` plans every period."""
+    period's rate under that period's targets; where some of its periods state other targets,
+    under every target its periods state (per metric and statistic the smallest,
+    ``strictest_slo``), so that a quieter period with a stricter SLO is served too: a fleet that
+    serves every period, not proven the cheapest such fleet (`planner schedule` proves that one,
+    its static fleet, constraints/schedule_static.py). The instance stays one plan or fleet,
+    solved, checked and explained by the one path."""
     where: dict[str, Any] = {"file": problem.file}
-    slots, strictest, notes, several = list(problem.slots), list(problem.slots), [], False
+    slots, notes = list(problem.slots), []
     for k, ((d, path, w), slot) in enumerate(zip(_given(spec), problem.slots)):
         if d is None or d.profile is None or slot.demand is None:
             continue
         f = _factors(d, slot, w, path, where)
         _within_limit(slot, f, path, where)
         top = int(np.argmax(f[1]))
-        slots[k] = strictest[k] = _in_period(slot, scaled(slot.demand, float(f[1][top])), f[2][top])
+        slots[k] = _in_period(slot, scaled(slot.demand, float(f[1][top])), f[2][top])
         slos = [slot.slo if x is None else x[0] for x in f[2]]
-        if any(x != slos[top] for x in slos):
-            several, merged = True, strictest_slo(slos)
-            strictest[k] = replace(slots[k], slo=merged, targets=targets(merged, f"{path}.demand.profile[*].slo"))
+        several = any(x != slos[top] for x in slos)
+        slots[k] = under_every_target(slots[k], slos)
         rps = slots[k].demand.requests_per_s     # type: ignore[union-attr]
+        tail = ("under every target its periods state (the strictest of each): a fleet that serves every "
+                "period, not proven the cheapest one" if several else "the fleet a static plan runs all day")
         notes.append(f"{path}.demand.profile: planned at its busiest period, period {top + 1} of {len(f[0])} "
-                     f"({f[0][top]:g} h, {rps:,.4g} requests/s, {f[1][top]:.4g} x the stated rate)")
+                     f"({f[0][top]:g} h, {rps:,.4g} requests/s, {f[1][top]:.4g} x the stated rate), {tail}; "
+                     "`planner schedule FILE` plans each period and its saving")
     if not notes:
         return problem
-    periods = None
-    if several:
-        try:
-            periods = resolve_periods(spec, problem)
-        except InputError:         # beyond the schedule's program: under every period's targets
-            slots = strictest
-    tail = ("the static fleet: one fleet run all day that serves every period at its own rate and SLO "
-            "(constraints/schedule_static.py), its figures at the busiest period" if periods is not None else
-            "under every target its periods state: a fleet that serves every period, not proven the cheapest "
-            "(the schedule's program covers cost objectives of aggregated replicas)" if several else
-            "the fleet a static plan runs all day")
-    said = tuple(f"{n}, {tail}; `planner schedule FILE` plans each period and its saving" for n in notes)
-    return replace(problem, slots=tuple(slots), notes=problem.notes + said, periods=periods)
+    return replace(problem, slots=tuple(slots), notes=problem.notes + tuple(notes))
 
 
 def _given(spec: PlanSpec | FleetSpec) -> list[tuple[Demand | None, str, Any]]:

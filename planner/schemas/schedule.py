@@ -1,9 +1,9 @@
 """Demand over time (docs/workloads.md, "Demand over time: schedules"): a workload's demand
 profile, periods of stated hours each at a rate (and, optionally, its own SLO), and the
 schedule's switching options.
-`planner schedule FILE` plans every period; `planner plan` and `planner fleet` plan the fleet
-run all day, with a note (``resolve.schedule.at_peak``): each profiled workload at its busiest
-period, or, where periods state other SLOs, the schedule's static fleet."""
+`planner schedule FILE` plans every period; `planner plan` and `planner fleet` plan each
+profiled workload at its busiest period (under every target its periods state, where they
+state several), with a note (``resolve.schedule.at_peak``)."""
 
 from __future__ import annotations
 
