@@ -148,6 +148,14 @@ class Assumptions(BaseModel):
         "GEMMs run at hundreds of rows per expert and are compute-bound, so their rate shows in full, where a "
         "decode step's few rows per expert are bound by the expert weights' reads (docs/model.md section 4, "
         "'grouped GEMMs'; fitted with the serving path on the corpus's TTFT, benchmarks/fit_serving_path.py)")
+    fp4_dense_read_efficiency: Fraction = Field(
+        0.65, description="achieved share, of the HBM bandwidth 8- and 16-bit weights stream at, of the dense GEMMs "
+        "that read NVFP4 (fp4) weights (every layer weight but the routed experts', whose grouped GEMMs are "
+        "kernels of their own): 4.5 bits a weight are 4.5 / 8 of FP8's bytes, but at decode's few rows the FP4 "
+        "GEMMs (e2m1 values, an FP8 scale per 16, the activations quantized to FP4 per GEMM) stay below the "
+        "bandwidth roofline (docs/validation.md, 'NVFP4 weight reads'; fitted with leave-one-system, "
+        "-model and -engine-out cross-validation on the corpus's dense NVFP4 rows, benchmarks/tpot_groups.py: 0.65, "
+        "0.60 and 0.70 with TensorRT-LLM or vLLM held out)")
     moe_gemm_tile_tokens: Annotated[int, Field(ge=0, le=1024), NotBool] = Field(
         64, description="M tile of the grouped expert GEMMs: each expert's tokens are padded up to whole tiles, "
         "so a few tokens per expert cost a tile's FLOPs (vLLM/SGLang fused_moe BLOCK_SIZE_M 16-128, DeepGEMM "
@@ -206,6 +214,7 @@ PRESETS: dict[str, Assumptions] = {
         pp_wraparound_hop="activation", pp_hop_message="full", quantize_embeddings=True,
         serving_overhead_s=0.0, host_step_s=0.0, host_per_sequence_s=0.0, host_launch_s=0.0,
         grouped_gemm_efficiency=1.0, grouped_gemm_prefill_efficiency=1.0, moe_gemm_tile_tokens=0,
+        fp4_dense_read_efficiency=1.0,
     ),
     # Engine profiles (docs/model.md section 7): the engine's documented memory conventions and
     # what it fuses; the rest are the realistic priors. "realistic" is vLLM's profile.

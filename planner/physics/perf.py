@@ -33,6 +33,7 @@ from planner.physics.terms import (
     allreduces,
     alltoall,
     busiest_active,
+    dense_read_efficiency,
     exposed_alltoall,
     hop_links,
     host_bound,
@@ -248,7 +249,8 @@ def _prefill(arch: Arch, o: Assumptions, table: GpuTable, c: Configs, sh: Shard)
     p = arch.params
     gi, S, tp, pp, ep = c.gpu, c.input_tokens, c.tp, c.pp, c.ep
     L, h = float(arch.layers), float(arch.hidden)
-    w_bytes = weight_bytes_read(arch, o, tp, sh.group, 1.0 / tp, sh.b_w, sh.b_x, sh.b_e, S)
+    w_bytes = weight_bytes_read(arch, o, tp, sh.group, 1.0 / tp, sh.b_w / dense_read_efficiency(c.scheme, o), sh.b_x,
+                                sh.b_e, S)
     head = float(p.lm_head or p.embedding)
     attn = prefill_attention_flops(arch.attention, S)
     flops = (2.0 * S * p.active_nonembedding + 2.0 * head + attn) / tp

@@ -469,6 +469,16 @@ class Shard:
     dp_attn: np.ndarray
 
 
+FP4_SCHEME = SCHEME_NAMES.index("fp4")
+
+
+def dense_read_efficiency(scheme: np.ndarray, o: Assumptions) -> np.ndarray:
+    """Share of the achieved HBM bandwidth the dense GEMMs' weight reads reach for each
+    configuration's scheme (docs/validation.md, 'NVFP4 weight reads'): ``fp4_dense_read_efficiency``
+    for NVFP4 weights, 1 for every other scheme. The routed experts' reads are not scaled."""
+    return np.where(np.asarray(scheme) == FP4_SCHEME, o.fp4_dense_read_efficiency, 1.0)
+
+
 def shard(arch: Arch, c: Configs, o: Assumptions) -> Shard:
     b_w = SCHEME_BITS[c.scheme] / 8.0
     tp = c.tp
