@@ -19,7 +19,14 @@ Reads the corpus and the CSV ``planner validate CORPUS --csv OUT`` writes, and p
    weights; then ``fp4_dense_read_efficiency`` chosen on a grid through the whole model
    (``predict`` with the value as a fitted one) on the plain NVFP4 TPOT rows (not the export
    rows of DeepSeek that may be MTP runs, section 2), minimising the median |log(predicted /
-   measured)|, in sample and leaving out each system, model and engine in turn.
+   measured)|, in sample and leaving out each system, model and engine in turn: fitted on the
+   dense models' rows, the MoE models' rows held out by kind.
+5. **attention DP**: ``attention_dp_layer_overhead_s`` per engine on the plain TPOT rows whose
+   (decode) attention is data-parallel, through the whole model, leaving out each system and
+   model.
+6. **TensorRT-LLM's MoE rows**: (measured - predicted) TPOT per MoE layer by system, model,
+   weights and layout, and ``moe_layer_overhead_s`` fitted on its plain MoE rows, held out by
+   system and model.
 
 Usage: python benchmarks/tpot_groups.py [CORPUS] [VALIDATE_CSV]
 (default ../shared/reference/measured-silicon.csv and /tmp/validate.csv; write the second with
@@ -57,6 +64,7 @@ from planner.fidelity.rows import (  # noqa: E402
 from planner.physics.options import PRESETS  # noqa: E402
 from planner.physics.space import GpuTable  # noqa: E402
 from planner.physics.step import step_physics, step_terms  # noqa: E402
+from planner.physics.terms import Arch  # noqa: E402
 
 GRID = tuple(round(0.4 + 0.05 * k, 2) for k in range(13))      # 0.40 ... 1.00
 X_GRID = tuple(round(1.0 + 0.1 * k, 1) for k in range(21))       # FP8 KV multiplier 1.0 ... 3.0
@@ -180,6 +188,10 @@ def fp8_kv(xs: list[dict]) -> None:
         if len(g[k]) >= 5:
             print(_line("KV " + " ".join(k), g[k], 70))
     fp8 = [x for x in trt if x["case"].kv == "fp8"]
+    err_fmt, _ = _grid_fit(fp8, "attention_format", ("fp8", "bf16"))
+    every = list(range(len(fp8)))
+    print(f"  the attention kernel at the BF16 rate on the FP8 cache (the profile's FP8 FMHA off): median |error| "
+          f"{err_fmt(every, 'fp8'):.1f} -> {err_fmt(every, 'bf16'):.1f} %")
 
     def err(ys: list[dict], m: float) -> float:
         return st.median(abs(log(y["predicted"] * (1.0 + (m - 1.0) * y["kv_share"]) / y["measured"])) for y in ys)
@@ -246,6 +258,77 @@ def nvfp4(xs: list[dict]) -> None:
     print(f"    all of them: {100 * (exp(err(moe, 1.0)) - 1):5.1f} -> {100 * (exp(err(moe, eta)) - 1):5.1f} %")
 
 
+def _grid_fit(rows: list[dict], field: str, grid: tuple[float, ...]) -> tuple:
+    """(|log error| per grid value and row, fit(indices) -> the value minimising the median)."""
+    cat, o = Catalog.default(), PRESETS["realistic"]
+    cases = [x["case"] for x in rows]
+    logs = {v: [abs(log(p / x["measured"])) for p, x in zip(predict(cases, cat, o, {field: v})[0], rows)]
+            for v in grid}
+
+    def err(idx: list[int], v: float) -> float:
+        return 100.0 * (exp(st.median(logs[v][i] for i in idx)) - 1.0)
+    return err, (lambda idx: min(grid, key=lambda v: (err(idx, v), v)))
+
+
+def attention_dp(xs: list[dict]) -> None:
+    print("\n5. Attention DP: a fixed cost per MoE layer and step where attention is data-parallel "
+          "(attention_dp_layer_overhead_s), per engine, on the plain TPOT rows with attention DP > 1")
+    grid = tuple(k * 10e-6 for k in range(21))          # 0 ... 200 us
+    for engine in ("sglang", "trtllm"):
+        rows = []
+        for x in xs:
+            dec = x["case"].pools.decode if x["case"].pools is not None else x["case"]
+            if x["engine"] == engine and x["plain"] and dec.ep > dec.tp:
+                rows.append(x)
+        if not rows:
+            continue
+        err, fit = _grid_fit(rows, "attention_dp_layer_overhead_s", grid)
+        every = list(range(len(rows)))
+        v = fit(every)
+        print(f"  {engine}: {len(rows)} rows; fitted {v * 1e6:.0f} us, median |error| {err(every, 0.0):.1f} -> "
+              f"{err(every, v):.1f} % in sample")
+        for key in ("system", "model"):
+            for g in sorted({x[key] for x in rows}):
+                test = [i for i, x in enumerate(rows) if x[key] == g]
+                train = [i for i, x in enumerate(rows) if x[key] != g]
+                if not train:
+                    print(f"    leave out {key} {g}: nothing left to fit")
+                    continue
+                vg = fit(train)
+                print(f"    leave out {key} {g:16s} ({len(test):3d} rows): {vg * 1e6:3.0f} us; held out "
+                      f"{err(test, 0.0):5.1f} -> {err(test, vg):5.1f} %")
+
+
+def trtllm_moe(xs: list[dict]) -> None:
+    print("\n6. TensorRT-LLM's MoE rows: the step's shortfall per MoE layer, and a fixed cost per MoE layer "
+          "(moe_layer_overhead_s) fitted through the whole model on its plain MoE rows")
+    cat = Catalog.default()
+    rows = [x for x in xs if x["engine"] == "trtllm" and x["plain"] and cat.models[x["case"].model].moe is not None]
+    g: dict[tuple, list[float]] = defaultdict(list)
+    for x in rows:
+        c = x["case"]
+        dec = c.pools.decode if c.pools is not None else c
+        moe = Arch.of(cat.models[c.model]).params.moe_layers
+        g[(x["system"], x["model"], c.scheme, f"TP{dec.tp} EP{dec.ep}")].append(
+            (x["measured"] - x["predicted"]) / moe * 1e3)
+    for k in sorted(g):
+        if len(g[k]) >= 3:
+            v = g[k]
+            print(f"    {' '.join(k):52s} n={len(v):3d}  (measured - predicted) / MoE layers: median "
+                  f"{st.median(v):+6.0f} us (p25 {np.percentile(v, 25):+5.0f}, p75 {np.percentile(v, 75):+5.0f})")
+    grid = tuple(k * 10e-6 for k in range(11))          # 0 ... 100 us
+    err, fit = _grid_fit(rows, "moe_layer_overhead_s", grid)
+    every = list(range(len(rows)))
+    v = fit(every)
+    print(f"  {len(rows)} rows; fitted {v * 1e6:.0f} us, median |error| {err(every, 0.0):.1f} -> {err(every, v):.1f} %")
+    for key in ("system", "model"):
+        for g_ in sorted({x[key] for x in rows}):
+            test = [i for i, x in enumerate(rows) if x[key] == g_]
+            vg = fit([i for i, x in enumerate(rows) if x[key] != g_])
+            print(f"    leave out {key} {g_:16s} ({len(test):3d} rows): {vg * 1e6:3.0f} us; held out "
+                  f"{err(test, 0.0):5.1f} -> {err(test, vg):5.1f} %")
+
+
 def main() -> None:
     corpus = sys.argv[1] if len(sys.argv) > 1 else str(REFERENCE / "measured-silicon.csv")
     preds = sys.argv[2] if len(sys.argv) > 2 else "/tmp/validate.csv"
@@ -254,6 +337,8 @@ def main() -> None:
     twins(corpus, xs)
     fp8_kv(xs)
     nvfp4(xs)
+    attention_dp(xs)
+    trtllm_moe(xs)
 
 
 if __name__ == "__main__":

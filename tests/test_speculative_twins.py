@@ -1,6 +1,6 @@
 """A configuration InferenceX measured twice at once, with and without MTP
-(planner/fidelity/rows.py ``speculative_twins``, docs/validation.md "Decode steps: speculative
-twins"): the DB dump's measurement is the plain run, the other the MTP run, predicted with one
+(planner/fidelity/rows.py ``speculative_twins``, docs/validation.md "Speculative twins"):
+the DB dump's measurement is the plain run, the other the MTP run, predicted with one
 draft token a step; configurations listed once, or twice without the DB dump's, stay plain."""
 
 from __future__ import annotations

@@ -691,7 +691,7 @@ def speculative_twins(rows: list[dict], family, stand_in: list[int]) -> set[int]
     image, layout, pool columns, clients, mode and metric) measured the same day is two
     distinct measurements and exactly one of them is the DB dump's, the other is the MTP run.
     Columns only, never a measured value; a configuration listed once stays plain (docs/validation.md,
-    "Decode steps: speculative twins")."""
+    "Speculative twins")."""
     if not rows or "silicon_id" not in rows[0]:
         return set()
     groups: dict[tuple, set[int]] = {}

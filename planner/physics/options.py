@@ -97,6 +97,13 @@ class Assumptions(BaseModel):
         "(docs/model.md section 4, fixed costs). Fitted per engine on the corpus's decode-bound MoE rows with "
         "leave-one-system-out and leave-one-model-out cross-validation (benchmarks/fit_moe_layer.py): SGLang 30 us "
         "(every fold 30); TensorRT-LLM's and vLLM's folds did not hold out: 0; bound 0-100 us")
+    attention_dp_layer_overhead_s: Annotated[float, Field(ge=0, le=3e-4, allow_inf_nan=False), NotBool] = Field(
+        0.0, description="fixed time every MoE layer adds to a step where attention is data-parallel (attention DP > "
+        "1): the ranks meet at each MoE layer (token counts exchanged, every rank padded to the largest rank's "
+        "batch, the dispatch and combine kernels' launch and handshakes), whatever their tokens and beyond what "
+        "two-batch overlap hides (docs/validation.md, 'Attention DP'; fitted per engine with leave-one-system-out "
+        "cross-validation, benchmarks/tpot_groups.py section 5: SGLang 120 us, every fold 110; TensorRT-LLM's "
+        "fit, 90 us, fails held out on gpt-oss-120b: 0); bound 0-300 us")
     gemm_latency_s: Seconds = Field(
         5e-6, description="fixed time of every GEMM kernel whatever its size (prologue, first wave, tail): "
         "measured on an H100 SXM with cuBLAS under CUDA graphs, 6.2 us BF16 and 4.3 us FP8 in t = alpha + "
@@ -220,7 +227,7 @@ PRESETS: dict[str, Assumptions] = {
     # what it fuses; the rest are the realistic priors. "realistic" is vLLM's profile.
     "sglang": Assumptions(
         engine="sglang", memory_utilization=0.88, kv_budget="total", ep_overlap="two-batch", prefill_first=True,
-        per_layer_overhead_s=15e-6, moe_layer_overhead_s=30e-6,
+        per_layer_overhead_s=15e-6, moe_layer_overhead_s=30e-6, attention_dp_layer_overhead_s=120e-6,
         serving_overhead_s=0.100, host_step_s=0.005, host_per_sequence_s=30e-6, host_launch_s=100e-6,
     ),
     "trtllm": Assumptions(
@@ -258,7 +265,8 @@ PRESET_NOTES: dict[str, str] = {
                     "latency maxed with transfer, no framework memory",
     "sglang": "SGLang profile: mem_fraction_static ~0.88 of all memory, two-batch overlap of the expert "
               "all-to-all, 15 us per layer (a prior, not fitted: fused norm/rope kernels, CUDA graphs) and 30 us "
-              "more per MoE layer (fitted: benchmarks/fit_moe_layer.py); its "
+              "more per MoE layer (fitted: benchmarks/fit_moe_layer.py), 120 us more per MoE layer with attention DP "
+              "(fitted: benchmarks/tpot_groups.py); its "
               "serving path and host times fitted on the measured corpus (100 ms, 5 ms a step, 30 us a sequence, "
               "100 us a kernel outside CUDA graphs); otherwise the realistic priors",
     "trtllm": "TensorRT-LLM profile: KV cache gets kv_cache_free_gpu_mem_fraction 0.9 of the memory left "

@@ -32,6 +32,7 @@ from planner.physics.terms import (
     allreduce_factor,
     allreduces,
     alltoall,
+    attention_dp_overhead,
     busiest_active,
     dense_read_efficiency,
     exposed_alltoall,
@@ -271,7 +272,8 @@ def _prefill(arch: Arch, o: Assumptions, table: GpuTable, c: Configs, sh: Shard)
     t_ep = alltoall(arch, o, *link(table, gi, ep), tp, ep, S) * p.moe_layers
     hops = pipeline_hops(o, hop_links(table, gi, tp, pp), tp, pp, msg, wraparound=False)
     comm = t_tp + exposed_alltoall(t_ep, compute, S, o) + hops
-    overhead = per_layer_fixed(arch, o) * L + o.step_overhead_s + o.gemm_latency_s
+    overhead = (per_layer_fixed(arch, o) * L + o.step_overhead_s + o.gemm_latency_s
+                + attention_dp_overhead(arch, sh.dp_attn, o))
     # the activations the non-GEMM kernels move: per token, so a chunk's share is the request's own
     t_act = S * activation_bytes(arch, tp, o) * L / bw
     ttft = (np.maximum(compute, comm) if o.overlap_comm else compute + comm) + overhead + t_act
