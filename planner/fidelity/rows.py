@@ -24,7 +24,7 @@ import csv
 import io
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from planner.catalog.aliases import scheme_of
 from planner.catalog.store import Catalog, ModelSpec
@@ -670,3 +670,46 @@ def measurement_of(rows: list[dict]) -> list[int]:
         for i in members:
             out[i] = best
     return out
+
+
+# --- a configuration measured twice at once: InferenceX's speculative-decoding variant ---
+
+MTP_TOKENS = 1
+"""Draft tokens of the MTP variant: DeepSeek-V3/R1 ship one multi-token-prediction module
+(``num_nextn_predict_layers`` 1 in their config.json), one draft token a step."""
+
+_TWIN_COLUMNS = ("framework", "image", "attention_tp", "attention_dp", "moe_tp", "moe_ep", "replicas",
+                 "concurrency_total", "mode", "metric") + _POOL_COLUMNS
+
+
+def speculative_twins(rows: list[dict], family, stand_in: list[int]) -> set[int]:
+    """The stand-in rows (``measurement_of``) of measurements read as InferenceX's
+    speculative-decoding (MTP) run of a configuration. InferenceX measures some recipes twice,
+    with and without MTP, and the source has no column for it (measured-silicon.md, "Not
+    recorded"); its DB dump lists the plain configurations. Where the same configuration
+    (``family(row)``: system, engine, architecture, weights, lengths; the engine version and
+    image, layout, pool columns, clients, mode and metric) measured the same day is two
+    distinct measurements and exactly one of them is the DB dump's, the other is the MTP run.
+    Columns only, never a measured value; a configuration listed once stays plain (docs/validation.md,
+    "Speculative twins")."""
+    if not rows or "silicon_id" not in rows[0]:
+        return set()
+    groups: dict[tuple, set[int]] = {}
+    for i, r in enumerate(rows):
+        if r.get("provenance", "").startswith("InferenceX"):
+            key = (family(r), _day(r), *(r.get(c, "").strip() for c in _TWIN_COLUMNS))
+            groups.setdefault(key, set()).add(stand_in[i])
+    in_dump = {stand_in[i] for i, r in enumerate(rows) if r.get("provenance", "").startswith("InferenceX DB")}
+    out = set()
+    for members in groups.values():
+        plain = members & in_dump
+        if len(members) == 2 and len(plain) == 1:
+            out |= members - plain
+    return out
+
+
+def with_speculation(case: Case) -> Case:
+    """``case`` predicted as its MTP run: ``MTP_TOKENS`` draft tokens a step on top of its
+    engine's profile (the acceptance and the drafter's cost stay the priors:
+    ``speculative_acceptance``, ``speculative_draft_layers``; docs/model.md section 4)."""
+    return replace(case, engine=case.engine + (("speculative_tokens", MTP_TOKENS),))

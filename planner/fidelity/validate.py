@@ -35,6 +35,8 @@ from planner.fidelity.rows import (
     measurement_of,
     pool_recipes,
     recipe_family,
+    speculative_twins,
+    with_speculation,
 )
 from planner.physics.options import PRESETS, Assumptions
 from planner.resolve.calibration import FAMILY, load_calibration
@@ -159,7 +161,9 @@ def validate(path: str, o: Assumptions, *, calibration=None, calibration_name: s
     rows = load_measurements(path)
     stand_in = measurement_of(rows)
     names: dict = {}
-    recipes = pool_recipes(rows, recipe_family(catalog, names))
+    family = recipe_family(catalog, names)
+    recipes = pool_recipes(rows, family)
+    mtp = speculative_twins(rows, family, stand_in)
     out: list[RowResult] = []
     cases: list[tuple[RowResult, Case]] = []
     for i, r in enumerate(rows):
@@ -184,6 +188,8 @@ def validate(path: str, o: Assumptions, *, calibration=None, calibration_name: s
         res.model_id, res.system = case.model, case.gpu
         if case.pools is not None and not case.pools.stated:
             res.mode = "disagg (1+1 workers assumed)" if case.pools.recipe is None else "disagg (workers of a recipe)"
+        if i in mtp:
+            case, res.mode = with_speculation(case), f"{res.mode}, MTP twin"
         cases.append((res, case))
     preds, reasons = _predicted([c for _, c in cases], catalog, o, calibration)
     plain = _predicted([c for _, c in cases], catalog, o, None)[0] if calibration is not None else None

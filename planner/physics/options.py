@@ -97,6 +97,13 @@ class Assumptions(BaseModel):
         "(docs/model.md section 4, fixed costs). Fitted per engine on the corpus's decode-bound MoE rows with "
         "leave-one-system-out and leave-one-model-out cross-validation (benchmarks/fit_moe_layer.py): SGLang 30 us "
         "(every fold 30); TensorRT-LLM's and vLLM's folds did not hold out: 0; bound 0-100 us")
+    attention_dp_layer_overhead_s: Annotated[float, Field(ge=0, le=3e-4, allow_inf_nan=False), NotBool] = Field(
+        0.0, description="fixed time every MoE layer adds to a step where attention is data-parallel (attention DP > "
+        "1): the ranks meet at each MoE layer (token counts exchanged, every rank padded to the largest rank's "
+        "batch, the dispatch and combine kernels' launch and handshakes), whatever their tokens and beyond what "
+        "two-batch overlap hides (docs/validation.md, 'Attention DP'; fitted per engine with leave-one-system-out "
+        "cross-validation, benchmarks/tpot_groups.py section 5: SGLang 120 us, every fold 110; TensorRT-LLM's "
+        "fit, 90 us, fails held out on gpt-oss-120b: 0); bound 0-300 us")
     gemm_latency_s: Seconds = Field(
         5e-6, description="fixed time of every GEMM kernel whatever its size (prologue, first wave, tail): "
         "measured on an H100 SXM with cuBLAS under CUDA graphs, 6.2 us BF16 and 4.3 us FP8 in t = alpha + "
@@ -148,6 +155,14 @@ class Assumptions(BaseModel):
         "GEMMs run at hundreds of rows per expert and are compute-bound, so their rate shows in full, where a "
         "decode step's few rows per expert are bound by the expert weights' reads (docs/model.md section 4, "
         "'grouped GEMMs'; fitted with the serving path on the corpus's TTFT, benchmarks/fit_serving_path.py)")
+    fp4_dense_read_efficiency: Fraction = Field(
+        0.65, description="achieved share, of the HBM bandwidth 8- and 16-bit weights stream at, of the dense GEMMs "
+        "that read NVFP4 (fp4) weights (every layer weight but the routed experts', whose grouped GEMMs are "
+        "kernels of their own): 4.5 bits a weight are 4.5 / 8 of FP8's bytes, but at decode's few rows the FP4 "
+        "GEMMs (e2m1 values, an FP8 scale per 16, the activations quantized to FP4 per GEMM) stay below the "
+        "bandwidth roofline (docs/validation.md, 'NVFP4 weight reads'; fitted with leave-one-system, "
+        "-model and -engine-out cross-validation on the corpus's dense NVFP4 rows, benchmarks/tpot_groups.py: 0.65, "
+        "0.60 and 0.70 with TensorRT-LLM or vLLM held out)")
     moe_gemm_tile_tokens: Annotated[int, Field(ge=0, le=1024), NotBool] = Field(
         64, description="M tile of the grouped expert GEMMs: each expert's tokens are padded up to whole tiles, "
         "so a few tokens per expert cost a tile's FLOPs (vLLM/SGLang fused_moe BLOCK_SIZE_M 16-128, DeepGEMM "
@@ -206,12 +221,13 @@ PRESETS: dict[str, Assumptions] = {
         pp_wraparound_hop="activation", pp_hop_message="full", quantize_embeddings=True,
         serving_overhead_s=0.0, host_step_s=0.0, host_per_sequence_s=0.0, host_launch_s=0.0,
         grouped_gemm_efficiency=1.0, grouped_gemm_prefill_efficiency=1.0, moe_gemm_tile_tokens=0,
+        fp4_dense_read_efficiency=1.0,
     ),
     # Engine profiles (docs/model.md section 7): the engine's documented memory conventions and
     # what it fuses; the rest are the realistic priors. "realistic" is vLLM's profile.
     "sglang": Assumptions(
         engine="sglang", memory_utilization=0.88, kv_budget="total", ep_overlap="two-batch", prefill_first=True,
-        per_layer_overhead_s=15e-6, moe_layer_overhead_s=30e-6,
+        per_layer_overhead_s=15e-6, moe_layer_overhead_s=30e-6, attention_dp_layer_overhead_s=120e-6,
         serving_overhead_s=0.100, host_step_s=0.005, host_per_sequence_s=30e-6, host_launch_s=100e-6,
     ),
     "trtllm": Assumptions(
@@ -249,7 +265,8 @@ PRESET_NOTES: dict[str, str] = {
                     "latency maxed with transfer, no framework memory",
     "sglang": "SGLang profile: mem_fraction_static ~0.88 of all memory, two-batch overlap of the expert "
               "all-to-all, 15 us per layer (a prior, not fitted: fused norm/rope kernels, CUDA graphs) and 30 us "
-              "more per MoE layer (fitted: benchmarks/fit_moe_layer.py); its "
+              "more per MoE layer (fitted: benchmarks/fit_moe_layer.py), 120 us more per MoE layer with attention DP "
+              "(fitted: benchmarks/tpot_groups.py); its "
               "serving path and host times fitted on the measured corpus (100 ms, 5 ms a step, 30 us a sequence, "
               "100 us a kernel outside CUDA graphs); otherwise the realistic priors",
     "trtllm": "TensorRT-LLM profile: KV cache gets kv_cache_free_gpu_mem_fraction 0.9 of the memory left "

@@ -32,7 +32,9 @@ from planner.physics.terms import (
     allreduce_factor,
     allreduces,
     alltoall,
+    attention_dp_overhead,
     busiest_active,
+    dense_read_efficiency,
     exposed_alltoall,
     hop_links,
     host_bound,
@@ -248,7 +250,8 @@ def _prefill(arch: Arch, o: Assumptions, table: GpuTable, c: Configs, sh: Shard)
     p = arch.params
     gi, S, tp, pp, ep = c.gpu, c.input_tokens, c.tp, c.pp, c.ep
     L, h = float(arch.layers), float(arch.hidden)
-    w_bytes = weight_bytes_read(arch, o, tp, sh.group, 1.0 / tp, sh.b_w, sh.b_x, sh.b_e, S)
+    w_bytes = weight_bytes_read(arch, o, tp, sh.group, 1.0 / tp, sh.b_w / dense_read_efficiency(c.scheme, o), sh.b_x,
+                                sh.b_e, S)
     head = float(p.lm_head or p.embedding)
     attn = prefill_attention_flops(arch.attention, S)
     flops = (2.0 * S * p.active_nonembedding + 2.0 * head + attn) / tp
@@ -269,7 +272,8 @@ def _prefill(arch: Arch, o: Assumptions, table: GpuTable, c: Configs, sh: Shard)
     t_ep = alltoall(arch, o, *link(table, gi, ep), tp, ep, S) * p.moe_layers
     hops = pipeline_hops(o, hop_links(table, gi, tp, pp), tp, pp, msg, wraparound=False)
     comm = t_tp + exposed_alltoall(t_ep, compute, S, o) + hops
-    overhead = per_layer_fixed(arch, o) * L + o.step_overhead_s + o.gemm_latency_s
+    overhead = (per_layer_fixed(arch, o) * L + o.step_overhead_s + o.gemm_latency_s
+                + attention_dp_overhead(arch, sh.dp_attn, o))
     # the activations the non-GEMM kernels move: per token, so a chunk's share is the request's own
     t_act = S * activation_bytes(arch, tp, o) * L / bw
     ttft = (np.maximum(compute, comm) if o.overlap_comm else compute + comm) + overhead + t_act

@@ -29,10 +29,12 @@ from planner.physics.terms import (
     allreduce_factor,
     allreduces,
     alltoall,
+    attention_dp_overhead,
     busiest_active,
     cycle_overhead,
     cycle_weight_bytes,
     cycle_weight_bytes_fn,
+    dense_read_efficiency,
     experts_touched_vary,
     hop_links,
     host_bound,
@@ -292,7 +294,7 @@ def step_physics(model: ModelSpec, table: GpuTable, configs: Configs, o: Assumpt
             lin_head=on * 2.0 * head * s_head * bub / tp / R.head_pre,
             attn_prefill=on * L * arch.attn_prefill_flops * s_body * bub / tp / R.attn_pre,
             kv_read=kv_read, attn_decode=attn_decode,
-            overhead=cycle_overhead(arch, pp, o).astype(float),
+            overhead=cycle_overhead(arch, pp, o).astype(float) + attention_dp_overhead(arch, sh.dp_attn, o),
             act_decode=act_bytes * L * s_body / bw_eff,
             act_prefill=act_bytes * L * s_body * bub / bw_eff,
             kv_per_token=smax(kv_read, q * attn_decode, o.roofline_sharpness),
@@ -305,7 +307,8 @@ def step_physics(model: ModelSpec, table: GpuTable, configs: Configs, o: Assumpt
             kv_byte_time=kv_on * sh.kv_frac * s_body / bw_eff,
             attn_flop_time=kv_on * on * s_body / tp / R.attn_dec,
             _w=dict(tp=tp, pp=pp, ep=ep, group=sh.group, dp_attn=sh.dp_attn, kv_frac_w=sh.kv_frac_w,
-                    b_w=sh.b_w, b_x=sh.b_x, b_e=sh.b_e, b_kv=sh.b_kv, bw=bw, s_body=s_body, s_head=s_head),
+                    b_w=sh.b_w / dense_read_efficiency(configs.scheme, o),   # bytes as the reads' time counts them
+                    b_x=sh.b_x, b_e=sh.b_e, b_kv=sh.b_kv, bw=bw, s_body=s_body, s_head=s_head),
         )
 
 

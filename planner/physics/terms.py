@@ -239,6 +239,13 @@ def per_layer_fixed(arch: Arch, o: Assumptions) -> float:
     return o.per_layer_overhead_s + arch.gemms_per_layer * o.gemm_latency_s + moe_share * o.moe_layer_overhead_s
 
 
+def attention_dp_overhead(arch: Arch, dp_attn: np.ndarray, o: Assumptions) -> np.ndarray:
+    """Fixed seconds a decode cycle adds where attention is data-parallel (``dp_attn`` > 1):
+    ``attention_dp_layer_overhead_s`` per MoE layer (docs/validation.md, 'Attention DP');
+    0 otherwise."""
+    return np.where(np.asarray(dp_attn) > 1.0, arch.params.moe_layers * o.attention_dp_layer_overhead_s, 0.0)
+
+
 def activation_bytes(arch: Arch, tp: np.ndarray, o: Assumptions) -> np.ndarray:
     """Bytes the non-GEMM kernels of one layer move per token on one GPU, mean over layers
     (section 4): the residual stream (hidden width, not split by TP; a layer without an FFN
@@ -467,6 +474,16 @@ class Shard:
     kv_frac_w: np.ndarray
     group: np.ndarray
     dp_attn: np.ndarray
+
+
+FP4_SCHEME = SCHEME_NAMES.index("fp4")
+
+
+def dense_read_efficiency(scheme: np.ndarray, o: Assumptions) -> np.ndarray:
+    """Share of the achieved HBM bandwidth the dense GEMMs' weight reads reach for each
+    configuration's scheme (docs/validation.md, 'NVFP4 weight reads'): ``fp4_dense_read_efficiency``
+    for NVFP4 weights, 1 for every other scheme. The routed experts' reads are not scaled."""
+    return np.where(np.asarray(scheme) == FP4_SCHEME, o.fp4_dense_read_efficiency, 1.0)
 
 
 def shard(arch: Arch, c: Configs, o: Assumptions) -> Shard:
