@@ -38,6 +38,7 @@ from planner.schemas.fleet import FleetSpec, is_fleet
 from planner.schemas.plan import PlanSpec
 from planner.schemas.sweep import Change, SweepSpec
 from planner.whatif.executors import Executor, SerialExecutor
+from planner.whatif.interrupts import whole
 from planner.yamlio import Document, load_yaml
 
 COLUMNS = ("status", "gpu", "gpus", "replicas", "tp", "pp", "ep", "quantization", "kv_dtype", "batch",
@@ -201,7 +202,7 @@ def run_batch(shared: Shared, task: list[tuple[str, dict[str, Any]]]) -> list[di
             c = repriced(tables[key], p)
         else:
             c = tables[key] = build_candidates(p, cache=cache)
-        r = solve(p, c, backend=shared.backend, top_k=1, time_limit=shared.time_limit)
+        r = whole(solve(p, c, backend=shared.backend, top_k=1, time_limit=shared.time_limit))
         rows.append(fleet_row(sid, values, p, r) if shared.fleet else row(sid, values, p, r))
     return rows
 
