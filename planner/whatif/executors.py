@@ -69,9 +69,11 @@ _SHARED: Any = None
 
 def _init(shared: Any) -> None:
     global _SHARED
-    # a worker starts with Ctrl-C ignored (ProcessExecutor.run): from here on it ends at once and
-    # quietly, no KeyboardInterrupt traceback; the parent reports the interruption
+    # a worker starts with Ctrl-C blocked (_ctrl_c_held): from here on it ends at once and quietly,
+    # no KeyboardInterrupt traceback (one that came while it was importing included); the parent
+    # reports the interruption
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     _SHARED = shared
 
 
@@ -79,19 +81,32 @@ def _call(fn: Callable[[Any, T], R], task: T) -> R:
     return fn(_SHARED, task)
 
 
-class _workers_ignore_ctrl_c:
-    """While the pool spawns its workers: SIGINT ignored, a disposition a spawned process inherits,
-    so that a worker still importing when Ctrl-C arrives prints no traceback (Python installs its
-    KeyboardInterrupt handler only where SIGINT is not ignored); _init restores the default."""
+class _ctrl_c_held:
+    """While the pool spawns its workers: SIGINT blocked in this thread, a mask a spawned process
+    inherits, so that a worker still importing when Ctrl-C arrives prints no traceback (_init
+    restores the default action, then unblocks it: a Ctrl-C that came meanwhile ends the worker
+    quietly). In this process the Ctrl-C is held, not lost: one that arrives meanwhile (here, or
+    in another thread, which runs this process's handler in the main thread) is recorded and
+    raised again once the block ends, where the previous handler takes it (KeyboardInterrupt).
+    Ignoring SIGINT instead would pass the mask on as well but drop a Ctrl-C that lands while a
+    worker is started, the sweep then running to the end and exiting 0."""
 
     def __enter__(self) -> None:
         self.main = threading.current_thread() is threading.main_thread()    # signals: main thread only
         if self.main:
-            self.previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            self.held = False
+            self.previous = signal.signal(signal.SIGINT, self._hold)
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+    def _hold(self, signum: int, frame: object) -> None:
+        self.held = True
 
     def __exit__(self, *exc: object) -> None:
         if self.main:
-            signal.signal(signal.SIGINT, self.previous)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})     # one pending is taken here
+            signal.signal(signal.SIGINT, signal.SIG_DFL if self.previous is None else self.previous)
+            if self.held:
+                signal.raise_signal(signal.SIGINT)
 
 
 IN_FLIGHT = 2
@@ -149,12 +164,12 @@ class ProcessExecutor:
             return SerialExecutor().run(fn, shared, tasks, sizes, progress)
         ctx = multiprocessing.get_context("spawn")
         helpers = self.workers - 1          # and this process
-        with _workers_ignore_ctrl_c():
+        with _ctrl_c_held():
             pool = ProcessPoolExecutor(max_workers=helpers, mp_context=ctx, initializer=_init, initargs=(shared,))
         pending: dict[Any, int] = {}
 
         def submit(i: int) -> None:
-            with _workers_ignore_ctrl_c():
+            with _ctrl_c_held():
                 pending[pool.submit(_call, fn, tasks[i])] = i
 
         def collect() -> list[tuple[int, Any]]:
