@@ -186,12 +186,12 @@ def test_the_shipped_sweep_runs(serial_result):
 
 
 def test_process_executor_is_byte_identical(serial_result):
-    r = _run(SHIPPED, ProcessExecutor(2))
+    r = _run(SHIPPED, ProcessExecutor(2, always=True))
     assert r.to_json() == serial_result.to_json() and r.to_csv() == serial_result.to_csv()
 
 
 def test_ray_executor_is_byte_identical(serial_result, local_ray):
-    r = _run(SHIPPED, RayExecutor(2))
+    r = _run(SHIPPED, RayExecutor(2, always=True))
     assert r.to_json() == serial_result.to_json() and r.to_csv() == serial_result.to_csv()
 
 
