@@ -14,12 +14,13 @@ initializer argument, or one ``ray.put`` object; tasks carry only their scenario
 
 Parallel is never slower than serial (issue 26 item 5): this process runs tasks itself, from
 the last one back, while the workers take them from the first one on, a few at a time
-(``share``), so a sweep too small to repay starting workers is simply done here, and a worker
-still starting costs the sweep nothing but its share of the CPU. Where the CPUs are busy with
-other work, that share is this process's own: when this process gets less than
-``MIN_CPU_SHARE`` of a CPU while its workers start, they are stopped and it runs the rest
-(the sweep's summary line says so); a Ray cluster at an address keeps its workers. Ray's
-workers read the shared object once each (``_ray_call``), not once a task.
+(``share``), so it never waits while a task is left. Workers start only after this process
+has run tasks alone for ``MEASURE_S`` (a sweep done by then starts none), and only where a
+CPU was idle meanwhile (``MIN_IDLE_CPU``) and this process had most of one
+(``MIN_CPU_SHARE``): on CPUs busy with other work a worker only takes CPU from this process
+(its start-up, its own physics cache). The sweep's summary line says when none started. A Ray
+cluster at an address is not judged. Ray's workers read the shared object once each
+(``_ray_call``), not once a task.
 """
 
 from __future__ import annotations
@@ -125,27 +126,41 @@ MIN_CPU_SHARE = 0.8
 (``share``): less, and the CPUs are taken by other work (other processes, or a scheduler that
 gives this process's group a fixed share: Linux's autogroups), where a worker only takes CPU
 from this process (its start-up, its own physics cache, a task both run at the end) and
-parallel is slower than serial: 0.68-0.79x measured on a shared 2-core machine at load 6-7
-with workers started at once (benchmarks/sweep_executors.py)."""
+parallel is slower than serial: 0.68-0.88x measured on the shared 2-core development machine
+at load 6-11 with workers started at once (benchmarks/sweep_executors.py)."""
+MIN_IDLE_CPU = 0.8
+"""CPUs that must have been idle, on average, over this process's first tasks for workers to be
+started (where the system reports it: Linux's /proc/stat): a worker needs a CPU of its own.
+With this process getting its CPU but the others busy, workers started at once made the shipped
+sweeps 0.63x and 0.76x of serial at load 2.6-3.8 (benchmarks/sweep_executors.py at 43e6e39)."""
 MEASURE_S = 0.5
 """Wall seconds of tasks this process runs alone before it judges its share of a CPU: a sweep
 done sooner never starts a worker."""
 
 
-def _meter() -> tuple[float, float]:
-    """(wall seconds, CPU seconds of this process and of its children that ended: a CBC solve)."""
+def _meter() -> tuple[float, float, float | None]:
+    """(wall seconds, CPU seconds of this process and of its children that ended (a CBC solve),
+    idle CPU seconds of the whole machine since boot, None where the system does not say)."""
     try:
         import resource
         ch = resource.getrusage(resource.RUSAGE_CHILDREN)
         children = ch.ru_utime + ch.ru_stime
     except ImportError:         # not POSIX
         children = 0.0
-    return time.perf_counter(), time.process_time() + children
+    idle: float | None = None
+    try:
+        with open("/proc/stat") as f:
+            ticks = f.readline().split()[1:]          # user nice system idle iowait ...
+        idle = (int(ticks[3]) + int(ticks[4])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        pass
+    return time.perf_counter(), time.process_time() + children, idle
 
 
 def share(run_here: Callable[[int], Any], submit: Callable[[int], Any], collect: Callable[[], list],
           n: int, in_flight: int, sizes: Sequence[int], progress: Progress | None,
-          decline: Callable[[str], None] | None = None, meter: Callable[[], tuple[float, float]] = _meter
+          decline: Callable[[str], None] | None = None,
+          meter: Callable[[], tuple[float, float, float | None]] = _meter
           ) -> list[Any]:
     """Results of tasks 0 .. n - 1 in task order, the work shared between this process and the
     workers: ``submit(i)`` hands task i to a worker (from the first on, at most ``in_flight``
@@ -158,13 +173,14 @@ def share(run_here: Callable[[int], Any], submit: Callable[[int], Any], collect:
 
     With ``decline`` (workers that would share this machine's CPUs), no task is handed out
     before this process has run tasks alone for ``MEASURE_S``: then, if it got less than
-    ``MIN_CPU_SHARE`` of a CPU (``meter``), the CPUs are busy and workers could only share its
-    own: ``decline(reason)`` is called and every task runs here (so does a sweep done before
-    the judgement); else the workers start (``submit`` starts them)."""
+    ``MIN_CPU_SHARE`` of a CPU, or less than ``MIN_IDLE_CPU`` CPUs were idle (``meter``), the
+    CPUs are busy and workers could only share this process's: ``decline(reason)`` is called
+    and every task runs here (so does a sweep done before the judgement); else the workers
+    start (``submit`` starts them)."""
     results: list[Any] = [None] * n
     done = [False] * n
     handed: list[int] = []          # handed to a worker, not finished
-    wall0, cpu0 = meter()
+    wall0, cpu0, idle0 = meter()
     judged = decline is None
 
     def finish(i: int, r: Any) -> None:
@@ -190,13 +206,15 @@ def share(run_here: Callable[[int], Any], submit: Callable[[int], Any], collect:
             i = handed.pop()
             finish(i, run_here(i))
         if not judged and front < back:
-            wall, cpu = meter()
+            wall, cpu, idle = meter()
             if wall - wall0 >= MEASURE_S:
                 judged = True
                 got = (cpu - cpu0) / (wall - wall0)
-                if got < MIN_CPU_SHARE and decline is not None:
-                    decline(f"no worker started: this process got {got:.2f} of a CPU over its first tasks "
-                            f"(under {MIN_CPU_SHARE}: the CPUs are busy, workers would only share it)")
+                spare = None if idle is None or idle0 is None else (idle - idle0) / (wall - wall0)
+                if (got < MIN_CPU_SHARE or (spare is not None and spare < MIN_IDLE_CPU)) and decline is not None:
+                    decline(f"no worker started: over its first tasks this process got {got:.2f} of a CPU "
+                            f"(at least {MIN_CPU_SHARE} needed) and {'?' if spare is None else f'{spare:.2f}'} "
+                            f"CPUs were idle (at least {MIN_IDLE_CPU}): the CPUs are busy")
                     in_flight = 0
     if not judged and decline is not None:
         decline(f"no worker started: every task ran here within {MEASURE_S} s")
