@@ -40,15 +40,21 @@ NOTES: list[str] = []
 """Why an executor's workers did not start, per run (planner/whatif/executors.py ``share``)."""
 
 
+CPU: list[float] = []
+"""CPU seconds of this process (its workers' not included) in each run of the last ``run``."""
+
+
 def run(path: Path, executor, reuse: bool = True) -> tuple[float, str, int]:
     spec, doc = load_sweep_spec(str(path))
     base = load_yaml(str(path.parent / spec.base))
     best, out = math.inf, ""
     NOTES.clear()
+    CPU.clear()
     for _ in range(REPEAT):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         r = sweep(spec, doc, base, executor, reuse=reuse)
         s = time.perf_counter() - t0
+        CPU.append(time.process_time() - c0)
         if getattr(executor, "note", None):
             NOTES.append(executor.note)
         if out and r.to_json() != out:
@@ -79,15 +85,15 @@ def main() -> None:
     print(f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f} at the start\n")
     print(f"fastest of {REPEAT} run(s) each\n")
     print("| sweep | executor | workers | wall s | scenarios/s | vs serial | identical to serial | load | "
-          "runs without workers |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "CPU s here, each run | runs without workers |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     refs: dict[Path, tuple[float, str]] = {}
 
     def show(path: Path, name: str, workers: int, s: float, out: str, n: int) -> None:
         base_s, ref = refs[path]
         print(f"| {path.stem} | {name} | {workers} | {s:.1f} | {n / s:.2f} | {base_s / s:.2f}x | "
               f"{'yes' if out == ref else 'NO: ' + differing(ref, out)} | {os.getloadavg()[0]:.1f} | "
-              f"{len(NOTES) if workers > 1 else ''} |", flush=True)
+              f"{', '.join(f'{c:.1f}' for c in CPU)} | {len(NOTES) if workers > 1 else ''} |", flush=True)
         for note in NOTES if workers > 1 else ():
             print(f"|   | ({note}) |", flush=True)
 
