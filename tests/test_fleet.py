@@ -275,7 +275,7 @@ def test_a_sweep_over_a_fleet_serves_more_with_more_budget_and_engines_agree(tmp
         budget = r["scenario"].get("budget_usd_per_hour", 10)
         assert r["cost_per_hour"] is None or r["cost_per_hour"] <= budget * (1 + 1e-9)
     assert "served_share" in serial.to_csv().splitlines()[0]
-    assert sweep(spec, doc, base, ProcessExecutor(2)).to_json() == serial.to_json()
+    assert sweep(spec, doc, base, ProcessExecutor(2, always=True)).to_json() == serial.to_json()
 
 
 def test_repricing_a_fleet_table_equals_a_rebuild():

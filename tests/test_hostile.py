@@ -75,6 +75,36 @@ def test_class1_ctrl_c_on_cpsat_exits_130_with_the_plans_so_far(tmp_path):
     assert json.loads(out.read_text())["interrupted"] is True
 
 
+def test_class1_ctrl_c_inside_thread_start_leaves_no_cpsat_search_running(monkeypatch):
+    """A Ctrl-C that lands inside ``Thread.start`` of the CP-SAT worker (after the thread
+    began) comes out as KeyboardInterrupt with no search running behind it: the process
+    would carry on (the plans so far) and abort at exit under a live solve."""
+    import threading
+
+    import planner.backends.cpsat as cpsat
+
+    class Solver:
+        solves = 0
+
+        def Solve(self, cp):        # noqa: N802 - OR-Tools' name
+            Solver.solves += 1
+            return 0
+
+        def StopSearch(self):       # noqa: N802
+            pass
+
+    class Thread(threading.Thread):
+        def start(self):
+            super().start()
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cpsat.threading, "Thread", Thread)
+    with pytest.raises(KeyboardInterrupt):
+        cpsat._solve_interruptibly(Solver(), None)
+    time.sleep(0.2)             # time enough for a worker that was let loose to solve
+    assert Solver.solves == 0
+
+
 def test_class1_interrupted_before_any_plan_is_its_own_status(monkeypatch):
     from planner.backends.cpsat import CpSatBackend
     from planner.plan.solve import plan

@@ -57,3 +57,42 @@ def test_ctrl_c_while_sweep_workers_start(after):
                              "--workers", "2"], after)
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
     assert rc in INTERRUPTED, (rc, stderr)
+
+
+def test_a_ctrl_c_while_a_worker_starts_is_held_then_raised():
+    """The sweep's process pool starts its workers with Ctrl-C held (executors._ctrl_c_held): a
+    SIGINT then is not lost (an ignored one was, and the sweep ran on to exit 0) but raised
+    once the workers are started, and a process started meanwhile inherits SIGINT blocked,
+    so that it prints no traceback while it imports."""
+    import os
+
+    from planner.whatif.executors import _ctrl_c_held
+    probe = "import signal; print(signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []))"
+    reached = False
+    with pytest.raises(KeyboardInterrupt):
+        with _ctrl_c_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            child = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+            reached = True
+    assert reached and child.stdout.strip() == "True"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
+def test_an_import_a_ctrl_c_cut_short_is_an_interruption():
+    """A Ctrl-C inside an extension's initialisation (OR-Tools' CP-SAT helper, imported when the
+    first solve starts) comes out as ImportError("initialization failed") raised from the
+    KeyboardInterrupt: exit 130 and "interrupted", not exit 3 as a bug."""
+    import typer
+
+    from planner.cli.common import guarded
+
+    def run() -> int:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise ImportError("initialization failed") from exc
+
+    with pytest.raises(typer.Exit) as e:
+        guarded(run)
+    assert e.value.exit_code == 130

@@ -186,12 +186,12 @@ def test_the_shipped_sweep_runs(serial_result):
 
 
 def test_process_executor_is_byte_identical(serial_result):
-    r = _run(SHIPPED, ProcessExecutor(2))
+    r = _run(SHIPPED, ProcessExecutor(2, always=True))
     assert r.to_json() == serial_result.to_json() and r.to_csv() == serial_result.to_csv()
 
 
 def test_ray_executor_is_byte_identical(serial_result, local_ray):
-    r = _run(SHIPPED, RayExecutor(2))
+    r = _run(SHIPPED, RayExecutor(2, always=True))
     assert r.to_json() == serial_result.to_json() and r.to_csv() == serial_result.to_csv()
 
 
@@ -281,6 +281,58 @@ def test_sweep_bad_options(tmp_path, args, words):
     p = _write(tmp_path, SMALL)
     r = runner.invoke(app, ["sweep", str(p), *args])
     assert r.exit_code == 2 and words in r.output
+
+
+def _ctrl_c_at_solve(monkeypatch, at: int) -> list[int]:
+    """The ``at``-th CP-SAT solve of the run (from 1) is interrupted, as a Ctrl-C there is:
+    the backend raises KeyboardInterrupt, which ``solve`` turns into a result marked interrupted."""
+    from planner.backends.cpsat import CpSatBackend
+    calls = [0]
+    real = CpSatBackend.solve
+
+    def solve_(self, *a, **k):
+        calls[0] += 1
+        if calls[0] == at:
+            raise KeyboardInterrupt
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(CpSatBackend, "solve", solve_)
+    return calls
+
+
+def test_ctrl_c_inside_a_scenarios_solve_ends_the_sweep(tmp_path, monkeypatch):
+    """A Ctrl-C that lands in a solve (which keeps the plans found so far and marks its result
+    interrupted) ends the whole sweep: no row "interrupted" among finished ones, no later
+    scenario run, and the command exits 130 with one line."""
+    calls = _ctrl_c_at_solve(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        _run(_write(tmp_path, SMALL))
+    solves = calls[0]
+    assert solves == 2                      # nothing solved after the Ctrl-C
+    calls[0] = 0
+    r = runner.invoke(app, ["sweep", str(tmp_path / "sweep.yaml"), "--json"])
+    assert r.exit_code == 130 and r.stdout == "" and "interrupted" in r.stderr, r.output
+
+
+def test_ctrl_c_inside_a_pareto_point_ends_the_frontier(monkeypatch):
+    """The second point's solve interrupted: no frontier from the first alone, exit 130."""
+    spec, doc = load_plan_spec(str(BASE))
+    calls = _ctrl_c_at_solve(monkeypatch, 3)            # the first point's two phases, then the second's
+    with pytest.raises(KeyboardInterrupt):
+        pareto(spec, doc, x="tpot", statistic="p99", points=5)
+    assert calls[0] == 3
+
+
+def test_ctrl_c_inside_the_relaxation_search_marks_the_answer_interrupted(monkeypatch):
+    """An infeasible instance's relaxations re-solve it many times: a Ctrl-C in one of them
+    stops the search with none reported (not one read from the cut-short solve), the answer
+    (proven infeasible) marked interrupted, so ``planner plan`` exits 130."""
+    from planner.whatif.answer import answer
+    data = load_yaml(str(BASE)).data | {"slo": {"tpot_ms": 0.5}}
+    calls = _ctrl_c_at_solve(monkeypatch, 2)            # the plan's own solve, then the first relaxation's
+    r = answer(PlanSpec.model_validate(data), None, backend="cpsat", time_limit=20)
+    assert calls[0] == 2
+    assert r.status == "infeasible" and r.interrupted and r.relaxations == []
 
 
 # -- Pareto ----------------------------------------------------------------------------------------

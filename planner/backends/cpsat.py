@@ -89,13 +89,18 @@ def _solve_interruptibly(solver: cp_model.CpSolver, cp: cp_model.CpModel) -> int
     """Solve in a worker thread (CP-SAT releases the GIL) so that Ctrl-C reaches Python in
     the main thread: stop the search, wait for the worker to end, and raise KeyboardInterrupt.
     The wait is on an Event, not Thread.join: an interrupted join can report a live thread
-    as finished (CPython < 3.13), and exiting under a running solve aborts the process."""
+    as finished (CPython < 3.13), and exiting under a running solve aborts the process. So
+    the worker begins its solve only once this thread is inside the loop that waits for it
+    (``go``): a Ctrl-C that lands in ``Thread.start`` (after the thread began, or not) or just
+    after leaves an idle thread, never a running solve."""
     out: dict = {}
-    done = threading.Event()
+    go, done, stopped = threading.Event(), threading.Event(), threading.Event()
 
     def work() -> None:
+        go.wait()
         try:
-            out["code"] = solver.Solve(cp)
+            if not stopped.is_set():
+                out["code"] = solver.Solve(cp)
         except BaseException as exc:      # re-raised in the caller's thread
             out["error"] = exc
         finally:
@@ -103,14 +108,15 @@ def _solve_interruptibly(solver: cp_model.CpSolver, cp: cp_model.CpModel) -> int
 
     worker = threading.Thread(target=work, name="cpsat-solve", daemon=True)
     worker.start()
-    interrupted = False
     while not done.is_set():
         try:
+            go.set()
+            if stopped.is_set():
+                solver.StopSearch()     # each time: a stop sent before the search began is not kept
             done.wait(0.05)
         except KeyboardInterrupt:
-            interrupted = True
-            solver.StopSearch()
-    if interrupted:
+            stopped.set()
+    if stopped.is_set():
         raise KeyboardInterrupt
     if "error" in out:
         raise out["error"]

@@ -71,11 +71,28 @@ def guarded(fn: Callable[[], T], as_json: bool = False) -> T:
     except (typer.Exit, typer.Abort):
         raise
     except Exception as exc:
+        if interrupted(exc):
+            raise _fail(exc, "interrupted", 130, as_json) from None
         if DEBUG:
             raise
         text = " ".join(str(exc).split())[:300]
         raise _fail(exc, f"internal error (a bug in the planner): {type(exc).__name__}: {text}; "
                          "rerun with 'planner --debug ...' for the traceback", EXIT_INTERNAL, as_json) from None
+
+
+def interrupted(exc: BaseException) -> bool:
+    """Whether a Ctrl-C caused ``exc``: a KeyboardInterrupt among its causes, as when it lands
+    in the initialisation of an extension module imported lazily (OR-Tools' CP-SAT helper when
+    the first solve starts), which pybind11 reports as ImportError("initialization failed")
+    raised from it."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False
 
 
 MAX_PLAN_FILE_BYTES = 64 * 1024 * 1024

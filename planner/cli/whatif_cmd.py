@@ -90,7 +90,8 @@ def sweep_command(
         result = _with_progress(lambda progress, start: sweep(spec, doc, base_doc, executor, progress, start))
         seconds = time.perf_counter() - t0
         typer.echo(f"{len(result.rows)} scenarios in {seconds:.1f} s ({name}, {executor.workers} "
-                   f"worker{'s' if executor.workers > 1 else ''})", err=True)
+                   f"worker{'s' if executor.workers > 1 else ''}{'; ' + executor.note if executor.note else ''})",
+                   err=True)
         if out is not None:
             protected = (sweep_file, base_path)
             write_atomically(out / "sweep.csv", result.to_csv(), protected=protected, option="--out")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 
-from planner.backends.base import Status
 from planner.candidates.table import Candidates
 from planner.plan.result import PlanResult
 from planner.plan.solve import default_backend, first_phase_view, prepare, rescore, solve, with_priors
@@ -18,7 +17,7 @@ from planner.schemas.plan import PlanSpec
 from planner.whatif.baselines import baselines as baselines_of
 from planner.whatif.marginal import marginal_values
 from planner.whatif.modes import compare_modes
-from planner.whatif.relax import relaxations
+from planner.whatif.relax import relax_into
 from planner.whatif.verify import verify
 from planner.yamlio import Document
 
@@ -59,7 +58,6 @@ def around(problem: Problem, cands: Candidates, result: PlanResult, *, backend: 
         result.disaggregation = compare_modes(problem, cands, result, backend, time_limit)
     if baselines and isinstance(problem.spec, FleetSpec):
         result.baselines = baselines_of(first_phase_view(problem, cands), result)
-    if relax is not None and result.status == Status.INFEASIBLE.value and not result.plans \
-            and not result.interrupted:
+    if relax is not None:
         spec, doc, calibration = relax
-        result.relaxations = relaxations(spec, doc, backend=backend, time_limit=time_limit, calibration=calibration)
+        relax_into(result, spec, doc, backend=backend, time_limit=time_limit, calibration=calibration)

@@ -29,6 +29,7 @@ from planner.plan.solve import default_backend, first_phase_view, plan, solve
 from planner.resolve.problem import Problem, resolve_fleet
 from planner.schemas.fleet import FleetSpec
 from planner.schemas.plan import STATISTICS, Percentiles, PlanSpec, Slo
+from planner.whatif.interrupts import whole
 from planner.yamlio import Document
 
 METRICS = ("ttft", "tpot")
@@ -99,8 +100,8 @@ def pareto(spec: PlanSpec, doc: Document | None = None, *, x: str = "ttft", stat
     out = ParetoResult(x=x, statistic=statistic, objective=objective, unit=unit)
 
     def run(s: PlanSpec, target: float | None) -> tuple[ParetoPoint, PlanResult]:
-        r = plan(s, doc, backend=backend or default_backend(spec), top_k=1, time_limit=time_limit,
-                 calibration=calibration)
+        r = whole(plan(s, doc, backend=backend or default_backend(spec), top_k=1, time_limit=time_limit,
+                       calibration=calibration))
         best = r.plans[0] if r.plans else None
         return ParetoPoint(target, r.status, statistic_of(best, x, statistic) if best else None,
                            best.objective_value if best else None, _summary(best) if best else None), r
@@ -165,7 +166,7 @@ def pareto_fleet(spec: FleetSpec, doc: Document | None = None, *, workload: str 
     def run(s: FleetSpec, target: float | None) -> tuple[ParetoPoint, Problem, Candidates]:
         problem = resolve_fleet(s, doc, calibration)
         cands = build_candidates(problem, cache=cache)
-        r = solve(problem, cands, backend=name, top_k=1, time_limit=time_limit)
+        r = whole(solve(problem, cands, backend=name, top_k=1, time_limit=time_limit))
         mine = [d for d in r.deployments(1) if d.workload == workload]
         lat = max((statistic_of(d, x, statistic) or 0.0 for d in mine), default=None) if mine else None
         a = r.answer(1)

@@ -41,6 +41,7 @@ from planner.resolve.problem import resolve
 from planner.resolve.workload import LatencyTarget, targets
 from planner.schemas.plan import STATISTICS, Percentiles, PlanSpec, Slo
 from planner.units import MS
+from planner.whatif.interrupts import whole
 from planner.yamlio import Document
 
 LIFTED = {"inventory": 10**7, "max_gpus": 10**7, "max_nodes": 10**6, "power_cap_w": 1e10, "budget": 1e9,
@@ -69,11 +70,23 @@ def plan_and_relax(spec: PlanSpec, doc: Document | None = None, *, backend: str 
     change to each limit that alone makes the instance feasible."""
     result = plan(spec, doc, backend=backend, top_k=top_k, time_limit=time_limit, objective=objective,
                   calibration=calibration, simulate=simulate)
-    if result.status == Status.INFEASIBLE.value and not result.plans and not result.interrupted:
-        if objective is not None and objective != spec.objective:
-            spec = spec.model_copy(update={"objective": objective})
-        result.relaxations = relaxations(spec, doc, backend=backend, time_limit=time_limit, calibration=calibration)
+    if objective is not None and objective != spec.objective:
+        spec = spec.model_copy(update={"objective": objective})
+    relax_into(result, spec, doc, backend=backend, time_limit=time_limit, calibration=calibration)
     return result
+
+
+def relax_into(result: PlanResult, spec: PlanSpec, doc: Document | None, *, backend: str, time_limit: float,
+               calibration: str | None) -> None:
+    """``result.relaxations`` when ``result`` is proven infeasible (not interrupted); a Ctrl-C
+    during their search marks ``result`` interrupted (exit 130) and leaves them unset, never a
+    relaxation read from a solve the Ctrl-C cut short."""
+    if result.status != Status.INFEASIBLE.value or result.plans or result.interrupted:
+        return
+    try:
+        result.relaxations = relaxations(spec, doc, backend=backend, time_limit=time_limit, calibration=calibration)
+    except KeyboardInterrupt:
+        result.interrupted = True
 
 
 def _least(at: Callable[[float], PlanResult], lo: float, hi: float, step: float, most: float
@@ -144,7 +157,7 @@ def relaxations(spec: PlanSpec, doc: Document | None, *, backend: str, time_limi
     def solve(objective: str | None = None, **update: Any) -> PlanResult:
         relaxed = spec.model_copy(update=update | ({"objective": objective} if objective else {}))
         # not re-validated: the objectives used here to find a candidate value are internal
-        return plan(relaxed, doc, backend=backend, top_k=1, time_limit=time_limit, calibration=calibration)
+        return whole(plan(relaxed, doc, backend=backend, top_k=1, time_limit=time_limit, calibration=calibration))
 
     def limits(**kv: Any) -> dict[str, Any]:
         return {"limits": lim.model_copy(update=kv)}

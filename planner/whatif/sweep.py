@@ -38,6 +38,7 @@ from planner.schemas.fleet import FleetSpec, is_fleet
 from planner.schemas.plan import PlanSpec
 from planner.schemas.sweep import Change, SweepSpec
 from planner.whatif.executors import Executor, SerialExecutor
+from planner.whatif.interrupts import whole
 from planner.yamlio import Document, load_yaml
 
 COLUMNS = ("status", "gpu", "gpus", "replicas", "tp", "pp", "ep", "quantization", "kv_dtype", "batch",
@@ -177,22 +178,43 @@ def physics_key(spec: PlanSpec | FleetSpec, p: Problem) -> str:
     """Equal for two scenarios whose candidate tables differ only in their prices: the same
     instance but for ``prices.usd_per_gpu_hour``, the same GPUs searched, and no budget (with a
     budget, the batch levels offered depend on how many replicas it buys, so on the prices:
-    ``_smallest_batch_for_demand`` in planner/candidates)."""
+    ``_smallest_batch_for_demand`` in planner/candidates).
+
+    The instance but its limits and prices comes first, so that keys sorted (``tasks_of``)
+    put scenarios that differ only in limits and prices side by side: most of their physics
+    is the same cases (``_sweep_cache``), and a process taking a run of tasks computes it
+    once (planner/whatif/executors.py ``share``: workers from the first task on, this
+    process from the last one back)."""
     data = spec.model_dump(mode="json")
     if data["limits"].get("budget_usd_per_hour") is None:
         data["prices"] = {k: v for k, v in data["prices"].items() if k != "usd_per_gpu_hour"}
-    return json.dumps([data, list(p.table.ids), p.calibration], sort_keys=True)
+    money = {k: data.pop(k) for k in ("limits", "prices")}
+    return json.dumps([data, money, list(p.table.ids), p.calibration], sort_keys=True)
 
 
 # -- the worker's side -----------------------------------------------------------------------------
 
+_SWEEP_CACHE: list[Any] = []
+"""[the sweep's shared data, its physics cache] in this process (a worker, or the driver while
+its sweep runs): every task of one sweep that runs here shares one cache."""
+
+
+def _sweep_cache(shared: Shared) -> PhysicsCache:
+    """This process's physics cache for ``shared``'s sweep, a new one for a new sweep (the
+    cache is keyed by the physics inputs, so sharing it changes no figure: planner/candidates/cache.py)."""
+    if not _SWEEP_CACHE or _SWEEP_CACHE[0] is not shared:
+        _SWEEP_CACHE[:] = [shared, PhysicsCache()]
+    cache: PhysicsCache = _SWEEP_CACHE[1]
+    return cache
+
+
 def run_batch(shared: Shared, task: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
     """Solve a task's scenarios (in a worker): resolve each from the base and its changes,
-    build each physics group's candidate table once, re-price it for the others; the groups'
-    builds share one physics cache (a scenario that changes a demand or a limit recomputes
-    none of the physics its model, lengths and targets already had)."""
+    build each physics group's candidate table once, re-price it for the others; every build
+    of the sweep in this process shares one physics cache (a scenario that changes a demand or
+    a limit recomputes none of the physics its model, lengths and targets already had)."""
     tables: dict[str, Candidates] = {}
-    cache = PhysicsCache()
+    cache = _sweep_cache(shared)
     rows = []
     for sid, values in task:
         p, spec = _resolved(shared.base, values, shared.calibration, shared.catalog, shared.fleet)
@@ -201,7 +223,7 @@ def run_batch(shared: Shared, task: list[tuple[str, dict[str, Any]]]) -> list[di
             c = repriced(tables[key], p)
         else:
             c = tables[key] = build_candidates(p, cache=cache)
-        r = solve(p, c, backend=shared.backend, top_k=1, time_limit=shared.time_limit)
+        r = whole(solve(p, c, backend=shared.backend, top_k=1, time_limit=shared.time_limit))
         rows.append(fleet_row(sid, values, p, r) if shared.fleet else row(sid, values, p, r))
     return rows
 
@@ -336,7 +358,10 @@ def sweep(spec: SweepSpec, doc: Document, base_doc: Document, executor: Executor
     tasks = tasks_of(scenarios, keys, spec.batch_size)
     if on_start:
         on_start(len(scenarios))
-    done = (executor or SerialExecutor()).run(run_batch, shared, tasks, [len(t) for t in tasks], progress)
+    try:
+        done = (executor or SerialExecutor()).run(run_batch, shared, tasks, [len(t) for t in tasks], progress)
+    finally:
+        _SWEEP_CACHE.clear()        # this process's tasks are done: its cache goes
     rows = sorted((r for batch in done for r in batch), key=lambda r: r["id"])
     axes: list[str] = []
     for _, values, _ in scenarios:
