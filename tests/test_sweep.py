@@ -365,3 +365,23 @@ def test_pareto_command(tmp_path):
     assert r.exit_code == 2
     r = runner.invoke(app, ["pareto", str(BASE), "--points", "1"])
     assert r.exit_code == 2 and "--points" in r.output
+
+
+def test_a_sweep_plans_a_profiled_base_as_plan_does(tmp_path):
+    """A base whose demand has a profile is planned at its busiest period in every scenario
+    (plan.solve.resolved, at_peak), as `planner plan` plans it: a scenario that changes nothing
+    the answer reads (a budget far above it) costs what the plan costs (20 requests/s x 4 at
+    the peak), not what the stated rate alone needs."""
+    from planner.plan.solve import plan
+    from planner.schemas.plan import load_plan_spec
+    profile = "demand: {requests_per_s: 20, profile: [{hours: 12, multiplier: 0.5}, {hours: 12, multiplier: 4}]}"
+    (tmp_path / "base.yaml").write_text(BASE.read_text().replace("demand: {requests_per_s: 20}", profile))
+    p = _write(tmp_path, "schema_version: 1\nbase: base.yaml\ngrid:\n  budget_usd_per_hour: [100000]\n")
+    (tmp_path / "base.yaml").write_text(BASE.read_text().replace("demand: {requests_per_s: 20}", profile))
+    rows = _run(p).rows
+    spec, _ = load_plan_spec(str(tmp_path / "base.yaml"))
+    want = plan(spec, top_k=1)
+    stated = plan(load_plan_spec(str(BASE))[0], top_k=1)
+    assert rows[0]["status"] == want.status == "optimal"
+    assert rows[0]["cost_per_hour"] == pytest.approx(want.answers[0].totals.cost_per_hour, rel=1e-9)
+    assert want.answers[0].totals.cost_per_hour > stated.answers[0].totals.cost_per_hour

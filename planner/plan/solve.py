@@ -31,6 +31,7 @@ from planner.candidates.cache import PhysicsCache
 from planner.candidates.objectives import OBJECTIVES, served_weights, tie_breaks
 from planner.candidates.schedule import PeriodTables
 from planner.candidates.table import Candidates, build_candidates, with_objective
+from planner.catalog.store import Catalog
 from planner.errors import InputError
 from planner.plan import start as starting
 from planner.plan.describe import Picks, describe, under_priors
@@ -111,14 +112,17 @@ def prepare(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, objectiv
     (planner/candidates/cache.py: the same figures, bit for bit)."""
     if isinstance(spec, PlanSpec) and objective is not None and objective != spec.objective:
         spec = PlanSpec.model_validate(spec.model_dump() | {"objective": objective})
-    problem = _resolved(spec, doc, calibration)
+    problem = resolved(spec, doc, calibration)
     return spec, problem, build_candidates(problem, cache=cache)
 
 
-def _resolved(spec: PlanSpec | FleetSpec, doc: Document | None, calibration: str | None) -> Problem:
-    """The instance resolved as a plan or a fleet reads it: a demand profile at its busiest
-    period (``at_peak``, said in the result's notes)."""
-    problem = resolve_fleet(spec, doc, calibration) if isinstance(spec, FleetSpec) else resolve(spec, doc, calibration)
+def resolved(spec: PlanSpec | FleetSpec, doc: Document | None = None, calibration: str | None = None,
+             catalog: Catalog | None = None) -> Problem:
+    """The instance resolved as a plan or a fleet reads it, for every command that plans it
+    (plan, fleet, sweeps, Pareto fronts, relaxations): a demand profile at its busiest period
+    (``at_peak``, said in the result's notes). ``catalog``: resolved catalog files (a sweep's)."""
+    problem = (resolve_fleet(spec, doc, calibration, catalog) if isinstance(spec, FleetSpec)
+               else resolve(spec, doc, calibration, catalog))
     return at_peak(spec, problem)
 
 
@@ -149,7 +153,7 @@ def with_priors(spec: PlanSpec | FleetSpec, doc: Document | None, cands: Candida
     without it, the answer's configurations kept."""
     if calibration in (None, "none") or not result.plans:
         return
-    prior = _resolved(spec, doc, None)
+    prior = resolved(spec, doc, None)
     under_priors(prior, cands, result.plans)
 
 

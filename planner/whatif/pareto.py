@@ -25,8 +25,8 @@ from planner.candidates.cache import PhysicsCache
 from planner.candidates.table import Candidates, build_candidates
 from planner.errors import InputError
 from planner.plan.result import Plan, PlanResult
-from planner.plan.solve import default_backend, first_phase_view, plan, solve
-from planner.resolve.problem import Problem, resolve_fleet
+from planner.plan.solve import default_backend, first_phase_view, plan, resolved, solve
+from planner.resolve.problem import Problem
 from planner.schemas.fleet import FleetSpec
 from planner.schemas.plan import STATISTICS, Percentiles, PlanSpec, Slo
 from planner.whatif.interrupts import whole
@@ -164,7 +164,7 @@ def pareto_fleet(spec: FleetSpec, doc: Document | None = None, *, workload: str 
     cache = PhysicsCache()      # the points differ in one workload's target: the rest of the physics is shared
 
     def run(s: FleetSpec, target: float | None) -> tuple[ParetoPoint, Problem, Candidates]:
-        problem = resolve_fleet(s, doc, calibration)
+        problem = resolved(s, doc, calibration)
         cands = build_candidates(problem, cache=cache)
         r = whole(solve(problem, cands, backend=name, top_k=1, time_limit=time_limit))
         mine = [d for d in r.deployments(1) if d.workload == workload]

@@ -36,8 +36,7 @@ from planner.candidates.table import build_candidates
 from planner.physics.load import engine, load_metrics, step_physics
 from planner.physics.quant import DEFAULT_SCHEMES as SCHEMES
 from planner.plan.result import Plan, PlanResult, Relaxation
-from planner.plan.solve import plan
-from planner.resolve.problem import resolve
+from planner.plan.solve import plan, resolved
 from planner.resolve.workload import LatencyTarget, targets
 from planner.schemas.plan import STATISTICS, Percentiles, PlanSpec, Slo
 from planner.units import MS
@@ -249,7 +248,7 @@ def _smallest_target(spec: PlanSpec, doc: Document | None, t: LatencyTarget, cal
     other limit as written: a row meets it iff its statistic, at the lowest load the limits
     let it run at (the demand over the most replicas allowed, or a vanishing rate without a
     demand), is within it; the statistic grows with the load (docs/load.md)."""
-    p = resolve(spec, doc, calibration)
+    p = resolved(spec, doc, calibration)
     c = build_candidates(p)
     if c.load is None:
         return None

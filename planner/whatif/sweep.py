@@ -32,8 +32,8 @@ from planner.candidates.table import Candidates, build_candidates, repriced
 from planner.catalog.store import Catalog
 from planner.errors import InputError, PlannerError
 from planner.plan.result import PlanResult
-from planner.plan.solve import default_backend, solve
-from planner.resolve.problem import Problem, resolve, resolve_catalog, resolve_fleet, resolve_model
+from planner.plan.solve import default_backend, resolved, solve
+from planner.resolve.problem import Problem, resolve_catalog, resolve_model
 from planner.schemas.fleet import FleetSpec, is_fleet
 from planner.schemas.plan import PlanSpec
 from planner.schemas.sweep import Change, SweepSpec
@@ -231,11 +231,8 @@ def run_batch(shared: Shared, task: list[tuple[str, dict[str, Any]]]) -> list[di
 def _resolved(base: dict[str, Any], values: dict[str, Any], calibration: str, catalog: Catalog,
               fleet: bool) -> tuple[Problem, PlanSpec | FleetSpec]:
     data = apply(base, values)
-    if fleet:
-        fspec = FleetSpec.model_validate(data)
-        return resolve_fleet(fspec, None, calibration, catalog), fspec
-    spec = PlanSpec.model_validate(data)
-    return resolve(spec, None, calibration, catalog), spec
+    spec = FleetSpec.model_validate(data) if fleet else PlanSpec.model_validate(data)
+    return resolved(spec, None, calibration, catalog), spec
 
 
 def fleet_row(sid: str, values: dict[str, Any], p: Problem, r: PlanResult) -> dict[str, Any]:
