@@ -549,7 +549,6 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
     c2 = np.minimum(Ta, c1 + S)
     pi = np.clip((c - c1) / np.maximum(c2 - c1, 1e-9), 0.0, 1.0)
     A = attention_length(S, P, cs2_isl)      # attention units per computed prompt token (sections 1b, 3)
-    t_one = carrying_step(phys, n, n * (S + P + O / 2.0), c1, c1 * A, c1 / S, decode=t0)
     t_two = carrying_step(phys, n, n * (S + P + O / 2.0), c2, c2 * A, c2 / S, decode=t0)
     t_full = prompt_step(phys, n_seen, ctx_n, Ta, Ta * A, Ta / S)
     # a prompt longer than a step is cut as the engine cuts it: k - 1 full steps of Ta, then
@@ -632,6 +631,7 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
             var_tpot = zpk * (d0 * d0 * n * 2.0 / 3.0 + e * e * m_k / (1.0 - a) ** 2 + d0 * e * m_k / (1.0 - a))
             sd_tpot = np.sqrt(np.maximum(var_tpot, 0.0))
             sd_tpot = per_token_sd(phys.o, sd_tpot, tau, O)
+        t_one: np.ndarray | None = None
         for key, p in PERCENTILES.items():
             want = {m for m in METRICS if needed is None or (m, key) in needed}
             if "e2e" in want:
@@ -646,6 +646,8 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
                 wq = np.maximum(r_p, resid + exp_tail_quantile(w_extra, pw_extra, p)) + w_kv_p
                 stats[("ttft", key)] = D_own + wq + serving
             if "itl" in want:
+                if t_one is None:      # the one-prompt step: only the ITL percentiles read it
+                    t_one = carrying_step(phys, n, n * (S + P + O / 2.0), c1, c1 * A, c1 / S, decode=t0)
                 stats[("itl", key)] = mixture_quantile(
                     [t0, t_one, t_two], [sd0, sd0, sd0], [1.0 - qq, qq * (1.0 - pi), qq * pi], p, z=z)
             if "tpot" in want:
