@@ -556,7 +556,10 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
     k_pc = np.ceil(S / Ta)
     rest = S - (k_pc - 1.0) * Ta
     t_rest = carrying_step(phys, n, n * (S + P + O / 2.0), rest, rest * A, rest / S, decode=t0)
-    t_cut = carrying_step(phys, n, n * (S + P + O / 2.0), Ta, Ta * A, Ta / S, decode=t0)
+    if np.all(k_pc == 1.0):    # no prompt is cut: the full-chunk kind has count 0 (its time, any finite one, adds 0)
+        t_cut = t_rest
+    else:
+        t_cut = carrying_step(phys, n, n * (S + P + O / 2.0), Ta, Ta * A, Ta / S, decode=t0)
     kinds = (t0, t_rest, t_two, t_cut)
     counts = (1.0 - qq, qq * (1.0 - pi) / k_pc, qq * pi, qq * (1.0 - pi) * (k_pc - 1.0) / k_pc)
     span = sum(k * t for k, t in zip(counts, kinds))
