@@ -1,0 +1,80 @@
+"""The load model's speed-ups change no figure (issue 26): each shortcut against the
+computation it replaced, bit for bit (``==`` on floats, not approx)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from planner.catalog.store import Catalog
+from planner.physics import load as L
+from planner.physics.options import PRESETS
+from planner.physics.space import Configs, GpuTable
+from planner.physics.step import step_physics
+from planner.physics.terms import moe_padding, smax
+
+CAT = Catalog.default()
+O = PRESETS["realistic"]
+
+
+def _two_powers(a, b, k):
+    """The smooth roofline as it was written before (both terms raised to k)."""
+    m = np.maximum(a, b)
+    return m * ((a / m) ** k + (b / m) ** k) ** (1.0 / k)
+
+
+@pytest.mark.parametrize("k", [3.0, 1.5, 2.0, 8.0])
+def test_smax_one_power_is_the_two_power_form(k):
+    rng = np.random.default_rng(7)
+    a = rng.random(20_000) * 10.0 ** rng.integers(-9, 3, 20_000)
+    b = rng.random(20_000) * 10.0 ** rng.integers(-9, 3, 20_000)
+    b[::5] = a[::5]                       # equal terms: both ratios 1.0
+    assert np.array_equal(smax(a, b, k), _two_powers(a, b, k))
+    assert np.array_equal(smax(b, a, k), _two_powers(b, a, k))
+    assert np.array_equal(smax(a, 0.25, k), _two_powers(a, 0.25, k))      # a scalar term, broadcast
+
+
+def _moe(tile: int):
+    t = GpuTable.build([CAT.gpus["h100-sxm"]])
+    c = Configs.grid([0], [0, 2], [0], [1, 2, 4], [1], [1, 4, 8], [64], [2000], [300])
+    o = O.model_copy(update={"moe_gemm_tile_tokens": tile, "moe_expert_reads": "expected"})
+    return step_physics(CAT.model("qwen3-30b-a3b"), t, c, o)
+
+
+@pytest.mark.parametrize("tile", [0, 128])
+def test_step_shares_experts_touched_without_a_stale_count(tile):
+    """A step's weight reads and expert padding share one expected-experts count (kept for the
+    tokens object last asked); asked in alternation for two token counts, each is still the
+    figure computed apart (the per-row path and ``moe_padding`` on its own)."""
+    phys = _moe(tile)
+    n = len(phys)
+    every, dp = np.arange(n), phys._w["dp_attn"]
+    one, two = np.linspace(1.0, 300.0, n), np.linspace(2000.0, 9000.0, n)
+    for tokens in (one, two, one, two.copy()):
+        pad = phys.moe_pad(tokens)
+        w = phys.weights_time(tokens)
+        assert np.array_equal(w, phys.weights_time(tokens, every))
+        assert np.array_equal(pad, moe_padding(phys.arch, phys.o, tokens * dp))
+        assert np.array_equal(phys.moe_pad(tokens), pad)
+
+
+def test_rows_whose_prompts_fit_one_step_are_the_same_beside_a_cut_prompt():
+    """Row 0's prompt fits one step; row 1's (12,000 tokens) is cut into pieces. A table of rows
+    that all fit skips the full-chunk step (its count is 0); row 0's figures are the same
+    either way, and so are the TTFT/TPOT figures whether or not the ITL percentiles (the
+    only reader of the one-prompt step) are asked for."""
+    t = GpuTable.build([CAT.gpus["h100-sxm"]])
+    c = Configs.grid([0], [0], [0], [2], [1], [1], [64, 64], [2000], [300])
+    phys = step_physics(CAT.model("llama-3.1-8b"), t, c, O)
+    eng = L.engine(phys)
+    rate = np.array([1.5, 1.5])
+    alone = L.load_metrics(phys, eng, L.Workload(isl=np.array([1000.0, 1000.0]), osl=300.0), rate=rate)
+    beside = L.load_metrics(phys, eng, L.Workload(isl=np.array([1000.0, 12000.0]), osl=300.0), rate=rate)
+    assert alone.stats.keys() == beside.stats.keys()
+    for key, v in alone.stats.items():
+        assert v[0] == beside.stats[key][0], key
+    assert alone.rate[0] == beside.rate[0] and alone.concurrency[0] == beside.concurrency[0]
+    some = L.load_metrics(phys, eng, L.Workload(isl=1000.0, osl=300.0), rate=rate,
+                          report={("ttft", "p99"), ("tpot", "p90")})
+    for key in (("ttft", "p99"), ("tpot", "p90"), ("ttft", "mean"), ("tpot", "mean"), ("e2e", "mean")):
+        assert np.array_equal(some.get(*key), alone.get(*key)), key
