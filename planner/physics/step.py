@@ -246,7 +246,7 @@ class StepPhysics:
         return smax(*self.kv_terms(n, ctx, q), self.o.roofline_sharpness)
 
 
-_DERIVED = ("links", "weights", "touched")   # StepPhysics._w entries computed from the others (links taken by _take_links)
+_DERIVED = ("links", "weights", "touched")   # StepPhysics._w entries derived from the others (links: _take_links)
 
 
 def _take_links(links: dict[str, Any], index: np.ndarray, n: int) -> dict[str, Any]:
