@@ -78,3 +78,19 @@ def test_rows_whose_prompts_fit_one_step_are_the_same_beside_a_cut_prompt():
                           report={("ttft", "p99"), ("tpot", "p90")})
     for key in (("ttft", "p99"), ("tpot", "p90"), ("ttft", "mean"), ("tpot", "mean"), ("e2e", "mean")):
         assert np.array_equal(some.get(*key), alone.get(*key)), key
+
+
+@pytest.mark.parametrize("prefill_first", [False, True])
+def test_open_loop_full_chunk_step_is_the_prompt_step(prefill_first):
+    """The open loop takes the cut prompt's full-chunk carrying step from its full-chunk prompt
+    step (both beside all n decoders): the same number as computing it, for a mixed engine and
+    for a prefill-first one (whose carrying step is the prompt step and then the decode step)."""
+    t = GpuTable.build([CAT.gpus["h100-sxm"]])
+    c = Configs.grid([0], [0, 2], [0], [1, 2, 4], [1, 2], [1], [64], [2000], [300])
+    phys = step_physics(CAT.model("llama-3.1-8b"), t, c, O.model_copy(update={"prefill_first": prefill_first}))
+    n = np.linspace(0.5, 60.0, len(phys))
+    ctx, Ta, A, S = n * 2150.0, np.full(len(phys), 7000.0), 12000.0, 12000.0
+    t0 = L.step_time(phys, n, ctx, 0.0, 0.0, 0.0)
+    carrying = L.carrying_step(phys, n, ctx, Ta, Ta * A, Ta / S, decode=t0)
+    prompt = L.prompt_step(phys, n, ctx, Ta, Ta * A, Ta / S)
+    assert np.array_equal(carrying, prompt + t0 if prefill_first else prompt)

@@ -558,6 +558,8 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
     t_rest = carrying_step(phys, n, n * (S + P + O / 2.0), rest, rest * A, rest / S, decode=t0)
     if np.all(k_pc == 1.0):    # no prompt is cut: the full-chunk kind has count 0 (its time, any finite one, adds 0)
         t_cut = t_rest
+    elif closed is None:       # an open loop's arrivals see all n decoders: t_full's step (and, prefill first, t0)
+        t_cut = t_full + t0 if phys.o.prefill_first else t_full
     else:
         t_cut = carrying_step(phys, n, n * (S + P + O / 2.0), Ta, Ta * A, Ta / S, decode=t0)
     kinds = (t0, t_rest, t_two, t_cut)
