@@ -8,6 +8,7 @@ import pytest
 
 from planner.catalog.store import Catalog
 from planner.physics import load as L
+from planner.physics import numerics as N
 from planner.physics.options import PRESETS
 from planner.physics.space import Configs, GpuTable
 from planner.physics.step import step_physics
@@ -94,3 +95,34 @@ def test_open_loop_full_chunk_step_is_the_prompt_step(prefill_first):
     carrying = L.carrying_step(phys, n, ctx, Ta, Ta * A, Ta / S, decode=t0)
     prompt = L.prompt_step(phys, n, ctx, Ta, Ta * A, Ta / S)
     assert np.array_equal(carrying, prompt + t0 if prefill_first else prompt)
+
+
+def test_binding_target_is_the_one_missed_at_the_bisections_upper_end():
+    """capacity_at_slo names the binding target from the bisection's evaluation at its upper
+    end (kept, not computed again): the target with the largest ratio there, where the row
+    misses one stably, else -1; checked against a plain 16-step bisection's upper end."""
+    t = GpuTable.build([CAT.gpus["h100-sxm"]])
+    c = Configs.grid([0], [0, 2], [0, 2], [1, 2, 4, 8], [1, 2], [1], [8, 64, 256], [2000], [300])
+    ph = step_physics(CAT.model("llama-3.1-70b"), t, c, O)
+    eng = L.engine(ph)
+    wl = L.Workload(isl=2000.0, osl=300.0)
+    n = len(ph)
+    targets = [L.Target("tpot", "mean", 0.045), L.Target("ttft", "p99", 1.2)]
+    sat, _ = L._saturation(ph, eng, np.full(n, 2000.0), np.full(n, 300.0))
+    sat = np.where(np.isfinite(sat) & (sat > 0), sat, 0.0)
+    lo = np.maximum(sat * 1e-4, 1e-300)
+
+    def ratios(x):
+        r = L.load_metrics(ph, eng, wl, rate=x)
+        return r, np.stack([r.get(tg.metric, tg.statistic) / tg.seconds for tg in targets])
+
+    def meets(x):
+        r, rt = ratios(x)
+        return r.stable & np.all(rt <= 1.0, axis=0)
+    _, hi = N.bisect(meets, lo, np.maximum(sat * (1.0 - 1e-9), lo), 16, geometric=True)
+    r_hi, rt_hi = ratios(hi)
+    expected = np.where(r_hi.stable & (np.max(rt_hi, axis=0) > 1.0), np.argmax(rt_hi, axis=0), -1)
+    cap = L.capacity_at_slo(ph, eng, wl, targets)
+    live = meets(lo) & (sat > 0)
+    assert {0, 1} <= set(expected[live].tolist())      # both targets bind somewhere
+    np.testing.assert_array_equal(cap.binding[live], expected[live])

@@ -736,6 +736,7 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
             ph, en, w = phys.take(live), eng.take(live), wl.take(live, n_cfg)
             S_, O_, lo_l, cap_l = S[live], O[live], lo[live], ceiling[live]
             sat_l = (sat_raw[live], tau_sat[live])
+            miss = (np.full(len(live), np.nan), np.full(len(live), -1))
 
             def evaluate(x, i):
                 """Whether rows ``i`` meet every target at ``x``, and how far from it they are
@@ -743,6 +744,8 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
                 r, rt = ratios(ph.take(i), en.take(i), w.take(i, len(live)), x, S_[i], O_[i],
                                (sat_l[0][i], sat_l[1][i]))
                 ok = r.stable & np.all(rt <= 1.0, axis=0)
+                if len(targets):     # each row's latest miss (its H) and the target it names there
+                    miss[0][i[~ok]], miss[1][i[~ok]] = x[~ok], _named(r, rt)[~ok]
                 g = np.log(np.maximum(np.max(rt, axis=0, initial=0.0), np.maximum(r.rho, r.rho_prefill)))
                 return ok, np.where(ok | (g > 0), g, np.nan)
             hi = np.maximum(sat[live] * (1.0 - 1e-9), lo_l)
@@ -756,11 +759,12 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
                                       needed=shown)))
             binding[live] = -1
             below = np.flatnonzero(found <= cap_l)     # the capacity itself binds: name the target
-            if len(below) and len(targets):
-                r_hi, rt_hi = ratios(ph.take(below), en.take(below), w.take(below, len(live)), hi_[below],
-                                     S_[below], O_[below], (sat_l[0][below], sat_l[1][below]))
-                binding[live[below]] = np.where(r_hi.stable & (np.max(rt_hi, axis=0) > 1.0),
-                                                np.argmax(rt_hi, axis=0), -1)
+            if len(below) and len(targets):      # named at hi_: by the evaluation there where it was one
+                binding[live[below]] = miss[1][below]
+                if len(redo := below[miss[0][below] != hi_[below]]):
+                    r_hi, rt_hi = ratios(ph.take(redo), en.take(redo), w.take(redo, len(live)), hi_[redo],
+                                         S_[redo], O_[redo], (sat_l[0][redo], sat_l[1][redo]))
+                    binding[live[redo]] = _named(r_hi, rt_hi)
         if len(settled):     # no bisection: the load model at the vanishing rate itself
             parts.append((settled, _open(phys.take(settled), eng.take(settled), wl.take(settled, n_cfg),
                                          lo[settled], S[settled], O[settled], closed=None, needed=shown,
@@ -768,6 +772,11 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
         binding = np.where(sat > 0, binding, -1)
     return Capacity(rate=rate, throughput_tokens_per_s=rate * O, rho=rate / np.where(sat > 0, sat, np.nan),
                     binding=binding.astype(np.int64), result=merge_results(n_cfg, parts))
+
+def _named(r: LoadResult, rt: np.ndarray) -> np.ndarray:
+    """Per row, the target whose ratio binds where the row misses one, stable; else -1."""
+    return np.where(r.stable & (np.max(rt, axis=0) > 1.0), np.argmax(rt, axis=0), -1)
+
 
 def merge_results(n: int, parts: list[tuple[np.ndarray, LoadResult]]) -> LoadResult:
     """One LoadResult of ``n`` configurations from results on disjoint index sets (a
