@@ -549,7 +549,6 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
     c2 = np.minimum(Ta, c1 + S)
     pi = np.clip((c - c1) / np.maximum(c2 - c1, 1e-9), 0.0, 1.0)
     A = attention_length(S, P, cs2_isl)      # attention units per computed prompt token (sections 1b, 3)
-    t_one = carrying_step(phys, n, n * (S + P + O / 2.0), c1, c1 * A, c1 / S, decode=t0)
     t_two = carrying_step(phys, n, n * (S + P + O / 2.0), c2, c2 * A, c2 / S, decode=t0)
     t_full = prompt_step(phys, n_seen, ctx_n, Ta, Ta * A, Ta / S)
     # a prompt longer than a step is cut as the engine cuts it: k - 1 full steps of Ta, then
@@ -557,7 +556,12 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
     k_pc = np.ceil(S / Ta)
     rest = S - (k_pc - 1.0) * Ta
     t_rest = carrying_step(phys, n, n * (S + P + O / 2.0), rest, rest * A, rest / S, decode=t0)
-    t_cut = carrying_step(phys, n, n * (S + P + O / 2.0), Ta, Ta * A, Ta / S, decode=t0)
+    if np.all(k_pc == 1.0):    # no prompt is cut: the full-chunk kind has count 0 (its time, any finite one, adds 0)
+        t_cut = t_rest
+    elif closed is None:       # an open loop's arrivals see all n decoders: t_full's step (and, prefill first, t0)
+        t_cut = t_full + t0 if phys.o.prefill_first else t_full
+    else:
+        t_cut = carrying_step(phys, n, n * (S + P + O / 2.0), Ta, Ta * A, Ta / S, decode=t0)
     kinds = (t0, t_rest, t_two, t_cut)
     counts = (1.0 - qq, qq * (1.0 - pi) / k_pc, qq * pi, qq * (1.0 - pi) * (k_pc - 1.0) / k_pc)
     span = sum(k * t for k, t in zip(counts, kinds))
@@ -632,6 +636,7 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
             var_tpot = zpk * (d0 * d0 * n * 2.0 / 3.0 + e * e * m_k / (1.0 - a) ** 2 + d0 * e * m_k / (1.0 - a))
             sd_tpot = np.sqrt(np.maximum(var_tpot, 0.0))
             sd_tpot = per_token_sd(phys.o, sd_tpot, tau, O)
+        t_one: np.ndarray | None = None
         for key, p in PERCENTILES.items():
             want = {m for m in METRICS if needed is None or (m, key) in needed}
             if "e2e" in want:
@@ -646,6 +651,8 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
                 wq = np.maximum(r_p, resid + exp_tail_quantile(w_extra, pw_extra, p)) + w_kv_p
                 stats[("ttft", key)] = D_own + wq + serving
             if "itl" in want:
+                if t_one is None:      # the one-prompt step: only the ITL percentiles read it
+                    t_one = carrying_step(phys, n, n * (S + P + O / 2.0), c1, c1 * A, c1 / S, decode=t0)
                 stats[("itl", key)] = mixture_quantile(
                     [t0, t_one, t_two], [sd0, sd0, sd0], [1.0 - qq, qq * (1.0 - pi), qq * pi], p, z=z)
             if "tpot" in want:
@@ -729,6 +736,7 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
             ph, en, w = phys.take(live), eng.take(live), wl.take(live, n_cfg)
             S_, O_, lo_l, cap_l = S[live], O[live], lo[live], ceiling[live]
             sat_l = (sat_raw[live], tau_sat[live])
+            miss = (np.full(len(live), np.nan), np.full(len(live), -1))
 
             def evaluate(x, i):
                 """Whether rows ``i`` meet every target at ``x``, and how far from it they are
@@ -736,6 +744,8 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
                 r, rt = ratios(ph.take(i), en.take(i), w.take(i, len(live)), x, S_[i], O_[i],
                                (sat_l[0][i], sat_l[1][i]))
                 ok = r.stable & np.all(rt <= 1.0, axis=0)
+                if len(targets):     # each row's latest miss (its H) and the target it names there
+                    miss[0][i[~ok]], miss[1][i[~ok]] = x[~ok], _named(r, rt)[~ok]
                 g = np.log(np.maximum(np.max(rt, axis=0, initial=0.0), np.maximum(r.rho, r.rho_prefill)))
                 return ok, np.where(ok | (g > 0), g, np.nan)
             hi = np.maximum(sat[live] * (1.0 - 1e-9), lo_l)
@@ -749,11 +759,12 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
                                       needed=shown)))
             binding[live] = -1
             below = np.flatnonzero(found <= cap_l)     # the capacity itself binds: name the target
-            if len(below) and len(targets):
-                r_hi, rt_hi = ratios(ph.take(below), en.take(below), w.take(below, len(live)), hi_[below],
-                                     S_[below], O_[below], (sat_l[0][below], sat_l[1][below]))
-                binding[live[below]] = np.where(r_hi.stable & (np.max(rt_hi, axis=0) > 1.0),
-                                                np.argmax(rt_hi, axis=0), -1)
+            if len(below) and len(targets):      # named at hi_: by the evaluation there where it was one
+                binding[live[below]] = miss[1][below]
+                if len(redo := below[miss[0][below] != hi_[below]]):
+                    r_hi, rt_hi = ratios(ph.take(redo), en.take(redo), w.take(redo, len(live)), hi_[redo],
+                                         S_[redo], O_[redo], (sat_l[0][redo], sat_l[1][redo]))
+                    binding[live[redo]] = _named(r_hi, rt_hi)
         if len(settled):     # no bisection: the load model at the vanishing rate itself
             parts.append((settled, _open(phys.take(settled), eng.take(settled), wl.take(settled, n_cfg),
                                          lo[settled], S[settled], O[settled], closed=None, needed=shown,
@@ -761,6 +772,11 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
         binding = np.where(sat > 0, binding, -1)
     return Capacity(rate=rate, throughput_tokens_per_s=rate * O, rho=rate / np.where(sat > 0, sat, np.nan),
                     binding=binding.astype(np.int64), result=merge_results(n_cfg, parts))
+
+def _named(r: LoadResult, rt: np.ndarray) -> np.ndarray:
+    """Per row, the target whose ratio binds where the row misses one, stable; else -1."""
+    return np.where(r.stable & (np.max(rt, axis=0) > 1.0), np.argmax(rt, axis=0), -1)
+
 
 def merge_results(n: int, parts: list[tuple[np.ndarray, LoadResult]]) -> LoadResult:
     """One LoadResult of ``n`` configurations from results on disjoint index sets (a

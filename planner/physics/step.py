@@ -35,6 +35,7 @@ from planner.physics.terms import (
     cycle_weight_bytes,
     cycle_weight_bytes_fn,
     dense_read_efficiency,
+    expected_touched,
     experts_touched_vary,
     hop_links,
     host_bound,
@@ -138,7 +139,7 @@ class StepPhysics:
             fn, den, const = self._weights()
             if const is not None:
                 return const
-            return fn(np.asarray(tokens, dtype=float) * w["dp_attn"]) / den
+            return fn(*self.touched(tokens)) / den
         nbytes = cycle_weight_bytes(self.arch, self.o, w["tp"][idx], w["group"][idx], w["kv_frac_w"][idx],
                                     w["b_w"][idx], w["b_x"][idx], w["b_e"][idx],
                                     np.asarray(tokens, dtype=float) * w["dp_attn"][idx],
@@ -148,8 +149,22 @@ class StepPhysics:
     def moe_pad(self, tokens: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
         """``moe_padding`` of a step of ``tokens`` per lane: the routed tokens an expert sees
         are every attention group's (x ``dp_attn``)."""
+        if idx is None and self.o.moe_gemm_tile_tokens > 0:
+            return moe_padding(self.arch, self.o, *self.touched(tokens))
         dp = self._w["dp_attn"] if idx is None else self._w["dp_attn"][idx]
         return moe_padding(self.arch, self.o, np.asarray(tokens, dtype=float) * dp)
+
+    def touched(self, tokens) -> tuple[np.ndarray, np.ndarray]:
+        """(routed tokens, ``expected_touched`` at them) of a step of ``tokens`` per lane (every
+        attention group's tokens, x ``dp_attn``), kept for the last ``tokens`` object asked: a
+        step's weight reads and its expert padding take it at the same tokens, once (the same
+        figures as computed apart)."""
+        last = self._w.get("touched")
+        if last is None or last[0] is not tokens:
+            routed = np.asarray(tokens, dtype=float) * self._w["dp_attn"]
+            last = (tokens, routed, expected_touched(self.arch, routed))
+            self._w["touched"] = last
+        return last[1], last[2]
 
     def host_time(self, sequences, tokens):
         """``terms.host_time`` of a step: its host seconds (the host-bound floor)."""
@@ -233,7 +248,7 @@ class StepPhysics:
         return smax(*self.kv_terms(n, ctx, q), self.o.roofline_sharpness)
 
 
-_DERIVED = ("links", "weights")   # StepPhysics._w entries computed from the others (links taken by _take_links)
+_DERIVED = ("links", "weights", "touched")   # StepPhysics._w entries derived from the others (links: _take_links)
 
 
 def _take_links(links: dict[str, Any], index: np.ndarray, n: int) -> dict[str, Any]:

@@ -139,6 +139,15 @@ def experts_touched(arch: Arch, tokens: np.ndarray, o: Assumptions) -> np.ndarra
         return np.full_like(tokens, float(E))
     if o.moe_expert_reads == "routed-only":
         return np.full_like(tokens, float(k))
+    return expected_touched(arch, tokens)
+
+
+def expected_touched(arch: Arch, tokens):
+    """E (1 - (1 - k/E)^max(tokens, 1)): the distinct experts ``tokens`` routed tokens hit on
+    average, each picking k of E at random (section 2); ``experts_touched``'s default and the
+    rows ``moe_padding`` spreads over. A step's weight reads and padding take it at the same
+    tokens (``StepPhysics.touched`` computes it once for both)."""
+    E, k = arch.params.num_experts, arch.params.experts_per_token
     return E * (1.0 - (1.0 - k / E) ** np.maximum(tokens, 1.0))
 
 
@@ -150,7 +159,9 @@ def smax(a, b, k: float):
     m = np.maximum(a, b)
     ok = np.isfinite(m) & (m > 0)
     if ok.all():      # the common case, without the where()s (the same figures: safe is m)
-        return m * ((a / m) ** k + (b / m) ** k) ** (1.0 / k)
+        # the larger term over m is 1.0 exactly and 1.0 ** k is 1.0: one power, not two (the
+        # same figures, bit for bit: the sum of the same two numbers)
+        return m * (1.0 + (np.minimum(a, b) / m) ** k) ** (1.0 / k)
     safe = np.where(ok, m, 1.0)
     return np.where(ok, safe * ((a / safe) ** k + (b / safe) ** k) ** (1.0 / k), m)
 
@@ -290,17 +301,18 @@ def routed_active(p: ParamCounts, o: Assumptions) -> float:
     return o.expert_imbalance * p.moe_layers * p.experts_per_token * p.expert_per_layer
 
 
-def moe_padding(arch: Arch, o: Assumptions, routed_tokens):
+def moe_padding(arch: Arch, o: Assumptions, routed_tokens, touched=None):
     """Rows the grouped expert GEMMs compute per routed row (>= 1), for ``routed_tokens``
     tokens routed in a step (section 4, 'grouped GEMMs'): each touched expert's m = tokens k /
     touched rows are padded to whole tiles of t = ``moe_gemm_tile_tokens``, on average
     m + t (1 - min(m / t, 1) / 2) rows (a whole tile below one; half a tile of waste above),
-    so a few tokens per expert cost a tile's FLOPs. 1 without padding or experts."""
+    so a few tokens per expert cost a tile's FLOPs. 1 without padding or experts. ``touched``:
+    ``expected_touched`` at these tokens, if the caller has it."""
     E, k, t = arch.params.num_experts, arch.params.experts_per_token, float(o.moe_gemm_tile_tokens)
     tokens = np.asarray(routed_tokens, dtype=float)
     if E == 0 or t == 0:
         return np.ones_like(tokens)
-    touched = E * (1.0 - (1.0 - k / E) ** np.maximum(tokens, 1.0))
+    touched = expected_touched(arch, tokens) if touched is None else touched
     m = np.maximum(tokens, 1.0) * k / touched
     return (m + t * (1.0 - np.minimum(m / t, 1.0) / 2.0)) / m
 
@@ -349,8 +361,9 @@ def weight_bytes_read_fn(arch, o, tp, group, kv_frac_w, b_w, b_x, b_e):
     always = (p.layers_always - kvproj) / tp + kvproj * kv_frac_w
     head = (p.lm_head or p.embedding) / tp * b_e
 
-    def read(routed_tokens):
-        touched = experts_touched(arch, routed_tokens, o)
+    def read(routed_tokens, touched=None):
+        """``touched``: ``experts_touched`` at these tokens, if the caller has it."""
+        touched = experts_touched(arch, routed_tokens, o) if touched is None else touched
         experts = p.moe_layers * touched * p.expert_per_layer / group
         return always * b_w + experts * b_x + head
     return read
@@ -367,8 +380,8 @@ def cycle_weight_bytes_fn(arch, o, tp, group, kv_frac_w, b_w, b_x, b_e, s_body, 
     read = weight_bytes_read_fn(arch, o, tp, group, kv_frac_w, b_w, b_x, b_e)
     head = (arch.params.lm_head or arch.params.embedding) / tp * b_e
 
-    def cycle(routed_tokens):
-        return (read(routed_tokens) - head) * s_body + head * s_head
+    def cycle(routed_tokens, touched=None):
+        return (read(routed_tokens, touched) - head) * s_body + head * s_head
     return cycle
 
 
