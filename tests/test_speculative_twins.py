@@ -88,3 +88,18 @@ def test_without_provenance_columns_nothing_is_a_twin(tmp_path: Path) -> None:
         r["provenance"] = "NVIDIA run"
     loaded = load_measurements(_write(tmp_path, rows))
     assert speculative_twins(loaded, recipe_family(CAT, {}), measurement_of(loaded)) == set()
+
+
+def test_a_twin_of_a_model_without_an_mtp_module_stays_plain(tmp_path: Path) -> None:
+    """The MTP reading needs a checkpoint that ships its drafter (catalog ``mtp_layers``:
+    DeepSeek-V3/R1's config.json num_nextn_predict_layers 1; Llama-3.1 none): the same pair of
+    Llama-3.1-70B measurements, one the dump's, is read plain."""
+    assert CAT.model("deepseek-r1").mtp_layers == CAT.model("deepseek-v3").mtp_layers == 1
+    assert CAT.model("llama-3.1-70b").mtp_layers == 0
+    llama = dict(model="Llama-3.1-70B (HF meta-llama/Llama-3.1-70B-Instruct)", gpu_count="4", tp="4",
+                 gpus_per_replica="4", attention_tp="4", moe_tp="", moe_ep="")
+    rows = [row("db1", DUMP, measured="2026-03-25T00:00:00.000Z", same_measurement_as="x1", **llama),
+            row("x1", same_measurement_as="db1", **llama), row("x2", value="6.5", **llama)]
+    v = validate(_write(tmp_path, rows), O)
+    assert [x.mode for x in v.rows] == ["agg"] * 3
+    assert v.rows[2].predicted == v.rows[0].predicted

@@ -350,13 +350,19 @@ def test_the_default_calibration_follows_the_held_out_evidence_of_the_silicon_co
     def loss(values):
         return float(np.mean([abs(np.log(p / r.measured)) for p, r in zip(values, rows)]))
     assert loss([r.uncalibrated for r in rows]) <= loss([r.predicted for r in rows])
-    # each metric's median: the priors no worse by more than 1 point (a median is not the fit's
-    # loss; at the commit adding this tolerance TTFT was 37.2 % with the priors, 36.6 % calibrated,
-    # TPOT 12.3 % against 23.7 %: docs/validation.md, 'The calibration decision')
-    for metric in {r.metric for r in rows}:
+    # each metric's median: the calibration not better than the priors beyond noise: the 5th
+    # percentile of a paired bootstrap of (priors' median |error| - calibration's) over the
+    # measurements is at most 0 (a median is not the fit's loss; at the commit adding this, TTFT
+    # was 37.2 % with the priors and 36.6 % calibrated, a 90 % interval of about -0.5 to +1.0
+    # points; TPOT 12.3 % against 23.7 %: docs/validation.md, 'The calibration decision')
+    rng = np.random.default_rng(0)
+    for metric in sorted({r.metric for r in rows}):
         mine = [r for r in rows if r.metric == metric]
-        assert np.median([abs(r.uncalibrated / r.measured - 1) for r in mine]) <= \
-            np.median([abs(r.predicted / r.measured - 1) for r in mine]) + 0.01
+        prior = np.array([abs(r.uncalibrated / r.measured - 1) for r in mine])
+        fitted = np.array([abs(r.predicted / r.measured - 1) for r in mine])
+        draws = rng.integers(0, len(mine), size=(400, len(mine)))
+        gaps = np.median(prior[draws], axis=1) - np.median(fitted[draws], axis=1)
+        assert np.percentile(gaps, 5) <= 0.0, (metric, float(np.median(prior)), float(np.median(fitted)))
 
 
 def test_a_calibrated_validation_shows_the_uncalibrated_figure_beside_it(tmp_path: Path) -> None:

@@ -686,7 +686,9 @@ def speculative_twins(rows: list[dict], family, stand_in: list[int]) -> set[int]
     """The stand-in rows (``measurement_of``) of measurements read as InferenceX's
     speculative-decoding (MTP) run of a configuration. InferenceX measures some recipes twice,
     with and without MTP, and the source has no column for it (measured-silicon.md, "Not
-    recorded"); its DB dump lists the plain configurations. Where the same configuration
+    recorded"). That the DB dump lists the plain configurations is read from the source, not
+    stated by it: in 32 of 36 such pairs the dump's is the slower measurement (benchmarks/
+    tpot_groups.py section 2, a count over the corpus, never a rule per row). Where the same configuration
     (``family(row)``: system, engine, architecture, weights, lengths; the engine version and
     image, layout, pool columns, clients, mode and metric) measured the same day is two
     distinct measurements and exactly one of them is the DB dump's, the other is the MTP run.

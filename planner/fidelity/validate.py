@@ -188,7 +188,7 @@ def validate(path: str, o: Assumptions, *, calibration=None, calibration_name: s
         res.model_id, res.system = case.model, case.gpu
         if case.pools is not None and not case.pools.stated:
             res.mode = "disagg (1+1 workers assumed)" if case.pools.recipe is None else "disagg (workers of a recipe)"
-        if i in mtp:
+        if i in mtp and catalog.model(case.model).mtp_layers > 0:    # a checkpoint that ships its drafter
             case, res.mode = with_speculation(case), f"{res.mode}, MTP twin"
         cases.append((res, case))
     preds, reasons = _predicted([c for _, c in cases], catalog, o, calibration)
