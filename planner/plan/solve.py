@@ -315,6 +315,7 @@ def rank_one(base: Candidates, solver: Backend, backend: str, names: tuple[str, 
             c = replace(with_objective(base, name), partial=base.partial, bounds=tuple(bounds), limited=limited)
             if f is None or limited is None or not choice.limit(f, set(limited)):
                 built = time.perf_counter()
+                f = sol = None                   # the last model (and its solver's copy) freed before the next
                 f = constraints.build(c, cuts)   # else the rows were added to the model its solver keeps
                 building = time.perf_counter() - built
             else:
