@@ -133,6 +133,10 @@ class Vars(Sequence[Var]):
             self._names[b] = (size, names)
         return names
 
+    def bounds(self, i: int) -> tuple[float, float, bool, str]:
+        """Variable i's lower and upper bounds, integrality and dimension (its name not made)."""
+        return float(self._lb[i]), float(self._ub[i]), bool(self._int[i]), self._dims[int(self._dim[i])]
+
     def units(self, table: Mapping[str, float]) -> np.ndarray:
         """Per variable: 1 for an integer one, else the unit ``table`` gives its dimension."""
         per = np.array([table[d] for d in self._dims] or [1.0])

@@ -256,10 +256,10 @@ def translate(m: LinearModel) -> tuple[Model, list]:
 
 def add_var(model: Model, vs: list, m: LinearModel, i: int) -> None:
     """Column i of the model (a variable added after the first translation, or during it)."""
-    v = m.vars[i]
-    s = 1.0 if v.integer else CONDITIONING[v.dimension]
-    model.highs.addVar(v.lb / s, v.ub / s)
-    if v.integer:
+    lb, ub, integer, dimension = m.vars.bounds(i)
+    s = 1.0 if integer else CONDITIONING[dimension]
+    model.highs.addVar(lb / s, ub / s)
+    if integer:
         model.highs.changeColIntegrality(i, highspy.HighsVarType.kInteger)
 
 

@@ -95,13 +95,13 @@ def translate(m: LinearModel) -> tuple[pulp.LpProblem, list]:
 
 def add_var(prob: pulp.LpProblem, vs: list, m: LinearModel, i: int) -> None:
     """Variable i (PuLP's problem learns its variables from the rows and objective using them)."""
-    v = m.vars[i]
-    if v.integer:
-        cat = pulp.LpBinary if (v.lb, v.ub) == (0.0, 1.0) else pulp.LpInteger
-        vs.append(pulp.LpVariable(f"v{len(vs)}", v.lb, v.ub, cat))
+    lb, ub, integer, dimension = m.vars.bounds(i)
+    if integer:
+        cat = pulp.LpBinary if (lb, ub) == (0.0, 1.0) else pulp.LpInteger
+        vs.append(pulp.LpVariable(f"v{len(vs)}", lb, ub, cat))
     else:
-        s = CONDITIONING[v.dimension]
-        vs.append(pulp.LpVariable(f"v{len(vs)}", v.lb / s, v.ub / s, pulp.LpContinuous))
+        s = CONDITIONING[dimension]
+        vs.append(pulp.LpVariable(f"v{len(vs)}", lb / s, ub / s, pulp.LpContinuous))
 
 
 def objective_scaled(coeffs: dict[int, float]) -> dict[int, float]:
