@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from constraints.model import Names
 from planner.candidates.load import ROLE_NAMES
 from planner.candidates.objectives import OBJECTIVES
 from planner.candidates.table import Candidates
@@ -44,10 +45,9 @@ def add(f: Formulation) -> None:
     f.replicas = needs_replicas(c)
     free = free_slots(c)
     f.x = np.full(len(c), -1, dtype=np.int64)
-    labels = c.labels(f.alive)
     is_free = np.isin(c.slot[f.alive], list(free))
-    bound = [k for k in range(len(labels)) if not is_free[k]]
-    f.x[f.alive[bound]] = m.var_block([f"x[{labels[k]}]" for k in bound], 0, np.ones(len(bound)), integer=True)
+    bound = np.flatnonzero(~is_free)
+    f.x[f.alive[bound]] = m.var_block(names(c, "x", f.alive[bound]), 0, np.ones(len(bound)), integer=True)
     for s in range(c.n_slots):
         if s not in free:
             _slot_rows(f, s)
@@ -55,10 +55,16 @@ def add(f: Formulation) -> None:
         f.y = f.x
         return
     f.y = np.full(len(c), -1, dtype=np.int64)
-    f.y[f.alive] = m.var_block([f"replicas[{label}]" for label in labels], 0, c.replica_cap[f.alive], integer=True)
+    f.y[f.alive] = m.var_block(names(c, "replicas", f.alive), 0, c.replica_cap[f.alive], integer=True)
     f.x[f.alive[is_free]] = f.y[f.alive[is_free]]
-    for k in bound:
-        _link(f, int(f.alive[k]), labels[k])
+    for j, label in zip(f.alive[bound].tolist(), c.labels(f.alive[bound])):
+        _link(f, j, label)
+
+
+def names(c: Candidates, kind: str, rows: np.ndarray) -> Names:
+    """The names ``kind[label]`` of the variables of candidates ``rows``, made when read (a
+    fleet's model has a million variables, and the solvers on its path read no name)."""
+    return lambda at: [f"{kind}[{label}]" for label in c.labels(rows[at])]
 
 
 def _slot_rows(f: Formulation, s: int) -> None:

@@ -51,9 +51,11 @@ def assignment(f: Formulation, picks: list[tuple[int, int]]) -> dict[int, float]
         vals[int(f.x[j])] = 1.0 if f.x[j] != f.y[j] else float(n if f.replicas else 1)
         cover[int(c.slot[j])] += float(c.capacity[j]) * n
         nodes.setdefault(int(c.configs.gpu[j]), []).append((j, n))
-    lin, att = roofline.per_row(c)
-    tpot, ttft = latency.per_row(c)
-    comm = communication.per_token(c)
+    names = ("t_linear", "t_attention", "t_comm", "tpot", "ttft")
+    if any(f.scalar_name(name, s) in f.scalars for s in range(c.n_slots) for name in names):
+        lin, att = roofline.per_row(c)      # whole-table arrays: read only where a slot has these scalars
+        tpot, ttft = latency.per_row(c)
+        comm = communication.per_token(c)
     picked: dict[int, list[int]] = {}
     for j, _ in picks:
         if f.x[j] >= 0:
@@ -61,9 +63,9 @@ def assignment(f: Formulation, picks: list[tuple[int, int]]) -> dict[int, float]
     for s in range(c.n_slots):
         mine = picked.get(s, [])
         if len(mine) == 1:
-            for name, arr in (("t_linear", lin), ("t_attention", att), ("t_comm", comm), ("tpot", tpot),
-                              ("ttft", ttft)):
+            for name in names:
                 if f.scalar_name(name, s) in f.scalars:
+                    arr = {"t_linear": lin, "t_attention": att, "t_comm": comm, "tpot": tpot, "ttft": ttft}[name]
                     vals[f.scalars[f.scalar_name(name, s)]] = float(arr[mine[0]])
         key = f.scalar_name("served", s)
         if key in f.scalars:

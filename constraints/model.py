@@ -6,9 +6,10 @@ for solvers that need integers (CP-SAT). Float solvers ignore the units.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import bisect
+from collections.abc import Callable, ItemsView, Iterator, Mapping, Sequence, ValuesView
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, overload
 
 import numpy as np
 
@@ -30,8 +31,10 @@ UNITS: dict[str, float] = {
 """Integer unit of each dimension (CP-SAT). Rounding is conservative (docs/formulation.md)."""
 
 
-@dataclass(slots=True)         # a fleet's model holds a million of each: no per-object dict
+@dataclass(slots=True)
 class Var:
+    """One variable as read back from the model (``LinearModel.vars[i]``)."""
+
     name: str
     lb: float
     ub: float
@@ -39,11 +42,173 @@ class Var:
     dimension: str = "count"
 
 
+Names = Callable[[np.ndarray], list[str]]
+"""The names of a block of variables, made when read: the names at the given positions in it."""
+
+
+class Vars(Sequence[Var]):
+    """The model's variables, held column by column (bounds, integrality, dimension), their
+    names made when read: a fleet's model holds a million, and no solver on its path reads a
+    name (``vars[i]`` is a ``Var``, made on each read; ``lb``, ``ub``, ``integer`` are arrays)."""
+
+    def __init__(self) -> None:
+        self._n = 0
+        self._lb, self._ub = np.zeros(0), np.zeros(0)
+        self._int, self._dim = np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int16)
+        self._dims: list[str] = []
+        self._starts: list[int] = []          # first variable of each block of names, in order
+        self._names: list[tuple[int, list[str] | Names]] = []   # (block size, its names)
+
+    def add(self, names: list[str] | Names, lb: float, ub: np.ndarray, integer: bool, dimension: str) -> np.ndarray:
+        """Variables of bounds ``lb`` and ``ub`` (one each) and ``names`` (a list, or made when
+        read): their indices."""
+        k = len(ub)
+        if self._n + k > len(self._lb):
+            size = max(2 * (self._n + k), 64)
+            for name in ("_lb", "_ub", "_int", "_dim"):
+                old = getattr(self, name)
+                grown = np.zeros(size, dtype=old.dtype)
+                grown[:self._n] = old[:self._n]
+                setattr(self, name, grown)
+        if dimension not in self._dims:
+            self._dims.append(dimension)
+        at = slice(self._n, self._n + k)
+        self._lb[at], self._ub[at], self._int[at], self._dim[at] = lb, ub, integer, self._dims.index(dimension)
+        if k:
+            self._starts.append(self._n)
+            self._names.append((k, names))
+        self._n += k
+        return np.arange(at.start, at.stop, dtype=np.int64)
+
+    @property
+    def lb(self) -> np.ndarray:
+        return self._lb[:self._n]
+
+    @property
+    def ub(self) -> np.ndarray:
+        return self._ub[:self._n]
+
+    @property
+    def integer(self) -> np.ndarray:
+        return self._int[:self._n]
+
+    def dimension_is(self, dimension: str, index: np.ndarray) -> np.ndarray:
+        """Per variable of ``index``: its dimension is ``dimension``."""
+        if dimension not in self._dims:
+            return np.zeros(len(index), dtype=bool)
+        return self._dim[index] == self._dims.index(dimension)
+
+    def __len__(self) -> int:
+        return self._n
+
+    @overload
+    def __getitem__(self, i: int) -> Var: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Var]: ...
+
+    def __getitem__(self, i: int | slice) -> Var | list[Var]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(self._n))]
+        i = int(i)
+        if i < 0:
+            i += self._n
+        if not 0 <= i < self._n:
+            raise IndexError(i)
+        b = bisect.bisect_right(self._starts, i) - 1
+        return self._var(i, self._block_names(b)[i - self._starts[b]])
+
+    def __iter__(self) -> Iterator[Var]:
+        i = 0
+        for b in range(len(self._names)):
+            for name in self._block_names(b):
+                yield self._var(i, name)
+                i += 1
+
+    def _block_names(self, b: int) -> list[str]:
+        """Block b's names, made on the first read and kept."""
+        size, names = self._names[b]
+        if not isinstance(names, list):
+            names = names(np.arange(size))
+            self._names[b] = (size, names)
+        return names
+
+    def bounds(self, i: int) -> tuple[float, float, bool, str]:
+        """Variable i's lower and upper bounds, integrality and dimension (its name not made)."""
+        return float(self._lb[i]), float(self._ub[i]), bool(self._int[i]), self._dims[int(self._dim[i])]
+
+    def units(self, table: Mapping[str, float]) -> np.ndarray:
+        """Per variable: 1 for an integer one, else the unit ``table`` gives its dimension."""
+        per = np.array([table[d] for d in self._dims] or [1.0])
+        return np.where(self.integer, 1.0, per[self._dim[:self._n]])
+
+    def _var(self, i: int, name: str) -> Var:
+        return Var(name, float(self._lb[i]), float(self._ub[i]), bool(self._int[i]), self._dims[int(self._dim[i])])
+
+
+class Coeffs(Mapping[int, float]):
+    """A row's (or the objective's) coefficients, variable -> coefficient in the order given,
+    held as two arrays (``index``, ``value``): a fleet's model holds a million terms, which a
+    dict would hold as an entry, an int and a float each. Read like a dict."""
+
+    __slots__ = ("index", "value", "_order")
+
+    def __init__(self, index: np.ndarray, value: np.ndarray) -> None:
+        self.index = np.asarray(index, dtype=np.int64)
+        self.value = np.asarray(value, dtype=np.float64)
+        self._order: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, coeffs: Mapping[int, float]) -> Coeffs:
+        """``coeffs`` as arrays (itself when it is already)."""
+        if isinstance(coeffs, Coeffs):
+            return coeffs
+        return cls(np.fromiter(coeffs.keys(), dtype=np.int64, count=len(coeffs)),
+                   np.fromiter(coeffs.values(), dtype=np.float64, count=len(coeffs)))
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.index.tolist())
+
+    def __getitem__(self, key: int) -> float:
+        if self._order is None:
+            self._order = np.argsort(self.index, kind="stable")
+        at = int(np.searchsorted(self.index, key, sorter=self._order))
+        if at < len(self.index) and self.index[self._order[at]] == key:
+            return float(self.value[self._order[at]])
+        raise KeyError(key)
+
+    def values(self) -> ValuesView[float]:
+        return _Values(self)
+
+    def items(self) -> ItemsView[int, float]:
+        return _Items(self)
+
+    def __repr__(self) -> str:
+        return f"Coeffs({dict(self.items())!r})"
+
+
+class _Values(ValuesView[float]):
+    _mapping: Coeffs
+
+    def __iter__(self) -> Iterator[float]:
+        return iter(self._mapping.value.tolist())
+
+
+class _Items(ItemsView[int, float]):
+    _mapping: Coeffs
+
+    def __iter__(self) -> Iterator[tuple[int, float]]:
+        return zip(self._mapping.index.tolist(), self._mapping.value.tolist())
+
+
 @dataclass(slots=True)
 class Row:
     name: str
     family: str
-    coeffs: dict[int, float]
+    coeffs: Coeffs
     sense: Sense
     rhs: float
     dimension: str
@@ -51,9 +216,9 @@ class Row:
 
 @dataclass
 class LinearModel:
-    vars: list[Var] = field(default_factory=list)
+    vars: Vars = field(default_factory=Vars)
     rows: list[Row] = field(default_factory=list)
-    objective: dict[int, float] = field(default_factory=dict)
+    objective: Mapping[int, float] = field(default_factory=dict)
     objective_sense: Literal["min", "max"] = "min"
     objective_dimension: str = "count"
     objective_name: str = ""
@@ -61,31 +226,34 @@ class LinearModel:
     def var(self, name: str, lb: float, ub: float, *, integer: bool, dimension: str = "count") -> int:
         if not (ub < float("inf")):
             raise ValueError(f"variable {name} has no finite upper bound")
-        self.vars.append(Var(name, float(lb), float(ub), integer, dimension))
-        return len(self.vars) - 1
+        return int(self.vars.add([name], float(lb), np.array([float(ub)]), integer, dimension)[0])
 
-    def var_block(self, names: list[str], lb: float, ub: np.ndarray, *, integer: bool, dimension: str = "count"
-                  ) -> np.ndarray:
-        """``var`` for each of ``names`` in turn (upper bounds ``ub``), at once: their indices."""
+    def var_block(self, names: list[str] | Names, lb: float, ub: np.ndarray, *, integer: bool,
+                  dimension: str = "count") -> np.ndarray:
+        """``var`` for each of ``names`` in turn (upper bounds ``ub``), at once: their indices.
+        ``names``: a list, or made when read (``Names``)."""
         bounds = np.asarray(ub, dtype=float)
         bad = np.flatnonzero(~(bounds < float("inf")))
         if len(bad):
-            raise ValueError(f"variable {names[int(bad[0])]} has no finite upper bound")
-        first, low = len(self.vars), float(lb)
-        self.vars.extend([Var(n, low, u, integer, dimension) for n, u in zip(names, bounds.tolist())])
-        return np.arange(first, len(self.vars), dtype=np.int64)
+            k = int(bad[0])
+            raise ValueError(f"variable {names[k] if isinstance(names, list) else names(bad[:1])[0]} has no "
+                             "finite upper bound")
+        return self.vars.add(names, float(lb), bounds, integer, dimension)
 
-    def row(self, name: str, family: str, coeffs: dict[int, float], sense: Sense, rhs: float, dimension: str) -> None:
-        self.rows.append(Row(name, family, {k: float(v) for k, v in coeffs.items() if v != 0.0}, sense, float(rhs),
-                             dimension))
+    def row(self, name: str, family: str, coeffs: Mapping[int, float], sense: Sense, rhs: float,
+            dimension: str) -> None:
+        c = Coeffs.of(coeffs)
+        keep = c.value != 0.0
+        self.rows.append(Row(name, family, c if keep.all() else Coeffs(c.index[keep], c.value[keep]), sense,
+                             float(rhs), dimension))
 
-    def in_units(self, coeffs: dict[int, float], dimension: str, units: dict[str, float]) -> dict[int, float]:
+    def in_units(self, coeffs: Mapping[int, float], dimension: str, units: dict[str, float]) -> dict[int, float]:
         """Coefficients of a row (or the objective) of ``dimension`` counted in ``units``: a
         continuous variable of the row's own dimension already counts in those units; every
         other term is divided by the dimension's unit. Backends round or condition from here."""
-        unit = units[dimension]
-        return {i: (a if (not self.vars[i].integer and self.vars[i].dimension == dimension) else a / unit)
-                for i, a in coeffs.items()}
+        c = Coeffs.of(coeffs)
+        own = ~self.vars.integer[c.index] & self.vars.dimension_is(dimension, c.index)
+        return dict(zip(c.index.tolist(), np.where(own, c.value, c.value / units[dimension]).tolist()))
 
     def objective_at(self, values: Sequence[float] | np.ndarray | Mapping[int, float]) -> float:
         """The objective at ``values`` (the model's units): one per variable, or a mapping of
@@ -97,9 +265,11 @@ class LinearModel:
     def holds(self, values: Sequence[float], rel: float) -> bool:
         """Every bound and row holds at ``values`` (one per variable, the model's units) within
         ``rel`` of its right-hand side (at least 1)."""
-        for v, x in zip(self.vars, values):
-            if x < v.lb - rel * max(1.0, abs(v.lb)) or x > v.ub + rel * max(1.0, abs(v.ub)):
-                return False
+        x, lb, ub = np.asarray(values, dtype=float), self.vars.lb, self.vars.ub
+        n = min(len(x), len(lb))
+        x, lb, ub = x[:n], lb[:n], ub[:n]
+        if ((x < lb - rel * np.maximum(1.0, np.abs(lb))) | (x > ub + rel * np.maximum(1.0, np.abs(ub)))).any():
+            return False
         for r in self.rows:
             lhs, tol = sum(a * values[i] for i, a in r.coeffs.items()), rel * max(1.0, abs(r.rhs))
             if (r.sense != ">=" and lhs > r.rhs + tol) or (r.sense != "<=" and lhs < r.rhs - tol):

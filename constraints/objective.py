@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from constraints import latency
+from constraints.model import Coeffs
 from planner.candidates.objectives import OBJECTIVES
 from planner.candidates.table import Candidates
 
@@ -25,8 +26,9 @@ def add(f: Formulation) -> None:
         coeffs, obj.terms(c).dimension, obj.sense, obj.name)
 
 
-def coefficients(f: Formulation, name: str) -> dict[int, float]:
-    """The linear expression of objective ``name`` over the model's variables."""
+def coefficients(f: Formulation, name: str) -> Coeffs:
+    """The linear expression of objective ``name`` over the model's variables (as arrays: a
+    fleet's has a million terms)."""
     c = f.cands
     t = OBJECTIVES[name].terms(c)
     # each alive row's x term, then its y term, the nonzero ones (NaN included), in that order;
@@ -40,13 +42,14 @@ def coefficients(f: Formulation, name: str) -> dict[int, float]:
     same = np.flatnonzero(var[1:] == var[:-1])
     val[same] += val[same + 1]
     keep[same + 1] = False
-    coeffs: dict[int, float] = dict(zip(var[keep].tolist(), val[keep].tolist()))
+    extra: dict[int, float] = {}       # each variable once: a row's x and y are merged above, scalars are their own
     for name, a in t.scalars.items():
         for s in range(c.n_slots):
             key = f.scalar_name(name, s)
             if key in f.scalars:
-                coeffs[f.scalars[key]] = float(a[s]) if isinstance(a, np.ndarray) else a
-    return coeffs
+                extra[f.scalars[key]] = float(a[s]) if isinstance(a, np.ndarray) else a
+    return Coeffs(np.concatenate([var[keep], np.fromiter(extra.keys(), dtype=np.int64, count=len(extra))]),
+                  np.concatenate([val[keep], np.fromiter(extra.values(), dtype=float, count=len(extra))]))
 
 
 def add_bounds(f: Formulation) -> None:

@@ -31,28 +31,34 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from constraints import latency
-from planner.candidates.objectives import OBJECTIVES
+from planner.candidates.objectives import OBJECTIVES, Terms
 from planner.physics.space import KV_NAMES
 
 if TYPE_CHECKING:
     from constraints import Formulation
+    from planner.candidates.table import Candidates
 
 CHUNK = 256
 """Dominated rows compared per block (memory: group size x CHUNK x criteria booleans)."""
 
 
-def criteria(f: Formulation) -> tuple[np.ndarray, np.ndarray]:
-    """(criteria per candidate, shape (n, d), smaller is better; rows that cannot meet their
-    slot's demand). NaN criteria never dominate nor are dominated."""
+def criteria(f: Formulation, rows: np.ndarray, terms: dict[str, Terms] | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """(criteria of candidates ``rows``, shape (len(rows), d), smaller is better; which of
+    them cannot meet their slot's demand). NaN criteria never dominate nor are dominated.
+    Each figure is row by row: the same for a row whatever other rows are asked with it.
+    ``terms``: the objectives' terms by name (``objective_terms``), computed once per table."""
     c = f.cands
+    terms = terms if terms is not None else objective_terms(c)
     obj = OBJECTIVES[c.objective]
-    t = obj.terms(c)
+    t = terms[c.objective]
     sign = -1.0 if obj.sense == "max" else 1.0
-    n = len(c)
-    fixed = c.has_demand & f.replicas & (c.objective != "throughput") & (not c.split)
-    reps = np.where(fixed, c.replica_cap, 1.0)
+    n = len(rows)
+    has_demand, cap, gpus = c.has_demand[rows], c.replica_cap[rows], c.ev.gpus[rows]
+    fixed = has_demand & f.replicas & (c.objective != "throughput") & (not c.split)
+    reps = np.where(fixed, cap, 1.0)
     cols = []
-    ox, oy = sign * t.x, sign * t.y
+    ox, oy = sign * t.x[rows], sign * t.y[rows]
     if not f.replicas:                      # y is x: one coefficient
         cols.append(ox + oy)
     else:
@@ -62,50 +68,57 @@ def criteria(f: Formulation) -> tuple[np.ndarray, np.ndarray]:
         tpot, ttft = latency.per_row(c)
         for name in t.scalars:
             if name not in ("served", "change"):       # served: the capacity column below compares it
-                cols.append({"tpot": tpot, "ttft": ttft}.get(name, np.full(n, np.nan)))
+                cols.append({"tpot": tpot, "ttft": ttft}[name][rows] if name in ("tpot", "ttft")
+                            else np.full(n, np.nan))
     for name, _ in c.bounds:       # an earlier phase kept at its optimum: its value is a criterion too
         b = OBJECTIVES[name]
-        bt = b.terms(c)
+        bt = terms[name]
         bsign = -1.0 if b.sense == "max" else 1.0
         if bt.scalars:
             if set(bt.scalars) <= {"tpot", "ttft"}:
                 tpot, ttft = latency.per_row(c)
-                cols += [bsign * {"tpot": tpot, "ttft": ttft}[name] for name in bt.scalars]
+                cols += [bsign * {"tpot": tpot, "ttft": ttft}[name][rows] for name in bt.scalars]
             continue                       # served: the capacity column; change: the GPUs column below
-        bx, by = bsign * bt.x, bsign * np.nan_to_num(bt.y, nan=0.0)
+        bx, by = bsign * bt.x[rows], bsign * np.nan_to_num(bt.y[rows], nan=0.0)
         cols += [np.where(fixed, bx + by * reps, bx), np.where(fixed, 0.0, by)] if f.replicas else [bx + by]
     if "change" in kept:     # GPUs started per replica; rows run today are never dropped (pruned())
-        cols.append(c.ev.gpus * reps)
+        cols.append(gpus * reps)
     lim = c.limits
     if lim.max_gpus is not None or lim.inventory:
-        cols.append(c.ev.gpus * reps)
+        cols.append(gpus * reps)
     if lim.max_nodes is not None:
-        cols.append(c.slots_per_replica * reps)
+        cols.append(c.slots_per_replica[rows] * reps)
     if lim.budget_usd_per_hour is not None:
-        cols.append(np.nan_to_num(c.cost_per_hour, nan=0.0) * reps)
+        cols.append(np.nan_to_num(c.cost_per_hour[rows], nan=0.0) * reps)
         if (c.spare_cost > 0).any():       # a spot deployment's spares: paid once, whatever its replicas
-            cols.append(np.nan_to_num(c.spare_cost, nan=0.0))
+            cols.append(np.nan_to_num(c.spare_cost[rows], nan=0.0))
     if lim.power_cap_w is not None:
-        cols.append(c.ev.power_w * reps)
+        cols.append(c.ev.power_w[rows] * reps)
+    capacity = c.capacity[rows]
     if f.replicas:                           # free replicas: a wider domain, more capacity per replica
-        cols.append(np.where(fixed, 0.0, -c.replica_cap))
-        cols.append(np.where(fixed | ~c.has_demand, 0.0, -c.capacity))
+        cols.append(np.where(fixed, 0.0, -cap))
+        cols.append(np.where(fixed | ~has_demand, 0.0, -capacity))
     with np.errstate(invalid="ignore"):
-        short = c.has_demand & ~(c.capacity * c.replica_cap >= c.demand) & (not c.split)
-        short |= c.replicas_allowed < 1     # one replica already breaks a limit on its own
+        short = has_demand & ~(capacity * cap >= c.demand[rows]) & (not c.split)
+        short |= c.replicas_allowed[rows] < 1     # one replica already breaks a limit on its own
     return np.stack(cols, axis=1).astype(float, copy=False), short
 
 
+CHUNK_ROWS = 200_000
+"""Candidates whose criteria are held at once (whole groups: a group never spans two chunks);
+a fleet of a thousand workloads has three million (memory: rows x criteria x 8 bytes, and the
+ranks' sorts)."""
+
+
 def pruned(f: Formulation, ranks: int) -> np.ndarray:
-    """Mask over candidates: the alive rows dropped (dominated, or unable to meet the demand)."""
+    """Mask over candidates: the alive rows dropped (dominated, or unable to meet the demand).
+    Groups (slot, GPU type, role) are independent: they are compared a chunk of whole groups
+    at a time, each chunk's criteria computed for its rows only."""
     c = f.cands
     out = np.zeros(len(c), dtype=bool)
     alive = f.alive
     if not len(alive):
         return out
-    crit, short = criteria(f)
-    out[alive[short[alive]]] = True
-    alive = alive[~short[alive]]
     key = c.slot[alive] * (len(c.gpu_ids) + 1) + c.configs.gpu[alive]
     if c.has_pools:          # a pool row competes only with rows of its own role and KV format
         pool = c.role[alive] > 0
@@ -113,17 +126,40 @@ def pruned(f: Formulation, ranks: int) -> np.ndarray:
         key = key * (3 * (len(KV_NAMES) + 1) + 1) + part
     order = np.lexsort((c.config[alive], key))
     rows, key = alive[order], key[order]
-    bounds = np.flatnonzero(np.diff(key)) + 1
-    if ranks == 1:
-        local, unknown = _group_ranks(crit[rows], key)
-        for lo, hi in zip(np.concatenate([[0], bounds]), np.concatenate([bounds, [len(rows)]])):
-            out[rows[lo:hi][_dominated_once(local[lo:hi], unknown[lo:hi])]] = True
-    else:
-        for group in np.split(rows, bounds):
-            out[group[_dominated(crit[group], c.config[group], ranks)]] = True
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(key)) + 1])
+    at = np.searchsorted(starts, np.arange(0, len(rows), CHUNK_ROWS))
+    cuts = np.unique(np.concatenate([starts[at[at < len(starts)]], [len(rows)]]))
+    terms = objective_terms(c)
+    for lo, hi in zip(cuts[:-1], cuts[1:]):
+        _prune_groups(f, rows[lo:hi], key[lo:hi], ranks, out, terms)
     if c.current is not None:
         out &= c.current == 0         # a configuration run today carries its own change term
     return out
+
+
+def objective_terms(c: Candidates) -> dict[str, Terms]:
+    """The terms of the table's objective and of every earlier phase it keeps, by name."""
+    return {name: OBJECTIVES[name].terms(c) for name in (c.objective, *(n for n, _ in c.bounds))}
+
+
+def _prune_groups(f: Formulation, rows: np.ndarray, key: np.ndarray, ranks: int, out: np.ndarray,
+                  terms: dict[str, Terms]) -> None:
+    """``pruned`` on whole groups: ``rows`` sorted by group ``key``, then configuration; the
+    dropped ones marked in ``out``."""
+    c = f.cands
+    crit, short = criteria(f, rows, terms)
+    out[rows[short]] = True
+    crit, rows, key = crit[~short], rows[~short], key[~short]
+    bounds = np.flatnonzero(np.diff(key)) + 1
+    if ranks == 1:
+        local, unknown = _group_ranks(crit, key)
+        for lo, hi in zip(np.concatenate([[0], bounds]), np.concatenate([bounds, [len(rows)]])):
+            out[rows[lo:hi][_dominated_once(local[lo:hi], unknown[lo:hi])]] = True
+    else:
+        at = np.concatenate([[0], bounds, [len(rows)]])
+        for lo, hi in zip(at[:-1], at[1:]):
+            group = rows[lo:hi]
+            out[group[_dominated(crit[lo:hi], c.config[group], ranks)]] = True
 
 
 def _dominated(v: np.ndarray, cfg: np.ndarray, ranks: int) -> np.ndarray:

@@ -187,3 +187,37 @@ def test_workloads_of_one_model_and_lengths_with_different_demands_keep_their_ow
         for name in ("replicas_needed", "replicas_allowed", "replica_cap", "spares", "capacity", "meets_slo"):
             np.testing.assert_array_equal(np.asarray(getattr(whole, name))[mine], np.asarray(getattr(alone, name)),
                                           err_msg=name)
+
+
+def test_a_picked_view_reads_rows_from_the_stores_with_the_figures_of_the_whole_fields():
+    # an answer's description reads some thirty physics fields at its deployments' rows: the
+    # picked view reads those rows from the cache's stores, not a gathered copy of each field
+    from planner.candidates.cache import picked
+    c = build_candidates(resolve_fleet(_spec(CHAT, {**CHAT, "name": "rag", "input_tokens": 2048},
+                                             {**CHAT, "name": "big", "model": "qwen3-32b"})))
+    whole = build_candidates(resolve_fleet(_spec(CHAT, {**CHAT, "name": "rag", "input_tokens": 2048},
+                                                 {**CHAT, "name": "big", "model": "qwen3-32b"})))
+    rows = [3, len(c) // 2, len(c) - 1]
+    for part, other in ((c.ev, whole.ev), (c.load, whole.load)):
+        view = picked(part, rows)
+        read_before = set(vars(part))
+        for f in fields(other):
+            want = getattr(other, f.name)
+            if isinstance(want, Mapping):
+                got = getattr(view, f.name)
+                for key in want:
+                    assert np.array_equal(np.array([got[key][j] for j in rows], dtype=float),
+                                          np.array([want[key][j] for j in rows], dtype=float), equal_nan=True), key
+                continue
+            got = getattr(view, f.name)
+            assert all(np.array_equal(got[j], want[j], equal_nan=want.dtype.kind == "f") for j in rows), f.name
+            assert np.array_equal(got[[rows[0], rows[2]]], want[[rows[0], rows[2]]],
+                                  equal_nan=want.dtype.kind == "f"), f.name
+        assert set(vars(part)) == read_before       # no field gathered whole for those rows
+        # another row, or the whole field: read whole, the same figures
+        f0 = "gpus" if part is c.ev else "rate"
+        assert getattr(view, f0)[0] == getattr(other, f0)[0]
+        assert np.array_equal(np.asarray(getattr(view, f0)) * 2, getattr(other, f0) * 2)
+        assert np.array_equal(getattr(view, f0) <= 1.0, getattr(other, f0) <= 1.0)
+    assert picked(c.configs, rows) is c.configs          # a plain result is itself
+    assert np.array_equal(picked(c.load, rows).get("tpot", "mean")[rows[1]], whole.load.get("tpot", "mean")[rows[1]])

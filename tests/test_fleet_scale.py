@@ -179,3 +179,22 @@ def test_a_tie_break_with_less_time_left_than_the_last_build_is_not_built_and_th
     s2 = S.rank_one(base, get_backend("highs"), "highs", names, 2, (), 150.0, S.KEEP_TOLERANCE, tie_seconds=50.0)
     assert [ph.objective for ph in s2.phases] == list(names) and len(builds) == 2
     assert s2.phases[1].status == "optimal"        # the same phase as an objective: built and solved
+
+
+def test_the_next_batch_of_every_deployment_computed_together_is_each_computed_alone(fleet):
+    # explain_plans evaluates each answer's next batch once per model for all its deployments
+    from dataclasses import fields as dc_fields
+
+    from planner.physics.perf import evaluate
+    from planner.physics.space import Configs
+    from planner.plan.explain import _next_batches
+    p, c = fleet
+    rows = [int(j) for j in np.flatnonzero(c.meets_slo)[::7]]
+    together = _next_batches(p, c, rows)
+    assert len({id(p.slots[int(c.slot[j])].model) for j in rows}) > 1 and len(together) == len(set(rows))
+    for j in rows:
+        b = float(c.configs.batch[j])
+        two = Configs(**{f.name: getattr(c.configs, f.name)[[j, j]] for f in dc_fields(c.configs)}
+                      | {"batch": np.array([b, b + 1])})
+        ev = evaluate(p.slots[int(c.slot[j])].model, p.table, two, p.assumptions)
+        assert together[j] == (bool(ev.fits[1]), float(ev.total_bytes[1]), float(ev.usable_bytes[1]))

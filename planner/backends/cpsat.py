@@ -52,7 +52,7 @@ class CpSatBackend:
         values = None
         gap = None
         if status in (Status.OPTIMAL, Status.FEASIBLE):
-            units = [UNITS[v.dimension] if not v.integer else 1.0 for v in f.model.vars]
+            units = f.model.vars.units(UNITS).tolist()
             values = np.array([solver.Value(x) * u for x, u in zip(vs, units)], dtype=float)
             obj, bound = solver.ObjectiveValue(), solver.BestObjectiveBound()
             gap = 0.0 if status == Status.OPTIMAL else abs(obj - bound) / max(abs(obj), 1e-12)

@@ -37,6 +37,7 @@ from typing import Any
 import highspy
 import numpy as np
 
+from constraints.model import Coeffs
 from planner.candidates.cache import grouped
 
 EPS = 1e-9
@@ -88,20 +89,20 @@ def blocks(f: Any) -> Blocks | None:
     is_y[ys] = True
     slot_of[ys], slot_of[xs] = slots, slots
     members = grouped(slots, c.n_slots)
-    if (slot_of < 0).any() or not all(m.vars[int(i)].integer for i in ys):
+    if (slot_of < 0).any() or not m.vars.integer[ys].all():
         return None
     cost = np.zeros(nvar)
-    on = np.fromiter(m.objective.keys(), dtype=np.int64, count=len(m.objective))
-    weight = np.fromiter(m.objective.values(), dtype=float, count=len(m.objective))
+    objective = Coeffs.of(m.objective)
+    on, weight = objective.index, objective.value
     if (weight < 0).any() or ((weight != 0) & ~is_y[on]).any():
         return None
     cost[on] = weight
-    demand: dict[int, tuple[dict[int, float], float]] = {}
+    demand: dict[int, tuple[Coeffs, float]] = {}
     kmax = {s: int(c.max_configs) for s in range(c.n_slots)}
     shared = []
     for r in m.rows:
-        ids = np.fromiter(r.coeffs.keys(), dtype=np.int64, count=len(r.coeffs))
-        here = set(slot_of[ids].tolist())
+        ids = r.coeffs.index
+        here = set(np.unique(slot_of[ids]).tolist())
         if r.family == "demand" and len(here) == 1 and r.sense == ">=" and is_y[ids].all():
             s = here.pop()
             if s in demand:
@@ -112,7 +113,7 @@ def blocks(f: Any) -> Blocks | None:
                 kmax[next(iter(here))] = min(kmax[next(iter(here))], int(round(r.rhs)))
             elif not r.name.startswith(("at_least_one", "replicas_")):
                 return None
-        elif r.sense == "<=" and is_y[ids].all() and min(r.coeffs.values(), default=0.0) >= 0:
+        elif r.sense == "<=" and is_y[ids].all() and (r.coeffs.value >= 0).all():
             shared.append(r)
         else:
             return None
@@ -122,16 +123,18 @@ def blocks(f: Any) -> Blocks | None:
     at = np.full(nvar, -1, dtype=np.int64)
     at[ys] = np.arange(len(ys))
     for r_i, r in enumerate(shared):
-        link[r_i, at[np.fromiter(r.coeffs.keys(), dtype=np.int64, count=len(r.coeffs))]] = \
-            np.fromiter(r.coeffs.values(), dtype=float, count=len(r.coeffs))
+        link[r_i, at[r.coeffs.index]] = r.coeffs.value
     out = []
     for s, idx in enumerate(members):
         coeffs, rhs = demand[s]
         y = ys[idx]
         if rhs <= 0 or len(coeffs) != len(y):
             return None
-        out.append(Block(y=y, x=xs[idx], cap=np.array([coeffs[int(i)] for i in y]), demand=float(rhs),
-                         ub=np.array([m.vars[int(i)].ub for i in y]), k=kmax[s], cost=cost[y],
+        order = np.argsort(coeffs.index, kind="stable")       # each replica variable's capacity
+        cap = coeffs.value[order[np.searchsorted(coeffs.index, y, sorter=order)]]
+        if not np.array_equal(coeffs.index[order[np.searchsorted(coeffs.index, y, sorter=order)]], y):
+            return None
+        out.append(Block(y=y, x=xs[idx], cap=cap, demand=float(rhs), ub=m.vars.ub[y], k=kmax[s], cost=cost[y],
                          link=link[:, idx]))
     return Blocks(out, np.array([r.rhs for r in shared], dtype=float), [r.name for r in shared])
 

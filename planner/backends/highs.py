@@ -198,9 +198,8 @@ def _rounded(m: LinearModel, values: np.ndarray) -> np.ndarray | None:
     """``values`` with every integer variable rounded, or None where a bound or a row then
     fails by more than EXACT (relative to its right-hand side, at least 1)."""
     x = np.asarray(values, dtype=float).copy()
-    for i, v in enumerate(m.vars):
-        if v.integer:
-            x[i] = float(round(x[i]))
+    ints = np.flatnonzero(m.vars.integer)
+    x[ints] = np.round(x[ints])          # half to even, as round()
     return x if m.holds(x.tolist(), EXACT) else None
 
 
@@ -231,7 +230,7 @@ class Model:
 
     @staticmethod
     def scale_of(m: LinearModel) -> np.ndarray:
-        return np.array([CONDITIONING[v.dimension] if not v.integer else 1.0 for v in m.vars], dtype=float)
+        return m.vars.units(CONDITIONING)
 
 
 def translate(m: LinearModel) -> tuple[Model, list]:
@@ -239,8 +238,8 @@ def translate(m: LinearModel) -> tuple[Model, list]:
     model = Model(m)
     h = model.highs
     scale = model.scale_of(m)
-    h.addVars(len(m.vars), np.array([v.lb for v in m.vars]) / scale, np.array([v.ub for v in m.vars]) / scale)
-    ints = np.array([i for i, v in enumerate(m.vars) if v.integer], dtype=np.int32)
+    h.addVars(len(m.vars), m.vars.lb / scale, m.vars.ub / scale)
+    ints = np.flatnonzero(m.vars.integer).astype(np.int32)
     if len(ints):
         h.changeColsIntegrality(len(ints), ints, np.full(len(ints), highspy.HighsVarType.kInteger))
     _add_rows(model, m, range(len(m.rows)))
@@ -257,10 +256,10 @@ def translate(m: LinearModel) -> tuple[Model, list]:
 
 def add_var(model: Model, vs: list, m: LinearModel, i: int) -> None:
     """Column i of the model (a variable added after the first translation, or during it)."""
-    v = m.vars[i]
-    s = 1.0 if v.integer else CONDITIONING[v.dimension]
-    model.highs.addVar(v.lb / s, v.ub / s)
-    if v.integer:
+    lb, ub, integer, dimension = m.vars.bounds(i)
+    s = 1.0 if integer else CONDITIONING[dimension]
+    model.highs.addVar(lb / s, ub / s)
+    if integer:
         model.highs.changeColIntegrality(i, highspy.HighsVarType.kInteger)
 
 

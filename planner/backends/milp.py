@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -37,9 +38,10 @@ class MilpBackend:
     def _solve(self, f: Any, time_limit: float, seed: int, hint: dict[int, float]) -> Solution:
         t0 = time.perf_counter()
         prob, vs = incremental(f, "_milp", translate, _add_row, add_var)
-        for i, (x, var) in enumerate(zip(vs, f.model.vars) if hint else ()):   # a starting plan (constraints.incumbent)
+        scale = f.model.vars.units(CONDITIONING).tolist()
+        for i, (x, s) in enumerate(zip(vs, scale) if hint else ()):   # a starting plan (constraints.incumbent)
             v = hint.get(i, 0.0)
-            v = v if var.integer else v / CONDITIONING[var.dimension]
+            v = v if s == 1.0 else v / s
             x.setInitialValue(min(max(v, x.lowBound), x.upBound))
         solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=max(1, int(time_limit)), gapRel=0.0, threads=1,
                                    warmStart=bool(hint),
@@ -57,7 +59,6 @@ class MilpBackend:
             elapsed = time.perf_counter() - t0
             status = Status.TIME_LIMIT if elapsed >= 0.95 * time_limit else Status.UNKNOWN
             return Solution(status, None, seconds=elapsed)
-        scale = [CONDITIONING[v.dimension] if not v.integer else 1.0 for v in f.model.vars]
         values = np.array([(x.value() or 0.0) * s for x, s in zip(vs, scale)], dtype=float)
         return Solution(status, values, gap=0.0 if status == Status.OPTIMAL else None,
                         seconds=time.perf_counter() - t0)
@@ -72,7 +73,7 @@ def _beats(m: LinearModel, hint: dict[int, float] | None, values: np.ndarray) ->
     for i, v in hint.items():
         x[i] = v
     # bounds within an absolute 1e-9 (tighter than ``holds``' relative one), rows as ``holds``
-    if any(not (v.lb - 1e-9 <= x[i] <= v.ub + 1e-9) for i, v in enumerate(m.vars)) or not m.holds(x.tolist(), 1e-9):
+    if not ((m.vars.lb - 1e-9 <= x) & (x <= m.vars.ub + 1e-9)).all() or not m.holds(x.tolist(), 1e-9):
         return False
     mine, found = m.objective_at(x), m.objective_at(values)
     better = mine < found if m.objective_sense == "min" else mine > found
@@ -94,13 +95,13 @@ def translate(m: LinearModel) -> tuple[pulp.LpProblem, list]:
 
 def add_var(prob: pulp.LpProblem, vs: list, m: LinearModel, i: int) -> None:
     """Variable i (PuLP's problem learns its variables from the rows and objective using them)."""
-    v = m.vars[i]
-    if v.integer:
-        cat = pulp.LpBinary if (v.lb, v.ub) == (0.0, 1.0) else pulp.LpInteger
-        vs.append(pulp.LpVariable(f"v{len(vs)}", v.lb, v.ub, cat))
+    lb, ub, integer, dimension = m.vars.bounds(i)
+    if integer:
+        cat = pulp.LpBinary if (lb, ub) == (0.0, 1.0) else pulp.LpInteger
+        vs.append(pulp.LpVariable(f"v{len(vs)}", lb, ub, cat))
     else:
-        s = CONDITIONING[v.dimension]
-        vs.append(pulp.LpVariable(f"v{len(vs)}", v.lb / s, v.ub / s, pulp.LpContinuous))
+        s = CONDITIONING[dimension]
+        vs.append(pulp.LpVariable(f"v{len(vs)}", lb / s, ub / s, pulp.LpContinuous))
 
 
 def objective_scaled(coeffs: dict[int, float]) -> dict[int, float]:
@@ -118,7 +119,7 @@ def objective_scaled(coeffs: dict[int, float]) -> dict[int, float]:
     return {i: a / scale for i, a in coeffs.items()}
 
 
-def _expr(vs: list, m: LinearModel, coeffs: dict[int, float], dim: str) -> pulp.LpAffineExpression:
+def _expr(vs: list, m: LinearModel, coeffs: Mapping[int, float], dim: str) -> pulp.LpAffineExpression:
     return pulp.LpAffineExpression([(vs[i], a) for i, a in m.in_units(coeffs, dim, CONDITIONING).items()])
 
 

@@ -23,10 +23,11 @@ from planner.units import MS
 def explain_plans(p: Problem, c: Candidates, plans: list[Plan], answers: list[Answer]) -> None:
     """Each deployment's explanation, and on each rank's first deployment why that answer
     ranks above the next."""
+    following = _next_batches(p, c, [plan.candidate for plan in plans])
     for plan in plans:
         j = plan.candidate
         plan.explanation = Explanation(
-            batch_limit=_batch_limit(p, c, j), count_limit=_count_limit(c, j, plan.replicas, plan.share),
+            batch_limit=_batch_limit(p, c, j, following[j]), count_limit=_count_limit(c, j, plan.replicas, plan.share),
             regime=Fact("regime", value=plan.load["idle"]["ttft_ms" if plan.phase == "prefill" else "tpot_ms"],
                         unit="ms", context={"regime": plan.regime, "shares": dict(plan.regime_shares),
                                             "phase": plan.phase}),
@@ -53,18 +54,33 @@ def _capacity(c: Candidates, j: int) -> Fact:
                 context=ctx | {"statistic": t.statistic})
 
 
-def _batch_limit(p: Problem, c: Candidates, j: int) -> list[Fact]:
-    """Why the batch (max sequences per lane) is not one larger."""
+def _next_batches(p: Problem, c: Candidates, rows: list[int]) -> dict[int, tuple[bool, float, float]]:
+    """Per row of ``rows``: whether its configuration one batch larger fits in memory, its total
+    and usable bytes. The physics once per model for all its rows (a fleet's answer has a
+    thousand deployments), each row as computed alone (``evaluate`` works row by row:
+    planner/candidates/cache.py)."""
+    by_model: dict[int, list[int]] = {}
+    for j in dict.fromkeys(rows):
+        by_model.setdefault(id(p.slots[int(c.slot[j])].model), []).append(j)
+    cfg, out = c.configs, {}
+    for js in by_model.values():
+        at = np.array(js, dtype=np.int64)
+        more = Configs(**{f.name: getattr(cfg, f.name)[at] for f in fields(cfg)} | {"batch": cfg.batch[at] + 1})
+        ev = evaluate(p.slots[int(c.slot[js[0]])].model, p.table, more, p.assumptions)
+        out.update({j: (bool(ev.fits[i]), float(ev.total_bytes[i]), float(ev.usable_bytes[i]))
+                    for i, j in enumerate(js)})
+    return out
+
+
+def _batch_limit(p: Problem, c: Candidates, j: int, following: tuple[bool, float, float]) -> list[Fact]:
+    """Why the batch (max sequences per lane) is not one larger (``following``: the next
+    batch's memory, ``_next_batches``)."""
     assert c.load is not None
-    cfg = c.configs
-    b = float(cfg.batch[j])
-    k = int(c.slot[j])
-    two = Configs(**{f.name: getattr(cfg, f.name)[[j, j]] for f in fields(cfg)} | {"batch": np.array([b, b + 1])})
-    ev = evaluate(p.slots[k].model, p.table, two, p.assumptions)
+    b = float(c.configs.batch[j])
     facts = []
-    if not ev.fits[1]:
-        facts.append(Fact("memory", value=float(ev.total_bytes[1]), limit=float(ev.usable_bytes[1]), unit="bytes",
-                          context={"batch": int(b) + 1}))
+    fits, total, usable = following
+    if not fits:
+        facts.append(Fact("memory", value=total, limit=usable, unit="bytes", context={"batch": int(b) + 1}))
     if b >= p.spec.search.max_batch:
         facts.append(Fact("max_batch", value=b, limit=float(p.spec.search.max_batch), unit="sequences",
                           path="search.max_batch"))

@@ -27,7 +27,7 @@ import constraints.schedule
 import constraints.schedule_static
 from constraints import choice
 from planner.backends.base import HAS_SOLUTION, Backend, Feature, Solution, Status, get_backend
-from planner.candidates.cache import PhysicsCache
+from planner.candidates.cache import PhysicsCache, picked
 from planner.candidates.objectives import OBJECTIVES, served_weights, tie_breaks
 from planner.candidates.schedule import PeriodTables
 from planner.candidates.table import Candidates, build_candidates, with_objective
@@ -201,7 +201,8 @@ def solve(problem: Problem, cands: Candidates, *, backend: str = "cpsat", top_k:
             first = first or s
             if not s.picks:
                 break
-            ps, a = describe(problem, base, s.picks, s.served, rank, s.values, _si_value(base, objectives[0], s))
+            ps, a = describe(problem, rows_view(base, [j for j, _ in s.picks]), s.picks, s.served, rank, s.values,
+                             _si_value(base, objectives[0], s))
             a.start = any(p.start for p in s.phases)
             plans, answers = plans + ps, answers + [a]
             cuts.append(frozenset(int(cands.config[j]) for j, _ in s.picks))
@@ -214,7 +215,7 @@ def solve(problem: Problem, cands: Candidates, *, backend: str = "cpsat", top_k:
         first = Solved(status, [], np.zeros(cands.n_slots), [])
     status = first.status if answers or not interrupted else Status.INTERRUPTED
     mark_ties(answers, objectives)
-    explain_plans(problem, base, plans, answers)
+    explain_plans(problem, rows_view(base, [p.candidate for p in plans]), plans, answers)
     infeasible = not plans and status == Status.INFEASIBLE and not interrupted
     diagnosis, shortfalls, together = diagnose(problem, base) if infeasible else ([], [], None)
     size = dict(first.size)
@@ -228,6 +229,16 @@ def solve(problem: Problem, cands: Candidates, *, backend: str = "cpsat", top_k:
                       diagnosis=diagnosis, interrupted=interrupted, unsupported=problem.unsupported(),
                       phases=first.phases, answers=answers, shortfalls=shortfalls, together=together,
                       notes=list(problem.notes))
+
+
+def rows_view(c: Candidates, rows: list[int]) -> Candidates:
+    """The table as an answer's description reads it: its physics (``ev``, ``load``) at
+    ``rows`` from the cache's stores, a field not read yet not gathered for every row
+    (planner/candidates/cache.py ``picked``: the same figures); the rest, and what the table
+    computed once (``spare_cost``, per-row objective values), the table's own."""
+    view = replace(c, ev=picked(c.ev, rows), load=None if c.load is None else picked(c.load, rows))
+    view.__dict__.update({k: v for k, v in c.__dict__.items() if k in ("spare_cost", "has_demand", "_per_row")})
+    return view
 
 
 def solve_phases(problem: Problem, cands: Candidates, *, backend: str, time_limit: float,
@@ -319,6 +330,7 @@ def rank_one(base: Candidates, solver: Backend, backend: str, names: tuple[str, 
             c = replace(with_objective(base, name), partial=base.partial, bounds=tuple(bounds), limited=limited)
             if f is None or limited is None or not choice.limit(f, set(limited)):
                 built = time.perf_counter()
+                f = sol = None                   # the last model (and its solver's copy) freed before the next
                 f = constraints.build(c, cuts)   # else the rows were added to the model its solver keeps
                 building = time.perf_counter() - built
             else:
