@@ -58,6 +58,7 @@ class Vars(Sequence[Var]):
         self._dims: list[str] = []
         self._starts: list[int] = []          # first variable of each block of names, in order
         self._names: list[tuple[int, list[str] | Names]] = []   # (block size, its names)
+        self._cols: tuple[list[float], list[float], list[bool], list[str]] | None = None
 
     def add(self, names: list[str] | Names, lb: float, ub: np.ndarray, integer: bool, dimension: str) -> np.ndarray:
         """Variables of bounds ``lb`` and ``ub`` (one each) and ``names`` (a list, or made when
@@ -115,8 +116,12 @@ class Vars(Sequence[Var]):
             i += self._n
         if not 0 <= i < self._n:
             raise IndexError(i)
+        return self._var(i, self.name(i))
+
+    def name(self, i: int) -> str:
+        """Variable i's name (its block's names made on the first read)."""
         b = bisect.bisect_right(self._starts, i) - 1
-        return self._var(i, self._block_names(b)[i - self._starts[b]])
+        return self._block_names(b)[i - self._starts[b]]
 
     def __iter__(self) -> Iterator[Var]:
         i = 0
@@ -136,6 +141,15 @@ class Vars(Sequence[Var]):
     def bounds(self, i: int) -> tuple[float, float, bool, str]:
         """Variable i's lower and upper bounds, integrality and dimension (its name not made)."""
         return float(self._lb[i]), float(self._ub[i]), bool(self._int[i]), self._dims[int(self._dim[i])]
+
+    def columns(self) -> tuple[list[float], list[float], list[bool], list[str]]:
+        """(lower bounds, upper bounds, integrality, dimensions), one entry per variable, as Python
+        lists kept until a variable is added (bounds never change once added): for a backend that
+        reads the variables one at a time (cpsat), without a ``Var`` or a name per read."""
+        if self._cols is None or len(self._cols[0]) != self._n:
+            self._cols = (self.lb.tolist(), self.ub.tolist(), self.integer.tolist(),
+                          [self._dims[d] for d in self._dim[:self._n].tolist()])
+        return self._cols
 
     def units(self, table: Mapping[str, float]) -> np.ndarray:
         """Per variable: 1 for an integer one, else the unit ``table`` gives its dimension."""

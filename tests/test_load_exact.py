@@ -57,6 +57,11 @@ def test_step_shares_experts_touched_without_a_stale_count(tile):
         assert np.array_equal(w, phys.weights_time(tokens, every))
         assert np.array_equal(pad, moe_padding(phys.arch, phys.o, tokens * dp))
         assert np.array_equal(phys.moe_pad(tokens), pad)
+    tokens = one.copy()
+    phys.moe_pad(tokens)
+    tokens *= 30.0                        # the same object, changed in place: computed again
+    assert np.array_equal(phys.moe_pad(tokens), moe_padding(phys.arch, phys.o, tokens * dp))
+    assert np.array_equal(phys.weights_time(tokens), phys.weights_time(tokens, every))
 
 
 def test_rows_whose_prompts_fit_one_step_are_the_same_beside_a_cut_prompt():

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from ortools.sat.python import cp_model
 
-from constraints.model import UNITS, LinearModel, Var
+from constraints.model import UNITS, LinearModel
 from planner.backends.base import Feature, Solution, Status, incremental
 from planner.errors import InputError
 
@@ -65,10 +65,11 @@ def add_hints(cp: cp_model.CpModel, vs: list, m: LinearModel, hint: dict[int, fl
     cp.clear_hints()
     if not hint:
         return
-    for i, v in enumerate(m.vars):
-        lo, hi = _domain(v)
+    _, _, integer, dimension = m.vars.columns()
+    for i in range(len(m.vars)):
+        lo, hi = _dom(m, i)
         val = hint.get(i, 0.0)
-        k = round(val) if v.integer else _ceil(val / UNITS[v.dimension])
+        k = round(val) if integer[i] else _ceil(val / UNITS[dimension[i]])
         cp.add_hint(vs[i], min(max(k, lo), hi))
 
 
@@ -141,9 +142,9 @@ def _clamp(x: int) -> int:
 
 
 def add_var(cp: cp_model.CpModel, vs: list, m: LinearModel, i: int) -> None:
-    v = m.vars[i]
-    lo, hi = _domain(v)
-    vs.append(cp.new_bool_var(v.name) if v.integer and (lo, hi) == (0, 1) else cp.new_int_var(lo, hi, v.name))
+    lo, hi = _dom(m, i)
+    name = m.vars.name(i)
+    vs.append(cp.new_bool_var(name) if m.vars.columns()[2][i] and (lo, hi) == (0, 1) else cp.new_int_var(lo, hi, name))
 
 
 def translate(m: LinearModel) -> tuple[cp_model.CpModel, list]:
@@ -162,22 +163,18 @@ def translate(m: LinearModel) -> tuple[cp_model.CpModel, list]:
             idx.append(vs[i])
             ks.append(k)
             ids.append(i)
-    if sum(abs(k) * _reach(m.vars[i]) for i, k in zip(ids, ks)) > SAFE:
+    if sum(abs(k) * _reach_at(m, i) for i, k in zip(ids, ks)) > SAFE:
         raise _too_large(f"the objective ({m.objective_name})")
     total = cp_model.LinearExpr.WeightedSum(idx, ks)
     cp.minimize(total) if m.objective_sense == "min" else cp.maximize(total)
     return cp, vs
 
 
-def _domain(v: Var) -> tuple[int, int]:
-    """The integer domain of a model variable in CP-SAT (continuous ones in UNITS), clamped
-    to +-2**61: 27 days in picoseconds, 2.3e12 $/hour in micro-dollars."""
-    return _domain_of(v.integer, v.lb, v.ub, v.dimension)
-
-
 @functools.lru_cache(maxsize=65536)
 def _domain_of(integer: bool, lb: float, ub: float, dimension: str) -> tuple[int, int]:
-    """``_domain`` of a variable by its bounds (cached: every row's terms ask again)."""
+    """The integer domain of a model variable in CP-SAT (continuous ones in UNITS), clamped
+    to +-2**61: 27 days in picoseconds, 2.3e12 $/hour in micro-dollars; by its bounds (cached:
+    every row's terms ask again)."""
     if integer:
         lo, hi = _ceil(lb), _floor(ub)
     else:
@@ -188,8 +185,14 @@ def _domain_of(integer: bool, lb: float, ub: float, dimension: str) -> tuple[int
     return _clamp(lo), _clamp(hi)
 
 
-def _reach(v: Var) -> int:
-    lo, hi = _domain(v)
+def _dom(m: LinearModel, i: int) -> tuple[int, int]:
+    """``_domain`` of the model's variable ``i`` from its columns (no ``Var`` made, no name)."""
+    lb, ub, integer, dimension = m.vars.columns()
+    return _domain_of(integer[i], lb[i], ub[i], dimension[i])
+
+
+def _reach_at(m: LinearModel, i: int) -> int:
+    lo, hi = _dom(m, i)
     return max(abs(lo), abs(hi))
 
 
@@ -253,7 +256,7 @@ def _add_row(cp: cp_model.CpModel, vs: list, m: LinearModel, k: int) -> None:
         return
     clipped = []
     for i, c in terms:
-        lo, hi = _domain(m.vars[i])
+        lo, hi = _dom(m, i)
         if c > 0 and lo == 0:
             others = lo_act - min(c * lo, c * hi)
             c = min(c, b - others + 1)              # x >= 1 breaks the row with either coefficient
@@ -276,7 +279,7 @@ def _refinement(m: LinearModel, coeffs: dict[int, float], rhs: float) -> int:
     variable's upper bound, and CP-SAT called a feasible instance infeasible (tests/test_plan_random.py)."""
     if all(float(s).is_integer() for s in coeffs.values()) or not math.isfinite(rhs):
         return 1
-    total = abs(rhs) + sum(abs(s) * _reach(m.vars[i]) for i, s in coeffs.items())
+    total = abs(rhs) + sum(abs(s) * _reach_at(m, i) for i, s in coeffs.items())
     if not math.isfinite(total) or total <= 0:
         return 1
     room = SAFE / 4 / total
@@ -286,14 +289,14 @@ def _refinement(m: LinearModel, coeffs: dict[int, float], rhs: float) -> int:
 def _activity(m: LinearModel, terms: list) -> tuple[int, int]:
     lo = hi = 0
     for i, c in terms:
-        a, z = _domain(m.vars[i])
+        a, z = _dom(m, i)
         lo += min(c * a, c * z)
         hi += max(c * a, c * z)
     return lo, hi
 
 
 def _check_reach(m: LinearModel, terms: list, rhs: int, name: str) -> None:
-    if abs(rhs) > SAFE or sum(abs(c) * _reach(m.vars[i]) for i, c in terms) > SAFE:
+    if abs(rhs) > SAFE or sum(abs(c) * _reach_at(m, i) for i, c in terms) > SAFE:
         raise _too_large(f"row {name}")
 
 

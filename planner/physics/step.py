@@ -158,11 +158,13 @@ class StepPhysics:
         """(routed tokens, ``expected_touched`` at them) of a step of ``tokens`` per lane (every
         attention group's tokens, x ``dp_attn``), kept for the last ``tokens`` object asked: a
         step's weight reads and its expert padding take it at the same tokens, once (the same
-        figures as computed apart)."""
+        figures as computed apart). Kept by the object and checked by its values, so an array
+        changed in place since is computed again."""
         last = self._w.get("touched")
-        if last is None or last[0] is not tokens:
-            routed = np.asarray(tokens, dtype=float) * self._w["dp_attn"]
-            last = (tokens, routed, expected_touched(self.arch, routed))
+        if last is None or last[0] is not tokens or not np.array_equal(last[3], tokens):
+            values = np.array(tokens, dtype=float)
+            routed = values * self._w["dp_attn"]
+            last = (tokens, routed, expected_touched(self.arch, routed), values)
             self._w["touched"] = last
         return last[1], last[2]
 
