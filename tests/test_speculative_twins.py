@@ -5,11 +5,11 @@ draft token a step; configurations listed once, or twice without the DB dump's, 
 
 from __future__ import annotations
 
-import csv
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from test_validation_rows import _write as write_rows
 
 from planner.catalog.store import Catalog
 from planner.fidelity.predict import predict
@@ -40,12 +40,7 @@ def row(sid: str, provenance: str = EXPORT, **kw) -> dict:
 
 
 def _write(tmp_path: Path, rows: list[dict]) -> str:
-    path = tmp_path / "m.csv"
-    with path.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=COLUMNS)
-        w.writeheader()
-        w.writerows(rows)
-    return str(path)
+    return write_rows(tmp_path, rows, COLUMNS)
 
 
 def test_the_measurement_beside_the_dumps_plain_one_is_the_mtp_run(tmp_path: Path) -> None:

@@ -50,10 +50,11 @@ def row(**kw) -> dict:
     return base
 
 
-def _write(tmp_path: Path, rows: list[dict]) -> str:
+def _write(tmp_path: Path, rows: list[dict], columns: tuple[str, ...] | list[str] | None = None) -> str:
+    """``rows`` as a corpus file under ``tmp_path`` (its header ``columns``, default this module's)."""
     path = tmp_path / "m.csv"
     with path.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=COLUMNS)
+        w = csv.DictWriter(fh, fieldnames=COLUMNS if columns is None else columns)
         w.writeheader()
         w.writerows(rows)
     return str(path)
