@@ -179,10 +179,9 @@ def at_peak(spec: PlanSpec | FleetSpec, problem: Problem) -> Problem:
         f = _factors(d, slot, w, path, where)
         _within_limit(slot, f, path, where)
         top = int(np.argmax(f[1]))
-        slots[k] = _in_period(slot, scaled(slot.demand, float(f[1][top])), f[2][top])
-        slos = [slot.slo if x is None else x[0] for x in f[2]]
-        several = any(x != slos[top] for x in slos)
-        slots[k] = under_every_target(slots[k], slos)
+        busiest = _in_period(slot, scaled(slot.demand, float(f[1][top])), f[2][top])
+        slots[k] = under_every_target(busiest, [slot.slo if x is None else x[0] for x in f[2]])
+        several = slots[k] is not busiest         # its periods state other targets
         rps = slots[k].demand.requests_per_s     # type: ignore[union-attr]
         tail = ("under every target its periods state (the strictest of each): a fleet that serves every "
                 "period, not proven the cheapest one" if several else "the fleet a static plan runs all day")
