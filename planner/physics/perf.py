@@ -34,7 +34,6 @@ from planner.physics.terms import (
     alltoall,
     attention_dp_overhead,
     busiest_active,
-    dense_read_efficiency,
     exposed_alltoall,
     hop_links,
     host_bound,
@@ -250,7 +249,7 @@ def _prefill(arch: Arch, o: Assumptions, table: GpuTable, c: Configs, sh: Shard)
     p = arch.params
     gi, S, tp, pp, ep = c.gpu, c.input_tokens, c.tp, c.pp, c.ep
     L, h = float(arch.layers), float(arch.hidden)
-    w_bytes = weight_bytes_read(arch, o, tp, sh.group, 1.0 / tp, sh.b_w / dense_read_efficiency(c.scheme, o), sh.b_x,
+    w_bytes = weight_bytes_read(arch, o, tp, sh.group, 1.0 / tp, sh.b_w_read, sh.b_x,
                                 sh.b_e, S)
     head = float(p.lm_head or p.embedding)
     attn = prefill_attention_flops(arch.attention, S)

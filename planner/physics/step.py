@@ -34,7 +34,6 @@ from planner.physics.terms import (
     cycle_overhead,
     cycle_weight_bytes,
     cycle_weight_bytes_fn,
-    dense_read_efficiency,
     expected_touched,
     experts_touched_vary,
     hop_links,
@@ -324,7 +323,7 @@ def step_physics(model: ModelSpec, table: GpuTable, configs: Configs, o: Assumpt
             kv_byte_time=kv_on * sh.kv_frac * s_body / bw_eff,
             attn_flop_time=kv_on * on * s_body / tp / R.attn_dec,
             _w=dict(tp=tp, pp=pp, ep=ep, group=sh.group, dp_attn=sh.dp_attn, kv_frac_w=sh.kv_frac_w,
-                    b_w=sh.b_w / dense_read_efficiency(configs.scheme, o),   # bytes as the reads' time counts them
+                    b_w=sh.b_w_read,   # bytes as the reads' time counts them
                     b_x=sh.b_x, b_e=sh.b_e, b_kv=sh.b_kv, bw=bw, s_body=s_body, s_head=s_head),
         )
 

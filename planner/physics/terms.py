@@ -477,9 +477,11 @@ class Shard:
     element (``b_kv``); its share of the KV heads (``kv_frac``; the MLA latent is not split)
     and of the K/V projections (``kv_frac_w``: replicated once TP exceeds the KV heads); the
     expert group (``group`` = max(TP, EP)) and the attention data-parallel groups
-    (``dp_attn`` = max(1, EP/TP))."""
+    (``dp_attn`` = max(1, EP/TP)); ``b_w_read``: ``b_w`` as the dense weights' reads take time
+    (over ``dense_read_efficiency``; memory counts ``b_w``)."""
 
     b_w: np.ndarray
+    b_w_read: np.ndarray
     b_x: np.ndarray
     b_e: np.ndarray
     b_kv: np.ndarray
@@ -508,7 +510,7 @@ def shard(arch: Arch, c: Configs, o: Assumptions) -> Shard:
     else:
         kv_frac = np.ones_like(tp)
         kv_frac_w = 1.0 / tp
-    return Shard(b_w=b_w, b_x=SCHEME_XBITS[c.scheme] / 8.0,
+    return Shard(b_w=b_w, b_w_read=b_w / dense_read_efficiency(c.scheme, o), b_x=SCHEME_XBITS[c.scheme] / 8.0,
                  b_e=b_w if o.quantize_embeddings else np.full_like(b_w, EMBEDDING_BYTES),
                  b_kv=KV_BYTES[c.kv], kv_frac=kv_frac, kv_frac_w=kv_frac_w, group=np.maximum(tp, c.ep),
                  dp_attn=np.maximum(1.0, c.ep / tp))
