@@ -75,8 +75,10 @@ def rows(path: str):
     return out, cat
 
 
-def components(data, cat, eta: float, etap: float) -> dict[str, np.ndarray]:
-    """TTFT_0, TPOT_0 (ms), the idle GPU prefill (ms) and the running sequences per lane."""
+def components(data, cat, eta: float, etap: float, update: dict | None = None) -> dict[str, np.ndarray]:
+    """TTFT_0, TPOT_0 (ms), the idle GPU prefill (ms) and the running sequences per lane.
+    ``update``: the assumptions over each row's engine profile instead of the new terms off
+    at (``eta``, ``etap``) (benchmarks/deepseek_prefill.py: the profiles as they are)."""
     n = len(data)
     out = {k: np.full(n, np.nan) for k in ("ttft", "tpot", "idle", "running")}
     gpu_ids = sorted({d[0].gpu for d in data})
@@ -87,7 +89,8 @@ def components(data, cat, eta: float, etap: float) -> dict[str, np.ndarray]:
     for (model, eng, start), idx in groups.items():
         cs = [data[k][0] for k in idx]
         o = row_assumptions(PRESETS["realistic"], eng, {**OFF, "grouped_gemm_efficiency": eta,
-                                                         "grouped_gemm_prefill_efficiency": etap})
+                                                         "grouped_gemm_prefill_efficiency": etap}
+                            if update is None else update)
         ph = step_physics(cat.models[model], table, _configs(cs, gpu_ids, np.array([c.batch for c in cs])), o)
         cv2 = np.array([c.isl_cv2 for c in cs])
         wl = Workload(isl=np.array([c.input_tokens for c in cs]), osl=np.array([c.output_tokens for c in cs]),
