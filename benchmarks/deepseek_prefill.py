@@ -5,7 +5,7 @@ growth with the clients follows from the prefill.
 
 The aggregated closed-loop measurements (validate's reading of them, each measurement once:
 ``fit_serving_path.rows``), each predicted under its engine's profile as `planner validate`
-does (the load model; no calibration). Five sections (~30 s):
+does (the load model; no calibration). Seven sections (~30 s):
 
 1. **DeepSeek at <= 4 clients a replica** (the corpus's least load: InferenceX runs start at
    4): per engine, version, GPU, weights and prompt length, the measured TTFT, the model's,
@@ -35,6 +35,15 @@ does (the load model; no calibration). Five sections (~30 s):
    prefill slowed as 3 and 4 ask (the routed experts' prefill at 0.1 of a dense GEMM's rate;
    every prefill GEMM at 0.3 of its ceiling): if the queue of a slower prefill were the growth,
    the bands past 16 clients would close with the low-load one.
+6. **A candidate checked before building it**: the FP8 routed experts' grouped GEMMs in prefill
+   at an efficiency of their own (block-scaled FP8: DeepSeek and Qwen3-235B), fitted on section
+   3's FP8 MoE rows with each model and each system left out, then set against the TTFT at <= 4
+   clients (the idle prefill's routed term grown, added to the load model's TTFT).
+7. **What the growth with the clients follows**: per series (``ttft_growth_check.growth``) the
+   measured slope in units of the measured prefill of a lone prompt (TTFT at the series' fewest
+   clients less the serving path) beside the model's slope in its own; and DeepSeek's TTFT at 8k
+   outputs over 1k outputs at the same deployment, prompt and clients, beside the measured
+   request rates' ratio (a steady-state queue follows the rate; a run's first wave does not).
 """
 
 from __future__ import annotations
@@ -50,6 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fit_serving_path import components, rows  # noqa: E402
+from ttft_growth_check import REFERENCE, growth  # noqa: E402
 
 from planner.fidelity.predict import _configs, row_assumptions  # noqa: E402
 from planner.fidelity.rows import load_measurements  # noqa: E402
@@ -263,6 +273,59 @@ def section6(data, cat, corpus) -> None:
               f"{np.nanmedian(pred[jj] / meas[jj] - 1) * 100:+6.1f} -> {np.nanmedian(grown[jj] / meas[jj] - 1) * 100:+6.1f}")
 
 
+def section7(data, cat, corpus) -> None:
+    """Section 7: what the growth with the clients follows."""
+    keep = [k for k, d in enumerate(data) if not odd_population(corpus[d[0].row]["framework"])]
+    sub = [data[k] for k in keep]
+    res = components(sub, cat, 0.0, 0.0, update={})
+    series: dict[tuple, dict[float, dict[str, tuple[float, float]]]] = defaultdict(dict)
+    for j, d in enumerate(sub):
+        c = d[0]
+        key = (d[4][:12], d[5], d[3], corpus[c.row]["framework"], c.scheme, c.tp, c.ep, c.replicas, c.input_tokens,
+               c.output_tokens)
+        series[key][c.load[1]] = {"ttft_ms_mean": (d[1], float(res["ttft"][j])),
+                                  "tpot_ms_mean": (d[2], float(res["tpot"][j]))}
+    serving = {e: float(row_assumptions(PRESETS["realistic"], data[k][0].engine).serving_overhead_s)
+               for k in keep for e in [data[k][5]]}
+    print("\n7. Growth with the clients (series at <= 64 clients, >= 3 runs; ttft_growth_check.growth): the measured "
+          "slope over the measured prefill t_m (TTFT at the series' fewest clients less the serving path) and the "
+          "model's slope over its own; clients that spread after the first wave give ~0.05, every cycle a wave 0.5")
+    print(f"{'model':12} {'engine':7} {'ISL':>5} {'series':>6} {'ms/client':>9} {'model':>6} {'t_m ms':>7} "
+          f"{'slope/t_m':>9} {'model/t_p':>9}")
+    groups: dict[tuple, list[tuple[float, ...]]] = defaultdict(list)
+    for key, runs in series.items():
+        g = growth(runs, serving[key[1]])
+        if g is None:
+            continue
+        first = min(n for n in runs if n <= 64)
+        t_m = runs[first]["ttft_ms_mean"][0] - serving[key[1]] * 1e3
+        groups[(key[0], key[1], nominal(key[8]))].append((g[0], g[1], t_m, g[2]))
+    for key, v in sorted(groups.items()):
+        a = np.array(v)
+        ok = (a[:, 2] > 1.0) & (a[:, 3] > 1.0)
+        if not ok.any():
+            continue
+        print(f"{key[0]:12} {key[1]:7} {key[2]:5d} {len(v):6d} {np.median(a[:, 0]):9.2f} {np.median(a[:, 1]):6.2f} "
+              f"{np.median(a[ok, 2]):7.0f} {np.median(a[ok, 0] / a[ok, 2]):9.3f} {np.median(a[ok, 1] / a[ok, 3]):9.3f}")
+    print("   DeepSeek: TTFT at 8k outputs over 1k outputs, same deployment, prompt and clients (> 16 clients), "
+          "beside the measured request rates' ratio")
+    pairs: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
+    for key, runs in series.items():
+        other = series.get(key[:9] + (0.9 * 8192,)) if abs(key[9] - 0.9 * 1024) < 1.0 else None
+        if not key[0].startswith("deepseek") or not other:
+            continue
+        for n, m in runs.items():
+            if n > 16 and n in other:
+                (a, pa), (b, pb) = m["ttft_ms_mean"], other[n]["ttft_ms_mean"]
+                x_short = n / (a + (0.9 * 1024 - 1) * m["tpot_ms_mean"][0])
+                x_long = n / (b + (0.9 * 8192 - 1) * other[n]["tpot_ms_mean"][0])
+                pairs[key[1]].append((b / a, pb / pa, x_long / x_short))
+    for e, v in sorted(pairs.items()):
+        a = np.array(v)
+        print(f"   {e:7} {len(v):3d} pairs: measured {np.median(a[:, 0]):.2f} ({np.percentile(a[:, 0], 25):.2f}.."
+              f"{np.percentile(a[:, 0], 75):.2f}), model {np.median(a[:, 1]):.2f}, request rate {np.median(a[:, 2]):.2f}")
+
+
 def odd_population(framework: str) -> bool:
     """Section 1's two populations slow at every load: TensorRT-LLM 1.1.0rc2 (InferenceX,
     2025-12: decode steps twice the model's at 4 clients too) and SGLang runs whose version is
@@ -305,7 +368,7 @@ def section5(data, cat, corpus, without_odd: bool = False, b200_fp8: bool = Fals
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--csv", default=str(Path(__file__).resolve().parents[2] / "shared/reference/measured-silicon.csv"))
+    ap.add_argument("--csv", default=str(REFERENCE / "measured-silicon.csv"))
     args = ap.parse_args()
     data, cat = rows(args.csv)
     corpus = load_measurements(args.csv)
@@ -316,6 +379,7 @@ def main() -> None:
     section5(data, cat, corpus, without_odd=True)
     section5(data, cat, corpus, without_odd=True, b200_fp8=True)
     section6(data, cat, corpus)
+    section7(data, cat, corpus)
 
 
 if __name__ == "__main__":
