@@ -34,7 +34,8 @@ does (the load model; no calibration). Seven sections (~30 s):
    median |error| (signed) by engine and clients with the profiles as they are, and with a
    prefill slowed as 3 and 4 ask (the routed experts' prefill at 0.1 of a dense GEMM's rate;
    every prefill GEMM at 0.3 of its ceiling): if the queue of a slower prefill were the growth,
-   the bands past 16 clients would close with the low-load one.
+   the bands past 16 clients would close with the low-load one. The same variants on the other
+   MoE models say whether a slower MoE prefill could be a term for every MoE model.
 6. **A candidate checked before building it**: the FP8 routed experts' grouped GEMMs in prefill
    at an efficiency of their own (block-scaled FP8: DeepSeek and Qwen3-235B), fitted on section
    3's FP8 MoE rows with each model and each system left out, then set against the TTFT at <= 4
@@ -333,11 +334,14 @@ def odd_population(framework: str) -> bool:
     return "1.1.0rc2" in framework or ("SGLang" in framework and "not stated" in framework)
 
 
-def section5(data, cat, corpus, without_odd: bool = False, b200_fp8: bool = False) -> None:
-    ds = [d for d in data if d[4].startswith("deepseek")
+def section5(data, cat, corpus, without_odd: bool = False, b200_fp8: bool = False, others: bool = False) -> None:
+    ds = [d for d in data if d[4].startswith("deepseek") != others
+          and (not others or cat.models[d[4]].moe is not None)
           and not (without_odd and odd_population(corpus[d[0].row]["framework"]))
           and (not b200_fp8 or (d[3] == "b200" and d[0].scheme == "w8a8-fp8"))]
-    if b200_fp8:
+    if others:
+        print("\n   the other MoE models (gpt-oss-120b, Qwen3-235B) under the same slower prefill:")
+    elif b200_fp8:
         print("\n   B200 FP8 alone (where sections 1 and 3 agree that the prefill is 2.7-3.6x the model's), "
               "without the odd populations:")
     elif without_odd:
@@ -345,7 +349,7 @@ def section5(data, cat, corpus, without_odd: bool = False, b200_fp8: bool = Fals
     meas_t, meas_p = np.array([d[1] for d in ds]), np.array([d[2] for d in ds])
     N = np.array([d[0].load[1] / d[0].replicas for d in ds])
     eng = np.array([d[5] for d in ds])
-    if not without_odd:
+    if not (without_odd or b200_fp8 or others):
         print(f"\n5. DeepSeek aggregated ({len(ds)} measurements): median |error| % (signed) by engine and clients a replica")
     variants = {"profiles as they are": {}, **SLOWER}
     results = {name: components(ds, cat, 0.0, 0.0, update=upd) for name, upd in variants.items()}
@@ -378,6 +382,7 @@ def main() -> None:
     section5(data, cat, corpus)
     section5(data, cat, corpus, without_odd=True)
     section5(data, cat, corpus, without_odd=True, b200_fp8=True)
+    section5(data, cat, corpus, others=True)
     section6(data, cat, corpus)
     section7(data, cat, corpus)
 
