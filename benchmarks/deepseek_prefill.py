@@ -5,7 +5,7 @@ growth with the clients follows from the prefill.
 
 The aggregated closed-loop measurements (validate's reading of them, each measurement once:
 ``fit_serving_path.rows``), each predicted under its engine's profile as `planner validate`
-does (the load model; no calibration). Seven sections (~30 s):
+does (the load model; no calibration). Eight sections (~45 s):
 
 1. **DeepSeek at <= 4 clients a replica** (the corpus's least load: InferenceX runs start at
    4): per engine, version, GPU, weights and prompt length, the measured TTFT, the model's,
@@ -45,6 +45,8 @@ does (the load model; no calibration). Seven sections (~30 s):
    clients less the serving path) beside the model's slope in its own; and DeepSeek's TTFT at 8k
    outputs over 1k outputs at the same deployment, prompt and clients, beside the measured
    request rates' ratio (a steady-state queue follows the rate; a run's first wave does not).
+8. **Section 7's reading as a rule, checked**: a run's first wave prefilled one prompt a step
+   (for every model; a what-if patched in here, not the physics), on every aggregated row.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import defaultdict
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +65,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fit_serving_path import components, rows  # noqa: E402
 from ttft_growth_check import REFERENCE, growth  # noqa: E402
 
+import planner.physics.load as load_model  # noqa: E402
 from planner.fidelity.predict import _configs, row_assumptions  # noqa: E402
 from planner.fidelity.rows import load_measurements  # noqa: E402
 from planner.physics.options import PRESETS  # noqa: E402
@@ -327,6 +331,56 @@ def section7(data, cat, corpus) -> None:
               f"{np.percentile(a[:, 0], 75):.2f}), model {np.median(a[:, 1]):.2f}, request rate {np.median(a[:, 2]):.2f}")
 
 
+@contextmanager
+def first_wave_one_prompt_a_step():
+    """Section 8's what-if, not the physics: the first wave of a run whose clients start together
+    (``load._firstwave``) prefilled one prompt a step (its ``wave`` given a budget of one prompt
+    beside the decoders), every other step as the load model has it."""
+    wave, firstwave = load_model.wave, load_model._firstwave
+    inside = {"on": False}
+
+    def one_a_step(phys, W, S, O, T, n_dec, P=0.0):
+        if inside["on"]:
+            T = S + load_model._budget_share(phys) * n_dec
+        return wave(phys, W, S, O, T, n_dec, P)
+
+    def marked(*args, **kwargs):
+        inside["on"] = True
+        try:
+            return firstwave(*args, **kwargs)
+        finally:
+            inside["on"] = False
+    load_model.wave, load_model._firstwave = one_a_step, marked
+    try:
+        yield
+    finally:
+        load_model.wave, load_model._firstwave = wave, firstwave
+
+
+def section8(data, cat) -> None:
+    """Section 8: section 7's reading as a rule for every model, checked on every aggregated row."""
+    meas_t, meas_p = np.array([d[1] for d in data]), np.array([d[2] for d in data])
+    N = np.array([d[0].load[1] / d[0].replicas for d in data])
+    kind = np.array(["DeepSeek" if d[4].startswith("deepseek") else
+                     ("other MoE" if cat.models[d[4]].moe is not None else "dense") for d in data])
+    today = components(data, cat, 0.0, 0.0, update={})
+    with first_wave_one_prompt_a_step():
+        rule = components(data, cat, 0.0, 0.0, update={})
+    print(f"\n8. Candidate: a run's first wave prefilled one prompt a step, every model ({len(data)} aggregated "
+          "measurements): TTFT / TPOT median |error| % (TTFT signed), today -> with it")
+    for name, sel in (("all", np.ones(len(data), bool)),
+                      *(((k, lo, hi), (kind == k) & (N >= lo) & (N <= hi))
+                        for k in ("DeepSeek", "other MoE", "dense") for lo, hi in ((1, 8), (9, 64), (65, 10**6)))):
+        cells = []
+        for r in (today, rule):
+            et, ep = r["ttft"][sel] / meas_t[sel] - 1.0, r["tpot"][sel] / meas_p[sel] - 1.0
+            cells.append(f"{np.nanmedian(abs(et)) * 100:5.1f} ({np.nanmedian(et) * 100:+6.1f}) / "
+                         f"{np.nanmedian(abs(ep)) * 100:5.1f}")
+        label = name if isinstance(name, str) else f"{name[0]} {name[1]}-{name[2]}" if name[2] < 10**6 \
+            else f"{name[0]} > {name[1] - 1}"
+        print(f"   {label:22} n {int(sel.sum()):4d}: {cells[0]} -> {cells[1]}")
+
+
 def odd_population(framework: str) -> bool:
     """Section 1's two populations slow at every load: TensorRT-LLM 1.1.0rc2 (InferenceX,
     2025-12: decode steps twice the model's at 4 clients too) and SGLang runs whose version is
@@ -385,6 +439,7 @@ def main() -> None:
     section5(data, cat, corpus, others=True)
     section6(data, cat, corpus)
     section7(data, cat, corpus)
+    section8(data, cat)
 
 
 if __name__ == "__main__":
