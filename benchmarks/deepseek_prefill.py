@@ -5,7 +5,7 @@ growth with the clients follows from the prefill.
 
 The aggregated closed-loop measurements (validate's reading of them, each measurement once:
 ``fit_serving_path.rows``), each predicted under its engine's profile as `planner validate`
-does (the load model; no calibration). Eight sections (~45 s):
+does (the load model; no calibration). Nine sections (~60 s):
 
 1. **DeepSeek at <= 4 clients a replica** (the corpus's least load: InferenceX runs start at
    4): per engine, version, GPU, weights and prompt length, the measured TTFT, the model's,
@@ -47,6 +47,8 @@ does (the load model; no calibration). Eight sections (~45 s):
    request rates' ratio (a steady-state queue follows the rate; a run's first wave does not).
 8. **Section 7's reading as a rule, checked**: a run's first wave prefilled one prompt a step
    (for every model; a what-if patched in here, not the physics), on every aggregated row.
+9. **Disaggregated DeepSeek at <= 4 clients**: `planner validate`'s TTFT against the measured,
+   by engine, GPU, weights and prompt length (does the prefill pool show the aggregated pattern?).
 """
 
 from __future__ import annotations
@@ -381,6 +383,28 @@ def section8(data, cat) -> None:
         print(f"   {label:22} n {int(sel.sum()):4d}: {cells[0]} -> {cells[1]}")
 
 
+def section9(path: str, corpus) -> None:
+    """Section 9: the disaggregated DeepSeek rows at <= 4 clients, as `planner validate` predicts them."""
+    from planner.fidelity.validate import validate_file
+    groups: dict[tuple, list[tuple[float, float]]] = defaultdict(list)
+    for r in validate_file(path).records():
+        if (r["mode"] is None or not str(r["mode"]).startswith("disagg") or r["counted"] != "yes"
+                or r["predicted"] in (None, "") or r["metric"] != "ttft_ms_mean"
+                or not str(r["model_id"]).startswith("deepseek")):
+            continue
+        row = corpus[int(r["row"]) - 2]
+        n = float(str(r["load"]).split()[0])
+        if n <= 4:
+            weights = "nvfp4" if "nvfp4" in row["precision"] else "fp8"
+            groups[(r["engine"], r["system"], weights, int(row["input_len"]))].append(
+                (float(r["measured"]), float(r["predicted"])))
+    print("\n9. DeepSeek disaggregated, <= 4 clients: TTFT measured / predicted by `planner validate` (medians)")
+    for key, v in sorted(groups.items()):
+        a = np.array(v)
+        print(f"   {key[0]:7} {key[1][:8]:8} {key[2]:6} ISL {key[3]:5d} n {len(v):2d}: measured {np.median(a[:, 0]):7.0f} "
+              f"predicted {np.median(a[:, 1]):6.0f} ms, ratio {np.median(a[:, 0] / a[:, 1]):5.2f}")
+
+
 def odd_population(framework: str) -> bool:
     """Section 1's two populations slow at every load: TensorRT-LLM 1.1.0rc2 (InferenceX,
     2025-12: decode steps twice the model's at 4 clients too) and SGLang runs whose version is
@@ -440,6 +464,7 @@ def main() -> None:
     section6(data, cat, corpus)
     section7(data, cat, corpus)
     section8(data, cat)
+    section9(args.csv, corpus)
 
 
 if __name__ == "__main__":
