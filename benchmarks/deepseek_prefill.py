@@ -181,6 +181,15 @@ def section2(data, cat, corpus) -> None:
               f"{np.median(a[:, 0] / a[:, 1]):6.2f}")
 
 
+def implied_prefill(N, O, ttft, tpot, decode):
+    """(u, seconds of GPU a prompt costs) from a closed loop's measured TTFT and TPOT (s), its
+    N clients and O output tokens, and the model's pure decode step at the run's batch (s):
+    u = 1 - decode / TPOT is the prefill's share of the GPU, X = N / (TTFT + (O - 1) TPOT) the
+    request rate (Little's law), u / X the prefill's GPU time per request."""
+    u = 1.0 - decode / tpot
+    return u, u * (ttft + (O - 1.0) * tpot) / N
+
+
 def implied(data, cat, corpus) -> tuple[list[int], dict[str, np.ndarray], np.ndarray]:
     """Section 3's rows (>= 8 clients a replica, no attention DP, not section 1's two odd
     populations) with their terms and u."""
@@ -191,8 +200,7 @@ def implied(data, cat, corpus) -> tuple[list[int], dict[str, np.ndarray], np.nda
     T, P = np.array([data[k][1] for k in idx]) / 1e3, np.array([data[k][2] for k in idx]) / 1e3
     cycle = T + (O - 1.0) * P
     t = terms(data, cat, idx, decode_batch=N * (O - 1.0) * P / cycle)
-    u = 1.0 - t["decode"] / P
-    t["implied"] = u / (N / cycle)
+    u, t["implied"] = implied_prefill(N, O, T, P, t["decode"])
     return idx, t, u
 
 
@@ -409,7 +417,7 @@ def odd_population(framework: str) -> bool:
     """Section 1's two populations slow at every load: TensorRT-LLM 1.1.0rc2 (InferenceX,
     2025-12: decode steps twice the model's at 4 clients too) and SGLang runs whose version is
     not stated (InferenceX, 2025-11)."""
-    return "1.1.0rc2" in framework or ("SGLang" in framework and "not stated" in framework)
+    return "1.1.0rc2" in framework or framework.strip() == "SGLang version not stated"
 
 
 def section5(data, cat, corpus, without_odd: bool = False, b200_fp8: bool = False, others: bool = False) -> None:
