@@ -54,8 +54,7 @@ def case(model, table: GpuTable, price: float, S: float, O: float, ttft: float, 
     with np.errstate(divide="ignore", invalid="ignore"):
         # aggregated: both targets on one engine, utilisation (steps and KV) <= 0.8
         tg = [L.Target("ttft", "p99", ttft), L.Target("tpot", "p99", tpot)]
-        sat = L.load_metrics(ph, eng, wl, rate=np.zeros(len(c)), quantiles=False).saturation_rate
-        agg = D._capacity(lambda x: L.load_metrics(ph, eng, wl, rate=x), sat, tg, MAX_U, 20)
+        agg = L.capacity_at_slo(ph, eng, wl, tg, max_utilization=MAX_U)     # as the planner sizes it
         agg_cost = np.where(agg.rate > 0, usd_s / (agg.rate * O) * 1e6, np.inf)
         # disaggregated: each pool at its own capacity
         pre = D.prefill_capacity(ph, eng, wl, [L.Target("ttft", "p99", ttft)], link=link, max_utilization=MAX_U)
