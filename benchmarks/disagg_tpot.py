@@ -26,7 +26,7 @@ stated plain run of the same pools; a mixture of MTP runs shows as a mode near 0
 6. the stated rows by decode layout (TP against attention DP + EP, NVLink domains of 8 and
 72); 7. validate's TPOT with and without the DeepSeek export rows the DB dump does not hold
 (needs VALIDATE_CSV, ``planner validate CORPUS --csv``); 8. the GB200 export rows' one GPU
-count read as the whole deployment's.
+count read as the whole deployment's; 9. the KV transfers landing on the decode GPUs.
 
     python benchmarks/disagg_tpot.py [CORPUS] [VALIDATE_CSV]
 """
@@ -55,6 +55,7 @@ from planner.fidelity.rows import (  # noqa: E402
     speculative_twins,
     with_speculation,
 )
+from planner.physics.disagg import kv_bytes_per_request  # noqa: E402
 from planner.physics.options import PRESETS  # noqa: E402
 from planner.physics.step import step_time  # noqa: E402
 from planner.physics.terms import tokens_per_step  # noqa: E402
@@ -76,9 +77,10 @@ def _provenance(r: dict) -> str:
     return "nvidia"
 
 
-def cases(corpus: str, rule=pool_recipes):
+def cases(corpus: str, rule=pool_recipes, mtp: bool = True):
     """The disaggregated measurements as validate maps them: (row index, row, case, how read);
-    ``rule``: the recipe rule (``rows.pool_recipes``, or a variant checked in section 8)."""
+    ``rule``: the recipe rule (``rows.pool_recipes``, or a variant checked in section 8);
+    ``mtp`` False: the speculative twins predicted as plain runs (still marked MTP)."""
     rows = load_measurements(corpus)
     cat, names = Catalog.default(), {}
     family = recipe_family(cat, names)
@@ -95,7 +97,7 @@ def cases(corpus: str, rule=pool_recipes):
             continue
         how = "stated" if c.pools.stated else "recipe" if c.pools.recipe is not None else "1+1"
         if i in twins and cat.model(c.model).mtp_layers > 0:
-            c, how = with_speculation(c), how + ", MTP"
+            c, how = with_speculation(c) if mtp else c, how + ", MTP"
         out.append((i, r, c, how))
     return rows, cat, out
 
@@ -110,10 +112,10 @@ def implied_decode_batch(clients: float, ttft: float, tpot: float, osl: float, w
     return clients * in_decode / (ttft + in_decode) / (workers * lanes)
 
 
-def readings(corpus: str, rule=pool_recipes) -> list[dict]:
+def readings(corpus: str, rule=pool_recipes, mtp: bool = True) -> list[dict]:
     """One dict per measurement with both metrics predicted: measured and model TTFT and TPOT,
     n_model, n_meas and the model's TPOT at n_meas."""
-    rows, cat, found = cases(corpus, rule)
+    rows, cat, found = cases(corpus, rule, mtp)
     o = PRESETS["realistic"]
     cs = [c for _, _, c, _ in found]
     by_row = {}
@@ -142,10 +144,13 @@ def readings(corpus: str, rule=pool_recipes) -> list[dict]:
         one = dec.take(np.array([k]))
         at = float(step_time(one, np.array([n_meas]), np.array([n_meas * (S + O / 2.0)]))[0]) / E
         donor = None if c.pools.recipe is None else rows[c.pools.recipe]     # type: ignore[union-attr]
+        rate = N / (ttft_m + (O - 1.0) * tpot_m)                              # measured requests/s
+        gpus = c.pools.decode.workers * c.pools.decode.gpus                   # type: ignore[union-attr]
+        inflow = rate * float(kv_bytes_per_request(one, np.array([S]))[0]) / gpus
         out.append(dict(i=i, row=row, case=c, donor=donor, how=how, system=c.gpu, engine=engine_of(row["framework"])[0],
                         provenance=_provenance(row), band=_band(N), clients=N, ttft_m=ttft_m, tpot_m=tpot_m,
                         ttft_p=float(r.ttft[k]), tpot_p=float(r.tpot[k]), n_model=float(r.decode.running[k]),
-                        n_meas=n_meas, tpot_at=at))
+                        n_meas=n_meas, tpot_at=at, inflow=inflow))
     return out
 
 
@@ -194,36 +199,90 @@ def histogram(rs: list[dict]) -> None:
         print(f"  {k:<20} {len(by[k]):>2}" + "".join(f"{c:>7}" for c in counts))
 
 
-def donor_ratio(rs: list[dict]) -> None:
-    """Section 5: each recipe row's measured / model TPOT over its donor's (the stated, plain
-    run whose pools it takes), the model carrying the concurrency between the two."""
+def _donor_ratios(rs: list[dict], twins: bool) -> list[tuple[str, float]]:
+    """measured / model TPOT of each recipe row over its donor's (the stated run whose pools it
+    takes): the recipe rows not read as MTP twins, or (``twins``) only those."""
     by = {x["row"]["silicon_id"]: x for x in rs}
 
     def q(x: dict) -> float:
         return x["tpot_m"] / x["tpot_p"]
 
-    pairs = []
+    out = []
     for x in rs:
         d = x["donor"]
         ref = next((by[s] for s in [d["silicon_id"], *d["same_measurement_as"].split()] if s in by), None) if d else None
-        if ref is not None and "MTP" not in x["how"]:
-            pairs.append((x, q(x) / q(ref)))
+        if ref is not None and ("MTP" in x["how"]) == twins:
+            out.append((x["system"], q(x) / q(ref)))
+    return out
+
+
+def donor_ratio(corpus: str, rs: list[dict]) -> dict[str, float]:
+    """Section 5: each recipe row's measured / model TPOT over its donor's (the stated, plain
+    run whose pools it takes), the model carrying the concurrency between the two; the same
+    reading of the speculative twins (labelled MTP by columns, here predicted plain) and of
+    two stated runs of one deployment (plain) says how well a threshold separates the two."""
+    pairs = [r for _, r in _donor_ratios(rs, twins=False)]
     print("\n5. recipe rows (not MTP twins): measured / model TPOT over their donor's (a stated, plain run of "
           "the same pools)")
     edges = (0.0, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.5, 100.0)
-    counts = np.histogram([r for _, r in pairs], bins=edges)[0]
     print("  " + "".join(f"{f'<{hi:g}':>6}" for hi in edges[1:]))
-    print("  " + "".join(f"{c:>6}" for c in counts))
-    for th in (0.7, 0.8, 0.9):
-        print(f"  below {th}: {sum(r < th for _, r in pairs)} of {len(pairs)}")
+    print("  " + "".join(f"{c:>6}" for c in np.histogram(pairs, bins=edges)[0]))
     stated = defaultdict(list)
     for x in rs:
         if x["how"] == "stated" and x["provenance"] != "nvidia":
             c = x["case"]
-            stated[(x["system"], x["engine"], c.scheme, c.input_tokens, c.output_tokens, c.pools)].append(q(x))
-    within = [a / b for g in stated.values() for i, a in enumerate(g) for j, b in enumerate(g) if i != j]
-    print(f"  the same reading between two stated (DB dump) runs of one deployment: {len(within)} ordered pairs, "
-          f"{sum(v < 0.8 for v in within) / max(len(within), 1):.1%} below 0.8")
+            stated[(x["system"], x["engine"], c.scheme, c.input_tokens, c.output_tokens, c.pools)].append(
+                x["tpot_m"] / x["tpot_p"])
+    within = [(k[0], a / b) for k, g in stated.items() for i, a in enumerate(g) for j, b in enumerate(g) if i != j]
+    twins = _donor_ratios(readings(corpus, mtp=False), twins=True)
+    for th in (0.6, 0.7, 0.8, 0.9):
+        below = sum(r < th for r in pairs) / len(pairs)
+        tp = sum(r < th for _, r in twins) / len(twins)
+        fp = sum(v < th for _, v in within) / len(within)
+        share = (below - fp) / (tp - fp) if tp > fp else float("nan")
+        print(f"  below {th}: recipe rows {below:.1%} of {len(pairs)}; MTP twins (predicted plain) {tp:.1%} of "
+              f"{len(twins)}; two stated runs of one deployment {fp:.1%} of {len(within)} ordered pairs; "
+              f"so MTP runs among the recipe rows ~{share:.0%}")
+    print("  the threshold chosen from the labelled readings (the largest share of twins below less share "
+          "of plain pairs below, grid 0.50-0.95), on all systems and without each:")
+    folds = {}
+    for system in ["none", *sorted({s for s, _ in twins} | {s for s, _ in within})]:
+        folds[system] = _threshold([r for s, r in twins if s != system], [r for s, r in within if s != system])
+        print(f"    without {system:<9} {folds[system]:.2f}")
+    return folds
+
+
+def _threshold(twins: list[float], plain: list[float]) -> float:
+    """The grid value (0.50 ... 0.95) below which most twins and fewest plain pairs fall
+    (the largest difference of the two shares; the lower value on a tie)."""
+    grid = [round(0.5 + 0.05 * k, 2) for k in range(10)]
+    return max(grid, key=lambda t: (sum(r < t for r in twins) / len(twins) - sum(r < t for r in plain) / len(plain),
+                                    -t))
+
+
+def held_out(corpus: str, folds: dict[str, float]) -> None:
+    """Section 10: validate's TPOT median |error| per system with the threshold its fold
+    chose (the other systems' labelled readings) against the one chosen on all of them
+    (``rows.MTP_TPOT_RATIO``) and against none (no row read by its TPOT)."""
+    from planner.fidelity import rows as rows_module
+    from planner.fidelity.validate import validate
+    shipped = rows_module.MTP_TPOT_RATIO
+    runs = {}
+    for th in sorted(set(folds.values()) | {shipped, 0.0}):
+        rows_module.MTP_TPOT_RATIO = th
+        v = validate(corpus, PRESETS["realistic"])
+        runs[th] = defaultdict(list)
+        for r in v.rows:
+            if r.counted and r.metric == "tpot_ms_mean" and r.load and r.abs_pct_error is not None:
+                for key in ("all", r.system):
+                    runs[th][key].append(r.abs_pct_error)
+    rows_module.MTP_TPOT_RATIO = shipped
+    print(f"\n10. TPOT median |error| under load by system: no row read by its TPOT / threshold {shipped} "
+          "(all systems' readings) / the fold's threshold (the system held out)")
+    for key in sorted(runs[0.0]):
+        th = folds.get(key, shipped)
+        print(f"  {key:<9} {st.median(runs[0.0][key]):5.1f} / {st.median(runs[shipped][key]):5.1f} / "
+              f"{st.median(runs[th][key]):5.1f} % (fold {th:.2f})")
 
 
 def layouts(rs: list[dict]) -> None:
@@ -299,6 +358,22 @@ def whole_deployment(corpus: str, rs: list[dict]) -> None:
             print(f"  {name} median |error| {b:.1f} -> {a:.1f} %")
 
 
+def kv_inflow(rs: list[dict]) -> None:
+    """Section 9: the lead "the KV transfers landing on a decode GPU slow its steps": the
+    stated rows' measured TPOT over the model's step at n_meas, by the KV bytes/s each decode
+    GPU receives at the measured throughput (N / (TTFT + (O - 1) TPOT))."""
+    g: dict[tuple, list[float]] = defaultdict(list)
+    for x in rs:
+        if x["how"] == "stated":
+            gb = x["inflow"] / 1e9
+            band = "<1 GB/s" if gb < 1 else "1-5 GB/s" if gb < 5 else ">=5 GB/s"
+            g[(x["engine"], band)].append(x["tpot_m"] / x["tpot_at"])
+    print("\n9. stated rows: measured TPOT / the model's step at n_meas by KV inflow per decode GPU (n, median); "
+          f"the largest inflow {max(x['inflow'] for x in rs) / 1e9:.1f} GB/s")
+    for k in sorted(g):
+        print(f"  {' / '.join(k):<22} {len(g[k]):>3} {st.median(g[k]):5.2f}")
+
+
 def main() -> None:
     corpus = sys.argv[1] if len(sys.argv) > 1 else str(CORPUS)
     rs = readings(corpus)
@@ -308,11 +383,13 @@ def main() -> None:
     histogram(rs)
     table(rs, ("system", "engine", "how", "provenance"), "3. by system, engine, pools, provenance")
     table(rs, ("system", "engine", "how", "band"), "4. by system, engine, pools, clients")
-    donor_ratio(rs)
+    folds = donor_ratio(corpus, rs)
     layouts(rs)
     if len(sys.argv) > 2:
         without_exports(corpus, sys.argv[2])
     whole_deployment(corpus, rs)
+    kv_inflow(rs)
+    held_out(corpus, folds)
 
 
 if __name__ == "__main__":

@@ -64,3 +64,61 @@ def test_the_closed_loop_splits_its_clients_over_workers_and_lanes() -> None:
     implied = bench.implied_decode_batch(64, float(r.ttft[k]), float(r.tpot[k]), O_, D, lanes)
     assert implied == pytest.approx(float(r.decode.running[k]), rel=0.02)
     assert np.isfinite(implied) and implied > 0
+
+
+def _tpot_rows(*pairs: tuple[str, str]) -> list[dict]:
+    return [{"silicon_id": sid, "metric": f"{m}_ms_mean", "same_measurement_as": ""} for sid, m in pairs]
+
+
+def test_a_recipe_row_far_below_its_donors_tpot_reads_as_an_mtp_run() -> None:
+    """rows.mtp_by_donor by hand: the donor (a stated, plain run) measures 1.2 x the model's
+    plain TPOT, the recipe row 0.8 x: 0.8 < 0.75 x 1.2 = 0.9, so the row's measurement (its
+    TPOT and TTFT rows) reads as an MTP run; at 0.95 it stays plain; a donor without a TPOT
+    prediction, or a row not taking a recipe, decides nothing."""
+    from planner.fidelity.rows import MTP_TPOT_RATIO, mtp_by_donor
+    rows = _tpot_rows(("d", "tpot"), ("e", "tpot"), ("e", "ttft"), ("f", "tpot"))
+    stand = [0, 1, 2, 3]
+    recipes = {1: 0, 2: 0}
+    assert MTP_TPOT_RATIO == 0.75
+    assert mtp_by_donor(rows, recipes, stand, {0: 1.2, 1: 0.8}) == {1, 2}
+    assert mtp_by_donor(rows, recipes, stand, {0: 1.2, 1: 0.95}) == set()
+    assert mtp_by_donor(rows, recipes, stand, {1: 0.3}) == set()
+    assert mtp_by_donor(rows, {}, stand, {0: 1.2, 1: 0.3, 3: 0.1}) == set()
+    # the donor's TPOT is read through a repeat of its measurement (same_measurement_as)
+    rows[0]["silicon_id"], rows[0]["same_measurement_as"] = "d2", ""
+    rows.append({"silicon_id": "d", "metric": "ttft_ms_mean", "same_measurement_as": "d2"})
+    assert mtp_by_donor(rows, {1: 4}, stand + [4], {0: 1.2, 1: 0.8}) == {1, 2}
+
+
+def test_validate_predicts_a_recipe_row_far_below_its_donor_as_an_mtp_run(tmp_path) -> None:
+    """Through validate: a stated donor at 64 clients and a recipe row at 100 (its TTFT and
+    TPOT rows). Measured at the model's plain TPOT times the donor's measured / predicted, the
+    row stays plain; at half that it is read as an MTP run: both its rows say so in their
+    mode and carry the MTP prediction (one draft token a step: a faster TPOT)."""
+    from test_validation_rows import _write
+
+    from planner.fidelity.rows import with_speculation
+    from planner.fidelity.validate import validate
+
+    def at(n: int, sid: str, metric: str, value: str, **kw) -> dict:
+        return _disagg(batch_or_concurrency=f"concurrency {n} (closed loop)", silicon_id=sid, metric=metric,
+                       value=value, **kw)
+    blank = dict(prefill_workers="", decode_workers="")
+
+    def corpus(tpot: float) -> list[dict]:
+        return [at(64, "d", "tpot_ms_mean", "30"), at(64, "d", "ttft_ms_mean", "500"),
+                at(100, "e", "tpot_ms_mean", f"{tpot:.6f}", **blank), at(100, "e", "ttft_ms_mean", "900", **blank)]
+    first = validate(_write(tmp_path, corpus(1e3)), O)
+    assert [r.mode for r in first.rows[2:]] == ["disagg (workers of a recipe)"] * 2
+    d, e = first.rows[0], first.rows[2]
+    plain = e.predicted * d.measured / d.predicted          # type: ignore[operator]
+    kept = validate(_write(tmp_path, corpus(plain)), O)
+    assert kept.rows[2].mode == "disagg (workers of a recipe)" and kept.rows[2].predicted == pytest.approx(e.predicted)
+    read = validate(_write(tmp_path, corpus(0.5 * plain)), O)
+    assert [r.mode for r in read.rows[2:]] == ["disagg (workers of a recipe), MTP by its TPOT"] * 2
+    rows = corpus(0.5 * plain)
+    case = map_row(2, rows[2], CAT, recipe=(0, rows[0]))
+    assert not isinstance(case, str)
+    want = predict([with_speculation(case)], CAT, O)[0][0]
+    assert read.rows[2].predicted == pytest.approx(want, rel=1e-12) and want < e.predicted   # type: ignore[operator]
+    assert read.rows[0].mode == "disagg" and read.rows[0].predicted == pytest.approx(d.predicted)

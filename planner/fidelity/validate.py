@@ -33,6 +33,7 @@ from planner.fidelity.rows import (
     load_of,
     map_row,
     measurement_of,
+    mtp_by_donor,
     pool_recipes,
     recipe_family,
     speculative_twins,
@@ -192,6 +193,7 @@ def validate(path: str, o: Assumptions, *, calibration=None, calibration_name: s
             case, res.mode = with_speculation(case), f"{res.mode}, MTP twin"
         cases.append((res, case))
     preds, reasons = _predicted([c for _, c in cases], catalog, o, calibration)
+    _mtp_by_tpot(cases, preds, reasons, rows, recipes, stand_in, mtp, catalog, o, calibration)
     plain = _predicted([c for _, c in cases], catalog, o, None)[0] if calibration is not None else None
     for k, ((res, _), pred, reason) in enumerate(zip(cases, preds, reasons)):
         if reason is not None:
@@ -207,6 +209,27 @@ def validate(path: str, o: Assumptions, *, calibration=None, calibration_name: s
         if res.duplicate_of is not None:
             _copy_prediction(res, out[res.duplicate_of - 2])
     return _summarise(Validation(rows=out, calibration=calibration_name))
+
+
+def _mtp_by_tpot(cases: list[tuple[RowResult, Case]], preds: np.ndarray, reasons: list, rows: list[dict],
+                 recipes: dict[int, int], stand_in: list[int], twins: set[int], catalog: Catalog, o: Assumptions,
+                 calibration) -> None:
+    """Measurements read as MTP runs by their TPOT against their recipe's plain run
+    (rows.mtp_by_donor), predicted again as MTP runs, in place; their mode says so."""
+    error = {res.row - 2: res.measured / preds[k] for k, (res, c) in enumerate(cases)
+             if c.rule == "load_tpot" and reasons[k] is None and np.isfinite(preds[k]) and res.row - 2 not in twins}
+    flagged = mtp_by_donor(rows, recipes, stand_in, error)
+    redo = [k for k, (res, c) in enumerate(cases)
+            if res.row - 2 in flagged and catalog.model(c.model).mtp_layers > 0]
+    for k in redo:
+        res, c = cases[k]
+        cases[k] = (res, with_speculation(c))
+        res.mode = f"{res.mode}, MTP by its TPOT"
+    if redo:
+        p, why = _predicted([cases[k][1] for k in redo], catalog, o, calibration)
+        preds[redo] = p
+        for k, w in zip(redo, why):
+            reasons[k] = w
 
 
 def _signed(pred: float, measured: float) -> float:
