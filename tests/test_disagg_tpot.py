@@ -94,7 +94,8 @@ def test_validate_predicts_a_recipe_row_far_below_its_donor_as_an_mtp_run(tmp_pa
     """Through validate: a stated donor at 64 clients and a recipe row at 100 (its TTFT and
     TPOT rows). Measured at the model's plain TPOT times the donor's measured / predicted, the
     row stays plain; at half that it is read as an MTP run: both its rows say so in their
-    mode and carry the MTP prediction (one draft token a step: a faster TPOT)."""
+    mode and carry the MTP prediction (one draft token a step: a faster TPOT). A calibrated
+    validation reads the same rows so (on its uncalibrated predictions)."""
     from test_validation_rows import _write
 
     from planner.fidelity.rows import with_speculation
@@ -122,3 +123,10 @@ def test_validate_predicts_a_recipe_row_far_below_its_donor_as_an_mtp_run(tmp_pa
     want = predict([with_speculation(case)], CAT, O)[0][0]
     assert read.rows[2].predicted == pytest.approx(want, rel=1e-12) and want < e.predicted   # type: ignore[operator]
     assert read.rows[0].mode == "disagg" and read.rows[0].predicted == pytest.approx(d.predicted)
+    # with a calibration the reading is made on the uncalibrated predictions: the same rows are
+    # MTP runs, and their uncalibrated figures are the plain validation's
+    from planner.resolve.calibration import load_calibration
+    cal = validate(_write(tmp_path, corpus(0.5 * plain)), O, calibration=load_calibration("default"),
+                   calibration_name="default")
+    assert [r.mode for r in cal.rows] == [r.mode for r in read.rows]
+    assert [r.uncalibrated for r in cal.rows] == pytest.approx([r.predicted for r in read.rows], rel=1e-12)

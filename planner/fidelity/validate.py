@@ -193,8 +193,16 @@ def validate(path: str, o: Assumptions, *, calibration=None, calibration_name: s
             case, res.mode = with_speculation(case), f"{res.mode}, MTP twin"
         cases.append((res, case))
     preds, reasons = _predicted([c for _, c in cases], catalog, o, calibration)
-    _mtp_by_tpot(cases, preds, reasons, rows, recipes, stand_in, mtp, catalog, o, calibration)
     plain = _predicted([c for _, c in cases], catalog, o, None)[0] if calibration is not None else None
+    redo = _mtp_by_tpot(cases, preds if plain is None else plain, reasons, rows, recipes, stand_in, mtp, catalog)
+    if redo:
+        again = [cases[k][1] for k in redo]
+        p, why = _predicted(again, catalog, o, calibration)
+        preds[redo] = p
+        for k, w in zip(redo, why):
+            reasons[k] = w
+        if plain is not None:
+            plain[redo] = _predicted(again, catalog, o, None)[0]
     for k, ((res, _), pred, reason) in enumerate(zip(cases, preds, reasons)):
         if reason is not None:
             res.skipped_reason = f"under load, {res.load}: {reason}" if res.load else reason
@@ -211,13 +219,13 @@ def validate(path: str, o: Assumptions, *, calibration=None, calibration_name: s
     return _summarise(Validation(rows=out, calibration=calibration_name))
 
 
-def _mtp_by_tpot(cases: list[tuple[RowResult, Case]], preds: np.ndarray, reasons: list, rows: list[dict],
-                 recipes: dict[int, int], stand_in: list[int], twins: set[int], catalog: Catalog, o: Assumptions,
-                 calibration) -> None:
-    """Measurements read as MTP runs by their TPOT against their recipe's plain run
-    (rows.mtp_by_donor), predicted again as MTP runs, in place; their mode says so."""
-    error = {res.row - 2: res.measured / preds[k] for k, (res, c) in enumerate(cases)
-             if c.rule == "load_tpot" and reasons[k] is None and np.isfinite(preds[k]) and res.row - 2 not in twins}
+def _mtp_by_tpot(cases: list[tuple[RowResult, Case]], plain: np.ndarray, reasons: list, rows: list[dict],
+                 recipes: dict[int, int], stand_in: list[int], twins: set[int], catalog: Catalog) -> list[int]:
+    """The cases of measurements read as MTP runs by their TPOT against their recipe's plain
+    run (rows.mtp_by_donor, on the uncalibrated predictions ``plain``), made MTP runs in
+    place, their mode saying so: the indices to predict again."""
+    error = {res.row - 2: res.measured / plain[k] for k, (res, c) in enumerate(cases)
+             if c.rule == "load_tpot" and reasons[k] is None and np.isfinite(plain[k]) and res.row - 2 not in twins}
     flagged = mtp_by_donor(rows, recipes, stand_in, error)
     redo = [k for k, (res, c) in enumerate(cases)
             if res.row - 2 in flagged and catalog.model(c.model).mtp_layers > 0]
@@ -225,11 +233,7 @@ def _mtp_by_tpot(cases: list[tuple[RowResult, Case]], preds: np.ndarray, reasons
         res, c = cases[k]
         cases[k] = (res, with_speculation(c))
         res.mode = f"{res.mode}, MTP by its TPOT"
-    if redo:
-        p, why = _predicted([cases[k][1] for k in redo], catalog, o, calibration)
-        preds[redo] = p
-        for k, w in zip(redo, why):
-            reasons[k] = w
+    return redo
 
 
 def _signed(pred: float, measured: float) -> float:
