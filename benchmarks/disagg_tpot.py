@@ -270,7 +270,7 @@ def held_out(corpus: str, folds: dict[str, float]) -> None:
     runs = {}
     for th in sorted(set(folds.values()) | {shipped, 0.0}):
         rows_module.MTP_TPOT_RATIO = th
-        v = validate(corpus, PRESETS["realistic"])
+        v = validate(corpus, PRESETS["realistic"], mtp_by_tpot=True)
         runs[th] = defaultdict(list)
         for r in v.rows:
             if r.counted and r.metric == "tpot_ms_mean" and r.load and r.abs_pct_error is not None:

@@ -109,13 +109,17 @@ def test_validate_predicts_a_recipe_row_far_below_its_donor_as_an_mtp_run(tmp_pa
     def corpus(tpot: float) -> list[dict]:
         return [at(64, "d", "tpot_ms_mean", "30"), at(64, "d", "ttft_ms_mean", "500"),
                 at(100, "e", "tpot_ms_mean", f"{tpot:.6f}", **blank), at(100, "e", "ttft_ms_mean", "900", **blank)]
-    first = validate(_write(tmp_path, corpus(1e3)), O)
+    first = validate(_write(tmp_path, corpus(1e3)), O, mtp_by_tpot=True)
     assert [r.mode for r in first.rows[2:]] == ["disagg (workers of a recipe)"] * 2
     d, e = first.rows[0], first.rows[2]
     plain = e.predicted * d.measured / d.predicted          # type: ignore[operator]
-    kept = validate(_write(tmp_path, corpus(plain)), O)
+    kept = validate(_write(tmp_path, corpus(plain)), O, mtp_by_tpot=True)
     assert kept.rows[2].mode == "disagg (workers of a recipe)" and kept.rows[2].predicted == pytest.approx(e.predicted)
-    read = validate(_write(tmp_path, corpus(0.5 * plain)), O)
+    read = validate(_write(tmp_path, corpus(0.5 * plain)), O, mtp_by_tpot=True)
+    # `planner validate` makes no such reading: the row is predicted as a plain run
+    default = validate(_write(tmp_path, corpus(0.5 * plain)), O)
+    assert default.rows[2].mode == "disagg (workers of a recipe)"
+    assert default.rows[2].predicted == pytest.approx(e.predicted, rel=1e-12)
     assert [r.mode for r in read.rows[2:]] == ["disagg (workers of a recipe), MTP by its TPOT"] * 2
     rows = corpus(0.5 * plain)
     case = map_row(2, rows[2], CAT, recipe=(0, rows[0]))
@@ -127,6 +131,6 @@ def test_validate_predicts_a_recipe_row_far_below_its_donor_as_an_mtp_run(tmp_pa
     # MTP runs, and their uncalibrated figures are the plain validation's
     from planner.resolve.calibration import load_calibration
     cal = validate(_write(tmp_path, corpus(0.5 * plain)), O, calibration=load_calibration("default"),
-                   calibration_name="default")
+                   calibration_name="default", mtp_by_tpot=True)
     assert [r.mode for r in cal.rows] == [r.mode for r in read.rows]
     assert [r.uncalibrated for r in cal.rows] == pytest.approx([r.predicted for r in read.rows], rel=1e-12)

@@ -155,9 +155,14 @@ def validate_file(path: str, *, calibration: str = "none", catalog: Sequence[str
 
 
 def validate(path: str, o: Assumptions, *, calibration=None, calibration_name: str = "none",
-             catalog: Catalog | None = None) -> Validation:
+             catalog: Catalog | None = None, mtp_by_tpot: bool = False) -> Validation:
     """Predict every row the model can express, with an optional calibration (global values
-    and per-family efficiencies, planner/calibrate.py); each measurement once."""
+    and per-family efficiencies, planner/calibrate.py); each measurement once.
+    ``mtp_by_tpot``: also read recipe rows far below their donor's TPOT as MTP runs
+    (rows.mtp_by_donor). Off in `planner validate`: the reading chooses a row's prediction by
+    the very measurement it is then compared with, so its figures are no test of the model;
+    benchmarks/disagg_tpot.py turns it on to show what it would change (docs/validation.md,
+    "Disaggregated TPOT")."""
     catalog = catalog or Catalog.default()
     rows = load_measurements(path)
     stand_in = measurement_of(rows)
@@ -194,7 +199,8 @@ def validate(path: str, o: Assumptions, *, calibration=None, calibration_name: s
         cases.append((res, case))
     preds, reasons = _predicted([c for _, c in cases], catalog, o, calibration)
     plain = _predicted([c for _, c in cases], catalog, o, None)[0] if calibration is not None else None
-    redo = _mtp_by_tpot(cases, preds if plain is None else plain, reasons, rows, recipes, stand_in, mtp, catalog)
+    redo = (_mtp_by_tpot(cases, preds if plain is None else plain, reasons, rows, recipes, stand_in, mtp, catalog)
+            if mtp_by_tpot else [])
     if redo:
         again = [cases[k][1] for k in redo]
         p, why = _predicted(again, catalog, o, calibration)
