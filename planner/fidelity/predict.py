@@ -17,18 +17,20 @@ call per group and prediction kind, however many rows and repeats it holds.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from planner.catalog.store import Catalog, ModelSpec
 from planner.fidelity.rows import CUDA_GRAPH_BATCH_CAP, Case
-from planner.physics.disagg import closed_loop
+from planner.physics.disagg import ClosedLoopResult, closed_loop
 from planner.physics.load import Workload, load_metrics, step_physics
 from planner.physics.load import engine as scheduler
 from planner.physics.options import Assumptions
 from planner.physics.perf import INVALID_REASONS, evaluate
 from planner.physics.space import KV_NAMES, SCHEME_NAMES, Configs, GpuTable
+from planner.physics.step import StepPhysics
 
 _NAMING = {"id", "name", "source", "hf_id", "aliases", "release_quantization"}
 
@@ -247,9 +249,44 @@ def predict_disagg(cases: list[Case], catalog: Catalog, o: Assumptions,
     pools of the nearest stated point of the row's recipe, else one worker of each:
     rows.pools_of); TTFT the prefill pool's (with the KV transfer) and the decode pool's
     admission (``disagg.decode_admission``), TPOT the decode pool's. Each distinct
-    configuration is computed once."""
+    configuration is computed once (``disagg_loops``)."""
     out = np.full(len(cases), np.nan)
     why: list[str | None] = [None] * len(cases)
+    for loop in disagg_loops(cases, catalog, o, fitted):
+        r = loop.result
+        for i, k in zip(loop.rows, loop.where):
+            c = cases[i]
+            for role, ev in zip(("prefill", "decode"), loop.checks):
+                reason = _invalid(ev, k)
+                if reason is not None and why[i] is None:
+                    why[i] = f"the {role} pool: {reason}"
+            if why[i] is not None:
+                continue
+            value = r.ttft[k] if c.rule == "load_ttft" else r.tpot[k]
+            out[i] = value * c.scale if r.stable[k] else np.inf
+    return out, why
+
+
+@dataclass
+class DisaggLoop:
+    """One group's closed loops (``disagg_loops``): ``rows`` index the cases given, ``where``
+    each one's configuration among ``configs`` (the distinct cases, computed once), ``result``
+    the closed loop of each configuration, ``decode`` its decode pool's step physics and
+    ``checks`` both pools' evaluations (which say where a layout does not fit)."""
+
+    rows: list[int]
+    where: list[int]
+    configs: list[Case]
+    result: ClosedLoopResult
+    decode: StepPhysics
+    checks: list
+
+
+def disagg_loops(cases: list[Case], catalog: Catalog, o: Assumptions,
+                 fitted: dict[str, float] | None = None) -> Iterator[DisaggLoop]:
+    """The closed loops of disaggregated cases, one ``DisaggLoop`` per architecture, engine
+    and client start: what ``predict_disagg`` reads its TTFT and TPOT from, and what a
+    check of the decode pool's batch reads its internals from (benchmarks/disagg_tpot.py)."""
     gpu_ids = sorted({c.gpu for c in cases})
     table = GpuTable.build([catalog.gpu(g) for g in gpu_ids])
     for (_, engine, _), idx in _groups(cases, catalog, lambda c: (c.start,)).items():
@@ -275,17 +312,7 @@ def predict_disagg(cases: list[Case], catalog: Catalog, o: Assumptions,
                         prefill_replicas=np.array([p.prefill.workers for p in pools], float),  # type: ignore[union-attr]
                         decode_replicas=np.array([p.decode.workers for p in pools], float),    # type: ignore[union-attr]
                         link=np.array([p.link for p in pools]))                                # type: ignore[union-attr]
-        for j, i in enumerate(idx):
-            c, k = cases[i], where[j]
-            for role, ev in zip(("prefill", "decode"), checks):
-                reason = _invalid(ev, k)
-                if reason is not None and why[i] is None:
-                    why[i] = f"the {role} pool: {reason}"
-            if why[i] is not None:
-                continue
-            value = r.ttft[k] if c.rule == "load_ttft" else r.tpot[k]
-            out[i] = value * c.scale if r.stable[k] else np.inf
-    return out, why
+        yield DisaggLoop(rows=idx, where=where, configs=cs, result=r, decode=dec, checks=checks)
 
 
 def _rule(c: Case, ev, k: int, o: Assumptions) -> float:

@@ -710,6 +710,46 @@ def speculative_twins(rows: list[dict], family, stand_in: list[int]) -> set[int]
     return out
 
 
+MTP_TPOT_RATIO = 0.75
+"""A recipe row is read as an MTP run where its measured / predicted TPOT (as a plain run) is
+below this share of its donor's: the value (grid 0.50-0.95) that best separates two labelled
+readings, the largest share of the speculative twins (labelled MTP by their columns,
+predicted plain: 22 of 25 below 0.75) less the share of ordered pairs of two stated runs of
+one deployment (both plain: 9 of 218). Each system's fold chooses 0.75 but H200's (0.70);
+``python benchmarks/disagg_tpot.py`` sections 5 and 10. Not fitted to the rows it reads."""
+
+
+def mtp_by_donor(rows: list[dict], recipes: dict[int, int], stand_in: list[int],
+                 tpot_error: dict[int, float]) -> set[int]:
+    """The stand-in rows (every metric) of measurements read as InferenceX's MTP runs by their
+    TPOT against a labelled plain run of the same pools: a disaggregated row that takes its
+    pools from a recipe's stated row (``pool_recipes``: the DB dump's or NVIDIA's, plain) and
+    whose measured / predicted TPOT as a plain run is below ``MTP_TPOT_RATIO`` times its
+    donor's, the model carrying the concurrency between the two. InferenceX's results
+    exports hold MTP runs of the same recipes without a column for it (measured-silicon.md,
+    "Not recorded"; docs/validation.md "Disaggregated TPOT"). ``tpot_error``: measured /
+    predicted TPOT of the stand-in TPOT rows predicted as plain runs. The reading uses the
+    row's own measured TPOT: the rows it serves are not an independent test of the model's
+    plain decode, and validate labels them so ("MTP by its TPOT")."""
+    ids: dict[str, list[int]] = {}
+    for k, r in enumerate(rows):
+        ids.setdefault(r.get("silicon_id", "").strip(), []).append(k)
+
+    def tpot_row(k: int) -> int | None:
+        r = rows[k]
+        for sid in (r.get("silicon_id", "").strip(), *r.get("same_measurement_as", "").split()):
+            for m in ids.get(sid, []):
+                if rows[m]["metric"].startswith("tpot") and stand_in[m] in tpot_error:
+                    return stand_in[m]
+        return None
+    flagged = set()
+    for i, j in recipes.items():
+        d = tpot_row(j)
+        if i in tpot_error and d is not None and tpot_error[i] < MTP_TPOT_RATIO * tpot_error[d]:
+            flagged.add(rows[i].get("silicon_id", "").strip())
+    return {stand_in[k] for k, r in enumerate(rows) if r.get("silicon_id", "").strip() in flagged - {""}}
+
+
 def with_speculation(case: Case) -> Case:
     """``case`` predicted as its MTP run: ``MTP_TOKENS`` draft tokens a step on top of its
     engine's profile (the acceptance and the drafter's cost stay the priors:

@@ -33,6 +33,7 @@ from planner.fidelity.rows import (
     load_of,
     map_row,
     measurement_of,
+    mtp_by_donor,
     pool_recipes,
     recipe_family,
     speculative_twins,
@@ -154,9 +155,14 @@ def validate_file(path: str, *, calibration: str = "none", catalog: Sequence[str
 
 
 def validate(path: str, o: Assumptions, *, calibration=None, calibration_name: str = "none",
-             catalog: Catalog | None = None) -> Validation:
+             catalog: Catalog | None = None, mtp_by_tpot: bool = False) -> Validation:
     """Predict every row the model can express, with an optional calibration (global values
-    and per-family efficiencies, planner/calibrate.py); each measurement once."""
+    and per-family efficiencies, planner/calibrate.py); each measurement once.
+    ``mtp_by_tpot``: also read recipe rows far below their donor's TPOT as MTP runs
+    (rows.mtp_by_donor). Off in `planner validate`: the reading chooses a row's prediction by
+    the very measurement it is then compared with, so its figures are no test of the model;
+    benchmarks/disagg_tpot.py turns it on to show what it would change (docs/validation.md,
+    "Disaggregated TPOT")."""
     catalog = catalog or Catalog.default()
     rows = load_measurements(path)
     stand_in = measurement_of(rows)
@@ -193,6 +199,16 @@ def validate(path: str, o: Assumptions, *, calibration=None, calibration_name: s
         cases.append((res, case))
     preds, reasons = _predicted([c for _, c in cases], catalog, o, calibration)
     plain = _predicted([c for _, c in cases], catalog, o, None)[0] if calibration is not None else None
+    redo = (_mtp_by_tpot(cases, preds if plain is None else plain, reasons, rows, recipes, stand_in, mtp, catalog)
+            if mtp_by_tpot else [])
+    if redo:
+        again = [cases[k][1] for k in redo]
+        p, why = _predicted(again, catalog, o, calibration)
+        preds[redo] = p
+        for k, w in zip(redo, why):
+            reasons[k] = w
+        if plain is not None:
+            plain[redo] = _predicted(again, catalog, o, None)[0]
     for k, ((res, _), pred, reason) in enumerate(zip(cases, preds, reasons)):
         if reason is not None:
             res.skipped_reason = f"under load, {res.load}: {reason}" if res.load else reason
@@ -207,6 +223,23 @@ def validate(path: str, o: Assumptions, *, calibration=None, calibration_name: s
         if res.duplicate_of is not None:
             _copy_prediction(res, out[res.duplicate_of - 2])
     return _summarise(Validation(rows=out, calibration=calibration_name))
+
+
+def _mtp_by_tpot(cases: list[tuple[RowResult, Case]], plain: np.ndarray, reasons: list, rows: list[dict],
+                 recipes: dict[int, int], stand_in: list[int], twins: set[int], catalog: Catalog) -> list[int]:
+    """The cases of measurements read as MTP runs by their TPOT against their recipe's plain
+    run (rows.mtp_by_donor, on the uncalibrated predictions ``plain``), made MTP runs in
+    place, their mode saying so: the indices to predict again."""
+    error = {res.row - 2: res.measured / plain[k] for k, (res, c) in enumerate(cases)
+             if c.rule == "load_tpot" and reasons[k] is None and np.isfinite(plain[k]) and res.row - 2 not in twins}
+    flagged = mtp_by_donor(rows, recipes, stand_in, error)
+    redo = [k for k, (res, c) in enumerate(cases)
+            if res.row - 2 in flagged and catalog.model(c.model).mtp_layers > 0]
+    for k in redo:
+        res, c = cases[k]
+        cases[k] = (res, with_speculation(c))
+        res.mode = f"{res.mode}, MTP by its TPOT"
+    return redo
 
 
 def _signed(pred: float, measured: float) -> float:
