@@ -71,19 +71,20 @@ def main() -> None:
     if args.grow:
         spec, doc = load_plan_spec(str(ROOT / "instances" / "chat_llama70b.yaml"))
         cases.append((f"chat_llama70b x{args.grow} GPU types", grown(resolve(spec, doc), args.grow)))
-    # the load model's CPU seconds and cases: every call of row_load / pool_load the table makes
+    # the load model's CPU seconds and cases: every call of row_loads / pool_load the table makes
     # (each distinct case once: the table's PhysicsCache shares repeats)
     acc = {"s": 0.0, "n": 0}
 
-    def timed(fn):
-        def run(sl, table, rows, o, fits, *rest):
+    def timed(fn, cases):
+        def run(*args):
             c0 = time.process_time()
-            out = fn(sl, table, rows, o, fits, *rest)
+            out = fn(*args)
             acc["s"] += time.process_time() - c0
-            acc["n"] += int(fits.sum())
+            acc["n"] += cases(*args)
             return out
         return run
-    table_mod.row_load, table_mod.pool_load = timed(table_mod.row_load), timed(table_mod.pool_load)
+    table_mod.row_loads = timed(table_mod.row_loads, lambda slots, table, parts, o: sum(int(f.sum()) for _, f in parts))
+    table_mod.pool_load = timed(table_mod.pool_load, lambda sl, table, rows, o, fits, role: int(fits.sum()))
     print("| instance | distinct cases that fit | load model, CPU s | us / case |")
     print("|---|---|---|---|")
     total_s, total_n = 0.0, 0

@@ -30,7 +30,8 @@ from planner.candidates.load import (
     RowLoad,
     load_targets,
     pool_load,
-    row_load,
+    row_loads,
+    together,
     workload_of,
 )
 from planner.candidates.slo import SloCheck, e2e_seconds, meets_slo, role_checks, slo_checks
@@ -514,28 +515,27 @@ def running_replicas(p: Problem, configs: Configs, slot: np.ndarray, role: np.nd
 def _load(p: Problem, configs: Configs, ev: Evaluation, slot: np.ndarray, role: np.ndarray, cache: PhysicsCache,
           keys: _Keys) -> RowLoad:
     """Every row under load; the rows of all slots (and roles) with one load key computed
-    together, each distinct case once."""
-    groups: dict[Hashable, list[tuple[int, int, np.ndarray]]] = {}
+    together, each distinct case once, and the keys of slots ``together`` alike in one pass."""
+    groups: dict[Hashable, tuple[Slot, int, list[np.ndarray]]] = {}
     n_roles = len(ROLE_NAMES)
     by_case = grouped(slot * n_roles + role, len(p.slots) * n_roles)
     for k, sl in enumerate(p.slots):
-        for r in range(n_roles):
-            mine = by_case[k * n_roles + r]
+        for r, mine in enumerate(by_case[k * n_roles:(k + 1) * n_roles]):
             if r == AGGREGATED or len(mine):
-                groups.setdefault(keys.load(sl, r), []).append((k, r, mine))
+                groups.setdefault(keys.load(sl, r), (sl, r, []))[2].append(mine)
+    passes: dict[Hashable, list[tuple[Hashable, Slot, int, np.ndarray]]] = {}
+    for j, (key, (sl, r, members)) in enumerate(groups.items()):
+        along = together(sl) if r == AGGREGATED else None
+        passes.setdefault(j if along is None else along, []).append((key, sl, r, np.concatenate(members)))
     parts = []
-    for key, members in groups.items():
-        k, r, _ = members[0]
-        sl = p.slots[k]
-        every = np.concatenate([mine for _, _, mine in members])
-        rows, fits = configs.take(every), ev.fits[every]
-
-        def compute(i: np.ndarray, sl: Slot = sl, r: int = r, rows: Configs = rows, fits: np.ndarray = fits
-                    ) -> RowLoad:
-            if r == AGGREGATED:
-                return row_load(sl, p.table, rows.take(i), p.assumptions, fits[i])
-            return pool_load(sl, p.table, rows.take(i), p.assumptions, fits[i], r)
-        parts.append((every, cache.rows(key, rows, compute)))
+    for one in passes.values():
+        def compute(fresh: list[np.ndarray], one: list = one) -> list[RowLoad]:
+            got = [(configs.take(every[i]), ev.fits[every[i]]) for (_, _, _, every), i in zip(one, fresh)]
+            if one[0][2] == AGGREGATED:
+                return row_loads([sl for _, sl, _, _ in one], p.table, got, p.assumptions)
+            return [pool_load(one[0][1], p.table, got[0][0], p.assumptions, got[0][1], one[0][2])]
+        done = cache.rows_together([(key, configs.take(every)) for key, _, _, every in one], compute)
+        parts += [(every, d) for (_, _, _, every), d in zip(one, done)]
     return scatter(len(configs), parts)
 
 
