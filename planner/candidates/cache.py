@@ -369,12 +369,12 @@ class PhysicsCache:
         ``compute(fresh)`` (fresh: per item, the index of its rows never seen under its key)
         returns each item's result on those rows; each row's result is its own, so the same
         as computed under its key alone (the load model of a fleet's workloads of one model,
-        planner/candidates/load.py ``row_loads``)."""
+        planner/candidates/load.py ``row_loads``). The items' keys are distinct."""
         looks = [self._look(key, configs) for key, configs in items]
-        work = any(len(fresh) or not len(m) for fresh, m, _ in looks)
+        work = any(len(fresh) or not rows for fresh, rows, _ in looks)
         parts = compute([fresh for fresh, _, _ in looks]) if work else []
         out = []
-        for k, ((key, _), (fresh, m, store)) in enumerate(zip(items, looks)):
+        for k, ((key, _), (fresh, rows, store)) in enumerate(zip(items, looks)):
             if store is None:       # no rows, or two rows share a hash: this call's rows, computed afresh
                 out.append(parts[k])
                 continue
@@ -390,17 +390,17 @@ class PhysicsCache:
                 e.hashes = np.concatenate([e.hashes, uniq_new])[order]
                 e.where = np.concatenate([e.where, pos_new])[order]
             self.computed += len(fresh)
-            self.reused += len(m) - len(fresh)
+            self.reused += rows - len(fresh)
             assert e.columns is not None
-            out.append(cast(T, _lazy(e.columns.kind, len(m), [(None, (e.columns, pos))], np.inf)))
+            out.append(cast(T, _lazy(e.columns.kind, rows, [(None, (e.columns, pos))], np.inf)))
         return out
 
-    def _look(self, key: Hashable, configs: Configs) -> tuple[np.ndarray, np.ndarray, Any]:
-        """(the rows of ``configs`` never seen under ``key``, the rows' matrix, what storing
-        their result needs: None where two rows share a hash, and every row is computed)."""
+    def _look(self, key: Hashable, configs: Configs) -> tuple[np.ndarray, int, Any]:
+        """(the rows of ``configs`` never seen under ``key``, how many rows, what storing their
+        result needs: None where two rows share a hash, and every row is computed)."""
         m = row_matrix(configs)
         if not len(m):
-            return np.zeros(0, dtype=np.int64), m, None
+            return np.zeros(0, dtype=np.int64), 0, None
         e = self.entries.setdefault(key, _Entry(matrix=np.zeros((0, m.shape[1]))))
         h = row_hashes(m)
         uniq, first, inverse = np.unique(h, return_index=True, return_inverse=True)
@@ -412,8 +412,8 @@ class PhysicsCache:
         pos = pos_u[inverse]
         matrix = np.concatenate([e.matrix, m[fresh]]) if len(fresh) else e.matrix
         if not np.array_equal(matrix[pos], m):
-            return np.arange(len(m)), m, None
-        return fresh.astype(np.int64), m, (pos, uniq[~known], pos_u[~known], matrix)
+            return np.arange(len(m)), len(m), None
+        return fresh.astype(np.int64), len(m), (pos, uniq[~known], pos_u[~known], matrix)
 
     def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
         """``compute()``, once per key."""
