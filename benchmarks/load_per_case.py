@@ -2,9 +2,10 @@
 the ``load`` stage of the candidate table (capacity at SLO of every row that fits in memory,
 planner/candidates/load.py, vectorised over the table) divided by those rows, each a distinct
 (slot, configuration, batch) case, for every shipped plan instance and, with --grow, for
-chat_llama70b with its catalog grown to 240 GPU types (benchmarks/solver_speed.py's ``grown``).
+chat_llama70b with its catalog grown to 240 GPU types (benchmarks/solver_speed.py's ``grown``),
+and with --fleet, benchmarks/fleet_scale.py's generated fleet.
 
-    python benchmarks/load_per_case.py [--repeat 5] [--grow 240] [--instances a,b] [--small 20]
+    python benchmarks/load_per_case.py [--repeat 5] [--grow 240] [--instances a,b] [--small 20] [--fleet 50]
 
 ``--small N`` adds N small random plans drawn as tests/test_metamorphic.py draws them (one or
 two GPU types, TP 1-2, batch up to 32, seeded): tables of a few dozen rows, where numpy's cost
@@ -25,11 +26,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fleet_scale import spec_for  # noqa: E402
 from solver_speed import grown  # noqa: E402
 
+import planner.candidates.load as load_mod  # noqa: E402
 import planner.candidates.table as table_mod  # noqa: E402
 from planner.candidates.table import build_candidates  # noqa: E402
-from planner.resolve.problem import resolve  # noqa: E402
+from planner.resolve.problem import resolve, resolve_fleet  # noqa: E402
 from planner.schemas.plan import PlanSpec, load_plan_spec  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,6 +59,7 @@ def main() -> None:
     ap.add_argument("--grow", type=int, default=0, help="GPU types of the grown chat_llama70b (0: none)")
     ap.add_argument("--instances", default=None, help="comma-separated instance names (default: all shipped plans)")
     ap.add_argument("--small", type=int, default=0, help="small random plans as tests/test_metamorphic.py draws them")
+    ap.add_argument("--fleet", type=int, default=0, help="benchmarks/fleet_scale.py's fleet of that many workloads")
     args = ap.parse_args()
     cases = []
     for path in sorted((ROOT / "instances").glob("*.yaml")):
@@ -68,22 +72,27 @@ def main() -> None:
     if args.small:
         small = [resolve(PlanSpec.model_validate(d)) for d in small_specs(args.small)]
         cases.append((f"{args.small} small random plans", small))
+    if args.fleet:
+        cases.append((f"fleet_scale.py's {args.fleet} workloads", resolve_fleet(spec_for(args.fleet))))
     if args.grow:
         spec, doc = load_plan_spec(str(ROOT / "instances" / "chat_llama70b.yaml"))
         cases.append((f"chat_llama70b x{args.grow} GPU types", grown(resolve(spec, doc), args.grow)))
-    # the load model's CPU seconds and cases: every call of row_load / pool_load the table makes
-    # (each distinct case once: the table's PhysicsCache shares repeats)
+    # the load stage's CPU seconds (the table's _load: every distinct case once, the table's
+    # PhysicsCache sharing repeats) and its cases: the rows that fit of each computation
+    # (load_mod._start, once per search of one slot, or of several computed together)
     acc = {"s": 0.0, "n": 0}
+    load_stage, start = table_mod._load, load_mod._start
 
-    def timed(fn):
-        def run(sl, table, rows, o, fits, *rest):
-            c0 = time.process_time()
-            out = fn(sl, table, rows, o, fits, *rest)
-            acc["s"] += time.process_time() - c0
-            acc["n"] += int(fits.sum())
-            return out
-        return run
-    table_mod.row_load, table_mod.pool_load = timed(table_mod.row_load), timed(table_mod.pool_load)
+    def timed(*args, **kw):
+        c0 = time.process_time()
+        out = load_stage(*args, **kw)
+        acc["s"] += time.process_time() - c0
+        return out
+
+    def counted(slot, table, configs, o, fits, *rest):
+        acc["n"] += int(fits.sum())
+        return start(slot, table, configs, o, fits, *rest)
+    table_mod._load, load_mod._start = timed, counted
     print("| instance | distinct cases that fit | load model, CPU s | us / case |")
     print("|---|---|---|---|")
     total_s, total_n = 0.0, 0

@@ -5,7 +5,7 @@ once, and a cache kept across builds computes nothing twice, without changing a 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass
 
 import numpy as np
 
@@ -221,3 +221,52 @@ def test_a_picked_view_reads_rows_from_the_stores_with_the_figures_of_the_whole_
         assert np.array_equal(getattr(view, f0) <= 1.0, getattr(other, f0) <= 1.0)
     assert picked(c.configs, rows) is c.configs          # a plain result is itself
     assert np.array_equal(picked(c.load, rows).get("tpot", "mean")[rows[1]], whole.load.get("tpot", "mean")[rows[1]])
+
+
+def test_workloads_of_one_model_computed_in_one_pass_have_the_figures_they_have_alone(monkeypatch):
+    # the load model of workloads of one model with the same kinds of target runs as one
+    # search (planner/candidates/load.py row_loads), each row under its own lengths and
+    # targets: every row is what a fleet of that workload alone computes, bit for bit; a
+    # workload with other kinds of target, or a closed loop's clients, is searched alone
+    import planner.physics.load as physics_load
+    rag = CHAT | {"name": "rag", "input_tokens": 2048, "output_tokens": 256, "demand": {"requests_per_s": 3},
+                  "slo": {"tpot_ms": 60, "ttft_ms": {"p99": 3000}}}
+    tpot_only = CHAT | {"name": "tpot", "input_tokens": 1024, "slo": {"tpot_ms": 30}}
+    clients = CHAT | {"name": "clients", "input_tokens": 256, "demand": {"concurrency": 16}}
+    searches = []
+    capacity = physics_load.capacity_at_slo
+    monkeypatch.setattr(physics_load, "capacity_at_slo", lambda *a, **k: searches.append(len(a[0])) or capacity(*a, **k))
+    import planner.candidates.load as candidates_load
+    monkeypatch.setattr(candidates_load, "capacity_at_slo", physics_load.capacity_at_slo)
+    work = (CHAT, rag, tpot_only, clients)
+    both = build_candidates(resolve_fleet(_spec(*work)))
+    assert len(searches) == 3            # chat and rag together; the TPOT-only and the clients' alone
+    for s, w in enumerate(work):
+        alone = build_candidates(resolve_fleet(_spec(w)))
+        got, want = _rows(both, s), _rows(alone, 0)
+        assert set(got) == set(want)
+        bad = [k for k in want if not np.array_equal(got[k], want[k], equal_nan=want[k].dtype.kind == "f")]
+        assert not bad, (w["name"], bad)
+        assert np.array_equal(both.load.binding[both.slot_rows(s)], alone.load.binding[alone.slot_rows(0)])
+
+
+def test_rows_together_reads_back_what_each_key_has_and_computes_the_rest_in_one_call():
+    c = build_candidates(resolve_fleet(_spec(CHAT))).configs
+    a, b = c.take(np.arange(0, 6)), c.take(np.arange(4, 10))
+    calls: list[list[int]] = []
+
+    def compute(fresh: list[np.ndarray]) -> list[object]:
+        calls.append([len(f) for f in fresh])
+        return [_Batch(x=a.batch[f] if k == 0 else b.batch[f] * 10) for k, f in enumerate(fresh)]
+    cache = PhysicsCache()
+    cache.rows("a", a.take(np.arange(3)), lambda i: _Batch(x=a.batch[i]))
+    got = cache.rows_together([("a", a), ("b", b)], compute)
+    assert calls == [[3, 6]]          # the key a's first three rows read back
+    assert np.array_equal(got[0].x, a.batch) and np.array_equal(got[1].x, b.batch * 10)
+    again = cache.rows_together([("a", a), ("b", b)], compute)
+    assert calls == [[3, 6]] and np.array_equal(again[1].x, b.batch * 10)
+
+
+@dataclass(frozen=True)
+class _Batch:
+    x: np.ndarray

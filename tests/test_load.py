@@ -263,6 +263,19 @@ def test_bisection_by_bracket_is_the_bisection():
                                                 geometric=False)
     np.testing.assert_array_equal(a_lo, a_ref[0])
     np.testing.assert_array_equal(a_hi, a_ref[1])
+    # a first point (an estimate of the boundary, as the utilisation cap's search gives) is
+    # moved to the lower end of the bisection's last cell around it: it changes no end, and
+    # a right estimate takes far fewer evaluations than none
+    counts = []
+    for estimate in (None, root * rng.uniform(0.5, 2.0, n), root):
+        calls.clear()
+        with np.errstate(divide="ignore"):
+            f_lo, f_hi, _ = N.bisection_by_bracket(evaluate, zero, hi, np.full(n, np.nan), 16, np.full(n, np.inf),
+                                                    geometric=False, first=estimate)
+        np.testing.assert_array_equal(f_lo, a_ref[0])
+        np.testing.assert_array_equal(f_hi, a_ref[1])
+        counts.append(sum(calls))
+    assert counts[2] < 0.6 * counts[0], counts       # 2,799 against 5,337 here (4,752 were it evaluated raw)
     ceiling = hi * rng.uniform(0.0, 1.0, n)
     b_lo, b_hi, above = N.bisection_by_bracket(evaluate, lo, hi, g_lo, 16, ceiling)
     assert np.all(ref_lo[above] > ceiling[above])

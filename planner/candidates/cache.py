@@ -361,9 +361,46 @@ class PhysicsCache:
         """The result for every row of ``configs`` under physics ``key``: ``compute(index)``
         (the result of rows ``configs.take(index)``) runs once, on the rows never seen
         under this key; the others are read back."""
+        return self.rows_together([(key, configs)], lambda fresh: [compute(fresh[0])])[0]
+
+    def rows_together(self, items: list[tuple[Hashable, Configs]], compute: Callable[[list[np.ndarray]], list[T]]
+                      ) -> list[T]:
+        """``rows`` of several physics keys whose rows one call computes together:
+        ``compute(fresh)`` (fresh: per item, the index of its rows never seen under its key)
+        returns each item's result on those rows; each row's result is its own, so the same
+        as computed under its key alone (the load model of a fleet's workloads of one model,
+        planner/candidates/load.py ``row_loads``). The items' keys are distinct."""
+        looks = [self._look(key, configs) for key, configs in items]
+        work = any(len(fresh) or not rows for fresh, rows, _ in looks)
+        parts = compute([fresh for fresh, _, _ in looks]) if work else []
+        out = []
+        for k, ((key, _), (fresh, rows, store)) in enumerate(zip(items, looks)):
+            if store is None:       # no rows, or two rows share a hash: this call's rows, computed afresh
+                out.append(parts[k])
+                continue
+            e = self.entries[key]
+            pos, uniq_new, pos_new, matrix = store
+            if len(fresh):
+                if e.columns is None:
+                    e.columns = _Columns(parts[k])
+                else:
+                    e.columns.append(parts[k])
+                e.matrix = matrix
+                order = np.argsort(np.concatenate([e.hashes, uniq_new]), kind="stable")
+                e.hashes = np.concatenate([e.hashes, uniq_new])[order]
+                e.where = np.concatenate([e.where, pos_new])[order]
+            self.computed += len(fresh)
+            self.reused += rows - len(fresh)
+            assert e.columns is not None
+            out.append(cast(T, _lazy(e.columns.kind, rows, [(None, (e.columns, pos))], np.inf)))
+        return out
+
+    def _look(self, key: Hashable, configs: Configs) -> tuple[np.ndarray, int, Any]:
+        """(the rows of ``configs`` never seen under ``key``, how many rows, what storing their
+        result needs: None where two rows share a hash, and every row is computed)."""
         m = row_matrix(configs)
         if not len(m):
-            return compute(np.zeros(0, dtype=np.int64))
+            return np.zeros(0, dtype=np.int64), 0, None
         e = self.entries.setdefault(key, _Entry(matrix=np.zeros((0, m.shape[1]))))
         h = row_hashes(m)
         uniq, first, inverse = np.unique(h, return_index=True, return_inverse=True)
@@ -374,22 +411,10 @@ class PhysicsCache:
         pos_u[~known] = e.matrix.shape[0] + np.arange(len(fresh))
         pos = pos_u[inverse]
         matrix = np.concatenate([e.matrix, m[fresh]]) if len(fresh) else e.matrix
-        if not np.array_equal(matrix[pos], m):     # two rows share a hash: compute this call's rows afresh
-            return compute(np.arange(len(m)))
-        if len(fresh):
-            part = compute(fresh.astype(np.int64))
-            if e.columns is None:
-                e.columns = _Columns(part)
-            else:
-                e.columns.append(part)
-            e.matrix = matrix
-            order = np.argsort(np.concatenate([e.hashes, uniq[~known]]), kind="stable")
-            e.hashes = np.concatenate([e.hashes, uniq[~known]])[order]
-            e.where = np.concatenate([e.where, pos_u[~known]])[order]
-        self.computed += len(fresh)
-        self.reused += len(m) - len(fresh)
-        assert e.columns is not None
-        return cast(T, _lazy(e.columns.kind, len(m), [(None, (e.columns, pos))], np.inf))
+        if not np.array_equal(matrix[pos], m):
+            return np.arange(len(m)), len(m), None
+        return fresh.astype(np.int64), len(m), (pos, uniq[~known], pos_u[~known], matrix)
+
     def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
         """``compute()``, once per key."""
         if key not in self.memos:

@@ -5,11 +5,13 @@ demand rows, the prices per token and the fleet planner consume."""
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, fields
 from typing import Any, cast
 
 import numpy as np
 
+from planner.candidates.cache import digest
 from planner.physics import disagg
 from planner.physics.load import (
     Engine,
@@ -85,15 +87,62 @@ def _start(slot: Slot, table: GpuTable, configs: Configs, o: Assumptions, fits: 
     return out, rows, phys, eng, workload_of(slot, eng)
 
 
-def row_load(slot: Slot, table: GpuTable, configs: Configs, o: Assumptions, fits: np.ndarray) -> RowLoad:
-    """Capacity at SLO of every row of one slot; rows that do not fit in memory get 0."""
+def together(slot: Slot) -> Hashable | None:
+    """What the slots whose rows ``row_loads`` computes together share (None: computed alone):
+    the model, the kinds of latency target and the utilisation ceiling; a slot whose demand is
+    clients (a closed loop's own search) or with a prefix cache (per configuration) is alone."""
+    if (slot.demand is not None and slot.demand.kind == "clients") or slot.cache is not None or not slot.targets:
+        return None
+    return (digest(slot.model), tuple((t.metric, t.statistic) for t in slot.targets),
+            slot.slo.max_utilization)
+
+
+def row_loads(slots: list[Slot], table: GpuTable, parts: list[tuple[Configs, np.ndarray]], o: Assumptions
+              ) -> list[RowLoad]:
+    """``row_load`` of each slot's (configurations, fits) part, the slots (all ``together``
+    alike) computed in one pass: one vectorised search over every part's rows, each row under
+    its own slot's lengths and targets. The load model's cost is mostly per numpy call, not per
+    row (benchmarks/load_per_case.py), so a fleet's workloads of one model take about as many
+    calls as one. Each row is computed on its own: the figures are ``row_load``'s, bit for bit."""
+    if len(slots) == 1:
+        return [row_load(slots[0], table, parts[0][0], o, parts[0][1])]
+    configs = Configs(**{f.name: np.concatenate([getattr(c, f.name) for c, _ in parts]) for f in fields(Configs)})
+    owner = np.concatenate([np.full(len(c), k, dtype=np.int64) for k, (c, _) in enumerate(parts)])
+    whole = row_load(slots[0], table, configs, o, np.concatenate([f for _, f in parts]), (slots, owner))
+    return [_rows_of(whole, owner == k) for k in range(len(slots))]
+
+
+def _rows_of(r: RowLoad, mine: np.ndarray) -> RowLoad:
+    return RowLoad(**{f.name: getattr(r, f.name)[mine] for f in fields(RowLoad) if f.name != "stats"},
+                   stats={k: v[mine] for k, v in r.stats.items()})
+
+
+def _each(values: list[Any], owner: np.ndarray) -> np.ndarray:
+    """Each slot's figure (``values``, in the order of the slots) on each of the rows it owns."""
+    return np.array(values, dtype=float)[owner]
+
+
+def row_load(slot: Slot, table: GpuTable, configs: Configs, o: Assumptions, fits: np.ndarray,
+             stack: tuple[list[Slot], np.ndarray] | None = None) -> RowLoad:
+    """Capacity at SLO of every row of one slot; rows that do not fit in memory get 0.
+    ``stack``: (slots all ``together`` alike, the slot owning each row), from ``row_loads``."""
     out, rows, phys, eng, wl = _start(slot, table, configs, o, fits, np.inf)
     if not len(rows):
         return out
     rate, binding, stats = out.rate, out.binding, out.stats
     targets = load_targets(slot)
+    seconds, osl = None, cast(Any, slot.output.mean)
+    if stack is not None:        # each row under its own slot's workload and targets
+        slots, owner = stack[0], stack[1][rows]
+        each = [workload_of(s) for s in slots]
+        per_row: dict[str, Any] = {f.name: _each([getattr(w, f.name) for w in each], owner) for f in fields(Workload)
+                                   if f.name not in ("start", "requests_per_client")}
+        wl = Workload(**per_row)
+        seconds = np.stack([_each([s.targets[j].seconds for s in slots], owner) for j in range(len(targets))])
+        osl = _each([s.output.mean for s in slots], owner)
     if targets:
-        cap = capacity_at_slo(phys, eng, wl, targets, max_utilization=slot.slo.max_utilization, report=set(stats))
+        cap = capacity_at_slo(phys, eng, wl, targets, max_utilization=slot.slo.max_utilization, report=set(stats),
+                              seconds=seconds)
         sat, found, found_binding, known = cap.result.saturation_rate, cap.rate, cap.binding, cap.result
     else:                    # no latency target: only the utilisation ceiling limits the rate
         sat = load_metrics(phys, eng, wl, rate=np.zeros(len(rows)), quantiles=False).saturation_rate
@@ -117,7 +166,7 @@ def row_load(slot: Slot, table: GpuTable, configs: Configs, o: Assumptions, fits
         at = _at(phys, eng, wl, r, sat, over, [(np.flatnonzero(rest), at)], set(stats))
     rate[rows] = r
     binding[rows] = bind
-    out.tokens_per_s[rows] = r * slot.output.mean
+    out.tokens_per_s[rows] = r * osl
     out.clients[rows] = np.where(r > 0, at.concurrency, 0.0)
     if slot.demand is not None and slot.demand.kind == "clients" and targets:
         out.clients[rows] = _closed_clients(phys, eng, wl, targets, out.clients[rows])

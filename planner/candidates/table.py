@@ -18,7 +18,7 @@ import math
 import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from functools import cached_property, partial
+from functools import cached_property
 from typing import TypeVar
 
 import numpy as np
@@ -30,9 +30,11 @@ from planner.candidates.load import (
     RowLoad,
     load_targets,
     pool_load,
-    row_load,
+    row_loads,
+    together,
     workload_of,
 )
+from planner.candidates.rows import dedupe, levels_to, unique_rows, with_batch, with_scheme
 from planner.candidates.slo import SloCheck, e2e_seconds, meets_slo, role_checks, slo_checks
 from planner.errors import InputError
 from planner.physics.perf import Evaluation, evaluate
@@ -248,14 +250,6 @@ def row_order(c: Candidates) -> np.ndarray:
     order = np.lexsort(tuple(reversed(keys)))
     out = np.empty(len(c), dtype=np.int64)
     out[order] = np.arange(len(c))
-    return out
-
-
-def _levels(max_batch: int) -> list[int]:
-    out, b = [], 1
-    while b <= max_batch:
-        out.append(b)
-        b *= 2
     return out
 
 
@@ -514,28 +508,27 @@ def running_replicas(p: Problem, configs: Configs, slot: np.ndarray, role: np.nd
 def _load(p: Problem, configs: Configs, ev: Evaluation, slot: np.ndarray, role: np.ndarray, cache: PhysicsCache,
           keys: _Keys) -> RowLoad:
     """Every row under load; the rows of all slots (and roles) with one load key computed
-    together, each distinct case once."""
-    groups: dict[Hashable, list[tuple[int, int, np.ndarray]]] = {}
+    together, each distinct case once, and the keys of slots ``together`` alike in one pass."""
+    groups: dict[Hashable, tuple[Slot, int, list[np.ndarray]]] = {}
     n_roles = len(ROLE_NAMES)
     by_case = grouped(slot * n_roles + role, len(p.slots) * n_roles)
     for k, sl in enumerate(p.slots):
-        for r in range(n_roles):
-            mine = by_case[k * n_roles + r]
+        for r, mine in enumerate(by_case[k * n_roles:(k + 1) * n_roles]):
             if r == AGGREGATED or len(mine):
-                groups.setdefault(keys.load(sl, r), []).append((k, r, mine))
+                groups.setdefault(keys.load(sl, r), (sl, r, []))[2].append(mine)
+    passes: dict[Hashable, list[tuple[Hashable, Slot, int, np.ndarray]]] = {}
+    for j, (key, (sl, r, members)) in enumerate(groups.items()):
+        along = together(sl) if r == AGGREGATED else None
+        passes.setdefault(j if along is None else along, []).append((key, sl, r, np.concatenate(members)))
     parts = []
-    for key, members in groups.items():
-        k, r, _ = members[0]
-        sl = p.slots[k]
-        every = np.concatenate([mine for _, _, mine in members])
-        rows, fits = configs.take(every), ev.fits[every]
-
-        def compute(i: np.ndarray, sl: Slot = sl, r: int = r, rows: Configs = rows, fits: np.ndarray = fits
-                    ) -> RowLoad:
-            if r == AGGREGATED:
-                return row_load(sl, p.table, rows.take(i), p.assumptions, fits[i])
-            return pool_load(sl, p.table, rows.take(i), p.assumptions, fits[i], r)
-        parts.append((every, cache.rows(key, rows, compute)))
+    for one in passes.values():
+        def compute(fresh: list[np.ndarray], one: list = one) -> list[RowLoad]:
+            got = [(configs.take(every[i]), ev.fits[every[i]]) for (_, _, _, every), i in zip(one, fresh)]
+            if one[0][2] == AGGREGATED:
+                return row_loads([sl for _, sl, _, _ in one], p.table, got, p.assumptions)
+            return [pool_load(one[0][1], p.table, got[0][0], p.assumptions, got[0][1], one[0][2])]
+        done = cache.rows_together([(key, configs.take(every)) for key, _, _, every in one], compute)
+        parts += [(every, d) for (_, _, _, every), d in zip(one, done)]
     return scatter(len(configs), parts)
 
 
@@ -613,9 +606,9 @@ def _slot_rows(p: Problem, k: int, slot: Slot, cache: PhysicsCache, keys: _Keys,
                ) -> tuple[Configs, np.ndarray]:
     """(configurations, configuration id of each row) of one slot; ``fewest``: the smallest
     batch of each configuration meeting its demand (``_smallest_batches_for_demand``)."""
-    base, best = cache.memo(keys.rows(slot), lambda: _slot_base(p, slot))
+    base, best = cache.memo(keys.rows(slot), lambda: _slot_bases(p, [slot])[0])
     s = p.spec.search
-    levels = sorted(set(s.batch_levels or _levels(s.max_batch)))
+    levels = sorted(set(s.batch_levels or levels_to(s.max_batch)))
     n = len(base)
     if n * (len(levels) + 1) > MAX_CANDIDATES:
         raise InputError(f"the search space has {n * (len(levels) + 1):,} candidates, above the limit of "
@@ -627,8 +620,8 @@ def _slot_rows(p: Problem, k: int, slot: Slot, cache: PhysicsCache, keys: _Keys,
         extra = np.nonzero((extra_batch >= 1) & ~np.isin(extra_batch, levels))[0]
         rows = np.concatenate([rows, extra])
         batch = np.concatenate([batch, extra_batch[extra]])
-    rows, batch = _unique_rows(rows, batch)
-    return _with_batch(base.take(rows), batch), rows
+    rows, batch = unique_rows(rows, batch)
+    return with_batch(base.take(rows), batch), rows
 
 
 def _idle(p: Problem, slot: Slot, configs: Configs, cache: PhysicsCache, keys: _Keys) -> Evaluation:
@@ -636,58 +629,40 @@ def _idle(p: Problem, slot: Slot, configs: Configs, cache: PhysicsCache, keys: _
     return cache.rows(keys.idle(slot), configs, lambda i: evaluate(slot.model, p.table, configs.take(i), p.assumptions))
 
 
-def _slot_base(p: Problem, slot: Slot) -> tuple[Configs, np.ndarray]:
-    """A slot's valid configurations (batch 1) and the largest feasible batch of each."""
+def _slot_bases(p: Problem, slots: list[Slot]) -> list[tuple[Configs, np.ndarray]]:
+    """``_slot_base`` of slots of one model, their physics computed together (each row its own)."""
     s, o = p.spec.search, p.assumptions
-    schemes = [SCHEME_NAMES.index(q) for q in (slot.schemes if slot.schemes is not None else
-                                               s.quantizations if s.quantizations is not None else DEFAULT_SCHEMES)]
-    kvs = [KV_NAMES.index(k) for k in s.kv_dtypes]
-    base = Configs.grid(range(len(p.gpus)), schemes, kvs, sorted(set(s.tp)), sorted(set(s.pp)),
-                        _ep_degrees(p, slot), [1], [slot.input_tokens], [slot.output_tokens])
-    if p.support is not None:      # only what the engine runs on that GPU, as it runs it (docs/support.md)
-        ok = p.support.ok[base.gpu, base.scheme, base.kv]
-        runs_as = p.support.runs_as[base.gpu, base.scheme, base.kv]
-        base = base.take(np.nonzero(ok)[0])
-        base = _dedupe(_with_scheme(base, np.where(runs_as[ok] >= 0, runs_as[ok], base.scheme)))
-    if slot.pools is not None:     # a fleet workload kept to some pools (docs/fleet.md)
-        inside = np.array([gid.partition("@")[2] in slot.pools for gid in p.table.ids])
-        base = base.take(np.nonzero(inside[base.gpu])[0])
-    probe = evaluate(slot.model, p.table, base, o)
-    keep = probe.valid.copy()
+    bases = []
+    for slot in slots:
+        schemes = [SCHEME_NAMES.index(q) for q in (slot.schemes if slot.schemes is not None else
+                                                   s.quantizations if s.quantizations is not None else DEFAULT_SCHEMES)]
+        base = Configs.grid(range(len(p.gpus)), schemes, [KV_NAMES.index(k) for k in s.kv_dtypes], sorted(set(s.tp)),
+                            sorted(set(s.pp)), _ep_degrees(p, slot), [1], [slot.input_tokens], [slot.output_tokens])
+        if p.support is not None:      # only what the engine runs on that GPU, as it runs it (docs/support.md)
+            ok = p.support.ok[base.gpu, base.scheme, base.kv]
+            runs_as = p.support.runs_as[base.gpu, base.scheme, base.kv]
+            base = base.take(np.nonzero(ok)[0])
+            base = dedupe(with_scheme(base, np.where(runs_as[ok] >= 0, runs_as[ok], base.scheme)))
+        if slot.pools is not None:     # a fleet workload kept to some pools (docs/fleet.md)
+            inside = np.array([gid.partition("@")[2] in slot.pools for gid in p.table.ids])
+            base = base.take(np.nonzero(inside[base.gpu])[0])
+        bases.append(base)
+    whole, owner = _concat(bases, Configs), np.repeat(np.arange(len(slots)), [len(b) for b in bases])
+    keep = evaluate(slots[0].model, p.table, whole, o).valid.copy()
     if not s.allow_cross_node_tp:
-        keep &= base.tp <= p.table.domain[base.gpu]
-    base = base.take(np.nonzero(keep)[0])
-    levels = sorted(set(s.batch_levels or _levels(s.max_batch)))
-    n = len(base)
-    if n * (len(levels) + 1) > MAX_CANDIDATES:
-        return base, np.zeros(n)      # _slot_rows says why
-    return base, _largest_feasible_batch(p, slot, base, min(s.max_batch, max(levels)))
-
-
-def _with_scheme(c: Configs, scheme: np.ndarray) -> Configs:
-    return Configs(**{**{f.name: getattr(c, f.name) for f in fields(c)}, "scheme": scheme.astype(np.int64)})
-
-
-def _dedupe(c: Configs) -> Configs:
-    """One row per distinct configuration (a degraded mode can map two schemes onto one)."""
-    if not len(c):
-        return c
-    key = np.stack([c.gpu, c.scheme, c.kv, c.tp, c.pp, c.ep]).T
-    _, first = np.unique(key, axis=0, return_index=True)
-    return c.take(np.sort(first))
-
-
-def _with_batch(c: Configs, batch: np.ndarray) -> Configs:
-    return Configs(**{**{f.name: getattr(c, f.name) for f in fields(c)}, "batch": batch})
-
-
-def _unique_rows(rows: np.ndarray, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct (row, batch) pairs, sorted by row, then batch."""
-    order = np.lexsort((batch, rows))
-    r, b = rows[order].astype(np.int64), batch[order]
-    new = np.ones(len(r), dtype=bool)
-    new[1:] = (r[1:] != r[:-1]) | (b[1:] != b[:-1])
-    return r[new], b[new]
+        keep &= whole.tp <= p.table.domain[whole.gpu]
+    levels = sorted(set(s.batch_levels or levels_to(s.max_batch)))
+    mine = [np.flatnonzero(keep & (owner == j)) for j in range(len(slots))]
+    out = [(whole.take(m), np.zeros(len(m))) for m in mine]
+    some = [j for j, m in enumerate(mine) if len(m) * (len(levels) + 1) <= MAX_CANDIDATES]   # else _slot_rows says why
+    if some:
+        rows = np.concatenate([mine[j] for j in some])
+        best = _largest_feasible_batch(p, [slots[j] for j in some], np.repeat(np.arange(len(some)), [len(
+            mine[j]) for j in some]), whole.take(rows), min(s.max_batch, max(levels)))
+        ends = np.cumsum([0] + [len(mine[j]) for j in some])
+        out = [(b, best[ends[some.index(j)]:ends[some.index(j) + 1]]) if j in some else (b, x) for j, (b, x) in
+               enumerate(out)]
+    return out
 
 
 Probe = Callable[[np.ndarray, np.ndarray], Evaluation]
@@ -697,7 +672,7 @@ Probe = Callable[[np.ndarray, np.ndarray], Evaluation]
 def _probe(p: Problem, slot: Slot, base: Configs, cache: PhysicsCache | None = None, keys: _Keys | None = None
            ) -> Probe:
     def run(index: np.ndarray, batch: np.ndarray) -> Evaluation:
-        rows = _with_batch(base.take(index), batch)
+        rows = with_batch(base.take(index), batch)
         if cache is None or keys is None:
             return evaluate(slot.model, p.table, rows, p.assumptions)
         return _idle(p, slot, rows, cache, keys)
@@ -721,24 +696,23 @@ def _bisect(probe: Probe, ok: Callable[[Evaluation, np.ndarray], np.ndarray], lo
         hi[active] = np.where(good, hi[active], mid)
 
 
-def _largest_feasible_batch(p: Problem, slot: Slot, base: Configs, cap: int) -> np.ndarray:
+def _largest_feasible_batch(p: Problem, slots: list[Slot], owner: np.ndarray, base: Configs, cap: int) -> np.ndarray:
     """Per configuration, the largest batch <= cap that fits in memory and whose idle step
-    meets the slot's mean TPOT/ITL and TTFT targets (0 if none): a batch level worth
-    offering the solver (all are monotone in the batch). Under load the running batch is
-    smaller than this cap (docs/load.md section 2); the load stage prices every level."""
+    meets its slot's (``slots[owner]``) mean TPOT/ITL and TTFT targets (0 if none): a batch
+    level worth offering the solver (all are monotone in the batch). Under load the running
+    batch is smaller than this cap (docs/load.md section 2); the load stage prices every level."""
     n = len(base)
-    bounds = [(t.metric, t.seconds) for t in slot.targets if t.statistic == "mean"]
 
     def ok(ev: Evaluation, index: np.ndarray) -> np.ndarray:
         good = ev.fits.copy()
-        for metric, seconds in bounds:
-            if metric in ("tpot", "itl"):
-                good &= ev.tpot <= seconds
-            elif metric == "ttft":
-                good &= ev.ttft <= seconds
+        for j, slot in enumerate(slots):
+            mine = owner[index] == j
+            for t in slot.targets:
+                if t.statistic == "mean" and t.metric in ("tpot", "itl", "ttft"):
+                    good[mine] &= (ev.ttft if t.metric == "ttft" else ev.tpot)[mine] <= t.seconds
         return good
 
-    return _bisect(_probe(p, slot, base), ok, np.zeros(n), np.full(n, cap + 1.0))
+    return _bisect(_probe(p, slots[0], base), ok, np.zeros(n), np.full(n, cap + 1.0))
 
 
 def _smallest_batches_for_demand(p: Problem, cache: PhysicsCache, keys: _Keys) -> list[np.ndarray]:
@@ -752,49 +726,61 @@ def _smallest_batches_for_demand(p: Problem, cache: PhysicsCache, keys: _Keys) -
     steps its own: one physics call per step for all of them, each distinct (configuration,
     batch) computed once (planner/candidates/cache.py)."""
     out = [np.zeros(0)] * len(p.slots)
-    groups: dict[tuple[str, str, str], list[int]] = {}
+    groups: dict[Hashable, dict[tuple[str, str, str], list[int]]] = {}      # model -> configurations -> slots
     for k, slot in enumerate(p.slots):
-        groups.setdefault(keys.rows(slot), []).append(k)
+        groups.setdefault(keys.idle(slot), {}).setdefault(keys.rows(slot), []).append(k)
     # the replicas the limits allow follow the limits, the prices (a budget), the offers'
     # spares, the objective and, through the spares, the demand: a cache kept across scenarios
     # sees them all
     spared = any(p.spare_rule(g) is not None for g in range(len(p.gpus)))
     limits = digest((p.spec.limits, p.spec.search.max_gpus, p.spec.search.max_nodes, p.prices, p.offers,
                      p.objective))
-    levels = set(p.spec.search.batch_levels or _levels(p.spec.search.max_batch))
-    for key, members in groups.items():
-        first = p.slots[members[0]]
-        base, largest = cache.memo(key, partial(_slot_base, p, first))
-        n = len(base)
-        lanes, demand, r_max = [], [], []
-        for k in members:
-            d = p.slots[k].demand_tokens_per_s
-            out[k] = np.zeros(n)
-            if d is None or n * (len(levels) + 1) > MAX_CANDIDATES:     # too many: _slot_rows says so
-                continue
+    levels = set(p.spec.search.batch_levels or levels_to(p.spec.search.max_batch))
+    for by_rows in groups.values():       # a model's slots: their configurations found together
+        new = [key for key in by_rows if key not in cache.memos]
+        for key, got in zip(new, _slot_bases(p, [p.slots[by_rows[key][0]] for key in new]) if new else []):
+            cache.memos[key] = got
+        bases: list[Configs] = []
+        lanes: list[tuple[int, int, int]] = []        # (slot, its first lane row, rows)
+        demand, r_max, config, top = [], [], [], []
+        at = start = 0                                # the first row of a base, of a lane
+        for key, members in by_rows.items():
+            first = p.slots[members[0]]
+            base, largest = cache.memos[key]
+            n = len(base)
+            bases.append(base)
+            for k in members:
+                d = p.slots[k].demand_tokens_per_s
+                out[k] = np.zeros(n)
+                if d is None or n * (len(levels) + 1) > MAX_CANDIDATES:     # too many: _slot_rows says so
+                    continue
 
-            def most(k: int = k) -> np.ndarray:
-                at1, rows = _idle(p, first, base, cache, keys), np.full(n, k, dtype=np.int64)
-                return _derive(p, base, at1, np.arange(n), rows, with_load=False).replicas_allowed
-            lanes.append(k)
-            demand.append(np.full(n, d))
-            r_max.append(cache.memo(("most replicas", *key, limits, d if spared else None), most))
+                def most(k: int = k, first: Slot = first, base: Configs = base) -> np.ndarray:
+                    at1, rows = _idle(p, first, base, cache, keys), np.full(len(base), k, dtype=np.int64)
+                    return _derive(p, base, at1, np.arange(len(base)), rows, with_load=False).replicas_allowed
+                lanes.append((k, start, n))
+                demand.append(np.full(n, d))
+                r_max.append(cache.memo(("most replicas", *key, limits, d if spared else None), most))
+                config.append(at + np.arange(n))
+                top.append(largest)
+                start += n
+            at += n
         if not lanes:
             continue
-        config = np.tile(np.arange(n), len(lanes))
         need, most_r = np.concatenate(demand), np.concatenate(r_max)
-        probe = _probe(p, first, base, cache, keys)
+        probe = _probe(p, p.slots[lanes[0][0]], _concat(bases, Configs), cache, keys)
 
         def meets(ev: Evaluation, index: np.ndarray, need: np.ndarray = need, most_r: np.ndarray = most_r
                   ) -> np.ndarray:
             return ev.throughput_tokens_per_s * most_r[index] < need[index]  # true below the boundary
 
-        def lane(i: np.ndarray, b: np.ndarray, config: np.ndarray = config, probe: Probe = probe) -> Evaluation:
+        def lane(i: np.ndarray, b: np.ndarray, config: np.ndarray = np.concatenate(config), probe: Probe = probe
+                 ) -> Evaluation:
             return probe(config[i], b)
 
-        top = np.tile(largest, len(lanes))
-        smallest = _bisect(lane, meets, np.zeros(len(config)), top + 1.0) + 1.0
-        whole = np.where((top >= 1) & (smallest <= top), smallest, 0.0)
-        for m, k in enumerate(lanes):
-            out[k] = whole[m * n:(m + 1) * n]
+        highest = np.concatenate(top)
+        smallest = _bisect(lane, meets, np.zeros(len(highest)), highest + 1.0) + 1.0
+        whole = np.where((highest >= 1) & (smallest <= highest), smallest, 0.0)
+        for k, start, n in lanes:
+            out[k] = whole[start:start + n]
     return out

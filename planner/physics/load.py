@@ -692,8 +692,8 @@ class Capacity:
     result: LoadResult                # the load model at that rate
 
 
-def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Sequence[Target],
-                    iters: int = 16, max_utilization: float | None = None, report: set | None = None) -> Capacity:
+def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Sequence[Target], iters: int = 16,
+                    max_utilization: float | None = None, report: set | None = None, seconds=None) -> Capacity:
     """Highest request rate per replica at which each configuration meets every target
     (section 6): the lower end of a geometric bisection of ``iters`` steps over the rate
     between 1e-4 and 1 - 1e-9 of saturation, whose steps ``bisection_by_bracket`` settles
@@ -707,18 +707,19 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
     the cap is below the capacity, and the result is at the capped rate; a configuration
     shown to meet every target above the cap stops there (no need to locate its capacity).
     ``report``: the (metric, percentile) pairs the result carries besides the targets'
-    (None: all; the others are +inf)."""
+    (None: all; the others are +inf). ``seconds``: the targets' limits per configuration
+    (targets x configurations: workloads computed together), else each target's own."""
     n_cfg = len(phys)
     S, P = prompt_split(wl, n_cfg)
     O = np.broadcast_to(np.asarray(wl.osl, dtype=float), (n_cfg,))
-    limits = np.array([t.seconds for t in targets], dtype=float)
+    limits = np.array([t.seconds for t in targets], dtype=float)[:, None] if seconds is None else seconds
     needed = {(t.metric, t.statistic) for t in targets}
     shown = None if report is None else set(report) | needed
 
-    def ratios(ph, en, w, x, S, O, saturation):
+    def ratios(ph, en, w, x, S, O, saturation, rows=None):      # rows: of the table, where limits are per row
         r = _open(ph, en, w, x, S, O, closed=None, needed=needed, saturation=saturation)
         vals = np.stack([r.get(t.metric, t.statistic) for t in targets]) if len(targets) else np.zeros((0, len(x)))
-        return r, vals / limits[:, None]
+        return r, vals / (limits if limits.shape[1] == 1 or rows is None else limits[:, rows])
 
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         sat_raw, tau_sat = _saturation(phys, eng, S, O, P, wl.isl_cv2)
@@ -741,7 +742,7 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
                 """Whether rows ``i`` meet every target at ``x``, and how far from it they are
                 (log of the largest ratio to a target or utilisation; NaN where not defined)."""
                 r, rt = ratios(ph.take(i), en.take(i), w.take(i, len(live)), x, S_[i], O_[i],
-                               (sat_l[0][i], sat_l[1][i]))
+                               (sat_l[0][i], sat_l[1][i]), live[i])
                 ok = r.stable & np.all(rt <= 1.0, axis=0)
                 if len(targets):     # each row's latest miss (its H) and the target it names there
                     miss[0][i[~ok]], miss[1][i[~ok]] = x[~ok], _named(r, rt)[~ok]
@@ -762,7 +763,7 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
                 binding[live[below]] = miss[1][below]
                 if len(redo := below[miss[0][below] != hi_[below]]):
                     r_hi, rt_hi = ratios(ph.take(redo), en.take(redo), w.take(redo, len(live)), hi_[redo],
-                                         S_[redo], O_[redo], (sat_l[0][redo], sat_l[1][redo]))
+                                         S_[redo], O_[redo], (sat_l[0][redo], sat_l[1][redo]), live[redo])
                     binding[live[redo]] = _named(r_hi, rt_hi)
         if len(settled):     # no bisection: the load model at the vanishing rate itself
             parts.append((settled, _open(phys.take(settled), eng.take(settled), wl.take(settled, n_cfg),

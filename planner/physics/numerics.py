@@ -282,8 +282,10 @@ def bisection_by_bracket(evaluate, lo: np.ndarray, hi: np.ndarray, g_lo: np.ndar
     ``ceiling`` (per row; inf for none): a row with L far enough above it that the
     bisection's lower end must exceed it stops there, flagged in the third result (its
     ends are then only bounds: lo <= L, hi = inf). ``g_hi``: the distance at ``hi`` where
-    the caller knows ok fails there; ``first``: the first point to evaluate (default just
-    past the ceiling where there is one, else half of ``hi``)."""
+    the caller knows ok fails there; ``first``: an estimate of the boundary, the lower end
+    of the bisection's last cell around it evaluated first (when the estimate is right, the
+    upper end next settles every step); default: just past the ceiling where there is one,
+    else half of ``hi``."""
     n = len(lo)
     blo, bhi = lo.astype(float).copy(), hi.astype(float).copy()
     steps = np.zeros(n, dtype=np.int64)
@@ -303,7 +305,8 @@ def bisection_by_bracket(evaluate, lo: np.ndarray, hi: np.ndarray, g_lo: np.ndar
     above = np.zeros(n, dtype=bool)
     # first point: just past the ceiling where there is one (a row meeting it there is done),
     # else half of the upper end
-    x0 = np.where(past(ceiling, 1.5) < past(bhi, -1.0), past(ceiling, 1.5), 0.5 * bhi) if first is None else first
+    x0 = np.where(past(ceiling, 1.5) < past(bhi, -1.0), past(ceiling, 1.5), 0.5 * bhi) if first is None else \
+        _path_cell(blo, bhi, np.full(n, iters), first, geometric)[0]     # a point the bisection asks about
     pending = np.ones(n, dtype=bool)         # the first point not yet evaluated
     stall = np.full(n, -1, dtype=np.int64)   # evaluations in a row that settled no step
     while True:      # ends: every fifth evaluation of a row at the latest is at a midpoint
