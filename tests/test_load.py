@@ -425,8 +425,6 @@ def test_ttft_percentiles_never_fall_as_the_rate_rises(preset, model, tp, S, out
     assert np.all(r.get("ttft", "p90")[ok] <= r.get("ttft", "p99")[ok])
 
 
-@pytest.mark.xfail(strict=True, reason="open (issues 22/25): W_p's unit, the per-prompt share of a carrying step "
-                   "D = (S / c) t1, falls as the chunk fill packs more short prompts a step")
 def test_short_prompts_ttft_p99_never_falls_as_the_rate_rises():
     """Counterexample found by a random sweep (review of d8850d1): Mixtral-8x7B TP2 on H100,
     vLLM's mixed steps, 295-token prompts (CV^2 0.5) with 67 % cached, 71 output tokens, bursty
