@@ -577,7 +577,8 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
     k_own = np.ceil(S / Ta)
     slack = np.maximum(k_own * Ta - S, 0.0)
     fit = np.exp(-slack / np.maximum(m_tok, 1e-12))
-    w_extra = w_work * fit
+    w_extra, pw_extra = w_work * fit, rho_seen * fit
+    w_full = w_work * np.minimum(t_full / Ta / (t1 / c), 1.0)     # the backlog at full-chunk speed (section 5)
     # own steps: k - 1 full chunks, then the last piece plus the prompts that joined it
     last = S - (k_own - 1.0) * Ta
     c_own = np.minimum(Ta, last + lam_l * seen * S * (resid + w_extra))
@@ -647,7 +648,8 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
                 r_p = residual_quantile(shares, kinds, tail)
                 r_p = busy * r_p
                 w_kv_p = exp_tail_quantile(w_kv, pw_kv, p) if closed is None else w_kv
-                wq = np.maximum(r_p, exp_tail_quantile(w_work, rho_seen, p)) + w_kv_p
+                wq = np.maximum(np.maximum(r_p, resid + exp_tail_quantile(w_extra, pw_extra, p)),
+                                exp_tail_quantile(w_full, rho_seen, p)) + w_kv_p
                 stats[("ttft", key)] = D_own + wq + serving
             if "itl" in want:
                 if t_one is None:      # the one-prompt step: only the ITL percentiles read it
