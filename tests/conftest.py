@@ -22,3 +22,21 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_sep("-", "fuzzer cases (tests/test_fuzz.py)")
         for key in sorted(counts):
             terminalreporter.write_line(f"{counts[key]:>7,}  {key}")
+
+
+LONGEST_FIRST = ("test_metamorphic.py", "test_plan_random.py", "test_validation.py", "test_fuzz.py",
+                 "test_hostile_surfaces.py", "test_validation_rows.py", "test_prefix_cache.py", "test_relax.py",
+                 "test_sweep.py", "test_k8s.py", "test_fleet.py", "test_schedule.py")
+"""The files that take longest (``--durations``: each holds a property, a fuzzer, a calibration
+or a shared solve of a minute or more), in that order, run before the others. The suite is
+spread over two workers a file at a time (pyproject.toml: ``--dist loadfile``, so a file's
+module fixtures are built once, and a test that reads what the tests before it in its file
+recorded sees all of it); a long file begun last would leave one worker idle at the end, so
+the long ones start first and the many short files even out the two workers. Without
+``-n`` only the order changes; the order within a file is kept."""
+
+
+def pytest_collection_modifyitems(items):
+    """The files of ``LONGEST_FIRST`` first, in its order; the rest in collection order."""
+    rank = {name: k for k, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONGEST_FIRST)))

@@ -101,12 +101,16 @@ def test_backends_agree_on_random_instances(spec):
     cands = build_candidates(problem)
     results = {b: solve(problem, cands, backend=b, top_k=2, time_limit=60) for b in BACKENDS}
     oracle = results["exhaustive"]
+    checked: dict[str, list[str]] = {}     # the checker's verdict per distinct plan: backends mostly return the same
     for name, r in results.items():
         assert r.status == oracle.status, (name, r.status, oracle.status)
         assert len(r.plans) == len(oracle.plans), name
         for mine, ref in zip(r.plans, oracle.plans):
             assert mine.objective_value == pytest.approx(ref.objective_value, rel=1e-6), (name, mine.rank)
-            assert violations(problem, mine) == [], (name, mine.rank)
+            key = repr(mine)               # every field, floats exactly: an equal plan has the same verdict
+            if key not in checked:
+                checked[key] = violations(problem, mine)
+            assert checked[key] == [], (name, mine.rank)
         for k in {p.rank for p in r.plans}:
             assert demand_met(problem, r.deployments(k)), (name, k)
 

@@ -46,24 +46,46 @@ def test_every_row_is_predicted_or_skipped_with_a_reason():
         assert {"rows", "median_abs_pct_error", "mean_abs_pct_error"} <= set(s)
 
 
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory) -> tuple[dict, Path]:
+    """`planner calibrate` on the public rows at the shipped 300 iterations, run once for the
+    tests below (its fit and its leave-one-source-out fits are most of this file's time): the
+    report and the calibration it wrote."""
+    out = tmp_path_factory.mktemp("calibrate") / "cal.yaml"
+    return _json(["calibrate", str(MEASURED), "--out", str(out), "--iters", "300", "--json"]), out
+
+
 @needs_data
-def test_the_default_calibration_follows_the_held_out_evidence():
+def test_the_default_calibration_follows_the_held_out_evidence(calibrated):
     """The default is the priors exactly when a leave-one-source-out calibration does not beat
     them (README, docs/validation.md): with each row under its engine's profile and the GEMM
     latency measured on an H100 it does not (mean |log error|, docs/validation.md). If a change
-    makes the fit win held out, this fails: make `default` the default then."""
+    makes the fit win held out, this fails: make `default` the default then. The held-out fits
+    are calibrate's own at its 300 iterations (the figures docs/validation.md quotes), read
+    from its report; ``test_the_held_out_loss_is_the_mean_log_error_of_the_held_out_rows``
+    checks that loss by hand."""
+    report, _ = calibrated
+    loss = report["mean_abs_log_error"]
+    assert loss["held_out"] >= loss["uncalibrated"]
+
+
+def test_the_held_out_loss_is_the_mean_log_error_of_the_held_out_rows(tmp_path):
+    """calibrate's report, by hand on the small file (8 rows, 5 sources, 10 iterations): its
+    held-out loss is the mean |log(predicted / measured)| of the leave-one-source-out fits'
+    predictions, its uncalibrated loss the priors'; the decision above reads the two."""
+    report = _json(["calibrate", str(SMALL), "--out", str(tmp_path / "c.yaml"), "--iters", "10", "--json"])
     cat, base = Catalog.default(), PRESETS["realistic"]
-    ds = dataset(str(MEASURED), cat)
-    uncalibrated = predict_all(ds.cases, cat, base)
-    held_out = cross_validate(ds, base, cat, iters=100)
+    ds = dataset(str(SMALL), cat)
+    assert len(set(ds.sources)) >= 2
     err = lambda p: float(np.mean(np.abs(np.log(p / ds.measured))))  # noqa: E731
-    assert err(held_out) >= err(uncalibrated)
+    loss = report["mean_abs_log_error"]
+    assert loss["held_out"] == pytest.approx(err(cross_validate(ds, base, cat, iters=10)), rel=1e-12)
+    assert loss["uncalibrated"] == pytest.approx(err(predict_all(ds.cases, cat, base)), rel=1e-12)
 
 
 @needs_data
-def test_shipped_calibration_is_reproduced_by_calibrate(tmp_path):
-    out = tmp_path / "cal.yaml"
-    report = _json(["calibrate", str(MEASURED), "--out", str(out), "--iters", "300", "--json"])
+def test_shipped_calibration_is_reproduced_by_calibrate(calibrated):
+    report, out = calibrated
     shipped = load_calibration("default")
     fresh = load_calibration(str(out))
     for k, v in shipped.assumptions.items():
