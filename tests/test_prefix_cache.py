@@ -217,23 +217,21 @@ def test_mixed_steps_ttft_percentiles_never_rise_with_reuse(S, h, load):
         assert b.get("ttft", st_)[0] <= a.get("ttft", st_)[0] * (1 + 1e-9), st_
 
 
-@pytest.mark.xfail(strict=True, reason="open (issue 25): SGLang's prefill first, a prompt one token over the 8,192-token "
-                   "chunk against one step: p99 TTFT rises with reuse")
 def test_prefill_first_p99_ttft_never_rises_with_reuse_one_token_over_the_chunk():
-    """A counterexample to the property above that 200 derandomized examples find (issue 26:
-    the property is run at 40 until this holds): SGLang's prefill first, Llama-3.1-8B on one
-    H100, batch 64, 8,193-token prompts, 2 output tokens, Poisson at a quarter of the uncached
-    saturation: 12.5 % cached lowers the mean, p50 and p90 TTFT (378 -> 361, 369 -> 337, 476 ->
-    426 ms) but raises p99 from 654.9 to 722.2 ms. Uncached the prompt is cut into the chunk and
-    a 1-token residual; cached it is one step (the class of the mixed-step counterexamples
-    above, on the prefill-first engine)."""
+    """A former counterexample to the property above that 200 derandomized examples found:
+    SGLang's prefill first, Llama-3.1-8B on one H100, batch 64, 8,193-token prompts, 2 output
+    tokens, Poisson at a quarter of the uncached saturation: 12.5 % cached lowered the mean, p50
+    and p90 TTFT but raised p99 from 654.9 to 722.2 ms (uncached the prompt is cut into the chunk
+    and a 1-token residual, so the backlog beyond its spare room was nearly none). With the whole
+    backlog's tail in the percentiles (docs/load.md section 5) p99 falls, 832.1 -> 722.2 ms."""
     S = 8193
     ph = _phys("llama-3.1-8b", "h100-sxm", 1, 64, S, 2, o=PRESETS["sglang"])
     eng = engine(ph)
     wl = [Workload(isl=float(S), osl=2.0, arrival_cv2=1.0, isl_cv2=0.0, cached=x * S) for x in (0.0, 0.125)]
     rate = np.array([0.25 * load_metrics(ph, eng, wl[0], rate=np.array([0.0])).saturation_rate[0]])
     a, b = (load_metrics(ph, eng, w, rate=rate) for w in wl)
-    assert b.get("ttft", "p99")[0] <= a.get("ttft", "p99")[0] * (1 + 1e-9)
+    for stat in ("mean", "p50", "p90", "p99"):
+        assert b.get("ttft", stat)[0] <= a.get("ttft", stat)[0] * (1 + 1e-9), stat
 
 def test_a_prefill_first_prompt_step_runs_the_prompts_of_the_step_before():
     """docs/load.md section 5, 'prefill first': a prompt-only step runs the prompts that arrived

@@ -567,8 +567,7 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
     span = sum(k * t for k, t in zip(counts, kinds))
     shares = [k * t / span for k, t in zip(counts, kinds)]
     resid = busy * sum(f * t / 2.0 for f, t in zip(shares, kinds))
-    # prompt-token backlog as an M/G/1 on work (Kingman) at full-chunk speed Ta / t_full;
-    # only the part beyond the Ta - S tokens that still fit the next step delays it
+    # prompt-token backlog, an M/G/1 on work (Kingman; rho_T at full-chunk speed Ta / t_full): mean past Ta - S
     rho_T = np.minimum(lam_l * S * t_full / Ta, 1.0)
     rho_seen = rho_p * seen
     cs2_work = prefill_work_cv2(phys, n, n * (S + P + O / 2.0), c1, S, P, wl, lam.shape)
