@@ -270,3 +270,21 @@ def test_rows_together_reads_back_what_each_key_has_and_computes_the_rest_in_one
 @dataclass(frozen=True)
 class _Batch:
     x: np.ndarray
+
+
+def test_a_closed_loop_and_an_open_loop_of_the_same_lengths_and_targets_do_not_share_their_load():
+    # the load key holds what the load model reads: a closed loop's clients are bisected under
+    # the closed loop (candidates/load.py _closed_clients), an open loop's are Little's law at
+    # its capacity; an open and a closed workload with the same model, lengths and targets
+    # once shared one key, the second taking the first's clients (and capacity), either order
+    chat = CHAT | {"input_tokens": 1024, "output_tokens": 256, "demand": {"requests_per_s": 5}}
+    closed = chat | {"name": "closed", "demand": {"concurrency": 16}}
+    for work in ((chat, closed), (closed, chat)):
+        both = build_candidates(resolve_fleet(_spec(*work)))
+        assert both.load is not None
+        for s, w in enumerate(work):
+            alone = build_candidates(resolve_fleet(_spec(w)))
+            assert alone.load is not None
+            mine, its = both.slot_rows(s), alone.slot_rows(0)
+            assert np.array_equal(both.capacity[mine], alone.capacity[its]), w["name"]
+            assert np.array_equal(both.load.clients[mine], alone.load.clients[its]), w["name"]
