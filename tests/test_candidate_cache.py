@@ -288,3 +288,41 @@ def test_a_closed_loop_and_an_open_loop_of_the_same_lengths_and_targets_do_not_s
             mine, its = both.slot_rows(s), alone.slot_rows(0)
             assert np.array_equal(both.capacity[mine], alone.capacity[its]), w["name"]
             assert np.array_equal(both.load.clients[mine], alone.load.clients[its]), w["name"]
+
+
+def test_a_model_s_workloads_searched_together_differ_in_everything_but_the_kinds_of_target():
+    # one pass of row_loads over workloads that share only the model, the kinds of target and
+    # the utilisation ceiling: prompt spreads (a CV, a percentile, a histogram: the prefill
+    # time's moments), outputs, bursty and Poisson arrivals, target seconds, a tokens/s demand
+    # and an auto-disaggregated one (its aggregated rows in the pass, its pool rows alone);
+    # every row, its binding target included, is what the workload alone computes
+    import planner.candidates.table as table
+    passes: list[int] = []
+    row_loads = table.row_loads
+    slo = {"max_utilization": 0.7}
+    work = (CHAT | {"name": "a", "slo": slo | {"ttft_ms": {"p99": 800}, "tpot_ms": 30},
+                    "input_tokens": {"mean": 1000, "cv": 2.0}, "demand": {"requests_per_s": 9,
+                                                                            "arrival": {"process": "gamma", "cv": 3.0}}},
+            CHAT | {"name": "b", "slo": slo | {"ttft_ms": {"p99": 3000}, "tpot_ms": 120},
+                    "input_tokens": {"histogram": [[128, 3.0], [512, 2.0], [4000, 1.0]]}, "output_tokens": 512},
+            CHAT | {"name": "c", "slo": slo | {"ttft_ms": {"p99": 200}, "tpot_ms": 15},
+                    "input_tokens": {"mean": 2048, "p90": 3686}, "demand": {"output_tokens_per_s": 900.0}},
+            CHAT | {"name": "d", "slo": slo | {"ttft_ms": {"p99": 1500}, "tpot_ms": 60}, "input_tokens": 4096,
+                    "output_tokens": 16, "disaggregation": "auto"})
+    try:
+        table.row_loads = lambda slots, *a: passes.append(len(slots)) or row_loads(slots, *a)
+        whole = build_candidates(resolve_fleet(_spec(*work)))
+    finally:
+        table.row_loads = row_loads
+    assert 4 in passes
+    assert whole.load is not None
+    for s, w in enumerate(work):
+        alone = build_candidates(resolve_fleet(_spec(w)))
+        assert alone.load is not None
+        got, want = _rows(whole, s), _rows(alone, 0)
+        bad = [k for k in want if not np.array_equal(got[k], want[k], equal_nan=want[k].dtype.kind == "f")]
+        assert not bad, (w["name"], bad)
+        mine, its = whole.slot_rows(s), alone.slot_rows(0)
+        for name in ("rate", "binding", "clients", "utilization", "tokens_per_s"):
+            assert np.array_equal(getattr(whole.load, name)[mine], getattr(alone.load, name)[its]), (w["name"], name)
+        assert np.array_equal(whole.role[mine], alone.role[its])
