@@ -326,3 +326,27 @@ def test_a_model_s_workloads_searched_together_differ_in_everything_but_the_kind
         for name in ("rate", "binding", "clients", "utilization", "tokens_per_s"):
             assert np.array_equal(getattr(whole.load, name)[mine], getattr(alone.load, name)[its]), (w["name"], name)
         assert np.array_equal(whole.role[mine], alone.role[its])
+
+
+def test_a_trace_s_cache_per_kv_pool_and_its_fixed_lru_do_not_share_their_load():
+    # a trace's prefix cache without cache_blocks is an LRU of each configuration's KV pool
+    # (CacheSpec.cached_at), with a large cache_blocks one fixed figure: the unbounded cache's
+    # mean tokens are the same, and the load key held only that figure, so two such workloads
+    # of one trace shared one key, the second taking the first's capacity (either order)
+    from pathlib import Path
+    trace = str(Path(__file__).resolve().parents[1] / "instances" / "traces" / "mooncake-conversation-sample.jsonl")
+    base = {"model": "llama-3.1-8b", "trace": trace, "slo": {"ttft_ms": {"p99": 3000}, "tpot_ms": 60}}
+    pool = base | {"name": "pool", "prefix_cache": {"from_trace": True}}
+    blocks = base | {"name": "blocks", "prefix_cache": {"from_trace": True}, "cache_blocks": 10_000_000}
+    p = resolve_fleet(_spec(pool, blocks))
+    assert p.slots[0].cache is not None and p.slots[1].cache is not None
+    assert p.slots[0].cache.cached_tokens == p.slots[1].cache.cached_tokens     # the case the key missed
+    for work in ((pool, blocks), (blocks, pool)):
+        both = build_candidates(resolve_fleet(_spec(*work)))
+        assert both.load is not None
+        for s, w in enumerate(work):
+            alone = build_candidates(resolve_fleet(_spec(w)))
+            assert alone.load is not None
+            mine, its = both.slot_rows(s), alone.slot_rows(0)
+            assert np.array_equal(both.load.rate[mine], alone.load.rate[its]), w["name"]
+            assert np.array_equal(both.capacity[mine], alone.capacity[its]), w["name"]
