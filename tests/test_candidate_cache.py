@@ -279,14 +279,20 @@ def test_a_closed_loop_and_an_open_loop_of_the_same_lengths_and_targets_do_not_s
     # once shared one key, the second taking the first's clients (and capacity), either order
     chat = CHAT | {"input_tokens": 1024, "output_tokens": 256, "demand": {"requests_per_s": 5}}
     closed = chat | {"name": "closed", "demand": {"concurrency": 16}}
-    for work in ((chat, closed), (closed, chat)):
+    _each_alone_in_either_order(chat, closed)
+
+
+def _each_alone_in_either_order(a: dict, b: dict) -> None:
+    """Each of two workloads in a fleet of both (either order) has the capacity, rate and
+    clients it has alone, bit for bit."""
+    for work in ((a, b), (b, a)):
         both = build_candidates(resolve_fleet(_spec(*work)))
-        assert both.load is not None
         for s, w in enumerate(work):
             alone = build_candidates(resolve_fleet(_spec(w)))
-            assert alone.load is not None
+            assert both.load is not None and alone.load is not None
             mine, its = both.slot_rows(s), alone.slot_rows(0)
             assert np.array_equal(both.capacity[mine], alone.capacity[its]), w["name"]
+            assert np.array_equal(both.load.rate[mine], alone.load.rate[its]), w["name"]
             assert np.array_equal(both.load.clients[mine], alone.load.clients[its]), w["name"]
 
 
@@ -341,12 +347,4 @@ def test_a_trace_s_cache_per_kv_pool_and_its_fixed_lru_do_not_share_their_load()
     p = resolve_fleet(_spec(pool, blocks))
     assert p.slots[0].cache is not None and p.slots[1].cache is not None
     assert p.slots[0].cache.cached_tokens == p.slots[1].cache.cached_tokens     # the case the key missed
-    for work in ((pool, blocks), (blocks, pool)):
-        both = build_candidates(resolve_fleet(_spec(*work)))
-        assert both.load is not None
-        for s, w in enumerate(work):
-            alone = build_candidates(resolve_fleet(_spec(w)))
-            assert alone.load is not None
-            mine, its = both.slot_rows(s), alone.slot_rows(0)
-            assert np.array_equal(both.load.rate[mine], alone.load.rate[its]), w["name"]
-            assert np.array_equal(both.capacity[mine], alone.capacity[its]), w["name"]
+    _each_alone_in_either_order(pool, blocks)
