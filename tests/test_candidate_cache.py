@@ -270,3 +270,81 @@ def test_rows_together_reads_back_what_each_key_has_and_computes_the_rest_in_one
 @dataclass(frozen=True)
 class _Batch:
     x: np.ndarray
+
+
+def test_a_closed_loop_and_an_open_loop_of_the_same_lengths_and_targets_do_not_share_their_load():
+    # the load key holds what the load model reads: a closed loop's clients are bisected under
+    # the closed loop (candidates/load.py _closed_clients), an open loop's are Little's law at
+    # its capacity; an open and a closed workload with the same model, lengths and targets
+    # once shared one key, the second taking the first's clients (and capacity), either order
+    chat = CHAT | {"input_tokens": 1024, "output_tokens": 256, "demand": {"requests_per_s": 5}}
+    closed = chat | {"name": "closed", "demand": {"concurrency": 16}}
+    _each_alone_in_either_order(chat, closed)
+
+
+def _each_alone_in_either_order(a: dict, b: dict) -> None:
+    """Each of two workloads in a fleet of both (either order) has the capacity, rate and
+    clients it has alone, bit for bit."""
+    for work in ((a, b), (b, a)):
+        both = build_candidates(resolve_fleet(_spec(*work)))
+        for s, w in enumerate(work):
+            alone = build_candidates(resolve_fleet(_spec(w)))
+            assert both.load is not None and alone.load is not None
+            mine, its = both.slot_rows(s), alone.slot_rows(0)
+            assert np.array_equal(both.capacity[mine], alone.capacity[its]), w["name"]
+            assert np.array_equal(both.load.rate[mine], alone.load.rate[its]), w["name"]
+            assert np.array_equal(both.load.clients[mine], alone.load.clients[its]), w["name"]
+
+
+def test_a_model_s_workloads_searched_together_differ_in_everything_but_the_kinds_of_target():
+    # one pass of row_loads over workloads that share only the model, the kinds of target and
+    # the utilisation ceiling: prompt spreads (a CV, a percentile, a histogram: the prefill
+    # time's moments), outputs, bursty and Poisson arrivals, target seconds, a tokens/s demand
+    # and an auto-disaggregated one (its aggregated rows in the pass, its pool rows alone);
+    # every row, its binding target included, is what the workload alone computes
+    import planner.candidates.table as table
+    passes: list[int] = []
+    row_loads = table.row_loads
+    slo = {"max_utilization": 0.7}
+    work = (CHAT | {"name": "a", "slo": slo | {"ttft_ms": {"p99": 800}, "tpot_ms": 30},
+                    "input_tokens": {"mean": 1000, "cv": 2.0}, "demand": {"requests_per_s": 9,
+                                                                            "arrival": {"process": "gamma", "cv": 3.0}}},
+            CHAT | {"name": "b", "slo": slo | {"ttft_ms": {"p99": 3000}, "tpot_ms": 120},
+                    "input_tokens": {"histogram": [[128, 3.0], [512, 2.0], [4000, 1.0]]}, "output_tokens": 512},
+            CHAT | {"name": "c", "slo": slo | {"ttft_ms": {"p99": 200}, "tpot_ms": 15},
+                    "input_tokens": {"mean": 2048, "p90": 3686}, "demand": {"output_tokens_per_s": 900.0}},
+            CHAT | {"name": "d", "slo": slo | {"ttft_ms": {"p99": 1500}, "tpot_ms": 60}, "input_tokens": 4096,
+                    "output_tokens": 16, "disaggregation": "auto"})
+    try:
+        table.row_loads = lambda slots, *a: passes.append(len(slots)) or row_loads(slots, *a)
+        whole = build_candidates(resolve_fleet(_spec(*work)))
+    finally:
+        table.row_loads = row_loads
+    assert 4 in passes
+    assert whole.load is not None
+    for s, w in enumerate(work):
+        alone = build_candidates(resolve_fleet(_spec(w)))
+        assert alone.load is not None
+        got, want = _rows(whole, s), _rows(alone, 0)
+        bad = [k for k in want if not np.array_equal(got[k], want[k], equal_nan=want[k].dtype.kind == "f")]
+        assert not bad, (w["name"], bad)
+        mine, its = whole.slot_rows(s), alone.slot_rows(0)
+        for name in ("rate", "binding", "clients", "utilization", "tokens_per_s"):
+            assert np.array_equal(getattr(whole.load, name)[mine], getattr(alone.load, name)[its]), (w["name"], name)
+        assert np.array_equal(whole.role[mine], alone.role[its])
+
+
+def test_a_trace_s_cache_per_kv_pool_and_its_fixed_lru_do_not_share_their_load():
+    # a trace's prefix cache without cache_blocks is an LRU of each configuration's KV pool
+    # (CacheSpec.cached_at), with a large cache_blocks one fixed figure: the unbounded cache's
+    # mean tokens are the same, and the load key held only that figure, so two such workloads
+    # of one trace shared one key, the second taking the first's capacity (either order)
+    from pathlib import Path
+    trace = str(Path(__file__).resolve().parents[1] / "instances" / "traces" / "mooncake-conversation-sample.jsonl")
+    base = {"model": "llama-3.1-8b", "trace": trace, "slo": {"ttft_ms": {"p99": 3000}, "tpot_ms": 60}}
+    pool = base | {"name": "pool", "prefix_cache": {"from_trace": True}}
+    blocks = base | {"name": "blocks", "prefix_cache": {"from_trace": True}, "cache_blocks": 10_000_000}
+    p = resolve_fleet(_spec(pool, blocks))
+    assert p.slots[0].cache is not None and p.slots[1].cache is not None
+    assert p.slots[0].cache.cached_tokens == p.slots[1].cache.cached_tokens     # the case the key missed
+    _each_alone_in_either_order(pool, blocks)

@@ -597,9 +597,14 @@ class _Keys:
 
     def load(self, slot: Slot, role: int) -> tuple[str, str, str]:
         """The load model of a role (planner/candidates/load.py): also the lengths, the
-        arrival variability, the targets, the utilisation ceiling and the KV link."""
+        arrival variability, the targets, the utilisation ceiling, the KV link, whether the
+        demand is a closed loop's clients (``row_load`` bisects those under the closed loop) and
+        the prefix cache (a trace's reuse curve gives each KV pool its own cached tokens:
+        ``workload_of(slot)`` holds only the unbounded cache's)."""
+        closed = slot.demand is not None and slot.demand.kind == "clients"
         return ("load", self.problem, digest((role, slot.model, workload_of(slot), load_targets(slot),
-                                              slot.slo.max_utilization, slot.output.mean, slot.kv_link)))
+                                              slot.slo.max_utilization, slot.output.mean, slot.kv_link, closed,
+                                              slot.cache)))
 
 
 def _slot_rows(p: Problem, k: int, slot: Slot, cache: PhysicsCache, keys: _Keys, fewest: np.ndarray
