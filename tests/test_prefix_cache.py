@@ -201,6 +201,21 @@ def test_more_reuse_never_costs_more_nor_raises_ttft(cfg, S, out, h, load, cv2, 
     assert cb.rate[0] >= ca.rate[0] * (1 - 1e-3)     # more capacity: never more replicas, never more cost
 
 
+def _reuse_pair(S: int, out: int, preset: str, shares: tuple[float, float], load: float, arrival: float = 1.0):
+    """Llama-3.1-8B on one H100 (batch 64) at ``load`` x the less cached workload's saturation:
+    the load model's result for each of two cached shares of an S-token prompt."""
+    ph = _phys("llama-3.1-8b", "h100-sxm", 1, 64, S, out, o=PRESETS[preset])
+    eng = engine(ph)
+    wl = [Workload(isl=float(S), osl=float(out), arrival_cv2=arrival, isl_cv2=0.0, cached=x * S) for x in shares]
+    rate = np.array([load * load_metrics(ph, eng, wl[0], rate=np.array([0.0])).saturation_rate[0]])
+    return tuple(load_metrics(ph, eng, w, rate=rate) for w in wl)
+
+
+def _never_rises(a, b, stats=("mean", "p50", "p90", "p99")) -> None:
+    for stat in stats:
+        assert b.get("ttft", stat)[0] <= a.get("ttft", stat)[0] * (1 + 1e-9), stat
+
+
 @pytest.mark.parametrize("S, h, load", [(8192, 0.0625, 0.5), (9363, 0.2, 0.125)])
 def test_mixed_steps_ttft_percentiles_never_rise_with_reuse(S, h, load):
     """Former counterexamples to the property above on the mixed (vLLM) engine, Llama-3.1-8B on
@@ -209,13 +224,7 @@ def test_mixed_steps_ttft_percentiles_never_rise_with_reuse(S, h, load):
     of a two-step prompt's last step was charged no time. The queued work ahead is charged at the
     prefill's rate wherever it lands (docs/load.md section 4): the cached prompt's TTFT is lower at
     every percentile, as the simulator finds (20,000 requests, seed 1: p90 799 -> 565 ms)."""
-    ph = _phys("llama-3.1-8b", "h100-sxm", 1, 64, S, 2, o=PRESETS["realistic"])
-    eng = engine(ph)
-    wl = [Workload(isl=float(S), osl=2.0, cached=x * S) for x in (0.0, h)]
-    rate = np.array([load * load_metrics(ph, eng, wl[0], rate=np.array([0.0])).saturation_rate[0]])
-    a, b = (load_metrics(ph, eng, w, rate=rate) for w in wl)
-    for st_ in ("mean", "p50", "p90", "p99"):
-        assert b.get("ttft", st_)[0] <= a.get("ttft", st_)[0] * (1 + 1e-9), st_
+    _never_rises(*_reuse_pair(S, 2, "realistic", (0.0, h), load))
 
 
 def test_prefill_first_p99_ttft_never_rises_with_reuse_one_token_over_the_chunk():
@@ -225,14 +234,8 @@ def test_prefill_first_p99_ttft_never_rises_with_reuse_one_token_over_the_chunk(
     and p90 TTFT but raised p99 from 654.9 to 722.2 ms (uncached the prompt is cut into the chunk
     and a 1-token residual, so the backlog beyond its spare room was nearly none). With the whole
     backlog's tail in the percentiles (docs/load.md section 5) p99 falls, 832.1 -> 722.2 ms."""
-    S = 8193
-    ph = _phys("llama-3.1-8b", "h100-sxm", 1, 64, S, 2, o=PRESETS["sglang"])
-    eng = engine(ph)
-    wl = [Workload(isl=float(S), osl=2.0, arrival_cv2=1.0, isl_cv2=0.0, cached=x * S) for x in (0.0, 0.125)]
-    rate = np.array([0.25 * load_metrics(ph, eng, wl[0], rate=np.array([0.0])).saturation_rate[0]])
-    a, b = (load_metrics(ph, eng, w, rate=rate) for w in wl)
-    for stat in ("mean", "p50", "p90", "p99"):
-        assert b.get("ttft", stat)[0] <= a.get("ttft", stat)[0] * (1 + 1e-9), stat
+    _never_rises(*_reuse_pair(8193, 2, "sglang", (0.0, 0.125), 0.25))
+
 
 @pytest.mark.xfail(strict=True, reason="open (issue 25): a full last step of cached prompts costs more attention a token")
 def test_long_bursty_prompts_ttft_p50_never_rises_with_reuse():
@@ -244,15 +247,10 @@ def test_long_bursty_prompts_ttft_p50_never_rises_with_reuse():
     either way, and a step of cached prompts' tokens attends to their cached keys too, so it is
     longer; what the cache saves is fewer such steps ahead, which the median request waits for
     less often than its own."""
-    S, O = 20809, 504
-    ph = _phys("llama-3.1-8b", "h100-sxm", 1, 64, S, O, o=PRESETS["realistic"])
-    eng = engine(ph)
-    wl = [Workload(isl=float(S), osl=float(O), arrival_cv2=4.0, isl_cv2=0.0, cached=x * S) for x in (0.066, 0.121)]
-    rate = np.array([0.81 * load_metrics(ph, eng, wl[0], rate=np.array([0.0])).saturation_rate[0]])
-    a, b = (load_metrics(ph, eng, w, rate=rate) for w in wl)
+    a, b = _reuse_pair(20809, 504, "realistic", (0.066, 0.121), 0.81, arrival=4.0)
     assert a.stable[0] and b.stable[0]
-    for stat in ("mean", "p50", "p90", "p99"):
-        assert b.get("ttft", stat)[0] <= a.get("ttft", stat)[0] * (1 + 1e-9), stat
+    _never_rises(a, b)
+
 
 @pytest.mark.xfail(strict=True, reason="open: SGLang's prefill first, a prompt over the 8,192-token chunk whose "
                    "residual shrinks with reuse: p50 TTFT rises")
@@ -263,13 +261,7 @@ def test_prefill_first_p50_ttft_never_rises_with_reuse_a_residual_chunk_apart():
     quarter of the uncached saturation: 6.25 % cached (a 191-token residual) lowers the mean,
     p90 and p99 TTFT (411.9 -> 410.1, 526.6 -> 509.2, 912.7 -> 867.8 ms) but raises p50 from
     398.7 to 400.6 ms."""
-    S = 8942
-    ph = _phys("llama-3.1-8b", "h100-sxm", 1, 64, S, 2, o=PRESETS["sglang"])
-    eng = engine(ph)
-    wl = [Workload(isl=float(S), osl=2.0, arrival_cv2=1.0, isl_cv2=0.0, cached=x * S) for x in (0.0, 0.0625)]
-    rate = np.array([0.25 * load_metrics(ph, eng, wl[0], rate=np.array([0.0])).saturation_rate[0]])
-    a, b = (load_metrics(ph, eng, w, rate=rate) for w in wl)
-    assert b.get("ttft", "p50")[0] <= a.get("ttft", "p50")[0] * (1 + 1e-9)
+    _never_rises(*_reuse_pair(8942, 2, "sglang", (0.0, 0.0625), 0.25), stats=("p50",))
 
 
 def test_a_prefill_first_prompt_step_runs_the_prompts_of_the_step_before():
