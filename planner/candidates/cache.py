@@ -27,6 +27,7 @@ import numpy as np
 from planner.physics.space import Configs
 
 T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
 
 
 def digest(obj: Any) -> str:
@@ -417,6 +418,13 @@ class PhysicsCache:
 
     def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
         """``compute()``, once per key."""
-        if key not in self.memos:
-            self.memos[key] = compute()
-        return self.memos[key]
+        return self.memo_together([key], lambda keys: [compute()])[0]
+
+    def memo_together(self, keys: list[K], compute: Callable[[list[K]], list[T]]) -> list[T]:
+        """``memo`` of several keys whose values one call computes: ``compute(missing)`` returns the
+        value of each key not yet held, in order (the configurations of a model's slots,
+        planner/candidates/table.py ``_slot_bases``)."""
+        missing = list(dict.fromkeys(k for k in keys if k not in self.memos))
+        if missing:
+            self.memos.update(zip(missing, compute(missing)))
+        return [self.memos[k] for k in keys]

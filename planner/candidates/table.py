@@ -665,8 +665,8 @@ def _slot_bases(p: Problem, slots: list[Slot]) -> list[tuple[Configs, np.ndarray
         best = _largest_feasible_batch(p, [slots[j] for j in some], np.repeat(np.arange(len(some)), [len(
             mine[j]) for j in some]), whole.take(rows), min(s.max_batch, max(levels)))
         ends = np.cumsum([0] + [len(mine[j]) for j in some])
-        out = [(b, best[ends[some.index(j)]:ends[some.index(j) + 1]]) if j in some else (b, x) for j, (b, x) in
-               enumerate(out)]
+        for i, j in enumerate(some):
+            out[j] = (out[j][0], best[ends[i]:ends[i + 1]])
     return out
 
 
@@ -742,16 +742,13 @@ def _smallest_batches_for_demand(p: Problem, cache: PhysicsCache, keys: _Keys) -
                      p.objective))
     levels = set(p.spec.search.batch_levels or levels_to(p.spec.search.max_batch))
     for by_rows in groups.values():       # a model's slots: their configurations found together
-        new = [key for key in by_rows if key not in cache.memos]
-        for key, got in zip(new, _slot_bases(p, [p.slots[by_rows[key][0]] for key in new]) if new else []):
-            cache.memos[key] = got
+        held = cache.memo_together(list(by_rows), lambda new: _slot_bases(p, [p.slots[by_rows[key][0]] for key in new]))
         bases: list[Configs] = []
         lanes: list[tuple[int, int, int]] = []        # (slot, its first lane row, rows)
         demand, r_max, config, top = [], [], [], []
         at = start = 0                                # the first row of a base, of a lane
-        for key, members in by_rows.items():
+        for (key, members), (base, largest) in zip(by_rows.items(), held):
             first = p.slots[members[0]]
-            base, largest = cache.memos[key]
             n = len(base)
             bases.append(base)
             for k in members:
