@@ -28,8 +28,9 @@ prints, over the counted TTFT rows (each measurement once, as validate counts th
    for the run only; the headline, the groups that move, and leave one model / system / engine
    out (the value the other rows choose, the held-out rows' median |error| under it).
 5. with ``--simulate`` (a few minutes; ``--rows`` prints every run): **the in-step clients in
-   the simulator**. The NVIDIA AIPerf runs on H100 (fixed lengths, 20 N requests: Qwen3-32B on
-   vLLM 0.12, SGLang 0.5.1 and TensorRT-LLM 1.0; Llama-3.1-8B on TensorRT-LLM 1.0), each at
+   the simulator**. The NVIDIA AIPerf runs (fixed lengths, 20 N requests; ``SIM_SERIES``:
+   Qwen3-32B on vLLM 0.12, SGLang 0.5.1 and TensorRT-LLM 1.0 and Llama-3.1-8B on TensorRT-LLM
+   1.0, all on H100; Llama-3.1-8B on SGLang 0.5.6 on H200), each at
    its own TP, lengths and clients: validate's TTFT (the closed form), the closed form
    recomputed here (a check that the case is validate's), and planner/simulate.py's
    closed loop (one seed) in four readings: starting together with fixed lengths (what the
@@ -256,10 +257,13 @@ def leads(corpus: str, base: list[dict]) -> None:
 
 
 SIM_READINGS = ("validate", "closed form", "sim in step", "sim +20 ms delay", "sim O spread 5 %", "sim out of step")
-# the NVIDIA AIPerf series on H100 (fixed lengths, 20 N requests): model, engine, engine version, preset
 SPREADS = (0.99, 0.98, 0.95, 0.9)
-SIM_SERIES = (("qwen3-32b", "vllm", "0.12.0", "realistic"), ("qwen3-32b", "sglang", "0.5.1.post1", "sglang"),
-              ("qwen3-32b", "trtllm", "1.0.0rc3", "trtllm"), ("llama-3.1-8b", "trtllm", "1.0.0rc3", "trtllm"))
+# the NVIDIA AIPerf series (fixed lengths, 20 N requests): model, engine, engine version, preset, system
+SIM_SERIES = (("qwen3-32b", "vllm", "0.12.0", "realistic", "h100-sxm"),
+              ("qwen3-32b", "sglang", "0.5.1.post1", "sglang", "h100-sxm"),
+              ("qwen3-32b", "trtllm", "1.0.0rc3", "trtllm", "h100-sxm"),
+              ("llama-3.1-8b", "trtllm", "1.0.0rc3", "trtllm", "h100-sxm"),
+              ("llama-3.1-8b", "sglang", "0.5.6.post2", "sglang", "h200"))
 
 
 def simulated(xs: list[dict], every_row: bool = False) -> None:
@@ -275,21 +279,21 @@ def simulated(xs: list[dict], every_row: bool = False) -> None:
     from planner.physics.space import Configs, GpuTable
     from planner.simulate import Arrivals, Lengths, simulate_config
 
-    print("5. the NVIDIA AIPerf runs on H100 (fixed lengths, clients together, 20 N requests) in the simulator: "
+    print("5. the NVIDIA AIPerf runs (fixed lengths, clients together, 20 N requests) in the simulator: "
           "median signed error of the mean TTFT (|error|) by prompt and clients; readings: validate, the closed "
           "form recomputed, the simulator in step / with a 20 ms client delay / outputs spread on [0.95 O, O] / "
           "out of step (steady state)")
     cat = Catalog.default()
-    for model, engine, version, preset in SIM_SERIES:
+    for model, engine, version, preset, system in SIM_SERIES:
         rows = sorted((x for x in xs if x["model"] == model and x["engine"] == engine and x["version"] == version
-                       and x["mode"] == "agg" and x["system"] == "h100-sxm" and x["n"] >= 1),
+                       and x["mode"] == "agg" and x["system"] == system and x["n"] >= 1),
                       key=lambda x: (int(x["r"]["tp"]), x["isl"], x["osl"], x["n"]))
         errs: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         for x in rows:
             tp, S, O, N = int(x["r"]["tp"]), x["isl"], x["osl"], int(x["n"])
             scheme_kv = scheme_of_row(x["r"]["precision"], fp8_cache=engine == "trtllm")
             assert not isinstance(scheme_kv, str)
-            ph = L.step_physics(cat.model(model), GpuTable.build([cat.gpus["h100-sxm"]]),
+            ph = L.step_physics(cat.model(model), GpuTable.build([cat.gpus[system]]),
                                 Configs.single(0, *scheme_kv, tp, 1, 1, 8192, S, O), PRESETS[preset])
             eng = L.engine(ph)
             cf = 1e3 * float(L.load_metrics(ph, eng, L.Workload(S, O, start="together", requests_per_client=20),
@@ -314,7 +318,7 @@ def simulated(xs: list[dict], every_row: bool = False) -> None:
                     sim = simulate_config(ph, eng, 0, together(), Lengths(S),
                                           Lengths(list(range(int(a * O), O + 1))), n_requests=20 * N, seed=0)
                     errs[("all", "")][f"[{a} O, O]"].append(100.0 * (1e3 * sim.summary["ttft_mean"] / m - 1.0))
-        print(f"  {model} {engine} {version}:")
+        print(f"  {model} {engine} {version} {system}:")
         for key in sorted(errs, key=lambda k: (k[0] == "all", k)):
             e = errs[key]
             print(f"    prompt {key[0]:6s} clients {key[1]:5s} n={len(e['validate']):3d}  " + "  ".join(
