@@ -141,6 +141,7 @@ def one(n: int, backend: str | None, time_limit: float | None, tie_break: bool, 
            "start": bool(first is not None and first.start),
            "cost_per_hour": a.totals.cost_per_hour if a is not None and a.totals is not None else None,
            "tie_breaks": [p.status for p in r.phases if p.kind == "tie-break"],
+           "phase_s": {p.objective: None if p.seconds is None else round(p.seconds, 2) for p in r.phases},
            "peak_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     if held:       # what the table's arrays hold per candidate once the solve has read what it reads
         seen: set[int] = set()
