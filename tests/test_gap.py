@@ -64,7 +64,8 @@ def test_a_fraction_in_0_to_1_is_accepted(good):
     check_gap(good)
 
 
-@pytest.mark.parametrize("command, instance", [("fleet", "fleet_three_models.yaml"), ("plan", "latency_llama8b.yaml")])
+@pytest.mark.parametrize("command, instance", [("fleet", "fleet_three_models.yaml"), ("plan", "latency_llama8b.yaml"),
+                                               ("schedule", "schedule_day.yaml")])
 @pytest.mark.parametrize("bad", ["1.5", "-0.2", "nan"])
 def test_bad_gap_on_the_command_line_exits_2_with_a_message(command, instance, bad):
     r = RUNNER.invoke(app, [command, str(ROOT / "instances" / instance), "--gap", bad])
