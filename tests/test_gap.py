@@ -178,3 +178,16 @@ def test_a_sweep_files_gap_is_checked_where_the_file_says_it_and_honoured(tmp_pa
     for loose, best in zip(rows, exact):
         assert loose["gap"] is not None and loose["gap"] <= 0.3 and best["status"] == "optimal"
         assert best["cost_per_hour"] * (1 - 1e-9) <= loose["cost_per_hour"] <= best["cost_per_hour"] / (1 - 0.3)
+
+
+@pytest.mark.parametrize("tail, expected", [
+    ("Result - Optimal solution found\n\nObjective value: 8721.0\n", None),
+    ("Result - Optimal solution found (within gap tolerance)\n\nObjective value: 9004.0\nLower bound: 8673.482\n",
+     (9004.0, 8673.482)),
+    ("Result - Optimal solution found (within gap tolerance)\n\nObjective value: 9004.0\n", "stopped"),
+])
+def test_cbcs_log_gives_the_gap_it_stopped_at_and_never_a_proof_it_does_not_state(tmp_path, tail, expected):
+    from planner.backends.milp import _reached
+    log = tmp_path / "cbc.log"
+    log.write_text("Cbc0010I After 0 nodes\n" + tail)
+    assert _reached(str(log)) == expected

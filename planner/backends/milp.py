@@ -68,7 +68,9 @@ class MilpBackend:
             status = Status.TIME_LIMIT if elapsed >= 0.95 * time_limit else Status.UNKNOWN
             return Solution(status, None, seconds=elapsed)
         values = np.array([(x.value() or 0.0) * s for x, s in zip(vs, scale)], dtype=float)
-        if reached is not None:        # a gap target was given: CBC's own gap (a time-out's too)
+        if reached == "stopped":       # stopped at the gap target, its log stating no bound: not proven
+            return Solution(Status.FEASIBLE, values, seconds=time.perf_counter() - t0)
+        if isinstance(reached, tuple):  # a gap target was given: CBC's own gap (a time-out's too)
             found = f.model.objective_at(values)
             within = relative_gap(*reached)
             bound = found * reached[1] / reached[0] if reached[0] and f.model.objective_sense == "min" else None
@@ -80,19 +82,22 @@ class MilpBackend:
                         seconds=time.perf_counter() - t0)
 
 
-def _reached(log: str) -> tuple[float, float] | None:
+def _reached(log: str) -> tuple[float, float] | str | None:
     """CBC's objective and best bound as its log states them at the end of a run stopped short
-    of the optimum (on the gap target or the time limit), in its own (scaled) units; None when
-    the log states no bound (proven optimal)."""
+    of the optimum (on the gap target or the time limit), in its own (scaled) units; "stopped"
+    when it says it stopped within the gap tolerance but states no bound; None when it states
+    neither (proven optimal, or no answer)."""
     found = {}
+    stopped = False
     with open(log, errors="replace") as fh:
         for line in fh:
             key, _, rest = line.partition(":")
+            stopped |= line.startswith("Result - ") and "gap" in line.lower()
             if key.strip() in ("Objective value", "Lower bound"):
                 with contextlib.suppress(ValueError):
                     found[key.strip()] = float(rest.split()[0])
     if len(found) < 2:
-        return None
+        return "stopped" if stopped else None
     return found["Objective value"], found["Lower bound"]
 
 
