@@ -34,7 +34,7 @@ from planner.errors import InputError
 from planner.estimate.run import Estimate, estimate_from_spec
 from planner.plan.result import RESULT_EXTRAS, SCHEMA_DIALECT, PlanResult, json_schema
 from planner.plan.schedule import ScheduleResult
-from planner.plan.solve import check_run
+from planner.plan.solve import check_gap, check_run
 from planner.schemas.estimate import EstimateSpec, estimate_spec_of
 from planner.schemas.fleet import FleetSpec, fleet_spec_of, is_fleet
 from planner.schemas.plan import PlanSpec, plan_spec_of, with_objective
@@ -79,7 +79,7 @@ def _check_backend(backend: str | None) -> None:
 
 def plan(spec: PlanSpec | Mapping[str, Any] | str | os.PathLike, *, backend: str | None = None,
          top_k: int | None = None, time_limit: float = 60.0, objective: str | None = None,
-         calibration: str = "none", simulate: bool = True, marginal: bool = False) -> PlanResult:
+         calibration: str = "none", simulate: bool = True, marginal: bool = False, gap: float = 0.0) -> PlanResult:
     """Ranked deployments for one workload: ``planner plan``.
 
     ``spec``: an instance (docs/instances.md): ``PlanSpec``, mapping or YAML path.
@@ -90,26 +90,30 @@ def plan(spec: PlanSpec | Mapping[str, Any] | str | os.PathLike, *, backend: str
     ``simulate``: check rank 1 with the discrete-event simulator and re-solve where it misses
     (``result.verification``; the CLI's default). ``marginal``: also re-solve for what one more
     unit of each binding limit is worth (``result.marginal``; off, as with ``--json``).
+    ``gap``: stop each solve once its answer is proven within this relative gap of the best
+    bound, a fraction in [0, 1) (0.005: 0.5 %; 0: to the proven optimum); an answer stopped
+    there has status 'feasible' and its ``gap``. The exhaustive backend ignores it (exact).
 
     Returns a ``PlanResult``: ``status`` ('optimal', 'feasible', 'infeasible', 'time_limit', ...),
     ``plans`` (every ranked deployment, ``rank`` 1 first; ``deployments(1)`` for one rank),
     ``answers`` (totals per rank), ``diagnosis`` and ``relaxations`` when nothing is feasible.
     Raises ``InputError`` for bad input (the CLI's exit 2)."""
     check_run(time_limit, top_k, names=("time_limit", "top_k"))
+    check_gap(gap, "gap")
     _check_backend(backend)
     s, doc = _load(spec, PlanSpec, plan_spec_of)
     s = with_objective(s, doc, objective, option="objective")
     return answer(s, doc, backend=backend, top_k=top_k, time_limit=time_limit, calibration=calibration,
-                  simulate=simulate, marginal=marginal)
+                  simulate=simulate, marginal=marginal, gap=gap)
 
 
 def fleet(spec: FleetSpec | Mapping[str, Any] | str | os.PathLike, *, backend: str | None = None,
           time_limit: float = 60.0, calibration: str = "none", simulate: bool = False, marginal: bool = False,
-          baselines: bool = True) -> PlanResult:
+          baselines: bool = True, gap: float = 0.0) -> PlanResult:
     """One joint plan for several workloads on a shared inventory: ``planner fleet``.
 
     ``spec``: a fleet (docs/fleet.md): ``FleetSpec``, mapping or YAML path. ``backend``:
-    default milp. ``time_limit``, ``calibration``, ``marginal``: as for ``plan``.
+    default milp. ``time_limit``, ``calibration``, ``marginal``, ``gap``: as for ``plan``.
     ``simulate``: re-score each aggregated deployment with the simulator (off, as in the CLI).
     ``baselines``: compare with planning each workload alone, greedily and (with ``current``)
     the fleet running today (``result.baselines``; as in the CLI).
@@ -118,19 +122,22 @@ def fleet(spec: FleetSpec | Mapping[str, Any] | str | os.PathLike, *, backend: s
     ``workload`` and ``share``), ``answers[0]``'s per workload and per GPU type totals, what
     binds and the moves from ``current``."""
     check_run(time_limit, names=("time_limit", "top_k"))
+    check_gap(gap, "gap")
     _check_backend(backend)
     s, doc = _load(spec, FleetSpec, fleet_spec_of)     # a file or a mapping is checked as it is read
     return answer(s if doc is not None else s.checked(), doc, backend=backend, time_limit=time_limit,
-                  calibration=calibration, simulate=simulate, marginal=marginal, baselines=baselines)
+                  calibration=calibration, simulate=simulate, marginal=marginal, baselines=baselines, gap=gap)
 
 
 def schedule(spec: PlanSpec | FleetSpec | Mapping[str, Any] | str | os.PathLike, *, backend: str | None = None,
-             time_limit: float = 60.0, calibration: str = "none", start_costs: Sequence[float] = ()) -> ScheduleResult:
+             time_limit: float = 60.0, calibration: str = "none", start_costs: Sequence[float] = (),
+             gap: float = 0.0) -> ScheduleResult:
     """A fleet per period of a demand profile, as one program over the periods: ``planner schedule``.
 
     ``spec``: a plan or a fleet whose demand has a ``profile`` (docs/workloads.md section 8):
     ``PlanSpec``, ``FleetSpec``, mapping or YAML path (a fleet when it lists ``workloads``).
-    ``backend``: default milp. ``time_limit``, ``calibration``: as for ``plan``.
+    ``backend``: default milp. ``time_limit``, ``calibration``: as for ``plan``; ``gap``: as for
+    ``plan``, for the schedule's solve (the static fleet and the per-period optima stay exact).
     ``start_costs``: also solve the schedule at each of these $ per GPU started
     (``result.start_costs``; the CLI's ``--start-costs``).
 
@@ -139,6 +146,7 @@ def schedule(spec: PlanSpec | FleetSpec | Mapping[str, Any] | str | os.PathLike,
     demand and SLO) and ``per_period_optima`` (a
     lower bound), ``saving_vs_static`` and the ``autoscaler`` bounds."""
     check_run(time_limit, names=("time_limit", "top_k"))
+    check_gap(gap, "gap")
     _check_backend(backend)
     if isinstance(spec, (PlanSpec, FleetSpec)):
         s: PlanSpec | FleetSpec = spec.checked() if isinstance(spec, FleetSpec) else spec
@@ -148,7 +156,7 @@ def schedule(spec: PlanSpec | FleetSpec | Mapping[str, Any] | str | os.PathLike,
             spec, (str, os.PathLike)) else None
         s, doc = _load(spec, FleetSpec, fleet_spec_of) if is_fleet(data) else _load(spec, PlanSpec, plan_spec_of)
     return schedule_with_sweep(s, doc, backend=backend or "milp", time_limit=time_limit, calibration=calibration,
-                               start_costs=start_costs)
+                               start_costs=start_costs, gap=gap)
 
 
 def estimate(spec: EstimateSpec | Mapping[str, Any] | str | os.PathLike, *, calibration: str = "none") -> Estimate:

@@ -112,8 +112,8 @@ def test_a_worse_solver_answer_never_replaces_the_starting_fleet(fleet, monkeypa
     p, c = fleet
     real = highs.HighsBackend.solve
 
-    def worse(self, f, time_limit, seed=0):
-        sol = real(self, f, time_limit, seed)
+    def worse(self, f, time_limit, seed=0, gap=0.0):
+        sol = real(self, f, time_limit, seed, gap)
         start = starting.starting_answer(f)
         assert start is not None and sol.values is not None
         picks = list(start.picks)

@@ -404,7 +404,7 @@ def test_class12_a_solver_without_an_answer_falls_back_to_the_incumbent_unproven
     from planner.backends.base import Solution, Status
     from planner.backends.cpsat import CpSatBackend
 
-    monkeypatch.setattr(CpSatBackend, "solve", lambda self, f, t, seed=0: Solution(Status(status), None))
+    monkeypatch.setattr(CpSatBackend, "solve", lambda self, f, t, seed=0, gap=0.0: Solution(Status(status), None))
     inst = _instance(tmp_path, TINY)
     r = _run("plan", inst, "--no-simulate")
     assert r.exit_code == 0 and "not proven" in r.stdout and "No feasible plan" not in r.stdout, r.stdout

@@ -63,7 +63,7 @@ class _OutOfTime:
     name = "slow"
     features = frozenset({Feature.LINEAR_MODEL, Feature.TIME_LIMIT})
 
-    def solve(self, f, time_limit, seed=0):
+    def solve(self, f, time_limit, seed=0, gap=0.0):
         assert f.hint                      # the starting plan was offered
         return Solution(Status.TIME_LIMIT, None, seconds=time_limit)
 

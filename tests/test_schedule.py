@@ -555,9 +555,9 @@ def test_highs_takes_the_static_fleet_as_a_checked_start_and_proves_an_unbeaten_
     runs: list[bool] = []
     real = hb.HighsBackend._run
 
-    def counted(self, f, model, time_limit, seed, start):
+    def counted(self, f, model, time_limit, seed, start, gap=0.0):
         runs.append(bool(start))
-        return real(self, f, model, time_limit, seed, start)
+        return real(self, f, model, time_limit, seed, start, gap)
     monkeypatch.setattr(hb.HighsBackend, "_run", counted)
     flat = [{"hours": h, "multiplier": 1.0} for h in (8, 10, 6)]
     for profile in (flat, DAY):
@@ -630,11 +630,11 @@ def test_a_loose_answer_whose_rounding_costs_more_than_the_loose_optimum_is_solv
     m.objective, m.objective_sense = {x: 1.0}, "min"
     real, runs = hb.HighsBackend._run, []
 
-    def loose_first(self, f, model, time_limit, seed, start):
+    def loose_first(self, f, model, time_limit, seed, start, gap=0.0):
         runs.append(model.highs.getOptionValue("mip_feasibility_tolerance")[1])
         if len(runs) == 1:
             return Solution(Status.OPTIMAL, [0.9999995], gap=0.0)
-        return real(self, f, model, time_limit, seed, start)
+        return real(self, f, model, time_limit, seed, start, gap)
     monkeypatch.setattr(hb.HighsBackend, "_run", loose_first)
     sol = get_backend("highs").solve(SimpleNamespace(model=m, integral=True), 10.0)
     assert runs == [hb.LOOSE_TOLERANCE, 1e-9] and sol.status.value == "optimal" and sol.values[x] == 1.0

@@ -166,7 +166,7 @@ def _out_of_time(monkeypatch) -> None:
     """Every linear backend stops at once without an answer (a solve that times out)."""
     from planner.backends.base import Solution, Status
     from planner.backends.milp import MilpBackend
-    monkeypatch.setattr(MilpBackend, "solve", lambda self, f, time_limit, seed=0: Solution(Status.TIME_LIMIT, None))
+    monkeypatch.setattr(MilpBackend, "solve", lambda self, f, time_limit, seed=0, gap=0.0: Solution(Status.TIME_LIMIT, None))
 
 
 def _pruned_somewhere(p) -> bool:

@@ -28,6 +28,17 @@ class Status(str, enum.Enum):
 
 HAS_SOLUTION = frozenset({Status.OPTIMAL, Status.FEASIBLE})
 
+OPTIMAL_GAP = 1e-9
+"""Relative gap at or under which an answer is the proven optimum: the rounding of an exact
+solve (mip_rel_gap 0). An answer a backend stopped at a gap target (``solve(..., gap=...)``)
+above it is ``FEASIBLE`` with its gap and bound, never ``OPTIMAL``."""
+
+
+def relative_gap(value: float, bound: float) -> float:
+    """How far an answer's objective ``value`` may be from the optimum, given a proven
+    ``bound`` on it, as a share of the value: |value - bound| / |value|."""
+    return abs(value - bound) / max(abs(value), 1e-12)
+
 
 class Feature(str, enum.Enum):
     LINEAR_MODEL = "solves the linear/integer model of constraints/"
@@ -52,7 +63,10 @@ class Backend(Protocol):
     name: str
     features: frozenset[Feature]
 
-    def solve(self, f: Any, time_limit: float, seed: int = 0) -> Solution: ...
+    def solve(self, f: Any, time_limit: float, seed: int = 0, gap: float = 0.0) -> Solution:
+        """Solve formulation ``f`` within ``time_limit`` seconds, stopping once the answer is
+        proven within ``gap`` (relative) of the optimum; 0: to the proven optimum."""
+        ...
 
 
 def incremental(f: Any, key: str, translate: Callable[[LinearModel], tuple[Any, list]],

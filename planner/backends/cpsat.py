@@ -14,7 +14,7 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from constraints.model import UNITS, LinearModel
-from planner.backends.base import Feature, Solution, Status, incremental
+from planner.backends.base import OPTIMAL_GAP, Feature, Solution, Status, incremental, relative_gap
 from planner.errors import InputError
 
 SAFE = 2 ** 61
@@ -26,7 +26,9 @@ class CpSatBackend:
     name = "cpsat"
     features = frozenset({Feature.LINEAR_MODEL, Feature.INTEGER, Feature.TIME_LIMIT, Feature.PROVEN_GAP})
 
-    def solve(self, f: Any, time_limit: float, seed: int = 0) -> Solution:
+    def solve(self, f: Any, time_limit: float, seed: int = 0, gap: float = 0.0) -> Solution:
+        """CP-SAT from the formulation's hint, stopped once proven within ``gap`` (its
+        relative_gap_limit); an answer stopped there is FEASIBLE with its gap."""
         t0 = time.perf_counter()
         cp, vs = incremental(f, "_cpsat", translate, _add_row, add_var)
         add_hints(cp, vs, f.model, getattr(f, "hint", None))
@@ -34,6 +36,8 @@ class CpSatBackend:
         solver.parameters.max_time_in_seconds = float(time_limit)
         solver.parameters.num_workers = 1          # deterministic: same input, same answer
         solver.parameters.random_seed = seed
+        if gap:
+            solver.parameters.relative_gap_limit = float(gap)
         # Ctrl-C is ours, not CP-SAT's: its own handler would end the search as if out of time.
         solver.parameters.catch_sigint_signal = False
         if getattr(f, "covering", False):
@@ -50,13 +54,16 @@ class CpSatBackend:
             raise RuntimeError(f"CP-SAT rejected the model: {cp.Validate()}")
         status = status_of(code, elapsed, time_limit)
         values = None
-        gap = None
+        within = None
         if status in (Status.OPTIMAL, Status.FEASIBLE):
             units = f.model.vars.units(UNITS).tolist()
             values = np.array([solver.Value(x) * u for x, u in zip(vs, units)], dtype=float)
             obj, bound = solver.ObjectiveValue(), solver.BestObjectiveBound()
-            gap = 0.0 if status == Status.OPTIMAL else abs(obj - bound) / max(abs(obj), 1e-12)
-        return Solution(status, values, gap=gap, seconds=time.perf_counter() - t0)
+            reached = relative_gap(obj, bound)
+            if status == Status.OPTIMAL and gap and reached > OPTIMAL_GAP:
+                status = Status.FEASIBLE          # stopped at the gap target: within it, not proven optimal
+            within = 0.0 if status == Status.OPTIMAL else reached
+        return Solution(status, values, gap=within, seconds=time.perf_counter() - t0)
 
 
 def add_hints(cp: cp_model.CpModel, vs: list, m: LinearModel, hint: dict[int, float] | None) -> None:

@@ -38,6 +38,7 @@ import highspy
 import numpy as np
 
 from constraints.model import Coeffs
+from planner.backends.base import OPTIMAL_GAP
 from planner.candidates.cache import grouped
 
 EPS = 1e-9
@@ -45,9 +46,11 @@ EPS = 1e-9
 feasibility tolerance, not a rounding of the figures."""
 MAX_ROUNDS = 200
 """Column generation rounds at most (each prices every block once)."""
-OPTIMAL_GAP = 1e-9
-"""Relative gap at or under which the fleet found is the proven optimum (HiGHS runs the whole
-model with mip_rel_gap 0; this is its rounding)."""
+COLUMN_SHARE = 0.5
+"""With a gap target g (``solve(..., gap=g)``), column generation stops once the restricted
+master LP is within this share of g of the Lagrangian bound: the integer master's answer is
+dearer than that LP, and the rest of g is its room to round the LP's fractions to one answer
+per block (it stops once its answer is within g of the Lagrangian bound: ``_integer``)."""
 
 
 @dataclass
@@ -186,9 +189,14 @@ class Result:
     columns: int
 
 
-def solve(f: Any, bl: Blocks, time_limit: float, hint: dict[int, float] | None = None) -> Result:
+def solve(f: Any, bl: Blocks, time_limit: float, hint: dict[int, float] | None = None, gap: float = 0.0) -> Result:
     """Column generation on the restricted master LP (its duals price each block), then the
-    restricted master as an integer program; the bound is the best Lagrangian bound met."""
+    restricted master as an integer program; the bound is the best Lagrangian bound met.
+    ``gap``: stop once the fleet is proven within it (relative) of that bound: the columns
+    once the LP is within ``COLUMN_SHARE`` of it, the integer master at its first answer
+    within it, nothing more once the hint's fleet is within it. The restricted master's own
+    bounds prove nothing about the whole model (its columns are a subset): the gap is always
+    taken against the Lagrangian bound."""
     t0 = time.perf_counter()
     deadline = t0 + time_limit
     nb, nl = len(bl.blocks), len(bl.rhs)
@@ -222,43 +230,88 @@ def solve(f: Any, bl: Blocks, time_limit: float, hint: dict[int, float] | None =
             if answers(b, pattern):
                 add(s, pattern)
     start = list(range(len(cols))) if len(cols) == nb else []     # the hint, when it is a whole fleet
-    bound, rounds = -math.inf, 0
-    u = np.zeros(nl)
-    while True:
-        rounds += 1
-        lagrangian = -float(u @ bl.rhs)
-        added = 0
-        for s, b in enumerate(bl.blocks):
-            w = b.cost + (u @ b.link if nl else 0.0)
-            v, pattern = cover(w, b.cap, b.ub, b.demand, b.k)
-            if not math.isfinite(v):
-                return Result(None, math.inf, math.inf, time.perf_counter() - t0, rounds, len(cols))
-            lagrangian += v
-            added += add(s, pattern)
-        bound = max(bound, lagrangian)
-        lp.run()
-        if lp.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-            break
-        master = lp.getInfo().objective_function_value
-        duals = np.asarray(lp.getSolution().row_dual)
-        u = np.maximum(0.0, -duals[nb:nb + nl])
-        converged = master - bound <= OPTIMAL_GAP * max(1.0, abs(master))
-        if not added or converged or rounds >= MAX_ROUNDS or time.perf_counter() >= deadline:
-            break
-    values, value = _integer(f, bl, cols, max(deadline - time.perf_counter(), 0.05), start)
+    best = _start_value(bl, cols, start)          # the dearest fleet worth stopping at: the best one known
+    bound, rounds, u = -math.inf, 0, np.zeros(nl)
+
+    def generate(tolerance: float) -> str | None:
+        """Rounds until the restricted master LP is within ``tolerance`` (relative) of the
+        bound, or the best fleet known within ``gap`` of it: "infeasible" (a block has no
+        answer), "loose" (stopped at a tolerance above OPTIMAL_GAP), None (converged, no
+        column left, out of rounds or time)."""
+        nonlocal bound, rounds, u
+        while True:
+            rounds += 1
+            lagrangian = -float(u @ bl.rhs)
+            added = 0
+            for s, b in enumerate(bl.blocks):
+                w = b.cost + (u @ b.link if nl else 0.0)
+                v, pattern = cover(w, b.cap, b.ub, b.demand, b.k)
+                if not math.isfinite(v):
+                    return "infeasible"
+                lagrangian += v
+                added += add(s, pattern)
+            bound = max(bound, lagrangian)
+            lp.run()
+            if lp.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+                return None
+            master = lp.getInfo().objective_function_value
+            duals = np.asarray(lp.getSolution().row_dual)
+            u = np.maximum(0.0, -duals[nb:nb + nl])
+            converged = master - bound <= tolerance * max(1.0, abs(master))
+            if not added or rounds >= MAX_ROUNDS or time.perf_counter() >= deadline or _within(best, bound, gap):
+                return None
+            if converged:
+                return "loose" if tolerance > OPTIMAL_GAP else None
+
+    ended = generate(max(OPTIMAL_GAP, COLUMN_SHARE * gap))
+    if ended == "infeasible":
+        return Result(None, math.inf, math.inf, time.perf_counter() - t0, rounds, len(cols))
+    values, value = _integer(f, bl, cols, max(deadline - time.perf_counter(), 0.05), start, _target(bound, gap))
+    if ended == "loose" and not _within(value, bound, gap) and time.perf_counter() < deadline:
+        # the integer master could not round the loose LP within the gap: the columns to convergence
+        # (or until the fleet found is within the gap of the rising bound), then the integer master again
+        best = min(best, value)
+        if generate(OPTIMAL_GAP) == "infeasible":
+            return Result(None, math.inf, math.inf, time.perf_counter() - t0, rounds, len(cols))
+        if not _within(best, bound, gap):
+            again, worth = _integer(f, bl, cols, max(deadline - time.perf_counter(), 0.05), start,
+                                    _target(bound, gap))
+            if again is not None and worth < value:
+                values, value = again, worth
     return Result(values, value, bound, time.perf_counter() - t0, rounds, len(cols))
 
 
+def _target(bound: float, gap: float) -> float | None:
+    """The dearest fleet within ``gap`` (relative) of the lower ``bound``: value - bound <= gap x value."""
+    return bound / (1.0 - gap) if gap > 0 and bound > 0 else None
+
+
+def _within(value: float, bound: float, gap: float) -> bool:
+    """``value`` is proven within ``gap`` (relative, > 0) of the lower ``bound``."""
+    return gap > 0 and math.isfinite(value) and value - bound <= gap * abs(value)
+
+
+def _start_value(bl: Blocks, cols: list[tuple[int, dict[int, int]]], start: list[int]) -> float:
+    """The hint's fleet's objective (inf: no whole fleet given)."""
+    return sum(_column(bl, *cols[i])[0] for i in start) if start else math.inf
+
+
 def _integer(f: Any, bl: Blocks, cols: list[tuple[int, dict[int, int]]], time_limit: float,
-             start: list[int]) -> tuple[np.ndarray | None, float]:
+             start: list[int], target: float | None = None) -> tuple[np.ndarray | None, float]:
     """The restricted master as an integer program: one generated answer per block under the
     shared rows (HiGHS), or the columns ``start`` (the hint's fleet) when they are cheaper or
     HiGHS has no answer in time. (Not given to HiGHS as a start: HiGHS 1.16 took such a start,
-    built column by column, at a wrong objective value and stopped there as optimal.)"""
+    built column by column, at a wrong objective value and stopped there as optimal.)
+    ``target``: HiGHS stops at its first answer costing at most this (its objective_target),
+    and is not run when the start costs at most this."""
+    if target is not None and _start_value(bl, cols, start) <= target:
+        return _values(f, bl, cols, np.isin(np.arange(len(cols)), start).astype(float))
     nb, nl = len(bl.blocks), len(bl.rhs)
     h = _highs()
     h.setOptionValue("time_limit", float(time_limit))
     h.setOptionValue("mip_rel_gap", OPTIMAL_GAP)
+    if target is not None:
+        h.setOptionValue("objective_target", float(target))
     h.addRows(nb, np.ones(nb), np.ones(nb), 0, np.zeros(nb, np.int32), np.zeros(0, np.int32), np.zeros(0))
     if nl:
         h.addRows(nl, np.full(nl, -highspy.kHighsInf), bl.rhs, 0, np.zeros(0, np.int32), np.zeros(0, np.int32),
@@ -279,6 +332,12 @@ def _integer(f: Any, bl: Blocks, cols: list[tuple[int, dict[int, int]]], time_li
         z = z0
     else:
         return None, math.inf
+    return _values(f, bl, cols, z)
+
+
+def _values(f: Any, bl: Blocks, cols: list[tuple[int, dict[int, int]]], z: np.ndarray
+            ) -> tuple[np.ndarray, float]:
+    """The model's variables and objective with the columns ``z`` (one per block) chosen."""
     values = np.zeros(len(f.model.vars))
     for (s, pattern), on in zip(cols, z):
         if on > 0.5:

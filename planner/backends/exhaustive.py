@@ -78,8 +78,9 @@ class ExhaustiveBackend:
         from planner.backends.schedule_oracle import solve_static
         return solve_static(t, deadline)
 
-    def solve(self, f: Formulation, time_limit: float, seed: int = 0) -> Solution:
-        """The formulation's own objective (no tie-break), in the oracle's terms."""
+    def solve(self, f: Formulation, time_limit: float, seed: int = 0, gap: float = 0.0) -> Solution:
+        """The formulation's own objective (no tie-break), in the oracle's terms. ``gap`` is
+        ignored: the oracle enumerates every answer, and its answer is the proven optimum."""
         t0 = time.perf_counter()
         st, picks, _, _ = self.rank(f.cands, (f.cands.objective,), {}, f.cuts, deadline=t0 + time_limit)
         if st != Status.OPTIMAL:

@@ -31,7 +31,7 @@ import numpy as np
 
 from constraints.model import LinearModel
 from planner.backends import decompose
-from planner.backends.base import Feature, Solution, Status, incremental
+from planner.backends.base import OPTIMAL_GAP, Feature, Solution, Status, incremental, relative_gap
 from planner.backends.milp import CONDITIONING, objective_scaled
 
 OPTIONS: dict[str, Any] = {"output_flag": False, "mip_rel_gap": 0.0, "mip_abs_gap": 0.0, "random_seed": 0,
@@ -79,26 +79,28 @@ class HighsBackend:
     name = "highs"
     features = frozenset({Feature.LINEAR_MODEL, Feature.INTEGER, Feature.TIME_LIMIT, Feature.PROVEN_GAP})
 
-    def solve(self, f: Any, time_limit: float, seed: int = 0) -> Solution:
+    def solve(self, f: Any, time_limit: float, seed: int = 0, gap: float = 0.0) -> Solution:
         """A fleet of the shape planner/backends/decompose.py takes is solved by decomposition
         first (its configuration limits enforced on every workload); any other model, or a small
-        fleet it leaves unproven, as one model."""
+        fleet it leaves outside ``gap`` of its bound, as one model (mip_rel_gap ``gap``). An
+        answer within ``gap`` but not within OPTIMAL_GAP is FEASIBLE, with its gap and bound."""
         t0 = time.perf_counter()
         blocks = decompose.blocks(f)
         if blocks is None:
-            return self.whole(f, time_limit, seed)
+            return self.whole(f, time_limit, seed, gap)
         whole = len(f.model.vars) <= WHOLE_MODEL_COLUMNS
-        r = decompose.solve(f, blocks, time_limit / 2 if whole else time_limit, getattr(f, "hint", None))
+        r = decompose.solve(f, blocks, time_limit / 2 if whole else time_limit, getattr(f, "hint", None), gap)
         if r.values is None and not math.isfinite(r.bound):
             return Solution(Status.INFEASIBLE, None, seconds=time.perf_counter() - t0)
         proven = r.values is not None and r.value - r.bound <= decompose.OPTIMAL_GAP * max(1.0, abs(r.value))
-        if proven or not whole:
+        within = r.values is not None and r.value - r.bound <= gap * abs(r.value)
+        if proven or within or not whole:
             if r.values is None:
                 return Solution(Status.TIME_LIMIT, None, seconds=time.perf_counter() - t0, bound=r.bound)
             return Solution(Status.OPTIMAL if proven else Status.FEASIBLE, r.values,
                             gap=0.0 if proven else max(0.0, r.value - r.bound) / max(abs(r.value), 1e-12),
                             seconds=time.perf_counter() - t0, bound=None if proven else r.bound)
-        sol = self.whole(f, max(time_limit - (time.perf_counter() - t0), 0.01), seed)
+        sol = self.whole(f, max(time_limit - (time.perf_counter() - t0), 0.01), seed, gap)
         if sol.status in (Status.OPTIMAL, Status.INFEASIBLE) or r.values is None:
             return replace(sol, seconds=time.perf_counter() - t0)
         found = decompose.value_of(f, sol.values) if sol.values is not None else math.inf
@@ -107,33 +109,34 @@ class HighsBackend:
         return Solution(Status.FEASIBLE, values, gap=max(0.0, value - bound) / max(abs(value), 1e-12),
                         seconds=time.perf_counter() - t0, bound=bound)
 
-    def whole(self, f: Any, time_limit: float, seed: int = 0) -> Solution:
-        """The formulation's model as one MIP in HiGHS; from ``f.checked_hint`` where the
-        formulation gives one (a schedule's static fleet), kept only when the answer beats it:
-        an answer no better than the start is solved again without it (``CHECKED_START``). A
-        formulation marked ``integral`` (a schedule's) is solved at the loose tolerance first
-        (``_loose``)."""
+    def whole(self, f: Any, time_limit: float, seed: int = 0, gap: float = 0.0) -> Solution:
+        """The formulation's model as one MIP in HiGHS, stopped once proven within ``gap``; from
+        ``f.checked_hint`` where the formulation gives one (a schedule's static fleet), kept
+        only when the answer beats it: an answer no better than the start is solved again
+        without it (``CHECKED_START``). A formulation marked ``integral`` (a schedule's) is
+        solved at the loose tolerance first (``_loose``)."""
         t0 = time.perf_counter()
         start = getattr(f, "checked_hint", None)
         loose = bool(getattr(f, "integral", False))
-        sol = self._once(f, incremental(f, "_highspy", translate, add_row, add_var)[0], time_limit, seed, start, loose)
+        model = incremental(f, "_highspy", translate, add_row, add_var)[0]
+        sol = self._once(f, model, time_limit, seed, start, loose, gap)
         if start and sol.status == Status.OPTIMAL and sol.values is not None and not _beats(f.model, sol.values, start):
             left = max(time_limit - (time.perf_counter() - t0), 0.01)
-            sol = self._once(f, translate(f.model)[0], left, seed, None, loose)
+            sol = self._once(f, translate(f.model)[0], left, seed, None, loose, gap)
         return replace(sol, seconds=time.perf_counter() - t0)
 
     def _once(self, f: Any, model: Model, time_limit: float, seed: int, start: dict[int, float] | None,
-              loose: bool) -> Solution:
+              loose: bool, gap: float = 0.0) -> Solution:
         """One run; with ``loose``, at LOOSE_TOLERANCE first, its answer rounded to integers
         and kept only when every bound and row holds within EXACT (relative) and, if proven
         optimal there, its objective is the loose run's within EXACT (the loose problem relaxes
         the exact one, so its optimum bounds the exact one's from below); otherwise, and where
         the loose run has no answer but a time-out, run again at OPTIONS' tolerance."""
         if not loose:
-            return self._run(f, model, time_limit, seed, start)
+            return self._run(f, model, time_limit, seed, start, gap)
         t0 = time.perf_counter()
         model.highs.setOptionValue("mip_feasibility_tolerance", LOOSE_TOLERANCE)
-        sol = self._run(f, model, time_limit, seed, start)
+        sol = self._run(f, model, time_limit, seed, start, gap)
         if sol.status == Status.INFEASIBLE:
             return sol                   # infeasible even relaxed: infeasible
         if sol.values is not None:
@@ -142,12 +145,14 @@ class HighsBackend:
                                       relaxed + EXACT * max(1.0, abs(relaxed))):
                 return replace(sol, values=exact)
         left = max(time_limit - (time.perf_counter() - t0), 0.01)
-        return self._run(f, translate(f.model)[0], left, seed, start)
+        return self._run(f, translate(f.model)[0], left, seed, start, gap)
 
-    def _run(self, f: Any, model: Model, time_limit: float, seed: int, start: dict[int, float] | None) -> Solution:
+    def _run(self, f: Any, model: Model, time_limit: float, seed: int, start: dict[int, float] | None,
+             gap: float = 0.0) -> Solution:
         t0 = time.perf_counter()
         h = model.highs
         h.setOptionValue("time_limit", max(float(time_limit), 0.01))
+        h.setOptionValue("mip_rel_gap", float(gap))      # OPTIONS' 0 unless a gap target is given
         h.setOptionValue("random_seed", int(seed))
         if start:
             given = np.zeros(len(f.model.vars))
@@ -181,11 +186,13 @@ class HighsBackend:
             # the start's columns under HiGHS's own objective: distrust both, solve without the start
             fresh = translate(f.model)[0]
             fresh.highs.setOptionValue("mip_feasibility_tolerance", h.getOptionValue("mip_feasibility_tolerance")[1])
-            return self._run(f, fresh, max(time_limit - elapsed, 0.01), seed, None)
-        gap: float | None = 0.0
+            return self._run(f, fresh, max(time_limit - elapsed, 0.01), seed, None, gap)
+        if status == Status.OPTIMAL and gap and (bound is None or relative_gap(found, bound) > OPTIMAL_GAP):
+            status = Status.FEASIBLE         # stopped at the gap target: within it, not proven optimal
+        reached: float | None = 0.0
         if status == Status.FEASIBLE:
-            gap = None if bound is None else abs(found - bound) / max(abs(found), 1e-12)
-        return Solution(status, values, gap=gap, seconds=time.perf_counter() - t0,
+            reached = None if bound is None else relative_gap(found, bound)
+        return Solution(status, values, gap=reached, seconds=time.perf_counter() - t0,
                         bound=bound if status == Status.FEASIBLE else None)
 
 

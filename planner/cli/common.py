@@ -155,11 +155,18 @@ def strip_timings(data: dict[str, Any]) -> None:
         p["seconds"] = None
 
 
-def check_time_limit(seconds: float) -> None:
-    """--time-limit: a finite number of seconds, at most a day (planner/plan/solve.py check_run)."""
-    from planner.plan.solve import check_run  # the solve stage loads the solvers: not for every command
+def check_time_limit(seconds: float, gap: float = 0.0) -> None:
+    """--time-limit: a finite number of seconds, at most a day (planner/plan/solve.py check_run);
+    --gap: a fraction in [0, 1) (check_gap)."""
+    from planner.plan.solve import check_gap, check_run  # the solve stage loads the solvers: not for every command
 
     check_run(seconds)
+    check_gap(gap)
+
+
+GAP_HELP = ("stop each solve once its answer is proven within this relative gap of the best bound, a fraction "
+            "0 <= G < 1 (0.005: within 0.5 %); the answer is then 'feasible' with its gap, not 'optimal'. "
+            "0 (default): to the proven optimum. The exhaustive backend ignores it (exact)")
 
 
 def write_result(output: Path, data: dict[str, Any], read: Path) -> None:

@@ -10,7 +10,16 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from planner.cli.common import Progress, check_time_limit, dump_json, emit, guarded, strip_timings, write_result
+from planner.cli.common import (
+    GAP_HELP,
+    Progress,
+    check_time_limit,
+    dump_json,
+    emit,
+    guarded,
+    strip_timings,
+    write_result,
+)
 from planner.cli.plan_cmd import BACKEND_HELP, MARGINAL_HELP, STATUS_TEXT, BackendChoice
 from planner.cli.render import answer_lines, money, notes, to_text
 from planner.errors import InputError
@@ -30,6 +39,7 @@ def fleet_command(
         help=f"default milp; highs scales further, with a proven gap (benchmarks/fleet_scale.py); {BACKEND_HELP}")]
         = BackendChoice.milp,
     time_limit: Annotated[float, typer.Option("--time-limit", help="seconds for all solves together")] = 60.0,
+    gap: Annotated[float, typer.Option("--gap", help=GAP_HELP)] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", help="also write the result to FILE.json or FILE.yaml")]
         = None,
@@ -48,7 +58,7 @@ def fleet_command(
     a bug, 130 on Ctrl-C."""
 
     def run() -> int:
-        check_time_limit(time_limit)
+        check_time_limit(time_limit, gap)
         if output is not None and output.suffix not in (".json", ".yaml", ".yml"):
             raise InputError("output file must end in .json or .yaml", path="--output", value=str(output))
         if output is not None:
@@ -57,7 +67,7 @@ def fleet_command(
         with Progress(f"sizing {instance.name} ({backend.value})", enabled=not as_json):
             result = answer(spec, doc, backend=backend.value, time_limit=time_limit, calibration=calibration,
                             marginal=(not as_json) if marginal is None else marginal, baselines=baselines,
-                            simulate=simulate)
+                            simulate=simulate, gap=gap)
         data = result.to_dict()
         if reproducible:
             strip_timings(data)

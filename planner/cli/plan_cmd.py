@@ -11,11 +11,11 @@ import typer
 
 from planner.api import SCHEMAS, schema
 from planner.backends.base import BACKENDS, REGISTRY
-from planner.cli.common import Progress, dump_json, emit, guarded, strip_timings, write_result
+from planner.cli.common import GAP_HELP, Progress, dump_json, emit, guarded, strip_timings, write_result
 from planner.cli.render import render_plans
 from planner.errors import InputError
 from planner.plan.result import PlanResult
-from planner.plan.solve import check_run
+from planner.plan.solve import check_gap, check_run
 from planner.report.html import render_report
 from planner.report.wording import unverified
 from planner.schemas.plan import Objective, load_plan_spec, with_objective
@@ -50,6 +50,7 @@ def plan_command(
         help="what to optimise (default: the file's); gpus = fewest GPUs")] = None,
     backend: Annotated[BackendChoice, typer.Option(help=f"default cpsat; {BACKEND_HELP}")] = BackendChoice.cpsat,
     time_limit: Annotated[float, typer.Option("--time-limit", help="seconds for all solves together")] = 60.0,
+    gap: Annotated[float, typer.Option("--gap", help=GAP_HELP)] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", help="also write the result to FILE.json or FILE.yaml")] = None,
     calibration: Annotated[str, typer.Option(help="none, default (the shipped fit) or a calibration file")] = "none",
@@ -68,6 +69,7 @@ def plan_command(
 
     def run() -> int:
         check_run(time_limit, top)
+        check_gap(gap)
         if output is not None and output.suffix not in (".json", ".yaml", ".yml"):
             raise InputError("output file must end in .json or .yaml", path="--output", value=str(output))
         if report is not None and report.suffix not in (".html", ".htm"):
@@ -80,7 +82,7 @@ def plan_command(
         with Progress(f"solving {instance.name} ({backend.value}, at most {time_limit:g} s)", enabled=not as_json):
             result = answer(spec, doc, backend=backend.value, top_k=top, time_limit=time_limit,
                             calibration=calibration, simulate=simulate,
-                            marginal=(not as_json) if marginal is None else marginal)
+                            marginal=(not as_json) if marginal is None else marginal, gap=gap)
         data = result.to_dict()
         if reproducible:
             strip_timings(data)

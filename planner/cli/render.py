@@ -176,7 +176,7 @@ def render_plans(r: PlanResult, explain_support: bool = False) -> str:
     head = (f"status {r.status}; objective {r.objective}; backend {r.backend}; "
             f"{r.searched_configurations:,} configurations x batch levels searched"
             + ("" if r.solve_seconds is None else f" in {r.solve_seconds:.2f} s")
-            + ("" if r.gap in (None, 0.0) else f"; proven gap {r.gap:.2%}"))
+            + ("" if r.gap in (None, 0.0) else f"; within {r.gap:.2%} of the proven bound"))
     if not r.plans:
         status = "interrupted" if r.interrupted else r.status
         lines = [head, "", NO_PLAN.get(status, NO_PLAN["unknown"])]

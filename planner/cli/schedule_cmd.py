@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from planner.cli.common import Progress, check_time_limit, dump_json, emit, guarded, write_result
+from planner.cli.common import GAP_HELP, Progress, check_time_limit, dump_json, emit, guarded, write_result
 from planner.cli.plan_cmd import BACKEND_HELP, STATUS_TEXT, BackendChoice
 from planner.cli.render import money, to_text
 from planner.cli.trace_cmd import _pyplot
@@ -32,6 +32,8 @@ def schedule_command(
     instance: Annotated[Path, typer.Argument(help="plan or fleet YAML file whose demand has a profile")],
     backend: Annotated[BackendChoice, typer.Option(help=f"default milp; {BACKEND_HELP}")] = BackendChoice.milp,
     time_limit: Annotated[float, typer.Option("--time-limit", help="seconds for all solves together")] = 60.0,
+    gap: Annotated[float, typer.Option("--gap", help=GAP_HELP + "; the schedule's solve only, its comparisons "
+                                       "stay exact")] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", help="also write the result to FILE.json or FILE.yaml")]
         = None,
@@ -51,7 +53,7 @@ def schedule_command(
     Exit 0 with a schedule, 1 when none was found (infeasible, or out of time), 2 for bad input, 3 for a bug."""
 
     def run() -> int:
-        check_time_limit(time_limit)
+        check_time_limit(time_limit, gap)
         if output is not None and output.suffix not in (".json", ".yaml", ".yml"):
             raise InputError("output file must end in .json or .yaml", path="--output", value=str(output))
         if plot is not None and plot.suffix.lower() != ".png":
@@ -66,7 +68,7 @@ def schedule_command(
             else load_plan_spec(str(instance))
         with Progress(f"scheduling {instance.name} ({backend.value})", enabled=not as_json):
             result = schedule_with_sweep(spec, doc, backend=backend.value, time_limit=time_limit,
-                                         calibration=calibration, start_costs=_costs(start_costs))
+                                         calibration=calibration, start_costs=_costs(start_costs), gap=gap)
         data = result.to_dict()
         if reproducible:
             data["solve_seconds"] = None

@@ -153,23 +153,25 @@ def with_start_cost(p: Prepared, usd_per_gpu_started: float) -> Prepared:
 
 
 def schedule(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, backend: str = "milp",
-             time_limit: float = 60.0, calibration: str | None = None) -> ScheduleResult:
+             time_limit: float = 60.0, calibration: str | None = None, gap: float = 0.0) -> ScheduleResult:
     """The cheapest schedule of an instance's demand profile, with the static fleet and
     the sum of per-period optima beside it (half the time for those two, the rest for the
-    schedule)."""
+    schedule; ``gap``: the schedule's solve stops once proven within it, the two it is
+    compared with stay exact)."""
     t0 = time.perf_counter()
     p = prepare(spec, doc, backend=backend, time_limit=time_limit / 2.0, calibration=calibration)
     return solve_prepared(p, backend=backend, time_limit=max(time_limit - (time.perf_counter() - t0), 1e-3),
-                          started=t0)
+                          started=t0, gap=gap)
 
 
-def solve_prepared(p: Prepared, *, backend: str = "milp", time_limit: float = 60.0, started: float | None = None
-                   ) -> ScheduleResult:
-    """The schedule's program on a prepared instance, and its result."""
+def solve_prepared(p: Prepared, *, backend: str = "milp", time_limit: float = 60.0, started: float | None = None,
+                   gap: float = 0.0) -> ScheduleResult:
+    """The schedule's program on a prepared instance, and its result (stopped once proven
+    within the relative ``gap``)."""
     t0 = time.perf_counter() if started is None else started
     t, periods, static = p.tables, p.periods, p.static
-    status, picks, held, cost, gap, size = solve_schedule(t, backend=backend, time_limit=time_limit,
-                                                          start=p.static_picks)
+    status, picks, held, cost, reached, size = solve_schedule(t, backend=backend, time_limit=time_limit,
+                                                              start=p.static_picks, gap=gap)
     ok = status in HAS_SOLUTION
     plans = [_period(t, periods, k, picks[k], held[k], held[k - 1]) for k in range(t.count)] if ok else []
     committed = {t.peak.gpu_ids[g]: int(round(held[0, g])) for g in range(len(t.peak.gpu_ids))
@@ -185,7 +187,7 @@ def solve_prepared(p: Prepared, *, backend: str = "milp", time_limit: float = 60
         committed=committed, periods=plans, static=static, per_period_optima=p.lower,
         autoscaler=autoscale(t, picks) if ok else [],
         saving_vs_static=None if usd is None or not static.usd_per_cycle else 1.0 - usd / static.usd_per_cycle,
-        gap=gap if ok else None, solve_seconds=time.perf_counter() - t0, model_size=size,
+        gap=reached if ok else None, solve_seconds=time.perf_counter() - t0, model_size=size,
         options=t.options.model_dump())
 
 

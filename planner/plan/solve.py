@@ -77,6 +77,20 @@ def check_run(time_limit: float, top_k: int | None = None, *,
         raise InputError(f"{names[1]} must be between 1 and {MAX_RANKS}", path=names[1], value=top_k)
 
 
+def check_gap(gap: float, name: str = "--gap") -> None:
+    """A relative gap target (a fraction, 0 <= gap < 1: 0.005 stops once an answer is proven within
+    0.5 % of the optimum), or an input error located at the option or keyword ``name``."""
+    if isinstance(gap, bool) or not isinstance(gap, (int, float)) or not math.isfinite(gap) or not 0 <= gap < 1:
+        raise InputError("relative gap out of range", path=name, value=gap,
+                         accepted="a fraction 0 <= G < 1 (0.005: within 0.5 % of the proven bound; 0: optimal)")
+
+
+def gap_note(gap: float) -> str:
+    """The note a result solved to a gap target carries (its status and gap say where it stopped)."""
+    return (f"solved to a relative gap target of {gap:.2%}: each phase stopped once its answer was proven "
+            f"within it of the best bound, not to the proven optimum (gap 0)")
+
+
 @dataclass
 class Solved:
     """One ranked answer as the solver gave it: status, (row, replicas) chosen, the share of
@@ -128,18 +142,19 @@ def resolved(spec: PlanSpec | FleetSpec, doc: Document | None = None, calibratio
 
 def plan(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, backend: str | None = None,
          top_k: int | None = None, time_limit: float = 60.0, objective: str | None = None,
-         calibration: str | None = None, simulate: bool = False, cache: PhysicsCache | None = None) -> PlanResult:
+         calibration: str | None = None, simulate: bool = False, cache: PhysicsCache | None = None,
+         gap: float = 0.0) -> PlanResult:
     """Resolve an instance (one workload, or a fleet of several), build its candidate table
     and rank ``top_k`` answers. The default backend: cpsat for one workload, milp for a fleet
     (``default_backend``; highs scales further, with a proven gap: benchmarks/fleet_scale.py).
     When nothing is feasible the result carries the diagnosis; the smallest relaxations,
     marginal values, the verdicts on disaggregation and the baselines are what-ifs above this
     function (planner/whatif/). ``cache``: the physics of the cases computed so far, kept by a
-    caller that plans many alike instances (``prepare``)."""
+    caller that plans many alike instances (``prepare``). ``gap``: as for ``solve``."""
     t0 = time.perf_counter()
     spec, problem, cands = prepare(spec, doc, objective=objective, calibration=calibration, cache=cache)
     result = solve(problem, cands, backend=backend or default_backend(spec), top_k=top_k or spec.ranks(),
-                   time_limit=time_limit, started=t0)
+                   time_limit=time_limit, started=t0, gap=gap)
     with_priors(spec, doc, cands, result, calibration)
     if simulate:
         rescore(problem, cands, result, deadline=time.perf_counter() + time_limit)
@@ -178,11 +193,15 @@ def default_backend(spec: PlanSpec | FleetSpec) -> str:
 
 
 def solve(problem: Problem, cands: Candidates, *, backend: str = "cpsat", top_k: int = 1, time_limit: float = 60.0,
-          started: float | None = None, phases: tuple[str, ...] | None = None, tie_break: bool = True
-          ) -> PlanResult:
+          started: float | None = None, phases: tuple[str, ...] | None = None, tie_break: bool = True,
+          gap: float = 0.0) -> PlanResult:
     """Rank up to ``top_k`` distinct answers of a resolved problem's candidate table.
     ``phases``: the objectives (default: the instance's); ``tie_break``: solve the documented
-    tie-breaks after them (off for what-if re-solves that read only the first value)."""
+    tie-breaks after them (off for what-if re-solves that read only the first value);
+    ``gap``: each phase's solve stops once its answer is proven within this relative gap of
+    the best bound (``check_gap``; 0: to the proven optimum). An answer stopped there is
+    ``feasible``, its phase and the result carry the gap reached, and a note says so; the
+    exhaustive oracle ignores it (its answers are proven optima)."""
     t0 = time.perf_counter() if started is None else started
     objectives = phases or objective_phases(problem)
     names = objectives + (tie_breaks(cands, objectives) if tie_break else ())
@@ -197,7 +216,7 @@ def solve(problem: Problem, cands: Candidates, *, backend: str = "cpsat", top_k:
     try:
         for rank in range(1, top_k + 1):
             s = rank_one(base, solver, backend, names, len(objectives), tuple(cuts), deadline,
-                         _change_slack(problem), max(TIE_BREAK_FLOOR, TIE_BREAK_SHARE * time_limit))
+                         _change_slack(problem), max(TIE_BREAK_FLOOR, TIE_BREAK_SHARE * time_limit), gap)
             first = first or s
             if not s.picks:
                 break
@@ -222,13 +241,14 @@ def solve(problem: Problem, cands: Candidates, *, backend: str = "cpsat", top_k:
     if "after_screening" in size:
         size |= {"candidates_fixed_by_screening": int(len(cands) - size["after_screening"]),
                  "candidates_pruned_as_dominated": int(size["after_screening"] - size["after_pruning"])}
-    gap = next((p.gap for p in first.phases if p.kind == "objective"), None) if answers else None
+    reached = next((p.gap for p in first.phases if p.kind == "objective"), None) if answers else None
     return PlanResult(status=status.value, objective=objectives[0], backend=backend, plans=plans,
-                      searched_configurations=cands.searched, solve_seconds=time.perf_counter() - t0, gap=gap,
+                      searched_configurations=cands.searched, solve_seconds=time.perf_counter() - t0, gap=reached,
                       excluded_gpus=dict(problem.excluded), inputs=problem.inputs(), model_size=size,
                       diagnosis=diagnosis, interrupted=interrupted, unsupported=problem.unsupported(),
                       phases=first.phases, answers=answers, shortfalls=shortfalls, together=together,
-                      notes=list(problem.notes))
+                      notes=list(problem.notes) + ([gap_note(gap)] if gap and Feature.LINEAR_MODEL in solver.features
+                                                   else []))
 
 
 def rows_view(c: Candidates, rows: list[int]) -> Candidates:
@@ -242,14 +262,15 @@ def rows_view(c: Candidates, rows: list[int]) -> Candidates:
 
 
 def solve_phases(problem: Problem, cands: Candidates, *, backend: str, time_limit: float,
-                 phases: tuple[str, ...] | None = None, tie_break: bool = False) -> Solved:
+                 phases: tuple[str, ...] | None = None, tie_break: bool = False, gap: float = 0.0) -> Solved:
     """The first answer only, as the solver gives it (no figures): the what-if drivers'
-    re-solve, which reads a phase's value or the choice (planner/whatif/)."""
+    re-solve, which reads a phase's value or the choice (planner/whatif/); ``gap`` as for
+    ``solve`` (a schedule's periods)."""
     objectives = phases or objective_phases(problem)
     names = objectives + (tie_breaks(cands, objectives) if tie_break else ())
     return rank_one(first_phase_view(problem, cands, objectives), get_backend(backend), backend, names,
                     len(objectives), (), time.perf_counter() + time_limit, _change_slack(problem),
-                    max(TIE_BREAK_FLOOR, TIE_BREAK_SHARE * time_limit))
+                    max(TIE_BREAK_FLOOR, TIE_BREAK_SHARE * time_limit), gap)
 
 
 def _change_slack(problem: Problem) -> float:
@@ -286,11 +307,12 @@ def _same(x: float | None, y: float | None) -> bool:
 
 def rank_one(base: Candidates, solver: Backend, backend: str, names: tuple[str, ...], n_objectives: int,
              cuts: tuple[frozenset[int], ...], deadline: float, change_slack: float,
-             tie_seconds: float = math.inf) -> Solved:
+             tie_seconds: float = math.inf, gap: float = 0.0) -> Solved:
     """One ranked answer: every phase in turn, each later one keeping the earlier ones. The
     status is the weakest of the objective phases' (optimal only if each is); a tie-break
     phase has at most ``tie_seconds``, and without an answer in time it leaves the answer
-    of the phase before (its own status says so)."""
+    of the phase before (its own status says so). Each solve stops once proven within
+    ``gap`` (relative)."""
     slack = {name: (change_slack if name == "cost_per_hour" and k + 1 < len(names) and names[k + 1] == "change"
                     else KEEP_TOLERANCE) for k, name in enumerate(names)}
     if Feature.LINEAR_MODEL not in solver.features:      # the independent oracle: enumeration, no model
@@ -347,7 +369,7 @@ def rank_one(base: Candidates, solver: Backend, backend: str, names: tuple[str, 
                 break
             f.hint = start.values if start is not None and k == 0 else \
                 constraints.assignment(f, picks) if picks else None
-            sol = solver.solve(f, max(until - time.perf_counter(), 1e-3))
+            sol = solver.solve(f, max(until - time.perf_counter(), 1e-3), gap=gap)
             rounds += 1
             if sol.status not in HAS_SOLUTION or sol.values is None or limited is None:
                 break
@@ -370,9 +392,9 @@ def rank_one(base: Candidates, solver: Backend, backend: str, names: tuple[str, 
             picks, served = list(start.picks), np.asarray(start.served, dtype=float)
             value = _picks_value(c, name, picks, served)
             bound = _lower_bound(c, name, sol)
-            gap = max(0.0, (value - bound) / value) if bound is not None and value > 0 else None
+            within = max(0.0, (value - bound) / value) if bound is not None and value > 0 else None
             log.append(Phase(name, "objective", Status.FEASIBLE.value, _reported(c, name, value),
-                             OBJECTIVES[name].unit, gap, None if sol is None else sol.seconds, start=True,
+                             OBJECTIVES[name].unit, within, None if sol is None else sol.seconds, start=True,
                              lower_bound=bound))
             values[name] = _reported(c, name, value)
             status = Status.FEASIBLE
@@ -387,7 +409,8 @@ def rank_one(base: Candidates, solver: Backend, backend: str, names: tuple[str, 
         assert sol is not None and sol.values is not None and f is not None
         value = _model_value(f, name, sol.values)
         log.append(Phase(name, "objective" if objective else "tie-break", sol.status.value, _reported(c, name, value),
-                         OBJECTIVES[name].unit, sol.gap, sol.seconds))
+                         OBJECTIVES[name].unit, sol.gap, sol.seconds,
+                         lower_bound=_reported(c, name, sol.bound) if gap and sol.bound is not None else None))
         values[name] = _reported(c, name, value)
         if sol.status != Status.OPTIMAL and objective:
             status = Status.FEASIBLE
@@ -455,12 +478,13 @@ def decode(f: constraints.Formulation, values: np.ndarray) -> Picks:
 
 
 def solve_schedule(t: PeriodTables, *, backend: str, time_limit: float,
-                   start: constraints.schedule.Start | None = None
+                   start: constraints.schedule.Start | None = None, gap: float = 0.0
                    ) -> tuple[Status, list[Picks], np.ndarray, float | None, float | None, dict[str, int]]:
     """A schedule over periods (planner/plan/schedule.py), driven here like every solve: the
     oracle by its own enumeration, any other backend on the program of constraints/schedule.py
-    starting from ``start`` (the static fleet's deployments). Returns status, (row, replicas)
-    per period, GPUs held per period and type, $ per cycle, gap, model size."""
+    starting from ``start`` (the static fleet's deployments), stopped once proven within
+    ``gap`` (as ``solve``). Returns status, (row, replicas) per period, GPUs held per period
+    and type, $ per cycle, gap, model size."""
     solver = get_backend(backend)
     if Feature.LINEAR_MODEL not in solver.features:
         status, picks, held, cost = solver.schedule(t, time.perf_counter() + time_limit)  # type: ignore[attr-defined]
@@ -477,7 +501,7 @@ def solve_schedule(t: PeriodTables, *, backend: str, time_limit: float,
         # time on the hourly day (benchmarks/schedule_scale.py)
         f.hint = None if f.enumerated else static
         f.checked_hint = static
-        sol = solver.solve(f, max(deadline - time.perf_counter(), 1e-3))
+        sol = solver.solve(f, max(deadline - time.perf_counter(), 1e-3), gap=gap)
         rounds += 1
         if sol.status not in HAS_SOLUTION or sol.values is None:
             break

@@ -398,7 +398,7 @@ def phases(ps: list[Phase]) -> str:
     for p in ps:
         text = f"{p.objective} = {phase_value(p)}" + (" (tie-break)" if p.kind == "tie-break" else "")
         if p.status != "optimal":
-            text += f" ({p.status}" + (f", within {p.gap:.1%} of the best bound" if p.gap is not None
+            text += f" ({p.status}" + (f", within {p.gap:.2%} of the proven bound" if p.gap is not None
                                        else ", gap unknown") + ")"
         out.append(text)
     return "; ".join(out)

@@ -100,6 +100,9 @@ class SweepSpec(Strict):
         "exhaustive); default: cpsat for a plan instance, milp for a fleet (planner/plan/solve.py default_backend)")
     time_limit_s: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False), NotBool] = Field(
         30.0, description="seconds per scenario")
+    gap: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False), NotBool] = Field(
+        0.0, description="each scenario's solve stops once proven within this relative gap of the best bound, a "
+        "fraction 0 <= G < 1 (0.005: 0.5 %); 0: to the proven optimum (planner/plan/solve.py check_gap)")
     calibration: str = "none"
     batch_size: Annotated[int, Field(ge=1, le=10_000), NotBool] | None = Field(
         None, description="scenarios per task sent to a worker (default: about 4 tasks per worker)")

@@ -25,16 +25,17 @@ from planner.yamlio import Document
 def answer(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, backend: str | None = None,
            top_k: int | None = None, time_limit: float = 60.0, objective: str | None = None,
            calibration: str | None = None, simulate: bool = False, marginal: bool = False,
-           baselines: bool = False, relax: bool = True) -> PlanResult:
-    """Rank the answers (``prepare`` and ``solve``); with ``simulate``, check rank 1 by simulation and
-    re-solve where it misses (``verify``); then the what-ifs (``around``)."""
+           baselines: bool = False, relax: bool = True, gap: float = 0.0) -> PlanResult:
+    """Rank the answers (``prepare`` and ``solve``, stopped once proven within ``gap``); with
+    ``simulate``, check rank 1 by simulation and re-solve where it misses (``verify``, at the same
+    gap); then the what-ifs (``around``: exact, each compares optima)."""
     t0 = time.perf_counter()
     spec, problem, cands = prepare(spec, doc, objective=objective, calibration=calibration)
     backend = backend or default_backend(spec)
     ranks = top_k or spec.ranks()
-    result = solve(problem, cands, backend=backend, top_k=ranks, time_limit=time_limit, started=t0)
+    result = solve(problem, cands, backend=backend, top_k=ranks, time_limit=time_limit, started=t0, gap=gap)
     if simulate and result.plans:       # the simulator in the verdict: rank 1 re-solved until it simulates within
-        result, cands = verify(problem, cands, result, backend=backend, top_k=ranks, time_limit=time_limit)
+        result, cands = verify(problem, cands, result, backend=backend, top_k=ranks, time_limit=time_limit, gap=gap)
     with_priors(spec, doc, cands, result, calibration)
     around(problem, cands, result, backend=backend, time_limit=time_limit, simulate=False, marginal=marginal,
            baselines=baselines, relax=(spec, doc, calibration) if relax and isinstance(spec, PlanSpec) else None)

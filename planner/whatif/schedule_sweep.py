@@ -20,19 +20,20 @@ MAX_POINTS = 50
 
 def schedule_with_sweep(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, backend: str = "milp",
                         time_limit: float = 60.0, calibration: str | None = None,
-                        start_costs: Sequence[float] = ()) -> ScheduleResult:
+                        start_costs: Sequence[float] = (), gap: float = 0.0) -> ScheduleResult:
     """`planner schedule`: the schedule as the instance states it and, for each $ per GPU
     started in ``start_costs``, the schedule at that cost (``result.start_costs``). The
-    time limit is shared: a quarter for the comparisons, the rest split between the solves."""
+    time limit is shared: a quarter for the comparisons, the rest split between the solves.
+    ``gap``: each schedule's solve stops once proven within it (the comparisons stay exact)."""
     if len(start_costs) > MAX_POINTS or any(not 0 <= c <= 1e4 for c in start_costs):
         raise InputError("start costs out of range", path="--start-costs", value=list(start_costs),
                          accepted=f"at most {MAX_POINTS} values, each 0..10000 $ per GPU started")
     t0 = time.perf_counter()
     p = prepare(spec, doc, backend=backend, time_limit=time_limit / 4.0, calibration=calibration)
     each = (time_limit - (time.perf_counter() - t0)) / (1 + len(start_costs))
-    result = solve_prepared(p, backend=backend, time_limit=max(each, 1e-3), started=t0)
+    result = solve_prepared(p, backend=backend, time_limit=max(each, 1e-3), started=t0, gap=gap)
     for cost in start_costs:
-        r = solve_prepared(with_start_cost(p, cost), backend=backend, time_limit=max(each, 1e-3))
+        r = solve_prepared(with_start_cost(p, cost), backend=backend, time_limit=max(each, 1e-3), gap=gap)
         per_day = HOURS_PER_DAY / r.cycle_hours
         ok = bool(r.periods)
         result.start_costs.append(StartCost(

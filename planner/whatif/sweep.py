@@ -62,6 +62,7 @@ class Shared:
     calibration: str
     reuse: bool = True          # re-price a physics group's table (False: rebuild it, to measure)
     fleet: bool = False         # the base is a fleet instance (planner fleet)
+    gap: float = 0.0            # each solve stops once proven within it (relative; the sweep file's gap)
 
 
 @dataclass
@@ -223,7 +224,7 @@ def run_batch(shared: Shared, task: list[tuple[str, dict[str, Any]]]) -> list[di
             c = repriced(tables[key], p)
         else:
             c = tables[key] = build_candidates(p, cache=cache)
-        r = whole(solve(p, c, backend=shared.backend, top_k=1, time_limit=shared.time_limit))
+        r = whole(solve(p, c, backend=shared.backend, top_k=1, time_limit=shared.time_limit, gap=shared.gap))
         rows.append(fleet_row(sid, values, p, r) if shared.fleet else row(sid, values, p, r))
     return rows
 
@@ -313,7 +314,7 @@ def prepare(spec: SweepSpec, doc: Document, base_doc: Document) -> tuple[Shared,
         raise doc.error("unknown backend", ("backend",), spec.backend, ", ".join(BACKENDS))
     backend = spec.backend or default_backend(base)
     shared = Shared(base=data, catalog=catalog, backend=backend, time_limit=spec.time_limit_s,
-                    calibration=spec.calibration, fleet=fleet)
+                    calibration=spec.calibration, fleet=fleet, gap=spec.gap)
     scenarios = expand(spec)
     keys: dict[str, str] = {}
     for sid, values, where in scenarios:

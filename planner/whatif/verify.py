@@ -40,9 +40,9 @@ it missed at (a closed loop stops at one client)."""
 
 
 def verify(problem: Problem, cands: Candidates, result: PlanResult, *, backend: str, top_k: int,
-           time_limit: float) -> tuple[PlanResult, Candidates]:
-    """The answer checked (and where needed re-solved) by simulation: the result to report, with
-    ``verification`` set, and the table it was solved on."""
+           time_limit: float, gap: float = 0.0) -> tuple[PlanResult, Candidates]:
+    """The answer checked (and where needed re-solved, to the relative ``gap``) by simulation: the
+    result to report, with ``verification`` set, and the table it was solved on."""
     deadline = time.perf_counter() + time_limit
     facts: list[Tightening] = []
     for k in range(1, ROUNDS + 1):
@@ -70,7 +70,7 @@ def verify(problem: Problem, cands: Candidates, result: PlanResult, *, backend: 
             return _final(problem, cands, result, deadline, Verification("missed", k, facts, "time_limit"))
         cands = with_capacity(cands, lowered)
         remaining = max(1.0, deadline - time.perf_counter())
-        result = solve(problem, cands, backend=backend, top_k=top_k, time_limit=remaining)
+        result = solve(problem, cands, backend=backend, top_k=top_k, time_limit=remaining, gap=gap)
         if not result.plans:         # nothing holds its targets any more: the answer says why
             result.verification = Verification("missed", k, facts, "no_answer")
             return result, cands
