@@ -484,15 +484,20 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
     w_full = w_work * np.minimum(t_full / Ta / (t1 / c), 1.0)     # the backlog at full-chunk speed (section 5)
     # own steps: k - 1 full chunks, then the last piece plus the prompts that joined it
     last = S - (k_own - 1.0) * Ta
-    c_own = np.minimum(Ta, last + lam_l * seen * S * (resid + w_extra))
-    t_own = prompt_step(phys, n_seen, ctx_n, c_own, c_own * A, c_own / S)
-    D_own = (k_own - 1.0) * t_full + t_own
-    if closed is not None and wl.start == "together" and _fixed_lengths(wl):
+    in_step = closed is not None and wl.start == "together" and _fixed_lengths(wl)
+    if in_step:
         # clients that started together with fixed lengths stay in step: a prompt comes back
         # with the others its step completed, and their clump is prefilled FIFO like a wave
         g = _clump(eng, Nl, S, Ta)
         clump, _, _, _, _ = wave(phys, g, S, O, eng.token_budget, n_seen, P)
-        D_own = np.where(g > 1.0, np.maximum(D_own, clump), D_own)
+
+    def own_steps(wait):
+        """D_own of a prompt that waited ``wait`` for the prompt backlog: k - 1 full chunks, then
+        its last piece and the lambda S wait tokens of the prompts that arrived meanwhile."""
+        c_own = np.minimum(Ta, last + lam_l * seen * S * wait)
+        d = (k_own - 1.0) * t_full + prompt_step(phys, n_seen, ctx_n, c_own, c_own * A, c_own / S)
+        return np.where(g > 1.0, np.maximum(d, clump), d) if in_step else d
+    D_own = own_steps(resid + w_extra)
     E = tokens_per_step(phys.o)        # speculative decoding: (O-1)/E decode steps a request (1: off)
     residence = w_extra + resid + D_own + ((O - 1.0) / E) * tau    # KV slot held (reserved at admission)
     rho_kv = lam_l * residence / eng.max_seqs
@@ -551,9 +556,14 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
                 r_p = residual_quantile(shares, kinds, tail)
                 r_p = busy * r_p
                 w_kv_p = exp_tail_quantile(w_kv, pw_kv, p) if closed is None else w_kv
-                wq = np.maximum(np.maximum(r_p, resid + exp_tail_quantile(w_extra, pw_extra, p)),
-                                exp_tail_quantile(w_full, rho_seen, p)) + w_kv_p
-                stats[("ttft", key)] = D_own + wq + serving
+                w_backlog_p = exp_tail_quantile(w_extra, pw_extra, p)
+                w_full_p = exp_tail_quantile(w_full, rho_seen, p)
+                wq = np.maximum(np.maximum(r_p, resid + w_backlog_p), w_full_p) + w_kv_p
+                # its last step carries the prompts that arrived while it queued behind the backlog:
+                # none where the p-quantile finds none, at most the mean wait's (section 5)
+                joined = np.minimum(np.maximum(w_backlog_p, w_full_p), resid + w_extra)
+                own = D_own if np.array_equal(joined, resid + w_extra) else own_steps(joined)
+                stats[("ttft", key)] = own + wq + serving
             if "itl" in want:
                 if t_one is None:      # the one-prompt step: only the ITL percentiles read it
                     t_one = carrying_step(phys, n, n * (S + P + O / 2.0), c1, c1 * A, c1 / S, decode=t0)
