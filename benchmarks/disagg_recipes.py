@@ -58,11 +58,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from planner.catalog.store import Catalog  # noqa: E402
+from planner.fidelity.corpus import Corpus, load_corpus  # noqa: E402
 from planner.fidelity.predict import predict, row_assumptions  # noqa: E402
 from planner.fidelity.rows import (  # noqa: E402
     Case,
     engine_of,
-    load_measurements,
     load_of,
     map_row,
     measurement_of,
@@ -200,19 +200,22 @@ def constant_term(validate_csv: str, rows: list[dict]) -> None:
                 print(f"    {kind} {out} out ({len(test)} rows): c = {c} ms, held out {err:.1f} % (c = 0: {base:.1f} %)")
 
 
-def saturation(rows: list[dict], cat: Catalog) -> None:
-    stand = measurement_of(rows)
-    names: dict = {}
-    recipes = pool_recipes(rows, recipe_family(cat, names))
+def _disagg_ttft(corpus: Corpus, also=lambda r: True):
+    """The disaggregated TTFT measurements (``also`` of their rows) as validate maps them,
+    twins as plain runs: (row, its case, how its pools were read)."""
+    for m in corpus.mapped(lambda i, r: r.get("mode") == "disagg" and r["metric"] == "ttft_ms_mean" and also(r),
+                           speculate=False):
+        if m.expressed is not None:
+            yield m.row, m.expressed, m.pools
+
+
+def saturation(corpus: Corpus) -> None:
+    rows, cat = corpus.rows, corpus.catalog
     tpot = {r["silicon_id"]: float(r["value"]) for r in rows if r.get("mode") == "disagg"
             and r["metric"] == "tpot_ms_mean"}
     out: dict[tuple, list[tuple[float, float]]] = defaultdict(list)
-    for i, r in enumerate(rows):
-        if stand[i] != i or r.get("mode") != "disagg" or r["metric"] != "ttft_ms_mean" or r["silicon_id"] not in tpot:
-            continue
-        j = recipes.get(i)
-        c = map_row(i, r, cat, names, None if j is None else (j, rows[j]))
-        if isinstance(c, str) or c.pools is None or c.load is None:
+    for r, c, pools in _disagg_ttft(corpus, lambda r: r["silicon_id"] in tpot):
+        if c.pools is None or c.load is None:
             continue
         x = c.load[1] / (float(r["value"]) / 1e3 + (c.output_tokens - 1.0) * tpot[r["silicon_id"]] / 1e3)
         table = GpuTable.build([cat.gpu(c.gpu)])
@@ -224,8 +227,7 @@ def saturation(rows: list[dict], cat: Catalog) -> None:
         ds = c.pools.decode.workers * float(disagg.decode_saturation(dec, engine(dec), c.input_tokens,
                                                                      c.output_tokens)[0])
         if ps > 0 and ds > 0 and math.isfinite(x):
-            pools = "stated" if c.pools.stated else "recipe" if c.pools.recipe is not None else "1+1"
-            out[(c.gpu, r["framework"].split()[0], pools, ">=64" if c.load[1] >= 64 else "<64")].append(
+            out[(c.gpu, r["framework"].split()[0], str(pools), ">=64" if c.load[1] >= 64 else "<64")].append(
                 (x / ps, x / ds))
     print("\n3. Measured throughput over the model's pool saturation (median, rows): prefill, decode")
     for key, v in sorted(out.items()):
@@ -279,17 +281,9 @@ def served_rows(rows: list[dict], cat: Catalog) -> None:
             print(f"  {way:<35} {m:<6} {len(e):>4} {st.median(map(abs, e)):>17.1f} {st.median(e):>+16.1f}")
 
 
-def admission(rows: list[dict], cat: Catalog) -> None:
-    stand = measurement_of(rows)
-    names: dict = {}
-    recipes = pool_recipes(rows, recipe_family(cat, names))
-    cases = []
-    for i, r in enumerate(rows):
-        if stand[i] == i and r.get("mode") == "disagg" and r["metric"] == "ttft_ms_mean":
-            j = recipes.get(i)
-            c = map_row(i, r, cat, names, None if j is None else (j, rows[j]))
-            if not isinstance(c, str):
-                cases.append(c)
+def admission(corpus: Corpus) -> None:
+    rows, cat = corpus.rows, corpus.catalog
+    cases = [c for _, c, _ in _disagg_ttft(corpus)]
     with_step = predict(cases, cat, O)[0]
     shipped = disagg.decode_admission
     try:            # the admission without the decode step in progress: the KV-slot wait only
@@ -313,16 +307,16 @@ def main() -> None:
     ap.add_argument("corpus", nargs="?", default=str(CORPUS))
     ap.add_argument("--validate-csv")
     args = ap.parse_args()
-    rows = load_measurements(args.corpus)
-    cat = Catalog.default()
+    corpus = load_corpus(args.corpus)
+    rows, cat = corpus.rows, corpus.catalog
     twins(rows)
     held_out(rows, cat)
     served_rows(rows, cat)
     if args.validate_csv:
         low_concurrency(args.validate_csv, rows)
         constant_term(args.validate_csv, rows)
-    saturation(rows, cat)
-    admission(rows, cat)
+    saturation(corpus)
+    admission(corpus)
 
 
 if __name__ == "__main__":

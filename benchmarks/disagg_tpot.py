@@ -42,19 +42,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from planner.catalog.store import Catalog  # noqa: E402
+from planner.fidelity.corpus import load_corpus  # noqa: E402
 from planner.fidelity.predict import disagg_loops  # noqa: E402
-from planner.fidelity.rows import (  # noqa: E402
-    _int,
-    engine_of,
-    load_measurements,
-    map_row,
-    measurement_of,
-    pool_recipes,
-    recipe_family,
-    speculative_twins,
-    with_speculation,
-)
+from planner.fidelity.rows import _int, engine_of, load_measurements, pool_recipes  # noqa: E402
 from planner.physics.disagg import kv_bytes_per_request  # noqa: E402
 from planner.physics.options import PRESETS  # noqa: E402
 from planner.physics.step import step_time  # noqa: E402
@@ -81,25 +71,12 @@ def cases(corpus: str, rule=pool_recipes, mtp: bool = True):
     """The disaggregated measurements as validate maps them: (row index, row, case, how read);
     ``rule``: the recipe rule (``rows.pool_recipes``, or a variant checked in section 8);
     ``mtp`` False: the speculative twins predicted as plain runs (still marked MTP)."""
-    rows = load_measurements(corpus)
-    cat, names = Catalog.default(), {}
-    family = recipe_family(cat, names)
-    stand = measurement_of(rows)
-    recipes = rule(rows, family)
-    twins = speculative_twins(rows, family, stand)
+    corp = load_corpus(corpus, rule=rule)
     out = []
-    for i, r in enumerate(rows):
-        if stand[i] != i or r.get("mode") != "disagg":
-            continue
-        j = recipes.get(i)
-        c = map_row(i, r, cat, names, None if j is None else (j, rows[j]))
-        if isinstance(c, str) or c.pools is None:
-            continue
-        how = "stated" if c.pools.stated else "recipe" if c.pools.recipe is not None else "1+1"
-        if i in twins and cat.model(c.model).mtp_layers > 0:
-            c, how = with_speculation(c) if mtp else c, how + ", MTP"
-        out.append((i, r, c, how))
-    return rows, cat, out
+    for m in corp.mapped(lambda i, r: r.get("mode") == "disagg", speculate=mtp):
+        if m.expressed is not None and m.expressed.pools is not None:
+            out.append((m.i, m.row, m.expressed, f"{m.pools}, MTP" if m.twin else m.pools))
+    return corp.rows, corp.catalog, out
 
 
 def implied_decode_batch(clients: float, ttft: float, tpot: float, osl: float, workers: float,

@@ -51,16 +51,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tpot_checks import REFERENCE  # noqa: E402
 
 from planner.catalog.store import Catalog  # noqa: E402
+from planner.fidelity.corpus import load_corpus  # noqa: E402
 from planner.fidelity.predict import _configs, _groups, predict, row_assumptions  # noqa: E402
-from planner.fidelity.rows import (  # noqa: E402
-    load_measurements,
-    map_row,
-    measurement_of,
-    pool_recipes,
-    recipe_family,
-    speculative_twins,
-    with_speculation,
-)
+from planner.fidelity.rows import load_measurements  # noqa: E402
 from planner.physics.options import PRESETS  # noqa: E402
 from planner.physics.space import GpuTable  # noqa: E402
 from planner.physics.step import step_physics, step_terms  # noqa: E402
@@ -82,33 +75,27 @@ def _in_dump(r: dict) -> bool:
 
 def load(corpus: str, predictions: str) -> list[dict]:
     """Every counted TPOT row under load with its case (as validate maps it) and prediction."""
-    rows = load_measurements(corpus)
     pred = {int(r["row"]) - 2: r for r in csv.DictReader(open(predictions))}
-    cat, names = Catalog.default(), {}
-    family = recipe_family(cat, names)
-    stand_in = measurement_of(rows)
-    recipes = pool_recipes(rows, family)
-    twins = speculative_twins(rows, family, stand_in)
-    out = []
-    for i, r in enumerate(rows):
+
+    def counted_tpot(i: int, r: dict) -> bool:
         p = pred.get(i)
-        if p is None or p["metric"] != "tpot_ms_mean" or p["counted"] != "yes" or not p["predicted"]:
-            continue
-        j = recipes.get(i)
-        case = map_row(i, r, cat, names, None if j is None else (j, rows[j]))
-        if isinstance(case, str):
+        return p is not None and p["metric"] == "tpot_ms_mean" and p["counted"] == "yes" and bool(p["predicted"])
+    out = []
+    for m in load_corpus(corpus).mapped(counted_tpot):
+        case, i, r, p = m.expressed, m.i, m.row, pred[m.i]
+        if case is None:
             continue
         dec = case.pools.decode if case.pools is not None else case
         lanes = max(dec.ep // dec.tp, 1)
         workers = case.pools.decode.workers if case.pools is not None else case.replicas
         deepseek = r["model"].startswith(("DeepSeek-R1", "DeepSeek-V3"))
-        kind = ("MTP twin" if i in twins else "DB dump (plain)" if deepseek and _in_dump(r)
+        kind = ("MTP twin" if m.twin else "DB dump (plain)" if deepseek and _in_dump(r)
                 else "export, not in the dump" if deepseek and r["provenance"].startswith("InferenceX") else "")
-        out.append(dict(i=i, r=r, case=with_speculation(case) if i in twins else case, p=p,
+        out.append(dict(i=i, r=r, case=case, p=p,
                         measured=float(p["measured"]), predicted=float(p["predicted"]),
                         signed=float(p["signed_pct_error"]), system=p["system"], engine=p["engine"],
                         model=p["model_id"], per_lane=float(r["concurrency_total"] or 0) / workers / lanes,
-                        deepseek_kind=kind, plain=kind != "export, not in the dump" and i not in twins))
+                        deepseek_kind=kind, plain=kind != "export, not in the dump" and not m.twin))
     return out
 
 

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from planner.catalog.store import Catalog
+from planner.fidelity.corpus import Corpus, load_corpus
 from planner.fidelity.predict import predict
 from planner.fidelity.rows import (
     GROUP,
@@ -29,14 +30,8 @@ from planner.fidelity.rows import (
     Case,
     describe_load,
     engine_of,
-    load_measurements,
     load_of,
-    map_row,
-    measurement_of,
     mtp_by_donor,
-    pool_recipes,
-    recipe_family,
-    speculative_twins,
     with_speculation,
 )
 from planner.physics.options import PRESETS, Assumptions
@@ -55,6 +50,8 @@ TABLES: dict[str, tuple[str, ...]] = {
 }
 """The grouped tables of a validation: name -> the row fields grouped on."""
 WORST = 15
+ASSUMED = {"1+1": "disagg (1+1 workers assumed)", "recipe": "disagg (workers of a recipe)"}
+"""The mode of a disaggregated row whose pools are not stated, by how they were read."""
 
 
 @dataclass
@@ -163,44 +160,39 @@ def validate(path: str, o: Assumptions, *, calibration=None, calibration_name: s
     the very measurement it is then compared with, so its figures are no test of the model;
     benchmarks/disagg_tpot.py turns it on to show what it would change (docs/validation.md,
     "Disaggregated TPOT")."""
-    catalog = catalog or Catalog.default()
-    rows = load_measurements(path)
-    stand_in = measurement_of(rows)
-    names: dict = {}
-    family = recipe_family(catalog, names)
-    recipes = pool_recipes(rows, family)
-    mtp = speculative_twins(rows, family, stand_in)
+    corpus = load_corpus(path, catalog)
+    catalog = corpus.catalog
     out: list[RowResult] = []
     cases: list[tuple[RowResult, Case]] = []
-    for i, r in enumerate(rows):
+    for m in corpus.mapped():
+        r = m.row
         load = load_of(r)
         engine, version = engine_of(r["framework"])
-        res = RowResult(row=i + 2, source=r["source"], model=r["model"], gpu=r["gpu"], metric=r["metric"],
+        res = RowResult(row=m.i + 2, source=r["source"], model=r["model"], gpu=r["gpu"], metric=r["metric"],
                         measured=float(r["value"]),        # checked finite and positive by load_measurements
                         load=describe_load(*load) if load else None, engine=engine or "other",
                         engine_version=version, mode=r.get("mode", "").strip() or "agg",
                         concurrency=load[1] if load and load[0] == "clients" else None)
         res.concurrency_band = _band(res.concurrency)
         out.append(res)
-        if stand_in[i] != i:
-            res.duplicate_of = stand_in[i] + 2
+        if m.repeat:
+            res.duplicate_of = m.stand_in + 2
             continue
-        j = recipes.get(i)
-        case = map_row(i, r, catalog, names, None if j is None else (j, rows[j]))
+        case = m.case
         if isinstance(case, str):
             res.skipped_reason = case
             continue
+        assert case is not None
         res.family, res.group, res.rule = FAMILY.get(case.gpu), group_of(case, r["metric"]), case.rule
         res.model_id, res.system = case.model, case.gpu
-        if case.pools is not None and not case.pools.stated:
-            res.mode = "disagg (1+1 workers assumed)" if case.pools.recipe is None else "disagg (workers of a recipe)"
-        if i in mtp and catalog.model(case.model).mtp_layers > 0:    # a checkpoint that ships its drafter
-            case, res.mode = with_speculation(case), f"{res.mode}, MTP twin"
+        if m.pools in ASSUMED:
+            res.mode = ASSUMED[m.pools]
+        if m.twin:                       # a checkpoint that ships its drafter: its MTP run
+            res.mode = f"{res.mode}, MTP twin"
         cases.append((res, case))
     preds, reasons = _predicted([c for _, c in cases], catalog, o, calibration)
     plain = _predicted([c for _, c in cases], catalog, o, None)[0] if calibration is not None else None
-    redo = (_mtp_by_tpot(cases, preds if plain is None else plain, reasons, rows, recipes, stand_in, mtp, catalog)
-            if mtp_by_tpot else [])
+    redo = (_mtp_by_tpot(cases, preds if plain is None else plain, reasons, corpus) if mtp_by_tpot else [])
     if redo:
         again = [cases[k][1] for k in redo]
         p, why = _predicted(again, catalog, o, calibration)
@@ -225,16 +217,16 @@ def validate(path: str, o: Assumptions, *, calibration=None, calibration_name: s
     return _summarise(Validation(rows=out, calibration=calibration_name))
 
 
-def _mtp_by_tpot(cases: list[tuple[RowResult, Case]], plain: np.ndarray, reasons: list, rows: list[dict],
-                 recipes: dict[int, int], stand_in: list[int], twins: set[int], catalog: Catalog) -> list[int]:
+def _mtp_by_tpot(cases: list[tuple[RowResult, Case]], plain: np.ndarray, reasons: list, corpus: Corpus) -> list[int]:
     """The cases of measurements read as MTP runs by their TPOT against their recipe's plain
     run (rows.mtp_by_donor, on the uncalibrated predictions ``plain``), made MTP runs in
     place, their mode saying so: the indices to predict again."""
     error = {res.row - 2: res.measured / plain[k] for k, (res, c) in enumerate(cases)
-             if c.rule == "load_tpot" and reasons[k] is None and np.isfinite(plain[k]) and res.row - 2 not in twins}
-    flagged = mtp_by_donor(rows, recipes, stand_in, error)
+             if c.rule == "load_tpot" and reasons[k] is None and np.isfinite(plain[k])
+             and res.row - 2 not in corpus.twins}
+    flagged = mtp_by_donor(corpus.rows, corpus.recipes, corpus.stand_in, error)
     redo = [k for k, (res, c) in enumerate(cases)
-            if res.row - 2 in flagged and catalog.model(c.model).mtp_layers > 0]
+            if res.row - 2 in flagged and corpus.catalog.model(c.model).mtp_layers > 0]
     for k in redo:
         res, c = cases[k]
         cases[k] = (res, with_speculation(c))
