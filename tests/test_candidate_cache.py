@@ -29,9 +29,11 @@ def _spec(*workloads: dict) -> FleetSpec:
 
 
 def _same(x, y, path: str = "c") -> list[str]:
-    """Paths where two tables differ, bit for bit (NaN equal to NaN)."""
+    """Paths where two tables differ, bit for bit (NaN equal to NaN); a field out of equality
+    (``Candidates.physics``: the cache a table was built with) is not compared."""
     if is_dataclass(x) and not isinstance(x, type):
-        return [d for f in fields(x) for d in _same(getattr(x, f.name), getattr(y, f.name), f"{path}.{f.name}")]
+        return [d for f in fields(x) if f.compare
+                for d in _same(getattr(x, f.name), getattr(y, f.name), f"{path}.{f.name}")]
     if isinstance(x, np.ndarray):
         ok = x.shape == y.shape and x.dtype == y.dtype and \
             np.array_equal(x, y, equal_nan=x.dtype.kind == "f")
@@ -348,3 +350,31 @@ def test_a_trace_s_cache_per_kv_pool_and_its_fixed_lru_do_not_share_their_load()
     assert p.slots[0].cache is not None and p.slots[1].cache is not None
     assert p.slots[0].cache.cached_tokens == p.slots[1].cache.cached_tokens     # the case the key missed
     _each_alone_in_either_order(pool, blocks)
+
+
+def test_an_answer_s_operating_points_are_kept_per_case_and_load_in_either_order():
+    # describe keeps each deployment's figures at its load in the table's cache: read back for
+    # the same case at the same load, never for a workload that differs in what the figures
+    # read (here its arrivals: Gamma with cv 3 against Poisson), whichever is described first
+    from planner.candidates.load import operating_points
+    from planner.plan.describe import operating_points as described
+    bursty = CHAT | {"demand": {"requests_per_s": 40, "arrival": {"process": "gamma", "cv": 3.0}}}
+    specs = {"poisson": _spec(CHAT), "bursty": _spec(bursty)}
+    for order in (("poisson", "bursty"), ("bursty", "poisson")):
+        cache = PhysicsCache()
+        seen = {}
+        for name in order:
+            p = resolve_fleet(specs[name])
+            c = build_candidates(p, cache=cache)
+            j = int(np.flatnonzero(c.meets_slo)[0])
+            alone = operating_points((p.slots[0],), p.table, c.configs.take(np.array([j])), p.assumptions,
+                                     rate=np.array([40.0 / 4]))[0]
+            memos = len(cache.memos)
+            first = described(p, c, [(j, 4, 1.0)])[j]
+            assert len(cache.memos) == memos + 1          # computed once ...
+            again = described(p, c, [(j, 4, 1.0)])[j]
+            assert len(cache.memos) == memos + 1          # ... and read back
+            assert first == alone and again == alone
+            seen[name] = (row_matrix(c.configs.take(np.array([j]))).tolist(), first)
+        assert seen["poisson"][0] == seen["bursty"][0]        # the same case, at the same load
+        assert seen["poisson"][1]["ttft_p99"] != seen["bursty"][1]["ttft_p99"]

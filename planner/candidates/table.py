@@ -128,6 +128,10 @@ class Candidates:
     spares: np.ndarray = field(default_factory=lambda: np.zeros(0))
     """per row: spare replicas a deployment of it carries (spot offers; 0 for any other; NaN:
     more than the rule allows), counted in cost, never in capacity (docs/workloads.md)"""
+    physics: tuple[PhysicsCache, _Keys] | None = field(default=None, compare=False, repr=False)
+    """the physics cache the table was built with, and its keys: what an answer computes of its
+    rows beyond the table (each deployment at the load it carries, planner/plan/describe.py)
+    is kept there too, computed once per case and load for as long as the cache is kept"""
 
     @cached_property
     def spare_cost(self) -> np.ndarray:
@@ -362,7 +366,7 @@ def _derive(p: Problem, configs: Configs, ev: Evaluation, config: np.ndarray, sl
         objective=p.objective, overlap_comm=p.assumptions.overlap_comm, searched=len(configs),
         max_configs=p.max_configs, weight=np.array([x.weight for x in p.slots], dtype=float), current=current,
         unmatched=unmatched, role=role, modes=tuple(x.disaggregation for x in p.slots), spare_rules=rules,
-        spares=spares)
+        spares=spares, physics=None if cache is None or keys is None else (cache, keys))
 
 
 def spares_and_allowed(limits: Limits, gpu_ids: tuple[str, ...], gpu: np.ndarray, gpus: np.ndarray,
@@ -594,6 +598,11 @@ class _Keys:
         means = [(t.metric, t.seconds) for t in slot.targets if t.statistic == "mean"]
         return ("rows", self.problem, digest((slot.model, slot.schemes, slot.pools, means, slot.input.mean,
                                               slot.output.mean)))
+
+    def operating(self, slot: Slot) -> tuple[str, str, str]:
+        """An aggregated replica at a given load (``operating_points``): the model, the
+        lengths, the arrival variability and the prefix cache; not the targets."""
+        return ("operating", self.problem, digest((slot.model, workload_of(slot), slot.cache)))
 
     def load(self, slot: Slot, role: int) -> tuple[str, str, str]:
         """The load model of a role (planner/candidates/load.py): also the lengths, the
