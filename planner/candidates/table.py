@@ -23,7 +23,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from planner.candidates.cache import PhysicsCache, digest, grouped, scatter
+from planner.candidates.cache import PhysicsCache, digest, grouped, rows_at, scatter
 from planner.candidates.load import (
     AGGREGATED,
     ROLE_NAMES,
@@ -620,7 +620,7 @@ def _slot_rows(p: Problem, k: int, slot: Slot, cache: PhysicsCache, keys: _Keys,
                ) -> tuple[Configs, np.ndarray]:
     """(configurations, configuration id of each row) of one slot; ``fewest``: the smallest
     batch of each configuration meeting its demand (``_smallest_batches_for_demand``)."""
-    base, best = cache.memo(keys.rows(slot), lambda: _slot_bases(p, [slot])[0])
+    base, best = cache.memo(keys.rows(slot), lambda: _slot_bases(p, [slot], cache, keys)[0])
     s = p.spec.search
     levels = sorted(set(s.batch_levels or levels_to(s.max_batch)))
     n = len(base)
@@ -638,13 +638,24 @@ def _slot_rows(p: Problem, k: int, slot: Slot, cache: PhysicsCache, keys: _Keys,
     return with_batch(base.take(rows), batch), rows
 
 
+def idle_rows(p: Problem, c: Candidates, slot: Slot, configs: Configs) -> Evaluation:
+    """The idle physics of ``configs``, rows of ``slot``'s model beside table ``c`` (an
+    answer's configurations one batch larger, planner/plan/explain.py): through the table's
+    physics cache where it has one, each distinct case once (the same figures)."""
+    if c.physics is None:
+        return evaluate(slot.model, p.table, configs, p.assumptions)
+    return _idle(p, slot, configs, *c.physics)
+
+
 def _idle(p: Problem, slot: Slot, configs: Configs, cache: PhysicsCache, keys: _Keys) -> Evaluation:
     """The idle physics of every row, each distinct case computed once."""
     return cache.rows(keys.idle(slot), configs, lambda i: evaluate(slot.model, p.table, configs.take(i), p.assumptions))
 
 
-def _slot_bases(p: Problem, slots: list[Slot]) -> list[tuple[Configs, np.ndarray]]:
-    """``_slot_base`` of slots of one model, their physics computed together (each row its own)."""
+def _slot_bases(p: Problem, slots: list[Slot], cache: PhysicsCache | None = None, keys: _Keys | None = None
+                ) -> list[tuple[Configs, np.ndarray]]:
+    """``_slot_base`` of slots of one model, their physics computed together (each row its own);
+    the batches searched through ``cache`` when given (the table's rows read them back)."""
     s, o = p.spec.search, p.assumptions
     bases = []
     for slot in slots:
@@ -672,7 +683,7 @@ def _slot_bases(p: Problem, slots: list[Slot]) -> list[tuple[Configs, np.ndarray
     if some:
         rows = np.concatenate([mine[j] for j in some])
         best = _largest_feasible_batch(p, [slots[j] for j in some], np.repeat(np.arange(len(some)), [len(
-            mine[j]) for j in some]), whole.take(rows), min(s.max_batch, max(levels)))
+            mine[j]) for j in some]), whole.take(rows), min(s.max_batch, max(levels)), cache, keys)
         ends = np.cumsum([0] + [len(mine[j]) for j in some])
         for i, j in enumerate(some):
             out[j] = (out[j][0], best[ends[i]:ends[i + 1]])
@@ -693,6 +704,28 @@ def _probe(p: Problem, slot: Slot, base: Configs, cache: PhysicsCache | None = N
     return run
 
 
+GRID_ROWS = 4096
+"""Most rows (configurations x batches) a batch search evaluates in one physics call before
+bisecting: the idle physics costs about as much a call for 4 rows as for 1,024 (6.5 and
+11 ms), and a bisection makes one call a step, 6 to 9 of them."""
+
+
+def _grid(probe: Probe, n: int, top: int) -> Probe:
+    """``probe`` of ``n`` configurations, every batch 1..``top`` of them computed in one call
+    and read back (each row is computed on its own: the same figures as probed alone);
+    ``probe`` itself where that grid has more than GRID_ROWS rows, or for a batch outside it."""
+    if top < 1 or n * top > GRID_ROWS:
+        return probe
+    whole = probe(np.repeat(np.arange(n), top), np.tile(np.arange(1.0, top + 1.0), n))
+
+    def run(index: np.ndarray, batch: np.ndarray) -> Evaluation:
+        b = batch.astype(np.int64)
+        if len(b) and ((b < 1) | (b > top) | (b != batch)).any():
+            return probe(index, batch)
+        return rows_at(whole, index * top + b - 1)
+    return run
+
+
 def _bisect(probe: Probe, ok: Callable[[Evaluation, np.ndarray], np.ndarray], lo: np.ndarray,
             hi: np.ndarray) -> np.ndarray:
     """Per configuration, the boundary of a predicate monotone in the batch: ``ok(ev, index)``
@@ -710,7 +743,8 @@ def _bisect(probe: Probe, ok: Callable[[Evaluation, np.ndarray], np.ndarray], lo
         hi[active] = np.where(good, hi[active], mid)
 
 
-def _largest_feasible_batch(p: Problem, slots: list[Slot], owner: np.ndarray, base: Configs, cap: int) -> np.ndarray:
+def _largest_feasible_batch(p: Problem, slots: list[Slot], owner: np.ndarray, base: Configs, cap: int,
+                            cache: PhysicsCache | None = None, keys: _Keys | None = None) -> np.ndarray:
     """Per configuration, the largest batch <= cap that fits in memory and whose idle step
     meets its slot's (``slots[owner]``) mean TPOT/ITL and TTFT targets (0 if none): a batch
     level worth offering the solver (all are monotone in the batch). Under load the running
@@ -726,7 +760,7 @@ def _largest_feasible_batch(p: Problem, slots: list[Slot], owner: np.ndarray, ba
                     good[mine] &= (ev.ttft if t.metric == "ttft" else ev.tpot)[mine] <= t.seconds
         return good
 
-    return _bisect(_probe(p, slots[0], base), ok, np.zeros(n), np.full(n, cap + 1.0))
+    return _bisect(_grid(_probe(p, slots[0], base, cache, keys), n, cap), ok, np.zeros(n), np.full(n, cap + 1.0))
 
 
 def _smallest_batches_for_demand(p: Problem, cache: PhysicsCache, keys: _Keys) -> list[np.ndarray]:
@@ -751,7 +785,8 @@ def _smallest_batches_for_demand(p: Problem, cache: PhysicsCache, keys: _Keys) -
                      p.objective))
     levels = set(p.spec.search.batch_levels or levels_to(p.spec.search.max_batch))
     for by_rows in groups.values():       # a model's slots: their configurations found together
-        held = cache.memo_together(list(by_rows), lambda new: _slot_bases(p, [p.slots[by_rows[key][0]] for key in new]))
+        held = cache.memo_together(list(by_rows), lambda new: _slot_bases(p, [p.slots[by_rows[key][0]] for key in new],
+                                                                          cache, keys))
         bases: list[Configs] = []
         lanes: list[tuple[int, int, int]] = []        # (slot, its first lane row, rows)
         demand, r_max, config, top = [], [], [], []
@@ -779,7 +814,9 @@ def _smallest_batches_for_demand(p: Problem, cache: PhysicsCache, keys: _Keys) -
         if not lanes:
             continue
         need, most_r = np.concatenate(demand), np.concatenate(r_max)
-        probe = _probe(p, p.slots[lanes[0][0]], _concat(bases, Configs), cache, keys)
+        highest = np.concatenate(top)
+        probe = _grid(_probe(p, p.slots[lanes[0][0]], _concat(bases, Configs), cache, keys), at,
+                      int(highest.max(initial=0)))
 
         def meets(ev: Evaluation, index: np.ndarray, need: np.ndarray = need, most_r: np.ndarray = most_r
                   ) -> np.ndarray:
@@ -789,7 +826,6 @@ def _smallest_batches_for_demand(p: Problem, cache: PhysicsCache, keys: _Keys) -
                  ) -> Evaluation:
             return probe(config[i], b)
 
-        highest = np.concatenate(top)
         smallest = _bisect(lane, meets, np.zeros(len(highest)), highest + 1.0) + 1.0
         whole = np.where((highest >= 1) & (smallest <= highest), smallest, 0.0)
         for k, start, n in lanes:
