@@ -384,6 +384,7 @@ def test_batch_searches_read_from_one_grid_find_the_batches_a_plain_bisection_fi
     # the largest feasible and the smallest demand-meeting batch of each configuration, bisected
     # over one call's grid of every batch, are those of the bisection that calls the physics each
     # step: the same table, bit for bit, whichever order the caches saw them in
+    import planner.candidates.search as search
     import planner.candidates.table as table
     from planner.physics.perf import evaluate
     from planner.resolve.problem import resolve
@@ -395,14 +396,14 @@ def test_batch_searches_read_from_one_grid_find_the_batches_a_plain_bisection_fi
         "search": SEARCH | {"gpus": ["h100-sxm", "l40s", "l4"], "max_batch": 48}})
     p = resolve(spec)
     gridded = build_candidates(p)
-    monkeypatch.setattr(table, "GRID_ROWS", 0)
+    monkeypatch.setattr(search, "GRID_ROWS", 0)
     plain = build_candidates(p)
     assert _same(plain, gridded) == []
     assert (gridded.configs.batch % 8 != 0).any()       # the searches found batches off the levels
     base = table._slot_bases(p, [p.slots[0]])[0][0]
-    monkeypatch.setattr(table, "GRID_ROWS", 4096)
+    monkeypatch.setattr(search, "GRID_ROWS", 4096)
     probe = table._probe(p, p.slots[0], base)
-    grid = table._grid(probe, len(base), 48)
+    grid = search.grid(probe, len(base), 48)
     index, batch = np.array([0, 3, 3, len(base) - 1]), np.array([1.0, 17.0, 48.0, 30.0])
     assert _same(evaluate(p.slots[0].model, p.table, table.with_batch(base.take(index), batch), p.assumptions),
                  grid(index, batch)) == []

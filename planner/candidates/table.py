@@ -23,7 +23,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from planner.candidates.cache import PhysicsCache, digest, grouped, rows_at, scatter
+from planner.candidates.cache import PhysicsCache, digest, grouped, scatter
 from planner.candidates.load import (
     AGGREGATED,
     ROLE_NAMES,
@@ -35,6 +35,7 @@ from planner.candidates.load import (
     workload_of,
 )
 from planner.candidates.rows import dedupe, levels_to, unique_rows, with_batch, with_scheme
+from planner.candidates.search import Probe, bisect, grid
 from planner.candidates.slo import SloCheck, e2e_seconds, meets_slo, role_checks, slo_checks
 from planner.errors import InputError
 from planner.physics.perf import Evaluation, evaluate
@@ -690,10 +691,6 @@ def _slot_bases(p: Problem, slots: list[Slot], cache: PhysicsCache | None = None
     return out
 
 
-Probe = Callable[[np.ndarray, np.ndarray], Evaluation]
-"""The idle physics of rows ``index`` of a slot's configurations at batches ``batch``."""
-
-
 def _probe(p: Problem, slot: Slot, base: Configs, cache: PhysicsCache | None = None, keys: _Keys | None = None
            ) -> Probe:
     def run(index: np.ndarray, batch: np.ndarray) -> Evaluation:
@@ -702,45 +699,6 @@ def _probe(p: Problem, slot: Slot, base: Configs, cache: PhysicsCache | None = N
             return evaluate(slot.model, p.table, rows, p.assumptions)
         return _idle(p, slot, rows, cache, keys)
     return run
-
-
-GRID_ROWS = 4096
-"""Most rows (configurations x batches) a batch search evaluates in one physics call before
-bisecting: the idle physics costs about as much a call for 4 rows as for 1,024 (6.5 and
-11 ms), and a bisection makes one call a step, 6 to 9 of them."""
-
-
-def _grid(probe: Probe, n: int, top: int) -> Probe:
-    """``probe`` of ``n`` configurations, every batch 1..``top`` of them computed in one call
-    and read back (each row is computed on its own: the same figures as probed alone);
-    ``probe`` itself where that grid has more than GRID_ROWS rows, or for a batch outside it."""
-    if top < 1 or n * top > GRID_ROWS:
-        return probe
-    whole = probe(np.repeat(np.arange(n), top), np.tile(np.arange(1.0, top + 1.0), n))
-
-    def run(index: np.ndarray, batch: np.ndarray) -> Evaluation:
-        b = batch.astype(np.int64)
-        if len(b) and ((b < 1) | (b > top) | (b != batch)).any():
-            return probe(index, batch)
-        return rows_at(whole, index * top + b - 1)
-    return run
-
-
-def _bisect(probe: Probe, ok: Callable[[Evaluation, np.ndarray], np.ndarray], lo: np.ndarray,
-            hi: np.ndarray) -> np.ndarray:
-    """Per configuration, the boundary of a predicate monotone in the batch: ``ok(ev, index)``
-    (the physics of configurations ``index``) is true at ``lo`` side and false at ``hi`` side;
-    returns the last batch on the ``lo`` side. Vectorised over configurations, each evaluated
-    only while its bracket is open (docs/formulation.md section 2)."""
-    lo, hi = lo.astype(float).copy(), hi.astype(float).copy()
-    while True:
-        active = np.flatnonzero(np.abs(hi - lo) > 1)
-        if not len(active):
-            return lo
-        mid = np.floor((lo[active] + hi[active]) / 2)
-        good = ok(probe(active, np.maximum(mid, 1.0)), active)
-        lo[active] = np.where(good, mid, lo[active])
-        hi[active] = np.where(good, hi[active], mid)
 
 
 def _largest_feasible_batch(p: Problem, slots: list[Slot], owner: np.ndarray, base: Configs, cap: int,
@@ -760,7 +718,7 @@ def _largest_feasible_batch(p: Problem, slots: list[Slot], owner: np.ndarray, ba
                     good[mine] &= (ev.ttft if t.metric == "ttft" else ev.tpot)[mine] <= t.seconds
         return good
 
-    return _bisect(_grid(_probe(p, slots[0], base, cache, keys), n, cap), ok, np.zeros(n), np.full(n, cap + 1.0))
+    return bisect(grid(_probe(p, slots[0], base, cache, keys), n, cap), ok, np.zeros(n), np.full(n, cap + 1.0))
 
 
 def _smallest_batches_for_demand(p: Problem, cache: PhysicsCache, keys: _Keys) -> list[np.ndarray]:
@@ -815,7 +773,7 @@ def _smallest_batches_for_demand(p: Problem, cache: PhysicsCache, keys: _Keys) -
             continue
         need, most_r = np.concatenate(demand), np.concatenate(r_max)
         highest = np.concatenate(top)
-        probe = _grid(_probe(p, p.slots[lanes[0][0]], _concat(bases, Configs), cache, keys), at,
+        probe = grid(_probe(p, p.slots[lanes[0][0]], _concat(bases, Configs), cache, keys), at,
                       int(highest.max(initial=0)))
 
         def meets(ev: Evaluation, index: np.ndarray, need: np.ndarray = need, most_r: np.ndarray = most_r
@@ -826,7 +784,7 @@ def _smallest_batches_for_demand(p: Problem, cache: PhysicsCache, keys: _Keys) -
                  ) -> Evaluation:
             return probe(config[i], b)
 
-        smallest = _bisect(lane, meets, np.zeros(len(highest)), highest + 1.0) + 1.0
+        smallest = bisect(lane, meets, np.zeros(len(highest)), highest + 1.0) + 1.0
         whole = np.where((highest >= 1) & (smallest <= highest), smallest, 0.0)
         for k, start, n in lanes:
             out[k] = whole[start:start + n]
