@@ -29,9 +29,11 @@ def _spec(*workloads: dict) -> FleetSpec:
 
 
 def _same(x, y, path: str = "c") -> list[str]:
-    """Paths where two tables differ, bit for bit (NaN equal to NaN)."""
+    """Paths where two tables differ, bit for bit (NaN equal to NaN); a field out of equality
+    (``Candidates.physics``: the cache a table was built with) is not compared."""
     if is_dataclass(x) and not isinstance(x, type):
-        return [d for f in fields(x) for d in _same(getattr(x, f.name), getattr(y, f.name), f"{path}.{f.name}")]
+        return [d for f in fields(x) if f.compare
+                for d in _same(getattr(x, f.name), getattr(y, f.name), f"{path}.{f.name}")]
     if isinstance(x, np.ndarray):
         ok = x.shape == y.shape and x.dtype == y.dtype and \
             np.array_equal(x, y, equal_nan=x.dtype.kind == "f")
@@ -348,3 +350,60 @@ def test_a_trace_s_cache_per_kv_pool_and_its_fixed_lru_do_not_share_their_load()
     assert p.slots[0].cache is not None and p.slots[1].cache is not None
     assert p.slots[0].cache.cached_tokens == p.slots[1].cache.cached_tokens     # the case the key missed
     _each_alone_in_either_order(pool, blocks)
+
+
+def test_an_answer_s_operating_points_are_kept_per_case_and_load_in_either_order():
+    # describe keeps each deployment's figures at its load in the table's cache: read back for
+    # the same case at the same load, never for a workload that differs in what the figures
+    # read (here its arrivals: Gamma with cv 3 against Poisson), whichever is described first
+    from planner.candidates.load import operating_points
+    from planner.plan.describe import operating_points as described
+    bursty = CHAT | {"demand": {"requests_per_s": 40, "arrival": {"process": "gamma", "cv": 3.0}}}
+    specs = {"poisson": _spec(CHAT), "bursty": _spec(bursty)}
+    for order in (("poisson", "bursty"), ("bursty", "poisson")):
+        cache = PhysicsCache()
+        seen = {}
+        for name in order:
+            p = resolve_fleet(specs[name])
+            c = build_candidates(p, cache=cache)
+            j = int(np.flatnonzero(c.meets_slo)[0])
+            alone = operating_points((p.slots[0],), p.table, c.configs.take(np.array([j])), p.assumptions,
+                                     rate=np.array([40.0 / 4]))[0]
+            memos = len(cache.memos)
+            first = described(p, c, [(j, 4, 1.0)])[j]
+            assert len(cache.memos) == memos + 1          # computed once ...
+            again = described(p, c, [(j, 4, 1.0)])[j]
+            assert len(cache.memos) == memos + 1          # ... and read back
+            assert first == alone and again == alone
+            seen[name] = (row_matrix(c.configs.take(np.array([j]))).tolist(), first)
+        assert seen["poisson"][0] == seen["bursty"][0]        # the same case, at the same load
+        assert seen["poisson"][1]["ttft_p99"] != seen["bursty"][1]["ttft_p99"]
+
+
+def test_batch_searches_read_from_one_grid_find_the_batches_a_plain_bisection_finds(monkeypatch):
+    # the largest feasible and the smallest demand-meeting batch of each configuration, bisected
+    # over one call's grid of every batch, are those of the bisection that calls the physics each
+    # step: the same table, bit for bit, whichever order the caches saw them in
+    import planner.candidates.search as search
+    import planner.candidates.table as table
+    from planner.physics.perf import evaluate
+    from planner.resolve.problem import resolve
+    from planner.schemas.plan import PlanSpec
+    spec = PlanSpec.model_validate({
+        "model": "llama-3.1-8b", "workload": {"input_tokens": 700, "output_tokens": 150,
+                                              "demand": {"output_tokens_per_s": 3000}},
+        "slo": {"tpot_ms": 25, "ttft_ms": 600}, "objective": "cost_per_hour",
+        "search": SEARCH | {"gpus": ["h100-sxm", "l40s", "l4"], "max_batch": 48}})
+    p = resolve(spec)
+    gridded = build_candidates(p)
+    monkeypatch.setattr(search, "GRID_ROWS", 0)
+    plain = build_candidates(p)
+    assert _same(plain, gridded) == []
+    assert (gridded.configs.batch % 8 != 0).any()       # the searches found batches off the levels
+    base = table._slot_bases(p, [p.slots[0]])[0][0]
+    monkeypatch.setattr(search, "GRID_ROWS", 4096)
+    probe = table._probe(p, p.slots[0], base)
+    grid = search.grid(probe, len(base), 48)
+    index, batch = np.array([0, 3, 3, len(base) - 1]), np.array([1.0, 17.0, 48.0, 30.0])
+    assert _same(evaluate(p.slots[0].model, p.table, table.with_batch(base.take(index), batch), p.assumptions),
+                 grid(index, batch)) == []

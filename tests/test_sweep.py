@@ -115,7 +115,8 @@ def _eq(x, y) -> bool:
 
 def _same(a: Candidates, b: Candidates) -> None:
     for f in fields(Candidates):
-        assert _eq(getattr(a, f.name), getattr(b, f.name)), f.name
+        if f.compare:       # not ``physics``: the cache each table was built with
+            assert _eq(getattr(a, f.name), getattr(b, f.name)), f.name
 
 
 @pytest.mark.parametrize("change", [{"prices.h100-sxm": 9.0, "prices.l40s": 0.1}, {"prices.a100-80gb": 0.5}])

@@ -160,6 +160,13 @@ def scatter(n: int, parts: list[tuple[np.ndarray, T]], missing: float = np.inf) 
     return cast(T, _lazy(_kind(parts[0][1]), n, sources, missing))
 
 
+def rows_at(result: T, pos: np.ndarray) -> T:
+    """A plain copy of ``result`` (a dataclass of per-row arrays, gathered or plain; no dict
+    fields) at rows ``pos``."""
+    kind = _kind(result)
+    return cast(T, kind(**{f.name: getattr(result, f.name)[pos] for f in fields(kind)}))
+
+
 def grouped(key: np.ndarray, n: int) -> list[np.ndarray]:
     """For each value 0..n-1 of ``key`` (integers), the positions holding it, in order: one
     sort instead of a pass over every position per value (a fleet's rows by workload)."""

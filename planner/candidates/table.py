@@ -35,6 +35,7 @@ from planner.candidates.load import (
     workload_of,
 )
 from planner.candidates.rows import dedupe, levels_to, unique_rows, with_batch, with_scheme
+from planner.candidates.search import Probe, bisect, grid
 from planner.candidates.slo import SloCheck, e2e_seconds, meets_slo, role_checks, slo_checks
 from planner.errors import InputError
 from planner.physics.perf import Evaluation, evaluate
@@ -128,6 +129,10 @@ class Candidates:
     spares: np.ndarray = field(default_factory=lambda: np.zeros(0))
     """per row: spare replicas a deployment of it carries (spot offers; 0 for any other; NaN:
     more than the rule allows), counted in cost, never in capacity (docs/workloads.md)"""
+    physics: tuple[PhysicsCache, _Keys] | None = field(default=None, compare=False, repr=False)
+    """the physics cache the table was built with, and its keys: what an answer computes of its
+    rows beyond the table (each deployment at the load it carries, planner/plan/describe.py)
+    is kept there too, computed once per case and load for as long as the cache is kept"""
 
     @cached_property
     def spare_cost(self) -> np.ndarray:
@@ -362,7 +367,7 @@ def _derive(p: Problem, configs: Configs, ev: Evaluation, config: np.ndarray, sl
         objective=p.objective, overlap_comm=p.assumptions.overlap_comm, searched=len(configs),
         max_configs=p.max_configs, weight=np.array([x.weight for x in p.slots], dtype=float), current=current,
         unmatched=unmatched, role=role, modes=tuple(x.disaggregation for x in p.slots), spare_rules=rules,
-        spares=spares)
+        spares=spares, physics=None if cache is None or keys is None else (cache, keys))
 
 
 def spares_and_allowed(limits: Limits, gpu_ids: tuple[str, ...], gpu: np.ndarray, gpus: np.ndarray,
@@ -595,6 +600,11 @@ class _Keys:
         return ("rows", self.problem, digest((slot.model, slot.schemes, slot.pools, means, slot.input.mean,
                                               slot.output.mean)))
 
+    def operating(self, slot: Slot) -> tuple[str, str, str]:
+        """An aggregated replica at a given load (``operating_points``): the model, the
+        lengths, the arrival variability and the prefix cache; not the targets."""
+        return ("operating", self.problem, digest((slot.model, workload_of(slot), slot.cache)))
+
     def load(self, slot: Slot, role: int) -> tuple[str, str, str]:
         """The load model of a role (planner/candidates/load.py): also the lengths, the
         arrival variability, the targets, the utilisation ceiling, the KV link, whether the
@@ -611,7 +621,7 @@ def _slot_rows(p: Problem, k: int, slot: Slot, cache: PhysicsCache, keys: _Keys,
                ) -> tuple[Configs, np.ndarray]:
     """(configurations, configuration id of each row) of one slot; ``fewest``: the smallest
     batch of each configuration meeting its demand (``_smallest_batches_for_demand``)."""
-    base, best = cache.memo(keys.rows(slot), lambda: _slot_bases(p, [slot])[0])
+    base, best = cache.memo(keys.rows(slot), lambda: _slot_bases(p, [slot], cache, keys)[0])
     s = p.spec.search
     levels = sorted(set(s.batch_levels or levels_to(s.max_batch)))
     n = len(base)
@@ -629,13 +639,24 @@ def _slot_rows(p: Problem, k: int, slot: Slot, cache: PhysicsCache, keys: _Keys,
     return with_batch(base.take(rows), batch), rows
 
 
+def idle_rows(p: Problem, c: Candidates, slot: Slot, configs: Configs) -> Evaluation:
+    """The idle physics of ``configs``, rows of ``slot``'s model beside table ``c`` (an
+    answer's configurations one batch larger, planner/plan/explain.py): through the table's
+    physics cache where it has one, each distinct case once (the same figures)."""
+    if c.physics is None:
+        return evaluate(slot.model, p.table, configs, p.assumptions)
+    return _idle(p, slot, configs, *c.physics)
+
+
 def _idle(p: Problem, slot: Slot, configs: Configs, cache: PhysicsCache, keys: _Keys) -> Evaluation:
     """The idle physics of every row, each distinct case computed once."""
     return cache.rows(keys.idle(slot), configs, lambda i: evaluate(slot.model, p.table, configs.take(i), p.assumptions))
 
 
-def _slot_bases(p: Problem, slots: list[Slot]) -> list[tuple[Configs, np.ndarray]]:
-    """``_slot_base`` of slots of one model, their physics computed together (each row its own)."""
+def _slot_bases(p: Problem, slots: list[Slot], cache: PhysicsCache | None = None, keys: _Keys | None = None
+                ) -> list[tuple[Configs, np.ndarray]]:
+    """``_slot_base`` of slots of one model, their physics computed together (each row its own);
+    the batches searched through ``cache`` when given (the table's rows read them back)."""
     s, o = p.spec.search, p.assumptions
     bases = []
     for slot in slots:
@@ -663,15 +684,11 @@ def _slot_bases(p: Problem, slots: list[Slot]) -> list[tuple[Configs, np.ndarray
     if some:
         rows = np.concatenate([mine[j] for j in some])
         best = _largest_feasible_batch(p, [slots[j] for j in some], np.repeat(np.arange(len(some)), [len(
-            mine[j]) for j in some]), whole.take(rows), min(s.max_batch, max(levels)))
+            mine[j]) for j in some]), whole.take(rows), min(s.max_batch, max(levels)), cache, keys)
         ends = np.cumsum([0] + [len(mine[j]) for j in some])
         for i, j in enumerate(some):
             out[j] = (out[j][0], best[ends[i]:ends[i + 1]])
     return out
-
-
-Probe = Callable[[np.ndarray, np.ndarray], Evaluation]
-"""The idle physics of rows ``index`` of a slot's configurations at batches ``batch``."""
 
 
 def _probe(p: Problem, slot: Slot, base: Configs, cache: PhysicsCache | None = None, keys: _Keys | None = None
@@ -684,24 +701,8 @@ def _probe(p: Problem, slot: Slot, base: Configs, cache: PhysicsCache | None = N
     return run
 
 
-def _bisect(probe: Probe, ok: Callable[[Evaluation, np.ndarray], np.ndarray], lo: np.ndarray,
-            hi: np.ndarray) -> np.ndarray:
-    """Per configuration, the boundary of a predicate monotone in the batch: ``ok(ev, index)``
-    (the physics of configurations ``index``) is true at ``lo`` side and false at ``hi`` side;
-    returns the last batch on the ``lo`` side. Vectorised over configurations, each evaluated
-    only while its bracket is open (docs/formulation.md section 2)."""
-    lo, hi = lo.astype(float).copy(), hi.astype(float).copy()
-    while True:
-        active = np.flatnonzero(np.abs(hi - lo) > 1)
-        if not len(active):
-            return lo
-        mid = np.floor((lo[active] + hi[active]) / 2)
-        good = ok(probe(active, np.maximum(mid, 1.0)), active)
-        lo[active] = np.where(good, mid, lo[active])
-        hi[active] = np.where(good, hi[active], mid)
-
-
-def _largest_feasible_batch(p: Problem, slots: list[Slot], owner: np.ndarray, base: Configs, cap: int) -> np.ndarray:
+def _largest_feasible_batch(p: Problem, slots: list[Slot], owner: np.ndarray, base: Configs, cap: int,
+                            cache: PhysicsCache | None = None, keys: _Keys | None = None) -> np.ndarray:
     """Per configuration, the largest batch <= cap that fits in memory and whose idle step
     meets its slot's (``slots[owner]``) mean TPOT/ITL and TTFT targets (0 if none): a batch
     level worth offering the solver (all are monotone in the batch). Under load the running
@@ -717,7 +718,7 @@ def _largest_feasible_batch(p: Problem, slots: list[Slot], owner: np.ndarray, ba
                     good[mine] &= (ev.ttft if t.metric == "ttft" else ev.tpot)[mine] <= t.seconds
         return good
 
-    return _bisect(_probe(p, slots[0], base), ok, np.zeros(n), np.full(n, cap + 1.0))
+    return bisect(grid(_probe(p, slots[0], base, cache, keys), n, cap), ok, np.zeros(n), np.full(n, cap + 1.0))
 
 
 def _smallest_batches_for_demand(p: Problem, cache: PhysicsCache, keys: _Keys) -> list[np.ndarray]:
@@ -742,7 +743,8 @@ def _smallest_batches_for_demand(p: Problem, cache: PhysicsCache, keys: _Keys) -
                      p.objective))
     levels = set(p.spec.search.batch_levels or levels_to(p.spec.search.max_batch))
     for by_rows in groups.values():       # a model's slots: their configurations found together
-        held = cache.memo_together(list(by_rows), lambda new: _slot_bases(p, [p.slots[by_rows[key][0]] for key in new]))
+        held = cache.memo_together(list(by_rows), lambda new: _slot_bases(p, [p.slots[by_rows[key][0]] for key in new],
+                                                                          cache, keys))
         bases: list[Configs] = []
         lanes: list[tuple[int, int, int]] = []        # (slot, its first lane row, rows)
         demand, r_max, config, top = [], [], [], []
@@ -770,7 +772,9 @@ def _smallest_batches_for_demand(p: Problem, cache: PhysicsCache, keys: _Keys) -
         if not lanes:
             continue
         need, most_r = np.concatenate(demand), np.concatenate(r_max)
-        probe = _probe(p, p.slots[lanes[0][0]], _concat(bases, Configs), cache, keys)
+        highest = np.concatenate(top)
+        probe = grid(_probe(p, p.slots[lanes[0][0]], _concat(bases, Configs), cache, keys), at,
+                      int(highest.max(initial=0)))
 
         def meets(ev: Evaluation, index: np.ndarray, need: np.ndarray = need, most_r: np.ndarray = most_r
                   ) -> np.ndarray:
@@ -780,8 +784,7 @@ def _smallest_batches_for_demand(p: Problem, cache: PhysicsCache, keys: _Keys) -
                  ) -> Evaluation:
             return probe(config[i], b)
 
-        highest = np.concatenate(top)
-        smallest = _bisect(lane, meets, np.zeros(len(highest)), highest + 1.0) + 1.0
+        smallest = bisect(lane, meets, np.zeros(len(highest)), highest + 1.0) + 1.0
         whole = np.where((highest >= 1) & (smallest <= highest), smallest, 0.0)
         for k, start, n in lanes:
             out[k] = whole[start:start + n]

@@ -10,7 +10,7 @@ from dataclasses import asdict, replace
 
 import numpy as np
 
-from planner.candidates.cache import digest
+from planner.candidates.cache import digest, row_matrix
 from planner.candidates.load import (
     AGGREGATED,
     DECODE,
@@ -84,12 +84,28 @@ def operating_points(p: Problem, c: Candidates, picks: list[tuple[int, int, floa
             groups.setdefault((digest(c.slots[int(c.slot[j])].model), kind), []).append((j, value))
     out: dict[int, dict[str, float]] = {}
     for (_, kind), rows in groups.items():
-        js = np.array([j for j, _ in rows], dtype=np.int64)
-        slots = tuple(c.slots[int(c.slot[j])] for j in js)
-        ats = operating_points_of(slots, p.table, c.configs.take(js), p.assumptions,
-                                  **{kind: np.array([v for _, v in rows])})
-        out.update(zip(js.tolist(), ats))
+        out.update(zip([j for j, _ in rows], _at_loads(p, c, kind, rows)))
     return out
+
+
+def _at_loads(p: Problem, c: Candidates, kind: str, rows: list[tuple[int, float]]) -> list[dict[str, float]]:
+    """``operating_points`` of (row, load) pairs of one model and one kind of load, computed
+    together; with the table's physics cache (``Candidates.physics``) each (case, load) once
+    while the cache is kept (a sweep's scenarios, a test's variants, the simulator's re-solves
+    that choose the row again): the figures of each row are its own, so the same either way."""
+    def compute(part: list[tuple[int, float]]) -> list[dict[str, float]]:
+        js = np.array([j for j, _ in part], dtype=np.int64)
+        return operating_points_of(tuple(c.slots[int(c.slot[j])] for j in js), p.table, c.configs.take(js),
+                                   p.assumptions, **{kind: np.array([v for _, v in part])})
+    if c.physics is None:
+        return compute(rows)
+    cache, keys = c.physics
+    cases = row_matrix(c.configs.take(np.array([j for j, _ in rows], dtype=np.int64))).tolist()
+    slot = {s: keys.operating(c.slots[s]) for s in {int(c.slot[j]) for j, _ in rows}}
+    each = [(slot[int(c.slot[j])], tuple(case), kind, float(v)) for (j, v), case in zip(rows, cases)]
+    at = dict(zip(each, rows))        # two rows of one case at one load: either computes it
+    got = cache.memo_together(each, lambda missing: compute([at[k] for k in missing]))
+    return [dict(x) for x in got]
 
 
 def deployment(p: Problem, c: Candidates, j: int, replicas: int, rank: int, share: float = 1.0,

@@ -9,8 +9,7 @@ from dataclasses import fields
 import numpy as np
 
 from planner.candidates.objectives import OBJECTIVES
-from planner.candidates.table import Candidates, nodes_for
-from planner.physics.perf import evaluate
+from planner.candidates.table import Candidates, idle_rows, nodes_for
 from planner.physics.quant import SCHEMES
 from planner.physics.space import Configs
 from planner.plan.result import Answer, Explanation, Fact, Plan
@@ -66,7 +65,7 @@ def _next_batches(p: Problem, c: Candidates, rows: list[int]) -> dict[int, tuple
     for js in by_model.values():
         at = np.array(js, dtype=np.int64)
         more = Configs(**{f.name: getattr(cfg, f.name)[at] for f in fields(cfg)} | {"batch": cfg.batch[at] + 1})
-        ev = evaluate(p.slots[int(c.slot[js[0]])].model, p.table, more, p.assumptions)
+        ev = idle_rows(p, c, p.slots[int(c.slot[js[0]])], more)
         out.update({j: (bool(ev.fits[i]), float(ev.total_bytes[i]), float(ev.usable_bytes[i]))
                     for i, j in enumerate(js)})
     return out
