@@ -181,13 +181,63 @@ def test_a_sweep_files_gap_is_checked_where_the_file_says_it_and_honoured(tmp_pa
 
 
 @pytest.mark.parametrize("tail, expected", [
-    ("Result - Optimal solution found\n\nObjective value: 8721.0\n", None),
+    ("Result - Optimal solution found\n\nObjective value: 8721.0\n", "optimal"),
     ("Result - Optimal solution found (within gap tolerance)\n\nObjective value: 9004.0\nLower bound: 8673.482\n",
      (9004.0, 8673.482)),
     ("Result - Optimal solution found (within gap tolerance)\n\nObjective value: 9004.0\n", "stopped"),
+    # maximising (PuLP runs CBC with -max): the summary states an upper bound
+    ("Result - Optimal solution found (within gap tolerance)\n\nObjective value: 1634.47\nUpper bound: 1717.87\n",
+     (1634.47, 1717.87)),
+    ("Result - Stopped on time limit\n\nObjective value: 9004.0\nLower bound: 8673.482\n", (9004.0, 8673.482)),
+    ("", None),                                                        # a log truncated before its summary
+    ("Objective value: 9004.0\nLower bound: 8673.482\n", None),        # no result line: nothing is stated
+    ("Result - Optimal solution found (within gap tolerance)\n\nObjective value: 9004,0\nLower bound: 8673,4\n",
+     "stopped"),                                                       # numbers it cannot read: no gap
+    ("Result - Stopped on time limit\n\nObjective value: 9004.0\n", None),
 ])
 def test_cbcs_log_gives_the_gap_it_stopped_at_and_never_a_proof_it_does_not_state(tmp_path, tail, expected):
     from planner.backends.milp import _reached
     log = tmp_path / "cbc.log"
     log.write_text("Cbc0010I After 0 nodes\n" + tail)
     assert _reached(str(log)) == expected
+
+
+def test_a_cbc_run_at_a_gap_whose_log_states_nothing_is_never_optimal(small, monkeypatch):
+    """PuLP calls a CBC run stopped at the gap target optimal: without its log's summary (absent,
+    truncated, unread) the answer is feasible with its gap unknown, never a proof not stated."""
+    from planner.backends import milp
+    p, c, oracle = small
+    monkeypatch.setattr(milp, "_reached", lambda log: None)
+    r = solve(p, c, backend="milp", time_limit=60, tie_break=False, gap=0.05)
+    assert r.status == r.phases[0].status == "feasible" and r.gap is None
+    assert r.phases[0].value == pytest.approx(oracle, rel=1e-6)
+    monkeypatch.undo()
+    assert solve(p, c, backend="milp", time_limit=60, tie_break=False, gap=0.05).status == "optimal"
+
+
+@pytest.mark.parametrize("backend", ("milp", "cpsat"))
+def test_cbc_and_cpsat_stop_at_a_loose_gap_and_say_so(small, backend):
+    """The target reaches the solver: at 90 % both stop short of the proof on the small fleet (the
+    test above passes with the option ignored; this one does not), within it of the oracle."""
+    p, c, oracle = small
+    r = solve(p, c, backend=backend, time_limit=60, tie_break=False, gap=0.9)
+    first = r.phases[0]
+    assert r.status == first.status == "feasible" and first.gap is not None and OPTIMAL_GAP < first.gap <= 0.9
+    assert oracle * (1 - 1e-9) <= first.value <= oracle / (1 - 0.9)
+
+
+@pytest.mark.parametrize("backend", ("milp", "highs"))
+def test_a_maximised_objective_stopped_at_the_gap_reports_its_gap_and_no_lower_bound(backend):
+    """served_demand is maximised (fleet_budget_priority.yaml): CBC's summary states an upper
+    bound; the gap reported is (bound - value) / value, the optimum (HiGHS, exact) within it;
+    the solver's upper bound is not given as the phase's lower_bound (HiGHS's is 1.0, above the
+    value: as a lower bound it read as a contradiction)."""
+    spec, doc = load_fleet_spec(str(ROOT / "instances" / "fleet_budget_priority.yaml"))
+    _, p, c = prepare(spec, doc)
+    best = solve(p, c, backend="highs", time_limit=60, tie_break=False).phases[0].value
+    r = solve(p, c, backend=backend, time_limit=60, tie_break=False, gap=0.3)
+    first = r.phases[0]
+    assert best is not None and first.value is not None and first.status == "feasible" and first.gap is not None
+    assert first.value <= best * (1 + 1e-9) and first.lower_bound is None
+    assert best - first.value <= first.gap * first.value * (1 + 1e-9) + 1e-12       # the optimum within the gap
+

@@ -410,7 +410,8 @@ def rank_one(base: Candidates, solver: Backend, backend: str, names: tuple[str, 
         value = _model_value(f, name, sol.values)
         log.append(Phase(name, "objective" if objective else "tie-break", sol.status.value, _reported(c, name, value),
                          OBJECTIVES[name].unit, sol.gap, sol.seconds,
-                         lower_bound=_reported(c, name, sol.bound) if gap and sol.bound is not None else None))
+                         lower_bound=_reported(c, name, sol.bound) if gap and sol.bound is not None
+                         and OBJECTIVES[name].sense == "min" else None))   # a maximum's bound is no lower bound
         values[name] = _reported(c, name, value)
         if sol.status != Status.OPTIMAL and objective:
             status = Status.FEASIBLE
