@@ -241,3 +241,17 @@ def test_a_maximised_objective_stopped_at_the_gap_reports_its_gap_and_no_lower_b
     assert first.value <= best * (1 + 1e-9) and first.lower_bound is None
     assert best - first.value <= first.gap * first.value * (1 + 1e-9) + 1e-12       # the optimum within the gap
 
+
+def test_a_marginal_value_around_an_answer_stopped_at_the_gap_compares_optima(three):
+    """The value of one more unit of a binding limit is an exact re-solve less the optimum, not
+    less the answer stopped at the gap: its distance from the optimum is no limit's worth."""
+    from planner.whatif.marginal import marginal_values
+    p, c = three
+    exact = solve(p, c, backend="highs", time_limit=60, tie_break=False)
+    worths = marginal_values(p, c, exact, "highs", 60)
+    assert worths and exact.status == "optimal" and exact.phases[0].value is not None   # the H100s bind
+    stopped = replace(exact, phases=[replace(exact.phases[0], status="feasible", value=exact.phases[0].value * 1.25,
+                                             gap=0.2)])
+    again = marginal_values(p, c, stopped, "highs", 60, gap=0.2)
+    assert [(m.limit, m.gpu, m.value) for m in again] == [(m.limit, m.gpu, m.value) for m in worths]
+    assert [m.improvement for m in again] == pytest.approx([m.improvement for m in worths], abs=1e-9)
