@@ -88,7 +88,8 @@ def check_gap(gap: float, name: str = "--gap") -> None:
 def gap_note(gap: float) -> str:
     """The note a result solved to a gap target carries (its status and gap say where it stopped)."""
     return (f"solved to a relative gap target of {gap:.2%}: each phase stopped once its answer was proven "
-            f"within it of the best bound, not to the proven optimum (gap 0)")
+            f"within it of the best bound; a phase so stopped is 'feasible' with its gap, and 'optimal' only "
+            f"where its optimum was proven all the same")
 
 
 @dataclass
