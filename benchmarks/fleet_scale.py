@@ -10,7 +10,8 @@ process's CPU time beside them (a loaded machine stretches the first, not the se
 Each size runs in a process of its own, so its peak memory (the resident set's high-water
 mark, ``ru_maxrss``) is its own. The solve stops once its fleet is proven within the size's
 target gap (0.5 % at 50 workloads, 1 % above; ``--gap`` replaces it, ``--gap 0`` solves to
-the proven optimum): ``solve_s`` is the time it took to get there (or to its limit). Its time
+the proven optimum): ``solve_s`` is the time it took to get there (or to its limit), with the
+tie-breaks after it (``--no-tie-break``: without; ``phase_s``: each phase's solver seconds). Its time
 limit is the size's target (10 s at 50 workloads, 30 s at 200, 60 s above) less the table's
 time, but never under ``FLOOR_SHARE`` of the target, unless ``--time-limit`` is given.
 

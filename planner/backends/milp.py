@@ -68,7 +68,10 @@ class MilpBackend:
             status = Status.TIME_LIMIT if elapsed >= 0.95 * time_limit else Status.UNKNOWN
             return Solution(status, None, seconds=elapsed)
         values = np.array([(x.value() or 0.0) * s for x, s in zip(vs, scale)], dtype=float)
-        if reached == "stopped":       # stopped at the gap target, its log stating no bound: not proven
+        if gap and not isinstance(reached, tuple) and reached != "optimal":
+            # a gap target was given and CBC's log states neither its bound nor a proven optimum (stopped
+            # within the gap without a bound, or a log absent, truncated or unread): PuLP's "optimal" may
+            # be a stop at the gap, so the answer is feasible, its gap unknown; never a proof not stated
             return Solution(Status.FEASIBLE, values, seconds=time.perf_counter() - t0)
         if isinstance(reached, tuple):  # a gap target was given: CBC's own gap (a time-out's too)
             found = f.model.objective_at(values)
@@ -82,23 +85,34 @@ class MilpBackend:
                         seconds=time.perf_counter() - t0)
 
 
+BOUND_LINES = ("Lower bound", "Upper bound")
+"""The lines of CBC's closing summary that state its best bound: lower when minimising, upper
+when maximising (PuLP runs CBC with -max)."""
+
+
 def _reached(log: str) -> tuple[float, float] | str | None:
     """CBC's objective and best bound as its log states them at the end of a run stopped short
-    of the optimum (on the gap target or the time limit), in its own (scaled) units; "stopped"
-    when it says it stopped within the gap tolerance but states no bound; None when it states
-    neither (proven optimal, or no answer)."""
+    of the optimum (on the gap target or the time limit), in its own (scaled) units; "optimal"
+    when its result line states a proven optimum (not one within a gap tolerance) and no bound;
+    "stopped" when it says it stopped within the gap tolerance but states no bound; None when it
+    states none of these (no answer, or a log truncated or unread)."""
     found = {}
-    stopped = False
+    result = None
     with open(log, errors="replace") as fh:
         for line in fh:
             key, _, rest = line.partition(":")
-            stopped |= line.startswith("Result - ") and "gap" in line.lower()
-            if key.strip() in ("Objective value", "Lower bound"):
-                with contextlib.suppress(ValueError):
-                    found[key.strip()] = float(rest.split()[0])
-    if len(found) < 2:
-        return "stopped" if stopped else None
-    return found["Objective value"], found["Lower bound"]
+            if line.startswith("Result - "):
+                result = line.strip()
+            if key.strip() in ("Objective value", *BOUND_LINES):
+                with contextlib.suppress(ValueError, IndexError):
+                    found["bound" if key.strip() in BOUND_LINES else "value"] = float(rest.split()[0])
+    if len(found) == 2 and result is not None:
+        return found["value"], found["bound"]
+    if result is None:
+        return None
+    if "gap" in result.lower():
+        return "stopped"
+    return "optimal" if result == "Result - Optimal solution found" else None
 
 
 def _beats(m: LinearModel, hint: dict[int, float] | None, values: np.ndarray) -> bool:

@@ -88,7 +88,8 @@ def check_gap(gap: float, name: str = "--gap") -> None:
 def gap_note(gap: float) -> str:
     """The note a result solved to a gap target carries (its status and gap say where it stopped)."""
     return (f"solved to a relative gap target of {gap:.2%}: each phase stopped once its answer was proven "
-            f"within it of the best bound, not to the proven optimum (gap 0)")
+            f"within it of the best bound; a phase so stopped is 'feasible' with its gap, and 'optimal' only "
+            f"where its optimum was proven all the same")
 
 
 @dataclass
@@ -410,7 +411,8 @@ def rank_one(base: Candidates, solver: Backend, backend: str, names: tuple[str, 
         value = _model_value(f, name, sol.values)
         log.append(Phase(name, "objective" if objective else "tie-break", sol.status.value, _reported(c, name, value),
                          OBJECTIVES[name].unit, sol.gap, sol.seconds,
-                         lower_bound=_reported(c, name, sol.bound) if gap and sol.bound is not None else None))
+                         lower_bound=_reported(c, name, sol.bound) if gap and sol.bound is not None
+                         and OBJECTIVES[name].sense == "min" else None))   # a maximum's bound is no lower bound
         values[name] = _reported(c, name, value)
         if sol.status != Status.OPTIMAL and objective:
             status = Status.FEASIBLE

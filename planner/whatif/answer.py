@@ -38,24 +38,25 @@ def answer(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, backend: 
         result, cands = verify(problem, cands, result, backend=backend, top_k=ranks, time_limit=time_limit, gap=gap)
     with_priors(spec, doc, cands, result, calibration)
     around(problem, cands, result, backend=backend, time_limit=time_limit, simulate=False, marginal=marginal,
-           baselines=baselines, relax=(spec, doc, calibration) if relax and isinstance(spec, PlanSpec) else None)
+           baselines=baselines, relax=(spec, doc, calibration) if relax and isinstance(spec, PlanSpec) else None,
+           gap=gap)
     result.solve_seconds = time.perf_counter() - t0
     return result
 
 
 def around(problem: Problem, cands: Candidates, result: PlanResult, *, backend: str, time_limit: float,
            simulate: bool = False, marginal: bool = False, baselines: bool = False,
-           relax: tuple[PlanSpec, Document | None, str | None] | None = None) -> None:
+           relax: tuple[PlanSpec, Document | None, str | None] | None = None, gap: float = 0.0) -> None:
     """The what-ifs around a ranked result: the simulator's re-score (``simulate``); with an
     answer, the value of each binding limit and, per workload that may run pools, which mode
     wins (``marginal``: both re-solve); the baselines of several workloads (``baselines``);
     without one (proven infeasible, not interrupted), the smallest change to each limit of a
     one-workload instance (``relax``: its spec, document and calibration) that makes it
-    feasible."""
+    feasible. ``gap``: the target the answer was solved to (the marginal values compare optima)."""
     if simulate:
         rescore(problem, cands, result, deadline=time.perf_counter() + time_limit)
     if result.plans and marginal and not result.interrupted:
-        result.marginal = marginal_values(problem, cands, result, backend, time_limit)
+        result.marginal = marginal_values(problem, cands, result, backend, time_limit, gap)
         result.disaggregation = compare_modes(problem, cands, result, backend, time_limit)
     if baselines and isinstance(problem.spec, FleetSpec):
         result.baselines = baselines_of(first_phase_view(problem, cands), result)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from planner.backends.base import Status
 from planner.candidates.objectives import OBJECTIVES
 from planner.candidates.table import Candidates, Limits, with_limits
 from planner.plan.result import Marginal, PlanResult
@@ -31,13 +32,21 @@ def raised(lim: Limits, path: str, gpu: str | None) -> tuple[Limits, str, float]
 
 
 def marginal_values(problem: Problem, cands: Candidates, result: PlanResult, backend: str,
-                    time_limit: float) -> list[Marginal]:
-    """Per binding limit of the first answer: the first objective re-solved with it raised."""
+                    time_limit: float, gap: float = 0.0) -> list[Marginal]:
+    """Per binding limit of the first answer: the first objective re-solved with it raised.
+    Each raised solve is exact; where the answer was stopped at a ``gap`` target (not proven
+    optimal) the limits as they are are solved exactly too, so that an improvement compares
+    two optima and never counts the answer's distance from the optimum as the limit's worth."""
     first = result.answer(1)
     if first is None or not result.phases or result.phases[0].value is None:
         return []
     name = objective_phases(problem)[0]
     base_value = float(result.phases[0].value)
+    if gap and result.phases[0].status != "optimal":
+        exact = solve_phases(problem, cands, backend=backend, time_limit=time_limit, phases=(name,))
+        if exact.status != Status.OPTIMAL or not exact.phases or exact.phases[0].value is None:
+            return []          # no optimum to compare with: no marginal value is stated
+        base_value = float(exact.phases[0].value)
     out: list[Marginal] = []
     for b in first.binding:
         more = raised(cands.limits, b.limit, b.gpu)
