@@ -162,7 +162,9 @@ CONFIGS = [("llama-3.1-8b", "h100-sxm", 1, 64), ("llama-3.1-8b", "l40s", 2, 32),
            ("qwen3-32b", "a100-80gb", 2, 32)]
 
 
-# derandomized: the same 200 examples each run (a random run may draw an open counterexample)
+# derandomized: the same 200 examples each run (a random run may draw an open counterexample). The two
+# hit rates differ by at least 1 point: two independent floats drew the same value in 90 of 203
+# examples (the draw repeats values), comparing a workload with itself (review of issue 25)
 @settings(max_examples=200, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
 # SGLang's prefill first, 12.5 % cached: p99 TTFT rose 146.654 -> 146.658 ms when the chunk fill
 # put more prompts in a step the shorter they were (``_prompt_batch``, docs/load.md section 5)
@@ -178,7 +180,8 @@ CONFIGS = [("llama-3.1-8b", "h100-sxm", 1, 64), ("llama-3.1-8b", "l40s", 2, 32),
 @example(cfg=("llama-3.1-8b", "h100-sxm", 1, 64), S=9285, out=2, h=[0.0, 0.0625], load=0.5, cv2=0.0, arrival=1.0,
          engine_="sglang")
 @given(cfg=st.sampled_from(CONFIGS), S=st.integers(64, 16_000), out=st.integers(2, 1000),
-       h=st.lists(st.floats(0.0, 1.0), min_size=2, max_size=2), load=st.floats(0.05, 0.9),
+       h=st.tuples(st.floats(0.0, 0.95), st.floats(0.01, 1.0)).map(lambda t: [t[0], min(t[0] + t[1], 1.0)]),
+       load=st.floats(0.05, 0.9),
        cv2=st.sampled_from([0.0, 0.5]), arrival=st.sampled_from([1.0, 4.0]), engine_=st.sampled_from(["realistic",
                                                                                                     "sglang"]))
 def test_more_reuse_never_costs_more_nor_raises_ttft(cfg, S, out, h, load, cv2, arrival, engine_):
