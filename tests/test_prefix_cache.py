@@ -174,6 +174,11 @@ CONFIGS = [("llama-3.1-8b", "h100-sxm", 1, 64), ("llama-3.1-8b", "l40s", 2, 32),
 # for the residual than the one step of the shorter prompt (p90 602 -> 626 ms); cut as the engine does
 @example(cfg=("llama-3.1-8b", "h100-sxm", 1, 64), S=10923, out=2, h=[0.25, 0.375], load=0.5, cv2=0.0, arrival=1.0,
          engine_="sglang")
+# the p50 that rose 398.7 -> 400.6 ms when every percentile's last step carried the mean wait's
+# joiners (test_prefill_first_p50_ttft_never_rises_with_reuse_a_residual_chunk_apart): the 200 drawn
+# examples pass on that code too, so the property keeps it (review of issue 25)
+@example(cfg=("llama-3.1-8b", "h100-sxm", 1, 64), S=8942, out=2, h=[0.0, 0.0625], load=0.25, cv2=0.0, arrival=1.0,
+         engine_="sglang")
 # 6.25 % cached leaves a 513-token last piece, in the eager step's floor as the 1,093 tokens
 # uncached: the prompt's own prefill rises, idle as under load (the simulator's p50 too, 366.2 ->
 # 370.2 ms; test_reuse_raises_an_idle_prefill_where_its_last_step_stays_as_long): no claim on it
