@@ -162,7 +162,9 @@ CONFIGS = [("llama-3.1-8b", "h100-sxm", 1, 64), ("llama-3.1-8b", "l40s", 2, 32),
            ("qwen3-32b", "a100-80gb", 2, 32)]
 
 
-# derandomized: the same 200 examples each run (a random run may draw an open counterexample)
+# derandomized: the same 200 examples each run (a random run may draw an open counterexample). The two
+# hit rates differ by at least 1 point: two independent floats drew the same value in 90 of 203
+# examples (the draw repeats values), comparing a workload with itself (review of issue 25)
 @settings(max_examples=200, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
 # SGLang's prefill first, 12.5 % cached: p99 TTFT rose 146.654 -> 146.658 ms when the chunk fill
 # put more prompts in a step the shorter they were (``_prompt_batch``, docs/load.md section 5)
@@ -172,13 +174,19 @@ CONFIGS = [("llama-3.1-8b", "h100-sxm", 1, 64), ("llama-3.1-8b", "l40s", 2, 32),
 # for the residual than the one step of the shorter prompt (p90 602 -> 626 ms); cut as the engine does
 @example(cfg=("llama-3.1-8b", "h100-sxm", 1, 64), S=10923, out=2, h=[0.25, 0.375], load=0.5, cv2=0.0, arrival=1.0,
          engine_="sglang")
+# the p50 that rose 398.7 -> 400.6 ms when every percentile's last step carried the mean wait's
+# joiners (test_prefill_first_p50_ttft_never_rises_with_reuse_a_residual_chunk_apart): the 200 drawn
+# examples pass on that code too, so the property keeps it (review of issue 25)
+@example(cfg=("llama-3.1-8b", "h100-sxm", 1, 64), S=8942, out=2, h=[0.0, 0.0625], load=0.25, cv2=0.0, arrival=1.0,
+         engine_="sglang")
 # 6.25 % cached leaves a 513-token last piece, in the eager step's floor as the 1,093 tokens
 # uncached: the prompt's own prefill rises, idle as under load (the simulator's p50 too, 366.2 ->
 # 370.2 ms; test_reuse_raises_an_idle_prefill_where_its_last_step_stays_as_long): no claim on it
 @example(cfg=("llama-3.1-8b", "h100-sxm", 1, 64), S=9285, out=2, h=[0.0, 0.0625], load=0.5, cv2=0.0, arrival=1.0,
          engine_="sglang")
 @given(cfg=st.sampled_from(CONFIGS), S=st.integers(64, 16_000), out=st.integers(2, 1000),
-       h=st.lists(st.floats(0.0, 1.0), min_size=2, max_size=2), load=st.floats(0.05, 0.9),
+       h=st.tuples(st.floats(0.0, 0.95), st.floats(0.01, 1.0)).map(lambda t: [t[0], min(t[0] + t[1], 1.0)]),
+       load=st.floats(0.05, 0.9),
        cv2=st.sampled_from([0.0, 0.5]), arrival=st.sampled_from([1.0, 4.0]), engine_=st.sampled_from(["realistic",
                                                                                                     "sglang"]))
 def test_more_reuse_never_costs_more_nor_raises_ttft(cfg, S, out, h, load, cv2, arrival, engine_):
@@ -654,3 +662,81 @@ def test_a_shared_prefix_never_costs_a_disaggregated_fleet_more():
     assert prefill and prefill[0].load["prompt_tokens"] == {"cached_per_request": 3000.0,
                                                             "computed_per_request": 1096.0}
     assert all("prompt_tokens" not in p.load for p in results[1].plans if p.role == "decode")
+
+
+# ----------------------------------------------------------------------------------------
+# Review of issue 25 (the percentile's joiners): open defects of the same family, the fluid
+# lambda S w tokens that join a prompt's last step
+# ----------------------------------------------------------------------------------------
+
+def _vanishing(S: int, out: int, preset: str):
+    """Llama-3.1-8B on one H100 (batch 64), Poisson at 10^-9 of saturation: the load model's result."""
+    ph = _phys("llama-3.1-8b", "h100-sxm", 1, 64, S, out, o=PRESETS[preset])
+    eng = engine(ph)
+    w = Workload(isl=float(S), osl=float(out))
+    sat = load_metrics(ph, eng, w, rate=np.array([0.0])).saturation_rate[0]
+    return load_metrics(ph, eng, w, rate=np.array([1e-9 * sat]))
+
+
+def test_a_vanishing_rate_leaves_the_percentiles_at_the_idle_prompt():
+    """The percentiles at a vanishing rate are the idle prompt's (its last step carries no
+    joiners since 3aeac8f): SGLang, 512-token prompts, 128 output tokens, p50 117.3 and p99
+    120.6 ms (the simulator at 0.01 of saturation, 3,000 requests, seed 1: p50 113.9, p99
+    120.4 ms; `python benchmarks/joiner_defects.py vanishing`); and 500-token prompts, below
+    the 512-token CUDA graphs, keep mean = p50."""
+    r = _vanishing(512, 128, "sglang")
+    assert 1e3 * r.get("ttft", "p50")[0] == pytest.approx(117.3, abs=0.1)
+    assert 1e3 * r.get("ttft", "p99")[0] == pytest.approx(120.6, abs=0.1)
+    below = _vanishing(500, 128, "sglang")
+    assert below.get("ttft", "mean")[0] == pytest.approx(below.get("ttft", "p50")[0], rel=1e-3)
+
+
+@pytest.mark.xfail(strict=True, reason="open (issue 25 review): the mean's last step carries the mean wait's "
+                   "fluid joiners, which cross the CUDA-graph threshold however small the rate")
+def test_a_vanishing_rate_leaves_the_mean_ttft_at_the_idle_prompt():
+    """SGLang's prefill first, Llama-3.1-8B on one H100, 512-token prompts (exactly the CUDA
+    graphs' 512 tokens), 128 output tokens, Poisson at 10^-9 of saturation: the mean TTFT is
+    143.7 ms, above its own p99 (120.6 ms) and the p50 (117.3 ms): the mean's last step is
+    512 + lambda S (R + W_backlog) tokens, a fraction of a token past the graphs, so the eager
+    step's floor, however small lambda. The simulator's mean at 0.01 of saturation is 114.7 ms
+    (3,000 requests, seed 1: `python benchmarks/joiner_defects.py vanishing`). A joiner is a whole prompt
+    that comes with probability 1 - exp(-lambda w), not a fluid (the disaggregated prefill
+    pool weighs its busy and idle arrivals: planner/physics/disagg.py ``t_own``)."""
+    r = _vanishing(512, 128, "sglang")
+    assert r.get("ttft", "mean")[0] <= r.get("ttft", "p99")[0]
+    assert r.get("ttft", "mean")[0] == pytest.approx(r.get("ttft", "p50")[0], rel=1e-2)
+
+
+def _disagg_reuse_pair(S: int, preset: str, shares: tuple[float, float], load: float):
+    """Llama-3.1-8B on one H100 (batch 64) as a disaggregated prefill pool, Poisson at ``load`` x
+    the less cached prefill saturation, and at 10^-6 of that (nearly idle): four results."""
+    from planner.physics.disagg import prefill_metrics, prefill_saturation
+    ph = _phys("llama-3.1-8b", "h100-sxm", 1, 64, S, 2, o=PRESETS[preset])
+    eng = engine(ph)
+    wl = [Workload(isl=float(S), osl=2.0, cached=x * S) for x in shares]
+    rate = load * prefill_saturation(ph, eng, float(S), cached=shares[0] * S)[0]
+    return [prefill_metrics(ph, eng, w, np.array([x])) for x in (rate, rate * 1e-6) for w in wl]
+
+
+def test_disaggregated_prefill_with_more_reuse_is_shorter_idle():
+    """The case below: 8,193-token prompts, 0 and 6.25 % cached, a disaggregated prefill pool
+    on vLLM's mixed steps: idle the cached prompt's prefill is one step against two (mean TTFT
+    lower), so the property's idle-replica condition holds there."""
+    a, b, a0, b0 = _disagg_reuse_pair(8193, "realistic", (0.0, 0.0625), 0.5)
+    assert a.stable[0] and b.stable[0]
+    assert b0.get("ttft", "mean")[0] < a0.get("ttft", "mean")[0]
+    assert 1e3 * a.get("ttft", "mean")[0] == pytest.approx(397.8, abs=0.1)
+    assert 1e3 * b.get("ttft", "mean")[0] == pytest.approx(417.6, abs=0.1)
+
+
+@pytest.mark.xfail(strict=True, reason="open (issue 25 review): the disaggregated prefill pool's mean TTFT rises "
+                   "with reuse (its last step's fluid joiners); the reuse property covers aggregated replicas only")
+def test_disaggregated_prefill_mean_ttft_never_rises_with_reuse():
+    """More reuse never raises TTFT (issue 25) on a disaggregated prefill pool: 8,193-token
+    prompts (a 8,192-token chunk and 1 token uncached, 7,681 tokens in one step at 6.25 %
+    cached), Poisson at half the uncached prefill saturation: the mean TTFT rises 397.8 ->
+    417.6 ms although the idle prefill falls (test above). A sweep of 11 lengths x 5 share pairs
+    x 2 arrival CV^2 x 5 loads x 2 engines finds 61 of 4,400 statistics rising where the
+    nearly idle one does not (`python benchmarks/joiner_defects.py disagg`)."""
+    a, b, _, _ = _disagg_reuse_pair(8193, "realistic", (0.0, 0.0625), 0.5)
+    _never_rises(a, b)
