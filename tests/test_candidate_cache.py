@@ -407,3 +407,60 @@ def test_batch_searches_read_from_one_grid_find_the_batches_a_plain_bisection_fi
     index, batch = np.array([0, 3, 3, len(base) - 1]), np.array([1.0, 17.0, 48.0, 30.0])
     assert _same(evaluate(p.slots[0].model, p.table, table.with_batch(base.take(index), batch), p.assumptions),
                  grid(index, batch)) == []
+
+
+def test_an_operating_point_of_n_clients_is_never_read_for_n_requests_per_s():
+    # the same case at the same number under a closed loop (clients a replica) and an open one
+    # (requests/s a replica): the kind of load is in the key, so whichever is described first,
+    # each reads its own figures, those computed with a cache of its own
+    from planner.plan.describe import operating_points as described
+    specs = {"open": _spec(CHAT | {"demand": {"requests_per_s": 40}}),
+             "closed": _spec(CHAT | {"demand": {"concurrency": 40}})}
+    alone = {}
+    for name, s in specs.items():
+        p = resolve_fleet(s)
+        c = build_candidates(p)
+        j = int(np.flatnonzero(c.meets_slo)[0])
+        alone[name] = (row_matrix(c.configs.take(np.array([j]))).tolist(), described(p, c, [(j, 4, 1.0)])[j])
+    assert alone["open"][0] == alone["closed"][0]          # one case, 10 of each a replica
+    assert alone["open"][1]["rate"] != alone["closed"][1]["rate"]
+    for order in (("open", "closed"), ("closed", "open")):
+        cache = PhysicsCache()
+        for name in order:
+            p = resolve_fleet(specs[name])
+            c = build_candidates(p, cache=cache)
+            j = int(np.flatnonzero(c.meets_slo)[0])
+            assert described(p, c, [(j, 4, 1.0)])[j] == alone[name][1], (order, name)
+
+
+def test_a_trace_s_cache_per_kv_pool_and_its_fixed_lru_do_not_share_an_operating_point():
+    # the two prefix caches of test_a_trace_s_cache_per_kv_pool_and_its_fixed_lru_do_not_share_their_load
+    # share the unbounded cache's figure (``workload_of``) but not the tokens each configuration
+    # caches: a deployment of one case at one load reads its own figures, either order
+    from pathlib import Path
+    from planner.plan.describe import operating_points as described
+    trace = str(Path(__file__).resolve().parents[1] / "instances" / "traces" / "mooncake-conversation-sample.jsonl")
+    base = {"model": "llama-3.1-8b", "trace": trace, "slo": {"ttft_ms": {"p99": 3000}, "tpot_ms": 60}}
+    specs = {"pool": _spec(base | {"name": "w", "prefix_cache": {"from_trace": True}}),
+             "blocks": _spec(base | {"name": "w", "prefix_cache": {"from_trace": True}, "cache_blocks": 10_000_000})}
+
+    def row(c, case: list[float] | None) -> int:      # the first row meeting its targets, or ``case``'s
+        m = row_matrix(c.configs).tolist()
+        return int(np.flatnonzero(c.meets_slo)[0]) if case is None else m.index(case)
+
+    first = build_candidates(resolve_fleet(specs["pool"]))
+    case = row_matrix(first.configs.take(np.array([row(first, None)]))).tolist()[0]
+    alone = {}
+    for name, s in specs.items():
+        p = resolve_fleet(s)
+        c = build_candidates(p)
+        j = row(c, case)
+        alone[name] = described(p, c, [(j, 2, 1.0)])[j]
+    assert alone["pool"]["cached_prompt_tokens"] != alone["blocks"]["cached_prompt_tokens"]
+    for order in (("pool", "blocks"), ("blocks", "pool")):
+        cache = PhysicsCache()
+        for name in order:
+            p = resolve_fleet(specs[name])
+            c = build_candidates(p, cache=cache)
+            j = row(c, case)
+            assert described(p, c, [(j, 2, 1.0)])[j] == alone[name], (order, name)
