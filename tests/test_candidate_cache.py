@@ -438,6 +438,7 @@ def test_a_trace_s_cache_per_kv_pool_and_its_fixed_lru_do_not_share_an_operating
     # share the unbounded cache's figure (``workload_of``) but not the tokens each configuration
     # caches: a deployment of one case at one load reads its own figures, either order
     from pathlib import Path
+
     from planner.plan.describe import operating_points as described
     trace = str(Path(__file__).resolve().parents[1] / "instances" / "traces" / "mooncake-conversation-sample.jsonl")
     base = {"model": "llama-3.1-8b", "trace": trace, "slo": {"ttft_ms": {"p99": 3000}, "tpot_ms": 60}}
@@ -464,3 +465,19 @@ def test_a_trace_s_cache_per_kv_pool_and_its_fixed_lru_do_not_share_an_operating
             c = build_candidates(p, cache=cache)
             j = row(c, case)
             assert described(p, c, [(j, 2, 1.0)])[j] == alone[name], (order, name)
+
+
+def test_a_table_keeps_the_cache_it_was_given_and_not_the_one_its_build_made():
+    # Candidates.physics: a caller's cache (a sweep's, kept across builds) is the table's; a
+    # build's own cache is dropped with the build (at 50 workloads it held 93 bytes a row,
+    # benchmarks/fleet_scale.py --held): the table keeps an empty one for its answers
+    from planner.plan.describe import operating_points as described
+    p = resolve_fleet(_spec(CHAT))
+    given = PhysicsCache()
+    assert build_candidates(p, cache=given).physics is not None
+    assert build_candidates(p, cache=given).physics[0] is given and given.memos and given.entries
+    c = build_candidates(p)
+    assert c.physics is not None and not c.physics[0].memos and not c.physics[0].entries
+    j = int(np.flatnonzero(c.meets_slo)[0])
+    assert described(p, c, [(j, 4, 1.0)])[j] == described(p, build_candidates(p, cache=given), [(j, 4, 1.0)])[j]
+    assert len(c.physics[0].memos) == 1
