@@ -481,3 +481,28 @@ def test_a_table_keeps_the_cache_it_was_given_and_not_the_one_its_build_made():
     j = int(np.flatnonzero(c.meets_slo)[0])
     assert described(p, c, [(j, 4, 1.0)])[j] == described(p, build_candidates(p, cache=given), [(j, 4, 1.0)])[j]
     assert len(c.physics[0].memos) == 1
+
+
+def test_a_batch_search_within_the_grid_makes_one_physics_call_and_beyond_it_one_a_step(monkeypatch):
+    # the grid is what makes the search cheaper: every batch of every configuration in one
+    # call where configurations x batches <= GRID_ROWS, the plain bisection (a call a step)
+    # beyond it, the same batches either way
+    import planner.candidates.search as search
+    import planner.candidates.table as table
+    from planner.resolve.problem import resolve
+    from planner.schemas.plan import PlanSpec
+    p = resolve(PlanSpec.model_validate({
+        "model": "llama-3.1-8b", "workload": {"input_tokens": 700, "output_tokens": 150},
+        "slo": {"tpot_ms": 25, "ttft_ms": 600}, "objective": "cost_per_million_tokens",
+        "search": SEARCH | {"gpus": ["h100-sxm", "l40s", "l4"], "max_batch": 48}}))
+    base = table._slot_bases(p, [p.slots[0]])[0][0]
+    calls: list[int] = []
+    evaluate = table.evaluate
+    monkeypatch.setattr(table, "evaluate", lambda m, t, c, o: calls.append(len(c)) or evaluate(m, t, c, o))
+    found = {}
+    for rows in (len(base) * 48, len(base) * 48 - 1):
+        monkeypatch.setattr(search, "GRID_ROWS", rows)
+        calls.clear()
+        found[rows] = table._largest_feasible_batch(p, [p.slots[0]], np.zeros(len(base), dtype=np.int64), base, 48)
+        assert (calls == [len(base) * 48]) if rows == len(base) * 48 else (len(calls) >= 6), calls
+    assert np.array_equal(*found.values()) and (found[len(base) * 48] % 8 != 0).any()
