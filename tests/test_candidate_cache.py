@@ -407,3 +407,102 @@ def test_batch_searches_read_from_one_grid_find_the_batches_a_plain_bisection_fi
     index, batch = np.array([0, 3, 3, len(base) - 1]), np.array([1.0, 17.0, 48.0, 30.0])
     assert _same(evaluate(p.slots[0].model, p.table, table.with_batch(base.take(index), batch), p.assumptions),
                  grid(index, batch)) == []
+
+
+def test_an_operating_point_of_n_clients_is_never_read_for_n_requests_per_s():
+    # the same case at the same number under a closed loop (clients a replica) and an open one
+    # (requests/s a replica): the kind of load is in the key, so whichever is described first,
+    # each reads its own figures, those computed with a cache of its own
+    from planner.plan.describe import operating_points as described
+    specs = {"open": _spec(CHAT | {"demand": {"requests_per_s": 40}}),
+             "closed": _spec(CHAT | {"demand": {"concurrency": 40}})}
+    alone = {}
+    for name, s in specs.items():
+        p = resolve_fleet(s)
+        c = build_candidates(p)
+        j = int(np.flatnonzero(c.meets_slo)[0])
+        alone[name] = (row_matrix(c.configs.take(np.array([j]))).tolist(), described(p, c, [(j, 4, 1.0)])[j])
+    assert alone["open"][0] == alone["closed"][0]          # one case, 10 of each a replica
+    assert alone["open"][1]["rate"] != alone["closed"][1]["rate"]
+    for order in (("open", "closed"), ("closed", "open")):
+        cache = PhysicsCache()
+        for name in order:
+            p = resolve_fleet(specs[name])
+            c = build_candidates(p, cache=cache)
+            j = int(np.flatnonzero(c.meets_slo)[0])
+            assert described(p, c, [(j, 4, 1.0)])[j] == alone[name][1], (order, name)
+
+
+def test_a_trace_s_cache_per_kv_pool_and_its_fixed_lru_do_not_share_an_operating_point():
+    # the two prefix caches of test_a_trace_s_cache_per_kv_pool_and_its_fixed_lru_do_not_share_their_load
+    # share the unbounded cache's figure (``workload_of``) but not the tokens each configuration
+    # caches: a deployment of one case at one load reads its own figures, either order
+    from pathlib import Path
+
+    from planner.plan.describe import operating_points as described
+    trace = str(Path(__file__).resolve().parents[1] / "instances" / "traces" / "mooncake-conversation-sample.jsonl")
+    base = {"model": "llama-3.1-8b", "trace": trace, "slo": {"ttft_ms": {"p99": 3000}, "tpot_ms": 60}}
+    specs = {"pool": _spec(base | {"name": "w", "prefix_cache": {"from_trace": True}}),
+             "blocks": _spec(base | {"name": "w", "prefix_cache": {"from_trace": True}, "cache_blocks": 10_000_000})}
+
+    def row(c, case: list[float] | None) -> int:      # the first row meeting its targets, or ``case``'s
+        m = row_matrix(c.configs).tolist()
+        return int(np.flatnonzero(c.meets_slo)[0]) if case is None else m.index(case)
+
+    first = build_candidates(resolve_fleet(specs["pool"]))
+    case = row_matrix(first.configs.take(np.array([row(first, None)]))).tolist()[0]
+    alone = {}
+    for name, s in specs.items():
+        p = resolve_fleet(s)
+        c = build_candidates(p)
+        j = row(c, case)
+        alone[name] = described(p, c, [(j, 2, 1.0)])[j]
+    assert alone["pool"]["cached_prompt_tokens"] != alone["blocks"]["cached_prompt_tokens"]
+    for order in (("pool", "blocks"), ("blocks", "pool")):
+        cache = PhysicsCache()
+        for name in order:
+            p = resolve_fleet(specs[name])
+            c = build_candidates(p, cache=cache)
+            j = row(c, case)
+            assert described(p, c, [(j, 2, 1.0)])[j] == alone[name], (order, name)
+
+
+def test_a_table_keeps_the_cache_it_was_given_and_not_the_one_its_build_made():
+    # Candidates.physics: a caller's cache (a sweep's, kept across builds) is the table's; a
+    # build's own cache is dropped with the build (at 50 workloads it held 93 bytes a row,
+    # benchmarks/fleet_scale.py --held): the table keeps an empty one for its answers
+    from planner.plan.describe import operating_points as described
+    p = resolve_fleet(_spec(CHAT))
+    given = PhysicsCache()
+    assert build_candidates(p, cache=given).physics is not None
+    assert build_candidates(p, cache=given).physics[0] is given and given.memos and given.entries
+    c = build_candidates(p)
+    assert c.physics is not None and not c.physics[0].memos and not c.physics[0].entries
+    j = int(np.flatnonzero(c.meets_slo)[0])
+    assert described(p, c, [(j, 4, 1.0)])[j] == described(p, build_candidates(p, cache=given), [(j, 4, 1.0)])[j]
+    assert len(c.physics[0].memos) == 1
+
+
+def test_a_batch_search_within_the_grid_makes_one_physics_call_and_beyond_it_one_a_step(monkeypatch):
+    # the grid is what makes the search cheaper: every batch of every configuration in one
+    # call where configurations x batches <= GRID_ROWS, the plain bisection (a call a step)
+    # beyond it, the same batches either way
+    import planner.candidates.search as search
+    import planner.candidates.table as table
+    from planner.resolve.problem import resolve
+    from planner.schemas.plan import PlanSpec
+    p = resolve(PlanSpec.model_validate({
+        "model": "llama-3.1-8b", "workload": {"input_tokens": 700, "output_tokens": 150},
+        "slo": {"tpot_ms": 25, "ttft_ms": 600}, "objective": "cost_per_million_tokens",
+        "search": SEARCH | {"gpus": ["h100-sxm", "l40s", "l4"], "max_batch": 48}}))
+    base = table._slot_bases(p, [p.slots[0]])[0][0]
+    calls: list[int] = []
+    evaluate = table.evaluate
+    monkeypatch.setattr(table, "evaluate", lambda m, t, c, o: calls.append(len(c)) or evaluate(m, t, c, o))
+    found = {}
+    for rows in (len(base) * 48, len(base) * 48 - 1):
+        monkeypatch.setattr(search, "GRID_ROWS", rows)
+        calls.clear()
+        found[rows] = table._largest_feasible_batch(p, [p.slots[0]], np.zeros(len(base), dtype=np.int64), base, 48)
+        assert (calls == [len(base) * 48]) if rows == len(base) * 48 else (len(calls) >= 6), calls
+    assert np.array_equal(*found.values()) and (found[len(base) * 48] % 8 != 0).any()

@@ -274,9 +274,10 @@ def build_candidates(p: Problem, timings: dict[str, float] | None = None, cache:
     (rows and their idle physics), ``load`` (capacity at SLO, planner/candidates/load.py)
     and ``derive`` (every other derived quantity); benchmarks/candidate_table.py reads it.
     ``cache``: the physics of the distinct cases computed so far (planner/candidates/cache.py);
-    a new one, shared by this build's workloads, when none is given."""
+    a new one, shared by this build's workloads, when none is given (the table then keeps an
+    empty one for what its answers compute: ``Candidates.physics``)."""
     t0 = time.perf_counter()
-    cache = PhysicsCache() if cache is None else cache
+    given, cache = cache is not None, PhysicsCache() if cache is None else cache
     keys = _Keys(p)
     fewest = _smallest_batches_for_demand(p, cache, keys)
     parts = [_with_roles(_slot_rows(p, k, slot, cache, keys, fewest[k]), slot) for k, slot in enumerate(p.slots)]
@@ -289,6 +290,8 @@ def build_candidates(p: Problem, timings: dict[str, float] | None = None, cache:
     ev = _idle_all(p, configs, slot, cache, keys)
     t1 = time.perf_counter()
     out = _derive(p, configs, ev, config, slot, timings=timings, role=role, cache=cache, keys=keys)
+    if not given:     # this build's own cache not kept alive by the table (at 50 workloads 93 bytes a row)
+        out = replace(out, physics=(PhysicsCache(), keys))
     if timings is not None:
         timings["physics"] = t1 - t0
         timings["derive"] = time.perf_counter() - t1 - timings["load"]
