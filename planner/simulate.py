@@ -65,7 +65,7 @@ class Arrivals:
     when the last completes, after an exponential client delay of mean ``think_s`` (0: at
     once, in step with the engine; a real client's tokenizer and network make it > 0).
 
-    ``start`` (planner/physics/load.py ``CLIENT_STARTS``): 'independent', clients out of step,
+    ``start`` (planner/physics/workload.py ``CLIENT_STARTS``): 'independent', clients out of step,
     each sending its first request at a uniform time within a cycle of the loaded engine
     (every client's prompt in full chunks, then the decode steps of a full batch), measured
     in the steady state (the warm-up and the drain discarded);

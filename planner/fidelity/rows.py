@@ -599,7 +599,7 @@ def _load_case(r: dict, load: tuple[str, float], base: dict) -> Case | str:
 
 
 def benchmark_run(r: dict, load: tuple[str, float]) -> dict:
-    """How a closed loop's clients start (planner/physics/load.py ``CLIENT_STARTS``): a
+    """How a closed loop's clients start (planner/physics/workload.py ``CLIENT_STARTS``): a
     benchmark's max-concurrency (the notes say so) starts its N clients together and measures
     the run from t = 0: InferenceX sends 10 N prompts, AIPerf's generated benchmark 20 N
     (measured-silicon.md); InferenceX's runs, aggregated or disaggregated, all do (its
