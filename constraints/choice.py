@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from constraints import objective
 from constraints.model import Names
 from planner.candidates.load import ROLE_NAMES
-from planner.candidates.objectives import OBJECTIVES
 from planner.candidates.table import Candidates
 
 if TYPE_CHECKING:
@@ -111,9 +111,9 @@ def limit(f: Formulation, slots: set[int]) -> bool:
         return not new
     rows = np.concatenate([f.alive_in(s) for s in new])
     for name in {c.objective, *(n for n, _ in c.bounds)}:
-        if np.any(OBJECTIVES[name].terms(c).x[rows]):
+        if np.any(objective.terms(c, name).x[rows]):
             return False
-    f.cands = replace(c, limited=tuple(sorted({*c.limited, *new})))
+    f.cands = objective.share_terms(replace(c, limited=tuple(sorted({*c.limited, *new}))), c)
     labels = c.labels(rows)
     for j, label in zip(rows, labels):
         f.x[j] = f.model.var(f"x[{label}]", 0, 1, integer=True)

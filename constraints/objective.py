@@ -11,11 +11,30 @@ import numpy as np
 
 from constraints import latency
 from constraints.model import Coeffs
-from planner.candidates.objectives import OBJECTIVES
+from planner.candidates.objectives import OBJECTIVES, Terms
 from planner.candidates.table import Candidates
 
 if TYPE_CHECKING:
     from constraints import Formulation
+
+
+def terms(c: Candidates, name: str) -> Terms:
+    """``OBJECTIVES[name].terms(c)``, once per table and the tables ``share_terms`` ties to it
+    (a fleet's model reads each objective's terms in screening, pruning, its rows and its
+    value: the tie-break order's positions alone are a sort of every row)."""
+    store = c.__dict__.setdefault("_terms", {})
+    if name not in store:
+        store[name] = OBJECTIVES[name].terms(c)
+    held: Terms = store[name]
+    return held
+
+
+def share_terms(c: Candidates, like: Candidates) -> Candidates:
+    """``c``, holding the terms of ``like``: for ``c`` that is ``like`` under another objective,
+    earlier phases' bounds, enforced limits or partial service (planner/plan/solve.py's
+    phases), none of which an objective's terms read (planner/candidates/objectives.py)."""
+    c.__dict__["_terms"] = like.__dict__.setdefault("_terms", {})
+    return c
 
 
 def add(f: Formulation) -> None:
@@ -23,14 +42,14 @@ def add(f: Formulation) -> None:
     obj = OBJECTIVES[c.objective]
     coeffs = coefficients(f, c.objective)
     m.objective, m.objective_dimension, m.objective_sense, m.objective_name = (
-        coeffs, obj.terms(c).dimension, obj.sense, obj.name)
+        coeffs, terms(c, c.objective).dimension, obj.sense, obj.name)
 
 
 def coefficients(f: Formulation, name: str) -> Coeffs:
     """The linear expression of objective ``name`` over the model's variables (as arrays: a
     fleet's has a million terms)."""
     c = f.cands
-    t = OBJECTIVES[name].terms(c)
+    t = terms(c, name)
     # each alive row's x term, then its y term, the nonzero ones (NaN included), in that order;
     # x and y one variable (a slot without a choice binary): their sum
     rows = f.alive
@@ -59,7 +78,7 @@ def add_bounds(f: Formulation) -> None:
     for name, bound in f.cands.bounds:
         obj = OBJECTIVES[name]
         f.model.row(f"keep[{name}]", "lexicographic", coefficients(f, name), "<=" if obj.sense == "min" else ">=",
-                    bound, obj.terms(f.cands).dimension)
+                    bound, terms(f.cands, name).dimension)
 
 
 def screened(c: Candidates, replicas: bool) -> np.ndarray:
@@ -84,7 +103,7 @@ def screened(c: Candidates, replicas: bool) -> np.ndarray:
         obj = OBJECTIVES[name]
         if obj.sense != "min":
             continue
-        t = obj.terms(c)
+        t = terms(c, name)
         if t.scalars:
             if c.split or not set(t.scalars) <= {"tpot", "ttft"}:
                 continue        # no per-row value: change, or a latency with several deployments

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from constraints import latency
+from constraints import latency, objective
 from planner.candidates.objectives import OBJECTIVES, Terms
 from planner.physics.space import KV_NAMES
 
@@ -139,7 +139,7 @@ def pruned(f: Formulation, ranks: int) -> np.ndarray:
 
 def objective_terms(c: Candidates) -> dict[str, Terms]:
     """The terms of the table's objective and of every earlier phase it keeps, by name."""
-    return {name: OBJECTIVES[name].terms(c) for name in (c.objective, *(n for n, _ in c.bounds))}
+    return {name: objective.terms(c, name) for name in (c.objective, *(n for n, _ in c.bounds))}
 
 
 def _prune_groups(f: Formulation, rows: np.ndarray, key: np.ndarray, ranks: int, out: np.ndarray,

@@ -40,6 +40,26 @@ def test_coefficients_read_like_the_dict_they_were_given_in_its_order():
     assert m.in_units(m.rows[1].coeffs, "seconds", units) == {4: 2.0, 6: 1.0 / 1e-3}
 
 
+def test_a_dot_product_adds_its_terms_as_python_sum_does_bit_for_bit():
+    """Coeffs.dot: the phases' keep rows and the start's comparison read an objective's value,
+    so a vectorised sum must be the one Python's sum gives, left to right: magnitudes 1e-8 to
+    1e8 (where any other order rounds differently), -0.0 terms (sum gives 0.0), repeats."""
+    rng = np.random.default_rng(26)
+    for case in range(500):
+        n = int(rng.integers(0, 40))
+        index = rng.integers(0, 30, n)
+        value = rng.normal(size=n) * 10.0 ** rng.integers(-8, 9, n)
+        if case % 7 == 0:
+            value[:] = -0.0
+        at = rng.normal(size=30) * 1e3
+        at[rng.integers(0, 30, 4)] = 0.0
+        c = Coeffs(index, value)
+        expected = sum(a * float(at[i]) for i, a in c.items())
+        assert repr(c.dot(at)) == repr(float(expected))
+        assert repr(c.dot(at.tolist())) == repr(float(expected))
+    assert Coeffs(np.zeros(0, dtype=np.int64), np.zeros(0)).dot([1.0]) == 0.0
+
+
 def test_variables_are_held_as_columns_and_named_when_read():
     m = LinearModel()
     a = m.var("a", 0, 1, integer=True)

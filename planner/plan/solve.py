@@ -350,7 +350,8 @@ def rank_one(base: Candidates, solver: Backend, backend: str, names: tuple[str, 
                 # built and solved in what is left, as its status depends on it
                 sol = None
                 break
-            c = replace(with_objective(base, name), partial=base.partial, bounds=tuple(bounds), limited=limited)
+            c = constraints.objective.share_terms(replace(with_objective(base, name), partial=base.partial,
+                                                          bounds=tuple(bounds), limited=limited), base)
             if f is None or limited is None or not choice.limit(f, set(limited)):
                 built = time.perf_counter()
                 f = sol = None                   # the last model (and its solver's copy) freed before the next
@@ -442,7 +443,7 @@ def _model_value(f: constraints.Formulation, name: str, values: np.ndarray) -> f
     a million terms; the check against the start and the phase's record both read it)."""
     held = f.__dict__.setdefault("_values", {})
     if name not in held or held[name][0] is not values:
-        held[name] = (values, float(sum(a * values[i] for i, a in constraints.objective.coefficients(f, name).items())))
+        held[name] = (values, constraints.objective.coefficients(f, name).dot(values))
     return float(held[name][1])
 
 
@@ -460,7 +461,7 @@ def _picks_value(c: Candidates, name: str, picks: Picks, served: np.ndarray) -> 
     """An objective at given picks, in the model's terms (the starting answer's value)."""
     if name == "served_demand":
         return float((served_weights(c) * np.minimum(1.0, served)).sum())
-    t = OBJECTIVES[name].terms(c)
+    t = constraints.objective.terms(c, name)
     return float(sum(float(t.x[j]) + float(t.y[j]) * n for j, n in picks))
 
 
