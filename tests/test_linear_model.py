@@ -40,10 +40,18 @@ def test_coefficients_read_like_the_dict_they_were_given_in_its_order():
     assert m.in_units(m.rows[1].coeffs, "seconds", units) == {4: 2.0, 6: 1.0 / 1e-3}
 
 
-def test_a_dot_product_adds_its_terms_as_python_sum_does_bit_for_bit():
+def _left_to_right(terms):
+    """The products added one by one from 0.0 (not ``sum``: Python 3.12's compensates)."""
+    total = 0.0
+    for t in terms:
+        total = total + t
+    return total
+
+
+def test_a_dot_product_adds_its_terms_left_to_right_bit_for_bit():
     """Coeffs.dot: the phases' keep rows and the start's comparison read an objective's value,
-    so a vectorised sum must be the one Python's sum gives, left to right: magnitudes 1e-8 to
-    1e8 (where any other order rounds differently), -0.0 terms (sum gives 0.0), repeats."""
+    so a vectorised sum must be the sequential one, left to right: magnitudes 1e-8 to 1e8
+    (where any other order rounds differently), -0.0 terms (0.0 + -0.0 is 0.0), repeats."""
     rng = np.random.default_rng(26)
     for case in range(500):
         n = int(rng.integers(0, 40))
@@ -54,10 +62,20 @@ def test_a_dot_product_adds_its_terms_as_python_sum_does_bit_for_bit():
         at = rng.normal(size=30) * 1e3
         at[rng.integers(0, 30, 4)] = 0.0
         c = Coeffs(index, value)
-        expected = sum(a * float(at[i]) for i, a in c.items())
+        expected = _left_to_right(a * float(at[i]) for i, a in c.items())
         assert repr(c.dot(at)) == repr(float(expected))
         assert repr(c.dot(at.tolist())) == repr(float(expected))
     assert Coeffs(np.zeros(0, dtype=np.int64), np.zeros(0)).dot([1.0]) == 0.0
+
+
+def test_a_dot_product_is_silent_and_ieee_on_infinities_and_overflow(recwarn):
+    """inf - inf and 0 x inf are NaN, an overflow inf, as the Python loop gives them, and
+    without the warnings numpy would print where the loop prints nothing."""
+    for value, at, expected in (([np.inf, -np.inf], [1.0, 1.0], "nan"), ([0.0], [np.inf], "nan"),
+                                ([1e308, 1e308, -1e308], [1.0, 1.0, 1.0], "inf")):
+        c = Coeffs(np.arange(len(value)), np.array(value))
+        assert repr(c.dot(at)) == repr(_left_to_right(a * float(at[i]) for i, a in c.items())) == expected
+    assert not [w for w in recwarn.list if issubclass(w.category, RuntimeWarning)]
 
 
 def test_variables_are_held_as_columns_and_named_when_read():
