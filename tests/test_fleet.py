@@ -554,3 +554,38 @@ def test_the_oracle_refuses_a_fleet_too_large_to_enumerate():
     p = resolve_fleet(spec)
     with pytest.raises(InputError, match="exhaustive"):
         solve_fleet(p, build_candidates(p), backend="exhaustive", marginal=False, baselines=False)
+
+
+def test_a_phase_table_shares_only_terms_a_fresh_computation_gives():
+    """constraints.objective.share_terms hands a table's memoised objective terms to each phase
+    (planner/plan/solve.py rank_one) and to choice.limit's table: sound only while no term reads
+    what a phase changes (objective, replica domain, bounds, partial service, enforced limits).
+    A table made any other way (other limits or prices) starts with no memo of its own."""
+    from dataclasses import replace
+
+    from constraints import objective
+    from planner.candidates.objectives import OBJECTIVES
+    from planner.candidates.table import with_limits, with_objective
+
+    base = build_candidates(resolve_fleet(_fleet()))
+    names = [n for n in OBJECTIVES if n != "change" or base.current is not None]
+
+    def same(a, b) -> bool:
+        return (a.dimension == b.dimension and np.array_equal(a.x, b.x, equal_nan=True)
+                and np.array_equal(a.y, b.y, equal_nan=True) and a.scalars.keys() == b.scalars.keys()
+                and all(np.array_equal(np.asarray(a.scalars[k]), np.asarray(b.scalars[k])) for k in a.scalars))
+
+    for name in names:
+        objective.terms(base, name)
+    for phase in ("cost_per_hour", "served_demand", "gpus", "order", "workload_order"):
+        for partial in (False, True):
+            for limited in (None, (), (0,)):
+                c = objective.share_terms(replace(with_objective(base, phase), partial=partial,
+                                                  bounds=(("cost_per_hour", 1.0),), limited=limited), base)
+                for name in names:
+                    assert same(objective.terms(c, name), OBJECTIVES[name].terms(c)), (phase, partial, limited, name)
+    other = (with_limits(base, replace(base.limits, max_gpus=3)),
+             replace(base, cost_per_hour=base.cost_per_hour * 2, price=base.price * 2))
+    for c in other:
+        assert "_terms" not in c.__dict__
+    assert not same(objective.terms(other[1], "cost_per_hour"), objective.terms(base, "cost_per_hour"))
