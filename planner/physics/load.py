@@ -608,7 +608,8 @@ class Capacity:
 
 
 def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Sequence[Target], iters: int = 16,
-                    max_utilization: float | None = None, report: set | None = None, seconds=None) -> Capacity:
+                    max_utilization: float | None = None, report: set | None = None,
+                    seconds: np.ndarray | None = None) -> Capacity:
     """Highest request rate per replica at which each configuration meets every target
     (section 6): the lower end of a geometric bisection of ``iters`` steps over the rate
     between 1e-4 and 1 - 1e-9 of saturation, whose steps ``bisection_by_bracket`` settles
