@@ -40,6 +40,15 @@ def relative_gap(value: float, bound: float) -> float:
     return abs(value - bound) / max(abs(value), 1e-12)
 
 
+def at_gap(status: Status, gap: float, reached: float | None) -> Status:
+    """``status`` as reported under a gap target ``gap``: a solver's OPTIMAL is FEASIBLE where
+    the gap it ``reached`` (None: it states no bound) is above OPTIMAL_GAP, for with a target
+    it stops once within it, short of a proven optimum."""
+    if status == Status.OPTIMAL and gap and (reached is None or reached > OPTIMAL_GAP):
+        return Status.FEASIBLE
+    return status
+
+
 class Feature(str, enum.Enum):
     LINEAR_MODEL = "solves the linear/integer model of constraints/"
     INTEGER = "integer and binary variables"

@@ -14,7 +14,7 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from constraints.model import UNITS, LinearModel
-from planner.backends.base import OPTIMAL_GAP, Feature, Solution, Status, incremental, relative_gap
+from planner.backends.base import Feature, Solution, Status, at_gap, incremental, relative_gap
 from planner.errors import InputError
 
 SAFE = 2 ** 61
@@ -60,8 +60,7 @@ class CpSatBackend:
             values = np.array([solver.Value(x) * u for x, u in zip(vs, units)], dtype=float)
             obj, bound = solver.ObjectiveValue(), solver.BestObjectiveBound()
             reached = relative_gap(obj, bound)
-            if status == Status.OPTIMAL and gap and reached > OPTIMAL_GAP:
-                status = Status.FEASIBLE          # stopped at the gap target: within it, not proven optimal
+            status = at_gap(status, gap, reached)
             within = 0.0 if status == Status.OPTIMAL else reached
         return Solution(status, values, gap=within, seconds=time.perf_counter() - t0)
 

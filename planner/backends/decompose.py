@@ -258,7 +258,7 @@ def solve(f: Any, bl: Blocks, time_limit: float, hint: dict[int, float] | None =
             duals = np.asarray(lp.getSolution().row_dual)
             u = np.maximum(0.0, -duals[nb:nb + nl])
             converged = master - bound <= tolerance * max(1.0, abs(master))
-            if not added or rounds >= MAX_ROUNDS or time.perf_counter() >= deadline or _within(best, bound, gap):
+            if not added or rounds >= MAX_ROUNDS or time.perf_counter() >= deadline or within(best, bound, gap):
                 return None
             if converged:
                 return "loose" if tolerance > OPTIMAL_GAP else None
@@ -267,13 +267,13 @@ def solve(f: Any, bl: Blocks, time_limit: float, hint: dict[int, float] | None =
     if ended == "infeasible":
         return Result(None, math.inf, math.inf, time.perf_counter() - t0, rounds, len(cols))
     values, value = _integer(f, bl, cols, max(deadline - time.perf_counter(), 0.05), start, _target(bound, gap))
-    if ended == "loose" and not _within(value, bound, gap) and time.perf_counter() < deadline:
+    if ended == "loose" and not within(value, bound, gap) and time.perf_counter() < deadline:
         # the integer master could not round the loose LP within the gap: the columns to convergence
         # (or until the fleet found is within the gap of the rising bound), then the integer master again
         best = min(best, value)
         if generate(OPTIMAL_GAP) == "infeasible":
             return Result(None, math.inf, math.inf, time.perf_counter() - t0, rounds, len(cols))
-        if not _within(best, bound, gap):
+        if not within(best, bound, gap):
             again, worth = _integer(f, bl, cols, max(deadline - time.perf_counter(), 0.05), start,
                                     _target(bound, gap))
             if again is not None and worth < value:
@@ -286,7 +286,7 @@ def _target(bound: float, gap: float) -> float | None:
     return bound / (1.0 - gap) if gap > 0 and bound > 0 else None
 
 
-def _within(value: float, bound: float, gap: float) -> bool:
+def within(value: float, bound: float, gap: float) -> bool:
     """``value`` is proven within ``gap`` (relative, > 0) of the lower ``bound``."""
     return gap > 0 and math.isfinite(value) and value - bound <= gap * abs(value)
 

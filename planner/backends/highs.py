@@ -31,7 +31,7 @@ import numpy as np
 
 from constraints.model import LinearModel
 from planner.backends import decompose
-from planner.backends.base import OPTIMAL_GAP, Feature, Solution, Status, incremental, relative_gap
+from planner.backends.base import Feature, Solution, Status, at_gap, incremental, relative_gap
 from planner.backends.milp import CONDITIONING, objective_scaled
 
 OPTIONS: dict[str, Any] = {"output_flag": False, "mip_rel_gap": 0.0, "mip_abs_gap": 0.0, "random_seed": 0,
@@ -93,7 +93,7 @@ class HighsBackend:
         if r.values is None and not math.isfinite(r.bound):
             return Solution(Status.INFEASIBLE, None, seconds=time.perf_counter() - t0)
         proven = r.values is not None and r.value - r.bound <= decompose.OPTIMAL_GAP * max(1.0, abs(r.value))
-        within = r.values is not None and r.value - r.bound <= gap * abs(r.value)
+        within = r.values is not None and decompose.within(r.value, r.bound, gap)
         if proven or within or not whole:
             if r.values is None:
                 return Solution(Status.TIME_LIMIT, None, seconds=time.perf_counter() - t0, bound=r.bound)
@@ -187,8 +187,7 @@ class HighsBackend:
             fresh = translate(f.model)[0]
             fresh.highs.setOptionValue("mip_feasibility_tolerance", h.getOptionValue("mip_feasibility_tolerance")[1])
             return self._run(f, fresh, max(time_limit - elapsed, 0.01), seed, None, gap)
-        if status == Status.OPTIMAL and gap and (bound is None or relative_gap(found, bound) > OPTIMAL_GAP):
-            status = Status.FEASIBLE         # stopped at the gap target: within it, not proven optimal
+        status = at_gap(status, gap, None if bound is None else relative_gap(found, bound))
         reached: float | None = 0.0
         if status == Status.FEASIBLE:
             reached = None if bound is None else relative_gap(found, bound)
