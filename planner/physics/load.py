@@ -203,8 +203,28 @@ def _saturation(phys: StepPhysics, eng: Engine, S, O, P=0.0, cv2=0.0):
     n = np.minimum(T * (O - 1.0) / (S + (O - 1.0) * (_budget_share(phys) > 0)), cap)
     n = np.maximum(n, 1e-9)
     c = n * S / np.maximum(O - 1.0, 1e-9)
-    tau = carrying_step(phys, n, n * (S + P + O / 2.0), c, c * attention_length(S, P, cv2), c / S)
+    A = attention_length(S, P, cv2)
+    tau = carrying_step(phys, n, n * (S + P + O / 2.0), c, c * A, c / S)
+    if phys.o.prefill_first:
+        tau = np.minimum(tau, _prefill_first_full(phys, n, S, O, P, A, T))
     return phys.lanes * n / (np.maximum(O - 1.0, 1e-9) * tau), tau
+
+
+def _prefill_first_full(phys: StepPhysics, n, S, O, P, A, T):
+    """Section 5, 'prefill first': the mean step of a prefill-first engine with n sequences
+    decoding, as ``_steady`` computes it at the rate that keeps n running: a = n / (O - 1)
+    arrivals a mean step (Little), prefilled together in one prompt-only step
+    (``_prompt_batch``) with probability q = a S / c, so tau = t0(n) + q t_prompt(c). Not every
+    decode step carries a prompt step: the prompts of several steps share one (its host floor
+    and weight reads). +inf where the prompt steps cannot keep up (q >= 1: every step carries
+    prompts, the mixed engine's full step above)."""
+    a = n / np.maximum(O - 1.0, 1e-9)
+    c1 = S / np.ceil(S / T)
+    c = _prompt_batch(c1, T, S, a)
+    q = a * S / c
+    t0 = step_time(phys, n, n * (S + P + O / 2.0), 0.0, 0.0, 0.0)
+    tau = t0 + q * prompt_step(phys, 0.0, 0.0, c, c * A, c / S)
+    return np.where(q < 1.0, tau, np.inf)
 
 
 def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None, P=0.0, cv2=0.0):
@@ -254,6 +274,20 @@ def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None, P=0.0, cv2
     tau = fixed_point(F, lo, hi, restrict=restrict)
     n, Ta, c1, c, q, t0, t1 = parts(tau)
     converged = np.abs(mean_step(q, t0, t1) - tau) <= 1e-6 * tau + 1e-12
+    # a step past the slots can be slower than the bracket's end (eager past the CUDA graphs,
+    # at a batch the slots never reach), hiding the fixed point below it: where none was found,
+    # search again below the step at which n = M (docs/load.md section 3)
+    tau_M = eng.max_seqs * E / (np.maximum(lam, 1e-300) * np.maximum(O - 1.0, 1e-9))
+    if np.any(again := ~converged & (tau_M < hi) & (tau_M > lo)):
+        idx = np.flatnonzero(again)
+        found = fixed_point(restrict(idx), np.broadcast_to(lo, tau.shape)[idx], tau_M[idx])
+        _, _, _, _, q2, t02, t12 = parts(found, phys.take(idx), lam[idx], np.asarray(S)[idx], np.asarray(O)[idx],
+                                         T[idx], P[idx], cv2[idx])
+        ok = np.abs(mean_step(q2, t02, t12) - found) <= 1e-6 * found + 1e-12     # kept only where it is one
+        if np.any(ok):
+            tau[idx[ok]] = found[ok]
+            n, Ta, c1, c, q, t0, t1 = parts(tau)
+            converged = np.abs(mean_step(q, t0, t1) - tau) <= 1e-6 * tau + 1e-12
     return dict(tau=tau, n=n, Ta=Ta, c1=c1, c=c, q=q, t0=t0, t1=t1, converged=converged & (q < 1.0))
 
 
