@@ -275,10 +275,11 @@ def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None, P=0.0, cv2
     n, Ta, c1, c, q, t0, t1 = parts(tau)
     converged = np.abs(mean_step(q, t0, t1) - tau) <= 1e-6 * tau + 1e-12
     # a step past the slots can be slower than the bracket's end (eager past the CUDA graphs,
-    # at a batch the slots never reach), hiding the fixed point below it: where none was found,
-    # search again below the step at which n = M (docs/load.md section 3)
+    # at a batch the slots never reach), hiding the fixed point below it, or the root finder
+    # lands on a fixed point there (n > M, a batch the slots never admit): where none was found
+    # below the slots, search again below the step at which n = M (docs/load.md section 3)
     tau_M = eng.max_seqs * E / (np.maximum(lam, 1e-300) * np.maximum(O - 1.0, 1e-9))
-    if np.any(again := ~converged & (tau_M < hi) & (tau_M > lo)):
+    if np.any(again := (~converged | (tau > tau_M)) & (tau_M < hi) & (tau_M > lo)):
         idx = np.flatnonzero(again)
         found = fixed_point(restrict(idx), np.broadcast_to(lo, tau.shape)[idx], tau_M[idx])
         _, _, _, _, q2, t02, t12 = parts(found, phys.take(idx), lam[idx], np.asarray(S)[idx], np.asarray(O)[idx],
