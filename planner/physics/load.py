@@ -167,6 +167,19 @@ def prompt_step(phys: StepPhysics, n, ctx, c, A, heads):
     return step_time(phys, n, ctx, c, A, heads)
 
 
+def _decode_and_carrying(phys: StepPhysics, n, ctx, c, A, heads):
+    """(the decode step of n decoders, ``carrying_step`` of the same with c prompt tokens) in
+    one ``step_time`` call over both (a call's cost is mostly per call on small tables; each
+    element is computed by the same operations as apart, so the figures are the same)."""
+    zero = np.zeros(np.shape(c))
+    if phys.o.prefill_first:     # the prompt-only step (no decoders) and the decode step
+        t = step_time(phys, np.stack([n, zero]), np.stack([ctx, zero]), np.stack([zero, c]), np.stack([zero, A]),
+                      np.stack([zero, heads]))
+        return t[0], t[1] + t[0]
+    t = step_time(phys, n, ctx, np.stack([zero, c]), np.stack([zero, A]), np.stack([zero, heads]))
+    return t[0], t[1]
+
+
 def _budget_share(phys: StepPhysics) -> float:
     """Budget tokens a decode sequence takes from a step that carries prompt tokens: its
     query tokens, none for a prefill-first engine (its prompt steps carry no decoders)."""
@@ -218,15 +231,17 @@ def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None, P=0.0, cv2
     P = np.broadcast_to(np.asarray(P, dtype=float), np.shape(lam))
     cv2 = np.broadcast_to(np.asarray(cv2, dtype=float), np.shape(lam))
 
-    def parts(tau, ph=phys, lam=lam, S=S, O=O, T=T, P=P, cv2=cv2):
-        n = lam * ((O - 1.0) / E) * tau            # Little: (O-1)/E decode steps per request
+    # the rate-independent factors of F, once (each product in the order F takes it: the same figures)
+    fixed = (lam, lam * ((O - 1.0) / E), lam * S, S, S + P + O / 2.0, attention_length(S, P, cv2), T)
+
+    def parts(tau, ph=phys, lam=lam, steps=fixed[1], lam_S=fixed[2], S=S, per_seq=fixed[4], A=fixed[5], T=T):
+        n = steps * tau            # Little: (O-1)/E decode steps per request
         Ta = np.maximum(T - n * qd, 1.0)
         c1 = S / np.ceil(S / Ta)
-        u = lam * S * tau
+        u = lam_S * tau
         c = _prompt_batch(c1, Ta, S, lam * tau) if ph.o.prefill_first else _chunk(c1, Ta, u)
         q = u / c
-        t0 = step_time(ph, n, n * (S + P + O / 2.0), 0.0, 0.0, 0.0)
-        t1 = carrying_step(ph, n, n * (S + P + O / 2.0), c, c * attention_length(S, P, cv2), c / S, decode=t0)
+        t0, t1 = _decode_and_carrying(ph, n, n * per_seq, c, c * A, c / S)
         return n, Ta, c1, c, q, t0, t1
 
     def mean_step(q, t0, t1):
@@ -238,7 +253,7 @@ def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None, P=0.0, cv2
 
     def restrict(idx):
         """F of the configurations ``idx`` only."""
-        ph, sub = phys.take(idx), (lam[idx], np.asarray(S)[idx], np.asarray(O)[idx], T[idx], P[idx], cv2[idx])
+        ph, sub = phys.take(idx), tuple(np.broadcast_to(np.asarray(v), np.shape(lam))[idx] for v in fixed)
 
         def F_idx(tau):
             _, _, _, _, q, t0, t1 = parts(tau, ph, *sub)
