@@ -25,6 +25,7 @@ from planner.physics.numerics import (
     exp_tail_quantile,
     fixed_point,
     mixture_quantile,
+    points_per_call,
     residual_quantile,
     rows_taken,
 )
@@ -675,14 +676,17 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
                 r, rt = ratios(ph.take(i), en.take(i), w.take(i, len(live)), x, S_[i], O_[i],
                                (sat_l[0][i], sat_l[1][i]), live[i])
                 ok = r.stable & np.all(rt <= 1.0, axis=0)
-                if len(targets):     # each row's latest miss (its H) and the target it names there
-                    miss[0][i[~ok]], miss[1][i[~ok]] = x[~ok], _named(r, rt)[~ok]
+                if len(targets):     # each row's lowest miss of the call (its H) and the target it names there
+                    bad = np.flatnonzero(~ok)
+                    bad = bad[np.argsort(-x[bad], kind="stable")]
+                    miss[0][i[bad]], miss[1][i[bad]] = x[bad], _named(r, rt)[bad]
                 g = np.log(np.maximum(np.max(rt, axis=0, initial=0.0), np.maximum(r.rho, r.rho_prefill)))
                 return ok, np.where(ok | (g > 0), g, np.nan)
             hi = np.maximum(sat[live] * (1.0 - 1e-9), lo_l)
             g_lo = np.log(np.maximum(np.max(rt0[:, live], axis=0, initial=0.0),
                                      np.maximum(r0.rho[live], r0.rho_prefill[live])))
-            lo_, hi_, above = bisection_by_bracket(evaluate, lo_l, hi, g_lo, iters, cap_l)
+            lo_, hi_, above = bisection_by_bracket(evaluate, lo_l, hi, g_lo, iters, cap_l,
+                                                   points=points_per_call(len(live)))
             found = np.where(above, np.inf, lo_)
             rate_l = np.minimum(found, cap_l)
             rate[live] = rate_l
