@@ -132,9 +132,12 @@ def fixed_point(F, lo: np.ndarray, hi: np.ndarray, max_iters: int = 60, restrict
     ``restrict(idx)``, if given, returns F on the configurations ``idx`` alone: once half of
     the configurations evaluated have stopped, the others go on by themselves (each
     configuration's iterates are its own, so the result is the same); not below
-    ``RESTRICT_ROWS`` configurations, where numpy's cost per call, not per row, dominates."""
+    ``RESTRICT_ROWS`` configurations, where numpy's cost per call, not per row, dominates.
+    F (and ``restrict``'s) must be elementwise over configurations and broadcast over a
+    leading axis: the bracket's two ends are evaluated in one call, (2, n)."""
     a, b = lo.astype(float).copy(), hi.astype(float).copy()
-    ga, gb = F(a) - a, F(b) - b
+    both = F(np.stack([a, b]))         # the bracket's two ends in one call (F is elementwise)
+    ga, gb = both[0] - a, both[1] - b
     live = (gb <= 0) & (ga > 0) & (b - a > FIXED_POINT_RTOL * b)
     out = b.copy()
     idx = np.arange(len(a))            # the configurations still evaluated (a, b, ... are theirs)
