@@ -221,9 +221,12 @@ def _saturation(phys: StepPhysics, eng: Engine, S, O, P=0.0, cv2=0.0):
     return phys.lanes * n / (np.maximum(O - 1.0, 1e-9) * tau), tau
 
 
-def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None, P=0.0, cv2=0.0):
+def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None, P=0.0, cv2=0.0, known=None):
     """Section 3: the mean step by the fluid fixed point tau = F(tau) (a bracketing root
-    finder, ``fixed_point``; ``tau_sat``: the saturated step, if the caller has it)."""
+    finder, ``fixed_point``; ``tau_sat``: the saturated step, if the caller has it).
+    ``known``: per configuration, the fixed point already found at this very rate and
+    workload (NaN where not): the root finder runs on the others only (each
+    configuration's iterates are its own, so the figures are the same)."""
     lam = rate / phys.lanes
     T = eng.token_budget
     E = tokens_per_step(phys.o)                    # 1 without speculative decoding
@@ -267,7 +270,12 @@ def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None, P=0.0, cv2
         phys._w["idle_step"] = step_time(phys, 0.0, 0.0, 0.0, 0.0, 0.0)
     lo = phys._w["idle_step"] * 0.5
     hi = 4.0 * np.maximum(tau_sat, lo * 4.0)
-    tau = fixed_point(F, lo, hi, restrict=restrict)
+    if known is None:
+        tau = fixed_point(F, lo, hi, restrict=restrict)
+    else:
+        tau = np.array(known, dtype=float)
+        if len(todo := np.flatnonzero(np.isnan(tau))):
+            tau[todo] = fixed_point(restrict(todo), lo[todo], hi[todo], restrict=lambda idx: restrict(todo[idx]))
     n, Ta, c1, c, q, t0, t1 = parts(tau)
     converged = np.abs(mean_step(q, t0, t1) - tau) <= 1e-6 * tau + 1e-12
     return dict(tau=tau, n=n, Ta=Ta, c1=c1, c=c, q=q, t0=t0, t1=t1, converged=converged & (q < 1.0))
@@ -433,7 +441,7 @@ def _in_step(phys: StepPhysics, eng: Engine, wl: Workload, r: LoadResult, N, S, 
                    arrival=arrival_model(wl, True) + ", in step every cycle (prefill first)")
 
 
-def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturation=None) -> LoadResult:
+def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturation=None, known=None) -> LoadResult:
     """The load model at rate ``lam``. ``needed``: the (metric, statistic) pairs whose
     percentiles to compute (None: all); ``saturation``: ``_saturation``'s result for these
     configurations, if the caller has it (it does not depend on the rate)."""
@@ -444,7 +452,7 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
         ca2 = np.ones_like(lam)   # finite-source arrivals taken as Poisson (section 5)
     P = np.broadcast_to(np.asarray(wl.cached, dtype=float), lam.shape)   # section 1b: S is computed, S + P held
     sat, tau_sat = _saturation(phys, eng, S, O, P, cs2_isl) if saturation is None else saturation
-    st = _steady(phys, eng, lam, S, O, tau_sat, P, cs2_isl)
+    st = _steady(phys, eng, lam, S, O, tau_sat, P, cs2_isl, known)
     tau, n, c, q, t0, t1, Ta, c1 = st["tau"], st["n"], st["c"], st["q"], st["t0"], st["t1"], st["Ta"], st["c1"]
     lam_l = lam / G
     # Section 4: TTFT = residual of the step in progress + backlog beyond one chunk + own steps.
@@ -669,6 +677,8 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
             S_, O_, lo_l, cap_l = S[live], O[live], lo[live], ceiling[live]
             sat_l = (sat_raw[live], tau_sat[live])
             miss = (np.full(len(live), np.nan), np.full(len(live), -1))
+            # each row's last rate that met every target and the steady step there (ITL's mean)
+            best = (lo_l.copy(), r0.get("itl", "mean")[live].copy())
 
             def evaluate(x, i):
                 """Whether rows ``i`` meet every target at ``x``, and how far from it they are
@@ -676,6 +686,9 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
                 r, rt = ratios(ph.take(i), en.take(i), w.take(i, len(live)), x, S_[i], O_[i],
                                (sat_l[0][i], sat_l[1][i]), live[i])
                 ok = r.stable & np.all(rt <= 1.0, axis=0)
+                good = np.flatnonzero(ok)
+                good = good[np.argsort(x[good], kind="stable")]         # the highest last
+                best[0][i[good]], best[1][i[good]] = x[good], r.get("itl", "mean")[good]
                 if len(targets):     # each row's lowest miss of the call (its H) and the target it names there
                     bad = np.flatnonzero(~ok)
                     bad = bad[np.argsort(-x[bad], kind="stable")]
@@ -690,8 +703,9 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
             found = np.where(above, np.inf, lo_)
             rate_l = np.minimum(found, cap_l)
             rate[live] = rate_l
-            parts.append((live, _open(ph, en, w, np.maximum(rate_l, lo_l), S_, O_, closed=None, saturation=sat_l,
-                                      needed=shown)))
+            at = np.maximum(rate_l, lo_l)
+            parts.append((live, _open(ph, en, w, at, S_, O_, closed=None, saturation=sat_l, needed=shown,
+                                      known=np.where(at == best[0], best[1], np.nan))))
             binding[live] = -1
             below = np.flatnonzero(found <= cap_l)     # the capacity itself binds: name the target
             if len(below) and len(targets):      # named at hi_: by the evaluation there where it was one
@@ -703,7 +717,8 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
         if len(settled):     # no bisection: the load model at the vanishing rate itself
             parts.append((settled, _open(phys.take(settled), eng.take(settled), wl.take(settled, n_cfg),
                                          lo[settled], S[settled], O[settled], closed=None, needed=shown,
-                                         saturation=(sat_raw[settled], tau_sat[settled]))))
+                                         saturation=(sat_raw[settled], tau_sat[settled]),
+                                         known=r0.get("itl", "mean")[settled])))
         binding = np.where(sat > 0, binding, -1)
     return Capacity(rate=rate, throughput_tokens_per_s=rate * O, rho=rate / np.where(sat > 0, sat, np.nan),
                     binding=binding.astype(np.int64), result=merge_results(n_cfg, parts))
