@@ -296,10 +296,11 @@ def _rate_at_utilization(phys: StepPhysics, eng: Engine, wl: Workload, hi: np.nd
             rho = load_metrics(phys, eng, wl, rate=xs, quantiles=False).rho[i]
         else:
             rho = load_metrics(phys.take(i), eng.take(i), wl.take(i, n), rate=x, quantiles=False).rho
-        with np.errstate(divide="ignore"):
-            return rho <= ceiling, np.log(rho / ceiling)
-    lo, _, _ = bisection_by_bracket(evaluate, np.zeros(n), hi, np.full(n, np.nan), iters, np.full(n, np.inf),
-                                     geometric=False, g_hi=np.log(rho_hi / ceiling), first=first, points=points)
+        return rho <= ceiling, rho / ceiling - 1.0
+    # the distance rho / ceiling - 1, -1 at rate 0 (no load): the secant from 0 starts at the
+    # estimate hi x ceiling / rho_hi of a utilisation proportional to the rate
+    lo, _, _ = bisection_by_bracket(evaluate, np.zeros(n), hi, np.full(n, -1.0), iters, np.full(n, np.inf),
+                                     geometric=False, g_hi=rho_hi / ceiling - 1.0, first=first, points=points)
     return lo
 
 
