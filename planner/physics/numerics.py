@@ -208,14 +208,17 @@ def mixture_quantile(means, sds, weights, p, z: float | None = None, rtol: float
     x = np.where(spread > 6.0 * np.max(np.stack(sds), axis=0), apart, x)
     x = np.where((x > lo) & (x < hi), x, 0.5 * (lo + hi))
     act = np.flatnonzero(np.isfinite(x))
+    # the components stacked (components x configurations): each element by the same operations
+    # as one component at a time, the components' terms summed in their order as sum() does
+    Ms, Ss, Ws = np.stack(means), np.stack(sds), np.stack(weights)
     for _ in range(max_iters):
         if not len(act):
             break
         xa, la, ha = x[act], lo[act], hi[act]
-        ms, ss, ws = [m[act] for m in means], [s[act] for s in sds], [w[act] for w in weights]
-        zs = [(xa - m) / s for m, s in zip(ms, ss)]
-        f = sum(w * normal_cdf(u) for u, w in zip(zs, ws)) - p
-        dens = sum(w * np.exp(-0.5 * u * u) / s for u, s, w in zip(zs, ss, ws)) / np.sqrt(2.0 * np.pi)
+        ms, ss, ws = Ms[:, act], Ss[:, act], Ws[:, act]
+        zs = (xa - ms) / ss
+        f = _in_order(ws * normal_cdf(zs)) - p
+        dens = _in_order(ws * np.exp(-0.5 * zs * zs) / ss) / np.sqrt(2.0 * np.pi)
         la, ha = np.where(f < 0, xa, la), np.where(f < 0, ha, xa)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             step = np.where(f != 0, f / dens, 0.0)
@@ -226,6 +229,14 @@ def mixture_quantile(means, sds, weights, p, z: float | None = None, rtol: float
     return x
 
 
+def _in_order(terms: np.ndarray) -> np.ndarray:
+    """sum() of the rows of ``terms``: 0 + the first + the second + ..., in that order."""
+    total = 0 + terms[0]
+    for row in terms[1:]:
+        total = total + row
+    return total
+
+
 def residual_quantile(shares, kinds, tail):
     """The x at which P(residual > x) = tail for the residual of the step in progress,
     uniform over a length-biased step of one of the ``kinds`` (their time shares ``shares``):
@@ -233,9 +244,12 @@ def residual_quantile(shares, kinds, tail):
     linear between the t_i, so Newton from 0 (right derivatives at the kinks) stays below
     the root and lands on it in at most one step per kind (section 5)."""
     x = np.zeros(np.shape(kinds[0]))
+    both = np.broadcast_arrays(*[np.asarray(v, dtype=float) for v in (*shares, *kinds)])
+    f, t = np.stack(both[:len(shares)]), np.stack(both[len(shares):])     # kinds x configurations
+    f_t = f / t
     for _ in range(len(kinds) + 1):
-        above = sum(f * np.maximum(1.0 - x / t, 0.0) for f, t in zip(shares, kinds)) - tail
-        slope = sum(np.where(t > x, f / t, 0.0) for f, t in zip(shares, kinds))
+        above = _in_order(f * np.maximum(1.0 - x / t, 0.0)) - tail
+        slope = _in_order(np.where(t > x, f_t, 0.0))
         with np.errstate(divide="ignore", invalid="ignore"):
             x = np.where(above > 0, x + above / slope, x)
     return x
