@@ -214,6 +214,23 @@ def test_mean_step_is_a_fixed_point_to_1e9():
         np.testing.assert_allclose(mean[good], st_["tau"][good], rtol=1e-9)
 
 
+def test_known_steady_steps_change_no_figure():
+    """_steady with some rows' fixed points given as known (capacity_at_slo's result at the
+    rate its search settled on) runs the root finder on the others: every figure of every
+    row the same bit for bit as computed whole, whichever rows are known (section 3)."""
+    ph, eng, _ = _small_grid()
+    n = len(ph)
+    S, O_ = np.full(n, 2000.0), np.full(n, 300.0)
+    sat, _ = L._saturation(ph, eng, S, O_)
+    rng = np.random.default_rng(3)
+    for frac in (1e-4, 0.5, 0.9):
+        whole = L._steady(ph, eng, frac * sat, S, O_)
+        for known in (np.zeros(n, dtype=bool), rng.random(n) < 0.5, np.ones(n, dtype=bool)):
+            part = L._steady(ph, eng, frac * sat, S, O_, known=np.where(known, whole["tau"], np.nan))
+            for key, v in whole.items():
+                np.testing.assert_array_equal(part[key], v, err_msg=key)
+
+
 def test_bisection_by_bracket_is_the_bisection():
     """The capacity search settles the steps of the geometric bisection from far fewer
     evaluations and lands on the same ends bit for bit, for monotone predicates whose
