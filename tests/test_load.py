@@ -214,6 +214,23 @@ def test_mean_step_is_a_fixed_point_to_1e9():
         np.testing.assert_allclose(mean[good], st_["tau"][good], rtol=1e-9)
 
 
+def test_known_steady_steps_change_no_figure():
+    """_steady with some rows' fixed points given as known (capacity_at_slo's result at the
+    rate its search settled on) runs the root finder on the others: every figure of every
+    row the same bit for bit as computed whole, whichever rows are known (section 3)."""
+    ph, eng, _ = _small_grid()
+    n = len(ph)
+    S, O_ = np.full(n, 2000.0), np.full(n, 300.0)
+    sat, _ = L._saturation(ph, eng, S, O_)
+    rng = np.random.default_rng(3)
+    for frac in (1e-4, 0.5, 0.9):
+        whole = L._steady(ph, eng, frac * sat, S, O_)
+        for known in (np.zeros(n, dtype=bool), rng.random(n) < 0.5, np.ones(n, dtype=bool)):
+            part = L._steady(ph, eng, frac * sat, S, O_, known=np.where(known, whole["tau"], np.nan))
+            for key, v in whole.items():
+                np.testing.assert_array_equal(part[key], v, err_msg=key)
+
+
 def test_bisection_by_bracket_is_the_bisection():
     """The capacity search settles the steps of the geometric bisection from far fewer
     evaluations and lands on the same ends bit for bit, for monotone predicates whose
@@ -281,6 +298,48 @@ def test_bisection_by_bracket_is_the_bisection():
     assert np.all(ref_lo[above] > ceiling[above])
     np.testing.assert_array_equal(b_lo[~above], ref_lo[~above])
     np.testing.assert_array_equal(b_hi[~above], ref_hi[~above])
+
+
+def test_bisection_by_bracket_with_several_points_a_call():
+    """``points`` > 1 (a small table's search, rows repeated in a call): the same ends as the
+    bisection bit for bit, for smooth, steep and missing distances, with and without a first
+    estimate and a ceiling, in fewer calls than one point a row (section 6)."""
+    rng = np.random.default_rng(11)
+    n = 60
+    hi = 10.0 ** rng.uniform(-2, 3, n)
+    lo = hi * 1e-4
+    root = hi * 10.0 ** rng.uniform(-4, 0, n)
+    pole = root * (1.0 + 10.0 ** rng.uniform(-3, 1, n))
+    kind = rng.integers(0, 3, n)
+    calls = []
+
+    def evaluate(x, i):
+        calls.append(len(i))
+        smooth = np.log(x / root[i])
+        steep = np.log(np.maximum(pole[i] - root[i], 1e-300) / np.maximum(pole[i] - x, 1e-300))
+        return x <= root[i], np.where(kind[i] == 0, smooth, np.where(kind[i] == 1, steep, np.nan))
+    g_lo = evaluate(lo, np.arange(n))[1]
+    ceiling = hi * rng.uniform(0.0, 1.0, n)
+    for geometric, start in ((True, lo), (False, np.zeros(n))):
+        ref_lo, ref_hi = N.bisect(lambda x: x <= root, start, hi, 16, geometric=geometric)
+        g0 = g_lo if geometric else np.full(n, np.nan)
+        for first in (None, root * rng.uniform(0.5, 2.0, n)):
+            counts = {}
+            for points in (1, 3, 5, 7):
+                calls.clear()
+                with np.errstate(divide="ignore"):
+                    b_lo, b_hi, above = N.bisection_by_bracket(evaluate, start, hi, g0, 16, np.full(n, np.inf),
+                                                                geometric=geometric, first=first, points=points)
+                    c_lo, c_hi, c_above = N.bisection_by_bracket(evaluate, start, hi, g0, 16, ceiling,
+                                                                  geometric=geometric, first=first, points=points)
+                assert not above.any()
+                np.testing.assert_array_equal(b_lo, ref_lo)
+                np.testing.assert_array_equal(b_hi, ref_hi)
+                assert np.all(ref_lo[c_above] > ceiling[c_above])
+                np.testing.assert_array_equal(c_lo[~c_above], ref_lo[~c_above])
+                counts[points] = len(calls)
+            assert counts[7] < counts[3] < counts[1], counts
+    assert N.points_per_call(12) == 7 and N.points_per_call(40) == 3 and N.points_per_call(43) == 1
 
 
 def test_capacity_is_the_geometric_bisection_and_the_cap():

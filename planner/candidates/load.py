@@ -25,7 +25,7 @@ from planner.physics.load import (
     merge_results,
     step_physics,
 )
-from planner.physics.numerics import RESTRICT_ROWS, bisect_levels, bisection_by_bracket, rows_taken
+from planner.physics.numerics import RESTRICT_ROWS, bisect_levels, bisection_by_bracket, points_per_call, rows_taken
 from planner.physics.options import Assumptions
 from planner.physics.space import Configs, GpuTable
 from planner.resolve.problem import Slot
@@ -281,22 +281,26 @@ def _rate_at_utilization(phys: StepPhysics, eng: Engine, wl: Workload, hi: np.nd
     which the utilisation (rate and KV pool together, docs/load.md section 3) is at most
     ``ceiling``, for each configuration: the lower end of an ``iters``-step bisection from
     0, its steps settled from a bracket (the utilisation grows with the rate;
-    ``bisection_by_bracket``), first tried at hi x ceiling / rho_hi."""
+    ``bisection_by_bracket``, several points a call on a small table), first tried at
+    hi x ceiling / rho_hi."""
     n = len(phys)
     hi = np.asarray(hi, dtype=float)
     first = hi * ceiling / rho_hi
 
+    points = points_per_call(n)
+
     def evaluate(x: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if n <= RESTRICT_ROWS:      # a small table whole, the other rows at their first point (the same figures)
+        if n <= RESTRICT_ROWS and points == 1:   # a small table whole, the other rows at their first point
             xs = first.copy()
             xs[i] = x
             rho = load_metrics(phys, eng, wl, rate=xs, quantiles=False).rho[i]
         else:
             rho = load_metrics(phys.take(i), eng.take(i), wl.take(i, n), rate=x, quantiles=False).rho
-        with np.errstate(divide="ignore"):
-            return rho <= ceiling, np.log(rho / ceiling)
-    lo, _, _ = bisection_by_bracket(evaluate, np.zeros(n), hi, np.full(n, np.nan), iters, np.full(n, np.inf),
-                                     geometric=False, g_hi=np.log(rho_hi / ceiling), first=first)
+        return rho <= ceiling, rho / ceiling - 1.0
+    # the distance rho / ceiling - 1, -1 at rate 0 (no load): the secant from 0 starts at the
+    # estimate hi x ceiling / rho_hi of a utilisation proportional to the rate
+    lo, _, _ = bisection_by_bracket(evaluate, np.zeros(n), hi, np.full(n, -1.0), iters, np.full(n, np.inf),
+                                     geometric=False, g_hi=rho_hi / ceiling - 1.0, first=first, points=points)
     return lo
 
 

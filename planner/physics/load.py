@@ -25,6 +25,7 @@ from planner.physics.numerics import (
     exp_tail_quantile,
     fixed_point,
     mixture_quantile,
+    points_per_call,
     residual_quantile,
     rows_taken,
 )
@@ -167,6 +168,19 @@ def prompt_step(phys: StepPhysics, n, ctx, c, A, heads):
     return step_time(phys, n, ctx, c, A, heads)
 
 
+def _decode_and_carrying(phys: StepPhysics, n, ctx, c, A, heads):
+    """(the decode step of n decoders, ``carrying_step`` of the same with c prompt tokens) in
+    one ``step_time`` call over both (a call's cost is mostly per call on small tables; each
+    element is computed by the same operations as apart, so the figures are the same)."""
+    zero = np.zeros(np.shape(c))
+    if phys.o.prefill_first:     # the prompt-only step (no decoders) and the decode step
+        t = step_time(phys, np.stack([n, zero]), np.stack([ctx, zero]), np.stack([zero, c]), np.stack([zero, A]),
+                      np.stack([zero, heads]))
+        return t[0], t[1] + t[0]
+    t = step_time(phys, n, ctx, np.stack([zero, c]), np.stack([zero, A]), np.stack([zero, heads]))
+    return t[0], t[1]
+
+
 def _budget_share(phys: StepPhysics) -> float:
     """Budget tokens a decode sequence takes from a step that carries prompt tokens: its
     query tokens, none for a prefill-first engine (its prompt steps carry no decoders)."""
@@ -227,9 +241,12 @@ def _prefill_first_full(phys: StepPhysics, n, S, O, P, A, T):
     return np.where(q < 1.0, tau, np.inf)
 
 
-def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None, P=0.0, cv2=0.0):
+def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None, P=0.0, cv2=0.0, known=None):
     """Section 3: the mean step by the fluid fixed point tau = F(tau) (a bracketing root
-    finder, ``fixed_point``; ``tau_sat``: the saturated step, if the caller has it)."""
+    finder, ``fixed_point``; ``tau_sat``: the saturated step, if the caller has it).
+    ``known``: per configuration, the fixed point already found at this very rate and
+    workload (NaN where not): the root finder runs on the others only (each
+    configuration's iterates are its own, so the figures are the same)."""
     lam = rate / phys.lanes
     T = eng.token_budget
     E = tokens_per_step(phys.o)                    # 1 without speculative decoding
@@ -238,15 +255,17 @@ def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None, P=0.0, cv2
     P = np.broadcast_to(np.asarray(P, dtype=float), np.shape(lam))
     cv2 = np.broadcast_to(np.asarray(cv2, dtype=float), np.shape(lam))
 
-    def parts(tau, ph=phys, lam=lam, S=S, O=O, T=T, P=P, cv2=cv2):
-        n = lam * ((O - 1.0) / E) * tau            # Little: (O-1)/E decode steps per request
+    # the rate-independent factors of F, once (each product in the order F takes it: the same figures)
+    fixed = (lam, lam * ((O - 1.0) / E), lam * S, S, S + P + O / 2.0, attention_length(S, P, cv2), T)
+
+    def parts(tau, ph=phys, lam=lam, steps=fixed[1], lam_S=fixed[2], S=S, per_seq=fixed[4], A=fixed[5], T=T):
+        n = steps * tau            # Little: (O-1)/E decode steps per request
         Ta = np.maximum(T - n * qd, 1.0)
         c1 = S / np.ceil(S / Ta)
-        u = lam * S * tau
+        u = lam_S * tau
         c = _prompt_batch(c1, Ta, S, lam * tau) if ph.o.prefill_first else _chunk(c1, Ta, u)
         q = u / c
-        t0 = step_time(ph, n, n * (S + P + O / 2.0), 0.0, 0.0, 0.0)
-        t1 = carrying_step(ph, n, n * (S + P + O / 2.0), c, c * attention_length(S, P, cv2), c / S, decode=t0)
+        t0, t1 = _decode_and_carrying(ph, n, n * per_seq, c, c * A, c / S)
         return n, Ta, c1, c, q, t0, t1
 
     def mean_step(q, t0, t1):
@@ -258,7 +277,7 @@ def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None, P=0.0, cv2
 
     def restrict(idx):
         """F of the configurations ``idx`` only."""
-        ph, sub = phys.take(idx), (lam[idx], np.asarray(S)[idx], np.asarray(O)[idx], T[idx], P[idx], cv2[idx])
+        ph, sub = phys.take(idx), tuple(np.broadcast_to(np.asarray(v), np.shape(lam))[idx] for v in fixed)
 
         def F_idx(tau):
             _, _, _, _, q, t0, t1 = parts(tau, ph, *sub)
@@ -271,7 +290,12 @@ def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None, P=0.0, cv2
         phys._w["idle_step"] = step_time(phys, 0.0, 0.0, 0.0, 0.0, 0.0)
     lo = phys._w["idle_step"] * 0.5
     hi = 4.0 * np.maximum(tau_sat, lo * 4.0)
-    tau = fixed_point(F, lo, hi, restrict=restrict)
+    if known is None:
+        tau = fixed_point(F, lo, hi, restrict=restrict)
+    else:
+        tau = np.array(known, dtype=float)
+        if len(todo := np.flatnonzero(np.isnan(tau))):
+            tau[todo] = fixed_point(restrict(todo), lo[todo], hi[todo], restrict=lambda idx: restrict(todo[idx]))
     n, Ta, c1, c, q, t0, t1 = parts(tau)
     converged = np.abs(mean_step(q, t0, t1) - tau) <= 1e-6 * tau + 1e-12
     # a step past the slots can be slower than the bracket's end (eager past the CUDA graphs,
@@ -281,10 +305,9 @@ def _steady(phys: StepPhysics, eng: Engine, rate, S, O, tau_sat=None, P=0.0, cv2
     tau_M = eng.max_seqs * E / (np.maximum(lam, 1e-300) * np.maximum(O - 1.0, 1e-9))
     if np.any(again := (~converged | (tau > tau_M)) & (tau_M < hi) & (tau_M > lo)):
         idx = np.flatnonzero(again)
-        found = fixed_point(restrict(idx), np.broadcast_to(lo, tau.shape)[idx], tau_M[idx])
-        _, _, _, _, q2, t02, t12 = parts(found, phys.take(idx), lam[idx], np.asarray(S)[idx], np.asarray(O)[idx],
-                                         T[idx], P[idx], cv2[idx])
-        ok = np.abs(mean_step(q2, t02, t12) - found) <= 1e-6 * found + 1e-12     # kept only where it is one
+        F_idx = restrict(idx)
+        found = fixed_point(F_idx, np.broadcast_to(lo, tau.shape)[idx], tau_M[idx])
+        ok = np.abs(F_idx(found) - found) <= 1e-6 * found + 1e-12     # kept only where it is one
         if np.any(ok):
             tau[idx[ok]] = found[ok]
             n, Ta, c1, c, q, t0, t1 = parts(tau)
@@ -452,7 +475,7 @@ def _in_step(phys: StepPhysics, eng: Engine, wl: Workload, r: LoadResult, N, S, 
                    arrival=arrival_model(wl, True) + ", in step every cycle (prefill first)")
 
 
-def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturation=None) -> LoadResult:
+def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturation=None, known=None) -> LoadResult:
     """The load model at rate ``lam``. ``needed``: the (metric, statistic) pairs whose
     percentiles to compute (None: all); ``saturation``: ``_saturation``'s result for these
     configurations, if the caller has it (it does not depend on the rate)."""
@@ -463,7 +486,7 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
         ca2 = np.ones_like(lam)   # finite-source arrivals taken as Poisson (section 5)
     P = np.broadcast_to(np.asarray(wl.cached, dtype=float), lam.shape)   # section 1b: S is computed, S + P held
     sat, tau_sat = _saturation(phys, eng, S, O, P, cs2_isl) if saturation is None else saturation
-    st = _steady(phys, eng, lam, S, O, tau_sat, P, cs2_isl)
+    st = _steady(phys, eng, lam, S, O, tau_sat, P, cs2_isl, known)
     tau, n, c, q, t0, t1, Ta, c1 = st["tau"], st["n"], st["c"], st["q"], st["t0"], st["t1"], st["Ta"], st["c1"]
     lam_l = lam / G
     # Section 4: TTFT = residual of the step in progress + backlog beyond one chunk + own steps.
@@ -688,6 +711,8 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
             S_, O_, lo_l, cap_l = S[live], O[live], lo[live], ceiling[live]
             sat_l = (sat_raw[live], tau_sat[live])
             miss = (np.full(len(live), np.nan), np.full(len(live), -1))
+            # each row's last rate that met every target and the steady step there (ITL's mean)
+            best = (lo_l.copy(), r0.get("itl", "mean")[live].copy())
 
             def evaluate(x, i):
                 """Whether rows ``i`` meet every target at ``x``, and how far from it they are
@@ -695,19 +720,26 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
                 r, rt = ratios(ph.take(i), en.take(i), w.take(i, len(live)), x, S_[i], O_[i],
                                (sat_l[0][i], sat_l[1][i]), live[i])
                 ok = r.stable & np.all(rt <= 1.0, axis=0)
-                if len(targets):     # each row's latest miss (its H) and the target it names there
-                    miss[0][i[~ok]], miss[1][i[~ok]] = x[~ok], _named(r, rt)[~ok]
+                good = np.flatnonzero(ok)
+                good = good[np.argsort(x[good], kind="stable")]         # the highest last
+                best[0][i[good]], best[1][i[good]] = x[good], r.get("itl", "mean")[good]
+                if len(targets):     # each row's lowest miss of the call (its H) and the target it names there
+                    bad = np.flatnonzero(~ok)
+                    bad = bad[np.argsort(-x[bad], kind="stable")]
+                    miss[0][i[bad]], miss[1][i[bad]] = x[bad], _named(r, rt)[bad]
                 g = np.log(np.maximum(np.max(rt, axis=0, initial=0.0), np.maximum(r.rho, r.rho_prefill)))
                 return ok, np.where(ok | (g > 0), g, np.nan)
             hi = np.maximum(sat[live] * (1.0 - 1e-9), lo_l)
             g_lo = np.log(np.maximum(np.max(rt0[:, live], axis=0, initial=0.0),
                                      np.maximum(r0.rho[live], r0.rho_prefill[live])))
-            lo_, hi_, above = bisection_by_bracket(evaluate, lo_l, hi, g_lo, iters, cap_l)
+            lo_, hi_, above = bisection_by_bracket(evaluate, lo_l, hi, g_lo, iters, cap_l,
+                                                   points=points_per_call(len(live)))
             found = np.where(above, np.inf, lo_)
             rate_l = np.minimum(found, cap_l)
             rate[live] = rate_l
-            parts.append((live, _open(ph, en, w, np.maximum(rate_l, lo_l), S_, O_, closed=None, saturation=sat_l,
-                                      needed=shown)))
+            at = np.maximum(rate_l, lo_l)
+            parts.append((live, _open(ph, en, w, at, S_, O_, closed=None, saturation=sat_l, needed=shown,
+                                      known=np.where(at == best[0], best[1], np.nan))))
             binding[live] = -1
             below = np.flatnonzero(found <= cap_l)     # the capacity itself binds: name the target
             if len(below) and len(targets):      # named at hi_: by the evaluation there where it was one
@@ -719,7 +751,8 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
         if len(settled):     # no bisection: the load model at the vanishing rate itself
             parts.append((settled, _open(phys.take(settled), eng.take(settled), wl.take(settled, n_cfg),
                                          lo[settled], S[settled], O[settled], closed=None, needed=shown,
-                                         saturation=(sat_raw[settled], tau_sat[settled]))))
+                                         saturation=(sat_raw[settled], tau_sat[settled]),
+                                         known=r0.get("itl", "mean")[settled])))
         binding = np.where(sat > 0, binding, -1)
     return Capacity(rate=rate, throughput_tokens_per_s=rate * O, rho=rate / np.where(sat > 0, sat, np.nan),
                     binding=binding.astype(np.int64), result=merge_results(n_cfg, parts))

@@ -108,6 +108,17 @@ whole (the rows already settled at a rate they met; each row is its own, so the 
 the same)."""
 
 
+EVALUATION_POINTS = (3, 5, 7)
+"""Points a row a call that ``bisection_by_bracket`` may ask of a small table's evaluation
+(``points_per_call``): fewer calls where a call costs about the same whatever its rows."""
+
+
+def points_per_call(rows: int) -> int:
+    """``bisection_by_bracket``'s ``points`` for a search over ``rows`` rows: the most of
+    ``EVALUATION_POINTS`` with at most ``RESTRICT_ROWS`` rows a call in all, else 1."""
+    return max([k for k in EVALUATION_POINTS if rows * k <= RESTRICT_ROWS], default=1)
+
+
 def fixed_point(F, lo: np.ndarray, hi: np.ndarray, max_iters: int = 60, restrict=None) -> np.ndarray:
     """Per configuration, a fixed point of F in [lo, hi] (F(lo) > lo, F(hi) <= hi): regula
     falsi with the Illinois modification on the bracket of F(t) - t, which keeps the sign
@@ -121,9 +132,12 @@ def fixed_point(F, lo: np.ndarray, hi: np.ndarray, max_iters: int = 60, restrict
     ``restrict(idx)``, if given, returns F on the configurations ``idx`` alone: once half of
     the configurations evaluated have stopped, the others go on by themselves (each
     configuration's iterates are its own, so the result is the same); not below
-    ``RESTRICT_ROWS`` configurations, where numpy's cost per call, not per row, dominates."""
+    ``RESTRICT_ROWS`` configurations, where numpy's cost per call, not per row, dominates.
+    F (and ``restrict``'s) must be elementwise over configurations and broadcast over a
+    leading axis: the bracket's two ends are evaluated in one call, (2, n)."""
     a, b = lo.astype(float).copy(), hi.astype(float).copy()
-    ga, gb = F(a) - a, F(b) - b
+    both = F(np.stack([a, b]))         # the bracket's two ends in one call (F is elementwise)
+    ga, gb = both[0] - a, both[1] - b
     live = (gb <= 0) & (ga > 0) & (b - a > FIXED_POINT_RTOL * b)
     out = b.copy()
     idx = np.arange(len(a))            # the configurations still evaluated (a, b, ... are theirs)
@@ -194,14 +208,17 @@ def mixture_quantile(means, sds, weights, p, z: float | None = None, rtol: float
     x = np.where(spread > 6.0 * np.max(np.stack(sds), axis=0), apart, x)
     x = np.where((x > lo) & (x < hi), x, 0.5 * (lo + hi))
     act = np.flatnonzero(np.isfinite(x))
+    # the components stacked (components x configurations): each element by the same operations
+    # as one component at a time, the components' terms summed in their order as sum() does
+    Ms, Ss, Ws = np.stack(means), np.stack(sds), np.stack(weights)
     for _ in range(max_iters):
         if not len(act):
             break
         xa, la, ha = x[act], lo[act], hi[act]
-        ms, ss, ws = [m[act] for m in means], [s[act] for s in sds], [w[act] for w in weights]
-        zs = [(xa - m) / s for m, s in zip(ms, ss)]
-        f = sum(w * normal_cdf(u) for u, w in zip(zs, ws)) - p
-        dens = sum(w * np.exp(-0.5 * u * u) / s for u, s, w in zip(zs, ss, ws)) / np.sqrt(2.0 * np.pi)
+        ms, ss, ws = Ms[:, act], Ss[:, act], Ws[:, act]
+        zs = (xa - ms) / ss
+        f = _in_order(ws * normal_cdf(zs)) - p
+        dens = _in_order(ws * np.exp(-0.5 * zs * zs) / ss) / np.sqrt(2.0 * np.pi)
         la, ha = np.where(f < 0, xa, la), np.where(f < 0, ha, xa)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             step = np.where(f != 0, f / dens, 0.0)
@@ -212,6 +229,14 @@ def mixture_quantile(means, sds, weights, p, z: float | None = None, rtol: float
     return x
 
 
+def _in_order(terms: np.ndarray) -> np.ndarray:
+    """sum() of the rows of ``terms``: 0 + the first + the second + ..., in that order."""
+    total = 0 + terms[0]
+    for row in terms[1:]:
+        total = total + row
+    return total
+
+
 def residual_quantile(shares, kinds, tail):
     """The x at which P(residual > x) = tail for the residual of the step in progress,
     uniform over a length-biased step of one of the ``kinds`` (their time shares ``shares``):
@@ -219,9 +244,12 @@ def residual_quantile(shares, kinds, tail):
     linear between the t_i, so Newton from 0 (right derivatives at the kinks) stays below
     the root and lands on it in at most one step per kind (section 5)."""
     x = np.zeros(np.shape(kinds[0]))
+    both = np.broadcast_arrays(*[np.asarray(v, dtype=float) for v in (*shares, *kinds)])
+    f, t = np.stack(both[:len(shares)]), np.stack(both[len(shares):])     # kinds x configurations
+    f_t = f / t
     for _ in range(len(kinds) + 1):
-        above = sum(f * np.maximum(1.0 - x / t, 0.0) for f, t in zip(shares, kinds)) - tail
-        slope = sum(np.where(t > x, f / t, 0.0) for f, t in zip(shares, kinds))
+        above = _in_order(f * np.maximum(1.0 - x / t, 0.0)) - tail
+        slope = _in_order(np.where(t > x, f_t, 0.0))
         with np.errstate(divide="ignore", invalid="ignore"):
             x = np.where(above > 0, x + above / slope, x)
     return x
@@ -253,7 +281,8 @@ def _path_cell(lo: np.ndarray, hi: np.ndarray, levels: np.ndarray, at: np.ndarra
 
 def bisection_by_bracket(evaluate, lo: np.ndarray, hi: np.ndarray, g_lo: np.ndarray, iters: int,
                           ceiling: np.ndarray, geometric: bool = True, g_hi: np.ndarray | None = None,
-                          first: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                          first: np.ndarray | None = None, points: int = 1
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ends of ``bisect(ok, lo, hi, iters, geometric)`` for a predicate ok that
     holds at ``lo`` and is monotone (true below a boundary, false above), without
     evaluating it at every midpoint (section 6).
@@ -285,7 +314,15 @@ def bisection_by_bracket(evaluate, lo: np.ndarray, hi: np.ndarray, g_lo: np.ndar
     the caller knows ok fails there; ``first``: an estimate of the boundary, the lower end
     of the bisection's last cell around it evaluated first (when the estimate is right, the
     upper end next settles every step); default: just past the ceiling where there is one,
-    else half of ``hi``."""
+    else half of ``hi``.
+
+    ``points`` > 1 (for an ``evaluate`` whose cost is per call, not per row: a small table,
+    ``rows`` may then repeat): each call also asks, for each row, the points that settle the
+    most steps should the first one be wrong: the other end of the cell the estimate names,
+    the bisection's own next midpoint and the two after it, or, where the first point is that
+    midpoint, the midpoints of the two steps after it (those strictly between L and H; at most
+    ``points`` a row). A row's L and H then move to its highest point that holds and its lowest that
+    fails: fewer calls, the same ends."""
     n = len(lo)
     blo, bhi = lo.astype(float).copy(), hi.astype(float).copy()
     steps = np.zeros(n, dtype=np.int64)
@@ -307,6 +344,7 @@ def bisection_by_bracket(evaluate, lo: np.ndarray, hi: np.ndarray, g_lo: np.ndar
     # else half of the upper end
     x0 = np.where(past(ceiling, 1.5) < past(bhi, -1.0), past(ceiling, 1.5), 0.5 * bhi) if first is None else \
         _path_cell(blo, bhi, np.full(n, iters), first, geometric)[0]     # a point the bisection asks about
+    x0_other = None if first is None or points < 2 else _path_cell(blo, bhi, np.full(n, iters), first, geometric)[1]
     pending = np.ones(n, dtype=bool)         # the first point not yet evaluated
     stall = np.full(n, -1, dtype=np.int64)   # evaluations in a row that settled no step
     while True:      # ends: every fifth evaluation of a row at the latest is at a midpoint
@@ -343,8 +381,20 @@ def bisection_by_bracket(evaluate, lo: np.ndarray, hi: np.ndarray, g_lo: np.ndar
         end = np.where(lo_end > Lr, lo_end, hi_end)
         est = np.where((end > Lr) & (end < H[rows]), end, est)
         x = np.where(usable, est, middle(blo[rows], bhi[rows]))
-        x = np.where(pending[rows] & (x0[rows] > Lr) & (x0[rows] < H[rows]), x0[rows], x)
+        first_now = pending[rows] & (x0[rows] > Lr) & (x0[rows] < H[rows])
+        x = np.where(first_now, x0[rows], x)
         pending[rows] = False
+        if points > 1:
+            mid = middle(blo[rows], bhi[rows])
+            other = np.where(x == lo_end, hi_end, lo_end)
+            if x0_other is not None:
+                other = np.where(first_now, x0_other[rows], other)
+            a, b = middle(blo[rows], mid), middle(mid, bhi[rows])       # the next step's midpoints
+            guided = usable | first_now
+            extra = [np.where(guided, other, a), np.where(guided, mid, b), np.where(guided, a, middle(blo[rows], a)),
+                     np.where(guided, b, middle(a, mid)), middle(mid, b), middle(b, bhi[rows])][:points - 1]
+            _more_points(evaluate, rows, x, extra, L, H, gL, gH, wL, wH, x_last, ok_last)
+            continue
         ok, g = evaluate(x, rows)
         g = finite_squashed(g)
         twice = ok == ok_last[rows]              # the same end moved as last time: halve the other's g
@@ -356,3 +406,34 @@ def bisection_by_bracket(evaluate, lo: np.ndarray, hi: np.ndarray, g_lo: np.ndar
         H[rows] = np.where(ok, H[rows], x)
         x_last[rows], ok_last[rows] = x, ok
     return blo, np.where(above, np.inf, bhi), above
+
+
+def _more_points(evaluate, rows, x, extra, L, H, gL, gH, wL, wH, x_last, ok_last) -> None:
+    """One call of ``bisection_by_bracket`` with ``points`` > 1: ``x`` (a row's first point) and
+    the ``extra`` points of each row that lie strictly between its L and H, evaluated together;
+    each row's L moves to the highest point that holds, H to the lowest that fails (the
+    distances g with them), the Illinois weights as after one point that moved the same end
+    (both reset where both ends moved)."""
+    Lr, Hr = L[rows], H[rows]
+    keep = [(e > Lr) & (e < Hr) & (e != x) for e in extra]
+    xs = np.concatenate([x] + [e[k] for e, k in zip(extra, keep)])
+    which = np.concatenate([np.arange(len(rows))] + [np.flatnonzero(k) for k in keep])
+    ok, g = evaluate(xs, rows[which])
+    g = finite_squashed(g)
+    newL, newH, g_at_L, g_at_H = Lr.copy(), Hr.copy(), gL[rows], gH[rows]
+    for j in np.argsort(xs, kind="stable"):          # ascending: the last ok is the highest
+        r = which[j]
+        if ok[j] and xs[j] > newL[r]:
+            newL[r], g_at_L[r] = xs[j], g[j]
+    for j in np.argsort(-xs, kind="stable"):         # descending: the last miss is the lowest
+        r = which[j]
+        if not ok[j] and xs[j] < newH[r]:
+            newH[r], g_at_H[r] = xs[j], g[j]
+    up, down = newL > Lr, newH < Hr
+    only_up, only_down = up & ~down, down & ~up
+    last = ok_last[rows]
+    wL[rows] = np.where(up, 1.0, np.where(only_down & ~last, wL[rows] * 0.5, wL[rows]))
+    wH[rows] = np.where(down, 1.0, np.where(only_up & last, wH[rows] * 0.5, wH[rows]))
+    gL[rows], gH[rows] = g_at_L, g_at_H
+    L[rows], H[rows] = newL, newH
+    x_last[rows], ok_last[rows] = x, ok[:len(rows)]
