@@ -675,7 +675,8 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
     is monotone in the rate). A configuration that misses a target even at a vanishing rate
     gets capacity 0 with that target binding: every statistic grows with the load, so that
     one evaluation settles it and the search runs on the others only (each configuration's
-    result is its own: the same as computed alone).
+    result is its own, the same as computed alone, given that monotonicity: how many rates a
+    row is asked per call depends on the table's size).
 
     ``max_utilization``: the rate is capped at that share of saturation, binding -1 where
     the cap is below the capacity, and the result is at the capped rate; a configuration
