@@ -183,3 +183,31 @@ def test_a_sweep_over_rows_known_kept_finds_each_tested_rows_dominator(seed):
     for j in np.flatnonzero(by >= 0):              # each recorded dominator dominates its row
         k = by[j]
         assert k != j and (v[k] <= v[j]).all() and ((v[k] < v[j]).any() or k < j)
+
+
+def test_a_phase_table_shares_only_per_row_values_a_fresh_computation_gives(three_models):
+    """share_terms also hands each phase the table's per-row objective values (the tie-break
+    order's sort, read by order and workload_order) and its last pruning; tables made with
+    other limits or prices start with neither."""
+    from planner.candidates.objectives import OBJECTIVES
+    from planner.candidates.table import with_limits, with_objective
+
+    problem, cands = three_models
+    base = first_phase_view(problem, cands)
+    names = [n for n in OBJECTIVES if n != "change" or base.current is not None]
+    for name in names:
+        OBJECTIVES[name].value(base, 0, 1)
+    held = base.__dict__["_per_row"]
+    assert ("per_replica", "order") in held
+    for phase in ("cost_per_hour", "gpus", "order", "workload_order"):
+        for partial in (False, True):
+            c = share_terms(replace(with_objective(base, phase), partial=partial, bounds=(("cost_per_hour", 1.0),),
+                                    limited=()), base)
+            assert c.__dict__["_per_row"] is held
+            fresh = replace(c)
+            for (kind, name), values in held.items():
+                o = OBJECTIVES[name]
+                assert np.array_equal(values, o.per_replica(fresh) if kind == "per_replica" else o.fixed(fresh),
+                                      equal_nan=True), (phase, partial, kind, name)
+    for other in (with_limits(base, replace(base.limits, max_gpus=3)), replace(base, price=base.price * 2)):
+        assert not {"_per_row", "_pruning"} & other.__dict__.keys()
