@@ -121,6 +121,10 @@ def _criteria(c: Candidates, replicas: bool, rows: np.ndarray, terms: dict[str, 
     return np.stack(cols, axis=1).astype(float, copy=False), short
 
 
+SOUND_ROWS = 50_000
+"""Rows whose criteria under the last phase are held at once while checking that its pruning
+may be reused (``_sound``)."""
+
 CHUNK_ROWS = 200_000
 """Candidates whose criteria are held at once (whole groups: a group never spans two chunks);
 a fleet of a thousand workloads has three million (memory: rows x criteria x 8 bytes, and the
@@ -145,7 +149,8 @@ class Memo:
     @classmethod
     def empty(cls, c: Candidates, replicas: bool) -> Memo:
         n = len(c)
-        return cls(c, replicas, np.zeros(n, dtype=bool), np.full(n, -1, dtype=np.int64), np.zeros(n, dtype=bool))
+        index = np.int32 if n < 2**31 else np.int64
+        return cls(c, replicas, np.zeros(n, dtype=bool), np.full(n, -1, dtype=index), np.zeros(n, dtype=bool))
 
 
 def pruned(f: Formulation, ranks: int) -> np.ndarray:
@@ -213,7 +218,7 @@ def _prune_groups(f: Formulation, rows: np.ndarray, key: np.ndarray, ranks: int,
     test = compared & ~known & (by < 0)
     if test.any():
         pool = np.flatnonzero(compared & (known | test))
-        local = _group_ranks(crit[pool], key[pool])[0]
+        local = _group_ranks(*((crit, key) if len(pool) == len(rows) else (crit[pool], key[pool])))[0]
         edges = np.concatenate([[0], np.flatnonzero(np.diff(key[pool])) + 1, [len(pool)]])
         for lo, hi in zip(edges[:-1], edges[1:]):
             if test[pool[lo:hi]].any():
@@ -233,9 +238,22 @@ def _sound(last: Memo, crit: np.ndarray, rows: np.ndarray, compared: np.ndarray)
     now = rows[compared]
     if not last.compared[now].all():
         return False
-    then = np.ascontiguousarray(_criteria(last.view, last.replicas, now, objective_terms(last.view))[0].T)
-    mine = np.ascontiguousarray(crit[compared].T)
-    return all(any(np.array_equal(col, other) for other in mine) for col in then)
+    mine = crit if compared.all() else crit[compared]
+    terms = objective_terms(last.view)
+    match: np.ndarray | None = None     # [i, k]: criterion i then equals criterion k now, on every row so far
+    for a in range(0, len(now), SOUND_ROWS):       # a block of rows at a time: no second chunk's criteria held
+        then = _criteria(last.view, last.replicas, now[a:a + SOUND_ROWS], terms)[0]
+        block = mine[a:a + SOUND_ROWS]
+        match = np.array([[(match is None or bool(match[i, k])) and _same(then[:, i], block[:, k])
+                           for k in range(block.shape[1])] for i in range(then.shape[1])], dtype=bool)
+        if not match.any(axis=1).all():
+            return False
+    return True
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal arrays, a few values compared first (most pairs of criteria differ there)."""
+    return np.array_equal(a[:16], b[:16]) and np.array_equal(a, b)
 
 
 def _carried(last: Memo, crit: np.ndarray, rows: np.ndarray, key: np.ndarray, compared: np.ndarray
@@ -249,8 +267,12 @@ def _carried(last: Memo, crit: np.ndarray, rows: np.ndarray, key: np.ndarray, co
     k = by_id[np.minimum(np.searchsorted(rows, then, sorter=by_id), len(rows) - 1)]
     here = (rows[k] == then) & compared[k] & (key[k] == key[j])     # still compared, in its group
     j, k = j[here], k[here]
-    a, b = crit[k], crit[j]
-    ok = (a <= b).all(axis=1) & ((a < b).any(axis=1) | (k < j))
+    no_worse, better = np.ones(len(j), dtype=bool), k < j
+    for col in crit.T:             # one criterion at a time: no (rows x criteria) copies
+        a, b = col[k], col[j]
+        no_worse &= a <= b
+        better |= a < b
+    ok = no_worse & better
     by[j[ok]] = k[ok]
     return by
 
@@ -260,7 +282,10 @@ def _twins(crit: np.ndarray, by: np.ndarray) -> np.ndarray:
     A kept row's equals are dropped, each by a row equal to it (one strictly better would beat
     the kept row too), so following dominators from a row dropped by its equal ends at it."""
     tied = np.flatnonzero(by >= 0)
-    tied = tied[(crit[by[tied]] == crit[tied]).all(axis=1)]
+    equal = np.ones(len(tied), dtype=bool)
+    for col in crit.T:
+        equal &= col[by[tied]] == col[tied]
+    tied = tied[equal]
     head = np.arange(len(by))
     head[tied] = by[tied]
     while True:                        # pointer doubling: each row to the end of its chain
