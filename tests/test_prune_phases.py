@@ -21,7 +21,9 @@ from planner.resolve.problem import resolve, resolve_fleet
 from planner.schemas.fleet import load_fleet_spec
 
 ROOT = Path(__file__).resolve().parents[1]
-FLEETS = sorted(p.name for p in (ROOT / "instances").glob("fleet_*.yaml"))
+FLEETS = sorted(p.name for p in (ROOT / "instances").glob("fleet_*.yaml") if p.name != "fleet_three_models.yaml")
+"""The shipped fleets but fleet_three_models.yaml, whose phases the objective kinds below prune
+(its own cost_per_hour among them): its table is built once for the module."""
 PRUNED = prune.pruned
 """The module's own pruning (the fixture below wraps the name the solve stage calls)."""
 
@@ -67,15 +69,18 @@ def three_models():
     return problem, build_candidates(problem)
 
 
-@pytest.mark.parametrize("objectives", [("gpus",), ("cost_per_million_tokens",), ("throughput",),
-                                        ("tpot",), ("ttft",), ("served_demand", "cost_per_hour")])
+@pytest.mark.parametrize("objectives", [("cost_per_hour",), ("gpus",), ("cost_per_million_tokens",),
+                                        ("throughput",), ("tpot",), ("ttft",)])
 def test_each_phase_under_every_objective_kind_prunes_as_afresh(objectives, three_models, compared):
+    """served_demand: fleet_budget_priority.yaml above. Each phase stops within 2 % of its
+    optimum, far sooner than at 0 on this table: a phase's pruning is compared with a fresh one
+    of the same model, whatever values its bounds keep."""
     problem, cands = three_models
-    solve(problem, cands, backend="highs", time_limit=60, phases=objectives)
+    solve(problem, cands, backend="highs", time_limit=60, phases=objectives, gap=0.02)
     assert len(compared) >= 2 and any(had for _, _, had in compared)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.function_scoped_fixture])
 @given(instances())
 def test_each_phase_of_a_random_plan_prunes_as_afresh(compared, spec):
@@ -137,7 +142,7 @@ def _synthetic(monkeypatch, seed: int, table, levels: int) -> list[tuple[np.ndar
     return out
 
 
-@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("seed", range(16))
 def test_reuse_on_synthetic_ties_prunes_as_afresh(monkeypatch, table, seed):
     for k, (reused, fresh) in enumerate(_synthetic(monkeypatch, seed, table, levels=2 + seed % 4)):
         assert np.array_equal(reused, fresh), (seed, k)
@@ -190,7 +195,7 @@ def test_a_phase_table_shares_only_per_row_values_a_fresh_computation_gives(thre
     order's sort, read by order and workload_order) and its last pruning; tables made with
     other limits or prices start with neither."""
     from planner.candidates.objectives import OBJECTIVES
-    from planner.candidates.table import with_limits, with_objective
+    from planner.candidates.table import repriced, with_capacity, with_demand, with_limits, with_objective
 
     problem, cands = three_models
     base = first_phase_view(problem, cands)
@@ -209,5 +214,8 @@ def test_a_phase_table_shares_only_per_row_values_a_fresh_computation_gives(thre
                 o = OBJECTIVES[name]
                 assert np.array_equal(values, o.per_replica(fresh) if kind == "per_replica" else o.fixed(fresh),
                                       equal_nan=True), (phase, partial, kind, name)
-    for other in (with_limits(base, replace(base.limits, max_gpus=3)), replace(base, price=base.price * 2)):
+    assert {"_per_row", "_pruning"} <= base.__dict__.keys()
+    # a schedule's period, a sweep's prices, a marginal value's limit, a simulated capacity: other tables
+    for other in (with_limits(base, replace(base.limits, max_gpus=3)), replace(base, price=base.price * 2),
+                  with_demand(base, base.slots), repriced(base, problem), with_capacity(base, {0: (0.0, 0)})):
         assert not {"_per_row", "_pruning"} & other.__dict__.keys()
