@@ -32,8 +32,13 @@ def terms(c: Candidates, name: str) -> Terms:
 def share_terms(c: Candidates, like: Candidates) -> Candidates:
     """``c``, holding the terms of ``like``: for ``c`` that is ``like`` under another objective,
     earlier phases' bounds, enforced limits or partial service (planner/plan/solve.py's
-    phases), none of which an objective's terms read (planner/candidates/objectives.py)."""
+    phases), none of which an objective's terms read (planner/candidates/objectives.py); and
+    the last dominance pruning of any of them, which the next reuses where sound
+    (constraints/prune.py ``Memo``: its criteria and rows are checked, not assumed); and each
+    objective's per-row values (``Candidates.per_row``: the tie-break order's one sort)."""
     c.__dict__["_terms"] = like.__dict__.setdefault("_terms", {})
+    c.__dict__["_pruning"] = like.__dict__.setdefault("_pruning", {})
+    c.__dict__["_per_row"] = like.__dict__.setdefault("_per_row", {})
     return c
 
 

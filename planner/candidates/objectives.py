@@ -91,6 +91,12 @@ def served_weights(c: Candidates) -> np.ndarray:
     return SERVED_SCALE * w / w.min()
 
 
+def _positions(c: Candidates) -> np.ndarray:
+    """Objective order: each row's position in ``row_order`` per GPU, one sort per table and
+    the views sharing its per-row values (``Candidates.per_row``; workload_order reads it too)."""
+    return c.per_row(("per_replica", "order"), lambda: row_order(c).astype(float) * c.ev.gpus)
+
+
 def _cost_per_million(c: Candidates) -> np.ndarray:
     return np.where(c.has_demand, c.cost_per_hour, c.cost_per_million_tokens)
 
@@ -122,11 +128,11 @@ OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
               scalar="change", dimension="count"),
     # the last tie-break (docs/formulation.md section 4b): each chosen row's position in the documented order
     Objective("order", "min", "GPU-weighted position in the tie-break order", 1.0, "a larger batch ranks later in "
-              "the tie-break order", lambda c: row_order(c).astype(float) * c.ev.gpus, True, dimension="count"),
+              "the tie-break order", lambda c: _positions(c), True, dimension="count"),
     # the fleets' last tie-break: the same positions, the first of n workloads' weighted n, the last's 1
     Objective("workload_order", "min", "workload-weighted position in the tie-break order", 1.0,
               "a larger batch ranks later in the tie-break order",
-              lambda c: row_order(c).astype(float) * c.ev.gpus * (c.n_slots - c.slot), True, dimension="count"),
+              lambda c: _positions(c) * (c.n_slots - c.slot), True, dimension="count"),
 )}
 
 TIE_BREAK: tuple[str, ...] = ("gpus", "order", "workload_order")
