@@ -231,29 +231,36 @@ def test_known_steady_steps_change_no_figure():
                 np.testing.assert_array_equal(part[key], v, err_msg=key)
 
 
-def test_bisection_by_bracket_is_the_bisection():
-    """The capacity search settles the steps of the geometric bisection from far fewer
-    evaluations and lands on the same ends bit for bit, for monotone predicates whose
-    distance g is smooth, steep (a pole below the upper end) or missing (NaN); with a
-    ceiling, a row flagged above it has the bisection's lower end above it (section 6)."""
-    rng = np.random.default_rng(5)
-    n = 400
+def _bracket_predicates(seed, n):
+    """Random monotone predicates x <= root for the bisection tests: (lo, hi, root, evaluate,
+    calls), evaluate(x, i) -> (met, distance g) with g smooth, steep (a pole below the upper
+    end) or missing (NaN) by row; ``calls`` records each evaluation's row count."""
+    rng = np.random.default_rng(seed)
     hi = 10.0 ** rng.uniform(-2, 3, n)
     lo = hi * 1e-4
     root = hi * 10.0 ** rng.uniform(-4, 0, n)
     pole = root * (1.0 + 10.0 ** rng.uniform(-3, 1, n))
     kind = rng.integers(0, 3, n)
-    calls = []
-
-    def ok_of(x, i):
-        return x <= root[i]
+    calls: list[int] = []
 
     def evaluate(x, i):
         calls.append(len(i))
         smooth = np.log(x / root[i])
         steep = np.log(np.maximum(pole[i] - root[i], 1e-300) / np.maximum(pole[i] - x, 1e-300))
-        g = np.where(kind[i] == 0, smooth, np.where(kind[i] == 1, steep, np.nan))
-        return ok_of(x, i), g
+        return x <= root[i], np.where(kind[i] == 0, smooth, np.where(kind[i] == 1, steep, np.nan))
+    return rng, lo, hi, root, evaluate, calls
+
+
+def test_bisection_by_bracket_is_the_bisection():
+    """The capacity search settles the steps of the geometric bisection from far fewer
+    evaluations and lands on the same ends bit for bit, for monotone predicates whose
+    distance g is smooth, steep (a pole below the upper end) or missing (NaN); with a
+    ceiling, a row flagged above it has the bisection's lower end above it (section 6)."""
+    n = 400
+    rng, lo, hi, root, evaluate, calls = _bracket_predicates(5, n)
+
+    def ok_of(x, i):
+        return x <= root[i]
     g_lo = evaluate(lo, np.arange(n))[1]
     calls.clear()
     ref_lo, ref_hi = N.bisect(lambda x: ok_of(x, np.arange(n)), lo, hi, 16, geometric=True)
@@ -304,20 +311,8 @@ def test_bisection_by_bracket_with_several_points_a_call():
     """``points`` > 1 (a small table's search, rows repeated in a call): the same ends as the
     bisection bit for bit, for smooth, steep and missing distances, with and without a first
     estimate and a ceiling, in fewer calls than one point a row (section 6)."""
-    rng = np.random.default_rng(11)
     n = 60
-    hi = 10.0 ** rng.uniform(-2, 3, n)
-    lo = hi * 1e-4
-    root = hi * 10.0 ** rng.uniform(-4, 0, n)
-    pole = root * (1.0 + 10.0 ** rng.uniform(-3, 1, n))
-    kind = rng.integers(0, 3, n)
-    calls = []
-
-    def evaluate(x, i):
-        calls.append(len(i))
-        smooth = np.log(x / root[i])
-        steep = np.log(np.maximum(pole[i] - root[i], 1e-300) / np.maximum(pole[i] - x, 1e-300))
-        return x <= root[i], np.where(kind[i] == 0, smooth, np.where(kind[i] == 1, steep, np.nan))
+    rng, lo, hi, root, evaluate, calls = _bracket_predicates(11, n)
     g_lo = evaluate(lo, np.arange(n))[1]
     ceiling = hi * rng.uniform(0.0, 1.0, n)
     for geometric, start in ((True, lo), (False, np.zeros(n))):
