@@ -1,5 +1,6 @@
-"""Two open defects of the fluid joiners of a prompt's last step (docs/load.md section 5, 'the
-last step at a percentile'; tests/test_prefix_cache.py, the review of issue 25).
+"""Two defects of the fluid joiners of a prompt's last step, found in the review of issue 25 and
+since fixed by whole joiners (docs/load.md section 5, 'the last step at a percentile' and 'whole
+joiners'; tests/test_prefix_cache.py): run in a tree before and after to compare.
 
     python benchmarks/joiner_defects.py vanishing     # mean TTFT at a vanishing rate vs p50, p99, simulator
     python benchmarks/joiner_defects.py disagg        # disaggregated prefill: TTFT rising with reuse

@@ -95,8 +95,15 @@ def _by_hand_open_loop(rate: float, S: float, O: float) -> dict[str, float]:
     w_work = rho_p / (1 - rho_p) * (1.0 + 0.0) / 2.0 * D
     backlog_tokens = w_work / rho_p * c / t1
     w_extra = w_work * math.exp(-(Ta - S) / backlog_tokens)
-    c_own = min(Ta, S + lam * S * (resid + w_extra))
-    d_own = step(n, c_own)
+    # own step: the prompt, and the prompts that arrived during the residual and the backlog wait
+    # (0 with probability 1 - a, a = rho_p exp(-(Ta - S) / backlog_tokens), else exponential of
+    # mean w_extra / a), whole prompts: none with probability e^(-lam resid) (1 - lam w_extra /
+    # (1 + lam w_extra / a)) (a Poisson count over an exponential time is geometric), else
+    # lam (resid + w_extra) / P(some) of them on average (docs/load.md section 5, 'whole joiners')
+    a = rho_p * math.exp(-(Ta - S) / backlog_tokens)
+    some = 1.0 - math.exp(-lam * resid) * (1.0 - lam * w_extra / (1.0 + lam * w_extra / a))
+    c_own = min(Ta, S + S * lam * (resid + w_extra) / some)
+    d_own = (1.0 - some) * step(n, S) + some * step(n, c_own)
     residence = w_extra + resid + d_own + (O - 1.0) * tau
     rho_kv = lam * residence / M
     w_kv = rho_kv ** (math.sqrt(2 * (M + 1)) - 1) / (M * (1 - rho_kv)) * 0.5 * residence   # Sakasegawa, A-C

@@ -161,6 +161,21 @@ def exp_tail_quantile(mean, prob_wait, p):
     return np.where(a > tail, mean / a * np.log(a / tail), 0.0)
 
 
+def whole_joiners(rate, fixed, wait=0.0, prob_wait=1.0):
+    """The prompts that join a prompt's last step, as whole prompts (section 5, 'whole
+    joiners'): they arrive at ``rate`` (Poisson) during a time ``fixed`` and a wait that is 0
+    with probability 1 - a and else exponential of mean ``wait`` / a, a = ``prob_wait`` (the
+    wait's mean is ``wait``). Their count N has the fluid's mean, E[N] = rate (fixed + wait),
+    and P(N = 0) = e^(-rate fixed) (1 - rate wait / (1 + rate wait / a)) (a Poisson count over
+    an exponential time is geometric). Returns (P(N >= 1), E[N | N >= 1] >= 1)."""
+    m = rate * (fixed + wait)
+    mw = rate * wait
+    tail = np.divide(mw, 1.0 + mw / np.maximum(prob_wait, 1e-300), out=np.zeros(np.shape(mw * 1.0)), where=mw > 0)
+    some = np.clip(-np.expm1(-rate * fixed) + np.exp(-rate * fixed) * tail, 0.0, 1.0)
+    given = np.divide(m, some, out=np.ones(np.shape(some)), where=some > 0)
+    return some, np.maximum(given, 1.0)
+
+
 def mixture_quantile(means, sds, weights, p, z: float | None = None, rtol: float = 1e-12, max_iters: int = 100):
     """p-quantile of a mixture of normals (lists of arrays): Newton on the mixture's CDF from
     the moment-matched normal's quantile (``z``: the standard normal's p-quantile), kept
