@@ -44,8 +44,8 @@ from planner.physics.numerics import (
     bisect_levels,
     bisection_by_bracket,
     exp_tail_quantile,
+    joined_step,
     rows_taken,
-    whole_joiners,
 )
 from planner.physics.step import StepPhysics, step_time
 from planner.physics.terms import KV_BYTES, query_tokens, tokens_per_step, transfer
@@ -298,8 +298,7 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
         t_last = own(last)
 
         def joined(window):
-            some, k_join = whole_joiners(lam_l, window)
-            return np.where(some > 0.0, (1.0 - some) * t_last + some * own(np.minimum(Tm, last + S * k_join)), t_last)
+            return joined_step(own, t_last, last, S, Tm, lam_l, window)
         t_own = (1.0 - rho) * joined(t_chunks) + rho * joined(2.0 * resid_busy + w_extra + t_chunks)
         d_own = t_chunks + t_own
         t_alone = t_chunks + own(last)

@@ -24,10 +24,10 @@ from planner.physics.numerics import (
     bisection_by_bracket,
     exp_tail_quantile,
     fixed_point,
+    joined_step,
     mixture_quantile,
     residual_quantile,
     rows_taken,
-    whole_joiners,
 )
 from planner.physics.options import Assumptions
 from planner.physics.step import StepPhysics, draft_time, scalar_step_fn, step_physics, step_terms, step_time
@@ -499,11 +499,9 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
         """D_own of a prompt that waited ``fixed`` and a wait of mean ``wait`` (0 with probability
         1 - ``pw``, else exponential) for the prompt backlog: k - 1 full chunks, then its last
         piece and the prompts that arrived meanwhile and during its full chunks, whole prompts
-        (``whole_joiners``, section 5): alone where none came, else with E[N | N >= 1] of them."""
-        some, k_join = whole_joiners(lam_l * seen, fixed + chunks, wait, pw)
-        c_own = np.minimum(Ta, last + S * k_join)
-        t_join = prompt_step(phys, n_seen, ctx_n, c_own, c_own * A, c_own / S)
-        d = chunks + np.where(some > 0.0, (1.0 - some) * t_last + some * t_join, t_last)
+        (section 5, 'whole joiners'): the expected step over their count (``joined_step``)."""
+        d = chunks + joined_step(lambda c_own: prompt_step(phys, n_seen, ctx_n, c_own, c_own * A, c_own / S),
+                                 t_last, last, S, Ta, lam_l * seen, fixed + chunks, wait, pw)
         return np.where(g > 1.0, np.maximum(d, clump), d) if in_step else d
     D_own = own_steps(resid, w_extra, pw_extra)
     E = tokens_per_step(phys.o)        # speculative decoding: (O-1)/E decode steps a request (1: off)
