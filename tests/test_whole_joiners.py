@@ -275,3 +275,17 @@ def test_aggregated_last_step_is_the_expectation_over_the_joiner_count(monkeypat
     assert 1e3 * by_hand == pytest.approx(9.92, abs=5e-3)
     old = joined_step(step, alone, last, size, cap, rate, fixed, wait, pw, most=0)   # at E[N | N >= 1]
     assert 1e3 * old[0] == pytest.approx(13.80, abs=5e-3)
+
+
+def test_a_configuration_s_last_step_is_the_same_alone_or_beside_others():
+    """Each configuration sums to its own K: a light Poisson count (K = 2) beside a heavy
+    geometric one (K = 16) gives, bit for bit, the figure it has alone (the candidate table
+    computes a model's workloads in one pass, tests/test_candidate_cache.py)."""
+    def step(c):
+        return 1e-3 * (5.0 + 0.01 * c) + _toy_step(c)
+    last = np.array([256.0, 256.0])
+    args = (np.array([2.0, 2.0]), np.array([0.01, 0.0]), np.array([0.0, 10.0]), np.array([1.0, 0.5]))
+    both = joined_step(step, step(last), last, 256.0, 8192.0, *args)
+    for i in range(2):
+        alone = joined_step(step, step(last[i:i + 1]), last[i:i + 1], 256.0, 8192.0, *(a[i:i + 1] for a in args))
+        assert alone[0] == both[i]

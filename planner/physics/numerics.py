@@ -201,10 +201,11 @@ def joined_step(step, alone, last, size, cap, rate, fixed, wait=0.0, prob_wait=1
     with N prompts of ``size`` tokens beside it, within the budget ``cap`` (section 5, 'whole
     joiners'). The step jumps (past the CUDA graphs) and is capped at the budget, so its
     expectation is not the step at the expected count. The counts n = 1..K are summed one by
-    one, K the fewest for which, in every configuration, P(N > K) <= ``tail`` or the step at
-    K + 1 joiners is already the budget's (at most ``most``); the counts above K are taken at
-    their conditional mean (E[N] less the summed ones' mean, over P(N > K)). All K + 1 steps
-    are one call of ``step``, stacked on a leading axis. ``step`` rises with its tokens, so
+    one, K, in each configuration, the fewest for which P(N > K) <= ``tail`` or the step at
+    K + 1 joiners is already the budget's (at most ``most``; a configuration's own, so that its
+    figures do not depend on the others of the call); the counts above K are taken at their
+    conditional mean (E[N] less the summed ones' mean, over P(N > K)). All steps, to the
+    largest K, are one call of ``step``, stacked on a leading axis. ``step`` rises with its tokens, so
     the error is at most P(N > K) [step(cap) - step(min(cap, last + size (K + 1)))]: 0 where
     the budget is reached, below ``tail`` x the budget-full step elsewhere unless K =
     ``most``. ``most`` = 0 is the step at E[N | N >= 1] joiners, one call as well."""
@@ -213,23 +214,29 @@ def joined_step(step, alone, last, size, cap, rate, fixed, wait=0.0, prob_wait=1
     below, summed = p0, 0.0 * p0
     probs: list[np.ndarray] = []
     room = (cap - last) / size                         # joiners from which the budget is full
-    while len(probs) < most:
+
+    def going(k):       # a configuration still summing after k counts (its own K not reached)
+        return (below < 1.0 - tail) & (room > k + 1)
+    live = going(0)
+    own_k = 0.0 * p0                                   # each configuration's own K
+    while len(probs) < most and np.any(live):
         k = len(probs)
-        if np.all(~(below < 1.0 - tail) | (room <= k + 1)):
-            break
-        q = next(pmf)
+        q = np.where(live, next(pmf), 0.0)             # a configuration's own K: the same figures in any call
         probs.append(q)
-        below, summed = below + q, summed + (k + 1) * q
+        below, summed, own_k = below + q, summed + (k + 1) * q, own_k + live
+        live = live & going(k + 1)
     K = len(probs)
     beyond = np.clip(1.0 - below, 0.0, 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        rest = np.fmax(np.where(beyond > 0.0, (mean - summed) / beyond, K + 1.0), K + 1.0)
+        rest = np.fmax(np.where(beyond > 0.0, (mean - summed) / beyond, own_k + 1.0), own_k + 1.0)
     shape = np.broadcast_shapes(np.shape(rest), np.shape(last), np.shape(size), np.shape(cap))
     counts = np.concatenate([np.broadcast_to(np.arange(1.0, K + 1.0).reshape((K,) + (1,) * len(shape)), (K,) + shape),
                              np.broadcast_to(rest, (1,) + shape)])
     t = step(np.minimum(cap, last + size * counts))
-    summed_steps = np.einsum("k...,k...->...", np.stack(probs), t[:K]) if K else 0.0
-    return p0 * alone + summed_steps + beyond * t[K]
+    out = p0 * alone + beyond * t[K]
+    for i, q in enumerate(probs):      # elementwise, in order: a configuration's figure is the same in any call
+        out = out + q * t[i]
+    return out
 
 
 def mixture_quantile(means, sds, weights, p, z: float | None = None, rtol: float = 1e-12, max_iters: int = 100):
