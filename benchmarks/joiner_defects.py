@@ -1,10 +1,12 @@
-"""Two open defects of the fluid joiners of a prompt's last step (docs/load.md section 5, 'the
-last step at a percentile'; tests/test_prefix_cache.py, the review of issue 25).
+"""Two defects of the fluid joiners of a prompt's last step, found in the review of issue 25 and
+since fixed by whole joiners (docs/load.md section 5, 'the last step at a percentile' and 'whole
+joiners'; tests/test_prefix_cache.py): run in a tree before and after to compare.
 
     python benchmarks/joiner_defects.py vanishing     # mean TTFT at a vanishing rate vs p50, p99, simulator
     python benchmarks/joiner_defects.py disagg        # disaggregated prefill: TTFT rising with reuse
     python benchmarks/joiner_defects.py grid FILE     # TTFT statistics over a grid, as JSON (run in two trees)
     python benchmarks/joiner_defects.py compare BEFORE AFTER   # where they differ, by load band
+    python benchmarks/joiner_defects.py expectation   # the last step: at E[N | N >= 1] vs over the count
 
 ``vanishing``: Llama-3.1-8B on one H100 (batch 64), SGLang's prefill first and vLLM's mixed
 steps, 500- and 512-token prompts, 128 output tokens, Poisson at 10^-9, 0.01 and 0.05 of
@@ -18,6 +20,11 @@ p90, p99) that rises with reuse where its nearly idle value (10^-6 of the load) 
 0.001 to 0.95 of saturation, and closed loops of 1-128 clients (out of step and together):
 mean, p50, p90, p95, p99 TTFT; ``compare`` counts, per statistic, the stable points that differ
 between two such files (a worktree of ac8b429 against this tree) below and from 0.1 of saturation.
+``expectation``: a one-step prompt's last step with Poisson(m) whole joiners of its own length
+(the step of prompts alone: SGLang's prompt step, vLLM's mixed step without decoders), 256-token
+prompts at m = 0.05, 0.3, 1 and 2,000-token ones at m = 2, 5: the step at E[N | N >= 1] joiners
+(``joined_step`` with most=0, the step before the review of f37b168), the expectation over the
+count as the load model takes it (the counts it sums: K), and summed to the budget exactly.
 Every figure is Llama-3.1-8B on one H100 (batch 64)."""
 
 from __future__ import annotations
@@ -33,8 +40,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from planner.catalog.store import Catalog  # noqa: E402
 from planner.physics.disagg import prefill_metrics, prefill_saturation  # noqa: E402
 from planner.physics.load import Workload, engine, load_metrics, step_physics  # noqa: E402
+from planner.physics.numerics import joined_step  # noqa: E402
 from planner.physics.options import PRESETS  # noqa: E402
 from planner.physics.space import Configs, GpuTable  # noqa: E402
+from planner.physics.step import step_time  # noqa: E402
 from planner.simulate import Arrivals, Lengths, simulate_config  # noqa: E402
 
 STATS = ("mean", "p50", "p90", "p99")
@@ -84,6 +93,30 @@ def disagg(cat: Catalog, gpus: GpuTable) -> None:
     print(f"disaggregated prefill: {len(rises)} of {checked} statistics rise with reuse where the nearly idle "
           "one does not")
     print("\n".join(rises))
+
+
+def expectation(cat: Catalog, gpus: GpuTable) -> None:
+    print("preset     prompt     m | at E[N|N>=1]  expectation (K)  exact (ms) | at E[N|N>=1] vs exact")
+    for preset, S, ms in (("sglang", 256, (0.05, 0.3, 1.0)), ("sglang", 2000, (2.0, 5.0)),
+                          ("realistic", 2000, (2.0, 5.0))):
+        ph, eng = _phys(cat, gpus, S, 2, preset)
+        T = float(eng.token_budget[0])
+        last = np.array([float(S)])
+
+        def step(c, S=S, ph=ph):
+            return step_time(ph, 0.0, 0.0, c, c * S, c / S)
+        counted: list[int] = []
+
+        def counting(c, step=step, counted=counted):
+            counted.append(len(c))
+            return step(c)
+        for m in ms:
+            args = (step(last), last, float(S), T, np.array([m]), np.array([1.0]))
+            counted.clear()
+            at_mean, got = joined_step(step, *args, most=0)[0], joined_step(counting, *args)[0]
+            exact = joined_step(step, *args, most=int(T), tail=0.0)[0]
+            print(f"{preset:10s} {S:6d} {m:5.2f} | {1e3 * at_mean:12.2f} {1e3 * got:12.2f} ({counted[0] - 1:2d}) "
+                  f"{1e3 * exact:10.2f} | {100 * (at_mean / exact - 1):+6.1f} %")
 
 
 LOADS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75,
@@ -144,6 +177,8 @@ def main() -> None:
     gpus = GpuTable.build([cat.gpus["h100-sxm"]])
     if args == ["vanishing"]:
         vanishing(cat, gpus)
+    elif args == ["expectation"]:
+        expectation(cat, gpus)
     elif args == ["disagg"]:
         disagg(cat, gpus)
     elif len(args) == 2 and args[0] == "grid":

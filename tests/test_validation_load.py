@@ -95,8 +95,21 @@ def _by_hand_open_loop(rate: float, S: float, O: float) -> dict[str, float]:
     w_work = rho_p / (1 - rho_p) * (1.0 + 0.0) / 2.0 * D
     backlog_tokens = w_work / rho_p * c / t1
     w_extra = w_work * math.exp(-(Ta - S) / backlog_tokens)
-    c_own = min(Ta, S + lam * S * (resid + w_extra))
-    d_own = step(n, c_own)
+    # own step: the prompt, and the prompts that arrived during the residual and the backlog wait
+    # (0 with probability 1 - a, a = rho_p exp(-(Ta - S) / backlog_tokens), else exponential of
+    # mean w_extra / a), whole prompts (docs/load.md section 5, 'whole joiners'): their count is
+    # Poisson(lam resid) plus, with probability a, a geometric count of mean nu = lam w_extra / a
+    # (a Poisson count over an exponential time), the step the expectation over it, N >= room
+    # joiners filling the budget
+    a = rho_p * math.exp(-(Ta - S) / backlog_tokens)
+    mu, nu = lam * resid, lam * w_extra / a
+
+    def geo(i):
+        return a / (1.0 + nu) * (nu / (1.0 + nu)) ** i + (1.0 - a if i == 0 else 0.0)
+
+    room = math.ceil((Ta - S) / S)
+    pmf = [sum(math.exp(-mu) * mu ** j / math.factorial(j) * geo(k - j) for j in range(k + 1)) for k in range(room)]
+    d_own = sum(p * step(n, S + S * k) for k, p in enumerate(pmf)) + (1.0 - sum(pmf)) * step(n, Ta)
     residence = w_extra + resid + d_own + (O - 1.0) * tau
     rho_kv = lam * residence / M
     w_kv = rho_kv ** (math.sqrt(2 * (M + 1)) - 1) / (M * (1 - rho_kv)) * 0.5 * residence   # Sakasegawa, A-C

@@ -44,6 +44,7 @@ from planner.physics.numerics import (
     bisect_levels,
     bisection_by_bracket,
     exp_tail_quantile,
+    joined_step,
     rows_taken,
 )
 from planner.physics.step import StepPhysics, step_time
@@ -283,18 +284,22 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
         w_extra = w_work * fit
         last = S - (k_own - 1.0) * T
         # own steps: k - 1 full chunks, then the last piece with the prompts that share its
-        # step. Arriving at an idle engine (1 - rho) it is alone; arriving in a busy step it
-        # shares the next one with every arrival of that step (a length-biased step: mean
-        # 2 R_busy) and of its backlog wait. The prompt's own tokens follow the spread as
+        # step, whole prompts (docs/load.md section 5, ``whole_joiners``): those that arrive
+        # during its full chunks and, arriving in a busy step (rho), every arrival of that step
+        # (a length-biased step: mean 2 R_busy) and of its backlog wait; at an idle engine
+        # (1 - rho) only the first. The prompt's own tokens follow the spread as
         # load.py's own steps do (``_own_attention``), the others' at the mix's A
         a_own = _own_attention(last, S, P, cs2)
         A = attention_length(S, P, cs2)                  # the others' tokens: the mix's attention
 
         def own(c_own):
             return step_time(phys, 0.0, 0.0, c_own, a_own + (c_own - last) * A, 1.0 + (c_own - last) / S)
-        c_busy = np.minimum(Tm, last + lam_l * S * (2.0 * resid_busy + w_extra))
-        t_own = (1.0 - rho) * own(last) + rho * own(c_busy)
         t_chunks = (k_own - 1.0) * _prefill_step(phys, T, S, P, cs2)
+        t_last = own(last)
+
+        def joined(window):
+            return joined_step(own, t_last, last, S, Tm, lam_l, window)
+        t_own = (1.0 - rho) * joined(t_chunks) + rho * joined(2.0 * resid_busy + w_extra + t_chunks)
         d_own = t_chunks + t_own
         t_alone = t_chunks + own(last)
         # the KV link, a second station in tandem (Kingman), its arrivals the prefill

@@ -24,6 +24,7 @@ from planner.physics.numerics import (
     bisection_by_bracket,
     exp_tail_quantile,
     fixed_point,
+    joined_step,
     mixture_quantile,
     points_per_call,
     residual_quantile,
@@ -549,13 +550,18 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
         g = _clump(eng, Nl, S, Ta)
         clump, _, _, _, _ = wave(phys, g, S, O, eng.token_budget, n_seen, P)
 
-    def own_steps(wait):
-        """D_own of a prompt that waited ``wait`` for the prompt backlog: k - 1 full chunks, then
-        its last piece and the lambda S wait tokens of the prompts that arrived meanwhile."""
-        c_own = np.minimum(Ta, last + lam_l * seen * S * wait)
-        d = (k_own - 1.0) * t_full + prompt_step(phys, n_seen, ctx_n, c_own, c_own * A, c_own / S)
+    t_last = prompt_step(phys, n_seen, ctx_n, last, last * A, last / S)    # the last piece alone
+    chunks = (k_own - 1.0) * t_full
+
+    def own_steps(fixed, wait=0.0, pw=1.0):
+        """D_own of a prompt that waited ``fixed`` and a wait of mean ``wait`` (0 with probability
+        1 - ``pw``, else exponential) for the prompt backlog: k - 1 full chunks, then its last
+        piece and the prompts that arrived meanwhile and during its full chunks, whole prompts
+        (section 5, 'whole joiners'): the expected step over their count (``joined_step``)."""
+        d = chunks + joined_step(lambda c_own: prompt_step(phys, n_seen, ctx_n, c_own, c_own * A, c_own / S),
+                                 t_last, last, S, Ta, lam_l * seen, fixed + chunks, wait, pw)
         return np.where(g > 1.0, np.maximum(d, clump), d) if in_step else d
-    D_own = own_steps(resid + w_extra)
+    D_own = own_steps(resid, w_extra, pw_extra)
     E = tokens_per_step(phys.o)        # speculative decoding: (O-1)/E decode steps a request (1: off)
     residence = w_extra + resid + D_own + ((O - 1.0) / E) * tau    # KV slot held (reserved at admission)
     rho_kv = lam_l * residence / eng.max_seqs
@@ -603,6 +609,7 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
             sd_tpot = np.sqrt(np.maximum(var_tpot, 0.0))
             sd_tpot = per_token_sd(phys.o, sd_tpot, tau, O)
         t_one: np.ndarray | None = None
+        own_at: tuple[np.ndarray, np.ndarray] | None = None     # the last percentile's joined wait and own steps
         for key, p in PERCENTILES.items():
             want = {m for m in METRICS if needed is None or (m, key) in needed}
             if "e2e" in want:
@@ -617,10 +624,13 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
                 w_backlog_p = exp_tail_quantile(w_extra, pw_extra, p)
                 w_full_p = exp_tail_quantile(w_full, rho_seen, p)
                 wq = np.maximum(np.maximum(r_p, resid + w_backlog_p), w_full_p) + w_kv_p
-                # its last step carries the prompts that arrived while it queued behind the backlog:
-                # none where the p-quantile finds none, at most the mean wait's (section 5)
+                # its last step carries the prompts that arrived while it queued behind the backlog
+                # (none where the p-quantile finds none, at most the mean wait's) and during its
+                # full chunks, whole prompts: the expected step over their count (section 5)
                 joined = np.minimum(np.maximum(w_backlog_p, w_full_p), resid + w_extra)
-                own = D_own if np.array_equal(joined, resid + w_extra) else own_steps(joined)
+                if own_at is None or not np.array_equal(joined, own_at[0]):
+                    own_at = (joined, own_steps(joined))
+                own = own_at[1]
                 stats[("ttft", key)] = own + wq + serving
             if "itl" in want:
                 if t_one is None:      # the one-prompt step: only the ITL percentiles read it

@@ -175,6 +175,84 @@ def exp_tail_quantile(mean, prob_wait, p):
     return np.where(a > tail, mean / a * np.log(a / tail), 0.0)
 
 
+JOINERS_SUMMED = 16
+"""At most this many whole-joiner counts are summed one by one (``joined_step``)."""
+JOINERS_TAIL = 1e-6
+"""The sum over the joiner count stops once P(N > K) is below this everywhere."""
+
+
+def joiner_counts(rate, fixed, wait=0.0, prob_wait=1.0):
+    """The count N of the prompts that join a prompt's last step, whole prompts (section 5,
+    'whole joiners'): they arrive at ``rate`` (Poisson) during a time ``fixed`` and a wait that
+    is 0 with probability 1 - a and else exponential of mean ``wait`` / a, a = ``prob_wait``
+    (the wait's mean is ``wait``). N is a Poisson count of mean mu = rate fixed plus, with
+    probability a, a geometric one (a Poisson count over an exponential time) of mean nu =
+    rate wait / a, P(n) = (1 - r) r^n, r = nu / (1 + nu); so E[N] = rate (fixed + wait), the
+    fluid's, and P(N = n) = (1 - a) pois(n) + a (1 - r) h_n, h_n = r h_(n-1) + pois(n).
+    Returns (E[N], an iterator over P(N = n), n = 0, 1, 2, ...)."""
+    mu = np.minimum(np.asarray(rate * fixed, dtype=float), 1e300)     # an endless time: no term, all tail
+    a = np.asarray(prob_wait, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        nu = np.where(a > 0.0, rate * wait / np.maximum(a, 1e-300), 0.0)
+        r = 1.0 / (1.0 + 1.0 / nu)                     # 0 at nu = 0, 1 at nu = inf
+
+    def pmf():
+        pois = np.exp(-mu)
+        h = pois
+        n = 0
+        while True:
+            yield (1.0 - a) * pois + a * (1.0 - r) * h
+            n += 1
+            pois = pois * mu / n
+            h = r * h + pois
+    return mu + a * nu, pmf()
+
+
+def joined_step(step, alone, last, size, cap, rate, fixed, wait=0.0, prob_wait=1.0,
+                most: int = JOINERS_SUMMED, tail: float = JOINERS_TAIL):
+    """E[step(min(cap, last + size N))] over the whole-joiner count N (``joiner_counts``): a
+    prompt's last piece of ``last`` tokens alone (``alone``: step(last)) where none came, else
+    with N prompts of ``size`` tokens beside it, within the budget ``cap`` (section 5, 'whole
+    joiners'). The step jumps (past the CUDA graphs) and is capped at the budget, so its
+    expectation is not the step at the expected count. The counts n = 1..K are summed one by
+    one, K, in each configuration, the fewest for which P(N > K) <= ``tail`` or the step at
+    K + 1 joiners is already the budget's (at most ``most``; a configuration's own, so that its
+    figures do not depend on the others of the call); the counts above K are taken at their
+    conditional mean (E[N] less the summed ones' mean, over P(N > K)). All steps, to the
+    largest K, are one call of ``step``, stacked on a leading axis. ``step`` rises with its tokens, so
+    the error is at most P(N > K) [step(cap) - step(min(cap, last + size (K + 1)))]: 0 where
+    the budget is reached, below ``tail`` x the budget-full step elsewhere unless K =
+    ``most``. ``most`` = 0 is the step at E[N | N >= 1] joiners, one call as well."""
+    mean, pmf = joiner_counts(rate, fixed, wait, prob_wait)
+    p0 = next(pmf)
+    below, summed = p0, 0.0 * p0
+    probs: list[np.ndarray] = []
+    room = (cap - last) / size                         # joiners from which the budget is full
+
+    def going(k):       # a configuration still summing after k counts (its own K not reached)
+        return (below < 1.0 - tail) & (room > k + 1)
+    live = going(0)
+    own_k = 0.0 * p0                                   # each configuration's own K
+    while len(probs) < most and np.any(live):
+        k = len(probs)
+        q = np.where(live, next(pmf), 0.0)             # a configuration's own K: the same figures in any call
+        probs.append(q)
+        below, summed, own_k = below + q, summed + (k + 1) * q, own_k + live
+        live = live & going(k + 1)
+    K = len(probs)
+    beyond = np.clip(1.0 - below, 0.0, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rest = np.fmax(np.where(beyond > 0.0, (mean - summed) / beyond, own_k + 1.0), own_k + 1.0)
+    shape = np.broadcast_shapes(np.shape(rest), np.shape(last), np.shape(size), np.shape(cap))
+    counts = np.concatenate([np.broadcast_to(np.arange(1.0, K + 1.0).reshape((K,) + (1,) * len(shape)), (K,) + shape),
+                             np.broadcast_to(rest, (1,) + shape)])
+    t = step(np.minimum(cap, last + size * counts))
+    out = p0 * alone + beyond * t[K]
+    for i, q in enumerate(probs):      # elementwise, in order: a configuration's figure is the same in any call
+        out = out + q * t[i]
+    return out
+
+
 def mixture_quantile(means, sds, weights, p, z: float | None = None, rtol: float = 1e-12, max_iters: int = 100):
     """p-quantile of a mixture of normals (lists of arrays): Newton on the mixture's CDF from
     the moment-matched normal's quantile (``z``: the standard normal's p-quantile), kept
