@@ -289,3 +289,14 @@ def test_a_configuration_s_last_step_is_the_same_alone_or_beside_others():
     for i in range(2):
         alone = joined_step(step, step(last[i:i + 1]), last[i:i + 1], 256.0, 8192.0, *(a[i:i + 1] for a in args))
         assert alone[0] == both[i]
+
+
+def test_no_arrivals_over_an_endless_time_is_the_prompt_alone():
+    """Rate 0 over an endless fixed time or wait: no joiner (0 x inf is 0 prompts, not nan), the
+    step of the prompt alone, as whole_joiners gave before the expectation (d71fb44)."""
+    def step(c):
+        return 0.004 + 1e-5 * c
+    alone = step(np.array(100.0))
+    got = joined_step(step, alone, 100.0, 100.0, 8192.0, np.array([0.0, 0.0]), np.array([1.0, np.inf]),
+                      np.array([np.inf, 0.0]), 1.0)
+    assert np.array_equal(got, [alone, alone])

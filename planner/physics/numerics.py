@@ -190,10 +190,12 @@ def joiner_counts(rate, fixed, wait=0.0, prob_wait=1.0):
     rate wait / a, P(n) = (1 - r) r^n, r = nu / (1 + nu); so E[N] = rate (fixed + wait), the
     fluid's, and P(N = n) = (1 - a) pois(n) + a (1 - r) h_n, h_n = r h_(n-1) + pois(n).
     Returns (E[N], an iterator over P(N = n), n = 0, 1, 2, ...)."""
-    mu = np.minimum(np.asarray(rate * fixed, dtype=float), 1e300)     # an endless time: no term, all tail
+    with np.errstate(invalid="ignore"):                # no arrivals over an endless time: 0, not nan
+        m_fixed, m_wait = np.where(rate > 0.0, rate * fixed, 0.0), np.where(rate > 0.0, rate * wait, 0.0)
+    mu = np.minimum(m_fixed, 1e300)                    # an endless time: no term, all tail
     a = np.asarray(prob_wait, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        nu = np.where(a > 0.0, rate * wait / np.maximum(a, 1e-300), 0.0)
+        nu = np.where(a > 0.0, m_wait / np.maximum(a, 1e-300), 0.0)
         r = 1.0 / (1.0 + 1.0 / nu)                     # 0 at nu = 0, 1 at nu = inf
 
     def pmf():
