@@ -242,8 +242,10 @@ def test_aggregated_last_step_is_the_expectation_over_the_joiner_count(monkeypat
     from the code) is E[t(min(T, 256 + 256 N))] over the whole-joiner count N, Poisson(mu) plus,
     with probability a, a geometric count of mean nu, here summed by hand to the budget (31
     joiners) with the prompt-only step of the step physics (t(256) = 8.73 ms, t(512) = 13.95
-    ms in the CUDA graphs, 40.3 ms past them): 9.92 ms. The step at E[N | N >= 1] joiners (a
-    little above 1: past the graphs), which the code took before, is 13.80 ms (+39 %)."""
+    ms in the CUDA graphs, 40.3 ms past them): 10.61 ms. The step at E[N | N >= 1] joiners (a
+    little above 1: past the graphs), which the code took before, is 15.82 ms (+49 %). (With
+    the prefill-first saturation of the steady state's own step, docs/load.md section 3: 0.9 of
+    it is a higher rate than 0.9 of the older, lower ceiling, where these were 9.92 and 13.80.)"""
     import planner.physics.load as load_mod
 
     S = 256
@@ -272,9 +274,9 @@ def test_aggregated_last_step_is_the_expectation_over_the_joiner_count(monkeypat
     assert 0.1 < mu + a * nu < 0.3 and 1e3 * t(512.0) < 14.0 < 40.0 < 1e3 * t(513.0)
     assert got[0] == pytest.approx(by_hand, rel=1e-9)
     assert alone[0] == pytest.approx(t(256.0), rel=1e-12)
-    assert 1e3 * by_hand == pytest.approx(9.92, abs=5e-3)
+    assert 1e3 * by_hand == pytest.approx(10.61, abs=5e-3)
     old = joined_step(step, alone, last, size, cap, rate, fixed, wait, pw, most=0)   # at E[N | N >= 1]
-    assert 1e3 * old[0] == pytest.approx(13.80, abs=5e-3)
+    assert 1e3 * old[0] == pytest.approx(15.82, abs=5e-3)
 
 
 def test_a_configuration_s_last_step_is_the_same_alone_or_beside_others():
