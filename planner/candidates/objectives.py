@@ -128,7 +128,7 @@ OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
               scalar="change", dimension="count"),
     # the last tie-break (docs/formulation.md section 4b): each chosen row's position in the documented order
     Objective("order", "min", "GPU-weighted position in the tie-break order", 1.0, "a larger batch ranks later in "
-              "the tie-break order", lambda c: _positions(c), True, dimension="count"),
+              "the tie-break order", _positions, True, dimension="count"),
     # the fleets' last tie-break: the same positions, the first of n workloads' weighted n, the last's 1
     Objective("workload_order", "min", "workload-weighted position in the tie-break order", 1.0,
               "a larger batch ranks later in the tie-break order",

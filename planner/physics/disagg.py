@@ -284,7 +284,7 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
         w_extra = w_work * fit
         last = S - (k_own - 1.0) * T
         # own steps: k - 1 full chunks, then the last piece with the prompts that share its
-        # step, whole prompts (docs/load.md section 5, ``whole_joiners``): those that arrive
+        # step, whole prompts (docs/load.md section 5, ``joined_step``): those that arrive
         # during its full chunks and, arriving in a busy step (rho), every arrival of that step
         # (a length-biased step: mean 2 R_busy) and of its backlog wait; at an idle engine
         # (1 - rho) only the first. The prompt's own tokens follow the spread as
@@ -301,7 +301,7 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
             return joined_step(own, t_last, last, S, Tm, lam_l, window)
         t_own = (1.0 - rho) * joined(t_chunks) + rho * joined(2.0 * resid_busy + w_extra + t_chunks)
         d_own = t_chunks + t_own
-        t_alone = t_chunks + own(last)
+        t_alone = t_chunks + t_last
         # the KV link, a second station in tandem (Kingman), its arrivals the prefill
         # departures with Whitt's QNA linking cv_d^2 = rho^2 cs^2 + (1 - rho^2) ca^2
         xfer = kv_transfer_time(phys, S_all, link)       # the whole context's KV, cached part included

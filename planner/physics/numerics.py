@@ -422,9 +422,10 @@ def bisection_by_bracket(evaluate, lo: np.ndarray, hi: np.ndarray, g_lo: np.ndar
     above = np.zeros(n, dtype=bool)
     # first point: just past the ceiling where there is one (a row meeting it there is done),
     # else half of the upper end
-    x0 = np.where(past(ceiling, 1.5) < past(bhi, -1.0), past(ceiling, 1.5), 0.5 * bhi) if first is None else \
-        _path_cell(blo, bhi, np.full(n, iters), first, geometric)[0]     # a point the bisection asks about
-    x0_other = None if first is None or points < 2 else _path_cell(blo, bhi, np.full(n, iters), first, geometric)[1]
+    cell = None if first is None else _path_cell(blo, bhi, np.full(n, iters), first, geometric)
+    x0 = np.where(past(ceiling, 1.5) < past(bhi, -1.0), past(ceiling, 1.5), 0.5 * bhi) if cell is None else \
+        cell[0]     # a point the bisection asks about
+    x0_other = None if cell is None or points < 2 else cell[1]
     pending = np.ones(n, dtype=bool)         # the first point not yet evaluated
     stall = np.full(n, -1, dtype=np.int64)   # evaluations in a row that settled no step
     while True:      # ends: every fifth evaluation of a row at the latest is at a midpoint
