@@ -6,7 +6,7 @@ four more leads, checked").
 Four mechanisms that could make DeepSeek-R1/V3's prefill slower than the model charges, each
 set against the rows (`planner validate`'s own predictions; no physics changes here):
 
-1. **Where the gap lies by layout** (leads a and c): DeepSeek's counted TTFT rows by mode, by
+1. **Where the gap lies by layout** (leads a and c): DeepSeek's counted TTFT (and TPOT) rows by mode, by
    layout class (attention data-parallel; expert-parallel MoE with TP attention; TP only) and
    by clients, median signed / |error| %. A mechanism of attention DP or of EP cannot be the
    gap of rows that have neither. Disaggregated rows are classed by their stated prefill pool
@@ -126,21 +126,23 @@ def _cell(xs: list[float]) -> str:
 
 
 def section1(rows: list[RowResult], corpus: list[dict]) -> None:
-    print("1. DeepSeek TTFT by layout class and clients: median |error| % (signed), rows")
-    cells: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    print("1. DeepSeek TTFT and TPOT by layout class and clients: median |error| % (signed), rows")
+    cells: dict[tuple[str, str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
-        if not (r.counted and r.metric.startswith("ttft") and (r.model_id or "").startswith("deepseek")):
+        metric = _metric(r)
+        if not (r.counted and metric and (r.model_id or "").startswith("deepseek")):
             continue
         src = corpus[r.row - 2]
         cls = layout_class(src, r.mode)
         band = band_of(clients_of(src.get("batch_or_concurrency", "")))
         if cls is None or band is None or r.signed_pct_error is None:
             continue
-        cells[(r.mode, cls)][band].append(r.signed_pct_error)
-        cells[(r.mode, cls)]["all"].append(r.signed_pct_error)
-    print(f"   {'mode':7s} {'layout':18s} " + " ".join(f"{b:>20s}" for b in [*(n for *_, n in BANDS), "all"]))
-    for (mode, cls), by in sorted(cells.items()):
-        print(f"   {mode:7s} {cls:18s} " + " ".join(f"{_cell(by[b]):>20s}" for b in [*(n for *_, n in BANDS), "all"]))
+        cells[(metric, r.mode, cls)][band].append(r.signed_pct_error)
+        cells[(metric, r.mode, cls)]["all"].append(r.signed_pct_error)
+    cols = [*(n for *_, n in BANDS), "all"]
+    print(f"   {'':4s} {'mode':7s} {'layout':18s} " + " ".join(f"{b:>20s}" for b in cols))
+    for (metric, mode, cls), by in sorted(cells.items(), key=lambda kv: (kv[0][0] != "TTFT", kv[0])):
+        print(f"   {metric:4s} {mode:7s} {cls:18s} " + " ".join(f"{_cell(by[b]):>20s}" for b in cols))
     print()
 
 
