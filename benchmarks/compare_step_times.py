@@ -19,8 +19,12 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from planner.catalog.store import Catalog
 from planner.physics.options import PRESETS

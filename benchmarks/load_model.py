@@ -14,9 +14,13 @@ prefill-first scheduler takes the prefill-first closed forms and simulator (docs
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from planner.catalog.store import Catalog
 from planner.physics import load as L

@@ -10,9 +10,13 @@ repeats, so a noisy neighbour costs us a repeat, not the figure).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from planner.catalog.store import Catalog
 from planner.physics.options import PRESETS

@@ -7,8 +7,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import constraints
 from planner.backends.base import BACKENDS, get_backend

@@ -8,7 +8,12 @@ open loop, Poisson arrivals at 0.2 / 0.5 / 0.8 of saturation, 3,000 requests, se
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from planner.catalog.store import Catalog
 from planner.physics.load import Workload, engine, load_metrics, step_physics

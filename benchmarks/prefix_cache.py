@@ -15,8 +15,11 @@ traces in ../shared/traces/ (requests longer than the pool are left out, and cou
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from planner.catalog.store import Catalog
 from planner.physics.load import engine, step_physics

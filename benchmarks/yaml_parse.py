@@ -11,9 +11,13 @@ does not time anything.)"""
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from planner.errors import InputError
 from planner.yamlio import _LOADER, parse_yaml
