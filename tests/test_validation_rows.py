@@ -528,3 +528,26 @@ def test_a_row_without_its_clients_predicts_tpot_not_ttft() -> None:
               if k != "concurrency_total"}
     kept = map_row(0, stated, CAT)
     assert not isinstance(kept, str) and kept.load == ("clients", 28.0)
+
+
+def test_clients_stated_per_replica_with_the_replicas_are_the_runs_clients() -> None:
+    """A closed loop stated per replica where the file also states the replica count states
+    the run's clients (N per replica x replicas), whether or not its total-concurrency column
+    is filled: its TTFT is predicted, at N clients on each replica (one replica of the same
+    layout at N clients, by hand), not refused as "clients not stated" and not split again over
+    the replicas. Only a blank replica count leaves AIC's batch per replica (the corpus's 8)."""
+    one = _load_by_hand("deepseek-r1", "h200", "w8a8-fp8", "bf16", 8, 1, 28, 1000, 1000, "sglang")["ttft_ms_mean"]
+    for total in ("", "56"):
+        case = map_row(0, row(replicas="2", gpu_count="16", concurrency_total=total,
+                              batch_or_concurrency="concurrency 28 (closed loop, per replica)"), CAT)
+        assert not isinstance(case, str), case
+        assert case.replicas == 2 and case.load == ("clients", 56.0)
+        (pred,), _ = predict([case], CAT, O)
+        assert pred == pytest.approx(one, rel=1e-9)
+    # a request rate per replica is no batch: its queue is the rate's, predicted
+    rate = map_row(0, row(replicas="", concurrency_total="", batch_or_concurrency="4 req/s (Poisson), per replica"),
+                   CAT)
+    assert not isinstance(rate, str) and rate.load == ("rate", 4.0)
+    unstated = map_row(0, row(replicas="", concurrency_total="",
+                              batch_or_concurrency="concurrency 28 (closed loop, per replica)"), CAT)
+    assert isinstance(unstated, str) and "the run's clients are not stated" in unstated

@@ -468,7 +468,7 @@ def map_row(i: int, r: dict, catalog: Catalog, names: dict | None = None,
     load says so in its reason, so none is skipped as if it were an idle row. ``names``: a
     dict the caller keeps to resolve each distinct (model, GPU) name pair once. ``recipe``: a
     disaggregated row's stand-in for the worker counts it does not state (``pool_recipes``)."""
-    load = load_of(r)
+    load = _per_replica_times_replicas(r, load_of(r))
     case = _map_row(i, r, catalog, load, {} if names is None else names, recipe)
     if isinstance(case, str) and load is not None:
         return f"under load, {describe_load(*load)}: {case}"
@@ -573,13 +573,27 @@ def _beyond_one_node(r: dict, layout: dict, node: int, gpu: str) -> str | None:
             f"not one replica's layout")
 
 
+def _stated_replicas(r: dict) -> int | None:
+    """The replica count an aggregated row's ``replicas`` column states, else None."""
+    return None if r.get("mode", "").strip() == "disagg" else _int(r.get("replicas") or "")
+
+
+def _per_replica_times_replicas(r: dict, load: tuple[str, float] | None) -> tuple[str, float] | None:
+    """A load stated per replica on a row that also states its replicas is the run's: N per
+    replica x replicas (the load model divides a row's load over its replicas again)."""
+    reps = _stated_replicas(r)
+    if load is None or reps is None or "per replica" not in r["batch_or_concurrency"].lower():
+        return load
+    return load[0], load[1] * reps
+
+
 def clients_unstated(r: dict) -> bool:
-    """A closed loop stated per replica where the file's total-concurrency column is blank: the
-    corpus's reading of AIC's ``batch_size`` (a rank's in-flight requests) as one replica's
-    clients when the run's own clients and replicas are not stated (measured-silicon.md,
-    'batch_or_concurrency': "Where the sample gives none it is one replica's share, AIC's
-    batch_size")."""
-    return ("per replica" in r["batch_or_concurrency"].lower()
+    """A closed loop stated per replica where the file's total-concurrency column and its
+    replica count are blank: the corpus's reading of AIC's ``batch_size`` (a rank's in-flight
+    requests) as one replica's clients when the run's own clients and replicas are not stated
+    (measured-silicon.md, 'batch_or_concurrency': "Where the sample gives none it is one
+    replica's share, AIC's batch_size"). A row that states its replicas states its clients."""
+    return ("per replica" in r["batch_or_concurrency"].lower() and _stated_replicas(r) is None
             and r.get("concurrency_total") is not None and not r["concurrency_total"].strip())
 
 
@@ -622,7 +636,7 @@ def _load_case(r: dict, load: tuple[str, float], base: dict) -> Case | str:
     rule = _load_rule(r["metric"])
     if isinstance(rule, str):
         return rule
-    if clients_unstated(r) and rule[0] not in ("load_tpot", "load_itl"):
+    if load[0] == "clients" and clients_unstated(r) and rule[0] not in ("load_tpot", "load_itl"):
         # the batch is the engine's in-flight requests, which bound a step (TPOT); the queue in
         # front of them (TTFT, end-to-end) is the run's clients', which the row does not state
         return (f"the run's clients are not stated (the {load[1]:g} per replica are AIC's in-flight batch): "
