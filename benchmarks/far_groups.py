@@ -32,10 +32,12 @@ Usage: python benchmarks/far_groups.py [CORPUS] [VALIDATE_CSV]
 from __future__ import annotations
 
 import csv
+import math
 import statistics as st
 import sys
 from collections import defaultdict
 
+from planner.errors import InputError
 from planner.fidelity.corpus import load_corpus
 from planner.physics.params import count_parameters
 
@@ -56,11 +58,38 @@ def wave_bound_ms(wave: float, input_tokens: float, active_params: float, tp: fl
     return (wave + 1.0) / 2.0 * input_tokens * 2.0 * active_params / (tp * pp * peak_flops) * 1e3
 
 
-def main() -> None:
-    corpus_path = sys.argv[1] if len(sys.argv) > 1 else "../shared/reference/measured-silicon.csv"
-    csv_path = sys.argv[2] if len(sys.argv) > 2 else "/tmp/validate.csv"
-    c = load_corpus(corpus_path)
-    val = {int(r["row"]): r for r in csv.DictReader(open(csv_path))}
+def validate_rows(rows: list[dict], csv_path: str) -> dict[int, dict] | str:
+    """validate's CSV (``--csv``) by corpus line, or why it is not the CSV of these ``rows``:
+    every line must carry its corpus row's metric and measured value (a CSV of another file,
+    or of an older corpus, would pair each row with another row's prediction)."""
+    try:
+        with open(csv_path, newline="") as fh:
+            val = {int(r["row"]): r for r in csv.DictReader(fh)}
+        for i, r in enumerate(rows):
+            v = val.get(i + 2)
+            if v is None or v["metric"] != r["metric"] or not math.isclose(
+                    float(v["measured"]), float(r["value"]), rel_tol=1e-4):
+                return (f"{csv_path} is not validate's CSV of this corpus: line {i + 2} "
+                        f"({r['metric']} {r['value']}) is {'missing' if v is None else v['metric'] + ' ' + v['measured']}")
+    except (OSError, KeyError, ValueError, TypeError, csv.Error) as exc:
+        return f"{csv_path} is not validate's CSV ({type(exc).__name__}: {exc})"
+    return val
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    corpus_path = argv[0] if argv else "../shared/reference/measured-silicon.csv"
+    csv_path = argv[1] if len(argv) > 1 else "/tmp/validate.csv"
+    try:
+        c = load_corpus(corpus_path)
+    except InputError as exc:
+        print(f"far_groups.py: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    val = validate_rows(c.rows, csv_path)
+    if isinstance(val, str):
+        print(f"far_groups.py: {val}; write it with: python -m planner validate {corpus_path} --csv {csv_path}",
+              file=sys.stderr)
+        raise SystemExit(2)
     pairs: dict[str, dict[str, tuple]] = defaultdict(dict)
     for m in c.mapped():
         v, k = val.get(m.i + 2), m.expressed

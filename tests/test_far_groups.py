@@ -42,3 +42,32 @@ def test_wave_bound_by_hand() -> None:
     assert F.wave_bound_ms(352, 1000, p, 1, 1, peak) == pytest.approx(1245.0, abs=1.0)
     assert F.wave_bound_ms(352, 1000, p, 4, 1, peak) == pytest.approx(1245.0 / 4, abs=0.3)
     assert F.wave_bound_ms(1, 1000, p, 1, 1, peak) == pytest.approx(one * 1e3, rel=1e-12)
+
+
+def test_a_validate_csv_of_another_corpus_is_refused(tmp_path, capsys) -> None:
+    """far_groups pairs the corpus's rows with validate's CSV by line: a CSV written for another
+    file (measured-public.csv, an older corpus) would pair each row with another row's
+    prediction and print figures for it; it is refused, exit 2, with the command that writes
+    the right one. A missing CSV likewise, no traceback."""
+    corpus = tmp_path / "c.csv"
+    corpus.write_text("source,model,precision,gpu,gpu_count,tp,pp,framework,input_len,output_len,"
+                      "batch_or_concurrency,metric,value,notes\n"
+                      "t,Llama-3.1-8B,W=fp8;A=fp8;KV=unstated,H200 SXM 141GB,1,1,1,vLLM 0.12.0,2000,100,"
+                      "concurrency 64 (closed loop),ttft_ms_mean,121.73,\n"
+                      "t,Llama-3.1-8B,W=fp8;A=fp8;KV=unstated,H200 SXM 141GB,1,1,1,vLLM 0.12.0,2000,100,"
+                      "concurrency 64 (closed loop),tpot_ms_mean,9.74,\n")
+    rows = [{"row": "2", "metric": "ttft_ms_mean", "measured": "121.73"},
+            {"row": "3", "metric": "tpot_ms_mean", "measured": "9.74"}]
+    good = tmp_path / "v.csv"
+    good.write_text("row,metric,measured\n" + "".join(f"{r['row']},{r['metric']},{r['measured']}\n" for r in rows))
+    assert isinstance(F.validate_rows([{"metric": "ttft_ms_mean", "value": "121.73"},
+                                       {"metric": "tpot_ms_mean", "value": "9.74"}], str(good)), dict)
+    other = tmp_path / "other.csv"
+    other.write_text("row,metric,measured\n2,ttft_ms_mean,55.0\n3,tpot_ms_mean,9.74\n")
+    for path, why in ((other, "line 2 (ttft_ms_mean 121.73) is ttft_ms_mean 55.0"),
+                      (tmp_path / "missing.csv", "is not validate's CSV (FileNotFoundError")):
+        with pytest.raises(SystemExit) as exc:
+            F.main([str(corpus), str(path)])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert why in err and "python -m planner validate" in err and "Traceback" not in err
