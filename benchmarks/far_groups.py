@@ -1,16 +1,19 @@
 """The silicon corpus's far-off groups: what the measurements themselves say, beside the model
 (issue 22; docs/validation.md "The far-off groups: misread rows or missing physics?").
 
-Reads the corpus and the CSV ``planner validate CORPUS --csv OUT`` writes, and prints three
-checks that need no step model, each a bound the measurement must obey if the row is read as
-the corpus states it:
+Reads the corpus and the CSV ``planner validate CORPUS --csv OUT`` writes, and prints four
+checks that need no step model: two bounds the measurement must obey if the row is read as
+the corpus states it (1, 2), a comparison (3) and a residual (4):
 
 1. **implied prefill compute**: a closed loop of N clients whose requests take TTFT + (O - 1)
    TPOT (measured) sends N / (TTFT + (O - 1) TPOT) prompts a second, each at least
    2 x (active non-embedding parameters) x S FLOPs. Over the deployment's GPUs at the GPU's
    highest dense peak (any format: a lower bound on the share), per system x engine x model:
    median and largest share, and the rows above the GPU's measured matmul ceiling
-   (``measured_mamf_flops_per_s``, the largest format's) as a share of that peak.
+   (``measured_mamf_flops_per_s``, the largest format's) as a share of that peak. A lower
+   bound where the stated lengths were served and each client sends its next request as its
+   last one ends: time between a client's requests, shorter prompts or longer outputs lower
+   the true share (shorter outputs raise it).
 2. **clients in step**: rows validate reads as clients that start together and stay in step
    (fixed lengths, a benchmark's max-concurrency): a full wave of W = N / replicas prompts
    prefilled at the highest dense peak makes the mean TTFT at least (W + 1) / 2 x S x 2 P /
