@@ -19,7 +19,16 @@ from typer.testing import CliRunner
 from planner.catalog.store import Catalog
 from planner.cli.root import app
 from planner.fidelity.predict import predict
-from planner.fidelity.rows import engine_of, lengths_of, map_row, measurement_of, pool_recipes, pools_of, scheme_of_row
+from planner.fidelity.rows import (
+    engine_of,
+    lengths_of,
+    load_measurements,
+    map_row,
+    measurement_of,
+    pool_recipes,
+    pools_of,
+    scheme_of_row,
+)
 from planner.fidelity.validate import validate
 from planner.physics.disagg import decode_metrics, pair_transfer_time, prefill_metrics
 from planner.physics.load import Workload, load_metrics, step_physics
@@ -112,7 +121,8 @@ def test_replicas_split_the_clients_and_an_inconsistent_layout_is_refused() -> N
                                                "sglang")["ttft_ms_mean"], rel=1e-9)
     bad = map_row(0, row(attention_tp="1", moe_tp="2", moe_ep="1"), CAT)
     assert isinstance(bad, str) and "inconsistent" in bad and "1 x DP 1 = 1 GPUs but MoE TP 2 x EP 1 = 2" in bad
-    per_replica = map_row(0, row(replicas="", batch_or_concurrency="concurrency 28 (closed loop, per replica)"), CAT)
+    per_replica = map_row(0, row(replicas="", batch_or_concurrency="concurrency 28 (closed loop, per replica)",
+                                 metric="tpot_ms_mean"), CAT)
     assert not isinstance(per_replica, str) and per_replica.replicas == 1.0 and per_replica.load == ("clients", 28.0)
 
 
@@ -458,3 +468,86 @@ def test_a_stated_worker_count_is_kept_when_the_other_is_borrowed() -> None:
     assert not isinstance(pools, str)
     assert (pools.prefill.workers, pools.decode.workers, pools.stated, pools.recipe) == (5, 3, False, 0)
     assert _recipe_of([donor, r]) == "a"
+
+
+def _corpus_rows(*lines: int) -> list[dict]:
+    """The corpus rows at these CSV lines (the header is line 1)."""
+    rows = load_measurements(str(SILICON))
+    return [rows[n - 2] for n in lines]
+
+
+def test_an_inferencex_aggregated_row_is_one_node() -> None:
+    """InferenceX's aggregated runs are its single-node scripts (measured-silicon.md): a replica
+    of more GPUs than the GPU's node is refused, whatever the model's heads allow; the same
+    layout from another source, or one node's, is read as before."""
+    gb200 = dict(provenance="InferenceX results export 2026-04-06", gpu="GB200 (per GPU)", gpu_count="32",
+                 tp="32", gpus_per_replica="32", attention_tp="32", moe_tp="32")
+    refused = map_row(0, row(**gb200), CAT)
+    assert isinstance(refused, str)
+    assert "32 GPUs a replica, more than one gb200 node (4)" in refused and "single-node" in refused
+    nvidia = map_row(0, row(**(gb200 | {"provenance": "NVIDIA AIC gap-analysis run (Dynamo/aiperf)"})), CAT)
+    assert not isinstance(nvidia, str) and nvidia.tp == 32
+    one_node = map_row(0, row(provenance="InferenceX results export 2026-03-25"), CAT)   # H200, TP 8 of 8
+    assert not isinstance(one_node, str) and (one_node.tp, one_node.replicas) == (8, 1.0)
+
+
+@pytest.mark.skipif(not SILICON.exists(), reason="../shared/reference/measured-silicon.csv not present")
+def test_the_gb200_tp32_aggregated_row_is_the_disaggregated_deployment() -> None:
+    """Lines 1814-1815: DeepSeek-R1 on GB200, 'agg', TP 32 (moe_tp 32), 2,150 clients, 8k/1k, the
+    2026-04-06 export. Read as one TP 32 replica it was predicted at TTFT 181 s (measured 5.8 s).
+    The evidence it is not one: lines 1932-1933, the same export's disaggregated row with TP 32
+    in both pools at the same clients and lengths, measured TTFT and TPOT within 3 % of it
+    (5,631 vs 5,755 ms, 43.98 vs 43.88 ms), as the TP 48 pair is (1816-1817 vs 1934-1935)."""
+    agg_t, agg_p, dis_t, dis_p = _corpus_rows(1814, 1815, 1932, 1933)
+    assert (agg_t["mode"], agg_t["tp"], agg_t["concurrency_total"]) == ("agg", "32", "2150")
+    assert (dis_t["mode"], dis_t["prefill_tp"], dis_t["decode_tp"], dis_t["concurrency_total"]) == (
+        "disagg", "32", "32", "2150")
+    assert float(agg_t["value"]) == pytest.approx(float(dis_t["value"]), rel=0.03)
+    assert float(agg_p["value"]) == pytest.approx(float(dis_p["value"]), rel=0.03)
+    for r in (agg_t, agg_p):
+        why = map_row(0, r, CAT)
+        assert isinstance(why, str) and "32 GPUs a replica, more than one gb200 node (4)" in why
+
+
+@pytest.mark.skipif(not SILICON.exists(), reason="../shared/reference/measured-silicon.csv not present")
+def test_a_row_without_its_clients_predicts_tpot_not_ttft() -> None:
+    """Lines 3478-3479: DeepSeek-R1 on GB200, TP 8 + EP 8, 4k/1k; total concurrency and replicas
+    not stated (concurrency_total blank), 'concurrency 28 (closed loop, per replica)' is AIC's
+    batch_size. Measured TTFT 39.7 s: a 28-client loop on an idle replica queues for none of
+    it (predicted 0.16 s), the run's clients exceeded the batch. TTFT is refused; TPOT is
+    predicted at the batch, one replica's 28. A row whose replicas are stated (planner check's
+    own rows, no concurrency_total column) keeps its TTFT."""
+    ttft, tpot = _corpus_rows(3478, 3479)
+    assert ttft["concurrency_total"] == "" and ttft["replicas"] == "" and float(ttft["value"]) > 39_000
+    why = map_row(0, ttft, CAT)
+    assert isinstance(why, str) and "the run's clients are not stated" in why and "28 per replica" in why
+    case = map_row(0, tpot, CAT)
+    assert not isinstance(case, str)
+    assert (case.load, case.replicas, case.tp, case.ep) == (("clients", 28.0), 1.0, 8, 8)
+    stated = {k: v for k, v in row(batch_or_concurrency="concurrency 28 (closed loop, per replica)").items()
+              if k != "concurrency_total"}
+    kept = map_row(0, stated, CAT)
+    assert not isinstance(kept, str) and kept.load == ("clients", 28.0)
+
+
+def test_clients_stated_per_replica_with_the_replicas_are_the_runs_clients() -> None:
+    """A closed loop stated per replica where the file also states the replica count states
+    the run's clients (N per replica x replicas), whether or not its total-concurrency column
+    is filled: its TTFT is predicted, at N clients on each replica (one replica of the same
+    layout at N clients, by hand), not refused as "clients not stated" and not split again over
+    the replicas. Only a blank replica count leaves AIC's batch per replica (the corpus's 8)."""
+    one = _load_by_hand("deepseek-r1", "h200", "w8a8-fp8", "bf16", 8, 1, 28, 1000, 1000, "sglang")["ttft_ms_mean"]
+    for total in ("", "56"):
+        case = map_row(0, row(replicas="2", gpu_count="16", concurrency_total=total,
+                              batch_or_concurrency="concurrency 28 (closed loop, per replica)"), CAT)
+        assert not isinstance(case, str), case
+        assert case.replicas == 2 and case.load == ("clients", 56.0)
+        (pred,), _ = predict([case], CAT, O)
+        assert pred == pytest.approx(one, rel=1e-9)
+    # a request rate per replica is no batch: its queue is the rate's, predicted
+    rate = map_row(0, row(replicas="", concurrency_total="", batch_or_concurrency="4 req/s (Poisson), per replica"),
+                   CAT)
+    assert not isinstance(rate, str) and rate.load == ("rate", 4.0)
+    unstated = map_row(0, row(replicas="", concurrency_total="",
+                              batch_or_concurrency="concurrency 28 (closed loop, per replica)"), CAT)
+    assert isinstance(unstated, str) and "the run's clients are not stated" in unstated

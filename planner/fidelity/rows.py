@@ -468,7 +468,7 @@ def map_row(i: int, r: dict, catalog: Catalog, names: dict | None = None,
     load says so in its reason, so none is skipped as if it were an idle row. ``names``: a
     dict the caller keeps to resolve each distinct (model, GPU) name pair once. ``recipe``: a
     disaggregated row's stand-in for the worker counts it does not state (``pool_recipes``)."""
-    load = load_of(r)
+    load = _per_replica_times_replicas(r, load_of(r))
     case = _map_row(i, r, catalog, load, {} if names is None else names, recipe)
     if isinstance(case, str) and load is not None:
         return f"under load, {describe_load(*load)}: {case}"
@@ -507,6 +507,10 @@ def _map_row(i: int, r: dict, catalog: Catalog, load: tuple[str, float] | None, 
                           else _aggregated(r, model, load))
     if isinstance(layout, str):
         return layout
+    if layout:
+        beyond = _beyond_one_node(r, layout, catalog.gpus[gpu].gpus_per_node, gpu)
+        if beyond:
+            return beyond
     lengths = lengths_of(r)
     if isinstance(lengths, str):
         return lengths
@@ -554,6 +558,45 @@ def _aggregated(r: dict, model: ModelSpec, load: tuple[str, float] | None) -> di
     return dict(tp=tp, pp=pp, ep=ep, replicas=replicas, gpu_count=count or int(round(replicas * max(tp, ep) * pp)))
 
 
+def _beyond_one_node(r: dict, layout: dict, node: int, gpu: str) -> str | None:
+    """Why an aggregated InferenceX row whose replica spans more GPUs than one node cannot be
+    read as one replica, else None. InferenceX's aggregated runs are its single-node scripts
+    (measured-silicon.md, 'Closed loop' and 'GPU counts of InferenceX single-node runs'); the
+    exports' aggregated GB200 rows give TP 12 to 72, the GPU count of a multi-node deployment
+    (the disaggregated rows of the same export list the same TP 32, 40 and 48 at the same
+    clients with TTFT and TPOT within 3 %: docs/validation.md, 'The far-off groups')."""
+    per = max(layout["tp"], layout["ep"]) * layout["pp"]
+    if not r.get("provenance", "").startswith("InferenceX") or per <= node:
+        return None
+    return (f"an aggregated InferenceX run of {per} GPUs a replica, more than one {gpu} node ({node}): "
+            f"InferenceX's aggregated runs are single-node, so {per} is a multi-node deployment's GPU count, "
+            f"not one replica's layout")
+
+
+def _stated_replicas(r: dict) -> int | None:
+    """The replica count an aggregated row's ``replicas`` column states, else None."""
+    return None if r.get("mode", "").strip() == "disagg" else _int(r.get("replicas") or "")
+
+
+def _per_replica_times_replicas(r: dict, load: tuple[str, float] | None) -> tuple[str, float] | None:
+    """A load stated per replica on a row that also states its replicas is the run's: N per
+    replica x replicas (the load model divides a row's load over its replicas again)."""
+    reps = _stated_replicas(r)
+    if load is None or reps is None or "per replica" not in r["batch_or_concurrency"].lower():
+        return load
+    return load[0], load[1] * reps
+
+
+def clients_unstated(r: dict) -> bool:
+    """A closed loop stated per replica where the file's total-concurrency column and its
+    replica count are blank: the corpus's reading of AIC's ``batch_size`` (a rank's in-flight
+    requests) as one replica's clients when the run's own clients and replicas are not stated
+    (measured-silicon.md, 'batch_or_concurrency': "Where the sample gives none it is one
+    replica's share, AIC's batch_size"). A row that states its replicas states its clients."""
+    return ("per replica" in r["batch_or_concurrency"].lower() and _stated_replicas(r) is None
+            and r.get("concurrency_total") is not None and not r["concurrency_total"].strip())
+
+
 def _idle_case(r: dict, base: dict) -> Case | str:
     metric, batch_text = r["metric"], r["batch_or_concurrency"].lower()
     if metric not in GROUP:
@@ -593,6 +636,11 @@ def _load_case(r: dict, load: tuple[str, float], base: dict) -> Case | str:
     rule = _load_rule(r["metric"])
     if isinstance(rule, str):
         return rule
+    if load[0] == "clients" and clients_unstated(r) and rule[0] not in ("load_tpot", "load_itl"):
+        # the batch is the engine's in-flight requests, which bound a step (TPOT); the queue in
+        # front of them (TTFT, end-to-end) is the run's clients', which the row does not state
+        return (f"the run's clients are not stated (the {load[1]:g} per replica are AIC's in-flight batch): "
+                f"{r['metric']} is their queue; TPOT is predicted at the batch")
     stated = re.search(r"(?:batch|max_num_seqs|gpu_batch_size)[ =]+(\d+)", r["batch_or_concurrency"].lower())
     return Case(**base, rule=rule[0], statistic=rule[1], scale=rule[2], load=load,
                 batch=int(stated.group(1)) if stated else CUDA_GRAPH_BATCH_CAP, **benchmark_run(r, load))
