@@ -224,8 +224,16 @@ def _prefill_chunk(phys: StepPhysics, lam_l, S, T, P, cv2, iters: int = 40):
     def above(c, rows=None):       # the root lies above c
         _, _, _, _, _, c1_r, K_r = at(rows)
         return c1_r * _pieces(m_of(c, rows), K_r)[0] > c
-    _, hi = bisect_levels(above, c1.copy(), K * c1, iters)
-    c = np.where(above(K * c1), K * c1, hi)
+    top = K * c1
+    if phys.host and phys.o.host_launch_s > 0.0:
+        # a step past the CUDA graphs' largest (cuda_graph_max_tokens) launches every kernel
+        # from the host, so t(c) jumps there and c = c1 E[N] can have a root below the edge
+        # and another above it: the pool fills from empty to the lower. Where the edge g is
+        # not above (c1 E[N] <= g there) a root lies in [c1, g] (decode_metrics' bracket)
+        g = np.full(n, float(phys.o.cuda_graph_max_tokens))
+        top = np.where((g >= c1) & (g < top) & ~above(np.minimum(np.maximum(g, c1), top)), g, top)
+    _, hi = bisect_levels(above, c1.copy(), top, iters)
+    c = np.where(above(top), top, hi)
     m = m_of(c)
     return c, c1, m, K
 
@@ -275,9 +283,17 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
         resid_busy = sum(f * t / 2.0 for f, t in zip(shares, kinds))
         resid = rho * resid_busy
         # prompt-token backlog: Kingman's G/G/1 mean wait on work, only the part beyond the
-        # k T - S tokens that still fit the prompt's own steps delays it (docs/load.md s. 4)
-        w_work = rho / (1.0 - rho) * (ca2 + cs2_work) / 2.0 * D
-        m_tok = w_work / np.maximum(rho, 1e-12) * c / t_c
+        # k T - S tokens that still fit the prompt's own steps delays it (docs/load.md s. 4).
+        # Tokens wait beyond a step only when steps are full, and full steps drain them at the
+        # full-budget speed T / t(T): the work queue's utilisation is rho_T = lam / sat and
+        # its service S t(T) / T, not the busy share rho = lam D (a batched step carries what
+        # came during the one before, so rho -> 1 wherever every step finds arrivals, with
+        # no backlog at all while they fit the budget; section 1, W_backlog)
+        t_T = _prefill_step(phys, Tm, S, P, cs2)
+        D_T = S / Tm * t_T
+        rho_T = np.minimum(lam_l * D_T, 1.0)
+        w_work = rho_T / (1.0 - rho_T) * (ca2 + cs2_work) / 2.0 * D_T
+        m_tok = w_work / np.maximum(rho_T, 1e-12) * Tm / t_T
         k_own = np.ceil(S / T)
         slack = np.maximum(k_own * T - S, 0.0)
         fit = np.exp(-slack / np.maximum(m_tok, 1e-12))
@@ -297,9 +313,13 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
         t_chunks = (k_own - 1.0) * _prefill_step(phys, T, S, P, cs2)
         t_last = own(last)
 
-        def joined(window):
-            return joined_step(own, t_last, last, S, Tm, lam_l, window)
-        t_own = (1.0 - rho) * joined(t_chunks) + rho * joined(2.0 * resid_busy + w_extra + t_chunks)
+        # the backlog wait as load.py's own steps take it (``joined_step``'s wait: 0 or
+        # exponential, not its mean as a fixed time): it falls in the busy branch only, so
+        # there its mean is w_extra / rho and it is positive with probability rho_T fit / rho
+        busy_wait = w_extra / np.maximum(rho, 1e-300)
+        busy_pw = np.clip(rho_T * fit / np.maximum(rho, 1e-300), 0.0, 1.0)
+        t_own = (1.0 - rho) * joined_step(own, t_last, last, S, Tm, lam_l, t_chunks) \
+            + rho * joined_step(own, t_last, last, S, Tm, lam_l, 2.0 * resid_busy + t_chunks, busy_wait, busy_pw)
         d_own = t_chunks + t_own
         t_alone = t_chunks + t_last
         # the KV link, a second station in tandem (Kingman), its arrivals the prefill
@@ -334,8 +354,8 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
                 # work queue, P(W > t) = rho exp(-t rho / W) (a batched step finishes every
                 # prompt it carries at its end, so the work ahead delays the prompt even
                 # when it fits the same step)
-                wq = np.maximum(np.maximum(r_p, resid + exp_tail_quantile(w_extra, rho * fit, p)),
-                                exp_tail_quantile(w_work, rho, p)) \
+                wq = np.maximum(np.maximum(r_p, resid + exp_tail_quantile(w_extra, rho_T * fit, p)),
+                                exp_tail_quantile(w_work, rho_T, p)) \
                     + exp_tail_quantile(w_kv, pw_kv, p)
                 stats[("ttft", key)] = wq + d_own + exp_tail_quantile(w_link, rho_x, p) + xfer + serving
     return PrefillResult(rate=lam, chunk_tokens=c, step=t_c, service=t_alone, rho=rho, rho_link=rho_x,
