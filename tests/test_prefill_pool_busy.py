@@ -42,14 +42,15 @@ def _both(S: int, preset: str, load: float, cached: float = 0.0):
 def test_sglang_busy_step_stays_below_the_cuda_graph_edge():
     """SGLang, 256-token prompts at half the prefill saturation: a step of more than 512 tokens
     (its cuda_graph_max_tokens) launches every kernel from the host, 13.9 -> 40.4 ms, so the
-    busy step's chunk c = c1 E[N] has a root below the edge (c = 319 tokens, a 9.8 ms step)
-    and one above it (844 tokens, 40.4 ms). The pool fills from empty to the lower; the
-    bisection over [c1, T] found the upper one: busy share 0.99 and a mean TTFT of 523 ms
-    against the simulator's 129 ms. Now 119 ms (-8 %)."""
+    busy step's chunk c = c1 E[N] had a root below the edge and one above it (844 tokens,
+    40.4 ms). The pool fills from empty to the lower; the bisection over [c1, T] found the
+    upper one: busy share 0.99 and a mean TTFT of 523 ms against the simulator's 129 ms. Now
+    the lowest root, the step the mean over the count (a step of three prompts is past the
+    edge): c = 345 tokens, a mean step of 12.0 ms, busy share 0.72, 122 ms (-5 %)."""
     r, sim = _both(256, "sglang", 0.5)
     assert r.stable[0]
     assert float(r.chunk_tokens[0]) <= 512.0
-    assert float(r.rho[0]) < 0.7
+    assert float(r.rho[0]) < 0.8
     assert float(r.get("ttft", "mean")[0]) == pytest.approx(sim, rel=0.1)
 
 
@@ -61,13 +62,12 @@ def test_short_prompts_near_saturation_do_not_explode(S, preset, load, cached):
     on it exploded (7.3 s at SGLang's 256-token prompts at 0.9 against the simulator's 0.21 s;
     4.8 s for vLLM's 128-token, 30 % cached, at 0.9 against 0.08 s; 4e12 ms, unstable, for
     SGLang's 170-token prompts at 0.7). Tokens wait past a step only when steps are full, and
-    full steps drain them at T / t(T): the backlog's utilisation is lam / sat. Now stable and
-    within 30 % of the simulator (the closed form is optimistic here, 18-26 %: it takes the
-    step at the mean chunk, not the mean over the count past SGLang's CUDA-graph edge, and the
-    busy steps' autocorrelation only through two atoms; docs/disaggregation.md section 5)."""
+    full steps drain them at T / t(T): the backlog's utilisation is lam / sat. Now stable:
+    160.1 ms against the simulator's 160.2, 213.2 against 206.8, 66.3 against 77.4 (vLLM's
+    short prompts stay optimistic near saturation: docs/disaggregation.md section 5)."""
     r, sim = _both(S, preset, load, cached)
     assert r.stable[0]
-    assert float(r.get("ttft", "mean")[0]) == pytest.approx(sim, rel=0.3)
+    assert float(r.get("ttft", "mean")[0]) == pytest.approx(sim, rel=0.15)
 
 
 def test_busy_branch_takes_the_backlog_wait_as_load_py_does(monkeypatch):
