@@ -10,11 +10,12 @@ Llama-3.1-8B on one H100 (batch 64, w16a16, bf16 KV), inter-node KV link; both e
 (``sglang``; ``realistic``, vLLM's); prompts of 128-20,000 tokens (fixed), 0 and 30 % of each
 cached (the simulator's ``StatedCache``), Poisson and gamma arrivals (CV^2 1 and 4), 11 loads
 from 0.05 to 0.95 of the prefill saturation (``prefill_saturation`` at that cached share).
-The simulator: seeds 1 and 2, 4,000 requests each (the pooled TTFTs' mean and p90). ``closed``
+The simulator: seeds 1 and 2, 4,000 requests each (the pooled TTFTs' mean, p90 and p99). ``closed``
 runs in any tree (copy the script to another worktree's benchmarks/ to measure that tree);
 ``table`` prints, per closed-form file: the stable rows with a non-finite TTFT, the stable
 rows whose mean TTFT falls as the load rises, and the closed form's error against the
-simulator (mean and p90) per engine and prompt band."""
+simulator (mean, p90, p99: the percentiles TTFT targets use) per engine and prompt band, then
+per load band over the rows every file given calls stable."""
 
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def closed(path: str) -> None:
         rows = []
         for x in LOADS:
             r = prefill_metrics(ph, eng, w, np.array([x * sat]))
-            rows.append([bool(r.stable[0]), float(r.get("ttft", "mean")[0]), float(r.get("ttft", "p90")[0])])
+            rows.append([bool(r.stable[0]), *(float(r.get("ttft", k)[0]) for k in ("mean", "p90", "p99"))])
         out[key] = rows
     Path(path).write_text(json.dumps(out))
 
@@ -80,7 +81,7 @@ def sim(path: str) -> None:
             tt = np.concatenate([np.asarray(simulate_prefill_pool(
                 ph, eng, 0, arr, Lengths(S), transfer_s=xf, n_requests=REQUESTS, seed=seed,
                 prefix_cache=StatedCache(hit_rate=h) if h > 0 else None).ttft) for seed in SEEDS])
-            rows.append([float(tt.mean()), float(np.percentile(tt, 90))])
+            rows.append([float(tt.mean()), float(np.percentile(tt, 90)), float(np.percentile(tt, 99))])
         out[key] = rows
         print(key, flush=True)
     Path(path).write_text(json.dumps(out))
@@ -91,13 +92,20 @@ def _band(S: int) -> str:
 
 
 def table(sim_path: str, closed_paths: list[str]) -> None:
+    """Per closed-form file: the checks, then the errors per engine and prompt band over the
+    stable rows, and the same per load band (<= 0.5, 0.6-0.8, 0.9-0.95 of saturation) over
+    the rows stable in every file given (the medians of different files then cover the same
+    rows). p99 columns where both files carry it (files written before it had mean and p90)."""
     s = json.loads(Path(sim_path).read_text())
-    for path in closed_paths:
-        c = json.loads(Path(path).read_text())
+    files = {path: json.loads(Path(path).read_text()) for path in closed_paths}
+    common = {(key, i) for key in s for i in range(len(LOADS))
+              if all(c[key][i][0] and np.all(np.isfinite(c[key][i][1:])) for c in files.values())}
+    for path, c in files.items():
         bad, falls, errs, over = [], [], {}, 0
+        by_load = {}
         for key, rows in c.items():
             preset, S = key.split()[0], int(key.split()[1])
-            for i, (ok, mean, p90) in enumerate(rows):
+            for i, (ok, mean, p90, *p99) in enumerate(rows):
                 if not ok:
                     continue
                 if not (np.isfinite(mean) and np.isfinite(p90)):
@@ -105,25 +113,40 @@ def table(sim_path: str, closed_paths: list[str]) -> None:
                 if i and rows[i - 1][0] and mean < rows[i - 1][1] * (1 - 1e-9):
                     falls.append(f"{key} load {LOADS[i - 1]} -> {LOADS[i]}: {1e3 * rows[i - 1][1]:.1f} -> "
                                  f"{1e3 * mean:.1f} ms")
-                sm, sp = s[key][i]
+                sm, sp, *sp99 = s[key][i]
                 over += mean > 3.0 * sm
-                e = errs.setdefault((preset, _band(S)), [[], [], "", 0.0])
+                e99 = p99[0] / sp99[0] - 1.0 if p99 and sp99 else np.nan
+                e = errs.setdefault((preset, _band(S)), [[], [], "", 0.0, []])
                 e[0].append(mean / sm - 1.0)
                 e[1].append(p90 / sp - 1.0)
+                e[4].append(e99)
                 if abs(mean / sm - 1.0) > abs(e[3]):
                     e[2], e[3] = f"{S} h{key.split()[2][1:]} CV^2 {key.split()[4]} at {LOADS[i]}", mean / sm - 1.0
+                if (key, i) in common:
+                    band = "<= 0.5" if LOADS[i] <= 0.5 else "0.6-0.8" if LOADS[i] <= 0.8 else "0.9-0.95"
+                    by_load.setdefault((preset, _band(S), band), []).append((mean / sm - 1.0, p90 / sp - 1.0, e99))
         print(f"{path}: {len(bad)} stable rows with a non-finite TTFT, {len(falls)} mean TTFTs falling as load rises, "
               f"{over} stable rows with a mean TTFT over 3 x the simulator's")
         for line in (bad + falls)[:12]:
             print("  ", line)
         print("| engine | prompts | stable rows | mean: median err | median abs err | within 10 % | p90: median err "
-              "| median abs err | within 20 % | worst mean (prompt, cached, CV^2, load) |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
-        for (preset, band), (em, ep, where, worst) in errs.items():
-            am, ap = np.abs(em), np.abs(ep)
+              "| median abs err | within 20 % | p99: median err | median abs err | worst mean (prompt, cached, CV^2, load) |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for (preset, band), (em, ep, where, worst, e99) in errs.items():
+            am, ap, a99 = np.abs(em), np.abs(ep), np.abs(e99)
+            p99_cells = (f"{100 * np.median(e99):+.1f} % | {100 * np.median(a99):.1f} %" if np.all(np.isfinite(e99))
+                         else "- | -")
             print(f"| {preset} | {band} | {len(am)} | {100 * np.median(em):+.1f} % | {100 * np.median(am):.1f} % | "
                   f"{np.mean(am <= 0.1):.0%} | {100 * np.median(ep):+.1f} % | {100 * np.median(ap):.1f} % | "
-                  f"{np.mean(ap <= 0.2):.0%} | {100 * worst:+.0f} % ({where}) |")
+                  f"{np.mean(ap <= 0.2):.0%} | {p99_cells} | {100 * worst:+.0f} % ({where}) |")
+        print(f"by load, over the {len(common)} rows stable in every file given: median err (median abs err)")
+        print("| engine | prompts | load | rows | mean | p90 | p99 |")
+        print("|---|---|---|---|---|---|---|")
+        for (preset, band, lb), v in sorted(by_load.items()):
+            a = np.array(v)
+            cells = [f"{100 * np.median(a[:, j]):+.1f} % ({100 * np.median(np.abs(a[:, j])):.1f})"
+                     if np.all(np.isfinite(a[:, j])) else "-" for j in range(3)]
+            print(f"| {preset} | {band} | {lb} | {len(a)} | " + " | ".join(cells) + " |")
 
 
 def main() -> None:
