@@ -97,18 +97,18 @@ def test_backlog_service_cv2_is_the_prefill_works():
     b = D.prefill_metrics(ph, eng, work, rate, quantiles=False)
     assert np.array_equal(a.step, b.step) and np.array_equal(a.rho, b.rho)
     assert float(b.get("ttft", "mean")[0]) > float(a.get("ttft", "mean")[0])
-    # by hand: Kingman's wait on work at the full-step speed (docs/disaggregation.md section 1,
-    # W_backlog), rho_T / (1 - rho_T) (ca^2 + cs^2) / 2 D_T, rho_T = lambda / sat, D_T = S t(T) / T
-    # = G / sat, of which the part past the k T - S tokens that fit the prompt's own step delays
-    # it (the backlog given one: w / rho_T x T / t(T) = w / rho_T x S / D_T tokens); the residual
-    # of the step in progress is the same in both, the KV-slot wait nil (slots spare)
-    sat, G = float(a.saturation_rate[0]), float(ph.lanes[0])
-    rho_T, D_T = rate / sat, G / sat
+    # by hand: Kingman's wait on work at the busy share (docs/disaggregation.md section 1,
+    # W_backlog), rho / (1 - rho) (ca^2 + cs^2) / 2 D, D = S / c t(c), of which the part past the
+    # k T - S tokens that fit the prompt's own step delays it (the backlog given one: w / rho x
+    # c / t(c) tokens); the residual of the step in progress is the same in both, the KV-slot
+    # wait nil (slots spare)
+    rho, c, t_c = float(a.rho[0]), float(a.chunk_tokens[0]), float(a.step[0])
     T = float(eng.token_budget[0])
+    D_ = 3000.0 / c * t_c
 
     def extra(cs2):
-        w = rho_T / (1.0 - rho_T) * (1.0 + cs2) / 2.0 * D_T
-        return w * np.exp(-(np.ceil(3000.0 / T) * T - 3000.0) / (w / rho_T * 3000.0 / D_T))
+        w = rho / (1.0 - rho) * (1.0 + cs2) / 2.0 * D_
+        return w * np.exp(-(np.ceil(3000.0 / T) * T - 3000.0) / (w / rho * c / t_c))
     assert float(b.wait[0] - a.wait[0]) == pytest.approx(extra(float(cv2[0])) - extra(1.0 / 12.0), rel=1e-6)
 
 

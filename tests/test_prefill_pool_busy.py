@@ -6,6 +6,8 @@ requests each, the KV transfer included)."""
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 import pytest
 
@@ -27,6 +29,7 @@ def _pool(S: int, preset: str):
     return ph, engine(ph)
 
 
+@cache
 def _both(S: int, preset: str, load: float, cached: float = 0.0):
     """(closed form, simulated mean TTFT s) at ``load`` x the prefill saturation, Poisson."""
     ph, eng = _pool(S, preset)
@@ -54,17 +57,29 @@ def test_sglang_busy_step_stays_below_the_cuda_graph_edge():
     assert float(r.get("ttft", "mean")[0]) == pytest.approx(sim, rel=0.1)
 
 
-@pytest.mark.parametrize("S, preset, load, cached", [(170, "sglang", 0.7, 0.0), (256, "sglang", 0.9, 0.0),
-                                                     (128, "realistic", 0.9, 0.3)])
-def test_short_prompts_near_saturation_do_not_explode(S, preset, load, cached):
+NEAR_SATURATION = [(170, "sglang", 0.7, 0.0), (256, "sglang", 0.9, 0.0), (128, "realistic", 0.9, 0.3)]
+
+
+@pytest.mark.parametrize("S, preset, load, cached", NEAR_SATURATION)
+def test_short_prompts_near_saturation_err_on_the_safe_side(S, preset, load, cached):
     """Short prompts near saturation: every step finds arrivals, so the busy share rho = lam D
-    of a batched (gated) step tends to 1 far below the saturation, and Kingman's backlog wait
-    on it exploded (7.3 s at SGLang's 256-token prompts at 0.9 against the simulator's 0.21 s;
-    4.8 s for vLLM's 128-token, 30 % cached, at 0.9 against 0.08 s; 4e12 ms, unstable, for
-    SGLang's 170-token prompts at 0.7). Tokens wait past a step only when steps are full, and
-    full steps drain them at T / t(T): the backlog's utilisation is lam / sat. Now stable:
-    160.1 ms against the simulator's 160.2, 213.2 against 206.8, 66.3 against 77.4 (vLLM's
-    short prompts stay optimistic near saturation: docs/disaggregation.md section 5)."""
+    of a batched (gated) step tends to 1 far below the saturation, and Kingman's backlog wait on
+    it explodes (open, docs/disaggregation.md section 5): SGLang's 170-token prompts at 0.7,
+    12.1 s against the simulator's 0.160; SGLang's 256-token at 0.9 and vLLM's 128-token (30 %
+    cached) at 0.9 unstable (KV-slot occupancy above 1), the simulator's 0.207 and 0.077 s. The
+    backlog at the full-step speed lam / sat brought them within 15 % but made capacities at
+    p90/p99 targets optimistic (the test below), so it is not used: what must hold is the safe
+    direction, a plan that never promises these rates (unstable) or prices them above the
+    simulator's mean, never below it by more than the 15 % the agreement allows."""
+    r, sim = _both(S, preset, load, cached)
+    assert (not r.stable[0]) or float(r.get("ttft", "mean")[0]) >= 0.85 * sim
+
+
+@pytest.mark.xfail(strict=True, reason="open (issue 25): the busy share's backlog explodes on short prompts near "
+                                       "saturation, pessimistic (docs/disaggregation.md s. 5)")
+@pytest.mark.parametrize("S, preset, load, cached", NEAR_SATURATION)
+def test_short_prompts_near_saturation_agree_with_the_simulator(S, preset, load, cached):
+    """Within 15 % of the simulator's mean, stable: the aim, not yet met (above)."""
     r, sim = _both(S, preset, load, cached)
     assert r.stable[0]
     assert float(r.get("ttft", "mean")[0]) == pytest.approx(sim, rel=0.15)
@@ -95,18 +110,15 @@ def test_busy_branch_takes_the_backlog_wait_as_load_py_does(monkeypatch):
     assert fixed < wait        # the window holds the busy step (2 R), not the wait
 
 
-@pytest.mark.xfail(strict=True, reason="issue 25 review: the backlog at the full-step speed (rho_T = lam / sat) "
-                                       "is a lower bound; the prefill capacity at a p99 TTFT target is 1.2-1.3 x "
-                                       "the load the simulator serves within it (docs/disaggregation.md s. 5)")
 @pytest.mark.parametrize("S, preset, target", [(256, "realistic", 0.0796), (1000, "sglang", 0.2879)])
 def test_prefill_capacity_at_a_p99_target_is_served_by_the_simulator(S, preset, target):
     """The capacity at SLO (``prefill_capacity``, what ``planner plan`` sizes a prefill pool
     by) must not promise a rate the pool does not serve within its TTFT p99 target: there the
     simulator's p99 is within 5 % of the target. Targets: twice the nearly idle mean TTFT
-    (``benchmarks/prefill_capacity_check.py``). At 7e29839: vLLM's 256-token prompts,
-    capacity 0.620 of saturation, the simulator's p99 there 1.27 x the target (it serves the
-    target to ~0.475); SGLang's 1,000-token prompts 0.608, 1.20 x (to ~0.475). At 2465cce
-    (the busy share's backlog): 0.419 and 0.343, within the target."""
+    (``benchmarks/prefill_capacity_check.py``). The simulator serves them to ~0.475 of the
+    saturation (a 0.025 grid, seeds 1-3). With the backlog at the full-step speed (lam / sat,
+    7e29839, since dropped) the capacities were 0.620 and 0.608, where the simulator's p99 is
+    1.27 and 1.20 x the target; with the busy share's backlog 0.407 and 0.317, below it."""
     from planner.physics.load import Target
     ph, eng = _pool(S, preset)
     cap = D.prefill_capacity(ph, eng, Workload(isl=float(S), osl=2.0), [Target("ttft", "p99", target)])

@@ -290,16 +290,10 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
         resid = rho * resid_busy
         # prompt-token backlog: Kingman's G/G/1 mean wait on work, only the part beyond the
         # k T - S tokens that still fit the prompt's own steps delays it (docs/load.md s. 4).
-        # Tokens wait beyond a step only when steps are full, and full steps drain them at the
-        # full-budget speed T / t(T): the work queue's utilisation is rho_T = lam / sat and
-        # its service S t(T) / T, not the busy share rho = lam D (a batched step carries what
-        # came during the one before, so rho -> 1 wherever every step finds arrivals, with
-        # no backlog at all while they fit the budget; section 1, W_backlog)
-        t_T = _prefill_step(phys, Tm, S, P, cs2)
-        D_T = S / Tm * t_T
-        rho_T = np.minimum(lam_l * D_T, 1.0)
-        w_work = rho_T / (1.0 - rho_T) * (ca2 + cs2_work) / 2.0 * D_T
-        m_tok = w_work / np.maximum(rho_T, 1e-12) * Tm / t_T
+        # Its utilisation is the busy share rho = lam D, not lam / saturation: the latter
+        # undercounts the queue at p90/p99 (docs/disaggregation.md s. 5, issue 25 review)
+        w_work = rho / (1.0 - rho) * (ca2 + cs2_work) / 2.0 * D
+        m_tok = w_work / np.maximum(rho, 1e-12) * c / t_c
         k_own = np.ceil(S / T)
         slack = np.maximum(k_own * T - S, 0.0)
         fit = np.exp(-slack / np.maximum(m_tok, 1e-12))
@@ -321,11 +315,10 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
 
         # the backlog wait as load.py's own steps take it (``joined_step``'s wait: 0 or
         # exponential, not its mean as a fixed time): it falls in the busy branch only, so
-        # there its mean is w_extra / rho and it is positive with probability rho_T fit / rho
+        # there its mean is w_extra / rho and it is positive with probability fit
         busy_wait = w_extra / np.maximum(rho, 1e-300)
-        busy_pw = np.clip(rho_T * fit / np.maximum(rho, 1e-300), 0.0, 1.0)
         t_own = (1.0 - rho) * joined_step(own, t_last, last, S, Tm, lam_l, t_chunks) \
-            + rho * joined_step(own, t_last, last, S, Tm, lam_l, 2.0 * resid_busy + t_chunks, busy_wait, busy_pw)
+            + rho * joined_step(own, t_last, last, S, Tm, lam_l, 2.0 * resid_busy + t_chunks, busy_wait, fit)
         d_own = t_chunks + t_own
         t_alone = t_chunks + t_last
         # the KV link, a second station in tandem (Kingman), its arrivals the prefill
@@ -360,8 +353,8 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
                 # work queue, P(W > t) = rho exp(-t rho / W) (a batched step finishes every
                 # prompt it carries at its end, so the work ahead delays the prompt even
                 # when it fits the same step)
-                wq = np.maximum(np.maximum(r_p, resid + exp_tail_quantile(w_extra, rho_T * fit, p)),
-                                exp_tail_quantile(w_work, rho_T, p)) \
+                wq = np.maximum(np.maximum(r_p, resid + exp_tail_quantile(w_extra, rho * fit, p)),
+                                exp_tail_quantile(w_work, rho, p)) \
                     + exp_tail_quantile(w_kv, pw_kv, p)
                 stats[("ttft", key)] = wq + d_own + exp_tail_quantile(w_link, rho_x, p) + xfer + serving
     return PrefillResult(rate=lam, chunk_tokens=c, step=t_c, service=t_alone, rho=rho, rho_link=rho_x,
