@@ -114,15 +114,18 @@ def test_the_prefill_chunk_searched_in_levels_follows_the_prompt_spread():
     """The disaggregated prefill chunk's search reads the spread of the rows it is given (one
     predicate for the whole table and for bisect_levels' repeated rows): spread prompts make
     longer steps, more prompts arrive during one, so the chunk grows; the root solves its own
-    equation c = c1 E[N(m(c))] on the spread's step."""
+    equation m = lam S E[t(c1 N)] / c1 on the spread's step (N = min(max(1, A), K), A ~ Poisson(m))."""
     ph, _ = _phys("llama-3.1-70b", "realistic")
     S = ph.configs.input_tokens
     sat = D.prefill_saturation(ph, L.engine(ph), S, 0.0)
     lam = 0.5 * sat
     fixed = D._prefill_chunk(ph, lam, S, 8192.0, 0.0, 0.0)[0]
     spread = D._prefill_chunk(ph, lam, S, 8192.0, 0.0, 1.0)
-    c, c1, m, K = spread
+    c, c1, m, K, t = spread
     assert np.all(spread[0] >= fixed) and np.any(spread[0] > fixed * 1.01)
-    root = c1 * D._pieces(lam * S * D._prefill_step(ph, c, S, 0.0, 1.0) / c1, K)[0]
-    inside = c < K * c1
-    np.testing.assert_allclose(c[inside], root[inside], rtol=1e-6)
+    # the root solves m = lam S E[t(c1 N)] / c1 on the spread's step, the chunk c1 E[N]
+    table = np.stack([D._prefill_step(ph, c1 * np.minimum(k, K), S, 0.0, 1.0) for k in range(1, int(K.max()) + 1)])
+    e_n, _, _, e_t = D._pieces(m, K, values=table)
+    np.testing.assert_allclose(t, e_t, rtol=1e-12)
+    np.testing.assert_allclose(m, lam * S * e_t / c1, rtol=1e-6)
+    np.testing.assert_allclose(c, c1 * e_n, rtol=1e-12)

@@ -32,6 +32,23 @@ def _one(S=3000.0, Osl=200.0):
     return ph, L.engine(ph)
 
 
+def _busy_step_is_the_mean_over_the_count(ph, eng, r, rate, S, units):
+    """The busy step (docs/disaggregation.md section 1): the mean over the count N = min(max(1,
+    A), K) of the step of N pieces c1, each step priced by hand at ``units(c)`` attention units
+    and c / S LM-head rows; m = lam S E[t] / c1 pieces arrive during one, and the chunk is
+    c1 E[N] (the fixed point to the bisection's 2^-30)."""
+    T = float(eng.token_budget[0])
+    c1 = S / np.ceil(S / T)
+    K = np.floor(T / c1)
+    n = np.arange(1.0, K + 1.0)
+    table = np.stack([L.step_time(ph, 0.0, 0.0, np.array([c1 * k]), units(np.array([c1 * k])), np.array([c1 * k / S]))
+                      for k in n])
+    m = rate / float(ph.lanes[0]) * S * r.step / c1
+    e_n, _, _, e_t = D._pieces(m, np.array([K]), values=table)
+    assert r.step == pytest.approx(e_t, rel=1e-7)
+    assert r.chunk_tokens == pytest.approx(c1 * e_n, rel=1e-7)
+
+
 def test_fixed_lengths_price_attention_at_s_plus_2p_exactly():
     """Metamorphic: CV^2 0 (with or without the length moments) prices a step of c tokens at
     c (S + 2P) attention units, the formula before the change, to the last bit."""
@@ -39,8 +56,7 @@ def test_fixed_lengths_price_attention_at_s_plus_2p_exactly():
     S, P = 2500.0, 500.0
     for wl in (L.Workload(3000.0, 200.0, cached=P), L.Workload(3000.0, 200.0, cached=P, isl_m3=1.0, isl_m4=1.0)):
         r = D.prefill_metrics(ph, eng, wl, 0.5, quantiles=False)
-        c = r.chunk_tokens
-        assert np.array_equal(r.step, L.step_time(ph, 0.0, 0.0, c, c * (S + 2.0 * P), c / S))
+        _busy_step_is_the_mean_over_the_count(ph, eng, r, 0.5, S, lambda c, S=S: c * (S + 2.0 * P))
         T = eng.token_budget
         assert np.array_equal(r.saturation_rate, ph.lanes * T / (S * L.step_time(ph, 0.0, 0.0, T, T * (S + 2.0 * P), T / S)))
     plain = D.prefill_metrics(ph, eng, L.Workload(3000.0, 200.0), 0.5)
@@ -57,8 +73,7 @@ def test_spread_prompts_price_attention_by_hand():
     ph, eng = _one()
     wl = L.Workload(3000.0, 200.0, isl_cv2=0.25)
     r = D.prefill_metrics(ph, eng, wl, 0.5, quantiles=False)
-    c = r.chunk_tokens
-    assert np.array_equal(r.step, L.step_time(ph, 0.0, 0.0, c, c * 3750.0, c / 3000.0))
+    _busy_step_is_the_mean_over_the_count(ph, eng, r, 0.5, 3000.0, lambda c: c * 3750.0)
     T = eng.token_budget
     sat = ph.lanes * T / (3000.0 * L.step_time(ph, 0.0, 0.0, T, T * 3750.0, T / 3000.0))
     assert r.saturation_rate == pytest.approx(sat, rel=1e-12)
@@ -82,9 +97,11 @@ def test_backlog_service_cv2_is_the_prefill_works():
     b = D.prefill_metrics(ph, eng, work, rate, quantiles=False)
     assert np.array_equal(a.step, b.step) and np.array_equal(a.rho, b.rho)
     assert float(b.get("ttft", "mean")[0]) > float(a.get("ttft", "mean")[0])
-    # by hand: Kingman's wait on work, rho / (1 - rho) (ca^2 + cs^2) / 2 D, D = S / c t(c), of
-    # which the part past the k T - S tokens that fit the prompt's own step delays it; the
-    # residual of the step in progress is the same in both, the KV-slot wait nil (slots spare)
+    # by hand: Kingman's wait on work at the busy share (docs/disaggregation.md section 1,
+    # W_backlog), rho / (1 - rho) (ca^2 + cs^2) / 2 D, D = S / c t(c), of which the part past the
+    # k T - S tokens that fit the prompt's own step delays it (the backlog given one: w / rho x
+    # c / t(c) tokens); the residual of the step in progress is the same in both, the KV-slot
+    # wait nil (slots spare)
     rho, c, t_c = float(a.rho[0]), float(a.chunk_tokens[0]), float(a.step[0])
     T = float(eng.token_budget[0])
     D_ = 3000.0 / c * t_c

@@ -177,15 +177,17 @@ def prefill_saturation(phys: StepPhysics, eng: Engine, isl, cached=0.0, isl_cv2=
         return phys.lanes * T / (S * _prefill_step(phys, T, S, P, _arr(isl_cv2, n)))
 
 
-def _pieces(m, K, terms: int = 256):
+def _pieces(m, K, terms: int = 256, values=None):
     """Mean, variance and d(mean)/dm of N = min(max(1, A), K), A ~ Poisson(m): the pieces a
     busy step carries when m arrived during the previous one and K fit the token budget
-    (section 1). The Poisson sum runs to ``terms`` (K beyond it is taken as unbounded)."""
+    (section 1), and with ``values`` (v_n at N = n on a leading axis, n = 1..max K) E[v_N].
+    The Poisson sum runs to ``terms`` (K beyond it is taken as unbounded)."""
     K = np.minimum(np.maximum(np.floor(K), 1.0), float(terms))
     pmf = np.exp(-m)                  # P(A = 0)
     cdf = pmf.copy()
     e1 = pmf * 1.0                    # A = 0 counts as N = 1
     e2 = pmf * 1.0
+    ev = None if values is None else pmf * values[0]
     below = cdf.copy()                # P(A <= K - 1), K >= 1
     # terms j >= max K change nothing returned (e1, e2 take j < K, ``below`` j <= K - 1): stop there
     for j in range(1, int(np.max(K, initial=1.0))):
@@ -194,40 +196,53 @@ def _pieces(m, K, terms: int = 256):
         inside = j < K
         e1 = e1 + np.where(inside, pmf * j, 0.0)
         e2 = e2 + np.where(inside, pmf * j * j, 0.0)
+        if values is not None:
+            ev = ev + np.where(inside, pmf * values[j - 1], 0.0)
         below = np.where(j <= K - 1.0, cdf, below)
     tail = np.maximum(1.0 - below, 0.0)                                        # P(A >= K)
     e1 = np.where(K > 1.0, e1 + tail * K, 1.0)                                 # K = 1: N = 1 always
     e2 = np.where(K > 1.0, e2 + tail * K * K, 1.0)
     slope = np.where(K > 1.0, below - np.exp(-m), 0.0)
-    return e1, np.maximum(e2 - e1 * e1, 0.0), np.maximum(slope, 0.0)
+    out = e1, np.maximum(e2 - e1 * e1, 0.0), np.maximum(slope, 0.0)
+    if values is None:
+        return out
+    at_k = np.take_along_axis(values, (K.astype(np.int64) - 1)[None], axis=0)[0]
+    return (*out, np.where(K > 1.0, ev + tail * at_k, values[0]))
 
 
-def _prefill_chunk(phys: StepPhysics, lam_l, S, T, P, cv2, iters: int = 40):
-    """Mean chunk of a busy step (section 1, gated batch service): a step carries what
-    arrived during the one before, at least the piece c1 = S / ceil(S/T) of the prompt that
-    starts a busy period and at most the K = T / c1 pieces the budget holds. With
-    m = lam S t(c) / c1 pieces arriving per step (Poisson), N = min(max(1, A), K):
-    c = c1 E[N], solved for c by bisection (t(c) the mean step at the mean chunk)."""
-    c1 = S / np.ceil(S / T)
+def _prefill_chunk(phys: StepPhysics, lam_l, S, T, P, cv2, iters: int = 30, scan: int = 16):
+    """Mean chunk and mean step of a busy step (section 1, gated batch service): a step
+    carries what arrived during the one before, at least the piece c1 = S / ceil(S/T) of the
+    prompt that starts a busy period and at most the K = T / c1 pieces the budget holds. With
+    m pieces arriving per step (Poisson), N = min(max(1, A), K), the mean step is
+    E[t(c1 N)] over the count (the step jumps past the CUDA graphs, so it is not the step at
+    the mean chunk) and m = lam S E[t(c1 N)] / c1: the lowest root in m (the pool fills from
+    empty), found by a geometric scan of ``scan`` points from the one-piece step's m to the
+    full step's, then bisection. Returns (c = c1 E[N], c1, m, K, E[t])."""
+    n = len(phys)
+    lam, S_, P_, cv2_ = (_arr(v, n) for v in (lam_l, S, P, cv2))
+    c1 = S_ / np.ceil(S_ / T)
     Tm = np.maximum(T, c1)
     K = np.floor(Tm / c1)
+    Kc = np.minimum(np.maximum(K, 1.0), 256.0)                 # _pieces' terms
+    counts = np.arange(1.0, np.max(Kc, initial=1.0) + 1.0)[:, None]
+    table = _prefill_step(phys, c1 * np.minimum(counts, Kc), S_, P_, cv2_)     # t(c1 n), n = 1..max K
+    rate = lam * S_ / c1
 
-    n = len(phys)
-    # (phys, lam, S, P, cv2, c1, K) of the rows given (None: all), as bisect_levels repeats them
-    at = rows_taken(lambda rows: (phys.take(rows), *(_arr(v, n)[rows] for v in (lam_l, S, P, cv2, c1, K))),
-                    (phys, lam_l, S, P, cv2, c1, K))
-
-    def m_of(c, rows=None):
-        ph, lam_r, S_r, P_r, cv2_r, c1_r, _ = at(rows)
-        return lam_r * S_r * _prefill_step(ph, c, S_r, P_r, cv2_r) / c1_r
-
-    def above(c, rows=None):       # the root lies above c
-        _, _, _, _, _, c1_r, K_r = at(rows)
-        return c1_r * _pieces(m_of(c, rows), K_r)[0] > c
-    _, hi = bisect_levels(above, c1.copy(), K * c1, iters)
-    c = np.where(above(K * c1), K * c1, hi)
-    m = m_of(c)
-    return c, c1, m, K
+    def below_root(m, rows=None):   # lam S E[t] / c1 > m on the rows given (None: all)
+        r, k, v = (rate, K, table) if rows is None else (rate[rows], K[rows], table[:, rows])
+        return r * _pieces(m, k, values=v)[3] > m
+    t_k = np.take_along_axis(table, (Kc.astype(np.int64) - 1)[None], axis=0)[0]
+    m_lo, m_hi = rate * table[0], np.maximum(rate * t_k, rate * table[0])
+    # the scan's points, all in one call (a leading axis); the first not below the root ends it
+    x = m_lo * (m_hi / np.maximum(m_lo, 1e-300)) ** (np.arange(scan)[:, None] / (scan - 1.0))
+    first = np.argmin(below_root(x), axis=0)                   # below at every point: the last (m_hi)
+    hi = np.take_along_axis(x, first[None], axis=0)[0]
+    lo = np.take_along_axis(x, np.maximum(first - 1, 0)[None], axis=0)[0]
+    _, hi = bisect_levels(below_root, lo, hi, iters, geometric=True)
+    m = np.where(lam > 0.0, hi, 0.0)
+    e_n, _, _, t_mean = _pieces(m, K, values=table)
+    return c1 * e_n, c1, m, K, t_mean
 
 
 def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
@@ -246,8 +261,7 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
     ca2, cs2 = _arr(wl.arrival_cv2, n), _arr(wl.isl_cv2, n)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         lam_l = lam / G
-        c, c1, m, K = _prefill_chunk(phys, lam_l, S, T, P, cs2)
-        t_c = _prefill_step(phys, c, S, P, cs2)
+        c, c1, m, K, t_c = _prefill_chunk(phys, lam_l, S, T, P, cs2)
         D = S / c * t_c                                   # engine time per prompt
         rho = np.minimum(lam_l * D, 1.0)
         sat = prefill_saturation(phys, eng, S_all, P, cs2)
@@ -275,7 +289,9 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
         resid_busy = sum(f * t / 2.0 for f, t in zip(shares, kinds))
         resid = rho * resid_busy
         # prompt-token backlog: Kingman's G/G/1 mean wait on work, only the part beyond the
-        # k T - S tokens that still fit the prompt's own steps delays it (docs/load.md s. 4)
+        # k T - S tokens that still fit the prompt's own steps delays it (docs/load.md s. 4).
+        # Its utilisation is the busy share rho = lam D, not lam / saturation: the latter
+        # undercounts the queue at p90/p99 (docs/disaggregation.md s. 5, issue 25 review)
         w_work = rho / (1.0 - rho) * (ca2 + cs2_work) / 2.0 * D
         m_tok = w_work / np.maximum(rho, 1e-12) * c / t_c
         k_own = np.ceil(S / T)
@@ -297,9 +313,12 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
         t_chunks = (k_own - 1.0) * _prefill_step(phys, T, S, P, cs2)
         t_last = own(last)
 
-        def joined(window):
-            return joined_step(own, t_last, last, S, Tm, lam_l, window)
-        t_own = (1.0 - rho) * joined(t_chunks) + rho * joined(2.0 * resid_busy + w_extra + t_chunks)
+        # the backlog wait as load.py's own steps take it (``joined_step``'s wait: 0 or
+        # exponential, not its mean as a fixed time): it falls in the busy branch only, so
+        # there its mean is w_extra / rho and it is positive with probability fit
+        busy_wait = w_extra / np.maximum(rho, 1e-300)
+        t_own = (1.0 - rho) * joined_step(own, t_last, last, S, Tm, lam_l, t_chunks) \
+            + rho * joined_step(own, t_last, last, S, Tm, lam_l, 2.0 * resid_busy + t_chunks, busy_wait, fit)
         d_own = t_chunks + t_own
         t_alone = t_chunks + t_last
         # the KV link, a second station in tandem (Kingman), its arrivals the prefill
