@@ -6,6 +6,7 @@ import pytest
 from plan_checks import violations
 
 from planner.backends.base import BACKENDS
+from planner.candidates.cache import PhysicsCache
 from planner.plan.solve import plan
 from planner.resolve.problem import resolve
 from planner.schemas.plan import load_plan_spec
@@ -20,7 +21,8 @@ RTOL = 1e-6   # docs/formulation.md section 5: integer rounding and solver toler
 def results(request):
     spec, doc = load_plan_spec(str(request.param))
     k = min(spec.ranks(), 3)
-    return resolve(spec, doc), {b: plan(spec, doc, backend=b, top_k=k) for b in BACKENDS}
+    cache = PhysicsCache()      # the physics computed once for the four (the same figures: test_candidate_cache.py)
+    return resolve(spec, doc), {b: plan(spec, doc, backend=b, top_k=k, cache=cache) for b in BACKENDS}
 
 
 def test_backends_agree_on_status_and_objectives(results):
