@@ -521,25 +521,62 @@ def _pooled(c: Candidates, role: np.ndarray, rows: list[int], top: np.ndarray, p
     agg_s = [_part_served(role, per_replica, list(zip(*a)), pooled=False) for a in agg]
     pools_s = [[_part_served(role, per_replica, list(zip(*b)), pooled=True) for b in p] for p in pools]
     agg_v, pools_v = [a for a, _ in agg_s], [[m for m, _ in p] for p in pools_s]
+    keep = _kept(agg_s, pools_s, d, partial, minimal)
     out = []
-    for i, picked in enumerate(itertools.product(range(len(agg)), *[range(len(p)) for p in pools])):
+    for i, flat in enumerate(np.flatnonzero(keep)):
         if not i & 4095:
             _in_time(deadline)
-        cap = _joined(agg_v[picked[0]], [v[q] for v, q in zip(pools_v, picked[1:])])
-        if cap < d * (1 - 1e-12) and not partial:
-            continue
+        picked = np.unravel_index(flat, keep.shape)
         parts = [agg[picked[0]], *(p[q] for p, q in zip(pools, picked[1:]))]
         sub = tuple(j for p in parts for j in p[0])
         if not sub and not partial:
             continue
-        (a, a_less), ms = agg_s[picked[0]], [s[q] for s, q in zip(pools_s, picked[1:])]
-        if minimal and not partial and (
-                any(_joined(x, [m for m, _ in ms]) >= d * (1 - 1e-12) for x in a_less)
-                or any(_joined(a, [m for m, _ in ms[:k]] + [x] + [m for m, _ in ms[k + 1:]]) >= d * (1 - 1e-12)
-                       for k, (_, less) in enumerate(ms) for x in less)):
-            continue
+        cap = _joined(agg_v[picked[0]], [v[q] for v, q in zip(pools_v, picked[1:])])
         out.append((sub, tuple(r for p in parts for r in p[1]), min(1.0, cap / d)))
     return out
+
+
+def _kept(agg_s: list, pools_s: list[list], d: float, partial: bool, minimal: bool) -> np.ndarray:
+    """Which options of ``_pooled``'s product (axes: the aggregated choice, then each format's
+    pools, in itertools.product's order) serve the demand (all with ``partial``) and, with
+    ``minimal``, serve it no more once any one replica is removed: ``_joined``'s sums taken over
+    the whole product at once, each the same
+    float additions in the same order (a part without a pool adds 0.0: its figures are never
+    negative, so x + 0.0 is x). A replica fewer is tested at the largest figure a part keeps
+    with one replica fewer: the sum never falls as one term rises, so some smaller option
+    meets the demand exactly when the largest does."""
+    axes = 1 + len(pools_s)
+
+    def grid(values: list, axis: int) -> np.ndarray:
+        v = np.array([-np.inf if x is _NONE else 0.0 if x is None else x for x in values], float)
+        return v.reshape([-1 if k == axis else 1 for k in range(axes)])
+
+    def joined(a: np.ndarray, pools: list[np.ndarray]) -> np.ndarray:
+        total: Any = 0.0
+        for m in pools:
+            total = total + m
+        return a + total
+
+    def largest(less: list) -> Any:
+        return _NONE if not less else max(0.0 if x is None else x for x in less)
+
+    served = [grid([m for m, _ in p], k + 1) for k, p in enumerate(pools_s)]
+    agg = grid([a for a, _ in agg_s], 0)
+    shape = tuple(len(p) for p in [agg_s, *pools_s])
+    if partial:
+        return np.ones(shape, dtype=bool)
+    threshold = d * (1 - 1e-12)
+    keep = np.broadcast_to(joined(agg, served) >= threshold, shape).copy()
+    if minimal:
+        keep &= ~(joined(grid([largest(less) for _, less in agg_s], 0), served) >= threshold)
+        for k, p in enumerate(pools_s):
+            fewer = grid([largest(less) for _, less in p], k + 1)
+            keep &= ~(joined(agg, served[:k] + [fewer] + served[k + 1:]) >= threshold)
+    return keep
+
+
+_NONE = object()
+"""No figure with a replica fewer (a part of no rows): no smaller option to test (-inf)."""
 
 
 def _part_served(role: np.ndarray, per_replica: np.ndarray, picks: list[tuple[int, int]], pooled: bool
