@@ -82,7 +82,9 @@ SMALL = {
 @pytest.fixture(scope="module", params=sorted(SMALL), ids=str)
 def solved(request):
     spec = SMALL[request.param]
-    return spec, _oracle(spec), {b: schedule(spec, backend=b, time_limit=60) for b in LINEAR}
+    # a cap, not a target: these solve in seconds, but the per-period optima get a share of the
+    # limit each (plan/schedule.py), and under a loaded machine a 60 s cap left one unproven
+    return spec, _oracle(spec), {b: schedule(spec, backend=b, time_limit=300) for b in LINEAR}
 
 
 def test_every_backend_agrees_with_the_oracle_on_small_schedules(solved):
