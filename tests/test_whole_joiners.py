@@ -380,3 +380,29 @@ def test_the_load_model_s_figures_are_the_same_with_the_counts_split_or_stacked(
     split = figures()
     assert all(np.array_equal(x, y, equal_nan=True) for x, y in zip(split, stacked))
     assert set(taken) == {"load", "disagg"}         # both split
+
+
+def test_a_configuration_whose_step_is_infinite_is_the_same_split_or_stacked(monkeypatch):
+    """A configuration whose step is infinite (a scheme its GPU cannot run: ``lin_prefill``
+    inf) at the split's count exactly: stacked, its counts past its own K add 0 x inf = nan;
+    split, it was left out of the second call and its figure came back inf. Rows already
+    non-finite go through the second call too, so the figure is the stacked one bit for bit."""
+    import planner.physics.numerics as numerics
+
+    monkeypatch.setattr(numerics, "JOINER_CALL_COST", 0)
+    monkeypatch.setattr(numerics, "JOINER_TAKE_COST", 0.0)
+    n = 8
+    a = np.full(n, 1e-3)
+    a[0] = np.inf                                   # its own K 0 (rate x fixed tiny), the others many
+    rate, fixed, last = np.where(np.arange(n) == 0, 1e-3, 200.0), np.full(n, 0.01), np.full(n, 100.0)
+
+    def step(c):
+        return a + 1e-6 * c
+
+    def step_at(rows, m):
+        return lambda c: a[rows] + 1e-6 * c
+    with np.errstate(invalid="ignore"):
+        stacked = joined_step(step, step(last), last, 100.0, 1e5, rate, fixed)
+        split = joined_step(step, step(last), last, 100.0, 1e5, rate, fixed, step_at=step_at)
+    assert np.isnan(stacked[0])
+    assert np.array_equal(split, stacked, equal_nan=True)
