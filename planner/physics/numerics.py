@@ -233,7 +233,7 @@ def joined_step(step, alone, last, size, cap, rate, fixed, wait=0.0, prob_wait=1
     the call's largest K only some), k chosen for the least work (``_joiner_split``); the
     figures are the same bit for bit, each configuration's terms computed and summed in the
     same order (a count past its own K has probability 0 and adds 0; where the step is not
-    finite, 0 x inf = nan: configurations whose figure is not finite by k are taken too)."""
+    finite, 0 x inf = nan: configurations whose figure is infinite by k are taken too)."""
     mean, pmf = joiner_counts(rate, fixed, wait, prob_wait)
     p0 = next(pmf)
     below, summed = p0, 0.0 * p0
@@ -267,9 +267,11 @@ def joined_step(step, alone, last, size, cap, rate, fixed, wait=0.0, prob_wait=1
     for i, q in enumerate(probs[:k]):  # elementwise, in order: a configuration's figure is the same in any call
         out = out + q * t[i]
     if k < K and step_at is not None:       # (k < K only with step_at)
-        # and the configurations already non-finite (a step infinite at every count): stacked,
-        # their counts past their own K add 0 x inf = nan, which leaving them out would not
-        rows = np.flatnonzero((own_k > k) | ~np.isfinite(out))
+        # and the configurations already infinite (a step infinite at every count): stacked,
+        # their counts past their own K add 0 x inf = nan, which leaving them out would not (a
+        # NaN stays itself, its sign too, so those are left out: taken, a step of the taken
+        # configurations may give a NaN of the other sign)
+        rows = np.flatnonzero((own_k > k) | np.isinf(out))
         lv, sv, cv = (np.broadcast_to(v, shape)[rows] for v in (last, size, cap))
         t = step_at(rows, shape[0])(np.minimum(cv, lv + sv * np.arange(k + 1.0, K + 1.0)[:, None]))
         part = out[rows]
