@@ -8,7 +8,7 @@ from planner.physics.options import PRESETS, Assumptions
 from planner.physics.perf import Arch, critical_batch, evaluate
 from planner.physics.quant import SCHEMES
 from planner.physics.space import Configs, GpuTable
-from planner.physics.terms import allreduce_factor, experts_touched
+from planner.physics.terms import allreduce_factor, expected_touched, experts_touched
 from planner.pricing import cost_per_hour, cost_per_million_tokens
 from planner.schemas.common import Tco
 
@@ -29,6 +29,22 @@ def test_experts_touched_deepseek():
     arch = Arch.of(CAT.model("deepseek-v3"))
     got = experts_touched(arch, np.array([1.0, 8.0, 32.0, 64.0]), PRESETS["realistic"])
     assert np.round(got).tolist() == [8, 57, 163, 222]
+
+
+@pytest.mark.parametrize("model", ["deepseek-v3", "qwen3-30b-a3b", "gpt-oss-20b"])
+def test_expected_touched_is_the_formula_bit_for_bit_where_every_expert_is_hit(model):
+    """``expected_touched`` skips the power where (1 - k/E)^tokens is below 2^-60, whose 1 - it
+    is exactly 1.0: the same figures bit for bit as E (1 - (1 - k/E)^max(tokens, 1)) evaluated
+    everywhere, across the skip's threshold, and all E past it (nan stays nan, a scalar is a
+    scalar)."""
+    arch = Arch.of(CAT.model(model))
+    E, k = arch.params.num_experts, arch.params.experts_per_token
+    tokens = np.concatenate([[-3.0, 0.0, 0.5, 1.0, np.inf, np.nan], np.linspace(1.0, 5000.0, 20_001),
+                             np.geomspace(1.0, 1e7, 4001)])
+    got = expected_touched(arch, tokens)
+    assert np.array_equal(got, E * (1.0 - (1.0 - k / E) ** np.maximum(tokens, 1.0)), equal_nan=True)
+    assert got[-1] == E and np.count_nonzero(got == E) > 1000 and np.isnan(got[5])
+    assert np.ndim(expected_touched(arch, 7.0)) == 0 and expected_touched(arch, 7.0) == E * (1.0 - (1.0 - k / E) ** 7.0)
 
 
 def test_allreduce_factors():

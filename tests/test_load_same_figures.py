@@ -56,3 +56,44 @@ def test_in_order_is_sum_with_signed_zeros_infinities_and_nan():
             want = sum(terms[j] for j in range(k))
             got = N._in_order(terms)
         assert _same(got, want)
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINE_PRESETS))
+@pytest.mark.parametrize("model", ["mixtral-8x7b", "gemma-3-27b", "nemotron-3-nano-30b-a3b"])
+@pytest.mark.parametrize("split", ["first", "middle"])
+def test_the_joiner_split_at_any_count_is_the_stacked_call(monkeypatch, engine, model, split):
+    """``joined_step``'s split (issue 26) at any k, not only ``_joiner_split``'s choice: the
+    open and closed loops (clients together and independent), the prefill pool, a prefix cache
+    and speculative decoding, MoE, sliding-window and state-space layers, every figure the same
+    bit for bit as the stacked call (the split forced at k = 0 or K // 2 on every call)."""
+    from planner.physics.disagg import prefill_metrics
+
+    o = PRESETS[ENGINE_PRESETS[engine]].model_copy(update={"speculative_tokens": 2})
+    t = GpuTable.build([CAT.gpus["h100-sxm"], CAT.gpus["a100-80gb"]])
+    c = Configs.grid(range(len(t.gpus)), [0, 2], [0], [1, 2], [1], [1, 2], [8, 256], [2000], [300])
+    ph = L.step_physics(CAT.model(model), t, c, o)
+    eng, k = L.engine(ph), len(ph)
+    rng = np.random.default_rng(k)
+    w = L.Workload(isl=rng.choice([100.0, 2000.0, 9000.0], k), osl=300.0, arrival_cv2=rng.choice([1.0, 30.0], k),
+                   isl_cv2=0.5, cached=rng.choice([0.0, 50.0], k))
+    sat = L.load_metrics(ph, eng, w, rate=np.zeros(k)).saturation_rate
+    rate = rng.uniform(0.05, 1.1, k) * sat
+    clients = rng.choice([1.0, 16.0, 512.0], k)
+
+    def figures():
+        with np.errstate(all="ignore"):
+            rs = [L.load_metrics(ph, eng, w, rate=rate), L.load_metrics(ph, eng, w, clients=clients),
+                  L.load_metrics(ph, eng, L.Workload(isl=2000.0, osl=300.0, start="together"), clients=clients),
+                  prefill_metrics(ph, eng, w, rate)]
+        return [v for r in rs for v in r.stats.values()] + [rs[-1].prefill, rs[-1].service, rs[-1].wait]
+    monkeypatch.setattr(N, "JOINER_CALL_COST", 10 ** 12)
+    stacked = figures()
+    taken = []
+
+    def at(own_k, K):
+        taken.append(K)
+        return 0 if split == "first" else K // 2
+    monkeypatch.setattr(N, "_joiner_split", at)
+    split_figures = figures()
+    assert any(K > 1 for K in taken)
+    assert len(split_figures) == len(stacked) and all(_same(x, y) for x, y in zip(split_figures, stacked))

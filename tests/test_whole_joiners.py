@@ -15,8 +15,8 @@ from planner.physics.disagg import _own_attention, _prefill_step, prefill_metric
 from planner.physics.load import Workload, engine, load_metrics, step_physics
 from planner.physics.numerics import JOINERS_SUMMED, JOINERS_TAIL, joined_step, joiner_counts
 from planner.physics.options import PRESETS
-from planner.physics.space import Configs, GpuTable
-from planner.physics.step import step_time
+from planner.physics.space import KV_NAMES, SCHEME_NAMES, Configs, GpuTable
+from planner.physics.step import at_rows, step_time
 
 CAT = Catalog.default()
 
@@ -302,3 +302,108 @@ def test_no_arrivals_over_an_endless_time_is_the_prompt_alone():
     got = joined_step(step, alone, 100.0, 100.0, 8192.0, np.array([0.0, 0.0]), np.array([1.0, np.inf]),
                       np.array([np.inf, 0.0]), 1.0)
     assert np.array_equal(got, [alone, alone])
+
+
+def _mixed_counts(n: int):
+    """``n`` configurations, each its own step (t = a + b c and the graphs' jump), most with a
+    light Poisson count of joiners (mean at most 0.04: own K 2-3), every seventh with a heavy geometric one (K = 16)."""
+    rng = np.random.default_rng(5)
+    a, b = rng.uniform(3e-3, 6e-3, n), rng.uniform(5e-6, 2e-5, n)
+    heavy = np.arange(n) % 7 == 0
+    rate, fixed = rng.uniform(1.0, 4.0, n), rng.uniform(0.001, 0.01, n)
+    wait, pw = np.where(heavy, 10.0, 0.0), np.where(heavy, 0.5, 1.0)
+    last = rng.choice([100.0, 256.0, 300.0], n)
+    return a, b, last, (rate, fixed, wait, pw)
+
+
+def test_counts_past_a_configuration_s_own_k_are_left_out_with_the_same_figures(monkeypatch):
+    """``step_at``: the counts above a split are evaluated only on the configurations whose own
+    K passes it (``_joiner_split``), the figures the same bit for bit as the stacked call over
+    every configuration; with the cost of taking configurations at 0 the split is taken, and
+    the configurations taken are the heavy ones only."""
+    import planner.physics.numerics as numerics
+
+    n = 700
+    a, b, last, args = _mixed_counts(n)
+    taken = []
+
+    def step(c):
+        return a + b * c + _toy_step(c)
+
+    def step_at(rows, m):
+        assert m == n
+        taken.append(rows)
+        return lambda c: a[rows] + b[rows] * c + _toy_step(c)
+    stacked = joined_step(step, step(last), last, 256.0, 8192.0, *args)
+    monkeypatch.setattr(numerics, "JOINER_CALL_COST", 0)
+    monkeypatch.setattr(numerics, "JOINER_TAKE_COST", 0.0)
+    split = joined_step(step, step(last), last, 256.0, 8192.0, *args, step_at=step_at)
+    assert np.array_equal(split, stacked)
+    (rows,) = taken
+    assert 0 < len(rows) <= n // 7 + 1 and np.all(rows % 7 == 0)
+
+
+@pytest.mark.parametrize("preset", ["realistic", "sglang"])
+def test_the_load_model_s_figures_are_the_same_with_the_counts_split_or_stacked(monkeypatch, preset):
+    """load.py's own steps and disagg.py's prefill pool pass ``step_at`` (the configurations
+    taken, ``at_rows``): every figure of the load model and of the prefill pool over a grid of
+    configurations and rates is the same bit for bit with the split forced (taking free) and
+    with none (taking dearer than any saving)."""
+    import planner.physics.numerics as numerics
+
+    t = GpuTable.build([CAT.gpus[g] for g in ("h100-sxm", "a100-80gb", "l40s")])
+    cfg = Configs.grid([0, 1, 2], [SCHEME_NAMES.index("w16a16"), SCHEME_NAMES.index("w8a8-fp8")],
+                       [KV_NAMES.index("bf16")], [1, 2, 4], [1], [1], [8, 32, 128, 256], [512], [256])
+    ph = step_physics(CAT.model("llama-3.1-8b"), t, cfg, PRESETS[preset])
+    eng = engine(ph)
+    w = Workload(isl=512.0, osl=256.0, arrival_cv2=4.0)
+    sat = load_metrics(ph, eng, w, rate=np.zeros(len(ph))).saturation_rate
+    rate = np.linspace(0.2, 0.95, len(ph)) * sat
+
+    def figures():
+        r = load_metrics(ph, eng, w, rate=rate)
+        p = prefill_metrics(ph, eng, w, rate)
+        return list(r.stats.values()) + [p.prefill, p.service, p.wait] + list(p.stats.values())
+    import planner.physics.disagg as disagg_mod
+    import planner.physics.load as load_mod
+    taken: dict[str, int] = {}
+    for name, mod in (("load", load_mod), ("disagg", disagg_mod)):
+        def spy(rows, n, *values, _name=name):
+            taken[_name] = taken.get(_name, 0) + 1
+            return at_rows(rows, n, *values)
+        monkeypatch.setattr(mod, "at_rows", spy)
+    monkeypatch.setattr(numerics, "JOINER_CALL_COST", 10 ** 12)
+    stacked = figures()
+    assert taken == {}
+    monkeypatch.setattr(numerics, "JOINER_CALL_COST", 0)
+    monkeypatch.setattr(numerics, "JOINER_TAKE_COST", 0.0)
+    split = figures()
+    assert all(np.array_equal(x, y, equal_nan=True) for x, y in zip(split, stacked))
+    assert set(taken) == {"load", "disagg"}         # both split
+
+
+def test_a_configuration_whose_step_is_infinite_is_the_same_split_or_stacked(monkeypatch):
+    """A configuration whose step is infinite (a scheme its GPU cannot run: ``lin_prefill``
+    inf) at the split's count exactly: stacked, its counts past its own K add 0 x inf = nan;
+    split, it was left out of the second call and its figure came back inf. Rows already
+    infinite go through the second call too, so the figure is the stacked one bit for bit
+    (NaN's sign included)."""
+    import planner.physics.numerics as numerics
+
+    monkeypatch.setattr(numerics, "JOINER_CALL_COST", 0)
+    monkeypatch.setattr(numerics, "JOINER_TAKE_COST", 0.0)
+    n = 8
+    a = np.full(n, 1e-3)
+    a[0] = np.inf                                   # its own K 0 (rate x fixed tiny), the others many
+    rate, fixed, last = np.where(np.arange(n) == 0, 1e-3, 200.0), np.full(n, 0.01), np.full(n, 100.0)
+
+    def step(c):
+        return a + 1e-6 * c
+
+    def step_at(rows, m):
+        return lambda c: a[rows] + 1e-6 * c
+    with np.errstate(invalid="ignore"):
+        stacked = joined_step(step, step(last), last, 100.0, 1e5, rate, fixed)
+        split = joined_step(step, step(last), last, 100.0, 1e5, rate, fixed, step_at=step_at)
+    assert np.isnan(stacked[0])
+    assert np.array_equal(split, stacked, equal_nan=True) and np.array_equal(np.signbit(split), np.signbit(stacked))

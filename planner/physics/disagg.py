@@ -47,7 +47,7 @@ from planner.physics.numerics import (
     joined_step,
     rows_taken,
 )
-from planner.physics.step import StepPhysics, step_time
+from planner.physics.step import StepPhysics, at_rows, step_time
 from planner.physics.terms import KV_BYTES, query_tokens, tokens_per_step, transfer
 
 LinkKind = Literal["intra", "inter"]
@@ -308,8 +308,12 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
         a_own = _own_attention(last, S, P, cs2)
         A = attention_length(S, P, cs2)                  # the others' tokens: the mix's attention
 
-        def own(c_own):
-            return step_time(phys, 0.0, 0.0, c_own, a_own + (c_own - last) * A, 1.0 + (c_own - last) / S)
+        def own_at(rows=None, n=0):
+            """The step of the last piece and c_own - last tokens of others: of every configuration
+            (``rows`` None) or of the configurations ``rows`` of ``n`` only (``joined_step``)."""
+            ph, ao, la, a, s = (phys, a_own, last, A, S) if rows is None else at_rows(rows, n, phys, a_own, last, A, S)
+            return lambda c_own: step_time(ph, 0.0, 0.0, c_own, ao + (c_own - la) * a, 1.0 + (c_own - la) / s)
+        own = own_at()
         t_chunks = (k_own - 1.0) * _prefill_step(phys, T, S, P, cs2)
         t_last = own(last)
 
@@ -317,8 +321,9 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
         # exponential, not its mean as a fixed time): it falls in the busy branch only, so
         # there its mean is w_extra / rho and it is positive with probability fit
         busy_wait = w_extra / np.maximum(rho, 1e-300)
-        t_own = (1.0 - rho) * joined_step(own, t_last, last, S, Tm, lam_l, t_chunks) \
-            + rho * joined_step(own, t_last, last, S, Tm, lam_l, 2.0 * resid_busy + t_chunks, busy_wait, fit)
+        t_own = (1.0 - rho) * joined_step(own, t_last, last, S, Tm, lam_l, t_chunks, step_at=own_at) \
+            + rho * joined_step(own, t_last, last, S, Tm, lam_l, 2.0 * resid_busy + t_chunks, busy_wait, fit,
+                                step_at=own_at)
         d_own = t_chunks + t_own
         t_alone = t_chunks + t_last
         # the KV link, a second station in tandem (Kingman), its arrivals the prefill

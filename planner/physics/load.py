@@ -31,7 +31,15 @@ from planner.physics.numerics import (
     rows_taken,
 )
 from planner.physics.options import Assumptions
-from planner.physics.step import StepPhysics, draft_time, scalar_step_fn, step_physics, step_terms, step_time
+from planner.physics.step import (
+    StepPhysics,
+    at_rows,
+    draft_time,
+    scalar_step_fn,
+    step_physics,
+    step_terms,
+    step_time,
+)
 from planner.physics.terms import query_tokens, tokens_per_step, tokens_per_step_variance
 from planner.physics.workload import (
     CLIENT_STARTS,
@@ -553,13 +561,19 @@ def _open(phys, eng, wl, lam, S, O, closed, quantiles=True, needed=None, saturat
     t_last = prompt_step(phys, n_seen, ctx_n, last, last * A, last / S)    # the last piece alone
     chunks = (k_own - 1.0) * t_full
 
+    def joiner_step(rows=None, n=0):
+        """The last piece's step with the joiners' tokens, c_own in all: of every configuration
+        (``rows`` None, any shape) or of the configurations ``rows`` of ``n`` only (``joined_step``)."""
+        ph, ns, cn, a, s = (phys, n_seen, ctx_n, A, S) if rows is None else at_rows(rows, n, phys, n_seen, ctx_n, A, S)
+        return lambda c_own: prompt_step(ph, ns, cn, c_own, c_own * a, c_own / s)
+
     def own_steps(fixed, wait=0.0, pw=1.0):
         """D_own of a prompt that waited ``fixed`` and a wait of mean ``wait`` (0 with probability
         1 - ``pw``, else exponential) for the prompt backlog: k - 1 full chunks, then its last
         piece and the prompts that arrived meanwhile and during its full chunks, whole prompts
         (section 5, 'whole joiners'): the expected step over their count (``joined_step``)."""
-        d = chunks + joined_step(lambda c_own: prompt_step(phys, n_seen, ctx_n, c_own, c_own * A, c_own / S),
-                                 t_last, last, S, Ta, lam_l * seen, fixed + chunks, wait, pw)
+        d = chunks + joined_step(joiner_step(), t_last, last, S, Ta, lam_l * seen, fixed + chunks, wait, pw,
+                                 step_at=joiner_step)
         return np.where(g > 1.0, np.maximum(d, clump), d) if in_step else d
     D_own = own_steps(resid, w_extra, pw_extra)
     E = tokens_per_step(phys.o)        # speculative decoding: (O-1)/E decode steps a request (1: off)

@@ -267,6 +267,20 @@ def take_rows(v, index: np.ndarray, n: int):
     return v[index] if isinstance(v, np.ndarray) and v.ndim >= 1 and len(v) == n else v
 
 
+def at_rows(index: np.ndarray, n: int, *values) -> list:
+    """``values``, which broadcast along one axis of ``n`` configurations, at the
+    configurations ``index``: a ``StepPhysics`` of ``n`` taken, an array of length ``n``
+    indexed, anything else (a scalar, a one-element array or ``StepPhysics``) as it is."""
+    def one(v):
+        size = len(v) if isinstance(v, StepPhysics) else np.size(v) if np.ndim(v) else 1
+        if size == 1:
+            return v
+        if size != n or np.ndim(v) > 1:
+            raise ValueError(f"at_rows: {size} values along an axis of {n} configurations")
+        return v.take(index) if isinstance(v, StepPhysics) else v[index]
+    return [one(v) for v in values]
+
+
 def step_physics(model: ModelSpec, table: GpuTable, configs: Configs, o: Assumptions,
                  mem: dict[str, np.ndarray] | None = None) -> StepPhysics:
     """Coefficients of the step time for every configuration (docs/load.md section 1);
