@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from planner.catalog.store import Catalog
-from planner.fidelity.predict import predict, predict_all
+from planner.fidelity.predict import Prepared, predict, predict_all
 from planner.fidelity.rows import GROUP, LOAD_GROUP, Case, load_measurements, map_row
 from planner.physics.options import PRESETS, Assumptions
 from planner.resolve.calibration import FAMILY, FAMILY_PARAMS, PARAMS, Calibration
@@ -134,9 +134,10 @@ def _loss(pred: np.ndarray, meas: np.ndarray) -> float:
 def fit(ds: Dataset, idx: np.ndarray, base: Assumptions, catalog: Catalog, *, iters: int = 300) -> Calibration:
     """Global parameters, then per-family efficiencies where the data allow."""
     x0 = _encode(base.model_dump())
+    train = Prepared([ds.cases[i] for i in idx], catalog)   # one set of rows, many assumptions
 
     def f(z: np.ndarray) -> float:
-        return _loss(predict_all([ds.cases[i] for i in idx], catalog, base, _decode(z)), ds.measured[idx])
+        return _loss(predict_all(train, catalog, base, _decode(z)), ds.measured[idx])
 
     cal = Calibration(assumptions=_decode(nelder_mead(f, x0, iters=iters)), rows=len(idx),
                       sources=len({ds.sources[i] for i in idx}))
@@ -146,10 +147,11 @@ def fit(ds: Dataset, idx: np.ndarray, base: Assumptions, catalog: Catalog, *, it
         if len(mine) < 4 or len({ds.sources[i] for i in mine}) < 2:
             continue
         start = _encode(cal.assumptions, fam_names)
+        rows = Prepared([ds.cases[i] for i in mine], catalog)
 
-        def g(z: np.ndarray, mine=mine) -> float:
+        def g(z: np.ndarray, mine=mine, rows=rows) -> float:
             fitted = {**cal.assumptions, **_decode(z, fam_names)}
-            return _loss(predict_all([ds.cases[i] for i in mine], catalog, base, fitted), ds.measured[mine])
+            return _loss(predict_all(rows, catalog, base, fitted), ds.measured[mine])
 
         cal.per_family[fam] = _decode(nelder_mead(g, start, iters=iters // 2), fam_names)
     return cal

@@ -78,13 +78,35 @@ def _invalid(ev, k: int) -> str | None:
     return None
 
 
-def predict(cases: list[Case], catalog: Catalog, o: Assumptions,
+class Prepared:
+    """Cases to predict again and again under different assumptions (a calibration's fit, one
+    prediction per step): what ``predict`` works out of the cases and the catalog alone (the
+    idle rows' groups, GPU table and configurations) is worked out once, the figures are the
+    same as ``predict`` of the list gives. The cases must not change after."""
+
+    def __init__(self, cases: list[Case], catalog: Catalog) -> None:
+        self.cases, self.catalog = list(cases), catalog
+        self._idle: _IdlePlan | None = None
+
+    def idle_plan(self, idle: list[Case], catalog: Catalog) -> _IdlePlan:
+        if catalog is not self.catalog:
+            return _idle_plan(idle, catalog)
+        if self._idle is None:
+            self._idle = _idle_plan(idle, catalog)
+        return self._idle
+
+
+def predict(cases: list[Case] | Prepared, catalog: Catalog, o: Assumptions,
             fitted: dict[str, float] | None = None) -> tuple[np.ndarray, list[str | None]]:
     """(prediction in each row's unit, why none where the physics gives none) for each case:
     one vectorised evaluation per architecture, engine and kind, each row under
     ``row_assumptions`` (base ``o``, its engine, then the ``fitted`` calibration values); the
     rows under load through the load model (``predict_load``), the disaggregated ones through
-    both pools' closed loop (``predict_disagg``)."""
+    both pools' closed loop (``predict_disagg``). ``Prepared`` cases keep what does not depend
+    on the assumptions between calls."""
+    prepared = cases if isinstance(cases, Prepared) else None
+    if isinstance(cases, Prepared):
+        cases = cases.cases
     out = np.full(len(cases), np.nan)
     why: list[str | None] = [None] * len(cases)
     kinds = {"idle": [i for i, c in enumerate(cases) if not c.under_load],
@@ -93,14 +115,18 @@ def predict(cases: list[Case], catalog: Catalog, o: Assumptions,
     fns = {"idle": _predict_idle, "load": predict_load, "disagg": predict_disagg}
     for kind, idx in kinds.items():
         if idx:
-            pred, reasons = fns[kind]([cases[i] for i in idx], catalog, o, fitted)
+            sub = [cases[i] for i in idx]
+            if kind == "idle" and prepared is not None:
+                pred, reasons = _predict_idle(sub, catalog, o, fitted, prepared.idle_plan(sub, catalog))
+            else:
+                pred, reasons = fns[kind](sub, catalog, o, fitted)
             out[idx] = pred
             for i, r in zip(idx, reasons):
                 why[i] = r
     return out, why
 
 
-def predict_all(cases: list[Case], catalog: Catalog, o: Assumptions,
+def predict_all(cases: list[Case] | Prepared, catalog: Catalog, o: Assumptions,
                 fitted: dict[str, float] | None = None) -> np.ndarray:
     """``predict``'s predictions alone (NaN where the physics gives none)."""
     return predict(cases, catalog, o, fitted)[0]
@@ -114,38 +140,78 @@ in efficiencies and overheads, which the KV cache's room does not read); elsewhe
 evaluates them again. A guess, never a figure: the result is the same either way."""
 
 
-def _predict_idle(cases: list[Case], catalog: Catalog, o: Assumptions,
-                  fitted: dict[str, float] | None = None) -> tuple[np.ndarray, list[str | None]]:
-    out = np.full(len(cases), np.nan)
-    why: list[str | None] = [None] * len(cases)
+@dataclass
+class _IdleGroup:
+    """One architecture and engine's idle rows, as far as the assumptions do not reach: which
+    rows, their configurations' columns (``Configs`` at batch 0, taken as each evaluation
+    needs them) and the maximum-throughput rows' layout (``_predict_idle``)."""
+
+    idx: list[int]
+    cs: list[Case]
+    engine: tuple[tuple[str, object], ...]
+    model: ModelSpec
+    columns: Configs
+    fixed: np.ndarray
+    mt: np.ndarray
+    rows: np.ndarray
+    requests: np.ndarray
+    stated: np.ndarray
+    key: tuple
+
+
+@dataclass
+class _IdlePlan:
+    gpu_ids: list[str]
+    table: GpuTable
+    groups: list[_IdleGroup]
+
+
+def _idle_plan(cases: list[Case], catalog: Catalog) -> _IdlePlan:
+    """What ``_predict_idle`` works out of the cases and the catalog alone: the same under any
+    assumptions, so a ``Prepared`` set of cases keeps it."""
     gpu_ids = sorted({c.gpu for c in cases})
     table = GpuTable.build([catalog.gpu(g) for g in gpu_ids])
+    groups = []
     for (_, engine), idx in _groups(cases, catalog).items():
         cs = [cases[i] for i in idx]
-        o_engine = row_assumptions(o, engine, fitted)
-        model = catalog.models[cs[0].model]
-
-        def grid(batch: np.ndarray, model=model, cs=cs, o_engine=o_engine):
-            return evaluate(model, table, _configs(cs, gpu_ids, batch), o_engine)
-
-        fixed = np.array([c.batch for c in cs], float)
         mt = np.array([c.rule == "max_throughput" for c in cs])
-        m, rows = len(cs), np.flatnonzero(mt)
-        mine = [cs[k] for k in rows]
+        rows = np.flatnonzero(mt)
         # a run of N requests never has more than N in flight; its last wave is N mod B requests,
         # at that batch (batch 1 where none)
         requests = np.array([c.requests or np.inf for c in cs], float)
-        stated = np.where(np.isfinite(requests), requests, 0.0)
         key = (cs[0].model, engine, tuple((c.gpu, c.scheme, c.kv, c.tp, c.pp, c.ep, c.input_tokens,
-                                           c.output_tokens, c.requests) for c in mine))
-        guess = _LARGEST.get(key) if len(rows) else None
+                                           c.output_tokens, c.requests) for c in cs if c.rule == "max_throughput"))
+        groups.append(_IdleGroup(
+            idx=idx, cs=cs, engine=engine, model=catalog.models[cs[0].model],
+            columns=_configs(cs, gpu_ids, np.zeros(len(cs))), fixed=np.array([c.batch for c in cs], float),
+            mt=mt, rows=rows, requests=requests, stated=np.where(np.isfinite(requests), requests, 0.0), key=key))
+    return _IdlePlan(gpu_ids, table, groups)
+
+
+def _predict_idle(cases: list[Case], catalog: Catalog, o: Assumptions,
+                  fitted: dict[str, float] | None = None,
+                  plan: _IdlePlan | None = None) -> tuple[np.ndarray, list[str | None]]:
+    out = np.full(len(cases), np.nan)
+    why: list[str | None] = [None] * len(cases)
+    plan = plan or _idle_plan(cases, catalog)
+    table = plan.table
+    for g in plan.groups:
+        idx, cs, mt, rows, requests, stated = g.idx, g.cs, g.mt, g.rows, g.requests, g.stated
+        o_engine = row_assumptions(o, g.engine, fitted)
+
+        def grid(batch: np.ndarray, which: np.ndarray, g=g, o_engine=o_engine):
+            # the group's rows ``which`` (positions in ``cs``) at ``batch``
+            return evaluate(g.model, table, replace(g.columns.take(which), batch=batch.astype(float)), o_engine)
+
+        m = len(cs)
+        guess = _LARGEST.get(g.key) if len(rows) else None
         ahead = [] if guess is None else [guess, np.maximum(np.mod(stated[rows], np.maximum(guess, 1.0)), 1.0)]
         # the probe at batch 1 (what the weights leave for the KV cache, and whether the layout
         # is valid), each row not at its largest batch at its own and, where the group was seen
         # before, the others at the largest batch then found, in one evaluation (the physics
         # computes each row on its own: the same figures as apart)
-        first = grid(np.concatenate([np.ones(m), fixed[~mt], *ahead]),
-                     cs=cs + [c for c in cs if c.rule != "max_throughput"] + (mine + mine if ahead else []))
+        first = grid(np.concatenate([np.ones(m), g.fixed[~mt], *ahead]),
+                     np.concatenate([np.arange(m), np.flatnonzero(~mt), *([rows, rows] if ahead else [])]))
         at = np.full(m, -1)
         at[~mt] = m + np.arange(m - len(rows))
         largest = np.minimum(np.clip(first.max_batch[:m], 1.0, CUDA_GRAPH_BATCH_CAP), requests)
@@ -153,10 +219,11 @@ def _predict_idle(cases: list[Case], catalog: Catalog, o: Assumptions,
         full, off = first, 2 * m - len(rows)
         if len(rows) and (guess is None or not np.array_equal(guess, largest[rows])):
             # the rows at their largest batch (then their last wave's), now that it is known
-            full, off = grid(np.concatenate([largest[rows], np.maximum(rest[rows], 1.0)]), cs=mine + mine), 0
+            full, off = grid(np.concatenate([largest[rows], np.maximum(rest[rows], 1.0)]),
+                             np.concatenate([rows, rows])), 0
             if len(_LARGEST) > 4096:
                 _LARGEST.clear()
-            _LARGEST[key] = largest[rows].copy()
+            _LARGEST[g.key] = largest[rows].copy()
         for k, c in enumerate(cs):
             why[idx[k]] = _invalid(first, k) if not first.valid[k] else None   # idle rows: only invalid layouts
             if not mt[k]:

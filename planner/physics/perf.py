@@ -24,9 +24,10 @@ from planner.physics.memory import memory
 from planner.physics.options import Assumptions
 from planner.physics.quant import ACTIVATION_BYTES
 from planner.physics.space import Configs, GpuTable
-from planner.physics.step import StepPhysics, step_physics, step_terms
+from planner.physics.step import StepPhysics, step_coefficients, step_terms
 from planner.physics.terms import (
     Arch,
+    Rates,
     Shard,
     activation_bytes,
     allreduce_factor,
@@ -148,8 +149,9 @@ def _evaluate(model: ModelSpec, table: GpuTable, c: Configs, o: Assumptions) -> 
     valid = reason == 0
 
     mem = memory(arch, o, table, c, sh)
-    dec = _decode(arch, o, c, step_physics(model, table, c, o, mem), sh)
-    pre = _prefill(arch, o, table, c, sh)
+    R = rates(table, gi, c.scheme, c.kv, o)
+    dec = _decode(arch, o, c, step_coefficients(arch, table, c, o, mem, sh, R), sh)
+    pre = _prefill(arch, o, table, c, sh, R)
 
     concurrency = B * pp * sh.dp_attn
     # concurrency x E / cycle: tpot is the cycle / E (section 4, speculative decoding)
@@ -244,7 +246,7 @@ def _traffic(arch: Arch, o: Assumptions, c: Configs, sh: Shard) -> dict:
     return dict(bytes_per_step=nbytes, flops_per_step=flops)
 
 
-def _prefill(arch: Arch, o: Assumptions, table: GpuTable, c: Configs, sh: Shard) -> dict:
+def _prefill(arch: Arch, o: Assumptions, table: GpuTable, c: Configs, sh: Shard, R: Rates) -> dict:
     """Section 4: TTFT of one request of S prompt tokens on an idle replica (no queueing)."""
     p = arch.params
     gi, S, tp, pp, ep = c.gpu, c.input_tokens, c.tp, c.pp, c.ep
@@ -254,7 +256,6 @@ def _prefill(arch: Arch, o: Assumptions, table: GpuTable, c: Configs, sh: Shard)
     head = float(p.lm_head or p.embedding)
     attn = prefill_attention_flops(arch.attention, S)
     flops = (2.0 * S * p.active_nonembedding + 2.0 * head + attn) / tp
-    R = rates(table, gi, c.scheme, c.kv, o)
     on = 1.0 if o.include_compute else 0.0
     bw = table.bandwidth[gi] * table.eff_memory[gi] * o.memory_bandwidth_efficiency
     t_bytes = w_bytes / bw

@@ -25,6 +25,8 @@ from planner.physics.quant import ACTIVATION_BYTES
 from planner.physics.space import Configs, GpuTable
 from planner.physics.terms import (
     Arch,
+    Rates,
+    Shard,
     activation_bytes,
     allreduce_factor,
     allreduces,
@@ -287,14 +289,22 @@ def step_physics(model: ModelSpec, table: GpuTable, configs: Configs, o: Assumpt
     ``mem``: the configurations' memory (``memory.memory``), if the caller has it."""
     with np.errstate(divide="ignore", invalid="ignore"):
         arch = Arch.of(model)
-        p = arch.params
-        gi = configs.gpu
-        tp, pp, ep = configs.tp, configs.pp, configs.ep
         sh = shard(arch, configs, o)
         if mem is None:
             mem = memory(arch, o, table, configs, sh)
+        return step_coefficients(arch, table, configs, o, mem, sh, rates(table, configs.gpu, configs.scheme,
+                                                                          configs.kv, o))
+
+
+def step_coefficients(arch: Arch, table: GpuTable, configs: Configs, o: Assumptions, mem: dict[str, np.ndarray],
+                      sh: Shard, R: Rates) -> StepPhysics:
+    """``step_physics`` from the architecture, memory, shard and rates the caller already has
+    (``perf.evaluate`` computes them once for the step and the prefill)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = arch.params
+        gi = configs.gpu
+        tp, pp, ep = configs.tp, configs.pp, configs.ep
         bw = table.bandwidth[gi] * table.eff_memory[gi]
-        R = rates(table, gi, configs.scheme, configs.kv, o)
         s_body, s_head = stage_factors(arch, pp, o)
         routed = routed_active(p, o)
         act = busiest_active(p, o) - routed       # the dense GEMMs' parameters per token
