@@ -60,15 +60,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from planner.catalog.store import Catalog  # noqa: E402
 from planner.fidelity.corpus import Corpus, load_corpus  # noqa: E402
 from planner.fidelity.predict import predict, row_assumptions  # noqa: E402
-from planner.fidelity.rows import (  # noqa: E402
-    Case,
-    engine_of,
-    load_of,
-    map_row,
-    measurement_of,
-    pool_recipes,
-    recipe_family,
-)
+from planner.fidelity.repeats import measurement_of  # noqa: E402
+from planner.fidelity.rows import Case, engine_of, load_of, map_row, pool_recipes, recipe_family  # noqa: E402
 from planner.physics import disagg  # noqa: E402
 from planner.physics.load import engine, step_physics  # noqa: E402
 from planner.physics.options import PRESETS  # noqa: E402

@@ -240,8 +240,8 @@ def _threshold(twins: list[float], plain: list[float]) -> float:
 def held_out(corpus: str, folds: dict[str, float]) -> None:
     """Section 10: validate's TPOT median |error| per system with the threshold its fold
     chose (the other systems' labelled readings) against the one chosen on all of them
-    (``rows.MTP_TPOT_RATIO``) and against none (no row read by its TPOT)."""
-    from planner.fidelity import rows as rows_module
+    (``repeats.MTP_TPOT_RATIO``) and against none (no row read by its TPOT)."""
+    from planner.fidelity import repeats as rows_module
     from planner.fidelity.validate import validate
     shipped = rows_module.MTP_TPOT_RATIO
     runs = {}

@@ -71,11 +71,11 @@ def _tpot_rows(*pairs: tuple[str, str]) -> list[dict]:
 
 
 def test_a_recipe_row_far_below_its_donors_tpot_reads_as_an_mtp_run() -> None:
-    """rows.mtp_by_donor by hand: the donor (a stated, plain run) measures 1.2 x the model's
+    """repeats.mtp_by_donor by hand: the donor (a stated, plain run) measures 1.2 x the model's
     plain TPOT, the recipe row 0.8 x: 0.8 < 0.75 x 1.2 = 0.9, so the row's measurement (its
     TPOT and TTFT rows) reads as an MTP run; at 0.95 it stays plain; a donor without a TPOT
     prediction, or a row not taking a recipe, decides nothing."""
-    from planner.fidelity.rows import MTP_TPOT_RATIO, mtp_by_donor
+    from planner.fidelity.repeats import MTP_TPOT_RATIO, mtp_by_donor
     rows = _tpot_rows(("d", "tpot"), ("e", "tpot"), ("e", "ttft"), ("f", "tpot"))
     stand = [0, 1, 2, 3]
     recipes = {1: 0, 2: 0}
@@ -98,7 +98,7 @@ def test_validate_predicts_a_recipe_row_far_below_its_donor_as_an_mtp_run(tmp_pa
     validation reads the same rows so (on its uncalibrated predictions)."""
     from test_validation_rows import _write
 
-    from planner.fidelity.rows import with_speculation
+    from planner.fidelity.repeats import with_speculation
     from planner.fidelity.validate import validate
 
     def at(n: int, sid: str, metric: str, value: str, **kw) -> dict:

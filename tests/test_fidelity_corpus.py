@@ -13,7 +13,8 @@ from test_validation_rows import _disagg, _write
 
 from planner.catalog.store import Catalog
 from planner.fidelity.corpus import load_corpus, pools_read
-from planner.fidelity.rows import map_row, with_speculation
+from planner.fidelity.repeats import with_speculation
+from planner.fidelity.rows import map_row
 from planner.fidelity.validate import validate
 from planner.physics.options import PRESETS
 

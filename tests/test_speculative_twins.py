@@ -1,5 +1,5 @@
 """A configuration InferenceX measured twice at once, with and without MTP
-(planner/fidelity/rows.py ``speculative_twins``, docs/validation.md "Speculative twins"):
+(planner/fidelity/repeats.py ``speculative_twins``, docs/validation.md "Speculative twins"):
 the DB dump's measurement is the plain run, the other the MTP run, predicted with one
 draft token a step; configurations listed once, or twice without the DB dump's, stay plain."""
 
@@ -13,7 +13,8 @@ from test_validation_rows import _write as write_rows
 
 from planner.catalog.store import Catalog
 from planner.fidelity.predict import predict
-from planner.fidelity.rows import load_measurements, map_row, measurement_of, recipe_family, speculative_twins
+from planner.fidelity.repeats import measurement_of, speculative_twins
+from planner.fidelity.rows import load_measurements, map_row, recipe_family
 from planner.fidelity.validate import validate
 from planner.physics.options import PRESETS
 

@@ -19,12 +19,12 @@ from typer.testing import CliRunner
 from planner.catalog.store import Catalog
 from planner.cli.root import app
 from planner.fidelity.predict import predict
+from planner.fidelity.repeats import measurement_of
 from planner.fidelity.rows import (
     engine_of,
     lengths_of,
     load_measurements,
     map_row,
-    measurement_of,
     pool_recipes,
     pools_of,
     scheme_of_row,

@@ -1,9 +1,9 @@
 """The corpus as `planner validate` maps it: one home for the context its rows are read in.
 
 A row's case depends on the rest of the file: a measurement listed more than once is
-predicted at its stand-in (``rows.measurement_of``), a disaggregated row without worker
+predicted at its stand-in (``repeats.measurement_of``), a disaggregated row without worker
 counts takes its pools from a recipe (``rows.pool_recipes``, or a variant rule), and a
-speculative twin (``rows.speculative_twins``) is predicted as its MTP run where its checkpoint
+speculative twin (``repeats.speculative_twins``) is predicted as its MTP run where its checkpoint
 ships a drafter. ``Corpus.mapped`` yields each row read that way; validate.py and the
 benchmarks that break its errors down (benchmarks/disagg_tpot.py, tpot_groups.py,
 disagg_recipes.py) all read the rows through it, so they see the cases validate predicts.
@@ -15,16 +15,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from planner.catalog.store import Catalog
-from planner.fidelity.rows import (
-    Case,
-    load_measurements,
-    map_row,
-    measurement_of,
-    pool_recipes,
-    recipe_family,
-    speculative_twins,
-    with_speculation,
-)
+from planner.fidelity.repeats import measurement_of, speculative_twins, with_speculation
+from planner.fidelity.rows import Case, load_measurements, map_row, pool_recipes, recipe_family
 
 
 @dataclass(frozen=True)
@@ -62,15 +54,15 @@ class Corpus:
     rows: list[dict]
     catalog: Catalog
     names: dict                 # the catalog's names memo (rows.names_of), shared by every mapping
-    stand_in: list[int]         # rows.measurement_of
+    stand_in: list[int]         # repeats.measurement_of
     recipes: dict[int, int]     # row -> its recipe's row (the recipe rule)
-    twins: set[int]             # rows.speculative_twins, whatever the checkpoint
+    twins: set[int]             # repeats.speculative_twins, whatever the checkpoint
 
     def mapped(self, keep: Callable[[int, dict], bool] | None = None, *,
                speculate: bool = True) -> Iterator[Mapped]:
         """Each row (those ``keep(i, row)`` accepts) as validate maps it: a repeat is not
         mapped (case None); a speculative twin whose checkpoint ships a drafter has ``twin``
-        set and, with ``speculate``, its case is its MTP run (``rows.with_speculation``;
+        set and, with ``speculate``, its case is its MTP run (``repeats.with_speculation``;
         ``speculate`` False: predicted as a plain run, still marked)."""
         for i, r in enumerate(self.rows):
             if keep is not None and not keep(i, r):

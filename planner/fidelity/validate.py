@@ -24,16 +24,8 @@ import numpy as np
 from planner.catalog.store import Catalog
 from planner.fidelity.corpus import Corpus, load_corpus
 from planner.fidelity.predict import predict
-from planner.fidelity.rows import (
-    GROUP,
-    LOAD_GROUP,
-    Case,
-    describe_load,
-    engine_of,
-    load_of,
-    mtp_by_donor,
-    with_speculation,
-)
+from planner.fidelity.repeats import mtp_by_donor, with_speculation
+from planner.fidelity.rows import GROUP, LOAD_GROUP, Case, describe_load, engine_of, load_of
 from planner.physics.options import PRESETS, Assumptions
 from planner.resolve.calibration import FAMILY, load_calibration
 
@@ -156,7 +148,7 @@ def validate(path: str, o: Assumptions, *, calibration=None, calibration_name: s
     """Predict every row the model can express, with an optional calibration (global values
     and per-family efficiencies, planner/calibrate.py); each measurement once.
     ``mtp_by_tpot``: also read recipe rows far below their donor's TPOT as MTP runs
-    (rows.mtp_by_donor). Off in `planner validate`: the reading chooses a row's prediction by
+    (repeats.mtp_by_donor). Off in `planner validate`: the reading chooses a row's prediction by
     the very measurement it is then compared with, so its figures are no test of the model;
     benchmarks/disagg_tpot.py turns it on to show what it would change (docs/validation.md,
     "Disaggregated TPOT")."""
@@ -219,7 +211,7 @@ def validate(path: str, o: Assumptions, *, calibration=None, calibration_name: s
 
 def _mtp_by_tpot(cases: list[tuple[RowResult, Case]], plain: np.ndarray, reasons: list, corpus: Corpus) -> list[int]:
     """The cases of measurements read as MTP runs by their TPOT against their recipe's plain
-    run (rows.mtp_by_donor, on the uncalibrated predictions ``plain``), made MTP runs in
+    run (repeats.mtp_by_donor, on the uncalibrated predictions ``plain``), made MTP runs in
     place, their mode saying so: the indices to predict again."""
     error = {res.row - 2: res.measured / plain[k] for k, (res, c) in enumerate(cases)
              if c.rule == "load_tpot" and reasons[k] is None and np.isfinite(plain[k])
