@@ -124,7 +124,8 @@ def run_within(h: highspy.Highs, time_limit: float) -> Outcome | None:
         code = 0
         try:
             os.close(read)
-            signal.signal(signal.SIGINT, signal.SIG_IGN)     # the parent handles Ctrl-C and ends this copy
+            with contextlib.suppress(ValueError):         # the parent handles Ctrl-C and ends this copy
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
             with open(os.devnull, "w") as null:
                 os.dup2(null.fileno(), 1)
             h.run()
