@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -93,3 +94,75 @@ def test_the_shipped_fleet_returns_within_its_limit_where_highs_would_loop():
     phases = {p["objective"]: p["status"] for p in json.loads(out.stdout)["phases"]}
     assert phases["cost_per_hour"] == phases["gpus"] == "optimal"
     assert phases["order"] in ("optimal", "feasible", "time_limit")
+
+
+HANG = ROOT / "tests" / "data" / "highs_hang.mps"      # the order tie-break's model of fleet_three_models.yaml
+
+THREADED = """
+import sys
+import highspy
+import numpy as np
+import planner.backends.highs as highs
+lp = highspy.Highs()
+lp.setOptionValue("output_flag", False)
+lp.setOptionValue("threads", 2)          # HiGHS's global scheduler starts here with a worker thread
+lp.addVars(1, np.array([0.0]), np.array([1.0]))
+lp.run()
+h = highspy.Highs()
+for k, v in highs.OPTIONS.items():
+    h.setOptionValue(k, v)
+h.setOptionValue("threads", 2)
+h.readModel(sys.argv[1])
+h.setOptionValue("time_limit", 2.0)
+print("ended" if highs.run_within(h, 2.0) is not None else "killed")
+"""
+
+
+def test_a_run_ends_in_its_copy_after_this_process_ran_highs_on_several_threads():
+    """HiGHS's task scheduler is global and started by the first run: a copy made after a run at
+    threads > 1 holds the scheduler without its worker threads, and its run waited for them for
+    good (killed past its limit every time: no answer from any run). The copy drops it first.
+    In a process of its own, as the scheduler is the process's."""
+    out = subprocess.run([sys.executable, "-c", THREADED, str(HANG)], capture_output=True, text=True, timeout=120,
+                         cwd=ROOT, env=os.environ | {"PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == "ended"
+
+
+def _integer_model() -> highspy.Highs:
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.addVars(1, np.array([0.0]), np.array([3.0]))
+    h.changeColsIntegrality(1, np.array([0], dtype=np.int32), np.array([highspy.HighsVarType.kInteger]))
+    h.addRows(1, np.array([1.5]), np.array([highspy.kHighsInf]), 1, np.array([0], dtype=np.int32),
+              np.array([0], dtype=np.int32), np.array([1.0]))
+    h.changeColCost(0, 1.0)
+    return h
+
+
+def test_a_run_has_its_answer_where_sigchld_is_ignored():
+    """A process that ignores SIGCHLD (a daemon embedding the planner) has its children reaped by
+    the system: waiting for the copy found none (ChildProcessError), not the answer."""
+    old = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        left = highs.run_within(_integer_model(), 5.0)
+    finally:
+        signal.signal(signal.SIGCHLD, old)
+    assert left is not None and left.columns is not None and left.columns[0] == pytest.approx(2.0)
+
+
+def test_a_run_has_its_answer_when_its_pipe_is_above_descriptor_1023(monkeypatch):
+    """A process with many files open (a long sweep, a Ray driver) gets pipe descriptors above
+    1023, which select() refuses (ValueError)."""
+    real = os.pipe
+
+    def high() -> tuple[int, int]:
+        r, w = real()
+        hr, hw = os.dup2(r, 1500), os.dup2(w, 1501)
+        os.close(r)
+        os.close(w)
+        return hr, hw
+
+    monkeypatch.setattr(os, "pipe", high)
+    left = highs.run_within(_integer_model(), 5.0)
+    assert left is not None and left.columns is not None and left.columns[0] == pytest.approx(2.0)

@@ -128,6 +128,11 @@ def run_within(h: highspy.Highs, time_limit: float) -> Outcome | None:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
             with open(os.devnull, "w") as null:
                 os.dup2(null.fileno(), 1)
+            # HiGHS's task scheduler is global: one started in this process with worker threads
+            # (a run at threads > 1) was copied without them, and a run here would hand its tasks
+            # to workers that do not exist and wait for good; drop it (not waiting for its
+            # workers) so the run starts its own
+            highspy.Highs.resetGlobalScheduler(False)
             h.run()
             os.write(write, b"!")
             left = _outcome(h)
@@ -141,14 +146,16 @@ def run_within(h: highspy.Highs, time_limit: float) -> Outcome | None:
     os.close(write)
     reaped = False
     try:
-        ready, _, _ = select.select([read], [], [], max(time_limit, 0.0) * (1 + GRACE_SHARE) + GRACE_SECONDS)
-        if not ready:
+        # poll, not select: select refuses a descriptor above 1023 (a process with many files open)
+        waiting = select.poll()
+        waiting.register(read, select.POLLIN)
+        if not waiting.poll(1000 * (max(time_limit, 0.0) * (1 + GRACE_SHARE) + GRACE_SECONDS)):
             return None                             # still running past its limit: ended below
         with os.fdopen(read, "rb", closefd=False) as got:   # the first byte comes when the run ended
             if got.read(1) != b"!":
                 raise RuntimeError("the HiGHS run ended without an answer (its process died)")
             status, has, bound, objective, columns = pickle.load(got)
-        os.waitpid(pid, 0)
+        _reap(pid)
         reaped = True
         return Outcome(highspy.HighsModelStatus(status), has, bound, objective, columns)
     finally:
@@ -156,7 +163,14 @@ def run_within(h: highspy.Highs, time_limit: float) -> Outcome | None:
         if not reaped:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+            _reap(pid)
+
+
+def _reap(pid: int) -> None:
+    """Wait for the copy ``pid`` to end; where SIGCHLD is ignored (a daemon or server embedding
+    the planner may set it so) the system reaps it itself and there is nothing to wait for."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
 
 
 class HighsBackend:
