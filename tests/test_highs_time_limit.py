@@ -166,3 +166,15 @@ def test_a_run_has_its_answer_when_its_pipe_is_above_descriptor_1023(monkeypatch
     monkeypatch.setattr(os, "pipe", high)
     left = highs.run_within(_integer_model(), 5.0)
     assert left is not None and left.columns is not None and left.columns[0] == pytest.approx(2.0)
+
+
+def test_a_run_is_made_here_when_no_copy_can_be_made(monkeypatch):
+    """fork fails where a large process cannot be copied (strict overcommit: ENOMEM) or a process
+    limit is reached (EAGAIN): the run is made in this process, not an internal error."""
+
+    def refused() -> int:
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(os, "fork", refused)
+    left = highs.run_within(_integer_model(), 5.0)
+    assert left is not None and left.columns is not None and left.columns[0] == pytest.approx(2.0)

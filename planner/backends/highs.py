@@ -110,16 +110,19 @@ def run_within(h: highspy.Highs, time_limit: float) -> Outcome | None:
     (GRACE_SHARE, GRACE_SECONDS) or Ctrl-C comes (KeyboardInterrupt raised): the run is made in
     a forked copy of this process, which is killed then, so a run that never ends cannot hold
     the command past its limit. ``h`` itself is left as it was before the run (the copy ran),
-    so a caller may add rows to it and run it again. Without ``os.fork`` (Windows) it runs
-    here, trusting HiGHS's own limit."""
+    so a caller may add rows to it and run it again. Without ``os.fork`` (Windows), or where
+    no copy can be made (fork fails: ENOMEM, EAGAIN), it runs here, trusting HiGHS's own limit."""
     if not hasattr(os, "fork"):
-        with stdout_silenced():
-            h.run()
-        return _outcome(h)
+        return _here(h)
     read, write = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:         # no copy to be had (strict overcommit and a large process, a process limit)
+        os.close(read)
+        os.close(write)
+        return _here(h)
     if pid == 0:                                   # the copy: run, say it ended, send what it left
         code = 0
         try:
@@ -164,6 +167,13 @@ def run_within(h: highspy.Highs, time_limit: float) -> Outcome | None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             _reap(pid)
+
+
+def _here(h: highspy.Highs) -> Outcome:
+    """``h.run()`` in this process, trusting HiGHS's own time limit."""
+    with stdout_silenced():
+        h.run()
+    return _outcome(h)
 
 
 def _reap(pid: int) -> None:
