@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
-import resource
 import sys
 import time
 from pathlib import Path
@@ -22,15 +21,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fleet_scale import SCALING_BACKEND, spec_for
+from fleet_scale import SCALING_BACKEND, cpu_seconds, peak_mib, spec_for
 
 from planner.candidates.table import build_candidates
 from planner.plan.solve import solve
 from planner.resolve.problem import resolve_fleet
-
-
-def peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def resident_mib() -> str:
@@ -85,7 +80,7 @@ def main() -> None:
         return
     for stage in ("table", "solve"):
         prof = cProfile.Profile()
-        t0, c0 = time.perf_counter(), time.process_time()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         prof.enable()
         if stage == "table":
             timings: dict[str, float] = {}
@@ -93,7 +88,7 @@ def main() -> None:
         else:
             r = solve(problem, cands, backend=args.backend, time_limit=args.time_limit, tie_break=args.tie_break)
         prof.disable()
-        print(f"## {stage}: {time.process_time() - c0:.2f} CPU s, {time.perf_counter() - t0:.2f} s wall, "
+        print(f"## {stage}: {cpu_seconds() - c0:.2f} CPU s, {time.perf_counter() - t0:.2f} s wall, "
               f"peak {peak_mib():.0f} MiB", flush=True)
         if stage == "table":
             print(f"{len(cands):,} candidates; wall s per stage: "

@@ -251,6 +251,7 @@ def solve(f: Any, bl: Blocks, time_limit: float, hint: dict[int, float] | None =
                 lagrangian += v
                 added += add(s, pattern)
             bound = max(bound, lagrangian)
+            lp.setOptionValue("time_limit", max(deadline - time.perf_counter(), 0.01))
             lp.run()
             if lp.getModelStatus() != highspy.HighsModelStatus.kOptimal:
                 return None
@@ -321,11 +322,12 @@ def _integer(f: Any, bl: Blocks, cols: list[tuple[int, dict[int, int]]], time_li
         h.addCol(cost, 0.0, 1.0, len(idx), idx, val)
     h.changeColsIntegrality(len(cols), np.arange(len(cols), dtype=np.int32),
                             np.full(len(cols), highspy.HighsVarType.kInteger))
-    h.run()
+    from planner.backends.highs import run_within
+    run = run_within(h, time_limit)           # stopped from outside should HiGHS outlast its limit
     z0 = np.zeros(len(cols))
     z0[start] = 1.0
-    if h.getInfo().primal_solution_status == 2:
-        z = np.asarray(h.getSolution().col_value)
+    if run is not None and run.columns is not None:
+        z = run.columns
         if start and float(z0 @ np.asarray(h.getLp().col_cost_)) < float(z @ np.asarray(h.getLp().col_cost_)):
             z = z0
     elif start:

@@ -20,10 +20,13 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import pickle
+import select
+import signal
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import highspy
@@ -73,6 +76,111 @@ time (the better of the two answers stands), when it has at most this many colum
 workloads: the tests' fleets, which every backend must solve to the oracle's optimum); a
 larger one keeps the decomposition's fleet and its proven bound, which the whole model does
 not improve on in its time (benchmarks/fleet_scale.py)."""
+
+
+GRACE_SHARE, GRACE_SECONDS = 0.05, 1.0
+"""A MIP run that has not ended this long after its own time limit (this share of it, plus
+these seconds) is stopped from outside (``run_within``): HiGHS 1.16 may never return from a
+run, whatever its ``time_limit`` (fleet_three_models.yaml's ``order`` tie-break, given 8 s or
+more: an endless loop inside ``HighsNodeQueue::link_estim`` in its branch and bound, where
+neither the time limit nor a user interrupt is checked; tests/data/highs_hang.mps)."""
+
+
+@dataclass
+class Outcome:
+    """What a run left: HiGHS's model status, whether it has a primal solution, its dual bound and
+    objective (the solver's scaled units), and the columns' values (None: no solution)."""
+
+    status: highspy.HighsModelStatus
+    has_solution: bool
+    dual_bound: float
+    objective: float
+    columns: np.ndarray | None
+
+
+def _outcome(h: highspy.Highs) -> Outcome:
+    info = h.getInfo()
+    has = info.primal_solution_status == 2        # kSolutionStatusFeasible
+    return Outcome(h.getModelStatus(), has, float(info.mip_dual_bound), float(info.objective_function_value),
+                   np.asarray(h.getSolution().col_value, dtype=float) if has else None)
+
+
+def run_within(h: highspy.Highs, time_limit: float) -> Outcome | None:
+    """``h.run()`` under its ``time_limit`` option, and None when it outlasts it by the grace
+    (GRACE_SHARE, GRACE_SECONDS) or Ctrl-C comes (KeyboardInterrupt raised): the run is made in
+    a forked copy of this process, which is killed then, so a run that never ends cannot hold
+    the command past its limit. ``h`` itself is left as it was before the run (the copy ran),
+    so a caller may add rows to it and run it again. Without ``os.fork`` (Windows), or where
+    no copy can be made (fork fails: ENOMEM, EAGAIN), it runs here, trusting HiGHS's own limit."""
+    if not hasattr(os, "fork"):
+        return _here(h)
+    read, write = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        pid = os.fork()
+    except OSError:         # no copy to be had (strict overcommit and a large process, a process limit)
+        os.close(read)
+        os.close(write)
+        return _here(h)
+    if pid == 0:                                   # the copy: run, say it ended, send what it left
+        code = 0
+        try:
+            os.close(read)
+            with contextlib.suppress(ValueError):         # the parent handles Ctrl-C and ends this copy
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 1)
+            # HiGHS's task scheduler is global: one started in this process with worker threads
+            # (a run at threads > 1) was copied without them, and a run here would hand its tasks
+            # to workers that do not exist and wait for good; drop it (not waiting for its
+            # workers) so the run starts its own
+            highspy.Highs.resetGlobalScheduler(False)
+            h.run()
+            os.write(write, b"!")
+            left = _outcome(h)
+            with os.fdopen(write, "wb") as out:
+                pickle.dump((int(left.status), left.has_solution, left.dual_bound, left.objective, left.columns), out,
+                            protocol=pickle.HIGHEST_PROTOCOL)
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write)
+    reaped = False
+    try:
+        # poll, not select: select refuses a descriptor above 1023 (a process with many files open)
+        waiting = select.poll()
+        waiting.register(read, select.POLLIN)
+        if not waiting.poll(1000 * (max(time_limit, 0.0) * (1 + GRACE_SHARE) + GRACE_SECONDS)):
+            return None                             # still running past its limit: ended below
+        with os.fdopen(read, "rb", closefd=False) as got:   # the first byte comes when the run ended
+            if got.read(1) != b"!":
+                raise RuntimeError("the HiGHS run ended without an answer (its process died)")
+            status, has, bound, objective, columns = pickle.load(got)
+        _reap(pid)
+        reaped = True
+        return Outcome(highspy.HighsModelStatus(status), has, bound, objective, columns)
+    finally:
+        os.close(read)
+        if not reaped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            _reap(pid)
+
+
+def _here(h: highspy.Highs) -> Outcome:
+    """``h.run()`` in this process, trusting HiGHS's own time limit."""
+    with stdout_silenced():
+        h.run()
+    return _outcome(h)
+
+
+def _reap(pid: int) -> None:
+    """Wait for the copy ``pid`` to end; where SIGCHLD is ignored (a daemon or server embedding
+    the planner may set it so) the system reaps it itself and there is nothing to wait for."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
 
 
 class HighsBackend:
@@ -162,15 +270,14 @@ class HighsBackend:
             s.col_value = list(given / model.scale_of(f.model))
             s.value_valid = True
             h.setSolution(s)
-        with stdout_silenced():
-            h.run()
-        code = h.getModelStatus()
-        info = h.getInfo()
+        run = run_within(h, time_limit)
         elapsed = time.perf_counter() - t0
+        if run is None:                 # stopped from outside past its limit: no answer, no bound
+            return Solution(Status.TIME_LIMIT, None, seconds=elapsed)
+        code, has = run.status, run.has_solution
         if code == highspy.HighsModelStatus.kInfeasible:
             return Solution(Status.INFEASIBLE, None, seconds=elapsed)
-        has = info.primal_solution_status == 2        # kSolutionStatusFeasible
-        bound = model.unscaled(info.mip_dual_bound)
+        bound = model.unscaled(run.dual_bound)
         if code == highspy.HighsModelStatus.kOptimal and has:
             status = Status.OPTIMAL
         elif has and code in (highspy.HighsModelStatus.kTimeLimit, highspy.HighsModelStatus.kInterrupt,
@@ -180,9 +287,10 @@ class HighsBackend:
             # out of time only when the time was used; any other status is not an answer
             status = Status.TIME_LIMIT if elapsed >= 0.95 * time_limit else Status.UNKNOWN
             return Solution(status, None, seconds=elapsed, bound=bound)
-        values = np.asarray(h.getSolution().col_value, dtype=float) * model.scale_of(f.model)
+        assert run.columns is not None
+        values = run.columns * model.scale_of(f.model)
         found = f.model.objective_at(values)
-        if start and not _agrees(found, model.unscaled(info.objective_function_value)):
+        if start and not _agrees(found, model.unscaled(run.objective)):
             # the start's columns under HiGHS's own objective: distrust both, solve without the start
             fresh = translate(f.model)[0]
             fresh.highs.setOptionValue("mip_feasibility_tolerance", h.getOptionValue("mip_feasibility_tolerance")[1])
