@@ -57,6 +57,27 @@ def test_sglang_busy_step_stays_below_the_cuda_graph_edge():
     assert float(r.get("ttft", "mean")[0]) == pytest.approx(sim, rel=0.1)
 
 
+def test_a_step_falling_at_the_top_takes_the_scans_last_point(monkeypatch):
+    """The chunk's scan over m, from the one-piece step's m to the full step's, ends at the
+    first point not below the root. Where every point is below (lam S E[t] / c1 > m up to the
+    full step's m: a step that peaks between one piece and the budget, which no engine profile
+    has), the scan's last point is taken: np.argmin over an all-True column is 0, which took the
+    first instead. A toy step of 1 ms for one 256-token piece, 1 s for two, 2 ms for three or
+    more (K = 8 in a 2,048-token budget), at lam S / c1 = 1,000 pieces a second: the full step's
+    m is 2, where two pieces come with probability 0.27 and E[t] > 0.2 s, so every point is below."""
+    ph, _ = _pool(256, "sglang")
+
+    def toy(phys, c, S, P, cv2):
+        n = np.rint(np.asarray(c, float) / 256.0)
+        return np.where(n <= 1.0, 1e-3, np.where(n == 2.0, 1.0, 2e-3))
+    monkeypatch.setattr(D, "_prefill_step", toy)
+    rate = 1000.0                                     # lam S / c1, pieces a second (S = c1 = 256)
+    _, c1, m, K, _ = D._prefill_chunk(ph, np.array([rate]), np.array([256.0]), 2048.0, np.array([0.0]),
+                                      np.array([0.0]))
+    assert float(c1[0]) == 256.0 and float(K[0]) == 8.0
+    assert float(m[0]) == pytest.approx(rate * 2e-3, rel=1e-9)      # the full step's m, the scan's top
+
+
 NEAR_SATURATION = [(170, "sglang", 0.7, 0.0), (256, "sglang", 0.9, 0.0), (128, "realistic", 0.9, 0.3)]
 
 

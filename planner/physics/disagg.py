@@ -236,7 +236,9 @@ def _prefill_chunk(phys: StepPhysics, lam_l, S, T, P, cv2, iters: int = 30, scan
     m_lo, m_hi = rate * table[0], np.maximum(rate * t_k, rate * table[0])
     # the scan's points, all in one call (a leading axis); the first not below the root ends it
     x = m_lo * (m_hi / np.maximum(m_lo, 1e-300)) ** (np.arange(scan)[:, None] / (scan - 1.0))
-    first = np.argmin(below_root(x), axis=0)                   # below at every point: the last (m_hi)
+    below = below_root(x)
+    # the first point not below the root; below at every point (a step falling at the top): the last
+    first = np.where(below.all(axis=0), scan - 1, np.argmin(below, axis=0))
     hi = np.take_along_axis(x, first[None], axis=0)[0]
     lo = np.take_along_axis(x, np.maximum(first - 1, 0)[None], axis=0)[0]
     _, hi = bisect_levels(below_root, lo, hi, iters, geometric=True)
