@@ -118,6 +118,83 @@ def test_class1_interrupted_before_any_plan_is_its_own_status(monkeypatch):
     assert r.interrupted and r.status == "interrupted" and not r.diagnosis
 
 
+FLEET = {"workloads": [{"name": "chat", "model": "llama-3.1-8b", "input_tokens": 512, "output_tokens": 128,
+                        "demand": {"requests_per_s": 120}, "slo": {"tpot_ms": 40}},
+                       {"name": "qwen", "model": "qwen3-32b", "input_tokens": 1024, "output_tokens": 256,
+                        "demand": {"requests_per_s": 12}, "slo": {"tpot_ms": 50}}],
+         "search": {"gpus": ["h100-sxm", "l40s"], "quantizations": ["w8a8-fp8"], "kv_dtypes": ["fp8"], "tp": [1, 2],
+                    "pp": [1], "batch_levels": [64]},
+         "limits": {"inventory": {"h100-sxm": 3, "l40s": 8}}, "prices": {"usd_per_gpu_hour": {"h100-sxm": 3.0, "l40s": 1.0}}}
+
+
+def _ctrl_c_in_phase(monkeypatch, backend_class, phase: str) -> tuple[list[str], list[str]]:
+    """The backend's solve raises KeyboardInterrupt (a Ctrl-C) once, in phase ``phase`` of the
+    first rank, and solves every other phase; returns the phases begun, in order, and the phase
+    interrupted (clear both for the next run)."""
+    import planner.plan.solve as S
+
+    seen: list[str] = []
+    raised: list[str] = []
+    real_view, real_solve = S.with_objective, backend_class.solve
+
+    def view(c, name):
+        seen.append(name)
+        return real_view(c, name)
+
+    def solve(self, f, time_limit, seed=0, gap=0.0):
+        if seen[-1] == phase and not raised:
+            raised.append(phase)
+            raise KeyboardInterrupt
+        return real_solve(self, f, time_limit, seed=seed, gap=gap)
+
+    monkeypatch.setattr(S, "with_objective", view)
+    monkeypatch.setattr(backend_class, "solve", solve)
+    return seen, raised
+
+
+@pytest.mark.parametrize("kind", ["plan", "fleet"])
+def test_class1_ctrl_c_in_a_tie_break_keeps_the_rank_its_objectives_proved(tmp_path, monkeypatch, kind):
+    """Ctrl-C while a tie-break is solved: the objectives were proven, so that rank stands with
+    the answer of the last finished phase (as a tie-break stopped by its time limit leaves it),
+    the interrupted phase says so, and no later rank is solved; the CLI exits 130 with it."""
+    from planner.backends.cpsat import CpSatBackend
+    from planner.backends.milp import MilpBackend
+    from planner.plan.solve import plan
+    from planner.schemas.fleet import FleetSpec
+    from planner.schemas.plan import PlanSpec
+
+    backend_class, backend = (CpSatBackend, "cpsat") if kind == "plan" else (MilpBackend, "milp")
+    spec = PlanSpec.model_validate(TINY) if kind == "plan" else FleetSpec.model_validate(FLEET)
+    seen, raised = _ctrl_c_in_phase(monkeypatch, backend_class, "order")
+    r = plan(spec, backend=backend, time_limit=30)
+    assert raised == ["order"]
+    assert r.interrupted and r.plans and {p.rank for p in r.plans} == {1}
+    assert [(p.objective, p.status) for p in r.phases] == [(r.objective, "optimal"), ("gpus", "optimal"),
+                                                           ("order", "interrupted")]
+    assert r.status == "optimal" and r.answers[0].values["gpus"] == r.phases[1].value
+
+    seen.clear(), raised.clear()
+    out = tmp_path / "x.json"
+    inst = _instance(tmp_path, TINY if kind == "plan" else FLEET)
+    res = _run(kind, inst, "--json", "--backend", backend, "--output", out, *(("--no-simulate",) if kind == "plan"
+                                                                              else ()))
+    data = json.loads(out.read_text())
+    assert raised == ["order"] and res.exit_code == 130
+    assert data["interrupted"] is True and data["plans"] and len(data["answers"]) == 1
+    assert [p["status"] for p in data["phases"]] == ["optimal", "optimal", "interrupted"]
+
+
+def test_class1_ctrl_c_in_the_first_objective_still_has_nothing_proven(monkeypatch):
+    from planner.backends.cpsat import CpSatBackend
+    from planner.plan.solve import plan
+    from planner.schemas.plan import PlanSpec
+
+    seen, raised = _ctrl_c_in_phase(monkeypatch, CpSatBackend, "cost_per_million_tokens")     # TINY's objective
+    r = plan(PlanSpec.model_validate(TINY), backend="cpsat", time_limit=30)
+    assert r.interrupted and r.status == "interrupted" and not r.plans and not r.phases
+    assert raised and "gpus" not in seen
+
+
 # --- class 3: large but valid numbers ---------------------------------------------------
 
 @pytest.mark.parametrize("path,value,needle", [

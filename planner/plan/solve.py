@@ -103,6 +103,7 @@ class Solved:
     phases: list[Phase]
     size: dict[str, int] = field(default_factory=dict)
     values: dict[str, float] = field(default_factory=dict)
+    interrupted: bool = False         # Ctrl-C in a phase after the first: the answer of those finished
 
 
 def objective_phases(problem: Problem) -> tuple[str, ...]:
@@ -219,6 +220,7 @@ def solve(problem: Problem, cands: Candidates, *, backend: str = "cpsat", top_k:
             s = rank_one(base, solver, backend, names, len(objectives), tuple(cuts), deadline,
                          _change_slack(problem), max(TIE_BREAK_FLOOR, TIE_BREAK_SHARE * time_limit), gap)
             first = first or s
+            interrupted = s.interrupted      # Ctrl-C after its first phase: this rank stands, no more
             if not s.picks:
                 break
             ps, a = describe(problem, rows_view(base, [j for j, _ in s.picks]), s.picks, s.served, rank, s.values,
@@ -226,10 +228,10 @@ def solve(problem: Problem, cands: Candidates, *, backend: str = "cpsat", top_k:
             a.start = any(p.start for p in s.phases)
             plans, answers = plans + ps, answers + [a]
             cuts.append(frozenset(int(cands.config[j]) for j, _ in s.picks))
-            if time.perf_counter() >= deadline:
+            if interrupted or time.perf_counter() >= deadline:
                 break
     except KeyboardInterrupt:
-        interrupted = True     # keep what was found; the CLI exits 130
+        interrupted = True     # keep what was found (earlier ranks); the CLI exits 130
     if first is None:
         status = Status.INTERRUPTED if interrupted else Status.TIME_LIMIT
         first = Solved(status, [], np.zeros(cands.n_slots), [])
@@ -269,9 +271,12 @@ def solve_phases(problem: Problem, cands: Candidates, *, backend: str, time_limi
     ``solve`` (a schedule's periods)."""
     objectives = phases or objective_phases(problem)
     names = objectives + (tie_breaks(cands, objectives) if tie_break else ())
-    return rank_one(first_phase_view(problem, cands, objectives), get_backend(backend), backend, names,
-                    len(objectives), (), time.perf_counter() + time_limit, _change_slack(problem),
-                    max(TIE_BREAK_FLOOR, TIE_BREAK_SHARE * time_limit), gap)
+    s = rank_one(first_phase_view(problem, cands, objectives), get_backend(backend), backend, names,
+                 len(objectives), (), time.perf_counter() + time_limit, _change_slack(problem),
+                 max(TIE_BREAK_FLOOR, TIE_BREAK_SHARE * time_limit), gap)
+    if s.interrupted:       # a what-if reads one phase's value: a Ctrl-C there stops it, as before
+        raise KeyboardInterrupt
+    return s
 
 
 def _change_slack(problem: Problem) -> float:
@@ -313,7 +318,9 @@ def rank_one(base: Candidates, solver: Backend, backend: str, names: tuple[str, 
     status is the weakest of the objective phases' (optimal only if each is); a tie-break
     phase has at most ``tie_seconds``, and without an answer in time it leaves the answer
     of the phase before (its own status says so). Each solve stops once proven within
-    ``gap`` (relative)."""
+    ``gap`` (relative). A Ctrl-C in a phase after the first leaves the answer of the phases
+    finished the same way, that phase ``interrupted`` and ``Solved.interrupted`` set; in the
+    first, nothing is proven and the KeyboardInterrupt goes on to the caller."""
     slack = {name: (change_slack if name == "cost_per_hour" and k + 1 < len(names) and names[k + 1] == "change"
                     else KEEP_TOLERANCE) for k, name in enumerate(names)}
     if Feature.LINEAR_MODEL not in solver.features:      # the independent oracle: enumeration, no model
@@ -336,94 +343,110 @@ def rank_one(base: Candidates, solver: Backend, backend: str, names: tuple[str, 
     rounds = 0
     building = 0.0             # seconds the last model took to build
     start: starting.Start | None = None
+    interrupted = False
     for k, name in enumerate(names):
         objective = k < n_objectives
-        until = deadline if objective else min(deadline, time.perf_counter() + tie_seconds)
-        if cuts:
-            limited = None               # a cut reads every choice binary
-        sol: Solution | None = None
-        f: constraints.Formulation | None = None
-        while True:       # configuration limits enforced lazily: only on slots whose optimum breaks them
-            if not objective and f is None and time.perf_counter() + building >= until:
-                # no time left for this tie-break beyond building its model (as long as the last
-                # one took): it is not built (a fleet's: seconds); an objective phase is always
-                # built and solved in what is left, as its status depends on it
-                sol = None
-                break
-            c = constraints.objective.share_terms(replace(with_objective(base, name), partial=base.partial,
-                                                          bounds=tuple(bounds), limited=limited), base)
-            if f is None or limited is None or not choice.limit(f, set(limited)):
-                built = time.perf_counter()
-                f = sol = None                   # the last model (and its solver's copy) freed before the next
-                f = constraints.build(c, cuts)   # else the rows were added to the model its solver keeps
-                building = time.perf_counter() - built
-            else:
-                c = f.cands
-            size = dict(f.size) if k == 0 else size
-            empty = [s for s in range(c.n_slots) if not len(f.alive_in(s))]
-            if empty and not c.partial:       # a workload no configuration can serve: proven, no solver needed
-                sol = Solution(Status.INFEASIBLE, None)
-                break
+        kind = "objective" if objective else "tie-break"
+        kept = (len(log), picks, served, status, dict(values))   # as the phases before left them
+        try:
+            until = deadline if objective else min(deadline, time.perf_counter() + tie_seconds)
+            if cuts:
+                limited = None               # a cut reads every choice binary
+            sol: Solution | None = None
+            f: constraints.Formulation | None = None
+            while True:       # configuration limits enforced lazily: only on slots whose optimum breaks them
+                if not objective and f is None and time.perf_counter() + building >= until:
+                    # no time left for this tie-break beyond building its model (as long as the last
+                    # one took): it is not built (a fleet's: seconds); an objective phase is always
+                    # built and solved in what is left, as its status depends on it
+                    sol = None
+                    break
+                c = constraints.objective.share_terms(replace(with_objective(base, name), partial=base.partial,
+                                                              bounds=tuple(bounds), limited=limited), base)
+                if f is None or limited is None or not choice.limit(f, set(limited)):
+                    built = time.perf_counter()
+                    f = sol = None                   # the last model (and its solver's copy) freed before the next
+                    f = constraints.build(c, cuts)   # else the rows were added to the model its solver keeps
+                    building = time.perf_counter() - built
+                else:
+                    c = f.cands
+                size = dict(f.size) if k == 0 else size
+                empty = [s for s in range(c.n_slots) if not len(f.alive_in(s))]
+                if empty and not c.partial:       # a workload no configuration can serve: proven, no solver needed
+                    sol = Solution(Status.INFEASIBLE, None)
+                    break
+                if k == 0:
+                    start = starting.starting_answer(f)
+                if time.perf_counter() >= until:
+                    sol = None
+                    break
+                f.hint = start.values if start is not None and k == 0 else \
+                    constraints.assignment(f, picks) if picks else None
+                sol = solver.solve(f, max(until - time.perf_counter(), 1e-3), gap=gap)
+                rounds += 1
+                if sol.status not in HAS_SOLUTION or sol.values is None or limited is None:
+                    break
+                over = starting.over_configuration_limit(c, decode(f, sol.values)) - set(limited)
+                if not over:
+                    break
+                if sol.status != Status.OPTIMAL:    # time is short: enforce every limit at once, no more rounds
+                    over = set(range(c.n_slots))
+                limited = tuple(sorted(set(limited) | over))
             if k == 0:
-                start = starting.starting_answer(f)
-            if time.perf_counter() >= until:
-                sol = None
+                size |= {"configuration_limit_rounds": rounds, "slots_with_enforced_limit":
+                         c.n_slots if limited is None else len(limited)}
+            no_answer = sol is None or sol.status not in HAS_SOLUTION or sol.values is None
+            stopped = no_answer and (sol.status in (Status.TIME_LIMIT, Status.UNKNOWN) if sol is not None else not cuts)
+            if k == 0 and start is not None and (stopped or _start_better(f, c, name, start, sol)) \
+                    and starting.stands(c, start):
+                # the solver stopped without an answer (or no time was left for the first answer), or
+                # with a worse one than the start: the starting answer keeps every limit; optimality
+                # unproven, its gap against the best proven bound there is
+                picks, served = list(start.picks), np.asarray(start.served, dtype=float)
+                value = _picks_value(c, name, picks, served)
+                bound = _lower_bound(c, name, sol)
+                within = max(0.0, (value - bound) / value) if bound is not None and value > 0 else None
+                log.append(Phase(name, "objective", Status.FEASIBLE.value, _reported(c, name, value),
+                                 OBJECTIVES[name].unit, within, None if sol is None else sol.seconds, start=True,
+                                 lower_bound=bound))
+                values[name] = _reported(c, name, value)
+                status = Status.FEASIBLE
                 break
-            f.hint = start.values if start is not None and k == 0 else \
-                constraints.assignment(f, picks) if picks else None
-            sol = solver.solve(f, max(until - time.perf_counter(), 1e-3), gap=gap)
-            rounds += 1
-            if sol.status not in HAS_SOLUTION or sol.values is None or limited is None:
+            if no_answer:
+                st = Status.TIME_LIMIT if sol is None else sol.status
+                log.append(Phase(name, kind, st.value,
+                                 seconds=None if sol is None else sol.seconds))
+                if objective:      # a later objective without an answer leaves the earlier answer standing, unproven
+                    status = st if not picks else Status.FEASIBLE
                 break
-            over = starting.over_configuration_limit(c, decode(f, sol.values)) - set(limited)
-            if not over:
-                break
-            if sol.status != Status.OPTIMAL:    # time is short: enforce every limit at once, no more rounds
-                over = set(range(c.n_slots))
-            limited = tuple(sorted(set(limited) | over))
-        if k == 0:
-            size |= {"configuration_limit_rounds": rounds, "slots_with_enforced_limit":
-                     c.n_slots if limited is None else len(limited)}
-        no_answer = sol is None or sol.status not in HAS_SOLUTION or sol.values is None
-        stopped = no_answer and (sol.status in (Status.TIME_LIMIT, Status.UNKNOWN) if sol is not None else not cuts)
-        if k == 0 and start is not None and (stopped or _start_better(f, c, name, start, sol)) \
-                and starting.stands(c, start):
-            # the solver stopped without an answer (or no time was left for the first answer), or
-            # with a worse one than the start: the starting answer keeps every limit; optimality
-            # unproven, its gap against the best proven bound there is
-            picks, served = list(start.picks), np.asarray(start.served, dtype=float)
-            value = _picks_value(c, name, picks, served)
-            bound = _lower_bound(c, name, sol)
-            within = max(0.0, (value - bound) / value) if bound is not None and value > 0 else None
-            log.append(Phase(name, "objective", Status.FEASIBLE.value, _reported(c, name, value),
-                             OBJECTIVES[name].unit, within, None if sol is None else sol.seconds, start=True,
-                             lower_bound=bound))
+            assert sol is not None and sol.values is not None and f is not None
+            value = _model_value(f, name, sol.values)
+            log.append(Phase(name, kind, sol.status.value, _reported(c, name, value),
+                             OBJECTIVES[name].unit, sol.gap, sol.seconds,
+                             lower_bound=_reported(c, name, sol.bound) if gap and sol.bound is not None
+                             and OBJECTIVES[name].sense == "min" else None))   # a maximum's bound is no lower bound
             values[name] = _reported(c, name, value)
-            status = Status.FEASIBLE
+            if sol.status != Status.OPTIMAL and objective:
+                status = Status.FEASIBLE
+            picks = decode(f, sol.values)        # each later phase starts from this answer
+            served = np.array([sol.values[f.scalars[f.scalar_name("served", s)]]
+                               if f.scalar_name("served", s) in f.scalars else 1.0 for s in range(c.n_slots)])
+            tol, obj = slack[name], OBJECTIVES[name]
+            room = KEEP_TOLERANCE / obj.scale
+            bounds.append((name, value * (1 + tol) + room if obj.sense == "min" else value * (1 - tol) - room))
+        except KeyboardInterrupt:
+            if k == 0:       # Ctrl-C in the first objective: nothing proven, no answer of this rank
+                raise
+            # Ctrl-C in a later phase: the answer of the phases finished stands, as a tie-break
+            # stopped by its time limit leaves it; the caller records this rank and ranks no more
+            n, picks, served, status, values = kept
+            del log[n:]
+            log.append(Phase(name, kind, Status.INTERRUPTED.value))
+            if objective:    # a later objective unfinished leaves the earlier answer standing, unproven
+                status = Status.FEASIBLE
+            interrupted = True
             break
-        if no_answer:
-            st = Status.TIME_LIMIT if sol is None else sol.status
-            log.append(Phase(name, "objective" if objective else "tie-break", st.value,
-                             seconds=None if sol is None else sol.seconds))
-            if objective:      # a later objective without an answer leaves the earlier answer standing, unproven
-                status = st if not picks else Status.FEASIBLE
-            break
-        assert sol is not None and sol.values is not None and f is not None
-        value = _model_value(f, name, sol.values)
-        log.append(Phase(name, "objective" if objective else "tie-break", sol.status.value, _reported(c, name, value),
-                         OBJECTIVES[name].unit, sol.gap, sol.seconds,
-                         lower_bound=_reported(c, name, sol.bound) if gap and sol.bound is not None
-                         and OBJECTIVES[name].sense == "min" else None))   # a maximum's bound is no lower bound
-        values[name] = _reported(c, name, value)
-        if sol.status != Status.OPTIMAL and objective:
-            status = Status.FEASIBLE
-        picks = decode(f, sol.values)        # each later phase starts from this answer
-        served = np.array([sol.values[f.scalars[f.scalar_name("served", s)]]
-                           if f.scalar_name("served", s) in f.scalars else 1.0 for s in range(c.n_slots)])
-        tol, obj = slack[name], OBJECTIVES[name]
-        room = KEEP_TOLERANCE / obj.scale
-        bounds.append((name, value * (1 + tol) + room if obj.sense == "min" else value * (1 - tol) - room))
-    return Solved(status, picks, served, log, size, values)
+    return Solved(status, picks, served, log, size, values, interrupted)
 
 
 def _start_better(f: constraints.Formulation | None, c: Candidates, name: str, start: starting.Start,
