@@ -177,7 +177,12 @@ def prefill_saturation(phys: StepPhysics, eng: Engine, isl, cached=0.0, isl_cv2=
         return phys.lanes * T / (S * _prefill_step(phys, T, S, P, _arr(isl_cv2, n)))
 
 
-def _pieces(m, K, terms: int = 256, values=None):
+PIECE_TERMS = 256
+"""The Poisson sum of ``_pieces`` runs to this many pieces a busy step (a larger K is taken as
+unbounded); ``_prefill_chunk``'s table of step times stops there too."""
+
+
+def _pieces(m, K, terms: int = PIECE_TERMS, values=None):
     """Mean, variance and d(mean)/dm of N = min(max(1, A), K), A ~ Poisson(m): the pieces a
     busy step carries when m arrived during the previous one and K fit the token budget
     (section 1), and with ``values`` (v_n at N = n on a leading axis, n = 1..max K) E[v_N].
@@ -224,7 +229,7 @@ def _prefill_chunk(phys: StepPhysics, lam_l, S, T, P, cv2, iters: int = 30, scan
     c1 = S_ / np.ceil(S_ / T)
     Tm = np.maximum(T, c1)
     K = np.floor(Tm / c1)
-    Kc = np.minimum(np.maximum(K, 1.0), 256.0)                 # _pieces' terms
+    Kc = np.minimum(np.maximum(K, 1.0), float(PIECE_TERMS))    # _pieces' terms
     counts = np.arange(1.0, np.max(Kc, initial=1.0) + 1.0)[:, None]
     table = _prefill_step(phys, c1 * np.minimum(counts, Kc), S_, P_, cv2_)     # t(c1 n), n = 1..max K
     rate = lam * S_ / c1
