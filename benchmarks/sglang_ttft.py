@@ -22,7 +22,14 @@ once: validate's ``counted`` rows with both metrics predicted) and prints, for S
 
 Mean lengths: 0.9 L where the row's lengths are uniform on [0.8 L, L], else L.
 
-Usage: python benchmarks/sglang_ttft.py [CORPUS] [VALIDATE_CSV]
+``--engine trtllm`` (or vllm) reads that engine's rows instead (the contrast of section 3).
+``--whatif OUT`` runs ``planner validate`` (in a process of its own, ~10 s) on the corpus with
+SGLang's NVFP4 rows read as NVFP4 bytes with FP8 math (a scheme registered for that run only,
+``WHATIF_SCHEME``: 4.5 bits a weight, the GEMMs at the fp8 rate), writes its CSV to OUT and
+prints validate's tables with the plain run's (VALIDATE_CSV, ``--baseline``) beside them: a
+what-if, not a reading of the model.
+
+Usage: python benchmarks/sglang_ttft.py [CORPUS] [VALIDATE_CSV] [--engine E] [--whatif OUT]
 (default ../shared/reference/measured-silicon.csv and /tmp/validate.csv).
 """
 
@@ -71,12 +78,12 @@ def num(x: str) -> float:
         return math.nan
 
 
-def records(rows: list[dict], val: dict[int, dict]) -> list[dict]:
-    """One record a counted SGLang measurement with both metrics predicted."""
+def records(rows: list[dict], val: dict[int, dict], engine: str = "sglang") -> list[dict]:
+    """One record a counted measurement of ``engine`` with both metrics predicted."""
     by_id: dict[str, dict[str, tuple]] = defaultdict(dict)
     for i, r in enumerate(rows):
         v = val.get(i + 2)
-        if v is None or v["engine"] != "sglang" or v["counted"] != "yes" or not v["predicted"]:
+        if v is None or v["engine"] != engine or v["counted"] != "yes" or not v["predicted"]:
             continue
         by_id[r["silicon_id"]][r["metric"][:4]] = (r, v)
     out = []
@@ -105,8 +112,54 @@ def med(xs: list[float]) -> float:
     return st.median(xs) if xs else math.nan
 
 
+WHATIF_SCHEME = "fp4-fp8math"
+"""The what-if's scheme: NVFP4's 4.5 bits a weight, fp8 math (registered in the what-if's process only)."""
+
+_WHATIF_RUN = """
+import sys
+from planner.physics import quant
+quant.SCHEMES[{name!r}] = quant.Scheme({name!r}, 4.5, "fp8", None, "what-if: NVFP4 bytes, fp8 math", False)
+from planner.cli.entry import main
+main(["validate", {corpus!r}, "--csv", {out!r}, "--baseline", {base!r}])
+"""
+
+
+def whatif_rows(rows: list[dict], scheme: str = WHATIF_SCHEME) -> list[dict]:
+    """The corpus with SGLang's NVFP4 rows naming ``scheme`` in their precision column."""
+    return [dict(r, precision=r["precision"] + f" scheme={scheme}")
+            if "sglang" in r["framework"].lower() and "w=nvfp4" in r["precision"].lower() else r for r in rows]
+
+
+def run_whatif(rows: list[dict], out: str, baseline: str) -> int:
+    """``planner validate`` on ``whatif_rows`` with ``WHATIF_SCHEME`` registered, its CSV to
+    ``out`` and its tables beside ``baseline`` (the plain run's CSV)."""
+    import os
+    import subprocess
+    import tempfile
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = os.path.join(tmp, "whatif.csv")
+        with open(corpus, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(whatif_rows(rows))
+        code = _WHATIF_RUN.format(name=WHATIF_SCHEME, corpus=corpus, out=out, base=baseline)
+        env = dict(os.environ, PYTHONPATH=str(root))
+        return subprocess.run([sys.executable, "-c", code], cwd=root, env=env).returncode
+
+
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = sys.argv[1:] if argv is None else list(argv)
+    opts: dict[str, str] = {}
+    for flag in ("--engine", "--whatif"):
+        if flag in argv:
+            k = argv.index(flag)
+            if k + 1 >= len(argv):
+                print(f"sglang_ttft.py: {flag} needs a value", file=sys.stderr)
+                raise SystemExit(2)
+            opts[flag] = argv[k + 1]
+            del argv[k:k + 2]
+    engine = opts.get("--engine", "sglang")
     corpus_path = argv[0] if argv else "../shared/reference/measured-silicon.csv"
     csv_path = argv[1] if len(argv) > 1 else "/tmp/validate.csv"
     try:
@@ -115,12 +168,19 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:
         print(f"sglang_ttft.py: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    if "--whatif" in opts:
+        rc = run_whatif(rows, opts["--whatif"], csv_path)
+        print(f"what-if validate: exit {rc}, its CSV in {opts['--whatif']} (set it beside {csv_path})")
+        if rc:
+            raise SystemExit(rc)
+        return
     val = validate_rows(rows, csv_path)
     if isinstance(val, str):
         print(f"sglang_ttft.py: {val}; write it with: python -m planner validate {corpus_path} --csv {csv_path}",
               file=sys.stderr)
         raise SystemExit(2)
-    recs = records(rows, val)
+    recs = records(rows, val, engine)
+    print(f"engine: {engine}")
 
     print("1. SGLang TTFT by mode x system x model x clients: rows, median |error| % (signed), "
           "TTFT's share f of a request, measured / model request rate X")
@@ -175,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
         for r in sorted(g, key=lambda r: r["N"]):
             ln = r["line"]
             print(f"      N {r['N']:6.0f}  {ln['prefill_workers']} x attention DP {ln['prefill_attention_dp']}, "
-                  f"{ln['framework']:20s} measured {r['tok_m']:6.0f}  model {r['tok_p']:6.0f}  "
+                  f"{ln['framework'][:24]:24s} measured {r['tok_m']:6.0f}  model {r['tok_p']:6.0f}  "
                   f"TTFT {r['ttft_m'] / 1e3:6.1f} s / {r['ttft_p'] / 1e3:6.1f} s")
 
 

@@ -60,3 +60,20 @@ def test_records_by_hand() -> None:
     assert not G.records(rows, val)[0]["stated"]
     val[2]["engine"] = val[3]["engine"] = "vllm"
     assert G.records(rows, val) == []
+
+
+def test_whatif_rows_name_the_scheme_on_sglang_nvfp4_only() -> None:
+    rows = [dict(framework="SGLang 0.5.9", precision="W=nvfp4;A=nvfp4;KV=unstated"),
+            dict(framework="SGLang 0.5.9", precision="W=fp8;A=fp8;KV=unstated"),
+            dict(framework="TensorRT-LLM 1.2.0rc6", precision="W=nvfp4;A=nvfp4;KV=unstated")]
+    out = G.whatif_rows(rows, "w4a8")
+    assert out[0]["precision"] == "W=nvfp4;A=nvfp4;KV=unstated scheme=w4a8"
+    assert out[1:] == rows[1:] and rows[0]["precision"] == "W=nvfp4;A=nvfp4;KV=unstated"
+    from planner.fidelity.rows import scheme_of_row
+    assert scheme_of_row(out[0]["precision"], "nvidia/DeepSeek-R1-FP4") == ("w4a8", "fp8")
+
+
+def test_a_flag_without_its_value_exits_2(capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        G.main(["a.csv", "b.csv", "--engine"])
+    assert e.value.code == 2 and "--engine needs a value" in capsys.readouterr().err
