@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from planner.fidelity.corpus import load_corpus  # noqa: E402
 from planner.fidelity.predict import disagg_loops  # noqa: E402
-from planner.fidelity.rows import _int, engine_of, load_measurements, pool_recipes  # noqa: E402
+from planner.fidelity.rows import cell_int, engine_of, load_measurements, pool_recipes  # noqa: E402
 from planner.physics.disagg import kv_bytes_per_request  # noqa: E402
 from planner.physics.options import PRESETS  # noqa: E402
 from planner.physics.step import step_time  # noqa: E402
@@ -307,10 +307,10 @@ def whole_deployment(corpus: str, rs: list[dict]) -> None:
     counts whose two pools state one count G (1-72) that no stated worker of their family
     has, where a stated deployment of G GPUs exists, take that donor instead."""
     def gpus(r: dict) -> tuple:
-        return tuple(_int(r.get(f"{p}_gpus_per_worker", "")) for p in ("prefill", "decode"))
+        return tuple(cell_int(r.get(f"{p}_gpus_per_worker", "")) for p in ("prefill", "decode"))
 
     def total(r: dict):
-        pw, dw = _int(r.get("prefill_workers", "")), _int(r.get("decode_workers", ""))
+        pw, dw = cell_int(r.get("prefill_workers", "")), cell_int(r.get("decode_workers", ""))
         pg, dg = gpus(r)
         return None if None in (pw, dw, pg, dg) else pw * pg + dw * dg
 

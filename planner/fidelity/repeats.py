@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from planner.fidelity.rows import _POOL_COLUMNS, Case, _day, _int
+from planner.fidelity.rows import POOL_COLUMNS, Case, cell_int, run_day
 
 # --- the same measurement listed again -------------------------------------------------
 
@@ -44,7 +44,7 @@ def measurement_of(rows: list[dict]) -> list[int]:
     for members in groups.values():
         def score(i: int) -> tuple[int, int, int]:
             r = rows[i]
-            return (_int(r.get("decode_workers", "")) is not None, r.get("expressible", "") == "yes", -i)
+            return (cell_int(r.get("decode_workers", "")) is not None, r.get("expressible", "") == "yes", -i)
         best = max(members, key=score)
         for i in members:
             out[i] = best
@@ -58,7 +58,7 @@ MTP_TOKENS = 1
 (``num_nextn_predict_layers`` 1 in their config.json), one draft token a step."""
 
 _TWIN_COLUMNS = ("framework", "image", "attention_tp", "attention_dp", "moe_tp", "moe_ep", "replicas",
-                 "concurrency_total", "mode", "metric") + _POOL_COLUMNS
+                 "concurrency_total", "mode", "metric") + POOL_COLUMNS
 
 
 def speculative_twins(rows: list[dict], family, stand_in: list[int]) -> set[int]:
@@ -78,7 +78,7 @@ def speculative_twins(rows: list[dict], family, stand_in: list[int]) -> set[int]
     groups: dict[tuple, set[int]] = {}
     for i, r in enumerate(rows):
         if r.get("provenance", "").startswith("InferenceX"):
-            key = (family(r), _day(r), *(r.get(c, "").strip() for c in _TWIN_COLUMNS))
+            key = (family(r), run_day(r), *(r.get(c, "").strip() for c in _TWIN_COLUMNS))
             groups.setdefault(key, set()).add(stand_in[i])
     in_dump = {stand_in[i] for i, r in enumerate(rows) if r.get("provenance", "").startswith("InferenceX DB")}
     out = set()

@@ -147,7 +147,8 @@ def describe_load(kind: str, value: float) -> str:
     return f"{value:g} clients (closed loop)" if kind == "clients" else f"{value:g} requests/s (Poisson)"
 
 
-def _int(text: str) -> int | None:
+def cell_int(text: str) -> int | None:
+    """A cell's whole number, None where it is blank or not plain digits."""
     text = text.strip()
     return int(text) if text.isascii() and text.isdigit() else None
 
@@ -250,7 +251,7 @@ def lengths_of(r: dict) -> tuple[float, float, float] | str:
     stated lengths otherwise, fixed."""
     if r["input_len"].strip() == "variable" or r["output_len"].strip() == "variable":
         return "variable lengths without a stated mean input length"
-    s_in, s_out = max(_int(r["input_len"]) or 0, 1), max(_int(r["output_len"]) or 0, 1)
+    s_in, s_out = max(cell_int(r["input_len"]) or 0, 1), max(cell_int(r["output_len"]) or 0, 1)
     m = _UNIFORM.search(r.get("length_distribution", "").lower())
     if not m:
         return float(s_in), float(s_out), 0.0
@@ -302,22 +303,22 @@ def _moe_layout(model: ModelSpec, a: int, d: int, mt: int, me: int, what: str) -
 def layout_of(r: dict, model: ModelSpec) -> tuple[int, int, float | None] | str | None:
     """(tp, ep, replicas) of an aggregated row from its layout columns, None where the file
     has none (the 14 columns: TP and GPU count), or why the layout cannot be read."""
-    a = _int(r.get("attention_tp", ""))
+    a = cell_int(r.get("attention_tp", ""))
     if a is None:
         return None
-    d = _int(r.get("attention_dp", "")) or 1
-    mt = _int(r.get("moe_tp", "")) or a * d
-    me = _int(r.get("moe_ep", "")) or 1
+    d = cell_int(r.get("attention_dp", "")) or 1
+    mt = cell_int(r.get("moe_tp", "")) or a * d
+    me = cell_int(r.get("moe_ep", "")) or 1
     layout = _moe_layout(model, a, d, mt, me, "aggregated layout")
     if isinstance(layout, str):
         return layout
     tp, ep, dp = layout
-    reps = _int(r.get("replicas", ""))
+    reps = cell_int(r.get("replicas", ""))
     return tp, ep, (reps * dp if reps else None)
 
 
-_POOL_COLUMNS = tuple(f"{p}_{f}" for p in ("prefill", "decode")
-                      for f in ("workers", "tp", "attention_dp", "moe_tp", "moe_ep", "pp"))
+POOL_COLUMNS = tuple(f"{p}_{f}" for p in ("prefill", "decode")
+                     for f in ("workers", "tp", "attention_dp", "moe_tp", "moe_ep", "pp"))
 
 
 def recipe_family(catalog: Catalog, names: dict):
@@ -336,7 +337,7 @@ def recipe_family(catalog: Catalog, names: dict):
     return family
 
 
-def _day(r: dict) -> float | None:
+def run_day(r: dict) -> float | None:
     """The measurement's day (the ``measured`` column's date) as a day number, None unstated."""
     m = re.match(r"\s*(\d{4})-(\d{2})-(\d{2})", r.get("measured", ""))
     if m is None:
@@ -368,21 +369,21 @@ def pool_recipes(rows: list[dict], family, exclude=None) -> dict[int, int]:
         load = load_of(r) if r.get("mode", "").strip() == "disagg" else None
         if load is None or load[0] != "clients":
             continue
-        sizes = [_int(r.get(f"{p}_{f}", "")) for p in ("prefill", "decode") for f in ("workers", "tp")]
+        sizes = [cell_int(r.get(f"{p}_{f}", "")) for p in ("prefill", "decode") for f in ("workers", "tp")]
         if all(x is not None and x >= 1 for x in sizes):
             donors.setdefault(family(r), []).append((load[1], i))
-        elif _int(r.get("prefill_workers", "")) is None or _int(r.get("decode_workers", "")) is None:
+        elif cell_int(r.get("prefill_workers", "")) is None or cell_int(r.get("decode_workers", "")) is None:
             wanted.append((i, load[1]))
     out = {}
     for i, clients in wanted:
-        version, day = engine_of(rows[i]["framework"])[1], _day(rows[i])
+        version, day = engine_of(rows[i]["framework"])[1], run_day(rows[i])
 
         def rank(d: tuple[float, int]) -> tuple:
             o = rows[d[1]]
-            od = _day(o)
+            od = run_day(o)
             apart = abs(od - day) if od is not None and day is not None else math.inf
             return (abs(math.log(d[0] / clients)), apart > 0.0, engine_of(o["framework"])[1] != version, apart,
-                    d[0], tuple(_int(o.get(c, "")) or 0 for c in _POOL_COLUMNS), o.get("silicon_id", ""))
+                    d[0], tuple(cell_int(o.get(c, "")) or 0 for c in POOL_COLUMNS), o.get("silicon_id", ""))
         near = [d for d in donors.get(family(rows[i]), []) if exclude is None or not exclude(i, d[1])]
         if near:
             out[i] = min(near, key=rank)[1]
@@ -399,24 +400,24 @@ def pools_of(r: dict, model: ModelSpec, domain_gpus: float, recipe: tuple[int, d
     layout as given (a lower bound on the deployment). Both marked ``stated=False``. A count
     the row states (one of the two) is kept, the other pool's taken from the recipe."""
     pools = []
-    own = {role: _int(r.get(f"{role}_workers", "")) for role in ("prefill", "decode")}
+    own = {role: cell_int(r.get(f"{role}_workers", "")) for role in ("prefill", "decode")}
     stated = all(w is not None for w in own.values())
     if not stated and recipe is not None:
         r = recipe[1]
     for role in ("prefill", "decode"):
-        a = _int(r.get(f"{role}_tp", ""))
+        a = cell_int(r.get(f"{role}_tp", ""))
         if a is None:
             return f"the {role} pool's layout is not stated"
-        d = _int(r.get(f"{role}_attention_dp", "")) or 1
-        mt = _int(r.get(f"{role}_moe_tp", ""))
-        me = _int(r.get(f"{role}_moe_ep", ""))
+        d = cell_int(r.get(f"{role}_attention_dp", "")) or 1
+        mt = cell_int(r.get(f"{role}_moe_tp", ""))
+        me = cell_int(r.get(f"{role}_moe_ep", ""))
         layout = _moe_layout(model, a, d, a * d if mt is None else mt, 1 if me is None else me, f"{role} pool")
         if isinstance(layout, str):
             return layout
-        if (_int(r.get(f"{role}_pp", "")) or 1) != 1:
+        if (cell_int(r.get(f"{role}_pp", "")) or 1) != 1:
             return f"the {role} pool has pipeline parallelism, which the disaggregated pools do not model"
         tp, ep, dp = layout
-        workers = own[role] if own[role] is not None else _int(r.get(f"{role}_workers", ""))   # stated: kept
+        workers = own[role] if own[role] is not None else cell_int(r.get(f"{role}_workers", ""))   # stated: kept
         if workers is None:            # no recipe either: one worker, assumed
             workers = 1
         if workers < 1:
@@ -543,7 +544,7 @@ def _aggregated(r: dict, model: ModelSpec, load: tuple[str, float] | None) -> di
     layout = layout_of(r, model)
     if isinstance(layout, str):
         return layout
-    tp, pp, count = _int(r["tp"]), _int(r["pp"]), _int(r["gpu_count"])
+    tp, pp, count = cell_int(r["tp"]), cell_int(r["pp"]), cell_int(r["gpu_count"])
     ep, replicas = 1, None
     if layout is not None:
         tp, ep, replicas = layout
@@ -575,7 +576,7 @@ def _beyond_one_node(r: dict, layout: dict, node: int, gpu: str) -> str | None:
 
 def _stated_replicas(r: dict) -> int | None:
     """The replica count an aggregated row's ``replicas`` column states, else None."""
-    return None if r.get("mode", "").strip() == "disagg" else _int(r.get("replicas") or "")
+    return None if r.get("mode", "").strip() == "disagg" else cell_int(r.get("replicas") or "")
 
 
 def _per_replica_times_replicas(r: dict, load: tuple[str, float] | None) -> tuple[str, float] | None:
