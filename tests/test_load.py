@@ -337,6 +337,66 @@ def test_bisection_by_bracket_with_several_points_a_call():
     assert N.points_per_call(12) == 7 and N.points_per_call(40) == 3 and N.points_per_call(43) == 1
 
 
+def test_bisection_by_bracket_with_its_first_point_seen():
+    """``seen`` (the caller evaluated the rows' default first point, just past the ceiling,
+    before the search: ``capacity_at_slo`` on a large table, issue 26) is the search's own first
+    evaluation: the same ends and flags, and every other point evaluated the same (section 6)."""
+    n = 300
+    rng, lo, hi, root, evaluate, calls = _bracket_predicates(17, n)
+    g_lo = evaluate(lo, np.arange(n))[1]
+    ceiling = hi * rng.uniform(0.01, 0.95, n)
+    ceiling[:20] = np.inf                   # no ceiling: the first point is not past one
+    x0, inside = N.first_point(lo, hi, 16, ceiling)
+    assert inside.sum() >= n - 25 and not inside[:20].any()
+
+    def recorded(log):
+        def ev(x, i):
+            log.extend(zip(i.tolist(), x.tolist()))
+            return evaluate(x, i)
+        return ev
+    plain: list = []
+    ref = N.bisection_by_bracket(recorded(plain), lo, hi, g_lo, 16, ceiling)
+    rows = np.flatnonzero(inside & (x0 > lo))
+    ok, g = evaluate(x0[rows], rows)
+    assert 0 < ok.sum() < len(rows)
+    after: list = []
+    got = N.bisection_by_bracket(recorded(after), lo, hi, g_lo, 16, ceiling, seen=(rows, ok, g))
+    for a, b in zip(got, ref):
+        np.testing.assert_array_equal(a, b)
+    assert sorted(after + list(zip(rows.tolist(), x0[rows].tolist()))) == sorted(plain)
+    assert ref[2].sum() >= 20
+    with pytest.raises(ValueError):
+        N.bisection_by_bracket(evaluate, lo, hi, g_lo, 16, ceiling, seen=(rows, ok, g), points=3)
+
+
+def test_capacity_on_a_large_table_is_each_row_alone(monkeypatch):
+    """``capacity_at_slo`` on a table large enough to check the point past the ceiling first
+    (``PAST_CAP_FIRST_ROWS``, lowered here to keep the table small) gives each row what it gets
+    in a small table (alone, as far as its figures go), bit for bit: rate, binding and every
+    statistic of the result (issue 26)."""
+    monkeypatch.setattr(L, "PAST_CAP_FIRST_ROWS", 64)
+    m = CAT.model("llama-3.1-70b")
+    t = GpuTable.build([CAT.gpus["h100-sxm"], CAT.gpus["a100-80gb"]])
+    c = Configs.grid([0, 1], [0, 2], [0, 2], [2, 4, 8], [1, 2], [1],
+                     [4, 8, 16, 32, 48, 64, 96, 128, 192, 256, 384, 512], [2000], [300])
+    ph = L.step_physics(m, t, c, O)
+    eng = L.engine(ph)
+    n = len(ph)
+    assert n >= L.PAST_CAP_FIRST_ROWS
+    targets = [L.Target("tpot", "mean", 0.03), L.Target("ttft", "p99", 1.0)]
+    whole = L.capacity_at_slo(ph, eng, WL, targets, max_utilization=0.8)
+    # some rows above the ceiling, some below it, some with no rate at all
+    assert (whole.binding == -1).sum() >= 5 and ((whole.binding >= 0) & (whole.rate > 0)).sum() >= 5
+    assert (whole.rate == 0).sum() >= 5
+    for start in range(0, n, 12):
+        some = np.arange(start, min(start + 12, n))
+        small = L.capacity_at_slo(ph.take(some), eng.take(some), WL, targets, max_utilization=0.8)
+        np.testing.assert_array_equal(small.rate, whole.rate[some])
+        np.testing.assert_array_equal(small.binding, whole.binding[some])
+        for key, v in small.result.stats.items():
+            np.testing.assert_array_equal(v, whole.result.stats[key][some])
+
+
 def test_capacity_is_the_geometric_bisection_and_the_cap():
     """capacity_at_slo gives the lower end of the 16-step geometric bisection between 1e-4
     and 1 - 1e-9 of saturation, bit for bit, and with max_utilization the smaller of that

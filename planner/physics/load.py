@@ -20,9 +20,11 @@ import numpy as np
 from planner.physics.numerics import (
     NORMAL_Z,
     PERCENTILES,
+    RESTRICT_ROWS,
     bisect_levels,
     bisection_by_bracket,
     exp_tail_quantile,
+    first_point,
     fixed_point,
     joined_step,
     mixture_quantile,
@@ -680,6 +682,12 @@ class Target:
             raise ValueError(f"unknown target {self.metric}/{self.statistic}")
 
 
+PAST_CAP_FIRST_ROWS = 4 * RESTRICT_ROWS
+"""``capacity_at_slo`` evaluates the point past the utilisation cap in a call of its own, before
+the vanishing rate, where at least this many rows may meet every target there (a call costs
+about RESTRICT_ROWS rows' work; some of those rows miss there and save nothing)."""
+
+
 @dataclass(frozen=True)
 class Capacity:
     rate: np.ndarray                  # highest requests/s per replica meeting every target
@@ -704,7 +712,9 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
 
     ``max_utilization``: the rate is capped at that share of saturation, binding -1 where
     the cap is below the capacity, and the result is at the capped rate; a configuration
-    shown to meet every target above the cap stops there (no need to locate its capacity).
+    shown to meet every target above the cap stops there (no need to locate its capacity);
+    on a large table the point just past the cap comes first, and a row meeting every target
+    there skips the vanishing rate (``PAST_CAP_FIRST_ROWS``; issue 26: ~9 % fewer evaluations).
     ``report``: the (metric, percentile) pairs the result carries besides the targets'
     (None: all; the others are +inf). ``seconds``: the targets' limits per configuration
     (targets x configurations: workloads computed together), else each target's own."""
@@ -725,8 +735,32 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
         sat = np.where(np.isfinite(sat_raw) & (sat_raw > 0), sat_raw, 0.0)
         ceiling = np.full(n_cfg, np.inf) if max_utilization is None else max_utilization * sat
         lo = np.maximum(sat * 1e-4, 1e-300)
-        r0, rt0 = ratios(phys, eng, wl, lo, S, O, (sat_raw, tau_sat))
-        feasible0 = r0.stable & np.all(rt0 <= 1.0, axis=0)
+        hi_all = np.maximum(sat * (1.0 - 1e-9), lo)
+        # the search's first point, just past the ceiling, evaluated first: a row meeting every
+        # target there is above the ceiling, with no need of the vanishing rate's check (monotone
+        # in the rate); worth its own call where enough rows may skip that check
+        pre = np.zeros(0, dtype=np.int64)
+        if max_utilization is not None and len(targets) and n_cfg >= PAST_CAP_FIRST_ROWS:
+            x0, inside = first_point(lo, hi_all, iters, ceiling)
+            pre = np.flatnonzero(inside & (sat > 0) & (x0 > lo) & ~_idle_misses(phys, eng, S, P, wl, targets, limits))
+            pre = pre if len(pre) >= PAST_CAP_FIRST_ROWS else pre[:0]
+        if len(pre):
+            r_pre, rt_pre = ratios(phys.take(pre), eng.take(pre), wl.take(pre, n_cfg), x0[pre], S[pre], O[pre],
+                                   (sat_raw[pre], tau_sat[pre]), pre)
+            ok_pre = _meets(r_pre, rt_pre)
+            rest = np.ones(n_cfg, dtype=bool)
+            rest[pre[ok_pre]] = False
+            rest = np.flatnonzero(rest)
+            r0_rest, rt0_rest = ratios(phys.take(rest), eng.take(rest), wl.take(rest, n_cfg), lo[rest], S[rest],
+                                       O[rest], (sat_raw[rest], tau_sat[rest]), rest)
+            r0 = merge_results(n_cfg, [(rest, r0_rest)])
+            rt0 = np.full((len(targets), n_cfg), np.nan)
+            rt0[:, rest] = rt0_rest
+            feasible0 = np.ones(n_cfg, dtype=bool)
+            feasible0[rest] = _meets(r0_rest, rt0_rest)
+        else:
+            r0, rt0 = ratios(phys, eng, wl, lo, S, O, (sat_raw, tau_sat))
+            feasible0 = _meets(r0, rt0)
         rate = np.zeros(n_cfg)
         binding = np.argmax(rt0, axis=0) if len(targets) else np.full(n_cfg, -1)
         parts = []
@@ -744,7 +778,7 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
                 (log of the largest ratio to a target or utilisation; NaN where not defined)."""
                 r, rt = ratios(ph.take(i), en.take(i), w.take(i, len(live)), x, S_[i], O_[i],
                                (sat_l[0][i], sat_l[1][i]), live[i])
-                ok = r.stable & np.all(rt <= 1.0, axis=0)
+                ok = _meets(r, rt)
                 good = np.flatnonzero(ok)
                 good = good[np.argsort(x[good], kind="stable")]         # the highest last
                 best[0][i[good]], best[1][i[good]] = x[good], r.get("itl", "mean")[good]
@@ -752,13 +786,18 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
                     bad = np.flatnonzero(~ok)
                     bad = bad[np.argsort(-x[bad], kind="stable")]
                     miss[0][i[bad]], miss[1][i[bad]] = x[bad], _named(r, rt)[bad]
-                g = np.log(np.maximum(np.max(rt, axis=0, initial=0.0), np.maximum(r.rho, r.rho_prefill)))
-                return ok, np.where(ok | (g > 0), g, np.nan)
-            hi = np.maximum(sat[live] * (1.0 - 1e-9), lo_l)
+                return ok, _distance(r, rt, ok)
+            hi = hi_all[live]
             g_lo = np.log(np.maximum(np.max(rt0[:, live], axis=0, initial=0.0),
                                      np.maximum(r0.rho[live], r0.rho_prefill[live])))
-            lo_, hi_, above = bisection_by_bracket(evaluate, lo_l, hi, g_lo, iters, cap_l,
-                                                   points=points_per_call(len(live)))
+            points, seen = points_per_call(len(live)), None
+            if len(pre) and points == 1:     # the first points evaluated above: the search's own first
+                mine = feasible0[pre]
+                j, ok_j = np.searchsorted(live, pre[mine]), ok_pre[mine]
+                r_j, rt_j = r_pre.take(np.flatnonzero(mine)), rt_pre[:, mine]
+                miss[0][j[~ok_j]], miss[1][j[~ok_j]] = x0[live[j[~ok_j]]], _named(r_j, rt_j)[~ok_j]
+                seen = (j, ok_j, _distance(r_j, rt_j, ok_j))
+            lo_, hi_, above = bisection_by_bracket(evaluate, lo_l, hi, g_lo, iters, cap_l, points=points, seen=seen)
             found = np.where(above, np.inf, lo_)
             rate_l = np.minimum(found, cap_l)
             rate[live] = rate_l
@@ -781,6 +820,38 @@ def capacity_at_slo(phys: StepPhysics, eng: Engine, wl: Workload, targets: Seque
         binding = np.where(sat > 0, binding, -1)
     return Capacity(rate=rate, throughput_tokens_per_s=rate * O, rho=rate / np.where(sat > 0, sat, np.nan),
                     binding=binding.astype(np.int64), result=merge_results(n_cfg, parts))
+
+
+def _idle_misses(phys: StepPhysics, eng: Engine, S, P, wl: Workload, targets: Sequence[Target], limits: np.ndarray
+                 ) -> np.ndarray:
+    """Rows that look bound to miss a target at any rate, by the idle engine's floor: the
+    empty step for TPOT and ITL, the prompt's chunks prefilled alone plus the serving path
+    for TTFT. It only orders ``capacity_at_slo``'s evaluations (such a row gets the vanishing
+    rate first, not the point past the cap): a wrong guess costs one evaluation, no figure."""
+    idle = step_time(phys, 0.0, 0.0, 0.0, 0.0, 0.0)
+    out = np.zeros(len(phys), dtype=bool)
+    for j, t in enumerate(targets):
+        if t.metric in ("tpot", "itl"):
+            out |= (idle / tokens_per_step(phys.o) if t.metric == "tpot" else idle) > limits[j]
+        elif t.metric == "ttft":
+            k = np.ceil(S / eng.token_budget)
+            c1 = S / k
+            prefill = k * step_time(phys, 0.0, 0.0, c1, c1 * attention_length(S, P, wl.isl_cv2), c1 / S)
+            out |= prefill + phys.o.serving_overhead_s > limits[j]
+    return out
+
+
+def _meets(r: LoadResult, rt: np.ndarray) -> np.ndarray:
+    """Per row, whether it is stable and meets every target (``rt``: ratio to each, targets x rows)."""
+    return r.stable & np.all(rt <= 1.0, axis=0)
+
+
+def _distance(r: LoadResult, rt: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """``capacity_at_slo``'s distance to the boundary: the log of the largest ratio to a
+    target or utilisation, NaN where a row misses with nothing above 1 to say how far."""
+    g = np.log(np.maximum(np.max(rt, axis=0, initial=0.0), np.maximum(r.rho, r.rho_prefill)))
+    return np.where(ok | (g > 0), g, np.nan)
+
 
 def _named(r: LoadResult, rt: np.ndarray) -> np.ndarray:
     """Per row, the target whose ratio binds where the row misses one, stable; else -1."""

@@ -405,9 +405,25 @@ def _path_cell(lo: np.ndarray, hi: np.ndarray, levels: np.ndarray, at: np.ndarra
     return lo, hi
 
 
+def first_point(lo: np.ndarray, hi: np.ndarray, iters: int, ceiling: np.ndarray, geometric: bool = True
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """``bisection_by_bracket``'s default first point of each row (``first`` None): just past
+    the ceiling (1.5 of its margins, the bisection's last step and 1 %) where that is below
+    the upper end by a margin, else half of the upper end; and where it is the former."""
+    blo, bhi = lo.astype(float), hi.astype(float)
+    width = (np.log(np.maximum(bhi / blo, 1.0)) if geometric else bhi - blo) / 2.0 ** iters
+    margin = 1.01 * width + 1e-12
+
+    def past(x, k):      # x moved k margins up
+        return x * np.exp(k * margin) if geometric else x + k * margin
+    inside = past(ceiling, 1.5) < past(bhi, -1.0)
+    return np.where(inside, past(ceiling, 1.5), 0.5 * bhi), inside
+
+
 def bisection_by_bracket(evaluate, lo: np.ndarray, hi: np.ndarray, g_lo: np.ndarray, iters: int,
                           ceiling: np.ndarray, geometric: bool = True, g_hi: np.ndarray | None = None,
-                          first: np.ndarray | None = None, points: int = 1
+                          first: np.ndarray | None = None, points: int = 1,
+                          seen: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ends of ``bisect(ok, lo, hi, iters, geometric)`` for a predicate ok that
     holds at ``lo`` and is monotone (true below a boundary, false above), without
@@ -448,7 +464,11 @@ def bisection_by_bracket(evaluate, lo: np.ndarray, hi: np.ndarray, g_lo: np.ndar
     the bisection's own next midpoint and the two after it, or, where the first point is that
     midpoint, the midpoints of the two steps after it (those strictly between L and H; at most
     ``points`` a row). A row's L and H then move to its highest point that holds and its lowest that
-    fails: fewer calls, the same ends."""
+    fails: fewer calls, the same ends.
+
+    ``seen``: (rows, ok, g) the caller already evaluated at their first point (the default
+    one past the ceiling, ``first_point``; ``first`` None, ``points`` 1), taken as this
+    search's own first evaluation: the same state, so the same points after it."""
     n = len(lo)
     blo, bhi = lo.astype(float).copy(), hi.astype(float).copy()
     steps = np.zeros(n, dtype=np.int64)
@@ -469,11 +489,32 @@ def bisection_by_bracket(evaluate, lo: np.ndarray, hi: np.ndarray, g_lo: np.ndar
     # first point: just past the ceiling where there is one (a row meeting it there is done),
     # else half of the upper end
     cell = None if first is None else _path_cell(blo, bhi, np.full(n, iters), first, geometric)
-    x0 = np.where(past(ceiling, 1.5) < past(bhi, -1.0), past(ceiling, 1.5), 0.5 * bhi) if cell is None else \
+    x0 = first_point(blo, bhi, iters, ceiling, geometric)[0] if cell is None else \
         cell[0]     # a point the bisection asks about
     x0_other = None if cell is None or points < 2 else cell[1]
     pending = np.ones(n, dtype=bool)         # the first point not yet evaluated
     stall = np.full(n, -1, dtype=np.int64)   # evaluations in a row that settled no step
+
+    def learn(rows, x, ok, g):
+        """Rows ``rows`` evaluated at ``x``: ``ok`` there, distance ``g``."""
+        g = finite_squashed(g)
+        twice = ok == ok_last[rows]              # the same end moved as last time: halve the other's g
+        wH[rows] = np.where(ok, np.where(twice, wH[rows] * 0.5, wH[rows]), 1.0)
+        wL[rows] = np.where(ok, 1.0, np.where(twice, wL[rows] * 0.5, wL[rows]))
+        gL[rows] = np.where(ok, g, gL[rows])
+        gH[rows] = np.where(ok, gH[rows], g)
+        L[rows] = np.where(ok, x, L[rows])
+        H[rows] = np.where(ok, H[rows], x)
+        x_last[rows], ok_last[rows] = x, ok
+    if seen is not None:
+        if first is not None or points > 1:
+            raise ValueError("bisection_by_bracket: seen is the default first point's, evaluated one a row")
+        rows, ok, g = seen
+        if not np.all((x0[rows] > L[rows]) & (x0[rows] < H[rows])):
+            raise ValueError("bisection_by_bracket: seen rows whose first point is not inside their bracket")
+        learn(rows, x0[rows], ok, g)
+        # as after the first pass (no step settled before the first point) and its evaluation
+        pending[rows], stall[rows] = False, 0
     while True:      # ends: every fifth evaluation of a row at the latest is at a midpoint
         before = steps.copy()
         # replay every settled step of the bisection
@@ -523,15 +564,7 @@ def bisection_by_bracket(evaluate, lo: np.ndarray, hi: np.ndarray, g_lo: np.ndar
             _more_points(evaluate, rows, x, extra, L, H, gL, gH, wL, wH, x_last, ok_last)
             continue
         ok, g = evaluate(x, rows)
-        g = finite_squashed(g)
-        twice = ok == ok_last[rows]              # the same end moved as last time: halve the other's g
-        wH[rows] = np.where(ok, np.where(twice, wH[rows] * 0.5, wH[rows]), 1.0)
-        wL[rows] = np.where(ok, 1.0, np.where(twice, wL[rows] * 0.5, wL[rows]))
-        gL[rows] = np.where(ok, g, gL[rows])
-        gH[rows] = np.where(ok, gH[rows], g)
-        L[rows] = np.where(ok, x, Lr)
-        H[rows] = np.where(ok, H[rows], x)
-        x_last[rows], ok_last[rows] = x, ok
+        learn(rows, x, ok, g)
     return blo, np.where(above, np.inf, bhi), above
 
 
