@@ -8,6 +8,7 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from planner.cli.common import read_result
@@ -31,6 +32,10 @@ def test_a_trace_workload_is_replayed(tmp_path, monkeypatch):
     p = r.plans[0]
     op = operating_point(r, p)
     assert op.trace is not None and op.trace_rate
+    # the arrivals' burstiness the plan took (at its TTFT target's scale), not the whole window's
+    planned = r.inputs["workloads"][p.workload]["demand"]["arrival_cv2"]
+    assert op.arrival_cv2 == pytest.approx(planned) == pytest.approx(op.trace["queue"]["dispersion"])
+    assert op.arrival_cv2 != pytest.approx(op.trace["arrivals"]["burstiness"])
     lines = [json.loads(x) for x in trace_jsonl(op.trace).splitlines()]
     assert len(lines) == op.trace["requests"]
     assert [x["timestamp"] for x in lines] == sorted(x["timestamp"] for x in lines) and lines[0]["timestamp"] == 0

@@ -503,5 +503,8 @@ def test_trace_instances_resolve_from_their_shipped_sample(path):
     s = slot.trace
     assert Path(s.file).resolve().parent == SAMPLES
     assert slot.demand.requests_per_s == pytest.approx(s.arrivals.rate_per_s)
-    assert slot.demand.arrival_cv2 == pytest.approx(max(s.arrivals.burstiness, 1e-4))
+    # the burstiness at the scale of the instance's TTFT target (docs/workloads.md section 3)
+    ttft = max(t.seconds for t in slot.targets if t.metric == "ttft")
+    assert s.queue is not None and s.queue.asked_s == ttft and s.queue.scale_s <= ttft
+    assert slot.demand.arrival_cv2 == pytest.approx(max(s.queue.dispersion, 1e-4))
     assert slot.input.mean == pytest.approx(s.input.mean) and math.isclose(slot.input.max, s.input.max)

@@ -365,8 +365,9 @@ def _slot(name: str, model: ModelSpec, w: Workload | FleetWorkload, slo: Slo, pa
           where: dict[str, Any]) -> Slot:
     """A workload's slot: its lengths and demand, stated or from its trace."""
     summary, requests, replay = None, None, None
+    goals = targets(slo, _slo_path(path))
     if w.trace is not None:
-        t = from_trace(w, where["file"], path)
+        t = from_trace(w, where["file"], path, goals)
         isl, osl, need, summary, requests, replay = t.input, t.output, t.demand, t.summary, t.requests, t.replay
     else:
         try:
@@ -381,7 +382,7 @@ def _slot(name: str, model: ModelSpec, w: Workload | FleetWorkload, slo: Slo, pa
                          path=f"{path}.{'trace' if summary else 'input_tokens'}", value=isl.max + osl.max,
                          accepted=f"<= {model.max_context_tokens} in total", **where)
     cache = prefix_cache(w.prefix_cache, isl, summary, w.cache_blocks, where["file"], path, requests)
-    return Slot(name=name, model=model, input=isl, output=osl, slo=slo, targets=targets(slo, _slo_path(path)),
+    return Slot(name=name, model=model, input=isl, output=osl, slo=slo, targets=goals,
                 demand=need, path=path, trace=summary, cache=cache, replay=replay)
 
 
