@@ -12,7 +12,7 @@ import pytest
 from planner.resolve.problem import resolve
 from planner.resolve.workload import LatencyTarget, queue_scale
 from planner.schemas.plan import load_plan_spec
-from planner.traces.figures import MIN_BINS, dispersion, queue_burstiness
+from planner.traces.figures import MIN_BINS, dispersion, minute_swing, queue_burstiness
 
 
 def _poisson(rate: float, span_s: float, rng: np.random.Generator) -> np.ndarray:
@@ -109,3 +109,36 @@ def test_a_plan_reads_its_traces_burstiness_at_its_ttft_target(tmp_path: Path):
     assert slot.demand.arrival_cv2 != pytest.approx(slot.trace.arrivals.burstiness)   # the window's figure, kept
     record = resolve(spec, doc).inputs()["workloads"]["main"]["trace"]
     assert record["queue"]["scale_s"] == 2.0 and record["arrivals"]["burstiness"] == slot.trace.arrivals.burstiness
+
+
+# --- a changing rate: said, not planned -----------------------------------------------------------
+
+
+def test_minute_swing_by_hand():
+    # 2 requests/s, busiest minute 3/s: (3 - 2) 60 / sqrt(120) = 5.48 sd; an hour: sqrt(2 ln 3600) + 1
+    z, bound = minute_swing(2.0, 3.0, 3600.0)
+    assert z == pytest.approx(60 / 120 ** 0.5) and bound == pytest.approx((2 * np.log(3600)) ** 0.5 + 1)
+    assert minute_swing(2.0, None, 30.0) is None
+
+
+def _trace_plan(tmp_path: Path, times: np.ndarray, window: str = "") -> object:
+    rows = "\n".join(f'{{"timestamp": {1000 * x:.3f}, "input_length": 100, "output_length": 10}}' for x in times)
+    (tmp_path / "t.jsonl").write_text(rows + "\n")
+    (tmp_path / "plan.yaml").write_text(f"model: llama-3.1-8b\nworkload: {{trace: t.jsonl{window}}}\n"
+                                        "search: {gpus: [h100-sxm], tp: [1], pp: [1]}\n"
+                                        "slo: {ttft_ms: {p90: 1000}, tpot_ms: 50}\n")
+    spec, doc = load_plan_spec(str(tmp_path / "plan.yaml"))
+    return resolve(spec, doc)
+
+
+def test_a_trace_whose_rate_swings_is_noted_and_a_steady_one_is_not(tmp_path: Path):
+    rng = np.random.default_rng(6)
+    steady = _poisson(2.0, 1800.0, rng)
+    assert not [n for n in _trace_plan(tmp_path, steady).notes if "busiest minute" in n]
+    swinging = np.concatenate([_poisson(1.0, 900.0, rng), 900.0 + _poisson(4.0, 300.0, rng),
+                               1200.0 + _poisson(1.0, 600.0, rng)])
+    notes = [n for n in _trace_plan(tmp_path, swinging).notes if "busiest minute" in n]
+    assert len(notes) == 1 and notes[0].startswith("workload.trace: planned at the window's mean rate")
+    # its busy stretch, planned as a window, is one steady rate again
+    assert not [n for n in _trace_plan(tmp_path, swinging, ", window: {start_s: 900, end_s: 1200}").notes
+                if "busiest minute" in n]

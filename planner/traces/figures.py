@@ -224,6 +224,20 @@ def peak_minute(time_s: np.ndarray) -> float | None:
     return float(max(int(inside.max(initial=0)), last)) / MINUTE
 
 
+def minute_swing(rate_per_s: float | None, peak_per_s: float | None, span_s: float) -> tuple[float, float] | None:
+    """How far the busiest minute lies above the mean rate, in standard deviations of a Poisson
+    minute's count at that rate (z = (peak - rate) 60 / sqrt(60 rate)), and the most that
+    Poisson noise alone gives: the largest of M standard normal counts lies near sqrt(2 ln M),
+    and the busiest minute is the largest of sliding minutes, M taken as one starting at each
+    second of the span (an upper bound on how many differ), plus one standard deviation of
+    margin. None for a window shorter than a minute. A z above the bound is a rate that
+    changes, which one steady state does not see (docs/workloads.md section 3)."""
+    if rate_per_s is None or peak_per_s is None or rate_per_s <= 0:
+        return None
+    z = (peak_per_s - rate_per_s) * MINUTE / math.sqrt(MINUTE * rate_per_s)
+    return z, math.sqrt(2.0 * math.log(max(span_s, MINUTE))) + 1.0
+
+
 def prefix_reuse(trace: Trace, cache_blocks: int | None = None) -> float | None:
     """Share of prompt tokens a prefix cache would not recompute: per request in time order,
     its leading blocks found in the cache (a prefix cache reuses a prompt's blocks up to its
