@@ -4,6 +4,7 @@ scale a plan reads it at (its latency targets)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 from planner.resolve.problem import resolve
 from planner.resolve.workload import LatencyTarget, queue_scale
 from planner.schemas.plan import load_plan_spec
-from planner.traces.figures import MIN_BINS, dispersion, minute_swing, queue_burstiness
+from planner.traces.figures import MIN_BINS, dispersion, minute_swing, peak_minute, queue_burstiness
 
 
 def _poisson(rate: float, span_s: float, rng: np.random.Generator) -> np.ndarray:
@@ -117,7 +118,17 @@ def test_a_plan_reads_its_traces_burstiness_at_its_ttft_target(tmp_path: Path):
 def test_minute_swing_by_hand():
     # 2 requests/s, busiest minute 3/s: (3 - 2) 60 / sqrt(120) = 5.48 sd; an hour: sqrt(2 ln 3600) + 1
     z, bound = minute_swing(2.0, 3.0, 3600.0)
-    assert z == pytest.approx(60 / 120 ** 0.5) and bound == pytest.approx((2 * np.log(3600)) ** 0.5 + 1)
+    assert z == pytest.approx(60 / 120 ** 0.5)
+    # the bound: the largest count k a Poisson(120) minute exceeds-or-meets with probability above
+    # Q(sqrt(2 ln 3600) + 1) = Q(5.05), in standard deviations, (k - 120) / sqrt(120)
+    level = 0.5 * math.erfc(((2 * math.log(3600)) ** 0.5 + 1) / 2 ** 0.5)
+
+    def tail(k: int) -> float:
+        return sum(math.exp(j * math.log(120) - 120 - math.lgamma(j + 1)) for j in range(k, 400))
+
+    k = round(bound * 120 ** 0.5 + 120)
+    assert bound == pytest.approx((k - 120) / 120 ** 0.5) and tail(k) > level >= tail(k + 1)
+    assert bound > (2 * np.log(3600)) ** 0.5 + 1        # a Poisson count's upper tail is the heavier
     assert minute_swing(2.0, None, 30.0) is None
 
 
@@ -142,3 +153,21 @@ def test_a_trace_whose_rate_swings_is_noted_and_a_steady_one_is_not(tmp_path: Pa
     # its busy stretch, planned as a window, is one steady rate again
     assert not [n for n in _trace_plan(tmp_path, swinging, ", window: {start_s: 900, end_s: 1200}").notes
                 if "busiest minute" in n]
+
+
+def test_minute_swing_bound_holds_poisson_noise_at_low_rates():
+    # At 0.02 requests/s a minute holds Poisson(1.2): its upper tail is far heavier than a normal's
+    # with that standard deviation, so a normal bound flags steady traffic. 9 requests in one of
+    # the sliding minutes of 20,000 s of Poisson(1.2) minutes is noise (z = 7.1 sd above the mean;
+    # the normal bound sqrt(2 ln 20000) + 1 = 5.45): the Poisson tail at the same level is above 9.
+    z, bound = minute_swing(0.02, 9 / 60, 20_000.0)
+    assert z > 7.0 and z < bound
+    rng = np.random.default_rng(7)
+    crossed = 0
+    for _ in range(100):
+        t = _poisson(0.02, 20_000.0, rng)
+        swing = minute_swing((t.size - 1) / (t[-1] - t[0]), peak_minute(t), t[-1] - t[0])
+        crossed += swing[0] > swing[1]
+    assert crossed <= 1
+    # at high rates the Poisson bound is the normal one, within a few tenths of a standard deviation
+    assert minute_swing(10.0, 11.0, 3600.0)[1] == pytest.approx((2 * np.log(3600)) ** 0.5 + 1, abs=0.3)

@@ -227,15 +227,31 @@ def peak_minute(time_s: np.ndarray) -> float | None:
 def minute_swing(rate_per_s: float | None, peak_per_s: float | None, span_s: float) -> tuple[float, float] | None:
     """How far the busiest minute lies above the mean rate, in standard deviations of a Poisson
     minute's count at that rate (z = (peak - rate) 60 / sqrt(60 rate)), and the most that
-    Poisson noise alone gives: the largest of M standard normal counts lies near sqrt(2 ln M),
-    and the busiest minute is the largest of sliding minutes, M taken as one starting at each
-    second of the span (an upper bound on how many differ), plus one standard deviation of
-    margin. None for a window shorter than a minute. A z above the bound is a rate that
-    changes, which one steady state does not see (docs/workloads.md section 3)."""
+    Poisson noise alone gives, in the same units: the largest of M standard normal counts lies
+    near sqrt(2 ln M), and the busiest minute is the largest of sliding minutes, M taken as one
+    starting at each second of the span (an upper bound on how many differ), plus one standard
+    deviation of margin; that level's tail probability, Q(sqrt(2 ln M) + 1), is read off the
+    Poisson count of a minute itself (``poisson_level``), whose upper tail is heavier than a
+    normal's at low rates (a few requests a minute). None for a window shorter than a minute.
+    A z above the bound is a rate that changes, which one steady state does not see
+    (docs/workloads.md section 3)."""
     if rate_per_s is None or peak_per_s is None or rate_per_s <= 0:
         return None
-    z = (peak_per_s - rate_per_s) * MINUTE / math.sqrt(MINUTE * rate_per_s)
-    return z, math.sqrt(2.0 * math.log(max(span_s, MINUTE))) + 1.0
+    mean = MINUTE * rate_per_s
+    z = (peak_per_s - rate_per_s) * MINUTE / math.sqrt(mean)
+    level = 0.5 * math.erfc((math.sqrt(2.0 * math.log(max(span_s, MINUTE))) + 1.0) / math.sqrt(2.0))
+    return z, (poisson_level(mean, level) - mean) / math.sqrt(mean)
+
+
+def poisson_level(mean: float, tail: float) -> int:
+    """The largest count k with P(N >= k) > ``tail`` for N Poisson of ``mean`` (``tail`` < 1/2):
+    the most requests noise alone puts in a bin at that level."""
+    lo = int(math.floor(mean))
+    j = np.arange(lo, int(math.ceil(mean + 40.0 * math.sqrt(mean) + 40.0)) + 1, dtype=float)
+    head = lo * math.log(mean) - mean - math.lgamma(lo + 1) if lo > 0 else -mean
+    logp = head + np.concatenate(([0.0], np.cumsum(np.log(mean / j[1:]))))
+    tails = np.cumsum(np.exp(logp)[::-1])[::-1]           # P(N >= j)
+    return int(j[np.flatnonzero(tails > tail)[-1]])
 
 
 def prefix_reuse(trace: Trace, cache_blocks: int | None = None) -> float | None:
