@@ -69,6 +69,16 @@ def test_poisson_at_two_rates_alternating_is_one_at_short_scales_and_large_at_lo
     assert dispersion(t, 600.0, offsets=1) == pytest.approx(151.0, rel=0.25)
 
 
+def test_two_rates_alternating_follow_the_documented_curve_between_scales():
+    # docs/workloads.md section 3: I(t) = 1 + (t / 4) (1 - t / 900) for t up to 600 s. A window of
+    # t <= 600 s at a uniform phase holds (rate - 1) integrated to +-t / 2 for a share (600 - t) / 600
+    # of phases and uniform between for t / 600: variance (t^2 / 4) (1 - 2 t / 1800)
+    rng = np.random.default_rng(8)
+    t = np.concatenate([600.0 * k + _poisson(0.5 if k % 2 == 0 else 1.5, 600.0, rng) for k in range(120)])
+    for scale in (150.0, 300.0, 450.0):
+        assert dispersion(t, scale) == pytest.approx(1.0 + scale / 4.0 * (1.0 - scale / 900.0), rel=0.12), scale
+
+
 def test_queue_burstiness_keeps_min_bins_in_the_window():
     t = _poisson(5.0, 100.0, np.random.default_rng(4))
     b = queue_burstiness(t, 60.0)            # 60 s bins: one whole bin in 100 s
