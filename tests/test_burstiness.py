@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from planner.resolve.problem import resolve
-from planner.resolve.workload import LatencyTarget, queue_scale
+from planner.resolve.workload import LatencyTarget, queue_scale, relaxation_over_target
 from planner.schemas.plan import load_plan_spec
 from planner.traces.figures import MIN_BINS, dispersion, minute_swing, peak_minute, queue_burstiness
 
@@ -95,12 +95,25 @@ def _target(metric: str, statistic: str, seconds: float) -> LatencyTarget:
     return LatencyTarget(metric, statistic, seconds, f"slo.{metric}")
 
 
-def test_the_scale_is_the_longest_ttft_target_else_the_residence_a_target_allows():
+def test_the_relaxation_over_the_target_by_hand():
+    # t_r = 4 W / (1 - rho); a mean target binds at W = D; a p90 at W = a D / ln(a / 0.1), a = rho
+    assert relaxation_over_target("mean", 0.8) == pytest.approx(20.0)
+    assert relaxation_over_target("p90", 0.8) == pytest.approx(4 * 0.8 / (0.2 * math.log(8.0)))     # 7.69
+    assert relaxation_over_target("p90", 0.3) == pytest.approx(4 * 0.3 / (0.7 * math.log(3.0)))     # 1.56
+    assert relaxation_over_target("p99", 0.8) == pytest.approx(4 * 0.8 / (0.2 * math.log(80.0)))    # 3.65
+    # a median at 0.8: ln(1.6) = 0.47 < a = 0.8, the median wait below the mean: read as the mean's
+    assert relaxation_over_target("p50", 0.8) == pytest.approx(relaxation_over_target("mean", 0.8))
+
+
+def test_the_scale_is_the_ttft_targets_relaxation_at_the_cap_else_the_residence_a_target_allows():
     ttft = (_target("ttft", "p90", 1.0), _target("ttft", "p99", 2.5), _target("tpot", "mean", 0.05))
-    assert queue_scale(ttft, 200.0)[0] == 2.5
-    assert queue_scale((_target("e2e_latency", "p90", 12.0), _target("tpot", "mean", 0.05)), 200.0)[0] == 12.0
-    assert queue_scale((_target("tpot", "mean", 0.05), _target("itl", "p99", 0.2)), 100.0)[0] == pytest.approx(20.0)
-    assert queue_scale((), 100.0)[0] is None
+    assert queue_scale(ttft, 200.0, 0.8)[0] == pytest.approx(max(1.0 * relaxation_over_target("p90", 0.8),
+                                                                 2.5 * relaxation_over_target("p99", 0.8)))
+    assert queue_scale(ttft, 200.0, 0.5)[0] < queue_scale(ttft, 200.0, 0.8)[0]      # a lower cap relaxes faster
+    assert queue_scale((_target("e2e_latency", "p90", 12.0), _target("tpot", "mean", 0.05)), 200.0, 0.8)[0] == 12.0
+    assert queue_scale((_target("tpot", "mean", 0.05), _target("itl", "p99", 0.2)), 100.0, 0.8)[0] == \
+        pytest.approx(20.0)
+    assert queue_scale((), 100.0, 0.8)[0] is None
 
 
 def test_a_plan_reads_its_traces_burstiness_at_its_ttft_target(tmp_path: Path):
@@ -114,12 +127,14 @@ def test_a_plan_reads_its_traces_burstiness_at_its_ttft_target(tmp_path: Path):
     spec, doc = load_plan_spec(str(tmp_path / "plan.yaml"))
     slot = resolve(spec, doc).slots[0]
     q = slot.trace.queue
-    assert q is not None and q.scale_s == 2.0 and "ttft" in q.why
+    scale = 2.0 * relaxation_over_target("p90", 0.8)          # the default max_utilization
+    assert q is not None and q.asked_s == pytest.approx(scale) and "ttft" in q.why
+    assert q.scale_s <= scale and q.bins >= MIN_BINS       # a 1,200 s trace: the scale that keeps 20 bins
     assert slot.demand.arrival_cv2 == pytest.approx(q.dispersion)
-    assert q.dispersion == pytest.approx(dispersion(slot.replay.times_s, 2.0))
+    assert q.dispersion == pytest.approx(dispersion(slot.replay.times_s, q.scale_s))
     assert slot.demand.arrival_cv2 != pytest.approx(slot.trace.arrivals.burstiness)   # the window's figure, kept
     record = resolve(spec, doc).inputs()["workloads"]["main"]["trace"]
-    assert record["queue"]["scale_s"] == 2.0 and record["arrivals"]["burstiness"] == slot.trace.arrivals.burstiness
+    assert record["queue"]["asked_s"] == pytest.approx(scale) and record["arrivals"]["burstiness"] == slot.trace.arrivals.burstiness
 
 
 # --- a changing rate: said, not planned -----------------------------------------------------------

@@ -367,7 +367,7 @@ def _slot(name: str, model: ModelSpec, w: Workload | FleetWorkload, slo: Slo, pa
     summary, requests, replay = None, None, None
     goals = targets(slo, _slo_path(path))
     if w.trace is not None:
-        t = from_trace(w, where["file"], path, goals)
+        t = from_trace(w, where["file"], path, goals, slo.max_utilization)
         isl, osl, need, summary, requests, replay = t.input, t.output, t.demand, t.summary, t.requests, t.replay
     else:
         try:
