@@ -8,6 +8,7 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from planner.cli.common import read_result
@@ -31,6 +32,10 @@ def test_a_trace_workload_is_replayed(tmp_path, monkeypatch):
     p = r.plans[0]
     op = operating_point(r, p)
     assert op.trace is not None and op.trace_rate
+    # the arrivals' burstiness the plan took (at its TTFT target's scale), not the whole window's
+    planned = r.inputs["workloads"][p.workload]["demand"]["arrival_cv2"]
+    assert op.arrival_cv2 == pytest.approx(planned) == pytest.approx(op.trace["queue"]["dispersion"])
+    assert op.arrival_cv2 != pytest.approx(op.trace["arrivals"]["burstiness"])
     lines = [json.loads(x) for x in trace_jsonl(op.trace).splitlines()]
     assert len(lines) == op.trace["requests"]
     assert [x["timestamp"] for x in lines] == sorted(x["timestamp"] for x in lines) and lines[0]["timestamp"] == 0
@@ -73,3 +78,21 @@ def test_lengths_spread_and_arrivals(tmp_path):
                                 ("guidellm", "--profile", "kind=concurrent,streams=32")):
         assert {a.flag: a.value for a in benchmark(r, closed, client).args}[flag] == value
     assert set(CLIENTS) == {"vllm", "aiperf", "guidellm"}
+
+
+def test_a_trace_with_a_stated_demand_benches_the_stated_arrivals(tmp_path):
+    # the plan takes a stated demand's arrivals (here gamma, CV 2), not the trace's: the benchmark
+    # must draw what the plan took, not the trace's whole-window burstiness
+    sample = ROOT / "instances" / "traces" / "azure-llm-2023-conv-sample.csv"
+    (tmp_path / "plan.yaml").write_text(
+        f"model: llama-3.1-70b\nworkload:\n  trace: {sample}\n  format: azure\n"
+        "  demand: {requests_per_s: 2.0, arrival: {process: gamma, cv: 2.0}}\n"
+        "slo: {ttft_ms: {p99: 2000}, tpot_ms: 50}\nsearch: {gpus: [h100-sxm]}\n")
+    out = tmp_path / "plan.json"
+    res = RUNNER.invoke(app, ["plan", str(tmp_path / "plan.yaml"), "--output", str(out), "--top", "1",
+                              "--no-simulate"])
+    assert res.exit_code == 0, res.output
+    r = read_result(out)
+    p = r.plans[0]
+    assert r.inputs["workloads"][p.workload]["demand"]["arrival_cv2"] == pytest.approx(4.0)
+    assert operating_point(r, p).arrival_cv2 == pytest.approx(4.0)

@@ -181,12 +181,12 @@ def test_the_shipped_mooncake_replay_runs_in_passes(mooncake):
 # ----------------------------------------------------------------------------------------
 
 def test_a_missed_verdict_names_the_target_the_gap_and_the_cause(monkeypatch):
-    """trace_azure_conv stopped after one round: rank 1's replay misses a target; the verdict
+    """trace_mooncake_synthetic stopped after one round: rank 1's replay misses a target; the verdict
     lists each miss with the simulated and closed-form figures and a cause told by simulating
     the same configuration at the same load under the closed form's own assumptions (its
     arrival process, sampled lengths): 'trace' when that run meets the target, else 'load_model'."""
     monkeypatch.setattr(verify, "ROUNDS", 1)
-    r = api.plan(ROOT / "instances" / "trace_azure_conv.yaml", top_k=1, time_limit=600)
+    r = api.plan(ROOT / "instances" / "trace_mooncake_synthetic.yaml", top_k=1, time_limit=600)
     v = r.verification
     assert v is not None and v.status == "missed" and any(not x.met for x in v.parted), v
     p = r.deployments(1)[0]
@@ -211,7 +211,7 @@ def test_a_plan_that_misses_in_the_simulator_is_not_presented_as_simply_optimal(
 
     from planner.cli.root import app
     monkeypatch.setattr(verify, "ROUNDS", 1)
-    out = CliRunner().invoke(app, ["plan", str(ROOT / "instances" / "trace_azure_conv.yaml"), "--top", "1",
+    out = CliRunner().invoke(app, ["plan", str(ROOT / "instances" / "trace_mooncake_synthetic.yaml"), "--top", "1",
                                    "--json", "--time-limit", "600"])
     assert out.exit_code == 0, out.output
     d = json.loads(out.stdout)

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from planner.cli.root import app
 from planner.errors import InputError
 from planner.resolve.problem import resolve, resolve_fleet
+from planner.resolve.workload import queue_scale
 from planner.schemas.fleet import FleetSpec
 from planner.schemas.plan import PlanSpec, load_plan_spec
 from planner.traces import read as trace_read
@@ -503,5 +504,8 @@ def test_trace_instances_resolve_from_their_shipped_sample(path):
     s = slot.trace
     assert Path(s.file).resolve().parent == SAMPLES
     assert slot.demand.requests_per_s == pytest.approx(s.arrivals.rate_per_s)
-    assert slot.demand.arrival_cv2 == pytest.approx(max(s.arrivals.burstiness, 1e-4))
+    # the burstiness at the scale of the instance's TTFT target (docs/workloads.md section 3)
+    asked = queue_scale(slot.targets, s.output.mean, spec.slo.max_utilization)[0]
+    assert s.queue is not None and s.queue.asked_s == asked and s.queue.scale_s <= asked
+    assert slot.demand.arrival_cv2 == pytest.approx(max(s.queue.dispersion, 1e-4))
     assert slot.input.mean == pytest.approx(s.input.mean) and math.isclose(slot.input.max, s.input.max)

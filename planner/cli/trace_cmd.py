@@ -129,6 +129,10 @@ def render_trace(s: TraceSummary) -> str:
                      + (f" (timestamps on a {a.tick_s:g} s clock: {a.tied_share:.0%} of gaps are 0, whose CV^2 "
                         f"is {a.interarrival_cv2:.3g})" if a.tick_s is not None else "")
                      + "; 1 is Poisson")
+        scales = [f"{x:g} s {v:.3g}" for x, v in a.by_scale if v is not None]
+        if scales:
+            lines.append("index of dispersion of counts I(t) = Var N(t) / E N(t) at t = " + ", ".join(scales)
+                         + " (a plan takes I(t) at the scale of its TTFT target, docs/workloads.md section 3)")
     t = Table(title="Lengths (tokens per request)", title_justify="left")
     for h in ("", "mean", "CV^2", "min", "p50", "p90", "p99", "max"):
         t.add_column(h, justify="right" if h else "left")

@@ -183,7 +183,11 @@ def operating_point(result: PlanResult, plan: Plan, port: int = 8000, model: str
         requests = max(MIN_REQUESTS, int(math.ceil(rate * RUN_SECONDS)))
         why = ("plan.load.requests_per_s_per_replica: the demand shared by the replicas" if d is not None
                else "plan.load.requests_per_s_per_replica: the replica's capacity at SLO")
-    cv2 = float((trace or {}).get("arrivals", {}).get("burstiness") or (d or {}).get("arrival_cv2") or 1.0)
+    # the arrivals' burstiness as the plan took it: a stated demand's, or a trace's at its targets' scale
+    # (docs/workloads.md section 3), both recorded as the demand's; else (an older plan file) the trace's
+    queue = (trace or {}).get("queue") or {}
+    cv2 = float((d or {}).get("arrival_cv2") or queue.get("dispersion")
+                or (trace or {}).get("arrivals", {}).get("burstiness") or 1.0)
     expected = {k: float(v) for k, v in (plan.load.get("percentiles_ms") or {}).items()
                 if isinstance(v, (int, float)) and math.isfinite(v)}
     pcts = sorted({int(k.rsplit("_p", 1)[1]) for k in expected if "_p" in k})

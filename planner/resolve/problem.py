@@ -40,7 +40,7 @@ from planner.schemas.common import CatalogExtras, HfConfigRef, ModelRef, Offer
 from planner.schemas.estimate import EstimateSpec
 from planner.schemas.fleet import FleetSpec, FleetWorkload
 from planner.schemas.plan import PlanSpec, Slo, Workload
-from planner.traces.figures import TraceSummary
+from planner.traces.figures import TraceSummary, minute_swing
 from planner.units import HOURS_PER_YEAR
 from planner.yamlio import Document
 
@@ -365,8 +365,9 @@ def _slot(name: str, model: ModelSpec, w: Workload | FleetWorkload, slo: Slo, pa
           where: dict[str, Any]) -> Slot:
     """A workload's slot: its lengths and demand, stated or from its trace."""
     summary, requests, replay = None, None, None
+    goals = targets(slo, _slo_path(path))
     if w.trace is not None:
-        t = from_trace(w, where["file"], path)
+        t = from_trace(w, where["file"], path, goals, slo.max_utilization)
         isl, osl, need, summary, requests, replay = t.input, t.output, t.demand, t.summary, t.requests, t.replay
     else:
         try:
@@ -381,7 +382,7 @@ def _slot(name: str, model: ModelSpec, w: Workload | FleetWorkload, slo: Slo, pa
                          path=f"{path}.{'trace' if summary else 'input_tokens'}", value=isl.max + osl.max,
                          accepted=f"<= {model.max_context_tokens} in total", **where)
     cache = prefix_cache(w.prefix_cache, isl, summary, w.cache_blocks, where["file"], path, requests)
-    return Slot(name=name, model=model, input=isl, output=osl, slo=slo, targets=targets(slo, _slo_path(path)),
+    return Slot(name=name, model=model, input=isl, output=osl, slo=slo, targets=goals,
                 demand=need, path=path, trace=summary, cache=cache, replay=replay)
 
 
@@ -479,7 +480,23 @@ def _resolve_shared(spec: Any, doc: Document | None, calibration: str | None, ca
     return Problem(spec=spec, slots=slots, gpus=tuple(gpus), table=GpuTable.build(gpus, scales), prices=prices,
                    price_sources=sources, assumptions=assumptions, support=table, calibration=calibration or "none",
                    excluded=excluded, file=doc.file if doc else None, calibration_notes=tuple(cal_notes),
-                   offers=tuple(kept_offers))
+                   offers=tuple(kept_offers), notes=tuple(n for n in map(_swing_note, slots) if n))
+
+
+def _swing_note(s: Slot) -> str | None:
+    """A trace planned at its window's mean rate whose busiest minute is beyond Poisson noise
+    (``minute_swing``): the plan is one steady state, the trace's rate is not."""
+    if s.trace is None or s.replay is None:
+        return None
+    a = s.trace.arrivals
+    swing = minute_swing(a.rate_per_s, s.trace.peak_minute_per_s, a.span_s)
+    if swing is None or swing[0] <= swing[1] or a.rate_per_s is None or s.trace.peak_minute_per_s is None:
+        return None
+    return (f"{s.path}.trace: planned at the window's mean rate, {a.rate_per_s:.3g} requests/s; its busiest minute "
+            f"has {s.trace.peak_minute_per_s:.3g} ({s.trace.peak_minute_per_s / a.rate_per_s:.2f}x, {swing[0]:.1f} "
+            f"Poisson standard deviations above the mean; noise alone stays below about {swing[1]:.1f}): the rate "
+            "changes, and a plan at the mean may not hold through the busy stretch; plan it as a window, or a profile "
+            "(docs/workloads.md section 3, 'A changing rate')")
 
 
 RENTED = "rented"

@@ -13,10 +13,19 @@ from pathlib import Path
 import numpy as np
 
 from planner.errors import InputError
+from planner.physics.numerics import PERCENTILES
 from planner.schemas.common import PrefixCache, TraceFields
 from planner.schemas.plan import MAX_DEMAND_TOKENS_PER_S, STATISTICS, Demand, LengthDistribution, Slo
 from planner.traces.cache import ReuseCurve, stated_cached
-from planner.traces.figures import MAX_MINUTES, SpanTooLong, TraceSummary, spread_over_ticks, summarise, window
+from planner.traces.figures import (
+    MAX_MINUTES,
+    SpanTooLong,
+    TraceSummary,
+    queue_burstiness,
+    spread_over_ticks,
+    summarise,
+    window,
+)
 from planner.traces.read import Columns, Trace, file_stamp, read_trace
 from planner.units import MS
 from planner.yamlio import record_read
@@ -197,6 +206,48 @@ def demand(d: Demand | None, output: Lengths) -> DemandSpec | None:
     return DemandSpec("tokens_per_s", rps * output.mean, rps, d.arrival.cv**2)
 
 
+def relaxation_over_target(statistic: str, rho: float) -> float:
+    """t_r / D: the time over which a queue at utilisation ``rho`` forgets its state, over the
+    TTFT target D that binds at its capacity (docs/workloads.md section 3, 'The scale'). The
+    reflected Brownian motion of Kingman's wait W relaxes over t_r = 4 W / (1 - rho); a target
+    at the mean binds at W = D; one at percentile p, with the wait's tail a exp(-x a / W) (a
+    about rho), at W = a D / ln(a / (1 - p)). A percentile below the mean wait (ln(a / (1 - p))
+    < a: a median at high load) is read as the mean's."""
+    if statistic == "mean":
+        return 4.0 / (1.0 - rho)
+    a = rho
+    tail = math.log(a / (1.0 - PERCENTILES[statistic]))
+    return 4.0 * a / ((1.0 - rho) * max(tail, a))
+
+
+def queue_scale(targets: tuple[LatencyTarget, ...], output_mean: float,
+                max_utilization: float) -> tuple[float | None, str]:
+    """The time scale (seconds) at which a plan reads its trace's burstiness, and why
+    (docs/workloads.md section 3, 'Burstiness'): the queue that delays a request's first token
+    relaxes over t_r, a multiple of the TTFT target D that grows with the utilisation
+    (``relaxation_over_target``); the planner takes the largest over its TTFT targets at the
+    utilisation cap ``max_utilization``, the most any replica runs at, so that where I(t)
+    grows with t (every shipped trace) the burstiness is not understated. Without a TTFT
+    target, the longest residence a target allows (the decode batch's occupancy relaxes over a
+    request's residence): the longest end-to-end target, else the mean output tokens times the
+    longest TPOT or ITL target. None without latency targets: then the whole window's figure."""
+    def longest(*metrics: str) -> LatencyTarget | None:
+        those = [t for t in targets if t.metric in metrics]
+        return max(those, key=lambda t: t.seconds) if those else None
+
+    ttft = [(t.seconds * relaxation_over_target(t.statistic, max_utilization), t) for t in targets
+            if t.metric == "ttft"]
+    if ttft:
+        scale, d = max(ttft, key=lambda st: st[0])
+        return scale, (f"{d.path} ({d.label} {d.seconds:g} s) x {scale / d.seconds:.3g}, the queue's relaxation "
+                       f"at the utilisation cap {max_utilization:g}")
+    if (e := longest("e2e_latency")) is not None:
+        return e.seconds, f"{e.path} ({e.label} {e.seconds:g} s)"
+    if (t := longest("tpot", "itl")) is not None:
+        return t.seconds * output_mean, f"{t.path} x mean output tokens ({t.seconds:g} s x {output_mean:.4g})"
+    return None, "no latency target: the whole window's figure"
+
+
 CV2_FLOOR = 1e-4
 """Burstiness given to the load model for a trace whose arrivals are (nearly) periodic: its
 gamma arrivals need a CV above 0 (CV 0.01 is periodic for every purpose here)."""
@@ -270,10 +321,12 @@ class TraceWorkload:
     replay: Replay | None = None      # the requests to replay against a plan (None: the demand is stated)
 
 
-def from_trace(w: TraceFields, file: str | None, path: str) -> TraceWorkload:
+def from_trace(w: TraceFields, file: str | None, path: str,
+               targets: tuple[LatencyTarget, ...] = (), max_utilization: float = 0.8) -> TraceWorkload:
     """A workload's trace (``w.trace``, relative to the instance ``file``) as lengths, demand and
     figures. Without a stated demand, the demand is the trace's mean request rate (times
-    ``rate_scale``) arriving with its burstiness; ``path``: the workload's YAML path."""
+    ``rate_scale``) arriving with its burstiness at the scale its latency ``targets`` set
+    (``queue_scale``; the summary's ``queue``); ``path``: the workload's YAML path."""
     part, summary = trace_figures(w, file, path, () if w.cache_blocks is None else (w.cache_blocks,))
     isl, osl = empirical(part.input_tokens), empirical(part.output_tokens)
     d = getattr(w, "demand", None)
@@ -288,8 +341,13 @@ def from_trace(w: TraceFields, file: str | None, path: str) -> TraceWorkload:
         raise InputError(f"the trace's {rate:.4g} requests/s x {osl.max:.0f} output tokens is above the limit of "
                          f"{MAX_DEMAND_TOKENS_PER_S:.0e} output tokens/s", file=file, path=f"{path}.rate_scale",
                          value=w.rate_scale, accepted="a smaller rate_scale")
+    replay = Replay.of(part, w.rate_scale)
+    scale, why = queue_scale(targets, osl.mean, max_utilization)
+    if scale is not None:
+        summary = replace(summary, queue=queue_burstiness(replay.times_s, scale, why))
+        cv2 = summary.queue.dispersion      # type: ignore[union-attr]
     return TraceWorkload(isl, osl, DemandSpec("tokens_per_s", rate * osl.mean, rate, max(cv2, CV2_FLOOR)), summary,
-                         part, Replay.of(part, w.rate_scale))
+                         part, replay)
 
 
 def trace_figures(w: TraceFields, file: str | None, path: str,

@@ -63,8 +63,11 @@ class Arrivals:
     burstiness: ``tick_dispersion`` = Var / mean of the count per tick (the index of
     dispersion of counts: 1 for Poisson arrivals, and the inter-arrival CV^2 for any renewal
     process once a tick holds several requests), empty ticks counted. ``burstiness`` is the
-    figure the load model takes as the squared CV of inter-arrival times, and ``basis`` says
-    which of the two it is."""
+    whole window's figure, and ``basis`` says which of the two it is; slow swings of the rate
+    inflate it (a changing rate reads as bursty arrivals), so it is reported, not planned with.
+    ``by_scale``: (t, I(t)) at each of ``DISPERSION_SCALES_S``, ``dispersion`` on the times a
+    replay uses (a coarse clock's stamps spread over their tick); the load model takes I(t) at
+    the scale a plan's queue relaxes over (``queue_burstiness``, docs/workloads.md section 3)."""
 
     span_s: float
     rate_per_s: float | None
@@ -74,6 +77,7 @@ class Arrivals:
     tick_dispersion: float | None
     burstiness: float | None
     basis: str | None
+    by_scale: tuple[tuple[float, float | None], ...] = ()
 
 
 def arrivals(time_s: np.ndarray) -> Arrivals:
@@ -85,17 +89,19 @@ def arrivals(time_s: np.ndarray) -> Arrivals:
     mean = float(gaps.mean())
     cv2 = float(gaps.var()) / mean**2
     tied = float(np.mean(gaps == 0))
-    tick = dispersion = None
+    tick = per_tick_index = None
     if tied > TIED:
         distinct, counts = np.unique(t, return_counts=True)
         steps = np.diff(distinct)
         tick = float(np.median(steps))
         empty = int(np.maximum(np.rint(steps / tick) - 1, 0).sum())
         per_tick = np.concatenate([counts, np.zeros(empty)])
-        dispersion = float(per_tick.var() / per_tick.mean())
-    return Arrivals(span, (t.size - 1) / span, cv2, tied, tick, dispersion,
-                    cv2 if dispersion is None else dispersion,
-                    "inter-arrival gaps" if dispersion is None else "requests per clock tick")
+        per_tick_index = float(per_tick.var() / per_tick.mean())
+    spread = _spread(t, tick)               # as a replay times them (``spread_over_ticks``)
+    curve = tuple((x, dispersion(spread, x)) for x in DISPERSION_SCALES_S)
+    return Arrivals(span, (t.size - 1) / span, cv2, tied, tick, per_tick_index,
+                    cv2 if per_tick_index is None else per_tick_index,
+                    "inter-arrival gaps" if per_tick_index is None else "requests per clock tick", curve)
 
 
 def spread_over_ticks(time_s: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -105,11 +111,80 @@ def spread_over_ticks(time_s: np.ndarray, seed: int = 0) -> np.ndarray:
     replayed at the stamps, a tick's requests would all reach the engine in the same instant
     (docs/workloads.md section 3). Other traces' times are returned as they are."""
     t = np.asarray(time_s, dtype=float)
-    tick = arrivals(t).tick_s
+    return _spread(t, arrivals(t).tick_s, seed)
+
+
+def _spread(t: np.ndarray, tick: float | None, seed: int = 0) -> np.ndarray:
     if not tick:
         return t
     u = np.random.default_rng(seed).uniform(0.0, tick, t.size)
     return t + u[np.lexsort((u, t))]        # times are in order: the k-th of (stamp, draw) order shares k's stamp
+
+
+MIN_BINS = 20
+"""The fewest whole bins an index of dispersion is read from: its relative standard error for
+Poisson counts is about sqrt(2 / bins), 32 % at 20 bins for one placement of the bins (less
+averaged over ``OFFSETS`` placements)."""
+
+OFFSETS = 8
+"""Placements of the bins an index of dispersion is averaged over (``dispersion``)."""
+
+DISPERSION_SCALES_S = (0.1, 1.0, 10.0, 60.0, 600.0)
+"""The time scales ``planner trace`` reports the index of dispersion at (seconds)."""
+
+
+def dispersion(time_s: np.ndarray, scale_s: float, min_bins: int = MIN_BINS, offsets: int = OFFSETS) -> float | None:
+    """The index of dispersion of counts I(t) = Var N(t) / E N(t) at t = ``scale_s``: the
+    requests in consecutive bins of ``scale_s`` seconds (empty bins counted, a partial bin at
+    either end left out), population variance over mean, averaged over ``offsets`` placements
+    of the bins, the first at the first request and each next one t / ``offsets`` later (the
+    figure then does not hang on where the bins fall, and varies less). 1 for Poisson
+    arrivals at every t; for a renewal process it tends to the inter-arrival CV^2 as t grows
+    (Cox 1962); a rate that changes over periods longer than t adds t Var(rate) / E(rate).
+    None with fewer than ``min_bins`` whole bins in the span (from the first request)."""
+    t = np.asarray(time_s, dtype=float)
+    if t.size < 2 or not scale_s > 0:
+        return None
+    rel = t - t[0]
+    if int(np.floor(rel[-1] / scale_s + 1e-9)) < max(min_bins, 1):
+        return None
+    out = []
+    for k in range(max(int(offsets), 1)):
+        start = scale_s * k / max(int(offsets), 1)
+        bins = int(np.floor((rel[-1] - start) / scale_s + 1e-9))    # min_bins - 1 at least
+        if bins < 1:
+            continue
+        inside = rel[(rel >= start) & (rel < start + bins * scale_s)] - start
+        counts = np.bincount(np.minimum((inside // scale_s).astype(np.int64), bins - 1), minlength=bins)
+        if counts.mean() > 0:
+            out.append(float(counts.var() / counts.mean()))
+    return float(np.mean(out)) if out else None
+
+
+@dataclass(frozen=True)
+class QueueBurstiness:
+    """The burstiness a trace's demand is planned with (docs/workloads.md section 3): the index
+    of dispersion ``dispersion`` at ``scale_s`` seconds of the replay clock, the scale asked
+    for (``asked_s``, shortened where the window holds fewer than ``MIN_BINS`` such bins) and
+    why that scale (``why``: the latency target that set it)."""
+
+    asked_s: float
+    scale_s: float
+    bins: int
+    dispersion: float
+    why: str
+
+
+def queue_burstiness(time_s: np.ndarray, scale_s: float, why: str = "") -> QueueBurstiness:
+    """I(t) at ``scale_s``, or at span / ``MIN_BINS`` where the span holds fewer bins."""
+    t = np.asarray(time_s, dtype=float)
+    span = float(t[-1] - t[0])
+    if t.size < 2 or span <= 0:
+        raise ValueError("the arrivals have no span: no index of dispersion")
+    scale = min(float(scale_s), span / MIN_BINS)
+    value = dispersion(t, scale)
+    assert value is not None            # span / scale >= MIN_BINS whole bins
+    return QueueBurstiness(float(scale_s), scale, int(np.floor(span / scale + 1e-9)), value, why)
 
 
 @dataclass(frozen=True)
@@ -147,6 +222,36 @@ def peak_minute(time_s: np.ndarray) -> float | None:
     inside = np.searchsorted(t, t[starts] + MINUTE, side="left") - starts
     last = t.size - int(np.searchsorted(t, t[-1] - MINUTE, side="left"))
     return float(max(int(inside.max(initial=0)), last)) / MINUTE
+
+
+def minute_swing(rate_per_s: float | None, peak_per_s: float | None, span_s: float) -> tuple[float, float] | None:
+    """How far the busiest minute lies above the mean rate, in standard deviations of a Poisson
+    minute's count at that rate (z = (peak - rate) 60 / sqrt(60 rate)), and the most that
+    Poisson noise alone gives, in the same units: the largest of M standard normal counts lies
+    near sqrt(2 ln M), and the busiest minute is the largest of sliding minutes, M taken as one
+    starting at each second of the span (an upper bound on how many differ), plus one standard
+    deviation of margin; that level's tail probability, Q(sqrt(2 ln M) + 1), is read off the
+    Poisson count of a minute itself (``poisson_level``), whose upper tail is heavier than a
+    normal's at low rates (a few requests a minute). None for a window shorter than a minute.
+    A z above the bound is a rate that changes, which one steady state does not see
+    (docs/workloads.md section 3)."""
+    if rate_per_s is None or peak_per_s is None or rate_per_s <= 0:
+        return None
+    mean = MINUTE * rate_per_s
+    z = (peak_per_s - rate_per_s) * MINUTE / math.sqrt(mean)
+    level = 0.5 * math.erfc((math.sqrt(2.0 * math.log(max(span_s, MINUTE))) + 1.0) / math.sqrt(2.0))
+    return z, (poisson_level(mean, level) - mean) / math.sqrt(mean)
+
+
+def poisson_level(mean: float, tail: float) -> int:
+    """The largest count k with P(N >= k) > ``tail`` for N Poisson of ``mean`` (``tail`` < 1/2):
+    the most requests noise alone puts in a bin at that level."""
+    lo = int(math.floor(mean))
+    j = np.arange(lo, int(math.ceil(mean + 40.0 * math.sqrt(mean) + 40.0)) + 1, dtype=float)
+    head = lo * math.log(mean) - mean - math.lgamma(lo + 1) if lo > 0 else -mean
+    logp = head + np.concatenate(([0.0], np.cumsum(np.log(mean / j[1:]))))
+    tails = np.cumsum(np.exp(logp)[::-1])[::-1]           # P(N >= j)
+    return int(j[np.flatnonzero(tails > tail)[-1]])
 
 
 def prefix_reuse(trace: Trace, cache_blocks: int | None = None) -> float | None:
@@ -202,6 +307,7 @@ class TraceSummary:
     output: LengthStats
     block_tokens: int | None
     reuse: tuple[Reuse, ...]
+    queue: QueueBurstiness | None = None    # the burstiness a plan takes (set where a plan reads it)
 
     def to_dict(self) -> dict:
         out = asdict(self)
