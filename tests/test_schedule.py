@@ -658,3 +658,21 @@ def test_a_run_starting_past_the_last_period_is_refused_at_its_first_on_its_line
     err = json.loads(capsys.readouterr().out)
     assert err["path"] == "workloads[0].demand.profile.slos[0].first" and err["value"] == 4, err
     assert err["line"] == lines.index("        first: 4") + 1, err
+
+
+def test_per_period_answers_not_proven_are_not_called_a_lower_bound():
+    """Issue 25 adversarial: `planner schedule instances/schedule_day_hourly.yaml --time-limit 1`
+    printed 'sum of per-period optima (lower bound): $313.33/day (not proven optimal: feasible)',
+    and at --time-limit 3 '$308.53/day': answers found, not optima, so their sum bounds nothing
+    from below (the proven figure is lower). The line says what it is."""
+    from dataclasses import replace
+
+    from planner.cli.schedule_cmd import render_schedule
+    r = schedule(_fleet(), backend="highs")
+    proven = render_schedule(r, "x")
+    assert "sum of per-period optima (lower bound): $" in proven
+    loose = render_schedule(replace(r, per_period_optima=replace(r.per_period_optima, proven=False,
+                                                                 status="feasible")), "x")
+    line = next(x for x in loose.splitlines() if x.startswith("sum of per-period"))
+    assert "lower bound" not in line.replace("not a lower bound", ""), line
+    assert "not a lower bound" in line, line
