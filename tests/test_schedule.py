@@ -676,3 +676,19 @@ def test_per_period_answers_not_proven_are_not_called_a_lower_bound():
     line = next(x for x in loose.splitlines() if x.startswith("sum of per-period"))
     assert "lower bound" not in line.replace("not a lower bound", ""), line
     assert "not a lower bound" in line, line
+
+
+def test_a_schedule_without_a_bound_gives_no_gap_of_zero():
+    """Issue 25 adversarial: a schedule stopped on its time limit with no bound (`gap` None in the
+    JSON: `planner schedule instances/schedule_day_hourly.yaml --time-limit 0.01 --backend highs`)
+    read 'not proven optimal, gap 0.0%' in the text: a gap of 0 is what proves an optimum."""
+    from dataclasses import replace
+
+    from planner.cli.schedule_cmd import render_schedule
+    r = schedule(_fleet(), backend="highs")
+    line = next(x for x in render_schedule(replace(r, status="feasible", gap=None), "x").splitlines()
+                if x.startswith("schedule: $"))
+    assert "not proven optimal" in line and "0.0%" not in line, line
+    line = next(x for x in render_schedule(replace(r, status="feasible", gap=0.125), "x").splitlines()
+                if x.startswith("schedule: $"))
+    assert "gap 12.5%" in line, line

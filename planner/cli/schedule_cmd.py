@@ -100,6 +100,11 @@ def _bound(b: Bound, per_day: float) -> str:
     return f"{money(b.usd_per_cycle * per_day)}/day" + ("" if b.proven else f" (not proven optimal: {b.status})")
 
 
+def _gap(gap: float | None) -> str:
+    """A schedule's gap, where the solver gave a bound: none given is no gap of 0 (which proves)."""
+    return "no bound found, gap unknown" if gap is None else f"gap {gap:.1%}"
+
+
 def _optima_line(b: Bound, per_day: float) -> str:
     """The per-period optima: their sum bounds the schedule from below only when each period's
     solve was proven optimal; otherwise it is a sum of answers found, which bounds nothing."""
@@ -145,7 +150,7 @@ def render_schedule(r: ScheduleResult, name: str) -> str:
     held = ", ".join(f"{n} {g}" for g, n in r.committed.items()) or "none"
     lines = [f"committed GPUs held all cycle: {held}",
              f"schedule: {money(r.usd_per_day)}/day" + ("" if r.status == "optimal" else
-                                                       f" (not proven optimal, gap {r.gap or 0:.1%})"),
+                                                       f" (not proven optimal, {_gap(r.gap)})"),
              f"static fleet (each period at its own demand and SLO): {_bound(r.static, per_day)}",
              _optima_line(r.per_period_optima, per_day)]
     if r.saving_vs_static is not None:
