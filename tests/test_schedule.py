@@ -692,3 +692,24 @@ def test_a_schedule_without_a_bound_gives_no_gap_of_zero():
     line = next(x for x in render_schedule(replace(r, status="feasible", gap=0.125), "x").splitlines()
                 if x.startswith("schedule: $"))
     assert "gap 12.5%" in line, line
+
+
+def test_a_spot_deployments_autoscaler_bounds_count_the_replicas_it_runs():
+    """Issue 25 adversarial: the autoscaler bounds of a spot deployment gave its serving replicas
+    only (schedule_day with an H100 spot offer at availability 0.999: 'max 5' where 5 serve and
+    4 spares run beside them), so an autoscaler set to them would never run the spares the cost
+    and the GPUs held count. Per deployment the bounds are the replicas it runs, spares
+    included (as `planner launch --k8s` counts them), and they say how many are spares."""
+    r = schedule(_fleet(limits={}, prices=SPOT), backend="highs", time_limit=60)
+    assert r.status == "optimal"
+    runs: dict[tuple[str, str], list[int]] = {}
+    for p in r.periods:
+        for d in p.deployments:
+            if d.gpu == "l40s@spot":
+                runs.setdefault((d.workload, d.gpu), []).append(d.replicas + d.spare_replicas)
+    assert runs, "the case no longer uses spot"
+    spot = [a for a in r.autoscaler if "gpu=l40s@spot," in a.deployment]
+    assert len(spot) == 1
+    ran = runs[("chat", "l40s@spot")] + [0] * (len(r.periods) - len(runs[("chat", "l40s@spot")]))
+    assert (spot[0].min_replicas, spot[0].max_replicas) == (min(ran), max(ran))
+    assert spot[0].spare_replicas == 1

@@ -144,7 +144,8 @@ def render_schedule(r: ScheduleResult, name: str) -> str:
     for col in ("workload", "deployment", "min", "max"):
         a.add_column(col, justify="left" if col in ("workload", "deployment") else "right")
     for x in r.autoscaler:
-        a.add_row(x.workload, x.deployment, str(x.min_replicas), str(x.max_replicas))
+        spares = f" (incl. {x.spare_replicas} spare{'s' if x.spare_replicas > 1 else ''})" if x.spare_replicas else ""
+        a.add_row(x.workload, x.deployment + spares, str(x.min_replicas), str(x.max_replicas))
     parts.append(a)
     per_day = 24.0 / r.cycle_hours
     held = ", ".join(f"{n} {g}" for g, n in r.committed.items()) or "none"
