@@ -8,6 +8,7 @@ its own reading of each limit's step and lifted value."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -143,3 +144,43 @@ def test_owned_gpus_only_names_the_h100_count_that_plans():
     assert plan(PlanSpec.model_validate(apply_patch(data, h100.patch)), backend="cpsat", top_k=1).plans
     less = apply_patch(data, {"limits": {"inventory": {"h100-sxm": h100.needed - 1}}})
     assert not plan(PlanSpec.model_validate(less), backend="cpsat", top_k=1).plans
+
+
+def _offers_instance(**over: Any) -> dict:
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    data = yaml.safe_load((root / "instances" / "offers_owned_spot.yaml").read_text())
+    for path, value in over.items():
+        data = _at(data, path, value)
+    return data
+
+
+def test_a_relaxation_names_every_deployment_of_the_answer_it_gives():
+    """Issue 25 adversarial: the offers instance without renting (8 owned H100, 20 req/s) needs
+    14 H100. The relaxation's answer at 14 is 10 GPUs of TP 2 and 4 of TP 4 (two
+    configurations), but it read 'limits.inventory.h100-sxm: 8 -> 14 gives 10 x h100-sxm
+    (TP 2 ...)': the first deployment alone, 10 GPUs for a raise to 14. It names both, and
+    the GPUs the answer holds."""
+    from planner.report import wording
+    data = _offers_instance(**{"limits.rent_outside_inventory": False})
+    out = {x.limit: x for x in relaxations(PlanSpec.model_validate(data), None, backend="cpsat", time_limit=60)}
+    inv = out["limits.inventory.h100-sxm"]
+    assert inv.needed == 14 and inv.plan is not None
+    assert sum(d["gpus"] for d in inv.plan["deployments"]) == 14
+    text = wording.relaxation(inv)
+    assert "TP 2" in text and "TP 4" in text and "14 GPUs" in text, text
+
+
+def test_a_relaxation_counts_a_spot_deployments_spares():
+    """The only rented offer is spot with 64 spare replicas: search.max_gpus 24 -> 142 'gave
+    8 x h100-sxm', the owned GPUs alone; the answer holds 8 owned, 6 spot serving and 128
+    spare GPUs (142, the value named)."""
+    from planner.report import wording
+    data = _offers_instance(**{"prices.offers.h100-sxm": [
+        {"kind": "spot", "usd_per_gpu_hour": 1.18, "preemption": {"spare_replicas": 64}}]})
+    out = {x.limit: x for x in relaxations(PlanSpec.model_validate(data), None, backend="cpsat", time_limit=60)}
+    cap = out["search.max_gpus"]
+    assert cap.needed == 142 and cap.plan is not None
+    text = wording.relaxation(cap)
+    assert "142 GPUs" in text and "128 spare" in text, text

@@ -658,3 +658,58 @@ def test_a_run_starting_past_the_last_period_is_refused_at_its_first_on_its_line
     err = json.loads(capsys.readouterr().out)
     assert err["path"] == "workloads[0].demand.profile.slos[0].first" and err["value"] == 4, err
     assert err["line"] == lines.index("        first: 4") + 1, err
+
+
+def test_per_period_answers_not_proven_are_not_called_a_lower_bound():
+    """Issue 25 adversarial: `planner schedule instances/schedule_day_hourly.yaml --time-limit 1`
+    printed 'sum of per-period optima (lower bound): $313.33/day (not proven optimal: feasible)',
+    and at --time-limit 3 '$308.53/day': answers found, not optima, so their sum bounds nothing
+    from below (the proven figure is lower). The line says what it is."""
+    from dataclasses import replace
+
+    from planner.cli.schedule_cmd import render_schedule
+    r = schedule(_fleet(), backend="highs")
+    proven = render_schedule(r, "x")
+    assert "sum of per-period optima (lower bound): $" in proven
+    loose = render_schedule(replace(r, per_period_optima=replace(r.per_period_optima, proven=False,
+                                                                 status="feasible")), "x")
+    line = next(x for x in loose.splitlines() if x.startswith("sum of per-period"))
+    assert "lower bound" not in line.replace("not a lower bound", ""), line
+    assert "not a lower bound" in line, line
+
+
+def test_a_schedule_without_a_bound_gives_no_gap_of_zero():
+    """Issue 25 adversarial: a schedule stopped on its time limit with no bound (`gap` None in the
+    JSON: `planner schedule instances/schedule_day_hourly.yaml --time-limit 0.01 --backend highs`)
+    read 'not proven optimal, gap 0.0%' in the text: a gap of 0 is what proves an optimum."""
+    from dataclasses import replace
+
+    from planner.cli.schedule_cmd import render_schedule
+    r = schedule(_fleet(), backend="highs")
+    line = next(x for x in render_schedule(replace(r, status="feasible", gap=None), "x").splitlines()
+                if x.startswith("schedule: $"))
+    assert "not proven optimal" in line and "0.0%" not in line, line
+    line = next(x for x in render_schedule(replace(r, status="feasible", gap=0.125), "x").splitlines()
+                if x.startswith("schedule: $"))
+    assert "gap 12.5%" in line, line
+
+
+def test_a_spot_deployments_autoscaler_bounds_count_the_replicas_it_runs():
+    """Issue 25 adversarial: the autoscaler bounds of a spot deployment gave its serving replicas
+    only (schedule_day with an H100 spot offer at availability 0.999: 'max 5' where 5 serve and
+    4 spares run beside them), so an autoscaler set to them would never run the spares the cost
+    and the GPUs held count. Per deployment the bounds are the replicas it runs, spares
+    included (as `planner launch --k8s` counts them), and they say how many are spares."""
+    r = schedule(_fleet(limits={}, prices=SPOT), backend="highs", time_limit=60)
+    assert r.status == "optimal"
+    runs: dict[tuple[str, str], list[int]] = {}
+    for p in r.periods:
+        for d in p.deployments:
+            if d.gpu == "l40s@spot":
+                runs.setdefault((d.workload, d.gpu), []).append(d.replicas + d.spare_replicas)
+    assert runs, "the case no longer uses spot"
+    spot = [a for a in r.autoscaler if "gpu=l40s@spot," in a.deployment]
+    assert len(spot) == 1
+    ran = runs[("chat", "l40s@spot")] + [0] * (len(r.periods) - len(runs[("chat", "l40s@spot")]))
+    assert (spot[0].min_replicas, spot[0].max_replicas) == (min(ran), max(ran))
+    assert spot[0].spare_replicas == 1

@@ -100,6 +100,20 @@ def _bound(b: Bound, per_day: float) -> str:
     return f"{money(b.usd_per_cycle * per_day)}/day" + ("" if b.proven else f" (not proven optimal: {b.status})")
 
 
+def _gap(gap: float | None) -> str:
+    """A schedule's gap, where the solver gave a bound: none given is no gap of 0 (which proves)."""
+    return "no bound found, gap unknown" if gap is None else f"gap {gap:.1%}"
+
+
+def _optima_line(b: Bound, per_day: float) -> str:
+    """The per-period optima: their sum bounds the schedule from below only when each period's
+    solve was proven optimal; otherwise it is a sum of answers found, which bounds nothing."""
+    if b.proven or b.usd_per_cycle is None:
+        return f"sum of per-period optima (lower bound): {_bound(b, per_day)}"
+    return (f"sum of per-period answers: {money(b.usd_per_cycle * per_day)}/day (not proven optimal: {b.status}, "
+            "so not a lower bound; raise --time-limit)")
+
+
 def render_schedule(r: ScheduleResult, name: str) -> str:
     parts: list[Any] = [f"{name}: {STATUS_TEXT.get(r.status, r.status)} ({r.backend}); {r.model}"]
     if not r.periods:
@@ -130,15 +144,16 @@ def render_schedule(r: ScheduleResult, name: str) -> str:
     for col in ("workload", "deployment", "min", "max"):
         a.add_column(col, justify="left" if col in ("workload", "deployment") else "right")
     for x in r.autoscaler:
-        a.add_row(x.workload, x.deployment, str(x.min_replicas), str(x.max_replicas))
+        spares = f" (incl. {x.spare_replicas} spare{'s' if x.spare_replicas > 1 else ''})" if x.spare_replicas else ""
+        a.add_row(x.workload, x.deployment + spares, str(x.min_replicas), str(x.max_replicas))
     parts.append(a)
     per_day = 24.0 / r.cycle_hours
     held = ", ".join(f"{n} {g}" for g, n in r.committed.items()) or "none"
     lines = [f"committed GPUs held all cycle: {held}",
              f"schedule: {money(r.usd_per_day)}/day" + ("" if r.status == "optimal" else
-                                                       f" (not proven optimal, gap {r.gap or 0:.1%})"),
+                                                       f" (not proven optimal, {_gap(r.gap)})"),
              f"static fleet (each period at its own demand and SLO): {_bound(r.static, per_day)}",
-             f"sum of per-period optima (lower bound): {_bound(r.per_period_optima, per_day)}"]
+             _optima_line(r.per_period_optima, per_day)]
     if r.saving_vs_static is not None:
         lines.append(f"saving over the static fleet: {r.saving_vs_static:.1%}")
     parts.append("\n".join(lines))

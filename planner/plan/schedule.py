@@ -77,12 +77,16 @@ class Bound:
 
 @dataclass
 class Autoscale:
-    """The replicas one deployment runs over the cycle: an autoscaler's bounds."""
+    """The replicas one deployment runs over the cycle: an autoscaler's bounds. A spot
+    deployment's spare replicas run beside its serving ones (held and paid), so they are in
+    the bounds, as in `planner launch --k8s`; ``spare_replicas`` says how many of them are
+    spares (the most in any period)."""
 
     workload: str
     deployment: str
     min_replicas: int
     max_replicas: int
+    spare_replicas: int = 0
 
 
 @dataclass
@@ -272,13 +276,17 @@ def _period(t: PeriodTables, periods: Periods, p: int, picks: Picks, held: np.nd
 def autoscale(t: PeriodTables, picks: list[Picks]) -> list[Autoscale]:
     """Per deployment (workload and configuration with its batch: rows of the periods' tables
     alike), the fewest and most replicas it runs over the periods (0 where a period does not
-    run it), in the order of their rows."""
+    run it; a spot row's spares included), in the order of their rows."""
     counts: dict[tuple[str, str], list[int]] = {}
+    spares: dict[tuple[str, str], int] = {}
     first: dict[tuple[str, str], int] = {}
     for p, per in enumerate(picks):
         c = t.periods[p]
         for j, r in per:
             key = (c.slot_names[int(c.slot[j])], "gpu=" + c.label(j).split("gpu=", 1)[1])
-            counts.setdefault(key, [0] * len(picks))[p] += r
+            k = spare_count(c, j)           # a spot row's spares run beside its serving replicas
+            counts.setdefault(key, [0] * len(picks))[p] += r + k
+            spares[key] = max(spares.get(key, 0), k)
             first[key] = min(first.get(key, j), j)
-    return [Autoscale(w, d, min(n), max(n)) for (w, d), n in sorted(counts.items(), key=lambda x: (first[x[0]], x[0]))]
+    return [Autoscale(w, d, min(n), max(n), spares[(w, d)])
+            for (w, d), n in sorted(counts.items(), key=lambda x: (first[x[0]], x[0]))]

@@ -175,9 +175,15 @@ def _cap(path: str, v: float) -> str:
 def relaxation(r: Relaxation) -> str:
     if r.needed is None or r.plan is None:
         return f"relaxing {r.limit} alone does not make the instance feasible"
-    p = r.plan
-    return (f"{r.limit}: {r.current} -> {r.needed} gives {p['gpus']} x {p['gpu']} (TP {p['tp']}, PP {p['pp']}, "
-            f"{p['quantization']}, batch {p['batch']})")
+    deployments = r.plan.get("deployments") or [r.plan]
+    workloads = {d.get("workload") for d in deployments}
+    parts = [(f"{d['workload']}: " if len(workloads) > 1 else "") +
+             f"{d['gpus']} x {d['gpu']} (TP {d['tp']}, PP {d['pp']}, {d['quantization']}, batch {d['batch']}"
+             + (f", plus {d['spare_gpus']} spare GPUs" if d.get("spare_gpus") else "") + ")" for d in deployments]
+    held = r.plan.get("gpus_held")
+    split = held is not None and (len(deployments) > 1 or held != deployments[0]["gpus"])
+    whole = f", {held} GPUs in all" if split else ""
+    return f"{r.limit}: {r.current} -> {r.needed} gives {' + '.join(parts)}{whole}"
 
 
 def checkpoint(ck: dict) -> str:

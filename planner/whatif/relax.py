@@ -61,6 +61,16 @@ def _summary(p: Plan) -> dict:
                                       "cost_per_million_tokens")}
 
 
+def _answer(plans: list[Plan]) -> dict:
+    """The answer a relaxed instance gives: its first deployment's figures (as before) and every
+    deployment of the answer with its spot spares, and the GPUs it holds in all: an answer split
+    over configurations (or carrying spares) is not its first deployment."""
+    deployments = [_summary(p) | {"workload": p.workload, "spare_gpus": p.spare_replicas * p.gpus // max(p.replicas, 1)}
+                   for p in plans]
+    return _summary(plans[0]) | {"deployments": deployments,
+                                 "gpus_held": sum(d["gpus"] + d["spare_gpus"] for d in deployments)}
+
+
 def plan_and_relax(spec: PlanSpec, doc: Document | None = None, *, backend: str = "cpsat", top_k: int | None = None,
                    time_limit: float = 60.0,
                    objective: str | None = None, calibration: str | None = None,
@@ -180,7 +190,7 @@ def relaxations(spec: PlanSpec, doc: Document | None, *, backend: str, time_limi
             return Relaxation(path, current, None, None, None)
         value, r = found
         needed: Any = int(value) if integer else value
-        return Relaxation(path, current, needed, patch(needed), _summary(_first(r)[0]))
+        return Relaxation(path, current, needed, patch(needed), _answer(_first(r)))
 
     out: list[Relaxation] = []
     slo, lim, s = spec.slo, spec.limits, spec.search
@@ -221,7 +231,7 @@ def relaxations(spec: PlanSpec, doc: Document | None, *, backend: str, time_limi
         else:
             scheme, r = best
             out.append(Relaxation("search.quantizations", s.quantizations, [*s.quantizations, scheme],
-                                  {"search": {"quantizations": [*s.quantizations, scheme]}}, _summary(r.plans[0])))
+                                  {"search": {"quantizations": [*s.quantizations, scheme]}}, _answer(_first(r))))
     return out
 
 
