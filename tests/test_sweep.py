@@ -12,6 +12,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import fields, is_dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -386,3 +387,20 @@ def test_a_sweep_plans_a_profiled_base_as_plan_does(tmp_path):
     assert rows[0]["status"] == want.status == "optimal"
     assert rows[0]["cost_per_hour"] == pytest.approx(want.answers[0].totals.cost_per_hour, rel=1e-9)
     assert want.answers[0].totals.cost_per_hour > stated.answers[0].totals.cost_per_hour
+
+
+def test_a_fleet_scenarios_gap_is_unknown_not_zero_where_a_phase_stopped_without_a_bound():
+    """A fleet scenario whose objective phase stopped short of proof with no bound has no gap
+    (None), not 0 (which would read as proven); a proven phase without a gap counts 0."""
+    from types import SimpleNamespace
+
+    from planner.plan.result import Phase
+    from planner.whatif.sweep import _fleet_gap
+
+    def result(*phases: Phase) -> Any:
+        return SimpleNamespace(phases=list(phases))
+
+    proven, tie = Phase("cost_per_hour"), Phase("order", kind="tie-break", status="time_limit")
+    assert _fleet_gap(result(proven, tie)) == 0.0
+    assert _fleet_gap(result(proven, Phase("gpus", status="feasible", gap=0.02))) == 0.02
+    assert _fleet_gap(result(proven, Phase("gpus", status="time_limit"))) is None

@@ -240,9 +240,7 @@ def fleet_row(sid: str, values: dict[str, Any], p: Problem, r: PlanResult) -> di
     """One fleet scenario: its cost, GPUs per type, configurations, served share, what binds."""
     a = r.answer(1)
     ok = a is not None and a.totals is not None and bool(r.plans)
-    out: dict[str, Any] = {"id": sid, "scenario": values, "status": r.status,
-                           "gap": max((ph.gap or 0.0 for ph in r.phases if ph.kind == "objective"), default=None)
-                           if ok else None}
+    out: dict[str, Any] = {"id": sid, "scenario": values, "status": r.status, "gap": _fleet_gap(r) if ok else None}
     t = a.totals if a is not None else None
     out["cost_per_hour"] = t.cost_per_hour if t is not None else None
     out["gpus"], out["power_w"] = (t.gpus, t.power_w) if t is not None else (None, None)
@@ -254,6 +252,19 @@ def fleet_row(sid: str, values: dict[str, Any], p: Problem, r: PlanResult) -> di
                                        if s.demand is not None)
     out["binding"] = ";".join(b.limit for b in a.binding) if a is not None and ok else None
     return {k: _finite(v) for k, v in out.items()}
+
+
+def _fleet_gap(r: PlanResult) -> float | None:
+    """The largest gap of the objective phases: 0 for a proven phase without one, None (unknown,
+    not 0) where a phase stopped short of proof without a bound."""
+    gaps = []
+    for ph in r.phases:
+        if ph.kind != "objective":
+            continue
+        if ph.gap is None and ph.status != "optimal":
+            return None
+        gaps.append(ph.gap or 0.0)
+    return max(gaps, default=None)
 
 
 def row(sid: str, values: dict[str, Any], p: Problem, r: PlanResult) -> dict[str, Any]:
