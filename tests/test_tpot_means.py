@@ -51,3 +51,17 @@ def test_with_one_output_length_the_request_and_token_means_agree():
                  token_budget=1024, max_seqs=64, n_requests=600, seed=1)
     s = G.tpot_split(r)
     assert s["tpot_token"] == pytest.approx(r.summary["tpot_mean"], rel=1e-12)
+
+
+def test_per_token_from_the_autocovariance_by_hand():
+    """Steps alternating 0.1 / 0.3 s, every request decoding one step (L = 1): tau = 0.2, the
+    lag-1 autocovariance -0.01, so tau + C_1 / (1 x tau) = 0.15. Directly, a step's decoders
+    are those whose prompt finished in the step before (n_s proportional to t_{s-1}):
+    sum t_{s-1} t_s / sum t_{s-1} = 999 x 0.03 / 199.7, within 1e-3. Steady steps: tau itself."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import tpot_autocov as A
+    dt = np.resize([0.1, 0.3], 1000)
+    assert A.per_token_from_steps(dt, np.array([1, 1, 1])) == pytest.approx(0.15, rel=1e-12)
+    direct = float(np.sum(dt[:-1] * dt[1:]) / np.sum(dt[:-1]))
+    assert A.per_token_from_steps(dt, np.array([1])) == pytest.approx(direct, rel=1e-3)
+    assert A.per_token_from_steps(np.full(50, 0.02), np.array([3, 7, 0])) == pytest.approx(0.02, rel=1e-12)
