@@ -95,6 +95,21 @@ def _lengths(kind: str, x: np.ndarray) -> Lengths:
     return Lengths(int(round(float(x.mean()))))
 
 
+def rank1(instance: str):
+    """Solve a trace instance (no simulation) and return rank 1's first aggregated deployment:
+    the candidates, its row, its slot, its step physics and engine (one configuration), and the
+    load the answer puts on one replica (requests/s)."""
+    spec, doc = load_plan_spec(instance)
+    spec, problem, cands = prepare(spec, doc)
+    result = solve(problem, cands, backend="highs", top_k=1, time_limit=60)
+    plan = next(p for p in result.deployments(1) if p.role == "aggregated")
+    j = plan.candidate
+    slot = cands.slots[int(cands.slot[j])]
+    phys = step_physics(slot.model, problem.table, cands.configs.take(np.array([j])), problem.assumptions)
+    assert slot.replay is not None, "the instance's demand is not its trace's"
+    return cands, j, slot, phys, engine(phys), float(plan.load["requests_per_s_per_replica"])
+
+
 def tpot_split(r) -> dict[str, float]:
     """A simulation's mean TPOT per token (all decode time over all decode tokens, requests with
     O > 1) and per step (the plain mean of the measured steps that decoded): beside its per
@@ -116,17 +131,9 @@ def main() -> None:
     ap.add_argument("--cases", default="all", help="comma-separated case numbers (default all)")
     args = ap.parse_args()
 
-    spec, doc = load_plan_spec(args.instance)
-    spec, problem, cands = prepare(spec, doc)
-    result = solve(problem, cands, backend="highs", top_k=1, time_limit=60)
-    plan = next(p for p in result.deployments(1) if p.role == "aggregated")
-    j = plan.candidate
-    slot = cands.slots[int(cands.slot[j])]
-    phys = step_physics(slot.model, problem.table, cands.configs.take(np.array([j])), problem.assumptions)
-    eng = engine(phys)
-    rate = float(args.rate or plan.load["requests_per_s_per_replica"])
+    cands, j, slot, phys, eng, planned = rank1(args.instance)
+    rate = float(args.rate or planned)
     lanes = float(phys.lanes[0])
-    assert slot.replay is not None, "the instance's demand is not its trace's"
     path = args.whole or str(slot.replay.requests.file)
     s = _stream(path, rate / lanes, args.requests if args.whole else None)
     cv2 = float(slot.demand.arrival_cv2) if slot.demand is not None else 1.0

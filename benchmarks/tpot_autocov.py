@@ -30,9 +30,6 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import replay_gap as rg  # noqa: E402
 
-from planner.physics.load import engine, step_physics  # noqa: E402
-from planner.plan.solve import prepare, solve  # noqa: E402
-from planner.schemas.plan import load_plan_spec  # noqa: E402
 from planner.simulate import simulate_config  # noqa: E402
 
 
@@ -56,17 +53,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--requests", type=int, default=3000)
     args = ap.parse_args()
-    spec, doc = load_plan_spec(args.instance)
-    spec, problem, cands = prepare(spec, doc)
-    result = solve(problem, cands, backend="highs", top_k=1, time_limit=60)
-    plan = next(p for p in result.deployments(1) if p.role == "aggregated")
-    j = plan.candidate
-    slot = cands.slots[int(cands.slot[j])]
-    phys = step_physics(slot.model, problem.table, cands.configs.take(np.array([j])), problem.assumptions)
-    eng = engine(phys)
-    rate = float(plan.load["requests_per_s_per_replica"]) / float(phys.lanes[0])
-    assert slot.replay is not None, "the instance's demand is not its trace's"
-    s = rg._stream(str(slot.replay.requests.file), rate, None)
+    _, _, slot, phys, eng, rate = rg.rank1(args.instance)
+    s = rg._stream(str(slot.replay.requests.file), rate / float(phys.lanes[0]), None)
     r = simulate_config(phys, eng, 0, rg._arrivals("poisson", s, rate, 1.0, args.seed), rg._lengths("sampled", s.S),
                         rg._lengths("sampled", s.O), n_requests=args.requests, seed=args.seed, max_steps=2e7)
     split = rg.tpot_split(r)
