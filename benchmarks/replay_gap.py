@@ -19,8 +19,13 @@ with ``--whole FILE``, the first ``--requests`` requests of a whole trace at tha
                                     [--whole ../shared/traces/mooncake-conversation.jsonl]
                                     [--seeds 3] [--requests 3000]
 
-Columns: simulated / closed-form TTFT mean, p90, p99 (s) and TPOT mean (ms); the gap
-(simulated / closed form) of the instance's TTFT target statistic."""
+Columns: simulated / closed-form TTFT mean, p90, p99 (s) and TPOT mean (ms); the simulated TPOT
+three ways (ms): per request, (e2e - TTFT) / (O - 1) averaged over the requests with O > 1 (what
+``vllm bench serve`` reports and what the simulator's and the verdict's "TPOT mean" is), per token
+(the decode time of all requests over their O - 1 tokens: the mean ITL weighted by the sequences in
+each step) and per step (the plain mean of the decode steps' times, what the closed form's mean
+TPOT, the fluid step tau of docs/load.md section 3, stands for); the gap (simulated / closed form)
+of the instance's TTFT target statistic."""
 
 from __future__ import annotations
 
@@ -90,6 +95,32 @@ def _lengths(kind: str, x: np.ndarray) -> Lengths:
     return Lengths(int(round(float(x.mean()))))
 
 
+def rank1(instance: str):
+    """Solve a trace instance (no simulation) and return rank 1's first aggregated deployment:
+    the candidates, its row, its slot, its step physics and engine (one configuration), and the
+    load the answer puts on one replica (requests/s)."""
+    spec, doc = load_plan_spec(instance)
+    spec, problem, cands = prepare(spec, doc)
+    result = solve(problem, cands, backend="highs", top_k=1, time_limit=60)
+    plan = next(p for p in result.deployments(1) if p.role == "aggregated")
+    j = plan.candidate
+    slot = cands.slots[int(cands.slot[j])]
+    phys = step_physics(slot.model, problem.table, cands.configs.take(np.array([j])), problem.assumptions)
+    assert slot.replay is not None, "the instance's demand is not its trace's"
+    return cands, j, slot, phys, engine(phys), float(plan.load["requests_per_s_per_replica"])
+
+
+def tpot_split(r) -> dict[str, float]:
+    """A simulation's mean TPOT per token (all decode time over all decode tokens, requests with
+    O > 1) and per step (the plain mean of the measured steps that decoded): beside its per
+    request mean, ``summary["tpot_mean"]``."""
+    ok = np.isfinite(r.tpot)
+    decode = (r.e2e - r.ttft)[ok]                       # (O - 1) x TPOT of each request
+    tokens = decode / r.tpot[ok]                        # O - 1
+    return {"tpot_token": float(decode.sum() / tokens.sum()) if ok.any() else float("nan"),
+            "tpot_step": float(np.mean(r.itl)) if r.itl.size else float("nan")}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--instance", default=str(ROOT / "instances" / "trace_mooncake_conversation.yaml"))
@@ -100,17 +131,9 @@ def main() -> None:
     ap.add_argument("--cases", default="all", help="comma-separated case numbers (default all)")
     args = ap.parse_args()
 
-    spec, doc = load_plan_spec(args.instance)
-    spec, problem, cands = prepare(spec, doc)
-    result = solve(problem, cands, backend="highs", top_k=1, time_limit=60)
-    plan = next(p for p in result.deployments(1) if p.role == "aggregated")
-    j = plan.candidate
-    slot = cands.slots[int(cands.slot[j])]
-    phys = step_physics(slot.model, problem.table, cands.configs.take(np.array([j])), problem.assumptions)
-    eng = engine(phys)
-    rate = float(args.rate or plan.load["requests_per_s_per_replica"])
+    cands, j, slot, phys, eng, planned = rank1(args.instance)
+    rate = float(args.rate or planned)
     lanes = float(phys.lanes[0])
-    assert slot.replay is not None, "the instance's demand is not its trace's"
     path = args.whole or str(slot.replay.requests.file)
     s = _stream(path, rate / lanes, args.requests if args.whole else None)
     cv2 = float(slot.demand.arrival_cv2) if slot.demand is not None else 1.0
@@ -135,8 +158,9 @@ def main() -> None:
     ]
     keep = None if args.cases == "all" else {int(x) for x in args.cases.split(",")}
     print("\n| # | arrivals | lengths | KV pool | cache | TTFT mean s | p90 | p99 | TPOT mean ms | "
+          "TPOT per request / per token / per step ms | "
           f"sim / closed, TTFT {target.statistic} |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for k, (arr, lens, pool, cache) in enumerate(cases, 1):
         if keep is not None and k not in keep:
             continue
@@ -160,13 +184,16 @@ def main() -> None:
             n = s.S.size if lens == "trace, in order" else args.requests
             r = simulate_config(phys, e, 0, _arrivals(arr, s, rate, cv2, seed), _lengths(lens, s.S),
                                 _lengths(lens, s.O), n_requests=n, seed=seed, max_steps=2e7, **kw)
-            sims.append(r.summary)
-        sm = {key: float(np.mean([x[key] for x in sims])) for key in ("ttft_mean", "ttft_p90", "ttft_p99", "tpot_mean")}
-        c = {key: float(cf.get(*key.split("_"))[0]) for key in sm}
+            sims.append(dict(r.summary, **tpot_split(r)))
+        sm = {key: float(np.mean([x[key] for x in sims]))
+              for key in ("ttft_mean", "ttft_p90", "ttft_p99", "tpot_mean", "tpot_token", "tpot_step")}
+        c = {key: float(cf.get(*key.split("_"))[0]) for key in ("ttft_mean", "ttft_p90", "ttft_p99", "tpot_mean")}
         key = f"ttft_{target.statistic}"
         print(f"| {k} | {arr} | {lens} | {pool} | {cache} | {sm['ttft_mean']:.2f} / {c['ttft_mean']:.2f} | "
               f"{sm['ttft_p90']:.2f} / {c['ttft_p90']:.2f} | {sm['ttft_p99']:.1f} / {c['ttft_p99']:.1f} | "
-              f"{sm['tpot_mean'] * 1e3:.1f} / {c['tpot_mean'] * 1e3:.1f} | {sm[key] / c[key]:.2f} |", flush=True)
+              f"{sm['tpot_mean'] * 1e3:.1f} / {c['tpot_mean'] * 1e3:.1f} | "
+              f"{sm['tpot_mean'] * 1e3:.1f} / {sm['tpot_token'] * 1e3:.1f} / {sm['tpot_step'] * 1e3:.1f} | "
+              f"{sm[key] / c[key]:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
