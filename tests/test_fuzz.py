@@ -32,6 +32,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from planner.candidates.cache import PhysicsCache
 from planner.candidates.table import build_candidates
 from planner.catalog.store import Catalog
 from planner.cli.root import app
@@ -53,6 +54,11 @@ EXAMPLES = int(os.environ.get("PLANNER_FUZZ_EXAMPLES", "1500"))
 CLI_EXAMPLES = int(os.environ.get("PLANNER_FUZZ_CLI_EXAMPLES", "40"))
 MIN_BACKEND_CASES = 2000 if EXAMPLES >= 1500 else 0
 NO_POWER_W = {"a10g"}
+CACHE = PhysicsCache()
+"""The physics of every case computed so far, kept across the generated documents, which draw
+their models, GPUs, schemes, lengths and batches from short lists: a case seen before is read
+back (planner/candidates/cache.py: the same figures, bit for bit; tests/test_candidate_cache.py),
+a new one (every extreme SLO and demand among them) computed as without it."""
 
 
 def _listing(items, max_size: int, *, allow_empty: bool = True):
@@ -172,7 +178,7 @@ def test_every_backend_handles_every_accepted_instance(data):
     results, refused = {}, {}
     try:       # one resolution and candidate table (with its load model) for the four backends
         problem = resolve(spec, doc)
-        cands = build_candidates(problem)
+        cands = build_candidates(problem, cache=CACHE)
     except InputError as exc:
         refused = {b: str(exc) for b in BACKENDS}
         problem = cands = None

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from planner.backends.base import Status
+from planner.candidates.cache import PhysicsCache
 from planner.candidates.load import workload_of
 from planner.candidates.table import build_candidates
 from planner.physics.load import engine, load_metrics, step_physics
@@ -163,10 +164,13 @@ def _first(r: PlanResult) -> list[Plan]:
 
 def relaxations(spec: PlanSpec, doc: Document | None, *, backend: str, time_limit: float,
                 calibration: str | None = None) -> list[Relaxation]:
+    cache = PhysicsCache()      # the relaxed instances differ in one limit: their physics is shared
+
     def solve(objective: str | None = None, **update: Any) -> PlanResult:
         relaxed = spec.model_copy(update=update | ({"objective": objective} if objective else {}))
         # not re-validated: the objectives used here to find a candidate value are internal
-        return whole(plan(relaxed, doc, backend=backend, top_k=1, time_limit=time_limit, calibration=calibration))
+        return whole(plan(relaxed, doc, backend=backend, top_k=1, time_limit=time_limit, calibration=calibration,
+                          cache=cache))
 
     def limits(**kv: Any) -> dict[str, Any]:
         return {"limits": lim.model_copy(update=kv)}
