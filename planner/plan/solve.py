@@ -26,7 +26,7 @@ import constraints
 import constraints.schedule
 import constraints.schedule_static
 from constraints import choice
-from planner.backends.base import HAS_SOLUTION, Backend, Feature, Solution, Status, get_backend
+from planner.backends.base import HAS_SOLUTION, Backend, Feature, PhaseInterrupted, Solution, Status, get_backend
 from planner.candidates.cache import PhysicsCache, picked
 from planner.candidates.objectives import OBJECTIVES, served_weights, tie_breaks
 from planner.candidates.schedule import PeriodTables
@@ -325,13 +325,26 @@ def rank_one(base: Candidates, solver: Backend, backend: str, names: tuple[str, 
                     else KEEP_TOLERANCE) for k, name in enumerate(names)}
     if Feature.LINEAR_MODEL not in solver.features:      # the independent oracle: enumeration, no model
         t0 = time.perf_counter()
-        st, chosen, shares, reached = solver.rank(base, names, slack, cuts,  # type: ignore[attr-defined]
-                                                 deadline=deadline)
+        cut_at: str | None = None
+        try:
+            st, chosen, shares, reached = solver.rank(base, names, slack, cuts,  # type: ignore[attr-defined]
+                                                     deadline=deadline)
+        except PhaseInterrupted as ctrl_c:
+            # Ctrl-C once its first phase was decided: the rank stands as the phases decided leave
+            # it, as for the other backends below; in the enumeration or the first phase, nothing
+            # is proven and the KeyboardInterrupt goes on to the caller
+            (st, chosen, shares, reached), cut_at = ctrl_c.answer, ctrl_c.phase
         took = time.perf_counter() - t0
         done = [Phase(n, "objective" if k < n_objectives else "tie-break", st.value,
                       _reported(base, n, v) if n != "served_demand" else v, OBJECTIVES[n].unit, 0.0, took)
                 for k, (n, v) in enumerate(reached.items())]
-        return Solved(st, chosen, shares, done, {}, {p.objective: p.value for p in done if p.value is not None})
+        if cut_at is not None:
+            done.append(Phase(cut_at, "objective" if names.index(cut_at) < n_objectives else "tie-break",
+                              Status.INTERRUPTED.value))
+            if names.index(cut_at) < n_objectives:     # a later objective unfinished: the answer unproven
+                st = Status.FEASIBLE
+        return Solved(st, chosen, shares, done, {}, {p.objective: p.value for p in done if p.value is not None},
+                      cut_at is not None)
     bounds: list[tuple[str, float]] = []
     picks: Picks = []
     served = np.zeros(base.n_slots)
