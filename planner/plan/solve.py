@@ -155,11 +155,12 @@ def plan(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, backend: st
     caller that plans many alike instances (``prepare``). ``gap``: as for ``solve``."""
     t0 = time.perf_counter()
     spec, problem, cands = prepare(spec, doc, objective=objective, calibration=calibration, cache=cache)
+    deadline = time.perf_counter() + time_limit      # one limit for the solve and the re-score together
     result = solve(problem, cands, backend=backend or default_backend(spec), top_k=top_k or spec.ranks(),
                    time_limit=time_limit, started=t0, gap=gap)
     with_priors(spec, doc, cands, result, calibration)
     if simulate:
-        rescore(problem, cands, result, deadline=time.perf_counter() + time_limit)
+        rescore(problem, cands, result, deadline=deadline)
     return result
 
 
@@ -177,8 +178,8 @@ def with_priors(spec: PlanSpec | FleetSpec, doc: Document | None, cands: Candida
 def rescore(problem: Problem, cands: Candidates, result: PlanResult, deadline: float | None = None) -> None:
     """The simulator's re-score of every aggregated deployment (planner/plan/rescore.py; a
     pool replica serves half a request and is checked through the pair), stopped at
-    ``deadline`` (a ``time.perf_counter()`` time: like each what-if, the simulation gets
-    the command's time limit of its own)."""
+    ``deadline`` (a ``time.perf_counter()`` time: what the command's one time limit leaves
+    it, planner/whatif/budget.py); a deployment it cuts short says so in its ``simulation``."""
     if not result.plans:
         return
     try:
