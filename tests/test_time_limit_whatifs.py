@@ -184,3 +184,23 @@ def test_a_share_is_equal_with_a_floor_within_what_is_left(monkeypatch, left, wa
     b = B.Budget(LIMIT)
     now[0] += LIMIT - left
     assert b.share(waiting) == pytest.approx(share)
+
+
+def test_reproducible_leaves_out_each_share_and_the_report_still_reads_it(tmp_path, monkeypatch):
+    """--reproducible promises no seconds anywhere: a what-if's share is what the answer's solve
+    left, so it differs run to run (infeasible_slo.yaml at --time-limit 1: 0.42 s, then 0.32 s)
+    and is left out like the phases' seconds; `planner report` of that file still words it."""
+    _answer_takes(monkeypatch, LIMIT - 0.5)
+    import planner.whatif.relax as R
+
+    monkeypatch.setattr(R, "plan", lambda *a, **k: (_ for _ in ()).throw(R.OutOfTime()))   # each search cut short
+    out = tmp_path / "r.json"
+    res = RUNNER.invoke(app, ["plan", str(_file(tmp_path, INFEASIBLE)), "--time-limit", str(LIMIT), "--json",
+                              "--reproducible", "--output", str(out)])
+    assert res.exit_code == 1, res.output
+    data = json.loads(res.output)
+    assert [(u["whatif"], u["seconds"]) for u in data["unfinished"]] == [("relaxations", None)]
+    html = tmp_path / "r.html"
+    res = RUNNER.invoke(app, ["report", str(out), "--out", str(html)])
+    assert res.exit_code == 0, res.output
+    assert "NOT FINISHED within --time-limit: the smallest change to each limit is not stated" in html.read_text()

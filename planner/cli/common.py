@@ -153,6 +153,8 @@ def strip_timings(data: dict[str, Any]) -> None:
     data["solve_seconds"] = None
     for p in data.get("phases", []):
         p["seconds"] = None
+    for u in data.get("unfinished", []):      # a what-if's share: what the answer's solve left
+        u["seconds"] = None
 
 
 def check_time_limit(seconds: float, gap: float = 0.0) -> None:

@@ -356,7 +356,7 @@ class Unfinished:
     did not state, never a figure read from a solve the limit stopped."""
 
     whatif: str             # verification | simulation | marginal | disaggregation | relaxations
-    seconds: float          # the share of the time limit it had (0: none was left)
+    seconds: float | None   # the share of the time limit it had (0: none was left; None: --reproducible)
     left: list[str]         # what it does not state: limits, workloads, deployments
 
 

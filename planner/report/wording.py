@@ -191,8 +191,9 @@ WHATIFS = {"verification": "the simulator's check of plan #1", "simulation": "th
 def unfinished(u: Unfinished) -> str:
     """A what-if the command's one time limit cut short (planner/whatif/budget.py): what it does
     not state, never a figure from a solve the limit stopped."""
-    had = "no time was left for it" if u.seconds <= 0 else f"its share was {u.seconds:.3g} s"
-    return (f"NOT FINISHED within --time-limit ({had}): {WHATIFS.get(u.whatif, u.whatif)} is not stated for "
+    had = ("" if u.seconds is None else " (no time was left for it)" if u.seconds <= 0
+           else f" (its share was {u.seconds:.3g} s)")
+    return (f"NOT FINISHED within --time-limit{had}: {WHATIFS.get(u.whatif, u.whatif)} is not stated for "
             f"{', '.join(u.left)}; raise --time-limit for it")
 
 
