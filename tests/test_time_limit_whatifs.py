@@ -204,3 +204,20 @@ def test_reproducible_leaves_out_each_share_and_the_report_still_reads_it(tmp_pa
     res = RUNNER.invoke(app, ["report", str(out), "--out", str(html)])
     assert res.exit_code == 0, res.output
     assert "NOT FINISHED within --time-limit: the smallest change to each limit is not stated" in html.read_text()
+
+
+def test_no_binding_limit_with_a_value_no_marginal_solve_and_nothing_unfinished(monkeypatch):
+    """An answer stopped at a --gap target that binds no limit with a marginal value: nothing
+    to compare, so no exact solve of the limits as they are (asked() gave it no share) and no
+    `unfinished` entry that states nothing ("is not stated for ;")."""
+    import planner.whatif.marginal as M
+    from planner.plan.solve import prepare, solve
+
+    spec, problem, cands = prepare(FleetSpec.model_validate(POOLED))
+    r = solve(problem, cands, backend="milp", top_k=1, time_limit=LIMIT)
+    r.phases[0].status = "feasible"          # as a --gap answer not proven optimal
+    r.answers[0].binding = []
+    solves: list[float] = []
+    monkeypatch.setattr(M, "solve_phases", lambda *a, **k: solves.append(k["time_limit"]))
+    assert M.marginal_values(problem, cands, r, "milp", 0.0, gap=0.01) == []
+    assert not solves and r.unfinished == []

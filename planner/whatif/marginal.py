@@ -48,6 +48,8 @@ def marginal_values(problem: Problem, cands: Candidates, result: PlanResult, bac
     name = objective_phases(problem)[0]
     base_value = float(result.phases[0].value)
     todo = [(b, more) for b in first.binding if (more := raised(cands.limits, b.limit, b.gpu)) is not None]
+    if not todo:             # no binding limit has a value: nothing to solve (``asked`` gave it no share)
+        return []
     if gap and result.phases[0].status != "optimal":
         exact = _exact(problem, cands, backend, deadline, name)
         if exact is None:     # no optimum to compare with in time: no marginal value is stated
