@@ -221,3 +221,37 @@ def test_no_binding_limit_with_a_value_no_marginal_solve_and_nothing_unfinished(
     monkeypatch.setattr(M, "solve_phases", lambda *a, **k: solves.append(k["time_limit"]))
     assert M.marginal_values(problem, cands, r, "milp", 0.0, gap=0.01) == []
     assert not solves and r.unfinished == []
+
+
+BUDGET_BOUND = {"schema_version": 1, "model": "llama-3.1-8b",
+                "workload": {"input_tokens": 512, "output_tokens": 128, "demand": {"requests_per_s": 20}},
+                "slo": {"tpot_ms": 50},
+                "search": {"gpus": ["h100-sxm"], "quantizations": ["w16a16"], "kv_dtypes": ["bf16"], "tp": [1, 2],
+                           "pp": [1], "max_batch": 64},
+                "limits": {"budget_usd_per_hour": 1}}
+"""Infeasible by its budget alone: the budget's relaxation solves for the least cost first."""
+
+
+def test_a_relaxation_reads_no_bound_from_a_solve_the_limit_stopped(monkeypatch):
+    """The budget's relaxation starts from the least cost with the budget lifted; a lifted solve
+    the time limit stopped at a worse plan (feasible, not proven) is no lower bound, so the
+    search still finds the smallest budget ($2.95/hour), not one near the unproven plan's cost
+    (before: $8.85, read as the smallest change)."""
+    import planner.whatif.relax as R
+
+    spec = PlanSpec.model_validate(BUDGET_BOUND)
+    exact = {x.limit: x.needed for x in R.relaxations(spec, None, backend="cpsat", time_limit=LIMIT)}
+    real = R.plan
+
+    def stopped_at_a_worse_plan(s, *a, **k):
+        r = real(s, *a, **k)
+        if s.objective == "cost_per_hour" and r.plans:        # the lifted solve
+            r.phases[0].status = "feasible"
+            for p in r.plans:
+                p.cost_per_hour = 3 * (p.cost_per_hour or 0.0)
+        return r
+
+    monkeypatch.setattr(R, "plan", stopped_at_a_worse_plan)
+    cut = {x.limit: x.needed for x in R.relaxations(spec, None, backend="cpsat", time_limit=LIMIT)}
+    assert exact["limits.budget_usd_per_hour"] == pytest.approx(2.95)
+    assert cut["limits.budget_usd_per_hour"] == exact["limits.budget_usd_per_hour"]

@@ -203,7 +203,11 @@ def relaxations(spec: PlanSpec, doc: Document | None, *, backend: str, time_limi
         if not free.plans:
             return Relaxation(path, current, None, None, None)
         start = _up(candidate(free), step)
-        found = _least(lambda v: solve(**update(v)), start - step if lower else float(current), start, step, most)
+        # the lifted solve's value bounds the limit from below only when proven optimal: one the
+        # time limit stopped at a worse plan (feasible, unproven) is searched down from ``current``
+        proven = objective is None or bool(free.phases) and free.phases[0].status == Status.OPTIMAL.value
+        found = _least(lambda v: solve(**update(v)), start - step if lower and proven else float(current), start,
+                       step, most)
         if found is None:
             return Relaxation(path, current, None, None, None)
         value, r = found
