@@ -195,6 +195,62 @@ def test_class1_ctrl_c_in_the_first_objective_still_has_nothing_proven(monkeypat
     assert raised and "gpus" not in seen
 
 
+def _ctrl_c_in_oracle_phase(monkeypatch, phase: str) -> list[str]:
+    """The exhaustive oracle's tie rule raises KeyboardInterrupt (a Ctrl-C) once, in phase
+    ``phase`` of the first rank, after its enumeration; returns the phase interrupted."""
+    import planner.backends.exhaustive as E
+
+    raised: list[str] = []
+    real = E._tied
+
+    def tied(v, keep, sense, tol, name=""):
+        if name == phase and not raised:
+            raised.append(phase)
+            raise KeyboardInterrupt
+        return real(v, keep, sense, tol, name)
+
+    monkeypatch.setattr(E, "_tied", tied)
+    return raised
+
+
+@pytest.mark.parametrize("kind", ["plan", "fleet"])
+def test_class1_ctrl_c_in_the_oracles_tie_break_keeps_the_rank_its_objectives_proved(tmp_path, monkeypatch, kind):
+    """The exhaustive oracle as the other backends: a Ctrl-C while it ranks a tie-break keeps the
+    rank as its objectives left it (the interrupted phase says so), no later rank; exit 130."""
+    from planner.plan.solve import plan
+    from planner.schemas.fleet import FleetSpec
+    from planner.schemas.plan import PlanSpec
+
+    spec = PlanSpec.model_validate(TINY) if kind == "plan" else FleetSpec.model_validate(FLEET)
+    raised = _ctrl_c_in_oracle_phase(monkeypatch, "order")
+    r = plan(spec, backend="exhaustive", time_limit=60)
+    assert raised == ["order"]
+    assert r.interrupted and r.plans and {p.rank for p in r.plans} == {1}
+    assert [(p.objective, p.status) for p in r.phases] == [(r.objective, "optimal"), ("gpus", "optimal"),
+                                                           ("order", "interrupted")]
+    assert r.status == "optimal" and r.answers[0].values["gpus"] == r.phases[1].value
+    whole = plan(spec, backend="exhaustive", time_limit=60)        # the tie-break only orders equal answers
+    assert whole.answers[0].values[r.objective] == r.answers[0].values[r.objective]
+
+    raised = _ctrl_c_in_oracle_phase(monkeypatch, "order")
+    out = tmp_path / "x.json"
+    res = _run(kind, _instance(tmp_path, TINY if kind == "plan" else FLEET), "--json", "--backend", "exhaustive",
+               "--output", out, *(("--no-simulate",) if kind == "plan" else ()))
+    data = json.loads(out.read_text())
+    assert raised == ["order"] and res.exit_code == 130
+    assert data["interrupted"] is True and data["plans"] and len(data["answers"]) == 1
+    assert [p["status"] for p in data["phases"]] == ["optimal", "optimal", "interrupted"]
+
+
+def test_class1_ctrl_c_in_the_oracles_first_objective_still_has_nothing_proven(monkeypatch):
+    from planner.plan.solve import plan
+    from planner.schemas.plan import PlanSpec
+
+    raised = _ctrl_c_in_oracle_phase(monkeypatch, "cost_per_million_tokens")     # TINY's objective
+    r = plan(PlanSpec.model_validate(TINY), backend="exhaustive", time_limit=30)
+    assert raised and r.interrupted and r.status == "interrupted" and not r.plans and not r.phases
+
+
 # --- class 3: large but valid numbers ---------------------------------------------------
 
 @pytest.mark.parametrize("path,value,needle", [

@@ -28,6 +28,19 @@ class Status(str, enum.Enum):
 
 HAS_SOLUTION = frozenset({Status.OPTIMAL, Status.FEASIBLE})
 
+
+class PhaseInterrupted(KeyboardInterrupt):
+    """A Ctrl-C in a later phase of the exhaustive oracle's ranking (``rank``), its earlier
+    phases decided: ``answer`` is the rank as those phases leave it (status, (row, replicas)
+    chosen, served share per slot, each finished phase's value), ``phase`` the one it stopped
+    in. Still a KeyboardInterrupt: a caller that does not read it stops as on any Ctrl-C."""
+
+    def __init__(self, answer: tuple[Status, list[tuple[int, int]], np.ndarray, dict[str, float]], phase: str
+                 ) -> None:
+        super().__init__(phase)
+        self.answer = answer
+        self.phase = phase
+
 OPTIMAL_GAP = 1e-9
 """Relative gap at or under which an answer is the proven optimum: the rounding of an exact
 solve (mip_rel_gap 0). An answer a backend stopped at a gap target (``solve(..., gap=...)``)

@@ -21,11 +21,12 @@ from __future__ import annotations
 import itertools
 import math
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from planner.backends.base import Feature, Solution, Status
+from planner.backends.base import Feature, PhaseInterrupted, Solution, Status
 from planner.errors import InputError
 from planner.physics.space import KV_NAMES, SCHEME_NAMES
 
@@ -114,17 +115,35 @@ def _tied(v: np.ndarray, keep: np.ndarray, sense: str, tol: float, name: str = "
     return keep & (v <= best + tol * abs(best) + room)
 
 
-def _lexicographic(values: dict[str, np.ndarray], phases: tuple[str, ...], slack: dict[str, float]
-                   ) -> tuple[np.ndarray, dict[str, float]]:
-    """The entries tied with the best phase by phase (each phase among the previous one's
-    ties), and each phase's best value."""
-    keep = np.ones(len(values[phases[0]]), dtype=bool)
-    reached = {}
+def _lexicographic(values_of: Callable[[str, np.ndarray], np.ndarray], n: int, phases: tuple[str, ...],
+                   slack: dict[str, float]) -> tuple[np.ndarray, dict[str, float], np.ndarray]:
+    """Of ``n`` entries, those tied with the best phase by phase (each phase among the previous
+    one's ties; ``values_of(name, entries)`` gives a phase's values of those entries only, so
+    that each phase reads the ties left): the entries, each phase's best value, and the last
+    phase's values of the entries. A Ctrl-C once the first phase is decided is ``_Stopped``
+    with the same of the phases decided."""
+    idx = np.arange(n)
+    reached: dict[str, float] = {}
+    last = np.zeros(n)
     for name in phases:
-        keep = _tied(values[name], keep, SENSE.get(name, "min"), slack.get(name, TIE_RELATIVE), name)
-        v = values[name][keep]
-        reached[name] = float(v.max() if SENSE.get(name, "min") == "max" else v.min())
-    return keep, reached
+        try:
+            v = values_of(name, idx)
+            tied = _tied(v, np.ones(len(v), dtype=bool), SENSE.get(name, "min"), slack.get(name, TIE_RELATIVE), name)
+            best = float(v[tied].max() if SENSE.get(name, "min") == "max" else v[tied].min())
+        except KeyboardInterrupt:
+            if not reached:      # nothing decided: the caller's Ctrl-C, as in the enumeration
+                raise
+            raise _Stopped(idx, reached, last, name) from None
+        idx, last, reached = idx[tied], v[tied], reached | {name: best}
+    return idx, reached, last
+
+
+class _Stopped(Exception):
+    """A Ctrl-C in a phase of ``_lexicographic`` after the first: what the phases decided left."""
+
+    def __init__(self, idx: np.ndarray, reached: dict[str, float], last: np.ndarray, phase: str) -> None:
+        super().__init__(phase)
+        self.idx, self.reached, self.last, self.phase = idx, reached, last, phase
 
 
 SENSE = {"throughput": "max", "served_demand": "max"}
@@ -144,18 +163,26 @@ def _rank_single(c: Candidates, phases: tuple[str, ...], slack: dict[str, float]
     for v in rows_v.values():
         ok &= np.isfinite(v)
     if n == 1 or not cuts and not _shared_limits(c):      # each slot on its own
-        picks, reached = [], {name: 0.0 for name in phases}
-        for s in range(n):
-            keep = ok & (c.slot == s)
-            if not keep.any():
-                return Status.INFEASIBLE, [], np.zeros(n), {}
-            for name in phases:
-                keep = _tied(rows_v[name], keep, SENSE.get(name, "min"), slack.get(name, TIE_RELATIVE), name)
-            j = int(np.nonzero(keep)[0][np.argmin(rows_v[phases[-1]][keep])])
-            picks.append((j, int(replicas[j])))
-            for name in phases:
-                reached[name] += float(rows_v[name][j])
-        return Status.OPTIMAL, picks, np.ones(n), reached
+        keeps = [ok & (c.slot == s) for s in range(n)]
+        if any(not keep.any() for keep in keeps):
+            return Status.INFEASIBLE, [], np.zeros(n), {}
+
+        def each(keeps: list[np.ndarray], done: tuple[str, ...]) -> tuple[Status, list[tuple[int, int]], np.ndarray,
+                                                                            dict[str, float]]:
+            """Per slot the first of the entries tied on the phases ``done`` by the last of them."""
+            picks = [int(np.nonzero(keep)[0][np.argmin(rows_v[done[-1]][keep])]) for keep in keeps]
+            return (Status.OPTIMAL, [(j, int(replicas[j])) for j in picks], np.ones(n),
+                    {name: float(sum(rows_v[name][j] for j in picks)) for name in done})
+
+        for k, name in enumerate(phases):
+            try:
+                keeps = [_tied(rows_v[name], keep, SENSE.get(name, "min"), slack.get(name, TIE_RELATIVE), name)
+                         for keep in keeps]
+            except KeyboardInterrupt:
+                if k == 0:            # nothing decided: the caller's Ctrl-C
+                    raise
+                raise PhaseInterrupted(each(keeps, phases[:k]), name) from None
+        return each(keeps, phases)
     options = [np.nonzero(ok & (c.slot == s))[0] for s in range(n)]
     if any(not len(o) for o in options):
         return Status.INFEASIBLE, [], np.zeros(n), {}
@@ -171,10 +198,19 @@ def _rank_single(c: Candidates, phases: tuple[str, ...], slack: dict[str, float]
             combos.append(combo)
     if not combos:
         return Status.INFEASIBLE, [], np.zeros(n), {}
-    totals = {name: np.array([sum(float(rows_v[name][j]) for j in combo) for combo in combos]) for name in phases}
-    keep, reached = _lexicographic(totals, phases, slack)
-    best = combos[int(np.nonzero(keep)[0][np.argmin(totals[phases[-1]][keep])])]
-    return Status.OPTIMAL, [(int(j), int(replicas[j])) for j in best], np.ones(n), reached
+
+    def totals(name: str, idx: np.ndarray) -> np.ndarray:
+        return np.array([sum(float(rows_v[name][j]) for j in combos[i]) for i in idx])
+
+    def best(idx: np.ndarray, reached: dict[str, float], last: np.ndarray
+             ) -> tuple[Status, list[tuple[int, int]], np.ndarray, dict[str, float]]:
+        combo = combos[int(idx[np.argmin(last)])]
+        return Status.OPTIMAL, [(int(j), int(replicas[j])) for j in combo], np.ones(n), reached
+
+    try:
+        return best(*_lexicographic(totals, len(combos), phases, slack))
+    except _Stopped as s:
+        raise PhaseInterrupted(best(s.idx, s.reached, s.last), s.phase) from None
 
 
 def row_order(c: Candidates) -> np.ndarray:
@@ -457,17 +493,22 @@ def solve_fleet(c: Candidates, phases: tuple[str, ...], slack: dict[str, float],
     if unknown:
         raise InputError(f"the exhaustive backend ranks split deployments by cost, served demand, change and GPUs, "
                          f"not {unknown[0]}", path="--backend", value="exhaustive", accepted="milp, cpsat, highs")
-    keep, reached = _lexicographic(values, phases, slack)
-    last = phases[-1]
-    idx = np.nonzero(keep)[0]
-    pick = int(idx[np.argmax(values[last][idx])] if SENSE.get(last, "min") == "max"
-               else idx[np.argmin(values[last][idx])])
-    picks = list(states[pick][0])
-    served = np.zeros(c.n_slots)
-    for k, s in enumerate(c.slots):
-        mine = [(j, r) for j, r in picks if c.slot[j] == k]
-        served[k] = min(1.0, _served(role, c.configs.kv, per_replica, mine) / float(s.demand.value))  # type: ignore
-    return Status.OPTIMAL, picks, served, reached
+
+    def best(idx: np.ndarray, reached: dict[str, float], last: np.ndarray
+             ) -> tuple[Status, list[tuple[int, int]], np.ndarray, dict[str, float]]:
+        """The first of the entries tied on the phases ``reached`` by the last of them."""
+        pick = int(idx[np.argmax(last)] if SENSE.get(list(reached)[-1], "min") == "max" else idx[np.argmin(last)])
+        picks = list(states[pick][0])
+        served = np.zeros(c.n_slots)
+        for k, s in enumerate(c.slots):
+            mine = [(j, r) for j, r in picks if c.slot[j] == k]
+            served[k] = min(1.0, _served(role, c.configs.kv, per_replica, mine) / float(s.demand.value))  # type: ignore
+        return Status.OPTIMAL, picks, served, reached
+
+    try:
+        return best(*_lexicographic(lambda name, idx: values[name][idx], len(states), phases, slack))
+    except _Stopped as stop:
+        raise PhaseInterrupted(best(stop.idx, stop.reached, stop.last), stop.phase) from None
 
 
 def _served(role: np.ndarray, kv: np.ndarray, per_replica: np.ndarray, picks: list[tuple[int, int]]) -> float:

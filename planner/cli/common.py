@@ -153,6 +153,8 @@ def strip_timings(data: dict[str, Any]) -> None:
     data["solve_seconds"] = None
     for p in data.get("phases", []):
         p["seconds"] = None
+    for u in data.get("unfinished", []):      # a what-if's share: what the answer's solve left
+        u["seconds"] = None
 
 
 def check_time_limit(seconds: float, gap: float = 0.0) -> None:
@@ -164,6 +166,10 @@ def check_time_limit(seconds: float, gap: float = 0.0) -> None:
     check_gap(gap)
 
 
+TIME_LIMIT_HELP = ("seconds for all solves together: the answer's solve may use all of it; the what-ifs (the "
+                   "simulator's check, marginal values, disaggregation verdicts, relaxations) share what it leaves and "
+                   "say which they did not finish (docs/whatif.md, 'One time limit')")
+"""The --time-limit help of `plan` and `fleet` (planner/whatif/budget.py)."""
 GAP_HELP = ("stop each solve once its answer is proven within this relative gap of the best bound, a fraction "
             "0 <= G < 1 (0.005: within 0.5 %); the answer is then 'feasible' with its gap, not 'optimal'. "
             "0 (default): to the proven optimum. The exhaustive backend ignores it (exact)")

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from planner.cli.common import (
     GAP_HELP,
+    TIME_LIMIT_HELP,
     Progress,
     check_time_limit,
     dump_json,
@@ -38,7 +39,7 @@ def fleet_command(
     backend: Annotated[BackendChoice, typer.Option(
         help=f"default milp; highs scales further, with a proven gap (benchmarks/fleet_scale.py); {BACKEND_HELP}")]
         = BackendChoice.milp,
-    time_limit: Annotated[float, typer.Option("--time-limit", help="seconds for all solves together")] = 60.0,
+    time_limit: Annotated[float, typer.Option("--time-limit", help=TIME_LIMIT_HELP)] = 60.0,
     gap: Annotated[float, typer.Option("--gap", help=GAP_HELP)] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", help="also write the result to FILE.json or FILE.yaml")]

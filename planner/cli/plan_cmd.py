@@ -11,7 +11,16 @@ import typer
 
 from planner.api import SCHEMAS, schema
 from planner.backends.base import BACKENDS, REGISTRY
-from planner.cli.common import GAP_HELP, Progress, dump_json, emit, guarded, strip_timings, write_result
+from planner.cli.common import (
+    GAP_HELP,
+    TIME_LIMIT_HELP,
+    Progress,
+    dump_json,
+    emit,
+    guarded,
+    strip_timings,
+    write_result,
+)
 from planner.cli.render import render_plans
 from planner.errors import InputError
 from planner.plan.result import PlanResult
@@ -49,7 +58,7 @@ def plan_command(
     objective: Annotated[Optional[ObjectiveChoice], typer.Option(
         help="what to optimise (default: the file's); gpus = fewest GPUs")] = None,
     backend: Annotated[BackendChoice, typer.Option(help=f"default cpsat; {BACKEND_HELP}")] = BackendChoice.cpsat,
-    time_limit: Annotated[float, typer.Option("--time-limit", help="seconds for all solves together")] = 60.0,
+    time_limit: Annotated[float, typer.Option("--time-limit", help=TIME_LIMIT_HELP)] = 60.0,
     gap: Annotated[float, typer.Option("--gap", help=GAP_HELP)] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", help="also write the result to FILE.json or FILE.yaml")] = None,

@@ -191,6 +191,7 @@ def render_plans(r: PlanResult, explain_support: bool = False) -> str:
         if r.relaxations:
             lines += ["", "Smallest change to each limit that makes it feasible (others unchanged):"]
             lines += [f"  - {wording.relaxation(x)}" for x in r.relaxations]
+        lines += [f"  - {wording.unfinished(u)}" for u in r.unfinished]
         if explain_support or any(d.fact.constraint == "search" for d in r.diagnosis):
             lines += [""] + render_support(r)
         return "\n".join(lines) + "\n"
@@ -305,6 +306,7 @@ def answer_lines(r: PlanResult) -> list[str]:
         out += [f"  {wording.move(m)}" for m in a.moves]
         out += [f"  {wording.gpu_moves(g)}" for g in a.gpu_moves]
     out += [wording.mode_verdict(v) for v in r.disaggregation]
+    out += [wording.unfinished(u) for u in r.unfinished]
     return out
 
 

@@ -13,7 +13,7 @@ HTML report. A result records its inputs and round-trips through JSON
 - ``Phase``: one solve of the lexicographic order (docs/formulation.md section 4b).
 - ``Diagnosis``, ``Shortfall``, ``Together``: why nothing is feasible.
 - ``Marginal``, ``ModeVerdict``, ``Baseline``, ``Relaxation``: the what-if drivers' results
-  (planner/whatif/)."""
+  (planner/whatif/); ``Unfinished``: one the time limit cut short."""
 
 from __future__ import annotations
 
@@ -351,6 +351,16 @@ class Relaxation:
 
 
 @dataclass
+class Unfinished:
+    """A what-if the command's one time limit cut short (planner/whatif/budget.py): what it
+    did not state, never a figure read from a solve the limit stopped."""
+
+    whatif: str             # verification | simulation | marginal | disaggregation | relaxations
+    seconds: float | None   # the share of the time limit it had (0: none was left; None: --reproducible)
+    left: list[str]         # what it does not state: limits, workloads, deployments
+
+
+@dataclass
 class Tightening:
     """One configuration whose simulation missed a target at the load the closed form put it
     at: its capacity at SLO lowered to what the simulation holds (planner/whatif/verify.py)."""
@@ -397,7 +407,7 @@ class Verification:
     re-solved, until rank 1 simulates within its targets or the rounds or time ran out."""
 
     status: str                 # holds | missed | not_checked
-    rounds: int                 # simulations of rank 1 (1: the first answer held)
+    rounds: int                 # simulations of rank 1 (1: the first answer held; 0: no time was left)
     tightened: list[Tightening] = field(default_factory=list)
     stopped: str | None = None  # why it ended before holding: rounds | time_limit | error
     parted: list[Parting] = field(default_factory=list)   # where the two models part, and why
@@ -428,6 +438,7 @@ class PlanResult:
     baselines: list[Baseline] = field(default_factory=list)
     disaggregation: list[ModeVerdict] = field(default_factory=list)
     verification: Verification | None = None  # the simulator's check of rank 1 (planner/whatif/verify.py)
+    unfinished: list[Unfinished] = field(default_factory=list)  # what-ifs the time limit cut short
 
     def deployments(self, rank: int = 1) -> list[Plan]:
         """The deployments of one ranked answer."""

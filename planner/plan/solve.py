@@ -26,7 +26,7 @@ import constraints
 import constraints.schedule
 import constraints.schedule_static
 from constraints import choice
-from planner.backends.base import HAS_SOLUTION, Backend, Feature, Solution, Status, get_backend
+from planner.backends.base import HAS_SOLUTION, Backend, Feature, PhaseInterrupted, Solution, Status, get_backend
 from planner.candidates.cache import PhysicsCache, picked
 from planner.candidates.objectives import OBJECTIVES, served_weights, tie_breaks
 from planner.candidates.schedule import PeriodTables
@@ -155,11 +155,12 @@ def plan(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, backend: st
     caller that plans many alike instances (``prepare``). ``gap``: as for ``solve``."""
     t0 = time.perf_counter()
     spec, problem, cands = prepare(spec, doc, objective=objective, calibration=calibration, cache=cache)
+    deadline = time.perf_counter() + time_limit      # one limit for the solve and the re-score together
     result = solve(problem, cands, backend=backend or default_backend(spec), top_k=top_k or spec.ranks(),
                    time_limit=time_limit, started=t0, gap=gap)
     with_priors(spec, doc, cands, result, calibration)
     if simulate:
-        rescore(problem, cands, result, deadline=time.perf_counter() + time_limit)
+        rescore(problem, cands, result, deadline=deadline)
     return result
 
 
@@ -177,8 +178,8 @@ def with_priors(spec: PlanSpec | FleetSpec, doc: Document | None, cands: Candida
 def rescore(problem: Problem, cands: Candidates, result: PlanResult, deadline: float | None = None) -> None:
     """The simulator's re-score of every aggregated deployment (planner/plan/rescore.py; a
     pool replica serves half a request and is checked through the pair), stopped at
-    ``deadline`` (a ``time.perf_counter()`` time: like each what-if, the simulation gets
-    the command's time limit of its own)."""
+    ``deadline`` (a ``time.perf_counter()`` time: what the command's one time limit leaves
+    it, planner/whatif/budget.py); a deployment it cuts short says so in its ``simulation``."""
     if not result.plans:
         return
     try:
@@ -325,13 +326,26 @@ def rank_one(base: Candidates, solver: Backend, backend: str, names: tuple[str, 
                     else KEEP_TOLERANCE) for k, name in enumerate(names)}
     if Feature.LINEAR_MODEL not in solver.features:      # the independent oracle: enumeration, no model
         t0 = time.perf_counter()
-        st, chosen, shares, reached = solver.rank(base, names, slack, cuts,  # type: ignore[attr-defined]
-                                                 deadline=deadline)
+        cut_at: str | None = None
+        try:
+            st, chosen, shares, reached = solver.rank(base, names, slack, cuts,  # type: ignore[attr-defined]
+                                                     deadline=deadline)
+        except PhaseInterrupted as ctrl_c:
+            # Ctrl-C once its first phase was decided: the rank stands as the phases decided leave
+            # it, as for the other backends below; in the enumeration or the first phase, nothing
+            # is proven and the KeyboardInterrupt goes on to the caller
+            (st, chosen, shares, reached), cut_at = ctrl_c.answer, ctrl_c.phase
         took = time.perf_counter() - t0
         done = [Phase(n, "objective" if k < n_objectives else "tie-break", st.value,
                       _reported(base, n, v) if n != "served_demand" else v, OBJECTIVES[n].unit, 0.0, took)
                 for k, (n, v) in enumerate(reached.items())]
-        return Solved(st, chosen, shares, done, {}, {p.objective: p.value for p in done if p.value is not None})
+        if cut_at is not None:
+            done.append(Phase(cut_at, "objective" if names.index(cut_at) < n_objectives else "tie-break",
+                              Status.INTERRUPTED.value))
+            if names.index(cut_at) < n_objectives:     # a later objective unfinished: the answer unproven
+                st = Status.FEASIBLE
+        return Solved(st, chosen, shares, done, {}, {p.objective: p.value for p in done if p.value is not None},
+                      cut_at is not None)
     bounds: list[tuple[str, float]] = []
     picks: Picks = []
     served = np.zeros(base.n_slots)

@@ -338,6 +338,7 @@ def render_report(result: PlanResult, title: str = "plan") -> str:
         if r.relaxations:
             out.append("<p>Smallest change to each limit that makes it feasible:</p><ul>"
                        + "".join(f"<li>{_e(wording.relaxation(x))}</li>" for x in r.relaxations) + "</ul>")
+        out += [f"<p>{_e(wording.unfinished(u))}</p>" for u in r.unfinished]
         out.append("</body></html>")
         return "\n".join(out) + "\n"
     rows = []
@@ -370,6 +371,7 @@ def render_report(result: PlanResult, title: str = "plan") -> str:
     summary += [wording.marginal(m) for m in r.marginal]
     summary += [wording.move(m) for m in (first.moves if first is not None else [])]
     summary += [wording.mode_verdict(v) for v in r.disaggregation]
+    summary += [wording.unfinished(u) for u in r.unfinished]
     summary += [f"baseline {b.baseline}: " + ("-" if b.cost_per_hour is None else f"${b.cost_per_hour:,.2f}/hour")
                 + f"; {wording.baseline_how(b)}" for b in r.baselines]
     if first is not None and first.totals is not None and (several or summary):

@@ -22,6 +22,7 @@ from planner.plan.result import (
     Relaxation,
     Shortfall,
     Together,
+    Unfinished,
     Verification,
 )
 from planner.units import GB, MS
@@ -186,6 +187,22 @@ def relaxation(r: Relaxation) -> str:
     return f"{r.limit}: {r.current} -> {r.needed} gives {' + '.join(parts)}{whole}"
 
 
+WHATIFS = {"verification": "the simulator's check of plan #1", "simulation": "the re-score by simulation",
+           "marginal": "the worth of one more unit of each binding limit",
+           "disaggregation": "aggregated against disaggregated serving",
+           "relaxations": "the smallest change to each limit"}
+"""Each what-if (``Unfinished.whatif``), in words."""
+
+
+def unfinished(u: Unfinished) -> str:
+    """A what-if the command's one time limit cut short (planner/whatif/budget.py): what it does
+    not state, never a figure from a solve the limit stopped."""
+    had = ("" if u.seconds is None else " (no time was left for it)" if u.seconds <= 0
+           else f" (its share was {u.seconds:.3g} s)")
+    return (f"NOT FINISHED within --time-limit{had}: {WHATIFS.get(u.whatif, u.whatif)} is not stated for "
+            f"{', '.join(u.left)}; raise --time-limit for it")
+
+
 def checkpoint(ck: dict) -> str:
     """Which checkpoint serves a plan's format, in words (planner/catalog/checkpoints.py)."""
     runs = (f", which runs as {ck['scheme']} on this GPU" if ck["stored"] != ck["scheme"] else "")
@@ -261,6 +278,8 @@ def verification(v: Verification) -> list[str]:
                "no_answer": "and no configuration is left that holds them"}.get(v.stopped or "", "")
         return ([f"simulation: plan #1 still MISSES a target in the simulator {why}: treat its latency figures as "
                  "optimistic"] + lowered + parted)
+    if v.stopped == "time_limit":
+        return ["simulation: plan #1 was NOT checked: the time limit ran out first (raise --time-limit)"]
     return [f"simulation: plan #1 was not checked ({v.stopped})"]
 
 

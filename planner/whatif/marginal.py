@@ -11,9 +11,10 @@ from dataclasses import replace
 from planner.backends.base import Status
 from planner.candidates.objectives import OBJECTIVES
 from planner.candidates.table import Candidates, Limits, with_limits
-from planner.plan.result import Marginal, PlanResult
-from planner.plan.solve import objective_phases, solve_phases
+from planner.plan.result import Binding, Marginal, PlanResult, Unfinished
+from planner.plan.solve import Solved, objective_phases, solve_phases
 from planner.resolve.problem import Problem
+from planner.whatif.budget import OutOfTime, left, until
 
 STEP = {"gpu": 1.0, "budget": 1.0, "power": 1000.0}
 """The unit added to each kind of limit: one GPU, $1/hour, 1 kW."""
@@ -36,29 +37,58 @@ def marginal_values(problem: Problem, cands: Candidates, result: PlanResult, bac
     """Per binding limit of the first answer: the first objective re-solved with it raised.
     Each raised solve is exact; where the answer was stopped at a ``gap`` target (not proven
     optimal) the limits as they are are solved exactly too, so that an improvement compares
-    two optima and never counts the answer's distance from the optimum as the limit's worth."""
+    two optima and never counts the answer's distance from the optimum as the limit's worth.
+    ``time_limit``: the seconds of all these solves together (planner/whatif/budget.py); a
+    limit whose re-solve is not proven optimal within them has no value stated, and
+    ``result.unfinished`` names it."""
     first = result.answer(1)
     if first is None or not result.phases or result.phases[0].value is None:
         return []
+    deadline = until(time_limit)
     name = objective_phases(problem)[0]
     base_value = float(result.phases[0].value)
+    todo = [(b, more) for b in first.binding if (more := raised(cands.limits, b.limit, b.gpu)) is not None]
+    if not todo:             # no binding limit has a value: nothing to solve (``asked`` gave it no share)
+        return []
     if gap and result.phases[0].status != "optimal":
-        exact = solve_phases(problem, cands, backend=backend, time_limit=time_limit, phases=(name,))
+        exact = _exact(problem, cands, backend, deadline, name)
+        if exact is None:     # no optimum to compare with in time: no marginal value is stated
+            _cut(result, time_limit, [_label(b) for b, _ in todo])
+            return []
         if exact.status != Status.OPTIMAL or not exact.phases or exact.phases[0].value is None:
             return []          # no optimum to compare with: no marginal value is stated
         base_value = float(exact.phases[0].value)
     out: list[Marginal] = []
-    for b in first.binding:
-        more = raised(cands.limits, b.limit, b.gpu)
-        if more is None:
+    unproven: list[str] = []
+    for b, (limits, kind, amount) in todo:
+        s = _exact(problem, with_limits(cands, limits), backend, deadline, name)
+        if s is None:
+            unproven.append(_label(b))
             continue
-        limits, kind, amount = more
-        s = solve_phases(problem, with_limits(cands, limits), backend=backend, time_limit=time_limit,
-                         phases=(name,))
         if not s.phases or s.phases[0].value is None:
             continue
         v = float(s.phases[0].value)
         better = base_value - v if OBJECTIVES[name].sense == "min" else v - base_value
         out.append(Marginal(limit=b.limit, kind=kind, amount=amount, objective=name, value=v, improvement=better,
                             status=s.status.value, gpu=b.gpu))
+    if unproven:
+        _cut(result, time_limit, unproven)
     return out
+
+
+def _exact(problem: Problem, cands: Candidates, backend: str, deadline: float, name: str) -> Solved | None:
+    """The first objective solved in what is left before ``deadline``; None where the time ran
+    out before it was proven (stopped by the limit, or never started)."""
+    try:
+        s = solve_phases(problem, cands, backend=backend, time_limit=left(deadline), phases=(name,))
+    except OutOfTime:
+        return None
+    return s if s.status in (Status.OPTIMAL, Status.INFEASIBLE) else None
+
+
+def _label(b: Binding) -> str:
+    return b.limit if b.gpu is None or b.gpu in b.limit else f"{b.limit} ({b.gpu})"
+
+
+def _cut(result: PlanResult, seconds: float, left_out: list[str]) -> None:
+    result.unfinished.append(Unfinished("marginal", seconds, left_out))

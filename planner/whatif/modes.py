@@ -12,12 +12,14 @@ from dataclasses import replace
 
 import numpy as np
 
+from planner.backends.base import Status
 from planner.candidates.load import AGGREGATED
 from planner.candidates.table import Candidates
 from planner.plan.describe import describe
-from planner.plan.result import ModeDeployment, ModeRun, ModeVerdict, PlanResult
+from planner.plan.result import ModeDeployment, ModeRun, ModeVerdict, PlanResult, Unfinished
 from planner.plan.solve import first_phase_view, solve_phases
 from planner.resolve.problem import Problem
+from planner.whatif.budget import OutOfTime, left, until
 
 UNCERTAINTY = 0.10
 """Relative margin under which the winner between aggregated and disaggregated serving is
@@ -28,7 +30,13 @@ section 5, docs/load.md section 9); capacities at SLO move by about a third of t
 
 def compare_modes(problem: Problem, cands: Candidates, result: PlanResult, backend: str,
                   time_limit: float) -> list[ModeVerdict]:
+    """The verdict of each workload that may run pools. ``time_limit``: the seconds of all the
+    forced re-solves together (planner/whatif/budget.py); a workload whose two re-solves are
+    not both proven (optimal or infeasible) within them has no verdict, and
+    ``result.unfinished`` names it."""
     out: list[ModeVerdict] = []
+    deadline = until(time_limit)
+    unproven: list[str] = []
     first = result.answer(1)
     if not cands.modes or first is None or first.totals is None:
         return out
@@ -40,7 +48,12 @@ def compare_modes(problem: Problem, cands: Candidates, result: PlanResult, backe
         runs = {}
         for forced in ("never", "always"):
             c = replace(cands, modes=tuple(forced if k == s else m for k, m in enumerate(cands.modes)))
-            solved = solve_phases(problem, c, backend=backend, time_limit=time_limit)
+            try:
+                solved = solve_phases(problem, c, backend=backend, time_limit=left(deadline))
+            except OutOfTime:
+                break
+            if solved.status not in (Status.OPTIMAL, Status.INFEASIBLE):     # cut short: nothing to compare
+                break
             run = ModeRun(status=solved.status.value, cost_per_hour=None)
             if solved.picks:
                 plans, answer = describe(problem, first_phase_view(problem, c), solved.picks, solved.served, 1, {},
@@ -55,8 +68,13 @@ def compare_modes(problem: Problem, cands: Candidates, result: PlanResult, backe
                 run.configurations_meeting_targets = int(np.sum(cands.meets_slo[rows]
                                                                 & (agg if forced == "never" else ~agg)))
             runs[forced] = run
+        if len(runs) < 2:
+            unproven.append(slot.name)
+            continue
         out.append(verdict(slot.name, cands.modes[s], chosen, first.totals.cost_per_hour, runs["never"],
                            runs["always"]))
+    if unproven:
+        result.unfinished.append(Unfinished("disaggregation", time_limit, unproven))
     return out
 
 

@@ -36,11 +36,12 @@ from planner.candidates.load import workload_of
 from planner.candidates.table import build_candidates
 from planner.physics.load import engine, load_metrics, step_physics
 from planner.physics.quant import DEFAULT_SCHEMES as SCHEMES
-from planner.plan.result import Plan, PlanResult, Relaxation
+from planner.plan.result import Plan, PlanResult, Relaxation, Unfinished
 from planner.plan.solve import plan, resolved
 from planner.resolve.workload import LatencyTarget, targets
 from planner.schemas.plan import STATISTICS, Percentiles, PlanSpec, Slo
 from planner.units import MS
+from planner.whatif.budget import Budget, OutOfTime, left, until
 from planner.whatif.interrupts import whole
 from planner.yamlio import Document
 
@@ -78,11 +79,12 @@ def plan_and_relax(spec: PlanSpec, doc: Document | None = None, *, backend: str 
                    simulate: bool = False) -> PlanResult:
     """`plan()`, and when nothing is feasible (and the run was not interrupted), the smallest
     change to each limit that alone makes the instance feasible."""
+    budget = Budget(time_limit)
     result = plan(spec, doc, backend=backend, top_k=top_k, time_limit=time_limit, objective=objective,
                   calibration=calibration, simulate=simulate)
     if objective is not None and objective != spec.objective:
         spec = spec.model_copy(update={"objective": objective})
-    relax_into(result, spec, doc, backend=backend, time_limit=time_limit, calibration=calibration)
+    relax_into(result, spec, doc, backend=backend, time_limit=budget.share(1), calibration=calibration)
     return result
 
 
@@ -90,13 +92,20 @@ def relax_into(result: PlanResult, spec: PlanSpec, doc: Document | None, *, back
                calibration: str | None) -> None:
     """``result.relaxations`` when ``result`` is proven infeasible (not interrupted); a Ctrl-C
     during their search marks ``result`` interrupted (exit 130) and leaves them unset, never a
-    relaxation read from a solve the Ctrl-C cut short."""
+    relaxation read from a solve the Ctrl-C cut short. ``time_limit``: the seconds of all
+    their solves together (planner/whatif/budget.py); the limits whose search it cut short
+    have no relaxation, and ``result.unfinished`` names them."""
     if result.status != Status.INFEASIBLE.value or result.plans or result.interrupted:
         return
+    left_out: list[str] = []
     try:
-        result.relaxations = relaxations(spec, doc, backend=backend, time_limit=time_limit, calibration=calibration)
+        result.relaxations = relaxations(spec, doc, backend=backend, time_limit=time_limit, calibration=calibration,
+                                         left_out=left_out)
     except KeyboardInterrupt:
         result.interrupted = True
+        return
+    if left_out:
+        result.unfinished.append(Unfinished("relaxations", time_limit, left_out))
 
 
 def _least(at: Callable[[float], PlanResult], lo: float, hi: float, step: float, most: float
@@ -126,8 +135,8 @@ def _least(at: Callable[[float], PlanResult], lo: float, hi: float, step: float,
     return best
 
 
-def _target(numeric: Callable[..., Relaxation], spec: PlanSpec, doc: Document | None, t: LatencyTarget,
-            calibration: str | None) -> Relaxation:
+def _target(numeric: Callable[..., Relaxation | None], spec: PlanSpec, doc: Document | None, t: LatencyTarget,
+            calibration: str | None) -> Relaxation | None:
     """A latency target, loosened: the smallest value any row reaches at the lowest load the
     other limits allow is the candidate (nothing below it can work)."""
     key, bare = t.path.split(".")[1], t.path.count(".") == 1
@@ -146,7 +155,7 @@ def _target(numeric: Callable[..., Relaxation], spec: PlanSpec, doc: Document | 
                    0.01 if t.metric in ("tpot", "itl") else 1.0, lambda _: smallest / MS, lower=True)
 
 
-def _inventory(numeric: Callable[..., Relaxation], lim: Any, gid: str, count: int) -> Relaxation:
+def _inventory(numeric: Callable[..., Relaxation | None], lim: Any, gid: str, count: int) -> Relaxation | None:
     """An owned GPU type's count, raised: what a plan with the count lifted uses of it is the
     candidate, bisected down from there."""
     def update(v: float) -> dict[str, Any]:
@@ -163,14 +172,22 @@ def _first(r: PlanResult) -> list[Plan]:
 
 
 def relaxations(spec: PlanSpec, doc: Document | None, *, backend: str, time_limit: float,
-                calibration: str | None = None) -> list[Relaxation]:
+                calibration: str | None = None, left_out: list[str] | None = None) -> list[Relaxation]:
+    """The smallest change to each limit the instance sets, each alone. ``time_limit``: the
+    seconds of all the solves together; a limit whose search is not finished within them
+    (a solve stopped by the time limit without a plan proves nothing) has no relaxation, and
+    its path goes to ``left_out``."""
+    deadline = until(time_limit)
     cache = PhysicsCache()      # the relaxed instances differ in one limit: their physics is shared
 
     def solve(objective: str | None = None, **update: Any) -> PlanResult:
         relaxed = spec.model_copy(update=update | ({"objective": objective} if objective else {}))
         # not re-validated: the objectives used here to find a candidate value are internal
-        return whole(plan(relaxed, doc, backend=backend, top_k=1, time_limit=time_limit, calibration=calibration,
+        r = whole(plan(relaxed, doc, backend=backend, top_k=1, time_limit=left(deadline), calibration=calibration,
                           cache=cache))
+        if not r.plans and r.status == Status.TIME_LIMIT.value:
+            raise OutOfTime        # neither feasible nor proven infeasible: the search cannot go on
+        return r
 
     def limits(**kv: Any) -> dict[str, Any]:
         return {"limits": lim.model_copy(update=kv)}
@@ -180,23 +197,38 @@ def relaxations(spec: PlanSpec, doc: Document | None, *, backend: str, time_limi
 
     def numeric(path: str, current: Any, patch: Callable[[float], dict], update: Callable[[float], dict],
                 lifted: dict[str, Any], most: float, step: float, candidate: Callable[[PlanResult], float],
-                lower: bool, objective: str | None = None, integer: bool = False) -> Relaxation:
+                lower: bool, objective: str | None = None, integer: bool = False) -> Relaxation | None:
         """One numeric limit: solved with the limit ``lifted`` (for ``objective``, the limit's
         own quantity, when there is one) for a candidate value, then ``_least`` on the patched
         instance. ``lower``: no value below the candidate can work (an optimum of the limit's
-        quantity, the smallest a row reaches); otherwise the search starts above ``current``."""
+        quantity, the smallest a row reaches); otherwise the search starts above ``current``.
+        None where the time ran out first (``path`` goes to ``missed``)."""
+        try:
+            return _numeric(path, current, patch, update, lifted, most, step, candidate, lower, objective, integer)
+        except OutOfTime:
+            missed.append(path)
+            return None
+
+    def _numeric(path: str, current: Any, patch: Callable[[float], dict], update: Callable[[float], dict],
+                 lifted: dict[str, Any], most: float, step: float, candidate: Callable[[PlanResult], float],
+                 lower: bool, objective: str | None, integer: bool) -> Relaxation:
         free = solve(objective, **lifted)
         if not free.plans:
             return Relaxation(path, current, None, None, None)
         start = _up(candidate(free), step)
-        found = _least(lambda v: solve(**update(v)), start - step if lower else float(current), start, step, most)
+        # the lifted solve's value bounds the limit from below only when proven optimal: one the
+        # time limit stopped at a worse plan (feasible, unproven) is searched down from ``current``
+        proven = objective is None or bool(free.phases) and free.phases[0].status == Status.OPTIMAL.value
+        found = _least(lambda v: solve(**update(v)), start - step if lower and proven else float(current), start,
+                       step, most)
         if found is None:
             return Relaxation(path, current, None, None, None)
         value, r = found
         needed: Any = int(value) if integer else value
         return Relaxation(path, current, needed, patch(needed), _answer(_first(r)))
 
-    out: list[Relaxation] = []
+    out: list[Relaxation | None] = []
+    missed = left_out if left_out is not None else []
     slo, lim, s = spec.slo, spec.limits, spec.search
     for t in targets(slo):
         out.append(_target(numeric, spec, doc, t, calibration))
@@ -223,20 +255,29 @@ def relaxations(spec: PlanSpec, doc: Document | None, *, backend: str, time_limi
                            LIFTED["power_cap_w"], 1.0, lambda r: sum(p.power_w or 0.0 for p in _first(r)),
                            lower=True, objective="power_w"))
     if s.quantizations is not None:
-        best: tuple[str, PlanResult] | None = None
-        for scheme in SCHEMES:
-            if scheme in s.quantizations:
-                continue
-            r = solve(**search(quantizations=[*s.quantizations, scheme]))
-            if r.plans and (best is None or _better(spec, r.plans[0], best[1].plans[0])):
-                best = (scheme, r)
-        if best is None:
-            out.append(Relaxation("search.quantizations", s.quantizations, None, None, None))
-        else:
-            scheme, r = best
-            out.append(Relaxation("search.quantizations", s.quantizations, [*s.quantizations, scheme],
-                                  {"search": {"quantizations": [*s.quantizations, scheme]}}, _answer(_first(r))))
-    return out
+        try:
+            out.append(_quantizations(spec, solve, search))
+        except OutOfTime:
+            missed.append("search.quantizations")
+    return [x for x in out if x is not None]
+
+
+def _quantizations(spec: PlanSpec, solve: Callable[..., PlanResult], search: Callable[..., dict[str, Any]]
+                   ) -> Relaxation:
+    """The allowed quantizations: each scheme not yet allowed tried, the best plan kept."""
+    allowed = spec.search.quantizations or []
+    best: tuple[str, PlanResult] | None = None
+    for scheme in SCHEMES:
+        if scheme in allowed:
+            continue
+        r = solve(**search(quantizations=[*allowed, scheme]))
+        if r.plans and (best is None or _better(spec, r.plans[0], best[1].plans[0])):
+            best = (scheme, r)
+    if best is None:
+        return Relaxation("search.quantizations", allowed, None, None, None)
+    scheme, r = best
+    return Relaxation("search.quantizations", allowed, [*allowed, scheme],
+                      {"search": {"quantizations": [*allowed, scheme]}}, _answer(_first(r)))
 
 
 def _without(slo: Slo, key: str, statistic: str) -> Slo:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from planner.backends.base import Status
 from planner.candidates.table import Candidates, with_capacity
 from planner.physics.load import engine, step_physics
 from planner.physics.step import step_time
@@ -42,7 +43,12 @@ it missed at (a closed loop stops at one client)."""
 def verify(problem: Problem, cands: Candidates, result: PlanResult, *, backend: str, top_k: int,
            time_limit: float, gap: float = 0.0) -> tuple[PlanResult, Candidates]:
     """The answer checked (and where needed re-solved, to the relative ``gap``) by simulation: the
-    result to report, with ``verification`` set, and the table it was solved on."""
+    result to report, with ``verification`` set, and the table it was solved on. ``time_limit``:
+    the seconds of every simulation and re-solve together (planner/whatif/budget.py); where
+    they run out the answer stands and the verdict says ``time_limit``."""
+    if time_limit <= 0:             # the answer's solve used the whole limit: nothing simulated, said so
+        result.verification = Verification("not_checked", 0, [], "time_limit")
+        return result, cands
     deadline = time.perf_counter() + time_limit
     facts: list[Tightening] = []
     for k in range(1, ROUNDS + 1):
@@ -52,7 +58,8 @@ def verify(problem: Problem, cands: Candidates, result: PlanResult, *, backend: 
             return result, cands
         mine = [p for p in result.deployments(1) if p.role == "aggregated" and p.simulation is not None]
         if any("error" in (p.simulation or {}) for p in mine):
-            return _final(problem, cands, result, deadline, Verification("not_checked", k, facts, "error"))
+            why = "time_limit" if time.perf_counter() >= deadline else "error"     # cut short, or cannot run
+            return _final(problem, cands, result, deadline, Verification("not_checked", k, facts, why))
         missed = [(p, m) for p in mine if (m := _first_miss(p)) is not None]
         if not missed:
             return _final(problem, cands, result, deadline, Verification("holds", k, facts))
@@ -68,9 +75,16 @@ def verify(problem: Problem, cands: Candidates, result: PlanResult, *, backend: 
                 facts.append(_fact(k, cands, p, miss, capacity, unit))
         except WorkLimit:            # the time limit ran out inside a bisection: the answer stands, said missed
             return _final(problem, cands, result, deadline, Verification("missed", k, facts, "time_limit"))
-        cands = with_capacity(cands, lowered)
-        remaining = max(1.0, deadline - time.perf_counter())
-        result = solve(problem, cands, backend=backend, top_k=top_k, time_limit=remaining, gap=gap)
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:           # no time left to re-solve: the answer stands, said missed
+            return _final(problem, cands, result, deadline, Verification("missed", k, facts, "time_limit"))
+        tighter = with_capacity(cands, lowered)
+        again = solve(problem, tighter, backend=backend, top_k=top_k, time_limit=remaining, gap=gap)
+        if not again.plans and again.status != Status.INFEASIBLE.value and not again.interrupted:
+            # the time ran out before the re-solve found an answer: nothing is proven of the
+            # tighter table, so the answer simulated stands, said missed
+            return _final(problem, cands, result, deadline, Verification("missed", k, facts, "time_limit"))
+        result, cands = again, tighter
         if not result.plans:         # nothing holds its targets any more: the answer says why
             result.verification = Verification("missed", k, facts, "no_answer")
             return result, cands
