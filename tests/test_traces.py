@@ -242,14 +242,33 @@ def test_rate_scale_replays_faster_and_keeps_the_shape(tmp_path):
 
 
 def test_per_minute_bins_and_the_busiest_minute_by_hand():
-    t = np.array([0, 10, 20, 70, 75, 80, 85, 130], dtype=float)
+    t = np.array([0, 10, 20, 70, 75, 80, 85, 150], dtype=float)
     m = per_minute(t)
-    assert m.start_s == (0.0, 60.0, 120.0) and m.seconds == (60.0, 60.0, 10.0) and m.requests == (3, 4, 1)
-    assert m.rates == pytest.approx((0.05, 4 / 60, 0.1))
+    assert m.start_s == (0.0, 60.0, 120.0) and m.seconds == (60.0, 60.0, 30.0) and m.requests == (3, 4, 1)
+    assert m.rates == pytest.approx((0.05, 4 / 60, 1 / 30))
+    t = np.array([0, 10, 20, 70, 75, 80, 85, 130], dtype=float)
+    m = per_minute(t)          # the last 10 s, a sixth of a minute, joins the minute before
+    assert m.start_s == (0.0, 60.0) and m.seconds == (60.0, 70.0) and m.requests == (3, 5)
+    assert m.rates == pytest.approx((0.05, 5 / 70))
     # windows starting at a request inside the trace hold at most 4 (70..85); the last minute
     # [70, 130] holds 70, 75, 80, 85, 130: 5
     assert peak_minute(t) == pytest.approx(5 / 60)
     assert peak_minute(np.array([0.0, 30.0, 59.0])) is None        # shorter than a minute
+
+
+def test_a_sliver_of_a_last_minute_is_not_shown_at_the_rate_of_its_few_requests():
+    """61 requests a second apart then 5 more at 60.5 s: the last fixed bin is 0.5 s long and
+    would read 12 requests/s against a busiest minute of 65 / 60 = 1.08 (issue 25's tester).
+    A last bin shorter than half a minute is merged into the minute before: one bin of 60.5 s
+    holding all 66, 1.09/s; the busiest minute stays as it is."""
+    t = np.array([float(i) for i in range(61)] + [60.5] * 5)
+    m = per_minute(t)
+    assert m.start_s == (0.0,) and m.seconds == (60.5,) and m.requests == (66,)
+    assert m.rates == pytest.approx((66 / 60.5,))
+    assert peak_minute(t) == pytest.approx(65 / 60)
+    assert max(r for r in m.rates if r is not None) < 2 * peak_minute(t)
+    short = per_minute(np.array([0.0, 5.0, 20.0]))      # a trace shorter than half a minute: its one bin
+    assert short.seconds == (20.0,) and short.requests == (3,)
 
 
 def test_length_statistics_by_hand():

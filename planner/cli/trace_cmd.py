@@ -15,7 +15,7 @@ from planner.cli.render import to_text
 from planner.errors import InputError
 from planner.resolve.workload import trace_figures
 from planner.schemas.common import TraceColumns, TraceFields
-from planner.traces.figures import TraceSummary
+from planner.traces.figures import MINUTE, TraceSummary
 from planner.traces.read import BLOCK_TOKENS, FORMATS, Trace
 from planner.yamlio import Document, check_output, write_atomically
 
@@ -169,7 +169,9 @@ def _plot(part: Trace, s: TraceSummary, path: Path, source: Path) -> None:
     m = s.minutes
     rates = [r if r is not None else 0.0 for r in m.rates]
     edges = [x / 60 for x in m.start_s] + [(m.start_s[-1] + m.seconds[-1]) / 60]
-    ax_rate.stairs(rates, edges, baseline=None, lw=1.2, label="per minute (the last one may be shorter)")
+    last = m.seconds[-1]
+    ax_rate.stairs(rates, edges, baseline=None, lw=1.2,
+                   label="per minute" + (f" (the last bin {last:.3g} s)" if last != MINUTE else ""))
     if s.arrivals.rate_per_s is not None:
         ax_rate.axhline(s.arrivals.rate_per_s, color="k", ls="--", lw=0.8, label="mean")
     if s.peak_minute_per_s is not None:

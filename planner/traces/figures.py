@@ -190,7 +190,7 @@ def queue_burstiness(time_s: np.ndarray, scale_s: float, why: str = "") -> Queue
 @dataclass(frozen=True)
 class Minutes:
     """Requests per minute of the replay clock from the first request: bins of 60 s, the last
-    one ending at the last request (its ``seconds`` may be shorter)."""
+    one ending at the last request, so 30 to 90 s long (``per_minute``; its ``seconds`` say)."""
 
     start_s: tuple[float, ...]
     seconds: tuple[float, ...]
@@ -201,10 +201,21 @@ class Minutes:
         return tuple(n / s if s > 0 else None for n, s in zip(self.requests, self.seconds))
 
 
+SHORTEST_LAST_BIN = 0.5
+"""A last per-minute bin shorter than this share of a minute is merged into the one before:
+a few requests over a sliver of a bin read as a rate far above any minute's (61 requests a
+second apart and 5 more 0.5 s later: 12/s against a busiest minute of 1.08/s)."""
+
+
 def per_minute(time_s: np.ndarray) -> Minutes:
+    """Fixed 60 s bins from the first request; the last ends at the last request and, when
+    it would be shorter than ``SHORTEST_LAST_BIN`` of a minute, joins the bin before (a
+    trace shorter than that is one bin)."""
     t = np.asarray(time_s, dtype=float) - float(time_s[0])
     span = float(t[-1])
     bins = max(1, int(np.ceil(span / MINUTE)))
+    if bins > 1 and span - MINUTE * (bins - 1) < SHORTEST_LAST_BIN * MINUTE:
+        bins -= 1
     counts = np.bincount(np.minimum((t // MINUTE).astype(np.int64), bins - 1), minlength=bins)
     seconds = [MINUTE] * (bins - 1) + [span - MINUTE * (bins - 1)]
     return Minutes(tuple(MINUTE * k for k in range(bins)), tuple(seconds), tuple(int(c) for c in counts))
