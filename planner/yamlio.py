@@ -76,6 +76,8 @@ class Document:
             allowed = allowed_keys(model, [p for p in first["loc"] if not _is_internal(p)])
             message = f"unknown key {path[-1]!r}"
             accepted = allowed
+        elif first["type"] == "missing":
+            accepted = required_keys(model, [p for p in first["loc"] if not _is_internal(p)])
         elif "expected" in ctx:
             accepted = str(ctx["expected"])
         elif any(k in ctx for k in ("gt", "ge", "lt", "le")):
@@ -97,15 +99,29 @@ def _is_internal(part: object) -> bool:
 
 def allowed_keys(model: type[BaseModel], loc: list) -> str | None:
     """The keys accepted at the mapping that holds ``loc[-1]`` (for unknown-key errors)."""
+    target = _holder(model, loc)
+    return None if target is None else ", ".join(target.model_fields)
+
+
+def required_keys(model: type[BaseModel], loc: list) -> str | None:
+    """The keys the mapping that holds ``loc[-1]`` needs, and the others it accepts (for a
+    missing key)."""
+    target = _holder(model, loc)
+    if target is None:
+        return None
+    needed = [k for k, f in target.model_fields.items() if f.is_required()]
+    others = [k for k in target.model_fields if k not in needed]
+    return f"a mapping with {', '.join(needed)}" + (f" (optional: {', '.join(others)})" if others else "")
+
+
+def _holder(model: type[BaseModel], loc: list) -> type[BaseModel] | None:
+    """The model of the mapping that holds ``loc[-1]``, or None."""
     ann: Any = model
     for part in loc[:-1]:
         ann = _step(ann, part)
         if ann is None:
             return None
-    target = _as_model(ann)
-    if target is None:
-        return None
-    return ", ".join(target.model_fields)
+    return _as_model(ann)
 
 
 def _step(ann: Any, part: object) -> Any:

@@ -6,6 +6,7 @@ reason names the finding; the review's report gives the likely fix)."""
 from __future__ import annotations
 
 import copy
+import json
 import re
 from pathlib import Path
 
@@ -116,6 +117,32 @@ def test_trace_options_are_named_as_given(args, option):
     r = RUNNER.invoke(app, ["trace", str(TRACE), *args])
     assert r.exit_code == 2, r.output
     assert f"{option}:" in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("given", [["timestamp=ts", "input_tokens=p"], ["input_tokens=p", "output_tokens=c"]])
+def test_a_column_mapping_missing_a_field_names_it_with_the_accepted_keys(given):
+    """issue 25's tester: `--column` without output_tokens answered "columns.output_tokens:
+    Field required", with no accepted keys."""
+    args = ["trace", str(TRACE), "--format", "csv"] + [a for g in given for a in ("--column", g)] + ["--json"]
+    r = RUNNER.invoke(app, args)
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    err = json.loads(r.stdout)
+    missing = ({"timestamp", "input_tokens", "output_tokens"} - {g.split("=")[0] for g in given}).pop()
+    assert err["path"] == "--column" and missing in err["message"]
+    assert "output_tokens=NAME" in err["accepted"] and "input_tokens=NAME" in err["accepted"]
+
+
+def test_a_yaml_column_mapping_missing_a_field_says_which_keys_it_needs(tmp_path):
+    f = tmp_path / "t.csv"
+    f.write_text("ts,p,c\n0,1,1\n1,1,1\n")
+    path = tmp_path / "plan.yaml"
+    path.write_text(f"model: llama-3.1-8b\nworkload: {{trace: {f}, format: csv, columns: {{timestamp: ts, "
+                    "input_tokens: p}}\nsearch: {gpus: [h100-sxm]}\n")
+    r = RUNNER.invoke(app, ["plan", str(path), "--no-simulate", "--json"])
+    assert r.exit_code == 2, r.output
+    err = json.loads(r.stdout)
+    assert err["path"] == "workload.columns.output_tokens", err
+    assert "timestamp, input_tokens, output_tokens" in (err["accepted"] or ""), err
 
 
 def test_an_unknown_column_key_is_named_with_the_accepted_ones():

@@ -105,6 +105,10 @@ def _columns(items: list[str]) -> dict[str, str]:
         if key.strip() not in TraceColumns.model_fields:
             raise InputError(f"unknown column key {key.strip()!r}", path="--column", value=item, accepted=COLUMN_KEYS)
         out[key.strip()] = name.strip()
+    missing = [k for k, f in TraceColumns.model_fields.items() if f.is_required() and k not in out]
+    if missing:
+        raise InputError(f"no column named for {', '.join(missing)}: a CSV trace needs its timestamp, input_tokens "
+                         "and output_tokens", path="--column", value=" ".join(items), accepted=COLUMN_KEYS)
     return out
 
 
