@@ -341,6 +341,18 @@ SPOT = {"usd_per_gpu_hour": {"h100-sxm": 2.5},
                             {"kind": "on_demand", "usd_per_gpu_hour": 0.9}]}}
 
 
+def test_a_spot_offer_cannot_be_committed_capacity():
+    """issue 25's tester: `schedule.committed: [l40s@spot]` was accepted without comment; a spot
+    offer is burst capacity, lost when preempted, never held under a term (docs/workloads.md
+    "Committed and burst"): a located error naming the committable entries."""
+    with pytest.raises(InputError) as e:
+        schedule(_fleet(limits={}, prices=SPOT, schedule={"committed": ["l40s@on_demand", "l40s@spot"]}),
+                 backend="highs")
+    assert (e.value.path, e.value.value) == ("schedule.committed[1]", "l40s@spot")
+    assert "spot" in e.value.message and "l40s@on_demand" in e.value.accepted
+    assert "l40s@spot" not in e.value.accepted.split(", ")
+
+
 @pytest.mark.parametrize("limits", [{}, {"power_cap_w": 1400}, {"max_gpus": 3}], ids=str)
 def test_a_spot_offers_spares_run_in_every_period_it_serves_and_every_backend_agrees_with_the_oracle(limits):
     """Spot in a schedule (issue 25): a spot deployment's spare replicas run beside it in each

@@ -281,11 +281,17 @@ def _trace_shape(shape: TraceShape, w: Any, path: str, where: dict[str, Any]) ->
 
 
 def _committed(options: ScheduleOptions, problem: Problem, where: dict[str, Any]) -> tuple[bool, ...]:
+    """Per GPU entry of the table, whether it is committed: owned, a term offer, or listed in
+    ``schedule.committed``; a located error where a listed name is not a searched entry or is
+    a spot offer (burst capacity: it may be taken back, so it is never held under a term)."""
     ids = problem.table.ids
+    spot = {gid for g, gid in enumerate(ids) if problem.offer_kind(g) == "spot"}
     for i, name in enumerate(options.committed):
-        if name not in ids:
-            raise InputError("not a searched GPU", path=f"schedule.committed[{i}]", value=name,
-                             accepted=", ".join(ids), **where)
+        if name not in ids or name in spot:
+            why = ("a spot offer is burst capacity, preempted at the provider's will, never committed" if name in spot
+                   else "not a searched GPU")
+            raise InputError(why, path=f"schedule.committed[{i}]", value=name,
+                             accepted=", ".join(gid for gid in ids if gid not in spot), **where)
     return tuple(problem.committed(g) or gid in options.committed for g, gid in enumerate(ids))
 
 
