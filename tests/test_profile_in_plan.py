@@ -75,3 +75,34 @@ def test_a_fleet_with_profiles_is_sized_for_each_workloads_peak(tmp_path):
     flat.pop("schedule", None)
     _, want = _run(tmp_path, "fleet", flat, "flat.yaml", text=False)
     assert got["answers"][0]["totals"]["cost_per_hour"] == pytest.approx(want["answers"][0]["totals"]["cost_per_hour"])
+
+
+@pytest.mark.parametrize("command", ["plan", "fleet"])
+def test_schedule_settings_without_a_profile_are_a_located_error(tmp_path, command):
+    """issue 25's tester: a `schedule:` block where no workload has a demand profile was
+    silently ignored by `planner plan` (no schedule is solved, so it changes nothing). As a
+    trace's `rate_scale` beside a stated demand, a key that would do nothing is refused where
+    the file says it, as `planner schedule` refuses the same file (no demand profile)."""
+    if command == "plan":
+        data = copy.deepcopy(PLAN)
+        data["workload"]["demand"] = {"requests_per_s": 4}
+    else:
+        data = yaml.safe_load((ROOT / "instances" / "schedule_day.yaml").read_text())
+        for w in data["workloads"]:
+            w["demand"].pop("profile")
+    data["schedule"] = {"usd_per_gpu_started": 2.0}
+    path = tmp_path / "inst.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    for cmd in (command, "schedule"):
+        out = RUNNER.invoke(app, [cmd, str(path), "--no-simulate", "--json"] if cmd != "schedule"
+                            else [cmd, str(path), "--json"])
+        assert out.exit_code == 2 and "Traceback" not in out.output, out.output
+        err = json.loads(out.stdout)
+        assert err["file"] == str(path) and "profile" in err["message"] + (err["accepted"] or ""), err
+    out = RUNNER.invoke(app, [command, str(path), "--no-simulate", "--json"])
+    err = json.loads(out.stdout)
+    at = path.read_text().splitlines().index("schedule:") + 1
+    assert err["path"] == "schedule" and err["line"] in (at, at + 1), err     # the key, or its mapping's first line
+    data["schedule"] = {}                           # says nothing: nothing to refuse
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert RUNNER.invoke(app, [command, str(path), "--no-simulate", "--json"]).exit_code == 0

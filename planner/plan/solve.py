@@ -139,7 +139,7 @@ def resolved(spec: PlanSpec | FleetSpec, doc: Document | None = None, calibratio
     (``at_peak``, said in the result's notes). ``catalog``: resolved catalog files (a sweep's)."""
     problem = (resolve_fleet(spec, doc, calibration, catalog) if isinstance(spec, FleetSpec)
                else resolve(spec, doc, calibration, catalog))
-    return at_peak(spec, problem)
+    return at_peak(spec, problem, doc)
 
 
 def plan(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, backend: str | None = None,

@@ -115,9 +115,15 @@ def resolve_periods(spec: PlanSpec | FleetSpec, problem: Problem, doc: Document 
     try:
         return _periods(spec, problem)
     except InputError as e:
-        if doc is not None and e.line is None and e.path:
-            e.line = doc.line_of(tuple(int(i) if i else k for k, i in re.findall(r"([^.\[\]]+)|\[(\d+)\]", e.path)))
-        raise
+        raise _on_line(e, doc) from None
+
+
+def _on_line(e: InputError, doc: Document | None) -> InputError:
+    """``e`` with the line of its YAML path in ``doc``, as a schema error has (in its text too)."""
+    if doc is None or e.line is not None or not e.path:
+        return e
+    line = doc.line_of(tuple(int(i) if i else k for k, i in re.findall(r"([^.\[\]]+)|\[(\d+)\]", e.path)))
+    return type(e)(e.message, file=e.file, path=e.path, value=e.value, accepted=e.accepted, line=line)
 
 
 def _periods(spec: PlanSpec | FleetSpec, problem: Problem) -> Periods:
@@ -161,7 +167,7 @@ def _in_period(slot: Slot, demand: DemandSpec, slo: tuple[Slo, str] | None) -> S
     return replace(slot, demand=demand, slo=slo[0], targets=targets(slo[0], slo[1]))
 
 
-def at_peak(spec: PlanSpec | FleetSpec, problem: Problem) -> Problem:
+def at_peak(spec: PlanSpec | FleetSpec, problem: Problem, doc: Document | None = None) -> Problem:
     """What `planner plan` and `planner fleet` solve for an instance whose demand has a profile
     (docs/workloads.md section 8): a fleet it can run all day, with a note saying so;
     ``problem`` itself where no workload has a profile. Each profiled workload at its busiest
@@ -170,8 +176,16 @@ def at_peak(spec: PlanSpec | FleetSpec, problem: Problem) -> Problem:
     ``strictest_slo``), so that a quieter period with a stricter SLO is served too: a fleet that
     serves every period, not proven the cheapest such fleet (`planner schedule` proves that one,
     its static fleet, constraints/schedule_static.py). The instance stays one plan or fleet,
-    solved, checked and explained by the one path."""
+    solved, checked and explained by the one path. Schedule settings (``schedule:``, other
+    than the defaults) where no workload has a profile are a located error: no schedule is
+    solved from such a file, by this or by `planner schedule`, so they would change nothing."""
     where: dict[str, Any] = {"file": problem.file}
+    if spec.schedule != ScheduleOptions() and not any(d is not None and d.profile is not None
+                                                       for d, _, _ in _given(spec)):
+        raise _on_line(InputError(
+            "schedule settings without a demand profile: no schedule is solved, so they would change nothing",
+            path="schedule", accepted="a workload's demand profile (demand: {requests_per_s: R, profile: [{hours: H, "
+            "multiplier: M}, ...]}, then `planner schedule FILE`), or no schedule block", **where), doc)
     slots, notes = list(problem.slots), []
     for k, ((d, path, w), slot) in enumerate(zip(_given(spec), problem.slots)):
         if d is None or d.profile is None or slot.demand is None:
