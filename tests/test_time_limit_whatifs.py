@@ -255,3 +255,17 @@ def test_a_relaxation_reads_no_bound_from_a_solve_the_limit_stopped(monkeypatch)
     cut = {x.limit: x.needed for x in R.relaxations(spec, None, backend="cpsat", time_limit=LIMIT)}
     assert exact["limits.budget_usd_per_hour"] == pytest.approx(2.95)
     assert cut["limits.budget_usd_per_hour"] == exact["limits.budget_usd_per_hour"]
+
+
+def test_the_ranks_left_unsimulated_are_listed(monkeypatch):
+    """`planner plan` re-scores every rank by simulation (on by default) inside the simulator's
+    check: with no time left, no rank is simulated, and `unfinished` names each (before: an
+    empty list, the text silently dropping every 'simulated' line)."""
+    from planner.whatif.answer import answer
+
+    _answer_takes(monkeypatch, LIMIT + 1.0)
+    spec = PlanSpec.model_validate({**INFEASIBLE, "slo": {"tpot_ms": 50}})
+    r = answer(spec, backend="cpsat", time_limit=LIMIT, simulate=True)
+    assert r.plans and all(p.simulation is None for p in r.plans)
+    assert [(u.whatif, u.seconds, u.left) for u in r.unfinished] == [
+        ("simulation", 0.0, [r.label(p) for p in r.plans])]
