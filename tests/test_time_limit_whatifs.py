@@ -269,3 +269,20 @@ def test_the_ranks_left_unsimulated_are_listed(monkeypatch):
     assert r.plans and all(p.simulation is None for p in r.plans)
     assert [(u.whatif, u.seconds, u.left) for u in r.unfinished] == [
         ("simulation", 0.0, [r.label(p) for p in r.plans])]
+
+
+def test_reproducible_text_states_no_share(monkeypatch):
+    """A what-if's share is a duration: --reproducible leaves it out of the text as of the JSON
+    (before: only the JSON's copy was stripped, the text said 'its share was 5 s')."""
+    from planner.cli.common import without_timings
+    from planner.cli.render import render_plans
+    from planner.whatif.answer import answer
+
+    _answer_takes(monkeypatch, LIMIT + 1.0)
+    r = answer(PlanSpec.model_validate(INFEASIBLE), backend="cpsat", time_limit=LIMIT)
+    r.unfinished[0].seconds = 5.0
+    assert "its share was 5" in " ".join(render_plans(r).split())
+    without_timings(r)
+    text = " ".join(render_plans(r).split())
+    assert "its share was" not in text and "searched in" not in text
+    assert "the smallest change to each limit is not stated for slo.tpot_ms" in text
