@@ -100,6 +100,10 @@ class SimResult:
     summary: dict[str, float]
 
 
+TIME_CUT = "the time limit ran out"
+"""How a simulation its deadline stopped begins its reason (``WorkLimit``): what-ifs read it."""
+
+
 class WorkLimit(ValueError):
     """The simulation would pass its stated cap of steps, or ran past its deadline (issue 23
     item 8): nothing is simulated beyond either."""
@@ -246,7 +250,7 @@ def simulate(step: StepFn, arrivals: Arrivals, isl: Lengths, osl: Lengths, *, to
     while done < n_requests:
         events += 1
         if deadline is not None and not events & 255 and time.perf_counter() > deadline:
-            raise WorkLimit(f"the time limit ran out after {k:,} simulated steps")
+            raise WorkLimit(f"{TIME_CUT} after {k:,} simulated steps")
         if closed:
             while pend and pend[0][0] <= t:
                 waiting.append(heapq.heappop(pend)[1])

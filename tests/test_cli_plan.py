@@ -142,3 +142,12 @@ def test_a_calibrated_fleet_shows_the_priors_for_every_pool():
         assert u["load"]["capacity_requests_per_s_per_replica"] > 0
         assert u["load"]["capacity_requests_per_s_per_replica"] != pytest.approx(
             p["load"]["capacity_requests_per_s_per_replica"])
+
+
+def test_reproducible_text_has_no_seconds_either():
+    """--reproducible promises byte-identical output: the text said 'searched in 0.73 s' (only the
+    JSON's timings were removed)."""
+    args = ["plan", str(ROOT / "instances" / "sweeps" / "llama8b_base.yaml"), "--no-simulate", "--reproducible"]
+    r = RUNNER.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "batch levels searched" in r.stdout and "searched in" not in r.stdout

@@ -255,3 +255,34 @@ def test_a_relaxation_reads_no_bound_from_a_solve_the_limit_stopped(monkeypatch)
     cut = {x.limit: x.needed for x in R.relaxations(spec, None, backend="cpsat", time_limit=LIMIT)}
     assert exact["limits.budget_usd_per_hour"] == pytest.approx(2.95)
     assert cut["limits.budget_usd_per_hour"] == exact["limits.budget_usd_per_hour"]
+
+
+def test_the_ranks_left_unsimulated_are_listed(monkeypatch):
+    """`planner plan` re-scores every rank by simulation (on by default) inside the simulator's
+    check: with no time left, no rank is simulated, and `unfinished` names each (before: an
+    empty list, the text silently dropping every 'simulated' line)."""
+    from planner.whatif.answer import answer
+
+    _answer_takes(monkeypatch, LIMIT + 1.0)
+    spec = PlanSpec.model_validate({**INFEASIBLE, "slo": {"tpot_ms": 50}})
+    r = answer(spec, backend="cpsat", time_limit=LIMIT, simulate=True)
+    assert r.plans and all(p.simulation is None for p in r.plans)
+    assert [(u.whatif, u.seconds, u.left) for u in r.unfinished] == [
+        ("simulation", 0.0, [r.label(p) for p in r.plans])]
+
+
+def test_reproducible_text_states_no_share(monkeypatch):
+    """A what-if's share is a duration: --reproducible leaves it out of the text as of the JSON
+    (before: only the JSON's copy was stripped, the text said 'its share was 5 s')."""
+    from planner.cli.common import without_timings
+    from planner.cli.render import render_plans
+    from planner.whatif.answer import answer
+
+    _answer_takes(monkeypatch, LIMIT + 1.0)
+    r = answer(PlanSpec.model_validate(INFEASIBLE), backend="cpsat", time_limit=LIMIT)
+    r.unfinished[0].seconds = 5.0
+    assert "its share was 5" in " ".join(render_plans(r).split())
+    without_timings(r)
+    text = " ".join(render_plans(r).split())
+    assert "its share was" not in text and "searched in" not in text
+    assert "the smallest change to each limit is not stated for slo.tpot_ms" in text

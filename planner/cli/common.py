@@ -148,6 +148,16 @@ def about(path: Path, plan_file: bool = False) -> Iterator[None]:
                                   "writes it") from None
 
 
+def without_timings(result: PlanResult) -> None:
+    """--reproducible on the result itself, so the text rendered from it (and any report) has
+    no seconds either, not only the JSON (``strip_timings``)."""
+    result.solve_seconds = None
+    for p in result.phases:
+        p.seconds = None
+    for u in result.unfinished:
+        u.seconds = None
+
+
 def strip_timings(data: dict[str, Any]) -> None:
     """--reproducible: the same input gives byte-identical output (no seconds anywhere)."""
     data["solve_seconds"] = None

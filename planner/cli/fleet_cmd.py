@@ -18,7 +18,7 @@ from planner.cli.common import (
     dump_json,
     emit,
     guarded,
-    strip_timings,
+    without_timings,
     write_result,
 )
 from planner.cli.plan_cmd import BACKEND_HELP, MARGINAL_HELP, STATUS_TEXT, BackendChoice
@@ -69,9 +69,9 @@ def fleet_command(
             result = answer(spec, doc, backend=backend.value, time_limit=time_limit, calibration=calibration,
                             marginal=(not as_json) if marginal is None else marginal, baselines=baselines,
                             simulate=simulate, gap=gap)
+        if reproducible:        # on the result, so the text (and --report) has no seconds either
+            without_timings(result)
         data = result.to_dict()
-        if reproducible:
-            strip_timings(data)
         data["status_detail"] = STATUS_TEXT.get(result.status, result.status)
         if output is not None:
             write_result(output, data, instance)

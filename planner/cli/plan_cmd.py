@@ -18,7 +18,7 @@ from planner.cli.common import (
     dump_json,
     emit,
     guarded,
-    strip_timings,
+    without_timings,
     write_result,
 )
 from planner.cli.render import render_plans
@@ -92,9 +92,9 @@ def plan_command(
             result = answer(spec, doc, backend=backend.value, top_k=top, time_limit=time_limit,
                             calibration=calibration, simulate=simulate,
                             marginal=(not as_json) if marginal is None else marginal, gap=gap)
+        if reproducible:        # on the result, so the text (and --report) has no seconds either
+            without_timings(result)
         data = result.to_dict()
-        if reproducible:
-            strip_timings(data)
         data["status_detail"] = STATUS_TEXT.get(result.status, result.status) + unverified(result.verification)
         if output is not None:
             write_result(output, data, instance)

@@ -17,6 +17,7 @@ from planner.plan.solve import default_backend, first_phase_view, prepare, resco
 from planner.resolve.problem import Problem
 from planner.schemas.fleet import FleetSpec
 from planner.schemas.plan import PlanSpec
+from planner.simulate import TIME_CUT
 from planner.whatif.baselines import baselines as baselines_of
 from planner.whatif.budget import Budget
 from planner.whatif.marginal import marginal_values, raised
@@ -44,6 +45,10 @@ def answer(spec: PlanSpec | FleetSpec, doc: Document | None = None, *, backend: 
     if simulate and result.plans:       # the simulator in the verdict: rank 1 re-solved until it simulates within
         share = budget.share(1 + asked(cands, result, marginal=marginal, relax=relaxing is not None))
         result, cands = verify(problem, cands, result, backend=backend, top_k=ranks, time_limit=share, gap=gap)
+        cut = [result.label(p) for p in result.plans if p.role == "aggregated" and not result.interrupted
+               and TIME_CUT in (p.simulation or {"error": TIME_CUT}).get("error", "")]
+        if cut:         # the re-score of the ranks, run inside the check: what its share left unsimulated
+            result.unfinished.append(Unfinished("simulation", share, cut))
     with_priors(spec, doc, cands, result, calibration)
     around(problem, cands, result, backend=backend, time_limit=time_limit, budget=budget, simulate=False,
            marginal=marginal, baselines=baselines, relax=relaxing, gap=gap)
