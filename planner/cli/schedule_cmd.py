@@ -135,6 +135,8 @@ def render_schedule(r: ScheduleResult, name: str) -> str:
     for p in r.periods:
         deps = "; ".join(f"{d.workload}: {d.replicas} x {d.gpu} TP{d.tp}" + (f" PP{d.pp}" if d.pp > 1 else "") +
                          f" {d.quantization}/{d.kv_dtype} b{d.batch}" for d in p.deployments)
+        off = [w for w, v in p.requests_per_s.items() if v == 0.0]     # no demand: no replica, no SLO to meet
+        deps = "; ".join(x for x in (deps, *(f"{w}: off (no demand)" for w in off)) if x)
         slo = ("; ".join(f"{w}: {_targets(x)}" for w, x in p.slo.items()),) if own else ()
         t.add_row(str(p.period), f"{p.hours:g}", ", ".join(f"{w} {v:.3g}" for w, v in p.requests_per_s.items()),
                   *slo, deps, ", ".join(f"{n} {g}" for g, n in p.gpus_held.items()), str(p.gpus_started),
