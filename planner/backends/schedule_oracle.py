@@ -58,7 +58,7 @@ def _solve(t: PeriodTables, deadline: float | None) -> tuple[Status, list[list[t
         view, ev, load = c, c.ev, c.load
         assert load is not None
         ok, top, spares = _usable(c)
-        per_slot = []
+        per_slot: list[list[tuple[tuple[int, int], ...]]] = []
         for k, s in enumerate(view.slots):
             assert s.demand is not None
             d = float(s.demand.value)
@@ -66,7 +66,7 @@ def _solve(t: PeriodTables, deadline: float | None) -> tuple[Status, list[list[t
                 per_slot.append([()])
                 continue
             rows = [int(j) for j in np.nonzero(ok & (c.slot == k))[0] if top[j] >= 1]
-            options = []
+            options: list[tuple[tuple[int, int], ...]] = []
             for subset, reps in _choices(rows, top, c.max_configs):
                 _in_time(deadline)
                 if subset and sum(load.tokens_per_s[j] * r for j, r in zip(subset, reps)) >= d * (1 - SLACK):
