@@ -89,6 +89,11 @@ SMALL = {
         **CHAT, "name": "assist", "demand": {"requests_per_s": 4, "profile": [
             {"hours": 8, "multiplier": 1.0}, {"hours": 10, "multiplier": 0.5},
             {"hours": 6, "requests_per_s": 0, "slo": LOOSE}]}})),
+    "off at night, three configurations (the replica model)": _fleet(workloads=({**CHAT, "demand": {
+        "requests_per_s": 60, "profile": OFF}},), max_configurations_per_workload=3),
+    "a looser night, a second workload off then (its case's table at zero demand)": _fleet(workloads=(
+        {**CHAT, "demand": {"requests_per_s": 60, "profile": NIGHT}}, {**CHAT, "name": "assist", "demand": {
+            "requests_per_s": 4, "profile": [{**NIGHT[0], "multiplier": 0}, NIGHT[1], NIGHT[2]]}})),
 }
 
 
