@@ -147,3 +147,22 @@ def test_the_output_shows_a_zero_period_without_dividing_by_zero(tmp_path, capsy
         main(["schedule", str(f)])
     text = capsys.readouterr().out
     assert "chat: off (no demand)" in text and not re.search(r"\b(nan|inf)\b", text.lower())
+
+
+def test_a_zero_periods_slo_is_no_target_even_where_every_period_with_demand_states_another():
+    """The workload's own SLO, stricter than every period with demand states, is no target:
+    the zero period adds no SLO case, no target to the static fleet's table, and none to the
+    fleet `planner plan` and `planner fleet` size at the busiest period (they were sized under
+    the workload's own SLO, which no period with demand asks for)."""
+    from planner.resolve.problem import resolve_fleet
+    from planner.resolve.schedule import at_peak, resolve_periods
+    from planner.schemas.slo import Slo
+    strict = {"ttft_ms": {"p99": 20}, "tpot_ms": 5}
+    spec = _fleet(workloads=({**CHAT, "slo": strict, "demand": {"requests_per_s": 60, "profile": [
+        {**OFF[0], "slo": LOOSE}, {**DAY[1], "slo": LOOSE}, {**DAY[2], "slo": LOOSE}]}},), limits={})
+    problem = resolve_fleet(spec)
+    loose = Slo.model_validate(LOOSE)
+    assert at_peak(spec, problem).slots[0].slo == loose
+    periods = resolve_periods(spec, problem)
+    assert periods.cases() == (0, 0, 0)
+    assert periods.strictest()[0].slo == loose

@@ -60,19 +60,32 @@ class Periods:
     def cases(self) -> tuple[int, ...]:
         """Per period, its SLO case: periods whose workloads all have the same latency targets
         share one (numbered in order of first appearance); one case when no period states its own."""
-        keys = [tuple(s.slo for s in slots) for slots in self.slots]
-        first: list[tuple[Slo, ...]] = []
+        # a workload off in a period (zero demand) has no target there: it fits any case
+        keys = [tuple(None if _off(s) else s.slo for s in slots) for slots in self.slots]
+        first: list[list[Slo | None]] = []
+        out = []
         for k in keys:
-            if k not in first:
-                first.append(k)
-        return tuple(first.index(k) for k in keys)
+            for i, c in enumerate(first):
+                if all(a is None or b is None or a == b for a, b in zip(k, c)):
+                    first[i] = [b if a is None else a for a, b in zip(k, c)]
+                    out.append(i)
+                    break
+            else:
+                out.append(len(first))
+                first.append(list(k))
+        return tuple(out)
 
     def strictest(self) -> tuple[Slot, ...]:
         """Each slot at its busiest demand under every target any period states for it (per
         metric and statistic the smallest, the smallest utilisation ceiling): a fleet meeting
         these meets each period's targets at each period's demand (docs/workloads.md)."""
-        return tuple(under_every_target(slot, [slots[s].slo for slots in self.slots])
+        return tuple(under_every_target(slot, [slots[s].slo for slots in self.slots if not _off(slots[s])])
                      for s, slot in enumerate(self.peak()))
+
+
+def _off(slot: Slot) -> bool:
+    """The workload of ``slot`` has no demand in its period: no target of that period binds it."""
+    return slot.demand is not None and float(slot.demand.value) == 0.0
 
 
 def under_every_target(slot: Slot, slos: list[Slo]) -> Slot:
@@ -157,8 +170,8 @@ def _in_period(slot: Slot, demand: DemandSpec, slo: tuple[Slo, str] | None) -> S
     """A workload's slot in a period: its demand there and, where the period states its own
     SLO (other than the workload's), the period's targets (located at ``slo``'s path). A
     period of zero demand needs no replica of it, so its targets are vacuous there: it keeps
-    the workload's own (a zero period with its own SLO adds no SLO case, and no target to
-    the static fleet's)."""
+    the workload's own, which binds nothing either (``Periods.cases`` fits the period into any
+    case, ``Periods.strictest`` and ``at_peak`` leave it out)."""
     if slo is None or slo[0] == slot.slo or demand.value == 0.0:
         return replace(slot, demand=demand)
     return replace(slot, demand=demand, slo=slo[0], targets=targets(slo[0], slo[1]))
@@ -183,8 +196,8 @@ def at_peak(spec: PlanSpec | FleetSpec, problem: Problem) -> Problem:
         _within_limit(slot, f, path, where)
         top = int(np.argmax(f[1]))
         busiest = _in_period(slot, scaled(slot.demand, float(f[1][top])), f[2][top])
-        slots[k] = under_every_target(busiest, [slot.slo if x is None or f[1][p] == 0.0 else x[0]
-                                                for p, x in enumerate(f[2])])
+        slots[k] = under_every_target(busiest, [slot.slo if x is None else x[0]
+                                                for p, x in enumerate(f[2]) if f[1][p] > 0.0])
         several = slots[k] is not busiest         # its periods state other targets
         rps = slots[k].demand.requests_per_s     # type: ignore[union-attr]
         tail = ("under every target its periods state (the strictest of each): a fleet that serves every "
