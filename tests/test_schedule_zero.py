@@ -166,3 +166,23 @@ def test_a_zero_periods_slo_is_no_target_even_where_every_period_with_demand_sta
     periods = resolve_periods(spec, problem)
     assert periods.cases() == (0, 0, 0)
     assert periods.strictest()[0].slo == loose
+
+
+def test_an_off_workload_shows_no_target_in_its_zero_period(tmp_path, capsys):
+    """The table and the JSON gave an off workload its own SLO as the targets it meets in its
+    zero period (TTFT p99 20 ms, which nothing meets and the file did not state there)."""
+    strict = {"ttft_ms": {"p99": 20}, "tpot_ms": 5}
+    f = tmp_path / "off.yaml"
+    f.write_text(json.dumps({"workloads": [{**CHAT, "slo": strict, "demand": {"requests_per_s": 60, "profile": [
+        {**OFF[0], "slo": LOOSE}, {**DAY[1], "slo": LOOSE}, {**DAY[2], "slo": LOOSE}]}}], "search": SEARCH,
+        "prices": {"usd_per_gpu_hour": {"h100-sxm": 2.5, "l40s": 0.9}}}))
+    with pytest.raises(SystemExit) as e:
+        main(["schedule", str(f), "--json", "--backend", "highs"])
+    assert e.value.code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["status"] == "optimal" and data["periods"][0]["slo"] == {}
+    assert data["periods"][1]["slo"]["chat"]["tpot_ms"] == 80.0
+    with pytest.raises(SystemExit):
+        main(["schedule", str(f), "--backend", "highs"])
+    text = capsys.readouterr().out
+    assert "chat: off (no demand)" in text and "p99 20 ms" not in text and "┃ SLO" not in text

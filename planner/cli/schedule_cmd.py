@@ -127,7 +127,8 @@ def render_schedule(r: ScheduleResult, name: str) -> str:
                          f"{r.per_period_optima.status}); the other periods have one")
         return to_text(*parts)
     t = Table(title=f"schedule over a cycle of {r.cycle_hours:g} hours", title_justify="left")
-    own = any(p.slo != r.periods[0].slo for p in r.periods)      # a period states its own targets
+    first: dict[str, Any] = {}     # per workload its targets in the first period it is on (an off one has none)
+    own = any(first.setdefault(w, x) != x for p in r.periods for w, x in p.slo.items())   # a period states its own
     cols = ("period", "hours", "demand req/s", *(("SLO",) if own else ()), "deployments", "GPUs held", "started",
             "$/hour")
     for col in cols:

@@ -62,7 +62,7 @@ class PeriodPlan:
     gpus_held: dict[str, int]                 # per GPU type: committed all cycle, burst in this period
     usd_per_hour: float                       # what the GPUs held cost per hour in this period
     gpus_started: int = 0                     # burst GPUs started at the period's start
-    slo: dict[str, dict[str, Any]] = field(default_factory=dict)   # per workload: the targets it meets here
+    slo: dict[str, dict[str, Any]] = field(default_factory=dict)   # per workload on here: the targets it meets
 
 
 @dataclass
@@ -284,7 +284,8 @@ def _period(t: PeriodTables, periods: Periods, p: int, picks: Picks, held: np.nd
         gpus_serving={gid: int(serving[g]) for g, gid in enumerate(c.gpu_ids) if serving[g] > 0},
         gpus_held={gid: int(held[g]) for g, gid in enumerate(c.gpu_ids) if held[g] > 0},
         usd_per_hour=float((np.nan_to_num(t.usd_per_gpu_hour) * held).sum()), gpus_started=started,
-        slo={s.name: s.slo.model_dump(mode="json", exclude_none=True) for s in periods.slots[p]})
+        slo={s.name: s.slo.model_dump(mode="json", exclude_none=True) for s in periods.slots[p]
+             if s.demand is None or s.demand.value > 0.0})     # an off workload meets no target here
 
 
 def autoscale(t: PeriodTables, picks: list[Picks]) -> list[Autoscale]:
