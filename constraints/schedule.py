@@ -18,6 +18,10 @@ burst types R:
 
     minimise  sum_{g in C} P_g H B_g + sum_p h_p sum_{g in R} P_g A_pg + c_start sum_pg U_pg     ($)
 
+A workload whose demand in period p is zero (D_ps = 0: off at night) has no variable and no
+row in that period: it needs nothing there, and only committed GPUs, a start-up lag or a
+stop limit keep GPUs held.
+
 with N_pj the replicas period p's demand needs of row j alone (within the limits), k_pj the
 spare replicas a spot deployment of row j carries in period p (planner/pricing.py, for the
 period's N; 0 off spot: a slot with a spot row always has its choice binaries x_pj), CAP_j
@@ -123,6 +127,8 @@ def build(t: PeriodTables, limited: frozenset[tuple[int, int]] | None = None,
         here: dict[int, float] = {}          # per type: the most GPUs of it the period's choices run
         k = spares(view)
         for s in range(view.n_slots):
+            if idle(view, s):
+                continue                     # off in this period: no replica, no row
             mine = rows[view.slot[rows] == s]
             slot = f"period={tag},slot={view.slot_names[s]}"
             most: dict[int, float] = {}          # per type: the most GPUs of it this workload runs here
@@ -169,6 +175,14 @@ def build(t: PeriodTables, limited: frozenset[tuple[int, int]] | None = None,
               "limited_pairs": t.count * c.n_slots if limited is None or enumerated else len(limited),
               "options": sum(len(o) for o in f.opts)}
     return f
+
+
+def idle(view: Candidates, s: int) -> bool:
+    """Workload s has no demand in the period of table ``view``: it needs no capacity there
+    (no replica unless the GPUs held keep one, and its SLOs are vacuous)."""
+    demand = view.slots[s].demand
+    assert demand is not None          # a schedule needs every workload's demand (resolve_periods)
+    return float(demand.value) == 0.0
 
 
 def _replicas(f: ScheduleFormulation, p: int, s: int, mine: np.ndarray,

@@ -151,6 +151,8 @@ def build(t: PeriodTables) -> StaticFormulation:
             demand = c.slots[s].demand
             assert demand is not None          # a schedule needs every workload's demand (resolve_periods)
             d = float(demand.value)
+            if d == 0.0:
+                continue                       # off in every period of this case: nothing to serve
             m.row(f"demand[case={ci},slot={name}]", "demand",
                   {f.y[n]: min(float(k.cap[ci, live[n]]) / d, 1.0) for n in mine}, ">=", 1.0, "share")
     ids = t.peak.gpu_ids

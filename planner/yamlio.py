@@ -80,6 +80,8 @@ class Document:
             accepted = required_keys(model, [p for p in first["loc"] if not _is_internal(p)])
         elif "expected" in ctx:
             accepted = str(ctx["expected"])
+        elif first["type"] == "finite_number":
+            accepted = "a finite number"       # NaN and infinity are refused (allow_inf_nan=False)
         elif any(k in ctx for k in ("gt", "ge", "lt", "le")):
             accepted = " and ".join(f"{op} {ctx[k]}" for k, op in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="))
                                     if k in ctx)

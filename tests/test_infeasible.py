@@ -107,3 +107,13 @@ def test_reproducible_output_is_byte_identical():
     args = ["plan", str(ROOT / "instances" / "deepseek_v3.yaml"), "--json", "--reproducible", "--top", "2"]
     a, b = (RUNNER.invoke(app, args).stdout for _ in range(2))
     assert a == b and json.loads(a)["solve_seconds"] is None
+
+
+def test_a_percentile_latency_target_is_worded_not_a_crash():
+    """A plan or fleet whose p99 TTFT target nothing meets printed 'internal error: KeyError:
+    demand_tokens_per_s': the check is named ttft_p99, which the wording read as a limits fact."""
+    from planner.plan.result import Diagnosis, Fact
+    fact = Fact("ttft_p99", value=0.0375, limit=0.02, unit="s", path="slo.ttft_ms.p99",
+                context={"best": "the fastest layout that fits"})
+    text = wording.diagnosis(Diagnosis(family="gpu", name="h100-sxm", fact=fact))
+    assert text == "the fastest layout that fits reaches 37.5 ms, above the 20 ms target by 17.5 ms"

@@ -55,7 +55,7 @@ def _profile(*periods) -> dict:
 # with "(and 1 more problem in this document)": the union of periods and a trace's shape added the
 # other form's refusal ("Input should be a valid dictionary or instance of TraceShape") to every error.
 
-@pytest.mark.parametrize("period, key", [({"hours": 12, "multiplier": 0}, "multiplier"),
+@pytest.mark.parametrize("period, key", [({"hours": 12, "multiplier": -1}, "multiplier"),
                                          ({"hours": float("nan"), "multiplier": 1}, "hours"),
                                          ({"hours": 12, "multiplier": 1, "foo": 1}, "foo")])
 def test_a_bad_period_is_one_located_error(tmp_path, period, key):

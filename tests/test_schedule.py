@@ -36,6 +36,7 @@ OWNED = {"inventory": {"h100-sxm": 1}, "rent_outside_inventory": True}
 LOOSE = {"ttft_ms": {"p99": 6000}, "tpot_ms": 80}
 NIGHT = [{**DAY[0], "slo": LOOSE}, DAY[1], DAY[2]]                       # a looser SLO at night
 BATCH = [DAY[0], DAY[1], {**DAY[2], "slo": {"max_utilization": 0.9}}]      # a throughput-only period
+OFF = [{"hours": 8, "multiplier": 0}, DAY[1], DAY[2]]                       # off at night: no demand
 
 
 def _fleet(workloads=(CHAT,), limits=OWNED, **over) -> FleetSpec:
@@ -76,6 +77,23 @@ SMALL = {
         "requests_per_s": 60, "profile": BATCH}},), schedule={"usd_per_gpu_started": 1.0}),
     "three configurations (the replica model), a looser night": _fleet(workloads=({**CHAT, "demand": {
         "requests_per_s": 60, "profile": NIGHT}},), max_configurations_per_workload=3),
+    "off at night": _fleet(workloads=({**CHAT, "demand": {"requests_per_s": 60, "profile": OFF}},)),
+    "off at night, l40s committed": _fleet(workloads=({**CHAT, "demand": {"requests_per_s": 60, "profile": OFF}},),
+                                           limits={}, schedule={"committed": ["l40s"]}),
+    "off at night, a lag of one period": _fleet(workloads=({**CHAT, "demand": {"requests_per_s": 60, "profile": OFF}},),
+                                                schedule={"startup_periods": 1, "usd_per_gpu_started": 1.0}),
+    "a plan off at night, one GPU started and one stopped per period": _plan(workload={**_plan().workload.model_dump(
+        mode="json", exclude_defaults=True), "demand": {"requests_per_s": 60, "profile": OFF}},
+        schedule={"max_gpus_started_per_period": 1, "max_gpus_stopped_per_period": 1}),
+    "two workloads, one off in the evening with its own SLO there": _fleet(workloads=(CHAT, {
+        **CHAT, "name": "assist", "demand": {"requests_per_s": 4, "profile": [
+            {"hours": 8, "multiplier": 1.0}, {"hours": 10, "multiplier": 0.5},
+            {"hours": 6, "requests_per_s": 0, "slo": LOOSE}]}})),
+    "off at night, three configurations (the replica model)": _fleet(workloads=({**CHAT, "demand": {
+        "requests_per_s": 60, "profile": OFF}},), max_configurations_per_workload=3),
+    "a looser night, a second workload off then (its case's table at zero demand)": _fleet(workloads=(
+        {**CHAT, "demand": {"requests_per_s": 60, "profile": NIGHT}}, {**CHAT, "name": "assist", "demand": {
+            "requests_per_s": 4, "profile": [{**NIGHT[0], "multiplier": 0}, NIGHT[1], NIGHT[2]]}})),
 }
 
 

@@ -4,7 +4,8 @@ constraints/schedule.py. Per period, on that period's table (its SLO case's rows
 screened against the targets the period's slots state), every set of at most K rows per workload with every
 replica count up to what the period's demand needs of a row alone, kept when it covers the
 demand (a spot row's spares, read from its rule for the period's need, run beside it: its
-GPUs and watts count them); the workloads' options joined into the period's fleets (kept when they meet the
+GPUs and watts count them; a workload of zero demand in the period has one option there,
+no replica); the workloads' options joined into the period's fleets (kept when they meet the
 power cap, and only those no other fleet of the period beats on GPUs of every type and
 power); then every choice of one fleet per period, each priced with the cheapest holding
 of GPUs it allows: a committed type held all cycle at its busiest period's count, a burst
@@ -57,12 +58,15 @@ def _solve(t: PeriodTables, deadline: float | None) -> tuple[Status, list[list[t
         view, ev, load = c, c.ev, c.load
         assert load is not None
         ok, top, spares = _usable(c)
-        per_slot = []
+        per_slot: list[list[tuple[tuple[int, int], ...]]] = []
         for k, s in enumerate(view.slots):
             assert s.demand is not None
             d = float(s.demand.value)
+            if d == 0.0:                     # off in this period: served by no replica at all
+                per_slot.append([()])
+                continue
             rows = [int(j) for j in np.nonzero(ok & (c.slot == k))[0] if top[j] >= 1]
-            options = []
+            options: list[tuple[tuple[int, int], ...]] = []
             for subset, reps in _choices(rows, top, c.max_configs):
                 _in_time(deadline)
                 if subset and sum(load.tokens_per_s[j] * r for j, r in zip(subset, reps)) >= d * (1 - SLACK):

@@ -127,7 +127,8 @@ def render_schedule(r: ScheduleResult, name: str) -> str:
                          f"{r.per_period_optima.status}); the other periods have one")
         return to_text(*parts)
     t = Table(title=f"schedule over a cycle of {r.cycle_hours:g} hours", title_justify="left")
-    own = any(p.slo != r.periods[0].slo for p in r.periods)      # a period states its own targets
+    first: dict[str, Any] = {}     # per workload its targets in the first period it is on (an off one has none)
+    own = any(first.setdefault(w, x) != x for p in r.periods for w, x in p.slo.items())   # a period states its own
     cols = ("period", "hours", "demand req/s", *(("SLO",) if own else ()), "deployments", "GPUs held", "started",
             "$/hour")
     for col in cols:
@@ -135,6 +136,8 @@ def render_schedule(r: ScheduleResult, name: str) -> str:
     for p in r.periods:
         deps = "; ".join(f"{d.workload}: {d.replicas} x {d.gpu} TP{d.tp}" + (f" PP{d.pp}" if d.pp > 1 else "") +
                          f" {d.quantization}/{d.kv_dtype} b{d.batch}" for d in p.deployments)
+        off = [w for w, v in p.requests_per_s.items() if v == 0.0]     # no demand: no replica, no SLO to meet
+        deps = "; ".join(x for x in (deps, *(f"{w}: off (no demand)" for w in off)) if x)
         slo = ("; ".join(f"{w}: {_targets(x)}" for w, x in p.slo.items()),) if own else ()
         t.add_row(str(p.period), f"{p.hours:g}", ", ".join(f"{w} {v:.3g}" for w, v in p.requests_per_s.items()),
                   *slo, deps, ", ".join(f"{n} {g}" for g, n in p.gpus_held.items()), str(p.gpus_started),

@@ -4,7 +4,8 @@ computed once, at each workload's busiest demand; beside it, on the same table a
 the one solve path (planner/plan/solve.py), the static fleet (one fleet of deployments that
 serves every period under its own SLO; an upper bound: it is one schedule) and each
 period's own optimum (their sum over the periods, a lower bound: committed GPUs paid only
-while they serve, starts free, no lag). The
+while they serve, starts free, no lag; a period where a workload is off is solved without it,
+and costs nothing where every workload is off). The
 exhaustive oracle solves the schedule by enumeration in its own terms."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from constraints.schedule import Start
+from constraints.schedule import Start, idle
 from planner.backends.base import HAS_SOLUTION, Status
 from planner.candidates.schedule import PeriodTables, period_tables
 from planner.candidates.table import Candidates
@@ -61,7 +62,7 @@ class PeriodPlan:
     gpus_held: dict[str, int]                 # per GPU type: committed all cycle, burst in this period
     usd_per_hour: float                       # what the GPUs held cost per hour in this period
     gpus_started: int = 0                     # burst GPUs started at the period's start
-    slo: dict[str, dict[str, Any]] = field(default_factory=dict)   # per workload: the targets it meets here
+    slo: dict[str, dict[str, Any]] = field(default_factory=dict)   # per workload on here: the targets it meets
 
 
 @dataclass
@@ -243,12 +244,25 @@ def _optima(problem: Problem, periods: Periods, t: PeriodTables, backend: str, s
     proven = True
     worst = Status.OPTIMAL
     for p, view in enumerate(t.periods):
-        s = solve_phases(replace(problem, slots=periods.slots[p]), view, backend=backend,
-                         time_limit=seconds / t.count, phases=("cost_per_hour",), tie_break=False)
-        ok = s.status in HAS_SOLUTION and "cost_per_hour" in s.values
-        hourly.append(float(s.values["cost_per_hour"]) if ok else None)
-        proven &= s.status == Status.OPTIMAL
-        worst = s.status if s.status != Status.OPTIMAL else worst
+        off = [idle(view, k) for k in range(view.n_slots)]
+        if all(off):                      # no workload has demand: no GPU serves
+            hourly.append(0.0)
+            continue
+        if any(off):
+            # a plan serves every workload it names: a period with a workload off is the schedule's
+            # program over that period alone (no switching, no lag), which serves only the others
+            alone = replace(t, periods=(view,), hours=t.hours[p:p + 1], cases=(t.case_table(p),) if t.cases else (),
+                            case=(0,) if t.cases else ())
+            status, _, _, cost, _, _ = solve_schedule(alone, backend=backend, time_limit=seconds / t.count)
+            hourly.append(float(cost) / float(t.hours[p]) if status in HAS_SOLUTION and cost is not None else None)
+        else:
+            s = solve_phases(replace(problem, slots=periods.slots[p]), view, backend=backend,
+                             time_limit=seconds / t.count, phases=("cost_per_hour",), tie_break=False)
+            status = s.status
+            ok = s.status in HAS_SOLUTION and "cost_per_hour" in s.values
+            hourly.append(float(s.values["cost_per_hour"]) if ok else None)
+        proven &= status == Status.OPTIMAL
+        worst = status if status != Status.OPTIMAL else worst
     if any(h is None for h in hourly):
         return Bound(worst.value, None, False, hourly)
     total = float(sum(h * float(t.hours[p]) for p, h in enumerate(hourly) if h is not None))
@@ -270,7 +284,8 @@ def _period(t: PeriodTables, periods: Periods, p: int, picks: Picks, held: np.nd
         gpus_serving={gid: int(serving[g]) for g, gid in enumerate(c.gpu_ids) if serving[g] > 0},
         gpus_held={gid: int(held[g]) for g, gid in enumerate(c.gpu_ids) if held[g] > 0},
         usd_per_hour=float((np.nan_to_num(t.usd_per_gpu_hour) * held).sum()), gpus_started=started,
-        slo={s.name: s.slo.model_dump(mode="json", exclude_none=True) for s in periods.slots[p]})
+        slo={s.name: s.slo.model_dump(mode="json", exclude_none=True) for s in periods.slots[p]
+             if s.demand is None or s.demand.value > 0.0})     # an off workload meets no target here
 
 
 def autoscale(t: PeriodTables, picks: list[Picks]) -> list[Autoscale]:

@@ -142,7 +142,7 @@ def diagnosis(d: Diagnosis) -> str:
                 f"{c['kv_one_sequence_bytes'] / GB:,.2f} GB of KV cache for one sequence; the largest configuration "
                 f"allowed, {c['gpus']} x {c['gpu']} (TP {c['tp']}, PP {c['pp']}) with {(f.limit or 0) / GB:,.0f} GB "
                 f"usable, falls short by {short / GB:,.0f} GB")
-    if f.constraint in ("tpot", "ttft", "e2e_latency"):
+    if f.constraint in ("tpot", "ttft", "e2e_latency") or f.unit == "s":     # a percentile target: ttft_p99, ...
         v, t = _ms(f.value), _ms(f.limit)
         return f"{c['best']} reaches {v:,.1f} ms, above the {t:g} ms target by {v - t:,.1f} ms"
     if f.constraint == "preemption":

@@ -60,19 +60,32 @@ class Periods:
     def cases(self) -> tuple[int, ...]:
         """Per period, its SLO case: periods whose workloads all have the same latency targets
         share one (numbered in order of first appearance); one case when no period states its own."""
-        keys = [tuple(s.slo for s in slots) for slots in self.slots]
-        first: list[tuple[Slo, ...]] = []
+        # a workload off in a period (zero demand) has no target there: it fits any case
+        keys = [tuple(None if _off(s) else s.slo for s in slots) for slots in self.slots]
+        first: list[list[Slo | None]] = []
+        out = []
         for k in keys:
-            if k not in first:
-                first.append(k)
-        return tuple(first.index(k) for k in keys)
+            for i, c in enumerate(first):
+                if all(a is None or b is None or a == b for a, b in zip(k, c)):
+                    first[i] = [b if a is None else a for a, b in zip(k, c)]
+                    out.append(i)
+                    break
+            else:
+                out.append(len(first))
+                first.append(list(k))
+        return tuple(out)
 
     def strictest(self) -> tuple[Slot, ...]:
         """Each slot at its busiest demand under every target any period states for it (per
         metric and statistic the smallest, the smallest utilisation ceiling): a fleet meeting
         these meets each period's targets at each period's demand (docs/workloads.md)."""
-        return tuple(under_every_target(slot, [slots[s].slo for slots in self.slots])
+        return tuple(under_every_target(slot, [slots[s].slo for slots in self.slots if not _off(slots[s])])
                      for s, slot in enumerate(self.peak()))
+
+
+def _off(slot: Slot) -> bool:
+    """The workload of ``slot`` has no demand in its period: no target of that period binds it."""
+    return slot.demand is not None and float(slot.demand.value) == 0.0
 
 
 def under_every_target(slot: Slot, slos: list[Slo]) -> Slot:
@@ -161,8 +174,11 @@ def _periods(spec: PlanSpec | FleetSpec, problem: Problem) -> Periods:
 
 def _in_period(slot: Slot, demand: DemandSpec, slo: tuple[Slo, str] | None) -> Slot:
     """A workload's slot in a period: its demand there and, where the period states its own
-    SLO (other than the workload's), the period's targets (located at ``slo``'s path)."""
-    if slo is None or slo[0] == slot.slo:
+    SLO (other than the workload's), the period's targets (located at ``slo``'s path). A
+    period of zero demand needs no replica of it, so its targets are vacuous there: it keeps
+    the workload's own, which binds nothing either (``Periods.cases`` fits the period into any
+    case, ``Periods.strictest`` and ``at_peak`` leave it out)."""
+    if slo is None or slo[0] == slot.slo or demand.value == 0.0:
         return replace(slot, demand=demand)
     return replace(slot, demand=demand, slo=slo[0], targets=targets(slo[0], slo[1]))
 
@@ -194,7 +210,8 @@ def at_peak(spec: PlanSpec | FleetSpec, problem: Problem, doc: Document | None =
         _within_limit(slot, f, path, where)
         top = int(np.argmax(f[1]))
         busiest = _in_period(slot, scaled(slot.demand, float(f[1][top])), f[2][top])
-        slots[k] = under_every_target(busiest, [slot.slo if x is None else x[0] for x in f[2]])
+        slots[k] = under_every_target(busiest, [slot.slo if x is None else x[0]
+                                                for p, x in enumerate(f[2]) if f[1][p] > 0.0])
         several = slots[k] is not busiest         # its periods state other targets
         rps = slots[k].demand.requests_per_s     # type: ignore[union-attr]
         tail = ("under every target its periods state (the strictest of each): a fleet that serves every "
@@ -232,10 +249,13 @@ def _factors(d: Demand, slot: Slot, w: Any, path: str, where: dict[str, Any]) ->
     if isinstance(d.profile, TraceShape):
         hours, factors = _trace_shape(d.profile, w, path, where)
         return hours, factors, _trace_slos(d.profile, f"{path}.demand.profile", where)
-    out = []
-    for p in d.profile:
-        out.append(_factor(p, base, slot))
-    return tuple(p.hours for p in d.profile), np.array(out), tuple(
+    out = np.array([_factor(p, base, slot) for p in d.profile])
+    if not out.max() > 0.0:
+        raise InputError("every period's demand is zero: a profile needs some period with demand",
+                         path=f"{path}.demand.profile", value=[float(x) for x in out],
+                         accepted="a positive rate or multiplier in at least one period (0 turns the workload off "
+                         "in a period)", **where)
+    return tuple(p.hours for p in d.profile), out, tuple(
         None if p.slo is None else (p.slo, f"{path}.demand.profile[{k}].slo") for k, p in enumerate(d.profile))
 
 
@@ -286,10 +306,7 @@ def _trace_shape(shape: TraceShape, w: Any, path: str, where: dict[str, Any]) ->
         raise InputError("the trace's requests arrive at one instant: it has no shape over time",
                          path=f"{path}.demand.profile", accepted="a trace spanning some time, or periods", **where)
     counts, _ = np.histogram(t, bins=shape.periods, range=(float(t.min()), float(t.max())))
-    if counts.min() == 0:
-        raise InputError(f"a bin of the trace holds no request ({shape.periods} bins over {span:.0f} s)",
-                         path=f"{path}.demand.profile.periods", value=shape.periods,
-                         accepted="fewer periods (each bin must hold a request)", **where)
+    # a bin without requests is a period of zero demand (the workload is off then)
     hours = tuple([shape.hours / shape.periods] * shape.periods)
     return hours, counts.astype(float) / float(counts.max())
 

@@ -22,13 +22,14 @@ Hours = Annotated[float, Field(gt=0, le=8760, allow_inf_nan=False), NotBool]
 
 class Period(Strict):
     """One period of a demand profile: its length and its rate, as requests/s, output
-    tokens/s, or a multiplier of the demand's stated rate; optionally its own latency
-    targets (a looser TTFT at night, none in a batch period)."""
+    tokens/s, or a multiplier of the demand's stated rate (0: the workload is off, it needs
+    no replica in this period); optionally its own latency targets (a looser TTFT at
+    night, none in a batch period)."""
 
     hours: Hours = Field(description="the period's length in hours")
-    requests_per_s: Annotated[float, Field(gt=0, le=1e7, allow_inf_nan=False), NotBool] | None = None
-    output_tokens_per_s: Annotated[float, Field(gt=0, le=1e9, allow_inf_nan=False), NotBool] | None = None
-    multiplier: Annotated[float, Field(gt=0, le=1e3, allow_inf_nan=False), NotBool] | None = Field(
+    requests_per_s: Annotated[float, Field(ge=0, le=1e7, allow_inf_nan=False), NotBool] | None = None
+    output_tokens_per_s: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False), NotBool] | None = None
+    multiplier: Annotated[float, Field(ge=0, le=1e3, allow_inf_nan=False), NotBool] | None = Field(
         None, description="the demand's stated rate times this")
     slo: Slo | None = Field(None, description="this period's latency targets, in place of the workload's (default: "
                             "the workload's slo); {} for throughput only")
