@@ -68,3 +68,18 @@ def test_configurations_of_different_budgets_in_one_call_and_overload():
     alone = [float(D.bulk_overflow(a[i:i + 1], K[i:i + 1])[0]) for i in range(3)]
     assert got[:3] == pytest.approx(alone, rel=1e-12)
     assert np.isinf(got[3]) and np.isinf(got[4])
+
+
+def test_no_arrivals_no_backlog():
+    """At rate 0 the bulk backlog is 0, not 0 / 0: a NaN TTFT there made closed_loop's
+    bisection (its idle residence at a rate of ~0) run without end on validate's rows."""
+    from planner.catalog.store import Catalog
+    from planner.physics.load import Workload, engine, step_physics
+    from planner.physics.options import PRESETS
+    from planner.physics.space import Configs, GpuTable
+    cat = Catalog.default()
+    ph = step_physics(cat.model("llama-3.1-8b"), GpuTable.build([cat.gpus["h100-sxm"]]),
+                      Configs.single(0, "w16a16", "bf16", 1, 1, 1, 64, 256, 2), PRESETS["realistic"])
+    r = D.prefill_metrics(ph, engine(ph), Workload(isl=256.0, osl=2.0), np.array([0.0]))
+    assert np.isfinite(r.get("ttft", "mean")[0]) and np.isfinite(r.get("ttft", "p99")[0]) and r.stable[0]
+    assert float(r.wait[0]) == 0.0

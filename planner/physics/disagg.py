@@ -357,7 +357,8 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
             t_full = _prefill_step(phys, c1 * np.minimum(K, float(PIECE_TERMS)), S, P, cs2)
             a_step = np.where(bulk, lam_l * (S / c1) * t_full, 0.0)
             left = (ca2 + cs2_work) * bulk_overflow(a_step, np.where(bulk, K, 1.0))
-            w_work = np.where(bulk, left / lam_l, w_work)
+            # no arrivals: no backlog (0, not 0 / 0)
+            w_work = np.where(bulk, np.where(lam_l > 0.0, left / np.where(lam_l > 0.0, lam_l, 1.0), 0.0), w_work)
             p_busy = np.where(bulk, np.minimum(left / np.maximum(a_step * rho, 1e-300), 1.0), fit)
             fit = np.where(bulk, 1.0, fit)
         w_extra = w_work * fit
