@@ -215,6 +215,10 @@ def _pieces(m, K, terms: int = PIECE_TERMS, values=None):
     return (*out, np.where(K > 1.0, ev + tail * at_k, values[0]))
 
 
+BULK_LIGHT = 1e-9          # bulk_overflow: below it, the one step's overflow (the roots' sum cancels)
+BULK_LIGHT_TERMS = 120     # its Poisson tail's terms past K
+
+
 def bulk_overflow(a, K, iters: int = 4, newton: int = 6) -> np.ndarray:
     """E[(X - K)^+], the prompts a step leaves behind, of the bulk-service chain at step ends
     X' = (X - K)^+ + A, A ~ Poisson(a): steps of a fixed length take up to K waiting prompts
@@ -248,6 +252,22 @@ def bulk_overflow(a, K, iters: int = 4, newton: int = 6) -> np.ndarray:
             e = w * np.exp(g * (z - 1.0))
             z = z - (z - e) / (1.0 - g * e)
         L[rows] = L[rows] + np.sum(weight * np.real(1.0 / (1.0 - z)), axis=0)
+        # light traffic: the roots' sum (~ (K - 1) / 2) and the correction cancel to their
+        # rounding, ~1e-14, where the overflow itself is far smaller (P(A > K)); below
+        # ``LIGHT`` it is the one step's E[(A - K)^+] = sum_{j > K} (j - K) P(A = j), summed
+        # (``terms`` past K, their ratio a / j < a / K), which the chain's differs from by
+        # O(P(A > K)) of itself
+        light = rows[L[rows] < BULK_LIGHT]
+        if light.size:
+            al, Kl = a_[light], K[light]
+            logfact = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1.0, PIECE_TERMS + 2.0)))])
+            with np.errstate(divide="ignore"):
+                p = np.exp(-al + (Kl + 1.0) * np.log(al) - logfact[Kl.astype(np.int64) + 1])
+            tail = 0.0 * al
+            for j in range(1, BULK_LIGHT_TERMS + 1):
+                tail = tail + j * p
+                p = p * al / (Kl + j + 1.0)
+            L[light] = tail
     return np.where(ok, np.maximum(L, 0.0), np.inf)
 
 
