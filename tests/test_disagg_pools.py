@@ -97,19 +97,19 @@ def test_backlog_service_cv2_is_the_prefill_works():
     b = D.prefill_metrics(ph, eng, work, rate, quantiles=False)
     assert np.array_equal(a.step, b.step) and np.array_equal(a.rho, b.rho)
     assert float(b.get("ttft", "mean")[0]) > float(a.get("ttft", "mean")[0])
-    # by hand: Kingman's wait on work at the busy share (docs/disaggregation.md section 1,
-    # W_backlog), rho / (1 - rho) (ca^2 + cs^2) / 2 D, D = S / c t(c), of which the part past the
-    # k T - S tokens that fit the prompt's own step delays it (the backlog given one: w / rho x
-    # c / t(c) tokens); the residual of the step in progress is the same in both, the KV-slot
-    # wait nil (slots spare)
-    rho, c, t_c = float(a.rho[0]), float(a.chunk_tokens[0]), float(a.step[0])
+    # by hand: K = floor(T / S) prompts a step (2 here), so the backlog is the bulk queue's
+    # overflow (docs/disaggregation.md section 1, W_backlog): (ca^2 + cs^2) E[(X - K)^+] / lam,
+    # a = lam t(K S) arrivals a full step, the service CV^2 its only difference; the residual
+    # of the step in progress is the same in both, the KV-slot wait nil (slots spare)
     T = float(eng.token_budget[0])
-    D_ = 3000.0 / c * t_c
+    K = np.floor(T / 3000.0)
+    assert K == 2.0
+    t_full = D._prefill_step(ph, np.array([K * 3000.0]), np.array([3000.0]), 0.0, 1.0 / 12.0)
+    left = float(D.bulk_overflow(rate * t_full, np.array([K]))[0])
 
     def extra(cs2):
-        w = rho / (1.0 - rho) * (1.0 + cs2) / 2.0 * D_
-        return w * np.exp(-(np.ceil(3000.0 / T) * T - 3000.0) / (w / rho * c / t_c))
-    assert float(b.wait[0] - a.wait[0]) == pytest.approx(extra(float(cv2[0])) - extra(1.0 / 12.0), rel=1e-6)
+        return (1.0 + cs2) * left / rate
+    assert float(b.wait[0] - a.wait[0]) == pytest.approx(extra(float(cv2[0])) - extra(1.0 / 12.0), rel=1e-9)
 
 
 def test_pool_rows_are_sized_by_rate_and_their_clients_are_littles_law():

@@ -85,7 +85,8 @@ NEAR_SATURATION = [(170, "sglang", 0.7, 0.0), (256, "sglang", 0.9, 0.0), (128, "
 def test_short_prompts_near_saturation_err_on_the_safe_side(S, preset, load, cached):
     """Short prompts near saturation: every step finds arrivals, so the busy share rho = lam D
     of a batched (gated) step tends to 1 far below the saturation, and Kingman's backlog wait on
-    it explodes (open, docs/disaggregation.md section 5): SGLang's 170-token prompts at 0.7,
+    it exploded (docs/disaggregation.md section 5; the mean now the bulk queue's overflow, the
+    percentiles' work tail still the busy share's): SGLang's 170-token prompts at 0.7,
     12.1 s against the simulator's 0.160; SGLang's 256-token at 0.9 and vLLM's 128-token (30 %
     cached) at 0.9 unstable (KV-slot occupancy above 1), the simulator's 0.207 and 0.077 s. The
     backlog at the full-step speed lam / sat brought them within 15 % but made capacities at
@@ -96,11 +97,18 @@ def test_short_prompts_near_saturation_err_on_the_safe_side(S, preset, load, cac
     assert (not r.stable[0]) or float(r.get("ttft", "mean")[0]) >= 0.85 * sim
 
 
-@pytest.mark.xfail(strict=True, reason="open (issue 25): the busy share's backlog explodes on short prompts near "
-                                       "saturation, pessimistic (docs/disaggregation.md s. 5)")
-@pytest.mark.parametrize("S, preset, load, cached", NEAR_SATURATION)
+@pytest.mark.parametrize("S, preset, load, cached", [
+    NEAR_SATURATION[0],
+    pytest.param(*NEAR_SATURATION[1], marks=pytest.mark.xfail(
+        strict=True, reason="open (issue 25): +17 %, the bulk chain's steps all at the full budget's length "
+                            "(pessimistic; docs/disaggregation.md s. 5)")),
+    NEAR_SATURATION[2]])
 def test_short_prompts_near_saturation_agree_with_the_simulator(S, preset, load, cached):
-    """Within 15 % of the simulator's mean, stable: the aim, not yet met (above)."""
+    """Within 15 % of the simulator's mean, stable: the mean backlog is the bulk queue's own
+    overflow (``bulk_overflow``, docs/disaggregation.md section 1), not Kingman's on the busy
+    share (12.1 s at 170 tokens and 0.7, unstable at the other two; a strict xfail until then). SGLang's
+    256-token prompts at 0.9: 0.242 s against 0.207, the steps of the chain at the full
+    budget's length where the busy ones are shorter."""
     r, sim = _both(S, preset, load, cached)
     assert r.stable[0]
     assert float(r.get("ttft", "mean")[0]) == pytest.approx(sim, rel=0.15)
@@ -111,7 +119,10 @@ def test_busy_branch_takes_the_backlog_wait_as_load_py_does(monkeypatch):
     exponential (Kingman's), as load.py's own steps take it through ``joined_step``'s wait, not
     its mean as a fixed time added to the busy step's window (two homes for one formula).
     vLLM, 1,000-token prompts at 0.95 of saturation, where the wait is long: the busy branch's
-    call passes the wait (mean w_extra / rho within the branch) and its probability apart."""
+    call passes the wait (mean w_extra / rho within the branch) and its probability apart
+    (Kingman's fit discount until the bulk queue's overflow, ``bulk_overflow``, took the mean
+    backlog of prompts K >= 2 to a step: now the share of prompts left behind).
+    """
     calls = []
     real = D.joined_step
 
@@ -126,7 +137,9 @@ def test_busy_branch_takes_the_backlog_wait_as_load_py_does(monkeypatch):
     busy = [a for a, _ in calls if len(a) >= 9]
     assert len(busy) == 1
     wait, prob = float(np.asarray(busy[0][7])[0]), float(np.asarray(busy[0][8])[0])
-    assert wait > 0.0 and 0.0 < prob < 1.0
+    # the bulk queue's share left behind given busy (K = 8 prompts a step): at 0.95 a prompt
+    # is left behind more than once on average, so the probability is at its cap of 1
+    assert wait > 0.0 and 0.0 < prob <= 1.0
     fixed = float(np.asarray(busy[0][6])[0])
     assert fixed < wait        # the window holds the busy step (2 R), not the wait
 

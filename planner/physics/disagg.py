@@ -215,6 +215,62 @@ def _pieces(m, K, terms: int = PIECE_TERMS, values=None):
     return (*out, np.where(K > 1.0, ev + tail * at_k, values[0]))
 
 
+BULK_LIGHT = 1e-9          # bulk_overflow: below it, the one step's overflow (the roots' sum cancels)
+BULK_LIGHT_TERMS = 120     # its Poisson tail's terms past K
+
+
+def bulk_overflow(a, K, iters: int = 4, newton: int = 6) -> np.ndarray:
+    """E[(X - K)^+], the prompts a step leaves behind, of the bulk-service chain at step ends
+    X' = (X - K)^+ + A, A ~ Poisson(a): steps of a fixed length take up to K waiting prompts
+    and a arrive during one (M/D^[K]/1, Bailey's bulk queue; section 1, 'the backlog'). Its
+    generating function's numerator vanishes at z = 1 and at the K - 1 roots z_r of
+    z^K = exp(a (z - 1)) inside the unit disc (a < K, Rouche), so
+    E[X] = a + sum_r 1 / (1 - z_r) - (K (K - 1) - a^2) / (2 (K - a)) and E[(X - K)^+] =
+    E[X] - a. Root r is the fixed point of z = w_r exp(a (z - 1) / K), w_r = exp(2 pi i r / K),
+    a contraction by a / K in the disc: ``iters`` steps of it, then ``newton`` of Newton's
+    method (to 1e-12 of the sum up to a / K = 1 - 1e-4 against 60 steps of the contraction).
+    Roots r and K - r are conjugate: r <= K / 2 only, the others counted twice. K = 1 is the
+    M/D/1 queue at departures, a^2 / (2 (1 - a)), no root. a >= K: inf (unstable).
+    ``a``, ``K`` arrays of one shape (n,); K integers >= 1 (at most ``PIECE_TERMS``)."""
+    a = np.asarray(a, dtype=float)
+    K = np.minimum(np.maximum(np.floor(np.asarray(K, dtype=float)), 1.0), float(PIECE_TERMS))
+    ok = (a >= 0.0) & (a < K)
+    a_ = np.where(ok, a, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        L = -(K * (K - 1.0) - a_ * a_) / (2.0 * (K - a_))
+    rows = np.flatnonzero(ok & (K >= 2.0))                         # the configurations with roots
+    if rows.size:
+        ar, Kr = a_[rows], K[rows]
+        r = np.arange(1.0, np.floor(np.max(Kr) / 2.0) + 1.0)[:, None]   # r = 1..K/2, a leading axis
+        weight = np.where(r <= Kr / 2.0, np.where(2.0 * r == Kr, 1.0, 2.0), 0.0)
+        w = np.exp(2j * np.pi * r / Kr)
+        g = ar / Kr
+        z = w * np.exp(-g)
+        for _ in range(iters):
+            z = w * np.exp(g * (z - 1.0))
+        for _ in range(newton):
+            e = w * np.exp(g * (z - 1.0))
+            z = z - (z - e) / (1.0 - g * e)
+        L[rows] = L[rows] + np.sum(weight * np.real(1.0 / (1.0 - z)), axis=0)
+        # light traffic: the roots' sum (~ (K - 1) / 2) and the correction cancel to their
+        # rounding, ~1e-14, where the overflow itself is far smaller (P(A > K)); below
+        # ``LIGHT`` it is the one step's E[(A - K)^+] = sum_{j > K} (j - K) P(A = j), summed
+        # (``terms`` past K, their ratio a / j < a / K), which the chain's differs from by
+        # O(P(A > K)) of itself
+        light = rows[L[rows] < BULK_LIGHT]
+        if light.size:
+            al, Kl = a_[light], K[light]
+            logfact = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1.0, PIECE_TERMS + 2.0)))])
+            with np.errstate(divide="ignore"):
+                p = np.exp(-al + (Kl + 1.0) * np.log(al) - logfact[Kl.astype(np.int64) + 1])
+            tail = 0.0 * al
+            for j in range(1, BULK_LIGHT_TERMS + 1):
+                tail = tail + j * p
+                p = p * al / (Kl + j + 1.0)
+            L[light] = tail
+    return np.where(ok, np.maximum(L, 0.0), np.inf)
+
+
 def _prefill_chunk(phys: StepPhysics, lam_l, S, T, P, cv2, iters: int = 30, scan: int = 16):
     """Mean chunk and mean step of a busy step (section 1, gated batch service): a step
     carries what arrived during the one before, at least the piece c1 = S / ceil(S/T) of the
@@ -304,6 +360,27 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
         k_own = np.ceil(S / T)
         slack = np.maximum(k_own * T - S, 0.0)
         fit = np.exp(-slack / np.maximum(m_tok, 1e-12))
+        # the tail keeps this work queue on the busy share (below, 'Percentiles'): pessimistic
+        w_tail, w_tail_extra, fit_tail = w_work, w_work * fit, fit
+        # K >= 2 prompts a step (S <= T / 2, whole prompts, c1 = S): the mean backlog is the
+        # bulk queue's own overflow, the prompts a step leaves behind (``bulk_overflow``, steps
+        # at the full budget's length, a = lam t(c1 K) arrivals a step), each waiting one more
+        # step for each time it is left: W = (c_a^2 + c_s^2) E[(X - K)^+] / lam, Kingman's
+        # factor on M/D^[K]/1, which at K = 1 is the work queue above (section 1). It is the
+        # part past the prompt's next step already: no fit discount. The share of prompts left
+        # behind, left / a (each once, then a full step t(c1 K): the wait's mean given one), is
+        # its probability, as the own steps' joiners take it (``joined_step``, below; within
+        # the busy branch, rho: P(left behind | busy) = left / (a rho))
+        bulk = K >= 2.0
+        p_busy = fit
+        if np.any(bulk):
+            t_full = _prefill_step(phys, c1 * np.minimum(K, float(PIECE_TERMS)), S, P, cs2)
+            a_step = np.where(bulk, lam_l * (S / c1) * t_full, 0.0)
+            left = (ca2 + cs2_work) * bulk_overflow(a_step, np.where(bulk, K, 1.0))
+            # no arrivals: no backlog (0, not 0 / 0)
+            w_work = np.where(bulk, np.where(lam_l > 0.0, left / np.where(lam_l > 0.0, lam_l, 1.0), 0.0), w_work)
+            p_busy = np.where(bulk, np.minimum(left / np.maximum(a_step * rho, 1e-300), 1.0), fit)
+            fit = np.where(bulk, 1.0, fit)
         w_extra = w_work * fit
         last = S - (k_own - 1.0) * T
         # own steps: k - 1 full chunks, then the last piece with the prompts that share its
@@ -326,10 +403,11 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
 
         # the backlog wait as load.py's own steps take it (``joined_step``'s wait: 0 or
         # exponential, not its mean as a fixed time): it falls in the busy branch only, so
-        # there its mean is w_extra / rho and it is positive with probability fit
+        # there its mean is w_extra / rho and it is positive with probability fit (K >= 2: the
+        # share left behind, ``p_busy``)
         busy_wait = w_extra / np.maximum(rho, 1e-300)
         t_own = (1.0 - rho) * joined_step(own, t_last, last, S, Tm, lam_l, t_chunks, step_at=own_at) \
-            + rho * joined_step(own, t_last, last, S, Tm, lam_l, 2.0 * resid_busy + t_chunks, busy_wait, fit,
+            + rho * joined_step(own, t_last, last, S, Tm, lam_l, 2.0 * resid_busy + t_chunks, busy_wait, p_busy,
                                 step_at=own_at)
         d_own = t_chunks + t_own
         t_alone = t_chunks + t_last
@@ -365,10 +443,14 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
                 # work queue, P(W > t) = rho exp(-t rho / W) (a batched step finishes every
                 # prompt it carries at its end, so the work ahead delays the prompt even
                 # when it fits the same step)
-                wq = np.maximum(np.maximum(r_p, resid + exp_tail_quantile(w_extra, rho * fit, p)),
-                                exp_tail_quantile(w_work, rho, p)) \
+                wq = np.maximum(np.maximum(r_p, resid + exp_tail_quantile(w_tail_extra, rho * fit_tail, p)),
+                                exp_tail_quantile(w_tail, rho, p)) \
                     + exp_tail_quantile(w_kv, pw_kv, p)
-                stats[("ttft", key)] = wq + d_own + exp_tail_quantile(w_link, rho_x, p) + xfer + serving
+                q = wq + d_own + exp_tail_quantile(w_link, rho_x, p) + xfer + serving
+                # Markov's inequality, P(TTFT > x) <= E[TTFT] / x: no quantile above the mean / (1 - p).
+                # It binds only where the busy share's tail explodes past the bulk queue's mean
+                # (short prompts near saturation, section 1 'Percentiles'): a bound, still pessimistic
+                stats[("ttft", key)] = np.minimum(q, ttft / tail)
     return PrefillResult(rate=lam, chunk_tokens=c, step=t_c, service=t_alone, rho=rho, rho_link=rho_x,
                          rho_kv=rho_kv, saturation_rate=sat, transfer=xfer, wait=wait, prefill=d_own,
                          link_wait=w_link, stable=stable, stats=stats)
