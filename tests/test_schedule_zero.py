@@ -123,7 +123,8 @@ def test_a_traces_empty_bin_is_a_period_off(tmp_path):
     assert r.periods[1].deployments == [] and r.per_period_optima.usd_per_hour[1] == 0.0
 
 
-def test_the_output_shows_a_zero_period_without_dividing_by_zero(tmp_path, capsys):
+def test_the_output_shows_a_zero_period_without_dividing_by_zero(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")      # the table's cells unwrapped, whatever ran before
     f = tmp_path / "off.yaml"
     f.write_text(json.dumps({"workloads": [{**CHAT, "demand": {"requests_per_s": 60, "profile": OFF}}],
                              "search": SEARCH, "prices": {"usd_per_gpu_hour": {"h100-sxm": 2.5, "l40s": 0.9}}}))
@@ -168,7 +169,8 @@ def test_a_zero_periods_slo_is_no_target_even_where_every_period_with_demand_sta
     assert periods.strictest()[0].slo == loose
 
 
-def test_an_off_workload_shows_no_target_in_its_zero_period(tmp_path, capsys):
+def test_an_off_workload_shows_no_target_in_its_zero_period(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")      # the table's cells unwrapped, whatever ran before
     """The table and the JSON gave an off workload its own SLO as the targets it meets in its
     zero period (TTFT p99 20 ms, which nothing meets and the file did not state there)."""
     strict = {"ttft_ms": {"p99": 20}, "tpot_ms": 5}
