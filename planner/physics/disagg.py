@@ -272,6 +272,11 @@ def bulk_overflow(a, K, iters: int = 4, newton: int = 6) -> np.ndarray:
 
 
 def _prefill_chunk(phys: StepPhysics, lam_l, S, T, P, cv2, iters: int = 30, scan: int = 16):
+    """(c, c1, m, K, E[t]) of ``_busy_step`` (its table of step times left out)."""
+    return _busy_step(phys, lam_l, S, T, P, cv2, iters, scan)[:5]
+
+
+def _busy_step(phys: StepPhysics, lam_l, S, T, P, cv2, iters: int = 30, scan: int = 16):
     """Mean chunk and mean step of a busy step (section 1, gated batch service): a step
     carries what arrived during the one before, at least the piece c1 = S / ceil(S/T) of the
     prompt that starts a busy period and at most the K = T / c1 pieces the budget holds. With
@@ -305,7 +310,28 @@ def _prefill_chunk(phys: StepPhysics, lam_l, S, T, P, cv2, iters: int = 30, scan
     _, hi = bisect_levels(below_root, lo, hi, iters, geometric=True)
     m = np.where(lam > 0.0, hi, 0.0)
     e_n, _, _, t_mean = _pieces(m, K, values=table)
-    return c1 * e_n, c1, m, K, t_mean
+    return c1 * e_n, c1, m, K, t_mean, table
+
+
+def _step_variance(m, K, table, t_mean, rate) -> np.ndarray:
+    """Stationary variance of a busy step's length (section 1, 'Step variance'): a step of
+    t_N = t(c1 N), N = min(max(1, A), K) pieces, A ~ Poisson(m), brings m = ``rate`` x t
+    pieces to the next (``rate`` = lam S / c1), so V = Var t_N / (1 - beta^2),
+    beta = rate dE[t_N]/dm (an AR(1) linearisation in the step's length, not in its tokens).
+    Both from the step times themselves, ``table`` (t(c1 n) on a leading axis, n = 1..max K,
+    n past K at t(c1 K)), ``t_mean`` = E[t_N]: Var t_N = E[(t_N - t_mean)^2] and
+    dE[t_N]/dm = sum_{j=1}^{K-1} P(A = j) (t_{j+1} - t_j), so a step that jumps between n and
+    n + 1 pieces (past the CUDA graphs) counts as that jump with the probability of n, where
+    a derivative in tokens at the mean chunk (taken until issue 25's edge review) read the
+    jump over a token's width: x c1 too large once c straddled the edge."""
+    Kc = np.minimum(np.maximum(np.floor(K), 1.0), float(PIECE_TERMS))
+    nxt = np.minimum(np.arange(table.shape[0])[:, None] + 1, Kc.astype(np.int64) - 1)
+    step_up = np.take_along_axis(table, nxt, axis=0) - table          # t_{min(n+1, K)} - t_n
+    var_n = _pieces(m, K, values=(table - t_mean) ** 2)[3]
+    # E[step_up_N] counts A = 0 as N = 1 too: that term's weight does not move with m
+    dt_dm = _pieces(m, K, values=step_up)[3] - np.exp(-m) * step_up[0]
+    beta = np.minimum(rate * np.maximum(dt_dm, 0.0), 1.0 - 1e-6)
+    return np.maximum(var_n, 0.0) / (1.0 - beta * beta)
 
 
 def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
@@ -324,7 +350,7 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
     ca2, cs2 = _arr(wl.arrival_cv2, n), _arr(wl.isl_cv2, n)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         lam_l = lam / G
-        c, c1, m, K, t_c = _prefill_chunk(phys, lam_l, S, T, P, cs2)
+        c, c1, m, K, t_c, table = _busy_step(phys, lam_l, S, T, P, cs2)
         D = S / c * t_c                                   # engine time per prompt
         rho = np.minimum(lam_l * D, 1.0)
         sat = prefill_saturation(phys, eng, S_all, P, cs2)
@@ -332,18 +358,11 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
         # ``prefill_work_cv2``: attention grows with the square of the length)
         cs2_work = prefill_work_cv2(phys, 0.0, 0.0, c1, S, P, wl, (n,))
         # residual of the step in progress, found busy with probability rho (PASTA). The
-        # step lengths: N = min(max(1, A), K) pieces (``_pieces``); a step's length drives
-        # the next one's arrivals (slope beta = a c1 lam S / c1 dE[N]/dm), so the stationary
-        # variance is V = (a c1)^2 Var N / (1 - beta^2), a = dt/dc; steps are taken as two
-        # atoms mu +- sqrt(V) (mean and variance kept)
+        # step lengths: t(c1 N), N = min(max(1, A), K) pieces; a step's length drives the
+        # next one's arrivals, stationary variance V (``_step_variance``); steps are taken
+        # as two atoms mu +- sqrt(V) (mean and variance kept)
         Tm = np.maximum(T, c1)
-        dc = np.maximum(c * 1e-3, 1e-3)
-        slope = (_prefill_step(phys, c + dc, S, P, cs2) - _prefill_step(phys, np.maximum(c - dc, 1e-9), S, P, cs2)) \
-            / (c + dc - np.maximum(c - dc, 1e-9))
-        _, var_n, dn_dm = _pieces(m, K)
-        beta = np.minimum(slope * lam_l * S * dn_dm, 1.0 - 1e-6)
-        var_t = (slope * c1) ** 2 * var_n / (1.0 - beta * beta)
-        sd_t = np.sqrt(var_t)
+        sd_t = np.sqrt(_step_variance(m, K, table, t_c, lam_l * S / c1))
         t_one = np.maximum(t_c - sd_t, _prefill_step(phys, c1, S, P, cs2))
         t_full = t_c + sd_t
         kinds, counts = (t_one, t_full), (0.5, 0.5)
