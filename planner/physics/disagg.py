@@ -393,8 +393,8 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
         bulk = K >= 2.0
         p_busy = fit
         if np.any(bulk):
-            t_full = _prefill_step(phys, c1 * np.minimum(K, float(PIECE_TERMS)), S, P, cs2)
-            a_step = np.where(bulk, lam_l * (S / c1) * t_full, 0.0)
+            t_budget = _prefill_step(phys, c1 * np.minimum(K, float(PIECE_TERMS)), S, P, cs2)
+            a_step = np.where(bulk, lam_l * (S / c1) * t_budget, 0.0)
             left = (ca2 + cs2_work) * bulk_overflow(a_step, np.where(bulk, K, 1.0))
             # no arrivals: no backlog (0, not 0 / 0)
             w_work = np.where(bulk, np.where(lam_l > 0.0, left / np.where(lam_l > 0.0, lam_l, 1.0), 0.0), w_work)
@@ -449,7 +449,7 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
         stats = {("ttft", "mean"): ttft}
         if quantiles:
             pw_kv = np.clip(rho_kv, 0.0, 1.0) ** (np.sqrt(2.0 * (np.maximum(M, 1.0) + 1.0)) - 1.0)
-            hi = np.maximum(t_one, t_full)
+            hi = np.maximum(t_one, t_full)        # the residual's longest atom (kinds above)
             for key, p in PERCENTILES.items():
                 if needed is not None and ("ttft", key) not in needed:
                     continue
