@@ -69,9 +69,9 @@ def schedule_command(
         with Progress(f"scheduling {instance.name} ({backend.value})", enabled=not as_json):
             result = schedule_with_sweep(spec, doc, backend=backend.value, time_limit=time_limit,
                                          calibration=calibration, start_costs=_costs(start_costs), gap=gap)
+        if reproducible:      # on the result, so the JSON, --output and the text all come without seconds
+            result.solve_seconds = None
         data = result.to_dict()
-        if reproducible:
-            data["solve_seconds"] = None
         if output is not None:
             write_result(output, data, instance)
         if plot is not None and result.periods:

@@ -22,7 +22,7 @@ from planner.schemas.fleet import is_fleet, load_fleet_spec
 from planner.schemas.plan import load_plan_spec
 from planner.schemas.sweep import load_sweep_spec
 from planner.whatif.executors import EXECUTORS, default_executor, get_executor
-from planner.whatif.pareto import ParetoResult, pareto, pareto_fleet
+from planner.whatif.pareto import FRONTIER_SCOPE, ParetoResult, pareto, pareto_fleet
 from planner.whatif.sweep import SweepResult, load_base, sweep
 from planner.yamlio import check_output, load_yaml, write_atomically
 
@@ -306,7 +306,7 @@ def render_pareto(r: ParetoResult, name: str) -> str:
         f"stopped before a proof): the point(s) at {', '.join(_num(p.latency_ms) for p in unproven)} ms; the frontier may lie "
         "lower there (raise --time-limit).")
     return to_text(t, f"{len(r.points)} solves; {dominated} gave a dominated, repeated or no plan and are left out."
-                   + note)
+                   + note + f" The frontier is {FRONTIER_SCOPE}.")
 
 
 def _pareto_plot(r: ParetoResult, path: Path, instance: Path) -> None:

@@ -116,7 +116,7 @@ class ScheduleResult:
     autoscaler: list[Autoscale]
     saving_vs_static: float | None             # share of the static fleet's cost
     gap: float | None
-    solve_seconds: float
+    solve_seconds: float | None                # None with --reproducible (planner/cli/schedule_cmd.py)
     model_size: dict[str, int]
     options: dict[str, Any]
     start_costs: list[StartCost] = field(default_factory=list)   # a sweep over $ per GPU started (what-if)
