@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from planner import api
-from planner.cli.common import strip_timings
+from planner.cli.common import without_timings
 from planner.cli.root import app
 from planner.errors import InputError
 from planner.plan.result import PlanResult
@@ -50,10 +50,9 @@ def _cli(*args: str) -> dict:
 
 
 def _api(result) -> dict:
-    data = json.loads(api.to_json(result))
     if isinstance(result, PlanResult):
-        strip_timings(data)
-    return data
+        without_timings(result)        # as the CLI's --reproducible
+    return json.loads(api.to_json(result))
 
 
 def test_plan_from_a_file_is_the_cli_answer_and_a_dict_or_a_spec_the_same(tmp_path):

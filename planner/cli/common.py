@@ -149,22 +149,13 @@ def about(path: Path, plan_file: bool = False) -> Iterator[None]:
 
 
 def without_timings(result: PlanResult) -> None:
-    """--reproducible on the result itself, so the text rendered from it (and any report) has
-    no seconds either, not only the JSON (``strip_timings``)."""
+    """--reproducible: the same input gives byte-identical output, no seconds anywhere; on the
+    result itself, so its JSON, the text rendered from it and any report all come without them."""
     result.solve_seconds = None
     for p in result.phases:
         p.seconds = None
     for u in result.unfinished:
         u.seconds = None
-
-
-def strip_timings(data: dict[str, Any]) -> None:
-    """--reproducible: the same input gives byte-identical output (no seconds anywhere)."""
-    data["solve_seconds"] = None
-    for p in data.get("phases", []):
-        p["seconds"] = None
-    for u in data.get("unfinished", []):      # a what-if's share: what the answer's solve left
-        u["seconds"] = None
 
 
 def check_time_limit(seconds: float, gap: float = 0.0) -> None:
