@@ -12,6 +12,7 @@ the command's deadline on that clock."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -64,12 +65,16 @@ def _answer_takes(monkeypatch, seconds: float) -> list[tuple[str, float, float]]
         return r
 
     monkeypatch.setattr(A, "solve", solve)
-    for what, module, name in (("marginal", M, "solve_phases"), ("disaggregation", D, "solve_phases"),
-                               ("relaxations", R, "plan"), ("verification", A, "verify")):
+    # the marginal values' and the verdicts' solves both go through ``budget.proven``: told
+    # apart by the module that called it
+    callers = {M.__name__: "marginal", D.__name__: "disaggregation"}
+    for what, module, name in ((None, B, "solve_phases"), ("relaxations", R, "plan"),
+                               ("verification", A, "verify")):
         real = getattr(module, name)
 
         def wrap(*a, _real=real, _what=what, **k):
-            calls.append((_what, B.clock(), k["time_limit"]))
+            who = _what or callers[sys._getframe(2).f_globals["__name__"]]   # wrap <- proven <- caller
+            calls.append((who, B.clock(), k["time_limit"]))
             return _real(*a, **k)
 
         monkeypatch.setattr(module, name, wrap)
@@ -218,7 +223,8 @@ def test_no_binding_limit_with_a_value_no_marginal_solve_and_nothing_unfinished(
     r.phases[0].status = "feasible"          # as a --gap answer not proven optimal
     r.answers[0].binding = []
     solves: list[float] = []
-    monkeypatch.setattr(M, "solve_phases", lambda *a, **k: solves.append(k["time_limit"]))
+    import planner.whatif.budget as B
+    monkeypatch.setattr(B, "solve_phases", lambda *a, **k: solves.append(k["time_limit"]))
     assert M.marginal_values(problem, cands, r, "milp", 0.0, gap=0.01) == []
     assert not solves and r.unfinished == []
 

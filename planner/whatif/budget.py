@@ -16,6 +16,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from planner.backends.base import Status
+from planner.candidates.table import Candidates
+from planner.plan.solve import Solved, solve_phases
+from planner.resolve.problem import Problem
+
 FLOOR = 1.0
 """The least seconds a what-if's share is cut to while that much of the limit is left."""
 
@@ -58,3 +63,15 @@ def left(deadline: float) -> float:
     if rest <= 0:
         raise OutOfTime
     return rest
+
+
+def proven(problem: Problem, cands: Candidates, backend: str, deadline: float,
+           phases: tuple[str, ...] | None = None) -> Solved | None:
+    """A what-if's re-solve (``solve_phases``) in what is left before ``deadline``: its answer
+    where proven (optimal or infeasible), None where the time ran out first (stopped by the
+    limit, or never started): a what-if states nothing from a solve the limit cut short."""
+    try:
+        s = solve_phases(problem, cands, backend=backend, time_limit=left(deadline), phases=phases)
+    except OutOfTime:
+        return None
+    return s if s.status in (Status.OPTIMAL, Status.INFEASIBLE) else None

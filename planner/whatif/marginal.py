@@ -12,9 +12,9 @@ from planner.backends.base import Status
 from planner.candidates.objectives import OBJECTIVES
 from planner.candidates.table import Candidates, Limits, with_limits
 from planner.plan.result import Binding, Marginal, PlanResult, Unfinished
-from planner.plan.solve import Solved, objective_phases, solve_phases
+from planner.plan.solve import objective_phases
 from planner.resolve.problem import Problem
-from planner.whatif.budget import OutOfTime, left, until
+from planner.whatif.budget import proven, until
 
 STEP = {"gpu": 1.0, "budget": 1.0, "power": 1000.0}
 """The unit added to each kind of limit: one GPU, $1/hour, 1 kW."""
@@ -51,7 +51,7 @@ def marginal_values(problem: Problem, cands: Candidates, result: PlanResult, bac
     if not todo:             # no binding limit has a value: nothing to solve (``asked`` gave it no share)
         return []
     if gap and result.phases[0].status != "optimal":
-        exact = _exact(problem, cands, backend, deadline, name)
+        exact = proven(problem, cands, backend, deadline, (name,))
         if exact is None:     # no optimum to compare with in time: no marginal value is stated
             _cut(result, time_limit, [_label(b) for b, _ in todo])
             return []
@@ -61,7 +61,7 @@ def marginal_values(problem: Problem, cands: Candidates, result: PlanResult, bac
     out: list[Marginal] = []
     unproven: list[str] = []
     for b, (limits, kind, amount) in todo:
-        s = _exact(problem, with_limits(cands, limits), backend, deadline, name)
+        s = proven(problem, with_limits(cands, limits), backend, deadline, (name,))
         if s is None:
             unproven.append(_label(b))
             continue
@@ -74,16 +74,6 @@ def marginal_values(problem: Problem, cands: Candidates, result: PlanResult, bac
     if unproven:
         _cut(result, time_limit, unproven)
     return out
-
-
-def _exact(problem: Problem, cands: Candidates, backend: str, deadline: float, name: str) -> Solved | None:
-    """The first objective solved in what is left before ``deadline``; None where the time ran
-    out before it was proven (stopped by the limit, or never started)."""
-    try:
-        s = solve_phases(problem, cands, backend=backend, time_limit=left(deadline), phases=(name,))
-    except OutOfTime:
-        return None
-    return s if s.status in (Status.OPTIMAL, Status.INFEASIBLE) else None
 
 
 def _label(b: Binding) -> str:

@@ -12,14 +12,13 @@ from dataclasses import replace
 
 import numpy as np
 
-from planner.backends.base import Status
 from planner.candidates.load import AGGREGATED
 from planner.candidates.table import Candidates
 from planner.plan.describe import describe
 from planner.plan.result import ModeDeployment, ModeRun, ModeVerdict, PlanResult, Unfinished
-from planner.plan.solve import first_phase_view, solve_phases
+from planner.plan.solve import first_phase_view
 from planner.resolve.problem import Problem
-from planner.whatif.budget import OutOfTime, left, until
+from planner.whatif.budget import proven, until
 
 UNCERTAINTY = 0.10
 """Relative margin under which the winner between aggregated and disaggregated serving is
@@ -48,11 +47,8 @@ def compare_modes(problem: Problem, cands: Candidates, result: PlanResult, backe
         runs = {}
         for forced in ("never", "always"):
             c = replace(cands, modes=tuple(forced if k == s else m for k, m in enumerate(cands.modes)))
-            try:
-                solved = solve_phases(problem, c, backend=backend, time_limit=left(deadline))
-            except OutOfTime:
-                break
-            if solved.status not in (Status.OPTIMAL, Status.INFEASIBLE):     # cut short: nothing to compare
+            solved = proven(problem, c, backend, deadline)
+            if solved is None:         # cut short: nothing to compare
                 break
             run = ModeRun(status=solved.status.value, cost_per_hour=None)
             if solved.picks:
