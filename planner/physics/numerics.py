@@ -405,17 +405,25 @@ def _path_cell(lo: np.ndarray, hi: np.ndarray, levels: np.ndarray, at: np.ndarra
     return lo, hi
 
 
+def _last_step(blo: np.ndarray, bhi: np.ndarray, iters: int, geometric: bool):
+    """The bisection's last step on [blo, bhi] in ``iters`` steps (relative, log, if
+    ``geometric``, else absolute), and ``past(x, k)``: x moved k margins up, a margin just over
+    that step."""
+    width = (np.log(np.maximum(bhi / blo, 1.0)) if geometric else bhi - blo) / 2.0 ** iters
+    margin = 1.01 * width + 1e-12
+
+    def past(x, k):
+        return x * np.exp(k * margin) if geometric else x + k * margin
+    return width, past
+
+
 def first_point(lo: np.ndarray, hi: np.ndarray, iters: int, ceiling: np.ndarray, geometric: bool = True
                 ) -> tuple[np.ndarray, np.ndarray]:
     """``bisection_by_bracket``'s default first point of each row (``first`` None): just past
     the ceiling (1.5 of its margins, the bisection's last step and 1 %) where that is below
     the upper end by a margin, else half of the upper end; and where it is the former."""
     blo, bhi = lo.astype(float), hi.astype(float)
-    width = (np.log(np.maximum(bhi / blo, 1.0)) if geometric else bhi - blo) / 2.0 ** iters
-    margin = 1.01 * width + 1e-12
-
-    def past(x, k):      # x moved k margins up
-        return x * np.exp(k * margin) if geometric else x + k * margin
+    _, past = _last_step(blo, bhi, iters, geometric)
     inside = past(ceiling, 1.5) < past(bhi, -1.0)
     return np.where(inside, past(ceiling, 1.5), 0.5 * bhi), inside
 
@@ -476,12 +484,7 @@ def bisection_by_bracket(evaluate, lo: np.ndarray, hi: np.ndarray, g_lo: np.ndar
     gL, gH = finite_squashed(g_lo), (np.full(n, np.nan) if g_hi is None else finite_squashed(g_hi))
     wL, wH = np.ones(n), np.ones(n)          # Illinois: the weights of gL and gH in the estimate
     x_last, ok_last = blo.copy(), np.ones(n, dtype=bool)    # the last point evaluated
-    # the bisection's last step: relative (log) if geometric, else absolute
-    width = (np.log(np.maximum(bhi / blo, 1.0)) if geometric else bhi - blo) / 2.0 ** iters
-    margin = 1.01 * width + 1e-12
-
-    def past(x, k):      # x moved k margins up
-        return x * np.exp(k * margin) if geometric else x + k * margin
+    width, past = _last_step(blo, bhi, iters, geometric)
 
     def middle(a, b):
         return np.sqrt(a * b) if geometric else 0.5 * (a + b)
