@@ -89,14 +89,7 @@ def arrivals(time_s: np.ndarray) -> Arrivals:
     mean = float(gaps.mean())
     cv2 = float(gaps.var()) / mean**2
     tied = float(np.mean(gaps == 0))
-    tick = per_tick_index = None
-    if tied > TIED:
-        distinct, counts = np.unique(t, return_counts=True)
-        steps = np.diff(distinct)
-        tick = float(np.median(steps))
-        empty = int(np.maximum(np.rint(steps / tick) - 1, 0).sum())
-        per_tick = np.concatenate([counts, np.zeros(empty)])
-        per_tick_index = float(per_tick.var() / per_tick.mean())
+    tick, per_tick_index = _clock(t, tied)
     spread = _spread(t, tick)               # as a replay times them (``spread_over_ticks``)
     curve = tuple((x, dispersion(spread, x)) for x in DISPERSION_SCALES_S)
     return Arrivals(span, (t.size - 1) / span, cv2, tied, tick, per_tick_index,
@@ -111,7 +104,23 @@ def spread_over_ticks(time_s: np.ndarray, seed: int = 0) -> np.ndarray:
     replayed at the stamps, a tick's requests would all reach the engine in the same instant
     (docs/workloads.md section 3). Other traces' times are returned as they are."""
     t = np.asarray(time_s, dtype=float)
-    return _spread(t, arrivals(t).tick_s, seed)
+    if t.size < 2 or t[-1] <= t[0]:
+        return t
+    return _spread(t, _clock(t, float(np.mean(np.diff(t) == 0)))[0], seed)
+
+
+def _clock(t: np.ndarray, tied: float) -> tuple[float | None, float | None]:
+    """A coarse clock's tick and the index of dispersion of the requests per tick (empty ticks
+    counted), where more than ``TIED`` of the gaps (``tied``) are 0; else (None, None). ``t``:
+    times in order over a positive span."""
+    if tied <= TIED:
+        return None, None
+    distinct, counts = np.unique(t, return_counts=True)
+    steps = np.diff(distinct)
+    tick = float(np.median(steps))
+    empty = int(np.maximum(np.rint(steps / tick) - 1, 0).sum())
+    per_tick = np.concatenate([counts, np.zeros(empty)])
+    return tick, float(per_tick.var() / per_tick.mean())
 
 
 def _spread(t: np.ndarray, tick: float | None, seed: int = 0) -> np.ndarray:
