@@ -179,10 +179,8 @@ def build(t: PeriodTables, limited: frozenset[tuple[int, int]] | None = None,
 
 def idle(view: Candidates, s: int) -> bool:
     """Workload s has no demand in the period of table ``view``: it needs no capacity there
-    (no replica unless the GPUs held keep one, and its SLOs are vacuous)."""
-    demand = view.slots[s].demand
-    assert demand is not None          # a schedule needs every workload's demand (resolve_periods)
-    return float(demand.value) == 0.0
+    (no replica unless the GPUs held keep one, and its SLOs are vacuous; ``Slot.off``)."""
+    return view.slots[s].off
 
 
 def _replicas(f: ScheduleFormulation, p: int, s: int, mine: np.ndarray,

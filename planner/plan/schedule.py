@@ -285,7 +285,7 @@ def _period(t: PeriodTables, periods: Periods, p: int, picks: Picks, held: np.nd
         gpus_held={gid: int(held[g]) for g, gid in enumerate(c.gpu_ids) if held[g] > 0},
         usd_per_hour=float((np.nan_to_num(t.usd_per_gpu_hour) * held).sum()), gpus_started=started,
         slo={s.name: s.slo.model_dump(mode="json", exclude_none=True) for s in periods.slots[p]
-             if s.demand is None or s.demand.value > 0.0})     # an off workload meets no target here
+             if not s.off})     # an off workload meets no target here
 
 
 def autoscale(t: PeriodTables, picks: list[Picks]) -> list[Autoscale]:

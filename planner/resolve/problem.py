@@ -71,6 +71,12 @@ class Slot:
     replay: Replay | None = None        # its trace's requests, replayed by the simulator (None: sampled lengths)
 
     @property
+    def off(self) -> bool:
+        """A stated demand of zero (a schedule's period where the workload is off): it needs no
+        replica, and no target binds it there."""
+        return self.demand is not None and float(self.demand.value) == 0.0
+
+    @property
     def cached_tokens(self) -> float:
         """Mean prompt tokens per request served by the prefix cache (0 without one)."""
         return 0.0 if self.cache is None else self.cache.cached_tokens

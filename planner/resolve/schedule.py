@@ -61,7 +61,7 @@ class Periods:
         """Per period, its SLO case: periods whose workloads all have the same latency targets
         share one (numbered in order of first appearance); one case when no period states its own."""
         # a workload off in a period (zero demand) has no target there: it fits any case
-        keys = [tuple(None if _off(s) else s.slo for s in slots) for slots in self.slots]
+        keys = [tuple(None if s.off else s.slo for s in slots) for slots in self.slots]
         first: list[list[Slo | None]] = []
         out = []
         for k in keys:
@@ -79,13 +79,8 @@ class Periods:
         """Each slot at its busiest demand under every target any period states for it (per
         metric and statistic the smallest, the smallest utilisation ceiling): a fleet meeting
         these meets each period's targets at each period's demand (docs/workloads.md)."""
-        return tuple(under_every_target(slot, [slots[s].slo for slots in self.slots if not _off(slots[s])])
+        return tuple(under_every_target(slot, [slots[s].slo for slots in self.slots if not slots[s].off])
                      for s, slot in enumerate(self.peak()))
-
-
-def _off(slot: Slot) -> bool:
-    """The workload of ``slot`` has no demand in its period: no target of that period binds it."""
-    return slot.demand is not None and float(slot.demand.value) == 0.0
 
 
 def under_every_target(slot: Slot, slos: list[Slo]) -> Slot:
