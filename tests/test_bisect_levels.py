@@ -125,7 +125,7 @@ def test_the_prefill_chunk_searched_in_levels_follows_the_prompt_spread():
     assert np.all(spread[0] >= fixed) and np.any(spread[0] > fixed * 1.01)
     # the root solves m = lam S E[t(c1 N)] / c1 on the spread's step, the chunk c1 E[N]
     table = np.stack([D._prefill_step(ph, c1 * np.minimum(k, K), S, 0.0, 1.0) for k in range(1, int(K.max()) + 1)])
-    e_n, _, _, e_t = D._pieces(m, K, values=table)
+    e_n, e_t = D._pieces(m, K, table)
     np.testing.assert_allclose(t, e_t, rtol=1e-12)
     np.testing.assert_allclose(m, lam * S * e_t / c1, rtol=1e-6)
     np.testing.assert_allclose(c, c1 * e_n, rtol=1e-12)

@@ -44,7 +44,7 @@ def _busy_step_is_the_mean_over_the_count(ph, eng, r, rate, S, units):
     table = np.stack([L.step_time(ph, 0.0, 0.0, np.array([c1 * k]), units(np.array([c1 * k])), np.array([c1 * k / S]))
                       for k in n])
     m = rate / float(ph.lanes[0]) * S * r.step / c1
-    e_n, _, _, e_t = D._pieces(m, np.array([K]), values=table)
+    e_n, e_t = D._pieces(m, np.array([K]), table)
     assert r.step == pytest.approx(e_t, rel=1e-7)
     assert r.chunk_tokens == pytest.approx(c1 * e_n, rel=1e-7)
 

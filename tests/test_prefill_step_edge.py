@@ -69,10 +69,10 @@ def test_step_variance_is_the_steps_own_spread(m, kind):
     got = D._step_variance(np.array([m]), np.array([float(K)]), t[:, None], np.array([mean]), np.array([rate]))
     assert float(got[0]) == pytest.approx(var / (1.0 - beta * beta), rel=1e-9)
     if kind == "affine":
-        _, var_n, dn_dm = D._pieces(np.array([m]), np.array([float(K)]))
+        var_n, dn_dm, _ = _moments(m, K, n.astype(float))      # of N itself: Var N, dE[N]/dm
         a = 2e-6
-        b = a * rate * c1 * float(dn_dm[0])
-        assert float(got[0]) == pytest.approx((a * c1) ** 2 * float(var_n[0]) / (1.0 - b * b), rel=1e-9)
+        b = a * rate * c1 * dn_dm
+        assert float(got[0]) == pytest.approx((a * c1) ** 2 * var_n / (1.0 - b * b), rel=1e-9)
 
 
 def test_sglang_512_token_prompts_at_low_load_agree_with_the_simulator():

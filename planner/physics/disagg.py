@@ -182,37 +182,29 @@ PIECE_TERMS = 256
 unbounded); ``_prefill_chunk``'s table of step times stops there too."""
 
 
-def _pieces(m, K, terms: int = PIECE_TERMS, values=None):
-    """Mean, variance and d(mean)/dm of N = min(max(1, A), K), A ~ Poisson(m): the pieces a
-    busy step carries when m arrived during the previous one and K fit the token budget
-    (section 1), and with ``values`` (v_n at N = n on a leading axis, n = 1..max K) E[v_N].
-    The Poisson sum runs to ``terms`` (K beyond it is taken as unbounded)."""
+def _pieces(m, K, values, terms: int = PIECE_TERMS):
+    """E[N] and E[v_N] of N = min(max(1, A), K), A ~ Poisson(m): the pieces a busy step
+    carries when m arrived during the previous one and K fit the token budget (section 1),
+    and a value of it, ``values`` (v_n at N = n on a leading axis, n = 1..max K). The Poisson
+    sum runs to ``terms`` (K beyond it is taken as unbounded)."""
     K = np.minimum(np.maximum(np.floor(K), 1.0), float(terms))
     pmf = np.exp(-m)                  # P(A = 0)
     cdf = pmf.copy()
     e1 = pmf * 1.0                    # A = 0 counts as N = 1
-    e2 = pmf * 1.0
-    ev = None if values is None else pmf * values[0]
+    ev = pmf * values[0]
     below = cdf.copy()                # P(A <= K - 1), K >= 1
-    # terms j >= max K change nothing returned (e1, e2 take j < K, ``below`` j <= K - 1): stop there
+    # terms j >= max K change nothing returned (e1, ev take j < K, ``below`` j <= K - 1): stop there
     for j in range(1, int(np.max(K, initial=1.0))):
         pmf = pmf * m / j
         cdf = cdf + pmf
         inside = j < K
         e1 = e1 + np.where(inside, pmf * j, 0.0)
-        e2 = e2 + np.where(inside, pmf * j * j, 0.0)
-        if values is not None:
-            ev = ev + np.where(inside, pmf * values[j - 1], 0.0)
+        ev = ev + np.where(inside, pmf * values[j - 1], 0.0)
         below = np.where(j <= K - 1.0, cdf, below)
     tail = np.maximum(1.0 - below, 0.0)                                        # P(A >= K)
     e1 = np.where(K > 1.0, e1 + tail * K, 1.0)                                 # K = 1: N = 1 always
-    e2 = np.where(K > 1.0, e2 + tail * K * K, 1.0)
-    slope = np.where(K > 1.0, below - np.exp(-m), 0.0)
-    out = e1, np.maximum(e2 - e1 * e1, 0.0), np.maximum(slope, 0.0)
-    if values is None:
-        return out
     at_k = np.take_along_axis(values, (K.astype(np.int64) - 1)[None], axis=0)[0]
-    return (*out, np.where(K > 1.0, ev + tail * at_k, values[0]))
+    return e1, np.where(K > 1.0, ev + tail * at_k, values[0])
 
 
 BULK_LIGHT = 1e-9          # bulk_overflow: below it, the one step's overflow (the roots' sum cancels)
@@ -297,7 +289,7 @@ def _busy_step(phys: StepPhysics, lam_l, S, T, P, cv2, iters: int = 30, scan: in
 
     def below_root(m, rows=None):   # lam S E[t] / c1 > m on the rows given (None: all)
         r, k, v = (rate, K, table) if rows is None else (rate[rows], K[rows], table[:, rows])
-        return r * _pieces(m, k, values=v)[3] > m
+        return r * _pieces(m, k, v)[1] > m
     t_k = np.take_along_axis(table, (Kc.astype(np.int64) - 1)[None], axis=0)[0]
     m_lo, m_hi = rate * table[0], np.maximum(rate * t_k, rate * table[0])
     # the scan's points, all in one call (a leading axis); the first not below the root ends it
@@ -309,7 +301,7 @@ def _busy_step(phys: StepPhysics, lam_l, S, T, P, cv2, iters: int = 30, scan: in
     lo = np.take_along_axis(x, np.maximum(first - 1, 0)[None], axis=0)[0]
     _, hi = bisect_levels(below_root, lo, hi, iters, geometric=True)
     m = np.where(lam > 0.0, hi, 0.0)
-    e_n, _, _, t_mean = _pieces(m, K, values=table)
+    e_n, t_mean = _pieces(m, K, table)
     return c1 * e_n, c1, m, K, t_mean, table
 
 
@@ -327,9 +319,9 @@ def _step_variance(m, K, table, t_mean, rate) -> np.ndarray:
     Kc = np.minimum(np.maximum(np.floor(K), 1.0), float(PIECE_TERMS))
     nxt = np.minimum(np.arange(table.shape[0])[:, None] + 1, Kc.astype(np.int64) - 1)
     step_up = np.take_along_axis(table, nxt, axis=0) - table          # t_{min(n+1, K)} - t_n
-    var_n = _pieces(m, K, values=(table - t_mean) ** 2)[3]
+    var_n = _pieces(m, K, (table - t_mean) ** 2)[1]
     # E[step_up_N] counts A = 0 as N = 1 too: that term's weight does not move with m
-    dt_dm = _pieces(m, K, values=step_up)[3] - np.exp(-m) * step_up[0]
+    dt_dm = _pieces(m, K, step_up)[1] - np.exp(-m) * step_up[0]
     beta = np.minimum(rate * np.maximum(dt_dm, 0.0), 1.0 - 1e-6)
     return np.maximum(var_n, 0.0) / (1.0 - beta * beta)
 
