@@ -121,7 +121,7 @@ def test_the_prefill_chunk_searched_in_levels_follows_the_prompt_spread():
     lam = 0.5 * sat
     fixed = D._prefill_chunk(ph, lam, S, 8192.0, 0.0, 0.0)[0]
     spread = D._prefill_chunk(ph, lam, S, 8192.0, 0.0, 1.0)
-    c, c1, m, K, t = spread
+    c, c1, m, K, t, _ = spread
     assert np.all(spread[0] >= fixed) and np.any(spread[0] > fixed * 1.01)
     # the root solves m = lam S E[t(c1 N)] / c1 on the spread's step, the chunk c1 E[N]
     table = np.stack([D._prefill_step(ph, c1 * np.minimum(k, K), S, 0.0, 1.0) for k in range(1, int(K.max()) + 1)])

@@ -72,7 +72,7 @@ def test_a_step_falling_at_the_top_takes_the_scans_last_point(monkeypatch):
         return np.where(n <= 1.0, 1e-3, np.where(n == 2.0, 1.0, 2e-3))
     monkeypatch.setattr(D, "_prefill_step", toy)
     rate = 1000.0                                     # lam S / c1, pieces a second (S = c1 = 256)
-    _, c1, m, K, _ = D._prefill_chunk(ph, np.array([rate]), np.array([256.0]), 2048.0, np.array([0.0]),
+    _, c1, m, K, _, _ = D._prefill_chunk(ph, np.array([rate]), np.array([256.0]), 2048.0, np.array([0.0]),
                                       np.array([0.0]))
     assert float(c1[0]) == 256.0 and float(K[0]) == 8.0
     assert float(m[0]) == pytest.approx(rate * 2e-3, rel=1e-9)      # the full step's m, the scan's top

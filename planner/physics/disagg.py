@@ -264,11 +264,6 @@ def bulk_overflow(a, K, iters: int = 4, newton: int = 6) -> np.ndarray:
 
 
 def _prefill_chunk(phys: StepPhysics, lam_l, S, T, P, cv2, iters: int = 30, scan: int = 16):
-    """(c, c1, m, K, E[t]) of ``_busy_step`` (its table of step times left out)."""
-    return _busy_step(phys, lam_l, S, T, P, cv2, iters, scan)[:5]
-
-
-def _busy_step(phys: StepPhysics, lam_l, S, T, P, cv2, iters: int = 30, scan: int = 16):
     """Mean chunk and mean step of a busy step (section 1, gated batch service): a step
     carries what arrived during the one before, at least the piece c1 = S / ceil(S/T) of the
     prompt that starts a busy period and at most the K = T / c1 pieces the budget holds. With
@@ -276,7 +271,7 @@ def _busy_step(phys: StepPhysics, lam_l, S, T, P, cv2, iters: int = 30, scan: in
     E[t(c1 N)] over the count (the step jumps past the CUDA graphs, so it is not the step at
     the mean chunk) and m = lam S E[t(c1 N)] / c1: the lowest root in m (the pool fills from
     empty), found by a geometric scan of ``scan`` points from the one-piece step's m to the
-    full step's, then bisection. Returns (c = c1 E[N], c1, m, K, E[t])."""
+    full step's, then bisection. Returns (c = c1 E[N], c1, m, K, E[t], the table t(c1 n), n = 1..max K)."""
     n = len(phys)
     lam, S_, P_, cv2_ = (_arr(v, n) for v in (lam_l, S, P, cv2))
     c1 = S_ / np.ceil(S_ / T)
@@ -342,7 +337,7 @@ def prefill_metrics(phys: StepPhysics, eng: Engine, wl: Workload, rate,
     ca2, cs2 = _arr(wl.arrival_cv2, n), _arr(wl.isl_cv2, n)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         lam_l = lam / G
-        c, c1, m, K, t_c, table = _busy_step(phys, lam_l, S, T, P, cs2)
+        c, c1, m, K, t_c, table = _prefill_chunk(phys, lam_l, S, T, P, cs2)
         D = S / c * t_c                                   # engine time per prompt
         rho = np.minimum(lam_l * D, 1.0)
         sat = prefill_saturation(phys, eng, S_all, P, cs2)
