@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from planner.errors import InputError
-from planner.physics.numerics import PERCENTILES
+from planner.physics.numerics import PERCENTILES, exp_tail_quantile
 from planner.schemas.common import PrefixCache, TraceFields
 from planner.schemas.plan import MAX_DEMAND_TOKENS_PER_S, STATISTICS, Demand, LengthDistribution, Slo
 from planner.traces.cache import ReuseCurve, stated_cached
@@ -215,9 +215,8 @@ def relaxation_over_target(statistic: str, rho: float) -> float:
     < a: a median at high load) is read as the mean's."""
     if statistic == "mean":
         return 4.0 / (1.0 - rho)
-    a = rho
-    tail = math.log(a / (1.0 - PERCENTILES[statistic]))
-    return 4.0 * a / ((1.0 - rho) * max(tail, a))
+    d_over_w = float(exp_tail_quantile(1.0, rho, PERCENTILES[statistic]))     # D / W: the tail's quantile at W = 1
+    return 4.0 / ((1.0 - rho) * max(d_over_w, 1.0))
 
 
 def queue_scale(targets: tuple[LatencyTarget, ...], output_mean: float,
